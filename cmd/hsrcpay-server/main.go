@@ -1,0 +1,264 @@
+// Command hsrcpay-server runs the API-key service ("serve", the default) or
+// provisions an account's managed keys ("bootstrap --account ID").
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hsrcpay/apikeys/internal/apikeys"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/config"
+	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/sqlite"
+	"github.com/hsrcpay/apikeys/server"
+)
+
+const usage = `usage:
+  hsrcpay-server [serve]               run the API (settings from HSRCPAY_* variables)
+  hsrcpay-server bootstrap --account ID [--mode live|test|both]
+                                       create an account and print its managed keys once, as JSON
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fmt.Fprintf(stderr, "hsrcpay-server: bad configuration:\n%v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch cmd {
+	case "serve":
+		if err := serve(ctx, cfg, log, stdout); err != nil {
+			fmt.Fprintf(stderr, "hsrcpay-server: %v\n", err)
+			return 1
+		}
+		return 0
+	case "bootstrap":
+		return bootstrap(ctx, cfg, args, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "hsrcpay-server: unknown command %q\n%s", cmd, usage)
+	return 2
+}
+
+// openStore opens the store HSRCPAY_DATABASE_URL names.
+func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	kind, loc, err := config.ParseDatabaseURL(cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case config.SQLite:
+		return sqlite.Open(ctx, loc, sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
+	}
+	return nil, fmt.Errorf("HSRCPAY_DATABASE_URL: %s is not supported by this build yet", kind)
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	jwtv, err := auth.NewJWTVerifier(ctx, auth.JWTConfig{
+		JWKSURL: cfg.JWKSURL, PublicKeyFile: cfg.JWTPublicKeyFile, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+	})
+	if err != nil {
+		return err
+	}
+	defer jwtv.Close()
+	srv, err := server.New(server.Options{
+		Store:             st,
+		JWT:               jwtv,
+		RateLimits:        map[store.Mode]int{store.Live: cfg.RateLimitLive, store.Sandbox: cfg.RateLimitSandbox},
+		ValidateResponses: cfg.ValidateResponses,
+		TrustProxy:        cfg.TrustProxy,
+		Logger:            log,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.DemoAccount != "" {
+		if err := demo(ctx, srv.Service, cfg, stdout); err != nil {
+			return fmt.Errorf("demo account: %w", err)
+		}
+	}
+	usageCtx, stopUsage := context.WithCancel(context.Background())
+	usageDone := make(chan struct{})
+	go func() { srv.Usage.Run(usageCtx, cfg.UsageFlushInterval); close(usageDone) }()
+
+	hs := &http.Server{
+		Addr:              cfg.Addr,
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	log.Info("listening", "addr", cfg.Addr, "database", mustKind(cfg.DatabaseURL))
+	select {
+	case err := <-errc:
+		stopUsage()
+		<-usageDone
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = hs.Shutdown(sctx)
+	stopUsage()
+	<-usageDone
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func mustKind(u string) string {
+	k, _, _ := config.ParseDatabaseURL(u)
+	return k
+}
+
+// managedKey is one line of bootstrap's output.
+type managedKey struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+	Type      string `json:"type"`
+	Mode      string `json:"mode"`
+	Secret    string `json:"secret"`
+}
+
+func printKeys(w io.Writer, issued []apikeys.Issued) error {
+	out := make([]managedKey, 0, len(issued))
+	for _, is := range issued {
+		out = append(out, managedKey{ID: is.Key.ID, AccountID: is.Key.AccountID, Type: is.Key.Type, Mode: string(is.Mode), Secret: is.Secret})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"keys": out})
+}
+
+func bootstrap(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	account := fs.String("account", "", "account id to create (required)")
+	modeFlag := fs.String("mode", "both", "live, test or both")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !config.ValidAccountID(*account) {
+		fmt.Fprintln(stderr, "hsrcpay-server bootstrap: --account must be 1-64 letters, digits, _ or - (starting with a letter or digit)")
+		return 2
+	}
+	modes := map[string][]store.Mode{"live": {store.Live}, "test": {store.Sandbox}, "both": store.Modes}[*modeFlag]
+	if modes == nil {
+		fmt.Fprintln(stderr, "hsrcpay-server bootstrap: --mode must be live, test or both")
+		return 2
+	}
+	svc, closeFn, err := offlineService(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
+		return 1
+	}
+	defer closeFn()
+	issued, err := svc.Bootstrap(ctx, *account, modes)
+	if err != nil {
+		fmt.Fprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
+		return 1
+	}
+	if err := printKeys(stdout, issued); err != nil {
+		fmt.Fprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// offlineService is the business layer without HTTP, for commands.
+func offlineService(ctx context.Context, cfg config.Config) (*apikeys.Service, func(), error) {
+	spec, err := server.LoadSpec()
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &apikeys.Service{Store: st, Catalog: spec.Catalog, Now: time.Now}, func() { st.Close() }, nil
+}
+
+// demo makes sure the demo account exists in the sandbox and prints keys a
+// newcomer can use with curl. On later starts the sandbox managed keys are
+// rotated, since secrets are not kept and cannot be shown again.
+func demo(ctx context.Context, svc *apikeys.Service, cfg config.Config, w io.Writer) error {
+	modes := []store.Mode{store.Sandbox}
+	issued, err := svc.Bootstrap(ctx, cfg.DemoAccount, modes)
+	if errors.Is(err, apikeys.ErrAccountExists) {
+		issued, err = rotateManaged(ctx, svc, cfg.DemoAccount, store.Sandbox)
+	}
+	if err != nil {
+		return err
+	}
+	var secret, secretID, publishable string
+	for _, is := range issued {
+		if is.Key.Type == store.TypeSecret {
+			secret, secretID = is.Secret, is.Key.ID
+		} else {
+			publishable = is.Secret
+		}
+	}
+	_, err = fmt.Fprintf(w, `
+Sandbox demo account %q is ready. Its managed keys (shown once; rotated at each start):
+
+export HSRCPAY_API_KEY=%s
+export HSRCPAY_KEY_ID=%s
+export HSRCPAY_PUBLISHABLE_KEY=%s
+export HSRCPAY_ACCOUNT=%s
+
+`, cfg.DemoAccount, secret, secretID, publishable, cfg.DemoAccount)
+	return err
+}
+
+func rotateManaged(ctx context.Context, svc *apikeys.Service, account string, mode store.Mode) ([]apikeys.Issued, error) {
+	keys, err := svc.Store.Repo(mode).ListManagedKeys(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	platform := &auth.Principal{Mode: mode, Subject: "platform", Accounts: []string{account}, Permissions: perm.FromMap(svc.Catalog.All())}
+	var out []apikeys.Issued
+	for _, k := range keys {
+		is, err := svc.Regenerate(ctx, platform, k.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *is)
+	}
+	return out, nil
+}

@@ -1,0 +1,91 @@
+package auth
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// UsageTracker remembers each key's latest use in memory and writes the
+// batch to the store periodically, so authentication costs no store write.
+type UsageTracker struct {
+	store   store.Store
+	log     *slog.Logger
+	mu      sync.Mutex
+	pending map[store.Mode]map[string]store.Usage
+}
+
+func NewUsageTracker(s store.Store, log *slog.Logger) *UsageTracker {
+	return &UsageTracker{store: s, log: log, pending: map[store.Mode]map[string]store.Usage{}}
+}
+
+// Record notes a use; the latest per key wins.
+func (u *UsageTracker) Record(mode store.Mode, keyID string, at time.Time, ip string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	m := u.pending[mode]
+	if m == nil {
+		m = map[string]store.Usage{}
+		u.pending[mode] = m
+	}
+	if prev, ok := m[keyID]; !ok || at.After(prev.At) {
+		m[keyID] = store.Usage{KeyID: keyID, At: at, IP: ip}
+	}
+}
+
+// Pending returns the not yet flushed use of a key, if any.
+func (u *UsageTracker) Pending(mode store.Mode, keyID string) (store.Usage, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	v, ok := u.pending[mode][keyID]
+	return v, ok
+}
+
+// Flush writes what is pending. On failure the batch is put back, unless a
+// newer use has arrived meanwhile.
+func (u *UsageTracker) Flush(ctx context.Context) error {
+	u.mu.Lock()
+	batches := u.pending
+	u.pending = map[store.Mode]map[string]store.Usage{}
+	u.mu.Unlock()
+	var firstErr error
+	for mode, m := range batches {
+		batch := make([]store.Usage, 0, len(m))
+		for _, v := range m {
+			batch = append(batch, v)
+		}
+		if err := u.store.Repo(mode).RecordUsage(ctx, batch); err != nil {
+			for _, v := range batch {
+				u.Record(mode, v.KeyID, v.At, v.IP)
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return firstErr
+}
+
+// Run flushes every interval until ctx ends, then once more.
+func (u *UsageTracker) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := u.Flush(fctx); err != nil {
+				u.log.Error("final usage flush failed", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+			if err := u.Flush(ctx); err != nil {
+				u.log.Warn("usage flush failed; will retry", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,181 @@
+// Package config reads the server's settings from the environment and
+// rejects bad values at start-up with a message naming the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting; the README's table lists each variable.
+type Config struct {
+	Addr               string        // HSRCPAY_ADDR
+	DatabaseURL        string        // HSRCPAY_DATABASE_URL
+	SQLiteSynchronous  string        // HSRCPAY_SQLITE_SYNCHRONOUS
+	JWKSURL            string        // HSRCPAY_JWT_JWKS_URL
+	JWTPublicKeyFile   string        // HSRCPAY_JWT_PUBLIC_KEY_FILE
+	JWTIssuer          string        // HSRCPAY_JWT_ISSUER
+	JWTAudience        string        // HSRCPAY_JWT_AUDIENCE
+	RateLimitLive      int           // HSRCPAY_RATE_LIMIT_LIVE, requests/s per credential
+	RateLimitSandbox   int           // HSRCPAY_RATE_LIMIT_TEST
+	ValidateResponses  bool          // HSRCPAY_VALIDATE_RESPONSES
+	UsageFlushInterval time.Duration // HSRCPAY_USAGE_FLUSH_INTERVAL
+	TrustProxy         bool          // HSRCPAY_TRUST_PROXY
+	LogLevel           slog.Level    // HSRCPAY_LOG_LEVEL
+	DemoAccount        string        // HSRCPAY_DEMO_ACCOUNT
+	ShutdownTimeout    time.Duration // HSRCPAY_SHUTDOWN_TIMEOUT
+}
+
+// Defaults are what an unset variable means.
+func Defaults() Config {
+	return Config{
+		Addr:               "127.0.0.1:8080",
+		DatabaseURL:        "sqlite:./data",
+		SQLiteSynchronous:  "NORMAL",
+		RateLimitLive:      100,
+		RateLimitSandbox:   25,
+		ValidateResponses:  true,
+		UsageFlushInterval: 5 * time.Second,
+		LogLevel:           slog.LevelInfo,
+		ShutdownTimeout:    15 * time.Second,
+	}
+}
+
+// FromEnv reads the variables over the defaults.
+func FromEnv() (Config, error) { return Load(os.LookupEnv) }
+
+// Load reads settings through lookup (os.LookupEnv, or a map in tests).
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	c := Defaults()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v, ok := lookup(name); ok {
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	integer := func(name string, dst *int, lo, hi int) {
+		if v, ok := lookup(name); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < lo || n > hi {
+				errs = append(errs, fmt.Errorf("%s=%q: want a whole number from %d to %d", name, v, lo, hi))
+				return
+			}
+			*dst = n
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v, ok := lookup(name); ok {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want true or false", name, v))
+				return
+			}
+			*dst = b
+		}
+	}
+	duration := func(name string, dst *time.Duration, lo, hi time.Duration) {
+		if v, ok := lookup(name); ok {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil || d < lo || d > hi {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration from %s to %s, e.g. 5s", name, v, lo, hi))
+				return
+			}
+			*dst = d
+		}
+	}
+	str("HSRCPAY_ADDR", &c.Addr)
+	str("HSRCPAY_DATABASE_URL", &c.DatabaseURL)
+	str("HSRCPAY_SQLITE_SYNCHRONOUS", &c.SQLiteSynchronous)
+	str("HSRCPAY_JWT_JWKS_URL", &c.JWKSURL)
+	str("HSRCPAY_JWT_PUBLIC_KEY_FILE", &c.JWTPublicKeyFile)
+	str("HSRCPAY_JWT_ISSUER", &c.JWTIssuer)
+	str("HSRCPAY_JWT_AUDIENCE", &c.JWTAudience)
+	integer("HSRCPAY_RATE_LIMIT_LIVE", &c.RateLimitLive, 1, 1_000_000)
+	integer("HSRCPAY_RATE_LIMIT_TEST", &c.RateLimitSandbox, 1, 1_000_000)
+	boolean("HSRCPAY_VALIDATE_RESPONSES", &c.ValidateResponses)
+	duration("HSRCPAY_USAGE_FLUSH_INTERVAL", &c.UsageFlushInterval, 10*time.Millisecond, time.Hour)
+	boolean("HSRCPAY_TRUST_PROXY", &c.TrustProxy)
+	str("HSRCPAY_DEMO_ACCOUNT", &c.DemoAccount)
+	duration("HSRCPAY_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
+	if v, ok := lookup("HSRCPAY_LOG_LEVEL"); ok {
+		if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
+			errs = append(errs, fmt.Errorf("HSRCPAY_LOG_LEVEL=%q: want debug, info, warn or error", v))
+		}
+	}
+
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("HSRCPAY_ADDR=%q: want host:port, e.g. 127.0.0.1:8080", c.Addr))
+	}
+	if _, _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("HSRCPAY_DATABASE_URL: %w", err))
+	}
+	if c.JWKSURL != "" && c.JWTPublicKeyFile != "" {
+		errs = append(errs, errors.New("set one of HSRCPAY_JWT_JWKS_URL and HSRCPAY_JWT_PUBLIC_KEY_FILE, not both"))
+	}
+	if c.JWKSURL != "" {
+		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("HSRCPAY_JWT_JWKS_URL=%q: want an http(s) URL", c.JWKSURL))
+		}
+	}
+	if (c.JWKSURL != "" || c.JWTPublicKeyFile != "") && (c.JWTIssuer == "" || c.JWTAudience == "") {
+		errs = append(errs, errors.New("HSRCPAY_JWT_ISSUER and HSRCPAY_JWT_AUDIENCE are required when JWTs are enabled"))
+	}
+	if c.DemoAccount != "" && !validAccountID(c.DemoAccount) {
+		errs = append(errs, fmt.Errorf("HSRCPAY_DEMO_ACCOUNT=%q: want 1-64 letters, digits, _ or -", c.DemoAccount))
+	}
+	return c, errors.Join(errs...)
+}
+
+// Database kinds.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// ParseDatabaseURL returns the kind and its location: a directory for
+// "sqlite:DIR", the URL itself for "postgres://…".
+func ParseDatabaseURL(s string) (kind, location string, err error) {
+	switch {
+	case strings.HasPrefix(s, "sqlite:"):
+		dir := strings.TrimPrefix(strings.TrimPrefix(s, "sqlite:"), "//")
+		if dir == "" {
+			return "", "", errors.New(`sqlite needs a directory, e.g. "sqlite:./data"`)
+		}
+		return SQLite, dir, nil
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		return Postgres, s, nil
+	}
+	return "", "", fmt.Errorf(`%q: want "sqlite:DIR" or "postgres://…"`, redact(s))
+}
+
+// redact hides a password in a URL before it is printed.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}
+
+// ValidAccountID mirrors the spec's AccountId pattern.
+func validAccountID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || (i > 0 && (r == '_' || r == '-'))
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidAccountID is exported for the bootstrap command.
+var ValidAccountID = validAccountID

@@ -1,0 +1,128 @@
+// Package perm holds the permission model: the catalog of resources and
+// actions (read from the spec), and sets of "resource:action" grants.
+package perm
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// CatalogExtension is where openapi.yaml lists the resources and actions that exist.
+const CatalogExtension = "x-hsrcpay-permission-catalog"
+
+// OperationExtension is where each operation states the permission it needs.
+const OperationExtension = "x-hsrcpay-permission"
+
+// Catalog maps each resource to its known actions.
+type Catalog map[string]map[string]bool
+
+// LoadCatalog reads the catalog from the spec's info extension.
+func LoadCatalog(doc *openapi3.T) (Catalog, error) {
+	raw, ok := doc.Info.Extensions[CatalogExtension].(map[string]any)
+	if !ok || len(raw) == 0 {
+		return nil, fmt.Errorf("spec: info.%s is missing or not a map", CatalogExtension)
+	}
+	c := Catalog{}
+	for res, v := range raw {
+		list, ok := v.([]any)
+		if !ok {
+			return nil, fmt.Errorf("spec: %s.%s is not a list", CatalogExtension, res)
+		}
+		c[res] = map[string]bool{}
+		for _, a := range list {
+			s, ok := a.(string)
+			if !ok {
+				return nil, fmt.Errorf("spec: %s.%s has a non-string action", CatalogExtension, res)
+			}
+			c[res][s] = true
+		}
+	}
+	return c, nil
+}
+
+// Unknown lists the "resource:action" pairs of m that the catalog lacks, sorted.
+func (c Catalog) Unknown(m map[string][]string) []string {
+	var out []string
+	for res, actions := range m {
+		known, ok := c[res]
+		for _, a := range actions {
+			if !ok || !known[a] {
+				out = append(out, res+":"+a)
+			}
+		}
+		if len(actions) == 0 && !ok {
+			out = append(out, res)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// All is every permission in the catalog, as a map; managed secret keys hold it.
+func (c Catalog) All() map[string][]string {
+	m := make(map[string][]string, len(c))
+	for res, actions := range c {
+		for a := range actions {
+			m[res] = append(m[res], a)
+		}
+		sort.Strings(m[res])
+	}
+	return m
+}
+
+// Set is a set of "resource:action" strings.
+type Set map[string]struct{}
+
+// FromMap expands {"account:api:key": ["create"]} into {"account:api:key:create"}.
+func FromMap(m map[string][]string) Set {
+	s := Set{}
+	for res, actions := range m {
+		for _, a := range actions {
+			s[res+":"+a] = struct{}{}
+		}
+	}
+	return s
+}
+
+// FromList builds a set from permission strings, e.g. a JWT's claim.
+func FromList(list []string) Set {
+	s := make(Set, len(list))
+	for _, p := range list {
+		s[strings.TrimSpace(p)] = struct{}{}
+	}
+	return s
+}
+
+// Has reports whether p is granted.
+func (s Set) Has(p string) bool { _, ok := s[p]; return ok }
+
+// Missing lists, sorted, the members of want that s lacks.
+func (s Set) Missing(want Set) []string {
+	var out []string
+	for p := range want {
+		if !s.Has(p) {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// OperationPermissions maps each operationId to its declared permission and
+// fails if any operation declares none, so no endpoint is left unguarded.
+func OperationPermissions(doc *openapi3.T) (map[string]string, error) {
+	out := map[string]string{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			p, _ := op.Extensions[OperationExtension].(string)
+			if p == "" {
+				return nil, fmt.Errorf("spec: %s %s declares no %s", method, path, OperationExtension)
+			}
+			out[op.OperationID] = p
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,327 @@
+// Package sqlite is the embedded default store: pure-Go SQLite (no cgo), one
+// database file per mode, WAL journal, migrations embedded in the binary.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	sqlite3 "modernc.org/sqlite"
+	sqlite3lib "modernc.org/sqlite/lib"
+
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options tune the SQLite files.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma: NORMAL (default) survives a
+	// process crash in WAL mode; FULL also survives power loss.
+	Synchronous string
+}
+
+// Store keeps live keys in DIR/live.db and sandbox keys in DIR/sandbox.db.
+type Store struct {
+	repos map[store.Mode]*Repo
+}
+
+// FileNames maps each mode to its database file name inside the directory.
+var FileNames = map[store.Mode]string{store.Live: "live.db", store.Sandbox: "sandbox.db"}
+
+// Open creates dir if needed, opens both files and applies migrations.
+func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
+	if opt.Synchronous == "" {
+		opt.Synchronous = "NORMAL"
+	}
+	switch strings.ToUpper(opt.Synchronous) {
+	case "OFF", "NORMAL", "FULL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("sqlite: synchronous must be OFF, NORMAL, FULL or EXTRA, not %q", opt.Synchronous)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
+	}
+	s := &Store{repos: map[store.Mode]*Repo{}}
+	for _, m := range store.Modes {
+		r, err := openRepo(ctx, filepath.Join(dir, FileNames[m]), opt)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.repos[m] = r
+	}
+	return s, nil
+}
+
+func openRepo(ctx context.Context, path string, opt Options) (*Repo, error) {
+	// _txlock=immediate takes the write lock at BEGIN, so read-modify-write
+	// transactions serialize instead of failing with SQLITE_BUSY on upgrade.
+	dsn := "file:" + path + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
+		"&_pragma=synchronous(" + strings.ToUpper(opt.Synchronous) + ")"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	sub, err := fs.Sub(migrations, "migrations")
+	var prov *goose.Provider
+	if err == nil {
+		prov, err = goose.NewProvider(goose.DialectSQLite3, db, sub)
+	}
+	if err == nil {
+		_, err = prov.Up(ctx)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Repo{db: db}, nil
+}
+
+func (s *Store) Repo(m store.Mode) store.Repository { return s.repos[m] }
+
+// DB exposes a mode's handle for tests and tooling.
+func (s *Store) DB(m store.Mode) *sql.DB { return s.repos[m].db }
+
+func (s *Store) Ping(ctx context.Context) error {
+	for _, r := range s.repos {
+		if err := r.db.PingContext(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) Close() error {
+	var errs []error
+	for _, r := range s.repos {
+		errs = append(errs, r.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Repo is one mode's database.
+type Repo struct{ db *sql.DB }
+
+// Fixed-width UTC timestamps compare correctly as text.
+const timeFormat = "2006-01-02T15:04:05.000000000Z"
+
+func fmtTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func fmtTimePtr(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return fmtTime(*t)
+}
+
+func parseTime(s string) (time.Time, error) { return time.Parse(timeFormat, s) }
+
+func (r *Repo) CreateAccount(ctx context.Context, id string, now time.Time) error {
+	_, err := r.db.ExecContext(ctx, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`, id, fmtTime(now))
+	if isUnique(err) {
+		return store.ErrAccountExists
+	}
+	return err
+}
+
+func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
+	var n int
+	err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE id = ?`, id).Scan(&n)
+	return n > 0, err
+}
+
+func (r *Repo) InsertKey(ctx context.Context, k *store.Key) error {
+	perms, meta, err := encodeMaps(k)
+	if err != nil {
+		return err
+	}
+	_, err = r.db.ExecContext(ctx, `INSERT INTO api_keys
+		(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
+		 last_used_at, last_used_ip, expires_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
+		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt))
+	return mapInsertErr(err)
+}
+
+func mapInsertErr(err error) error {
+	if isUnique(err) {
+		if strings.Contains(err.Error(), "api_keys.name") {
+			return store.ErrDuplicateName
+		}
+		return store.ErrDuplicateKeyID
+	}
+	return err
+}
+
+const keyColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
+	last_used_at, last_used_ip, expires_at, created_at, updated_at`
+
+func (r *Repo) GetKey(ctx context.Context, id string) (*store.Key, error) {
+	return scanKey(r.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id))
+}
+
+func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
+	return scanKey(r.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = ?`, hash))
+}
+
+func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*store.Key, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys
+		WHERE account_id = ? AND managed = 1 AND deleted = 0 ORDER BY type DESC, id`, accountID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (r *Repo) UpdateKey(ctx context.Context, id string, fn func(*store.Key) error) (*store.Key, error) {
+	tx, err := r.db.BeginTx(ctx, nil) // immediate: holds the write lock from here
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	k, err := scanKey(tx.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id))
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(k); err != nil {
+		return nil, err
+	}
+	perms, meta, err := encodeMaps(k)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE api_keys SET name = ?, secret_hash = ?, permissions = ?, metadata = ?,
+		status = ?, deleted = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
+		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt), id)
+	if err != nil {
+		return nil, mapInsertErr(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `UPDATE api_keys SET last_used_at = ?, last_used_ip = ?
+		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, u := range batch {
+		at := fmtTime(u.At)
+		if _, err := stmt.ExecContext(ctx, at, u.IP, u.KeyID, at); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanKey(row scanner) (*store.Key, error) {
+	var (
+		k                     store.Key
+		perms, meta           string
+		lastUsedAt, expiresAt sql.NullString
+		lastUsedIP            sql.NullString
+		createdAt, updatedAt  string
+	)
+	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &perms, &meta, &k.Status,
+		&k.Managed, &k.Deleted, &lastUsedAt, &lastUsedIP, &expiresAt, &createdAt, &updatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
+		return nil, fmt.Errorf("sqlite: key %s permissions: %w", k.ID, err)
+	}
+	if err := json.Unmarshal([]byte(meta), &k.Metadata); err != nil {
+		return nil, fmt.Errorf("sqlite: key %s metadata: %w", k.ID, err)
+	}
+	if k.CreatedAt, err = parseTime(createdAt); err != nil {
+		return nil, err
+	}
+	if k.UpdatedAt, err = parseTime(updatedAt); err != nil {
+		return nil, err
+	}
+	for _, p := range []struct {
+		src sql.NullString
+		dst **time.Time
+	}{{lastUsedAt, &k.LastUsedAt}, {expiresAt, &k.ExpiresAt}} {
+		if p.src.Valid {
+			t, err := parseTime(p.src.String)
+			if err != nil {
+				return nil, err
+			}
+			*p.dst = &t
+		}
+	}
+	if lastUsedIP.Valid {
+		k.LastUsedIP = &lastUsedIP.String
+	}
+	return &k, nil
+}
+
+func encodeMaps(k *store.Key) (string, string, error) {
+	if k.Permissions == nil {
+		k.Permissions = map[string][]string{}
+	}
+	if k.Metadata == nil {
+		k.Metadata = map[string]string{}
+	}
+	p, err := json.Marshal(k.Permissions)
+	if err != nil {
+		return "", "", err
+	}
+	m, err := json.Marshal(k.Metadata)
+	return string(p), string(m), err
+}
+
+func isUnique(err error) bool {
+	var se *sqlite3.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3lib.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3lib.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}

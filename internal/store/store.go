@@ -1,0 +1,88 @@
+// Package store defines how API keys are kept: one Repository per mode (live,
+// sandbox) so the two never mix. Implementations live in subpackages.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Mode selects the live or sandbox repository.
+type Mode string
+
+const (
+	Live    Mode = "live"
+	Sandbox Mode = "test"
+)
+
+// Modes lists both, live first.
+var Modes = []Mode{Live, Sandbox}
+
+const (
+	TypeSecret      = "SECRET"
+	TypePublishable = "PUBLISHABLE"
+
+	StatusActive   = "ACTIVE"
+	StatusInactive = "INACTIVE"
+)
+
+// Key is a stored API key. SecretHash is all that is kept of the secret.
+type Key struct {
+	ID          string
+	AccountID   string
+	Name        string
+	Type        string
+	SecretHash  []byte
+	Permissions map[string][]string
+	Metadata    map[string]string
+	Status      string
+	Managed     bool
+	Deleted     bool
+	LastUsedAt  *time.Time
+	LastUsedIP  *string
+	ExpiresAt   *time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Usage is one observed use of a key, flushed in batches.
+type Usage struct {
+	KeyID string
+	At    time.Time
+	IP    string
+}
+
+var (
+	ErrNotFound       = errors.New("store: not found")
+	ErrDuplicateName  = errors.New("store: an active key with this name exists")
+	ErrAccountExists  = errors.New("store: account exists")
+	ErrDuplicateKeyID = errors.New("store: key id or secret collision")
+)
+
+// Store opens the repositories of both modes.
+type Store interface {
+	Repo(Mode) Repository
+	// Ping checks that every repository is reachable.
+	Ping(context.Context) error
+	Close() error
+}
+
+// Repository holds one mode's accounts and keys.
+type Repository interface {
+	// CreateAccount returns ErrAccountExists if the id is taken.
+	CreateAccount(ctx context.Context, id string, now time.Time) error
+	AccountExists(ctx context.Context, id string) (bool, error)
+	// InsertKey returns ErrDuplicateName when an active key of the account has the name.
+	InsertKey(ctx context.Context, k *Key) error
+	GetKey(ctx context.Context, id string) (*Key, error)
+	// KeyBySecretHash finds a key by its current secret's hash (ErrNotFound if none).
+	KeyBySecretHash(ctx context.Context, hash []byte) (*Key, error)
+	// ListManagedKeys returns an account's managed keys.
+	ListManagedKeys(ctx context.Context, accountID string) ([]*Key, error)
+	// UpdateKey reads the key under a write lock, lets fn change it, and
+	// writes it back atomically; an error from fn aborts without writing.
+	UpdateKey(ctx context.Context, id string, fn func(*Key) error) (*Key, error)
+	// RecordUsage moves last_used_at/ip forward, never backward.
+	RecordUsage(ctx context.Context, batch []Usage) error
+}

@@ -1,0 +1,228 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/keys"
+)
+
+const (
+	ctxRequestID  = "hsrcpay.request_id"
+	ctxRoute      = "hsrcpay.route"
+	ctxPathParams = "hsrcpay.path_params"
+	ctxAuthReason = "hsrcpay.auth_failure"
+)
+
+// requestID gives every request a fresh id (a client-sent one is not
+// trusted: it would reach logs unchecked) and returns it as X-Request-Id.
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id := "req_" + hex.EncodeToString(b[:])
+		c.Set(ctxRequestID, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get(ctxRequestID).(string)
+	return id
+}
+
+// recover turns a panic into a 500 in the envelope.
+func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic", "request_id", requestID(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = panicError{r}
+			}
+		}()
+		return next(c)
+	}
+}
+
+// accessLog renders any error, then logs one line per request. It logs no
+// header and no body: those may carry secrets.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		attrs := []any{
+			"request_id", requestID(c),
+			"method", c.Request().Method,
+			"path", c.Request().URL.Path,
+			"status", c.Response().Status,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+			"client_ip", c.RealIP(),
+		}
+		if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
+			attrs = append(attrs, "operation", r.Operation.OperationID)
+		}
+		if reason, ok := c.Get(ctxAuthReason).(string); ok {
+			attrs = append(attrs, "auth_failure", reason)
+		}
+		s.log.Info("request", attrs...)
+		return nil
+	}
+}
+
+// route finds the operation in the spec; unknown paths and methods end here.
+func (s *Server) route(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		route, params, err := s.spec.Router.FindRoute(req)
+		switch {
+		case errors.Is(err, routers.ErrMethodNotAllowed):
+			return apierr.New(api.CodeMethodNotAllowed, "Method not allowed on this route").With("method", req.Method)
+		case err != nil:
+			e := apierr.New(api.CodeRouteNotFound, "No such route")
+			probe := req.Clone(req.Context())
+			probe.URL.Path += "/"
+			probe.URL.RawPath = ""
+			if _, _, perr := s.spec.Router.FindRoute(probe); perr == nil {
+				e = e.With("hint", "did you mean "+probe.URL.Path+" (with the trailing slash)?")
+			}
+			return e
+		}
+		c.Set(ctxRoute, route)
+		c.Set(ctxPathParams, params)
+		return next(c)
+	}
+}
+
+func routeOf(c echo.Context) (*routers.Route, map[string]string) {
+	r, _ := c.Get(ctxRoute).(*routers.Route)
+	p, _ := c.Get(ctxPathParams).(map[string]string)
+	return r, p
+}
+
+// authenticate resolves the bearer token into a principal on the request context.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		p, err := s.auth.Authenticate(req.Context(), req.Header.Get(echo.HeaderAuthorization), c.RealIP())
+		if err != nil {
+			var f *auth.Failure
+			if errors.As(err, &f) {
+				c.Set(ctxAuthReason, f.Reason)
+			}
+			return err
+		}
+		c.SetRequest(req.WithContext(auth.WithPrincipal(req.Context(), p)))
+		return next(c)
+	}
+}
+
+// authorize enforces the permission the operation declares in the spec
+// (x-hsrcpay-permission), so authorization cannot drift from the contract.
+func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		route, _ := routeOf(c)
+		p := auth.FromContext(c.Request().Context())
+		need := s.spec.Permissions[route.Operation.OperationID]
+		if p.Kind == keys.KindPublishable {
+			return apierr.New(api.CodePublishableKeyForbidden, "Publishable keys cannot manage API keys; use a secret key")
+		}
+		if need == "" || !p.Permissions.Has(need) {
+			return apierr.New(api.CodePermissionDenied, "Missing permission "+need).With("required", need)
+		}
+		return next(c)
+	}
+}
+
+// rateLimit spends one request of the credential's budget.
+func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p := auth.FromContext(c.Request().Context())
+		limit := s.limits[p.Mode]
+		res, err := s.limiter.Allow(c.Request().Context(), string(p.Mode)+":"+p.Subject, limit)
+		if err != nil {
+			// The limiter's store is down: serve rather than fail every request.
+			s.log.Warn("rate limiter unavailable; allowing request", "request_id", requestID(c), "err", err)
+			return next(c)
+		}
+		h := map[string]string{
+			"RateLimit-Limit":     strconv.Itoa(res.Limit),
+			"RateLimit-Remaining": strconv.Itoa(res.Remaining),
+			"RateLimit-Reset":     strconv.Itoa(ceilSeconds(res.ResetAfter)),
+		}
+		for k, v := range h {
+			c.Response().Header().Set(k, v)
+		}
+		if !res.Allowed {
+			retry := max(1, ceilSeconds(res.RetryAfter))
+			e := apierr.New(api.CodeRateLimited, "Too many requests").With("retry_after_seconds", retry)
+			e.Headers = map[string]string{"Retry-After": strconv.Itoa(retry)}
+			return e
+		}
+		return next(c)
+	}
+}
+
+func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
+
+// validateRequest checks parameters and body against the spec. The body is
+// decoded once; the strict handler binds the validated value.
+func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		route, params := routeOf(c)
+		req := c.Request()
+		if fe := checkQuery(route.Operation, req.URL.Query()); len(fe) > 0 {
+			return apierr.Validation(fe)
+		}
+		if route.Operation.RequestBody != nil && req.Body != nil {
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				if isBodyTooLarge(err) {
+					return bodyTooLarge()
+				}
+				return apierr.New(api.CodeMalformedBody, "Could not read the request body")
+			}
+			if !utf8.Valid(body) {
+				return apierr.New(api.CodeMalformedBody, "Request body is not valid UTF-8")
+			}
+			req.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
+			Request:    req,
+			PathParams: params,
+			Route:      route,
+			Options: &openapi3filter.Options{
+				MultiError:         true,
+				KeepValidatedValue: true,
+				// The authenticate middleware has already checked the token.
+				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+			},
+		})
+		if err != nil {
+			return validationError(err)
+		}
+		return next(c)
+	}
+}

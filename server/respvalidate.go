@@ -1,0 +1,100 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+
+	"github.com/hsrcpay/apikeys/internal/apierr"
+)
+
+// checkQuery rejects query parameters the operation does not declare, and
+// declared ones given more than once, which kin-openapi would let through.
+func checkQuery(op *openapi3.Operation, q url.Values) []apierr.FieldError {
+	var out []apierr.FieldError
+	for name, vals := range q {
+		p := op.Parameters.GetByInAndName(openapi3.ParameterInQuery, name)
+		switch {
+		case p == nil:
+			out = append(out, apierr.FieldError{Location: "query", Field: name, Reason: "unknown query parameter"})
+		case len(vals) > 1:
+			out = append(out, apierr.FieldError{Location: "query", Field: name, Reason: "must be given once"})
+		}
+	}
+	return out
+}
+
+// bufferedWriter holds a response until it has been validated.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+func (b *bufferedWriter) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+
+// validateResponse buffers the handler's response, error responses included
+// (rendered here, while still buffering), checks it against the spec, and
+// only then sends it. A response that breaks the spec becomes a logged 500,
+// so a test that provokes it fails.
+func (s *Server) validateResponse(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		res := c.Response()
+		orig := res.Writer
+		buf := &bufferedWriter{header: orig.Header().Clone()}
+		res.Writer = buf
+		if err := next(c); err != nil {
+			s.renderError(err, c)
+		}
+		res.Writer = orig
+
+		route, params := routeOf(c)
+		verr := openapi3filter.ValidateResponse(context.WithoutCancel(c.Request().Context()), &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{
+				Request: c.Request(), PathParams: params, Route: route,
+			},
+			Status:  buf.status,
+			Header:  buf.header,
+			Body:    io.NopCloser(bytes.NewReader(buf.body.Bytes())),
+			Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+		})
+		h := orig.Header()
+		if verr != nil {
+			res.Committed, res.Status, res.Size = false, 0, 0
+			for k := range h {
+				if k != echo.HeaderXRequestID {
+					delete(h, k)
+				}
+			}
+			s.renderError(apierr.Internal(fmt.Errorf("response violates openapi.yaml (status %d): %w", buf.status, verr)), c)
+			return nil
+		}
+		for k := range h {
+			delete(h, k)
+		}
+		for k, v := range buf.header {
+			h[k] = v
+		}
+		orig.WriteHeader(buf.status)
+		_, err := orig.Write(buf.body.Bytes())
+		return err
+	}
+}

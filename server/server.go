@@ -1,0 +1,134 @@
+// Package server assembles the HTTP service: Echo, the generated strict
+// handler, and the middlewares that tie every request to openapi.yaml.
+//
+// A request to /v1 passes, in order: request id → recover → access log →
+// body limit → route lookup in the spec → response validation (buffers) →
+// authentication → the operation's declared permission → rate limit →
+// request validation → the generated strict handler → handlers.go.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apikeys"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/ratelimit"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// maxBodyBytes bounds every request body (64 KiB, as the spec says).
+const maxBodyBytes = 64 << 10
+
+// Options are the server's collaborators and switches.
+type Options struct {
+	Store store.Store
+	JWT   *auth.JWTVerifier // nil: JWTs are rejected
+	// Limiter defaults to an in-memory limiter.
+	Limiter ratelimit.Limiter
+	// RateLimits are requests per second per credential, by mode.
+	RateLimits map[store.Mode]int
+	// ValidateResponses checks every response against the spec and turns a
+	// violation into a logged 500. On in development and in every test.
+	ValidateResponses bool
+	// TrustProxy takes the client address from X-Forwarded-For.
+	TrustProxy bool
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Server is the HTTP service.
+type Server struct {
+	echo      *echo.Echo
+	spec      *Spec
+	auth      *auth.Authenticator
+	svc       *apikeys.Service
+	limiter   ratelimit.Limiter
+	limits    map[store.Mode]int
+	log       *slog.Logger
+	store     store.Store
+	validResp bool
+	// Usage buffers last_used_* updates; run it with Usage.Run.
+	Usage *auth.UsageTracker
+	// Service is the business layer, shared with the bootstrap command.
+	Service *apikeys.Service
+}
+
+// New builds the server from the embedded spec.
+func New(o Options) (*Server, error) {
+	if o.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	spec, err := LoadSpec()
+	if err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Limiter == nil {
+		o.Limiter = ratelimit.NewMemory()
+	}
+	if o.RateLimits == nil {
+		o.RateLimits = map[store.Mode]int{store.Live: 100, store.Sandbox: 25}
+	}
+	usage := auth.NewUsageTracker(o.Store, o.Logger)
+	svc := &apikeys.Service{Store: o.Store, Catalog: spec.Catalog, Usage: usage, Now: o.Now}
+	s := &Server{
+		spec:      spec,
+		auth:      &auth.Authenticator{Store: o.Store, JWT: o.JWT, Usage: usage, Now: o.Now},
+		svc:       svc,
+		limiter:   o.Limiter,
+		limits:    o.RateLimits,
+		log:       o.Logger,
+		store:     o.Store,
+		validResp: o.ValidateResponses,
+		Usage:     usage,
+		Service:   svc,
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.renderError
+	if o.TrustProxy {
+		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	} else {
+		e.IPExtractor = echo.ExtractIPDirect()
+	}
+	e.Use(s.requestID, s.recover, s.accessLog, middleware.BodyLimit("64K"))
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+
+	mws := []echo.MiddlewareFunc{s.route}
+	if o.ValidateResponses {
+		mws = append(mws, s.validateResponse)
+	}
+	mws = append(mws, s.authenticate, s.authorize, s.rateLimit, s.validateRequest)
+	g := e.Group(BasePath, mws...)
+	api.RegisterHandlers(g, api.NewStrictHandler(&handlers{svc: svc}, nil))
+	s.echo = e
+	return s, nil
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("readiness check failed", "err", err)
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

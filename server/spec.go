@@ -1,0 +1,48 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/perm"
+)
+
+// BasePath is where the API is mounted; the spec's servers end in it.
+const BasePath = "/v1"
+
+// Spec is the embedded openapi.yaml with what the server derives from it.
+type Spec struct {
+	Doc         *openapi3.T
+	Router      routers.Router
+	Catalog     perm.Catalog
+	Permissions map[string]string // operationId → required permission
+}
+
+// LoadSpec reads the spec compiled into gen/api and prepares routing,
+// validation and authorization from it.
+func LoadSpec() (*Spec, error) {
+	doc, err := api.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("embedded spec: %w", err)
+	}
+	// Route on paths only: the spec's absolute server URLs name public hosts,
+	// which requests to this replica do not carry.
+	doc.Servers = openapi3.Servers{{URL: BasePath}}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		return nil, fmt.Errorf("embedded spec router: %w", err)
+	}
+	catalog, err := perm.LoadCatalog(doc)
+	if err != nil {
+		return nil, err
+	}
+	perms, err := perm.OperationPermissions(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &Spec{Doc: doc, Router: router, Catalog: catalog, Permissions: perms}, nil
+}
