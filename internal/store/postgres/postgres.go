@@ -1,0 +1,336 @@
+// Package postgres is the PostgreSQL store: one database, one schema per mode
+// (hsrcpay_live, hsrcpay_test), queries through a pgx connection pool, and
+// goose migrations embedded in the binary and applied to each schema under a
+// PostgreSQL advisory lock so that replicas starting together do not race.
+//
+// Every query names its schema explicitly, so the search_path of the
+// connection URL does not matter. PostgreSQL keeps timestamps to the
+// microsecond: InsertKey and UpdateKey truncate the key's timestamps to
+// microseconds in UTC (the values that are stored), and reads return UTC.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Schemas maps each mode to its schema. Live and sandbox data never share a table.
+var Schemas = map[store.Mode]string{store.Live: "hsrcpay_live", store.Sandbox: "hsrcpay_test"}
+
+// migrationLockKey is the pg_advisory_lock key held while migrating. Advisory
+// locks are per database, so this only serializes hsrcpay instances sharing one.
+const migrationLockKey int64 = 0x6873726370617931 // "hsrcpay1"
+
+// Store keeps both modes in one PostgreSQL database.
+type Store struct {
+	pool  *pgxpool.Pool
+	repos map[store.Mode]*Repo
+}
+
+// Open connects to the database url names (postgres://… or key=value; pgxpool
+// settings such as pool_max_conns are honoured), creates the mode schemas if
+// missing and applies migrations to each.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := migrate(ctx, cfg.ConnConfig); err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: ping: %w", err)
+	}
+	s := &Store{pool: pool, repos: map[store.Mode]*Repo{}}
+	for _, m := range store.Modes {
+		s.repos[m] = newRepo(pool, Schemas[m])
+	}
+	return s, nil
+}
+
+// migrate holds a session advisory lock on a dedicated connection while it
+// creates the schemas and runs goose in each. Closing that connection
+// releases the lock even if unlocking fails.
+func migrate(ctx context.Context, cc *pgx.ConnConfig) error {
+	lockConn, err := pgx.ConnectConfig(ctx, cc.Copy())
+	if err != nil {
+		return fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer lockConn.Close(context.WithoutCancel(ctx))
+	if _, err := lockConn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
+		return fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	for _, m := range store.Modes {
+		if err := migrateSchema(ctx, lockConn, cc, Schemas[m]); err != nil {
+			return err
+		}
+	}
+	if _, err := lockConn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey); err != nil {
+		return fmt.Errorf("postgres: migration unlock: %w", err)
+	}
+	return nil
+}
+
+func migrateSchema(ctx context.Context, conn *pgx.Conn, cc *pgx.ConnConfig, schema string) error {
+	// Look before creating: CREATE SCHEMA IF NOT EXISTS needs the CREATE
+	// privilege even when the schema exists, and a DBA may have made it.
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+		return fmt.Errorf("postgres: schema %s: %w", schema, err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("postgres: create schema %s: %w", schema, err)
+		}
+	}
+	// The migration files use unqualified names; search_path puts them (and
+	// the goose version table, also named with its schema) in this schema.
+	scc := cc.Copy()
+	scc.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	db := stdlib.OpenDB(*scc)
+	defer db.Close()
+	sub, err := fs.Sub(migrations, "migrations")
+	var prov *goose.Provider
+	if err == nil {
+		prov, err = goose.NewProvider(goose.DialectPostgres, db, sub,
+			goose.WithTableName(schema+"."+goose.DefaultTablename))
+	}
+	if err == nil {
+		_, err = prov.Up(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: migrate schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+func (s *Store) Repo(m store.Mode) store.Repository { return s.repos[m] }
+
+// Pool exposes the connection pool for tests and tooling.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Repo is one mode's schema.
+type Repo struct {
+	pool *pgxpool.Pool
+	q    queries
+}
+
+type queries struct {
+	createAccount, accountExists, insertKey, getKey, keyBySecretHash,
+	listManaged, getKeyForUpdate, updateKey, recordUsage string
+}
+
+const keyColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
+	last_used_at, last_used_ip, expires_at, created_at, updated_at`
+
+func newRepo(pool *pgxpool.Pool, schema string) *Repo {
+	accounts := pgx.Identifier{schema, "accounts"}.Sanitize()
+	keys := pgx.Identifier{schema, "api_keys"}.Sanitize()
+	return &Repo{pool: pool, q: queries{
+		createAccount: `INSERT INTO ` + accounts + ` (id, created_at) VALUES ($1, $2)`,
+		accountExists: `SELECT EXISTS (SELECT 1 FROM ` + accounts + ` WHERE id = $1)`,
+		insertKey: `INSERT INTO ` + keys + ` (` + keyColumns + `)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		getKey:          `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1`,
+		keyBySecretHash: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE secret_hash = $1`,
+		// COLLATE "C" orders ids bytewise, as SQLite does, whatever the database's collation.
+		listManaged: `SELECT ` + keyColumns + ` FROM ` + keys + `
+			WHERE account_id = $1 AND managed AND NOT deleted ORDER BY type COLLATE "C" DESC, id COLLATE "C"`,
+		getKeyForUpdate: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1 FOR UPDATE`,
+		updateKey: `UPDATE ` + keys + ` SET name = $1, secret_hash = $2, permissions = $3, metadata = $4,
+			status = $5, deleted = $6, expires_at = $7, updated_at = $8 WHERE id = $9`,
+		recordUsage: `UPDATE ` + keys + ` SET last_used_at = $1, last_used_ip = $2
+			WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)`,
+	}}
+}
+
+// pgTime is t as PostgreSQL stores it: UTC, microseconds.
+func pgTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+func pgTimePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := pgTime(*t)
+	return &v
+}
+
+func (r *Repo) CreateAccount(ctx context.Context, id string, now time.Time) error {
+	_, err := r.pool.Exec(ctx, r.q.createAccount, id, pgTime(now))
+	return mapErr(err)
+}
+
+func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
+	var ok bool
+	err := r.pool.QueryRow(ctx, r.q.accountExists, id).Scan(&ok)
+	return ok, err
+}
+
+func (r *Repo) InsertKey(ctx context.Context, k *store.Key) error {
+	normalize(k)
+	_, err := r.pool.Exec(ctx, r.q.insertKey,
+		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Managed, k.Deleted,
+		k.LastUsedAt, k.LastUsedIP, k.ExpiresAt, k.CreatedAt, k.UpdatedAt)
+	return mapErr(err)
+}
+
+// normalize gives nil maps their empty value (never a JSON null) and
+// timestamps their stored precision.
+func normalize(k *store.Key) {
+	if k.Permissions == nil {
+		k.Permissions = map[string][]string{}
+	}
+	if k.Metadata == nil {
+		k.Metadata = map[string]string{}
+	}
+	k.LastUsedAt = pgTimePtr(k.LastUsedAt)
+	k.ExpiresAt = pgTimePtr(k.ExpiresAt)
+	k.CreatedAt = pgTime(k.CreatedAt)
+	k.UpdatedAt = pgTime(k.UpdatedAt)
+}
+
+func (r *Repo) GetKey(ctx context.Context, id string) (*store.Key, error) {
+	return scanKey(r.pool.QueryRow(ctx, r.q.getKey, id))
+}
+
+func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
+	return scanKey(r.pool.QueryRow(ctx, r.q.keyBySecretHash, hash))
+}
+
+func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*store.Key, error) {
+	rows, err := r.pool.Query(ctx, r.q.listManaged, accountID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Key
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func (r *Repo) UpdateKey(ctx context.Context, id string, fn func(*store.Key) error) (*store.Key, error) {
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	// FOR UPDATE holds the row lock until commit, so concurrent updates of
+	// one key run one after another and none is lost.
+	k, err := scanKey(tx.QueryRow(ctx, r.q.getKeyForUpdate, id))
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(k); err != nil {
+		return nil, err
+	}
+	normalize(k)
+	_, err = tx.Exec(ctx, r.q.updateKey,
+		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt, id)
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	// Keep each key's latest use (the first of equal times, as applying the
+	// batch in order would) and update keys in id order, so that concurrent
+	// batches take row locks in one order and cannot deadlock.
+	latest := make(map[string]store.Usage, len(batch))
+	for _, u := range batch {
+		u.At = pgTime(u.At)
+		if prev, ok := latest[u.KeyID]; !ok || prev.At.Before(u.At) {
+			latest[u.KeyID] = u
+		}
+	}
+	ids := make([]string, 0, len(latest))
+	for id := range latest {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	// A batch without explicit BEGIN runs as one implicit transaction.
+	var b pgx.Batch
+	for _, id := range ids {
+		u := latest[id]
+		b.Queue(r.q.recordUsage, u.At, u.IP, u.KeyID)
+	}
+	return r.pool.SendBatch(ctx, &b).Close()
+}
+
+func scanKey(row pgx.Row) (*store.Key, error) {
+	var k store.Key
+	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &k.Permissions, &k.Metadata, &k.Status,
+		&k.Managed, &k.Deleted, &k.LastUsedAt, &k.LastUsedIP, &k.ExpiresAt, &k.CreatedAt, &k.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	k.CreatedAt = k.CreatedAt.UTC()
+	k.UpdatedAt = k.UpdatedAt.UTC()
+	for _, p := range []**time.Time{&k.LastUsedAt, &k.ExpiresAt} {
+		if *p != nil {
+			t := (*p).UTC()
+			*p = &t
+		}
+	}
+	return &k, nil
+}
+
+// mapErr turns unique violations into the store's errors by constraint name
+// (see migrations/00001_init.sql).
+func mapErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		switch pe.ConstraintName {
+		case "api_keys_account_name":
+			return store.ErrDuplicateName
+		case "api_keys_pkey", "api_keys_secret_hash_key":
+			return store.ErrDuplicateKeyID
+		case "accounts_pkey":
+			return store.ErrAccountExists
+		}
+	}
+	return err
+}

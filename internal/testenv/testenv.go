@@ -1,0 +1,218 @@
+// Package testenv starts a real server on a real store for tests and
+// benchmarks: an httptest server running server.New on SQLite in a temp dir,
+// a controllable clock, a JWT issuer, and bootstrapped accounts.
+package testenv
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/sqlite"
+	"github.com/hsrcpay/apikeys/server"
+)
+
+// Clock is a settable clock for the server (key expiry, timestamps).
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the server's time forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// Managed are an account's managed keys in one mode, secrets included.
+type Managed struct {
+	SecretID, Secret           string
+	PublishableID, Publishable string
+}
+
+// Env is a running server.
+type Env struct {
+	t       testing.TB
+	URL     string // base URL including /v1
+	Root    string // base URL without /v1
+	Server  *server.Server
+	HTTP    *httptest.Server
+	Store   store.Store
+	DataDir string // SQLite files, when the store is SQLite
+	Clock   *Clock
+	JWT     *JWTIssuer
+}
+
+// Config adjusts the environment.
+type Config struct {
+	RateLimits map[store.Mode]int
+	// Store replaces the default SQLite store (e.g. PostgreSQL).
+	Store  store.Store
+	Logger *slog.Logger
+	// NoResponseValidation turns response validation off (benchmarks compare both).
+	NoResponseValidation bool
+}
+
+// New starts a server; it stops with the test.
+func New(t testing.TB, cfg Config) *Env {
+	t.Helper()
+	ctx := context.Background()
+	e := &Env{t: t, Clock: &Clock{}}
+	if cfg.Store != nil {
+		e.Store = cfg.Store
+	} else {
+		e.DataDir = t.TempDir()
+		st, err := sqlite.Open(ctx, e.DataDir, sqlite.Options{})
+		if err != nil {
+			t.Fatalf("open sqlite: %v", err)
+		}
+		e.Store = st
+	}
+	t.Cleanup(func() { e.Store.Close() })
+	e.JWT = NewJWTIssuer(t)
+	verifier, err := auth.NewJWTVerifier(ctx, auth.JWTConfig{PublicKeyFile: e.JWT.PublicKeyFile, Issuer: e.JWT.Issuer, Audience: e.JWT.Audience})
+	if err != nil {
+		t.Fatalf("jwt verifier: %v", err)
+	}
+	if cfg.RateLimits == nil {
+		cfg.RateLimits = map[store.Mode]int{store.Live: 100000, store.Sandbox: 100000}
+	}
+	srv, err := server.New(server.Options{
+		Store:             e.Store,
+		JWT:               verifier,
+		RateLimits:        cfg.RateLimits,
+		ValidateResponses: !cfg.NoResponseValidation,
+		Logger:            cfg.Logger,
+		Now:               e.Clock.Now,
+	})
+	if err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	e.Server = srv
+	e.HTTP = httptest.NewServer(srv)
+	t.Cleanup(e.HTTP.Close)
+	e.Root = e.HTTP.URL
+	e.URL = e.HTTP.URL + server.BasePath
+	return e
+}
+
+// Bootstrap creates account in both modes and returns its managed keys.
+func (e *Env) Bootstrap(account string) map[store.Mode]Managed {
+	e.t.Helper()
+	issued, err := e.Server.Service.Bootstrap(context.Background(), account, store.Modes)
+	if err != nil {
+		e.t.Fatalf("bootstrap %s: %v", account, err)
+	}
+	out := map[store.Mode]Managed{}
+	for _, is := range issued {
+		m := out[is.Mode]
+		if is.Key.Type == store.TypeSecret {
+			m.SecretID, m.Secret = is.Key.ID, is.Secret
+		} else {
+			m.PublishableID, m.Publishable = is.Key.ID, is.Secret
+		}
+		out[is.Mode] = m
+	}
+	return out
+}
+
+// Client returns a client for token that does not retry, so tests see every status.
+func (e *Env) Client(token string) *client.Client {
+	e.t.Helper()
+	c, err := client.New(e.URL, token, client.WithRetries(0, 0))
+	if err != nil {
+		e.t.Fatalf("client: %v", err)
+	}
+	return c
+}
+
+// FlushUsage writes pending last_used_* updates now.
+func (e *Env) FlushUsage() {
+	if err := e.Server.Usage.Flush(context.Background()); err != nil {
+		e.t.Fatalf("flush usage: %v", err)
+	}
+}
+
+// SQLiteFiles lists the database files (WAL and shared memory included).
+func (e *Env) SQLiteFiles() []string {
+	var out []string
+	for _, name := range sqlite.FileNames {
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			p := filepath.Join(e.DataDir, name+suffix)
+			if _, err := os.Stat(p); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// JWTIssuer signs tokens the server's verifier accepts.
+type JWTIssuer struct {
+	Key           *ecdsa.PrivateKey
+	PublicKeyFile string
+	Issuer        string
+	Audience      string
+}
+
+// NewJWTIssuer makes a P-256 key and writes its public half as PEM.
+func NewJWTIssuer(t testing.TB) *JWTIssuer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "jwt.pub.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &JWTIssuer{Key: k, PublicKeyFile: path, Issuer: "https://auth.test.hsrcpay.com/", Audience: "hsrcpay-api"}
+}
+
+// Claims builds valid claims for sub acting on accounts with perms, valid for an hour.
+func (j *JWTIssuer) Claims(sub string, accounts, perms []string, mode string) *auth.Claims {
+	now := time.Now()
+	return &auth.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject: sub, Issuer: j.Issuer, Audience: jwt.ClaimStrings{j.Audience},
+			IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+		},
+		Accounts: accounts, Permissions: perms, Mode: mode,
+	}
+}
+
+// Sign signs claims with ES256.
+func (j *JWTIssuer) Sign(t testing.TB, c jwt.Claims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodES256, c).SignedString(j.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

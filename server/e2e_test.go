@@ -1,0 +1,488 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/client/oapi"
+	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/sqlite"
+	"github.com/hsrcpay/apikeys/internal/testenv"
+)
+
+var ctx = context.Background()
+
+const acct = "acct_main"
+
+// wantAPIError asserts err is a *client.Error with the status and code.
+func wantAPIError(t *testing.T, err error, status int, code oapi.ErrorCode) *client.Error {
+	t.Helper()
+	var ae *client.Error
+	if !errors.As(err, &ae) {
+		t.Fatalf("want API error %d/%d, got %v", status, code, err)
+	}
+	if ae.StatusCode != status || ae.Code != code {
+		t.Fatalf("want %d/%d, got %d/%d: %s (details %v)", status, code, ae.StatusCode, ae.Code, ae.Message, ae.Details)
+	}
+	if ae.RequestID == "" || !strings.HasPrefix(ae.RequestID, "req_") {
+		t.Fatalf("error has no request id: %+v", ae)
+	}
+	return ae
+}
+
+func newKeyReq(name string, perms client.Permissions) client.CreateAPIKeyRequest {
+	return client.CreateAPIKeyRequest{Name: name, Permissions: perms}
+}
+
+func TestCreateIssuesWorkingCustomKey(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	m := env.Bootstrap(acct)[store.Sandbox]
+	exp := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
+	meta := client.Metadata{"team": "checkout"}
+	k, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, client.CreateAPIKeyRequest{
+		Name:        "Checkout backend",
+		Permissions: client.Permissions{"account:api:key": {"create"}, "payment": {"create", "read"}},
+		ExpiresAt:   &exp,
+		Metadata:    &meta,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Object != "api_key" || k.AccountId != acct || k.Type != oapi.SECRET || k.Status != oapi.ACTIVE || k.Managed || k.Deleted {
+		t.Fatalf("unexpected key: %+v", k)
+	}
+	if !strings.HasPrefix(k.Key, "sk_test_") || keys.Classify(k.Key) != keys.KindSecret {
+		t.Fatalf("want a sandbox secret key, got %q", k.Key)
+	}
+	if _, err := keys.Parse(k.Key); err != nil {
+		t.Fatalf("issued key fails its own checksum: %v", err)
+	}
+	if k.ExpiresAt == nil || !k.ExpiresAt.Equal(exp) || k.Metadata["team"] != "checkout" || k.LastUsedAt != nil {
+		t.Fatalf("fields not round-tripped: %+v", k)
+	}
+	// The new key authenticates, and holds exactly what it was given.
+	k2, err := env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("child", client.Permissions{"payment": {"read"}}))
+	if err != nil {
+		t.Fatalf("new key cannot create within its permissions: %v", err)
+	}
+	_, err = env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("grandchild", client.Permissions{"refund": {"create"}}))
+	ae := wantAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+	if !errors.Is(err, client.ErrForbidden) {
+		t.Fatal("errors.Is(ErrForbidden) should hold for 403")
+	}
+	if got := ae.Details["missing"]; got == nil || !strings.Contains(strings.Join(toStrings(got), ","), "refund:create") {
+		t.Fatalf("details.missing = %v", got)
+	}
+	// A key without account:api:key:create cannot create at all.
+	_, err = env.Client(k2.Key).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
+	wantAPIError(t, err, 403, oapi.CodePermissionDenied)
+}
+
+func toStrings(v any) []string {
+	var out []string
+	if l, ok := v.([]any); ok {
+		for _, x := range l {
+			s, _ := x.(string)
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestCreateErrors(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	m := env.Bootstrap(acct)[store.Sandbox]
+	env.Bootstrap("acct_other")
+	c := env.Client(m.Secret)
+	past := time.Now().Add(-time.Hour)
+	for _, tc := range []struct {
+		name    string
+		account string
+		req     client.CreateAPIKeyRequest
+		status  int
+		code    oapi.ErrorCode
+		kind    error
+	}{
+		{"empty name", acct, newKeyReq("", client.Permissions{}), 400, oapi.CodeValidationFailed, client.ErrInvalidRequest},
+		{"control characters in name", acct, newKeyReq("bad\x00name", client.Permissions{}), 400, oapi.CodeValidationFailed, client.ErrInvalidRequest},
+		{"name too long", acct, newKeyReq(strings.Repeat("n", 101), client.Permissions{}), 400, oapi.CodeValidationFailed, client.ErrInvalidRequest},
+		{"bad account id", "acct with spaces", newKeyReq("x", client.Permissions{}), 400, oapi.CodeValidationFailed, client.ErrInvalidRequest},
+		{"foreign account", "acct_other", newKeyReq("x", client.Permissions{}), 403, oapi.CodeAccountForbidden, client.ErrForbidden},
+		{"unknown resource", acct, newKeyReq("x", client.Permissions{"nuclear": {"launch"}}), 422, oapi.CodeUnknownPermission, client.ErrUnprocessable},
+		{"unknown action", acct, newKeyReq("x", client.Permissions{"payment": {"explode"}}), 422, oapi.CodeUnknownPermission, client.ErrUnprocessable},
+		{"expiry in the past", acct, client.CreateAPIKeyRequest{Name: "x", Permissions: client.Permissions{}, ExpiresAt: &past}, 422, oapi.CodeInvalidExpiry, client.ErrUnprocessable},
+		{"duplicate of a managed key's name", acct, newKeyReq("Managed secret key", client.Permissions{}), 409, oapi.CodeDuplicateName, client.ErrConflict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.CreateAPIKey(ctx, tc.account, tc.req)
+			wantAPIError(t, err, tc.status, tc.code)
+			if !errors.Is(err, tc.kind) {
+				t.Fatalf("errors.Is(%v) is false for %v", tc.kind, err)
+			}
+		})
+	}
+	// Metadata keys longer than 40 characters are a field error.
+	long := client.Metadata{strings.Repeat("k", 41): "v"}
+	_, err := c.CreateAPIKey(ctx, acct, client.CreateAPIKeyRequest{Name: "meta", Permissions: client.Permissions{}, Metadata: &long})
+	ae := wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+	if len(ae.Fields) != 1 || ae.Fields[0].Field != "/metadata" {
+		t.Fatalf("fields = %+v", ae.Fields)
+	}
+	// Names are unique among active keys: the second create conflicts.
+	if _, err := c.CreateAPIKey(ctx, acct, newKeyReq("dup", client.Permissions{})); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CreateAPIKey(ctx, acct, newKeyReq("dup", client.Permissions{}))
+	wantAPIError(t, err, 409, oapi.CodeDuplicateName)
+}
+
+func TestAccountNotFoundThroughJWT(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	env.Bootstrap(acct)
+	tok := env.JWT.Sign(t, env.JWT.Claims("ops@example.com", []string{"acct_ghost"}, []string{"account:api:key:create"}, "test"))
+	_, err := env.Client(tok).CreateAPIKey(ctx, "acct_ghost", newKeyReq("x", client.Permissions{}))
+	wantAPIError(t, err, 404, oapi.CodeAccountNotFound)
+	if !errors.Is(err, client.ErrNotFound) {
+		t.Fatal("want ErrNotFound")
+	}
+}
+
+func TestRegenerateRotatesManagedSecret(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	m := env.Bootstrap(acct)[store.Live]
+	old := env.Client(m.Secret)
+	// Use the key once so last_used_* has something to show.
+	if _, err := old.CreateAPIKey(ctx, acct, newKeyReq("before rotation", client.Permissions{})); err != nil {
+		t.Fatal(err)
+	}
+	env.FlushUsage()
+	k, err := old.RegenerateAPIKey(ctx, m.SecretID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Id != m.SecretID || !k.Managed || k.Key == m.Secret || !strings.HasPrefix(k.Key, "sk_live_") {
+		t.Fatalf("regenerate: %+v", k)
+	}
+	if k.LastUsedAt == nil || k.LastUsedIp == nil || *k.LastUsedIp != "127.0.0.1" {
+		t.Fatalf("last_used_* not kept: at=%v ip=%v", k.LastUsedAt, k.LastUsedIp)
+	}
+	if !k.UpdatedAt.After(k.CreatedAt) {
+		t.Fatalf("updated_at %v not after created_at %v", k.UpdatedAt, k.CreatedAt)
+	}
+	// The old secret stops working at once; the new one works.
+	_, err = old.RegenerateAPIKey(ctx, m.SecretID)
+	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	if !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatal("want ErrUnauthorized")
+	}
+	if _, err := env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("after rotation", client.Permissions{})); err != nil {
+		t.Fatalf("new secret rejected: %v", err)
+	}
+	// The managed publishable key rotates too; the new one authenticates
+	// (and, being publishable, is refused key management with 403, not 401).
+	pk, err := env.Client(k.Key).RegenerateAPIKey(ctx, m.PublishableID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pk.Type != oapi.PUBLISHABLE || !strings.HasPrefix(pk.Key, "pk_live_") {
+		t.Fatalf("publishable regenerate: %+v", pk)
+	}
+	_, err = env.Client(pk.Key).RegenerateAPIKey(ctx, m.PublishableID)
+	wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+	_, err = env.Client(m.Publishable).RegenerateAPIKey(ctx, m.PublishableID)
+	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+}
+
+func TestRegenerateErrors(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	mk := env.Bootstrap(acct)
+	other := env.Bootstrap("acct_other")
+	sb := env.Client(mk[store.Sandbox].Secret)
+	custom, err := sb.CreateAPIKey(ctx, acct, newKeyReq("custom", client.Permissions{"account:api:key": {"create"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 422: custom keys are not regenerated, and stay unchanged.
+	_, err = sb.RegenerateAPIKey(ctx, custom.Id)
+	wantAPIError(t, err, 422, oapi.CodeKeyNotManaged)
+	if _, err := env.Client(custom.Key).CreateAPIKey(ctx, acct, newKeyReq("still works", client.Permissions{})); err != nil {
+		t.Fatalf("custom key changed by a refused regenerate: %v", err)
+	}
+	// 403: a key without account:api:key:update.
+	_, err = env.Client(custom.Key).RegenerateAPIKey(ctx, mk[store.Sandbox].SecretID)
+	wantAPIError(t, err, 403, oapi.CodePermissionDenied)
+	// 403: publishable keys never manage keys.
+	_, err = env.Client(mk[store.Sandbox].Publishable).RegenerateAPIKey(ctx, mk[store.Sandbox].PublishableID)
+	wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+	// 404: unknown id, another account's key, and a live key from the sandbox.
+	for name, id := range map[string]string{
+		"unknown":       "key_doesnotexist",
+		"other account": other[store.Sandbox].SecretID,
+		"other mode":    mk[store.Live].SecretID,
+	} {
+		_, err = sb.RegenerateAPIKey(ctx, id)
+		wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+		_ = name
+	}
+	// The other account's key still works: nothing was rotated.
+	if _, err := env.Client(other[store.Sandbox].Secret).RegenerateAPIKey(ctx, other[store.Sandbox].PublishableID); err != nil {
+		t.Fatalf("other account's key was disturbed: %v", err)
+	}
+	// 400: malformed ids.
+	for _, id := range []string{"nope", "key_", "key_" + strings.Repeat("a", 61), "key_abc-def"} {
+		_, err = sb.RegenerateAPIKey(ctx, id)
+		ae := wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+		if len(ae.Fields) == 0 || ae.Fields[0].Location != "path" || ae.Fields[0].Field != "id" {
+			t.Fatalf("id %q: fields %+v", id, ae.Fields)
+		}
+	}
+	// 409: an inactive managed key.
+	if _, err := env.Store.Repo(store.Sandbox).UpdateKey(ctx, mk[store.Sandbox].PublishableID, func(k *store.Key) error {
+		k.Status = store.StatusInactive
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sb.RegenerateAPIKey(ctx, mk[store.Sandbox].PublishableID)
+	ae := wantAPIError(t, err, 409, oapi.CodeKeyNotActive)
+	if ae.Details["status"] != "INACTIVE" {
+		t.Fatalf("details = %v", ae.Details)
+	}
+	// A deleted key is not found, and its secret no longer authenticates.
+	if _, err := env.Store.Repo(store.Sandbox).UpdateKey(ctx, mk[store.Sandbox].SecretID, func(k *store.Key) error {
+		k.Deleted = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = sb.RegenerateAPIKey(ctx, mk[store.Sandbox].SecretID)
+	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	_, err = env.Client(mk[store.Live].Secret).RegenerateAPIKey(ctx, mk[store.Sandbox].SecretID)
+	wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+}
+
+func TestRateLimited(t *testing.T) {
+	env := testenv.New(t, testenv.Config{RateLimits: map[store.Mode]int{store.Live: 1000, store.Sandbox: 2}})
+	m := env.Bootstrap(acct)
+	c := env.Client(m[store.Sandbox].Secret)
+	var err error
+	for i := 0; i < 3 && err == nil; i++ {
+		_, err = c.RegenerateAPIKey(ctx, "key_unknown0"+string(rune('a'+i)))
+		if errors.Is(err, client.ErrNotFound) {
+			err = nil
+		}
+	}
+	ae := wantAPIError(t, err, 429, oapi.CodeRateLimited)
+	if ae.RetryAfter < time.Second || !errors.Is(err, client.ErrRateLimited) {
+		t.Fatalf("retry after %v", ae.RetryAfter)
+	}
+	_, err = c.CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
+	wantAPIError(t, err, 429, oapi.CodeRateLimited)
+	// Budgets are per credential and per mode: the live key is unaffected.
+	if _, err := env.Client(m[store.Live].Secret).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{})); err != nil {
+		t.Fatalf("live key limited by sandbox traffic: %v", err)
+	}
+	// A client that retries honours Retry-After and gets through.
+	retrying, err := client.New(env.URL, m[store.Sandbox].Secret, client.WithRetries(3, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := retrying.CreateAPIKey(ctx, acct, newKeyReq("after wait", client.Permissions{})); err != nil {
+		t.Fatalf("retrying client: %v", err)
+	}
+}
+
+func TestStoreFailureIs500(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	m := env.Bootstrap(acct)[store.Sandbox]
+	env.Store.Close()
+	_, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
+	wantAPIError(t, err, 500, oapi.CodeInternal)
+	if !errors.Is(err, client.ErrServer) {
+		t.Fatal("want ErrServer")
+	}
+	_, err = env.Client(m.Secret).RegenerateAPIKey(ctx, m.SecretID)
+	wantAPIError(t, err, 500, oapi.CodeInternal)
+	res, err := http.Get(env.Root + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 503 {
+		t.Fatalf("readyz with a closed store: %d", res.StatusCode)
+	}
+}
+
+func TestExpiredKeyIs401(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	m := env.Bootstrap(acct)[store.Sandbox]
+	exp := time.Now().Add(time.Hour)
+	k, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, client.CreateAPIKeyRequest{Name: "short-lived", Permissions: client.Permissions{"account:api:key": {"create"}}, ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("child", client.Permissions{})); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(2 * time.Hour)
+	_, err = env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("child2", client.Permissions{}))
+	wantAPIError(t, err, 401, oapi.CodeExpiredCredentials)
+}
+
+// TestNoPlaintextSecretAtRest scans the database files (WAL included) for
+// every secret the server handed out.
+func TestNoPlaintextSecretAtRest(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	var secrets []string
+	for _, m := range env.Bootstrap(acct) {
+		secrets = append(secrets, m.Secret, m.Publishable)
+	}
+	m := env.Bootstrap("acct_two")[store.Live]
+	secrets = append(secrets, m.Secret, m.Publishable)
+	c := env.Client(m.Secret)
+	for i := 0; i < 5; i++ {
+		k, err := c.CreateAPIKey(ctx, "acct_two", newKeyReq("k"+string(rune('a'+i)), client.Permissions{"payment": {"read"}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, k.Key)
+	}
+	r, err := c.RegenerateAPIKey(ctx, m.SecretID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets = append(secrets, r.Key)
+	env.FlushUsage()
+	files := env.SQLiteFiles()
+	if len(files) < 2 {
+		t.Fatalf("expected database files, found %v", files)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range secrets {
+			// The random part alone must not appear either.
+			if bytes.Contains(data, []byte(s)) || bytes.Contains(data, []byte(s[8:40])) {
+				t.Fatalf("plaintext secret found in %s", f)
+			}
+		}
+	}
+}
+
+func TestCrossModeIsolation(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	mk := env.Bootstrap(acct)
+	// A key created in the sandbox is a sandbox key and unknown to live.
+	k, err := env.Client(mk[store.Sandbox].Secret).CreateAPIKey(ctx, acct, newKeyReq("sandbox only", client.Permissions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(k.Key, "sk_test_") {
+		t.Fatalf("sandbox create issued %q", k.Key)
+	}
+	if _, err := env.Store.Repo(store.Live).GetKey(ctx, k.Id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("sandbox key visible in live repository: %v", err)
+	}
+	// The same name is free in live: the repositories are separate.
+	if _, err := env.Client(mk[store.Live].Secret).CreateAPIKey(ctx, acct, newKeyReq("sandbox only", client.Permissions{})); err != nil {
+		t.Fatalf("live create with a sandbox name: %v", err)
+	}
+	// A live secret rewritten as a sandbox one fails its checksum; one with a
+	// valid checksum for the other mode is unknown there.
+	forged := strings.Replace(mk[store.Live].Secret, "_live_", "_test_", 1)
+	_, err = env.Client(forged).RegenerateAPIKey(ctx, mk[store.Live].SecretID)
+	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+}
+
+func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	m := env.Bootstrap(acct)[store.Sandbox]
+	auth := "Bearer " + m.Secret
+	create := "/v1/api-keys/?account_id=" + acct
+	valid := `{"name":"n","permissions":{}}`
+	for _, tc := range []struct {
+		name, method, path, ctype, body, auth string
+		status                                int
+		code                                  oapi.ErrorCode
+	}{
+		{"malformed JSON", "POST", create, "application/json", `{"name":`, auth, 400, oapi.CodeMalformedBody},
+		{"not JSON", "POST", create, "application/json", `<html>`, auth, 400, oapi.CodeMalformedBody},
+		{"invalid UTF-8", "POST", create, "application/json", "{\"name\":\"\xff\xfe\",\"permissions\":{}}", auth, 400, oapi.CodeMalformedBody},
+		{"empty body", "POST", create, "application/json", ``, auth, 400, oapi.CodeValidationFailed},
+		{"unknown field", "POST", create, "application/json", `{"name":"n","permissions":{},"admin":true}`, auth, 400, oapi.CodeValidationFailed},
+		{"case-variant duplicate key", "POST", create, "application/json", `{"name":"n","NAME":"m","permissions":{}}`, auth, 400, oapi.CodeValidationFailed},
+		{"wrong type", "POST", create, "application/json", `{"name":5,"permissions":[]}`, auth, 400, oapi.CodeValidationFailed},
+		{"huge number", "POST", create, "application/json", `{"name":1e999999,"permissions":{}}`, auth, 400, oapi.CodeValidationFailed},
+		{"deep nesting", "POST", create, "application/json", `{"name":"n","permissions":{"a":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}}`, auth, 400, oapi.CodeMalformedBody},
+		{"missing account_id", "POST", "/v1/api-keys/", "application/json", valid, auth, 400, oapi.CodeValidationFailed},
+		{"repeated account_id", "POST", create + "&account_id=" + acct, "application/json", valid, auth, 400, oapi.CodeValidationFailed},
+		{"unknown query parameter", "POST", create + "&debug=1", "application/json", valid, auth, 400, oapi.CodeValidationFailed},
+		{"text/plain", "POST", create, "text/plain", valid, auth, 415, oapi.CodeUnsupportedMediaType},
+		{"no content type", "POST", create, "", valid, auth, 415, oapi.CodeUnsupportedMediaType},
+		{"body over 64 KiB", "POST", create, "application/json", `{"name":"` + strings.Repeat("a", 70000) + `"}`, auth, 413, oapi.CodeBodyTooLarge},
+		{"no trailing slash", "POST", "/v1/api-keys?account_id=" + acct, "application/json", valid, auth, 404, oapi.CodeRouteNotFound},
+		{"unknown route", "GET", "/v1/nope", "", "", auth, 404, oapi.CodeRouteNotFound},
+		{"outside /v1", "GET", "/admin", "", "", auth, 404, oapi.CodeRouteNotFound},
+		{"wrong method", "GET", "/v1/api-keys/", "", "", auth, 405, oapi.CodeMethodNotAllowed},
+		{"no token", "POST", create, "application/json", valid, "", 401, oapi.CodeMissingCredentials},
+		{"Bearer alone", "POST", create, "application/json", valid, "Bearer", 401, oapi.CodeInvalidCredentials},
+		{"Bearer and spaces", "POST", create, "application/json", valid, "Bearer    ", 401, oapi.CodeInvalidCredentials},
+		{"Basic scheme", "POST", create, "application/json", valid, "Basic dXNlcjpwYXNz", 401, oapi.CodeInvalidCredentials},
+		{"key without scheme", "POST", create, "application/json", valid, m.Secret, 401, oapi.CodeInvalidCredentials},
+		{"token too long", "POST", create, "application/json", valid, "Bearer sk_" + strings.Repeat("a", 5000), 401, oapi.CodeInvalidCredentials},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, env.Root+tc.path, strings.NewReader(tc.body))
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, body)
+			}
+			if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Fatalf("content type %q: %s", ct, body)
+			}
+			ae, ok := parseEnvelope(res, body)
+			if !ok || ae.Code != tc.code || ae.RequestID != res.Header.Get("X-Request-Id") {
+				t.Fatalf("envelope %+v (ok=%v), want code %d: %s", ae, ok, tc.code, body)
+			}
+			if tc.status == 401 && res.Header.Get("WWW-Authenticate") == "" {
+				t.Fatal("401 without WWW-Authenticate")
+			}
+		})
+	}
+	// None of the above stored anything: only the two managed keys exist.
+	var n int
+	if err := env.Store.(*sqlite.Store).DB(store.Sandbox).QueryRow(`SELECT count(*) FROM api_keys`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("sandbox holds %d keys (err %v), want the 2 managed ones", n, err)
+	}
+}
+
+func parseEnvelope(res *http.Response, body []byte) (*client.Error, bool) {
+	var ae *client.Error
+	err := client.ParseError(res, body)
+	if errors.As(err, &ae) && ae.Code != 0 {
+		return ae, true
+	}
+	return nil, false
+}
