@@ -108,9 +108,34 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 	return nil, ParseError(res.HTTPResponse, res.Body)
 }
 
-// RegenerateAPIKey rotates a managed key's secret; the old one stops working.
-func (c *Client) RegenerateAPIKey(ctx context.Context, id string) (*APIKey, error) {
-	res, err := c.raw.RegenerateApiKeyWithResponse(ctx, id)
+// RegenerateOption adjusts a regenerate call.
+type RegenerateOption func(*oapi.RegenerateApiKeyRequest)
+
+// WithGracePeriod keeps the current secret working for d (whole minutes, at
+// most 7 days) beside the new one: zero-downtime rotation.
+func WithGracePeriod(d time.Duration) RegenerateOption {
+	return func(r *oapi.RegenerateApiKeyRequest) {
+		m := int(d / time.Minute)
+		r.GracePeriodMinutes = &m
+	}
+}
+
+// RegenerateAPIKey rotates a managed key's secret. Without options the old
+// secret stops working at once.
+func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...RegenerateOption) (*APIKey, error) {
+	var (
+		res *oapi.RegenerateApiKeyResponse
+		err error
+	)
+	if len(opts) == 0 {
+		res, err = c.raw.RegenerateApiKeyWithBodyWithResponse(ctx, id, "application/json", nil)
+	} else {
+		var body oapi.RegenerateApiKeyRequest
+		for _, o := range opts {
+			o(&body)
+		}
+		res, err = c.raw.RegenerateApiKeyWithResponse(ctx, id, body)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -486,3 +486,5 @@ func parseEnvelope(res *http.Response, body []byte) (*client.Error, bool) {
 	}
 	return nil, false
 }
+
+func asAPIError(err error, target **client.Error) bool { return errors.As(err, target) }

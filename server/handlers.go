@@ -46,7 +46,11 @@ func (h *handlers) RegenerateApiKey(ctx context.Context, req api.RegenerateApiKe
 	if p == nil {
 		return nil, apierr.Internal(errors.New("regenerate: no principal"))
 	}
-	issued, err := h.svc.Regenerate(ctx, p, req.Id)
+	var grace time.Duration
+	if req.Body != nil && req.Body.GracePeriodMinutes != nil {
+		grace = time.Duration(*req.Body.GracePeriodMinutes) * time.Minute
+	}
+	issued, err := h.svc.Regenerate(ctx, p, req.Id, grace)
 	if err != nil {
 		return nil, err
 	}
@@ -87,5 +91,14 @@ func toAPIKey(k *store.Key, secret string, now time.Time) api.ApiKey {
 		Deleted:     k.Deleted,
 		CreatedAt:   k.CreatedAt,
 		UpdatedAt:   k.UpdatedAt,
+		// Shown only while the previous secret still works.
+		PreviousKeyExpiresAt: activeUntil(k.PrevSecretExpiresAt, now),
 	}
+}
+
+func activeUntil(t *time.Time, now time.Time) *time.Time {
+	if t == nil || !now.Before(*t) {
+		return nil
+	}
+	return t
 }

@@ -215,8 +215,11 @@ type ApiKey struct {
 	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
 	//
 	// Example: {"account:api:key":["create","update"]}
-	Permissions Permissions  `json:"permissions"`
-	Status      ApiKeyStatus `json:"status"`
+	Permissions Permissions `json:"permissions"`
+
+	// PreviousKeyExpiresAt Until when the previous secret still works after a regenerate with a grace period; null when only the current secret works.
+	PreviousKeyExpiresAt *time.Time   `json:"previous_key_expires_at"`
+	Status               ApiKeyStatus `json:"status"`
 
 	// Type `SECRET` keys act on the server side; `PUBLISHABLE` keys are safe in browsers and cannot manage keys.
 	Type      ApiKeyType `json:"type"`
@@ -315,6 +318,12 @@ type Metadata map[string]string
 // Example: {"account:api:key":["create","update"]}
 type Permissions map[string][]string
 
+// RegenerateApiKeyRequest Options of a rotation. Unknown fields are rejected.
+type RegenerateApiKeyRequest struct {
+	// GracePeriodMinutes How long the current secret keeps working beside the new one, in minutes; 0 (the default) ends it at once. At most 10080 (7 days).
+	GracePeriodMinutes *int `json:"grace_period_minutes,omitempty"`
+}
+
 // InternalError Error envelope; `success` is always false.
 type InternalError = ErrorEnvelope
 
@@ -338,6 +347,9 @@ type CreateApiKeyParams struct {
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateApiKeyRequest
+
+// RegenerateApiKeyJSONRequestBody defines body for RegenerateApiKey for application/json ContentType.
+type RegenerateApiKeyJSONRequestBody = RegenerateApiKeyRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -433,14 +445,33 @@ type ClientInterface interface {
 	// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
 	CreateApiKey(ctx context.Context, params *CreateApiKeyParams, body CreateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// RegenerateApiKeyWithBody Regenerate managed API key
+	//
+	// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
+	// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
+	// in this response. The previous secret stops working at once, unless the optional body asks
+	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
+	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
+	// ends any earlier grace period at once.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
+	RegenerateApiKeyWithBody(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// RegenerateApiKey Regenerate managed API key
 	//
 	// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
-	// Requires `account:api:key:update`. The id stays the same, the new plaintext `key` is only in
-	// this response, and the previous secret stops working at once.
+	// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
+	// in this response. The previous secret stops working at once, unless the optional body asks
+	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
+	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
+	// ends any earlier grace period at once.
+	//
+	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-	RegenerateApiKey(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RegenerateApiKey(ctx context.Context, id ApiKeyId, body RegenerateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // CreateApiKeyWithBody Create API key
@@ -483,15 +514,44 @@ func (c *Client) CreateApiKey(ctx context.Context, params *CreateApiKeyParams, b
 	return c.Client.Do(req)
 }
 
+// RegenerateApiKeyWithBody Regenerate managed API key
+//
+// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
+// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
+// in this response. The previous secret stops working at once, unless the optional body asks
+// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
+// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
+// ends any earlier grace period at once.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
+func (c *Client) RegenerateApiKeyWithBody(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegenerateApiKeyRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // RegenerateApiKey Regenerate managed API key
 //
 // Rotates the secret for a **managed** key id; custom keys use create/delete flows.
-// Requires `account:api:key:update`. The id stays the same, the new plaintext `key` is only in
-// this response, and the previous secret stops working at once.
+// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
+// in this response. The previous secret stops working at once, unless the optional body asks
+// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
+// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
+// ends any earlier grace period at once.
+//
+// Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-func (c *Client) RegenerateApiKey(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegenerateApiKeyRequest(c.Server, id)
+func (c *Client) RegenerateApiKey(ctx context.Context, id ApiKeyId, body RegenerateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegenerateApiKeyRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -565,8 +625,19 @@ func NewCreateApiKeyRequestWithBody(server string, params *CreateApiKeyParams, c
 	return req, nil
 }
 
-// NewRegenerateApiKeyRequest constructs an http.Request for the RegenerateApiKey method
-func NewRegenerateApiKeyRequest(server string, id ApiKeyId) (*http.Request, error) {
+// NewRegenerateApiKeyRequest calls the generic RegenerateApiKey builder with application/json body
+func NewRegenerateApiKeyRequest(server string, id ApiKeyId, body RegenerateApiKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRegenerateApiKeyRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewRegenerateApiKeyRequestWithBody constructs an http.Request for the RegenerateApiKey method, with any body, and a specified content type
+func NewRegenerateApiKeyRequestWithBody(server string, id ApiKeyId, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -591,10 +662,12 @@ func NewRegenerateApiKeyRequest(server string, id ApiKeyId) (*http.Request, erro
 		return nil, err
 	}
 
-	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -663,16 +736,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
 	CreateApiKeyWithResponse(ctx context.Context, params *CreateApiKeyParams, body CreateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiKeyResponse, error)
 
+	// RegenerateApiKeyWithBodyWithResponse Regenerate managed API key
+	//
+	// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
+	// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
+	// in this response. The previous secret stops working at once, unless the optional body asks
+	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
+	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
+	// ends any earlier grace period at once.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
+	RegenerateApiKeyWithBodyWithResponse(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error)
+
 	// RegenerateApiKeyWithResponse Regenerate managed API key
 	//
 	// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
-	// Requires `account:api:key:update`. The id stays the same, the new plaintext `key` is only in
-	// this response, and the previous secret stops working at once.
+	// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
+	// in this response. The previous secret stops working at once, unless the optional body asks
+	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
+	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
+	// ends any earlier grace period at once.
 	//
-	// Returns a wrapper object for the known response body format(s).
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-	RegenerateApiKeyWithResponse(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error)
+	RegenerateApiKeyWithResponse(ctx context.Context, id ApiKeyId, body RegenerateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error)
 }
 
 // CreateApiKeyResponse200Headers the declared response headers of an HTTP 200 response for CreateApiKey
@@ -1107,17 +1197,40 @@ func (c *ClientWithResponses) CreateApiKeyWithResponse(ctx context.Context, para
 	return ParseCreateApiKeyResponse(rsp)
 }
 
+// RegenerateApiKeyWithBodyWithResponse Regenerate managed API key
+//
+// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
+// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
+// in this response. The previous secret stops working at once, unless the optional body asks
+// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
+// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
+// ends any earlier grace period at once.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
+func (c *ClientWithResponses) RegenerateApiKeyWithBodyWithResponse(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error) {
+	rsp, err := c.RegenerateApiKeyWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRegenerateApiKeyResponse(rsp)
+}
+
 // RegenerateApiKeyWithResponse Regenerate managed API key
 //
 // Rotates the secret for a **managed** key id; custom keys use create/delete flows.
-// Requires `account:api:key:update`. The id stays the same, the new plaintext `key` is only in
-// this response, and the previous secret stops working at once.
+// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
+// in this response. The previous secret stops working at once, unless the optional body asks
+// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
+// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
+// ends any earlier grace period at once.
 //
-// Returns a wrapper object for the known response body format(s).
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-func (c *ClientWithResponses) RegenerateApiKeyWithResponse(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error) {
-	rsp, err := c.RegenerateApiKey(ctx, id, reqEditors...)
+func (c *ClientWithResponses) RegenerateApiKeyWithResponse(ctx context.Context, id ApiKeyId, body RegenerateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error) {
+	rsp, err := c.RegenerateApiKey(ctx, id, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}

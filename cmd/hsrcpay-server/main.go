@@ -254,7 +254,7 @@ func rotateManaged(ctx context.Context, svc *apikeys.Service, account string, mo
 	platform := &auth.Principal{Mode: mode, Subject: "platform", Accounts: []string{account}, Permissions: perm.FromMap(svc.Catalog.All())}
 	var out []apikeys.Issued
 	for _, k := range keys {
-		is, err := svc.Regenerate(ctx, platform, k.ID)
+		is, err := svc.Regenerate(ctx, platform, k.ID, 0)
 		if err != nil {
 			return nil, err
 		}

@@ -9,7 +9,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -219,8 +221,11 @@ type ApiKey struct {
 	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
 	//
 	// Example: {"account:api:key":["create","update"]}
-	Permissions Permissions  `json:"permissions"`
-	Status      ApiKeyStatus `json:"status"`
+	Permissions Permissions `json:"permissions"`
+
+	// PreviousKeyExpiresAt Until when the previous secret still works after a regenerate with a grace period; null when only the current secret works.
+	PreviousKeyExpiresAt *time.Time   `json:"previous_key_expires_at"`
+	Status               ApiKeyStatus `json:"status"`
 
 	// Type `SECRET` keys act on the server side; `PUBLISHABLE` keys are safe in browsers and cannot manage keys.
 	Type      ApiKeyType `json:"type"`
@@ -319,6 +324,12 @@ type Metadata map[string]string
 // Example: {"account:api:key":["create","update"]}
 type Permissions map[string][]string
 
+// RegenerateApiKeyRequest Options of a rotation. Unknown fields are rejected.
+type RegenerateApiKeyRequest struct {
+	// GracePeriodMinutes How long the current secret keeps working beside the new one, in minutes; 0 (the default) ends it at once. At most 10080 (7 days).
+	GracePeriodMinutes *int `json:"grace_period_minutes,omitempty"`
+}
+
 // InternalError Error envelope; `success` is always false.
 type InternalError = ErrorEnvelope
 
@@ -342,6 +353,9 @@ type CreateApiKeyParams struct {
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateApiKeyRequest
+
+// RegenerateApiKeyJSONRequestBody defines body for RegenerateApiKey for application/json ContentType.
+type RegenerateApiKeyJSONRequestBody = RegenerateApiKeyRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -774,7 +788,8 @@ func (response CreateApiKey500JSONResponse) VisitCreateApiKeyResponse(w http.Res
 }
 
 type RegenerateApiKeyRequestObject struct {
-	Id ApiKeyId `json:"id"`
+	Id   ApiKeyId `json:"id"`
+	Body *RegenerateApiKeyJSONRequestBody
 }
 
 type RegenerateApiKeyResponseObject interface {
@@ -1103,6 +1118,32 @@ func (sh *strictHandler) RegenerateApiKey(ctx echo.Context, id ApiKeyId) error {
 
 	request.Id = id
 
+	var body RegenerateApiKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+	} else {
+		request.Body = &body
+	}
+
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.RegenerateApiKey(ctx.Request().Context(), request.(RegenerateApiKeyRequestObject))
 	}
@@ -1127,99 +1168,105 @@ func (sh *strictHandler) RegenerateApiKey(ctx echo.Context, id ApiKeyId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7HzrcttGsv+rdGG3KpIXpHiRFIv6pNjKP05sx2vLcRJTKw6BJjlLcAaeGYhibFXtp/8DnIfYB9snOdUz",
-	"AxAASYnRZc+e1KmyJQqYa3dP968vw89BJGepFCiMDnqfA7xiszRB+/mZQmYw/gEX9JfOZjOmFkEvOAGB",
-	"c4gybeQMNEYKDUxxEYTBJUsypMYxM4x+syiSmTAXPA569Ie5iHEmgzCI3NgXzAS9oNPqHDba7Uanc9Zu",
-	"9Vr079cgDGJM0GAc9EYs0RgGeJVyhTrv0201Wu1Gq33WKvWxE01xcbEfP33z6dfF2eHlh2Fn9sPR1duu",
-	"fv316LsgpNdBL9DTC4PaXDz9Pu5MX346+vXqp/3Z66/Tt219djj/pTt8djD6rjU+6U7fHH2ioROmzUWm",
-	"/aJFliTlZzzNn82YYOPSsmdoWE4Pg2wW9IJogtFUZia4DgPBZhj0gmf+EQxZNEURB2Egh3/HiPbKUn7h",
-	"CJyimnGtuRS6RN4eS3nP7uqjJ2xwHgYpW8xQmNLDMFDI4uD8Ogy0YSbTxMxnZy9+Og3CwCxSWse702dv",
-	"T8+CMMjS+BYOXdPetGZj6qezKEKtg7D41DMqw+vrMHiLYxSoNsiSJ1dJkGDOzQSYlTL39P6iRWLydDvR",
-	"clwsBOlIn3Uufz4cvt6f/fXp/LStfjnIXnTlmxVB+uvX89OOOjtavN/nP7bTk0P9vDv6f08n3x9MX7Z+",
-	"+7kze70//OlwRZDKtG0d9Q6e9tqdqriRaJG8N1vNdrvb/DooyRjRuCJiS4l6tULY3yNTJDZWWnJJIJHa",
-	"LG9hrXFO4n+zsF2HwQRZjMpu5S0z+JLPuGnYn1Z6UEeKp4ZLEfSCt/gpQ200sCSRc4whRUX0kiKGkVRg",
-	"JlxDpDBGYThLmjRhNMGZFcAZF3yWzYJeq9gPFwbHqAIr9cXkb3HGuOBifMMCEhwZ4ALMBCHKlEJhYM5F",
-	"LOd3nlTjmh2/s5vTkAnDEzvbMIvHaIBrGGVJAmzMuPh9c6JRi8bJyKDaPJ+RMGfcwBBHUiEo6sPF+HdN",
-	"9HPDk6vxIl6d6YVl0oijdmxTru0xfMqkQeCG1qCzNJXKNOEk0ZLoPUClpGrGaBhPdNN3uuDxoLY0dvUS",
-	"xdhMgl6787RYnjaK+GoFT6FOpdDOdr4QBpVgySkNTw8iKYzVxp8DlqYJjxite+/vmhZf2F37cdklxqB3",
-	"0Gq1WnSc7Arp+XKRQS9otb9//vSXww9f/7Xzc/fX/ZODbw6fff386enRt9Ujky8I3PA3vSudKqser8uE",
-	"+LPCUdAL/rS3xA177q3es5s9FZeYyBQdUWo8qkzUhNfSTLgYw5xpiCZMkLrKRIJaA4OEGVRAagX0RM41",
-	"SDNBNecaj538ODtBMuwpAjwGZmDCREzcK2mCuuis24Vvvldpazfxhi0SyeIzKV8yNcZ7sXO/3a2xM6Hz",
-	"ejFcGJKcw4OD7mF4Nxb7ZcNQxgswUkJiV7tNm8dj+RmpGJqMazcXaVUm4HAffuDfPCibzqR8xcQi16n3",
-	"Y1Pn6I6njphn1OKCkUK8cMZEB712hQ1nUhLwWeSSq4NbXj8ig+pzrbN8+Ymzm4JBSeUPvL3UNVausb03",
-	"cbPefLMB3W6UZZf1VnHbUaj5qo27sXep6Rqj9ftE+r1gmZlIxX/D+H7y3Gq32g9hRS5ZwmM4efPCInWS",
-	"FDlFsWWrx5Pi19JNEdrJJuj+IqUzY8lIqhnGIWRiKuRchODgfhyCwks5xZg6eZegJsYfPnxonGRmQscg",
-	"ImC7gjtOkjlbaBh8g0yhqsGGOky4vzx4BIPxK4w5O7Pj38scHTwEunjm5m/QemCWkYFBWFnJHbr8ewyT",
-	"kAYG9bkHD2icimXbkU6cG7UOxZ4I8E4W8DgEnUUTYBoGhYNrV1Xws+L4ljDq4X5IaLqArGGQMkPYK+gF",
-	"f/t40viVNX5rNY7Olx8vGuefW+Fh9/rPwQq6DYOTlHvXfWW5/pA3YTDFxQAippTD4Ahpwgi/X5ncB2Ui",
-	"BgvNTaYEHTuRLGC4AOdE2teqCBbQRlMlU1SGo667/Ddzf0nh62pA4HNAysC6meRxNgyf4boNFwGC4gwP",
-	"pUyQWSEuRws2DCiyJGFDYpHz0Fcm2GIPluZuC9N1xD9bQ+ImvDPkYHEDQs6P6TfJN16SYzuRc7F08G5x",
-	"aepxirtutBrHqO/hWcLJ1WVxrAj1y5EVHIL+2gArKd64APk7Plhg4T8XOf7Yba4egVsXV8RRVmirMrRA",
-	"KE2YoY03UiUvueaS5HaKCx3CfMLpdJI7K02xopoEr0pPOR54E/9f5e2KkE7VDW211mwoj+9sslI+7OO0",
-	"iCBf+2MRCjpfM14tOHTTet+UmpaCPp+LeYroz4vXxcfTn9+8eHv6fO3cxhu36k4GLmg0sEwAFhmQLmyi",
-	"UVkp5zEew+DN+29evnj33ck3L0/zpgpBsxGS2z9Ucq5RaatyIibIADhZsG3L1CliVKUR1y63HMPaTs1c",
-	"O0ePoAjN5HlndUNYVnae/76/0wa1g1USqyrTCkbUznNFiy0PwlLzVfRmZXfLzfsVFwaisLercSBnxQF9",
-	"C2BKZiIGtjQgK+p+m0PiDVMZWZTgTilQuMKuAldsOCqkMWCCau0prnEunzssTWhXv5lUG4x/Dpkrxv+m",
-	"fEYND9yS+tgMEQ4qEIGGKcGEz+3wsLUeGbgkkduTxzzWVMcxp12x5E2Jpz7avmrGBM5p219pIEkPoSTB",
-	"oT2jMnWjOei+sM9yiW/CewfsYcQxid1JV0j0dni+KlZV611dy4cJOmVCPNBGphrmUk25GB8XGNVHaUeZ",
-	"yRQ24ccZN9ZSCOkXR1NuhzLuYwqqC3/OdZqwhSdfJvinDIHNpBjbxXpl8pVVmPxyqeXqBmUzaPxbv3/V",
-	"ajX6/av2qN+/+np0/pe1AnFXi1E7Ul7jlUdbd5iK+GqVx8652cJDeEYNrysO0K19nvu2VaVzs263CwpL",
-	"iiKfcOOmnvkt1PSoITzj4qdAgx47YeRKGzAThQgxH3PjDgG9+u7s7A04G9CEd+geulG8JJPOKc1SMn77",
-	"NvZMP9vhfqttP7f950643+raJ137pOufdMP91r59vm+f79vnB/bJkf/ZDl0Y1Hmf+52O/9m2Pzuhi77Z",
-	"yPf5SiogDK4atL7GJVMkJZroS9T6iSU8tv7bt4wn1oTR41d5AOAbGS/yZyRTYvysCHBp/8KHLlZfnLqQ",
-	"weqLpRA/R8GLWb0H8q1UQx7HNvZhWyt+yRMc46mOWGIXm7/JhgnXE2LMD7io9/sBF6+l+ZZsZnWC2tO3",
-	"MjNYe/YKzUTGr6U5cVku//h55vxdfO2O2nKaE6sj/COiWhH5do/WRiHyV1YTL4lSGfhVgTJKtLaUzRlT",
-	"xN5KrVzOwGYSK+dv5XC8YtGEC2woZLEVcBsWuTLHwJxNn5A1LeV4nG1xOSA9sFr8shAiGDGeZAp1E340",
-	"E1QORcaYItkjn6qT8Ro/1Y1Hn7jB2a1K5VuyWqd5WsZLO1OKWVxTjsfcpmVKbTfqlc0Yzb4uENoxDDyY",
-	"GZAL6SloLfiGHW+lPG/WmhVYdgfQ5daxbu8lIq9s/EdBeIFpKYAVbubI6pCSPKzu2sKN1eG+f/fja0gl",
-	"6SsFXBjp8qwyXhTRyZQpNkODyiOe5jpLmkgXjSr7UEOnwz5laI9MysykiFKt9Urcvm4XnWKy0G+r6LqO",
-	"mq9KwGU91Kv4qgdrfdUq1b5ViA1S1OBaQMq4csmIhcwUEL7LNB4DMzCT2kCn5U6kHEGWgpGw34JowhSL",
-	"DCodgq0Y0f7dQatVAcprS3Fm7Kq8hU5rzc7f1KolNmy+OPglKnQ7N+Er1vjtnH5cnD9Zi6tm7OqFG7R9",
-	"WNMSYeAAn39vSyHClUoDLTMVIfzr//+XBYEWWmNz3ITB5369sqMf9OBj33uA/eD8etCEfATnNPsh6qg4",
-	"YoYlcgw7g6vGRKsoZYvGEsM1/OtB3pyLkQSNdqzdGoNuKjbJS1JWmUZErjGNtApGmeJm8Y5UkePQ0Mbr",
-	"TzJiRf0Ev9cIJz7xYk9FD1x4H/pZq9WNbHLBfsQmkP+i2YycRTqFeY2B7sFOexe+/3BG6Jt8X5eSGCk5",
-	"87ZDjPg4UxjbQBfYAFOM6hh2Ort5xDT3B+cTqdGJtLVqjAsNenqRB8GWILDbKZ0C2LEc1tOLhF/ixb/+",
-	"8c8Q8nqlf/3jn7vHsNPdhXQJPexkfgJ7CKcXTXjHRDyUV+64mUXKI5YkC+AiSrIYwQ2Xs9RJ7HE5JKNQ",
-	"y+QSNShMpeZG2gixJwQzRcrEantL5+UBmBiTuvA9yco6m2+jNjmOzTUCE/Ddu7fP3pz8kvs+zb7oiz/9",
-	"Cc6IC7ovTi9RFUnPImw92JLtA+I7oe0pF7GLW1ruEuomdqcG4x7N+MW2gC+gJyxF+AIzGSN86YsvjUaj",
-	"+E/tViTliwf0Q6bxcD9TCWgcz8ikws7ACVszdaUJTc3HgpFDOtgNgf7AGIaLG+UMvkCUMD6DAS1p0IMB",
-	"8dGhIO04Hi5rLoAEyK67XKn3BQZ6ejG4RQpzPVMSw0Fo/8wFcUAjub8K3WBdcEwwMi6b4Nfk1lAX2S8w",
-	"SLdfSFpdSHrnhfTFiWeWZW8MCZ8iMMvLJWgyLpAGTLtXIeAlCphPUHj6SeXXL6MoU5pm5iSxP5A4c62z",
-	"nJ1c20PFI4REyqmbr6DkAP5CG1ZMxHLm5KaiDf4CDA4bxYO+sNZPZ7NjYCU1kz+FWKJLjs2YiSYudePC",
-	"KpbQMjPAxMKuJEubffGSZISsQ04iwgj2TEwxtfVtGgn6GKyqAurichQzftUDVvS32siGZ/tCIxKdXJ0Q",
-	"MCeQU1w4EO/KgC5RabQnnThgxVv3CMgOB7Azn8jd0KbSSB/oAewkXBurLYqUmy4lj2ds4ePLu2FfDEqh",
-	"iFLX5VOv+XQlaVe2YD1nvuiEuiPXFzsD2oXjvz19IcQ4YlliwL3ZDSFNMi93homYqRgGXGuSW5aRCzPA",
-	"q5R+ieFokCu5EkohEXWhteoOZiy1aNfDAiPBRg2cWe9tAQpC6Hs7bAFCX4wVI920advO16q/dCMMnBlV",
-	"ayEG2Yi+wCuiOMkSkR5jW713I8howimLJkDYwDl02jCTpyaXbOOmLwRirDeOOKhYMxQjadeIVywyycKu",
-	"D2KMEubmacJJLrhOqvsiT3Da5xOZxNa2LtnhxiAG2JZSQcKiqY991nRdns4r5ys8261/U9g2FyRiQs/p",
-	"7BfFclhx85p5CSS5ss7TIzq58JANuHilUAox9cXmGJM3epG1cv4ZWT1kFk+sM3w2ygT2t7V5y3q+mv6x",
-	"TLDOJOwM8pLN3HknqdCAxHHrwOxCMXi7Mng56e/qVKzD5lu3/VKoj5Dg4EhukPMm7aLJraUmqxUmy2E6",
-	"a4aZMJ2Xp1CfyjoXaPLOXb/Mru+8LNVykmMfFpL/lS4LfDFEe9MQpPlo2iK7RmLhdWTRu1Pp7SP4MJdZ",
-	"ElsRr8j3imgvx+kW46wI+mpmLu+27/e/79hkVW6OlXdsMN7AJdechrIOeKWcbXc5THtlmNpG9/1Gy02U",
-	"zAzmDQ78Ug5y4bUvrbrSMMyMXYs/fSQkNhqXdz7ynY/gC2HWZXS+1EOQc8EShSxe5OP6+FNtrUd+O0d+",
-	"KTaTpHNWFgDOBl/B/q6didUKzbyH32X7YM0pWi2d8b06HderQyT0R6IsiYX1IT1ltf2yY7voWNoJy68d",
-	"kelw5SP5/ZEix7vMv8fL0TrFaINl/meQb6CS0sk7edZ0LDG3KZJ0HQ+8NnME45WK57yM0pY2h7YynfsM",
-	"TamE2eLKkgon072mQB3wU8YSd9IH5YKjAeSl6N4lbfYFOVTc2BRh7hfl7lIQBgSbnDvVbraaLRti32xY",
-	"H+OWSBg4xqLasvnG202l1hETESbUWuEoE/Gaq1BhMMfhRMrpdndZrsNApihYyoNe0G22ml0fhLMhhT2W",
-	"8gaRdM9mpKRek2F8QWBeV243WeEmeRosc/4eEC3Le1x1FddO6LnILzl4Rjf6QueFP1yQDXdDu9OhmvDW",
-	"xfo2w7MmvGILX5oFT550Wq0nT+hc0sf2kydOhgqL8iIOep5ePgVPdPBBTR30Pq7ktr2mskBnzpPEBvRy",
-	"y1GqAeDUOo9v+qtMlVqIZdTSFfVsVw9Yqgi7Pi+i6jYl9PvqJ7e4hHjnG38PdL1v6yLJdcn7NaWSz3HE",
-	"BWqIK0nmkh6fsTSsp+jDWo7e4ntWyHy1DDAqAoi5RDdXOF2/YtNptbZnncsKOz98E1Xypnuli6/b07JW",
-	"AbOh4tRaduaxEMawo+UMIcY0kQsX2nF4HTqt1u6D3o7otNr/68nVhIEVJqsLCWOurzMNfamjVZXCXaF7",
-	"MDru/x6xW1uJX7/PlacLPxYZpWDPlz8sU0B55ifP5+SpqAX0rULpB9YDcXntoKTi7naHqJYGxXjbZo9b",
-	"sH2rY1hk2NZ7eQ8sCe1NnQpFtVe5wWE7de8pPt1WpyI+Oc97H3Ob0PNw565CcHa7P2fNuEv4JAl6n+6B",
-	"RnlcEVrxlDcBonDVDS4cLitmTJNjT8BtJm0ghAmCX1YvPbCg7d9TZvYf4vJPDuGIJCNbX3LL68dlZO77",
-	"FrrAusYPTPijexL+6CFu15TqQm+MCtyx1+Ox6eTOEY2HZWO7e7uirl/ytf0OtlHwa4qhqHOnc88bqJ07",
-	"30D1oZayScCrNKFxzysy8n4lJhPc9v7xpOX9NgEip3lFXgfs4uZrojgPK0Cdo9sFoX79+DoMDhxWvLlf",
-	"9asCLIIuvh7FQev8HAdhYNjY1jsWwZvz9bGapdNcM2t2gmWg4jOPr/eWEbPNcYu3cpk88S4cWT4GT574",
-	"CNyTJ75y/bgUpNOQafTwfc+FUWCUyLlu9sXmkEQlKcRj0MamUX2hRViEDTaHR/qiEh9Z5ghThZdcZjrf",
-	"RKXIG5ixzui6YMeSSFsGPLzuffG8iGr4ai3v/98nmFFcDXNA/15ecSleequrV/sqn4d29zxPyOPzV6o2",
-	"eHxV5v9RvD4rESWXz8tL4fL5wjgCPOKrsu+jcJwlTJFSVOjV+B/UA+RxJdP2x3Do7v5NE7n2CNar0CrP",
-	"fNV72cA+bLf/ac/N243QZ05ZPaP4H+eVPYRz4O3MJq9s5fWjfgmDTY/aopxS1s4nvh1bDAwxkWJsvxOK",
-	"La+711LQPvXrXO//OKeufccDW3wTWnEFdiVkUtwALOdtt232uAewlGqtzvt/3pq7vXTvw/zjSkY7YgKG",
-	"laT2cfF1CUV4jcCtB9cW9kqBjzbu44rYmjz/8e15/j+Gs7cE18VmH8Txy216uRDe4s5yCfzHc0KMrsRt",
-	"nTvzRsk4i/wNkUwlvjRb9/bImWz6hTQjOdu7bAfXYb3/SxmxJC+h2xnM2BRBZWKwWxmut7dH+DeZSG16",
-	"T1tPW3aw82L7a75eMP9ekZXiIVcFXooneb+roOD1+fV/BwAA//8=",
+	"7HzrcttGsv+rdGG3KpIXpEBSki3qk2Ir/zjxbW0lTmJqxSHQJGcJzsAzA1GMrar99H+A8xD7YPskp+YG",
+	"AiAo0ZK8Z0/qVNkSBcy1u6f715fhpyDm84wzZEoG/U8BXpF5lqL5/FQgUZj8iEv9l8zncyKWQT84AYYL",
+	"iHOp+BwkxgIVzHAZhMElSXPUjROiiP5N4pjnTF3QJOjrP9RFgnMehEFsx74gKugH3ah72Op0Wt3uWSfq",
+	"R/rfb0EYJJiiwiToj0kqMQzwKqMCpe/Ti1pRpxV1zqJSHzPRDJcX+8mTNx9/W54dXr4fdec/Hl297clX",
+	"j8ffB6F+HfQDObtQKNXFkx+S7uzFx6Pfrn7en796nL3tyLPDxa+90dOD8ffR5KQ3e3P0UQ+dEqkucukW",
+	"zfI0LT+jmX82J4xMSsueoyKeHgrJPOgH8RTjGc9VcB0GjMwx6AdP3SMYkXiGLAnCgI/+jrHeK8nohSVw",
+	"hmJOpaScyRJ5+ySjfbOrD46wwXkYZGQ5R6ZKD8NAIEmC8+swyAReUp5LPe5FmbB2D1IRlUvN66dnz38+",
+	"DcJALTO9zHenT9+engVhkGfJLQy81luXkkx0P5nHMUoZhMWnvhI5Xl+HwVucIEOxQdQcNUtyBguqpkCM",
+	"ENqn95c8LUVPtpM8S6BCzo7kWffyl8PRq/35X58sTjvi14P8eY+/WZOzvz5enHbF2dHyp336upOdHMpn",
+	"vfH/ezL94WD2Ivr9l+781f7o58M1OSvTNjrqHzzpd7pVadSSp49DO2p3Or3246AkgprGFQlcCdzLNcJ+",
+	"ichpqTLC5CVBS9xmcQxrjT2Jb5bFilx1Vuz590nndRhMkSQozN7fEoUv6JyqlvlpxA1lLGimKGdBP3iL",
+	"H3OUSgJJU77ABDIUmsCcJTDmAtSUSogFJsgUJWlbTxhPcW4kdk4ZnefzoB8V+6FM4QRFYI5JMflbnBPK",
+	"KJvcsIAUxwooAzVFiHMhkClYUJbwxZ0nldiw43dmcxJypmhqZhvlyQQVUAnjPE2BTAhlXzYnKrFsnYwV",
+	"is3zKQ4LQhWMcMwFgtB9KJt80US/tBy5Ws+T9ZmeGyaNKUrLNmHbHsPHnCsEqvQaZJ5lXKg2nKSSa3oP",
+	"UQgu2gkqQlPZdp0uaDKsLY1cvUA2UdOg3+k+KZYnldB8NYInUGacSWuLnzOFgpH0VA+vH8ScKaPdPwUk",
+	"y1IaE73uvb9LvfjCjpuPqy4JBv2DKIoiff7MCvXz1SKDfhB1fnj25NfD94//2v2l99v+ycG3h08fP3ty",
+	"evRd9cj4BYEd/qZ3pVNl9Ol1mRB/FjgO+sGf9lY4ZM++lXtms6fsElOeoSVKjUeVidrwiqspZRNYEAnx",
+	"lDCt33KWopRAICUKBWg9BHLKFxK4mqJYUInHVn6sYdEy7CgCNAGiYEpYorlX0gR10WnahWu+V2lrNvGG",
+	"LFNOkjPOXxAxwXuxc7/Tq7Ez1ef1YrRUWnIODw56h+HdWOyWDSOeLEFxDqlZ7TZtvh7Lz7SK0ZNRaefS",
+	"WpUwONyHH+m3D8qmM85fErb0OvV+bOoe3fHUaeYpsbwgWiFeWGMig36nwoYzzjVSWnrJlcEtr78ig+pz",
+	"NVk+f+LMpmBYUvlDZy9ljZUNtvcmbtabbzag242y6tJsFbcdRTdft3E39i41bTBaXybSPzGSqykX9HdM",
+	"7ifPUSfqPIQVuSQpTeDkzXMD7bWk8BmyLVt9PSl+xe0UoZlsivYvrXTmJB1zMcckhJzNGF+wECxoTUIQ",
+	"eMlnmOhOzoeoifH79+9bJ7ma6mMQayS8hjtO0gVZShh+i0SgqMGGOky4vzw4BIPJS0woOTPj38scHTwE",
+	"unhq52/p9cA81wYGYW0ld+jy7zFMjCsY1ucePqBxKpZtRjqxflcTij1h4LwyoEkIMo+nQCQMC4/YrKrg",
+	"Z8VTLmHUw/1Qo+kCsoZBRpTGXkE/+NuHk9ZvpPV71Do6X328aJ1/isLD3vWfgzV0GwYnGXW+/tpy3SFv",
+	"w3CGyyHERAiLwRGylGj8fqW800pYAgaaq1wwfexYuoTREqzXaV6LIrqgN5oJnqFQFGU9RnAz91cUvq5G",
+	"ED4FWhkYN1N7nC1F59i04SKiUJzhEecpEiPEZZ93w4AsT1My0iyyLv3aBFvswdDcbmHWRPyzBhK34Z3S",
+	"DhZVwPjiWP/W8o2X2rGd8gVbOXi3uDT1wMZdN1oNfNT38DSl2tUlSSI06udjIzga+ksFpKR4kwLk77hg",
+	"gYH/lHn8sdtePwK3Lq4IvKzRVuRogFCWEqU33soEv6SSci23M1zKEBZTqk+ndme5KlZUk+B16SnHF2/i",
+	"/0vfrogBVd3QKGrYkA8IbbJSLk5ktQjTvvaHInZ03jBeLZp003rflJreFCWqL+0nE4pYTNFGP3w/rzOk",
+	"omkKCy5m0sFPUiKxDy5OBIkRMhSUJ8eg+W5HNBqmHFRxo5rxNBHuJtQ+ovWpIGIR2nr+qvh4+sub529P",
+	"nzUSVjnLXaXF0EbEhkbCgMQKuKWKRGGOME3wGIZvfvr2xfN33598++LUNxUIkowRKIOR4AuJQhp9GhOm",
+	"rZsVdNO2zPoiAFcasXG55QDddjr02nqxGmfpmZxgGsUXljW5E27X36q6mtYonZmqRBaMqCmriopenfKV",
+	"Wq8YhcruNgvuiixuL4VdLGDGevjLghdA1wKI4DlLgKzs5pqV20Y3OHtcBlQllFeKj65LrodTGzSEFniY",
+	"omhUXjWe+rnD0oRm9ZtJtQHzeE+hgnluSgvVYNAtGaTNyOiggoz0MCV09KkTHkbNgMjm2uyeHNQzCCVJ",
+	"qN4VSd+UeOqyEuvWm+FCb/sbCfoMhFCS7dCcXp7Z0azHsjTP/Flow0/Wn4ExxTSxOkCgprd1Y6pidZMK",
+	"fu+Vr+aBVDyTRkFSNjkuoLkLTo9zlQtsw+s5VcZAMu4Wt1Gbrlvde1jA6sKfUZmlZOnIlzP6MUcgc84m",
+	"ZrFOzXxjVCm9XOm/uh3djJX/NhhcRVFrMLjqjAeDq8fj8780CsRdDWXtSDldWB6t6TAVYeUqj61Pt4Vj",
+	"9FQ3vK74fbf2eebaVpXOzVrfLCgsKQo/4cZNPXVbqOlRpc2xDRuDHvTYCiMVUoGaCkRI6IQqewj0q+/P",
+	"zt6AtQ5teIf2oR3FSbLWOaVZSmZx34Tc9c9OuB91zOeO+9wN96OeedIzT3ruSS/cj/bN833zfN88PzBP",
+	"jtzPTmijv9bp3u923c+O+dkNbdDRBPzP1zIgYXDV0utrXRKhpURq+mpq/UxSmhi39TtCU2Pc9OOXPu7x",
+	"LU+W/pmWKTZ5WsT1pHvhIjbrL05tpGT9xUqInyGjxazO8fqOixFNEhPyMa0FvaQpTvBUxiQ1i/Vv8lFK",
+	"5VQz5kdc1vv9iMtXXH2nbWZ1gtrTtzxXWHv2EtWUJ6+4OrHJPff4WW7dfHxlj9pqmhOjI9wjTbUi4G8f",
+	"NQZf/CujiVdEqQz8ssAfJVobynrGFCHHUiubKjEZ18r5WzscL0k8pQxbAkliBNxEg67UMRBr06fampZS",
+	"W9a22NSXHBotflkIEYwJTXOBsg2v1RSFxZcJZqjtkctQ8qTBPbfj6U9U4fxWpfKdtlqnPhvlpJ0IQQyu",
+	"KYehbtMypbYb9cpmjGZeFwjtGIYOzAy15+woaCz4hh1vpTxv1poVWHYH0GXX0bT3EpHXNv6aabxAJGfG",
+	"pbLe9djokJI8rO/awI314X549/oVZFzrKwGUKW7TyzxZFkHZjAgyR4XCIZ52kyVNuQ3Clb2rkdVhH3M0",
+	"RyYjaloE5xr9Fbuv20WnmCx02yq6NlHzZQm4NEO9iot+0OiiV6n2nUBsaUUNtgVkhAqbg1nyXIDGd7nE",
+	"YyAK5lwq6Eb2RPIx5BkoDvsRxFMiSKxQyBBMZY107w6iqAKUGyua5uSqvIVu1LDzN7Wqkg2bLw5+iQq9",
+	"7k34irR+P9c/Ls4fNeKqObl6bgftHNa0RBhYwOfemwqQcK3AQvJcxAj/+v//ZUCggdbYnrRh+GlQr4AZ",
+	"BH34MHC+4SA4vx62wY9g3Wk3RB0Vx0SRlE9gZ3jVmkoRZ2TZWmG4lns99M0pG3OQaMbarTHopqIcX7qz",
+	"zjRN5DWmrSq17uOovM7slvlYqwmurFb4MufDhGcubHjmYk5Zrpyvi2OSp8pUfFRn/Z4vIPU4vha8mSGu",
+	"PBQYoaSJxXfan+IMQ01nN8sxRLCj37mpdgFZIoEqfaA4i7ENJ+5kdaLoSQQ7jyEhyyKcaAtSzKvwtgKV",
+	"GgO0Wsc4F1Qt32lbYLc8Mnmik1yfhbVQmEQ4cQk/Q+Y+2LQSDPIo6sUmqWU+Yhu0AynJXHvrWg362hbZ",
+	"h53OLvzw/ky7PyilS4WNBZ87483GdJILTEyAFUxgM0FxDDvdXU9i75Avplyi1SkGVhDKJMjZhQ++rlB4",
+	"r1tSQ7BjjpicXaT0Ei/+9Y9/huAL6/71j3/uHsNObxeyFfYzk7kJjBacXbThHWHJiF9ZfaeWGY1Jmi6B",
+	"sjjNEwQ7nD9TVmUcl6NlAiVPL1GCwIxLqrjJTDhCEFWk6oy5NXReaaCpUplNG+nD2gS6TEDNOxJeJRMG",
+	"3797+/TNya/e+WwP2ID96U9wprkgB+z0EkWRbC/SJcMt2T7UfNfuzoxqMeZjx119/DS7M4VJX8/42bSA",
+	"zyCnJEP4DHOeIHwesM+tVqv4r9utScpn51GNiMTD/VykIHEy15gGdoZW2NqZLYlpSzphROUCh7sh6D8w",
+	"gdHyRjmDzxCnhM5hqJc07MNQ89HCUGk5Hq5qfUALkFl3uaT0Mwzl7GJ4ixR6RV8Sw2Fo/vSCONQj2b8K",
+	"5WxiIJhirGwWy63JrqEusp9hmG2/kKy6kOzOCxmwE8csw94EUjpDIIaXK9SqbIwTiLSvQsBLZDYwbunH",
+	"hVs/j+NcSD0z1RL7oxZnKmXu2UmlOVQ0Rkg5n9n5CkoO4S96w4KwhM+t3FS0wV+AwGGreDBgBn7IfH4M",
+	"pKRm/FNIONqk7JyoeGpThta0GELzXAFhS7OSPGsP2AstI9o8exJpkGbOxAwzU1cpUWNPhVVVoLvY3Nic",
+	"XvWBFP2NNjKR8wGTiJpOtj4NiBXIGS6tF2XLzy5RSDQnXXPAiLfsa09iNISdxZTvhiaFq/WBHMJOSqUy",
+	"2qJI9cpS0cKcLF3ofzccsGEpFlTqunrqNJ+sJIvLEKJv8YM+ofbIDdjOUO/C8t+cvtDbR7BvdkPI0tzJ",
+	"nSIsISKBIZVSyy3JtQ85xKtM/2Kj8dAruRJM1CJqY5vVHcxJZtwNh8sUBxO2sbiqvwUqC2HggJBBaAM2",
+	"EUTrpk3bts5u/aUdYWjNqGjEeNpGDBheaYprWdKkx8RUjd6I8tpwSuIpaPxjPWqpiPIp8RXbqBowhpjI",
+	"jSMOK9YM2ZibNeIViZVJaxEFCcYpEQ6TnXjBtVI9YD6xbp5PeZoY27pihx1DM8C05AJSEs9c8Lmm63wa",
+	"uZxKcmw3DmZh22yUjjC50Ge/KNLEip/d9qW3sZZIo7Q0nWx8zkAqpxRKMb4B2xzkc0YvNlbOPdNWD4nB",
+	"E02Gz4T5wPw2Nm9VR1rTP4YJxpuHnaEvFfbREy0VElBz3EDhXSgG71QGLxeb2Poo4zG71h23FN2HcbBw",
+	"xBtk36RTNLm1xGm9smk1TLdhmCmRvixK96msc4nKd+65ZfZc51WJoJUc87CQ/G9kWeCLITqbhtCaT09b",
+	"JD61WDgdWfTuVnq7FAoseJ4mRsQr8r0m2qtxesU4a4K+njT13fbd/vctm4zK9Vh5x2RDFFxSSfVQJgJS",
+	"KaPcXQ3TWRumttF9t9FyE8Fzhb7BgVvKgRde89KoKwmjXJm1uNOnhcSEQ33nI9f5CD5rzLpKj5R6MO1c",
+	"kFQgSZZ+XBcArK31yG3nyC3FpPKkZ2UB4Ez0G8zv2plYrwz2PdwuOwcNp2i9ZMv16nZtr64moTsSZUks",
+	"rI/WU0bbrzp2io6lnRB/fU6bDltU4C86Fen3VVFCshqtW4w2XCXghn4DlZya7+RY0zXE3KY413Y8cNrM",
+	"EoxWKu19+a4pqQ/NjQjqXOtS6bzBlSUVrk13w8UIwI85Se1JH5YL3Ybgr0A4l7Q9YNqhosrkaL1f5N2l",
+	"IAw0bLLuVKcdtSOT49hsWL/GdaYwsIxFsWXzjbf0Sq1jwmJMdWuB45wlDVf6wmCBoynns+0uXV2HAc+Q",
+	"kYwG/aDXjto9FwU1IYU9ktGWJumeSQly2ZDifa7BvKxcwzPCreVpuCrHcIBoVVZmq/qotEJPmb9c4xjd",
+	"GjDpC84o0zbcDm1Ph2jDWxts3QzP2vCSLF1JIDx61I2iR4/0udQfO48eWRkqLMrzJOg7erkaCE0HF1WW",
+	"Qf/DWnGB01QG6CxompqIqrccpSIMqlv7ALO7c1cpU1mFjW1R0HZ1qKVKxOvzIq1hcnJfVre7xWXaO99c",
+	"faBrqlsX5zZVTzSU6D7DMWUoIalk+Ut6fE6ysF4jEdaKJAy+J4XMV8tP4yKC6yW6vcbp+tWubhRtzzqb",
+	"lrd++Caq+KZ7pQvc29OyVoK0odLZWHbisBAmsCP5HCHBLOVLG9qxeB26UbT7oLdyulHnfz252jA0wmR0",
+	"ocaYzfXNoSuxNaqS2aubD0bH/S8Ru8YbIPV7hD5f+6FI6QV7rv5klYPzqTefUPOB/SUMjEIZBMYDsYUF",
+	"QUnF3e3uWi0Pjcm2zb7uRYFbHcMixdns5T2wJHQ2dSoU1V7l5pDp1Lun+PSibkV8PM/7H7xN6Du4c1ch",
+	"OLvdnzNm3Gbc0hSdT/dAo3xdEVrzlDcBonDdDS4cLiNmRGrHXgO3OTeBEMI0/DJ66YEFbf+eMrP/EJfO",
+	"PITTJBmbAp9bXn9dRnrft9AFxjV+YMIf3ZPwRw9xq6tUmHtjVOCOvb4em07uHNF4WDZ2ercr6vrlctPv",
+	"YBsF31CNpjt3u/e8+dy9881nF2opmwS8ylI97nlFRn5ai8kEt73/etLy0zYBIqt5mS/EtnHzhijOwwpQ",
+	"9+h2Qahfe78OgwOLFW/uV/2KCoOgi+/xsdDan+MgDBSZmILTInhz3hyrWTnNNbNmJlgFKj7R5HpvFTHb",
+	"HLd4y1fJE+fCactH4NEjF4F79MhdHTguBekk5BIdfN+zYRQYp3wh2wO2OSRRSQrRBKQyaVRfaOHzfRpd",
+	"bIiQDFg9ROICKmu3mkpF9r4UJfRffmGD6M6tNYiSyJkcMLvz8l0n2PkdBW8lfMEUnWNRn7Pb14MYXFCt",
+	"lrHxQ6JsWNEVyQzYjs3tZEQqH/f8RlZilruhyS1uuB0ztN/R0Yai5sjsa0IoGzBTcaOnQyJSiqK6A1+H",
+	"0xDoEbUCpluDPc7uPH9WRHRcqaCLfdwnkFNcx7xXHKe5Euow2lqdbSrqalBsr50IteG9z5q7L/7YViLb",
+	"wf2jH6W4+K0ufe27xR7arfeX/4j0VzY3ePbVE/5H8e6N9Jdce3c2CtfeVaBqYMu+Kfu4Aid5SoQ2fgKd",
+	"uf6Devo0qWRU/xiO+92/ycZryqDZVFZ55q6XlIHUw3b7n/bQHT4IXYac1DPH/3He90M4gc6mbvK+115/",
+	"1S95MWlwU3xVys66AgfLFgUjTDmbmO+cI6uv06iVGrgUvw2x/Mc57507HtjimxaLW+hrobHiqm05P79t",
+	"s697AEsp9eq8/+eV22uC9z7Mr9cqF2LCYFQpXjguvo6lCKNqx8c5Uca34Qy/2rhfV8Qa6jmOb6/n+GM4",
+	"9StwXWz2QRx8b9PLFx4M7ixfdfhwrhGjLWVsct3eCJ7ksbuKlYvUleDL/t4eyWjbLaQd8/neZSe4Duv9",
+	"X/CYpL5Ucmc4JzMEkbPhbmW4/t6exr/plEvVfxI9icxg58X2G76+1H9v0VqRmK32L8UNnY9ZUPD6/Pq/",
+	"AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

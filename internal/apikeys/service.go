@@ -124,9 +124,16 @@ func (s *Service) insert(ctx context.Context, repo store.Repository, k *store.Ke
 	}
 }
 
-// Regenerate gives a managed key a new secret; the old one stops working when
-// this commits. Keys the caller cannot see are reported as not found.
-func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string) (*Issued, error) {
+// MaxGracePeriod bounds how long a replaced secret may keep working (7 days, as the spec says).
+const MaxGracePeriod = 7 * 24 * time.Hour
+
+// Regenerate gives a managed key a new secret. The old one stops working when
+// this commits, or after grace (never past the key's expiry); an earlier
+// grace period ends at once. Keys the caller cannot see are not found.
+func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, grace time.Duration) (*Issued, error) {
+	if grace < 0 || grace > MaxGracePeriod {
+		return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/grace_period_minutes", Reason: "must be from 0 to 10080"}})
+	}
 	kind := keys.KindSecret
 	var secret string
 	k, err := s.Store.Repo(p.Mode).UpdateKey(ctx, id, func(k *store.Key) error {
@@ -146,8 +153,17 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string) 
 		if secret, err = keys.New(kind, p.Mode == store.Sandbox); err != nil {
 			return err
 		}
+		now := s.Now().UTC()
+		k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil
+		if grace > 0 {
+			until := now.Add(grace)
+			if k.ExpiresAt != nil && k.ExpiresAt.Before(until) {
+				until = *k.ExpiresAt
+			}
+			k.PrevSecretHash, k.PrevSecretExpiresAt = k.SecretHash, &until
+		}
 		k.SecretHash = keys.Hash(secret)
-		k.UpdatedAt = s.Now().UTC()
+		k.UpdatedAt = now
 		return nil
 	})
 	var ae *apierr.Error

@@ -103,7 +103,11 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 		wantType = store.TypePublishable
 	}
 	// The index found it by hash; compare in constant time all the same.
-	if subtle.ConstantTimeCompare(k.SecretHash, hash) != 1 || k.Type != wantType || k.Deleted {
+	// A match on the previous secret counts only inside its grace period.
+	current := subtle.ConstantTimeCompare(k.SecretHash, hash) == 1
+	previous := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, hash) == 1 &&
+		k.PrevSecretExpiresAt != nil && a.Now().Before(*k.PrevSecretExpiresAt)
+	if !(current || previous) || k.Type != wantType || k.Deleted {
 		return nil, fail(ReasonUnknownKey, apierr.InvalidCredentials())
 	}
 	if k.Status != store.StatusActive {

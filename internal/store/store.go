@@ -29,21 +29,25 @@ const (
 
 // Key is a stored API key. SecretHash is all that is kept of the secret.
 type Key struct {
-	ID          string
-	AccountID   string
-	Name        string
-	Type        string
-	SecretHash  []byte
-	Permissions map[string][]string
-	Metadata    map[string]string
-	Status      string
-	Managed     bool
-	Deleted     bool
-	LastUsedAt  *time.Time
-	LastUsedIP  *string
-	ExpiresAt   *time.Time
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	ID         string
+	AccountID  string
+	Name       string
+	Type       string
+	SecretHash []byte
+	// PrevSecretHash is the replaced secret during a rotation's grace period;
+	// it authenticates until PrevSecretExpiresAt.
+	PrevSecretHash      []byte
+	PrevSecretExpiresAt *time.Time
+	Permissions         map[string][]string
+	Metadata            map[string]string
+	Status              string
+	Managed             bool
+	Deleted             bool
+	LastUsedAt          *time.Time
+	LastUsedIP          *string
+	ExpiresAt           *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
 }
 
 // Usage is one observed use of a key, flushed in batches.
@@ -76,12 +80,14 @@ type Repository interface {
 	// InsertKey returns ErrDuplicateName when an active key of the account has the name.
 	InsertKey(ctx context.Context, k *Key) error
 	GetKey(ctx context.Context, id string) (*Key, error)
-	// KeyBySecretHash finds a key by its current secret's hash (ErrNotFound if none).
+	// KeyBySecretHash finds a key by its current or previous secret's hash
+	// (ErrNotFound if none); the caller tells which by comparing SecretHash.
 	KeyBySecretHash(ctx context.Context, hash []byte) (*Key, error)
 	// ListManagedKeys returns an account's managed keys.
 	ListManagedKeys(ctx context.Context, accountID string) ([]*Key, error)
 	// UpdateKey reads the key under a write lock, lets fn change it, and
-	// writes it back atomically; an error from fn aborts without writing.
+	// writes it back atomically (previous secret included); an error from fn
+	// aborts without writing.
 	UpdateKey(ctx context.Context, id string, fn func(*Key) error) (*Key, error)
 	// RecordUsage moves last_used_at/ip forward, never backward.
 	RecordUsage(ctx context.Context, batch []Usage) error

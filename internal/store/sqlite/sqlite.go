@@ -174,14 +174,18 @@ func mapInsertErr(err error) error {
 }
 
 const keyColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
-	last_used_at, last_used_ip, expires_at, created_at, updated_at`
+	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at`
 
 func (r *Repo) GetKey(ctx context.Context, id string) (*store.Key, error) {
 	return scanKey(r.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id))
 }
 
 func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
-	return scanKey(r.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = ?`, hash))
+	k, err := scanKey(r.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = ?`, hash))
+	if errors.Is(err, store.ErrNotFound) {
+		k, err = scanKey(r.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE prev_secret_hash = ?`, hash))
+	}
+	return k, err
 }
 
 func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*store.Key, error) {
@@ -220,8 +224,9 @@ func (r *Repo) UpdateKey(ctx context.Context, id string, fn func(*store.Key) err
 		return nil, err
 	}
 	_, err = tx.ExecContext(ctx, `UPDATE api_keys SET name = ?, secret_hash = ?, permissions = ?, metadata = ?,
-		status = ?, deleted = ?, expires_at = ?, updated_at = ? WHERE id = ?`,
-		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt), id)
+		status = ?, deleted = ?, expires_at = ?, updated_at = ?, prev_secret_hash = ?, prev_secret_expires_at = ? WHERE id = ?`,
+		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
+		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), id)
 	if err != nil {
 		return nil, mapInsertErr(err)
 	}
@@ -262,11 +267,13 @@ func scanKey(row scanner) (*store.Key, error) {
 		k                     store.Key
 		perms, meta           string
 		lastUsedAt, expiresAt sql.NullString
+		prevExpiresAt         sql.NullString
 		lastUsedIP            sql.NullString
 		createdAt, updatedAt  string
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &perms, &meta, &k.Status,
-		&k.Managed, &k.Deleted, &lastUsedAt, &lastUsedIP, &expiresAt, &createdAt, &updatedAt)
+		&k.Managed, &k.Deleted, &lastUsedAt, &lastUsedIP, &expiresAt, &createdAt, &updatedAt,
+		&k.PrevSecretHash, &prevExpiresAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -288,7 +295,7 @@ func scanKey(row scanner) (*store.Key, error) {
 	for _, p := range []struct {
 		src sql.NullString
 		dst **time.Time
-	}{{lastUsedAt, &k.LastUsedAt}, {expiresAt, &k.ExpiresAt}} {
+	}{{lastUsedAt, &k.LastUsedAt}, {expiresAt, &k.ExpiresAt}, {prevExpiresAt, &k.PrevSecretExpiresAt}} {
 		if p.src.Valid {
 			t, err := parseTime(p.src.String)
 			if err != nil {
@@ -316,6 +323,14 @@ func encodeMaps(k *store.Key) (string, string, error) {
 	}
 	m, err := json.Marshal(k.Metadata)
 	return string(p), string(m), err
+}
+
+// nilIfEmpty stores an absent hash as NULL, which the partial unique index skips.
+func nilIfEmpty(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 func isUnique(err error) bool {

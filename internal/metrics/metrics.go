@@ -1,0 +1,51 @@
+// Package metrics defines the Prometheus series the server exports on /metrics.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds the collectors; each server has its own registry so tests
+// can run several servers in one process.
+type Metrics struct {
+	Registry      *prometheus.Registry
+	Requests      *prometheus.CounterVec   // operation, status
+	Latency       *prometheus.HistogramVec // operation
+	AuthFailures  *prometheus.CounterVec   // reason
+	RateLimited   *prometheus.CounterVec   // mode
+	LimiterErrors prometheus.Counter
+}
+
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsrcpay_http_requests_total", Help: "Requests by operation (or route_not_found) and status.",
+		}, []string{"operation", "status"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "hsrcpay_http_request_duration_seconds", Help: "Request latency by operation.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"operation"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsrcpay_auth_failures_total", Help: "Authentication failures by reason.",
+		}, []string{"reason"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsrcpay_rate_limited_total", Help: "Requests rejected with 429, by mode.",
+		}, []string{"mode"}),
+		LimiterErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hsrcpay_rate_limiter_errors_total", Help: "Shared limiter (Redis) failures; each fell back to the in-memory limiter.",
+		}),
+	}
+	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthFailures, m.RateLimited, m.LimiterErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,61 @@
+package ratelimit
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis shares one budget per credential across every replica (GCRA in a
+// Lua script, one round trip per request).
+type Redis struct {
+	lim *redis_rate.Limiter
+}
+
+// NewRedis connects to url (redis://host:port/db). Timeouts are short: a slow
+// Redis must not hold requests up (see Fallback).
+func NewRedis(url string) (*Redis, *redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	opt.DialTimeout = 250 * time.Millisecond
+	opt.ReadTimeout = 250 * time.Millisecond
+	opt.WriteTimeout = 250 * time.Millisecond
+	opt.MaxRetries = 0
+	rdb := redis.NewClient(opt)
+	return &Redis{lim: redis_rate.NewLimiter(rdb)}, rdb, nil
+}
+
+func (r *Redis) Allow(ctx context.Context, key string, perSecond int) (Result, error) {
+	res, err := r.lim.Allow(ctx, "hsrcpay:ratelimit:"+key, redis_rate.PerSecond(perSecond))
+	if err != nil {
+		return Result{}, err
+	}
+	out := Result{Allowed: res.Allowed > 0, Limit: perSecond, Remaining: res.Remaining, ResetAfter: res.ResetAfter}
+	if !out.Allowed {
+		out.RetryAfter = res.RetryAfter
+	}
+	return out, nil
+}
+
+// Fallback uses Primary (Redis) and, when it fails, Secondary (in memory),
+// so an unreachable Redis degrades shared limits to per-replica ones instead
+// of failing or un-limiting requests. OnFallback observes each failure.
+type Fallback struct {
+	Primary, Secondary Limiter
+	OnFallback         func(error)
+}
+
+func (f *Fallback) Allow(ctx context.Context, key string, perSecond int) (Result, error) {
+	res, err := f.Primary.Allow(ctx, key, perSecond)
+	if err == nil {
+		return res, nil
+	}
+	if f.OnFallback != nil {
+		f.OnFallback(err)
+	}
+	return f.Secondary.Allow(ctx, key, perSecond)
+}
