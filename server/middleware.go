@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -81,8 +82,14 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 			"client_ip", c.RealIP(),
 		}
+		op := "none"
 		if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
-			attrs = append(attrs, "operation", r.Operation.OperationID)
+			op = r.Operation.OperationID
+			attrs = append(attrs, "operation", op)
+		}
+		if op != "none" || strings.HasPrefix(c.Request().URL.Path, BasePath+"/") {
+			s.metrics.Requests.WithLabelValues(op, strconv.Itoa(c.Response().Status)).Inc()
+			s.metrics.Latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
 		}
 		if reason, ok := c.Get(ctxAuthReason).(string); ok {
 			attrs = append(attrs, "auth_failure", reason)
@@ -131,6 +138,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			var f *auth.Failure
 			if errors.As(err, &f) {
 				c.Set(ctxAuthReason, f.Reason)
+				s.metrics.AuthFailures.WithLabelValues(f.Reason).Inc()
 			}
 			return err
 		}
@@ -176,6 +184,7 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Response().Header().Set(k, v)
 		}
 		if !res.Allowed {
+			s.metrics.RateLimited.WithLabelValues(string(p.Mode)).Inc()
 			retry := max(1, ceilSeconds(res.RetryAfter))
 			e := apierr.New(api.CodeRateLimited, "Too many requests").With("retry_after_seconds", retry)
 			e.Headers = map[string]string{"Retry-After": strconv.Itoa(retry)}

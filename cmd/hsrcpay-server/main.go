@@ -13,13 +13,16 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/config"
+	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
@@ -40,7 +43,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
-	cfg, err := config.FromEnv()
+	lookup := os.LookupEnv
+	if cmd == "serve" {
+		var ok bool
+		if lookup, ok = serveFlags(args, stderr); !ok {
+			return 2
+		}
+	}
+	cfg, err := config.Load(lookup)
 	if err != nil {
 		fmt.Fprintf(stderr, "hsrcpay-server: bad configuration:\n%v\n", err)
 		return 2
@@ -63,6 +73,33 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "hsrcpay-server: unknown command %q\n%s", cmd, usage)
 	return 2
+}
+
+// serveFlags gives every HSRCPAY_* variable a flag (--rate-limit-live for
+// HSRCPAY_RATE_LIMIT_LIVE); a flag wins over the environment.
+func serveFlags(args []string, stderr io.Writer) (func(string) (string, bool), bool) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	vals := map[string]*string{}
+	for _, v := range config.Variables {
+		name := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(v.Name, "HSRCPAY_")), "_", "-")
+		help := v.Help + " (" + v.Name
+		if v.Default != "" {
+			help += ", default " + v.Default
+		}
+		vals[v.Name] = fs.String(name, "", help+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, false
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set["HSRCPAY_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))] = true })
+	return func(name string) (string, bool) {
+		if set[name] {
+			return *vals[name], true
+		}
+		return os.LookupEnv(name)
+	}, true
 }
 
 // openStore opens the store HSRCPAY_DATABASE_URL names.
@@ -91,9 +128,29 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 	defer jwtv.Close()
+	m := metrics.New()
+	var limiter ratelimit.Limiter = ratelimit.NewMemory()
+	if cfg.RedisURL != "" {
+		shared, rdb, err := ratelimit.NewRedis(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("HSRCPAY_REDIS_URL: %w", err)
+		}
+		defer rdb.Close()
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if err := rdb.Ping(pctx).Err(); err != nil {
+			log.Warn("Redis unreachable at start; rate limits are per replica until it answers", "err", err)
+		}
+		cancel()
+		limiter = &ratelimit.Fallback{Primary: shared, Secondary: limiter, OnFallback: func(err error) {
+			m.LimiterErrors.Inc()
+			log.Warn("Redis rate limiter failed; using this replica's in-memory budget", "err", err)
+		}}
+	}
 	srv, err := server.New(server.Options{
 		Store:             st,
 		JWT:               jwtv,
+		Limiter:           limiter,
+		Metrics:           m,
 		RateLimits:        map[store.Mode]int{store.Live: cfg.RateLimitLive, store.Sandbox: cfg.RateLimitSandbox},
 		ValidateResponses: cfg.ValidateResponses,
 		TrustProxy:        cfg.TrustProxy,

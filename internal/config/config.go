@@ -31,6 +31,31 @@ type Config struct {
 	LogLevel           slog.Level    // HSRCPAY_LOG_LEVEL
 	DemoAccount        string        // HSRCPAY_DEMO_ACCOUNT
 	ShutdownTimeout    time.Duration // HSRCPAY_SHUTDOWN_TIMEOUT
+	RedisURL           string        // HSRCPAY_REDIS_URL
+}
+
+// Var documents one setting; the serve command turns each into a flag too
+// (HSRCPAY_RATE_LIMIT_LIVE → --rate-limit-live).
+type Var struct{ Name, Default, Help string }
+
+// Variables lists every setting, in the README's order.
+var Variables = []Var{
+	{"HSRCPAY_ADDR", "127.0.0.1:8080", "listen address (host:port)"},
+	{"HSRCPAY_DATABASE_URL", "sqlite:./data", "sqlite:DIR (live.db and sandbox.db in DIR) or postgres://user@host:5432/db"},
+	{"HSRCPAY_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous pragma: NORMAL survives a process crash, FULL also power loss"},
+	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets across replicas (in memory when unset)"},
+	{"HSRCPAY_JWT_JWKS_URL", "", "auth provider's JWKS URL; enables JWT bearer tokens"},
+	{"HSRCPAY_JWT_PUBLIC_KEY_FILE", "", "PEM public key (RSA, ECDSA or Ed25519) instead of a JWKS URL, for local use"},
+	{"HSRCPAY_JWT_ISSUER", "", "required iss claim (required with JWTs)"},
+	{"HSRCPAY_JWT_AUDIENCE", "", "required aud claim (required with JWTs)"},
+	{"HSRCPAY_RATE_LIMIT_LIVE", "100", "requests per second per live credential"},
+	{"HSRCPAY_RATE_LIMIT_TEST", "25", "requests per second per sandbox credential"},
+	{"HSRCPAY_VALIDATE_RESPONSES", "true", "check every response against openapi.yaml (a violation becomes a logged 500)"},
+	{"HSRCPAY_USAGE_FLUSH_INTERVAL", "5s", "how often last_used_at/last_used_ip are written"},
+	{"HSRCPAY_TRUST_PROXY", "false", "take the client address from X-Forwarded-For (behind a load balancer)"},
+	{"HSRCPAY_LOG_LEVEL", "info", "debug, info, warn or error (JSON logs on stderr)"},
+	{"HSRCPAY_SHUTDOWN_TIMEOUT", "15s", "how long SIGTERM waits for in-flight requests"},
+	{"HSRCPAY_DEMO_ACCOUNT", "", "create this sandbox account at start and print its keys (make run sets acct_demo)"},
 }
 
 // Defaults are what an unset variable means.
@@ -103,6 +128,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	duration("HSRCPAY_USAGE_FLUSH_INTERVAL", &c.UsageFlushInterval, 10*time.Millisecond, time.Hour)
 	boolean("HSRCPAY_TRUST_PROXY", &c.TrustProxy)
 	str("HSRCPAY_DEMO_ACCOUNT", &c.DemoAccount)
+	str("HSRCPAY_REDIS_URL", &c.RedisURL)
 	duration("HSRCPAY_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
 	if v, ok := lookup("HSRCPAY_LOG_LEVEL"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
@@ -126,6 +152,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if (c.JWKSURL != "" || c.JWTPublicKeyFile != "") && (c.JWTIssuer == "" || c.JWTAudience == "") {
 		errs = append(errs, errors.New("HSRCPAY_JWT_ISSUER and HSRCPAY_JWT_AUDIENCE are required when JWTs are enabled"))
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("HSRCPAY_REDIS_URL=%q: want redis://host:port/db", redact(c.RedisURL)))
+		}
 	}
 	if c.DemoAccount != "" && !validAccountID(c.DemoAccount) {
 		errs = append(errs, fmt.Errorf("HSRCPAY_DEMO_ACCOUNT=%q: want 1-64 letters, digits, _ or -", c.DemoAccount))

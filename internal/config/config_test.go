@@ -58,3 +58,18 @@ func TestDatabaseURLPasswordRedacted(t *testing.T) {
 		t.Fatalf("password leaked or no error: %v", err)
 	}
 }
+
+// TestVariablesDocumented keeps the documented list and the parser in step.
+func TestVariablesDocumented(t *testing.T) {
+	for _, v := range Variables {
+		if _, err := Load(env(map[string]string{v.Name: "\x00not valid\x00"})); err == nil && v.Default != "" {
+			// A string setting accepts anything; the numeric and boolean ones must complain.
+			switch v.Name {
+			case "HSRCPAY_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
+				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUST_PROXY",
+				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT":
+				t.Errorf("%s accepted a garbage value", v.Name)
+			}
+		}
+	}
+}

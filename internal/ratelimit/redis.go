@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -17,6 +18,7 @@ type Redis struct {
 // NewRedis connects to url (redis://host:port/db). Timeouts are short: a slow
 // Redis must not hold requests up (see Fallback).
 func NewRedis(url string) (*Redis, *redis.Client, error) {
+	redis.SetLogger(quiet{}) // failures are reported through Fallback, not printed
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, nil, err
@@ -25,6 +27,7 @@ func NewRedis(url string) (*Redis, *redis.Client, error) {
 	opt.ReadTimeout = 250 * time.Millisecond
 	opt.WriteTimeout = 250 * time.Millisecond
 	opt.MaxRetries = 0
+	opt.DialerRetries = 1
 	rdb := redis.NewClient(opt)
 	return &Redis{lim: redis_rate.NewLimiter(rdb)}, rdb, nil
 }
@@ -43,19 +46,34 @@ func (r *Redis) Allow(ctx context.Context, key string, perSecond int) (Result, e
 
 // Fallback uses Primary (Redis) and, when it fails, Secondary (in memory),
 // so an unreachable Redis degrades shared limits to per-replica ones instead
-// of failing or un-limiting requests. OnFallback observes each failure.
+// of failing or un-limiting requests. After a failure Primary is left alone
+// for Cooldown (default 1s), so a dead Redis costs no latency per request.
+// OnFallback observes each failure.
 type Fallback struct {
 	Primary, Secondary Limiter
 	OnFallback         func(error)
+	Cooldown           time.Duration
+	downUntil          atomic.Int64 // unix nanoseconds
 }
 
 func (f *Fallback) Allow(ctx context.Context, key string, perSecond int) (Result, error) {
-	res, err := f.Primary.Allow(ctx, key, perSecond)
-	if err == nil {
-		return res, nil
-	}
-	if f.OnFallback != nil {
-		f.OnFallback(err)
+	if time.Now().UnixNano() >= f.downUntil.Load() {
+		res, err := f.Primary.Allow(ctx, key, perSecond)
+		if err == nil {
+			return res, nil
+		}
+		cool := f.Cooldown
+		if cool == 0 {
+			cool = time.Second
+		}
+		f.downUntil.Store(time.Now().Add(cool).UnixNano())
+		if f.OnFallback != nil {
+			f.OnFallback(err)
+		}
 	}
 	return f.Secondary.Allow(ctx, key, perSecond)
 }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}

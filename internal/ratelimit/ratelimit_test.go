@@ -1,0 +1,152 @@
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestMemoryBudget(t *testing.T) {
+	m := NewMemory()
+	now := time.Unix(1_700_000_000, 0)
+	m.now = func() time.Time { return now }
+	for i := 0; i < 3; i++ {
+		r, _ := m.Allow(context.Background(), "k", 3)
+		if !r.Allowed || r.Remaining != 2-i || r.Limit != 3 {
+			t.Fatalf("request %d: %+v", i, r)
+		}
+	}
+	r, _ := m.Allow(context.Background(), "k", 3)
+	if r.Allowed || r.RetryAfter <= 0 || r.RetryAfter > time.Second {
+		t.Fatalf("4th request: %+v", r)
+	}
+	if r2, _ := m.Allow(context.Background(), "other", 3); !r2.Allowed {
+		t.Fatal("budgets must be per key")
+	}
+	now = now.Add(time.Second)
+	if r, _ := m.Allow(context.Background(), "k", 3); !r.Allowed {
+		t.Fatalf("after a second: %+v", r)
+	}
+	// Idle keys are forgotten, so the map stays bounded.
+	now = now.Add(2 * idleTTL)
+	m.Allow(context.Background(), "fresh", 3)
+	if len(m.buckets) != 1 {
+		t.Fatalf("%d buckets kept", len(m.buckets))
+	}
+}
+
+// redisURL returns the test Redis, skipping (or failing in CI) when it is down.
+func redisURL(t *testing.T) string {
+	t.Helper()
+	addr := os.Getenv("HSRCPAY_TEST_REDIS_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		if os.Getenv("HSRCPAY_REQUIRE_REDIS") == "1" {
+			t.Fatalf("Redis not reachable at %s and HSRCPAY_REQUIRE_REDIS=1: %v", addr, err)
+		}
+		t.Skipf("Redis not reachable at %s: skipping Redis rate-limit tests (set HSRCPAY_TEST_REDIS_ADDR)", addr)
+	}
+	c.Close()
+	return "redis://" + addr + "/0"
+}
+
+func TestRedisSharesOneBudget(t *testing.T) {
+	url := redisURL(t)
+	a, ca, err := NewRedis(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	b, cb, _ := NewRedis(url)
+	defer cb.Close()
+	key := fmt.Sprintf("test:%d", time.Now().UnixNano())
+	allowed := 0
+	for i := 0; i < 10; i++ {
+		lim := a
+		if i%2 == 1 {
+			lim = b // two replicas, one budget
+		}
+		r, err := lim.Allow(context.Background(), key, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Allowed {
+			allowed++
+		} else if r.RetryAfter <= 0 {
+			t.Fatalf("rejected without Retry-After: %+v", r)
+		}
+	}
+	if allowed != 5 {
+		t.Fatalf("%d of 10 allowed across two limiters, want 5", allowed)
+	}
+}
+
+type failing struct{}
+
+func (failing) Allow(context.Context, string, int) (Result, error) {
+	return Result{}, errors.New("redis down")
+}
+
+func TestFallbackWhenRedisUnreachable(t *testing.T) {
+	// A real client against a closed port, so the failure path is the real one.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	down, c, err := NewRedis("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var failures int
+	f := &Fallback{Primary: down, Secondary: NewMemory(), OnFallback: func(error) { failures++ }}
+	allowed := 0
+	start := time.Now()
+	for i := 0; i < 4; i++ {
+		r, err := f.Allow(context.Background(), "k", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Allowed {
+			allowed++
+		}
+	}
+	if allowed != 2 || failures != 1 {
+		t.Fatalf("allowed %d (want 2, the in-memory budget), fallbacks %d (want 1: then the cooldown)", allowed, failures)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("an unreachable Redis held requests for %v", time.Since(start))
+	}
+	var _ Limiter = failing{}
+}
+
+type toggle struct{ down bool }
+
+func (t *toggle) Allow(context.Context, string, int) (Result, error) {
+	if t.down {
+		return Result{}, errors.New("redis down")
+	}
+	return Result{Allowed: true, Limit: 99, Remaining: 98}, nil
+}
+
+func TestFallbackRecoversAfterCooldown(t *testing.T) {
+	p := &toggle{down: true}
+	f := &Fallback{Primary: p, Secondary: NewMemory(), Cooldown: 50 * time.Millisecond}
+	if r, _ := f.Allow(context.Background(), "k", 5); r.Limit != 5 {
+		t.Fatalf("while down the in-memory limiter answers: %+v", r)
+	}
+	p.down = false
+	if r, _ := f.Allow(context.Background(), "k", 5); r.Limit != 5 {
+		t.Fatalf("during the cooldown Redis is not asked: %+v", r)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if r, _ := f.Allow(context.Background(), "k", 5); r.Limit != 99 {
+		t.Fatalf("after the cooldown Redis answers again: %+v", r)
+	}
+}
