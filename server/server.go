@@ -20,6 +20,7 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
@@ -42,6 +43,8 @@ type Options struct {
 	TrustProxy bool
 	Logger     *slog.Logger
 	Now        func() time.Time
+	// Metrics defaults to a fresh registry, served on /metrics.
+	Metrics *metrics.Metrics
 }
 
 // Server is the HTTP service.
@@ -55,6 +58,7 @@ type Server struct {
 	log       *slog.Logger
 	store     store.Store
 	validResp bool
+	metrics   *metrics.Metrics
 	// Usage buffers last_used_* updates; run it with Usage.Run.
 	Usage *auth.UsageTracker
 	// Service is the business layer, shared with the bootstrap command.
@@ -79,6 +83,9 @@ func New(o Options) (*Server, error) {
 	if o.Limiter == nil {
 		o.Limiter = ratelimit.NewMemory()
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
 	if o.RateLimits == nil {
 		o.RateLimits = map[store.Mode]int{store.Live: 100, store.Sandbox: 25}
 	}
@@ -93,6 +100,7 @@ func New(o Options) (*Server, error) {
 		log:       o.Logger,
 		store:     o.Store,
 		validResp: o.ValidateResponses,
+		metrics:   o.Metrics,
 		Usage:     usage,
 		Service:   svc,
 	}
@@ -108,6 +116,8 @@ func New(o Options) (*Server, error) {
 	e.Use(s.requestID, s.recover, s.accessLog, middleware.BodyLimit("64K"))
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(o.Metrics.Handler()))
+	s.registerDocs(e)
 
 	mws := []echo.MiddlewareFunc{s.route}
 	if o.ValidateResponses {

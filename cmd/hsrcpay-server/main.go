@@ -24,6 +24,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/postgres"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
 )
@@ -111,8 +112,10 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	switch kind {
 	case config.SQLite:
 		return sqlite.Open(ctx, loc, sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
+	case config.Postgres:
+		return postgres.Open(ctx, loc)
 	}
-	return nil, fmt.Errorf("HSRCPAY_DATABASE_URL: %s is not supported by this build yet", kind)
+	return nil, fmt.Errorf("HSRCPAY_DATABASE_URL: unknown store %q", kind)
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
@@ -73,6 +74,8 @@ type Config struct {
 	Logger *slog.Logger
 	// NoResponseValidation turns response validation off (benchmarks compare both).
 	NoResponseValidation bool
+	// Limiter replaces the in-memory rate limiter (e.g. Redis, shared by replicas).
+	Limiter ratelimit.Limiter
 }
 
 // New starts a server; it stops with the test.
@@ -103,6 +106,7 @@ func New(t testing.TB, cfg Config) *Env {
 		Store:             e.Store,
 		JWT:               verifier,
 		RateLimits:        cfg.RateLimits,
+		Limiter:           cfg.Limiter,
 		ValidateResponses: !cfg.NoResponseValidation,
 		Logger:            cfg.Logger,
 		Now:               e.Clock.Now,

@@ -148,8 +148,11 @@ type queries struct {
 	listManaged, getKeyForUpdate, updateKey, recordUsage string
 }
 
-const keyColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
+// insertColumns are what InsertKey writes: a new key has no previous secret.
+const insertColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	last_used_at, last_used_ip, expires_at, created_at, updated_at`
+
+const keyColumns = insertColumns + `, prev_secret_hash, prev_secret_expires_at`
 
 func newRepo(pool *pgxpool.Pool, schema string) *Repo {
 	accounts := pgx.Identifier{schema, "accounts"}.Sanitize()
@@ -157,16 +160,20 @@ func newRepo(pool *pgxpool.Pool, schema string) *Repo {
 	return &Repo{pool: pool, q: queries{
 		createAccount: `INSERT INTO ` + accounts + ` (id, created_at) VALUES ($1, $2)`,
 		accountExists: `SELECT EXISTS (SELECT 1 FROM ` + accounts + ` WHERE id = $1)`,
-		insertKey: `INSERT INTO ` + keys + ` (` + keyColumns + `)
+		insertKey: `INSERT INTO ` + keys + ` (` + insertColumns + `)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-		getKey:          `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1`,
-		keyBySecretHash: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE secret_hash = $1`,
+		getKey: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1`,
+		// The current secret first, then a previous one still in its grace period
+		// (whether that has expired is the caller's call).
+		keyBySecretHash: `SELECT ` + keyColumns + ` FROM ` + keys + `
+			WHERE secret_hash = $1 OR prev_secret_hash = $1 ORDER BY secret_hash = $1 DESC LIMIT 1`,
 		// COLLATE "C" orders ids bytewise, as SQLite does, whatever the database's collation.
 		listManaged: `SELECT ` + keyColumns + ` FROM ` + keys + `
 			WHERE account_id = $1 AND managed AND NOT deleted ORDER BY type COLLATE "C" DESC, id COLLATE "C"`,
 		getKeyForUpdate: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1 FOR UPDATE`,
 		updateKey: `UPDATE ` + keys + ` SET name = $1, secret_hash = $2, permissions = $3, metadata = $4,
-			status = $5, deleted = $6, expires_at = $7, updated_at = $8 WHERE id = $9`,
+			status = $5, deleted = $6, expires_at = $7, updated_at = $8,
+			prev_secret_hash = $9, prev_secret_expires_at = $10 WHERE id = $11`,
 		recordUsage: `UPDATE ` + keys + ` SET last_used_at = $1, last_used_ip = $2
 			WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)`,
 	}}
@@ -213,6 +220,10 @@ func normalize(k *store.Key) {
 	}
 	k.LastUsedAt = pgTimePtr(k.LastUsedAt)
 	k.ExpiresAt = pgTimePtr(k.ExpiresAt)
+	k.PrevSecretExpiresAt = pgTimePtr(k.PrevSecretExpiresAt)
+	if len(k.PrevSecretHash) == 0 {
+		k.PrevSecretHash = nil // NULL, which the partial unique index skips; never ''
+	}
 	k.CreatedAt = pgTime(k.CreatedAt)
 	k.UpdatedAt = pgTime(k.UpdatedAt)
 }
@@ -259,7 +270,8 @@ func (r *Repo) UpdateKey(ctx context.Context, id string, fn func(*store.Key) err
 	}
 	normalize(k)
 	_, err = tx.Exec(ctx, r.q.updateKey,
-		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt, id)
+		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
+		k.PrevSecretHash, k.PrevSecretExpiresAt, id)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -300,7 +312,8 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
 func scanKey(row pgx.Row) (*store.Key, error) {
 	var k store.Key
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &k.Permissions, &k.Metadata, &k.Status,
-		&k.Managed, &k.Deleted, &k.LastUsedAt, &k.LastUsedIP, &k.ExpiresAt, &k.CreatedAt, &k.UpdatedAt)
+		&k.Managed, &k.Deleted, &k.LastUsedAt, &k.LastUsedIP, &k.ExpiresAt, &k.CreatedAt, &k.UpdatedAt,
+		&k.PrevSecretHash, &k.PrevSecretExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -309,7 +322,7 @@ func scanKey(row pgx.Row) (*store.Key, error) {
 	}
 	k.CreatedAt = k.CreatedAt.UTC()
 	k.UpdatedAt = k.UpdatedAt.UTC()
-	for _, p := range []**time.Time{&k.LastUsedAt, &k.ExpiresAt} {
+	for _, p := range []**time.Time{&k.LastUsedAt, &k.ExpiresAt, &k.PrevSecretExpiresAt} {
 		if *p != nil {
 			t := (*p).UTC()
 			*p = &t
@@ -319,14 +332,14 @@ func scanKey(row pgx.Row) (*store.Key, error) {
 }
 
 // mapErr turns unique violations into the store's errors by constraint name
-// (see migrations/00001_init.sql).
+// (see migrations/).
 func mapErr(err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		switch pe.ConstraintName {
 		case "api_keys_account_name":
 			return store.ErrDuplicateName
-		case "api_keys_pkey", "api_keys_secret_hash_key":
+		case "api_keys_pkey", "api_keys_secret_hash_key", "api_keys_prev_secret_hash":
 			return store.ErrDuplicateKeyID
 		case "accounts_pkey":
 			return store.ErrAccountExists

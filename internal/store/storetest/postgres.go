@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net/url"
 	"os"
 	"regexp"
@@ -53,12 +52,12 @@ func PostgresURL(t testing.TB) string {
 	if err == nil {
 		return u
 	}
-	msg := fmt.Sprintf("PostgreSQL not reachable at %s (%v): skipping PostgreSQL store tests (set %s)",
-		tried, err, EnvPostgresURL)
 	if os.Getenv(EnvRequirePostgres) == "1" {
-		t.Fatalf("%s=1 but %s", EnvRequirePostgres, msg)
+		t.Fatalf("PostgreSQL not reachable at %s (%v) and %s=1: failing (set %s)",
+			tried, err, EnvRequirePostgres, EnvPostgresURL)
 	}
-	t.Skip(msg)
+	t.Skipf("PostgreSQL not reachable at %s (%v): skipping PostgreSQL store tests (set %s)",
+		tried, err, EnvPostgresURL)
 	return ""
 }
 

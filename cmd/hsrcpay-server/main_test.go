@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/sqlite"
+)
+
+func TestBootstrapPrintsManagedKeysOnce(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("HSRCPAY_DATABASE_URL", "sqlite:"+dir)
+	var out, errb bytes.Buffer
+	if code := run([]string{"bootstrap", "--account", "acct_boot"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var res struct {
+		Keys []managedKey `json:"keys"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	seen := map[string]bool{}
+	for _, k := range res.Keys {
+		seen[k.Mode+"/"+k.Type] = true
+		prefix := map[string]string{"SECRET": "sk_", "PUBLISHABLE": "pk_"}[k.Type] + map[string]string{"live": "live_", "test": "test_"}[k.Mode]
+		if !strings.HasPrefix(k.Secret, prefix) || !strings.HasPrefix(k.ID, "key_") || k.AccountID != "acct_boot" {
+			t.Fatalf("bad key line %+v", k)
+		}
+	}
+	if len(res.Keys) != 4 || len(seen) != 4 {
+		t.Fatalf("want one secret and one publishable key per mode, got %+v", res.Keys)
+	}
+	// A second bootstrap cannot show secrets again: it refuses.
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"bootstrap", "--account", "acct_boot"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "exists") {
+		t.Fatalf("second bootstrap: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestBadConfigurationExitsNonZero(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"HSRCPAY_DATABASE_URL": "mysql://db"}, []string{"serve"}, "HSRCPAY_DATABASE_URL"},
+		{map[string]string{"HSRCPAY_ADDR": "nonsense"}, []string{"serve"}, "HSRCPAY_ADDR"},
+		{nil, []string{"serve", "--rate-limit-test", "-5"}, "HSRCPAY_RATE_LIMIT_TEST"},
+		{nil, []string{"bootstrap", "--account", "bad id"}, "--account"},
+		{nil, []string{"frobnicate"}, "unknown command"},
+	} {
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		var out, errb bytes.Buffer
+		if code := run(tc.args, &out, &errb); code == 0 || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%v %v: exit %d, stderr %q", tc.env, tc.args, code, errb.String())
+		}
+		for k := range tc.env {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// TestSIGTERMDrainsAndFlushes runs the real binary: SIGTERM ends it cleanly,
+// and the last use of a key, still in memory, reaches the store on the way out.
+func TestSIGTERMDrainsAndFlushes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "hsrcpay-server")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	start := func() (*exec.Cmd, string, map[string]string) {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := ln.Addr().String()
+		ln.Close()
+		cmd := exec.Command(bin, "serve")
+		cmd.Env = append(os.Environ(), "HSRCPAY_DATABASE_URL=sqlite:"+dir, "HSRCPAY_ADDR="+addr,
+			"HSRCPAY_DEMO_ACCOUNT=acct_sig", "HSRCPAY_USAGE_FLUSH_INTERVAL=1h")
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		vars := map[string]string{}
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() && len(vars) < 4 {
+			if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && strings.HasPrefix(sc.Text(), "export ") {
+				vars[k] = v
+			}
+		}
+		go func() {
+			for sc.Scan() {
+			}
+		}()
+		base := "http://" + addr + "/v1"
+		for i := 0; i < 100; i++ {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return cmd, base, vars
+	}
+	cmd, base, vars := start()
+	c, err := client.New(base, vars["HSRCPAY_API_KEY"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := c.CreateAPIKey(context.Background(), "acct_sig", client.CreateAPIKeyRequest{Name: "user", Permissions: client.Permissions{"account:api:key": {"create"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Use the new key once: its last use is only in memory (flush interval 1h).
+	c2, _ := client.New(base, k.Key)
+	if _, err := c2.CreateAPIKey(context.Background(), "acct_sig", client.CreateAPIKeyRequest{Name: "child", Permissions: client.Permissions{}}); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop within 20s of SIGTERM")
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(began))
+	// Restart on the same files: the custom key works and its last use was kept.
+	_, base, _ = start()
+	c3, _ := client.New(base, k.Key)
+	if _, err := c3.CreateAPIKey(context.Background(), "acct_sig", client.CreateAPIKeyRequest{Name: "after restart", Permissions: client.Permissions{}}); err != nil {
+		t.Fatalf("key issued before the restart: %v", err)
+	}
+	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.Repo(store.Sandbox).GetKey(context.Background(), k.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LastUsedAt == nil || got.LastUsedIP == nil {
+		t.Fatal("last_used_at was not flushed at shutdown")
+	}
+}
