@@ -4,7 +4,6 @@ package apierr
 
 import (
 	"fmt"
-	"net/http"
 
 	"github.com/hsrcpay/apikeys/gen/api"
 )
@@ -61,12 +60,10 @@ func Validation(errs []FieldError) *Error {
 	return New(api.CodeValidationFailed, "Request validation failed").With("errors", errs)
 }
 
-var (
-	MissingCredentials = func() *Error { return New(api.CodeMissingCredentials, "Missing bearer token") }
-	InvalidCredentials = func() *Error { return New(api.CodeInvalidCredentials, "Invalid API key or token") }
-	ExpiredCredentials = func() *Error { return New(api.CodeExpiredCredentials, "Expired API key or token") }
-	KeyNotFound        = func() *Error { return New(api.CodeKeyNotFound, "API key not found") }
-)
+// The credential errors, shared by every authentication path.
+func MissingCredentials() *Error { return New(api.CodeMissingCredentials, "Missing bearer token") }
+func InvalidCredentials() *Error { return New(api.CodeInvalidCredentials, "Invalid API key or token") }
+func ExpiredCredentials() *Error { return New(api.CodeExpiredCredentials, "Expired API key or token") }
 
-// StatusText gives a fallback message for statuses Echo produces on its own.
-func StatusText(status int) string { return http.StatusText(status) }
+// KeyNotFound is also what a caller gets for a key it may not see.
+func KeyNotFound() *Error { return New(api.CodeKeyNotFound, "API key not found") }
