@@ -43,3 +43,64 @@ services-note:
 ## test: vet and run every test (end-to-end through the client on real stores)
 test: services-note vet
 	$(GO) test -count=1 ./...
+
+# =============================================================================================
+# Spec gates (issue 4): Spectral lint, oasdiff breaking-change check and changelog, TypeScript
+# types. Node tools are pinned in .ci/spec/package.json (+ lock) and installed by `npm ci` into
+# .ci/spec/node_modules on first use; oasdiff is pinned below and installed into ./bin on first
+# use. Override SPEC to check another file, e.g. `make lint-spec SPEC=/tmp/x.yaml`.
+# How to release a baseline or accept a breaking change: .ci/spec/README.md.
+# =============================================================================================
+SPEC            ?= $(CURDIR)/openapi.yaml
+SPEC_BASELINE   ?= $(CURDIR)/.ci/spec/released/openapi.yaml
+BREAKING_IGNORE ?= $(CURDIR)/.ci/spec/breaking-ignore.txt
+OASDIFF_VERSION := v1.33.0
+OASDIFF         := $(CURDIR)/bin/oasdiff
+SPEC_CI         := $(CURDIR)/.ci/spec
+SPEC_NODE_BIN   := $(SPEC_CI)/node_modules/.bin
+SPEC_NODE_STAMP := $(SPEC_CI)/node_modules/.hsrcpay-installed
+
+.PHONY: lint-spec breaking changelog release-spec spec-selftest ts-check spec-oasdiff
+
+# Pinned Node tools (Spectral, openapi-typescript, TypeScript); reinstalled when the lock changes.
+$(SPEC_NODE_STAMP): $(SPEC_CI)/package.json $(SPEC_CI)/package-lock.json
+	cd $(SPEC_CI) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Pinned oasdiff in ./bin; (re)installed when missing or not the pinned version.
+spec-oasdiff:
+	@$(GO) version -m $(OASDIFF) 2>/dev/null | grep -Eq '^[[:space:]]+mod[[:space:]]+github\.com/oasdiff/oasdiff[[:space:]]+$(OASDIFF_VERSION)([[:space:]]|$$)' || { \
+	  echo "installing oasdiff $(OASDIFF_VERSION) into bin/"; \
+	  GOBIN=$(CURDIR)/bin $(GO) install github.com/oasdiff/oasdiff@$(OASDIFF_VERSION); }
+
+## lint-spec: Spectral with .spectral.yaml on $(SPEC); fails on any warning or error
+lint-spec: $(SPEC_NODE_STAMP)
+	$(SPEC_NODE_BIN)/spectral lint --ruleset $(CURDIR)/.spectral.yaml --fail-severity=warn $(SPEC)
+
+## breaking: fail if $(SPEC) breaks clients of the released spec (except changes accepted in .ci/spec/breaking-ignore.txt)
+breaking: spec-oasdiff
+	$(OASDIFF) breaking --fail-on ERR --err-ignore $(BREAKING_IGNORE) $(SPEC_BASELINE) $(SPEC)
+	@echo "no unaccepted breaking changes against $(SPEC_BASELINE)"
+
+## changelog: human-readable changes from the released spec to $(SPEC)
+changelog: spec-oasdiff
+	$(OASDIFF) changelog $(SPEC_BASELINE) $(SPEC)
+
+## release-spec: make $(SPEC) the released baseline (needs a new info.version) and empty breaking-ignore.txt
+release-spec: lint-spec breaking
+	@ver() { awk '/^info:/{i=1;next} i&&/^[^ ]/{exit} i&&/^  version:/{gsub(/["'\'']/,"",$$2);print $$2;exit}' "$$1"; }; \
+	new="$$(ver $(SPEC))"; old="$$(ver $(SPEC_BASELINE))"; \
+	if ! cmp -s $(SPEC) $(SPEC_BASELINE) && [ "$$new" = "$$old" ]; then \
+	  echo "release-spec: the spec changed but info.version is still $$old; bump it first"; exit 1; fi; \
+	cp $(SPEC) $(SPEC_BASELINE); \
+	grep '^#' $(BREAKING_IGNORE) > $(BREAKING_IGNORE).tmp || true; mv $(BREAKING_IGNORE).tmp $(BREAKING_IGNORE); \
+	echo "released $$new as the baseline $(SPEC_BASELINE) and emptied $(BREAKING_IGNORE): commit both"
+
+## spec-selftest: prove lint-spec and breaking fail on deliberately broken copies of $(SPEC) and pass on it
+spec-selftest: $(SPEC_NODE_STAMP) spec-oasdiff
+	MAKE="$(MAKE)" bash $(SPEC_CI)/selftest.sh $(SPEC)
+
+## ts-check: generate TypeScript types from $(SPEC) (openapi-typescript) and type-check .ci/spec/ts/check.ts
+ts-check: $(SPEC_NODE_STAMP)
+	$(SPEC_NODE_BIN)/openapi-typescript $(SPEC) --default-non-nullable false -o $(SPEC_CI)/ts/gen/schema.d.ts
+	$(SPEC_NODE_BIN)/tsc --strict --noEmit -p $(SPEC_CI)/ts

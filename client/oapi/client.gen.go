@@ -183,9 +183,15 @@ type ApiKey struct {
 	// AccountId An account id, such as `acct_demo`.
 	//
 	// Example: acct_demo
-	AccountId AccountId  `json:"account_id"`
-	CreatedAt time.Time  `json:"created_at"`
-	Deleted   bool       `json:"deleted"`
+	AccountId AccountId `json:"account_id"`
+
+	// CreatedAt When the key was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Deleted True once the key is deleted; deleted keys never authenticate.
+	Deleted bool `json:"deleted"`
+
+	// ExpiresAt When the key stops working; null for no expiry.
 	ExpiresAt *time.Time `json:"expires_at"`
 
 	// Id An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
@@ -194,7 +200,9 @@ type ApiKey struct {
 	Id ApiKeyId `json:"id"`
 
 	// Key The plaintext secret. Store it now; it is never shown again.
-	Key        string     `json:"key"`
+	Key string `json:"key"`
+
+	// LastUsedAt Time of the latest authenticated request (updated within seconds).
 	LastUsedAt *time.Time `json:"last_used_at"`
 
 	// LastUsedIp Client address of the latest authenticated request (updated within seconds).
@@ -207,7 +215,9 @@ type ApiKey struct {
 	//
 	// Example: {"team":"checkout"}
 	Metadata Metadata `json:"metadata"`
-	Name     string   `json:"name"`
+
+	// Name Display name, unique among the account's active keys.
+	Name string `json:"name"`
 
 	// Object Always `api_key`.
 	Object ApiKeyObject `json:"object"`
@@ -218,18 +228,22 @@ type ApiKey struct {
 	Permissions Permissions `json:"permissions"`
 
 	// PreviousKeyExpiresAt Until when the previous secret still works after a regenerate with a grace period; null when only the current secret works.
-	PreviousKeyExpiresAt *time.Time   `json:"previous_key_expires_at"`
-	Status               ApiKeyStatus `json:"status"`
+	PreviousKeyExpiresAt *time.Time `json:"previous_key_expires_at"`
+
+	// Status `ACTIVE` keys authenticate; `INACTIVE` ones were switched off; `EXPIRED` ones are past `expires_at`.
+	Status ApiKeyStatus `json:"status"`
 
 	// Type `SECRET` keys act on the server side; `PUBLISHABLE` keys are safe in browsers and cannot manage keys.
-	Type      ApiKeyType `json:"type"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	Type ApiKeyType `json:"type"`
+
+	// UpdatedAt When the key last changed (a regenerate included).
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ApiKeyObject Always `api_key`.
 type ApiKeyObject string
 
-// ApiKeyStatus defines model for ApiKey.Status.
+// ApiKeyStatus `ACTIVE` keys authenticate; `INACTIVE` ones were switched off; `EXPIRED` ones are past `expires_at`.
 type ApiKeyStatus string
 
 // ApiKeyType `SECRET` keys act on the server side; `PUBLISHABLE` keys are safe in browsers and cannot manage keys.
@@ -271,14 +285,16 @@ type CreateApiKeyRequest struct {
 	Permissions Permissions `json:"permissions"`
 }
 
-// Error defines model for Error.
+// Error What went wrong; `code` is stable, `message` is for people, `details` has the context.
 type Error struct {
 	// Code Stable error code; the first three digits are the HTTP status. See the table in the API description.
 	Code ErrorCode `json:"code"`
 
 	// Details Machine-readable context; always has `request_id`, and `errors` for validation failures. Other keys depend on the code.
 	Details ErrorDetails `json:"details"`
-	Message string       `json:"message"`
+
+	// Message Human-readable explanation; may change, so match on `code`.
+	Message string `json:"message"`
 }
 
 // ErrorCode Stable error code; the first three digits are the HTTP status. See the table in the API description.
@@ -292,6 +308,7 @@ type ErrorDetails struct {
 
 // ErrorEnvelope Error envelope; `success` is always false.
 type ErrorEnvelope struct {
+	// Error What went wrong; `code` is stable, `message` is for people, `details` has the context.
 	Error   Error  `json:"error"`
 	Message string `json:"message"`
 	Success bool   `json:"success"`

@@ -189,9 +189,15 @@ type ApiKey struct {
 	// AccountId An account id, such as `acct_demo`.
 	//
 	// Example: acct_demo
-	AccountId AccountId  `json:"account_id"`
-	CreatedAt time.Time  `json:"created_at"`
-	Deleted   bool       `json:"deleted"`
+	AccountId AccountId `json:"account_id"`
+
+	// CreatedAt When the key was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Deleted True once the key is deleted; deleted keys never authenticate.
+	Deleted bool `json:"deleted"`
+
+	// ExpiresAt When the key stops working; null for no expiry.
 	ExpiresAt *time.Time `json:"expires_at"`
 
 	// Id An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
@@ -200,7 +206,9 @@ type ApiKey struct {
 	Id ApiKeyId `json:"id"`
 
 	// Key The plaintext secret. Store it now; it is never shown again.
-	Key        string     `json:"key"`
+	Key string `json:"key"`
+
+	// LastUsedAt Time of the latest authenticated request (updated within seconds).
 	LastUsedAt *time.Time `json:"last_used_at"`
 
 	// LastUsedIp Client address of the latest authenticated request (updated within seconds).
@@ -213,7 +221,9 @@ type ApiKey struct {
 	//
 	// Example: {"team":"checkout"}
 	Metadata Metadata `json:"metadata"`
-	Name     string   `json:"name"`
+
+	// Name Display name, unique among the account's active keys.
+	Name string `json:"name"`
 
 	// Object Always `api_key`.
 	Object ApiKeyObject `json:"object"`
@@ -224,18 +234,22 @@ type ApiKey struct {
 	Permissions Permissions `json:"permissions"`
 
 	// PreviousKeyExpiresAt Until when the previous secret still works after a regenerate with a grace period; null when only the current secret works.
-	PreviousKeyExpiresAt *time.Time   `json:"previous_key_expires_at"`
-	Status               ApiKeyStatus `json:"status"`
+	PreviousKeyExpiresAt *time.Time `json:"previous_key_expires_at"`
+
+	// Status `ACTIVE` keys authenticate; `INACTIVE` ones were switched off; `EXPIRED` ones are past `expires_at`.
+	Status ApiKeyStatus `json:"status"`
 
 	// Type `SECRET` keys act on the server side; `PUBLISHABLE` keys are safe in browsers and cannot manage keys.
-	Type      ApiKeyType `json:"type"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	Type ApiKeyType `json:"type"`
+
+	// UpdatedAt When the key last changed (a regenerate included).
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ApiKeyObject Always `api_key`.
 type ApiKeyObject string
 
-// ApiKeyStatus defines model for ApiKey.Status.
+// ApiKeyStatus `ACTIVE` keys authenticate; `INACTIVE` ones were switched off; `EXPIRED` ones are past `expires_at`.
 type ApiKeyStatus string
 
 // ApiKeyType `SECRET` keys act on the server side; `PUBLISHABLE` keys are safe in browsers and cannot manage keys.
@@ -277,14 +291,16 @@ type CreateApiKeyRequest struct {
 	Permissions Permissions `json:"permissions"`
 }
 
-// Error defines model for Error.
+// Error What went wrong; `code` is stable, `message` is for people, `details` has the context.
 type Error struct {
 	// Code Stable error code; the first three digits are the HTTP status. See the table in the API description.
 	Code ErrorCode `json:"code"`
 
 	// Details Machine-readable context; always has `request_id`, and `errors` for validation failures. Other keys depend on the code.
 	Details ErrorDetails `json:"details"`
-	Message string       `json:"message"`
+
+	// Message Human-readable explanation; may change, so match on `code`.
+	Message string `json:"message"`
 }
 
 // ErrorCode Stable error code; the first three digits are the HTTP status. See the table in the API description.
@@ -298,6 +314,7 @@ type ErrorDetails struct {
 
 // ErrorEnvelope Error envelope; `success` is always false.
 type ErrorEnvelope struct {
+	// Error What went wrong; `code` is stable, `message` is for people, `details` has the context.
 	Error   Error  `json:"error"`
 	Message string `json:"message"`
 	Success bool   `json:"success"`
@@ -1168,105 +1185,107 @@ func (sh *strictHandler) RegenerateApiKey(ctx echo.Context, id ApiKeyId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7HzrcttGsv+rdGG3KpIXpEBSki3qk2Ir/zjxbW0lTmJqxSHQJGcJzsAzA1GMrar99H+A8xD7YPskp+YG",
-	"AiAo0ZK8Z0/qVNkSBcy1u6f715fhpyDm84wzZEoG/U8BXpF5lqL5/FQgUZj8iEv9l8zncyKWQT84AYYL",
-	"iHOp+BwkxgIVzHAZhMElSXPUjROiiP5N4pjnTF3QJOjrP9RFgnMehEFsx74gKugH3ah72Op0Wt3uWSfq",
-	"R/rfb0EYJJiiwiToj0kqMQzwKqMCpe/Ti1pRpxV1zqJSHzPRDJcX+8mTNx9/W54dXr4fdec/Hl297clX",
-	"j8ffB6F+HfQDObtQKNXFkx+S7uzFx6Pfrn7en796nL3tyLPDxa+90dOD8ffR5KQ3e3P0UQ+dEqkucukW",
-	"zfI0LT+jmX82J4xMSsueoyKeHgrJPOgH8RTjGc9VcB0GjMwx6AdP3SMYkXiGLAnCgI/+jrHeK8nohSVw",
-	"hmJOpaScyRJ5+ySjfbOrD46wwXkYZGQ5R6ZKD8NAIEmC8+swyAReUp5LPe5FmbB2D1IRlUvN66dnz38+",
-	"DcJALTO9zHenT9+engVhkGfJLQy81luXkkx0P5nHMUoZhMWnvhI5Xl+HwVucIEOxQdQcNUtyBguqpkCM",
-	"ENqn95c8LUVPtpM8S6BCzo7kWffyl8PRq/35X58sTjvi14P8eY+/WZOzvz5enHbF2dHyp336upOdHMpn",
-	"vfH/ezL94WD2Ivr9l+781f7o58M1OSvTNjrqHzzpd7pVadSSp49DO2p3Or3246AkgprGFQlcCdzLNcJ+",
-	"ichpqTLC5CVBS9xmcQxrjT2Jb5bFilx1Vuz590nndRhMkSQozN7fEoUv6JyqlvlpxA1lLGimKGdBP3iL",
-	"H3OUSgJJU77ABDIUmsCcJTDmAtSUSogFJsgUJWlbTxhPcW4kdk4ZnefzoB8V+6FM4QRFYI5JMflbnBPK",
-	"KJvcsIAUxwooAzVFiHMhkClYUJbwxZ0nldiw43dmcxJypmhqZhvlyQQVUAnjPE2BTAhlXzYnKrFsnYwV",
-	"is3zKQ4LQhWMcMwFgtB9KJt80US/tBy5Ws+T9ZmeGyaNKUrLNmHbHsPHnCsEqvQaZJ5lXKg2nKSSa3oP",
-	"UQgu2gkqQlPZdp0uaDKsLY1cvUA2UdOg3+k+KZYnldB8NYInUGacSWuLnzOFgpH0VA+vH8ScKaPdPwUk",
-	"y1IaE73uvb9LvfjCjpuPqy4JBv2DKIoiff7MCvXz1SKDfhB1fnj25NfD94//2v2l99v+ycG3h08fP3ty",
-	"evRd9cj4BYEd/qZ3pVNl9Ol1mRB/FjgO+sGf9lY4ZM++lXtms6fsElOeoSVKjUeVidrwiqspZRNYEAnx",
-	"lDCt33KWopRAICUKBWg9BHLKFxK4mqJYUInHVn6sYdEy7CgCNAGiYEpYorlX0gR10WnahWu+V2lrNvGG",
-	"LFNOkjPOXxAxwXuxc7/Tq7Ez1ef1YrRUWnIODw56h+HdWOyWDSOeLEFxDqlZ7TZtvh7Lz7SK0ZNRaefS",
-	"WpUwONyHH+m3D8qmM85fErb0OvV+bOoe3fHUaeYpsbwgWiFeWGMig36nwoYzzjVSWnrJlcEtr78ig+pz",
-	"NVk+f+LMpmBYUvlDZy9ljZUNtvcmbtabbzag242y6tJsFbcdRTdft3E39i41bTBaXybSPzGSqykX9HdM",
-	"7ifPUSfqPIQVuSQpTeDkzXMD7bWk8BmyLVt9PSl+xe0UoZlsivYvrXTmJB1zMcckhJzNGF+wECxoTUIQ",
-	"eMlnmOhOzoeoifH79+9bJ7ma6mMQayS8hjtO0gVZShh+i0SgqMGGOky4vzw4BIPJS0woOTPj38scHTwE",
-	"unhq52/p9cA81wYGYW0ld+jy7zFMjCsY1ucePqBxKpZtRjqxflcTij1h4LwyoEkIMo+nQCQMC4/YrKrg",
-	"Z8VTLmHUw/1Qo+kCsoZBRpTGXkE/+NuHk9ZvpPV71Do6X328aJ1/isLD3vWfgzV0GwYnGXW+/tpy3SFv",
-	"w3CGyyHERAiLwRGylGj8fqW800pYAgaaq1wwfexYuoTREqzXaV6LIrqgN5oJnqFQFGU9RnAz91cUvq5G",
-	"ED4FWhkYN1N7nC1F59i04SKiUJzhEecpEiPEZZ93w4AsT1My0iyyLv3aBFvswdDcbmHWRPyzBhK34Z3S",
-	"DhZVwPjiWP/W8o2X2rGd8gVbOXi3uDT1wMZdN1oNfNT38DSl2tUlSSI06udjIzga+ksFpKR4kwLk77hg",
-	"gYH/lHn8sdtePwK3Lq4IvKzRVuRogFCWEqU33soEv6SSci23M1zKEBZTqk+ndme5KlZUk+B16SnHF2/i",
-	"/0vfrogBVd3QKGrYkA8IbbJSLk5ktQjTvvaHInZ03jBeLZp003rflJreFCWqL+0nE4pYTNFGP3w/rzOk",
-	"omkKCy5m0sFPUiKxDy5OBIkRMhSUJ8eg+W5HNBqmHFRxo5rxNBHuJtQ+ovWpIGIR2nr+qvh4+sub529P",
-	"nzUSVjnLXaXF0EbEhkbCgMQKuKWKRGGOME3wGIZvfvr2xfN33598++LUNxUIkowRKIOR4AuJQhp9GhOm",
-	"rZsVdNO2zPoiAFcasXG55QDddjr02nqxGmfpmZxgGsUXljW5E27X36q6mtYonZmqRBaMqCmriopenfKV",
-	"Wq8YhcruNgvuiixuL4VdLGDGevjLghdA1wKI4DlLgKzs5pqV20Y3OHtcBlQllFeKj65LrodTGzSEFniY",
-	"omhUXjWe+rnD0oRm9ZtJtQHzeE+hgnluSgvVYNAtGaTNyOiggoz0MCV09KkTHkbNgMjm2uyeHNQzCCVJ",
-	"qN4VSd+UeOqyEuvWm+FCb/sbCfoMhFCS7dCcXp7Z0azHsjTP/Flow0/Wn4ExxTSxOkCgprd1Y6pidZMK",
-	"fu+Vr+aBVDyTRkFSNjkuoLkLTo9zlQtsw+s5VcZAMu4Wt1Gbrlvde1jA6sKfUZmlZOnIlzP6MUcgc84m",
-	"ZrFOzXxjVCm9XOm/uh3djJX/NhhcRVFrMLjqjAeDq8fj8780CsRdDWXtSDldWB6t6TAVYeUqj61Pt4Vj",
-	"9FQ3vK74fbf2eebaVpXOzVrfLCgsKQo/4cZNPXVbqOlRpc2xDRuDHvTYCiMVUoGaCkRI6IQqewj0q+/P",
-	"zt6AtQ5teIf2oR3FSbLWOaVZSmZx34Tc9c9OuB91zOeO+9wN96OeedIzT3ruSS/cj/bN833zfN88PzBP",
-	"jtzPTmijv9bp3u923c+O+dkNbdDRBPzP1zIgYXDV0utrXRKhpURq+mpq/UxSmhi39TtCU2Pc9OOXPu7x",
-	"LU+W/pmWKTZ5WsT1pHvhIjbrL05tpGT9xUqInyGjxazO8fqOixFNEhPyMa0FvaQpTvBUxiQ1i/Vv8lFK",
-	"5VQz5kdc1vv9iMtXXH2nbWZ1gtrTtzxXWHv2EtWUJ6+4OrHJPff4WW7dfHxlj9pqmhOjI9wjTbUi4G8f",
-	"NQZf/CujiVdEqQz8ssAfJVobynrGFCHHUiubKjEZ18r5WzscL0k8pQxbAkliBNxEg67UMRBr06fampZS",
-	"W9a22NSXHBotflkIEYwJTXOBsg2v1RSFxZcJZqjtkctQ8qTBPbfj6U9U4fxWpfKdtlqnPhvlpJ0IQQyu",
-	"KYehbtMypbYb9cpmjGZeFwjtGIYOzAy15+woaCz4hh1vpTxv1poVWHYH0GXX0bT3EpHXNv6aabxAJGfG",
-	"pbLe9djokJI8rO/awI314X549/oVZFzrKwGUKW7TyzxZFkHZjAgyR4XCIZ52kyVNuQ3Clb2rkdVhH3M0",
-	"RyYjaloE5xr9Fbuv20WnmCx02yq6NlHzZQm4NEO9iot+0OiiV6n2nUBsaUUNtgVkhAqbg1nyXIDGd7nE",
-	"YyAK5lwq6Eb2RPIx5BkoDvsRxFMiSKxQyBBMZY107w6iqAKUGyua5uSqvIVu1LDzN7Wqkg2bLw5+iQq9",
-	"7k34irR+P9c/Ls4fNeKqObl6bgftHNa0RBhYwOfemwqQcK3AQvJcxAj/+v//ZUCggdbYnrRh+GlQr4AZ",
-	"BH34MHC+4SA4vx62wY9g3Wk3RB0Vx0SRlE9gZ3jVmkoRZ2TZWmG4lns99M0pG3OQaMbarTHopqIcX7qz",
-	"zjRN5DWmrSq17uOovM7slvlYqwmurFb4MufDhGcubHjmYk5Zrpyvi2OSp8pUfFRn/Z4vIPU4vha8mSGu",
-	"PBQYoaSJxXfan+IMQ01nN8sxRLCj37mpdgFZIoEqfaA4i7ENJ+5kdaLoSQQ7jyEhyyKcaAtSzKvwtgKV",
-	"GgO0Wsc4F1Qt32lbYLc8Mnmik1yfhbVQmEQ4cQk/Q+Y+2LQSDPIo6sUmqWU+Yhu0AynJXHvrWg362hbZ",
-	"h53OLvzw/ky7PyilS4WNBZ87483GdJILTEyAFUxgM0FxDDvdXU9i75Avplyi1SkGVhDKJMjZhQ++rlB4",
-	"r1tSQ7BjjpicXaT0Ei/+9Y9/huAL6/71j3/uHsNObxeyFfYzk7kJjBacXbThHWHJiF9ZfaeWGY1Jmi6B",
-	"sjjNEwQ7nD9TVmUcl6NlAiVPL1GCwIxLqrjJTDhCEFWk6oy5NXReaaCpUplNG+nD2gS6TEDNOxJeJRMG",
-	"3797+/TNya/e+WwP2ID96U9wprkgB+z0EkWRbC/SJcMt2T7UfNfuzoxqMeZjx119/DS7M4VJX8/42bSA",
-	"zyCnJEP4DHOeIHwesM+tVqv4r9utScpn51GNiMTD/VykIHEy15gGdoZW2NqZLYlpSzphROUCh7sh6D8w",
-	"gdHyRjmDzxCnhM5hqJc07MNQ89HCUGk5Hq5qfUALkFl3uaT0Mwzl7GJ4ixR6RV8Sw2Fo/vSCONQj2b8K",
-	"5WxiIJhirGwWy63JrqEusp9hmG2/kKy6kOzOCxmwE8csw94EUjpDIIaXK9SqbIwTiLSvQsBLZDYwbunH",
-	"hVs/j+NcSD0z1RL7oxZnKmXu2UmlOVQ0Rkg5n9n5CkoO4S96w4KwhM+t3FS0wV+AwGGreDBgBn7IfH4M",
-	"pKRm/FNIONqk7JyoeGpThta0GELzXAFhS7OSPGsP2AstI9o8exJpkGbOxAwzU1cpUWNPhVVVoLvY3Nic",
-	"XvWBFP2NNjKR8wGTiJpOtj4NiBXIGS6tF2XLzy5RSDQnXXPAiLfsa09iNISdxZTvhiaFq/WBHMJOSqUy",
-	"2qJI9cpS0cKcLF3ofzccsGEpFlTqunrqNJ+sJIvLEKJv8YM+ofbIDdjOUO/C8t+cvtDbR7BvdkPI0tzJ",
-	"nSIsISKBIZVSyy3JtQ85xKtM/2Kj8dAruRJM1CJqY5vVHcxJZtwNh8sUBxO2sbiqvwUqC2HggJBBaAM2",
-	"EUTrpk3bts5u/aUdYWjNqGjEeNpGDBheaYprWdKkx8RUjd6I8tpwSuIpaPxjPWqpiPIp8RXbqBowhpjI",
-	"jSMOK9YM2ZibNeIViZVJaxEFCcYpEQ6TnXjBtVI9YD6xbp5PeZoY27pihx1DM8C05AJSEs9c8Lmm63wa",
-	"uZxKcmw3DmZh22yUjjC50Ge/KNLEip/d9qW3sZZIo7Q0nWx8zkAqpxRKMb4B2xzkc0YvNlbOPdNWD4nB",
-	"E02Gz4T5wPw2Nm9VR1rTP4YJxpuHnaEvFfbREy0VElBz3EDhXSgG71QGLxeb2Poo4zG71h23FN2HcbBw",
-	"xBtk36RTNLm1xGm9smk1TLdhmCmRvixK96msc4nKd+65ZfZc51WJoJUc87CQ/G9kWeCLITqbhtCaT09b",
-	"JD61WDgdWfTuVnq7FAoseJ4mRsQr8r0m2qtxesU4a4K+njT13fbd/vctm4zK9Vh5x2RDFFxSSfVQJgJS",
-	"KaPcXQ3TWRumttF9t9FyE8Fzhb7BgVvKgRde89KoKwmjXJm1uNOnhcSEQ33nI9f5CD5rzLpKj5R6MO1c",
-	"kFQgSZZ+XBcArK31yG3nyC3FpPKkZ2UB4Ez0G8zv2plYrwz2PdwuOwcNp2i9ZMv16nZtr64moTsSZUks",
-	"rI/WU0bbrzp2io6lnRB/fU6bDltU4C86Fen3VVFCshqtW4w2XCXghn4DlZya7+RY0zXE3KY413Y8cNrM",
-	"EoxWKu19+a4pqQ/NjQjqXOtS6bzBlSUVrk13w8UIwI85Se1JH5YL3Ybgr0A4l7Q9YNqhosrkaL1f5N2l",
-	"IAw0bLLuVKfdaUcmx7HZsH6N60xhYBmLYsvmG2/plVrHhMWY6tYCxzlLGq70hcECR1POZ9tduroOA54h",
-	"IxkN+kGvHbV7LgpqQgp7JKMtTdI9kxLksiHF+1yDeVm5hmeEW8vTcFWO4QDRqqzMVvVRaYWeMn+5xjG6",
-	"NWDSF5xRpm24HdqeDtGGtzbYuhmeteElWbqSQHj0qBtFjx7pc6k/dh49sjJUWJTnSdB39HI1EJoOLqos",
-	"g/6HteICp6kM0FnQNDURVW85SkUYVLf2AWZ3565SprIKG9uioO3qUEuViNfnRVrD5OS+rG53i8u0d765",
-	"+kDXVLcuzm2qnmgo0X2GY8pQQlLJ8pf0+JxkYb1GIqwVSRh8TwqZr5afxkUE10t0e43T9atd3SjannU2",
-	"LW/98E1U8U33She4t6dlrQRpQ6WzsezEYSFMYEfyOUKCWcqXNrRj8Tp0o2j3QW/ldKPO/3pytWFohMno",
-	"Qo0xm+ubQ1dia1Qls1c3H4yO+18ido03QOr3CH2+9kOR0gv2XP3JKgfnU28+oeYD+0sYGIUyCIwHYgsL",
-	"gpKKu9vdtVoeGpNtm33diwK3OoZFirPZy3tgSehs6lQoqr3KzSHTqXdP8elF3Yr4eJ73P3ib0Hdw565C",
-	"cHa7P2fMuM24pSk6n+6BRvm6IrTmKW8CROG6G1w4XEbMiNSOvQZuc24CIYRp+GX00gML2v49ZWb/IS6d",
-	"eQinSTI2BT63vP66jPS+b6ELjGv8wIQ/uifhjx7iVlepMPfGqMAde309Np3cOaLxsGzs9G5X1PXL5abf",
-	"wTYKvqEaTXfudu9587l755vPLtRSNgl4laV63POKjPy0FpMJbnv/9aTlp20CRFbzMl+IbePmDVGchxWg",
-	"7tHtglC/9n4dBgcWK97cr/oVFQZBF9/jY6G1P8dBGCgyMQWnRfDmvDlWs3Kaa2bNTLAKVHyiyfXeKmK2",
-	"OW7xlq+SJ86F05aPwKNHLgL36JG7OnBcCtJJyCU6+L5nwygwTvlCtgdsc0iikhSiCUhl0qi+0MLn+zS6",
-	"2BAhGbB6iMQFVNZuNZWK7H0pSui//MIG0Z1baxAlkTM5YHbn5btOsPM7Ct5K+IIpOseiPme3rwcxuKBa",
-	"LWPjh0TZsKIrkhmwHZvbyYhUPu75jazELHdDk1vccDtmaL+jow1FzZHZ14RQNmCm4kZPh0SkFEV1B74O",
-	"pyHQI2oFTLcGe5zdef6siOi4UkEX+7hPIKe4jnmvOE5zJdRhtLU621TU1aDYXjsRasN7nzV3X/yxrUS2",
-	"g/tHP0px8Vtd+tp3iz20W+8v/xHpr2xu8OyrJ/yP4t0b6S+59u5sFK69q0DVwJZ9U/ZxBU7ylAht/AQ6",
-	"c/0H9fRpUsmo/jEc97t/k43XlEGzqazyzF0vKQOph+32P+2hO3wQugw5qWeO/+O874dwAp1N3eR9r73+",
-	"ql/yYtLgpviqlJ11BQ6WLQpGmHI2Md85R1Zfp1ErNXApfhti+Y9z3jt3PLDFNy0Wt9DXQmPFVdtyfn7b",
-	"Zl/3AJZS6tV5/88rt9cE732YX69VLsSEwahSvHBcfB1LEUbVjo9zooxvwxl+tXG/rog11HMc317P8cdw",
-	"6lfgutjsgzj43qaXLzwY3Fm+6vDhXCNGW8rY5Lq9ETzJY3cVKxepK8GX/b09ktG2W0g75vO9y05wHdb7",
-	"v+AxSX2p5M5wTmYIImfD3cpw/b09jX/TKZeq/yR6EpnBzovtN3x9qf/eorUiMVvtX4obOh+zoOD1+fV/",
-	"BwAA//8=",
+	"7HzpcttGtv+rnMJMVSQPSHGRZIv6pNjKP068ja3ESUyN0AQOyR4C3XB3QxRjq2o+/R/gPsQ82DzJrd5A",
+	"ACQlWpLnzk3dqkSWgF5Pn+V3lsanIOZZzhkyJYPBpwCvSJanaH5/KpAoTH7Ehf5LFllGxCIYBCfAcA5x",
+	"IRXPQGIsUMEMF0EYXJK0QN04IYrof0kc84KpC5oEA/2Hukgw40EYxHbsC6KCQdDr9A5b3W6r1zvrdgYd",
+	"/d9vQRgkmKLCJBiMSSoxDPAqpwKl79PvtDrdVqd71qn0MRPNcHGxnzx58/G3xdnh5ftRL/vx6OptX756",
+	"PP4+CPXrYBDI2YVCqS6e/JD0Zi8+Hv129fN+9upx/rYrzw7nv/ZHTw/G33cmJ/3Zm6OPeuiUSHVRSLdo",
+	"VqRp9RnN/bOMMDKpLDtDRTw9FJIsGATxFOMZL1RwHQaMZBgMgqfuEYxIPEOWBGHAR3/HWO+V5PTCEjhH",
+	"kVEpKWeyQt4ByenA7OqDI2xwHgY5WWTIVOVhGAgkSXB+HQa5wEvKC6nHvagS1u5BKqIKqc/66dnzn0+D",
+	"MFCLXC/z3enTt6dnQRgUeXLLAV7rrUtJJrqfLOIYpQzC8reBEgVeX4fBW5wgQ7GB1Rw1K3wGc6qmQAwT",
+	"2qf35zzNRU+24zxLoJLPjuRZ7/KXw9Gr/eyvT+anXfHrQfG8z9+s8NlfH89Pe+LsaPHTPn3dzU8O5bP+",
+	"+P89mf5wMHvR+f2XXvZqf/Tz4QqfVWnbORocPBl0e3Vu1JynxaHdaXe7/fbjoMKCmsY1Dlwy3MsVwn4J",
+	"y2muMszkOUFz3GZ2DBuNPYlv5sUaX3WXx/Pv487rMJgiSVCYvb8lCl/QjKqW+WnYDWUsaK4oZ8EgeIsf",
+	"C5RKAklTPscEchSawJwlMOYC1JRKiAUmyBQlaVtPGE8xMxybUUazIgsGnXI/lCmcoAiMmJSTv8WMUEbZ",
+	"5IYFpDhWQBmoKUJcCIFMwZyyhM/vPKnENTt+ZzYnoWCKpma2UZFMUAGVMC7SFMiEUPZlc6ISi9bJWKHY",
+	"PJ/iMCdUwQjHXCAI3YeyyRdN9EvLkav1PFmd6bk5pDFFaY9N2LbH8LHgCoEqvQZZ5DkXqg0nqeSa3hEK",
+	"wUU7QUVoKtuu0wVNosbSyNULZBM1DQbd3pNyeVIJfa6G8QTKnDNpbfFzplAwkp7q4fWDmDNltPungOR5",
+	"SmOi1733d6kXX9px8+uyS4LB4KDT6XS0/JkV6ufLRQaDoNP94dmTXw/fP/5r75f+b/snB98ePn387Mnp",
+	"0Xd1kfELAjv8Te8qUmX06XWVEH8WOA4GwZ/2ljhkz76Ve2azp+wSU56jJUrjjGoTteEVV1PKJjAnEuIp",
+	"YVq/FSxFKYFAShQK0HoI5JTPJXA1RTGnEo8t/1jDonnYUQRoAkTBlLBEn15FEzRZZ90uXPO9WluziTdk",
+	"kXKSnHH+gogJ3us497v9xnGmWl4vRgulOefw4KB/GN7tiN2yYcSTBSjOITWr3abN1zvyM61i9GRU2rm0",
+	"ViUMDvfhR/rtgx7TGecvCVt4nXq/Y+od3VHq9OEpsbggWiFeWGMig0G3dgxnnGuktPCcK4NbXn/FA2rO",
+	"tc7yeYkzm4KoovIjZy9l4yjX2N6bTrPZfLMB3W6UZZf1VnHbUXTzVRt3Y+9K0zVG68tY+idGCjXlgv6O",
+	"yf34udPtdB/CilySlCZw8ua5gfaaU/gM2Zatvh4Xv+J2itBMNkX7l1Y6GUnHXGSYhFCwGeNzFoIFrUkI",
+	"Ai/5DBPdyfkQDTZ+//5966RQUy0GsUbCK7jjJJ2ThYToWyQCRQM2NGHC/fnBIRhMXmJCyZkZ/17m6OAh",
+	"0MVTO39LrweyQhsYhJWV3KHLv8cwMa4gas4dPaBxKpdtRjqxftc6FHvCwHllQJMQZBFPgUiISo/YrKo8",
+	"z5qnXMGoh/uhRtMlZA2DnCiNvYJB8LcPJ63fSOv3TuvofPnrRev8Uyc87F//OVhBt2FwklPn668s1wl5",
+	"G6IZLiKIiRAWgyPkKdH4/Up5p5WwBAw0V4VgWuxYuoDRAqzXaV6LMrqgN5oLnqNQFGUzRnDz6S8pfF2P",
+	"IDQ38H6K1ukygQoi3VKMGtBqwzik2jdtKZrhOtKUsYfm0GeiQOAsxnJ8Kr2WOfa/6OcSGF6iAFLRM+3l",
+	"VCPOUyRGeqrO9o07kYrnEuZczCibHAPTnp0264xb3bfYuD/dlIw0b9lYxMp+tyC+YRZL+9k6rjlbwxtt",
+	"eKe0Z0gVMD4/1v9STxgN/9nSM73FF2tGZFZmpxkCHxtaaR9Dqhrlk9Kb2HFRCeNnUOaBzu7daVcPAjUX",
+	"9jSl2u0nSSK0B3TfJTbUwa2LK4NQaxlZc0+eEqU33soFv6SScuYYOIT5lGpNpV17rsoVNaR5laGrsdab",
+	"WOqlb1fGw5qLfEZlnpIF6Lfa0tOPBQLJOJsYKjrV8Y0EEit6aaRENpmp01lDFh9i22T3XeTN6mVWZMHg",
+	"QxmNO18zXiM+d9Ou31Sa3hR3ay7tJxPcmXuF4Pt5LSwVTVOjHKQD9KRyUD5cOxEkRshRUJ44DWJGNDq7",
+	"GqZyo5rx7i4aPkbY3EtkY4aRVZRVKTiG6Pkr/5YzlDBHgSDnVMVTbVzG42OITn958/zt6TPXQjNoTqSC",
+	"aEm/2smVEUo/dBAGboi1p6kcAGss2gY2/aJjBdwehURhFBpN9PLf/PTti+fvvj/59kW5P70BMkagDEaC",
+	"zyUKacxiTJgGKVZGS+b1qy7jqJUR1y63Gme90YBoTVWGZHZq/EFZnBYJJrvb2shrG8/QiFsv1gmUsSRh",
+	"1aY70Xb9re1o6MyKxqhLUslADe1fs5lLHbc02zV4UCPQZoFbUtbtpURIJeBcDYRaGAvoWgARvGAJkCWC",
+	"WsE722hGh8yq0LqC9yuR8lWJ88B6g2bTggpTFGtVd+NM/dxhZUKz+s2k2oB+vc9YQ783JQgbgPiWXOJm",
+	"jHxQw8h6mApO/tQNDzvrobHNuto9OdBvsGqSUL0rkr6pnKnLT63CIYZzve1vpDNgFd4OjQLguR3N4Tfz",
+	"zMtCG36yni2MKaaJVSMCNb0tkq2z1V1RpHfSXJpiXKhCYBteZ1RtCS5XMcd/nP3f7DX9bTi86nRaw+FV",
+	"dzwcXj0en/9lLUPc1cA3RMrpwupo64SpTDA0z5EomJsskuD68CLt70caU0ulDXEIkRNa89DAO+S5eeGi",
+	"ARFMiXXkTHjhSq2ykg0ibOGJP9UNr2uBhlv7PHNt67qtvs/vi4ywlkCS6E1p/ksJMz78MWRk4UxYCJJD",
+	"RlQ81YbYkqJ9q6Eymwsrus0vfuM5PHXkaKh+ZdemW4Ae9NjKDxVSgZoKREjohCort/rV92dnb8AatDa8",
+	"Q/vQjuKET6vJyiwVMLBv8kX6Zzfc73TN7133ey/c7/TNk7550ndP+uF+Z9883zfP983zA/PkyP3shjZ1",
+	"YSNG+72e+9k1P3uhjZibbNX5SvouDK5aen2tSyI0Y0tNX02tn0lKE3Ne3xGaGnusH7/0QbtvebLwz7QY",
+	"sMnTMigt3QsXblx9cWrDfKsvlnL3DBktZ3VRg++4GNEkMfFK01rQS5riBE9lTFKzWP+mGKVUTvXB/IiL",
+	"Zr8fcfGKq++0ma9P0Hj6lhcKG89eopry5BVXJzYz7R4/K2yMCl9Z7bCc5sSoNfdIU63MVtlHayOH/pUx",
+	"Hkui1AZ+WUKmCq0NZf3BlPHySiub5zPlAjVZXhGOlySeUoZLEXa65hiIhSFaB0WVvKw1hzZvKyOjuC5L",
+	"JoIxoWkhULbhtZqisKg6wRy1CXXpdZ6siS3Z8fRvVGF2q4L6ThvaU59KddxOhCAGilVjqJ9u0TKVthv1",
+	"ymZYaV6XoPIYIoe/jFJ3FDSgY8OOt1LEDQ18E5K8A06061i39wqRVzb+mmmIQyRnxnu14ZCx0SEVfljd",
+	"tUFIq8P98O71K8i51lcCKFPc1kbwZFFmFHIiSIYKhQNp7XXGP+U2gmwI7LyzkdVhHws0IpMTNS0jy2u9",
+	"NLuv21mnnCx02yq7rqPmywrWWo9Oa2UOB2ujIXWqfScQW1pRg20BOaHCgokFLwRoSFpIPAaiIONSQa9j",
+	"JZKPochBcdjvaBMtSKxQyBBMWZh07w46nRq2X1uOl5Gr6hZ6nTU7f9Moidqw+VLwK1To926ChKT1+7n+",
+	"cXH+aC0UzMjVczto97ChJcLAYlT33pQvhSvVQZIXIkb41///L4NbjTeA7Ukbok/DZvnWMBjAh6FzZ4fB",
+	"+XXUBj+CDSK4IZpAPiaKpHwCO9FVaypFnJNFawk7W+515JtTNuYg0Yy12zigmyrKfN3Z6qFpIq8c2rLM",
+	"8D6+1evcbpmPtZrgymqFL/OXTCTswkbCLjLKCuXccxyTIlWmXKmBSvkcUu96NOJkM8SlUwUjlDSx+E67",
+	"gJxhqOnsZjmGDuzod26qXUCWSKBKCxRnMbbhxElWt9N50oGdx5CQRRn/tdVU5lV4W3VV4wC0Wse4EFQt",
+	"3mlbYLc8MknOk0LLwkrUUSKcuGy1IfMAbE4UhkWn049NRtb8im3QPq8kGYJVg74wSw5gp7sLP7w/0x4b",
+	"SunyuGPBM++JjOmkEJiYWCCYSHSC4hh2eruexD6GMJ9yiVanGFhBKJMgZxc+Wr5E4f1eRQ3BjhExObtI",
+	"6SVe/Osf/wzBV4X+6x//3D2Gnf4u5EvsZyZzExgtOLtowzvCkhG/svpOLXIakzRd+OgZ2OG8TFmVcVyN",
+	"EQqUPL1ECQJzLqniJq3mCEFUmWc25tbQeamBpkrlNuephdUniIkNY7t60u/fvX365uRXQyyjV1fUj0V+",
+	"pbvhFTdh4Ps6cW8P2ZD96U9wps9KDtnpJYqynqTMCEZbMkekuUM7RTOqmZ2PHQ9oIdVMkStMBnrGz6YF",
+	"fAY5JTnCZ8h4gvB5yD63Wq3yf91uhZ8+O79rRCQe7hciBYmTTCMf2IksS7ZzW/XVlnTCiCoERrsh6D8w",
+	"gdHiRm6EzxCnhGYQ6SVFA4j0aVuwKi1fhMtyNtBsZtZdrZr+DJGcXUS38Ko3BxVmjULzp2fXSI9k/ypV",
+	"uAnuYIqxsv69W5NdQ5OxP0OUb7+QvL6Q/M4LGbITd1jmeBNI6QyBmLNcYltlg7dApH0VAl4is5kKSz8u",
+	"3Pp5HBdC6pmp5tgfNTtTKQt/nFQa0aMxQsr5zM5XUjKCv+gNC8ISnlm+qemMvwCBw1b5YMgMSJFFdgyk",
+	"ooz8U0g42roDG5YwWXFrgAyheaGAsIVZSZG3h+yF5hFtxD2JNJQzMjHD3JQOS9QIVWFdYeguNoua0asB",
+	"kLK/0VkmqzBkElHTyQZLgFiGnOHC+lq2wvIShUQj6foEDHvLgfY3RhHszKd8NzRVClofyAh2UiqV0RZl",
+	"NYOs1OVkZOHSIrvhkEWVIFel6/Kp04+yVg9RBRoDizK0hFqRG7KdSO/Cnr+RvtBbUbBvdkPI08LxnSIs",
+	"ISKBiEqp+ZYU2tOM8CrX/7DROPJKrgImNYvaoG19BxnJjVPi0JviYII7Fn0NtsBuIQwdXDI4bsgmgmjd",
+	"tGnb1iVuvrQjRNbYirVIUFuSIcMrTXHNS5r0mJjC6BuxYBtOSTwFjZKs3y0VUb7qY3lsVA0ZQ0zkxhGj",
+	"ms1DNuZmjXhFYmXyjERBgnFKhENuJ55xLVcPma8dMc+nPE2MBV4ehx1DH4BpyQWkJJ65qHpD1/mCg2qa",
+	"zR27cUNL22ZjeYTJuZb9sg4Za95421eXl6FX4oKv4ICXUwqVSOCQbQ4FOqMXGyvnnmmrh8SgjnWGzwQD",
+	"wfxrbN6yVLqhf8whGJ8fdnz8t+1jLJorJKA+cQOYd6EcvFsbvFpPZUsAjV/tWnfdUnQfxsGCFm+QfZNu",
+	"2eTWKr7V4r3lML01w0yJ9JV/uk9tnQtUvnPfLbPvOi+rYC3nmIcl538jqwxfDtHdNITWfHraMims2cLp",
+	"yLJ3r9bb5YZgzos0MSxe4+8V1l6O0y/HWWH01YSy77bv9r9vj8moXI+od0yaR8EllVQPZeIktUrh3eUw",
+	"3ZVhGhvddxutNhG8UOgbHLilHHjmNS+NupIwKpRZi5M+zSQmaOo7H7nOR/BZY9Zl3qfSQ2NhIKlAkiz8",
+	"uC5M2FjrkdvOkVuKq+dyR1kCOBMjB/NvQyZWi999D7fL7sEaKVqtSnS9ej3bq6dJ6ESiyoml9dF6ymj7",
+	"Zcdu2bGyE+JviGrTYas8/F2+sjRhWQWQLEfrlaNViyr8BmrJQt/JHU3PEHOb+nPb8cBpM0swWrtM4ivU",
+	"za2R0Fz6oc4Br9wOMbiyosK16V5z9wfwY0FSK+lRtZYzAn/Lxzmu7SHTbhdVadOn0kQLwkDDJutOddvd",
+	"dsdkQjYb1q9xYy8M7MGi2LL5xouoldYxYTGmurXAccGSNbdWw2COoynns+3uFV6HAc+RkZwGg6Df7rT7",
+	"LlZqAg97JKctTdI9/VfO5Zrc9XMN5mXtpqlhbs1P0bLOxAGiZQGiLVyl0jI9Zf7+mDvo1pBJX5pImbbh",
+	"dmgrHaINb21IdjM8a8NLsnBVr/DoUa/TefRIy6X+tfvokeWh0qI8T4KBo5cr7tB0cLFnGQw+rFRNOE1l",
+	"gM6cpqmJu3rLUakuobq1D0O7MECt/mYZXLZVWtuVWleKba/Py+SHydx9WWn6FvfF73w5+4FuYm9df76u",
+	"LGRNFfozHFOGEpJa+UJFj2ckD5vFH2Gj+sPge1LyfL3COi7jvJ6j2ysn3by92Ot0tj86Wwhg/fBNVPFN",
+	"9yrfKNielo3aqg3F/I0KbtiRPENIME/5woZ2LF6HXqez+6AXz3qd7v96crUhMsxkdKHGmOtL+ENXjG1U",
+	"JbO3kx+MjvtfwnZrLzk1r8r6rO6HMvEX7LnCmmWmzifofNrNh/8XMDQKZRgYD8SWHwQVFXe365mNbDUm",
+	"2zb7undhbnUMy0Toei/vgTmhu6lTqaj2apfjTKf+Pdmn3+nV2Mef+eCDtwkDB3fuygRnt/tzxozbvFya",
+	"ovPpHmiUr8tCK57yJkAUrrrBpcNl2IxI7dhr4JZxEwghTMMvo5cemNH278kz+w9xr9JDOE2SsSkDuuX1",
+	"1z1I7/uWusC4xg9M+KN7Ev7oIS4uViqOb4wK3LHX1zumkztHNB72GLv92xV18/sJpt/BNgp+Tc2a7tzr",
+	"3fNyf+/Ol/tdqKVqEvAqT/W45zUe+WklJhPc9v7rcctP2wSIrOZlvsLcxs3XRHEeloF6R7czQvPLDtdh",
+	"cGCx4s396l9hMQi6/FSVhdZejoMwUGRiylLL4M35+ljN0mlumDUzwTJQ8Ykm13vLiNnmuMVbvkyeOBdO",
+	"Wz4Cjx65CNyjR+5OxHElSCehkOjg+54No8A45XPZHrLNIYlaUogmIJVJo/pyDJ/v0+hiQ4RkyJohEhdQ",
+	"WblmVrk94AtWQv99FxtEd26tQZREzuSQ2Z1XL5/Bzu8oeCvhc6ZohmUVz+5AD2JwQb2mxsYPibJhRVdK",
+	"M2Q7Nrdjrn+5uOc3shaz3A1NbnHDtZ/IfoamDWVlktnXhFA2ZKYuR0+HRKQURX0HvlpnTaBHNMqcbg32",
+	"OLvz/FkZ0XEFhS72cZ9ATnlx915xnPX1UoedrdXZptKvNYrttWOhNrz3WXP3bZttObId3D/6UYmL3+rS",
+	"Nz6f99Buvb+NSaS/ibvBs69L+B/FuzfcX3HtnWyUrr2rU9XAln1T9XEFToqUCG38BDpz/Qf19GlSy6j+",
+	"MRz3u3+syWvKYL2prJ+Zu4RSBVIP2+1/2kN3+CB0GXLSzBz/x3nfD+EEOpu6yfteef1Vv2Nk0uCm+Gr1",
+	"uyH2WBSMMOVsYj6rSJZfjGmUGrgUvw2x/Mc57907Cmz5MdHyhv5KaKy8Q1zNz2/b7OsKYCWlXp/3/7xy",
+	"e5nw3sL8eqVyISYMRrXihePyi0NlGFU7Ps6JMr4NZ/jVxv26LLamnuP49nqOP4ZTvwTX5WYfxMH3Nr16",
+	"LcLgzuqFiA/nGjHaUsZ1rtsbwZMidhe2CpG6Qn052NsjOW27hbRjnu1ddoPrsNn/BY9J6ksld6KMzBBE",
+	"waLd2nCDvT2Nf9Mpl2rwpPOkYwY7L7e/5gu9/tNcK0Vittq/Ejd0PmZJwevz6/8OAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
