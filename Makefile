@@ -20,9 +20,10 @@ check-generate: generate
 	  echo "$$changes"; git --no-pager diff --stat -- gen client; exit 1; \
 	fi; echo "generated code is up to date"
 
-## build: compile the server into bin/
+## build: compile the server and the hsrcpay CLI into bin/
 build:
 	$(GO) build -o bin/hsrcpay-server ./cmd/hsrcpay-server
+	$(GO) build -o bin/hsrcpay ./cmd/hsrcpay
 
 ## run: serve on 127.0.0.1:8080 with SQLite in ./data and a sandbox demo account
 run: build
