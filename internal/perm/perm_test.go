@@ -1,0 +1,39 @@
+package perm
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+func TestCatalogFromSpec(t *testing.T) {
+	doc := &openapi3.T{Info: &openapi3.Info{Extensions: map[string]any{
+		CatalogExtension: map[string]any{"payment": []any{"read", "create"}, "account:api:key": []any{"create"}},
+	}}}
+	c, err := LoadCatalog(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Unknown(map[string][]string{"payment": {"read", "explode"}, "nope": {"x"}, "ghost": {}}); !reflect.DeepEqual(got, []string{"ghost", "nope:x", "payment:explode"}) {
+		t.Fatalf("Unknown = %v", got)
+	}
+	if got := c.All(); !reflect.DeepEqual(got, map[string][]string{"payment": {"create", "read"}, "account:api:key": {"create"}}) {
+		t.Fatalf("All = %v", got)
+	}
+	for _, bad := range []map[string]any{nil, {CatalogExtension: "x"}, {CatalogExtension: map[string]any{"a": "b"}}, {CatalogExtension: map[string]any{"a": []any{1}}}} {
+		if _, err := LoadCatalog(&openapi3.T{Info: &openapi3.Info{Extensions: bad}}); err == nil {
+			t.Errorf("catalog %v accepted", bad)
+		}
+	}
+}
+
+func TestSetsSplitOnTheLastColon(t *testing.T) {
+	s := FromMap(map[string][]string{"account:api:key": {"create", "update"}})
+	if !s.Has("account:api:key:create") || !s.Has("account:api:key:update") || s.Has("account:api:key") {
+		t.Fatalf("%v", s)
+	}
+	if got := s.Missing(FromList([]string{"account:api:key:create", "payment:read", " refund:create "})); !reflect.DeepEqual(got, []string{"payment:read", "refund:create"}) {
+		t.Fatalf("Missing = %v", got)
+	}
+}
