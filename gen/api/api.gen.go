@@ -535,7 +535,10 @@ type CreateApiKeyResponseObject interface {
 }
 
 type CreateApiKey200ResponseHeaders struct {
-	XRequestId *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         *string
 }
 
 type CreateApiKey200JSONResponse struct {
@@ -550,6 +553,15 @@ func (response CreateApiKey200JSONResponse) VisitCreateApiKeyResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -559,7 +571,10 @@ func (response CreateApiKey200JSONResponse) VisitCreateApiKeyResponse(w http.Res
 }
 
 type CreateApiKey201ResponseHeaders struct {
-	XRequestId *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         *string
 }
 
 type CreateApiKey201JSONResponse struct {
@@ -574,6 +589,15 @@ func (response CreateApiKey201JSONResponse) VisitCreateApiKeyResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -814,7 +838,10 @@ type RegenerateApiKeyResponseObject interface {
 }
 
 type RegenerateApiKey200ResponseHeaders struct {
-	XRequestId *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         *string
 }
 
 type RegenerateApiKey200JSONResponse struct {
@@ -829,6 +856,15 @@ func (response RegenerateApiKey200JSONResponse) VisitRegenerateApiKeyResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -1185,107 +1221,108 @@ func (sh *strictHandler) RegenerateApiKey(ctx echo.Context, id ApiKeyId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7HzpcttGtv+rnMJMVSQPSHGRZIv6pNjKP068ja3ESUyN0AQOyR4C3XB3QxRjq2o+/R/gPsQ82DzJrd5A",
-	"ACQlWpLnzk3dqkSWgF5Pn+V3lsanIOZZzhkyJYPBpwCvSJanaH5/KpAoTH7Ehf5LFllGxCIYBCfAcA5x",
-	"IRXPQGIsUMEMF0EYXJK0QN04IYrof0kc84KpC5oEA/2Hukgw40EYxHbsC6KCQdDr9A5b3W6r1zvrdgYd",
-	"/d9vQRgkmKLCJBiMSSoxDPAqpwKl79PvtDrdVqd71qn0MRPNcHGxnzx58/G3xdnh5ftRL/vx6OptX756",
-	"PP4+CPXrYBDI2YVCqS6e/JD0Zi8+Hv129fN+9upx/rYrzw7nv/ZHTw/G33cmJ/3Zm6OPeuiUSHVRSLdo",
-	"VqRp9RnN/bOMMDKpLDtDRTw9FJIsGATxFOMZL1RwHQaMZBgMgqfuEYxIPEOWBGHAR3/HWO+V5PTCEjhH",
-	"kVEpKWeyQt4ByenA7OqDI2xwHgY5WWTIVOVhGAgkSXB+HQa5wEvKC6nHvagS1u5BKqIKqc/66dnzn0+D",
-	"MFCLXC/z3enTt6dnQRgUeXLLAV7rrUtJJrqfLOIYpQzC8reBEgVeX4fBW5wgQ7GB1Rw1K3wGc6qmQAwT",
-	"2qf35zzNRU+24zxLoJLPjuRZ7/KXw9Gr/eyvT+anXfHrQfG8z9+s8NlfH89Pe+LsaPHTPn3dzU8O5bP+",
-	"+P89mf5wMHvR+f2XXvZqf/Tz4QqfVWnbORocPBl0e3Vu1JynxaHdaXe7/fbjoMKCmsY1Dlwy3MsVwn4J",
-	"y2muMszkOUFz3GZ2DBuNPYlv5sUaX3WXx/Pv487rMJgiSVCYvb8lCl/QjKqW+WnYDWUsaK4oZ8EgeIsf",
-	"C5RKAklTPscEchSawJwlMOYC1JRKiAUmyBQlaVtPGE8xMxybUUazIgsGnXI/lCmcoAiMmJSTv8WMUEbZ",
-	"5IYFpDhWQBmoKUJcCIFMwZyyhM/vPKnENTt+ZzYnoWCKpma2UZFMUAGVMC7SFMiEUPZlc6ISi9bJWKHY",
-	"PJ/iMCdUwQjHXCAI3YeyyRdN9EvLkav1PFmd6bk5pDFFaY9N2LbH8LHgCoEqvQZZ5DkXqg0nqeSa3hEK",
-	"wUU7QUVoKtuu0wVNosbSyNULZBM1DQbd3pNyeVIJfa6G8QTKnDNpbfFzplAwkp7q4fWDmDNltPungOR5",
-	"SmOi1733d6kXX9px8+uyS4LB4KDT6XS0/JkV6ufLRQaDoNP94dmTXw/fP/5r75f+b/snB98ePn387Mnp",
-	"0Xd1kfELAjv8Te8qUmX06XWVEH8WOA4GwZ/2ljhkz76Ve2azp+wSU56jJUrjjGoTteEVV1PKJjAnEuIp",
-	"YVq/FSxFKYFAShQK0HoI5JTPJXA1RTGnEo8t/1jDonnYUQRoAkTBlLBEn15FEzRZZ90uXPO9WluziTdk",
-	"kXKSnHH+gogJ3us497v9xnGmWl4vRgulOefw4KB/GN7tiN2yYcSTBSjOITWr3abN1zvyM61i9GRU2rm0",
-	"ViUMDvfhR/rtgx7TGecvCVt4nXq/Y+od3VHq9OEpsbggWiFeWGMig0G3dgxnnGuktPCcK4NbXn/FA2rO",
-	"tc7yeYkzm4KoovIjZy9l4yjX2N6bTrPZfLMB3W6UZZf1VnHbUXTzVRt3Y+9K0zVG68tY+idGCjXlgv6O",
-	"yf34udPtdB/CilySlCZw8ua5gfaaU/gM2Zatvh4Xv+J2itBMNkX7l1Y6GUnHXGSYhFCwGeNzFoIFrUkI",
-	"Ai/5DBPdyfkQDTZ+//5966RQUy0GsUbCK7jjJJ2ThYToWyQCRQM2NGHC/fnBIRhMXmJCyZkZ/17m6OAh",
-	"0MVTO39LrweyQhsYhJWV3KHLv8cwMa4gas4dPaBxKpdtRjqxftc6FHvCwHllQJMQZBFPgUiISo/YrKo8",
-	"z5qnXMGoh/uhRtMlZA2DnCiNvYJB8LcPJ63fSOv3TuvofPnrRev8Uyc87F//OVhBt2FwklPn668s1wl5",
-	"G6IZLiKIiRAWgyPkKdH4/Up5p5WwBAw0V4VgWuxYuoDRAqzXaV6LMrqgN5oLnqNQFGUzRnDz6S8pfF2P",
-	"IDQ38H6K1ukygQoi3VKMGtBqwzik2jdtKZrhOtKUsYfm0GeiQOAsxnJ8Kr2WOfa/6OcSGF6iAFLRM+3l",
-	"VCPOUyRGeqrO9o07kYrnEuZczCibHAPTnp0264xb3bfYuD/dlIw0b9lYxMp+tyC+YRZL+9k6rjlbwxtt",
-	"eKe0Z0gVMD4/1v9STxgN/9nSM73FF2tGZFZmpxkCHxtaaR9Dqhrlk9Kb2HFRCeNnUOaBzu7daVcPAjUX",
-	"9jSl2u0nSSK0B3TfJTbUwa2LK4NQaxlZc0+eEqU33soFv6SScuYYOIT5lGpNpV17rsoVNaR5laGrsdab",
-	"WOqlb1fGw5qLfEZlnpIF6Lfa0tOPBQLJOJsYKjrV8Y0EEit6aaRENpmp01lDFh9i22T3XeTN6mVWZMHg",
-	"QxmNO18zXiM+d9Ou31Sa3hR3ay7tJxPcmXuF4Pt5LSwVTVOjHKQD9KRyUD5cOxEkRshRUJ44DWJGNDq7",
-	"GqZyo5rx7i4aPkbY3EtkY4aRVZRVKTiG6Pkr/5YzlDBHgSDnVMVTbVzG42OITn958/zt6TPXQjNoTqSC",
-	"aEm/2smVEUo/dBAGboi1p6kcAGss2gY2/aJjBdwehURhFBpN9PLf/PTti+fvvj/59kW5P70BMkagDEaC",
-	"zyUKacxiTJgGKVZGS+b1qy7jqJUR1y63Gme90YBoTVWGZHZq/EFZnBYJJrvb2shrG8/QiFsv1gmUsSRh",
-	"1aY70Xb9re1o6MyKxqhLUslADe1fs5lLHbc02zV4UCPQZoFbUtbtpURIJeBcDYRaGAvoWgARvGAJkCWC",
-	"WsE722hGh8yq0LqC9yuR8lWJ88B6g2bTggpTFGtVd+NM/dxhZUKz+s2k2oB+vc9YQ783JQgbgPiWXOJm",
-	"jHxQw8h6mApO/tQNDzvrobHNuto9OdBvsGqSUL0rkr6pnKnLT63CIYZzve1vpDNgFd4OjQLguR3N4Tfz",
-	"zMtCG36yni2MKaaJVSMCNb0tkq2z1V1RpHfSXJpiXKhCYBteZ1RtCS5XMcd/nP3f7DX9bTi86nRaw+FV",
-	"dzwcXj0en/9lLUPc1cA3RMrpwupo64SpTDA0z5EomJsskuD68CLt70caU0ulDXEIkRNa89DAO+S5eeGi",
-	"ARFMiXXkTHjhSq2ykg0ibOGJP9UNr2uBhlv7PHNt67qtvs/vi4ywlkCS6E1p/ksJMz78MWRk4UxYCJJD",
-	"RlQ81YbYkqJ9q6Eymwsrus0vfuM5PHXkaKh+ZdemW4Ae9NjKDxVSgZoKREjohCort/rV92dnb8AatDa8",
-	"Q/vQjuKET6vJyiwVMLBv8kX6Zzfc73TN7133ey/c7/TNk7550ndP+uF+Z9883zfP983zA/PkyP3shjZ1",
-	"YSNG+72e+9k1P3uhjZibbNX5SvouDK5aen2tSyI0Y0tNX02tn0lKE3Ne3xGaGnusH7/0QbtvebLwz7QY",
-	"sMnTMigt3QsXblx9cWrDfKsvlnL3DBktZ3VRg++4GNEkMfFK01rQS5riBE9lTFKzWP+mGKVUTvXB/IiL",
-	"Zr8fcfGKq++0ma9P0Hj6lhcKG89eopry5BVXJzYz7R4/K2yMCl9Z7bCc5sSoNfdIU63MVtlHayOH/pUx",
-	"Hkui1AZ+WUKmCq0NZf3BlPHySiub5zPlAjVZXhGOlySeUoZLEXa65hiIhSFaB0WVvKw1hzZvKyOjuC5L",
-	"JoIxoWkhULbhtZqisKg6wRy1CXXpdZ6siS3Z8fRvVGF2q4L6ThvaU59KddxOhCAGilVjqJ9u0TKVthv1",
-	"ymZYaV6XoPIYIoe/jFJ3FDSgY8OOt1LEDQ18E5K8A06061i39wqRVzb+mmmIQyRnxnu14ZCx0SEVfljd",
-	"tUFIq8P98O71K8i51lcCKFPc1kbwZFFmFHIiSIYKhQNp7XXGP+U2gmwI7LyzkdVhHws0IpMTNS0jy2u9",
-	"NLuv21mnnCx02yq7rqPmywrWWo9Oa2UOB2ujIXWqfScQW1pRg20BOaHCgokFLwRoSFpIPAaiIONSQa9j",
-	"JZKPochBcdjvaBMtSKxQyBBMWZh07w46nRq2X1uOl5Gr6hZ6nTU7f9Moidqw+VLwK1To926ChKT1+7n+",
-	"cXH+aC0UzMjVczto97ChJcLAYlT33pQvhSvVQZIXIkb41///L4NbjTeA7Ukbok/DZvnWMBjAh6FzZ4fB",
-	"+XXUBj+CDSK4IZpAPiaKpHwCO9FVaypFnJNFawk7W+515JtTNuYg0Yy12zigmyrKfN3Z6qFpIq8c2rLM",
-	"8D6+1evcbpmPtZrgymqFL/OXTCTswkbCLjLKCuXccxyTIlWmXKmBSvkcUu96NOJkM8SlUwUjlDSx+E67",
-	"gJxhqOnsZjmGDuzod26qXUCWSKBKCxRnMbbhxElWt9N50oGdx5CQRRn/tdVU5lV4W3VV4wC0Wse4EFQt",
-	"3mlbYLc8MknOk0LLwkrUUSKcuGy1IfMAbE4UhkWn049NRtb8im3QPq8kGYJVg74wSw5gp7sLP7w/0x4b",
-	"SunyuGPBM++JjOmkEJiYWCCYSHSC4hh2eruexD6GMJ9yiVanGFhBKJMgZxc+Wr5E4f1eRQ3BjhExObtI",
-	"6SVe/Osf/wzBV4X+6x//3D2Gnf4u5EvsZyZzExgtOLtowzvCkhG/svpOLXIakzRd+OgZ2OG8TFmVcVyN",
-	"EQqUPL1ECQJzLqniJq3mCEFUmWc25tbQeamBpkrlNuephdUniIkNY7t60u/fvX365uRXQyyjV1fUj0V+",
-	"pbvhFTdh4Ps6cW8P2ZD96U9wps9KDtnpJYqynqTMCEZbMkekuUM7RTOqmZ2PHQ9oIdVMkStMBnrGz6YF",
-	"fAY5JTnCZ8h4gvB5yD63Wq3yf91uhZ8+O79rRCQe7hciBYmTTCMf2IksS7ZzW/XVlnTCiCoERrsh6D8w",
-	"gdHiRm6EzxCnhGYQ6SVFA4j0aVuwKi1fhMtyNtBsZtZdrZr+DJGcXUS38Ko3BxVmjULzp2fXSI9k/ypV",
-	"uAnuYIqxsv69W5NdQ5OxP0OUb7+QvL6Q/M4LGbITd1jmeBNI6QyBmLNcYltlg7dApH0VAl4is5kKSz8u",
-	"3Pp5HBdC6pmp5tgfNTtTKQt/nFQa0aMxQsr5zM5XUjKCv+gNC8ISnlm+qemMvwCBw1b5YMgMSJFFdgyk",
-	"ooz8U0g42roDG5YwWXFrgAyheaGAsIVZSZG3h+yF5hFtxD2JNJQzMjHD3JQOS9QIVWFdYeguNoua0asB",
-	"kLK/0VkmqzBkElHTyQZLgFiGnOHC+lq2wvIShUQj6foEDHvLgfY3RhHszKd8NzRVClofyAh2UiqV0RZl",
-	"NYOs1OVkZOHSIrvhkEWVIFel6/Kp04+yVg9RBRoDizK0hFqRG7KdSO/Cnr+RvtBbUbBvdkPI08LxnSIs",
-	"ISKBiEqp+ZYU2tOM8CrX/7DROPJKrgImNYvaoG19BxnJjVPi0JviYII7Fn0NtsBuIQwdXDI4bsgmgmjd",
-	"tGnb1iVuvrQjRNbYirVIUFuSIcMrTXHNS5r0mJjC6BuxYBtOSTwFjZKs3y0VUb7qY3lsVA0ZQ0zkxhGj",
-	"ms1DNuZmjXhFYmXyjERBgnFKhENuJ55xLVcPma8dMc+nPE2MBV4ehx1DH4BpyQWkJJ65qHpD1/mCg2qa",
-	"zR27cUNL22ZjeYTJuZb9sg4Za95421eXl6FX4oKv4ICXUwqVSOCQbQ4FOqMXGyvnnmmrh8SgjnWGzwQD",
-	"wfxrbN6yVLqhf8whGJ8fdnz8t+1jLJorJKA+cQOYd6EcvFsbvFpPZUsAjV/tWnfdUnQfxsGCFm+QfZNu",
-	"2eTWKr7V4r3lML01w0yJ9JV/uk9tnQtUvnPfLbPvOi+rYC3nmIcl538jqwxfDtHdNITWfHraMims2cLp",
-	"yLJ3r9bb5YZgzos0MSxe4+8V1l6O0y/HWWH01YSy77bv9r9vj8moXI+od0yaR8EllVQPZeIktUrh3eUw",
-	"3ZVhGhvddxutNhG8UOgbHLilHHjmNS+NupIwKpRZi5M+zSQmaOo7H7nOR/BZY9Zl3qfSQ2NhIKlAkiz8",
-	"uC5M2FjrkdvOkVuKq+dyR1kCOBMjB/NvQyZWi999D7fL7sEaKVqtSnS9ej3bq6dJ6ESiyoml9dF6ymj7",
-	"Zcdu2bGyE+JviGrTYas8/F2+sjRhWQWQLEfrlaNViyr8BmrJQt/JHU3PEHOb+nPb8cBpM0swWrtM4ivU",
-	"za2R0Fz6oc4Br9wOMbiyosK16V5z9wfwY0FSK+lRtZYzAn/Lxzmu7SHTbhdVadOn0kQLwkDDJutOddvd",
-	"dsdkQjYb1q9xYy8M7MGi2LL5xouoldYxYTGmurXAccGSNbdWw2COoynns+3uFV6HAc+RkZwGg6Df7rT7",
-	"LlZqAg97JKctTdI9/VfO5Zrc9XMN5mXtpqlhbs1P0bLOxAGiZQGiLVyl0jI9Zf7+mDvo1pBJX5pImbbh",
-	"dmgrHaINb21IdjM8a8NLsnBVr/DoUa/TefRIy6X+tfvokeWh0qI8T4KBo5cr7tB0cLFnGQw+rFRNOE1l",
-	"gM6cpqmJu3rLUakuobq1D0O7MECt/mYZXLZVWtuVWleKba/Py+SHydx9WWn6FvfF73w5+4FuYm9df76u",
-	"LGRNFfozHFOGEpJa+UJFj2ckD5vFH2Gj+sPge1LyfL3COi7jvJ6j2ysn3by92Ot0tj86Wwhg/fBNVPFN",
-	"9yrfKNielo3aqg3F/I0KbtiRPENIME/5woZ2LF6HXqez+6AXz3qd7v96crUhMsxkdKHGmOtL+ENXjG1U",
-	"JbO3kx+MjvtfwnZrLzk1r8r6rO6HMvEX7LnCmmWmzifofNrNh/8XMDQKZRgYD8SWHwQVFXe365mNbDUm",
-	"2zb7undhbnUMy0Toei/vgTmhu6lTqaj2apfjTKf+Pdmn3+nV2Mef+eCDtwkDB3fuygRnt/tzxozbvFya",
-	"ovPpHmiUr8tCK57yJkAUrrrBpcNl2IxI7dhr4JZxEwghTMMvo5cemNH278kz+w9xr9JDOE2SsSkDuuX1",
-	"1z1I7/uWusC4xg9M+KN7Ev7oIS4uViqOb4wK3LHX1zumkztHNB72GLv92xV18/sJpt/BNgp+Tc2a7tzr",
-	"3fNyf+/Ol/tdqKVqEvAqT/W45zUe+WklJhPc9v7rcctP2wSIrOZlvsLcxs3XRHEeloF6R7czQvPLDtdh",
-	"cGCx4s396l9hMQi6/FSVhdZejoMwUGRiylLL4M35+ljN0mlumDUzwTJQ8Ykm13vLiNnmuMVbvkyeOBdO",
-	"Wz4Cjx65CNyjR+5OxHElSCehkOjg+54No8A45XPZHrLNIYlaUogmIJVJo/pyDJ/v0+hiQ4RkyJohEhdQ",
-	"WblmVrk94AtWQv99FxtEd26tQZREzuSQ2Z1XL5/Bzu8oeCvhc6ZohmUVz+5AD2JwQb2mxsYPibJhRVdK",
-	"M2Q7Nrdjrn+5uOc3shaz3A1NbnHDtZ/IfoamDWVlktnXhFA2ZKYuR0+HRKQURX0HvlpnTaBHNMqcbg32",
-	"OLvz/FkZ0XEFhS72cZ9ATnlx915xnPX1UoedrdXZptKvNYrttWOhNrz3WXP3bZttObId3D/6UYmL3+rS",
-	"Nz6f99Buvb+NSaS/ibvBs69L+B/FuzfcX3HtnWyUrr2rU9XAln1T9XEFToqUCG38BDpz/Qf19GlSy6j+",
-	"MRz3u3+syWvKYL2prJ+Zu4RSBVIP2+1/2kN3+CB0GXLSzBz/x3nfD+EEOpu6yfteef1Vv2Nk0uCm+Gr1",
-	"uyH2WBSMMOVsYj6rSJZfjGmUGrgUvw2x/Mc57907Cmz5MdHyhv5KaKy8Q1zNz2/b7OsKYCWlXp/3/7xy",
-	"e5nw3sL8eqVyISYMRrXihePyi0NlGFU7Ps6JMr4NZ/jVxv26LLamnuP49nqOP4ZTvwTX5WYfxMH3Nr16",
-	"LcLgzuqFiA/nGjHaUsZ1rtsbwZMidhe2CpG6Qn052NsjOW27hbRjnu1ddoPrsNn/BY9J6ksld6KMzBBE",
-	"waLd2nCDvT2Nf9Mpl2rwpPOkYwY7L7e/5gu9/tNcK0Vittq/Ejd0PmZJwevz6/8OAAD//w==",
+	"7FzrcttGsn6VLuxWRfKCFC+SbFG/FFs5ceLb2kqcxNQKQ6BJzhKYgWcGohhbVfvrPMB5iH2wfZJTcwMB",
+	"kJQYSd6Tk9qqRJaAufb0dH/9TQ8+BTHPcs6QKRkMPgV4RbI8RfP7U4FEYfI9LvRfssgyIhbBIDgBhnOI",
+	"C6l4BhJjgQpmuAjC4JKkBerCCVFE/0vimBdMXdAkGOg/1EWCGQ/CILZtXxAVDIJep3fY6nZbvd5ZtzPo",
+	"6P9+CcIgwRQVJsFgTFKJYYBXORUofZ1+p9Xptjrds06ljulohouL/eTJm4+/LM4OL9+Petn3R1dv+/LV",
+	"4/G3QahfB4NAzi4USnXx5LukN3vx8eiXqx/3s1eP87ddeXY4/7k/enow/rYzOenP3hx91E2nRKqLQrpB",
+	"syJNq89o7p9lhJFJZdgZKuLloZBkwSCIpxjPeKGC6zBgJMNgEDx1j2BE4hmyJAgDPvo7xnquJKcXVsA5",
+	"ioxKSTmTFfEOSE4HZlYfnGCD8zDIySJDpioPw0AgSYLz6zDIBV5SXkjd7kVVsHYOUhFVSL3WT8+e/3ga",
+	"hIFa5HqY706fvj09C8KgyJNbFvBaT11KMtH1ZBHHKGUQlr8NlCjw+joM3uIEGYoNquakWdEzmFM1BWKU",
+	"0D69v+ZpLXqyneZZAZV6diTPepc/HY5e7Wd/fTI/7YqfD4rnff5mRc/++nh+2hNnR4sf9unrbn5yKJ/1",
+	"x//1ZPrdwexF59efetmr/dGPhyt6VpVt52hw8GTQ7dW1UWue3g7tTrvb7bcfBxUV1DKuaeBS4V6uCPa3",
+	"qJzWKqNMXhO0xm1Wx7BR2Iv4Zl2s6VV3uTz/Pu28DoMpkgSFmftbovAFzahqmZ9G3VDGguaKchYMgrf4",
+	"sUCpJJA05XNMIEehBcxZAmMuQE2phFhggkxRkrZ1h/EUM6OxGWU0K7Jg0CnnQ5nCCYrAbJOy87eYEcoo",
+	"m9wwgBTHCigDNUWICyGQKZhTlvD5nTuVuGbG78zkJBRM0dT0NiqSCSqgEsZFmgKZEMp+W5+oxKJ1MlYo",
+	"NvenOMwJVTDCMRcIQtehbPKbOvqp5cTVep6s9vTcLNKYorTLJmzZY/hYcIVAlR6DLPKcC9WGk1RyLe8I",
+	"heCinaAiNJVtV+mCJlFjaOTqBbKJmgaDbu9JOTyphF5Xo3gCZc6ZtL74OVMoGElPdfP6QcyZMtb9U0Dy",
+	"PKUx0ePe+7vUgy/9uPl1WSXBYHDQ6XQ6ev+ZEerny0EGg6DT/e7Zk58P3z/+a++n/i/7JwdfHz59/OzJ",
+	"6dE39S3jBwS2+ZveVXaVsafXVUH8WeA4GAR/2lvikD37Vu6ZyZ6yS0x5jlYojTWqddSGV1xNKZvAnEiI",
+	"p4Rp+1awFKUEAilRKEDbIZBTPpfA1RTFnEo8tvpjHYvWYScRoAkQBVPCEr16FUvQVJ11s3DF92plzSTe",
+	"kEXKSXLG+QsiJniv5dzv9hvLmer9ejFaKK05hwcH/cPwbkvshg0jnixAcQ6pGe02Zb7ckp9pE6M7o9L2",
+	"pa0qYXC4D9/Trx90mc44f0nYwtvU+y1T7+iOu04vnhKLC6IN4oV1JjIYdGvLcMa5RkoLr7kyuOX1F1yg",
+	"Zl/rPJ/fcWZSEFVMfuT8pWws5Rrfe9NqNotvdqDbtbKsst4rbtuKLr7q426sXSm6xmn9NpX+gZFCTbmg",
+	"v2JyP33udDvdh/AilySlCZy8eW6gvdYUPkO2Zakvp8WvuO0iNJ1N0f6ljU5G0jEXGSYhFGzG+JyFYEFr",
+	"EoLASz7DRFdyMURDjd+/f986KdRUb4NYI+EV3HGSzslCQvQ1EoGiARuaMOH++uAQDCYvMaHkzLR/L3d0",
+	"8BDo4qntv6XHA1mhHQzCykjuUOXf45gYVxA1+44e0DmVwzYtndi4ax2KPWHgojKgSQiyiKdAJERlRGxG",
+	"Va5nLVKuYNTD/VCj6RKyhkFOlMZewSD424eT1i+k9WundXS+/PWidf6pEx72r/8crKDbMDjJqYv1V4br",
+	"NnkbohkuIoiJEBaDI+Qp0fj9SvmglbAEDDRXhWB627F0AaMF2KjTvBYlu6Anmgueo1AUZZMjuHn1lxK+",
+	"rjMIzQm8n6INugxRQaQbijED2myYgFTHpi1FM1wnmpJ7aDZ9JgoEzmIs26fSW5lj/4t+LoHhJQogFTvT",
+	"XnY14jxFYnZPNdi+cSZS8VzCnIsZZZNjYDqy026dcWv7Fhvnp4uSkdYty0WszHcL4RtlsbKfrdOaszW6",
+	"0YZ3SkeGVAHj82P9L/WC0fCfLSPTW2KxJiOz0jvNEPjYyErHGFLVJJ+U0cSOYyVMnEGZBzq7d5ddnQRq",
+	"DuxpSnXYT5JE6AjovkNsmINbB1eSUGsVWWtPnhKlJ97KBb+kknLmFDiE+ZRqS6VDe67KETV286pCV7nW",
+	"m1TqpS9X8mHNQT6jMk/JAvRb7enpxwKBZJxNjBSd6fhKAokVvTS7RDaVqdNZIxZPsW3y+455s3aZFVkw",
+	"+FCycedr2mvwczfN+k2l6E28W3NoPxhyZ+4Ngq/nrbBUNE2NcZAO0JPKQnm6diJIjJCjoDxxFsS0aGx2",
+	"laZyrZr27r41PEfYnEtkOcPIGsrqLjiG6Pkr/5YzlDBHgSDnVMVT7VzG42OITn968/zt6TNXQitoTqSC",
+	"aCm/2sqVDKVvOggD18Ta1VQOgDUGbYlNP+hYAbdLIVEYg0YTPfw3P3z94vm7b0++flHOT0+AjBEog5Hg",
+	"c4lCGrcYE6ZBit2jpfL6UZc8aqXFtcOt8qw3OhBtqUpKZqemH5TFaZFgsrutj7y2fIZG3HqwbkMZTxJW",
+	"fbrb2q6+9R0Nm1mxGPWdVCpQw/rXfObSxi3ddg0e1AS0ecMtJevmUiKkEnCuEqEWxgK6EkAEL1gCZImg",
+	"VvDONpbRIbMqtK7g/QpTvrrjPLDeYNn0RoUpirWmu7Gmvu+w0qEZ/WZRbUC/Pmasod+bDggbgPiWs8TN",
+	"GPmghpF1MxWc/KkbHnbWQ2N76mrn5EC/wapJQvWsSPqmsqbufGoVDjGc62l/JZ0Dq+h2aAwAz21rDr+Z",
+	"Z34vtOEHG9nCmGKaWDMiUMvbItm6Wt0VRfogzR1TjAtVCGzD64yqLcHlKub43fn/zVHT34bDq06nNRxe",
+	"dcfD4dXj8flf1irEXR18Y0s5W1htbd1mKg8YmutIFMzNKZLgevEiHe9HGlNLpR1xCJHbtOahgXfIc/PC",
+	"sQERTIkN5Ay9cKVWVcmSCFtE4k91wesa0XBrnWeubN221ef5bZER1hJIEj0prX8pYSaGP4aMLJwLC0Fy",
+	"yIiKp9oRW1G0b3VUZnJhxbb5wW9ch6dOHA3Tr+zYdAnQjR7b/UOFVKCmAhESOqHK7lv96tuzszdgHVob",
+	"3qF9aFtxm0+byUovFTCwb86L9M9uuN/pmt+77vdeuN/pmyd986TvnvTD/c6+eb5vnu+b5wfmyZH72Q3t",
+	"0YVljPZ7Pfeza372QsuYm9Oq85XjuzC4aunxtS6J0IottXy1tH4kKU3Men1DaGr8sX780pN2X/Nk4Z/p",
+	"bcAmT0tSWroXjm5cfXFqab7VF8t99wwZLXt1rME3XIxokhi+0pQW9JKmOMFTGZPUDNa/KUYplVO9MN/j",
+	"olnve1y84uob7ebrHTSevuWFwsazl6imPHnF1Yk9mXaPnxWWo8JX1josuzkxZs090lIrT6vso7XMoX9l",
+	"nMdSKLWGX5aQqSJrI1m/MCVfXillz/lMukBtL69sjpcknlKGyy3sbM0xEAtDtA2KKuey1h3ac1sZGcN1",
+	"WSoRjAlNC4GyDa/VFIVF1QnmqF2oO17nyRpuybanf6MKs1sN1Dfa0Z76o1Sn7UQIYqBYlUP9dIuVqZTd",
+	"aFc2w0rzugSVxxA5/GWMupOgAR0bZryVIW5Y4JuQ5B1woh3HurlXhLwy8ddMQxwiOTPRq6VDxsaGVPRh",
+	"ddYGIa029927168g59peCaBMcZsbwZNFeaKQE0EyVCgcSGuvc/4ptwyyEbCLzkbWhn0s0GyZnKhpySyv",
+	"jdLsvG5XnbKz0E2rrLpOmi8rWGs9Oq2lORysZUPqUvtGILa0oQZbAnJChQUTC14I0JC0kHgMREHGpYJe",
+	"x+5IPoYiB8Vhv6NdtCCxQiFDMGlh0r076HRq2H5tOl5GrqpT6HXWzPxNIyVqw+TLjV+RQr93EyQkrV/P",
+	"9Y+L80droWBGrp7bRruHDSsRBhajuvcmfSlcyQ6SvBAxwr/++38MbjXRALYnbYg+DZvpW8NgAB+GLpwd",
+	"BufXURt8C5ZEcE00gXxMFEn5BHaiq9ZUijgni9YSdrbc68gXp2zMQaJpa7exQDdllPm8s9VF00JeWbRl",
+	"muF9YqvXuZ0yH2szwZW1Cr8tXjJM2IVlwi4yygrlwnMckyJVJl2pgUr5HFIfejR4shniMqiCEUqaWHyn",
+	"Q0DOMNRydr0cQwd29DvX1S4gSyRQpTcUZzG24cTtrG6n86QDO48hIYuS/7XZVOZVeFt2VWMBtFnHuBBU",
+	"Ld5pX2CnPDKHnCeF3gsrrKNEOHGn1UbMA7BnojAsOp1+bE5kza/YBh3zSpIhWDPoE7PkAHa6u/Dd+zMd",
+	"saGU7hx3LHjmI5ExnRQCE8MFgmGiExTHsNPb9SL2HMJ8yiVam2JgBaFMgpxdeLZ8icL7vYoZgh2zxeTs",
+	"IqWXePGvf/wzBJ8V+q9//HP3GHb6u5AvsZ/pzHVgrODsog3vCEtG/MraO7XIaUzSdOHZM7DN+T1lTcZx",
+	"lSMUKHl6iRIE5lxSxc2xmhMEUeU5s3G3Rs5LCzRVKrdnnnqz+gNiYmlsl0/67bu3T9+c/GyEZezqivmx",
+	"yK8MN7zhJgx8Xbfd20M2ZH/6E5zptZJDdnqJoswnKU8Eoy2VI9LaoYOiGdXKzsdOB/Qm1UqRK0wGusfP",
+	"pgR8BjklOcJnyHiC8HnIPrdarfJ/XW5Fnz67uGtEJB7uFyIFiZNMIx/YiaxKtnOb9dWWdMKIKgRGuyHo",
+	"PzCB0eJGbYTPEKeEZhDpIUUDiPRqW7AqrV6Ey3Q20Gpmxl3Nmv4MkZxdRLfoqncHFWWNQvOnV9dIt2T/",
+	"Kk24IXcwxVjZ+N6NyY6hqdifIcq3H0heH0h+54EM2YlbLLO8CaR0hkDMWi6xrbLkLRBpX4WAl8jsSYWV",
+	"Hxdu/DyOCyF1z1Rr7PdanamUhV9OKs3WozFCyvnM9ldKMoK/6AkLwhKeWb2p2Yy/AIHDVvlgyAxIkUV2",
+	"DKRijPxTSDjavANLS5hTceuAjKB5oYCwhRlJkbeH7IXWEe3EvYg0lDN7Yoa5SR2WqBGqwrrB0FXsKWpG",
+	"rwZAyvrGZplThSGTiFpOliwBYhVyhgsba9kMy0sUEs1O1ytg1FsOdLwximBnPuW7oclS0PZARrCTUqmM",
+	"tSizGWQlLycjC3csshsOWVQhuSpVl0+dfZS1fIgq0BhYlKF3qN1yQ7YT6VnY9Te7L/ReFOyb3RDytHB6",
+	"pwhLiEggolJqvSWFjjQjvMr1P2w0jryRq4BJraKWtK3PICO5CUocelMcDLlj0ddgC+wWwtDBJYPjhmwi",
+	"iLZNm6ZtQ+LmS9tCZJ2tWIsEtScZMrzSEte6pEWPiUmMvhELtuGUxFPQKMnG3VIR5bM+lstG1ZAxxERu",
+	"bDGq+TxkY27GiFckVuackShIME6JcMjtxCuu1eoh87kj5vmUp4nxwMvlsG3oBTAluYCUxDPHqjdsnU84",
+	"qB6zuWU3YWjp2yyXR5ic671f5iFjLRpv++zyknoljnwFB7ycUagwgUO2mQp0Ti82Xs49014PiUEd6xyf",
+	"IQPB/Gt83jJVumF/zCKYmB92PP/b9hyL1goJqFfcAOZdKBvv1hqv5lPZFEATV7vSXTcUXYdxsKDFO2Rf",
+	"pFsWuTWLbzV5b9lMb00zUyJ95p+uUxvnApWv3HfD7LvKyyxYqznmYan5X8mqwpdNdDc1oS2f7rY8FNZq",
+	"4WxkWbtXq+3OhmDOizQxKl7T7xXVXrbTL9tZUfTVA2Vfbd/Nf98ukzG5HlHvmGMeBZdUUt2U4UlqmcK7",
+	"y2a6K800JrrvJlotInih0Bc4cEM58MprXhpzJWFUKDMWt/u0khjS1Fc+cpWP4LPGrMtzn0oNjYWBpAJJ",
+	"svDtOpqwMdYjN50jNxSXz+WWsgRwhiMH829jT6wmv/sabpbdgzW7aDUr0dXq9Wytnhah2xJVTSy9j7ZT",
+	"xtovK3bLipWZEH9DVLsOm+Xh7/KVqQnLLIBk2VqvbK2aVOEnUDss9JXc0vSMMLfJP7cVD5w1swKjtcsk",
+	"PkPd3BoJzaUf6gLwyu0QgysrJly77jV3fwA/FiS1Oz2q5nJG4G/5uMC1PWQ67KIqbcZUWmhBGGjYZMOp",
+	"brvb7piTkM2O9Uvc2AsDu7Aotiy+8SJqpXRMWIypLi1wXLBkza3VMJjjaMr5bLt7hddhwHNkJKfBIOi3",
+	"O+2+40oN8bBHctrSIt3Tf+Vcrjm7fq7BvKzdNDXKrfUpWuaZOEC0TEC0iatUWqWnzN8fcwvdGjLpUxMp",
+	"0z7cNm13h2jDW0vJboZnbXhJFi7rFR496nU6jx7pfal/7T56ZHWo9CjPk2Dg5OWSO7QcHPcsg8GHlawJ",
+	"Z6kM0JnTNDW8q/cclewSqkt7GtrRALX8myW5bLO0tku1riTbXp+Xhx/m5O63paZvcV/8zpezH+gm9tb5",
+	"5+vSQtZkoT/DMWUoIamlL1TseEbysJn8ETayPwy+J6XO1zOs45Ln9RrdXlnp5u3FXqez/dLZRAAbh2+S",
+	"ii+6V/lGwfaybORWbUjmb2Rww47kGUKCecoXltqxeB16nc7uH/q20v3umPQ63f/3i9+GyGwNY9k1Yl5/",
+	"ISF0qeXG8DN71/o/WrFWK/Z/i0lYewGteY3Zn7h/KA9lgz2X9LQ8RfWHp/5I1B/NLGBojP0wMNGhTQ0J",
+	"Ku7nbldnG5kEmGxb7MveU7o1aC8PqddH4A96zXbf2od1lUonsle7uGgq9e+pPv1Or6Y+fs0HH7y/Hjgo",
+	"elclOLs91jYQy56Zpim6ePuBWvmyKrTCYmwCq+EqRVEGw0bNiJyh/TxGxg1JRZiGxsbKPrCi7d9TZ/Yf",
+	"4s6rh9daJGOTonXL6y+7kJ6XKG2BoS0eWPBH9xT80UNcKq1kg9/I2Nyx1pdbppM7s00Pu4zd/u2Guvlt",
+	"C1PvYBsDvyafUFfu9e754YXenT+84GiwqkvAqzzV7Z7XdOSHFb4suO39l9OWH7Yh76zlZT77355prGHY",
+	"HlaBeke3K0LzqxvXYXBgseLN9epfyDHxQPkZMRso+H0chIEiE5MyXBJr5+t5tCWh0XBrpoMlifSJJtd7",
+	"SzZzM6f0li8Ptlx4rT0fgUePHDv66JG7r3JcIVAlFBJdMLJnKS4Yp3wu20O2mS6qHdjRBKQyR9w+Vcaf",
+	"xWp0sYG9GrImfeXIrpUrgJWbHT6ZKPTf3rEHHI5yMIiSyJkcMjvz6sVA2PkVBW8lfM4UzbDMsNod6EYM",
+	"LqjnO1lulyhL+bo0pyHbsedu5mqe46S/kjU+eTc0574brmRF9hNBbSizxsy8JoSyITM5U7o7JCKlKOoz",
+	"8JlUa0g40UhBu5WIc37n+bOSbXPJno6Xug/JVl6qvhfHtj6X7bCztTnblJa3xrC9dirUhvc+o8F9d2hb",
+	"jWwH92emKmcWtxIUjU8bPjRJ4W/KEulvSW/gKeo7/D9cxe+RqzB7uUJUuJ1eEhUuI1rDdPZVNWIXOClS",
+	"IrQrF+jAxx+Ut6BJ7ez+j0FD3P2zYN7uB+sdf33N3HWnKix82Gr/13yDQzuhy8UgzRyF3x2X8BAhrUMI",
+	"m7iElddf9ItZJuHCpPmtfqHGLouCEaacTcwHPMny20SNpBaXTGIJo98dFdG944YtP1tbfgtihegrb6tX",
+	"M0G2LfZlN2AleaPe7384Bntt9d6b+fVKjkxMGIxqaTLH5betSlJYh3EuJDSRGmf4xdr9siq2JnPo+PbM",
+	"oT8GRbEMFcrJPghd4X169QKOwZ3VqzcfzjVitEmz6wLRN4InReyuBhYidVdC5GBvj+S07QbSjnm2d9kN",
+	"rsNm/Rc8JqlPyt2JMjJDEAWLdmvNDfb2NP5Np1yqwZPOk45p7Lyc/ppvQfuPwK2kI9p7JRUW1EXMpQSv",
+	"z6//NwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
