@@ -3,7 +3,7 @@ SHELL := bash
 GO    ?= go
 OAPI  := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: all generate check-generate build run test vet services-note
+.PHONY: all generate check-generate build run test vet services-note fuzz
 
 all: check-generate test
 
@@ -44,6 +44,10 @@ services-note:
 ## test: vet and run every test (end-to-end through the client on real stores)
 test: services-note vet
 	$(GO) test -count=1 ./...
+
+## fuzz: run every go test -fuzz target for FUZZTIME each (default 10s); fails on a crasher
+fuzz:
+	FUZZTIME=$${FUZZTIME:-10s} .ci/fuzz.sh
 
 # =============================================================================================
 # Spec gates (issue 4): Spectral lint, oasdiff breaking-change check and changelog, TypeScript
@@ -105,3 +109,31 @@ spec-selftest: $(SPEC_NODE_STAMP) spec-oasdiff
 ts-check: $(SPEC_NODE_STAMP)
 	$(SPEC_NODE_BIN)/openapi-typescript $(SPEC) --default-non-nullable false -o $(SPEC_CI)/ts/gen/schema.d.ts
 	$(SPEC_NODE_BIN)/tsc --strict --noEmit -p $(SPEC_CI)/ts
+
+# =============================================================================================
+# Benchmarks (issue 5). Not part of `make test`. `make bench` = in-process Go benchmarks
+# (bench_test.go in internal/keys, internal/perm, internal/auth, internal/store/sqlite, server;
+# ns/op, cpu-ns/op, allocs/op) then the loopback wrk load test (.ci/bench/load.sh: baseline vs
+# real server, median of RUNS runs, < 3 minutes; installs wrk with apt-get if missing).
+# Numbers are only comparable on an otherwise idle machine: check `uptime` first.
+# `make bench-profile SCENARIO=create` writes a CPU profile of the server under load.
+# =============================================================================================
+BENCHTIME ?= 1s
+SCENARIO  ?= create
+
+.PHONY: bench bench-go bench-load bench-profile
+
+## bench: Go benchmarks of the request path's pieces, then the wrk load test
+bench: bench-go bench-load
+
+## bench-go: in-process benchmarks only (BENCHTIME=1s each; about a minute)
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) -timeout 10m ./internal/... ./server/
+
+## bench-load: wrk against a bare-Echo baseline and the real server (RUNS=3 DURATION=5s by default)
+bench-load:
+	bash .ci/bench/load.sh
+
+## bench-profile: CPU/block profile of the server under wrk load (SCENARIO=create|regenerate|rejected_401|rejected_403)
+bench-profile:
+	bash .ci/bench/profile.sh $(SCENARIO) 10

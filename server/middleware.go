@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"mime"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -45,6 +47,22 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// logPath is the route template when the request matched an operation
+// (/v1/api-keys/{id}/regenerate), else the path with anything shaped like a
+// credential replaced: a client may paste a secret where an id belongs.
+func logPath(c echo.Context) string {
+	if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
+		return BasePath + r.Path
+	}
+	segs := strings.Split(c.Request().URL.Path, "/")
+	for i, seg := range segs {
+		if keys.Classify(seg) != keys.KindUnknown {
+			segs[i] = "{redacted}"
+		}
+	}
+	return strings.Join(segs, "/")
+}
+
 func requestID(c echo.Context) string {
 	id, _ := c.Get(ctxRequestID).(string)
 	return id
@@ -77,7 +95,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		attrs := []any{
 			"request_id", requestID(c),
 			"method", c.Request().Method,
-			"path", c.Request().URL.Path,
+			"path", logPath(c),
 			"status", c.Response().Status,
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
 			"client_ip", c.RealIP(),
@@ -106,7 +124,9 @@ func (s *Server) route(next echo.HandlerFunc) echo.HandlerFunc {
 		route, params, err := s.spec.Router.FindRoute(req)
 		switch {
 		case errors.Is(err, routers.ErrMethodNotAllowed):
-			return apierr.New(api.CodeMethodNotAllowed, "Method not allowed on this route").With("method", req.Method)
+			e := apierr.New(api.CodeMethodNotAllowed, "Method not allowed on this route").With("method", req.Method)
+			e.Headers = map[string]string{"Allow": s.allowedMethods(req)}
+			return e
 		case err != nil:
 			e := apierr.New(api.CodeRouteNotFound, "No such route")
 			probe := req.Clone(req.Context())
@@ -123,6 +143,19 @@ func (s *Server) route(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// allowedMethods lists the methods the spec defines for the request's path.
+func (s *Server) allowedMethods(req *http.Request) string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		if _, _, err := s.spec.Router.FindRoute(probe); err == nil {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 func routeOf(c echo.Context) (*routers.Route, map[string]string) {
 	r, _ := c.Get(ctxRoute).(*routers.Route)
 	p, _ := c.Get(ctxPathParams).(map[string]string)
@@ -133,7 +166,12 @@ func routeOf(c echo.Context) (*routers.Route, map[string]string) {
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		p, err := s.auth.Authenticate(req.Context(), req.Header.Get(echo.HeaderAuthorization), c.RealIP())
+		header := req.Header.Get(echo.HeaderAuthorization)
+		if len(req.Header.Values(echo.HeaderAuthorization)) > 1 {
+			// Which one a proxy or this server reads is ambiguous: refuse.
+			header = "ambiguous"
+		}
+		p, err := s.auth.Authenticate(req.Context(), header, c.RealIP())
 		if err != nil {
 			var f *auth.Failure
 			if errors.As(err, &f) {
@@ -205,6 +243,9 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		if fe := checkQuery(route.Operation, req.URL.Query()); len(fe) > 0 {
 			return apierr.Validation(fe)
 		}
+		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+			return apierr.New(api.CodeUnsupportedMediaType, "Content-Encoding is not supported; send the body uncompressed")
+		}
 		if route.Operation.RequestBody != nil && req.Body != nil {
 			body, err := io.ReadAll(req.Body)
 			if err != nil {
@@ -216,6 +257,10 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			if !utf8.Valid(body) {
 				return apierr.New(api.CodeMalformedBody, "Request body is not valid UTF-8")
 			}
+			// kin-openapi decodes only the first JSON value; refuse anything after it.
+			if mt, _, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); mt == echo.MIMEApplicationJSON && len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
+				return apierr.New(api.CodeMalformedBody, "Request body is not valid JSON")
+			}
 			req.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
@@ -225,6 +270,9 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			Options: &openapi3filter.Options{
 				MultiError:         true,
 				KeepValidatedValue: true,
+				// Defaults would replace an explicit null before it is checked;
+				// the handlers treat absent values as the documented defaults.
+				SkipSettingDefaults: true,
 				// The authenticate middleware has already checked the token.
 				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 			},

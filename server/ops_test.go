@@ -35,8 +35,8 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	if _, err := c.CreateAPIKey(ctx, acct, newKeyReq("counted", client.Permissions{})); err != nil {
 		t.Fatal(err)
 	}
-	c.CreateAPIKey(ctx, acct, newKeyReq("limited", client.Permissions{}))            // 429
-	env.Client("sk_test_" + strings.Repeat("A", 38)).RegenerateAPIKey(ctx, "key_x") // checksum
+	c.CreateAPIKey(ctx, acct, newKeyReq("limited", client.Permissions{}))         // 429
+	env.Client("sk_test_"+strings.Repeat("A", 38)).RegenerateAPIKey(ctx, "key_x") // checksum
 	_, body := get(t, env.Root+"/metrics")
 	for _, want := range []string{
 		`hsrcpay_http_requests_total{operation="createApiKey",status="201"} 1`,

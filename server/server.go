@@ -25,7 +25,8 @@ import (
 	"github.com/hsrcpay/apikeys/internal/store"
 )
 
-// maxBodyBytes bounds every request body (64 KiB, as the spec says).
+// maxBodyBytes bounds every request body (64 KiB, as the spec says; note
+// that Echo reads "64K" as 64 000).
 const maxBodyBytes = 64 << 10
 
 // Options are the server's collaborators and switches.
@@ -113,7 +114,7 @@ func New(o Options) (*Server, error) {
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
-	e.Use(s.requestID, s.recover, s.accessLog, middleware.BodyLimit("64K"))
+	e.Use(s.requestID, s.recover, s.accessLog, middleware.BodyLimit("64KiB"))
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(o.Metrics.Handler()))

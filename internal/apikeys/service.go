@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hsrcpay/apikeys/gen/api"
@@ -48,9 +49,14 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		return nil, apierr.New(api.CodeAccountForbidden, "This credential may not act on this account").With("account_id", accountID)
 	}
 	var fieldErrs []apierr.FieldError
-	for k := range in.Metadata {
+	for k, v := range in.Metadata {
 		if len(k) == 0 || len([]rune(k)) > maxMetadataKeyLen {
 			fieldErrs = append(fieldErrs, apierr.FieldError{Location: "body", Field: "/metadata", Reason: fmt.Sprintf("metadata keys must be 1 to %d characters", maxMetadataKeyLen)})
+			break
+		}
+		// Not every store can hold U+0000 (PostgreSQL's jsonb cannot).
+		if strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
+			fieldErrs = append(fieldErrs, apierr.FieldError{Location: "body", Field: "/metadata", Reason: "metadata keys and values must not contain NUL characters"})
 			break
 		}
 	}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every go test -fuzz target of the fuzzed packages, one after another,
+# each for FUZZTIME (default 10s). Fails if any target finds a crasher; Go
+# then writes the failing input to <pkg>/testdata/fuzz/<FuzzName>/, which is
+# listed at the end (commit it once fixed: it becomes a regression seed).
+#
+#   FUZZTIME=1m .ci/fuzz.sh            # longer runs
+#   FUZZ_PKGS="./server" .ci/fuzz.sh   # some packages only
+#   FUZZ_PARALLEL=1 .ci/fuzz.sh        # fewer workers (default: GOMAXPROCS)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+FUZZTIME="${FUZZTIME:-10s}"
+FUZZ_PKGS="${FUZZ_PKGS:-./internal/keys ./internal/auth ./server}"
+parallel=()
+if [[ -n "${FUZZ_PARALLEL:-}" ]]; then
+  parallel=(-parallel "$FUZZ_PARALLEL")
+fi
+
+# Inputs already in testdata/fuzz before the run, so new crashers stand out.
+before="$(mktemp)"
+trap 'rm -f "$before"' EXIT
+find . -path '*/testdata/fuzz/*' -type f | sort >"$before"
+
+failed=()
+ran=0
+for pkg in $FUZZ_PKGS; do
+  # The package's fuzz targets, as go test lists them.
+  targets=$(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true)
+  if [[ -z "$targets" ]]; then
+    echo "fuzz.sh: no fuzz targets in $pkg" >&2
+    failed+=("$pkg (no targets)")
+    continue
+  fi
+  for target in $targets; do
+    echo "== $pkg $target (fuzztime $FUZZTIME)"
+    ran=$((ran + 1))
+    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "${parallel[@]}" "$pkg"; then
+      failed+=("$pkg $target")
+    fi
+  done
+done
+
+new="$(find . -path '*/testdata/fuzz/*' -type f | sort | comm -13 "$before" - || true)"
+if [[ -n "$new" ]]; then
+  echo "fuzz.sh: new failing inputs:"
+  echo "$new" | sed 's/^/  /'
+  failed+=("new inputs in testdata/fuzz")
+fi
+if ((${#failed[@]} > 0)); then
+  echo "fuzz.sh: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "fuzz.sh: $ran targets, no crasher"
