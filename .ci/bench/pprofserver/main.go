@@ -1,0 +1,78 @@
+// Command pprofserver runs the real server (server.New on SQLite, wired like
+// `hsrcpay-server serve`: JSON access log on stderr, in-memory rate limiter,
+// usage flushing) with net/http/pprof on a second address, for profiling
+// under wrk load. It bootstraps a sandbox account and prints its managed
+// keys as JSON on stdout. Used by .ci/bench/profile.sh; not part of the product.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"log"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/sqlite"
+	"github.com/hsrcpay/apikeys/server"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:18580", "API listen address")
+	pprofAddr := flag.String("pprof", "127.0.0.1:18581", "pprof listen address")
+	dir := flag.String("dir", "", "SQLite directory (required)")
+	account := flag.String("account", "acct_demo", "sandbox account to bootstrap")
+	validate := flag.Bool("validate-responses", true, "validate responses against the spec")
+	sync := flag.String("synchronous", "NORMAL", "SQLite synchronous pragma")
+	logLevel := flag.String("log-level", "info", "access log level (info logs every request, as in production)")
+	flag.Parse()
+	if *dir == "" {
+		log.Fatal("pprofserver: -dir is required")
+	}
+	runtime.SetBlockProfileRate(10_000) // one sample per 10µs blocked
+	runtime.SetMutexProfileFraction(10)
+
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, *dir, sqlite.Options{Synchronous: *sync})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		log.Fatal(err)
+	}
+	srv, err := server.New(server.Options{
+		Store:             st,
+		RateLimits:        map[store.Mode]int{store.Live: 1_000_000, store.Sandbox: 1_000_000},
+		ValidateResponses: *validate,
+		Logger:            slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	issued, err := srv.Service.Bootstrap(ctx, *account, []store.Mode{store.Sandbox})
+	if err != nil {
+		log.Fatal(err)
+	}
+	out := map[string]string{"account": *account}
+	for _, is := range issued {
+		if is.Key.Type == store.TypeSecret {
+			out["secret"], out["secret_id"] = is.Secret, is.Key.ID
+		} else {
+			out["publishable"], out["publishable_id"] = is.Secret, is.Key.ID
+		}
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(out); err != nil {
+		log.Fatal(err)
+	}
+	go srv.Usage.Run(context.Background(), 5*time.Second)
+	go func() { log.Fatal(http.ListenAndServe(*pprofAddr, nil)) }() // DefaultServeMux: pprof only
+	hs := &http.Server{Addr: *addr, Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	log.Fatal(hs.ListenAndServe())
+}

@@ -1,0 +1,230 @@
+//go:build unix
+
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+
+	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/testenv"
+	"github.com/hsrcpay/apikeys/server"
+)
+
+// Benchmarks of one request's cost in-process, to compare the spec-driven
+// parts (route lookup, request and response validation) with the whole
+// handler path. `make bench` runs them; the README's "Benchmarks" section
+// explains how the numbers combine.
+
+const benchAcct = "acct_bench"
+
+// benchCreateBody is the create request the load test sends (name varies).
+func benchCreateBody(name string) []byte {
+	return []byte(`{"name":"` + name + `","permissions":{"payment":["create","read"],"refund":["read"]},"metadata":{"team":"bench"}}`)
+}
+
+func newCreateRequest(token string, body []byte) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, server.BasePath+"/api-keys/?account_id="+benchAcct, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req
+}
+
+// createdResponse runs one real create through a server and returns what it answered.
+func createdResponse(b *testing.B) (status int, header http.Header, body []byte) {
+	b.Helper()
+	env := testenv.New(b, testenv.Config{})
+	m := env.Bootstrap(benchAcct)[store.Sandbox]
+	rec := httptest.NewRecorder()
+	env.Server.ServeHTTP(rec, newCreateRequest(m.Secret, benchCreateBody("prepared")))
+	if rec.Code != http.StatusCreated {
+		b.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Code, rec.Header(), rec.Body.Bytes()
+}
+
+var sinkErr error
+
+// BenchmarkRouteLookup is the spec router (gorillamux) finding the operation.
+func BenchmarkRouteLookup(b *testing.B) {
+	spec, err := server.LoadSpec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := newCreateRequest("x", nil)
+	b.ReportAllocs()
+	defer reportCPU(b, cpuTime())
+	for b.Loop() {
+		_, _, err := spec.Router.FindRoute(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkValidateRequest is the validateRequest middleware's kin-openapi
+// call alone, with the middleware's options (keep them in step with
+// middleware.go), on a prepared create request.
+func BenchmarkValidateRequest(b *testing.B) {
+	spec, err := server.LoadSpec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := benchCreateBody("Checkout backend")
+	req := newCreateRequest("x", body)
+	route, params, err := spec.Router.FindRoute(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := &openapi3filter.Options{
+		MultiError:          true,
+		KeepValidatedValue:  true,
+		AuthenticationFunc:  openapi3filter.NoopAuthenticationFunc,
+		SkipSettingDefaults: true,
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	defer reportCPU(b, cpuTime())
+	for b.Loop() {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		err := openapi3filter.ValidateRequest(ctx, &openapi3filter.RequestValidationInput{
+			Request: req, PathParams: params, Route: route, Options: opts,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkValidateResponse is the validateResponse middleware's
+// kin-openapi call alone, on a real 201 create response.
+func BenchmarkValidateResponse(b *testing.B) {
+	spec, err := server.LoadSpec()
+	if err != nil {
+		b.Fatal(err)
+	}
+	status, header, body := createdResponse(b)
+	req := newCreateRequest("x", benchCreateBody("Checkout backend"))
+	route, params, err := spec.Router.FindRoute(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+	ctx := context.Background()
+	b.ReportAllocs()
+	defer reportCPU(b, cpuTime())
+	for b.Loop() {
+		err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
+			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+			Status:                 status,
+			Header:                 header,
+			Body:                   io.NopCloser(bytes.NewReader(body)),
+			Options:                opts,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHandler is the whole request path through Echo in-process
+// (request id, access log, metrics, route, response validation when on,
+// auth on SQLite, permission, rate limit, request validation, handler,
+// store write), without a network.
+func BenchmarkHandler(b *testing.B) {
+	for _, validate := range []bool{true, false} {
+		suffix := "/validate_responses=" + map[bool]string{true: "on", false: "off"}[validate]
+		b.Run("create"+suffix, func(b *testing.B) {
+			env := testenv.New(b, testenv.Config{NoResponseValidation: !validate})
+			m := env.Bootstrap(benchAcct)[store.Sandbox]
+			i := 0
+			b.ReportAllocs()
+			defer reportCPU(b, cpuTime())
+			for b.Loop() {
+				i++
+				rec := httptest.NewRecorder()
+				env.Server.ServeHTTP(rec, newCreateRequest(m.Secret, benchCreateBody(fmt.Sprintf("bench %d", i))))
+				if rec.Code != http.StatusCreated {
+					b.Fatalf("create: %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+		b.Run("regenerate"+suffix, func(b *testing.B) {
+			env := testenv.New(b, testenv.Config{NoResponseValidation: !validate})
+			m := env.Bootstrap(benchAcct)[store.Sandbox]
+			url := server.BasePath + "/api-keys/" + m.PublishableID + "/regenerate"
+			b.ReportAllocs()
+			defer reportCPU(b, cpuTime())
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+m.Secret)
+				rec := httptest.NewRecorder()
+				env.Server.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("regenerate: %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name  string
+		token func(testenv.Managed) string
+		want  int
+	}{
+		{"rejected_checksum_401", func(m testenv.Managed) string { return breakChecksum(m.Secret) }, http.StatusUnauthorized},
+		{"rejected_publishable_403", func(m testenv.Managed) string { return m.Publishable }, http.StatusForbidden},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			env := testenv.New(b, testenv.Config{})
+			token := tc.token(env.Bootstrap(benchAcct)[store.Sandbox])
+			body := benchCreateBody("rejected")
+			b.ReportAllocs()
+			defer reportCPU(b, cpuTime())
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				env.Server.ServeHTTP(rec, newCreateRequest(token, body))
+				if rec.Code != tc.want {
+					b.Fatalf("want %d, got %d %s", tc.want, rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
+
+// breakChecksum changes a key's last character, so its checksum no longer matches.
+func breakChecksum(tok string) string {
+	last := byte('A')
+	if tok[len(tok)-1] == 'A' {
+		last = 'B'
+	}
+	return tok[:len(tok)-1] + string(last)
+}
+
+// cpuTime is this process's user+system CPU time. Benchmarks report it per
+// operation as cpu-ns/op, which other processes on a shared machine disturb
+// far less than wall-clock ns/op (it includes GC and background goroutines).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, start time.Duration) {
+	b.Helper()
+	if b.N > 0 {
+		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+	}
+}
