@@ -78,7 +78,12 @@ func (s *Server) renderError(err error, c echo.Context) {
 	}
 	details["request_id"] = rid
 	if ae.Status >= 500 {
-		s.log.Error("request failed", "request_id", rid, "code", int(ae.Code), "err", ae.Error())
+		if c.Request().Context().Err() != nil {
+			// The client hung up; the failure is the cancelled work, not the server.
+			s.log.Info("client went away before the response", "request_id", rid, "err", ae.Error())
+		} else {
+			s.log.Error("request failed", "request_id", rid, "code", int(ae.Code), "err", ae.Error())
+		}
 	}
 	h := c.Response().Header()
 	for k, v := range ae.Headers {

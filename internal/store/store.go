@@ -61,6 +61,7 @@ var (
 	ErrNotFound       = errors.New("store: not found")
 	ErrDuplicateName  = errors.New("store: an active key with this name exists")
 	ErrAccountExists  = errors.New("store: account exists")
+	ErrNoAccount      = errors.New("store: no such account")
 	ErrDuplicateKeyID = errors.New("store: key id or secret collision")
 )
 
@@ -77,7 +78,8 @@ type Repository interface {
 	// CreateAccount returns ErrAccountExists if the id is taken.
 	CreateAccount(ctx context.Context, id string, now time.Time) error
 	AccountExists(ctx context.Context, id string) (bool, error)
-	// InsertKey returns ErrDuplicateName when an active key of the account has the name.
+	// InsertKey returns ErrDuplicateName when an active key of the account has
+	// the name, and ErrNoAccount when the account does not exist.
 	InsertKey(ctx context.Context, k *Key) error
 	GetKey(ctx context.Context, id string) (*Key, error)
 	// KeyBySecretHash finds a key by its current or previous secret's hash

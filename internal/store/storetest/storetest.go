@@ -394,8 +394,8 @@ func testInsertKeyUnknownAccount(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	r := s.Repo(store.Live)
 	err := r.InsertKey(ctx, newKey("key_1", "acct_missing", "one"))
-	if err == nil {
-		t.Fatal("InsertKey for a missing account succeeded")
+	if !errors.Is(err, store.ErrNoAccount) {
+		t.Fatalf("InsertKey for a missing account: err = %v, want ErrNoAccount", err)
 	}
 	for _, e := range []error{store.ErrDuplicateName, store.ErrDuplicateKeyID, store.ErrAccountExists, store.ErrNotFound} {
 		if errors.Is(err, e) {
