@@ -6,13 +6,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/hsrcpay/apikeys/internal/cputime"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 
@@ -63,7 +62,7 @@ func BenchmarkRouteLookup(b *testing.B) {
 	}
 	req := newCreateRequest("x", nil)
 	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
+	defer cputime.Report(b, cputime.Process())
 	for b.Loop() {
 		_, _, err := spec.Router.FindRoute(req)
 		if err != nil {
@@ -94,7 +93,7 @@ func BenchmarkValidateRequest(b *testing.B) {
 	}
 	ctx := context.Background()
 	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
+	defer cputime.Report(b, cputime.Process())
 	for b.Loop() {
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		err := openapi3filter.ValidateRequest(ctx, &openapi3filter.RequestValidationInput{
@@ -122,7 +121,7 @@ func BenchmarkValidateResponse(b *testing.B) {
 	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
 	ctx := context.Background()
 	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
+	defer cputime.Report(b, cputime.Process())
 	for b.Loop() {
 		err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
 			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
@@ -149,7 +148,7 @@ func BenchmarkHandler(b *testing.B) {
 			m := env.Bootstrap(benchAcct)[store.Sandbox]
 			i := 0
 			b.ReportAllocs()
-			defer reportCPU(b, cpuTime())
+			defer cputime.Report(b, cputime.Process())
 			for b.Loop() {
 				i++
 				rec := httptest.NewRecorder()
@@ -164,7 +163,7 @@ func BenchmarkHandler(b *testing.B) {
 			m := env.Bootstrap(benchAcct)[store.Sandbox]
 			url := server.BasePath + "/api-keys/" + m.PublishableID + "/regenerate"
 			b.ReportAllocs()
-			defer reportCPU(b, cpuTime())
+			defer cputime.Report(b, cputime.Process())
 			for b.Loop() {
 				req := httptest.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
 				req.Header.Set("Content-Type", "application/json")
@@ -190,7 +189,7 @@ func BenchmarkHandler(b *testing.B) {
 			token := tc.token(env.Bootstrap(benchAcct)[store.Sandbox])
 			body := benchCreateBody("rejected")
 			b.ReportAllocs()
-			defer reportCPU(b, cpuTime())
+			defer cputime.Report(b, cputime.Process())
 			for b.Loop() {
 				rec := httptest.NewRecorder()
 				env.Server.ServeHTTP(rec, newCreateRequest(token, body))
@@ -209,22 +208,4 @@ func breakChecksum(tok string) string {
 		last = 'B'
 	}
 	return tok[:len(tok)-1] + string(last)
-}
-
-// cpuTime is this process's user+system CPU time. Benchmarks report it per
-// operation as cpu-ns/op, which other processes on a shared machine disturb
-// far less than wall-clock ns/op (it includes GC and background goroutines).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func reportCPU(b *testing.B, start time.Duration) {
-	b.Helper()
-	if b.N > 0 {
-		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
-	}
 }

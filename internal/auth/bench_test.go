@@ -4,8 +4,8 @@ package auth_test
 
 import (
 	"context"
+	"github.com/hsrcpay/apikeys/internal/cputime"
 	"log/slog"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,7 +70,7 @@ func BenchmarkAuthenticateSecretKey(b *testing.B) {
 	header := "Bearer " + token
 	ctx := context.Background()
 	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
+	defer cputime.Report(b, cputime.Process())
 	for b.Loop() {
 		p, err := a.Authenticate(ctx, header, "127.0.0.1")
 		if err != nil {
@@ -87,7 +87,7 @@ func BenchmarkAuthenticateSecretKeyParallel(b *testing.B) {
 	header := "Bearer " + token
 	ctx := context.Background()
 	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
+	defer cputime.Report(b, cputime.Process())
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := a.Authenticate(ctx, header, "127.0.0.1"); err != nil {
@@ -108,7 +108,7 @@ func BenchmarkAuthenticateBadChecksum(b *testing.B) {
 	header := "Bearer " + token[:len(token)-1] + string(last)
 	ctx := context.Background()
 	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
+	defer cputime.Report(b, cputime.Process())
 	for b.Loop() {
 		if _, err := a.Authenticate(ctx, header, "127.0.0.1"); err == nil {
 			b.Fatal("bad checksum accepted")
@@ -124,28 +124,10 @@ func BenchmarkAuthenticateUnknownKey(b *testing.B) {
 	header := "Bearer " + other
 	ctx := context.Background()
 	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
+	defer cputime.Report(b, cputime.Process())
 	for b.Loop() {
 		if _, err := a.Authenticate(ctx, header, "127.0.0.1"); err == nil {
 			b.Fatal("unknown key accepted")
 		}
-	}
-}
-
-// cpuTime is this process's user+system CPU time. Benchmarks report it per
-// operation as cpu-ns/op, which other processes on a shared machine disturb
-// far less than wall-clock ns/op (it includes GC and background goroutines).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func reportCPU(b *testing.B, start time.Duration) {
-	b.Helper()
-	if b.N > 0 {
-		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 	}
 }

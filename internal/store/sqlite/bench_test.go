@@ -5,7 +5,7 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
-	"syscall"
+	"github.com/hsrcpay/apikeys/internal/cputime"
 	"testing"
 	"time"
 
@@ -65,7 +65,7 @@ func BenchmarkInsertKey(b *testing.B) {
 			ctx := context.Background()
 			i := 0
 			b.ReportAllocs()
-			defer reportCPU(b, cpuTime())
+			defer cputime.Report(b, cputime.Process())
 			for b.Loop() {
 				i++
 				k := newKey(b, fmt.Sprintf("bench %d", i)) // ~2µs of the total: id, secret, hash
@@ -91,7 +91,7 @@ func BenchmarkUpdateKey(b *testing.B) {
 			}
 			hash := make([]byte, 32)
 			b.ReportAllocs()
-			defer reportCPU(b, cpuTime())
+			defer cputime.Report(b, cputime.Process())
 			for b.Loop() {
 				hash[0]++
 				hash[1] += hash[0] >> 7 // keep hashes distinct across wraps of hash[0]
@@ -118,30 +118,12 @@ func BenchmarkKeyBySecretHash(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
-	defer reportCPU(b, cpuTime())
+	defer cputime.Report(b, cputime.Process())
 	for b.Loop() {
 		got, err := repo.KeyBySecretHash(ctx, k.SecretHash)
 		if err != nil {
 			b.Fatal(err)
 		}
 		sinkKey = got
-	}
-}
-
-// cpuTime is this process's user+system CPU time. Benchmarks report it per
-// operation as cpu-ns/op, which other processes on a shared machine disturb
-// far less than wall-clock ns/op (it includes GC and background goroutines).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func reportCPU(b *testing.B, start time.Duration) {
-	b.Helper()
-	if b.N > 0 {
-		b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
 	}
 }
