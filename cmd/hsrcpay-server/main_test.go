@@ -5,18 +5,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
+	"github.com/hsrcpay/apikeys/internal/store/storetest"
 )
 
 func TestBootstrapPrintsManagedKeysOnce(t *testing.T) {
@@ -76,49 +82,72 @@ func TestBadConfigurationExitsNonZero(t *testing.T) {
 	}
 }
 
+// binDir holds the binary buildBinary compiled; TestMain removes it.
+var binDir string
+
+// buildBinary compiles the server once per test binary.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "hsrcpay-bin")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	bin := filepath.Join(dir, "hsrcpay-server")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// startServer runs `hsrcpay-server serve` with env on a free port and
+// returns the process, its /v1 base URL and the export lines it printed.
+func startServer(t *testing.T, env ...string) (*exec.Cmd, string, map[string]string) {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(append(os.Environ(), "HSRCPAY_ADDR="+addr), env...)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	vars := map[string]string{}
+	sc := bufio.NewScanner(stdout)
+	demo := slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "HSRCPAY_DEMO_ACCOUNT=") })
+	for demo && len(vars) < 4 && sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && strings.HasPrefix(sc.Text(), "export ") {
+			vars[k] = v
+		}
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return cmd, "http://" + addr + "/v1", vars
+}
+
 // TestSIGTERMDrainsAndFlushes runs the real binary: SIGTERM ends it cleanly,
 // and the last use of a key, still in memory, reaches the store on the way out.
 func TestSIGTERMDrainsAndFlushes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "hsrcpay-server")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
 	dir := t.TempDir()
 	start := func() (*exec.Cmd, string, map[string]string) {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		addr := ln.Addr().String()
-		ln.Close()
-		cmd := exec.Command(bin, "serve")
-		cmd.Env = append(os.Environ(), "HSRCPAY_DATABASE_URL=sqlite:"+dir, "HSRCPAY_ADDR="+addr,
-			"HSRCPAY_DEMO_ACCOUNT=acct_sig", "HSRCPAY_USAGE_FLUSH_INTERVAL=1h")
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		vars := map[string]string{}
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() && len(vars) < 4 {
-			if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && strings.HasPrefix(sc.Text(), "export ") {
-				vars[k] = v
-			}
-		}
-		go func() {
-			for sc.Scan() {
-			}
-		}()
-		base := "http://" + addr + "/v1"
-		for i := 0; i < 100; i++ {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		return cmd, base, vars
+		return startServer(t, "HSRCPAY_DATABASE_URL=sqlite:"+dir, "HSRCPAY_DEMO_ACCOUNT=acct_sig", "HSRCPAY_USAGE_FLUSH_INTERVAL=1h")
 	}
 	cmd, base, vars := start()
 	c, err := client.New(base, vars["HSRCPAY_API_KEY"])
@@ -165,4 +194,93 @@ func TestSIGTERMDrainsAndFlushes(t *testing.T) {
 	if got.LastUsedAt == nil || got.LastUsedIP == nil {
 		t.Fatal("last_used_at was not flushed at shutdown")
 	}
+}
+
+// TestTwoServerProcesses runs two real server processes on one PostgreSQL
+// database and one Redis, as two replicas behind a load balancer.
+func TestTwoServerProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dbURL := storetest.FreshPostgresDB(t)
+	if c, err := net.DialTimeout("tcp", "127.0.0.1:6379", time.Second); err != nil {
+		if os.Getenv("HSRCPAY_REQUIRE_REDIS") == "1" {
+			t.Fatalf("Redis not reachable and HSRCPAY_REQUIRE_REDIS=1: %v", err)
+		}
+		t.Skip("Redis not reachable at 127.0.0.1:6379: skipping the two-process test")
+	} else {
+		c.Close()
+	}
+	env := []string{"HSRCPAY_DATABASE_URL=" + dbURL, "HSRCPAY_REDIS_URL=redis://127.0.0.1:6379/0",
+		"HSRCPAY_RATE_LIMIT_TEST=" + "4"}
+	// Provision with the binary, as an operator would.
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	account := fmt.Sprintf("acct_p%d", time.Now().UnixNano())
+	boot := exec.Command(bin, "bootstrap", "--account", account)
+	boot.Env = append(os.Environ(), env...)
+	out, err := boot.Output()
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	var res struct {
+		Keys []managedKey `json:"keys"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	var live, sandbox managedKey
+	for _, k := range res.Keys {
+		if k.Type == "SECRET" && k.Mode == "live" {
+			live = k
+		}
+		if k.Type == "SECRET" && k.Mode == "test" {
+			sandbox = k
+		}
+	}
+	_, a, _ := startServer(t, env...)
+	_, b, _ := startServer(t, env...)
+	ctx := context.Background()
+	ca, _ := client.New(a, live.Secret, client.WithRetries(0, 0))
+	k, err := ca.RegenerateAPIKey(ctx, live.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The other process refuses the old secret at once and takes the new one.
+	cbOld, _ := client.New(b, live.Secret, client.WithRetries(0, 0))
+	_, err = cbOld.RegenerateAPIKey(ctx, live.ID)
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.Code != oapi.CodeInvalidCredentials {
+		t.Fatalf("old secret on the other process: %v", err)
+	}
+	cbNew, _ := client.New(b, k.Key, client.WithRetries(0, 0))
+	if _, err := cbNew.CreateAPIKey(ctx, account, client.CreateAPIKeyRequest{Name: "via b", Permissions: client.Permissions{}}); err != nil {
+		t.Fatalf("new secret on the other process: %v", err)
+	}
+	// One sandbox budget (4/s) across both processes.
+	limited := 0
+	for i := 0; i < 8; i++ {
+		base := a
+		if i%2 == 1 {
+			base = b
+		}
+		c, _ := client.New(base, sandbox.Secret, client.WithRetries(0, 0))
+		_, err := c.RegenerateAPIKey(ctx, "key_none")
+		if errors.Is(err, client.ErrRateLimited) {
+			limited++
+		}
+	}
+	if limited < 3 {
+		t.Fatalf("%d of 8 requests limited across two processes sharing a 4/s budget", limited)
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
