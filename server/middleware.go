@@ -11,12 +11,14 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
@@ -282,4 +284,20 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// checkQuery rejects query parameters the operation does not declare, and
+// declared ones given more than once, which kin-openapi would let through.
+func checkQuery(op *openapi3.Operation, q url.Values) []apierr.FieldError {
+	var out []apierr.FieldError
+	for name, vals := range q {
+		p := op.Parameters.GetByInAndName(openapi3.ParameterInQuery, name)
+		switch {
+		case p == nil:
+			out = append(out, apierr.FieldError{Location: "query", Field: name, Reason: "unknown query parameter"})
+		case len(vals) > 1:
+			out = append(out, apierr.FieldError{Location: "query", Field: name, Reason: "must be given once"})
+		}
+	}
+	return out
 }

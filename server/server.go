@@ -50,16 +50,14 @@ type Options struct {
 
 // Server is the HTTP service.
 type Server struct {
-	echo      *echo.Echo
-	spec      *Spec
-	auth      *auth.Authenticator
-	svc       *apikeys.Service
-	limiter   ratelimit.Limiter
-	limits    map[store.Mode]int
-	log       *slog.Logger
-	store     store.Store
-	validResp bool
-	metrics   *metrics.Metrics
+	echo    *echo.Echo
+	spec    *Spec
+	auth    *auth.Authenticator
+	limiter ratelimit.Limiter
+	limits  map[store.Mode]int
+	log     *slog.Logger
+	store   store.Store
+	metrics *metrics.Metrics
 	// Usage buffers last_used_* updates; run it with Usage.Run.
 	Usage *auth.UsageTracker
 	// Service is the business layer, shared with the bootstrap command.
@@ -93,17 +91,15 @@ func New(o Options) (*Server, error) {
 	usage := auth.NewUsageTracker(o.Store, o.Logger)
 	svc := &apikeys.Service{Store: o.Store, Catalog: spec.Catalog, Usage: usage, Now: o.Now}
 	s := &Server{
-		spec:      spec,
-		auth:      &auth.Authenticator{Store: o.Store, JWT: o.JWT, Usage: usage, Now: o.Now},
-		svc:       svc,
-		limiter:   o.Limiter,
-		limits:    o.RateLimits,
-		log:       o.Logger,
-		store:     o.Store,
-		validResp: o.ValidateResponses,
-		metrics:   o.Metrics,
-		Usage:     usage,
-		Service:   svc,
+		spec:    spec,
+		auth:    &auth.Authenticator{Store: o.Store, JWT: o.JWT, Usage: usage, Now: o.Now},
+		limiter: o.Limiter,
+		limits:  o.RateLimits,
+		log:     o.Logger,
+		store:   o.Store,
+		metrics: o.Metrics,
+		Usage:   usage,
+		Service: svc,
 	}
 
 	e := echo.New()

@@ -158,7 +158,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("HSRCPAY_REDIS_URL=%q: want redis://host:port/db", redact(c.RedisURL)))
 		}
 	}
-	if c.DemoAccount != "" && !validAccountID(c.DemoAccount) {
+	if c.DemoAccount != "" && !ValidAccountID(c.DemoAccount) {
 		errs = append(errs, fmt.Errorf("HSRCPAY_DEMO_ACCOUNT=%q: want 1-64 letters, digits, _ or -", c.DemoAccount))
 	}
 	return c, errors.Join(errs...)
@@ -194,8 +194,8 @@ func redact(s string) string {
 	return s
 }
 
-// ValidAccountID mirrors the spec's AccountId pattern.
-func validAccountID(s string) bool {
+// ValidAccountID mirrors the spec's AccountId pattern (also used by bootstrap).
+func ValidAccountID(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}
@@ -207,6 +207,3 @@ func validAccountID(s string) bool {
 	}
 	return true
 }
-
-// ValidAccountID is exported for the bootstrap command.
-var ValidAccountID = validAccountID
