@@ -128,7 +128,7 @@ type Repo struct {
 	db *sql.DB
 	// The hot statements, compiled once per connection instead of per call
 	// (statement compilation was ~11% of the server's CPU under load).
-	insertKey, getKey, byHash, byPrevHash, updateKey *sql.Stmt
+	insertKey, getKey, byHash, updateKey *sql.Stmt
 }
 
 func (r *Repo) prepare(ctx context.Context) error {
@@ -141,8 +141,10 @@ func (r *Repo) prepare(ctx context.Context) error {
 		 last_used_at, last_used_ip, expires_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&r.getKey, `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`},
-		{&r.byHash, `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?`},
-		{&r.byPrevHash, `SELECT ` + keyColumns + ` FROM api_keys WHERE prev_secret_hash = ?`},
+		// One lookup for the current or the previous secret (both indexed);
+		// the current one wins, as in the PostgreSQL store.
+		{&r.byHash, `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?1 OR prev_secret_hash = ?1
+		ORDER BY secret_hash = ?1 DESC LIMIT 1`},
 		{&r.updateKey, `UPDATE api_keys SET name = ?, secret_hash = ?, permissions = ?, metadata = ?,
 		status = ?, deleted = ?, expires_at = ?, updated_at = ?, prev_secret_hash = ?, prev_secret_expires_at = ? WHERE id = ?`},
 	} {
@@ -216,11 +218,7 @@ func (r *Repo) GetKey(ctx context.Context, id string) (*store.Key, error) {
 }
 
 func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
-	k, err := scanKey(r.byHash.QueryRowContext(ctx, hash))
-	if errors.Is(err, store.ErrNotFound) {
-		k, err = scanKey(r.byPrevHash.QueryRowContext(ctx, hash))
-	}
-	return k, err
+	return scanKey(r.byHash.QueryRowContext(ctx, hash))
 }
 
 func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*store.Key, error) {
