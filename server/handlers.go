@@ -93,6 +93,7 @@ func toAPIKey(k *store.Key, secret string, now time.Time) api.ApiKey {
 		UpdatedAt:   k.UpdatedAt,
 		// Shown only while the previous secret still works.
 		PreviousKeyExpiresAt: activeUntil(k.PrevSecretExpiresAt, now),
+		CreatedBy:            createdBy(k.CreatedBy),
 	}
 }
 
@@ -101,4 +102,12 @@ func activeUntil(t *time.Time, now time.Time) *time.Time {
 		return nil
 	}
 	return t
+}
+
+func createdBy(a store.Actor) api.CreatedBy {
+	kind := api.CreatedByKind(a.Kind)
+	if a.Kind == "" {
+		kind = api.CreatedByPlatform // placeholder until the store records the creator
+	}
+	return api.CreatedBy{Kind: kind, Id: a.ID, RequestId: a.RequestID}
 }

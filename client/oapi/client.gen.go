@@ -71,6 +71,27 @@ func (e ApiKeyType) Valid() bool {
 	}
 }
 
+// Defines values for CreatedByKind.
+const (
+	CreatedByJWT      CreatedByKind = "jwt"
+	CreatedByKey      CreatedByKind = "key"
+	CreatedByPlatform CreatedByKind = "platform"
+)
+
+// Valid indicates whether the value is a known member of the CreatedByKind enum.
+func (e CreatedByKind) Valid() bool {
+	switch e {
+	case CreatedByJWT:
+		return true
+	case CreatedByKey:
+		return true
+	case CreatedByPlatform:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	CodeAccountForbidden        ErrorCode = 40301
@@ -81,9 +102,12 @@ const (
 	CodeInternal                ErrorCode = 50000
 	CodeInvalidCredentials      ErrorCode = 40101
 	CodeInvalidExpiry           ErrorCode = 42202
+	CodeKeyLimitReached         ErrorCode = 40902
 	CodeKeyNotActive            ErrorCode = 40901
 	CodeKeyNotFound             ErrorCode = 40400
 	CodeKeyNotManaged           ErrorCode = 42201
+	CodeLifetimeEscalation      ErrorCode = 40305
+	CodeLifetimeExceedsCaller   ErrorCode = 42203
 	CodeMalformedBody           ErrorCode = 40001
 	CodeMethodNotAllowed        ErrorCode = 40500
 	CodeMissingCredentials      ErrorCode = 40100
@@ -91,7 +115,9 @@ const (
 	CodePrivilegeEscalation     ErrorCode = 40302
 	CodePublishableKeyForbidden ErrorCode = 40303
 	CodeRateLimited             ErrorCode = 42900
+	CodeReplacedSecret          ErrorCode = 40304
 	CodeRouteNotFound           ErrorCode = 40402
+	CodeTooManyAuthFailures     ErrorCode = 42901
 	CodeUnknownPermission       ErrorCode = 42200
 	CodeUnsupportedMediaType    ErrorCode = 41500
 	CodeValidationFailed        ErrorCode = 40000
@@ -116,11 +142,17 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case CodeInvalidExpiry:
 		return true
+	case CodeKeyLimitReached:
+		return true
 	case CodeKeyNotActive:
 		return true
 	case CodeKeyNotFound:
 		return true
 	case CodeKeyNotManaged:
+		return true
+	case CodeLifetimeEscalation:
+		return true
+	case CodeLifetimeExceedsCaller:
 		return true
 	case CodeMalformedBody:
 		return true
@@ -136,7 +168,11 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case CodeRateLimited:
 		return true
+	case CodeReplacedSecret:
+		return true
 	case CodeRouteNotFound:
+		return true
+	case CodeTooManyAuthFailures:
 		return true
 	case CodeUnknownPermission:
 		return true
@@ -187,6 +223,9 @@ type ApiKey struct {
 
 	// CreatedAt When the key was created.
 	CreatedAt time.Time `json:"created_at"`
+
+	// CreatedBy Who created the key, and in which request.
+	CreatedBy CreatedBy `json:"created_by"`
 
 	// Deleted True once the key is deleted; deleted keys never authenticate.
 	Deleted bool `json:"deleted"`
@@ -268,7 +307,7 @@ type ApiKeyId = string
 
 // CreateApiKeyRequest The new key's name, permissions, and optional expiry and metadata. Unknown fields are rejected.
 type CreateApiKeyRequest struct {
-	// ExpiresAt When the key stops working; must be in the future. Omit for no expiry.
+	// ExpiresAt When the key stops working; must be in the future and no later than 9999-12-31T23:59:59Z. Omit for no expiry, unless the creating credential is a key that expires (then it is required and at most that key's expiry).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
 	// Metadata Free-form string pairs for your own use; at most 20 keys of up to 40 characters, values up to 500.
@@ -276,7 +315,7 @@ type CreateApiKeyRequest struct {
 	// Example: {"team":"checkout"}
 	Metadata *Metadata `json:"metadata,omitempty"`
 
-	// Name Display name, unique among the account's active keys.
+	// Name Display name, unique among the account's keys that are neither deleted nor expired. Stored NFC-normalised; no control, format (zero-width, bidi), private-use or line separator characters, and no leading or trailing white space.
 	Name string `json:"name"`
 
 	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
@@ -284,6 +323,21 @@ type CreateApiKeyRequest struct {
 	// Example: {"account:api:key":["create","update"]}
 	Permissions Permissions `json:"permissions"`
 }
+
+// CreatedBy Who created the key, and in which request.
+type CreatedBy struct {
+	// Id The key id or JWT subject; `bootstrap` for platform-provisioned keys.
+	Id string `json:"id"`
+
+	// Kind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
+	Kind CreatedByKind `json:"kind"`
+
+	// RequestId The `X-Request-Id` of the creating request; empty for platform-provisioned keys.
+	RequestId string `json:"request_id"`
+}
+
+// CreatedByKind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
+type CreatedByKind string
 
 // Error What went wrong; `code` is stable, `message` is for people, `details` has the context.
 type Error struct {
@@ -784,6 +838,7 @@ type ClientWithResponsesInterface interface {
 
 // CreateApiKeyResponse200Headers the declared response headers of an HTTP 200 response for CreateApiKey
 type CreateApiKeyResponse200Headers struct {
+	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -792,6 +847,7 @@ type CreateApiKeyResponse200Headers struct {
 
 // CreateApiKeyResponse201Headers the declared response headers of an HTTP 201 response for CreateApiKey
 type CreateApiKeyResponse201Headers struct {
+	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -997,6 +1053,7 @@ func (r CreateApiKeyResponse) ContentType() string {
 
 // RegenerateApiKeyResponse200Headers the declared response headers of an HTTP 200 response for RegenerateApiKey
 type RegenerateApiKeyResponse200Headers struct {
+	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -1366,6 +1423,13 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 	switch {
 	case rsp.StatusCode == 200:
 		var headers CreateApiKeyResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -1397,6 +1461,13 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 		response.Headers200 = &headers
 	case rsp.StatusCode == 201:
 		var headers CreateApiKeyResponse201Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -1662,6 +1733,13 @@ func ParseRegenerateApiKeyResponse(rsp *http.Response) (*RegenerateApiKeyRespons
 	switch {
 	case rsp.StatusCode == 200:
 		var headers RegenerateApiKeyResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -77,6 +77,27 @@ func (e ApiKeyType) Valid() bool {
 	}
 }
 
+// Defines values for CreatedByKind.
+const (
+	CreatedByJWT      CreatedByKind = "jwt"
+	CreatedByKey      CreatedByKind = "key"
+	CreatedByPlatform CreatedByKind = "platform"
+)
+
+// Valid indicates whether the value is a known member of the CreatedByKind enum.
+func (e CreatedByKind) Valid() bool {
+	switch e {
+	case CreatedByJWT:
+		return true
+	case CreatedByKey:
+		return true
+	case CreatedByPlatform:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	CodeAccountForbidden        ErrorCode = 40301
@@ -87,9 +108,12 @@ const (
 	CodeInternal                ErrorCode = 50000
 	CodeInvalidCredentials      ErrorCode = 40101
 	CodeInvalidExpiry           ErrorCode = 42202
+	CodeKeyLimitReached         ErrorCode = 40902
 	CodeKeyNotActive            ErrorCode = 40901
 	CodeKeyNotFound             ErrorCode = 40400
 	CodeKeyNotManaged           ErrorCode = 42201
+	CodeLifetimeEscalation      ErrorCode = 40305
+	CodeLifetimeExceedsCaller   ErrorCode = 42203
 	CodeMalformedBody           ErrorCode = 40001
 	CodeMethodNotAllowed        ErrorCode = 40500
 	CodeMissingCredentials      ErrorCode = 40100
@@ -97,7 +121,9 @@ const (
 	CodePrivilegeEscalation     ErrorCode = 40302
 	CodePublishableKeyForbidden ErrorCode = 40303
 	CodeRateLimited             ErrorCode = 42900
+	CodeReplacedSecret          ErrorCode = 40304
 	CodeRouteNotFound           ErrorCode = 40402
+	CodeTooManyAuthFailures     ErrorCode = 42901
 	CodeUnknownPermission       ErrorCode = 42200
 	CodeUnsupportedMediaType    ErrorCode = 41500
 	CodeValidationFailed        ErrorCode = 40000
@@ -122,11 +148,17 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case CodeInvalidExpiry:
 		return true
+	case CodeKeyLimitReached:
+		return true
 	case CodeKeyNotActive:
 		return true
 	case CodeKeyNotFound:
 		return true
 	case CodeKeyNotManaged:
+		return true
+	case CodeLifetimeEscalation:
+		return true
+	case CodeLifetimeExceedsCaller:
 		return true
 	case CodeMalformedBody:
 		return true
@@ -142,7 +174,11 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case CodeRateLimited:
 		return true
+	case CodeReplacedSecret:
+		return true
 	case CodeRouteNotFound:
+		return true
+	case CodeTooManyAuthFailures:
 		return true
 	case CodeUnknownPermission:
 		return true
@@ -193,6 +229,9 @@ type ApiKey struct {
 
 	// CreatedAt When the key was created.
 	CreatedAt time.Time `json:"created_at"`
+
+	// CreatedBy Who created the key, and in which request.
+	CreatedBy CreatedBy `json:"created_by"`
 
 	// Deleted True once the key is deleted; deleted keys never authenticate.
 	Deleted bool `json:"deleted"`
@@ -274,7 +313,7 @@ type ApiKeyId = string
 
 // CreateApiKeyRequest The new key's name, permissions, and optional expiry and metadata. Unknown fields are rejected.
 type CreateApiKeyRequest struct {
-	// ExpiresAt When the key stops working; must be in the future. Omit for no expiry.
+	// ExpiresAt When the key stops working; must be in the future and no later than 9999-12-31T23:59:59Z. Omit for no expiry, unless the creating credential is a key that expires (then it is required and at most that key's expiry).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
 	// Metadata Free-form string pairs for your own use; at most 20 keys of up to 40 characters, values up to 500.
@@ -282,7 +321,7 @@ type CreateApiKeyRequest struct {
 	// Example: {"team":"checkout"}
 	Metadata *Metadata `json:"metadata,omitempty"`
 
-	// Name Display name, unique among the account's active keys.
+	// Name Display name, unique among the account's keys that are neither deleted nor expired. Stored NFC-normalised; no control, format (zero-width, bidi), private-use or line separator characters, and no leading or trailing white space.
 	Name string `json:"name"`
 
 	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
@@ -290,6 +329,21 @@ type CreateApiKeyRequest struct {
 	// Example: {"account:api:key":["create","update"]}
 	Permissions Permissions `json:"permissions"`
 }
+
+// CreatedBy Who created the key, and in which request.
+type CreatedBy struct {
+	// Id The key id or JWT subject; `bootstrap` for platform-provisioned keys.
+	Id string `json:"id"`
+
+	// Kind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
+	Kind CreatedByKind `json:"kind"`
+
+	// RequestId The `X-Request-Id` of the creating request; empty for platform-provisioned keys.
+	RequestId string `json:"request_id"`
+}
+
+// CreatedByKind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
+type CreatedByKind string
 
 // Error What went wrong; `code` is stable, `message` is for people, `details` has the context.
 type Error struct {
@@ -535,6 +589,7 @@ type CreateApiKeyResponseObject interface {
 }
 
 type CreateApiKey200ResponseHeaders struct {
+	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -553,6 +608,9 @@ func (response CreateApiKey200JSONResponse) VisitCreateApiKeyResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -571,6 +629,7 @@ func (response CreateApiKey200JSONResponse) VisitCreateApiKeyResponse(w http.Res
 }
 
 type CreateApiKey201ResponseHeaders struct {
+	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -589,6 +648,9 @@ func (response CreateApiKey201JSONResponse) VisitCreateApiKeyResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -838,6 +900,7 @@ type RegenerateApiKeyResponseObject interface {
 }
 
 type RegenerateApiKey200ResponseHeaders struct {
+	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -856,6 +919,9 @@ func (response RegenerateApiKey200JSONResponse) VisitRegenerateApiKeyResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
 	}
@@ -1221,108 +1287,137 @@ func (sh *strictHandler) RegenerateApiKey(ctx echo.Context, id ApiKeyId) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7FzrcttGsn6VLuxWRfKCFC+SbFG/FFs5ceLb2kqcxNQKQ6BJzhKYgWcGohhbVfvrPMB5iH2wfZJTcwMB",
-	"kJQYSd6Tk9qqRJaAufb0dH/9TQ8+BTHPcs6QKRkMPgV4RbI8RfP7U4FEYfI9LvRfssgyIhbBIDgBhnOI",
-	"C6l4BhJjgQpmuAjC4JKkBerCCVFE/0vimBdMXdAkGOg/1EWCGQ/CILZtXxAVDIJep3fY6nZbvd5ZtzPo",
-	"6P9+CcIgwRQVJsFgTFKJYYBXORUofZ1+p9Xptjrds06ljulohouL/eTJm4+/LM4OL9+Petn3R1dv+/LV",
-	"4/G3QahfB4NAzi4USnXx5LukN3vx8eiXqx/3s1eP87ddeXY4/7k/enow/rYzOenP3hx91E2nRKqLQrpB",
-	"syJNq89o7p9lhJFJZdgZKuLloZBkwSCIpxjPeKGC6zBgJMNgEDx1j2BE4hmyJAgDPvo7xnquJKcXVsA5",
-	"ioxKSTmTFfEOSE4HZlYfnGCD8zDIySJDpioPw0AgSYLz6zDIBV5SXkjd7kVVsHYOUhFVSL3WT8+e/3ga",
-	"hIFa5HqY706fvj09C8KgyJNbFvBaT11KMtH1ZBHHKGUQlr8NlCjw+joM3uIEGYoNquakWdEzmFM1BWKU",
-	"0D69v+ZpLXqyneZZAZV6diTPepc/HY5e7Wd/fTI/7YqfD4rnff5mRc/++nh+2hNnR4sf9unrbn5yKJ/1",
-	"x//1ZPrdwexF59efetmr/dGPhyt6VpVt52hw8GTQ7dW1UWue3g7tTrvb7bcfBxUV1DKuaeBS4V6uCPa3",
-	"qJzWKqNMXhO0xm1Wx7BR2Iv4Zl2s6VV3uTz/Pu28DoMpkgSFmftbovAFzahqmZ9G3VDGguaKchYMgrf4",
-	"sUCpJJA05XNMIEehBcxZAmMuQE2phFhggkxRkrZ1h/EUM6OxGWU0K7Jg0CnnQ5nCCYrAbJOy87eYEcoo",
-	"m9wwgBTHCigDNUWICyGQKZhTlvD5nTuVuGbG78zkJBRM0dT0NiqSCSqgEsZFmgKZEMp+W5+oxKJ1MlYo",
-	"NvenOMwJVTDCMRcIQtehbPKbOvqp5cTVep6s9vTcLNKYorTLJmzZY/hYcIVAlR6DLPKcC9WGk1RyLe8I",
-	"heCinaAiNJVtV+mCJlFjaOTqBbKJmgaDbu9JOTyphF5Xo3gCZc6ZtL74OVMoGElPdfP6QcyZMtb9U0Dy",
-	"PKUx0ePe+7vUgy/9uPl1WSXBYHDQ6XQ6ev+ZEerny0EGg6DT/e7Zk58P3z/+a++n/i/7JwdfHz59/OzJ",
-	"6dE39S3jBwS2+ZveVXaVsafXVUH8WeA4GAR/2lvikD37Vu6ZyZ6yS0x5jlYojTWqddSGV1xNKZvAnEiI",
-	"p4Rp+1awFKUEAilRKEDbIZBTPpfA1RTFnEo8tvpjHYvWYScRoAkQBVPCEr16FUvQVJ11s3DF92plzSTe",
-	"kEXKSXLG+QsiJniv5dzv9hvLmer9ejFaKK05hwcH/cPwbkvshg0jnixAcQ6pGe02Zb7ckp9pE6M7o9L2",
-	"pa0qYXC4D9/Trx90mc44f0nYwtvU+y1T7+iOu04vnhKLC6IN4oV1JjIYdGvLcMa5RkoLr7kyuOX1F1yg",
-	"Zl/rPJ/fcWZSEFVMfuT8pWws5Rrfe9NqNotvdqDbtbKsst4rbtuKLr7q426sXSm6xmn9NpX+gZFCTbmg",
-	"v2JyP33udDvdh/AilySlCZy8eW6gvdYUPkO2Zakvp8WvuO0iNJ1N0f6ljU5G0jEXGSYhFGzG+JyFYEFr",
-	"EoLASz7DRFdyMURDjd+/f986KdRUb4NYI+EV3HGSzslCQvQ1EoGiARuaMOH++uAQDCYvMaHkzLR/L3d0",
-	"8BDo4qntv6XHA1mhHQzCykjuUOXf45gYVxA1+44e0DmVwzYtndi4ax2KPWHgojKgSQiyiKdAJERlRGxG",
-	"Va5nLVKuYNTD/VCj6RKyhkFOlMZewSD424eT1i+k9WundXS+/PWidf6pEx72r/8crKDbMDjJqYv1V4br",
-	"NnkbohkuIoiJEBaDI+Qp0fj9SvmglbAEDDRXhWB627F0AaMF2KjTvBYlu6Anmgueo1AUZZMjuHn1lxK+",
-	"rjMIzQm8n6INugxRQaQbijED2myYgFTHpi1FM1wnmpJ7aDZ9JgoEzmIs26fSW5lj/4t+LoHhJQogFTvT",
-	"XnY14jxFYnZPNdi+cSZS8VzCnIsZZZNjYDqy026dcWv7Fhvnp4uSkdYty0WszHcL4RtlsbKfrdOaszW6",
-	"0YZ3SkeGVAHj82P9L/WC0fCfLSPTW2KxJiOz0jvNEPjYyErHGFLVJJ+U0cSOYyVMnEGZBzq7d5ddnQRq",
-	"DuxpSnXYT5JE6AjovkNsmINbB1eSUGsVWWtPnhKlJ97KBb+kknLmFDiE+ZRqS6VDe67KETV286pCV7nW",
-	"m1TqpS9X8mHNQT6jMk/JAvRb7enpxwKBZJxNjBSd6fhKAokVvTS7RDaVqdNZIxZPsW3y+455s3aZFVkw",
-	"+FCycedr2mvwczfN+k2l6E28W3NoPxhyZ+4Ngq/nrbBUNE2NcZAO0JPKQnm6diJIjJCjoDxxFsS0aGx2",
-	"laZyrZr27r41PEfYnEtkOcPIGsrqLjiG6Pkr/5YzlDBHgSDnVMVT7VzG42OITn968/zt6TNXQitoTqSC",
-	"aCm/2sqVDKVvOggD18Ta1VQOgDUGbYlNP+hYAbdLIVEYg0YTPfw3P3z94vm7b0++flHOT0+AjBEog5Hg",
-	"c4lCGrcYE6ZBit2jpfL6UZc8aqXFtcOt8qw3OhBtqUpKZqemH5TFaZFgsrutj7y2fIZG3HqwbkMZTxJW",
-	"fbrb2q6+9R0Nm1mxGPWdVCpQw/rXfObSxi3ddg0e1AS0ecMtJevmUiKkEnCuEqEWxgK6EkAEL1gCZImg",
-	"VvDONpbRIbMqtK7g/QpTvrrjPLDeYNn0RoUpirWmu7Gmvu+w0qEZ/WZRbUC/Pmasod+bDggbgPiWs8TN",
-	"GPmghpF1MxWc/KkbHnbWQ2N76mrn5EC/wapJQvWsSPqmsqbufGoVDjGc62l/JZ0Dq+h2aAwAz21rDr+Z",
-	"Z34vtOEHG9nCmGKaWDMiUMvbItm6Wt0VRfogzR1TjAtVCGzD64yqLcHlKub43fn/zVHT34bDq06nNRxe",
-	"dcfD4dXj8flf1irEXR18Y0s5W1htbd1mKg8YmutIFMzNKZLgevEiHe9HGlNLpR1xCJHbtOahgXfIc/PC",
-	"sQERTIkN5Ay9cKVWVcmSCFtE4k91wesa0XBrnWeubN221ef5bZER1hJIEj0prX8pYSaGP4aMLJwLC0Fy",
-	"yIiKp9oRW1G0b3VUZnJhxbb5wW9ch6dOHA3Tr+zYdAnQjR7b/UOFVKCmAhESOqHK7lv96tuzszdgHVob",
-	"3qF9aFtxm0+byUovFTCwb86L9M9uuN/pmt+77vdeuN/pmyd986TvnvTD/c6+eb5vnu+b5wfmyZH72Q3t",
-	"0YVljPZ7Pfeza372QsuYm9Oq85XjuzC4aunxtS6J0IottXy1tH4kKU3Men1DaGr8sX780pN2X/Nk4Z/p",
-	"bcAmT0tSWroXjm5cfXFqab7VF8t99wwZLXt1rME3XIxokhi+0pQW9JKmOMFTGZPUDNa/KUYplVO9MN/j",
-	"olnve1y84uob7ebrHTSevuWFwsazl6imPHnF1Yk9mXaPnxWWo8JX1josuzkxZs090lIrT6vso7XMoX9l",
-	"nMdSKLWGX5aQqSJrI1m/MCVfXillz/lMukBtL69sjpcknlKGyy3sbM0xEAtDtA2KKuey1h3ac1sZGcN1",
-	"WSoRjAlNC4GyDa/VFIVF1QnmqF2oO17nyRpuybanf6MKs1sN1Dfa0Z76o1Sn7UQIYqBYlUP9dIuVqZTd",
-	"aFc2w0rzugSVxxA5/GWMupOgAR0bZryVIW5Y4JuQ5B1woh3HurlXhLwy8ddMQxwiOTPRq6VDxsaGVPRh",
-	"ddYGIa029927168g59peCaBMcZsbwZNFeaKQE0EyVCgcSGuvc/4ptwyyEbCLzkbWhn0s0GyZnKhpySyv",
-	"jdLsvG5XnbKz0E2rrLpOmi8rWGs9Oq2lOZhzgVX8c/7oz+tZ0Ko0vxGILW3AwZaAnFBhQcaCFwI0VC0k",
-	"HgNRkHGpoNexO5WPochBcdjvaNctSKxQyBBMuph07w46nRrmX5uml5Gr6tR6nTUSedNIldoglNIgVKTT",
-	"790EFUnr13P942KDtDJy9dw22j1sWI8wsNjVvTdpTeFK1pDkhYgR/vXf/2PwrIkSsD1pQ/Rp2EzrGgYD",
-	"+DB0Ye4wOL+O2uBbsOSCa6IJ8GOiSMonsBNdtaZSxDlZtJZwtOVeR744ZWMOEk1bu40FuinTzOejrS6a",
-	"FvLKoi3TD+8Tc73O7ZT5WJsPrqy1+G1xlGHILixDdpFRVigXtuOYFKkyaUwNtMrnkPqQpMGfzRCXwRaM",
-	"UNLE4j4dGnKGoZaz6+UYOrCj37mudgFZIoEqvaE4i7ENJ25ndTudJx3YeQwJWZS8sM2yMq/C27KuGgug",
-	"zT3GhaBq8U77CDvlkTn8PCn0XlhhIyXCiTvFNmIegD0rhWHR6fRjc1JrfsU26FhYkgzBmkefsCUHsNPd",
-	"he/en+lIDqV057tjwTMfoYzppBCYGI4QDEOdoDiGnd6uF7HnFuZTLtHaFAM3CGUS5OzCs+hLdN7vVcwQ",
-	"7JgtJmcXKb3Ei3/9458h+GzRf/3jn7vHsNPfhXyJCU1nrgNjBWcXbXhHWDLiV9beqUVOY5KmC8+qgW3O",
-	"7ylrMo6r3KFAydNLlCAw55Iqbo7bnCCIKs+fjRs2cl5aoKlSuT0L1ZvVHxwTS2+7PNNv3719+ubkZyMs",
-	"Y1dXzI9FhGUY4g03YeDruu3eHrIh+9Of4EyvlRyy00sUZZ5JeVIYbakckdYOHSzNqFZ2PnY6oDepVopc",
-	"YTLQPX42JeAzyCnJET5DxhOEz0P2udVqlf/rciv69NnFYyMi8XC/EClInGQaEcFOZFWyndtssLakE0ZU",
-	"ITDaDUH/gQmMFjdqI3yGOCU0g0gPKRpApFfbglhp9SJcprmBVjMz7mo29WeI5OwiukVXvTuoKGsUmj+9",
-	"uka6JftXacIN6YMpxsrG/W5MdgxNxf4MUb79QPL6QPI7D2TITtximeVNIKUzBGLWcol5lSV1gUj7KgS8",
-	"RGZPMKz8uHDj53FcCKl7plpjv9fqTKUs/HJSabYejRFSzme2v1KSEfxFT1gQlvDM6k3NZvwFCBy2ygdD",
-	"ZkCKLLJjIBVj5J9CwtHmI1i6wpyWWwdkBM0LBYQtzEiKvD1kL7SOaCfuRaQhntkTM8xNSrFEjVwV1g2G",
-	"rmJPVzN6NQBS1jc2y5w2DJlE1HKyJAoQq5AzXNgYzGZeXqKQaHa6XgGj3nKg45BRBDvzKd8NTfaCtgcy",
-	"gp2USmWsRZnlICv5OhlZuOOS3XDIogr5Vam6fOrso6zlSVSBxsCiDL1D7ZYbsp1Iz8Kuv9l9ofeiYN/s",
-	"hpCnhdM7RVhCRAIRlVLrLSl0BBrhVa7/YaNx5I1cBUxqFbVkbn0GGclNsOLQm+JgSB+LvgZbYLcQhg4u",
-	"GRw3ZBNBtG3aNG0bKjdf2hYi62zFWiSoPcmQ4ZWWuNYlLXpMTML0jViwDacknoJGSTYel4oonw2yXDaq",
-	"howhJnJji1HN5yEbczNGvCKxMuePREGCcUqEQ24nXnGtVg+Zzykxz6c8TYwHXi6HbUMvgCnJBaQknjm2",
-	"vWHrfCJC9fjNLbsJT0vfZjk+wuRc7/0yPxlrUXrbZ52XlCxxpCw44OWMQoUhHLLNFKFzerHxcu6Z9npI",
-	"DOpY5/gMSQjmX+PzlinUDftjFsFwAbDjeeG25160VkhAveIGMO9C2Xi31ng1z8qmBpp425XuuqHoOoyD",
-	"BS3eIfsi3bLIrdl9q0l9y2Z6a5qZEukzAnWd2jgXqHzlvhtm31VeZsdazTEPS83/SlYVvmyiu6kJbfl0",
-	"t+VhsVYLZyPL2r1abXdmBHNepIlR8Zp+r6j2sp1+2c6Koq8eNPtq+27++3aZjMn1iHrHHP8ouKSS6qYM",
-	"f1LLIN5dNtNdaaYx0X030WoRwQuFvsCBG8qBV17z0pgrCaNCmbG43aeVxJCpvvKRq3wEnzVmXZ4HVWpo",
-	"LAwkFUiShW/X0YeNsR656Ry5obg8L7eUJYAz3DmYfxt7YjUp3tdws+werNlFq9mKrlavZ2v1tAjdlqhq",
-	"Yul9tJ0y1n5ZsVtWrMyE+Juj2nXY7A9/x69MWVhmByTL1npla9VkCz+B2iGir+SWpmeEuU1euq144KyZ",
-	"FRitXTLxmevmNkloLgNRF4BXbo0YXFkx4dp1r7kTBPixIKnd6VE1xzMCf/vHBa7tIdNhF1VpM6bSQgvC",
-	"QMMmG0512912x5yQbHasX+ImXxjYhUWxZfGNF1QrpWPCYkx1aYHjgiVrbrOGwRxHU85n2903vA4DniMj",
-	"OQ0GQb/dafcdh2qIhz2S05YW6Z7+K+dyzZn2cw3mZe0GqlFurU/RMv/EAaJlYqJNaKXSKj1l/l6ZW+jW",
-	"kEmfskiZ9uG2abs7RBveWqp2Mzxrw0uycNmw8OhRr9N59EjvS/1r99Ejq0OlR3meBAMnL5f0oeXgOGkZ",
-	"DD6sZFM4S2WAzpymqeFdveeoZJ1QXdrT044GqOXlLElnm721XQp2JQn3+rw8FDEner8tZX2Le+R3vrT9",
-	"QDe0t85LX5cusiY7/RmOKUMJSS2toWLHM5KHzaSQsJEVYvA9KXW+nnkdlzyv1+j2yko3bzX2Op3tl84m",
-	"CNg4fJNUfNG9yrcLtpdlI+dqQ5J/I7MbdiTPEBLMU76w1I7F69DrdHb/0LeY7nf3pNfp/r9f/DZEZmsY",
-	"y64R8/qLCqFLOTeGn9k72P/RirVasf9bTMLai2nN683+JP5DeVgb7LlkqOXpqj9U9Uel/mhmAUNj7IeB",
-	"iQ5tykhQcT93u1LbyDDAZNtiX/b+0q1Be3l4vT4Cf9Drt/vWPqyrVDqRvdqFRlOpf0/16Xd6NfXxaz74",
-	"4P31wEHRuyrB2e2xtoFY9sw0TdHF2w/UypdVoRUWYxNYDVcpijIYNmpG5AztZzMybkgqwjQ0Nlb2gRVt",
-	"/546s/8Qd2E9vNYiGZvUrVtef9mF9LxEaQsMbfHAgj+6p+CPHuKyaSVL/EbG5o61vtwyndyZbXrYZez2",
-	"bzfUzW9emHoH2xj4NXmGunKvd88PMvTu/EEGR4NVXQJe5alu97ymIz+s8GXBbe+/nLb8sA15Zy0v87cC",
-	"7JnGGobtYRWod3S7IjS/xnEdBgcWK95cr/7lHBMPlJ8Xs4GC38dBGCgyManEJbF2vp5HWxIaDbdmOliS",
-	"SJ9ocr23ZDM3c0pv+fJgy4XX2vMRePTIsaOPHrl7LMcVAlVCIdEFI3uW4oJxyueyPWSb6aLagR1NQCpz",
-	"xO1TZfxZrEYXG9irIWvSV47sWrkaWLnx4ZOJQv9NHnvA4SgHgyiJnMkhszOvXhiEnV9R8FbC50zRDMsM",
-	"q92BbsTggnq+k+V2ibKUr0tzGrIde+5mruw5TvorWeOTd0Nz7rvhqlZkPx3UhjJrzMxrQigbMpMzpbtD",
-	"IlKKoj4Dn0m1hoQTjRS0W4k453eePyvZNpcE6nip+5Bs5WXre3Fs63PZDjtbm7NNaXlrDNtrp0JteO8z",
-	"Gtz3iLbVyHZwf2aqcmZxK0HR+OThQ5MU/gYtkf729Aaeor7D/8NV/B65CrOXK0SF2+klUeEyojVMZ19V",
-	"I3aBkyIlQrtygQ58/EF5C5rUzu7/GDTE3T8X5u1+sN7x19fMXYOqwsKHrfZ/zTc4tBO6XAzSzFH43XEJ",
-	"DxHSOoSwiUtYef1Fv6RlEi5Mmt/ql2vssigYYcrZxHzYkyy/WdRIanHJJJYw+t1REd07btjyc7blNyJW",
-	"iL7yFns1E2TbYl92A1aSN+r9/odjsNdZ772ZX6/kyMSEwaiWJnNcfvOqJIV1GOdCQhOpcYZfrN0vq2Jr",
-	"MoeOb88c+mNQFMtQoZzsg9AV3qdXL+AY3Fm9evPhXCNGmzS7LhB9I3hSxO7KYCFSdyVEDvb2SE7bbiDt",
-	"mGd7l93gOmzWf8Fjkvqk3J0oIzMEUbBot9bcYG9P4990yqUaPOk86ZjGzsvpr/lGtP843Eo6or1XUmFB",
-	"XcRcSvD6/Pp/AwAA//8=",
+	"7H37cts4sveroLinKpaXknWxnVj+y5NkvslMbpt4NrMz8jEhEpKwpgAGAC1rJq46f30P8D3EebB9kq+6",
+	"AfAmynZs51y2tmrXY5Mg0Gg0+vLrBvJHEMtlJgUTRgfjPwJ2RZdZyvD354pRw5Kf2Br+0vlySdU6GAcn",
+	"RLAViXNt5JJoFitmyAVbB2FwSdOcQeOEGgr/pXEsc2HOeRKM4Q9znrClDMIgtn2fUxOMg2F/eNgdDLrD",
+	"4emgP+7D/36ttJni+NjFBVufH+nT4eUvh9O3+8u/PFu9HKi/HeSvRvJ9EAYXXLhWQRgo9jln2o2t2Ofz",
+	"g1k/fsaG9Gj6NNkfxCN6yIazo/4guA6DhKXMsCQYz2iqWRiwq4wrpj19o363P+j2B6f9Cn0FRfvJs/ef",
+	"f12fHl5+mg6XPx1dfRjpt09nPwBFwLxAX5wbIOXZj8nw4vXno1+v/rq/fPs0+zDQp4erv42mzw9mP/Tn",
+	"J6OL90efoeuUanOea8cgkadp9RnP/LMlFXReIXvJDPW8N4wug3EQL1h8IXMDsxR0yYJx8Nw9IlMaXzCR",
+	"BGEgp39nMcyVZvzc8i9jasm15lLoylKOacbHOKvf3AIFZ2GQ0fWSCVN5CPynSXB2HQaZYpdc5hr6Pa8y",
+	"1s5BG2pyDXL1/PTVX18GYWDWGZD58eXzDy9PgzDIs+QWYbmGqWtN5/CdzuOYaR2ExW9jo3J2fR0GH9ic",
+	"Caa2iLXjZkWmyYqbBaEo8Pbpw6UcpOjZjVI+ldJoo2hWinSWUjOTatmU69tk17L4TnunJql/ebp6OVSn",
+	"R+uf9/m7QXZyqF+MZv/n2eLHg4vX/d9/GS7f7k//erghqdXV6R+ND56NB8O6PIPswobq9XuDwaj3NKgI",
+	"MaxSTYZLkX2zsTRfI7QglyiOXpZAZrcLdNho7Fl8szTXJHNQLvB/nXxfh8GC0YQpq75pvGDd51IYJVMU",
+	"V6ZjxTPDpQBq0hVdaxIJ2dVGKhaFRArCLplak2jvchARxXQmhWbHhBa/kyVdk5gqtSbULUYPCIkXbIl7",
+	"gYl8Caz03QKn3Xy1UVzMA9yH1LDXfMlNF39uUvfBCrkmNE3liiUkYwrGkyIhM6mIWXBNYsUSJgynaZ2G",
+	"JRd8CWT0i7G5MGzOVGPwD2xJuQCithOQspkhXBCzYCTOlWLCkBUXiVzde1DNWmb8ESenSS4MT3G0aZ7M",
+	"mSFck1mepoTOKRdfNyYzat09mRmmto9nJFlRbsiUzaRiRME3XMy/aqBfuo5d3VfJ5kivcJFmnGm7bE6B",
+	"HZPPuTSMcAM06DzLpDI9cpJqCfyOmFJS9RJmKE91r9R6UYM0evWaiblZBOPB8NmmsF3DbrbCi9vilTBM",
+	"CZq+hO7hQSyFQdv1R0CzLOUxBbr3/q6B+MIjwl/LTxIWjA/6/X4fdANSCM9rqrk/+PHFs78dfnr6l+Ev",
+	"o1/3Tw6+O3z+9MWzl0ff17ezJ4jY7m96V9nxqOuvq4z4N8VmwTj4017p0e3Zt3oPJ/tSXLJUZswypbFG",
+	"tYF65K00Cy7mZEU1iRdUgO7NRcq0JpSk1DBFQEcSvZArTaRZMLXioCpQfqzZBBl2HCE8IdSQBRUJrF5F",
+	"SzVFp20WrvlerS1O4j1dp5Imp1K+pmrOHrSc+4NRYzlT2K/n07UByTk8OBgdhvdbYkc2mcpkTYyUJEVq",
+	"79Lm2y35KagYGIxrOxZoVSrI4T75iX/3qMt0KuUbKtZepz5smYZH99x1sHhGrc8pKMRza0x0MB7UluFU",
+	"SvAD115ydXDL62+4QM2x2iwfkYpwsJPWmyE7yJ9OCM+N72BGecoSQnOzgK8srzWZKbl0/aUc7BpNEgVb",
+	"HDsZdPxuRoaRqGJOImeLdUNMWuz6TZLSbL7dON+tl/KTdot7116g+ab9vPHrStMWg/h12+VnASslFf+d",
+	"JQ/bK/1Bf/AYFuqSpjwhJ+9fYVCEonXBxB1bfbsd8lbaIay0L5j9CxTakqYQLrEkJLm4EHIlQmKd9SQk",
+	"il3KC5bARy52wg7A1imWpTRmCVkteMpqJkxR0ZD2T58+dU/KPcW2O9nfMaqYangum27xQ8XGOVEsecMS",
+	"Tk+x/wdZxIPHcHCe2/G7QA9Z5mDjGNmg5B6f/NfYRiENiZpjR49oHwuysacTq8jbHOkTUah5noRE5/GC",
+	"UE2iAnJAqor1rEERFTf5cD8Eh77wmsMgowbcv2Ac/PtvJ91faff3fvforPz1vHv2Rz88HF3/W7DhYIfB",
+	"ScYdmLJBrtMFPRJdsHWEgaMNAxjJUgohxJXxMT0VCcHowORKwO4U6ZpM18QG5fhaFfANTDRTMmPKcKab",
+	"IMzNq19y+LoO0TQn8GnBbNyHSBDVjhR0YUG7YLwOoXvX8CVrY00d3LmJKAe2freuITpNik5VzogUMSvI",
+	"4trrsGP/CzzXREAoXzX5yDNH4VTKlFHcdFUI40YGaCMzTVZSXXAxPyYCYlJwSIS0mnW9lS3QlE5BJC3C",
+	"s8GmO6wZyphdsos2YTttEake+WggpuWGCLk6hv9yzxgIXEQZU98SRTZxro3R+ZIROUNeQXSkTY3zSWFE",
+	"dhzWgxESF96N6tyfd3VorUnY87pj91ASG1rkVuIKaK9VkEF6PLDZzZS85JpL4QQ4BBMMCk4xoqQpKGoo",
+	"gU2BrmLgN4nUG9+uQBmbRL7gOkvpmsBb8CP455wRupRijlx0GucJON+GX+Iu0U1h6vdb2OKBy23ugsMz",
+	"rTp3gJrHOM9a+mugnjfN+n2l6U1oZpO0nxGWWnmF4L/zylsbnqaoHLQLF2hloTyMPlc0ZiRjisvEaRDs",
+	"EVV9FWBzvWJ/998aHnltziWySGxkFWV1FxyT6NVb/1YKpsmKKUb0ipt4ATZpNjsm0ctf3r/68PKFawEC",
+	"mlFtSFTyr7ZyBe7ruw7CwHXRuprG+W0Noi1c7ImODZF2KTRTqNB4AuS///m7168+/nDy3etifjABOmOE",
+	"CzJVcqWZ0mhNYyrAt7F7tBBeT3WBTld6bCW3il7faEBAUxVg0k5NPriI0zxhSeeupvXaIjHgzwOxbkOh",
+	"JQmrroDb2u770KUGazqzojHqO6kQoIb2r9nMUseVZrvmVdQYtH3D1XyFks1uYoWXVTitm3iudYUJcy0I",
+	"VTIXCaGlF7bhM91FTTrvruqeV2KGSjJic/t553yLmoNdSxZMterxxgL7scPKgEj9dlZt8aB9eFrzoG/K",
+	"4jac6lsSvtv97IOanw3dVHztPwbhYb/dvbaeoZ2TCxzQ300SDrOi6fvKmroU4KZvJNgKpv1EO2tWEfQQ",
+	"tYHMbG/OmcNnfmP0yM82iCYzztLE6hTFgN/WG66L1X1dSh/ouWzLLDe5so6/kA50RoTy6OjoqDsYdkeD",
+	"0+FofHA0Pjj6tUfeLbmpO6Shh6zRtAAbuZhXsTOuCUVCzIIahw9osgP2wDmLXgaRCmrIUmpjW1tm2oE6",
+	"d48I/hu8E7QCSDMsm2DcLFiBfBAhlUdGnL+ckLffP+8KmE7KNQQWQpLY5hFDYqdJdn5nSnZXPDGLkEx5",
+	"wjshyRS/hLnnmhGpSMoFWKeMKmqkAs2vaGyYcgIHa8poAksiFTGK8hQzDgtuGNEZjVmbL7U9cP33yeSq",
+	"3+9OJleD2WRy9XR29ufW/XRfZ6mhkZxdqfbWpovKuK5lK0gfUfodYTnDhfN9nUu+ucN40h4BWcUG/Pzx",
+	"0ynROZJxTKKioiC62elucHx4cNjCQFuSsOGfYIS/U5qbkEQ8iWATcaMdZZ2QRH9fGWgHGkhLUbYq8Lsn",
+	"mkQ6n0YdmEfkaY3ITpXa6bpwfnjMQsJ6815RwAFT6VSdGWv2/75CC+xLKTacmTC46sIX3UuqYHk1fFos",
+	"4E/YR/Hnj59Oq3++L3q9rieJ2pYpqkJAkY/KCg1VJEjZMjPrr1qx1hRoXXBx+ZynVCG0TXiLHGlTcKkh",
+	"K0yEKwmKO4plwnARtQGPPCSRM9j4ECfAZIYvHJoYkQV1illizL4p5BaEvAOS9xwaXteAylu/eeHa1v2a",
+	"+jx/yJdUdBWjCUwKtGRKBWKAx7YOAn3ZkGhJltTEC/DILSt6t3qsOLmw4td44reuw3PHjobbZyxt0IJA",
+	"p8fWdnKFhkoxRhI+xwyRsqjRD6en74n1bHvkI7MPbS/O8MIGroxS2Uj7mPKGn4Nwvz/A3wfu92G43x/h",
+	"kxE+GbknI/y5jz8Pwv3+PrbZxzb72OYAnxy5nwP8OQxtPtZi0PvDofs5wJ9D/DkKbTIQs1UhpuPPNuoT",
+	"2je1TNhfacoTXM3vMT0Gu1km7I3PHHwnk7V/BhpezJ8XnoN2L1zOY/PFS2tRN1+UJuUFE7wY1WGS30s1",
+	"5UmCSRNsrfglT9mcvdQxTZFY/yafplwvYNl+Yuvmdx9cGuOjr1mDh6/5jIFbstHXT2z9VprvIVyok9N4",
+	"+kHmhjWevWFmIZO30pzYQh33+EVu8XL21prJcpgTxErKR5hz+8AoxNfuKXC+SOnbR625Df8KXdOSsbXh",
+	"3hTRWWW9cHXWTbZcxYwl+jlNUxQbnLFPChY9uFT2SW4WIDa5YqUs2BIKtAA1HbOxad/QeMEFK1WL04HH",
+	"hNrQCHRjVCl5sX6BLYnR1oZfFuKL6V0gpEfeoWuHDl/CMgZuvatckkkLZm77Q4fCsOWtivN7cP5f+ioV",
+	"t8+oUhTDw7rRu1n73cXubA918XUR6B6Dt4AxIRobx0EMhLbM+E4GomEZbopu7xG7Wjra5l5h8sbE3wkI",
+	"u6iWAuE1i9e65H4pD5uzxqhts7sfP757SzIJmlIRLoy0ZWcyWRcJVXDel8ww5QLHXptHnUqbGavW/02t",
+	"9vycM9xoGTWLImPWCiPZed0uOsVgoZtW8WkbN99Uwq32iLlWQYb5zs2g4my3NZKoc/N7xVgXTAexLUhG",
+	"ubLOz1rmikD4nGM1pQsjh327U+WM5Bkxkuz3a0ES1hlr9+6g36/hEK313Ut6VZ3asN/CkfeNCtktTCkU",
+	"QoU7o+FN8Rft/n4GP863cGtJr17ZTgeHDe0RBjZ8de+xmjXcKMjUMlcxI//4v/8PAXdELtDtj/6YNKt5",
+	"J8GY/DZxmNokOLuOesT3YNFP10UTdIipoamck53oqrvQKs7oulvGeF33OvLNuZhJohn21Wks0E0Fxr4M",
+	"eXPRgMkbi1bWrT8EB3qX2SnLGagPaay2+DpsByH8cwvhny+5yI2DEtmM5qnBCtGGFy1XJPWoRAPgv2Cs",
+	"BIDIlGmeWH9UsBWRgoXAZzfKMekjNEPcUB3CRALBJWwoKWLWIyduZw36/Wd9svOUJHRdJK5sASu+Cm8r",
+	"aG0sAKh7FueKm/VHsBF2ylMs6gBPoCVdohk5cUU8yOYxsTUgZJL3+6MYA138lfUIhISaLhmx6tHXwuox",
+	"2Rl0MJKnFtu15S2ubAu9hhmf58qVdhGMDROmjsnOsONZ7PHO1UJqZnUKuhuUC030xblP85VRw2hYUUNk",
+	"B7eYvjhP+SU7/8d//GdI/CGBf/zHf3aOyc6oQ7LSG8XB3ACoBS/Oe+QjFclUXjkoap3xmKbp2sP+xHbn",
+	"95RVGcfV5IZiWqaXDOtzpOZGYhmBYwQtS9DRDCOfSw20MCazNR6wWX1BDLX5N3e84IePH56/P/kbMgv1",
+	"6ob6sX5kER55xU0F8d+67d6biIn405/IKayVnoiXWFHvjbWvgIjuKBwRSAcEcRC12/wtygBsUhCKzLBk",
+	"DCN+wRbkC9ELmjHyhSxlwsiXifjS7XaL/0O7DXn64uLEKdXscD9XKdFsvgSPiOxEViR7mS207Wk+F9Tk",
+	"ikWdkMAfJRSzTRrJFxKnlC9JBCRFYxLBalsnVlu5CMsKYgJihnRXj+F8IZG+OI9ukVVvDirCGoX4pxfX",
+	"CHqyfxUqHIFolrLYWDzC0WRpaAr2FxJldyckqxOS3ZuQiThxi4XLm5CUXzBCcS1Ln9c4MJFq+yok7JIJ",
+	"m2K1/ENADX+J41xpGJmDxP4E4sy1zv1ycu2hNZJKeWHHKzgZkT/DhBUViVxauanpjD8TSg67xYOJQCdF",
+	"58tjh7dbZeSfkkQyW2dlYRTE3a0BQkbL3BAq1khJnvUm4jXICBhxzyJw8XBPXLAMT2s42JnVFQbCzlj+",
+	"seRXY0KL71FnYTp0IjRD9NqCO4RagSywWVsReMmUZrjTYQVQvPXYopZkZ7WQnRCrskAf6IjspFwb1BZF",
+	"9VYF7kQoyeZzO+FERBVEufJp+dTpR12r/6o6GmPrZcAOtVtuInYimIVdf9x9obeixL7phCRLcyd3hoqE",
+	"qoREXGuQW5pDBBqxqwz+I6azyCu5ijMJImpzIvUZLGlmzw9Z781IV66Mrsj4Dr5bSCbOXUI/biLmioJu",
+	"2jZtGyo3X9oeImtsVasnCJZkItgVcBxkCVjPEI2/2RfskZc0XhDwkmw8rg01vsqtXDZuJkIwluitPUY1",
+	"m8fETCKN7IrGJnVJqoTFKbXjFJbGYscOaOpqOmNmjfo/nYjTBdOMqDxlmixkak9P2VNeBcEhTteNhxOW",
+	"AqupYmY9LkvRE00ymfJ4DXqFpjnomongonDajKJCW25aYpf0wvHBQ6W2NkRZ6IN7pxAhlycaQ6QLtu7Y",
+	"rUYVc5rDaiVq59QFfZMQ55auCZYy4XDeR9YkU1zEPKOpdrnNYmnADouYaWTeoEd2d9/LFVNOLcyVXOne",
+	"7i45EZWPFhRtb25g/9haJF0cf7PFK8DVimqbCEKqKVZrr4nOp5qZAu/3096JEC2NSnS8t7SII+xL6NoW",
+	"cogEtDqoe34B2mcI5L/mM7ZB/WZSM6auzMaVU5ZJQduinmJF+rnRLJ2Na3UtLlEj6olRjKFAf09ZNU/b",
+	"nORw2B9FIfZdTpReVcogog5W6bnKlEqBSCVNK3MDKgs9f8u5g6jTIyeFMcQBNLO7DmMdm2pyVsepD9dN",
+	"qYcRxwfdhIqutElTLKNwBlrjNibEsVEfkwzFB7jgdhVCcLDhXFEUzTLYvNJa2hGs2UlZZ+6EyGaucMAF",
+	"F3NcxDuVUYW1ciw39UpsVT3zIeaV04W2EwihQjLNjaP+gq27lhZwACt7QLFZrpl2guEYvw/r1RLWcU1y",
+	"QWczG0NOxD5MGk+de4VLqJFLGwXAXE+rklJP0CvW9TqgXdUgSSgZVsm4nD6Y90pPvoQQdrAr/0eVEkvh",
+	"ifc++pyBEGBiAwzdARCPKS+uC58b99MUllj6TaCYSJhiye6uPTAL/CqrKleKm8r6TsQhdPuWLl0FWZkj",
+	"290d+26befg7JOGt5qkk4oG0lAu2Bw7RXNFs0W3LybuwH4kG+iEwsutYryvA/u9TWzART2HG9XBIZxjD",
+	"U3fWFabOwJa2VqaGxWFgXEQkNfRdcKP9vnRL/kT7E7TAgh2vRjvV41JP9PG2w1HYb0GZ09l2iMZhqQjz",
+	"T7AVaFmgD7ZWF1AfrUZHIl9OmbL+YFE3ijvqqD+MOr2JeAacsrkbX6+cMnrpz6O4o9hW5suS+iWyr+UA",
+	"t29kNW/tXPiYFOe/j0kq5344dBWoVYxdF3NYv7M3EUdoNn0iGtQKxiB4Fs0J+O4uobGSWqPNBms76MNX",
+	"1n4pG+THuODufA6JYsVNRNiVYcLVJUUcTU61HCgkQoquw2rA72fayjxJfMrJ+eNO8m1yRxN5yVQzTnWo",
+	"UFX2cR1g58M6DNBBeOeVoLZxhjsTgqFhDDNYMpiMmxe4Sph2oWUQgp6kYAq6HJa7AEyaYrFUiQbbVBSD",
+	"cLO7S3aisiAQiUFfDxMDBapgs75U6BXs4OLQLavlR3r+KHWRpKcuTU88G61hrOSMJ2J70tjBDTHiC+4Z",
+	"+UKWjKIotEEOmDYm+F9EG8pDVY3ID51NzMKQncJF8Fkv4KK2+gGhyg4pOh/UOq+e3LFn0jDT4VoPHCnw",
+	"jZDEwkUeCvFNBkWTW4+VbZ4mK7sZtnSzoNorRTy8WaVzzYz/eOTIHLmPK7YspfGFdasL+wy+eRlqFF0M",
+	"tnUBMScMW9QR8/IIafH1sPa1qyAkK5mniVUQVQ8XpAUlVipHYNHPqOinAafolhrk8rP9bcSjCDc9KIQy",
+	"dM03GoOnAjPNdYncga9TeluNIQ9qQ5azrTqLFUJQA5f+Gbqkrq99t3z7VsowVvdQ7I7VkwT0J3ACE2+1",
+	"U72dspvBRjeNddp361RtomRumG9w4Eg58HsPX2Kcq5EdQItTHiDjmNH3Hx+5j4/IF2vevMWqfIG+Ak0h",
+	"pFv7fl3euUHrkZvOUYXDbgO4nouGw1pD348fxZpXeON1eLtVtd0N3GYajBoaYvPcu//CMW1w0KJTNk8D",
+	"uq+GQ/vVEIj3dq2yLwsUBLS2jZOLDwfFhxXGUH/NFjq0GL9Va9yc4SruNCp7Gxa9NaM3mEDDouKOvbG6",
+	"tux4tLVjOtUYMqhmCOgKil3UW8RxLoIq98zQydoQF/0+h9+Lfgab/XztGXjs68AZLisNvHZJhj8dj7MN",
+	"8TITD2hUbr1A8LZirZ/oMvatFHgQ9jmnqZXoRnVg4cU5KJ68LF28iWj6eNv9u95EBGFguEmbGQ8QpSAM",
+	"LpnSNtkx6A17fayc2g57fYvrlcLAijtTd2y+9d6xSuuYipil0BpcPJG0XFIWBis2XUh5cbdLoK7DQGZM",
+	"0IwH42DU6/dGrsIB04J7NONdYOke/JVJ3VIF/0rrHAPV8mIx3Bgg41F5fMXBleW5Rltky7VVBVz4C3Wc",
+	"DHQnQvsTj1yUEJXVGapHPljUZjt42iNv6NqdwSW7u8N+f3cXdhn8OtjdtTJUeB2vkmDs+OWOiQAfXMWI",
+	"Dsa/bZy/cBsVFcCKQ8iwEoV3UTmnwqG1Lx5xSbrasZ6yJMQe/rrbwe/K0d/rs6JkCSv9vu6g/B2uB7z3",
+	"XXyPdPHenU/Dtx0waTkT/4LNuGCaJLVzBxXrtqRZ2DxGEjbOkSD6TlcVoKhy3jsuqjC8RPc2Vrp5ndOw",
+	"37/70tmyYhtWbeOKb7pXuf7y7rxsnNLacrVA4zw52dFyyUjCslSubeLVxnRk2O93GjcNbFzrdtNVA/XG",
+	"7Rev/S++oOVh92UM+4P/9aLTIxFuLLQLpVPcPAkfuvPuaDaEvbruXzL1DWRq/2vUUeuNPc075XyN7m9F",
+	"GWew584elXWXvtzSF1EGRXZsgoZmEiB6YZNKQcX03e8es0btMUvu2uzb3thyK6hUlLW2I0SPeufZvtUu",
+	"bR8VBmyvdtMTfjR6oPiM+sOa+Pg1H//mfYWxc4PvKwSnt2NB6N6V2T+LBz1SL99WhDZQtq1VBjsI0XXC",
+	"TSiNVS5j64/6g05IqL5gNvW+lIioUjxgahU2thp2QhvwNyuO8O0Iz8LdCfSyH+x3HlmY9x8ol/uPcRGZ",
+	"Dx+A3TM8hHLL628rLH6ZC32D2NcjM/7ogYw/eowrvCrn5m+E/e751bdbppO20Y1L5t6QrtwCY+4gPzuF",
+	"Haln+26HI/H74SPvzcHodkPTvCgVvzu4i4FqOXcFHw+HD7zFc3jvWzwdsFo1aewqS6Hfs5r8/byBwAa3",
+	"vf92kvjzneDgHWQMFkB53LSQ1iZwC5/hxTMlYmu/H1oBLbto1uT4g8a2Xg+owu9GjyyYw6PbBax5Nex1",
+	"GBxYH/rm7+rXOGOUVdzkb8Mvr3uCMDB0jsc+C7DzrB3bLEGmhrnHAUpg7w+eXO+VuPt2nO+DLEsBncm2",
+	"lWK7uw7H3911R+OPK1C/xoyVHXrPaicyS+VK9yZiO4RXK3HkCdEGi4L94QJfvQpe1xZEcSKakKIDIDdu",
+	"e6rc2+GPX9Ru2yhgIPS0qb7QE2FnXvdVsIAlkSth+JIVZ1I6Y+Lv4KifELE5AKwsFGt/MGQidmzRAm4G",
+	"l2N4omsJCvTBSLTl9p3I3mPdI8U5G5zXnHIxEbZCRawJoyrlWGZXmYE/e9ICjKrGoZ1bwVFnK1+9KBBQ",
+	"d2zOYYUPAT6L+/MehHu2n/457N9ZTW47yNSiMN85EeqRT74G3F2OfVeJ7AUPRwsr2bVbYZ/Gvy7y2NCP",
+	"vxSNal/NtgX9qe/wfyFA/3wIEGqCCvzj9EQB/7gTqBCYiCdVHESxeZ5SdHMVcy7RPykaxJNaxc4/B7hz",
+	"/5vvvdUI2t2G+pq5Cy+qzurjfvbfjeI4X6lEcR4VeyniQ+jE6uU6sNVCokOB8CLyWs0RdzjSwf88SOcx",
+	"kAXn9GyDdDZef9Pb5LF4Cs96bd6vHNpqEzJlqRRz/IdzKvW+jTV1dW0WE/wfhwgN7qlFin/KqrjJdAPT",
+	"La5XrFZ13bXZt9UKlcqp+rj/gmPszUoP3szvNgrU3DGJihd9XFzoXuD/EJm6KBeDTynYN+v324pYS9ne",
+	"8e1le/8cqEsZ/RSTfRQExjsa1VsY0Bmu3r/w2xm4sfacYlts/V7JJI/dvTG5St29AHq8t0cz3nOE9GK5",
+	"3LscBNdh8/vXMqapP5m5Ey3pBSMqF1Gn1t14bw+c8nQhtRk/6z/rY2dnxfRb/g02/y8fbFRG28sF/KUC",
+	"JQhQcPD67Pr/BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

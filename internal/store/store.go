@@ -48,7 +48,22 @@ type Key struct {
 	ExpiresAt           *time.Time
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
+	CreatedBy           Actor
 }
+
+// Actor is who made a change: an API key, a person (JWT) or the platform.
+type Actor struct {
+	Kind      string // ActorKey, ActorJWT or ActorPlatform
+	ID        string // key id, JWT subject, or what the platform did ("bootstrap")
+	RequestID string // the request that made the change; "" outside a request
+}
+
+// Actor kinds.
+const (
+	ActorKey      = "key"
+	ActorJWT      = "jwt"
+	ActorPlatform = "platform"
+)
 
 // Usage is one observed use of a key, flushed in batches.
 type Usage struct {
