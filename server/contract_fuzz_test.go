@@ -27,12 +27,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/text/unicode/norm"
 	"pgregory.net/rapid"
 
 	"github.com/hsrcpay/apikeys/internal/auth"
@@ -278,8 +280,9 @@ type cfKey struct {
 	typ     string
 	managed bool
 	perms   map[string][]string
-	secret  string   // latest acknowledged secret
-	old     []string // acknowledged secrets since replaced by regenerate
+	expires *time.Time // nil: never
+	secret  string     // latest acknowledged secret
+	old     []string   // acknowledged secrets since replaced by regenerate
 	// prev is the replaced secret still working in a rotation's grace
 	// period, until prevUntil ("" when none); it is also in old.
 	prev      string
@@ -303,6 +306,11 @@ type cfPrincipal struct {
 	mode        store.Mode
 	accounts    []string
 	perms       perm.Set
+	// expires is a key credential's expiry (nil: never, and always for JWTs,
+	// which the life rule exempts).
+	expires *time.Time
+	// replaced: the previous secret of a rotation, in its grace period.
+	replaced bool
 }
 
 type cfToken struct {
@@ -430,7 +438,7 @@ func (m *cfModel) drawToken(t *rapid.T) cfToken {
 		if k == nil {
 			break
 		}
-		p := &cfPrincipal{publishable: k.typ == store.TypePublishable, mode: k.mode, accounts: []string{k.account}, perms: perm.FromMap(k.perms)}
+		p := &cfPrincipal{publishable: k.typ == store.TypePublishable, mode: k.mode, accounts: []string{k.account}, perms: perm.FromMap(k.perms), expires: k.expires}
 		return cfToken{desc: fmt.Sprintf("%s key %s (%s, %s)", kind, k.id, k.account, k.mode), header: "Bearer " + k.secret, p: p}
 	case "superseded":
 		k := m.pick(t, "superseded key", func(k *cfKey) bool { return len(k.superseded()) > 0 })
@@ -444,7 +452,7 @@ func (m *cfModel) drawToken(t *rapid.T) cfToken {
 		if k == nil {
 			break
 		}
-		p := &cfPrincipal{publishable: k.typ == store.TypePublishable, mode: k.mode, accounts: []string{k.account}, perms: perm.FromMap(k.perms)}
+		p := &cfPrincipal{publishable: k.typ == store.TypePublishable, mode: k.mode, accounts: []string{k.account}, perms: perm.FromMap(k.perms), expires: k.expires, replaced: true}
 		return cfToken{desc: "previous secret (in grace) of " + k.id, header: "Bearer " + k.prev, p: p}
 	case "garbage":
 		g := rapid.StringOfN(rapid.RuneFrom(cfPrintableASCII), 1, 80, -1).Draw(t, "garbage token")
@@ -549,6 +557,9 @@ func (m *cfModel) expect(r *cfRequest) (int, int) {
 	if p.publishable {
 		return 403, 40303
 	}
+	if p.replaced { // a replaced secret authenticates but manages nothing
+		return 403, 40304
+	}
 	if !p.perms.Has(m.spec.need[r.op]) {
 		return 403, 40300
 	}
@@ -572,27 +583,36 @@ func (m *cfModel) expect(r *cfRequest) (int, int) {
 		if !k.managed {
 			return 422, 42201
 		}
+		if len(p.perms.Missing(perm.FromMap(k.perms))) > 0 { // power never grows
+			return 403, 40302
+		}
+		if p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) { // life never grows
+			return 403, 40305
+		}
 		return 200, 0
 	}
 	if !slices.Contains(p.accounts, r.account) {
 		return 403, 40301
 	}
-	if r.badMeta {
+	if r.badMeta || !cfNameForPeople(r.name) {
 		return 400, 40000
 	}
 	if len(m.spec.catalog.Unknown(r.perms)) > 0 {
 		return 422, 42200
 	}
+	if r.expires != nil && !r.expires.After(time.Now()) {
+		return 422, 42202
+	}
 	if len(p.perms.Missing(perm.FromMap(r.perms))) > 0 {
 		return 403, 40302
 	}
-	if r.expires != nil && !r.expires.After(time.Now()) {
-		return 422, 42202
+	if p.expires != nil && (r.expires == nil || r.expires.After(*p.expires)) {
+		return 422, 42203
 	}
 	if r.account != cfAcctA && r.account != cfAcctB {
 		return 404, 40401
 	}
-	if m.names[p.mode][r.account][r.name] {
+	if m.names[p.mode][r.account][norm.NFC.String(r.name)] {
 		return 409, 40900
 	}
 	return 201, 0
@@ -961,7 +981,7 @@ func (m *cfModel) acknowledge(t *rapid.T, r *cfRequest, status int, body []byte)
 	}
 	switch r.op {
 	case hxOpCreate:
-		if status != 201 || d.Managed || d.Type != store.TypeSecret || parsed.Kind != keys.KindSecret || d.AccountID != r.account || d.Name != r.name || d.Status != "ACTIVE" {
+		if status != 201 || d.Managed || d.Type != store.TypeSecret || parsed.Kind != keys.KindSecret || d.AccountID != r.account || d.Name != norm.NFC.String(r.name) || d.Status != "ACTIVE" {
 			t.Fatalf("%s: unexpected created key %+v", r, d)
 		}
 		if !cfSamePerms(d.Permissions, r.perms) {
@@ -984,7 +1004,10 @@ func (m *cfModel) acknowledge(t *rapid.T, r *cfRequest, status int, body []byte)
 		if m.byID[d.ID] != nil {
 			t.Fatalf("%s: id %s issued twice", r, d.ID)
 		}
-		m.addKey(&cfKey{mode: p.mode, account: r.account, id: d.ID, typ: store.TypeSecret, perms: d.Permissions, secret: d.Key}, r.name)
+		if p.expires != nil && (d.ExpiresAt == nil || d.ExpiresAt.After(*p.expires)) {
+			t.Fatalf("%s: created key expires %v, after its creator (%v)", r, d.ExpiresAt, p.expires)
+		}
+		m.addKey(&cfKey{mode: p.mode, account: r.account, id: d.ID, typ: store.TypeSecret, perms: d.Permissions, expires: d.ExpiresAt, secret: d.Key}, d.Name)
 		m.created[p.mode][r.account]++
 	case hxOpRegenerate:
 		k := m.byID[r.id]
@@ -1062,10 +1085,18 @@ func TestContractFuzz(t *testing.T) {
 		stats:    map[string]int{},
 	}
 	all := spec.catalog.All()
+	// The managed publishable key reads every resource but API keys (the
+	// spec's description of publishable keys).
+	readOnly := map[string][]string{}
+	for res, acts := range spec.catalog {
+		if acts["read"] && res != "account:api:key" {
+			readOnly[res] = []string{"read"}
+		}
+	}
 	for _, a := range []string{cfAcctA, cfAcctB} {
 		for mode, mk := range env.Bootstrap(a) {
 			m.addKey(&cfKey{mode: mode, account: a, id: mk.SecretID, typ: store.TypeSecret, managed: true, perms: all, secret: mk.Secret}, "Managed secret key")
-			m.addKey(&cfKey{mode: mode, account: a, id: mk.PublishableID, typ: store.TypePublishable, managed: true, secret: mk.Publishable}, "Managed publishable key")
+			m.addKey(&cfKey{mode: mode, account: a, id: mk.PublishableID, typ: store.TypePublishable, managed: true, perms: readOnly, secret: mk.Publishable}, "Managed publishable key")
 		}
 	}
 	start := time.Now()
@@ -1183,4 +1214,22 @@ func cfCheckStore(t *testing.T, m *cfModel) {
 	}
 	hxScanFiles(t, files, needles)
 	t.Logf("store invariants hold: %d keys (%d latest secrets and %d previous ones in grace authenticate, %d superseded do not), %d files scanned", len(m.keys), latest, inGrace, superseded, len(files))
+}
+
+// cfNameForPeople is the model's own statement of rule 6 (names are for
+// people): after NFC, no control, format, private-use, surrogate or
+// line/paragraph separator character, no space but U+0020, no noncharacter,
+// and no white space at either end.
+func cfNameForPeople(name string) bool {
+	n := norm.NFC.String(name)
+	if n == "" || utf8.RuneCountInString(n) > 100 || strings.TrimSpace(n) != n {
+		return false
+	}
+	for _, r := range n {
+		if unicode.In(r, unicode.Cc, unicode.Cf, unicode.Co, unicode.Cs, unicode.Zl, unicode.Zp) ||
+			(unicode.Is(unicode.Zs, r) && r != ' ') || (r >= 0xFDD0 && r <= 0xFDEF) || r&0xFFFE == 0xFFFE {
+			return false
+		}
+	}
+	return true
 }

@@ -70,7 +70,9 @@ func TestCreateIssuesWorkingCustomKey(t *testing.T) {
 		t.Fatalf("fields not round-tripped: %+v", k)
 	}
 	// The new key authenticates, and holds exactly what it was given.
-	k2, err := env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("child", client.Permissions{"payment": {"read"}}))
+	childReq := newKeyReq("child", client.Permissions{"payment": {"read"}})
+	childReq.ExpiresAt = &exp // a key that expires creates keys that expire no later (42203 otherwise)
+	k2, err := env.Client(k.Key).CreateAPIKey(ctx, acct, childReq)
 	if err != nil {
 		t.Fatalf("new key cannot create within its permissions: %v", err)
 	}
@@ -246,7 +248,7 @@ func TestRegenerateErrors(t *testing.T) {
 		}
 	}
 	// 409: an inactive managed key.
-	if _, err := env.Store.Repo(store.Sandbox).UpdateKey(ctx, mk[store.Sandbox].PublishableID, func(k *store.Key) error {
+	if _, err := store.UpdateKey(ctx, env.Store.Repo(store.Sandbox), mk[store.Sandbox].PublishableID, func(k *store.Key) error {
 		k.Status = store.StatusInactive
 		return nil
 	}); err != nil {
@@ -258,7 +260,7 @@ func TestRegenerateErrors(t *testing.T) {
 		t.Fatalf("details = %v", ae.Details)
 	}
 	// A deleted key is not found, and its secret no longer authenticates.
-	if _, err := env.Store.Repo(store.Sandbox).UpdateKey(ctx, mk[store.Sandbox].SecretID, func(k *store.Key) error {
+	if _, err := store.UpdateKey(ctx, env.Store.Repo(store.Sandbox), mk[store.Sandbox].SecretID, func(k *store.Key) error {
 		k.Deleted = true
 		return nil
 	}); err != nil {
@@ -330,11 +332,14 @@ func TestExpiredKeyIs401(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("child", client.Permissions{})); err != nil {
+	child := newKeyReq("child", client.Permissions{})
+	child.ExpiresAt = &exp
+	if _, err := env.Client(k.Key).CreateAPIKey(ctx, acct, child); err != nil {
 		t.Fatal(err)
 	}
 	env.Clock.Advance(2 * time.Hour)
-	_, err = env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("child2", client.Permissions{}))
+	child.Name = "child2"
+	_, err = env.Client(k.Key).CreateAPIKey(ctx, acct, child)
 	wantAPIError(t, err, 401, oapi.CodeExpiredCredentials)
 }
 

@@ -108,6 +108,7 @@ func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 		"HSRCPAY_DEMO_ACCOUNT="+demo,
 		"HSRCPAY_RATE_LIMIT_TEST=1000000",
 		"HSRCPAY_RATE_LIMIT_LIVE=1000000",
+		"HSRCPAY_MAX_ACTIVE_KEYS=1000000",   // thousands of creates in a few seconds
 		"HSRCPAY_USAGE_FLUSH_INTERVAL=50ms", // usage writes race the kill too
 		"HSRCPAY_LOG_LEVEL=warn",
 	)
@@ -517,13 +518,6 @@ func (r *hxFlakyRepo) write() error {
 	return nil
 }
 
-func (r *hxFlakyRepo) CreateAccount(ctx context.Context, id string, now time.Time) error {
-	if err := r.write(); err != nil {
-		return err
-	}
-	return r.inner.CreateAccount(ctx, id, now)
-}
-
 func (r *hxFlakyRepo) AccountExists(ctx context.Context, id string) (bool, error) {
 	if err := r.read(); err != nil {
 		return false, err
@@ -531,11 +525,47 @@ func (r *hxFlakyRepo) AccountExists(ctx context.Context, id string) (bool, error
 	return r.inner.AccountExists(ctx, id)
 }
 
-func (r *hxFlakyRepo) InsertKey(ctx context.Context, k *store.Key) error {
-	if err := r.write(); err != nil {
+// InTx runs the real transaction with a Tx whose writes fail after the use
+// case computed its change (and whose reads fail too while the store is
+// down): the store must roll all of it back.
+func (r *hxFlakyRepo) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	if err := r.read(); err != nil {
 		return err
 	}
-	return r.inner.InsertKey(ctx, k)
+	return r.inner.InTx(ctx, func(tx store.Tx) error { return fn(&hxFlakyTx{Tx: tx, r: r}) })
+}
+
+type hxFlakyTx struct {
+	store.Tx
+	r *hxFlakyRepo
+}
+
+func (t *hxFlakyTx) Key(ctx context.Context, id string) (*store.Key, error) {
+	if err := t.r.read(); err != nil {
+		return nil, err
+	}
+	return t.Tx.Key(ctx, id)
+}
+
+func (t *hxFlakyTx) CreateAccount(ctx context.Context, id string, now time.Time) error {
+	if err := t.r.write(); err != nil {
+		return err
+	}
+	return t.Tx.CreateAccount(ctx, id, now)
+}
+
+func (t *hxFlakyTx) InsertKey(ctx context.Context, k *store.Key) error {
+	if err := t.r.write(); err != nil {
+		return err
+	}
+	return t.Tx.InsertKey(ctx, k)
+}
+
+func (t *hxFlakyTx) UpdateKey(ctx context.Context, k *store.Key) error {
+	if err := t.r.write(); err != nil {
+		return err
+	}
+	return t.Tx.UpdateKey(ctx, k)
 }
 
 func (r *hxFlakyRepo) GetKey(ctx context.Context, id string) (*store.Key, error) {
@@ -557,20 +587,6 @@ func (r *hxFlakyRepo) ListManagedKeys(ctx context.Context, accountID string) ([]
 		return nil, err
 	}
 	return r.inner.ListManagedKeys(ctx, accountID)
-}
-
-// UpdateKey fails inside the real transaction, after fn computed the change:
-// the store must roll it back.
-func (r *hxFlakyRepo) UpdateKey(ctx context.Context, id string, fn func(*store.Key) error) (*store.Key, error) {
-	if err := r.read(); err != nil {
-		return nil, err
-	}
-	return r.inner.UpdateKey(ctx, id, func(k *store.Key) error {
-		if err := fn(k); err != nil {
-			return err
-		}
-		return r.write()
-	})
 }
 
 func (r *hxFlakyRepo) RecordUsage(ctx context.Context, batch []store.Usage) error {

@@ -105,9 +105,5 @@ func activeUntil(t *time.Time, now time.Time) *time.Time {
 }
 
 func createdBy(a store.Actor) api.CreatedBy {
-	kind := api.CreatedByKind(a.Kind)
-	if a.Kind == "" {
-		kind = api.CreatedByPlatform // placeholder until the store records the creator
-	}
-	return api.CreatedBy{Kind: kind, Id: a.ID, RequestId: a.RequestID}
+	return api.CreatedBy{Kind: api.CreatedByKind(a.Kind), Id: a.ID, RequestId: a.RequestID}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/policy"
 )
 
 const (
@@ -182,23 +183,22 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return err
 		}
+		p.RequestID = requestID(c)
 		c.SetRequest(req.WithContext(auth.WithPrincipal(req.Context(), p)))
 		return next(c)
 	}
 }
 
 // authorize enforces the permission the operation declares in the spec
-// (x-hsrcpay-permission), so authorization cannot drift from the contract.
+// (x-hsrcpay-permission), so authorization cannot drift from the contract,
+// through the policy's coarse check; the use case asks the policy again,
+// with the target, inside its transaction.
 func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		route, _ := routeOf(c)
 		p := auth.FromContext(c.Request().Context())
-		need := s.spec.Permissions[route.Operation.OperationID]
-		if p.Kind == keys.KindPublishable {
-			return apierr.New(api.CodePublishableKeyForbidden, "Publishable keys cannot manage API keys; use a secret key")
-		}
-		if need == "" || !p.Permissions.Has(need) {
-			return apierr.New(api.CodePermissionDenied, "Missing permission "+need).With("required", need)
+		if e := policy.CheckOperation(p, s.spec.Permissions[route.Operation.OperationID]); e != nil {
+			return e
 		}
 		return next(c)
 	}

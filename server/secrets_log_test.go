@@ -109,8 +109,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 	sb, live := mk[store.Sandbox], mk[store.Live]
 	bearer := func(s string) string { return "Bearer " + s }
 
-	// Creates, in both modes, and by a created key.
-	st, b := do("POST", create, bearer(sb.Secret), "application/json", `{"name":"log a","permissions":{"account:api:key":["create","update"],"payment":["read"]},"metadata":{"team":"logs"}}`)
+	// Creates, in both modes, and by a created key (which holds every permission).
+	st, b := do("POST", create, bearer(sb.Secret), "application/json", `{"name":"log a","permissions":`+hxAllPermissionsJSON+`,"metadata":{"team":"logs"}}`)
 	want(st, 201, "create", b)
 	var child cfAPIKeyEnvelope
 	json.Unmarshal(b, &child)
@@ -127,7 +127,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 	st, b = do("POST", "/v1/api-keys/"+live.SecretID+"/regenerate", bearer(live.Secret), "application/json", `{"grace_period_minutes":30}`)
 	want(st, 200, "regenerate with grace", b)
 	st, b = do("POST", "/v1/api-keys/"+live.SecretID+"/regenerate", bearer(live.Secret), "", "")
-	want(st, 200, "regenerate with the previous secret in grace", b)
+	want(st, 403, "regenerate with the previous secret in grace (it manages nothing)", b)
+	// A custom key holding every permission may rotate the managed secret key.
 	st, b = do("POST", "/v1/api-keys/"+sb.SecretID+"/regenerate", bearer(child.Data.Key), "", "")
 	want(st, 200, "regenerate by a custom key", b)
 	var sbRotated cfAPIKeyEnvelope
@@ -161,7 +162,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 
 	// JWTs that work.
-	jwtTok := env.JWT.Sign(t, env.JWT.Claims("ops@example.com", []string{acctL}, []string{"account:api:key:create", "account:api:key:update", "payment:read"}, "test"))
+	jwtTok := env.JWT.Sign(t, env.JWT.Claims("ops@example.com", []string{acctL}, []string{"account:api:key:create", "account:api:key:update", "payment:read",
+		"account:read", "customer:read", "refund:read", "webhook:read"}, "test")) // what the publishable key holds, and more
 	st, b = do("POST", create, bearer(jwtTok), "application/json", `{"name":"log jwt","permissions":{"payment":["read"]}}`)
 	want(st, 201, "JWT create", b)
 	st, b = do("POST", "/v1/api-keys/"+sb.PublishableID+"/regenerate", bearer(jwtTok), "", "")
@@ -187,7 +189,11 @@ func TestNoSecretsInLogs(t *testing.T) {
 		st, b := do(c.method, c.path, bearer(cur), c.ctype, c.body)
 		want(st, c.status, c.what, b)
 	}
-	st, b = do("POST", create, bearer(child.Data.Key), "application/json", `{"name":"x","permissions":{"refund":["create"]}}`)
+	st, b = do("POST", create, bearer(cur), "application/json", `{"name":"creator only","permissions":{"account:api:key":["create"]}}`)
+	want(st, 201, "create a key that may only create", b)
+	var creator cfAPIKeyEnvelope
+	json.Unmarshal(b, &creator)
+	st, b = do("POST", create, bearer(creator.Data.Key), "application/json", `{"name":"x","permissions":{"refund":["create"]}}`)
 	want(st, 403, "escalation", b)
 	// Secrets misplaced in the URL by a careless client (the key instead of
 	// its id, or in the query): the log must not keep them either.
@@ -263,3 +269,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 		t.Logf("sample log lines:\n%s", sample.String())
 	}
 }
+
+// hxAllPermissionsJSON is every permission in the catalog, as a create body's permissions.
+const hxAllPermissionsJSON = `{"account":["read","update"],"account:api:key":["create","read","update","delete"],` +
+	`"customer":["create","read","update","delete"],"payment":["create","read","update","cancel"],` +
+	`"refund":["create","read"],"webhook":["create","read","update","delete"]}`

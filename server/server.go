@@ -46,6 +46,8 @@ type Options struct {
 	Now        func() time.Time
 	// Metrics defaults to a fresh registry, served on /metrics.
 	Metrics *metrics.Metrics
+	// MaxActiveKeys caps each account's active keys per mode (default apikeys.DefaultMaxActiveKeys).
+	MaxActiveKeys int
 }
 
 // Server is the HTTP service.
@@ -89,7 +91,7 @@ func New(o Options) (*Server, error) {
 		o.RateLimits = map[store.Mode]int{store.Live: 100, store.Sandbox: 25}
 	}
 	usage := auth.NewUsageTracker(o.Store, o.Logger)
-	svc := &apikeys.Service{Store: o.Store, Catalog: spec.Catalog, Usage: usage, Now: o.Now}
+	svc := apikeys.New(o.Store, spec.Catalog, apikeys.Options{Usage: usage, Now: o.Now, MaxActiveKeys: o.MaxActiveKeys})
 	s := &Server{
 		spec:    spec,
 		auth:    &auth.Authenticator{Store: o.Store, JWT: o.JWT, Usage: usage, Now: o.Now},

@@ -21,7 +21,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/config"
 	"github.com/hsrcpay/apikeys/internal/metrics"
-	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/postgres"
@@ -157,6 +156,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		RateLimits:        map[store.Mode]int{store.Live: cfg.RateLimitLive, store.Sandbox: cfg.RateLimitSandbox},
 		ValidateResponses: cfg.ValidateResponses,
 		TrustProxy:        cfg.TrustProxy,
+		MaxActiveKeys:     cfg.MaxActiveKeys,
 		Logger:            log,
 	})
 	if err != nil {
@@ -271,7 +271,7 @@ func offlineService(ctx context.Context, cfg config.Config) (*apikeys.Service, f
 	if err != nil {
 		return nil, nil, err
 	}
-	return &apikeys.Service{Store: st, Catalog: spec.Catalog, Now: time.Now}, func() { st.Close() }, nil
+	return apikeys.New(st, spec.Catalog, apikeys.Options{MaxActiveKeys: cfg.MaxActiveKeys}), func() { st.Close() }, nil
 }
 
 // demo makes sure the demo account exists in the sandbox and prints keys a
@@ -281,7 +281,7 @@ func demo(ctx context.Context, svc *apikeys.Service, cfg config.Config, w io.Wri
 	modes := []store.Mode{store.Sandbox}
 	issued, err := svc.Bootstrap(ctx, cfg.DemoAccount, modes)
 	if errors.Is(err, apikeys.ErrAccountExists) {
-		issued, err = rotateManaged(ctx, svc, cfg.DemoAccount, store.Sandbox)
+		issued, err = svc.RotateManaged(ctx, cfg.DemoAccount, store.Sandbox)
 	}
 	if err != nil {
 		return err
@@ -304,21 +304,4 @@ export HSRCPAY_ACCOUNT=%s
 
 `, cfg.DemoAccount, secret, secretID, publishable, cfg.DemoAccount)
 	return err
-}
-
-func rotateManaged(ctx context.Context, svc *apikeys.Service, account string, mode store.Mode) ([]apikeys.Issued, error) {
-	keys, err := svc.Store.Repo(mode).ListManagedKeys(ctx, account)
-	if err != nil {
-		return nil, err
-	}
-	platform := &auth.Principal{Mode: mode, Subject: "platform", Accounts: []string{account}, Permissions: perm.FromMap(svc.Catalog.All())}
-	var out []apikeys.Issued
-	for _, k := range keys {
-		is, err := svc.Regenerate(ctx, platform, k.ID, 0)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *is)
-	}
-	return out, nil
 }

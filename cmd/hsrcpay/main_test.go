@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
@@ -86,10 +87,14 @@ func TestCreateJSONAndTheSecretWorks(t *testing.T) {
 		t.Fatalf("created %+v", key)
 	}
 
-	// The new secret works: it regenerates the managed key, whose old secret
-	// then stops working (no grace period).
+	// The new secret works, but holds less than the managed key: it may not
+	// rotate it (power never grows), and the CLI says why.
 	env2 := map[string]string{"HSRCPAY_API_URL": e.URL, "HSRCPAY_API_KEY": key.Key}
 	code, out, errOut = cli(t, env2, "keys", "regenerate", m.SecretID, "--json")
+	wantCode(t, code, exitAuth, out, errOut)
+	contains(t, "stderr", errOut, "code: 40302", "missing:")
+	// The managed secret rotates itself; its old secret then stops working (no grace period).
+	code, out, errOut = cli(t, env, "keys", "regenerate", m.SecretID, "--json")
 	wantCode(t, code, 0, out, errOut)
 	var regen client.APIKey
 	if err := json.Unmarshal([]byte(out), &regen); err != nil {
@@ -113,10 +118,12 @@ func TestRegenerateHumanWithGracePeriod(t *testing.T) {
 	wantCode(t, code, 0, out, errOut)
 	contains(t, "stdout", out, "Regenerated API key "+m.SecretID, "managed:", "yes", "secret:", "sk_test_",
 		"The previous secret keeps working until", "shown only once")
-	// The previous secret still works during the grace period.
+	// The previous secret still authenticates during the grace period, but it
+	// manages no keys: 403 with code 40304, not 401.
 	_, err := e.Client(m.Secret).RegenerateAPIKey(context.Background(), "key_doesnotexist0")
-	if !errors.Is(err, client.ErrNotFound) {
-		t.Fatalf("previous secret during the grace period: %v, want a 404 (authenticated)", err)
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.StatusCode != 403 || ae.Code != oapi.CodeReplacedSecret {
+		t.Fatalf("previous secret during the grace period: %v, want 403 code 40304 (authenticated, manages nothing)", err)
 	}
 }
 

@@ -126,6 +126,9 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 		KeyID:       k.ID,
 		Accounts:    []string{k.AccountID},
 		Permissions: perm.FromMap(k.Permissions),
+		ExpiresAt:   k.ExpiresAt,
+		Replaced:    previous,
+		SecretHash:  hash,
 	}, nil
 }
 

@@ -34,7 +34,7 @@ func benchAuth(b *testing.B) (*auth.Authenticator, string) {
 	b.Cleanup(func() { st.Close() })
 	repo := st.Repo(store.Sandbox)
 	now := time.Now().UTC()
-	if err := repo.CreateAccount(ctx, benchAccount, now); err != nil {
+	if err := store.CreateAccount(ctx, repo, benchAccount, now); err != nil {
 		b.Fatal(err)
 	}
 	token, err := keys.New(keys.KindSecret, true)
@@ -42,7 +42,7 @@ func benchAuth(b *testing.B) (*auth.Authenticator, string) {
 		b.Fatal(err)
 	}
 	id, _ := keys.NewID()
-	err = repo.InsertKey(ctx, &store.Key{
+	err = store.InsertKey(ctx, repo, &store.Key{
 		ID: id, AccountID: benchAccount, Name: "bench", Type: store.TypeSecret,
 		SecretHash: keys.Hash(token), Status: store.StatusActive, Managed: true,
 		Permissions: map[string][]string{

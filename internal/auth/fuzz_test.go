@@ -126,16 +126,12 @@ func (r *fakeRepo) KeyBySecretHash(_ context.Context, hash []byte) (*store.Key, 
 	k.Permissions = map[string][]string{"account:api:key": {"create"}}
 	return &k, nil // a copy: the caller cannot change the store
 }
-func (r *fakeRepo) CreateAccount(context.Context, string, time.Time) error { return errFake }
-func (r *fakeRepo) AccountExists(context.Context, string) (bool, error)    { return false, errFake }
-func (r *fakeRepo) InsertKey(context.Context, *store.Key) error            { return errFake }
-func (r *fakeRepo) GetKey(context.Context, string) (*store.Key, error)     { return nil, store.ErrNotFound }
+func (r *fakeRepo) AccountExists(context.Context, string) (bool, error) { return false, errFake }
+func (r *fakeRepo) GetKey(context.Context, string) (*store.Key, error)  { return nil, store.ErrNotFound }
 func (r *fakeRepo) ListManagedKeys(context.Context, string) ([]*store.Key, error) {
 	return nil, errFake
 }
-func (r *fakeRepo) UpdateKey(context.Context, string, func(*store.Key) error) (*store.Key, error) {
-	return nil, errFake
-}
+func (r *fakeRepo) InTx(context.Context, func(store.Tx) error) error { return errFake }
 func (r *fakeRepo) RecordUsage(context.Context, []store.Usage) error { return errFake }
 
 func hashOf(s string) string { h := sha256.Sum256([]byte(s)); return string(h[:]) }

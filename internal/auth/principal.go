@@ -5,6 +5,7 @@ package auth
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
@@ -22,6 +23,18 @@ type Principal struct {
 	// Accounts the caller may act on: its own for a key, the claim's for a JWT.
 	Accounts    []string
 	Permissions perm.Set
+	// ExpiresAt is when a key credential stops working (nil: never). It stays
+	// nil for JWTs: a token is a session of a person whose grants outlive it,
+	// so its exp does not bound the keys it creates (the policy's life rule).
+	ExpiresAt *time.Time
+	// Replaced is set when a key authenticated with its previous secret,
+	// inside a rotation's grace period: such a secret manages nothing.
+	Replaced bool
+	// SecretHash is the hash of the secret presented, so that the policy can
+	// re-check it inside a write transaction. Never logged.
+	SecretHash []byte
+	// RequestID is the request this principal made, recorded with what it creates.
+	RequestID string
 }
 
 // CanActOn reports whether the principal may act on the account.

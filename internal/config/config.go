@@ -32,6 +32,7 @@ type Config struct {
 	DemoAccount        string        // HSRCPAY_DEMO_ACCOUNT
 	ShutdownTimeout    time.Duration // HSRCPAY_SHUTDOWN_TIMEOUT
 	RedisURL           string        // HSRCPAY_REDIS_URL
+	MaxActiveKeys      int           // HSRCPAY_MAX_ACTIVE_KEYS, per account and mode
 }
 
 // Var documents one setting; the serve command turns each into a flag too
@@ -50,6 +51,7 @@ var Variables = []Var{
 	{"HSRCPAY_JWT_AUDIENCE", "", "required aud claim (required with JWTs)"},
 	{"HSRCPAY_RATE_LIMIT_LIVE", "100", "requests per second per live credential"},
 	{"HSRCPAY_RATE_LIMIT_TEST", "25", "requests per second per sandbox credential"},
+	{"HSRCPAY_MAX_ACTIVE_KEYS", "500", "most keys an account may hold per mode that are neither deleted nor expired"},
 	{"HSRCPAY_VALIDATE_RESPONSES", "true", "check every response against openapi.yaml (a violation becomes a logged 500)"},
 	{"HSRCPAY_USAGE_FLUSH_INTERVAL", "5s", "how often last_used_at/last_used_ip are written"},
 	{"HSRCPAY_TRUST_PROXY", "false", "take the client address from X-Forwarded-For (behind a load balancer)"},
@@ -66,6 +68,7 @@ func Defaults() Config {
 		SQLiteSynchronous:  "NORMAL",
 		RateLimitLive:      100,
 		RateLimitSandbox:   25,
+		MaxActiveKeys:      500,
 		ValidateResponses:  true,
 		UsageFlushInterval: 5 * time.Second,
 		LogLevel:           slog.LevelInfo,
@@ -124,6 +127,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	str("HSRCPAY_JWT_AUDIENCE", &c.JWTAudience)
 	integer("HSRCPAY_RATE_LIMIT_LIVE", &c.RateLimitLive, 1, 1_000_000)
 	integer("HSRCPAY_RATE_LIMIT_TEST", &c.RateLimitSandbox, 1, 1_000_000)
+	integer("HSRCPAY_MAX_ACTIVE_KEYS", &c.MaxActiveKeys, 2, 1_000_000)
 	boolean("HSRCPAY_VALIDATE_RESPONSES", &c.ValidateResponses)
 	duration("HSRCPAY_USAGE_FLUSH_INTERVAL", &c.UsageFlushInterval, 10*time.Millisecond, time.Hour)
 	boolean("HSRCPAY_TRUST_PROXY", &c.TrustProxy)

@@ -88,24 +88,81 @@ type Store interface {
 	Close() error
 }
 
-// Repository holds one mode's accounts and keys.
+// Repository holds one mode's accounts and keys. Reads run on their own;
+// every write runs in a unit of work (InTx), so that a change, the checks it
+// depends on (the caller's own key, re-read) and what it records commit or
+// fail together.
 type Repository interface {
-	// CreateAccount returns ErrAccountExists if the id is taken.
-	CreateAccount(ctx context.Context, id string, now time.Time) error
 	AccountExists(ctx context.Context, id string) (bool, error)
-	// InsertKey returns ErrDuplicateName when an active key of the account has
-	// the name, and ErrNoAccount when the account does not exist.
-	InsertKey(ctx context.Context, k *Key) error
 	GetKey(ctx context.Context, id string) (*Key, error)
 	// KeyBySecretHash finds a key by its current or previous secret's hash
 	// (ErrNotFound if none); the caller tells which by comparing SecretHash.
 	KeyBySecretHash(ctx context.Context, hash []byte) (*Key, error)
 	// ListManagedKeys returns an account's managed keys.
 	ListManagedKeys(ctx context.Context, accountID string) ([]*Key, error)
-	// UpdateKey reads the key under a write lock, lets fn change it, and
-	// writes it back atomically (previous secret included); an error from fn
-	// aborts without writing.
-	UpdateKey(ctx context.Context, id string, fn func(*Key) error) (*Key, error)
 	// RecordUsage moves last_used_at/ip forward, never backward.
 	RecordUsage(ctx context.Context, batch []Usage) error
+	// InTx runs fn in one transaction: committed when fn returns nil, rolled
+	// back (nothing written) when it returns an error, which InTx returns.
+	InTx(ctx context.Context, fn func(Tx) error) error
+}
+
+// Tx is what a unit of work can do. Rows it reads stay locked until commit
+// (PostgreSQL row locks; SQLite holds the database's write lock for the whole
+// transaction). To avoid deadlocks, a unit locks the account first, then keys
+// in ascending id order.
+type Tx interface {
+	// CreateAccount returns ErrAccountExists if the id is taken.
+	CreateAccount(ctx context.Context, id string, now time.Time) error
+	// LockAccount locks the account until commit (ErrNoAccount if none):
+	// creates on one account run one after another, so a cap holds.
+	LockAccount(ctx context.Context, id string) error
+	// DeleteAccount removes an account and all its keys: only to undo a
+	// provisioning that did not complete (no secret of it was ever shown).
+	DeleteAccount(ctx context.Context, id string) error
+	// Key reads a key and locks it until commit (ErrNotFound if none).
+	Key(ctx context.Context, id string) (*Key, error)
+	// CountActiveKeys counts the account's keys that are neither deleted nor expired at now.
+	CountActiveKeys(ctx context.Context, accountID string, now time.Time) (int, error)
+	// ReleaseExpiredName frees name on the account's keys that expired by now,
+	// so that a new key may take it.
+	ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error
+	// InsertKey returns ErrDuplicateName when a key of the account holds the
+	// name, ErrNoAccount when the account does not exist, and
+	// ErrDuplicateKeyID when the id or secret hash collides.
+	InsertKey(ctx context.Context, k *Key) error
+	// UpdateKey writes k's mutable fields (name, secrets, permissions,
+	// metadata, status, deleted, expiry, updated_at).
+	UpdateKey(ctx context.Context, k *Key) error
+}
+
+// InsertKey stores k in a unit of its own (tools and tests).
+func InsertKey(ctx context.Context, r Repository, k *Key) error {
+	return r.InTx(ctx, func(tx Tx) error { return tx.InsertKey(ctx, k) })
+}
+
+// CreateAccount creates an account in a unit of its own (tools and tests).
+func CreateAccount(ctx context.Context, r Repository, id string, now time.Time) error {
+	return r.InTx(ctx, func(tx Tx) error { return tx.CreateAccount(ctx, id, now) })
+}
+
+// UpdateKey reads a key under lock, lets fn change it, and writes it back in
+// a unit of its own (tools and tests); an error from fn writes nothing.
+func UpdateKey(ctx context.Context, r Repository, id string, fn func(*Key) error) (*Key, error) {
+	var out *Key
+	err := r.InTx(ctx, func(tx Tx) error {
+		k, err := tx.Key(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(k); err != nil {
+			return err
+		}
+		if err := tx.UpdateKey(ctx, k); err != nil {
+			return err
+		}
+		out = k
+		return nil
+	})
+	return out, err
 }

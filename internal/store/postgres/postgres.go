@@ -5,7 +5,7 @@
 //
 // Every query names its schema explicitly, so the search_path of the
 // connection URL does not matter. PostgreSQL keeps timestamps to the
-// microsecond: InsertKey and UpdateKey truncate the key's timestamps to
+// microsecond: Tx.InsertKey and Tx.UpdateKey truncate the key's timestamps to
 // microseconds in UTC (the values that are stored), and reads return UTC.
 package postgres
 
@@ -144,13 +144,13 @@ type Repo struct {
 }
 
 type queries struct {
-	createAccount, accountExists, insertKey, getKey, keyBySecretHash,
-	listManaged, getKeyForUpdate, updateKey, recordUsage string
+	createAccount, accountExists, lockAccount, deleteAccountKeys, deleteAccount, insertKey, getKey,
+	keyBySecretHash, listManaged, getKeyForUpdate, countActive, releaseName, updateKey, recordUsage string
 }
 
 // insertColumns are what InsertKey writes: a new key has no previous secret.
 const insertColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
-	last_used_at, last_used_ip, expires_at, created_at, updated_at`
+	last_used_at, last_used_ip, expires_at, created_at, updated_at, created_by_kind, created_by_id, created_by_request`
 
 const keyColumns = insertColumns + `, prev_secret_hash, prev_secret_expires_at`
 
@@ -158,10 +158,18 @@ func newRepo(pool *pgxpool.Pool, schema string) *Repo {
 	accounts := pgx.Identifier{schema, "accounts"}.Sanitize()
 	keys := pgx.Identifier{schema, "api_keys"}.Sanitize()
 	return &Repo{pool: pool, q: queries{
-		createAccount: `INSERT INTO ` + accounts + ` (id, created_at) VALUES ($1, $2)`,
-		accountExists: `SELECT EXISTS (SELECT 1 FROM ` + accounts + ` WHERE id = $1)`,
+		createAccount:     `INSERT INTO ` + accounts + ` (id, created_at) VALUES ($1, $2)`,
+		accountExists:     `SELECT EXISTS (SELECT 1 FROM ` + accounts + ` WHERE id = $1)`,
+		lockAccount:       `SELECT 1 FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
+		deleteAccountKeys: `DELETE FROM ` + keys + ` WHERE account_id = $1`,
+		deleteAccount:     `DELETE FROM ` + accounts + ` WHERE id = $1`,
 		insertKey: `INSERT INTO ` + keys + ` (` + insertColumns + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		countActive: `SELECT count(*) FROM ` + keys + `
+			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2)`,
+		releaseName: `UPDATE ` + keys + ` SET name_released = TRUE
+			WHERE account_id = $1 AND name = $2 AND NOT deleted AND NOT name_released
+			AND expires_at IS NOT NULL AND expires_at <= $3`,
 		getKey: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1`,
 		// The current secret first, then a previous one still in its grace period
 		// (whether that has expired is the caller's call).
@@ -190,22 +198,89 @@ func pgTimePtr(t *time.Time) *time.Time {
 	return &v
 }
 
-func (r *Repo) CreateAccount(ctx context.Context, id string, now time.Time) error {
-	_, err := r.pool.Exec(ctx, r.q.createAccount, id, pgTime(now))
-	return mapErr(err)
-}
-
 func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
 	var ok bool
 	err := r.pool.QueryRow(ctx, r.q.accountExists, id).Scan(&ok)
 	return ok, err
 }
 
-func (r *Repo) InsertKey(ctx context.Context, k *store.Key) error {
+// InTx runs fn in one READ COMMITTED transaction; what fn reads through the
+// Tx is locked (FOR UPDATE) until commit, so checks made on it still hold
+// when the change commits.
+func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	pgTx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer pgTx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	if err := fn(&tx{q: &r.q, tx: pgTx}); err != nil {
+		return err
+	}
+	return pgTx.Commit(ctx)
+}
+
+// tx is one unit of work on a Repo.
+type tx struct {
+	q  *queries
+	tx pgx.Tx
+}
+
+var (
+	_ store.Repository = (*Repo)(nil)
+	_ store.Tx         = (*tx)(nil)
+)
+
+func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error {
+	_, err := t.tx.Exec(ctx, t.q.createAccount, id, pgTime(now))
+	return mapErr(err)
+}
+
+func (t *tx) LockAccount(ctx context.Context, id string) error {
+	var one int
+	err := t.tx.QueryRow(ctx, t.q.lockAccount, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNoAccount
+	}
+	return err
+}
+
+func (t *tx) DeleteAccount(ctx context.Context, id string) error {
+	if _, err := t.tx.Exec(ctx, t.q.deleteAccountKeys, id); err != nil {
+		return err
+	}
+	_, err := t.tx.Exec(ctx, t.q.deleteAccount, id)
+	return err
+}
+
+func (t *tx) Key(ctx context.Context, id string) (*store.Key, error) {
+	return scanKey(t.tx.QueryRow(ctx, t.q.getKeyForUpdate, id))
+}
+
+func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time) (int, error) {
+	var n int
+	err := t.tx.QueryRow(ctx, t.q.countActive, accountID, pgTime(now)).Scan(&n)
+	return n, err
+}
+
+func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {
+	_, err := t.tx.Exec(ctx, t.q.releaseName, accountID, name, pgTime(now))
+	return err
+}
+
+func (t *tx) InsertKey(ctx context.Context, k *store.Key) error {
 	normalize(k)
-	_, err := r.pool.Exec(ctx, r.q.insertKey,
+	_, err := t.tx.Exec(ctx, t.q.insertKey,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Managed, k.Deleted,
-		k.LastUsedAt, k.LastUsedIP, k.ExpiresAt, k.CreatedAt, k.UpdatedAt)
+		k.LastUsedAt, k.LastUsedIP, k.ExpiresAt, k.CreatedAt, k.UpdatedAt,
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID)
+	return mapErr(err)
+}
+
+func (t *tx) UpdateKey(ctx context.Context, k *store.Key) error {
+	normalize(k)
+	_, err := t.tx.Exec(ctx, t.q.updateKey,
+		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
+		k.PrevSecretHash, k.PrevSecretExpiresAt, k.ID)
 	return mapErr(err)
 }
 
@@ -253,34 +328,6 @@ func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*store.
 	return out, rows.Err()
 }
 
-func (r *Repo) UpdateKey(ctx context.Context, id string, fn func(*store.Key) error) (*store.Key, error) {
-	tx, err := r.pool.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
-	// FOR UPDATE holds the row lock until commit, so concurrent updates of
-	// one key run one after another and none is lost.
-	k, err := scanKey(tx.QueryRow(ctx, r.q.getKeyForUpdate, id))
-	if err != nil {
-		return nil, err
-	}
-	if err := fn(k); err != nil {
-		return nil, err
-	}
-	normalize(k)
-	_, err = tx.Exec(ctx, r.q.updateKey,
-		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
-		k.PrevSecretHash, k.PrevSecretExpiresAt, id)
-	if err != nil {
-		return nil, mapErr(err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
 func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
 	if len(batch) == 0 {
 		return nil
@@ -313,7 +360,7 @@ func scanKey(row pgx.Row) (*store.Key, error) {
 	var k store.Key
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &k.Permissions, &k.Metadata, &k.Status,
 		&k.Managed, &k.Deleted, &k.LastUsedAt, &k.LastUsedIP, &k.ExpiresAt, &k.CreatedAt, &k.UpdatedAt,
-		&k.PrevSecretHash, &k.PrevSecretExpiresAt)
+		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &k.PrevSecretHash, &k.PrevSecretExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}

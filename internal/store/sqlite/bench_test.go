@@ -30,7 +30,7 @@ func benchRepo(b *testing.B, sync string) store.Repository {
 	}
 	b.Cleanup(func() { st.Close() })
 	repo := st.Repo(store.Sandbox)
-	if err := repo.CreateAccount(ctx, benchAccount, time.Now()); err != nil {
+	if err := store.CreateAccount(ctx, repo, benchAccount, time.Now()); err != nil {
 		b.Fatal(err)
 	}
 	return repo
@@ -69,7 +69,7 @@ func BenchmarkInsertKey(b *testing.B) {
 			for b.Loop() {
 				i++
 				k := newKey(b, fmt.Sprintf("bench %d", i)) // ~2µs of the total: id, secret, hash
-				if err := repo.InsertKey(ctx, k); err != nil {
+				if err := store.InsertKey(ctx, repo, k); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -86,7 +86,7 @@ func BenchmarkUpdateKey(b *testing.B) {
 			ctx := context.Background()
 			k := newKey(b, "rotated")
 			k.Managed = true
-			if err := repo.InsertKey(ctx, k); err != nil {
+			if err := store.InsertKey(ctx, repo, k); err != nil {
 				b.Fatal(err)
 			}
 			hash := make([]byte, 32)
@@ -95,7 +95,7 @@ func BenchmarkUpdateKey(b *testing.B) {
 			for b.Loop() {
 				hash[0]++
 				hash[1] += hash[0] >> 7 // keep hashes distinct across wraps of hash[0]
-				got, err := repo.UpdateKey(ctx, k.ID, func(k *store.Key) error {
+				got, err := store.UpdateKey(ctx, repo, k.ID, func(k *store.Key) error {
 					k.SecretHash = append([]byte(nil), hash...)
 					k.UpdatedAt = time.Now().UTC()
 					return nil
@@ -114,7 +114,7 @@ func BenchmarkKeyBySecretHash(b *testing.B) {
 	repo := benchRepo(b, "NORMAL")
 	ctx := context.Background()
 	k := newKey(b, "lookup")
-	if err := repo.InsertKey(ctx, k); err != nil {
+	if err := store.InsertKey(ctx, repo, k); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -131,6 +131,8 @@ type Repo struct {
 	insertKey, getKey, byHash, updateKey *sql.Stmt
 }
 
+var _ store.Repository = (*Repo)(nil)
+
 func (r *Repo) prepare(ctx context.Context) error {
 	for _, p := range []struct {
 		dst **sql.Stmt
@@ -138,8 +140,9 @@ func (r *Repo) prepare(ctx context.Context) error {
 	}{
 		{&r.insertKey, `INSERT INTO api_keys
 		(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
-		 last_used_at, last_used_ip, expires_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		 last_used_at, last_used_ip, expires_at, created_at, updated_at,
+		 created_by_kind, created_by_id, created_by_request)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&r.getKey, `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`},
 		// One lookup for the current or the previous secret (both indexed);
 		// the current one wins, as in the PostgreSQL store.
@@ -171,28 +174,98 @@ func fmtTimePtr(t *time.Time) any {
 
 func parseTime(s string) (time.Time, error) { return time.Parse(timeFormat, s) }
 
-func (r *Repo) CreateAccount(ctx context.Context, id string, now time.Time) error {
-	_, err := r.db.ExecContext(ctx, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`, id, fmtTime(now))
-	if isUnique(err) {
-		return store.ErrAccountExists
-	}
-	return err
-}
-
 func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
 	var n int
 	err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE id = ?`, id).Scan(&n)
 	return n > 0, err
 }
 
-func (r *Repo) InsertKey(ctx context.Context, k *store.Key) error {
+// InTx runs fn in one IMMEDIATE transaction (see _txlock in openRepo): it
+// holds the database's write lock from BEGIN, so what fn reads cannot change
+// before it commits.
+func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	sqlTx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer sqlTx.Rollback() // no-op after Commit
+	if err := fn(&tx{r: r, tx: sqlTx}); err != nil {
+		return err
+	}
+	return sqlTx.Commit()
+}
+
+// tx is one unit of work on a Repo.
+type tx struct {
+	r  *Repo
+	tx *sql.Tx
+}
+
+var _ store.Tx = (*tx)(nil)
+
+func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error {
+	_, err := t.tx.ExecContext(ctx, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`, id, fmtTime(now))
+	if isUnique(err) {
+		return store.ErrAccountExists
+	}
+	return err
+}
+
+func (t *tx) LockAccount(ctx context.Context, id string) error {
+	var one int
+	err := t.tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNoAccount
+	}
+	return err
+}
+
+func (t *tx) DeleteAccount(ctx context.Context, id string) error {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM api_keys WHERE account_id = ?`, id); err != nil {
+		return err
+	}
+	_, err := t.tx.ExecContext(ctx, `DELETE FROM accounts WHERE id = ?`, id)
+	return err
+}
+
+func (t *tx) Key(ctx context.Context, id string) (*store.Key, error) {
+	return scanKey(t.tx.StmtContext(ctx, t.r.getKey).QueryRowContext(ctx, id))
+}
+
+func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM api_keys
+		WHERE account_id = ? AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?)`, accountID, fmtTime(now)).Scan(&n)
+	return n, err
+}
+
+func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {
+	_, err := t.tx.ExecContext(ctx, `UPDATE api_keys SET name_released = 1
+		WHERE account_id = ? AND name = ? AND deleted = 0 AND name_released = 0
+		AND expires_at IS NOT NULL AND expires_at <= ?`, accountID, name, fmtTime(now))
+	return err
+}
+
+func (t *tx) InsertKey(ctx context.Context, k *store.Key) error {
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
 	}
-	_, err = r.insertKey.ExecContext(ctx,
+	_, err = t.tx.StmtContext(ctx, t.r.insertKey).ExecContext(ctx,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
-		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt))
+		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID)
+	return mapInsertErr(err)
+}
+
+func (t *tx) UpdateKey(ctx context.Context, k *store.Key) error {
+	perms, meta, err := encodeMaps(k)
+	if err != nil {
+		return err
+	}
+	_, err = t.tx.StmtContext(ctx, t.r.updateKey).ExecContext(ctx,
+		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
+		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), k.ID)
 	return mapInsertErr(err)
 }
 
@@ -211,7 +284,8 @@ func mapInsertErr(err error) error {
 }
 
 const keyColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
-	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at`
+	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at,
+	created_by_kind, created_by_id, created_by_request`
 
 func (r *Repo) GetKey(ctx context.Context, id string) (*store.Key, error) {
 	return scanKey(r.getKey.QueryRowContext(ctx, id))
@@ -237,35 +311,6 @@ func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*store.
 		out = append(out, k)
 	}
 	return out, rows.Err()
-}
-
-func (r *Repo) UpdateKey(ctx context.Context, id string, fn func(*store.Key) error) (*store.Key, error) {
-	tx, err := r.db.BeginTx(ctx, nil) // immediate: holds the write lock from here
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	k, err := scanKey(tx.StmtContext(ctx, r.getKey).QueryRowContext(ctx, id))
-	if err != nil {
-		return nil, err
-	}
-	if err := fn(k); err != nil {
-		return nil, err
-	}
-	perms, meta, err := encodeMaps(k)
-	if err != nil {
-		return nil, err
-	}
-	_, err = tx.StmtContext(ctx, r.updateKey).ExecContext(ctx,
-		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
-		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), id)
-	if err != nil {
-		return nil, mapInsertErr(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, err
-	}
-	return k, nil
 }
 
 func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
@@ -305,7 +350,7 @@ func scanKey(row scanner) (*store.Key, error) {
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &perms, &meta, &k.Status,
 		&k.Managed, &k.Deleted, &lastUsedAt, &lastUsedIP, &expiresAt, &createdAt, &updatedAt,
-		&k.PrevSecretHash, &prevExpiresAt)
+		&k.PrevSecretHash, &prevExpiresAt, &k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}

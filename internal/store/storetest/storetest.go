@@ -119,14 +119,14 @@ func clone(k *store.Key) *store.Key {
 
 func mustAccount(t *testing.T, r store.Repository, id string) {
 	t.Helper()
-	if err := r.CreateAccount(t.Context(), id, at(0)); err != nil {
+	if err := store.CreateAccount(t.Context(), r, id, at(0)); err != nil {
 		t.Fatalf("CreateAccount(%q): %v", id, err)
 	}
 }
 
 func mustInsert(t *testing.T, r store.Repository, k *store.Key) {
 	t.Helper()
-	if err := r.InsertKey(t.Context(), clone(k)); err != nil {
+	if err := store.InsertKey(t.Context(), r, clone(k)); err != nil {
 		t.Fatalf("InsertKey(%s, %q): %v", k.ID, k.Name, err)
 	}
 }
@@ -142,7 +142,7 @@ func mustGet(t *testing.T, r store.Repository, id string) *store.Key {
 
 func mustUpdate(t *testing.T, r store.Repository, id string, fn func(*store.Key)) *store.Key {
 	t.Helper()
-	k, err := r.UpdateKey(t.Context(), id, func(k *store.Key) error { fn(k); return nil })
+	k, err := store.UpdateKey(t.Context(), r, id, func(k *store.Key) error { fn(k); return nil })
 	if err != nil {
 		t.Fatalf("UpdateKey(%s): %v", id, err)
 	}
@@ -279,7 +279,7 @@ func testAccounts(t *testing.T, s store.Store) {
 	if ok, err := r.AccountExists(ctx, "acct_1"); err != nil || !ok {
 		t.Fatalf("AccountExists after create = %v, %v; want true, nil", ok, err)
 	}
-	wantErr(t, "CreateAccount again", r.CreateAccount(ctx, "acct_1", at(time.Hour)), store.ErrAccountExists)
+	wantErr(t, "CreateAccount again", store.CreateAccount(ctx, r, "acct_1", at(time.Hour)), store.ErrAccountExists)
 	if ok, err := r.AccountExists(ctx, "acct_2"); err != nil || ok {
 		t.Errorf("AccountExists(other) = %v, %v; want false, nil", ok, err)
 	}
@@ -306,7 +306,7 @@ func testInsertAndGet(t *testing.T, s store.Store) {
 
 	bare := newKey("key_bare", "acct_1", "Bare key")
 	bare.Permissions, bare.Metadata = nil, nil
-	if err := r.InsertKey(ctx, bare); err != nil { // not a clone: nil maps reach the store
+	if err := store.InsertKey(ctx, r, bare); err != nil { // not a clone: nil maps reach the store
 		t.Fatalf("InsertKey(nil maps): %v", err)
 	}
 	bare.Permissions, bare.Metadata = nil, nil
@@ -342,7 +342,7 @@ func testNotFound(t *testing.T, s store.Store) {
 	_, err = r.KeyBySecretHash(ctx, []byte{})
 	wantErr(t, "KeyBySecretHash(empty)", err, store.ErrNotFound)
 	called := false
-	_, err = r.UpdateKey(ctx, "key_missing", func(*store.Key) error { called = true; return nil })
+	_, err = store.UpdateKey(ctx, r, "key_missing", func(*store.Key) error { called = true; return nil })
 	wantErr(t, "UpdateKey(missing)", err, store.ErrNotFound)
 	if called {
 		t.Error("UpdateKey(missing) called fn")
@@ -360,7 +360,7 @@ func testInsertKeyConflicts(t *testing.T, s store.Store) {
 	a := newKey("key_a", "acct_1", "primary")
 	mustInsert(t, r, a)
 
-	wantErr(t, "same account, same name", r.InsertKey(ctx, newKey("key_b", "acct_1", "primary")), store.ErrDuplicateName)
+	wantErr(t, "same account, same name", store.InsertKey(ctx, r, newKey("key_b", "acct_1", "primary")), store.ErrDuplicateName)
 	if _, err := r.GetKey(ctx, "key_b"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("rejected key_b was stored (GetKey err = %v)", err)
 	}
@@ -368,13 +368,13 @@ func testInsertKeyConflicts(t *testing.T, s store.Store) {
 	mustInsert(t, r, newKey("key_d", "acct_1", "Primary")) // other name: fine
 
 	dupID := newKey("key_a", "acct_1", "another name")
-	wantErr(t, "same id", r.InsertKey(ctx, dupID), store.ErrDuplicateKeyID)
+	wantErr(t, "same id", store.InsertKey(ctx, r, dupID), store.ErrDuplicateKeyID)
 	dupHash := newKey("key_e", "acct_1", "yet another name")
 	dupHash.SecretHash = bytes.Clone(a.SecretHash)
-	wantErr(t, "same secret hash", r.InsertKey(ctx, dupHash), store.ErrDuplicateKeyID)
+	wantErr(t, "same secret hash", store.InsertKey(ctx, r, dupHash), store.ErrDuplicateKeyID)
 	dupHash.SecretHash = bytes.Clone(a.SecretHash)
 	dupHash.AccountID = "acct_2"
-	wantErr(t, "same secret hash, other account", r.InsertKey(ctx, dupHash), store.ErrDuplicateKeyID)
+	wantErr(t, "same secret hash, other account", store.InsertKey(ctx, r, dupHash), store.ErrDuplicateKeyID)
 	checkKey(t, "key_a after rejected inserts", mustGet(t, r, "key_a"), a)
 
 	// Deleted keys free their name, any number of times.
@@ -383,7 +383,7 @@ func testInsertKeyConflicts(t *testing.T, s store.Store) {
 	mustUpdate(t, r, "key_f", func(k *store.Key) { k.Deleted = true })
 	g := newKey("key_g", "acct_1", "primary")
 	mustInsert(t, r, g)
-	wantErr(t, "name of the live key again", r.InsertKey(ctx, newKey("key_h", "acct_1", "primary")), store.ErrDuplicateName)
+	wantErr(t, "name of the live key again", store.InsertKey(ctx, r, newKey("key_h", "acct_1", "primary")), store.ErrDuplicateName)
 	deleted := newKey("key_i", "acct_1", "primary")
 	deleted.Deleted = true
 	mustInsert(t, r, deleted) // a key inserted deleted takes no name
@@ -393,7 +393,7 @@ func testInsertKeyConflicts(t *testing.T, s store.Store) {
 func testInsertKeyUnknownAccount(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	r := s.Repo(store.Live)
-	err := r.InsertKey(ctx, newKey("key_1", "acct_missing", "one"))
+	err := store.InsertKey(ctx, r, newKey("key_1", "acct_missing", "one"))
 	if !errors.Is(err, store.ErrNoAccount) {
 		t.Fatalf("InsertKey for a missing account: err = %v, want ErrNoAccount", err)
 	}
@@ -523,15 +523,15 @@ func testUpdateKeyConflicts(t *testing.T, s store.Store) {
 	mustInsert(t, r, a)
 	mustInsert(t, r, b)
 
-	_, err := r.UpdateKey(ctx, "key_b", func(k *store.Key) error { k.Name = "one"; return nil })
+	_, err := store.UpdateKey(ctx, r, "key_b", func(k *store.Key) error { k.Name = "one"; return nil })
 	wantErr(t, "rename onto an active key's name", err, store.ErrDuplicateName)
-	_, err = r.UpdateKey(ctx, "key_b", func(k *store.Key) error { k.SecretHash = bytes.Clone(a.SecretHash); return nil })
+	_, err = store.UpdateKey(ctx, r, "key_b", func(k *store.Key) error { k.SecretHash = bytes.Clone(a.SecretHash); return nil })
 	wantErr(t, "take another key's secret hash", err, store.ErrDuplicateKeyID)
 	checkKey(t, "key_b after rejected updates", mustGet(t, r, "key_b"), b)
 
 	mustUpdate(t, r, "key_a", func(k *store.Key) { k.Deleted = true })
 	mustUpdate(t, r, "key_b", func(k *store.Key) { k.Name = "one" }) // the name is free now
-	_, err = r.UpdateKey(ctx, "key_a", func(k *store.Key) error { k.Deleted = false; return nil })
+	_, err = store.UpdateKey(ctx, r, "key_a", func(k *store.Key) error { k.Deleted = false; return nil })
 	wantErr(t, "undelete onto an active key's name", err, store.ErrDuplicateName)
 	if k := mustGet(t, r, "key_a"); !k.Deleted {
 		t.Error("rejected undelete was written")
@@ -550,7 +550,7 @@ func testUpdateKeyFnErrorAborts(t *testing.T, s store.Store) {
 	mustInsert(t, r, orig)
 
 	sentinel := &fnError{"refused"}
-	got, err := r.UpdateKey(ctx, "key_1", func(k *store.Key) error {
+	got, err := store.UpdateKey(ctx, r, "key_1", func(k *store.Key) error {
 		k.Name, k.SecretHash, k.Deleted, k.Status = "changed", newHash(), true, store.StatusInactive
 		k.Metadata["x"] = "y"
 		return fmt.Errorf("wrapped: %w", sentinel)
@@ -568,14 +568,14 @@ func testUpdateKeyFnErrorAborts(t *testing.T, s store.Store) {
 	checkKey(t, "GetKey after aborted update", mustGet(t, r, "key_1"), orig)
 
 	plain := errors.New("plain")
-	if _, err := r.UpdateKey(ctx, "key_1", func(*store.Key) error { return plain }); err != plain {
+	if _, err := store.UpdateKey(ctx, r, "key_1", func(*store.Key) error { return plain }); err != plain {
 		t.Errorf("UpdateKey err = %v, want fn's error itself", err)
 	}
 
 	// The aborted updates released their lock: another update goes through promptly.
 	ctx2, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := r.UpdateKey(ctx2, "key_1", func(k *store.Key) error { k.Name = "later"; return nil }); err != nil {
+	if _, err := store.UpdateKey(ctx2, r, "key_1", func(k *store.Key) error { k.Name = "later"; return nil }); err != nil {
 		t.Fatalf("UpdateKey after aborted ones: %v", err)
 	}
 	if k := mustGet(t, r, "key_1"); k.Name != "later" {
@@ -618,7 +618,7 @@ func testUpdateKeyConcurrent(t *testing.T, s store.Store) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			results[i], errs[i] = r.UpdateKey(ctx, "key_1", func(k *store.Key) error {
+			results[i], errs[i] = store.UpdateKey(ctx, r, "key_1", func(k *store.Key) error {
 				sq := int(seq.Add(1))
 				mu.Lock()
 				calls[i]++
@@ -708,7 +708,7 @@ func testInsertKeyConcurrentDistinctNames(t *testing.T, s store.Store) {
 			k := newKey(fmt.Sprintf("key_%02d", i), "acct_1", fmt.Sprintf("name %02d", i))
 			k.Managed = true
 			<-start
-			errs[i] = r.InsertKey(ctx, k)
+			errs[i] = store.InsertKey(ctx, r, k)
 		})
 	}
 	close(start)
@@ -736,7 +736,7 @@ func testInsertKeyConcurrentSameName(t *testing.T, s store.Store) {
 		wg.Go(func() {
 			k := newKey(fmt.Sprintf("key_%02d", i), "acct_1", "the name")
 			<-start
-			errs[i] = r.InsertKey(ctx, k)
+			errs[i] = store.InsertKey(ctx, r, k)
 		})
 	}
 	close(start)
@@ -915,17 +915,17 @@ func testModesIsolated(t *testing.T, s store.Store) {
 	wantErr(t, "sandbox GetKey(live key)", err, store.ErrNotFound)
 	_, err = sandbox.KeyBySecretHash(ctx, k.SecretHash)
 	wantErr(t, "sandbox KeyBySecretHash(live key)", err, store.ErrNotFound)
-	_, err = sandbox.UpdateKey(ctx, "key_1", func(*store.Key) error { return nil })
+	_, err = store.UpdateKey(ctx, sandbox, "key_1", func(*store.Key) error { return nil })
 	wantErr(t, "sandbox UpdateKey(live key)", err, store.ErrNotFound)
 	if ks, err := sandbox.ListManagedKeys(ctx, "acct_1"); err != nil || len(ks) != 0 {
 		t.Errorf("sandbox ListManagedKeys = %d keys, %v; want none", len(ks), err)
 	}
-	if err := sandbox.InsertKey(ctx, clone(k)); err == nil {
+	if err := store.InsertKey(ctx, sandbox, clone(k)); err == nil {
 		t.Error("sandbox InsertKey for an account that exists only in live succeeded")
 	}
 
 	// Same account id, key id, name and hash in the sandbox: no conflict.
-	if err := sandbox.CreateAccount(ctx, "acct_1", at(0)); err != nil {
+	if err := store.CreateAccount(ctx, sandbox, "acct_1", at(0)); err != nil {
 		t.Fatalf("sandbox CreateAccount(live account id): %v", err)
 	}
 	sk := clone(k)
@@ -993,7 +993,7 @@ func testPreviousSecret(t *testing.T, s store.Store) {
 	}
 
 	// Another key cannot take a previous hash in use, nor keep it as its own previous.
-	_, err := r.UpdateKey(ctx, "key_b", func(k *store.Key) error { k.PrevSecretHash = bytes.Clone(old); return nil })
+	_, err := store.UpdateKey(ctx, r, "key_b", func(k *store.Key) error { k.PrevSecretHash = bytes.Clone(old); return nil })
 	wantErr(t, "second key with the same previous hash", err, store.ErrDuplicateKeyID)
 	checkKey(t, "key_b after rejected update", mustGet(t, r, "key_b"), b)
 

@@ -1,0 +1,130 @@
+package apikeys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// ManagedKeyNames are the names given to the platform-provisioned keys.
+const (
+	ManagedSecretName      = "Managed secret key"
+	ManagedPublishableName = "Managed publishable key"
+)
+
+// ErrAccountExists is returned by Bootstrap for an account that exists in one
+// of the modes asked for.
+var ErrAccountExists = errors.New("account exists: its managed secrets were shown when it was created; rotate them with regenerate")
+
+// platform is the actor of what the service does on its own.
+var platform = store.Actor{Kind: store.ActorPlatform, ID: "bootstrap"}
+
+// Bootstrap creates the account in each mode with its managed keys: a secret
+// key holding every permission in the catalog, and a publishable key holding
+// none that manage keys. It is all or nothing across modes: an account that
+// exists in any mode asked for is refused before anything is written, and a
+// mode that fails undoes the modes already made (their secrets were never
+// shown).
+func (s *Service) Bootstrap(ctx context.Context, accountID string, modes []store.Mode) ([]Issued, error) {
+	var exists []string
+	for _, mode := range modes {
+		ok, err := s.store.Repo(mode).AccountExists(ctx, accountID)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			exists = append(exists, string(mode))
+		}
+	}
+	if len(exists) > 0 {
+		return nil, fmt.Errorf("%w (in mode %s)", ErrAccountExists, strings.Join(exists, ", "))
+	}
+	now := s.now().UTC()
+	var out []Issued
+	var done []store.Mode
+	for _, mode := range modes {
+		err := s.store.Repo(mode).InTx(ctx, func(tx store.Tx) error {
+			if err := tx.CreateAccount(ctx, accountID, now); err != nil {
+				return err
+			}
+			for _, k := range []*store.Key{
+				{Name: ManagedSecretName, Type: store.TypeSecret, Permissions: s.catalog.All()},
+				{Name: ManagedPublishableName, Type: store.TypePublishable, Permissions: PublishablePermissions(s.catalog)},
+			} {
+				k.AccountID, k.Status, k.Managed, k.CreatedAt, k.UpdatedAt, k.CreatedBy = accountID, store.StatusActive, true, now, now, platform
+				issued, err := insert(ctx, tx, k, mode)
+				if err != nil {
+					return err
+				}
+				out = append(out, *issued)
+			}
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, store.ErrAccountExists) {
+				err = fmt.Errorf("%w (in mode %s)", ErrAccountExists, mode) // created meanwhile by someone else
+			}
+			return nil, errors.Join(err, s.undo(ctx, accountID, done))
+		}
+		done = append(done, mode)
+	}
+	return out, nil
+}
+
+// undo removes what Bootstrap made in modes before a later mode failed.
+func (s *Service) undo(ctx context.Context, accountID string, modes []store.Mode) error {
+	var errs []error
+	for _, mode := range modes {
+		err := s.store.Repo(mode).InTx(ctx, func(tx store.Tx) error { return tx.DeleteAccount(ctx, accountID) })
+		if err != nil {
+			errs = append(errs, fmt.Errorf("undo account %s in mode %s: %w", accountID, mode, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RotateManaged gives an account's managed keys in mode new secrets, without
+// grace, as the platform (no caller: the operator runs it, e.g. the demo
+// account at each start).
+func (s *Service) RotateManaged(ctx context.Context, accountID string, mode store.Mode) ([]Issued, error) {
+	managed, err := s.store.Repo(mode).ListManagedKeys(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	var out []Issued
+	err = s.store.Repo(mode).InTx(ctx, func(tx store.Tx) error {
+		out = out[:0]
+		// Lock order: keys in ascending id order, as every unit of work.
+		slices.SortFunc(managed, func(a, b *store.Key) int { return strings.Compare(a.ID, b.ID) })
+		for _, m := range managed {
+			k, err := tx.Key(ctx, m.ID)
+			if err != nil {
+				return err
+			}
+			issued, err := rotate(ctx, tx, k, mode, 0, s.now().UTC())
+			if err != nil {
+				return err
+			}
+			out = append(out, *issued)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PublishablePermissions are the read-only permissions a browser may hold:
+// the catalog's "read" actions, except on API keys.
+func PublishablePermissions(c perm.Catalog) map[string][]string {
+	m := map[string][]string{}
+	for res, actions := range c {
+		if res != "account:api:key" && actions["read"] {
+			m[res] = []string{"read"}
+		}
+	}
+	return m
+}

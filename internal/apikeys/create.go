@@ -1,0 +1,147 @@
+package apikeys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/policy"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// CreateInput is a create request that passed schema validation.
+type CreateInput struct {
+	Name        string
+	Permissions map[string][]string
+	ExpiresAt   *time.Time
+	Metadata    map[string]string
+}
+
+const maxMetadataKeyLen = 40
+
+// MaxExpiry is the latest expiry a key may have: every store and the JSON
+// encoder can hold it (RFC 3339 has four-digit years).
+var MaxExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// Create issues a custom secret key on accountID for the caller p. The input
+// is checked first (nothing it refuses could be stored or rendered); then one
+// unit of work re-reads the caller's key, asks the policy, enforces the
+// account's cap and inserts, so that nothing is written unless every check
+// passed on the state that commits.
+func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID string, in CreateInput) (*Issued, error) {
+	if !p.CanActOn(accountID) {
+		return nil, apierr.New(api.CodeAccountForbidden, "This credential may not act on this account").With("account_id", accountID)
+	}
+	name, nameErr := CleanName(in.Name)
+	if nameErr != nil {
+		return nil, nameErr
+	}
+	if e := checkMetadata(in.Metadata); e != nil {
+		return nil, e
+	}
+	if unknown := s.catalog.Unknown(in.Permissions); len(unknown) > 0 {
+		return nil, apierr.New(api.CodeUnknownPermission, "Unknown permission").With("unknown", unknown)
+	}
+	now := s.now().UTC()
+	target := policy.Target{AccountID: accountID, Permissions: perm.FromMap(in.Permissions), ExpiresAt: utcPtr(in.ExpiresAt)}
+	if exp := target.ExpiresAt; exp != nil && (!exp.After(now) || exp.After(MaxExpiry)) {
+		return nil, apierr.New(api.CodeInvalidExpiry, "expires_at must be in the future and no later than 9999-12-31T23:59:59Z")
+	}
+	k := &store.Key{
+		AccountID:   accountID,
+		Name:        name,
+		Type:        store.TypeSecret,
+		Permissions: normalize(in.Permissions),
+		Metadata:    in.Metadata,
+		Status:      store.StatusActive,
+		ExpiresAt:   target.ExpiresAt,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+		CreatedBy:   actor(p),
+	}
+	var issued *Issued
+	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
+		caller, err := policy.Recheck(ctx, tx, p, now)
+		if err != nil {
+			return err
+		}
+		if e := policy.Authorize(caller, policy.CreateKey, target); e != nil {
+			return e
+		}
+		if err := tx.LockAccount(ctx, accountID); err != nil {
+			return err
+		}
+		n, err := tx.CountActiveKeys(ctx, accountID, now)
+		if err != nil {
+			return err
+		}
+		if n >= s.maxActiveKeys {
+			return apierr.New(api.CodeKeyLimitReached,
+				fmt.Sprintf("The account already holds %d active keys, the most allowed; delete or let one expire first", s.maxActiveKeys)).
+				With("limit", s.maxActiveKeys)
+		}
+		if err := tx.ReleaseExpiredName(ctx, accountID, name, now); err != nil {
+			return err
+		}
+		issued, err = insert(ctx, tx, k, p.Mode)
+		return err
+	})
+	var ae *apierr.Error
+	switch {
+	case err == nil:
+		return issued, nil
+	case errors.As(err, &ae):
+		return nil, ae
+	case errors.Is(err, store.ErrNoAccount):
+		return nil, apierr.New(api.CodeAccountNotFound, "Account not found").With("account_id", accountID)
+	case errors.Is(err, store.ErrDuplicateName):
+		return nil, apierr.New(api.CodeDuplicateName, "An API key with this name already exists").With("name", name)
+	}
+	return nil, apierr.Internal(err)
+}
+
+func checkMetadata(m map[string]string) *apierr.Error {
+	for k, v := range m {
+		if len(k) == 0 || len([]rune(k)) > maxMetadataKeyLen {
+			return apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/metadata",
+				Reason: fmt.Sprintf("metadata keys must be 1 to %d characters", maxMetadataKeyLen)}})
+		}
+		// Not every store can hold U+0000 (PostgreSQL's jsonb cannot).
+		if strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
+			return apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/metadata",
+				Reason: "metadata keys and values must not contain NUL characters"}})
+		}
+	}
+	return nil
+}
+
+// insert mints id and secret and stores k, retrying on the (astronomically
+// unlikely) collision of either. A failed insert inside PostgreSQL aborts the
+// transaction, so a retry there needs a savepoint; the odds (2^-143 for ids)
+// make the retry moot, and the collision then fails the request cleanly.
+func insert(ctx context.Context, tx store.Tx, k *store.Key, mode store.Mode) (*Issued, error) {
+	kind := keys.KindSecret
+	if k.Type == store.TypePublishable {
+		kind = keys.KindPublishable
+	}
+	id, err := keys.NewID()
+	if err != nil {
+		return nil, err
+	}
+	secret, err := keys.New(kind, mode == store.Sandbox)
+	if err != nil {
+		return nil, err
+	}
+	k.ID, k.SecretHash = id, keys.Hash(secret)
+	if err := tx.InsertKey(ctx, k); err != nil {
+		return nil, err
+	}
+	return &Issued{Key: k, Mode: mode, Secret: secret}, nil
+}

@@ -1,0 +1,138 @@
+package apikeys
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/policy"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// MaxGracePeriod bounds how long a replaced secret may keep working (7 days, as the spec says).
+const MaxGracePeriod = 7 * 24 * time.Hour
+
+// Regenerate gives a managed key a new secret. The old one stops working when
+// this commits, or after grace (never past the key's expiry); an earlier
+// grace period ends at once. Keys the caller cannot see are not found.
+//
+// One unit of work locks the caller's key and the target (in id order, so two
+// keys regenerating each other cannot deadlock), re-checks the caller and
+// asks the policy: a secret rotated away by a concurrent regenerate can no
+// longer rotate anything.
+func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, grace time.Duration) (*Issued, error) {
+	if grace < 0 || grace > MaxGracePeriod {
+		return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/grace_period_minutes", Reason: "must be from 0 to 10080"}})
+	}
+	var issued *Issued
+	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
+		target, callerKey, err := lockKeys(ctx, tx, id, p.KeyID)
+		if err != nil {
+			return err
+		}
+		// The clock is read once the rows are locked, so that updated_at
+		// follows the order in which rotations of one key commit.
+		now := s.now().UTC()
+		caller := p
+		if callerKey != nil {
+			if caller, err = policy.Current(p, callerKey, now); err != nil {
+				return err
+			}
+		}
+		if target == nil {
+			return apierr.KeyNotFound()
+		}
+		if !policy.Visible(caller, p.Mode, target) {
+			return apierr.KeyNotFound()
+		}
+		if !target.Managed {
+			return apierr.New(api.CodeKeyNotManaged, "Only managed keys can be regenerated; create a new key and delete this one")
+		}
+		if target.Status != store.StatusActive {
+			return apierr.New(api.CodeKeyNotActive, "The API key is not active").With("status", target.Status)
+		}
+		if e := policy.Authorize(caller, policy.RegenerateKey, policy.Target{
+			AccountID: target.AccountID, Permissions: perm.FromMap(target.Permissions), ExpiresAt: target.ExpiresAt,
+		}); e != nil {
+			return e
+		}
+		issued, err = rotate(ctx, tx, target, p.Mode, grace, now)
+		return err
+	})
+	if err != nil {
+		var ae *apierr.Error
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		return nil, apierr.Internal(err)
+	}
+	s.overlayUsage(p.Mode, issued.Key)
+	return issued, nil
+}
+
+// lockKeys reads and locks the target key and the caller's own key (when the
+// caller is a key), in ascending id order so that two units locking the same
+// keys cannot deadlock. A missing target is nil, not an error: the caller is
+// checked first.
+func lockKeys(ctx context.Context, tx store.Tx, targetID, callerID string) (target, caller *store.Key, err error) {
+	ids := []string{targetID}
+	if callerID != "" && callerID != targetID {
+		ids = append(ids, callerID)
+		slices.Sort(ids)
+	}
+	for _, id := range ids {
+		k, err := tx.Key(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			if id == callerID {
+				return nil, nil, apierr.InvalidCredentials()
+			}
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if id == targetID {
+			target = k
+		}
+		if id == callerID {
+			caller = k
+		}
+	}
+	if callerID == targetID && target != nil {
+		c := *target // Current reads the caller; rotate changes the target
+		caller = &c
+	}
+	return target, caller, nil
+}
+
+// rotate gives k a new secret inside tx, keeping the current one for grace.
+func rotate(ctx context.Context, tx store.Tx, k *store.Key, mode store.Mode, grace time.Duration, now time.Time) (*Issued, error) {
+	kind := keys.KindSecret
+	if k.Type == store.TypePublishable {
+		kind = keys.KindPublishable
+	}
+	secret, err := keys.New(kind, mode == store.Sandbox)
+	if err != nil {
+		return nil, err
+	}
+	k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil
+	if grace > 0 {
+		until := now.Add(grace)
+		if k.ExpiresAt != nil && k.ExpiresAt.Before(until) {
+			until = *k.ExpiresAt
+		}
+		k.PrevSecretHash, k.PrevSecretExpiresAt = k.SecretHash, &until
+	}
+	k.SecretHash = keys.Hash(secret)
+	k.UpdatedAt = now
+	if err := tx.UpdateKey(ctx, k); err != nil {
+		return nil, err
+	}
+	return &Issued{Key: k, Mode: mode, Secret: secret}, nil
+}

@@ -1,0 +1,163 @@
+// Package policy holds every authorization rule of the service in one place:
+// who may do what to which key. The rules are the credential-safety model
+// written in openapi.yaml's description and the README:
+//
+//   - power never grows: a caller obtains or rotates a secret only for a key
+//     whose permissions are a subset of its own;
+//   - life never grows: a key that expires cannot create or rotate a key that
+//     outlives it (JWTs are exempt: a person's grants outlive the session);
+//   - a replaced secret in its grace period manages nothing;
+//   - publishable keys manage nothing, and nobody acts on an account or mode
+//     it does not hold;
+//   - the decision is made inside the transaction that makes the change, on
+//     the caller's own key as re-read there (Recheck).
+//
+// Use cases call Recheck then Authorize inside their unit of work; the server's
+// middleware calls CheckOperation, the same rules minus the target, before any
+// input is read.
+package policy
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"time"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// Action is a key-management operation.
+type Action string
+
+const (
+	CreateKey     Action = "create"
+	RegenerateKey Action = "regenerate"
+)
+
+// Permissions is the permission each action needs. It must equal the
+// operations' x-hsrcpay-permission in openapi.yaml (a test holds them together).
+var Permissions = map[Action]string{
+	CreateKey:     "account:api:key:create",
+	RegenerateKey: "account:api:key:update",
+}
+
+// Target is the key an action produces (create) or acts on (regenerate).
+type Target struct {
+	AccountID   string
+	Permissions perm.Set
+	// ExpiresAt is the key's expiry; nil means it never expires.
+	ExpiresAt *time.Time
+}
+
+// CheckOperation is the coarse check made before any input is read: a
+// publishable key, a replaced secret or a caller lacking the operation's
+// declared permission is refused whatever the target.
+func CheckOperation(p *auth.Principal, need string) *apierr.Error {
+	switch {
+	case p.Kind == keys.KindPublishable:
+		return apierr.New(api.CodePublishableKeyForbidden, "Publishable keys cannot manage API keys; use a secret key")
+	case p.Replaced:
+		return apierr.New(api.CodeReplacedSecret,
+			"This secret was replaced and works only until its grace period ends; it cannot manage keys. Use the current secret")
+	case need == "" || !p.Permissions.Has(need):
+		return apierr.New(api.CodePermissionDenied, "Missing permission "+need).With("required", need)
+	}
+	return nil
+}
+
+// Visible reports whether the caller may see a key at all: its account and
+// mode. A key it may not see is answered as not found, so that ids of other
+// accounts reveal nothing.
+func Visible(p *auth.Principal, mode store.Mode, k *store.Key) bool {
+	return p.Mode == mode && p.CanActOn(k.AccountID) && !k.Deleted
+}
+
+// Authorize decides whether p may perform a on t. It returns nil or the
+// error to answer. p must come from Recheck inside the same transaction.
+func Authorize(p *auth.Principal, a Action, t Target) *apierr.Error {
+	need, ok := Permissions[a]
+	if !ok {
+		return apierr.Internal(errors.New("policy: unknown action " + string(a)))
+	}
+	if e := CheckOperation(p, need); e != nil {
+		return e
+	}
+	if !p.CanActOn(t.AccountID) {
+		if a == CreateKey {
+			return apierr.New(api.CodeAccountForbidden, "This credential may not act on this account").With("account_id", t.AccountID)
+		}
+		return apierr.KeyNotFound()
+	}
+	if missing := p.Permissions.Missing(t.Permissions); len(missing) > 0 {
+		msg := "The new key would hold permissions that the caller lacks"
+		if a != CreateKey {
+			msg = "The key holds permissions that the caller lacks"
+		}
+		return apierr.New(api.CodePrivilegeEscalation, msg).With("missing", missing)
+	}
+	if p.ExpiresAt != nil && outlives(t.ExpiresAt, *p.ExpiresAt) {
+		limit := p.ExpiresAt.UTC().Format(time.RFC3339)
+		if a == CreateKey {
+			return apierr.New(api.CodeLifetimeExceedsCaller,
+				"A key that expires can only create keys that expire no later than itself: set expires_at at most "+limit).
+				With("max_expires_at", limit)
+		}
+		e := apierr.New(api.CodeLifetimeEscalation, "The key would outlive the credential that regenerates it").
+			With("credential_expires_at", limit)
+		if t.ExpiresAt != nil {
+			e = e.With("key_expires_at", t.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		return e
+	}
+	return nil
+}
+
+// outlives reports whether an expiry (nil: never) is later than limit.
+func outlives(exp *time.Time, limit time.Time) bool {
+	return exp == nil || exp.After(limit)
+}
+
+// Recheck re-reads the caller's own key inside tx (locking it until commit)
+// and returns the principal as it stands now (see Current). JWTs are
+// stateless and come back unchanged.
+func Recheck(ctx context.Context, tx store.Tx, p *auth.Principal, now time.Time) (*auth.Principal, error) {
+	if p.KeyID == "" {
+		return p, nil
+	}
+	k, err := tx.Key(ctx, p.KeyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, apierr.InvalidCredentials()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Current(p, k, now)
+}
+
+// Current is the principal p as its key k stands now: its current
+// permissions and expiry, and whether the secret it presented is now only the
+// replaced one. A secret that no longer authenticates (rotated away, key
+// disabled, deleted or expired since the request was authenticated) is
+// refused with 401.
+func Current(p *auth.Principal, k *store.Key, now time.Time) (*auth.Principal, error) {
+	current := subtle.ConstantTimeCompare(k.SecretHash, p.SecretHash) == 1
+	replaced := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, p.SecretHash) == 1 &&
+		k.PrevSecretExpiresAt != nil && now.Before(*k.PrevSecretExpiresAt)
+	switch {
+	case k.ID != p.KeyID || !(current || replaced) || k.Deleted || k.Status != store.StatusActive:
+		return nil, apierr.InvalidCredentials()
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return nil, apierr.ExpiredCredentials()
+	}
+	q := *p
+	q.Permissions = perm.FromMap(k.Permissions)
+	q.ExpiresAt = k.ExpiresAt
+	q.Replaced = replaced
+	q.Accounts = []string{k.AccountID}
+	return &q, nil
+}

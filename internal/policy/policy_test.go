@@ -1,0 +1,144 @@
+package policy_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/policy"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+var (
+	now     = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	hourOn  = now.Add(time.Hour)
+	dayOn   = now.Add(24 * time.Hour)
+	manage  = perm.FromList([]string{"account:api:key:create", "account:api:key:update", "payment:read"})
+	onlyUpd = perm.FromList([]string{"account:api:key:update"})
+)
+
+func key(perms perm.Set, exp *time.Time) *auth.Principal {
+	return &auth.Principal{Kind: keys.KindSecret, Mode: store.Sandbox, KeyID: "key_caller", Accounts: []string{"acct_a"}, Permissions: perms, ExpiresAt: exp}
+}
+
+func TestAuthorize(t *testing.T) {
+	jwt := &auth.Principal{Kind: keys.KindJWT, Mode: store.Sandbox, Subject: "jwt:ann", Accounts: []string{"acct_a"}, Permissions: manage}
+	replaced := key(manage, nil)
+	replaced.Replaced = true
+	pub := key(manage, nil)
+	pub.Kind = keys.KindPublishable
+	payRead := perm.FromList([]string{"payment:read"})
+	everything := perm.FromList([]string{"account:api:key:create", "account:api:key:update", "payment:read", "refund:create"})
+	for _, c := range []struct {
+		name   string
+		p      *auth.Principal
+		a      policy.Action
+		t      policy.Target
+		want   api.ErrorCode // 0: allowed
+		detail string
+	}{
+		{"create within power and life", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &hourOn}, 0, ""},
+		{"create at the caller's own expiry", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn}, 0, ""},
+		{"create: power grows", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, "missing"},
+		{"create: life grows (no expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, nil}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
+		{"create: life grows (later expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
+		{"create: a JWT's exp does not bound", jwt, policy.CreateKey, policy.Target{"acct_a", payRead, nil}, 0, ""},
+		{"create: a JWT's power does", jwt, policy.CreateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, "missing"},
+		{"create: other account", key(manage, nil), policy.CreateKey, policy.Target{"acct_b", payRead, nil}, api.CodeAccountForbidden, "account_id"},
+		{"create: replaced secret", replaced, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodeReplacedSecret, ""},
+		{"create: publishable", pub, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodePublishableKeyForbidden, ""},
+		{"create: no create permission", key(onlyUpd, nil), policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodePermissionDenied, "required"},
+		{"regenerate within power", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil}, 0, ""},
+		{"regenerate: update alone cannot take the managed key", key(onlyUpd, nil), policy.RegenerateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, "missing"},
+		{"regenerate: a JWT with update alone neither", &auth.Principal{Kind: keys.KindJWT, Accounts: []string{"acct_a"}, Permissions: onlyUpd}, policy.RegenerateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, "missing"},
+		{"regenerate: key outlives the caller", key(manage, &hourOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil}, api.CodeLifetimeEscalation, "credential_expires_at"},
+		{"regenerate: key expires before the caller", key(manage, &dayOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, &hourOn}, 0, ""},
+		{"regenerate: replaced secret", replaced, policy.RegenerateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodeReplacedSecret, ""},
+		{"regenerate: other account is not found", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_b", payRead, nil}, api.CodeKeyNotFound, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := policy.Authorize(c.p, c.a, c.t)
+			switch {
+			case c.want == 0 && e != nil:
+				t.Fatalf("refused: %v", e)
+			case c.want != 0 && (e == nil || e.Code != c.want):
+				t.Fatalf("got %v, want code %d", e, c.want)
+			case c.detail != "" && e.Details[c.detail] == nil:
+				t.Fatalf("details %v lack %q", e.Details, c.detail)
+			}
+		})
+	}
+}
+
+func TestCurrent(t *testing.T) {
+	cur, prev := []byte("current-hash"), []byte("previous-hash")
+	base := store.Key{ID: "key_caller", AccountID: "acct_a", SecretHash: cur, PrevSecretHash: prev, PrevSecretExpiresAt: &hourOn,
+		Status: store.StatusActive, Permissions: map[string][]string{"payment": {"read"}}, ExpiresAt: &dayOn}
+	p := func(hash []byte) *auth.Principal {
+		return &auth.Principal{Kind: keys.KindSecret, KeyID: "key_caller", SecretHash: hash, Permissions: manage}
+	}
+	for _, c := range []struct {
+		name     string
+		hash     []byte
+		edit     func(*store.Key)
+		at       time.Time
+		want     api.ErrorCode
+		replaced bool
+	}{
+		{"current secret", cur, nil, now, 0, false},
+		{"previous secret in its grace", prev, nil, now, 0, true},
+		{"previous secret after its grace", prev, nil, hourOn, api.CodeInvalidCredentials, false},
+		{"rotated away meanwhile", []byte("older"), nil, now, api.CodeInvalidCredentials, false},
+		{"disabled meanwhile", cur, func(k *store.Key) { k.Status = store.StatusInactive }, now, api.CodeInvalidCredentials, false},
+		{"deleted meanwhile", cur, func(k *store.Key) { k.Deleted = true }, now, api.CodeInvalidCredentials, false},
+		{"expired meanwhile", cur, nil, dayOn, api.CodeExpiredCredentials, false},
+		{"another key's row", cur, func(k *store.Key) { k.ID = "key_other" }, now, api.CodeInvalidCredentials, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := base
+			if c.edit != nil {
+				c.edit(&k)
+			}
+			q, err := policy.Current(p(c.hash), &k, c.at)
+			if c.want != 0 {
+				var ae *apierr.Error
+				if !errors.As(err, &ae) || q != nil || ae.Code != c.want {
+					t.Fatalf("got %v, %v; want code %d", q, err, c.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The re-read key, not the authenticated principal, decides.
+			if q.Replaced != c.replaced || !q.Permissions.Has("payment:read") || q.Permissions.Has("account:api:key:create") || q.ExpiresAt != k.ExpiresAt {
+				t.Fatalf("principal %+v", q)
+			}
+		})
+	}
+}
+
+// TestPermissionsMatchSpec holds the policy's action permissions to the
+// operations' x-hsrcpay-permission in openapi.yaml.
+func TestPermissionsMatchSpec(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromFile("../../openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	declared, err := perm.OperationPermissions(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for action, op := range map[policy.Action]string{policy.CreateKey: "createApiKey", policy.RegenerateKey: "regenerateApiKey"} {
+		if policy.Permissions[action] != declared[op] {
+			t.Errorf("policy %s needs %q, the spec's %s declares %q", action, policy.Permissions[action], op, declared[op])
+		}
+	}
+}
