@@ -35,6 +35,7 @@ const (
 	ctxRoute      = "hsrcpay.route"
 	ctxPathParams = "hsrcpay.path_params"
 	ctxAuthReason = "hsrcpay.auth_failure"
+	ctxAuthDetail = "hsrcpay.auth_failure_detail"
 )
 
 // requestID gives every request a fresh id (a client-sent one is not
@@ -115,6 +116,9 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if reason, ok := c.Get(ctxAuthReason).(string); ok {
 			attrs = append(attrs, "auth_failure", reason)
 		}
+		if detail, ok := c.Get(ctxAuthDetail).(string); ok && detail != "" {
+			attrs = append(attrs, "auth_failure_detail", detail)
+		}
 		s.log.Info("request", attrs...)
 		return nil
 	}
@@ -179,6 +183,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			var f *auth.Failure
 			if errors.As(err, &f) {
 				c.Set(ctxAuthReason, f.Reason)
+				c.Set(ctxAuthDetail, f.Detail)
 				s.metrics.AuthFailures.WithLabelValues(f.Reason).Inc()
 			}
 			return err

@@ -125,6 +125,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	defer st.Close()
 	jwtv, err := auth.NewJWTVerifier(ctx, auth.JWTConfig{
 		JWKSURL: cfg.JWKSURL, PublicKeyFile: cfg.JWTPublicKeyFile, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		MaxLifetime: cfg.JWTMaxLifetime,
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,9 @@ const (
 type Failure struct {
 	Reason string
 	Err    *apierr.Error
+	// Detail says more for the log (e.g. why a JWT was refused): a fixed
+	// phrase, never the token or a value taken from it.
+	Detail string
 }
 
 func (f *Failure) Error() string { return "auth: " + f.Reason }
@@ -141,7 +144,9 @@ func (a *Authenticator) jwt(token string) (*Principal, error) {
 		return nil, fail(ReasonExpired, apierr.ExpiredCredentials())
 	}
 	if err != nil {
-		return nil, fail(ReasonJWTInvalid, apierr.InvalidCredentials())
+		f := fail(ReasonJWTInvalid, apierr.InvalidCredentials())
+		f.Detail = jwtRefusal(err)
+		return nil, f
 	}
 	mode := store.Live
 	switch c.Mode {
@@ -149,7 +154,9 @@ func (a *Authenticator) jwt(token string) (*Principal, error) {
 	case "test":
 		mode = store.Sandbox
 	default:
-		return nil, fail(ReasonJWTInvalid, apierr.New(api.CodeInvalidCredentials, "Invalid token: mode must be live or test"))
+		f := fail(ReasonJWTInvalid, apierr.New(api.CodeInvalidCredentials, "Invalid token: mode must be live or test"))
+		f.Detail = "mode must be live or test"
+		return nil, f
 	}
 	return &Principal{
 		Kind:        keys.KindJWT,

@@ -7,8 +7,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"net/http"
 	"os"
@@ -211,6 +213,37 @@ func FuzzAuthenticate(f *testing.F) {
 		return s
 	}
 	validJWT := sign("test", time.Now().Add(time.Hour))
+	// Tokens signed by the right key that rule 10 ("JWTs are strict")
+	// refuses: hand-built header and payload JSON.
+	signRaw := func(header, payload string) string {
+		input := b64(header) + "." + b64(payload)
+		sig, err := jwt.SigningMethodES256.Sign(input, priv)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	}
+	now := time.Now().Unix()
+	claims := func(iat, exp string, extra string) string {
+		return `{"iss":"fz-iss","aud":"fz-aud","sub":"fz-sub","accounts":["acct_fz"],"permissions":["account:api:key:create"],"mode":"test"` +
+			iat + `,"exp":` + exp + extra + `}`
+	}
+	iatNow, expHour := fmt.Sprintf(`,"iat":%d`, now), fmt.Sprint(now+3600)
+	strictJWTs := []string{
+		signRaw(`{"alg":"ES256","crit":["exp"]}`, claims(iatNow, expHour, "")),
+		signRaw(`{"alg":"ES256","alg":"ES256"}`, claims(iatNow, expHour, "")),
+		signRaw(`{"alg":"ES256"}`, claims(fmt.Sprintf(`,"iat":%d`, now+3600), fmt.Sprint(now+7200), "")),
+		signRaw(`{"alg":"ES256"}`, claims(iatNow, `"`+expHour+`"`, "")),
+		signRaw(`{"alg":"ES256"}`, claims(iatNow, expHour+".5", "")),
+		signRaw(`{"alg":"ES256"}`, claims(iatNow, "1.8e9", "")),
+		signRaw(`{"alg":"ES256"}`, claims(iatNow, expHour, `,"sub":"other"`)),
+		signRaw(`{"alg":"ES256"}`, claims(iatNow, expHour, `,"accounts":["acct_other"]`)),
+		signRaw(`{"alg":"ES256"}`, claims(iatNow, fmt.Sprint(now+25*3600), "")),
+		signRaw(`{"alg":"ES256"}`, claims("", fmt.Sprint(now+25*3600), "")),
+	}
+	if _, err := verifier.Verify(signRaw(`{"alg":"ES256"}`, claims(iatNow, expHour, ""))); err != nil {
+		f.Fatalf("the hand-built control token is refused: %v", err)
+	}
 
 	for _, e := range entries {
 		f.Add("Bearer " + e.token)
@@ -224,6 +257,12 @@ func FuzzAuthenticate(f *testing.F) {
 		"Bearer " + strings.Replace(entries[0].token, "sk_live_", "sk_test_", 1), "Bearer \x00sk_live_", "Bearer é",
 	} {
 		f.Add(h)
+	}
+	for i, tok := range strictJWTs {
+		if _, err := verifier.Verify(tok); err == nil {
+			f.Fatalf("strict seed %d accepted", i)
+		}
+		f.Add("Bearer " + tok)
 	}
 
 	keyAuth := &auth.Authenticator{Store: fs, Now: func() time.Time { return fzNow }}

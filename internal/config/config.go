@@ -23,6 +23,7 @@ type Config struct {
 	JWTPublicKeyFile   string        // HSRCPAY_JWT_PUBLIC_KEY_FILE
 	JWTIssuer          string        // HSRCPAY_JWT_ISSUER
 	JWTAudience        string        // HSRCPAY_JWT_AUDIENCE
+	JWTMaxLifetime     time.Duration // HSRCPAY_JWT_MAX_LIFETIME
 	RateLimitLive      int           // HSRCPAY_RATE_LIMIT_LIVE, requests/s per credential
 	RateLimitSandbox   int           // HSRCPAY_RATE_LIMIT_TEST
 	ValidateResponses  bool          // HSRCPAY_VALIDATE_RESPONSES
@@ -49,6 +50,7 @@ var Variables = []Var{
 	{"HSRCPAY_JWT_PUBLIC_KEY_FILE", "", "PEM public key (RSA, ECDSA or Ed25519) instead of a JWKS URL, for local use"},
 	{"HSRCPAY_JWT_ISSUER", "", "required iss claim (required with JWTs)"},
 	{"HSRCPAY_JWT_AUDIENCE", "", "required aud claim (required with JWTs)"},
+	{"HSRCPAY_JWT_MAX_LIFETIME", "24h", "longest JWT accepted: exp - iat (exp - now without iat), 1m to 720h"},
 	{"HSRCPAY_RATE_LIMIT_LIVE", "100", "requests per second per live credential"},
 	{"HSRCPAY_RATE_LIMIT_TEST", "25", "requests per second per sandbox credential"},
 	{"HSRCPAY_MAX_ACTIVE_KEYS", "500", "most keys an account may hold per mode that are neither deleted nor expired"},
@@ -66,6 +68,7 @@ func Defaults() Config {
 		Addr:               "127.0.0.1:8080",
 		DatabaseURL:        "sqlite:./data",
 		SQLiteSynchronous:  "NORMAL",
+		JWTMaxLifetime:     24 * time.Hour,
 		RateLimitLive:      100,
 		RateLimitSandbox:   25,
 		MaxActiveKeys:      500,
@@ -112,7 +115,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		if v, ok := lookup(name); ok {
 			d, err := time.ParseDuration(strings.TrimSpace(v))
 			if err != nil || d < lo || d > hi {
-				errs = append(errs, fmt.Errorf("%s=%q: want a duration from %s to %s, e.g. 5s", name, v, lo, hi))
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration from %s to %s, e.g. %s", name, v, lo, hi, *dst))
 				return
 			}
 			*dst = d
@@ -125,6 +128,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	str("HSRCPAY_JWT_PUBLIC_KEY_FILE", &c.JWTPublicKeyFile)
 	str("HSRCPAY_JWT_ISSUER", &c.JWTIssuer)
 	str("HSRCPAY_JWT_AUDIENCE", &c.JWTAudience)
+	duration("HSRCPAY_JWT_MAX_LIFETIME", &c.JWTMaxLifetime, time.Minute, 720*time.Hour)
 	integer("HSRCPAY_RATE_LIMIT_LIVE", &c.RateLimitLive, 1, 1_000_000)
 	integer("HSRCPAY_RATE_LIMIT_TEST", &c.RateLimitSandbox, 1, 1_000_000)
 	integer("HSRCPAY_MAX_ACTIVE_KEYS", &c.MaxActiveKeys, 2, 1_000_000)

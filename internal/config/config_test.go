@@ -44,6 +44,7 @@ func TestBadValuesNamed(t *testing.T) {
 		"HSRCPAY_JWT_ISSUER":           {"HSRCPAY_JWT_JWKS_URL": "https://auth.example/jwks.json"},
 		"HSRCPAY_JWT_JWKS_URL":         {"HSRCPAY_JWT_JWKS_URL": "ftp://x", "HSRCPAY_JWT_ISSUER": "i", "HSRCPAY_JWT_AUDIENCE": "a"},
 		"HSRCPAY_DEMO_ACCOUNT":         {"HSRCPAY_DEMO_ACCOUNT": "bad id!"},
+		"HSRCPAY_JWT_MAX_LIFETIME":     {"HSRCPAY_JWT_MAX_LIFETIME": "forever"},
 	} {
 		_, err := Load(env(vars))
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -67,9 +68,40 @@ func TestVariablesDocumented(t *testing.T) {
 			switch v.Name {
 			case "HSRCPAY_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
 				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUST_PROXY",
-				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT":
+				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME":
 				t.Errorf("%s accepted a garbage value", v.Name)
 			}
 		}
+	}
+}
+
+// TestJWTMaxLifetimeConfig: a duration from 1m to 720h, 24h when unset.
+func TestJWTMaxLifetimeConfig(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || c.JWTMaxLifetime != 24*time.Hour {
+		t.Fatalf("default %s, %v; want 24h", c.JWTMaxLifetime, err)
+	}
+	for v, want := range map[string]time.Duration{
+		"1m": time.Minute, "90m": 90 * time.Minute, " 2h ": 2 * time.Hour, "24h": 24 * time.Hour, "720h": 720 * time.Hour,
+	} {
+		c, err := Load(env(map[string]string{"HSRCPAY_JWT_MAX_LIFETIME": v}))
+		if err != nil || c.JWTMaxLifetime != want {
+			t.Errorf("%q: %s, %v; want %s", v, c.JWTMaxLifetime, err, want)
+		}
+	}
+	for _, v := range []string{"59s", "0", "0s", "-1h", "720h1s", "721h", "1d", "", "24"} {
+		_, err := Load(env(map[string]string{"HSRCPAY_JWT_MAX_LIFETIME": v}))
+		if err == nil || !strings.Contains(err.Error(), "HSRCPAY_JWT_MAX_LIFETIME") || !strings.Contains(err.Error(), "1m0s to 720h0m0s") {
+			t.Errorf("%q: error %v, want one naming the variable and its range", v, err)
+		}
+	}
+	var documented bool
+	for _, v := range Variables {
+		if v.Name == "HSRCPAY_JWT_MAX_LIFETIME" {
+			documented = v.Default == "24h" && v.Help != ""
+		}
+	}
+	if !documented {
+		t.Error("HSRCPAY_JWT_MAX_LIFETIME is not in Variables with default 24h and help text")
 	}
 }
