@@ -76,6 +76,8 @@ type Config struct {
 	NoResponseValidation bool
 	// Limiter replaces the in-memory rate limiter (e.g. Redis, shared by replicas).
 	Limiter ratelimit.Limiter
+	// MaxActiveKeys caps each account's active keys per mode (0: the default).
+	MaxActiveKeys int
 }
 
 // New starts a server; it stops with the test.
@@ -110,6 +112,7 @@ func New(t testing.TB, cfg Config) *Env {
 		ValidateResponses: !cfg.NoResponseValidation,
 		Logger:            cfg.Logger,
 		Now:               e.Clock.Now,
+		MaxActiveKeys:     cfg.MaxActiveKeys,
 	})
 	if err != nil {
 		t.Fatalf("server: %v", err)
