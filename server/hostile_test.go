@@ -135,6 +135,10 @@ func TestHostileInput(t *testing.T) {
 
 		// NUL bytes in JSON strings.
 		{name: `\u0000 in name`, method: "POST", path: create, ctype: "application/json", auth: auth, body: []byte(`{"name":"a\u0000b","permissions":{}}`), op: hxOpCreate, want: []int{400}},
+		{name: `zero-width space in name ("Managed secret key\u200b")`, method: "POST", path: create, ctype: "application/json", auth: auth, body: []byte(`{"name":"Managed secret key\u200b","permissions":{}}`), op: hxOpCreate, want: []int{400}},
+		{name: `bidi override in name (\u202e)`, method: "POST", path: create, ctype: "application/json", auth: auth, body: []byte(`{"name":"\u202eyek terces","permissions":{}}`), op: hxOpCreate, want: []int{400}},
+		{name: `no-break space in name (\u00a0)`, method: "POST", path: create, ctype: "application/json", auth: auth, body: []byte(`{"name":"Managed\u00a0secret key","permissions":{}}`), op: hxOpCreate, want: []int{400}},
+		{name: "expires_at past 9999-12-31T23:59:59Z once in UTC", method: "POST", path: create, ctype: "application/json", auth: auth, body: body(`{"name":"NAME","permissions":{},"expires_at":"9999-12-31T23:30:00-01:00"}`), op: hxOpCreate, want: []int{422}},
 		{name: "raw NUL byte inside a JSON string", method: "POST", path: create, ctype: "application/json", auth: auth, body: []byte("{\"name\":\"a\x00b\",\"permissions\":{}}"), op: hxOpCreate, want: []int{400}},
 		{name: `\u0000 in a metadata value`, method: "POST", path: create, ctype: "application/json", auth: auth, body: body(`{"name":"NAME","permissions":{},"metadata":{"k":"a\u0000b"}}`), op: hxOpCreate, want: []int{201, 400},
 			note: "accepted on SQLite (metadata values have no character rules); the same request is a 500 on PostgreSQL, see TestHostileNULAcrossStores"},
