@@ -42,6 +42,8 @@ func newFuzzServer(f *testing.F) *fzServer {
 		Store:             st,
 		ValidateResponses: true,
 		RateLimits:        map[store.Mode]int{store.Live: 1 << 30, store.Sandbox: 1 << 30},
+		AccountLimits:     map[store.Mode]int{store.Live: 1 << 30, store.Sandbox: 1 << 30},
+		AuthFailureLimit:  1 << 30,
 	})
 	if err != nil {
 		f.Fatal(err)

@@ -106,9 +106,12 @@ func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 		"HSRCPAY_ADDR="+addr,
 		"HSRCPAY_DATABASE_URL=sqlite:"+dataDir,
 		"HSRCPAY_DEMO_ACCOUNT="+demo,
-		"HSRCPAY_RATE_LIMIT_TEST=1000000",
+		"HSRCPAY_RATE_LIMIT_TEST=1000000", // every budget out of the way: the probes send old secrets on purpose
 		"HSRCPAY_RATE_LIMIT_LIVE=1000000",
-		"HSRCPAY_MAX_ACTIVE_KEYS=1000000",   // thousands of creates in a few seconds
+		"HSRCPAY_MAX_ACTIVE_KEYS=1000000", // thousands of creates in a few seconds
+		"HSRCPAY_RATE_LIMIT_ACCOUNT_TEST=1000000",
+		"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE=1000000",
+		"HSRCPAY_AUTH_FAILURE_LIMIT=1000000",
 		"HSRCPAY_USAGE_FLUSH_INTERVAL=50ms", // usage writes race the kill too
 		"HSRCPAY_LOG_LEVEL=warn",
 	)

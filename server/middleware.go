@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -28,6 +30,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/policy"
+	"github.com/hsrcpay/apikeys/internal/ratelimit"
 )
 
 const (
@@ -170,9 +173,20 @@ func routeOf(c echo.Context) (*routers.Route, map[string]string) {
 }
 
 // authenticate resolves the bearer token into a principal on the request context.
+//
+// Failed authentications spend a budget of the client address (the missing
+// token included; a store failure, which is ours, does not): over it the
+// address gets 429 (42901), and while it stays over it, it is answered
+// before the credential is even looked up, so forged keys cannot make the
+// store work without bound.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
+		addr := clientAddress(c.RealIP())
+		if wait, blocked := s.blocked.Blocked(addr); blocked {
+			s.metrics.RateLimited.WithLabelValues(budgetClientAddress, "none").Inc()
+			return tooManyAuthFailures(wait)
+		}
 		header := req.Header.Get(echo.HeaderAuthorization)
 		if len(req.Header.Values(echo.HeaderAuthorization)) > 1 {
 			// Which one a proxy or this server reads is ambiguous: refuse.
@@ -185,6 +199,13 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				c.Set(ctxAuthReason, f.Reason)
 				c.Set(ctxAuthDetail, f.Detail)
 				s.metrics.AuthFailures.WithLabelValues(f.Reason).Inc()
+				// A store failure is ours, unless the client hung up and cancelled
+				// the lookup (that must not be a way around the budget).
+				if f.Reason != auth.ReasonStoreFailure || req.Context().Err() != nil {
+					if limited := s.spendAuthFailure(c, addr); limited != nil {
+						return limited
+					}
+				}
 			}
 			return err
 		}
@@ -193,6 +214,58 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// spendAuthFailure spends one failed authentication of addr's budget; over
+// it, the address is remembered as blocked until the budget has room again
+// and the request gets 42901 instead of 401.
+func (s *Server) spendAuthFailure(c echo.Context, addr string) *apierr.Error {
+	res, err := s.limiter.Allow(limiterContext(c), "authfail:"+addr, s.authFailureLimit)
+	if err != nil {
+		s.log.Warn("rate limiter unavailable; failed authentication not counted", "request_id", requestID(c), "err", err)
+		return nil
+	}
+	if res.Allowed {
+		return nil
+	}
+	wait := res.RetryAfter
+	if wait <= 0 {
+		wait = time.Second / time.Duration(s.authFailureLimit)
+	}
+	s.blocked.Block(addr, time.Now().Add(wait))
+	s.metrics.RateLimited.WithLabelValues(budgetClientAddress, "none").Inc()
+	return tooManyAuthFailures(wait)
+}
+
+func tooManyAuthFailures(wait time.Duration) *apierr.Error {
+	retry := max(1, ceilSeconds(wait))
+	e := apierr.New(api.CodeTooManyAuthFailures, "Too many failed authentications from this address").With("retry_after_seconds", retry)
+	e.Headers = map[string]string{"Retry-After": strconv.Itoa(retry)}
+	return e
+}
+
+// clientAddress is the key of an address's failed-authentication budget:
+// the IPv4 address, or the /64 prefix of an IPv6 one (a single host usually
+// holds a whole /64, so budgeting each address would budget nothing).
+func clientAddress(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		if pfx, err := a.WithZone("").Prefix(64); err == nil {
+			return pfx.String()
+		}
+	}
+	return a.String()
+}
+
+// The budgets a 429 can come from (the budget label of hsrcpay_rate_limited_total).
+const (
+	budgetCredential    = "credential"
+	budgetAccount       = "account"
+	budgetClientAddress = "client_address"
+)
 
 // authorize enforces the permission the operation declares in the spec
 // (x-hsrcpay-permission), so authorization cannot drift from the contract,
@@ -209,27 +282,38 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// rateLimit spends one request of the credential's budget.
+// rateLimit spends one request of the credential's budget and, for an API
+// key, of its account's (all the account's keys share it, so keys made by a
+// key do not multiply its budget; JWTs spend their subject's budget only, as
+// this service cannot mint them). It runs before the permission check: a
+// request refused with 403 has spent its budgets too. A request refused by
+// its credential's budget does not spend the account's, so one runaway key
+// cannot take more of its account's budget than its own. The RateLimit-*
+// headers report the tighter of the two budgets.
 func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p := auth.FromContext(c.Request().Context())
-		limit := s.limits[p.Mode]
-		res, err := s.limiter.Allow(c.Request().Context(), string(p.Mode)+":"+p.Subject, limit)
-		if err != nil {
-			// The limiter's store is down: serve rather than fail every request.
-			s.log.Warn("rate limiter unavailable; allowing request", "request_id", requestID(c), "err", err)
-			return next(c)
+		mode := string(p.Mode)
+		var shown *ratelimit.Result
+		budget := budgetCredential
+		if res, ok := s.spend(c, mode+":"+p.Subject, s.limits[p.Mode]); ok {
+			shown = &res
 		}
-		h := map[string]string{
-			"RateLimit-Limit":     strconv.Itoa(res.Limit),
-			"RateLimit-Remaining": strconv.Itoa(res.Remaining),
-			"RateLimit-Reset":     strconv.Itoa(ceilSeconds(res.ResetAfter)),
+		if (shown == nil || shown.Allowed) && p.KeyID != "" && len(p.Accounts) == 1 {
+			if res, ok := s.spend(c, mode+":account:"+p.Accounts[0], s.accountLimits[p.Mode]); ok && (shown == nil || tighter(res, *shown)) {
+				shown, budget = &res, budgetAccount
+			}
 		}
-		for k, v := range h {
-			c.Response().Header().Set(k, v)
+		if shown == nil {
+			return next(c) // the limiter's store is down: serve rather than fail every request
 		}
+		res := *shown
+		h := c.Response().Header()
+		h.Set("RateLimit-Limit", strconv.Itoa(res.Limit))
+		h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
+		h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(res.ResetAfter)))
 		if !res.Allowed {
-			s.metrics.RateLimited.WithLabelValues(string(p.Mode)).Inc()
+			s.metrics.RateLimited.WithLabelValues(budget, mode).Inc()
 			retry := max(1, ceilSeconds(res.RetryAfter))
 			e := apierr.New(api.CodeRateLimited, "Too many requests").With("retry_after_seconds", retry)
 			e.Headers = map[string]string{"Retry-After": strconv.Itoa(retry)}
@@ -237,6 +321,37 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// spend asks the limiter for one request of key's budget; false when the
+// limiter failed (logged), which lets the request through.
+func (s *Server) spend(c echo.Context, key string, limit int) (ratelimit.Result, bool) {
+	res, err := s.limiter.Allow(limiterContext(c), key, limit)
+	if err != nil {
+		s.log.Warn("rate limiter unavailable; allowing request", "request_id", requestID(c), "err", err)
+		return ratelimit.Result{}, false
+	}
+	return res, true
+}
+
+// limiterContext is the request's context without its cancellation: a
+// client that hangs up still spends its budgets, and its cancelled request
+// is not mistaken for a Redis failure (which would switch this replica to
+// its own in-memory budgets for a while). Redis calls have short timeouts.
+func limiterContext(c echo.Context) context.Context {
+	return context.WithoutCancel(c.Request().Context())
+}
+
+// tighter reports whether a leaves less room than b: refused before
+// allowed, then fewer requests remaining, then the longer wait to refill.
+func tighter(a, b ratelimit.Result) bool {
+	if a.Allowed != b.Allowed {
+		return !a.Allowed
+	}
+	if a.Remaining != b.Remaining {
+		return a.Remaining < b.Remaining
+	}
+	return a.ResetAfter > b.ResetAfter
 }
 
 func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }

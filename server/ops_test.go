@@ -43,7 +43,7 @@ func TestHealthReadinessMetrics(t *testing.T) {
 		`hsrcpay_http_requests_total{operation="createApiKey",status="429"} 1`,
 		`hsrcpay_http_requests_total{operation="regenerateApiKey",status="401"} 1`,
 		`hsrcpay_auth_failures_total{reason="checksum"} 1`,
-		`hsrcpay_rate_limited_total{mode="test"} 1`,
+		`hsrcpay_rate_limited_total{budget="credential",mode="test"} 1`,
 		`hsrcpay_http_request_duration_seconds_count{operation="createApiKey"} 2`,
 	} {
 		if !strings.Contains(body, want) {

@@ -3,8 +3,12 @@
 //
 // A request to /v1 passes, in order: request id → recover → access log →
 // body limit → route lookup in the spec → response validation (buffers) →
-// authentication → the operation's declared permission → rate limit →
-// request validation → the generated strict handler → handlers.go.
+// authentication (a client address over its failed-authentication budget is
+// refused before the credential lookup; a failure spends that budget) →
+// rate limit (the credential's budget, and its account's for API keys) →
+// the operation's declared permission → request validation → the generated
+// strict handler → handlers.go. The budgets come before the permission check
+// so that a refused request (403) spends them too.
 package server
 
 import (
@@ -37,6 +41,14 @@ type Options struct {
 	Limiter ratelimit.Limiter
 	// RateLimits are requests per second per credential, by mode.
 	RateLimits map[store.Mode]int
+	// AccountLimits are requests per second per account, by mode, spent by
+	// every request an API key of the account authenticates (default 1000
+	// live, 100 sandbox). JWTs spend only their subject's budget.
+	AccountLimits map[store.Mode]int
+	// AuthFailureLimit is failed authentications per second per client
+	// address (burst: the same); over it the address gets 429 (42901).
+	// Default 10.
+	AuthFailureLimit int
 	// ValidateResponses checks every response against the spec and turns a
 	// violation into a logged 500. On in development and in every test.
 	ValidateResponses bool
@@ -64,6 +76,13 @@ type Server struct {
 	Usage *auth.UsageTracker
 	// Service is the business layer, shared with the bootstrap command.
 	Service *apikeys.Service
+
+	// accountLimits budget each account's keys together, by mode.
+	accountLimits map[store.Mode]int
+	// authFailureLimit budgets failed authentications per client address;
+	// blocked remembers addresses over it, to refuse them before any lookup.
+	authFailureLimit int
+	blocked          *ratelimit.Blocklist
 }
 
 // New builds the server from the embedded spec.
@@ -90,6 +109,12 @@ func New(o Options) (*Server, error) {
 	if o.RateLimits == nil {
 		o.RateLimits = map[store.Mode]int{store.Live: 100, store.Sandbox: 25}
 	}
+	if o.AccountLimits == nil {
+		o.AccountLimits = map[store.Mode]int{store.Live: 1000, store.Sandbox: 100}
+	}
+	if o.AuthFailureLimit <= 0 {
+		o.AuthFailureLimit = 10
+	}
 	usage := auth.NewUsageTracker(o.Store, o.Logger)
 	svc := apikeys.New(o.Store, spec.Catalog, apikeys.Options{Usage: usage, Now: o.Now, MaxActiveKeys: o.MaxActiveKeys})
 	s := &Server{
@@ -102,6 +127,10 @@ func New(o Options) (*Server, error) {
 		metrics: o.Metrics,
 		Usage:   usage,
 		Service: svc,
+
+		accountLimits:    o.AccountLimits,
+		authFailureLimit: o.AuthFailureLimit,
+		blocked:          &ratelimit.Blocklist{},
 	}
 
 	e := echo.New()
@@ -122,7 +151,7 @@ func New(o Options) (*Server, error) {
 	if o.ValidateResponses {
 		mws = append(mws, s.validateResponse)
 	}
-	mws = append(mws, s.authenticate, s.authorize, s.rateLimit, s.validateRequest)
+	mws = append(mws, s.authenticate, s.rateLimit, s.authorize, s.validateRequest)
 	g := e.Group(BasePath, mws...)
 	api.RegisterHandlers(g, api.NewStrictHandler(&handlers{svc: svc}, nil))
 	s.echo = e

@@ -13,7 +13,9 @@
 # (from /proc), which other load on a shared machine disturbs much less.
 #
 # Scenarios (each run starts the real server on a fresh SQLite directory with
-# the demo account and HSRCPAY_RATE_LIMIT_LIVE/TEST=1000000):
+# the demo account and every budget raised to 1000000: HSRCPAY_RATE_LIMIT_LIVE/TEST,
+# HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE/TEST, HSRCPAY_AUTH_FAILURE_LIMIT, and the key cap
+# HSRCPAY_MAX_ACTIVE_KEYS, since create runs make thousands of keys):
 #   baseline        bare Echo handler: decode create body, random secret, SHA-256, encode
 #   create          POST /v1/api-keys/, unique name per request
 #   regenerate      POST /v1/api-keys/{managed publishable id}/regenerate, with the managed secret key
@@ -120,6 +122,9 @@ start_server() {
   secret_id="$(jq -r '.keys[] | select(.type=="SECRET") | .id' "$TMP/$name.bootstrap.json")"
   HSRCPAY_ADDR="127.0.0.1:$port" HSRCPAY_DEMO_ACCOUNT="$ACCOUNT" \
     HSRCPAY_RATE_LIMIT_LIVE=1000000 HSRCPAY_RATE_LIMIT_TEST=1000000 \
+    HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE=1000000 HSRCPAY_RATE_LIMIT_ACCOUNT_TEST=1000000 \
+    HSRCPAY_MAX_ACTIVE_KEYS=1000000 \
+    HSRCPAY_AUTH_FAILURE_LIMIT=1000000 \
     HSRCPAY_VALIDATE_RESPONSES="$validate" HSRCPAY_LOG_LEVEL=info \
     "$TMP/hsrcpay-server" serve >"$TMP/$name.out" 2>"$TMP/$name.log" &
   SRV_PID=$!

@@ -159,6 +159,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		TrustProxy:        cfg.TrustProxy,
 		MaxActiveKeys:     cfg.MaxActiveKeys,
 		Logger:            log,
+		AccountLimits:     map[store.Mode]int{store.Live: cfg.AccountRateLimitLive, store.Sandbox: cfg.AccountRateLimitSandbox},
+		AuthFailureLimit:  cfg.AuthFailureLimit,
 	})
 	if err != nil {
 		return err

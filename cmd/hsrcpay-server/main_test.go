@@ -66,6 +66,9 @@ func TestBadConfigurationExitsNonZero(t *testing.T) {
 		{map[string]string{"HSRCPAY_DATABASE_URL": "mysql://db"}, []string{"serve"}, "HSRCPAY_DATABASE_URL"},
 		{map[string]string{"HSRCPAY_ADDR": "nonsense"}, []string{"serve"}, "HSRCPAY_ADDR"},
 		{nil, []string{"serve", "--rate-limit-test", "-5"}, "HSRCPAY_RATE_LIMIT_TEST"},
+		{nil, []string{"serve", "--rate-limit-account-live", "0"}, "HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE"},
+		{map[string]string{"HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": "lots"}, []string{"serve"}, "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST"},
+		{nil, []string{"serve", "--auth-failure-limit", "0"}, "HSRCPAY_AUTH_FAILURE_LIMIT"},
 		{nil, []string{"bootstrap", "--account", "bad id"}, "--account"},
 		{nil, []string{"frobnicate"}, "unknown command"},
 	} {

@@ -34,6 +34,10 @@ type Config struct {
 	ShutdownTimeout    time.Duration // HSRCPAY_SHUTDOWN_TIMEOUT
 	RedisURL           string        // HSRCPAY_REDIS_URL
 	MaxActiveKeys      int           // HSRCPAY_MAX_ACTIVE_KEYS, per account and mode
+
+	AccountRateLimitLive    int // HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE, requests/s per live account (all its keys)
+	AccountRateLimitSandbox int // HSRCPAY_RATE_LIMIT_ACCOUNT_TEST
+	AuthFailureLimit        int // HSRCPAY_AUTH_FAILURE_LIMIT, failed authentications/s per client address
 }
 
 // Var documents one setting; the serve command turns each into a flag too
@@ -54,6 +58,9 @@ var Variables = []Var{
 	{"HSRCPAY_RATE_LIMIT_LIVE", "100", "requests per second per live credential"},
 	{"HSRCPAY_RATE_LIMIT_TEST", "25", "requests per second per sandbox credential"},
 	{"HSRCPAY_MAX_ACTIVE_KEYS", "500", "most keys an account may hold per mode that are neither deleted nor expired"},
+	{"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "1000", "requests per second per live account, all its keys together"},
+	{"HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "100", "requests per second per sandbox account, all its keys together"},
+	{"HSRCPAY_AUTH_FAILURE_LIMIT", "10", "failed authentications per second per client address (IPv6: per /64); over it, 429"},
 	{"HSRCPAY_VALIDATE_RESPONSES", "true", "check every response against openapi.yaml (a violation becomes a logged 500)"},
 	{"HSRCPAY_USAGE_FLUSH_INTERVAL", "5s", "how often last_used_at/last_used_ip are written"},
 	{"HSRCPAY_TRUST_PROXY", "false", "take the client address from X-Forwarded-For (behind a load balancer)"},
@@ -76,6 +83,10 @@ func Defaults() Config {
 		UsageFlushInterval: 5 * time.Second,
 		LogLevel:           slog.LevelInfo,
 		ShutdownTimeout:    15 * time.Second,
+
+		AccountRateLimitLive:    1000,
+		AccountRateLimitSandbox: 100,
+		AuthFailureLimit:        10,
 	}
 }
 
@@ -132,6 +143,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	integer("HSRCPAY_RATE_LIMIT_LIVE", &c.RateLimitLive, 1, 1_000_000)
 	integer("HSRCPAY_RATE_LIMIT_TEST", &c.RateLimitSandbox, 1, 1_000_000)
 	integer("HSRCPAY_MAX_ACTIVE_KEYS", &c.MaxActiveKeys, 2, 1_000_000)
+	integer("HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", &c.AccountRateLimitLive, 1, 1_000_000)
+	integer("HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", &c.AccountRateLimitSandbox, 1, 1_000_000)
+	integer("HSRCPAY_AUTH_FAILURE_LIMIT", &c.AuthFailureLimit, 1, 1_000_000)
 	boolean("HSRCPAY_VALIDATE_RESPONSES", &c.ValidateResponses)
 	duration("HSRCPAY_USAGE_FLUSH_INTERVAL", &c.UsageFlushInterval, 10*time.Millisecond, time.Hour)
 	boolean("HSRCPAY_TRUST_PROXY", &c.TrustProxy)

@@ -18,6 +18,41 @@ func TestDefaults(t *testing.T) {
 	if c.Addr != "127.0.0.1:8080" || c.DatabaseURL != "sqlite:./data" || c.RateLimitLive != 100 || !c.ValidateResponses {
 		t.Fatalf("%+v", c)
 	}
+	// An account's budget is above its keys' (several keys at full speed fit in it).
+	if c.AccountRateLimitLive != 1000 || c.AccountRateLimitSandbox != 100 || c.AuthFailureLimit != 10 ||
+		c.AccountRateLimitLive <= c.RateLimitLive || c.AccountRateLimitSandbox <= c.RateLimitSandbox {
+		t.Fatalf("budgets: %+v", c)
+	}
+	// Defaults() and the documented defaults agree.
+	for _, v := range Variables {
+		if v.Default == "" {
+			continue
+		}
+		got, err := Load(env(map[string]string{v.Name: v.Default}))
+		if err != nil || got != c {
+			t.Errorf("%s=%s (its documented default) gives %+v, %v", v.Name, v.Default, got, err)
+		}
+	}
+}
+
+func TestBudgetOverrides(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE": "5000", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": " 7 ", "HSRCPAY_AUTH_FAILURE_LIMIT": "3",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AccountRateLimitLive != 5000 || c.AccountRateLimitSandbox != 7 || c.AuthFailureLimit != 3 {
+		t.Fatalf("%+v", c)
+	}
+	for _, name := range []string{"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT"} {
+		for _, bad := range []string{"0", "-1", "1000001", "1.5", "ten", ""} {
+			_, err := Load(env(map[string]string{name: bad}))
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s=%q: error %v does not name the variable", name, bad, err)
+			}
+		}
+	}
 }
 
 func TestOverrides(t *testing.T) {
@@ -67,6 +102,7 @@ func TestVariablesDocumented(t *testing.T) {
 			// A string setting accepts anything; the numeric and boolean ones must complain.
 			switch v.Name {
 			case "HSRCPAY_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
+				"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT",
 				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUST_PROXY",
 				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME":
 				t.Errorf("%s accepted a garbage value", v.Name)

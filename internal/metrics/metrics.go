@@ -16,7 +16,7 @@ type Metrics struct {
 	Requests      *prometheus.CounterVec   // operation, status
 	Latency       *prometheus.HistogramVec // operation
 	AuthFailures  *prometheus.CounterVec   // reason
-	RateLimited   *prometheus.CounterVec   // mode
+	RateLimited   *prometheus.CounterVec   // budget (credential, account, client_address), mode (none for client_address)
 	LimiterErrors prometheus.Counter
 }
 
@@ -34,8 +34,9 @@ func New() *Metrics {
 			Name: "hsrcpay_auth_failures_total", Help: "Authentication failures by reason.",
 		}, []string{"reason"}),
 		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hsrcpay_rate_limited_total", Help: "Requests rejected with 429, by mode.",
-		}, []string{"mode"}),
+			Name: "hsrcpay_rate_limited_total",
+			Help: "Requests rejected with 429, by the budget spent (credential or account: 42900; client_address: 42901, failed authentications) and mode.",
+		}, []string{"budget", "mode"}),
 		LimiterErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hsrcpay_rate_limiter_errors_total", Help: "Shared limiter (Redis) failures; each fell back to the in-memory limiter.",
 		}),

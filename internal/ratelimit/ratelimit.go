@@ -1,4 +1,5 @@
-// Package ratelimit budgets requests per credential. The in-memory limiter
+// Package ratelimit budgets requests (per credential, per account, and failed
+// authentications per client address). The in-memory limiter
 // serves one replica; a shared one (Redis) can replace it behind Limiter.
 package ratelimit
 

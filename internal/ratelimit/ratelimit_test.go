@@ -150,3 +150,35 @@ func TestFallbackRecoversAfterCooldown(t *testing.T) {
 		t.Fatalf("after the cooldown Redis answers again: %+v", r)
 	}
 }
+
+func TestBlocklist(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	b := &Blocklist{Max: 3, now: func() time.Time { return now }}
+	if _, ok := b.Blocked("a"); ok {
+		t.Fatal("empty list blocks")
+	}
+	b.Block("a", now.Add(time.Second))
+	b.Block("a", now.Add(time.Millisecond)) // an earlier end does not shorten it
+	if d, ok := b.Blocked("a"); !ok || d != time.Second {
+		t.Fatalf("blocked %v %v", d, ok)
+	}
+	b.Block("past", now) // already over: not kept
+	b.Block("b", now.Add(100*time.Millisecond))
+	b.Block("c", now.Add(2*time.Second))
+	b.Block("d", now.Add(time.Second)) // full, nothing expired: dropped
+	if _, ok := b.Blocked("d"); ok || b.Len() != 3 {
+		t.Fatalf("the list grew past its bound: %d", b.Len())
+	}
+	now = now.Add(sweepEvery + time.Millisecond) // "b" has expired
+	b.Block("d", now.Add(time.Second))           // full: the sweep makes room
+	if _, ok := b.Blocked("d"); !ok || b.Len() != 3 {
+		t.Fatalf("expired entries not swept: %d", b.Len())
+	}
+	now = now.Add(time.Second)
+	if _, ok := b.Blocked("a"); ok {
+		t.Fatal("an expired entry still blocks")
+	}
+	if b.Len() != 2 {
+		t.Fatalf("an expired entry is kept after a lookup: %d", b.Len())
+	}
+}

@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis shares one budget per credential across every replica (GCRA in a
+// Redis shares each budget (credential, account, client address) across every replica (GCRA in a
 // Lua script, one round trip per request).
 type Redis struct {
 	lim *redis_rate.Limiter

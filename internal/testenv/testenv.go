@@ -22,6 +22,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -76,8 +77,18 @@ type Config struct {
 	NoResponseValidation bool
 	// Limiter replaces the in-memory rate limiter (e.g. Redis, shared by replicas).
 	Limiter ratelimit.Limiter
-	// MaxActiveKeys caps each account's active keys per mode (0: the default).
+	// MaxActiveKeys caps each account's active keys per mode (0: generous).
 	MaxActiveKeys int
+	// AccountLimits and AuthFailureLimit are the account and failed-
+	// authentication budgets. Like RateLimits they default to generous
+	// values, so only the tests about budgets meet them.
+	AccountLimits    map[store.Mode]int
+	AuthFailureLimit int
+	// TrustProxy takes the client address from X-Forwarded-For, so a test
+	// can speak from many addresses.
+	TrustProxy bool
+	// Metrics replaces the server's fresh registry, so a test can read counters.
+	Metrics *metrics.Metrics
 }
 
 // New starts a server; it stops with the test.
@@ -104,6 +115,15 @@ func New(t testing.TB, cfg Config) *Env {
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = map[store.Mode]int{store.Live: 100000, store.Sandbox: 100000}
 	}
+	if cfg.MaxActiveKeys == 0 {
+		cfg.MaxActiveKeys = 1_000_000 // like the budgets: only the tests about the cap meet it
+	}
+	if cfg.AccountLimits == nil {
+		cfg.AccountLimits = map[store.Mode]int{store.Live: 100000, store.Sandbox: 100000}
+	}
+	if cfg.AuthFailureLimit == 0 {
+		cfg.AuthFailureLimit = 100000
+	}
 	srv, err := server.New(server.Options{
 		Store:             e.Store,
 		JWT:               verifier,
@@ -113,6 +133,10 @@ func New(t testing.TB, cfg Config) *Env {
 		Logger:            cfg.Logger,
 		Now:               e.Clock.Now,
 		MaxActiveKeys:     cfg.MaxActiveKeys,
+		AccountLimits:     cfg.AccountLimits,
+		AuthFailureLimit:  cfg.AuthFailureLimit,
+		TrustProxy:        cfg.TrustProxy,
+		Metrics:           cfg.Metrics,
 	})
 	if err != nil {
 		t.Fatalf("server: %v", err)

@@ -50,6 +50,9 @@ func main() {
 	srv, err := server.New(server.Options{
 		Store:             st,
 		RateLimits:        map[store.Mode]int{store.Live: 1_000_000, store.Sandbox: 1_000_000},
+		AccountLimits:     map[store.Mode]int{store.Live: 1_000_000, store.Sandbox: 1_000_000},
+		AuthFailureLimit:  1_000_000,
+		MaxActiveKeys:     1_000_000, // create runs make thousands of keys
 		ValidateResponses: *validate,
 		Logger:            slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	})
