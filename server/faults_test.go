@@ -104,6 +104,7 @@ func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 	p.cmd = exec.Command(bin, "serve")
 	p.cmd.Env = hxServerEnv(
 		"HSRCPAY_ADDR="+addr,
+		"HSRCPAY_METRICS_ADDR=", // no metrics listener: servers run side by side, and 9090 may be taken
 		"HSRCPAY_DATABASE_URL=sqlite:"+dataDir,
 		"HSRCPAY_DEMO_ACCOUNT="+demo,
 		"HSRCPAY_RATE_LIMIT_TEST=1000000", // every budget out of the way: the probes send old secrets on purpose

@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -37,7 +39,9 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	}
 	c.CreateAPIKey(ctx, acct, newKeyReq("limited", client.Permissions{}))         // 429
 	env.Client("sk_test_"+strings.Repeat("A", 38)).RegenerateAPIKey(ctx, "key_x") // checksum
-	_, body := get(t, env.Root+"/metrics")
+	ms := httptest.NewServer(env.Server.MetricsHandler())
+	defer ms.Close()
+	_, body := get(t, ms.URL+"/metrics")
 	for _, want := range []string{
 		`hsrcpay_http_requests_total{operation="createApiKey",status="201"} 1`,
 		`hsrcpay_http_requests_total{operation="createApiKey",status="429"} 1`,
@@ -52,5 +56,51 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	}
 	if strings.Contains(body, m.Secret) {
 		t.Fatal("a secret in /metrics")
+	}
+}
+
+// TestMetricsNotOnAPIListener: the API's handler has no /metrics (rule 11);
+// it answers like any unknown path outside /v1, with the 404 envelope, and
+// counts nothing. The metrics handler serves /metrics and nothing else.
+func TestMetricsNotOnAPIListener(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	type envelope struct {
+		Success bool `json:"success"`
+		Error   struct {
+			Code    int            `json:"code"`
+			Details map[string]any `json:"details"`
+		} `json:"error"`
+	}
+	answer := func(path string) (int, envelope, string) {
+		code, body := get(t, env.Root+path)
+		var e envelope
+		if err := json.Unmarshal([]byte(body), &e); err != nil {
+			t.Fatalf("%s: not JSON: %.200s", path, body)
+		}
+		return code, e, body
+	}
+	wantCode, want, _ := answer("/nope")
+	for _, p := range []string{"/metrics", "/metrics/", "/metrics?format=text"} {
+		code, got, body := answer(p)
+		if code != wantCode || got.Success || got.Error.Code != want.Error.Code || got.Error.Details["request_id"] == nil {
+			t.Errorf("%s on the API: %d %.200s; want what /nope gets (%d, code %d)", p, code, body, wantCode, want.Error.Code)
+		}
+		if strings.Contains(body, "hsrcpay_") || strings.Contains(body, "go_goroutines") {
+			t.Errorf("%s on the API shows metrics: %.200s", p, body)
+		}
+	}
+	ms := httptest.NewServer(env.Server.MetricsHandler())
+	defer ms.Close()
+	if code, body := get(t, ms.URL+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("metrics handler: %d %.200s", code, body)
+	}
+	for _, p := range []string{"/", "/v1/api-keys/", "/healthz"} {
+		if code, _ := get(t, ms.URL+p); code != 404 {
+			t.Errorf("metrics handler %s: %d, want 404", p, code)
+		}
+	}
+	// Unknown paths outside /v1 are not counted as API requests.
+	if _, body := get(t, ms.URL+"/metrics"); strings.Contains(body, "hsrcpay_http_requests_total") {
+		t.Errorf("requests outside /v1 were counted:\n%s", body)
 	}
 }

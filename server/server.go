@@ -9,6 +9,9 @@
 // the operation's declared permission → request validation → the generated
 // strict handler → handlers.go. The budgets come before the permission check
 // so that a refused request (403) spends them too.
+//
+// Metrics are not served here: MetricsHandler is for a listener of its own
+// (HSRCPAY_METRICS_ADDR), out of the API's reach.
 package server
 
 import (
@@ -56,7 +59,8 @@ type Options struct {
 	TrustProxy bool
 	Logger     *slog.Logger
 	Now        func() time.Time
-	// Metrics defaults to a fresh registry, served on /metrics.
+	// Metrics defaults to a fresh registry, served by MetricsHandler (not on
+	// the API's routes).
 	Metrics *metrics.Metrics
 	// MaxActiveKeys caps each account's active keys per mode (default apikeys.DefaultMaxActiveKeys).
 	MaxActiveKeys int
@@ -144,7 +148,8 @@ func New(o Options) (*Server, error) {
 	e.Use(s.requestID, s.recover, s.accessLog, middleware.BodyLimit("64KiB"))
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(o.Metrics.Handler()))
+	// No /metrics here (rule 11): it would show every tenant's traffic and
+	// the failure reasons the API folds into one code. See MetricsHandler.
 	s.registerDocs(e)
 
 	mws := []echo.MiddlewareFunc{s.route}
@@ -160,6 +165,15 @@ func New(o Options) (*Server, error) {
 
 // ServeHTTP makes the server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// MetricsHandler serves the Prometheus registry (GET /metrics; 404 for
+// anything else). Mount it on a listener only operators reach
+// (hsrcpay-server serves it on HSRCPAY_METRICS_ADDR), never beside the API.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	return mux
+}
 
 func (s *Server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)

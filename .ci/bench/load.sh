@@ -120,7 +120,7 @@ start_server() {
   PUB_ID="$(jq -r '.keys[] | select(.type=="PUBLISHABLE") | .id' "$TMP/$name.bootstrap.json")"
   local secret_id
   secret_id="$(jq -r '.keys[] | select(.type=="SECRET") | .id' "$TMP/$name.bootstrap.json")"
-  HSRCPAY_ADDR="127.0.0.1:$port" HSRCPAY_DEMO_ACCOUNT="$ACCOUNT" \
+  HSRCPAY_ADDR="127.0.0.1:$port" HSRCPAY_METRICS_ADDR= HSRCPAY_DEMO_ACCOUNT="$ACCOUNT" \
     HSRCPAY_RATE_LIMIT_LIVE=1000000 HSRCPAY_RATE_LIMIT_TEST=1000000 \
     HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE=1000000 HSRCPAY_RATE_LIMIT_ACCOUNT_TEST=1000000 \
     HSRCPAY_MAX_ACTIVE_KEYS=1000000 \

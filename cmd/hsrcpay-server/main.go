@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -165,6 +166,45 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	// Bind both listeners before anything else happens (the demo account's
+	// keys are rotated and printed only once the server can answer): a port
+	// in use is an error at start, naming its variable.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("HSRCPAY_ADDR: %w", err)
+	}
+	defer ln.Close()
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+	type listener struct {
+		name string // its variable
+		hs   *http.Server
+		ln   net.Listener
+	}
+	listeners := []listener{{"HSRCPAY_ADDR", hs, ln}}
+	// Metrics on a listener of their own (rule 11): they show every tenant's
+	// traffic and the failure reasons the API folds into one code.
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("HSRCPAY_METRICS_ADDR: %w", err)
+		}
+		defer mln.Close()
+		listeners = append(listeners, listener{"HSRCPAY_METRICS_ADDR", &http.Server{
+			Handler:           srv.MetricsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    32 << 10,
+		}, mln})
+	}
 	if cfg.DemoAccount != "" {
 		if err := demo(ctx, srv.Service, cfg, stdout); err != nil {
 			return fmt.Errorf("demo account: %w", err)
@@ -174,20 +214,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	usageDone := make(chan struct{})
 	go func() { srv.Usage.Run(usageCtx, cfg.UsageFlushInterval); close(usageDone) }()
 
-	hs := &http.Server{
-		Addr:              cfg.Addr,
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    32 << 10,
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() {
+			if err := l.hs.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", l.name, err)
+			}
+		}()
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.ListenAndServe() }()
-	log.Info("listening", "addr", cfg.Addr, "database", mustKind(cfg.DatabaseURL))
+	metricsAddr := "off"
+	if len(listeners) > 1 {
+		metricsAddr = listeners[1].ln.Addr().String()
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "database", mustKind(cfg.DatabaseURL))
 	select {
 	case err := <-errc:
+		// One listener failed: stop the other too.
+		for _, l := range listeners {
+			l.hs.Close()
+		}
 		stopUsage()
 		<-usageDone
 		return err
@@ -196,12 +241,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// The API drains its in-flight requests; metrics stay scrapeable meanwhile
+	// and stop with it.
 	err = hs.Shutdown(sctx)
+	for _, l := range listeners[1:] {
+		if merr := l.hs.Shutdown(sctx); err == nil {
+			err = merr
+		}
+	}
 	stopUsage()
 	<-usageDone
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
 	return err
 }
 

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,6 +67,8 @@ func TestBadConfigurationExitsNonZero(t *testing.T) {
 	}{
 		{map[string]string{"HSRCPAY_DATABASE_URL": "mysql://db"}, []string{"serve"}, "HSRCPAY_DATABASE_URL"},
 		{map[string]string{"HSRCPAY_ADDR": "nonsense"}, []string{"serve"}, "HSRCPAY_ADDR"},
+		{map[string]string{"HSRCPAY_METRICS_ADDR": "nonsense"}, []string{"serve"}, "HSRCPAY_METRICS_ADDR"},
+		{nil, []string{"serve", "--metrics-addr", "127.0.0.1:99999"}, "HSRCPAY_METRICS_ADDR"},
 		{nil, []string{"serve", "--rate-limit-test", "-5"}, "HSRCPAY_RATE_LIMIT_TEST"},
 		{nil, []string{"serve", "--rate-limit-account-live", "0"}, "HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE"},
 		{map[string]string{"HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": "lots"}, []string{"serve"}, "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST"},
@@ -104,6 +108,9 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 
 // startServer runs `hsrcpay-server serve` with env on a free port and
 // returns the process, its /v1 base URL and the export lines it printed.
+// Its metrics listener takes any free port (HSRCPAY_METRICS_ADDR=127.0.0.1:0)
+// unless env says otherwise, so servers started side by side never collide
+// on the default 9090.
 func startServer(t *testing.T, env ...string) (*exec.Cmd, string, map[string]string) {
 	t.Helper()
 	bin, err := buildBinary()
@@ -114,7 +121,7 @@ func startServer(t *testing.T, env ...string) (*exec.Cmd, string, map[string]str
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(append(os.Environ(), "HSRCPAY_ADDR="+addr), env...)
+	cmd.Env = append(append(os.Environ(), "HSRCPAY_ADDR="+addr, "HSRCPAY_METRICS_ADDR=127.0.0.1:0"), env...)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -277,6 +284,131 @@ func TestTwoServerProcesses(t *testing.T) {
 	}
 	if limited < 3 {
 		t.Fatalf("%d of 8 requests limited across two processes sharing a 4/s budget", limited)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func httpGet(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+// TestMetricsListener runs the real binary: metrics are served on
+// HSRCPAY_METRICS_ADDR only, not on the API's listener (rule 11).
+func TestMetricsListener(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	maddr := freeAddr(t)
+	_, base, vars := startServer(t, "HSRCPAY_DATABASE_URL=sqlite:"+t.TempDir(), "HSRCPAY_DEMO_ACCOUNT=acct_metrics",
+		"HSRCPAY_METRICS_ADDR="+maddr)
+	c, err := client.New(base, vars["HSRCPAY_API_KEY"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateAPIKey(context.Background(), "acct_metrics", client.CreateAPIKeyRequest{Name: "scraped", Permissions: client.Permissions{}}); err != nil {
+		t.Fatal(err)
+	}
+	bad, _ := client.New(base, "sk_test_"+strings.Repeat("A", 38), client.WithRetries(0, 0))
+	bad.RegenerateAPIKey(context.Background(), "key_x") // an auth failure, counted by reason
+
+	res, body := httpGet(t, "http://"+maddr+"/metrics")
+	if res.StatusCode != 200 {
+		t.Fatalf("metrics listener /metrics: %d", res.StatusCode)
+	}
+	for _, want := range []string{
+		`hsrcpay_http_requests_total{operation="createApiKey",status="201"} 1`,
+		`hsrcpay_auth_failures_total{reason="checksum"} 1`,
+		"go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, vars["HSRCPAY_API_KEY"]) {
+		t.Fatal("a secret in the metrics")
+	}
+	// The API's listener does not serve them: the same 404 envelope as any unknown path.
+	root := strings.TrimSuffix(base, "/v1")
+	for _, p := range []string{"/metrics", "/metrics/", "/nope"} {
+		res, body := httpGet(t, root+p)
+		var env struct {
+			Success bool `json:"success"`
+			Error   struct {
+				Code int `json:"code"`
+			} `json:"error"`
+		}
+		if res.StatusCode != 404 || json.Unmarshal([]byte(body), &env) != nil || env.Error.Code != 40402 || env.Success {
+			t.Errorf("API listener %s: %d %.200s; want the 404 envelope (40402)", p, res.StatusCode, body)
+		}
+		if strings.Contains(body, "hsrcpay_") {
+			t.Errorf("API listener %s shows metrics", p)
+		}
+	}
+	// And the metrics listener serves nothing but metrics.
+	for _, p := range []string{"/v1/api-keys/", "/healthz", "/docs", "/"} {
+		if res, _ := httpGet(t, "http://"+maddr+p); res.StatusCode != 404 {
+			t.Errorf("metrics listener %s: %d, want 404", p, res.StatusCode)
+		}
+	}
+}
+
+// TestMetricsAddrInUse: a metrics port that cannot be bound stops the server
+// at start, naming the variable, before the demo account's keys are rotated.
+func TestMetricsAddrInUse(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	t.Setenv("HSRCPAY_DATABASE_URL", "sqlite:"+t.TempDir())
+	t.Setenv("HSRCPAY_ADDR", "127.0.0.1:0")
+	t.Setenv("HSRCPAY_METRICS_ADDR", held.Addr().String())
+	t.Setenv("HSRCPAY_DEMO_ACCOUNT", "acct_inuse")
+	t.Setenv("HSRCPAY_LOG_LEVEL", "error")
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run([]string{"serve"}, &out, &errb) }()
+	select {
+	case code := <-done:
+		if code == 0 || !strings.Contains(errb.String(), "HSRCPAY_METRICS_ADDR") {
+			t.Fatalf("exit %d, stderr %q", code, errb.String())
+		}
+		if strings.Contains(out.String(), "export HSRCPAY_API_KEY=") {
+			t.Fatalf("demo keys printed although the server could not start:\n%s", out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not fail within 20s with its metrics port in use")
+	}
+}
+
+// TestMetricsListenerOff: HSRCPAY_METRICS_ADDR="" serves no metrics at all.
+func TestMetricsListenerOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	_, base, _ := startServer(t, "HSRCPAY_DATABASE_URL=sqlite:"+t.TempDir(), "HSRCPAY_METRICS_ADDR=")
+	root := strings.TrimSuffix(base, "/v1")
+	if res, _ := httpGet(t, root+"/healthz"); res.StatusCode != 200 {
+		t.Fatalf("healthz %d", res.StatusCode)
+	}
+	if res, _ := httpGet(t, root+"/metrics"); res.StatusCode != 404 {
+		t.Fatalf("/metrics on the API: %d", res.StatusCode)
 	}
 }
 

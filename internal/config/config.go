@@ -17,6 +17,7 @@ import (
 // Config is every setting; the README's table lists each variable.
 type Config struct {
 	Addr               string        // HSRCPAY_ADDR
+	MetricsAddr        string        // HSRCPAY_METRICS_ADDR; "" serves no metrics
 	DatabaseURL        string        // HSRCPAY_DATABASE_URL
 	SQLiteSynchronous  string        // HSRCPAY_SQLITE_SYNCHRONOUS
 	JWKSURL            string        // HSRCPAY_JWT_JWKS_URL
@@ -47,6 +48,7 @@ type Var struct{ Name, Default, Help string }
 // Variables lists every setting, in the README's order.
 var Variables = []Var{
 	{"HSRCPAY_ADDR", "127.0.0.1:8080", "listen address (host:port)"},
+	{"HSRCPAY_METRICS_ADDR", "127.0.0.1:9090", "Prometheus /metrics listen address (host:port), apart from the API; empty: no metrics listener"},
 	{"HSRCPAY_DATABASE_URL", "sqlite:./data", "sqlite:DIR (live.db and sandbox.db in DIR) or postgres://user@host:5432/db"},
 	{"HSRCPAY_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous pragma: NORMAL survives a process crash, FULL also power loss"},
 	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets across replicas (in memory when unset)"},
@@ -73,6 +75,7 @@ var Variables = []Var{
 func Defaults() Config {
 	return Config{
 		Addr:               "127.0.0.1:8080",
+		MetricsAddr:        "127.0.0.1:9090",
 		DatabaseURL:        "sqlite:./data",
 		SQLiteSynchronous:  "NORMAL",
 		JWTMaxLifetime:     24 * time.Hour,
@@ -133,6 +136,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	str("HSRCPAY_ADDR", &c.Addr)
+	str("HSRCPAY_METRICS_ADDR", &c.MetricsAddr)
 	str("HSRCPAY_DATABASE_URL", &c.DatabaseURL)
 	str("HSRCPAY_SQLITE_SYNCHRONOUS", &c.SQLiteSynchronous)
 	str("HSRCPAY_JWT_JWKS_URL", &c.JWKSURL)
@@ -158,8 +162,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("HSRCPAY_ADDR=%q: want host:port, e.g. 127.0.0.1:8080", c.Addr))
+	if !validAddr(c.Addr) {
+		errs = append(errs, fmt.Errorf("HSRCPAY_ADDR=%q: want host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080", c.Addr))
+	}
+	if c.MetricsAddr != "" && !validAddr(c.MetricsAddr) {
+		errs = append(errs, fmt.Errorf("HSRCPAY_METRICS_ADDR=%q: want host:port with a port from 0 to 65535, e.g. 127.0.0.1:9090, or empty for no metrics listener", c.MetricsAddr))
 	}
 	if _, _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
 		errs = append(errs, fmt.Errorf("HSRCPAY_DATABASE_URL: %w", err))
@@ -184,6 +191,17 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, fmt.Errorf("HSRCPAY_DEMO_ACCOUNT=%q: want 1-64 letters, digits, _ or -", c.DemoAccount))
 	}
 	return c, errors.Join(errs...)
+}
+
+// validAddr accepts host:port (host may be empty: every interface) with a
+// numeric port from 0 to 65535 (0: any free port).
+func validAddr(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535 && port == strconv.Itoa(n)
 }
 
 // Database kinds.

@@ -15,7 +15,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != "127.0.0.1:8080" || c.DatabaseURL != "sqlite:./data" || c.RateLimitLive != 100 || !c.ValidateResponses {
+	if c.Addr != "127.0.0.1:8080" || c.MetricsAddr != "127.0.0.1:9090" || c.DatabaseURL != "sqlite:./data" || c.RateLimitLive != 100 || !c.ValidateResponses {
 		t.Fatalf("%+v", c)
 	}
 	// An account's budget is above its keys' (several keys at full speed fit in it).
@@ -71,6 +71,7 @@ func TestOverrides(t *testing.T) {
 func TestBadValuesNamed(t *testing.T) {
 	for name, vars := range map[string]map[string]string{
 		"HSRCPAY_ADDR":                 {"HSRCPAY_ADDR": "8080"},
+		"HSRCPAY_METRICS_ADDR":         {"HSRCPAY_METRICS_ADDR": "9090"},
 		"HSRCPAY_DATABASE_URL":         {"HSRCPAY_DATABASE_URL": "mysql://x"},
 		"HSRCPAY_RATE_LIMIT_LIVE":      {"HSRCPAY_RATE_LIMIT_LIVE": "0"},
 		"HSRCPAY_VALIDATE_RESPONSES":   {"HSRCPAY_VALIDATE_RESPONSES": "maybe"},
@@ -101,7 +102,7 @@ func TestVariablesDocumented(t *testing.T) {
 		if _, err := Load(env(map[string]string{v.Name: "\x00not valid\x00"})); err == nil && v.Default != "" {
 			// A string setting accepts anything; the numeric and boolean ones must complain.
 			switch v.Name {
-			case "HSRCPAY_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
+			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
 				"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT",
 				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUST_PROXY",
 				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME":
@@ -139,5 +140,31 @@ func TestJWTMaxLifetimeConfig(t *testing.T) {
 	}
 	if !documented {
 		t.Error("HSRCPAY_JWT_MAX_LIFETIME is not in Variables with default 24h and help text")
+	}
+}
+
+// TestMetricsAddr: host:port with a numeric port 0..65535, like HSRCPAY_ADDR;
+// empty turns the metrics listener off.
+func TestMetricsAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                      "",
+		"  ":                    "",
+		"127.0.0.1:0":           "127.0.0.1:0",
+		"127.0.0.1:9091":        "127.0.0.1:9091",
+		":9090":                 ":9090",
+		"[::1]:65535":           "[::1]:65535",
+		"metrics.internal:9100": "metrics.internal:9100",
+	} {
+		c, err := Load(env(map[string]string{"HSRCPAY_METRICS_ADDR": in}))
+		if err != nil || c.MetricsAddr != want {
+			t.Errorf("HSRCPAY_METRICS_ADDR=%q: %q, %v; want %q", in, c.MetricsAddr, err, want)
+		}
+	}
+	for _, bad := range []string{"9090", "127.0.0.1", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:http", "127.0.0.1:90a", "127.0.0.1:+90", "127.0.0.1:09090", "[::1:9090"} {
+		for _, name := range []string{"HSRCPAY_METRICS_ADDR", "HSRCPAY_ADDR"} {
+			if _, err := Load(env(map[string]string{name: bad})); err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s=%q: error %v, want one naming %s", name, bad, err, name)
+			}
+		}
 	}
 }
