@@ -28,9 +28,9 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/auth"
-	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/policy"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
+	"github.com/hsrcpay/apikeys/internal/redact"
 )
 
 const (
@@ -39,6 +39,26 @@ const (
 	ctxPathParams = "hsrcpay.path_params"
 	ctxAuthReason = "hsrcpay.auth_failure"
 	ctxAuthDetail = "hsrcpay.auth_failure_detail"
+)
+
+// noStore marks every response uncacheable (rule 8: a secret never leaves
+// the response that carries it): create and regenerate answer with a
+// plaintext secret, and no other answer is worth keeping in a cache. It runs
+// first, before anything can fail, so every error renderer (404, 405, 413,
+// 429, 500, a recovered panic, a response that failed validation) keeps it.
+// It covers every path, not only /v1, so nothing can slip past a prefix
+// check (/V1, //v1, /v1/../); only the docs handlers, whose content is
+// public, replace it with their own caching.
+func noStore(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set(headerCacheControl, cacheNoStore)
+		return next(c)
+	}
+}
+
+const (
+	headerCacheControl = "Cache-Control"
+	cacheNoStore       = "no-store"
 )
 
 // requestID gives every request a fresh id (a client-sent one is not
@@ -55,19 +75,21 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // logPath is the route template when the request matched an operation
-// (/v1/api-keys/{id}/regenerate), else the path with anything shaped like a
-// credential replaced: a client may paste a secret where an id belongs.
+// (/v1/api-keys/{id}/regenerate), else the path through redact.String, which
+// removes every token-shaped substring (a key or a JWT, whole segment or
+// glued inside one, percent-encoded or not): a client may paste a secret
+// where an id belongs.
+//
+// The query string is never logged, sanitized or not. Its only declared
+// parameter (account_id) adds nothing the operation's own logs lack, and
+// the rest is free-form client input where careless clients put
+// credentials (?api_key=…): the sanitizer knows the shapes of our keys and
+// of JWTs, not of a password or another service's token.
 func logPath(c echo.Context) string {
 	if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
 		return BasePath + r.Path
 	}
-	segs := strings.Split(c.Request().URL.Path, "/")
-	for i, seg := range segs {
-		if keys.Classify(seg) != keys.KindUnknown {
-			segs[i] = "{redacted}"
-		}
-	}
-	return strings.Join(segs, "/")
+	return redact.String(c.Request().URL.Path)
 }
 
 func requestID(c echo.Context) string {

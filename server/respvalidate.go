@@ -33,6 +33,18 @@ func (b *bufferedWriter) WriteHeader(code int) {
 	}
 }
 
+// resetResponse forgets a response that was not sent: its status and every
+// header except the request id and Cache-Control, which every answer keeps.
+func resetResponse(res *echo.Response) {
+	res.Committed, res.Status, res.Size = false, 0, 0
+	h := res.Header()
+	for k := range h {
+		if k != echo.HeaderXRequestID && k != headerCacheControl {
+			delete(h, k)
+		}
+	}
+}
+
 // validateResponse buffers the handler's response, error responses included
 // (rendered here, while still buffering), checks it against the spec, and
 // only then sends it. A response that breaks the spec becomes a logged 500,
@@ -43,6 +55,16 @@ func (s *Server) validateResponse(next echo.HandlerFunc) echo.HandlerFunc {
 		orig := res.Writer
 		buf := &bufferedWriter{header: orig.Header().Clone()}
 		res.Writer = buf
+		defer func() {
+			if r := recover(); r != nil {
+				// A panic while buffering: drop what was written (the recover
+				// middleware renders the 500 on the real writer), or the
+				// client would get an empty 200.
+				res.Writer = orig
+				resetResponse(res)
+				panic(r)
+			}
+		}()
 		if err := next(c); err != nil {
 			s.renderError(err, c)
 		}
@@ -60,12 +82,7 @@ func (s *Server) validateResponse(next echo.HandlerFunc) echo.HandlerFunc {
 		})
 		h := orig.Header()
 		if verr != nil {
-			res.Committed, res.Status, res.Size = false, 0, 0
-			for k := range h {
-				if k != echo.HeaderXRequestID {
-					delete(h, k)
-				}
-			}
+			resetResponse(res)
 			s.renderError(apierr.Internal(fmt.Errorf("response violates openapi.yaml (status %d): %w", buf.status, verr)), c)
 			return nil
 		}

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -274,3 +275,148 @@ func TestNoSecretsInLogs(t *testing.T) {
 const hxAllPermissionsJSON = `{"account":["read","update"],"account:api:key":["create","read","update","delete"],` +
 	`"customer":["create","read","update","delete"],"payment":["create","read","update","cancel"],` +
 	`"refund":["create","read"],"webhook":["create","read","update","delete"]}`
+
+// TestSecretsInURLsNeverLogged sends real keys and JWTs where a careless
+// client (or an attacker probing) puts them in the URL: whole and partial
+// path segments of known and unknown routes, the query string of known and
+// unknown routes, percent-encoded once or twice, even the method. No log
+// line may hold a token or its distinctive part, however the line is decoded.
+func TestSecretsInURLsNeverLogged(t *testing.T) {
+	logs := &hxLockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	env := testenv.New(t, testenv.Config{Logger: logger})
+	const acctU = "acct_urls"
+	mk := env.Bootstrap(acctU)
+	auth := "Bearer " + mk[store.Sandbox].Secret
+	pubID := mk[store.Sandbox].PublishableID
+
+	// Fresh tokens of every kind, never sent as credentials.
+	var toks []string
+	for _, kind := range []keys.Kind{keys.KindSecret, keys.KindPublishable} {
+		for _, sandbox := range []bool{false, true} {
+			k, err := keys.New(kind, sandbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			toks = append(toks, k)
+		}
+	}
+	toks = append(toks, env.JWT.Sign(t, env.JWT.Claims("url@example.com", []string{acctU}, []string{"account:api:key:create"}, "test")))
+	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	foreign, _ := jwt.NewWithClaims(jwt.SigningMethodES256, env.JWT.Claims("mallory", []string{acctU}, nil, "test")).SignedString(otherKey)
+	toks = append(toks, foreign)
+	needles := map[string]string{}
+	for _, tok := range toks {
+		needles[tok] = "token"
+		if keys.Classify(tok) == keys.KindJWT {
+			parts := strings.Split(tok, ".")
+			needles[parts[1]] = "JWT payload"
+			needles[parts[2]] = "JWT signature"
+		} else {
+			needles[tok[8:40]] = "key's random part"
+		}
+	}
+
+	spellings := func(tok string) []string {
+		first := fmt.Sprintf("%%%02X%%%02X", tok[0], tok[1]) + tok[2:]
+		return []string{
+			tok,
+			strings.ReplaceAll(tok, "_", "%5F"),   // sk%5Ftest%5F…
+			strings.ReplaceAll(tok, "_", "%255F"), // encoded twice: reaches the router as sk%5Ftest%5F…
+			strings.ReplaceAll(tok, ".", "%2E"),
+			strings.ReplaceAll(tok, ".", "%252E"),
+			first, // %73%6B_test_…
+		}
+	}
+	create := "/v1/api-keys/?account_id=" + acctU
+	frames := []string{
+		// path, unknown routes: whole segment, glued, after a dot, outside /v1
+		"/v1/%s", "/v1/x-%s", "/v1/%s/regenerate", "/v1/nope/foo.%s/bar", "/v1/a%sz",
+		"/%s", "/docs/%s", "/metrics/%s", "/V1/API-KEYS/%s/regenerate",
+		// path, known route (the id position): whole and partial
+		"/v1/api-keys/%s/regenerate", "/v1/api-keys/foo.%s/regenerate", "/v1/api-keys/x%sy/regenerate",
+		// query of known and unknown routes
+		create + "&api_key=%s", create + "&q=foo.%s", "/v1/api-keys/?account_id=%s",
+		"/v1/api-keys/" + pubID + "/regenerate?key=%s", "/v1/nope?token=%s", "/healthz?key=%s", "/nope?x-%s",
+	}
+	httpc := &http.Client{Timeout: 10 * time.Second}
+	requests := 0
+	send := func(method, url string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, strings.NewReader(`{"name":"url","permissions":{}}`))
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Type", "application/json")
+		res, b := hxDo(t, httpc, req)
+		requests++
+		if res.StatusCode >= 500 || res.StatusCode < 400 {
+			t.Errorf("%s %s: %d, want a 4xx: %.200s", method, url, res.StatusCode, b)
+		}
+	}
+	for _, tok := range toks {
+		for _, spelled := range spellings(tok) {
+			for _, frame := range frames {
+				send("POST", env.Root+fmt.Sprintf(frame, spelled))
+			}
+		}
+		if keys.Classify(tok) != keys.KindJWT {
+			send(tok, env.Root+"/v1/api-keys/") // a token as the method: a valid HTTP token
+		}
+	}
+
+	out := logs.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	access := 0
+	for i, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %d is not JSON: %.200s", i, line)
+		}
+		if rec["msg"] == "request" {
+			access++
+		}
+		decoded := hxUnescapeAll(line)
+		for n, what := range needles {
+			if strings.Contains(line, n) || strings.Contains(decoded, n) {
+				t.Errorf("log line %d holds a %s: %.300s", i, what, line)
+			}
+		}
+	}
+	if access != requests {
+		t.Errorf("%d access log lines for %d requests", access, requests)
+	}
+	// Still useful: matched routes log their template, unknown paths their shape.
+	for _, want := range []string{`"path":"/v1/api-keys/{id}/regenerate"`, `"path":"/v1/x-{redacted}"`, `"path":"/v1/nope/foo.{redacted}/bar"`, `"method":"{redacted}"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no log line has %s", want)
+		}
+	}
+	t.Logf("%d requests, %d log lines scanned for %d needles", requests, len(lines), len(needles))
+}
+
+// hxUnescapeAll decodes every valid percent escape, repeatedly, so a needle
+// is found however many times its log line encoded it.
+func hxUnescapeAll(s string) string {
+	for range 5 {
+		var b strings.Builder
+		changed := false
+		for i := 0; i < len(s); i++ {
+			if s[i] == '%' && i+2 < len(s) {
+				if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
+					b.WriteByte(byte(v))
+					i += 2
+					changed = true
+					continue
+				}
+			}
+			b.WriteByte(s[i])
+		}
+		if !changed {
+			break
+		}
+		s = b.String()
+	}
+	return s
+}

@@ -1,14 +1,14 @@
 // Package server assembles the HTTP service: Echo, the generated strict
 // handler, and the middlewares that tie every request to openapi.yaml.
 //
-// A request to /v1 passes, in order: request id → recover → access log →
-// body limit → route lookup in the spec → response validation (buffers) →
-// authentication (a client address over its failed-authentication budget is
-// refused before the credential lookup; a failure spends that budget) →
-// rate limit (the credential's budget, and its account's for API keys) →
-// the operation's declared permission → request validation → the generated
-// strict handler → handlers.go. The budgets come before the permission check
-// so that a refused request (403) spends them too.
+// A request to /v1 passes, in order: Cache-Control: no-store → request id →
+// access log → recover → body limit → route lookup in the spec → response
+// validation (buffers) → authentication (a client address over its
+// failed-authentication budget is refused before the credential lookup; a
+// failure spends that budget) → rate limit (the credential's budget, and its
+// account's for API keys) → the operation's declared permission → request
+// validation → the generated strict handler → handlers.go. The budgets come
+// before the permission check so that a refused request (403) spends them too.
 //
 // Metrics are not served here: MetricsHandler is for a listener of its own
 // (HSRCPAY_METRICS_ADDR), out of the API's reach.
@@ -29,6 +29,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
+	"github.com/hsrcpay/apikeys/internal/redact"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
 
@@ -57,8 +58,10 @@ type Options struct {
 	ValidateResponses bool
 	// TrustProxy takes the client address from X-Forwarded-For.
 	TrustProxy bool
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// Logger receives JSON-ready records; the server wraps its handler with
+	// redact.Handler, so no token-shaped string reaches it.
+	Logger *slog.Logger
+	Now    func() time.Time
 	// Metrics defaults to a fresh registry, served by MetricsHandler (not on
 	// the API's routes).
 	Metrics *metrics.Metrics
@@ -101,6 +104,11 @@ func New(o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Every line the server logs passes the one sanitizer (rule 8): the
+	// access log's path, error messages (a response that broke the spec
+	// quotes its body, secret included), panic values, whatever a client
+	// managed to put in a method or an address.
+	o.Logger = slog.New(redact.Handler(o.Logger.Handler()))
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -145,7 +153,7 @@ func New(o Options) (*Server, error) {
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
-	e.Use(s.requestID, s.recover, s.accessLog, middleware.BodyLimit("64KiB"))
+	e.Use(noStore, s.requestID, s.accessLog, s.recover, middleware.BodyLimit("64KiB"))
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	// No /metrics here (rule 11): it would show every tenant's traffic and
