@@ -59,6 +59,37 @@ func TestBootstrapPrintsManagedKeysOnce(t *testing.T) {
 	}
 }
 
+// The demo account (make run) exists in the sandbox only: bootstrapping it in
+// both modes must refuse before writing anything, naming the mode, and leave
+// the live mode to a bootstrap of its own (all or nothing across modes).
+func TestBootstrapHalfMadeAccountWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("HSRCPAY_DATABASE_URL", "sqlite:"+dir)
+	var out, errb bytes.Buffer
+	if code := run([]string{"bootstrap", "--account", "acct_half", "--mode", "test"}, &out, &errb); code != 0 {
+		t.Fatalf("sandbox bootstrap: exit %d: %s", code, errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	code := run([]string{"bootstrap", "--account", "acct_half"}, &out, &errb)
+	if code == 0 || out.Len() != 0 || !strings.Contains(errb.String(), "exists") || !strings.Contains(errb.String(), "test") {
+		t.Fatalf("bootstrap of both modes over the sandbox account: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := st.Repo(store.Live).AccountExists(context.Background(), "acct_half")
+	st.Close()
+	if err != nil || ok {
+		t.Fatalf("the live mode was written anyway (exists=%v, err=%v)", ok, err)
+	}
+	out.Reset()
+	if code := run([]string{"bootstrap", "--account", "acct_half", "--mode", "live"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "sk_live_") {
+		t.Fatalf("live bootstrap: exit %d: %s", code, errb.String())
+	}
+}
+
 func TestBadConfigurationExitsNonZero(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
