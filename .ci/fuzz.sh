@@ -42,6 +42,16 @@ for pkg in $FUZZ_PKGS; do
   done
 done
 
+# The credential-safety state machine (rapid, not go test -fuzz), 300 runs
+# per store instead of make test's 30 and 15, when ./server is among the packages.
+if [[ " $FUZZ_PKGS " == *" ./server "* ]]; then
+  echo "== ./server TestCredentialSafetyModel (rapid, 300 runs per store)"
+  ran=$((ran + 1))
+  if ! go test ./server -run '^TestCredentialSafetyModel$' -rapid.checks=300 -count=1; then
+    failed+=("./server TestCredentialSafetyModel")
+  fi
+fi
+
 new="$(find . -path '*/testdata/fuzz/*' -type f | sort | comm -13 "$before" - || true)"
 if [[ -n "$new" ]]; then
   echo "fuzz.sh: new failing inputs:"
