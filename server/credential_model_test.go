@@ -47,15 +47,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
 
-// Codes added by issue 9, spelled out: the test must compile before the
-// generated constants exist.
-const (
-	csmCodeReplacedSecret        client.ErrorCode = 40304
-	csmCodeLifetimeEscalation    client.ErrorCode = 40305
-	csmCodeLifetimeExceedsCaller client.ErrorCode = 42203
-	csmCodeTooManyAuthFailures   client.ErrorCode = 42901
-)
-
 // csmCatalog is the permission catalog of openapi.yaml, written out (checked
 // against the managed secret key's stored permissions). Key management comes
 // first so that shrunk counterexamples name those permissions.
@@ -472,7 +463,7 @@ func (m *csmModel) gate(c *csmCaller, need string, now time.Time) (*csmPrincipal
 	case p.publishable:
 		return p, &csmWant{403, oapi.CodePublishableKeyForbidden, "publishable keys manage no keys"}
 	case p.grace:
-		return p, &csmWant{403, csmCodeReplacedSecret, "a replaced secret in its grace period manages no keys"}
+		return p, &csmWant{403, oapi.CodeReplacedSecret, "a replaced secret in its grace period manages no keys"}
 	case !p.perms[need]:
 		return p, &csmWant{403, oapi.CodePermissionDenied, "lacks " + need}
 	}
@@ -494,14 +485,15 @@ func (m *csmModel) wantCreate(c *csmCaller, r csmCreateReq, now time.Time) csmWa
 	if !p.canActOn(r.account) {
 		return csmWant{403, oapi.CodeAccountForbidden, "may not act on " + m.short(r.account)}
 	}
-	if miss := r.perms.minus(p.perms); len(miss) > 0 {
-		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
-	}
+	// An expiry no key may have is refused as input, before any rule.
 	if r.expires != nil && (!r.expires.After(now) || r.expires.After(csmMaxExpiry)) {
 		return csmWant{422, oapi.CodeInvalidExpiry, "expires_at not in the future or past 9999"}
 	}
+	if miss := r.perms.minus(p.perms); len(miss) > 0 {
+		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
+	}
 	if p.isKey && p.expires != nil && (r.expires == nil || r.expires.After(*p.expires)) {
-		return csmWant{422, csmCodeLifetimeExceedsCaller, "life never grows: the caller expires " + m.rel(p.expires)}
+		return csmWant{422, oapi.CodeLifetimeExceedsCaller, "life never grows: the caller expires " + m.rel(p.expires)}
 	}
 	if r.account == m.ghost {
 		return csmWant{404, oapi.CodeAccountNotFound, "no such account"}
@@ -538,7 +530,7 @@ func (m *csmModel) wantRegenerate(c *csmCaller, r csmRegenReq, now time.Time) cs
 		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
 	}
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
-		return csmWant{403, csmCodeLifetimeEscalation, "life never grows: the target outlives the caller"}
+		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the target outlives the caller"}
 	}
 	return csmWant{200, 0, "regenerated"}
 }
@@ -900,7 +892,7 @@ func (m *csmModel) checkDetails(rt *rapid.T, ae *client.Error, missing []string)
 // ownerStillWorks follows a replaced secret's refusal (40304) with the
 // owner's current secret, which must keep working (rule 3).
 func (m *csmModel) ownerStillWorks(rt *rapid.T, c *csmCaller, ae *client.Error) {
-	if ae.Code != csmCodeReplacedSecret || c.secret == nil {
+	if ae.Code != oapi.CodeReplacedSecret || c.secret == nil {
 		return
 	}
 	k := c.secret.key
@@ -1002,7 +994,7 @@ func csmResult(rt *rapid.T, err error, ok int) (csmAnswer, *client.Error) {
 	if !errors.As(err, &ae) {
 		rt.Fatalf("request failed: %v", err)
 	}
-	if ae.Code == csmCodeTooManyAuthFailures {
+	if ae.Code == oapi.CodeTooManyAuthFailures {
 		// The model spends failed authentications freely (dead secrets are
 		// probed on purpose): the server under test must not run out.
 		rt.Fatalf("429/42901: the failed-authentication budget is too small for this test; raise it in testenv")

@@ -73,7 +73,7 @@ edit "$tmp/lint-broken.yaml" \
   "drop regenerateApiKey description" \
   '(?<p>operationId: regenerateApiKey\n {6}summary: [^\n]*\n) {6}description: \|\n(?: {8}[^\n]*\n)+' '$<p>' \
   "409 with an inline, non-envelope schema" \
-  "(?<p>'409':\n {10}description: An active key with this name[^\n]*\n[^]*?schema:\n {16})\\\$ref: '#/components/schemas/ErrorEnvelope'" '$<p>type: object' \
+  "(?<p>'409':\n {10}description: A key with this name[^\n]*\n[^]*?schema:\n {16})\\\$ref: '#/components/schemas/ErrorEnvelope'" '$<p>type: object' \
   "components/responses/InternalError with a non-envelope schema" \
   "(?<p>\n {4}InternalError:\n[^]*?schema:\n {12}\\\$ref: )'#/components/schemas/ErrorEnvelope'" "\$<p>'#/components/schemas/ApiKeyEnvelope'" \
   "404 response without an example" \
@@ -116,6 +116,16 @@ breaking_case "breaking fails when a request maximum is lowered" request-propert
   "lower grace_period_minutes maximum" 'maximum: 10080' 'maximum: 60'
 breaking_case "breaking fails when a path is removed" api-path-removed-without-deprecation \
   "rename regenerate path" '\n  /api-keys/\{id\}/regenerate:\n' $'\n  /api-keys/{id}/rotate:\n'
+
+breaking_case "breaking fails when a response enum other than error.code grows" response-property-enum-value-added \
+  "add a key status" 'enum: \[ACTIVE, INACTIVE, EXPIRED\]' 'enum: [ACTIVE, INACTIVE, EXPIRED, FROZEN]'
+
+echo "spec-selftest: error codes are an open set"
+codes="$tmp/new-code.yaml"
+cp "$tmp/openapi.yaml" "$codes"
+edit "$codes" "add an error code" 'enum: \[40000, ' 'enum: [40000, 40009, ' "add its name" 'x-enum-varnames:\n(\s+)- CodeValidationFailed\n' $'x-enum-varnames:\n$1- CodeValidationFailed\n$1- CodeSelftest\n'
+expect_pass "breaking passes when only error.code grows" "$tmp/new-code.log" \
+  gate breaking SPEC="$codes" SPEC_BASELINE="$tmp/openapi.yaml" BREAKING_IGNORE="$empty_ignore"
 
 echo "spec-selftest: accepting an intended breaking change"
 accept="$tmp/accepted.txt"
