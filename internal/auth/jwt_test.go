@@ -3,15 +3,9 @@ package auth_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +15,7 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/testenv"
 )
 
 // jtNow is the verifier's clock in these tests, so boundaries are exact.
@@ -36,19 +31,8 @@ type jtKit struct {
 
 func newJTKit(t testing.TB) *jtKit {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "jwt.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &jtKit{t: t, key: k, pemFile: path}
+	iss := testenv.NewJWTIssuer(t) // a P-256 key and its public half as PEM
+	return &jtKit{t: t, key: iss.Key, pemFile: iss.PublicKeyFile}
 }
 
 func (k *jtKit) verifier(maxLifetime time.Duration) *auth.JWTVerifier {
