@@ -6,16 +6,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/hsrcpay/apikeys/internal/cputime"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/cputime"
+
 	"github.com/getkin/kin-openapi/openapi3filter"
 
-	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 	"github.com/hsrcpay/apikeys/server"
 )
@@ -43,7 +44,7 @@ func newCreateRequest(token string, body []byte) *http.Request {
 func createdResponse(b *testing.B) (status int, header http.Header, body []byte) {
 	b.Helper()
 	env := testenv.New(b, testenv.Config{})
-	m := env.Bootstrap(benchAcct)[store.Sandbox]
+	m := env.Bootstrap(benchAcct)[apikey.Sandbox]
 	rec := httptest.NewRecorder()
 	env.Server.ServeHTTP(rec, newCreateRequest(m.Secret, benchCreateBody("prepared")))
 	if rec.Code != http.StatusCreated {
@@ -145,7 +146,7 @@ func BenchmarkHandler(b *testing.B) {
 		suffix := "/validate_responses=" + map[bool]string{true: "on", false: "off"}[validate]
 		b.Run("create"+suffix, func(b *testing.B) {
 			env := testenv.New(b, testenv.Config{NoResponseValidation: !validate})
-			m := env.Bootstrap(benchAcct)[store.Sandbox]
+			m := env.Bootstrap(benchAcct)[apikey.Sandbox]
 			i := 0
 			b.ReportAllocs()
 			defer cputime.Report(b, cputime.Process())
@@ -160,7 +161,7 @@ func BenchmarkHandler(b *testing.B) {
 		})
 		b.Run("regenerate"+suffix, func(b *testing.B) {
 			env := testenv.New(b, testenv.Config{NoResponseValidation: !validate})
-			m := env.Bootstrap(benchAcct)[store.Sandbox]
+			m := env.Bootstrap(benchAcct)[apikey.Sandbox]
 			url := server.BasePath + "/api-keys/" + m.PublishableID + "/regenerate"
 			b.ReportAllocs()
 			defer cputime.Report(b, cputime.Process())
@@ -186,7 +187,7 @@ func BenchmarkHandler(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			env := testenv.New(b, testenv.Config{})
-			token := tc.token(env.Bootstrap(benchAcct)[store.Sandbox])
+			token := tc.token(env.Bootstrap(benchAcct)[apikey.Sandbox])
 			body := benchCreateBody("rejected")
 			b.ReportAllocs()
 			defer cputime.Report(b, cputime.Process())

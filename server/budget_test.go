@@ -18,6 +18,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -31,7 +32,7 @@ type lookupCounter struct {
 	n atomic.Int64
 }
 
-func (s *lookupCounter) Repo(m store.Mode) store.Repository {
+func (s *lookupCounter) Repo(m apikey.Mode) store.Repository {
 	return &countingRepo{Repository: s.Store.Repo(m), n: &s.n}
 }
 
@@ -40,7 +41,7 @@ type countingRepo struct {
 	n *atomic.Int64
 }
 
-func (r *countingRepo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
+func (r *countingRepo) KeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, error) {
 	r.n.Add(1)
 	return r.Repository.KeyBySecretHash(ctx, hash)
 }
@@ -155,8 +156,8 @@ func wantBurst(t *testing.T, what string, n, limit int, elapsed time.Duration) {
 // budget the answer is 429 even where it would have been 403.
 func TestBudgetForbiddenSpendsBudget(t *testing.T) {
 	const n = 3
-	env := testenv.New(t, testenv.Config{RateLimits: map[store.Mode]int{store.Live: 1000, store.Sandbox: n}})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	env := testenv.New(t, testenv.Config{RateLimits: map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: n}})
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	pub := env.Client(m.Publishable)
 	got, ae, elapsed := untilLimited(t, 4*n, 403, oapi.CodePublishableKeyForbidden, oapi.CodeRateLimited, func(i int) error {
 		if i%2 == 0 {
@@ -193,7 +194,7 @@ func TestBudgetAuthFailuresPerAddress(t *testing.T) {
 	counter := newLookupCounter(t)
 	m := metrics.New()
 	env := testenv.New(t, testenv.Config{Store: counter, AuthFailureLimit: limit, TrustProxy: true, Metrics: m})
-	real := env.Bootstrap(acct)[store.Sandbox]
+	real := env.Bootstrap(acct)[apikey.Sandbox]
 
 	const attacker = "203.0.113.7"
 	start := time.Now()
@@ -295,11 +296,11 @@ func TestBudgetChildKeysShareAccount(t *testing.T) {
 	const accountLimit, children = 10, 5
 	m := metrics.New()
 	env := testenv.New(t, testenv.Config{
-		RateLimits:    map[store.Mode]int{store.Live: 1000, store.Sandbox: 1000},
-		AccountLimits: map[store.Mode]int{store.Live: accountLimit, store.Sandbox: 1000},
+		RateLimits:    map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: 1000},
+		AccountLimits: map[apikey.Mode]int{apikey.Live: accountLimit, apikey.Sandbox: 1000},
 		Metrics:       m,
 	})
-	parent := env.Bootstrap(acct)[store.Live]
+	parent := env.Bootstrap(acct)[apikey.Live]
 	tokens := []string{parent.Secret, parent.Publishable}
 	for i := 0; i < children; i++ {
 		k, err := env.Client(parent.Secret).CreateAPIKey(ctx, acct, newKeyReq(fmt.Sprintf("child %d", i), client.Permissions{"account:api:key": {"create"}}))
@@ -357,13 +358,13 @@ func TestBudgetChildKeysShareAccount(t *testing.T) {
 		t.Fatalf("JWT limited by the account's budget: %v", err)
 	}
 	// Another account is unaffected.
-	otherAcct := env.Bootstrap("acct_other")[store.Live]
+	otherAcct := env.Bootstrap("acct_other")[apikey.Live]
 	res = rawRegenerate(t, env, otherAcct.Secret)
 	if res.StatusCode != 404 || res.Header.Get("RateLimit-Limit") != strconv.Itoa(accountLimit) {
 		t.Fatalf("other account: %d, headers %v (the account budget, 10, is the tighter)", res.StatusCode, res.Header)
 	}
 	// Where the credential's budget is the tighter, the headers report it.
-	sandbox := env.Bootstrap("acct_sb")[store.Sandbox]
+	sandbox := env.Bootstrap("acct_sb")[apikey.Sandbox]
 	res = rawRegenerate(t, env, sandbox.Secret)
 	if res.StatusCode != 404 || res.Header.Get("RateLimit-Limit") != "1000" || res.Header.Get("RateLimit-Remaining") != "999" {
 		t.Fatalf("sandbox: %d, headers %v", res.StatusCode, res.Header)
@@ -405,8 +406,8 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 			Limiter:          redisLimiter(t), // a client per replica
 			TrustProxy:       true,
 			AuthFailureLimit: failLimit,
-			RateLimits:       map[store.Mode]int{store.Live: 1000, store.Sandbox: 1000},
-			AccountLimits:    map[store.Mode]int{store.Live: accountLimit, store.Sandbox: 1000},
+			RateLimits:       map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: 1000},
+			AccountLimits:    map[apikey.Mode]int{apikey.Live: accountLimit, apikey.Sandbox: 1000},
 		}
 	}
 	a, b := testenv.New(t, cfg()), testenv.New(t, cfg())
@@ -414,7 +415,7 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 	// Redis outlives the test: fresh names for the address and the account.
 	run := time.Now().UnixNano()
 	account := fmt.Sprintf("acct_r%d", run)
-	m := a.Bootstrap(account)[store.Live]
+	m := a.Bootstrap(account)[apikey.Live]
 
 	// One /64, a different address on each replica, until each replica has
 	// answered 42901 once (then both know the address is over its budget).

@@ -37,6 +37,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 	"pgregory.net/rapid"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
@@ -200,7 +201,7 @@ func hxDo(t testing.TB, c *http.Client, req *http.Request) (*http.Response, []by
 }
 
 // hxCountKeys counts api_keys rows in a mode's SQLite file, optionally for one account.
-func hxCountKeys(t testing.TB, st store.Store, mode store.Mode, account string) int {
+func hxCountKeys(t testing.TB, st store.Store, mode apikey.Mode, account string) int {
 	t.Helper()
 	db := st.(*sqlite.Store).DB(mode)
 	var n int
@@ -218,7 +219,7 @@ func hxCountKeys(t testing.TB, st store.Store, mode store.Mode, account string) 
 
 // hxKeyIDForSecret returns the id of the key whose current secret hash is
 // that of secret, reading the SQLite file directly ("" if none).
-func hxKeyIDForSecret(t testing.TB, st store.Store, mode store.Mode, secret string) string {
+func hxKeyIDForSecret(t testing.TB, st store.Store, mode apikey.Mode, secret string) string {
 	t.Helper()
 	sum := sha256.Sum256([]byte(secret))
 	var id string
@@ -230,7 +231,7 @@ func hxKeyIDForSecret(t testing.TB, st store.Store, mode store.Mode, secret stri
 }
 
 // hxHashRefs counts the rows whose current or previous secret hash is that of secret.
-func hxHashRefs(t testing.TB, st store.Store, mode store.Mode, secret string) int {
+func hxHashRefs(t testing.TB, st store.Store, mode apikey.Mode, secret string) int {
 	t.Helper()
 	sum := sha256.Sum256([]byte(secret))
 	var n int
@@ -274,7 +275,7 @@ const (
 )
 
 type cfKey struct {
-	mode    store.Mode
+	mode    apikey.Mode
 	account string
 	id      string
 	typ     string
@@ -303,7 +304,7 @@ func (k *cfKey) superseded() []string {
 // cfPrincipal is who the model expects a token to authenticate as.
 type cfPrincipal struct {
 	publishable bool
-	mode        store.Mode
+	mode        apikey.Mode
 	accounts    []string
 	perms       perm.Set
 	// expires is a key credential's expiry (nil: never, and always for JWTs,
@@ -326,8 +327,8 @@ type cfModel struct {
 	http     *http.Client
 	keys     []*cfKey
 	byID     map[string]*cfKey
-	names    map[store.Mode]map[string]map[string]bool
-	created  map[store.Mode]map[string]int
+	names    map[apikey.Mode]map[string]map[string]bool
+	created  map[apikey.Mode]map[string]int
 	otherJWT *ecdsa.PrivateKey
 	jwts     []string // every JWT sent
 	allPerms []string
@@ -357,8 +358,8 @@ func (m *cfModel) pick(t *rapid.T, label string, ok func(*cfKey) bool) *cfKey {
 	return rapid.SampledFrom(c).Draw(t, label)
 }
 
-func cfModeName(m store.Mode) string {
-	if m == store.Sandbox {
+func cfModeName(m apikey.Mode) string {
+	if m == apikey.Sandbox {
 		return "test"
 	}
 	return "live"
@@ -429,16 +430,16 @@ func (m *cfModel) drawToken(t *rapid.T) cfToken {
 		k := m.pick(t, "token key", func(k *cfKey) bool {
 			switch kind {
 			case "managed":
-				return k.managed && k.typ == store.TypeSecret
+				return k.managed && k.typ == apikey.TypeSecret
 			case "custom":
 				return !k.managed
 			}
-			return k.typ == store.TypePublishable
+			return k.typ == apikey.TypePublishable
 		})
 		if k == nil {
 			break
 		}
-		p := &cfPrincipal{publishable: k.typ == store.TypePublishable, mode: k.mode, accounts: []string{k.account}, perms: perm.FromMap(k.perms), expires: k.expires}
+		p := &cfPrincipal{publishable: k.typ == apikey.TypePublishable, mode: k.mode, accounts: []string{k.account}, perms: perm.FromMap(k.perms), expires: k.expires}
 		return cfToken{desc: fmt.Sprintf("%s key %s (%s, %s)", kind, k.id, k.account, k.mode), header: "Bearer " + k.secret, p: p}
 	case "superseded":
 		k := m.pick(t, "superseded key", func(k *cfKey) bool { return len(k.superseded()) > 0 })
@@ -452,7 +453,7 @@ func (m *cfModel) drawToken(t *rapid.T) cfToken {
 		if k == nil {
 			break
 		}
-		p := &cfPrincipal{publishable: k.typ == store.TypePublishable, mode: k.mode, accounts: []string{k.account}, perms: perm.FromMap(k.perms), expires: k.expires, replaced: true}
+		p := &cfPrincipal{publishable: k.typ == apikey.TypePublishable, mode: k.mode, accounts: []string{k.account}, perms: perm.FromMap(k.perms), expires: k.expires, replaced: true}
 		return cfToken{desc: "previous secret (in grace) of " + k.id, header: "Bearer " + k.prev, p: p}
 	case "garbage":
 		g := rapid.StringOfN(rapid.RuneFrom(cfPrintableASCII), 1, 80, -1).Draw(t, "garbage token")
@@ -468,7 +469,7 @@ func (m *cfModel) drawToken(t *rapid.T) cfToken {
 		h := rapid.SampledFrom([]string{"Basic " + k.secret, k.secret, "Bearer", "Token " + k.secret}).Draw(t, "not bearer")
 		return cfToken{desc: "not a bearer header", header: h, code: 40101}
 	case "jwt", "jwt expired", "jwt foreign signer":
-		mode := rapid.SampledFrom([]store.Mode{store.Live, store.Sandbox}).Draw(t, "jwt mode")
+		mode := rapid.SampledFrom([]apikey.Mode{apikey.Live, apikey.Sandbox}).Draw(t, "jwt mode")
 		accounts := cfSubset(t, []string{cfAcctA, cfAcctB, cfAcctGhost}, "jwt accounts")
 		perms := cfSubset(t, m.allPerms, "jwt permissions")
 		if rapid.Bool().Draw(t, "jwt may manage keys") {
@@ -497,7 +498,7 @@ func (m *cfModel) drawToken(t *rapid.T) cfToken {
 		return tok
 	}
 	// The wanted kind does not exist yet: fall back to a managed secret key.
-	k := m.pick(t, "fallback key", func(k *cfKey) bool { return k.managed && k.typ == store.TypeSecret })
+	k := m.pick(t, "fallback key", func(k *cfKey) bool { return k.managed && k.typ == apikey.TypeSecret })
 	return cfToken{desc: "managed key " + k.id, header: "Bearer " + k.secret, p: &cfPrincipal{mode: k.mode, accounts: []string{k.account}, perms: perm.FromMap(k.perms)}}
 }
 
@@ -976,12 +977,12 @@ func (m *cfModel) acknowledge(t *rapid.T, r *cfRequest, status int, body []byte)
 	if p == nil {
 		t.Fatalf("%s: %d for a token that must not authenticate", r, status)
 	}
-	if parsed.Sandbox != (p.mode == store.Sandbox) {
+	if parsed.Sandbox != (p.mode == apikey.Sandbox) {
 		t.Fatalf("%s: %s key issued to a %s caller", r, d.Key[:8], p.mode)
 	}
 	switch r.op {
 	case hxOpCreate:
-		if status != 201 || d.Managed || d.Type != store.TypeSecret || parsed.Kind != keys.KindSecret || d.AccountID != r.account || d.Name != norm.NFC.String(r.name) || d.Status != "ACTIVE" {
+		if status != 201 || d.Managed || d.Type != apikey.TypeSecret || parsed.Kind != keys.KindSecret || d.AccountID != r.account || d.Name != norm.NFC.String(r.name) || d.Status != "ACTIVE" {
 			t.Fatalf("%s: unexpected created key %+v", r, d)
 		}
 		if !cfSamePerms(d.Permissions, r.perms) {
@@ -1007,14 +1008,14 @@ func (m *cfModel) acknowledge(t *rapid.T, r *cfRequest, status int, body []byte)
 		if p.expires != nil && (d.ExpiresAt == nil || d.ExpiresAt.After(*p.expires)) {
 			t.Fatalf("%s: created key expires %v, after its creator (%v)", r, d.ExpiresAt, p.expires)
 		}
-		m.addKey(&cfKey{mode: p.mode, account: r.account, id: d.ID, typ: store.TypeSecret, perms: d.Permissions, expires: d.ExpiresAt, secret: d.Key}, d.Name)
+		m.addKey(&cfKey{mode: p.mode, account: r.account, id: d.ID, typ: apikey.TypeSecret, perms: d.Permissions, expires: d.ExpiresAt, secret: d.Key}, d.Name)
 		m.created[p.mode][r.account]++
 	case hxOpRegenerate:
 		k := m.byID[r.id]
 		if status != 200 || k == nil || d.ID != r.id || !d.Managed || d.Type != k.typ || d.Key == k.secret || slices.Contains(k.old, d.Key) {
 			t.Fatalf("%s: unexpected regenerated key %+v", r, d)
 		}
-		if (parsed.Kind == keys.KindPublishable) != (k.typ == store.TypePublishable) {
+		if (parsed.Kind == keys.KindPublishable) != (k.typ == apikey.TypePublishable) {
 			t.Fatalf("%s: regenerated %s key is %v", r, k.typ, parsed.Kind)
 		}
 		k.old = append(k.old, k.secret)
@@ -1078,8 +1079,8 @@ func TestContractFuzz(t *testing.T) {
 	m := &cfModel{
 		spec: spec, env: env, http: &http.Client{Timeout: 15 * time.Second},
 		byID:     map[string]*cfKey{},
-		names:    map[store.Mode]map[string]map[string]bool{store.Live: {}, store.Sandbox: {}},
-		created:  map[store.Mode]map[string]int{store.Live: {}, store.Sandbox: {}},
+		names:    map[apikey.Mode]map[string]map[string]bool{apikey.Live: {}, apikey.Sandbox: {}},
+		created:  map[apikey.Mode]map[string]int{apikey.Live: {}, apikey.Sandbox: {}},
 		otherJWT: other,
 		allPerms: cfPermStrings(spec.catalog),
 		stats:    map[string]int{},
@@ -1095,8 +1096,8 @@ func TestContractFuzz(t *testing.T) {
 	}
 	for _, a := range []string{cfAcctA, cfAcctB} {
 		for mode, mk := range env.Bootstrap(a) {
-			m.addKey(&cfKey{mode: mode, account: a, id: mk.SecretID, typ: store.TypeSecret, managed: true, perms: all, secret: mk.Secret}, "Managed secret key")
-			m.addKey(&cfKey{mode: mode, account: a, id: mk.PublishableID, typ: store.TypePublishable, managed: true, perms: readOnly, secret: mk.Publishable}, "Managed publishable key")
+			m.addKey(&cfKey{mode: mode, account: a, id: mk.SecretID, typ: apikey.TypeSecret, managed: true, perms: all, secret: mk.Secret}, "Managed secret key")
+			m.addKey(&cfKey{mode: mode, account: a, id: mk.PublishableID, typ: apikey.TypePublishable, managed: true, perms: readOnly, secret: mk.Publishable}, "Managed publishable key")
 		}
 	}
 	start := time.Now()
@@ -1138,7 +1139,7 @@ func cfCheckStore(t *testing.T, m *cfModel) {
 	env := m.env
 	st := env.Store
 	// Keys per account: the two managed ones plus every create acknowledged with 201.
-	for _, mode := range store.Modes {
+	for _, mode := range apikey.Modes {
 		total := 0
 		for _, a := range []string{cfAcctA, cfAcctB, cfAcctGhost} {
 			want := m.created[mode][a]

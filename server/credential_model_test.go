@@ -42,7 +42,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
-	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
@@ -252,7 +252,7 @@ type csmKey struct {
 	label       string // for messages: "managed secret A/live", "custom k3 B/test"
 	id, account string
 	name        string
-	mode        store.Mode
+	mode        apikey.Mode
 	publishable bool
 	managed     bool
 	perms       csmSet
@@ -272,7 +272,7 @@ type csmSecret struct {
 
 // csmGrant is what a JWT grants.
 type csmGrant struct {
-	mode     store.Mode
+	mode     apikey.Mode
 	accounts []string
 	perms    csmSet
 }
@@ -290,7 +290,7 @@ type csmPrincipal struct {
 	isKey       bool
 	publishable bool
 	grace       bool // a replaced secret in its grace period
-	mode        store.Mode
+	mode        apikey.Mode
 	accounts    []string
 	perms       csmSet
 	expires     *time.Time // key credentials only
@@ -343,7 +343,7 @@ func csmNewModel(t *testing.T, env *testenv.Env, run, maxSteps int, stats map[st
 	}
 	for _, acct := range []string{m.acctA, m.acctB} {
 		managed := env.Bootstrap(acct)
-		for _, mode := range store.Modes {
+		for _, mode := range apikey.Modes {
 			mk := managed[mode]
 			where := m.short(acct) + "/" + string(mode)
 			m.addKey(&csmKey{label: "managed secret " + where, id: mk.SecretID, account: acct, name: "Managed secret key",
@@ -586,7 +586,7 @@ func (m *csmModel) drawCaller(rt *rapid.T) *csmCaller {
 
 func (m *csmModel) drawJWT(rt *rapid.T) *csmCaller {
 	g := &csmGrant{
-		mode:     rapid.SampledFrom(store.Modes).Draw(rt, "jwt mode"),
+		mode:     rapid.SampledFrom(apikey.Modes).Draw(rt, "jwt mode"),
 		accounts: rapid.SliceOfNDistinct(rapid.SampledFrom([]string{m.acctA, m.acctB, m.ghost}), 0, 3, rapid.ID[string]).Draw(rt, "jwt accounts"),
 	}
 	switch rapid.IntRange(0, 2).Draw(rt, "jwt permissions kind") {
@@ -749,7 +749,7 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 	c := m.drawCaller(rt)
 	kind := rapid.SampledFrom([]string{"managed secret", "managed publishable", "custom key", "no such key"}).Draw(rt, "target kind")
 	_, own, _ := m.grantOf(c)
-	var mode store.Mode
+	var mode apikey.Mode
 	if c.jwt != nil {
 		mode = c.jwt.mode
 	} else {
@@ -958,8 +958,8 @@ func (m *csmModel) checkStore(rt *rapid.T) {
 			rt.Fatalf("store: %s: %v", k.label, err)
 		}
 		var bad []string
-		if got.AccountID != k.account || got.Name != k.name || got.Managed != k.managed || got.Deleted || got.Status != store.StatusActive ||
-			(got.Type == store.TypePublishable) != k.publishable {
+		if got.AccountID != k.account || got.Name != k.name || got.Managed != k.managed || got.Deleted || got.Status != apikey.StatusActive ||
+			(got.Type == apikey.TypePublishable) != k.publishable {
 			bad = append(bad, fmt.Sprintf("account %s name %q managed %v deleted %v status %s type %s", m.short(got.AccountID), got.Name, got.Managed, got.Deleted, got.Status, got.Type))
 		}
 		if !bytes.Equal(got.SecretHash, csmHash(k.cur)) {

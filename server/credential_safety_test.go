@@ -14,8 +14,8 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
-	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
 
@@ -38,7 +38,7 @@ func mustCreate(t *testing.T, c *client.Client, req client.CreateAPIKeyRequest) 
 func TestRegenerateCannotEscalate(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
-		m := env.Bootstrap(acct)[store.Sandbox]
+		m := env.Bootstrap(acct)[apikey.Sandbox]
 		updater := mustCreate(t, env.Client(m.Secret), newKeyReq("updater", client.Permissions{"account:api:key": {"update"}}))
 		jwt := env.JWT.Sign(t, env.JWT.Claims("mallory", []string{acct}, []string{"account:api:key:update"}, "test"))
 		for who, tok := range map[string]string{"key": updater.Key, "jwt": jwt} {
@@ -64,7 +64,7 @@ func TestRegenerateCannotEscalate(t *testing.T) {
 func TestReplacedSecretManagesNothing(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
-		m := env.Bootstrap(acct)[store.Sandbox]
+		m := env.Bootstrap(acct)[apikey.Sandbox]
 		rotated, err := env.Client(m.Secret).RegenerateAPIKey(ctx, m.SecretID, client.WithGracePeriod(7*24*time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -89,7 +89,7 @@ func TestReplacedSecretManagesNothing(t *testing.T) {
 func TestLifeNeverGrows(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
-		m := env.Bootstrap(acct)[store.Sandbox]
+		m := env.Bootstrap(acct)[apikey.Sandbox]
 		hour := env.Clock.Now().Add(time.Hour).UTC().Truncate(time.Second)
 		req := newKeyReq("hour", everyPermission)
 		req.ExpiresAt = &hour
@@ -128,7 +128,7 @@ func TestLifeNeverGrows(t *testing.T) {
 func TestRegenerateBurstRechecksTheCaller(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
-		m := env.Bootstrap(acct)[store.Sandbox]
+		m := env.Bootstrap(acct)[apikey.Sandbox]
 		c := env.Client(m.Secret)
 		const n = 20
 		var (
@@ -169,7 +169,7 @@ func TestRegenerateBurstRechecksTheCaller(t *testing.T) {
 func TestExpiryBeyondYear9999(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
-		m := env.Bootstrap(acct)[store.Sandbox]
+		m := env.Bootstrap(acct)[apikey.Sandbox]
 		c := env.Client(m.Secret)
 		for _, raw := range []string{"9999-12-31T23:30:00-01:00", "9999-12-31T23:59:59.5Z"} {
 			exp, err := time.Parse(time.RFC3339Nano, raw)
@@ -195,7 +195,7 @@ func TestExpiryBeyondYear9999(t *testing.T) {
 func TestNamesForPeople(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
-		m := env.Bootstrap(acct)[store.Sandbox]
+		m := env.Bootstrap(acct)[apikey.Sandbox]
 		c := env.Client(m.Secret)
 		for _, name := range []string{
 			"Managed secret key\u200b", "Managed\u00a0secret key", "\u202eyek terces deganaM", "bell\u0007",
@@ -231,7 +231,7 @@ func TestActiveKeyCap(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		cfg.MaxActiveKeys = 5
 		env := testenv.New(t, cfg)
-		m := env.Bootstrap(acct)[store.Sandbox] // two managed keys count
+		m := env.Bootstrap(acct)[apikey.Sandbox] // two managed keys count
 		c := env.Client(m.Secret)
 		soon := env.Clock.Now().Add(time.Minute)
 		for i := range 3 {
@@ -247,7 +247,7 @@ func TestActiveKeyCap(t *testing.T) {
 			t.Fatalf("details.limit = %v", ae.Details["limit"])
 		}
 		// The live mode has its own count, and an expired key frees its place.
-		if _, err := env.Client(env.Bootstrap("acct_other")[store.Sandbox].Secret).CreateAPIKey(ctx, "acct_other", newKeyReq("elsewhere", client.Permissions{})); err != nil {
+		if _, err := env.Client(env.Bootstrap("acct_other")[apikey.Sandbox].Secret).CreateAPIKey(ctx, "acct_other", newKeyReq("elsewhere", client.Permissions{})); err != nil {
 			t.Fatalf("another account: %v", err)
 		}
 		env.Clock.Advance(2 * time.Minute)
@@ -260,22 +260,22 @@ func TestBootstrapAllOrNothingAndCreatedBy(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
 		svc := env.Server.Service
-		if _, err := svc.Bootstrap(ctx, "acct_half", []store.Mode{store.Sandbox}); err != nil {
+		if _, err := svc.Bootstrap(ctx, "acct_half", []apikey.Mode{apikey.Sandbox}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := svc.Bootstrap(ctx, "acct_half", store.Modes)
+		_, err := svc.Bootstrap(ctx, "acct_half", apikey.Modes)
 		if !errors.Is(err, apikeys.ErrAccountExists) || !strings.Contains(err.Error(), "test") {
 			t.Fatalf("bootstrap over a half-made account: %v", err)
 		}
-		if ok, err := env.Store.Repo(store.Live).AccountExists(ctx, "acct_half"); err != nil || ok {
+		if ok, err := env.Store.Repo(apikey.Live).AccountExists(ctx, "acct_half"); err != nil || ok {
 			t.Fatalf("the live mode was provisioned anyway (exists=%v, err=%v)", ok, err)
 		}
 		// The missing mode can still be provisioned on its own.
-		if _, err := svc.Bootstrap(ctx, "acct_half", []store.Mode{store.Live}); err != nil {
+		if _, err := svc.Bootstrap(ctx, "acct_half", []apikey.Mode{apikey.Live}); err != nil {
 			t.Fatalf("provision the missing mode: %v", err)
 		}
 
-		m := env.Bootstrap(acct)[store.Sandbox]
+		m := env.Bootstrap(acct)[apikey.Sandbox]
 		byKey := mustCreate(t, env.Client(m.Secret), newKeyReq("by key", client.Permissions{}))
 		jwt := env.JWT.Sign(t, env.JWT.Claims("ann@example.com", []string{acct}, []string{"account:api:key:create"}, "test"))
 		byJWT := mustCreate(t, env.Client(jwt), newKeyReq("by jwt", client.Permissions{}))

@@ -16,8 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
-	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
 )
@@ -41,20 +41,20 @@ func newFuzzServer(f *testing.F) *fzServer {
 	srv, err := server.New(server.Options{
 		Store:             st,
 		ValidateResponses: true,
-		RateLimits:        map[store.Mode]int{store.Live: 1 << 30, store.Sandbox: 1 << 30},
-		AccountLimits:     map[store.Mode]int{store.Live: 1 << 30, store.Sandbox: 1 << 30},
+		RateLimits:        map[apikey.Mode]int{apikey.Live: 1 << 30, apikey.Sandbox: 1 << 30},
+		AccountLimits:     map[apikey.Mode]int{apikey.Live: 1 << 30, apikey.Sandbox: 1 << 30},
 		AuthFailureLimit:  1 << 30,
 	})
 	if err != nil {
 		f.Fatal(err)
 	}
-	issued, err := srv.Service.Bootstrap(context.Background(), fzAccount, []store.Mode{store.Sandbox})
+	issued, err := srv.Service.Bootstrap(context.Background(), fzAccount, []apikey.Mode{apikey.Sandbox})
 	if err != nil {
 		f.Fatal(err)
 	}
 	fz := &fzServer{srv: srv, spec: hxLoadSpec(f)}
 	for _, is := range issued {
-		if is.Key.Type == store.TypeSecret {
+		if is.Key.Type == apikey.TypeSecret {
 			fz.secret, fz.secretID = is.Secret, is.Key.ID
 		} else {
 			fz.publishableID = is.Key.ID

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -45,7 +46,7 @@ func newKeyReq(name string, perms client.Permissions) client.CreateAPIKeyRequest
 
 func TestCreateIssuesWorkingCustomKey(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	exp := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
 	meta := client.Metadata{"team": "checkout"}
 	k, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, client.CreateAPIKeyRequest{
@@ -102,7 +103,7 @@ func toStrings(v any) []string {
 
 func TestCreateErrors(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	env.Bootstrap("acct_other")
 	c := env.Client(m.Secret)
 	past := time.Now().Add(-time.Hour)
@@ -160,7 +161,7 @@ func TestAccountNotFoundThroughJWT(t *testing.T) {
 
 func TestRegenerateRotatesManagedSecret(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Live]
+	m := env.Bootstrap(acct)[apikey.Live]
 	old := env.Client(m.Secret)
 	// Use the key once so last_used_* has something to show.
 	if _, err := old.CreateAPIKey(ctx, acct, newKeyReq("before rotation", client.Permissions{})); err != nil {
@@ -208,7 +209,7 @@ func TestRegenerateErrors(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
 	mk := env.Bootstrap(acct)
 	other := env.Bootstrap("acct_other")
-	sb := env.Client(mk[store.Sandbox].Secret)
+	sb := env.Client(mk[apikey.Sandbox].Secret)
 	custom, err := sb.CreateAPIKey(ctx, acct, newKeyReq("custom", client.Permissions{"account:api:key": {"create"}}))
 	if err != nil {
 		t.Fatal(err)
@@ -220,23 +221,23 @@ func TestRegenerateErrors(t *testing.T) {
 		t.Fatalf("custom key changed by a refused regenerate: %v", err)
 	}
 	// 403: a key without account:api:key:update.
-	_, err = env.Client(custom.Key).RegenerateAPIKey(ctx, mk[store.Sandbox].SecretID)
+	_, err = env.Client(custom.Key).RegenerateAPIKey(ctx, mk[apikey.Sandbox].SecretID)
 	wantAPIError(t, err, 403, oapi.CodePermissionDenied)
 	// 403: publishable keys never manage keys.
-	_, err = env.Client(mk[store.Sandbox].Publishable).RegenerateAPIKey(ctx, mk[store.Sandbox].PublishableID)
+	_, err = env.Client(mk[apikey.Sandbox].Publishable).RegenerateAPIKey(ctx, mk[apikey.Sandbox].PublishableID)
 	wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
 	// 404: unknown id, another account's key, and a live key from the sandbox.
 	for name, id := range map[string]string{
 		"unknown":       "key_doesnotexist",
-		"other account": other[store.Sandbox].SecretID,
-		"other mode":    mk[store.Live].SecretID,
+		"other account": other[apikey.Sandbox].SecretID,
+		"other mode":    mk[apikey.Live].SecretID,
 	} {
 		_, err = sb.RegenerateAPIKey(ctx, id)
 		wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
 		_ = name
 	}
 	// The other account's key still works: nothing was rotated.
-	if _, err := env.Client(other[store.Sandbox].Secret).RegenerateAPIKey(ctx, other[store.Sandbox].PublishableID); err != nil {
+	if _, err := env.Client(other[apikey.Sandbox].Secret).RegenerateAPIKey(ctx, other[apikey.Sandbox].PublishableID); err != nil {
 		t.Fatalf("other account's key was disturbed: %v", err)
 	}
 	// 400: malformed ids.
@@ -248,34 +249,34 @@ func TestRegenerateErrors(t *testing.T) {
 		}
 	}
 	// 409: an inactive managed key.
-	if _, err := store.UpdateKey(ctx, env.Store.Repo(store.Sandbox), mk[store.Sandbox].PublishableID, func(k *store.Key) error {
-		k.Status = store.StatusInactive
+	if _, err := store.UpdateKey(ctx, env.Store.Repo(apikey.Sandbox), mk[apikey.Sandbox].PublishableID, func(k *apikey.Key) error {
+		k.Status = apikey.StatusInactive
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = sb.RegenerateAPIKey(ctx, mk[store.Sandbox].PublishableID)
+	_, err = sb.RegenerateAPIKey(ctx, mk[apikey.Sandbox].PublishableID)
 	ae := wantAPIError(t, err, 409, oapi.CodeKeyNotActive)
 	if ae.Details["status"] != "INACTIVE" {
 		t.Fatalf("details = %v", ae.Details)
 	}
 	// A deleted key is not found, and its secret no longer authenticates.
-	if _, err := store.UpdateKey(ctx, env.Store.Repo(store.Sandbox), mk[store.Sandbox].SecretID, func(k *store.Key) error {
+	if _, err := store.UpdateKey(ctx, env.Store.Repo(apikey.Sandbox), mk[apikey.Sandbox].SecretID, func(k *apikey.Key) error {
 		k.Deleted = true
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = sb.RegenerateAPIKey(ctx, mk[store.Sandbox].SecretID)
+	_, err = sb.RegenerateAPIKey(ctx, mk[apikey.Sandbox].SecretID)
 	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
-	_, err = env.Client(mk[store.Live].Secret).RegenerateAPIKey(ctx, mk[store.Sandbox].SecretID)
+	_, err = env.Client(mk[apikey.Live].Secret).RegenerateAPIKey(ctx, mk[apikey.Sandbox].SecretID)
 	wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
 }
 
 func TestRateLimited(t *testing.T) {
-	env := testenv.New(t, testenv.Config{RateLimits: map[store.Mode]int{store.Live: 1000, store.Sandbox: 2}})
+	env := testenv.New(t, testenv.Config{RateLimits: map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: 2}})
 	m := env.Bootstrap(acct)
-	c := env.Client(m[store.Sandbox].Secret)
+	c := env.Client(m[apikey.Sandbox].Secret)
 	var err error
 	for i := 0; i < 3 && err == nil; i++ {
 		_, err = c.RegenerateAPIKey(ctx, "key_unknown0"+string(rune('a'+i)))
@@ -290,11 +291,11 @@ func TestRateLimited(t *testing.T) {
 	_, err = c.CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
 	wantAPIError(t, err, 429, oapi.CodeRateLimited)
 	// Budgets are per credential and per mode: the live key is unaffected.
-	if _, err := env.Client(m[store.Live].Secret).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{})); err != nil {
+	if _, err := env.Client(m[apikey.Live].Secret).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{})); err != nil {
 		t.Fatalf("live key limited by sandbox traffic: %v", err)
 	}
 	// A client that retries honours Retry-After and gets through.
-	retrying, err := client.New(env.URL, m[store.Sandbox].Secret, client.WithRetries(3, 5*time.Second))
+	retrying, err := client.New(env.URL, m[apikey.Sandbox].Secret, client.WithRetries(3, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestRateLimited(t *testing.T) {
 
 func TestStoreFailureIs500(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	env.Store.Close()
 	_, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
 	wantAPIError(t, err, 500, oapi.CodeInternal)
@@ -326,7 +327,7 @@ func TestStoreFailureIs500(t *testing.T) {
 
 func TestExpiredKeyIs401(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	exp := time.Now().Add(time.Hour)
 	k, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, client.CreateAPIKeyRequest{Name: "short-lived", Permissions: client.Permissions{"account:api:key": {"create"}}, ExpiresAt: &exp})
 	if err != nil {
@@ -351,7 +352,7 @@ func TestNoPlaintextSecretAtRest(t *testing.T) {
 	for _, m := range env.Bootstrap(acct) {
 		secrets = append(secrets, m.Secret, m.Publishable)
 	}
-	m := env.Bootstrap("acct_two")[store.Live]
+	m := env.Bootstrap("acct_two")[apikey.Live]
 	secrets = append(secrets, m.Secret, m.Publishable)
 	c := env.Client(m.Secret)
 	for i := 0; i < 5; i++ {
@@ -389,30 +390,30 @@ func TestCrossModeIsolation(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
 	mk := env.Bootstrap(acct)
 	// A key created in the sandbox is a sandbox key and unknown to live.
-	k, err := env.Client(mk[store.Sandbox].Secret).CreateAPIKey(ctx, acct, newKeyReq("sandbox only", client.Permissions{}))
+	k, err := env.Client(mk[apikey.Sandbox].Secret).CreateAPIKey(ctx, acct, newKeyReq("sandbox only", client.Permissions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(k.Key, "sk_test_") {
 		t.Fatalf("sandbox create issued %q", k.Key)
 	}
-	if _, err := env.Store.Repo(store.Live).GetKey(ctx, k.Id); !errors.Is(err, store.ErrNotFound) {
+	if _, err := env.Store.Repo(apikey.Live).GetKey(ctx, k.Id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("sandbox key visible in live repository: %v", err)
 	}
 	// The same name is free in live: the repositories are separate.
-	if _, err := env.Client(mk[store.Live].Secret).CreateAPIKey(ctx, acct, newKeyReq("sandbox only", client.Permissions{})); err != nil {
+	if _, err := env.Client(mk[apikey.Live].Secret).CreateAPIKey(ctx, acct, newKeyReq("sandbox only", client.Permissions{})); err != nil {
 		t.Fatalf("live create with a sandbox name: %v", err)
 	}
 	// A live secret rewritten as a sandbox one fails its checksum; one with a
 	// valid checksum for the other mode is unknown there.
-	forged := strings.Replace(mk[store.Live].Secret, "_live_", "_test_", 1)
-	_, err = env.Client(forged).RegenerateAPIKey(ctx, mk[store.Live].SecretID)
+	forged := strings.Replace(mk[apikey.Live].Secret, "_live_", "_test_", 1)
+	_, err = env.Client(forged).RegenerateAPIKey(ctx, mk[apikey.Live].SecretID)
 	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
 }
 
 func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	auth := "Bearer " + m.Secret
 	create := "/v1/api-keys/?account_id=" + acct
 	valid := `{"name":"n","permissions":{}}`
@@ -478,7 +479,7 @@ func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
 	}
 	// None of the above stored anything: only the two managed keys exist.
 	var n int
-	if err := env.Store.(*sqlite.Store).DB(store.Sandbox).QueryRow(`SELECT count(*) FROM api_keys`).Scan(&n); err != nil || n != 2 {
+	if err := env.Store.(*sqlite.Store).DB(apikey.Sandbox).QueryRow(`SELECT count(*) FROM api_keys`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("sandbox holds %d keys (err %v), want the 2 managed ones", n, err)
 	}
 }

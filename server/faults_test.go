@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -196,7 +197,7 @@ func hxBootstrap(t *testing.T, bin, dataDir, account string) map[string]hxManage
 	for _, k := range res.Keys {
 		byType[k.Type] = k
 	}
-	if byType[store.TypeSecret].Secret == "" || byType[store.TypePublishable].Secret == "" {
+	if byType[apikey.TypeSecret].Secret == "" || byType[apikey.TypePublishable].Secret == "" {
 		t.Fatalf("bootstrap printed %s", out)
 	}
 	return byType
@@ -246,7 +247,7 @@ func hxIntegrityCheck(t *testing.T, dataDir string) {
 	}
 }
 
-func hxCountFile(t *testing.T, dataDir string, mode store.Mode, q string, args ...any) int {
+func hxCountFile(t *testing.T, dataDir string, mode apikey.Mode, q string, args ...any) int {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, sqlite.FileNames[mode]))
 	if err != nil {
@@ -283,7 +284,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	accounts := []string{"acct_crash_1", "acct_crash_2", "acct_crash_3"}
 	for _, a := range accounts {
 		k := hxBootstrap(t, bin, dataDir, a)
-		for _, typ := range []string{store.TypeSecret, store.TypePublishable} {
+		for _, typ := range []string{apikey.TypeSecret, apikey.TypePublishable} {
 			rotated = append(rotated, &hxRotated{id: k[typ].ID, typ: typ, secrets: []string{k[typ].Secret}})
 		}
 	}
@@ -416,7 +417,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	pw.Wait()
 	// Rows of the demo account: its 2 managed keys, every acknowledged create,
 	// and at most the creates that were in flight at the kill.
-	rows := hxCountFile(t, dataDir, store.Sandbox, `SELECT count(*) FROM api_keys WHERE account_id = ?`, demo)
+	rows := hxCountFile(t, dataDir, apikey.Sandbox, `SELECT count(*) FROM api_keys WHERE account_id = ?`, demo)
 	if rows < 2+len(acked) || rows > 2+len(acked)+int(unknownCreates.Load()) {
 		t.Errorf("%s holds %d keys: want 2 + %d acknowledged (+ up to %d in flight)", demo, rows, len(acked), unknownCreates.Load())
 	}
@@ -438,7 +439,7 @@ func TestCrashUnderLoad(t *testing.T) {
 			// nobody was given, never one of the superseded ones.
 			for _, s := range k.secrets {
 				sum := sha256.Sum256([]byte(s))
-				if n := hxCountFile(t, dataDir, store.Sandbox, `SELECT count(*) FROM api_keys WHERE id = ? AND secret_hash = ?`, k.id, sum[:]); n != 0 {
+				if n := hxCountFile(t, dataDir, apikey.Sandbox, `SELECT count(*) FROM api_keys WHERE id = ? AND secret_hash = ?`, k.id, sum[:]); n != 0 {
 					t.Errorf("%s: stored hash is an acknowledged secret that does not authenticate", k.id)
 				}
 			}
@@ -457,7 +458,7 @@ func TestCrashUnderLoad(t *testing.T) {
 			t.Errorf("a demo key printed before the restart still authenticates")
 		}
 	}
-	if n := hxCountFile(t, dataDir, store.Sandbox, `SELECT count(*) FROM api_keys WHERE account_id = ? AND managed = 1`, demo); n != 2 {
+	if n := hxCountFile(t, dataDir, apikey.Sandbox, `SELECT count(*) FROM api_keys WHERE account_id = ? AND managed = 1`, demo); n != 2 {
 		t.Errorf("demo account has %d managed keys after the restart, want 2", n)
 	}
 	// A clean stop, then the files once more.
@@ -489,7 +490,7 @@ type hxFlakyStore struct {
 	fails atomic.Int64
 }
 
-func (s *hxFlakyStore) Repo(m store.Mode) store.Repository {
+func (s *hxFlakyStore) Repo(m apikey.Mode) store.Repository {
 	return &hxFlakyRepo{s: s, inner: s.Store.Repo(m)}
 }
 
@@ -544,7 +545,7 @@ type hxFlakyTx struct {
 	r *hxFlakyRepo
 }
 
-func (t *hxFlakyTx) Key(ctx context.Context, id string) (*store.Key, error) {
+func (t *hxFlakyTx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	if err := t.r.read(); err != nil {
 		return nil, err
 	}
@@ -558,35 +559,35 @@ func (t *hxFlakyTx) CreateAccount(ctx context.Context, id string, now time.Time)
 	return t.Tx.CreateAccount(ctx, id, now)
 }
 
-func (t *hxFlakyTx) InsertKey(ctx context.Context, k *store.Key) error {
+func (t *hxFlakyTx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	if err := t.r.write(); err != nil {
 		return err
 	}
 	return t.Tx.InsertKey(ctx, k)
 }
 
-func (t *hxFlakyTx) UpdateKey(ctx context.Context, k *store.Key) error {
+func (t *hxFlakyTx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	if err := t.r.write(); err != nil {
 		return err
 	}
 	return t.Tx.UpdateKey(ctx, k)
 }
 
-func (r *hxFlakyRepo) GetKey(ctx context.Context, id string) (*store.Key, error) {
+func (r *hxFlakyRepo) GetKey(ctx context.Context, id string) (*apikey.Key, error) {
 	if err := r.read(); err != nil {
 		return nil, err
 	}
 	return r.inner.GetKey(ctx, id)
 }
 
-func (r *hxFlakyRepo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
+func (r *hxFlakyRepo) KeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, error) {
 	if err := r.read(); err != nil {
 		return nil, err
 	}
 	return r.inner.KeyBySecretHash(ctx, hash)
 }
 
-func (r *hxFlakyRepo) ListManagedKeys(ctx context.Context, accountID string) ([]*store.Key, error) {
+func (r *hxFlakyRepo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error) {
 	if err := r.read(); err != nil {
 		return nil, err
 	}
@@ -610,7 +611,7 @@ func TestStoreUnavailable(t *testing.T) {
 	flaky := &hxFlakyStore{Store: inner}
 	env := testenv.New(t, testenv.Config{Store: flaky})
 	const acctU = "acct_unavail"
-	m := env.Bootstrap(acctU)[store.Sandbox]
+	m := env.Bootstrap(acctU)[apikey.Sandbox]
 	httpc := &http.Client{Timeout: 10 * time.Second}
 
 	var mu sync.Mutex
@@ -659,7 +660,7 @@ func TestStoreUnavailable(t *testing.T) {
 		return res.StatusCode
 	}
 	snapshot := func() []string {
-		rows, err := inner.DB(store.Sandbox).Query(`SELECT id || ' ' || hex(secret_hash) || ' ' || coalesce(hex(prev_secret_hash), '-') || ' ' || updated_at FROM api_keys ORDER BY id`)
+		rows, err := inner.DB(apikey.Sandbox).Query(`SELECT id || ' ' || hex(secret_hash) || ' ' || coalesce(hex(prev_secret_hash), '-') || ' ' || updated_at FROM api_keys ORDER BY id`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -749,25 +750,25 @@ func TestStoreUnavailable(t *testing.T) {
 	})
 	t.Logf("flapping store: %d injected failures; answers %v", flaky.fails.Load(), summary)
 
-	if got, want := hxCountKeys(t, inner, store.Sandbox, acctU), 2+len(createdSecrets); got != want {
+	if got, want := hxCountKeys(t, inner, apikey.Sandbox, acctU), 2+len(createdSecrets); got != want {
 		t.Errorf("%d keys stored, want 2 managed + %d acknowledged creates", got, len(createdSecrets))
 	}
 	for _, s := range createdSecrets {
-		if hxKeyIDForSecret(t, inner, store.Sandbox, s) == "" {
+		if hxKeyIDForSecret(t, inner, apikey.Sandbox, s) == "" {
 			t.Errorf("an acknowledged create is not stored")
 		}
 	}
 	last := pubSecrets[len(pubSecrets)-1]
-	if hxKeyIDForSecret(t, inner, store.Sandbox, last) != m.PublishableID {
+	if hxKeyIDForSecret(t, inner, apikey.Sandbox, last) != m.PublishableID {
 		t.Errorf("the publishable key's stored secret is not the last acknowledged one (%d rotations)", len(pubSecrets)-1)
 	}
 	for _, s := range pubSecrets[:len(pubSecrets)-1] {
-		if hxHashRefs(t, inner, store.Sandbox, s) != 0 {
+		if hxHashRefs(t, inner, apikey.Sandbox, s) != 0 {
 			t.Errorf("a superseded publishable secret is still stored")
 		}
 	}
 	var bad string
-	if err := inner.DB(store.Sandbox).QueryRow(`PRAGMA integrity_check`).Scan(&bad); err != nil || bad != "ok" {
+	if err := inner.DB(apikey.Sandbox).QueryRow(`PRAGMA integrity_check`).Scan(&bad); err != nil || bad != "ok" {
 		t.Errorf("integrity_check: %q %v", bad, err)
 	}
 	// Usage recorded during the outage is kept and written once the store is back.

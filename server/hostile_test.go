@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store/postgres"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
@@ -70,7 +70,7 @@ func TestHostileInput(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
 	const acctH = "acct_hx"
 	mk := env.Bootstrap(acctH)
-	m := mk[store.Sandbox]
+	m := mk[apikey.Sandbox]
 	auth := "Bearer " + m.Secret
 	create := "/v1/api-keys/?account_id=" + acctH
 	regen := "/v1/api-keys/" + m.PublishableID + "/regenerate"
@@ -103,7 +103,7 @@ func TestHostileInput(t *testing.T) {
 	hostAddr := strings.TrimPrefix(env.Root, "http://")
 	permsOf := func(t *testing.T, id string) string {
 		var p string
-		if err := env.Store.(*sqlite.Store).DB(store.Sandbox).QueryRow(`SELECT permissions FROM api_keys WHERE id = ?`, id).Scan(&p); err != nil {
+		if err := env.Store.(*sqlite.Store).DB(apikey.Sandbox).QueryRow(`SELECT permissions FROM api_keys WHERE id = ?`, id).Scan(&p); err != nil {
 			t.Fatal(err)
 		}
 		return p
@@ -160,7 +160,7 @@ func TestHostileInput(t *testing.T) {
 		{name: "id with trailing newline %0A", method: "POST", path: "/v1/api-keys/key_abc%0A/regenerate", auth: auth, op: hxOpRegenerate, want: []int{400}},
 		{name: "id with invalid percent-encoding (raw)", raw: "POST /v1/api-keys/key_%zz/regenerate HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth + "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", want: []int{400}, goOwn: true,
 			note: "net/http refuses the request line in plain text"},
-		{name: "id of a key in the other mode", method: "POST", path: "/v1/api-keys/" + mk[store.Live].SecretID + "/regenerate", auth: auth, op: hxOpRegenerate, want: []int{404}},
+		{name: "id of a key in the other mode", method: "POST", path: "/v1/api-keys/" + mk[apikey.Live].SecretID + "/regenerate", auth: auth, op: hxOpRegenerate, want: []int{404}},
 		{name: "path in upper case", method: "POST", path: "/V1/API-KEYS/?account_id=" + acctH, ctype: "application/json", auth: auth, body: valid(), want: []int{404}},
 		{name: "doubled slash before api-keys", method: "POST", path: "/v1//api-keys/?account_id=" + acctH, ctype: "application/json", auth: auth, body: valid(), want: []int{404}},
 
@@ -259,9 +259,9 @@ func TestHostileInput(t *testing.T) {
 	httpc := &http.Client{Timeout: 15 * time.Second}
 	var table []string
 	table = append(table, "| case | status | code |", "|---|---|---|")
-	snapshot := func() map[store.Mode][]string {
-		out := map[store.Mode][]string{}
-		for _, mode := range store.Modes {
+	snapshot := func() map[apikey.Mode][]string {
+		out := map[apikey.Mode][]string{}
+		for _, mode := range apikey.Modes {
 			rows, err := env.Store.(*sqlite.Store).DB(mode).Query(`SELECT id || ' ' || hex(secret_hash) || ' ' || coalesce(hex(prev_secret_hash), '-') || ' ' ||
 				name || ' ' || permissions || ' ' || metadata || ' ' || status || ' ' || deleted FROM api_keys ORDER BY id`)
 			if err != nil {
@@ -365,16 +365,16 @@ func TestHostileInput(t *testing.T) {
 			// accepted create adds exactly one key, an accepted regenerate
 			// changes exactly one.
 			after := snapshot()
-			for _, mode := range store.Modes {
+			for _, mode := range apikey.Modes {
 				added, removed := hxDiff(before[mode], after[mode])
 				switch {
 				case res.StatusCode >= 300 && (len(added) > 0 || len(removed) > 0):
 					t.Errorf("rejected request changed %s: -%v +%v", mode, removed, added)
-				case res.StatusCode == 201 && mode == store.Sandbox && (len(added) != 1 || len(removed) != 0):
+				case res.StatusCode == 201 && mode == apikey.Sandbox && (len(added) != 1 || len(removed) != 0):
 					t.Errorf("create changed %s by -%d +%d rows", mode, len(removed), len(added))
-				case res.StatusCode == 200 && mode == store.Sandbox && (len(added) != 1 || len(removed) != 1):
+				case res.StatusCode == 200 && mode == apikey.Sandbox && (len(added) != 1 || len(removed) != 1):
 					t.Errorf("regenerate changed %s by -%d +%d rows", mode, len(removed), len(added))
-				case res.StatusCode < 300 && mode == store.Live && (len(added) > 0 || len(removed) > 0):
+				case res.StatusCode < 300 && mode == apikey.Live && (len(added) > 0 || len(removed) > 0):
 					t.Errorf("a sandbox request changed the live file")
 				}
 			}
@@ -383,7 +383,7 @@ func TestHostileInput(t *testing.T) {
 	// The X-Forwarded-For case: last_used_ip stays the peer address.
 	env.FlushUsage()
 	var ip string
-	if err := env.Store.(*sqlite.Store).DB(store.Sandbox).QueryRow(`SELECT coalesce(last_used_ip, '') FROM api_keys WHERE id = ?`, m.SecretID).Scan(&ip); err != nil || ip != "127.0.0.1" {
+	if err := env.Store.(*sqlite.Store).DB(apikey.Sandbox).QueryRow(`SELECT coalesce(last_used_ip, '') FROM api_keys WHERE id = ?`, m.SecretID).Scan(&ip); err != nil || ip != "127.0.0.1" {
 		t.Errorf("last_used_ip %q (err %v), want the peer address 127.0.0.1", ip, err)
 	}
 	t.Logf("hostile input (%d cases):\n%s\n\nNotes:\n%s", len(cases), strings.Join(table, "\n"), strings.Join(notes, "\n"))
@@ -462,7 +462,7 @@ func TestHostileNULAcrossStores(t *testing.T) {
 				cfg.Store = st
 			}
 			env := testenv.New(t, cfg)
-			m := env.Bootstrap("acct_nul")[store.Sandbox]
+			m := env.Bootstrap("acct_nul")[apikey.Sandbox]
 			answers[backend] = map[string]int{}
 			for what, b := range bodies {
 				req, _ := http.NewRequest("POST", env.URL+"/api-keys/?account_id=acct_nul", strings.NewReader(b))

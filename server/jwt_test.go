@@ -18,7 +18,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
-	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
@@ -51,7 +51,7 @@ func TestJWTAuthentication(t *testing.T) {
 		wantAPIError(t, err, 403, oapi.CodeAccountForbidden)
 	})
 	t.Run("regenerate on a foreign account is not found", func(t *testing.T) {
-		other := env.Bootstrap("acct_third")[store.Sandbox]
+		other := env.Bootstrap("acct_third")[apikey.Sandbox]
 		tok := j.Sign(t, j.Claims("ops", []string{acct}, []string{"account:api:key:update"}, "test"))
 		_, err := env.Client(tok).RegenerateAPIKey(ctx, other.SecretID)
 		wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
@@ -122,7 +122,7 @@ func TestJWTAuthentication(t *testing.T) {
 // TestKeyTokenClassification covers the key shapes the seeds describe.
 func TestKeyTokenClassification(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	flip := func(s string, i int) string {
 		b := []byte(s)
 		if b[i] == 'a' {
@@ -189,7 +189,7 @@ func TestJWTStrict(t *testing.T) {
 
 	countKeys := func() int {
 		n := 0
-		for _, m := range store.Modes {
+		for _, m := range apikey.Modes {
 			var c int
 			if err := env.Store.(*sqlite.Store).DB(m).QueryRow(`SELECT count(*) FROM api_keys`).Scan(&c); err != nil {
 				t.Fatal(err)

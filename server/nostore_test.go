@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -31,14 +32,14 @@ type nsStore struct {
 	state atomic.Int32
 }
 
-func (s *nsStore) Repo(m store.Mode) store.Repository { return nsRepo{s.Store.Repo(m), s} }
+func (s *nsStore) Repo(m apikey.Mode) store.Repository { return nsRepo{s.Store.Repo(m), s} }
 
 type nsRepo struct {
 	store.Repository
 	s *nsStore
 }
 
-func (r nsRepo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
+func (r nsRepo) KeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, error) {
 	switch r.s.state.Load() {
 	case nsFail:
 		return nil, errors.New("ns: store unavailable (injected)")
@@ -56,10 +57,10 @@ func TestNoStoreOnEveryV1Response(t *testing.T) {
 	st := &nsStore{Store: inner}
 	env := testenv.New(t, testenv.Config{Store: st})
 	const acctN = "acct_nostore"
-	m := env.Bootstrap(acctN)[store.Sandbox]
+	m := env.Bootstrap(acctN)[apikey.Sandbox]
 	// A second server whose sandbox budget is one request per second, for 429.
-	limited := testenv.New(t, testenv.Config{RateLimits: map[store.Mode]int{store.Live: 1, store.Sandbox: 1}})
-	lm := limited.Bootstrap(acctN)[store.Sandbox]
+	limited := testenv.New(t, testenv.Config{RateLimits: map[apikey.Mode]int{apikey.Live: 1, apikey.Sandbox: 1}})
+	lm := limited.Bootstrap(acctN)[apikey.Sandbox]
 
 	httpc := &http.Client{Timeout: 10 * time.Second}
 	create := "/v1/api-keys/?account_id=" + acctN

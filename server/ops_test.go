@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
 
@@ -25,8 +25,8 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestHealthReadinessMetrics(t *testing.T) {
-	env := testenv.New(t, testenv.Config{RateLimits: map[store.Mode]int{store.Live: 1000, store.Sandbox: 1}})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	env := testenv.New(t, testenv.Config{RateLimits: map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: 1}})
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	if code, _ := get(t, env.Root+"/healthz"); code != 200 {
 		t.Fatalf("healthz %d", code)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/postgres"
@@ -41,7 +42,7 @@ func eachStore(t *testing.T, f func(t *testing.T, cfg testenv.Config)) {
 func TestConcurrentRegenerate(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
-		m := env.Bootstrap(acct)[store.Sandbox]
+		m := env.Bootstrap(acct)[apikey.Sandbox]
 		c := env.Client(m.Secret)
 		const n = 50
 		type result struct {
@@ -96,7 +97,7 @@ func TestConcurrentRegenerate(t *testing.T) {
 func TestConcurrentCreates(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
-		m := env.Bootstrap(acct)[store.Live]
+		m := env.Bootstrap(acct)[apikey.Live]
 		c := env.Client(m.Secret)
 		const n = 40
 		var mu sync.Mutex
@@ -163,17 +164,17 @@ func redisLimiter(t *testing.T) ratelimit.Limiter {
 func TestTwoReplicas(t *testing.T) {
 	url := storetest.FreshPostgresDB(t)
 	lim := redisLimiter(t)
-	limits := map[store.Mode]int{store.Live: 1000, store.Sandbox: 4}
+	limits := map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: 4}
 	a := testenv.New(t, testenv.Config{Store: openPostgres(t, url), Limiter: lim, RateLimits: limits})
 	b := testenv.New(t, testenv.Config{Store: openPostgres(t, url), Limiter: lim, RateLimits: limits})
 	m := a.Bootstrap(acct)
 
 	// A key rotated through one replica is refused by the other at once.
-	k, err := a.Client(m[store.Live].Secret).RegenerateAPIKey(ctx, m[store.Live].SecretID)
+	k, err := a.Client(m[apikey.Live].Secret).RegenerateAPIKey(ctx, m[apikey.Live].SecretID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.Client(m[store.Live].Secret).RegenerateAPIKey(ctx, m[store.Live].SecretID)
+	_, err = b.Client(m[apikey.Live].Secret).RegenerateAPIKey(ctx, m[apikey.Live].SecretID)
 	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
 	if _, err := b.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("via b", client.Permissions{})); err != nil {
 		t.Fatalf("new secret refused by the other replica: %v", err)
@@ -189,20 +190,20 @@ func TestTwoReplicas(t *testing.T) {
 	}
 	b.FlushUsage() // newer use first
 	a.FlushUsage() // older use second: must not win
-	got, err := a.Store.Repo(store.Live).GetKey(ctx, k.Id)
+	got, err := a.Store.Repo(apikey.Live).GetKey(ctx, k.Id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	newest, _ := b.Server.Usage.Pending(store.Live, k.Id) // flushed: nothing pending
+	newest, _ := b.Server.Usage.Pending(apikey.Live, k.Id) // flushed: nothing pending
 	if got.LastUsedAt == nil || newest.At != (time.Time{}) {
 		t.Fatalf("last_used_at = %v", got.LastUsedAt)
 	}
-	if a2, _ := a.Store.Repo(store.Live).GetKey(ctx, k.Id); a2.LastUsedAt.Before(got.LastUsedAt.Add(-time.Millisecond)) {
+	if a2, _ := a.Store.Repo(apikey.Live).GetKey(ctx, k.Id); a2.LastUsedAt.Before(got.LastUsedAt.Add(-time.Millisecond)) {
 		t.Fatal("older use overwrote the newer one")
 	}
 
 	// The sandbox budget (4/s) is shared: 2 requests on each replica use it up.
-	sb := m[store.Sandbox]
+	sb := m[apikey.Sandbox]
 	var limited int
 	for i := 0; i < 6; i++ {
 		env := a

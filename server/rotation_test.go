@@ -8,6 +8,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
@@ -34,7 +35,7 @@ func works(t *testing.T, env *testenv.Env, secret string) bool {
 
 func TestZeroDowntimeRotation(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	c := env.Client(m.Secret)
 
 	first := m.Secret
@@ -83,9 +84,9 @@ func TestZeroDowntimeRotation(t *testing.T) {
 
 func TestGraceNeverOutlivesExpiry(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	exp := env.Clock.Now().Add(10 * time.Minute).UTC()
-	if _, err := store.UpdateKey(ctx, env.Store.Repo(store.Sandbox), m.PublishableID, func(k *store.Key) error {
+	if _, err := store.UpdateKey(ctx, env.Store.Repo(apikey.Sandbox), m.PublishableID, func(k *apikey.Key) error {
 		k.ExpiresAt = &exp
 		return nil
 	}); err != nil {
@@ -102,7 +103,7 @@ func TestGraceNeverOutlivesExpiry(t *testing.T) {
 
 func TestRegenerateBodyValidation(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
-	m := env.Bootstrap(acct)[store.Sandbox]
+	m := env.Bootstrap(acct)[apikey.Sandbox]
 	c := env.Client(m.Secret)
 	_, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithGracePeriod(8*24*time.Hour))
 	ae := wantAPIError(t, err, 400, oapi.CodeValidationFailed)

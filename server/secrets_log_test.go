@@ -26,8 +26,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
-	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
@@ -107,7 +107,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 	}
 	create := "/v1/api-keys/?account_id=" + acctL
-	sb, live := mk[store.Sandbox], mk[store.Live]
+	sb, live := mk[apikey.Sandbox], mk[apikey.Live]
 	bearer := func(s string) string { return "Bearer " + s }
 
 	// Creates, in both modes, and by a created key (which holds every permission).
@@ -287,8 +287,8 @@ func TestSecretsInURLsNeverLogged(t *testing.T) {
 	env := testenv.New(t, testenv.Config{Logger: logger})
 	const acctU = "acct_urls"
 	mk := env.Bootstrap(acctU)
-	auth := "Bearer " + mk[store.Sandbox].Secret
-	pubID := mk[store.Sandbox].PublishableID
+	auth := "Bearer " + mk[apikey.Sandbox].Secret
+	pubID := mk[apikey.Sandbox].PublishableID
 
 	// Fresh tokens of every kind, never sent as credentials.
 	var toks []string

@@ -25,6 +25,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/metrics"
@@ -44,11 +45,11 @@ type Options struct {
 	// Limiter defaults to an in-memory limiter.
 	Limiter ratelimit.Limiter
 	// RateLimits are requests per second per credential, by mode.
-	RateLimits map[store.Mode]int
+	RateLimits map[apikey.Mode]int
 	// AccountLimits are requests per second per account, by mode, spent by
 	// every request an API key of the account authenticates (default 1000
 	// live, 100 sandbox). JWTs spend only their subject's budget.
-	AccountLimits map[store.Mode]int
+	AccountLimits map[apikey.Mode]int
 	// AuthFailureLimit is failed authentications per second per client
 	// address (burst: the same); over it the address gets 429 (42901).
 	// Default 10.
@@ -75,7 +76,7 @@ type Server struct {
 	spec    *Spec
 	auth    *auth.Authenticator
 	limiter ratelimit.Limiter
-	limits  map[store.Mode]int
+	limits  map[apikey.Mode]int
 	log     *slog.Logger
 	store   store.Store
 	metrics *metrics.Metrics
@@ -85,7 +86,7 @@ type Server struct {
 	Service *apikeys.Service
 
 	// accountLimits budget each account's keys together, by mode.
-	accountLimits map[store.Mode]int
+	accountLimits map[apikey.Mode]int
 	// authFailureLimit budgets failed authentications per client address;
 	// blocked remembers addresses over it, to refuse them before any lookup.
 	authFailureLimit int
@@ -119,10 +120,10 @@ func New(o Options) (*Server, error) {
 		o.Metrics = metrics.New()
 	}
 	if o.RateLimits == nil {
-		o.RateLimits = map[store.Mode]int{store.Live: 100, store.Sandbox: 25}
+		o.RateLimits = map[apikey.Mode]int{apikey.Live: 100, apikey.Sandbox: 25}
 	}
 	if o.AccountLimits == nil {
-		o.AccountLimits = map[store.Mode]int{store.Live: 1000, store.Sandbox: 100}
+		o.AccountLimits = map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: 100}
 	}
 	if o.AuthFailureLimit <= 0 {
 		o.AuthFailureLimit = 10

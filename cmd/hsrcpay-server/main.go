@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/config"
@@ -155,12 +156,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		JWT:               jwtv,
 		Limiter:           limiter,
 		Metrics:           m,
-		RateLimits:        map[store.Mode]int{store.Live: cfg.RateLimitLive, store.Sandbox: cfg.RateLimitSandbox},
+		RateLimits:        map[apikey.Mode]int{apikey.Live: cfg.RateLimitLive, apikey.Sandbox: cfg.RateLimitSandbox},
 		ValidateResponses: cfg.ValidateResponses,
 		TrustProxy:        cfg.TrustProxy,
 		MaxActiveKeys:     cfg.MaxActiveKeys,
 		Logger:            log,
-		AccountLimits:     map[store.Mode]int{store.Live: cfg.AccountRateLimitLive, store.Sandbox: cfg.AccountRateLimitSandbox},
+		AccountLimits:     map[apikey.Mode]int{apikey.Live: cfg.AccountRateLimitLive, apikey.Sandbox: cfg.AccountRateLimitSandbox},
 		AuthFailureLimit:  cfg.AuthFailureLimit,
 	})
 	if err != nil {
@@ -290,7 +291,7 @@ func bootstrap(ctx context.Context, cfg config.Config, args []string, stdout, st
 		fmt.Fprintln(stderr, "hsrcpay-server bootstrap: --account must be 1-64 letters, digits, _ or - (starting with a letter or digit)")
 		return 2
 	}
-	modes := map[string][]store.Mode{"live": {store.Live}, "test": {store.Sandbox}, "both": store.Modes}[*modeFlag]
+	modes := map[string][]apikey.Mode{"live": {apikey.Live}, "test": {apikey.Sandbox}, "both": apikey.Modes}[*modeFlag]
 	if modes == nil {
 		fmt.Fprintln(stderr, "hsrcpay-server bootstrap: --mode must be live, test or both")
 		return 2
@@ -330,17 +331,17 @@ func offlineService(ctx context.Context, cfg config.Config) (*apikeys.Service, f
 // newcomer can use with curl. On later starts the sandbox managed keys are
 // rotated, since secrets are not kept and cannot be shown again.
 func demo(ctx context.Context, svc *apikeys.Service, cfg config.Config, w io.Writer) error {
-	modes := []store.Mode{store.Sandbox}
+	modes := []apikey.Mode{apikey.Sandbox}
 	issued, err := svc.Bootstrap(ctx, cfg.DemoAccount, modes)
 	if errors.Is(err, apikeys.ErrAccountExists) {
-		issued, err = svc.RotateManaged(ctx, cfg.DemoAccount, store.Sandbox)
+		issued, err = svc.RotateManaged(ctx, cfg.DemoAccount, apikey.Sandbox)
 	}
 	if err != nil {
 		return err
 	}
 	var secret, secretID, publishable string
 	for _, is := range issued {
-		if is.Key.Type == store.TypeSecret {
+		if is.Key.Type == apikey.TypeSecret {
 			secret, secretID = is.Secret, is.Key.ID
 		} else {
 			publishable = is.Secret

@@ -22,7 +22,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
-	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
 )
@@ -79,7 +79,7 @@ func TestBootstrapHalfMadeAccountWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := st.Repo(store.Live).AccountExists(context.Background(), "acct_half")
+	ok, err := st.Repo(apikey.Live).AccountExists(context.Background(), "acct_half")
 	st.Close()
 	if err != nil || ok {
 		t.Fatalf("the live mode was written anyway (exists=%v, err=%v)", ok, err)
@@ -228,7 +228,7 @@ func TestSIGTERMDrainsAndFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	got, err := st.Repo(store.Sandbox).GetKey(context.Background(), k.Id)
+	got, err := st.Repo(apikey.Sandbox).GetKey(context.Background(), k.Id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
-	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
 
@@ -31,7 +31,7 @@ func cli(t *testing.T, env map[string]string, args ...string) (code int, stdout,
 func setup(t *testing.T) (*testenv.Env, testenv.Managed, map[string]string) {
 	t.Helper()
 	e := testenv.New(t, testenv.Config{})
-	m := e.Bootstrap(account)[store.Sandbox]
+	m := e.Bootstrap(account)[apikey.Sandbox]
 	return e, m, map[string]string{"HSRCPAY_API_URL": e.URL, "HSRCPAY_API_KEY": m.Secret}
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
@@ -22,7 +23,7 @@ const (
 var ErrAccountExists = errors.New("account exists: its managed secrets were shown when it was created; rotate them with regenerate")
 
 // platform is the actor of what the service does on its own.
-var platform = store.Actor{Kind: store.ActorPlatform, ID: "bootstrap"}
+var platform = apikey.Actor{Kind: apikey.ActorPlatform, ID: "bootstrap"}
 
 // Bootstrap creates the account in each mode with its managed keys: a secret
 // key holding every permission in the catalog, and a publishable key holding
@@ -30,7 +31,7 @@ var platform = store.Actor{Kind: store.ActorPlatform, ID: "bootstrap"}
 // exists in any mode asked for is refused before anything is written, and a
 // mode that fails undoes the modes already made (their secrets were never
 // shown).
-func (s *Service) Bootstrap(ctx context.Context, accountID string, modes []store.Mode) ([]Issued, error) {
+func (s *Service) Bootstrap(ctx context.Context, accountID string, modes []apikey.Mode) ([]Issued, error) {
 	var exists []string
 	for _, mode := range modes {
 		ok, err := s.store.Repo(mode).AccountExists(ctx, accountID)
@@ -46,17 +47,17 @@ func (s *Service) Bootstrap(ctx context.Context, accountID string, modes []store
 	}
 	now := s.now().UTC()
 	var out []Issued
-	var done []store.Mode
+	var done []apikey.Mode
 	for _, mode := range modes {
 		err := s.store.Repo(mode).InTx(ctx, func(tx store.Tx) error {
 			if err := tx.CreateAccount(ctx, accountID, now); err != nil {
 				return err
 			}
-			for _, k := range []*store.Key{
-				{Name: ManagedSecretName, Type: store.TypeSecret, Permissions: s.catalog.All()},
-				{Name: ManagedPublishableName, Type: store.TypePublishable, Permissions: PublishablePermissions(s.catalog)},
+			for _, k := range []*apikey.Key{
+				{Name: ManagedSecretName, Type: apikey.TypeSecret, Permissions: s.catalog.All()},
+				{Name: ManagedPublishableName, Type: apikey.TypePublishable, Permissions: PublishablePermissions(s.catalog)},
 			} {
-				k.AccountID, k.Status, k.Managed, k.CreatedAt, k.UpdatedAt, k.CreatedBy = accountID, store.StatusActive, true, now, now, platform
+				k.AccountID, k.Status, k.Managed, k.CreatedAt, k.UpdatedAt, k.CreatedBy = accountID, apikey.StatusActive, true, now, now, platform
 				issued, err := insert(ctx, tx, k, mode)
 				if err != nil {
 					return err
@@ -77,7 +78,7 @@ func (s *Service) Bootstrap(ctx context.Context, accountID string, modes []store
 }
 
 // undo removes what Bootstrap made in modes before a later mode failed.
-func (s *Service) undo(ctx context.Context, accountID string, modes []store.Mode) error {
+func (s *Service) undo(ctx context.Context, accountID string, modes []apikey.Mode) error {
 	var errs []error
 	for _, mode := range modes {
 		err := s.store.Repo(mode).InTx(ctx, func(tx store.Tx) error { return tx.DeleteAccount(ctx, accountID) })
@@ -91,7 +92,7 @@ func (s *Service) undo(ctx context.Context, accountID string, modes []store.Mode
 // RotateManaged gives an account's managed keys in mode new secrets, without
 // grace, as the platform (no caller: the operator runs it, e.g. the demo
 // account at each start).
-func (s *Service) RotateManaged(ctx context.Context, accountID string, mode store.Mode) ([]Issued, error) {
+func (s *Service) RotateManaged(ctx context.Context, accountID string, mode apikey.Mode) ([]Issued, error) {
 	managed, err := s.store.Repo(mode).ListManagedKeys(ctx, accountID)
 	if err != nil {
 		return nil, err
@@ -100,7 +101,7 @@ func (s *Service) RotateManaged(ctx context.Context, accountID string, mode stor
 	err = s.store.Repo(mode).InTx(ctx, func(tx store.Tx) error {
 		out = out[:0]
 		// Lock order: keys in ascending id order, as every unit of work.
-		slices.SortFunc(managed, func(a, b *store.Key) int { return strings.Compare(a.ID, b.ID) })
+		slices.SortFunc(managed, func(a, b *apikey.Key) int { return strings.Compare(a.ID, b.ID) })
 		for _, m := range managed {
 			k, err := tx.Key(ctx, m.ID)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
@@ -54,13 +55,13 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 	if exp := target.ExpiresAt; exp != nil && (!exp.After(now) || exp.After(MaxExpiry)) {
 		return nil, apierr.New(api.CodeInvalidExpiry, "expires_at must be in the future and no later than 9999-12-31T23:59:59Z")
 	}
-	k := &store.Key{
+	k := &apikey.Key{
 		AccountID:   accountID,
 		Name:        name,
-		Type:        store.TypeSecret,
+		Type:        apikey.TypeSecret,
 		Permissions: normalize(in.Permissions),
 		Metadata:    in.Metadata,
-		Status:      store.StatusActive,
+		Status:      apikey.StatusActive,
 		ExpiresAt:   target.ExpiresAt,
 		CreatedAt:   now,
 		UpdatedAt:   now,
@@ -126,16 +127,16 @@ func checkMetadata(m map[string]string) *apierr.Error {
 // unlikely) collision of either. A failed insert inside PostgreSQL aborts the
 // transaction, so a retry there needs a savepoint; the odds (2^-143 for ids)
 // make the retry moot, and the collision then fails the request cleanly.
-func insert(ctx context.Context, tx store.Tx, k *store.Key, mode store.Mode) (*Issued, error) {
+func insert(ctx context.Context, tx store.Tx, k *apikey.Key, mode apikey.Mode) (*Issued, error) {
 	kind := keys.KindSecret
-	if k.Type == store.TypePublishable {
+	if k.Type == apikey.TypePublishable {
 		kind = keys.KindPublishable
 	}
 	id, err := keys.NewID()
 	if err != nil {
 		return nil, err
 	}
-	secret, err := keys.New(kind, mode == store.Sandbox)
+	secret, err := keys.New(kind, mode == apikey.Sandbox)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
@@ -54,7 +55,7 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 		if !target.Managed {
 			return apierr.New(api.CodeKeyNotManaged, "Only managed keys can be regenerated; create a new key and delete this one")
 		}
-		if target.Status != store.StatusActive {
+		if target.Status != apikey.StatusActive {
 			return apierr.New(api.CodeKeyNotActive, "The API key is not active").With("status", target.Status)
 		}
 		if e := policy.Authorize(caller, policy.RegenerateKey, policy.Target{
@@ -80,7 +81,7 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 // caller is a key), in ascending id order so that two units locking the same
 // keys cannot deadlock. A missing target is nil, not an error: the caller is
 // checked first.
-func lockKeys(ctx context.Context, tx store.Tx, targetID, callerID string) (target, caller *store.Key, err error) {
+func lockKeys(ctx context.Context, tx store.Tx, targetID, callerID string) (target, caller *apikey.Key, err error) {
 	ids := []string{targetID}
 	if callerID != "" && callerID != targetID {
 		ids = append(ids, callerID)
@@ -112,12 +113,12 @@ func lockKeys(ctx context.Context, tx store.Tx, targetID, callerID string) (targ
 }
 
 // rotate gives k a new secret inside tx, keeping the current one for grace.
-func rotate(ctx context.Context, tx store.Tx, k *store.Key, mode store.Mode, grace time.Duration, now time.Time) (*Issued, error) {
+func rotate(ctx context.Context, tx store.Tx, k *apikey.Key, mode apikey.Mode, grace time.Duration, now time.Time) (*Issued, error) {
 	kind := keys.KindSecret
-	if k.Type == store.TypePublishable {
+	if k.Type == apikey.TypePublishable {
 		kind = keys.KindPublishable
 	}
-	secret, err := keys.New(kind, mode == store.Sandbox)
+	secret, err := keys.New(kind, mode == apikey.Sandbox)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -53,21 +54,21 @@ func (s *Service) Now() time.Time { return s.now() }
 
 // Issued is a key together with its plaintext secret, which exists only here.
 type Issued struct {
-	Key    *store.Key
-	Mode   store.Mode
+	Key    *apikey.Key
+	Mode   apikey.Mode
 	Secret string
 }
 
 // actor is who a principal is, for the records it leaves.
-func actor(p *auth.Principal) store.Actor {
+func actor(p *auth.Principal) apikey.Actor {
 	if p.KeyID != "" {
-		return store.Actor{Kind: store.ActorKey, ID: p.KeyID, RequestID: p.RequestID}
+		return apikey.Actor{Kind: apikey.ActorKey, ID: p.KeyID, RequestID: p.RequestID}
 	}
-	return store.Actor{Kind: store.ActorJWT, ID: strings.TrimPrefix(p.Subject, "jwt:"), RequestID: p.RequestID}
+	return apikey.Actor{Kind: apikey.ActorJWT, ID: strings.TrimPrefix(p.Subject, "jwt:"), RequestID: p.RequestID}
 }
 
 // overlayUsage shows a use that is still waiting to be flushed.
-func (s *Service) overlayUsage(mode store.Mode, k *store.Key) {
+func (s *Service) overlayUsage(mode apikey.Mode, k *apikey.Key) {
 	if s.usage == nil {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -89,9 +90,9 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 	if err != nil {
 		return nil, fail(ReasonMalformed, apierr.InvalidCredentials())
 	}
-	mode := store.Live
+	mode := apikey.Live
 	if parsed.Sandbox {
-		mode = store.Sandbox
+		mode = apikey.Sandbox
 	}
 	hash := keys.Hash(token)
 	k, err := a.Store.Repo(mode).KeyBySecretHash(ctx, hash)
@@ -101,9 +102,9 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 	if err != nil {
 		return nil, fail(ReasonStoreFailure, apierr.Internal(err))
 	}
-	wantType := store.TypeSecret
+	wantType := apikey.TypeSecret
 	if parsed.Kind == keys.KindPublishable {
-		wantType = store.TypePublishable
+		wantType = apikey.TypePublishable
 	}
 	// The index found it by hash; compare in constant time all the same.
 	// A match on the previous secret counts only inside its grace period.
@@ -113,7 +114,7 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 	if !(current || previous) || k.Type != wantType || k.Deleted {
 		return nil, fail(ReasonUnknownKey, apierr.InvalidCredentials())
 	}
-	if k.Status != store.StatusActive {
+	if k.Status != apikey.StatusActive {
 		return nil, fail(ReasonInactive, apierr.InvalidCredentials())
 	}
 	if k.ExpiresAt != nil && !a.Now().Before(*k.ExpiresAt) {
@@ -148,11 +149,11 @@ func (a *Authenticator) jwt(token string) (*Principal, error) {
 		f.Detail = jwtRefusal(err)
 		return nil, f
 	}
-	mode := store.Live
+	mode := apikey.Live
 	switch c.Mode {
 	case "", "live":
 	case "test":
-		mode = store.Sandbox
+		mode = apikey.Sandbox
 	default:
 		f := fail(ReasonJWTInvalid, apierr.New(api.CodeInvalidCredentials, "Invalid token: mode must be live or test"))
 		f.Detail = "mode must be live or test"

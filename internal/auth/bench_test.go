@@ -4,10 +4,12 @@ package auth_test
 
 import (
 	"context"
-	"github.com/hsrcpay/apikeys/internal/cputime"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/cputime"
 
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
@@ -32,7 +34,7 @@ func benchAuth(b *testing.B) (*auth.Authenticator, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	repo := st.Repo(store.Sandbox)
+	repo := st.Repo(apikey.Sandbox)
 	now := time.Now().UTC()
 	if err := store.CreateAccount(ctx, repo, benchAccount, now); err != nil {
 		b.Fatal(err)
@@ -42,9 +44,9 @@ func benchAuth(b *testing.B) (*auth.Authenticator, string) {
 		b.Fatal(err)
 	}
 	id, _ := keys.NewID()
-	err = store.InsertKey(ctx, repo, &store.Key{
-		ID: id, AccountID: benchAccount, Name: "bench", Type: store.TypeSecret,
-		SecretHash: keys.Hash(token), Status: store.StatusActive, Managed: true,
+	err = store.InsertKey(ctx, repo, &apikey.Key{
+		ID: id, AccountID: benchAccount, Name: "bench", Type: apikey.TypeSecret,
+		SecretHash: keys.Hash(token), Status: apikey.StatusActive, Managed: true,
 		Permissions: map[string][]string{
 			"account": {"read", "update"}, "account:api:key": {"create", "delete", "read", "update"},
 			"customer": {"create", "delete", "read", "update"}, "payment": {"cancel", "create", "read", "update"},

@@ -22,6 +22,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -45,8 +46,8 @@ func fzToken(prefix, random string) string {
 
 type fzEntry struct {
 	token string
-	key   store.Key
-	mode  store.Mode
+	key   apikey.Key
+	mode  apikey.Mode
 	// ok: the token must authenticate as key.ID.
 	ok bool
 }
@@ -56,38 +57,38 @@ var fzNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 func fzEntries() []fzEntry {
 	past, future := fzNow.Add(-time.Hour), fzNow.Add(time.Hour)
 	r := func(c string) string { return strings.Repeat(c, 32) }
-	active := func(id, typ string) store.Key {
-		return store.Key{ID: id, AccountID: "acct_fz", Type: typ, Status: store.StatusActive,
+	active := func(id, typ string) apikey.Key {
+		return apikey.Key{ID: id, AccountID: "acct_fz", Type: typ, Status: apikey.StatusActive,
 			Permissions: map[string][]string{"account:api:key": {"create"}}}
 	}
 	var out []fzEntry
-	add := func(tok string, mode store.Mode, k store.Key, ok bool) {
+	add := func(tok string, mode apikey.Mode, k apikey.Key, ok bool) {
 		out = append(out, fzEntry{token: tok, key: k, mode: mode, ok: ok})
 	}
-	add(fzToken("sk_live_", r("A")), store.Live, active("key_livesecret", store.TypeSecret), true)
-	add(fzToken("sk_test_", r("B")), store.Sandbox, active("key_testsecret", store.TypeSecret), true)
-	add(fzToken("pk_live_", r("C")), store.Live, active("key_livepub", store.TypePublishable), true)
-	add(fzToken("pk_test_", r("D")), store.Sandbox, active("key_testpub", store.TypePublishable), true)
-	inactive := active("key_inactive", store.TypeSecret)
-	inactive.Status = store.StatusInactive
-	add(fzToken("sk_test_", r("E")), store.Sandbox, inactive, false)
-	expired := active("key_expired", store.TypeSecret)
+	add(fzToken("sk_live_", r("A")), apikey.Live, active("key_livesecret", apikey.TypeSecret), true)
+	add(fzToken("sk_test_", r("B")), apikey.Sandbox, active("key_testsecret", apikey.TypeSecret), true)
+	add(fzToken("pk_live_", r("C")), apikey.Live, active("key_livepub", apikey.TypePublishable), true)
+	add(fzToken("pk_test_", r("D")), apikey.Sandbox, active("key_testpub", apikey.TypePublishable), true)
+	inactive := active("key_inactive", apikey.TypeSecret)
+	inactive.Status = apikey.StatusInactive
+	add(fzToken("sk_test_", r("E")), apikey.Sandbox, inactive, false)
+	expired := active("key_expired", apikey.TypeSecret)
 	expired.ExpiresAt = &past
-	add(fzToken("sk_test_", r("F")), store.Sandbox, expired, false)
-	deleted := active("key_deleted", store.TypeSecret)
+	add(fzToken("sk_test_", r("F")), apikey.Sandbox, expired, false)
+	deleted := active("key_deleted", apikey.TypeSecret)
 	deleted.Deleted = true
-	add(fzToken("sk_test_", r("G")), store.Sandbox, deleted, false)
+	add(fzToken("sk_test_", r("G")), apikey.Sandbox, deleted, false)
 	// An sk_ token whose stored key is publishable: the kinds must agree.
-	add(fzToken("sk_test_", r("H")), store.Sandbox, active("key_mismatch", store.TypePublishable), false)
+	add(fzToken("sk_test_", r("H")), apikey.Sandbox, active("key_mismatch", apikey.TypePublishable), false)
 	// The same random part in the other mode is not this key.
-	add(fzToken("sk_live_", r("I")), store.Sandbox, active("key_wrongmode", store.TypeSecret), false)
+	add(fzToken("sk_live_", r("I")), apikey.Sandbox, active("key_wrongmode", apikey.TypeSecret), false)
 	// Previous secrets: one inside its grace period, one past it.
-	grace := active("key_grace", store.TypeSecret)
+	grace := active("key_grace", apikey.TypeSecret)
 	grace.PrevSecretExpiresAt = &future
-	add(fzToken("sk_test_", r("J")), store.Sandbox, grace, true)
-	stale := active("key_stale", store.TypeSecret)
+	add(fzToken("sk_test_", r("J")), apikey.Sandbox, grace, true)
+	stale := active("key_stale", apikey.TypeSecret)
 	stale.PrevSecretExpiresAt = &past
-	add(fzToken("sk_test_", r("K")), store.Sandbox, stale, false)
+	add(fzToken("sk_test_", r("K")), apikey.Sandbox, stale, false)
 	return out
 }
 
@@ -96,9 +97,9 @@ var fzFailToken = fzToken("sk_test_", strings.Repeat("Z", 32))
 
 // fakeStore answers KeyBySecretHash from a map and every other call with an
 // error; a nil *fakeStore or a mode it lacks still answers (not found).
-type fakeStore struct{ repos map[store.Mode]*fakeRepo }
+type fakeStore struct{ repos map[apikey.Mode]*fakeRepo }
 
-func (s *fakeStore) Repo(m store.Mode) store.Repository {
+func (s *fakeStore) Repo(m apikey.Mode) store.Repository {
 	if s == nil || s.repos[m] == nil {
 		return (*fakeRepo)(nil)
 	}
@@ -108,13 +109,13 @@ func (s *fakeStore) Ping(context.Context) error { return nil }
 func (s *fakeStore) Close() error               { return nil }
 
 type fakeRepo struct {
-	byHash   map[string]store.Key
+	byHash   map[string]apikey.Key
 	failHash string
 }
 
 var errFake = errors.New("fake store: not supported")
 
-func (r *fakeRepo) KeyBySecretHash(_ context.Context, hash []byte) (*store.Key, error) {
+func (r *fakeRepo) KeyBySecretHash(_ context.Context, hash []byte) (*apikey.Key, error) {
 	if r == nil {
 		return nil, store.ErrNotFound
 	}
@@ -129,8 +130,10 @@ func (r *fakeRepo) KeyBySecretHash(_ context.Context, hash []byte) (*store.Key, 
 	return &k, nil // a copy: the caller cannot change the store
 }
 func (r *fakeRepo) AccountExists(context.Context, string) (bool, error) { return false, errFake }
-func (r *fakeRepo) GetKey(context.Context, string) (*store.Key, error)  { return nil, store.ErrNotFound }
-func (r *fakeRepo) ListManagedKeys(context.Context, string) ([]*store.Key, error) {
+func (r *fakeRepo) GetKey(context.Context, string) (*apikey.Key, error) {
+	return nil, store.ErrNotFound
+}
+func (r *fakeRepo) ListManagedKeys(context.Context, string) ([]*apikey.Key, error) {
 	return nil, errFake
 }
 func (r *fakeRepo) InTx(context.Context, func(store.Tx) error) error { return errFake }
@@ -141,9 +144,9 @@ func hashOf(s string) string { h := sha256.Sum256([]byte(s)); return string(h[:]
 // fzStore fills a fake store with the fixture keys.
 func fzStore() ([]fzEntry, *fakeStore, map[string]fzEntry) {
 	entries := fzEntries()
-	fs := &fakeStore{repos: map[store.Mode]*fakeRepo{
-		store.Live:    {byHash: map[string]store.Key{}},
-		store.Sandbox: {byHash: map[string]store.Key{}, failHash: hashOf(fzFailToken)},
+	fs := &fakeStore{repos: map[apikey.Mode]*fakeRepo{
+		apikey.Live:    {byHash: map[string]apikey.Key{}},
+		apikey.Sandbox: {byHash: map[string]apikey.Key{}, failHash: hashOf(fzFailToken)},
 	}}
 	byToken := map[string]fzEntry{}
 	for _, e := range entries {
@@ -315,7 +318,7 @@ func FuzzAuthenticate(f *testing.F) {
 				t.Fatalf("%s: %q authenticated as %+v: the store holds no such usable key", name, header, p)
 			}
 			wantKind := keys.KindSecret
-			if e.key.Type == store.TypePublishable {
+			if e.key.Type == apikey.TypePublishable {
 				wantKind = keys.KindPublishable
 			}
 			if p.KeyID != e.key.ID || p.Subject != e.key.ID || p.Mode != e.mode || p.Kind != wantKind ||

@@ -7,15 +7,15 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
-	"github.com/hsrcpay/apikeys/internal/store"
 )
 
 // Principal is an authenticated caller.
 type Principal struct {
 	Kind keys.Kind // KindJWT, KindSecret or KindPublishable
-	Mode store.Mode
+	Mode apikey.Mode
 	// Subject identifies the credential: the key id, or "jwt:" + sub.
 	Subject string
 	// KeyID is set for API keys.

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
 
@@ -15,15 +16,15 @@ type UsageTracker struct {
 	store   store.Store
 	log     *slog.Logger
 	mu      sync.Mutex
-	pending map[store.Mode]map[string]store.Usage
+	pending map[apikey.Mode]map[string]store.Usage
 }
 
 func NewUsageTracker(s store.Store, log *slog.Logger) *UsageTracker {
-	return &UsageTracker{store: s, log: log, pending: map[store.Mode]map[string]store.Usage{}}
+	return &UsageTracker{store: s, log: log, pending: map[apikey.Mode]map[string]store.Usage{}}
 }
 
 // Record notes a use; the latest per key wins.
-func (u *UsageTracker) Record(mode store.Mode, keyID string, at time.Time, ip string) {
+func (u *UsageTracker) Record(mode apikey.Mode, keyID string, at time.Time, ip string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	m := u.pending[mode]
@@ -37,7 +38,7 @@ func (u *UsageTracker) Record(mode store.Mode, keyID string, at time.Time, ip st
 }
 
 // Pending returns the not yet flushed use of a key, if any.
-func (u *UsageTracker) Pending(mode store.Mode, keyID string) (store.Usage, bool) {
+func (u *UsageTracker) Pending(mode apikey.Mode, keyID string) (store.Usage, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	v, ok := u.pending[mode][keyID]
@@ -49,7 +50,7 @@ func (u *UsageTracker) Pending(mode store.Mode, keyID string) (store.Usage, bool
 func (u *UsageTracker) Flush(ctx context.Context) error {
 	u.mu.Lock()
 	batches := u.pending
-	u.pending = map[store.Mode]map[string]store.Usage{}
+	u.pending = map[apikey.Mode]map[string]store.Usage{}
 	u.mu.Unlock()
 	var firstErr error
 	for mode, m := range batches {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
@@ -73,7 +74,7 @@ func CheckOperation(p *auth.Principal, need string) *apierr.Error {
 // Visible reports whether the caller may see a key at all: its account and
 // mode. A key it may not see is answered as not found, so that ids of other
 // accounts reveal nothing.
-func Visible(p *auth.Principal, mode store.Mode, k *store.Key) bool {
+func Visible(p *auth.Principal, mode apikey.Mode, k *apikey.Key) bool {
 	return p.Mode == mode && p.CanActOn(k.AccountID) && !k.Deleted
 }
 
@@ -144,12 +145,12 @@ func Recheck(ctx context.Context, tx store.Tx, p *auth.Principal, now time.Time)
 // replaced one. A secret that no longer authenticates (rotated away, key
 // disabled, deleted or expired since the request was authenticated) is
 // refused with 401.
-func Current(p *auth.Principal, k *store.Key, now time.Time) (*auth.Principal, error) {
+func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, error) {
 	current := subtle.ConstantTimeCompare(k.SecretHash, p.SecretHash) == 1
 	replaced := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, p.SecretHash) == 1 &&
 		k.PrevSecretExpiresAt != nil && now.Before(*k.PrevSecretExpiresAt)
 	switch {
-	case k.ID != p.KeyID || !(current || replaced) || k.Deleted || k.Status != store.StatusActive:
+	case k.ID != p.KeyID || !(current || replaced) || k.Deleted || k.Status != apikey.StatusActive:
 		return nil, apierr.InvalidCredentials()
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		return nil, apierr.ExpiredCredentials()

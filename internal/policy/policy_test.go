@@ -9,11 +9,11 @@ import (
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/policy"
-	"github.com/hsrcpay/apikeys/internal/store"
 )
 
 var (
@@ -25,11 +25,11 @@ var (
 )
 
 func key(perms perm.Set, exp *time.Time) *auth.Principal {
-	return &auth.Principal{Kind: keys.KindSecret, Mode: store.Sandbox, KeyID: "key_caller", Accounts: []string{"acct_a"}, Permissions: perms, ExpiresAt: exp}
+	return &auth.Principal{Kind: keys.KindSecret, Mode: apikey.Sandbox, KeyID: "key_caller", Accounts: []string{"acct_a"}, Permissions: perms, ExpiresAt: exp}
 }
 
 func TestAuthorize(t *testing.T) {
-	jwt := &auth.Principal{Kind: keys.KindJWT, Mode: store.Sandbox, Subject: "jwt:ann", Accounts: []string{"acct_a"}, Permissions: manage}
+	jwt := &auth.Principal{Kind: keys.KindJWT, Mode: apikey.Sandbox, Subject: "jwt:ann", Accounts: []string{"acct_a"}, Permissions: manage}
 	replaced := key(manage, nil)
 	replaced.Replaced = true
 	pub := key(manage, nil)
@@ -79,15 +79,15 @@ func TestAuthorize(t *testing.T) {
 
 func TestCurrent(t *testing.T) {
 	cur, prev := []byte("current-hash"), []byte("previous-hash")
-	base := store.Key{ID: "key_caller", AccountID: "acct_a", SecretHash: cur, PrevSecretHash: prev, PrevSecretExpiresAt: &hourOn,
-		Status: store.StatusActive, Permissions: map[string][]string{"payment": {"read"}}, ExpiresAt: &dayOn}
+	base := apikey.Key{ID: "key_caller", AccountID: "acct_a", SecretHash: cur, PrevSecretHash: prev, PrevSecretExpiresAt: &hourOn,
+		Status: apikey.StatusActive, Permissions: map[string][]string{"payment": {"read"}}, ExpiresAt: &dayOn}
 	p := func(hash []byte) *auth.Principal {
 		return &auth.Principal{Kind: keys.KindSecret, KeyID: "key_caller", SecretHash: hash, Permissions: manage}
 	}
 	for _, c := range []struct {
 		name     string
 		hash     []byte
-		edit     func(*store.Key)
+		edit     func(*apikey.Key)
 		at       time.Time
 		want     api.ErrorCode
 		replaced bool
@@ -96,10 +96,10 @@ func TestCurrent(t *testing.T) {
 		{"previous secret in its grace", prev, nil, now, 0, true},
 		{"previous secret after its grace", prev, nil, hourOn, api.CodeInvalidCredentials, false},
 		{"rotated away meanwhile", []byte("older"), nil, now, api.CodeInvalidCredentials, false},
-		{"disabled meanwhile", cur, func(k *store.Key) { k.Status = store.StatusInactive }, now, api.CodeInvalidCredentials, false},
-		{"deleted meanwhile", cur, func(k *store.Key) { k.Deleted = true }, now, api.CodeInvalidCredentials, false},
+		{"disabled meanwhile", cur, func(k *apikey.Key) { k.Status = apikey.StatusInactive }, now, api.CodeInvalidCredentials, false},
+		{"deleted meanwhile", cur, func(k *apikey.Key) { k.Deleted = true }, now, api.CodeInvalidCredentials, false},
 		{"expired meanwhile", cur, nil, dayOn, api.CodeExpiredCredentials, false},
-		{"another key's row", cur, func(k *store.Key) { k.ID = "key_other" }, now, api.CodeInvalidCredentials, false},
+		{"another key's row", cur, func(k *apikey.Key) { k.ID = "key_other" }, now, api.CodeInvalidCredentials, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			k := base

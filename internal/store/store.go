@@ -1,68 +1,14 @@
 // Package store defines how API keys are kept: one Repository per mode (live,
-// sandbox) so the two never mix. Implementations live in subpackages.
+// sandbox) so the two never mix, and a unit of work (InTx) for every write.
+// Implementations live in subpackages; the domain types are in internal/apikey.
 package store
 
 import (
 	"context"
 	"errors"
 	"time"
-)
 
-// Mode selects the live or sandbox repository.
-type Mode string
-
-const (
-	Live    Mode = "live"
-	Sandbox Mode = "test"
-)
-
-// Modes lists both, live first.
-var Modes = []Mode{Live, Sandbox}
-
-const (
-	TypeSecret      = "SECRET"
-	TypePublishable = "PUBLISHABLE"
-
-	StatusActive   = "ACTIVE"
-	StatusInactive = "INACTIVE"
-)
-
-// Key is a stored API key. SecretHash is all that is kept of the secret.
-type Key struct {
-	ID         string
-	AccountID  string
-	Name       string
-	Type       string
-	SecretHash []byte
-	// PrevSecretHash is the replaced secret during a rotation's grace period;
-	// it authenticates until PrevSecretExpiresAt.
-	PrevSecretHash      []byte
-	PrevSecretExpiresAt *time.Time
-	Permissions         map[string][]string
-	Metadata            map[string]string
-	Status              string
-	Managed             bool
-	Deleted             bool
-	LastUsedAt          *time.Time
-	LastUsedIP          *string
-	ExpiresAt           *time.Time
-	CreatedAt           time.Time
-	UpdatedAt           time.Time
-	CreatedBy           Actor
-}
-
-// Actor is who made a change: an API key, a person (JWT) or the platform.
-type Actor struct {
-	Kind      string // ActorKey, ActorJWT or ActorPlatform
-	ID        string // key id, JWT subject, or what the platform did ("bootstrap")
-	RequestID string // the request that made the change; "" outside a request
-}
-
-// Actor kinds.
-const (
-	ActorKey      = "key"
-	ActorJWT      = "jwt"
-	ActorPlatform = "platform"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 )
 
 // Usage is one observed use of a key, flushed in batches.
@@ -82,7 +28,7 @@ var (
 
 // Store opens the repositories of both modes.
 type Store interface {
-	Repo(Mode) Repository
+	Repo(apikey.Mode) Repository
 	// Ping checks that every repository is reachable.
 	Ping(context.Context) error
 	Close() error
@@ -94,12 +40,12 @@ type Store interface {
 // fail together.
 type Repository interface {
 	AccountExists(ctx context.Context, id string) (bool, error)
-	GetKey(ctx context.Context, id string) (*Key, error)
+	GetKey(ctx context.Context, id string) (*apikey.Key, error)
 	// KeyBySecretHash finds a key by its current or previous secret's hash
 	// (ErrNotFound if none); the caller tells which by comparing SecretHash.
-	KeyBySecretHash(ctx context.Context, hash []byte) (*Key, error)
+	KeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, error)
 	// ListManagedKeys returns an account's managed keys.
-	ListManagedKeys(ctx context.Context, accountID string) ([]*Key, error)
+	ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error)
 	// RecordUsage moves last_used_at/ip forward, never backward.
 	RecordUsage(ctx context.Context, batch []Usage) error
 	// InTx runs fn in one transaction: committed when fn returns nil, rolled
@@ -121,7 +67,7 @@ type Tx interface {
 	// provisioning that did not complete (no secret of it was ever shown).
 	DeleteAccount(ctx context.Context, id string) error
 	// Key reads a key and locks it until commit (ErrNotFound if none).
-	Key(ctx context.Context, id string) (*Key, error)
+	Key(ctx context.Context, id string) (*apikey.Key, error)
 	// CountActiveKeys counts the account's keys that are neither deleted nor expired at now.
 	CountActiveKeys(ctx context.Context, accountID string, now time.Time) (int, error)
 	// ReleaseExpiredName frees name on the account's keys that expired by now,
@@ -130,14 +76,14 @@ type Tx interface {
 	// InsertKey returns ErrDuplicateName when a key of the account holds the
 	// name, ErrNoAccount when the account does not exist, and
 	// ErrDuplicateKeyID when the id or secret hash collides.
-	InsertKey(ctx context.Context, k *Key) error
+	InsertKey(ctx context.Context, k *apikey.Key) error
 	// UpdateKey writes k's mutable fields (name, secrets, permissions,
 	// metadata, status, deleted, expiry, updated_at).
-	UpdateKey(ctx context.Context, k *Key) error
+	UpdateKey(ctx context.Context, k *apikey.Key) error
 }
 
 // InsertKey stores k in a unit of its own (tools and tests).
-func InsertKey(ctx context.Context, r Repository, k *Key) error {
+func InsertKey(ctx context.Context, r Repository, k *apikey.Key) error {
 	return r.InTx(ctx, func(tx Tx) error { return tx.InsertKey(ctx, k) })
 }
 
@@ -148,8 +94,8 @@ func CreateAccount(ctx context.Context, r Repository, id string, now time.Time) 
 
 // UpdateKey reads a key under lock, lets fn change it, and writes it back in
 // a unit of its own (tools and tests); an error from fn writes nothing.
-func UpdateKey(ctx context.Context, r Repository, id string, fn func(*Key) error) (*Key, error) {
-	var out *Key
+func UpdateKey(ctx context.Context, r Repository, id string, fn func(*apikey.Key) error) (*apikey.Key, error) {
+	var out *apikey.Key
 	err := r.InTx(ctx, func(tx Tx) error {
 		k, err := tx.Key(ctx, id)
 		if err != nil {

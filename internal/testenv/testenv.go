@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
@@ -69,7 +70,7 @@ type Env struct {
 
 // Config adjusts the environment.
 type Config struct {
-	RateLimits map[store.Mode]int
+	RateLimits map[apikey.Mode]int
 	// Store replaces the default SQLite store (e.g. PostgreSQL).
 	Store  store.Store
 	Logger *slog.Logger
@@ -82,7 +83,7 @@ type Config struct {
 	// AccountLimits and AuthFailureLimit are the account and failed-
 	// authentication budgets. Like RateLimits they default to generous
 	// values, so only the tests about budgets meet them.
-	AccountLimits    map[store.Mode]int
+	AccountLimits    map[apikey.Mode]int
 	AuthFailureLimit int
 	// TrustProxy takes the client address from X-Forwarded-For, so a test
 	// can speak from many addresses.
@@ -113,13 +114,13 @@ func New(t testing.TB, cfg Config) *Env {
 		t.Fatalf("jwt verifier: %v", err)
 	}
 	if cfg.RateLimits == nil {
-		cfg.RateLimits = map[store.Mode]int{store.Live: 100000, store.Sandbox: 100000}
+		cfg.RateLimits = map[apikey.Mode]int{apikey.Live: 100000, apikey.Sandbox: 100000}
 	}
 	if cfg.MaxActiveKeys == 0 {
 		cfg.MaxActiveKeys = 1_000_000 // like the budgets: only the tests about the cap meet it
 	}
 	if cfg.AccountLimits == nil {
-		cfg.AccountLimits = map[store.Mode]int{store.Live: 100000, store.Sandbox: 100000}
+		cfg.AccountLimits = map[apikey.Mode]int{apikey.Live: 100000, apikey.Sandbox: 100000}
 	}
 	if cfg.AuthFailureLimit == 0 {
 		cfg.AuthFailureLimit = 100000
@@ -150,16 +151,16 @@ func New(t testing.TB, cfg Config) *Env {
 }
 
 // Bootstrap creates account in both modes and returns its managed keys.
-func (e *Env) Bootstrap(account string) map[store.Mode]Managed {
+func (e *Env) Bootstrap(account string) map[apikey.Mode]Managed {
 	e.t.Helper()
-	issued, err := e.Server.Service.Bootstrap(context.Background(), account, store.Modes)
+	issued, err := e.Server.Service.Bootstrap(context.Background(), account, apikey.Modes)
 	if err != nil {
 		e.t.Fatalf("bootstrap %s: %v", account, err)
 	}
-	out := map[store.Mode]Managed{}
+	out := map[apikey.Mode]Managed{}
 	for _, is := range issued {
 		m := out[is.Mode]
-		if is.Key.Type == store.TypeSecret {
+		if is.Key.Type == apikey.TypeSecret {
 			m.SecretID, m.Secret = is.Key.ID, is.Secret
 		} else {
 			m.PublishableID, m.Publishable = is.Key.ID, is.Secret

@@ -17,7 +17,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
 )
@@ -49,8 +49,8 @@ func main() {
 	}
 	srv, err := server.New(server.Options{
 		Store:             st,
-		RateLimits:        map[store.Mode]int{store.Live: 1_000_000, store.Sandbox: 1_000_000},
-		AccountLimits:     map[store.Mode]int{store.Live: 1_000_000, store.Sandbox: 1_000_000},
+		RateLimits:        map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
+		AccountLimits:     map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
 		AuthFailureLimit:  1_000_000,
 		MaxActiveKeys:     1_000_000, // create runs make thousands of keys
 		ValidateResponses: *validate,
@@ -59,13 +59,13 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	issued, err := srv.Service.Bootstrap(ctx, *account, []store.Mode{store.Sandbox})
+	issued, err := srv.Service.Bootstrap(ctx, *account, []apikey.Mode{apikey.Sandbox})
 	if err != nil {
 		log.Fatal(err)
 	}
 	out := map[string]string{"account": *account}
 	for _, is := range issued {
-		if is.Key.Type == store.TypeSecret {
+		if is.Key.Type == apikey.TypeSecret {
 			out["secret"], out["secret_id"] = is.Secret, is.Key.ID
 		} else {
 			out["publishable"], out["publishable_id"] = is.Secret, is.Key.ID

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
 
@@ -31,7 +32,7 @@ import (
 var migrations embed.FS
 
 // Schemas maps each mode to its schema. Live and sandbox data never share a table.
-var Schemas = map[store.Mode]string{store.Live: "hsrcpay_live", store.Sandbox: "hsrcpay_test"}
+var Schemas = map[apikey.Mode]string{apikey.Live: "hsrcpay_live", apikey.Sandbox: "hsrcpay_test"}
 
 // migrationLockKey is the pg_advisory_lock key held while migrating. Advisory
 // locks are per database, so this only serializes hsrcpay instances sharing one.
@@ -40,7 +41,7 @@ const migrationLockKey int64 = 0x6873726370617931 // "hsrcpay1"
 // Store keeps both modes in one PostgreSQL database.
 type Store struct {
 	pool  *pgxpool.Pool
-	repos map[store.Mode]*Repo
+	repos map[apikey.Mode]*Repo
 }
 
 // Open connects to the database url names (postgres://… or key=value; pgxpool
@@ -62,8 +63,8 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: ping: %w", err)
 	}
-	s := &Store{pool: pool, repos: map[store.Mode]*Repo{}}
-	for _, m := range store.Modes {
+	s := &Store{pool: pool, repos: map[apikey.Mode]*Repo{}}
+	for _, m := range apikey.Modes {
 		s.repos[m] = newRepo(pool, Schemas[m])
 	}
 	return s, nil
@@ -81,7 +82,7 @@ func migrate(ctx context.Context, cc *pgx.ConnConfig) error {
 	if _, err := lockConn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 		return fmt.Errorf("postgres: migration lock: %w", err)
 	}
-	for _, m := range store.Modes {
+	for _, m := range apikey.Modes {
 		if err := migrateSchema(ctx, lockConn, cc, Schemas[m]); err != nil {
 			return err
 		}
@@ -125,7 +126,7 @@ func migrateSchema(ctx context.Context, conn *pgx.Conn, cc *pgx.ConnConfig, sche
 	return nil
 }
 
-func (s *Store) Repo(m store.Mode) store.Repository { return s.repos[m] }
+func (s *Store) Repo(m apikey.Mode) store.Repository { return s.repos[m] }
 
 // Pool exposes the connection pool for tests and tooling.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
@@ -252,7 +253,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	return err
 }
 
-func (t *tx) Key(ctx context.Context, id string) (*store.Key, error) {
+func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.tx.QueryRow(ctx, t.q.getKeyForUpdate, id))
 }
 
@@ -267,7 +268,7 @@ func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now
 	return err
 }
 
-func (t *tx) InsertKey(ctx context.Context, k *store.Key) error {
+func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	normalize(k)
 	_, err := t.tx.Exec(ctx, t.q.insertKey,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Managed, k.Deleted,
@@ -276,7 +277,7 @@ func (t *tx) InsertKey(ctx context.Context, k *store.Key) error {
 	return mapErr(err)
 }
 
-func (t *tx) UpdateKey(ctx context.Context, k *store.Key) error {
+func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	normalize(k)
 	_, err := t.tx.Exec(ctx, t.q.updateKey,
 		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
@@ -286,7 +287,7 @@ func (t *tx) UpdateKey(ctx context.Context, k *store.Key) error {
 
 // normalize gives nil maps their empty value (never a JSON null) and
 // timestamps their stored precision.
-func normalize(k *store.Key) {
+func normalize(k *apikey.Key) {
 	if k.Permissions == nil {
 		k.Permissions = map[string][]string{}
 	}
@@ -303,21 +304,21 @@ func normalize(k *store.Key) {
 	k.UpdatedAt = pgTime(k.UpdatedAt)
 }
 
-func (r *Repo) GetKey(ctx context.Context, id string) (*store.Key, error) {
+func (r *Repo) GetKey(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(r.pool.QueryRow(ctx, r.q.getKey, id))
 }
 
-func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
+func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, error) {
 	return scanKey(r.pool.QueryRow(ctx, r.q.keyBySecretHash, hash))
 }
 
-func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*store.Key, error) {
+func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error) {
 	rows, err := r.pool.Query(ctx, r.q.listManaged, accountID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*store.Key
+	var out []*apikey.Key
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
@@ -356,8 +357,8 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
 	return r.pool.SendBatch(ctx, &b).Close()
 }
 
-func scanKey(row pgx.Row) (*store.Key, error) {
-	var k store.Key
+func scanKey(row pgx.Row) (*apikey.Key, error) {
+	var k apikey.Key
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &k.Permissions, &k.Metadata, &k.Status,
 		&k.Managed, &k.Deleted, &k.LastUsedAt, &k.LastUsedIP, &k.ExpiresAt, &k.CreatedAt, &k.UpdatedAt,
 		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &k.PrevSecretHash, &k.PrevSecretExpiresAt)

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/postgres"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
@@ -34,7 +35,7 @@ func TestSchemas(t *testing.T) {
 	s := open(t, url)
 	defer s.Close()
 	ctx := t.Context()
-	for _, m := range store.Modes {
+	for _, m := range apikey.Modes {
 		schema := postgres.Schemas[m]
 		for _, table := range []string{"accounts", "api_keys", "goose_db_version"} {
 			var ok bool
@@ -55,7 +56,7 @@ func TestSchemas(t *testing.T) {
 	}
 	s2 := open(t, url)
 	defer s2.Close()
-	for _, m := range store.Modes {
+	for _, m := range apikey.Modes {
 		var n, distinct int
 		err := s2.Pool().QueryRow(ctx, `SELECT count(*), count(DISTINCT version_id) FROM `+
 			postgres.Schemas[m]+`.goose_db_version WHERE version_id > 0`).Scan(&n, &distinct)

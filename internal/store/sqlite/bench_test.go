@@ -5,9 +5,11 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
-	"github.com/hsrcpay/apikeys/internal/cputime"
 	"testing"
 	"time"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/cputime"
 
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -19,7 +21,7 @@ import (
 
 const benchAccount = "acct_bench"
 
-var sinkKey *store.Key
+var sinkKey *apikey.Key
 
 func benchRepo(b *testing.B, sync string) store.Repository {
 	b.Helper()
@@ -29,14 +31,14 @@ func benchRepo(b *testing.B, sync string) store.Repository {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	repo := st.Repo(store.Sandbox)
+	repo := st.Repo(apikey.Sandbox)
 	if err := store.CreateAccount(ctx, repo, benchAccount, time.Now()); err != nil {
 		b.Fatal(err)
 	}
 	return repo
 }
 
-func newKey(b *testing.B, name string) *store.Key {
+func newKey(b *testing.B, name string) *apikey.Key {
 	b.Helper()
 	id, err := keys.NewID()
 	if err != nil {
@@ -47,9 +49,9 @@ func newKey(b *testing.B, name string) *store.Key {
 		b.Fatal(err)
 	}
 	now := time.Now().UTC()
-	return &store.Key{
-		ID: id, AccountID: benchAccount, Name: name, Type: store.TypeSecret,
-		SecretHash: keys.Hash(tok), Status: store.StatusActive,
+	return &apikey.Key{
+		ID: id, AccountID: benchAccount, Name: name, Type: apikey.TypeSecret,
+		SecretHash: keys.Hash(tok), Status: apikey.StatusActive,
 		Permissions: map[string][]string{"payment": {"create", "read"}, "refund": {"read"}},
 		Metadata:    map[string]string{"team": "bench"},
 		CreatedAt:   now, UpdatedAt: now,
@@ -95,7 +97,7 @@ func BenchmarkUpdateKey(b *testing.B) {
 			for b.Loop() {
 				hash[0]++
 				hash[1] += hash[0] >> 7 // keep hashes distinct across wraps of hash[0]
-				got, err := store.UpdateKey(ctx, repo, k.ID, func(k *store.Key) error {
+				got, err := store.UpdateKey(ctx, repo, k.ID, func(k *apikey.Key) error {
 					k.SecretHash = append([]byte(nil), hash...)
 					k.UpdatedAt = time.Now().UTC()
 					return nil

@@ -19,6 +19,7 @@ import (
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
 
@@ -34,11 +35,11 @@ type Options struct {
 
 // Store keeps live keys in DIR/live.db and sandbox keys in DIR/sandbox.db.
 type Store struct {
-	repos map[store.Mode]*Repo
+	repos map[apikey.Mode]*Repo
 }
 
 // FileNames maps each mode to its database file name inside the directory.
-var FileNames = map[store.Mode]string{store.Live: "live.db", store.Sandbox: "sandbox.db"}
+var FileNames = map[apikey.Mode]string{apikey.Live: "live.db", apikey.Sandbox: "sandbox.db"}
 
 // Open creates dir if needed, opens both files and applies migrations.
 func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
@@ -53,8 +54,8 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
 	}
-	s := &Store{repos: map[store.Mode]*Repo{}}
-	for _, m := range store.Modes {
+	s := &Store{repos: map[apikey.Mode]*Repo{}}
+	for _, m := range apikey.Modes {
 		r, err := openRepo(ctx, filepath.Join(dir, FileNames[m]), opt)
 		if err != nil {
 			s.Close()
@@ -101,10 +102,10 @@ func openRepo(ctx context.Context, path string, opt Options) (*Repo, error) {
 	return r, nil
 }
 
-func (s *Store) Repo(m store.Mode) store.Repository { return s.repos[m] }
+func (s *Store) Repo(m apikey.Mode) store.Repository { return s.repos[m] }
 
 // DB exposes a mode's handle for tests and tooling.
-func (s *Store) DB(m store.Mode) *sql.DB { return s.repos[m].db }
+func (s *Store) DB(m apikey.Mode) *sql.DB { return s.repos[m].db }
 
 func (s *Store) Ping(ctx context.Context) error {
 	for _, r := range s.repos {
@@ -228,7 +229,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	return err
 }
 
-func (t *tx) Key(ctx context.Context, id string) (*store.Key, error) {
+func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.tx.StmtContext(ctx, t.r.getKey).QueryRowContext(ctx, id))
 }
 
@@ -246,7 +247,7 @@ func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now
 	return err
 }
 
-func (t *tx) InsertKey(ctx context.Context, k *store.Key) error {
+func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
@@ -258,7 +259,7 @@ func (t *tx) InsertKey(ctx context.Context, k *store.Key) error {
 	return mapInsertErr(err)
 }
 
-func (t *tx) UpdateKey(ctx context.Context, k *store.Key) error {
+func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
@@ -287,22 +288,22 @@ const keyColumns = `id, account_id, name, type, secret_hash, permissions, metada
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at,
 	created_by_kind, created_by_id, created_by_request`
 
-func (r *Repo) GetKey(ctx context.Context, id string) (*store.Key, error) {
+func (r *Repo) GetKey(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(r.getKey.QueryRowContext(ctx, id))
 }
 
-func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*store.Key, error) {
+func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, error) {
 	return scanKey(r.byHash.QueryRowContext(ctx, hash))
 }
 
-func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*store.Key, error) {
+func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error) {
 	rows, err := r.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys
 		WHERE account_id = ? AND managed = 1 AND deleted = 0 ORDER BY type DESC, id`, accountID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*store.Key
+	var out []*apikey.Key
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
@@ -339,9 +340,9 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
 
 type scanner interface{ Scan(...any) error }
 
-func scanKey(row scanner) (*store.Key, error) {
+func scanKey(row scanner) (*apikey.Key, error) {
 	var (
-		k                     store.Key
+		k                     apikey.Key
 		perms, meta           string
 		lastUsedAt, expiresAt sql.NullString
 		prevExpiresAt         sql.NullString
@@ -387,7 +388,7 @@ func scanKey(row scanner) (*store.Key, error) {
 	return &k, nil
 }
 
-func encodeMaps(k *store.Key) (string, string, error) {
+func encodeMaps(k *apikey.Key) (string, string, error) {
 	if k.Permissions == nil {
 		k.Permissions = map[string][]string{}
 	}

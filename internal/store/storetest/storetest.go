@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
 
@@ -93,23 +94,23 @@ func newHash() []byte {
 	return h[:]
 }
 
-func newKey(id, account, name string) *store.Key {
-	return &store.Key{
+func newKey(id, account, name string) *apikey.Key {
+	return &apikey.Key{
 		ID:          id,
 		AccountID:   account,
 		Name:        name,
-		Type:        store.TypeSecret,
+		Type:        apikey.TypeSecret,
 		SecretHash:  newHash(),
 		Permissions: map[string][]string{"api_keys": {"read"}},
 		Metadata:    map[string]string{},
-		Status:      store.StatusActive,
+		Status:      apikey.StatusActive,
 		Managed:     false,
 		CreatedAt:   at(0),
 		UpdatedAt:   at(0),
 	}
 }
 
-func clone(k *store.Key) *store.Key {
+func clone(k *apikey.Key) *apikey.Key {
 	c := *k
 	c.SecretHash = bytes.Clone(k.SecretHash)
 	c.Permissions = maps.Clone(k.Permissions)
@@ -124,14 +125,14 @@ func mustAccount(t *testing.T, r store.Repository, id string) {
 	}
 }
 
-func mustInsert(t *testing.T, r store.Repository, k *store.Key) {
+func mustInsert(t *testing.T, r store.Repository, k *apikey.Key) {
 	t.Helper()
 	if err := store.InsertKey(t.Context(), r, clone(k)); err != nil {
 		t.Fatalf("InsertKey(%s, %q): %v", k.ID, k.Name, err)
 	}
 }
 
-func mustGet(t *testing.T, r store.Repository, id string) *store.Key {
+func mustGet(t *testing.T, r store.Repository, id string) *apikey.Key {
 	t.Helper()
 	k, err := r.GetKey(t.Context(), id)
 	if err != nil {
@@ -140,9 +141,9 @@ func mustGet(t *testing.T, r store.Repository, id string) *store.Key {
 	return k
 }
 
-func mustUpdate(t *testing.T, r store.Repository, id string, fn func(*store.Key)) *store.Key {
+func mustUpdate(t *testing.T, r store.Repository, id string, fn func(*apikey.Key)) *apikey.Key {
 	t.Helper()
-	k, err := store.UpdateKey(t.Context(), r, id, func(k *store.Key) error { fn(k); return nil })
+	k, err := store.UpdateKey(t.Context(), r, id, func(k *apikey.Key) error { fn(k); return nil })
 	if err != nil {
 		t.Fatalf("UpdateKey(%s): %v", id, err)
 	}
@@ -198,19 +199,19 @@ func checkTimePtrIn(t *testing.T, field string, got, want *time.Time, utc bool) 
 // checkKey compares every field of a key read from the store. Nil maps in
 // want stand for empty ones, and got's maps must never be nil (a nil map
 // marshals to JSON null); got's times must be in UTC.
-func checkKey(t *testing.T, what string, got, want *store.Key) {
+func checkKey(t *testing.T, what string, got, want *apikey.Key) {
 	t.Helper()
 	checkKeyIn(t, what, got, want, true)
 }
 
 // checkResult is checkKey for UpdateKey's result, which may keep the time
 // zones fn set.
-func checkResult(t *testing.T, what string, got, want *store.Key) {
+func checkResult(t *testing.T, what string, got, want *apikey.Key) {
 	t.Helper()
 	checkKeyIn(t, what, got, want, false)
 }
 
-func checkKeyIn(t *testing.T, what string, got, want *store.Key, utc bool) {
+func checkKeyIn(t *testing.T, what string, got, want *apikey.Key, utc bool) {
 	t.Helper()
 	if got == nil {
 		t.Fatalf("%s: key is nil", what)
@@ -264,14 +265,14 @@ func testPing(t *testing.T, s store.Store) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
-	if s.Repo(store.Live) == nil || s.Repo(store.Sandbox) == nil {
+	if s.Repo(apikey.Live) == nil || s.Repo(apikey.Sandbox) == nil {
 		t.Fatal("Repo returned nil")
 	}
 }
 
 func testAccounts(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	if ok, err := r.AccountExists(ctx, "acct_1"); err != nil || ok {
 		t.Fatalf("AccountExists before create = %v, %v; want false, nil", ok, err)
 	}
@@ -287,15 +288,15 @@ func testAccounts(t *testing.T, s store.Store) {
 
 func testInsertAndGet(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 
 	full := newKey("key_full", "acct_1", "Full key")
-	full.Type = store.TypePublishable
+	full.Type = apikey.TypePublishable
 	full.SecretHash = append([]byte{0x00, 0xff, 0x00}, newHash()...) // NULs and high bytes
 	full.Permissions = map[string][]string{"api_keys": {"read", "write"}, "payments": {"read"}, "refunds": {}}
 	full.Metadata = map[string]string{"env": "ci", "owner": "ünïcode ✓", "empty": ""}
-	full.Status = store.StatusInactive
+	full.Status = apikey.StatusInactive
 	full.Managed = true
 	full.LastUsedAt = ptr(at(2 * time.Minute))
 	full.LastUsedIP = ptr("2001:db8::1")
@@ -311,7 +312,7 @@ func testInsertAndGet(t *testing.T, s store.Store) {
 	}
 	bare.Permissions, bare.Metadata = nil, nil
 
-	for _, want := range []*store.Key{full, bare} {
+	for _, want := range []*apikey.Key{full, bare} {
 		checkKey(t, "GetKey", mustGet(t, r, want.ID), want)
 		got, err := r.KeyBySecretHash(ctx, want.SecretHash)
 		if err != nil {
@@ -328,7 +329,7 @@ func testInsertAndGet(t *testing.T, s store.Store) {
 
 func testNotFound(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	mustInsert(t, r, newKey("key_1", "acct_1", "one"))
 
@@ -342,7 +343,7 @@ func testNotFound(t *testing.T, s store.Store) {
 	_, err = r.KeyBySecretHash(ctx, []byte{})
 	wantErr(t, "KeyBySecretHash(empty)", err, store.ErrNotFound)
 	called := false
-	_, err = store.UpdateKey(ctx, r, "key_missing", func(*store.Key) error { called = true; return nil })
+	_, err = store.UpdateKey(ctx, r, "key_missing", func(*apikey.Key) error { called = true; return nil })
 	wantErr(t, "UpdateKey(missing)", err, store.ErrNotFound)
 	if called {
 		t.Error("UpdateKey(missing) called fn")
@@ -354,7 +355,7 @@ func testNotFound(t *testing.T, s store.Store) {
 
 func testInsertKeyConflicts(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	mustAccount(t, r, "acct_2")
 	a := newKey("key_a", "acct_1", "primary")
@@ -378,9 +379,9 @@ func testInsertKeyConflicts(t *testing.T, s store.Store) {
 	checkKey(t, "key_a after rejected inserts", mustGet(t, r, "key_a"), a)
 
 	// Deleted keys free their name, any number of times.
-	mustUpdate(t, r, "key_a", func(k *store.Key) { k.Deleted = true })
+	mustUpdate(t, r, "key_a", func(k *apikey.Key) { k.Deleted = true })
 	mustInsert(t, r, newKey("key_f", "acct_1", "primary"))
-	mustUpdate(t, r, "key_f", func(k *store.Key) { k.Deleted = true })
+	mustUpdate(t, r, "key_f", func(k *apikey.Key) { k.Deleted = true })
 	g := newKey("key_g", "acct_1", "primary")
 	mustInsert(t, r, g)
 	wantErr(t, "name of the live key again", store.InsertKey(ctx, r, newKey("key_h", "acct_1", "primary")), store.ErrDuplicateName)
@@ -392,7 +393,7 @@ func testInsertKeyConflicts(t *testing.T, s store.Store) {
 
 func testInsertKeyUnknownAccount(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	err := store.InsertKey(ctx, r, newKey("key_1", "acct_missing", "one"))
 	if !errors.Is(err, store.ErrNoAccount) {
 		t.Fatalf("InsertKey for a missing account: err = %v, want ErrNoAccount", err)
@@ -412,28 +413,28 @@ func testInsertKeyUnknownAccount(t *testing.T, s store.Store) {
 
 func testListManagedKeys(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	mustAccount(t, r, "acct_2")
-	add := func(id, account, typ string, managed, deleted bool) *store.Key {
+	add := func(id, account, typ string, managed, deleted bool) *apikey.Key {
 		k := newKey(id, account, id)
 		k.Type, k.Managed, k.Deleted = typ, managed, deleted
 		mustInsert(t, r, k)
 		return k
 	}
-	pubA := add("key_A", "acct_1", store.TypePublishable, true, false)
-	secLower := add("key_b", "acct_1", store.TypeSecret, true, false)
-	secUpper := add("key_B", "acct_1", store.TypeSecret, true, false)
-	add("key_c", "acct_1", store.TypeSecret, false, false) // not managed
-	add("key_d", "acct_1", store.TypeSecret, true, true)   // deleted
-	add("key_e", "acct_2", store.TypeSecret, true, false)  // other account
+	pubA := add("key_A", "acct_1", apikey.TypePublishable, true, false)
+	secLower := add("key_b", "acct_1", apikey.TypeSecret, true, false)
+	secUpper := add("key_B", "acct_1", apikey.TypeSecret, true, false)
+	add("key_c", "acct_1", apikey.TypeSecret, false, false) // not managed
+	add("key_d", "acct_1", apikey.TypeSecret, true, true)   // deleted
+	add("key_e", "acct_2", apikey.TypeSecret, true, false)  // other account
 
 	got, err := r.ListManagedKeys(ctx, "acct_1")
 	if err != nil {
 		t.Fatalf("ListManagedKeys: %v", err)
 	}
 	// SECRET before PUBLISHABLE, then ids bytewise ("key_B" < "key_b").
-	want := []*store.Key{secUpper, secLower, pubA}
+	want := []*apikey.Key{secUpper, secLower, pubA}
 	var gotIDs, wantIDs []string
 	for _, k := range got {
 		gotIDs = append(gotIDs, k.ID)
@@ -448,7 +449,7 @@ func testListManagedKeys(t *testing.T, s store.Store) {
 		checkKey(t, "ListManagedKeys", got[i], want[i])
 	}
 
-	mustUpdate(t, r, "key_b", func(k *store.Key) { k.Deleted = true })
+	mustUpdate(t, r, "key_b", func(k *apikey.Key) { k.Deleted = true })
 	got, err = r.ListManagedKeys(ctx, "acct_1")
 	if err != nil || len(got) != 2 {
 		t.Errorf("ListManagedKeys after deleting key_b = %d keys, %v; want 2", len(got), err)
@@ -457,7 +458,7 @@ func testListManagedKeys(t *testing.T, s store.Store) {
 
 func testUpdateKeyWritesFields(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	orig := newKey("key_1", "acct_1", "before")
 	orig.Managed = true
@@ -473,12 +474,12 @@ func testUpdateKeyWritesFields(t *testing.T, s store.Store) {
 	want.SecretHash = newHash()
 	want.Permissions = map[string][]string{"payments": {"read", "write"}}
 	want.Metadata = map[string]string{"b": "2"}
-	want.Status = store.StatusInactive
+	want.Status = apikey.StatusInactive
 	want.ExpiresAt = ptr(at(48 * time.Hour))
 	want.UpdatedAt = at(time.Hour)
 
-	var saw *store.Key
-	got := mustUpdate(t, r, "key_1", func(k *store.Key) {
+	var saw *apikey.Key
+	got := mustUpdate(t, r, "key_1", func(k *apikey.Key) {
 		saw = clone(k)
 		k.Name, k.SecretHash, k.Permissions, k.Metadata = want.Name, bytes.Clone(want.SecretHash), want.Permissions, want.Metadata
 		k.Status, k.ExpiresAt, k.UpdatedAt = want.Status, want.ExpiresAt, want.UpdatedAt
@@ -500,13 +501,13 @@ func testUpdateKeyWritesFields(t *testing.T, s store.Store) {
 	// Clearing: expires_at back to NULL, maps to empty.
 	want.ExpiresAt = nil
 	want.Permissions, want.Metadata = map[string][]string{}, map[string]string{}
-	mustUpdate(t, r, "key_1", func(k *store.Key) { k.ExpiresAt, k.Permissions, k.Metadata = nil, nil, nil })
+	mustUpdate(t, r, "key_1", func(k *apikey.Key) { k.ExpiresAt, k.Permissions, k.Metadata = nil, nil, nil })
 	checkKey(t, "GetKey after clearing", mustGet(t, r, "key_1"), want)
 
 	// Soft delete: the key stays readable, by id and by hash, marked deleted.
 	want.Deleted = true
 	want.UpdatedAt = at(2 * time.Hour)
-	mustUpdate(t, r, "key_1", func(k *store.Key) { k.Deleted, k.UpdatedAt = true, want.UpdatedAt })
+	mustUpdate(t, r, "key_1", func(k *apikey.Key) { k.Deleted, k.UpdatedAt = true, want.UpdatedAt })
 	checkKey(t, "GetKey after delete", mustGet(t, r, "key_1"), want)
 	byHash, err = r.KeyBySecretHash(ctx, want.SecretHash)
 	if err != nil {
@@ -517,21 +518,21 @@ func testUpdateKeyWritesFields(t *testing.T, s store.Store) {
 
 func testUpdateKeyConflicts(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	a, b := newKey("key_a", "acct_1", "one"), newKey("key_b", "acct_1", "two")
 	mustInsert(t, r, a)
 	mustInsert(t, r, b)
 
-	_, err := store.UpdateKey(ctx, r, "key_b", func(k *store.Key) error { k.Name = "one"; return nil })
+	_, err := store.UpdateKey(ctx, r, "key_b", func(k *apikey.Key) error { k.Name = "one"; return nil })
 	wantErr(t, "rename onto an active key's name", err, store.ErrDuplicateName)
-	_, err = store.UpdateKey(ctx, r, "key_b", func(k *store.Key) error { k.SecretHash = bytes.Clone(a.SecretHash); return nil })
+	_, err = store.UpdateKey(ctx, r, "key_b", func(k *apikey.Key) error { k.SecretHash = bytes.Clone(a.SecretHash); return nil })
 	wantErr(t, "take another key's secret hash", err, store.ErrDuplicateKeyID)
 	checkKey(t, "key_b after rejected updates", mustGet(t, r, "key_b"), b)
 
-	mustUpdate(t, r, "key_a", func(k *store.Key) { k.Deleted = true })
-	mustUpdate(t, r, "key_b", func(k *store.Key) { k.Name = "one" }) // the name is free now
-	_, err = store.UpdateKey(ctx, r, "key_a", func(k *store.Key) error { k.Deleted = false; return nil })
+	mustUpdate(t, r, "key_a", func(k *apikey.Key) { k.Deleted = true })
+	mustUpdate(t, r, "key_b", func(k *apikey.Key) { k.Name = "one" }) // the name is free now
+	_, err = store.UpdateKey(ctx, r, "key_a", func(k *apikey.Key) error { k.Deleted = false; return nil })
 	wantErr(t, "undelete onto an active key's name", err, store.ErrDuplicateName)
 	if k := mustGet(t, r, "key_a"); !k.Deleted {
 		t.Error("rejected undelete was written")
@@ -544,14 +545,14 @@ func (e *fnError) Error() string { return e.msg }
 
 func testUpdateKeyFnErrorAborts(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	orig := newKey("key_1", "acct_1", "name")
 	mustInsert(t, r, orig)
 
 	sentinel := &fnError{"refused"}
-	got, err := store.UpdateKey(ctx, r, "key_1", func(k *store.Key) error {
-		k.Name, k.SecretHash, k.Deleted, k.Status = "changed", newHash(), true, store.StatusInactive
+	got, err := store.UpdateKey(ctx, r, "key_1", func(k *apikey.Key) error {
+		k.Name, k.SecretHash, k.Deleted, k.Status = "changed", newHash(), true, apikey.StatusInactive
 		k.Metadata["x"] = "y"
 		return fmt.Errorf("wrapped: %w", sentinel)
 	})
@@ -568,14 +569,14 @@ func testUpdateKeyFnErrorAborts(t *testing.T, s store.Store) {
 	checkKey(t, "GetKey after aborted update", mustGet(t, r, "key_1"), orig)
 
 	plain := errors.New("plain")
-	if _, err := store.UpdateKey(ctx, r, "key_1", func(*store.Key) error { return plain }); err != plain {
+	if _, err := store.UpdateKey(ctx, r, "key_1", func(*apikey.Key) error { return plain }); err != plain {
 		t.Errorf("UpdateKey err = %v, want fn's error itself", err)
 	}
 
 	// The aborted updates released their lock: another update goes through promptly.
 	ctx2, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := store.UpdateKey(ctx2, r, "key_1", func(k *store.Key) error { k.Name = "later"; return nil }); err != nil {
+	if _, err := store.UpdateKey(ctx2, r, "key_1", func(k *apikey.Key) error { k.Name = "later"; return nil }); err != nil {
 		t.Fatalf("UpdateKey after aborted ones: %v", err)
 	}
 	if k := mustGet(t, r, "key_1"); k.Name != "later" {
@@ -590,7 +591,7 @@ func testUpdateKeyFnErrorAborts(t *testing.T, s store.Store) {
 func testUpdateKeyConcurrent(t *testing.T, s store.Store) {
 	const n = 50
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	orig := newKey("key_1", "acct_1", "name")
 	orig.Metadata = map[string]string{"n": "0"}
@@ -609,7 +610,7 @@ func testUpdateKeyConcurrent(t *testing.T, s store.Store) {
 		seq     atomic.Int64
 		mu      sync.Mutex
 		steps   []step
-		results = make([]*store.Key, n)
+		results = make([]*apikey.Key, n)
 		errs    = make([]error, n)
 		calls   = make([]int, n)
 		start   = make(chan struct{})
@@ -618,7 +619,7 @@ func testUpdateKeyConcurrent(t *testing.T, s store.Store) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			results[i], errs[i] = store.UpdateKey(ctx, r, "key_1", func(k *store.Key) error {
+			results[i], errs[i] = store.UpdateKey(ctx, r, "key_1", func(k *apikey.Key) error {
 				sq := int(seq.Add(1))
 				mu.Lock()
 				calls[i]++
@@ -698,7 +699,7 @@ func testUpdateKeyConcurrent(t *testing.T, s store.Store) {
 func testInsertKeyConcurrentDistinctNames(t *testing.T, s store.Store) {
 	const n = 50
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	errs := make([]error, n)
 	start := make(chan struct{})
@@ -727,7 +728,7 @@ func testInsertKeyConcurrentDistinctNames(t *testing.T, s store.Store) {
 func testInsertKeyConcurrentSameName(t *testing.T, s store.Store) {
 	const n = 50
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	errs := make([]error, n)
 	start := make(chan struct{})
@@ -782,7 +783,7 @@ func checkUsage(t *testing.T, r store.Repository, id string, wantAt *time.Time, 
 
 func testRecordUsageForwardOnly(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	k1, k2 := newKey("key_1", "acct_1", "one"), newKey("key_2", "acct_1", "two")
 	mustInsert(t, r, k1)
@@ -822,14 +823,14 @@ func testRecordUsageForwardOnly(t *testing.T, s store.Store) {
 	// Usage touches only last_used_*; UpdateKey never writes them back.
 	k := mustGet(t, r, "key_1")
 	checkTime(t, "UpdatedAt after usage", k.UpdatedAt, k1.UpdatedAt)
-	mustUpdate(t, r, "key_1", func(k *store.Key) {
+	mustUpdate(t, r, "key_1", func(k *apikey.Key) {
 		k.LastUsedAt, k.LastUsedIP = ptr(at(-time.Hour)), ptr("0.0.0.0")
 		k.Name = "renamed"
 	})
 	checkUsage(t, r, "key_1", ptr(at(30*time.Second)), "192.0.2.30")
 
 	// Deleted keys still record usage (the row is there), like any other.
-	mustUpdate(t, r, "key_2", func(k *store.Key) { k.Deleted = true })
+	mustUpdate(t, r, "key_2", func(k *apikey.Key) { k.Deleted = true })
 	record(store.Usage{KeyID: "key_2", At: at(time.Minute), IP: "198.51.100.60"})
 	checkUsage(t, r, "key_2", ptr(at(time.Minute)), "198.51.100.60")
 }
@@ -843,7 +844,7 @@ func testRecordUsageConcurrent(t *testing.T, s store.Store) {
 		perBatch   = 12
 	)
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	ids := make([]string, keys+1)
 	for i := range ids {
@@ -902,7 +903,7 @@ func testRecordUsageConcurrent(t *testing.T, s store.Store) {
 
 func testModesIsolated(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	live, sandbox := s.Repo(store.Live), s.Repo(store.Sandbox)
+	live, sandbox := s.Repo(apikey.Live), s.Repo(apikey.Sandbox)
 	mustAccount(t, live, "acct_1")
 	if ok, err := sandbox.AccountExists(ctx, "acct_1"); err != nil || ok {
 		t.Errorf("sandbox AccountExists(live account) = %v, %v; want false", ok, err)
@@ -915,7 +916,7 @@ func testModesIsolated(t *testing.T, s store.Store) {
 	wantErr(t, "sandbox GetKey(live key)", err, store.ErrNotFound)
 	_, err = sandbox.KeyBySecretHash(ctx, k.SecretHash)
 	wantErr(t, "sandbox KeyBySecretHash(live key)", err, store.ErrNotFound)
-	_, err = store.UpdateKey(ctx, sandbox, "key_1", func(*store.Key) error { return nil })
+	_, err = store.UpdateKey(ctx, sandbox, "key_1", func(*apikey.Key) error { return nil })
 	wantErr(t, "sandbox UpdateKey(live key)", err, store.ErrNotFound)
 	if ks, err := sandbox.ListManagedKeys(ctx, "acct_1"); err != nil || len(ks) != 0 {
 		t.Errorf("sandbox ListManagedKeys = %d keys, %v; want none", len(ks), err)
@@ -939,7 +940,7 @@ func testModesIsolated(t *testing.T, s store.Store) {
 	checkKey(t, "sandbox key", got, sk)
 
 	// Writes to one mode leave the other alone.
-	mustUpdate(t, sandbox, "key_1", func(k *store.Key) { k.Name, k.Deleted = "sandbox name", true })
+	mustUpdate(t, sandbox, "key_1", func(k *apikey.Key) { k.Name, k.Deleted = "sandbox name", true })
 	if err := sandbox.RecordUsage(ctx, []store.Usage{{KeyID: "key_1", At: at(time.Hour), IP: "192.0.2.1"}}); err != nil {
 		t.Fatalf("sandbox RecordUsage: %v", err)
 	}
@@ -951,8 +952,8 @@ func testModesIsolated(t *testing.T, s store.Store) {
 	if ok, _ := sandbox.AccountExists(ctx, "acct_2"); ok {
 		t.Error("live CreateAccount is visible in the sandbox")
 	}
-	mustUpdate(t, live, "key_1", func(k *store.Key) { k.Status = store.StatusInactive })
-	if got := mustGet(t, sandbox, "key_1"); got.Status != store.StatusActive || got.Name != "sandbox name" {
+	mustUpdate(t, live, "key_1", func(k *apikey.Key) { k.Status = apikey.StatusInactive })
+	if got := mustGet(t, sandbox, "key_1"); got.Status != apikey.StatusActive || got.Name != "sandbox name" {
 		t.Errorf("sandbox key after live update: status %s name %q", got.Status, got.Name)
 	}
 }
@@ -962,7 +963,7 @@ func testModesIsolated(t *testing.T, s store.Store) {
 // one first), and clearing the previous hash stops the old secret.
 func testPreviousSecret(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	r := s.Repo(store.Live)
+	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_1")
 	a, b := newKey("key_a", "acct_1", "a"), newKey("key_b", "acct_1", "b")
 	mustInsert(t, r, a)
@@ -970,15 +971,15 @@ func testPreviousSecret(t *testing.T, s store.Store) {
 	checkKey(t, "new key", mustGet(t, r, "key_a"), a) // no previous secret
 
 	// Keys without a previous secret do not collide, whether it is nil or empty.
-	mustUpdate(t, r, "key_a", func(k *store.Key) { k.PrevSecretHash = []byte{} })
-	mustUpdate(t, r, "key_b", func(k *store.Key) { k.PrevSecretHash = []byte{} })
+	mustUpdate(t, r, "key_a", func(k *apikey.Key) { k.PrevSecretHash = []byte{} })
+	mustUpdate(t, r, "key_b", func(k *apikey.Key) { k.PrevSecretHash = []byte{} })
 	checkKey(t, "empty previous hash", mustGet(t, r, "key_b"), b)
 
 	old, cur := a.SecretHash, newHash()
 	want := clone(a)
 	want.SecretHash, want.PrevSecretHash, want.PrevSecretExpiresAt = cur, old, ptr(at(24*time.Hour))
 	want.UpdatedAt = at(time.Hour)
-	got := mustUpdate(t, r, "key_a", func(k *store.Key) {
+	got := mustUpdate(t, r, "key_a", func(k *apikey.Key) {
 		k.PrevSecretHash, k.SecretHash = k.SecretHash, bytes.Clone(cur)
 		k.PrevSecretExpiresAt, k.UpdatedAt = want.PrevSecretExpiresAt, want.UpdatedAt
 	})
@@ -993,13 +994,13 @@ func testPreviousSecret(t *testing.T, s store.Store) {
 	}
 
 	// Another key cannot take a previous hash in use, nor keep it as its own previous.
-	_, err := store.UpdateKey(ctx, r, "key_b", func(k *store.Key) error { k.PrevSecretHash = bytes.Clone(old); return nil })
+	_, err := store.UpdateKey(ctx, r, "key_b", func(k *apikey.Key) error { k.PrevSecretHash = bytes.Clone(old); return nil })
 	wantErr(t, "second key with the same previous hash", err, store.ErrDuplicateKeyID)
 	checkKey(t, "key_b after rejected update", mustGet(t, r, "key_b"), b)
 
 	// Rotating again replaces the previous secret; the first one stops working.
 	newer := newHash()
-	mustUpdate(t, r, "key_a", func(k *store.Key) { k.PrevSecretHash, k.SecretHash = k.SecretHash, bytes.Clone(newer) })
+	mustUpdate(t, r, "key_a", func(k *apikey.Key) { k.PrevSecretHash, k.SecretHash = k.SecretHash, bytes.Clone(newer) })
 	if _, err := r.KeyBySecretHash(ctx, old); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("KeyBySecretHash(twice-replaced hash): err = %v, want ErrNotFound", err)
 	}
@@ -1008,7 +1009,7 @@ func testPreviousSecret(t *testing.T, s store.Store) {
 	}
 
 	// Ending the grace period clears it.
-	mustUpdate(t, r, "key_a", func(k *store.Key) { k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil })
+	mustUpdate(t, r, "key_a", func(k *apikey.Key) { k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil })
 	k := mustGet(t, r, "key_a")
 	if len(k.PrevSecretHash) != 0 || k.PrevSecretExpiresAt != nil {
 		t.Errorf("after clearing: PrevSecretHash %x, PrevSecretExpiresAt %v; want none", k.PrevSecretHash, k.PrevSecretExpiresAt)
@@ -1018,8 +1019,8 @@ func testPreviousSecret(t *testing.T, s store.Store) {
 	}
 
 	// The previous hash lives in its mode only.
-	mustUpdate(t, r, "key_a", func(k *store.Key) { k.PrevSecretHash = bytes.Clone(old) })
-	if _, err := s.Repo(store.Sandbox).KeyBySecretHash(ctx, old); !errors.Is(err, store.ErrNotFound) {
+	mustUpdate(t, r, "key_a", func(k *apikey.Key) { k.PrevSecretHash = bytes.Clone(old) })
+	if _, err := s.Repo(apikey.Sandbox).KeyBySecretHash(ctx, old); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("sandbox KeyBySecretHash(live previous hash): err = %v, want ErrNotFound", err)
 	}
 }

@@ -1,0 +1,63 @@
+// Package apikey holds the domain types of the service: keys, the modes that
+// keep live and sandbox data apart, and the actors that change keys. It
+// depends on nothing, so every other package may use it.
+package apikey
+
+import "time"
+
+// Mode selects the live or sandbox repository.
+type Mode string
+
+const (
+	Live    Mode = "live"
+	Sandbox Mode = "test"
+)
+
+// Modes lists both, live first.
+var Modes = []Mode{Live, Sandbox}
+
+const (
+	TypeSecret      = "SECRET"
+	TypePublishable = "PUBLISHABLE"
+
+	StatusActive   = "ACTIVE"
+	StatusInactive = "INACTIVE"
+)
+
+// Key is a stored API key. SecretHash is all that is kept of the secret.
+type Key struct {
+	ID         string
+	AccountID  string
+	Name       string
+	Type       string
+	SecretHash []byte
+	// PrevSecretHash is the replaced secret during a rotation's grace period;
+	// it authenticates until PrevSecretExpiresAt.
+	PrevSecretHash      []byte
+	PrevSecretExpiresAt *time.Time
+	Permissions         map[string][]string
+	Metadata            map[string]string
+	Status              string
+	Managed             bool
+	Deleted             bool
+	LastUsedAt          *time.Time
+	LastUsedIP          *string
+	ExpiresAt           *time.Time
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	CreatedBy           Actor
+}
+
+// Actor is who made a change: an API key, a person (JWT) or the platform.
+type Actor struct {
+	Kind      string // ActorKey, ActorJWT or ActorPlatform
+	ID        string // key id, JWT subject, or what the platform did ("bootstrap")
+	RequestID string // the request that made the change; "" outside a request
+}
+
+// Actor kinds.
+const (
+	ActorKey      = "key"
+	ActorJWT      = "jwt"
+	ActorPlatform = "platform"
+)

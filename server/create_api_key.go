@@ -1,0 +1,32 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikeys"
+	"github.com/hsrcpay/apikeys/internal/auth"
+)
+
+// CreateApiKey is POST /api-keys/ (createApiKey).
+func (h *handlers) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequestObject) (api.CreateApiKeyResponseObject, error) {
+	p := auth.FromContext(ctx)
+	if p == nil || req.Body == nil {
+		return nil, apierr.Internal(errors.New("create: no principal or body"))
+	}
+	in := apikeys.CreateInput{
+		Name:        req.Body.Name,
+		Permissions: req.Body.Permissions,
+		ExpiresAt:   req.Body.ExpiresAt,
+	}
+	if req.Body.Metadata != nil {
+		in.Metadata = *req.Body.Metadata
+	}
+	issued, err := h.svc.Create(ctx, p, req.Params.AccountId, in)
+	if err != nil {
+		return nil, err
+	}
+	return api.CreateApiKey201JSONResponse{Body: envelope(issued, h.svc.Now())}, nil
+}

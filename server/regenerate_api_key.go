@@ -1,0 +1,28 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/auth"
+)
+
+// RegenerateApiKey is POST /api-keys/{id}/regenerate (regenerateApiKey).
+func (h *handlers) RegenerateApiKey(ctx context.Context, req api.RegenerateApiKeyRequestObject) (api.RegenerateApiKeyResponseObject, error) {
+	p := auth.FromContext(ctx)
+	if p == nil {
+		return nil, apierr.Internal(errors.New("regenerate: no principal"))
+	}
+	var grace time.Duration
+	if req.Body != nil && req.Body.GracePeriodMinutes != nil {
+		grace = time.Duration(*req.Body.GracePeriodMinutes) * time.Minute
+	}
+	issued, err := h.svc.Regenerate(ctx, p, req.Id, grace)
+	if err != nil {
+		return nil, err
+	}
+	return api.RegenerateApiKey200JSONResponse{Body: envelope(issued, h.svc.Now())}, nil
+}
