@@ -77,6 +77,156 @@ func (e ApiKeyType) Valid() bool {
 	}
 }
 
+// Defines values for ApiKeyListObject.
+const (
+	ApiKeyListObjectList ApiKeyListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the ApiKeyListObject enum.
+func (e ApiKeyListObject) Valid() bool {
+	switch e {
+	case ApiKeyListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ApiKeyViewObject.
+const (
+	ApiKeyViewObjectApiKey ApiKeyViewObject = "api_key"
+)
+
+// Valid indicates whether the value is a known member of the ApiKeyViewObject enum.
+func (e ApiKeyViewObject) Valid() bool {
+	switch e {
+	case ApiKeyViewObjectApiKey:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ApiKeyViewStatus.
+const (
+	KeyViewActive   ApiKeyViewStatus = "ACTIVE"
+	KeyViewExpired  ApiKeyViewStatus = "EXPIRED"
+	KeyViewInactive ApiKeyViewStatus = "INACTIVE"
+)
+
+// Valid indicates whether the value is a known member of the ApiKeyViewStatus enum.
+func (e ApiKeyViewStatus) Valid() bool {
+	switch e {
+	case KeyViewActive:
+		return true
+	case KeyViewExpired:
+		return true
+	case KeyViewInactive:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ApiKeyViewType.
+const (
+	KeyViewPublishable ApiKeyViewType = "PUBLISHABLE"
+	KeyViewSecret      ApiKeyViewType = "SECRET"
+)
+
+// Valid indicates whether the value is a known member of the ApiKeyViewType enum.
+func (e ApiKeyViewType) Valid() bool {
+	switch e {
+	case KeyViewPublishable:
+		return true
+	case KeyViewSecret:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditAction.
+const (
+	AuditBootstrap  AuditAction = "bootstrap"
+	AuditCreate     AuditAction = "create"
+	AuditDelete     AuditAction = "delete"
+	AuditDisable    AuditAction = "disable"
+	AuditEnable     AuditAction = "enable"
+	AuditRegenerate AuditAction = "regenerate"
+	AuditUpdate     AuditAction = "update"
+)
+
+// Valid indicates whether the value is a known member of the AuditAction enum.
+func (e AuditAction) Valid() bool {
+	switch e {
+	case AuditBootstrap:
+		return true
+	case AuditCreate:
+		return true
+	case AuditDelete:
+		return true
+	case AuditDisable:
+		return true
+	case AuditEnable:
+		return true
+	case AuditRegenerate:
+		return true
+	case AuditUpdate:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditEventMode.
+const (
+	ModeLive AuditEventMode = "live"
+	ModeTest AuditEventMode = "test"
+)
+
+// Valid indicates whether the value is a known member of the AuditEventMode enum.
+func (e AuditEventMode) Valid() bool {
+	switch e {
+	case ModeLive:
+		return true
+	case ModeTest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditEventObject.
+const (
+	AuditEventObjectAuditEvent AuditEventObject = "audit_event"
+)
+
+// Valid indicates whether the value is a known member of the AuditEventObject enum.
+func (e AuditEventObject) Valid() bool {
+	switch e {
+	case AuditEventObjectAuditEvent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AuditEventListObject.
+const (
+	AuditEventListObjectList AuditEventListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the AuditEventListObject enum.
+func (e AuditEventListObject) Valid() bool {
+	switch e {
+	case AuditEventListObjectList:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CreatedByKind.
 const (
 	CreatedByJWT      CreatedByKind = "jwt"
@@ -105,9 +255,11 @@ const (
 	CodeBodyTooLarge            ErrorCode = 41300
 	CodeDuplicateName           ErrorCode = 40900
 	CodeExpiredCredentials      ErrorCode = 40102
+	CodeExpiryExtended          ErrorCode = 42206
 	CodeInternal                ErrorCode = 50000
 	CodeInvalidCredentials      ErrorCode = 40101
 	CodeInvalidExpiry           ErrorCode = 42202
+	CodeKeyDeleted              ErrorCode = 40903
 	CodeKeyLimitReached         ErrorCode = 40902
 	CodeKeyNotActive            ErrorCode = 40901
 	CodeKeyNotFound             ErrorCode = 40400
@@ -115,6 +267,8 @@ const (
 	CodeLifetimeEscalation      ErrorCode = 40305
 	CodeLifetimeExceedsCaller   ErrorCode = 42203
 	CodeMalformedBody           ErrorCode = 40001
+	CodeManagedKeyFixed         ErrorCode = 42205
+	CodeManagedKeyNotDeletable  ErrorCode = 42204
 	CodeMethodNotAllowed        ErrorCode = 40500
 	CodeMissingCredentials      ErrorCode = 40100
 	CodePermissionDenied        ErrorCode = 40300
@@ -142,11 +296,15 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case CodeExpiredCredentials:
 		return true
+	case CodeExpiryExtended:
+		return true
 	case CodeInternal:
 		return true
 	case CodeInvalidCredentials:
 		return true
 	case CodeInvalidExpiry:
+		return true
+	case CodeKeyDeleted:
 		return true
 	case CodeKeyLimitReached:
 		return true
@@ -161,6 +319,10 @@ func (e ErrorCode) Valid() bool {
 	case CodeLifetimeExceedsCaller:
 		return true
 	case CodeMalformedBody:
+		return true
+	case CodeManagedKeyFixed:
+		return true
+	case CodeManagedKeyNotDeletable:
 		return true
 	case CodeMethodNotAllowed:
 		return true
@@ -215,6 +377,63 @@ func (e FieldErrorLocation) Valid() bool {
 	}
 }
 
+// Defines values for UpdateApiKeyRequestStatus.
+const (
+	UpdateActive   UpdateApiKeyRequestStatus = "ACTIVE"
+	UpdateInactive UpdateApiKeyRequestStatus = "INACTIVE"
+)
+
+// Valid indicates whether the value is a known member of the UpdateApiKeyRequestStatus enum.
+func (e UpdateApiKeyRequestStatus) Valid() bool {
+	switch e {
+	case UpdateActive:
+		return true
+	case UpdateInactive:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListApiKeysParamsStatus.
+const (
+	ListActive   ListApiKeysParamsStatus = "ACTIVE"
+	ListExpired  ListApiKeysParamsStatus = "EXPIRED"
+	ListInactive ListApiKeysParamsStatus = "INACTIVE"
+)
+
+// Valid indicates whether the value is a known member of the ListApiKeysParamsStatus enum.
+func (e ListApiKeysParamsStatus) Valid() bool {
+	switch e {
+	case ListActive:
+		return true
+	case ListExpired:
+		return true
+	case ListInactive:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListApiKeysParamsType.
+const (
+	ListPublishable ListApiKeysParamsType = "PUBLISHABLE"
+	ListSecret      ListApiKeysParamsType = "SECRET"
+)
+
+// Valid indicates whether the value is a known member of the ListApiKeysParamsType enum.
+func (e ListApiKeysParamsType) Valid() bool {
+	switch e {
+	case ListPublishable:
+		return true
+	case ListSecret:
+		return true
+	default:
+		return false
+	}
+}
+
 // AccountId An account id, such as `acct_demo`.
 //
 // Example: acct_demo
@@ -246,6 +465,11 @@ type ApiKey struct {
 
 	// Key The plaintext secret. Store it now; it is never shown again.
 	Key string `json:"key"`
+
+	// KeyHint Enough of the secret for a person to recognise it, never enough to use it: its prefix and last four characters, e.g. `sk_live_…Wx9Q`. Null for keys created before hints were kept.
+	//
+	// Example: sk_live_…Wx9Q
+	KeyHint *KeyHint `json:"key_hint"`
 
 	// LastUsedAt Time of the latest authenticated request (updated within seconds).
 	LastUsedAt *time.Time `json:"last_used_at"`
@@ -311,6 +535,209 @@ type ApiKeyEnvelope struct {
 // Example: key_4d8PqZyT6vWb2mK9xR3sN7fH
 type ApiKeyId = string
 
+// ApiKeyList A page of API keys.
+type ApiKeyList struct {
+	// Data The keys of this page, oldest first.
+	Data []ApiKeyView `json:"data"`
+
+	// HasMore True when another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+
+	// Object Always `list`.
+	Object ApiKeyListObject `json:"object"`
+}
+
+// ApiKeyListObject Always `list`.
+type ApiKeyListObject string
+
+// ApiKeyListEnvelope Success envelope around a page of API keys.
+type ApiKeyListEnvelope struct {
+	// Data A page of API keys.
+	Data ApiKeyList `json:"data"`
+
+	// Message Example: success
+	Message string `json:"message"`
+
+	// Success Always true here.
+	Success bool `json:"success"`
+}
+
+// ApiKeyView An API key as read, listed, updated or deleted: everything but the secret, which only create and regenerate return; `key_hint` recognises it.
+type ApiKeyView struct {
+	// AccountId An account id, such as `acct_demo`.
+	//
+	// Example: acct_demo
+	AccountId AccountId `json:"account_id"`
+
+	// CreatedAt When the key was created.
+	CreatedAt time.Time `json:"created_at"`
+
+	// CreatedBy Who created the key, and in which request.
+	CreatedBy CreatedBy `json:"created_by"`
+
+	// Deleted True once the key is revoked; deleted keys never authenticate.
+	Deleted bool `json:"deleted"`
+
+	// ExpiresAt When the key stops working; null for no expiry.
+	ExpiresAt *time.Time `json:"expires_at"`
+
+	// Id An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
+	//
+	// Example: key_4d8PqZyT6vWb2mK9xR3sN7fH
+	Id ApiKeyId `json:"id"`
+
+	// KeyHint Enough of the secret for a person to recognise it, never enough to use it: its prefix and last four characters, e.g. `sk_live_…Wx9Q`. Null for keys created before hints were kept.
+	//
+	// Example: sk_live_…Wx9Q
+	KeyHint *KeyHint `json:"key_hint"`
+
+	// LastUsedAt Time of the latest authenticated request (updated within seconds).
+	LastUsedAt *time.Time `json:"last_used_at"`
+
+	// LastUsedIp Client address of the latest authenticated request (updated within seconds).
+	LastUsedIp *string `json:"last_used_ip"`
+
+	// Managed True for platform-provisioned keys.
+	Managed bool `json:"managed"`
+
+	// Metadata Free-form string pairs for your own use; at most 20 keys of up to 40 characters, values up to 500.
+	//
+	// Example: {"team":"checkout"}
+	Metadata Metadata `json:"metadata"`
+
+	// Name Display name.
+	Name string `json:"name"`
+
+	// Object Always `api_key`.
+	Object ApiKeyViewObject `json:"object"`
+
+	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
+	//
+	// Example: {"account:api:key":["create","update"]}
+	Permissions Permissions `json:"permissions"`
+
+	// PreviousKeyExpiresAt Until when a replaced secret still works; null when only the current one does.
+	PreviousKeyExpiresAt *time.Time `json:"previous_key_expires_at"`
+
+	// Status `ACTIVE`, `INACTIVE` (switched off) or `EXPIRED` (past `expires_at`).
+	Status ApiKeyViewStatus `json:"status"`
+
+	// Type `SECRET` or `PUBLISHABLE`.
+	Type ApiKeyViewType `json:"type"`
+
+	// UpdatedAt When the key last changed.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ApiKeyViewObject Always `api_key`.
+type ApiKeyViewObject string
+
+// ApiKeyViewStatus `ACTIVE`, `INACTIVE` (switched off) or `EXPIRED` (past `expires_at`).
+type ApiKeyViewStatus string
+
+// ApiKeyViewType `SECRET` or `PUBLISHABLE`.
+type ApiKeyViewType string
+
+// ApiKeyViewEnvelope Success envelope around an API key without its secret.
+type ApiKeyViewEnvelope struct {
+	// Data An API key as read, listed, updated or deleted: everything but the secret, which only create and regenerate return; `key_hint` recognises it.
+	Data ApiKeyView `json:"data"`
+
+	// Message Example: success
+	Message string `json:"message"`
+
+	// Success Always true here.
+	Success bool `json:"success"`
+}
+
+// AuditAction What happened to the key.
+type AuditAction string
+
+// AuditEvent One change to a key. `hash` is SHA-256 over the event's other fields (see the README's audit section for the exact encoding) and `prev_hash` is the previous event's `hash` in the account and mode (empty for the first), so the events form a chain.
+type AuditEvent struct {
+	// AccountId An account id, such as `acct_demo`.
+	//
+	// Example: acct_demo
+	AccountId AccountId `json:"account_id"`
+
+	// Action What happened to the key.
+	Action AuditAction `json:"action"`
+
+	// Actor Who created the key, and in which request.
+	Actor CreatedBy `json:"actor"`
+
+	// Changes The fields that changed, each with its new value (`name`, `metadata`, `status`, `expires_at`, `permissions`, `type`, `managed`, `deleted`, `key_hint`, `previous_key_expires_at`). Never a secret or a hash.
+	Changes map[string]interface{} `json:"changes"`
+
+	// ClientIp Address of the client that made the change; empty outside a request.
+	ClientIp string `json:"client_ip"`
+
+	// CreatedAt When the change committed.
+	CreatedAt time.Time `json:"created_at"`
+
+	// Hash Hex SHA-256 of this event.
+	Hash string `json:"hash"`
+
+	// Id Event id.
+	Id string `json:"id"`
+
+	// KeyId An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
+	//
+	// Example: key_4d8PqZyT6vWb2mK9xR3sN7fH
+	KeyId ApiKeyId `json:"key_id"`
+
+	// Mode `live` or `test`.
+	Mode AuditEventMode `json:"mode"`
+
+	// Object Always `audit_event`.
+	Object AuditEventObject `json:"object"`
+
+	// PrevHash Hex SHA-256 of the previous event; empty for the first.
+	PrevHash string `json:"prev_hash"`
+
+	// Seq Position in the account's chain in this mode, from 1.
+	Seq int `json:"seq"`
+}
+
+// AuditEventMode `live` or `test`.
+type AuditEventMode string
+
+// AuditEventObject Always `audit_event`.
+type AuditEventObject string
+
+// AuditEventList A page of audit events.
+type AuditEventList struct {
+	// Data The events of this page, newest first.
+	Data []AuditEvent `json:"data"`
+
+	// HasMore True when another page follows.
+	HasMore bool `json:"has_more"`
+
+	// NextCursor Pass as `cursor` for the next page; null on the last page.
+	NextCursor *string `json:"next_cursor"`
+
+	// Object Always `list`.
+	Object AuditEventListObject `json:"object"`
+}
+
+// AuditEventListObject Always `list`.
+type AuditEventListObject string
+
+// AuditEventListEnvelope Success envelope around a page of audit events.
+type AuditEventListEnvelope struct {
+	// Data A page of audit events.
+	Data AuditEventList `json:"data"`
+
+	// Message Example: success
+	Message string `json:"message"`
+
+	// Success Always true here.
+	Success bool `json:"success"`
+}
+
 // CreateApiKeyRequest The new key's name, permissions, and optional expiry and metadata. Unknown fields are rejected.
 type CreateApiKeyRequest struct {
 	// ExpiresAt When the key stops working; must be in the future and no later than 9999-12-31T23:59:59Z. Omit for no expiry, unless the creating credential is a key that expires (then it is required and at most that key's expiry).
@@ -344,6 +771,9 @@ type CreatedBy struct {
 
 // CreatedByKind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
 type CreatedByKind string
+
+// Cursor An opaque page cursor, as returned in `next_cursor`.
+type Cursor = string
 
 // Error What went wrong; `code` is stable, `message` is for people, `details` has the context.
 type Error struct {
@@ -385,6 +815,11 @@ type FieldError struct {
 // FieldErrorLocation defines model for FieldError.Location.
 type FieldErrorLocation string
 
+// KeyHint Enough of the secret for a person to recognise it, never enough to use it: its prefix and last four characters, e.g. `sk_live_…Wx9Q`. Null for keys created before hints were kept.
+//
+// Example: sk_live_…Wx9Q
+type KeyHint = string
+
 // Metadata Free-form string pairs for your own use; at most 20 keys of up to 40 characters, values up to 500.
 //
 // Example: {"team":"checkout"}
@@ -401,8 +836,43 @@ type RegenerateApiKeyRequest struct {
 	GracePeriodMinutes *int `json:"grace_period_minutes,omitempty"`
 }
 
+// UpdateApiKeyRequest The fields to change (at least one). Unknown fields are rejected.
+type UpdateApiKeyRequest struct {
+	// ExpiresAt An earlier expiry (never later than the current one, and in the future).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// Metadata Free-form string pairs for your own use; at most 20 keys of up to 40 characters, values up to 500.
+	//
+	// Example: {"team":"checkout"}
+	Metadata *Metadata `json:"metadata,omitempty"`
+
+	// Name A new display name, with the same rules as at creation.
+	Name *string `json:"name,omitempty"`
+
+	// Status `INACTIVE` switches the key off, `ACTIVE` switches it back on.
+	Status *UpdateApiKeyRequestStatus `json:"status,omitempty"`
+}
+
+// UpdateApiKeyRequestStatus `INACTIVE` switches the key off, `ACTIVE` switches it back on.
+type UpdateApiKeyRequestStatus string
+
+// AccountNotFound Error envelope; `success` is always false.
+type AccountNotFound = ErrorEnvelope
+
+// BadRequest Error envelope; `success` is always false.
+type BadRequest = ErrorEnvelope
+
+// Conflict Error envelope; `success` is always false.
+type Conflict = ErrorEnvelope
+
+// Forbidden Error envelope; `success` is always false.
+type Forbidden = ErrorEnvelope
+
 // InternalError Error envelope; `success` is always false.
 type InternalError = ErrorEnvelope
+
+// KeyNotFound Error envelope; `success` is always false.
+type KeyNotFound = ErrorEnvelope
 
 // PayloadTooLarge Error envelope; `success` is always false.
 type PayloadTooLarge = ErrorEnvelope
@@ -413,8 +883,44 @@ type TooManyRequests = ErrorEnvelope
 // Unauthorized Error envelope; `success` is always false.
 type Unauthorized = ErrorEnvelope
 
+// Unprocessable Error envelope; `success` is always false.
+type Unprocessable = ErrorEnvelope
+
 // UnsupportedMediaType Error envelope; `success` is always false.
 type UnsupportedMediaType = ErrorEnvelope
+
+// ListApiKeysParams defines parameters for ListApiKeys.
+type ListApiKeysParams struct {
+	// AccountId Account whose keys are listed.
+	AccountId AccountId `form:"account_id" json:"account_id"`
+
+	// Limit How many items a page holds, 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; omit it for the first page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Status Only keys with this status (`EXPIRED` is an `ACTIVE` key past its `expires_at`).
+	Status *ListApiKeysParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Type Only secret or only publishable keys.
+	Type *ListApiKeysParamsType `form:"type,omitempty" json:"type,omitempty"`
+
+	// Managed Only managed (`true`) or only custom (`false`) keys.
+	Managed *bool `form:"managed,omitempty" json:"managed,omitempty"`
+
+	// CreatedBy Only keys created by this key id, JWT subject, or `bootstrap` (see `created_by.id`).
+	CreatedBy *string `form:"created_by,omitempty" json:"created_by,omitempty"`
+
+	// Deleted `true` lists deleted keys only; the default lists keys that are not deleted.
+	Deleted *bool `form:"deleted,omitempty" json:"deleted,omitempty"`
+}
+
+// ListApiKeysParamsStatus defines parameters for ListApiKeys.
+type ListApiKeysParamsStatus string
+
+// ListApiKeysParamsType defines parameters for ListApiKeys.
+type ListApiKeysParamsType string
 
 // CreateApiKeyParams defines parameters for CreateApiKey.
 type CreateApiKeyParams struct {
@@ -422,25 +928,128 @@ type CreateApiKeyParams struct {
 	AccountId AccountId `form:"account_id" json:"account_id"`
 }
 
+// ListAuditEventsParams defines parameters for ListAuditEvents.
+type ListAuditEventsParams struct {
+	// AccountId Account whose events are listed.
+	AccountId AccountId `form:"account_id" json:"account_id"`
+
+	// Limit How many items a page holds, 1 to 100.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The `next_cursor` of the previous page; omit it for the first page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// KeyId Only events about this key.
+	KeyId *ApiKeyId `form:"key_id,omitempty" json:"key_id,omitempty"`
+
+	// Action Only events of this action.
+	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
+}
+
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateApiKeyRequest
+
+// UpdateApiKeyJSONRequestBody defines body for UpdateApiKey for application/json ContentType.
+type UpdateApiKeyJSONRequestBody = UpdateApiKeyRequest
 
 // RegenerateApiKeyJSONRequestBody defines body for RegenerateApiKey for application/json ContentType.
 type RegenerateApiKeyJSONRequestBody = RegenerateApiKeyRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// ListApiKeys List API keys
+	// (GET /api-keys/)
+	ListApiKeys(ctx echo.Context, params ListApiKeysParams) error
 	// CreateApiKey Create API key
 	// (POST /api-keys/)
 	CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error
+	// DeleteApiKey Revoke an API key
+	// (DELETE /api-keys/{id})
+	DeleteApiKey(ctx echo.Context, id ApiKeyId) error
+	// GetApiKey Retrieve an API key
+	// (GET /api-keys/{id})
+	GetApiKey(ctx echo.Context, id ApiKeyId) error
+	// UpdateApiKey Update an API key
+	// (PATCH /api-keys/{id})
+	UpdateApiKey(ctx echo.Context, id ApiKeyId) error
 	// RegenerateApiKey Regenerate managed API key
 	// (POST /api-keys/{id}/regenerate)
 	RegenerateApiKey(ctx echo.Context, id ApiKeyId) error
+	// ListAuditEvents List audit events
+	// (GET /audit-events)
+	ListAuditEvents(ctx echo.Context, params ListAuditEventsParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
 type ServerInterfaceWrapper struct {
 	Handler ServerInterface
+}
+
+// ListApiKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) ListApiKeys(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListApiKeysParams
+	// ------------- Required query parameter "account_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "account_id", ctx.QueryParams(), &params.AccountId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter account_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "type", ctx.QueryParams(), &params.Type, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter type: %s", err))
+	}
+
+	// ------------- Optional query parameter "managed" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "managed", ctx.QueryParams(), &params.Managed, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter managed: %s", err))
+	}
+
+	// ------------- Optional query parameter "created_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_by", ctx.QueryParams(), &params.CreatedBy, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter created_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "deleted" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "deleted", ctx.QueryParams(), &params.Deleted, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter deleted: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListApiKeys(ctx, params)
+	return err
 }
 
 // CreateApiKey converts echo context to params.
@@ -461,6 +1070,54 @@ func (w *ServerInterfaceWrapper) CreateApiKey(ctx echo.Context) error {
 	return err
 }
 
+// DeleteApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteApiKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ApiKeyId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteApiKey(ctx, id)
+	return err
+}
+
+// GetApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) GetApiKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ApiKeyId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetApiKey(ctx, id)
+	return err
+}
+
+// UpdateApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateApiKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id ApiKeyId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateApiKey(ctx, id)
+	return err
+}
+
 // RegenerateApiKey converts echo context to params.
 func (w *ServerInterfaceWrapper) RegenerateApiKey(ctx echo.Context) error {
 	var err error
@@ -474,6 +1131,52 @@ func (w *ServerInterfaceWrapper) RegenerateApiKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RegenerateApiKey(ctx, id)
+	return err
+}
+
+// ListAuditEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAuditEvents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAuditEventsParams
+	// ------------- Required query parameter "account_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "account_id", ctx.QueryParams(), &params.AccountId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter account_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "key_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "key_id", ctx.QueryParams(), &params.KeyId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter key_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", ctx.QueryParams(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter action: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAuditEvents(ctx, params)
 	return err
 }
 
@@ -524,9 +1227,50 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 		Handler: si,
 	}
 
+	router.GET(options.BaseURL+"/api-keys/", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/api-keys/", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.POST(options.BaseURL+"/api-keys/:id/regenerate", wrapper.RegenerateApiKey, options.OperationMiddlewares["regenerateApiKey"]...)
+	router.DELETE(options.BaseURL+"/api-keys/:id", wrapper.DeleteApiKey, options.OperationMiddlewares["deleteApiKey"]...)
+	router.GET(options.BaseURL+"/api-keys/:id", wrapper.GetApiKey, options.OperationMiddlewares["getApiKey"]...)
+	router.PATCH(options.BaseURL+"/api-keys/:id", wrapper.UpdateApiKey, options.OperationMiddlewares["updateApiKey"]...)
+	router.GET(options.BaseURL+"/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
 
+}
+
+type AccountNotFoundResponseHeaders struct {
+	XRequestId *string
+}
+type AccountNotFoundJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers AccountNotFoundResponseHeaders
+}
+
+type BadRequestResponseHeaders struct {
+	XRequestId *string
+}
+type BadRequestJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers BadRequestResponseHeaders
+}
+
+type ConflictResponseHeaders struct {
+	XRequestId *string
+}
+type ConflictJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers ConflictResponseHeaders
+}
+
+type ForbiddenResponseHeaders struct {
+	XRequestId *string
+}
+type ForbiddenJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers ForbiddenResponseHeaders
 }
 
 type InternalErrorResponseHeaders struct {
@@ -536,6 +1280,15 @@ type InternalErrorJSONResponse struct {
 	Body ErrorEnvelope
 
 	Headers InternalErrorResponseHeaders
+}
+
+type KeyNotFoundResponseHeaders struct {
+	XRequestId *string
+}
+type KeyNotFoundJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers KeyNotFoundResponseHeaders
 }
 
 type PayloadTooLargeResponseHeaders struct {
@@ -570,6 +1323,15 @@ type UnauthorizedJSONResponse struct {
 	Headers UnauthorizedResponseHeaders
 }
 
+type UnprocessableResponseHeaders struct {
+	XRequestId *string
+}
+type UnprocessableJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers UnprocessableResponseHeaders
+}
+
 type UnsupportedMediaTypeResponseHeaders struct {
 	XRequestId *string
 }
@@ -577,6 +1339,171 @@ type UnsupportedMediaTypeJSONResponse struct {
 	Body ErrorEnvelope
 
 	Headers UnsupportedMediaTypeResponseHeaders
+}
+
+type ListApiKeysRequestObject struct {
+	Params ListApiKeysParams
+}
+
+type ListApiKeysResponseObject interface {
+	VisitListApiKeysResponse(w http.ResponseWriter) error
+}
+
+type ListApiKeys200ResponseHeaders struct {
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         *string
+}
+
+type ListApiKeys200JSONResponse struct {
+	Body    ApiKeyListEnvelope
+	Headers ListApiKeys200ResponseHeaders
+}
+
+func (response ListApiKeys200JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListApiKeys400JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListApiKeys401JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response ListApiKeys403JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys404JSONResponse struct{ AccountNotFoundJSONResponse }
+
+func (response ListApiKeys404JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListApiKeys429JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListApiKeys500JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type CreateApiKeyRequestObject struct {
@@ -890,6 +1817,589 @@ func (response CreateApiKey500JSONResponse) VisitCreateApiKeyResponse(w http.Res
 	return err
 }
 
+type DeleteApiKeyRequestObject struct {
+	Id ApiKeyId `json:"id"`
+}
+
+type DeleteApiKeyResponseObject interface {
+	VisitDeleteApiKeyResponse(w http.ResponseWriter) error
+}
+
+type DeleteApiKey200ResponseHeaders struct {
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         *string
+}
+
+type DeleteApiKey200JSONResponse struct {
+	Body    ApiKeyViewEnvelope
+	Headers DeleteApiKey200ResponseHeaders
+}
+
+func (response DeleteApiKey200JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteApiKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteApiKey400JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteApiKey401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteApiKey401JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteApiKey403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response DeleteApiKey403JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteApiKey404JSONResponse struct{ KeyNotFoundJSONResponse }
+
+func (response DeleteApiKey404JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteApiKey422JSONResponse struct{ UnprocessableJSONResponse }
+
+func (response DeleteApiKey422JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteApiKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteApiKey429JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteApiKey500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteApiKey500JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKeyRequestObject struct {
+	Id ApiKeyId `json:"id"`
+}
+
+type GetApiKeyResponseObject interface {
+	VisitGetApiKeyResponse(w http.ResponseWriter) error
+}
+
+type GetApiKey200ResponseHeaders struct {
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         *string
+}
+
+type GetApiKey200JSONResponse struct {
+	Body    ApiKeyViewEnvelope
+	Headers GetApiKey200ResponseHeaders
+}
+
+func (response GetApiKey200JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetApiKey400JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetApiKey401JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response GetApiKey403JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey404JSONResponse struct{ KeyNotFoundJSONResponse }
+
+func (response GetApiKey404JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetApiKey429JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetApiKey500JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKeyRequestObject struct {
+	Id   ApiKeyId `json:"id"`
+	Body *UpdateApiKeyJSONRequestBody
+}
+
+type UpdateApiKeyResponseObject interface {
+	VisitUpdateApiKeyResponse(w http.ResponseWriter) error
+}
+
+type UpdateApiKey200ResponseHeaders struct {
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         *string
+}
+
+type UpdateApiKey200JSONResponse struct {
+	Body    ApiKeyViewEnvelope
+	Headers UpdateApiKey200ResponseHeaders
+}
+
+func (response UpdateApiKey200JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateApiKey400JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response UpdateApiKey401JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response UpdateApiKey403JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey404JSONResponse struct{ KeyNotFoundJSONResponse }
+
+func (response UpdateApiKey404JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey409JSONResponse struct{ ConflictJSONResponse }
+
+func (response UpdateApiKey409JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response UpdateApiKey413JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response UpdateApiKey415JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey422JSONResponse struct{ UnprocessableJSONResponse }
+
+func (response UpdateApiKey422JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response UpdateApiKey429JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response UpdateApiKey500JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RegenerateApiKeyRequestObject struct {
 	Id   ApiKeyId `json:"id"`
 	Body *RegenerateApiKeyJSONRequestBody
@@ -1161,14 +2671,194 @@ func (response RegenerateApiKey500JSONResponse) VisitRegenerateApiKeyResponse(w 
 	return err
 }
 
+type ListAuditEventsRequestObject struct {
+	Params ListAuditEventsParams
+}
+
+type ListAuditEventsResponseObject interface {
+	VisitListAuditEventsResponse(w http.ResponseWriter) error
+}
+
+type ListAuditEvents200ResponseHeaders struct {
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         *string
+}
+
+type ListAuditEvents200JSONResponse struct {
+	Body    AuditEventListEnvelope
+	Headers ListAuditEvents200ResponseHeaders
+}
+
+func (response ListAuditEvents200JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListAuditEvents400JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListAuditEvents401JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents403JSONResponse struct{ ForbiddenJSONResponse }
+
+func (response ListAuditEvents403JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents404JSONResponse struct{ AccountNotFoundJSONResponse }
+
+func (response ListAuditEvents404JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListAuditEvents429JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListAuditEvents500JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
+	// ListApiKeys List API keys
+	// (GET /api-keys/)
+	ListApiKeys(ctx context.Context, request ListApiKeysRequestObject) (ListApiKeysResponseObject, error)
 	// CreateApiKey Create API key
 	// (POST /api-keys/)
 	CreateApiKey(ctx context.Context, request CreateApiKeyRequestObject) (CreateApiKeyResponseObject, error)
+	// DeleteApiKey Revoke an API key
+	// (DELETE /api-keys/{id})
+	DeleteApiKey(ctx context.Context, request DeleteApiKeyRequestObject) (DeleteApiKeyResponseObject, error)
+	// GetApiKey Retrieve an API key
+	// (GET /api-keys/{id})
+	GetApiKey(ctx context.Context, request GetApiKeyRequestObject) (GetApiKeyResponseObject, error)
+	// UpdateApiKey Update an API key
+	// (PATCH /api-keys/{id})
+	UpdateApiKey(ctx context.Context, request UpdateApiKeyRequestObject) (UpdateApiKeyResponseObject, error)
 	// RegenerateApiKey Regenerate managed API key
 	// (POST /api-keys/{id}/regenerate)
 	RegenerateApiKey(ctx context.Context, request RegenerateApiKeyRequestObject) (RegenerateApiKeyResponseObject, error)
+	// ListAuditEvents List audit events
+	// (GET /audit-events)
+	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -1181,6 +2871,31 @@ func NewStrictHandler(ssi StrictServerInterface, middlewares []StrictMiddlewareF
 type strictHandler struct {
 	ssi         StrictServerInterface
 	middlewares []StrictMiddlewareFunc
+}
+
+// ListApiKeys operation middleware
+func (sh *strictHandler) ListApiKeys(ctx echo.Context, params ListApiKeysParams) error {
+	var request ListApiKeysRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListApiKeys(ctx.Request().Context(), request.(ListApiKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListApiKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListApiKeysResponseObject); ok {
+		return validResponse.VisitListApiKeysResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
 }
 
 // CreateApiKey operation middleware
@@ -1225,6 +2940,104 @@ func (sh *strictHandler) CreateApiKey(ctx echo.Context, params CreateApiKeyParam
 		return err
 	} else if validResponse, ok := response.(CreateApiKeyResponseObject); ok {
 		return validResponse.VisitCreateApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteApiKey operation middleware
+func (sh *strictHandler) DeleteApiKey(ctx echo.Context, id ApiKeyId) error {
+	var request DeleteApiKeyRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteApiKey(ctx.Request().Context(), request.(DeleteApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteApiKeyResponseObject); ok {
+		return validResponse.VisitDeleteApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetApiKey operation middleware
+func (sh *strictHandler) GetApiKey(ctx echo.Context, id ApiKeyId) error {
+	var request GetApiKeyRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetApiKey(ctx.Request().Context(), request.(GetApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetApiKeyResponseObject); ok {
+		return validResponse.VisitGetApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateApiKey operation middleware
+func (sh *strictHandler) UpdateApiKey(ctx echo.Context, id ApiKeyId) error {
+	var request UpdateApiKeyRequestObject
+
+	request.Id = id
+
+	var body UpdateApiKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateApiKey(ctx.Request().Context(), request.(UpdateApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateApiKeyResponseObject); ok {
+		return validResponse.VisitUpdateApiKeyResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -1282,143 +3095,227 @@ func (sh *strictHandler) RegenerateApiKey(ctx echo.Context, id ApiKeyId) error {
 	return nil
 }
 
+// ListAuditEvents operation middleware
+func (sh *strictHandler) ListAuditEvents(ctx echo.Context, params ListAuditEventsParams) error {
+	var request ListAuditEventsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAuditEvents(ctx.Request().Context(), request.(ListAuditEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAuditEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAuditEventsResponseObject); ok {
+		return validResponse.VisitListAuditEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37cts4sveroLinKpaXknWxnVj+y5NkvslMbpt4NrMz8jEhEpKwpgAGAC1rJq46f30P8D3EebB9kq+6",
-	"AfAmynZs51y2tmrXY5MA2Gg0+vLrBvJHEMtlJgUTRgfjPwJ2RZdZyvD354pRw5Kf2Br+0vlySdU6GAcn",
-	"RLAViXNt5JJoFitmyAVbB2FwSdOcQeOEGgr/pXEsc2HOeRKM4Q9znrClDMIgtmOfUxOMg2F/eNgdDLrD",
-	"4emgP+7D/36ttJni93GIC7Y+P9Knw8tfDqdv95d/ebZ6OVB/O8hfjeT7IAwuuHCtgjBQ7HPOtPu2Yp/P",
-	"D2b9+Bkb0qPp02R/EI/oIRvOjvqD4DoMEpYyw5JgPKOpZmHArjKumPb0jfrd/qDbH5z2K/QVFO0nz95/",
-	"/nV9enj5aTpc/nR09WGk3z6d/QAUAfMCfXFugJRnPybDi9efj369+uv+8u3T7MNAnx6u/jaaPj+Y/dCf",
-	"n4wu3h99hqFTqs15rh2DRJ6m1Wc888+WVNB5hewlM9Tz3jC6DMZBvGDxhcwNzFLQJQvGwXP3iExpfMFE",
-	"EoSBnP6dxTBXmvFzy7+MqSXXmkuhK0s5phkf46x+cwsUnIVBRtdLJkzlIfCfJsHZdRhkil1ymWsY97zK",
-	"WDsHbajJNcjV89NXf30ZhIFZZ0Dmx5fPP7w8DcIgz5JbhOUapq41nUM/nccx0zoIi9/GRuXs+joMPrA5",
-	"E0xtEWvHzYpMkxU3C0JR4O3Th0s5SNGzG6V8KqXRRtGsFOkspWYm1bIp17fJrmXxnfZOTVL/8nT1cqhO",
-	"j9Y/7/N3g+zkUL8Yzf7Ps8WPBxev+7//Mly+3Z/+9XBDUqur0z8aHzwbD4Z1eQbZhQ3V6/cGg1HvaVAR",
-	"YlilmgyXIvtmY2m+RmhBLlEcvSyBzG4X6LDR2LP4ZmmuSeagXOD/Ovm+DoMFowlTVn3TeMG6z6UwSqYo",
-	"rkzHimeGSwHUpCu61iQSsquNVCwKiRSEXTK1JtHe5SAiiulMCs2OCS1+J0u6JjFVak2oW4weEBIv2BL3",
-	"AhP5EljphwVOu/lqo7iYB7gPqWGv+ZKbLv7cpO6DFXJNaJrKFUtIxhR8T4qE5CJhipgFI9M8mTNjNyn8",
-	"nTKqDVFSLknKZmaMD2PFEiYMp+kTTeRKhEQqsjOTipy8fwWSpDuEw5esPDzR9QktueBLmFO/mAgXhs2Z",
-	"aszkA1tSLmCG22cDVBEuLF25UkwA9SKRq3t/VLMW9n1ETmmSC8PTKqu4JrM8TQmdUy6+7pvMqHX3ZGaY",
-	"2v49I8mKckOmbCYVIwr6cDH/qg/90nXs6r5KNr/0CtdyxpkmZsE1cdrwmHzOpWGEG6BB51kmlemRk1RL",
-	"4HfElJKqlzBDeap7pQqNGqTRq9dMzM0iGA+GzzYl9xpUg90JuMdeCcOUoOlLGB4exFIYNIR/BDTLUh5T",
-	"oHvv7xqIL9wr/LXskrBgfNDv9/ugaJBCeF7T8/3Bjy+e/e3w09O/DH8Z/bp/cvDd4fOnL569PPq+rhs8",
-	"QcQOf9O7ivpAw3FdZcS/KTYLxsGf9kr3cM++1Xs42ZfikqUyY5YpjTWqfahH3kqz4GJOVlSTeEEFKPJc",
-	"pExrQklKDVMEFC7RC7nSRJoFUysOegflp9zejiOEJ4QasqAigdWrqLym6LTNwjXfq7XFSbyn61TS5FTK",
-	"11TN2YOWc38waixnCvv1fLo2IDmHBwejw/B+S+zIJlOZrImRkqRI7V3afLslPwUVAx/j2n4LFDQV5HCf",
-	"/MS/e9RlOpXyDRVrr1MftkzDo3vuOlg8o9bnFBTiubVMOhgPastwKiU4lWsvuTq45fU3XKDmtwhYQFSh",
-	"pYEEy1gxhWQH+dNBi2n8ADPKU5YQmpsF9LK81mSm5NKNl3KwazRJFGxxHGTQ8bsZGUaiijmJnGHXDTFp",
-	"cRJukpRm8+3G+W6jlF3aLe5dR4Hmm/bzxt6Vpi0G8eu2y88CVkoq/jtLHrZX+oP+4DEs1CVNeeKdLyta",
-	"F0zcsdW32yFvpf2ElfYFs3+BQlvSFGIvloQkFxcCfUjr+SchUexSXrAEOrlADAcAW6dYltKYJWS14Cmr",
-	"mTBFRUPaP3361D0p9xTb7rF/x6hiquG5bPrYDxUb50Sx5A1LOD3F8R9kEQ8ew8F5br/fBXrIMgcbx8gG",
-	"Jffo8l9jG4U0JGp+O3pE+1iQjSOdWEXe5kifiELN8yQkOo8XhGoSFfgFUlWsZw3XqLjJh/shOPSF1xwG",
-	"GTXg/gXj4N9/O+n+Sru/97tHZ+Wv592zP/rh4ej634INBzsMTjLukJkNcp0u6JHogq0jjEJtGMBIllII",
-	"Ia6MBwioSAhGByZXAnanSNdkuiY2wsfXqsCCYKKZkhlThjPdRHRuXv2Sw9d1vKc5gU8LZuM+hJWodqSg",
-	"CwvaBYP/hBrWNXzJ2lhTR4puIsoht9+ta/BQk6JTlTMiRcwKsrj2OuzY/4IBMhHskqmqyUeeOQqnUqaM",
-	"4qar4iE3MkAbmWmykuqCi/kxERCTgkMipNWs661sgaZ0CiJp4aINNt1hzVDG7JJdtAnbaYtI9chHAzEt",
-	"N0TI1TH8l3vGQOAiypj6liiyCZptfJ0vGZEzi2hQA+aiyvmkMCI7DjjCCIkL70Z17s+7Ok7XJOx53bF7",
-	"KIkNLXIrcQVO2CrIID0eJe1mSl5yzaVwAhyCCQYFpxhR0hQUNZTApkBXAfWbROqNb1dAlk0iX3CdpXRN",
-	"4C34EfxzzghdSjFHLhboE6Gx4Ze4S3RTmPr9FrZ4FHSbu+DAUavOHTrnAdOzlvEaEOpNs35faXoTNNok",
-	"7WeEpVZeIfh+Xnlrw9MUlYN24QKtLJTH5OeKxoxkTHGZOA2CI6KqrwJsblQc7/5bw8O4zblEFtaNrKKs",
-	"7oJjEr16699KwTRZMcWIXnETL8AmzWbHJHr5y/tXH16+cC1AQDOqDYlK/tVWrgCR/dBBGLghWlfTOL+t",
-	"QbTFnj3RsSHSLoVmChUaT4D89z9/9/rVxx9OvntdzA8mQGeMcEGmSq40UxqtaUwF+DZ2jxbC66kuoO7K",
-	"iK3kVqHwGw0IaKoCTNqpyQcXcZonLOnc1bReWyQG/Hkg1m0otCRh1RVwW9v1D12esaYzKxqjvpMKAWpo",
-	"/5rNLHVcabZrXkWNQds3XM1XKNnsJlZ4WYXTuonnWleYMNeCUCVzkRBaemEbPtNd1KTz7qrueSVmqGQ2",
-	"Nrefd863qDnYtWTBVKsebyyw/3ZY+SBSv51VWzxoH57WPOibUsINp/qW7PF2P/ug5mfDMBVf+49BeNhv",
-	"d6+tZ2jn5AIH9HeThMOsaPq+sqYun7jpGwm2gmk/0c6aVQQ9RG0gMzuac+bwmd8YPfKzDaLJjLM0sTpF",
-	"MeC39YbrYnVfl9IHei7bMstNrqzjL6QDnRGhPDo6OuoOht3R4HQ4Gh8cjQ+Ofu2Rd0tu6g5p6CFrl1Oi",
-	"hot5FTvjmlAkxCyocfiAJjtgD5yz6GUQqaCGLKU2trVlpv1Q5+4RwX+Dd4JWAGmGZROMmwUrkA8ipPLI",
-	"iPOXE/L2++ddAdNJuYbAQkgS26RkSOw0yc7vTMnuiidmEZIpT3gnJJnilzD3XDMiFUm5AOuUUUWNVKD5",
-	"FY0NU07gYE0ZTWBJpCJGUZ5ixmHBDSM6ozFr86W2B67/Pplc9fvdyeRqMJtMrp7Ozv7cup/u6yw1NJKz",
-	"K9XR2nRRGde1bAXpI0q/IyxnuHC+r3PJN3cYT9ojIKvYgJ8/fjolOkcyjklUlCdENzvdDY4PDw5bGGjr",
-	"Gzb8E4zwd0pzE5KIJxFsIm60o6wTkujvKwPtQANpKcpWBX73RJNI59OoA/OIPK0R2alSO10Xzg+PWUhY",
-	"b94rqkEwQ1x1ZqzZ//sKLbCvy9hwZsLgqgs9updUwfJq6Fos4E84RvHnj59Oq3++L0a9rieJ2pYpqkJA",
-	"kY/KCg1VJEjZMjPrr1qx1hRoXXBx+ZynVCG0TXiLHGlTcKkhK0yEKwmKO4plwnARtQGPPCSRM9j4ECfA",
-	"ZIYvHJoYkQV1illizL4p5BaEvAOS9xwaXteAylv7vHBt635NfZ4/5EsquorRBCYFWjKlAjHAY1tUgb5s",
-	"SLQkS2riBXjklhW9Wz1WnFxY8Ws88VvX4bljR8PtM5Y2aEFg0GNrO7lCQ6UYIwmfY4ZIWdToh9PT98R6",
-	"tj3ykdmHdhRneGEDV75S2Uj7mPKGn4Nwvz/A3wfu92G43x/hkxE+GbknI/y5jz8Pwv3+PrbZxzb72OYA",
-	"nxy5nwP8OQxtPtZi0PvDofs5wJ9D/DkKbTIQs1UhpuPPNuoT2je1TNhfacoTXM3vMT0Gu1km7I3PHHwn",
-	"k7V/BhpezJ8XnoN2L1zOY/PFS2tRN1+UJuUFE7z4qsMkv5dqypMEkybYWvFLnrI5e6ljmiKx/k0+Tble",
-	"wLL9xNbNfh9cGuOjL4CDh6/5jIFbsjHWT2z9VprvIVyok9N4+kHmhjWevWFmIZO30pzYqh/3+EVu8XL2",
-	"1prJ8jMniJWUjzDn9oFRiK/dU+B8kdK3j1pzG/4VuqYlY2ufe1NEZ5X1wtVZN9lyFTOW6Oc0TVFscMY+",
-	"KViM4FLZJ7lZgNjkipWyYEso0ALUdMzGpn1D4wUXrFQtTgceE2pDI9CNUaXkxfoFtiRGWxt+WYgvpneB",
-	"kB55h64dOnwJyxi49a5ySSYtmLkdDx0Kw5a3Ks7vwfl/6atU3D6jSlEMD+tG72btdxe7sz3UxddFoHsM",
-	"3gLGhGhsHAcxENoy4zsZiIZluCm6vUfsaulom3uFyRsTfycg7KJaCoTXLF7rkvulPGzOGqO2zeF+/Pju",
-	"LckkaEpFuDDSlp3JZF0kVMF5XzLDlAsce20edSptZqxaTDi12vNzznCjZdQsioxZK4xk53W76BQfC920",
-	"iq5t3HxTCbfaI+ZaBRnmOzeDirPd1kiizs3vFWNdMB3EtiAZ5co6P2uZKwLhc46lmS6MHPbtTpUzkmfE",
-	"SLLfrwVJWLSs3buDfr+GQ7QWiy/pVXVqw34LR943ym23MKVQCBXujIY3xV+0+/sZ/Djfwq0lvXplBx0c",
-	"NrRHGNjw1b3H0thwoyBTy1zFjPzj//4/BNwRuUC3P/pj0iwNngRj8tvEYWqT4Ow66hE/gkU/3RBN0CGm",
-	"hqZyTnaiq+5Cqzij624Z43Xd68g352ImiWY4VqexQDdVK/ua5s1FAyZvLFpZBP8QHOhdZqcsZ6A+pLHa",
-	"4uuwHYTwzy2Ef77kIjcOSmQzmqcGK0QbXrRckdSjEg2A/4KxEgAiU6Z5Yv1RwVZEChYCn91XjkkfoRni",
-	"PtUhTCQQXMKGkiJmPXLidtag33/WJztPSULXReLKFrDiq/C2gtbGAoC6Z3GuuFl/BBthpzzFog7wBFrS",
-	"JZqRE1fEg2weE1sDQiZ5vz+KMdDFX1mPQEio6ZIRqx59Lawek51BByN5arFdW97iyrbQa5jxea5caRfB",
-	"2DBh6pjsDDuexR7vXC2kZlanoLtBudBEX5z7NF8ZNYyGFTVEdnCL6YvzlF+y83/8x3+GxJ84+Md//Gfn",
-	"mOyMOiQrvVH8mPsAasGL8x75SEUylVcOilpnPKZpuvawP7HD+T1lVcZxNbmhmJbpJcP6HKm5kVhG4BhB",
-	"y3p2NMPI51IDLYzJbI0HbFZfEENt/s2dVfjh44fn70/+hsxCvbqhfqwfWYRHXnFTQXxft917EzERf/oT",
-	"OYW10hPxEsvzvbH2FRDRHYUjAumAIA6idpu/RRmATQpCkRmWjOGLX7AF+UL0gmaMfCFLmTDyZSK+dLvd",
-	"4v/QbkOevrg4cUo1O9zPVUo0my/BIyI7kRXJXmYLbXuazwU1uWJRJyTwRwnFbJNG8oXEKeVLEgFJ0ZhE",
-	"sNrWidVWLsKygpiAmCHd1TM9X0ikL86jW2TVm4OKsEYh/unFNYKR7F+FCkcgmqUsNhaPcDRZGpqC/YVE",
-	"2d0JyeqEZPcmZCJO3GLh8iYk5ReMUFzL0uc1Dkyk2r4KCbtkwqZYLf8QUMNf4jhXGr7MQWJ/AnHmWud+",
-	"Obn20BpJpbyw3ys4GZE/w4QVFYlcWrmp6Yw/E0oOu8WDiUAnRefLY4e3W2Xkn5JEMltnZWEUxN2tAUJG",
-	"y9wQKtZISZ71JuI1yAgYcc8icPFwT1ywDE9rONiZ1RUGws5Y/rHkV2NCi/6oszAdOhGaIXptwR1CrUAW",
-	"2KytCLxkSjPc6bACKN56bFFLsrNayE6IVVmgD3REdlKuDWqLonqrAncilGTzuZ1wIqIKolzpWj51+lHX",
-	"6r+qjsbYehmwQ+2Wm4idCGZh1x93X+itKLFvOiHJ0tzJnaEioSohEdca5JbmEIFG7CqD/4jpLPJKruJM",
-	"gojanEh9Bkua2cNI1nsz0pUroysyvoPvFpKJc5fQj5uIuaKgm7ZN24bKzZd2hMgaW9XqCYIlmQh2BRwH",
-	"WQLWM0Tjb/YFe+QljRcEvCQbj2tDja9yK5eNm4kQjCV664hRzeYxMZNII7uisUldkiphcUrtdwpLUzsx",
-	"1dV0xswa9X86EacLphlReco0Wcg0QbVrj4wVBIc4Xfc9nLAUWE0VM+txWYqeaJLJlMdr0Cs0zUHXTAQX",
-	"hdNmFBXactMSu6QXjg8eKrW1IcpCH9w7hQi52KNeIEMdu9WoYk5zWK1E7Zy6oG8S4tzSNcFSJvyc95E1",
-	"yRQXMc9oql1us1gasMMiZhqZN+iR3d33csWUUwtzJVe6t7tLTkSl04Ki7c0N7B9bi6SLs3S2eAW4WlFt",
-	"E0FINcVq7TXR+VQzU+D9fto7EaKlUYmO95YWcYR9CUPbQg6RgFYHdc8vQPsMgfzXfMY2qN9MasbUldm4",
-	"csoyKWhb1FOsSD83mqWzca2uxSVqRD0xijEU6O8pq+Zpm5McDvujKMSxy4nSq0oZRNTBKj1XmVIpEKmk",
-	"aWVuQGWh5285dxB1euSkMIb4Ac3srsNYx6aanNVx6sMNU+phxPFBN6GiK23SFMsonIHWuI0JcWzUxyRD",
-	"8QEuuF2FEBxsOFcURbMMNq+0lnYEa3ZS1pk7IbKZK/zggos5LuKdyqjCWjmWm3oltqqe+RDzyulCOwiE",
-	"UCGZ5sZRf8HWXUsLOICVPaDYLNdMO8FwjN+H9WoJ67gmuaCzmY0hJ2IfJo1H2L3CJdTIpY0CYK6nVUmp",
-	"J+gV63od0K5qkCSUDKtkXE4fzHtlJF9CCDvYlf+jSoml8MR7H33OQAgwsQGG7gCIx5QX14XPjftpCkss",
-	"/SZQTCRMsWR3156+BX6VVZUrxU1lfSfiEIZ9S5eugqzMke3ujv2wzTz8HZLwVvNUEvFAWsoF2wOHaK5o",
-	"tui25eRd2I9EA/0QGNl1rNcV4Pj3qS2YiKcw43o4pDOM4ak76wpTZ2BLWytTw+JkMS4ikhr6IbjRfl+W",
-	"R4fdCVpgwY5Xo42Tw8fbDkfhuAVlTmfbTzQOS0WYf4KtQMsCfbC1uoD6aDU6EvlyypT1B4u6UdxRR/1h",
-	"1OlNxDPglM3d+HrllNFLfx7Fneu2Ml+W1C+RfS2nwX0jq3lrh8zHpDhMfkxSOfefQ1eBWsXYdTGH9Tt7",
-	"E3GEZtMnokGtYAyCZ9GcgO/uEhorqTXabLC2gz70svZL2SA/xgV353NIFCtuIsKuDBOuLiniaHKq5UAh",
-	"EVJ0HVYDfj/TVuZJ4lNOzh93km+TO5rIS3cCvbISDhWqyj6uA+x8WIcBOgjvvBLUNs5wZ0IwNIxhBksG",
-	"k3HzAlcJ0y60DELQkxRMwZDDcheASVMslirRYJuKYhBudnfJTlQWBCIx6OthYqBAFWzWlwq9gh1cHLpl",
-	"tfxIzx+lLpL01KXpiWejNYyVnPFE3JQ0fg5L6ja8RWeQc7grl/ISdiVYFIfhOecnSWxk6hAUcOPlSo/R",
-	"uUoZ7pCEkbXMSSKRvyAVoKOBjM10ds+CHtjpi6OMfCFLRlEg24APTF4T/C9iHuXRrkb8iS4v5oLITuGo",
-	"+NwbrKW2WgoB0w4pBh/UBq+eH7In4zDf4loPHCnQR0hiQSsPyPgmg6LJrYfbNs+0lcMMW4ZZUO1VMx4h",
-	"rdK5ZsZ3HjkyR65zxaKmNL6wy1l4CRAhlAFPMcRg2xAQ+cJni2pmXh5kLXoPa71dHSNZyTxNrJqq+tkg",
-	"LLhvpHIEFuOMinEaoI5uqYQuu+1vIx43UtOPQ0BF1zy0MfhLMNNcl/gh7I/S52t88qD2yXK2VZe1Qgja",
-	"gdJLRMfYjbXvlm/fShkiBh4Q3rHamoAWB05g+q92trhTDjPYGKaxTvtunapNlMwN8w0OHCkHfu/hS4y2",
-	"tVUXsrgWBGQc6wp85yPX+Yh8sUbW281KD/RYaAqB5dqP67LfDVqP3HSOKhx2G8CNXDQc1hr6cfxXrJGH",
-	"N96StNt2O9zAbabBqKEhNk/f+x6OaYODFp2yeSbR9RoOba8hEO+ta2VfFlgM2A4brRcdB0XHCmOovzkM",
-	"3WqMIquVds58Ftc0laMNi9GaMSRMoGHXccfeWONbDjzaOjCdagxcVDMQdWXNLvYuokkXx5V7ZuhkbYiL",
-	"fp8j+MU4g81xvvYkPo514AyXlQZeu6rDn9HH2YZ4pYqHVSp3byCEXPEZnugyAq+UmRD2OaeplehGjWLh",
-	"S7qEAHlZOpoT0fQ0t3uZvYkIwsBwkzbzLiBKQRhcMqVtymXQG/b6WL+1HXz7FjdGhYEVd6bu2HzrVWqV",
-	"1jEVMUuhNTiaImm5dy0MVmy6kPLibvdaXYeBzJigGQ/GwajX741cnQUmJ/doxrvA0j34K5O6pRb/ldY5",
-	"hsvlXWm4MUDGo/IQjQNNy9OVttSXa6sKuPDX+jgZ6E6E9ucuuSiBMqszVI98sNjRdgi3R97QtTsJTHZ3",
-	"h/3+7i7sMvh1sLtrZajwOl4lwdjxyx1WAT64uhUdjH/bOAXiNioqgBWHwGUlCu+iclqGQ2tfwuJShbXD",
-	"RWVhij2Cdrfj55UDyNdnReEU1ht+3XH9O9x4eO/rBR/pLsE7n8lvO+bScjL/BZtxiCmS2umHinVb0ixs",
-	"HmYJG6dZMAdAVxW4qnLqPC5qQbxE9zZWunmp1LDfv/vS2eJmG9xt44pvule50fPuvGycFdtywUHjVDvZ",
-	"0XLJSMKyVK5t+tdGlmTY73ca9x1s3FR304UH9cbtd8n9L74m5mG3dgz7g//1otMjEW4stAulU9w8jx+6",
-	"U/doNoS9QO9fMvUNZGr/a9RR671BzZvtfKXwb0UxabDnTkCV1Z++6NOXcgZFjm6ChmYSIHphU1tBxfTd",
-	"7za1RgU0S+7a7NveG3MrqFQU17YjRI9689q+1S5tnQoDtle7bwo7jR4oPqP+sCY+fs3Hv3lfYezc4PsK",
-	"wentWBC6d2UO0uJBjzTKtxWhDZRta63DDkJ0nXATSmOVK+H6o/6gExKqL5gtAFhKxHUpHnO1ChtbDTuh",
-	"DfibdU/4doQn8u4EetkO+51HFub9B8rl/mNch+bDB2D3DI/C3PL62wqLX+ZC3yD29ciMP3og448e4yKx",
-	"yun9G2G/e/b6dst00vZ141LKNyRNt8CYO8jPTmFH6jnH2+FI7D985L05GN1uaJrXtWK/g7sYqJbTX9B5",
-	"OHzgXaLDe98l6oDVqkljV1kK457V5O/nDQQ2uO39t5PEn+8EB+8gY7AMy+OmhbQ2gVvohtfflIit7T+0",
-	"AloO0awM8sedbdUgUIX9Ro8smMOj2wWseUHtdRgcWB/65n71y6Qxyir+cQIbfnndE4SBoXM8fFqAnWft",
-	"2GYJMjXMPX6gBPb+4Mn1Xom7b8f5PsiyINGZbFuvtrvrcPzdXXdA/7gC9WvMWNlP71ntRGapXOneRGyH",
-	"8GqFljwh2mBpsj/i4GtowevagihORBNSdADkxp1TldtD/CGQ2p0fBQyEnjbVF3oi7MzrvgqW0SRyJQxf",
-	"suJkTGdM/E0g9XMqNgeA9Y1i7Y+nTMSOzYbjZnA5hie6lqBAH4xEW+4Aiuxt2j1SnPbBec0pFxNh62TE",
-	"mjCqUo7FfpUZ+BMwLcCoahwduhUcdbby1YsCAXWH9xxW+BDgs7jF70G4Z/sZpMP+ndXktuNULQrznROh",
-	"HvnkK9HdFd13lche8HC0sJJduxX2afyDKY8N/fir2aj2NXVb0J/6Dv8XAvTPhwChJqjAP05PFPCPOwcL",
-	"gYl4UsVBFJvnKUU3VzHnEv2TokE8qVXs/HOAO/e/f99bjaDdbaivmbt2o+qsPm63/24Ux/lKJYrzqNhL",
-	"ER/CIFYv14GtFhIdCoTXoddqjrjDkQ7+50E6j4EsOKdnG6Sz8fqb3mmPxVN44mzzlufQVpuQKUulmOM/",
-	"31OpOm6sqatrs5jg/zhEaHBPLVL861zFfaobmG5xyWO1quuuzb6tVqhUTtW/+y84xt7v9ODN/G6jQM0d",
-	"1qh40cfFtfIF/g+RqYtyMfiUgn2zcb+tiLWU7R3fXrb3z4G6lNFPMdlHQWC8o1G9CwKd4eotEL+dgRtr",
-	"T0u2xdbvlUzy2N1ek6vU3U6gx3t7NOM9R0gvlsu9y0FwHTb7v5YxTf350J1oSS8YUbmIOrXhxnt74JSn",
-	"C6nN+Fn/WR8HOyum3/Ivwfl/f2GjMtpeceCvNihBgIKD12fX/z8AAP//",
+	"7L35cttGtjD+Kl24t8qiBqS5SLJF1a/qp9jKjeMlHkcZzyT0FZtAU+wR2I2gAVGMrar71/cA30PcB5sn",
+	"+arP6W40QFCktWQbVyUySaD302dfPgaRnKdSMJGrYPgxYFd0niYMPh8XMc/f0nOmv6hiPqfZMhgGxySl",
+	"54zIKaH6BcIuoXEYXNKkgHdjmtPy358+BjSKZCHyMx4HQ/0lP4vZXAZhQKOcSxEMg5grOkkY/iQz3Rpf",
+	"FuL/N3PqRHIehMEFF/rBPxd5EAYZ+7lgynScsZ/PulEv7rPBdI/uTw6iJ/FTdjjt0t4kuA6DaEbFOS5N",
+	"5TQvVDAMXrw5fnb64m8n8DzhTE8yDYZBvzvodDu93qDzJAiDKGM0Z/EZzeFR/6Dd67X7g9Pu4bDbHXa7",
+	"PwZhMKNqFgyDw+lT9iQ+iPYne3Rw2H/ae9I9mO6zvXgQ9Sc92t30PAhx4ewyP3vyzc/9V/M3h+m7PXV6",
+	"cPn+6dU/ur8c9yZ6F9gSF60/7MVP3/7841K/MunPXx5evRuoN0+m3wRhMJcxC4ZBzpTeLjn5J4v0GuDk",
+	"zuDkgjBIM3Z5ZuZ/EHUnXdafPol7dC8aTA7Z0+k+7ce9qDs5pE+nT9hBvB/tTQa0f9h72n0yPWD7sX6x",
+	"T3uH3ad6/or9HAz71x9gT87mMmPBMM8KFgaCXeVnUZEpfcLB5Bd59fqfr7v+xBKucn0Wc6YUQF6giihi",
+	"SsOX/QSdXV+HwTM8lpdsWYdQwRYkKlQu50SxKGM5uWDLJhBdC5nNR94/7XXLI7fvTJYOXvVxHKrT/uXf",
+	"DyZv9uZ/fbo46WX/2C9eDOTbEnhxMivAuz/tRk9Znx5OnsR7vWhAD1h/etjt6Q2JWcJyFgfDKU0UCwN2",
+	"lfKMKTu/Qbfd7bW7vdOuN79tAERPZRioizMNImdPv437F69+Pvzx6m978zdP0nc9dXqw+Mdg8mx/+k33",
+	"/Hhw8fbw5x8N/M24yL22//qf/9WPgzBIqMrPCmV2TxRJ4v+m7xf+NqeCnntrmrOc2oPJGZ0HwyCasehC",
+	"FgATgs41QDwzP5EJjS6YiCtwnfIz3NyUZXOuFJdCeec8pCkfwpJ/MqcXfAiDlC7n+iaUP+rDoXHw4Rov",
+	"B5eF0v2e+buOa3CYxOCRMMiXqZ7m9yfP3p2cBmFQpPEGSNoW3l+y5XMLBlV4z9ilvGDxnwfKEV/cI5Bv",
+	"C631Xdg3w1Tht0YffkVA/i1g1Sd0nwGrq6zD6YwRvZGOg7hgy1tyDv9G+PkL6N4T6FY4ErPeCkuCY92O",
+	"GXnJln/jbFHHzIYLuWDLkKgFz6MZi4mcTr8wI1+AfSOwO+nkITH1O3bOBMvWcNJmyzw2mix4PiMUeGz8",
+	"9e6wrGHl6Y2wPJEyV3lG0xJw04TmU5nN69C7CUJxk7e6IRXm+K9PFif97PRw+cMe/66XHh+o54Ppfz2d",
+	"fbt/8ar7y9/78zd7k78drAVj83A9GHcPh/tPh73+9mCMXJIHxSXQvl45t8/hkzXYArRaQNNs8noeOqy9",
+	"bPf/ZmCvXOFeefq/Hkt9HQYzRmOWwdqf0WjG2s+kyDOZACwzFWU8NSqK42RBl4qMhWyrXGZsHBIpCLtk",
+	"2ZKMH1/2xiRjKpVCsSNC3Wcyp0sS0SxbEmoOo6MnEs3YHC4KE8Vcb6XtVu+0Wa/KMy7OA7ikNGev+Jzn",
+	"bfi7Ort3eAMUoUkiFywmKcv0eFLEpBAxy0g+Y2RSxOcsxxusvydMc2OZlHOSsGk+hB+jjMVM5JwmjxSR",
+	"CxESmZGdqczI8dsXwLK1CNcjITw8UtUFzbngc72mrlsIFzk7Z1ltJe/YnHKhV7h+NXpWhAucV5FlTOjZ",
+	"i1gubj2oYg3b9z3slCKFyHnibxVXZFokCaHnlIvPG5Pl2bJ9PM1Ztn68XJIF5TmZsKnMGMl0Gy7OP2ug",
+	"v7fNdrVfxKsjvYCznHKmSD7jihhUeUR+LmTOCM/1HFSRpjLLO+Q4UVLv95hlmcw6McspT1SnxK/j2tTo",
+	"1SsmzvNZMOz1n65C7rVGDXgTUKeIMPNG5l/LQsB0IylyoJQfA5qmCY+onvnjfyo9faeRhI96TtgkZsFw",
+	"r7vX7WlUA3PUv1fIQLf37fOn/zh4/+Sv/b8Pftw73v/q4NmT509PDr+uYgczJSJkTqYwqQ2PPTQC1OXa",
+	"35D/zNg0GAb/8bjUqz7Gp+rxiZ7/ibhkiUwZbk71rLR8ZG4ViSVTMCi74ionO7Dalt59D2XVj75pdPP6",
+	"48q7MPhXNDY/3fEcut1u5RzgBQUC3JSzJAZeWqOtMEgk9hsMg58LliHrSWGMQBTzCcvIvFD6QhCak7lU",
+	"Oel1u8C73+p0zQLJJU14DCOTKeUJi7d97eFO+5ikNKNzlrNMY1hAOjJelic/p3mEeBr7JDtjeyFxh8dE",
+	"iyiKMBrNCOx0K6x0xbEjWBX59vvv3mg46t43HD2TYprw6K5QdFiDotvdZmGplKVyeg/onBGaaCZlifdJ",
+	"3bLVA0KDkPmMZTAHOYUjtKggn1EgRIJxeMUwt0TIjCBDFZMZVd6sd2A3S2DQnXLlGsLjwf0Cwdcym/A4",
+	"ZuKOUDC4JRQgftB7gQKHz6oOgT2tnPhrzfSKc1Lyv+T+Gj0shSj5M5LQ6ELBCctUi3BcikfKn94ObGgr",
+	"1KdPSVpMEq5mdJIgSMDTQUtDieZY04RGpcjABXB55xmNmO6Syxgb7LVC4Go1ZqFRrrlgH1rhnV4V9mYy",
+	"if154ZwjmiQsM4uAZn2Yy0IWSUxkkSf8EjgUeLZ/v/D6QuQsEzQ5KQHwljC7v0L/boW57IQIdn/Ts4eD",
+	"r+pAHfJG5jMN8QuqCNpPtTiRMKXBKaGadGmIJ2omF4oABltwLQEBJ1sKGmZHCI81WZ9REd/rYb5ky3tj",
+	"Ke+DCBlaso6lXHn8cAf6RjP30QwVkDIjIGskUpyD7EEdAtPP5jJmNQmQRFR49xy40O79XsS3dJlIGp9K",
+	"+YpmaDG4/fn16uQD+M6zyTLX8sfB/v7g4I6MJPBVuZQkgdlu887DkgPL6MFYGuVSQQ72yEv+1b0e06mU",
+	"r6lYWsn8bsfUP7wDlc+z5RnVYvUZ6jdUMOxVjuFUSjKnYmmxTo3ZW338gAdUH4tMgSxy5V8yuJfKo6D9",
+	"knuzHaA4QmiRz3Qr3GtFppmcm/7AfYXQOM40eoZOei2LiWHDyNhTSoyNekjVwKRB1XQTpNRfX6/i2a6X",
+	"skmz3mbbXvTrq1qYG1t7rzaoVT7vuvwg9EnJjP/C7kqSeveh5XghUAi0tAdA64KJLd96UAIFQzh+Eb5p",
+	"hDanyVRmcxaHpBAXAjSRRtwJnceDdOIQdKD5FMfILmY8YRX2I6OiBu3v379vH5d3iq3X+37FaMaymv5r",
+	"VVN7V7BJM6n3Gbzh7oZj+929u8ONtSNcsKUiNGMkkznVMiSwdpmzHYVEsMtSNr2fTh5S9zIv5/TISM1W",
+	"nF5argc5Xo1K+939FqEi1vwTSOLeNPH5XuuIjEvzxlj3QaRIlmQuLxlhNEs4y/DdA+zLKrqMfnta5EVm",
+	"RuvfL4/1gzAaXha/ZjGnpwC2d2K09u+DUX6G47f1fEq9X30mt2jy67BcGkbG9bHH93hybtq+8rxJy39c",
+	"MvI8DpHlp4qMneUVZuXOs2KR9XT4B3thMOfCqfTDIKW5lgiDYfDfPx23f6TtX7rtww/lx7P2h4/d8GBw",
+	"/Z/BivY/DI5TbmzKK9M1JKZDxhdsOQYTGdooGEkTykXOrnKrioCLpxF7XmRCI319rSZLguZHeFwikQ54",
+	"tMqUZTlnqm6Lvvn0yx2+rlqq6wt4P2PCaTdAOMaX9eCaaIFlMqY5a+d8zpq2pmrjvmlSxs31q2XFsF2f",
+	"0WlWMCJFxBoUfkcOVQEGRuzlcZKwZ2aGEykTRuHS+cbaGzdA5TJVZCGzCy7Oj4gokgT4XCENQl27LfpV",
+	"JHVoy17Zpi3ODGAMj+yiCdhOG0CqQ77PZQbKJSEXRxW0rmZyIUqD3wYTl2/uv3miL9nyG/3add0JYGXC",
+	"fM6sDjihuWZc/MOKHTuzYwzhQEe5sAx96/bbXfU7qE/sWVXEuOsUa4hn4+Sc30Mj7GuAsy4h7TSTl1xx",
+	"KQzMh5oZ1DhxPfPRfAd8F6GbDve1fc+5YNQn+ZyrNKFLYDU0R8t/LhihcynOffXpIy0G5vwSLpaqw1+3",
+	"27At1qtjHeNqnD2QAhhvA+sA8qGhv5pLyE2rfuu9epOrR31qP4CZfWFxiG1n8b3KeZIAPlFGcKXeQVkH",
+	"JF8zbZAO9AjUwXcYML1Cf7e/GtYtpb6WMbqpjA13692CIzK2HlxjIgVTZMEyVnEDPCLjk7+/ffHu5Ll5",
+	"QwNoSlVe4SX9k3NOMZ5zmOmi8TRzw+rVJo2+NHbSpRZfsQxwII/19N/+8NWrF99/c/zVK7c+vQA6BaZ1",
+	"ksmFYpkCAmxYZryjDnjtrJ3rjtdj43R9154baQ74EVuV9E4FPriIkiJmcWtbanztG49+shcKiE/ocw/m",
+	"apv2oXGdrOBMD2NUb5IDoBr2r5DZEseVlL7CiFQ2aP2Fq7AXHoUqd9ys0fFojuVddVVBRpow8wahmSxE",
+	"TGjJw61wXNtgTMMb+sy9J3F4TlurN9Gy9mswnr7AZMayRpReO2s7dugNCLNfv1Vr+G+rM6nw3zc5vNZY",
+	"8k2RXGu59P0Kl6678Tj1j73woHsTc/6Kqyba4Vz0rc/X+kNe5bYAUwB3wBV0FBKZxJodmPJMgQMcz9lc",
+	"bQci4FYN5P/qBbby6SDNMgpQVLp2N7IHQBqoMbLD4qYySeRCNdP9il94vcO3VCk4XnxhbJS6jOhW0Lmh",
+	"RwapupiHGj3f7/W3IDyb6HvCVZVEgN/6h62xnEFWbv+qi19/DzTk3AJtfAZkbYaNV3UX/T8GCrGRAmuR",
+	"CKgxaRyCgw9oQA0bXeo7h+h7ivbZSZEb8q1ZHcvtAifUKCQbWfoIMZSmDWOSsUieC66YIjz/IkWXUrTR",
+	"Nf87SdFfBNrfuUD7a0qr/wZS6Kr7kyeD3ihcSsHAY/PhBMvQFyN3fOkRvKVKAXJnRXBs3VpyDIOrtm7Y",
+	"vqSZhgGlezCU6xgUFIGLeXshaO2XEzTTQfzHBgFUr8AXMz9farxpqt/bACXz/W3pAQeTu5W4+SuIlYh/",
+	"f/+y5c0szl2ESsCvssjBM6IMnLkto+iEiD8Mo1jEPD82+VFWQRO86NKUaXqQSwum/uXxYrMs11eJ0HIZ",
+	"V5gwH0zQVugF22132WCuz+x48O2dPyj88oMdGb49d8PD1xPhf3tuJwLfvipnY/fl5NJYLavb8p1g1mab",
+	"S0KNfWlG1Wys+bjvvzlu9/cPiLw04VCQAOWR8VtEB3pFdhRD7u/dyfHz1yePlMlzo1iEcQFG1mNXNMoJ",
+	"E5GMuThHi+7YpVKBASu6TTuYnU/VaxbswTJmZIfN03zpRgGBuRUSJcsZgxPRnFC9VrRR3AunTh2w3djE",
+	"g8trL13P1ry3l4aHxjHXHdHkrbcAJJOrWgVzPuANbzBxiKEPoBDWeEKwBYFQVLIz1tCpaafFmfozokn9",
+	"ySOSIRl7yFR/1SAPTRFh6o8GY+qPTmIK8bwbkOS41SFvUD6w/AT4WOuj9xBFedu93EMriKbKnBo3L9iF",
+	"ObUOm7AdRwRhRxa54jEDpgaY1gbedK0kdSMlNJcrkvM5zz9LUMP0QvWOv2FX5a00+iIA8W1mzBsYZ0AM",
+	"hMfbtLc5lLYXjDCb0gork/BLhoyMlhtqqhhgiyD/0na49LWM2StspT+eQstt+OsypVOVx/ZSPTXy2WXy",
+	"p42nU8dmFuAqyGqbrYcUUStaNakAG9RQ4yOFeA5/5grQZIiOjz0YzIZH9hrDI9ezYHoWNUYMTtihQgcj",
+	"Fs/5F7XGO1m05u+oAfu15B2gdZMC1s+y9jlKWEMqqmpYwRa3UMOWJPeLGvb3pIatwNBdVLHbwdh2MPKH",
+	"U8kid4J43ouHbWZOTD6J1eumWY/SlzD0g51C4O5kir1ZH0Pg+Axv0iE/oIerZXLAT4HpGSKRrR7IbVWK",
+	"zQ6HeiJCmmgeCB84PDw8bPf67UHvtD8Y7h8O9w9/7JDv5jyvKiRDGwtkgkZozsW579gOUWd6IsCumGmT",
+	"nVzPEV1u7KnBLGzEL7yNm4kDtbZnNH4Dhw1QB8Oc9bHdEKVpvI5i8ubrZ22hl5NwxeIjvaMR5p0ICS6T",
+	"7PzCMtle8DifhWTCY94KSZrxS732QoGzasIFI4qlNKO5zDSVzGiUs8wAnD5TRrVwAq7VGeUJhHLNeM6I",
+	"SmnUqNhb7/7336PRVbfbHo2uetPR6OrJ9MNfGu2Kt9Xc1e6w0Yn4va2/vVq2aLgK0loU7I3AneHCGEg8",
+	"/rh6w5p4y1NrEQArzLfvT4kqYBpHZOwk5vFmta234/39gybGlIuG4dFPcqfUkIRkzGOQM7XogzNrhWT8",
+	"z0Wu39MYSElRvuWc67UQqorJGNWHdq5jsuPPdrJ0/iA8YiFhnfOO7zStKrpF9ITApKwuL892DK87wJfQ",
+	"h/v67ftT/+tb1+t1NYKr6ZjGviPt2IlOFkO5HBgl+7rtiTVmuagCLhyfYTG9iTYC7xrO5lgQmVKNb4BC",
+	"Iw8QolXQ+MByQcYegzBu4mm2cOU9a6+5xS4utkHztIA0LJnUNGUcyZgBfKlc808gcQP1hR9hb5lM4YFx",
+	"Fx+baHUGSI9dNdy/yEhaG121n+kXryue6BvbPDfvVpmUmuxTzKloZ4zGEC3NrtKECnDyPsKUPsDug14G",
+	"0zRIYbais1ERHKGQUTIpdvJNIFKucpWvy3Fu+g2iOz0qpTCSzzLGSMzPIbIsQz3BN6enbwkqQTrke6Pn",
+	"wl4MT6BxizeKd8cxzQekjwj3uj343DOf+yEG7kPoN/zFXwbwdw/+7ocYXYtpW/Rf/c4+/HJo/vbgbx/+",
+	"DkKM5sRQg71+3/ztwd8+/B2EGOYCARrw9yDE4EKIfgshNPvDiljYjIdkzP7m0n98bbN/6J9f20ikr2S8",
+	"tL9hLoBnjtlR5oGJoVp9YIwiqw9KKvicCe5GNcq5MrGCeTvjlzxh5+xERTShRlCFJ6Vx4yVb1tu9MwYu",
+	"ZxJ5BpqGKdOc1EpffkR1ZTq1X9/JIme1316zfCbjNzI/xlxU5ufnBQZKsDdI2cthnEHJ/AQxfO8YjWau",
+	"sZf7Fn/QR+FihvGnxigX+wjY63KnK+O/doYR7wDhuJb1fbqKGIvVM8hc4KADWmNXMEmjy64+/JpfuSGw",
+	"75OrnInY/eiiF90vJub2uMhnGh6LjJVAhnH6QA0rSG0FS7ym0YwLVuIyg3SPCEXBSiPjsZfhCXmksU0x",
+	"ozF4LS2OnkiHfGfzlSgSs5RpEcdoCWXcEIVhkwJ93E7p8LUWhE5sKoS6lqHKANyMbjfQ4GrEz6pGEbCr",
+	"FZ2PNOcEEiVQN7ODIBSuWfFWFKlGim6SjW8h+eI8mtbubXKjMQVTM5WKZBuFXMLD6qpNxqd6d5B9KJUa",
+	"BWeEC2Ozmsh46SI/XTokI0R3mviSMoFUmTtvgmjZJpRKaT5zMViNSk+bcmoT6LjBQrMs17RpN60/zCoM",
+	"CVmczywbagwCU7AIIJNOclm6XxGe20BIhg1zSQr4fQisfpqxKb+CWwoqraksqtIf8OpjdXGW8Et29q//",
+	"+d/3V4d/HXfIG+tSBJfWikYm99yMi9x4qF+wNK86p9b6qvKag23UZ689ubxZtVLJJgfhhavS54fdRma1",
+	"ut1fZ4y1wUSGb5CU8gxZ0aXeKrkQej+PnL6h33Uuq0Wqd3uvW9lPMCkp82y/263sTWPq2Dm98pfW7zaA",
+	"y9ta6s01m+KwZW3H1zP3tP3LB/3nbM1ueRrcgxpqDQPUc5jnkCYzXEnOqGSRRYz86//8X4KacgdzH0f1",
+	"3EujYEh+Ghld+Sj4cD3uENsDRg6YLuraqYjmNJHnZGd81Z6pLErpsl0qA9rmsTOkcjGV1kbbqh3QTZlL",
+	"bX7T1UPTm7xyaKVd+y4Kw+9SXLKcatwqc0Sln6cEhPCXMwx/OZtzUeRGW8umtEhyyBZZk2nkgiRWfVUL",
+	"jrlgrNQUkgkDA2Ju9JpSsFDvsxnliHRBh0fMUC3CRKwIz/WFkiJiHXJc5u572iU7T0hMl85Hzlhr9KNw",
+	"U3LLlQNAN4K7amutLVm6GG+am2yoUrDWxqOYc+GP0/scDe2xcNHgRhW8g9je08DWPMyc2qpU2/4mKlGs",
+	"rBJXFKMux5Oic0ayImFglKG50bdI8TBqxrVuc6WznPGVU04fLqfTkIxXHnPM7U0q8m6Dv9x2Ci0DoVam",
+	"wa/OR+5DA1SDRTQqMp4vv9dngTA0gYQTmvlvcF1UjBybBCOwx0OC+SnIqOh2BxHo+eAj65BTezjIEdls",
+	"r2pIdnotUGRSNBBh6g2TUgYEhSk/LzKTdoaAaixm2RHZ6bcs4nDuWjOpmHG+0BIG5UIRdXFm/WRLzcSg",
+	"7xFXsgOEw+MvQuIlzW4dkZ1BayVxnRkAaPvFWYd8T0U8kVdGE79MeUSTZGkDwQh2Z+8Pnt2RH+6WMSWT",
+	"Swa5Q6TiuYRYdLMRtMzYDJw37HMJkbM8TzFRgCZBNqsCRVOhycb9zffvnr09/gdsFnALK0QV5USngrHs",
+	"CBXEtjVErDMSI/Ef/0FO9VmpkTiBBNSWP7dh9OMtgWOsoSNjjFxwjcI1hwowoPGdBoo0Z/FQj/gJ3iCf",
+	"iJrRlJFP6Kz0aSQ+tdtt979+bwWePhld1IQqdrBXZAlR7HwOxumdMYJkJ8UkYB3FzwXV6G3cCon+Umqi",
+	"10Ej+USihPI5GespjYfGCwPYPYVwEZaZ6QjkFISJeintPwG3PN4Aqw2MNTgVleA61j3hN8eYgB2OJSzK",
+	"lUGTCKswhzpgfyLjdPuJpNWJpLeeyEgcm8OC441Jwi8YoXCWpZibG4FBY3f9KASLMZr0cf/AngAfoqjI",
+	"FOaQ7IzESw3OXKnCHidX1rJAEikvcDy3k2PyF73gjIpYzhFuKjjjL4SSg7b7YSSA9VbF/MiYGxEZ2V/r",
+	"GXXB7Ii03HmZUrGEmRRpZyReaRjRFNdukaaKcCe0ZETA6x+sbqyKMMDqBqR8zq+GhLr2gLMgQHYkFAPj",
+	"neE7KAKkM01htqJLlikGN12fAIC3GqLRhuwsZrIVQmoPjQ/UmOwkXPMtUy8FiGftAXU1Rvi2wpGo+LqV",
+	"Tb2coYgfVSWJSCXHKfLO+obilRuJnboPVGh5Q4JPWiFJk8LAXU5FTLOYjLkCdztaxMYlT/8jJtOxRXKe",
+	"iKRBFE3C1RXMaYrp9lEmyaVJpQYM9nALiSQkIyMEgHQyEucZ1bhp3bJRO1Z/iD2MkdhmjfKNpiQjgem8",
+	"NSxhaBcYcm6UcDrkhEazMsMrKPBtqpTy2Hg+EoKxWK3tcVyheUxMJcwRHFkTY6OPWZRQHMdRmkpGyLai",
+	"U5YvAf8nI3E6Y8pyfTOZxIB2sSiCm3AIyzXjwYKlgJQcEUM5Amf0SJFUJjxaarxCk0LjmpHgwokieUaF",
+	"wt20/o8XZh+sOQazBWSo7eRW1AFtLRYz0DDUwqtGM2YwB2Ilimtqa3wTE8PPLwnEAsFwVvJTJM24iHhK",
+	"E2VcO9zRaDosIqZg83odsrv7Vi5YZtDCeSYXqrO7S8DAZxvNKNDeApxEMTuF8hxHRbI0yiKH2kaCkEo6",
+	"XaDXRBUTxXJn7rTL3hmDRWZcWuA6c7Re6Hvp9EF6Jd++P9Xonl9o7NPX03/Fp2xl9qs+HS7blQk3LH0i",
+	"8I2qhwnMn+eKJdNhNWsW2qlF1S8ENAMaf0/YipDkLbLf7w7GIfRdLpReVfxyIdWLyVXghUN6Xiom7zBI",
+	"Bbhz++NWhxw7YggDKIa3DiR4o8RDqmPQh01f7PAw2Ao1bgJEV9KkCfhi5TZsWl9jQsw2qiOSAvjoXTC3",
+	"CrTu+sKZECWapvrySqS0A31mxyvRTGi4hwFnXJzDIW6VWCOsuH2apXsaAz8fpTj36mdgJ0zEKoToVJz9",
+	"BVu2cS5zEG3dHcjYtFBMGcAwG7+nz6tBWcEVKQSdTlEcH4k9vWgo02QRLqG5nKMUoNd66kNK1T8pY22L",
+	"A5pRDUzJczo3Lk2avHs92aQy+gab1ISAUiIp7OQtj37ONBCA8VQTun09+fcmxbvlueE+TfQRS3sJMiZi",
+	"lrF4dxfry+j9KsMSFxnPvfMdiQPd7RstkwJyKO3wu7tD223dDWkLHyTEPJ4fEmihuWCPNUN0ntF01m5y",
+	"STIaFJi0nj8k3INzrLpVQf+3ca0aiSd6xVVxSKWgmaKmmoteOgQMNIZ2hq52DhwiTDW0XfBc2XtZFscx",
+	"NWL0FuxYNFqrjXO0LnEr9OtmZnA2DlFL5DoGW7a+Cl66ZsyobhXY1JeOTBkN4AddJiG4UYfd/rjVGYmn",
+	"eqfQDmzjmBNGL22uTFO5CGG+zMs2h+1rqHdkX0LMWymjNCSuXNIRSeS5HQ5YBYqIsW1kDuQ7OyNxCGTT",
+	"+uFotAIyCOTJNQC+u0tolEmF3uCa2va6uhXSrwyF/AgO3OQOJeMo4/mYsKucCeOWOeZAcny1WkiEFG2j",
+	"gdR8P1MI8yS25mvDjxvIR7uwKoOKvJMwuk4f9uEc9M3X59ADBuE7iwQVyhkmsSCIhpFewZzpxZh1aVYJ",
+	"LK20FEKAkxQs0132y1ugSVrGIpnFStMmZ/Dh+e4u2RmXYXwwGeD1wBbotAroWUKFWugb7BR9rGIS7dhi",
+	"Qc4RiBpXIGK3EQmj55cyEjc5pjzTR2ouPGpnYOfgVs7lpb6VmqIYzbRhfuIYJVOjQdFsvFyoITBXCYMb",
+	"EjOylAWJJeyvhgqNo/U0Vl1mOqj0gEafzMzIJzJnFACySfEBDjIE/gWdR5l29k4VXYjrvFfpfE2BF/N2",
+	"z0xFtxGSoNLKKmTsKz33ysbEu6v5dstu+g3dzKhytUlkVp3nkuW28cBMc2Aaf05tC9dFb10XK1UqeJlk",
+	"27XuV1obN25TgwLQlM9na2CBeyNt3QrXz8D1U1PqqIbcWGWzvXWTh4u0RVGOoeaX9EoLVeoP9f0oeb7a",
+	"kPuVIcvV+iyrNxGgAyWXCIyx6WvPHN8eQhloDKxCeAexNdFYXO8EWPwrec9bZTe9lW5q57Rnzsl/JZNF",
+	"zuwL+2Yq+/buwUMs24PoQuZecZ85+CjZxoem8SH5hETW0s2bywHVS5+43nquNy+NiIFEp38Eelx50QWD",
+	"mlGQyOsnlpI003bX3aBpXHtfvSxtRvmE7XrmEvYGNcyyWlHAtjCb3dtvwEWrCXFNq34fW/X1oi1V9u6z",
+	"0+FomoNSvmvYcw29hVGvuu7Q5FpeyTRdVjcte+u73uqyp15AjR+Q2abQiLLjwdqO6UQxrLJRE2CNCdDI",
+	"7E4KNfJfedf6fUQV0Pv8dgm1y672XVe0KRM2iJtNqbBdBwfNK21Oem1amVvWB/i8TWEE109vtZ/PrY8A",
+	"fe0bko3wzCvFb2zlBDivEMolWoWSV80GlOcet/RIlboHz6eOsJ8LmuBdrjmnOy7amELISclij0Sdx17P",
+	"X3dGIgiDnOdJ3eJkq6yzTKGxqdfpd7pgvFyvdnyIarBeqyLmZb8fwgBvMsu27GdteWXv7YiKiCUBVA6c",
+	"QmWglVrMYbBgk5mUF9sVs70OA5kyQVMeDINBp9sZGG8zsNc+pilv671+DO4ZTWVGXwHVaIgesj4vvnSJ",
+	"ca5+4rzQhuxpeZhouQP1zTKLWTYSOzYlNuhcMcgqbpWu+cOq3xeWR9AcMfaZpoxmKFkgjsKQUQwlGgmD",
+	"dNUFT1PLjaeYrou8RC4Hq9xmLKZgW/Ej5REPle5vHfLcS6Y1EqAQZ1NQv9moMht0///lWcHAbQh0gg2q",
+	"eX1i5gI4ZvFFbEq4o68IROZaB0OsTVnzbTBIBoUVh1lRSw+xsn7RSmPYrQQPl56D6AO3XcZ5LwfDdfix",
+	"wWUH0Bt4gdnjB74gJD3NU/XQHa1pcrbmZjkP5xvU71Y9cTZFUTcG2fjhJysB4hh+K+c8JyZssDRmQgwu",
+	"+Q4iXNZN3sS9bruLJpKmYarfaXIEx1nyckae2ylzJ2kSLYifyxfT8FqFbSWjUtN8XQae1dLOd0+8pPGG",
+	"cyjRX7yUSxD76/ItrVl/mYQCqHNdQlm3KJOQaHVJd8jMpOfrYhD0l2pOpjULsEzKzhiQQcstxbCAO2Pw",
+	"9Rq3blxPmQFppYSL51C9HoKcy6yxYdt8r14wIDCMfjwg5JPxlC0dHq+Hokra3sYyyxAyWPWeWvFhXnGJ",
+	"gj0zqoVKEkO9hahit/ZafKmmd5W5bbZu4l7JllVsY9zwVnb6Q606dL/b3b4qCbRIjcd8E2qw7z1+yZZv",
+	"9XvXW1cBaUhwuqaAL8bP6+06ImMI5a5gxSkrHdAgK4EUzBBefNuG+6PlK0N8eFNR+pvKh1Rfbi4b/weu",
+	"5XW3Gjh7CFxNjRwQPvZKYkOT3uYmlUpf0GiwuVEZnAUt9ja3qIdf6Xb9w83t6nX7rsNgf5udqNZHhatT",
+	"zOc0Wxo21pcscnqOecDsTx+aZYsbKvOmsikLygulCjC4Cbbw/bU0OzEueS/jdlEW+cBYaY74zSWOcbJU",
+	"eySULf/BRWlqR/KQ3cRpGieQDnlNlyYYl+zu9rvd3V2N+PXH3u5uEysaeWkmtuVFAQMveJKA64LVT3pp",
+	"138FnrSsvA7Rj59XNcpzgw763UG33e21u73TbncI//0YVL2TGyIpzKKemZ/AUZdBqGEtz8B6gfQmefHD",
+	"9kShKU9IA1V4zqZcMFXzkvb0XHOahvVsIGEtHQh4EdGFZ/D2ih9FLkbCQnRn5aSv70xaDSuykbqaCH3I",
+	"5f+ZBHZTna1aWmiyo+RccyppIpfoQIq2KdJfLUr7hXDeF+HsIxX8Q4NOx7BbQBdKtXq9LFRoij8B2RBy",
+	"8QWmHpYZu0NV1HrNdRte/JOLQA0emxQyZciojRS18Z+B8/IbAaEZBWD/ROe4wCN9t6sVXQubrpfFXP/a",
+	"w5Yv3GiWdhG5zTbmey1NeRce+w7gM+j2K+Bjz3z4k+UVhkZrfFsgON1sTQb2rvRiRIvyPfXysCC0Yqdf",
+	"6y29A0b+VrhqjGdewevuoNtrhYSqC4YuxFomRiMZt85O8Fa/FaLprx45AU8HLcyzuoXZHBvste4ZmPfu",
+	"CJd791Hs2YoPerunVlq86fHDAos9ZodvwHp+zxt/eMeNP7yPerbH1fTlax0HbtnqIeshN4yeG6fUG9wu",
+	"1zhC7MB+thwdqXotbnZogPb3XAN5r7eFXuYtxqG5xDLQbn8bAtWQegZUNP07V/G+HVyGgXGx8Ekau0oT",
+	"3e+HCvz9sOKLEWx6/nCQ+MNWjiFQJLsLgRzWUcFBa92FQzcDW07pu2GLbAOAll3UYwtsvjj0jNCzgnaD",
+	"ewbM30qNh+KXxT130+MZrYoeoLSDf+TxNSr1wIC+ot57B06FdUceTAw6p5nmBbzE62UhCLIDbv5iWS3W",
+	"Aqo8oPEjgUS+hZoT9LydLI33suYOeETLQGfQzFuuGOKVoNK7cl7q04wxUxF4JG5ZzR4jVMYh+pRiyXhj",
+	"BdcwRtHCbqHYYv7SeQudcMf9bndcuuKaWmGwZRBgQsFrhbPYtLQxYUISlbJIM2zgEcvFOWqZdA8QXwN8",
+	"pZD+xaszlaVidCRWGD4cr9EKj4+2VH0aSvjiudNvmnw+RhN4F7Wmy+V+D6Ynr4bYJuuTzVz2uUqOSg2V",
+	"9YqOkAi5KMGMJkpiUC4vXQkXVH3RkH0xLTW28HP9lTzLpqmlmdQMAJjtf0sqhkTEqxx0N0JmaNV12OzB",
+	"9Q7U8ArsuJhRZNVxq17TJXR3E12iQxtoZz2lRsIrw8iFyhmNq9nCbuX8dM7yPxnONfX9N+FbLPb0MMj2",
+	"CxL9gkS3QqK/GTrU7N/l/SFEZ6GnedSQieiZHxT7SJGb6i6RnabkTDwncjq1ucOIFMimj4Th049uzNiE",
+	"Scx9H/QdsN4Y3/NWh/wXZPPw0nuNBFgIjrw5Wo0hKicWM5kwMqdphxxvcI+H2Fp+xWLgppGH35ad1v2E",
+	"JrTf/O7H1Icu7n0kbGgOv5ES2CQUDbSg8NKm/Z7IwS0dC2zyr9Klcmts35RAbg26r2eJQ085iMBXEP+u",
+	"v/PM5Id8CCP874DgafnSK3z5hfZ9oX2baF93C9r3TIppwjGn42+pmv2jiDmItu6NqpvgllV93WOvXOjw",
+	"4xq/vHeyTEFUSWe8u2vI5e6ucY4+8nR7CmJUUVX4GGUiMoXiXyOxmaqBuorHROWQjMwmNbRZswRbrPMA",
+	"HIm6C6BxGLTBCk6N6JVLsgxJpciRc9sCyzhVF2okcOVV2yIkzojlQuR8zlyG19aQ2NJH1XyrGB4BGY3E",
+	"0qZZHQmTFxSU10bb96gWjgBFQdaWoQR3FlDbmTOFdZ1TLkYCM2MIxylVV2AzuTawElktBe6fgJ1ozqV7",
+	"0N2aoq5LC9xAVr8zINQh723uOYSmfFuI7AR3Zyy8uNiNDEa5uAdx1TJLXVBlNelrvLWqN/yLx9afz2ML",
+	"MIHnrmXwhHPXMvncY8mUeOT7LWXsvEgomKUzZkyYf1LvLR5XcnT8OZyxbmvjLqnGWg7HPzNTtMcXyu+3",
+	"2W/tdWV4pdLr6l59pZw/h+4E8XLVEa1hisZrS7esZhnhxu9r//fngnUfnkCG6VnngrXy+OEg541JlwKW",
+	"wtW8ICFmWSATlkhxDtoOL89Y7UxNNgj04fvdeXD1bolFGrVJVR9Me2CVPC7bvvawWMFTUFbH/eI+hfXi",
+	"7nyZv1tJLWPSM3pc9JHNfEqdv66WTI2UC8KnFOzB+n1YEGtIuHO0OeHOn8NLqpR+3GLvXwNTxDxvY/3t",
+	"LZKHYFI/IqfGockk5zE1tbZOLYLF4EdiTW6RoYG8sOLThNMOScwVlvtkAv9FiAyJC33vjAQkroZlafBZ",
+	"ZDzPmavvD9obP6czNfnVTGZ0SFflsk+SGVUzlyYT+zSVqyBfrKu6P4ZguxUjfMu6R8kFYTHPKwkFzZRG",
+	"QoudE6oYmWSMXrjc0lyQnbE9VZM/G2umX7KMT5fjkNjH1d9bHfJG2umanJ1eMgbqViUFa7Ts6M42pDdx",
+	"ldc/M8UJgtuXJCd/miQn9kAnsshdfop1Q1+wJR7oZyvabhwcdojbBPzrIcpU1dtycA3ix9jmV8saAYN+",
+	"bt4Idxe3zx2BG2exMQLPFy3WF0PbHyIJBBI7ZqmPY4f8n7dgiRyVw1OyxbCAhPllsH76oG8/EuAmAvc2",
+	"k3FhcUuRJaY8kxo+fkxT3jGT6ERy/viyF6xislcyooktkLEzntMLRrJCjFuV7oaPHyf6xZlU+fBp92kX",
+	"Ovvglr9SpxvpveZEVlLDYo0nW9upxJCOoWwmS5ptaANjAvnL17GDZdeGG/RH8M/o+sP1/wsAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -208,3 +208,18 @@ func randomString(n int) (string, error) {
 	}
 	return string(out), nil
 }
+
+// Hint is what may be shown of a secret so that a person recognises it
+// (sk_live_…Wx9Q): its prefix and last four characters, 4 of the ~38 random
+// and checksum characters, far from enough to use it.
+func Hint(secret string) string {
+	prefix, rest, ok := strings.Cut(secret, "_")
+	if !ok {
+		return ""
+	}
+	mode, rest, ok := strings.Cut(rest, "_")
+	if !ok || len(rest) < 8 {
+		return ""
+	}
+	return prefix + "_" + mode + "_…" + rest[len(rest)-4:]
+}

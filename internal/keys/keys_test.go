@@ -95,3 +95,22 @@ func FuzzParse(f *testing.F) {
 		_ = Classify(s)
 	})
 }
+
+func TestHint(t *testing.T) {
+	for _, kind := range []Kind{KindSecret, KindPublishable} {
+		for _, sandbox := range []bool{false, true} {
+			k, err := New(kind, sandbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := Hint(k)
+			want := k[:8] + "…" + k[len(k)-4:]
+			if h != want || strings.Contains(h, k[8:len(k)-4]) {
+				t.Fatalf("Hint(%s) = %q, want %q", k, h, want)
+			}
+		}
+	}
+	if Hint("garbage") != "" || Hint("sk_test_") != "" {
+		t.Fatal("a string that is not a key has no hint")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
 )
 
 // Usage is one observed use of a key, flushed in batches.
@@ -48,6 +49,14 @@ type Repository interface {
 	ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error)
 	// RecordUsage moves last_used_at/ip forward, never backward.
 	RecordUsage(ctx context.Context, batch []Usage) error
+	// ListKeys returns a page of an account's keys in (created_at, id) order.
+	ListKeys(ctx context.Context, f KeyFilter) ([]*apikey.Key, error)
+	// ListAuditEvents returns a page of an account's events, newest first.
+	ListAuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error)
+	// AuditAccounts lists every account with its chain's head, for verification.
+	AuditAccounts(ctx context.Context) ([]AuditHead, error)
+	// AuditChain returns an account's events in ascending seq.
+	AuditChain(ctx context.Context, accountID string) ([]audit.Event, error)
 	// InTx runs fn in one transaction: committed when fn returns nil, rolled
 	// back (nothing written) when it returns an error, which InTx returns.
 	InTx(ctx context.Context, fn func(Tx) error) error
@@ -77,9 +86,50 @@ type Tx interface {
 	// name, ErrNoAccount when the account does not exist, and
 	// ErrDuplicateKeyID when the id or secret hash collides.
 	InsertKey(ctx context.Context, k *apikey.Key) error
-	// UpdateKey writes k's mutable fields (name, secrets, permissions,
+	// UpdateKey writes k's mutable fields (name, secrets, hint, permissions,
 	// metadata, status, deleted, expiry, updated_at).
 	UpdateKey(ctx context.Context, k *apikey.Key) error
+	// AppendAuditEvent seals e after the account's chain head and stores it
+	// with the new head. The unit must hold the account's lock (LockAccount
+	// or CreateAccount), so that appends to one chain run one at a time.
+	AppendAuditEvent(ctx context.Context, e *audit.Event) error
+}
+
+// KeyFilter selects a page of an account's keys, oldest first.
+type KeyFilter struct {
+	AccountID string
+	// Status is "", ACTIVE, INACTIVE or EXPIRED (an ACTIVE key whose
+	// expires_at has passed at Now; ACTIVE then means not expired).
+	Status    string
+	Type      string // "", SECRET or PUBLISHABLE
+	Managed   *bool
+	CreatedBy string // the creator's id ("" for any)
+	Deleted   bool   // deleted keys only, instead of the keys not deleted
+	Now       time.Time
+	After     *KeyCursor // the last key of the previous page
+	Limit     int
+}
+
+// KeyCursor is a position in the (created_at, id) order.
+type KeyCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// AuditFilter selects a page of an account's events, newest first.
+type AuditFilter struct {
+	AccountID string
+	KeyID     string // "" for any
+	Action    string // "" for any
+	Before    int64  // only events with a smaller seq; 0 for the newest
+	Limit     int
+}
+
+// AuditHead is where an account's chain ends, as the account row records it.
+type AuditHead struct {
+	AccountID string
+	Seq       int64
+	Hash      string
 }
 
 // InsertKey stores k in a unit of its own (tools and tests).

@@ -1,0 +1,152 @@
+// Package audit holds the record of changes to keys and its hash chain.
+//
+// Every change to a key writes one Event in the same transaction as the
+// change. Events are chained per account and mode: each carries the hash of
+// the one before it, and its own hash covers every other field, so a row
+// edited or deleted in the database breaks the chain (Verify). The encoding
+// hashed is the event's public JSON form (Canonical), so a client can check
+// the chain from what the API returns, without trusting the server's store.
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+)
+
+// Actions, as the spec's AuditAction lists them.
+const (
+	Create     = "create"
+	Regenerate = "regenerate"
+	Update     = "update"
+	Disable    = "disable"
+	Enable     = "enable"
+	Delete     = "delete"
+	Bootstrap  = "bootstrap"
+)
+
+// Event is one change to a key. Changes maps each changed field to its new
+// value; it never holds a secret or a hash of one.
+type Event struct {
+	ID        string
+	Seq       int64
+	AccountID string
+	Mode      apikey.Mode
+	Action    string
+	KeyID     string
+	Actor     apikey.Actor
+	ClientIP  string
+	CreatedAt time.Time
+	Changes   map[string]any
+	PrevHash  string
+	Hash      string
+}
+
+// canonical is the hashed form: the event's fields in a fixed order, times
+// in UTC to the microsecond (what every store keeps), maps with sorted keys
+// (encoding/json sorts them).
+type canonical struct {
+	ID        string         `json:"id"`
+	Seq       int64          `json:"seq"`
+	AccountID string         `json:"account_id"`
+	Mode      string         `json:"mode"`
+	Action    string         `json:"action"`
+	KeyID     string         `json:"key_id"`
+	Actor     canonicalActor `json:"actor"`
+	ClientIP  string         `json:"client_ip"`
+	CreatedAt string         `json:"created_at"`
+	Changes   map[string]any `json:"changes"`
+	PrevHash  string         `json:"prev_hash"`
+}
+
+type canonicalActor struct {
+	Kind      string `json:"kind"`
+	ID        string `json:"id"`
+	RequestID string `json:"request_id"`
+}
+
+// Canonical returns the bytes an event's hash covers.
+func (e *Event) Canonical() ([]byte, error) {
+	changes := e.Changes
+	if changes == nil {
+		changes = map[string]any{}
+	}
+	return json.Marshal(canonical{
+		ID: e.ID, Seq: e.Seq, AccountID: e.AccountID, Mode: string(e.Mode), Action: e.Action, KeyID: e.KeyID,
+		Actor:    canonicalActor{Kind: e.Actor.Kind, ID: e.Actor.ID, RequestID: e.Actor.RequestID},
+		ClientIP: e.ClientIP, CreatedAt: e.CreatedAt.UTC().Format(time.RFC3339Nano), Changes: changes, PrevHash: e.PrevHash,
+	})
+}
+
+// Seal places e after the chain's head (seq, hash; 0 and "" for an empty
+// chain) and computes its hash. CreatedAt is truncated to the microsecond
+// first, so that the stored event hashes the same as the sealed one.
+func (e *Event) Seal(headSeq int64, headHash string) error {
+	e.Seq, e.PrevHash = headSeq+1, headHash
+	e.CreatedAt = e.CreatedAt.UTC().Truncate(time.Microsecond)
+	h, err := e.hash()
+	if err != nil {
+		return err
+	}
+	e.Hash = h
+	return nil
+}
+
+func (e *Event) hash() (string, error) {
+	b, err := e.Canonical()
+	if err != nil {
+		return "", fmt.Errorf("audit: encode event %s: %w", e.ID, err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// BrokenLink says where a chain stops holding together.
+type BrokenLink struct {
+	AccountID string
+	Mode      apikey.Mode
+	Seq       int64 // the first event that does not hold (or the missing one)
+	Reason    string
+}
+
+func (b *BrokenLink) Error() string {
+	return fmt.Sprintf("audit chain of account %s (%s) broken at seq %d: %s", b.AccountID, b.Mode, b.Seq, b.Reason)
+}
+
+// Verify checks one account's chain in one mode: events in ascending seq
+// from 1, each hash recomputed, each prev_hash the previous hash, and the
+// last one equal to the head the account records (so removing the newest
+// events is detected too). It returns nil or a *BrokenLink.
+func Verify(accountID string, mode apikey.Mode, events []Event, headSeq int64, headHash string) error {
+	broken := func(seq int64, format string, args ...any) error {
+		return &BrokenLink{AccountID: accountID, Mode: mode, Seq: seq, Reason: fmt.Sprintf(format, args...)}
+	}
+	prev := ""
+	for i := range events {
+		e := &events[i]
+		want := int64(i + 1)
+		if e.Seq != want {
+			return broken(want, "event %d is missing (found seq %d)", want, e.Seq)
+		}
+		if e.PrevHash != prev {
+			return broken(e.Seq, "prev_hash does not match the hash of event %d", want-1)
+		}
+		h, err := e.hash()
+		if err != nil {
+			return err
+		}
+		if h != e.Hash {
+			return broken(e.Seq, "the event was changed after it was written (hash mismatch)")
+		}
+		prev = e.Hash
+	}
+	last := int64(len(events))
+	if last != headSeq || prev != headHash {
+		return broken(last+1, "the account records %d events ending in %.12s…; the chain has %d", headSeq, headHash, last)
+	}
+	return nil
+}
