@@ -1,7 +1,10 @@
 package server
 
 import (
+	"errors"
+
 	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 )
 
@@ -15,3 +18,8 @@ type handlers struct {
 }
 
 var _ api.StrictServerInterface = (*handlers)(nil)
+
+var (
+	errNoPrincipal = apierr.Internal(errors.New("handler reached without a principal"))
+	errNoBody      = apierr.Internal(errors.New("handler reached without a validated body"))
+)

@@ -231,7 +231,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return err
 		}
-		p.RequestID = requestID(c)
+		p.RequestID, p.ClientIP = requestID(c), c.RealIP()
 		c.SetRequest(req.WithContext(auth.WithPrincipal(req.Context(), p)))
 		return next(c)
 	}

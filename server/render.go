@@ -6,6 +6,7 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
+	"github.com/hsrcpay/apikeys/internal/audit"
 )
 
 // The wire forms of domain values, shared by every operation.
@@ -47,6 +48,7 @@ func toAPIKey(k *apikey.Key, secret string, now time.Time) api.ApiKey {
 		// Shown only while the previous secret still works.
 		PreviousKeyExpiresAt: activeUntil(k.PrevSecretExpiresAt, now),
 		CreatedBy:            createdBy(k.CreatedBy),
+		KeyHint:              hint(k.KeyHint),
 	}
 }
 
@@ -59,4 +61,42 @@ func activeUntil(t *time.Time, now time.Time) *time.Time {
 
 func createdBy(a apikey.Actor) api.CreatedBy {
 	return api.CreatedBy{Kind: api.CreatedByKind(a.Kind), Id: a.ID, RequestId: a.RequestID}
+}
+
+// toAPIKeyView is a key as read: everything but the secret.
+func toAPIKeyView(k *apikey.Key, now time.Time) api.ApiKeyView {
+	full := toAPIKey(k, "", now)
+	return api.ApiKeyView{
+		Object: api.ApiKeyViewObjectApiKey, Id: full.Id, AccountId: full.AccountId, Name: full.Name,
+		Type: api.ApiKeyViewType(full.Type), KeyHint: full.KeyHint, LastUsedIp: full.LastUsedIp,
+		Metadata: full.Metadata, Permissions: full.Permissions, Status: api.ApiKeyViewStatus(full.Status),
+		LastUsedAt: full.LastUsedAt, ExpiresAt: full.ExpiresAt, Managed: full.Managed, Deleted: full.Deleted,
+		CreatedAt: full.CreatedAt, UpdatedAt: full.UpdatedAt, PreviousKeyExpiresAt: full.PreviousKeyExpiresAt,
+		CreatedBy: full.CreatedBy,
+	}
+}
+
+func viewEnvelope(k *apikey.Key, now time.Time) api.ApiKeyViewEnvelope {
+	return api.ApiKeyViewEnvelope{Message: "success", Success: true, Data: toAPIKeyView(k, now)}
+}
+
+func toAuditEvent(e *audit.Event) api.AuditEvent {
+	changes := e.Changes
+	if changes == nil {
+		changes = map[string]any{}
+	}
+	return api.AuditEvent{
+		Object: api.AuditEventObjectAuditEvent, Id: e.ID, Seq: int(e.Seq), AccountId: e.AccountID,
+		Mode: api.AuditEventMode(e.Mode), Action: api.AuditAction(e.Action), KeyId: e.KeyID,
+		Actor: createdBy(e.Actor), ClientIp: e.ClientIP, CreatedAt: e.CreatedAt, Changes: changes,
+		PrevHash: e.PrevHash, Hash: e.Hash,
+	}
+}
+
+// hint is the key hint as the spec renders it: null when none was kept.
+func hint(h string) *string {
+	if h == "" {
+		return nil
+	}
+	return &h
 }

@@ -31,6 +31,9 @@ type Key struct {
 	Name       string
 	Type       string
 	SecretHash []byte
+	// KeyHint is what may be shown of the secret (keys.Hint); "" for keys
+	// from before hints were kept.
+	KeyHint string
 	// PrevSecretHash is the replaced secret during a rotation's grace period;
 	// it authenticates until PrevSecretExpiresAt.
 	PrevSecretHash      []byte

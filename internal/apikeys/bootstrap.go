@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
@@ -62,6 +63,9 @@ func (s *Service) Bootstrap(ctx context.Context, accountID string, modes []apike
 				if err != nil {
 					return err
 				}
+				if err := record(ctx, tx, mode, audit.Bootstrap, k, platform, "", createdFields(k), now); err != nil {
+					return err
+				}
 				out = append(out, *issued)
 			}
 			return nil
@@ -102,13 +106,24 @@ func (s *Service) RotateManaged(ctx context.Context, accountID string, mode apik
 		out = out[:0]
 		// Lock order: keys in ascending id order, as every unit of work.
 		slices.SortFunc(managed, func(a, b *apikey.Key) int { return strings.Compare(a.ID, b.ID) })
+		now := s.now().UTC()
+		var locked []*apikey.Key
 		for _, m := range managed {
 			k, err := tx.Key(ctx, m.ID)
 			if err != nil {
 				return err
 			}
-			issued, err := rotate(ctx, tx, k, mode, 0, s.now().UTC())
+			locked = append(locked, k)
+		}
+		if err := tx.LockAccount(ctx, accountID); err != nil {
+			return err
+		}
+		for _, k := range locked {
+			issued, err := rotate(ctx, tx, k, mode, 0, now)
 			if err != nil {
+				return err
+			}
+			if err := record(ctx, tx, mode, audit.Regenerate, k, platform, "", rotatedFields(k), now); err != nil {
 				return err
 			}
 			out = append(out, *issued)
@@ -119,11 +134,11 @@ func (s *Service) RotateManaged(ctx context.Context, accountID string, mode apik
 }
 
 // PublishablePermissions are the read-only permissions a browser may hold:
-// the catalog's "read" actions, except on API keys.
+// the catalog's "read" actions, except on API keys and their audit trail.
 func PublishablePermissions(c perm.Catalog) map[string][]string {
 	m := map[string][]string{}
 	for res, actions := range c {
-		if res != "account:api:key" && actions["read"] {
+		if res != "account:api:key" && res != "account:audit" && actions["read"] {
 			m[res] = []string{"read"}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
@@ -91,8 +92,10 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		if err := tx.ReleaseExpiredName(ctx, accountID, name, now); err != nil {
 			return err
 		}
-		issued, err = insert(ctx, tx, k, p.Mode)
-		return err
+		if issued, err = insert(ctx, tx, k, p.Mode); err != nil {
+			return err
+		}
+		return recordBy(ctx, tx, p, audit.Create, k, createdFields(k), now)
 	})
 	var ae *apierr.Error
 	switch {
@@ -140,7 +143,7 @@ func insert(ctx context.Context, tx store.Tx, k *apikey.Key, mode apikey.Mode) (
 	if err != nil {
 		return nil, err
 	}
-	k.ID, k.SecretHash = id, keys.Hash(secret)
+	k.ID, k.SecretHash, k.KeyHint = id, keys.Hash(secret), keys.Hint(secret)
 	if err := tx.InsertKey(ctx, k); err != nil {
 		return nil, err
 	}

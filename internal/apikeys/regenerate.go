@@ -9,6 +9,7 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
@@ -63,8 +64,13 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 		}); e != nil {
 			return e
 		}
-		issued, err = rotate(ctx, tx, target, p.Mode, grace, now)
-		return err
+		if issued, err = rotate(ctx, tx, target, p.Mode, grace, now); err != nil {
+			return err
+		}
+		if err := tx.LockAccount(ctx, target.AccountID); err != nil { // after the keys: the lock order
+			return err
+		}
+		return recordBy(ctx, tx, p, audit.Regenerate, target, rotatedFields(target), now)
 	})
 	if err != nil {
 		var ae *apierr.Error
@@ -130,10 +136,15 @@ func rotate(ctx context.Context, tx store.Tx, k *apikey.Key, mode apikey.Mode, g
 		}
 		k.PrevSecretHash, k.PrevSecretExpiresAt = k.SecretHash, &until
 	}
-	k.SecretHash = keys.Hash(secret)
+	k.SecretHash, k.KeyHint = keys.Hash(secret), keys.Hint(secret)
 	k.UpdatedAt = now
 	if err := tx.UpdateKey(ctx, k); err != nil {
 		return nil, err
 	}
 	return &Issued{Key: k, Mode: mode, Secret: secret}, nil
+}
+
+// rotatedFields are what an event says of a rotation.
+func rotatedFields(k *apikey.Key) map[string]any {
+	return map[string]any{"key_hint": k.KeyHint, "previous_key_expires_at": timeValue(k.PrevSecretExpiresAt)}
 }

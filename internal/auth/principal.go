@@ -33,8 +33,10 @@ type Principal struct {
 	// SecretHash is the hash of the secret presented, so that the policy can
 	// re-check it inside a write transaction. Never logged.
 	SecretHash []byte
-	// RequestID is the request this principal made, recorded with what it creates.
+	// RequestID is the request this principal made, recorded with what it
+	// creates; ClientIP is where it came from (audit events).
 	RequestID string
+	ClientIP  string
 }
 
 // CanActOn reports whether the principal may act on the account.

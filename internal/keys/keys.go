@@ -223,3 +223,12 @@ func Hint(secret string) string {
 	}
 	return prefix + "_" + mode + "_…" + rest[len(rest)-4:]
 }
+
+// NewEventID returns a random audit event id (evt_…).
+func NewEventID() (string, error) {
+	r, err := randomString(idRandomLen)
+	if err != nil {
+		return "", err
+	}
+	return "evt_" + r, nil
+}

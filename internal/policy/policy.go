@@ -38,6 +38,10 @@ type Action string
 const (
 	CreateKey     Action = "create"
 	RegenerateKey Action = "regenerate"
+	UpdateKey     Action = "update"
+	DeleteKey     Action = "delete"
+	ReadKeys      Action = "read"
+	ReadAudit     Action = "read audit"
 )
 
 // Permissions is the permission each action needs. It must equal the
@@ -45,7 +49,16 @@ const (
 var Permissions = map[Action]string{
 	CreateKey:     "account:api:key:create",
 	RegenerateKey: "account:api:key:update",
+	UpdateKey:     "account:api:key:update",
+	DeleteKey:     "account:api:key:delete",
+	ReadKeys:      "account:api:key:read",
+	ReadAudit:     "account:audit:read",
 }
+
+// changes reports whether an action changes a key, so that the power and
+// life rules apply: nobody rotates, edits, switches on or off, or revokes a
+// key holding more than they do. Reading hands out no secret.
+func changes(a Action) bool { return a != ReadKeys && a != ReadAudit }
 
 // Target is the key an action produces (create) or acts on (regenerate).
 type Target struct {
@@ -61,10 +74,10 @@ type Target struct {
 func CheckOperation(p *auth.Principal, need string) *apierr.Error {
 	switch {
 	case p.Kind == keys.KindPublishable:
-		return apierr.New(api.CodePublishableKeyForbidden, "Publishable keys cannot manage API keys; use a secret key")
+		return apierr.New(api.CodePublishableKeyForbidden, "Publishable keys cannot manage or read API keys; use a secret key")
 	case p.Replaced:
 		return apierr.New(api.CodeReplacedSecret,
-			"This secret was replaced and works only until its grace period ends; it cannot manage keys. Use the current secret")
+			"This secret was replaced and works only until its grace period ends; it cannot manage or read keys. Use the current secret")
 	case need == "" || !p.Permissions.Has(need):
 		return apierr.New(api.CodePermissionDenied, "Missing permission "+need).With("required", need)
 	}
@@ -89,10 +102,13 @@ func Authorize(p *auth.Principal, a Action, t Target) *apierr.Error {
 		return e
 	}
 	if !p.CanActOn(t.AccountID) {
-		if a == CreateKey {
+		if a == CreateKey || a == ReadKeys || a == ReadAudit {
 			return apierr.New(api.CodeAccountForbidden, "This credential may not act on this account").With("account_id", t.AccountID)
 		}
 		return apierr.KeyNotFound()
+	}
+	if !changes(a) {
+		return nil
 	}
 	if missing := p.Permissions.Missing(t.Permissions); len(missing) > 0 {
 		msg := "The new key would hold permissions that the caller lacks"
@@ -108,7 +124,7 @@ func Authorize(p *auth.Principal, a Action, t Target) *apierr.Error {
 				"A key that expires can only create keys that expire no later than itself: set expires_at at most "+limit).
 				With("max_expires_at", limit)
 		}
-		e := apierr.New(api.CodeLifetimeEscalation, "The key would outlive the credential that regenerates it").
+		e := apierr.New(api.CodeLifetimeEscalation, "The key outlives the credential that would change it").
 			With("credential_expires_at", limit)
 		if t.ExpiresAt != nil {
 			e = e.With("key_expires_at", t.ExpiresAt.UTC().Format(time.RFC3339))

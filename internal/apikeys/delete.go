@@ -1,0 +1,52 @@
+package apikeys
+
+import (
+	"context"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/policy"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// Delete revokes a custom key: marked deleted (kept for the record), its
+// secrets refused from the next request on (authentication reads the row;
+// nothing caches it), its name free again. Deleting a deleted key answers
+// the key as it is and records nothing, so a retry is harmless. Managed keys
+// are rotated, never deleted.
+func (s *Service) Delete(ctx context.Context, p *auth.Principal, id string) (*apikey.Key, error) {
+	var deleted *apikey.Key
+	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
+		target, caller, now, err := s.lockTarget(ctx, tx, p, id)
+		if err != nil {
+			return err
+		}
+		deleted = target
+		if target.Deleted {
+			return nil
+		}
+		if target.Managed {
+			return apierr.New(api.CodeManagedKeyNotDeletable, "Managed keys are rotated with regenerate, never deleted")
+		}
+		if e := policy.Authorize(caller, policy.DeleteKey, targetOf(target)); e != nil {
+			return e
+		}
+		if err := tx.LockAccount(ctx, target.AccountID); err != nil {
+			return err
+		}
+		target.Deleted, target.UpdatedAt = true, now
+		target.PrevSecretHash, target.PrevSecretExpiresAt = nil, nil
+		if err := tx.UpdateKey(ctx, target); err != nil {
+			return err
+		}
+		return recordBy(ctx, tx, p, audit.Delete, target, map[string]any{"deleted": true}, now)
+	})
+	if err != nil {
+		return nil, serviceError(err, "")
+	}
+	s.overlayUsage(p.Mode, deleted)
+	return deleted, nil
+}

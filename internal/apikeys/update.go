@@ -1,0 +1,148 @@
+package apikeys
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"time"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/policy"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// UpdateInput is an update request that passed schema validation: nil
+// fields keep their values.
+type UpdateInput struct {
+	Name      *string
+	Metadata  map[string]string // replaces the whole map when non-nil
+	Status    *string           // ACTIVE or INACTIVE
+	ExpiresAt *time.Time
+}
+
+// Update changes a key's name, metadata, status or expiry (only earlier).
+// The key must hold nothing the caller lacks and, for a caller that expires,
+// must not outlive it: switching a powerful key back on is handing its power
+// out again. The change and its audit event commit together.
+func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in UpdateInput) (*apikey.Key, error) {
+	var name string
+	if in.Name != nil {
+		n, e := CleanName(*in.Name)
+		if e != nil {
+			return nil, e
+		}
+		name = n
+	}
+	if in.Metadata != nil {
+		if e := checkMetadata(in.Metadata); e != nil {
+			return nil, e
+		}
+	}
+	var updated *apikey.Key
+	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
+		target, caller, now, err := s.lockTarget(ctx, tx, p, id)
+		if err != nil {
+			return err
+		}
+		if target.Deleted {
+			return apierr.New(api.CodeKeyDeleted, "The API key is deleted and cannot change").With("id", id)
+		}
+		if e := policy.Authorize(caller, policy.UpdateKey, targetOf(target)); e != nil {
+			return e
+		}
+		if target.Managed && (in.Name != nil || in.ExpiresAt != nil) {
+			return apierr.New(api.CodeManagedKeyFixed, "A managed key's name and expiry cannot change; update its metadata or status")
+		}
+		if exp := in.ExpiresAt; exp != nil {
+			if !exp.After(now) || exp.After(MaxExpiry) {
+				return apierr.New(api.CodeInvalidExpiry, "expires_at must be in the future and no later than 9999-12-31T23:59:59Z")
+			}
+			if target.ExpiresAt != nil && exp.After(*target.ExpiresAt) {
+				return apierr.New(api.CodeExpiryExtended, "expires_at can only move earlier").
+					With("expires_at", target.ExpiresAt.UTC().Format(time.RFC3339Nano))
+			}
+		}
+		if err := tx.LockAccount(ctx, target.AccountID); err != nil {
+			return err
+		}
+		changes, action := map[string]any{}, audit.Update
+		if in.Name != nil && name != target.Name {
+			if err := tx.ReleaseExpiredName(ctx, target.AccountID, name, now); err != nil {
+				return err
+			}
+			target.Name, changes["name"] = name, name
+		}
+		if in.Metadata != nil && !maps.Equal(in.Metadata, target.Metadata) {
+			target.Metadata, changes["metadata"] = in.Metadata, in.Metadata
+		}
+		if in.ExpiresAt != nil {
+			exp := in.ExpiresAt.UTC()
+			target.ExpiresAt, changes["expires_at"] = &exp, timeValue(&exp)
+			if pe := target.PrevSecretExpiresAt; pe != nil && pe.After(exp) {
+				target.PrevSecretExpiresAt = &exp // a replaced secret never outlives its key
+			}
+		}
+		if in.Status != nil && *in.Status != target.Status {
+			target.Status, changes["status"] = *in.Status, *in.Status
+			action = map[string]string{apikey.StatusInactive: audit.Disable, apikey.StatusActive: audit.Enable}[*in.Status]
+		}
+		updated = target
+		if len(changes) == 0 {
+			return nil // nothing changed: nothing written, nothing recorded
+		}
+		target.UpdatedAt = now
+		if err := tx.UpdateKey(ctx, target); err != nil {
+			return err
+		}
+		return recordBy(ctx, tx, p, action, target, changes, now)
+	})
+	if err != nil {
+		return nil, serviceError(err, name)
+	}
+	s.overlayUsage(p.Mode, updated)
+	return updated, nil
+}
+
+// lockTarget locks the target and the caller's own key (id order), reads the
+// clock once they are held, re-checks the caller and hides keys it may not
+// see: the common start of every unit that changes an existing key.
+func (s *Service) lockTarget(ctx context.Context, tx store.Tx, p *auth.Principal, id string) (target *apikey.Key, caller *auth.Principal, now time.Time, err error) {
+	target, callerKey, err := lockKeys(ctx, tx, id, p.KeyID)
+	if err != nil {
+		return nil, nil, now, err
+	}
+	now = s.now().UTC()
+	caller = p
+	if callerKey != nil {
+		if caller, err = policy.Current(p, callerKey, now); err != nil {
+			return nil, nil, now, err
+		}
+	}
+	if target == nil || !policy.Visible(caller, p.Mode, target) && !(target.Deleted && caller.CanActOn(target.AccountID)) {
+		return nil, nil, now, apierr.KeyNotFound()
+	}
+	return target, caller, now, nil
+}
+
+func targetOf(k *apikey.Key) policy.Target {
+	return policy.Target{AccountID: k.AccountID, Permissions: perm.FromMap(k.Permissions), ExpiresAt: k.ExpiresAt}
+}
+
+// serviceError maps what a unit of work returned to the API's errors.
+func serviceError(err error, name string) error {
+	var ae *apierr.Error
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, store.ErrDuplicateName):
+		return apierr.New(api.CodeDuplicateName, "An API key with this name already exists").With("name", name)
+	case errors.Is(err, store.ErrNotFound):
+		return apierr.KeyNotFound()
+	}
+	return apierr.Internal(err)
+}

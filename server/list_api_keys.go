@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apikeys"
+	"github.com/hsrcpay/apikeys/internal/auth"
+)
+
+// ListApiKeys is GET /api-keys/ (listApiKeys).
+func (h *handlers) ListApiKeys(ctx context.Context, req api.ListApiKeysRequestObject) (api.ListApiKeysResponseObject, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := req.Params
+	in := apikeys.ListInput{Managed: q.Managed, CreatedBy: deref(q.CreatedBy), Cursor: deref(q.Cursor), Limit: deref(q.Limit)}
+	if q.Status != nil {
+		in.Status = string(*q.Status)
+	}
+	if q.Type != nil {
+		in.Type = string(*q.Type)
+	}
+	if q.Deleted != nil {
+		in.Deleted = *q.Deleted
+	}
+	page, err := h.svc.List(ctx, p, q.AccountId, in)
+	if err != nil {
+		return nil, err
+	}
+	now := h.svc.Now()
+	list := api.ApiKeyList{Object: api.ApiKeyListObjectList, Data: make([]api.ApiKeyView, 0, len(page.Items)), HasMore: page.NextCursor != ""}
+	for _, k := range page.Items {
+		list.Data = append(list.Data, toAPIKeyView(k, now))
+	}
+	if page.NextCursor != "" {
+		list.NextCursor = &page.NextCursor
+	}
+	return api.ListApiKeys200JSONResponse{Body: api.ApiKeyListEnvelope{Message: "success", Success: true, Data: list}}, nil
+}
+
+// principal is the authenticated caller the middleware stored.
+func principal(ctx context.Context) (*auth.Principal, error) {
+	if p := auth.FromContext(ctx); p != nil {
+		return p, nil
+	}
+	return nil, errNoPrincipal
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
