@@ -49,9 +49,14 @@ type Repository interface {
 	ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error)
 	// RecordUsage moves last_used_at/ip forward, never backward.
 	RecordUsage(ctx context.Context, batch []Usage) error
-	// ListKeys returns a page of an account's keys in (created_at, id) order.
+	// ListKeys returns a page of an account's keys in (created_at, id) order,
+	// ids compared bytewise. An unknown Status or a Limit below 1 is an error.
 	ListKeys(ctx context.Context, f KeyFilter) ([]*apikey.Key, error)
-	// ListAuditEvents returns a page of an account's events, newest first.
+	// ListAuditEvents returns a page of an account's events, newest first
+	// (a Limit below 1 is an error). Changes hold JSON values as
+	// encoding/json decodes them, except numbers: json.Number for an integer
+	// that fits in 64 bits, float64 otherwise, so that they re-encode to the
+	// bytes that were hashed.
 	ListAuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error)
 	// AuditAccounts lists every account with its chain's head, for verification.
 	AuditAccounts(ctx context.Context) ([]AuditHead, error)
@@ -72,8 +77,9 @@ type Tx interface {
 	// LockAccount locks the account until commit (ErrNoAccount if none):
 	// creates on one account run one after another, so a cap holds.
 	LockAccount(ctx context.Context, id string) error
-	// DeleteAccount removes an account and all its keys: only to undo a
-	// provisioning that did not complete (no secret of it was ever shown).
+	// DeleteAccount removes an account, all its keys and its audit events:
+	// only to undo a provisioning that did not complete (no secret of it was
+	// ever shown).
 	DeleteAccount(ctx context.Context, id string) error
 	// Key reads a key and locks it until commit (ErrNotFound if none).
 	Key(ctx context.Context, id string) (*apikey.Key, error)
@@ -92,6 +98,9 @@ type Tx interface {
 	// AppendAuditEvent seals e after the account's chain head and stores it
 	// with the new head. The unit must hold the account's lock (LockAccount
 	// or CreateAccount), so that appends to one chain run one at a time.
+	// e.Mode "" is the repository's mode, another mode an error; e.Changes
+	// becomes what reads return (see ListAuditEvents), which is what is
+	// hashed. ErrNoAccount if the account does not exist.
 	AppendAuditEvent(ctx context.Context, e *audit.Event) error
 }
 

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,7 +66,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	s := &Store{pool: pool, repos: map[apikey.Mode]*Repo{}}
 	for _, m := range apikey.Modes {
-		s.repos[m] = newRepo(pool, Schemas[m])
+		s.repos[m] = newRepo(pool, m)
 	}
 	return s, nil
 }
@@ -141,31 +142,46 @@ func (s *Store) Close() error {
 // Repo is one mode's schema.
 type Repo struct {
 	pool *pgxpool.Pool
+	mode apikey.Mode // what the events appended here belong to
 	q    queries
 }
 
 type queries struct {
-	createAccount, accountExists, lockAccount, deleteAccountKeys, deleteAccount, insertKey, getKey,
+	createAccount, accountExists, lockAccount, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
 	keyBySecretHash, listManaged, getKeyForUpdate, countActive, releaseName, updateKey, recordUsage string
+	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
+	// which the filters extend.
+	listKeys, listEvents, auditChain, auditAccounts, auditHead, insertEvent, setAuditHead string
 }
 
 // insertColumns are what InsertKey writes: a new key has no previous secret.
 const insertColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
-	last_used_at, last_used_ip, expires_at, created_at, updated_at, created_by_kind, created_by_id, created_by_request`
+	last_used_at, last_used_ip, expires_at, created_at, updated_at, created_by_kind, created_by_id, created_by_request,
+	key_hint`
 
 const keyColumns = insertColumns + `, prev_secret_hash, prev_secret_expires_at`
 
-func newRepo(pool *pgxpool.Pool, schema string) *Repo {
+const eventColumns = `account_id, seq, id, mode, action, key_id, actor_kind, actor_id, request_id,
+	client_ip, created_at, changes`
+
+// eventSelect reads changes as text, which auditrow.Decode reads.
+const eventSelect = `account_id, seq, id, mode, action, key_id, actor_kind, actor_id, request_id,
+	client_ip, created_at, changes::text, prev_hash, hash`
+
+func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
+	schema := Schemas[mode]
 	accounts := pgx.Identifier{schema, "accounts"}.Sanitize()
 	keys := pgx.Identifier{schema, "api_keys"}.Sanitize()
-	return &Repo{pool: pool, q: queries{
-		createAccount:     `INSERT INTO ` + accounts + ` (id, created_at) VALUES ($1, $2)`,
-		accountExists:     `SELECT EXISTS (SELECT 1 FROM ` + accounts + ` WHERE id = $1)`,
-		lockAccount:       `SELECT 1 FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
-		deleteAccountKeys: `DELETE FROM ` + keys + ` WHERE account_id = $1`,
-		deleteAccount:     `DELETE FROM ` + accounts + ` WHERE id = $1`,
+	events := pgx.Identifier{schema, "audit_events"}.Sanitize()
+	return &Repo{pool: pool, mode: mode, q: queries{
+		createAccount:       `INSERT INTO ` + accounts + ` (id, created_at) VALUES ($1, $2)`,
+		accountExists:       `SELECT EXISTS (SELECT 1 FROM ` + accounts + ` WHERE id = $1)`,
+		lockAccount:         `SELECT 1 FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
+		deleteAccountEvents: `DELETE FROM ` + events + ` WHERE account_id = $1`,
+		deleteAccountKeys:   `DELETE FROM ` + keys + ` WHERE account_id = $1`,
+		deleteAccount:       `DELETE FROM ` + accounts + ` WHERE id = $1`,
 		insertKey: `INSERT INTO ` + keys + ` (` + insertColumns + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		countActive: `SELECT count(*) FROM ` + keys + `
 			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2)`,
 		releaseName: `UPDATE ` + keys + ` SET name_released = TRUE
@@ -182,9 +198,20 @@ func newRepo(pool *pgxpool.Pool, schema string) *Repo {
 		getKeyForUpdate: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1 FOR UPDATE`,
 		updateKey: `UPDATE ` + keys + ` SET name = $1, secret_hash = $2, permissions = $3, metadata = $4,
 			status = $5, deleted = $6, expires_at = $7, updated_at = $8,
-			prev_secret_hash = $9, prev_secret_expires_at = $10 WHERE id = $11`,
+			prev_secret_hash = $9, prev_secret_expires_at = $10, key_hint = $11 WHERE id = $12`,
 		recordUsage: `UPDATE ` + keys + ` SET last_used_at = $1, last_used_ip = $2
 			WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)`,
+		listKeys:      `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE account_id = $1`,
+		listEvents:    `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1`,
+		auditChain:    `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1 ORDER BY seq`,
+		auditAccounts: `SELECT id, audit_seq, audit_head FROM ` + accounts + ` ORDER BY id COLLATE "C"`,
+		// FOR UPDATE again: the unit holds the lock already (LockAccount or
+		// CreateAccount), and taking it here keeps appends to one chain
+		// serial even for a caller that forgot.
+		auditHead: `SELECT audit_seq, audit_head FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
+		insertEvent: `INSERT INTO ` + events + ` (` + eventColumns + `, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		setAuditHead: `UPDATE ` + accounts + ` SET audit_seq = $1, audit_head = $2 WHERE id = $3`,
 	}}
 }
 
@@ -214,7 +241,7 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
 		return err
 	}
 	defer pgTx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
-	if err := fn(&tx{q: &r.q, tx: pgTx}); err != nil {
+	if err := fn(&tx{q: &r.q, mode: r.mode, tx: pgTx}); err != nil {
 		return err
 	}
 	return pgTx.Commit(ctx)
@@ -222,8 +249,9 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
 
 // tx is one unit of work on a Repo.
 type tx struct {
-	q  *queries
-	tx pgx.Tx
+	q    *queries
+	mode apikey.Mode
+	tx   pgx.Tx
 }
 
 var (
@@ -246,6 +274,10 @@ func (t *tx) LockAccount(ctx context.Context, id string) error {
 }
 
 func (t *tx) DeleteAccount(ctx context.Context, id string) error {
+	// Its events too: the account row that records the chain's head goes.
+	if _, err := t.tx.Exec(ctx, t.q.deleteAccountEvents, id); err != nil {
+		return err
+	}
 	if _, err := t.tx.Exec(ctx, t.q.deleteAccountKeys, id); err != nil {
 		return err
 	}
@@ -273,7 +305,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	_, err := t.tx.Exec(ctx, t.q.insertKey,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Managed, k.Deleted,
 		k.LastUsedAt, k.LastUsedIP, k.ExpiresAt, k.CreatedAt, k.UpdatedAt,
-		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID)
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint))
 	return mapErr(err)
 }
 
@@ -281,7 +313,7 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	normalize(k)
 	_, err := t.tx.Exec(ctx, t.q.updateKey,
 		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
-		k.PrevSecretHash, k.PrevSecretExpiresAt, k.ID)
+		k.PrevSecretHash, k.PrevSecretExpiresAt, nullIfEmpty(k.KeyHint), k.ID)
 	return mapErr(err)
 }
 
@@ -357,16 +389,30 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
 	return r.pool.SendBatch(ctx, &b).Close()
 }
 
+// nullIfEmpty stores an absent hint as NULL, as keys from before hints were kept have it.
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 func scanKey(row pgx.Row) (*apikey.Key, error) {
-	var k apikey.Key
+	var (
+		k    apikey.Key
+		hint *string
+	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &k.Permissions, &k.Metadata, &k.Status,
 		&k.Managed, &k.Deleted, &k.LastUsedAt, &k.LastUsedIP, &k.ExpiresAt, &k.CreatedAt, &k.UpdatedAt,
-		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &k.PrevSecretHash, &k.PrevSecretExpiresAt)
+		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &hint, &k.PrevSecretHash, &k.PrevSecretExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
+	}
+	if hint != nil { // NULL: a key from before hints were kept
+		k.KeyHint = *hint
 	}
 	k.CreatedAt = k.CreatedAt.UTC()
 	k.UpdatedAt = k.UpdatedAt.UTC()
@@ -383,7 +429,8 @@ func scanKey(row pgx.Row) (*apikey.Key, error) {
 // (see migrations/).
 func mapErr(err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23503" && pe.ConstraintName == "api_keys_account_fkey" {
+	if errors.As(err, &pe) && pe.Code == "23503" &&
+		(pe.ConstraintName == "api_keys_account_fkey" || pe.ConstraintName == "audit_events_account_fkey") {
 		return store.ErrNoAccount
 	}
 	if errors.As(err, &pe) && pe.Code == "23505" {
@@ -397,4 +444,66 @@ func mapErr(err error) error {
 		}
 	}
 	return err
+}
+
+// statusExpired is the list filter for ACTIVE keys past their expiry (a
+// status computed at read time, never stored).
+const statusExpired = "EXPIRED"
+
+// args collects a query's bound parameters and names their placeholders.
+type args []any
+
+func (a *args) add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
+}
+
+// ListKeys pages in (created_at, id) order from the cursor on (keyset
+// pagination: keys created or deleted between pages move no other key
+// across the page boundary). Ids compare with COLLATE "C", bytewise as in
+// SQLite, which the index api_keys_account_created is built with.
+func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) ([]*apikey.Key, error) {
+	if f.Limit <= 0 {
+		return nil, fmt.Errorf("postgres: list keys: limit %d, want at least 1", f.Limit)
+	}
+	a := args{f.AccountID}
+	q := r.q.listKeys + ` AND deleted = ` + a.add(f.Deleted)
+	switch f.Status {
+	case "":
+	case apikey.StatusActive:
+		q += ` AND status = ` + a.add(apikey.StatusActive) + ` AND (expires_at IS NULL OR expires_at > ` + a.add(pgTime(f.Now)) + `)`
+	case statusExpired:
+		q += ` AND status = ` + a.add(apikey.StatusActive) + ` AND expires_at <= ` + a.add(pgTime(f.Now))
+	case apikey.StatusInactive:
+		q += ` AND status = ` + a.add(apikey.StatusInactive)
+	default:
+		return nil, fmt.Errorf("postgres: list keys: unknown status %q", f.Status)
+	}
+	if f.Type != "" {
+		q += ` AND type = ` + a.add(f.Type)
+	}
+	if f.Managed != nil {
+		q += ` AND managed = ` + a.add(*f.Managed)
+	}
+	if f.CreatedBy != "" {
+		q += ` AND created_by_id = ` + a.add(f.CreatedBy)
+	}
+	if f.After != nil {
+		q += ` AND (created_at, id COLLATE "C") > (` + a.add(pgTime(f.After.CreatedAt)) + `, ` + a.add(f.After.ID) + `)`
+	}
+	q += ` ORDER BY created_at, id COLLATE "C" LIMIT ` + a.add(f.Limit)
+	rows, err := r.pool.Query(ctx, q, a...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*apikey.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
 }

@@ -56,7 +56,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	}
 	s := &Store{repos: map[apikey.Mode]*Repo{}}
 	for _, m := range apikey.Modes {
-		r, err := openRepo(ctx, filepath.Join(dir, FileNames[m]), opt)
+		r, err := openRepo(ctx, m, filepath.Join(dir, FileNames[m]), opt)
 		if err != nil {
 			s.Close()
 			return nil, err
@@ -66,7 +66,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	return s, nil
 }
 
-func openRepo(ctx context.Context, path string, opt Options) (*Repo, error) {
+func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (*Repo, error) {
 	// _txlock=immediate takes the write lock at BEGIN, so read-modify-write
 	// transactions serialize instead of failing with SQLITE_BUSY on upgrade.
 	dsn := "file:" + path + "?_txlock=immediate" +
@@ -94,7 +94,7 @@ func openRepo(ctx context.Context, path string, opt Options) (*Repo, error) {
 		db.Close()
 		return nil, err
 	}
-	r := &Repo{db: db}
+	r := &Repo{db: db, mode: mode}
 	if err := r.prepare(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: prepare %s: %w", path, err)
@@ -126,10 +126,13 @@ func (s *Store) Close() error {
 
 // Repo is one mode's database.
 type Repo struct {
-	db *sql.DB
+	db   *sql.DB
+	mode apikey.Mode // what the events appended here belong to
 	// The hot statements, compiled once per connection instead of per call
-	// (statement compilation was ~11% of the server's CPU under load).
+	// (statement compilation was ~11% of the server's CPU under load). Every
+	// change to a key appends an audit event, so those statements too.
 	insertKey, getKey, byHash, updateKey *sql.Stmt
+	auditHead, insertEvent, setAuditHead *sql.Stmt
 }
 
 var _ store.Repository = (*Repo)(nil)
@@ -142,15 +145,20 @@ func (r *Repo) prepare(ctx context.Context) error {
 		{&r.insertKey, `INSERT INTO api_keys
 		(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 		 last_used_at, last_used_ip, expires_at, created_at, updated_at,
-		 created_by_kind, created_by_id, created_by_request)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		 created_by_kind, created_by_id, created_by_request, key_hint)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&r.getKey, `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`},
 		// One lookup for the current or the previous secret (both indexed);
 		// the current one wins, as in the PostgreSQL store.
 		{&r.byHash, `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?1 OR prev_secret_hash = ?1
 		ORDER BY secret_hash = ?1 DESC LIMIT 1`},
 		{&r.updateKey, `UPDATE api_keys SET name = ?, secret_hash = ?, permissions = ?, metadata = ?,
-		status = ?, deleted = ?, expires_at = ?, updated_at = ?, prev_secret_hash = ?, prev_secret_expires_at = ? WHERE id = ?`},
+		status = ?, deleted = ?, expires_at = ?, updated_at = ?, prev_secret_hash = ?, prev_secret_expires_at = ?,
+		key_hint = ? WHERE id = ?`},
+		{&r.auditHead, `SELECT audit_seq, audit_head FROM accounts WHERE id = ?`},
+		{&r.insertEvent, `INSERT INTO audit_events (` + eventColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&r.setAuditHead, `UPDATE accounts SET audit_seq = ?, audit_head = ? WHERE id = ?`},
 	} {
 		st, err := r.db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -222,6 +230,10 @@ func (t *tx) LockAccount(ctx context.Context, id string) error {
 }
 
 func (t *tx) DeleteAccount(ctx context.Context, id string) error {
+	// Its events too: the account row that records the chain's head goes.
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM audit_events WHERE account_id = ?`, id); err != nil {
+		return err
+	}
 	if _, err := t.tx.ExecContext(ctx, `DELETE FROM api_keys WHERE account_id = ?`, id); err != nil {
 		return err
 	}
@@ -255,7 +267,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	_, err = t.tx.StmtContext(ctx, t.r.insertKey).ExecContext(ctx,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
-		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID)
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint))
 	return mapInsertErr(err)
 }
 
@@ -266,14 +278,14 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	}
 	_, err = t.tx.StmtContext(ctx, t.r.updateKey).ExecContext(ctx,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
-		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), k.ID)
+		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID)
 	return mapInsertErr(err)
 }
 
 func mapInsertErr(err error) error {
 	var se *sqlite3.Error
 	if errors.As(err, &se) && se.Code() == sqlite3lib.SQLITE_CONSTRAINT_FOREIGNKEY {
-		return store.ErrNoAccount // the only foreign key: api_keys.account_id
+		return store.ErrNoAccount // the foreign keys are account_id's (api_keys, audit_events)
 	}
 	if isUnique(err) {
 		if strings.Contains(err.Error(), "api_keys.name") {
@@ -286,7 +298,7 @@ func mapInsertErr(err error) error {
 
 const keyColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at,
-	created_by_kind, created_by_id, created_by_request`
+	created_by_kind, created_by_id, created_by_request, key_hint`
 
 func (r *Repo) GetKey(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(r.getKey.QueryRowContext(ctx, id))
@@ -338,6 +350,68 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
 	return tx.Commit()
 }
 
+// statusExpired is the list filter for ACTIVE keys past their expiry (a
+// status computed at read time, never stored).
+const statusExpired = "EXPIRED"
+
+// ListKeys pages in (created_at, id) order from the cursor on (keyset
+// pagination: keys created or deleted between pages move no other key
+// across the page boundary). created_at compares as fixed-width text and ids
+// bytewise (BINARY), as PostgreSQL's COLLATE "C" does.
+func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) ([]*apikey.Key, error) {
+	if f.Limit <= 0 {
+		return nil, fmt.Errorf("sqlite: list keys: limit %d, want at least 1", f.Limit)
+	}
+	q := `SELECT ` + keyColumns + ` FROM api_keys WHERE account_id = ? AND deleted = ?`
+	args := []any{f.AccountID, f.Deleted}
+	switch now := fmtTime(f.Now); f.Status {
+	case "":
+	case apikey.StatusActive:
+		q += ` AND status = ? AND (expires_at IS NULL OR expires_at > ?)`
+		args = append(args, apikey.StatusActive, now)
+	case statusExpired:
+		q += ` AND status = ? AND expires_at <= ?`
+		args = append(args, apikey.StatusActive, now)
+	case apikey.StatusInactive:
+		q += ` AND status = ?`
+		args = append(args, apikey.StatusInactive)
+	default:
+		return nil, fmt.Errorf("sqlite: list keys: unknown status %q", f.Status)
+	}
+	if f.Type != "" {
+		q += ` AND type = ?`
+		args = append(args, f.Type)
+	}
+	if f.Managed != nil {
+		q += ` AND managed = ?`
+		args = append(args, *f.Managed)
+	}
+	if f.CreatedBy != "" {
+		q += ` AND created_by_id = ?`
+		args = append(args, f.CreatedBy)
+	}
+	if f.After != nil {
+		q += ` AND (created_at, id) > (?, ?)`
+		args = append(args, fmtTime(f.After.CreatedAt), f.After.ID)
+	}
+	q += ` ORDER BY created_at, id LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := r.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []*apikey.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
 type scanner interface{ Scan(...any) error }
 
 func scanKey(row scanner) (*apikey.Key, error) {
@@ -346,12 +420,12 @@ func scanKey(row scanner) (*apikey.Key, error) {
 		perms, meta           string
 		lastUsedAt, expiresAt sql.NullString
 		prevExpiresAt         sql.NullString
-		lastUsedIP            sql.NullString
+		lastUsedIP, keyHint   sql.NullString
 		createdAt, updatedAt  string
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &perms, &meta, &k.Status,
 		&k.Managed, &k.Deleted, &lastUsedAt, &lastUsedIP, &expiresAt, &createdAt, &updatedAt,
-		&k.PrevSecretHash, &prevExpiresAt, &k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID)
+		&k.PrevSecretHash, &prevExpiresAt, &k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &keyHint)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -385,6 +459,7 @@ func scanKey(row scanner) (*apikey.Key, error) {
 	if lastUsedIP.Valid {
 		k.LastUsedIP = &lastUsedIP.String
 	}
+	k.KeyHint = keyHint.String // NULL: a key from before hints were kept
 	return &k, nil
 }
 
@@ -401,6 +476,14 @@ func encodeMaps(k *apikey.Key) (string, string, error) {
 	}
 	m, err := json.Marshal(k.Metadata)
 	return string(p), string(m), err
+}
+
+// nullIfEmpty stores an absent hint as NULL, as keys from before hints were kept have it.
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 // nilIfEmpty stores an absent hash as NULL, which the partial unique index skips.

@@ -1,0 +1,124 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
+	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/internal/auditrow"
+)
+
+const eventColumns = `account_id, seq, id, mode, action, key_id, actor_kind, actor_id, request_id,
+	client_ip, created_at, changes, prev_hash, hash`
+
+// AppendAuditEvent reads the chain's head from the account row, seals e after
+// it and moves the head to e. The transaction holds the database's write lock
+// from BEGIN, so no other append can come between the read and the write.
+func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
+	changes, err := auditrow.Prepare(e, t.r.mode)
+	if err != nil {
+		return fmt.Errorf("sqlite: %w", err)
+	}
+	var seq int64
+	var head string
+	err = t.tx.StmtContext(ctx, t.r.auditHead).QueryRowContext(ctx, e.AccountID).Scan(&seq, &head)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNoAccount
+	}
+	if err != nil {
+		return err
+	}
+	if err := e.Seal(seq, head); err != nil {
+		return err
+	}
+	_, err = t.tx.StmtContext(ctx, t.r.insertEvent).ExecContext(ctx,
+		e.AccountID, e.Seq, e.ID, string(e.Mode), e.Action, e.KeyID, e.Actor.Kind, e.Actor.ID, e.Actor.RequestID,
+		e.ClientIP, fmtTime(e.CreatedAt), string(changes), e.PrevHash, e.Hash)
+	if err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("sqlite: audit event %s (seq %d): %w", e.ID, e.Seq, err)
+		}
+		return mapInsertErr(err)
+	}
+	_, err = t.tx.StmtContext(ctx, t.r.setAuditHead).ExecContext(ctx, e.Seq, e.Hash, e.AccountID)
+	return err
+}
+
+// ListAuditEvents pages newest first; the primary key (account_id, seq) or
+// the key_id/action indexes serve it.
+func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
+	if f.Limit <= 0 {
+		return nil, fmt.Errorf("sqlite: list audit events: limit %d, want at least 1", f.Limit)
+	}
+	q := `SELECT ` + eventColumns + ` FROM audit_events WHERE account_id = ?`
+	args := []any{f.AccountID}
+	if f.Before > 0 {
+		q += ` AND seq < ?`
+		args = append(args, f.Before)
+	}
+	if f.KeyID != "" {
+		q += ` AND key_id = ?`
+		args = append(args, f.KeyID)
+	}
+	if f.Action != "" {
+		q += ` AND action = ?`
+		args = append(args, f.Action)
+	}
+	q += ` ORDER BY seq DESC LIMIT ?`
+	args = append(args, f.Limit)
+	return r.events(ctx, q, args...)
+}
+
+func (r *Repo) AuditChain(ctx context.Context, accountID string) ([]audit.Event, error) {
+	return r.events(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE account_id = ? ORDER BY seq`, accountID)
+}
+
+func (r *Repo) AuditAccounts(ctx context.Context) ([]store.AuditHead, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT id, audit_seq, audit_head FROM accounts ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.AuditHead{}
+	for rows.Next() {
+		var h store.AuditHead
+		if err := rows.Scan(&h.AccountID, &h.Seq, &h.Hash); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event, error) {
+	rows, err := r.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []audit.Event{}
+	for rows.Next() {
+		var (
+			e                 audit.Event
+			mode, at, changes string
+		)
+		err := rows.Scan(&e.AccountID, &e.Seq, &e.ID, &mode, &e.Action, &e.KeyID, &e.Actor.Kind, &e.Actor.ID,
+			&e.Actor.RequestID, &e.ClientIP, &at, &changes, &e.PrevHash, &e.Hash)
+		if err != nil {
+			return nil, err
+		}
+		e.Mode = apikey.Mode(mode)
+		if e.CreatedAt, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("sqlite: audit event %s created_at: %w", e.ID, err)
+		}
+		if e.Changes, err = auditrow.Decode([]byte(changes)); err != nil {
+			return nil, fmt.Errorf("sqlite: audit event %s: %w", e.ID, err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
