@@ -1,8 +1,15 @@
 package sqlite_test
 
 import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/pressly/goose/v3"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
@@ -14,6 +21,109 @@ func TestConformance(t *testing.T) {
 		if err != nil {
 			t.Fatalf("sqlite.Open: %v", err)
 		}
-		return s
+		return raw{s}
 	})
+}
+
+// raw gives the suite direct SQL on each mode's file (storetest.Raw).
+type raw struct{ *sqlite.Store }
+
+func (s raw) Exec(ctx context.Context, m apikey.Mode, query string, args ...any) (int64, error) {
+	res, err := s.DB(m).ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (s raw) QueryInt(ctx context.Context, m apikey.Mode, query string, args ...any) (int64, error) {
+	var n int64
+	err := s.DB(m).QueryRowContext(ctx, query, args...).Scan(&n)
+	return n, err
+}
+
+// TestMigration00004 seeds each mode's file at schema version 3 with SQL (as
+// a server of that version left it), lets Open migrate it, checks what 00004
+// did to the old rows, then migrates down to 3 and up again.
+func TestMigration00004(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	provider := func(db *sql.DB) *goose.Provider {
+		t.Helper()
+		p, err := goose.NewProvider(goose.DialectSQLite3, db, os.DirFS("migrations"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	openFile := func(m apikey.Mode) *sql.DB {
+		t.Helper()
+		db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileNames[m])+"?_pragma=foreign_keys(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	created := "2025-01-02T03:04:05.000000000Z"
+	for _, m := range apikey.Modes {
+		db := openFile(m)
+		if _, err := provider(db).UpTo(ctx, 3); err != nil {
+			t.Fatalf("%s: goose up to 3: %v", m, err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`, storetest.SeedAccount, created); err != nil {
+			t.Fatal(err)
+		}
+		for i, k := range storetest.Pre00004Keys {
+			_, err := db.ExecContext(ctx, `INSERT INTO api_keys (id, account_id, name, type, secret_hash, permissions,
+				metadata, status, managed, deleted, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, '{}', 'ACTIVE', ?, 0, ?, ?)`,
+				k.ID, storetest.SeedAccount, k.ID, k.Type, []byte{byte(i), 1, 2, 3}, k.Permissions, k.Managed, created, created)
+			if err != nil {
+				t.Fatalf("%s: seed %s: %v", m, k.ID, err)
+			}
+		}
+		db.Close()
+	}
+	s, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open on version 3: %v", err)
+	}
+	storetest.CheckMigrated00004(t, s)
+	s.Close()
+
+	for _, m := range apikey.Modes {
+		db := openFile(m)
+		if _, err := provider(db).DownTo(ctx, 3); err != nil {
+			t.Fatalf("%s: goose down to 3: %v", m, err)
+		}
+		got := map[string]string{}
+		rows, err := db.QueryContext(ctx, `SELECT id, permissions FROM api_keys`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, p string
+			if err := rows.Scan(&id, &p); err != nil {
+				t.Fatal(err)
+			}
+			got[id] = p
+		}
+		rows.Close()
+		storetest.CheckPermissionsDown00004(t, got)
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name IN ('audit_events', 'api_keys_account_created')
+			OR sql LIKE '%key_hint%' OR sql LIKE '%audit_seq%'`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s: after down, %d objects of 00004 remain (%v)", m, n, err)
+		}
+		db.Close()
+	}
+	// And up again, as a restart of the new version would.
+	s, err = sqlite.Open(ctx, dir, sqlite.Options{})
+	if err != nil {
+		t.Fatalf("Open after down: %v", err)
+	}
+	defer s.Close()
+	k, err := s.Repo(apikey.Live).GetKey(ctx, "key_managed_secret")
+	if err != nil || len(k.Permissions["account:audit"]) != 1 {
+		t.Errorf("after up again: %v, %v; want account:audit", k, err)
+	}
 }

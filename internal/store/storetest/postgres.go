@@ -92,9 +92,27 @@ func ping(u string) error {
 // It skips or fails as PostgresURL does when the server is unreachable.
 func FreshPostgresDB(t testing.TB) string {
 	t.Helper()
+	return freshDB(t, "")
+}
+
+var icuLocaleRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// FreshPostgresDBICU is FreshPostgresDB with an ICU locale (such as "en") as
+// the database's default collation, under which text does not order
+// bytewise ("key_a" < "key_B"): a store's orders must not depend on it.
+func FreshPostgresDBICU(t testing.TB, locale string) string {
+	t.Helper()
+	if !icuLocaleRE.MatchString(locale) {
+		t.Fatalf("storetest: ICU locale %q", locale)
+	}
+	return freshDB(t, ` TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '`+locale+`'`)
+}
+
+func freshDB(t testing.TB, options string) string {
+	t.Helper()
 	admin := PostgresURL(t)
 	name := "hsrcpay_t_" + randomHex(8)
-	if err := adminExec(admin, `CREATE DATABASE `+name); err != nil {
+	if err := adminExec(admin, `CREATE DATABASE `+name+options); err != nil {
 		t.Fatalf("storetest: create database %s on %s: %v", name, redact(admin), err)
 	}
 	// Registered first, so it runs after cleanups the test adds later (such

@@ -5,6 +5,9 @@
 //		storetest.Run(t, func(t *testing.T) store.Store { … a fresh, empty store … })
 //	}
 //
+// The store open returns must also implement Raw (direct SQL), which the
+// tests that look or change rows behind the store's back use.
+//
 // Timestamps are compared to the microsecond: PostgreSQL keeps microseconds,
 // SQLite nanoseconds.
 package storetest
@@ -55,6 +58,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordUsageForwardOnly", testRecordUsageForwardOnly},
 		{"RecordUsageConcurrent", testRecordUsageConcurrent},
 		{"ModesIsolated", testModesIsolated},
+		{"KeyHint", testKeyHint},
+		{"ListKeysFilters", testListKeysFilters},
+		{"ListKeysPagination", testListKeysPagination},
+		{"AuditChain", testAuditChain},
+		{"AuditAppendAborted", testAuditAppendAborted},
+		{"AuditAppendErrors", testAuditAppendErrors},
+		{"AuditConcurrentAppends", testAuditConcurrentAppends},
+		{"AuditTampering", testAuditTampering},
+		{"ListAuditEvents", testListAuditEvents},
+		{"AuditModesIsolated", testAuditModesIsolated},
+		{"DeleteAccountWithEvents", testDeleteAccountWithEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -226,6 +240,7 @@ func checkKeyIn(t *testing.T, what string, got, want *apikey.Key, utc bool) {
 	eq("AccountID", got.AccountID, want.AccountID)
 	eq("Name", got.Name, want.Name)
 	eq("Type", got.Type, want.Type)
+	eq("KeyHint", got.KeyHint, want.KeyHint)
 	if !bytes.Equal(got.SecretHash, want.SecretHash) {
 		t.Errorf("%s: SecretHash = %x, want %x", what, got.SecretHash, want.SecretHash)
 	}
@@ -294,6 +309,7 @@ func testInsertAndGet(t *testing.T, s store.Store) {
 	full := newKey("key_full", "acct_1", "Full key")
 	full.Type = apikey.TypePublishable
 	full.SecretHash = append([]byte{0x00, 0xff, 0x00}, newHash()...) // NULs and high bytes
+	full.KeyHint = "pk_test_…3kP9"
 	full.Permissions = map[string][]string{"api_keys": {"read", "write"}, "payments": {"read"}, "refunds": {}}
 	full.Metadata = map[string]string{"env": "ci", "owner": "ünïcode ✓", "empty": ""}
 	full.Status = apikey.StatusInactive
