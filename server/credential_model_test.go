@@ -57,6 +57,7 @@ var csmCatalog = []string{
 	"payment:create", "payment:read", "payment:update", "payment:cancel",
 	"refund:create", "refund:read",
 	"webhook:create", "webhook:read", "webhook:update", "webhook:delete",
+	"account:audit:read",
 }
 
 // csmPublishable is what a managed publishable key holds: the catalog's read

@@ -22,7 +22,7 @@ import (
 var everyPermission = client.Permissions{
 	"account": {"read", "update"}, "account:api:key": {"create", "read", "update", "delete"},
 	"customer": {"create", "read", "update", "delete"}, "payment": {"create", "read", "update", "cancel"},
-	"refund": {"create", "read"}, "webhook": {"create", "read", "update", "delete"},
+	"refund": {"create", "read"}, "webhook": {"create", "read", "update", "delete"}, "account:audit": {"read"},
 }
 
 func mustCreate(t *testing.T, c *client.Client, req client.CreateAPIKeyRequest) *client.APIKey {

@@ -440,7 +440,7 @@ func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
 		{"no trailing slash", "POST", "/v1/api-keys?account_id=" + acct, "application/json", valid, auth, 404, oapi.CodeRouteNotFound},
 		{"unknown route", "GET", "/v1/nope", "", "", auth, 404, oapi.CodeRouteNotFound},
 		{"outside /v1", "GET", "/admin", "", "", auth, 404, oapi.CodeRouteNotFound},
-		{"wrong method", "GET", "/v1/api-keys/", "", "", auth, 405, oapi.CodeMethodNotAllowed},
+		{"wrong method", "PUT", "/v1/api-keys/", "", "", auth, 405, oapi.CodeMethodNotAllowed},
 		{"no token", "POST", create, "application/json", valid, "", 401, oapi.CodeMissingCredentials},
 		{"Bearer alone", "POST", create, "application/json", valid, "Bearer", 401, oapi.CodeInvalidCredentials},
 		{"Bearer and spaces", "POST", create, "application/json", valid, "Bearer    ", 401, oapi.CodeInvalidCredentials},

@@ -30,6 +30,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -592,6 +593,41 @@ func (r *hxFlakyRepo) ListManagedKeys(ctx context.Context, accountID string) ([]
 		return nil, err
 	}
 	return r.inner.ListManagedKeys(ctx, accountID)
+}
+
+func (r *hxFlakyRepo) ListKeys(ctx context.Context, f store.KeyFilter) ([]*apikey.Key, error) {
+	if err := r.read(); err != nil {
+		return nil, err
+	}
+	return r.inner.ListKeys(ctx, f)
+}
+
+func (r *hxFlakyRepo) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
+	if err := r.read(); err != nil {
+		return nil, err
+	}
+	return r.inner.ListAuditEvents(ctx, f)
+}
+
+func (r *hxFlakyRepo) AuditAccounts(ctx context.Context) ([]store.AuditHead, error) {
+	if err := r.read(); err != nil {
+		return nil, err
+	}
+	return r.inner.AuditAccounts(ctx)
+}
+
+func (r *hxFlakyRepo) AuditChain(ctx context.Context, accountID string) ([]audit.Event, error) {
+	if err := r.read(); err != nil {
+		return nil, err
+	}
+	return r.inner.AuditChain(ctx, accountID)
+}
+
+func (t *hxFlakyTx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
+	if err := t.r.write(); err != nil {
+		return err
+	}
+	return t.Tx.AppendAuditEvent(ctx, e)
 }
 
 func (r *hxFlakyRepo) RecordUsage(ctx context.Context, batch []store.Usage) error {

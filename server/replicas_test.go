@@ -220,3 +220,30 @@ func TestTwoReplicas(t *testing.T) {
 		t.Fatalf("%d of 6 requests limited across replicas sharing a 4/s budget; want at least 2", limited)
 	}
 }
+
+// A key disabled or revoked through one replica is refused by the other on
+// the very next request (no credential cache), and its name is free there.
+func TestRevocationAcrossReplicas(t *testing.T) {
+	url := storetest.FreshPostgresDB(t)
+	a := testenv.New(t, testenv.Config{Store: openPostgres(t, url)})
+	b := testenv.New(t, testenv.Config{Store: openPostgres(t, url)})
+	m := a.Bootstrap(acct)[apikey.Sandbox]
+	disabled := customKey(t, a, m, "to disable", client.Permissions{"account:api:key": {"read"}}, nil)
+	revoked := customKey(t, a, m, "to revoke", client.Permissions{"account:api:key": {"read"}}, nil)
+	for _, k := range []*client.APIKey{disabled, revoked} {
+		if _, err := getKey(t, b.Client(k.Key), k.Id); err != nil {
+			t.Fatalf("before: %v", err)
+		}
+	}
+	if _, err := updateKey(t, a.Client(m.Secret), disabled.Id, oapi.UpdateApiKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deleteKey(t, a.Client(m.Secret), revoked.Id); err != nil {
+		t.Fatal(err)
+	}
+	refusedNow(t, b, disabled.Key)
+	refusedNow(t, b, revoked.Key)
+	if _, err := b.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("to revoke", client.Permissions{})); err != nil {
+		t.Fatalf("the revoked key's name on the other replica: %v", err)
+	}
+}

@@ -274,7 +274,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 // hxAllPermissionsJSON is every permission in the catalog, as a create body's permissions.
 const hxAllPermissionsJSON = `{"account":["read","update"],"account:api:key":["create","read","update","delete"],` +
 	`"customer":["create","read","update","delete"],"payment":["create","read","update","cancel"],` +
-	`"refund":["create","read"],"webhook":["create","read","update","delete"]}`
+	`"refund":["create","read"],"webhook":["create","read","update","delete"],"account:audit":["read"]}`
 
 // TestSecretsInURLsNeverLogged sends real keys and JWTs where a careless
 // client (or an attacker probing) puts them in the URL: whole and partial

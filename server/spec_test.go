@@ -73,7 +73,12 @@ func TestEveryOperationDeclaresPermission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"createApiKey": "account:api:key:create", "regenerateApiKey": "account:api:key:update"}
+	want := map[string]string{
+		"createApiKey": "account:api:key:create", "regenerateApiKey": "account:api:key:update",
+		"listApiKeys": "account:api:key:read", "getApiKey": "account:api:key:read",
+		"updateApiKey": "account:api:key:update", "deleteApiKey": "account:api:key:delete",
+		"listAuditEvents": "account:audit:read",
+	}
 	if !reflect.DeepEqual(spec.Permissions, want) {
 		t.Fatalf("permissions = %v, want %v", spec.Permissions, want)
 	}

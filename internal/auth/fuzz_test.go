@@ -23,6 +23,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -137,6 +138,16 @@ func (r *fakeRepo) ListManagedKeys(context.Context, string) ([]*apikey.Key, erro
 	return nil, errFake
 }
 func (r *fakeRepo) InTx(context.Context, func(store.Tx) error) error { return errFake }
+func (r *fakeRepo) ListKeys(context.Context, store.KeyFilter) ([]*apikey.Key, error) {
+	return nil, errFake
+}
+func (r *fakeRepo) ListAuditEvents(context.Context, store.AuditFilter) ([]audit.Event, error) {
+	return nil, errFake
+}
+func (r *fakeRepo) AuditAccounts(context.Context) ([]store.AuditHead, error) { return nil, errFake }
+func (r *fakeRepo) AuditChain(context.Context, string) ([]audit.Event, error) {
+	return nil, errFake
+}
 func (r *fakeRepo) RecordUsage(context.Context, []store.Usage) error { return errFake }
 
 func hashOf(s string) string { h := sha256.Sum256([]byte(s)); return string(h[:]) }

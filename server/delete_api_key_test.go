@@ -1,0 +1,91 @@
+package server_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/client/oapi"
+	"github.com/hsrcpay/apikeys/internal/testenv"
+)
+
+// DELETE /api-keys/{id}: a subtest per documented status.
+func TestDeleteAPIKey(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[sandbox]
+		admin := env.Client(m.Secret)
+
+		t.Run("200 revokes the secret and any grace secret at once, frees the name", func(t *testing.T) {
+			k := customKey(t, env, m, "leaked", client.Permissions{"account:api:key": {"read"}}, nil)
+			if _, err := getKey(t, env.Client(k.Key), k.Id); err != nil {
+				t.Fatalf("before: %v", err)
+			}
+			v, err := deleteKey(t, admin, k.Id)
+			if err != nil || !v.Deleted || v.Id != k.Id {
+				t.Fatalf("%+v %v", v, err)
+			}
+			refusedNow(t, env, k.Key)
+			// The name is free again.
+			customKey(t, env, m, "leaked", client.Permissions{}, nil)
+		})
+		t.Run("200 again for a deleted key (idempotent), one audit event", func(t *testing.T) {
+			k := customKey(t, env, m, "twice", client.Permissions{}, nil)
+			for i := 0; i < 2; i++ {
+				v, err := deleteKey(t, admin, k.Id)
+				if err != nil || !v.Deleted {
+					t.Fatalf("delete #%d: %+v %v", i+1, v, err)
+				}
+			}
+			page, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountId: acct, KeyId: &k.Id, Action: ptr(oapi.AuditDelete)})
+			if err != nil || len(page.Data) != 1 {
+				t.Fatalf("delete events: %+v %v", page, err)
+			}
+		})
+		t.Run("400 malformed id", func(t *testing.T) {
+			_, err := deleteKey(t, admin, "key_../x")
+			wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+		})
+		t.Run("401 revoked caller", func(t *testing.T) {
+			k := customKey(t, env, m, "deleter", client.Permissions{"account:api:key": {"delete"}}, nil)
+			if _, err := deleteKey(t, admin, k.Id); err != nil {
+				t.Fatal(err)
+			}
+			_, err := deleteKey(t, env.Client(k.Key), m.PublishableID)
+			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+		})
+		t.Run("403 power: a key cannot revoke one holding more", func(t *testing.T) {
+			weak := customKey(t, env, m, "weak deleter", client.Permissions{"account:api:key": {"delete"}}, nil)
+			strong := customKey(t, env, m, "strong", client.Permissions{"payment": {"create"}}, nil)
+			_, err := deleteKey(t, env.Client(weak.Key), strong.Id)
+			ae := wantAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+			if len(toStrings(ae.Details["missing"])) == 0 {
+				t.Fatalf("details %v", ae.Details)
+			}
+			_, err = deleteKey(t, env.Client(m.Publishable), strong.Id)
+			wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+		})
+		t.Run("403 life: an expiring key cannot revoke one that outlives it", func(t *testing.T) {
+			hour := time.Now().Add(time.Hour)
+			short := customKey(t, env, m, "short deleter", client.Permissions{"account:api:key": {"delete"}}, &hour)
+			forever := customKey(t, env, m, "forever", client.Permissions{}, nil)
+			_, err := deleteKey(t, env.Client(short.Key), forever.Id)
+			wantAPIError(t, err, 403, oapi.CodeLifetimeEscalation)
+		})
+		t.Run("404 unknown or another account's key", func(t *testing.T) {
+			_, err := deleteKey(t, admin, "key_doesnotexist0000")
+			wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+			other := env.Bootstrap("acct_other_del")[sandbox]
+			theirs, err := env.Client(other.Secret).CreateAPIKey(ctx, "acct_other_del", newKeyReq("theirs", client.Permissions{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = deleteKey(t, admin, theirs.Id)
+			wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+		})
+		t.Run("422 managed keys are rotated, never deleted", func(t *testing.T) {
+			_, err := deleteKey(t, admin, m.PublishableID)
+			wantAPIError(t, err, 422, oapi.CodeManagedKeyNotDeletable)
+		})
+	})
+}

@@ -1,0 +1,135 @@
+package server_test
+
+// Helpers shared by the lifecycle operations' tests (one file per
+// operation: list_api_keys_test.go, get_api_key_test.go, …). They drive the
+// generated client (client/oapi via client.Client.Raw) and turn its answers
+// into the client's typed errors.
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/client/oapi"
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/testenv"
+)
+
+// answer is the typed error of a non-2xx answer, nil otherwise.
+func answer(hr *http.Response, body []byte) error {
+	if hr.StatusCode < 300 {
+		return nil
+	}
+	return client.ParseError(hr, body)
+}
+
+func getKey(t *testing.T, c *client.Client, id string) (*oapi.ApiKeyView, error) {
+	t.Helper()
+	res, err := c.Raw().GetApiKeyWithResponse(ctx, id)
+	if err != nil {
+		t.Fatalf("get %s: %v", id, err)
+	}
+	if err := answer(res.HTTPResponse, res.Body); err != nil {
+		return nil, err
+	}
+	return &res.JSON200.Data, nil
+}
+
+func updateKey(t *testing.T, c *client.Client, id string, body oapi.UpdateApiKeyRequest) (*oapi.ApiKeyView, error) {
+	t.Helper()
+	res, err := c.Raw().UpdateApiKeyWithResponse(ctx, id, body)
+	if err != nil {
+		t.Fatalf("update %s: %v", id, err)
+	}
+	if err := answer(res.HTTPResponse, res.Body); err != nil {
+		return nil, err
+	}
+	return &res.JSON200.Data, nil
+}
+
+func deleteKey(t *testing.T, c *client.Client, id string) (*oapi.ApiKeyView, error) {
+	t.Helper()
+	res, err := c.Raw().DeleteApiKeyWithResponse(ctx, id)
+	if err != nil {
+		t.Fatalf("delete %s: %v", id, err)
+	}
+	if err := answer(res.HTTPResponse, res.Body); err != nil {
+		return nil, err
+	}
+	return &res.JSON200.Data, nil
+}
+
+func listPage(t *testing.T, c *client.Client, p oapi.ListApiKeysParams) (*oapi.ApiKeyList, error) {
+	t.Helper()
+	res, err := c.Raw().ListApiKeysWithResponse(ctx, &p)
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if err := answer(res.HTTPResponse, res.Body); err != nil {
+		return nil, err
+	}
+	return &res.JSON200.Data, nil
+}
+
+// listAll follows next_cursor to the end and returns every key.
+func listAll(t *testing.T, c *client.Client, p oapi.ListApiKeysParams) []oapi.ApiKeyView {
+	t.Helper()
+	var out []oapi.ApiKeyView
+	for {
+		page, err := listPage(t, c, p)
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		out = append(out, page.Data...)
+		if !page.HasMore {
+			if page.NextCursor != nil {
+				t.Fatal("last page with a next_cursor")
+			}
+			return out
+		}
+		p.Cursor = page.NextCursor
+	}
+}
+
+func auditPage(t *testing.T, c *client.Client, p oapi.ListAuditEventsParams) (*oapi.AuditEventList, error) {
+	t.Helper()
+	res, err := c.Raw().ListAuditEventsWithResponse(ctx, &p)
+	if err != nil {
+		t.Fatalf("audit: %v", err)
+	}
+	if err := answer(res.HTTPResponse, res.Body); err != nil {
+		return nil, err
+	}
+	return &res.JSON200.Data, nil
+}
+
+// auditAll follows next_cursor to the end: every event, newest first.
+func auditAll(t *testing.T, c *client.Client, account string) []oapi.AuditEvent {
+	t.Helper()
+	p := oapi.ListAuditEventsParams{AccountId: account}
+	var out []oapi.AuditEvent
+	for {
+		page, err := auditPage(t, c, p)
+		if err != nil {
+			t.Fatalf("audit: %v", err)
+		}
+		out = append(out, page.Data...)
+		if !page.HasMore {
+			return out
+		}
+		p.Cursor = page.NextCursor
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// customKey creates a custom key with perms by the account's managed secret.
+func customKey(t *testing.T, env *testenv.Env, m testenv.Managed, name string, perms client.Permissions, exp *time.Time) *client.APIKey {
+	t.Helper()
+	req := newKeyReq(name, perms)
+	req.ExpiresAt = exp
+	return mustCreate(t, env.Client(m.Secret), req)
+}
+
+var sandbox = apikey.Sandbox
