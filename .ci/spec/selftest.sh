@@ -118,7 +118,7 @@ breaking_case "breaking fails when a path is removed" api-path-removed-without-d
   "rename regenerate path" '\n  /api-keys/\{id\}/regenerate:\n' $'\n  /api-keys/{id}/rotate:\n'
 
 breaking_case "breaking fails when a response enum other than error.code grows" response-property-enum-value-added \
-  "add a key status" 'enum: \[ACTIVE, INACTIVE, EXPIRED\]' 'enum: [ACTIVE, INACTIVE, EXPIRED, FROZEN]'
+  "add a key status (ApiKey.status, a response)" 'enum: \[ACTIVE, INACTIVE, EXPIRED\]\n(\s+)last_used_at:' $'enum: [ACTIVE, INACTIVE, EXPIRED, FROZEN]\n$1last_used_at:'
 
 echo "spec-selftest: error codes are an open set"
 codes="$tmp/new-code.yaml"

@@ -90,6 +90,39 @@ func TestBootstrapHalfMadeAccountWritesNothing(t *testing.T) {
 	}
 }
 
+// audit verify passes on the chains bootstrap wrote and names the first
+// broken link once a row is edited behind the service's back.
+func TestAuditVerify(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("HSRCPAY_DATABASE_URL", "sqlite:"+dir)
+	var out, errb bytes.Buffer
+	if code := run([]string{"bootstrap", "--account", "acct_audit"}, &out, &errb); code != 0 {
+		t.Fatalf("bootstrap: exit %d: %s", code, errb.String())
+	}
+	out.Reset()
+	if code := run([]string{"audit", "verify"}, &out, &errb); code != 0 || !strings.Contains(out.String(), "4 events checked") {
+		t.Fatalf("intact chains: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	st, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.DB(apikey.Sandbox).Exec(`UPDATE audit_events SET client_ip = '203.0.113.66' WHERE account_id = 'acct_audit' AND seq = 2`)
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errb.Reset()
+	code := run([]string{"audit", "verify"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "acct_audit") || !strings.Contains(errb.String(), "test") || !strings.Contains(errb.String(), "seq 2") {
+		t.Fatalf("after an edit: exit %d, stderr %q", code, errb.String())
+	}
+	if code := run([]string{"audit"}, &out, &errb); code != 2 {
+		t.Fatalf("audit without verify: exit %d, want 2", code)
+	}
+}
+
 func TestBadConfigurationExitsNonZero(t *testing.T) {
 	for _, tc := range []struct {
 		env  map[string]string
