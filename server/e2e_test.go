@@ -367,6 +367,19 @@ func TestNoPlaintextSecretAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets = append(secrets, r.Key)
+	// The lifecycle writes keys and audit events again: none may hold a secret.
+	c = env.Client(r.Key)
+	k, err := c.CreateAPIKey(ctx, "acct_two", newKeyReq("lifecycle", client.Permissions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets = append(secrets, k.Key)
+	if _, err := updateKey(t, c, k.Id, oapi.UpdateApiKeyRequest{Name: ptr("renamed"), Status: ptr(oapi.UpdateInactive)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deleteKey(t, c, k.Id); err != nil {
+		t.Fatal(err)
+	}
 	env.FlushUsage()
 	files := env.SQLiteFiles()
 	if len(files) < 2 {
