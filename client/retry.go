@@ -2,29 +2,70 @@ package client
 
 import (
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"syscall"
 	"time"
 )
 
-// retryDoer retries only what cannot have had an effect: a 429 (the server
-// rejected it before doing anything) and a refused connection (nothing was
-// sent). A timeout or reset after sending is never retried: a create or
-// regenerate may have happened, and repeating it would issue another secret.
+// retryDoer retries only what is safe to repeat:
+//
+//   - any request after a 429 (the server rejected it before doing anything)
+//     or a refused connection (nothing was sent);
+//   - GET and DELETE requests also after a timeout or a connection that
+//     broke (reset, closed early): reading twice changes nothing, and
+//     deleting twice is idempotent by contract (the second delete answers
+//     200 with the deleted key).
+//
+// A POST or PATCH whose connection broke or timed out after sending is never
+// retried: a create or regenerate may have happened, and repeating it would
+// issue another secret; an update may have happened too, and the caller
+// should read the key to know (GetAPIKey). Nothing is retried once the
+// request's context is done.
 type retryDoer struct {
 	c       *http.Client
 	max     int
 	maxWait time.Duration
 }
 
+// idempotent reports whether repeating req after an unknown outcome is safe.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// transient reports whether a transport error may go away on its own: a
+// timeout, or a connection that broke. (Certificate and URL errors do not.)
+func transient(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op)
+}
+
 func (d *retryDoer) Do(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := d.c.Do(req)
+		backoff := time.Duration(100<<attempt) * time.Millisecond
 		var wait time.Duration
 		switch {
+		case err != nil && req.Context().Err() != nil:
+			return res, err
 		case err != nil && errors.Is(err, syscall.ECONNREFUSED):
-			wait = time.Duration(100<<attempt) * time.Millisecond
+			wait = backoff
+		case err != nil && idempotent(req) && transient(err):
+			wait = backoff
 		case err == nil && res.StatusCode == http.StatusTooManyRequests:
 			s, perr := strconv.Atoi(res.Header.Get("Retry-After"))
 			if perr != nil || s < 0 {
