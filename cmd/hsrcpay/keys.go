@@ -198,13 +198,9 @@ func regenerateCmd(args []string, getenv func(string) string, stdout, stderr io.
 	if !ok {
 		return code
 	}
-	switch {
-	case len(pos) == 0:
-		return usageError(stderr, cmd, "missing KEY_ID")
-	case len(pos) > 1:
-		return usageError(stderr, cmd, fmt.Sprintf("one KEY_ID expected, got %d arguments", len(pos)))
-	case pos[0] == "":
-		return usageError(stderr, cmd, "empty KEY_ID")
+	id, code, ok := keyIDArg(stderr, cmd, pos)
+	if !ok {
+		return code
 	}
 	var opts []client.RegenerateOption
 	graceGiven := false // without the flag, no body is sent
@@ -219,7 +215,7 @@ func regenerateCmd(args []string, getenv func(string) string, stdout, stderr io.
 	if cl == nil {
 		return code
 	}
-	key, err := cl.RegenerateAPIKey(context.Background(), pos[0], opts...)
+	key, err := cl.RegenerateAPIKey(context.Background(), id, opts...)
 	if err != nil {
 		return reportError(stderr, cmd, c.apiURL, err)
 	}

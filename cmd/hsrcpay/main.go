@@ -5,6 +5,9 @@
 //	hsrcpay keys create --account acct_demo --name "Checkout backend" \
 //	    --permission payment:read --permission payment:create
 //	hsrcpay keys regenerate key_…
+//	hsrcpay keys list --account acct_demo --status active
+//	hsrcpay keys disable key_…
+//	hsrcpay audit verify --account acct_demo
 //
 // Run `hsrcpay help` for the commands, flags and exit codes.
 package main
@@ -21,7 +24,7 @@ import (
 // Exit codes, by kind of failure (documented in the help texts).
 const (
 	exitOK       = 0
-	exitError    = 1 // the API refused for another reason (400, 409, 422, 429, 5xx) or the server was unreachable
+	exitError    = 1 // the API refused for another reason (400, 409, 422, 429, 5xx), the server was unreachable, or the audit chain is broken
 	exitUsage    = 2 // bad command line or missing token; nothing was sent
 	exitAuth     = 3 // 401 or 403
 	exitNotFound = 4 // 404
@@ -32,7 +35,7 @@ const defaultAPIURL = "http://127.0.0.1:8080/v1"
 const exitCodesHelp = `Exit codes:
   0  success
   1  the API refused the request for another reason (400, 409, 422, 429, 5xx),
-     or the server could not be reached
+     the server could not be reached, or (audit verify) the audit chain is broken
   2  usage: bad flags or arguments, or no API key; nothing was sent
   3  authentication or authorization: 401 (bad, expired or revoked token) or 403
   4  not found: 404 (no such key or account, or not visible to this token)
@@ -50,22 +53,47 @@ Usage:
   hsrcpay keys create --account ID --name NAME [--permission RESOURCE:ACTION ...]
                       [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--json]
   hsrcpay keys regenerate [--grace-period DURATION] [--json] KEY_ID
-  hsrcpay help [keys [create|regenerate]]
+  hsrcpay keys list --account ID [--status STATUS] [--type TYPE] [--managed true|false]
+                    [--created-by ID] [--deleted] [--limit N] [--json]
+  hsrcpay keys get [--json] KEY_ID
+  hsrcpay keys update [--name NAME] [--metadata KEY=VALUE ... | --clear-metadata]
+                      [--status active|inactive] [--expires-at RFC3339] [--json] KEY_ID
+  hsrcpay keys disable [--json] KEY_ID
+  hsrcpay keys enable [--json] KEY_ID
+  hsrcpay keys delete [--json] KEY_ID
+  hsrcpay audit list --account ID [--key-id KEY_ID] [--action ACTION] [--limit N] [--json]
+  hsrcpay audit verify --account ID [--json]
+  hsrcpay help [keys [COMMAND] | audit [COMMAND]]
 
-Run 'hsrcpay keys create --help' or 'hsrcpay keys regenerate --help' for details.
+Run 'hsrcpay keys COMMAND --help' or 'hsrcpay audit COMMAND --help' for details.
 
 ` + connectionHelp + `
-Output: a summary for people by default; --json prints the API key object as
-JSON. A new secret is printed once and can never be retrieved again. Errors go
-to stderr with the API's message, error code and request id.
+Output: a summary for people by default; --json prints the API's object as
+JSON (for a list, one JSON array holding every page). A new secret is printed
+once and can never be retrieved again. Errors go to stderr with the API's
+message, error code and request id.
 
 ` + exitCodesHelp
 
 const keysHelp = `Usage:
   hsrcpay keys create      create a custom secret key on an account
   hsrcpay keys regenerate  rotate the secret of a managed key
+  hsrcpay keys list        list an account's keys (every page)
+  hsrcpay keys get         show one key (never its secret)
+  hsrcpay keys update      change a key's name, metadata, status or expiry
+  hsrcpay keys disable     switch a key off at once (status INACTIVE)
+  hsrcpay keys enable      switch a disabled key back on (status ACTIVE)
+  hsrcpay keys delete      revoke a custom key for good
 
 Run 'hsrcpay keys COMMAND --help' for its flags.
+
+` + exitCodesHelp
+
+const auditHelp = `Usage:
+  hsrcpay audit list    list an account's audit events, newest first
+  hsrcpay audit verify  check the account's audit hash chain
+
+Run 'hsrcpay audit COMMAND --help' for its flags.
 
 ` + exitCodesHelp
 
@@ -85,6 +113,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return help(rest, stdout, stderr)
 	case "keys":
 		return keys(rest, getenv, stdout, stderr)
+	case "audit":
+		return auditCmd(rest, getenv, stdout, stderr)
 	default:
 		return usageError(stderr, "hsrcpay", fmt.Sprintf("unknown command %q", cmd))
 	}
@@ -100,6 +130,22 @@ func help(topic []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, createHelp)
 	case "keys regenerate":
 		fmt.Fprint(stdout, regenerateHelp)
+	case "keys list":
+		fmt.Fprint(stdout, listHelp)
+	case "keys get":
+		fmt.Fprint(stdout, getHelp)
+	case "keys update":
+		fmt.Fprint(stdout, updateHelp)
+	case "keys disable", "keys enable":
+		fmt.Fprint(stdout, disableHelp)
+	case "keys delete":
+		fmt.Fprint(stdout, deleteHelp)
+	case "audit":
+		fmt.Fprint(stdout, auditHelp)
+	case "audit list":
+		fmt.Fprint(stdout, auditListHelp)
+	case "audit verify":
+		fmt.Fprint(stdout, auditVerifyHelp)
 	default:
 		return usageError(stderr, "hsrcpay help", fmt.Sprintf("no help for %q", strings.Join(topic, " ")))
 	}
@@ -119,6 +165,18 @@ func keys(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		return createCmd(rest, getenv, stdout, stderr)
 	case "regenerate":
 		return regenerateCmd(rest, getenv, stdout, stderr)
+	case "list":
+		return listCmd(rest, getenv, stdout, stderr)
+	case "get":
+		return getCmd(rest, getenv, stdout, stderr)
+	case "update":
+		return updateCmd(rest, getenv, stdout, stderr)
+	case "disable":
+		return switchCmd("disable", rest, getenv, stdout, stderr)
+	case "enable":
+		return switchCmd("enable", rest, getenv, stdout, stderr)
+	case "delete":
+		return deleteCmd(rest, getenv, stdout, stderr)
 	default:
 		return usageError(stderr, "hsrcpay keys", fmt.Sprintf("unknown command %q", cmd))
 	}

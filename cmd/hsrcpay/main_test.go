@@ -179,7 +179,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"no command", offline, nil, exitUsage, []string{"Usage:", "Exit codes:"}},
 		{"unknown command", offline, []string{"key"}, exitUsage, []string{`unknown command "key"`}},
-		{"unknown keys command", offline, []string{"keys", "delete", "key_x"}, exitUsage, []string{`unknown command "delete"`}},
+		{"unknown keys command", offline, []string{"keys", "destroy", "key_x"}, exitUsage, []string{`unknown command "destroy"`}},
 		{"unknown flag", offline, []string{"keys", "create", "--acount", "a"}, exitUsage, []string{"-acount", "--help"}},
 		{"no account", offline, []string{"keys", "create", "--name", "x"}, exitUsage, []string{"--account is required"}},
 		{"no name", offline, []string{"keys", "create", "--account", account}, exitUsage, []string{"--name is required"}},

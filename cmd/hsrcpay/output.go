@@ -21,14 +21,7 @@ const secretWarning = "The secret is shown only once: store it now (e.g. in a se
 // printKey writes key for people, or as JSON with asJSON.
 func printKey(stdout, stderr io.Writer, asJSON bool, title string, key *client.APIKey) int {
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(key); err != nil {
-			fmt.Fprintf(stderr, "hsrcpay: writing output: %v\n", err)
-			return exitError
-		}
-		return exitOK
+		return printJSON(stdout, stderr, key)
 	}
 	fmt.Fprintf(stdout, "%s %s\n\n", title, safe(key.Id))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -51,6 +44,149 @@ func printKey(stdout, stderr io.Writer, asJSON bool, title string, key *client.A
 	}
 	fmt.Fprintf(stdout, "\n%s\n", secretWarning)
 	return exitOK
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(stdout, stderr io.Writer, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "hsrcpay: writing output: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// printKeyView writes a key as read (no secret) for people, or as JSON.
+func printKeyView(stdout, stderr io.Writer, asJSON bool, title string, key *client.APIKeyView) int {
+	if asJSON {
+		return printJSON(stdout, stderr, key)
+	}
+	fmt.Fprintf(stdout, "%s %s\n\n", title, safe(key.Id))
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "  %s:\t%s\n", k, v) }
+	yesNo := map[bool]string{true: "yes", false: "no"}
+	row("id", safe(key.Id))
+	row("name", safe(key.Name))
+	row("type", safe(string(key.Type)))
+	row("status", keyStatus(key))
+	row("account", safe(key.AccountId))
+	row("managed", yesNo[key.Managed])
+	row("permissions", permissionList(key.Permissions))
+	row("hint", strOr(key.KeyHint, "none"))
+	row("expires at", timeOr(key.ExpiresAt, "never"))
+	if len(key.Metadata) > 0 {
+		row("metadata", metadataList(key.Metadata))
+	}
+	row("created at", timeOr(&key.CreatedAt, ""))
+	row("created by", actorString(key.CreatedBy))
+	row("updated at", timeOr(&key.UpdatedAt, ""))
+	lastUsed := timeOr(key.LastUsedAt, "never")
+	if key.LastUsedAt != nil && key.LastUsedIp != nil {
+		lastUsed += " from " + safe(*key.LastUsedIp)
+	}
+	row("last used", lastUsed)
+	if key.PreviousKeyExpiresAt != nil {
+		row("previous secret until", timeOr(key.PreviousKeyExpiresAt, ""))
+	}
+	tw.Flush()
+	switch {
+	case key.Deleted:
+		fmt.Fprintln(stdout, "\nThe key is deleted: its secret no longer authenticates.")
+	case key.Status == client.StatusInactive:
+		fmt.Fprintln(stdout, "\nThe key is disabled: its secret does not authenticate until it is enabled again.")
+	}
+	return exitOK
+}
+
+// keyStatus is the status people care about: DELETED overrides the rest.
+func keyStatus(k *client.APIKeyView) string {
+	if k.Deleted {
+		return "DELETED"
+	}
+	return safe(string(k.Status))
+}
+
+func strOr(s *string, none string) string {
+	if s == nil || *s == "" {
+		return none
+	}
+	return safe(*s)
+}
+
+func actorString(a client.CreatedBy) string {
+	s := safe(string(a.Kind)) + " " + safe(a.Id)
+	if a.RequestId != "" {
+		s += " (request " + safe(a.RequestId) + ")"
+	}
+	return s
+}
+
+// printKeyTable writes keys as a table for people.
+func printKeyTable(stdout io.Writer, keys []client.APIKeyView) int {
+	if len(keys) == 0 {
+		fmt.Fprintln(stdout, "No API keys match.")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tSTATUS\tHINT\tEXPIRES\tCREATED")
+	for i := range keys {
+		k := &keys[i]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safe(k.Id), safe(k.Name), safe(string(k.Type)), keyStatus(k),
+			strOr(k.KeyHint, "-"), timeOr(k.ExpiresAt, "never"), timeOr(&k.CreatedAt, ""))
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// printAuditTable writes events as a table for people.
+func printAuditTable(stdout io.Writer, events []client.AuditEvent) int {
+	if len(events) == 0 {
+		fmt.Fprintln(stdout, "No audit events match.")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tACTION\tKEY\tACTOR\tCLIENT IP\tCHANGES")
+	for i := range events {
+		e := &events[i]
+		ip := e.ClientIp
+		if ip == "" {
+			ip = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, timeOr(&e.CreatedAt, ""), safe(string(e.Action)), safe(e.KeyId),
+			safe(string(e.Actor.Kind))+" "+safe(e.Actor.Id), safe(ip), changeList(e.Changes))
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// changeList renders an event's changes as sorted FIELD=VALUE pairs, values
+// as compact JSON unless they are plain strings, cut to a readable length.
+func changeList(changes map[string]any) string {
+	const max = 80
+	keys := make([]string, 0, len(changes))
+	for k := range changes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		v, isString := changes[k].(string)
+		if !isString {
+			b, _ := json.Marshal(changes[k])
+			v = string(b)
+		}
+		parts = append(parts, k+"="+v)
+	}
+	s := strings.Join(parts, " ")
+	if s == "" {
+		return "-"
+	}
+	if r := []rune(s); len(r) > max {
+		s = string(r[:max-1]) + "…"
+	}
+	return safe(s)
 }
 
 // safe quotes s when it holds characters a terminal could act on.
