@@ -15,7 +15,7 @@ import (
 
 // These cover client branches a well-behaved server never takes (200 on
 // create, a proxy's HTML error, network faults); the behaviour against the
-// real server is tested in server/.
+// real server is tested in server/ and in e2e_test.go.
 
 const key200 = `{"message":"success","success":true,"data":{"object":"api_key","id":"key_a","account_id":"acct","name":"n","type":"SECRET","key":"sk_test_x","last_used_ip":null,"metadata":{},"permissions":{},"status":"ACTIVE","last_used_at":null,"expires_at":null,"managed":false,"deleted":false,"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","previous_key_expires_at":null}}`
 

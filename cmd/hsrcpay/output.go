@@ -174,8 +174,11 @@ func changeList(changes map[string]any) string {
 	for _, k := range keys {
 		v, isString := changes[k].(string)
 		if !isString {
-			b, _ := json.Marshal(changes[k])
-			v = string(b)
+			var b strings.Builder
+			enc := json.NewEncoder(&b)
+			enc.SetEscapeHTML(false)
+			enc.Encode(changes[k])
+			v = strings.TrimSuffix(b.String(), "\n")
 		}
 		parts = append(parts, k+"="+v)
 	}
