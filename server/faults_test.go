@@ -482,6 +482,7 @@ const (
 	hxUp         int32 = iota
 	hxDown             // every call fails
 	hxWritesDown       // reads work; writes fail (an update after it computed the change, inside its transaction)
+	hxAuditDown        // only the audit append fails, after the key change was written in the same unit
 )
 
 // hxFlakyStore delegates to a real store, except while state says otherwise.
@@ -517,7 +518,7 @@ func (r *hxFlakyRepo) read() error {
 }
 
 func (r *hxFlakyRepo) write() error {
-	if r.s.state.Load() != hxUp {
+	if st := r.s.state.Load(); st == hxDown || st == hxWritesDown {
 		r.s.fails.Add(1)
 		return errHxStoreDown
 	}
@@ -626,6 +627,10 @@ func (r *hxFlakyRepo) AuditChain(ctx context.Context, accountID string) ([]audit
 func (t *hxFlakyTx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	if err := t.r.write(); err != nil {
 		return err
+	}
+	if t.r.s.state.Load() == hxAuditDown {
+		t.r.s.fails.Add(1)
+		return errHxStoreDown
 	}
 	return t.Tx.AppendAuditEvent(ctx, e)
 }

@@ -156,3 +156,46 @@ func rawExec(t *testing.T, st store.Store, mode apikey.Mode) func(string) {
 }
 
 var _ = time.Now
+
+// A change whose audit event cannot be written does not happen: the key
+// change and its event are one unit (create, regenerate, update, delete).
+func TestNoChangeWithoutItsEvent(t *testing.T) {
+	inner, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := &hxFlakyStore{Store: inner}
+	env := testenv.New(t, testenv.Config{Store: flaky})
+	m := env.Bootstrap(acct)[sandbox]
+	admin := env.Client(m.Secret)
+	k := customKey(t, env, m, "kept", client.Permissions{}, nil)
+	before := auditAll(t, admin, acct)
+
+	flaky.state.Store(hxAuditDown)
+	_, err = admin.CreateAPIKey(ctx, acct, newKeyReq("never", client.Permissions{}))
+	wantAPIError(t, err, 500, oapi.CodeInternal)
+	_, err = admin.RegenerateAPIKey(ctx, m.PublishableID)
+	wantAPIError(t, err, 500, oapi.CodeInternal)
+	_, err = updateKey(t, admin, k.Id, oapi.UpdateApiKeyRequest{Status: ptr(oapi.UpdateInactive)})
+	wantAPIError(t, err, 500, oapi.CodeInternal)
+	_, err = deleteKey(t, admin, k.Id)
+	wantAPIError(t, err, 500, oapi.CodeInternal)
+	flaky.state.Store(hxUp)
+
+	if got := auditAll(t, admin, acct); len(got) != len(before) {
+		t.Fatalf("%d events, want %d", len(got), len(before))
+	}
+	if v, err := getKey(t, admin, k.Id); err != nil || v.Deleted || v.Status != oapi.KeyViewActive {
+		t.Fatalf("the key changed without its event: %+v %v", v, err)
+	}
+	if _, err := admin.CreateAPIKey(ctx, acct, newKeyReq("never", client.Permissions{})); err != nil {
+		t.Fatalf("the refused create consumed its name: %v", err)
+	}
+	// The regenerate rolled back: the old publishable secret still authenticates
+	// (and is refused as publishable, not as unknown).
+	_, err = getKey(t, env.Client(m.Publishable), m.PublishableID)
+	wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+	if _, err := apikeys.VerifyAudit(ctx, env.Store); err != nil {
+		t.Fatal(err)
+	}
+}
