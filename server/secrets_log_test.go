@@ -170,8 +170,26 @@ func TestNoSecretsInLogs(t *testing.T) {
 	st, b = do("POST", "/v1/api-keys/"+sb.PublishableID+"/regenerate", bearer(jwtTok), "", "")
 	want(st, 200, "JWT regenerate", b)
 
-	// 4xx with valid credentials.
 	cur := sbRotated.Data.Key
+	// The lifecycle: read, list, update, disable, revoke, audit, by the rotated secret.
+	st, b = do("POST", create, bearer(cur), "application/json", `{"name":"log lifecycle","permissions":{"account:api:key":["read"]}}`)
+	want(st, 201, "create for the lifecycle", b)
+	var life cfAPIKeyEnvelope
+	json.Unmarshal(b, &life)
+	st, b = do("GET", "/v1/api-keys/"+life.Data.ID, bearer(cur), "", "")
+	want(st, 200, "get", b)
+	st, b = do("GET", "/v1/api-keys/?account_id="+acctL+"&limit=2", bearer(cur), "", "")
+	want(st, 200, "list", b)
+	st, b = do("PATCH", "/v1/api-keys/"+life.Data.ID, bearer(cur), "application/json", `{"name":"log lifecycle 2","status":"INACTIVE"}`)
+	want(st, 200, "update", b)
+	st, b = do("DELETE", "/v1/api-keys/"+life.Data.ID, bearer(cur), "", "")
+	want(st, 200, "delete", b)
+	st, b = do("GET", "/v1/audit-events?account_id="+acctL, bearer(cur), "", "")
+	want(st, 200, "audit events", b)
+	st, b = do("GET", "/v1/api-keys/"+life.Data.ID, bearer(life.Data.Key), "", "")
+	want(st, 401, "revoked secret", b)
+
+	// 4xx with valid credentials.
 	for _, c := range []struct {
 		what, method, path, ctype, body string
 		status                          int
