@@ -481,3 +481,31 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 		t.Fatalf("two replicas sharing a %d/s account budget: %d allowed, %d limited (at most %d)", accountLimit, allowed, limited, most)
 	}
 }
+
+// RateLimit-* headers come with every answer past authentication — success,
+// 403, 404, 400 — and with none before it (401, unknown route), as the
+// README says.
+func TestRateLimitHeadersPastAuthentication(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	m := env.Bootstrap(acct)[apikey.Sandbox]
+	for _, c := range []struct {
+		method, path, token string
+		status              int
+		headers             bool
+	}{
+		{"GET", "/v1/api-keys/" + m.SecretID, m.Secret, 200, true},
+		{"GET", "/v1/api-keys/key_doesnotexist0000", m.Secret, 404, true},
+		{"GET", "/v1/api-keys/nope", m.Secret, 400, true},
+		{"GET", "/v1/api-keys/" + m.SecretID, m.Publishable, 403, true},
+		{"GET", "/v1/api-keys/" + m.SecretID, "sk_test_nope", 401, false},
+		{"GET", "/v1/nope", m.Secret, 404, false},
+	} {
+		req, _ := http.NewRequest(c.method, env.Root+c.path, nil)
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		res, b := hxDo(t, http.DefaultClient, req)
+		has := res.Header.Get("RateLimit-Limit") != "" && res.Header.Get("RateLimit-Remaining") != "" && res.Header.Get("RateLimit-Reset") != ""
+		if res.StatusCode != c.status || has != c.headers {
+			t.Errorf("%s %s: %d (RateLimit-* %v), want %d (%v): %.200s", c.method, c.path, res.StatusCode, has, c.status, c.headers, b)
+		}
+	}
+}

@@ -450,7 +450,7 @@ func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
 		{"text/plain", "POST", create, "text/plain", valid, auth, 415, oapi.CodeUnsupportedMediaType},
 		{"no content type", "POST", create, "", valid, auth, 415, oapi.CodeUnsupportedMediaType},
 		{"body over 64 KiB", "POST", create, "application/json", `{"name":"` + strings.Repeat("a", 70000) + `"}`, auth, 413, oapi.CodeBodyTooLarge},
-		{"no trailing slash", "POST", "/v1/api-keys?account_id=" + acct, "application/json", valid, auth, 404, oapi.CodeRouteNotFound},
+		{"slash after regenerate", "POST", "/v1/api-keys/key_abc/regenerate/", "application/json", `{}`, auth, 404, oapi.CodeRouteNotFound},
 		{"unknown route", "GET", "/v1/nope", "", "", auth, 404, oapi.CodeRouteNotFound},
 		{"outside /v1", "GET", "/admin", "", "", auth, 404, oapi.CodeRouteNotFound},
 		{"wrong method", "PUT", "/v1/api-keys/", "", "", auth, 405, oapi.CodeMethodNotAllowed},
@@ -507,3 +507,30 @@ func parseEnvelope(res *http.Response, body []byte) (*client.Error, bool) {
 }
 
 func asAPIError(err error, target **client.Error) bool { return errors.As(err, target) }
+
+// The collection paths answer with or without their trailing slash; the
+// published forms stay /api-keys/ and /audit-events.
+func TestPathAliases(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	m := env.Bootstrap(acct)[apikey.Sandbox]
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"POST", "/v1/api-keys?account_id=" + acct, `{"name":"no slash","permissions":{}}`, 201},
+		{"GET", "/v1/api-keys?account_id=" + acct, "", 200},
+		{"GET", "/v1/audit-events/?account_id=" + acct, "", 200},
+		{"GET", "/v1/audit-events?account_id=" + acct, "", 200},
+		{"GET", "/v1/api-keys//?account_id=" + acct, "", 404},
+	} {
+		req, _ := http.NewRequest(c.method, env.Root+c.path, strings.NewReader(c.body))
+		req.Header.Set("Authorization", "Bearer "+m.Secret)
+		if c.body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, b := hxDo(t, http.DefaultClient, req)
+		if res.StatusCode != c.status {
+			t.Errorf("%s %s: %d, want %d: %.200s", c.method, c.path, res.StatusCode, c.status, b)
+		}
+	}
+}

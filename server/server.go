@@ -154,6 +154,7 @@ func New(o Options) (*Server, error) {
 	} else {
 		e.IPExtractor = echo.ExtractIPDirect()
 	}
+	e.Pre(slashAliases)
 	e.Use(noStore, s.requestID, s.accessLog, s.recover, middleware.BodyLimit("64KiB"))
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
@@ -192,4 +193,25 @@ func (s *Server) readyz(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// slashAliases lets a client add or drop the trailing slash of a collection
+// path: /v1/api-keys is the released /v1/api-keys/ (create, list) and
+// /v1/audit-events/ is /v1/audit-events. It runs before Echo's router, on
+// these exact paths only; anything else keeps its 404 (with a hint). Echo's
+// own slash middlewares cannot do this: they would rewrite every route
+// (/v1/api-keys/{id}/regenerate among them).
+func slashAliases(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u := c.Request().URL
+		if alias, ok := pathAliases[u.Path]; ok && u.RawPath == "" {
+			u.Path = alias
+		}
+		return next(c)
+	}
+}
+
+var pathAliases = map[string]string{
+	BasePath + "/api-keys":      BasePath + "/api-keys/",
+	BasePath + "/audit-events/": BasePath + "/audit-events",
 }

@@ -1036,7 +1036,8 @@ type ClientInterface interface {
 	// CreateApiKeyWithBody Create API key
 	//
 	// Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
-	// store it in a secret manager. Requires `account:api:key:create`. May return **200** or **201**.
+	// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
+	// deployments answer **200**, so clients accept both.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1046,7 +1047,8 @@ type ClientInterface interface {
 	// CreateApiKey Create API key
 	//
 	// Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
-	// store it in a secret manager. Requires `account:api:key:create`. May return **200** or **201**.
+	// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
+	// deployments answer **200**, so clients accept both.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1163,7 +1165,8 @@ func (c *Client) ListApiKeys(ctx context.Context, params *ListApiKeysParams, req
 // CreateApiKeyWithBody Create API key
 //
 // Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
-// store it in a secret manager. Requires `account:api:key:create`. May return **200** or **201**.
+// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
+// deployments answer **200**, so clients accept both.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1183,7 +1186,8 @@ func (c *Client) CreateApiKeyWithBody(ctx context.Context, params *CreateApiKeyP
 // CreateApiKey Create API key
 //
 // Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
-// store it in a secret manager. Requires `account:api:key:create`. May return **200** or **201**.
+// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
+// deployments answer **200**, so clients accept both.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -1872,7 +1876,8 @@ type ClientWithResponsesInterface interface {
 	// CreateApiKeyWithBodyWithResponse Create API key
 	//
 	// Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
-	// store it in a secret manager. Requires `account:api:key:create`. May return **200** or **201**.
+	// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
+	// deployments answer **200**, so clients accept both.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -1882,7 +1887,8 @@ type ClientWithResponsesInterface interface {
 	// CreateApiKeyWithResponse Create API key
 	//
 	// Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
-	// store it in a secret manager. Requires `account:api:key:create`. May return **200** or **201**.
+	// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
+	// deployments answer **200**, so clients accept both.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3190,7 +3196,8 @@ func (c *ClientWithResponses) ListApiKeysWithResponse(ctx context.Context, param
 // CreateApiKeyWithBodyWithResponse Create API key
 //
 // Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
-// store it in a secret manager. Requires `account:api:key:create`. May return **200** or **201**.
+// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
+// deployments answer **200**, so clients accept both.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -3206,7 +3213,8 @@ func (c *ClientWithResponses) CreateApiKeyWithBodyWithResponse(ctx context.Conte
 // CreateApiKeyWithResponse Create API key
 //
 // Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
-// store it in a secret manager. Requires `account:api:key:create`. May return **200** or **201**.
+// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
+// deployments answer **200**, so clients accept both.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
