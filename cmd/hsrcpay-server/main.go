@@ -211,7 +211,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		}, mln})
 	}
 	if cfg.DemoAccount != "" {
-		if err := demo(ctx, srv.Service, cfg, stdout); err != nil {
+		if err := demo(ctx, srv.Service, cfg, apiURL(ln.Addr()), stdout); err != nil {
 			return fmt.Errorf("demo account: %w", err)
 		}
 	}
@@ -334,7 +334,20 @@ func offlineService(ctx context.Context, cfg config.Config) (*apikeys.Service, f
 // demo makes sure the demo account exists in the sandbox and prints keys a
 // newcomer can use with curl. On later starts the sandbox managed keys are
 // rotated, since secrets are not kept and cannot be shown again.
-func demo(ctx context.Context, svc *apikeys.Service, cfg config.Config, w io.Writer) error {
+// apiURL is the base URL a client on this machine reaches the listener at
+// (the bound port, so a port chosen by the system is right too).
+func apiURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String() + server.BasePath
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + server.BasePath
+}
+
+func demo(ctx context.Context, svc *apikeys.Service, cfg config.Config, url string, w io.Writer) error {
 	modes := []apikey.Mode{apikey.Sandbox}
 	issued, err := svc.Bootstrap(ctx, cfg.DemoAccount, modes)
 	if errors.Is(err, apikeys.ErrAccountExists) {
@@ -354,12 +367,13 @@ func demo(ctx context.Context, svc *apikeys.Service, cfg config.Config, w io.Wri
 	_, err = fmt.Fprintf(w, `
 Sandbox demo account %q is ready. Its managed keys (shown once; rotated at each start):
 
+export HSRCPAY_API_URL=%s
 export HSRCPAY_API_KEY=%s
 export HSRCPAY_KEY_ID=%s
 export HSRCPAY_PUBLISHABLE_KEY=%s
 export HSRCPAY_ACCOUNT=%s
 
-`, cfg.DemoAccount, secret, secretID, publishable, cfg.DemoAccount)
+`, cfg.DemoAccount, url, secret, secretID, publishable, cfg.DemoAccount)
 	return err
 }
 
