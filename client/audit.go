@@ -59,14 +59,18 @@ func AuditEventHash(e *AuditEvent) (string, error) {
 
 // AuditChainError says where an audit chain stops holding together.
 type AuditChainError struct {
+	// AccountID is the chain's account.
 	AccountID string
-	Mode      string
+	// Mode is the chain's mode: "live" or "test".
+	Mode string
 	// Seq is the first event that does not hold: changed (hash mismatch),
 	// not linked to the one before (prev_hash), repeated, or missing.
-	Seq    int
+	Seq int
+	// Reason says what does not hold, for people.
 	Reason string
 }
 
+// Error names the chain, the seq and the reason.
 func (e *AuditChainError) Error() string {
 	return fmt.Sprintf("hsrcpay: audit chain of account %s (%s) broken at seq %d: %s", e.AccountID, e.Mode, e.Seq, e.Reason)
 }

@@ -1,93 +1,16 @@
-// Package client is the Go client for the HSRCPAY API-key service: a thin,
-// typed layer over the client generated from openapi.yaml (client/oapi).
-//
-//	c, err := client.New("https://api.hsrcpay.com/v1", os.Getenv("HSRCPAY_API_KEY"))
-//	key, err := c.CreateAPIKey(ctx, "acct_123", client.CreateAPIKeyRequest{
-//		Name:        "Checkout backend",
-//		Permissions: client.Permissions{"payment": {"create", "read"}},
-//	})
-//	if errors.Is(err, client.ErrConflict) { … }
-//
-//	for key, err := range c.ListAPIKeys(ctx, "acct_123", client.ListAPIKeysOptions{Status: client.StatusActive}) {
-//		if err != nil { … }
-//		fmt.Println(key.Id, key.Name)
-//	}
-//	_, err = c.UpdateAPIKey(ctx, keyID, client.Disable())
-//	_, err = c.DeleteAPIKey(ctx, keyID)
-//
-// Errors are *client.Error, carrying the envelope's code, message, details
-// and the request id; match them with errors.Is against the Err* kinds.
-//
-// Retries (WithRetries) depend on the method: a 429 and a refused connection
-// are retried for every request; GET (read, list) and DELETE (idempotent by
-// contract: a second delete answers 200 with the deleted key) are also
-// retried after a timeout or a broken connection; POST (create, regenerate)
-// and PATCH (update) never are, since their outcome is then unknown.
 package client
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/hsrcpay/apikeys/client/oapi"
 )
 
-// Types from the spec, under Go-style names.
-type (
-	APIKey              = oapi.ApiKey
-	CreateAPIKeyRequest = oapi.CreateApiKeyRequest
-	Permissions         = oapi.Permissions
-	Metadata            = oapi.Metadata
-	ErrorCode           = oapi.ErrorCode
-	FieldError          = oapi.FieldError
-	CreatedBy           = oapi.CreatedBy
-
-	// APIKeyView is a key as read, listed, updated or deleted: everything but
-	// the secret (KeyHint recognises it).
-	APIKeyView = oapi.ApiKeyView
-	// KeyStatus is a key's status: StatusActive, StatusInactive or StatusExpired.
-	KeyStatus = oapi.ApiKeyViewStatus
-	// KeyType is SECRET or PUBLISHABLE.
-	KeyType = oapi.ApiKeyViewType
-	// UpdateAPIKeyRequest holds the fields to change; nil fields keep their
-	// value. Disable, Enable, Rename build common ones; Ptr helps with the rest.
-	UpdateAPIKeyRequest = oapi.UpdateApiKeyRequest
-	// UpdateStatus is the status an update sets: ACTIVE or INACTIVE.
-	UpdateStatus = oapi.UpdateApiKeyRequestStatus
-
-	// AuditEvent is one change to a key, hash-chained per account and mode.
-	AuditEvent = oapi.AuditEvent
-	// AuditAction is what an audit event records (AuditCreate, …).
-	AuditAction = oapi.AuditAction
-
-	// APIKeyPage and AuditEventPage are one page of a list.
-	APIKeyPage     = oapi.ApiKeyList
-	AuditEventPage = oapi.AuditEventList
-)
-
-// Values of the spec's enums.
-const (
-	StatusActive   KeyStatus = oapi.KeyViewActive
-	StatusInactive KeyStatus = oapi.KeyViewInactive
-	StatusExpired  KeyStatus = oapi.KeyViewExpired
-
-	TypeSecret      KeyType = oapi.KeyViewSecret
-	TypePublishable KeyType = oapi.KeyViewPublishable
-
-	AuditCreate     AuditAction = oapi.AuditCreate
-	AuditRegenerate AuditAction = oapi.AuditRegenerate
-	AuditUpdate     AuditAction = oapi.AuditUpdate
-	AuditDisable    AuditAction = oapi.AuditDisable
-	AuditEnable     AuditAction = oapi.AuditEnable
-	AuditDelete     AuditAction = oapi.AuditDelete
-	AuditBootstrap  AuditAction = oapi.AuditBootstrap
-)
-
-// Client calls the API with one bearer token.
+// Client calls the API with one bearer token. It is safe for concurrent use.
 type Client struct {
 	raw   *oapi.ClientWithResponses
 	token string
@@ -98,15 +21,32 @@ type settings struct {
 	userAgent    string
 	maxRetries   int
 	maxRetryWait time.Duration
+	err          error // the first invalid option
 }
 
-// Option configures New.
+func (s *settings) fail(name string, value any, reason string) {
+	if s.err == nil {
+		s.err = &ArgumentError{Name: name, Value: value, Reason: reason}
+	}
+}
+
+// Option configures [New]. An invalid option makes New return an
+// [*ArgumentError].
 type Option func(*settings)
 
-// WithHTTPClient sets the HTTP client (timeouts, transport, proxies).
-func WithHTTPClient(h *http.Client) Option { return func(s *settings) { s.httpClient = h } }
+// WithHTTPClient sets the HTTP client (timeouts, transport, proxies). The
+// default has a 30-second Timeout.
+func WithHTTPClient(h *http.Client) Option {
+	return func(s *settings) {
+		if h == nil {
+			s.fail("WithHTTPClient", h, "want an *http.Client, not nil")
+			return
+		}
+		s.httpClient = h
+	}
+}
 
-// WithUserAgent sets the User-Agent header.
+// WithUserAgent sets the User-Agent header. Default: "hsrcpay-go".
 func WithUserAgent(ua string) Option { return func(s *settings) { s.userAgent = ua } }
 
 // WithRetries sets how many times a request is retried when that is safe:
@@ -114,23 +54,38 @@ func WithUserAgent(ua string) Option { return func(s *settings) { s.userAgent = 
 // connection was refused before anything was sent; GET and DELETE requests
 // (idempotent) also after a timeout or a connection that broke, with a short
 // backoff. POST and PATCH are never retried once they may have reached the
-// server. 0 disables retries. Default: 2, 30s.
+// server. 0 disables retries; n and maxWait must not be negative.
+// Default: 2, 30s.
 func WithRetries(n int, maxWait time.Duration) Option {
-	return func(s *settings) { s.maxRetries, s.maxRetryWait = n, maxWait }
+	return func(s *settings) {
+		switch {
+		case n < 0:
+			s.fail("WithRetries", n, "want 0 retries or more")
+		case maxWait < 0:
+			s.fail("WithRetries", maxWait, "want a maximum wait of 0 or more")
+		default:
+			s.maxRetries, s.maxRetryWait = n, maxWait
+		}
+	}
 }
 
-// New returns a client for baseURL (e.g. "http://localhost:8080/v1") that
-// authenticates with token (a secret key or a JWT).
+// New returns a client for baseURL (e.g. "https://api.hsrcpay.com/v1" or
+// "http://localhost:8080/v1") that authenticates with token (a secret key or
+// a JWT). An empty token, a base URL that is not http(s) with a host, or an
+// invalid option is an [*ArgumentError].
 func New(baseURL, token string, opts ...Option) (*Client, error) {
 	s := settings{httpClient: &http.Client{Timeout: 30 * time.Second}, userAgent: "hsrcpay-go", maxRetries: 2, maxRetryWait: 30 * time.Second}
 	for _, o := range opts {
 		o(&s)
 	}
-	if token == "" {
-		return nil, errors.New("client: empty token")
+	if s.err != nil {
+		return nil, s.err
 	}
-	if !strings.HasPrefix(baseURL, "http://") && !strings.HasPrefix(baseURL, "https://") {
-		return nil, fmt.Errorf("client: base URL %q must start with http:// or https://", baseURL)
+	if token == "" {
+		return nil, &ArgumentError{Name: "token", Value: token, Reason: "want a secret key or a JWT, not an empty string"}
+	}
+	if u, err := url.Parse(baseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, &ArgumentError{Name: "baseURL", Value: baseURL, Reason: "want an http:// or https:// URL with a host, such as https://api.hsrcpay.com/v1"}
 	}
 	doer := &retryDoer{c: s.httpClient, max: s.maxRetries, maxWait: s.maxRetryWait}
 	raw, err := oapi.NewClientWithResponses(strings.TrimRight(baseURL, "/"),
@@ -146,12 +101,31 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	return &Client{raw: raw, token: token}, nil
 }
 
-// Raw is the generated client, for what this wrapper does not cover.
+// Raw is the generated client (package client/oapi), for what this package
+// does not cover. Its requests go through the same retries and error typing;
+// [ParseError] reads its error answers.
 func (c *Client) Raw() *oapi.ClientWithResponses { return c.raw }
 
+// requireID refuses an empty id or account id before any request: it would
+// address another route, or ask for no account.
+func requireID(name, value string) error {
+	if value == "" {
+		return &ArgumentError{Name: name, Value: value, Reason: "must not be empty"}
+	}
+	return nil
+}
+
 // CreateAPIKey issues a custom secret key on accountID. The returned Key
-// field holds the plaintext secret; it is never shown again.
+// field holds the plaintext secret; it is never shown again. Documented
+// refusals: ErrForbidden (CodePrivilegeEscalation when req asks for a
+// permission the caller lacks), ErrConflict (CodeDuplicateName,
+// CodeKeyLimitReached), ErrUnprocessable (CodeUnknownPermission,
+// CodeInvalidExpiry, CodeLifetimeExceedsCaller). A POST is not retried after
+// a timeout: the key may have been created.
 func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateAPIKeyRequest) (*APIKey, error) {
+	if err := requireID("accountID", accountID); err != nil {
+		return nil, err
+	}
 	res, err := c.raw.CreateApiKeyWithResponse(ctx, &oapi.CreateApiKeyParams{AccountId: accountID}, req)
 	if err != nil {
 		return nil, err
@@ -165,21 +139,54 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 	return nil, ParseError(res.HTTPResponse, res.Body)
 }
 
-// RegenerateOption adjusts a regenerate call.
-type RegenerateOption func(*oapi.RegenerateApiKeyRequest)
+// RegenerateOption adjusts a [Client.RegenerateAPIKey] call.
+type RegenerateOption func(*regenerateSettings)
 
-// WithGracePeriod keeps the current secret working for d (whole minutes, at
-// most 7 days) beside the new one: zero-downtime rotation.
+type regenerateSettings struct {
+	body oapi.RegenerateApiKeyRequest
+	err  error
+}
+
+// MaxGracePeriod is the longest grace period the API accepts: 7 days.
+const MaxGracePeriod = 7 * 24 * time.Hour
+
+// WithGracePeriod keeps the current secret working for d beside the new one
+// (zero-downtime rotation), never past the key's expiry. The API counts in
+// whole minutes, from 0 (the old secret stops at once, as without the option)
+// to 7 days ([MaxGracePeriod]): any other d, such as 30*time.Second, 90s or
+// 8 days, makes RegenerateAPIKey return an [*ArgumentError] without sending
+// anything.
 func WithGracePeriod(d time.Duration) RegenerateOption {
-	return func(r *oapi.RegenerateApiKeyRequest) {
-		m := int(d / time.Minute)
-		r.GracePeriodMinutes = &m
+	return func(r *regenerateSettings) {
+		var reason string
+		switch {
+		case d < 0:
+			reason = "a grace period cannot be negative"
+		case d%time.Minute != 0:
+			reason = "the API counts grace periods in whole minutes"
+		case d > MaxGracePeriod:
+			reason = "a grace period is at most 7 days (10080 minutes)"
+		default:
+			m := int(d / time.Minute)
+			r.body.GracePeriodMinutes = &m
+			return
+		}
+		r.err = &ArgumentError{Name: "WithGracePeriod", Value: d, Reason: reason + "; want whole minutes from 0 to 7 days"}
 	}
 }
 
-// RegenerateAPIKey rotates a managed key's secret. Without options the old
-// secret stops working at once.
+// RegenerateAPIKey rotates a managed key's secret and returns the key with
+// its new secret in Key, shown only now. Without options the old secret stops
+// working at once; [WithGracePeriod] keeps it working a while
+// (PreviousKeyExpiresAt says until when). Documented refusals:
+// ErrUnprocessable (CodeKeyNotManaged: custom keys are not regenerated),
+// ErrForbidden (CodePrivilegeEscalation, CodeLifetimeEscalation,
+// CodeReplacedSecret), ErrConflict (CodeKeyNotActive). A POST is not retried
+// after a timeout: the secret may have been rotated.
 func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...RegenerateOption) (*APIKey, error) {
+	if err := requireID("id", id); err != nil {
+		return nil, err
+	}
 	var (
 		res *oapi.RegenerateApiKeyResponse
 		err error
@@ -187,11 +194,16 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 	if len(opts) == 0 {
 		res, err = c.raw.RegenerateApiKeyWithBodyWithResponse(ctx, id, "application/json", nil)
 	} else {
-		var body oapi.RegenerateApiKeyRequest
+		var s regenerateSettings
 		for _, o := range opts {
-			o(&body)
+			if o != nil {
+				o(&s)
+			}
+			if s.err != nil {
+				return nil, s.err
+			}
 		}
-		res, err = c.raw.RegenerateApiKeyWithResponse(ctx, id, body)
+		res, err = c.raw.RegenerateApiKeyWithResponse(ctx, id, s.body)
 	}
 	if err != nil {
 		return nil, err
@@ -202,17 +214,13 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 	return nil, ParseError(res.HTTPResponse, res.Body)
 }
 
-// errEmptyID is returned, without a request, for an empty key id (which
-// would otherwise address another route).
-var errEmptyID = errors.New("client: empty key id")
-
 // GetAPIKey returns one key of the credential's account and mode, deleted or
 // not, without its secret. An id the credential cannot see (another account's
-// or mode's) is ErrNotFound. A GET is retried on timeouts and broken
-// connections (see WithRetries).
+// or mode's) is ErrNotFound (CodeKeyNotFound). A GET is retried on timeouts
+// and broken connections (see WithRetries).
 func (c *Client) GetAPIKey(ctx context.Context, id string) (*APIKeyView, error) {
-	if id == "" {
-		return nil, errEmptyID
+	if err := requireID("id", id); err != nil {
+		return nil, err
 	}
 	res, err := c.raw.GetApiKeyWithResponse(ctx, id)
 	if err != nil {
@@ -227,13 +235,14 @@ func (c *Client) GetAPIKey(ctx context.Context, id string) (*APIKeyView, error) 
 // UpdateAPIKey changes the fields set in req (at least one) and returns the
 // key as changed: name, metadata (replaces the whole map), status (Disable,
 // Enable) or expires_at (only earlier). Documented refusals: ErrNotFound,
-// ErrForbidden (code 40302 when the key holds a permission the caller lacks),
-// ErrConflict (40900 name taken), ErrUnprocessable (42205 a managed key's
-// name or expiry, 42206 a later expiry). A PATCH is not retried after a
+// ErrForbidden (CodePrivilegeEscalation when the key holds a permission the
+// caller lacks), ErrConflict (CodeDuplicateName, CodeKeyDeleted),
+// ErrUnprocessable (CodeManagedKeyFixed for a managed key's name or expiry,
+// CodeExpiryExtended for a later expiry). A PATCH is not retried after a
 // timeout: its outcome is then unknown (GetAPIKey tells).
 func (c *Client) UpdateAPIKey(ctx context.Context, id string, req UpdateAPIKeyRequest) (*APIKeyView, error) {
-	if id == "" {
-		return nil, errEmptyID
+	if err := requireID("id", id); err != nil {
+		return nil, err
 	}
 	res, err := c.raw.UpdateApiKeyWithResponse(ctx, id, req)
 	if err != nil {
@@ -246,10 +255,10 @@ func (c *Client) UpdateAPIKey(ctx context.Context, id string, req UpdateAPIKeyRe
 }
 
 // Disable is the update that switches a key off (status INACTIVE) at once.
-func Disable() UpdateAPIKeyRequest { return UpdateAPIKeyRequest{Status: Ptr(oapi.UpdateInactive)} }
+func Disable() UpdateAPIKeyRequest { return UpdateAPIKeyRequest{Status: Ptr(UpdateStatusInactive)} }
 
 // Enable is the update that switches a disabled key back on (status ACTIVE).
-func Enable() UpdateAPIKeyRequest { return UpdateAPIKeyRequest{Status: Ptr(oapi.UpdateActive)} }
+func Enable() UpdateAPIKeyRequest { return UpdateAPIKeyRequest{Status: Ptr(UpdateStatusActive)} }
 
 // Rename is the update that sets a key's name.
 func Rename(name string) UpdateAPIKeyRequest { return UpdateAPIKeyRequest{Name: &name} }
@@ -262,11 +271,12 @@ func Ptr[T any](v T) *T { return &v }
 // stops working at once. Deleting a key that is already deleted returns it
 // as well (200), so DELETE is idempotent and is retried on timeouts and
 // broken connections (see WithRetries). Documented refusals: ErrNotFound,
-// ErrForbidden (40302 the key holds more than the caller), ErrUnprocessable
-// (42204 managed keys are rotated with RegenerateAPIKey, never deleted).
+// ErrForbidden (CodePrivilegeEscalation: the key holds more than the caller),
+// ErrUnprocessable (CodeManagedKeyNotDeletable: managed keys are rotated with
+// RegenerateAPIKey, never deleted).
 func (c *Client) DeleteAPIKey(ctx context.Context, id string) (*APIKeyView, error) {
-	if id == "" {
-		return nil, errEmptyID
+	if err := requireID("id", id); err != nil {
+		return nil, err
 	}
 	res, err := c.raw.DeleteApiKeyWithResponse(ctx, id)
 	if err != nil {

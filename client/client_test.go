@@ -78,8 +78,8 @@ func TestTimeoutIsNotRetried(t *testing.T) {
 	defer srv.Close()
 	c, _ := client.New(srv.URL+"/v1", "sk_test_x",
 		client.WithHTTPClient(&http.Client{Timeout: 100 * time.Millisecond}), client.WithRetries(3, time.Second))
-	if _, err := c.CreateAPIKey(context.Background(), "acct", client.CreateAPIKeyRequest{Name: "n", Permissions: client.Permissions{}}); err == nil {
-		t.Fatal("want a timeout")
+	if _, err := c.CreateAPIKey(context.Background(), "acct", client.CreateAPIKeyRequest{Name: "n", Permissions: client.Permissions{}}); !errors.Is(err, client.ErrTimeout) {
+		t.Fatalf("want a timeout: %v", err)
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("a create whose outcome is unknown was sent %d times", n)
@@ -97,16 +97,16 @@ func TestContextCancellation(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.RegenerateAPIKey(ctx, "key_a")
-	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, client.ErrTimeout) || time.Since(start) > 2*time.Second {
 		t.Fatalf("waiting out Retry-After must stop with the context: %v after %v", err, time.Since(start))
 	}
 }
 
 func TestNewRejectsBadInput(t *testing.T) {
-	if _, err := client.New("localhost:8080", "sk_test_x"); err == nil {
-		t.Fatal("base URL without scheme accepted")
+	if _, err := client.New("localhost:8080", "sk_test_x"); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("base URL without scheme: %v", err)
 	}
-	if _, err := client.New("http://localhost:8080/v1", ""); err == nil {
-		t.Fatal("empty token accepted")
+	if _, err := client.New("http://localhost:8080/v1", ""); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Fatalf("empty token: %v", err)
 	}
 }

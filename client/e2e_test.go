@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -76,16 +77,16 @@ func TestGetAPIKey(t *testing.T) {
 	// Another account's key is not found, not forbidden: its existence does not leak.
 	other := e.Bootstrap("acct_get_other")[apikey.Sandbox]
 	_, err = c.GetAPIKey(ctx, other.SecretID)
-	wantAPIError(t, "another account's key", err, client.ErrNotFound, 40400)
+	wantAPIError(t, "another account's key", err, client.ErrNotFound, client.CodeKeyNotFound)
 	_, err = c.GetAPIKey(ctx, "key_doesnotexist0")
-	wantAPIError(t, "unknown key", err, client.ErrNotFound, 40400)
+	wantAPIError(t, "unknown key", err, client.ErrNotFound, client.CodeKeyNotFound)
 	// The live managed key of the same account is in the other mode: not found either.
 	live := e.Bootstrap("acct_get_modes")
 	_, err = e.Client(live[apikey.Sandbox].Secret).GetAPIKey(ctx, live[apikey.Live].SecretID)
-	wantAPIError(t, "the other mode's key", err, client.ErrNotFound, 40400)
+	wantAPIError(t, "the other mode's key", err, client.ErrNotFound, client.CodeKeyNotFound)
 	// Without account:api:key:read: 403.
 	_, err = e.Client(k.Key).GetAPIKey(ctx, k.Id)
-	wantAPIError(t, "without read", err, client.ErrForbidden, 40300)
+	wantAPIError(t, "without read", err, client.ErrForbidden, client.CodePermissionDenied)
 }
 
 func TestUpdateAPIKey(t *testing.T) {
@@ -98,12 +99,12 @@ func TestUpdateAPIKey(t *testing.T) {
 		t.Fatalf("disable: %+v %v", v, err)
 	}
 	_, err = e.Client(k.Key).GetAPIKey(ctx, k.Id)
-	wantAPIError(t, "a disabled key's secret", err, client.ErrUnauthorized, 40101)
+	wantAPIError(t, "a disabled key's secret", err, client.ErrUnauthorized, client.CodeInvalidCredentials)
 	if v, err = c.UpdateAPIKey(ctx, k.Id, client.Enable()); err != nil || v.Status != client.StatusActive {
 		t.Fatalf("enable: %+v %v", v, err)
 	}
 	_, err = e.Client(k.Key).GetAPIKey(ctx, k.Id) // authenticates again; lacks read
-	wantAPIError(t, "an enabled key's secret", err, client.ErrForbidden, 40300)
+	wantAPIError(t, "an enabled key's secret", err, client.ErrForbidden, client.CodePermissionDenied)
 
 	// Name, metadata (replaced whole) and an earlier expiry together.
 	if _, err := c.UpdateAPIKey(ctx, k.Id, client.UpdateAPIKeyRequest{Metadata: &client.Metadata{"a": "1", "b": "2"}}); err != nil {
@@ -123,25 +124,25 @@ func TestUpdateAPIKey(t *testing.T) {
 	}
 	// Expiry moves only earlier.
 	_, err = c.UpdateAPIKey(ctx, k.Id, client.UpdateAPIKeyRequest{ExpiresAt: client.Ptr(exp.Add(time.Hour))})
-	wantAPIError(t, "a later expiry", err, client.ErrUnprocessable, 42206)
+	wantAPIError(t, "a later expiry", err, client.ErrUnprocessable, client.CodeExpiryExtended)
 
 	// Renaming onto a taken name: 409 40900.
 	create(t, c, "acct_upd", "taken", client.Permissions{"payment": {"read"}})
 	_, err = c.UpdateAPIKey(ctx, k.Id, client.Rename("taken"))
-	wantAPIError(t, "rename onto a taken name", err, client.ErrConflict, 40900)
+	wantAPIError(t, "rename onto a taken name", err, client.ErrConflict, client.CodeDuplicateName)
 
 	// A managed key's name is fixed: 422 42205.
 	_, err = c.UpdateAPIKey(ctx, m.SecretID, client.Rename("mine"))
-	wantAPIError(t, "rename a managed key", err, client.ErrUnprocessable, 42205)
+	wantAPIError(t, "rename a managed key", err, client.ErrUnprocessable, client.CodeManagedKeyFixed)
 
 	// An empty update is a schema error: 400.
 	_, err = c.UpdateAPIKey(ctx, k.Id, client.UpdateAPIKeyRequest{})
-	wantAPIError(t, "an empty update", err, client.ErrInvalidRequest, 40000)
+	wantAPIError(t, "an empty update", err, client.ErrInvalidRequest, client.CodeValidationFailed)
 
 	// Another account's key: 404.
 	other := e.Bootstrap("acct_upd_other")[apikey.Sandbox]
 	_, err = c.UpdateAPIKey(ctx, other.SecretID, client.Disable())
-	wantAPIError(t, "another account's key", err, client.ErrNotFound, 40400)
+	wantAPIError(t, "another account's key", err, client.ErrNotFound, client.CodeKeyNotFound)
 }
 
 // A key that may update and delete keys cannot touch one holding a
@@ -153,12 +154,12 @@ func TestUpdateAndDeleteAStrongerKey(t *testing.T) {
 	weaker := create(t, c, "acct_power", "reader", client.Permissions{"payment": {"read"}})
 	adminC := e.Client(admin.Key)
 	_, err := adminC.UpdateAPIKey(ctx, stronger.Id, client.Disable())
-	ae := wantAPIError(t, "update a stronger key", err, client.ErrForbidden, 40302)
+	ae := wantAPIError(t, "update a stronger key", err, client.ErrForbidden, client.CodePrivilegeEscalation)
 	if !strings.Contains(fmt.Sprint(ae.Details["missing"]), "refund:create") {
 		t.Errorf("details %v lack missing refund:create", ae.Details)
 	}
 	_, err = adminC.DeleteAPIKey(ctx, stronger.Id)
-	wantAPIError(t, "delete a stronger key", err, client.ErrForbidden, 40302)
+	wantAPIError(t, "delete a stronger key", err, client.ErrForbidden, client.CodePrivilegeEscalation)
 	if k, _ := c.GetAPIKey(ctx, stronger.Id); k.Status != client.StatusActive || k.Deleted {
 		t.Fatalf("a refused request changed the key: %+v", k)
 	}
@@ -185,7 +186,7 @@ func TestDeleteAPIKey(t *testing.T) {
 	}
 	// The secret no longer authenticates; the key still reads, as deleted.
 	_, err = e.Client(k.Key).GetAPIKey(ctx, k.Id)
-	wantAPIError(t, "a deleted key's secret", err, client.ErrUnauthorized, 40101)
+	wantAPIError(t, "a deleted key's secret", err, client.ErrUnauthorized, client.CodeInvalidCredentials)
 	if got, err := c.GetAPIKey(ctx, k.Id); err != nil || !got.Deleted {
 		t.Fatalf("get deleted: %+v %v", got, err)
 	}
@@ -193,15 +194,15 @@ func TestDeleteAPIKey(t *testing.T) {
 	create(t, c, "acct_del", "doomed", client.Permissions{"payment": {"read"}})
 	// A deleted key cannot change.
 	_, err = c.UpdateAPIKey(ctx, k.Id, client.Enable())
-	wantAPIError(t, "update a deleted key", err, client.ErrConflict, 40903)
+	wantAPIError(t, "update a deleted key", err, client.ErrConflict, client.CodeKeyDeleted)
 
 	// Managed keys are rotated, never deleted: 422 42204.
 	_, err = c.DeleteAPIKey(ctx, m.SecretID)
-	wantAPIError(t, "delete a managed key", err, client.ErrUnprocessable, 42204)
+	wantAPIError(t, "delete a managed key", err, client.ErrUnprocessable, client.CodeManagedKeyNotDeletable)
 	// Another account's key: 404.
 	other := e.Bootstrap("acct_del_other")[apikey.Sandbox]
 	_, err = c.DeleteAPIKey(ctx, other.PublishableID)
-	wantAPIError(t, "another account's key", err, client.ErrNotFound, 40400)
+	wantAPIError(t, "another account's key", err, client.ErrNotFound, client.CodeKeyNotFound)
 }
 
 // countingTransport counts the requests a client sends.
@@ -284,12 +285,21 @@ func TestListAPIKeysEveryPageExactlyOnce(t *testing.T) {
 		t.Fatalf("from the cursor: %d keys, %v", len(rest), err)
 	}
 
-	// Errors: another account, a bad limit.
+	// Errors: another account; a bad limit is refused before any request,
+	// and the server refuses it too when it gets one.
 	e.Bootstrap("acct_list_other")
 	_, err = client.Collect(c.ListAPIKeys(ctx, "acct_list_other", client.ListAPIKeysOptions{}))
-	wantAPIError(t, "another account", err, client.ErrForbidden, 40301)
+	wantAPIError(t, "another account", err, client.ErrForbidden, client.CodeAccountForbidden)
+	var argErr *client.ArgumentError
 	_, err = client.Collect(c.ListAPIKeys(ctx, "acct_list", client.ListAPIKeysOptions{Limit: 101}))
-	wantAPIError(t, "limit 101", err, client.ErrInvalidRequest, 40000)
+	if !errors.Is(err, client.ErrInvalidArgument) || !errors.As(err, &argErr) || argErr.Name != "ListAPIKeysOptions.Limit" {
+		t.Fatalf("limit 101: %v", err)
+	}
+	res, err := c.Raw().ListApiKeysWithResponse(ctx, &oapi.ListApiKeysParams{AccountId: "acct_list", Limit: client.Ptr(101)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAPIError(t, "limit 101 sent", client.ParseError(res.HTTPResponse, res.Body), client.ErrInvalidRequest, client.CodeValidationFailed)
 }
 
 // The iterator stops at the first error: here the listing key is deleted
@@ -304,7 +314,7 @@ func TestListAPIKeysStopsOnAnError(t *testing.T) {
 	for _, err := range e.Client(lister.Key).ListAPIKeys(ctx, "acct_stop", client.ListAPIKeysOptions{Limit: 4}) {
 		if err != nil {
 			errs++
-			wantAPIError(t, "after the lister was deleted", err, client.ErrUnauthorized, 40101)
+			wantAPIError(t, "after the lister was deleted", err, client.ErrUnauthorized, client.CodeInvalidCredentials)
 			continue // the iterator must end by itself
 		}
 		if keys++; keys == 4 {
@@ -418,10 +428,10 @@ func TestListAuditEventsAndVerifyTheChain(t *testing.T) {
 
 	// Reading events needs account:audit:read.
 	_, err = client.Collect(e.Client(k.Key).ListAuditEvents(ctx, "acct_audit", client.ListAuditEventsOptions{}))
-	wantAPIError(t, "a deleted key", err, client.ErrUnauthorized, 40101)
+	wantAPIError(t, "a deleted key", err, client.ErrUnauthorized, client.CodeInvalidCredentials)
 	reader := create(t, c, "acct_audit", "keys reader", client.Permissions{"account:api:key": {"read"}})
 	_, err = client.Collect(e.Client(reader.Key).ListAuditEvents(ctx, "acct_audit", client.ListAuditEventsOptions{}))
-	wantAPIError(t, "without account:audit:read", err, client.ErrForbidden, 40300)
+	wantAPIError(t, "without account:audit:read", err, client.ErrForbidden, client.CodePermissionDenied)
 }
 
 // Rows changed in the database behind the service's back: VerifyAuditChain
@@ -492,4 +502,48 @@ func TestVerifyAuditChainAgainstTheDatabase(t *testing.T) {
 		t.Fatalf("removed seq 3: %d events, %v", n, err)
 	}
 
+}
+
+// The grace periods the client refuses before sending are those the server
+// refuses: 7 days passes both, a minute more is refused by both (by the
+// client without a request), and so is a duration in seconds, which the
+// server could not even be told.
+func TestGracePeriodBoundsMatchTheServer(t *testing.T) {
+	e, m, c := lifecycleEnv(t, "acct_grace")
+	rt := &countingTransport{}
+	lc, err := client.New(e.URL, m.Secret, client.WithHTTPClient(&http.Client{Transport: rt}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []time.Duration{client.MaxGracePeriod + time.Minute, 30 * time.Second, -time.Minute} {
+		_, err := lc.RegenerateAPIKey(ctx, m.PublishableID, client.WithGracePeriod(d))
+		if !errors.Is(err, client.ErrInvalidArgument) {
+			t.Fatalf("%v: %v", d, err)
+		}
+	}
+	if n := rt.n.Load(); n != 0 {
+		t.Fatalf("%d requests for refused grace periods", n)
+	}
+	for _, minutes := range []int{10081, -1} {
+		res, err := c.Raw().RegenerateApiKeyWithResponse(ctx, m.PublishableID, oapi.RegenerateApiKeyRequest{GracePeriodMinutes: client.Ptr(minutes)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ae := wantAPIError(t, fmt.Sprintf("%d minutes sent", minutes), client.ParseError(res.HTTPResponse, res.Body),
+			client.ErrInvalidRequest, client.CodeValidationFailed)
+		if len(ae.Fields) == 0 || ae.Fields[0].Field != "/grace_period_minutes" || ae.Fields[0].Location != client.LocationBody {
+			t.Fatalf("%d minutes: fields %+v", minutes, ae.Fields)
+		}
+	}
+	before := time.Now()
+	k, err := lc.RegenerateAPIKey(ctx, m.PublishableID, client.WithGracePeriod(client.MaxGracePeriod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.PreviousKeyExpiresAt == nil || k.PreviousKeyExpiresAt.Before(before.Add(client.MaxGracePeriod-time.Minute)) {
+		t.Fatalf("previous_key_expires_at %v, want 7 days from now", k.PreviousKeyExpiresAt)
+	}
+	if rt.n.Load() != 1 {
+		t.Fatalf("%d requests", rt.n.Load())
+	}
 }

@@ -78,14 +78,14 @@ func TestLifecycleRequestsOnTheWire(t *testing.T) {
 	}
 	// An empty id would address the list route: refused before sending.
 	n := len(got)
-	if _, err := c.GetAPIKey(ctx, ""); err == nil {
-		t.Error("GetAPIKey with an empty id")
+	if _, err := c.GetAPIKey(ctx, ""); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Errorf("GetAPIKey with an empty id: %v", err)
 	}
-	if _, err := c.UpdateAPIKey(ctx, "", client.Disable()); err == nil {
-		t.Error("UpdateAPIKey with an empty id")
+	if _, err := c.UpdateAPIKey(ctx, "", client.Disable()); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Errorf("UpdateAPIKey with an empty id: %v", err)
 	}
-	if _, err := c.DeleteAPIKey(ctx, ""); err == nil {
-		t.Error("DeleteAPIKey with an empty id")
+	if _, err := c.DeleteAPIKey(ctx, ""); !errors.Is(err, client.ErrInvalidArgument) {
+		t.Errorf("DeleteAPIKey with an empty id: %v", err)
 	}
 	if len(got) != n {
 		t.Errorf("requests sent for an empty id: %+v", got[n:])
@@ -325,7 +325,7 @@ func TestGetIsRetriedAfterABrokenConnection(t *testing.T) {
 	calls.Store(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := c.ListAPIKeysPage(ctx, "acct", client.ListAPIKeysOptions{}); !errors.Is(err, context.Canceled) || calls.Load() != 0 {
+	if _, err := c.ListAPIKeysPage(ctx, "acct", client.ListAPIKeysOptions{}); !errors.Is(err, context.Canceled) || !errors.Is(err, client.ErrCanceled) || calls.Load() != 0 {
 		t.Fatalf("cancelled: %v after %d requests", err, calls.Load())
 	}
 }
@@ -339,7 +339,7 @@ func TestErrorsAreTyped(t *testing.T) {
 	c, _ := client.New(srv.URL+"/v1", "sk_test_x")
 	_, err := c.DeleteAPIKey(context.Background(), "key_a")
 	var ae *client.Error
-	if !errors.As(err, &ae) || ae.Code != 42204 || ae.RequestID != "req_x" || !errors.Is(err, client.ErrUnprocessable) {
+	if !errors.As(err, &ae) || ae.Code != client.CodeManagedKeyNotDeletable || ae.RequestID != "req_x" || !errors.Is(err, client.ErrUnprocessable) {
 		t.Fatalf("%v", err)
 	}
 }

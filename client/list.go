@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 
@@ -13,7 +12,8 @@ import (
 // value lists every key that is not deleted.
 type ListAPIKeysOptions struct {
 	// Limit is the page size, 1 to 100; 0 leaves it to the server (20).
-	// ListAPIKeys fetches every page whatever the size.
+	// ListAPIKeys fetches every page whatever the size. Any other value is
+	// an *ArgumentError, before any request.
 	Limit int
 	// Status keeps keys with this status only ("" for any). StatusExpired
 	// is an ACTIVE key past its expiry; StatusActive then means not expired.
@@ -57,8 +57,13 @@ func (o ListAPIKeysOptions) params(accountID string) *oapi.ListApiKeysParams {
 
 // ListAPIKeysPage returns one page of the account's keys in the
 // credential's mode, oldest first (from opts.Cursor); NextCursor fetches the
-// next while HasMore. Keys carry KeyHint, never the secret.
+// next while HasMore. Keys carry KeyHint, never the secret. Requires
+// account:api:key:read; another account's keys are ErrForbidden
+// (CodeAccountForbidden).
 func (c *Client) ListAPIKeysPage(ctx context.Context, accountID string, opts ListAPIKeysOptions) (*APIKeyPage, error) {
+	if err := checkPage(accountID, "ListAPIKeysOptions.Limit", opts.Limit); err != nil {
+		return nil, err
+	}
 	res, err := c.raw.ListApiKeysWithResponse(ctx, opts.params(accountID))
 	if err != nil {
 		return nil, err
@@ -101,8 +106,10 @@ type ListAuditEventsOptions struct {
 	// Action keeps the events of this action only ("" for any).
 	Action AuditAction
 	// Limit is the page size, 1 to 100; 0 leaves it to the server (20).
+	// Any other value is an *ArgumentError, before any request.
 	Limit int
-	// Cursor starts after the page that returned it as NextCursor.
+	// Cursor starts after the page that returned it as NextCursor ("" for
+	// the first page).
 	Cursor string
 }
 
@@ -126,6 +133,9 @@ func (o ListAuditEventsOptions) params(accountID string) *oapi.ListAuditEventsPa
 // ListAuditEventsPage returns one page of the account's audit events in the
 // credential's mode, newest first. Requires account:audit:read.
 func (c *Client) ListAuditEventsPage(ctx context.Context, accountID string, opts ListAuditEventsOptions) (*AuditEventPage, error) {
+	if err := checkPage(accountID, "ListAuditEventsOptions.Limit", opts.Limit); err != nil {
+		return nil, err
+	}
 	res, err := c.raw.ListAuditEventsWithResponse(ctx, opts.params(accountID))
 	if err != nil {
 		return nil, err
@@ -152,10 +162,20 @@ func (c *Client) ListAuditEvents(ctx context.Context, accountID string, opts Lis
 	})
 }
 
-// ErrBadPage is yielded when the server's pages do not follow on (has_more
-// without a next_cursor, or the same cursor twice): following them could
-// loop for ever.
-var ErrBadPage = errors.New("client: inconsistent pagination from the server")
+// MaxPageSize is the largest Limit the list operations accept.
+const MaxPageSize = 100
+
+// checkPage refuses, before any request, an empty account id and a page size
+// the API would refuse.
+func checkPage(accountID, limitName string, limit int) error {
+	if err := requireID("accountID", accountID); err != nil {
+		return err
+	}
+	if limit < 0 || limit > MaxPageSize {
+		return &ArgumentError{Name: limitName, Value: limit, Reason: "want 1 to 100, or 0 for the server's default (20)"}
+	}
+	return nil
+}
 
 // paginate walks pages from cursor until one has no successor.
 func paginate[T any](cursor string, fetch func(cursor string) ([]T, bool, *string, error)) iter.Seq2[T, error] {

@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -54,7 +56,20 @@ func transient(err error) bool {
 	return errors.As(err, &op)
 }
 
+// Do sends req, retrying what is safe, and types what fails: the error of a
+// request that got no answer, and of reading its body, is a *TransportError.
 func (d *retryDoer) Do(req *http.Request) (*http.Response, error) {
+	res, err := d.do(req)
+	if err != nil {
+		return res, transportError(req, err)
+	}
+	if res != nil && res.Body != nil {
+		res.Body = &bodyReader{ReadCloser: res.Body, req: req}
+	}
+	return res, nil
+}
+
+func (d *retryDoer) do(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := d.c.Do(req)
 		backoff := time.Duration(100<<attempt) * time.Millisecond
@@ -85,7 +100,7 @@ func (d *retryDoer) Do(req *http.Request) (*http.Response, error) {
 		select {
 		case <-req.Context().Done():
 			t.Stop()
-			return nil, req.Context().Err()
+			return nil, &url.Error{Op: urlOp(req.Method), URL: redactedURL(req.URL), Err: req.Context().Err()}
 		case <-t.C:
 		}
 		if req.GetBody != nil {
@@ -96,4 +111,12 @@ func (d *retryDoer) Do(req *http.Request) (*http.Response, error) {
 			req.Body = body
 		}
 	}
+}
+
+// urlOp is the Op net/http gives a *url.Error: "Get", "Post", …
+func urlOp(method string) string {
+	if method == "" {
+		return "Get"
+	}
+	return method[:1] + strings.ToLower(method[1:])
 }

@@ -1,0 +1,69 @@
+// Package client is the Go client for the HSRCPAY API-key service: typed
+// methods over the client generated from openapi.yaml. Everything a caller
+// needs to pass or compare is exported here (request and result types, enum
+// values, error codes and kinds); the generated package client/oapi is an
+// implementation detail, reachable through [Client.Raw] for what this package
+// does not cover.
+//
+// # The common flow
+//
+//	c, err := client.New("https://api.hsrcpay.com/v1", os.Getenv("HSRCPAY_API_KEY"))
+//	if err != nil { … }
+//
+//	// Issue a key: its Key field is the secret, shown only in this answer.
+//	key, err := c.CreateAPIKey(ctx, "acct_123", client.CreateAPIKeyRequest{
+//		Name:        "Checkout backend",
+//		Permissions: client.Permissions{"payment": {"create", "read"}},
+//	})
+//	var apiErr *client.Error
+//	if errors.As(err, &apiErr) && apiErr.Code == client.CodeDuplicateName { … }
+//
+//	// Rotate a managed key; the old secret keeps working for an hour.
+//	rotated, err := c.RegenerateAPIKey(ctx, managedKeyID, client.WithGracePeriod(time.Hour))
+//
+//	// Read, list (every page), switch off, revoke.
+//	view, err := c.GetAPIKey(ctx, key.Id)
+//	for k, err := range c.ListAPIKeys(ctx, "acct_123", client.ListAPIKeysOptions{Status: client.StatusActive}) {
+//		if err != nil { … }
+//		fmt.Println(k.Id, k.Name)
+//	}
+//	view, err = c.UpdateAPIKey(ctx, key.Id, client.Disable())
+//	view, err = c.DeleteAPIKey(ctx, key.Id)
+//
+//	// Check the audit record's hash chain without trusting the server.
+//	events, err := client.Collect(c.ListAuditEvents(ctx, "acct_123", client.ListAuditEventsOptions{Limit: 100}))
+//	err = client.VerifyAuditChain(events)
+//
+// Each operation has an example below that runs as a test against a fake
+// server answering with the examples of openapi.yaml.
+//
+// # Errors
+//
+// A method returns one of three kinds of error, each matching a [Kind] with
+// errors.Is so that callers never switch on status codes or dig into net/http:
+//
+//   - [*Error]: the API answered with an error. It carries the envelope's
+//     [ErrorCode] (compare it with the Code… constants), message, details and
+//     the request id, and matches [ErrInvalidRequest], [ErrUnauthorized],
+//     [ErrForbidden], [ErrNotFound], [ErrConflict], [ErrUnprocessable],
+//     [ErrRateLimited] or [ErrServer] by its status.
+//   - [*TransportError]: no answer came: [ErrUnavailable] (connection refused
+//     or reset, unknown host), [ErrTimeout] (a context deadline or the HTTP
+//     client's timeout), [ErrCanceled] (the context was cancelled) or
+//     [ErrTransport] (anything else, such as a TLS certificate that does not
+//     verify). errors.Is(err, context.Canceled) and
+//     errors.Is(err, context.DeadlineExceeded) hold as well, and the error
+//     net/http returned stays reachable with errors.As.
+//   - [*ArgumentError]: an argument or option the API cannot express or would
+//     refuse, such as WithGracePeriod(30*time.Second) or a Limit of 500, found
+//     before any request is sent; it matches [ErrInvalidArgument].
+//
+// # Retries
+//
+// Retries ([WithRetries]) depend on the method: a 429 and a refused
+// connection are retried for every request; GET (read, list) and DELETE
+// (idempotent by contract: a second delete answers 200 with the deleted key)
+// are also retried after a timeout or a broken connection; POST (create,
+// regenerate) and PATCH (update) never are, since their outcome is then
+// unknown.
+package client
