@@ -1,35 +1,58 @@
 package server_test
 
 // TestCredentialSafetyModel is a model-based test of the credential-safety
-// rules of issue 9. rapid drives a real server on a real store (SQLite, and
-// PostgreSQL when it is up) through the Go client with random credentials and
-// operations; after every answer and every step it compares with an
-// independent model: the status and code of each answer (following the
-// contract's order of checks), the secrets issued, which secrets authenticate,
-// and every stored key. The model imports none of the server's rules
-// (internal/apikeys, internal/policy, internal/perm): the catalog, the
-// managed keys' permissions and the order of checks are written out here, so
-// a change to either side shows up as a disagreement.
+// rules of issue 9 and of the key lifecycle. rapid drives a real server on a
+// real store (SQLite, and PostgreSQL when it is up) through the Go client with
+// random credentials and operations (create, regenerate, get, list, update,
+// delete, list audit events, authentication probes, clock jumps); after every
+// answer and every step it compares with an independent model: the status and
+// code of each answer (following the contract's order of checks), the
+// secrets issued, which secrets authenticate, every stored key and the audit
+// trail. The model imports none of the server's rules (internal/apikeys,
+// internal/policy, internal/perm): the catalog, the managed keys'
+// permissions, the order of checks and the audit chain's encoding are written
+// out here, so a change to either side shows up as a disagreement.
+// (apikeys.VerifyAudit is called as a thing under test, never to predict.)
 //
 // The rules it holds the server to:
 //  1. power never grows: a secret obtained by create or regenerate holds no
-//     permission its obtaining credential lacks (keys and JWTs);
+//     permission its obtaining credential lacks (keys and JWTs); nobody
+//     regenerates, updates (disables, enables) or deletes a key holding more
+//     than they do;
 //  2. life never grows: a secret obtained by an expiring KEY expires no later
-//     than that key (JWTs are exempt);
-//  3. a replaced secret in its grace period manages nothing (403 40304) but
-//     still authenticates; the owner's current secret keeps working;
-//  4. every secret held authenticates exactly while the model says it lives;
+//     than that key, and an expiring key changes no key that outlives it
+//     (JWTs are exempt);
+//  3. a replaced secret in its grace period manages and reads nothing (403
+//     40304) but still authenticates; the owner's current secret keeps working;
+//  4. every secret held authenticates exactly while the model says it lives:
+//     never once its key is deleted or switched off, again once switched on;
 //  5. nothing else changes: every stored key of both accounts and both modes
-//     matches the model after every step;
-//  6. every answer's status and code are the model's.
+//     (deleted, status, name, expiry, metadata, secrets) matches the model
+//     after every step;
+//  6. every answer's status and code are the model's;
+//  7. no answer of get, list, update, delete or list-audit-events carries a
+//     secret the model knows, its random part or its hash;
+//  8. an audit event for every change: each successful create, regenerate,
+//     update that changed something, disable, enable and first delete adds
+//     exactly one event to its account and mode (action, key, actor, changed
+//     fields), nothing else adds any, and the chains verify
+//     (apikeys.VerifyAudit, and an independent recomputation of each new
+//     event's hash from the README's encoding).
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -43,6 +66,9 @@ import (
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/apikeys"
+	"github.com/hsrcpay/apikeys/internal/audit"
+	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
@@ -67,6 +93,9 @@ var csmPublishable = []string{"account:read", "customer:read", "payment:read", "
 const (
 	csmPermCreate = "account:api:key:create"
 	csmPermUpdate = "account:api:key:update"
+	csmPermDelete = "account:api:key:delete"
+	csmPermRead   = "account:api:key:read"
+	csmPermAudit  = "account:audit:read"
 	// csmNoSuchKey is a well-formed id that never exists: regenerating it
 	// changes nothing, so it probes what a credential may do.
 	csmNoSuchKey = "key_doesnotexist0000"
@@ -80,12 +109,14 @@ var csmMaxExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 
 func TestCredentialSafetyModel(t *testing.T) {
 	hxNoRapidFailFiles()
+	// Fewer, longer runs than for create and regenerate alone: the lifecycle
+	// (create, then update, delete, update the deleted key…) needs depth.
 	t.Run("sqlite", func(t *testing.T) {
-		csmRun(t, testenv.Config{}, 30, 20)
+		csmRun(t, testenv.Config{}, 20, 40)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		// Fewer runs: each request costs a network round trip or two.
-		csmRun(t, testenv.Config{Store: openPostgres(t, storetest.FreshPostgresDB(t))}, 15, 15)
+		csmRun(t, testenv.Config{Store: openPostgres(t, storetest.FreshPostgresDB(t))}, 8, 30)
 	})
 }
 
@@ -99,24 +130,44 @@ func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 	csmCheckCatalog(t, env)
 	stats := map[string]int{}
 	runs := 0
+	view := csmNewAuditView(env.Store)
 	start := time.Now()
 	rapid.Check(t, func(rt *rapid.T) {
 		runs++
-		m := csmNewModel(t, env, runs, maxSteps, stats)
+		// What an earlier run left unverified (a failed one stops mid-step)
+		// is verified now, so that each run answers for its own accounts only.
+		if _, err := view.verify(); err != nil {
+			rt.Fatalf("AUDIT CHAIN broken before the run started: %v", err)
+		}
+		m := csmNewModel(t, env, view, runs, maxSteps, stats)
 		rt.Repeat(map[string]func(*rapid.T){
+			// create three times as often as the rest: the lifecycle needs custom keys.
 			"create":     m.create,
+			"create 2":   m.create,
+			"create 3":   m.create,
 			"regenerate": m.regenerate,
 			"probe":      m.probeAction,
 			"advance":    m.advance,
+			"get":        m.get,
+			"list":       m.list,
+			"update":     m.update,
+			"delete":     m.delete,
+			"audit":      m.listAudit,
 			"":           m.check,
 		})
 	})
+	// Each step verified the chains it could have changed; once more, every
+	// chain of the store without exception.
+	n, err := apikeys.VerifyAudit(ctx, env.Store)
+	if err != nil {
+		t.Fatalf("AUDIT CHAIN: apikeys.VerifyAudit after all runs: %v", err)
+	}
 	var lines []string
 	for k, v := range stats {
 		lines = append(lines, fmt.Sprintf("%s ×%d", k, v))
 	}
 	sort.Strings(lines)
-	t.Logf("%d runs in %v; answers: %s", runs, time.Since(start).Round(time.Millisecond), strings.Join(lines, ", "))
+	t.Logf("%d runs in %v, %d audit events verified; answers: %s", runs, time.Since(start).Round(time.Millisecond), n, strings.Join(lines, ", "))
 }
 
 // csmExplicitFlags are the flags the command line set, read before this test
@@ -262,6 +313,10 @@ type csmKey struct {
 	prev        string     // the replaced secret kept for a grace period, "" if none
 	prevEnd     time.Time  // when prev stops working
 	gen         int        // secrets issued so far
+	deleted     bool
+	inactive    bool              // switched off (status INACTIVE)
+	metadata    map[string]string // nil: none
+	creator     string            // created_by.id: "bootstrap", a key id or a JWT subject
 }
 
 // csmSecret is one plaintext secret the model holds.
@@ -273,6 +328,7 @@ type csmSecret struct {
 
 // csmGrant is what a JWT grants.
 type csmGrant struct {
+	sub      string
 	mode     apikey.Mode
 	accounts []string
 	perms    csmSet
@@ -334,23 +390,60 @@ type csmModel struct {
 	advanced       time.Duration           // sum of clock advances in this run
 	virt           map[int64]time.Duration // times the model made (Unix µs) → virtual offset, for rel
 	stats          map[string]int
+	audit          *csmAuditView
+	log            map[string][]csmEvent // per csmPair: the events the model expects, oldest first
+	checked        map[string]int        // per csmPair: how many of them the store was seen to hold
+	needles        []csmNeedle           // what no read or lifecycle answer may contain
 }
 
-func csmNewModel(t *testing.T, env *testenv.Env, run, maxSteps int, stats map[string]int) *csmModel {
+// csmEvent is an audit event the model expects.
+type csmEvent struct {
+	action    string
+	key       *csmKey
+	actorKind string // key, jwt or platform
+	actorID   string
+	// changes is the exact set of fields an event must name (sorted); nil
+	// leaves it to the server (create, regenerate, bootstrap name everything).
+	changes []string
+	values  map[string]string // the new value of some changed fields, as text
+}
+
+// csmNeedle is a string no answer of a read or lifecycle operation may hold.
+type csmNeedle struct {
+	what string // for messages: "secret #2 of managed secret A/live"
+	s    string
+}
+
+// csmPair names an account's audit chain in a mode.
+func csmPair(account string, mode apikey.Mode) string { return string(mode) + "/" + account }
+
+func csmNewModel(t *testing.T, env *testenv.Env, view *csmAuditView, run, maxSteps int, stats map[string]int) *csmModel {
 	m := &csmModel{
-		tt: t, env: env, maxStep: maxSteps, stats: stats,
+		tt: t, env: env, maxStep: maxSteps, stats: stats, audit: view,
 		acctA: fmt.Sprintf("acct_csm%d_a", run), acctB: fmt.Sprintf("acct_csm%d_b", run), ghost: "acct_csm_ghost",
 		byID: map[string]*csmKey{}, seen: map[*csmSecret]csmAnswer{}, virt: map[int64]time.Duration{},
+		log: map[string][]csmEvent{}, checked: map[string]int{},
 	}
 	for _, acct := range []string{m.acctA, m.acctB} {
 		managed := env.Bootstrap(acct)
 		for _, mode := range apikey.Modes {
 			mk := managed[mode]
 			where := m.short(acct) + "/" + string(mode)
-			m.addKey(&csmKey{label: "managed secret " + where, id: mk.SecretID, account: acct, name: "Managed secret key",
-				mode: mode, managed: true, perms: csmSetOf(csmCatalog...)}, mk.Secret)
-			m.addKey(&csmKey{label: "managed publishable " + where, id: mk.PublishableID, account: acct, name: "Managed publishable key",
-				mode: mode, managed: true, publishable: true, perms: csmSetOf(csmPublishable...)}, mk.Publishable)
+			for _, k := range []*csmKey{
+				{label: "managed secret " + where, id: mk.SecretID, account: acct, name: "Managed secret key",
+					mode: mode, managed: true, perms: csmSetOf(csmCatalog...), creator: "bootstrap"},
+				{label: "managed publishable " + where, id: mk.PublishableID, account: acct, name: "Managed publishable key",
+					mode: mode, managed: true, publishable: true, perms: csmSetOf(csmPublishable...), creator: "bootstrap"},
+			} {
+				secret := mk.Secret
+				if k.publishable {
+					secret = mk.Publishable
+				}
+				m.addKey(k, secret)
+				// Provisioning records each managed key, secret key first.
+				m.record(csmEvent{action: "bootstrap", key: k, actorKind: "platform", actorID: "bootstrap",
+					values: map[string]string{"name": k.name, "key_hint": csmHint(secret)}})
+			}
 		}
 	}
 	return m
@@ -365,8 +458,34 @@ func (m *csmModel) addKey(k *csmKey, secret string) {
 func (m *csmModel) setSecret(k *csmKey, secret string) {
 	k.gen++
 	k.cur = secret
-	m.secrets = append(m.secrets, &csmSecret{token: secret, key: k, gen: k.gen})
+	s := &csmSecret{token: secret, key: k, gen: k.gen}
+	m.secrets = append(m.secrets, s)
+	what := fmt.Sprintf("secret #%d of %s", s.gen, k.label)
+	h := sha256.Sum256([]byte(secret))
+	m.needles = append(m.needles,
+		csmNeedle{what, secret[8:40]}, // the random part (after sk_live_ / pk_test_, before the checksum)
+		csmNeedle{"the SHA-256 (hex) of " + what, hex.EncodeToString(h[:])},
+		csmNeedle{"the SHA-256 (base64) of " + what, base64.StdEncoding.EncodeToString(h[:])},
+		csmNeedle{"the SHA-256 (base64url) of " + what, base64.RawURLEncoding.EncodeToString(h[:])},
+	)
 }
+
+// record appends an event the model expects on the key's account and mode.
+func (m *csmModel) record(e csmEvent) {
+	pair := csmPair(e.key.account, e.key.mode)
+	m.log[pair] = append(m.log[pair], e)
+}
+
+// actorOf is who an event names for a change the caller made.
+func (m *csmModel) actorOf(c *csmCaller) (kind, id string) {
+	if c.jwt != nil {
+		return "jwt", c.jwt.sub
+	}
+	return "key", c.secret.key.id
+}
+
+// csmHint is the key_hint of a secret: its prefix and last four characters.
+func csmHint(secret string) string { return secret[:8] + "…" + secret[len(secret)-4:] }
 
 // now is the server's clock. Every expiry the model sets lies 30 s off a
 // whole minute from the clock readings it derives from, and the clock moves
@@ -447,6 +566,12 @@ func (m *csmModel) authenticate(c *csmCaller, now time.Time) (*csmPrincipal, csm
 	default:
 		return nil, csmWant{401, oapi.CodeInvalidCredentials, "replaced secret: revoked"}
 	}
+	switch {
+	case k.deleted:
+		return nil, csmWant{401, oapi.CodeInvalidCredentials, "the key is deleted"}
+	case k.inactive:
+		return nil, csmWant{401, oapi.CodeInvalidCredentials, "the key is switched off"}
+	}
 	if k.expires != nil && !now.Before(*k.expires) {
 		return nil, csmWant{401, oapi.CodeExpiredCredentials, "the key has expired"}
 	}
@@ -454,7 +579,7 @@ func (m *csmModel) authenticate(c *csmCaller, now time.Time) (*csmPrincipal, csm
 		accounts: []string{k.account}, perms: k.perms, expires: k.expires}, csmWant{}
 }
 
-// gate is the common head of both operations' order of checks:
+// gate is the common head of every operation's order of checks:
 // 401 → (429: budgets are unlimited here) → 40303 → 40304 → 40300.
 func (m *csmModel) gate(c *csmCaller, need string, now time.Time) (*csmPrincipal, *csmWant) {
 	p, w := m.authenticate(c, now)
@@ -499,12 +624,25 @@ func (m *csmModel) wantCreate(c *csmCaller, r csmCreateReq, now time.Time) csmWa
 	if r.account == m.ghost {
 		return csmWant{404, oapi.CodeAccountNotFound, "no such account"}
 	}
-	for _, k := range m.keys {
-		if k.mode == p.mode && k.account == r.account && k.name == r.name && (k.expires == nil || now.Before(*k.expires)) {
-			return csmWant{409, oapi.CodeDuplicateName, "name taken by " + k.label}
-		}
+	if k := m.nameHolder(r.account, p.mode, r.name, nil, now); k != nil {
+		return csmWant{409, oapi.CodeDuplicateName, "name taken by " + k.label}
 	}
 	return csmWant{201, 0, "created"}
+}
+
+// nameHolder is the key other than except that holds name on the account in
+// mode: names are unique among keys that are neither deleted nor expired.
+func (m *csmModel) nameHolder(account string, mode apikey.Mode, name string, except *csmKey, now time.Time) *csmKey {
+	for _, k := range m.keys {
+		if k != except && k.mode == mode && k.account == account && k.name == name && !k.deleted && !m.expired(k, now) {
+			return k
+		}
+	}
+	return nil
+}
+
+func (m *csmModel) expired(k *csmKey, now time.Time) bool {
+	return k.expires != nil && !now.Before(*k.expires)
 }
 
 type csmRegenReq struct {
@@ -524,8 +662,14 @@ func (m *csmModel) wantRegenerate(c *csmCaller, r csmRegenReq, now time.Time) cs
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
 		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
 	}
+	if k.deleted {
+		return csmWant{404, oapi.CodeKeyNotFound, "the key is deleted"}
+	}
 	if !k.managed {
 		return csmWant{422, oapi.CodeKeyNotManaged, "custom keys are not regenerated"}
+	}
+	if k.inactive {
+		return csmWant{409, oapi.CodeKeyNotActive, "the key is switched off"}
 	}
 	if miss := k.perms.minus(p.perms); len(miss) > 0 {
 		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
@@ -606,9 +750,10 @@ func (m *csmModel) drawJWT(rt *rapid.T) *csmCaller {
 	for _, a := range g.accounts {
 		accts = append(accts, m.short(a))
 	}
-	claims := m.env.JWT.Claims(fmt.Sprintf("csm%d@example.com", m.seq), g.accounts, g.perms.list(), string(g.mode))
+	g.sub = fmt.Sprintf("csm%d@example.com", m.seq)
+	claims := m.env.JWT.Claims(g.sub, g.accounts, g.perms.list(), string(g.mode))
 	return &csmCaller{token: m.env.JWT.Sign(m.tt, claims), jwt: g,
-		label: fmt.Sprintf("JWT %s on %v in %s", g.perms, accts, g.mode)}
+		label: fmt.Sprintf("JWT %s %s on %v in %s", g.sub, g.perms, accts, g.mode)}
 }
 
 // grantOf is what the caller would hold if it authenticated (for drawing
@@ -739,8 +884,12 @@ func (m *csmModel) create(rt *rapid.T) {
 			c.label, got.Type, got.Name, m.short(got.AccountId), got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key,
 			prefix, m.short(r.account), r.perms, m.rel(r.expires))
 	}
-	m.addKey(&csmKey{label: fmt.Sprintf("custom %s %s/%s", r.name, m.short(r.account), p.mode), id: got.Id, account: r.account,
-		name: r.name, mode: p.mode, perms: r.perms, expires: r.expires}, got.Key)
+	kind, by := m.actorOf(c)
+	k := &csmKey{label: fmt.Sprintf("custom#%d %s %s/%s", len(m.keys), r.name, m.short(r.account), p.mode), id: got.Id, account: r.account,
+		name: r.name, mode: p.mode, perms: r.perms, expires: r.expires, creator: by}
+	m.addKey(k, got.Key)
+	m.record(csmEvent{action: "create", key: k, actorKind: kind, actorID: by,
+		values: map[string]string{"name": r.name, "key_hint": csmHint(got.Key)}})
 }
 
 func (m *csmModel) regenerate(rt *rapid.T) {
@@ -857,6 +1006,8 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 		rt.Fatalf("regenerate of %s without grace: previous_key_expires_at %s", k.label, m.rel(got.PreviousKeyExpiresAt))
 	}
 	m.setSecret(k, got.Key)
+	actorKind, by := m.actorOf(c)
+	m.record(csmEvent{action: "regenerate", key: k, actorKind: actorKind, actorID: by, values: map[string]string{"key_hint": csmHint(got.Key)}})
 }
 
 // probeAction uses any credential on an operation that changes nothing.
@@ -950,6 +1101,7 @@ func (m *csmModel) check(rt *rapid.T) {
 		return
 	}
 	m.checkStore(rt)
+	m.checkAudit(rt)
 	now := m.now()
 	var todo []*csmSecret
 	for _, s := range m.secrets {
@@ -979,9 +1131,12 @@ func (m *csmModel) checkStore(rt *rapid.T) {
 			rt.Fatalf("store: %s: %v", k.label, err)
 		}
 		var bad []string
-		if got.AccountID != k.account || got.Name != k.name || got.Managed != k.managed || got.Deleted || got.Status != apikey.StatusActive ||
-			(got.Type == apikey.TypePublishable) != k.publishable {
+		if got.AccountID != k.account || got.Name != k.name || got.Managed != k.managed || got.Deleted != k.deleted ||
+			got.Status != csmStoredStatus(k) || (got.Type == apikey.TypePublishable) != k.publishable {
 			bad = append(bad, fmt.Sprintf("account %s name %q managed %v deleted %v status %s type %s", m.short(got.AccountID), got.Name, got.Managed, got.Deleted, got.Status, got.Type))
+		}
+		if !maps.Equal(got.Metadata, k.metadata) {
+			bad = append(bad, fmt.Sprintf("metadata %v", got.Metadata))
 		}
 		if !bytes.Equal(got.SecretHash, csmHash(k.cur)) {
 			bad = append(bad, "the current secret is not the last one issued")
@@ -1001,7 +1156,8 @@ func (m *csmModel) checkStore(rt *rapid.T) {
 			bad = append(bad, "a replaced secret is kept in grace until "+m.rel(got.PrevSecretExpiresAt))
 		}
 		if len(bad) > 0 {
-			rt.Fatalf("STORE: %s differs from the model: %s", m.describeKey(k), strings.Join(bad, "; "))
+			rt.Fatalf("STORE: %s differs from the model (name %q, deleted %v, %s, metadata %v): %s",
+				m.describeKey(k), k.name, k.deleted, csmStoredStatus(k), k.metadata, strings.Join(bad, "; "))
 		}
 	}
 }
@@ -1033,4 +1189,1058 @@ func csmSameTime(a, b *time.Time) bool {
 		return a == nil && b == nil
 	}
 	return a.Equal(*b)
+}
+
+// ---------------------------------------------------------------------------
+// The key lifecycle: get, list, update, delete, list audit events.
+
+// csmStoredStatus is the status column the model expects.
+func csmStoredStatus(k *csmKey) string {
+	if k.inactive {
+		return apikey.StatusInactive
+	}
+	return apikey.StatusActive
+}
+
+// viewStatus is the status an answer shows: EXPIRED is an ACTIVE key past its
+// expiry; a switched-off key shows INACTIVE, expired or not.
+func (m *csmModel) viewStatus(k *csmKey, now time.Time) string {
+	switch {
+	case k.inactive:
+		return "INACTIVE"
+	case m.expired(k, now):
+		return "EXPIRED"
+	}
+	return "ACTIVE"
+}
+
+func (m *csmModel) modeOf(c *csmCaller) apikey.Mode {
+	if c.jwt != nil {
+		return c.jwt.mode
+	}
+	return c.secret.key.mode
+}
+
+// labelOf names an id in messages without the id itself (random ids would
+// make messages differ from one replay to the next).
+func (m *csmModel) labelOf(id string) string {
+	if k := m.byID[id]; k != nil {
+		return k.label
+	}
+	if strings.HasPrefix(id, "key_") {
+		return "a key unknown to the model"
+	}
+	return id // "bootstrap", a JWT subject
+}
+
+var csmEarlierRun = regexp.MustCompile(`^acct_csm[0-9]+_[ab]$`)
+
+// shortPair names a chain (csmPair) in messages.
+func (m *csmModel) shortPair(pair string) string {
+	mode, acct, _ := strings.Cut(pair, "/")
+	if s := m.short(acct); s != acct {
+		return s + "/" + mode
+	}
+	if csmEarlierRun.MatchString(acct) {
+		return "an earlier run's account/" + mode
+	}
+	return acct + "/" + mode
+}
+
+// Custom and deleted keys weigh double: the lifecycle is about them (a
+// deleted key drawn before any exists falls back to a custom key).
+var csmTargetKinds = []string{"custom key", "custom key", "managed secret", "managed publishable", "deleted key", "deleted key", "the caller's own key", "no such key"}
+
+// drawTarget picks the key a get, update or delete names: mostly one in the
+// caller's account and mode, else any of the run's (another account or
+// mode), or none (nil: csmNoSuchKey).
+func (m *csmModel) drawTarget(rt *rapid.T, c *csmCaller) *csmKey {
+	kind := rapid.SampledFrom(csmTargetKinds).Draw(rt, "target kind")
+	if kind == "the caller's own key" {
+		if c.secret != nil {
+			return c.secret.key
+		}
+		kind = "custom key"
+	}
+	_, own, _ := m.grantOf(c)
+	mode := m.modeOf(c)
+	scope := rapid.SampledFrom([]string{"the caller's account and mode", "the caller's account and mode", "any account and mode"}).Draw(rt, "target scope")
+	if kind == "no such key" {
+		return nil
+	}
+	// The kind drawn, else (none yet) a custom key, else any key in scope.
+	for _, kind := range []string{kind, "custom key", "any"} {
+		var cands []*csmKey
+		for _, k := range m.keys {
+			if scope != "any account and mode" && (k.account != own || k.mode != mode) {
+				continue
+			}
+			if (kind == "custom key" && !k.managed && !k.deleted) || (kind == "managed secret" && k.managed && !k.publishable) ||
+				(kind == "managed publishable" && k.publishable) || (kind == "deleted key" && k.deleted) || kind == "any" {
+				cands = append(cands, k)
+			}
+		}
+		if len(cands) > 0 {
+			return cands[rapid.IntRange(0, len(cands)-1).Draw(rt, "target #")]
+		}
+	}
+	return nil // a JWT's scope on an account that does not exist
+}
+
+func (m *csmModel) targetName(k *csmKey) string {
+	if k == nil {
+		return "no such key"
+	}
+	state := ""
+	switch {
+	case k.deleted:
+		state = " (deleted)"
+	case k.inactive:
+		state = " (switched off)"
+	}
+	return fmt.Sprintf("%s %q%s", m.describeKey(k), k.name, state)
+}
+
+func (m *csmModel) must(rt *rapid.T, what string, err error) {
+	if err != nil {
+		rt.Fatalf("%s: request failed: %v", what, err)
+	}
+}
+
+// rawAnswer is the status and code of a raw-client answer, whose body it
+// first scans for secrets (rule 7).
+func (m *csmModel) rawAnswer(rt *rapid.T, what string, hr *http.Response, body []byte) (csmAnswer, *client.Error) {
+	m.scan(rt, what, body)
+	if err := answer(hr, body); err != nil {
+		return csmResult(rt, err, 0)
+	}
+	return csmAnswer{status: hr.StatusCode}, nil
+}
+
+// scan fails if b holds a secret the model knows, its random part or its hash.
+func (m *csmModel) scan(rt *rapid.T, where string, b []byte) {
+	for _, n := range m.needles {
+		if bytes.Contains(b, []byte(n.s)) {
+			rt.Fatalf("SECRET LEAKED: the answer to %s holds %s", where, n.what)
+		}
+	}
+}
+
+func (m *csmModel) expect(rt *rapid.T, what string, want csmWant, a csmAnswer) {
+	if a.status != want.status || a.code != want.code {
+		rt.Fatalf("%s: want %s, got %d/%d", what, want, a.status, a.code)
+	}
+}
+
+// checkChanged holds a successful update or delete to rules 1–3 whatever
+// the model predicted, so a failure names the broken rule.
+func (m *csmModel) checkChanged(rt *rapid.T, what string, p *csmPrincipal, k *csmKey) {
+	if p == nil || k == nil {
+		return // a dead credential or no key: the status check says so
+	}
+	if p.grace {
+		rt.Fatalf("GRACE SECRET MANAGES KEYS: %s succeeded; want 403/40304", what)
+	}
+	if miss := k.perms.minus(p.perms); len(miss) > 0 {
+		rt.Fatalf("POWER GREW: %s succeeded on a key holding %s the caller lacks", what, csmSetOf(miss...))
+	}
+	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
+		rt.Fatalf("LIFE GREW: %s (caller expires %s) succeeded on a key expiring %s", what, m.rel(p.expires), m.rel(k.expires))
+	}
+}
+
+// checkView compares a key as an answer shows it with the model.
+func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *oapi.ApiKeyView, now time.Time) {
+	var bad []string
+	if v.Id != k.id || v.AccountId != k.account {
+		bad = append(bad, "it shows "+m.labelOf(v.Id)+" of "+m.short(v.AccountId))
+	}
+	if v.Name != k.name {
+		bad = append(bad, fmt.Sprintf("name %q, want %q", v.Name, k.name))
+	}
+	if v.Deleted != k.deleted {
+		bad = append(bad, fmt.Sprintf("deleted %v", v.Deleted))
+	}
+	if want := m.viewStatus(k, now); string(v.Status) != want {
+		bad = append(bad, fmt.Sprintf("status %s, want %s", v.Status, want))
+	}
+	if v.Managed != k.managed || (v.Type == oapi.KeyViewPublishable) != k.publishable {
+		bad = append(bad, fmt.Sprintf("managed %v type %s", v.Managed, v.Type))
+	}
+	if !csmSameTime(v.ExpiresAt, k.expires) {
+		bad = append(bad, "expires "+m.rel(v.ExpiresAt))
+	}
+	if p := csmFromMap(v.Permissions); !p.equal(k.perms) {
+		bad = append(bad, "permissions "+p.String())
+	}
+	if !maps.Equal(v.Metadata, k.metadata) {
+		bad = append(bad, fmt.Sprintf("metadata %v, want %v", v.Metadata, k.metadata))
+	}
+	if v.KeyHint == nil || *v.KeyHint != csmHint(k.cur) {
+		bad = append(bad, "key_hint is not the current secret's")
+	}
+	if v.CreatedBy.Id != k.creator {
+		bad = append(bad, "created_by "+m.labelOf(v.CreatedBy.Id)+", want "+m.labelOf(k.creator))
+	}
+	if len(bad) > 0 {
+		rt.Fatalf("%s: the answer differs from the model: %s", what, strings.Join(bad, "; "))
+	}
+}
+
+// get reads a key (any kind, incl. another account's or mode's, deleted, none).
+func (m *csmModel) get(rt *rapid.T) {
+	if !m.begin() {
+		return
+	}
+	c := m.drawCaller(rt)
+	k := m.drawTarget(rt, c)
+	id := csmNoSuchKey
+	if k != nil {
+		id = k.id
+	}
+	now := m.now()
+	want := m.wantGet(c, k, now)
+	what := fmt.Sprintf("get %s by %s", m.targetName(k), c.label)
+	res, err := m.env.Client(c.token).Raw().GetApiKeyWithResponse(ctx, id)
+	m.must(rt, what, err)
+	a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
+	m.stats[fmt.Sprintf("get %d/%d", a.status, a.code)]++
+	rt.Logf("step %d: %s → want %s, got %d/%d", m.steps, what, want, a.status, a.code)
+	m.expect(rt, what, want, a)
+	if ae != nil {
+		m.ownerStillWorks(rt, c, ae)
+		return
+	}
+	m.checkView(rt, what, k, &res.JSON200.Data, now)
+}
+
+// wantGet: gate → 404 (unknown, another account or mode) → 200 (deleted
+// keys stay readable, marked deleted).
+func (m *csmModel) wantGet(c *csmCaller, k *csmKey, now time.Time) csmWant {
+	p, w := m.gate(c, csmPermRead, now)
+	if w != nil {
+		return *w
+	}
+	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
+		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
+	}
+	if k.deleted {
+		return csmWant{200, 0, "deleted keys stay readable"}
+	}
+	return csmWant{200, 0, "read"}
+}
+
+// wantAccountRead is the order of checks of both lists: gate → 40301
+// (another account) → 40401 (no such account) → 200.
+func (m *csmModel) wantAccountRead(c *csmCaller, need, account string, now time.Time) csmWant {
+	p, w := m.gate(c, need, now)
+	if w != nil {
+		return *w
+	}
+	if !p.canActOn(account) {
+		return csmWant{403, oapi.CodeAccountForbidden, "may not act on " + m.short(account)}
+	}
+	if account == m.ghost {
+		return csmWant{404, oapi.CodeAccountNotFound, "no such account"}
+	}
+	return csmWant{200, 0, "listed"}
+}
+
+type csmListReq struct {
+	account, status, typ, createdBy string // "": any
+	managed, deleted                *bool
+	limit                           int // 0: the default (20)
+}
+
+func (m *csmModel) describeList(r csmListReq) string {
+	var f []string
+	if r.status != "" {
+		f = append(f, "status="+r.status)
+	}
+	if r.typ != "" {
+		f = append(f, "type="+r.typ)
+	}
+	if r.managed != nil {
+		f = append(f, fmt.Sprintf("managed=%v", *r.managed))
+	}
+	if r.createdBy != "" {
+		f = append(f, "created_by="+m.labelOf(r.createdBy))
+	}
+	if r.deleted != nil {
+		f = append(f, fmt.Sprintf("deleted=%v", *r.deleted))
+	}
+	if r.limit > 0 {
+		f = append(f, fmt.Sprintf("limit=%d", r.limit))
+	}
+	return strings.Join(f, " ")
+}
+
+// listed says whether a list with r's filters shows k.
+func (m *csmModel) listed(k *csmKey, r csmListReq, mode apikey.Mode, now time.Time) bool {
+	return k.account == r.account && k.mode == mode && k.deleted == (r.deleted != nil && *r.deleted) &&
+		(r.status == "" || m.viewStatus(k, now) == r.status) && (r.typ == "" || (r.typ == "PUBLISHABLE") == k.publishable) &&
+		(r.managed == nil || *r.managed == k.managed) && (r.createdBy == "" || r.createdBy == k.creator)
+}
+
+// list lists an account's keys (own or not), sometimes filtered, following
+// every page; the keys listed are exactly the model's, in (created_at, id) order.
+func (m *csmModel) list(rt *rapid.T) {
+	if !m.begin() {
+		return
+	}
+	c := m.drawCaller(rt)
+	_, own, _ := m.grantOf(c)
+	r := csmListReq{account: rapid.SampledFrom([]string{own, own, own, m.acctA, m.acctB, m.ghost}).Draw(rt, "account")}
+	for _, f := range rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"status", "type", "managed", "created_by", "deleted"}), 0, 3, rapid.ID[string]).Draw(rt, "filters") {
+		switch f {
+		case "status":
+			r.status = rapid.SampledFrom([]string{"ACTIVE", "INACTIVE", "EXPIRED"}).Draw(rt, "status")
+		case "type":
+			r.typ = rapid.SampledFrom([]string{"SECRET", "PUBLISHABLE"}).Draw(rt, "type")
+		case "managed":
+			b := rapid.Bool().Draw(rt, "managed")
+			r.managed = &b
+		case "created_by":
+			switch rapid.SampledFrom([]string{"the caller", "bootstrap", "a key of the run"}).Draw(rt, "created_by") {
+			case "the caller":
+				_, r.createdBy = m.actorOf(c)
+			case "bootstrap":
+				r.createdBy = "bootstrap"
+			default:
+				r.createdBy = m.keys[rapid.IntRange(0, len(m.keys)-1).Draw(rt, "created_by #")].id
+			}
+		case "deleted":
+			b := rapid.Bool().Draw(rt, "deleted")
+			r.deleted = &b
+		}
+	}
+	r.limit = rapid.SampledFrom([]int{0, 100, 3}).Draw(rt, "limit")
+	params := oapi.ListApiKeysParams{AccountId: r.account, Managed: r.managed, Deleted: r.deleted}
+	if r.status != "" {
+		s := oapi.ListApiKeysParamsStatus(r.status)
+		params.Status = &s
+	}
+	if r.typ != "" {
+		t := oapi.ListApiKeysParamsType(r.typ)
+		params.Type = &t
+	}
+	if r.createdBy != "" {
+		params.CreatedBy = &r.createdBy
+	}
+	size := 20
+	if r.limit > 0 {
+		params.Limit, size = &r.limit, r.limit
+	}
+
+	now := m.now()
+	want := m.wantAccountRead(c, csmPermRead, r.account, now)
+	what := fmt.Sprintf("list %s [%s] by %s", m.short(r.account), m.describeList(r), c.label)
+	cl := m.env.Client(c.token)
+	var got []oapi.ApiKeyView
+	for page := 1; ; page++ {
+		res, err := cl.Raw().ListApiKeysWithResponse(ctx, &params)
+		m.must(rt, what, err)
+		a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
+		if page == 1 {
+			m.stats[fmt.Sprintf("list %d/%d", a.status, a.code)]++
+			rt.Logf("step %d: %s → want %s, got %d/%d", m.steps, what, want, a.status, a.code)
+			m.expect(rt, what, want, a)
+			if ae != nil {
+				m.ownerStillWorks(rt, c, ae)
+				return
+			}
+		} else if a.status != 200 {
+			rt.Fatalf("%s: page %d answered %d/%d", what, page, a.status, a.code)
+		}
+		d := res.JSON200.Data
+		if len(d.Data) > size || d.HasMore != (d.NextCursor != nil) || d.HasMore && len(d.Data) == 0 {
+			rt.Fatalf("%s: page %d holds %d keys (limit %d), has_more %v, next_cursor set %v", what, page, len(d.Data), size, d.HasMore, d.NextCursor != nil)
+		}
+		got = append(got, d.Data...)
+		if !d.HasMore {
+			break
+		}
+		params.Cursor = d.NextCursor
+	}
+	p, _ := m.authenticate(c, now)
+	expected := map[string]*csmKey{}
+	for _, k := range m.keys {
+		if m.listed(k, r, p.mode, now) {
+			expected[k.id] = k
+		}
+	}
+	for i, v := range got {
+		if i > 0 && (v.CreatedAt.Before(got[i-1].CreatedAt) || v.CreatedAt.Equal(got[i-1].CreatedAt) && v.Id <= got[i-1].Id) {
+			rt.Fatalf("%s: %s listed after %s: not in (created_at, id) order, or twice", what, m.labelOf(v.Id), m.labelOf(got[i-1].Id))
+		}
+		k := expected[v.Id]
+		if k == nil {
+			rt.Fatalf("%s: lists %s, which the model leaves out", what, m.labelOf(v.Id))
+		}
+		m.checkView(rt, what, k, &got[i], now)
+		delete(expected, v.Id)
+	}
+	if len(expected) > 0 {
+		var left []string
+		for _, k := range expected {
+			left = append(left, k.label)
+		}
+		sort.Strings(left)
+		rt.Fatalf("%s: leaves out %s", what, strings.Join(left, ", "))
+	}
+}
+
+type csmUpdateReq struct {
+	name     *string
+	metadata map[string]string
+	hasMeta  bool
+	status   string // "", ACTIVE or INACTIVE
+	expires  *time.Time
+}
+
+func (m *csmModel) describeUpdate(r csmUpdateReq) string {
+	var f []string
+	if r.status != "" {
+		f = append(f, "status "+r.status)
+	}
+	if r.name != nil {
+		f = append(f, fmt.Sprintf("name %q", *r.name))
+	}
+	if r.expires != nil {
+		f = append(f, "expires_at "+m.rel(r.expires))
+	}
+	if r.hasMeta {
+		f = append(f, fmt.Sprintf("metadata %v", r.metadata))
+	}
+	if len(f) == 0 {
+		return "{}"
+	}
+	return strings.Join(f, ", ")
+}
+
+var csmUpdateFields = []string{"status", "name", "expires_at", "metadata"}
+
+// drawUpdate draws an update body: one field or more (or none, which the
+// contract refuses), with values near the interesting edges.
+func (m *csmModel) drawUpdate(rt *rapid.T, c *csmCaller, k *csmKey, now time.Time) csmUpdateReq {
+	var r csmUpdateReq
+	// An empty body (refused) one time in nine.
+	fields := []string{rapid.SampledFrom(append(slices.Concat(csmUpdateFields, csmUpdateFields), "nothing")).Draw(rt, "update field")}
+	if fields[0] == "nothing" {
+		return r
+	}
+	fields = append(fields, rapid.SliceOfNDistinct(rapid.SampledFrom(csmUpdateFields), 0, 2, rapid.ID[string]).Draw(rt, "more fields")...)
+	for _, f := range fields {
+		switch f {
+		case "status":
+			r.status = rapid.SampledFrom([]string{"INACTIVE", "ACTIVE"}).Draw(rt, "status")
+		case "name":
+			var n string
+			switch rapid.SampledFrom([]string{"from the pool", "another key's", "its own"}).Draw(rt, "name kind") {
+			case "another key's":
+				acct, mode := m.acctA, m.modeOf(c)
+				if k != nil {
+					acct, mode = k.account, k.mode
+				}
+				var others []*csmKey
+				for _, o := range m.keys {
+					if o != k && o.account == acct && o.mode == mode {
+						others = append(others, o)
+					}
+				}
+				n = others[rapid.IntRange(0, len(others)-1).Draw(rt, "name of key #")].name
+			case "its own":
+				if k != nil {
+					n = k.name
+					break
+				}
+				fallthrough
+			default:
+				n = rapid.SampledFrom(csmNames).Draw(rt, "name")
+			}
+			r.name = &n
+		case "expires_at":
+			r.expires = m.drawNewExpiry(rt, c, k, now)
+		case "metadata":
+			r.hasMeta = true
+			r.metadata = map[string]string{}
+			if v := rapid.SampledFrom([]string{"", "a", "b"}).Draw(rt, "metadata team"); v != "" {
+				r.metadata["team"] = v
+			}
+		}
+	}
+	return r
+}
+
+// drawNewExpiry picks an expires_at for an update: around the key's expiry
+// (now+3h30s for a key that never expires), around the caller's (now+2h30s
+// for one that never expires), or around now. Each lies 30 s off the whole
+// minutes the clock moves by.
+func (m *csmModel) drawNewExpiry(rt *rapid.T, c *csmCaller, k *csmKey, now time.Time) *time.Time {
+	type ref struct {
+		t     time.Time
+		v     time.Duration
+		known bool // v is the virtual offset of t (rel can show it)
+	}
+	around := func(exp *time.Time, d time.Duration) ref {
+		if exp == nil {
+			return ref{now.Add(d), m.advanced + d, true}
+		}
+		v, ok := m.virt[exp.UnixMicro()]
+		return ref{*exp, v, ok}
+	}
+	var kexp *time.Time
+	if k != nil {
+		kexp = k.expires
+	}
+	_, _, cexp := m.grantOf(c)
+	var base ref
+	var d time.Duration
+	switch rapid.SampledFrom([]string{"1m before the key's", "the key's", "1m after the key's", "the caller's", "1m after the caller's",
+		"in 5m", "in 1d", "in the past", "just past 9999-12-31T23:59:59Z"}).Draw(rt, "new expires_at") {
+	case "1m before the key's":
+		base, d = around(kexp, 3*time.Hour+30*time.Second), -time.Minute
+	case "the key's":
+		base = around(kexp, 3*time.Hour+30*time.Second)
+	case "1m after the key's":
+		base, d = around(kexp, 3*time.Hour+30*time.Second), time.Minute
+	case "the caller's":
+		base = around(cexp, 2*time.Hour+30*time.Second)
+	case "1m after the caller's":
+		base, d = around(cexp, 2*time.Hour+30*time.Second), time.Minute
+	case "in 5m":
+		base = around(nil, 5*time.Minute+30*time.Second)
+	case "in 1d":
+		base = around(nil, 24*time.Hour+30*time.Second)
+	case "in the past":
+		base = around(nil, -time.Hour-30*time.Second)
+	default:
+		base = ref{t: csmMaxExpiry.Add(time.Second)}
+	}
+	e := base.t.Add(d).UTC().Truncate(time.Microsecond)
+	if e.After(csmMaxExpiry) {
+		// Past the contract's limit but still in year 9999 (JSON holds no later year).
+		e = csmMaxExpiry.Add(500 * time.Millisecond)
+		return &e
+	}
+	if base.known {
+		m.at(e, base.v+d)
+	}
+	return &e
+}
+
+// update changes a key: disable, enable, rename (onto a taken name too),
+// move its expiry (earlier, later, into the past), replace its metadata.
+func (m *csmModel) update(rt *rapid.T) {
+	if !m.begin() {
+		return
+	}
+	c := m.drawCaller(rt)
+	k := m.drawTarget(rt, c)
+	now := m.now()
+	r := m.drawUpdate(rt, c, k, now)
+	id := csmNoSuchKey
+	if k != nil {
+		id = k.id
+	}
+	body := oapi.UpdateApiKeyRequest{Name: r.name, ExpiresAt: r.expires}
+	if r.hasMeta {
+		md := oapi.Metadata(r.metadata)
+		body.Metadata = &md
+	}
+	if r.status != "" {
+		s := oapi.UpdateApiKeyRequestStatus(r.status)
+		body.Status = &s
+	}
+
+	now = m.now()
+	want := m.wantUpdate(c, k, r, now)
+	p, _ := m.authenticate(c, now)
+	what := fmt.Sprintf("update %s by %s: %s", m.targetName(k), c.label, m.describeUpdate(r))
+	res, err := m.env.Client(c.token).Raw().UpdateApiKeyWithResponse(ctx, id, body)
+	m.must(rt, what, err)
+	a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
+	m.stats[fmt.Sprintf("update %d/%d", a.status, a.code)]++
+	rt.Logf("step %d: %s → want %s, got %d/%d", m.steps, what, want, a.status, a.code)
+	if a.status == 200 {
+		m.checkChanged(rt, what, p, k)
+	}
+	m.expect(rt, what, want, a)
+	if ae != nil {
+		if k != nil && p != nil {
+			m.checkDetails(rt, ae, k.perms.minus(p.perms))
+		}
+		m.ownerStillWorks(rt, c, ae)
+		return
+	}
+	m.applyUpdate(c, k, r)
+	m.checkView(rt, what, k, &res.JSON200.Data, now)
+}
+
+// wantUpdate follows update's order of checks: gate → 400 (no field) → 404
+// → 40903 (deleted) → 40302 (power) → 40305 (life: the key as it stands
+// must not outlive an expiring key caller) → 42205 (a managed key's name
+// and expiry) → 42202 (expiry not in the future or past 9999) → 42206
+// (expiry later than the key's) → 40900 (name held by another key neither
+// deleted nor expired) → 200.
+func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.Time) csmWant {
+	p, w := m.gate(c, csmPermUpdate, now)
+	if w != nil {
+		return *w
+	}
+	if r.name == nil && !r.hasMeta && r.status == "" && r.expires == nil {
+		return csmWant{400, oapi.CodeValidationFailed, "an update names at least one field"}
+	}
+	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
+		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
+	}
+	if k.deleted {
+		return csmWant{409, oapi.CodeKeyDeleted, "a deleted key does not change"}
+	}
+	if miss := k.perms.minus(p.perms); len(miss) > 0 {
+		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
+	}
+	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
+		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
+	}
+	if k.managed && (r.name != nil || r.expires != nil) {
+		return csmWant{422, oapi.CodeManagedKeyFixed, "a managed key's name and expiry are fixed"}
+	}
+	if e := r.expires; e != nil {
+		if !e.After(now) || e.After(csmMaxExpiry) {
+			return csmWant{422, oapi.CodeInvalidExpiry, "expires_at not in the future or past 9999"}
+		}
+		if k.expires != nil && e.After(*k.expires) {
+			return csmWant{422, oapi.CodeExpiryExtended, "expires_at only moves earlier"}
+		}
+	}
+	if r.name != nil && *r.name != k.name {
+		if h := m.nameHolder(k.account, k.mode, *r.name, k, now); h != nil {
+			return csmWant{409, oapi.CodeDuplicateName, "name taken by " + h.label}
+		}
+	}
+	return csmWant{200, 0, "updated"}
+}
+
+// applyUpdate makes a successful update's changes in the model and expects
+// one event naming them, or none when nothing changed.
+func (m *csmModel) applyUpdate(c *csmCaller, k *csmKey, r csmUpdateReq) {
+	var changes []string
+	values := map[string]string{}
+	action := "update"
+	if r.name != nil && *r.name != k.name {
+		k.name, values["name"] = *r.name, *r.name
+		changes = append(changes, "name")
+	}
+	if r.hasMeta && !maps.Equal(r.metadata, k.metadata) {
+		k.metadata = r.metadata
+		changes = append(changes, "metadata")
+	}
+	if r.expires != nil && !csmSameTime(r.expires, k.expires) {
+		k.expires, values["expires_at"] = r.expires, r.expires.UTC().Format(time.RFC3339Nano)
+		changes = append(changes, "expires_at")
+		if k.prev != "" && k.prevEnd.After(*r.expires) {
+			k.prevEnd = *r.expires // a replaced secret never outlives its key
+		}
+	}
+	if r.status != "" && (r.status == "INACTIVE") != k.inactive {
+		k.inactive, values["status"] = r.status == "INACTIVE", r.status
+		changes = append(changes, "status")
+		action = map[string]string{"INACTIVE": "disable", "ACTIVE": "enable"}[r.status]
+	}
+	if len(changes) == 0 {
+		return // nothing changed: nothing recorded
+	}
+	sort.Strings(changes)
+	kind, by := m.actorOf(c)
+	m.record(csmEvent{action: action, key: k, actorKind: kind, actorID: by, changes: changes, values: values})
+}
+
+// delete revokes a key (custom, managed, already deleted, another account's
+// or mode's, none), sometimes twice in a row.
+func (m *csmModel) delete(rt *rapid.T) {
+	if !m.begin() {
+		return
+	}
+	c := m.drawCaller(rt)
+	k := m.drawTarget(rt, c)
+	times := 1
+	if rapid.Bool().Draw(rt, "delete twice") {
+		times = 2
+	}
+	for n := 1; n <= times; n++ {
+		m.deleteOnce(rt, c, k, n)
+	}
+}
+
+func (m *csmModel) deleteOnce(rt *rapid.T, c *csmCaller, k *csmKey, n int) {
+	id := csmNoSuchKey
+	if k != nil {
+		id = k.id
+	}
+	now := m.now()
+	want := m.wantDelete(c, k, now)
+	p, _ := m.authenticate(c, now)
+	what := fmt.Sprintf("delete #%d of %s by %s", n, m.targetName(k), c.label)
+	res, err := m.env.Client(c.token).Raw().DeleteApiKeyWithResponse(ctx, id)
+	m.must(rt, what, err)
+	a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
+	m.stats[fmt.Sprintf("delete %d/%d", a.status, a.code)]++
+	rt.Logf("step %d: %s → want %s, got %d/%d", m.steps, what, want, a.status, a.code)
+	if a.status == 200 && k != nil && !k.deleted {
+		m.checkChanged(rt, what, p, k)
+	}
+	m.expect(rt, what, want, a)
+	if ae != nil {
+		if k != nil && p != nil {
+			m.checkDetails(rt, ae, k.perms.minus(p.perms))
+		}
+		m.ownerStillWorks(rt, c, ae)
+		return
+	}
+	if !k.deleted {
+		k.deleted, k.prev = true, ""
+		kind, by := m.actorOf(c)
+		m.record(csmEvent{action: "delete", key: k, actorKind: kind, actorID: by, changes: []string{"deleted"},
+			values: map[string]string{"deleted": "true"}})
+	}
+	m.checkView(rt, what, k, &res.JSON200.Data, now)
+}
+
+// wantDelete follows delete's order of checks: gate → 404 → 200 when already
+// deleted (the key as it is, nothing recorded) → 42204 (managed) → 40302
+// (power) → 40305 (life) → 200.
+func (m *csmModel) wantDelete(c *csmCaller, k *csmKey, now time.Time) csmWant {
+	p, w := m.gate(c, csmPermDelete, now)
+	if w != nil {
+		return *w
+	}
+	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
+		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
+	}
+	if k.deleted {
+		return csmWant{200, 0, "already deleted: answered as it is"}
+	}
+	if k.managed {
+		return csmWant{422, oapi.CodeManagedKeyNotDeletable, "managed keys are never deleted"}
+	}
+	if miss := k.perms.minus(p.perms); len(miss) > 0 {
+		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
+	}
+	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
+		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
+	}
+	return csmWant{200, 0, "deleted"}
+}
+
+var csmAuditActions = []string{"create", "regenerate", "update", "disable", "enable", "delete", "bootstrap"}
+
+// listAudit reads an account's audit events (own or not), sometimes
+// filtered by key or action: the first page is the model's log, newest first.
+func (m *csmModel) listAudit(rt *rapid.T) {
+	if !m.begin() {
+		return
+	}
+	c := m.drawCaller(rt)
+	_, own, _ := m.grantOf(c)
+	account := rapid.SampledFrom([]string{own, own, own, m.acctA, m.acctB, m.ghost}).Draw(rt, "account")
+	params := oapi.ListAuditEventsParams{AccountId: account}
+	var byKey *csmKey
+	byAction, filter := "", ""
+	switch rapid.SampledFrom([]string{"none", "key_id", "action"}).Draw(rt, "audit filter") {
+	case "key_id":
+		byKey = m.keys[rapid.IntRange(0, len(m.keys)-1).Draw(rt, "key_id #")]
+		params.KeyId, filter = &byKey.id, " key_id="+byKey.label
+	case "action":
+		byAction = rapid.SampledFrom(csmAuditActions).Draw(rt, "action")
+		a := oapi.AuditAction(byAction)
+		params.Action, filter = &a, " action="+byAction
+	}
+	size := 20
+	if limit := rapid.SampledFrom([]int{0, 100, 3}).Draw(rt, "limit"); limit > 0 {
+		params.Limit, size = &limit, limit
+		filter += fmt.Sprintf(" limit=%d", limit)
+	}
+
+	now := m.now()
+	want := m.wantAccountRead(c, csmPermAudit, account, now)
+	what := fmt.Sprintf("list audit events of %s [%s] by %s", m.short(account), strings.TrimSpace(filter), c.label)
+	res, err := m.env.Client(c.token).Raw().ListAuditEventsWithResponse(ctx, &params)
+	m.must(rt, what, err)
+	a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
+	m.stats[fmt.Sprintf("audit %d/%d", a.status, a.code)]++
+	rt.Logf("step %d: %s → want %s, got %d/%d", m.steps, what, want, a.status, a.code)
+	m.expect(rt, what, want, a)
+	if ae != nil {
+		m.ownerStillWorks(rt, c, ae)
+		return
+	}
+	p, _ := m.authenticate(c, now)
+	log := m.log[csmPair(account, p.mode)]
+	var idx []int // the log's events the page shows, newest first
+	for i := len(log) - 1; i >= 0; i-- {
+		if (byKey == nil || log[i].key == byKey) && (byAction == "" || log[i].action == byAction) {
+			idx = append(idx, i)
+		}
+	}
+	more := len(idx) > size
+	if more {
+		idx = idx[:size]
+	}
+	d := res.JSON200.Data
+	if len(d.Data) != len(idx) || d.HasMore != more || (d.NextCursor != nil) != more {
+		rt.Fatalf("%s: %d events (has_more %v), the model %d (has_more %v)", what, len(d.Data), d.HasMore, len(idx), more)
+	}
+	for j, i := range idx {
+		got, e := d.Data[j], log[i]
+		if got.Seq != i+1 || string(got.Action) != e.action || got.KeyId != e.key.id || string(got.Actor.Kind) != e.actorKind ||
+			got.Actor.Id != e.actorID || got.AccountId != account || string(got.Mode) != string(p.mode) {
+			rt.Fatalf("%s: event %d is #%d %s of %s by %s %s; the model's is #%d %s", what, j+1, got.Seq, got.Action,
+				m.labelOf(got.KeyId), got.Actor.Kind, m.labelOf(got.Actor.Id), i+1, m.describeEvent(e))
+		}
+	}
+}
+
+func (m *csmModel) describeEvent(e csmEvent) string {
+	s := fmt.Sprintf("%s of %s by %s %s", e.action, e.key.label, e.actorKind, m.labelOf(e.actorID))
+	if e.changes != nil {
+		s += " changing " + strings.Join(e.changes, ",")
+	}
+	return s
+}
+
+func (m *csmModel) describeStored(e audit.Event) string {
+	changes := slices.Sorted(maps.Keys(e.Changes))
+	return fmt.Sprintf("%s of %s by %s %s changing %s", e.Action, m.labelOf(e.KeyID), e.Actor.Kind, m.labelOf(e.Actor.ID), strings.Join(changes, ","))
+}
+
+// ---------------------------------------------------------------------------
+// The audit trail.
+
+// csmAuditView is the store as apikeys.VerifyAudit sees it, minus the chains
+// it verified before whose head has not moved since: each step verifies
+// every chain it could have changed, not every chain of every earlier run
+// again (which would make the test quadratic; the whole store is verified
+// once more after the last run). It keeps the heads and chains it showed,
+// for the model to compare with its events.
+type csmAuditView struct {
+	store.Store
+	verified map[string]store.AuditHead // per csmPair, as last verified
+	heads    map[string]store.AuditHead // the latest verification's, every account
+	changed  map[string]bool            // the pairs whose head moved
+	chains   map[string][]audit.Event   // the chains read, of those pairs
+}
+
+func csmNewAuditView(st store.Store) *csmAuditView {
+	return &csmAuditView{Store: st, verified: map[string]store.AuditHead{}}
+}
+
+func (v *csmAuditView) Repo(mode apikey.Mode) store.Repository {
+	return &csmAuditRepo{Repository: v.Store.Repo(mode), v: v, mode: mode}
+}
+
+type csmAuditRepo struct {
+	store.Repository
+	v    *csmAuditView
+	mode apikey.Mode
+}
+
+func (r *csmAuditRepo) AuditAccounts(ctx context.Context) ([]store.AuditHead, error) {
+	heads, err := r.Repository.AuditAccounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var moved []store.AuditHead
+	for _, h := range heads {
+		pair := csmPair(h.AccountID, r.mode)
+		r.v.heads[pair] = h
+		if r.v.verified[pair] != h {
+			r.v.changed[pair] = true
+			moved = append(moved, h)
+		}
+	}
+	return moved, nil
+}
+
+func (r *csmAuditRepo) AuditChain(ctx context.Context, accountID string) ([]audit.Event, error) {
+	events, err := r.Repository.AuditChain(ctx, accountID)
+	if err == nil {
+		r.v.chains[csmPair(accountID, r.mode)] = events
+	}
+	return events, err
+}
+
+// verify runs apikeys.VerifyAudit over the view and returns the pairs whose
+// chain moved since the last verification (now verified).
+func (v *csmAuditView) verify() (map[string]bool, error) {
+	v.heads, v.changed, v.chains = map[string]store.AuditHead{}, map[string]bool{}, map[string][]audit.Event{}
+	if _, err := apikeys.VerifyAudit(ctx, v); err != nil {
+		return nil, err
+	}
+	for pair := range v.changed {
+		v.verified[pair] = v.heads[pair]
+	}
+	return v.changed, nil
+}
+
+var csmHex = regexp.MustCompile(`[0-9a-f]{8,}`)
+
+// chainError describes a broken chain without its hashes or real account
+// names (which differ from one replay to the next).
+func (m *csmModel) chainError(err error) string {
+	var b *audit.BrokenLink
+	if errors.As(err, &b) {
+		return fmt.Sprintf("the chain of %s is broken at seq %d: %s", m.shortPair(csmPair(b.AccountID, b.Mode)), b.Seq, csmHex.ReplaceAllString(b.Reason, "…"))
+	}
+	return err.Error()
+}
+
+// checkAudit holds the trail to rule 8: every chain that moved verifies;
+// only the run's own chains moved; each holds exactly the model's events.
+func (m *csmModel) checkAudit(rt *rapid.T) {
+	changed, err := m.audit.verify()
+	if err != nil {
+		rt.Fatalf("AUDIT CHAIN: apikeys.VerifyAudit: %s", m.chainError(err))
+	}
+	var pairs, foreign []string
+	own := map[string]bool{}
+	for _, acct := range []string{m.acctA, m.acctB} {
+		for _, mode := range apikey.Modes {
+			pairs = append(pairs, csmPair(acct, mode))
+			own[csmPair(acct, mode)] = true
+		}
+	}
+	for pair := range changed {
+		if !own[pair] {
+			foreign = append(foreign, m.shortPair(pair))
+		}
+	}
+	if len(foreign) > 0 {
+		sort.Strings(foreign)
+		rt.Fatalf("AUDIT: events were recorded on %s, which this run does not change", strings.Join(foreign, ", "))
+	}
+	for _, pair := range pairs {
+		want := m.log[pair]
+		head, ok := m.audit.heads[pair]
+		if !ok {
+			rt.Fatalf("AUDIT: %s has no chain head", m.shortPair(pair))
+		}
+		from := m.checked[pair]
+		var chain []audit.Event
+		if changed[pair] {
+			if chain, ok = m.audit.chains[pair]; !ok {
+				mode, acct, _ := strings.Cut(pair, "/")
+				if chain, err = m.env.Store.Repo(apikey.Mode(mode)).AuditChain(ctx, acct); err != nil {
+					rt.Fatalf("AUDIT: read the chain of %s: %v", m.shortPair(pair), err)
+				}
+			}
+		}
+		if head.Seq != int64(len(want)) || changed[pair] && len(chain) != len(want) {
+			var recorded, expected []string
+			for _, e := range chain[min(from, len(chain)):] {
+				recorded = append(recorded, m.describeStored(e))
+			}
+			for _, e := range want[from:] {
+				expected = append(expected, m.describeEvent(e))
+			}
+			rt.Fatalf("AUDIT: %s holds %d events, the model %d; recorded since the last step: [%s]; the model expects: [%s]",
+				m.shortPair(pair), head.Seq, len(want), strings.Join(recorded, "; "), strings.Join(expected, "; "))
+		}
+		for i := from; i < len(chain); i++ {
+			m.checkEvent(rt, pair, chain, i, want[i])
+		}
+		m.checked[pair] = len(want)
+	}
+}
+
+// checkEvent compares a stored event with the model's and recomputes its
+// hash from the README's encoding.
+func (m *csmModel) checkEvent(rt *rapid.T, pair string, chain []audit.Event, i int, want csmEvent) {
+	got := chain[i]
+	where := fmt.Sprintf("AUDIT: event #%d of %s (the model's: %s)", i+1, m.shortPair(pair), m.describeEvent(want))
+	var bad []string
+	if got.Seq != int64(i+1) || got.AccountID != want.key.account || got.Mode != want.key.mode {
+		bad = append(bad, fmt.Sprintf("seq %d of %s", got.Seq, m.shortPair(csmPair(got.AccountID, got.Mode))))
+	}
+	if got.Action != want.action || got.KeyID != want.key.id || got.Actor.Kind != want.actorKind || got.Actor.ID != want.actorID {
+		bad = append(bad, "recorded "+m.describeStored(got))
+	}
+	if want.actorKind != "platform" && (got.Actor.RequestID == "" || got.ClientIP == "") {
+		bad = append(bad, "no request id or client address")
+	}
+	if want.changes != nil {
+		if keys := slices.Sorted(maps.Keys(got.Changes)); !slices.Equal(keys, want.changes) {
+			bad = append(bad, fmt.Sprintf("changes %v, want %v", keys, want.changes))
+		}
+	}
+	for _, f := range slices.Sorted(maps.Keys(want.values)) {
+		v, s := want.values[f], fmt.Sprint(got.Changes[f])
+		same := s == v
+		if f == "expires_at" {
+			a, errA := time.Parse(time.RFC3339Nano, s)
+			b, _ := time.Parse(time.RFC3339Nano, v)
+			same = errA == nil && a.Equal(b)
+		}
+		if !same {
+			shown := s
+			if f == "key_hint" || f == "expires_at" {
+				shown = "another value" // random or real-time: not in messages
+			}
+			bad = append(bad, fmt.Sprintf("changes.%s is %s, want %s", f, shown, map[bool]string{true: "the new secret's hint", false: v}[f == "key_hint"]))
+		}
+	}
+	prev := ""
+	if i > 0 {
+		prev = chain[i-1].Hash
+	}
+	if got.PrevHash != prev {
+		bad = append(bad, "prev_hash is not the previous event's hash")
+	}
+	if h := csmEventHash(got); h != got.Hash {
+		bad = append(bad, "hash is not the hex SHA-256 of the README's encoding")
+	}
+	b, err := json.Marshal(got.Changes)
+	if err != nil {
+		bad = append(bad, "changes do not encode: "+err.Error())
+	}
+	m.scan(rt, where, b)
+	if len(bad) > 0 {
+		rt.Fatalf("%s: %s", where, strings.Join(bad, "; "))
+	}
+}
+
+// csmEventHash is an event's hash as the README's audit section defines it,
+// written out independently of internal/audit: the hex SHA-256 of the JSON
+// of id, seq, account_id, mode, action, key_id, actor (kind, id,
+// request_id), client_ip, created_at (RFC 3339, UTC, at most microseconds),
+// changes (keys sorted), prev_hash, in that order.
+func csmEventHash(e audit.Event) string {
+	type actor struct {
+		Kind      string `json:"kind"`
+		ID        string `json:"id"`
+		RequestID string `json:"request_id"`
+	}
+	changes := e.Changes
+	if changes == nil {
+		changes = map[string]any{}
+	}
+	b, err := json.Marshal(struct {
+		ID        string         `json:"id"`
+		Seq       int64          `json:"seq"`
+		AccountID string         `json:"account_id"`
+		Mode      string         `json:"mode"`
+		Action    string         `json:"action"`
+		KeyID     string         `json:"key_id"`
+		Actor     actor          `json:"actor"`
+		ClientIP  string         `json:"client_ip"`
+		CreatedAt string         `json:"created_at"`
+		Changes   map[string]any `json:"changes"`
+		PrevHash  string         `json:"prev_hash"`
+	}{e.ID, e.Seq, e.AccountID, string(e.Mode), e.Action, e.KeyID, actor{e.Actor.Kind, e.Actor.ID, e.Actor.RequestID},
+		e.ClientIP, e.CreatedAt.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano), changes, e.PrevHash})
+	if err != nil {
+		return "unencodable: " + err.Error()
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
