@@ -95,3 +95,31 @@ func TestUpdateAPIKey(t *testing.T) {
 		})
 	})
 }
+
+// Found by TestCredentialSafetyModel: sending the current expiry again
+// changes and records nothing; and an expired key whose name was released
+// still cannot be renamed onto a live key's name (40900), on both stores.
+func TestUpdateModelFindings(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[sandbox]
+		admin := env.Client(m.Secret)
+		exp := env.Clock.Now().Add(2 * time.Hour).UTC().Truncate(time.Second)
+		k := customKey(t, env, m, "same expiry", client.Permissions{}, &exp)
+		before := len(auditAll(t, admin, acct))
+		v, err := updateKey(t, admin, k.Id, oapi.UpdateApiKeyRequest{ExpiresAt: &exp})
+		if err != nil || !v.UpdatedAt.Equal(k.UpdatedAt) {
+			t.Fatalf("an unchanged expiry moved updated_at: %+v %v", v, err)
+		}
+		if after := len(auditAll(t, admin, acct)); after != before {
+			t.Fatalf("an unchanged expiry was recorded: %d events, want %d", after, before)
+		}
+
+		b := customKey(t, env, m, "b's name", client.Permissions{}, &exp)
+		customKey(t, env, m, "taken", client.Permissions{}, nil)
+		env.Clock.Advance(3 * time.Hour) // b expires
+		customKey(t, env, m, "b's name", client.Permissions{}, nil) // releases b's name
+		_, err = updateKey(t, admin, b.Id, oapi.UpdateApiKeyRequest{Name: ptr("taken")})
+		wantAPIError(t, err, 409, oapi.CodeDuplicateName)
+	})
+}

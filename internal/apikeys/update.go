@@ -80,8 +80,11 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		if in.Metadata != nil && !maps.Equal(in.Metadata, target.Metadata) {
 			target.Metadata, changes["metadata"] = in.Metadata, in.Metadata
 		}
-		if in.ExpiresAt != nil {
-			exp := in.ExpiresAt.UTC()
+		// Compared at the microsecond, the precision every store keeps, so
+		// that sending the current expiry again changes (and records) nothing.
+		if exp := in.ExpiresAt; exp != nil && (target.ExpiresAt == nil ||
+			!exp.Truncate(time.Microsecond).Equal(target.ExpiresAt.Truncate(time.Microsecond))) {
+			exp := exp.UTC()
 			target.ExpiresAt, changes["expires_at"] = &exp, timeValue(&exp)
 			if pe := target.PrevSecretExpiresAt; pe != nil && pe.After(exp) {
 				target.PrevSecretExpiresAt = &exp // a replaced secret never outlives its key

@@ -198,7 +198,9 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		getKeyForUpdate: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1 FOR UPDATE`,
 		updateKey: `UPDATE ` + keys + ` SET name = $1, secret_hash = $2, permissions = $3, metadata = $4,
 			status = $5, deleted = $6, expires_at = $7, updated_at = $8,
-			prev_secret_hash = $9, prev_secret_expires_at = $10, key_hint = $11 WHERE id = $12`,
+			prev_secret_hash = $9, prev_secret_expires_at = $10, key_hint = $11,
+			-- A key that takes a new name holds it again, so the unique index applies to it.
+			name_released = CASE WHEN name = $1 THEN name_released ELSE FALSE END WHERE id = $12`,
 		recordUsage: `UPDATE ` + keys + ` SET last_used_at = $1, last_used_ip = $2
 			WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)`,
 		listKeys:      `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE account_id = $1`,

@@ -152,9 +152,11 @@ func (r *Repo) prepare(ctx context.Context) error {
 		// the current one wins, as in the PostgreSQL store.
 		{&r.byHash, `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?1 OR prev_secret_hash = ?1
 		ORDER BY secret_hash = ?1 DESC LIMIT 1`},
-		{&r.updateKey, `UPDATE api_keys SET name = ?, secret_hash = ?, permissions = ?, metadata = ?,
-		status = ?, deleted = ?, expires_at = ?, updated_at = ?, prev_secret_hash = ?, prev_secret_expires_at = ?,
-		key_hint = ? WHERE id = ?`},
+		// A key that takes a new name holds it again (name_released = 0), so
+		// the unique index applies to it even if it had released its old one.
+		{&r.updateKey, `UPDATE api_keys SET name = ?1, secret_hash = ?2, permissions = ?3, metadata = ?4,
+		status = ?5, deleted = ?6, expires_at = ?7, updated_at = ?8, prev_secret_hash = ?9, prev_secret_expires_at = ?10,
+		key_hint = ?11, name_released = CASE WHEN name = ?1 THEN name_released ELSE 0 END WHERE id = ?12`},
 		{&r.auditHead, `SELECT audit_seq, audit_head FROM accounts WHERE id = ?`},
 		{&r.insertEvent, `INSERT INTO audit_events (` + eventColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
