@@ -162,6 +162,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 
+	if !validSynchronous(c.SQLiteSynchronous) {
+		errs = append(errs, fmt.Errorf("HSRCPAY_SQLITE_SYNCHRONOUS=%q: want NORMAL, FULL, OFF or EXTRA", c.SQLiteSynchronous))
+	}
 	if !validAddr(c.Addr) {
 		errs = append(errs, fmt.Errorf("HSRCPAY_ADDR=%q: want host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080", c.Addr))
 	}
@@ -175,16 +178,16 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		errs = append(errs, errors.New("set one of HSRCPAY_JWT_JWKS_URL and HSRCPAY_JWT_PUBLIC_KEY_FILE, not both"))
 	}
 	if c.JWKSURL != "" {
-		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("HSRCPAY_JWT_JWKS_URL=%q: want an http(s) URL", c.JWKSURL))
+		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || !validURLPort(u.Port()) {
+			errs = append(errs, fmt.Errorf("HSRCPAY_JWT_JWKS_URL=%q: want an http(s) URL with a host and, if any, a port from 1 to 65535", redact(c.JWKSURL)))
 		}
 	}
 	if (c.JWKSURL != "" || c.JWTPublicKeyFile != "") && (c.JWTIssuer == "" || c.JWTAudience == "") {
 		errs = append(errs, errors.New("HSRCPAY_JWT_ISSUER and HSRCPAY_JWT_AUDIENCE are required when JWTs are enabled"))
 	}
 	if c.RedisURL != "" {
-		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("HSRCPAY_REDIS_URL=%q: want redis://host:port/db", redact(c.RedisURL)))
+		if err := checkRedisURL(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("HSRCPAY_REDIS_URL=%q: %v", redact(c.RedisURL), err))
 		}
 	}
 	if c.DemoAccount != "" && !ValidAccountID(c.DemoAccount) {
@@ -204,6 +207,69 @@ func validAddr(s string) bool {
 	return err == nil && n >= 0 && n <= 65535 && port == strconv.Itoa(n)
 }
 
+// validSynchronous accepts SQLite's synchronous levels the store allows
+// (any case; empty means NORMAL).
+func validSynchronous(s string) bool {
+	switch strings.ToUpper(s) {
+	case "", "OFF", "NORMAL", "FULL", "EXTRA":
+		return true
+	}
+	return false
+}
+
+// validURLPort accepts a URL's port: none, or a number from 1 to 65535.
+func validURLPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535 && port == strconv.Itoa(n)
+}
+
+// checkRedisURL checks what go-redis's ParseURL reads: redis:// or
+// rediss://, a host, a port from 1 to 65535, and a numeric database.
+func checkRedisURL(s string) error {
+	const want = "want redis://host:port/db (or rediss://)"
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+		return errors.New(want)
+	}
+	if !validURLPort(u.Port()) {
+		return fmt.Errorf("port %q: want 1 to 65535", u.Port())
+	}
+	db := strings.Trim(u.Path, "/")
+	if n, err := strconv.Atoi(db); db != "" && (err != nil || n < 0 || strings.Contains(db, "/")) {
+		return fmt.Errorf("database %q: want a number, e.g. redis://host:6379/0", db)
+	}
+	return nil
+}
+
+// checkPostgresURL checks the host list's ports (postgres://h1:5432,h2:5433/db
+// names several hosts); everything else is the driver's to judge.
+func checkPostgresURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q: not a URL", redact(s))
+	}
+	for _, hp := range strings.Split(u.Host, ",") {
+		port := ""
+		if strings.HasPrefix(hp, "[") { // [IPv6]:port
+			if i := strings.LastIndex(hp, "]:"); i >= 0 {
+				port = hp[i+2:]
+			}
+		} else if i := strings.LastIndexByte(hp, ':'); i >= 0 {
+			port = hp[i+1:]
+		}
+		if !validURLPort(port) || strings.HasSuffix(hp, ":") {
+			return fmt.Errorf("%q: port %q: want 1 to 65535", redact(s), port)
+		}
+	}
+	if p := u.Query().Get("port"); p != "" && !validURLPort(p) {
+		return fmt.Errorf("%q: port %q: want 1 to 65535", redact(s), p)
+	}
+	return nil
+}
+
 // Database kinds.
 const (
 	SQLite   = "sqlite"
@@ -221,6 +287,9 @@ func ParseDatabaseURL(s string) (kind, location string, err error) {
 		}
 		return SQLite, dir, nil
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		if err := checkPostgresURL(s); err != nil {
+			return "", "", err
+		}
 		return Postgres, s, nil
 	}
 	return "", "", fmt.Errorf(`%q: want "sqlite:DIR" or "postgres://…"`, redact(s))

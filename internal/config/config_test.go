@@ -102,7 +102,7 @@ func TestVariablesDocumented(t *testing.T) {
 		if _, err := Load(env(map[string]string{v.Name: "\x00not valid\x00"})); err == nil && v.Default != "" {
 			// A string setting accepts anything; the numeric and boolean ones must complain.
 			switch v.Name {
-			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
+			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_SQLITE_SYNCHRONOUS", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
 				"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT",
 				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUST_PROXY",
 				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME":
@@ -166,5 +166,109 @@ func TestMetricsAddr(t *testing.T) {
 				t.Errorf("%s=%q: error %v, want one naming %s", name, bad, err, name)
 			}
 		}
+	}
+}
+
+// TestEveryVariableRefusesBadValues audits every setting: each address, port,
+// URL, duration, number, boolean and enumeration refuses a bad value at start
+// with an error naming its variable (the server exits 2 on it), and accepts
+// the edges of its range.
+func TestEveryVariableRefusesBadValues(t *testing.T) {
+	jwt := map[string]string{"HSRCPAY_JWT_ISSUER": "i", "HSRCPAY_JWT_AUDIENCE": "a"}
+	cases := map[string]struct {
+		bad, good []string
+		with      map[string]string // other variables set alongside
+	}{
+		"HSRCPAY_ADDR": {
+			bad:  []string{"127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:", "8080", "localhost", "127.0.0.1:http", ""},
+			good: []string{"127.0.0.1:0", "127.0.0.1:65535", ":8080", "[::1]:8080", "localhost:8080"},
+		},
+		"HSRCPAY_METRICS_ADDR": {
+			bad:  []string{"127.0.0.1:99999", "127.0.0.1:", "9090", "[::1]"},
+			good: []string{"", "127.0.0.1:0", "0.0.0.0:9090"},
+		},
+		"HSRCPAY_DATABASE_URL": {
+			bad: []string{"", "sqlite:", "mysql://db/x", "./data", "postgres://u@db:99999/x", "postgres://u@db:0/x",
+				"postgres://u@db:/x", "postgres://u@h1:5432,h2:70000/x", "postgres://u@[::1]:65536/x", "postgres://u@db/x?port=99999"},
+			good: []string{"sqlite:./data", "sqlite:///var/lib/hsrcpay", "postgres://u@db/x", "postgres://u@db:5432/x",
+				"postgresql://u:p@h1:5432,h2:5433/x", "postgres://u@[::1]:5432/x", "postgres:///x?host=/run/postgresql"},
+		},
+		"HSRCPAY_SQLITE_SYNCHRONOUS": {
+			bad:  []string{"SOMETIMES", "2", "NORMAL;"},
+			good: []string{"NORMAL", "full", "OFF", "EXTRA"},
+		},
+		"HSRCPAY_REDIS_URL": {
+			bad: []string{"localhost:6379", "http://h:6379", "redis://", "redis://h:99999/0", "redis://h:0/0", "redis://h:6379/db",
+				"redis://h:6379/-1", "redis://h:6379/0/1"},
+			good: []string{"", "redis://h:6379/0", "rediss://h:6380/2", "redis://h", "redis://u:p@h:6379/0"},
+		},
+		"HSRCPAY_JWT_JWKS_URL": {
+			bad:  []string{"ftp://x/jwks", "auth.example/jwks", "https://", "https://auth.example:99999/jwks", "https://:443/jwks"},
+			good: []string{"https://auth.example/.well-known/jwks.json", "http://127.0.0.1:8081/jwks"},
+			with: jwt,
+		},
+		"HSRCPAY_JWT_MAX_LIFETIME": {
+			bad:  []string{"59s", "721h", "-1h", "0", "forever", "24", ""},
+			good: []string{"1m", "720h", "90m"},
+		},
+		"HSRCPAY_USAGE_FLUSH_INTERVAL": {
+			bad:  []string{"9ms", "2h", "-1s", "0", "soon", ""},
+			good: []string{"10ms", "1h", "250ms"},
+		},
+		"HSRCPAY_SHUTDOWN_TIMEOUT": {
+			bad:  []string{"11m", "-1s", "quick", "15", ""},
+			good: []string{"0s", "0", "10m", "30s"},
+		},
+		"HSRCPAY_RATE_LIMIT_LIVE":         {bad: []string{"0", "-1", "1000001", "1.5", "lots", ""}, good: []string{"1", "1000000"}},
+		"HSRCPAY_RATE_LIMIT_TEST":         {bad: []string{"0", "-5", "1e3", ""}, good: []string{"1", "1000000"}},
+		"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE": {bad: []string{"0", "1000001", "x"}, good: []string{"1", "1000000"}},
+		"HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": {bad: []string{"0", "1000001", "x"}, good: []string{"1", "1000000"}},
+		"HSRCPAY_AUTH_FAILURE_LIMIT":      {bad: []string{"0", "1000001", "x"}, good: []string{"1", "1000000"}},
+		"HSRCPAY_MAX_ACTIVE_KEYS":         {bad: []string{"1", "0", "1000001", "many"}, good: []string{"2", "1000000"}},
+		"HSRCPAY_VALIDATE_RESPONSES":      {bad: []string{"maybe", "yes", ""}, good: []string{"true", "false", "0", "1"}},
+		"HSRCPAY_TRUST_PROXY":             {bad: []string{"maybe", "on", ""}, good: []string{"true", "false"}},
+		"HSRCPAY_LOG_LEVEL":               {bad: []string{"loud", "verbose", ""}, good: []string{"debug", "INFO", "warn", "error"}},
+		"HSRCPAY_DEMO_ACCOUNT":            {bad: []string{"bad id!", "_acct", strings.Repeat("a", 65)}, good: []string{"", "acct_demo", "a-1"}},
+		"HSRCPAY_JWT_PUBLIC_KEY_FILE":     {bad: nil, good: []string{"", "/etc/hsrcpay/jwt.pem"}, with: jwt},
+		"HSRCPAY_JWT_ISSUER":              {bad: nil, good: []string{"", "https://auth.example/"}},
+		"HSRCPAY_JWT_AUDIENCE":            {bad: nil, good: []string{"", "hsrcpay"}},
+	}
+	for _, v := range Variables {
+		if _, ok := cases[v.Name]; !ok {
+			t.Errorf("%s: no case in this table; add its bad and good values", v.Name)
+		}
+	}
+	for name, tc := range cases {
+		vars := func(val string) map[string]string {
+			m := map[string]string{name: val}
+			for k, v := range tc.with {
+				m[k] = v
+			}
+			return m
+		}
+		for _, bad := range tc.bad {
+			if _, err := Load(env(vars(bad))); err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%s=%q: error %v, want one naming %s", name, bad, err, name)
+			} else if strings.Contains(err.Error(), ":p@") {
+				t.Errorf("%s=%q: error shows a password: %v", name, bad, err)
+			}
+		}
+		for _, good := range tc.good {
+			if _, err := Load(env(vars(good))); err != nil {
+				t.Errorf("%s=%q: refused: %v", name, good, err)
+			}
+		}
+	}
+}
+
+// TestRedisURLPasswordRedacted: a refused Redis URL is shown without its password.
+func TestRedisURLPasswordRedacted(t *testing.T) {
+	_, err := Load(env(map[string]string{"HSRCPAY_REDIS_URL": "redis://u:hunter2@h:99999/0"}))
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "HSRCPAY_REDIS_URL") {
+		t.Fatalf("password leaked or no error: %v", err)
+	}
+	_, err = Load(env(map[string]string{"HSRCPAY_DATABASE_URL": "postgres://u:hunter2@db:99999/x"}))
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "HSRCPAY_DATABASE_URL") {
+		t.Fatalf("password leaked or no error: %v", err)
 	}
 }
