@@ -1,11 +1,19 @@
-# HSRCPAY API-key service. `make run` serves a sandbox demo; `make test` runs every test.
+# HSRCPAY API-key service. Plain `make` = `make all` (check-generate, then test); `make run` serves a sandbox demo;
+# `make help` lists every target with its `## ` comment.
 SHELL := bash
 GO    ?= go
 OAPI  := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: all generate check-generate build run test vet services-note fuzz
+.PHONY: all help generate check-generate build run test vet services-note fuzz
 
+## all: what plain `make` does: check-generate, then test (vet and every test)
 all: check-generate test
+
+## help: list the targets and what each does (from their ## comments)
+help:
+	@echo "usage: make [TARGET ...]   (plain 'make' runs 'all')"
+	@awk '/^## [A-Za-z0-9_.-]+: / { line = substr($$0, 4); i = index(line, ": "); \
+	  printf "  %-16s %s\n", substr(line, 1, i - 1), substr(line, i + 2) }' $(MAKEFILE_LIST)
 
 ## generate: regenerate gen/api (server side) and client/oapi (client side) from openapi.yaml
 generate:
@@ -29,10 +37,11 @@ build:
 run: build
 	HSRCPAY_DEMO_ACCOUNT=$${HSRCPAY_DEMO_ACCOUNT:-acct_demo} ./bin/hsrcpay-server serve
 
+## vet: go vet every package
 vet:
 	$(GO) vet ./...
 
-# Says up front which backing services are missing, so skipped tests are no surprise.
+## services-note: say up front which backing services (PostgreSQL, Redis) are unreachable, so skipped tests are no surprise
 services-note:
 	@for svc in PostgreSQL:5432 Redis:6379; do \
 	  name=$${svc%%:*}; port=$${svc##*:}; \
@@ -72,7 +81,7 @@ $(SPEC_NODE_STAMP): $(SPEC_CI)/package.json $(SPEC_CI)/package-lock.json
 	cd $(SPEC_CI) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Pinned oasdiff in ./bin; (re)installed when missing or not the pinned version.
+## spec-oasdiff: install the pinned oasdiff into bin/ when it is missing or not the pinned version
 spec-oasdiff:
 	@$(GO) version -m $(OASDIFF) 2>/dev/null | grep -Eq '^[[:space:]]+mod[[:space:]]+github\.com/oasdiff/oasdiff[[:space:]]+$(OASDIFF_VERSION)([[:space:]]|$$)' || { \
 	  echo "installing oasdiff $(OASDIFF_VERSION) into bin/"; \
