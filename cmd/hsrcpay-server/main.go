@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -28,84 +28,337 @@ import (
 	"github.com/hsrcpay/apikeys/internal/store/postgres"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-const usage = `usage:
-  hsrcpay-server [serve]               run the API (settings from HSRCPAY_* variables)
-  hsrcpay-server bootstrap --account ID [--mode live|test|both]
-                                       create an account and print its managed keys once, as JSON
-  hsrcpay-server audit verify          check every account's audit chain in both modes;
-                                       exit 1 naming the first broken link
+// exitCodesHelp ends every help text.
+const exitCodesHelp = `Exit codes:
+  0  success (serve: stopped by SIGINT or SIGTERM after draining its requests)
+  1  runtime failure: a port that cannot be bound, a store that cannot be
+     opened, a failed bootstrap, or (audit verify) a broken audit chain
+  2  usage or configuration: a bad command line, or a bad HSRCPAY_* value or
+     flag, named in the message; nothing was started
 `
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// exitCode ends run with that code; the command has printed why.
+type exitCode int
+
+func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
+
+// exit turns a command's exit code into RunE's error.
+func exit(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return exitCode(code)
+}
+
+// run is the whole command: args without the program name, and the output
+// streams. It returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if args == nil {
+		args = []string{} // nil would make cobra read os.Args
 	}
-	lookup := os.LookupEnv
-	if cmd == "serve" {
-		var ok bool
-		if lookup, ok = serveFlags(args, stderr); !ok {
-			return 2
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	var code exitCode
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &code):
+		return int(code)
+	}
+	// The parser's own errors: an unknown command or flag, a flag value of
+	// the wrong type, an argument where none belongs.
+	if cmd == nil {
+		cmd = root
+	}
+	fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), strings.TrimRight(err.Error(), "\n"), cmd.CommandPath())
+	return 2
+}
+
+// newRootCmd builds the command tree. The root command serves, as serve
+// does, so that a bare hsrcpay-server (make run) keeps serving.
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hsrcpay-server",
+		Short: "HSRCPAY API-key service",
+		Long: `hsrcpay-server runs the HSRCPAY API-key service. Without a command it serves,
+exactly as 'hsrcpay-server serve' does, and takes the same flags.`,
+		Version:       buildVersion("hsrcpay-server"),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE:          func(c *cobra.Command, _ []string) error { return exit(serveRun(c, stdout, stderr)) },
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetUsageTemplate(usageTemplate)
+	root.SetVersionTemplate("{{.Version}}")
+	root.SetFlagErrorFunc(flagError)
+	root.Flags().BoolP("version", "v", false, "print the module version and VCS revision")
+	registerServeFlags(root)
+
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API (the default command)",
+		Long: `Runs the API until SIGINT or SIGTERM. Every setting is an HSRCPAY_* environment
+variable and also a flag (HSRCPAY_RATE_LIMIT_LIVE is --rate-limit-live); a flag
+wins over the environment. Bad values stop the server before anything starts,
+naming the variable (exit 2). Both listeners are bound first: only then is the
+demo account (--demo-account) provisioned and its keys printed, so a server
+that cannot bind its port changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return exit(serveRun(c, stdout, stderr)) },
+	}
+	registerServeFlags(serve)
+
+	var account, mode string
+	bootstrap := &cobra.Command{
+		Use:   "bootstrap --account ID [--mode live|test|both]",
+		Short: "Create an account and print its managed keys once, as JSON",
+		Long: `Creates an account and its managed keys (a secret and a publishable key per
+mode) and prints them once, as JSON: secrets are never stored and cannot be
+shown again. Refuses an account that already exists in any of the modes,
+writing nothing. Settings (HSRCPAY_DATABASE_URL, ...) come from the environment.`,
+		Example: "  hsrcpay-server bootstrap --account acct_123\n  hsrcpay-server bootstrap --account acct_123 --mode test",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return exit(bootstrapRun(account, mode, stdout, stderr))
+		},
+	}
+	bootstrap.DisableFlagsInUseLine = true // its Use spells them out
+	bootstrap.Flags().StringVar(&account, "account", "", "account id to create: 1-64 letters, digits, _ or - (required)")
+	bootstrap.Flags().StringVar(&mode, "mode", "both", "modes to create it in: live, test or both")
+	_ = bootstrap.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"live", "test", "both"}, cobra.ShellCompDirectiveNoFileComp))
+
+	audit := &cobra.Command{
+		Use:         "audit",
+		Short:       "Audit-trail commands",
+		Annotations: map[string]string{"group": "true"},
+		RunE:        groupRun(stdout, stderr),
+	}
+	version := &cobra.Command{
+		Use:   "version",
+		Short: "Print the module version and VCS revision",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, err := fmt.Fprint(stdout, c.Root().Version)
+			return err
+		},
+	}
+	// Groups join the root first, so that the help's padding counts full paths.
+	root.AddCommand(serve, bootstrap, audit, version)
+	audit.AddCommand(&cobra.Command{
+		Use:   "verify",
+		Short: "Check every account's audit chain in both modes; exit 1 naming the first broken link",
+		Long: `Recomputes every account's audit hash chain in both modes from the store
+(HSRCPAY_DATABASE_URL) and compares it with the head each account records.
+Exit 1 names the first broken link (account, mode, seq).`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return exit(auditVerifyRun(stdout, stderr)) },
+	})
+
+	root.SetHelpCommand(helpCmd(stdout, stderr))
+	return root
+}
+
+// usageTemplate is cobra's, with commands listed by their full path, no
+// usage line for a group (it only holds commands), and the exit codes.
+const usageTemplate = `Usage:{{if and .Runnable (not (index .Annotations "group"))}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} [command]{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .CommandPath .CommandPathPadding}}  {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+
+Global Flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
+
+` + exitCodesHelp
+
+// groupRun runs a command that only holds commands: without one it prints
+// its help to stderr (exit 2); "help" prints it to stdout.
+func groupRun(stdout, stderr io.Writer) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			c.SetOut(stderr)
+			c.Help()
+			c.SetOut(nil)
+			return exitCode(2)
+		case args[0] == "help":
+			return c.Help()
 		}
+		msg := fmt.Sprintf("unknown command %q", args[0])
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", c.CommandPath(), msg, c.CommandPath())
+		return exitCode(2)
 	}
+}
+
+// helpCmd is "help [command]": the command's help on stdout (exit 0), or
+// exit 2 for a command that does not exist.
+func helpCmd(stdout, stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		ValidArgsFunction: func(c *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			target, _, err := c.Root().Find(args)
+			if err != nil || target == nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range target.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || target == nil || len(rest) > 0 {
+				root := c.Root().Name()
+				fmt.Fprintf(stderr, "%s help: no help for %q\nRun '%s help' for the commands.\n", root, strings.Join(args, " "), root)
+				return exitCode(2)
+			}
+			return target.Help()
+		},
+	}
+}
+
+// Kinds of setting, told apart by their documented default (an unset
+// default is a string).
+const (
+	kindString   = "string"
+	kindInt      = "int"
+	kindBool     = "bool"
+	kindDuration = "duration"
+)
+
+func settingKind(v config.Var) string {
+	if _, err := strconv.Atoi(v.Default); err == nil {
+		return kindInt
+	}
+	if v.Default == "true" || v.Default == "false" {
+		return kindBool
+	}
+	if _, err := time.ParseDuration(v.Default); err == nil {
+		return kindDuration
+	}
+	return kindString
+}
+
+// flagName is the flag of a variable: HSRCPAY_RATE_LIMIT_LIVE → rate-limit-live.
+func flagName(variable string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(variable, "HSRCPAY_")), "_", "-")
+}
+
+// envAnnotation marks a serve flag with its variable.
+const envAnnotation = "hsrcpay_env"
+
+// registerServeFlags gives every HSRCPAY_* variable a typed flag whose
+// default is the variable's documented default (never the environment's
+// value, which --help would print).
+func registerServeFlags(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	for _, v := range config.Variables {
+		name, help := flagName(v.Name), v.Help+" ($"+v.Name+")"
+		switch settingKind(v) {
+		case kindInt:
+			n, _ := strconv.Atoi(v.Default)
+			fs.Int(name, n, help)
+		case kindBool:
+			fs.Bool(name, v.Default == "true", help)
+		case kindDuration:
+			d, _ := time.ParseDuration(v.Default)
+			fs.Duration(name, d, help)
+		default:
+			fs.String(name, v.Default, help)
+		}
+		_ = fs.SetAnnotation(name, envAnnotation, []string{v.Name})
+	}
+	for name, values := range map[string][]string{
+		"log-level":          {"debug", "info", "warn", "error"},
+		"sqlite-synchronous": {"NORMAL", "FULL", "OFF", "EXTRA"},
+	} {
+		_ = cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+	}
+}
+
+// serveLookup reads a setting from its flag when the flag was given, else
+// from the environment: a flag wins over the environment.
+func serveLookup(fs *pflag.FlagSet, env func(string) (string, bool)) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if f := fs.Lookup(flagName(name)); f != nil && f.Changed {
+			return f.Value.String(), true
+		}
+		return env(name)
+	}
+}
+
+// flagError names the variable behind a serve flag whose value has the
+// wrong type (a range or format the type allows is config.Load's to refuse).
+func flagError(_ *cobra.Command, err error) error {
+	var bad *pflag.InvalidValueError
+	if !errors.As(err, &bad) {
+		return err
+	}
+	f := bad.GetFlag()
+	env := f.Annotations[envAnnotation]
+	if len(env) == 0 {
+		return err
+	}
+	want := map[string]string{
+		"int":      "a whole number",
+		"bool":     "true or false",
+		"duration": "a duration such as 500ms, 30s or 24h",
+	}[f.Value.Type()]
+	if want == "" {
+		return err
+	}
+	return fmt.Errorf("bad configuration: --%s=%q (%s): want %s", f.Name, bad.GetValue(), env[0], want)
+}
+
+// loadConfig reads the settings; code is 2 (reported) when they are bad.
+func loadConfig(lookup func(string) (string, bool), stderr io.Writer) (config.Config, int) {
 	cfg, err := config.Load(lookup)
 	if err != nil {
 		fmt.Fprintf(stderr, "hsrcpay-server: bad configuration:\n%v\n", err)
-		return 2
+		return cfg, 2
+	}
+	return cfg, 0
+}
+
+func serveRun(c *cobra.Command, stdout, stderr io.Writer) int {
+	cfg, code := loadConfig(serveLookup(c.Flags(), os.LookupEnv), stderr)
+	if code != 0 {
+		return code
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	switch cmd {
-	case "serve":
-		if err := serve(ctx, cfg, log, stdout); err != nil {
-			fmt.Fprintf(stderr, "hsrcpay-server: %v\n", err)
-			return 1
-		}
-		return 0
-	case "bootstrap":
-		return bootstrap(ctx, cfg, args, stdout, stderr)
-	case "audit":
-		return auditCmd(ctx, cfg, args, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+	if err := serve(ctx, cfg, log, stdout); err != nil {
+		fmt.Fprintf(stderr, "hsrcpay-server: %v\n", err)
+		return 1
 	}
-	fmt.Fprintf(stderr, "hsrcpay-server: unknown command %q\n%s", cmd, usage)
-	return 2
-}
-
-// serveFlags gives every HSRCPAY_* variable a flag (--rate-limit-live for
-// HSRCPAY_RATE_LIMIT_LIVE); a flag wins over the environment.
-func serveFlags(args []string, stderr io.Writer) (func(string) (string, bool), bool) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	vals := map[string]*string{}
-	for _, v := range config.Variables {
-		name := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(v.Name, "HSRCPAY_")), "_", "-")
-		help := v.Help + " (" + v.Name
-		if v.Default != "" {
-			help += ", default " + v.Default
-		}
-		vals[v.Name] = fs.String(name, "", help+")")
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, false
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set["HSRCPAY_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))] = true })
-	return func(name string) (string, bool) {
-		if set[name] {
-			return *vals[name], true
-		}
-		return os.LookupEnv(name)
-	}, true
+	return 0
 }
 
 // openStore opens the store HSRCPAY_DATABASE_URL names.
@@ -124,6 +377,22 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	// Bind both listeners before anything else happens: a port in use is an
+	// error at start, naming its variable, before the store is opened or the
+	// demo account's keys are rotated (a second `make run` must not take the
+	// first one's keys away). Connections wait in the backlog until Serve.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("HSRCPAY_ADDR: %w", err)
+	}
+	defer ln.Close()
+	var mln net.Listener
+	if cfg.MetricsAddr != "" {
+		if mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("HSRCPAY_METRICS_ADDR: %w", err)
+		}
+		defer mln.Close()
+	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -171,14 +440,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
-	// Bind both listeners before anything else happens (the demo account's
-	// keys are rotated and printed only once the server can answer): a port
-	// in use is an error at start, naming its variable.
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("HSRCPAY_ADDR: %w", err)
-	}
-	defer ln.Close()
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -195,12 +456,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	listeners := []listener{{"HSRCPAY_ADDR", hs, ln}}
 	// Metrics on a listener of their own (rule 11): they show every tenant's
 	// traffic and the failure reasons the API folds into one code.
-	if cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("HSRCPAY_METRICS_ADDR: %w", err)
-		}
-		defer mln.Close()
+	if mln != nil {
 		listeners = append(listeners, listener{"HSRCPAY_METRICS_ADDR", &http.Server{
 			Handler:           srv.MetricsHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -283,30 +539,29 @@ func printKeys(w io.Writer, issued []apikeys.Issued) error {
 	return enc.Encode(map[string]any{"keys": out})
 }
 
-func bootstrap(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	account := fs.String("account", "", "account id to create (required)")
-	modeFlag := fs.String("mode", "both", "live, test or both")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if !config.ValidAccountID(*account) {
+func bootstrapRun(account, mode string, stdout, stderr io.Writer) int {
+	if !config.ValidAccountID(account) {
 		fmt.Fprintln(stderr, "hsrcpay-server bootstrap: --account must be 1-64 letters, digits, _ or - (starting with a letter or digit)")
 		return 2
 	}
-	modes := map[string][]apikey.Mode{"live": {apikey.Live}, "test": {apikey.Sandbox}, "both": apikey.Modes}[*modeFlag]
+	modes := map[string][]apikey.Mode{"live": {apikey.Live}, "test": {apikey.Sandbox}, "both": apikey.Modes}[mode]
 	if modes == nil {
 		fmt.Fprintln(stderr, "hsrcpay-server bootstrap: --mode must be live, test or both")
 		return 2
 	}
+	cfg, code := loadConfig(os.LookupEnv, stderr)
+	if code != 0 {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	svc, closeFn, err := offlineService(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
 		return 1
 	}
 	defer closeFn()
-	issued, err := svc.Bootstrap(ctx, *account, modes)
+	issued, err := svc.Bootstrap(ctx, account, modes)
 	if err != nil {
 		fmt.Fprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
 		return 1
@@ -377,12 +632,14 @@ export HSRCPAY_ACCOUNT=%s
 	return err
 }
 
-// auditCmd runs "audit verify": every chain, recomputed from the store.
-func auditCmd(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 || args[0] != "verify" {
-		fmt.Fprintf(stderr, "hsrcpay-server audit: want \"audit verify\"\n%s", usage)
-		return 2
+// auditVerifyRun runs "audit verify": every chain, recomputed from the store.
+func auditVerifyRun(stdout, stderr io.Writer) int {
+	cfg, code := loadConfig(os.LookupEnv, stderr)
+	if code != 0 {
+		return code
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "hsrcpay-server audit verify: %v\n", err)
