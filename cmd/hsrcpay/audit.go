@@ -4,37 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"strings"
 
 	"github.com/hsrcpay/apikeys/client"
+	"github.com/spf13/cobra"
 )
 
-const auditListHelp = `Usage:
-  hsrcpay audit list --account ID [--key-id KEY_ID] [--action ACTION] [--limit N] [--json]
-
-Lists the account's audit events in the token's mode, newest first, fetching
+const auditListHelp = `Lists the account's audit events in the token's mode, newest first, fetching
 every page: who changed which key, when, from where, and what changed (never a
-secret). The token needs account:audit:read.
+secret). The token needs account:audit:read.`
 
-Flags:
-  --account ID      account whose events are listed (required)
-  --key-id KEY_ID   only events about this key
-  --action ACTION   only events of this action: create, regenerate, update,
-                    disable, enable, delete or bootstrap
-  --limit N         events fetched per request, 1 to 100 (default 20); every
-                    page is listed whatever the size
-  --json            print one JSON array of the events
-
-` + connectionHelp + `
-Example:
-  hsrcpay audit list --account acct_demo --key-id key_… --action disable
-
-` + exitCodesHelp
-
-const auditVerifyHelp = `Usage:
-  hsrcpay audit verify --account ID [--json]
-
-Fetches every audit event of the account in the token's mode and checks their
+const auditVerifyHelp = `Fetches every audit event of the account in the token's mode and checks their
 hash chain here, without trusting the server: the seqs run from 1 without a
 gap, each event's prev_hash is the hash of the one before, and each hash
 matches the event's fields. An event edited, inserted or removed in the
@@ -44,83 +24,77 @@ exit code is 1. The token needs account:audit:read.
 What it cannot see: events removed at the newest end leave a shorter chain
 that still holds. Keep the head it prints (seq and hash) and check later that
 the chain still reaches it, or run 'hsrcpay-server audit verify' on the
-server, which compares the chain with the head the account records.
-
-Flags:
-  --account ID  account whose chain is checked (required)
-  --json        print the result as a JSON object
-
-` + connectionHelp + `
-` + exitCodesHelp
+server, which compares the chain with the head the account records.`
 
 var auditActions = []string{
 	string(client.AuditCreate), string(client.AuditRegenerate), string(client.AuditUpdate), string(client.AuditDisable),
 	string(client.AuditEnable), string(client.AuditDelete), string(client.AuditBootstrap),
 }
 
-func auditCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, auditHelp)
-		return exitUsage
+func (a *app) auditListCmd() *cobra.Command {
+	var (
+		account, keyID, action string
+		limit                  int
+		asJSON                 bool
+	)
+	c := &cobra.Command{
+		Use:     "list --account ID [--key-id KEY_ID] [--action ACTION] [--limit N] [--json]",
+		Short:   "list an account's audit events, newest first",
+		Long:    auditListHelp,
+		Example: "  hsrcpay audit list --account acct_demo --key-id key_… --action disable",
 	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, auditHelp)
-		return exitOK
-	case "list":
-		return auditListCmd(rest, getenv, stdout, stderr)
-	case "verify":
-		return auditVerifyCmd(rest, getenv, stdout, stderr)
-	default:
-		return usageError(stderr, "hsrcpay audit", fmt.Sprintf("unknown command %q", cmd))
+	f := c.Flags()
+	f.StringVar(&account, "account", "", "account whose events are listed (required)")
+	f.StringVar(&keyID, "key-id", "", "only events about this key")
+	f.StringVar(&action, "action", "", "only events of this action: create, regenerate, update,\ndisable, enable, delete or bootstrap")
+	limitFlag(c, &limit, "events")
+	jsonFlag(c, &asJSON, "print one JSON array of the events")
+	completeValues(c, "action", auditActionsLower()...)
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		const cmd = "hsrcpay audit list"
+		stderr := a.stderr
+		if code, ok := noArgs(stderr, cmd, pos); !ok {
+			return exit(code)
+		}
+		if account == "" {
+			return exit(usageError(stderr, cmd, "--account is required"))
+		}
+		opts := client.ListAuditEventsOptions{KeyID: keyID, Limit: limit}
+		if action != "" {
+			act, err := oneOf("action", action, auditActions...)
+			if err != nil {
+				return exit(usageError(stderr, cmd, err.Error()))
+			}
+			opts.Action = client.AuditAction(act)
+		}
+		if err := checkLimit(c, limit); err != nil {
+			return exit(usageError(stderr, cmd, err.Error()))
+		}
+		cl, code := a.conn.client(cmd, a.getenv, stderr)
+		if cl == nil {
+			return exit(code)
+		}
+		events, err := client.Collect(cl.ListAuditEvents(context.Background(), account, opts))
+		if err != nil {
+			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
+		}
+		if asJSON {
+			if events == nil {
+				events = []client.AuditEvent{}
+			}
+			return exit(printJSON(a.stdout, stderr, events))
+		}
+		return exit(printAuditTable(a.stdout, events))
 	}
+	return c
 }
 
-func auditListCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	const cmd = "hsrcpay audit list"
-	fs := newFlagSet(cmd, stderr)
-	var c conn
-	c.register(fs)
-	account := fs.String("account", "", "")
-	keyID := fs.String("key-id", "", "")
-	action := fs.String("action", "", "")
-	limit := fs.Int("limit", 0, "")
-	pos, code, ok := parseOrExit(fs, args, auditListHelp, stdout, stderr)
-	if !ok {
-		return code
+func auditActionsLower() []string {
+	out := make([]string, len(auditActions))
+	for i, act := range auditActions {
+		out[i] = strings.ToLower(act)
 	}
-	if code, ok := noArgs(stderr, cmd, pos); !ok {
-		return code
-	}
-	if *account == "" {
-		return usageError(stderr, cmd, "--account is required")
-	}
-	opts := client.ListAuditEventsOptions{KeyID: *keyID, Limit: *limit}
-	if *action != "" {
-		a, err := oneOf("action", *action, auditActions...)
-		if err != nil {
-			return usageError(stderr, cmd, err.Error())
-		}
-		opts.Action = client.AuditAction(a)
-	}
-	if err := limitFlag(fs, *limit); err != nil {
-		return usageError(stderr, cmd, err.Error())
-	}
-	cl, code := c.client(cmd, getenv, stderr)
-	if cl == nil {
-		return code
-	}
-	events, err := client.Collect(cl.ListAuditEvents(context.Background(), *account, opts))
-	if err != nil {
-		return reportError(stderr, cmd, c.apiURL, err)
-	}
-	if c.json {
-		if events == nil {
-			events = []client.AuditEvent{}
-		}
-		return printJSON(stdout, stderr, events)
-	}
-	return printAuditTable(stdout, events)
+	return out
 }
 
 // verifyResult is what audit verify --json prints.
@@ -133,29 +107,40 @@ type verifyResult struct {
 	Intact    bool   `json:"intact"`
 }
 
-func auditVerifyCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	const cmd = "hsrcpay audit verify"
-	fs := newFlagSet(cmd, stderr)
-	var c conn
-	c.register(fs)
-	account := fs.String("account", "", "")
-	pos, code, ok := parseOrExit(fs, args, auditVerifyHelp, stdout, stderr)
-	if !ok {
-		return code
+func (a *app) auditVerifyCmd() *cobra.Command {
+	var (
+		account string
+		asJSON  bool
+	)
+	c := &cobra.Command{
+		Use:   "verify --account ID [--json]",
+		Short: "check the account's audit hash chain",
+		Long:  auditVerifyHelp,
 	}
+	c.Flags().StringVar(&account, "account", "", "account whose chain is checked (required)")
+	jsonFlag(c, &asJSON, "print the result as a JSON object")
+	c.RunE = func(_ *cobra.Command, pos []string) error {
+		return exit(a.auditVerify(account, asJSON, pos))
+	}
+	return c
+}
+
+func (a *app) auditVerify(account string, asJSON bool, pos []string) int {
+	const cmd = "hsrcpay audit verify"
+	stderr := a.stderr
 	if code, ok := noArgs(stderr, cmd, pos); !ok {
 		return code
 	}
-	if *account == "" {
+	if account == "" {
 		return usageError(stderr, cmd, "--account is required")
 	}
-	cl, code := c.client(cmd, getenv, stderr)
+	cl, code := a.conn.client(cmd, a.getenv, stderr)
 	if cl == nil {
 		return code
 	}
-	events, err := client.Collect(cl.ListAuditEvents(context.Background(), *account, client.ListAuditEventsOptions{Limit: 100}))
+	events, err := client.Collect(cl.ListAuditEvents(context.Background(), account, client.ListAuditEventsOptions{Limit: 100}))
 	if err != nil {
-		return reportError(stderr, cmd, c.apiURL, err)
+		return reportError(stderr, cmd, a.conn.apiURL, err)
 	}
 	if err := client.VerifyAuditChain(events); err != nil {
 		var ce *client.AuditChainError
@@ -168,22 +153,22 @@ func auditVerifyCmd(args []string, getenv func(string) string, stdout, stderr io
 		}
 		return exitError
 	}
-	res := verifyResult{AccountID: *account, Events: len(events), Intact: true}
+	res := verifyResult{AccountID: account, Events: len(events), Intact: true}
 	for _, e := range events {
 		if e.Seq > res.HeadSeq {
 			res.HeadSeq, res.HeadHash, res.Mode = e.Seq, e.Hash, string(e.Mode)
 		}
 	}
-	if c.json {
-		return printJSON(stdout, stderr, res)
+	if asJSON {
+		return printJSON(a.stdout, stderr, res)
 	}
 	if len(events) == 0 {
-		fmt.Fprintf(stdout, "Account %s has no audit events in this mode: nothing to verify.\n", safe(*account))
+		fmt.Fprintf(a.stdout, "Account %s has no audit events in this mode: nothing to verify.\n", safe(account))
 		return exitOK
 	}
-	fmt.Fprintf(stdout, "The audit chain of account %s (%s) holds: %d events, seq 1 to %d.\n",
+	fmt.Fprintf(a.stdout, "The audit chain of account %s (%s) holds: %d events, seq 1 to %d.\n",
 		safe(res.AccountID), safe(res.Mode), res.Events, res.HeadSeq)
-	fmt.Fprintf(stdout, "Head: seq %d, hash %s\n", res.HeadSeq, safe(res.HeadHash))
-	fmt.Fprintf(stdout, "Events removed at the newest end cannot be seen from here: keep this head and\ncheck later that the chain still reaches it, or run 'hsrcpay-server audit verify'.\n")
+	fmt.Fprintf(a.stdout, "Head: seq %d, hash %s\n", res.HeadSeq, safe(res.HeadHash))
+	fmt.Fprintf(a.stdout, "Events removed at the newest end cannot be seen from here: keep this head and\ncheck later that the chain still reaches it, or run 'hsrcpay-server audit verify'.\n")
 	return exitOK
 }

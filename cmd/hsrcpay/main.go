@@ -14,11 +14,13 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // Exit codes, by kind of failure (documented in the help texts).
@@ -41,144 +43,207 @@ const exitCodesHelp = `Exit codes:
   4  not found: 404 (no such key or account, or not visible to this token)
 `
 
-const connectionHelp = `Connection (flags or environment):
-  --api-key TOKEN   secret key or JWT; default $HSRCPAY_API_KEY (prefer the
-                    variable: arguments are visible to other local users)
-  --api-url URL     API base URL; default $HSRCPAY_API_URL, else ` + defaultAPIURL + `
-`
+const rootHelp = `hsrcpay manages HSRCPAY API keys.
 
-const mainHelp = `hsrcpay manages HSRCPAY API keys.
+Commands:
+%s
 
-Usage:
-  hsrcpay keys create --account ID --name NAME [--permission RESOURCE:ACTION ...]
-                      [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--json]
-  hsrcpay keys regenerate [--grace-period DURATION] [--json] KEY_ID
-  hsrcpay keys list --account ID [--status STATUS] [--type TYPE] [--managed true|false]
-                    [--created-by ID] [--deleted] [--limit N] [--json]
-  hsrcpay keys get [--json] KEY_ID
-  hsrcpay keys update [--name NAME] [--metadata KEY=VALUE ... | --clear-metadata]
-                      [--status active|inactive] [--expires-at RFC3339] [--json] KEY_ID
-  hsrcpay keys disable [--json] KEY_ID
-  hsrcpay keys enable [--json] KEY_ID
-  hsrcpay keys delete [--json] KEY_ID
-  hsrcpay audit list --account ID [--key-id KEY_ID] [--action ACTION] [--limit N] [--json]
-  hsrcpay audit verify --account ID [--json]
-  hsrcpay help [keys [COMMAND] | audit [COMMAND]]
+The token comes from --api-key or $HSRCPAY_API_KEY, the API's base URL from
+--api-url or $HSRCPAY_API_URL (default ` + defaultAPIURL + `).
 
-Run 'hsrcpay keys COMMAND --help' or 'hsrcpay audit COMMAND --help' for details.
-
-` + connectionHelp + `
 Output: a summary for people by default; --json prints the API's object as
 JSON (for a list, one JSON array holding every page). A new secret is printed
 once and can never be retrieved again. Errors go to stderr with the API's
-message, error code and request id.
-
-` + exitCodesHelp
-
-const keysHelp = `Usage:
-  hsrcpay keys create      create a custom secret key on an account
-  hsrcpay keys regenerate  rotate the secret of a managed key
-  hsrcpay keys list        list an account's keys (every page)
-  hsrcpay keys get         show one key (never its secret)
-  hsrcpay keys update      change a key's name, metadata, status or expiry
-  hsrcpay keys disable     switch a key off at once (status INACTIVE)
-  hsrcpay keys enable      switch a disabled key back on (status ACTIVE)
-  hsrcpay keys delete      revoke a custom key for good
-
-Run 'hsrcpay keys COMMAND --help' for its flags.
-
-` + exitCodesHelp
-
-const auditHelp = `Usage:
-  hsrcpay audit list    list an account's audit events, newest first
-  hsrcpay audit verify  check the account's audit hash chain
-
-Run 'hsrcpay audit COMMAND --help' for its flags.
-
-` + exitCodesHelp
+message, error code and request id.`
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
+// app is what every command needs: the environment, the output streams and
+// the connection flags (--api-key, --api-url), which every command takes.
+type app struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+	conn           conn
+}
+
+// exitCode ends run with that code; the command has printed why.
+type exitCode int
+
+func (e exitCode) Error() string { return "exit status " + strconv.Itoa(int(e)) }
+
+// exit turns a command's exit code into RunE's error.
+func exit(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return exitCode(code)
+}
+
 // run is the whole command: args without the program name, getenv for the
 // environment, and the output streams. It returns the exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, mainHelp)
-		return exitUsage
+	if args == nil {
+		args = []string{} // nil would make cobra read os.Args
 	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "help", "-h", "-help", "--help":
-		return help(rest, stdout, stderr)
-	case "keys":
-		return keys(rest, getenv, stdout, stderr)
-	case "audit":
-		return auditCmd(rest, getenv, stdout, stderr)
-	default:
-		return usageError(stderr, "hsrcpay", fmt.Sprintf("unknown command %q", cmd))
-	}
-}
-
-func help(topic []string, stdout, stderr io.Writer) int {
-	switch strings.Join(topic, " ") {
-	case "":
-		fmt.Fprint(stdout, mainHelp)
-	case "keys":
-		fmt.Fprint(stdout, keysHelp)
-	case "keys create":
-		fmt.Fprint(stdout, createHelp)
-	case "keys regenerate":
-		fmt.Fprint(stdout, regenerateHelp)
-	case "keys list":
-		fmt.Fprint(stdout, listHelp)
-	case "keys get":
-		fmt.Fprint(stdout, getHelp)
-	case "keys update":
-		fmt.Fprint(stdout, updateHelp)
-	case "keys disable", "keys enable":
-		fmt.Fprint(stdout, disableHelp)
-	case "keys delete":
-		fmt.Fprint(stdout, deleteHelp)
-	case "audit":
-		fmt.Fprint(stdout, auditHelp)
-	case "audit list":
-		fmt.Fprint(stdout, auditListHelp)
-	case "audit verify":
-		fmt.Fprint(stdout, auditVerifyHelp)
-	default:
-		return usageError(stderr, "hsrcpay help", fmt.Sprintf("no help for %q", strings.Join(topic, " ")))
-	}
-	return exitOK
-}
-
-func keys(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, keysHelp)
-		return exitUsage
-	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, keysHelp)
+	a := &app{getenv: getenv, stdout: stdout, stderr: stderr}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	cmd, err := root.ExecuteC()
+	var code exitCode
+	switch {
+	case err == nil:
 		return exitOK
-	case "create":
-		return createCmd(rest, getenv, stdout, stderr)
-	case "regenerate":
-		return regenerateCmd(rest, getenv, stdout, stderr)
-	case "list":
-		return listCmd(rest, getenv, stdout, stderr)
-	case "get":
-		return getCmd(rest, getenv, stdout, stderr)
-	case "update":
-		return updateCmd(rest, getenv, stdout, stderr)
-	case "disable":
-		return switchCmd("disable", rest, getenv, stdout, stderr)
-	case "enable":
-		return switchCmd("enable", rest, getenv, stdout, stderr)
-	case "delete":
-		return deleteCmd(rest, getenv, stdout, stderr)
-	default:
-		return usageError(stderr, "hsrcpay keys", fmt.Sprintf("unknown command %q", cmd))
+	case errors.As(err, &code):
+		return int(code)
+	}
+	// The parser's own errors: an unknown command or flag, a flag value of
+	// the wrong type, a flag without its value.
+	if cmd == nil {
+		cmd = root
+	}
+	return usageError(stderr, cmd.CommandPath(), strings.TrimRight(err.Error(), "\n"))
+}
+
+// group marks a command that only holds commands (no usage line of its own).
+var group = map[string]string{"group": "true"}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "hsrcpay",
+		Short:         "Manage HSRCPAY API keys",
+		Version:       buildVersion("hsrcpay"),
+		Annotations:   group,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE:          a.groupRun,
+	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetUsageTemplate(usageTemplate)
+	root.SetVersionTemplate("{{.Version}}")
+	root.Flags().BoolP("version", "v", false, "print the module version and VCS revision")
+	pf := root.PersistentFlags()
+	// No defaults from the environment here: --help would print the token.
+	pf.StringVar(&a.conn.apiKey, "api-key", "", "secret key or JWT; default $HSRCPAY_API_KEY (prefer the variable:\narguments are visible to other local users)")
+	pf.StringVar(&a.conn.apiURL, "api-url", "", "API base URL; default $HSRCPAY_API_URL, else "+defaultAPIURL)
+
+	keys := &cobra.Command{
+		Use:         "keys",
+		Short:       "Create, rotate, list, show, change and revoke API keys",
+		Annotations: group,
+		RunE:        a.groupRun,
+	}
+	audit := &cobra.Command{
+		Use:         "audit",
+		Short:       "List an account's audit events and check their hash chain",
+		Annotations: group,
+		RunE:        a.groupRun,
+	}
+	version := &cobra.Command{
+		Use:   "version",
+		Short: "Print the module version and VCS revision",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, err := fmt.Fprint(a.stdout, c.Root().Version)
+			return err
+		},
+	}
+	// Groups first, so that the help's padding counts their full paths.
+	root.AddCommand(keys, audit, version)
+	keys.AddCommand(a.createCmd(), a.regenerateCmd(), a.listCmd(), a.getCmd(), a.updateCmd(),
+		a.switchCmd("disable"), a.switchCmd("enable"), a.deleteCmd())
+	audit.AddCommand(a.auditListCmd(), a.auditVerifyCmd())
+	for _, g := range []*cobra.Command{keys, audit} {
+		for _, c := range g.Commands() {
+			c.DisableFlagsInUseLine = true // each Use spells its flags out
+		}
+	}
+	root.SetHelpCommand(a.helpCmd())
+
+	// The root's help lists every command, keys and audit ones included.
+	var lines []string
+	for _, g := range []*cobra.Command{keys, audit} {
+		for _, c := range g.Commands() {
+			lines = append(lines, fmt.Sprintf("  %-24s %s", c.CommandPath(), c.Short))
+		}
+	}
+	root.Long = fmt.Sprintf(rootHelp, strings.Join(lines, "\n"))
+	return root
+}
+
+// usageTemplate is cobra's, with commands listed by their full path, no
+// usage line for a group (it only holds commands), and the exit codes.
+const usageTemplate = `Usage:{{if and .Runnable (not (index .Annotations "group"))}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} [command]{{end}}{{if .HasExample}}
+
+Example:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .CommandPath .CommandPathPadding}}  {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+
+Connection flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
+
+` + exitCodesHelp
+
+// groupRun runs a command that only holds commands: without one it prints
+// its help to stderr (exit 2); "help" prints it to stdout.
+func (a *app) groupRun(c *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		c.SetOut(a.stderr)
+		c.Help()
+		if c.HasParent() {
+			c.SetOut(nil) // the root's again
+		} else {
+			c.SetOut(a.stdout)
+		}
+		return exitCode(exitUsage)
+	case args[0] == "help":
+		return c.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return exitCode(usageError(a.stderr, c.CommandPath(), msg))
+}
+
+// helpCmd is "help [COMMAND]": the command's help on stdout (exit 0), or
+// exit 2 for a command that does not exist.
+func (a *app) helpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [COMMAND]",
+		Short: "Help about any command",
+		ValidArgsFunction: func(c *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			target, _, err := c.Root().Find(args)
+			if err != nil || target == nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range target.Commands() {
+				if sub.IsAvailableCommand() {
+					names = append(names, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil || target == nil || len(rest) > 0 {
+				return exitCode(usageError(a.stderr, "hsrcpay help", fmt.Sprintf("no help for %q", strings.Join(args, " "))))
+			}
+			return target.Help()
+		},
 	}
 }
 
@@ -188,52 +253,7 @@ func usageError(stderr io.Writer, cmd, msg string) int {
 	return exitUsage
 }
 
-// parseInterspersed parses flags that may come before, between or after the
-// positional arguments (`regenerate key_x --json` as well as
-// `regenerate --json key_x`); "--" ends the flags. It returns the positional
-// arguments, or flag.ErrHelp for -h/--help, or the parse error (which the
-// flag set has already printed).
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		// fs.Parse stops at the first non-flag or after "--".
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
-// newFlagSet makes a flag set that reports parse errors to stderr and
-// leaves --help to parseOrExit.
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {}
-	return fs
-}
-
-// parseOrExit parses args; ok is false when the command must stop with code:
-// after --help (printed to stdout, 0) or a bad flag (stderr, 2).
-func parseOrExit(fs *flag.FlagSet, args []string, helpText string, stdout, stderr io.Writer) (pos []string, code int, ok bool) {
-	pos, err := parseInterspersed(fs, args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprint(stdout, helpText)
-		return nil, exitOK, false
-	case err != nil:
-		// The flag set has printed the error itself.
-		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", fs.Name())
-		return nil, exitUsage, false
-	}
-	return pos, 0, true
+// completeValues offers fixed values for a flag in shell completion.
+func completeValues(c *cobra.Command, flag string, values ...string) {
+	_ = c.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
 }
