@@ -46,12 +46,12 @@ func AuditEventHash(e *AuditEvent) (string, error) {
 		changes = map[string]any{}
 	}
 	b, err := json.Marshal(auditCanonical{
-		ID: e.Id, Seq: int64(e.Seq), AccountID: e.AccountId, Mode: string(e.Mode), Action: string(e.Action), KeyID: e.KeyId,
-		Actor:    auditActor{Kind: string(e.Actor.Kind), ID: e.Actor.Id, RequestID: e.Actor.RequestId},
-		ClientIP: e.ClientIp, CreatedAt: e.CreatedAt.UTC().Format(time.RFC3339Nano), Changes: changes, PrevHash: e.PrevHash,
+		ID: e.ID, Seq: int64(e.Seq), AccountID: e.AccountID, Mode: string(e.Mode), Action: string(e.Action), KeyID: e.KeyID,
+		Actor:    auditActor{Kind: string(e.Actor.Kind), ID: e.Actor.ID, RequestID: e.Actor.RequestID},
+		ClientIP: e.ClientIP, CreatedAt: e.CreatedAt.UTC().Format(time.RFC3339Nano), Changes: changes, PrevHash: e.PrevHash,
 	})
 	if err != nil {
-		return "", fmt.Errorf("client: encode audit event %s: %w", e.Id, err)
+		return "", fmt.Errorf("client: encode audit event %s: %w", e.ID, err)
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
@@ -92,11 +92,11 @@ func VerifyAuditChain(events []AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	account, mode := events[0].AccountId, string(events[0].Mode)
+	account, mode := events[0].AccountID, string(events[0].Mode)
 	for i := range events {
-		if events[i].AccountId != account || string(events[i].Mode) != mode {
+		if events[i].AccountID != account || string(events[i].Mode) != mode {
 			return fmt.Errorf("client: VerifyAuditChain: events of more than one chain (%s/%s and %s/%s)",
-				account, mode, events[i].AccountId, events[i].Mode)
+				account, mode, events[i].AccountID, events[i].Mode)
 		}
 	}
 	sorted := make([]*AuditEvent, len(events))

@@ -104,7 +104,7 @@ func TestAuditHashMatchesTheServer(t *testing.T) {
 	// the two encoders agree on every input, not only on sealed ones.
 	raw := audit.Event{ID: "evt_raw", Seq: 3, AccountID: "a", Mode: apikey.Live, Action: audit.Enable, KeyID: "key_r",
 		CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 999, time.UTC), PrevHash: "00"}
-	v := client.AuditEvent{Id: "evt_raw", Seq: 3, AccountId: "a", Mode: "live", Action: client.AuditEnable, KeyId: "key_r",
+	v := client.AuditEvent{ID: "evt_raw", Seq: 3, AccountID: "a", Mode: "live", Action: client.AuditEnable, KeyID: "key_r",
 		CreatedAt: raw.CreatedAt, PrevHash: "00"}
 	if got, _ := client.AuditEventHash(&v); got != serverHash(t, &raw) {
 		t.Fatalf("unsealed event: client %s, server %s", got, serverHash(t, &raw))
@@ -163,11 +163,11 @@ func TestVerifyAuditChain(t *testing.T) {
 			e.CreatedAt = e.CreatedAt.Add(time.Microsecond)
 			return c
 		}, 5},
-		{"edited actor", func(c []client.AuditEvent) []client.AuditEvent { bySeq(c, 3).Actor.Id = "someone else"; return c }, 3},
+		{"edited actor", func(c []client.AuditEvent) []client.AuditEvent { bySeq(c, 3).Actor.ID = "someone else"; return c }, 3},
 		{"edited hash", func(c []client.AuditEvent) []client.AuditEvent { bySeq(c, 4).Hash = "00"; return c }, 4},
 		{"rehashed after an edit", func(c []client.AuditEvent) []client.AuditEvent {
 			e := bySeq(c, 6)
-			e.ClientIp = "198.51.100.1"
+			e.ClientIP = "198.51.100.1"
 			e.Hash, _ = client.AuditEventHash(e) // the next link no longer holds
 			return c
 		}, 7},
@@ -198,7 +198,7 @@ func TestVerifyAuditChain(t *testing.T) {
 	}
 	// Events of two chains are a mistake of the caller, not a broken chain.
 	mixed := chain()
-	mixed[0].AccountId = "acct_other"
+	mixed[0].AccountID = "acct_other"
 	var ce *client.AuditChainError
 	if err := client.VerifyAuditChain(mixed); err == nil || errors.As(err, &ce) {
 		t.Fatalf("mixed chains: %v", err)

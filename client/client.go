@@ -126,7 +126,7 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 	if err := requireID("accountID", accountID); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.CreateApiKeyWithResponse(ctx, &oapi.CreateApiKeyParams{AccountId: accountID}, req)
+	res, err := c.raw.CreateAPIKeyWithResponse(ctx, &oapi.CreateAPIKeyParams{AccountID: accountID}, req)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 type RegenerateOption func(*regenerateSettings)
 
 type regenerateSettings struct {
-	body oapi.RegenerateApiKeyRequest
+	body oapi.RegenerateAPIKeyRequest
 	err  error
 }
 
@@ -188,11 +188,11 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 		return nil, err
 	}
 	var (
-		res *oapi.RegenerateApiKeyResponse
+		res *oapi.RegenerateAPIKeyResponse
 		err error
 	)
 	if len(opts) == 0 {
-		res, err = c.raw.RegenerateApiKeyWithBodyWithResponse(ctx, id, "application/json", nil)
+		res, err = c.raw.RegenerateAPIKeyWithBodyWithResponse(ctx, id, "application/json", nil)
 	} else {
 		var s regenerateSettings
 		for _, o := range opts {
@@ -203,7 +203,7 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 				return nil, s.err
 			}
 		}
-		res, err = c.raw.RegenerateApiKeyWithResponse(ctx, id, s.body)
+		res, err = c.raw.RegenerateAPIKeyWithResponse(ctx, id, s.body)
 	}
 	if err != nil {
 		return nil, err
@@ -222,7 +222,7 @@ func (c *Client) GetAPIKey(ctx context.Context, id string) (*APIKeyView, error) 
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.GetApiKeyWithResponse(ctx, id)
+	res, err := c.raw.GetAPIKeyWithResponse(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func (c *Client) UpdateAPIKey(ctx context.Context, id string, req UpdateAPIKeyRe
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.UpdateApiKeyWithResponse(ctx, id, req)
+	res, err := c.raw.UpdateAPIKeyWithResponse(ctx, id, req)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +278,7 @@ func (c *Client) DeleteAPIKey(ctx context.Context, id string) (*APIKeyView, erro
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.DeleteApiKeyWithResponse(ctx, id)
+	res, err := c.raw.DeleteAPIKeyWithResponse(ctx, id)
 	if err != nil {
 		return nil, err
 	}

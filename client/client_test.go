@@ -27,7 +27,7 @@ func TestCreateAccepts200(t *testing.T) {
 	defer srv.Close()
 	c, _ := client.New(srv.URL+"/v1", "sk_test_x")
 	k, err := c.CreateAPIKey(context.Background(), "acct", client.CreateAPIKeyRequest{Name: "n", Permissions: client.Permissions{}})
-	if err != nil || k.Id != "key_a" {
+	if err != nil || k.ID != "key_a" {
 		t.Fatalf("%v %v", k, err)
 	}
 }

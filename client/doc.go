@@ -22,13 +22,13 @@
 //	rotated, err := c.RegenerateAPIKey(ctx, managedKeyID, client.WithGracePeriod(time.Hour))
 //
 //	// Read, list (every page), switch off, revoke.
-//	view, err := c.GetAPIKey(ctx, key.Id)
+//	view, err := c.GetAPIKey(ctx, key.ID)
 //	for k, err := range c.ListAPIKeys(ctx, "acct_123", client.ListAPIKeysOptions{Status: client.StatusActive}) {
 //		if err != nil { … }
-//		fmt.Println(k.Id, k.Name)
+//		fmt.Println(k.ID, k.Name)
 //	}
-//	view, err = c.UpdateAPIKey(ctx, key.Id, client.Disable())
-//	view, err = c.DeleteAPIKey(ctx, key.Id)
+//	view, err = c.UpdateAPIKey(ctx, key.ID, client.Disable())
+//	view, err = c.DeleteAPIKey(ctx, key.ID)
 //
 //	// Check the audit record's hash chain without trusting the server.
 //	events, err := client.Collect(c.ListAuditEvents(ctx, "acct_123", client.ListAuditEventsOptions{Limit: 100}))

@@ -55,12 +55,12 @@ func wantAPIError(t *testing.T, what string, err error, kind error, code client.
 func TestGetAPIKey(t *testing.T) {
 	e, m, c := lifecycleEnv(t, "acct_get")
 	k := create(t, c, "acct_get", "reader", client.Permissions{"payment": {"read"}})
-	got, err := c.GetAPIKey(ctx, k.Id)
+	got, err := c.GetAPIKey(ctx, k.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Id != k.Id || got.Name != "reader" || got.Status != client.StatusActive || got.Deleted || got.Managed ||
-		got.CreatedBy.Id != m.SecretID || got.CreatedBy.Kind != "key" {
+	if got.ID != k.ID || got.Name != "reader" || got.Status != client.StatusActive || got.Deleted || got.Managed ||
+		got.CreatedBy.ID != m.SecretID || got.CreatedBy.Kind != "key" {
 		t.Fatalf("got %+v", got)
 	}
 	if want := k.Key[:len("sk_test_")] + "…" + k.Key[len(k.Key)-4:]; got.KeyHint == nil || *got.KeyHint != want {
@@ -85,7 +85,7 @@ func TestGetAPIKey(t *testing.T) {
 	_, err = e.Client(live[apikey.Sandbox].Secret).GetAPIKey(ctx, live[apikey.Live].SecretID)
 	wantAPIError(t, "the other mode's key", err, client.ErrNotFound, client.CodeKeyNotFound)
 	// Without account:api:key:read: 403.
-	_, err = e.Client(k.Key).GetAPIKey(ctx, k.Id)
+	_, err = e.Client(k.Key).GetAPIKey(ctx, k.ID)
 	wantAPIError(t, "without read", err, client.ErrForbidden, client.CodePermissionDenied)
 }
 
@@ -94,24 +94,24 @@ func TestUpdateAPIKey(t *testing.T) {
 	k := create(t, c, "acct_upd", "worker", client.Permissions{"payment": {"read"}})
 
 	// Disable: the secret stops authenticating at once; enable: it works again.
-	v, err := c.UpdateAPIKey(ctx, k.Id, client.Disable())
+	v, err := c.UpdateAPIKey(ctx, k.ID, client.Disable())
 	if err != nil || v.Status != client.StatusInactive {
 		t.Fatalf("disable: %+v %v", v, err)
 	}
-	_, err = e.Client(k.Key).GetAPIKey(ctx, k.Id)
+	_, err = e.Client(k.Key).GetAPIKey(ctx, k.ID)
 	wantAPIError(t, "a disabled key's secret", err, client.ErrUnauthorized, client.CodeInvalidCredentials)
-	if v, err = c.UpdateAPIKey(ctx, k.Id, client.Enable()); err != nil || v.Status != client.StatusActive {
+	if v, err = c.UpdateAPIKey(ctx, k.ID, client.Enable()); err != nil || v.Status != client.StatusActive {
 		t.Fatalf("enable: %+v %v", v, err)
 	}
-	_, err = e.Client(k.Key).GetAPIKey(ctx, k.Id) // authenticates again; lacks read
+	_, err = e.Client(k.Key).GetAPIKey(ctx, k.ID) // authenticates again; lacks read
 	wantAPIError(t, "an enabled key's secret", err, client.ErrForbidden, client.CodePermissionDenied)
 
 	// Name, metadata (replaced whole) and an earlier expiry together.
-	if _, err := c.UpdateAPIKey(ctx, k.Id, client.UpdateAPIKeyRequest{Metadata: &client.Metadata{"a": "1", "b": "2"}}); err != nil {
+	if _, err := c.UpdateAPIKey(ctx, k.ID, client.UpdateAPIKeyRequest{Metadata: &client.Metadata{"a": "1", "b": "2"}}); err != nil {
 		t.Fatal(err)
 	}
 	exp := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
-	v, err = c.UpdateAPIKey(ctx, k.Id, client.UpdateAPIKeyRequest{
+	v, err = c.UpdateAPIKey(ctx, k.ID, client.UpdateAPIKeyRequest{
 		Name: client.Ptr("worker 2"), Metadata: &client.Metadata{"b": "3"}, ExpiresAt: client.Ptr(exp)})
 	if err != nil {
 		t.Fatal(err)
@@ -119,16 +119,16 @@ func TestUpdateAPIKey(t *testing.T) {
 	if v.Name != "worker 2" || len(v.Metadata) != 1 || v.Metadata["b"] != "3" || v.ExpiresAt == nil || !v.ExpiresAt.Equal(exp) {
 		t.Fatalf("updated %+v", v)
 	}
-	if got, _ := c.GetAPIKey(ctx, k.Id); got.Name != "worker 2" || got.ExpiresAt == nil {
+	if got, _ := c.GetAPIKey(ctx, k.ID); got.Name != "worker 2" || got.ExpiresAt == nil {
 		t.Fatalf("read back %+v", got)
 	}
 	// Expiry moves only earlier.
-	_, err = c.UpdateAPIKey(ctx, k.Id, client.UpdateAPIKeyRequest{ExpiresAt: client.Ptr(exp.Add(time.Hour))})
+	_, err = c.UpdateAPIKey(ctx, k.ID, client.UpdateAPIKeyRequest{ExpiresAt: client.Ptr(exp.Add(time.Hour))})
 	wantAPIError(t, "a later expiry", err, client.ErrUnprocessable, client.CodeExpiryExtended)
 
 	// Renaming onto a taken name: 409 40900.
 	create(t, c, "acct_upd", "taken", client.Permissions{"payment": {"read"}})
-	_, err = c.UpdateAPIKey(ctx, k.Id, client.Rename("taken"))
+	_, err = c.UpdateAPIKey(ctx, k.ID, client.Rename("taken"))
 	wantAPIError(t, "rename onto a taken name", err, client.ErrConflict, client.CodeDuplicateName)
 
 	// A managed key's name is fixed: 422 42205.
@@ -136,7 +136,7 @@ func TestUpdateAPIKey(t *testing.T) {
 	wantAPIError(t, "rename a managed key", err, client.ErrUnprocessable, client.CodeManagedKeyFixed)
 
 	// An empty update is a schema error: 400.
-	_, err = c.UpdateAPIKey(ctx, k.Id, client.UpdateAPIKeyRequest{})
+	_, err = c.UpdateAPIKey(ctx, k.ID, client.UpdateAPIKeyRequest{})
 	wantAPIError(t, "an empty update", err, client.ErrInvalidRequest, client.CodeValidationFailed)
 
 	// Another account's key: 404.
@@ -153,21 +153,21 @@ func TestUpdateAndDeleteAStrongerKey(t *testing.T) {
 	stronger := create(t, c, "acct_power", "refunds", client.Permissions{"refund": {"create"}, "payment": {"read"}})
 	weaker := create(t, c, "acct_power", "reader", client.Permissions{"payment": {"read"}})
 	adminC := e.Client(admin.Key)
-	_, err := adminC.UpdateAPIKey(ctx, stronger.Id, client.Disable())
+	_, err := adminC.UpdateAPIKey(ctx, stronger.ID, client.Disable())
 	ae := wantAPIError(t, "update a stronger key", err, client.ErrForbidden, client.CodePrivilegeEscalation)
 	if !strings.Contains(fmt.Sprint(ae.Details["missing"]), "refund:create") {
 		t.Errorf("details %v lack missing refund:create", ae.Details)
 	}
-	_, err = adminC.DeleteAPIKey(ctx, stronger.Id)
+	_, err = adminC.DeleteAPIKey(ctx, stronger.ID)
 	wantAPIError(t, "delete a stronger key", err, client.ErrForbidden, client.CodePrivilegeEscalation)
-	if k, _ := c.GetAPIKey(ctx, stronger.Id); k.Status != client.StatusActive || k.Deleted {
+	if k, _ := c.GetAPIKey(ctx, stronger.ID); k.Status != client.StatusActive || k.Deleted {
 		t.Fatalf("a refused request changed the key: %+v", k)
 	}
 	// A key holding no more than the admin: allowed.
-	if _, err := adminC.UpdateAPIKey(ctx, weaker.Id, client.Disable()); err != nil {
+	if _, err := adminC.UpdateAPIKey(ctx, weaker.ID, client.Disable()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adminC.DeleteAPIKey(ctx, weaker.Id); err != nil {
+	if _, err := adminC.DeleteAPIKey(ctx, weaker.ID); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -175,25 +175,25 @@ func TestUpdateAndDeleteAStrongerKey(t *testing.T) {
 func TestDeleteAPIKey(t *testing.T) {
 	e, m, c := lifecycleEnv(t, "acct_del")
 	k := create(t, c, "acct_del", "doomed", client.Permissions{"payment": {"read"}})
-	first, err := c.DeleteAPIKey(ctx, k.Id)
-	if err != nil || !first.Deleted || first.Id != k.Id {
+	first, err := c.DeleteAPIKey(ctx, k.ID)
+	if err != nil || !first.Deleted || first.ID != k.ID {
 		t.Fatalf("delete: %+v %v", first, err)
 	}
 	// Deleting again answers 200 with the deleted key: a retry needs no care.
-	second, err := c.DeleteAPIKey(ctx, k.Id)
+	second, err := c.DeleteAPIKey(ctx, k.ID)
 	if err != nil || !second.Deleted || !second.UpdatedAt.Equal(first.UpdatedAt) {
 		t.Fatalf("second delete: %+v %v", second, err)
 	}
 	// The secret no longer authenticates; the key still reads, as deleted.
-	_, err = e.Client(k.Key).GetAPIKey(ctx, k.Id)
+	_, err = e.Client(k.Key).GetAPIKey(ctx, k.ID)
 	wantAPIError(t, "a deleted key's secret", err, client.ErrUnauthorized, client.CodeInvalidCredentials)
-	if got, err := c.GetAPIKey(ctx, k.Id); err != nil || !got.Deleted {
+	if got, err := c.GetAPIKey(ctx, k.ID); err != nil || !got.Deleted {
 		t.Fatalf("get deleted: %+v %v", got, err)
 	}
 	// The name is free again.
 	create(t, c, "acct_del", "doomed", client.Permissions{"payment": {"read"}})
 	// A deleted key cannot change.
-	_, err = c.UpdateAPIKey(ctx, k.Id, client.Enable())
+	_, err = c.UpdateAPIKey(ctx, k.ID, client.Enable())
 	wantAPIError(t, "update a deleted key", err, client.ErrConflict, client.CodeKeyDeleted)
 
 	// Managed keys are rotated, never deleted: 422 42204.
@@ -217,7 +217,7 @@ func TestListAPIKeysEveryPageExactlyOnce(t *testing.T) {
 	e, m, c := lifecycleEnv(t, "acct_list")
 	var want []string
 	for i := range 23 {
-		want = append(want, create(t, c, "acct_list", fmt.Sprintf("key %02d", i), client.Permissions{"payment": {"read"}}).Id)
+		want = append(want, create(t, c, "acct_list", fmt.Sprintf("key %02d", i), client.Permissions{"payment": {"read"}}).ID)
 	}
 	rt := &countingTransport{}
 	lc, err := client.New(e.URL, m.Secret, client.WithHTTPClient(&http.Client{Transport: rt}), client.WithRetries(0, 0))
@@ -232,7 +232,7 @@ func TestListAPIKeysEveryPageExactlyOnce(t *testing.T) {
 		if k.KeyHint == nil || k.Managed {
 			t.Fatalf("listed %+v", k)
 		}
-		got = append(got, k.Id)
+		got = append(got, k.ID)
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("listed %d keys %v\nwant %d in creation order %v", len(got), got, len(want), want)
@@ -295,7 +295,7 @@ func TestListAPIKeysEveryPageExactlyOnce(t *testing.T) {
 	if !errors.Is(err, client.ErrInvalidArgument) || !errors.As(err, &argErr) || argErr.Name != "ListAPIKeysOptions.Limit" {
 		t.Fatalf("limit 101: %v", err)
 	}
-	res, err := c.Raw().ListApiKeysWithResponse(ctx, &oapi.ListApiKeysParams{AccountId: "acct_list", Limit: client.Ptr(101)})
+	res, err := c.Raw().ListAPIKeysWithResponse(ctx, &oapi.ListAPIKeysParams{AccountID: "acct_list", Limit: client.Ptr(101)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestListAPIKeysStopsOnAnError(t *testing.T) {
 			continue // the iterator must end by itself
 		}
 		if keys++; keys == 4 {
-			if _, err := c.DeleteAPIKey(ctx, lister.Id); err != nil {
+			if _, err := c.DeleteAPIKey(ctx, lister.ID); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -332,14 +332,14 @@ func TestListAuditEventsAndVerifyTheChain(t *testing.T) {
 	e, m, c := lifecycleEnv(t, "acct_audit")
 	k := create(t, c, "acct_audit", "audited", client.Permissions{"payment": {"read"}})
 	steps := []func() error{
-		func() error { _, err := c.UpdateAPIKey(ctx, k.Id, client.Disable()); return err },
-		func() error { _, err := c.UpdateAPIKey(ctx, k.Id, client.Enable()); return err },
+		func() error { _, err := c.UpdateAPIKey(ctx, k.ID, client.Disable()); return err },
+		func() error { _, err := c.UpdateAPIKey(ctx, k.ID, client.Enable()); return err },
 		func() error {
-			_, err := c.UpdateAPIKey(ctx, k.Id, client.UpdateAPIKeyRequest{Name: client.Ptr("audited <&> é"), Metadata: &client.Metadata{"t": "x"}})
+			_, err := c.UpdateAPIKey(ctx, k.ID, client.UpdateAPIKeyRequest{Name: client.Ptr("audited <&> é"), Metadata: &client.Metadata{"t": "x"}})
 			return err
 		},
 		func() error {
-			_, err := c.UpdateAPIKey(ctx, k.Id, client.UpdateAPIKeyRequest{ExpiresAt: client.Ptr(time.Now().Add(time.Hour))})
+			_, err := c.UpdateAPIKey(ctx, k.ID, client.UpdateAPIKeyRequest{ExpiresAt: client.Ptr(time.Now().Add(time.Hour))})
 			return err
 		},
 		func() error {
@@ -351,7 +351,7 @@ func TestListAuditEventsAndVerifyTheChain(t *testing.T) {
 			}
 			return err
 		},
-		func() error { _, err := c.DeleteAPIKey(ctx, k.Id); return err },
+		func() error { _, err := c.DeleteAPIKey(ctx, k.ID); return err },
 	}
 	for i, step := range steps {
 		if err := step(); err != nil {
@@ -368,15 +368,15 @@ func TestListAuditEventsAndVerifyTheChain(t *testing.T) {
 	var actions []client.AuditAction
 	for i, ev := range events {
 		actions = append(actions, ev.Action)
-		if ev.Seq != len(events)-i || ev.AccountId != "acct_audit" || ev.Mode != "test" || ev.Hash == "" {
+		if ev.Seq != len(events)-i || ev.AccountID != "acct_audit" || ev.Mode != "test" || ev.Hash == "" {
 			t.Fatalf("event %d: %+v", i, ev)
 		}
 	}
 	if !slices.Equal(actions, wantActions) {
 		t.Fatalf("actions %v, want %v", actions, wantActions)
 	}
-	if ev := events[0]; ev.KeyId != k.Id || ev.Actor.Id != m.SecretID || ev.Actor.Kind != "key" || ev.Actor.RequestId == "" ||
-		ev.ClientIp == "" || ev.Changes["deleted"] != true {
+	if ev := events[0]; ev.KeyID != k.ID || ev.Actor.ID != m.SecretID || ev.Actor.Kind != "key" || ev.Actor.RequestID == "" ||
+		ev.ClientIP == "" || ev.Changes["deleted"] != true {
 		t.Fatalf("delete event %+v", ev)
 	}
 	for _, ev := range events {
@@ -388,9 +388,9 @@ func TestListAuditEventsAndVerifyTheChain(t *testing.T) {
 	}
 
 	// Filters.
-	byKey, err := client.Collect(c.ListAuditEvents(ctx, "acct_audit", client.ListAuditEventsOptions{KeyID: k.Id}))
+	byKey, err := client.Collect(c.ListAuditEvents(ctx, "acct_audit", client.ListAuditEventsOptions{KeyID: k.ID}))
 	if err != nil || len(byKey) != 6 {
-		t.Fatalf("events of %s: %d %v", k.Id, len(byKey), err)
+		t.Fatalf("events of %s: %d %v", k.ID, len(byKey), err)
 	}
 	disables, err := client.Collect(c.ListAuditEvents(ctx, "acct_audit", client.ListAuditEventsOptions{Action: client.AuditDisable}))
 	if err != nil || len(disables) != 1 || disables[0].Changes["status"] != "INACTIVE" {
@@ -449,7 +449,7 @@ func TestVerifyAuditChainAgainstTheDatabase(t *testing.T) {
 	chain := func(account string) *client.Client {
 		c := e.Client(e.Bootstrap(account)[apikey.Sandbox].Secret)
 		k := create(t, c, account, "k", client.Permissions{"payment": {"read"}})
-		if _, err := c.UpdateAPIKey(ctx, k.Id, client.Disable()); err != nil {
+		if _, err := c.UpdateAPIKey(ctx, k.ID, client.Disable()); err != nil {
 			t.Fatal(err)
 		}
 		return c
@@ -525,7 +525,7 @@ func TestGracePeriodBoundsMatchTheServer(t *testing.T) {
 		t.Fatalf("%d requests for refused grace periods", n)
 	}
 	for _, minutes := range []int{10081, -1} {
-		res, err := c.Raw().RegenerateApiKeyWithResponse(ctx, m.PublishableID, oapi.RegenerateApiKeyRequest{GracePeriodMinutes: client.Ptr(minutes)})
+		res, err := c.Raw().RegenerateAPIKeyWithResponse(ctx, m.PublishableID, oapi.RegenerateAPIKeyRequest{GracePeriodMinutes: client.Ptr(minutes)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -59,7 +59,7 @@ func ExampleClient_CreateAPIKey() {
 		log.Fatal(err)
 	}
 	// key.Key is the secret: store it now, the API never shows it again.
-	fmt.Println(key.Id, key.Status, key.ExpiresAt.Format(time.DateOnly))
+	fmt.Println(key.ID, key.Status, key.ExpiresAt.Format(time.DateOnly))
 	fmt.Println("secret:", key.Key[:len("sk_test_")]+"…", "hint:", *key.KeyHint)
 	// Output:
 	// key_4d8PqZyT6vWb2mK9xR3sN7fH ACTIVE 2030-01-01
@@ -107,7 +107,7 @@ func ExampleClient_GetAPIKey() {
 		log.Fatal(err)
 	}
 	fmt.Println(key.Name, key.Status, *key.KeyHint)
-	fmt.Println("created by", key.CreatedBy.Kind, key.CreatedBy.Id, "- deleted:", key.Deleted)
+	fmt.Println("created by", key.CreatedBy.Kind, key.CreatedBy.ID, "- deleted:", key.Deleted)
 
 	// Another account's key, or one that does not exist, is not found.
 	_, err = c.GetAPIKey(context.Background(), "key_0000000000000000000000000")
@@ -133,7 +133,7 @@ func ExampleClient_ListAPIKeys() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Println(key.Id, key.Name, key.Status, *key.KeyHint)
+		fmt.Println(key.ID, key.Name, key.Status, *key.KeyHint)
 	}
 	// Output:
 	// key_4d8PqZyT6vWb2mK9xR3sN7fH Checkout backend ACTIVE sk_test_…3kP9
@@ -200,7 +200,7 @@ func ExampleClient_DeleteAPIKey() {
 	case err != nil:
 		log.Fatal(err)
 	}
-	fmt.Println(key.Id, "deleted:", key.Deleted)
+	fmt.Println(key.ID, "deleted:", key.Deleted)
 	// Output:
 	// key_4d8PqZyT6vWb2mK9xR3sN7fH deleted: true
 }
@@ -218,7 +218,7 @@ func ExampleClient_ListAuditEvents() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Println(ev.Seq, ev.CreatedAt.Format(time.RFC3339), ev.Action, ev.KeyId, "by", ev.Actor.Kind, ev.Actor.Id)
+		fmt.Println(ev.Seq, ev.CreatedAt.Format(time.RFC3339), ev.Action, ev.KeyID, "by", ev.Actor.Kind, ev.Actor.ID)
 	}
 	// Output:
 	// 2 2026-11-23T09:00:00Z disable key_4d8PqZyT6vWb2mK9xR3sN7fH by jwt ann@example.com

@@ -194,10 +194,10 @@ func auditPage(doc *openapi3.T, cursor string) string {
 	}
 	disable := page.Data.Data[0]
 	create := client.AuditEvent{
-		Object: "audit_event", Id: "evt_1Aa2Bb3Cc4Dd5Ee6Ff7Gg8Hh9", Seq: 1, AccountId: disable.AccountId, Mode: disable.Mode,
-		Action: client.AuditCreate, KeyId: disable.KeyId,
-		Actor:    client.CreatedBy{Kind: client.CreatedByKey, Id: "key_9sT2vX6bN4mQ8wE1rY5uI3oP", RequestId: "req_5f0c8e2a9b7d41c3a6e2f901"},
-		ClientIp: disable.ClientIp, CreatedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
+		Object: "audit_event", ID: "evt_1Aa2Bb3Cc4Dd5Ee6Ff7Gg8Hh9", Seq: 1, AccountID: disable.AccountID, Mode: disable.Mode,
+		Action: client.AuditCreate, KeyID: disable.KeyID,
+		Actor:    client.CreatedBy{Kind: client.CreatedByKey, ID: "key_9sT2vX6bN4mQ8wE1rY5uI3oP", RequestID: "req_5f0c8e2a9b7d41c3a6e2f901"},
+		ClientIP: disable.ClientIP, CreatedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
 		Changes: map[string]any{"name": "Checkout backend", "type": "SECRET", "managed": false, "key_hint": "sk_test_…3kP9",
 			"permissions": map[string]any{"payment": []any{"create", "read"}}, "metadata": map[string]any{"team": "checkout"},
 			"expires_at": "2030-01-01T00:00:00Z"},

@@ -56,7 +56,7 @@ func TestLifecycleRequestsOnTheWire(t *testing.T) {
 	}
 	for i, call := range calls {
 		k, err := call()
-		if err != nil || k.Id != "key_a" || k.KeyHint == nil || *k.KeyHint != "sk_test_…abcd" {
+		if err != nil || k.ID != "key_a" || k.KeyHint == nil || *k.KeyHint != "sk_test_…abcd" {
 			t.Fatalf("call %d: %+v %v", i, k, err)
 		}
 	}
@@ -144,7 +144,7 @@ func TestListAPIKeysWalksEveryPageOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, k.Id)
+		ids = append(ids, k.ID)
 	}
 	if len(ids) != 23 {
 		t.Fatalf("%d keys: %v", len(ids), ids)
@@ -185,7 +185,7 @@ func TestListAPIKeysWalksEveryPageOnce(t *testing.T) {
 		t.Fatalf("last page: %+v %v", page, err)
 	}
 	all, err := client.Collect(c.ListAPIKeys(context.Background(), "acct", client.ListAPIKeysOptions{Cursor: "c10"}))
-	if err != nil || len(all) != 13 || all[0].Id != "key_10" {
+	if err != nil || len(all) != 13 || all[0].ID != "key_10" {
 		t.Fatalf("from c10: %d keys, %v", len(all), err)
 	}
 }

@@ -32,16 +32,16 @@ type ListAPIKeysOptions struct {
 	Cursor string
 }
 
-func (o ListAPIKeysOptions) params(accountID string) *oapi.ListApiKeysParams {
-	p := &oapi.ListApiKeysParams{AccountId: accountID, Managed: o.Managed}
+func (o ListAPIKeysOptions) params(accountID string) *oapi.ListAPIKeysParams {
+	p := &oapi.ListAPIKeysParams{AccountID: accountID, Managed: o.Managed}
 	if o.Limit != 0 {
 		p.Limit = Ptr(o.Limit)
 	}
 	if o.Status != "" {
-		p.Status = Ptr(oapi.ListApiKeysParamsStatus(o.Status))
+		p.Status = Ptr(oapi.ListAPIKeysParamsStatus(o.Status))
 	}
 	if o.Type != "" {
-		p.Type = Ptr(oapi.ListApiKeysParamsType(o.Type))
+		p.Type = Ptr(oapi.ListAPIKeysParamsType(o.Type))
 	}
 	if o.CreatedBy != "" {
 		p.CreatedBy = Ptr(o.CreatedBy)
@@ -64,7 +64,7 @@ func (c *Client) ListAPIKeysPage(ctx context.Context, accountID string, opts Lis
 	if err := checkPage(accountID, "ListAPIKeysOptions.Limit", opts.Limit); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.ListApiKeysWithResponse(ctx, opts.params(accountID))
+	res, err := c.raw.ListAPIKeysWithResponse(ctx, opts.params(accountID))
 	if err != nil {
 		return nil, err
 	}
@@ -114,9 +114,9 @@ type ListAuditEventsOptions struct {
 }
 
 func (o ListAuditEventsOptions) params(accountID string) *oapi.ListAuditEventsParams {
-	p := &oapi.ListAuditEventsParams{AccountId: accountID}
+	p := &oapi.ListAuditEventsParams{AccountID: accountID}
 	if o.KeyID != "" {
-		p.KeyId = Ptr(o.KeyID)
+		p.KeyID = Ptr(o.KeyID)
 	}
 	if o.Action != "" {
 		p.Action = Ptr(o.Action)

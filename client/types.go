@@ -2,8 +2,9 @@ package client
 
 import "github.com/hsrcpay/apikeys/client/oapi"
 
-// The spec's types, under Go-style names. They are aliases of the generated
-// ones, so their fields keep the generated spelling (Id, AccountId, KeyHint).
+// The spec's types. They are aliases of the generated ones, which carry Go
+// names too (ID, AccountID, LastUsedIP: the generator's initialism-aware
+// normalizer, client/oapi/oapi-codegen.yaml).
 
 // APIKey is a key as created or regenerated: its Key field holds the
 // plaintext secret, which the API never shows again.
@@ -11,19 +12,19 @@ import "github.com/hsrcpay/apikeys/client/oapi"
 // Its Status and Type fields have generated types of their own; convert them
 // to compare with this package's constants:
 // client.KeyType(key.Type) == client.TypePublishable.
-type APIKey = oapi.ApiKey
+type APIKey = oapi.APIKey
 
 // APIKeyView is a key as read, listed, updated or deleted: everything but the
 // secret, which KeyHint recognises (e.g. "sk_test_…3kP9").
-type APIKeyView = oapi.ApiKeyView
+type APIKeyView = oapi.APIKeyView
 
 // CreateAPIKeyRequest is a new key's name, permissions, and optional expiry
 // and metadata.
-type CreateAPIKeyRequest = oapi.CreateApiKeyRequest
+type CreateAPIKeyRequest = oapi.CreateAPIKeyRequest
 
 // UpdateAPIKeyRequest holds the fields to change; nil fields keep their value.
 // [Disable], [Enable] and [Rename] build common ones; [Ptr] helps with the rest.
-type UpdateAPIKeyRequest = oapi.UpdateApiKeyRequest
+type UpdateAPIKeyRequest = oapi.UpdateAPIKeyRequest
 
 // Permissions maps a resource to its actions:
 // client.Permissions{"payment": {"create", "read"}} grants payment:create and
@@ -48,7 +49,7 @@ type AuditEvent = oapi.AuditEvent
 
 // APIKeyPage is one page of [Client.ListAPIKeysPage]: NextCursor fetches the
 // next while HasMore.
-type APIKeyPage = oapi.ApiKeyList
+type APIKeyPage = oapi.APIKeyList
 
 // AuditEventPage is one page of [Client.ListAuditEventsPage]: NextCursor
 // fetches the next while HasMore.
@@ -56,7 +57,7 @@ type AuditEventPage = oapi.AuditEventList
 
 // KeyStatus is the status of an [APIKeyView], and a filter of
 // [ListAPIKeysOptions].
-type KeyStatus = oapi.ApiKeyViewStatus
+type KeyStatus = oapi.APIKeyViewStatus
 
 // Key statuses.
 const (
@@ -66,7 +67,7 @@ const (
 )
 
 // KeyType is the type of an [APIKeyView], and a filter of [ListAPIKeysOptions].
-type KeyType = oapi.ApiKeyViewType
+type KeyType = oapi.APIKeyViewType
 
 // Key types.
 const (
@@ -76,7 +77,7 @@ const (
 
 // UpdateStatus is the status an [UpdateAPIKeyRequest] sets; [Disable] and
 // [Enable] set it for you.
-type UpdateStatus = oapi.UpdateApiKeyRequestStatus
+type UpdateStatus = oapi.UpdateAPIKeyRequestStatus
 
 // Statuses an update sets.
 const (
@@ -88,7 +89,7 @@ const (
 // JWT or the platform.
 type CreatedByKind = oapi.CreatedByKind
 
-// Kinds of creator; CreatedBy.Id is then a key id, a JWT subject, or
+// Kinds of creator; CreatedBy.ID is then a key id, a JWT subject, or
 // "bootstrap".
 const (
 	CreatedByKey      CreatedByKind = "key"      // an API key; Id is its key id

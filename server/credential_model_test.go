@@ -877,15 +877,15 @@ func (m *csmModel) create(rt *rapid.T) {
 	}
 	// The new key is what was asked for, in the caller's mode and account.
 	prefix := "sk_" + string(p.mode) + "_"
-	if got.AccountId != r.account || got.Managed || got.Type != oapi.SECRET || got.Name != r.name ||
+	if got.AccountID != r.account || got.Managed || got.Type != oapi.SECRET || got.Name != r.name ||
 		!csmFromMap(got.Permissions).equal(r.perms) || !csmSameTime(got.ExpiresAt, r.expires) ||
-		!strings.HasPrefix(got.Key, prefix) || m.byID[got.Id] != nil {
+		!strings.HasPrefix(got.Key, prefix) || m.byID[got.ID] != nil {
 		rt.Fatalf("create by %s returned a %s key %q on %s (managed %v) with %s expiring %s, secret %.8s…; want a new %s… key on %s with %s expiring %s",
-			c.label, got.Type, got.Name, m.short(got.AccountId), got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key,
+			c.label, got.Type, got.Name, m.short(got.AccountID), got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key,
 			prefix, m.short(r.account), r.perms, m.rel(r.expires))
 	}
 	kind, by := m.actorOf(c)
-	k := &csmKey{label: fmt.Sprintf("custom#%d %s %s/%s", len(m.keys), r.name, m.short(r.account), p.mode), id: got.Id, account: r.account,
+	k := &csmKey{label: fmt.Sprintf("custom#%d %s %s/%s", len(m.keys), r.name, m.short(r.account), p.mode), id: got.ID, account: r.account,
 		name: r.name, mode: p.mode, perms: r.perms, expires: r.expires, creator: by}
 	m.addKey(k, got.Key)
 	m.record(csmEvent{action: "create", key: k, actorKind: kind, actorID: by,
@@ -941,7 +941,7 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 	if r.grace != nil && *r.grace > 10080 {
 		// The client refuses this before sending; the raw generated client
 		// sends it, so that the server's own refusal is what is checked.
-		res, rerr := m.env.Client(c.token).Raw().RegenerateApiKeyWithResponse(ctx, r.id, oapi.RegenerateApiKeyRequest{GracePeriodMinutes: r.grace})
+		res, rerr := m.env.Client(c.token).Raw().RegenerateAPIKeyWithResponse(ctx, r.id, oapi.RegenerateAPIKeyRequest{GracePeriodMinutes: r.grace})
 		switch {
 		case rerr != nil:
 			err = rerr
@@ -984,10 +984,10 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 	if k.publishable {
 		kindPrefix = "pk_"
 	}
-	if got.Id != k.id || !got.Managed || !csmFromMap(got.Permissions).equal(k.perms) || !csmSameTime(got.ExpiresAt, k.expires) ||
+	if got.ID != k.id || !got.Managed || !csmFromMap(got.Permissions).equal(k.perms) || !csmSameTime(got.ExpiresAt, k.expires) ||
 		!strings.HasPrefix(got.Key, kindPrefix+string(k.mode)+"_") {
 		rt.Fatalf("regenerate of %s returned key (same id %v, managed %v) with %s expiring %s, secret %.8s…",
-			k.label, got.Id == k.id, got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key)
+			k.label, got.ID == k.id, got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key)
 	}
 	k.prev = ""
 	if g := r.grace; g != nil && *g > 0 {
@@ -1350,10 +1350,10 @@ func (m *csmModel) checkChanged(rt *rapid.T, what string, p *csmPrincipal, k *cs
 }
 
 // checkView compares a key as an answer shows it with the model.
-func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *oapi.ApiKeyView, now time.Time) {
+func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *oapi.APIKeyView, now time.Time) {
 	var bad []string
-	if v.Id != k.id || v.AccountId != k.account {
-		bad = append(bad, "it shows "+m.labelOf(v.Id)+" of "+m.short(v.AccountId))
+	if v.ID != k.id || v.AccountID != k.account {
+		bad = append(bad, "it shows "+m.labelOf(v.ID)+" of "+m.short(v.AccountID))
 	}
 	if v.Name != k.name {
 		bad = append(bad, fmt.Sprintf("name %q, want %q", v.Name, k.name))
@@ -1379,8 +1379,8 @@ func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *oapi.ApiKey
 	if v.KeyHint == nil || *v.KeyHint != csmHint(k.cur) {
 		bad = append(bad, "key_hint is not the current secret's")
 	}
-	if v.CreatedBy.Id != k.creator {
-		bad = append(bad, "created_by "+m.labelOf(v.CreatedBy.Id)+", want "+m.labelOf(k.creator))
+	if v.CreatedBy.ID != k.creator {
+		bad = append(bad, "created_by "+m.labelOf(v.CreatedBy.ID)+", want "+m.labelOf(k.creator))
 	}
 	if len(bad) > 0 {
 		rt.Fatalf("%s: the answer differs from the model: %s", what, strings.Join(bad, "; "))
@@ -1401,7 +1401,7 @@ func (m *csmModel) get(rt *rapid.T) {
 	now := m.now()
 	want := m.wantGet(c, k, now)
 	what := fmt.Sprintf("get %s by %s", m.targetName(k), c.label)
-	res, err := m.env.Client(c.token).Raw().GetApiKeyWithResponse(ctx, id)
+	res, err := m.env.Client(c.token).Raw().GetAPIKeyWithResponse(ctx, id)
 	m.must(rt, what, err)
 	a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
 	m.stats[fmt.Sprintf("get %d/%d", a.status, a.code)]++
@@ -1515,13 +1515,13 @@ func (m *csmModel) list(rt *rapid.T) {
 		}
 	}
 	r.limit = rapid.SampledFrom([]int{0, 100, 3}).Draw(rt, "limit")
-	params := oapi.ListApiKeysParams{AccountId: r.account, Managed: r.managed, Deleted: r.deleted}
+	params := oapi.ListAPIKeysParams{AccountID: r.account, Managed: r.managed, Deleted: r.deleted}
 	if r.status != "" {
-		s := oapi.ListApiKeysParamsStatus(r.status)
+		s := oapi.ListAPIKeysParamsStatus(r.status)
 		params.Status = &s
 	}
 	if r.typ != "" {
-		t := oapi.ListApiKeysParamsType(r.typ)
+		t := oapi.ListAPIKeysParamsType(r.typ)
 		params.Type = &t
 	}
 	if r.createdBy != "" {
@@ -1536,9 +1536,9 @@ func (m *csmModel) list(rt *rapid.T) {
 	want := m.wantAccountRead(c, csmPermRead, r.account, now)
 	what := fmt.Sprintf("list %s [%s] by %s", m.short(r.account), m.describeList(r), c.label)
 	cl := m.env.Client(c.token)
-	var got []oapi.ApiKeyView
+	var got []oapi.APIKeyView
 	for page := 1; ; page++ {
-		res, err := cl.Raw().ListApiKeysWithResponse(ctx, &params)
+		res, err := cl.Raw().ListAPIKeysWithResponse(ctx, &params)
 		m.must(rt, what, err)
 		a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
 		if page == 1 {
@@ -1570,15 +1570,15 @@ func (m *csmModel) list(rt *rapid.T) {
 		}
 	}
 	for i, v := range got {
-		if i > 0 && (v.CreatedAt.Before(got[i-1].CreatedAt) || v.CreatedAt.Equal(got[i-1].CreatedAt) && v.Id <= got[i-1].Id) {
-			rt.Fatalf("%s: %s listed after %s: not in (created_at, id) order, or twice", what, m.labelOf(v.Id), m.labelOf(got[i-1].Id))
+		if i > 0 && (v.CreatedAt.Before(got[i-1].CreatedAt) || v.CreatedAt.Equal(got[i-1].CreatedAt) && v.ID <= got[i-1].ID) {
+			rt.Fatalf("%s: %s listed after %s: not in (created_at, id) order, or twice", what, m.labelOf(v.ID), m.labelOf(got[i-1].ID))
 		}
-		k := expected[v.Id]
+		k := expected[v.ID]
 		if k == nil {
-			rt.Fatalf("%s: lists %s, which the model leaves out", what, m.labelOf(v.Id))
+			rt.Fatalf("%s: lists %s, which the model leaves out", what, m.labelOf(v.ID))
 		}
 		m.checkView(rt, what, k, &got[i], now)
-		delete(expected, v.Id)
+		delete(expected, v.ID)
 	}
 	if len(expected) > 0 {
 		var left []string
@@ -1743,13 +1743,13 @@ func (m *csmModel) update(rt *rapid.T) {
 	if k != nil {
 		id = k.id
 	}
-	body := oapi.UpdateApiKeyRequest{Name: r.name, ExpiresAt: r.expires}
+	body := oapi.UpdateAPIKeyRequest{Name: r.name, ExpiresAt: r.expires}
 	if r.hasMeta {
 		md := oapi.Metadata(r.metadata)
 		body.Metadata = &md
 	}
 	if r.status != "" {
-		s := oapi.UpdateApiKeyRequestStatus(r.status)
+		s := oapi.UpdateAPIKeyRequestStatus(r.status)
 		body.Status = &s
 	}
 
@@ -1757,7 +1757,7 @@ func (m *csmModel) update(rt *rapid.T) {
 	want := m.wantUpdate(c, k, r, now)
 	p, _ := m.authenticate(c, now)
 	what := fmt.Sprintf("update %s by %s: %s", m.targetName(k), c.label, m.describeUpdate(r))
-	res, err := m.env.Client(c.token).Raw().UpdateApiKeyWithResponse(ctx, id, body)
+	res, err := m.env.Client(c.token).Raw().UpdateAPIKeyWithResponse(ctx, id, body)
 	m.must(rt, what, err)
 	a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
 	m.stats[fmt.Sprintf("update %d/%d", a.status, a.code)]++
@@ -1882,7 +1882,7 @@ func (m *csmModel) deleteOnce(rt *rapid.T, c *csmCaller, k *csmKey, n int) {
 	want := m.wantDelete(c, k, now)
 	p, _ := m.authenticate(c, now)
 	what := fmt.Sprintf("delete #%d of %s by %s", n, m.targetName(k), c.label)
-	res, err := m.env.Client(c.token).Raw().DeleteApiKeyWithResponse(ctx, id)
+	res, err := m.env.Client(c.token).Raw().DeleteAPIKeyWithResponse(ctx, id)
 	m.must(rt, what, err)
 	a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
 	m.stats[fmt.Sprintf("delete %d/%d", a.status, a.code)]++
@@ -1944,13 +1944,13 @@ func (m *csmModel) listAudit(rt *rapid.T) {
 	c := m.drawCaller(rt)
 	_, own, _ := m.grantOf(c)
 	account := rapid.SampledFrom([]string{own, own, own, m.acctA, m.acctB, m.ghost}).Draw(rt, "account")
-	params := oapi.ListAuditEventsParams{AccountId: account}
+	params := oapi.ListAuditEventsParams{AccountID: account}
 	var byKey *csmKey
 	byAction, filter := "", ""
 	switch rapid.SampledFrom([]string{"none", "key_id", "action"}).Draw(rt, "audit filter") {
 	case "key_id":
 		byKey = m.keys[rapid.IntRange(0, len(m.keys)-1).Draw(rt, "key_id #")]
-		params.KeyId, filter = &byKey.id, " key_id="+byKey.label
+		params.KeyID, filter = &byKey.id, " key_id="+byKey.label
 	case "action":
 		byAction = rapid.SampledFrom(csmAuditActions).Draw(rt, "action")
 		a := oapi.AuditAction(byAction)
@@ -1993,10 +1993,10 @@ func (m *csmModel) listAudit(rt *rapid.T) {
 	}
 	for j, i := range idx {
 		got, e := d.Data[j], log[i]
-		if got.Seq != i+1 || string(got.Action) != e.action || got.KeyId != e.key.id || string(got.Actor.Kind) != e.actorKind ||
-			got.Actor.Id != e.actorID || got.AccountId != account || string(got.Mode) != string(p.mode) {
+		if got.Seq != i+1 || string(got.Action) != e.action || got.KeyID != e.key.id || string(got.Actor.Kind) != e.actorKind ||
+			got.Actor.ID != e.actorID || got.AccountID != account || string(got.Mode) != string(p.mode) {
 			rt.Fatalf("%s: event %d is #%d %s of %s by %s %s; the model's is #%d %s", what, j+1, got.Seq, got.Action,
-				m.labelOf(got.KeyId), got.Actor.Kind, m.labelOf(got.Actor.Id), i+1, m.describeEvent(e))
+				m.labelOf(got.KeyID), got.Actor.Kind, m.labelOf(got.Actor.ID), i+1, m.describeEvent(e))
 		}
 	}
 }

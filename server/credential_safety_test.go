@@ -288,7 +288,7 @@ func TestBootstrapAllOrNothingAndCreatedBy(t *testing.T) {
 			kind, id string
 		}{{byKey, "key", m.SecretID}, {byJWT, "jwt", "ann@example.com"}, {rotated, "platform", "bootstrap"}} {
 			cb := c.k.CreatedBy
-			if string(cb.Kind) != c.kind || cb.Id != c.id || (c.kind != "platform") != strings.HasPrefix(cb.RequestId, "req_") {
+			if string(cb.Kind) != c.kind || cb.ID != c.id || (c.kind != "platform") != strings.HasPrefix(cb.RequestID, "req_") {
 				t.Fatalf("%s: created_by = %+v", c.k.Name, cb)
 			}
 		}

@@ -18,11 +18,11 @@ func TestDeleteAPIKey(t *testing.T) {
 
 		t.Run("200 revokes the secret and any grace secret at once, frees the name", func(t *testing.T) {
 			k := customKey(t, env, m, "leaked", client.Permissions{"account:api:key": {"read"}}, nil)
-			if _, err := getKey(t, env.Client(k.Key), k.Id); err != nil {
+			if _, err := getKey(t, env.Client(k.Key), k.ID); err != nil {
 				t.Fatalf("before: %v", err)
 			}
-			v, err := deleteKey(t, admin, k.Id)
-			if err != nil || !v.Deleted || v.Id != k.Id {
+			v, err := deleteKey(t, admin, k.ID)
+			if err != nil || !v.Deleted || v.ID != k.ID {
 				t.Fatalf("%+v %v", v, err)
 			}
 			refusedNow(t, env, k.Key)
@@ -32,12 +32,12 @@ func TestDeleteAPIKey(t *testing.T) {
 		t.Run("200 again for a deleted key (idempotent), one audit event", func(t *testing.T) {
 			k := customKey(t, env, m, "twice", client.Permissions{}, nil)
 			for i := 0; i < 2; i++ {
-				v, err := deleteKey(t, admin, k.Id)
+				v, err := deleteKey(t, admin, k.ID)
 				if err != nil || !v.Deleted {
 					t.Fatalf("delete #%d: %+v %v", i+1, v, err)
 				}
 			}
-			page, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountId: acct, KeyId: &k.Id, Action: ptr(oapi.AuditDelete)})
+			page, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, KeyID: &k.ID, Action: ptr(oapi.AuditDelete)})
 			if err != nil || len(page.Data) != 1 {
 				t.Fatalf("delete events: %+v %v", page, err)
 			}
@@ -48,7 +48,7 @@ func TestDeleteAPIKey(t *testing.T) {
 		})
 		t.Run("401 revoked caller", func(t *testing.T) {
 			k := customKey(t, env, m, "deleter", client.Permissions{"account:api:key": {"delete"}}, nil)
-			if _, err := deleteKey(t, admin, k.Id); err != nil {
+			if _, err := deleteKey(t, admin, k.ID); err != nil {
 				t.Fatal(err)
 			}
 			_, err := deleteKey(t, env.Client(k.Key), m.PublishableID)
@@ -57,19 +57,19 @@ func TestDeleteAPIKey(t *testing.T) {
 		t.Run("403 power: a key cannot revoke one holding more", func(t *testing.T) {
 			weak := customKey(t, env, m, "weak deleter", client.Permissions{"account:api:key": {"delete"}}, nil)
 			strong := customKey(t, env, m, "strong", client.Permissions{"payment": {"create"}}, nil)
-			_, err := deleteKey(t, env.Client(weak.Key), strong.Id)
+			_, err := deleteKey(t, env.Client(weak.Key), strong.ID)
 			ae := wantAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
 			if len(toStrings(ae.Details["missing"])) == 0 {
 				t.Fatalf("details %v", ae.Details)
 			}
-			_, err = deleteKey(t, env.Client(m.Publishable), strong.Id)
+			_, err = deleteKey(t, env.Client(m.Publishable), strong.ID)
 			wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
 		})
 		t.Run("403 life: an expiring key cannot revoke one that outlives it", func(t *testing.T) {
 			hour := time.Now().Add(time.Hour)
 			short := customKey(t, env, m, "short deleter", client.Permissions{"account:api:key": {"delete"}}, &hour)
 			forever := customKey(t, env, m, "forever", client.Permissions{}, nil)
-			_, err := deleteKey(t, env.Client(short.Key), forever.Id)
+			_, err := deleteKey(t, env.Client(short.Key), forever.ID)
 			wantAPIError(t, err, 403, oapi.CodeLifetimeEscalation)
 		})
 		t.Run("404 unknown or another account's key", func(t *testing.T) {
@@ -80,7 +80,7 @@ func TestDeleteAPIKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = deleteKey(t, admin, theirs.Id)
+			_, err = deleteKey(t, admin, theirs.ID)
 			wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
 		})
 		t.Run("422 managed keys are rotated, never deleted", func(t *testing.T) {

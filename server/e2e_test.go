@@ -58,7 +58,7 @@ func TestCreateIssuesWorkingCustomKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.Object != "api_key" || k.AccountId != acct || k.Type != oapi.SECRET || k.Status != oapi.ACTIVE || k.Managed || k.Deleted {
+	if k.Object != "api_key" || k.AccountID != acct || k.Type != oapi.SECRET || k.Status != oapi.ACTIVE || k.Managed || k.Deleted {
 		t.Fatalf("unexpected key: %+v", k)
 	}
 	if !strings.HasPrefix(k.Key, "sk_test_") || keys.Classify(k.Key) != keys.KindSecret {
@@ -172,11 +172,11 @@ func TestRegenerateRotatesManagedSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.Id != m.SecretID || !k.Managed || k.Key == m.Secret || !strings.HasPrefix(k.Key, "sk_live_") {
+	if k.ID != m.SecretID || !k.Managed || k.Key == m.Secret || !strings.HasPrefix(k.Key, "sk_live_") {
 		t.Fatalf("regenerate: %+v", k)
 	}
-	if k.LastUsedAt == nil || k.LastUsedIp == nil || *k.LastUsedIp != "127.0.0.1" {
-		t.Fatalf("last_used_* not kept: at=%v ip=%v", k.LastUsedAt, k.LastUsedIp)
+	if k.LastUsedAt == nil || k.LastUsedIP == nil || *k.LastUsedIP != "127.0.0.1" {
+		t.Fatalf("last_used_* not kept: at=%v ip=%v", k.LastUsedAt, k.LastUsedIP)
 	}
 	if !k.UpdatedAt.After(k.CreatedAt) {
 		t.Fatalf("updated_at %v not after created_at %v", k.UpdatedAt, k.CreatedAt)
@@ -215,7 +215,7 @@ func TestRegenerateErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 422: custom keys are not regenerated, and stay unchanged.
-	_, err = sb.RegenerateAPIKey(ctx, custom.Id)
+	_, err = sb.RegenerateAPIKey(ctx, custom.ID)
 	wantAPIError(t, err, 422, oapi.CodeKeyNotManaged)
 	if _, err := env.Client(custom.Key).CreateAPIKey(ctx, acct, newKeyReq("still works", client.Permissions{})); err != nil {
 		t.Fatalf("custom key changed by a refused regenerate: %v", err)
@@ -374,10 +374,10 @@ func TestNoPlaintextSecretAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets = append(secrets, k.Key)
-	if _, err := updateKey(t, c, k.Id, oapi.UpdateApiKeyRequest{Name: ptr("renamed"), Status: ptr(oapi.UpdateInactive)}); err != nil {
+	if _, err := updateKey(t, c, k.ID, oapi.UpdateAPIKeyRequest{Name: ptr("renamed"), Status: ptr(oapi.UpdateInactive)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := deleteKey(t, c, k.Id); err != nil {
+	if _, err := deleteKey(t, c, k.ID); err != nil {
 		t.Fatal(err)
 	}
 	env.FlushUsage()
@@ -410,7 +410,7 @@ func TestCrossModeIsolation(t *testing.T) {
 	if !strings.HasPrefix(k.Key, "sk_test_") {
 		t.Fatalf("sandbox create issued %q", k.Key)
 	}
-	if _, err := env.Store.Repo(apikey.Live).GetKey(ctx, k.Id); !errors.Is(err, store.ErrNotFound) {
+	if _, err := env.Store.Repo(apikey.Live).GetKey(ctx, k.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("sandbox key visible in live repository: %v", err)
 	}
 	// The same name is free in live: the repositories are separate.

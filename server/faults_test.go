@@ -327,7 +327,7 @@ func TestCrashUnderLoad(t *testing.T) {
 				switch {
 				case err == nil:
 					mu.Lock()
-					acked = append(acked, created{k.Id, k.Key})
+					acked = append(acked, created{k.ID, k.Key})
 					mu.Unlock()
 				case errors.As(err, &ae):
 					mu.Lock()

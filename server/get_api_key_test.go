@@ -23,7 +23,7 @@ func TestGetAPIKey(t *testing.T) {
 		k := customKey(t, env, m, "to read", client.Permissions{"payment": {"read"}}, nil)
 
 		t.Run("200 without the secret, with its hint", func(t *testing.T) {
-			res, err := reader.Raw().GetApiKeyWithResponse(ctx, k.Id)
+			res, err := reader.Raw().GetAPIKeyWithResponse(ctx, k.ID)
 			if err != nil || res.StatusCode() != 200 {
 				t.Fatalf("%v %d %s", err, res.StatusCode(), res.Body)
 			}
@@ -32,7 +32,7 @@ func TestGetAPIKey(t *testing.T) {
 			}
 			v := res.JSON200.Data
 			want := k.Key[:8] + "…" + k.Key[len(k.Key)-4:]
-			if v.Id != k.Id || v.KeyHint == nil || *v.KeyHint != want || v.Name != "to read" || v.Deleted {
+			if v.ID != k.ID || v.KeyHint == nil || *v.KeyHint != want || v.Name != "to read" || v.Deleted {
 				t.Fatalf("got %+v, hint want %s", v, want)
 			}
 		})
@@ -41,14 +41,14 @@ func TestGetAPIKey(t *testing.T) {
 			wantAPIError(t, err, 400, oapi.CodeValidationFailed)
 		})
 		t.Run("401 unknown credential", func(t *testing.T) {
-			_, err := getKey(t, env.Client("sk_test_garbage"), k.Id)
+			_, err := getKey(t, env.Client("sk_test_garbage"), k.ID)
 			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
 		})
 		t.Run("403 without account:api:key:read", func(t *testing.T) {
 			noRead := customKey(t, env, m, "no read", client.Permissions{"account:api:key": {"create"}}, nil)
-			_, err := getKey(t, env.Client(noRead.Key), k.Id)
+			_, err := getKey(t, env.Client(noRead.Key), k.ID)
 			wantAPIError(t, err, 403, oapi.CodePermissionDenied)
-			_, err = getKey(t, env.Client(m.Publishable), k.Id)
+			_, err = getKey(t, env.Client(m.Publishable), k.ID)
 			wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
 		})
 		t.Run("404 unknown, other account, other mode", func(t *testing.T) {
@@ -62,10 +62,10 @@ func TestGetAPIKey(t *testing.T) {
 		})
 		t.Run("200 for a deleted key, marked deleted", func(t *testing.T) {
 			gone := customKey(t, env, m, "gone", client.Permissions{}, nil)
-			if _, err := deleteKey(t, reader, gone.Id); err != nil {
+			if _, err := deleteKey(t, reader, gone.ID); err != nil {
 				t.Fatal(err)
 			}
-			v, err := getKey(t, reader, gone.Id)
+			v, err := getKey(t, reader, gone.ID)
 			if err != nil || !v.Deleted {
 				t.Fatalf("%+v %v", v, err)
 			}

@@ -24,9 +24,9 @@ func answer(hr *http.Response, body []byte) error {
 	return client.ParseError(hr, body)
 }
 
-func getKey(t *testing.T, c *client.Client, id string) (*oapi.ApiKeyView, error) {
+func getKey(t *testing.T, c *client.Client, id string) (*oapi.APIKeyView, error) {
 	t.Helper()
-	res, err := c.Raw().GetApiKeyWithResponse(ctx, id)
+	res, err := c.Raw().GetAPIKeyWithResponse(ctx, id)
 	if err != nil {
 		t.Fatalf("get %s: %v", id, err)
 	}
@@ -36,9 +36,9 @@ func getKey(t *testing.T, c *client.Client, id string) (*oapi.ApiKeyView, error)
 	return &res.JSON200.Data, nil
 }
 
-func updateKey(t *testing.T, c *client.Client, id string, body oapi.UpdateApiKeyRequest) (*oapi.ApiKeyView, error) {
+func updateKey(t *testing.T, c *client.Client, id string, body oapi.UpdateAPIKeyRequest) (*oapi.APIKeyView, error) {
 	t.Helper()
-	res, err := c.Raw().UpdateApiKeyWithResponse(ctx, id, body)
+	res, err := c.Raw().UpdateAPIKeyWithResponse(ctx, id, body)
 	if err != nil {
 		t.Fatalf("update %s: %v", id, err)
 	}
@@ -48,9 +48,9 @@ func updateKey(t *testing.T, c *client.Client, id string, body oapi.UpdateApiKey
 	return &res.JSON200.Data, nil
 }
 
-func deleteKey(t *testing.T, c *client.Client, id string) (*oapi.ApiKeyView, error) {
+func deleteKey(t *testing.T, c *client.Client, id string) (*oapi.APIKeyView, error) {
 	t.Helper()
-	res, err := c.Raw().DeleteApiKeyWithResponse(ctx, id)
+	res, err := c.Raw().DeleteAPIKeyWithResponse(ctx, id)
 	if err != nil {
 		t.Fatalf("delete %s: %v", id, err)
 	}
@@ -60,9 +60,9 @@ func deleteKey(t *testing.T, c *client.Client, id string) (*oapi.ApiKeyView, err
 	return &res.JSON200.Data, nil
 }
 
-func listPage(t *testing.T, c *client.Client, p oapi.ListApiKeysParams) (*oapi.ApiKeyList, error) {
+func listPage(t *testing.T, c *client.Client, p oapi.ListAPIKeysParams) (*oapi.APIKeyList, error) {
 	t.Helper()
-	res, err := c.Raw().ListApiKeysWithResponse(ctx, &p)
+	res, err := c.Raw().ListAPIKeysWithResponse(ctx, &p)
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
@@ -73,9 +73,9 @@ func listPage(t *testing.T, c *client.Client, p oapi.ListApiKeysParams) (*oapi.A
 }
 
 // listAll follows next_cursor to the end and returns every key.
-func listAll(t *testing.T, c *client.Client, p oapi.ListApiKeysParams) []oapi.ApiKeyView {
+func listAll(t *testing.T, c *client.Client, p oapi.ListAPIKeysParams) []oapi.APIKeyView {
 	t.Helper()
-	var out []oapi.ApiKeyView
+	var out []oapi.APIKeyView
 	for {
 		page, err := listPage(t, c, p)
 		if err != nil {
@@ -107,7 +107,7 @@ func auditPage(t *testing.T, c *client.Client, p oapi.ListAuditEventsParams) (*o
 // auditAll follows next_cursor to the end: every event, newest first.
 func auditAll(t *testing.T, c *client.Client, account string) []oapi.AuditEvent {
 	t.Helper()
-	p := oapi.ListAuditEventsParams{AccountId: account}
+	p := oapi.ListAuditEventsParams{AccountID: account}
 	var out []oapi.AuditEvent
 	for {
 		page, err := auditPage(t, c, p)

@@ -60,7 +60,7 @@ func TestLifecycleSharedStatuses(t *testing.T) {
 		env := testenv.New(t, testenv.Config{})
 		m := env.Bootstrap(acct)[apikey.Sandbox]
 		k := customKey(t, env, m, "shared", client.Permissions{}, nil)
-		for _, o := range ops(k.Id) {
+		for _, o := range ops(k.ID) {
 			st, code := send(t, env, o, "", "", "")
 			want(t, o, st, code, 401, oapi.CodeMissingCredentials)
 			st, code = send(t, env, o, "sk_test_notakey", "", "")
@@ -97,7 +97,7 @@ func TestLifecycleSharedStatuses(t *testing.T) {
 		jwt := env.JWT.Sign(t, env.JWT.Claims("ops", []string{acct}, []string{
 			"account:api:key:read", "account:api:key:update", "account:api:key:delete", "account:audit:read"}, "test"))
 		flaky.state.Store(hxDown)
-		for _, o := range ops(k.Id) {
+		for _, o := range ops(k.ID) {
 			st, code := send(t, env, o, jwt, "application/json", o.body)
 			want(t, o, st, code, 500, oapi.CodeInternal)
 		}

@@ -29,7 +29,7 @@ func TestListAPIKeys(t *testing.T) {
 		}
 
 		t.Run("200 pages of 3 visit every key once, oldest first, no secrets", func(t *testing.T) {
-			res, err := admin.Raw().ListApiKeysWithResponse(ctx, &oapi.ListApiKeysParams{AccountId: acct, Limit: ptr(3)})
+			res, err := admin.Raw().ListAPIKeysWithResponse(ctx, &oapi.ListAPIKeysParams{AccountID: acct, Limit: ptr(3)})
 			if err != nil || res.StatusCode() != 200 {
 				t.Fatalf("%v %s", err, res.Body)
 			}
@@ -38,65 +38,65 @@ func TestListAPIKeys(t *testing.T) {
 					t.Fatal("a list returned a secret")
 				}
 			}
-			all := listAll(t, admin, oapi.ListApiKeysParams{AccountId: acct, Limit: ptr(3)})
+			all := listAll(t, admin, oapi.ListAPIKeysParams{AccountID: acct, Limit: ptr(3)})
 			if len(all) != 9 { // 2 managed + 7 custom
 				t.Fatalf("%d keys listed, want 9", len(all))
 			}
 			seen := map[string]bool{}
 			for i, k := range all {
-				if seen[k.Id] || (i > 0 && k.CreatedAt.Before(all[i-1].CreatedAt)) {
-					t.Fatalf("key %s repeated or out of order", k.Id)
+				if seen[k.ID] || (i > 0 && k.CreatedAt.Before(all[i-1].CreatedAt)) {
+					t.Fatalf("key %s repeated or out of order", k.ID)
 				}
-				seen[k.Id] = true
+				seen[k.ID] = true
 			}
 		})
 		t.Run("200 filters", func(t *testing.T) {
 			for _, c := range []struct {
-				p    oapi.ListApiKeysParams
+				p    oapi.ListAPIKeysParams
 				want int
 			}{
-				{oapi.ListApiKeysParams{AccountId: acct, Managed: ptr(true)}, 2},
-				{oapi.ListApiKeysParams{AccountId: acct, Managed: ptr(false)}, 7},
-				{oapi.ListApiKeysParams{AccountId: acct, Type: ptr(oapi.ListPublishable)}, 1},
-				{oapi.ListApiKeysParams{AccountId: acct, CreatedBy: ptr(m.SecretID)}, 7},
-				{oapi.ListApiKeysParams{AccountId: acct, CreatedBy: ptr("bootstrap")}, 2},
-				{oapi.ListApiKeysParams{AccountId: acct, Status: ptr(oapi.ListInactive)}, 0},
-				{oapi.ListApiKeysParams{AccountId: acct, Deleted: ptr(true)}, 0},
+				{oapi.ListAPIKeysParams{AccountID: acct, Managed: ptr(true)}, 2},
+				{oapi.ListAPIKeysParams{AccountID: acct, Managed: ptr(false)}, 7},
+				{oapi.ListAPIKeysParams{AccountID: acct, Type: ptr(oapi.ListPublishable)}, 1},
+				{oapi.ListAPIKeysParams{AccountID: acct, CreatedBy: ptr(m.SecretID)}, 7},
+				{oapi.ListAPIKeysParams{AccountID: acct, CreatedBy: ptr("bootstrap")}, 2},
+				{oapi.ListAPIKeysParams{AccountID: acct, Status: ptr(oapi.ListInactive)}, 0},
+				{oapi.ListAPIKeysParams{AccountID: acct, Deleted: ptr(true)}, 0},
 			} {
 				if got := len(listAll(t, admin, c.p)); got != c.want {
 					t.Errorf("%+v: %d keys, want %d", c.p, got, c.want)
 				}
 			}
 			env.Clock.Advance(25 * time.Hour) // three keys expire
-			if got := len(listAll(t, admin, oapi.ListApiKeysParams{AccountId: acct, Status: ptr(oapi.ListExpired)})); got != 3 {
+			if got := len(listAll(t, admin, oapi.ListAPIKeysParams{AccountID: acct, Status: ptr(oapi.ListExpired)})); got != 3 {
 				t.Errorf("%d expired keys, want 3", got)
 			}
-			if got := len(listAll(t, admin, oapi.ListApiKeysParams{AccountId: acct, Status: ptr(oapi.ListActive)})); got != 6 {
+			if got := len(listAll(t, admin, oapi.ListAPIKeysParams{AccountID: acct, Status: ptr(oapi.ListActive)})); got != 6 {
 				t.Errorf("%d active keys, want 6", got)
 			}
 		})
 		t.Run("400 bad limit or made-up cursor", func(t *testing.T) {
-			_, err := listPage(t, admin, oapi.ListApiKeysParams{AccountId: acct, Limit: ptr(101)})
+			_, err := listPage(t, admin, oapi.ListAPIKeysParams{AccountID: acct, Limit: ptr(101)})
 			wantAPIError(t, err, 400, oapi.CodeValidationFailed)
-			_, err = listPage(t, admin, oapi.ListApiKeysParams{AccountId: acct, Cursor: ptr("bm90LWEtY3Vyc29y")})
+			_, err = listPage(t, admin, oapi.ListAPIKeysParams{AccountID: acct, Cursor: ptr("bm90LWEtY3Vyc29y")})
 			wantAPIError(t, err, 400, oapi.CodeValidationFailed)
 		})
 		t.Run("401 expired credential", func(t *testing.T) {
-			_, err := listPage(t, env.Client("sk_test_x"), oapi.ListApiKeysParams{AccountId: acct})
+			_, err := listPage(t, env.Client("sk_test_x"), oapi.ListAPIKeysParams{AccountID: acct})
 			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
 		})
 		t.Run("403 another account, no read, publishable", func(t *testing.T) {
 			env.Bootstrap("acct_other_list")
-			_, err := listPage(t, admin, oapi.ListApiKeysParams{AccountId: "acct_other_list"})
+			_, err := listPage(t, admin, oapi.ListAPIKeysParams{AccountID: "acct_other_list"})
 			wantAPIError(t, err, 403, oapi.CodeAccountForbidden)
-			_, err = listPage(t, env.Client(secrets[1]), oapi.ListApiKeysParams{AccountId: acct})
+			_, err = listPage(t, env.Client(secrets[1]), oapi.ListAPIKeysParams{AccountID: acct})
 			wantAPIError(t, err, 403, oapi.CodePermissionDenied)
-			_, err = listPage(t, env.Client(m.Publishable), oapi.ListApiKeysParams{AccountId: acct})
+			_, err = listPage(t, env.Client(m.Publishable), oapi.ListAPIKeysParams{AccountID: acct})
 			wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
 		})
 		t.Run("404 account that does not exist (JWT)", func(t *testing.T) {
 			jwt := env.JWT.Sign(t, env.JWT.Claims("ops", []string{"acct_ghost"}, []string{"account:api:key:read"}, "test"))
-			_, err := listPage(t, env.Client(jwt), oapi.ListApiKeysParams{AccountId: "acct_ghost"})
+			_, err := listPage(t, env.Client(jwt), oapi.ListAPIKeysParams{AccountID: "acct_ghost"})
 			wantAPIError(t, err, 404, oapi.CodeAccountNotFound)
 		})
 	})
@@ -114,7 +114,7 @@ func TestListAPIKeysUnderChurn(t *testing.T) {
 		var doomed []*client.APIKey
 		for i := range 30 {
 			k := customKey(t, env, m, fmt.Sprintf("stable %d", i), client.Permissions{}, nil)
-			stable = append(stable, k.Id)
+			stable = append(stable, k.ID)
 			doomed = append(doomed, customKey(t, env, m, fmt.Sprintf("doomed %d", i), client.Permissions{}, nil))
 		}
 		stop := make(chan struct{})
@@ -129,7 +129,7 @@ func TestListAPIKeysUnderChurn(t *testing.T) {
 				default:
 				}
 				if i < len(doomed) {
-					if _, err := deleteKey(t, admin, doomed[i].Id); err != nil {
+					if _, err := deleteKey(t, admin, doomed[i].ID); err != nil {
 						t.Errorf("delete: %v", err)
 					}
 				}
@@ -139,8 +139,8 @@ func TestListAPIKeysUnderChurn(t *testing.T) {
 			}
 		}()
 		seen := map[string]int{}
-		for _, k := range listAll(t, admin, oapi.ListApiKeysParams{AccountId: acct, Limit: ptr(4)}) {
-			seen[k.Id]++
+		for _, k := range listAll(t, admin, oapi.ListAPIKeysParams{AccountID: acct, Limit: ptr(4)}) {
+			seen[k.ID]++
 		}
 		close(stop)
 		wg.Wait()

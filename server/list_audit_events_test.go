@@ -28,16 +28,16 @@ func TestListAuditEvents(t *testing.T) {
 
 		// One change of every kind.
 		k := customKey(t, env, m, "audited", client.Permissions{"payment": {"read"}}, nil)
-		if _, err := updateKey(t, admin, k.Id, oapi.UpdateApiKeyRequest{Name: ptr("audited 2")}); err != nil {
+		if _, err := updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Name: ptr("audited 2")}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := updateKey(t, admin, k.Id, oapi.UpdateApiKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+		if _, err := updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := updateKey(t, admin, k.Id, oapi.UpdateApiKeyRequest{Status: ptr(oapi.UpdateActive)}); err != nil {
+		if _, err := updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateActive)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := deleteKey(t, admin, k.Id); err != nil {
+		if _, err := deleteKey(t, admin, k.ID); err != nil {
 			t.Fatal(err)
 		}
 		rot, err := admin.RegenerateAPIKey(ctx, m.PublishableID)
@@ -46,7 +46,7 @@ func TestListAuditEvents(t *testing.T) {
 		}
 
 		t.Run("200 every change, newest first, chained, no secrets", func(t *testing.T) {
-			res, err := admin.Raw().ListAuditEventsWithResponse(ctx, &oapi.ListAuditEventsParams{AccountId: acct})
+			res, err := admin.Raw().ListAuditEventsWithResponse(ctx, &oapi.ListAuditEventsParams{AccountID: acct})
 			if err != nil || res.StatusCode() != 200 {
 				t.Fatalf("%v %s", err, res.Body)
 			}
@@ -62,7 +62,7 @@ func TestListAuditEvents(t *testing.T) {
 				if i > 0 && (e.Seq != events[i-1].Seq-1 || events[i-1].PrevHash != e.Hash) {
 					t.Fatalf("events %d and %d are not chained", events[i-1].Seq, e.Seq)
 				}
-				if e.Actor.RequestId == "" && e.Action != oapi.AuditBootstrap {
+				if e.Actor.RequestID == "" && e.Action != oapi.AuditBootstrap {
 					t.Fatalf("event %d has no request id", e.Seq)
 				}
 			}
@@ -70,7 +70,7 @@ func TestListAuditEvents(t *testing.T) {
 			if strings.Join(actions, " ") != want {
 				t.Fatalf("actions %v, want %s", actions, want)
 			}
-			if ev := events[len(events)-3]; ev.KeyId != k.Id || ev.Changes["name"] != "audited" || ev.Actor.Id != m.SecretID || ev.ClientIp == "" {
+			if ev := events[len(events)-3]; ev.KeyID != k.ID || ev.Changes["name"] != "audited" || ev.Actor.ID != m.SecretID || ev.ClientIP == "" {
 				t.Fatalf("create event %+v", ev)
 			}
 			if n, err := apikeys.VerifyAudit(ctx, env.Store); err != nil || n < len(events) {
@@ -78,40 +78,40 @@ func TestListAuditEvents(t *testing.T) {
 			}
 		})
 		t.Run("200 filters and pages", func(t *testing.T) {
-			page, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountId: acct, KeyId: &k.Id, Limit: ptr(2)})
+			page, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, KeyID: &k.ID, Limit: ptr(2)})
 			if err != nil || len(page.Data) != 2 || !page.HasMore || page.Data[0].Action != oapi.AuditDelete {
 				t.Fatalf("%+v %v", page, err)
 			}
-			page, err = auditPage(t, admin, oapi.ListAuditEventsParams{AccountId: acct, KeyId: &k.Id, Limit: ptr(2), Cursor: page.NextCursor})
+			page, err = auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, KeyID: &k.ID, Limit: ptr(2), Cursor: page.NextCursor})
 			if err != nil || len(page.Data) != 2 || page.Data[0].Action != oapi.AuditDisable {
 				t.Fatalf("%+v %v", page, err)
 			}
-			page, err = auditPage(t, admin, oapi.ListAuditEventsParams{AccountId: acct, Action: ptr(oapi.AuditRegenerate)})
-			if err != nil || len(page.Data) != 1 || page.Data[0].KeyId != m.PublishableID {
+			page, err = auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, Action: ptr(oapi.AuditRegenerate)})
+			if err != nil || len(page.Data) != 1 || page.Data[0].KeyID != m.PublishableID {
 				t.Fatalf("%+v %v", page, err)
 			}
 		})
 		t.Run("400 unknown action", func(t *testing.T) {
-			_, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountId: acct, Action: ptr(oapi.AuditAction("explode"))})
+			_, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, Action: ptr(oapi.AuditAction("explode"))})
 			wantAPIError(t, err, 400, oapi.CodeValidationFailed)
 		})
 		t.Run("401 unknown credential", func(t *testing.T) {
-			_, err := auditPage(t, env.Client("sk_test_nope"), oapi.ListAuditEventsParams{AccountId: acct})
+			_, err := auditPage(t, env.Client("sk_test_nope"), oapi.ListAuditEventsParams{AccountID: acct})
 			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
 		})
 		t.Run("403 without account:audit:read, publishable, other account", func(t *testing.T) {
 			reader := customKey(t, env, m, "key reader", client.Permissions{"account:api:key": {"read"}}, nil)
-			_, err := auditPage(t, env.Client(reader.Key), oapi.ListAuditEventsParams{AccountId: acct})
+			_, err := auditPage(t, env.Client(reader.Key), oapi.ListAuditEventsParams{AccountID: acct})
 			wantAPIError(t, err, 403, oapi.CodePermissionDenied)
-			_, err = auditPage(t, env.Client(rot.Key), oapi.ListAuditEventsParams{AccountId: acct}) // the rotated publishable key
+			_, err = auditPage(t, env.Client(rot.Key), oapi.ListAuditEventsParams{AccountID: acct}) // the rotated publishable key
 			wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
 			env.Bootstrap("acct_other_audit")
-			_, err = auditPage(t, admin, oapi.ListAuditEventsParams{AccountId: "acct_other_audit"})
+			_, err = auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: "acct_other_audit"})
 			wantAPIError(t, err, 403, oapi.CodeAccountForbidden)
 		})
 		t.Run("404 account that does not exist (JWT)", func(t *testing.T) {
 			jwt := env.JWT.Sign(t, env.JWT.Claims("auditor", []string{"acct_ghost"}, []string{"account:audit:read"}, "test"))
-			_, err := auditPage(t, env.Client(jwt), oapi.ListAuditEventsParams{AccountId: "acct_ghost"})
+			_, err := auditPage(t, env.Client(jwt), oapi.ListAuditEventsParams{AccountID: "acct_ghost"})
 			wantAPIError(t, err, 404, oapi.CodeAccountNotFound)
 		})
 		t.Run("verify fails after a row is edited or the newest removed", func(t *testing.T) {
@@ -176,16 +176,16 @@ func TestNoChangeWithoutItsEvent(t *testing.T) {
 	wantAPIError(t, err, 500, oapi.CodeInternal)
 	_, err = admin.RegenerateAPIKey(ctx, m.PublishableID)
 	wantAPIError(t, err, 500, oapi.CodeInternal)
-	_, err = updateKey(t, admin, k.Id, oapi.UpdateApiKeyRequest{Status: ptr(oapi.UpdateInactive)})
+	_, err = updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)})
 	wantAPIError(t, err, 500, oapi.CodeInternal)
-	_, err = deleteKey(t, admin, k.Id)
+	_, err = deleteKey(t, admin, k.ID)
 	wantAPIError(t, err, 500, oapi.CodeInternal)
 	flaky.state.Store(hxUp)
 
 	if got := auditAll(t, admin, acct); len(got) != len(before) {
 		t.Fatalf("%d events, want %d", len(got), len(before))
 	}
-	if v, err := getKey(t, admin, k.Id); err != nil || v.Deleted || v.Status != oapi.KeyViewActive {
+	if v, err := getKey(t, admin, k.ID); err != nil || v.Deleted || v.Status != oapi.KeyViewActive {
 		t.Fatalf("the key changed without its event: %+v %v", v, err)
 	}
 	if _, err := admin.CreateAPIKey(ctx, acct, newKeyReq("never", client.Permissions{})); err != nil {

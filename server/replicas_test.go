@@ -115,7 +115,7 @@ func TestConcurrentCreates(t *testing.T) {
 					t.Errorf("create %d: %v", i, err)
 					return
 				}
-				ids[k.Id], secrets[k.Key] = true, true
+				ids[k.ID], secrets[k.Key] = true, true
 			}(i)
 			go func() { // one name: exactly one succeeds
 				defer wg.Done()
@@ -190,15 +190,15 @@ func TestTwoReplicas(t *testing.T) {
 	}
 	b.FlushUsage() // newer use first
 	a.FlushUsage() // older use second: must not win
-	got, err := a.Store.Repo(apikey.Live).GetKey(ctx, k.Id)
+	got, err := a.Store.Repo(apikey.Live).GetKey(ctx, k.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	newest, _ := b.Server.Usage.Pending(apikey.Live, k.Id) // flushed: nothing pending
+	newest, _ := b.Server.Usage.Pending(apikey.Live, k.ID) // flushed: nothing pending
 	if got.LastUsedAt == nil || newest.At != (time.Time{}) {
 		t.Fatalf("last_used_at = %v", got.LastUsedAt)
 	}
-	if a2, _ := a.Store.Repo(apikey.Live).GetKey(ctx, k.Id); a2.LastUsedAt.Before(got.LastUsedAt.Add(-time.Millisecond)) {
+	if a2, _ := a.Store.Repo(apikey.Live).GetKey(ctx, k.ID); a2.LastUsedAt.Before(got.LastUsedAt.Add(-time.Millisecond)) {
 		t.Fatal("older use overwrote the newer one")
 	}
 
@@ -231,14 +231,14 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 	disabled := customKey(t, a, m, "to disable", client.Permissions{"account:api:key": {"read"}}, nil)
 	revoked := customKey(t, a, m, "to revoke", client.Permissions{"account:api:key": {"read"}}, nil)
 	for _, k := range []*client.APIKey{disabled, revoked} {
-		if _, err := getKey(t, b.Client(k.Key), k.Id); err != nil {
+		if _, err := getKey(t, b.Client(k.Key), k.ID); err != nil {
 			t.Fatalf("before: %v", err)
 		}
 	}
-	if _, err := updateKey(t, a.Client(m.Secret), disabled.Id, oapi.UpdateApiKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+	if _, err := updateKey(t, a.Client(m.Secret), disabled.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := deleteKey(t, a.Client(m.Secret), revoked.Id); err != nil {
+	if _, err := deleteKey(t, a.Client(m.Secret), revoked.ID); err != nil {
 		t.Fatal(err)
 	}
 	refusedNow(t, b, disabled.Key)

@@ -17,30 +17,30 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
-// Defines values for ApiKeyObject.
+// Defines values for APIKeyObject.
 const (
-	ApiKeyObjectApiKey ApiKeyObject = "api_key"
+	APIKeyObjectAPIKey APIKeyObject = "api_key"
 )
 
-// Valid indicates whether the value is a known member of the ApiKeyObject enum.
-func (e ApiKeyObject) Valid() bool {
+// Valid indicates whether the value is a known member of the APIKeyObject enum.
+func (e APIKeyObject) Valid() bool {
 	switch e {
-	case ApiKeyObjectApiKey:
+	case APIKeyObjectAPIKey:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for ApiKeyStatus.
+// Defines values for APIKeyStatus.
 const (
-	ACTIVE   ApiKeyStatus = "ACTIVE"
-	EXPIRED  ApiKeyStatus = "EXPIRED"
-	INACTIVE ApiKeyStatus = "INACTIVE"
+	ACTIVE   APIKeyStatus = "ACTIVE"
+	EXPIRED  APIKeyStatus = "EXPIRED"
+	INACTIVE APIKeyStatus = "INACTIVE"
 )
 
-// Valid indicates whether the value is a known member of the ApiKeyStatus enum.
-func (e ApiKeyStatus) Valid() bool {
+// Valid indicates whether the value is a known member of the APIKeyStatus enum.
+func (e APIKeyStatus) Valid() bool {
 	switch e {
 	case ACTIVE:
 		return true
@@ -53,14 +53,14 @@ func (e ApiKeyStatus) Valid() bool {
 	}
 }
 
-// Defines values for ApiKeyType.
+// Defines values for APIKeyType.
 const (
-	PUBLISHABLE ApiKeyType = "PUBLISHABLE"
-	SECRET      ApiKeyType = "SECRET"
+	PUBLISHABLE APIKeyType = "PUBLISHABLE"
+	SECRET      APIKeyType = "SECRET"
 )
 
-// Valid indicates whether the value is a known member of the ApiKeyType enum.
-func (e ApiKeyType) Valid() bool {
+// Valid indicates whether the value is a known member of the APIKeyType enum.
+func (e APIKeyType) Valid() bool {
 	switch e {
 	case PUBLISHABLE:
 		return true
@@ -71,45 +71,45 @@ func (e ApiKeyType) Valid() bool {
 	}
 }
 
-// Defines values for ApiKeyListObject.
+// Defines values for APIKeyListObject.
 const (
-	ApiKeyListObjectList ApiKeyListObject = "list"
+	APIKeyListObjectList APIKeyListObject = "list"
 )
 
-// Valid indicates whether the value is a known member of the ApiKeyListObject enum.
-func (e ApiKeyListObject) Valid() bool {
+// Valid indicates whether the value is a known member of the APIKeyListObject enum.
+func (e APIKeyListObject) Valid() bool {
 	switch e {
-	case ApiKeyListObjectList:
+	case APIKeyListObjectList:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for ApiKeyViewObject.
+// Defines values for APIKeyViewObject.
 const (
-	ApiKeyViewObjectApiKey ApiKeyViewObject = "api_key"
+	APIKeyViewObjectAPIKey APIKeyViewObject = "api_key"
 )
 
-// Valid indicates whether the value is a known member of the ApiKeyViewObject enum.
-func (e ApiKeyViewObject) Valid() bool {
+// Valid indicates whether the value is a known member of the APIKeyViewObject enum.
+func (e APIKeyViewObject) Valid() bool {
 	switch e {
-	case ApiKeyViewObjectApiKey:
+	case APIKeyViewObjectAPIKey:
 		return true
 	default:
 		return false
 	}
 }
 
-// Defines values for ApiKeyViewStatus.
+// Defines values for APIKeyViewStatus.
 const (
-	KeyViewActive   ApiKeyViewStatus = "ACTIVE"
-	KeyViewExpired  ApiKeyViewStatus = "EXPIRED"
-	KeyViewInactive ApiKeyViewStatus = "INACTIVE"
+	KeyViewActive   APIKeyViewStatus = "ACTIVE"
+	KeyViewExpired  APIKeyViewStatus = "EXPIRED"
+	KeyViewInactive APIKeyViewStatus = "INACTIVE"
 )
 
-// Valid indicates whether the value is a known member of the ApiKeyViewStatus enum.
-func (e ApiKeyViewStatus) Valid() bool {
+// Valid indicates whether the value is a known member of the APIKeyViewStatus enum.
+func (e APIKeyViewStatus) Valid() bool {
 	switch e {
 	case KeyViewActive:
 		return true
@@ -122,14 +122,14 @@ func (e ApiKeyViewStatus) Valid() bool {
 	}
 }
 
-// Defines values for ApiKeyViewType.
+// Defines values for APIKeyViewType.
 const (
-	KeyViewPublishable ApiKeyViewType = "PUBLISHABLE"
-	KeyViewSecret      ApiKeyViewType = "SECRET"
+	KeyViewPublishable APIKeyViewType = "PUBLISHABLE"
+	KeyViewSecret      APIKeyViewType = "SECRET"
 )
 
-// Valid indicates whether the value is a known member of the ApiKeyViewType enum.
-func (e ApiKeyViewType) Valid() bool {
+// Valid indicates whether the value is a known member of the APIKeyViewType enum.
+func (e APIKeyViewType) Valid() bool {
 	switch e {
 	case KeyViewPublishable:
 		return true
@@ -371,14 +371,14 @@ func (e FieldErrorLocation) Valid() bool {
 	}
 }
 
-// Defines values for UpdateApiKeyRequestStatus.
+// Defines values for UpdateAPIKeyRequestStatus.
 const (
-	UpdateActive   UpdateApiKeyRequestStatus = "ACTIVE"
-	UpdateInactive UpdateApiKeyRequestStatus = "INACTIVE"
+	UpdateActive   UpdateAPIKeyRequestStatus = "ACTIVE"
+	UpdateInactive UpdateAPIKeyRequestStatus = "INACTIVE"
 )
 
-// Valid indicates whether the value is a known member of the UpdateApiKeyRequestStatus enum.
-func (e UpdateApiKeyRequestStatus) Valid() bool {
+// Valid indicates whether the value is a known member of the UpdateAPIKeyRequestStatus enum.
+func (e UpdateAPIKeyRequestStatus) Valid() bool {
 	switch e {
 	case UpdateActive:
 		return true
@@ -389,15 +389,15 @@ func (e UpdateApiKeyRequestStatus) Valid() bool {
 	}
 }
 
-// Defines values for ListApiKeysParamsStatus.
+// Defines values for ListAPIKeysParamsStatus.
 const (
-	ListActive   ListApiKeysParamsStatus = "ACTIVE"
-	ListExpired  ListApiKeysParamsStatus = "EXPIRED"
-	ListInactive ListApiKeysParamsStatus = "INACTIVE"
+	ListActive   ListAPIKeysParamsStatus = "ACTIVE"
+	ListExpired  ListAPIKeysParamsStatus = "EXPIRED"
+	ListInactive ListAPIKeysParamsStatus = "INACTIVE"
 )
 
-// Valid indicates whether the value is a known member of the ListApiKeysParamsStatus enum.
-func (e ListApiKeysParamsStatus) Valid() bool {
+// Valid indicates whether the value is a known member of the ListAPIKeysParamsStatus enum.
+func (e ListAPIKeysParamsStatus) Valid() bool {
 	switch e {
 	case ListActive:
 		return true
@@ -410,14 +410,14 @@ func (e ListApiKeysParamsStatus) Valid() bool {
 	}
 }
 
-// Defines values for ListApiKeysParamsType.
+// Defines values for ListAPIKeysParamsType.
 const (
-	ListPublishable ListApiKeysParamsType = "PUBLISHABLE"
-	ListSecret      ListApiKeysParamsType = "SECRET"
+	ListPublishable ListAPIKeysParamsType = "PUBLISHABLE"
+	ListSecret      ListAPIKeysParamsType = "SECRET"
 )
 
-// Valid indicates whether the value is a known member of the ListApiKeysParamsType enum.
-func (e ListApiKeysParamsType) Valid() bool {
+// Valid indicates whether the value is a known member of the ListAPIKeysParamsType enum.
+func (e ListAPIKeysParamsType) Valid() bool {
 	switch e {
 	case ListPublishable:
 		return true
@@ -428,17 +428,17 @@ func (e ListApiKeysParamsType) Valid() bool {
 	}
 }
 
-// AccountId An account id, such as `acct_demo`.
+// AccountID An account id, such as `acct_demo`.
 //
 // Example: acct_demo
-type AccountId = string
+type AccountID = string
 
-// ApiKey An API key. `key` carries the plaintext secret and is returned only by create and regenerate.
-type ApiKey struct {
-	// AccountId An account id, such as `acct_demo`.
+// APIKey An API key. `key` carries the plaintext secret and is returned only by create and regenerate.
+type APIKey struct {
+	// AccountID An account id, such as `acct_demo`.
 	//
 	// Example: acct_demo
-	AccountId AccountId `json:"account_id"`
+	AccountID AccountID `json:"account_id"`
 
 	// CreatedAt When the key was created.
 	CreatedAt time.Time `json:"created_at"`
@@ -452,10 +452,10 @@ type ApiKey struct {
 	// ExpiresAt When the key stops working; null for no expiry.
 	ExpiresAt *time.Time `json:"expires_at"`
 
-	// Id An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
+	// ID An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
 	//
 	// Example: key_4d8PqZyT6vWb2mK9xR3sN7fH
-	Id ApiKeyId `json:"id"`
+	ID APIKeyID `json:"id"`
 
 	// Key The plaintext secret. Store it now; it is never shown again.
 	Key string `json:"key"`
@@ -468,8 +468,8 @@ type ApiKey struct {
 	// LastUsedAt Time of the latest authenticated request (updated within seconds).
 	LastUsedAt *time.Time `json:"last_used_at"`
 
-	// LastUsedIp Client address of the latest authenticated request (updated within seconds).
-	LastUsedIp *string `json:"last_used_ip"`
+	// LastUsedIP Client address of the latest authenticated request (updated within seconds).
+	LastUsedIP *string `json:"last_used_ip"`
 
 	// Managed True for platform-provisioned keys, which are rotated with regenerate.
 	Managed bool `json:"managed"`
@@ -483,7 +483,7 @@ type ApiKey struct {
 	Name string `json:"name"`
 
 	// Object Always `api_key`.
-	Object ApiKeyObject `json:"object"`
+	Object APIKeyObject `json:"object"`
 
 	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
 	//
@@ -494,28 +494,28 @@ type ApiKey struct {
 	PreviousKeyExpiresAt *time.Time `json:"previous_key_expires_at"`
 
 	// Status `ACTIVE` keys authenticate; `INACTIVE` ones were switched off; `EXPIRED` ones are past `expires_at`.
-	Status ApiKeyStatus `json:"status"`
+	Status APIKeyStatus `json:"status"`
 
 	// Type `SECRET` keys act on the server side; `PUBLISHABLE` keys are safe in browsers and cannot manage keys.
-	Type ApiKeyType `json:"type"`
+	Type APIKeyType `json:"type"`
 
 	// UpdatedAt When the key last changed (a regenerate included).
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// ApiKeyObject Always `api_key`.
-type ApiKeyObject string
+// APIKeyObject Always `api_key`.
+type APIKeyObject string
 
-// ApiKeyStatus `ACTIVE` keys authenticate; `INACTIVE` ones were switched off; `EXPIRED` ones are past `expires_at`.
-type ApiKeyStatus string
+// APIKeyStatus `ACTIVE` keys authenticate; `INACTIVE` ones were switched off; `EXPIRED` ones are past `expires_at`.
+type APIKeyStatus string
 
-// ApiKeyType `SECRET` keys act on the server side; `PUBLISHABLE` keys are safe in browsers and cannot manage keys.
-type ApiKeyType string
+// APIKeyType `SECRET` keys act on the server side; `PUBLISHABLE` keys are safe in browsers and cannot manage keys.
+type APIKeyType string
 
-// ApiKeyEnvelope Success envelope around an API key.
-type ApiKeyEnvelope struct {
+// APIKeyEnvelope Success envelope around an API key.
+type APIKeyEnvelope struct {
 	// Data An API key. `key` carries the plaintext secret and is returned only by create and regenerate.
-	Data ApiKey `json:"data"`
+	Data APIKey `json:"data"`
 
 	// Message Example: success
 	Message string `json:"message"`
@@ -524,15 +524,15 @@ type ApiKeyEnvelope struct {
 	Success bool `json:"success"`
 }
 
-// ApiKeyId An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
+// APIKeyID An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
 //
 // Example: key_4d8PqZyT6vWb2mK9xR3sN7fH
-type ApiKeyId = string
+type APIKeyID = string
 
-// ApiKeyList A page of API keys.
-type ApiKeyList struct {
+// APIKeyList A page of API keys.
+type APIKeyList struct {
 	// Data The keys of this page, oldest first.
-	Data []ApiKeyView `json:"data"`
+	Data []APIKeyView `json:"data"`
 
 	// HasMore True when another page follows.
 	HasMore bool `json:"has_more"`
@@ -541,16 +541,16 @@ type ApiKeyList struct {
 	NextCursor *string `json:"next_cursor"`
 
 	// Object Always `list`.
-	Object ApiKeyListObject `json:"object"`
+	Object APIKeyListObject `json:"object"`
 }
 
-// ApiKeyListObject Always `list`.
-type ApiKeyListObject string
+// APIKeyListObject Always `list`.
+type APIKeyListObject string
 
-// ApiKeyListEnvelope Success envelope around a page of API keys.
-type ApiKeyListEnvelope struct {
+// APIKeyListEnvelope Success envelope around a page of API keys.
+type APIKeyListEnvelope struct {
 	// Data A page of API keys.
-	Data ApiKeyList `json:"data"`
+	Data APIKeyList `json:"data"`
 
 	// Message Example: success
 	Message string `json:"message"`
@@ -559,12 +559,12 @@ type ApiKeyListEnvelope struct {
 	Success bool `json:"success"`
 }
 
-// ApiKeyView An API key as read, listed, updated or deleted: everything but the secret, which only create and regenerate return; `key_hint` recognises it.
-type ApiKeyView struct {
-	// AccountId An account id, such as `acct_demo`.
+// APIKeyView An API key as read, listed, updated or deleted: everything but the secret, which only create and regenerate return; `key_hint` recognises it.
+type APIKeyView struct {
+	// AccountID An account id, such as `acct_demo`.
 	//
 	// Example: acct_demo
-	AccountId AccountId `json:"account_id"`
+	AccountID AccountID `json:"account_id"`
 
 	// CreatedAt When the key was created.
 	CreatedAt time.Time `json:"created_at"`
@@ -578,10 +578,10 @@ type ApiKeyView struct {
 	// ExpiresAt When the key stops working; null for no expiry.
 	ExpiresAt *time.Time `json:"expires_at"`
 
-	// Id An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
+	// ID An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
 	//
 	// Example: key_4d8PqZyT6vWb2mK9xR3sN7fH
-	Id ApiKeyId `json:"id"`
+	ID APIKeyID `json:"id"`
 
 	// KeyHint Enough of the secret for a person to recognise it, never enough to use it: its prefix and last four characters, e.g. `sk_live_…Wx9Q`. Null for keys created before hints were kept.
 	//
@@ -591,8 +591,8 @@ type ApiKeyView struct {
 	// LastUsedAt Time of the latest authenticated request (updated within seconds).
 	LastUsedAt *time.Time `json:"last_used_at"`
 
-	// LastUsedIp Client address of the latest authenticated request (updated within seconds).
-	LastUsedIp *string `json:"last_used_ip"`
+	// LastUsedIP Client address of the latest authenticated request (updated within seconds).
+	LastUsedIP *string `json:"last_used_ip"`
 
 	// Managed True for platform-provisioned keys.
 	Managed bool `json:"managed"`
@@ -606,7 +606,7 @@ type ApiKeyView struct {
 	Name string `json:"name"`
 
 	// Object Always `api_key`.
-	Object ApiKeyViewObject `json:"object"`
+	Object APIKeyViewObject `json:"object"`
 
 	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
 	//
@@ -617,28 +617,28 @@ type ApiKeyView struct {
 	PreviousKeyExpiresAt *time.Time `json:"previous_key_expires_at"`
 
 	// Status `ACTIVE`, `INACTIVE` (switched off) or `EXPIRED` (past `expires_at`).
-	Status ApiKeyViewStatus `json:"status"`
+	Status APIKeyViewStatus `json:"status"`
 
 	// Type `SECRET` or `PUBLISHABLE`.
-	Type ApiKeyViewType `json:"type"`
+	Type APIKeyViewType `json:"type"`
 
 	// UpdatedAt When the key last changed.
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// ApiKeyViewObject Always `api_key`.
-type ApiKeyViewObject string
+// APIKeyViewObject Always `api_key`.
+type APIKeyViewObject string
 
-// ApiKeyViewStatus `ACTIVE`, `INACTIVE` (switched off) or `EXPIRED` (past `expires_at`).
-type ApiKeyViewStatus string
+// APIKeyViewStatus `ACTIVE`, `INACTIVE` (switched off) or `EXPIRED` (past `expires_at`).
+type APIKeyViewStatus string
 
-// ApiKeyViewType `SECRET` or `PUBLISHABLE`.
-type ApiKeyViewType string
+// APIKeyViewType `SECRET` or `PUBLISHABLE`.
+type APIKeyViewType string
 
-// ApiKeyViewEnvelope Success envelope around an API key without its secret.
-type ApiKeyViewEnvelope struct {
+// APIKeyViewEnvelope Success envelope around an API key without its secret.
+type APIKeyViewEnvelope struct {
 	// Data An API key as read, listed, updated or deleted: everything but the secret, which only create and regenerate return; `key_hint` recognises it.
-	Data ApiKeyView `json:"data"`
+	Data APIKeyView `json:"data"`
 
 	// Message Example: success
 	Message string `json:"message"`
@@ -652,10 +652,10 @@ type AuditAction string
 
 // AuditEvent One change to a key. `hash` is SHA-256 over the event's other fields (see the README's audit section for the exact encoding) and `prev_hash` is the previous event's `hash` in the account and mode (empty for the first), so the events form a chain.
 type AuditEvent struct {
-	// AccountId An account id, such as `acct_demo`.
+	// AccountID An account id, such as `acct_demo`.
 	//
 	// Example: acct_demo
-	AccountId AccountId `json:"account_id"`
+	AccountID AccountID `json:"account_id"`
 
 	// Action What happened to the key.
 	Action AuditAction `json:"action"`
@@ -666,8 +666,8 @@ type AuditEvent struct {
 	// Changes The fields that changed, each with its new value (`name`, `metadata`, `status`, `expires_at`, `permissions`, `type`, `managed`, `deleted`, `key_hint`, `previous_key_expires_at`). Never a secret or a hash.
 	Changes map[string]interface{} `json:"changes"`
 
-	// ClientIp Address of the client that made the change; empty outside a request.
-	ClientIp string `json:"client_ip"`
+	// ClientIP Address of the client that made the change; empty outside a request.
+	ClientIP string `json:"client_ip"`
 
 	// CreatedAt When the change committed.
 	CreatedAt time.Time `json:"created_at"`
@@ -675,13 +675,13 @@ type AuditEvent struct {
 	// Hash Hex SHA-256 of this event.
 	Hash string `json:"hash"`
 
-	// Id Event id.
-	Id string `json:"id"`
+	// ID Event id.
+	ID string `json:"id"`
 
-	// KeyId An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
+	// KeyID An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
 	//
 	// Example: key_4d8PqZyT6vWb2mK9xR3sN7fH
-	KeyId ApiKeyId `json:"key_id"`
+	KeyID APIKeyID `json:"key_id"`
 
 	// Mode `live` or `test`.
 	Mode AuditEventMode `json:"mode"`
@@ -732,8 +732,8 @@ type AuditEventListEnvelope struct {
 	Success bool `json:"success"`
 }
 
-// CreateApiKeyRequest The new key's name, permissions, and optional expiry and metadata. Unknown fields are rejected.
-type CreateApiKeyRequest struct {
+// CreateAPIKeyRequest The new key's name, permissions, and optional expiry and metadata. Unknown fields are rejected.
+type CreateAPIKeyRequest struct {
 	// ExpiresAt When the key stops working; must be in the future and no later than 9999-12-31T23:59:59Z. Omit for no expiry, unless the creating credential is a key that expires (then it is required and at most that key's expiry).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
@@ -753,14 +753,14 @@ type CreateApiKeyRequest struct {
 
 // CreatedBy Who created the key, and in which request.
 type CreatedBy struct {
-	// Id The key id or JWT subject; `bootstrap` for platform-provisioned keys.
-	Id string `json:"id"`
+	// ID The key id or JWT subject; `bootstrap` for platform-provisioned keys.
+	ID string `json:"id"`
 
 	// Kind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
 	Kind CreatedByKind `json:"kind"`
 
-	// RequestId The `X-Request-Id` of the creating request; empty for platform-provisioned keys.
-	RequestId string `json:"request_id"`
+	// RequestID The `X-Request-Id` of the creating request; empty for platform-provisioned keys.
+	RequestID string `json:"request_id"`
 }
 
 // CreatedByKind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
@@ -787,7 +787,7 @@ type ErrorCode int
 // ErrorDetails Machine-readable context; always has `request_id`, and `errors` for validation failures. Other keys depend on the code.
 type ErrorDetails struct {
 	Errors    *[]FieldError `json:"errors,omitempty"`
-	RequestId string        `json:"request_id"`
+	RequestID string        `json:"request_id"`
 }
 
 // ErrorEnvelope Error envelope; `success` is always false.
@@ -824,14 +824,14 @@ type Metadata map[string]string
 // Example: {"account:api:key":["create","update"]}
 type Permissions map[string][]string
 
-// RegenerateApiKeyRequest Options of a rotation. Unknown fields are rejected.
-type RegenerateApiKeyRequest struct {
+// RegenerateAPIKeyRequest Options of a rotation. Unknown fields are rejected.
+type RegenerateAPIKeyRequest struct {
 	// GracePeriodMinutes How long the current secret keeps working beside the new one, in minutes; 0 (the default) ends it at once. At most 10080 (7 days).
 	GracePeriodMinutes *int `json:"grace_period_minutes,omitempty"`
 }
 
-// UpdateApiKeyRequest The fields to change (at least one). Unknown fields are rejected.
-type UpdateApiKeyRequest struct {
+// UpdateAPIKeyRequest The fields to change (at least one). Unknown fields are rejected.
+type UpdateAPIKeyRequest struct {
 	// ExpiresAt An earlier expiry (never later than the current one, and in the future).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
@@ -844,11 +844,11 @@ type UpdateApiKeyRequest struct {
 	Name *string `json:"name,omitempty"`
 
 	// Status `INACTIVE` switches the key off, `ACTIVE` switches it back on.
-	Status *UpdateApiKeyRequestStatus `json:"status,omitempty"`
+	Status *UpdateAPIKeyRequestStatus `json:"status,omitempty"`
 }
 
-// UpdateApiKeyRequestStatus `INACTIVE` switches the key off, `ACTIVE` switches it back on.
-type UpdateApiKeyRequestStatus string
+// UpdateAPIKeyRequestStatus `INACTIVE` switches the key off, `ACTIVE` switches it back on.
+type UpdateAPIKeyRequestStatus string
 
 // AccountNotFound Error envelope; `success` is always false.
 type AccountNotFound = ErrorEnvelope
@@ -883,10 +883,10 @@ type Unprocessable = ErrorEnvelope
 // UnsupportedMediaType Error envelope; `success` is always false.
 type UnsupportedMediaType = ErrorEnvelope
 
-// ListApiKeysParams defines parameters for ListApiKeys.
-type ListApiKeysParams struct {
-	// AccountId Account whose keys are listed.
-	AccountId AccountId `form:"account_id" json:"account_id"`
+// ListAPIKeysParams defines parameters for ListAPIKeys.
+type ListAPIKeysParams struct {
+	// AccountID Account whose keys are listed.
+	AccountID AccountID `form:"account_id" json:"account_id"`
 
 	// Limit How many items a page holds, 1 to 100.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
@@ -895,10 +895,10 @@ type ListApiKeysParams struct {
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only keys with this status (`EXPIRED` is an `ACTIVE` key past its `expires_at`).
-	Status *ListApiKeysParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+	Status *ListAPIKeysParamsStatus `form:"status,omitempty" json:"status,omitempty"`
 
 	// Type Only secret or only publishable keys.
-	Type *ListApiKeysParamsType `form:"type,omitempty" json:"type,omitempty"`
+	Type *ListAPIKeysParamsType `form:"type,omitempty" json:"type,omitempty"`
 
 	// Managed Only managed (`true`) or only custom (`false`) keys.
 	Managed *bool `form:"managed,omitempty" json:"managed,omitempty"`
@@ -910,22 +910,22 @@ type ListApiKeysParams struct {
 	Deleted *bool `form:"deleted,omitempty" json:"deleted,omitempty"`
 }
 
-// ListApiKeysParamsStatus defines parameters for ListApiKeys.
-type ListApiKeysParamsStatus string
+// ListAPIKeysParamsStatus defines parameters for ListAPIKeys.
+type ListAPIKeysParamsStatus string
 
-// ListApiKeysParamsType defines parameters for ListApiKeys.
-type ListApiKeysParamsType string
+// ListAPIKeysParamsType defines parameters for ListAPIKeys.
+type ListAPIKeysParamsType string
 
-// CreateApiKeyParams defines parameters for CreateApiKey.
-type CreateApiKeyParams struct {
-	// AccountId Account that will own the new API key.
-	AccountId AccountId `form:"account_id" json:"account_id"`
+// CreateAPIKeyParams defines parameters for CreateAPIKey.
+type CreateAPIKeyParams struct {
+	// AccountID Account that will own the new API key.
+	AccountID AccountID `form:"account_id" json:"account_id"`
 }
 
 // ListAuditEventsParams defines parameters for ListAuditEvents.
 type ListAuditEventsParams struct {
-	// AccountId Account whose events are listed.
-	AccountId AccountId `form:"account_id" json:"account_id"`
+	// AccountID Account whose events are listed.
+	AccountID AccountID `form:"account_id" json:"account_id"`
 
 	// Limit How many items a page holds, 1 to 100.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
@@ -933,21 +933,21 @@ type ListAuditEventsParams struct {
 	// Cursor The `next_cursor` of the previous page; omit it for the first page. Opaque.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
-	// KeyId Only events about this key.
-	KeyId *ApiKeyId `form:"key_id,omitempty" json:"key_id,omitempty"`
+	// KeyID Only events about this key.
+	KeyID *APIKeyID `form:"key_id,omitempty" json:"key_id,omitempty"`
 
 	// Action Only events of this action.
 	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 }
 
-// CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
-type CreateApiKeyJSONRequestBody = CreateApiKeyRequest
+// CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
+type CreateAPIKeyJSONRequestBody = CreateAPIKeyRequest
 
-// UpdateApiKeyJSONRequestBody defines body for UpdateApiKey for application/json ContentType.
-type UpdateApiKeyJSONRequestBody = UpdateApiKeyRequest
+// UpdateAPIKeyJSONRequestBody defines body for UpdateAPIKey for application/json ContentType.
+type UpdateAPIKeyJSONRequestBody = UpdateAPIKeyRequest
 
-// RegenerateApiKeyJSONRequestBody defines body for RegenerateApiKey for application/json ContentType.
-type RegenerateApiKeyJSONRequestBody = RegenerateApiKeyRequest
+// RegenerateAPIKeyJSONRequestBody defines body for RegenerateAPIKey for application/json ContentType.
+type RegenerateAPIKeyJSONRequestBody = RegenerateAPIKeyRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1023,17 +1023,17 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
-	// ListApiKeys List API keys
+	// ListAPIKeys List API keys
 	//
 	// Lists the account's keys in the credential's mode, oldest first, a page at a time. The order
 	// (by creation, then id) is stable: keys created while you page appear on a later page, and no
 	// key is skipped or repeated. Keys carry a redacted `key_hint`, never the secret. Deleted keys
 	// are left out unless `deleted=true`. Requires `account:api:key:read`.
 	//
-	// Corresponds with GET /api-keys/ (the `ListApiKeys` operationId).
-	ListApiKeys(ctx context.Context, params *ListApiKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api-keys/ (the `ListAPIKeys` operationId).
+	ListAPIKeys(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateApiKeyWithBody Create API key
+	// CreateAPIKeyWithBody Create API key
 	//
 	// Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
 	// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
@@ -1041,10 +1041,10 @@ type ClientInterface interface {
 	//
 	// Takes any type of body and a specified content type.
 	//
-	// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
-	CreateApiKeyWithBody(ctx context.Context, params *CreateApiKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
+	CreateAPIKeyWithBody(ctx context.Context, params *CreateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// CreateApiKey Create API key
+	// CreateAPIKey Create API key
 	//
 	// Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
 	// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
@@ -1052,10 +1052,10 @@ type ClientInterface interface {
 	//
 	// Takes a body of the `application/json` content type.
 	//
-	// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
-	CreateApiKey(ctx context.Context, params *CreateApiKeyParams, body CreateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
+	CreateAPIKey(ctx context.Context, params *CreateAPIKeyParams, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// DeleteApiKey Revoke an API key
+	// DeleteAPIKey Revoke an API key
 	//
 	// Revokes a custom key: it is marked `deleted`, its secret (and any secret still in a grace
 	// period) is refused by every replica from the next request on, and its name is free again.
@@ -1064,18 +1064,18 @@ type ClientInterface interface {
 	// needs no special handling. The key must hold no permission the caller lacks. Requires
 	// `account:api:key:delete`.
 	//
-	// Corresponds with DELETE /api-keys/{id} (the `DeleteApiKey` operationId).
-	DeleteApiKey(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with DELETE /api-keys/{id} (the `DeleteAPIKey` operationId).
+	DeleteAPIKey(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetApiKey Retrieve an API key
+	// GetAPIKey Retrieve an API key
 	//
 	// Returns one key of the credential's account and mode, deleted or not, with a redacted
 	// `key_hint` instead of the secret. Requires `account:api:key:read`.
 	//
-	// Corresponds with GET /api-keys/{id} (the `GetApiKey` operationId).
-	GetApiKey(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with GET /api-keys/{id} (the `GetAPIKey` operationId).
+	GetAPIKey(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateApiKeyWithBody Update an API key
+	// UpdateAPIKeyWithBody Update an API key
 	//
 	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
 	// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
@@ -1085,10 +1085,10 @@ type ClientInterface interface {
 	//
 	// Takes any type of body and a specified content type.
 	//
-	// Corresponds with PATCH /api-keys/{id} (the `UpdateApiKey` operationId).
-	UpdateApiKeyWithBody(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
+	UpdateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateApiKey Update an API key
+	// UpdateAPIKey Update an API key
 	//
 	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
 	// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
@@ -1098,10 +1098,10 @@ type ClientInterface interface {
 	//
 	// Takes a body of the `application/json` content type.
 	//
-	// Corresponds with PATCH /api-keys/{id} (the `UpdateApiKey` operationId).
-	UpdateApiKey(ctx context.Context, id ApiKeyId, body UpdateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
+	UpdateAPIKey(ctx context.Context, id APIKeyID, body UpdateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RegenerateApiKeyWithBody Regenerate managed API key
+	// RegenerateAPIKeyWithBody Regenerate managed API key
 	//
 	// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
 	// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
@@ -1112,10 +1112,10 @@ type ClientInterface interface {
 	//
 	// Takes any type of body and a specified content type.
 	//
-	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-	RegenerateApiKeyWithBody(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
+	RegenerateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// RegenerateApiKey Regenerate managed API key
+	// RegenerateAPIKey Regenerate managed API key
 	//
 	// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
 	// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
@@ -1126,8 +1126,8 @@ type ClientInterface interface {
 	//
 	// Takes a body of the `application/json` content type.
 	//
-	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-	RegenerateApiKey(ctx context.Context, id ApiKeyId, body RegenerateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
+	RegenerateAPIKey(ctx context.Context, id APIKeyID, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAuditEvents List audit events
 	//
@@ -1142,16 +1142,16 @@ type ClientInterface interface {
 	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
-// ListApiKeys List API keys
+// ListAPIKeys List API keys
 //
 // Lists the account's keys in the credential's mode, oldest first, a page at a time. The order
 // (by creation, then id) is stable: keys created while you page appear on a later page, and no
 // key is skipped or repeated. Keys carry a redacted `key_hint`, never the secret. Deleted keys
 // are left out unless `deleted=true`. Requires `account:api:key:read`.
 //
-// Corresponds with GET /api-keys/ (the `ListApiKeys` operationId).
-func (c *Client) ListApiKeys(ctx context.Context, params *ListApiKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListApiKeysRequest(c.Server, params)
+// Corresponds with GET /api-keys/ (the `ListAPIKeys` operationId).
+func (c *Client) ListAPIKeys(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAPIKeysRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1162,7 +1162,7 @@ func (c *Client) ListApiKeys(ctx context.Context, params *ListApiKeysParams, req
 	return c.Client.Do(req)
 }
 
-// CreateApiKeyWithBody Create API key
+// CreateAPIKeyWithBody Create API key
 //
 // Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
 // store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
@@ -1170,9 +1170,9 @@ func (c *Client) ListApiKeys(ctx context.Context, params *ListApiKeysParams, req
 //
 // Takes any type of body and a specified content type.
 //
-// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
-func (c *Client) CreateApiKeyWithBody(ctx context.Context, params *CreateApiKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiKeyRequestWithBody(c.Server, params, contentType, body)
+// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
+func (c *Client) CreateAPIKeyWithBody(ctx context.Context, params *CreateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAPIKeyRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1183,7 +1183,7 @@ func (c *Client) CreateApiKeyWithBody(ctx context.Context, params *CreateApiKeyP
 	return c.Client.Do(req)
 }
 
-// CreateApiKey Create API key
+// CreateAPIKey Create API key
 //
 // Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
 // store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
@@ -1191,9 +1191,9 @@ func (c *Client) CreateApiKeyWithBody(ctx context.Context, params *CreateApiKeyP
 //
 // Takes a body of the `application/json` content type.
 //
-// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
-func (c *Client) CreateApiKey(ctx context.Context, params *CreateApiKeyParams, body CreateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewCreateApiKeyRequest(c.Server, params, body)
+// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
+func (c *Client) CreateAPIKey(ctx context.Context, params *CreateAPIKeyParams, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateAPIKeyRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1204,7 +1204,7 @@ func (c *Client) CreateApiKey(ctx context.Context, params *CreateApiKeyParams, b
 	return c.Client.Do(req)
 }
 
-// DeleteApiKey Revoke an API key
+// DeleteAPIKey Revoke an API key
 //
 // Revokes a custom key: it is marked `deleted`, its secret (and any secret still in a grace
 // period) is refused by every replica from the next request on, and its name is free again.
@@ -1213,9 +1213,9 @@ func (c *Client) CreateApiKey(ctx context.Context, params *CreateApiKeyParams, b
 // needs no special handling. The key must hold no permission the caller lacks. Requires
 // `account:api:key:delete`.
 //
-// Corresponds with DELETE /api-keys/{id} (the `DeleteApiKey` operationId).
-func (c *Client) DeleteApiKey(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewDeleteApiKeyRequest(c.Server, id)
+// Corresponds with DELETE /api-keys/{id} (the `DeleteAPIKey` operationId).
+func (c *Client) DeleteAPIKey(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAPIKeyRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1226,14 +1226,14 @@ func (c *Client) DeleteApiKey(ctx context.Context, id ApiKeyId, reqEditors ...Re
 	return c.Client.Do(req)
 }
 
-// GetApiKey Retrieve an API key
+// GetAPIKey Retrieve an API key
 //
 // Returns one key of the credential's account and mode, deleted or not, with a redacted
 // `key_hint` instead of the secret. Requires `account:api:key:read`.
 //
-// Corresponds with GET /api-keys/{id} (the `GetApiKey` operationId).
-func (c *Client) GetApiKey(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetApiKeyRequest(c.Server, id)
+// Corresponds with GET /api-keys/{id} (the `GetAPIKey` operationId).
+func (c *Client) GetAPIKey(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAPIKeyRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1244,7 +1244,7 @@ func (c *Client) GetApiKey(ctx context.Context, id ApiKeyId, reqEditors ...Reque
 	return c.Client.Do(req)
 }
 
-// UpdateApiKeyWithBody Update an API key
+// UpdateAPIKeyWithBody Update an API key
 //
 // Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
 // replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
@@ -1254,9 +1254,9 @@ func (c *Client) GetApiKey(ctx context.Context, id ApiKeyId, reqEditors ...Reque
 //
 // Takes any type of body and a specified content type.
 //
-// Corresponds with PATCH /api-keys/{id} (the `UpdateApiKey` operationId).
-func (c *Client) UpdateApiKeyWithBody(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewUpdateApiKeyRequestWithBody(c.Server, id, contentType, body)
+// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
+func (c *Client) UpdateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAPIKeyRequestWithBody(c.Server, id, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1267,7 +1267,7 @@ func (c *Client) UpdateApiKeyWithBody(ctx context.Context, id ApiKeyId, contentT
 	return c.Client.Do(req)
 }
 
-// UpdateApiKey Update an API key
+// UpdateAPIKey Update an API key
 //
 // Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
 // replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
@@ -1277,9 +1277,9 @@ func (c *Client) UpdateApiKeyWithBody(ctx context.Context, id ApiKeyId, contentT
 //
 // Takes a body of the `application/json` content type.
 //
-// Corresponds with PATCH /api-keys/{id} (the `UpdateApiKey` operationId).
-func (c *Client) UpdateApiKey(ctx context.Context, id ApiKeyId, body UpdateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewUpdateApiKeyRequest(c.Server, id, body)
+// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
+func (c *Client) UpdateAPIKey(ctx context.Context, id APIKeyID, body UpdateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateAPIKeyRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1290,7 +1290,7 @@ func (c *Client) UpdateApiKey(ctx context.Context, id ApiKeyId, body UpdateApiKe
 	return c.Client.Do(req)
 }
 
-// RegenerateApiKeyWithBody Regenerate managed API key
+// RegenerateAPIKeyWithBody Regenerate managed API key
 //
 // Rotates the secret for a **managed** key id; custom keys use create/delete flows.
 // Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
@@ -1301,9 +1301,9 @@ func (c *Client) UpdateApiKey(ctx context.Context, id ApiKeyId, body UpdateApiKe
 //
 // Takes any type of body and a specified content type.
 //
-// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-func (c *Client) RegenerateApiKeyWithBody(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegenerateApiKeyRequestWithBody(c.Server, id, contentType, body)
+// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
+func (c *Client) RegenerateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegenerateAPIKeyRequestWithBody(c.Server, id, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1314,7 +1314,7 @@ func (c *Client) RegenerateApiKeyWithBody(ctx context.Context, id ApiKeyId, cont
 	return c.Client.Do(req)
 }
 
-// RegenerateApiKey Regenerate managed API key
+// RegenerateAPIKey Regenerate managed API key
 //
 // Rotates the secret for a **managed** key id; custom keys use create/delete flows.
 // Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
@@ -1325,9 +1325,9 @@ func (c *Client) RegenerateApiKeyWithBody(ctx context.Context, id ApiKeyId, cont
 //
 // Takes a body of the `application/json` content type.
 //
-// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-func (c *Client) RegenerateApiKey(ctx context.Context, id ApiKeyId, body RegenerateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegenerateApiKeyRequest(c.Server, id, body)
+// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
+func (c *Client) RegenerateAPIKey(ctx context.Context, id APIKeyID, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegenerateAPIKeyRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1360,8 +1360,8 @@ func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsPar
 	return c.Client.Do(req)
 }
 
-// NewListApiKeysRequest constructs an http.Request for the ListApiKeys method
-func NewListApiKeysRequest(server string, params *ListApiKeysParams) (*http.Request, error) {
+// NewListAPIKeysRequest constructs an http.Request for the ListAPIKeys method
+func NewListAPIKeysRequest(server string, params *ListAPIKeysParams) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1388,7 +1388,7 @@ func NewListApiKeysRequest(server string, params *ListApiKeysParams) (*http.Requ
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
-		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "account_id", params.AccountId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "account_id", params.AccountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 			return nil, err
 		} else {
 			for _, qp := range strings.Split(queryFrag, "&") {
@@ -1494,19 +1494,19 @@ func NewListApiKeysRequest(server string, params *ListApiKeysParams) (*http.Requ
 	return req, nil
 }
 
-// NewCreateApiKeyRequest calls the generic CreateApiKey builder with application/json body
-func NewCreateApiKeyRequest(server string, params *CreateApiKeyParams, body CreateApiKeyJSONRequestBody) (*http.Request, error) {
+// NewCreateAPIKeyRequest calls the generic CreateAPIKey builder with application/json body
+func NewCreateAPIKeyRequest(server string, params *CreateAPIKeyParams, body CreateAPIKeyJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewCreateApiKeyRequestWithBody(server, params, "application/json", bodyReader)
+	return NewCreateAPIKeyRequestWithBody(server, params, "application/json", bodyReader)
 }
 
-// NewCreateApiKeyRequestWithBody constructs an http.Request for the CreateApiKey method, with any body, and a specified content type
-func NewCreateApiKeyRequestWithBody(server string, params *CreateApiKeyParams, contentType string, body io.Reader) (*http.Request, error) {
+// NewCreateAPIKeyRequestWithBody constructs an http.Request for the CreateAPIKey method, with any body, and a specified content type
+func NewCreateAPIKeyRequestWithBody(server string, params *CreateAPIKeyParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -1533,7 +1533,7 @@ func NewCreateApiKeyRequestWithBody(server string, params *CreateApiKeyParams, c
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
-		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "account_id", params.AccountId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "account_id", params.AccountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 			return nil, err
 		} else {
 			for _, qp := range strings.Split(queryFrag, "&") {
@@ -1557,8 +1557,8 @@ func NewCreateApiKeyRequestWithBody(server string, params *CreateApiKeyParams, c
 	return req, nil
 }
 
-// NewDeleteApiKeyRequest constructs an http.Request for the DeleteApiKey method
-func NewDeleteApiKeyRequest(server string, id ApiKeyId) (*http.Request, error) {
+// NewDeleteAPIKeyRequest constructs an http.Request for the DeleteAPIKey method
+func NewDeleteAPIKeyRequest(server string, id APIKeyID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -1591,8 +1591,8 @@ func NewDeleteApiKeyRequest(server string, id ApiKeyId) (*http.Request, error) {
 	return req, nil
 }
 
-// NewGetApiKeyRequest constructs an http.Request for the GetApiKey method
-func NewGetApiKeyRequest(server string, id ApiKeyId) (*http.Request, error) {
+// NewGetAPIKeyRequest constructs an http.Request for the GetAPIKey method
+func NewGetAPIKeyRequest(server string, id APIKeyID) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -1625,19 +1625,19 @@ func NewGetApiKeyRequest(server string, id ApiKeyId) (*http.Request, error) {
 	return req, nil
 }
 
-// NewUpdateApiKeyRequest calls the generic UpdateApiKey builder with application/json body
-func NewUpdateApiKeyRequest(server string, id ApiKeyId, body UpdateApiKeyJSONRequestBody) (*http.Request, error) {
+// NewUpdateAPIKeyRequest calls the generic UpdateAPIKey builder with application/json body
+func NewUpdateAPIKeyRequest(server string, id APIKeyID, body UpdateAPIKeyJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewUpdateApiKeyRequestWithBody(server, id, "application/json", bodyReader)
+	return NewUpdateAPIKeyRequestWithBody(server, id, "application/json", bodyReader)
 }
 
-// NewUpdateApiKeyRequestWithBody constructs an http.Request for the UpdateApiKey method, with any body, and a specified content type
-func NewUpdateApiKeyRequestWithBody(server string, id ApiKeyId, contentType string, body io.Reader) (*http.Request, error) {
+// NewUpdateAPIKeyRequestWithBody constructs an http.Request for the UpdateAPIKey method, with any body, and a specified content type
+func NewUpdateAPIKeyRequestWithBody(server string, id APIKeyID, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -1672,19 +1672,19 @@ func NewUpdateApiKeyRequestWithBody(server string, id ApiKeyId, contentType stri
 	return req, nil
 }
 
-// NewRegenerateApiKeyRequest calls the generic RegenerateApiKey builder with application/json body
-func NewRegenerateApiKeyRequest(server string, id ApiKeyId, body RegenerateApiKeyJSONRequestBody) (*http.Request, error) {
+// NewRegenerateAPIKeyRequest calls the generic RegenerateAPIKey builder with application/json body
+func NewRegenerateAPIKeyRequest(server string, id APIKeyID, body RegenerateAPIKeyJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewRegenerateApiKeyRequestWithBody(server, id, "application/json", bodyReader)
+	return NewRegenerateAPIKeyRequestWithBody(server, id, "application/json", bodyReader)
 }
 
-// NewRegenerateApiKeyRequestWithBody constructs an http.Request for the RegenerateApiKey method, with any body, and a specified content type
-func NewRegenerateApiKeyRequestWithBody(server string, id ApiKeyId, contentType string, body io.Reader) (*http.Request, error) {
+// NewRegenerateAPIKeyRequestWithBody constructs an http.Request for the RegenerateAPIKey method, with any body, and a specified content type
+func NewRegenerateAPIKeyRequestWithBody(server string, id APIKeyID, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -1747,7 +1747,7 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 		// per the OpenAPI spec (e.g. "color=blue,black,brown").
 		var rawQueryFragments []string
 
-		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "account_id", params.AccountId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "account_id", params.AccountID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 			return nil, err
 		} else {
 			for _, qp := range strings.Split(queryFrag, "&") {
@@ -1779,9 +1779,9 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 
 		}
 
-		if params.KeyId != nil {
+		if params.KeyID != nil {
 
-			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "key_id", *params.KeyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "key_id", *params.KeyID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -1861,7 +1861,7 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
-	// ListApiKeysWithResponse List API keys
+	// ListAPIKeysWithResponse List API keys
 	//
 	// Lists the account's keys in the credential's mode, oldest first, a page at a time. The order
 	// (by creation, then id) is stable: keys created while you page appear on a later page, and no
@@ -1870,10 +1870,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api-keys/ (the `ListApiKeys` operationId).
-	ListApiKeysWithResponse(ctx context.Context, params *ListApiKeysParams, reqEditors ...RequestEditorFn) (*ListApiKeysResponse, error)
+	// Corresponds with GET /api-keys/ (the `ListAPIKeys` operationId).
+	ListAPIKeysWithResponse(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error)
 
-	// CreateApiKeyWithBodyWithResponse Create API key
+	// CreateAPIKeyWithBodyWithResponse Create API key
 	//
 	// Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
 	// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
@@ -1881,10 +1881,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
-	CreateApiKeyWithBodyWithResponse(ctx context.Context, params *CreateApiKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiKeyResponse, error)
+	// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
+	CreateAPIKeyWithBodyWithResponse(ctx context.Context, params *CreateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAPIKeyResponse, error)
 
-	// CreateApiKeyWithResponse Create API key
+	// CreateAPIKeyWithResponse Create API key
 	//
 	// Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
 	// store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
@@ -1892,10 +1892,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
-	CreateApiKeyWithResponse(ctx context.Context, params *CreateApiKeyParams, body CreateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiKeyResponse, error)
+	// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
+	CreateAPIKeyWithResponse(ctx context.Context, params *CreateAPIKeyParams, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAPIKeyResponse, error)
 
-	// DeleteApiKeyWithResponse Revoke an API key
+	// DeleteAPIKeyWithResponse Revoke an API key
 	//
 	// Revokes a custom key: it is marked `deleted`, its secret (and any secret still in a grace
 	// period) is refused by every replica from the next request on, and its name is free again.
@@ -1906,20 +1906,20 @@ type ClientWithResponsesInterface interface {
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with DELETE /api-keys/{id} (the `DeleteApiKey` operationId).
-	DeleteApiKeyWithResponse(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*DeleteApiKeyResponse, error)
+	// Corresponds with DELETE /api-keys/{id} (the `DeleteAPIKey` operationId).
+	DeleteAPIKeyWithResponse(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*DeleteAPIKeyResponse, error)
 
-	// GetApiKeyWithResponse Retrieve an API key
+	// GetAPIKeyWithResponse Retrieve an API key
 	//
 	// Returns one key of the credential's account and mode, deleted or not, with a redacted
 	// `key_hint` instead of the secret. Requires `account:api:key:read`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with GET /api-keys/{id} (the `GetApiKey` operationId).
-	GetApiKeyWithResponse(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*GetApiKeyResponse, error)
+	// Corresponds with GET /api-keys/{id} (the `GetAPIKey` operationId).
+	GetAPIKeyWithResponse(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*GetAPIKeyResponse, error)
 
-	// UpdateApiKeyWithBodyWithResponse Update an API key
+	// UpdateAPIKeyWithBodyWithResponse Update an API key
 	//
 	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
 	// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
@@ -1929,10 +1929,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with PATCH /api-keys/{id} (the `UpdateApiKey` operationId).
-	UpdateApiKeyWithBodyWithResponse(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateApiKeyResponse, error)
+	// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
+	UpdateAPIKeyWithBodyWithResponse(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAPIKeyResponse, error)
 
-	// UpdateApiKeyWithResponse Update an API key
+	// UpdateAPIKeyWithResponse Update an API key
 	//
 	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
 	// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
@@ -1942,10 +1942,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with PATCH /api-keys/{id} (the `UpdateApiKey` operationId).
-	UpdateApiKeyWithResponse(ctx context.Context, id ApiKeyId, body UpdateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateApiKeyResponse, error)
+	// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
+	UpdateAPIKeyWithResponse(ctx context.Context, id APIKeyID, body UpdateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAPIKeyResponse, error)
 
-	// RegenerateApiKeyWithBodyWithResponse Regenerate managed API key
+	// RegenerateAPIKeyWithBodyWithResponse Regenerate managed API key
 	//
 	// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
 	// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
@@ -1956,10 +1956,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-	RegenerateApiKeyWithBodyWithResponse(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error)
+	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
+	RegenerateAPIKeyWithBodyWithResponse(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error)
 
-	// RegenerateApiKeyWithResponse Regenerate managed API key
+	// RegenerateAPIKeyWithResponse Regenerate managed API key
 	//
 	// Rotates the secret for a **managed** key id; custom keys use create/delete flows.
 	// Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
@@ -1970,8 +1970,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
-	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-	RegenerateApiKeyWithResponse(ctx context.Context, id ApiKeyId, body RegenerateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error)
+	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
+	RegenerateAPIKeyWithResponse(ctx context.Context, id APIKeyID, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error)
 
 	// ListAuditEventsWithResponse List audit events
 	//
@@ -1988,55 +1988,55 @@ type ClientWithResponsesInterface interface {
 	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
 }
 
-// ListApiKeysResponse200Headers the declared response headers of an HTTP 200 response for ListApiKeys
-type ListApiKeysResponse200Headers struct {
+// ListAPIKeysResponse200Headers the declared response headers of an HTTP 200 response for ListAPIKeys
+type ListAPIKeysResponse200Headers struct {
 	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// ListApiKeysResponse400Headers the declared response headers of an HTTP 400 response for ListApiKeys
-type ListApiKeysResponse400Headers struct {
-	XRequestId *string
+// ListAPIKeysResponse400Headers the declared response headers of an HTTP 400 response for ListAPIKeys
+type ListAPIKeysResponse400Headers struct {
+	XRequestID *string
 }
 
-// ListApiKeysResponse401Headers the declared response headers of an HTTP 401 response for ListApiKeys
-type ListApiKeysResponse401Headers struct {
+// ListAPIKeysResponse401Headers the declared response headers of an HTTP 401 response for ListAPIKeys
+type ListAPIKeysResponse401Headers struct {
 	WWWAuthenticate *string
-	XRequestId      *string
+	XRequestID      *string
 }
 
-// ListApiKeysResponse403Headers the declared response headers of an HTTP 403 response for ListApiKeys
-type ListApiKeysResponse403Headers struct {
-	XRequestId *string
+// ListAPIKeysResponse403Headers the declared response headers of an HTTP 403 response for ListAPIKeys
+type ListAPIKeysResponse403Headers struct {
+	XRequestID *string
 }
 
-// ListApiKeysResponse404Headers the declared response headers of an HTTP 404 response for ListApiKeys
-type ListApiKeysResponse404Headers struct {
-	XRequestId *string
+// ListAPIKeysResponse404Headers the declared response headers of an HTTP 404 response for ListAPIKeys
+type ListAPIKeysResponse404Headers struct {
+	XRequestID *string
 }
 
-// ListApiKeysResponse429Headers the declared response headers of an HTTP 429 response for ListApiKeys
-type ListApiKeysResponse429Headers struct {
+// ListAPIKeysResponse429Headers the declared response headers of an HTTP 429 response for ListAPIKeys
+type ListAPIKeysResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// ListApiKeysResponse500Headers the declared response headers of an HTTP 500 response for ListApiKeys
-type ListApiKeysResponse500Headers struct {
-	XRequestId *string
+// ListAPIKeysResponse500Headers the declared response headers of an HTTP 500 response for ListAPIKeys
+type ListAPIKeysResponse500Headers struct {
+	XRequestID *string
 }
 
-type ListApiKeysResponse struct {
+type ListAPIKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *ApiKeyListEnvelope
+	JSON200 *APIKeyListEnvelope
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -2050,63 +2050,63 @@ type ListApiKeysResponse struct {
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *ListApiKeysResponse200Headers
+	Headers200 *ListAPIKeysResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
-	Headers400 *ListApiKeysResponse400Headers
+	Headers400 *ListAPIKeysResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *ListApiKeysResponse401Headers
+	Headers401 *ListAPIKeysResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *ListApiKeysResponse403Headers
+	Headers403 *ListAPIKeysResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
-	Headers404 *ListApiKeysResponse404Headers
+	Headers404 *ListAPIKeysResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *ListApiKeysResponse429Headers
+	Headers429 *ListAPIKeysResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
-	Headers500 *ListApiKeysResponse500Headers
+	Headers500 *ListAPIKeysResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListApiKeysResponse) GetJSON200() *ApiKeyListEnvelope {
+func (r ListAPIKeysResponse) GetJSON200() *APIKeyListEnvelope {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r ListApiKeysResponse) GetJSON400() *BadRequest {
+func (r ListAPIKeysResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r ListApiKeysResponse) GetJSON401() *Unauthorized {
+func (r ListAPIKeysResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
-func (r ListApiKeysResponse) GetJSON403() *Forbidden {
+func (r ListAPIKeysResponse) GetJSON403() *Forbidden {
 	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r ListApiKeysResponse) GetJSON404() *AccountNotFound {
+func (r ListAPIKeysResponse) GetJSON404() *AccountNotFound {
 	return r.JSON404
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r ListApiKeysResponse) GetJSON429() *TooManyRequests {
+func (r ListAPIKeysResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r ListApiKeysResponse) GetJSON500() *InternalError {
+func (r ListAPIKeysResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
 // GetBody returns the raw response body bytes
-func (r ListApiKeysResponse) GetBody() []byte {
+func (r ListAPIKeysResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r ListApiKeysResponse) Status() string {
+func (r ListAPIKeysResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -2114,7 +2114,7 @@ func (r ListApiKeysResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r ListApiKeysResponse) StatusCode() int {
+func (r ListAPIKeysResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -2122,93 +2122,93 @@ func (r ListApiKeysResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ListApiKeysResponse) ContentType() string {
+func (r ListAPIKeysResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// CreateApiKeyResponse200Headers the declared response headers of an HTTP 200 response for CreateApiKey
-type CreateApiKeyResponse200Headers struct {
+// CreateAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for CreateAPIKey
+type CreateAPIKeyResponse200Headers struct {
 	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// CreateApiKeyResponse201Headers the declared response headers of an HTTP 201 response for CreateApiKey
-type CreateApiKeyResponse201Headers struct {
+// CreateAPIKeyResponse201Headers the declared response headers of an HTTP 201 response for CreateAPIKey
+type CreateAPIKeyResponse201Headers struct {
 	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// CreateApiKeyResponse400Headers the declared response headers of an HTTP 400 response for CreateApiKey
-type CreateApiKeyResponse400Headers struct {
-	XRequestId *string
+// CreateAPIKeyResponse400Headers the declared response headers of an HTTP 400 response for CreateAPIKey
+type CreateAPIKeyResponse400Headers struct {
+	XRequestID *string
 }
 
-// CreateApiKeyResponse401Headers the declared response headers of an HTTP 401 response for CreateApiKey
-type CreateApiKeyResponse401Headers struct {
+// CreateAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for CreateAPIKey
+type CreateAPIKeyResponse401Headers struct {
 	WWWAuthenticate *string
-	XRequestId      *string
+	XRequestID      *string
 }
 
-// CreateApiKeyResponse403Headers the declared response headers of an HTTP 403 response for CreateApiKey
-type CreateApiKeyResponse403Headers struct {
-	XRequestId *string
+// CreateAPIKeyResponse403Headers the declared response headers of an HTTP 403 response for CreateAPIKey
+type CreateAPIKeyResponse403Headers struct {
+	XRequestID *string
 }
 
-// CreateApiKeyResponse404Headers the declared response headers of an HTTP 404 response for CreateApiKey
-type CreateApiKeyResponse404Headers struct {
-	XRequestId *string
+// CreateAPIKeyResponse404Headers the declared response headers of an HTTP 404 response for CreateAPIKey
+type CreateAPIKeyResponse404Headers struct {
+	XRequestID *string
 }
 
-// CreateApiKeyResponse409Headers the declared response headers of an HTTP 409 response for CreateApiKey
-type CreateApiKeyResponse409Headers struct {
-	XRequestId *string
+// CreateAPIKeyResponse409Headers the declared response headers of an HTTP 409 response for CreateAPIKey
+type CreateAPIKeyResponse409Headers struct {
+	XRequestID *string
 }
 
-// CreateApiKeyResponse413Headers the declared response headers of an HTTP 413 response for CreateApiKey
-type CreateApiKeyResponse413Headers struct {
-	XRequestId *string
+// CreateAPIKeyResponse413Headers the declared response headers of an HTTP 413 response for CreateAPIKey
+type CreateAPIKeyResponse413Headers struct {
+	XRequestID *string
 }
 
-// CreateApiKeyResponse415Headers the declared response headers of an HTTP 415 response for CreateApiKey
-type CreateApiKeyResponse415Headers struct {
-	XRequestId *string
+// CreateAPIKeyResponse415Headers the declared response headers of an HTTP 415 response for CreateAPIKey
+type CreateAPIKeyResponse415Headers struct {
+	XRequestID *string
 }
 
-// CreateApiKeyResponse422Headers the declared response headers of an HTTP 422 response for CreateApiKey
-type CreateApiKeyResponse422Headers struct {
-	XRequestId *string
+// CreateAPIKeyResponse422Headers the declared response headers of an HTTP 422 response for CreateAPIKey
+type CreateAPIKeyResponse422Headers struct {
+	XRequestID *string
 }
 
-// CreateApiKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateApiKey
-type CreateApiKeyResponse429Headers struct {
+// CreateAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateAPIKey
+type CreateAPIKeyResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// CreateApiKeyResponse500Headers the declared response headers of an HTTP 500 response for CreateApiKey
-type CreateApiKeyResponse500Headers struct {
-	XRequestId *string
+// CreateAPIKeyResponse500Headers the declared response headers of an HTTP 500 response for CreateAPIKey
+type CreateAPIKeyResponse500Headers struct {
+	XRequestID *string
 }
 
-type CreateApiKeyResponse struct {
+type CreateAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *ApiKeyEnvelope
+	JSON200 *APIKeyEnvelope
 	// JSON201 the response for an HTTP 201 `application/json` response
-	JSON201 *ApiKeyEnvelope
+	JSON201 *APIKeyEnvelope
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *ErrorEnvelope
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -2230,98 +2230,98 @@ type CreateApiKeyResponse struct {
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *CreateApiKeyResponse200Headers
+	Headers200 *CreateAPIKeyResponse200Headers
 	// Headers201 the parsed response headers for an HTTP 201 response
-	Headers201 *CreateApiKeyResponse201Headers
+	Headers201 *CreateAPIKeyResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
-	Headers400 *CreateApiKeyResponse400Headers
+	Headers400 *CreateAPIKeyResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *CreateApiKeyResponse401Headers
+	Headers401 *CreateAPIKeyResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *CreateApiKeyResponse403Headers
+	Headers403 *CreateAPIKeyResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
-	Headers404 *CreateApiKeyResponse404Headers
+	Headers404 *CreateAPIKeyResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
-	Headers409 *CreateApiKeyResponse409Headers
+	Headers409 *CreateAPIKeyResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
-	Headers413 *CreateApiKeyResponse413Headers
+	Headers413 *CreateAPIKeyResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
-	Headers415 *CreateApiKeyResponse415Headers
+	Headers415 *CreateAPIKeyResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
-	Headers422 *CreateApiKeyResponse422Headers
+	Headers422 *CreateAPIKeyResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *CreateApiKeyResponse429Headers
+	Headers429 *CreateAPIKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
-	Headers500 *CreateApiKeyResponse500Headers
+	Headers500 *CreateAPIKeyResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r CreateApiKeyResponse) GetJSON200() *ApiKeyEnvelope {
+func (r CreateAPIKeyResponse) GetJSON200() *APIKeyEnvelope {
 	return r.JSON200
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
-func (r CreateApiKeyResponse) GetJSON201() *ApiKeyEnvelope {
+func (r CreateAPIKeyResponse) GetJSON201() *APIKeyEnvelope {
 	return r.JSON201
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r CreateApiKeyResponse) GetJSON400() *ErrorEnvelope {
+func (r CreateAPIKeyResponse) GetJSON400() *ErrorEnvelope {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r CreateApiKeyResponse) GetJSON401() *Unauthorized {
+func (r CreateAPIKeyResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
-func (r CreateApiKeyResponse) GetJSON403() *ErrorEnvelope {
+func (r CreateAPIKeyResponse) GetJSON403() *ErrorEnvelope {
 	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r CreateApiKeyResponse) GetJSON404() *ErrorEnvelope {
+func (r CreateAPIKeyResponse) GetJSON404() *ErrorEnvelope {
 	return r.JSON404
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r CreateApiKeyResponse) GetJSON409() *ErrorEnvelope {
+func (r CreateAPIKeyResponse) GetJSON409() *ErrorEnvelope {
 	return r.JSON409
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
-func (r CreateApiKeyResponse) GetJSON413() *PayloadTooLarge {
+func (r CreateAPIKeyResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
 }
 
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
-func (r CreateApiKeyResponse) GetJSON415() *UnsupportedMediaType {
+func (r CreateAPIKeyResponse) GetJSON415() *UnsupportedMediaType {
 	return r.JSON415
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
-func (r CreateApiKeyResponse) GetJSON422() *ErrorEnvelope {
+func (r CreateAPIKeyResponse) GetJSON422() *ErrorEnvelope {
 	return r.JSON422
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r CreateApiKeyResponse) GetJSON429() *TooManyRequests {
+func (r CreateAPIKeyResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r CreateApiKeyResponse) GetJSON500() *InternalError {
+func (r CreateAPIKeyResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
 // GetBody returns the raw response body bytes
-func (r CreateApiKeyResponse) GetBody() []byte {
+func (r CreateAPIKeyResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r CreateApiKeyResponse) Status() string {
+func (r CreateAPIKeyResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -2329,7 +2329,7 @@ func (r CreateApiKeyResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r CreateApiKeyResponse) StatusCode() int {
+func (r CreateAPIKeyResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -2337,67 +2337,67 @@ func (r CreateApiKeyResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r CreateApiKeyResponse) ContentType() string {
+func (r CreateAPIKeyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// DeleteApiKeyResponse200Headers the declared response headers of an HTTP 200 response for DeleteApiKey
-type DeleteApiKeyResponse200Headers struct {
+// DeleteAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for DeleteAPIKey
+type DeleteAPIKeyResponse200Headers struct {
 	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// DeleteApiKeyResponse400Headers the declared response headers of an HTTP 400 response for DeleteApiKey
-type DeleteApiKeyResponse400Headers struct {
-	XRequestId *string
+// DeleteAPIKeyResponse400Headers the declared response headers of an HTTP 400 response for DeleteAPIKey
+type DeleteAPIKeyResponse400Headers struct {
+	XRequestID *string
 }
 
-// DeleteApiKeyResponse401Headers the declared response headers of an HTTP 401 response for DeleteApiKey
-type DeleteApiKeyResponse401Headers struct {
+// DeleteAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for DeleteAPIKey
+type DeleteAPIKeyResponse401Headers struct {
 	WWWAuthenticate *string
-	XRequestId      *string
+	XRequestID      *string
 }
 
-// DeleteApiKeyResponse403Headers the declared response headers of an HTTP 403 response for DeleteApiKey
-type DeleteApiKeyResponse403Headers struct {
-	XRequestId *string
+// DeleteAPIKeyResponse403Headers the declared response headers of an HTTP 403 response for DeleteAPIKey
+type DeleteAPIKeyResponse403Headers struct {
+	XRequestID *string
 }
 
-// DeleteApiKeyResponse404Headers the declared response headers of an HTTP 404 response for DeleteApiKey
-type DeleteApiKeyResponse404Headers struct {
-	XRequestId *string
+// DeleteAPIKeyResponse404Headers the declared response headers of an HTTP 404 response for DeleteAPIKey
+type DeleteAPIKeyResponse404Headers struct {
+	XRequestID *string
 }
 
-// DeleteApiKeyResponse422Headers the declared response headers of an HTTP 422 response for DeleteApiKey
-type DeleteApiKeyResponse422Headers struct {
-	XRequestId *string
+// DeleteAPIKeyResponse422Headers the declared response headers of an HTTP 422 response for DeleteAPIKey
+type DeleteAPIKeyResponse422Headers struct {
+	XRequestID *string
 }
 
-// DeleteApiKeyResponse429Headers the declared response headers of an HTTP 429 response for DeleteApiKey
-type DeleteApiKeyResponse429Headers struct {
+// DeleteAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for DeleteAPIKey
+type DeleteAPIKeyResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// DeleteApiKeyResponse500Headers the declared response headers of an HTTP 500 response for DeleteApiKey
-type DeleteApiKeyResponse500Headers struct {
-	XRequestId *string
+// DeleteAPIKeyResponse500Headers the declared response headers of an HTTP 500 response for DeleteAPIKey
+type DeleteAPIKeyResponse500Headers struct {
+	XRequestID *string
 }
 
-type DeleteApiKeyResponse struct {
+type DeleteAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *ApiKeyViewEnvelope
+	JSON200 *APIKeyViewEnvelope
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -2413,70 +2413,70 @@ type DeleteApiKeyResponse struct {
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *DeleteApiKeyResponse200Headers
+	Headers200 *DeleteAPIKeyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
-	Headers400 *DeleteApiKeyResponse400Headers
+	Headers400 *DeleteAPIKeyResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *DeleteApiKeyResponse401Headers
+	Headers401 *DeleteAPIKeyResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *DeleteApiKeyResponse403Headers
+	Headers403 *DeleteAPIKeyResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
-	Headers404 *DeleteApiKeyResponse404Headers
+	Headers404 *DeleteAPIKeyResponse404Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
-	Headers422 *DeleteApiKeyResponse422Headers
+	Headers422 *DeleteAPIKeyResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *DeleteApiKeyResponse429Headers
+	Headers429 *DeleteAPIKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
-	Headers500 *DeleteApiKeyResponse500Headers
+	Headers500 *DeleteAPIKeyResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r DeleteApiKeyResponse) GetJSON200() *ApiKeyViewEnvelope {
+func (r DeleteAPIKeyResponse) GetJSON200() *APIKeyViewEnvelope {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r DeleteApiKeyResponse) GetJSON400() *BadRequest {
+func (r DeleteAPIKeyResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r DeleteApiKeyResponse) GetJSON401() *Unauthorized {
+func (r DeleteAPIKeyResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
-func (r DeleteApiKeyResponse) GetJSON403() *Forbidden {
+func (r DeleteAPIKeyResponse) GetJSON403() *Forbidden {
 	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r DeleteApiKeyResponse) GetJSON404() *KeyNotFound {
+func (r DeleteAPIKeyResponse) GetJSON404() *KeyNotFound {
 	return r.JSON404
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
-func (r DeleteApiKeyResponse) GetJSON422() *Unprocessable {
+func (r DeleteAPIKeyResponse) GetJSON422() *Unprocessable {
 	return r.JSON422
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r DeleteApiKeyResponse) GetJSON429() *TooManyRequests {
+func (r DeleteAPIKeyResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r DeleteApiKeyResponse) GetJSON500() *InternalError {
+func (r DeleteAPIKeyResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
 // GetBody returns the raw response body bytes
-func (r DeleteApiKeyResponse) GetBody() []byte {
+func (r DeleteAPIKeyResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r DeleteApiKeyResponse) Status() string {
+func (r DeleteAPIKeyResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -2484,7 +2484,7 @@ func (r DeleteApiKeyResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r DeleteApiKeyResponse) StatusCode() int {
+func (r DeleteAPIKeyResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -2492,62 +2492,62 @@ func (r DeleteApiKeyResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r DeleteApiKeyResponse) ContentType() string {
+func (r DeleteAPIKeyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// GetApiKeyResponse200Headers the declared response headers of an HTTP 200 response for GetApiKey
-type GetApiKeyResponse200Headers struct {
+// GetAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for GetAPIKey
+type GetAPIKeyResponse200Headers struct {
 	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// GetApiKeyResponse400Headers the declared response headers of an HTTP 400 response for GetApiKey
-type GetApiKeyResponse400Headers struct {
-	XRequestId *string
+// GetAPIKeyResponse400Headers the declared response headers of an HTTP 400 response for GetAPIKey
+type GetAPIKeyResponse400Headers struct {
+	XRequestID *string
 }
 
-// GetApiKeyResponse401Headers the declared response headers of an HTTP 401 response for GetApiKey
-type GetApiKeyResponse401Headers struct {
+// GetAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for GetAPIKey
+type GetAPIKeyResponse401Headers struct {
 	WWWAuthenticate *string
-	XRequestId      *string
+	XRequestID      *string
 }
 
-// GetApiKeyResponse403Headers the declared response headers of an HTTP 403 response for GetApiKey
-type GetApiKeyResponse403Headers struct {
-	XRequestId *string
+// GetAPIKeyResponse403Headers the declared response headers of an HTTP 403 response for GetAPIKey
+type GetAPIKeyResponse403Headers struct {
+	XRequestID *string
 }
 
-// GetApiKeyResponse404Headers the declared response headers of an HTTP 404 response for GetApiKey
-type GetApiKeyResponse404Headers struct {
-	XRequestId *string
+// GetAPIKeyResponse404Headers the declared response headers of an HTTP 404 response for GetAPIKey
+type GetAPIKeyResponse404Headers struct {
+	XRequestID *string
 }
 
-// GetApiKeyResponse429Headers the declared response headers of an HTTP 429 response for GetApiKey
-type GetApiKeyResponse429Headers struct {
+// GetAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for GetAPIKey
+type GetAPIKeyResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// GetApiKeyResponse500Headers the declared response headers of an HTTP 500 response for GetApiKey
-type GetApiKeyResponse500Headers struct {
-	XRequestId *string
+// GetAPIKeyResponse500Headers the declared response headers of an HTTP 500 response for GetAPIKey
+type GetAPIKeyResponse500Headers struct {
+	XRequestID *string
 }
 
-type GetApiKeyResponse struct {
+type GetAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *ApiKeyViewEnvelope
+	JSON200 *APIKeyViewEnvelope
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -2561,63 +2561,63 @@ type GetApiKeyResponse struct {
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *GetApiKeyResponse200Headers
+	Headers200 *GetAPIKeyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
-	Headers400 *GetApiKeyResponse400Headers
+	Headers400 *GetAPIKeyResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *GetApiKeyResponse401Headers
+	Headers401 *GetAPIKeyResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *GetApiKeyResponse403Headers
+	Headers403 *GetAPIKeyResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
-	Headers404 *GetApiKeyResponse404Headers
+	Headers404 *GetAPIKeyResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *GetApiKeyResponse429Headers
+	Headers429 *GetAPIKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
-	Headers500 *GetApiKeyResponse500Headers
+	Headers500 *GetAPIKeyResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetApiKeyResponse) GetJSON200() *ApiKeyViewEnvelope {
+func (r GetAPIKeyResponse) GetJSON200() *APIKeyViewEnvelope {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r GetApiKeyResponse) GetJSON400() *BadRequest {
+func (r GetAPIKeyResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r GetApiKeyResponse) GetJSON401() *Unauthorized {
+func (r GetAPIKeyResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
-func (r GetApiKeyResponse) GetJSON403() *Forbidden {
+func (r GetAPIKeyResponse) GetJSON403() *Forbidden {
 	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r GetApiKeyResponse) GetJSON404() *KeyNotFound {
+func (r GetAPIKeyResponse) GetJSON404() *KeyNotFound {
 	return r.JSON404
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r GetApiKeyResponse) GetJSON429() *TooManyRequests {
+func (r GetAPIKeyResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r GetApiKeyResponse) GetJSON500() *InternalError {
+func (r GetAPIKeyResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
 // GetBody returns the raw response body bytes
-func (r GetApiKeyResponse) GetBody() []byte {
+func (r GetAPIKeyResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r GetApiKeyResponse) Status() string {
+func (r GetAPIKeyResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -2625,7 +2625,7 @@ func (r GetApiKeyResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r GetApiKeyResponse) StatusCode() int {
+func (r GetAPIKeyResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -2633,82 +2633,82 @@ func (r GetApiKeyResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetApiKeyResponse) ContentType() string {
+func (r GetAPIKeyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// UpdateApiKeyResponse200Headers the declared response headers of an HTTP 200 response for UpdateApiKey
-type UpdateApiKeyResponse200Headers struct {
+// UpdateAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for UpdateAPIKey
+type UpdateAPIKeyResponse200Headers struct {
 	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// UpdateApiKeyResponse400Headers the declared response headers of an HTTP 400 response for UpdateApiKey
-type UpdateApiKeyResponse400Headers struct {
-	XRequestId *string
+// UpdateAPIKeyResponse400Headers the declared response headers of an HTTP 400 response for UpdateAPIKey
+type UpdateAPIKeyResponse400Headers struct {
+	XRequestID *string
 }
 
-// UpdateApiKeyResponse401Headers the declared response headers of an HTTP 401 response for UpdateApiKey
-type UpdateApiKeyResponse401Headers struct {
+// UpdateAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for UpdateAPIKey
+type UpdateAPIKeyResponse401Headers struct {
 	WWWAuthenticate *string
-	XRequestId      *string
+	XRequestID      *string
 }
 
-// UpdateApiKeyResponse403Headers the declared response headers of an HTTP 403 response for UpdateApiKey
-type UpdateApiKeyResponse403Headers struct {
-	XRequestId *string
+// UpdateAPIKeyResponse403Headers the declared response headers of an HTTP 403 response for UpdateAPIKey
+type UpdateAPIKeyResponse403Headers struct {
+	XRequestID *string
 }
 
-// UpdateApiKeyResponse404Headers the declared response headers of an HTTP 404 response for UpdateApiKey
-type UpdateApiKeyResponse404Headers struct {
-	XRequestId *string
+// UpdateAPIKeyResponse404Headers the declared response headers of an HTTP 404 response for UpdateAPIKey
+type UpdateAPIKeyResponse404Headers struct {
+	XRequestID *string
 }
 
-// UpdateApiKeyResponse409Headers the declared response headers of an HTTP 409 response for UpdateApiKey
-type UpdateApiKeyResponse409Headers struct {
-	XRequestId *string
+// UpdateAPIKeyResponse409Headers the declared response headers of an HTTP 409 response for UpdateAPIKey
+type UpdateAPIKeyResponse409Headers struct {
+	XRequestID *string
 }
 
-// UpdateApiKeyResponse413Headers the declared response headers of an HTTP 413 response for UpdateApiKey
-type UpdateApiKeyResponse413Headers struct {
-	XRequestId *string
+// UpdateAPIKeyResponse413Headers the declared response headers of an HTTP 413 response for UpdateAPIKey
+type UpdateAPIKeyResponse413Headers struct {
+	XRequestID *string
 }
 
-// UpdateApiKeyResponse415Headers the declared response headers of an HTTP 415 response for UpdateApiKey
-type UpdateApiKeyResponse415Headers struct {
-	XRequestId *string
+// UpdateAPIKeyResponse415Headers the declared response headers of an HTTP 415 response for UpdateAPIKey
+type UpdateAPIKeyResponse415Headers struct {
+	XRequestID *string
 }
 
-// UpdateApiKeyResponse422Headers the declared response headers of an HTTP 422 response for UpdateApiKey
-type UpdateApiKeyResponse422Headers struct {
-	XRequestId *string
+// UpdateAPIKeyResponse422Headers the declared response headers of an HTTP 422 response for UpdateAPIKey
+type UpdateAPIKeyResponse422Headers struct {
+	XRequestID *string
 }
 
-// UpdateApiKeyResponse429Headers the declared response headers of an HTTP 429 response for UpdateApiKey
-type UpdateApiKeyResponse429Headers struct {
+// UpdateAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for UpdateAPIKey
+type UpdateAPIKeyResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// UpdateApiKeyResponse500Headers the declared response headers of an HTTP 500 response for UpdateApiKey
-type UpdateApiKeyResponse500Headers struct {
-	XRequestId *string
+// UpdateAPIKeyResponse500Headers the declared response headers of an HTTP 500 response for UpdateAPIKey
+type UpdateAPIKeyResponse500Headers struct {
+	XRequestID *string
 }
 
-type UpdateApiKeyResponse struct {
+type UpdateAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *ApiKeyViewEnvelope
+	JSON200 *APIKeyViewEnvelope
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -2730,91 +2730,91 @@ type UpdateApiKeyResponse struct {
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *UpdateApiKeyResponse200Headers
+	Headers200 *UpdateAPIKeyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
-	Headers400 *UpdateApiKeyResponse400Headers
+	Headers400 *UpdateAPIKeyResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *UpdateApiKeyResponse401Headers
+	Headers401 *UpdateAPIKeyResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *UpdateApiKeyResponse403Headers
+	Headers403 *UpdateAPIKeyResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
-	Headers404 *UpdateApiKeyResponse404Headers
+	Headers404 *UpdateAPIKeyResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
-	Headers409 *UpdateApiKeyResponse409Headers
+	Headers409 *UpdateAPIKeyResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
-	Headers413 *UpdateApiKeyResponse413Headers
+	Headers413 *UpdateAPIKeyResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
-	Headers415 *UpdateApiKeyResponse415Headers
+	Headers415 *UpdateAPIKeyResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
-	Headers422 *UpdateApiKeyResponse422Headers
+	Headers422 *UpdateAPIKeyResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *UpdateApiKeyResponse429Headers
+	Headers429 *UpdateAPIKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
-	Headers500 *UpdateApiKeyResponse500Headers
+	Headers500 *UpdateAPIKeyResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON200() *ApiKeyViewEnvelope {
+func (r UpdateAPIKeyResponse) GetJSON200() *APIKeyViewEnvelope {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON400() *BadRequest {
+func (r UpdateAPIKeyResponse) GetJSON400() *BadRequest {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON401() *Unauthorized {
+func (r UpdateAPIKeyResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON403() *Forbidden {
+func (r UpdateAPIKeyResponse) GetJSON403() *Forbidden {
 	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON404() *KeyNotFound {
+func (r UpdateAPIKeyResponse) GetJSON404() *KeyNotFound {
 	return r.JSON404
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON409() *Conflict {
+func (r UpdateAPIKeyResponse) GetJSON409() *Conflict {
 	return r.JSON409
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON413() *PayloadTooLarge {
+func (r UpdateAPIKeyResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
 }
 
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON415() *UnsupportedMediaType {
+func (r UpdateAPIKeyResponse) GetJSON415() *UnsupportedMediaType {
 	return r.JSON415
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON422() *Unprocessable {
+func (r UpdateAPIKeyResponse) GetJSON422() *Unprocessable {
 	return r.JSON422
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON429() *TooManyRequests {
+func (r UpdateAPIKeyResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r UpdateApiKeyResponse) GetJSON500() *InternalError {
+func (r UpdateAPIKeyResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
 // GetBody returns the raw response body bytes
-func (r UpdateApiKeyResponse) GetBody() []byte {
+func (r UpdateAPIKeyResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r UpdateApiKeyResponse) Status() string {
+func (r UpdateAPIKeyResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -2822,7 +2822,7 @@ func (r UpdateApiKeyResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r UpdateApiKeyResponse) StatusCode() int {
+func (r UpdateAPIKeyResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -2830,82 +2830,82 @@ func (r UpdateApiKeyResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r UpdateApiKeyResponse) ContentType() string {
+func (r UpdateAPIKeyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
 }
 
-// RegenerateApiKeyResponse200Headers the declared response headers of an HTTP 200 response for RegenerateApiKey
-type RegenerateApiKeyResponse200Headers struct {
+// RegenerateAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse200Headers struct {
 	CacheControl       *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// RegenerateApiKeyResponse400Headers the declared response headers of an HTTP 400 response for RegenerateApiKey
-type RegenerateApiKeyResponse400Headers struct {
-	XRequestId *string
+// RegenerateAPIKeyResponse400Headers the declared response headers of an HTTP 400 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse400Headers struct {
+	XRequestID *string
 }
 
-// RegenerateApiKeyResponse401Headers the declared response headers of an HTTP 401 response for RegenerateApiKey
-type RegenerateApiKeyResponse401Headers struct {
+// RegenerateAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse401Headers struct {
 	WWWAuthenticate *string
-	XRequestId      *string
+	XRequestID      *string
 }
 
-// RegenerateApiKeyResponse403Headers the declared response headers of an HTTP 403 response for RegenerateApiKey
-type RegenerateApiKeyResponse403Headers struct {
-	XRequestId *string
+// RegenerateAPIKeyResponse403Headers the declared response headers of an HTTP 403 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse403Headers struct {
+	XRequestID *string
 }
 
-// RegenerateApiKeyResponse404Headers the declared response headers of an HTTP 404 response for RegenerateApiKey
-type RegenerateApiKeyResponse404Headers struct {
-	XRequestId *string
+// RegenerateAPIKeyResponse404Headers the declared response headers of an HTTP 404 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse404Headers struct {
+	XRequestID *string
 }
 
-// RegenerateApiKeyResponse409Headers the declared response headers of an HTTP 409 response for RegenerateApiKey
-type RegenerateApiKeyResponse409Headers struct {
-	XRequestId *string
+// RegenerateAPIKeyResponse409Headers the declared response headers of an HTTP 409 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse409Headers struct {
+	XRequestID *string
 }
 
-// RegenerateApiKeyResponse413Headers the declared response headers of an HTTP 413 response for RegenerateApiKey
-type RegenerateApiKeyResponse413Headers struct {
-	XRequestId *string
+// RegenerateAPIKeyResponse413Headers the declared response headers of an HTTP 413 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse413Headers struct {
+	XRequestID *string
 }
 
-// RegenerateApiKeyResponse415Headers the declared response headers of an HTTP 415 response for RegenerateApiKey
-type RegenerateApiKeyResponse415Headers struct {
-	XRequestId *string
+// RegenerateAPIKeyResponse415Headers the declared response headers of an HTTP 415 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse415Headers struct {
+	XRequestID *string
 }
 
-// RegenerateApiKeyResponse422Headers the declared response headers of an HTTP 422 response for RegenerateApiKey
-type RegenerateApiKeyResponse422Headers struct {
-	XRequestId *string
+// RegenerateAPIKeyResponse422Headers the declared response headers of an HTTP 422 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse422Headers struct {
+	XRequestID *string
 }
 
-// RegenerateApiKeyResponse429Headers the declared response headers of an HTTP 429 response for RegenerateApiKey
-type RegenerateApiKeyResponse429Headers struct {
+// RegenerateAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse429Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
-// RegenerateApiKeyResponse500Headers the declared response headers of an HTTP 500 response for RegenerateApiKey
-type RegenerateApiKeyResponse500Headers struct {
-	XRequestId *string
+// RegenerateAPIKeyResponse500Headers the declared response headers of an HTTP 500 response for RegenerateAPIKey
+type RegenerateAPIKeyResponse500Headers struct {
+	XRequestID *string
 }
 
-type RegenerateApiKeyResponse struct {
+type RegenerateAPIKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *ApiKeyEnvelope
+	JSON200 *APIKeyEnvelope
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *ErrorEnvelope
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -2927,91 +2927,91 @@ type RegenerateApiKeyResponse struct {
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// Headers200 the parsed response headers for an HTTP 200 response
-	Headers200 *RegenerateApiKeyResponse200Headers
+	Headers200 *RegenerateAPIKeyResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
-	Headers400 *RegenerateApiKeyResponse400Headers
+	Headers400 *RegenerateAPIKeyResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
-	Headers401 *RegenerateApiKeyResponse401Headers
+	Headers401 *RegenerateAPIKeyResponse401Headers
 	// Headers403 the parsed response headers for an HTTP 403 response
-	Headers403 *RegenerateApiKeyResponse403Headers
+	Headers403 *RegenerateAPIKeyResponse403Headers
 	// Headers404 the parsed response headers for an HTTP 404 response
-	Headers404 *RegenerateApiKeyResponse404Headers
+	Headers404 *RegenerateAPIKeyResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
-	Headers409 *RegenerateApiKeyResponse409Headers
+	Headers409 *RegenerateAPIKeyResponse409Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
-	Headers413 *RegenerateApiKeyResponse413Headers
+	Headers413 *RegenerateAPIKeyResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
-	Headers415 *RegenerateApiKeyResponse415Headers
+	Headers415 *RegenerateAPIKeyResponse415Headers
 	// Headers422 the parsed response headers for an HTTP 422 response
-	Headers422 *RegenerateApiKeyResponse422Headers
+	Headers422 *RegenerateAPIKeyResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *RegenerateApiKeyResponse429Headers
+	Headers429 *RegenerateAPIKeyResponse429Headers
 	// Headers500 the parsed response headers for an HTTP 500 response
-	Headers500 *RegenerateApiKeyResponse500Headers
+	Headers500 *RegenerateAPIKeyResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON200() *ApiKeyEnvelope {
+func (r RegenerateAPIKeyResponse) GetJSON200() *APIKeyEnvelope {
 	return r.JSON200
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON400() *ErrorEnvelope {
+func (r RegenerateAPIKeyResponse) GetJSON400() *ErrorEnvelope {
 	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON401() *Unauthorized {
+func (r RegenerateAPIKeyResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
 }
 
 // GetJSON403 returns the response for an HTTP 403 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON403() *ErrorEnvelope {
+func (r RegenerateAPIKeyResponse) GetJSON403() *ErrorEnvelope {
 	return r.JSON403
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON404() *ErrorEnvelope {
+func (r RegenerateAPIKeyResponse) GetJSON404() *ErrorEnvelope {
 	return r.JSON404
 }
 
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON409() *ErrorEnvelope {
+func (r RegenerateAPIKeyResponse) GetJSON409() *ErrorEnvelope {
 	return r.JSON409
 }
 
 // GetJSON413 returns the response for an HTTP 413 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON413() *PayloadTooLarge {
+func (r RegenerateAPIKeyResponse) GetJSON413() *PayloadTooLarge {
 	return r.JSON413
 }
 
 // GetJSON415 returns the response for an HTTP 415 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON415() *UnsupportedMediaType {
+func (r RegenerateAPIKeyResponse) GetJSON415() *UnsupportedMediaType {
 	return r.JSON415
 }
 
 // GetJSON422 returns the response for an HTTP 422 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON422() *ErrorEnvelope {
+func (r RegenerateAPIKeyResponse) GetJSON422() *ErrorEnvelope {
 	return r.JSON422
 }
 
 // GetJSON429 returns the response for an HTTP 429 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON429() *TooManyRequests {
+func (r RegenerateAPIKeyResponse) GetJSON429() *TooManyRequests {
 	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
-func (r RegenerateApiKeyResponse) GetJSON500() *InternalError {
+func (r RegenerateAPIKeyResponse) GetJSON500() *InternalError {
 	return r.JSON500
 }
 
 // GetBody returns the raw response body bytes
-func (r RegenerateApiKeyResponse) GetBody() []byte {
+func (r RegenerateAPIKeyResponse) GetBody() []byte {
 	return r.Body
 }
 
 // Status returns HTTPResponse.Status
-func (r RegenerateApiKeyResponse) Status() string {
+func (r RegenerateAPIKeyResponse) Status() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Status
 	}
@@ -3019,7 +3019,7 @@ func (r RegenerateApiKeyResponse) Status() string {
 }
 
 // StatusCode returns HTTPResponse.StatusCode
-func (r RegenerateApiKeyResponse) StatusCode() int {
+func (r RegenerateAPIKeyResponse) StatusCode() int {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.StatusCode
 	}
@@ -3027,7 +3027,7 @@ func (r RegenerateApiKeyResponse) StatusCode() int {
 }
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r RegenerateApiKeyResponse) ContentType() string {
+func (r RegenerateAPIKeyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3040,28 +3040,28 @@ type ListAuditEventsResponse200Headers struct {
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
 // ListAuditEventsResponse400Headers the declared response headers of an HTTP 400 response for ListAuditEvents
 type ListAuditEventsResponse400Headers struct {
-	XRequestId *string
+	XRequestID *string
 }
 
 // ListAuditEventsResponse401Headers the declared response headers of an HTTP 401 response for ListAuditEvents
 type ListAuditEventsResponse401Headers struct {
 	WWWAuthenticate *string
-	XRequestId      *string
+	XRequestID      *string
 }
 
 // ListAuditEventsResponse403Headers the declared response headers of an HTTP 403 response for ListAuditEvents
 type ListAuditEventsResponse403Headers struct {
-	XRequestId *string
+	XRequestID *string
 }
 
 // ListAuditEventsResponse404Headers the declared response headers of an HTTP 404 response for ListAuditEvents
 type ListAuditEventsResponse404Headers struct {
-	XRequestId *string
+	XRequestID *string
 }
 
 // ListAuditEventsResponse429Headers the declared response headers of an HTTP 429 response for ListAuditEvents
@@ -3070,12 +3070,12 @@ type ListAuditEventsResponse429Headers struct {
 	RateLimitRemaining *int
 	RateLimitReset     *int
 	RetryAfter         *int
-	XRequestId         *string
+	XRequestID         *string
 }
 
 // ListAuditEventsResponse500Headers the declared response headers of an HTTP 500 response for ListAuditEvents
 type ListAuditEventsResponse500Headers struct {
-	XRequestId *string
+	XRequestID *string
 }
 
 type ListAuditEventsResponse struct {
@@ -3175,7 +3175,7 @@ func (r ListAuditEventsResponse) ContentType() string {
 	return ""
 }
 
-// ListApiKeysWithResponse List API keys
+// ListAPIKeysWithResponse List API keys
 //
 // Lists the account's keys in the credential's mode, oldest first, a page at a time. The order
 // (by creation, then id) is stable: keys created while you page appear on a later page, and no
@@ -3184,16 +3184,16 @@ func (r ListAuditEventsResponse) ContentType() string {
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api-keys/ (the `ListApiKeys` operationId).
-func (c *ClientWithResponses) ListApiKeysWithResponse(ctx context.Context, params *ListApiKeysParams, reqEditors ...RequestEditorFn) (*ListApiKeysResponse, error) {
-	rsp, err := c.ListApiKeys(ctx, params, reqEditors...)
+// Corresponds with GET /api-keys/ (the `ListAPIKeys` operationId).
+func (c *ClientWithResponses) ListAPIKeysWithResponse(ctx context.Context, params *ListAPIKeysParams, reqEditors ...RequestEditorFn) (*ListAPIKeysResponse, error) {
+	rsp, err := c.ListAPIKeys(ctx, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseListApiKeysResponse(rsp)
+	return ParseListAPIKeysResponse(rsp)
 }
 
-// CreateApiKeyWithBodyWithResponse Create API key
+// CreateAPIKeyWithBodyWithResponse Create API key
 //
 // Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
 // store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
@@ -3201,16 +3201,16 @@ func (c *ClientWithResponses) ListApiKeysWithResponse(ctx context.Context, param
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
-func (c *ClientWithResponses) CreateApiKeyWithBodyWithResponse(ctx context.Context, params *CreateApiKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateApiKeyResponse, error) {
-	rsp, err := c.CreateApiKeyWithBody(ctx, params, contentType, body, reqEditors...)
+// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
+func (c *ClientWithResponses) CreateAPIKeyWithBodyWithResponse(ctx context.Context, params *CreateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateAPIKeyResponse, error) {
+	rsp, err := c.CreateAPIKeyWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseCreateApiKeyResponse(rsp)
+	return ParseCreateAPIKeyResponse(rsp)
 }
 
-// CreateApiKeyWithResponse Create API key
+// CreateAPIKeyWithResponse Create API key
 //
 // Issues a new secret key for `account_id`. The plaintext `key` is only in this response -
 // store it in a secret manager. Requires `account:api:key:create`. Answers **201**; some
@@ -3218,16 +3218,16 @@ func (c *ClientWithResponses) CreateApiKeyWithBodyWithResponse(ctx context.Conte
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api-keys/ (the `CreateApiKey` operationId).
-func (c *ClientWithResponses) CreateApiKeyWithResponse(ctx context.Context, params *CreateApiKeyParams, body CreateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateApiKeyResponse, error) {
-	rsp, err := c.CreateApiKey(ctx, params, body, reqEditors...)
+// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
+func (c *ClientWithResponses) CreateAPIKeyWithResponse(ctx context.Context, params *CreateAPIKeyParams, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAPIKeyResponse, error) {
+	rsp, err := c.CreateAPIKey(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseCreateApiKeyResponse(rsp)
+	return ParseCreateAPIKeyResponse(rsp)
 }
 
-// DeleteApiKeyWithResponse Revoke an API key
+// DeleteAPIKeyWithResponse Revoke an API key
 //
 // Revokes a custom key: it is marked `deleted`, its secret (and any secret still in a grace
 // period) is refused by every replica from the next request on, and its name is free again.
@@ -3238,32 +3238,32 @@ func (c *ClientWithResponses) CreateApiKeyWithResponse(ctx context.Context, para
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with DELETE /api-keys/{id} (the `DeleteApiKey` operationId).
-func (c *ClientWithResponses) DeleteApiKeyWithResponse(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*DeleteApiKeyResponse, error) {
-	rsp, err := c.DeleteApiKey(ctx, id, reqEditors...)
+// Corresponds with DELETE /api-keys/{id} (the `DeleteAPIKey` operationId).
+func (c *ClientWithResponses) DeleteAPIKeyWithResponse(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*DeleteAPIKeyResponse, error) {
+	rsp, err := c.DeleteAPIKey(ctx, id, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseDeleteApiKeyResponse(rsp)
+	return ParseDeleteAPIKeyResponse(rsp)
 }
 
-// GetApiKeyWithResponse Retrieve an API key
+// GetAPIKeyWithResponse Retrieve an API key
 //
 // Returns one key of the credential's account and mode, deleted or not, with a redacted
 // `key_hint` instead of the secret. Requires `account:api:key:read`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
-// Corresponds with GET /api-keys/{id} (the `GetApiKey` operationId).
-func (c *ClientWithResponses) GetApiKeyWithResponse(ctx context.Context, id ApiKeyId, reqEditors ...RequestEditorFn) (*GetApiKeyResponse, error) {
-	rsp, err := c.GetApiKey(ctx, id, reqEditors...)
+// Corresponds with GET /api-keys/{id} (the `GetAPIKey` operationId).
+func (c *ClientWithResponses) GetAPIKeyWithResponse(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*GetAPIKeyResponse, error) {
+	rsp, err := c.GetAPIKey(ctx, id, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseGetApiKeyResponse(rsp)
+	return ParseGetAPIKeyResponse(rsp)
 }
 
-// UpdateApiKeyWithBodyWithResponse Update an API key
+// UpdateAPIKeyWithBodyWithResponse Update an API key
 //
 // Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
 // replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
@@ -3273,16 +3273,16 @@ func (c *ClientWithResponses) GetApiKeyWithResponse(ctx context.Context, id ApiK
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with PATCH /api-keys/{id} (the `UpdateApiKey` operationId).
-func (c *ClientWithResponses) UpdateApiKeyWithBodyWithResponse(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateApiKeyResponse, error) {
-	rsp, err := c.UpdateApiKeyWithBody(ctx, id, contentType, body, reqEditors...)
+// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
+func (c *ClientWithResponses) UpdateAPIKeyWithBodyWithResponse(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateAPIKeyResponse, error) {
+	rsp, err := c.UpdateAPIKeyWithBody(ctx, id, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseUpdateApiKeyResponse(rsp)
+	return ParseUpdateAPIKeyResponse(rsp)
 }
 
-// UpdateApiKeyWithResponse Update an API key
+// UpdateAPIKeyWithResponse Update an API key
 //
 // Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
 // replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
@@ -3292,16 +3292,16 @@ func (c *ClientWithResponses) UpdateApiKeyWithBodyWithResponse(ctx context.Conte
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with PATCH /api-keys/{id} (the `UpdateApiKey` operationId).
-func (c *ClientWithResponses) UpdateApiKeyWithResponse(ctx context.Context, id ApiKeyId, body UpdateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateApiKeyResponse, error) {
-	rsp, err := c.UpdateApiKey(ctx, id, body, reqEditors...)
+// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
+func (c *ClientWithResponses) UpdateAPIKeyWithResponse(ctx context.Context, id APIKeyID, body UpdateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateAPIKeyResponse, error) {
+	rsp, err := c.UpdateAPIKey(ctx, id, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseUpdateApiKeyResponse(rsp)
+	return ParseUpdateAPIKeyResponse(rsp)
 }
 
-// RegenerateApiKeyWithBodyWithResponse Regenerate managed API key
+// RegenerateAPIKeyWithBodyWithResponse Regenerate managed API key
 //
 // Rotates the secret for a **managed** key id; custom keys use create/delete flows.
 // Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
@@ -3312,16 +3312,16 @@ func (c *ClientWithResponses) UpdateApiKeyWithResponse(ctx context.Context, id A
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-func (c *ClientWithResponses) RegenerateApiKeyWithBodyWithResponse(ctx context.Context, id ApiKeyId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error) {
-	rsp, err := c.RegenerateApiKeyWithBody(ctx, id, contentType, body, reqEditors...)
+// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
+func (c *ClientWithResponses) RegenerateAPIKeyWithBodyWithResponse(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error) {
+	rsp, err := c.RegenerateAPIKeyWithBody(ctx, id, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseRegenerateApiKeyResponse(rsp)
+	return ParseRegenerateAPIKeyResponse(rsp)
 }
 
-// RegenerateApiKeyWithResponse Regenerate managed API key
+// RegenerateAPIKeyWithResponse Regenerate managed API key
 //
 // Rotates the secret for a **managed** key id; custom keys use create/delete flows.
 // Requires `account:api:key:update`. The id stays the same and the new plaintext `key` is only
@@ -3332,13 +3332,13 @@ func (c *ClientWithResponses) RegenerateApiKeyWithBodyWithResponse(ctx context.C
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
-// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateApiKey` operationId).
-func (c *ClientWithResponses) RegenerateApiKeyWithResponse(ctx context.Context, id ApiKeyId, body RegenerateApiKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateApiKeyResponse, error) {
-	rsp, err := c.RegenerateApiKey(ctx, id, body, reqEditors...)
+// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
+func (c *ClientWithResponses) RegenerateAPIKeyWithResponse(ctx context.Context, id APIKeyID, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error) {
+	rsp, err := c.RegenerateAPIKey(ctx, id, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
-	return ParseRegenerateApiKeyResponse(rsp)
+	return ParseRegenerateAPIKeyResponse(rsp)
 }
 
 // ListAuditEventsWithResponse List audit events
@@ -3361,22 +3361,22 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 	return ParseListAuditEventsResponse(rsp)
 }
 
-// ParseListApiKeysResponse parses an HTTP response from a ListApiKeysWithResponse call
-func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) {
+// ParseListAPIKeysResponse parses an HTTP response from a ListAPIKeysWithResponse call
+func ParseListAPIKeysResponse(rsp *http.Response) (*ListAPIKeysResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &ListApiKeysResponse{
+	response := &ListAPIKeysResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest ApiKeyListEnvelope
+		var dest APIKeyListEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -3428,7 +3428,7 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 
 	switch {
 	case rsp.StatusCode == 200:
-		var headers ListApiKeysResponse200Headers
+		var headers ListAPIKeysResponse200Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -3462,21 +3462,21 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
-		var headers ListApiKeysResponse400Headers
+		var headers ListAPIKeysResponse400Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
-		var headers ListApiKeysResponse401Headers
+		var headers ListAPIKeysResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -3489,31 +3489,31 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
-		var headers ListApiKeysResponse403Headers
+		var headers ListAPIKeysResponse403Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
-		var headers ListApiKeysResponse404Headers
+		var headers ListAPIKeysResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 429:
-		var headers ListApiKeysResponse429Headers
+		var headers ListAPIKeysResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -3547,17 +3547,17 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
-		var headers ListApiKeysResponse500Headers
+		var headers ListAPIKeysResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -3565,29 +3565,29 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 	return response, nil
 }
 
-// ParseCreateApiKeyResponse parses an HTTP response from a CreateApiKeyWithResponse call
-func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error) {
+// ParseCreateAPIKeyResponse parses an HTTP response from a CreateAPIKeyWithResponse call
+func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &CreateApiKeyResponse{
+	response := &CreateAPIKeyResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest ApiKeyEnvelope
+		var dest APIKeyEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
-		var dest ApiKeyEnvelope
+		var dest APIKeyEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -3667,7 +3667,7 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 
 	switch {
 	case rsp.StatusCode == 200:
-		var headers CreateApiKeyResponse200Headers
+		var headers CreateAPIKeyResponse200Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -3701,11 +3701,11 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 201:
-		var headers CreateApiKeyResponse201Headers
+		var headers CreateAPIKeyResponse201Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -3739,21 +3739,21 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers201 = &headers
 	case rsp.StatusCode == 400:
-		var headers CreateApiKeyResponse400Headers
+		var headers CreateAPIKeyResponse400Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
-		var headers CreateApiKeyResponse401Headers
+		var headers CreateAPIKeyResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -3766,71 +3766,71 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
-		var headers CreateApiKeyResponse403Headers
+		var headers CreateAPIKeyResponse403Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
-		var headers CreateApiKeyResponse404Headers
+		var headers CreateAPIKeyResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
-		var headers CreateApiKeyResponse409Headers
+		var headers CreateAPIKeyResponse409Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
-		var headers CreateApiKeyResponse413Headers
+		var headers CreateAPIKeyResponse413Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
-		var headers CreateApiKeyResponse415Headers
+		var headers CreateAPIKeyResponse415Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
-		var headers CreateApiKeyResponse422Headers
+		var headers CreateAPIKeyResponse422Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
-		var headers CreateApiKeyResponse429Headers
+		var headers CreateAPIKeyResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -3864,17 +3864,17 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
-		var headers CreateApiKeyResponse500Headers
+		var headers CreateAPIKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -3882,22 +3882,22 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 	return response, nil
 }
 
-// ParseDeleteApiKeyResponse parses an HTTP response from a DeleteApiKeyWithResponse call
-func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error) {
+// ParseDeleteAPIKeyResponse parses an HTTP response from a DeleteAPIKeyWithResponse call
+func ParseDeleteAPIKeyResponse(rsp *http.Response) (*DeleteAPIKeyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &DeleteApiKeyResponse{
+	response := &DeleteAPIKeyResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest ApiKeyViewEnvelope
+		var dest APIKeyViewEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -3956,7 +3956,7 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 
 	switch {
 	case rsp.StatusCode == 200:
-		var headers DeleteApiKeyResponse200Headers
+		var headers DeleteAPIKeyResponse200Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -3990,21 +3990,21 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
-		var headers DeleteApiKeyResponse400Headers
+		var headers DeleteAPIKeyResponse400Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
-		var headers DeleteApiKeyResponse401Headers
+		var headers DeleteAPIKeyResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -4017,41 +4017,41 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
-		var headers DeleteApiKeyResponse403Headers
+		var headers DeleteAPIKeyResponse403Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
-		var headers DeleteApiKeyResponse404Headers
+		var headers DeleteAPIKeyResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 422:
-		var headers DeleteApiKeyResponse422Headers
+		var headers DeleteAPIKeyResponse422Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
-		var headers DeleteApiKeyResponse429Headers
+		var headers DeleteAPIKeyResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -4085,17 +4085,17 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
-		var headers DeleteApiKeyResponse500Headers
+		var headers DeleteAPIKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -4103,22 +4103,22 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 	return response, nil
 }
 
-// ParseGetApiKeyResponse parses an HTTP response from a GetApiKeyWithResponse call
-func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
+// ParseGetAPIKeyResponse parses an HTTP response from a GetAPIKeyWithResponse call
+func ParseGetAPIKeyResponse(rsp *http.Response) (*GetAPIKeyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &GetApiKeyResponse{
+	response := &GetAPIKeyResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest ApiKeyViewEnvelope
+		var dest APIKeyViewEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4170,7 +4170,7 @@ func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
 
 	switch {
 	case rsp.StatusCode == 200:
-		var headers GetApiKeyResponse200Headers
+		var headers GetAPIKeyResponse200Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -4204,21 +4204,21 @@ func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
-		var headers GetApiKeyResponse400Headers
+		var headers GetAPIKeyResponse400Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
-		var headers GetApiKeyResponse401Headers
+		var headers GetAPIKeyResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -4231,31 +4231,31 @@ func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
-		var headers GetApiKeyResponse403Headers
+		var headers GetAPIKeyResponse403Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
-		var headers GetApiKeyResponse404Headers
+		var headers GetAPIKeyResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 429:
-		var headers GetApiKeyResponse429Headers
+		var headers GetAPIKeyResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -4289,17 +4289,17 @@ func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
-		var headers GetApiKeyResponse500Headers
+		var headers GetAPIKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -4307,22 +4307,22 @@ func ParseGetApiKeyResponse(rsp *http.Response) (*GetApiKeyResponse, error) {
 	return response, nil
 }
 
-// ParseUpdateApiKeyResponse parses an HTTP response from a UpdateApiKeyWithResponse call
-func ParseUpdateApiKeyResponse(rsp *http.Response) (*UpdateApiKeyResponse, error) {
+// ParseUpdateAPIKeyResponse parses an HTTP response from a UpdateAPIKeyWithResponse call
+func ParseUpdateAPIKeyResponse(rsp *http.Response) (*UpdateAPIKeyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &UpdateApiKeyResponse{
+	response := &UpdateAPIKeyResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest ApiKeyViewEnvelope
+		var dest APIKeyViewEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4402,7 +4402,7 @@ func ParseUpdateApiKeyResponse(rsp *http.Response) (*UpdateApiKeyResponse, error
 
 	switch {
 	case rsp.StatusCode == 200:
-		var headers UpdateApiKeyResponse200Headers
+		var headers UpdateAPIKeyResponse200Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -4436,21 +4436,21 @@ func ParseUpdateApiKeyResponse(rsp *http.Response) (*UpdateApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
-		var headers UpdateApiKeyResponse400Headers
+		var headers UpdateAPIKeyResponse400Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
-		var headers UpdateApiKeyResponse401Headers
+		var headers UpdateAPIKeyResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -4463,71 +4463,71 @@ func ParseUpdateApiKeyResponse(rsp *http.Response) (*UpdateApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
-		var headers UpdateApiKeyResponse403Headers
+		var headers UpdateAPIKeyResponse403Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
-		var headers UpdateApiKeyResponse404Headers
+		var headers UpdateAPIKeyResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
-		var headers UpdateApiKeyResponse409Headers
+		var headers UpdateAPIKeyResponse409Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
-		var headers UpdateApiKeyResponse413Headers
+		var headers UpdateAPIKeyResponse413Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
-		var headers UpdateApiKeyResponse415Headers
+		var headers UpdateAPIKeyResponse415Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
-		var headers UpdateApiKeyResponse422Headers
+		var headers UpdateAPIKeyResponse422Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
-		var headers UpdateApiKeyResponse429Headers
+		var headers UpdateAPIKeyResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -4561,17 +4561,17 @@ func ParseUpdateApiKeyResponse(rsp *http.Response) (*UpdateApiKeyResponse, error
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
-		var headers UpdateApiKeyResponse500Headers
+		var headers UpdateAPIKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -4579,22 +4579,22 @@ func ParseUpdateApiKeyResponse(rsp *http.Response) (*UpdateApiKeyResponse, error
 	return response, nil
 }
 
-// ParseRegenerateApiKeyResponse parses an HTTP response from a RegenerateApiKeyWithResponse call
-func ParseRegenerateApiKeyResponse(rsp *http.Response) (*RegenerateApiKeyResponse, error) {
+// ParseRegenerateAPIKeyResponse parses an HTTP response from a RegenerateAPIKeyWithResponse call
+func ParseRegenerateAPIKeyResponse(rsp *http.Response) (*RegenerateAPIKeyResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
 	defer func() { _ = rsp.Body.Close() }()
 	if err != nil {
 		return nil, err
 	}
 
-	response := &RegenerateApiKeyResponse{
+	response := &RegenerateAPIKeyResponse{
 		Body:         bodyBytes,
 		HTTPResponse: rsp,
 	}
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest ApiKeyEnvelope
+		var dest APIKeyEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -4674,7 +4674,7 @@ func ParseRegenerateApiKeyResponse(rsp *http.Response) (*RegenerateApiKeyRespons
 
 	switch {
 	case rsp.StatusCode == 200:
-		var headers RegenerateApiKeyResponse200Headers
+		var headers RegenerateAPIKeyResponse200Headers
 		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -4708,21 +4708,21 @@ func ParseRegenerateApiKeyResponse(rsp *http.Response) (*RegenerateApiKeyRespons
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
-		var headers RegenerateApiKeyResponse400Headers
+		var headers RegenerateAPIKeyResponse400Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
-		var headers RegenerateApiKeyResponse401Headers
+		var headers RegenerateAPIKeyResponse401Headers
 		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -4735,71 +4735,71 @@ func ParseRegenerateApiKeyResponse(rsp *http.Response) (*RegenerateApiKeyRespons
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
-		var headers RegenerateApiKeyResponse403Headers
+		var headers RegenerateAPIKeyResponse403Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
-		var headers RegenerateApiKeyResponse404Headers
+		var headers RegenerateAPIKeyResponse404Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
-		var headers RegenerateApiKeyResponse409Headers
+		var headers RegenerateAPIKeyResponse409Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers409 = &headers
 	case rsp.StatusCode == 413:
-		var headers RegenerateApiKeyResponse413Headers
+		var headers RegenerateAPIKeyResponse413Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers413 = &headers
 	case rsp.StatusCode == 415:
-		var headers RegenerateApiKeyResponse415Headers
+		var headers RegenerateAPIKeyResponse415Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers415 = &headers
 	case rsp.StatusCode == 422:
-		var headers RegenerateApiKeyResponse422Headers
+		var headers RegenerateAPIKeyResponse422Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
-		var headers RegenerateApiKeyResponse429Headers
+		var headers RegenerateAPIKeyResponse429Headers
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -4833,17 +4833,17 @@ func ParseRegenerateApiKeyResponse(rsp *http.Response) (*RegenerateApiKeyRespons
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
-		var headers RegenerateApiKeyResponse500Headers
+		var headers RegenerateAPIKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
 	}
@@ -4952,7 +4952,7 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
@@ -4962,7 +4962,7 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers400 = &headers
 	case rsp.StatusCode == 401:
@@ -4979,7 +4979,7 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers401 = &headers
 	case rsp.StatusCode == 403:
@@ -4989,7 +4989,7 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers403 = &headers
 	case rsp.StatusCode == 404:
@@ -4999,7 +4999,7 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers404 = &headers
 	case rsp.StatusCode == 429:
@@ -5037,7 +5037,7 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
@@ -5047,7 +5047,7 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			}
-			headers.XRequestId = &value
+			headers.XRequestID = &value
 		}
 		response.Headers500 = &headers
 	}

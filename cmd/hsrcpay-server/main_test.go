@@ -261,7 +261,7 @@ func TestSIGTERMDrainsAndFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	got, err := st.Repo(apikey.Sandbox).GetKey(context.Background(), k.Id)
+	got, err := st.Repo(apikey.Sandbox).GetKey(context.Background(), k.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

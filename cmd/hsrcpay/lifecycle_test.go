@@ -59,13 +59,13 @@ func TestKeysList(t *testing.T) {
 	for _, k := range created {
 		line := ""
 		for _, l := range strings.Split(out, "\n") {
-			if strings.HasPrefix(l, k.Id) {
+			if strings.HasPrefix(l, k.ID) {
 				line = l
 			}
 		}
 		hint := "sk_test_…" + k.Key[len(k.Key)-4:]
 		if !strings.Contains(line, k.Name) || !strings.Contains(line, "SECRET") || !strings.Contains(line, "ACTIVE") || !strings.Contains(line, hint) {
-			t.Errorf("row of %s: %q (want name, type, status and hint %s)", k.Id, line, hint)
+			t.Errorf("row of %s: %q (want name, type, status and hint %s)", k.ID, line, hint)
 		}
 		if strings.Contains(out, k.Key) {
 			t.Fatal("the list shows a secret")
@@ -78,15 +78,15 @@ func TestKeysList(t *testing.T) {
 	// --json: one array holding every page, oldest first.
 	var keys []client.APIKeyView
 	decodeStrict(t, ok(t, env, "keys", "list", "--json", "--account", account, "--limit", "2"), &keys)
-	if len(keys) != 7 || !keys[0].Managed || keys[2].Id != created[0].Id || keys[6].Id != created[4].Id {
+	if len(keys) != 7 || !keys[0].Managed || keys[2].ID != created[0].ID || keys[6].ID != created[4].ID {
 		t.Fatalf("--json listed %d keys: %+v", len(keys), keys)
 	}
 
 	// Filters.
-	if _, err := c.UpdateAPIKey(context.Background(), created[1].Id, client.Disable()); err != nil {
+	if _, err := c.UpdateAPIKey(context.Background(), created[1].ID, client.Disable()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.DeleteAPIKey(context.Background(), created[2].Id); err != nil {
+	if _, err := c.DeleteAPIKey(context.Background(), created[2].ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -110,7 +110,7 @@ func TestKeysList(t *testing.T) {
 		}
 	}
 	// Deleted keys show as such; no match is said, and is [] in JSON.
-	contains(t, "deleted", ok(t, env, "keys", "list", "--account", account, "--deleted"), created[2].Id, "DELETED")
+	contains(t, "deleted", ok(t, env, "keys", "list", "--account", account, "--deleted"), created[2].ID, "DELETED")
 	contains(t, "none", ok(t, env, "keys", "list", "--account", account, "--deleted", "--managed", "true"), "No API keys match.")
 	if out := ok(t, env, "keys", "list", "--json", "--account", account, "--deleted", "--managed", "true"); out != "[]\n" {
 		t.Errorf("empty --json list: %q", out)
@@ -124,69 +124,69 @@ func TestKeysGetUpdateDisableEnableDelete(t *testing.T) {
 	hint := "sk_test_…" + k.Key[len(k.Key)-4:]
 
 	// get
-	out := ok(t, env, "keys", "get", k.Id)
-	contains(t, "get", out, "API key "+k.Id, "name:", "lifecycle", "status:", "ACTIVE", "hint:", hint,
+	out := ok(t, env, "keys", "get", k.ID)
+	contains(t, "get", out, "API key "+k.ID, "name:", "lifecycle", "status:", "ACTIVE", "hint:", hint,
 		"permissions:", "payment:read", "created by:", "key "+m.SecretID, "expires at:", "never", "last used:")
 	if strings.Contains(out, k.Key) {
 		t.Fatal("get shows the secret")
 	}
 	var v client.APIKeyView
-	decodeStrict(t, ok(t, env, "keys", "get", "--json", k.Id), &v)
-	if v.Id != k.Id || v.KeyHint == nil || *v.KeyHint != hint || v.CreatedBy.Id != m.SecretID {
+	decodeStrict(t, ok(t, env, "keys", "get", "--json", k.ID), &v)
+	if v.ID != k.ID || v.KeyHint == nil || *v.KeyHint != hint || v.CreatedBy.ID != m.SecretID {
 		t.Fatalf("get --json %+v", v)
 	}
 
 	// update, human and JSON
 	exp := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second)
-	out = ok(t, env, "keys", "update", k.Id, "--name", "lifecycle 2", "--metadata", "team=x", "--metadata", "note=a=b",
+	out = ok(t, env, "keys", "update", k.ID, "--name", "lifecycle 2", "--metadata", "team=x", "--metadata", "note=a=b",
 		"--expires-at", exp.Format(time.RFC3339))
-	contains(t, "update", out, "Updated API key "+k.Id, "lifecycle 2", "note=a=b team=x", exp.Format(time.RFC3339))
-	decodeStrict(t, ok(t, env, "keys", "update", "--json", "--clear-metadata", k.Id), &v)
+	contains(t, "update", out, "Updated API key "+k.ID, "lifecycle 2", "note=a=b team=x", exp.Format(time.RFC3339))
+	decodeStrict(t, ok(t, env, "keys", "update", "--json", "--clear-metadata", k.ID), &v)
 	if len(v.Metadata) != 0 || v.Name != "lifecycle 2" || v.ExpiresAt == nil || !v.ExpiresAt.Equal(exp) {
 		t.Fatalf("update --json %+v", v)
 	}
-	decodeStrict(t, ok(t, env, "keys", "update", "--json", "--status", "inactive", k.Id), &v)
+	decodeStrict(t, ok(t, env, "keys", "update", "--json", "--status", "inactive", k.ID), &v)
 	if v.Status != client.StatusInactive {
 		t.Fatalf("update --status inactive: %+v", v)
 	}
-	decodeStrict(t, ok(t, env, "keys", "update", k.Id, "--status", "ACTIVE", "--json"), &v)
+	decodeStrict(t, ok(t, env, "keys", "update", k.ID, "--status", "ACTIVE", "--json"), &v)
 	if v.Status != client.StatusActive {
 		t.Fatalf("update --status ACTIVE: %+v", v)
 	}
 
 	// disable / enable, and what they do to the secret
-	contains(t, "disable", ok(t, env, "keys", "disable", k.Id), "Disabled API key "+k.Id, "INACTIVE", "disabled")
+	contains(t, "disable", ok(t, env, "keys", "disable", k.ID), "Disabled API key "+k.ID, "INACTIVE", "disabled")
 	keyEnv := map[string]string{"HSRCPAY_API_URL": e.URL, "HSRCPAY_API_KEY": k.Key}
-	code, out, errOut := cli(t, keyEnv, "keys", "get", k.Id)
+	code, out, errOut := cli(t, keyEnv, "keys", "get", k.ID)
 	wantCode(t, code, exitAuth, out, errOut)
 	contains(t, "a disabled key's secret", errOut, "code: 40101")
-	decodeStrict(t, ok(t, env, "keys", "enable", "--json", k.Id), &v)
+	decodeStrict(t, ok(t, env, "keys", "enable", "--json", k.ID), &v)
 	if v.Status != client.StatusActive {
 		t.Fatalf("enable --json %+v", v)
 	}
-	decodeStrict(t, ok(t, env, "keys", "disable", "--json", k.Id), &v)
+	decodeStrict(t, ok(t, env, "keys", "disable", "--json", k.ID), &v)
 	if v.Status != client.StatusInactive {
 		t.Fatalf("disable --json %+v", v)
 	}
-	contains(t, "enable", ok(t, env, "keys", "enable", k.Id), "Enabled API key "+k.Id, "ACTIVE")
+	contains(t, "enable", ok(t, env, "keys", "enable", k.ID), "Enabled API key "+k.ID, "ACTIVE")
 
 	// delete, twice: both succeed
-	contains(t, "delete", ok(t, env, "keys", "delete", k.Id), "Deleted API key "+k.Id, "DELETED", "no longer authenticates")
-	decodeStrict(t, ok(t, env, "keys", "delete", "--json", k.Id), &v)
-	if !v.Deleted || v.Id != k.Id {
+	contains(t, "delete", ok(t, env, "keys", "delete", k.ID), "Deleted API key "+k.ID, "DELETED", "no longer authenticates")
+	decodeStrict(t, ok(t, env, "keys", "delete", "--json", k.ID), &v)
+	if !v.Deleted || v.ID != k.ID {
 		t.Fatalf("second delete --json %+v", v)
 	}
-	code, out, errOut = cli(t, keyEnv, "keys", "get", k.Id)
+	code, out, errOut = cli(t, keyEnv, "keys", "get", k.ID)
 	wantCode(t, code, exitAuth, out, errOut)
-	contains(t, "get deleted", ok(t, env, "keys", "get", k.Id), "DELETED")
+	contains(t, "get deleted", ok(t, env, "keys", "get", k.ID), "DELETED")
 }
 
 func TestAuditListAndVerify(t *testing.T) {
 	e, m, env := setup(t)
 	c := e.Client(m.Secret)
 	k := newKey(t, c, "audited", client.Permissions{"payment": {"read"}})
-	ok(t, env, "keys", "disable", k.Id)
-	ok(t, env, "keys", "update", k.Id, "--name", "audited 2")
+	ok(t, env, "keys", "disable", k.ID)
+	ok(t, env, "keys", "update", k.ID, "--name", "audited 2")
 
 	// bootstrap ×2, create, disable, update: newest first.
 	out := ok(t, env, "audit", "list", "--account", account, "--limit", "2")
@@ -204,8 +204,8 @@ func TestAuditListAndVerify(t *testing.T) {
 		t.Fatalf("audit list --json: %+v", events)
 	}
 	var filtered []client.AuditEvent
-	decodeStrict(t, ok(t, env, "audit", "list", "--json", "--account", account, "--key-id", k.Id, "--action", "DISABLE"), &filtered)
-	if len(filtered) != 1 || filtered[0].Action != client.AuditDisable || filtered[0].KeyId != k.Id {
+	decodeStrict(t, ok(t, env, "audit", "list", "--json", "--account", account, "--key-id", k.ID, "--action", "DISABLE"), &filtered)
+	if len(filtered) != 1 || filtered[0].Action != client.AuditDisable || filtered[0].KeyID != k.ID {
 		t.Fatalf("filtered: %+v", filtered)
 	}
 	contains(t, "no events", ok(t, env, "audit", "list", "--account", account, "--key-id", "key_doesnotexist0"), "No audit events match.")
@@ -282,24 +282,24 @@ func TestLifecycleExitCodes(t *testing.T) {
 		{"audit verify without account", offline, []string{"audit", "verify"}, exitUsage, []string{"--account is required"}},
 		{"audit verify positional", offline, []string{"audit", "verify", "--account", account, "x"}, exitUsage, []string{`unexpected argument "x"`}},
 		{"no token", map[string]string{"HSRCPAY_API_URL": e.URL}, []string{"keys", "list", "--account", account}, exitUsage, []string{"no API key"}},
-		{"unreachable", offline, []string{"keys", "get", k.Id}, exitError, []string{"cannot reach the API"}},
+		{"unreachable", offline, []string{"keys", "get", k.ID}, exitError, []string{"cannot reach the API"}},
 
 		{"401 unknown token", as("sk_test_unknownunknownunknownunknown000000"), []string{"keys", "list", "--account", account}, exitAuth, []string{"code: 401", "request id: req_"}},
 		{"403 list another account", env, []string{"keys", "list", "--account", "acct_cli_other"}, exitAuth, []string{"code: 40301"}},
-		{"403 no read", as(k.Key), []string{"keys", "get", k.Id}, exitAuth, []string{"code: 40300"}},
+		{"403 no read", as(k.Key), []string{"keys", "get", k.ID}, exitAuth, []string{"code: 40300"}},
 		{"403 audit without account:audit:read", as(admin.Key), []string{"audit", "list", "--account", account}, exitAuth, []string{"code: 40300"}},
 		{"403 audit verify without account:audit:read", as(admin.Key), []string{"audit", "verify", "--account", account}, exitAuth, []string{"code: 40300"}},
-		{"403 update a stronger key", as(admin.Key), []string{"keys", "disable", strong.Id}, exitAuth, []string{"code: 40302", `missing: ["refund:create"]`}},
-		{"403 delete a stronger key", as(admin.Key), []string{"keys", "delete", strong.Id}, exitAuth, []string{"code: 40302"}},
+		{"403 update a stronger key", as(admin.Key), []string{"keys", "disable", strong.ID}, exitAuth, []string{"code: 40302", `missing: ["refund:create"]`}},
+		{"403 delete a stronger key", as(admin.Key), []string{"keys", "delete", strong.ID}, exitAuth, []string{"code: 40302"}},
 		{"404 get unknown", env, []string{"keys", "get", "key_doesnotexist0"}, exitNotFound, []string{"code: 40400", "request id: req_"}},
 		{"404 get another account's key", env, []string{"keys", "get", other[apikey.Sandbox].SecretID}, exitNotFound, []string{"code: 40400"}},
 		{"404 delete another account's key", env, []string{"keys", "delete", other[apikey.Sandbox].PublishableID}, exitNotFound, []string{"code: 40400"}},
 		{"404 update unknown", env, []string{"keys", "update", "--name", "x", "key_doesnotexist0"}, exitNotFound, []string{"code: 40400"}},
-		{"409 rename onto a taken name", env, []string{"keys", "update", "--name", "taken", k.Id}, exitError, []string{"code: 40900", "409"}},
+		{"409 rename onto a taken name", env, []string{"keys", "update", "--name", "taken", k.ID}, exitError, []string{"code: 40900", "409"}},
 		{"422 delete a managed key", env, []string{"keys", "delete", m.SecretID}, exitError, []string{"code: 42204", "422"}},
 		{"422 rename a managed key", env, []string{"keys", "update", "--name", "mine", m.SecretID}, exitError, []string{"code: 42205"}},
-		{"422 expiry in the past", env, []string{"keys", "update", "--expires-at", "2001-01-01T00:00:00Z", k.Id}, exitError, []string{"code: 4220"}},
-		{"400 name too long", env, []string{"keys", "update", "--name", strings.Repeat("n", 101), k.Id}, exitError, []string{"code: 40000", "invalid body /name"}},
+		{"422 expiry in the past", env, []string{"keys", "update", "--expires-at", "2001-01-01T00:00:00Z", k.ID}, exitError, []string{"code: 4220"}},
+		{"400 name too long", env, []string{"keys", "update", "--name", strings.Repeat("n", 101), k.ID}, exitError, []string{"code: 40000", "invalid body /name"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := cli(t, tc.env, tc.args...)

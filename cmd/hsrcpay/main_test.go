@@ -80,7 +80,7 @@ func TestCreateJSONAndTheSecretWorks(t *testing.T) {
 		t.Fatalf("--json output is not an API key: %v\n%s", err, out)
 	}
 	want := client.Permissions{"account:api:key": {"update", "read"}, "payment": {"read"}}
-	if key.Name != "rotator" || key.AccountId != account || key.Managed || !reflect.DeepEqual(key.Permissions, want) {
+	if key.Name != "rotator" || key.AccountID != account || key.Managed || !reflect.DeepEqual(key.Permissions, want) {
 		t.Fatalf("created %+v", key)
 	}
 	if !strings.HasPrefix(key.Key, "sk_test_") || key.ExpiresAt != nil || len(key.Metadata) != 0 {
@@ -100,7 +100,7 @@ func TestCreateJSONAndTheSecretWorks(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &regen); err != nil {
 		t.Fatal(err)
 	}
-	if regen.Id != m.SecretID || regen.Key == m.Secret || !strings.HasPrefix(regen.Key, "sk_test_") || regen.PreviousKeyExpiresAt != nil {
+	if regen.ID != m.SecretID || regen.Key == m.Secret || !strings.HasPrefix(regen.Key, "sk_test_") || regen.PreviousKeyExpiresAt != nil {
 		t.Fatalf("regenerated %+v", regen)
 	}
 	code, out, errOut = cli(t, env, "keys", "regenerate", m.SecretID) // env has the old managed secret

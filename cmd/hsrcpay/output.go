@@ -23,14 +23,14 @@ func printKey(stdout, stderr io.Writer, asJSON bool, title string, key *client.A
 	if asJSON {
 		return printJSON(stdout, stderr, key)
 	}
-	fmt.Fprintf(stdout, "%s %s\n\n", title, safe(key.Id))
+	fmt.Fprintf(stdout, "%s %s\n\n", title, safe(key.ID))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "  %s:\t%s\n", k, v) }
-	row("id", safe(key.Id))
+	row("id", safe(key.ID))
 	row("name", safe(key.Name))
 	row("type", safe(string(key.Type)))
 	row("status", safe(string(key.Status)))
-	row("account", safe(key.AccountId))
+	row("account", safe(key.AccountID))
 	row("managed", map[bool]string{true: "yes", false: "no"}[key.Managed])
 	row("permissions", permissionList(key.Permissions))
 	row("expires at", timeOr(key.ExpiresAt, "never"))
@@ -63,15 +63,15 @@ func printKeyView(stdout, stderr io.Writer, asJSON bool, title string, key *clie
 	if asJSON {
 		return printJSON(stdout, stderr, key)
 	}
-	fmt.Fprintf(stdout, "%s %s\n\n", title, safe(key.Id))
+	fmt.Fprintf(stdout, "%s %s\n\n", title, safe(key.ID))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "  %s:\t%s\n", k, v) }
 	yesNo := map[bool]string{true: "yes", false: "no"}
-	row("id", safe(key.Id))
+	row("id", safe(key.ID))
 	row("name", safe(key.Name))
 	row("type", safe(string(key.Type)))
 	row("status", keyStatus(key))
-	row("account", safe(key.AccountId))
+	row("account", safe(key.AccountID))
 	row("managed", yesNo[key.Managed])
 	row("permissions", permissionList(key.Permissions))
 	row("hint", strOr(key.KeyHint, "none"))
@@ -83,8 +83,8 @@ func printKeyView(stdout, stderr io.Writer, asJSON bool, title string, key *clie
 	row("created by", actorString(key.CreatedBy))
 	row("updated at", timeOr(&key.UpdatedAt, ""))
 	lastUsed := timeOr(key.LastUsedAt, "never")
-	if key.LastUsedAt != nil && key.LastUsedIp != nil {
-		lastUsed += " from " + safe(*key.LastUsedIp)
+	if key.LastUsedAt != nil && key.LastUsedIP != nil {
+		lastUsed += " from " + safe(*key.LastUsedIP)
 	}
 	row("last used", lastUsed)
 	if key.PreviousKeyExpiresAt != nil {
@@ -116,9 +116,9 @@ func strOr(s *string, none string) string {
 }
 
 func actorString(a client.CreatedBy) string {
-	s := safe(string(a.Kind)) + " " + safe(a.Id)
-	if a.RequestId != "" {
-		s += " (request " + safe(a.RequestId) + ")"
+	s := safe(string(a.Kind)) + " " + safe(a.ID)
+	if a.RequestID != "" {
+		s += " (request " + safe(a.RequestID) + ")"
 	}
 	return s
 }
@@ -133,7 +133,7 @@ func printKeyTable(stdout io.Writer, keys []client.APIKeyView) int {
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tSTATUS\tHINT\tEXPIRES\tCREATED")
 	for i := range keys {
 		k := &keys[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safe(k.Id), safe(k.Name), safe(string(k.Type)), keyStatus(k),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safe(k.ID), safe(k.Name), safe(string(k.Type)), keyStatus(k),
 			strOr(k.KeyHint, "-"), timeOr(k.ExpiresAt, "never"), timeOr(&k.CreatedAt, ""))
 	}
 	tw.Flush()
@@ -150,12 +150,12 @@ func printAuditTable(stdout io.Writer, events []client.AuditEvent) int {
 	fmt.Fprintln(tw, "SEQ\tTIME\tACTION\tKEY\tACTOR\tCLIENT IP\tCHANGES")
 	for i := range events {
 		e := &events[i]
-		ip := e.ClientIp
+		ip := e.ClientIP
 		if ip == "" {
 			ip = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, timeOr(&e.CreatedAt, ""), safe(string(e.Action)), safe(e.KeyId),
-			safe(string(e.Actor.Kind))+" "+safe(e.Actor.Id), safe(ip), changeList(e.Changes))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, timeOr(&e.CreatedAt, ""), safe(string(e.Action)), safe(e.KeyID),
+			safe(string(e.Actor.Kind))+" "+safe(e.Actor.ID), safe(ip), changeList(e.Changes))
 	}
 	tw.Flush()
 	return exitOK
