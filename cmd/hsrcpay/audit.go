@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 
 	"github.com/hsrcpay/apikeys/client"
@@ -84,7 +83,7 @@ func (a *app) auditListCmd() *cobra.Command {
 			}
 			return exit(printJSON(a.stdout, stderr, events))
 		}
-		return exit(printAuditTable(a.stdout, events))
+		return exit(printAuditTable(a.stdout, stderr, events))
 	}
 	return c
 }
@@ -145,11 +144,11 @@ func (a *app) auditVerify(account string, asJSON bool, pos []string) int {
 	if err := client.VerifyAuditChain(events); err != nil {
 		var ce *client.AuditChainError
 		if errors.As(err, &ce) {
-			fmt.Fprintf(stderr, "%s: the audit chain of account %s (%s) is broken at seq %d: %s\n",
+			eprintf(stderr, "%s: the audit chain of account %s (%s) is broken at seq %d: %s\n",
 				cmd, safe(ce.AccountID), safe(ce.Mode), ce.Seq, safe(ce.Reason))
-			fmt.Fprintf(stderr, "  events fetched: %d; an event was changed, removed or inserted after it was written\n", len(events))
+			eprintf(stderr, "  events fetched: %d; an event was changed, removed or inserted after it was written\n", len(events))
 		} else {
-			fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+			eprintf(stderr, "%s: %v\n", cmd, err)
 		}
 		return exitError
 	}
@@ -162,13 +161,14 @@ func (a *app) auditVerify(account string, asJSON bool, pos []string) int {
 	if asJSON {
 		return printJSON(a.stdout, stderr, res)
 	}
+	out := &output{w: a.stdout}
 	if len(events) == 0 {
-		fmt.Fprintf(a.stdout, "Account %s has no audit events in this mode: nothing to verify.\n", safe(account))
-		return exitOK
+		out.printf("Account %s has no audit events in this mode: nothing to verify.\n", safe(account))
+		return out.done(stderr)
 	}
-	fmt.Fprintf(a.stdout, "The audit chain of account %s (%s) holds: %d events, seq 1 to %d.\n",
+	out.printf("The audit chain of account %s (%s) holds: %d events, seq 1 to %d.\n",
 		safe(res.AccountID), safe(res.Mode), res.Events, res.HeadSeq)
-	fmt.Fprintf(a.stdout, "Head: seq %d, hash %s\n", res.HeadSeq, safe(res.HeadHash))
-	fmt.Fprintf(a.stdout, "Events removed at the newest end cannot be seen from here: keep this head and\ncheck later that the chain still reaches it, or run 'hsrcpay-server audit verify'.\n")
-	return exitOK
+	out.printf("Head: seq %d, hash %s\n", res.HeadSeq, safe(res.HeadHash))
+	out.printf("Events removed at the newest end cannot be seen from here: keep this head and\ncheck later that the chain still reaches it, or run 'hsrcpay-server audit verify'.\n")
+	return out.done(stderr)
 }

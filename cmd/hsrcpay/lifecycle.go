@@ -177,7 +177,7 @@ func (a *app) listCmd() *cobra.Command {
 			}
 			return exit(printJSON(a.stdout, stderr, keys))
 		}
-		return exit(printKeyTable(a.stdout, keys))
+		return exit(printKeyTable(a.stdout, stderr, keys))
 	}
 	return c
 }

@@ -201,7 +201,7 @@ func (a *app) groupRun(c *cobra.Command, args []string) error {
 	switch {
 	case len(args) == 0:
 		c.SetOut(a.stderr)
-		c.Help()
+		_ = c.Help() // a usage error: exit 2 whether or not the help could be written
 		if c.HasParent() {
 			c.SetOut(nil) // the root's again
 		} else {
@@ -249,7 +249,7 @@ func (a *app) helpCmd() *cobra.Command {
 
 // usageError reports a bad command line and returns exitUsage.
 func usageError(stderr io.Writer, cmd, msg string) int {
-	fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", cmd, msg, cmd)
+	eprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", cmd, msg, cmd)
 	return exitUsage
 }
 

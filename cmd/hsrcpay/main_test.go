@@ -111,6 +111,29 @@ func TestCreateJSONAndTheSecretWorks(t *testing.T) {
 	}
 }
 
+// failingWriter refuses every write, as a closed pipe or a full disk does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// Output that cannot be written fails the command: a new secret is printed
+// only once, so success must mean that it was.
+func TestUnwritableOutputFails(t *testing.T) {
+	_, _, env := setup(t)
+	for _, args := range [][]string{
+		{"keys", "create", "--account", account, "--name", "lost", "--permission", "payment:read"},
+		{"keys", "create", "--account", account, "--name", "lost as JSON", "--permission", "payment:read", "--json"},
+		{"keys", "list", "--account", account},
+		{"audit", "verify", "--account", account},
+	} {
+		var errb bytes.Buffer
+		code := run(args, func(k string) string { return env[k] }, failingWriter{}, &errb)
+		if code != exitError || !strings.Contains(errb.String(), "hsrcpay: writing output: no space left on device") {
+			t.Errorf("%v: exit %d, stderr %q; want %d and the write error", args, code, errb.String(), exitError)
+		}
+	}
+}
+
 func TestRegenerateHumanWithGracePeriod(t *testing.T) {
 	e, m, env := setup(t)
 	// Flags after the id work as well as before it.

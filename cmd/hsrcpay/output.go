@@ -18,14 +18,75 @@ import (
 
 const secretWarning = "The secret is shown only once: store it now (e.g. in a secret manager); it cannot be retrieved again."
 
+// output is a command's stdout for people. It keeps the first write error,
+// so that output that could not be written (a closed pipe, a full disk)
+// fails the command, as printJSON does, instead of reporting success: a new
+// secret is printed only once.
+type output struct {
+	w   io.Writer
+	err error
+}
+
+func (o *output) printf(format string, args ...any) {
+	if o.err == nil {
+		_, o.err = fmt.Fprintf(o.w, format, args...)
+	}
+}
+
+func (o *output) println(args ...any) {
+	if o.err == nil {
+		_, o.err = fmt.Fprintln(o.w, args...)
+	}
+}
+
+// table aligns tab-separated cells; what it holds reaches o at flush.
+type table struct {
+	o  *output
+	tw *tabwriter.Writer
+}
+
+func (o *output) table() *table {
+	return &table{o: o, tw: tabwriter.NewWriter(o.w, 0, 0, 2, ' ', 0)}
+}
+
+func (t *table) printf(format string, args ...any) {
+	if t.o.err == nil {
+		_, t.o.err = fmt.Fprintf(t.tw, format, args...)
+	}
+}
+
+func (t *table) flush() {
+	if t.o.err == nil {
+		t.o.err = t.tw.Flush()
+	}
+}
+
+// done returns exitOK, or says on stderr that the output could not be
+// written and returns exitError.
+func (o *output) done(stderr io.Writer) int {
+	if o.err != nil {
+		eprintf(stderr, "hsrcpay: writing output: %v\n", o.err)
+		return exitError
+	}
+	return exitOK
+}
+
+// eprintf writes a diagnostic to stderr. An error writing it is dropped on
+// purpose: there is nowhere left to report it, and the exit code still says
+// that the command failed.
+func eprintf(stderr io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(stderr, format, args...)
+}
+
 // printKey writes key for people, or as JSON with asJSON.
 func printKey(stdout, stderr io.Writer, asJSON bool, title string, key *client.APIKey) int {
 	if asJSON {
 		return printJSON(stdout, stderr, key)
 	}
-	fmt.Fprintf(stdout, "%s %s\n\n", title, safe(key.ID))
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "  %s:\t%s\n", k, v) }
+	out := &output{w: stdout}
+	out.printf("%s %s\n\n", title, safe(key.ID))
+	tab := out.table()
+	row := func(k, v string) { tab.printf("  %s:\t%s\n", k, v) }
 	row("id", safe(key.ID))
 	row("name", safe(key.Name))
 	row("type", safe(string(key.Type)))
@@ -38,12 +99,12 @@ func printKey(stdout, stderr io.Writer, asJSON bool, title string, key *client.A
 		row("metadata", metadataList(key.Metadata))
 	}
 	row("secret", safe(key.Key))
-	tw.Flush()
+	tab.flush()
 	if key.PreviousKeyExpiresAt != nil {
-		fmt.Fprintf(stdout, "\nThe previous secret keeps working until %s.", timeOr(key.PreviousKeyExpiresAt, ""))
+		out.printf("\nThe previous secret keeps working until %s.", timeOr(key.PreviousKeyExpiresAt, ""))
 	}
-	fmt.Fprintf(stdout, "\n%s\n", secretWarning)
-	return exitOK
+	out.printf("\n%s\n", secretWarning)
+	return out.done(stderr)
 }
 
 // printJSON writes v as indented JSON.
@@ -52,7 +113,7 @@ func printJSON(stdout, stderr io.Writer, v any) int {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		fmt.Fprintf(stderr, "hsrcpay: writing output: %v\n", err)
+		eprintf(stderr, "hsrcpay: writing output: %v\n", err)
 		return exitError
 	}
 	return exitOK
@@ -63,9 +124,10 @@ func printKeyView(stdout, stderr io.Writer, asJSON bool, title string, key *clie
 	if asJSON {
 		return printJSON(stdout, stderr, key)
 	}
-	fmt.Fprintf(stdout, "%s %s\n\n", title, safe(key.ID))
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "  %s:\t%s\n", k, v) }
+	out := &output{w: stdout}
+	out.printf("%s %s\n\n", title, safe(key.ID))
+	tab := out.table()
+	row := func(k, v string) { tab.printf("  %s:\t%s\n", k, v) }
 	yesNo := map[bool]string{true: "yes", false: "no"}
 	row("id", safe(key.ID))
 	row("name", safe(key.Name))
@@ -90,14 +152,14 @@ func printKeyView(stdout, stderr io.Writer, asJSON bool, title string, key *clie
 	if key.PreviousKeyExpiresAt != nil {
 		row("previous secret until", timeOr(key.PreviousKeyExpiresAt, ""))
 	}
-	tw.Flush()
+	tab.flush()
 	switch {
 	case key.Deleted:
-		fmt.Fprintln(stdout, "\nThe key is deleted: its secret no longer authenticates.")
+		out.println("\nThe key is deleted: its secret no longer authenticates.")
 	case key.Status == client.StatusInactive:
-		fmt.Fprintln(stdout, "\nThe key is disabled: its secret does not authenticate until it is enabled again.")
+		out.println("\nThe key is disabled: its secret does not authenticate until it is enabled again.")
 	}
-	return exitOK
+	return out.done(stderr)
 }
 
 // keyStatus is the status people care about: DELETED overrides the rest.
@@ -124,41 +186,43 @@ func actorString(a client.CreatedBy) string {
 }
 
 // printKeyTable writes keys as a table for people.
-func printKeyTable(stdout io.Writer, keys []client.APIKeyView) int {
+func printKeyTable(stdout, stderr io.Writer, keys []client.APIKeyView) int {
+	out := &output{w: stdout}
 	if len(keys) == 0 {
-		fmt.Fprintln(stdout, "No API keys match.")
-		return exitOK
+		out.println("No API keys match.")
+		return out.done(stderr)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tSTATUS\tHINT\tEXPIRES\tCREATED")
+	tab := out.table()
+	tab.printf("ID\tNAME\tTYPE\tSTATUS\tHINT\tEXPIRES\tCREATED\n")
 	for i := range keys {
 		k := &keys[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safe(k.ID), safe(k.Name), safe(string(k.Type)), keyStatus(k),
+		tab.printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safe(k.ID), safe(k.Name), safe(string(k.Type)), keyStatus(k),
 			strOr(k.KeyHint, "-"), timeOr(k.ExpiresAt, "never"), timeOr(&k.CreatedAt, ""))
 	}
-	tw.Flush()
-	return exitOK
+	tab.flush()
+	return out.done(stderr)
 }
 
 // printAuditTable writes events as a table for people.
-func printAuditTable(stdout io.Writer, events []client.AuditEvent) int {
+func printAuditTable(stdout, stderr io.Writer, events []client.AuditEvent) int {
+	out := &output{w: stdout}
 	if len(events) == 0 {
-		fmt.Fprintln(stdout, "No audit events match.")
-		return exitOK
+		out.println("No audit events match.")
+		return out.done(stderr)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tACTION\tKEY\tACTOR\tCLIENT IP\tCHANGES")
+	tab := out.table()
+	tab.printf("SEQ\tTIME\tACTION\tKEY\tACTOR\tCLIENT IP\tCHANGES\n")
 	for i := range events {
 		e := &events[i]
 		ip := e.ClientIP
 		if ip == "" {
 			ip = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, timeOr(&e.CreatedAt, ""), safe(string(e.Action)), safe(e.KeyID),
+		tab.printf("%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, timeOr(&e.CreatedAt, ""), safe(string(e.Action)), safe(e.KeyID),
 			safe(string(e.Actor.Kind))+" "+safe(e.Actor.ID), safe(ip), changeList(e.Changes))
 	}
-	tw.Flush()
-	return exitOK
+	tab.flush()
+	return out.done(stderr)
 }
 
 // changeList renders an event's changes as sorted FIELD=VALUE pairs, values
@@ -177,7 +241,7 @@ func changeList(changes map[string]any) string {
 			var b strings.Builder
 			enc := json.NewEncoder(&b)
 			enc.SetEscapeHTML(false)
-			enc.Encode(changes[k])
+			_ = enc.Encode(changes[k]) // a value decoded from JSON always encodes again
 			v = strings.TrimSuffix(b.String(), "\n")
 		}
 		parts = append(parts, k+"="+v)
@@ -235,26 +299,26 @@ func metadataList(md client.Metadata) string {
 func reportError(stderr io.Writer, cmd, apiURL string, err error) int {
 	var ae *client.Error
 	if !errors.As(err, &ae) {
-		fmt.Fprintf(stderr, "%s: cannot reach the API at %s: %v\n", cmd, apiURL, err)
+		eprintf(stderr, "%s: cannot reach the API at %s: %v\n", cmd, apiURL, err)
 		return exitError
 	}
 	if ae.Code == 0 {
 		// Not the API's envelope: a proxy's page, or a URL that is not this API.
-		fmt.Fprintf(stderr, "%s: HTTP %d %s from %s, not an API error response (is --api-url right?)\n",
+		eprintf(stderr, "%s: HTTP %d %s from %s, not an API error response (is --api-url right?)\n",
 			cmd, ae.StatusCode, http.StatusText(ae.StatusCode), apiURL)
 	} else {
-		fmt.Fprintf(stderr, "%s: %s\n", cmd, safe(ae.Message))
-		fmt.Fprintf(stderr, "  status: %d %s, code: %d\n", ae.StatusCode, http.StatusText(ae.StatusCode), ae.Code)
+		eprintf(stderr, "%s: %s\n", cmd, safe(ae.Message))
+		eprintf(stderr, "  status: %d %s, code: %d\n", ae.StatusCode, http.StatusText(ae.StatusCode), ae.Code)
 	}
 	if ae.RequestID != "" {
-		fmt.Fprintf(stderr, "  request id: %s (quote it to support)\n", safe(ae.RequestID))
+		eprintf(stderr, "  request id: %s (quote it to support)\n", safe(ae.RequestID))
 	}
 	for _, f := range ae.Fields {
 		field := f.Field
 		if field == "" {
 			field = "(request)"
 		}
-		fmt.Fprintf(stderr, "  invalid %s %s: %s\n", f.Location, safe(field), safe(f.Reason))
+		eprintf(stderr, "  invalid %s %s: %s\n", f.Location, safe(field), safe(f.Reason))
 	}
 	var keys []string
 	for k := range ae.Details {
@@ -265,13 +329,13 @@ func reportError(stderr io.Writer, cmd, apiURL string, err error) int {
 	sort.Strings(keys)
 	for _, k := range keys {
 		v, _ := json.Marshal(ae.Details[k])
-		fmt.Fprintf(stderr, "  %s: %s\n", safe(k), safe(string(v)))
+		eprintf(stderr, "  %s: %s\n", safe(k), safe(string(v)))
 	}
 	if ae.RetryAfter > 0 {
-		fmt.Fprintf(stderr, "  retry after: %v\n", ae.RetryAfter)
+		eprintf(stderr, "  retry after: %v\n", ae.RetryAfter)
 	}
 	if ae.Code == client.ErrorCode(40402) {
-		fmt.Fprintf(stderr, "  hint: the API URL (--api-url or HSRCPAY_API_URL) is %s; it should end in /v1\n", apiURL)
+		eprintf(stderr, "  hint: the API URL (--api-url or HSRCPAY_API_URL) is %s; it should end in /v1\n", apiURL)
 	}
 	switch {
 	case errors.Is(err, client.ErrUnauthorized), errors.Is(err, client.ErrForbidden):
