@@ -277,7 +277,9 @@ func TestBadSettingsExit2(t *testing.T) {
 			t.Errorf("%v %v: logged listening", tc.env, tc.args)
 		}
 		for k := range tc.env {
-			os.Unsetenv(k)
+			if err := os.Unsetenv(k); err != nil {
+				t.Fatal(err)
+			}
 		}
 		t.Setenv("HSRCPAY_DATABASE_URL", "sqlite:"+t.TempDir())
 	}
@@ -315,7 +317,7 @@ func TestTakenPortKeepsTheRunningServersKeys(t *testing.T) {
 	}
 	addr := strings.TrimSuffix(strings.TrimPrefix(base, "http://"), "/v1")
 	for i, args := range [][]string{nil, {"serve"}} {
-		second := exec.Command(bin, args...)
+		second := exec.CommandContext(context.Background(), bin, args...) //nolint:gosec // the server binary this test built
 		second.Env = append(append(os.Environ(), env...), "HSRCPAY_ADDR="+addr, "HSRCPAY_METRICS_ADDR=127.0.0.1:0", "HSRCPAY_LOG_LEVEL=debug")
 		var out, errb bytes.Buffer
 		second.Stdout, second.Stderr = &out, &errb
@@ -327,7 +329,7 @@ func TestTakenPortKeepsTheRunningServersKeys(t *testing.T) {
 		select {
 		case err = <-done:
 		case <-time.After(20 * time.Second):
-			second.Process.Kill()
+			_ = second.Process.Kill() // the test fails anyway; just do not leave it running
 			t.Fatalf("%v: the second server did not stop within 20s with its port taken", args)
 		}
 		var ee *exec.ExitError
@@ -356,20 +358,23 @@ func TestNoArgumentsServes(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	cmd := exec.Command(bin)
+	cmd := exec.CommandContext(context.Background(), bin) //nolint:gosec // the server binary this test built
 	cmd.Env = append(os.Environ(), "HSRCPAY_ADDR="+addr, "HSRCPAY_METRICS_ADDR=", "HSRCPAY_DATABASE_URL=sqlite:"+t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // fails only if it has exited already
+		_ = cmd.Wait()         // killed: the error says so
+	})
 	for i := 0; i < 200; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
+		if c, err := new(net.Dialer).DialContext(context.Background(), "tcp", addr); err == nil {
+			_ = c.Close() // a probe: it connected
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if res, _ := httpGet(t, "http://"+addr+"/healthz"); res.StatusCode != 200 {
+	if res, _ := httpGet(t, "http://"+addr+"/healthz"); res.StatusCode != 200 { //nolint:bodyclose // httpGet reads and closes the body
 		t.Fatalf("healthz %d", res.StatusCode)
 	}
 }

@@ -79,8 +79,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if cmd == nil {
 		cmd = root
 	}
-	fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), strings.TrimRight(err.Error(), "\n"), cmd.CommandPath())
+	eprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), strings.TrimRight(err.Error(), "\n"), cmd.CommandPath())
 	return 2
+}
+
+// eprintf writes a diagnostic to stderr. An error writing it is dropped on
+// purpose: there is nowhere left to report it, and the exit code still says
+// that the command failed.
+func eprintf(stderr io.Writer, format string, args ...any) {
+	_, _ = fmt.Fprintf(stderr, format, args...)
 }
 
 // newRootCmd builds the command tree. The root command serves, as serve
@@ -197,7 +204,7 @@ func groupRun(stdout, stderr io.Writer) func(*cobra.Command, []string) error {
 		switch {
 		case len(args) == 0:
 			c.SetOut(stderr)
-			c.Help()
+			_ = c.Help() // a usage error: exit 2 whether or not the help could be written
 			c.SetOut(nil)
 			return exitCode(2)
 		case args[0] == "help":
@@ -207,7 +214,7 @@ func groupRun(stdout, stderr io.Writer) func(*cobra.Command, []string) error {
 		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += "; did you mean " + strings.Join(s, " or ") + "?"
 		}
-		fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", c.CommandPath(), msg, c.CommandPath())
+		eprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", c.CommandPath(), msg, c.CommandPath())
 		return exitCode(2)
 	}
 }
@@ -235,7 +242,7 @@ func helpCmd(stdout, stderr io.Writer) *cobra.Command {
 			target, rest, err := c.Root().Find(args)
 			if err != nil || target == nil || len(rest) > 0 {
 				root := c.Root().Name()
-				fmt.Fprintf(stderr, "%s help: no help for %q\nRun '%s help' for the commands.\n", root, strings.Join(args, " "), root)
+				eprintf(stderr, "%s help: no help for %q\nRun '%s help' for the commands.\n", root, strings.Join(args, " "), root)
 				return exitCode(2)
 			}
 			return target.Help()
@@ -340,7 +347,7 @@ func flagError(_ *cobra.Command, err error) error {
 func loadConfig(lookup func(string) (string, bool), stderr io.Writer) (config.Config, int) {
 	cfg, err := config.Load(lookup)
 	if err != nil {
-		fmt.Fprintf(stderr, "hsrcpay-server: bad configuration:\n%v\n", err)
+		eprintf(stderr, "hsrcpay-server: bad configuration:\n%v\n", err)
 		return cfg, 2
 	}
 	return cfg, 0
@@ -355,7 +362,7 @@ func serveRun(c *cobra.Command, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := serve(ctx, cfg, log, stdout); err != nil {
-		fmt.Fprintf(stderr, "hsrcpay-server: %v\n", err)
+		eprintf(stderr, "hsrcpay-server: %v\n", err)
 		return 1
 	}
 	return 0
@@ -381,23 +388,29 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	// error at start, naming its variable, before the store is opened or the
 	// demo account's keys are rotated (a second `make run` must not take the
 	// first one's keys away). Connections wait in the backlog until Serve.
-	ln, err := net.Listen("tcp", cfg.Addr)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("HSRCPAY_ADDR: %w", err)
 	}
-	defer ln.Close()
+	// Closes it if Serve never ran; after Serve, Shutdown or Close has.
+	defer func() { _ = ln.Close() }()
 	var mln net.Listener
 	if cfg.MetricsAddr != "" {
-		if mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+		if mln, err = lc.Listen(ctx, "tcp", cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("HSRCPAY_METRICS_ADDR: %w", err)
 		}
-		defer mln.Close()
+		defer func() { _ = mln.Close() }()
 	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the store failed", "err", err)
+		}
+	}()
 	jwtv, err := auth.NewJWTVerifier(ctx, auth.JWTConfig{
 		JWKSURL: cfg.JWKSURL, PublicKeyFile: cfg.JWTPublicKeyFile, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
 		MaxLifetime: cfg.JWTMaxLifetime,
@@ -413,7 +426,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		if err != nil {
 			return fmt.Errorf("HSRCPAY_REDIS_URL: %w", err)
 		}
-		defer rdb.Close()
+		defer func() { _ = rdb.Close() }() // only frees its connection pool
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if err := rdb.Ping(pctx).Err(); err != nil {
 			log.Warn("Redis unreachable at start; rate limits are per replica until it answers", "err", err)
@@ -471,7 +484,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			return fmt.Errorf("demo account: %w", err)
 		}
 	}
-	usageCtx, stopUsage := context.WithCancel(context.Background())
+	// Usage keeps being recorded while the requests drain after ctx ends;
+	// stopUsage ends it (with a last flush) once they have.
+	usageCtx, stopUsage := context.WithCancel(context.WithoutCancel(ctx))
 	usageDone := make(chan struct{})
 	go func() { srv.Usage.Run(usageCtx, cfg.UsageFlushInterval); close(usageDone) }()
 
@@ -492,7 +507,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	case err := <-errc:
 		// One listener failed: stop the other too.
 		for _, l := range listeners {
-			l.hs.Close()
+			_ = l.hs.Close() // the failed listener's error is the one to return
 		}
 		stopUsage()
 		<-usageDone
@@ -500,7 +515,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	// ctx has ended (a signal): the drain gets a deadline of its own.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	// The API drains its in-flight requests; metrics stay scrapeable meanwhile
 	// and stop with it.
@@ -541,12 +557,12 @@ func printKeys(w io.Writer, issued []apikeys.Issued) error {
 
 func bootstrapRun(account, mode string, stdout, stderr io.Writer) int {
 	if !config.ValidAccountID(account) {
-		fmt.Fprintln(stderr, "hsrcpay-server bootstrap: --account must be 1-64 letters, digits, _ or - (starting with a letter or digit)")
+		eprintf(stderr, "hsrcpay-server bootstrap: --account must be 1-64 letters, digits, _ or - (starting with a letter or digit)\n")
 		return 2
 	}
 	modes := map[string][]apikey.Mode{"live": {apikey.Live}, "test": {apikey.Sandbox}, "both": apikey.Modes}[mode]
 	if modes == nil {
-		fmt.Fprintln(stderr, "hsrcpay-server bootstrap: --mode must be live, test or both")
+		eprintf(stderr, "hsrcpay-server bootstrap: --mode must be live, test or both\n")
 		return 2
 	}
 	cfg, code := loadConfig(os.LookupEnv, stderr)
@@ -557,17 +573,17 @@ func bootstrapRun(account, mode string, stdout, stderr io.Writer) int {
 	defer stop()
 	svc, closeFn, err := offlineService(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
+		eprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
 		return 1
 	}
 	defer closeFn()
 	issued, err := svc.Bootstrap(ctx, account, modes)
 	if err != nil {
-		fmt.Fprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
+		eprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
 		return 1
 	}
 	if err := printKeys(stdout, issued); err != nil {
-		fmt.Fprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
+		eprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
 		return 1
 	}
 	return 0
@@ -583,7 +599,8 @@ func offlineService(ctx context.Context, cfg config.Config) (*apikeys.Service, f
 	if err != nil {
 		return nil, nil, err
 	}
-	return apikeys.New(st, spec.Catalog, apikeys.Options{MaxActiveKeys: cfg.MaxActiveKeys}), func() { st.Close() }, nil
+	// The command's work is committed (or failed) when it closes the store.
+	return apikeys.New(st, spec.Catalog, apikeys.Options{MaxActiveKeys: cfg.MaxActiveKeys}), func() { _ = st.Close() }, nil
 }
 
 // demo makes sure the demo account exists in the sandbox and prints keys a
@@ -642,15 +659,18 @@ func auditVerifyRun(stdout, stderr io.Writer) int {
 	defer stop()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "hsrcpay-server audit verify: %v\n", err)
+		eprintf(stderr, "hsrcpay-server audit verify: %v\n", err)
 		return 1
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }() // it was only read
 	n, err := apikeys.VerifyAudit(ctx, st)
 	if err != nil {
-		fmt.Fprintf(stderr, "hsrcpay-server audit verify: %v (after %d events)\n", err, n)
+		eprintf(stderr, "hsrcpay-server audit verify: %v (after %d events)\n", err, n)
 		return 1
 	}
-	fmt.Fprintf(stdout, "audit chains intact: %d events checked\n", n)
+	if _, err := fmt.Fprintf(stdout, "audit chains intact: %d events checked\n", n); err != nil {
+		eprintf(stderr, "hsrcpay-server audit verify: writing output: %v\n", err)
+		return 1
+	}
 	return 0
 }

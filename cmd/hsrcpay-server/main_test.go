@@ -80,7 +80,7 @@ func TestBootstrapHalfMadeAccountWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ok, err := st.Repo(apikey.Live).AccountExists(context.Background(), "acct_half")
-	st.Close()
+	_ = st.Close() // only read
 	if err != nil || ok {
 		t.Fatalf("the live mode was written anyway (exists=%v, err=%v)", ok, err)
 	}
@@ -107,8 +107,10 @@ func TestAuditVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = st.DB(apikey.Sandbox).Exec(`UPDATE audit_events SET client_ip = '203.0.113.66' WHERE account_id = 'acct_audit' AND seq = 2`)
-	st.Close()
+	_, err = st.DB(apikey.Sandbox).ExecContext(context.Background(), `UPDATE audit_events SET client_ip = '203.0.113.66' WHERE account_id = 'acct_audit' AND seq = 2`)
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +150,9 @@ func TestBadConfigurationExitsNonZero(t *testing.T) {
 			t.Errorf("%v %v: exit %d, stderr %q", tc.env, tc.args, code, errb.String())
 		}
 		for k := range tc.env {
-			os.Unsetenv(k)
+			if err := os.Unsetenv(k); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
@@ -164,8 +168,8 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	}
 	binDir = dir
 	bin := filepath.Join(dir, "hsrcpay-server")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build: %v\n%s", err, out)
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil { //nolint:gosec // the go toolchain, building this package into a temp dir
+		return "", fmt.Errorf("build: %w\n%s", err, out)
 	}
 	return bin, nil
 })
@@ -181,16 +185,17 @@ func startServer(t *testing.T, env ...string) (*exec.Cmd, string, map[string]str
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "serve")
+	addr := freeAddr(t)
+	cmd := exec.CommandContext(context.Background(), bin, "serve") //nolint:gosec // the server binary this test built
 	cmd.Env = append(append(os.Environ(), "HSRCPAY_ADDR="+addr, "HSRCPAY_METRICS_ADDR=127.0.0.1:0"), env...)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill() // fails only if it has exited already
+		_ = cmd.Wait()         // killed: the error says so
+	})
 	vars := map[string]string{}
 	sc := bufio.NewScanner(stdout)
 	demo := slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "HSRCPAY_DEMO_ACCOUNT=") })
@@ -204,8 +209,8 @@ func startServer(t *testing.T, env ...string) (*exec.Cmd, string, map[string]str
 		}
 	}()
 	for i := 0; i < 200; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
+		if c, err := new(net.Dialer).DialContext(context.Background(), "tcp", addr); err == nil {
+			_ = c.Close() // a probe: it connected
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -238,7 +243,9 @@ func TestSIGTERMDrainsAndFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	began := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -260,7 +267,7 @@ func TestSIGTERMDrainsAndFlushes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }() // only read
 	got, err := st.Repo(apikey.Sandbox).GetKey(context.Background(), k.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -277,13 +284,13 @@ func TestTwoServerProcesses(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dbURL := storetest.FreshPostgresDB(t)
-	if c, err := net.DialTimeout("tcp", "127.0.0.1:6379", time.Second); err != nil {
+	if c, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", "127.0.0.1:6379"); err != nil {
 		if os.Getenv("HSRCPAY_REQUIRE_REDIS") == "1" {
 			t.Fatalf("Redis not reachable and HSRCPAY_REQUIRE_REDIS=1: %v", err)
 		}
 		t.Skip("Redis not reachable at 127.0.0.1:6379: skipping the two-process test")
 	} else {
-		c.Close()
+		_ = c.Close() // a probe: it connected
 	}
 	env := []string{"HSRCPAY_DATABASE_URL=" + dbURL, "HSRCPAY_REDIS_URL=redis://127.0.0.1:6379/0",
 		"HSRCPAY_RATE_LIMIT_TEST=" + "4"}
@@ -293,7 +300,7 @@ func TestTwoServerProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	account := fmt.Sprintf("acct_p%d", time.Now().UnixNano())
-	boot := exec.Command(bin, "bootstrap", "--account", account)
+	boot := exec.CommandContext(context.Background(), bin, "bootstrap", "--account", account) //nolint:gosec // the server binary this test built
 	boot.Env = append(os.Environ(), env...)
 	out, err := boot.Output()
 	if err != nil {
@@ -353,21 +360,25 @@ func TestTwoServerProcesses(t *testing.T) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }() // frees the port for its user
 	return ln.Addr().String()
 }
 
 func httpGet(t *testing.T, url string) (*http.Response, string) {
 	t.Helper()
-	res, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }() // read to the end below
 	b, _ := io.ReadAll(res.Body)
 	return res, string(b)
 }
@@ -389,9 +400,11 @@ func TestMetricsListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad, _ := client.New(base, "sk_test_"+strings.Repeat("A", 38), client.WithRetries(0, 0))
-	bad.RegenerateAPIKey(context.Background(), "key_x") // an auth failure, counted by reason
+	if _, err := bad.RegenerateAPIKey(context.Background(), "key_x"); !errors.Is(err, client.ErrUnauthorized) { // an auth failure, counted by reason
+		t.Fatalf("a key with a bad checksum: %v, want 401", err)
+	}
 
-	res, body := httpGet(t, "http://"+maddr+"/metrics")
+	res, body := httpGet(t, "http://"+maddr+"/metrics") //nolint:bodyclose // httpGet reads and closes the body
 	if res.StatusCode != 200 {
 		t.Fatalf("metrics listener /metrics: %d", res.StatusCode)
 	}
@@ -410,7 +423,7 @@ func TestMetricsListener(t *testing.T) {
 	// The API's listener does not serve them: the same 404 envelope as any unknown path.
 	root := strings.TrimSuffix(base, "/v1")
 	for _, p := range []string{"/metrics", "/metrics/", "/nope"} {
-		res, body := httpGet(t, root+p)
+		res, body := httpGet(t, root+p) //nolint:bodyclose // httpGet reads and closes the body
 		var env struct {
 			Success bool `json:"success"`
 			Error   struct {
@@ -426,7 +439,7 @@ func TestMetricsListener(t *testing.T) {
 	}
 	// And the metrics listener serves nothing but metrics.
 	for _, p := range []string{"/v1/api-keys/", "/healthz", "/docs", "/"} {
-		if res, _ := httpGet(t, "http://"+maddr+p); res.StatusCode != 404 {
+		if res, _ := httpGet(t, "http://"+maddr+p); res.StatusCode != 404 { //nolint:bodyclose // httpGet reads and closes the body
 			t.Errorf("metrics listener %s: %d, want 404", p, res.StatusCode)
 		}
 	}
@@ -435,11 +448,11 @@ func TestMetricsListener(t *testing.T) {
 // TestMetricsAddrInUse: a metrics port that cannot be bound stops the server
 // at start, naming the variable, before the demo account's keys are rotated.
 func TestMetricsAddrInUse(t *testing.T) {
-	held, err := net.Listen("tcp", "127.0.0.1:0")
+	held, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close()
+	defer func() { _ = held.Close() }() // held only to make the port taken
 	t.Setenv("HSRCPAY_DATABASE_URL", "sqlite:"+t.TempDir())
 	t.Setenv("HSRCPAY_ADDR", "127.0.0.1:0")
 	t.Setenv("HSRCPAY_METRICS_ADDR", held.Addr().String())
@@ -468,10 +481,10 @@ func TestMetricsListenerOff(t *testing.T) {
 	}
 	_, base, _ := startServer(t, "HSRCPAY_DATABASE_URL=sqlite:"+t.TempDir(), "HSRCPAY_METRICS_ADDR=")
 	root := strings.TrimSuffix(base, "/v1")
-	if res, _ := httpGet(t, root+"/healthz"); res.StatusCode != 200 {
+	if res, _ := httpGet(t, root+"/healthz"); res.StatusCode != 200 { //nolint:bodyclose // httpGet reads and closes the body
 		t.Fatalf("healthz %d", res.StatusCode)
 	}
-	if res, _ := httpGet(t, root+"/metrics"); res.StatusCode != 404 {
+	if res, _ := httpGet(t, root+"/metrics"); res.StatusCode != 404 { //nolint:bodyclose // httpGet reads and closes the body
 		t.Fatalf("/metrics on the API: %d", res.StatusCode)
 	}
 }
@@ -479,7 +492,7 @@ func TestMetricsListenerOff(t *testing.T) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
-		os.RemoveAll(binDir)
+		_ = os.RemoveAll(binDir) // a temp dir: best effort
 	}
 	os.Exit(code)
 }
