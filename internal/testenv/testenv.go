@@ -107,7 +107,7 @@ func New(t testing.TB, cfg Config) *Env {
 		}
 		e.Store = st
 	}
-	t.Cleanup(func() { e.Store.Close() })
+	t.Cleanup(func() { _ = e.Store.Close() }) // the checks are done: closing only frees files and connections
 	e.JWT = NewJWTIssuer(t)
 	verifier, err := auth.NewJWTVerifier(ctx, auth.JWTConfig{PublicKeyFile: e.JWT.PublicKeyFile, Issuer: e.JWT.Issuer, Audience: e.JWT.Audience})
 	if err != nil {

@@ -79,7 +79,8 @@ func migrate(ctx context.Context, cc *pgx.ConnConfig) error {
 	if err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
 	}
-	defer lockConn.Close(context.WithoutCancel(ctx))
+	// Closing ends the session, which releases the lock whatever Close says.
+	defer func() { _ = lockConn.Close(context.WithoutCancel(ctx)) }()
 	if _, err := lockConn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
 		return fmt.Errorf("postgres: migration lock: %w", err)
 	}
@@ -111,7 +112,7 @@ func migrateSchema(ctx context.Context, conn *pgx.Conn, cc *pgx.ConnConfig, sche
 	scc := cc.Copy()
 	scc.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	db := stdlib.OpenDB(*scc)
-	defer db.Close()
+	defer func() { _ = db.Close() }() // only this schema's migrations used it
 	sub, err := fs.Sub(migrations, "migrations")
 	var prov *goose.Provider
 	if err == nil {
@@ -242,7 +243,8 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	defer pgTx.Rollback(context.WithoutCancel(ctx)) // no-op after Commit
+	// A no-op after Commit; after a failure, fn's error is the one to report.
+	defer func() { _ = pgTx.Rollback(context.WithoutCancel(ctx)) }()
 	if err := fn(&tx{q: &r.q, mode: r.mode, tx: pgTx}); err != nil {
 		return err
 	}

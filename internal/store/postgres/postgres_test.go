@@ -96,7 +96,7 @@ func (s raw) QueryInt(ctx context.Context, m apikey.Mode, query string, args ...
 func TestSchemas(t *testing.T) {
 	url := storetest.FreshPostgresDB(t)
 	s := open(t, url)
-	defer s.Close()
+	defer func() { _ = s.Close() }() // only read
 	ctx := t.Context()
 	for _, m := range apikey.Modes {
 		schema := postgres.Schemas[m]
@@ -118,7 +118,7 @@ func TestSchemas(t *testing.T) {
 		t.Fatalf("migration files: %v, %v", files, err)
 	}
 	s2 := open(t, url)
-	defer s2.Close()
+	defer func() { _ = s2.Close() }() // only read
 	for _, m := range apikey.Modes {
 		var n, distinct int
 		err := s2.Pool().QueryRow(ctx, `SELECT count(*), count(DISTINCT version_id) FROM `+
@@ -149,7 +149,9 @@ func TestConcurrentOpen(t *testing.T) {
 		if err := stores[i].Ping(t.Context()); err != nil {
 			t.Errorf("Ping #%d: %v", i, err)
 		}
-		stores[i].Close()
+		if err := stores[i].Close(); err != nil {
+			t.Errorf("Close #%d: %v", i, err)
+		}
 	}
 }
 
@@ -177,7 +179,7 @@ func TestMigration00004(t *testing.T) {
 		scfg := cfg.Copy()
 		scfg.RuntimeParams["search_path"] = schema
 		db := stdlib.OpenDB(*scfg)
-		defer db.Close()
+		defer func() { _ = db.Close() }() // its statements have finished by then
 		p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"),
 			goose.WithTableName(schema+"."+goose.DefaultTablename))
 		if err != nil {
@@ -192,7 +194,9 @@ func TestMigration00004(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = conn.Exec(ctx, `CREATE SCHEMA `+postgres.Schemas[m])
-		conn.Close(ctx)
+		if cerr := conn.Close(ctx); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +220,9 @@ func TestMigration00004(t *testing.T) {
 	}
 	s := open(t, url)
 	storetest.CheckMigrated00004(t, s)
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, m := range apikey.Modes {
 		inSchema(m, func(db *sql.DB, p *goose.Provider) {
@@ -228,6 +234,7 @@ func TestMigration00004(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 			for rows.Next() {
 				var id, p string
 				if err := rows.Scan(&id, &p); err != nil {
@@ -235,7 +242,9 @@ func TestMigration00004(t *testing.T) {
 				}
 				got[id] = p
 			}
-			rows.Close()
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
 			storetest.CheckPermissionsDown00004(t, got)
 			var n int
 			err = db.QueryRowContext(ctx, `SELECT
@@ -248,8 +257,9 @@ func TestMigration00004(t *testing.T) {
 			}
 		})
 	}
-	s = open(t, url) // up again, as a restart of the new version would
-	defer s.Close()
+	// Up again, as a restart of the new version would.
+	s = open(t, url)
+	defer func() { _ = s.Close() }() // only read
 	k, err := s.Repo(apikey.Live).GetKey(ctx, "key_managed_secret")
 	if err != nil || len(k.Permissions["account:audit"]) != 1 {
 		t.Errorf("after up again: %v, %v; want account:audit", k, err)

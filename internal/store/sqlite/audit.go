@@ -25,7 +25,7 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	}
 	var seq int64
 	var head string
-	err = t.tx.StmtContext(ctx, t.r.auditHead).QueryRowContext(ctx, e.AccountID).Scan(&seq, &head)
+	err = t.tx.StmtContext(ctx, t.r.auditHead).QueryRowContext(ctx, e.AccountID).Scan(&seq, &head) //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNoAccount
 	}
@@ -35,7 +35,7 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	if err := e.Seal(seq, head); err != nil {
 		return err
 	}
-	_, err = t.tx.StmtContext(ctx, t.r.insertEvent).ExecContext(ctx,
+	_, err = t.tx.StmtContext(ctx, t.r.insertEvent).ExecContext(ctx, //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
 		e.AccountID, e.Seq, e.ID, string(e.Mode), e.Action, e.KeyID, e.Actor.Kind, e.Actor.ID, e.Actor.RequestID,
 		e.ClientIP, fmtTime(e.CreatedAt), string(changes), e.PrevHash, e.Hash)
 	if err != nil {
@@ -44,7 +44,7 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 		}
 		return mapInsertErr(err)
 	}
-	_, err = t.tx.StmtContext(ctx, t.r.setAuditHead).ExecContext(ctx, e.Seq, e.Hash, e.AccountID)
+	_, err = t.tx.StmtContext(ctx, t.r.setAuditHead).ExecContext(ctx, e.Seq, e.Hash, e.AccountID) //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
 	return err
 }
 
@@ -82,7 +82,7 @@ func (r *Repo) AuditAccounts(ctx context.Context) ([]store.AuditHead, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	out := []store.AuditHead{}
 	for rows.Next() {
 		var h store.AuditHead
@@ -99,7 +99,7 @@ func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	out := []audit.Event{}
 	for rows.Next() {
 		var (

@@ -58,7 +58,7 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	for _, m := range apikey.Modes {
 		r, err := openRepo(ctx, m, filepath.Join(dir, FileNames[m]), opt)
 		if err != nil {
-			s.Close()
+			_ = s.Close() // the modes opened so far; err is the one to report
 			return nil, err
 		}
 		s.repos[m] = r
@@ -87,16 +87,16 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 		_, err = prov.Up(ctx)
 	}
 	if err != nil {
-		db.Close()
+		_ = db.Close() // err is the one to report
 		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, err
 	}
 	r := &Repo{db: db, mode: mode}
 	if err := r.prepare(ctx); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: prepare %s: %w", path, err)
 	}
 	return r, nil
@@ -162,7 +162,7 @@ func (r *Repo) prepare(ctx context.Context) error {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&r.setAuditHead, `UPDATE accounts SET audit_seq = ?, audit_head = ? WHERE id = ?`},
 	} {
-		st, err := r.db.PrepareContext(ctx, p.sql)
+		st, err := r.db.PrepareContext(ctx, p.sql) //nolint:sqlclosecheck // kept for the Repo's life; Store.Close closes the DB and with it its statements
 		if err != nil {
 			return err
 		}
@@ -199,7 +199,8 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	if err != nil {
 		return err
 	}
-	defer sqlTx.Rollback() // no-op after Commit
+	// A no-op after Commit; after a failure, fn's error is the one to report.
+	defer func() { _ = sqlTx.Rollback() }()
 	if err := fn(&tx{r: r, tx: sqlTx}); err != nil {
 		return err
 	}
@@ -244,7 +245,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 }
 
 func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
-	return scanKey(t.tx.StmtContext(ctx, t.r.getKey).QueryRowContext(ctx, id))
+	return scanKey(t.tx.StmtContext(ctx, t.r.getKey).QueryRowContext(ctx, id)) //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
 }
 
 func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time) (int, error) {
@@ -266,7 +267,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.StmtContext(ctx, t.r.insertKey).ExecContext(ctx,
+	_, err = t.tx.StmtContext(ctx, t.r.insertKey).ExecContext(ctx, //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
 		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint))
@@ -278,7 +279,7 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.StmtContext(ctx, t.r.updateKey).ExecContext(ctx,
+	_, err = t.tx.StmtContext(ctx, t.r.updateKey).ExecContext(ctx, //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
 		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID)
 	return mapInsertErr(err)
@@ -316,7 +317,7 @@ func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	var out []*apikey.Key
 	for rows.Next() {
 		k, err := scanKey(rows)
@@ -336,13 +337,13 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
 	stmt, err := tx.PrepareContext(ctx, `UPDATE api_keys SET last_used_at = ?, last_used_ip = ?
 		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`)
 	if err != nil {
 		return err
 	}
-	defer stmt.Close()
+	defer func() { _ = stmt.Close() }() // the transaction's end closes it anyway
 	for _, u := range batch {
 		at := fmtTime(u.At)
 		if _, err := stmt.ExecContext(ctx, at, u.IP, u.KeyID, at); err != nil {
@@ -402,7 +403,7 @@ func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) ([]*apikey.Key, 
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	out := []*apikey.Key{}
 	for rows.Next() {
 		k, err := scanKey(rows)

@@ -64,6 +64,26 @@ func TestMigration00004(t *testing.T) {
 		}
 		return db
 	}
+	permissionsByID := func(db *sql.DB) map[string]string {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, `SELECT id, permissions FROM api_keys`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
+		got := map[string]string{}
+		for rows.Next() {
+			var id, p string
+			if err := rows.Scan(&id, &p); err != nil {
+				t.Fatal(err)
+			}
+			got[id] = p
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
 	created := "2025-01-02T03:04:05.000000000Z"
 	for _, m := range apikey.Modes {
 		db := openFile(m)
@@ -81,47 +101,40 @@ func TestMigration00004(t *testing.T) {
 				t.Fatalf("%s: seed %s: %v", m, k.ID, err)
 			}
 		}
-		db.Close()
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s, err := sqlite.Open(ctx, dir, sqlite.Options{})
 	if err != nil {
 		t.Fatalf("Open on version 3: %v", err)
 	}
 	storetest.CheckMigrated00004(t, s)
-	s.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, m := range apikey.Modes {
 		db := openFile(m)
 		if _, err := provider(db).DownTo(ctx, 3); err != nil {
 			t.Fatalf("%s: goose down to 3: %v", m, err)
 		}
-		got := map[string]string{}
-		rows, err := db.QueryContext(ctx, `SELECT id, permissions FROM api_keys`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var id, p string
-			if err := rows.Scan(&id, &p); err != nil {
-				t.Fatal(err)
-			}
-			got[id] = p
-		}
-		rows.Close()
-		storetest.CheckPermissionsDown00004(t, got)
+		storetest.CheckPermissionsDown00004(t, permissionsByID(db))
 		var n int
 		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name IN ('audit_events', 'api_keys_account_created')
 			OR sql LIKE '%key_hint%' OR sql LIKE '%audit_seq%'`).Scan(&n); err != nil || n != 0 {
 			t.Errorf("%s: after down, %d objects of 00004 remain (%v)", m, n, err)
 		}
-		db.Close()
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// And up again, as a restart of the new version would.
 	s, err = sqlite.Open(ctx, dir, sqlite.Options{})
 	if err != nil {
 		t.Fatalf("Open after down: %v", err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }() // only read
 	k, err := s.Repo(apikey.Live).GetKey(ctx, "key_managed_secret")
 	if err != nil || len(k.Permissions["account:audit"]) != 1 {
 		t.Errorf("after up again: %v, %v; want account:audit", k, err)

@@ -217,7 +217,7 @@ func testAuditAppendAborted(t *testing.T, s store.Store) {
 		}
 		return failed
 	})
-	if err != failed {
+	if err != failed { //nolint:errorlint // the contract is fn's error itself, not one wrapping it
 		t.Fatalf("InTx err = %v, want fn's", err)
 	}
 	if h, _ := head(t, r, "acct_1"); h.Seq != 1 || h.Hash != first.Hash {
