@@ -33,7 +33,7 @@ func benchAuth(b *testing.B) (*auth.Authenticator, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { st.Close() })
+	b.Cleanup(func() { _ = st.Close() }) // the benchmark is over: closing only frees the files
 	repo := st.Repo(apikey.Sandbox)
 	now := time.Now().UTC()
 	if err := store.CreateAccount(ctx, repo, benchAccount, now); err != nil {

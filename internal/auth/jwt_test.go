@@ -228,9 +228,9 @@ func TestJWTStrict(t *testing.T) {
 			}
 			wantReason, wantCode := auth.ReasonJWTInvalid, api.CodeInvalidCredentials
 			switch {
-			case tc.want == auth.ErrTokenExpired:
+			case errors.Is(tc.want, auth.ErrTokenExpired):
 				wantReason, wantCode = auth.ReasonExpired, api.CodeExpiredCredentials
-			case tc.want == auth.ErrJWTMalformed && f.Reason == auth.ReasonMalformed:
+			case errors.Is(tc.want, auth.ErrJWTMalformed) && f.Reason == auth.ReasonMalformed:
 				// A header that is no JSON object with an alg is not even
 				// taken for a JWT (keys.Classify).
 				wantReason = auth.ReasonMalformed

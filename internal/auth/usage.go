@@ -77,7 +77,9 @@ func (u *UsageTracker) Run(ctx context.Context, every time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			// ctx has ended: the last flush gets a fresh deadline of its
+			// own, keeping ctx's values.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if err := u.Flush(fctx); err != nil {
 				u.log.Error("final usage flush failed", "err", err)
 			}

@@ -187,7 +187,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.RedisURL != "" {
 		if err := checkRedisURL(c.RedisURL); err != nil {
-			errs = append(errs, fmt.Errorf("HSRCPAY_REDIS_URL=%q: %v", redact(c.RedisURL), err))
+			errs = append(errs, fmt.Errorf("HSRCPAY_REDIS_URL=%q: %w", redact(c.RedisURL), err))
 		}
 	}
 	if c.DemoAccount != "" && !ValidAccountID(c.DemoAccount) {

@@ -157,7 +157,11 @@ func mustFailChecksum(t *testing.T, what, tok string) {
 func decode62(s string) uint64 {
 	var v uint64
 	for i := 0; i < len(s); i++ {
-		v = v*62 + uint64(strings.IndexByte(alphabet, s[i]))
+		d := strings.IndexByte(alphabet, s[i])
+		if d < 0 {
+			panic("decode62: " + s + " is not base62") // the caller checked it is
+		}
+		v = v*62 + uint64(d)
 	}
 	return v
 }

@@ -19,7 +19,7 @@ var (
 
 func catalog(b *testing.B) perm.Catalog {
 	b.Helper()
-	doc, err := api.GetSwagger()
+	doc, err := api.GetSpec()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,7 +33,9 @@ func TestMemoryBudget(t *testing.T) {
 	}
 	// Idle keys are forgotten, so the map stays bounded.
 	now = now.Add(2 * idleTTL)
-	m.Allow(context.Background(), "fresh", 3)
+	if _, err := m.Allow(context.Background(), "fresh", 3); err != nil {
+		t.Fatal(err)
+	}
 	if len(m.buckets) != 1 {
 		t.Fatalf("%d buckets kept", len(m.buckets))
 	}
@@ -46,14 +48,14 @@ func redisURL(t *testing.T) string {
 	if addr == "" {
 		addr = "127.0.0.1:6379"
 	}
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	c, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", addr)
 	if err != nil {
 		if os.Getenv("HSRCPAY_REQUIRE_REDIS") == "1" {
 			t.Fatalf("Redis not reachable at %s and HSRCPAY_REQUIRE_REDIS=1: %v", addr, err)
 		}
 		t.Skipf("Redis not reachable at %s: skipping Redis rate-limit tests (set HSRCPAY_TEST_REDIS_ADDR)", addr)
 	}
-	c.Close()
+	_ = c.Close() // a probe: it connected
 	return "redis://" + addr + "/0"
 }
 
@@ -63,9 +65,9 @@ func TestRedisSharesOneBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ca.Close()
+	defer func() { _ = ca.Close() }() // only frees its connection pool
 	b, cb, _ := NewRedis(url)
-	defer cb.Close()
+	defer func() { _ = cb.Close() }()
 	key := fmt.Sprintf("test:%d", time.Now().UnixNano())
 	allowed := 0
 	for i := 0; i < 10; i++ {
@@ -96,14 +98,19 @@ func (failing) Allow(context.Context, string, int) (Result, error) {
 
 func TestFallbackWhenRedisUnreachable(t *testing.T) {
 	// A real client against a closed port, so the failure path is the real one.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	addr := ln.Addr().String()
-	ln.Close()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
 	down, c, err := NewRedis("redis://" + addr + "/0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // only frees its connection pool
 	var failures int
 	f := &Fallback{Primary: down, Secondary: NewMemory(), OnFallback: func(error) { failures++ }}
 	allowed := 0

@@ -50,11 +50,11 @@ func expected(block string) []string {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // frees the port for its user
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -79,7 +79,7 @@ func TestQuickstart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(root, "README.md"))
+	raw, err := os.ReadFile(filepath.Join(root, "README.md")) //nolint:gosec // this repository's README
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestQuickstart(t *testing.T) {
 	for i, b := range examples {
 		fmt.Fprintf(&script, "README_BLOCK=%d\necho '::: block %d'\n%s\n", i, i, b)
 	}
-	sh := exec.CommandContext(ctx, "bash", "-c", script.String())
+	sh := exec.CommandContext(ctx, "bash", "-c", script.String()) //nolint:gosec // runs the README's own examples: the point of the test
 	sh.Dir = root
 	sh.Env = append(env, "README_STATUSES="+statuses)
 	out, err := sh.CombinedOutput()
@@ -156,7 +156,7 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("a README example failed: %v\n%s", err, tail(string(out), 3000))
 	}
 	got := map[int][]string{}
-	if b, err := os.ReadFile(statuses); err == nil {
+	if b, err := os.ReadFile(statuses); err == nil { //nolint:gosec // a file in the test's temp dir
 		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			if blk, st, ok := strings.Cut(line, " "); ok {
 				n, _ := strconv.Atoi(blk)
