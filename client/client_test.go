@@ -22,7 +22,7 @@ const key200 = `{"message":"success","success":true,"data":{"object":"api_key","
 func TestCreateAccepts200(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(key200))
+		_, _ = w.Write([]byte(key200)) // the client's checks below say whether it arrived
 	}))
 	defer srv.Close()
 	c, _ := client.New(srv.URL+"/v1", "sk_test_x")
@@ -36,7 +36,7 @@ func TestNonEnvelopeErrorIsTyped(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusBadGateway)
-		w.Write([]byte("<html>bad gateway</html>"))
+		_, _ = w.Write([]byte("<html>bad gateway</html>")) // the client's checks below say whether it arrived
 	}))
 	defer srv.Close()
 	c, _ := client.New(srv.URL+"/v1", "sk_test_x")
@@ -48,21 +48,27 @@ func TestNonEnvelopeErrorIsTyped(t *testing.T) {
 }
 
 func TestRefusedConnectionIsRetried(t *testing.T) {
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	addr := ln.Addr().String()
-	ln.Close() // nothing listens: connections are refused
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if err := ln.Close(); err != nil { // nothing listens: connections are refused
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(key200))
+		_, _ = w.Write([]byte(key200)) // the client's checks below say whether it arrived
 	})}
 	go func() {
 		time.Sleep(150 * time.Millisecond)
-		l, err := net.Listen("tcp", addr)
+		l, err := lc.Listen(ctx, "tcp", addr)
 		if err == nil {
-			srv.Serve(l)
+			_ = srv.Serve(l) // http.ErrServerClosed once the test ends
 		}
 	}()
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	c, _ := client.New("http://"+addr+"/v1", "sk_test_x", client.WithRetries(5, time.Second))
 	if _, err := c.RegenerateAPIKey(context.Background(), "key_a"); err != nil {
 		t.Fatalf("refused connections should be retried: %v", err)

@@ -42,8 +42,15 @@ func create(t *testing.T, c *client.Client, account, name string, perms client.P
 	return k
 }
 
-// wantAPIError checks err's status and code.
-func wantAPIError(t *testing.T, what string, err error, kind error, code client.ErrorCode) *client.Error {
+// wantAPIError checks err's kind and code, and that it has a request id.
+func wantAPIError(t *testing.T, what string, err error, kind error, code client.ErrorCode) {
+	t.Helper()
+	_ = requireAPIError(t, what, err, kind, code)
+}
+
+// requireAPIError is wantAPIError that also returns the error, for the checks
+// of its details.
+func requireAPIError(t *testing.T, what string, err error, kind error, code client.ErrorCode) *client.Error {
 	t.Helper()
 	var ae *client.Error
 	if !errors.As(err, &ae) || !errors.Is(err, kind) || ae.Code != code || ae.RequestID == "" {
@@ -154,7 +161,7 @@ func TestUpdateAndDeleteAStrongerKey(t *testing.T) {
 	weaker := create(t, c, "acct_power", "reader", client.Permissions{"payment": {"read"}})
 	adminC := e.Client(admin.Key)
 	_, err := adminC.UpdateAPIKey(ctx, stronger.ID, client.Disable())
-	ae := wantAPIError(t, "update a stronger key", err, client.ErrForbidden, client.CodePrivilegeEscalation)
+	ae := requireAPIError(t, "update a stronger key", err, client.ErrForbidden, client.CodePrivilegeEscalation)
 	if !strings.Contains(fmt.Sprint(ae.Details["missing"]), "refund:create") {
 		t.Errorf("details %v lack missing refund:create", ae.Details)
 	}
@@ -529,7 +536,7 @@ func TestGracePeriodBoundsMatchTheServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ae := wantAPIError(t, fmt.Sprintf("%d minutes sent", minutes), client.ParseError(res.HTTPResponse, res.Body),
+		ae := requireAPIError(t, fmt.Sprintf("%d minutes sent", minutes), client.ParseError(res.HTTPResponse, res.Body),
 			client.ErrInvalidRequest, client.CodeValidationFailed)
 		if len(ae.Fields) == 0 || ae.Fields[0].Field != "/grace_period_minutes" || ae.Fields[0].Location != client.LocationBody {
 			t.Fatalf("%d minutes: fields %+v", minutes, ae.Fields)

@@ -194,7 +194,7 @@ func slowServer(t *testing.T, d time.Duration, requests *atomic.Int32) *httptest
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
-		io.Copy(io.Discard, r.Body) // then a client that gives up closes r.Context()
+		_, _ = io.Copy(io.Discard, r.Body) // then a client that gives up closes r.Context()
 		select {
 		case <-time.After(d):
 		case <-r.Context().Done():
@@ -209,12 +209,14 @@ func slowServer(t *testing.T, d time.Duration, requests *atomic.Int32) *httptest
 // closedURL is a base URL where nothing listens: connections are refused.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return "http://" + addr + "/v1"
 }
 
@@ -256,7 +258,7 @@ func wantTransportError(t *testing.T, err error, kind client.Kind, ctxErr error)
 		t.Errorf("%q does not name the kind and the request (%s %s)", err, te.Method, te.URL)
 	}
 	for _, c := range []error{context.Canceled, context.DeadlineExceeded} {
-		if got := errors.Is(err, c); got != (c == ctxErr) {
+		if got := errors.Is(err, c); got != errors.Is(c, ctxErr) {
 			t.Errorf("errors.Is(%v, %v) = %v", err, c, got)
 		}
 	}
@@ -365,9 +367,13 @@ func TestBrokenBodyIsTyped(t *testing.T) {
 		if err != nil {
 			return
 		}
-		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"message\":")
-		buf.Flush()
-		conn.Close()
+		if _, err := buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"message\":"); err != nil {
+			t.Error(err)
+		}
+		if err := buf.Flush(); err != nil {
+			t.Error(err)
+		}
+		_ = conn.Close() // mid-body: the break the client must type
 	}))
 	defer srv.Close()
 	c, _ := client.New(srv.URL+"/v1", "sk_test_x", client.WithRetries(0, 0))
@@ -430,7 +436,7 @@ func TestKindsPrintReadably(t *testing.T) {
 		t.Fatalf("%d kinds printed, %d known", len(want), len(allKinds))
 	}
 	for _, k := range allKinds {
-		for _, got := range []string{fmt.Sprint(k), fmt.Sprintf("%v", k), fmt.Sprintf("%s", k), k.Error(), fmt.Sprint(error(k))} {
+		for _, got := range []string{fmt.Sprint(k), fmt.Sprintf("%v", k), fmt.Sprintf("%s", k), k.Error(), fmt.Sprint(error(k))} { //nolint:staticcheck // S1025: what fmt's %s prints is the point
 			if got != want[k] {
 				t.Errorf("%q prints %q, want %q", string(k), got, want[k])
 			}

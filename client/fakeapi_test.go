@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,7 +53,7 @@ var (
 
 func loadSpec() (*openapi3.T, routers.Router, error) {
 	specOnce.Do(func() {
-		specDoc, specErr = api.GetSwagger()
+		specDoc, specErr = api.GetSpec()
 		if specErr != nil {
 			return
 		}
@@ -74,7 +73,9 @@ var exampleKeyIDs = map[string]bool{
 // when it is not set.
 func newFakeAPI() *fakeServer {
 	if os.Getenv("HSRCPAY_API_KEY") == "" {
-		os.Setenv("HSRCPAY_API_KEY", "sk_test_8Jd2kLq9ZxV4mN7pR1sT6wY3bC5fH0gA3kP9qZ")
+		if err := os.Setenv("HSRCPAY_API_KEY", "sk_test_8Jd2kLq9ZxV4mN7pR1sT6wY3bC5fH0gA3kP9qZ"); err != nil {
+			panic(err)
+		}
 	}
 	f := &fakeServer{}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -149,7 +150,10 @@ func (f *fakeServer) answer(w http.ResponseWriter, in *openapi3filter.RequestVal
 		body = string(b)
 	}
 	var code int
-	fmt.Sscan(status, &code)
+	if _, err := fmt.Sscan(status, &code); err != nil {
+		http.Error(w, "status "+status+": "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	writeEnvelope(w, in.Request, in, code, body)
 }
 
@@ -164,7 +168,7 @@ func writeEnvelope(w http.ResponseWriter, r *http.Request, in *openapi3filter.Re
 	h.Set("RateLimit-Remaining", "99")
 	h.Set("RateLimit-Reset", "1")
 	if in != nil {
-		err := openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		err := openapi3filter.ValidateResponse(r.Context(), &openapi3filter.ResponseValidationInput{
 			RequestValidationInput: in, Status: status, Header: h, Body: io.NopCloser(strings.NewReader(body)),
 			Options: &openapi3filter.Options{IncludeResponseStatus: true},
 		})
@@ -177,7 +181,7 @@ func writeEnvelope(w http.ResponseWriter, r *http.Request, in *openapi3filter.Re
 		w.Header()[k] = v
 	}
 	w.WriteHeader(status)
-	io.WriteString(w, body)
+	_, _ = io.WriteString(w, body) // the client under test reports a short answer
 }
 
 // auditPage is a page of a two-event chain: the spec's example event (seq 2,
@@ -213,7 +217,9 @@ func auditPage(doc *openapi3.T, cursor string) string {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	enc.Encode(map[string]any{"message": "success", "success": true, "data": page.Data})
+	if err := enc.Encode(map[string]any{"message": "success", "success": true, "data": page.Data}); err != nil {
+		panic(fmt.Sprintf("the audit page: %v", err))
+	}
 	return strings.TrimSpace(buf.String())
 }
 
@@ -234,7 +240,7 @@ func TestFakeAPIChecksRequestsAgainstTheSpec(t *testing.T) {
 		{"no token", "GET", "/api-keys/key_4d8PqZyT6vWb2mK9xR3sN7fH", "", "", 401, client.CodeInvalidCredentials}, // the spec's 401 example
 		{"known key", "GET", "/api-keys/key_4d8PqZyT6vWb2mK9xR3sN7fH", "", "sk_test_x", 200, 0},
 	} {
-		req, _ := http.NewRequest(tc.method, f.URL+tc.path, strings.NewReader(tc.body))
+		req, _ := http.NewRequestWithContext(ctx, tc.method, f.URL+tc.path, strings.NewReader(tc.body))
 		if tc.body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}
@@ -246,7 +252,7 @@ func TestFakeAPIChecksRequestsAgainstTheSpec(t *testing.T) {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
+		_ = res.Body.Close() // read to its end
 		var ae *client.Error
 		if res.StatusCode != tc.status || (tc.code != 0 && (!errors.As(client.ParseError(res, body), &ae) || ae.Code != tc.code)) {
 			t.Errorf("%s: %d %s, want %d %d", tc.what, res.StatusCode, body, tc.status, tc.code)

@@ -29,7 +29,7 @@ func viewJSON(id string) string {
 func writeJSON(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	io.WriteString(w, body)
+	_, _ = io.WriteString(w, body) // the client under test reports a short answer
 }
 
 func TestLifecycleRequestsOnTheWire(t *testing.T) {
@@ -306,8 +306,10 @@ func TestGetIsRetriedAfterABrokenConnection(t *testing.T) {
 		if calls.Add(1) == 1 {
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {
-				conn.(*net.TCPConn).SetLinger(0) // a reset, not a clean close
-				conn.Close()
+				if err := conn.(*net.TCPConn).SetLinger(0); err != nil { // a reset, not a clean close
+					t.Error(err)
+				}
+				_ = conn.Close() // the break the client must survive
 			}
 			return
 		}

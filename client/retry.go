@@ -94,7 +94,7 @@ func (d *retryDoer) do(req *http.Request) (*http.Response, error) {
 			return res, err
 		}
 		if res != nil {
-			res.Body.Close()
+			_ = res.Body.Close() // an answer being retried: its body is unread and unwanted
 		}
 		t := time.NewTimer(wait)
 		select {
