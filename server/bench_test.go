@@ -53,8 +53,6 @@ func createdResponse(b *testing.B) (status int, header http.Header, body []byte)
 	return rec.Code, rec.Header(), rec.Body.Bytes()
 }
 
-var sinkErr error
-
 // BenchmarkRouteLookup is the spec router (gorillamux) finding the operation.
 func BenchmarkRouteLookup(b *testing.B) {
 	spec, err := server.LoadSpec()

@@ -52,7 +52,7 @@ func newLookupCounter(t *testing.T) *lookupCounter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
+	t.Cleanup(func() { _ = st.Close() }) // the checks are done: closing only frees files and connections
 	return &lookupCounter{Store: st}
 }
 
@@ -132,7 +132,7 @@ func untilLimited(t *testing.T, max int, status int, code, limited oapi.ErrorCod
 		err := do(i)
 		ae := new(client.Error)
 		if asAPIError(err, &ae) && ae.StatusCode == 429 {
-			return i, wantAPIError(t, err, 429, limited), time.Since(start)
+			return i, requireAPIError(t, err, 429, limited), time.Since(start)
 		}
 		wantAPIError(t, err, status, code)
 	}
@@ -260,7 +260,7 @@ func TestBudgetAuthFailuresPerAddress(t *testing.T) {
 	// Missing tokens are failures too (the client refuses to send none: raw HTTP).
 	noToken := &http.Client{Transport: fromAddr{"198.51.100.30"}}
 	failed, _, elapsed = untilLimited(t, 4*limit, 401, oapi.CodeMissingCredentials, oapi.CodeTooManyAuthFailures, func(int) error {
-		req, _ := http.NewRequest(http.MethodPost, env.URL+"/api-keys/"+real.SecretID+"/regenerate", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.URL+"/api-keys/"+real.SecretID+"/regenerate", nil)
 		res, err := noToken.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -347,7 +347,7 @@ func TestBudgetChildKeysShareAccount(t *testing.T) {
 
 	// The headers report the account's budget, the tighter one (a 429 unless
 	// a slow machine let a token refill since).
-	res := rawRegenerate(t, env, tokens[len(tokens)-1])
+	res := rawRegenerate(t, env, tokens[len(tokens)-1]) //nolint:bodyclose // rawRegenerate closes the body
 	if res.Header.Get("RateLimit-Limit") != strconv.Itoa(accountLimit) || res.Header.Get("RateLimit-Remaining") != "0" ||
 		(res.StatusCode == 429) != (res.Header.Get("Retry-After") != "") || (res.StatusCode != 429 && res.StatusCode != 404) {
 		t.Fatalf("over the account budget: %d, headers %v", res.StatusCode, res.Header)
@@ -359,13 +359,13 @@ func TestBudgetChildKeysShareAccount(t *testing.T) {
 	}
 	// Another account is unaffected.
 	otherAcct := env.Bootstrap("acct_other")[apikey.Live]
-	res = rawRegenerate(t, env, otherAcct.Secret)
+	res = rawRegenerate(t, env, otherAcct.Secret) //nolint:bodyclose // rawRegenerate closes the body
 	if res.StatusCode != 404 || res.Header.Get("RateLimit-Limit") != strconv.Itoa(accountLimit) {
 		t.Fatalf("other account: %d, headers %v (the account budget, 10, is the tighter)", res.StatusCode, res.Header)
 	}
 	// Where the credential's budget is the tighter, the headers report it.
 	sandbox := env.Bootstrap("acct_sb")[apikey.Sandbox]
-	res = rawRegenerate(t, env, sandbox.Secret)
+	res = rawRegenerate(t, env, sandbox.Secret) //nolint:bodyclose // rawRegenerate closes the body
 	if res.StatusCode != 404 || res.Header.Get("RateLimit-Limit") != "1000" || res.Header.Get("RateLimit-Remaining") != "999" {
 		t.Fatalf("sandbox: %d, headers %v", res.StatusCode, res.Header)
 	}
@@ -373,8 +373,8 @@ func TestBudgetChildKeysShareAccount(t *testing.T) {
 
 func readAll(t *testing.T, res *http.Response) []byte {
 	t.Helper()
-	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
+	_ = res.Body.Close() // read to its end, or failed reading: nothing left to report
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,13 +384,13 @@ func readAll(t *testing.T, res *http.Response) []byte {
 // rawRegenerate sends a regenerate of an unknown key and returns the response (body closed).
 func rawRegenerate(t *testing.T, env *testenv.Env, token string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, env.URL+"/api-keys/key_budget0000/regenerate", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.URL+"/api-keys/key_budget0000/regenerate", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
+	_ = res.Body.Close() // only the status and headers are wanted
 	return res
 }
 
@@ -419,7 +419,7 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 
 	// One /64, a different address on each replica, until each replica has
 	// answered 42901 once (then both know the address is over its budget).
-	prefix := fmt.Sprintf("2001:db8:%x:%x", uint16(run>>16), uint16(run))
+	prefix := fmt.Sprintf("2001:db8:%x:%x", run>>16&0xffff, run&0xffff)
 	start := time.Now()
 	var failed int
 	seen := map[int]bool{}
@@ -427,7 +427,7 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 		if i == 4*failLimit {
 			t.Fatalf("no 42901 from both replicas after %d forged keys (%d × 401)", i, failed)
 		}
-		_, err := clientFrom(t, replicas[i%2], forged(t, keys.KindSecret, false), fmt.Sprintf("%s::%x", prefix, i+1)).RegenerateAPIKey(ctx, m.SecretID)
+		_, err := clientFrom(t, replicas[i%2], forged(t, keys.KindSecret, false), fmt.Sprintf("%s::%x", prefix, i+1)).RegenerateAPIKey(ctx, m.SecretID) //nolint:gosec // i ≥ 0, so i%2 is 0 or 1: both replicas
 		switch status, code := statusOf(t, err); {
 		case status == 401: // after a 429 only on a slow machine, once the budget refilled
 			if len(seen) == 0 {
@@ -443,7 +443,7 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 	blockedUntil := start.Add(time.Duration(failed-failLimit+1) * time.Second / failLimit)
 	before := counter.n.Load()
 	for i := 0; i < 10; i++ {
-		_, err := clientFrom(t, replicas[i%2], forged(t, keys.KindSecret, false), prefix+"::99").RegenerateAPIKey(ctx, m.SecretID)
+		_, err := clientFrom(t, replicas[i%2], forged(t, keys.KindSecret, false), prefix+"::99").RegenerateAPIKey(ctx, m.SecretID) //nolint:gosec // i ≥ 0, so i%2 is 0 or 1: both replicas
 		if time.Now().Before(blockedUntil) {
 			wantAPIError(t, err, 429, oapi.CodeTooManyAuthFailures)
 		}
@@ -500,9 +500,9 @@ func TestRateLimitHeadersPastAuthentication(t *testing.T) {
 		{"GET", "/v1/api-keys/" + m.SecretID, "sk_test_nope", 401, false},
 		{"GET", "/v1/nope", m.Secret, 404, false},
 	} {
-		req, _ := http.NewRequest(c.method, env.Root+c.path, nil)
+		req, _ := http.NewRequestWithContext(ctx, c.method, env.Root+c.path, nil)
 		req.Header.Set("Authorization", "Bearer "+c.token)
-		res, b := hxDo(t, http.DefaultClient, req)
+		res, b := hxDo(t, http.DefaultClient, req) //nolint:bodyclose // hxDo reads and closes the body
 		has := res.Header.Get("RateLimit-Limit") != "" && res.Header.Get("RateLimit-Remaining") != "" && res.Header.Get("RateLimit-Reset") != ""
 		if res.StatusCode != c.status || has != c.headers {
 			t.Errorf("%s %s: %d (RateLimit-* %v), want %d (%v): %.200s", c.method, c.path, res.StatusCode, has, c.status, c.headers, b)

@@ -129,7 +129,7 @@ func hxCheckEnvelope(res *http.Response, body []byte) (int, error) {
 	var env hxEnvelope
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&env); err != nil {
-		return 0, fmt.Errorf("error body is not JSON (%v): %.200q", err, body)
+		return 0, fmt.Errorf("error body is not JSON (%w): %.200q", err, body)
 	}
 	if dec.More() {
 		return 0, fmt.Errorf("trailing data after the envelope: %.200q", body)
@@ -174,7 +174,7 @@ func (s *hxSpec) hxCheckResponse(op string, req *http.Request, res *http.Respons
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	})
 	if err != nil {
-		return 0, fmt.Errorf("response violates openapi.yaml: %v\nbody: %.500s", err, body)
+		return 0, fmt.Errorf("response violates openapi.yaml: %w\nbody: %.500s", err, body)
 	}
 	if res.StatusCode < 300 {
 		if !hxRequestIDRe.MatchString(res.Header.Get("X-Request-Id")) {
@@ -192,8 +192,8 @@ func hxDo(t testing.TB, c *http.Client, req *http.Request) (*http.Response, []by
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
-	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
+	_ = res.Body.Close() // read to its end, or failed reading: nothing left to report
 	if err != nil {
 		t.Fatalf("%s %s: reading body: %v", req.Method, req.URL, err)
 	}
@@ -207,9 +207,9 @@ func hxCountKeys(t testing.TB, st store.Store, mode apikey.Mode, account string)
 	var n int
 	var err error
 	if account == "" {
-		err = db.QueryRow(`SELECT count(*) FROM api_keys`).Scan(&n)
+		err = db.QueryRowContext(ctx, `SELECT count(*) FROM api_keys`).Scan(&n)
 	} else {
-		err = db.QueryRow(`SELECT count(*) FROM api_keys WHERE account_id = ?`, account).Scan(&n)
+		err = db.QueryRowContext(ctx, `SELECT count(*) FROM api_keys WHERE account_id = ?`, account).Scan(&n)
 	}
 	if err != nil {
 		t.Fatalf("count keys: %v", err)
@@ -223,7 +223,7 @@ func hxKeyIDForSecret(t testing.TB, st store.Store, mode apikey.Mode, secret str
 	t.Helper()
 	sum := sha256.Sum256([]byte(secret))
 	var id string
-	err := st.(*sqlite.Store).DB(mode).QueryRow(`SELECT id FROM api_keys WHERE secret_hash = ?`, sum[:]).Scan(&id)
+	err := st.(*sqlite.Store).DB(mode).QueryRowContext(ctx, `SELECT id FROM api_keys WHERE secret_hash = ?`, sum[:]).Scan(&id)
 	if err != nil && !strings.Contains(err.Error(), "no rows") {
 		t.Fatalf("lookup by hash: %v", err)
 	}
@@ -235,7 +235,7 @@ func hxHashRefs(t testing.TB, st store.Store, mode apikey.Mode, secret string) i
 	t.Helper()
 	sum := sha256.Sum256([]byte(secret))
 	var n int
-	if err := st.(*sqlite.Store).DB(mode).QueryRow(`SELECT count(*) FROM api_keys WHERE secret_hash = ? OR prev_secret_hash = ?`, sum[:], sum[:]).Scan(&n); err != nil {
+	if err := st.(*sqlite.Store).DB(mode).QueryRowContext(ctx, `SELECT count(*) FROM api_keys WHERE secret_hash = ? OR prev_secret_hash = ?`, sum[:], sum[:]).Scan(&n); err != nil {
 		t.Fatalf("lookup by hash: %v", err)
 	}
 	return n
@@ -245,7 +245,7 @@ func hxHashRefs(t testing.TB, st store.Store, mode apikey.Mode, secret string) i
 func hxScanFiles(t testing.TB, files []string, needles map[string]string) {
 	t.Helper()
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := os.ReadFile(f) //nolint:gosec // the files this test's servers wrote (stores, logs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -377,14 +377,14 @@ func cfString(t *rapid.T, s *openapi3.Schema, label string) string {
 	} else {
 		v = rapid.StringN(0, 40, -1).Draw(t, label)
 	}
-	if s.MaxLength != nil && uint64(utf8.RuneCountInString(v)) > *s.MaxLength {
+	if s.MaxLength != nil && uint64(utf8.RuneCountInString(v)) > *s.MaxLength { //nolint:gosec // a count is never negative
 		v = string([]rune(v)[:*s.MaxLength])
 	}
-	if uint64(utf8.RuneCountInString(v)) < s.MinLength || (s.Pattern != "" && !regexp.MustCompile(s.Pattern).MatchString(v)) {
+	if uint64(utf8.RuneCountInString(v)) < s.MinLength || (s.Pattern != "" && !regexp.MustCompile(s.Pattern).MatchString(v)) { //nolint:gosec // a count is never negative
 		if ex, ok := s.Example.(string); ok {
 			return ex
 		}
-		return strings.Repeat("a", int(s.MinLength))
+		return strings.Repeat("a", int(s.MinLength)) //nolint:gosec // openapi.yaml's minLengths are small
 	}
 	return v
 }
@@ -910,7 +910,7 @@ func (m *cfModel) send(t *rapid.T, r *cfRequest) {
 	if r.query != "" {
 		u += "?" + r.query
 	}
-	req, err := http.NewRequest(r.method, u, bytes.NewReader(r.body))
+	req, err := http.NewRequestWithContext(ctx, r.method, u, bytes.NewReader(r.body))
 	if err != nil {
 		t.Fatalf("building %s: %v", r, err)
 	}
@@ -925,7 +925,7 @@ func (m *cfModel) send(t *rapid.T, r *cfRequest) {
 		t.Fatalf("%s: %v", r, err)
 	}
 	body, err := io.ReadAll(res.Body)
-	res.Body.Close()
+	_ = res.Body.Close() // read to its end, or failed reading: nothing left to report
 	if err != nil {
 		t.Fatalf("%s: reading: %v", r, err)
 	}
@@ -976,6 +976,7 @@ func (m *cfModel) acknowledge(t *rapid.T, r *cfRequest, status int, body []byte)
 	p := r.token.p
 	if p == nil {
 		t.Fatalf("%s: %d for a token that must not authenticate", r, status)
+		return // rapid's Fatalf does not return either; staticcheck cannot know
 	}
 	if parsed.Sandbox != (p.mode == apikey.Sandbox) {
 		t.Fatalf("%s: %s key issued to a %s caller", r, d.Key[:8], p.mode)
@@ -1156,15 +1157,15 @@ func cfCheckStore(t *testing.T, m *cfModel) {
 		}
 		db := st.(*sqlite.Store).DB(mode)
 		var dups, badLen, uniqueIdx int
-		if err := db.QueryRow(`SELECT count(*) FROM (SELECT secret_hash FROM api_keys GROUP BY secret_hash HAVING count(*) > 1)`).Scan(&dups); err != nil {
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT secret_hash FROM api_keys GROUP BY secret_hash HAVING count(*) > 1)`).Scan(&dups); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.QueryRow(`SELECT count(*) FROM api_keys WHERE secret_hash IS NULL OR length(secret_hash) != 32
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM api_keys WHERE secret_hash IS NULL OR length(secret_hash) != 32
 			OR (prev_secret_hash IS NULL) != (prev_secret_expires_at IS NULL)
 			OR (prev_secret_hash IS NOT NULL AND (length(prev_secret_hash) != 32 OR prev_secret_hash = secret_hash))`).Scan(&badLen); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.QueryRow(`SELECT count(*) FROM pragma_index_list('api_keys') AS il, pragma_index_info(il.name) AS ii
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_index_list('api_keys') AS il, pragma_index_info(il.name) AS ii
 			WHERE il."unique" = 1 AND ii.name = 'secret_hash'`).Scan(&uniqueIdx); err != nil {
 			t.Fatal(err)
 		}

@@ -43,7 +43,7 @@ func TestRegenerateCannotEscalate(t *testing.T) {
 		jwt := env.JWT.Sign(t, env.JWT.Claims("mallory", []string{acct}, []string{"account:api:key:update"}, "test"))
 		for who, tok := range map[string]string{"key": updater.Key, "jwt": jwt} {
 			_, err := env.Client(tok).RegenerateAPIKey(ctx, m.SecretID)
-			ae := wantAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+			ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
 			if missing := toStrings(ae.Details["missing"]); len(missing) == 0 || !strings.Contains(strings.Join(missing, ","), "payment:create") {
 				t.Fatalf("%s: details.missing = %v", who, ae.Details["missing"])
 			}
@@ -97,7 +97,7 @@ func TestLifeNeverGrows(t *testing.T) {
 		c := env.Client(short.Key)
 
 		_, err := c.CreateAPIKey(ctx, acct, newKeyReq("forever", client.Permissions{}))
-		ae := wantAPIError(t, err, 422, oapi.CodeLifetimeExceedsCaller)
+		ae := requireAPIError(t, err, 422, oapi.CodeLifetimeExceedsCaller)
 		if ae.Details["max_expires_at"] != hour.Format(time.RFC3339) {
 			t.Fatalf("max_expires_at = %v, want %s", ae.Details["max_expires_at"], hour.Format(time.RFC3339))
 		}
@@ -202,7 +202,7 @@ func TestNamesForPeople(t *testing.T) {
 			"line\u2028break", "private\ue000", "nonchar\ufffe", " padded", "padded ", "soft\u00adhyphen",
 		} {
 			_, err := c.CreateAPIKey(ctx, acct, newKeyReq(name, client.Permissions{}))
-			ae := wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+			ae := requireAPIError(t, err, 400, oapi.CodeValidationFailed)
 			if !strings.Contains(fmt.Sprint(ae.Details["errors"]), "/name") {
 				t.Fatalf("%q: details %v do not name the field", name, ae.Details)
 			}
@@ -242,7 +242,7 @@ func TestActiveKeyCap(t *testing.T) {
 			mustCreate(t, c, req)
 		}
 		_, err := c.CreateAPIKey(ctx, acct, newKeyReq("one too many", client.Permissions{}))
-		ae := wantAPIError(t, err, 409, oapi.CodeKeyLimitReached)
+		ae := requireAPIError(t, err, 409, oapi.CodeKeyLimitReached)
 		if fmt.Sprint(ae.Details["limit"]) != "5" {
 			t.Fatalf("details.limit = %v", ae.Details["limit"])
 		}

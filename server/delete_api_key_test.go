@@ -58,7 +58,7 @@ func TestDeleteAPIKey(t *testing.T) {
 			weak := customKey(t, env, m, "weak deleter", client.Permissions{"account:api:key": {"delete"}}, nil)
 			strong := customKey(t, env, m, "strong", client.Permissions{"payment": {"create"}}, nil)
 			_, err := deleteKey(t, env.Client(weak.Key), strong.ID)
-			ae := wantAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+			ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
 			if len(toStrings(ae.Details["missing"])) == 0 {
 				t.Fatalf("details %v", ae.Details)
 			}

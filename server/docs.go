@@ -61,7 +61,7 @@ type docFiles struct {
 // loadDocs renders the documents once per process: the spec is the same for
 // every server, and tests start many.
 var loadDocs = sync.OnceValues(func() (*docFiles, error) {
-	doc, err := api.GetSwagger()
+	doc, err := api.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("embedded spec: %w", err)
 	}

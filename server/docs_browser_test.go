@@ -132,7 +132,7 @@ func runChromium(t *testing.T, bin string, args ...string) (stdout, stderr strin
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir=" + tmp,
 	}
-	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
+	cmd := exec.CommandContext(ctx, bin, append(base, args...)...) //nolint:gosec // the Chromium found for the test, with the test's own flags
 	cmd.Env = append(os.Environ(), "HOME="+tmp, "XDG_CONFIG_HOME="+tmp, "XDG_CACHE_HOME="+tmp)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -24,8 +24,16 @@ var ctx = context.Background()
 
 const acct = "acct_main"
 
-// wantAPIError asserts err is a *client.Error with the status and code.
-func wantAPIError(t *testing.T, err error, status int, code oapi.ErrorCode) *client.Error {
+// wantAPIError asserts err is a *client.Error with the status and code, and
+// a request id.
+func wantAPIError(t *testing.T, err error, status int, code oapi.ErrorCode) {
+	t.Helper()
+	_ = requireAPIError(t, err, status, code)
+}
+
+// requireAPIError is wantAPIError that also returns the error, for the checks
+// of its details.
+func requireAPIError(t *testing.T, err error, status int, code oapi.ErrorCode) *client.Error {
 	t.Helper()
 	var ae *client.Error
 	if !errors.As(err, &ae) {
@@ -78,7 +86,7 @@ func TestCreateIssuesWorkingCustomKey(t *testing.T) {
 		t.Fatalf("new key cannot create within its permissions: %v", err)
 	}
 	_, err = env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("grandchild", client.Permissions{"refund": {"create"}}))
-	ae := wantAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+	ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
 	if !errors.Is(err, client.ErrForbidden) {
 		t.Fatal("errors.Is(ErrForbidden) should hold for 403")
 	}
@@ -136,7 +144,7 @@ func TestCreateErrors(t *testing.T) {
 	// Metadata keys longer than 40 characters are a field error.
 	long := client.Metadata{strings.Repeat("k", 41): "v"}
 	_, err := c.CreateAPIKey(ctx, acct, client.CreateAPIKeyRequest{Name: "meta", Permissions: client.Permissions{}, Metadata: &long})
-	ae := wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+	ae := requireAPIError(t, err, 400, oapi.CodeValidationFailed)
 	if len(ae.Fields) != 1 || ae.Fields[0].Field != "/metadata" {
 		t.Fatalf("fields = %+v", ae.Fields)
 	}
@@ -243,7 +251,7 @@ func TestRegenerateErrors(t *testing.T) {
 	// 400: malformed ids.
 	for _, id := range []string{"nope", "key_", "key_" + strings.Repeat("a", 61), "key_abc-def"} {
 		_, err = sb.RegenerateAPIKey(ctx, id)
-		ae := wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+		ae := requireAPIError(t, err, 400, oapi.CodeValidationFailed)
 		if len(ae.Fields) == 0 || ae.Fields[0].Location != "path" || ae.Fields[0].Field != "id" {
 			t.Fatalf("id %q: fields %+v", id, ae.Fields)
 		}
@@ -256,7 +264,7 @@ func TestRegenerateErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = sb.RegenerateAPIKey(ctx, mk[apikey.Sandbox].PublishableID)
-	ae := wantAPIError(t, err, 409, oapi.CodeKeyNotActive)
+	ae := requireAPIError(t, err, 409, oapi.CodeKeyNotActive)
 	if ae.Details["status"] != "INACTIVE" {
 		t.Fatalf("details = %v", ae.Details)
 	}
@@ -284,7 +292,7 @@ func TestRateLimited(t *testing.T) {
 			err = nil
 		}
 	}
-	ae := wantAPIError(t, err, 429, oapi.CodeRateLimited)
+	ae := requireAPIError(t, err, 429, oapi.CodeRateLimited)
 	if ae.RetryAfter < time.Second || !errors.Is(err, client.ErrRateLimited) {
 		t.Fatalf("retry after %v", ae.RetryAfter)
 	}
@@ -307,7 +315,9 @@ func TestRateLimited(t *testing.T) {
 func TestStoreFailureIs500(t *testing.T) {
 	env := testenv.New(t, testenv.Config{})
 	m := env.Bootstrap(acct)[apikey.Sandbox]
-	env.Store.Close()
+	if err := env.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
 	_, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
 	wantAPIError(t, err, 500, oapi.CodeInternal)
 	if !errors.Is(err, client.ErrServer) {
@@ -315,11 +325,15 @@ func TestStoreFailureIs500(t *testing.T) {
 	}
 	_, err = env.Client(m.Secret).RegenerateAPIKey(ctx, m.SecretID)
 	wantAPIError(t, err, 500, oapi.CodeInternal)
-	res, err := http.Get(env.Root + "/readyz")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.Root+"/readyz", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close() // only the status matters
 	if res.StatusCode != 503 {
 		t.Fatalf("readyz with a closed store: %d", res.StatusCode)
 	}
@@ -386,7 +400,7 @@ func TestNoPlaintextSecretAtRest(t *testing.T) {
 		t.Fatalf("expected database files, found %v", files)
 	}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := os.ReadFile(f) //nolint:gosec // the test server's own SQLite files
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -462,7 +476,7 @@ func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
 		{"token too long", "POST", create, "application/json", valid, "Bearer sk_" + strings.Repeat("a", 5000), 401, oapi.CodeInvalidCredentials},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest(tc.method, env.Root+tc.path, strings.NewReader(tc.body))
+			req, _ := http.NewRequestWithContext(ctx, tc.method, env.Root+tc.path, strings.NewReader(tc.body))
 			if tc.ctype != "" {
 				req.Header.Set("Content-Type", tc.ctype)
 			}
@@ -474,7 +488,7 @@ func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
 				t.Fatal(err)
 			}
 			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
+			_ = res.Body.Close() // read to its end
 			if res.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, body)
 			}
@@ -492,7 +506,7 @@ func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
 	}
 	// None of the above stored anything: only the two managed keys exist.
 	var n int
-	if err := env.Store.(*sqlite.Store).DB(apikey.Sandbox).QueryRow(`SELECT count(*) FROM api_keys`).Scan(&n); err != nil || n != 2 {
+	if err := env.Store.(*sqlite.Store).DB(apikey.Sandbox).QueryRowContext(ctx, `SELECT count(*) FROM api_keys`).Scan(&n); err != nil || n != 2 {
 		t.Fatalf("sandbox holds %d keys (err %v), want the 2 managed ones", n, err)
 	}
 }
@@ -523,12 +537,12 @@ func TestPathAliases(t *testing.T) {
 		{"GET", "/v1/audit-events?account_id=" + acct, "", 200},
 		{"GET", "/v1/api-keys//?account_id=" + acct, "", 404},
 	} {
-		req, _ := http.NewRequest(c.method, env.Root+c.path, strings.NewReader(c.body))
+		req, _ := http.NewRequestWithContext(ctx, c.method, env.Root+c.path, strings.NewReader(c.body))
 		req.Header.Set("Authorization", "Bearer "+m.Secret)
 		if c.body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		res, b := hxDo(t, http.DefaultClient, req)
+		res, b := hxDo(t, http.DefaultClient, req) //nolint:bodyclose // hxDo reads and closes the body
 		if res.StatusCode != c.status {
 			t.Errorf("%s %s: %d, want %d: %.200s", c.method, c.path, res.StatusCode, c.status, b)
 		}

@@ -110,7 +110,7 @@ func validationError(err error) *apierr.Error {
 	walk = func(err error) *apierr.Error {
 		// A type switch, not errors.As: a RequestError unwraps to the
 		// MultiError of its schema errors, which must stay inside it.
-		if me, ok := err.(openapi3.MultiError); ok {
+		if me, ok := err.(openapi3.MultiError); ok { //nolint:errorlint // an assertion on purpose: errors.As would reach inside a RequestError
 			for _, e := range me {
 				if ae := walk(e); ae != nil {
 					return ae

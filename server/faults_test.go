@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,11 +42,12 @@ import (
 func hxBuildServer(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "hsrcpay-server")
+	// go test puts its own GOROOT/bin first in PATH: this is the go running the test.
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("go is not in PATH: %v", err)
 	}
-	cmd := exec.Command(gobin, "build", "-o", bin, "../cmd/hsrcpay-server")
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", bin, "../cmd/hsrcpay-server") //nolint:gosec // the go toolchain, building this repository
 	cmd.Env = os.Environ()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -96,14 +96,16 @@ type hxProc struct {
 
 func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	if err := l.Close(); err != nil { // the port is the server's now
+		t.Fatal(err)
+	}
 	p := &hxProc{root: "http://" + addr, url: "http://" + addr + "/v1", stderr: &hxLockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve")
+	p.cmd = exec.CommandContext(ctx, bin, "serve")
 	p.cmd.Env = hxServerEnv(
 		"HSRCPAY_ADDR="+addr,
 		"HSRCPAY_METRICS_ADDR=", // no metrics listener: servers run side by side, and 9090 may be taken
@@ -126,12 +128,15 @@ func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.cmd.Wait(); close(p.done) }()
+	go func() {
+		_ = p.cmd.Wait() // the tests kill or stop it: how it ended is not the check
+		close(p.done)
+	}()
 	t.Cleanup(func() {
 		select {
 		case <-p.done:
 		default:
-			p.cmd.Process.Kill()
+			_ = p.cmd.Process.Kill() // fails only if it has exited meanwhile
 			<-p.done
 		}
 	})
@@ -165,9 +170,13 @@ func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 		}
 	}
 	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		res, err := http.Get(p.root + "/healthz")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.root+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.DefaultClient.Do(req)
 		if err == nil {
-			res.Body.Close()
+			_ = res.Body.Close()
 			if res.StatusCode == 200 {
 				break
 			}
@@ -182,7 +191,7 @@ func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 // hxBootstrap runs `hsrcpay-server bootstrap` against the data dir.
 func hxBootstrap(t *testing.T, bin, dataDir, account string) map[string]hxManagedLine {
 	t.Helper()
-	cmd := exec.Command(bin, "bootstrap", "--account", account, "--mode", "test")
+	cmd := exec.CommandContext(ctx, bin, "bootstrap", "--account", account, "--mode", "test")
 	cmd.Env = hxServerEnv("HSRCPAY_DATABASE_URL=sqlite:" + dataDir)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -214,14 +223,14 @@ type hxManagedLine struct {
 // the permission) once authenticated, and 401 otherwise.
 func hxAuthenticates(t *testing.T, c *http.Client, url, token string) bool {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+"/api-keys/key_probe0000/regenerate", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/api-keys/key_probe0000/regenerate", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("probe: %v", err)
 	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
+	_, _ = io.Copy(io.Discard, res.Body) // only the status matters
+	_ = res.Body.Close()
 	switch res.StatusCode {
 	case 401:
 		return false
@@ -240,8 +249,8 @@ func hxIntegrityCheck(t *testing.T, dataDir string) {
 			t.Fatal(err)
 		}
 		var res string
-		err = db.QueryRow(`PRAGMA integrity_check`).Scan(&res)
-		db.Close()
+		err = db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res)
+		_ = db.Close() // only read
 		if err != nil || res != "ok" {
 			t.Errorf("integrity_check of %s: %q, %v", name, res, err)
 		}
@@ -254,9 +263,9 @@ func hxCountFile(t *testing.T, dataDir string, mode apikey.Mode, q string, args 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // only read
 	var n int
-	if err := db.QueryRow(q, args...).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -463,7 +472,9 @@ func TestCrashUnderLoad(t *testing.T) {
 		t.Errorf("demo account has %d managed keys after the restart, want 2", n)
 	}
 	// A clean stop, then the files once more.
-	p2.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
 	select {
 	case <-p2.done:
 	case <-time.After(20 * time.Second):
@@ -667,18 +678,20 @@ func TestStoreUnavailable(t *testing.T) {
 		seq++
 		name := fmt.Sprintf("unavail %d", seq)
 		mu.Unlock()
+		// Not the flapping phase's ctx below: a request is never cut short.
 		var req *http.Request
 		if op == hxOpCreate {
-			req, _ = http.NewRequest("POST", env.URL+"/api-keys/?account_id="+acctU, strings.NewReader(fmt.Sprintf(`{"name":%q,"permissions":{"payment":["read"]}}`, name)))
+			req, _ = http.NewRequestWithContext(context.Background(), "POST", env.URL+"/api-keys/?account_id="+acctU, strings.NewReader(fmt.Sprintf(`{"name":%q,"permissions":{"payment":["read"]}}`, name)))
 			req.Header.Set("Content-Type", "application/json")
 		} else {
-			req, _ = http.NewRequest("POST", env.URL+"/api-keys/"+m.PublishableID+"/regenerate", nil)
+			req, _ = http.NewRequestWithContext(context.Background(), "POST", env.URL+"/api-keys/"+m.PublishableID+"/regenerate", nil)
 		}
 		req.Header.Set("Authorization", "Bearer "+m.Secret)
-		res, body := hxDo(t, httpc, req)
-		code, err := spec.hxCheckResponse(op, req, res, body)
+		res, body := hxDo(t, httpc, req) //nolint:bodyclose // hxDo reads and closes the body
+		_, err := spec.hxCheckResponse(op, req, res, body)
 		if res.StatusCode == 500 {
 			// The one allowed 5xx here: the envelope, saying nothing of the cause.
+			var code int
 			code, err = hxCheckEnvelope(res, body)
 			if code != 50000 || bytes.Contains(body, []byte("injected")) || bytes.Contains(body, []byte("unavailable")) {
 				t.Errorf("500 answer %s", body)
@@ -689,7 +702,10 @@ func TestStoreUnavailable(t *testing.T) {
 		}
 		if res.StatusCode < 300 {
 			var env cfAPIKeyEnvelope
-			json.Unmarshal(body, &env)
+			if err := json.Unmarshal(body, &env); err != nil {
+				t.Errorf("%s: %v", op, err)
+				return res.StatusCode
+			}
 			mu.Lock()
 			if op == hxOpCreate {
 				createdSecrets = append(createdSecrets, env.Data.Key)
@@ -701,25 +717,34 @@ func TestStoreUnavailable(t *testing.T) {
 		return res.StatusCode
 	}
 	snapshot := func() []string {
-		rows, err := inner.DB(apikey.Sandbox).Query(`SELECT id || ' ' || hex(secret_hash) || ' ' || coalesce(hex(prev_secret_hash), '-') || ' ' || updated_at FROM api_keys ORDER BY id`)
+		rows, err := inner.DB(apikey.Sandbox).QueryContext(context.Background(), `SELECT id || ' ' || hex(secret_hash) || ' ' || coalesce(hex(prev_secret_hash), '-') || ' ' || updated_at FROM api_keys ORDER BY id`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
+		defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 		var out []string
 		for rows.Next() {
 			var s string
-			rows.Scan(&s)
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
 			out = append(out, s)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
 		}
 		return out
 	}
 	readyz := func() int {
-		res, err := httpc.Get(env.Root + "/readyz")
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, env.Root+"/readyz", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
+		res, err := httpc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = res.Body.Close() // only the status matters
 		return res.StatusCode
 	}
 
@@ -779,8 +804,8 @@ func TestStoreUnavailable(t *testing.T) {
 		}
 	}()
 	for ctx.Err() == nil {
-		flaky.state.Store([]int32{hxUp, hxUp, hxDown, hxWritesDown}[rand.IntN(4)])
-		time.Sleep(time.Duration(5+rand.IntN(40)) * time.Millisecond)
+		flaky.state.Store([]int32{hxUp, hxUp, hxDown, hxWritesDown}[rand.IntN(4)]) //nolint:gosec // a random outage schedule, not a secret
+		time.Sleep(time.Duration(5+rand.IntN(40)) * time.Millisecond)              //nolint:gosec // a random outage schedule, not a secret
 	}
 	wg.Wait()
 	flaky.state.Store(hxUp)
@@ -809,7 +834,7 @@ func TestStoreUnavailable(t *testing.T) {
 		}
 	}
 	var bad string
-	if err := inner.DB(apikey.Sandbox).QueryRow(`PRAGMA integrity_check`).Scan(&bad); err != nil || bad != "ok" {
+	if err := inner.DB(apikey.Sandbox).QueryRowContext(context.Background(), `PRAGMA integrity_check`).Scan(&bad); err != nil || bad != "ok" { // not ctx: it has timed out
 		t.Errorf("integrity_check: %q %v", bad, err)
 	}
 	// Usage recorded during the outage is kept and written once the store is back.

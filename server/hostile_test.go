@@ -93,8 +93,12 @@ func TestHostileInput(t *testing.T) {
 	body := func(format string) []byte { return []byte(strings.ReplaceAll(format, "NAME", uniq())) }
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	zw.Write(valid())
-	zw.Close()
+	if _, err := zw.Write(valid()); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil { // writes the gzip trailer
+		t.Fatal(err)
+	}
 	nest := func(depth int) string { return strings.Repeat("[", depth) + strings.Repeat("]", depth) }
 	pad := func(size int) []byte {
 		b := valid()
@@ -103,7 +107,7 @@ func TestHostileInput(t *testing.T) {
 	hostAddr := strings.TrimPrefix(env.Root, "http://")
 	permsOf := func(t *testing.T, id string) string {
 		var p string
-		if err := env.Store.(*sqlite.Store).DB(apikey.Sandbox).QueryRow(`SELECT permissions FROM api_keys WHERE id = ?`, id).Scan(&p); err != nil {
+		if err := env.Store.(*sqlite.Store).DB(apikey.Sandbox).QueryRowContext(ctx, `SELECT permissions FROM api_keys WHERE id = ?`, id).Scan(&p); err != nil {
 			t.Fatal(err)
 		}
 		return p
@@ -146,7 +150,7 @@ func TestHostileInput(t *testing.T) {
 			note: "accepted on SQLite (metadata keys are only length-checked); a 500 on PostgreSQL"},
 		{name: `\u0000 in a permission resource`, method: "POST", path: create, ctype: "application/json", auth: auth, body: []byte(`{"name":"n","permissions":{"payment\u0000":["read"]}}`), op: hxOpCreate, want: []int{422}},
 		{name: `lone surrogate \ud800 in name`, method: "POST", path: create, ctype: "application/json", auth: auth, body: []byte(`{"name":"x\ud800y","permissions":{}}`), op: hxOpCreate, want: []int{201, 400},
-			check: wantData("name", `"x`+"\ufffd"+`y"`)},
+			check: wantData("name", `"x`+"\ufffd"+`y"`)}, //nolint:bodyclose // wantData returns a check taking a response, not a response
 
 		// Malformed ids.
 		{name: "id with percent-encoded slash", method: "POST", path: "/v1/api-keys/key_a%2Fb/regenerate", auth: auth, want: []int{400, 404}},
@@ -167,12 +171,14 @@ func TestHostileInput(t *testing.T) {
 		// Duplicate JSON keys.
 		{name: "case-variant keys in permissions", method: "POST", path: create, ctype: "application/json", auth: auth, body: body(`{"name":"NAME","permissions":{"payment":["read"],"PAYMENT":["read"]}}`), op: hxOpCreate, want: []int{422}},
 		{name: "case-variant keys in metadata", method: "POST", path: create, ctype: "application/json", auth: auth, body: body(`{"name":"NAME","permissions":{},"metadata":{"team":"a","TEAM":"b"}}`), op: hxOpCreate, want: []int{201},
-			check: wantData("metadata", `{"TEAM":"b","team":"a"}`)},
+			check: wantData("metadata", `{"TEAM":"b","team":"a"}`)}, //nolint:bodyclose // wantData returns a check taking a response, not a response
 		{name: "duplicate nested key: harmless, then escalating", method: "POST", path: create, ctype: "application/json", auth: "Bearer " + limited.Key, body: body(`{"name":"NAME","permissions":{"refund":["read"],"refund":["create"]}}`), op: hxOpCreate, want: []int{403, 400}}, // 400 where kin-openapi rejects duplicate names (jsonv2 builds)
 		{name: "duplicate nested key: escalating, then harmless", method: "POST", path: create, ctype: "application/json", auth: "Bearer " + limited.Key, body: body(`{"name":"NAME","permissions":{"refund":["create"],"refund":["read"]}}`), op: hxOpCreate, want: []int{201, 400},
 			check: func(t *testing.T, res *http.Response, b []byte) {
 				var env struct{ Data struct{ ID string } }
-				json.Unmarshal(b, &env)
+				if err := json.Unmarshal(b, &env); err != nil {
+					t.Fatal(err)
+				}
 				if p := permsOf(t, env.Data.ID); strings.Contains(p, "create") && strings.Contains(p, "refund") && !strings.Contains(p, `"refund":["read"]`) {
 					t.Errorf("stored permissions %s exceed the creator's", p)
 				} else if p != `{"refund":["read"]}` {
@@ -180,7 +186,7 @@ func TestHostileInput(t *testing.T) {
 				}
 			}},
 		{name: "duplicate top-level name", method: "POST", path: create, ctype: "application/json", auth: auth, body: []byte(fmt.Sprintf(`{"name":"first","name":%q,"permissions":{}}`, "hx last")), op: hxOpCreate, want: []int{201, 400},
-			check: wantData("name", `"hx last"`)},
+			check: wantData("name", `"hx last"`)}, //nolint:bodyclose // wantData returns a check taking a response, not a response
 
 		// Numbers where strings belong.
 		{name: "number in permissions array", method: "POST", path: create, ctype: "application/json", auth: auth, body: []byte(`{"name":"n","permissions":{"payment":[1]}}`), op: hxOpCreate, want: []int{400}},
@@ -270,20 +276,30 @@ func TestHostileInput(t *testing.T) {
 	httpc := &http.Client{Timeout: 15 * time.Second}
 	var table []string
 	table = append(table, "| case | status | code |", "|---|---|---|")
+	rowsOf := func(mode apikey.Mode) []string {
+		rows, err := env.Store.(*sqlite.Store).DB(mode).QueryContext(ctx, `SELECT id || ' ' || hex(secret_hash) || ' ' || coalesce(hex(prev_secret_hash), '-') || ' ' ||
+			name || ' ' || permissions || ' ' || metadata || ' ' || status || ' ' || deleted FROM api_keys ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
+		var out []string
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
 	snapshot := func() map[apikey.Mode][]string {
 		out := map[apikey.Mode][]string{}
 		for _, mode := range apikey.Modes {
-			rows, err := env.Store.(*sqlite.Store).DB(mode).Query(`SELECT id || ' ' || hex(secret_hash) || ' ' || coalesce(hex(prev_secret_hash), '-') || ' ' ||
-				name || ' ' || permissions || ' ' || metadata || ' ' || status || ' ' || deleted FROM api_keys ORDER BY id`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var s string
-				rows.Scan(&s)
-				out[mode] = append(out[mode], s)
-			}
-			rows.Close()
+			out[mode] = rowsOf(mode)
 		}
 		return out
 	}
@@ -302,7 +318,7 @@ func TestHostileInput(t *testing.T) {
 					base = prod.URL
 				}
 				var err error
-				req, err = http.NewRequest(tc.method, base+tc.path, bytes.NewReader(tc.body))
+				req, err = http.NewRequestWithContext(ctx, tc.method, base+tc.path, bytes.NewReader(tc.body))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -394,7 +410,7 @@ func TestHostileInput(t *testing.T) {
 	// The X-Forwarded-For case: last_used_ip stays the peer address.
 	env.FlushUsage()
 	var ip string
-	if err := env.Store.(*sqlite.Store).DB(apikey.Sandbox).QueryRow(`SELECT coalesce(last_used_ip, '') FROM api_keys WHERE id = ?`, m.SecretID).Scan(&ip); err != nil || ip != "127.0.0.1" {
+	if err := env.Store.(*sqlite.Store).DB(apikey.Sandbox).QueryRowContext(ctx, `SELECT coalesce(last_used_ip, '') FROM api_keys WHERE id = ?`, m.SecretID).Scan(&ip); err != nil || ip != "127.0.0.1" {
 		t.Errorf("last_used_ip %q (err %v), want the peer address 127.0.0.1", ip, err)
 	}
 	t.Logf("hostile input (%d cases):\n%s\n\nNotes:\n%s", len(cases), strings.Join(table, "\n"), strings.Join(notes, "\n"))
@@ -412,7 +428,7 @@ func hxProbe(req *http.Request, op string) *http.Request {
 	if req != nil {
 		return req
 	}
-	r, _ := http.NewRequest(http.MethodPost, "http://x/", nil)
+	r, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://x/", nil)
 	return r
 }
 
@@ -434,12 +450,14 @@ func hxDiff(before, after []string) (added, removed []string) {
 // hxRaw writes raw to a new connection and reads one response.
 func hxRaw(t *testing.T, addr, raw string) (*http.Response, []byte) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(15 * time.Second))
+	defer func() { _ = conn.Close() }() // one exchange, read below
+	if err := conn.SetDeadline(time.Now().Add(15 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}
@@ -448,8 +466,8 @@ func hxRaw(t *testing.T, addr, raw string) (*http.Response, []byte) {
 	if err != nil {
 		t.Fatalf("reading the response: %v", err)
 	}
-	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	_ = res.Body.Close() // read to its end
 	return res, b
 }
 
@@ -476,10 +494,10 @@ func TestHostileNULAcrossStores(t *testing.T) {
 			m := env.Bootstrap("acct_nul")[apikey.Sandbox]
 			answers[backend] = map[string]int{}
 			for what, b := range bodies {
-				req, _ := http.NewRequest("POST", env.URL+"/api-keys/?account_id=acct_nul", strings.NewReader(b))
+				req, _ := http.NewRequestWithContext(ctx, "POST", env.URL+"/api-keys/?account_id=acct_nul", strings.NewReader(b))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Authorization", "Bearer "+m.Secret)
-				res, body := hxDo(t, http.DefaultClient, req)
+				res, body := hxDo(t, http.DefaultClient, req) //nolint:bodyclose // hxDo reads and closes the body
 				answers[backend][what] = res.StatusCode
 				if res.StatusCode >= 500 {
 					hxKnownBug(t, "%s: NUL in %s answers %d: the store cannot hold it and nothing rejects it earlier (%.200s)", backend, what, res.StatusCode, body)

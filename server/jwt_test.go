@@ -191,7 +191,7 @@ func TestJWTStrict(t *testing.T) {
 		n := 0
 		for _, m := range apikey.Modes {
 			var c int
-			if err := env.Store.(*sqlite.Store).DB(m).QueryRow(`SELECT count(*) FROM api_keys`).Scan(&c); err != nil {
+			if err := env.Store.(*sqlite.Store).DB(m).QueryRowContext(ctx, `SELECT count(*) FROM api_keys`).Scan(&c); err != nil {
 				t.Fatal(err)
 			}
 			n += c

@@ -29,7 +29,7 @@ func TestLifecycleSharedStatuses(t *testing.T) {
 	}
 	send := func(t *testing.T, env *testenv.Env, o op, token, ctype, body string) (int, int) {
 		t.Helper()
-		req, err := http.NewRequest(o.method, env.Root+o.path, strings.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, o.method, env.Root+o.path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,7 +39,7 @@ func TestLifecycleSharedStatuses(t *testing.T) {
 		if ctype != "" {
 			req.Header.Set("Content-Type", ctype)
 		}
-		res, b := hxDo(t, http.DefaultClient, req)
+		res, b := hxDo(t, http.DefaultClient, req) //nolint:bodyclose // hxDo reads and closes the body
 		code, err := hxCheckEnvelope(res, b)
 		if res.StatusCode >= 300 && err != nil {
 			t.Fatalf("%s: %v", o.name, err)

@@ -102,10 +102,10 @@ func TestNoStoreOnEveryV1Response(t *testing.T) {
 		{what: "422 not a managed key", method: "POST", path: "/v1/api-keys/KEYID/regenerate", token: secret, status: 422},
 		{what: "429", root: limited.Root, method: "POST", path: create, token: lm.Secret, ctype: "application/json", body: `{"name":"x","permissions":{}}`, status: 429,
 			before: func() { // spend the one-per-second budget first
-				req, _ := http.NewRequest("POST", limited.Root+create, strings.NewReader(`{"name":"spend","permissions":{}}`))
+				req, _ := http.NewRequestWithContext(ctx, "POST", limited.Root+create, strings.NewReader(`{"name":"spend","permissions":{}}`))
 				req.Header.Set("Authorization", "Bearer "+lm.Secret)
 				req.Header.Set("Content-Type", "application/json")
-				hxDo(t, httpc, req)
+				hxDo(t, httpc, req) //nolint:bodyclose // hxDo reads and closes the body
 			}},
 		{what: "500 store failure", method: "POST", path: create, token: secret, ctype: "application/json", body: `{"name":"x","permissions":{}}`, status: 500,
 			before: func() { st.state.Store(nsFail) }, after: func() { st.state.Store(nsUp) }},
@@ -121,10 +121,10 @@ func TestNoStoreOnEveryV1Response(t *testing.T) {
 			root = env.Root
 		}
 		path := c.path
-		if strings.Contains(path, "KEYID") {
+		if strings.Contains(path, "KEYID") { //nolint:staticcheck // S1017: customKeyID creates a key, so only when the path needs one
 			path = strings.Replace(path, "KEYID", customKeyID(t, env, secret, acctN), 1)
 		}
-		req, err := http.NewRequest(c.method, root+path, strings.NewReader(c.body))
+		req, err := http.NewRequestWithContext(ctx, c.method, root+path, strings.NewReader(c.body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +134,7 @@ func TestNoStoreOnEveryV1Response(t *testing.T) {
 		if c.ctype != "" {
 			req.Header.Set("Content-Type", c.ctype)
 		}
-		res, b := hxDo(t, httpc, req)
+		res, b := hxDo(t, httpc, req) //nolint:bodyclose // hxDo reads and closes the body
 		if c.after != nil {
 			c.after()
 		}
@@ -157,13 +157,13 @@ func TestNoStoreOnEveryV1Response(t *testing.T) {
 
 	// Outside /v1: the public docs keep their own caching; the rest is no-store too.
 	for _, p := range []string{"/openapi.json", "/openapi.yaml", "/docs"} {
-		res, _ := hxDo(t, httpc, mustReq(t, "GET", env.Root+p))
+		res, _ := hxDo(t, httpc, mustReq(t, "GET", env.Root+p)) //nolint:bodyclose // hxDo reads and closes the body
 		if cc := res.Header.Get("Cache-Control"); res.StatusCode != 200 || cc == "" || cc == "no-store" {
 			t.Errorf("%s: %d, Cache-Control %q: want 200 with the docs' own caching", p, res.StatusCode, cc)
 		}
 	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/nope"} {
-		res, _ := hxDo(t, httpc, mustReq(t, "GET", env.Root+p))
+		res, _ := hxDo(t, httpc, mustReq(t, "GET", env.Root+p)) //nolint:bodyclose // hxDo reads and closes the body
 		if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("%s (%d): Cache-Control %q, want no-store", p, res.StatusCode, cc)
 		}
@@ -173,10 +173,10 @@ func TestNoStoreOnEveryV1Response(t *testing.T) {
 // customKeyID creates a custom key (not managed) and returns its id.
 func customKeyID(t *testing.T, env *testenv.Env, secret, account string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", env.Root+"/v1/api-keys/?account_id="+account, strings.NewReader(`{"name":"ns custom","permissions":{}}`))
+	req, _ := http.NewRequestWithContext(ctx, "POST", env.Root+"/v1/api-keys/?account_id="+account, strings.NewReader(`{"name":"ns custom","permissions":{}}`))
 	req.Header.Set("Authorization", "Bearer "+secret)
 	req.Header.Set("Content-Type", "application/json")
-	res, b := hxDo(t, &http.Client{Timeout: 10 * time.Second}, req)
+	res, b := hxDo(t, &http.Client{Timeout: 10 * time.Second}, req) //nolint:bodyclose // hxDo reads and closes the body
 	var e cfAPIKeyEnvelope
 	if err := json.Unmarshal(b, &e); err != nil || res.StatusCode != 201 {
 		t.Fatalf("custom key: %d %.200s", res.StatusCode, b)
@@ -186,7 +186,7 @@ func customKeyID(t *testing.T, env *testenv.Env, secret, account string) string 
 
 func mustReq(t *testing.T, method, url string) *http.Request {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,11 +16,15 @@ import (
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	res, err := http.Get(url)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }() // read to its end below
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
 }
@@ -37,8 +42,12 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	if _, err := c.CreateAPIKey(ctx, acct, newKeyReq("counted", client.Permissions{})); err != nil {
 		t.Fatal(err)
 	}
-	c.CreateAPIKey(ctx, acct, newKeyReq("limited", client.Permissions{}))         // 429
-	env.Client("sk_test_"+strings.Repeat("A", 38)).RegenerateAPIKey(ctx, "key_x") // checksum
+	if _, err := c.CreateAPIKey(ctx, acct, newKeyReq("limited", client.Permissions{})); !errors.Is(err, client.ErrRateLimited) {
+		t.Fatalf("over the budget: %v, want 429", err)
+	}
+	if _, err := env.Client("sk_test_"+strings.Repeat("A", 38)).RegenerateAPIKey(ctx, "key_x"); !errors.Is(err, client.ErrUnauthorized) {
+		t.Fatalf("a bad checksum: %v, want 401", err)
+	}
 	ms := httptest.NewServer(env.Server.MetricsHandler())
 	defer ms.Close()
 	_, body := get(t, ms.URL+"/metrics")

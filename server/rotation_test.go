@@ -116,7 +116,7 @@ func TestRegenerateBodyValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ae := wantAPIError(t, client.ParseError(res.HTTPResponse, res.Body), 400, oapi.CodeValidationFailed)
+	ae := requireAPIError(t, client.ParseError(res.HTTPResponse, res.Body), 400, oapi.CodeValidationFailed)
 	if len(ae.Fields) == 0 || ae.Fields[0].Field != "/grace_period_minutes" {
 		t.Fatalf("fields %+v", ae.Fields)
 	}
@@ -128,7 +128,7 @@ func TestRegenerateBodyValidation(t *testing.T) {
 		`{}`:                           200,
 		``:                             200,
 	} {
-		req, _ := http.NewRequest("POST", env.URL+"/api-keys/"+m.PublishableID+"/regenerate", strings.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, "POST", env.URL+"/api-keys/"+m.PublishableID+"/regenerate", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+m.Secret)
 		if body != "" {
 			req.Header.Set("Content-Type", "application/json")
@@ -137,7 +137,7 @@ func TestRegenerateBodyValidation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res.Body.Close()
+		_ = res.Body.Close() // only the status matters
 		if res.StatusCode != want {
 			t.Errorf("body %q: status %d, want %d", body, res.StatusCode, want)
 		}

@@ -74,7 +74,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		} else {
 			rd = strings.NewReader("")
 		}
-		req, err := http.NewRequest(method, env.Root+path, rd)
+		req, err := http.NewRequestWithContext(ctx, method, env.Root+path, rd)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		if ctype != "" {
 			req.Header.Set("Content-Type", ctype)
 		}
-		res, b := hxDo(t, httpc, req)
+		res, b := hxDo(t, httpc, req) //nolint:bodyclose // hxDo reads and closes the body
 		requests++
 		if res.StatusCode < 300 {
 			var env cfAPIKeyEnvelope
@@ -114,7 +114,9 @@ func TestNoSecretsInLogs(t *testing.T) {
 	st, b := do("POST", create, bearer(sb.Secret), "application/json", `{"name":"log a","permissions":`+hxAllPermissionsJSON+`,"metadata":{"team":"logs"}}`)
 	want(st, 201, "create", b)
 	var child cfAPIKeyEnvelope
-	json.Unmarshal(b, &child)
+	if err := json.Unmarshal(b, &child); err != nil {
+		t.Fatal(err)
+	}
 	st, b = do("POST", create, bearer(live.Secret), "application/json", `{"name":"log b","permissions":{},"expires_at":"2031-01-01T00:00:00Z"}`)
 	want(st, 201, "live create", b)
 	st, b = do("POST", create, bearer(child.Data.Key), "application/json", `{"name":"log c","permissions":{"payment":["read"]}}`)
@@ -133,7 +135,9 @@ func TestNoSecretsInLogs(t *testing.T) {
 	st, b = do("POST", "/v1/api-keys/"+sb.SecretID+"/regenerate", bearer(child.Data.Key), "", "")
 	want(st, 200, "regenerate by a custom key", b)
 	var sbRotated cfAPIKeyEnvelope
-	json.Unmarshal(b, &sbRotated)
+	if err := json.Unmarshal(b, &sbRotated); err != nil {
+		t.Fatal(err)
+	}
 
 	// 401s with real-looking tokens.
 	forged, _ := keys.New(keys.KindSecret, true)
@@ -175,7 +179,9 @@ func TestNoSecretsInLogs(t *testing.T) {
 	st, b = do("POST", create, bearer(cur), "application/json", `{"name":"log lifecycle","permissions":{"account:api:key":["read"]}}`)
 	want(st, 201, "create for the lifecycle", b)
 	var life cfAPIKeyEnvelope
-	json.Unmarshal(b, &life)
+	if err := json.Unmarshal(b, &life); err != nil {
+		t.Fatal(err)
+	}
 	st, b = do("GET", "/v1/api-keys/"+life.Data.ID, bearer(cur), "", "")
 	want(st, 200, "get", b)
 	st, b = do("GET", "/v1/api-keys/?account_id="+acctL+"&limit=2", bearer(cur), "", "")
@@ -211,7 +217,9 @@ func TestNoSecretsInLogs(t *testing.T) {
 	st, b = do("POST", create, bearer(cur), "application/json", `{"name":"creator only","permissions":{"account:api:key":["create"]}}`)
 	want(st, 201, "create a key that may only create", b)
 	var creator cfAPIKeyEnvelope
-	json.Unmarshal(b, &creator)
+	if err := json.Unmarshal(b, &creator); err != nil {
+		t.Fatal(err)
+	}
 	st, b = do("POST", create, bearer(creator.Data.Key), "application/json", `{"name":"x","permissions":{"refund":["create"]}}`)
 	want(st, 403, "escalation", b)
 	// Secrets misplaced in the URL by a careless client (the key instead of
@@ -361,13 +369,13 @@ func TestSecretsInURLsNeverLogged(t *testing.T) {
 	requests := 0
 	send := func(method, url string) {
 		t.Helper()
-		req, err := http.NewRequest(method, url, strings.NewReader(`{"name":"url","permissions":{}}`))
+		req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(`{"name":"url","permissions":{}}`))
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, url, err)
 		}
 		req.Header.Set("Authorization", auth)
 		req.Header.Set("Content-Type", "application/json")
-		res, b := hxDo(t, httpc, req)
+		res, b := hxDo(t, httpc, req) //nolint:bodyclose // hxDo reads and closes the body
 		requests++
 		if res.StatusCode >= 500 || res.StatusCode < 400 {
 			t.Errorf("%s %s: %d, want a 4xx: %.200s", method, url, res.StatusCode, b)

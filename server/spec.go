@@ -25,7 +25,7 @@ type Spec struct {
 // LoadSpec reads the spec compiled into gen/api and prepares routing,
 // validation and authorization from it.
 func LoadSpec() (*Spec, error) {
-	doc, err := api.GetSwagger()
+	doc, err := api.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("embedded spec: %w", err)
 	}

@@ -52,7 +52,7 @@ func TestSpecIsValid(t *testing.T) {
 // TestEmbeddedSpecMatchesFile fails when gen/ was not regenerated after an edit.
 func TestEmbeddedSpecMatchesFile(t *testing.T) {
 	fileDoc, _ := loadSpecFile(t)
-	embedded, err := api.GetSwagger()
+	embedded, err := api.GetSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
