@@ -4,7 +4,11 @@ SHELL := bash
 GO    ?= go
 OAPI  := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: all help generate check-generate build run test vet services-note fuzz
+.PHONY: all help generate check-generate build run test vet lint services-note fuzz
+
+# golangci-lint, pinned; `make lint` installs it into bin/ when missing or not this version.
+GOLANGCI_LINT_VERSION := v2.6.2
+GOLANGCI_LINT         := $(CURDIR)/bin/golangci-lint
 
 ## all: what plain `make` does: check-generate, then test (vet and every test)
 all: check-generate test
@@ -40,6 +44,13 @@ run: build
 ## vet: go vet every package
 vet:
 	$(GO) vet ./...
+
+## lint: golangci-lint with .golangci.yml (the pinned version, installed into bin/ on first use); fails on any finding
+lint:
+	@$(GO) version -m $(GOLANGCI_LINT) 2>/dev/null | grep -Eq '^[[:space:]]+mod[[:space:]]+github\.com/golangci/golangci-lint/v2[[:space:]]+$(GOLANGCI_LINT_VERSION)([[:space:]]|$$)' || { \
+	  echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) into bin/"; \
+	  GOBIN=$(CURDIR)/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); }
+	$(GOLANGCI_LINT) run ./...
 
 ## services-note: say up front which backing services (PostgreSQL, Redis) are unreachable, so skipped tests are no surprise
 services-note:
