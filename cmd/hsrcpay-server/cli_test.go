@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/internal/buildinfo"
 	"github.com/hsrcpay/apikeys/internal/config"
 	"github.com/spf13/cobra"
 )
@@ -130,12 +131,12 @@ func TestVersion(t *testing.T) {
 	}
 	bi := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Path: "github.com/hsrcpay/apikeys", Version: "v1.4.0"},
 		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "2d3ab92c27f0"}, {Key: "vcs.time", Value: "2026-01-02T03:04:05Z"}, {Key: "vcs.modified", Value: "true"}}}
-	wantAll(t, "stamped build", formatVersion("hsrcpay-server", bi, true),
+	wantAll(t, "stamped build", buildinfo.Format("hsrcpay-server", bi, true),
 		"hsrcpay-server v1.4.0\n", "module:   github.com/hsrcpay/apikeys\n", "revision: 2d3ab92c27f0 (with uncommitted changes)\n",
 		"time:     2026-01-02T03:04:05Z\n", "go:       go1.26.0")
-	wantAll(t, "unstamped build", formatVersion("hsrcpay-server", &debug.BuildInfo{Main: debug.Module{Path: "m"}}, true),
+	wantAll(t, "unstamped build", buildinfo.Format("hsrcpay-server", &debug.BuildInfo{Main: debug.Module{Path: "m"}}, true),
 		"hsrcpay-server (devel)\n", "revision: unknown")
-	wantAll(t, "no build info", formatVersion("hsrcpay-server", nil, false), "no build information")
+	wantAll(t, "no build info", buildinfo.Format("hsrcpay-server", nil, false), "no build information")
 }
 
 // TestCompletion: cobra's completion scripts, and completion of commands and

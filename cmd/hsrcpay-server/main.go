@@ -21,6 +21,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/buildinfo"
 	"github.com/hsrcpay/apikeys/internal/config"
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
@@ -98,7 +99,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "HSRCPAY API-key service",
 		Long: `hsrcpay-server runs the HSRCPAY API-key service. Without a command it serves,
 exactly as 'hsrcpay-server serve' does, and takes the same flags.`,
-		Version:       buildVersion("hsrcpay-server"),
+		Version:       buildinfo.Describe("hsrcpay-server"),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE:          func(c *cobra.Command, _ []string) error { return exit(serveRun(c, stdout, stderr)) },

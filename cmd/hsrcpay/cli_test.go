@@ -4,6 +4,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/hsrcpay/apikeys/internal/buildinfo"
 )
 
 // TestHelpListsCommandsAndTypedFlags: help, --help and -h exit 0 and list
@@ -47,7 +49,7 @@ func TestVersion(t *testing.T) {
 	}
 	bi := &debug.BuildInfo{GoVersion: "go1.26.0", Main: debug.Module{Path: "github.com/hsrcpay/apikeys", Version: "v1.4.0"},
 		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "2d3ab92c27f0"}, {Key: "vcs.modified", Value: "false"}}}
-	got := formatVersion("hsrcpay", bi, true)
+	got := buildinfo.Format("hsrcpay", bi, true)
 	contains(t, "stamped build", got, "hsrcpay v1.4.0\n", "module:   github.com/hsrcpay/apikeys\n", "revision: 2d3ab92c27f0\n")
 	if strings.Contains(got, "uncommitted") {
 		t.Errorf("a clean build shows uncommitted changes:\n%s", got)

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hsrcpay/apikeys/internal/buildinfo"
 	"github.com/spf13/cobra"
 )
 
@@ -113,7 +114,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "hsrcpay",
 		Short:         "Manage HSRCPAY API keys",
-		Version:       buildVersion("hsrcpay"),
+		Version:       buildinfo.Describe("hsrcpay"),
 		Annotations:   group,
 		SilenceErrors: true,
 		SilenceUsage:  true,

@@ -1,4 +1,6 @@
-package main
+// Package buildinfo describes a running binary from the build information the
+// Go toolchain embeds, for the commands' version output.
+package buildinfo
 
 import (
 	"fmt"
@@ -7,17 +9,18 @@ import (
 	"strings"
 )
 
-// buildVersion describes the running binary from the build information the
+// Describe describes the running binary from the build information the
 // Go toolchain embeds: the module's version and the VCS revision it was
 // built from ("unknown" when the build recorded none: -buildvcs=false, a
 // source tree without .git, or a git worktree, which go build does not
 // recognise).
-func buildVersion(prog string) string {
+func Describe(prog string) string {
 	bi, ok := debug.ReadBuildInfo()
-	return formatVersion(prog, bi, ok)
+	return Format(prog, bi, ok)
 }
 
-func formatVersion(prog string, bi *debug.BuildInfo, ok bool) string {
+// Format is Describe for given build information (ok: whether there was any).
+func Format(prog string, bi *debug.BuildInfo, ok bool) string {
 	if !ok || bi == nil {
 		return fmt.Sprintf("%s: no build information\ngo:       %s %s/%s\n", prog, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	}
