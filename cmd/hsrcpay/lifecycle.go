@@ -183,15 +183,20 @@ func (a *app) listCmd() *cobra.Command {
 }
 
 func (a *app) getCmd() *cobra.Command {
+	return a.oneKeyCmd("get", "show one key (never its secret)", getHelp, "API key",
+		func(ctx context.Context, cl *client.Client, id string) (*client.APIKeyView, error) {
+			return cl.GetAPIKey(ctx, id)
+		})
+}
+
+// oneKeyCmd is a command that does one thing to one key (get, disable,
+// enable, delete) and prints the key as it then is.
+func (a *app) oneKeyCmd(verb, short, long, title string, do func(context.Context, *client.Client, string) (*client.APIKeyView, error)) *cobra.Command {
 	var asJSON bool
-	c := &cobra.Command{
-		Use:   "get [--json] KEY_ID",
-		Short: "show one key (never its secret)",
-		Long:  getHelp,
-	}
+	c := &cobra.Command{Use: verb + " [--json] KEY_ID", Short: short, Long: long}
 	jsonFlag(c, &asJSON, "print the API key object as JSON")
 	c.RunE = func(_ *cobra.Command, pos []string) error {
-		const cmd = "hsrcpay keys get"
+		cmd := "hsrcpay keys " + verb
 		stderr := a.stderr
 		id, code, ok := keyIDArg(stderr, cmd, pos)
 		if !ok {
@@ -201,11 +206,11 @@ func (a *app) getCmd() *cobra.Command {
 		if cl == nil {
 			return exit(code)
 		}
-		key, err := cl.GetAPIKey(context.Background(), id)
+		key, err := do(context.Background(), cl, id)
 		if err != nil {
 			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
 		}
-		return exit(printKeyView(a.stdout, stderr, asJSON, "API key", key))
+		return exit(printKeyView(a.stdout, stderr, asJSON, title, key))
 	}
 	return c
 }
@@ -289,64 +294,19 @@ func (a *app) updateCmd() *cobra.Command {
 
 // switchCmd is keys disable and keys enable.
 func (a *app) switchCmd(verb string) *cobra.Command {
-	var asJSON bool
-	c := &cobra.Command{
-		Use:   verb + " [--json] KEY_ID",
-		Short: "switch a key off at once (status INACTIVE)",
-		Long:  disableHelp,
-	}
+	short, long, title, req := "switch a key off at once (status INACTIVE)", disableHelp, "Disabled API key", client.Disable()
 	if verb == "enable" {
-		c.Short, c.Long = "switch a disabled key back on (status ACTIVE)", enableHelp
+		short, long, title, req = "switch a disabled key back on (status ACTIVE)", enableHelp, "Enabled API key", client.Enable()
 	}
-	jsonFlag(c, &asJSON, "print the API key object as JSON")
-	c.RunE = func(_ *cobra.Command, pos []string) error {
-		cmd := "hsrcpay keys " + verb
-		stderr := a.stderr
-		id, code, ok := keyIDArg(stderr, cmd, pos)
-		if !ok {
-			return exit(code)
-		}
-		req, title := client.Disable(), "Disabled API key"
-		if verb == "enable" {
-			req, title = client.Enable(), "Enabled API key"
-		}
-		cl, code := a.conn.client(cmd, a.getenv, stderr)
-		if cl == nil {
-			return exit(code)
-		}
-		key, err := cl.UpdateAPIKey(context.Background(), id, req)
-		if err != nil {
-			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
-		}
-		return exit(printKeyView(a.stdout, stderr, asJSON, title, key))
-	}
-	return c
+	return a.oneKeyCmd(verb, short, long, title,
+		func(ctx context.Context, cl *client.Client, id string) (*client.APIKeyView, error) {
+			return cl.UpdateAPIKey(ctx, id, req)
+		})
 }
 
 func (a *app) deleteCmd() *cobra.Command {
-	var asJSON bool
-	c := &cobra.Command{
-		Use:   "delete [--json] KEY_ID",
-		Short: "revoke a custom key for good",
-		Long:  deleteHelp,
-	}
-	jsonFlag(c, &asJSON, "print the API key object as JSON")
-	c.RunE = func(_ *cobra.Command, pos []string) error {
-		const cmd = "hsrcpay keys delete"
-		stderr := a.stderr
-		id, code, ok := keyIDArg(stderr, cmd, pos)
-		if !ok {
-			return exit(code)
-		}
-		cl, code := a.conn.client(cmd, a.getenv, stderr)
-		if cl == nil {
-			return exit(code)
-		}
-		key, err := cl.DeleteAPIKey(context.Background(), id)
-		if err != nil {
-			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
-		}
-		return exit(printKeyView(a.stdout, stderr, asJSON, "Deleted API key", key))
-	}
-	return c
+	return a.oneKeyCmd("delete", "revoke a custom key for good", deleteHelp, "Deleted API key",
+		func(ctx context.Context, cl *client.Client, id string) (*client.APIKeyView, error) {
+			return cl.DeleteAPIKey(ctx, id)
+		})
 }
