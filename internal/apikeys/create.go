@@ -80,7 +80,7 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		if err := tx.LockAccount(ctx, accountID); err != nil {
 			return err
 		}
-		n, err := tx.CountActiveKeys(ctx, accountID, now)
+		n, err := tx.CountActiveKeys(ctx, accountID, now, s.maxActiveKeys)
 		if err != nil {
 			return err
 		}

@@ -183,8 +183,9 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		deleteAccount:       `DELETE FROM ` + accounts + ` WHERE id = $1`,
 		insertKey: `INSERT INTO ` + keys + ` (` + insertColumns + `)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
-		countActive: `SELECT count(*) FROM ` + keys + `
-			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2)`,
+		// An index-only walk of api_keys_active (migration 00005), at most $3 entries.
+		countActive: `SELECT count(*) FROM (SELECT 1 FROM ` + keys + `
+			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2) LIMIT $3) AS active`,
 		releaseName: `UPDATE ` + keys + ` SET name_released = TRUE
 			WHERE account_id = $1 AND name = $2 AND NOT deleted AND NOT name_released
 			AND expires_at IS NOT NULL AND expires_at <= $3`,
@@ -293,9 +294,9 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.tx.QueryRow(ctx, t.q.getKeyForUpdate, id))
 }
 
-func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time) (int, error) {
+func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time, atMost int) (int, error) {
 	var n int
-	err := t.tx.QueryRow(ctx, t.q.countActive, accountID, pgTime(now)).Scan(&n)
+	err := t.tx.QueryRow(ctx, t.q.countActive, accountID, pgTime(now), atMost).Scan(&n)
 	return n, err
 }
 

@@ -248,10 +248,12 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.tx.StmtContext(ctx, t.r.getKey).QueryRowContext(ctx, id)) //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
 }
 
-func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time) (int, error) {
+func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time, atMost int) (int, error) {
 	var n int
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM api_keys
-		WHERE account_id = ? AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?)`, accountID, fmtTime(now)).Scan(&n)
+	// An index-only walk of api_keys_active (migration 00005), at most atMost entries.
+	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_keys
+		WHERE account_id = ? AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?) LIMIT ?)`,
+		accountID, fmtTime(now), atMost).Scan(&n)
 	return n, err
 }
 

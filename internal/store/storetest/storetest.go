@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordUsageConcurrent", testRecordUsageConcurrent},
 		{"ModesIsolated", testModesIsolated},
 		{"KeyHint", testKeyHint},
+		{"CountActiveKeys", testCountActiveKeys},
 		{"ListKeysFilters", testListKeysFilters},
 		{"ListKeysPagination", testListKeysPagination},
 		{"AuditChain", testAuditChain},
@@ -1038,5 +1039,46 @@ func testPreviousSecret(t *testing.T, s store.Store) {
 	mustUpdate(t, r, "key_a", func(k *apikey.Key) { k.PrevSecretHash = bytes.Clone(old) })
 	if _, err := s.Repo(apikey.Sandbox).KeyBySecretHash(ctx, old); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("sandbox KeyBySecretHash(live previous hash): err = %v, want ErrNotFound", err)
+	}
+}
+
+// testCountActiveKeys: keys that are neither deleted nor expired count, up to
+// the bound asked for; other accounts' keys do not.
+func testCountActiveKeys(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r := s.Repo(apikey.Live)
+	mustAccount(t, r, "acct_count")
+	mustAccount(t, r, "acct_other")
+	for i, edit := range []func(*apikey.Key){
+		nil, nil, nil, // three active
+		func(k *apikey.Key) { k.Deleted = true },
+		func(k *apikey.Key) { e := at(time.Hour); k.ExpiresAt = &e },     // expired at "now" below
+		func(k *apikey.Key) { e := at(3 * time.Hour); k.ExpiresAt = &e }, // still active
+	} {
+		k := newKey(fmt.Sprintf("key_count%d", i), "acct_count", fmt.Sprintf("count %d", i))
+		if edit != nil {
+			edit(k)
+		}
+		mustInsert(t, r, k)
+	}
+	mustInsert(t, r, newKey("key_countother", "acct_other", "other"))
+	count := func(atMost int) int {
+		t.Helper()
+		var n int
+		err := r.InTx(ctx, func(tx store.Tx) error {
+			var err error
+			n, err = tx.CountActiveKeys(ctx, "acct_count", at(2*time.Hour), atMost)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(100); n != 4 {
+		t.Errorf("CountActiveKeys = %d, want 4 (3 without expiry, 1 expiring later; not the deleted or expired one)", n)
+	}
+	if n := count(2); n != 2 {
+		t.Errorf("CountActiveKeys(atMost 2) = %d, want 2", n)
 	}
 }
