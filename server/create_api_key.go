@@ -2,19 +2,19 @@ package server
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hsrcpay/apikeys/gen/api"
-	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
-	"github.com/hsrcpay/apikeys/internal/auth"
 )
 
 // CreateApiKey is POST /api-keys/ (createApiKey).
 func (h *handlers) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequestObject) (api.CreateApiKeyResponseObject, error) {
-	p := auth.FromContext(ctx)
-	if p == nil || req.Body == nil {
-		return nil, apierr.Internal(errors.New("create: no principal or body"))
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.Body == nil {
+		return nil, errNoBody
 	}
 	in := apikeys.CreateInput{
 		Name:        req.Body.Name,

@@ -2,19 +2,16 @@ package server
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/hsrcpay/apikeys/gen/api"
-	"github.com/hsrcpay/apikeys/internal/apierr"
-	"github.com/hsrcpay/apikeys/internal/auth"
 )
 
 // RegenerateApiKey is POST /api-keys/{id}/regenerate (regenerateApiKey).
 func (h *handlers) RegenerateApiKey(ctx context.Context, req api.RegenerateApiKeyRequestObject) (api.RegenerateApiKeyResponseObject, error) {
-	p := auth.FromContext(ctx)
-	if p == nil {
-		return nil, apierr.Internal(errors.New("regenerate: no principal"))
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var grace time.Duration
 	if req.Body != nil && req.Body.GracePeriodMinutes != nil {

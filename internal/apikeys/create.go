@@ -97,18 +97,13 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		}
 		return recordBy(ctx, tx, p, audit.Create, k, createdFields(k), now)
 	})
-	var ae *apierr.Error
-	switch {
-	case err == nil:
-		return issued, nil
-	case errors.As(err, &ae):
-		return nil, ae
-	case errors.Is(err, store.ErrNoAccount):
+	if errors.Is(err, store.ErrNoAccount) {
 		return nil, apierr.New(api.CodeAccountNotFound, "Account not found").With("account_id", accountID)
-	case errors.Is(err, store.ErrDuplicateName):
-		return nil, apierr.New(api.CodeDuplicateName, "An API key with this name already exists").With("name", name)
 	}
-	return nil, apierr.Internal(err)
+	if err != nil {
+		return nil, serviceError(err, name)
+	}
+	return issued, nil
 }
 
 func checkMetadata(m map[string]string) *apierr.Error {

@@ -22,7 +22,7 @@ func (s *Service) Get(ctx context.Context, p *auth.Principal, id string) (*apike
 		return nil, apierr.KeyNotFound()
 	case err != nil:
 		return nil, apierr.Internal(err)
-	case !p.CanActOn(k.AccountID):
+	case !policy.Sees(p, k):
 		return nil, apierr.KeyNotFound()
 	}
 	s.overlayUsage(p.Mode, k)

@@ -12,7 +12,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
-	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/policy"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
@@ -34,23 +33,11 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 	}
 	var issued *Issued
 	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
-		target, callerKey, err := lockKeys(ctx, tx, id, p.KeyID)
+		target, caller, now, err := s.lockTarget(ctx, tx, p, id)
 		if err != nil {
 			return err
 		}
-		// The clock is read once the rows are locked, so that updated_at
-		// follows the order in which rotations of one key commit.
-		now := s.now().UTC()
-		caller := p
-		if callerKey != nil {
-			if caller, err = policy.Current(p, callerKey, now); err != nil {
-				return err
-			}
-		}
-		if target == nil {
-			return apierr.KeyNotFound()
-		}
-		if !policy.Visible(caller, p.Mode, target) {
+		if target.Deleted {
 			return apierr.KeyNotFound()
 		}
 		if !target.Managed {
@@ -59,9 +46,7 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 		if target.Status != apikey.StatusActive {
 			return apierr.New(api.CodeKeyNotActive, "The API key is not active").With("status", target.Status)
 		}
-		if e := policy.Authorize(caller, policy.RegenerateKey, policy.Target{
-			AccountID: target.AccountID, Permissions: perm.FromMap(target.Permissions), ExpiresAt: target.ExpiresAt,
-		}); e != nil {
+		if e := policy.Authorize(caller, policy.RegenerateKey, targetOf(target)); e != nil {
 			return e
 		}
 		if issued, err = rotate(ctx, tx, target, p.Mode, grace, now); err != nil {
@@ -73,11 +58,7 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 		return recordBy(ctx, tx, p, audit.Regenerate, target, rotatedFields(target), now)
 	})
 	if err != nil {
-		var ae *apierr.Error
-		if errors.As(err, &ae) {
-			return nil, ae
-		}
-		return nil, apierr.Internal(err)
+		return nil, serviceError(err, "")
 	}
 	s.overlayUsage(p.Mode, issued.Key)
 	return issued, nil

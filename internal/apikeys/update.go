@@ -126,7 +126,7 @@ func (s *Service) lockTarget(ctx context.Context, tx store.Tx, p *auth.Principal
 			return nil, nil, now, err
 		}
 	}
-	if target == nil || !policy.Visible(caller, p.Mode, target) && !(target.Deleted && caller.CanActOn(target.AccountID)) {
+	if target == nil || !policy.Sees(caller, target) {
 		return nil, nil, now, apierr.KeyNotFound()
 	}
 	return target, caller, now, nil

@@ -84,11 +84,13 @@ func CheckOperation(p *auth.Principal, need string) *apierr.Error {
 	return nil
 }
 
-// Visible reports whether the caller may see a key at all: its account and
-// mode. A key it may not see is answered as not found, so that ids of other
-// accounts reveal nothing.
-func Visible(p *auth.Principal, mode apikey.Mode, k *apikey.Key) bool {
-	return p.Mode == mode && p.CanActOn(k.AccountID) && !k.Deleted
+// Sees reports whether the caller may see a key at all (deleted keys
+// included): it must act on the key's account. The mode needs no check here:
+// each mode is its own repository, and a caller only reaches its own. A key
+// it may not see is answered as not found, so that ids of other accounts
+// reveal nothing.
+func Sees(p *auth.Principal, k *apikey.Key) bool {
+	return p.CanActOn(k.AccountID)
 }
 
 // Authorize decides whether p may perform a on t. It returns nil or the
