@@ -241,12 +241,8 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // it, the address is remembered as blocked until the budget has room again
 // and the request gets 42901 instead of 401.
 func (s *Server) spendAuthFailure(c echo.Context, addr string) *apierr.Error {
-	res, err := s.limiter.Allow(limiterContext(c), "authfail:"+addr, s.authFailureLimit)
-	if err != nil {
-		s.log.Warn("rate limiter unavailable; failed authentication not counted", "request_id", requestID(c), "err", err)
-		return nil
-	}
-	if res.Allowed {
+	res, ok := s.spend(c, "authfail:"+addr, s.authFailureLimit)
+	if !ok || res.Allowed {
 		return nil
 	}
 	wait := res.RetryAfter
@@ -259,8 +255,14 @@ func (s *Server) spendAuthFailure(c echo.Context, addr string) *apierr.Error {
 }
 
 func tooManyAuthFailures(wait time.Duration) *apierr.Error {
+	return tooMany(api.CodeTooManyAuthFailures, "Too many failed authentications from this address", wait)
+}
+
+// tooMany is a 429 that says when to come back, in details and Retry-After
+// (whole seconds, at least one).
+func tooMany(code api.ErrorCode, msg string, wait time.Duration) *apierr.Error {
 	retry := max(1, ceilSeconds(wait))
-	e := apierr.New(api.CodeTooManyAuthFailures, "Too many failed authentications from this address").With("retry_after_seconds", retry)
+	e := apierr.New(code, msg).With("retry_after_seconds", retry)
 	e.Headers = map[string]string{"Retry-After": strconv.Itoa(retry)}
 	return e
 }
@@ -336,10 +338,7 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(res.ResetAfter)))
 		if !res.Allowed {
 			s.metrics.RateLimited.WithLabelValues(budget, mode).Inc()
-			retry := max(1, ceilSeconds(res.RetryAfter))
-			e := apierr.New(api.CodeRateLimited, "Too many requests").With("retry_after_seconds", retry)
-			e.Headers = map[string]string{"Retry-After": strconv.Itoa(retry)}
-			return e
+			return tooMany(api.CodeRateLimited, "Too many requests", res.RetryAfter)
 		}
 		return next(c)
 	}
@@ -350,7 +349,7 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) spend(c echo.Context, key string, limit int) (ratelimit.Result, bool) {
 	res, err := s.limiter.Allow(limiterContext(c), key, limit)
 	if err != nil {
-		s.log.Warn("rate limiter unavailable; allowing request", "request_id", requestID(c), "err", err)
+		s.log.Warn("rate limiter unavailable; budget not spent", "request_id", requestID(c), "err", err)
 		return ratelimit.Result{}, false
 	}
 	return res, true
