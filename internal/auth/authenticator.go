@@ -21,6 +21,8 @@ const (
 	ReasonMalformed    = "malformed"
 	ReasonChecksum     = "checksum"
 	ReasonUnknownKey   = "unknown_key"
+	ReasonDeleted      = "deleted"  // a deleted (revoked) key
+	ReasonReplaced     = "replaced" // a previous secret past its grace period
 	ReasonInactive     = "inactive"
 	ReasonExpired      = "expired"
 	ReasonJWTInvalid   = "jwt_invalid"
@@ -82,7 +84,24 @@ func bearerToken(h string) (string, bool) {
 	return token, true
 }
 
-func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Principal, error) {
+// ResolvedKey is a key token matched to its stored key.
+type ResolvedKey struct {
+	Key  *apikey.Key
+	Mode apikey.Mode
+	Kind keys.Kind // KindSecret or KindPublishable
+	// Previous is set when the token is the key's previous secret, inside
+	// its rotation's grace period.
+	Previous bool
+	// Hash is the token's hash (never logged).
+	Hash []byte
+}
+
+// ResolveKey finds the key a key token (sk_/pk_) belongs to and checks that
+// it authenticates now: the one place that decides whether a key works, for
+// requests (Authenticate) and for the verify operation. A token that is not
+// a key, a bad checksum, an unknown or deleted key, a wrong type or a
+// previous secret past its grace period fail with the matching reason.
+func (a *Authenticator) ResolveKey(ctx context.Context, token string) (*ResolvedKey, *Failure) {
 	parsed, err := keys.Parse(token)
 	if errors.Is(err, keys.ErrChecksum) {
 		return nil, fail(ReasonChecksum, apierr.InvalidCredentials())
@@ -95,7 +114,7 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 		mode = apikey.Sandbox
 	}
 	hash := keys.Hash(token)
-	k, err := a.Store.Repo(mode).KeyBySecretHash(ctx, hash)
+	k, err := a.lookup(ctx, mode, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fail(ReasonUnknownKey, apierr.InvalidCredentials())
 	}
@@ -108,31 +127,48 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 	}
 	// The index found it by hash; compare in constant time all the same.
 	// A match on the previous secret counts only inside its grace period.
+	now := a.Now()
 	current := subtle.ConstantTimeCompare(k.SecretHash, hash) == 1
-	previous := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, hash) == 1 &&
-		k.PrevSecretExpiresAt != nil && a.Now().Before(*k.PrevSecretExpiresAt)
-	if !(current || previous) || k.Type != wantType || k.Deleted {
+	previous := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, hash) == 1
+	switch {
+	case !(current || previous) || k.Type != wantType:
 		return nil, fail(ReasonUnknownKey, apierr.InvalidCredentials())
-	}
-	if k.Status != apikey.StatusActive {
+	case k.Deleted:
+		return nil, fail(ReasonDeleted, apierr.InvalidCredentials())
+	case previous && (k.PrevSecretExpiresAt == nil || !now.Before(*k.PrevSecretExpiresAt)):
+		return nil, fail(ReasonReplaced, apierr.InvalidCredentials())
+	case k.Status != apikey.StatusActive:
 		return nil, fail(ReasonInactive, apierr.InvalidCredentials())
-	}
-	if k.ExpiresAt != nil && !a.Now().Before(*k.ExpiresAt) {
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		return nil, fail(ReasonExpired, apierr.ExpiredCredentials())
 	}
+	return &ResolvedKey{Key: k, Mode: mode, Kind: parsed.Kind, Previous: previous, Hash: hash}, nil
+}
+
+// lookup reads the key holding hash as its current or previous secret.
+func (a *Authenticator) lookup(ctx context.Context, mode apikey.Mode, hash []byte) (*apikey.Key, error) {
+	return a.Store.Repo(mode).KeyBySecretHash(ctx, hash)
+}
+
+func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Principal, error) {
+	r, f := a.ResolveKey(ctx, token)
+	if f != nil {
+		return nil, f
+	}
+	k := r.Key
 	if a.Usage != nil {
-		a.Usage.Record(mode, k.ID, a.Now(), clientIP)
+		a.Usage.Record(r.Mode, k.ID, a.Now(), clientIP)
 	}
 	return &Principal{
-		Kind:        parsed.Kind,
-		Mode:        mode,
+		Kind:        r.Kind,
+		Mode:        r.Mode,
 		Subject:     k.ID,
 		KeyID:       k.ID,
 		Accounts:    []string{k.AccountID},
 		Permissions: perm.FromMap(k.Permissions),
 		ExpiresAt:   k.ExpiresAt,
-		Replaced:    previous,
-		SecretHash:  hash,
+		Replaced:    r.Previous,
+		SecretHash:  r.Hash,
 	}, nil
 }
 
