@@ -131,10 +131,15 @@ ts-check: $(SPEC_NODE_STAMP)
 	$(SPEC_NODE_BIN)/tsc --strict --noEmit -p $(SPEC_CI)/ts
 
 # =============================================================================================
-# Benchmarks (issue 5). Not part of `make test`. `make bench` = in-process Go benchmarks
+# Benchmarks (issues 5 and 11). Not part of `make test`. `make bench` = in-process Go benchmarks
 # (bench_test.go in internal/keys, internal/perm, internal/auth, internal/store/sqlite, server;
-# ns/op, cpu-ns/op, allocs/op) then the loopback wrk load test (.ci/bench/load.sh: baseline vs
-# real server, median of RUNS runs, < 3 minutes; installs wrk with apt-get if missing).
+# ns/op, cpu-ns/op, allocs/op) then the loopback wrk load test (.ci/bench/load.sh), which prints
+# one table: every scenario (baseline, create, regenerate, regenerate_many, rejected_401/403,
+# verify, create_novalid) on SQLite and PostgreSQL with requests/s, p50, p99, ratio to the bare
+# Echo baseline, server CPU, bytes and allocations per request and the target, plus the
+# cross-replica revocation delay (two replicas, PostgreSQL, Redis). Median of RUNS=3 runs of
+# DURATION=4s, about 4-5 minutes; QUICK=1 (one 2s run) for a smoke test; STORES=sqlite without
+# PostgreSQL; STRICT=1 exits 1 on a missed target. Installs wrk with apt-get if missing.
 # Numbers are only comparable on an otherwise idle machine: check `uptime` first.
 # `make bench-profile SCENARIO=create` writes a CPU profile of the server under load.
 # =============================================================================================
@@ -143,14 +148,14 @@ SCENARIO  ?= create
 
 .PHONY: bench bench-go bench-load bench-profile
 
-## bench: Go benchmarks of the request path's pieces, then the wrk load test
+## bench: Go benchmarks of the request path's pieces, then the wrk load test (one table, SQLite and PostgreSQL)
 bench: bench-go bench-load
 
 ## bench-go: in-process benchmarks only (BENCHTIME=1s each; about a minute)
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) -timeout 10m ./internal/... ./server/
 
-## bench-load: wrk against a bare-Echo baseline and the real server (RUNS=3 DURATION=5s by default)
+## bench-load: wrk against a bare-Echo baseline and the real server on SQLite and PostgreSQL, plus the revocation delay (RUNS=3 DURATION=4s; QUICK=1 STORES=sqlite STRICT=1)
 bench-load:
 	bash .ci/bench/load.sh
 
