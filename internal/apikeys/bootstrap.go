@@ -130,7 +130,13 @@ func (s *Service) RotateManaged(ctx context.Context, accountID string, mode apik
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	for _, is := range out {
+		s.changed(mode, is.Key.ID)
+	}
+	return out, nil
 }
 
 // PublishablePermissions are the read-only permissions a browser may hold:

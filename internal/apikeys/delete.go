@@ -13,12 +13,14 @@ import (
 )
 
 // Delete revokes a custom key: marked deleted (kept for the record), its
-// secrets refused from the next request on (authentication reads the row;
-// nothing caches it), its name free again. Deleting a deleted key answers
+// secrets refused from the next request on (the credential caches are told
+// once it committed: at once on this replica, within the documented bound on
+// the others), its name free again. Deleting a deleted key answers
 // the key as it is and records nothing, so a retry is harmless. Managed keys
 // are rotated, never deleted.
 func (s *Service) Delete(ctx context.Context, p *auth.Principal, id string) (*apikey.Key, error) {
 	var deleted *apikey.Key
+	wrote := false
 	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
 		target, caller, now, err := s.lockTarget(ctx, tx, p, id)
 		if err != nil {
@@ -42,10 +44,14 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, id string) (*ap
 		if err := tx.UpdateKey(ctx, target); err != nil {
 			return err
 		}
+		wrote = true
 		return recordBy(ctx, tx, p, audit.Delete, target, map[string]any{"deleted": true}, now)
 	})
 	if err != nil {
 		return nil, serviceError(err, "")
+	}
+	if wrote { // deleting a deleted key changed nothing
+		s.changed(p.Mode, deleted.ID)
 	}
 	s.overlayUsage(p.Mode, deleted)
 	return deleted, nil

@@ -60,6 +60,7 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 	if err != nil {
 		return nil, serviceError(err, "")
 	}
+	s.changed(p.Mode, issued.Key.ID)
 	s.overlayUsage(p.Mode, issued.Key)
 	return issued, nil
 }

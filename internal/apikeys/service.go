@@ -27,6 +27,11 @@ type Options struct {
 	Now func() time.Time
 	// MaxActiveKeys caps an account's active keys per mode (default DefaultMaxActiveKeys).
 	MaxActiveKeys int
+	// Changed is told of every key whose secret (current or previous),
+	// status, deleted flag, expiry or permissions a use case changed, once
+	// the change committed (never before, never for a rollback): credential
+	// caches drop the key (optional).
+	Changed func(mode apikey.Mode, keyID string)
 }
 
 // Service implements the use cases over a store.
@@ -36,6 +41,7 @@ type Service struct {
 	usage         *auth.UsageTracker
 	now           func() time.Time
 	maxActiveKeys int
+	onChanged     func(mode apikey.Mode, keyID string)
 }
 
 // New is the one way to build the service.
@@ -46,7 +52,20 @@ func New(st store.Store, catalog perm.Catalog, o Options) *Service {
 	if o.MaxActiveKeys <= 0 {
 		o.MaxActiveKeys = DefaultMaxActiveKeys
 	}
-	return &Service{store: st, catalog: catalog, usage: o.Usage, now: o.Now, maxActiveKeys: o.MaxActiveKeys}
+	return &Service{store: st, catalog: catalog, usage: o.Usage, now: o.Now, maxActiveKeys: o.MaxActiveKeys, onChanged: o.Changed}
+}
+
+// changed tells Options.Changed about keys whose unit of work has committed.
+// Callers call it only after InTx returned nil: announcing a change that then
+// rolls back would be harmless for a cache, but announcing one before it
+// commits would let a replica re-read and cache the old row in between.
+func (s *Service) changed(mode apikey.Mode, ids ...string) {
+	if s.onChanged == nil {
+		return
+	}
+	for _, id := range ids {
+		s.onChanged(mode, id)
+	}
 }
 
 // Now is the service's clock, for rendering what it returns.

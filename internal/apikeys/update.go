@@ -44,6 +44,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		}
 	}
 	var updated *apikey.Key
+	wrote := false
 	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
 		target, caller, now, err := s.lockTarget(ctx, tx, p, id)
 		if err != nil {
@@ -102,10 +103,14 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		if err := tx.UpdateKey(ctx, target); err != nil {
 			return err
 		}
+		wrote = true
 		return recordBy(ctx, tx, p, action, target, changes, now)
 	})
 	if err != nil {
 		return nil, serviceError(err, name)
+	}
+	if wrote { // a name or metadata change too: the cached snapshot would show the old one
+		s.changed(p.Mode, updated.ID)
 	}
 	s.overlayUsage(p.Mode, updated)
 	return updated, nil
