@@ -55,7 +55,9 @@ func TestNoStoreOnEveryV1Response(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := &nsStore{Store: inner}
-	env := testenv.New(t, testenv.Config{Store: st})
+	// No credential cache: the failures are injected into the credential
+	// lookup, which the cache would otherwise answer for a key already seen.
+	env := testenv.New(t, testenv.Config{Store: st, NoCredentialCache: true})
 	const acctN = "acct_nostore"
 	m := env.Bootstrap(acctN)[apikey.Sandbox]
 	// A second server whose sandbox budget is one request per second, for 429.

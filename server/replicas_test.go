@@ -221,29 +221,5 @@ func TestTwoReplicas(t *testing.T) {
 	}
 }
 
-// A key disabled or revoked through one replica is refused by the other on
-// the very next request (no credential cache), and its name is free there.
-func TestRevocationAcrossReplicas(t *testing.T) {
-	url := storetest.FreshPostgresDB(t)
-	a := testenv.New(t, testenv.Config{Store: openPostgres(t, url)})
-	b := testenv.New(t, testenv.Config{Store: openPostgres(t, url)})
-	m := a.Bootstrap(acct)[apikey.Sandbox]
-	disabled := customKey(t, a, m, "to disable", client.Permissions{"account:api:key": {"read"}}, nil)
-	revoked := customKey(t, a, m, "to revoke", client.Permissions{"account:api:key": {"read"}}, nil)
-	for _, k := range []*client.APIKey{disabled, revoked} {
-		if _, err := getKey(t, b.Client(k.Key), k.ID); err != nil {
-			t.Fatalf("before: %v", err)
-		}
-	}
-	if _, err := updateKey(t, a.Client(m.Secret), disabled.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := deleteKey(t, a.Client(m.Secret), revoked.ID); err != nil {
-		t.Fatal(err)
-	}
-	refusedNow(t, b, disabled.Key)
-	refusedNow(t, b, revoked.Key)
-	if _, err := b.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("to revoke", client.Permissions{})); err != nil {
-		t.Fatalf("the revoked key's name on the other replica: %v", err)
-	}
-}
+// TestRevocationAcrossReplicas (two replicas, a credential cache each, on one
+// PostgreSQL and one Redis) is in credential_cache_test.go.

@@ -5,7 +5,8 @@
 // access log → recover → body limit → route lookup in the spec → response
 // validation (buffers) → authentication (a client address over its
 // failed-authentication budget is refused before the credential lookup; a
-// failure spends that budget) → rate limit (the credential's budget, and its
+// failure spends that budget; API keys are looked up through the credential
+// cache, credcache.go) → rate limit (the credential's budget, and its
 // account's for API keys) → the operation's declared permission → request
 // validation → the generated strict handler → handlers.go. The budgets come
 // before the permission check so that a refused request (403) spends them too.
@@ -23,6 +24,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apikey"
@@ -68,6 +70,16 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// MaxActiveKeys caps each account's active keys per mode (default apikeys.DefaultMaxActiveKeys).
 	MaxActiveKeys int
+	// CredentialCacheTTL turns the credential cache on (0: off, every
+	// request reads its key from the store): how long an API key's lookup
+	// may be reused at most. Each key change drops the key at once here and,
+	// through Redis, on every replica (see RunCredentialCache); the TTL bounds
+	// what an announcement that never arrives can keep.
+	CredentialCacheTTL time.Duration
+	// Redis carries key changes between replicas (nil: none, and with a
+	// cache other replicas' changes reach this one only within the TTL). The
+	// cache serves only while RunCredentialCache holds the subscription up.
+	Redis redis.UniversalClient
 }
 
 // Server is the HTTP service.
@@ -84,6 +96,8 @@ type Server struct {
 	Usage *auth.UsageTracker
 	// Service is the business layer, shared with the bootstrap command.
 	Service *apikeys.Service
+	// creds is the credential cache and its invalidations.
+	creds *credentials
 
 	// accountLimits budget each account's keys together, by mode.
 	accountLimits map[apikey.Mode]int
@@ -129,10 +143,11 @@ func New(o Options) (*Server, error) {
 		o.AuthFailureLimit = 10
 	}
 	usage := auth.NewUsageTracker(o.Store, o.Logger)
-	svc := apikeys.New(o.Store, spec.Catalog, apikeys.Options{Usage: usage, Now: o.Now, MaxActiveKeys: o.MaxActiveKeys})
+	creds := newCredentials(o)
+	svc := apikeys.New(o.Store, spec.Catalog, apikeys.Options{Usage: usage, Now: o.Now, MaxActiveKeys: o.MaxActiveKeys, Changed: creds.changed})
 	s := &Server{
 		spec:    spec,
-		auth:    &auth.Authenticator{Store: o.Store, JWT: o.JWT, Usage: usage, Now: o.Now},
+		auth:    &auth.Authenticator{Store: o.Store, JWT: o.JWT, Usage: usage, Now: o.Now, Cache: creds.cache},
 		limiter: o.Limiter,
 		limits:  o.RateLimits,
 		log:     o.Logger,
@@ -140,6 +155,7 @@ func New(o Options) (*Server, error) {
 		metrics: o.Metrics,
 		Usage:   usage,
 		Service: svc,
+		creds:   creds,
 
 		accountLimits:    o.AccountLimits,
 		authFailureLimit: o.AuthFailureLimit,

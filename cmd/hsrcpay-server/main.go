@@ -29,6 +29,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/store/postgres"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -422,8 +423,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	defer jwtv.Close()
 	m := metrics.New()
 	var limiter ratelimit.Limiter = ratelimit.NewMemory()
+	var rdb *redis.Client
 	if cfg.RedisURL != "" {
-		shared, rdb, err := ratelimit.NewRedis(cfg.RedisURL)
+		var shared *ratelimit.Redis
+		shared, rdb, err = ratelimit.NewRedis(cfg.RedisURL)
 		if err != nil {
 			return fmt.Errorf("HSRCPAY_REDIS_URL: %w", err)
 		}
@@ -438,19 +441,27 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			log.Warn("Redis rate limiter failed; using this replica's in-memory budget", "err", err)
 		}}
 	}
-	srv, err := server.New(server.Options{
-		Store:             st,
-		JWT:               jwtv,
-		Limiter:           limiter,
-		Metrics:           m,
-		RateLimits:        map[apikey.Mode]int{apikey.Live: cfg.RateLimitLive, apikey.Sandbox: cfg.RateLimitSandbox},
-		ValidateResponses: cfg.ValidateResponses,
-		TrustProxy:        cfg.TrustProxy,
-		MaxActiveKeys:     cfg.MaxActiveKeys,
-		Logger:            log,
-		AccountLimits:     map[apikey.Mode]int{apikey.Live: cfg.AccountRateLimitLive, apikey.Sandbox: cfg.AccountRateLimitSandbox},
-		AuthFailureLimit:  cfg.AuthFailureLimit,
-	})
+	opts := server.Options{
+		Store:              st,
+		JWT:                jwtv,
+		Limiter:            limiter,
+		Metrics:            m,
+		RateLimits:         map[apikey.Mode]int{apikey.Live: cfg.RateLimitLive, apikey.Sandbox: cfg.RateLimitSandbox},
+		ValidateResponses:  cfg.ValidateResponses,
+		TrustProxy:         cfg.TrustProxy,
+		MaxActiveKeys:      cfg.MaxActiveKeys,
+		Logger:             log,
+		AccountLimits:      map[apikey.Mode]int{apikey.Live: cfg.AccountRateLimitLive, apikey.Sandbox: cfg.AccountRateLimitSandbox},
+		AuthFailureLimit:   cfg.AuthFailureLimit,
+		CredentialCacheTTL: cfg.CredentialCacheTTL,
+	}
+	if rdb != nil {
+		// The same client as the limiter's: its short timeouts suit a
+		// publish that holds a write's response; the subscription takes a
+		// connection of its own.
+		opts.Redis = rdb
+	}
+	srv, err := server.New(opts)
 	if err != nil {
 		return err
 	}
@@ -490,6 +501,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	usageCtx, stopUsage := context.WithCancel(context.WithoutCancel(ctx))
 	usageDone := make(chan struct{})
 	go func() { srv.Usage.Run(usageCtx, cfg.UsageFlushInterval); close(usageDone) }()
+	// The credential cache's subscription lives as long (requests still
+	// draining keep using the cache); stopped, the cache is bypassed.
+	go srv.RunCredentialCache(usageCtx)
 
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {

@@ -10,6 +10,7 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/credcache"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -50,6 +51,11 @@ type Authenticator struct {
 	JWT   *JWTVerifier // nil: JWTs are rejected
 	Usage *UsageTracker
 	Now   func() time.Time
+	// Cache holds recent lookups (nil: every lookup reads the store). It
+	// holds what the store said, never a verdict: ResolveKey judges every
+	// snapshot against Now, so a cached key expires, and a previous secret
+	// ends its grace, exactly when an uncached one does.
+	Cache *credcache.Cache
 }
 
 // Authenticate checks the Authorization header's value. Store failures come
@@ -145,9 +151,29 @@ func (a *Authenticator) ResolveKey(ctx context.Context, token string) (*Resolved
 	return &ResolvedKey{Key: k, Mode: mode, Kind: parsed.Kind, Previous: previous, Hash: hash}, nil
 }
 
-// lookup reads the key holding hash as its current or previous secret.
+// lookup reads the key holding hash as its current or previous secret,
+// from the cache when it has it. The ticket taken before the store read
+// keeps a read that an invalidation overtook out of the cache. Store errors
+// are never cached.
 func (a *Authenticator) lookup(ctx context.Context, mode apikey.Mode, hash []byte) (*apikey.Key, error) {
-	return a.Store.Repo(mode).KeyBySecretHash(ctx, hash)
+	if a.Cache == nil {
+		return a.Store.Repo(mode).KeyBySecretHash(ctx, hash)
+	}
+	if k, hit := a.Cache.Get(mode, hash); hit {
+		if k == nil {
+			return nil, store.ErrNotFound
+		}
+		return k, nil
+	}
+	t := a.Cache.Begin()
+	k, err := a.Store.Repo(mode).KeyBySecretHash(ctx, hash)
+	switch {
+	case err == nil:
+		a.Cache.Put(t, mode, hash, k)
+	case errors.Is(err, store.ErrNotFound):
+		a.Cache.PutMissing(t, mode, hash)
+	}
+	return k, err
 }
 
 func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Principal, error) {

@@ -35,6 +35,7 @@ type Config struct {
 	ShutdownTimeout    time.Duration // HSRCPAY_SHUTDOWN_TIMEOUT
 	RedisURL           string        // HSRCPAY_REDIS_URL
 	MaxActiveKeys      int           // HSRCPAY_MAX_ACTIVE_KEYS, per account and mode
+	CredentialCacheTTL time.Duration // HSRCPAY_CREDENTIAL_CACHE_TTL; 0 turns the cache off
 
 	AccountRateLimitLive    int // HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE, requests/s per live account (all its keys)
 	AccountRateLimitSandbox int // HSRCPAY_RATE_LIMIT_ACCOUNT_TEST
@@ -51,7 +52,8 @@ var Variables = []Var{
 	{"HSRCPAY_METRICS_ADDR", "127.0.0.1:9090", "Prometheus /metrics listen address (host:port), apart from the API; empty: no metrics listener"},
 	{"HSRCPAY_DATABASE_URL", "sqlite:./data", "sqlite:DIR (live.db and sandbox.db in DIR) or postgres://user@host:5432/db"},
 	{"HSRCPAY_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous pragma: NORMAL survives a process crash, FULL also power loss"},
-	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets across replicas (in memory when unset)"},
+	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets and credential-cache invalidations across replicas (in memory when unset)"},
+	{"HSRCPAY_CREDENTIAL_CACHE_TTL", "5s", "longest an API key's lookup is reused (0 to 1m; 0: no cache); a changed key is refused at once on this replica, within 1s on the others with Redis, within this without"},
 	{"HSRCPAY_JWT_JWKS_URL", "", "auth provider's JWKS URL; enables JWT bearer tokens"},
 	{"HSRCPAY_JWT_PUBLIC_KEY_FILE", "", "PEM public key (RSA, ECDSA or Ed25519) instead of a JWKS URL, for local use"},
 	{"HSRCPAY_JWT_ISSUER", "", "required iss claim (required with JWTs)"},
@@ -82,6 +84,7 @@ func Defaults() Config {
 		RateLimitLive:      100,
 		RateLimitSandbox:   25,
 		MaxActiveKeys:      500,
+		CredentialCacheTTL: 5 * time.Second,
 		ValidateResponses:  true,
 		UsageFlushInterval: 5 * time.Second,
 		LogLevel:           slog.LevelInfo,
@@ -155,6 +158,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	boolean("HSRCPAY_TRUST_PROXY", &c.TrustProxy)
 	str("HSRCPAY_DEMO_ACCOUNT", &c.DemoAccount)
 	str("HSRCPAY_REDIS_URL", &c.RedisURL)
+	// At most a minute: without Redis (or with a replica cut off from it) the
+	// TTL is how long a revoked key may still work on the other replicas.
+	duration("HSRCPAY_CREDENTIAL_CACHE_TTL", &c.CredentialCacheTTL, 0, time.Minute)
 	duration("HSRCPAY_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
 	if v, ok := lookup("HSRCPAY_LOG_LEVEL"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {

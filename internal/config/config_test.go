@@ -215,6 +215,10 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 			bad:  []string{"9ms", "2h", "-1s", "0", "soon", ""},
 			good: []string{"10ms", "1h", "250ms"},
 		},
+		"HSRCPAY_CREDENTIAL_CACHE_TTL": {
+			bad:  []string{"61s", "2m", "-1s", "5", "never", ""},
+			good: []string{"0", "0s", "1ms", "5s", "1m"},
+		},
 		"HSRCPAY_SHUTDOWN_TIMEOUT": {
 			bad:  []string{"11m", "-1s", "quick", "15", ""},
 			good: []string{"0s", "0", "10m", "30s"},

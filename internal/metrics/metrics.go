@@ -18,6 +18,12 @@ type Metrics struct {
 	AuthFailures  *prometheus.CounterVec   // reason
 	RateLimited   *prometheus.CounterVec   // budget (credential, account, client_address), mode (none for client_address)
 	LimiterErrors prometheus.Counter
+
+	// The credential cache (internal/credcache).
+	CacheLookups       *prometheus.CounterVec // result: hit, negative_hit, miss, bypass
+	CacheInvalidations *prometheus.CounterVec // origin: local (a change made here), remote (announced by a replica)
+	CachePublishErrors prometheus.Counter
+	CacheSubscribed    prometheus.Gauge
 }
 
 func New() *Metrics {
@@ -40,8 +46,25 @@ func New() *Metrics {
 		LimiterErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hsrcpay_rate_limiter_errors_total", Help: "Shared limiter (Redis) failures; each fell back to the in-memory limiter.",
 		}),
+		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsrcpay_credential_cache_lookups_total",
+			Help: "API-key lookups by what the credential cache had: hit, negative_hit (a hash known to match no key), miss (read from the store), bypass (cache suspended: its invalidation subscription is down).",
+		}, []string{"result"}),
+		CacheInvalidations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsrcpay_credential_cache_invalidations_total",
+			Help: "Keys dropped from the credential cache: origin local (changed by this replica) or remote (announced by a replica through Redis).",
+		}, []string{"origin"}),
+		CachePublishErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hsrcpay_credential_cache_publish_errors_total",
+			Help: "Key changes that could not be announced through Redis; other replicas drop those keys when their entries expire (HSRCPAY_CREDENTIAL_CACHE_TTL).",
+		}),
+		CacheSubscribed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hsrcpay_credential_cache_subscribed",
+			Help: "1 while this replica receives the other replicas' invalidations through Redis (its credential cache serves), else 0.",
+		}),
 	}
 	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthFailures, m.RateLimited, m.LimiterErrors,
+		m.CacheLookups, m.CacheInvalidations, m.CachePublishErrors, m.CacheSubscribed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

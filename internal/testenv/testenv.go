@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/config"
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -90,6 +92,14 @@ type Config struct {
 	TrustProxy bool
 	// Metrics replaces the server's fresh registry, so a test can read counters.
 	Metrics *metrics.Metrics
+	// CredentialCacheTTL is the credential cache's TTL; 0 means the
+	// production default (config.Defaults), so every test runs with the
+	// cache on, as production does. NoCredentialCache turns it off.
+	CredentialCacheTTL time.Duration
+	NoCredentialCache  bool
+	// RedisURL carries credential-cache invalidations between servers
+	// (replicas); the server's subscription runs until the test ends.
+	RedisURL string
 }
 
 // New starts a server; it stops with the test.
@@ -125,7 +135,21 @@ func New(t testing.TB, cfg Config) *Env {
 	if cfg.AuthFailureLimit == 0 {
 		cfg.AuthFailureLimit = 100000
 	}
-	srv, err := server.New(server.Options{
+	if cfg.CredentialCacheTTL == 0 {
+		cfg.CredentialCacheTTL = config.Defaults().CredentialCacheTTL
+	}
+	if cfg.NoCredentialCache {
+		cfg.CredentialCacheTTL = 0
+	}
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		// The client the server command builds: the same short timeouts.
+		if _, rdb, err = ratelimit.NewRedis(cfg.RedisURL); err != nil {
+			t.Fatalf("redis: %v", err)
+		}
+		t.Cleanup(func() { _ = rdb.Close() }) // only frees its connections
+	}
+	opts := server.Options{
 		Store:             e.Store,
 		JWT:               verifier,
 		RateLimits:        cfg.RateLimits,
@@ -138,11 +162,21 @@ func New(t testing.TB, cfg Config) *Env {
 		AuthFailureLimit:  cfg.AuthFailureLimit,
 		TrustProxy:        cfg.TrustProxy,
 		Metrics:           cfg.Metrics,
-	})
+
+		CredentialCacheTTL: cfg.CredentialCacheTTL,
+	}
+	if rdb != nil {
+		opts.Redis = rdb // never a typed nil in the interface
+	}
+	srv, err := server.New(opts)
 	if err != nil {
 		t.Fatalf("server: %v", err)
 	}
 	e.Server = srv
+	subCtx, stopSub := context.WithCancel(ctx)
+	subDone := make(chan struct{})
+	go func() { srv.RunCredentialCache(subCtx); close(subDone) }()
+	t.Cleanup(func() { stopSub(); <-subDone })
 	e.HTTP = httptest.NewServer(srv)
 	t.Cleanup(e.HTTP.Close)
 	e.Root = e.HTTP.URL
@@ -178,6 +212,20 @@ func (e *Env) Client(token string) *client.Client {
 		e.t.Fatalf("client: %v", err)
 	}
 	return c
+}
+
+// WaitCredentialCacheServing waits until the server's credential cache
+// serves lookups (with Redis: once its subscription is up), failing the
+// test after 5 s.
+func (e *Env) WaitCredentialCacheServing() {
+	e.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !e.Server.CredentialCacheServing() {
+		if time.Now().After(deadline) {
+			e.t.Fatal("the credential cache did not start serving within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // FlushUsage writes pending last_used_* updates now.
