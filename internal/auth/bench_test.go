@@ -12,6 +12,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/cputime"
 
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/credcache"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -122,6 +123,42 @@ func BenchmarkAuthenticateBadChecksum(b *testing.B) {
 // then previous secret hash).
 func BenchmarkAuthenticateUnknownKey(b *testing.B) {
 	a, _ := benchAuth(b)
+	other, _ := keys.New(keys.KindSecret, true)
+	header := "Bearer " + other
+	ctx := context.Background()
+	b.ReportAllocs()
+	defer cputime.Report(b, cputime.Process())
+	for b.Loop() {
+		if _, err := a.Authenticate(ctx, header, "127.0.0.1"); err == nil {
+			b.Fatal("unknown key accepted")
+		}
+	}
+}
+
+// The success path with the credential cache on: after the first request,
+// parse, hash, a cache hit (a copy of the snapshot), expand permissions,
+// note the use. No store access.
+func BenchmarkAuthenticateSecretKeyCached(b *testing.B) {
+	a, token := benchAuth(b)
+	a.Cache = credcache.New(credcache.Options{TTL: time.Hour})
+	header := "Bearer " + token
+	ctx := context.Background()
+	b.ReportAllocs()
+	defer cputime.Report(b, cputime.Process())
+	for b.Loop() {
+		p, err := a.Authenticate(ctx, header, "127.0.0.1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		sinkPrincipal = p
+	}
+}
+
+// An unknown (forged) key with the cache on: a negative entry after the
+// first request.
+func BenchmarkAuthenticateUnknownKeyCached(b *testing.B) {
+	a, _ := benchAuth(b)
+	a.Cache = credcache.New(credcache.Options{TTL: time.Hour})
 	other, _ := keys.New(keys.KindSecret, true)
 	header := "Bearer " + other
 	ctx := context.Background()
