@@ -230,3 +230,25 @@ func TestPublishFailsFastAndPauses(t *testing.T) {
 		t.Fatalf("publish after the pause: %v", err)
 	}
 }
+
+// An idle but healthy link stays up: the pings are answered, nothing is
+// flushed.
+func TestBusStaysUpWhenIdle(t *testing.T) {
+	needRedis(t)
+	c := New(Options{TTL: time.Minute, Suspended: true})
+	var ups, downs atomic.Int64
+	b, _ := startBus(t, c, newProxy(t), BusOptions{PingInterval: 50 * time.Millisecond, OnSubscribed: func(up bool) {
+		if up {
+			ups.Add(1)
+		} else {
+			downs.Add(1)
+		}
+	}})
+	eventually(t, "subscribed", 5*time.Second, b.Subscribed)
+	c.Put(c.Begin(), apikey.Live, hashOf("idle"), key("key_idle", "idle"))
+	time.Sleep(600 * time.Millisecond) // a dozen ping intervals of silence
+	mustHit(t, c, apikey.Live, "idle", "key_idle")
+	if ups.Load() != 1 || downs.Load() != 0 {
+		t.Fatalf("subscription went up %d and down %d times while idle", ups.Load(), downs.Load())
+	}
+}
