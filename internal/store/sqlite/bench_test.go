@@ -5,10 +5,13 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/cputime"
 
 	"github.com/hsrcpay/apikeys/internal/keys"
@@ -107,6 +110,88 @@ func BenchmarkUpdateKey(b *testing.B) {
 				}
 				sinkKey = got
 			}
+		})
+	}
+}
+
+// benchWriters is how many goroutines the parallel benchmarks run: the load
+// benchmark's 32 connections, whatever GOMAXPROCS is.
+const benchWriters = 32
+
+// BenchmarkCreateParallel is create's unit of work from 32 goroutines at
+// once, as the server runs it under load: re-read the caller's key, lock the
+// account, count its active keys (up to the default cap), release an expired
+// name, insert the key and append the audit event. Creates are spread over a
+// few accounts, each with its own managed caller key.
+func BenchmarkCreateParallel(b *testing.B) {
+	const accounts = 4
+	for _, sync := range []string{"NORMAL", "FULL"} {
+		b.Run("synchronous="+sync, func(b *testing.B) {
+			ctx := context.Background()
+			st, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{Synchronous: sync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = st.Close() }) // the benchmark is over: closing only frees the files
+			repo := st.Repo(apikey.Sandbox)
+			callers := make([]*apikey.Key, accounts)
+			for a := range callers {
+				acct := fmt.Sprintf("acct_bench_%d", a)
+				if err := store.CreateAccount(ctx, repo, acct, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+				callers[a] = newKey(b, "managed")
+				callers[a].AccountID, callers[a].Managed = acct, true
+				if err := store.InsertKey(ctx, repo, callers[a]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var seq atomic.Int64
+			b.SetParallelism((benchWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			b.ReportAllocs()
+			defer cputime.Report(b, cputime.Process())
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := seq.Add(1)
+					caller := callers[i%accounts]
+					k := newKey(b, fmt.Sprintf("bench %d", i)) // ~2µs of the total: id, secret, hash
+					k.AccountID = caller.AccountID
+					evtID, err := keys.NewEventID()
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					err = repo.InTx(ctx, func(tx store.Tx) error {
+						if _, err := tx.Key(ctx, caller.ID); err != nil {
+							return err
+						}
+						if err := tx.LockAccount(ctx, k.AccountID); err != nil {
+							return err
+						}
+						if _, err := tx.CountActiveKeys(ctx, k.AccountID, k.CreatedAt, 500); err != nil {
+							return err
+						}
+						if err := tx.ReleaseExpiredName(ctx, k.AccountID, k.Name, k.CreatedAt); err != nil {
+							return err
+						}
+						if err := tx.InsertKey(ctx, k); err != nil {
+							return err
+						}
+						return tx.AppendAuditEvent(ctx, &audit.Event{
+							ID: evtID, AccountID: k.AccountID, Action: audit.Create, KeyID: k.ID,
+							Actor: apikey.Actor{Kind: apikey.ActorKey, ID: caller.ID, RequestID: "req_bench"}, ClientIP: "127.0.0.1",
+							CreatedAt: k.CreatedAt, Changes: map[string]any{"name": k.Name, "type": k.Type,
+								"permissions": k.Permissions, "metadata": k.Metadata, "status": k.Status, "managed": false,
+								"expires_at": nil, "key_hint": "sk_test_…abcd"},
+						})
+					})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }
