@@ -16,16 +16,16 @@ const eventColumns = `account_id, seq, id, mode, action, key_id, actor_kind, act
 	client_ip, created_at, changes, prev_hash, hash`
 
 // AppendAuditEvent reads the chain's head from the account row, seals e after
-// it and moves the head to e. The transaction holds the database's write lock
-// from BEGIN, so no other append can come between the read and the write.
+// it and moves the head to e. Units run one at a time inside the writer's
+// transaction, so no other append can come between the read and the write.
 func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
-	changes, err := auditrow.Prepare(e, t.r.mode)
+	changes, err := auditrow.Prepare(e, t.w.mode)
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	var seq int64
 	var head string
-	err = t.tx.StmtContext(ctx, t.r.auditHead).QueryRowContext(ctx, e.AccountID).Scan(&seq, &head) //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
+	err = t.row(ctx, t.w.st.auditHead, e.AccountID).Scan(&seq, &head)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNoAccount
 	}
@@ -35,7 +35,7 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	if err := e.Seal(seq, head); err != nil {
 		return err
 	}
-	_, err = t.tx.StmtContext(ctx, t.r.insertEvent).ExecContext(ctx, //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
+	err = t.exec(ctx, t.w.st.insertEvent,
 		e.AccountID, e.Seq, e.ID, string(e.Mode), e.Action, e.KeyID, e.Actor.Kind, e.Actor.ID, e.Actor.RequestID,
 		e.ClientIP, fmtTime(e.CreatedAt), string(changes), e.PrevHash, e.Hash)
 	if err != nil {
@@ -44,8 +44,7 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 		}
 		return mapInsertErr(err)
 	}
-	_, err = t.tx.StmtContext(ctx, t.r.setAuditHead).ExecContext(ctx, e.Seq, e.Hash, e.AccountID) //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
-	return err
+	return t.exec(ctx, t.w.st.setAuditHead, e.Seq, e.Hash, e.AccountID)
 }
 
 // ListAuditEvents pages newest first; the primary key (account_id, seq) or
@@ -78,7 +77,7 @@ func (r *Repo) AuditChain(ctx context.Context, accountID string) ([]audit.Event,
 }
 
 func (r *Repo) AuditAccounts(ctx context.Context) ([]store.AuditHead, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT id, audit_seq, audit_head FROM accounts ORDER BY id`)
+	rows, err := r.rdb.QueryContext(ctx, `SELECT id, audit_seq, audit_head FROM accounts ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +94,7 @@ func (r *Repo) AuditAccounts(ctx context.Context) ([]store.AuditHead, error) {
 }
 
 func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event, error) {
-	rows, err := r.db.QueryContext(ctx, q, args...)
+	rows, err := r.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

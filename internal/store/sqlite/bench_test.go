@@ -150,6 +150,12 @@ func BenchmarkCreateParallel(b *testing.B) {
 			b.SetParallelism((benchWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 			b.ReportAllocs()
 			defer cputime.Report(b, cputime.Process())
+			batches0, units0 := sqlite.Batches(st, apikey.Sandbox)
+			defer func() {
+				if batches, units := sqlite.Batches(st, apikey.Sandbox); batches > batches0 {
+					b.ReportMetric(float64(units-units0)/float64(batches-batches0), "units/batch")
+				}
+			}()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

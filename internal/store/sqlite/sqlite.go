@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -66,109 +67,173 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	return s, nil
 }
 
-func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (*Repo, error) {
-	// _txlock=immediate takes the write lock at BEGIN, so read-modify-write
-	// transactions serialize instead of failing with SQLITE_BUSY on upgrade.
-	dsn := "file:" + path + "?_txlock=immediate" +
-		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
+// Connection settings. Every connection: WAL, foreign keys, the configured
+// synchronous level, and busy_timeout so that a tool writing through DB (or
+// another process) makes the others wait instead of failing.
+const (
+	// readers is the size of the read pool (key lookups, lists, audit reads).
+	readers = 8
+	// readerCacheKiB: a reader's page cache survives until the next commit
+	// (SQLite drops it when the WAL changes); group commit makes commits
+	// rarer, so a cache above the 2 MiB default now pays off between them.
+	readerCacheKiB = 8 << 10
+	// writerCacheKiB: the writer is the only connection that changes the
+	// file, so its cache stays valid across commits: the hot pages (account
+	// rows, index interiors) stay in memory.
+	writerCacheKiB = 16 << 10
+)
+
+func dsn(path string, opt Options, pragmas ...string) string {
+	d := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(" + strings.ToUpper(opt.Synchronous) + ")"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
+	for _, p := range pragmas {
+		d += "&_pragma=" + p
+	}
+	return d
+}
+
+func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (_ *Repo, err error) {
+	r := &Repo{mode: mode}
+	defer func() {
+		if err != nil {
+			_ = r.close() // what was opened so far; err is the one to report
+		}
+	}()
+	// The tools' handle (DB): migrations, tests, checkpoints. _txlock=immediate
+	// takes the write lock at BEGIN, so that its read-modify-write
+	// transactions wait for the writer instead of failing on upgrade.
+	if r.db, err = sql.Open("sqlite", dsn(path, opt)+"&_txlock=immediate"); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
+	r.db.SetMaxOpenConns(4)
+	r.db.SetMaxIdleConns(1)
 	sub, err := fs.Sub(migrations, "migrations")
 	var prov *goose.Provider
 	if err == nil {
-		prov, err = goose.NewProvider(goose.DialectSQLite3, db, sub)
+		prov, err = goose.NewProvider(goose.DialectSQLite3, r.db, sub)
 	}
 	if err == nil {
 		_, err = prov.Up(ctx)
 	}
 	if err != nil {
-		_ = db.Close() // err is the one to report
 		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
-		_ = db.Close()
 		return nil, err
 	}
-	r := &Repo{db: db, mode: mode}
+	// Readers: query_only, so that no write can bypass the writer.
+	if r.rdb, err = sql.Open("sqlite", dsn(path, opt, "query_only(1)", fmt.Sprintf("cache_size(-%d)", readerCacheKiB))); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	r.rdb.SetMaxOpenConns(readers)
+	r.rdb.SetMaxIdleConns(readers)
 	if err := r.prepare(ctx); err != nil {
-		_ = db.Close()
 		return nil, fmt.Errorf("sqlite: prepare %s: %w", path, err)
 	}
+	// The writer: one connection, which never checkpoints on COMMIT (the
+	// checkpointer does, in the background). temp_store=MEMORY keeps the
+	// savepoints' journal (the original of each page a unit changes) in
+	// memory: on disk it was a write() per page per unit.
+	wdb, err := sql.Open("sqlite", dsn(path, opt, "wal_autocheckpoint(0)", "temp_store(MEMORY)",
+		fmt.Sprintf("cache_size(-%d)", writerCacheKiB)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	if r.w, err = newWriter(ctx, wdb, mode); err != nil {
+		_ = wdb.Close() // err is the one to report
+		return nil, fmt.Errorf("sqlite: writer %s: %w", path, err)
+	}
+	r.checkpointed = make(chan struct{})
+	go checkpoint(context.WithoutCancel(ctx), r.db, r.w.kick, r.checkpointed, &r.checkpoints) // stopped by the writer's end, not by ctx
 	return r, nil
 }
 
 func (s *Store) Repo(m apikey.Mode) store.Repository { return s.repos[m] }
 
-// DB exposes a mode's handle for tests and tooling.
+// DB exposes a mode's file for tests and tooling: a handle of its own, apart
+// from the readers and the writer. A write through it waits for the writer's
+// batch in progress (busy_timeout) and commits on its own.
 func (s *Store) DB(m apikey.Mode) *sql.DB { return s.repos[m].db }
 
+// Ping checks that each mode's file can be read and that its writer runs.
 func (s *Store) Ping(ctx context.Context) error {
 	for _, r := range s.repos {
-		if err := r.db.PingContext(ctx); err != nil {
+		if r.w.isClosed() {
+			return errClosed
+		}
+		if err := r.rdb.PingContext(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// Close lets each writer run the units already queued, then closes the files.
 func (s *Store) Close() error {
 	var errs []error
 	for _, r := range s.repos {
-		errs = append(errs, r.db.Close())
+		errs = append(errs, r.close())
 	}
 	return errors.Join(errs...)
 }
 
-// Repo is one mode's database.
+// Repo is one mode's database: a pool of readers, one writer that runs
+// every unit of work (see writer.go), and a handle for tools.
 type Repo struct {
-	db   *sql.DB
-	mode apikey.Mode // what the events appended here belong to
-	// The hot statements, compiled once per connection instead of per call
-	// (statement compilation was ~11% of the server's CPU under load). Every
-	// change to a key appends an audit event, so those statements too.
-	insertKey, getKey, byHash, updateKey *sql.Stmt
-	auditHead, insertEvent, setAuditHead *sql.Stmt
+	db           *sql.DB
+	rdb          *sql.DB
+	w            *writer
+	checkpointed chan struct{} // closed when the checkpointer has stopped
+	checkpoints  atomic.Int64  // checkpoints run, for tests
+	mode         apikey.Mode   // what the events appended here belong to
+	// The hot reads, compiled once per reader connection instead of per call
+	// (statement compilation was ~11% of the server's CPU under load).
+	getKey, byHash *sql.Stmt
 }
 
 var _ store.Repository = (*Repo)(nil)
 
-func (r *Repo) prepare(ctx context.Context) error {
-	for _, p := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&r.insertKey, `INSERT INTO api_keys
-		(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
-		 last_used_at, last_used_ip, expires_at, created_at, updated_at,
-		 created_by_kind, created_by_id, created_by_request, key_hint)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&r.getKey, `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`},
-		// One lookup for the current or the previous secret (both indexed);
-		// the current one wins, as in the PostgreSQL store.
-		{&r.byHash, `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?1 OR prev_secret_hash = ?1
-		ORDER BY secret_hash = ?1 DESC LIMIT 1`},
-		// A key that takes a new name holds it again (name_released = 0), so
-		// the unique index applies to it even if it had released its old one.
-		{&r.updateKey, `UPDATE api_keys SET name = ?1, secret_hash = ?2, permissions = ?3, metadata = ?4,
-		status = ?5, deleted = ?6, expires_at = ?7, updated_at = ?8, prev_secret_hash = ?9, prev_secret_expires_at = ?10,
-		key_hint = ?11, name_released = CASE WHEN name = ?1 THEN name_released ELSE 0 END WHERE id = ?12`},
-		{&r.auditHead, `SELECT audit_seq, audit_head FROM accounts WHERE id = ?`},
-		{&r.insertEvent, `INSERT INTO audit_events (` + eventColumns + `)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&r.setAuditHead, `UPDATE accounts SET audit_seq = ?, audit_head = ? WHERE id = ?`},
-	} {
-		st, err := r.db.PrepareContext(ctx, p.sql) //nolint:sqlclosecheck // kept for the Repo's life; Store.Close closes the DB and with it its statements
-		if err != nil {
-			return err
-		}
-		*p.dst = st
+func (r *Repo) close() error {
+	var errs []error
+	if r.w != nil {
+		errs = append(errs, r.w.close())
+		<-r.checkpointed // the writer's end stops it
 	}
-	return nil
+	for _, db := range []*sql.DB{r.rdb, r.db} {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+const (
+	insertKeySQL = `INSERT INTO api_keys
+	(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
+	 last_used_at, last_used_ip, expires_at, created_at, updated_at,
+	 created_by_kind, created_by_id, created_by_request, key_hint)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	getKeySQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
+	// One lookup for the current or the previous secret (both indexed);
+	// the current one wins, as in the PostgreSQL store.
+	byHashSQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?1 OR prev_secret_hash = ?1
+	ORDER BY secret_hash = ?1 DESC LIMIT 1`
+	// A key that takes a new name holds it again (name_released = 0), so
+	// the unique index applies to it even if it had released its old one.
+	updateKeySQL = `UPDATE api_keys SET name = ?1, secret_hash = ?2, permissions = ?3, metadata = ?4,
+	status = ?5, deleted = ?6, expires_at = ?7, updated_at = ?8, prev_secret_hash = ?9, prev_secret_expires_at = ?10,
+	key_hint = ?11, name_released = CASE WHEN name = ?1 THEN name_released ELSE 0 END WHERE id = ?12`
+)
+
+func (r *Repo) prepare(ctx context.Context) error {
+	var err error
+	if r.getKey, err = r.rdb.PrepareContext(ctx, getKeySQL); err != nil {
+		return err
+	}
+	r.byHash, err = r.rdb.PrepareContext(ctx, byHashSQL)
+	return err
 }
 
 // Fixed-width UTC timestamps compare correctly as text.
@@ -187,36 +252,79 @@ func parseTime(s string) (time.Time, error) { return time.Parse(timeFormat, s) }
 
 func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
 	var n int
-	err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE id = ?`, id).Scan(&n)
+	err := r.rdb.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE id = ?`, id).Scan(&n)
 	return n > 0, err
 }
 
-// InTx runs fn in one IMMEDIATE transaction (see _txlock in openRepo): it
-// holds the database's write lock from BEGIN, so what fn reads cannot change
-// before it commits.
+// InTx runs fn as one unit of a group commit (see writer.go): inside a
+// savepoint of the writer's transaction, which holds the database's write
+// lock, so what fn reads cannot change before it commits. It returns nil
+// only once that transaction has committed. fn runs on the writer's
+// goroutine (a panic in it is re-raised here) and must not call InTx: the
+// writer would wait for itself.
 func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
-	sqlTx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	// A no-op after Commit; after a failure, fn's error is the one to report.
-	defer func() { _ = sqlTx.Rollback() }()
-	if err := fn(&tx{r: r, tx: sqlTx}); err != nil {
-		return err
-	}
-	return sqlTx.Commit()
+	return r.w.run(ctx, fn)
 }
 
-// tx is one unit of work on a Repo.
+// tx is one unit of work, run by the writer inside its savepoint.
 type tx struct {
-	r  *Repo
-	tx *sql.Tx
+	w   *writer
+	ctx context.Context // InTx's: its end ends the unit
+	// ended is set when the unit is over: a Tx kept past it must not write
+	// into the next unit.
+	ended atomic.Bool
 }
 
 var _ store.Tx = (*tx)(nil)
 
+// usable says why the unit may not run another statement: it has ended,
+// SQLite rolled the batch's transaction back (a statement now would run, and
+// commit, on its own), or the caller gave up. Statements then run without
+// the caller's context: cancelling one midway would make SQLite interrupt it,
+// and an interrupted write rolls back the whole transaction, every other
+// unit's work with it; checking before each statement ends the unit as soon.
+func (t *tx) usable(ctx context.Context) error {
+	switch {
+	case t.ended.Load():
+		return errTxDone
+	case t.w.rolledBack.Load():
+		return t.w.abortError()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return t.ctx.Err()
+}
+
+func (t *tx) exec(ctx context.Context, st *sql.Stmt, args ...any) error {
+	if err := t.usable(ctx); err != nil {
+		return err
+	}
+	_, err := st.ExecContext(context.WithoutCancel(ctx), args...)
+	return t.w.note(err)
+}
+
+// row runs a one-row query; its Scan's error is noted as exec's.
+func (t *tx) row(ctx context.Context, st *sql.Stmt, args ...any) scanner {
+	if err := t.usable(ctx); err != nil {
+		return errRow{err}
+	}
+	return checkedRow{st.QueryRowContext(context.WithoutCancel(ctx), args...), t.w}
+}
+
+type checkedRow struct {
+	row *sql.Row
+	w   *writer
+}
+
+func (r checkedRow) Scan(dst ...any) error { return r.w.note(r.row.Scan(dst...)) }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
 func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error {
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`, id, fmtTime(now))
+	err := t.exec(ctx, t.w.st.createAccount, id, fmtTime(now))
 	if isUnique(err) {
 		return store.ErrAccountExists
 	}
@@ -225,7 +333,7 @@ func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error 
 
 func (t *tx) LockAccount(ctx context.Context, id string) error {
 	var one int
-	err := t.tx.QueryRowContext(ctx, `SELECT 1 FROM accounts WHERE id = ?`, id).Scan(&one)
+	err := t.row(ctx, t.w.st.lockAccount, id).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNoAccount
 	}
@@ -234,34 +342,26 @@ func (t *tx) LockAccount(ctx context.Context, id string) error {
 
 func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	// Its events too: the account row that records the chain's head goes.
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM audit_events WHERE account_id = ?`, id); err != nil {
-		return err
+	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
+		if err := t.exec(ctx, st, id); err != nil {
+			return err
+		}
 	}
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM api_keys WHERE account_id = ?`, id); err != nil {
-		return err
-	}
-	_, err := t.tx.ExecContext(ctx, `DELETE FROM accounts WHERE id = ?`, id)
-	return err
+	return nil
 }
 
 func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
-	return scanKey(t.tx.StmtContext(ctx, t.r.getKey).QueryRowContext(ctx, id)) //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
+	return scanKey(t.row(ctx, t.w.st.getKey, id))
 }
 
 func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time, atMost int) (int, error) {
 	var n int
-	// An index-only walk of api_keys_active (migration 00005), at most atMost entries.
-	err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM api_keys
-		WHERE account_id = ? AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?) LIMIT ?)`,
-		accountID, fmtTime(now), atMost).Scan(&n)
+	err := t.row(ctx, t.w.st.countActive, accountID, fmtTime(now), atMost).Scan(&n)
 	return n, err
 }
 
 func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {
-	_, err := t.tx.ExecContext(ctx, `UPDATE api_keys SET name_released = 1
-		WHERE account_id = ? AND name = ? AND deleted = 0 AND name_released = 0
-		AND expires_at IS NOT NULL AND expires_at <= ?`, accountID, name, fmtTime(now))
-	return err
+	return t.exec(ctx, t.w.st.releaseName, accountID, name, fmtTime(now))
 }
 
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
@@ -269,11 +369,10 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.StmtContext(ctx, t.r.insertKey).ExecContext(ctx, //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
+	return mapInsertErr(t.exec(ctx, t.w.st.insertKey,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
-		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint))
-	return mapInsertErr(err)
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint)))
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
@@ -281,10 +380,9 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.StmtContext(ctx, t.r.updateKey).ExecContext(ctx, //nolint:sqlclosecheck // bound to the transaction, whose Commit or Rollback closes it
+	return mapInsertErr(t.exec(ctx, t.w.st.updateKey,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
-		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID)
-	return mapInsertErr(err)
+		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID))
 }
 
 func mapInsertErr(err error) error {
@@ -314,7 +412,7 @@ func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, e
 }
 
 func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error) {
-	rows, err := r.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys
+	rows, err := r.rdb.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys
 		WHERE account_id = ? AND managed = 1 AND deleted = 0 ORDER BY type DESC, id`, accountID)
 	if err != nil {
 		return nil, err
@@ -331,28 +429,21 @@ func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey
 	return out, rows.Err()
 }
 
+// RecordUsage is a write like any other: a unit of the writer's batch.
 func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	tx, err := r.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }() // a no-op after Commit
-	stmt, err := tx.PrepareContext(ctx, `UPDATE api_keys SET last_used_at = ?, last_used_ip = ?
-		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = stmt.Close() }() // the transaction's end closes it anyway
-	for _, u := range batch {
-		at := fmtTime(u.At)
-		if _, err := stmt.ExecContext(ctx, at, u.IP, u.KeyID, at); err != nil {
-			return err
+	return r.InTx(ctx, func(stx store.Tx) error {
+		t := stx.(*tx) // InTx hands its fn this package's tx, always
+		for _, u := range batch {
+			at := fmtTime(u.At)
+			if err := t.exec(ctx, t.w.st.recordUsage, at, u.IP, u.KeyID, at); err != nil {
+				return err
+			}
 		}
-	}
-	return tx.Commit()
+		return nil
+	})
 }
 
 // statusExpired is the list filter for ACTIVE keys past their expiry (a
@@ -401,7 +492,7 @@ func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) ([]*apikey.Key, 
 	}
 	q += ` ORDER BY created_at, id LIMIT ?`
 	args = append(args, f.Limit)
-	rows, err := r.db.QueryContext(ctx, q, args...)
+	rows, err := r.rdb.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -70,6 +70,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListAuditEvents", testListAuditEvents},
 		{"AuditModesIsolated", testAuditModesIsolated},
 		{"DeleteAccountWithEvents", testDeleteAccountWithEvents},
+		{"UnitsConcurrentOutcomes", testUnitsConcurrentOutcomes},
+		{"UnitCancelled", testUnitCancelled},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,476 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sqlite3 "modernc.org/sqlite"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// Group commit. SQLite has one write lock per database, so concurrent units
+// of work run one after another whatever the store does; what it can choose
+// is how much each one costs. One IMMEDIATE transaction per unit from a pool
+// of connections paid a COMMIT (WAL frames, and an fsync with FULL) per unit,
+// parked writers in SQLite's busy handler holding pooled connections, and
+// threw away every other connection's page cache at each commit.
+//
+// Instead one goroutine per database owns the only write connection. InTx
+// queues its unit; the writer opens one transaction, runs each queued unit
+// inside a SAVEPOINT of its own (a unit that fails rolls back to it, and only
+// its caller sees the error), takes the units that arrive meanwhile (up to
+// maxBatch, with a short linger when writes come concurrently), COMMITs once
+// and only then tells each caller its outcome. Units still run strictly one
+// at a time, each seeing the ones before it, so the Tx guarantees (what a
+// unit reads cannot change before it commits) hold as before.
+const (
+	// maxBatch bounds a batch: the first unit's latency and what one failed
+	// COMMIT takes down with it.
+	maxBatch = 64
+	// commitLinger is how long a batch stays open for more units once the
+	// queue is empty, when the previous batch held more than one unit (writes
+	// are arriving concurrently). A lone write commits at once.
+	commitLinger = 200 * time.Microsecond
+	// checkpointPages is how many pages the writer appends to the WAL before
+	// it asks for a background checkpoint (SQLite's own autocheckpoint
+	// threshold, which the writer turns off so that no COMMIT pays for one).
+	checkpointPages = 1000
+)
+
+var (
+	errClosed = errors.New("sqlite: store closed")
+	// errTxDone is what a Tx used after its unit ended gets, as database/sql's
+	// ErrTxDone after Commit or Rollback.
+	errTxDone = errors.New("sqlite: the unit of work has ended")
+	// errRolledBack reports a transaction SQLite rolled back without a
+	// statement error to say why (never expected: a safety net).
+	errRolledBack = errors.New("sqlite: the transaction was rolled back")
+)
+
+// A unit's state: the writer takes a queued unit, or its caller, whose
+// context ended first, abandons it; never both.
+const (
+	unitQueued int32 = iota
+	unitTaken
+	unitAbandoned
+)
+
+// unit is one InTx call waiting for, or in, a batch.
+type unit struct {
+	ctx   context.Context
+	fn    func(store.Tx) error
+	state atomic.Int32
+	// Set by the writer before done is closed.
+	err      error
+	panicked bool
+	panicVal any
+	// byCommit: the unit's outcome stands only if its batch commits: its
+	// changes were released into the transaction, or its error may stem
+	// from another unit's uncommitted ones.
+	byCommit bool
+	done     chan struct{}
+}
+
+// writer owns one database's write connection and runs every unit of work.
+type writer struct {
+	db   *sql.DB // its own handle, of one connection
+	conn *sql.Conn
+	st   writerStmts
+	mode apikey.Mode // what the events appended here belong to
+
+	mu      sync.RWMutex // closed against enqueue: no send on a closed queue
+	closed  bool
+	queue   chan *unit
+	stopped chan struct{} // closed when the loop has drained the queue and returned
+
+	// rolledBack is set by SQLite's rollback hook: the whole transaction is
+	// gone (SQLITE_FULL, IOERR, BUSY, NOMEM, an interrupt, a failed COMMIT),
+	// and a statement run now would autocommit on its own. abortErr is the
+	// statement error that came with it. Both belong to the writer goroutine
+	// (the hook runs inside its statements); the atomic keeps the race
+	// detector honest about a Tx leaked to another goroutine.
+	rolledBack atomic.Bool
+	abortErr   error
+
+	linger    time.Duration
+	lastBatch int // units in the previous batch
+	timer     *time.Timer
+	batch     []*unit
+
+	walPages int           // pages written to the WAL since the last checkpoint request
+	kick     chan struct{} // asks the checkpointer for a PASSIVE checkpoint
+
+	batches, units atomic.Int64 // for tests and benchmarks: how well units group
+}
+
+// writerStmts are every statement a unit runs, compiled once on the writer's
+// connection.
+type writerStmts struct {
+	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
+
+	createAccount, lockAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
+	getKey, countActive, releaseName, insertKey, updateKey              *sql.Stmt
+	auditHead, insertEvent, setAuditHead, recordUsage                   *sql.Stmt
+}
+
+func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := &writer{
+		db: db, conn: conn, mode: mode,
+		queue:   make(chan *unit, maxBatch),
+		stopped: make(chan struct{}),
+		linger:  commitLinger,
+		timer:   time.NewTimer(time.Hour),
+		kick:    make(chan struct{}, 1),
+	}
+	w.timer.Stop()
+	err = conn.Raw(func(dc any) error {
+		h, ok := dc.(interface {
+			RegisterRollbackHook(sqlite3.RollbackHookFn)
+		})
+		if !ok {
+			return fmt.Errorf("sqlite: driver connection %T has no rollback hook", dc)
+		}
+		h.RegisterRollbackHook(func() { w.rolledBack.Store(true) })
+		return nil
+	})
+	if err == nil {
+		err = w.prepare(ctx)
+	}
+	if err != nil {
+		_ = conn.Close() // err is the one to report
+		return nil, err
+	}
+	// The writer outlives Open's context: Close stops it.
+	go w.loop(context.WithoutCancel(ctx))
+	return w, nil
+}
+
+func (w *writer) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		// IMMEDIATE: the write lock from BEGIN, so that a tool writing through
+		// another connection waits (busy_timeout) at BEGIN, never mid-batch.
+		{&w.st.begin, `BEGIN IMMEDIATE`},
+		{&w.st.commit, `COMMIT`},
+		{&w.st.rollback, `ROLLBACK`},
+		{&w.st.savepoint, `SAVEPOINT unit`},
+		{&w.st.release, `RELEASE unit`},
+		{&w.st.rollbackTo, `ROLLBACK TO unit`},
+		{&w.st.createAccount, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`},
+		{&w.st.lockAccount, `SELECT 1 FROM accounts WHERE id = ?`},
+		{&w.st.deleteEvents, `DELETE FROM audit_events WHERE account_id = ?`},
+		{&w.st.deleteKeys, `DELETE FROM api_keys WHERE account_id = ?`},
+		{&w.st.deleteAccount, `DELETE FROM accounts WHERE id = ?`},
+		{&w.st.getKey, getKeySQL},
+		// An index-only walk of api_keys_active (migration 00005), at most atMost entries.
+		{&w.st.countActive, `SELECT count(*) FROM (SELECT 1 FROM api_keys
+		WHERE account_id = ? AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?) LIMIT ?)`},
+		{&w.st.releaseName, `UPDATE api_keys SET name_released = 1
+		WHERE account_id = ? AND name = ? AND deleted = 0 AND name_released = 0
+		AND expires_at IS NOT NULL AND expires_at <= ?`},
+		{&w.st.insertKey, insertKeySQL},
+		{&w.st.updateKey, updateKeySQL},
+		{&w.st.auditHead, `SELECT audit_seq, audit_head FROM accounts WHERE id = ?`},
+		{&w.st.insertEvent, `INSERT INTO audit_events (` + eventColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.st.setAuditHead, `UPDATE accounts SET audit_seq = ?, audit_head = ? WHERE id = ?`},
+		{&w.st.recordUsage, `UPDATE api_keys SET last_used_at = ?, last_used_ip = ?
+		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`},
+	} {
+		st, err := w.conn.PrepareContext(ctx, p.sql) //nolint:sqlclosecheck // kept for the writer's life; close closes the connection and with it its statements
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.sql, err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// run queues fn as a unit and waits for its outcome: nil only once the batch
+// holding it has committed.
+func (w *writer) run(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	u := &unit{ctx: ctx, fn: fn, done: make(chan struct{})}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case w.queue <- u:
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	w.mu.RUnlock()
+	select {
+	case <-u.done:
+	case <-ctx.Done():
+		if u.state.CompareAndSwap(unitQueued, unitAbandoned) {
+			return ctx.Err() // never ran and never will
+		}
+		<-u.done // running or run: its outcome is the commit's, so wait for it
+	}
+	if u.panicked {
+		panic(u.panicVal)
+	}
+	return u.err
+}
+
+func (w *writer) isClosed() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.closed
+}
+
+// close stops taking units, lets the writer run those already queued, and
+// waits for it to finish.
+func (w *writer) close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.stopped
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	close(w.queue) // no sender can be in run's send now: they hold mu.RLock
+	<-w.stopped
+	return errors.Join(w.conn.Close(), w.db.Close())
+}
+
+// loop runs batches until the queue is closed and empty. ctx carries no
+// deadline: the writer's own statements (BEGIN, savepoints, COMMIT) are
+// never cut short by a caller.
+func (w *writer) loop(ctx context.Context) {
+	defer close(w.stopped)
+	defer close(w.kick) // the checkpointer's signal to stop
+	for u := range w.queue {
+		w.runBatch(ctx, u)
+	}
+}
+
+// runBatch runs first and what follows it in one transaction, then reports
+// every outcome.
+func (w *writer) runBatch(ctx context.Context, first *unit) {
+	w.batch = w.batch[:0]
+	if !first.state.CompareAndSwap(unitQueued, unitTaken) {
+		return // abandoned while queued: nothing to begin for
+	}
+	w.batch = append(w.batch, first)
+	if err := w.begin(ctx); err != nil {
+		w.finish(fmt.Errorf("sqlite: begin: %w", err))
+		return
+	}
+	dirty := false // a unit's changes are in the transaction, uncommitted
+	w.runUnit(ctx, first, &dirty)
+	var deadline time.Time
+	for len(w.batch) < maxBatch && !w.rolledBack.Load() {
+		var (
+			u  *unit
+			ok bool
+		)
+		select {
+		case u, ok = <-w.queue:
+		default:
+			if w.linger <= 0 || w.lastBatch < 2 && len(w.batch) < 2 {
+				ok = false
+				break
+			}
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(w.linger)
+			}
+			if !now.Before(deadline) {
+				ok = false
+				break
+			}
+			w.timer.Reset(deadline.Sub(now))
+			select {
+			case u, ok = <-w.queue:
+				w.timer.Stop()
+			case <-w.timer.C:
+				continue // one last look at the queue, then commit
+			}
+		}
+		if !ok {
+			break // queue empty (or closed): commit what we have
+		}
+		if u.state.CompareAndSwap(unitQueued, unitTaken) {
+			w.batch = append(w.batch, u)
+			w.runUnit(ctx, u, &dirty)
+		}
+	}
+	w.lastBatch = len(w.batch)
+	w.batches.Add(1)
+	w.units.Add(int64(len(w.batch)))
+	if w.rolledBack.Load() {
+		w.finish(w.abortError())
+		return
+	}
+	if _, err := w.st.commit.ExecContext(ctx); err != nil {
+		// A COMMIT that failed may have left the transaction open (SQLITE_BUSY
+		// does): end it, so that the next batch starts clean.
+		if !w.rolledBack.Load() {
+			_, _ = w.st.rollback.ExecContext(ctx) // the COMMIT's error is the one to report
+		}
+		w.finish(fmt.Errorf("sqlite: commit: %w", err))
+		return
+	}
+	w.countWAL()
+	w.finish(nil)
+}
+
+// begin opens a batch's transaction. A connection still inside one (a
+// ROLLBACK that failed after a failed COMMIT) is rolled back first, so that
+// one bad batch cannot fail every later one.
+func (w *writer) begin(ctx context.Context) error {
+	_, err := w.st.begin.ExecContext(ctx)
+	if err != nil {
+		if _, rerr := w.st.rollback.ExecContext(ctx); rerr == nil {
+			_, err = w.st.begin.ExecContext(ctx)
+		}
+	}
+	w.rolledBack.Store(false) // from here on, the rollback hook speaks of this transaction
+	w.abortErr = nil
+	return err
+}
+
+// runUnit runs u's fn inside a savepoint. dirty tells whether an earlier unit
+// of the batch left changes; it becomes true when u does.
+func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
+	u.err = u.ctx.Err() // cancelled while queued but not yet abandoned: do not run it
+	if u.err != nil {
+		return
+	}
+	if _, err := w.st.savepoint.ExecContext(ctx); err != nil {
+		u.err = w.note(err)
+		return
+	}
+	t := &tx{w: w, ctx: u.ctx}
+	err := w.call(u, t)
+	t.ended.Store(true)
+	if w.rolledBack.Load() {
+		return // the transaction is gone, savepoint and all: finish reports it
+	}
+	if err == nil && !u.panicked {
+		// A caller that gave up while fn ran gets what it would have got had
+		// it given up a moment earlier: nothing written.
+		err = u.ctx.Err()
+	}
+	if err != nil || u.panicked {
+		u.err = err
+		_, rerr := w.st.rollbackTo.ExecContext(ctx)
+		if rerr == nil {
+			_, rerr = w.st.release.ExecContext(ctx)
+		}
+		if rerr != nil { // the savepoint is gone, so is the transaction
+			w.rolledBack.Store(true)
+			_ = w.note(rerr) // the batch's cause, which finish reports
+		}
+		// An error from a unit that saw another's uncommitted changes may
+		// stem from them (a name taken by a unit whose batch then fails):
+		// keep it only if the batch commits.
+		u.byCommit = *dirty
+		return
+	}
+	if _, err := w.st.release.ExecContext(ctx); err != nil {
+		w.rolledBack.Store(true) // a RELEASE fails only when the savepoint, hence the transaction, is gone
+		u.err = w.note(err)
+		return
+	}
+	u.byCommit, *dirty = true, true
+}
+
+// call runs fn, turning a panic into the unit's outcome: the writer lives on
+// and its caller panics with the same value.
+func (w *writer) call(u *unit, t *tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			u.panicked, u.panicVal = true, p
+		}
+	}()
+	return u.fn(t)
+}
+
+// finish reports the batch's outcome: batchErr (a failed BEGIN or COMMIT, or
+// a rolled-back transaction) fails every unit that ran or depended on what
+// ran; otherwise each unit gets its own.
+func (w *writer) finish(batchErr error) {
+	for _, u := range w.batch {
+		if batchErr != nil && (u.byCommit || u.err == nil) && !u.panicked {
+			u.err = batchErr
+		}
+		close(u.done)
+	}
+	clear(w.batch) // no references to finished units and their closures
+	w.batch = w.batch[:0]
+}
+
+// note records err as the reason the transaction ended if SQLite rolled it
+// back while running the statement that returned err.
+func (w *writer) note(err error) error {
+	if err != nil && w.rolledBack.Load() && w.abortErr == nil {
+		w.abortErr = err
+	}
+	return err
+}
+
+func (w *writer) abortError() error {
+	if w.abortErr != nil {
+		return fmt.Errorf("sqlite: transaction rolled back: %w", w.abortErr)
+	}
+	return errRolledBack
+}
+
+// countWAL adds the pages the COMMIT wrote to the WAL, and asks for a
+// checkpoint once they reach checkpointPages.
+func (w *writer) countWAL() {
+	_ = w.conn.Raw(func(dc any) error {
+		if s, ok := dc.(sqlite3.DBStatus); ok {
+			n, _, err := s.Status(sqlite3.DBStatusCacheWrite, true)
+			if err == nil {
+				w.walPages += n
+			}
+		}
+		return nil
+	}) // an error here only delays the next checkpoint
+	if w.walPages >= checkpointPages {
+		w.walPages = 0
+		select {
+		case w.kick <- struct{}{}:
+		default: // one is pending already
+		}
+	}
+}
+
+// checkpoint copies the WAL back into the database file in the background
+// whenever the writer asks, PASSIVE so that it never waits for (or blocks)
+// readers or the writer: frames still needed by a reader stay for the next
+// one. It stops when the writer has.
+func checkpoint(ctx context.Context, db *sql.DB, kick <-chan struct{}, done chan<- struct{}, count *atomic.Int64) {
+	defer close(done)
+	for range kick {
+		var busy, log, moved int
+		// An error (the file went away, I/O) leaves the WAL to grow until
+		// the next attempt; commits do not depend on it.
+		if db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &moved) == nil {
+			count.Add(1)
+		}
+	}
+}
