@@ -14,34 +14,36 @@ import (
 	"github.com/hsrcpay/apikeys/internal/store/internal/auditrow"
 )
 
-// AppendAuditEvent reads the chain's head from the account row (locking it),
-// seals e after it and moves the head to e, all in the unit's transaction.
+// AppendAuditEvent seals e after the chain's head (as LockAccount read it,
+// or read and locked now) and stores it with the new head, all in the unit's
+// transaction.
 func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	changes, err := auditrow.Prepare(e, t.mode)
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	var seq int64
-	var head string
-	err = t.tx.QueryRow(ctx, t.q.auditHead, e.AccountID).Scan(&seq, &head)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.ErrNoAccount
+	h, ok := t.heads[e.AccountID]
+	if !ok {
+		err = t.queryRow(ctx, t.q.auditHead, e.AccountID).Scan(&h.seq, &h.hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNoAccount
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return err
-	}
-	if err := e.Seal(seq, head); err != nil {
+	if err := e.Seal(h.seq, h.hash); err != nil {
 		return err
 	}
 	// json.RawMessage goes to jsonb as the JSON text it is.
-	_, err = t.tx.Exec(ctx, t.q.insertEvent,
+	err = t.exec(ctx, t.q.appendEvent,
 		e.AccountID, e.Seq, e.ID, string(e.Mode), e.Action, e.KeyID, e.Actor.Kind, e.Actor.ID, e.Actor.RequestID,
 		e.ClientIP, e.CreatedAt, json.RawMessage(changes), e.PrevHash, e.Hash)
 	if err != nil {
 		return mapErr(err)
 	}
-	_, err = t.tx.Exec(ctx, t.q.setAuditHead, e.Seq, e.Hash, e.AccountID)
-	return err
+	t.setHead(e.AccountID, auditHead{e.Seq, e.Hash})
+	return nil
 }
 
 // ListAuditEvents pages newest first; the primary key (account_id, seq) or

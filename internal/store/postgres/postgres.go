@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,10 +49,33 @@ type Store struct {
 // Open connects to the database url names (postgres://… or key=value; pgxpool
 // settings such as pool_max_conns are honoured), creates the mode schemas if
 // missing and applies migrations to each.
-func Open(ctx context.Context, url string) (*Store, error) {
+func Open(ctx context.Context, url string) (*Store, error) { return open(ctx, url, nil) }
+
+// DefaultMaxConns is the pool's size unless the URL sets pool_max_conns.
+// pgxpool's own default, max(4, NumCPU), suits CPU-bound queries; a unit of
+// work here is bound by round trips and row locks instead: it holds its
+// connection for ~6 round trips, and on a busy account also while it waits
+// for the account's row (every change to an account appends to its audit
+// chain). With 4 connections, four writes queued on one account held them
+// all, and every other account's writes and every key lookup of the replica
+// waited behind them (BenchmarkRegenerateBesideHotAccount, 16 creates on a
+// hot account: a regenerate elsewhere took 5.2 ms with 4 connections, 1.2 ms
+// with 32). Replicas × pool_max_conns must stay under PostgreSQL's
+// max_connections (100 by default).
+const DefaultMaxConns = 32
+
+// open is Open with a last say on the pool's configuration (tests trace
+// the queries).
+func open(ctx context.Context, url string, tune func(*pgxpool.Config)) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") { // ParseConfig does not say whether it was set
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if tune != nil {
+		tune(cfg)
 	}
 	if err := migrate(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
@@ -148,11 +172,11 @@ type Repo struct {
 }
 
 type queries struct {
-	createAccount, accountExists, lockAccount, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
+	createAccount, accountExists, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
 	keyBySecretHash, listManaged, getKeyForUpdate, countActive, releaseName, updateKey, recordUsage string
 	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
 	// which the filters extend.
-	listKeys, listEvents, auditChain, auditAccounts, auditHead, insertEvent, setAuditHead string
+	listKeys, listEvents, auditChain, auditAccounts, auditHead, appendEvent string
 }
 
 // insertColumns are what InsertKey writes: a new key has no previous secret.
@@ -177,7 +201,6 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 	return &Repo{pool: pool, mode: mode, q: queries{
 		createAccount:       `INSERT INTO ` + accounts + ` (id, created_at) VALUES ($1, $2)`,
 		accountExists:       `SELECT EXISTS (SELECT 1 FROM ` + accounts + ` WHERE id = $1)`,
-		lockAccount:         `SELECT 1 FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
 		deleteAccountEvents: `DELETE FROM ` + events + ` WHERE account_id = $1`,
 		deleteAccountKeys:   `DELETE FROM ` + keys + ` WHERE account_id = $1`,
 		deleteAccount:       `DELETE FROM ` + accounts + ` WHERE id = $1`,
@@ -209,13 +232,17 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		listEvents:    `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1`,
 		auditChain:    `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1 ORDER BY seq`,
 		auditAccounts: `SELECT id, audit_seq, audit_head FROM ` + accounts + ` ORDER BY id COLLATE "C"`,
-		// FOR UPDATE again: the unit holds the lock already (LockAccount or
-		// CreateAccount), and taking it here keeps appends to one chain
+		// LockAccount's lock, which reads the audit chain's head as it takes
+		// it; AppendAuditEvent reads it so (FOR UPDATE again) only for an
+		// account the unit has not locked, keeping appends to one chain
 		// serial even for a caller that forgot.
 		auditHead: `SELECT audit_seq, audit_head FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
-		insertEvent: `INSERT INTO ` + events + ` (` + eventColumns + `, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-		setAuditHead: `UPDATE ` + accounts + ` SET audit_seq = $1, audit_head = $2 WHERE id = $3`,
+		// The event and the head it becomes, in one statement (one round
+		// trip while the account's row is locked). A data-modifying WITH
+		// runs whether or not the UPDATE reads it.
+		appendEvent: `WITH event AS (INSERT INTO ` + events + ` (` + eventColumns + `, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14))
+			UPDATE ` + accounts + ` SET audit_seq = $2, audit_head = $14 WHERE id = $1`,
 	}}
 }
 
@@ -239,24 +266,64 @@ func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
 // InTx runs fn in one READ COMMITTED transaction; what fn reads through the
 // Tx is locked (FOR UPDATE) until commit, so checks made on it still hold
 // when the change commits.
+//
+// Every round trip inside the transaction is time its locks are held, and
+// every change to one account waits for its row (the audit chain's head):
+// so BEGIN travels with the unit's first statement (one pipelined round
+// trip, not two), LockAccount reads the chain's head as it locks the row,
+// and AppendAuditEvent inserts the event and moves the head in one
+// statement (see tx).
 func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
-	pgTx, err := r.pool.Begin(ctx)
+	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	// A no-op after Commit; after a failure, fn's error is the one to report.
-	defer func() { _ = pgTx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(&tx{q: &r.q, mode: r.mode, tx: pgTx}); err != nil {
+	// A connection left inside a transaction (a ROLLBACK that failed) is
+	// destroyed by Release, never reused.
+	defer conn.Release()
+	t := &tx{q: &r.q, mode: r.mode, conn: conn}
+	defer func() {
+		if t.begun && !t.closed {
+			t.closed = true
+			// After a failure, fn's error is the one to report.
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "rollback")
+		}
+	}()
+	if err := fn(t); err != nil {
 		return err
 	}
-	return pgTx.Commit(ctx)
+	t.closed = true
+	if !t.begun {
+		return ctx.Err() // fn ran no statement: nothing to commit
+	}
+	tag, err := conn.Exec(ctx, "commit")
+	if err != nil {
+		t.closed = false // still to roll back
+		return err
+	}
+	if tag.String() == "ROLLBACK" { // a statement failed, and fn went on regardless
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
 }
 
 // tx is one unit of work on a Repo.
 type tx struct {
 	q    *queries
 	mode apikey.Mode
-	tx   pgx.Tx
+	conn *pgxpool.Conn
+	// begun: BEGIN has been sent, with the first statement. closed: the unit
+	// is over; a Tx kept past it must not run statements outside it.
+	begun, closed bool
+	// heads are the audit chains' heads of the accounts this unit locked:
+	// the row lock keeps them current until commit, so AppendAuditEvent
+	// needs no round trip to read them.
+	heads map[string]auditHead
+}
+
+type auditHead struct {
+	seq  int64
+	hash string
 }
 
 var (
@@ -264,62 +331,137 @@ var (
 	_ store.Tx         = (*tx)(nil)
 )
 
-func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error {
-	_, err := t.tx.Exec(ctx, t.q.createAccount, id, pgTime(now))
-	return mapErr(err)
+// errTxClosed is what a Tx used after its unit ended gets.
+var errTxClosed = pgx.ErrTxClosed
+
+func (t *tx) exec(ctx context.Context, sql string, args ...any) error {
+	switch {
+	case t.closed:
+		return errTxClosed
+	case t.begun:
+		_, err := t.conn.Exec(ctx, sql, args...)
+		return err
+	}
+	br, err := t.begin(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	_, err = br.Exec() // the statement's
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
+func (t *tx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	switch {
+	case t.closed:
+		return errRow{errTxClosed}
+	case t.begun:
+		return t.conn.QueryRow(ctx, sql, args...)
+	}
+	br, err := t.begin(ctx, sql, args...)
+	if err != nil {
+		return errRow{err}
+	}
+	return batchRow{br}
+}
+
+// begin sends BEGIN and the unit's first statement in one round trip
+// (pipelined: PostgreSQL keeps the transaction open past the batch's end),
+// and returns the batch with BEGIN's result read: the statement's is next.
+func (t *tx) begin(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
+	t.begun = true
+	b := &pgx.Batch{}
+	b.Queue("begin")
+	b.Queue(sql, args...)
+	br := t.conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close() // err, BEGIN's, is the one to report
+		return nil, err
+	}
+	return br, nil
+}
+
+// batchRow is the first statement's row; scanning it ends the batch.
+type batchRow struct{ br pgx.BatchResults }
+
+func (r batchRow) Scan(dst ...any) error {
+	err := r.br.QueryRow().Scan(dst...)
+	if cerr := r.br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error {
+	return mapErr(t.exec(ctx, t.q.createAccount, id, pgTime(now)))
+}
+
+// LockAccount locks the account's row and keeps the audit chain's head it
+// holds, for AppendAuditEvent.
 func (t *tx) LockAccount(ctx context.Context, id string) error {
-	var one int
-	err := t.tx.QueryRow(ctx, t.q.lockAccount, id).Scan(&one)
+	var h auditHead
+	err := t.queryRow(ctx, t.q.auditHead, id).Scan(&h.seq, &h.hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrNoAccount
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	t.setHead(id, h)
+	return nil
+}
+
+func (t *tx) setHead(id string, h auditHead) {
+	if t.heads == nil {
+		t.heads = map[string]auditHead{}
+	}
+	t.heads[id] = h
 }
 
 func (t *tx) DeleteAccount(ctx context.Context, id string) error {
+	delete(t.heads, id)
 	// Its events too: the account row that records the chain's head goes.
-	if _, err := t.tx.Exec(ctx, t.q.deleteAccountEvents, id); err != nil {
-		return err
+	for _, q := range []string{t.q.deleteAccountEvents, t.q.deleteAccountKeys, t.q.deleteAccount} {
+		if err := t.exec(ctx, q, id); err != nil {
+			return err
+		}
 	}
-	if _, err := t.tx.Exec(ctx, t.q.deleteAccountKeys, id); err != nil {
-		return err
-	}
-	_, err := t.tx.Exec(ctx, t.q.deleteAccount, id)
-	return err
+	return nil
 }
 
 func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
-	return scanKey(t.tx.QueryRow(ctx, t.q.getKeyForUpdate, id))
+	return scanKey(t.queryRow(ctx, t.q.getKeyForUpdate, id))
 }
 
 func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time, atMost int) (int, error) {
 	var n int
-	err := t.tx.QueryRow(ctx, t.q.countActive, accountID, pgTime(now), atMost).Scan(&n)
+	err := t.queryRow(ctx, t.q.countActive, accountID, pgTime(now), atMost).Scan(&n)
 	return n, err
 }
 
 func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {
-	_, err := t.tx.Exec(ctx, t.q.releaseName, accountID, name, pgTime(now))
-	return err
+	return t.exec(ctx, t.q.releaseName, accountID, name, pgTime(now))
 }
 
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	normalize(k)
-	_, err := t.tx.Exec(ctx, t.q.insertKey,
+	return mapErr(t.exec(ctx, t.q.insertKey,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Managed, k.Deleted,
 		k.LastUsedAt, k.LastUsedIP, k.ExpiresAt, k.CreatedAt, k.UpdatedAt,
-		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint))
-	return mapErr(err)
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint)))
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	normalize(k)
-	_, err := t.tx.Exec(ctx, t.q.updateKey,
+	return mapErr(t.exec(ctx, t.q.updateKey,
 		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
-		k.PrevSecretHash, k.PrevSecretExpiresAt, nullIfEmpty(k.KeyHint), k.ID)
-	return mapErr(err)
+		k.PrevSecretHash, k.PrevSecretExpiresAt, nullIfEmpty(k.KeyHint), k.ID))
 }
 
 // normalize gives nil maps their empty value (never a JSON null) and

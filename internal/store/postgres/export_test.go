@@ -1,0 +1,12 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// OpenTuned is Open with tune applied to the pool's configuration.
+func OpenTuned(ctx context.Context, url string, tune func(*pgxpool.Config)) (*Store, error) {
+	return open(ctx, url, tune)
+}
