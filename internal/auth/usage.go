@@ -86,7 +86,10 @@ func (u *UsageTracker) Run(ctx context.Context, every time.Duration) {
 			cancel()
 			return
 		case <-t.C:
-			if err := u.Flush(ctx); err != nil {
+			// A flush cut short because ctx ended (shutdown) is not a
+			// failure: its uses were put back, and the final flush above
+			// writes them. Only a flush that failed on its own is logged.
+			if err := u.Flush(ctx); err != nil && ctx.Err() == nil {
 				u.log.Warn("usage flush failed; will retry", "err", err)
 			}
 		}
