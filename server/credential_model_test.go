@@ -78,7 +78,7 @@ import (
 // first so that shrunk counterexamples name those permissions.
 var csmCatalog = []string{
 	"account:api:key:update", "account:api:key:create", "account:api:key:read", "account:api:key:delete",
-	"account:read", "account:update",
+	"account:api:key:verify", "account:read", "account:update",
 	"customer:create", "customer:read", "customer:update", "customer:delete",
 	"payment:create", "payment:read", "payment:update", "payment:cancel",
 	"refund:create", "refund:read",

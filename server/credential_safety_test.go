@@ -20,7 +20,7 @@ import (
 )
 
 var everyPermission = client.Permissions{
-	"account": {"read", "update"}, "account:api:key": {"create", "read", "update", "delete"},
+	"account": {"read", "update"}, "account:api:key": {"create", "read", "update", "delete", "verify"},
 	"customer": {"create", "read", "update", "delete"}, "payment": {"create", "read", "update", "cancel"},
 	"refund": {"create", "read"}, "webhook": {"create", "read", "update", "delete"}, "account:audit": {"read"},
 }

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 )
 
@@ -15,6 +18,9 @@ import (
 // as the envelope; the business rules are in internal/apikeys.
 type handlers struct {
 	svc *apikeys.Service
+	// spendKey spends the budgets of a key that verify found working, as
+	// the rate-limit middleware spends a caller's (Server.spendVerified).
+	spendKey func(ctx context.Context, requestID string, mode apikey.Mode, k *apikey.Key) (wait time.Duration, limited bool)
 }
 
 var _ api.StrictServerInterface = (*handlers)(nil)

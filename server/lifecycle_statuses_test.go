@@ -9,17 +9,24 @@ import (
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
 
-// The statuses every lifecycle operation documents alike — 401, 413 and 415
-// for the one with a body, 429, 500 — each checked on every operation, with
+// The statuses every lifecycle operation (and verify) documents alike — 401,
+// 413 and 415 for those with a body, 429, 500 — each checked on every operation, with
 // the envelope and the code the spec gives.
 func TestLifecycleSharedStatuses(t *testing.T) {
 	type op struct{ name, method, path, body string }
+	// A well-formed key nobody holds: verify looks it up (a malformed one it would not).
+	unknown, err := keys.New(keys.KindSecret, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ops := func(keyID string) []op {
 		return []op{
+			{"verifyApiKey", "POST", "/v1/api-keys/verify", `{"key":"` + unknown + `"}`},
 			{"listApiKeys", "GET", "/v1/api-keys/?account_id=" + acct, ""},
 			{"getApiKey", "GET", "/v1/api-keys/" + keyID, ""},
 			{"updateApiKey", "PATCH", "/v1/api-keys/" + keyID, `{"metadata":{"k":"v"}}`},
@@ -95,7 +102,7 @@ func TestLifecycleSharedStatuses(t *testing.T) {
 		k := customKey(t, env, m, "doomed store", client.Permissions{}, nil)
 		// A JWT needs no store to authenticate, so the operation itself meets the outage.
 		jwt := env.JWT.Sign(t, env.JWT.Claims("ops", []string{acct}, []string{
-			"account:api:key:read", "account:api:key:update", "account:api:key:delete", "account:audit:read"}, "test"))
+			"account:api:key:read", "account:api:key:update", "account:api:key:delete", "account:audit:read", "account:api:key:verify"}, "test"))
 		flaky.state.Store(hxDown)
 		for _, o := range ops(k.ID) {
 			st, code := send(t, env, o, jwt, "application/json", o.body)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/policy"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
@@ -241,7 +242,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 // it, the address is remembered as blocked until the budget has room again
 // and the request gets 42901 instead of 401.
 func (s *Server) spendAuthFailure(c echo.Context, addr string) *apierr.Error {
-	res, ok := s.spend(c, "authfail:"+addr, s.authFailureLimit)
+	res, ok := s.spend(limiterContext(c), requestID(c), "authfail:"+addr, s.authFailureLimit)
 	if !ok || res.Allowed {
 		return nil
 	}
@@ -317,17 +318,11 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p := auth.FromContext(c.Request().Context())
-		mode := string(p.Mode)
-		var shown *ratelimit.Result
-		budget := budgetCredential
-		if res, ok := s.spend(c, mode+":"+p.Subject, s.limits[p.Mode]); ok {
-			shown = &res
+		account := "" // JWTs spend their subject's budget only
+		if p.KeyID != "" && len(p.Accounts) == 1 {
+			account = p.Accounts[0]
 		}
-		if (shown == nil || shown.Allowed) && p.KeyID != "" && len(p.Accounts) == 1 {
-			if res, ok := s.spend(c, mode+":account:"+p.Accounts[0], s.accountLimits[p.Mode]); ok && (shown == nil || tighter(res, *shown)) {
-				shown, budget = &res, budgetAccount
-			}
-		}
+		shown, budget := s.spendBudgets(limiterContext(c), requestID(c), p.Mode, p.Subject, account)
 		if shown == nil {
 			return next(c) // the limiter's store is down: serve rather than fail every request
 		}
@@ -337,19 +332,40 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
 		h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(res.ResetAfter)))
 		if !res.Allowed {
-			s.metrics.RateLimited.WithLabelValues(budget, mode).Inc()
+			s.metrics.RateLimited.WithLabelValues(budget, string(p.Mode)).Inc()
 			return tooMany(api.CodeRateLimited, "Too many requests", res.RetryAfter)
 		}
 		return next(c)
 	}
 }
 
+// spendBudgets spends one request of a credential's budget (mode:subject)
+// and, for an API key (account set), of its account's (mode:account:<id>),
+// unless the credential's own refused it. It returns the tighter of the two
+// results and whose it is; nil when the limiter failed (logged). rateLimit
+// spends the caller's budgets with it, and verify those of the key it
+// verifies, so that a key spends alike whether it calls or is verified.
+func (s *Server) spendBudgets(ctx context.Context, reqID string, mode apikey.Mode, subject, account string) (*ratelimit.Result, string) {
+	var shown *ratelimit.Result
+	budget := budgetCredential
+	if res, ok := s.spend(ctx, reqID, string(mode)+":"+subject, s.limits[mode]); ok {
+		shown = &res
+	}
+	if (shown == nil || shown.Allowed) && account != "" {
+		if res, ok := s.spend(ctx, reqID, string(mode)+":account:"+account, s.accountLimits[mode]); ok && (shown == nil || tighter(res, *shown)) {
+			shown, budget = &res, budgetAccount
+		}
+	}
+	return shown, budget
+}
+
 // spend asks the limiter for one request of key's budget; false when the
-// limiter failed (logged), which lets the request through.
-func (s *Server) spend(c echo.Context, key string, limit int) (ratelimit.Result, bool) {
-	res, err := s.limiter.Allow(limiterContext(c), key, limit)
+// limiter failed (logged), which lets the request through. ctx should not
+// end with the request (limiterContext).
+func (s *Server) spend(ctx context.Context, reqID, key string, limit int) (ratelimit.Result, bool) {
+	res, err := s.limiter.Allow(ctx, key, limit)
 	if err != nil {
-		s.log.Warn("rate limiter unavailable; budget not spent", "request_id", requestID(c), "err", err)
+		s.log.Warn("rate limiter unavailable; budget not spent", "request_id", reqID, "err", err)
 		return ratelimit.Result{}, false
 	}
 	return res, true

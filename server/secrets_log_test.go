@@ -167,7 +167,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 
 	// JWTs that work.
-	jwtTok := env.JWT.Sign(t, env.JWT.Claims("ops@example.com", []string{acctL}, []string{"account:api:key:create", "account:api:key:update", "payment:read",
+	jwtTok := env.JWT.Sign(t, env.JWT.Claims("ops@example.com", []string{acctL}, []string{"account:api:key:create", "account:api:key:update", "account:api:key:verify", "payment:read",
 		"account:read", "customer:read", "refund:read", "webhook:read"}, "test")) // what the publishable key holds, and more
 	st, b = do("POST", create, bearer(jwtTok), "application/json", `{"name":"log jwt","permissions":{"payment":["read"]}}`)
 	want(st, 201, "JWT create", b)
@@ -188,8 +188,18 @@ func TestNoSecretsInLogs(t *testing.T) {
 	want(st, 200, "list", b)
 	st, b = do("PATCH", "/v1/api-keys/"+life.Data.ID, bearer(cur), "application/json", `{"name":"log lifecycle 2","status":"INACTIVE"}`)
 	want(st, 200, "update", b)
+	// Verify carries the key it verifies in the body: never logged either.
+	verify := func(key string) string { return `{"key":"` + key + `","permissions":{"account:api:key":["read"]}}` }
+	st, b = do("POST", "/v1/api-keys/verify", bearer(cur), "application/json", verify(life.Data.Key))
+	want(st, 200, "verify", b)
 	st, b = do("DELETE", "/v1/api-keys/"+life.Data.ID, bearer(cur), "", "")
 	want(st, 200, "delete", b)
+	st, b = do("POST", "/v1/api-keys/verify", bearer(cur), "application/json", verify(life.Data.Key))
+	want(st, 200, "verify a revoked key", b)
+	st, b = do("POST", "/v1/api-keys/verify", bearer(cur), "application/json", verify(forged))
+	want(st, 200, "verify an unknown key", b)
+	st, b = do("POST", "/v1/api-keys/verify", bearer(cur), "application/json", `{"key":"`+forged+`","secret":"`+forged+`"}`)
+	want(st, 400, "verify with an unknown field", b)
 	st, b = do("GET", "/v1/audit-events?account_id="+acctL, bearer(cur), "", "")
 	want(st, 200, "audit events", b)
 	st, b = do("GET", "/v1/api-keys/"+life.Data.ID, bearer(life.Data.Key), "", "")
@@ -237,6 +247,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 	flaky.state.Store(hxDown)
 	st, b = do("POST", create, bearer(cur), "application/json", `{"name":"during outage","permissions":{}}`)
 	want(st, 500, "store down", b)
+	st, b = do("POST", "/v1/api-keys/verify", bearer(jwtTok), "application/json", verify(forged))
+	want(st, 500, "store down for verify", b)
 	flaky.state.Store(hxWritesDown)
 	st, b = do("POST", "/v1/api-keys/"+sb.PublishableID+"/regenerate", bearer(cur), "", "")
 	want(st, 500, "store write failure", b)
@@ -298,7 +310,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 }
 
 // hxAllPermissionsJSON is every permission in the catalog, as a create body's permissions.
-const hxAllPermissionsJSON = `{"account":["read","update"],"account:api:key":["create","read","update","delete"],` +
+const hxAllPermissionsJSON = `{"account":["read","update"],"account:api:key":["create","read","update","delete","verify"],` +
 	`"customer":["create","read","update","delete"],"payment":["create","read","update","cancel"],` +
 	`"refund":["create","read"],"webhook":["create","read","update","delete"],"account:audit":["read"]}`
 

@@ -144,10 +144,12 @@ func New(o Options) (*Server, error) {
 	}
 	usage := auth.NewUsageTracker(o.Store, o.Logger)
 	creds := newCredentials(o)
-	svc := apikeys.New(o.Store, spec.Catalog, apikeys.Options{Usage: usage, Now: o.Now, MaxActiveKeys: o.MaxActiveKeys, Changed: creds.changed})
+	authn := &auth.Authenticator{Store: o.Store, JWT: o.JWT, Usage: usage, Now: o.Now, Cache: creds.cache}
+	// Verify judges keys through the authenticator's ResolveKey, as requests are judged.
+	svc := apikeys.New(o.Store, spec.Catalog, apikeys.Options{Usage: usage, Now: o.Now, MaxActiveKeys: o.MaxActiveKeys, Changed: creds.changed, Keys: authn})
 	s := &Server{
 		spec:    spec,
-		auth:    &auth.Authenticator{Store: o.Store, JWT: o.JWT, Usage: usage, Now: o.Now, Cache: creds.cache},
+		auth:    authn,
 		limiter: o.Limiter,
 		limits:  o.RateLimits,
 		log:     o.Logger,
@@ -184,7 +186,7 @@ func New(o Options) (*Server, error) {
 	}
 	mws = append(mws, s.authenticate, s.rateLimit, s.authorize, s.validateRequest)
 	g := e.Group(BasePath, mws...)
-	api.RegisterHandlers(g, api.NewStrictHandler(&handlers{svc: svc}, nil))
+	api.RegisterHandlers(g, api.NewStrictHandler(&handlers{svc: svc, spendKey: s.spendVerified}, nil))
 	s.echo = e
 	return s, nil
 }

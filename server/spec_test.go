@@ -77,7 +77,7 @@ func TestEveryOperationDeclaresPermission(t *testing.T) {
 		"createApiKey": "account:api:key:create", "regenerateApiKey": "account:api:key:update",
 		"listApiKeys": "account:api:key:read", "getApiKey": "account:api:key:read",
 		"updateApiKey": "account:api:key:update", "deleteApiKey": "account:api:key:delete",
-		"listAuditEvents": "account:audit:read",
+		"listAuditEvents": "account:audit:read", "verifyApiKey": "account:api:key:verify",
 	}
 	if !reflect.DeepEqual(spec.Permissions, want) {
 		t.Fatalf("permissions = %v, want %v", spec.Permissions, want)

@@ -389,6 +389,75 @@ func (e UpdateAPIKeyRequestStatus) Valid() bool {
 	}
 }
 
+// Defines values for VerifyAPIKeyResultMode.
+const (
+	VerifiedLive VerifyAPIKeyResultMode = "live"
+	VerifiedTest VerifyAPIKeyResultMode = "test"
+)
+
+// Valid indicates whether the value is a known member of the VerifyAPIKeyResultMode enum.
+func (e VerifyAPIKeyResultMode) Valid() bool {
+	switch e {
+	case VerifiedLive:
+		return true
+	case VerifiedTest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for VerifyAPIKeyResultType.
+const (
+	VerifiedPublishable VerifyAPIKeyResultType = "PUBLISHABLE"
+	VerifiedSecret      VerifyAPIKeyResultType = "SECRET"
+)
+
+// Valid indicates whether the value is a known member of the VerifyAPIKeyResultType enum.
+func (e VerifyAPIKeyResultType) Valid() bool {
+	switch e {
+	case VerifiedPublishable:
+		return true
+	case VerifiedSecret:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for VerifyCode.
+const (
+	VerifyDisabled                VerifyCode = "DISABLED"
+	VerifyExpired                 VerifyCode = "EXPIRED"
+	VerifyInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS"
+	VerifyNotFound                VerifyCode = "NOT_FOUND"
+	VerifyRateLimited             VerifyCode = "RATE_LIMITED"
+	VerifyRevoked                 VerifyCode = "REVOKED"
+	VerifyValid                   VerifyCode = "VALID"
+)
+
+// Valid indicates whether the value is a known member of the VerifyCode enum.
+func (e VerifyCode) Valid() bool {
+	switch e {
+	case VerifyDisabled:
+		return true
+	case VerifyExpired:
+		return true
+	case VerifyInsufficientPermissions:
+		return true
+	case VerifyNotFound:
+		return true
+	case VerifyRateLimited:
+		return true
+	case VerifyRevoked:
+		return true
+	case VerifyValid:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListAPIKeysParamsStatus.
 const (
 	ListActive   ListAPIKeysParamsStatus = "ACTIVE"
@@ -850,6 +919,86 @@ type UpdateAPIKeyRequest struct {
 // UpdateAPIKeyRequestStatus `INACTIVE` switches the key off, `ACTIVE` switches it back on.
 type UpdateAPIKeyRequestStatus string
 
+// VerifyAPIKeyEnvelope Success envelope around a verdict about a key.
+type VerifyAPIKeyEnvelope struct {
+	// Data A verdict about a key. `valid` and `code` are always there; the key's details only when it is a key of one of the caller's accounts in the caller's mode (never for `NOT_FOUND`). `expires_at` and `grace_period_ends_at` are always present, null when not applicable.
+	Data VerifyAPIKeyResult `json:"data"`
+
+	// Message Example: success
+	Message string `json:"message"`
+
+	// Success Always true here, whatever the verdict.
+	Success bool `json:"success"`
+}
+
+// VerifyAPIKeyRequest The key to verify and, optionally, the permissions it must hold (every one of them; each must be in the catalog, else 42200). Without `permissions` the verdict only says whether the key works. Unknown fields are rejected.
+type VerifyAPIKeyRequest struct {
+	// Key The plaintext key (`sk_…` or `pk_…`) as its holder presented it. It is hashed to find the key, never stored, logged or returned.
+	Key string `json:"key"`
+
+	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
+	//
+	// Example: {"account:api:key":["create","update"]}
+	Permissions *Permissions `json:"permissions,omitempty"`
+}
+
+// VerifyAPIKeyResult A verdict about a key. `valid` and `code` are always there; the key's details only when it is a key of one of the caller's accounts in the caller's mode (never for `NOT_FOUND`). `expires_at` and `grace_period_ends_at` are always present, null when not applicable.
+type VerifyAPIKeyResult struct {
+	// AccountID An account id, such as `acct_demo`.
+	//
+	// Example: acct_demo
+	AccountID *AccountID `json:"account_id,omitempty"`
+
+	// Code The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. New codes may be added: treat a code you do not know as a key that does not work.
+	Code VerifyCode `json:"code"`
+
+	// ExpiresAt When the key stops working; null when it never expires (or was not found).
+	ExpiresAt *time.Time `json:"expires_at"`
+
+	// GracePeriodEndsAt When the replaced secret presented stops working; null unless `in_grace_period`.
+	GracePeriodEndsAt *time.Time `json:"grace_period_ends_at"`
+
+	// ID An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
+	//
+	// Example: key_4d8PqZyT6vWb2mK9xR3sN7fH
+	ID *APIKeyID `json:"id,omitempty"`
+
+	// InGracePeriod True when the key presented is the key's replaced secret, which works only until `grace_period_ends_at` (after a regenerate with a grace period): its holder should move to the current secret.
+	InGracePeriod *bool `json:"in_grace_period,omitempty"`
+
+	// Managed True for platform-provisioned keys.
+	Managed *bool `json:"managed,omitempty"`
+
+	// MissingPermissions For `INSUFFICIENT_PERMISSIONS`, the permissions asked for that the key lacks, sorted (`resource:action`).
+	MissingPermissions *[]string `json:"missing_permissions,omitempty"`
+
+	// Mode `live` or `test` (sandbox): always the caller's.
+	Mode *VerifyAPIKeyResultMode `json:"mode,omitempty"`
+
+	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
+	//
+	// Example: {"account:api:key":["create","update"]}
+	Permissions *Permissions `json:"permissions,omitempty"`
+
+	// RetryAfterSeconds For `RATE_LIMITED`, the seconds until the key's budget has room again (at least 1).
+	RetryAfterSeconds *int `json:"retry_after_seconds,omitempty"`
+
+	// Type `SECRET` or `PUBLISHABLE`.
+	Type *VerifyAPIKeyResultType `json:"type,omitempty"`
+
+	// Valid True when the key works now and holds every permission asked for (`code` is `VALID`).
+	Valid bool `json:"valid"`
+}
+
+// VerifyAPIKeyResultMode `live` or `test` (sandbox): always the caller's.
+type VerifyAPIKeyResultMode string
+
+// VerifyAPIKeyResultType `SECRET` or `PUBLISHABLE`.
+type VerifyAPIKeyResultType string
+
+// VerifyCode The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. New codes may be added: treat a code you do not know as a key that does not work.
+type VerifyCode string
+
 // AccountNotFound Error envelope; `success` is always false.
 type AccountNotFound = ErrorEnvelope
 
@@ -942,6 +1091,9 @@ type ListAuditEventsParams struct {
 
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = CreateAPIKeyRequest
+
+// VerifyAPIKeyJSONRequestBody defines body for VerifyAPIKey for application/json ContentType.
+type VerifyAPIKeyJSONRequestBody = VerifyAPIKeyRequest
 
 // UpdateAPIKeyJSONRequestBody defines body for UpdateAPIKey for application/json ContentType.
 type UpdateAPIKeyJSONRequestBody = UpdateAPIKeyRequest
@@ -1054,6 +1206,84 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
 	CreateAPIKey(ctx context.Context, params *CreateAPIKeyParams, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyAPIKeyWithBody Verify an API key
+	//
+	// Says whether an API key works now and what it may do: the operation every other HSRCPAY
+	// service calls to authenticate the key its own caller presented. Requires
+	// `account:api:key:verify` of the credential that calls (the service's own), never of the
+	// key verified. Nothing is changed and no secret is returned.
+	//
+	// **Every verdict about the key is a `200`**: `data.valid` says whether the key works and
+	// `data.code` why (`VALID`, or `NOT_FOUND`, `REVOKED`, `DISABLED`, `EXPIRED`, `RATE_LIMITED`,
+	// `INSUFFICIENT_PERMISSIONS`). A key that does not work is not an error of the caller; the
+	// error statuses are about the verify request itself and say nothing about the key.
+	//
+	// - `NOT_FOUND`: no such key, not a key at all (malformed, bad checksum), or a key of an
+	//   account the calling credential does not act on or of the other mode (`sk_test_` keys
+	//   are verified by sandbox credentials, `sk_live_` keys by live ones). These cannot be told
+	//   apart, and nothing of such a key is shown.
+	// - For a key of one of the caller's accounts, the verdicts come in this order: `REVOKED`
+	//   (deleted, or a replaced secret whose grace period ended), `DISABLED` (switched off),
+	//   `EXPIRED` (past `expires_at`); then, for a key that works, `RATE_LIMITED` (over its own
+	//   budget or its account's: `retry_after_seconds`), `INSUFFICIENT_PERMISSIONS` (it lacks
+	//   some of the `permissions` asked for: `missing_permissions`), else `VALID`. Each shows
+	//   the key's `id`, `account_id`, `mode`, `type`, `managed`, `permissions` and
+	//   `expires_at`, and whether the key presented is a replaced secret still in its rotation's
+	//   grace period (`in_grace_period`, `grace_period_ends_at`).
+	// - A key that works spends its own budgets, as a request it made to this API would: its
+	//   credential's and its account's (rule 7). A verdict about such a key also counts as a use
+	//   of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
+	//   not found spend nothing. The calling credential spends its own budgets as on every
+	//   request (`429` when it is over them).
+	// - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+	//   key revoked, switched off or rotated meanwhile may still verify as it was for that long.
+	// - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
+	//   40303 and 40304), as they manage and read no keys; their keys can be verified.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api-keys/verify (the `VerifyAPIKey` operationId).
+	VerifyAPIKeyWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// VerifyAPIKey Verify an API key
+	//
+	// Says whether an API key works now and what it may do: the operation every other HSRCPAY
+	// service calls to authenticate the key its own caller presented. Requires
+	// `account:api:key:verify` of the credential that calls (the service's own), never of the
+	// key verified. Nothing is changed and no secret is returned.
+	//
+	// **Every verdict about the key is a `200`**: `data.valid` says whether the key works and
+	// `data.code` why (`VALID`, or `NOT_FOUND`, `REVOKED`, `DISABLED`, `EXPIRED`, `RATE_LIMITED`,
+	// `INSUFFICIENT_PERMISSIONS`). A key that does not work is not an error of the caller; the
+	// error statuses are about the verify request itself and say nothing about the key.
+	//
+	// - `NOT_FOUND`: no such key, not a key at all (malformed, bad checksum), or a key of an
+	//   account the calling credential does not act on or of the other mode (`sk_test_` keys
+	//   are verified by sandbox credentials, `sk_live_` keys by live ones). These cannot be told
+	//   apart, and nothing of such a key is shown.
+	// - For a key of one of the caller's accounts, the verdicts come in this order: `REVOKED`
+	//   (deleted, or a replaced secret whose grace period ended), `DISABLED` (switched off),
+	//   `EXPIRED` (past `expires_at`); then, for a key that works, `RATE_LIMITED` (over its own
+	//   budget or its account's: `retry_after_seconds`), `INSUFFICIENT_PERMISSIONS` (it lacks
+	//   some of the `permissions` asked for: `missing_permissions`), else `VALID`. Each shows
+	//   the key's `id`, `account_id`, `mode`, `type`, `managed`, `permissions` and
+	//   `expires_at`, and whether the key presented is a replaced secret still in its rotation's
+	//   grace period (`in_grace_period`, `grace_period_ends_at`).
+	// - A key that works spends its own budgets, as a request it made to this API would: its
+	//   credential's and its account's (rule 7). A verdict about such a key also counts as a use
+	//   of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
+	//   not found spend nothing. The calling credential spends its own budgets as on every
+	//   request (`429` when it is over them).
+	// - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+	//   key revoked, switched off or rotated meanwhile may still verify as it was for that long.
+	// - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
+	//   40303 and 40304), as they manage and read no keys; their keys can be verified.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api-keys/verify (the `VerifyAPIKey` operationId).
+	VerifyAPIKey(ctx context.Context, body VerifyAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DeleteAPIKey Revoke an API key
 	//
@@ -1194,6 +1424,104 @@ func (c *Client) CreateAPIKeyWithBody(ctx context.Context, params *CreateAPIKeyP
 // Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
 func (c *Client) CreateAPIKey(ctx context.Context, params *CreateAPIKeyParams, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateAPIKeyRequest(c.Server, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyAPIKeyWithBody Verify an API key
+//
+// Says whether an API key works now and what it may do: the operation every other HSRCPAY
+// service calls to authenticate the key its own caller presented. Requires
+// `account:api:key:verify` of the credential that calls (the service's own), never of the
+// key verified. Nothing is changed and no secret is returned.
+//
+// **Every verdict about the key is a `200`**: `data.valid` says whether the key works and
+// `data.code` why (`VALID`, or `NOT_FOUND`, `REVOKED`, `DISABLED`, `EXPIRED`, `RATE_LIMITED`,
+// `INSUFFICIENT_PERMISSIONS`). A key that does not work is not an error of the caller; the
+// error statuses are about the verify request itself and say nothing about the key.
+//
+//   - `NOT_FOUND`: no such key, not a key at all (malformed, bad checksum), or a key of an
+//     account the calling credential does not act on or of the other mode (`sk_test_` keys
+//     are verified by sandbox credentials, `sk_live_` keys by live ones). These cannot be told
+//     apart, and nothing of such a key is shown.
+//   - For a key of one of the caller's accounts, the verdicts come in this order: `REVOKED`
+//     (deleted, or a replaced secret whose grace period ended), `DISABLED` (switched off),
+//     `EXPIRED` (past `expires_at`); then, for a key that works, `RATE_LIMITED` (over its own
+//     budget or its account's: `retry_after_seconds`), `INSUFFICIENT_PERMISSIONS` (it lacks
+//     some of the `permissions` asked for: `missing_permissions`), else `VALID`. Each shows
+//     the key's `id`, `account_id`, `mode`, `type`, `managed`, `permissions` and
+//     `expires_at`, and whether the key presented is a replaced secret still in its rotation's
+//     grace period (`in_grace_period`, `grace_period_ends_at`).
+//   - A key that works spends its own budgets, as a request it made to this API would: its
+//     credential's and its account's (rule 7). A verdict about such a key also counts as a use
+//     of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
+//     not found spend nothing. The calling credential spends its own budgets as on every
+//     request (`429` when it is over them).
+//   - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+//     key revoked, switched off or rotated meanwhile may still verify as it was for that long.
+//   - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
+//     40303 and 40304), as they manage and read no keys; their keys can be verified.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api-keys/verify (the `VerifyAPIKey` operationId).
+func (c *Client) VerifyAPIKeyWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyAPIKeyRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// VerifyAPIKey Verify an API key
+//
+// Says whether an API key works now and what it may do: the operation every other HSRCPAY
+// service calls to authenticate the key its own caller presented. Requires
+// `account:api:key:verify` of the credential that calls (the service's own), never of the
+// key verified. Nothing is changed and no secret is returned.
+//
+// **Every verdict about the key is a `200`**: `data.valid` says whether the key works and
+// `data.code` why (`VALID`, or `NOT_FOUND`, `REVOKED`, `DISABLED`, `EXPIRED`, `RATE_LIMITED`,
+// `INSUFFICIENT_PERMISSIONS`). A key that does not work is not an error of the caller; the
+// error statuses are about the verify request itself and say nothing about the key.
+//
+//   - `NOT_FOUND`: no such key, not a key at all (malformed, bad checksum), or a key of an
+//     account the calling credential does not act on or of the other mode (`sk_test_` keys
+//     are verified by sandbox credentials, `sk_live_` keys by live ones). These cannot be told
+//     apart, and nothing of such a key is shown.
+//   - For a key of one of the caller's accounts, the verdicts come in this order: `REVOKED`
+//     (deleted, or a replaced secret whose grace period ended), `DISABLED` (switched off),
+//     `EXPIRED` (past `expires_at`); then, for a key that works, `RATE_LIMITED` (over its own
+//     budget or its account's: `retry_after_seconds`), `INSUFFICIENT_PERMISSIONS` (it lacks
+//     some of the `permissions` asked for: `missing_permissions`), else `VALID`. Each shows
+//     the key's `id`, `account_id`, `mode`, `type`, `managed`, `permissions` and
+//     `expires_at`, and whether the key presented is a replaced secret still in its rotation's
+//     grace period (`in_grace_period`, `grace_period_ends_at`).
+//   - A key that works spends its own budgets, as a request it made to this API would: its
+//     credential's and its account's (rule 7). A verdict about such a key also counts as a use
+//     of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
+//     not found spend nothing. The calling credential spends its own budgets as on every
+//     request (`429` when it is over them).
+//   - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+//     key revoked, switched off or rotated meanwhile may still verify as it was for that long.
+//   - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
+//     40303 and 40304), as they manage and read no keys; their keys can be verified.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api-keys/verify (the `VerifyAPIKey` operationId).
+func (c *Client) VerifyAPIKey(ctx context.Context, body VerifyAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewVerifyAPIKeyRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1557,6 +1885,46 @@ func NewCreateAPIKeyRequestWithBody(server string, params *CreateAPIKeyParams, c
 	return req, nil
 }
 
+// NewVerifyAPIKeyRequest calls the generic VerifyAPIKey builder with application/json body
+func NewVerifyAPIKeyRequest(server string, body VerifyAPIKeyJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewVerifyAPIKeyRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewVerifyAPIKeyRequestWithBody constructs an http.Request for the VerifyAPIKey method, with any body, and a specified content type
+func NewVerifyAPIKeyRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api-keys/verify")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewDeleteAPIKeyRequest constructs an http.Request for the DeleteAPIKey method
 func NewDeleteAPIKeyRequest(server string, id APIKeyID) (*http.Request, error) {
 	var err error
@@ -1894,6 +2262,84 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /api-keys/ (the `CreateAPIKey` operationId).
 	CreateAPIKeyWithResponse(ctx context.Context, params *CreateAPIKeyParams, body CreateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateAPIKeyResponse, error)
+
+	// VerifyAPIKeyWithBodyWithResponse Verify an API key
+	//
+	// Says whether an API key works now and what it may do: the operation every other HSRCPAY
+	// service calls to authenticate the key its own caller presented. Requires
+	// `account:api:key:verify` of the credential that calls (the service's own), never of the
+	// key verified. Nothing is changed and no secret is returned.
+	//
+	// **Every verdict about the key is a `200`**: `data.valid` says whether the key works and
+	// `data.code` why (`VALID`, or `NOT_FOUND`, `REVOKED`, `DISABLED`, `EXPIRED`, `RATE_LIMITED`,
+	// `INSUFFICIENT_PERMISSIONS`). A key that does not work is not an error of the caller; the
+	// error statuses are about the verify request itself and say nothing about the key.
+	//
+	// - `NOT_FOUND`: no such key, not a key at all (malformed, bad checksum), or a key of an
+	//   account the calling credential does not act on or of the other mode (`sk_test_` keys
+	//   are verified by sandbox credentials, `sk_live_` keys by live ones). These cannot be told
+	//   apart, and nothing of such a key is shown.
+	// - For a key of one of the caller's accounts, the verdicts come in this order: `REVOKED`
+	//   (deleted, or a replaced secret whose grace period ended), `DISABLED` (switched off),
+	//   `EXPIRED` (past `expires_at`); then, for a key that works, `RATE_LIMITED` (over its own
+	//   budget or its account's: `retry_after_seconds`), `INSUFFICIENT_PERMISSIONS` (it lacks
+	//   some of the `permissions` asked for: `missing_permissions`), else `VALID`. Each shows
+	//   the key's `id`, `account_id`, `mode`, `type`, `managed`, `permissions` and
+	//   `expires_at`, and whether the key presented is a replaced secret still in its rotation's
+	//   grace period (`in_grace_period`, `grace_period_ends_at`).
+	// - A key that works spends its own budgets, as a request it made to this API would: its
+	//   credential's and its account's (rule 7). A verdict about such a key also counts as a use
+	//   of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
+	//   not found spend nothing. The calling credential spends its own budgets as on every
+	//   request (`429` when it is over them).
+	// - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+	//   key revoked, switched off or rotated meanwhile may still verify as it was for that long.
+	// - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
+	//   40303 and 40304), as they manage and read no keys; their keys can be verified.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api-keys/verify (the `VerifyAPIKey` operationId).
+	VerifyAPIKeyWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyAPIKeyResponse, error)
+
+	// VerifyAPIKeyWithResponse Verify an API key
+	//
+	// Says whether an API key works now and what it may do: the operation every other HSRCPAY
+	// service calls to authenticate the key its own caller presented. Requires
+	// `account:api:key:verify` of the credential that calls (the service's own), never of the
+	// key verified. Nothing is changed and no secret is returned.
+	//
+	// **Every verdict about the key is a `200`**: `data.valid` says whether the key works and
+	// `data.code` why (`VALID`, or `NOT_FOUND`, `REVOKED`, `DISABLED`, `EXPIRED`, `RATE_LIMITED`,
+	// `INSUFFICIENT_PERMISSIONS`). A key that does not work is not an error of the caller; the
+	// error statuses are about the verify request itself and say nothing about the key.
+	//
+	// - `NOT_FOUND`: no such key, not a key at all (malformed, bad checksum), or a key of an
+	//   account the calling credential does not act on or of the other mode (`sk_test_` keys
+	//   are verified by sandbox credentials, `sk_live_` keys by live ones). These cannot be told
+	//   apart, and nothing of such a key is shown.
+	// - For a key of one of the caller's accounts, the verdicts come in this order: `REVOKED`
+	//   (deleted, or a replaced secret whose grace period ended), `DISABLED` (switched off),
+	//   `EXPIRED` (past `expires_at`); then, for a key that works, `RATE_LIMITED` (over its own
+	//   budget or its account's: `retry_after_seconds`), `INSUFFICIENT_PERMISSIONS` (it lacks
+	//   some of the `permissions` asked for: `missing_permissions`), else `VALID`. Each shows
+	//   the key's `id`, `account_id`, `mode`, `type`, `managed`, `permissions` and
+	//   `expires_at`, and whether the key presented is a replaced secret still in its rotation's
+	//   grace period (`in_grace_period`, `grace_period_ends_at`).
+	// - A key that works spends its own budgets, as a request it made to this API would: its
+	//   credential's and its account's (rule 7). A verdict about such a key also counts as a use
+	//   of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
+	//   not found spend nothing. The calling credential spends its own budgets as on every
+	//   request (`429` when it is over them).
+	// - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+	//   key revoked, switched off or rotated meanwhile may still verify as it was for that long.
+	// - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
+	//   40303 and 40304), as they manage and read no keys; their keys can be verified.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api-keys/verify (the `VerifyAPIKey` operationId).
+	VerifyAPIKeyWithResponse(ctx context.Context, body VerifyAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyAPIKeyResponse, error)
 
 	// DeleteAPIKeyWithResponse Revoke an API key
 	//
@@ -2338,6 +2784,175 @@ func (r CreateAPIKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r CreateAPIKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// VerifyAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for VerifyAPIKey
+type VerifyAPIKeyResponse200Headers struct {
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestID         *string
+}
+
+// VerifyAPIKeyResponse400Headers the declared response headers of an HTTP 400 response for VerifyAPIKey
+type VerifyAPIKeyResponse400Headers struct {
+	XRequestID *string
+}
+
+// VerifyAPIKeyResponse401Headers the declared response headers of an HTTP 401 response for VerifyAPIKey
+type VerifyAPIKeyResponse401Headers struct {
+	WWWAuthenticate *string
+	XRequestID      *string
+}
+
+// VerifyAPIKeyResponse403Headers the declared response headers of an HTTP 403 response for VerifyAPIKey
+type VerifyAPIKeyResponse403Headers struct {
+	XRequestID *string
+}
+
+// VerifyAPIKeyResponse413Headers the declared response headers of an HTTP 413 response for VerifyAPIKey
+type VerifyAPIKeyResponse413Headers struct {
+	XRequestID *string
+}
+
+// VerifyAPIKeyResponse415Headers the declared response headers of an HTTP 415 response for VerifyAPIKey
+type VerifyAPIKeyResponse415Headers struct {
+	XRequestID *string
+}
+
+// VerifyAPIKeyResponse422Headers the declared response headers of an HTTP 422 response for VerifyAPIKey
+type VerifyAPIKeyResponse422Headers struct {
+	XRequestID *string
+}
+
+// VerifyAPIKeyResponse429Headers the declared response headers of an HTTP 429 response for VerifyAPIKey
+type VerifyAPIKeyResponse429Headers struct {
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	RetryAfter         *int
+	XRequestID         *string
+}
+
+// VerifyAPIKeyResponse500Headers the declared response headers of an HTTP 500 response for VerifyAPIKey
+type VerifyAPIKeyResponse500Headers struct {
+	XRequestID *string
+}
+
+type VerifyAPIKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *VerifyAPIKeyEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *ErrorEnvelope
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *ErrorEnvelope
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *VerifyAPIKeyResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *VerifyAPIKeyResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *VerifyAPIKeyResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *VerifyAPIKeyResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *VerifyAPIKeyResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *VerifyAPIKeyResponse415Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *VerifyAPIKeyResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *VerifyAPIKeyResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *VerifyAPIKeyResponse500Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r VerifyAPIKeyResponse) GetJSON200() *VerifyAPIKeyEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r VerifyAPIKeyResponse) GetJSON400() *ErrorEnvelope {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r VerifyAPIKeyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r VerifyAPIKeyResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r VerifyAPIKeyResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r VerifyAPIKeyResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r VerifyAPIKeyResponse) GetJSON422() *ErrorEnvelope {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r VerifyAPIKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r VerifyAPIKeyResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r VerifyAPIKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r VerifyAPIKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r VerifyAPIKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r VerifyAPIKeyResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3227,6 +3842,96 @@ func (c *ClientWithResponses) CreateAPIKeyWithResponse(ctx context.Context, para
 	return ParseCreateAPIKeyResponse(rsp)
 }
 
+// VerifyAPIKeyWithBodyWithResponse Verify an API key
+//
+// Says whether an API key works now and what it may do: the operation every other HSRCPAY
+// service calls to authenticate the key its own caller presented. Requires
+// `account:api:key:verify` of the credential that calls (the service's own), never of the
+// key verified. Nothing is changed and no secret is returned.
+//
+// **Every verdict about the key is a `200`**: `data.valid` says whether the key works and
+// `data.code` why (`VALID`, or `NOT_FOUND`, `REVOKED`, `DISABLED`, `EXPIRED`, `RATE_LIMITED`,
+// `INSUFFICIENT_PERMISSIONS`). A key that does not work is not an error of the caller; the
+// error statuses are about the verify request itself and say nothing about the key.
+//
+//   - `NOT_FOUND`: no such key, not a key at all (malformed, bad checksum), or a key of an
+//     account the calling credential does not act on or of the other mode (`sk_test_` keys
+//     are verified by sandbox credentials, `sk_live_` keys by live ones). These cannot be told
+//     apart, and nothing of such a key is shown.
+//   - For a key of one of the caller's accounts, the verdicts come in this order: `REVOKED`
+//     (deleted, or a replaced secret whose grace period ended), `DISABLED` (switched off),
+//     `EXPIRED` (past `expires_at`); then, for a key that works, `RATE_LIMITED` (over its own
+//     budget or its account's: `retry_after_seconds`), `INSUFFICIENT_PERMISSIONS` (it lacks
+//     some of the `permissions` asked for: `missing_permissions`), else `VALID`. Each shows
+//     the key's `id`, `account_id`, `mode`, `type`, `managed`, `permissions` and
+//     `expires_at`, and whether the key presented is a replaced secret still in its rotation's
+//     grace period (`in_grace_period`, `grace_period_ends_at`).
+//   - A key that works spends its own budgets, as a request it made to this API would: its
+//     credential's and its account's (rule 7). A verdict about such a key also counts as a use
+//     of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
+//     not found spend nothing. The calling credential spends its own budgets as on every
+//     request (`429` when it is over them).
+//   - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+//     key revoked, switched off or rotated meanwhile may still verify as it was for that long.
+//   - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
+//     40303 and 40304), as they manage and read no keys; their keys can be verified.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api-keys/verify (the `VerifyAPIKey` operationId).
+func (c *ClientWithResponses) VerifyAPIKeyWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*VerifyAPIKeyResponse, error) {
+	rsp, err := c.VerifyAPIKeyWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyAPIKeyResponse(rsp)
+}
+
+// VerifyAPIKeyWithResponse Verify an API key
+//
+// Says whether an API key works now and what it may do: the operation every other HSRCPAY
+// service calls to authenticate the key its own caller presented. Requires
+// `account:api:key:verify` of the credential that calls (the service's own), never of the
+// key verified. Nothing is changed and no secret is returned.
+//
+// **Every verdict about the key is a `200`**: `data.valid` says whether the key works and
+// `data.code` why (`VALID`, or `NOT_FOUND`, `REVOKED`, `DISABLED`, `EXPIRED`, `RATE_LIMITED`,
+// `INSUFFICIENT_PERMISSIONS`). A key that does not work is not an error of the caller; the
+// error statuses are about the verify request itself and say nothing about the key.
+//
+//   - `NOT_FOUND`: no such key, not a key at all (malformed, bad checksum), or a key of an
+//     account the calling credential does not act on or of the other mode (`sk_test_` keys
+//     are verified by sandbox credentials, `sk_live_` keys by live ones). These cannot be told
+//     apart, and nothing of such a key is shown.
+//   - For a key of one of the caller's accounts, the verdicts come in this order: `REVOKED`
+//     (deleted, or a replaced secret whose grace period ended), `DISABLED` (switched off),
+//     `EXPIRED` (past `expires_at`); then, for a key that works, `RATE_LIMITED` (over its own
+//     budget or its account's: `retry_after_seconds`), `INSUFFICIENT_PERMISSIONS` (it lacks
+//     some of the `permissions` asked for: `missing_permissions`), else `VALID`. Each shows
+//     the key's `id`, `account_id`, `mode`, `type`, `managed`, `permissions` and
+//     `expires_at`, and whether the key presented is a replaced secret still in its rotation's
+//     grace period (`in_grace_period`, `grace_period_ends_at`).
+//   - A key that works spends its own budgets, as a request it made to this API would: its
+//     credential's and its account's (rule 7). A verdict about such a key also counts as a use
+//     of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
+//     not found spend nothing. The calling credential spends its own budgets as on every
+//     request (`429` when it is over them).
+//   - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+//     key revoked, switched off or rotated meanwhile may still verify as it was for that long.
+//   - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
+//     40303 and 40304), as they manage and read no keys; their keys can be verified.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api-keys/verify (the `VerifyAPIKey` operationId).
+func (c *ClientWithResponses) VerifyAPIKeyWithResponse(ctx context.Context, body VerifyAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*VerifyAPIKeyResponse, error) {
+	rsp, err := c.VerifyAPIKey(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseVerifyAPIKeyResponse(rsp)
+}
+
 // DeleteAPIKeyWithResponse Revoke an API key
 //
 // Revokes a custom key: it is marked `deleted`, its secret (and any secret still in a grace
@@ -3869,6 +4574,244 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 		response.Headers429 = &headers
 	case rsp.StatusCode == 500:
 		var headers CreateAPIKeyResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseVerifyAPIKeyResponse parses an HTTP response from a VerifyAPIKeyWithResponse call
+func ParseVerifyAPIKeyResponse(rsp *http.Response) (*VerifyAPIKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &VerifyAPIKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest VerifyAPIKeyEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers VerifyAPIKeyResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers VerifyAPIKeyResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers VerifyAPIKeyResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers VerifyAPIKeyResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers VerifyAPIKeyResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers VerifyAPIKeyResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 422:
+		var headers VerifyAPIKeyResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers VerifyAPIKeyResponse429Headers
+		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitReset = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers VerifyAPIKeyResponse500Headers
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

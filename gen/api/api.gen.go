@@ -395,6 +395,75 @@ func (e UpdateApiKeyRequestStatus) Valid() bool {
 	}
 }
 
+// Defines values for VerifyApiKeyResultMode.
+const (
+	VerifiedLive VerifyApiKeyResultMode = "live"
+	VerifiedTest VerifyApiKeyResultMode = "test"
+)
+
+// Valid indicates whether the value is a known member of the VerifyApiKeyResultMode enum.
+func (e VerifyApiKeyResultMode) Valid() bool {
+	switch e {
+	case VerifiedLive:
+		return true
+	case VerifiedTest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for VerifyApiKeyResultType.
+const (
+	VerifiedPublishable VerifyApiKeyResultType = "PUBLISHABLE"
+	VerifiedSecret      VerifyApiKeyResultType = "SECRET"
+)
+
+// Valid indicates whether the value is a known member of the VerifyApiKeyResultType enum.
+func (e VerifyApiKeyResultType) Valid() bool {
+	switch e {
+	case VerifiedPublishable:
+		return true
+	case VerifiedSecret:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for VerifyCode.
+const (
+	VerifyDisabled                VerifyCode = "DISABLED"
+	VerifyExpired                 VerifyCode = "EXPIRED"
+	VerifyInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS"
+	VerifyNotFound                VerifyCode = "NOT_FOUND"
+	VerifyRateLimited             VerifyCode = "RATE_LIMITED"
+	VerifyRevoked                 VerifyCode = "REVOKED"
+	VerifyValid                   VerifyCode = "VALID"
+)
+
+// Valid indicates whether the value is a known member of the VerifyCode enum.
+func (e VerifyCode) Valid() bool {
+	switch e {
+	case VerifyDisabled:
+		return true
+	case VerifyExpired:
+		return true
+	case VerifyInsufficientPermissions:
+		return true
+	case VerifyNotFound:
+		return true
+	case VerifyRateLimited:
+		return true
+	case VerifyRevoked:
+		return true
+	case VerifyValid:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListApiKeysParamsStatus.
 const (
 	ListActive   ListApiKeysParamsStatus = "ACTIVE"
@@ -856,6 +925,86 @@ type UpdateApiKeyRequest struct {
 // UpdateApiKeyRequestStatus `INACTIVE` switches the key off, `ACTIVE` switches it back on.
 type UpdateApiKeyRequestStatus string
 
+// VerifyApiKeyEnvelope Success envelope around a verdict about a key.
+type VerifyApiKeyEnvelope struct {
+	// Data A verdict about a key. `valid` and `code` are always there; the key's details only when it is a key of one of the caller's accounts in the caller's mode (never for `NOT_FOUND`). `expires_at` and `grace_period_ends_at` are always present, null when not applicable.
+	Data VerifyApiKeyResult `json:"data"`
+
+	// Message Example: success
+	Message string `json:"message"`
+
+	// Success Always true here, whatever the verdict.
+	Success bool `json:"success"`
+}
+
+// VerifyApiKeyRequest The key to verify and, optionally, the permissions it must hold (every one of them; each must be in the catalog, else 42200). Without `permissions` the verdict only says whether the key works. Unknown fields are rejected.
+type VerifyApiKeyRequest struct {
+	// Key The plaintext key (`sk_…` or `pk_…`) as its holder presented it. It is hashed to find the key, never stored, logged or returned.
+	Key string `json:"key"`
+
+	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
+	//
+	// Example: {"account:api:key":["create","update"]}
+	Permissions *Permissions `json:"permissions,omitempty"`
+}
+
+// VerifyApiKeyResult A verdict about a key. `valid` and `code` are always there; the key's details only when it is a key of one of the caller's accounts in the caller's mode (never for `NOT_FOUND`). `expires_at` and `grace_period_ends_at` are always present, null when not applicable.
+type VerifyApiKeyResult struct {
+	// AccountId An account id, such as `acct_demo`.
+	//
+	// Example: acct_demo
+	AccountId *AccountId `json:"account_id,omitempty"`
+
+	// Code The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. New codes may be added: treat a code you do not know as a key that does not work.
+	Code VerifyCode `json:"code"`
+
+	// ExpiresAt When the key stops working; null when it never expires (or was not found).
+	ExpiresAt *time.Time `json:"expires_at"`
+
+	// GracePeriodEndsAt When the replaced secret presented stops working; null unless `in_grace_period`.
+	GracePeriodEndsAt *time.Time `json:"grace_period_ends_at"`
+
+	// Id An API key id, such as `key_4d8PqZyT6vWb2mK9xR3sN7fH`.
+	//
+	// Example: key_4d8PqZyT6vWb2mK9xR3sN7fH
+	Id *ApiKeyId `json:"id,omitempty"`
+
+	// InGracePeriod True when the key presented is the key's replaced secret, which works only until `grace_period_ends_at` (after a regenerate with a grace period): its holder should move to the current secret.
+	InGracePeriod *bool `json:"in_grace_period,omitempty"`
+
+	// Managed True for platform-provisioned keys.
+	Managed *bool `json:"managed,omitempty"`
+
+	// MissingPermissions For `INSUFFICIENT_PERMISSIONS`, the permissions asked for that the key lacks, sorted (`resource:action`).
+	MissingPermissions *[]string `json:"missing_permissions,omitempty"`
+
+	// Mode `live` or `test` (sandbox): always the caller's.
+	Mode *VerifyApiKeyResultMode `json:"mode,omitempty"`
+
+	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
+	//
+	// Example: {"account:api:key":["create","update"]}
+	Permissions *Permissions `json:"permissions,omitempty"`
+
+	// RetryAfterSeconds For `RATE_LIMITED`, the seconds until the key's budget has room again (at least 1).
+	RetryAfterSeconds *int `json:"retry_after_seconds,omitempty"`
+
+	// Type `SECRET` or `PUBLISHABLE`.
+	Type *VerifyApiKeyResultType `json:"type,omitempty"`
+
+	// Valid True when the key works now and holds every permission asked for (`code` is `VALID`).
+	Valid bool `json:"valid"`
+}
+
+// VerifyApiKeyResultMode `live` or `test` (sandbox): always the caller's.
+type VerifyApiKeyResultMode string
+
+// VerifyApiKeyResultType `SECRET` or `PUBLISHABLE`.
+type VerifyApiKeyResultType string
+
+// VerifyCode The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. New codes may be added: treat a code you do not know as a key that does not work.
+type VerifyCode string
+
 // AccountNotFound Error envelope; `success` is always false.
 type AccountNotFound = ErrorEnvelope
 
@@ -949,6 +1098,9 @@ type ListAuditEventsParams struct {
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateApiKeyRequest
 
+// VerifyApiKeyJSONRequestBody defines body for VerifyApiKey for application/json ContentType.
+type VerifyApiKeyJSONRequestBody = VerifyApiKeyRequest
+
 // UpdateApiKeyJSONRequestBody defines body for UpdateApiKey for application/json ContentType.
 type UpdateApiKeyJSONRequestBody = UpdateApiKeyRequest
 
@@ -963,6 +1115,9 @@ type ServerInterface interface {
 	// CreateApiKey Create API key
 	// (POST /api-keys/)
 	CreateApiKey(ctx echo.Context, params CreateApiKeyParams) error
+	// VerifyApiKey Verify an API key
+	// (POST /api-keys/verify)
+	VerifyApiKey(ctx echo.Context) error
 	// DeleteApiKey Revoke an API key
 	// (DELETE /api-keys/{id})
 	DeleteApiKey(ctx echo.Context, id ApiKeyId) error
@@ -1067,6 +1222,15 @@ func (w *ServerInterfaceWrapper) CreateApiKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateApiKey(ctx, params)
+	return err
+}
+
+// VerifyApiKey converts echo context to params.
+func (w *ServerInterfaceWrapper) VerifyApiKey(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.VerifyApiKey(ctx)
 	return err
 }
 
@@ -1229,6 +1393,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 	router.GET(options.BaseURL+"/api-keys/", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/api-keys/", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
+	router.POST(options.BaseURL+"/api-keys/verify", wrapper.VerifyApiKey, options.OperationMiddlewares["verifyApiKey"]...)
 	router.POST(options.BaseURL+"/api-keys/:id/regenerate", wrapper.RegenerateApiKey, options.OperationMiddlewares["regenerateApiKey"]...)
 	router.DELETE(options.BaseURL+"/api-keys/:id", wrapper.DeleteApiKey, options.OperationMiddlewares["deleteApiKey"]...)
 	router.GET(options.BaseURL+"/api-keys/:id", wrapper.GetApiKey, options.OperationMiddlewares["getApiKey"]...)
@@ -1803,6 +1968,228 @@ func (response CreateApiKey429JSONResponse) VisitCreateApiKeyResponse(w http.Res
 type CreateApiKey500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response CreateApiKey500JSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyApiKeyRequestObject struct {
+	Body *VerifyApiKeyJSONRequestBody
+}
+
+type VerifyApiKeyResponseObject interface {
+	VisitVerifyApiKeyResponse(w http.ResponseWriter) error
+}
+
+type VerifyApiKey200ResponseHeaders struct {
+	CacheControl       *string
+	RateLimitLimit     *int
+	RateLimitRemaining *int
+	RateLimitReset     *int
+	XRequestId         *string
+}
+
+type VerifyApiKey200JSONResponse struct {
+	Body    VerifyApiKeyEnvelope
+	Headers VerifyApiKey200ResponseHeaders
+}
+
+func (response VerifyApiKey200JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyApiKey400ResponseHeaders struct {
+	XRequestId *string
+}
+
+type VerifyApiKey400JSONResponse struct {
+	Body    ErrorEnvelope
+	Headers VerifyApiKey400ResponseHeaders
+}
+
+func (response VerifyApiKey400JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyApiKey401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response VerifyApiKey401JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyApiKey403ResponseHeaders struct {
+	XRequestId *string
+}
+
+type VerifyApiKey403JSONResponse struct {
+	Body    ErrorEnvelope
+	Headers VerifyApiKey403ResponseHeaders
+}
+
+func (response VerifyApiKey403JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyApiKey413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response VerifyApiKey413JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyApiKey415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response VerifyApiKey415JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyApiKey422ResponseHeaders struct {
+	XRequestId *string
+}
+
+type VerifyApiKey422JSONResponse struct {
+	Body    ErrorEnvelope
+	Headers VerifyApiKey422ResponseHeaders
+}
+
+func (response VerifyApiKey422JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyApiKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response VerifyApiKey429JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RateLimitLimit != nil {
+		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
+	}
+	if response.Headers.RateLimitRemaining != nil {
+		w.Header().Set("RateLimit-Remaining", fmt.Sprint(*response.Headers.RateLimitRemaining))
+	}
+	if response.Headers.RateLimitReset != nil {
+		w.Header().Set("RateLimit-Reset", fmt.Sprint(*response.Headers.RateLimitReset))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type VerifyApiKey500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response VerifyApiKey500JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
@@ -2844,6 +3231,9 @@ type StrictServerInterface interface {
 	// CreateApiKey Create API key
 	// (POST /api-keys/)
 	CreateApiKey(ctx context.Context, request CreateApiKeyRequestObject) (CreateApiKeyResponseObject, error)
+	// VerifyApiKey Verify an API key
+	// (POST /api-keys/verify)
+	VerifyApiKey(ctx context.Context, request VerifyApiKeyRequestObject) (VerifyApiKeyResponseObject, error)
 	// DeleteApiKey Revoke an API key
 	// (DELETE /api-keys/{id})
 	DeleteApiKey(ctx context.Context, request DeleteApiKeyRequestObject) (DeleteApiKeyResponseObject, error)
@@ -2940,6 +3330,52 @@ func (sh *strictHandler) CreateApiKey(ctx echo.Context, params CreateApiKeyParam
 		return err
 	} else if validResponse, ok := response.(CreateApiKeyResponseObject); ok {
 		return validResponse.VisitCreateApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// VerifyApiKey operation middleware
+func (sh *strictHandler) VerifyApiKey(ctx echo.Context) error {
+	var request VerifyApiKeyRequestObject
+
+	var body VerifyApiKeyJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.VerifyApiKey(ctx.Request().Context(), request.(VerifyApiKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "VerifyApiKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(VerifyApiKeyResponseObject); ok {
+		return validResponse.VisitVerifyApiKeyResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3125,203 +3561,239 @@ func (sh *strictHandler) ListAuditEvents(ctx echo.Context, params ListAuditEvent
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37cts4ti/8KijuXRXLQymSfEks11f1uRP37nQunUnck5luZZsQCVkYUwCbIC2rO67af50HOA+xH2ye",
-	"5BTWAkCQomzFl75NqrodSSRBXBbWff3wSxDLeSYFE4UKRr8E7JLOs5TB56My4cVbesb0F1XO5zRfBqPg",
-	"iGT0jBE5JVTfQNgFPBwGFzQt4d6EFrT698dfAhrHshTFKU+Ckf5SnCZsLoMwoHHBpQhGQcIVnaQMf5K5",
-	"fhpvFuL/N33qxXIehME5F/rCPxdFEAY5+6lkyjScs59O+/EgGbKd6S7dm+zHT5Kn7GDap4NJcBUG8YyK",
-	"MxyaKmhRqmAUvHhz9Ozkxd+O4XrKme5kFoyCYX+n1+8NBju9J0EYxDmjBUtOaQGXhvvdwaA73DnpH4z6",
-	"/VG//0MQBjOqZsEoOJg+ZU+S/Xhvskt3DoZPB0/6+9M9tpvsxMPJgPZvuh6EOHB2UZw++ean4av5m4Ps",
-	"3a462b/48PTyH/2fjwYTPQtsiYPWH3aTp29/+mGpb5kM5y8PLt/tqDdPpt8EYTCXCQtGQcGUni45+SeL",
-	"9Rhg5U5h5YIwyHJ2cWr6vx/3J302nD5JBnQ33pkcsKfTPTpMBnF/ckCfTp+w/WQv3p3s0OHB4Gn/yXSf",
-	"7SX6xiEdHPSf6v4r9lMwGl59hDk5ncucBaMiL1kYCHZZnMZlrvQKB5Of5eXrf77u+x1LuSr0WsyZUkB5",
-	"gSrjmClNX/YTNHZ1FQbPcFlesmWTQgVbkLhUhZwTxeKcFeScLdtIdC1lti/58GTQr5bc3jNZOnrVy3Gg",
-	"ToYXf9+fvNmd//Xp4niQ/2OvfLEj31bEi51ZId69aT9+yob0YPIk2R3EO3SfDacH/YGekISlrGBJMJrS",
-	"VLEwYJcZz5my/dvpd/uDbn9w0vf6twmB6K6MAnV+qknk9Om3yfD81U8HP1z+bXf+5kn2bqBO9hf/2Jk8",
-	"25t+0z872jl/e/DTD4b+ZlwU3rP/+p//1ZeDMEipKk5LZWZPlGnq/6b3F/42p4KeeWOas4LahSkYnQej",
-	"IJ6x+FyWQBOCzjVBPDM/kQmNz5lIanSd8VOc3Izlc64Ul0J56zyiGR/BkH80qxd8DIOMLud6J1Q/6sWh",
-	"SfDxCjcHl6XS7Z76s45jcJzE8JEwKJaZ7ub742fvjk+CMCiz5AZK2pTeX7Llc0sGdXrP2YU8Z8mfh8qR",
-	"X9wjkW9Krc1Z2DOvqdNvQz78ioT8W9CqL+g+g1ZXVYeTGSN6Ip0Gcc6Wt9Qc/o348xfSvSfSrWkkZrw1",
-	"lQTfdTtl5CVb/o2zRZMzGy3knC1Doha8iGcsIXI6/aKMfCH2G4ndWScPyanfsTMmWL5GkzZT5qnRZMGL",
-	"GaGgY+Ovd6dlTStPr6XliZSFKnKaVYSbpbSYynzepN6bKBQneaMdUlOO//pkcTzMTw6W3+/y7wbZ0b56",
-	"vjP9r6ezb/fOX/V//vtw/mZ38rf9tWRsLq4n4/7BaO/paDDcnIxRS/KouCLa1yvr9jl6siZboFZLaFpN",
-	"Xq9Dh42b7fxfT+y1LTyoVv/XU6mvwmDGaMJyGPszGs9Y95kURS5ToGWm4pxnxkVxlC7oUpFIyK4qZM6i",
-	"kEhB2AXLlyR6fDGISM5UJoVih4S6z2ROlySmeb4k1CxGT3cknrE5bBQmyrmeStusnmkzXlXkXJwFsElp",
-	"wV7xOS+68He1d+9wByhC01QuWEIyluv3SZGQUiQsJ8WMkUmZnLECd7D+njKtjeVSzknKpsUIfoxzljBR",
-	"cJo+UkQuREhkTramMidHb1+AytYhXL8J6eGRqg9ozgWf6zH13UC4KNgZyxsjecfmlAs9wvWj0b0iXGC/",
-	"yjxnQvdeJHJx65cq1jJ972GmFClFwVN/qrgi0zJNCT2jXHzeO1mRL7tH04Ll699XSLKgvCATNpU5I7l+",
-	"houzz3rR37tmurovktU3vYC1nHKmSDHjihhWeUh+KmXBCC90H1SZZTIveuQoVVLPd8TyXOa9hBWUp6pX",
-	"8deo0TV6+YqJs2IWjAbDp6uUe6VZA+4E9CkizbyRxdeyFNDdWIoCJOUvAc2ylMdU9/zxP5XuvvNIwkfd",
-	"J3wkYcFot7/bH2hWA33Uv9fEQH/w7fOn/9j/8OSvw7/v/LB7tPfV/rMnz58eH3xd5w6mS0TIgkyhUzdc",
-	"9tgISJcrf0L+M2fTYBT8x+PKr/oYr6rHx7r/x+KCpTJjODn1tdL2kdlVJJFMwUvZJVcF2YLRdvTseyyr",
-	"ufRtbze3P67dCy//iibmpzuuQ7/fr60D3KDAgJtyliagS2u2FQapxHaDUfBTyXJUPSm8IxDlfMJyMi+V",
-	"3hCEFmQuVUEG/T7o7rdaXTNAckFTnsCbyZTylCWb3vZwq31EMprTOStYrjksMB2ZLKuVn9MiRj6NbZKt",
-	"yG5InOGIaBNFEUbjGYGZ7oS1pjg2BKMi377/7o2mo/5909EzKaYpj+9KRQcNKrrdbhZWSlkpp+eAzhmh",
-	"qVZSlrif1C2fekBqELKYsRz6IKewhJYVFDMKgkgwDrcY5ZYImRNUqBIyo8rr9RbMZkUMulGu3INweed+",
-	"ieBrmU94kjBxRyrYuSUVIH/Qc4EGh6+qjkA9ra34a630ijNS6b/k/h56WAlR6WckpfG5ghWWmTbhuBSP",
-	"lN+9LZjQTqhXn5KsnKRczegkRZKAqzsdTSVaY81SGlcmAxeg5Z3lNGa6SS4TfGC3E4JWqzkLjQutBfvU",
-	"CvcM6rQ3k2ni9wv7HNM0ZbkZBDw2hL4sZJkmRJZFyi9AQ4Fre/dLry9EwXJB0+OKAG9Js3sr8u9WnMt2",
-	"iGDz1117OPqqv6hH3shipil+QRXB+Kk2J1KmNDmlVIsuTfFEzeRCEeBgC64tINBkK0PDzAjhiRbrMyqS",
-	"e13Ml2x5byrlfQghI0vWqZQrlx9uQd9o5T6eoQNS5gRsjVSKM7A9qGNg+tpcJqxhAZKYCm+fgxbav9+N",
-	"+JYuU0mTEylf0RwjBrdfv0FTfIDeeTpZFtr+2N/b29m/oyIJelUhJUmht5vc87DiwCp68C7Ncqkg+7vk",
-	"Jf/qXpfpRMrXVCytZX63ZRoe3EHKF/nylGqz+hT9GyoYDWrLcCIlmVOxtFynoeytXn7ABWq+i0xBLHLl",
-	"bzLYl8qToMNKe7MNoDlCaFnM9FM414pMczk37UH6CqFJkmv2DI0MOpYTw4SRyHNKRMY9pBpk0uJquo5S",
-	"mrevd/Fs1kr1SLvfZtNW9O2rXphrn/ZubXGrfN52+V7olZI5/5ndVSQN7sPL8UKgEWhlD5DWORMb3vWg",
-	"Agpe4fRF+KYZ2pymU5nPWRKSUpwL8EQacyd0GQ/SmUPQgNZTnCK7mPGU1dSPnIoGtX/48KF7VO0ptt7v",
-	"+xWjOcsb/q9VT+1dySbLpZ5nyIa7G48d9nfvTjc2jnDOlorQnJFcFlTbkKDa5S52FBLBLirb9H4aeUjf",
-	"y7zq0yNjNVtzemm1HtR4NSsd9vc6hIpE609giXvdxOu7nUMSVeGNSLdBpEiXZC4vGGE0TznL8d59bMs6",
-	"uox/e1oWZW7eNrxfHet7YTy8LHnNEk5PgGzvpGjt3Yei/Azf39X9qfx+zZ7c4pFfR+XSNBI13x3d48q5",
-	"bvvO8zYv/1GlyPMkRJWfKhK5yCv0yq1nLSLr+fD3d8NgzoVz6YdBRgttEQaj4L9/POr+QLs/97sHH6uP",
-	"p92Pv/TD/Z2r/wxWvP9hcJRxE1Ne6a4RMT0SnbNlBCEyjFEwkqWUi4JdFtYVARtPM/aizIVm+npbTZYE",
-	"w49wuWIiPcholRnLC85UMxZ9/epXM3xVj1Q3B/BhxoTzboBxjDfrl2uhBZHJhBasW/A5a5uaeoz7uk6Z",
-	"NNevlrXAdrNHJ3nJiBQxa3H4HTpWBRwYuZenScKcmR5OpEwZhU3nB2uvnQBVyEyRhczPuTg7JKJMU9Bz",
-	"hTQMde206FtR1GEse2WaNlgzoDFcsvM2YjtpIakeeV/IHJxLQi4Oa2xdzeRCVAG/G0Jcfrj/+o6+ZMtv",
-	"9G1XzSSAlQ7zObM+4JQWWnHxFytx6syWCYSDHOXCKvSd2093Pe+g2bFndRPjrl1sMJ4bO+fyHlppXxOc",
-	"TQnpZrm84IpLYWg+1Mqg5onrlY/2PeCnCF23uK/tfS4Fo9nJ51xlKV2CqqE1Wv5TyQidS3Hmu08faTOw",
-	"4BewsVST/vr9lmmxWR3rFFeT7IESwGQb2ASQjy3tNVJCrhv1W+/W61I9ml37HsLsC8tD7HOW36uCpynw",
-	"E2UMV+otlE1A8j3ThulAiyAd/IQB0yq0d/utYdNSmmOJME0lMtqttwsOSWQzuCIiBVNkwXJWSwM8JNHx",
-	"39++eHf83NyhCTSjqqjpkv7KuaQYLznMNNG6moVR9Rqdxlwa2+nKi69YDjyQJ7r7b7//6tWL998cffXK",
-	"jU8PgE5BaZ3kcqFYrkAAG5UZ96gjXttrl7rjtdjaXT+151qZA3nE1iW9VaMPLuK0TFjS2VQaX/nBox/t",
-	"hgLhE/rag9na5vnQpE7WeKbHMeo7yRFQg/vXxGzF4ypJX1NEahO0fsPV1AtPQlUzbsbodDSn8q6mqqAi",
-	"TZi5g9BcliIhtNLhVjSuTTim0Q195d6zOLykrdWdaFX7NRxPb2AyY3krS2+stX136L0Qer9+qtbo39Zn",
-	"UtO/r0t4bajkN1VyrdXS92paum7G09R/GYT7/euU81dctckOl6Jvc77WL/KqtgWcArQDrqChkMg00erA",
-	"lOcKEuB4weZqMxKBtGoQ/5cv8ClfDtI8p0BFVWp3q3oAooGaIDsMbirTVC5Uu9yv5YU3G3xLlYLlxRsi",
-	"49RlRD8FjRt5ZJiqq3loyPO9wXADwXOTfE+5qosIyFv/uDGXM8zKzV998Ov3gaacW7CNz6Csm2njVTNF",
-	"/4/BQmylwFomAm5MmoSQ4AMeUKNGV/7OEeaeYnx2UhZGfGtVx2q7oAm1GsnGlj5EDqVlQ0RyFsszwRVT",
-	"hBdfrOjKija+5n8nK/qLQfs7N2h/TWv138AKXU1/8mzQa41LKRhkbD6cYRn6ZuSWbz1CtlRlQG6tGI6d",
-	"W1uOYXDZ1Q92L2iuaUDpFozkOgIHReBq3l4I2vjlGMN0UP9xgwGqR+CbmZ9vNV7X1fe2QMl8f1tlwEHn",
-	"bmVu/gpmJfLf379teb2KcxejEvirLAvIjKgKZ26rKDoj4g+jKJYJL44MPsoqaUIWXZYxLQ8KacnU3zxe",
-	"bZbV+moVWg5xhQnzwRRthV6x3WabDfr6zL4Pvr3zXwq/fG/fDN+eu9fD12Phf3tuOwLfvqp6Y+fl+MJE",
-	"LevT8p1gNmZbSEJNfGlG1SzSetz7b466w719Ii9MORQAoDwyeYuYQK/IlmKo/b07Pnr++viRMjg3isVY",
-	"F2BsPXZJ44IwEcuEizOM6EYOSgVeWPNt2pfZ/tSzZiEeLBNGttg8K5buLWAwd0KiZNVjSCKaE6rHijGK",
-	"e9HUqSO2ax/x6PLKg+vZWPf2YHhoknDdEE3fegNAMbnqVTDrA9nwhhOHWPoADmHNJwRbEChFJVuRpk4t",
-	"Oy3P1J+RTepPnpAMSeQxU/1Vkzw8igxTfzQcU390FlOI693CJKNOj7xB+8DqE5BjrZfeYxTVbvewh1YY",
-	"TV05NWleMAtzahM2YToOCdKOLAvFEwZKDSitLbrpWkvqWkloNlcs53NefJahhvBCzYa/YZfVrjT+IiDx",
-	"TXrMWxRnYAyEJ5s8bzGUNjeMEE1pRZVJ+QVDRUbbDQ1XDKhFgL+0GS99LRP2Cp/SH0/gyU306wrSqa5j",
-	"e1BPrXp2Bf504+o0uZkluBqz2mTqASJqxasmFXCDBmt8pJDP4c9cAZsMMfFxAC+z5ZGD1vLI9SqY7kVD",
-	"EYMVdqzQ0Yjlc/5GbehOlq35M2rIfq14B2q9yQHro6x9jhPWiIq6G1awxS3csJXI/eKG/T25YWs0dBdX",
-	"7GY0thmN/OFcsqidIJ/36mHblRODJ7G63bTqUeUShn6xUwjancywNZtjCBqf0U165HvMcLVKDuQpMN1D",
-	"FLL1BbmtS7E94VB3REhTzQPlAwcHBwfdwbC7MzgZ7oz2DkZ7Bz/0yHdzXtQdkqGtBTJFI7Tg4sxPbIeq",
-	"M90RUFdMt8lWofuIKTd21aAXtuIX7sbJxBd1Nlc0foOEDXAHQ5/1sl1TpWmyjhLy5utnXaGHk3LFkkM9",
-	"ozHiToQEh0m2fma57C54UsxCMuEJ74Qky/mFHnupIFk15YIRxTKa00LmWkrmNC5YbghOrymj2jiB1Oqc",
-	"8hRKuWa8YERlNG517K1P//vv8fiy3++Ox5eD6Xh8+WT68S+tccXbeu4ae9j4RPzW1u9ebVu0bAVpIwp2",
-	"R+DMcGECJJ5+XN9hbbrliY0IQBTm2w8nRJXQjUMSOYs5utlt6834cG+/TTHlouX1mCe5VXlIQhLxBOxM",
-	"bfpgzzohif65KPR9mgMpKaq7XHK9NkJVOYnQfWj7GpEtv7eTpcsH4TELCeud9fykaVXzLWImBIKyOlye",
-	"zRRet4AvoQ339dsPJ/7Xt67Vq3oFV9syRX4ibeRMJ8uhHAZGpb5uumKtKBd1woXlMyqm19FW4l2j2RwJ",
-	"IjOq+Q1IaNQBQowKmhxYLkjkKQhRm06zQSrvaXfNLnZ1sS2epwXAsORSy5QolgkD+lKF1p/A4gbpCz/C",
-	"3DKZwQWTLh6ZanUGTI9dtuy/2FhaN6ZqP9M3XtUy0W985rm5t66kNGyfck5FN2c0gWppdpmlVECS9yFC",
-	"+oC6D34ZhGmQwkxF70ZHcIxGRqWk2M63kUg1ylW9rsC+6TuIbvSwssJIMcsZIwk/g8qyHP0E35ycvCXo",
-	"BOmR98bPha0YnUDzFu8t3h5HmA+Ajwh3+wP4PDCfhyEW7kPpN/zFX3bg7y783QuxuhZhW/Rffc8e/HJg",
-	"/g7g7xD+7oRYzYmlBrvDofk7gL9D+LsTYpkLFGjA3/0Qiwuh+i2E0uyPK2ZhOx+SCfubg//42qJ/6J9f",
-	"20qkr2SytL8hFsAzp+woc8HUUK1eMEGR1QuVFHzOBHdvNc65CljB3J3zC56yM3asYppSY6jClSq48ZIt",
-	"m8+9MwEuFxJ5Bp6GKdOa1EpbfkV1rTuNX9/JsmCN316zYiaTN7I4Qiwq8/PzEgsl2BuU7NVrXEDJ/AQ1",
-	"fO8YjWfuYQ/7Fn/QS+FqhvGn1ioXewnU62qma+9/7QIj3gLCci2b83QZM5aoZ4Bc4KgDnsamoJPGl12/",
-	"+DW/dK/Ato8vCyYS96OrXnS/mJrbo7KYaXosc1YRGdbpgzSsMbUVLvGaxjMuWMXLDNM9JBQNK82MIw/h",
-	"CXWkyELMaA7egMXRHemR7yxeiSIJy5g2cYyXUCYtVRgWFOiXzZwOX2tD6NhCITS9DHUF4Hp2e4MMrlf8",
-	"rHoUgbta0/lQa05gUYJ0MzMIRuGaEW8kkRqi6Drb+BaWL/ajbezeJLcGUxCaqXIk2yrkih5WR20Qn5rN",
-	"AfpQJjULzgkXJmY1kcnSVX46OCRjRPfa9JIKQKrCzpsgW7aAUhktZq4Gq9XpaSGnbiId97LQDMs92jab",
-	"Nh9mlYaELM9mVg01AYEpRARQSSeFrNKvCC9sISTDBwtJSvh9BKp+lrMpv4RdCi6tqSzr1h/o6pE6P035",
-	"BTv91//874fLg79GPfLGphTBprWmkcGem3FRmAz1c5YV9eTURlt1XXNnE/fZa88ub3et1NDkoLxw1fr8",
-	"uN2qrNan++ucsS6EyPAOklGeoyq61FMlF0LP56HzNwz7LmW1zPRs7/Zr8wkhJWWu7fX7tblphY6d00t/",
-	"aMN+C7m8bUBvrpkUxy0bM75euafdnz/qP6drZsvz4O43WGsYoJ/DXAeYzHAFnFHJMo8Z+df/+b8EPeWO",
-	"5n4ZN7GXxsGI/Dg2vvJx8PEq6hHbAlYOmCaa3qmYFjSVZ2QruuzOVB5ndNmtnAFdc9kFUrmYShuj7TQW",
-	"6DrkUotvurpoepJXFq2Ka9/FYfhdhkOWU81bZYGs9POcgFD+corlL6dzLsrCeGvZlJZpAWiRDZtGLkhq",
-	"3VeN4phzxipPIZkwCCAWxq8pBQv1PJu3HJI++PCIeVWHMJEowgu9oaSIWY8cVdh9T/tk6wlJ6NLlyJlo",
-	"jb4U3gRuubIAmEZwV2+tjSVLV+NNC4OGKgXr3LgUcy789ww+x0N7JFw1uHEFbyG39zywjQwz57aq3La/",
-	"iUsUT1ZJao5Rh/Gk6JyRvEwZBGVoYfwtUjyMm3Ft2lyVLGdy5ZTzh8vpNCTRymWO2N6kZu+25Mtt5tAy",
-	"FGptGvzqcuQ+tlA1RETjMufF8r1eC6ShCQBOaOW/JXVRMXJkAEZgjkcE8SnIuOz3d2Lw88FH1iMndnFQ",
-	"I7Jor2pEtgYdcGRSDBAh9IaBlAFDYcrPytzAzhBwjSUsPyRbw45lHC5dayYVM8kX2sKgXCiizk9tnmzl",
-	"mdgZesKVbIHg8PSLkHig2Z1DsrXTWQGuMy8A2X5+2iPvqUgm8tJ44pcZj2maLm0hGMHm7P7BtTv0y91y",
-	"pmR6wQA7RCpeSKhFNxNBK8Rm0LxhniuKnBVFhkABWgRZVAWKoUKDxv3N+3fP3h79AyYLtIUVoYp2onPB",
-	"WHWECmKfNUKsNxZj8R//QU70WqmxOAYAaquf2zL6aEPiiDR15IyRc65ZuNZQgQY0v9NEkRUsGek3foI7",
-	"yCeiZjRj5BMmK30ai0/dbtf9r+9boadPxhc1oYrt75Z5ShQ7m0NweitCkuxlCALWU/xMUM3eok5I9JfK",
-	"E72OGsknEqeUz0mkuxSNTBYGqHsK6SKskOkIYApCRz1I+0+gLUc30GqLYg1JRRW5Rrol/OYUE4jDsZTF",
-	"hTJsEmkV+tAk7E8kyjbvSFbvSHbrjozFkVksWN6EpPycEQprWZm5hTEYNHfXl0KIGGNIH+cP4gnwIY7L",
-	"XCGGZG8sXmpy5kqVdjm5spEFkkp5ju9zMxmRv+gB51Qkco50U+MZfyGU7HfdD2MBqrcq54cm3IjMyP7a",
-	"RNSFsCPKcpdlSsUSelJmvbF4pWlES1w7RVoqwp7QlhGBrH+IurE6w4CoG4jyOb8cEeqeB54FBbJjoRgE",
-	"74zeQZEgXWgK0YouWK4Y7HS9AkDeaoRBG7K1mMlOCNAemh+oiGylXOstUw8CxIv2gLsaK3w74VjUct2q",
-	"Rz3MUOSPqgYiUsM4Rd1Z71DccmOx1cyBCq1uSPBKJyRZWhq6K6hIaJ6QiCtIt6NlYlLy9D9iMo0sk/NM",
-	"JE2iGBKuj2BOM4TbR5ukkAZKDRTs0QYWSUjGxggA62QsznKqedO6YaN3rHkRW4hQ2Oat9o2WJGOBcN6a",
-	"lrC0CwI511o4PXJM41mF8AoOfAuVUi0bL8ZCMJaotS1GNZnHxFRCHyGRNTUx+oTFKcX3OElTQ4TsKjpl",
-	"xRL4fzoWJzOmrNY3k2kCbBcPRXAdDmG45n0wYCkAkiNmaEdgjx4pksmUx0vNV2haal4zFlw4U6TIqVA4",
-	"mzb/8dzMgw3HIFpAjt5Obk0d8NbiYQaahjq41WjODOdArkRxTF3NbxJi9PklgVogeJ21/BTJci5intFU",
-	"mdQOtzRaDouYKZi8QY9sb7+VC5YbtnCWy4XqbW8TCPDZh2YUZG8JSaKITqG8xFGRLo2zyLG2sSCkBqcL",
-	"8pqocqJY4cKddthbEURkoioC15tj9ELvS+cP0iP59sOJZvf8XHOfoe7+Kz5lK71fzelwaFem3LDKicA7",
-	"6hkm0H9eKJZOR3XULIxTi3peCHgGNP+esBUjyRvkcNjfiUJouxoovazl5QLUi8Eq8IHHcP9W5ZV+3opB",
-	"IlawxQgx87kXdXrkyIlIuKIY7kWw641rD2WRYSoW1NhxZ4ggao4F7K+SVBPI0CpsMbV5M06uOiQZEJWe",
-	"G7PXwBevt6EpXKJZpre0RPm7o1fyaKXGCcP58MIZF2ewtBvBbYS1ZFAzdM+P4KNUijPvVA1shIlEhVCz",
-	"ir0/Z8su9mUOBq/bGTmbloopQy5m4nf1Kra4MLgipaDTKRrpY7GrBw2HN1k2TGgh52gb6LGe+PRTz1rK",
-	"WddyhnYGBF3yUtFNopMW+l5LFmpG72sDWAiMJpbCdt5q7mdMEwGEVLX429Od/2CA360mDrtsopdY2q2R",
-	"M5GwnCXb23jqjJ6vqlhxkfPCW9+x2NfNvtGWKrCMKjq/vT2yzTaTkzbITEJ+5GUngW+aC/ZYq0lnOc1m",
-	"3bZEJeNXgU7r/gMMH6xjPdkK2r9NwtVYPNEjrhtJKgN/FTVnvOihQxlBa8Fn6E7UgUWEroa2CV4ouy+r",
-	"I3PMyTF6CrYsc22cmHO4Ds4V2nU9M5wcX9GAd40gwq23ggfijDjr1q1NfZvJHK4BWqLDF4IdddAfRp3e",
-	"WDzVM4XRYVvdnDJ6YRE0zXlGSPMVWtscpq/lFCR7E/Lj2uFKI+IOUTokqTyzrwMFgiJj7BpLBLXR3lgc",
-	"gDC12TmarYBlAui5hsC3twmNc6kwR1zL4EFfP4VSLUfTP4YFN4iiJIpzXkSEXRZMmGTNiIMg8p1tIRFS",
-	"dI1fUlsDTCHNk8QGtY2Wbigfo8WqKjXyVsJ4QH3ah3XQO1+vwwDUhu8sE1RofRi4QTAYYz2COdODMePS",
-	"ChTEX2llmoB+KViumxxWu0CLtZzFMk+Ulk0uDMSL7W2yFVXFfdCZsdje/kYuiJLQuLFauHLqnGak70F/",
-	"00pADKQSM6EVShgZkBmqL1M8MU4C91dSy0zDuu0JF4ZJho5x0gVdhsTUqvnoB3g3Tp7xOvspa6giFGPR",
-	"KJGB5ZksDcGaO42xPSCqgqRSZkhqpuf3HUu4Cj2rfCy8BcVh20UnW3tE6Xc477gHi29kqda9UvuSsHKb",
-	"f5gxSMgdi0oGTliq518b4G7+C1B8Gcg6N3x3GpkW8zymIdrZJvMPFIoewcyDsdDz4Et0pCMr8wD8ThWm",
-	"4EhqCWpldalYiCNOzM6zdgLEkZ1HCrOSqFALPY3OScxq4fSePWjKJZFRk0ZG7GZD9cnLaRqL65KanumN",
-	"b8QCevaARIB3z+WFpi2td5iohlGckwS9Gsb7pk1AuVAjUMxTBnw0YWQpS5JI2IWad+gl1t1YTbfqocMM",
-	"HvpkekY+kTmjwLbanGaQXEXgX/CXVZDFdzoNiLjGB7XG1xwOZO4emK7oZ4Qk6PC0zjx7y8DdciNo8ypW",
-	"c9XMsKWZGVXuXBuZ1/u5ZIV9eMd0c8c8/DnnorgmBuuaWDnhhFcA7e7pYe1pUwJgzi8BYebbaJpYgLtK",
-	"e+aJa2fHtdNwCKoWXLXqsd11nYeNtMGBLiOtVeuRlqryPev9UVkGjVfu1V4JMRVrHTX6ADwdp+JaQ4u7",
-	"+dw1C7qLdAf+Jxte2EJeQ7T013MD+SM1FP1O1cxgpZnGyu2alfNvyWVZMHvDnunKnt2NcBEPgUIGIgvv",
-	"qKg5ZLzZhw/MwwfkEypnVt+6/nCp5kE6rrWBa80DpTG06bzZoMfVbnSlxeYtqBzqK1YDadcJXXM7be+1",
-	"O9jD/DNCCZ8bmG052GnwmtXzKewTZrIHey3caRVe2Tw1HOJTQz1oq815O9x5BLUUQp+Re3DgHvQGRr2z",
-	"mkcGuXsFt7w6K7dqbehaa3oy9AAaeqTMbyq0qRreWdswnSiGZ7Y03CEmoGw8QM6DYfwG1V4bDpF5QOvz",
-	"28GzV03tuaZoG646uCnagNVdA/vtI22HUDdPmV02BPq8zTEbrp3Bajufe9oGtLVnhDjSM68dpWTP4YD1",
-	"CuHwTeue9M5GglCMpz89UpUny8vQJOynkqa4lxulDs76MoE1clyZZmPRtM3W22XOA0+LmQI3rxVNLCEZ",
-	"LSCbzYMWgzgCVyR6TDPe1ZT0OCJbVW5AStXMFDCkjCqWdHxn9FjQVBsE4OfwG4msWgbxa9+jLBJ9W5nw",
-	"oot1i4/h3vpvkbUz/Kp5miQK5E8uM1X1jqDzXEh7bG6RL3tjEYRBwYu0GcXVnQvCQNsIGMAd9Ia9PiQE",
-	"rHflP8QJy95TeuCu3Y9hgPyM5Ru2s/bIcu/umIqYpQGcxjmF07ZWzjcPgwWbzKQ83+yA6KswkBkTNOPB",
-	"KNjp9Xs7JoMTciAqaoKUp7aje1+B7GypyLN5ZL5vBmvHfTDK0JbBasog2oDDGI7ME02XWxZmHqgOCxeT",
-	"TlXuMqrnUuKRI9pSwDazjNEc7XLk1FiGjeV5Y2FEjzrnWWatlAwh8MhL1P7w5OicJRTilT76BHLjKqW0",
-	"R557AHVjAUEmNgUHtq3UtEAW/1+RlwxS8cDP3hLu0isW4QZw++4FHuWqCsy/gmp3m7SL57028oUMq0Uj",
-	"zskXjHxB/bl/EKxJlqgV5FfZuJhXutkpDh6uyVX4S0saHDB5yKy0yw/aUUgGWrMcYIpnW+fsObZVP1y+",
-	"3bBfz267CZmgtXDNL+laAV3AknY55wUxpbhVggDUtZPvoGpsXedNLfmms2iq01q6+p0WyrCclUZr7Nyt",
-	"Co9MKyqC+PjYCG1twx01lLK2/jpUq9Xj0u8OZqb5hkvS0l88GDOop3cYZmvGXwG7gI7StNzWDcqAfK0O",
-	"6Q5oZ7q/rq5Hf6njnK0ZgFXVtiJgBh03FKMIb0WQPxl1rh1PhSq2ciySV6SwnoJcGrrJC7EYyl6BLajN",
-	"fo0tYDR5rsoeT9ZTUQ0Ku/XocijDrWckrtQFrKQZwpwZl0sNGFRPISo3NgcCb2pELWRhH1vXce8YpFVu",
-	"Y1JbV2b6Y+PE9WG/v/lJP/BEZqpQ2liDve/xS7Z8q++72vhknRbQ4DWHYiMmhZ6uQxIBPEKNK05ZldQJ",
-	"SB9SMCN48W4LoYHR5Bz5oXciT03nvelInvrNtTPp/gzn493tXKldJK62hxwRPvaOmYdHBjc/Ujs9Dx7a",
-	"ufmhquARnti9+YlmSaN+bnhw83PNszCvwmBvk5monzkMW6ecz2m+NGqsb1kU9Ayx9exPH9tti2tOu85k",
-	"G7LQC6VKCFcLDMfYHEitTkSV7mVSmaqDcxB/gCN/c2BMzqLsjoWyR+pwUaWvoHjIr9M0TWJVjxyZaMH2",
-	"9rA/2N4+JErO2VgkLEvlEjNGMaAAd/S3t8G8Q9vORsnJRBazNrU19mBeNtVb0YfJ0xRSh6yP1zv24FfQ",
-	"Xz+6akeoPv68U9u8MoRg2N/pd/uDbn9w0u+P4L8fgnp1QEslkxnUM/MTJMozKPVt4HysN16vsy0/bi5A",
-	"2nB6WiTIczblgqlGlYLnGZzTLGyi8YQNOB7I4qMLL7XEO3wsdjVKlvp7Kyt9dWcxbNSWGyWxQciAszQ+",
-	"UxjfdM5dA5adbOn9SFq243D1UOgvQva+hOwQJeYfmnR6RjUDGVIFIprHsoXm8DUQMUIuvtDUwypudziV",
-	"uN84/9OW9//oKsCDxwbCqSrZtpXatv46cFm2YxA04wBiyJicGnii73ZntTdgC5rH0q6/7WGPD70xtO8q",
-	"4tvj9Pd6NOxd9PE7kM9Of1gjH7vmox+trjAyHubbEsHJzRF5UO+qLGKMyt9TKw9LQiu5DmurFbYgUaIT",
-	"riY0MO/A+f5Of9AJCVXnDFP4tf2MYUVu0wrhrmEnxGBps3IJru50EOd4g9QDfGC3c8/EvHtHuty9j8PW",
-	"rfmgp3tqLcvrLj8ssdhldvwG8g3ueeIP7jjxB/dxnvRR/fiAtakWt3zqIc8jb3m7zYq8JsF5TerIFsxn",
-	"x8mRen7wzSkg8Pw9n0G+O9jAh/MW60AdsBM8t7eJgGqBfgJ3zvDOp+jfji7DwCSl+CKNXWapbvdjjf6+",
-	"X8leCW66/nCU+P1GqTRwSH0fCqlsaoej1mbSi34M4j5Vtos95B4ItGqiWdtj8Roxl0T3Cp7buWfC/K1c",
-	"fmh+Wd5zN5+f8aroF1Qx8194coUOQAi2r7gC30FiZjP1CYF55zTXuoB38EF1EAvZgoIasawflgRuP5Dx",
-	"Y4FCvuOnabu0a5OfXAENgBffasU2uwPOczD1INOcMXMi91i8vmW6ElSIRSHm5UIGVMdEzDWNUYzGWyq2",
-	"nL9Kd0PXZDTs96Mqndmc1QdThrkmkOfDWWKetDWZQhKVsVgrbJBVzMUZepl0C1DfBnqlkP7GayqVlRN1",
-	"LFYUPnxfa8QeL23o+jSS8MVz5980eFrGE3gXt6Y7S+EewlTeGX43RaoscuDnOjlqZxitd3SERMhFRWaQ",
-	"yrQwENeWjhZUffGQfQlDtT7hY21WOstNXctyqRUACPH/llIMhYh3ctfdBJmRVVdhe7bXO3DDK4j5IqLP",
-	"apJX80yl0O1NTCIPbRmOzaoaC+8YVC5UwWhSR+u7VaLUGSv+ZDwX4jo381s8bO1hmO0XJvqFiW7ERH8z",
-	"dqjVv4v7Y4gumk+LuAUJ7Jlffv5IkevOPSNbbeBovCByOl0pIxwLo6cfXouYhocI+Fn7WxC9Mdn6nR75",
-	"L0DT8eD1xgIiBIdeH63HEJ0Ti5lMGZnTrEeObigogCp2fskS0KZRh99UndbthKY21fzuY1qEDndiLCxu",
-	"A79WElgQmBZZUHqwhb8ncXDLxAILvlelX27M7dsAHNew+yZKI2bVQTmtAqQJ/Z3nBp/1IYLwvwOBp+1L",
-	"7+DZL7Lvi+y7Sfb1N5B9z6SYphwxVX9L1+wfxcxBtnVvUt0Uwqz66x57x/WOflmTw/dOVhBgNTjx7W0j",
-	"Lre3TSL1oefbU1Dni67Cx6b8dgqH743FzVIN3FU8IaoAMEBblGVR6wRbrMsWHItmuqBJLrSFDc6N6B1X",
-	"ZhWS2iFjLm0LIuNUnauxwJHXY4sAUZPIhQBEBouw3BkRe/RYHe8YSykAUUwsLczxWBhcXnBeG2/fo0bp",
-	"AtS0rT0GFtJZwG1n1hTGdUa5GAvEoBFOU6qPwEJCtKgSeQOC+k+gTrRjWe/3N5ao62C5W8Tqd4aEeuSD",
-	"xX5Eaio2pchecHfFwqskvlHBqAb3IKlaZqgLqqwnfU22Vn2Hf8nY+vNlbAEn8NK1DJ9w6VrmPIVEMiUe",
-	"+XlLOTsrUwph6ZyZEOafNHuLJzWckz9HMtZtY9yV1Fir4fhrZg7N8o3y+33st866MrpSlXV1r7lSLp9D",
-	"N4J8uZ6I1tJFk7Wln8T8tcqVgdf2fn8pWPeRCWSUnnUpWCuXH45y3hiAGYgUriKphIhLAThf4gy8HR6i",
-	"X2NNDX4G5vD97jK4BrfkIq3epHoOpl2wGvLNprc9LFfwHJT1935Jn8LzGu+8mb9bAeMxQKieFn3o0Ehc",
-	"vq62TI2VC8anFOzB2n1YEmuBKDq8GaLoz5ElVVk/brD374HxMGM2ABpB+EwipyahyaIyys+DIRFswVQx",
-	"FmtwSEaG8sIW/DSHiRkSJvBfpMiQuDL53lgAcDwMS5PPIudFwYQ7BwVyTD1MdWow6iqkTA/nlcyomjlA",
-	"WmzTnBwHyMzacj7V90RQbLcShO/Y9Ci5ICzhRQ2UkVhUTW12TqhiZJIzeu6w3bkgW5FdVYPaCWtGLljO",
-	"p8soJPZy/fdOj7yRtrsGHdcDbqBuVFKw1siObuwGKBR9yzGSzmfBoSC5fQFE+dMAotgFnciycFgW6159",
-	"zpa4oJ/taLv25TBD3B6AsZ6izKmWG75ck/gRPvOrIUzASz8XY8Ltxc1xJnDiLDdG4vnixfoSaPtDAEag",
-	"sGNW+jh1yP95A5XISTlcJXsYHYgw/xi6Hz/q3W+wsVsE3NtcJqXlLWWemuPR1OjxY5rxnulEL5bzxxeD",
-	"YJWTvZIxTS0s91Y0p+eM5KWIOrXmRo8fp/rGmVTF6Gn/aR8a++iGv3JOPsp7rYmswOviGWv2bLWKQzqF",
-	"sl0sabWhC4oJnBSwTh2smjbaoP8Gf42uPl79vwAAAP//",
+	"7L37cts4ti/8KijuXRXJm1Ik+RJbrq/qczvObncSJ5O4k+luZZsQCVkYU4BCUJbV3anaf50HOA8xDzZP",
+	"cgprASBIUbZ869ukaiZt8QLisrCwrr/1SxDLyVQKJnIV9H8J2BWdTFMGfx/MEp6/pedM/1CzyYRmi6Af",
+	"HJApPWdEjgjVDxB2CS+HwSVNZ/BsQnNa/PenXwIax3Im8jOeBH39Iz9L2EQGYUDjnEsR9IOEKzpMGV6S",
+	"mX4bHxbi/zd9asdyEoTBBRf6xj/meRAGGfs8Y8o0nLHPZ524m/TY5miLbg934mfJLtsbdWh3GHwJg3hM",
+	"xTkOTeU0n6mgHxyfHByeHn84gvspZ7qT06Af9Dqb7U67291sPwvCIM4YzVlyRnO41dtpdbut3uZpZ6/f",
+	"6fQ7nR+DMBhTNQ76wd5olz1LduLt4Rbd3Ovtdp91dkbbbCvZjHvDLu3cdD8IceDsMj979u3n3qvJyd70",
+	"3ZY63bn8uHv1Q+fng+5QzwJb4KD1H1vJ7tvPPy70I8Pe5OXe1btNdfJs9G0QBhOZsKAf5Ezp6ZLDf7BY",
+	"jwFW7gxWLgiDacYuz0z/d+LOsMN6o2dJl27Fm8M9tjvapr2kG3eGe3R39IztJNvx1nCT9va6u51nox22",
+	"negHe7S719nV/Vfsc9DvffkEc3I2kRkL+nk2Y2Eg2FV+Fs8ypVc4GP4sr17/43XH71jKVa7XYsKUAsoL",
+	"1CyOmdL0Zf+Cxr58CYNDXJaXbFGlUMHmJJ6pXE6IYnHGcnLBFnUkupIy65e8d9rtFEtunxkuHL3q5dhT",
+	"p73Lv+8MT7Ymf9udH3WzH7Znx5vybUG82Jkl4t0edeJd1qN7w2fJVjfepDusN9rrdPWEJCxlOUuC/oim",
+	"ioUBu5ryjCnbv81Oq9NtdbqnHa9/6xCI7ko/UBdnmkTOdr9LehevPu/9ePVha3LybPquq0535j9sDg+3",
+	"R992zg82L97uff7R0N+Yi9x791//+099OwiDlKr8bKbM7IlZmvrX9P7CaxMq6Lk3pgnLqV2YnNFJ0A/i",
+	"MYsv5AxoQtCJJohDc4kMaXzBRFKi6yk/w8mdsmzCleJSKG+d+3TK+zDkn8zqBZ/CYEoXE70Tiot6cWgS",
+	"fPqCm4PLmdLtnvmzjmNwnMTwkTDIF1PdzfdHh++OToMwmE2TGyhpXXp/yRbPLRmU6T1jl/KCJX8dKkd+",
+	"8YBEvi61Vmdh23ymTL+V8+E3JOTfg1b9g+4WtLosOpyOGdET6SSIC7a4o+Twb8Sfv5LuA5FuSSIx4y2J",
+	"JPituwkjL9niA2fzKmc2UsgFW4REzXkej1lC5Gj0VRj5Suw3ErvTTh6TU79j50ywbIUkbabME6PJnOdj",
+	"QkHGxqv3p2VNK7vX0vJQylzlGZ0WhDtNaT6S2aRKvTdRKE7yWjukJBz/7dn8qJed7i2+3+JvutODHfV8",
+	"c/Tfu+Pvti9edX7+e29ysjX8sLOSjM3N1WTc2etv7/a7vfXJGKUkj4oLon29tG63kZM12QK1WkLTYvJq",
+	"GTqsPGznXxMGy/hocT3Vl/ZytyCD31K2/qD7yVlyLNRsNOIxh81b3gua+PMxzclcZheKDGc5SWl8oQgl",
+	"xTQSqrQkPpLZ7bYFKurHJ++/f/Hi+PD46OT07O3Ru9fH798fvzl5H9SR8HlGY3Y2ZRmXyRkTSS15X8Nu",
+	"uTjzmyjYYpVN6pGJ87MSrfxkWVy/UKTK1obVHNExwup6XtKU2+/eduVOZP5CzkRFNzqRRM3iMaxdQ2aE",
+	"CpmPWUbMQjxRIZEZyceM4HU9hCeqWbd2ZolO3pyevXjz/cnzW6/JfUb3jubsFZ/wWuVvmtK42OtcEJ4r",
+	"Aj0h2JOQyEuWweULtniiaTc5vy3jxuG/Ozg9Ont1/Pr49Og2M7Bqj6/Dhpfo1PC9Chtck/iWj+OM5dni",
+	"jI5ylp0pFkuRqKDffVjq/IDvXstQqEjIWKaJInO4SNX9mMmHg1fH1TVaJZ79Zrzkzqu0YjVgotdajC9h",
+	"MGY0YRl865DGY9Y6lCLPZAqzylSc8akxSB+kc7pQJBKypXKZsSgkUhB2ybIFiZ5ediOSMTWVQrF9Qt3f",
+	"ZEIXJKZZtiDUbMe27kg8ZhNYMiZmEz0826zmmmZgKs+4OA9AJLObvQX/LvfuHco7itA0lXOW6G1OkHTJ",
+	"TCQMORpucpTX9O+Uad07k3JCUjbK+3AxzljCRM5p+kQRORfADxsjmZGDt8egoDeBbziGWR7QhAs+0WPq",
+	"uIFwkbNzllVG8o5NKBd6hKtHo3ul2Rf0a5ZlTOjei0TO7/xRxWqm7z1ucjITOU/9qeKKjGZpSug55eJ2",
+	"39Q8pHWgecjq7+WSzCnPyZCNZMYI8B0uzm/1ob+3zHS1jpPlLx3DWo44UyQfc0WMYLxPPs9kzgjPdR/U",
+	"bDqVWd4mB6mSer4jlmUyaycspzxV7UKajipdo1evmDjPx0G/29tdplzgpbgT0IOENOOfzLEUuRGt6HSa",
+	"8pjqnj/9h9Ldd/4n+FP3qTh3tzpbna4WLKGP+npJ6O90v3u++8POx2d/6/1988etg+1vdg6fPd892ntR",
+	"FgFNl4iQORlBp2647bERy/iLCfnPjI2CfvAfTwsv2lO8q54e6f4fiUuWyinDySmv1emY2V1FEskUfJRd",
+	"cZWTBoy2qWffY1nVpa/7unn8aelZ+Pg3NDGX7rkOnU6ntA7wgAJz3YizNAHLiWZbYZBKbDfoB59nLEND",
+	"A4VvBGI2GWqBa6b0hiA0JxOpctLtdMBSc6fVNQMkcDbAl8mI8pQl6z72eKt9QKY0oxOWs8xKnEOZLIqV",
+	"n9A8Rj6NbZJGZDckznBEUq65JKPxmMBMN8NSUxwbglGR796/OdF01HloOjqUYpTy+L5UtFehorvtZmFP",
+	"KXvK6TmgE0ZoqgWHBe4ndce3HpEajBqi+yBHsISWFYBAqDvEODxiTBlEyIygJJeQMVVerxswmwUx6Ea5",
+	"ci/C7c2HJYIXMhvyJGHinlSweUcqQP6g5wJFX98w0QeRsbTir1GDLanpD/bS454QhXxmjA2gq05ZBpP8",
+	"RPnda8CENkO9+pRMZ8OUqzEdpkgScHezqamErqM04gtbzRCkWs1ZaJxrKdinVnimW6Y91GE82R4FOpqm",
+	"LDODgNd60Je5nKUJkbM85ZcgocC97Yel12ORs0zQ9KggwDvS7PbS+XcnzmU7RLD56+49Hn2VP9QmJzIf",
+	"a4rXmidGy2h1ImVKk1NK9dGlKZ6osZwrNJjMudaAQJItFA0zI4Qn+lgfU5E86GK+ZIsHEykf4hAyZ8kq",
+	"kXLp9uMtqGftgh0JukYqxTnoHtQxMH1Pa+IVDZDEVHj7HKTQzsNuxLd0kUqanEr5imboH777+nWrxwfI",
+	"nWfDRa71j53t7c2dewqSIFflUpIUervOM497HFhBD76lWS4VZGeLvOTfPOgynUr5moqF1czvt0y9vXuc",
+	"8nWmudIynEpJJlQsLNepCHvLtx9xgarfIiM4FrnyN5nMfIMKacD8mBPUNoDqCKGzfKzfwrlWZJTJiWkP",
+	"ghUJTZJMs2dopNu0nBgmjESeUSIy5iFVIZMaU9N1lFJ9fLWJZ71Wilfq7TbrtqIfX7bCXPu292iNWeV2",
+	"2+V7oVdKZvxndt8jqfsQVo5jgUqgPXuAtC6YWPOpRz2g4BNOXoRfmqFNaDqS2YQlIZmJCwGWSKPuhC6+",
+	"TTp1CBrQcooTZOdjnrKS+JFRUaH2jx8/tg6KPcVW232/YTRjWcX+tWypvS/ZTDOp5xlin+/HY3udrfvT",
+	"jfUaX7CFIjRjJJM51TokiHaZixQIiWCXhW76MI08pu1lUvTpidGarTq9sFIPSryalfY6203wxnCjiXvd",
+	"xPtbzX0SFX6VSLdBpEgXZCIvGWE0SznL8NkdbMsauox9ezTLZ5n5Wu9hZazvhbHwsuQ1Szg9BbK9l6C1",
+	"/RCC8iF+v6X7U9j9qj25wyu/jcilaSSqfjt6wJVz3faN53VW/oNCkOdJiCI/VSRyPkDolVvPkm/Qs+Hv",
+	"bIXBhAtn0g+DKc21Rhj0g//56aD1I2393GntfSr+PGt9+qUT7mx++c9gyfofBgdTbiKIlrprjpg2iS7Y",
+	"IgIXGfooGJmmlIucXeXWFAEbTzP2fJYJzfT1thouCLoE4XbBRNqQvyCnLMs5U1Wv6PWrX8zwl3JcUnUA",
+	"H8dMOOsGKMf4sP64PrTAsZrQnLVyPmF1U1OOaLquUyap4ZtFKYyp2qPTbMaIFDGrMfjtO1YFHBi5lydJ",
+	"wpyZHg6lTBmFTed7ia+dAJXLqQKXNRfn+0TM0hTkXCENQ105LfpRPOrQZb80TWusGdAYLtlFHbGd1pBU",
+	"m7zPZQbGJSHn+yW2rsZyLgqH3w0uLj+46/qOvmSLb/VjX6ohX0sd5hNmbcApzbXg4i9W4sSZhol2gnOU",
+	"CyvQN+8+3eUos2rHDssqxn27WGE8N3bORQ7U0r4mOBsA2Jpm8pIrLoWh+VALg5onrhY+6veAHxB63eK+",
+	"ts+5gLtqJ59zNU3pAkQNLdHyzzNG6ESKc998+kSrgTm/hI2lqvTX6dRMi43hWyW4mtA+PAFMtIEN9/tU",
+	"014lBOO6Ub/1Hr0unq/ate/BzT63PMS+Z/m9ynma2hAYUFypt1A23NS3TBumAy3C6eAHDJhWob27bw0b",
+	"e1gdS4SxiJGRbr1dsE8iG68bESmYInOWsVLQ9z6Jjv7+9vjd0XPzhCbQKVV5SZb0V85FPnqhwKaJ2tXM",
+	"jahX6TQGzdhOF1Z8xTLggTzR3X/7/Tevjt9/e/DNKzc+PQA6AqF1mMm5YhmGKRmRGfeoI17baxej47VY",
+	"210/fvPaMweyRqxJulGiDy7idJawpLnuafzFdx79ZDcUHD6hLz2YrW3eD02gfIlnehyjvJMcAVW4f+mY",
+	"LXhccdKXBJHSBK3ecCXxwjuhihk3Y3QymhN5l0NVUJAmzDxBaCZnIiG0kOGWJK51OKaRDX3h3tM4vKCt",
+	"5Z1oRfsVHE9vYDJmWS1Lr6y1/XbofRB6v3qqVsjf1mZSkr+vi5GriOQ35e2ulNK3S1K6bsaT1H/phjud",
+	"64TzV1zVnR0uIcvGfK1e5GVpCzgFSAdcQUMhkWmixYERzxQEwPGcTdR6JAJJNHD8Xx3jW/45SLOMAhUV",
+	"iTy14gEcDTbWFwY3kmkq56r+3C9lAVUbfEuVguXFByJj1GVEvwWNm/PIMFWX4VY5z7e7vTUOnpvO95Sr",
+	"8hEBWUqf1uZyhlm5+SsPfvU+0JRzB7ZxC8q6mTZeVROy/hwsxOaFrWQiYMakSQgBPmABNWJ0Ye/sY+wp",
+	"+meHs9wc31rUsdIuSEK1SrLRpfeRQ+mzISIZi+W54IopwvOvWnShRRtb87+TFv1Vof2DK7S/pbb6b6CF",
+	"Loc/eTrotcqlFAwiNh9PsQx9NbLha48QLVUokI0lxbF5Z80xDK5a+sXWJc00DUB+lzm5DsBAEbgM52NB",
+	"K1eO0E3nZWmsVED1CHw18/Za43VdfW/TUc3vt0UEHHTuTurmb6BWIv/94+uW14s491Eqgb/KWQ6REUXi",
+	"zF0FRadE/GkExVnC8wODhrVMmhBFN50yfR7k0pKpv3m8fCkr9ZXycR2+FhPmD5eiW6RWr7fZoK+H9nvw",
+	"653/Ubjyvf0y/HruPg8/j4T/67ntCPz6puiNnZejS+O1LE/LG8GszzaXhBr/0piqcaTluPffHrR62zuY",
+	"+ahnDOCunpi4RQygV6ShGEp/744Onr8+eqIMqpliMeYFGF2PXdE4J0zEMuHiHD26kQPOgg+WbJv2Y7Y/",
+	"5ahZ8AfLhJEGm0zzhfsKKMzNkChZ9BiCiCaE6rGij+JBJHXqiO3aVzy6/OKBs60te3ugazRJuG6Ipm+9",
+	"AeAxuWxVMOsD0fCGE4eY+gAGYc0nBJsTSIokjUhTpz47Lc/UfyOb1H95h2RIIo+Z6p+a5OFVZJj6T8Mx",
+	"9Z9OYwpxvWuYZNRskxPUD6w8ATHWeuk9RlHsdg9pbonRlIVTE+YFszChNmATpmOfIO3IWa54wkCoAaG1",
+	"RjZdqUldexKazRXLyYTnt1LUEEyu2vC37KrYlcZeBCS+To95jeAMjIHwZJ33LWLe+ooRpqouiTIpv2Qo",
+	"yGi9oWKKAbEIklvX46WvZcJe4Vv6z1N4cx35ugDwK8vYHrBfrZxdQP3duDpVbmYJrsSs1pl6AARcsqpJ",
+	"BdygwhqfKORzeJkrYJMhBj524WM2PbJbmx65WgTTvagIYrDCjhU6GrF8zt+oFdnJsjV/Rg3ZrzzegVpv",
+	"MsD6mJq3McKao6JshhVsfgczbHHkfjXD/pHMsCUauo8pdj0aW49G/nQmWZROkM97+bD1wokBLVjeblr0",
+	"KGIJQz/ZKQTpTk6xNRtjCBKfkU3a5HuMcLVCDsQpMN1DPGTLC3JXk2J9wKHuiJAmmwfSB/b29vZa3V5r",
+	"s3va2+xv7/W3935skzcTnpcNkqHNBTJJIzTn4twPbIesM4dpYbpNGrnuI4bc2FWDXtiMX3gaJxM/1Fxf",
+	"0PgdAjbAHAx91st2TZamiTpKyMmLw5bQw0m5Ysm+ntEYcSdCgsMkjZ9ZJltznuTjkAx5wpshmWb8Uo99",
+	"piBYNeWCEcWmNKO5zPQpmdE4Z5khOL2mjGrlBEKrM8pTSOUa85wRNaVxrWFvdfjf/wwGV51OazC46o4G",
+	"g6tno0//VetXvKvlrrKHjU3Eb2317tW6Rc1WkNajYHcEzgwXxkHiycflHVYnW55ajwB4Yb77eErUDLqx",
+	"TyKnMUc3m229Ge9t79QJplzUfB7jJBuFhSQkEU9AzzQoPoQnzZBE/5jn+jnNgZQUxVMuuF4roWo2jNB8",
+	"aPsakYbf2+HCxYPwmIWEtc/bftC0KtkWMRICIbgdCtt6Aq9bwJfQhvv53cdT/+db1+qXcgZX3TJFfiBt",
+	"5FQny6EcBkYhvq67YrUoF2XCheUzIqbX0VriXSHZHAgip1TzGzihUQYI0StoYmC5IJEnIER1Ms0aobxn",
+	"rRW72OXF1lie5gDDkkl9pkSxTBjQl8q1/AQaN5y+cBHmlskp3DDh4pHJVmfA9NhVzf6LjaZ1Y6j2oX7w",
+	"SykS/cZ3nptny0JKRfeZTahoZYwmkC3NrqYpFRDkvY+QPiDug10GYRqkMFPRvtEQHKOSUQgptvN1JFKM",
+	"clmuy7Fv+gmiG90vtDCSjzPGSMLPIbMsQzvBt6enbwkaQdrkvbFzYStGJtC8xfuKt8cR5gPgI8KtThf+",
+	"7pq/eyEm7kPqN/yLVzbh3y34dzvE7FqEbdH/6me24cqe+bcL//bg380Qszkx1WCr1zP/duHfHvy7GWKa",
+	"CyRowL87ISYXQvZbCKnZn5bUwno+JBP2wcF/vLDoH/rya5uJ9I1MFvYaYgEcOmFHmRsmh2r5hnGKLN8o",
+	"TsHnTHD3VWOcK4AVzNMZv+QpO2dHKqYpNYoq3CmcGy/ZovreO+Pgci6RQ7A0jJiWpJba8jOqS92pXH0n",
+	"ZzmrXHvN8rFMTmR+gFhU5vLzGSZKsBM82YvPOIeSuQQ5fO8YjcfuZQ/pHC/opXA5w3ipNsvF3gLxupjp",
+	"0vdfO8eIt4CwXIvqPF3FjCXqEJALHHXA29gUdNLYsss3X/Ar9wls++gqZyJxF31AP7xicm4PZvlY0+Ms",
+	"YwWRYZ4+nIYlprbEJV7TeMwFK3iZYbr7hKJipZlx5CE8oYwUWYgZzcErsDi6I23yxuKVKJKwKdMqjrES",
+	"yqQmC8OCAv2yntHhhVaEjiwUQtXKUBYArme3N5zB5YyfZYsicFerOu9ryQk0SjjdzAyCUrhixGudSJWj",
+	"6Drd+A6aL/ajbuzeJNc6UxCaqTAk2yzkgh6WR20Qn6rNAfrQVGoWnBEujM9qKJOFy/x0cEhGiW7XySUF",
+	"gFSBnTdEtmwBpaY0H7scrFqjp4Wcuol03MdCMyz3at1s2niYZRoScnY+tmKocQiMwCOAQjrJZRF+RXhu",
+	"EyEZvphLMoPrfRD1pxkb8SvYpWDSGslZWfsDWT1SF2cpv2Rn//rff3682vtb1CYnNqQINq1VjQz23JiL",
+	"3ESoX7BpXg5OrbRVljU31zGfvfb08nrTSglNDtILl7XPTxu1wmp5ul9kjLXARYZPkCnlGYqiCz1Vci70",
+	"fO47e0Ov40JWZ1M921ud0nyCS0mZe9udTmluaoHCJ/TKH1qvU0MubytAyysmxXHLyoyvFu5p6+dP+p+z",
+	"FbPlWXB3Kqw1DNDOYe4bKM0qOKOSsyxm5F//5/8StJQ7mvtlUMVeGgR98tPA2MoHwacvUZvYFjBzwDRR",
+	"tU7FNKepPCeN6Ko1Vlk8pYtWYQxomdvOkcrFSFofbbOyQNfhVFs06+VF05O8tGiFX/s+BsM3UxyyHGne",
+	"KnNkpbczApbwWSdczHJjrWUjOktzQIus6DRyTlJrvqokx1wwVlgKyZCBAzE3dk0pWKjn2Xxln3TAhkfM",
+	"p5qEiUQRnusNJUXM2uSgwO7b7ZDGM5LQhYuRM94afSu8CdxyaQEwjOC+1lrrS5Yux5vmBg1VCta8cSkm",
+	"XPjf6d7GQnsgXDa4MQU3kNt7FthKhJkzWxVm29/FJIp1tJKSYdRhPCk6YSSbpQycMjQ39hYpHsfMuDJs",
+	"rgiWM7FyytnD5WgUkmjpNsdKDqSk79bEy61n0DIUanUa/Oli5D7VUjWAQi/unIpDLlmW8DgndChnuYl8",
+	"uZMfx+/IO6Y0I3lMX04IwNbMBuSYYTy0h6c8qLvyDPBjSIL1C/SGDJ1PJ12EKMF6CHc8xxNtLNOENBAn",
+	"WgobBz3Zx9CV+kMvJCxVjIDRo9kmH00oXClOxZ8wDEtVemrnYwZ6mQurh6zH2x0ta6RRA3ygFjH/9b//",
+	"xNiHKf7d1JtfS6l63CzTwqpiQsuZPG+TY3D6jKkaY9zaiAvPNm/yr8FHEpJUnp9jxoM1et5s43wsZ0Q5",
+	"SnkVZcF2qWGadbuTRKBERahsoxFVr4pRKfUaGnseOsKMjRBXel440KhFDC1oywArPnGIUqogL3MDQ81w",
+	"vrVcHLkaBlGzXcYxgf7VgcGX+muWOfRCpQE3DsExhukDwjKsYRrGZbG24XtlYNipNgqZdWEarCEH4XeP",
+	"FIV6oP2VHa0GqhcbrK77xkEbVdD4o98ql2SpCsDqqBC7Ch7HUN4GqIzb5jhhljjsCgRvX0GrjfUSyZt9",
+	"n3mpMUCRAoKPsViU5eYVaRgPntdRV2+l2vgLvY9XlYuJlg8oV0kCfddFpHt8oUKiwI5KGlFmlLU+6mmY",
+	"U1CnlO52rtU1gVtX7XjrRdSRhqIiGcqrZt/jj46b3S/gztbjMEF39qcLvLt7IkotVGHtqvklVMxKqaWK",
+	"BH6dFjDaQt0GwCnx1BfE9r4uJu73SsmwM+scEPZCNSnj0lZGuYlT4N4Xcu4VSkFBq676EmkUvsoIKqEg",
+	"Ld8gaWJvQuu1K2VC1LLu1XJCvRvvtJDj+rZjCGY3XrihOlD4RFZqwbT9w7tPhA/4Ckeww351okKl5JG+",
+	"ZySHouQRaXCRcJVzcT4zi6Mlg3dHH968PNIf8mH3ltOn5mOpWBk8GnwdbRI9P36vqUa34ScztYtMpn4N",
+	"BEZlk/SL+kVarC0jaLpt0r6GIWpGb7CnlSzyE2s5ZJucsDn4NRR4f4eM0CRhSZ/kWsclFO6RhZzp9dGz",
+	"fgFUWQp/ckuoydbfU7Yqj19HysxzEAZ2urxsrbBac2llkbBb7MzFB0Po+Mvz6eGFd5gF636bDI7igk36",
+	"ci+U/Fl4zS+m5nNL0IoVi2cZzxfvNTtFGXEIoIsHs7wmPPl7xciBAdkEO0OfIEYjGcw6nc0YYl3gT9Ym",
+	"p9ZAgV4BW/FE9Umj24RgHoq6NcJPGlhVcJaN+PksM9CrBM7rhGX7pNFrWmJ3KUtA9JiAEEuRUy4UURdn",
+	"Nle08M5v9jwDM2mA8dSzsYfEKxPY3CeNzeYSeLv5ANi3L87a5D0ekSYabTHl+nhcWDAUgs1ZRQCpYd+H",
+	"fNHnfHrJQNCSiucS8NjMRNCiahHwSpjngneO83yKYHlcjKRFFqQYLmvqD377/t3h24MfYLLAYr5kWEZf",
+	"qQtDsCZ5Koh91+zv9kAMxH/8BznVa6UG4gh4vvVRWSi5aE3iiDR1ZIyRC64PXM0HgAZAu4ljNs1Z0tdf",
+	"/BWeIL8SNaZTRn5FPvnrQPzaarXc//VzS/T0q4nHGFLFdrZmWUoUO59AgHYjQpJsTxEIu634uaD5LGNR",
+	"MyT6RxGNtYoaya8kTimfkEh3KepbuUmfekZ0Cgt0dgK4+tBRr4jnr+Axim6g1RrnEiTWFOQa6ZbwlzPO",
+	"g3LFUhbnypgKkVahD1XC/hVsCet2ZFruyPTOHRmIA7NYsLwJSfkFIxTWsnD15sZpBqz9u4+nIURNo1iC",
+	"82dsIRGRcTzLFNZRaA/ES03OXKmZXU6ubHQdSaW8wO+5mYzIf+kBZ1QkcoJ0U+IZ/0Uo2Wm5CwMB7ic1",
+	"m+ybMweZkb1arSoDobdo/3GZllQsoCezaXsgtDgMYpWdooTmFPbEBZtCdQgTecrKDAMiT0FXnvCrPqHu",
+	"feBZABI1EIpBAKuxvVMkSBeeiVruJcsUg52uVwDIW/UxcJE05mPZDAHeEuwbEWmkXOXALRwMphfxCIc2",
+	"olw1w4Eo29Hcq57QiPxRlYA0S3U+0H+kdyhuuYFoVLWW0PpHCN5phmSazgzd5VQkNEtIxBWknNFZYtLS",
+	"9H/EcBRZJucdk5pEUQsoj2BCp1hyDv1yuTTCEDiZ+mt45UIyMI4w8NANxHlGNW9aNWw0ClVvYgsRHrZZ",
+	"rY9PnyQDgSWtNC0hvAkEM17r5WuTIxqPiyonEMRm4UKLZeP5QAjGErWyxah05jExktBHSOZMraDG4pTi",
+	"d9xJU6qK0FJ0xPIF8P90IE7HTFnPB1h7Nds1Bl/b4RCGa74HA5YC7KkxQ18a9uiJIlOZ8nih+QpNZ5rX",
+	"DAQXzh2XZ1QonE2bA3hh5sGGJKKhI8OIH27dfdbyp6XlC7Zo4lajGTOcA7kSxTG1NL9JiLHXLQjgYcDn",
+	"rO1EkWnGRcynNFUmvcEtjT6HRcwUTF63TTY23so5ywxbOM/kXLU3NggEudqXxhTO3hkoI4jQqLzkSZEu",
+	"TMCEY20DQUhZWtfnNVGzoWL5kiW0EUFUYlREobaNUUXvSxcToUfy3cdTze75heY+Pd39V3zElnq/nNfg",
+	"EJ8N5E6RF4BPlLMsoP88Vywd9csWVzR7iXJuBDgKNP8esiVHoTfIXq+zGYXQdjFQelXKTQW4U4PX54Nv",
+	"4/4tIIZ85cVU41GwxQgx87kdNdvkwB2RcEcx3Ivg2zbhLU4bhIw0U9jHcWeIotUcC9hfcVINwbmVW0Ax",
+	"82WcXLVPpkBUem7MXgPdVW9DA95Bp9N0gdywPRCbeiWXa+OirQ4+OObiHJZ2LUthWEqINEP3fOl+pQZx",
+	"7tlxsBEmEhUCbhP2/oItWtiXCTh93c7I2GimmDLkYiZ+S69ijRufKzITdDRCx85AbOlBQ7l6y4YJzeUE",
+	"dQM91lOffsqZOxlrWc5Qz4CgS146ttF29aHvtWThVsGPg6D9wGhiKWznreR+zjQRQFixPv62dec/muJn",
+	"VhKHXTZkxktkYK1EwjKWbGxg5VU9XwVgzzzjube+A7Gjmz3Rui+wjCJCfWOjb5utJuiskZ2D/MjL0IH4",
+	"LC7YUy0mnWd0Om7VJesYXxx0WvcfoOhhHcsJR9D+XZKOBuKZHnFZSVJTiNmgxlCihw7+yFrQo9BVlYVF",
+	"hK6GtgmeK7svi7Kxxkqpp6BhmWulauz+qpIm0K7rmeHk+IlKiZMIorz1VvAKGaEZ0IZ2UV9nMgUmQUp0",
+	"GLuwo/Y6vajZHohdPVNooLQIXymjl7aKhKnpizRfIJZPYPpqKgHbh5AflwoM94krJLxPUnluPwcCBEXG",
+	"2DKaCEqj7YHYg8PUugw0WwHNBCrIGALf2CA0zqRCH58+g7sd/Raeahmq/jEsuKmqQaI443lE2FXOhElY",
+	"jDgcRH7ASUiEFC1jRdbaAFNI8ySxgd1GSjeUjxHTqoDb8FbCRAH5tA/roHe+XocuiA1vLBNUqH0YyH1Q",
+	"GGM9ggnTgzHj0gIUxCDTQjUB+VKwTDfZK3aBPtYyFssMKmsXWWI839ggjagAuIHODMTGxrdyTpSExo3W",
+	"wpUT5zQjfQ/ymxYCYiCVmAktUMLIgMxQfBmxuTXtw7FHtTIErNtWeTRMMnSMk87pIiQGr8VHAMSncfJM",
+	"5JWftoUiQj4QFZgIWJ7hwhCsedIo212iChO7MkNSYz2/71jCVehp5QPhLSgO2y46aWwTpb/hIsS80nDm",
+	"LNWyV2o/EhahYx/HDJJSB6I4A4cs1fOvFXA3/zkIvgzOOjd8V5FbH/M8piHq2caRCAJFm2D0/UDoefBP",
+	"dKQje+aBY0XlBnRD6hPUntUzxUIccWJ2ntUTIJbaWaQwM4cKNdfT6AKlWCmkvG2LLTvnBDWpVMRuNhSf",
+	"vLyegbgusecQ7NR4LKBlD0gEePdEXmra0nKHiewzgnOSoFXDWN+0Cijnqg+CecpWWbiHC2DqyylHbTSY",
+	"wUu/mp6RX8mEUWBbdUYzSDAi8F+wlxVle+5VEZe4xrulxlcUyDVPd01X9DtCEjR4WmOefaTrHrmxcNFy",
+	"vaKimV5NM2OqXG1XmZX7uWC5fXnTdHPTvHyb2qCuie6qJpaqfPKiSJl7u1d626TBmxqecJiVg6JM3Lm0",
+	"dT9dO5uunYpBUNVgixevba3qPGykNYqagh9Ij3SmCtuz3h+FZlD55Hbpk+BTs9pRpQ/A03EqrlW0uJvP",
+	"LbOgW0h3YH+y7oUG8hqiT389NxCRUKok1yya6S41U1m5LbNy/iOZnOXMPrBturJtdyPcxELIyEBk7pVL",
+	"nkDWl315z7y8R35F4czKW9cXWK4Wk3WtdV1rHjCroU1nzQY5rvSgg9cyX0HhUN+xEki9TOia26z7rt3B",
+	"Hu69OZTwva7Zlt3NCq9ZrtFo3zCT3d2u4U7LJYbMW70evtXTg7bSnLfDnUVQn0JoM3Ivdt2L3sAoiWcq",
+	"lxNU47B61VLtLkfISdFaz7VWtWToAVTkSJndBDZRNLy5smE6VAx91xVziAmqNhYgZ8EwdoNir/V6yDyg",
+	"9cndSpQVTW27pmhdbTEwU9QVF3MN7NSPtL6MmHnL7LIe0OddSk26drrL7dy24iS0tW0OcaRnXionbGtR",
+	"wnqF5PNM5tY86dUHBleMJz89UYUly8tSJOzzjKa4lyvp/k77Mo41clSoZgNR1c1W62XOAk/zsQIzrz2a",
+	"WEKmNIeMLg9eG/wIXJHoKZ3ylqakpxFpFPHxKVVjk8SfMqpY0vSN0QNBU60QgJ3DbySyYhn4r32Lskj0",
+	"Y7OE5y3E7nkKz5avRVbP8JHjaJIoOH8yOVVF7wgaz4U0OgrJs0V7IIIwyHmeVr24unNBGGgdAR243fZm",
+	"uwMhBqtN+V7kJyZnQr10m4UTXpurU37YA6zEmOzS63oG3Ac+hQEyNpat0+CnMJjSxYRhF1c+HVMRs1Q/",
+	"rbUwkSw//CkM5mw4lvJirc9++RIGcsoEnfKgH2y2O+1Nk84IwRAFWUH+D6uJEn0Fh2gNPI0NAPaNNAik",
+	"5ldmCC0mFMS0aE0OnTkySzSBNmzNNSA/RPFJmgX2Q7+cWIj1N7XKgG1Op4xmqKAjy0ZMMsSqGQhzBqkL",
+	"Pp1adWWKePDkJYqBWbYAoS6h4Lj0oRiFSyKwFb6ee2jtAwHeJjYCS7aLijVc/P/LsxmDvDQwuNf4vfSK",
+	"RbgT3AY8ToI+gHxhvCtAv9kMVhX0f1qKAzc8F7U5d9CgCwyCKvVTNonVRE2U0OmKsDSMzV2vpKEXPf0l",
+	"/KUmJwy4PUR02uUHMSkkXS1idjHfsa5zUFy7VA/VJZ/1OuVUr5tg+mpRXHx8kyUEQsR3kxOeE4NLVUQK",
+	"AMgbeQMQKqs6b4DV1p1FA9VS09U3+nSG5SxEW6PwNgpwbi2xCOIXi8IgN+v3KEF21/XXQTwX/X04ZG/N",
+	"N1zGkv7hYXoDuJwD9F4x/gLlFISVqgq3alAG8Xp5SPeIM9X9dTGm+kc5vnTFAKzM1oiAGTTdUIxE3Igg",
+	"MShqXjueAmJ7qUawF1+6moJcTrYJELEFhTy0KZCffcApACz2bJZtnqymolJdqKKPVUyqa7NqlgeAc2Zs",
+	"L6UqGXoKUcqxwRD4UMV9IXP72qqOezWBl7mNydlammk4mlHcgxO01+msX/YW3piatLc61mCfe/qSLd7q",
+	"576sXWa2poJObZViC9Cop2ufRIAVWOKKI1ZkOALspRTMHLz4tMWTRLdyhvzQK09bEn5vqk9bfrhUoP2v",
+	"UCz+fkWWt5C46l5yRPj0G5rYDER4pXvzK6VS8vDS5s0vFeg/8MbWzW9U8X30e729m98zIDVmVJD4sL3O",
+	"TFgIGwOAAlmjkwnNFkaM9VWMnJ4j0Ly99KleySgEppLkBomAsg5m91ipGfitBfplbDAk5MQVspeJaSrS",
+	"HxGMj5vEI4tM7FTL1kAoW1+WiyKOBY+H7DpJ00RYtcmBcRtsbPQ63Y2NfYhSH4iETVO5wNBR9CzAE52N",
+	"DdDzUMmz7nIylPm4TmyNPczTdeVWNGbyNIUYImvs9WoA/gby6ycH/QNQXLcrYe6lAQa9zman1em2Ot3T",
+	"TqcP//sxKKfK18B6mEEdmkuQNc4gRr6SJbRai71Ot/y0/gFSB1pbc4I8ZyMumKqk7HsmwgmdhlVo2rCC",
+	"TQvhfHTuxZh4lbhjl7tsqb+9tNJf7n0MG7HlxpPYwEVCYclbHsY3FX2v1CgjDcgaqdmOkLP99ZB9nEO2",
+	"hyfmn5p02kY0gzOk8EhUa5SHphI5HDFCzr/S1OMKbrc4SSxiGuaiIzKmD0Fqse5+cnBowVODZ1zgl1nY",
+	"MgtGFrhw2wEcNIMAnMkYpRp4Rx9kzAed7nfPd3/Y+fjsb72/b/64dbD9zc7hs+e7R3svSogdgRltFcMP",
+	"Zcl1HvPgPEDPWntzlJH1VuyNG338Dh6u3mFf2RX3pYS7y+P3IJ/NTq9EPnbN+z9ZWaFvLMx3JYLTm13z",
+	"Lgkcw0HRPf9ArTwuCS0FPaxMW2hAxEQzXI5sKFzF8Ey3GXqJw1p/Rv8it/GF8FSvGaLXtJrCBHc3m/Wp",
+	"sTUxCPjCVvOBiXnrnnS51emW6PJOpGfVBweVcdPtxyUWu8yO30DgwQNP/N49J36vcp7cbeLLtfRWxlzc",
+	"8a3HW6aDuq/b8MhrIp1XxJA0YD6b7hwpBwrfHAsC7/ceeG9217DhvMWEUIdyDO9tr3NA1eAggzmndz+6",
+	"BAzuu9BlGJjoFP9IY1fTVLf7qUR/3y+FsQQ33X88Svx+rZiaBuJ0abXZxng4aq1Gv+jXwO9ThL3g+z0k",
+	"0KKJapKPLV6AQSW6V/De5gMT5u9l8kP1y/Ke+9n8jFVFf6DwmZsYgf4vK0yB7330NL8OaQlkBLA3TMBg",
+	"Ivvl+MpSIpKJlBgIm+SrJSKAnPRzLIroK4NkYeQmB4JU2AoHYkmuwTH5BS5KkYf4xYZXxwMpp2nd5Ta3",
+	"Qnfg0qCxtMkJZhJo+jV1Fm09mWULkAmPxwibMs5ZKa4s6nU60cZG36i+BvtsNWKd/uJA4MMYGD0fL0jD",
+	"h0fxYE/CApgk9ABGwgJSJKyC7AzEamgQSGqrx+1wYYfChHGXEg33cTrxDjpsbXy1mxKDH+giniAD0GRa",
+	"L2wWR3kKYZJb6+C8QOBGmpKGF4M8pIlLA29WgWAGwiUVuXFUiji58RthuR4txktcx4ALAuO2VEWGC5cJ",
+	"XrStwgJJAN/Tz0F2oBRMNcH2CKFawqQ+5jJNoO0pzXIbO4JTJkcmztVSHZhP2nrmXviDvg4oL/RRFRWJ",
+	"5YQ56z4EwfQLStPdaNwNBafpU2mlpjck1Vxb1BuoTIReQqyJM84uVJXOScPHydFN27SqCmJOn0Q1eFWQ",
+	"4L5yn5CGhdDRDfsoOuX8dKdJ9UlUA2WmPwJ4l2Z3m2RvvXzQcAF+FUF5At8xY/Pv66u2lnshgHLKpV+R",
+	"p5cZUAmAblVleKPFWfDmJ9DTsk63BLoXrgCnawKRHlSW0kuwg5MBF06FiD1R8A9TBtYEg+tjC3Tzvs3M",
+	"K8V8AY5wCSmpARmzz4DnlRm4t5sgNNFgScLnZ5iALUeYk+qXHdfD9OuWR/0avvdEQXgZZqViAGkTw7x0",
+	"s04ZNMmANnnTpatWWFT9TOme2kNZt2qnDPIGIx9E06aoTexK2IkwYE8qpynkVhUV6kqnLeQCPVEmYxkC",
+	"Mg4rd5t9zI/G1DOT4uVv/CLxPYE0GXTi6w4gwVncWYhgnlNVIPelEpIDW+RtNXECs2NL5GtDAXlWplYb",
+	"lUyLT0GqMSaTY4KGbg4NFaGJSbVxM+ZLNLHZEvvmGzZ/Q8+ikzBqHJKXHpBqcA8nHzjbAnsW7X6X9C5e",
+	"fd778erD1uTk2fRdV53uzH/YHB5uj77tnB9sXrzd+/zjsvtu2UN3C9dcHdrwNY6BO0IKP4aXjXvoXDf6",
+	"Syx6nw/pBT5SG0CwbgN+xEHmYYat+76PM+ajB671MoKe3W1xbzI11YrDFQkYYrgLKdeDiCnD/vrM6hr5",
+	"5Uk52teH+/3qPvpTu49QKV7PewQAP/8OziNwCd0rOzRcyq6ELNAG5Is2/xrOpbva7IrjJag3PJSJwFTE",
+	"K2GvPuhrj+xFWhYrV3iTrNXFeZMe1gdETsA2UzaiONnpqxX6384KfVAPZ1w2L7tySTg/Rc6cGXP0F7ET",
+	"f7Cy8sOYii1HKpmKf+HJFzQQQ17WkqkYoXCr6bIonU1ophfIphZFIWx0s+0boO6KxZIpwUBLDYRBofeh",
+	"PRxUh8G0KMBpIeDbarU2I1B/zmIIjTLGEMiiPRCv75jiCqhiUYhYDpA12zTJVWCoROuxdXhYJ2GRIo1R",
+	"rGD/LSAwwKagcMowPxFyQzlLzJsWx09IrdzHmhsDEoWzAugWivoqQvp7pBp/cK0NHb9Xm9yFt9aMkjXu",
+	"guPnLhTW1CE0QaP3iYB1BRUeIKPBJlKskdRgK67eNh7uA2fzNWLiQvCqODIDG5PVcywdzan6Gkz5NWOh",
+	"9g2/RnEhWNzUtWkm9SkN2WC/50GGh8iDHWTmrPoS1icGvwN/HRoPjB9kKR/YgWWIxOQG272JwCOhhW6y",
+	"CbgDUWTgEi5UzmhSrnJ6p5zac5b/xXiuKah1E7/VfPOxmO1XJvqVia7FRH83dqjFv8uHY4gu8YvmcU31",
+	"iEMfsvSJIpFmGeA+NHkvAGsPLvyINOqKSvIc3DZV6LmBMHL6/rWVJsEwUEJ6aUCgv0F4abbJfwMCu1eW",
+	"dCDAZrXv9dEaFtBkPB9LcBlN2+TgBhAaQD7lVywBaRpl+HXFaXRUoPfZXPdxkEOHVTwQFuuXX3sSWODw",
+	"mrNg5pV7/SMdB3d0T9mipUWm/trcvq7w7Qp2X61uu19EayhAJzbOOaxr/RiepD/Agaf1SxO+9PXs+3r2",
+	"rXP2ddY4+w6lGKUcq3r9nvbTP4uag2zrwU51g5m0bK97WhiwVsd4vpNF2QhjgsNjbGPDHJcbGwZzY9+z",
+	"7SnAhsRIgKcGsnGUyrlqD8TNpxqYq3hCVG4LFyp7GNsk6hWJ5QNRzSw3eegWA8eZEb3Cn1YgCS3KEYao",
+	"mgxf8JhRdaEGAkdedkEArHki5wKCc2xwU7NvwJ6qdeJdCApACJny8ANhCstC5JoXvOXHsEEASWQHcqbV",
+	"SF8WgtgvLTKYNYVxnVMuBgJxy4WTlMojsDDCNaJEVind/xcQJ0rRZGb6g/5OZ+0T9V1lTq4RLN4YEirK",
+	"UVOkpnxdimwH9xcsPPTJGwWMYnCPktVrYzypspb0FYm95R3+Nbn3rxedAZzAi80wfMLFZiByEkQqiCd+",
+	"oELGzmcphQymjBk/4180VoMnJWzsr6EVK0IrrIRzyxiJ+732eyfoGlnpkUIqXOqfbgT5cjlnuaaLJsEX",
+	"6vBCqnNhysB723+8bN2HSBo1Qs+qbN2l249HOSd+hssy+jZGbuVQG0KcY2KVKOey+CHYoshg+cMl+3bv",
+	"yEVqrUnldH27YCW09HUfe1yu4Bkoy9/9GuMEAO3338xvlgDcTSS+J0XvOwRrB+2gNVOj5WLik2CP1u7j",
+	"klgNrP3+zbD2f41AqUL7cYN9eAuMhzO+BiY1llwicmQCmmwlH3k7xGrB5kzlA7ECsrpvKC+sqbnh6iiF",
+	"hAn8L1JkSByiansgIP8MhqXJZ57xPGfC1c4GOAKvDic1dU2K6kpebTAypmrsEm2xzSEbGXDABphAzvQz",
+	"EeCyLTnhmzY8Ss4JS3heKuRDbCUmrXYOqWJkmDF64eqBckEakV1VU+kJ1syknEQhsbfL15ttciJtd01F",
+	"NQ/jl7pRScFqPTu6sRtQs/UjR0g6t0LORnL7ip39l8HOtgtqAp4R9njVpy/YAhf01oa2az8OM8Rt0eTV",
+	"FJWbUN/1Pq5J/ADf+c3AiOGjt4UjdntxfUhinDjLjZF4vlqxvjra/hTYwnjYMXv6OHHIv7yGSOROOVwl",
+	"xeJZxvMFHGFYMu5glo+D/k+f9O439RRrDri3mUxmlrfMsjToB+M8n6r+06d0ytumE+1YTp5edoNlTvZK",
+	"xjS1pRwb0YReMJLNRNQsNdd/+jTVD46lyvu7nd0ONPbJDX8JEQXPey2JLJVkA/AIK6y0Cw7pBMr6Y0mL",
+	"DS0QTKC67CpxsGjaSIP+F/w1+vLpy/8LAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

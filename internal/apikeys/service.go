@@ -1,5 +1,6 @@
 // Package apikeys holds the use cases of the API-key service: create a
-// custom key, regenerate a managed one, provision an account's managed keys.
+// custom key, regenerate a managed one, read, update and delete keys, verify
+// a key for another service, provision an account's managed keys.
 // Each runs in one unit of work of the store (store.Repository.InTx) and
 // asks internal/policy, inside it, whether the caller may act. It speaks
 // store types and apierr errors; HTTP lives in server/.
@@ -32,6 +33,9 @@ type Options struct {
 	// the change committed (never before, never for a rollback): credential
 	// caches drop the key (optional).
 	Changed func(mode apikey.Mode, keyID string)
+	// Keys resolves key tokens for Verify (the server's auth.Authenticator);
+	// without it Verify fails. The other use cases do not need it.
+	Keys KeyResolver
 }
 
 // Service implements the use cases over a store.
@@ -42,6 +46,7 @@ type Service struct {
 	now           func() time.Time
 	maxActiveKeys int
 	onChanged     func(mode apikey.Mode, keyID string)
+	keys          KeyResolver
 }
 
 // New is the one way to build the service.
@@ -52,7 +57,7 @@ func New(st store.Store, catalog perm.Catalog, o Options) *Service {
 	if o.MaxActiveKeys <= 0 {
 		o.MaxActiveKeys = DefaultMaxActiveKeys
 	}
-	return &Service{store: st, catalog: catalog, usage: o.Usage, now: o.Now, maxActiveKeys: o.MaxActiveKeys, onChanged: o.Changed}
+	return &Service{store: st, catalog: catalog, usage: o.Usage, now: o.Now, maxActiveKeys: o.MaxActiveKeys, onChanged: o.Changed, keys: o.Keys}
 }
 
 // changed tells Options.Changed about keys whose unit of work has committed.

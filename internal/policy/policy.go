@@ -42,6 +42,8 @@ const (
 	DeleteKey     Action = "delete"
 	ReadKeys      Action = "read"
 	ReadAudit     Action = "read audit"
+	// VerifyKey tells a service whether a key its own caller presented works.
+	VerifyKey Action = "verify"
 )
 
 // Permissions is the permission each action needs. It must equal the
@@ -53,12 +55,13 @@ var Permissions = map[Action]string{
 	DeleteKey:     "account:api:key:delete",
 	ReadKeys:      "account:api:key:read",
 	ReadAudit:     "account:audit:read",
+	VerifyKey:     "account:api:key:verify",
 }
 
 // changes reports whether an action changes a key, so that the power and
 // life rules apply: nobody rotates, edits, switches on or off, or revokes a
-// key holding more than they do. Reading hands out no secret.
-func changes(a Action) bool { return a != ReadKeys && a != ReadAudit }
+// key holding more than they do. Reading and verifying hand out no secret.
+func changes(a Action) bool { return a != ReadKeys && a != ReadAudit && a != VerifyKey }
 
 // Target is the key an action produces (create) or acts on (regenerate).
 type Target struct {
@@ -91,6 +94,16 @@ func CheckOperation(p *auth.Principal, need string) *apierr.Error {
 // reveal nothing.
 func Sees(p *auth.Principal, k *apikey.Key) bool {
 	return p.CanActOn(k.AccountID)
+}
+
+// Verifies reports whether the caller may learn anything about key k of
+// mode (the mode its token names) through verify: k must be of the caller's
+// mode and of an account it acts on. Verify answers any other key exactly as
+// a token that is no key at all, so that a verifying service learns nothing
+// about other accounts' or the other mode's keys. Unlike Sees it checks the
+// mode: a token names its own repository, which need not be the caller's.
+func Verifies(p *auth.Principal, mode apikey.Mode, k *apikey.Key) bool {
+	return mode == p.Mode && Sees(p, k)
 }
 
 // Authorize decides whether p may perform a on t. It returns nil or the

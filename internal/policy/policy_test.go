@@ -136,9 +136,67 @@ func TestPermissionsMatchSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for action, op := range map[policy.Action]string{policy.CreateKey: "createApiKey", policy.RegenerateKey: "regenerateApiKey"} {
+	ops := map[policy.Action]string{
+		policy.CreateKey: "createApiKey", policy.RegenerateKey: "regenerateApiKey", policy.UpdateKey: "updateApiKey",
+		policy.DeleteKey: "deleteApiKey", policy.ReadKeys: "getApiKey", policy.ReadAudit: "listAuditEvents",
+		policy.VerifyKey: "verifyApiKey",
+	}
+	for action, op := range ops {
 		if policy.Permissions[action] != declared[op] {
 			t.Errorf("policy %s needs %q, the spec's %s declares %q", action, policy.Permissions[action], op, declared[op])
 		}
+	}
+	if len(ops) != len(policy.Permissions) {
+		t.Errorf("policy.Permissions has %d actions, this test knows %d: hold the new one to its operation", len(policy.Permissions), len(ops))
+	}
+}
+
+// TestVerify: the verify action needs its own permission and refuses what
+// manages nothing (publishable keys, replaced secrets) like the reads; what a
+// caller may learn through it is its accounts' keys in its own mode.
+func TestVerify(t *testing.T) {
+	need := policy.Permissions[policy.VerifyKey]
+	verifier := key(perm.FromList([]string{need}), nil)
+	replaced := key(perm.FromList([]string{need}), nil)
+	replaced.Replaced = true
+	pub := key(perm.FromList([]string{need}), nil)
+	pub.Kind = keys.KindPublishable
+	for _, c := range []struct {
+		name string
+		p    *auth.Principal
+		want api.ErrorCode
+	}{
+		{"holds account:api:key:verify", verifier, 0},
+		{"lacks it", key(manage, nil), api.CodePermissionDenied},
+		{"publishable", pub, api.CodePublishableKeyForbidden},
+		{"replaced secret", replaced, api.CodeReplacedSecret},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := policy.CheckOperation(c.p, need)
+			if (c.want == 0) != (e == nil) || e != nil && e.Code != c.want {
+				t.Fatalf("got %v, want code %d", e, c.want)
+			}
+		})
+	}
+	jwt := &auth.Principal{Kind: keys.KindJWT, Mode: apikey.Live, Subject: "jwt:svc", Accounts: []string{"acct_a", "acct_b"}}
+	for _, c := range []struct {
+		name string
+		p    *auth.Principal
+		mode apikey.Mode
+		acct string
+		want bool
+	}{
+		{"own account and mode", verifier, apikey.Sandbox, "acct_a", true},
+		{"another account", verifier, apikey.Sandbox, "acct_b", false},
+		{"the other mode", verifier, apikey.Live, "acct_a", false},
+		{"a JWT's second account", jwt, apikey.Live, "acct_b", true},
+		{"a JWT's account in the other mode", jwt, apikey.Sandbox, "acct_a", false},
+		{"an account no JWT claim names", jwt, apikey.Live, "acct_c", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := policy.Verifies(c.p, c.mode, &apikey.Key{AccountID: c.acct}); got != c.want {
+				t.Fatalf("Verifies = %v, want %v", got, c.want)
+			}
+		})
 	}
 }

@@ -1,0 +1,161 @@
+package apikeys
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/policy"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+// KeyResolver decides whether a key token works: auth.Authenticator's
+// ResolveKey, the one place that decides it for requests, so that verify
+// can never judge a key otherwise than a request made with it.
+type KeyResolver interface {
+	ResolveKey(ctx context.Context, token string) (*auth.ResolvedKey, *auth.Failure)
+}
+
+// Verdict codes, as the spec's VerifyCode spells them.
+const (
+	VerdictValid                   = string(api.VerifyValid)
+	VerdictNotFound                = string(api.VerifyNotFound)
+	VerdictRevoked                 = string(api.VerifyRevoked)
+	VerdictDisabled                = string(api.VerifyDisabled)
+	VerdictExpired                 = string(api.VerifyExpired)
+	VerdictRateLimited             = string(api.VerifyRateLimited)
+	VerdictInsufficientPermissions = string(api.VerifyInsufficientPermissions)
+)
+
+// VerifyInput is a verify request that passed schema validation.
+type VerifyInput struct {
+	// Token is the key to verify, as its holder presented it.
+	Token string
+	// Permissions the key must hold, all of them (nil: none asked).
+	Permissions map[string][]string
+}
+
+// Verdict is what verify says about a key.
+type Verdict struct {
+	Code string // one of the Verdict* codes
+	// Key is the key the token belongs to; nil for NOT_FOUND, which tells
+	// nothing about any key.
+	Key  *apikey.Key
+	Mode apikey.Mode
+	// Previous is set when the token is the key's replaced secret, inside
+	// its rotation's grace period (a key that works only).
+	Previous bool
+	// Missing are the permissions asked for that the key lacks, sorted
+	// (INSUFFICIENT_PERMISSIONS).
+	Missing []string
+	// RetryAfter is how long until the key's budget has room (RATE_LIMITED).
+	RetryAfter time.Duration
+}
+
+// Valid reports whether the key works and holds what was asked for.
+func (v *Verdict) Valid() bool { return v.Code == VerdictValid }
+
+// Works reports whether the key authenticates now (whatever it may do): its
+// budgets are then spent, as a request it made would spend them.
+func (v *Verdict) Works() bool {
+	return v.Code == VerdictValid || v.Code == VerdictInsufficientPermissions || v.Code == VerdictRateLimited
+}
+
+// OverBudget turns the verdict about a key that works into RATE_LIMITED:
+// the server's rate limiter found the key (or its account) over budget. It
+// comes before the permission verdict, as the budgets come before the
+// permission check of a request the key made itself.
+func (v *Verdict) OverBudget(wait time.Duration) {
+	v.Code, v.Missing, v.RetryAfter = VerdictRateLimited, nil, wait
+}
+
+// Verify says whether a key token works now for the caller p, a service
+// checking the key its own caller presented, and whether the key holds the
+// permissions asked for. A verdict is not an error: errors are about the
+// request (a caller that may not verify, an unknown permission, a store
+// failure). ResolveKey decides whether the key works; this decides only what
+// the caller may learn: a key of an account it does not act on, or of the
+// other mode, is NOT_FOUND exactly as a token that is no key at all. A key
+// that works counts as used (last_used_*), as a request made with it would.
+//
+// The key's budgets are the server's business (rate limits live there): for
+// a verdict that Works, it spends them and may call OverBudget.
+func (s *Service) Verify(ctx context.Context, p *auth.Principal, in VerifyInput) (*Verdict, error) {
+	if e := policy.CheckOperation(p, policy.Permissions[policy.VerifyKey]); e != nil {
+		return nil, e
+	}
+	if unknown := s.catalog.Unknown(in.Permissions); len(unknown) > 0 {
+		return nil, apierr.New(api.CodeUnknownPermission, "Unknown permission").With("unknown", unknown)
+	}
+	if s.keys == nil {
+		return nil, apierr.Internal(errors.New("apikeys: Verify needs Options.Keys"))
+	}
+	r, f := s.keys.ResolveKey(ctx, in.Token)
+	if f != nil {
+		return s.refused(ctx, p, in.Token, f)
+	}
+	if !policy.Verifies(p, r.Mode, r.Key) {
+		return &Verdict{Code: VerdictNotFound}, nil
+	}
+	if s.usage != nil {
+		s.usage.Record(r.Mode, r.Key.ID, s.now(), p.ClientIP)
+	}
+	v := &Verdict{Code: VerdictValid, Key: r.Key, Mode: r.Mode, Previous: r.Previous}
+	if missing := perm.FromMap(r.Key.Permissions).Missing(perm.FromMap(in.Permissions)); len(missing) > 0 {
+		v.Code, v.Missing = VerdictInsufficientPermissions, missing
+	}
+	return v, nil
+}
+
+// verdictOf is the verdict about a key found but refused by ResolveKey, by
+// the failure's reason; "" for reasons that name no key (the token is no
+// key, or no key has it).
+var verdictOf = map[string]string{
+	auth.ReasonDeleted:  VerdictRevoked,
+	auth.ReasonReplaced: VerdictRevoked,
+	auth.ReasonInactive: VerdictDisabled,
+	auth.ReasonExpired:  VerdictExpired,
+}
+
+// refused turns ResolveKey's failure into a verdict. A failure that names a
+// key (deleted, replaced, inactive, expired) is answered as such only when
+// the caller may see that key: ResolveKey does not say whose key it refused,
+// so it is read once more here, by the same hash, for its account (which
+// never changes) and the details shown. Any other reason is NOT_FOUND; a
+// store failure is ours (500).
+func (s *Service) refused(ctx context.Context, p *auth.Principal, token string, f *auth.Failure) (*Verdict, error) {
+	if f.Reason == auth.ReasonStoreFailure {
+		return nil, f.Err
+	}
+	code := verdictOf[f.Reason]
+	if code == "" {
+		return &Verdict{Code: VerdictNotFound}, nil
+	}
+	parsed, err := keys.Parse(token)
+	if err != nil { // ResolveKey parsed it before it found the key
+		return nil, apierr.Internal(err)
+	}
+	mode := apikey.Live
+	if parsed.Sandbox {
+		mode = apikey.Sandbox
+	}
+	if mode != p.Mode { // not worth a read: the other mode is never seen
+		return &Verdict{Code: VerdictNotFound}, nil
+	}
+	k, err := s.store.Repo(mode).KeyBySecretHash(ctx, keys.Hash(token))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &Verdict{Code: VerdictNotFound}, nil
+	case err != nil:
+		return nil, apierr.Internal(err)
+	case !policy.Verifies(p, mode, k):
+		return &Verdict{Code: VerdictNotFound}, nil
+	}
+	return &Verdict{Code: code, Key: k, Mode: mode}, nil
+}

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/apikeys"
+)
+
+// VerifyApiKey is POST /api-keys/verify (verifyApiKey). Every verdict about
+// the key is a 200; the errors are the request's (the caller's credential,
+// its own budgets, the body, an unknown permission, the store).
+func (h *handlers) VerifyApiKey(ctx context.Context, req api.VerifyApiKeyRequestObject) (api.VerifyApiKeyResponseObject, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.Body == nil {
+		return nil, errNoBody
+	}
+	in := apikeys.VerifyInput{Token: req.Body.Key}
+	if req.Body.Permissions != nil {
+		in.Permissions = *req.Body.Permissions
+	}
+	v, err := h.svc.Verify(ctx, p, in)
+	if err != nil {
+		return nil, err
+	}
+	// A key that works spends its own budgets, as a request it made would:
+	// over them, that is the verdict, before any about permissions.
+	if v.Works() {
+		if wait, limited := h.spendKey(ctx, p.RequestID, v.Mode, v.Key); limited {
+			v.OverBudget(wait)
+		}
+	}
+	return api.VerifyApiKey200JSONResponse{Body: api.VerifyApiKeyEnvelope{
+		Message: "success", Success: true, Data: toVerifyResult(v),
+	}}, nil
+}
+
+// spendVerified spends the budgets of the key verify found working: its
+// credential's (mode:<key id>) and its account's (mode:account:<id>), with
+// the middleware's helper, so that the key spends exactly as if it had made
+// a request itself. It reports how long until there is room when either
+// budget refused. The RateLimit-* headers stay the caller's: the verified
+// key's budgets show in the verdict only. A limiter failure (logged) spends
+// nothing and limits nothing, as for requests.
+func (s *Server) spendVerified(ctx context.Context, requestID string, mode apikey.Mode, k *apikey.Key) (time.Duration, bool) {
+	res, _ := s.spendBudgets(context.WithoutCancel(ctx), requestID, mode, k.ID, k.AccountID)
+	if res == nil || res.Allowed {
+		return 0, false
+	}
+	return res.RetryAfter, true
+}
+
+// toVerifyResult is a verdict as the spec renders it: the key's details only
+// when the caller may see it (never for NOT_FOUND), never its secret.
+func toVerifyResult(v *apikeys.Verdict) api.VerifyApiKeyResult {
+	r := api.VerifyApiKeyResult{Valid: v.Valid(), Code: api.VerifyCode(v.Code)}
+	k := v.Key
+	if k == nil {
+		return r
+	}
+	perms := api.Permissions(k.Permissions)
+	if perms == nil {
+		perms = api.Permissions{}
+	}
+	mode, typ := api.VerifyApiKeyResultMode(v.Mode), api.VerifyApiKeyResultType(k.Type)
+	r.Id, r.AccountId, r.Mode, r.Type = &k.ID, &k.AccountID, &mode, &typ
+	r.Managed, r.Permissions, r.ExpiresAt = &k.Managed, &perms, k.ExpiresAt
+	// ResolveKey matched the replaced secret inside its grace period.
+	r.InGracePeriod = &v.Previous
+	if v.Previous {
+		r.GracePeriodEndsAt = k.PrevSecretExpiresAt
+	}
+	if v.Code == apikeys.VerdictInsufficientPermissions {
+		r.MissingPermissions = &v.Missing
+	}
+	if v.Code == apikeys.VerdictRateLimited {
+		retry := max(1, ceilSeconds(v.RetryAfter))
+		r.RetryAfterSeconds = &retry
+	}
+	return r
+}
