@@ -37,7 +37,14 @@ package server_test
 //     exactly one event to its account and mode (action, key, actor, changed
 //     fields), nothing else adds any, and the chains verify
 //     (apikeys.VerifyAudit, and an independent recomputation of each new
-//     event's hash from the README's encoding).
+//     event's hash from the README's encoding);
+//  9. verify, by any credential of any token (the run's secrets, current,
+//     replaced or dead, of every account and mode; tokens that are no key's),
+//     answers the model's verdict with the key's details exactly when the
+//     caller acts on the key's account in its mode; every other token gets
+//     NOT_FOUND, byte for byte alike (another account's key cannot be told
+//     from no key); and verify changes no key and records no event (rules 5
+//     and 8 hold across it).
 
 import (
 	"bytes"
@@ -68,6 +75,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/audit"
+	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -96,6 +104,7 @@ const (
 	csmPermDelete = "account:api:key:delete"
 	csmPermRead   = "account:api:key:read"
 	csmPermAudit  = "account:audit:read"
+	csmPermVerify = "account:api:key:verify"
 	// csmNoSuchKey is a well-formed id that never exists: regenerating it
 	// changes nothing, so it probes what a credential may do.
 	csmNoSuchKey = "key_doesnotexist0000"
@@ -153,6 +162,7 @@ func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 			"update":     m.update,
 			"delete":     m.delete,
 			"audit":      m.listAudit,
+			"verify":     m.verify,
 			"":           m.check,
 		})
 	})
@@ -2243,4 +2253,267 @@ func csmEventHash(e audit.Event) string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// ---------------------------------------------------------------------------
+// Verify: a service asks whether a key token works.
+
+// csmVerdict is the verdict the model expects from verify.
+type csmVerdict struct {
+	code    oapi.VerifyCode
+	key     *csmKey // nil for NOT_FOUND: nothing of any key is shown
+	grace   bool    // the token is the key's replaced secret inside its grace period
+	missing []string
+}
+
+// csmNotFound is verify's whole answer (data) about a key the caller may not
+// know about: a token that is no key, no key's, another account's key or the
+// other mode's, byte for byte alike.
+const csmNotFound = `{"code":"NOT_FOUND","expires_at":null,"grace_period_ends_at":null,"valid":false}`
+
+var csmKeyID = regexp.MustCompile(`key_[A-Za-z0-9]+`)
+
+// wantVerify follows verify's order of checks: gate (account:api:key:verify)
+// → 400 (a token over 512 characters, such as a JWT with many claims: the
+// body's schema holds keys, not any bearer token) → 422 (a permission asked
+// for is not in the catalog) → 200 with a verdict:
+// NOT_FOUND (not one of the run's secrets the store still knows, or a key of
+// an account the caller does not act on or of the other mode) → REVOKED
+// (deleted, or a replaced secret past its grace) → DISABLED → EXPIRED →
+// INSUFFICIENT_PERMISSIONS → VALID. (RATE_LIMITED: the budgets are
+// unlimited here; verify_api_key_test.go checks it.)
+func (m *csmModel) wantVerify(c *csmCaller, token string, s *csmSecret, asked csmSet, unknown bool, now time.Time) (csmWant, csmVerdict) {
+	p, w := m.gate(c, csmPermVerify, now)
+	if w != nil {
+		return *w, csmVerdict{}
+	}
+	if len(token) > 512 {
+		return csmWant{400, oapi.CodeValidationFailed, "key is longer than 512 characters"}, csmVerdict{}
+	}
+	if unknown {
+		return csmWant{422, oapi.CodeUnknownPermission, "a permission asked for is not in the catalog"}, csmVerdict{}
+	}
+	ok := csmWant{200, 0, "a verdict"}
+	if s == nil {
+		return ok, csmVerdict{code: oapi.VerifyNotFound}
+	}
+	k := s.key
+	// The store knows a secret while it is the key's current one, or the
+	// replaced one kept for a grace period (ended or not); a secret
+	// rotated away without grace, or twice, and a deleted key's replaced
+	// secret are no key's any more.
+	current, previous := s.token == k.cur, k.prev != "" && s.token == k.prev
+	if !current && !previous || k.mode != p.mode || !p.canActOn(k.account) {
+		return ok, csmVerdict{code: oapi.VerifyNotFound}
+	}
+	v := csmVerdict{key: k}
+	switch {
+	case k.deleted:
+		v.code = oapi.VerifyRevoked
+	case previous && !now.Before(k.prevEnd):
+		v.code = oapi.VerifyRevoked
+	case k.inactive:
+		v.code = oapi.VerifyDisabled
+	case m.expired(k, now):
+		v.code = oapi.VerifyExpired
+	default:
+		v.grace = previous
+		v.code = oapi.VerifyValid
+		if v.missing = asked.minus(k.perms); len(v.missing) > 0 {
+			v.code = oapi.VerifyInsufficientPermissions
+		}
+	}
+	return ok, v
+}
+
+// verify asks, with any credential, about any token: one of the run's
+// secrets (current, replaced, dead; of any account and mode; the caller's
+// own), or a token that is no key's. Verify changes nothing: the step's
+// check compares every stored key and audit chain with the model, which
+// verify leaves as it was.
+func (m *csmModel) verify(rt *rapid.T) {
+	if !m.begin() {
+		return
+	}
+	var s *csmSecret
+	token, what := "", ""
+	kind := rapid.SampledFrom([]string{"a secret of the caller's account and mode", "a secret of the caller's account and mode",
+		"a secret of the caller's account and mode", "a dead secret of the caller's account and mode", "a dead secret of the caller's account and mode",
+		"a dead secret, asked by its account's managed secret", "a dead secret, asked by its account's managed secret",
+		"any secret of the run", "the caller's own", "not a key", "a bad checksum", "a key nobody holds", "a JWT"}).Draw(rt, "token kind")
+	var c *csmCaller
+	if kind == "a dead secret, asked by its account's managed secret" {
+		// A caller that may verify, so that the verdicts about dead keys
+		// (REVOKED, DISABLED, EXPIRED, NOT_FOUND for a secret rotated away)
+		// are reached, not stopped at the gate.
+		now := m.now()
+		var dead []*csmSecret
+		for _, x := range m.secrets {
+			if p, _ := m.authenticate(&csmCaller{secret: x}, now); p == nil {
+				dead = append(dead, x)
+			}
+		}
+		if len(dead) > 0 {
+			s = dead[rapid.IntRange(0, len(dead)-1).Draw(rt, "dead secret #")]
+			for _, x := range m.secrets {
+				if k := x.key; k.managed && !k.publishable && k.account == s.key.account && k.mode == s.key.mode && x.token == k.cur {
+					c = &csmCaller{token: x.token, secret: x, label: m.describeSecret(x, now)}
+				}
+			}
+		}
+	}
+	if c == nil {
+		c = m.drawCaller(rt)
+	}
+	switch kind {
+	case "a dead secret, asked by its account's managed secret":
+		if s != nil {
+			break
+		}
+		fallthrough
+	case "a secret of the caller's account and mode", "a dead secret of the caller's account and mode":
+		// Dead ones (deleted, switched off, expired, rotated away, past their
+		// grace) weigh double: they make the verdicts other than VALID.
+		_, own, _ := m.grantOf(c)
+		now := m.now()
+		var cands []*csmSecret
+		for _, x := range m.secrets {
+			if p, _ := m.authenticate(&csmCaller{secret: x}, now); x.key.account == own && x.key.mode == m.modeOf(c) &&
+				(kind != "a dead secret of the caller's account and mode" || p == nil) {
+				cands = append(cands, x)
+			}
+		}
+		if len(cands) > 0 {
+			s = cands[rapid.IntRange(0, len(cands)-1).Draw(rt, "secret #")]
+			break
+		}
+		fallthrough
+	case "any secret of the run":
+		s = m.secrets[rapid.IntRange(0, len(m.secrets)-1).Draw(rt, "secret #")]
+	case "the caller's own":
+		if c.secret != nil {
+			s = c.secret
+			break
+		}
+		token, what = c.token, "the caller's own JWT"
+	case "not a key":
+		token, what = "not-a-key", "a token that is no key"
+	case "a bad checksum":
+		cur := m.secrets[rapid.IntRange(0, len(m.secrets)-1).Draw(rt, "secret #")].token
+		token, what = cur[:len(cur)-1]+map[bool]string{true: "B", false: "A"}[strings.HasSuffix(cur, "A")], "a secret with a bad checksum"
+	case "a key nobody holds":
+		nobody, err := keys.New(keys.KindSecret, m.modeOf(c) == apikey.Sandbox)
+		if err != nil {
+			rt.Fatal(err)
+		}
+		what = "a well-formed key nobody holds"
+		token = nobody
+	default:
+		token, what = m.drawJWT(rt).token, "a JWT"
+	}
+	if s != nil {
+		token, what = s.token, m.describeSecret(s, m.now())
+	}
+	var asked csmSet
+	unknown := false
+	body := oapi.VerifyAPIKeyRequest{Key: token}
+	which := rapid.SampledFrom([]string{"none", "some of the key's", "some of the key's and one more", "some of the key's and one more",
+		"any", "an unknown one"}).Draw(rt, "permissions asked")
+	switch which {
+	case "some of the key's", "some of the key's and one more":
+		if s != nil {
+			asked = csmSet{}
+			if own := s.key.perms.ordered(); len(own) > 0 {
+				asked = csmSetOf(rapid.SliceOfNDistinct(rapid.SampledFrom(own), 0, len(own), rapid.ID[string]).Draw(rt, "asked")...)
+			}
+			if which == "some of the key's and one more" {
+				asked[rapid.SampledFrom(csmCatalog).Draw(rt, "asked too")] = true
+			}
+			break
+		}
+		fallthrough
+	case "any":
+		asked = csmSetOf(rapid.SliceOfNDistinct(rapid.SampledFrom(csmCatalog), 0, 4, rapid.ID[string]).Draw(rt, "asked")...)
+	case "an unknown one":
+		unknown = true
+		asked = csmSetOf("payment:explode")
+	}
+	if asked != nil {
+		perms := oapi.Permissions(asked.perms())
+		body.Permissions = &perms
+	}
+
+	now := m.now()
+	want, verdict := m.wantVerify(c, token, s, asked, unknown, now)
+	desc := fmt.Sprintf("verify %s asking %s by %s", what, asked, c.label)
+	res, err := m.env.Client(c.token).Raw().VerifyAPIKeyWithResponse(ctx, body)
+	m.must(rt, desc, err)
+	a, ae := m.rawAnswer(rt, desc, res.HTTPResponse, res.Body)
+	got := oapi.VerifyCode("")
+	if a.status == 200 {
+		got = res.JSON200.Data.Code
+	}
+	m.stats[fmt.Sprintf("verify %d/%d %s", a.status, a.code, got)]++
+	rt.Logf("step %d: %s → want %s %s, got %d/%d %s", m.steps, desc, want, verdict.code, a.status, a.code, got)
+	m.expect(rt, desc, want, a)
+	if ae != nil {
+		m.ownerStillWorks(rt, c, ae)
+		return
+	}
+	m.checkVerdict(rt, desc, verdict, &res.JSON200.Data, res.Body)
+}
+
+// checkVerdict compares a verdict with the model's: its code, and the key's
+// details exactly when the caller may see the key; a NOT_FOUND answer is
+// byte for byte the one every unknown token gets.
+func (m *csmModel) checkVerdict(rt *rapid.T, what string, want csmVerdict, v *oapi.VerifyAPIKeyResult, body []byte) {
+	if v.Code != want.code || v.Valid != (want.code == oapi.VerifyValid) {
+		rt.Fatalf("%s: verdict %s (valid %v), the model's %s", what, v.Code, v.Valid, want.code)
+	}
+	k := want.key
+	if k == nil {
+		var raw struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(body, &raw); err != nil || string(raw.Data) != csmNotFound {
+			// Key ids are random: named by the model's labels, so that every replay fails alike.
+			shown := csmKeyID.ReplaceAllStringFunc(string(raw.Data), m.labelOf)
+			rt.Fatalf("KEY OF ANOTHER ACCOUNT OR MODE TOLD APART: %s: the NOT_FOUND answer is %s, want exactly %s", what, shown, csmNotFound)
+		}
+		return
+	}
+	var bad []string
+	if v.ID == nil || *v.ID != k.id || v.AccountID == nil || *v.AccountID != k.account {
+		bad = append(bad, "it names another key or account")
+	}
+	if v.Mode == nil || string(*v.Mode) != string(k.mode) || v.Type == nil || (*v.Type == oapi.VerifiedPublishable) != k.publishable ||
+		v.Managed == nil || *v.Managed != k.managed {
+		bad = append(bad, fmt.Sprintf("mode %v type %v managed %v", v.Mode, v.Type, v.Managed))
+	}
+	if v.Permissions == nil || !csmFromMap(*v.Permissions).equal(k.perms) {
+		bad = append(bad, "permissions differ")
+	}
+	if !csmSameTime(v.ExpiresAt, k.expires) {
+		bad = append(bad, "expires "+m.rel(v.ExpiresAt))
+	}
+	if v.InGracePeriod == nil || *v.InGracePeriod != want.grace {
+		bad = append(bad, fmt.Sprintf("in_grace_period %v, want %v", v.InGracePeriod, want.grace))
+	}
+	if want.grace && (v.GracePeriodEndsAt == nil || v.GracePeriodEndsAt.Sub(k.prevEnd).Abs() > time.Microsecond) ||
+		!want.grace && v.GracePeriodEndsAt != nil {
+		bad = append(bad, "grace_period_ends_at "+m.rel(v.GracePeriodEndsAt))
+	}
+	var missing []string
+	if v.MissingPermissions != nil {
+		missing = *v.MissingPermissions
+	}
+	if !slices.Equal(missing, want.missing) {
+		bad = append(bad, fmt.Sprintf("missing_permissions %v, want %v", missing, want.missing))
+	}
+	if v.RetryAfterSeconds != nil {
+		bad = append(bad, "retry_after_seconds set")
+	}
+	if len(bad) > 0 {
+		rt.Fatalf("%s: the verdict differs from the model: %s", what, strings.Join(bad, "; "))
+	}
 }
