@@ -34,6 +34,12 @@
 //	events, err := client.Collect(c.ListAuditEvents(ctx, "acct_123", client.ListAuditEventsOptions{Limit: 100}))
 //	err = client.VerifyAuditChain(events)
 //
+//	// Another HSRCPAY service authenticates the key its caller presented
+//	// (its own token holds account:api:key:verify): every verdict is a
+//	// *Verification, a key that does not work included; err is about the request.
+//	v, err := c.VerifyKey(ctx, presentedKey, client.RequirePermissions("payment:create"))
+//	if err == nil && !v.Valid { … v.Code: VerifyNotFound, VerifyRevoked, VerifyInsufficientPermissions, … }
+//
 // Each operation has an example below that runs as a test against a fake
 // server answering with the examples of openapi.yaml.
 //
@@ -61,9 +67,9 @@
 // # Retries
 //
 // Retries ([WithRetries]) depend on the method: a 429 and a refused
-// connection are retried for every request; GET (read, list) and DELETE
+// connection are retried for every request; GET (read, list), DELETE
 // (idempotent by contract: a second delete answers 200 with the deleted key)
-// are also retried after a timeout or a broken connection; POST (create,
-// regenerate) and PATCH (update) never are, since their outcome is then
-// unknown.
+// and verify (a POST that changes nothing) are also retried after a timeout
+// or a broken connection; the other POSTs (create, regenerate) and PATCH
+// (update) never are, since their outcome is then unknown.
 package client

@@ -69,6 +69,11 @@ func TestReexportsMatchTheSpec(t *testing.T) {
 		{string(client.ModeLive), string(oapi.ModeLive)}, {string(client.ModeTest), string(oapi.ModeTest)},
 		{string(client.LocationBody), string(oapi.Body)}, {string(client.LocationQuery), string(oapi.Query)},
 		{string(client.LocationPath), string(oapi.Path)}, {string(client.LocationHeader), string(oapi.Header)},
+		{string(client.VerifyValid), string(oapi.VerifyValid)}, {string(client.VerifyNotFound), string(oapi.VerifyNotFound)},
+		{string(client.VerifyRevoked), string(oapi.VerifyRevoked)}, {string(client.VerifyDisabled), string(oapi.VerifyDisabled)},
+		{string(client.VerifyExpired), string(oapi.VerifyExpired)}, {string(client.VerifyRateLimited), string(oapi.VerifyRateLimited)},
+		{string(client.VerifyInsufficientPermissions), string(oapi.VerifyInsufficientPermissions)},
+		{string(client.VerifiedLive), string(oapi.VerifiedLive)}, {string(client.VerifiedTest), string(oapi.VerifiedTest)},
 		// A created key's status and type convert to the view's.
 		{string(client.KeyStatus(oapi.ACTIVE)), string(client.StatusActive)}, {string(client.KeyType(oapi.PUBLISHABLE)), string(client.TypePublishable)},
 	} {
@@ -82,6 +87,9 @@ func TestReexportsMatchTheSpec(t *testing.T) {
 		client.UpdateStatusActive.Valid(), client.UpdateStatusInactive.Valid(),
 		client.CreatedByKey.Valid(), client.CreatedByJWT.Valid(), client.CreatedByPlatform.Valid(),
 		client.ModeLive.Valid(), client.ModeTest.Valid(),
+		client.VerifyValid.Valid(), client.VerifyNotFound.Valid(), client.VerifyRevoked.Valid(), client.VerifyDisabled.Valid(),
+		client.VerifyExpired.Valid(), client.VerifyRateLimited.Valid(), client.VerifyInsufficientPermissions.Valid(),
+		client.VerifiedLive.Valid(), client.VerifiedTest.Valid(),
 		client.LocationBody.Valid(), client.LocationQuery.Valid(), client.LocationPath.Valid(), client.LocationHeader.Valid(),
 	} {
 		if !ok {
@@ -193,7 +201,7 @@ func TestEveryExportedNameIsDocumented(t *testing.T) {
 	}
 	for _, want := range []string{"ExampleClient_CreateAPIKey", "ExampleClient_RegenerateAPIKey", "ExampleClient_GetAPIKey",
 		"ExampleClient_ListAPIKeys", "ExampleClient_UpdateAPIKey", "ExampleClient_DeleteAPIKey", "ExampleClient_ListAuditEvents",
-		"ExampleVerifyAuditChain"} {
+		"ExampleVerifyAuditChain", "ExampleClient_VerifyKey"} {
 		if !examples[want] {
 			t.Errorf("no %s", want)
 		}

@@ -156,6 +156,12 @@ func TestArgumentsRefusedBeforeAnyRequest(t *testing.T) {
 		{"get without id", "id", func() error { _, err := c.GetAPIKey(ctx, ""); return err }},
 		{"update without id", "id", func() error { _, err := c.UpdateAPIKey(ctx, "", client.Disable()); return err }},
 		{"delete without id", "id", func() error { _, err := c.DeleteAPIKey(ctx, ""); return err }},
+		{"verify without key", "key", func() error { _, err := c.VerifyKey(ctx, ""); return err }},
+		{"verify a JWT-sized token", "key", func() error { _, err := c.VerifyKey(ctx, strings.Repeat("e", 513)); return err }},
+		{"verify asking a permission without an action", "RequirePermissions", func() error {
+			_, err := c.VerifyKey(ctx, "sk_test_x", client.RequirePermissions("payment:read", "payment"))
+			return err
+		}},
 		{"New without token", "token", func() error { _, err := client.New(srv.URL+"/v1", ""); return err }},
 		{"New without scheme", "baseURL", func() error { _, err := client.New("localhost:8080/v1", "sk_test_x"); return err }},
 		{"New with ftp", "baseURL", func() error { _, err := client.New("ftp://localhost/v1", "sk_test_x"); return err }},

@@ -295,3 +295,32 @@ func Example_errors() {
 	// true true
 	// true true
 }
+
+func ExampleClient_VerifyKey() {
+	api := newFakeAPI()
+	defer api.Close()
+	// The service's own token: it holds account:api:key:verify.
+	c, err := client.New(api.URL, os.Getenv("HSRCPAY_API_KEY"))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The key the service's own caller presented, and what its request needs.
+	presented := "sk_test_8Jd2kLq9ZxV4mN7pR1sT6wY3bC5fH0gA3kP9qZ"
+	v, err := c.VerifyKey(context.Background(), presented, client.RequirePermissions("payment:create"))
+	if err != nil {
+		log.Fatal(err) // about the verify request (this service's token, the API), never the key
+	}
+	switch {
+	case v.Valid:
+		fmt.Println("serve account", v.AccountID)
+	case v.Code == client.VerifyInsufficientPermissions:
+		fmt.Println("403: key", v.ID, "of", v.AccountID, "lacks", v.MissingPermissions)
+	case v.Code == client.VerifyRateLimited:
+		fmt.Println("429: retry after", v.RetryAfter)
+	default: // NOT_FOUND, REVOKED, DISABLED, EXPIRED, or a code added later
+		fmt.Println("401:", v.Code)
+	}
+	// Output:
+	// 403: key key_4d8PqZyT6vWb2mK9xR3sN7fH of acct_demo lacks [payment:create]
+}

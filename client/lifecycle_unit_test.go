@@ -279,6 +279,12 @@ func TestIdempotentRequestsAreRetriedAfterATimeout(t *testing.T) {
 			_, err := c.UpdateAPIKey(context.Background(), "key_a", client.Disable())
 			return err
 		}, 1},
+		// A POST, but one that changes nothing.
+		{"POST verify", func(c *client.Client) error { _, err := c.VerifyKey(context.Background(), "sk_test_x"); return err }, 2},
+		{"POST create", func(c *client.Client) error {
+			_, err := c.CreateAPIKey(context.Background(), "acct", client.CreateAPIKeyRequest{Name: "n", Permissions: client.Permissions{}})
+			return err
+		}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32
@@ -288,7 +294,7 @@ func TestIdempotentRequestsAreRetriedAfterATimeout(t *testing.T) {
 				client.WithHTTPClient(&http.Client{Timeout: 100 * time.Millisecond}), client.WithRetries(3, time.Second))
 			err := tc.call(c)
 			if tc.calls == 1 && err == nil {
-				t.Fatal("a PATCH that timed out was retried")
+				t.Fatalf("a %s that timed out was retried", tc.name)
 			}
 			if tc.calls > 1 && err != nil {
 				t.Fatalf("not retried: %v", err)
@@ -351,5 +357,32 @@ func TestUpdateRequestOmitsUnsetFields(t *testing.T) {
 	b, _ := json.Marshal(client.UpdateAPIKeyRequest{})
 	if string(b) != "{}" {
 		t.Fatalf("%s", b)
+	}
+}
+
+func TestVerifyKeyOnTheWire(t *testing.T) {
+	var body string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		body = r.Method + " " + r.URL.Path + " " + string(b)
+		writeJSON(w, 200, `{"message":"success","success":true,"data":{"valid":false,"code":"RATE_LIMITED","id":"key_a","account_id":"acct",`+
+			`"mode":"test","type":"PUBLISHABLE","managed":true,"permissions":{"payment":["read"]},"expires_at":null,"in_grace_period":true,`+
+			`"grace_period_ends_at":"2030-01-01T00:00:00Z","retry_after_seconds":2}}`)
+	}))
+	defer srv.Close()
+	c, _ := client.New(srv.URL+"/v1", "sk_test_x")
+	v, err := c.VerifyKey(context.Background(), "pk_test_abc", client.RequirePermissions("payment:read", "account:api:key:read", "payment:read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `POST /v1/api-keys/verify {"key":"pk_test_abc","permissions":{"account:api:key":["read"],"payment":["read"]}}`; body != want {
+		t.Errorf("sent %s, want %s", body, want)
+	}
+	if v.Valid || v.Code != client.VerifyRateLimited || !v.Found() || v.ID != "key_a" || v.Mode != client.VerifiedTest || v.Type != client.TypePublishable ||
+		!v.Managed || !v.InGracePeriod || v.GracePeriodEndsAt == nil || v.ExpiresAt != nil || v.RetryAfter != 2*time.Second || v.MissingPermissions != nil {
+		t.Errorf("verification %+v", v)
+	}
+	if _, err := c.VerifyKey(context.Background(), "pk_test_abc"); err != nil || body != `POST /v1/api-keys/verify {"key":"pk_test_abc"}` {
+		t.Errorf("without permissions: sent %s (%v)", body, err)
 	}
 }

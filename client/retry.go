@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -16,10 +17,11 @@ import (
 //
 //   - any request after a 429 (the server rejected it before doing anything)
 //     or a refused connection (nothing was sent);
-//   - GET and DELETE requests also after a timeout or a connection that
-//     broke (reset, closed early): reading twice changes nothing, and
-//     deleting twice is idempotent by contract (the second delete answers
-//     200 with the deleted key).
+//   - GET and DELETE requests, and verify (a POST that changes nothing),
+//     also after a timeout or a connection that broke (reset, closed early):
+//     reading or verifying twice changes nothing, and deleting twice is
+//     idempotent by contract (the second delete answers 200 with the deleted
+//     key).
 //
 // A POST or PATCH whose connection broke or timed out after sending is never
 // retried: a create or regenerate may have happened, and repeating it would
@@ -32,13 +34,23 @@ type retryDoer struct {
 	maxWait time.Duration
 }
 
-// idempotent reports whether repeating req after an unknown outcome is safe.
+// idempotent reports whether repeating req after an unknown outcome is safe:
+// GET, HEAD, DELETE, and the requests that change nothing whatever their
+// method (verify is a POST), marked by repeatable.
 func idempotent(req *http.Request) bool {
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodDelete:
 		return true
 	}
-	return false
+	return req.Context().Value(repeatableKey{}) != nil
+}
+
+type repeatableKey struct{}
+
+// repeatable marks the request made with ctx as safe to repeat after an
+// unknown outcome: it changes nothing.
+func repeatable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, repeatableKey{}, true)
 }
 
 // transient reports whether a transport error may go away on its own: a
