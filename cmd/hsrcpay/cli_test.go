@@ -23,6 +23,7 @@ func TestHelpListsCommandsAndTypedFlags(t *testing.T) {
 	for args, want := range map[string][]string{
 		"keys list --help":       {"--limit int", "--managed true|false", "--deleted ", "--status string", "--json ", "--api-key string", "Connection flags:"},
 		"keys regenerate --help": {"--grace-period duration", "--json "},
+		"keys verify --help":     {"--permission RESOURCE:ACTION", "--json ", "account:api:key:verify", "KEY \"-\" reads the key"},
 		"keys create -h":         {"--permission RESOURCE:ACTION", "--metadata KEY=VALUE", "--account string", "--expires-at string"},
 		"help keys update":       {"--metadata KEY=VALUE", "--clear-metadata ", "--status string"},
 		"audit list --help":      {"--limit int", "--action string", "--key-id string"},
@@ -66,7 +67,7 @@ func TestCompletion(t *testing.T) {
 	}
 	for args, want := range map[string][]string{
 		"__complete ":                      {"keys", "audit", "version"},
-		"__complete keys ":                 {"create", "regenerate", "list", "get", "update", "disable", "enable", "delete"},
+		"__complete keys ":                 {"create", "regenerate", "list", "get", "update", "disable", "enable", "delete", "verify"},
 		"__complete keys list --status ":   {"active", "inactive", "expired"},
 		"__complete keys list --managed ":  {"true", "false"},
 		"__complete keys update --status ": {"active", "inactive"},

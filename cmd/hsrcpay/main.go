@@ -7,6 +7,7 @@
 //	hsrcpay keys regenerate key_…
 //	hsrcpay keys list --account acct_demo --status active
 //	hsrcpay keys disable key_…
+//	hsrcpay keys verify --permission payment:create -   # the key on stdin
 //	hsrcpay audit verify --account acct_demo
 //
 // Run `hsrcpay help` for the commands, flags and exit codes.
@@ -27,7 +28,7 @@ import (
 // Exit codes, by kind of failure (documented in the help texts).
 const (
 	exitOK       = 0
-	exitError    = 1 // the API refused for another reason (400, 409, 422, 429, 5xx), the server was unreachable, or the audit chain is broken
+	exitError    = 1 // the API refused for another reason (400, 409, 422, 429, 5xx), the server was unreachable, the audit chain is broken, or the key verified does not work
 	exitUsage    = 2 // bad command line or missing token; nothing was sent
 	exitAuth     = 3 // 401 or 403
 	exitNotFound = 4 // 404
@@ -38,7 +39,8 @@ const defaultAPIURL = "http://127.0.0.1:8080/v1"
 const exitCodesHelp = `Exit codes:
   0  success
   1  the API refused the request for another reason (400, 409, 422, 429, 5xx),
-     the server could not be reached, or (audit verify) the audit chain is broken
+     the server could not be reached, (audit verify) the audit chain is broken,
+     or (keys verify) the verdict is not VALID: the key does not work
   2  usage: bad flags or arguments, or no API key; nothing was sent
   3  authentication or authorization: 401 (bad, expired or revoked token) or 403
   4  not found: 404 (no such key or account, or not visible to this token)
@@ -132,7 +134,7 @@ func (a *app) rootCmd() *cobra.Command {
 
 	keys := &cobra.Command{
 		Use:         "keys",
-		Short:       "Create, rotate, list, show, change and revoke API keys",
+		Short:       "Create, rotate, list, show, change, revoke and verify API keys",
 		Annotations: group,
 		RunE:        a.groupRun,
 	}
@@ -154,7 +156,7 @@ func (a *app) rootCmd() *cobra.Command {
 	// Groups first, so that the help's padding counts their full paths.
 	root.AddCommand(keys, audit, version)
 	keys.AddCommand(a.createCmd(), a.regenerateCmd(), a.listCmd(), a.getCmd(), a.updateCmd(),
-		a.switchCmd("disable"), a.switchCmd("enable"), a.deleteCmd())
+		a.switchCmd("disable"), a.switchCmd("enable"), a.deleteCmd(), a.verifyCmd())
 	audit.AddCommand(a.auditListCmd(), a.auditVerifyCmd())
 	for _, g := range []*cobra.Command{keys, audit} {
 		for _, c := range g.Commands() {
