@@ -9,10 +9,8 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
-	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/policy"
-	"github.com/hsrcpay/apikeys/internal/store"
 )
 
 // KeyResolver decides whether a key token works: auth.Authenticator's
@@ -98,7 +96,7 @@ func (s *Service) Verify(ctx context.Context, p *auth.Principal, in VerifyInput)
 	}
 	r, f := s.keys.ResolveKey(ctx, in.Token)
 	if f != nil {
-		return s.refused(ctx, p, in.Token, f)
+		return s.refused(p, f)
 	}
 	if !policy.Verifies(p, r.Mode, r.Key) {
 		return &Verdict{Code: VerdictNotFound}, nil
@@ -124,38 +122,16 @@ var verdictOf = map[string]string{
 }
 
 // refused turns ResolveKey's failure into a verdict. A failure that names a
-// key (deleted, replaced, inactive, expired) is answered as such only when
-// the caller may see that key: ResolveKey does not say whose key it refused,
-// so it is read once more here, by the same hash, for its account (which
-// never changes) and the details shown. Any other reason is NOT_FOUND; a
+// key (deleted, replaced, inactive, expired: Failure.Key) is answered as such
+// only when the caller may see that key. Any other reason is NOT_FOUND; a
 // store failure is ours (500).
-func (s *Service) refused(ctx context.Context, p *auth.Principal, token string, f *auth.Failure) (*Verdict, error) {
+func (s *Service) refused(p *auth.Principal, f *auth.Failure) (*Verdict, error) {
 	if f.Reason == auth.ReasonStoreFailure {
 		return nil, f.Err
 	}
 	code := verdictOf[f.Reason]
-	if code == "" {
+	if code == "" || f.Key == nil || !policy.Verifies(p, f.Mode, f.Key) {
 		return &Verdict{Code: VerdictNotFound}, nil
 	}
-	parsed, err := keys.Parse(token)
-	if err != nil { // ResolveKey parsed it before it found the key
-		return nil, apierr.Internal(err)
-	}
-	mode := apikey.Live
-	if parsed.Sandbox {
-		mode = apikey.Sandbox
-	}
-	if mode != p.Mode { // not worth a read: the other mode is never seen
-		return &Verdict{Code: VerdictNotFound}, nil
-	}
-	k, err := s.store.Repo(mode).KeyBySecretHash(ctx, keys.Hash(token))
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return &Verdict{Code: VerdictNotFound}, nil
-	case err != nil:
-		return nil, apierr.Internal(err)
-	case !policy.Verifies(p, mode, k):
-		return &Verdict{Code: VerdictNotFound}, nil
-	}
-	return &Verdict{Code: code, Key: k, Mode: mode}, nil
+	return &Verdict{Code: code, Key: f.Key, Mode: f.Mode}, nil
 }

@@ -35,6 +35,11 @@ const (
 type Failure struct {
 	Reason string
 	Err    *apierr.Error
+	// Key and Mode are the key the token belongs to, when it was found but
+	// refused (deleted, replaced, inactive, expired); nil otherwise. Never
+	// shown to the client that presented the token.
+	Key  *apikey.Key
+	Mode apikey.Mode
 	// Detail says more for the log (e.g. why a JWT was refused): a fixed
 	// phrase, never the token or a value taken from it.
 	Detail string
@@ -136,17 +141,25 @@ func (a *Authenticator) ResolveKey(ctx context.Context, token string) (*Resolved
 	now := a.Now()
 	current := subtle.ConstantTimeCompare(k.SecretHash, hash) == 1
 	previous := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, hash) == 1
-	switch {
-	case !(current || previous) || k.Type != wantType:
+	if !(current || previous) || k.Type != wantType {
 		return nil, fail(ReasonUnknownKey, apierr.InvalidCredentials())
+	}
+	// From here the token is the key's: a refusal names it (Failure.Key),
+	// so that verify can tell its holder's service why without a re-read.
+	var refused *Failure
+	switch {
 	case k.Deleted:
-		return nil, fail(ReasonDeleted, apierr.InvalidCredentials())
+		refused = fail(ReasonDeleted, apierr.InvalidCredentials())
 	case previous && (k.PrevSecretExpiresAt == nil || !now.Before(*k.PrevSecretExpiresAt)):
-		return nil, fail(ReasonReplaced, apierr.InvalidCredentials())
+		refused = fail(ReasonReplaced, apierr.InvalidCredentials())
 	case k.Status != apikey.StatusActive:
-		return nil, fail(ReasonInactive, apierr.InvalidCredentials())
+		refused = fail(ReasonInactive, apierr.InvalidCredentials())
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
-		return nil, fail(ReasonExpired, apierr.ExpiredCredentials())
+		refused = fail(ReasonExpired, apierr.ExpiredCredentials())
+	}
+	if refused != nil {
+		refused.Key, refused.Mode = k, mode
+		return nil, refused
 	}
 	return &ResolvedKey{Key: k, Mode: mode, Kind: parsed.Kind, Previous: previous, Hash: hash}, nil
 }
