@@ -1288,7 +1288,8 @@ type ClientInterface interface {
 	// DeleteAPIKey Revoke an API key
 	//
 	// Revokes a custom key: it is marked `deleted`, its secret (and any secret still in a grace
-	// period) is refused by every replica from the next request on, and its name is free again.
+	// period) is refused from the next request on by the server that made the change, and
+	// everywhere within the bound under "How soon a change is enforced"; its name is free again.
 	// Managed keys are rotated with regenerate, never deleted (`422`, code 42204). Deleting a
 	// key that is already deleted answers `200` with the key as it is, so a retried delete
 	// needs no special handling. The key must hold no permission the caller lacks. Requires
@@ -1307,8 +1308,9 @@ type ClientInterface interface {
 
 	// UpdateAPIKeyWithBody Update an API key
 	//
-	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
-	// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
+	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
+	// server that made the change, everywhere within the bound under "How soon a change is
+	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 	// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
 	// key must hold no permission the caller lacks and, for a caller that expires, must not
 	// outlive it. Requires `account:api:key:update`.
@@ -1320,8 +1322,9 @@ type ClientInterface interface {
 
 	// UpdateAPIKey Update an API key
 	//
-	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
-	// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
+	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
+	// server that made the change, everywhere within the bound under "How soon a change is
+	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 	// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
 	// key must hold no permission the caller lacks and, for a caller that expires, must not
 	// outlive it. Requires `account:api:key:update`.
@@ -1535,7 +1538,8 @@ func (c *Client) VerifyAPIKey(ctx context.Context, body VerifyAPIKeyJSONRequestB
 // DeleteAPIKey Revoke an API key
 //
 // Revokes a custom key: it is marked `deleted`, its secret (and any secret still in a grace
-// period) is refused by every replica from the next request on, and its name is free again.
+// period) is refused from the next request on by the server that made the change, and
+// everywhere within the bound under "How soon a change is enforced"; its name is free again.
 // Managed keys are rotated with regenerate, never deleted (`422`, code 42204). Deleting a
 // key that is already deleted answers `200` with the key as it is, so a retried delete
 // needs no special handling. The key must hold no permission the caller lacks. Requires
@@ -1574,8 +1578,9 @@ func (c *Client) GetAPIKey(ctx context.Context, id APIKeyID, reqEditors ...Reque
 
 // UpdateAPIKeyWithBody Update an API key
 //
-// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
-// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
+// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
+// server that made the change, everywhere within the bound under "How soon a change is
+// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 // field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
 // key must hold no permission the caller lacks and, for a caller that expires, must not
 // outlive it. Requires `account:api:key:update`.
@@ -1597,8 +1602,9 @@ func (c *Client) UpdateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentT
 
 // UpdateAPIKey Update an API key
 //
-// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
-// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
+// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
+// server that made the change, everywhere within the bound under "How soon a change is
+// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 // field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
 // key must hold no permission the caller lacks and, for a caller that expires, must not
 // outlive it. Requires `account:api:key:update`.
@@ -2344,7 +2350,8 @@ type ClientWithResponsesInterface interface {
 	// DeleteAPIKeyWithResponse Revoke an API key
 	//
 	// Revokes a custom key: it is marked `deleted`, its secret (and any secret still in a grace
-	// period) is refused by every replica from the next request on, and its name is free again.
+	// period) is refused from the next request on by the server that made the change, and
+	// everywhere within the bound under "How soon a change is enforced"; its name is free again.
 	// Managed keys are rotated with regenerate, never deleted (`422`, code 42204). Deleting a
 	// key that is already deleted answers `200` with the key as it is, so a retried delete
 	// needs no special handling. The key must hold no permission the caller lacks. Requires
@@ -2367,8 +2374,9 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateAPIKeyWithBodyWithResponse Update an API key
 	//
-	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
-	// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
+	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
+	// server that made the change, everywhere within the bound under "How soon a change is
+	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 	// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
 	// key must hold no permission the caller lacks and, for a caller that expires, must not
 	// outlive it. Requires `account:api:key:update`.
@@ -2380,8 +2388,9 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateAPIKeyWithResponse Update an API key
 	//
-	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
-	// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
+	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
+	// server that made the change, everywhere within the bound under "How soon a change is
+	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 	// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
 	// key must hold no permission the caller lacks and, for a caller that expires, must not
 	// outlive it. Requires `account:api:key:update`.
@@ -3935,7 +3944,8 @@ func (c *ClientWithResponses) VerifyAPIKeyWithResponse(ctx context.Context, body
 // DeleteAPIKeyWithResponse Revoke an API key
 //
 // Revokes a custom key: it is marked `deleted`, its secret (and any secret still in a grace
-// period) is refused by every replica from the next request on, and its name is free again.
+// period) is refused from the next request on by the server that made the change, and
+// everywhere within the bound under "How soon a change is enforced"; its name is free again.
 // Managed keys are rotated with regenerate, never deleted (`422`, code 42204). Deleting a
 // key that is already deleted answers `200` with the key as it is, so a retried delete
 // needs no special handling. The key must hold no permission the caller lacks. Requires
@@ -3970,8 +3980,9 @@ func (c *ClientWithResponses) GetAPIKeyWithResponse(ctx context.Context, id APIK
 
 // UpdateAPIKeyWithBodyWithResponse Update an API key
 //
-// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
-// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
+// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
+// server that made the change, everywhere within the bound under "How soon a change is
+// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 // field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
 // key must hold no permission the caller lacks and, for a caller that expires, must not
 // outlive it. Requires `account:api:key:update`.
@@ -3989,8 +4000,9 @@ func (c *ClientWithResponses) UpdateAPIKeyWithBodyWithResponse(ctx context.Conte
 
 // UpdateAPIKeyWithResponse Update an API key
 //
-// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off at once on every
-// replica; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
+// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
+// server that made the change, everywhere within the bound under "How soon a change is
+// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 // field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
 // key must hold no permission the caller lacks and, for a caller that expires, must not
 // outlive it. Requires `account:api:key:update`.
