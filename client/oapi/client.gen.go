@@ -1236,7 +1236,7 @@ type ClientInterface interface {
 	//   of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
 	//   not found spend nothing. The calling credential spends its own budgets as on every
 	//   request (`429` when it is over them).
-	// - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+	// - A verdict may be stale by at most the credential cache's bound (see "How soon a change is enforced" above): a
 	//   key revoked, switched off or rotated meanwhile may still verify as it was for that long.
 	// - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
 	//   40303 and 40304), as they manage and read no keys; their keys can be verified.
@@ -1275,7 +1275,7 @@ type ClientInterface interface {
 	//   of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
 	//   not found spend nothing. The calling credential spends its own budgets as on every
 	//   request (`429` when it is over them).
-	// - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+	// - A verdict may be stale by at most the credential cache's bound (see "How soon a change is enforced" above): a
 	//   key revoked, switched off or rotated meanwhile may still verify as it was for that long.
 	// - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
 	//   40303 and 40304), as they manage and read no keys; their keys can be verified.
@@ -1466,7 +1466,7 @@ func (c *Client) CreateAPIKey(ctx context.Context, params *CreateAPIKeyParams, b
 //     of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
 //     not found spend nothing. The calling credential spends its own budgets as on every
 //     request (`429` when it is over them).
-//   - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+//   - A verdict may be stale by at most the credential cache's bound (see "How soon a change is enforced" above): a
 //     key revoked, switched off or rotated meanwhile may still verify as it was for that long.
 //   - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
 //     40303 and 40304), as they manage and read no keys; their keys can be verified.
@@ -1515,7 +1515,7 @@ func (c *Client) VerifyAPIKeyWithBody(ctx context.Context, contentType string, b
 //     of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
 //     not found spend nothing. The calling credential spends its own budgets as on every
 //     request (`429` when it is over them).
-//   - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+//   - A verdict may be stale by at most the credential cache's bound (see "How soon a change is enforced" above): a
 //     key revoked, switched off or rotated meanwhile may still verify as it was for that long.
 //   - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
 //     40303 and 40304), as they manage and read no keys; their keys can be verified.
@@ -2298,7 +2298,7 @@ type ClientWithResponsesInterface interface {
 	//   of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
 	//   not found spend nothing. The calling credential spends its own budgets as on every
 	//   request (`429` when it is over them).
-	// - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+	// - A verdict may be stale by at most the credential cache's bound (see "How soon a change is enforced" above): a
 	//   key revoked, switched off or rotated meanwhile may still verify as it was for that long.
 	// - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
 	//   40303 and 40304), as they manage and read no keys; their keys can be verified.
@@ -2337,7 +2337,7 @@ type ClientWithResponsesInterface interface {
 	//   of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
 	//   not found spend nothing. The calling credential spends its own budgets as on every
 	//   request (`429` when it is over them).
-	// - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+	// - A verdict may be stale by at most the credential cache's bound (see "How soon a change is enforced" above): a
 	//   key revoked, switched off or rotated meanwhile may still verify as it was for that long.
 	// - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
 	//   40303 and 40304), as they manage and read no keys; their keys can be verified.
@@ -3880,7 +3880,7 @@ func (c *ClientWithResponses) CreateAPIKeyWithResponse(ctx context.Context, para
 //     of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
 //     not found spend nothing. The calling credential spends its own budgets as on every
 //     request (`429` when it is over them).
-//   - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+//   - A verdict may be stale by at most the credential cache's bound (see "How soon a change is enforced" above): a
 //     key revoked, switched off or rotated meanwhile may still verify as it was for that long.
 //   - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
 //     40303 and 40304), as they manage and read no keys; their keys can be verified.
@@ -3925,7 +3925,7 @@ func (c *ClientWithResponses) VerifyAPIKeyWithBodyWithResponse(ctx context.Conte
 //     of it (`last_used_at`, `last_used_ip`: the verify request's time and address). Keys
 //     not found spend nothing. The calling credential spends its own budgets as on every
 //     request (`429` when it is over them).
-//   - A verdict may be stale by at most the credential cache's bound (see Credential cache): a
+//   - A verdict may be stale by at most the credential cache's bound (see "How soon a change is enforced" above): a
 //     key revoked, switched off or rotated meanwhile may still verify as it was for that long.
 //   - Publishable keys and replaced secrets in their grace period cannot call verify (`403`,
 //     40303 and 40304), as they manage and read no keys; their keys can be verified.
