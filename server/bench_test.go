@@ -7,8 +7,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -207,4 +209,70 @@ func breakChecksum(tok string) string {
 		last = 'B'
 	}
 	return tok[:len(tok)-1] + string(last)
+}
+
+// BenchmarkHotPath is the request paths issue 11 budgets (create, and the
+// rejections at authentication and at the permission check), as production
+// runs them: the JSON access log encoded (to io.Discard, so the log writer's
+// own cost is not in it) and response validation as configured. B/op and
+// allocs/op are the server's allocations plus the harness's (request and
+// recorder: see the harness sub-benchmark), without a client or a network.
+func BenchmarkHotPath(b *testing.B) {
+	b.Run("harness", func(b *testing.B) {
+		body := benchCreateBody("hot")
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = httptest.NewRecorder()
+			_ = newHotRequest(b, "x", body)
+		}
+	})
+	for _, mode := range []struct {
+		name     string
+		validate float64
+	}{{"validate=every", 1}, {"validate=off", 0}} {
+		for _, tc := range []struct {
+			name  string
+			token func(testenv.Managed) string
+			want  int
+		}{
+			{"create", func(m testenv.Managed) string { return m.Secret }, http.StatusCreated},
+			{"rejected_401", func(m testenv.Managed) string { return breakChecksum(m.Secret) }, http.StatusUnauthorized},
+			{"rejected_403", func(m testenv.Managed) string { return m.Publishable }, http.StatusForbidden},
+		} {
+			b.Run(tc.name+"/"+mode.name, func(b *testing.B) {
+				env := testenv.New(b, testenv.Config{
+					NoResponseValidation: mode.validate == 0,
+					Logger:               slog.New(slog.NewJSONHandler(io.Discard, nil)),
+				})
+				token := tc.token(env.Bootstrap(benchAcct)[apikey.Sandbox])
+				i := 0
+				b.ReportAllocs()
+				defer cputime.Report(b, cputime.Process())
+				for b.Loop() {
+					i++
+					rec := httptest.NewRecorder()
+					env.Server.ServeHTTP(rec, newHotRequest(b, token, benchCreateBody("hot "+strconv.Itoa(i))))
+					if rec.Code != tc.want {
+						b.Fatalf("want %d, got %d %s", tc.want, rec.Code, rec.Body)
+					}
+				}
+			})
+		}
+	}
+}
+
+// newHotRequest is newCreateRequest as net/http hands it to a handler,
+// without httptest.NewRequest's parsing (its 4 KiB reader is the
+// connection's in a real server, not the request's).
+func newHotRequest(b *testing.B, token string, body []byte) *http.Request {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost,
+		"http://127.0.0.1"+server.BasePath+"/api-keys/?account_id="+benchAcct, bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.RemoteAddr = "192.0.2.1:1234"
+	req.RequestURI = req.URL.RequestURI()
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req
 }
