@@ -55,8 +55,12 @@ func Internal(cause error) *Error {
 // FieldError is one validation failure, as in the spec's FieldError.
 type FieldError = api.FieldError
 
-// Validation builds a 400 listing each failing field.
+// Validation builds a 400 listing each failing field. None is an empty
+// list: the spec's errors is an array, never null.
 func Validation(errs []FieldError) *Error {
+	if errs == nil {
+		errs = []FieldError{}
+	}
 	return New(api.CodeValidationFailed, "Request validation failed").With("errors", errs)
 }
 
