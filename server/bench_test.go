@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/config"
 	"github.com/hsrcpay/apikeys/internal/cputime"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -40,19 +41,6 @@ func newCreateRequest(token string, body []byte) *http.Request {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
 	return req
-}
-
-// createdResponse runs one real create through a server and returns what it answered.
-func createdResponse(b *testing.B) (status int, header http.Header, body []byte) {
-	b.Helper()
-	env := testenv.New(b, testenv.Config{})
-	m := env.Bootstrap(benchAcct)[apikey.Sandbox]
-	rec := httptest.NewRecorder()
-	env.Server.ServeHTTP(rec, newCreateRequest(m.Secret, benchCreateBody("prepared")))
-	if rec.Code != http.StatusCreated {
-		b.Fatalf("create: %d %s", rec.Code, rec.Body)
-	}
-	return rec.Code, rec.Header(), rec.Body.Bytes()
 }
 
 // BenchmarkRouteLookup is the spec router (gorillamux) finding the operation.
@@ -107,33 +95,51 @@ func BenchmarkValidateRequest(b *testing.B) {
 }
 
 // BenchmarkValidateResponse is the validateResponse middleware's
-// kin-openapi call alone, on a real 201 create response.
+// kin-openapi call alone, on a real 201 create response and on a real 401
+// error envelope (what a sample of production's responses, and every
+// response under HSRCPAY_VALIDATE_RESPONSES=true, pays).
 func BenchmarkValidateResponse(b *testing.B) {
 	spec, err := server.LoadSpec()
 	if err != nil {
 		b.Fatal(err)
 	}
-	status, header, body := createdResponse(b)
-	req := newCreateRequest("x", benchCreateBody("Checkout backend"))
-	route, params, err := spec.Router.FindRoute(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
-	ctx := context.Background()
-	b.ReportAllocs()
-	defer cputime.Report(b, cputime.Process())
-	for b.Loop() {
-		err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
-			RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
-			Status:                 status,
-			Header:                 header,
-			Body:                   io.NopCloser(bytes.NewReader(body)),
-			Options:                opts,
+	env := testenv.New(b, testenv.Config{})
+	m := env.Bootstrap(benchAcct)[apikey.Sandbox]
+	n := 0 // names must differ: each run of a sub-benchmark creates a key
+	for _, tc := range []struct {
+		name, token string
+		want        int
+	}{{"create_201", m.Secret, http.StatusCreated}, {"error_401", breakChecksum(m.Secret), http.StatusUnauthorized}} {
+		b.Run(tc.name, func(b *testing.B) {
+			n++
+			rec := httptest.NewRecorder()
+			env.Server.ServeHTTP(rec, newCreateRequest(tc.token, benchCreateBody(fmt.Sprintf("prepared %d", n))))
+			if rec.Code != tc.want {
+				b.Fatalf("create: %d %s", rec.Code, rec.Body)
+			}
+			status, header, body := rec.Code, rec.Header(), rec.Body.Bytes()
+			req := newCreateRequest("x", benchCreateBody("Checkout backend"))
+			route, params, err := spec.Router.FindRoute(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts := &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true}
+			ctx := context.Background()
+			b.ReportAllocs()
+			defer cputime.Report(b, cputime.Process())
+			for b.Loop() {
+				err := openapi3filter.ValidateResponse(ctx, &openapi3filter.ResponseValidationInput{
+					RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+					Status:                 status,
+					Header:                 header,
+					Body:                   io.NopCloser(bytes.NewReader(body)),
+					Options:                opts,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
 	}
 }
 
@@ -229,7 +235,7 @@ func BenchmarkHotPath(b *testing.B) {
 	for _, mode := range []struct {
 		name     string
 		validate float64
-	}{{"validate=every", 1}, {"validate=off", 0}} {
+	}{{"validate=every", 1}, {"validate=sampled", config.DefaultResponseValidation}, {"validate=off", 0}} {
 		for _, tc := range []struct {
 			name  string
 			token func(testenv.Managed) string
@@ -242,6 +248,7 @@ func BenchmarkHotPath(b *testing.B) {
 			b.Run(tc.name+"/"+mode.name, func(b *testing.B) {
 				env := testenv.New(b, testenv.Config{
 					NoResponseValidation: mode.validate == 0,
+					SampleResponses:      mode.validate,
 					Logger:               slog.New(slog.NewJSONHandler(io.Discard, nil)),
 				})
 				token := tc.token(env.Bootstrap(benchAcct)[apikey.Sandbox])

@@ -39,11 +39,11 @@ func newFuzzServer(f *testing.F) *fzServer {
 	}
 	f.Cleanup(func() { _ = st.Close() }) // the fuzzing is over: closing only frees the files
 	srv, err := server.New(server.Options{
-		Store:             st,
-		ValidateResponses: true,
-		RateLimits:        map[apikey.Mode]int{apikey.Live: 1 << 30, apikey.Sandbox: 1 << 30},
-		AccountLimits:     map[apikey.Mode]int{apikey.Live: 1 << 30, apikey.Sandbox: 1 << 30},
-		AuthFailureLimit:  1 << 30,
+		Store:              st,
+		ResponseValidation: 1,
+		RateLimits:         map[apikey.Mode]int{apikey.Live: 1 << 30, apikey.Sandbox: 1 << 30},
+		AccountLimits:      map[apikey.Mode]int{apikey.Live: 1 << 30, apikey.Sandbox: 1 << 30},
+		AuthFailureLimit:   1 << 30,
 	})
 	if err != nil {
 		f.Fatal(err)

@@ -3,13 +3,15 @@
 //
 // A request to /v1 passes, in order: Cache-Control: no-store → request id →
 // access log → recover → body limit → route lookup in the spec → response
-// validation (buffers) → authentication (a client address over its
-// failed-authentication budget is refused before the credential lookup; a
-// failure spends that budget; API keys are looked up through the credential
-// cache, credcache.go) → rate limit (the credential's budget, and its
-// account's for API keys) → the operation's declared permission → request
-// validation → the generated strict handler → handlers.go. The budgets come
-// before the permission check so that a refused request (403) spends them too.
+// validation of every response (buffers; only when every response is
+// checked) → authentication (a client address over its failed-authentication
+// budget is refused before the credential lookup; a failure spends that
+// budget; API keys are looked up through the credential cache, credcache.go)
+// → rate limit (the credential's budget, and its account's for API keys) →
+// the operation's declared permission → response validation of a sample
+// (production: see Options.ResponseValidation) → request validation → the
+// generated strict handler → handlers.go. The budgets come before the
+// permission check so that a refused request (403) spends them too.
 //
 // Metrics are not served here: MetricsHandler is for a listener of its own
 // (HSRCPAY_METRICS_ADDR), out of the API's reach.
@@ -24,6 +26,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hsrcpay/apikeys/gen/api"
@@ -56,9 +59,14 @@ type Options struct {
 	// address (burst: the same); over it the address gets 429 (42901).
 	// Default 10.
 	AuthFailureLimit int
-	// ValidateResponses checks every response against the spec and turns a
-	// violation into a logged 500. On in development and in every test.
-	ValidateResponses bool
+	// ResponseValidation is the share of responses checked against the spec
+	// (a violation becomes a logged 500). 1 checks every response, the
+	// rejections at authentication, rate limits and permission included:
+	// tests, CI and development. 0 checks none. In between, that random
+	// share of the requests that passed those checks is buffered and checked
+	// (the rest pay nothing); the rejections are rendered by renderError,
+	// whose envelope TestErrorEnvelopesMatchSpec holds to the spec.
+	ResponseValidation float64
 	// TrustProxy takes the client address from X-Forwarded-For.
 	TrustProxy bool
 	// Logger receives JSON-ready records; the server wraps its handler with
@@ -105,6 +113,10 @@ type Server struct {
 	// blocked remembers addresses over it, to refuse them before any lookup.
 	authFailureLimit int
 	blocked          *ratelimit.Blocklist
+
+	// responsesValid and responsesInvalid count the responses checked
+	// against the spec (bound once: a request pays an atomic add).
+	responsesValid, responsesInvalid prometheus.Counter
 }
 
 // New builds the server from the embedded spec.
@@ -162,6 +174,9 @@ func New(o Options) (*Server, error) {
 		accountLimits:    o.AccountLimits,
 		authFailureLimit: o.AuthFailureLimit,
 		blocked:          &ratelimit.Blocklist{},
+
+		responsesValid:   o.Metrics.ResponsesValidated.WithLabelValues("valid"),
+		responsesInvalid: o.Metrics.ResponsesValidated.WithLabelValues("invalid"),
 	}
 
 	e := echo.New()
@@ -181,10 +196,15 @@ func New(o Options) (*Server, error) {
 	s.registerDocs(e)
 
 	mws := []echo.MiddlewareFunc{s.route}
-	if o.ValidateResponses {
+	every := o.ResponseValidation >= 1
+	if every {
 		mws = append(mws, s.validateResponse)
 	}
-	mws = append(mws, s.authenticate, s.rateLimit, s.authorize, s.validateRequest)
+	mws = append(mws, s.authenticate, s.rateLimit, s.authorize)
+	if o.ResponseValidation > 0 && !every {
+		mws = append(mws, s.sampleResponses(o.ResponseValidation))
+	}
+	mws = append(mws, s.validateRequest)
 	g := e.Group(BasePath, mws...)
 	api.RegisterHandlers(g, api.NewStrictHandler(&handlers{svc: svc, spendKey: s.spendVerified}, nil))
 	s.echo = e

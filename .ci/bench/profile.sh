@@ -2,7 +2,7 @@
 # CPU (and block/mutex) profile of the real server under wrk load.
 #
 #   .ci/bench/profile.sh [create|regenerate|rejected_401|rejected_403] [seconds]
-#   VALIDATE=false .ci/bench/profile.sh create 10
+#   VALIDATE=false .ci/bench/profile.sh create 10   (true | false | a share; default: production's)
 #
 # Runs .ci/bench/pprofserver (server.New on a fresh SQLite dir, JSON access log,
 # pprof on a side port), drives one scenario with the same wrk script as load.sh,
@@ -18,13 +18,14 @@ SECS="${2:-10}"
 OUT="${OUT:-/tmp/hsrcpay-profile}"
 CONNS="${CONNS:-32}"
 THREADS="${THREADS:-2}"
-VALIDATE="${VALIDATE:-true}"
+VALIDATE="${VALIDATE:-}"
 LOG_LEVEL="${LOG_LEVEL:-info}"
 SYNC="${HSRCPAY_SQLITE_SYNCHRONOUS:-NORMAL}"
 ACCOUNT=acct_demo
 GO="${GO:-go}"
 command -v wrk >/dev/null || { echo "profile.sh: wrk is missing (.ci/bench/load.sh installs it)" >&2; exit 1; }
 
+echo "response validation: ${VALIDATE:-the production default}"
 mkdir -p "$OUT"
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/hsrcpay-prof.XXXXXX")"
 PID=""
@@ -41,7 +42,7 @@ PPORT="$(free_port $((PORT + 1)))"
 
 "$GO" build -o "$OUT/pprofserver" .ci/bench/pprofserver/main.go
 "$OUT/pprofserver" -addr "127.0.0.1:$PORT" -pprof "127.0.0.1:$PPORT" -dir "$TMP/data" \
-  -validate-responses="$VALIDATE" -synchronous="$SYNC" -log-level="$LOG_LEVEL" -account "$ACCOUNT" \
+  ${VALIDATE:+-validate-responses="$VALIDATE"} -synchronous="$SYNC" -log-level="$LOG_LEVEL" -account "$ACCOUNT" \
   >"$TMP/keys.json" 2>"$TMP/server.log" &
 PID=$!
 for _ in $(seq 1 100); do

@@ -46,7 +46,7 @@ var serveFlagHelp = []string{
 	`--jwt-max-lifetime duration`, `(default 24h0m0s)`,
 	`--usage-flush-interval duration`, `(default 5s)`,
 	`--shutdown-timeout duration`, `(default 15s)`,
-	`--validate-responses `, `(default true)`,
+	`--validate-responses string[="true"]`, `(default "0.01")`,
 	`--trust-proxy `, `$HSRCPAY_TRUST_PROXY`,
 	`--log-level string`, `(default "info")`,
 	`--demo-account string`,
@@ -173,7 +173,7 @@ func TestServeFlags(t *testing.T) {
 		"HSRCPAY_JWT_PUBLIC_KEY_FILE": "string", "HSRCPAY_JWT_ISSUER": "string", "HSRCPAY_JWT_AUDIENCE": "string",
 		"HSRCPAY_JWT_MAX_LIFETIME": "duration", "HSRCPAY_RATE_LIMIT_LIVE": "int", "HSRCPAY_RATE_LIMIT_TEST": "int",
 		"HSRCPAY_MAX_ACTIVE_KEYS": "int", "HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE": "int", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": "int",
-		"HSRCPAY_AUTH_FAILURE_LIMIT": "int", "HSRCPAY_VALIDATE_RESPONSES": "bool", "HSRCPAY_USAGE_FLUSH_INTERVAL": "duration",
+		"HSRCPAY_AUTH_FAILURE_LIMIT": "int", "HSRCPAY_VALIDATE_RESPONSES": "string", "HSRCPAY_USAGE_FLUSH_INTERVAL": "duration",
 		"HSRCPAY_TRUST_PROXY": "bool", "HSRCPAY_LOG_LEVEL": "string", "HSRCPAY_SHUTDOWN_TIMEOUT": "duration",
 		"HSRCPAY_DEMO_ACCOUNT": "string", "HSRCPAY_CREDENTIAL_CACHE_TTL": "duration",
 	}
@@ -209,12 +209,36 @@ func TestServeFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the flags did not win over the bad environment values: %v", err)
 	}
-	if cfg.RateLimitLive != 7 || !cfg.TrustProxy || cfg.UsageFlushInterval != 250*time.Millisecond || cfg.ValidateResponses ||
+	if cfg.RateLimitLive != 7 || !cfg.TrustProxy || cfg.UsageFlushInterval != 250*time.Millisecond || cfg.ResponseValidation != 0 ||
 		cfg.Addr != "127.0.0.1:0" || cfg.JWTMaxLifetime != 2*time.Hour {
 		t.Errorf("flags not applied: %+v", cfg)
 	}
 	if cfg.RateLimitSandbox != 9 || cfg.LogLevel.String() != "DEBUG" || cfg.MaxActiveKeys != 500 {
 		t.Errorf("the environment and the defaults not applied beside the flags: %+v", cfg)
+	}
+}
+
+// TestValidateResponsesFlag: --validate-responses alone still means every
+// response (it was a boolean flag); =false none; a number, that share.
+func TestValidateResponsesFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want float64
+	}{
+		{[]string{"--validate-responses"}, 1},
+		{[]string{"--validate-responses", "--trust-proxy"}, 1},
+		{[]string{"--validate-responses=false"}, 0},
+		{[]string{"--validate-responses=0.25"}, 0.25},
+		{nil, config.DefaultResponseValidation},
+	} {
+		serve := mustFind(t, "serve")
+		if err := serve.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(serveLookup(serve.Flags(), func(string) (string, bool) { return "", false }))
+		if err != nil || cfg.ResponseValidation != tc.want {
+			t.Errorf("%q: %v, %v; want %v", tc.args, cfg.ResponseValidation, err, tc.want)
+		}
 	}
 }
 

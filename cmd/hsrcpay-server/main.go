@@ -303,6 +303,9 @@ func registerServeFlags(cmd *cobra.Command) {
 		}
 		_ = fs.SetAnnotation(name, envAnnotation, []string{v.Name})
 	}
+	// --validate-responses was a boolean flag and takes a share now
+	// (true, false or 0 to 1): alone it still means true.
+	fs.Lookup(flagName("HSRCPAY_VALIDATE_RESPONSES")).NoOptDefVal = "true"
 	for name, values := range map[string][]string{
 		"log-level":          {"debug", "info", "warn", "error"},
 		"sqlite-synchronous": {"NORMAL", "FULL", "OFF", "EXTRA"},
@@ -447,7 +450,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		Limiter:            limiter,
 		Metrics:            m,
 		RateLimits:         map[apikey.Mode]int{apikey.Live: cfg.RateLimitLive, apikey.Sandbox: cfg.RateLimitSandbox},
-		ValidateResponses:  cfg.ValidateResponses,
+		ResponseValidation: cfg.ResponseValidation,
 		TrustProxy:         cfg.TrustProxy,
 		MaxActiveKeys:      cfg.MaxActiveKeys,
 		Logger:             log,

@@ -15,7 +15,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != "127.0.0.1:8080" || c.MetricsAddr != "127.0.0.1:9090" || c.DatabaseURL != "sqlite:./data" || c.RateLimitLive != 100 || !c.ValidateResponses {
+	if c.Addr != "127.0.0.1:8080" || c.MetricsAddr != "127.0.0.1:9090" || c.DatabaseURL != "sqlite:./data" || c.RateLimitLive != 100 || c.ResponseValidation != DefaultResponseValidation {
 		t.Fatalf("%+v", c)
 	}
 	// An account's budget is above its keys' (several keys at full speed fit in it).
@@ -31,6 +31,17 @@ func TestDefaults(t *testing.T) {
 		got, err := Load(env(map[string]string{v.Name: v.Default}))
 		if err != nil || got != c {
 			t.Errorf("%s=%s (its documented default) gives %+v, %v", v.Name, v.Default, got, err)
+		}
+	}
+}
+
+// TestResponseValidation: true and false keep their meaning (every response,
+// none); a number is the share sampled.
+func TestResponseValidation(t *testing.T) {
+	for in, want := range map[string]float64{"true": 1, "TRUE": 1, "1": 1, "false": 0, "0": 0, "0.01": 0.01, "0.5": 0.5, "1.0": 1, "0.0": 0} {
+		c, err := Load(env(map[string]string{"HSRCPAY_VALIDATE_RESPONSES": in}))
+		if err != nil || c.ResponseValidation != want {
+			t.Errorf("HSRCPAY_VALIDATE_RESPONSES=%s: %v, %v; want %v", in, c.ResponseValidation, err, want)
 		}
 	}
 }
@@ -229,13 +240,16 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 		"HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": {bad: []string{"0", "1000001", "x"}, good: []string{"1", "1000000"}},
 		"HSRCPAY_AUTH_FAILURE_LIMIT":      {bad: []string{"0", "1000001", "x"}, good: []string{"1", "1000000"}},
 		"HSRCPAY_MAX_ACTIVE_KEYS":         {bad: []string{"1", "0", "1000001", "many"}, good: []string{"2", "1000000"}},
-		"HSRCPAY_VALIDATE_RESPONSES":      {bad: []string{"maybe", "yes", ""}, good: []string{"true", "false", "0", "1"}},
-		"HSRCPAY_TRUST_PROXY":             {bad: []string{"maybe", "on", ""}, good: []string{"true", "false"}},
-		"HSRCPAY_LOG_LEVEL":               {bad: []string{"loud", "verbose", ""}, good: []string{"debug", "INFO", "warn", "error"}},
-		"HSRCPAY_DEMO_ACCOUNT":            {bad: []string{"bad id!", "_acct", strings.Repeat("a", 65)}, good: []string{"", "acct_demo", "a-1"}},
-		"HSRCPAY_JWT_PUBLIC_KEY_FILE":     {bad: nil, good: []string{"", "/etc/hsrcpay/jwt.pem"}, with: jwt},
-		"HSRCPAY_JWT_ISSUER":              {bad: nil, good: []string{"", "https://auth.example/"}},
-		"HSRCPAY_JWT_AUDIENCE":            {bad: nil, good: []string{"", "hsrcpay"}},
+		"HSRCPAY_VALIDATE_RESPONSES": {
+			bad:  []string{"maybe", "yes", "", "1.5", "-0.01", "NaN", "Inf", "1%"},
+			good: []string{"true", "false", "0", "1", "0.01", " 0.25 ", "1e-3"},
+		},
+		"HSRCPAY_TRUST_PROXY":         {bad: []string{"maybe", "on", ""}, good: []string{"true", "false"}},
+		"HSRCPAY_LOG_LEVEL":           {bad: []string{"loud", "verbose", ""}, good: []string{"debug", "INFO", "warn", "error"}},
+		"HSRCPAY_DEMO_ACCOUNT":        {bad: []string{"bad id!", "_acct", strings.Repeat("a", 65)}, good: []string{"", "acct_demo", "a-1"}},
+		"HSRCPAY_JWT_PUBLIC_KEY_FILE": {bad: nil, good: []string{"", "/etc/hsrcpay/jwt.pem"}, with: jwt},
+		"HSRCPAY_JWT_ISSUER":          {bad: nil, good: []string{"", "https://auth.example/"}},
+		"HSRCPAY_JWT_AUDIENCE":        {bad: nil, good: []string{"", "hsrcpay"}},
 	}
 	for _, v := range Variables {
 		if _, ok := cases[v.Name]; !ok {

@@ -24,6 +24,10 @@ type Metrics struct {
 	CacheInvalidations *prometheus.CounterVec // origin: local (a change made here), remote (announced by a replica)
 	CachePublishErrors prometheus.Counter
 	CacheSubscribed    prometheus.Gauge
+	// ResponsesValidated counts the responses checked against the spec
+	// (HSRCPAY_VALIDATE_RESPONSES), by result: valid, or invalid (each
+	// answered with a logged 500).
+	ResponsesValidated *prometheus.CounterVec // result
 }
 
 func New() *Metrics {
@@ -46,6 +50,10 @@ func New() *Metrics {
 		LimiterErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hsrcpay_rate_limiter_errors_total", Help: "Shared limiter (Redis) failures; each fell back to the in-memory limiter.",
 		}),
+		ResponsesValidated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsrcpay_responses_validated_total",
+			Help: "Responses checked against openapi.yaml (all, or the sample HSRCPAY_VALIDATE_RESPONSES sets), by result: valid, or invalid (answered with a logged 500).",
+		}, []string{"result"}),
 		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hsrcpay_credential_cache_lookups_total",
 			Help: "API-key lookups by what the credential cache had: hit, negative_hit (a hash known to match no key), miss (read from the store), bypass (cache suspended: its invalidation subscription is down).",
@@ -64,7 +72,7 @@ func New() *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthFailures, m.RateLimited, m.LimiterErrors,
-		m.CacheLookups, m.CacheInvalidations, m.CachePublishErrors, m.CacheSubscribed,
+		m.CacheLookups, m.CacheInvalidations, m.CachePublishErrors, m.CacheSubscribed, m.ResponsesValidated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -78,6 +78,10 @@ type Config struct {
 	Logger *slog.Logger
 	// NoResponseValidation turns response validation off (benchmarks compare both).
 	NoResponseValidation bool
+	// SampleResponses, between 0 and 1, checks that share of responses as
+	// production does (server.Options.ResponseValidation) instead of every
+	// one, which is what tests need.
+	SampleResponses float64
 	// Limiter replaces the in-memory rate limiter (e.g. Redis, shared by replicas).
 	Limiter ratelimit.Limiter
 	// MaxActiveKeys caps each account's active keys per mode (0: generous).
@@ -135,6 +139,13 @@ func New(t testing.TB, cfg Config) *Env {
 	if cfg.AuthFailureLimit == 0 {
 		cfg.AuthFailureLimit = 100000
 	}
+	validation := 1.0
+	switch {
+	case cfg.NoResponseValidation:
+		validation = 0
+	case cfg.SampleResponses > 0:
+		validation = cfg.SampleResponses
+	}
 	if cfg.CredentialCacheTTL == 0 {
 		cfg.CredentialCacheTTL = config.Defaults().CredentialCacheTTL
 	}
@@ -150,18 +161,18 @@ func New(t testing.TB, cfg Config) *Env {
 		t.Cleanup(func() { _ = rdb.Close() }) // only frees its connections
 	}
 	opts := server.Options{
-		Store:             e.Store,
-		JWT:               verifier,
-		RateLimits:        cfg.RateLimits,
-		Limiter:           cfg.Limiter,
-		ValidateResponses: !cfg.NoResponseValidation,
-		Logger:            cfg.Logger,
-		Now:               e.Clock.Now,
-		MaxActiveKeys:     cfg.MaxActiveKeys,
-		AccountLimits:     cfg.AccountLimits,
-		AuthFailureLimit:  cfg.AuthFailureLimit,
-		TrustProxy:        cfg.TrustProxy,
-		Metrics:           cfg.Metrics,
+		Store:              e.Store,
+		JWT:                verifier,
+		RateLimits:         cfg.RateLimits,
+		Limiter:            cfg.Limiter,
+		ResponseValidation: validation,
+		Logger:             cfg.Logger,
+		Now:                e.Clock.Now,
+		MaxActiveKeys:      cfg.MaxActiveKeys,
+		AccountLimits:      cfg.AccountLimits,
+		AuthFailureLimit:   cfg.AuthFailureLimit,
+		TrustProxy:         cfg.TrustProxy,
+		Metrics:            cfg.Metrics,
 
 		CredentialCacheTTL: cfg.CredentialCacheTTL,
 	}

@@ -15,9 +15,11 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/config"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
 )
@@ -27,12 +29,17 @@ func main() {
 	pprofAddr := flag.String("pprof", "127.0.0.1:18581", "pprof listen address")
 	dir := flag.String("dir", "", "SQLite directory (required)")
 	account := flag.String("account", "acct_demo", "sandbox account to bootstrap")
-	validate := flag.Bool("validate-responses", true, "validate responses against the spec")
+	validate := flag.String("validate-responses", strconv.FormatFloat(config.DefaultResponseValidation, 'g', -1, 64),
+		"HSRCPAY_VALIDATE_RESPONSES: true, false or the share of responses checked (default: production's)")
 	sync := flag.String("synchronous", "NORMAL", "SQLite synchronous pragma")
 	logLevel := flag.String("log-level", "info", "access log level (info logs every request, as in production)")
 	flag.Parse()
 	if *dir == "" {
 		log.Fatal("pprofserver: -dir is required")
+	}
+	share, err := config.ParseResponseValidation(*validate)
+	if err != nil {
+		log.Fatalf("pprofserver: -validate-responses: %v", err)
 	}
 	runtime.SetBlockProfileRate(10_000) // one sample per 10µs blocked
 	runtime.SetMutexProfileFraction(10)
@@ -48,13 +55,13 @@ func main() {
 		log.Fatal(err)
 	}
 	srv, err := server.New(server.Options{
-		Store:             st,
-		RateLimits:        map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
-		AccountLimits:     map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
-		AuthFailureLimit:  1_000_000,
-		MaxActiveKeys:     1_000_000, // create runs make thousands of keys
-		ValidateResponses: *validate,
-		Logger:            slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Store:              st,
+		RateLimits:         map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
+		AccountLimits:      map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
+		AuthFailureLimit:   1_000_000,
+		MaxActiveKeys:      1_000_000, // create runs make thousands of keys
+		ResponseValidation: share,
+		Logger:             slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	})
 	if err != nil {
 		log.Fatal(err)
