@@ -154,7 +154,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) route(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		route, params, err := s.spec.Router.FindRoute(req)
+		route, params, err := s.findRoute(c)
 		switch {
 		case errors.Is(err, routers.ErrMethodNotAllowed):
 			e := apierr.New(api.CodeMethodNotAllowed, "Method not allowed on this route").With("method", req.Method)
@@ -174,6 +174,22 @@ func (s *Server) route(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Set(ctxPathParams, params)
 		return next(c)
 	}
+}
+
+// findRoute is the operation Echo matched, from the route table; the
+// spec's router answers whatever the table cannot vouch for, unknown paths
+// and methods among them (which Echo hands to the group's catch-all route,
+// so they pass through here).
+func (s *Server) findRoute(c echo.Context) (*routers.Route, map[string]string, error) {
+	req := c.Request()
+	if route, params, ok := s.spec.routes.lookup(req.Method, c.Path(), req.URL); ok {
+		return route, params, nil
+	}
+	route, params, err := s.spec.Router.FindRoute(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.spec.routes.prepared(route), params, nil
 }
 
 // allowedMethods lists the methods the spec defines for the request's path.

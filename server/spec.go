@@ -20,6 +20,8 @@ type Spec struct {
 	Router      routers.Router
 	Catalog     perm.Catalog
 	Permissions map[string]string // operationId → required permission
+
+	routes *routeTable // Echo's matched route → the operation, without Router
 }
 
 // LoadSpec reads the spec compiled into gen/api and prepares routing,
@@ -44,5 +46,5 @@ func LoadSpec() (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Spec{Doc: doc, Router: router, Catalog: catalog, Permissions: perms}, nil
+	return &Spec{Doc: doc, Router: router, Catalog: catalog, Permissions: perms, routes: newRouteTable(doc, router)}, nil
 }
