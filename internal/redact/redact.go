@@ -21,10 +21,9 @@ import (
 const Marker = "{redacted}"
 
 // String returns s with every token-shaped substring replaced by Marker.
-// Text without '_', '.' or '%' cannot hold a token and is returned as is,
-// without allocating.
+// Text that cannot hold a token is returned as is, without allocating.
 func String(s string) string {
-	if !strings.ContainsAny(s, "_.%") {
+	if !mayHoldToken(s) {
 		return s
 	}
 	var spans []span
@@ -34,6 +33,18 @@ func String(s string) string {
 		return s
 	}
 	return replace(s, spans)
+}
+
+// mayHoldToken is false for text that cannot hold a token, checked in a few
+// byte scans: without '%' every character is literal, so a key needs "k_"
+// (of "sk_"/"pk_") and a JWT two dots. Most log values (request ids, route
+// templates, methods, operation names) stop here.
+func mayHoldToken(s string) bool {
+	if strings.IndexByte(s, '%') >= 0 || strings.Contains(s, "k_") {
+		return true
+	}
+	first := strings.IndexByte(s, '.')
+	return first >= 0 && strings.IndexByte(s[first+1:], '.') >= 0
 }
 
 // Contains reports whether s holds a token-shaped substring.
@@ -221,6 +232,11 @@ type handler struct{ h slog.Handler }
 func (r handler) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
 
 func (r handler) Handle(ctx context.Context, rec slog.Record) error {
+	if clean(rec) {
+		// Nothing to replace (the access log's lines, nearly always): the
+		// record goes on as is, without being copied attribute by attribute.
+		return r.h.Handle(ctx, rec)
+	}
 	out := slog.NewRecord(rec.Time, rec.Level, String(rec.Message), rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(Attr(a))
@@ -238,6 +254,39 @@ func (r handler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (r handler) WithGroup(name string) slog.Handler { return handler{r.h.WithGroup(name)} }
+
+// clean reports whether Handle would pass rec on unchanged: its message and
+// every string in it hold no token, and it holds nothing Attr would have to
+// resolve, render or marshal to tell (errors, Stringers, LogValuers, any).
+func clean(rec slog.Record) bool {
+	if String(rec.Message) != rec.Message {
+		return false
+	}
+	ok := true
+	rec.Attrs(func(a slog.Attr) bool {
+		ok = cleanValue(a.Value)
+		return ok
+	})
+	return ok
+}
+
+func cleanValue(v slog.Value) bool {
+	switch v.Kind() {
+	case slog.KindString:
+		s := v.String()
+		return String(s) == s
+	case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
+		return true // Attr keeps these as they are
+	case slog.KindGroup:
+		for _, a := range v.Group() {
+			if !cleanValue(a.Value) {
+				return false
+			}
+		}
+		return true
+	}
+	return false // KindAny, KindLogValuer: Attr's slow path decides
+}
 
 // Attr sanitizes one attribute's value (groups recursively).
 func Attr(a slog.Attr) slog.Attr {
