@@ -135,7 +135,7 @@ ts-check: $(SPEC_NODE_STAMP)
 # (bench_test.go in internal/keys, internal/perm, internal/auth, internal/store/sqlite, server;
 # ns/op, cpu-ns/op, allocs/op) then the loopback wrk load test (.ci/bench/load.sh), which prints
 # one table: every scenario (baseline, create, regenerate, regenerate_many, rejected_401/403,
-# verify, create_novalid) on SQLite and PostgreSQL with requests/s, p50, p99, ratio to the bare
+# verify, create_validated) on SQLite and PostgreSQL with requests/s, p50, p99, ratio to the bare
 # Echo baseline, server CPU, bytes and allocations per request and the target, plus the
 # cross-replica revocation delay (two replicas, PostgreSQL, Redis). Median of RUNS=3 runs of
 # DURATION=4s, about 4-5 minutes; QUICK=1 (one 2s run) for a smoke test; STORES=sqlite without
