@@ -23,6 +23,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/buildinfo"
 	"github.com/hsrcpay/apikeys/internal/config"
+	"github.com/hsrcpay/apikeys/internal/logwriter"
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -363,10 +364,17 @@ func serveRun(c *cobra.Command, stdout, stderr io.Writer) int {
 	if code != 0 {
 		return code
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// The log lines leave the request path (internal/logwriter); every one
+	// is written before serveRun prints anything else or returns (Close,
+	// deferred too, for a panic), so none is lost on exit.
+	lines := logwriter.New(stderr)
+	defer func() { _ = lines.Close() }()
+	log := slog.New(slog.NewJSONHandler(lines, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, log, stdout); err != nil {
+	err := serve(ctx, cfg, log, stdout)
+	_ = lines.Close() // a failed log write has nowhere to be reported
+	if err != nil {
 		eprintf(stderr, "hsrcpay-server: %v\n", err)
 		return 1
 	}

@@ -277,6 +277,87 @@ func TestSIGTERMDrainsAndFlushes(t *testing.T) {
 	}
 }
 
+// TestLogLinesSurviveSIGTERM runs the real binary: the access-log lines of
+// requests answered before SIGTERM are all on stderr once the process has
+// exited, followed by its shutdown line. Stderr is a pipe nobody reads
+// until well after SIGTERM, so most lines are still waiting in the log
+// writer (the pipe holds 64 KiB) when the server has stopped: only the
+// final flush, which waits for the reader, gets them out.
+func TestLogLinesSurviveSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	cmd := exec.CommandContext(context.Background(), bin, "serve") //nolint:gosec // the server binary this test built
+	cmd.Env = append(os.Environ(), "HSRCPAY_ADDR="+addr, "HSRCPAY_METRICS_ADDR=", "HSRCPAY_DATABASE_URL=sqlite:"+t.TempDir())
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // fails only if it has exited already
+	const n = 1200 // ~200 KiB of log lines
+	hc := &http.Client{Timeout: 5 * time.Second}
+	get := func() error {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+addr+"/healthz", nil)
+		res, err := hc.Do(req)
+		if err == nil {
+			_ = res.Body.Close() // only the status matters
+		}
+		return err
+	}
+	for i := 0; get() != nil; i++ {
+		if i > 200 {
+			t.Fatal("the server did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range n / 4 {
+				if err := get(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // long enough to exit, had it not waited to flush
+	logged, err := io.ReadAll(stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logged)
+	}
+	var requests int
+	var last string
+	for _, line := range strings.Split(strings.TrimSpace(string(logged)), "\n") {
+		var rec struct{ Msg, Path string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not a whole JSON line: %q", line)
+		}
+		if rec.Msg == "request" && rec.Path == "/healthz" {
+			requests++
+		}
+		last = rec.Msg
+	}
+	// The requests, plus the ones that waited for the server to start.
+	if requests < n+1 || last != "shutting down" {
+		t.Fatalf("%d request lines (want at least %d), last line %q", requests, n+1, last)
+	}
+}
+
 // TestTwoServerProcesses runs two real server processes on one PostgreSQL
 // database and one Redis, as two replicas behind a load balancer.
 func TestTwoServerProcesses(t *testing.T) {

@@ -1,5 +1,5 @@
 // Command pprofserver runs the real server (server.New on SQLite, wired like
-// `hsrcpay-server serve`: JSON access log on stderr, in-memory rate limiter,
+// `hsrcpay-server serve`: JSON access log on stderr through logwriter, in-memory rate limiter,
 // usage flushing) with net/http/pprof on a second address, for profiling
 // under wrk load. It bootstraps a sandbox account and prints its managed
 // keys as JSON on stdout. Used by .ci/bench/profile.sh; not part of the product.
@@ -20,6 +20,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/config"
+	"github.com/hsrcpay/apikeys/internal/logwriter"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
 )
@@ -61,7 +62,7 @@ func main() {
 		AuthFailureLimit:   1_000_000,
 		MaxActiveKeys:      1_000_000, // create runs make thousands of keys
 		ResponseValidation: share,
-		Logger:             slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Logger:             slog.New(slog.NewJSONHandler(logwriter.New(os.Stderr), &slog.HandlerOptions{Level: level})), // as serve writes it
 	})
 	if err != nil {
 		log.Fatal(err)
