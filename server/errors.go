@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,9 +25,16 @@ type errorEnvelope struct {
 }
 
 type errorBody struct {
-	Code    api.ErrorCode  `json:"code"`
-	Message string         `json:"message"`
-	Details map[string]any `json:"details"`
+	Code    api.ErrorCode `json:"code"`
+	Message string        `json:"message"`
+	// Details is a map[string]any with request_id among the error's own
+	// details, or onlyRequestID when it has none: the same JSON (a map's
+	// keys are written sorted) without making a map.
+	Details any `json:"details"`
+}
+
+type onlyRequestID struct {
+	RequestID string `json:"request_id"`
 }
 
 // toAPIError maps anything a handler, middleware or Echo returns to an API error.
@@ -72,11 +80,15 @@ func (s *Server) renderError(err error, c echo.Context) {
 	}
 	ae := toAPIError(err)
 	rid := requestID(c)
-	details := make(map[string]any, len(ae.Details)+1)
-	for k, v := range ae.Details {
-		details[k] = v
+	var details any = onlyRequestID{rid}
+	if len(ae.Details) > 0 {
+		m := make(map[string]any, len(ae.Details)+1)
+		for k, v := range ae.Details {
+			m[k] = v
+		}
+		m["request_id"] = rid
+		details = m
 	}
-	details["request_id"] = rid
 	if ae.Status >= 500 {
 		if c.Request().Context().Err() != nil {
 			// The client hung up; the failure is the cancelled work, not the server.
@@ -97,7 +109,15 @@ func (s *Server) renderError(err error, c echo.Context) {
 		_ = c.NoContent(ae.Status)
 		return
 	}
-	if werr := c.JSON(ae.Status, body); werr != nil {
+	// Encoded here rather than with c.JSON: the same bytes (HTML-safe, a
+	// final newline) without Echo parsing the query string for ?pretty.
+	out, werr := json.Marshal(body)
+	if werr == nil {
+		h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+		c.Response().WriteHeader(ae.Status)
+		_, werr = c.Response().Write(append(out, '\n'))
+	}
+	if werr != nil {
 		s.log.Error("writing error response failed", "request_id", rid, "err", werr)
 	}
 }

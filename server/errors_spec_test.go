@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -163,6 +164,41 @@ func TestErrorCodesStatus(t *testing.T) {
 		code := api.ErrorCode(v.(float64))
 		if st := apierr.New(code, "x").Status; http.StatusText(st) == "" || strconv.Itoa(st) != strconv.Itoa(int(code))[:3] {
 			t.Errorf("code %d: status %d", code, st)
+		}
+	}
+}
+
+// TestRenderErrorBytes: the envelope renderError writes is byte for byte
+// what encoding the whole envelope, details as a map, with Echo's JSON
+// serializer wrote before (json.Encoder: HTML-safe, a final newline), for
+// every form of every code.
+func TestRenderErrorBytes(t *testing.T) {
+	spec, err := LoadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{spec: spec, log: slog.New(slog.DiscardHandler)}
+	e := echo.New()
+	for _, v := range spec.Doc.Components.Schemas["ErrorCode"].Value.Enum {
+		for _, err := range renderedErrors(api.ErrorCode(v.(float64))) {
+			rec := httptest.NewRecorder()
+			c := e.NewContext(httptest.NewRequest(http.MethodGet, "/v1/x?pretty", nil), rec)
+			c.Set(ctxRequestID, "req_<&>")
+			s.renderError(err, c)
+
+			ae := toAPIError(err)
+			details := map[string]any{"request_id": "req_<&>"}
+			for k, v := range ae.Details {
+				details[k] = v
+			}
+			var want strings.Builder
+			if err := json.NewEncoder(&want).Encode(errorEnvelope{Message: ae.Message,
+				Error: errorBody{Code: ae.Code, Message: ae.Message, Details: details}}); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Body.String() != want.String() || rec.Header().Get("Content-Type") != "application/json" {
+				t.Errorf("%v: got %q (%s), want %q", err, rec.Body, rec.Header().Get("Content-Type"), want.String())
+			}
 		}
 	}
 }

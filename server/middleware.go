@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
@@ -122,30 +123,39 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
-		attrs := []any{
-			"request_id", requestID(c),
-			"method", c.Request().Method,
-			"path", logPath(c),
-			"status", c.Response().Status,
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
-			"client_ip", c.RealIP(),
-		}
+		elapsed := time.Since(start)
+		status := c.Response().Status
 		op := "none"
 		if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
 			op = r.Operation.OperationID
-			attrs = append(attrs, "operation", op)
 		}
 		if op != "none" || strings.HasPrefix(c.Request().URL.Path, BasePath+"/") {
-			s.metrics.Requests.WithLabelValues(op, strconv.Itoa(c.Response().Status)).Inc()
-			s.metrics.Latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+			s.requestMetrics.observe(op, status, elapsed)
+		}
+		ctx := c.Request().Context()
+		if !s.log.Enabled(ctx, slog.LevelInfo) {
+			return nil
+		}
+		// slog.Attr values, not key-value pairs: nothing is boxed.
+		var buf [9]slog.Attr
+		attrs := append(buf[:0],
+			slog.String("request_id", requestID(c)),
+			slog.String("method", c.Request().Method),
+			slog.String("path", logPath(c)),
+			slog.Int("status", status),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.String("client_ip", c.RealIP()),
+		)
+		if op != "none" {
+			attrs = append(attrs, slog.String("operation", op))
 		}
 		if reason, ok := c.Get(ctxAuthReason).(string); ok {
-			attrs = append(attrs, "auth_failure", reason)
+			attrs = append(attrs, slog.String("auth_failure", reason))
 		}
 		if detail, ok := c.Get(ctxAuthDetail).(string); ok && detail != "" {
-			attrs = append(attrs, "auth_failure_detail", detail)
+			attrs = append(attrs, slog.String("auth_failure_detail", detail))
 		}
-		s.log.Info("request", attrs...)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 		return nil
 	}
 }
@@ -185,11 +195,7 @@ func (s *Server) findRoute(c echo.Context) (*routers.Route, map[string]string, e
 	if route, params, ok := s.spec.routes.lookup(req.Method, c.Path(), req.URL); ok {
 		return route, params, nil
 	}
-	route, params, err := s.spec.Router.FindRoute(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s.spec.routes.prepared(route), params, nil
+	return s.spec.Operation(req)
 }
 
 // allowedMethods lists the methods the spec defines for the request's path.
@@ -415,14 +421,17 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		route, params := routeOf(c)
 		req := c.Request()
-		if fe := checkQuery(route.Operation, req.URL.Query()); len(fe) > 0 {
+		// Echo's parse of the query, kept on the context: the generated
+		// binder reads the same one, and kin-openapi is given it too.
+		query := c.QueryParams()
+		if fe := checkQuery(route.Operation, query); len(fe) > 0 {
 			return apierr.Validation(fe)
 		}
 		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 			return apierr.New(api.CodeUnsupportedMediaType, "Content-Encoding is not supported; send the body uncompressed")
 		}
 		if route.Operation.RequestBody != nil && req.Body != nil {
-			body, err := io.ReadAll(req.Body)
+			body, err := readBody(req.Body, req.ContentLength)
 			if err != nil {
 				if isBodyTooLarge(err) {
 					return bodyTooLarge()
@@ -439,23 +448,54 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			req.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
-			Request:    req,
-			PathParams: params,
-			Route:      route,
-			Options: &openapi3filter.Options{
-				MultiError:         true,
-				KeepValidatedValue: true,
-				// Defaults would replace an explicit null before it is checked;
-				// the handlers treat absent values as the documented defaults.
-				SkipSettingDefaults: true,
-				// The authenticate middleware has already checked the token.
-				AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
-			},
+			Request:     req,
+			PathParams:  params,
+			QueryParams: query,
+			Route:       route,
+			Options:     requestValidation,
 		})
 		if err != nil {
 			return validationError(err)
 		}
 		return next(c)
+	}
+}
+
+// requestValidation are validateRequest's kin-openapi options (shared: kin
+// only reads them; keep BenchmarkValidateRequest's in step).
+var requestValidation = &openapi3filter.Options{
+	MultiError:         true,
+	KeepValidatedValue: true,
+	// Defaults would replace an explicit null before it is checked;
+	// the handlers treat absent values as the documented defaults.
+	SkipSettingDefaults: true,
+	// The authenticate middleware has already checked the token (the
+	// route table's operations carry no security requirement at all).
+	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+}
+
+// readBody reads a request body whole, in one allocation when the declared
+// length is right (io.ReadAll would start at 512 bytes and grow). The
+// length only sizes the buffer: the body limit middleware bounds what is
+// read.
+func readBody(r io.Reader, declared int64) ([]byte, error) {
+	size := 512
+	if declared >= 0 && declared < maxBodyBytes {
+		size = int(declared) + 1 // one more, to see EOF without growing
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return b, nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow
+		}
 	}
 }
 

@@ -117,6 +117,7 @@ type Server struct {
 	// responsesValid and responsesInvalid count the responses checked
 	// against the spec (bound once: a request pays an atomic add).
 	responsesValid, responsesInvalid prometheus.Counter
+	requestMetrics                   *requestMetrics
 }
 
 // New builds the server from the embedded spec.
@@ -177,6 +178,7 @@ func New(o Options) (*Server, error) {
 
 		responsesValid:   o.Metrics.ResponsesValidated.WithLabelValues("valid"),
 		responsesInvalid: o.Metrics.ResponsesValidated.WithLabelValues("invalid"),
+		requestMetrics:   &requestMetrics{m: o.Metrics},
 	}
 
 	e := echo.New()

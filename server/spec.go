@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/http"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/routers"
@@ -22,6 +23,18 @@ type Spec struct {
 	Permissions map[string]string // operationId → required permission
 
 	routes *routeTable // Echo's matched route → the operation, without Router
+}
+
+// Operation is the route the server validates req against: the spec's
+// router's answer, with the route table's copy of the operation (no
+// security requirement: authenticate checks credentials). For benchmarks
+// and tools; the server itself asks the table first.
+func (s *Spec) Operation(req *http.Request) (*routers.Route, map[string]string, error) {
+	route, params, err := s.Router.FindRoute(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.routes.prepared(route), params, nil
 }
 
 // LoadSpec reads the spec compiled into gen/api and prepares routing,
