@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"strings"
@@ -119,14 +121,32 @@ func requireID(name, value string) error {
 // field holds the plaintext secret; it is never shown again. Documented
 // refusals: ErrForbidden (CodePrivilegeEscalation when req asks for a
 // permission the caller lacks), ErrConflict (CodeDuplicateName,
-// CodeKeyLimitReached), ErrUnprocessable (CodeUnknownPermission,
-// CodeInvalidExpiry, CodeLifetimeExceedsCaller). A POST is not retried after
-// a timeout: the key may have been created.
-func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateAPIKeyRequest) (*APIKey, error) {
+// CodeKeyLimitReached, CodeIdempotencyConflict), ErrUnprocessable
+// (CodeUnknownPermission, CodeInvalidExpiry, CodeLifetimeExceedsCaller,
+// CodeIdempotencyKeyReused).
+//
+// Each call sends an Idempotency-Key (a new random 128-bit value unless
+// [WithIdempotencyKey] gives one), so it is retried when its outcome is
+// unknown (timeout, broken connection, 502, 503, 504): the server answers a
+// retry with the key the first attempt created, never a second key.
+// [WithoutIdempotencyKey] sends none, and the call is then never retried once
+// it may have reached the server.
+func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateAPIKeyRequest, opts ...RequestOption) (*APIKey, error) {
 	if err := requireID("accountID", accountID); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.CreateAPIKeyWithResponse(ctx, &oapi.CreateAPIKeyParams{AccountID: accountID}, req)
+	s, err := requestOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if s.graceSet {
+		return nil, &ArgumentError{Name: "WithGracePeriod", Value: s.grace, Reason: "applies to RegenerateAPIKey only"}
+	}
+	params := &oapi.CreateAPIKeyParams{AccountID: accountID}
+	if params.IdempotencyKey, err = s.idempotencyKey(); err != nil {
+		return nil, err
+	}
+	res, err := c.raw.CreateAPIKeyWithResponse(ctx, params, req)
 	if err != nil {
 		return nil, err
 	}
@@ -139,12 +159,72 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 	return nil, ParseError(res.HTTPResponse, res.Body)
 }
 
-// RegenerateOption adjusts a [Client.RegenerateAPIKey] call.
-type RegenerateOption func(*regenerateSettings)
+// RequestOption adjusts a [Client.CreateAPIKey] or [Client.RegenerateAPIKey]
+// call ([WithIdempotencyKey], [WithoutIdempotencyKey]; [WithGracePeriod] for
+// regenerate only).
+type RequestOption func(*requestSettings)
 
-type regenerateSettings struct {
-	body oapi.RegenerateAPIKeyRequest
-	err  error
+// RegenerateOption adjusts a [Client.RegenerateAPIKey] call.
+type RegenerateOption = RequestOption
+
+type requestSettings struct {
+	body     oapi.RegenerateAPIKeyRequest
+	grace    time.Duration
+	graceSet bool
+	idemKey  string
+	noIdem   bool
+	err      error
+}
+
+func requestOptions(opts []RequestOption) (*requestSettings, error) {
+	var s requestSettings
+	for _, o := range opts {
+		if o != nil {
+			o(&s)
+		}
+		if s.err != nil {
+			return nil, s.err
+		}
+	}
+	return &s, nil
+}
+
+// idempotencyKey is the Idempotency-Key to send: the caller's, none, or a
+// new random 128-bit value.
+func (s *requestSettings) idempotencyKey() (*string, error) {
+	switch {
+	case s.noIdem:
+		return nil, nil
+	case s.idemKey != "":
+		return &s.idemKey, nil
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	k := hex.EncodeToString(b[:])
+	return &k, nil
+}
+
+// WithIdempotencyKey sends key as the call's Idempotency-Key (1 to 255
+// printable ASCII characters) instead of a random one: to retry, with the
+// same request, a call made earlier (by another process, after a crash)
+// whose answer was lost. The server replays the first answer for 24 hours.
+func WithIdempotencyKey(key string) RequestOption {
+	return func(s *requestSettings) {
+		if len(key) == 0 || len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+			s.err = &ArgumentError{Name: "WithIdempotencyKey", Value: key, Reason: "want 1 to 255 printable ASCII characters"}
+			return
+		}
+		s.idemKey, s.noIdem = key, false
+	}
+}
+
+// WithoutIdempotencyKey sends no Idempotency-Key: the call runs once, and is
+// not retried after a timeout or a broken connection (its outcome is then
+// unknown: list the keys to find out).
+func WithoutIdempotencyKey() RequestOption {
+	return func(s *requestSettings) { s.idemKey, s.noIdem = "", true }
 }
 
 // MaxGracePeriod is the longest grace period the API accepts: 7 days.
@@ -157,7 +237,7 @@ const MaxGracePeriod = 7 * 24 * time.Hour
 // 8 days, makes RegenerateAPIKey return an [*ArgumentError] without sending
 // anything.
 func WithGracePeriod(d time.Duration) RegenerateOption {
-	return func(r *regenerateSettings) {
+	return func(r *requestSettings) {
 		var reason string
 		switch {
 		case d < 0:
@@ -169,6 +249,7 @@ func WithGracePeriod(d time.Duration) RegenerateOption {
 		default:
 			m := int(d / time.Minute)
 			r.body.GracePeriodMinutes = &m
+			r.grace, r.graceSet = d, true
 			return
 		}
 		r.err = &ArgumentError{Name: "WithGracePeriod", Value: d, Reason: reason + "; want whole minutes from 0 to 7 days"}
@@ -179,31 +260,29 @@ func WithGracePeriod(d time.Duration) RegenerateOption {
 // its new secret in Key, shown only now. Without options the old secret stops
 // working at once; [WithGracePeriod] keeps it working a while
 // (PreviousKeyExpiresAt says until when). Documented refusals:
-// ErrUnprocessable (CodeKeyNotManaged: custom keys are not regenerated),
-// ErrForbidden (CodePrivilegeEscalation, CodeLifetimeEscalation,
-// CodeReplacedSecret), ErrConflict (CodeKeyNotActive). A POST is not retried
-// after a timeout: the secret may have been rotated.
+// ErrUnprocessable (CodeKeyNotManaged: custom keys are not regenerated;
+// CodeIdempotencyKeyReused), ErrForbidden (CodePrivilegeEscalation,
+// CodeLifetimeEscalation, CodeReplacedSecret), ErrConflict (CodeKeyNotActive,
+// CodeIdempotencyConflict). As CreateAPIKey, it sends an Idempotency-Key and
+// is retried when its outcome is unknown: a retry returns the secret of the
+// first rotation, never rotates twice.
 func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...RegenerateOption) (*APIKey, error) {
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
-	var (
-		res *oapi.RegenerateAPIKeyResponse
-		err error
-	)
-	if len(opts) == 0 {
-		res, err = c.raw.RegenerateAPIKeyWithBodyWithResponse(ctx, id, "application/json", nil)
+	s, err := requestOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	params := &oapi.RegenerateAPIKeyParams{}
+	if params.IdempotencyKey, err = s.idempotencyKey(); err != nil {
+		return nil, err
+	}
+	var res *oapi.RegenerateAPIKeyResponse
+	if !s.graceSet {
+		res, err = c.raw.RegenerateAPIKeyWithBodyWithResponse(ctx, id, params, "application/json", nil)
 	} else {
-		var s regenerateSettings
-		for _, o := range opts {
-			if o != nil {
-				o(&s)
-			}
-			if s.err != nil {
-				return nil, s.err
-			}
-		}
-		res, err = c.raw.RegenerateAPIKeyWithResponse(ctx, id, s.body)
+		res, err = c.raw.RegenerateAPIKeyWithResponse(ctx, id, params, s.body)
 	}
 	if err != nil {
 		return nil, err

@@ -64,6 +64,11 @@ const (
 	CodeKeyLimitReached ErrorCode = 40902
 	// CodeKeyDeleted (409): the key is deleted and cannot change.
 	CodeKeyDeleted ErrorCode = 40903
+	// CodeIdempotencyConflict (409): a request with this Idempotency-Key is
+	// still running (Details["replayable"] true: retry later for its
+	// answer), or it completed and this server cannot replay its answer
+	// (Details["replayable"] false: it will not run again).
+	CodeIdempotencyConflict ErrorCode = 40904
 
 	// CodeBodyTooLarge (413): the body is larger than 64 KiB.
 	CodeBodyTooLarge ErrorCode = 41300
@@ -91,6 +96,9 @@ const (
 	CodeManagedKeyFixed ErrorCode = 42205
 	// CodeExpiryExtended (422): expires_at can only move earlier.
 	CodeExpiryExtended ErrorCode = 42206
+	// CodeIdempotencyKeyReused (422): this Idempotency-Key was used for a
+	// different request; use a new key for a new request.
+	CodeIdempotencyKeyReused ErrorCode = 42207
 
 	// CodeRateLimited (429): too many requests for this credential or its
 	// account; Error.RetryAfter says when to retry.

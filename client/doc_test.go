@@ -35,7 +35,8 @@ func TestReexportsMatchTheSpec(t *testing.T) {
 		client.CodeLifetimeExceedsCaller: oapi.CodeLifetimeExceedsCaller, client.CodeManagedKeyNotDeletable: oapi.CodeManagedKeyNotDeletable,
 		client.CodeManagedKeyFixed: oapi.CodeManagedKeyFixed, client.CodeExpiryExtended: oapi.CodeExpiryExtended,
 		client.CodeRateLimited: oapi.CodeRateLimited, client.CodeTooManyAuthFailures: oapi.CodeTooManyAuthFailures,
-		client.CodeInternal: oapi.CodeInternal,
+		client.CodeInternal: oapi.CodeInternal, client.CodeIdempotencyConflict: oapi.CodeIdempotencyConflict,
+		client.CodeIdempotencyKeyReused: oapi.CodeIdempotencyKeyReused,
 	}
 	for mine, gen := range codes {
 		if mine != gen || !mine.Valid() {

@@ -532,7 +532,7 @@ func TestGracePeriodBoundsMatchTheServer(t *testing.T) {
 		t.Fatalf("%d requests for refused grace periods", n)
 	}
 	for _, minutes := range []int{10081, -1} {
-		res, err := c.Raw().RegenerateAPIKeyWithResponse(ctx, m.PublishableID, oapi.RegenerateAPIKeyRequest{GracePeriodMinutes: client.Ptr(minutes)})
+		res, err := c.Raw().RegenerateAPIKeyWithResponse(ctx, m.PublishableID, nil, oapi.RegenerateAPIKeyRequest{GracePeriodMinutes: client.Ptr(minutes)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -281,10 +281,23 @@ func TestIdempotentRequestsAreRetriedAfterATimeout(t *testing.T) {
 		}, 1},
 		// A POST, but one that changes nothing.
 		{"POST verify", func(c *client.Client) error { _, err := c.VerifyKey(context.Background(), "sk_test_x"); return err }, 2},
+		{"POST create without Idempotency-Key", func(c *client.Client) error {
+			_, err := c.CreateAPIKey(context.Background(), "acct", client.CreateAPIKeyRequest{Name: "n", Permissions: client.Permissions{}}, client.WithoutIdempotencyKey())
+			return err
+		}, 1},
+		{"POST regenerate without Idempotency-Key", func(c *client.Client) error {
+			_, err := c.RegenerateAPIKey(context.Background(), "key_a", client.WithoutIdempotencyKey())
+			return err
+		}, 1},
+		// With one (the default), the server replays the first attempt's answer.
 		{"POST create", func(c *client.Client) error {
 			_, err := c.CreateAPIKey(context.Background(), "acct", client.CreateAPIKeyRequest{Name: "n", Permissions: client.Permissions{}})
 			return err
-		}, 1},
+		}, 2},
+		{"POST regenerate", func(c *client.Client) error {
+			_, err := c.RegenerateAPIKey(context.Background(), "key_a", client.WithGracePeriod(time.Hour))
+			return err
+		}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var calls atomic.Int32

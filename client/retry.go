@@ -23,11 +23,17 @@ import (
 //     idempotent by contract (the second delete answers 200 with the deleted
 //     key).
 //
-// A POST or PATCH whose connection broke or timed out after sending is never
-// retried: a create or regenerate may have happened, and repeating it would
-// issue another secret; an update may have happened too, and the caller
-// should read the key to know (GetAPIKey). Nothing is retried once the
-// request's context is done.
+//   - a request with an Idempotency-Key (create and regenerate send one by
+//     default) also after a timeout, a broken connection, 502, 503 or 504,
+//     and after a 409 with Retry-After (the first attempt is still running):
+//     the server replays the first attempt's answer instead of running it
+//     again.
+//
+// A POST or PATCH without an Idempotency-Key whose connection broke or timed
+// out after sending is never retried: a create or regenerate may have
+// happened, and repeating it would issue another secret; an update may have
+// happened too, and the caller should read the key to know (GetAPIKey).
+// Nothing is retried once the request's context is done.
 type retryDoer struct {
 	c       *http.Client
 	max     int
@@ -42,8 +48,12 @@ func idempotent(req *http.Request) bool {
 	case http.MethodGet, http.MethodHead, http.MethodDelete:
 		return true
 	}
-	return req.Context().Value(repeatableKey{}) != nil
+	return keyed(req) || req.Context().Value(repeatableKey{}) != nil
 }
+
+// keyed reports whether req carries an Idempotency-Key: the server then runs
+// it at most once, whatever happens to its answers.
+func keyed(req *http.Request) bool { return req.Header.Get("Idempotency-Key") != "" }
 
 type repeatableKey struct{}
 
@@ -93,12 +103,13 @@ func (d *retryDoer) do(req *http.Request) (*http.Response, error) {
 			wait = backoff
 		case err != nil && idempotent(req) && transient(err):
 			wait = backoff
+		case err == nil && keyed(req) && (res.StatusCode == http.StatusBadGateway ||
+			res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusGatewayTimeout):
+			wait = backoff
+		case err == nil && keyed(req) && res.StatusCode == http.StatusConflict && res.Header.Get("Retry-After") != "":
+			wait = retryAfter(res)
 		case err == nil && res.StatusCode == http.StatusTooManyRequests:
-			s, perr := strconv.Atoi(res.Header.Get("Retry-After"))
-			if perr != nil || s < 0 {
-				s = 1
-			}
-			wait = time.Duration(s) * time.Second
+			wait = retryAfter(res)
 		default:
 			return res, err
 		}
@@ -123,6 +134,15 @@ func (d *retryDoer) do(req *http.Request) (*http.Response, error) {
 			req.Body = body
 		}
 	}
+}
+
+// retryAfter is what res's Retry-After asks for (1 s when unreadable).
+func retryAfter(res *http.Response) time.Duration {
+	s, err := strconv.Atoi(res.Header.Get("Retry-After"))
+	if err != nil || s < 0 {
+		s = 1
+	}
+	return time.Duration(s) * time.Second
 }
 
 // urlOp is the Op net/http gives a *url.Error: "Get", "Post", …

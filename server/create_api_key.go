@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
@@ -24,9 +25,17 @@ func (h *handlers) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequest
 	if req.Body.Metadata != nil {
 		in.Metadata = *req.Body.Metadata
 	}
-	issued, err := h.svc.Create(ctx, p, req.Params.AccountId, in)
+	// With an Idempotency-Key, the answer is rendered inside the create's
+	// unit of work and kept with it (idempotency.go); the same bytes go out.
+	call := idemCallFrom(ctx)
+	now := h.svc.Now
+	issued, err := h.svc.Create(ctx, p, req.Params.AccountId, in,
+		call.record(http.StatusCreated, func(is *apikeys.Issued) any { return envelope(is, now()) }))
 	if err != nil {
 		return nil, err
+	}
+	if raw, ok := call.answer(); ok {
+		return raw, nil
 	}
 	return api.CreateApiKey201JSONResponse{Body: envelope(issued, h.svc.Now())}, nil
 }

@@ -951,7 +951,7 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 	if r.grace != nil && *r.grace > 10080 {
 		// The client refuses this before sending; the raw generated client
 		// sends it, so that the server's own refusal is what is checked.
-		res, rerr := m.env.Client(c.token).Raw().RegenerateAPIKeyWithResponse(ctx, r.id, oapi.RegenerateAPIKeyRequest{GracePeriodMinutes: r.grace})
+		res, rerr := m.env.Client(c.token).Raw().RegenerateAPIKeyWithResponse(ctx, r.id, nil, oapi.RegenerateAPIKeyRequest{GracePeriodMinutes: r.grace})
 		switch {
 		case rerr != nil:
 			err = rerr

@@ -112,7 +112,7 @@ func TestRegenerateBodyValidation(t *testing.T) {
 		t.Fatalf("client-side refusal: %v", err)
 	}
 	g := 8 * 24 * 60
-	res, err := c.Raw().RegenerateAPIKeyWithResponse(ctx, m.PublishableID, oapi.RegenerateAPIKeyRequest{GracePeriodMinutes: &g})
+	res, err := c.Raw().RegenerateAPIKeyWithResponse(ctx, m.PublishableID, nil, oapi.RegenerateAPIKeyRequest{GracePeriodMinutes: &g})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,6 +88,12 @@ type Options struct {
 	// cache other replicas' changes reach this one only within the TTL). The
 	// cache serves only while RunCredentialCache holds the subscription up.
 	Redis redis.UniversalClient
+	// IdempotencyKey (32 bytes) seals the answers kept for requests with an
+	// Idempotency-Key (AES-256-GCM), so that they can be replayed, secret
+	// included. nil: such requests still run at most once, but a completed
+	// one is answered 409 (40904, replayable false) instead of replayed; New
+	// logs it. Every replica sharing a store needs the same key.
+	IdempotencyKey []byte
 }
 
 // Server is the HTTP service.
@@ -106,6 +112,8 @@ type Server struct {
 	Service *apikeys.Service
 	// creds is the credential cache and its invalidations.
 	creds *credentials
+	// idem keeps the answers of requests with an Idempotency-Key (idempotency.go).
+	idem *idempotency
 
 	// accountLimits budget each account's keys together, by mode.
 	accountLimits map[apikey.Mode]int
@@ -155,6 +163,15 @@ func New(o Options) (*Server, error) {
 	if o.AuthFailureLimit <= 0 {
 		o.AuthFailureLimit = 10
 	}
+	idem, err := newIdempotency(o.IdempotencyKey, o.Store, o.Now, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if o.IdempotencyKey == nil {
+		o.Logger.Warn("idempotency: no key to seal stored answers (HSRCPAY_IDEMPOTENCY_KEY_FILE): " +
+			"create and regenerate with an Idempotency-Key still run at most once, but a retry of a completed one " +
+			"is answered 409 (40904, replayable false) instead of its original answer")
+	}
 	usage := auth.NewUsageTracker(o.Store, o.Logger)
 	creds := newCredentials(o)
 	authn := &auth.Authenticator{Store: o.Store, JWT: o.JWT, Usage: usage, Now: o.Now, Cache: creds.cache}
@@ -171,6 +188,7 @@ func New(o Options) (*Server, error) {
 		Usage:   usage,
 		Service: svc,
 		creds:   creds,
+		idem:    idem,
 
 		accountLimits:    o.AccountLimits,
 		authFailureLimit: o.AuthFailureLimit,
@@ -206,7 +224,7 @@ func New(o Options) (*Server, error) {
 	if o.ResponseValidation > 0 && !every {
 		mws = append(mws, s.sampleResponses(o.ResponseValidation))
 	}
-	mws = append(mws, s.validateRequest)
+	mws = append(mws, s.validateRequest, s.idempotent)
 	g := e.Group(BasePath, mws...)
 	api.RegisterHandlers(g, api.NewStrictHandler(&handlers{svc: svc, spendKey: s.spendVerified}, nil))
 	s.echo = e

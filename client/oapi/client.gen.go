@@ -250,6 +250,8 @@ const (
 	CodeDuplicateName           ErrorCode = 40900
 	CodeExpiredCredentials      ErrorCode = 40102
 	CodeExpiryExtended          ErrorCode = 42206
+	CodeIdempotencyConflict     ErrorCode = 40904
+	CodeIdempotencyKeyReused    ErrorCode = 42207
 	CodeInternal                ErrorCode = 50000
 	CodeInvalidCredentials      ErrorCode = 40101
 	CodeInvalidExpiry           ErrorCode = 42202
@@ -291,6 +293,10 @@ func (e ErrorCode) Valid() bool {
 	case CodeExpiredCredentials:
 		return true
 	case CodeExpiryExtended:
+		return true
+	case CodeIdempotencyConflict:
+		return true
+	case CodeIdempotencyKeyReused:
 		return true
 	case CodeInternal:
 		return true
@@ -999,6 +1005,9 @@ type VerifyAPIKeyResultType string
 // VerifyCode The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. New codes may be added: treat a code you do not know as a key that does not work.
 type VerifyCode string
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // AccountNotFound Error envelope; `success` is always false.
 type AccountNotFound = ErrorEnvelope
 
@@ -1069,6 +1078,15 @@ type ListAPIKeysParamsType string
 type CreateAPIKeyParams struct {
 	// AccountID Account that will own the new API key.
 	AccountID AccountID `form:"account_id" json:"account_id"`
+
+	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. See "Idempotent create and regenerate" in the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RegenerateAPIKeyParams defines parameters for RegenerateAPIKey.
+type RegenerateAPIKeyParams struct {
+	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. See "Idempotent create and regenerate" in the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListAuditEventsParams defines parameters for ListAuditEvents.
@@ -1346,7 +1364,7 @@ type ClientInterface interface {
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
-	RegenerateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RegenerateAPIKeyWithBody(ctx context.Context, id APIKeyID, params *RegenerateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RegenerateAPIKey Regenerate managed API key
 	//
@@ -1360,7 +1378,7 @@ type ClientInterface interface {
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
-	RegenerateAPIKey(ctx context.Context, id APIKeyID, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	RegenerateAPIKey(ctx context.Context, id APIKeyID, params *RegenerateAPIKeyParams, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListAuditEvents List audit events
 	//
@@ -1636,8 +1654,8 @@ func (c *Client) UpdateAPIKey(ctx context.Context, id APIKeyID, body UpdateAPIKe
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
-func (c *Client) RegenerateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegenerateAPIKeyRequestWithBody(c.Server, id, contentType, body)
+func (c *Client) RegenerateAPIKeyWithBody(ctx context.Context, id APIKeyID, params *RegenerateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegenerateAPIKeyRequestWithBody(c.Server, id, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1660,8 +1678,8 @@ func (c *Client) RegenerateAPIKeyWithBody(ctx context.Context, id APIKeyID, cont
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
-func (c *Client) RegenerateAPIKey(ctx context.Context, id APIKeyID, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewRegenerateAPIKeyRequest(c.Server, id, body)
+func (c *Client) RegenerateAPIKey(ctx context.Context, id APIKeyID, params *RegenerateAPIKeyParams, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRegenerateAPIKeyRequest(c.Server, id, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1888,6 +1906,21 @@ func NewCreateAPIKeyRequestWithBody(server string, params *CreateAPIKeyParams, c
 
 	req.Header.Add("Content-Type", contentType)
 
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
+
 	return req, nil
 }
 
@@ -2047,18 +2080,18 @@ func NewUpdateAPIKeyRequestWithBody(server string, id APIKeyID, contentType stri
 }
 
 // NewRegenerateAPIKeyRequest calls the generic RegenerateAPIKey builder with application/json body
-func NewRegenerateAPIKeyRequest(server string, id APIKeyID, body RegenerateAPIKeyJSONRequestBody) (*http.Request, error) {
+func NewRegenerateAPIKeyRequest(server string, id APIKeyID, params *RegenerateAPIKeyParams, body RegenerateAPIKeyJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewRegenerateAPIKeyRequestWithBody(server, id, "application/json", bodyReader)
+	return NewRegenerateAPIKeyRequestWithBody(server, id, params, "application/json", bodyReader)
 }
 
 // NewRegenerateAPIKeyRequestWithBody constructs an http.Request for the RegenerateAPIKey method, with any body, and a specified content type
-func NewRegenerateAPIKeyRequestWithBody(server string, id APIKeyID, contentType string, body io.Reader) (*http.Request, error) {
+func NewRegenerateAPIKeyRequestWithBody(server string, id APIKeyID, params *RegenerateAPIKeyParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -2089,6 +2122,21 @@ func NewRegenerateAPIKeyRequestWithBody(server string, id APIKeyID, contentType 
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -2412,7 +2460,7 @@ type ClientWithResponsesInterface interface {
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
-	RegenerateAPIKeyWithBodyWithResponse(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error)
+	RegenerateAPIKeyWithBodyWithResponse(ctx context.Context, id APIKeyID, params *RegenerateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error)
 
 	// RegenerateAPIKeyWithResponse Regenerate managed API key
 	//
@@ -2426,7 +2474,7 @@ type ClientWithResponsesInterface interface {
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
-	RegenerateAPIKeyWithResponse(ctx context.Context, id APIKeyID, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error)
+	RegenerateAPIKeyWithResponse(ctx context.Context, id APIKeyID, params *RegenerateAPIKeyParams, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error)
 
 	// ListAuditEventsWithResponse List audit events
 	//
@@ -2596,6 +2644,7 @@ type CreateAPIKeyResponse200Headers struct {
 // CreateAPIKeyResponse201Headers the declared response headers of an HTTP 201 response for CreateAPIKey
 type CreateAPIKeyResponse201Headers struct {
 	CacheControl       *string
+	IdempotentReplayed *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -2625,6 +2674,7 @@ type CreateAPIKeyResponse404Headers struct {
 
 // CreateAPIKeyResponse409Headers the declared response headers of an HTTP 409 response for CreateAPIKey
 type CreateAPIKeyResponse409Headers struct {
+	RetryAfter *int
 	XRequestID *string
 }
 
@@ -3464,6 +3514,7 @@ func (r UpdateAPIKeyResponse) ContentType() string {
 // RegenerateAPIKeyResponse200Headers the declared response headers of an HTTP 200 response for RegenerateAPIKey
 type RegenerateAPIKeyResponse200Headers struct {
 	CacheControl       *string
+	IdempotentReplayed *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -3493,6 +3544,7 @@ type RegenerateAPIKeyResponse404Headers struct {
 
 // RegenerateAPIKeyResponse409Headers the declared response headers of an HTTP 409 response for RegenerateAPIKey
 type RegenerateAPIKeyResponse409Headers struct {
+	RetryAfter *int
 	XRequestID *string
 }
 
@@ -4030,8 +4082,8 @@ func (c *ClientWithResponses) UpdateAPIKeyWithResponse(ctx context.Context, id A
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
-func (c *ClientWithResponses) RegenerateAPIKeyWithBodyWithResponse(ctx context.Context, id APIKeyID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error) {
-	rsp, err := c.RegenerateAPIKeyWithBody(ctx, id, contentType, body, reqEditors...)
+func (c *ClientWithResponses) RegenerateAPIKeyWithBodyWithResponse(ctx context.Context, id APIKeyID, params *RegenerateAPIKeyParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error) {
+	rsp, err := c.RegenerateAPIKeyWithBody(ctx, id, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4050,8 +4102,8 @@ func (c *ClientWithResponses) RegenerateAPIKeyWithBodyWithResponse(ctx context.C
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /api-keys/{id}/regenerate (the `RegenerateAPIKey` operationId).
-func (c *ClientWithResponses) RegenerateAPIKeyWithResponse(ctx context.Context, id APIKeyID, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error) {
-	rsp, err := c.RegenerateAPIKey(ctx, id, body, reqEditors...)
+func (c *ClientWithResponses) RegenerateAPIKeyWithResponse(ctx context.Context, id APIKeyID, params *RegenerateAPIKeyParams, body RegenerateAPIKeyJSONRequestBody, reqEditors ...RequestEditorFn) (*RegenerateAPIKeyResponse, error) {
+	rsp, err := c.RegenerateAPIKey(ctx, id, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -4430,6 +4482,13 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -4508,6 +4567,13 @@ func ParseCreateAPIKeyResponse(rsp *http.Response) (*CreateAPIKeyResponse, error
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers CreateAPIKeyResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -5637,6 +5703,13 @@ func ParseRegenerateAPIKeyResponse(rsp *http.Response) (*RegenerateAPIKeyRespons
 			}
 			headers.CacheControl = &value
 		}
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
 		if values := rsp.Header.Values("RateLimit-Limit"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
@@ -5715,6 +5788,13 @@ func ParseRegenerateAPIKeyResponse(rsp *http.Response) (*RegenerateAPIKeyRespons
 		response.Headers404 = &headers
 	case rsp.StatusCode == 409:
 		var headers RegenerateAPIKeyResponse409Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
 		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -381,6 +382,33 @@ func serveRun(c *cobra.Command, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// idempotencyKey loads the key that seals the answers kept for
+// Idempotency-Key replays: HSRCPAY_IDEMPOTENCY_KEY_FILE (which must exist:
+// replicas share it, so none may invent its own), or, with the embedded
+// SQLite store and no file named, DIR.idempotency.key beside sqlite:DIR
+// (./data.idempotency.key by default), created with mode 0600 on first start.
+// It is kept apart from the database on purpose: a copy of the database
+// alone does not reveal the secrets in the kept answers. nil (PostgreSQL
+// without a file): server.New says what that means.
+func idempotencyKey(cfg config.Config, log *slog.Logger) ([]byte, error) {
+	path, create := cfg.IdempotencyKeyFile, false
+	if path == "" {
+		kind, loc, err := config.ParseDatabaseURL(cfg.DatabaseURL)
+		if err != nil || kind != config.SQLite {
+			return nil, err
+		}
+		path, create = filepath.Clean(loc)+".idempotency.key", true
+	}
+	key, created, err := server.LoadIdempotencyKey(path, create)
+	if err != nil {
+		return nil, fmt.Errorf("HSRCPAY_IDEMPOTENCY_KEY_FILE: %w", err)
+	}
+	if created {
+		log.Info("created the idempotency key file (keep it with the data directory's backups, apart from them)", "path", path)
+	}
+	return key, nil
+}
+
 // openStore opens the store HSRCPAY_DATABASE_URL names.
 func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	kind, loc, err := config.ParseDatabaseURL(cfg.DatabaseURL)
@@ -471,6 +499,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		// publish that holds a write's response; the subscription takes a
 		// connection of its own.
 		opts.Redis = rdb
+	}
+	if opts.IdempotencyKey, err = idempotencyKey(cfg, log); err != nil {
+		return err
 	}
 	srv, err := server.New(opts)
 	if err != nil {

@@ -256,6 +256,8 @@ const (
 	CodeDuplicateName           ErrorCode = 40900
 	CodeExpiredCredentials      ErrorCode = 40102
 	CodeExpiryExtended          ErrorCode = 42206
+	CodeIdempotencyConflict     ErrorCode = 40904
+	CodeIdempotencyKeyReused    ErrorCode = 42207
 	CodeInternal                ErrorCode = 50000
 	CodeInvalidCredentials      ErrorCode = 40101
 	CodeInvalidExpiry           ErrorCode = 42202
@@ -297,6 +299,10 @@ func (e ErrorCode) Valid() bool {
 	case CodeExpiredCredentials:
 		return true
 	case CodeExpiryExtended:
+		return true
+	case CodeIdempotencyConflict:
+		return true
+	case CodeIdempotencyKeyReused:
 		return true
 	case CodeInternal:
 		return true
@@ -1005,6 +1011,9 @@ type VerifyApiKeyResultType string
 // VerifyCode The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. New codes may be added: treat a code you do not know as a key that does not work.
 type VerifyCode string
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // AccountNotFound Error envelope; `success` is always false.
 type AccountNotFound = ErrorEnvelope
 
@@ -1075,6 +1084,15 @@ type ListApiKeysParamsType string
 type CreateApiKeyParams struct {
 	// AccountId Account that will own the new API key.
 	AccountId AccountId `form:"account_id" json:"account_id"`
+
+	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. See "Idempotent create and regenerate" in the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// RegenerateApiKeyParams defines parameters for RegenerateApiKey.
+type RegenerateApiKeyParams struct {
+	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. See "Idempotent create and regenerate" in the API description.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListAuditEventsParams defines parameters for ListAuditEvents.
@@ -1129,7 +1147,7 @@ type ServerInterface interface {
 	UpdateApiKey(ctx echo.Context, id ApiKeyId) error
 	// RegenerateApiKey Regenerate managed API key
 	// (POST /api-keys/{id}/regenerate)
-	RegenerateApiKey(ctx echo.Context, id ApiKeyId) error
+	RegenerateApiKey(ctx echo.Context, id ApiKeyId, params RegenerateApiKeyParams) error
 	// ListAuditEvents List audit events
 	// (GET /audit-events)
 	ListAuditEvents(ctx echo.Context, params ListAuditEventsParams) error
@@ -1220,6 +1238,23 @@ func (w *ServerInterfaceWrapper) CreateApiKey(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter account_id: %s", err))
 	}
 
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateApiKey(ctx, params)
 	return err
@@ -1293,8 +1328,28 @@ func (w *ServerInterfaceWrapper) RegenerateApiKey(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RegenerateApiKeyParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.RegenerateApiKey(ctx, id)
+	err = w.Handler.RegenerateApiKey(ctx, id, params)
 	return err
 }
 
@@ -1722,6 +1777,7 @@ func (response CreateApiKey200JSONResponse) VisitCreateApiKeyResponse(w http.Res
 
 type CreateApiKey201ResponseHeaders struct {
 	CacheControl       *string
+	IdempotentReplayed *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -1742,6 +1798,9 @@ func (response CreateApiKey201JSONResponse) VisitCreateApiKeyResponse(w http.Res
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -1853,6 +1912,7 @@ func (response CreateApiKey404JSONResponse) VisitCreateApiKeyResponse(w http.Res
 }
 
 type CreateApiKey409ResponseHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -1868,6 +1928,9 @@ func (response CreateApiKey409JSONResponse) VisitCreateApiKeyResponse(w http.Res
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -2788,8 +2851,9 @@ func (response UpdateApiKey500JSONResponse) VisitUpdateApiKeyResponse(w http.Res
 }
 
 type RegenerateApiKeyRequestObject struct {
-	Id   ApiKeyId `json:"id"`
-	Body *RegenerateApiKeyJSONRequestBody
+	Id     ApiKeyId `json:"id"`
+	Params RegenerateApiKeyParams
+	Body   *RegenerateApiKeyJSONRequestBody
 }
 
 type RegenerateApiKeyResponseObject interface {
@@ -2798,6 +2862,7 @@ type RegenerateApiKeyResponseObject interface {
 
 type RegenerateApiKey200ResponseHeaders struct {
 	CacheControl       *string
+	IdempotentReplayed *string
 	RateLimitLimit     *int
 	RateLimitRemaining *int
 	RateLimitReset     *int
@@ -2818,6 +2883,9 @@ func (response RegenerateApiKey200JSONResponse) VisitRegenerateApiKeyResponse(w 
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.CacheControl != nil {
 		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.RateLimitLimit != nil {
 		w.Header().Set("RateLimit-Limit", fmt.Sprint(*response.Headers.RateLimitLimit))
@@ -2929,6 +2997,7 @@ func (response RegenerateApiKey404JSONResponse) VisitRegenerateApiKeyResponse(w 
 }
 
 type RegenerateApiKey409ResponseHeaders struct {
+	RetryAfter *int
 	XRequestId *string
 }
 
@@ -2944,6 +3013,9 @@ func (response RegenerateApiKey409JSONResponse) VisitRegenerateApiKeyResponse(w 
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	if response.Headers.XRequestId != nil {
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
@@ -3481,10 +3553,11 @@ func (sh *strictHandler) UpdateApiKey(ctx echo.Context, id ApiKeyId) error {
 }
 
 // RegenerateApiKey operation middleware
-func (sh *strictHandler) RegenerateApiKey(ctx echo.Context, id ApiKeyId) error {
+func (sh *strictHandler) RegenerateApiKey(ctx echo.Context, id ApiKeyId, params RegenerateApiKeyParams) error {
 	var request RegenerateApiKeyRequestObject
 
 	request.Id = id
+	request.Params = params
 
 	var body RegenerateApiKeyJSONRequestBody
 	var err error
@@ -3561,241 +3634,258 @@ func (sh *strictHandler) ListAuditEvents(ctx echo.Context, params ListAuditEvent
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37cts4ti/8KijuXRXJm1Ik+ZJYrq/qcyfO7nQnTiZxd6a7lW1CJGRhTAEKQVpWd6dq/3Ue4DzEPNg8",
-	"ySmsBYAgRdnyrW+Tqpm0xQuIy8LCuv7WL0EsZ3MpmMhVMPwlYJd0Nk8Z/H1YJDx/S8+Y/qGK2Yxmy2AY",
-	"HJI5PWNETgjVDxB2AS+HwQVNC3g2oTkt//vTLwGNY1mI/JQnwVD/yE8TNpNBGNA451IEwyDhio5Thpdk",
-	"pt/Gh4X4/02furGcBWFwzoW+8Y9FHoRBxj4VTJmGM/bptBf3kwHbnuzQ3fFe/CR5yvYnPdofB5/DIJ5S",
-	"cYZDUznNCxUMg5fHh89OXn5/BPdTznQn58EwGPS2u71uv7/dfRKEQZwxmrPklOZwa7DX6fc7g+2T3v6w",
-	"1xv2ej8GYTClahoMg/3JU/Yk2Yt3xzt0e3/wtP+ktzfZZTvJdjwY92nvuvtBiANnF/npk68/DV7Njvfn",
-	"73bUyd7Fh6eXP/R+PuyP9SywJQ5a/7GTPH376celfmQ8mH27f/luWx0/mXwdhMFMJiwYBjlTerrk+B8s",
-	"1mOAlTuFlQvCYJ6xi1PT/724N+6xweRJ0qc78fZ4nz2d7NJB0o974336dPKE7SW78c54mw72+097TyZ7",
-	"bDfRDw5of7/3VPdfsU/BcPD5I8zJ6UxmLBjmWcHCQLDL/DQuMqVXOBj/LC9f/+N1z+9YylWu12LGlALK",
-	"C1QRx0xp+rJ/QWOfP4fBM1yWb9myTqGCLUhcqFzOiGJxxnJyzpZNJLqWMpuXfHDS75VLbp8ZLx296uXY",
-	"VyeDi7/vjY93Zn97ujjqZz/sFi+35duSeLEzK8S7O+nFT9mA7o+fJDv9eJvuscFkv9fXE5KwlOUsCYYT",
-	"mioWBuxyzjOmbP+2e51ev9Prn/S8/m1CILorw0Cdn2oSOX36TTI4f/Vp/8fL73dmx0/m7/rqZG/xw/b4",
-	"2e7k697Z4fb52/1PPxr6m3KRe+/+63//qW8HYZBSlZ8WysyeKNLUv6b3F16bUUHPvDHNWE7twuSMzoJh",
-	"EE9ZfC4LoAlBZ5ognplLZEzjcyaSCl3P+SlO7pxlM64Ul0J56zykcz6EIf9kVi/4GAZzupzpnVBe1ItD",
-	"k+DjZ9wcXBZKt3vqzzqOwXESw0fCIF/OdTffHz17d3QShEExT66hpE3p/Vu2fG7JoErvGbuQ5yz561A5",
-	"8ot7JPJNqbU+C7vmM1X6rZ0PvyEh/x606h90N6DVVdHhZMqInkgnQZyz5S0lh38j/vyFdO+JdCsSiRlv",
-	"RSTBb91OGPmWLb/nbFHnzEYKOWfLkKgFz+MpS4icTL4II1+I/Vpid9rJQ3Lqd+yMCZatkaTNlHliNFnw",
-	"fEooyNh49e60rGnl6ZW0PJYyV3lG5yXhzlOaT2Q2q1PvdRSKk7zRDqkIx397sjgaZCf7y+92+Jv+/HBP",
-	"Pd+e/PfT6Te75696P/99MDveGX+/t5aMzc31ZNzbH+4+HfYHm5MxSkkeFZdE+3pl3W4iJ2uyBWq1hKbF",
-	"5PUydFh72M6/JgyW8cnyaqqv7OV+SQa/pWz9ve4nZ8lLoYrJhMccNm91L2jiz6c0JwuZnSsyLnKS0vhc",
-	"EUrKaSRUaUl8IrObbQtU1F8ev//uxYuXz14eHZ+cvj169/rl+/cv3xy/D5pI+CyjMTuds4zL5JSJpJG8",
-	"r2C3XJz6TZRssc4m9cjE2WmFVn6yLG5YKlJVa8N6jugYYX09L2jK7XdvunLHMn8hC1HTjY4lUUU8hbVr",
-	"yYxQIfMpy4hZiEcqJDIj+ZQRvK6H8Ei1m9bOLNHxm5PTF2++O35+4zW5y+je0Zy94jPeqPzNUxqXe50L",
-	"wnNFoCcEexISecEyuHzOlo807SZnN2XcOPx3hydHp69evn55cnSTGVi3xzdhwyt0avhejQ1uSHyrx3HG",
-	"8mx5Sic5y04Vi6VIVDDs3y91fo/vXslQqEjIVKaJIgu4SNXdmMn3h69e1tdonXj2m/GSW6/SmtWAid5o",
-	"MT6HwZTRhGXwrWc0nrLOMynyTKYwq0zFGZ8bg/RhuqBLRSIhOyqXGYtCIgVhFyxbkujxRT8iGVNzKRQ7",
-	"INT9TWZ0SWKaZUtCzXbs6o7EUzaDJWOimOnh2WY11zQDU3nGxVkAIpnd7B34d7V371DeUYSmqVywRG9z",
-	"gqRLCpEw5Gi4yVFe079TpnXvTMoZSdkkH8LFOGMJEzmn6SNF5EIAP2xNZEYO374EBb0NfMMxzOqAZlzw",
-	"mR5Tzw2Ei5ydsaw2kndsRrnQI1w/Gt0rzb6gX0WWMaF7LxK5uPVHFWuYvve4yUkhcp76U8UVmRRpSugZ",
-	"5eJm39Q8pHOoecj67+WSLCjPyZhNZMYI8B0uzm70ob93zHR1XiarX3oJaznhTJF8yhUxgvEB+VTInBGe",
-	"6z6oYj6XWd4lh6mSer4jlmUy6yYspzxV3VKajmpdo5evmDjLp8GwP3i6SrnAS3EnoAcJacY/mWMpciNa",
-	"0fk85THVPX/8D6W77/xP8KfuU3nu7vR2en0tWEIf9fWK0N/rf/P86Q97H578bfD37R93Dne/2nv25PnT",
-	"o/0XVRHQdIkImZMJdOqa2x4bsYy/nJD/zNgkGAb/8bj0oj3Gu+rxke7/kbhgqZwznJzqWp1Mmd1VJJFM",
-	"wUfZJVc5acFo23r2PZZVX/qmr5vHH1eehY9/RRNz6Y7r0Ov1KusADygw1004SxOwnGi2FQapxHaDYfCp",
-	"YBkaGih8IxDFbKwFrkLpDUFoTmZS5aTf64Gl5larawZI4GyAL5MJ5SlLNn3s4Vb7kMxpRmcsZ5mVOMcy",
-	"WZYrP6N5jHwa2yStyG5InOGIpFxzSUbjKYGZboeVpjg2BKMi37x/c6zpqHffdPRMiknK47tS0X6Nim63",
-	"m4U9pewpp+eAzhihqRYclrif1C3fekBqMGqI7oOcwBJaVgACoe4Q4/CIMWUQITOCklxCplR5vW7BbJbE",
-	"oBvlyr0It7fvlwheyGzMk4SJO1LB9i2pAPmDngsUfX3DxBBExsqKv0YNtqKm39tLD3tClPKZMTaArjpn",
-	"GUzyI+V3rwUT2g716lMyL8YpV1M6TpEk4O52W1MJ3URpxBd22iFItZqz0DjXUrBPrfBMv0p7qMN4sj0K",
-	"dDRNWWYGAa8NoC8LWaQJkUWe8guQUODe7v3S60uRs0zQ9KgkwFvS7O7K+XcrzmU7RLD5q+49HH1VP9Ql",
-	"xzKfaorXmidGy2h1ImVKk1NK9dGlKZ6oqVwoNJgsuNaAQJItFQ0zI4Qn+lifUpHc62J+y5b3JlLexyFk",
-	"zpJ1IuXK7YdbUM/aBTsSdI1UijPQPahjYPqe1sRrGiCJqfD2OUihvfvdiG/pMpU0OZHyFc3QP3z79evX",
-	"jw+QO0/Hy1zrH3u7u9t7dxQkQa7KpSQp9HaTZx72OLCCHnxLs1wqyN4O+ZZ/da/LdCLlayqWVjO/2zIN",
-	"9u9wyjeZ5irLcCIlmVGxtFynJuyt3n7ABap/i0zgWOTK32Qy8w0qpAXzY05Q2wCqI4QW+VS/hXOtyCST",
-	"M9MeBCsSmiSZZs/QSL9tOTFMGIk8o0RkzEOqRiYNpqarKKX++HoTz2atlK802202bUU/vmqFufJt79EG",
-	"s8rNtst3Qq+UzPjP7K5HUv8+rBwvBSqB9uwB0jpnYsOnHvSAgk84eRF+aYY2o+lEZjOWhKQQ5wIskUbd",
-	"CV18m3TqEDSg5RQnyC6mPGUV8SOjokbtHz586ByWe4qtt/t+xWjGspr9a9VSe1eymWdSzzPEPt+Nxw56",
-	"O3enG+s1PmdLRWjGSCZzqnVIEO0yFykQEsEuSt30fhp5SNvLrOzTI6M1W3V6aaUelHg1Kx30dtvgjeFG",
-	"E/e6ifd32gckKv0qkW6DSJEuyUxeMMJolnKW4bN72JY1dBn79qTIi8x8bXC/MtZ3wlh4WfKaJZyeANne",
-	"SdDavQ9B+Rl+v6P7U9r96j25xSu/jcilaSSqfzu6x5Vz3faN501W/sNSkOdJiCI/VSRyPkDolVvPim/Q",
-	"s+Hv7YTBjAtn0g+DOc21RhgMg//56bDzI+383Ovsfyz/PO18/KUX7m1//s9gxfofBodzbiKIVrprjpgu",
-	"ic7ZMgIXGfooGJmnlIucXebWFAEbTzP2vMiEZvp6W42XBF2CcLtkIl3IX5BzluWcqbpX9OrVL2f4czUu",
-	"qT6AD1MmnHUDlGN8WH9cH1rgWE1ozjo5n7GmqalGNF3VKZPU8NWyEsZU79FJVjAiRcwaDH4HjlUBB0bu",
-	"5UmSMGemh2MpU0Zh0/le4isnQOVyrsBlzcXZARFFmoKcK6RhqGunRT+KRx267FemaYM1AxrDJTtvIraT",
-	"BpLqkve5zMC4JOTioMLW1VQuROnwu8bF5Qd3Xd3Rb9nya/3Y53rI10qH+YxZG3BKcy24+IuVOHGmZaKd",
-	"4Bzlwgr07dtPdzXKrN6xZ1UV465drDGeazvnIgcaaV8TnA0A7MwzecEVl8LQfKiFQc0T1wsfzXvADwi9",
-	"anFf2+dcwF29k8+5mqd0CaKGlmj5p4IROpPizDefPtJqYM4vYGOpOv31eg3TYmP41gmuJrQPTwATbWDD",
-	"/T42tFcLwbhq1G+9R6+K56t37Ttwsy8sD7HvWX6vcp6mNgQGFFfqLZQNN/Ut04bpQItwOvgBA6ZVaO/2",
-	"W8PGHtbHEmEsYmSkW28XHJDIxutGRAqmyIJlrBL0fUCio7+/ffnu6Ll5QhPonKq8Ikv6K+ciH71QYNNE",
-	"42rmRtSrdRqDZmynSyu+YhnwQJ7o7r/97qtXL99/ffjVKzc+PQA6AaF1nMmFYhmGKRmRGfeoI17baxej",
-	"47XY2F0/fvPKMweyRqxJulWhDy7itEhY0t70NP7sO49+shsKDp/Qlx7M1jbvhyZQvsIzPY5R3UmOgGrc",
-	"v3LMljyuPOkrgkhlgtZvuIp44Z1Q5YybMToZzYm8q6EqKEgTZp4gNJOFSAgtZbgViWsTjmlkQ1+49zQO",
-	"L2hrdSda0X4Nx9MbmExZ1sjSa2ttvx16H4Ter5+qNfK3tZlU5O+rYuRqIvl1ebtrpfTdipSum/Ek9V/6",
-	"4V7vKuH8FVdNZ4dLyLIxX+sXeVXaAk4B0gFX0FBIZJpocWDCMwUBcDxnM7UZiUASDRz/ly/xLf8cpFlG",
-	"gYrKRJ5G8QCOBhvrC4ObyDSVC9V87leygOoNvqVKwfLiA5Ex6jKi34LGzXlkmKrLcKud57v9wQYHz3Xn",
-	"e8pV9YiALKWPG3M5w6zc/FUHv34faMq5Bdu4AWVdTxuv6glZfw4WYvPC1jIRMGPSJIQAH7CAGjG6tHcO",
-	"MfYU/bPjIjfHtxZ1rLQLklCjkmx06QPkUPpsiEjGYnkmuGKK8PyLFl1q0cbW/O+kRX9RaP/gCu1vqa3+",
-	"G2ihq+FPng56pXIpBYOIzYdTLENfjWz52iNES5UKZGtFcWzfWnMMg8uOfrFzQTNNA5DfZU6uQzBQBC7D",
-	"+aWgtStH6KbzsjTWKqB6BL6aeXOt8aquvrfpqOb32zICDjp3K3XzN1Arkf/+8XXLq0WcuyiVwF9lkUNk",
-	"RJk4c1tB0SkRfxpBsUh4fmjQsFZJE6Lo5nOmz4NcWjL1N4+XL2Wlvko+rsPXYsL84VJ0y9TqzTYb9PWZ",
-	"/R78eud/FK58Z78Mv567z8PPI+H/em47Ar++Kntj5+Xowngtq9PyRjDrs80loca/NKVqGmk57v3Xh53B",
-	"7h5mPuoZA7irRyZuEQPoFWkphtLfu6PD56+PHimDaqZYjHkBRtdjlzTOCROxTLg4Q49u5ICz4IMV26b9",
-	"mO1PNWoW/MEyYaTFZvN86b4CCnM7JEqWPYYgohmheqzoo7gXSZ06YrvyFY8uP3vgbBvL3h7oGk0Srhui",
-	"6VtvAHhMrloVzPpANLzhxCGmPoBBWPMJwRYEkiJJK9LUqc9OyzP138gm9V/eIRmSyGOm+qcmeXgVGab+",
-	"03BM/afTmEJc7wYmGbW75Bj1AytPQIy1XnqPUZS73UOaW2E0VeHUhHnBLMyoDdiE6TggSDuyyBVPGAg1",
-	"ILQ2yKZrNakrT0KzuWI5m/H8RooagsnVG/6aXZa70tiLgMQ36TFvEJyBMRCebPK+RczbXDHCVNUVUSbl",
-	"FwwFGa031EwxIBZBcutmvPS1TNgrfEv/eQJvbiJflwB+VRnbA/ZrlLNLqL9rV6fOzSzBVZjVJlMPgIAr",
-	"VjWpgBvUWOMjhXwOL3MFbDLEwMc+fMymR/Yb0yPXi2C6FzVBDFbYsUJHI5bP+Ru1JjtZtubPqCH7tcc7",
-	"UOt1BlgfU/MmRlhzVFTNsIItbmGGLY/cL2bYP5IZtkJDdzHFbkZjm9HIn84ki9IJ8nkvH7ZZODGgBavb",
-	"TYseZSxh6Cc7hSDdyTm2ZmMMQeIzskmXfIcRrlbIgTgFpnuIh2x1QW5rUmwOONQdEdJk80D6wP7+/n6n",
-	"P+hs908G28Pd/eHu/o9d8mbG86pBMrS5QCZphOZcnPmB7ZB15jAtTLdJK9d9xJAbu2rQC5vxC0/jZOKH",
-	"2psLGr9DwAaYg6HPetmuyNI0UUcJOX7xrCP0cFKuWHKgZzRG3ImQ4DBJ62eWyc6CJ/k0JGOe8HZI5hm/",
-	"0GMvFASrplwwoticZjSXmT4lMxrnLDMEp9eUUa2cQGh1RnkKqVxTnjOi5jRuNOytD//7n9HostfrjEaX",
-	"/clodPlk8vG/Gv2Kt7Xc1fawsYn4ra3fvVq3aNgK0noU7I7AmeHCOEg8+bi6w5pkyxPrEQAvzDcfTogq",
-	"oBsHJHIac3S92dab8cHuXpNgykXD5zFOslVaSEIS8QT0TIPiQ3jSDkn0j0Wun9McSElRPuWC67USqopx",
-	"hOZD29eItPzejpcuHoTHLCSse9b1g6ZVxbaIkRAIwe1Q2DYTeN0CfgttuJ/ffDjxf751rX6uZnA1LVPk",
-	"B9JGTnWyHMphYJTi66Yr1ohyUSVcWD4jYnodbSTeNZLNoSByTjW/gRMaZYAQvYImBpYLEnkCQtQk02wQ",
-	"ynvaWbOLXV5sg+VpATAsmdRnShTLhAF9qVzLT6Bxw+kLF2FumZzDDRMuHplsdQZMj1027L/YaFrXhmo/",
-	"0w9+rkSiX/vOc/NsVUip6T7FjIpOxmgC2dLscp5SAUHeBwjpA+I+2GUQpkEKMxXdaw3BMSoZpZBiO99E",
-	"IuUoV+W6HPumnyC60YNSCyP5NGOMJPwMMssytBN8fXLylqARpEveGzsXtmJkAs1bvK94exxhPgA+Itzp",
-	"9eHvvvl7EGLiPqR+w794ZRv+3YF/d0PMrkXYFv2vfmYXruybf/vw7wD+3Q4xmxNTDXYGA/NvH/4dwL/b",
-	"Iaa5QIIG/LsXYnIhZL+FkJr9cUUtbOZDMmHfO/iPFxb9Q19+bTORvpLJ0l5DLIBnTthR5obJoVq9YZwi",
-	"qzfKU/A5E9x91RjnSmAF83TGL3jKztiRimlKjaIKd0rnxrdsWX/vnXFwOZfIM7A0TJiWpFba8jOqK92p",
-	"XX0ni5zVrr1m+VQmxzI/RCwqc/l5gYkS7BhP9vIzzqFkLkEO3ztG46l72UM6xwt6KVzOMF5qzHKxt0C8",
-	"Lme68v3XzjHiLSAs17I+T5cxY4l6BsgFjjrgbWwKOmls2dWbL/il+wS2fXSZM5G4iz6gH14xObeHRT7V",
-	"9FhkrCQyzNOH07DC1Fa4xGsaT7lgJS8zTPeAUFSsNDOOPIQnlJEiCzGjOXgNFkd3pEveWLwSRRI2Z1rF",
-	"MVZCmTRkYVhQoF82Mzq80IrQkYVCqFsZqgLA1ez2mjO4mvGzalEE7mpV5wMtOYFGCaebmUFQCteMeKMT",
-	"qXYUXaUb30LzxX40jd2b5EZnCkIzlYZkm4Vc0sPqqA3iU705QB+aS82CM8KF8VmNZbJ0mZ8ODsko0d0m",
-	"uaQEkCqx88bIli2g1JzmU5eD1Wj0tJBT15GO+1hohuVebZpNGw+zSkNCFmdTK4Yah8AEPAIopJNcluFX",
-	"hOc2EZLhi7kkBVwfgqg/z9iEX8IuBZPWRBZV7Q9k9Uidn6b8gp3+63//+eFy/29RlxzbkCLYtFY1Mthz",
-	"Uy5yE6F+zuZ5NTi11lZV1tzexHz22tPLm00rFTQ5SC9c1T4/bjUKq9XpfpEx1gEXGT5B5pRnKIou9VTJ",
-	"hdDzeeDsDYOeC1kt5nq2d3qV+QSXkjL3dnu9ytw0AoXP6KU/tEGvgVze1oCW10yK45a1GV8v3NPOzx/1",
-	"P6drZsuz4O7VWGsYoJ3D3DdQmnVwRiWLLGbkX//n/xK0lDua+2VUx14aBUPy08jYykfBx89Rl9gWMHPA",
-	"NFG3TsU0p6k8I63osjNVWTyny05pDOiY286RysVEWh9tu7ZAV+FUWzTr1UXTk7yyaKVf+y4GwzdzHLKc",
-	"aN4qc2SlNzMCVvBZZ1wUubHWsgkt0hzQIms6jVyQ1Jqvaskx54yVlkIyZuBAzI1dUwoW6nk2XzkgPbDh",
-	"EfOpNmEiUYTnekNJEbMuOSyx+572SOsJSejSxcgZb42+FV4HbrmyABhGcFdrrfUlS5fjTXODhioFa1+7",
-	"FDMu/O/0b2KhPRQuG9yYglvI7T0LbC3CzJmtSrPt72ISxTpaScUw6jCeFJ0xkhUpA6cMzY29RYqHMTOu",
-	"DZsrg+VMrJxy9nA5mYQkWrnNsZIDqei7DfFymxm0DIVanQZ/uhi5j41UDaDQy1un4pALliU8zgkdyyI3",
-	"kS+38uP4HXnHlGYkD+nLCQHYmtmAHDOM+/bwVAd1W54BfgxJsH6B3pCh8+mkyxAlWA/hjud4ok1lmpAW",
-	"4kRLYeOgZwcYutJ86IWEpYoRMHq0u+SDCYWrxKn4E4ZhqUpP7WLKQC9zYfWQ9Xizo2WDNGqAD9Qi5r/+",
-	"958Y+zDHv9t682spVY+bZVpYVUxoOZPnXfISnD5TqqYYtzbhwrPNm/xr8JGEJJVnZ5jxYI2e19s4H8oZ",
-	"UY1SXkdZsF0amGbT7iQRKFERKttoRNWrYlRKvYbGnoeOMGMjxJVelA40ahFDS9oywIqPHKKUKsnL3MBQ",
-	"M5xvLRdHroZB1O5WcUygf01g8JX+mmUOvVBpwI1DcIxxeo+wDBuYhnFZrG34ThkYdqqNQmZdmAZryEH4",
-	"3SFFoRlof21H64Hq5QZr6r5x0EY1NP7ot8olWakCsD4qxK6CxzGUtwFq47Y5TpglDrsCwdvX0Gprs0Ty",
-	"9tBnXmoKUKSA4GMsFlW5eU0axr3ndTTVW6k3/kLv43XlYqLVA8pVkkDfdRnpHp+rkCiwo5JWlBllbYh6",
-	"GuYUNCmlT3tX6prAret2vM0i6khLUZGM5WV76PFHx83uFnBn63GYoDv70wXe3T4RpRGqsHHV/BIqZqXU",
-	"SkUCv04LGG2hbgPglHjqC2J7XxUT93ulZNiZdQ4Ie6GelHFhK6Ncxylw7wu58AqloKDVVH2JtEpfZQSV",
-	"UJCWr5E0sTeh9dpVMiEaWfd6OaHZjXdSynFD2zEEs5su3VAdKHwia7Vguv7hPSTCB3yFI9hhvzpRoVby",
-	"SN8zkkNZ8oi0uEi4yrk4K8ziaMng3dH3b7490h/yYfdW06cWU6lYFTwafB1dEj1/+V5TjW7DT2bqlplM",
-	"wwYIjNomGZb1i7RYW0XQdNukewVD1IzeYE8rWeYnNnLILjlmC/BrKPD+jhmhScKSIcm1jkso3CNLWej1",
-	"0bN+DlRZCX9yS6jJ1t9TtiqPX0fKzHMQBna6vGytsF5zaW2RsBvszOX3htDxl+fTwwvvMAvW/TYZHOUF",
-	"m/TlXqj4s/CaX0zN55agFSsWFxnPl+81O0UZcQygi4dF3hCe/J1i5NCAbIKdYUgQo5GMil5vO4ZYF/iT",
-	"dcmJNVCgV8BWPFFD0uq3IZiHom6N8JMGVhWcZRN+VmQGepXAeZ2w7IC0Bm1L7C5lCYgeExBiKXLKhSLq",
-	"/NTmipbe+e2BZ2AmLTCeejb2kHhlAtsHpLXdXgFvNx8A+/b5aZe8xyPSRKMt51wfj0sLhkKwOasIIDUc",
-	"+JAv+pxPLxgIWlLxXAIem5kIWlYtAl4J81zyzmmezxEsj4uJtMiCFMNlTf3Br9+/e/b28AeYLLCYrxiW",
-	"0VfqwhCsSZ4KYt81+7s7EiPxH/9BTvRaqZE4Ap5vfVQWSi7akDgiTR0ZY+Sc6wNX8wGgAdBu4pjNc5YM",
-	"9Rd/hSfIr0RN6ZyRX5FP/joSv3Y6Hfd//dwKPf1q4jHGVLG9nSJLiWJnMwjQbkVIkt05AmF3FT8TNC8y",
-	"FrVDon+U0VjrqJH8SuKU8hmJdJeioZWb9KlnRKewRGcngKsPHfWKeP4KHqPoGlptcC5BYk1JrpFuCX85",
-	"4zwoVyxlca6MqRBpFfpQJ+xfwZawaUfm1Y7Mb92RkTg0iwXLm5CUnzNCYS1LV29unGbA2r/5cBJC1DSK",
-	"JTh/xhYSERnHRaawjkJ3JL7V5MyVKuxycmWj60gq5Tl+z81kRP5LDzijIpEzpJsKz/gvQslex10YCXA/",
-	"qWJ2YM4cZEb2ar2qDITeov3HZVpSsYSeFPPuSGhxGMQqO0UJzSnsiXM2h+oQJvKUVRkGRJ6Crjzjl0NC",
-	"3fvAswAkaiQUgwBWY3unSJAuPBO13AuWKQY7Xa8AkLcaYuAiaS2msh0CvCXYNyLSSrnKgVs4GEwv4hEO",
-	"bUS5aocjUbWjuVc9oRH5o6oAaVbqfKD/SO9Q3HIj0aprLaH1jxC80w7JPC0M3eVUJDRLSMQVpJzRIjFp",
-	"afo/YjyJLJPzjklNoqgFVEcwo3MsOYd+uVwaYQicTMMNvHIhGRlHGHjoRuIso5o3rRs2GoXqN7GFCA/b",
-	"rNHHp0+SkcCSVpqWEN4Eghmv9PJ1yRGNp2WVEwhis3Ch5bLxfCQEY4la22JUOfOYmEjoIyRzplZQY3FK",
-	"8TvupKlURegoOmH5Evh/OhInU6as5wOsvZrtGoOv7XAIwzXfgwFLAfbUmKEvDXv0SJG5THm81HyFpoXm",
-	"NSPBhXPH5RkVCmfT5gCem3mwIYlo6Mgw4odbd5+1/Glp+Zwt27jVaMYM50CuRHFMHc1vEmLsdUsCeBjw",
-	"OWs7UWSecRHzOU2VSW9wS6PPYREzBZPX75KtrbdywTLDFs4yuVDdrS0CQa72pSmFs7cAZQQRGpWXPCnS",
-	"pQmYcKxtJAipSuv6vCaqGCuWr1hCWxFEJUZlFGrXGFX0vnQxEXok33w40eyen2vuM9Ddf8UnbKX3q3kN",
-	"DvHZQO6UeQH4RDXLAvrPc8XSybBqcUWzl6jmRoCjQPPvMVtxFHqDHAx621EIbZcDpZeV3FSAOzV4fT74",
-	"Nu7fEmLIV15MNR4FW4wQM5+7UbtLDt0RCXcUw70Ivm0T3uK0QchIM4V9HHeGKFrNsYD9lSfVGJxbuQUU",
-	"M1/GyVUHZA5EpefG7DXQXfU2NOAddD5Pl8gNuyOxrVdytTYu2urgg1MuzmBpN7IUhpWESDN0z5fuV2oQ",
-	"Z54dBxthIlEh4DZh78/ZsoN9mYHT1+0MzR2gdb2dkUKNC8rhHJKMTQrEbTILs6NXucHNzxUpBJ1M0PEz",
-	"Ejt6UqCcvWXThOZyhrqDnosTn76qmT0Z61jO0cygoNdeurbRhrVQ4LVk4VjBz4Og/sCIYils561kf8Y0",
-	"kUDYsT4ed3XnP5jiaFZSh104ZsaLZGCvRMIylmxtYWVWPVcloM8i47m3/iOxp5s91roxsJQygn1ra2ib",
-	"rSfwbJC9g/zKy+CB+C0u2GMtRp1ldD7tNCXzGF8ddFr3H6DqYR2rCUnQ/m2SkkbiiR5xVYlSc4jpoMaQ",
-	"oocO/spGUKTQVZ2FRYSuhrYJniu7b8uyssaKqaegZZlvrarsgeYKwAvgw4bmgatUqySHRE5KUvOtpIq0",
-	"rOutaj1C+1I+ZbP2wbrKKtB9NwHlN9hKpZUIgs31jvPqKaE10kaYUV91M3UuQVh1UL+Oq+73BlG7OxJP",
-	"9aKgrdSCjaWMXtiCFqa8MG6vEjx9BivVUJTYPoRHQ6XW8ZC4msYHJJVn9nMgy1Dk0R2jFKFg3B2JfTjX",
-	"rfdCczhQkqCYjdlLW1uExplU6G7U4kC/p9/CAzZDK0QMtGUKfJAozngeEXaZM2FyJyMOZ6If+xISIUXH",
-	"GLS1YsIUbi+S2BhzozCYTYbB26pE/vBWwwQk+dsM1kEzGb0OfZBg3lh+rFARMuj/oLvGegQzpgdjxqVl",
-	"OQiHpqWWBKKuYJluclBuOE3LGYtlBkW+y4Q1nm9tkVZUYu1gZ+AUQ1sayVmaopCEWiS6l61J1OpGj4wh",
-	"RaRL3c8rjMA4hauWYK58E3PoCcuaiSl9CgPcCqparlql1F86sBsXBDzzhSIHM3UJ7m/PB3wHRdN/6H1n",
-	"Daj2k1TV9ilib2lBc2vra7kgSsKsG82SKydy68PsPcjYWlCLYQ/FTOhGYclhklDEnLCFdb+AaEK1wgp9",
-	"tWMzB1XoDi+6oMuQGEwdH6URn0aqMtFxfmodinH5SNSgPGAGxkuzk82TxiDSJ6p0gygzJDXVhPeOJVyF",
-	"nuVkJDxKx2Hb3UBau0Tpb7goPq98n5F3tHyc2o+EZXgf5i+MhO6lLxMh+VupAFxTyGdJnEotY1hpp1As",
-	"xP4khmFYTQui0Z1ND3ObkMhUGWrGKkH5XVuu2rl3qElGI5ZHoADqZUaNxFWpUc/A0o8HJ9pGYQHhdJvJ",
-	"C73yWnIzsZFG9UgStAsZ+6VWouVCDYHyU7bORzBewo5dTdrqoskRXvrV9Iz8SmaMArdtMjtCihaB/4LF",
-	"sSx8dKeawsQ13q80vqbEsHm6b7qi3xGSoMnYmkPtI333yLWln1YrPpXNDBqamVLlquPKrNrPJcvty9um",
-	"m9vm5ZtUV3VN9Nc1sVInlZdl3tzbg8rbBkjAVEGFM7gaVmYi96WtnOra2Xbt1EyqqgGdvXxtZ13nYSNt",
-	"UBYWPGl6pIUqrfd6f5S6Ve2Tu5VPwoFk9ctaH4yYp6fiSlWVu/ncMQu6g3QHFjzroGkhryFaaNFzAzEd",
-	"lVp87bKZ/koztZXbMSvnP5LJImf2gV3TlV27G+EmlpJGBiJzr+D0DPLm7Mv75uV98ivKlVZUvLpEdb0c",
-	"r2ut71rzoG0NbTp/AIiflQcdQJn5Csq1+o4VnBrF2bK57abv2h3sVQ4wBx++1zfbsr9d4zWrVS7tG2ay",
-	"+7sN3Gm1SJN5azDAtwZ60FYI9Xa4s6nqUwitbu7FvnvRGxglcaFyOUNFF+t/rVQ/c4SclK0NXGt1W5Ae",
-	"QE38ldl1cB1lw9trG6ZjxdD7XzMombB0Iwk6bctYXsq9Nhgg84DWZ7cr8lY2teuaok3V2cDQ01SezTWw",
-	"1zzS5kJs5i2zywZAn7cp1una6a+2c9OandDWrjnEkZ55pSCzreYJ6xWST4XMrYHXq7AMzixPfnqkSlug",
-	"l+dJ2KeCpriXa4AJTmk0rklyVGqUI1FXKderk86HQfOpAkO5PZpYQuY0h5w4D6AcPDFa3XhM57yjKelx",
-	"RFplhkFK1dTAIKSMKpa0fXP+SNBUi+tgCfIbiaxYBhEAvk1eJPqxIuF5B9GPHsOz1WuR1QJ87D2aJArO",
-	"n0zOVdk7gu4HVG+kSEieLbsjEYRBzvO07gfXnQvCQEvw6ALvd7e7PQjSWO8M8WJnMb0VKs7bPKbwymyn",
-	"6sMe5CdqaZXX9Qy4D3wMA2RsLNukwY9hMKfLGcMurn06piJmqX5a60giWX34Yxgs2Hgq5flGn/38OQzk",
-	"nAk658Ew2O72utsmIRTCSUqyggwq1hBn+woO0QaAHxtC7ZuxEIrOr20RWlQtiArSeha6w2SWaAJt2ap1",
-	"QH6Ig5S0S/SMYTU1EyuYapUB25zPGc3QroAsG1HdEO1nJMwZpM75fG7VlTki6pNvUQzMsiUIdQkF168P",
-	"ZilcGoatkfbcw7sfCfDXsQn4AlxcseHi/1+eFQwy+8Bl0eA51CsW4U5wG/BlEgwBJg0jhgE8z+YAq2D4",
-	"00okveG5qM25gwadiBCWqp+yacAm7qSC71cG9mF082ZFIb3488/hLw1ZdcDtISbWLj+ISSHpaxGzjxmj",
-	"TZ2D8uSVirIufW/QqybLXQd02IiD4yPErGA4IkKenPGcGGSvMtYCYPLIGwChWdd5A0236SwasJuGrr7R",
-	"pzMsZynaGoW3VcKba4lFEL/cFppxreeoAnre1F8Hkl329/6w0TXfcDlf+oeHig7wfA4Sfc34S5xYEFbq",
-	"Kty6QRnM8NUh3SFSV/fXRenqH9UI3TUDsDJbKwJm0HZDMRJxK4LUqqh95XhKkPKVKstehO56CnJZ7SbE",
-	"xpZk8vC6QH72IbsA8tkztXZ5sp6KKpW1yj7WUb2uzEtaHQDOmbG9VOqM6ClEKceGk+BDNQePzO1r6zru",
-	"VVVe5TYm621lpuFoRnEPTtBBr7d54WB4Y24SB5tYg33u8bds+VY/93njQr0NNYga6zxbiEs9XQckArTF",
-	"ClecsDJHFIBDpWDm4MWnLSInOuYz5Idegd+K8Htdhd/qw5US93+Fcvt3K1O9g8TV9JIjwsdf0cTmcMIr",
-	"/etfqRTjh5e2r3+pxE+CN3auf6OOkKTfG+xf/56B+TGjgtSR3U1mwoIAGQgZyLudzWi2NGKsr2Lk9Ayh",
-	"+u2lj81KRikwVSQ3SKWUTUDFL5UqwE0j0Gtiw0khq7CUvUxUWJlAinCG3KRuWWxnp1p2RkLZCr1clJFA",
-	"eDxkV0maJkatSw6N22Bra9Drb20dQJz/SCRsnsolBt8a95V+ore1BXoeKnk2oICMZT5tEltjDzV2U7kV",
-	"jZk8TcFBZ429XhXF30B+/ejAkwDM7GZF4L1EymDQ2+51ev1Or3/S6w3hfz8GVbCBBmAUM6hn5hLk3TPI",
-	"MqjlWa3XYq/SLT9ufoA0wf42nCDP2YQLpmqgB56JcEbnYR3cN6yh+0JAJF14UTheLfPYZX9b6u+urPTn",
-	"Ox/DRmy59iQ2gJtQmvOGh/F1ZfNrVd5IC/JuGrYjZL1/OWQf5pAd4In5pyadrhHN4AwpPRL1Ku+hqeUO",
-	"R4yQiy809bCC2w1OEos5h9n8iC3qg7hatMCfHKBc8NggQpcIcBb4zcK5BS5geQQHzSgAZzLG+Qbe0QeY",
-	"A0Gv/83zpz/sfXjyt8Hft3/cOdz9au/Zk+dPj/ZfVDBPAjPaOgoiypKbPOYBooCetfHmqGITrtkb1/r4",
-	"HcBes8O+tivuSgm3l8fvQD7bvUGFfOyaD3+yssLQWJhvSwQn17vmXRo9Bsyie/6eWnlYEloJelib+NGC",
-	"iIl2uBrZULqK4Zl+O/RSr7X+jP5FbkMj4alBO0SvaT0JDO5ut5uTixtiEPCFnfY9E/POHelyp9ev0OWt",
-	"SM+qDw5s5LrbD0ssdpkdv4HAg3ue+P07Tvx+7Ty53cRXqxGujbm45VsPt0yHTV93gZnrY8HXxJC0YD7b",
-	"7hypxjhfHwsC7w/ueW/2N7DhvMWUWocTDe/tbnJANSBJgzlncDe6BBTz29BlGJjoFP9IY5fzVLf7sUJ/",
-	"362EsQTX3X84Svxuo5iaFiKdabXZxniUYcS16Bf9Gvh9yrAXfH+ABFo2UU+TsuUfMKhE9wre275nwvy9",
-	"TH6oflneczebn7Gq6A+UPnMTIzD8ZY0p8L2PP+dXcq3AtAB6iQkYTOSwGl9ZSeUykRIjYQPctUQEoJ1+",
-	"FkoZfWUC343c5GCkSlvhSKzINTgmv0RIJfIQv9jyKqEg5bStuxzfQ9f7hcGz6ZJjTIDQ9GsqVdqKPKsW",
-	"IBO8jhE2VaS4SlxZNOj1oq2toVF9DXrcesw//cWRwIcxMHoxXZKWDzBTiep30C6hB9ESlqAsYR2maCTW",
-	"g6tAWmAz8okLOxQmjLuSqnmA04l30GFr46vdlJiMAhfxBDmUJld9aZNPqlMIk9zZBCkHAjfSlLS8GOQx",
-	"TVwifbsOpTMSLu3KjaNWBsuN3wjLzXg7Xuq/TQjS47ZURcZLl0tftq3CEosB39PPQX6lFEy1wfYIoVrC",
-	"JI/mMk2g7TnNchs7glMmJybO1VIdmE+6euZe+IO+Cmow9HEpFYnljDnrPgTBDEtK091o3Q5HqO1Taa0q",
-	"OuQCXVkWHahMhF5KsZ9OVssVa/lIQ7ppmxFWwxwakqgB8QsgAtbuE9KyIES6YR+HqJrh7zSpIYkawOD0",
-	"RwAx1Oxuky6vlw8aLuHDIijw4DtmLIJBc93bai8EUE61eC7y9CoDqkD4rautb7Q4C3/9CHpa1elWYAvD",
-	"NfB+bSDSw9pSeimIcDKYrMAQ0TtK/mEK6ZpgcH1sgW4+tLmLlZgvQGKuYE21IOf4CfC8KgP3dhOEJho0",
-	"Tvh8gSnscoJZu37hdj1Mv/J7NGzge48UhJdh3i4GkLYxzEs365RBk8do01tdQm+NRTXPlO6pPZR1q3bK",
-	"IOUx8mFIbWbdzK6EnQgDl6VymkLmU1njr3LaQi7QI2VyviEgYxRcmdA1CvQkX7D2EBPPMZHO5GX5/KBE",
-	"FEggewZ9+7pfSIcW0BcCmxdUlZCIqYRUxw55W8+nwLTiClXbCEGeVYnYBivT8lOQo41Z+pi3oZtD+0Vo",
-	"QlVtOI35Ek1sEsWB+YZN69CT6wSPBj/lhYdQG9zB9wc+uMAeUU+/SQbnrz7t/3j5/c7s+Mn8XV+d7C1+",
-	"2B4/25183Ts73D5/u//px1Wv3qrj7gYeuyYY5yv8BbfEan4I5xv3YM+udaNYWEQfKw1cpzauYNMG/ECE",
-	"zANj2/R9H8DNh2Xc6GVEk7vd4l5ngWqUkmuCMYR2l8Kvh71TxVP2edgVYs2jahCwj6P8xav0p/Yqoa68",
-	"mVMJkJP+HXxK4Cm6U9JouJJ0CcmhLUgjbf81fE63NeWVx0vQbI+oEoEpNVgBtb3X1x7YubQqba5xMllj",
-	"jHMy3a9riByDyaZqW3Gy0xfj9L+dcfqwGSe6anV2dahwfspUOjPm6C9iPv7eysr3Y0G2HKliQf6FJ5/R",
-	"bgzpWisWZMQYrmfRonQ2o5leIJtxFIWw0c22b4EWLJYrFgaD2TUSBt7fx+NwIL8Q9m11WykaADpIDZ8j",
-	"RFsIKMaLKcuYj1aKOmwhEpZdr8QewDAsqNMkYwxxM7oj8fqWGbUAAxeFCB0BSbptk8sFdlE0Vlv/ivVJ",
-	"lhnZGDQL5uYScQNMGAqXAtMhIRWVs8S8aYEXhSRqzmLN5QH4whkddAtlQRwh/b1XD3e40mSP32vMJcNb",
-	"GwblGu/Ey+cu8tYUjjQxqncJuHUVMO4hgcLmbWyQQ2FL5N40/O57zhYbhOCF4MRxZAYmLas/WTpaUPUl",
-	"dvNLgkTjG35R6VJgua5r80zq0x+Sz37PAxIPp3s7IM0Z+DlszkN+B+5BNEoYt8tK+rHD5hCJSUW2exNx",
-	"TkKL42TzfUeiTPglXKic0aRalvZWKbxnLP+L8VxTAe06fqv55kMx2y9M9AsT3YiJ/m7sUIt/F/fHEF2e",
-	"Gc3jhnIfz3wM2UeKRJplgLfSpNlAHQKIGIhIq6kKKM+JnEyGDodPGoi8K+X824r4I+HL+FfVHAVLRgWx",
-	"pgUJCwappt0l/w1Y/F6B2pEAI9uBN3hrCUEb92Iqwcc175LDa8B0AOOWX7IExHRUDjaV09Gzgl50c91H",
-	"xA4davVIWNRnfuURYyHkGw6Zwiv8+0c6Z27pT7Pla0vEgY2PkaYSyGvOkXqd44My6kQBTrXxJmKF84dw",
-	"ff0BTlKtuJowrC+H6pdDdZNDtbfBofpMiknKsb7b72nw/bPoT8i27k1cMNhPqwbGx6VlbH2s6jtZFhAx",
-	"NkM8xra2zHG5tWWwQw48Y6QCjEsMXXhsoCcnqVyo7khcf6qBHYwnROW2hKWyh7FNBl+TID8S9Qx5k09v",
-	"sXyc3dMrAWsFndCiNWGorclUBhcfVedqJHDkVZ8JANgnciEgyMgGabWHBrTKVjmwn3IxMwCFNOOiyJka",
-	"CVNi2MKtW9HNj8WDiJfIDuRU66e+LAQxbFpkMGsK4zqjXGgBC+ohOEmpOgILVtwgSpQE8pcRJypRcWb6",
-	"g+Feb+MT9V1tTq4QLN4YEioLk1OkpnxTiuwGdxcsPBTNawWMcnAPkp1sY1Wpsib6NQnK1R3+JUn5rxdO",
-	"ApzACyYxfMIFkyACFIRWiEd+ZEXGzoqUQiZWxoxj9C8aXMKTCsb3l1iQNbEgVsK5YVDH3V77vRONjaz0",
-	"QDEgLoVRN4J8uZp73dBFk6gMFZkhZbs0ZeC93T9e1vF9JL8aoWdd1vHK7YejnGM/U2cVRRxDzXIyZqkU",
-	"Z5ggJqo5OX6guSgzcf5wScv9W3KRRmtSFXbALlgF9X3Txx6WK3gGyup3vwRlAdD83TfzmxUgepM64EnR",
-	"Bw6J20FUaM3UaLmYwCXYg7X7sCTWAM9/cD08/18jsqvUftxg798C4+Glb4CtjRWviJyYhF/jNoEUrBsg",
-	"bwu2YCofiTXQ20NDeWFD7RBXrSkkTOB/kSJD4pBhuyMBeXQwLE0+i4znOROuijrAKngVWampz1LWcPJK",
-	"s5EpVVOXMIxtjtnEgBy2wARyqp+JAF9uxbvftnFXckFYwvNKQSJi6z1ptXNMFSPjjNFzVxmWC9KK7Koa",
-	"hxesmcmRiUJib1evt7vkWNrumqJ2HlYxdaOSgjV6dnRj16B/60eOkHRuhACO5PYFA/wvgwFuF9REaCN8",
-	"87pPn7MlLuiNDW1XfhxmiNvy2espKjexyZt9XJP4Ib7zm4Eqw0dvCqvs9uLm0Mo4cZYbI/F8sWJ9cbT9",
-	"KTCS8bBj9vRx4pB/eQORyJ1yuEqKxUXG8yUcYVj67rDIp8Hwp49695uqjQ0H3NtMJoXlLUWWBsNgmudz",
-	"NXz8mM5513SiG8vZ44t+sMrJXsmYpjZyvRXN6DkjWSGidqW54ePHqX5wKlU+fNp72oPGPrrhryC7lKU6",
-	"V0rLAQiGFVa6JYd0AmXzsaTFhg4IJlBHeJ04WDZtpEH/C/4aff74+f8FAAD//w==",
+	"7H17c9u2tu9XwfCcmUg5lCLJj9jy3JnrJu6p27y24zR7t8oxIRKysE0BKkFa1m5z5/x1P8D9EOeD7U9y",
+	"B2sBIEhRtvzqa2emdWyJAPFYWFjP3/o5iOVsLgUTuQqGPwfsis7mKYPfD4uE5+/oOdN/qGI2o9kyGAaH",
+	"ZE7PGZETQvUDhF1C4zC4pGkBzyY0p+W/P/4c0DiWhcjPeBIM9R/5WcJmMggDGudcimAYJFzRccrwI5np",
+	"1viwEP/bjKkby1kQBhdc6C/+vsiDMMjYTwVTpuOM/XTWi/vJgG1NtunOeDd+nuyx/UmP9sfB5zCIp1Sc",
+	"49RUTvNCBcPg+M3hi9Pj74/g+5QzPch5MAwGva1ur9vvb3WfB2EQZ4zmLDmjOXw12O30+53B1mlvf9jr",
+	"DXu9H4IwmFI1DYbB/mSPPU92453xNt3aH+z1n/d2JztsO9mKB+M+7d30fRDixNllfvb8m58Gr2Zv9ucn",
+	"2+p09/Lj3tXfev847I/1KrAlTlr/sp3svfvph6V+ZDyYfbd/dbKl3jyffBOEwUwmLBgGOVN6ueT47yzW",
+	"c4CdO4OdC8JgnrHLMzP+3bg37rHB5HnSp9vx1nif7U126CDpx73xPt2bPGe7yU68Pd6ig/3+Xu/5ZJft",
+	"JPrBAe3v9/b0+BX7KRgOPn+CNTmbyYwFwzwrWBgIdpWfxUWm9A4H43/Iq9d/f93zB5Zyleu9mDGlgPIC",
+	"VcQxU5q+7G/Q2efPYfACt+U7tqxTqGALEhcqlzOiWJyxnFywZROJrqXM5i0fnPZ75ZbbZ8ZLR696O/bV",
+	"6eDyr7vjN9uzv+wtjvrZ33aK4y35riReHMwK8e5MevEeG9D98fNkux9v0V02mOz3+npBEpaynCXBcEJT",
+	"xcKAXc15xpQd31av0+t3ev3Tnje+TQhED2UYqIszTSJne98mg4tXP+3/cPX99uzN8/lJX53uLv62NX6x",
+	"M/mmd364dfFu/6cfDP1Nuci9tv/87//RXwdhkFKVnxXKrJ4o0tT/TJ8v/GxGBT335jRjObUbkzM6C4ZB",
+	"PGXxhSyAJgSdaYJ4YT4iYxpfMJFU6HrOz3Bx5yybcaW4FMrb5yGd8yFM+Ueze8GnMJjT5UyfhPJDvTk0",
+	"CT59xsPBZaF0v2f+quMcHCcxfCQM8uVcD/P90YuTo9MgDIp5cgMlbUrv37HlS0sGVXrP2KW8YMmfh8qR",
+	"XzwgkW9KrfVV2DGvqdJv7X74FQn5t6BV/6K7Ba2uig6nU0b0QjoJ4oIt7yg5/Avx5y+k+0CkW5FIzHwr",
+	"Igm+627CyHds+T1nizpnNlLIBVuGRC14Hk9ZQuRk8kUY+ULsNxK7004ek1OfsHMmWLZGkjZL5onRZMHz",
+	"KaEgY+On96dlTSt719LyWMpc5Rmdl4Q7T2k+kdmsTr03USgu8kYnpCIc/+X54miQne4vP2zzt/354a56",
+	"uTX5z73ptzsXr3r/+Otg9mZ7/P3uWjI2X64n497+cGdv2B9sTsYoJXlUXBLt65V9u42crMkWqNUSmhaT",
+	"18vQYe1hu/6aMFjGJ8vrqb5ylvslGfyasvX3epycJcdCFZMJjzkc3upZ0MSfT2lOFjK7UGRc5CSl8YUi",
+	"lJTLSKjSkvhEZrc7FqioH795/+Hrr49fHB+9OT17d3Ty+vj9++O3b94HTSR8ntGYnc1ZxmVyxkTSSN7X",
+	"sFsuzvwuSrZYZ5N6ZuL8rEIrP1oWNywVqaq1YT1HdIywvp+XNOX2vbfduTcy/1oWoqYbvZFEFfEU9q4l",
+	"M0KFzKcsI2YjnqiQyIzkU0bwcz2FJ6rdtHdmi968PT37+u2HNy9vvSf3md0JzdkrPuONyt88pXF51rkg",
+	"PFcERkJwJCGRlyyDjy/Y8omm3eT8towbp39yeHp09ur49fHp0W1WYN0Z34QNr9Cp4Xs1Nrgh8a1exxnL",
+	"s+UZneQsO1MsliJRwbD/sNT5Pba9lqFQkZCpTBNFFvAhVfdjJt8fvjqu79E68exX4yV33qU1uwELvdFm",
+	"fA6DKaMJy+BdL2g8ZZ0XUuSZTGFVmYozPjcG6cN0QZeKREJ2VC4zFoVECsIuWbYk0bPLfkQypuZSKHZA",
+	"qPudzOiSxDTLloSa49jVA4mnbAZbxkQx09Oz3WquaSam8oyL80AP8zhhs7nMmcg7J/pwL/HQV0cY6VlF",
+	"ZDFlguRTrspBcAUMDV6QECrUgmUkl4QKwmiWcpYRIzChLAcP0xkjkXtxvOx8x5YRaQFnnGvxUN9tCU+I",
+	"kDnJCkHoOeWifUDoWDGRI/tccMWaJ6wH2zxZx9k68HN1oic4VkVomsoFSzRPI3hOSSEShuwbOVo5oZRR",
+	"lZNMyhlJ2SQfwodxxhImck7TJ4rIhQDm35rIjBy+OwZrRBuYpLsdqpOZccFnej49NxEucnbOstpMTtiM",
+	"cqFnuH42elSaV8O4iizTi7jgIpGLO79UsYble48cjRQi56m/VFyRSZGmuJG3e6dmmJ1DzTDXvy+XZEF5",
+	"TsZsIjNGgMlycX6rF/21Y5arc9xwAo5hLyecKXsA4NkD8lMhc0Z4rsegivlcZnmXHKZK6vWOWJbJrJuw",
+	"nPJUdUvVIaoNjV69YuI8nwbD/mBvlXK1REszOmO54Sje4TGKVHW4r+kFU8As8mxJFJ0wJErFMn05XzA2",
+	"V0h97sT609K3ABlsk6ksMkVa81KIgYtDM9Y2/AbywFJ3FZYiQZwWCUtCYANmBNWzr+8i3dp9YF4bEi5U",
+	"zmhC5ESfe03VemmRasgHxYwumFGRyBmBW4q0WPe8S/qDPTLmuWrDkdUbKxKWlPykS94zRkYevyPI9808",
+	"rGI6CuxB0cfUW9Uu3G7gHgyGwc6kFz9PnrM92h9vx1v7dJDsst6kP96Kt5MdtgvXVDA0t0DgdKUa11tH",
+	"BYOdHS0LC0cVmgDynGW6z//6kXT+z6f/+PegkVAsa0a/Ku6aL6/GUq8NHF46n6c8huV59nelCefncoo/",
+	"B0C8pTS63dvu9bW6BcSsP6+owr3+ty/3/rb78flfBn/d+mH7cOer3RfPX+4d7X9dVYzMkIC3T2BQN3zt",
+	"Xa5WHCrX7N8zNgmGwb89K33Lz/Bb9exIj/9IXLJUzhkuTvWUnE6Zo+tEMgUvZVdc5aQFs23rTfcu8jqP",
+	"aHq7efxZ5Vl4+Vc0MR/dcx96vV5lH+ABBUbsCWdpAvZEfb+FQSqx32AY/FSwDM1vFN4RiGI21mpIoTTn",
+	"JDQnM6ly0u/1wH55p901EyQgMeFFPqE8Zcmmjz3ebh8Sx0OtHjaWybLc+RnNY8OloE/SiiznxhWOSMr1",
+	"dcpoPCWw0u2w0hXHjmBW5Nv3b99oOuo9NB29kGKS8vi+VLRfo6K7nWZhxRnL4/UaaJ5OUy1OL/E8qTu2",
+	"ekRqMMq5HoOcwBZaVgBqkh4Q4/CIMfARITOC+k1CplR5o27BapbEoDvlyjWEr7celgi+ltmYJwkT96SC",
+	"rTtSAfIHvRaoEPrmuiEoUpUdf412nYrx6sEaPe4NUQryxgRX0VOeKH94LVjQdqh3n5J5MU65mtJxiiQB",
+	"3261NZXQTUwp2GC7HYKupzkLjXOtG/rUCs/0q7SHmr2n8aLkT9OUZWYS0GwAY1nIIk2ILPKUX4IoC9/t",
+	"PCy9HgstvdD0qCTAO9Lszsr9dyfOZQdEsPvrvns8+qq+qEveyHyqKX5BFcEYMq13pkxpckppDuo0TYia",
+	"yoUq9eCDupht5Xie6Gt9SkXyoJv5HVs+mEj5EJeQuUvWiZQrXz/ehno2YDiRoJSmUpwrYxWxx1ai/bdm",
+	"KiAxFd45Bym097AH8R1dppImp1K+ohlGTdx9//r16wPkzrPxMtf6x+7OztbuPQVJkKtyKUkKo93kmce9",
+	"DqygB+/SLJcKsrtNvuNfPeg2nUr5moqlNeHcb5sG+/e45ZsM1pVtOJWSzKhYWq5TE/ZWv37EDaq/CywZ",
+	"IKh5h0xmvuWNtGB9zA1qO0B1hNAin+pWuNaKTDI5M/1BCC+hSZJp9gyd9NuWE8OCkcizXkXGjqhqZNJg",
+	"k7yOUuqPr7cFbtZL2aTZwLdpL/rxVXPdta29Rxvsb7c7Lh+E3imZ8X+w+15J/YewchwLVALt3QOkdcHE",
+	"hk896gUFr3DyIvylGdqMphOZzVgSkkJcCDBZG3UndFGf0qlD0IGWU5wgu5jylFXEj4yKGrV//Pixc1ie",
+	"KbbeG/IVoxnLaobSVZP+fclmnkm9zpARcD8eO+ht359ubCzFBVsqQjNGMplTrUOCaFeaKUMi2GWpmz5M",
+	"J49pe5mVY3pitGarTi+t1IMSr2alg94OGpi50cS9YeL32+0DEpXexkj3QaRIl2QmL5lzPsGzu9iXNXQZ",
+	"++6kyIvMvG3wsDLWB2FcASx5zRJOT4Fs7yVo7TyEoPwC39/R4yntfvWR3KHJryNyaRqJ6u+OHnDn3LB9",
+	"43mTO+iwFOR5EqLITxWJnGc8qroLfI+5Z+bf3b7Oyn/Y+YF2/tHr7H8qfz3rfPq5F+5ufW6w/ofB4Zw3",
+	"uoNKe1uXRBdsGYHjGJ1ZjMxTykXOrnJrioCDpxl7XmRCM319rMbLZodJF7J65JxlOWeqHitw/e6XK/y5",
+	"Gq1Xn8BH9DyjdQOUY3xYv1xfWhBukNCcdXI+Y01LU43zu25QJtXnq2UluK8+otOsYESKmDUY/A4cqwIO",
+	"jNzLkyRhzcwIx1KmjMKh82Mnrl0Alcu5gkAOLs4PiCjSFORcIQ1DXbss+lG86jCQZWWZNtgzoDHcsosm",
+	"YjttIKkueZ/LDIxLQi4OKmxdTeVClJ7hG3yhfsjj9QP9ji2/0Y99rgdCrgyYz5i1Aac014KLv1mJE2da",
+	"JgYQ7lEurEDfvvtyV2Mv6wN7UVUx7jvEGuO5cXAunqaR9jXB2bDYzjyTl1xxKQzNh1oY1DxxvfDRfAb8",
+	"MOnrNve1fc6FodYH+ZKreUqXIGpoiZb/VDBCZ1Kc++bTJ1oNzPklHCxVp79er2FZbGTrOsHVBLziDWBC",
+	"UmwQ7KeG/mqBSdfN+p336HVRrvWhfYB4jIXlIbad5fcq52lqA8NAcaXeRtkgbN8ybZgO9Ai3gx9ZYnqF",
+	"/u5+NGxE7kosEkboRka69U7BAYlsFHtEpGCKLFjGKqkQByQ6+uu745Ojl+YJTaBzqvKKLOnvnIsH9gLk",
+	"TReNu5kbUa82aAwls4MurfgmIEPxRA//3YevXh2//+bwq1dufnoCdAJC6ziTC8UyDN4zIjOeUUe8dtQu",
+	"cs3rsXG4flTztXcO5FJZk3SrQh824qO96W382Xce/WgPFFw+oS89mKNt2ocmfaTCMz2OUT1JjoBq3L9y",
+	"zZY8rrzpK4JIZYHWH7iKeOHdUOWKmzk6Gc2JvKsxTShIE2aeIDSThUgILWW4FYlrE45pZENfuPc0Di+U",
+	"cfUkWtF+DcfTB5hMWdbI0mt7bd8dei+E0a9fqjXyt7WZVOTv6yJHayL5Tdnsa6X0nYqUrrvxJPWf++Fu",
+	"7zrh/BVXTXeHS1O0wYHrN3lV2gJOAdIBV9BRSGSaQBwXzxSEhfKczdRmJAKpZXD9Xx1jK/8epFlGgYrK",
+	"9LZG8QCuBhsBD5ObyDSVC9V871dy4+odvqNKwfbiA5Ex6jKiW0Hn5j4yTNXlfdbu853+YIOL56b7PeWq",
+	"ekVA7t6njbmcYVZu/aqTX38ONOXcgW3cgrJupo1X9TTFPwYLsdmSa5kImDFpEkKAD1hAjRhd2juHGJGN",
+	"/tlxkZvrW4s6VtoFSahRSTa69AFyKH03RCRjsTwXXDFFeP5Fiy61aGNr/lfSor8otL9zhfbX1Fb/BbTQ",
+	"1fAnTwe9VrmUgkHE5uMplqGvRrZ87RGipUoFsrWiOLbvrDmGwVVHN+xc0kzTAGQ9mpvrEAwUgcv7Pxa0",
+	"9skRuum83KW1Cqiega9m3l5rvG6o722Stvn7XRkBB4O7k7r5K6iVyH9//7rl9SLOfZRK4K+yyCEyokwn",
+	"u6ug6JSIP4ygWCQ8PzQYcaukCVF08znT9wEkyzCridvD42URWqmvkqXuUOeYML+4xPUScGCzwwZjfWHf",
+	"B3+d+C+FTz7YN8NfL93r4c8j4f/10g4E/vqqHI1dl6NL47WsLstbwazPFnJ90L80pWoaaTnu/TeHncHO",
+	"LuYD6xUDELgnJm4RA+gVaSmG0t/J0eHL10dPlMH6UyzGvACj67ErGueEiVgmXJyjRzdycHKRzUR0tk37",
+	"MjueatSsTWMiLTab50v3FlCY2yFRshwxBBHNCNVzRR/Fg0jq1BHbtU08uvzsQRZuLHt7UIQ0SbjuiKbv",
+	"vAngNblqVTD7A9HwhhOHmPoABmHNJwRb2CSsSFOnvjstz9S/I5vUv3mXZEgij5nqPzXJQ1NkmPpXwzH1",
+	"r05jCnG/G5hk1O6SN6gfWHkCYqz11nuMojztHv7iCqOpCqcmzAtWYUZtwCYsxwFB2pFFrnjCQKgBobVB",
+	"Nl2rSV17E5rDFcvZjOe3UtQQYrHe8TfsqjyVxl4EJL7JiHmD4AyMgfBkk/YWR3JzxQgTuFdEmZRfMhRk",
+	"tN5QM8WAWAQp35vx0tcyYa+wlf71FFpuIl+XsJZVGduDu2yUs0sAzBt3p87NLMFVmNUmSw8wmStWNamA",
+	"G9RY4xOFfA4/5grYZIiBj314mc2j7Tfm0a4XwfQoaoIY7LBjhY5GLJ/zD2pNdrJszV9RQ/Zrr3eg1psM",
+	"sD7S7G2MsOaqqJphBVvcwQxbXrlfzLC/JzNshYbuY4rdjMY2o5E/nEkWpRPk814+bLNwYqA8Vo+bFj3K",
+	"WMLQT3YKQbqTc+zNxhiCxGdkky75gBGuVsiBOAWmR4iXbHVD7mpSbA441AMR0mTzQPrA/v7+fqc/6Gz1",
+	"Twdbw5394c7+D13ydsbzqkEytLlAJmmE5lyc+4HtkHXmkF7MsAFYQ5iQG7trMAqb8QtP42Lii9qbCxq/",
+	"QcAGmINhzHrbrsnSNFFHCXnz9YuO0NNJuWLJgV7RGNFYQoLTJK1/sEx2FjzJpyEZ84S3QzLP+KWee6Eg",
+	"WDXlghHF5jSjucz0LZnROGeZITi9p4xq5QRCqzPKU0jlmvKcETWncaNhb33433+NRle9Xmc0uupPRqOr",
+	"55PGlP+7W+5qZ9jYRPze1p9erVs0HAVpPQr2RODKcGEcJJ58XD1hTbLlqfUIgBfm24+nRBUwjAMSOY05",
+	"utlsW4FV2G0STLlowryBOMlWaSEJScQT0DMNthXhSTsk0d8XuX5OcyAlRfmUC67XSqgqxhGaD+1YI9Ly",
+	"RzteungQHrOQAKiFFzStKrZFjIRAYHqHTbiZwOs2EOEn3J/ffjz1/3znev1czeBq2qbID6SNnOpkOZQD",
+	"SynF1013rBEOpUq4sH1GxPQG2ki8aySbQ0HknGp+Azc0ygAhegVNDCwXJPIEhKhJptkglPess+YUu7zY",
+	"BsvTAvB6MqnvlCiWCQP6UrmWn0DjhtsXPoS1ZXIOX5hw8chkqzNgeuyq4fzFRtO6MVT7hX7wcyUS/cY2",
+	"L82zVSGlpvsUMyo6GaMJZEuzq3lKBQR5HyDQFYj7YJdBmAYpzFJ0bzQEx6hklEKKHXwTiZSzXJXrchyb",
+	"foLoTg9KLYzk04wxkvBzyCzL0E7wzenpO4JGEMSfAZ4AvVwDMoNnHGE+AD4i3O714fe++X0QYuI+pH7D",
+	"T/xkC35uw8+dELNrEbZF/9TP7MAn++ZnH34O4OcW/NwOMacTEw62BwPzsw8/B/BzK8RkF0jTgJ+78PN5",
+	"iImGkAkXQpr2pxUVsZknyYR976BAvrZIIPrj1zYr6SuZLO1niAvwwgk+ynxh8qlWvzAOktUvyhvxJRPc",
+	"vdUY6kqQBfN0xi95ys7ZkYppSo3SCt+Ujo7v2LLe7sQ4u5x75AVYHSZMS1UrffnZ1ZXh1D49kUXOap+9",
+	"ZvlUJm9kfogAZubjlwUmTbA3eMuXr3HOJfMR5POdMBpPXWOvFoBZ5hLEyGGR4Dd6k1xmMX7UmAtjvwIh",
+	"vNyDysheO/eJt7Wwkcv6Cl7FjCXqBeAbOLqB1tgVDN9YvKtffs2v3Cuw76MrhI5anSvoK4VyX/k4mfiJ",
+	"Sdo9LPKpJuIiYyVlYqI/XKcVrtiA3RVPuWAlMzRc+4BQ1Mw0N488LDEUsiKLUaOvgBqujh5Il7y1gCeK",
+	"JGzOtI5kzIwyaUjjsKhCP29mtfhaa1JHFkuhbqaoShDX8+sbLvFqytCqSRLYs9W9D7ToBSopXI9mBUGr",
+	"XDPjja602l12nXJ9B9UZx9E0d2+RG70xiO1UWqJtGnNJD6uzNpBR9e4AvmguNd8GPDXpYI5c6qjDUzJa",
+	"eLdJsCkRqEqExjHycotINaf51CVxNVpNLWbVTaTjXhaaabmmTatpA2pWaUjI4nxq5VjjUZiASwGlfJLL",
+	"Mn4L0O8wPIlhw1ySAj4fgq4wz9iEX8EpBZvYRBZV9RGE/UhdnKX8kp3987//5+PV/l+iLnljY5Lg0Frd",
+	"yqAcTrnITYj7BZvn1ejWWl9VYXVrE/vba0+xb7bNVBDrID9xVX399LRR2q0u99cZYx3wseETZE55hrLs",
+	"Ui+VXAi9ngfOYDHouZjXYq5Xe7tXWU/wSSnz3U6vV1mbRvz9Gb3ypzboNZDLuxp++ZpFcdyytuLrtQPa",
+	"+ccn/eNszWp5JuDdGmsNAzSUmO8NQm0dBlTJIosZ+ef//X8ETe2O5n4e1cGbRsGQ/DgyxvZR8Olz1CW2",
+	"B0w9MF3UzVsxzWkqz0kruupMVRbP6bJTWhM65mvnieViIq2Tt13boOvg3y1I/Oqm6UVe2bTSMX4fi+Pb",
+	"OU5ZTjRvlbmBlLyVFbECezzjosiNuZdNaJHmgEtaU4rkgqTW/lXLrkEIT2NqJGMGHsjcGEalYKFeZ/OW",
+	"A9JDdF3zqjZhIlGArJlD9GWXHJbgf3s90npOErp0QXbG3aO/Cm+CUV3ZAIxDuK+51zqjpUsSp7nB3ZWC",
+	"tW/cihkX/nv6tzHxHpZYxsaW3EJu75lwayFqzu5V2n1/E5sqlqdLKpbVKhZrVqQMvDrUAKIaGeHh7ZRr",
+	"4+7KaDsTbKecQV1OJiGJVr7mWCCFVBTmhoC7zSxihkKtIoR/uiC7T41UDVjryzvn8pBLliU8zgkdyyI3",
+	"oTN3cgT5AzlhSjOSx3QGhYAXz2xEj5nGQ7uIqpO6K88AR4gkWBZEH8jQOYXSZYgSrAeRx3O80aYyTUgL",
+	"4delsIHUswOMfWm+9ELCUsUI2EvaXfLRxNJVAl38BcO4VqWXdjFloJe5uHxIm7zd1bJBHjbgD2oR85//",
+	"/T8YPDHH39v68GspVc+bZVpYVUxoOZPnXXIMXqMpVVMMfJtw4Rn3TQI3OFlCksrzc0yZsFbTm42kj+XN",
+	"qIY5r6MsOC4NTLPpdJIIlKgIlW20wupdMSql3kNjEERPmjEy4k4vSg8ctZCjJW0ZZMYnDpJKleRlvsBY",
+	"NVxvLRdHrjRI1O5WgVBgfE01FirjNdscerHWADyH6Brj9AFxHTawLeO2WOPyvVI47FIbhcz6QA1YkcMA",
+	"vEeOQ3P9irUDrUe6lwesafjGwxvVilxEv1YyykpxjfVhJXYXPI6hvANQm7dNksI0czgVWCZgDa22NstE",
+	"bw995qWmgGUKEEDGYlGVm9fkcTx4YkhTGaN651/rc7yuClO0ekG5Ai3o/C5D5eMLFRIFJlbSijKjrA1R",
+	"T8OkhCaldK93ra4J3Lpux9ssJI+0FBXJWF61hx5/dNzsfhF7tsyNidqzf7rIvbtnsjRiHTbuml+ZyOyU",
+	"Wql94Zc/AqMtVAgBoBNPfUFw8OuC6n6rnA67ss5rYT+oZ3Vc2oJDN3EKPPtCLrz6QyhoNRU1I63S2RlB",
+	"gSGk5RskTRxNaN1+lVSKRta9Xk5o9gOelnLc0A4M0fCmSzdVhyqfyFqJpa5/eQ+J8BFj4Qp24LFOVKhV",
+	"EtPfGcmhrCRGWlwkXOVcnBdmc7RkcHL0/dvvjvSLfNy+1fyrxVQqVkWfBjdIl0Qvj99rqtF9+NlQ3TIV",
+	"atiAoVE7JMOyLJgWa6sQnO6YdK9hiJrRG/BqJcsEx0YO2SVv2AL8Ggrcx2NGaJKwZEhyreMSCt+RpSz0",
+	"/uhVvwCqrMRPuS3UZOufKVvsyi/PZtY5CAO7XF66V1gvZba29t4tTubye0Po+JfnCMQPTjCN1v1tUkDK",
+	"D2zWmGtQ8WfhZ36NQp9bglasWFxkPF++1+wUZcQxoDYeFnlDfPMHxcihQekEO8OQIMgjGRW93lYMwTLw",
+	"K+uSU2ugQK+Ara2jhqTVb0M0EEXdGvErDS4rOMsm/LzIDHYrgfs6YdkBaQ3althdzhMQPWYwxFLklAtF",
+	"1MWZTTYt3ftbA8/AbErOeDb2kHjVN9sHpLXVXkF/Ny8A+/bFWZe8xyvShLMt51xfj0uLpkKwO6sIIDUc",
+	"+Jgx+p5PLxkIWlLxXAKgm1kIWhYDA14J61zyzmmezxFtj4uJtNCEFONtTamab96fvHh3+DdYLLCYrxiW",
+	"0Y3q4hisSZ4KYtua890diZH4t38jp3qv1EgcAc+3PiqLRRdtSByRpo6MMXLB9YWr+QDQAGg3cczmOUuG",
+	"+o2/wBPkF6KmdM7IL8gnfxmJXzqdjvtfP7dCT7+YgI4xVWx3u8hSotj5DCK8WxGSZHeOSNpdxc8FzYuM",
+	"Re2Q6D/KcK511Eh+IXFK+YxEekjR0MpN+tYzolNYwrsTAOaHgXq1cX8Bj1F0A602OJcgM6ck10j3hH85",
+	"4zwoVyxlcW7quxlahTHUCfsXsCVsOpB5dSDzOw9kJA7NZsH2JiTlF4xQ2MvS1Zsbpxmw9m8/noYQdo1i",
+	"Ca6fsYVERMZxkSksxNAdie80OXOlCrudXNnwPJJKeYHvcysZkf/QEzalqYBuKjzjPwglux33wUiA+0kV",
+	"swNz5yAzsp/Wy9JA7C7af1yqJhVLGEkx746EFodBrLJLlNCcwpm4YHMoL2FCV1mVYUDoKujKM341JNS1",
+	"B54FKFMjoRhEwBrbO0WCdPGdqOVeskwxOOl6B4C81RAjH0lrMZXtEPAxwb4RkVbKVQ7cwuFoeiGTcGkj",
+	"TFY7HImqHc019YRG5I+qgsRZKRSC/iN9QvHIjUSrrrWE1j9C8Jt2SOZpYQscUpHQLCERV5CzRovE5LXp",
+	"f8R4Elkm512TmkRRC6jOYEbnWMkR/XK5NMIQOJmGG3jlQjIyjjDw0I3EeUY1b1o3bTQK1b/EHiK8bLNG",
+	"H5++SUYCa2JpWkJ8FIiGvNbL1yVHNJ565RxVTnOLN1puG89HQjCWqLU9RpU7j4mJhDFCNmhqBTUWp9SU",
+	"ebM3TaWsQkfRCcuXwP/TkTidMmU9H2Dt1WzXGHztgEOYrnkfTFgKsKfGDH1pOKInisxlyuOl5is0LTSv",
+	"GQkunDsuz6hQuJo2ifDCrIONaURDR4YRP9y6+6zlT0vLF2zZxqNGM2Y4B3IlinPqaH6TEGOvWxIA1IDX",
+	"WduJIvOMi5jPaapMfoTbGn0Pi5gpWLx+lzx9+k4uWGbYwnkmF6r79CmBKFnbaErh7i1AGUGIR+VlX4p0",
+	"aQImHGsbCUKq0rq+r4kqxorlK5bQVgRhjVEZxto1RhV9Ll1MhJ7Jtx9PNbvnF5r7DPTwX/EJWxn9amKE",
+	"g4w2mD1lYgE+UU3TgPHzXLF0MqxaXNHsJarJFeAo0Px7zFYchd4kB4PeVhRC3+VE6VUluRXwUg3gn4/e",
+	"jee3xCjylRdTzkfBESPErOdO1O6SQ3dFwjeK4VkE37YJb3HaIKS0mcpAjjtDGK7mWMD+yptqDM6t3CKS",
+	"mTfj4qoDMgei0mtjzhrorvoYGvQPOp+nS+SG3ZHY0ju5WnIabXXwwikX57C1G1kKw0pGpZm650v3Sz2I",
+	"c8+Og50wkagQgJ9w9Bds2cGxzMDp606G5g7Quz7OSKHGBeWAEknGJgUCP5mN2da73ODm54oUgk4m6PgZ",
+	"iW29KC/0+bdsmtBczlB30Gtx6tNXNTUoYx3LOZoZFIzay/c22rAWCryeLJ4r+HmwKgAwolgKO3gr2Z8z",
+	"TSQQt6yvxx09+I+mupqV1OEUjr0SwgnJmEhYxpKnT7HgsV6rEhFokfHc2/+R2NXdvtG6MbCUMgT+6dOh",
+	"7baeAbRB+g/yKy8FCOK3uGDPtBh1ntH5tNOUDWR8dTBoPX7Auod9rGY0Qf93yWoaied6xlUlSs0hpoMa",
+	"Q4qeOvgrG1GVQlffGDYRhhraLniu7LktCxgbK6ZegpZlvrX6xQeaKwAvgBcbmgeuUi0+HhI5KUnNt5Iq",
+	"0rKut6r1CO1L+ZTN2gfrSrPA8N0ClO9gK6VaIohQ1yfOK8iE1kgbYUZ91c0UygRh1WEFO6663xtE7e5I",
+	"7OlNQVupRStLGb20FTFMwWw8XiX6+gx2qqHWt30Ir4ZKCfEhcaXCD0gqz+3rQJahyKM7RilCwbg7Evtw",
+	"r1vvBVTWhTLXBDIM4Sw9fUponEmF7kYtDvR7uhVesBlaIWKgLVMhhERxxvOIsKucCZN8GXG4E/3Yl5AI",
+	"KTrGoK0VE6bweJHEBqYbhcEcMozrViV0iLcbJiDJP2awD5rJ6H3ogwTz1vJjhYqQKR8AumusZzBjejJm",
+	"XlqWg3BoWmpJIOoKlukuB+WB07ScsVhmUDu/zHjj+dOnpBWVYD04GLjF0JZGcpamKCShFonuZWsStbrR",
+	"E2NIEelSj/MaIzAu4aolmCvfxBx6wjLzS7QbVcuVu5T6TQf24IKAZ95Q5GCmLqsD2PsB26Bo+nd97qwB",
+	"1b6Sqto5RfAuLWg+ffqNXBAlYdWNZsmVE7n1ZfYeZGwtqMVwhmImdKew5bBIKGJO2MK6X0A0oVphhbHa",
+	"uZmLKnSXF13QZUgMKI8P84hPI1WZ6Dg/Nw/FuHwkalggsALjpTnJ5kljEOkTVbpBlJmSmmrCO2EJV6Fn",
+	"ORkJj9Jx2vY0kNYOUfodLorPq/9n5B0tH6f2JWEZ3oepDSOhR+nLREj+VioA1xTyWRKnUssYVtopFAtx",
+	"PIlhGFbTurGgtjBnAr3MRhXNamGZkZEHNEeOakWyI2sDbvU13Q52dkCXgYSOkTh8/+L42Lt+QWRAI0x/",
+	"sNcZ89wYeCH24lxKTb2Sx6xtjMx+SXTw1PDcnBKtylUqoTcVQgdLY6da3LwWYmehDGeQnBOSOdVSBkS/",
+	"h1jcBM6Uu2/bXiklsKTpY6jVTxSTswKMBNu9/ShEPwbcQttGVS4lUbwV9OMkX/CYHWw4UFRItc4hZ3MD",
+	"fgo9Z/ycC5qalDakeUgIwOOmh1mWf/eKUZobzWxjub95BzKjluiYKVi0ZoSUJHwyYb5sqRdgMCgXYDDo",
+	"PcfmZfIDnH4jLbSoWGLqXtveBRdsng+xXpspNA9L5QrO6419r/mkjwGU8AQaW9Qqw09b+oTKItfjEcJA",
+	"V2VMsTwk0U5vED2Ldnpb8HM7asNL4W5vLowPopBDRM1NhdapFiY0E+SXen1FCXgkIZfHek1A4tVnHUYG",
+	"LDXOlnNXg4H6RY+dGQPJRmYH5oIynK7UOyGElGoGZYiiJGy8BrxL2nNf+p0kDAZCeN42C6d8Oh4JQ8iG",
+	"eJxCjC/X532IuTtRjSCdK8GNTS/jQp8WGHwhRgI31SiL7kjbVTZeQuT74KIHW2pOMy3jQhgtu2Jx4RuZ",
+	"IBHHuTMwL9ROy20sq+QjdU2eVtd5tqlJ5CVWPELd28sqHYnr0kpfgJMTdQZ0C8EcQLCfSaAUrbSasHBj",
+	"dUkSNIkb181IgJlkCJd+yta5R8dLEFZWE1676G2BRr9Y7vALmTEKgmaTxwXSWwn8C86Wkvvcqx47cZ33",
+	"K52vKc9unu6boeg2QhL0lllPkH2k7x65sWzearW8sptBQzdTqlxlcZlVx7lkuW28ZYa5ZRrfpjK166K/",
+	"rouVGtO8LJHpWg8qrQ0Ii+VPWv2oRtSapCVpq067frZcPzVvkmqobFE22143eDhIG5TUhiACPdNClY5L",
+	"fT5Ks1LtlTuVVwLntKa12hiMhquX4lorHXfruW02dBvpDpwX1jfdQjGLaH1Nrw2Es1XqmLbLbvor3dR2",
+	"btvsnP9IJouc2Qd2zFB27GmEL7EMPzIQmXvF+lGUsY33TeN98guq1FZLvr68f72Uueut73rzYMENbTpX",
+	"KGjelQedaGbegiq9/sbqjI2afNndVtN77Qn2qq4Ymd+12y5nX5qp3MxX5VlAbzCinOaQcF1W7y7zprGJ",
+	"H12yBOLvPR64eilagugbRtHfqnG/1ZrFtoXZ/v5OA79cLblnWg0G2Gqgt8FaBDye4xxc+l5Ekcg17LuG",
+	"3lJTEhcqlzO0OmI1x5Valu5oJWVvA9db3TCvJ1CzRcjsJvClsuOttR3TsWIYilWz7pscISNflSIQmsHL",
+	"0z8YIN1A77O7lewsu9pxXdGmWptgdW8qtuk62G2eaXNZTdfqubeNjaS+oAqFKlTVV+R425VhIQM4fHep",
+	"4uz66a/2c9tiztDXjpFQ8GjwSqV+W+YZtl6rcjK3jjuv9D4EKXjC4RPli7Quf5+wnwqaIqOqIenUVKcu",
+	"OSothSNRNxWuNxM63zTNpwocoPbeZQmoo5pcPfUdPOx6P5/ROe9oonwWkVaprKRUTQ0+TsqoYknbd9OO",
+	"BE2VNBq930lkZU7Qdnxfq0j0Y0XC8w7C4j2DZ6ufRda64ytkNEkUXK6ZnKtydATdymi20vpRni27IxGE",
+	"Qc7ztB7fpAcXhMElyxSGNvW7290eBN+td3J7OREIW0ATLz81vDaLtfqwhwWN1rdKc70C7gWfwgB5JMs2",
+	"6fBTGMzpcsZwiGufjqmIWaqfztikEMnqw5/CYMHGUykvNnrt589hIOdM0DkPhsFWt9fdMon+ECZYkhVk",
+	"xrKG/IlXICE0IL/Z1BjfPYEYpX7Ro9DCLUK0p9bOUTuWWaIJtGXLmQL5IUBe0i5hlYbVlHu0x2h9CPuc",
+	"zxnN0F6M3B/hPhEGbiTMdaYu+HxudbE5lloh36GMm2VLEBYSCiE9PsqxcOl1tnjmS68QykhAHAabgI/X",
+	"5YuYC+F/gRmlS07QFd0QEaJ3LMKT4A7gcRIMAT8TjXGAqmqxHVQw/HElQ8rwXFRV3Z2FwSGQbqCfsvAO",
+	"Jp6wAvxaBmxj1spm1YK9vKLP4c8N2dLA7SHXwW4/yIAhActhH5EAmgaXQjF9fxwuLXvQqyZB34SA2wiQ",
+	"5kOHrYD7InSqnHGwPVbQfRE/lbwFdLJ1gzeYpZuuokFBaxjqW33Rw3aW0qvR5ltl3Qst/Aji12FE95yN",
+	"CKhUw2gar6ueUI734YpmaL7hcnn1H165DMBtdbUy1sy/BBAHuaeun66blCkmsTqle2Rg6PG67Av9RzXz",
+	"Ys0ErPjXioAZtN1UjHDdiqy6cN18yuoVK+X3vcyL9RTk0EpM6KSt1ecBOYIo7mM5Qi0Az4XW5cl6KqqU",
+	"XCzHWId7vDbfdHUCuGbGsFQpQKWXEKUcGyaID9Uc92DmhGbrBu6V21/lNiabeWWl4WpGcQ9u0EGvt3lF",
+	"eWgxNwnhTazBPvfsO7Z8p5/7vHEF94bidA1l3Et8bb1cByQCGN4KV5ywMvcfEKWlYObixactVDMGXGXI",
+	"D73K7xXh96bS79WHP4eBy37owM+b2tcfr/RwwmYY6b95L2WTWk+K5bfpRT/+ObxXFfww2EbiamrkiPDZ",
+	"VzSxufnQpH9zkw+CmhB/lmCjrZsblWB60GL75hZ1uDzdbrB/czsD32ZmBSmBO5ushAV3M9BggKcwm9Fs",
+	"acRYX8XI6TnWcLEffWpWMkqBqSK5QYq8bEKwP1aqYNZV4aUJQLZ4KXuZaN8SGABxbrlJybWg/0617IyE",
+	"sqXbuSgjPPF6yK6TNE3scZccGp/I06eDXv/p0wPI3xqJhM1TucSkCuOs0k/0nj4FPQ+VPBsoRsYynzaJ",
+	"rb5zeVO5FS21PE0h8MJasr3yur+O/Nr0aDn+Z1XowQCvACBNwMLcmPvX8W2CQW+r1+n1O73+aa83hP9+",
+	"CKqwMw0QWWYZXpiPAIGFQb5ZLeN2vd57nTb6afMrpwlBvuHOeckmXDBVg7/x7JMzOg/rOPFhDSgeQuPp",
+	"wovHdJDAEBvCRcXH3V2hjc/3vriNoHPj3W2wm4FWbnl9X3d1n64WDCUtyMBsOMCAf/LlWn6ca3mAd+wf",
+	"mnS6RpiDW6d00JT3kUWLUFPIE9aXkpAL0jKAWuj1KOusVNwtoIHWTdAPS48NsSs39dHU5AtlNwmct7jP",
+	"LAYqossgWLaPSm7Ra390AKfBM1PioEQktUCkFl40cAk0I7juRgF4+DHvxL+AAQMn6PW/fbn3t92Pz/8y",
+	"+OvWD9uHO1/tvnj+cu9o/+sKBldgZltH5UUy2OQxD6AL9MONj2gVK3fNCb0x8MIBvjZHUdTO130p4e56",
+	"xD3IZ6s3qJCP3fPhj1ZiGRrL+F2J4PTmeAkH64IJHBgz8UC9PC4JrUSirE1EbEEYSztcDTcp/ffwTL8d",
+	"elAgWu9HFyu3ofrw1KAdouO4npQM3261m8EuGgJDsMF2+4GJefuedLnd61fo8k6kZ9UeB35109ePSyx2",
+	"mx2/gWiQB174/Xsu/H7tPrnbwlfL664NhLljq8fbpsOmt7tEgfW5SWsCe1qwnu2w8uGm0TnQWJ9zc5Rv",
+	"H14D0TWr8TTQ8cqJP2F5tuxAlGgDqJt+K0b81EK06wOzAHU2YLtbNVJfD6J7T+Lvb2BVe4fgFa5YA7Tb",
+	"2eTqbSjnAAa2wf1OHJQaucuJCwMTeuRf1uxqnup+P1VO1oeVGKXgpu8f74x92ChgqoWYoiGhwgbwlAk7",
+	"tdAm3Qw8cWVME7YfVNrXs5FtmSYMF9JDgkZb5sg1JWRcG9EDrZ8/8E36W9lvUTO2DPl+Blxj8NIvKAMg",
+	"TMDH8Oc1dt33PkisX6+9gqVmE1e0VJXIYS0RxM+3NmEvI2Gz0LSYCMjafqqol32AJGGESYf1WBp+R2JF",
+	"2MM5+YXAKjGy+MaWV+8M6a5tYx+wHcZRXBrQuS55g1mKmvRNPWpbd2/VOGcyzDBcqgrnWok3jAa9XvT0",
+	"6dBYJQzE63pgXv3GkcCHMYR/MV2Slo8CV0m9c/hroYejFpbIaWEdS3Ak1iOgQe5+MzyZC5AVJuGggqdw",
+	"gMuJ36D33WYCuCUxaX8ufA2ADgygzNJmiFaXsIupTxvA2UEUTpqSlhctP6aJQ7tp1/HuRsLlRrt51Ipd",
+	"uvkbDaIZFM/D57FZu3relqrIeOkAb8q+VVgCJmE7/RyAIEjBFGaOQdydFSpymSbQ95xmuQ0EwiWTExOR",
+	"bakOLFtdvXJf+5O+Dg849MGjFYnljDlXDUQ0DUtK08No3Q3sr+1TKWn5aH+YD18GgbRWEP8wBFCEHu6H",
+	"n/NdS+hu+XCAumubtl0DBhySqAGWE3B81p4T0rJIgbpjHyywCsPj1MshiRoQW/VLANbbnG6DaaO3Dzou",
+	"MT4jqMLke9kszFBzdfvqKARQTrVEPvL0KgOq4OyubirKmka1tTUqnsBIq4ruCrZwuAaDtw1EeljbSg8n",
+	"AG4Gk7ofIsRWyT9MuXyTtqCvLTBYDC3AQCWAD6y7FUDIFgCDPAeeV2Xg3mmCOFMDmQ2vLxBnRk4QWiOl",
+	"Kj/Twgquqvc3n5scsirfe6IgVhDBNTAauI0xe7pbpyEbsAGLQeFQN2osqnml9Ejtpax7dXJTtD3Yj3ys",
+	"cJv+PrM7YRfCZKupnKaQnlxW8q3ctpCw+0QZYBaIrhkF12ZdjwK9yJesPUR0GMx2N8nTPj8oYX8SyPNC",
+	"dUiPC+nQou5DwPuCqhK3OJWAR9Ah7+qZP5g4XKFqG+7JsyoR2yB2Wr4KgFQQSgczjHR3aNQJTdyxjY0y",
+	"b6KJTfc5MO+wCUh6cZ3g0eB0vvRg5IN7uGXBPRrYK2rv22Rw8eqn/R+uvt+evXk+P+mr093F37bGL3Ym",
+	"3/TOD7cu3u3/9MOqw3XVp3oLZ2pTrYVrXDl3LKjwGH5R7mGT3ujhstjFPqApeLVtkMimHfhRJZmHmLpp",
+	"ex9l1cdO3qgxQr7ebXNvMss1Ssk1wRji9Evh1wPIqxY98HnYNWLNk2pEt1/s4IsT+Q/takNdeTNPG8Ab",
+	"/is42sB9dq/05nAlPRjSmFuQ8Nz+czji7moFLK+XoNkeUSUCU0S4gjz/oM0e2eO2Km2u8bxZY4zzvD2s",
+	"v4y8QRyKim3FyU4PSpFf7Np/BLv2YXMxh6rB2hWLxPUp8yLNnKM/ifn4eysrP4wF2XKkigX5Z558Rrsx",
+	"5N6tWJCxEEA9uxqlsxnN9AbZ9LEohINujj3EXFGxXLEwGGDNkTA1eHzQLIfEDzH8VreVogFFi9RAtEK0",
+	"hYBivIBsdw9SHHXYQiQsu1mJPYBpWOTFScaYw/R5fcdM65aPNwTJ222TmAd2UTRWW9eMddSW2AEG7GbQ",
+	"60VVFyFqyNwglxlkoMS0tOjIQhI1Z7Hm8gDR4owOAF3jqtYJ6Z+9egzItSZ7fF9jYiB+tWGEtfFOHL90",
+	"YdSmurMJH75P9LQrU/UA2TA2CWeDhBhb/P62kZHfc7bYIDoyBCeOIzMwaVn9ydLRgqovYbVfsl0aW3zH",
+	"ltVMl8EmQ5tnUt/+kEn4W16QeDk92AVp7sDPYXNS+Qm4B9Eo4YGgVU3RNYC/0J1NROQJLYqaTd4eiTJ7",
+	"m3ChckaTau34O+Vjn7P8T8ZzTZnSm/it5puPxWy/MNEvTHQjJvqbsUMt/l0+HEN0SYM0jxtqcr3wgd6f",
+	"KBJplgHeSpMBBcWCIGIgIq2mUt08J3IyGTqwXGlwbK+V8+8q4o+EL+NfVxgcLBkVJKMW5JIYBKN2l/wn",
+	"FMzxqsiPBBjZDrzJW0sI2rgXUwk+rnmXHN4AsgRA9PyKJSCmo3KwqZyOnhX0opvP/bIVoSstMRK2NAO/",
+	"9oqxdV4aLpnCq87/e7pn7uhPszXmS/iIja+RD95K3OAHMzW5c2kI86CMOlEAJGy8iYA7rB7D9fU7uEm1",
+	"4mrCsL5cql8u1U0u1d4Gl+oLKSYpxyKsv6XB94+iPyHbejBxwQB5rRoYn5WWsfWxqieyrPJlbIZ4jT19",
+	"aq7Lp08NEMyBZ4wEhECTIPrMgKROUrlQ3ZG4+VYDOxgHrOalhy5nC9MJtliHdjASdbgDA45ggZmc3dOr",
+	"024FndBCb2GorUkiRzR3daEQOZ7WfCZQZSaRCwFBRjZIqz00CGS2FJF9lYuZAVyrGRdFztRItNAyaWui",
+	"WNHNj8WDiJfITuRM66e+LAQxbFpkMHsK8zqnXGgBC4oWOUmpOgNbUaBBlKhD+v9OxIlfF2ehEkdnNiwY",
+	"7vY2voNPaqt4jSjy1hBdl3y0BSGR/vJNabgb3F8U8fBYbxRJysk9Sqq5jW6lyhr112SbV3nCl4zzL2Ew",
+	"jxMGAxzMC4Ix/M0FwSAMGYSEiCd+REjGzouUQlpdxoxD908aFMOTCor+lxiWNTEsVjK7ZTDK/Zr91lnj",
+	"RsZ7pNgVh2ugO8HboZpI3zBEk3WuW2L+fWmCwe92fn8p5A+RyWyEtXUp5CtfPx7lvPEzjFZx+jFELidj",
+	"lkpxjoltoppL5AfIizKD6HeXgd6/IxdptIJVMSTshlXqKmz62ONyBc+wWiv7AAnb/S+Z4H/+iLkHAL14",
+	"u1I9wuR1eArLgcO8d6AqWug3JgjMrhPs0fp93HPUUFPjYIOaGhCR1y/vxjuUdPhTJYCXOqtbt4e3tHlF",
+	"DjYAxMfyo1ohxcRu4x6DVLtbwOULtmAqH4k1ePlDQ8RhQzUjVzozJEzgv0jcIXFwzt2RgHxJmJamxEXG",
+	"85wJOyKw0vnl8ampGFUW1PTq5JIpVVOXGI59jtnEIJO2wNR1pp+JwsYyjW0bXycXhCU8r5RII7b4ZkJz",
+	"OqaKkXHG6IUr088FaUV2V41jE/bM5EJFIbFfVz9vd8kbaYdrKgx7AOPUzQqq9zXYOnVnN0D260eOkHRu",
+	"BduP5PYFuP9PA9xvN9RE4iPm+rpXX7AlbuhdDKrrX26NZHik11NUbmLQN3u5JvFDbPOrIaHDS2+Lhe7O",
+	"4uZ46Lhwlhsj8XxxqH5xqP4hgM3xsmP29nHikP/xBiKRu+VwlxSLi4znS7jCsBjnYZFPg+GPn/TpNyW0",
+	"Gy64d5lMCstbiiwNhsE0z+dq+OwZnfOuGUQ3lrNnl/1glZO9kjFNbYZCK5rRC6ZVtqhd6W747FmqH5xK",
+	"lQ/3ens96OyTm/4Kgk9ZN32l2CWAnVhhpVtySCdQNl9LWmzogGACZXjXiYNl10Ya9N/g79HnT5//fwAA",
+	"AP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -37,7 +37,8 @@ var MaxExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
 // unit of work re-reads the caller's key, asks the policy, enforces the
 // account's cap and inserts, so that nothing is written unless every check
 // passed on the state that commits.
-func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID string, in CreateInput) (*Issued, error) {
+func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID string, in CreateInput, opts ...UnitOption) (*Issued, error) {
+	uo := applyUnitOptions(opts)
 	if !p.CanActOn(accountID) {
 		return nil, apierr.New(api.CodeAccountForbidden, "This credential may not act on this account").With("account_id", accountID)
 	}
@@ -95,7 +96,10 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		if issued, err = insert(ctx, tx, k, p.Mode); err != nil {
 			return err
 		}
-		return recordBy(ctx, tx, p, audit.Create, k, createdFields(k), now)
+		if err := recordBy(ctx, tx, p, audit.Create, k, createdFields(k), now); err != nil {
+			return err
+		}
+		return uo.recordIssued(ctx, tx, issued)
 	})
 	if errors.Is(err, store.ErrNoAccount) {
 		return nil, apierr.New(api.CodeAccountNotFound, "Account not found").With("account_id", accountID)

@@ -27,7 +27,8 @@ const MaxGracePeriod = 7 * 24 * time.Hour
 // keys regenerating each other cannot deadlock), re-checks the caller and
 // asks the policy: a secret rotated away by a concurrent regenerate can no
 // longer rotate anything.
-func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, grace time.Duration) (*Issued, error) {
+func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, grace time.Duration, opts ...UnitOption) (*Issued, error) {
+	uo := applyUnitOptions(opts)
 	if grace < 0 || grace > MaxGracePeriod {
 		return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/grace_period_minutes", Reason: "must be from 0 to 10080"}})
 	}
@@ -55,7 +56,10 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 		if err := tx.LockAccount(ctx, target.AccountID); err != nil { // after the keys: the lock order
 			return err
 		}
-		return recordBy(ctx, tx, p, audit.Regenerate, target, rotatedFields(target), now)
+		if err := recordBy(ctx, tx, p, audit.Regenerate, target, rotatedFields(target), now); err != nil {
+			return err
+		}
+		return uo.recordIssued(ctx, tx, issued)
 	})
 	if err != nil {
 		return nil, serviceError(err, "")

@@ -151,6 +151,11 @@ func serviceError(err error, name string) error {
 		return apierr.New(api.CodeDuplicateName, "An API key with this name already exists").With("name", name)
 	case errors.Is(err, store.ErrNotFound):
 		return apierr.KeyNotFound()
+	case errors.Is(err, store.ErrIdempotencyLost):
+		// The request's Idempotency-Key claim ran out and another attempt of
+		// the same request took it over: that one's outcome stands.
+		return apierr.New(api.CodeIdempotencyConflict, "Another attempt of this request with the same Idempotency-Key took over; retry to get its answer").
+			With("replayable", true).With("state", "in_progress")
 	}
 	return apierr.Internal(err)
 }

@@ -34,6 +34,7 @@ type Config struct {
 	DemoAccount        string        // HSRCPAY_DEMO_ACCOUNT
 	ShutdownTimeout    time.Duration // HSRCPAY_SHUTDOWN_TIMEOUT
 	RedisURL           string        // HSRCPAY_REDIS_URL
+	IdempotencyKeyFile string        // HSRCPAY_IDEMPOTENCY_KEY_FILE; "" with SQLite: DIR.idempotency.key beside sqlite:DIR
 	MaxActiveKeys      int           // HSRCPAY_MAX_ACTIVE_KEYS, per account and mode
 	CredentialCacheTTL time.Duration // HSRCPAY_CREDENTIAL_CACHE_TTL; 0 turns the cache off
 
@@ -54,6 +55,7 @@ var Variables = []Var{
 	{"HSRCPAY_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous pragma: NORMAL survives a process crash, FULL also power loss"},
 	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets and credential-cache invalidations across replicas (in memory when unset)"},
 	{"HSRCPAY_CREDENTIAL_CACHE_TTL", "5s", "longest an API key's lookup is reused (0 to 1m; 0: no cache); a changed key is refused at once on this replica, within 1s on the others with Redis, within this without"},
+	{"HSRCPAY_IDEMPOTENCY_KEY_FILE", "", "32 random bytes (raw or base64) sealing the answers kept for Idempotency-Key replays; shared by every replica. Unset with sqlite:DIR: DIR.idempotency.key, created (0600) on first start; unset with PostgreSQL: answers are not kept (retries of a completed request get 409)"},
 	{"HSRCPAY_JWT_JWKS_URL", "", "auth provider's JWKS URL; enables JWT bearer tokens"},
 	{"HSRCPAY_JWT_PUBLIC_KEY_FILE", "", "PEM public key (RSA, ECDSA or Ed25519) instead of a JWKS URL, for local use"},
 	{"HSRCPAY_JWT_ISSUER", "", "required iss claim (required with JWTs)"},
@@ -165,6 +167,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	boolean("HSRCPAY_TRUST_PROXY", &c.TrustProxy)
 	str("HSRCPAY_DEMO_ACCOUNT", &c.DemoAccount)
 	str("HSRCPAY_REDIS_URL", &c.RedisURL)
+	str("HSRCPAY_IDEMPOTENCY_KEY_FILE", &c.IdempotencyKeyFile)
 	// At most a minute: without Redis (or with a replica cut off from it) the
 	// TTL is how long a revoked key may still work on the other replicas.
 	duration("HSRCPAY_CREDENTIAL_CACHE_TTL", &c.CredentialCacheTTL, 0, time.Minute)

@@ -250,6 +250,8 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 		"HSRCPAY_JWT_PUBLIC_KEY_FILE": {bad: nil, good: []string{"", "/etc/hsrcpay/jwt.pem"}, with: jwt},
 		"HSRCPAY_JWT_ISSUER":          {bad: nil, good: []string{"", "https://auth.example/"}},
 		"HSRCPAY_JWT_AUDIENCE":        {bad: nil, good: []string{"", "hsrcpay"}},
+		// Read at start (server.LoadIdempotencyKey), where a missing or malformed file fails.
+		"HSRCPAY_IDEMPOTENCY_KEY_FILE": {bad: nil, good: []string{"", "/etc/hsrcpay/idempotency.key"}},
 	}
 	for _, v := range Variables {
 		if _, ok := cases[v.Name]; !ok {

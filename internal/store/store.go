@@ -4,6 +4,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -25,6 +26,11 @@ var (
 	ErrAccountExists  = errors.New("store: account exists")
 	ErrNoAccount      = errors.New("store: no such account")
 	ErrDuplicateKeyID = errors.New("store: key id or secret collision")
+	// ErrIdempotencyLost: the idempotency record is no longer the claim
+	// being completed (its lease ran out and another request re-claimed it,
+	// or it expired): the unit must roll back, so that only one execution
+	// of the request commits.
+	ErrIdempotencyLost = errors.New("store: idempotency claim lost")
 )
 
 // Store opens the repositories of both modes.
@@ -104,6 +110,95 @@ type Tx interface {
 	// becomes what reads return (see ListAuditEvents), which is what is
 	// hashed. ErrNoAccount if the account does not exist.
 	AppendAuditEvent(ctx context.Context, e *audit.Event) error
+
+	// Idempotency records (see ClaimIdempotency, which composes the first
+	// three): one per (account, idempotency key) in the repository's mode.
+	//
+	// InsertIdempotency stores r unless a record with its account and key
+	// exists (then it changes nothing and reports false). On PostgreSQL a
+	// concurrent unit's uncommitted insert of the same record makes it wait
+	// for that unit's end.
+	InsertIdempotency(ctx context.Context, r *IdempotencyRecord) (inserted bool, err error)
+	// LockIdempotency reads a record and locks it until commit (ErrNotFound).
+	LockIdempotency(ctx context.Context, accountID, key string) (*IdempotencyRecord, error)
+	// ReplaceIdempotency overwrites the record of r's account and key with r
+	// (a re-claim; ErrNotFound if there is none).
+	ReplaceIdempotency(ctx context.Context, r *IdempotencyRecord) error
+	// CompleteIdempotency marks the in-progress record whose claim is id done,
+	// with the response's status and sealed body; ErrIdempotencyLost when no
+	// such in-progress record exists (the claim was lost).
+	CompleteIdempotency(ctx context.Context, accountID, key, id string, status int, body []byte) error
+	// ReleaseIdempotency deletes the in-progress record whose claim is id
+	// (nothing if it is not, any more): the request failed, changed
+	// nothing, and may run again at once.
+	ReleaseIdempotency(ctx context.Context, accountID, key, id string) error
+	// DeleteExpiredIdempotency deletes at most limit records whose ExpiresAt
+	// is not after now (on PostgreSQL skipping rows another unit holds),
+	// and returns how many it deleted.
+	DeleteExpiredIdempotency(ctx context.Context, now time.Time, limit int) (int, error)
+}
+
+// IdempotencyReader reads idempotency records outside a unit of work. Both
+// stores' repositories implement it; it is apart from Repository so that
+// test doubles of a repository need not (the server reads records only
+// inside units: ClaimIdempotency).
+type IdempotencyReader interface {
+	// GetIdempotency reads a record (ErrNotFound if none), expired or not:
+	// the caller compares ExpiresAt with its clock.
+	GetIdempotency(ctx context.Context, accountID, key string) (*IdempotencyRecord, error)
+}
+
+// Idempotency record states.
+const (
+	IdempotencyInProgress = "in_progress"
+	IdempotencyDone       = "done"
+)
+
+// IdempotencyRecord is what the server keeps of a request made with an
+// Idempotency-Key: a fingerprint of the request and, once it completed, its
+// response, sealed (encrypted) by the server: the store never sees a secret.
+type IdempotencyRecord struct {
+	AccountID string
+	Key       string // the client's Idempotency-Key
+	// ID is the claim: new at every claim, so that a claim whose lease ran
+	// out cannot complete a record claimed again since. The server also
+	// binds the sealed body to it (associated data).
+	ID          string
+	Fingerprint []byte // SHA-256 of the request (method, path, query, body, credential)
+	State       string // IdempotencyInProgress or IdempotencyDone
+	Status      int    // the response's HTTP status (done only)
+	Body        []byte // the sealed response body (done only; nil when none was kept)
+	CreatedAt   time.Time
+	// LeaseUntil: an in-progress record older than this was abandoned (its
+	// request's unit never committed, or its completion would be here) and
+	// may be claimed again by the same request.
+	LeaseUntil time.Time
+	ExpiresAt  time.Time // after this the key may be used again
+}
+
+// ClaimIdempotency claims r (in progress, r.ID the claim) inside tx, first
+// deleting up to 100 expired records. It returns (nil, true) when r is now
+// the claim: no record existed, the one that did has expired, or it is an
+// in-progress record of the same request whose lease ran out. Otherwise it
+// returns the existing record, unchanged, for the caller to judge (replay,
+// still running, or a different request).
+func ClaimIdempotency(ctx context.Context, tx Tx, r *IdempotencyRecord, now time.Time) (*IdempotencyRecord, bool, error) {
+	if _, err := tx.DeleteExpiredIdempotency(ctx, now, 100); err != nil {
+		return nil, false, err
+	}
+	ok, err := tx.InsertIdempotency(ctx, r)
+	if err != nil || ok {
+		return nil, ok, err
+	}
+	cur, err := tx.LockIdempotency(ctx, r.AccountID, r.Key)
+	if err != nil {
+		return nil, false, err
+	}
+	abandoned := cur.State == IdempotencyInProgress && !cur.LeaseUntil.After(now) && bytes.Equal(cur.Fingerprint, r.Fingerprint)
+	if !cur.ExpiresAt.After(now) || abandoned {
+		return nil, true, tx.ReplaceIdempotency(ctx, r)
+	}
+	return cur, false, nil
 }
 
 // KeyFilter selects a page of an account's keys, oldest first.

@@ -68,6 +68,8 @@ type Env struct {
 	DataDir string // SQLite files, when the store is SQLite
 	Clock   *Clock
 	JWT     *JWTIssuer
+	// IdempotencyKey is the server's (nil with Config.NoIdempotencyKey).
+	IdempotencyKey []byte
 }
 
 // Config adjusts the environment.
@@ -104,6 +106,11 @@ type Config struct {
 	// RedisURL carries credential-cache invalidations between servers
 	// (replicas); the server's subscription runs until the test ends.
 	RedisURL string
+	// IdempotencyKey seals the answers kept for Idempotency-Key replays
+	// (default: 32 random bytes, kept in Env.IdempotencyKey; two replicas of
+	// one store pass the same). NoIdempotencyKey runs without one.
+	IdempotencyKey   []byte
+	NoIdempotencyKey bool
 }
 
 // New starts a server; it stops with the test.
@@ -152,6 +159,14 @@ func New(t testing.TB, cfg Config) *Env {
 	if cfg.NoCredentialCache {
 		cfg.CredentialCacheTTL = 0
 	}
+	switch {
+	case cfg.NoIdempotencyKey:
+		cfg.IdempotencyKey = nil
+	case cfg.IdempotencyKey == nil:
+		cfg.IdempotencyKey = make([]byte, server.IdempotencyKeySize)
+		_, _ = rand.Read(cfg.IdempotencyKey)
+	}
+	e.IdempotencyKey = cfg.IdempotencyKey
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
 		// The client the server command builds: the same short timeouts.
@@ -175,6 +190,7 @@ func New(t testing.TB, cfg Config) *Env {
 		Metrics:            cfg.Metrics,
 
 		CredentialCacheTTL: cfg.CredentialCacheTTL,
+		IdempotencyKey:     cfg.IdempotencyKey,
 	}
 	if rdb != nil {
 		opts.Redis = rdb // never a typed nil in the interface

@@ -327,8 +327,9 @@ type auditHead struct {
 }
 
 var (
-	_ store.Repository = (*Repo)(nil)
-	_ store.Tx         = (*tx)(nil)
+	_ store.Repository        = (*Repo)(nil)
+	_ store.IdempotencyReader = (*Repo)(nil)
+	_ store.Tx                = (*tx)(nil)
 )
 
 // errTxClosed is what a Tx used after its unit ended gets.

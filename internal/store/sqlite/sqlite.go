@@ -193,7 +193,10 @@ type Repo struct {
 	getKey, byHash *sql.Stmt
 }
 
-var _ store.Repository = (*Repo)(nil)
+var (
+	_ store.Repository        = (*Repo)(nil)
+	_ store.IdempotencyReader = (*Repo)(nil)
+)
 
 func (r *Repo) close() error {
 	var errs []error

@@ -118,6 +118,7 @@ type writerStmts struct {
 	createAccount, lockAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
 	getKey, countActive, releaseName, insertKey, updateKey              *sql.Stmt
 	auditHead, insertEvent, setAuditHead, recordUsage                   *sql.Stmt
+	idem                                                                idemStmts // idempotency.go
 }
 
 func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, error) {
@@ -157,10 +158,7 @@ func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, erro
 }
 
 func (w *writer) prepare(ctx context.Context) error {
-	for _, p := range []struct {
-		dst **sql.Stmt
-		sql string
-	}{
+	for _, p := range append([]stmtSQL{
 		// IMMEDIATE: the write lock from BEGIN, so that a tool writing through
 		// another connection waits (busy_timeout) at BEGIN, never mid-batch.
 		{&w.st.begin, `BEGIN IMMEDIATE`},
@@ -189,7 +187,7 @@ func (w *writer) prepare(ctx context.Context) error {
 		{&w.st.setAuditHead, `UPDATE accounts SET audit_seq = ?, audit_head = ? WHERE id = ?`},
 		{&w.st.recordUsage, `UPDATE api_keys SET last_used_at = ?, last_used_ip = ?
 		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`},
-	} {
+	}, w.idemStatements()...) {
 		st, err := w.conn.PrepareContext(ctx, p.sql) //nolint:sqlclosecheck // kept for the writer's life; close closes the connection and with it its statements
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.sql, err)

@@ -1,0 +1,390 @@
+package server
+
+// Idempotency-Key on createApiKey and regenerateApiKey (issue 13).
+//
+// The flow, and why each step is where it is:
+//
+//  1. claim (idempotency middleware, a short unit of its own): the record
+//     (account, key) becomes "in progress" with a 60 s lease, or the claim
+//     finds what an earlier request left (a replay, a request still running,
+//     or a different request under the same key);
+//  2. the use case runs in its own unit, and completes the record with the
+//     sealed (encrypted) response in THAT unit (apikeys.WithRecord): a key
+//     change never commits without its replay record, and a record still in
+//     progress means its change did not commit;
+//  3. a request that failed releases its claim (another short unit), so a
+//     retry runs it again at once; if the release itself is lost (crash),
+//     the lease runs out and the same request may claim the record again.
+//
+// A claim whose lease ran out cannot complete a record claimed again since
+// (CompleteIdempotency matches the claim's id): of two executions only one
+// commits, the other rolls back with 40904.
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/apikeys"
+	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/store"
+)
+
+const (
+	// IdempotencyTTL is how long an Idempotency-Key's answer is kept, per
+	// account and mode (the spec's 24 hours), by the service clock.
+	IdempotencyTTL = 24 * time.Hour
+	// IdempotencyLease is how long a claim stays exclusive: a request still
+	// in progress after it is taken to have died with its unit uncommitted
+	// (requests end far sooner: the server's write timeout), and the same
+	// request may claim the record again.
+	IdempotencyLease = 60 * time.Second
+	// IdempotencyKeySize is the size of the key that seals stored answers
+	// (AES-256-GCM).
+	IdempotencyKeySize = 32
+
+	headerIdempotencyKey = "Idempotency-Key"
+	headerReplayed       = "Idempotent-Replayed"
+)
+
+// idempotency keeps the answers of requests made with an Idempotency-Key.
+type idempotency struct {
+	aead  cipher.AEAD // nil: no key; completed requests are not replayed
+	store store.Store
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+func newIdempotency(key []byte, st store.Store, now func() time.Time, log *slog.Logger) (*idempotency, error) {
+	id := &idempotency{store: st, now: now, log: log}
+	if key == nil {
+		return id, nil
+	}
+	if len(key) != IdempotencyKeySize {
+		return nil, fmt.Errorf("server: the idempotency key must be %d bytes, not %d", IdempotencyKeySize, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	if id.aead, err = cipher.NewGCM(block); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// additionalData binds a sealed answer to its record: a body copied into
+// another record (another account, key or claim) does not open.
+func additionalData(mode, account, key, id string) []byte {
+	var b bytes.Buffer
+	b.WriteString("hsrcpay-idempotency-v1")
+	for _, f := range []string{mode, account, key, id} {
+		_ = binary.Write(&b, binary.BigEndian, uint64(len(f)))
+		b.WriteString(f)
+	}
+	return b.Bytes()
+}
+
+// seal encrypts body: a random nonce, then the ciphertext.
+func (i *idempotency) seal(body, ad []byte) ([]byte, error) {
+	nonce := make([]byte, i.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return i.aead.Seal(nonce, nonce, body, ad), nil
+}
+
+func (i *idempotency) open(sealed, ad []byte) ([]byte, error) {
+	n := i.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("sealed answer too short")
+	}
+	return i.aead.Open(nil, sealed[:n], sealed[n:], ad)
+}
+
+// idemCall is a claimed request, on its context for the handler.
+type idemCall struct {
+	i      *idempotency
+	mode   string
+	rec    *store.IdempotencyRecord
+	status int
+	body   []byte // the rendered answer, once recorded
+}
+
+type idemCallKey struct{}
+
+func idemCallFrom(ctx context.Context) *idemCall {
+	c, _ := ctx.Value(idemCallKey{}).(*idemCall)
+	return c
+}
+
+// record returns the option that has the use case complete the record, in
+// its unit, with the answer render makes of what it issued; status is the
+// answer's. Without a claimed call it is no option.
+func (c *idemCall) record(status int, render func(*apikeys.Issued) any) apikeys.UnitOption {
+	if c == nil {
+		return nil
+	}
+	return apikeys.WithRecord(func(ctx context.Context, tx store.Tx, is *apikeys.Issued) error {
+		body, err := json.Marshal(render(is))
+		if err != nil {
+			return err
+		}
+		var sealed []byte // nil without a key: the request is not replayed, still not repeated
+		if c.i.aead != nil {
+			if sealed, err = c.i.seal(body, additionalData(c.mode, c.rec.AccountID, c.rec.Key, c.rec.ID)); err != nil {
+				return err
+			}
+		}
+		if err := tx.CompleteIdempotency(ctx, c.rec.AccountID, c.rec.Key, c.rec.ID, status, sealed); err != nil {
+			return err
+		}
+		c.status, c.body = status, body
+		return nil
+	})
+}
+
+// answer is what the handler returns when it recorded one: the very bytes
+// a replay will send.
+func (c *idemCall) answer() (rawJSON, bool) {
+	if c == nil || c.body == nil {
+		return rawJSON{}, false
+	}
+	return rawJSON{status: c.status, body: c.body}, true
+}
+
+// rawJSON is a response already rendered.
+type rawJSON struct {
+	status int
+	body   []byte
+}
+
+func (r rawJSON) write(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(r.status)
+	_, err := w.Write(r.body)
+	return err
+}
+
+func (r rawJSON) VisitCreateApiKeyResponse(w http.ResponseWriter) error     { return r.write(w) }
+func (r rawJSON) VisitRegenerateApiKeyResponse(w http.ResponseWriter) error { return r.write(w) }
+
+// idempotent is the middleware, after request validation: it claims the
+// record of a create or regenerate that carries an Idempotency-Key, or
+// answers from what the record holds.
+func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		values := req.Header.Values(headerIdempotencyKey)
+		if len(values) == 0 {
+			return next(c)
+		}
+		route, params := routeOf(c)
+		if route == nil {
+			return next(c)
+		}
+		op := route.Operation.OperationID
+		if op != "createApiKey" && op != "regenerateApiKey" {
+			return next(c)
+		}
+		if len(values) > 1 {
+			return apierr.Validation([]apierr.FieldError{{Location: "header", Field: headerIdempotencyKey, Reason: "must be given once"}})
+		}
+		p := auth.FromContext(req.Context())
+		if p == nil {
+			return errNoPrincipal
+		}
+		ctx := req.Context()
+		repo := s.store.Repo(p.Mode)
+		var account string
+		switch op {
+		case "createApiKey":
+			account = req.URL.Query().Get("account_id")
+		case "regenerateApiKey":
+			// The key's account: the one whose keys the record speaks of.
+			k, err := repo.GetKey(ctx, params["id"])
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if k != nil {
+				account = k.AccountID
+			}
+		}
+		if !p.CanActOn(account) {
+			// The use case refuses it (403 or 404) and changes nothing:
+			// nothing to keep, and no record in an account not the caller's.
+			return next(c)
+		}
+		fp, err := fingerprint(req, p)
+		if err != nil {
+			return err
+		}
+		now := s.idem.now().UTC()
+		rec := &store.IdempotencyRecord{
+			AccountID: account, Key: values[0], ID: newClaimID(), Fingerprint: fp, State: store.IdempotencyInProgress,
+			CreatedAt: now, LeaseUntil: now.Add(IdempotencyLease), ExpiresAt: now.Add(IdempotencyTTL),
+		}
+		var (
+			cur     *store.IdempotencyRecord
+			claimed bool
+		)
+		err = repo.InTx(ctx, func(tx store.Tx) error {
+			var err error
+			cur, claimed, err = store.ClaimIdempotency(ctx, tx, rec, now)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if !claimed {
+			return s.idem.answerExisting(c, string(p.Mode), cur, fp)
+		}
+		call := &idemCall{i: s.idem, mode: string(p.Mode), rec: rec}
+		c.SetRequest(req.WithContext(context.WithValue(ctx, idemCallKey{}, call)))
+		err = next(c)
+		if err != nil || call.body == nil {
+			// Failed (or answered without completing): nothing committed,
+			// so the request may run again; release the claim now rather
+			// than after the lease. A completed record is not released
+			// (the release matches in-progress claims only).
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if rerr := repo.InTx(rctx, func(tx store.Tx) error {
+				return tx.ReleaseIdempotency(rctx, rec.AccountID, rec.Key, rec.ID)
+			}); rerr != nil {
+				s.log.Warn("idempotency claim not released; it lapses with its lease", "request_id", requestID(c), "err", rerr)
+			}
+		}
+		return err
+	}
+}
+
+// answerExisting answers a request whose key holds a record it did not
+// claim: the same request's stored answer, or why not.
+func (i *idempotency) answerExisting(c echo.Context, mode string, cur *store.IdempotencyRecord, fp []byte) error {
+	if !bytes.Equal(cur.Fingerprint, fp) {
+		return apierr.New(api.CodeIdempotencyKeyReused,
+			"This Idempotency-Key was used for a different request; use a new key for a new request")
+	}
+	if cur.State == store.IdempotencyInProgress {
+		e := apierr.New(api.CodeIdempotencyConflict,
+			"A request with this Idempotency-Key is still running; retry later to get its answer").
+			With("replayable", true).With("state", "in_progress")
+		e.Headers = map[string]string{"Retry-After": "1"}
+		return e
+	}
+	notReplayable := func(why string) error {
+		return apierr.New(api.CodeIdempotencyConflict,
+			"The request with this Idempotency-Key completed, but "+why+"; it will not run again").
+			With("replayable", false).With("state", "done")
+	}
+	switch {
+	case cur.Body == nil:
+		return notReplayable("its answer was not kept (the server keeps answers only with an idempotency key file)")
+	case i.aead == nil:
+		i.log.Warn("idempotency: a stored answer cannot be replayed: no key configured (HSRCPAY_IDEMPOTENCY_KEY_FILE)", "request_id", requestID(c))
+		return notReplayable("this server cannot read its stored answer")
+	}
+	body, err := i.open(cur.Body, additionalData(mode, cur.AccountID, cur.Key, cur.ID))
+	if err != nil {
+		i.log.Warn("idempotency: a stored answer does not decrypt: is HSRCPAY_IDEMPOTENCY_KEY_FILE the key the other replicas use?",
+			"request_id", requestID(c))
+		return notReplayable("this server cannot read its stored answer")
+	}
+	c.Response().Header().Set(headerReplayed, "true")
+	return c.Blob(cur.Status, echo.MIMEApplicationJSON, body)
+}
+
+// fingerprint is SHA-256 over what makes two requests the same: method,
+// path, query (canonical: sorted), body and credential. The body is the one
+// request validation kept (the validated value, as the handler binds it).
+// The credential is its subject and, for a key, the secret's hash: another
+// credential with the same key is a different request.
+func fingerprint(req *http.Request, p *auth.Principal) ([]byte, error) {
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		body = b
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	h := sha256.New()
+	for _, f := range [][]byte{
+		[]byte("hsrcpay-idempotency-fingerprint-v1"), []byte(req.Method), []byte(req.URL.EscapedPath()),
+		[]byte(req.URL.Query().Encode()), body, []byte(p.Subject), p.SecretHash,
+	} {
+		_ = binary.Write(h, binary.BigEndian, uint64(len(f)))
+		h.Write(f)
+	}
+	return h.Sum(nil), nil
+}
+
+func newClaimID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// LoadIdempotencyKey reads the key that seals stored answers from path: 32
+// bytes, raw or base64 (standard or URL alphabet, padded or not; surrounding
+// whitespace ignored). With create, a missing file is created with a new
+// random key, mode 0600 (never overwriting one that appeared meanwhile).
+func LoadIdempotencyKey(path string, create bool) (key []byte, created bool, err error) {
+	b, err := os.ReadFile(path) //nolint:gosec // the operator's configured path (HSRCPAY_IDEMPOTENCY_KEY_FILE), read at start
+	if errors.Is(err, fs.ErrNotExist) && create {
+		k := make([]byte, IdempotencyKeySize)
+		if _, err := rand.Read(k); err != nil {
+			return nil, false, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) //nolint:gosec // the operator's data directory's sibling, at start
+		if errors.Is(err, fs.ErrExist) {
+			return LoadIdempotencyKey(path, false)
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("idempotency key file: %w", err)
+		}
+		_, werr := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n")
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return nil, false, fmt.Errorf("idempotency key file %s: %w", path, werr)
+		}
+		return k, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("idempotency key file: %w", err)
+	}
+	if len(b) == IdempotencyKeySize {
+		return b, false, nil
+	}
+	text := strings.TrimSpace(string(b))
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(text); err == nil && len(k) == IdempotencyKeySize {
+			return k, false, nil
+		}
+	}
+	return nil, false, fmt.Errorf("idempotency key file %s: want %d bytes, raw or base64", path, IdempotencyKeySize)
+}

@@ -1,0 +1,437 @@
+package server_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/client/oapi"
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/store/sqlite"
+	"github.com/hsrcpay/apikeys/internal/store/storetest"
+	"github.com/hsrcpay/apikeys/internal/testenv"
+)
+
+// dropResponses loses the first n answers: the server handled the request,
+// the client sees a connection reset (a lost response).
+type dropResponses struct {
+	rt      http.RoundTripper
+	mu      sync.Mutex
+	n       int
+	dropped [][]byte // the bodies the client never saw
+	calls   int
+}
+
+func (d *dropResponses) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := d.rt.RoundTrip(r)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls++
+	if err == nil && len(d.dropped) < d.n {
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		d.dropped = append(d.dropped, b)
+		return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	}
+	return res, err
+}
+
+// retryingClient retries (as the default client does) through a transport
+// that loses the first n answers.
+func retryingClient(t *testing.T, env *testenv.Env, token string, n int) (*client.Client, *dropResponses) {
+	t.Helper()
+	d := &dropResponses{rt: http.DefaultTransport, n: n}
+	c, err := client.New(env.URL, token, client.WithHTTPClient(&http.Client{Transport: d, Timeout: 10 * time.Second}), client.WithRetries(3, 5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, d
+}
+
+func wantCode(t *testing.T, what string, err error, status int, code client.ErrorCode) *client.Error {
+	t.Helper()
+	var ae *client.Error
+	if !errors.As(err, &ae) || ae.StatusCode != status || ae.Code != code {
+		t.Fatalf("%s: %v; want %d (%d)", what, err, status, code)
+	}
+	return ae
+}
+
+func auditCount(t *testing.T, env *testenv.Env, m testenv.Managed, action client.AuditAction, keyID string) int {
+	t.Helper()
+	n := 0
+	for _, e := range auditAll(t, env.Client(m.Secret), acct) {
+		if e.Action == action && e.KeyID == keyID {
+			n++
+		}
+	}
+	return n
+}
+
+// A create and a regenerate whose answers are lost are retried by the
+// client with the same Idempotency-Key: the retry gets the key and secret
+// the first attempt made; nothing ran twice.
+func TestIdempotentLostResponseRetry(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		c, d := retryingClient(t, env, m.Secret, 1)
+
+		k, err := c.CreateAPIKey(ctx, acct, newKeyReq("lost answer", client.Permissions{"payment": {"read"}}))
+		if err != nil {
+			t.Fatalf("create through a lost answer: %v", err)
+		}
+		if d.calls != 2 || len(d.dropped) != 1 {
+			t.Fatalf("%d calls, %d dropped; want a lost answer and one retry", d.calls, len(d.dropped))
+		}
+		if !bytes.Contains(d.dropped[0], []byte(k.Key)) {
+			t.Fatalf("the retry's secret is not the one the lost answer carried")
+		}
+		keys := listAll(t, env.Client(m.Secret), oapi.ListAPIKeysParams{AccountID: acct})
+		named := 0
+		for _, v := range keys {
+			if v.Name == "lost answer" {
+				named++
+			}
+		}
+		if named != 1 {
+			t.Fatalf("%d keys named %q; want 1", named, "lost answer")
+		}
+		// It authenticates (403: it holds no read permission; 401 if unknown).
+		if _, err := env.Client(k.Key).GetAPIKey(ctx, k.ID); !errors.Is(err, client.ErrForbidden) {
+			t.Fatalf("the replayed secret does not authenticate: %v", err)
+		}
+
+		c2, d2 := retryingClient(t, env, m.Secret, 1)
+		r, err := c2.RegenerateAPIKey(ctx, m.PublishableID)
+		if err != nil {
+			t.Fatalf("regenerate through a lost answer: %v", err)
+		}
+		if !bytes.Contains(d2.dropped[0], []byte(r.Key)) {
+			t.Fatalf("the regenerate's retry got another secret than the first attempt")
+		}
+		if n := auditCount(t, env, m, client.AuditRegenerate, m.PublishableID); n != 1 {
+			t.Fatalf("%d regenerate events; want 1", n)
+		}
+		if _, err := env.Client(r.Key).GetAPIKey(ctx, m.PublishableID); err != nil && !errors.Is(err, client.ErrForbidden) {
+			t.Fatalf("the replayed publishable secret does not authenticate: %v", err)
+		}
+	})
+}
+
+// The replay is marked, carries the first answer byte for byte, and a
+// different request under the same key is 42207.
+func TestIdempotentReplayAndMismatch(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		raw := env.Client(m.Secret).Raw()
+		key := "replay-" + strings.Repeat("x", 10)
+		params := &oapi.CreateAPIKeyParams{AccountID: acct, IdempotencyKey: &key}
+		body := newKeyReq("replayed", client.Permissions{"payment": {"read"}})
+		first, err := raw.CreateAPIKeyWithResponse(ctx, params, body)
+		if err != nil || first.StatusCode() != http.StatusCreated {
+			t.Fatalf("create: %v %d %s", err, first.StatusCode(), first.Body)
+		}
+		if h := first.HTTPResponse.Header.Get("Idempotent-Replayed"); h != "" {
+			t.Fatalf("first answer marked replayed: %q", h)
+		}
+		again, err := raw.CreateAPIKeyWithResponse(ctx, params, body)
+		if err != nil || again.StatusCode() != http.StatusCreated {
+			t.Fatalf("replay: %v %d %s", err, again.StatusCode(), again.Body)
+		}
+		if again.HTTPResponse.Header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("replay not marked")
+		}
+		if !bytes.Equal(bytes.TrimSpace(first.Body), bytes.TrimSpace(again.Body)) {
+			t.Fatalf("replay differs:\n%s\n%s", first.Body, again.Body)
+		}
+		// Same key, another body; another account; another credential.
+		other := newKeyReq("replayed too", client.Permissions{"payment": {"read"}})
+		_, err = env.Client(m.Secret).CreateAPIKey(ctx, acct, other, client.WithIdempotencyKey(key))
+		_ = wantCode(t, "another body", err, http.StatusUnprocessableEntity, client.CodeIdempotencyKeyReused)
+		jwt := env.JWT.Sign(t, env.JWT.Claims("alice", []string{acct}, []string{"account:api:key:create", "payment:read"}, "test"))
+		_, err = env.Client(jwt).CreateAPIKey(ctx, acct, body, client.WithIdempotencyKey(key))
+		_ = wantCode(t, "another credential", err, http.StatusUnprocessableEntity, client.CodeIdempotencyKeyReused)
+		// Regenerate: same key on another key id is another request.
+		_, err = env.Client(m.Secret).RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("rot-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = env.Client(m.Secret).RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("rot-1"), client.WithGracePeriod(time.Hour))
+		_ = wantCode(t, "regenerate with another body", err, http.StatusUnprocessableEntity, client.CodeIdempotencyKeyReused)
+		// A failed request is not kept: fixing nothing, it fails again
+		// (not 42207, not a replay); a new key works.
+		dup := newKeyReq("replayed", client.Permissions{"payment": {"read"}})
+		_, err = env.Client(m.Secret).CreateAPIKey(ctx, acct, dup, client.WithIdempotencyKey("dup-1"))
+		_ = wantCode(t, "duplicate name", err, http.StatusConflict, client.CodeDuplicateName)
+		_, err = env.Client(m.Secret).CreateAPIKey(ctx, acct, dup, client.WithIdempotencyKey("dup-1"))
+		_ = wantCode(t, "duplicate name again", err, http.StatusConflict, client.CodeDuplicateName)
+	})
+}
+
+// Concurrent duplicates run once: one execution, the others 409 (40904) or
+// the replay of that one execution.
+func TestIdempotentConcurrentDuplicates(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		const n = 16
+		secrets := make([]string, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				c := env.Client(m.Secret) // no retries: every answer seen
+				<-start
+				k, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("same-rotation"))
+				if err == nil {
+					secrets[i] = k.Key
+				}
+				errs[i] = err
+			}(i)
+		}
+		close(start)
+		wg.Wait()
+		distinct := map[string]bool{}
+		for i := range n {
+			if errs[i] != nil {
+				ae := wantCode(t, "concurrent duplicate", errs[i], http.StatusConflict, client.CodeIdempotencyConflict)
+				if ae.Details["replayable"] != true {
+					t.Fatalf("in-progress conflict says replayable %v", ae.Details["replayable"])
+				}
+				continue
+			}
+			distinct[secrets[i]] = true
+		}
+		if len(distinct) != 1 {
+			t.Fatalf("%d distinct secrets; want exactly one execution", len(distinct))
+		}
+		if got := auditCount(t, env, m, client.AuditRegenerate, m.PublishableID); got != 1 {
+			t.Fatalf("%d regenerate events; want 1", got)
+		}
+	})
+}
+
+// After 24 hours (the service clock) the key starts a new execution, and
+// the expired record is gone.
+func TestIdempotencyExpiresAfter24h(t *testing.T) {
+	eachIdemStore(t, func(t *testing.T, cfg testenv.Config, url string) {
+		env := newIdemEnv(t, cfg, url)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		c := env.Client(m.Secret)
+		first, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("daily"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Clock.Advance(23 * time.Hour)
+		replay, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("daily"))
+		if err != nil || replay.Key != first.Key {
+			t.Fatalf("within 24 h: %v; want the replay", err)
+		}
+		env.Clock.Advance(time.Hour + time.Second)
+		second, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("daily"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second.Key == first.Key {
+			t.Fatalf("after 24 h the key replayed instead of running again")
+		}
+		if got := auditCount(t, env, m, client.AuditRegenerate, m.PublishableID); got != 2 {
+			t.Fatalf("%d regenerate events; want 2", got)
+		}
+		// Another key's claim sweeps expired records: "daily" (now 0 s old)
+		// stays, one expired a day later goes.
+		if _, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("other")); err != nil {
+			t.Fatal(err)
+		}
+		if n := idemRows(t, env); n != 2 {
+			t.Fatalf("%d records; want 2", n)
+		}
+		env.Clock.Advance(25 * time.Hour)
+		if _, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("third")); err != nil {
+			t.Fatal(err)
+		}
+		if n := idemRows(t, env); n != 1 {
+			t.Fatalf("%d records after the sweep; want 1 (the new claim)", n)
+		}
+	})
+}
+
+// rawBodies reads the sandbox idempotency table's bodies behind the
+// store's back.
+func rawBodies(t *testing.T, env *testenv.Env) [][]byte {
+	t.Helper()
+	var out [][]byte
+	if s, ok := env.Store.(*sqlite.Store); ok {
+		rows, err := s.DB(apikey.Sandbox).QueryContext(ctx, `SELECT body FROM idempotency_records`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = rows.Close() }()
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	url := pgURLs[env]
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	rows, err := conn.Query(ctx, `SELECT body FROM hsrcpay_test.idempotency_records`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func idemRows(t *testing.T, env *testenv.Env) int { return len(rawBodies(t, env)) }
+
+// pgURLs remembers each PostgreSQL environment's database, for raw reads.
+var (
+	pgURLs   = map[*testenv.Env]string{}
+	pgURLsMu sync.Mutex
+)
+
+// eachIdemStore is eachStore, remembering the PostgreSQL URL.
+func eachIdemStore(t *testing.T, f func(t *testing.T, cfg testenv.Config, url string)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, testenv.Config{}, "") })
+	t.Run("postgres", func(t *testing.T) {
+		url := storetest.FreshPostgresDB(t)
+		f(t, testenv.Config{Store: openPostgres(t, url)}, url)
+	})
+}
+
+func newIdemEnv(t *testing.T, cfg testenv.Config, url string) *testenv.Env {
+	t.Helper()
+	env := testenv.New(t, cfg)
+	if url != "" {
+		pgURLsMu.Lock()
+		pgURLs[env] = url
+		pgURLsMu.Unlock()
+	}
+	return env
+}
+
+// The kept answer is sealed: the raw table holds no secret, no name, no
+// JSON; a server with another key cannot open it and says so (409
+// replayable false), without running the request again.
+func TestIdempotencyStoredEncrypted(t *testing.T) {
+	eachIdemStore(t, func(t *testing.T, cfg testenv.Config, url string) {
+		env := newIdemEnv(t, cfg, url)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		k, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("sealed-name", client.Permissions{"payment": {"read"}}), client.WithIdempotencyKey("seal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bodies := rawBodies(t, env)
+		if len(bodies) != 1 || len(bodies[0]) == 0 {
+			t.Fatalf("%d records; want one with a body", len(bodies))
+		}
+		for _, plain := range []string{k.Key, k.Key[len(k.Key)-12:], "sealed-name", `"key"`, k.ID} {
+			if bytes.Contains(bodies[0], []byte(plain)) {
+				t.Fatalf("the stored answer holds %q in the clear", plain)
+			}
+		}
+		// A replica with another key file: refused clearly, not replayed,
+		// not run again.
+		other := cfg
+		other.IdempotencyKey = bytes.Repeat([]byte{7}, 32)
+		if url != "" {
+			other.Store = openPostgres(t, url)
+		} else {
+			other.Store = env.Store
+		}
+		wrong := testenv.New(t, other)
+		_, err = wrong.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("sealed-name", client.Permissions{"payment": {"read"}}), client.WithIdempotencyKey("seal"))
+		ae := wantCode(t, "replay with another key", err, http.StatusConflict, client.CodeIdempotencyConflict)
+		if ae.Details["replayable"] != false {
+			t.Fatalf("details %v; want replayable false", ae.Details)
+		}
+		// The right key still replays.
+		again, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("sealed-name", client.Permissions{"payment": {"read"}}), client.WithIdempotencyKey("seal"))
+		if err != nil || again.Key != k.Key {
+			t.Fatalf("replay with the right key: %v", err)
+		}
+	})
+}
+
+// Two replicas on one PostgreSQL, sharing the key file: a request whose
+// answer was lost on one is replayed by the other.
+func TestIdempotencyAcrossReplicas(t *testing.T) {
+	url := storetest.FreshPostgresDB(t)
+	a := testenv.New(t, testenv.Config{Store: openPostgres(t, url)})
+	b := testenv.New(t, testenv.Config{Store: openPostgres(t, url), IdempotencyKey: a.IdempotencyKey})
+	m := a.Bootstrap(acct)[apikey.Sandbox]
+	d := &dropResponses{rt: http.DefaultTransport, n: 1}
+	ca, err := client.New(a.URL, m.Secret, client.WithHTTPClient(&http.Client{Transport: d}), client.WithRetries(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The answer is lost; the client's retry goes to the other replica.
+	if _, err := ca.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("across")); err == nil || len(d.dropped) != 1 {
+		t.Fatalf("no answer lost: %v", err)
+	}
+	r, err := b.Client(m.Secret).RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("across"))
+	if err != nil {
+		t.Fatalf("retry on replica B: %v", err)
+	}
+	if !bytes.Contains(d.dropped[0], []byte(r.Key)) {
+		t.Fatalf("replica B ran the rotation again")
+	}
+	if got := auditCount(t, a, m, client.AuditRegenerate, m.PublishableID); got != 1 {
+		t.Fatalf("%d regenerate events; want 1", got)
+	}
+}
+
+// Without a key to seal answers, a request with an Idempotency-Key still
+// runs at most once: its retry is 409 (replayable false), not a second key.
+func TestIdempotencyWithoutKeyFile(t *testing.T) {
+	env := testenv.New(t, testenv.Config{NoIdempotencyKey: true})
+	m := env.Bootstrap(acct)[apikey.Sandbox]
+	c := env.Client(m.Secret)
+	if _, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("nokey")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("nokey"))
+	ae := wantCode(t, "retry without a key file", err, http.StatusConflict, client.CodeIdempotencyConflict)
+	if ae.Details["replayable"] != false {
+		t.Fatalf("details %v; want replayable false", ae.Details)
+	}
+	if got := auditCount(t, env, m, client.AuditRegenerate, m.PublishableID); got != 1 {
+		t.Fatalf("%d regenerate events; want 1", got)
+	}
+	if b := rawBodies(t, env); len(b) != 1 || b[0] != nil {
+		t.Fatalf("without a key the record must keep no body: %q", b)
+	}
+}
