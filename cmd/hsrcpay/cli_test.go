@@ -22,9 +22,9 @@ func TestHelpListsCommandsAndTypedFlags(t *testing.T) {
 	}
 	for args, want := range map[string][]string{
 		"keys list --help":       {"--limit int", "--managed true|false", "--deleted ", "--status string", "--json ", "--api-key string", "Connection flags:"},
-		"keys regenerate --help": {"--grace-period duration", "--json "},
+		"keys regenerate --help": {"--grace-period duration", "--json ", "--idempotency-key string"},
 		"keys verify --help":     {"--permission RESOURCE:ACTION", "--json ", "account:api:key:verify", "KEY \"-\" reads the key"},
-		"keys create -h":         {"--permission RESOURCE:ACTION", "--metadata KEY=VALUE", "--account string", "--expires-at string"},
+		"keys create -h":         {"--permission RESOURCE:ACTION", "--metadata KEY=VALUE", "--account string", "--expires-at string", "--idempotency-key string"},
 		"help keys update":       {"--metadata KEY=VALUE", "--clear-metadata ", "--status string"},
 		"audit list --help":      {"--limit int", "--action string", "--key-id string"},
 		"keys help":              {"hsrcpay keys create", "hsrcpay keys delete"},

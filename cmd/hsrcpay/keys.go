@@ -13,14 +13,23 @@ import (
 
 const createHelp = `Creates a custom secret key on an account and prints it with its secret, which
 is shown only this once. The token needs account:api:key:create and every
-permission it grants.`
+permission it grants.
+
+Each call sends an Idempotency-Key (a new random one unless --idempotency-key
+gives it) and is retried when its answer is lost; to retry a call yourself
+(the command died, the connection broke), repeat it with the same flags and
+the same --idempotency-key: within 24 h you get that call's key and secret,
+not a second key.`
 
 const createExample = `  hsrcpay keys create --account acct_demo --name "Checkout backend" \
       --permission payment:create --permission payment:read --metadata team=checkout`
 
 const regenerateHelp = `Rotates the secret of a managed key and prints the new secret, which is shown
 only this once. The key id stays the same. The token needs
-account:api:key:update.`
+account:api:key:update.
+
+As with create, repeating a call with the same flags and --idempotency-key
+within 24 h prints the first call's secret instead of rotating again.`
 
 const regenerateExample = `  hsrcpay keys regenerate --grace-period 1h "$HSRCPAY_KEY_ID"`
 
@@ -99,9 +108,10 @@ func (a *app) createCmd() *cobra.Command {
 		account, name, expiresAt string
 		permFlags, metaFlags     []string
 		asJSON                   bool
+		idemKey                  string
 	)
 	c := &cobra.Command{
-		Use:     "create --account ID --name NAME [--permission RESOURCE:ACTION ...] [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--json]",
+		Use:     "create --account ID --name NAME [--permission RESOURCE:ACTION ...] [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--idempotency-key KEY] [--json]",
 		Short:   "create a custom secret key on an account",
 		Long:    createHelp,
 		Example: createExample,
@@ -112,6 +122,7 @@ func (a *app) createCmd() *cobra.Command {
 	f.StringArrayVar(&permFlags, "permission", nil, "grant the permission `RESOURCE:ACTION`; repeat it for more. Split at the\nlast colon: account:api:key:create is action \"create\" on resource \"account:api:key\"")
 	f.StringVar(&expiresAt, "expires-at", "", "when the key stops working, RFC 3339 (e.g. 2030-01-01T00:00:00Z); default: never")
 	f.StringArrayVar(&metaFlags, "metadata", nil, "set the metadata pair `KEY=VALUE`; repeat it for more")
+	idempotencyKeyFlag(c, &idemKey)
 	jsonFlag(c, &asJSON, "print the API key object as JSON")
 	c.RunE = func(_ *cobra.Command, pos []string) error {
 		const cmd = "hsrcpay keys create"
@@ -147,7 +158,11 @@ func (a *app) createCmd() *cobra.Command {
 		if cl == nil {
 			return exit(code)
 		}
-		key, err := cl.CreateAPIKey(context.Background(), account, req)
+		idem, err := idempotencyOption(idemKey)
+		if err != nil {
+			return exit(usageError(stderr, cmd, err.Error()))
+		}
+		key, err := cl.CreateAPIKey(context.Background(), account, req, idem)
 		if err != nil {
 			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
 		}
@@ -158,16 +173,18 @@ func (a *app) createCmd() *cobra.Command {
 
 func (a *app) regenerateCmd() *cobra.Command {
 	var (
-		grace  time.Duration
-		asJSON bool
+		grace   time.Duration
+		asJSON  bool
+		idemKey string
 	)
 	c := &cobra.Command{
-		Use:     "regenerate [--grace-period DURATION] [--json] KEY_ID",
+		Use:     "regenerate [--grace-period DURATION] [--idempotency-key KEY] [--json] KEY_ID",
 		Short:   "rotate the secret of a managed key",
 		Long:    regenerateHelp,
 		Example: regenerateExample,
 	}
 	c.Flags().DurationVar(&grace, "grace-period", 0, "keep the previous secret working this long beside the new one (whole\nminutes, e.g. 30m or 24h; at most 168h); default: it stops working at once")
+	idempotencyKeyFlag(c, &idemKey)
 	jsonFlag(c, &asJSON, "print the API key object as JSON")
 	c.RunE = func(c *cobra.Command, pos []string) error {
 		const cmd = "hsrcpay keys regenerate"
@@ -176,7 +193,11 @@ func (a *app) regenerateCmd() *cobra.Command {
 		if !ok {
 			return exit(code)
 		}
-		var opts []client.RegenerateOption
+		idem, err := idempotencyOption(idemKey)
+		if err != nil {
+			return exit(usageError(stderr, cmd, err.Error()))
+		}
+		opts := []client.RegenerateOption{idem}
 		if c.Flags().Changed("grace-period") { // without the flag, no body is sent
 			if grace < 0 || grace%time.Minute != 0 {
 				return exit(usageError(stderr, cmd, fmt.Sprintf("--grace-period %v: want whole minutes, 0 or more (e.g. 30m, 24h)", grace)))
@@ -194,4 +215,23 @@ func (a *app) regenerateCmd() *cobra.Command {
 		return exit(printKey(a.stdout, stderr, asJSON, "Regenerated API key", key))
 	}
 	return c
+}
+
+// idempotencyKeyFlag adds --idempotency-key to create and regenerate.
+func idempotencyKeyFlag(c *cobra.Command, dst *string) {
+	c.Flags().StringVar(dst, "idempotency-key", "", "send this Idempotency-Key (1 to 255 printable ASCII characters) instead of a new\n"+
+		"random one: to retry an earlier call whose answer was lost, repeat it with the\nsame key and flags; "+
+		"within 24 h the server answers with that call's key and\nsecret instead of making another")
+}
+
+// idempotencyOption is the client option for --idempotency-key: the given
+// key, or (unset) the client's default, a new random key.
+func idempotencyOption(key string) (client.RequestOption, error) {
+	if key == "" {
+		return nil, nil
+	}
+	if len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+		return nil, fmt.Errorf("--idempotency-key %q: want 1 to 255 printable ASCII characters", key)
+	}
+	return client.WithIdempotencyKey(key), nil
 }

@@ -322,3 +322,40 @@ func TestParsePermissions(t *testing.T) {
 		t.Errorf("no permissions: %#v, want an empty map (the API rejects null)", got)
 	}
 }
+
+// TestIdempotencyKeyFlag: repeating a create or regenerate with the same
+// --idempotency-key prints the first call's key and secret; a bad key is a
+// usage error, sent nowhere.
+func TestIdempotencyKeyFlag(t *testing.T) {
+	_, m, env := setup(t)
+	create := func() client.APIKey {
+		t.Helper()
+		code, out, errOut := cli(t, env, "keys", "create", "--json", "--account", account, "--name", "retried",
+			"--permission", "payment:read", "--idempotency-key", "cli-create-1")
+		wantCode(t, code, 0, out, errOut)
+		var k client.APIKey
+		if err := json.Unmarshal([]byte(out), &k); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	if a, b := create(), create(); a.ID != b.ID || a.Key != b.Key {
+		t.Fatalf("the repeated create made another key: %s, %s", a.ID, b.ID)
+	}
+	regen := func() string {
+		t.Helper()
+		code, out, errOut := cli(t, env, "keys", "regenerate", "--json", "--idempotency-key", "cli-rot-1", m.PublishableID)
+		wantCode(t, code, 0, out, errOut)
+		var k client.APIKey
+		if err := json.Unmarshal([]byte(out), &k); err != nil {
+			t.Fatal(err)
+		}
+		return k.Key
+	}
+	if a, b := regen(), regen(); a != b {
+		t.Fatal("the repeated regenerate rotated again")
+	}
+	code, out, errOut := cli(t, env, "keys", "regenerate", "--idempotency-key", "tab\there", m.PublishableID)
+	wantCode(t, code, exitUsage, out, errOut)
+	contains(t, "stderr", errOut, "--idempotency-key")
+}

@@ -72,6 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteAccountWithEvents", testDeleteAccountWithEvents},
 		{"UnitsConcurrentOutcomes", testUnitsConcurrentOutcomes},
 		{"UnitCancelled", testUnitCancelled},
+		{"Idempotency", testIdempotency},
+		{"IdempotencyConcurrentClaims", testIdempotencyConcurrentClaims},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
