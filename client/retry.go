@@ -17,6 +17,7 @@ import (
 //
 //   - any request after a 429 (the server rejected it before doing anything)
 //     or a refused connection (nothing was sent);
+//
 //   - GET and DELETE requests, and verify (a POST that changes nothing),
 //     also after a timeout or a connection that broke (reset, closed early):
 //     reading or verifying twice changes nothing, and deleting twice is
