@@ -166,6 +166,25 @@ func BenchmarkHandler(b *testing.B) {
 				}
 			}
 		})
+		// The Go client's default: each create with its own Idempotency-Key
+		// (a claim unit, then the answer sealed and kept in the create's unit).
+		b.Run("create_idempotent"+suffix, func(b *testing.B) {
+			env := testenv.New(b, testenv.Config{NoResponseValidation: !validate})
+			m := env.Bootstrap(benchAcct)[apikey.Sandbox]
+			i := 0
+			b.ReportAllocs()
+			defer cputime.Report(b, cputime.Process())
+			for b.Loop() {
+				i++
+				rec := httptest.NewRecorder()
+				req := newCreateRequest(m.Secret, benchCreateBody(fmt.Sprintf("bench %d", i)))
+				req.Header.Set("Idempotency-Key", fmt.Sprintf("bench-%d", i))
+				env.Server.ServeHTTP(rec, req)
+				if rec.Code != http.StatusCreated {
+					b.Fatalf("create: %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
 		b.Run("regenerate"+suffix, func(b *testing.B) {
 			env := testenv.New(b, testenv.Config{NoResponseValidation: !validate})
 			m := env.Bootstrap(benchAcct)[apikey.Sandbox]

@@ -435,3 +435,37 @@ func TestIdempotencyWithoutKeyFile(t *testing.T) {
 		t.Fatalf("without a key the record must keep no body: %q", b)
 	}
 }
+
+// A malformed Idempotency-Key is a validation error (40000), before any
+// record: too long, not printable ASCII, or given twice.
+func TestIdempotencyKeyValidated(t *testing.T) {
+	env := testenv.New(t, testenv.Config{})
+	m := env.Bootstrap(acct)[apikey.Sandbox]
+	for name, values := range map[string][]string{
+		"256 characters": {strings.Repeat("k", 256)},
+		"a tab":          {"a\tb"},
+		"not ASCII":      {"clé"},
+		"twice":          {"one", "two"},
+	} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.URL+"/api-keys/"+m.PublishableID+"/regenerate", nil)
+		req.Header.Set("Authorization", "Bearer "+m.Secret)
+		for _, v := range values {
+			req.Header.Add("Idempotency-Key", v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || !bytes.Contains(body, []byte(`"code":40000`)) {
+			t.Errorf("%s: %d %s; want 400 (40000)", name, res.StatusCode, body)
+		}
+	}
+	if n := auditCount(t, env, m, client.AuditRegenerate, m.PublishableID); n != 0 {
+		t.Fatalf("%d rotations from malformed requests", n)
+	}
+	if n := idemRows(t, env); n != 0 {
+		t.Fatalf("%d records from malformed requests", n)
+	}
+}
