@@ -2,12 +2,14 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -468,4 +471,107 @@ func TestIdempotencyKeyValidated(t *testing.T) {
 	if n := idemRows(t, env); n != 0 {
 		t.Fatalf("%d records from malformed requests", n)
 	}
+}
+
+// faultyIdemStore fails CompleteIdempotency (and, when told, the release
+// that follows), to show that a key change never commits without its kept
+// answer, and that a claim left behind lapses with its lease.
+type faultyIdemStore struct {
+	store.Store
+	failComplete, failRelease atomic.Bool
+}
+
+func (s *faultyIdemStore) Repo(m apikey.Mode) store.Repository {
+	return faultyIdemRepo{Repository: s.Store.Repo(m), s: s}
+}
+
+type faultyIdemRepo struct {
+	store.Repository
+	s *faultyIdemStore
+}
+
+func (r faultyIdemRepo) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	return r.Repository.InTx(ctx, func(tx store.Tx) error { return fn(faultyIdemTx{Tx: tx, s: r.s}) })
+}
+
+type faultyIdemTx struct {
+	store.Tx
+	s *faultyIdemStore
+}
+
+var errInjected = errors.New("injected failure")
+
+func (t faultyIdemTx) CompleteIdempotency(ctx context.Context, account, key, id string, status int, body []byte) error {
+	if t.s.failComplete.Load() {
+		return errInjected
+	}
+	return t.Tx.CompleteIdempotency(ctx, account, key, id, status, body)
+}
+
+func (t faultyIdemTx) ReleaseIdempotency(ctx context.Context, account, key, id string) error {
+	if t.s.failRelease.Load() {
+		return errInjected
+	}
+	return t.Tx.ReleaseIdempotency(ctx, account, key, id)
+}
+
+func TestIdempotencyAnswerCommitsWithTheChange(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		if cfg.Store == nil {
+			st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Store = st
+		}
+		fs := &faultyIdemStore{Store: cfg.Store}
+		cfg.Store = fs
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		c := env.Client(m.Secret)
+		req := newKeyReq("atomic", client.Permissions{"payment": {"read"}})
+
+		// The answer cannot be kept: the create rolls back with it (500),
+		// and its claim is released, so the retry runs it, once.
+		fs.failComplete.Store(true)
+		_, err := c.CreateAPIKey(ctx, acct, req, client.WithIdempotencyKey("atomic-1"))
+		_ = wantCode(t, "create whose answer cannot be kept", err, http.StatusInternalServerError, client.CodeInternal)
+		if n := len(listAll(t, c, oapi.ListAPIKeysParams{AccountID: acct, Managed: ptr(false)})); n != 0 {
+			t.Fatalf("%d custom keys after a rolled-back create", n)
+		}
+		fs.failComplete.Store(false)
+		k, err := c.CreateAPIKey(ctx, acct, req, client.WithIdempotencyKey("atomic-1"))
+		if err != nil {
+			t.Fatalf("retry after the rollback: %v", err)
+		}
+
+		// A server that died mid-request: its claim stays in progress (no
+		// completion, no release). Within the lease the retry is 409; after
+		// it the same request runs (once); another request never does.
+		fs.failComplete.Store(true)
+		fs.failRelease.Store(true)
+		_, err = c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("crashed"))
+		_ = wantCode(t, "regenerate that dies", err, http.StatusInternalServerError, client.CodeInternal)
+		fs.failComplete.Store(false)
+		fs.failRelease.Store(false)
+		_, err = c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("crashed"))
+		_ = wantCode(t, "retry within the lease", err, http.StatusConflict, client.CodeIdempotencyConflict)
+		env.Clock.Advance(61 * time.Second)
+		_, err = c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("crashed"), client.WithGracePeriod(time.Hour))
+		_ = wantCode(t, "another request after the lease", err, http.StatusUnprocessableEntity, client.CodeIdempotencyKeyReused)
+		r1, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("crashed"))
+		if err != nil {
+			t.Fatalf("the same request after the lease: %v", err)
+		}
+		r2, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithIdempotencyKey("crashed"))
+		if err != nil || r2.Key != r1.Key {
+			t.Fatalf("replay after the re-claim: %v", err)
+		}
+		if n := auditCount(t, env, m, client.AuditRegenerate, m.PublishableID); n != 1 {
+			t.Fatalf("%d regenerate events; want 1", n)
+		}
+		if n := auditCount(t, env, m, client.AuditCreate, k.ID); n != 1 {
+			t.Fatalf("%d create events; want 1", n)
+		}
+	})
 }
