@@ -54,8 +54,10 @@ func WithUserAgent(ua string) Option { return func(s *settings) { s.userAgent = 
 // WithRetries sets how many times a request is retried when that is safe:
 // any request after a 429 (waiting Retry-After, at most maxWait) or when the
 // connection was refused before anything was sent; GET and DELETE requests
-// (idempotent) also after a timeout or a connection that broke, with a short
-// backoff. POST and PATCH are never retried once they may have reached the
+// (idempotent), verify, and create and regenerate with their Idempotency-Key
+// also after a timeout or a connection that broke, with a short backoff
+// (keyed requests also after 502, 503, 504, and a 409 with Retry-After).
+// Other POSTs and PATCH are never retried once they may have reached the
 // server. 0 disables retries; n and maxWait must not be negative.
 // Default: 2, 30s.
 func WithRetries(n int, maxWait time.Duration) Option {

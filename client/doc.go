@@ -70,6 +70,11 @@
 // connection are retried for every request; GET (read, list), DELETE
 // (idempotent by contract: a second delete answers 200 with the deleted key)
 // and verify (a POST that changes nothing) are also retried after a timeout
-// or a broken connection; the other POSTs (create, regenerate) and PATCH
-// (update) never are, since their outcome is then unknown.
+// or a broken connection. Create and regenerate send an Idempotency-Key (a
+// new random 128-bit value per call; [WithIdempotencyKey] gives your own)
+// and are retried after a timeout, a broken connection, 502, 503, 504, or a
+// 409 with Retry-After (the first attempt still running): the server answers
+// a retry with the first attempt's key and secret, never a second one. With
+// [WithoutIdempotencyKey] they, like PATCH (update), are never retried once
+// their outcome is unknown.
 package client

@@ -94,6 +94,36 @@ func ExampleClient_RegenerateAPIKey() {
 	// true hsrcpay: invalid argument: WithGracePeriod 30s: the API counts grace periods in whole minutes; want whole minutes from 0 to 7 days
 }
 
+func ExampleWithIdempotencyKey() {
+	api := newFakeAPI()
+	defer api.Close()
+	c, err := client.New(api.URL, os.Getenv("HSRCPAY_API_KEY"))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// Each create already carries a random Idempotency-Key and is retried
+	// by the client when its answer is lost. To retry across processes (the
+	// first one crashed), keep the key with the intent and send it again
+	// with the same request: within 24 hours the API answers with the key
+	// the first call created instead of making another.
+	intent := "provision-checkout-2026-11-26" // persisted before the first call
+	req := client.CreateAPIKeyRequest{Name: "Checkout backend", Permissions: client.Permissions{"payment": {"create", "read"}}}
+	key, err := c.CreateAPIKey(context.Background(), "acct_demo", req, client.WithIdempotencyKey(intent))
+	var apiErr *client.Error
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Code == client.CodeIdempotencyKeyReused:
+		log.Fatal("this key was used for another request") // 422
+	case errors.As(err, &apiErr) && apiErr.Code == client.CodeIdempotencyConflict:
+		log.Fatalf("still running, or not replayable here: %v", apiErr.Details) // 409
+	case err != nil:
+		log.Fatal(err)
+	}
+	fmt.Println(key.ID)
+	// Output:
+	// key_4d8PqZyT6vWb2mK9xR3sN7fH
+}
+
 func ExampleClient_GetAPIKey() {
 	api := newFakeAPI()
 	defer api.Close()
