@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -574,4 +575,35 @@ func TestIdempotencyAnswerCommitsWithTheChange(t *testing.T) {
 			t.Fatalf("%d create events; want 1", n)
 		}
 	})
+}
+
+// Without a key the server says at start what it does instead.
+func TestIdempotencyWithoutKeyIsLoggedAtStart(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	h := slog.NewJSONHandler(lockedWriter{&buf, &mu}, nil)
+	testenv.New(t, testenv.Config{NoIdempotencyKey: true, Logger: slog.New(h)})
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(buf.String(), "idempotency: no key to seal stored answers") || !strings.Contains(buf.String(), `"level":"WARN"`) {
+		t.Fatalf("no warning at start:\n%s", buf.String())
+	}
+	buf.Reset()
+	mu.Unlock()
+	testenv.New(t, testenv.Config{Logger: slog.New(h)})
+	mu.Lock()
+	if strings.Contains(buf.String(), "idempotency") {
+		t.Fatalf("a warning with a key:\n%s", buf.String())
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
