@@ -109,4 +109,9 @@ const (
 
 	// CodeInternal (500): internal error; retry later, quoting the request id.
 	CodeInternal ErrorCode = 50000
+	// CodeStoreUnavailable (503): the key store is unreachable, too slow or
+	// full; Error.RetryAfter says when to retry. On a write,
+	// Error.Details["outcome"] == "unknown" means the change may have been
+	// made: repeat it with the same idempotency key, or read before retrying.
+	CodeStoreUnavailable ErrorCode = 50300
 )

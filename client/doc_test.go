@@ -37,6 +37,7 @@ func TestReexportsMatchTheSpec(t *testing.T) {
 		client.CodeRateLimited: oapi.CodeRateLimited, client.CodeTooManyAuthFailures: oapi.CodeTooManyAuthFailures,
 		client.CodeInternal: oapi.CodeInternal, client.CodeIdempotencyConflict: oapi.CodeIdempotencyConflict,
 		client.CodeIdempotencyKeyReused: oapi.CodeIdempotencyKeyReused,
+		client.CodeStoreUnavailable:     oapi.CodeStoreUnavailable,
 	}
 	for mine, gen := range codes {
 		if mine != gen || !mine.Valid() {

@@ -100,7 +100,7 @@ type Error struct {
 	// Fields lists the failing fields of a validation error
 	// (CodeValidationFailed).
 	Fields []FieldError
-	// RetryAfter is the wait the server asks for on 429.
+	// RetryAfter is the wait the server asks for on 429 and 503.
 	RetryAfter time.Duration
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -14,6 +15,7 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/store"
 )
 
 // errorEnvelope is the wire form of every error; details is a free map so
@@ -39,6 +41,38 @@ type onlyRequestID struct {
 
 // toAPIError maps anything a handler, middleware or Echo returns to an API error.
 func toAPIError(err error) *apierr.Error {
+	ae := apiError(err)
+	if ae.Code == api.CodeInternal {
+		return storeFailure(err, ae)
+	}
+	return ae
+}
+
+// storeRetryAfter is the Retry-After of a 503: long enough not to hammer a
+// store that is coming back, short enough that a blip costs a client little.
+const storeRetryAfter = 1
+
+// storeFailure is the one place a store's failure becomes an answer: a
+// store the stores marked unavailable (unreachable, over the store timeout,
+// full) is 503 with Retry-After, anything else stays the 500 it is (a bug);
+// either says when a write may have committed after all.
+func storeFailure(err error, ae *apierr.Error) *apierr.Error {
+	if errors.Is(err, store.ErrUnavailable) {
+		cause := ae.Cause
+		if cause == nil {
+			cause = err
+		}
+		ae = apierr.New(api.CodeStoreUnavailable, "Service unavailable").With("retry_after_seconds", storeRetryAfter)
+		ae.Cause = cause
+		ae.Headers = map[string]string{"Retry-After": strconv.Itoa(storeRetryAfter)}
+	}
+	if errors.Is(err, store.ErrOutcomeUnknown) {
+		ae = ae.With("outcome", string(api.OutcomeUnknown))
+	}
+	return ae
+}
+
+func apiError(err error) *apierr.Error {
 	var ae *apierr.Error
 	var af *auth.Failure
 	var he *echo.HTTPError

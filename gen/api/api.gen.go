@@ -279,6 +279,7 @@ const (
 	CodeRateLimited             ErrorCode = 42900
 	CodeReplacedSecret          ErrorCode = 40304
 	CodeRouteNotFound           ErrorCode = 40402
+	CodeStoreUnavailable        ErrorCode = 50300
 	CodeTooManyAuthFailures     ErrorCode = 42901
 	CodeUnknownPermission       ErrorCode = 42200
 	CodeUnsupportedMediaType    ErrorCode = 41500
@@ -346,6 +347,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case CodeRouteNotFound:
 		return true
+	case CodeStoreUnavailable:
+		return true
 	case CodeTooManyAuthFailures:
 		return true
 	case CodeUnknownPermission:
@@ -353,6 +356,21 @@ func (e ErrorCode) Valid() bool {
 	case CodeUnsupportedMediaType:
 		return true
 	case CodeValidationFailed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ErrorDetailsOutcome.
+const (
+	OutcomeUnknown ErrorDetailsOutcome = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the ErrorDetailsOutcome enum.
+func (e ErrorDetailsOutcome) Valid() bool {
+	switch e {
+	case OutcomeUnknown:
 		return true
 	default:
 		return false
@@ -867,9 +885,15 @@ type ErrorCode int
 
 // ErrorDetails Machine-readable context; always has `request_id`, and `errors` for validation failures. Other keys depend on the code.
 type ErrorDetails struct {
-	Errors    *[]FieldError `json:"errors,omitempty"`
-	RequestId string        `json:"request_id"`
+	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// Outcome On a 500 or 503 to a write, `unknown` when the change may or may not have been made (the store failed during its commit); absent, nothing was changed.
+	Outcome   *ErrorDetailsOutcome `json:"outcome,omitempty"`
+	RequestId string               `json:"request_id"`
 }
+
+// ErrorDetailsOutcome On a 500 or 503 to a write, `unknown` when the change may or may not have been made (the store failed during its commit); absent, nothing was changed.
+type ErrorDetailsOutcome string
 
 // ErrorEnvelope Error envelope; `success` is always false.
 type ErrorEnvelope struct {
@@ -1040,6 +1064,9 @@ type TooManyRequests = ErrorEnvelope
 
 // Unauthorized Error envelope; `success` is always false.
 type Unauthorized = ErrorEnvelope
+
+// Unavailable Error envelope; `success` is always false.
+type Unavailable = ErrorEnvelope
 
 // Unprocessable Error envelope; `success` is always false.
 type Unprocessable = ErrorEnvelope
@@ -1543,6 +1570,16 @@ type UnauthorizedJSONResponse struct {
 	Headers UnauthorizedResponseHeaders
 }
 
+type UnavailableResponseHeaders struct {
+	RetryAfter *int
+	XRequestId *string
+}
+type UnavailableJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers UnavailableResponseHeaders
+}
+
 type UnprocessableResponseHeaders struct {
 	XRequestId *string
 }
@@ -1722,6 +1759,26 @@ func (response ListApiKeys500JSONResponse) VisitListApiKeysResponse(w http.Respo
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response ListApiKeys503JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2045,6 +2102,26 @@ func (response CreateApiKey500JSONResponse) VisitCreateApiKeyResponse(w http.Res
 	return err
 }
 
+type CreateApiKey503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response CreateApiKey503JSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type VerifyApiKeyRequestObject struct {
 	Body *VerifyApiKeyJSONRequestBody
 }
@@ -2267,6 +2344,26 @@ func (response VerifyApiKey500JSONResponse) VisitVerifyApiKeyResponse(w http.Res
 	return err
 }
 
+type VerifyApiKey503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response VerifyApiKey503JSONResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteApiKeyRequestObject struct {
 	Id ApiKeyId `json:"id"`
 }
@@ -2449,6 +2546,26 @@ func (response DeleteApiKey500JSONResponse) VisitDeleteApiKeyResponse(w http.Res
 	return err
 }
 
+type DeleteApiKey503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response DeleteApiKey503JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetApiKeyRequestObject struct {
 	Id ApiKeyId `json:"id"`
 }
@@ -2610,6 +2727,26 @@ func (response GetApiKey500JSONResponse) VisitGetApiKeyResponse(w http.ResponseW
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetApiKey503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response GetApiKey503JSONResponse) VisitGetApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2846,6 +2983,26 @@ func (response UpdateApiKey500JSONResponse) VisitUpdateApiKeyResponse(w http.Res
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateApiKey503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response UpdateApiKey503JSONResponse) VisitUpdateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3130,6 +3287,26 @@ func (response RegenerateApiKey500JSONResponse) VisitRegenerateApiKeyResponse(w 
 	return err
 }
 
+type RegenerateApiKey503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response RegenerateApiKey503JSONResponse) VisitRegenerateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListAuditEventsRequestObject struct {
 	Params ListAuditEventsParams
 }
@@ -3291,6 +3468,26 @@ func (response ListAuditEvents500JSONResponse) VisitListAuditEventsResponse(w ht
 		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
 	}
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAuditEvents503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response ListAuditEvents503JSONResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3634,258 +3831,266 @@ func (sh *strictHandler) ListAuditEvents(ctx echo.Context, params ListAuditEvent
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H17c9u2tu9XwfCcmUg5lCLJj9jy3JnrJu6p27y24zR7t8oxIRKysE0BKkFa1m5z5/x1P8D9EOeD7U9y",
-	"B2sBIEhRtvzqa2emdWyJAPFYWFjP3/o5iOVsLgUTuQqGPwfsis7mKYPfD4uE5+/oOdN/qGI2o9kyGAaH",
-	"ZE7PGZETQvUDhF1C4zC4pGkBzyY0p+W/P/4c0DiWhcjPeBIM9R/5WcJmMggDGudcimAYJFzRccrwI5np",
-	"1viwEP/bjKkby1kQBhdc6C/+vsiDMMjYTwVTpuOM/XTWi/vJgG1NtunOeDd+nuyx/UmP9sfB5zCIp1Sc",
-	"49RUTvNCBcPg+M3hi9Pj74/g+5QzPch5MAwGva1ur9vvb3WfB2EQZ4zmLDmjOXw12O30+53B1mlvf9jr",
-	"DXu9H4IwmFI1DYbB/mSPPU92453xNt3aH+z1n/d2JztsO9mKB+M+7d30fRDixNllfvb8m58Gr2Zv9ucn",
-	"2+p09/Lj3tXfev847I/1KrAlTlr/sp3svfvph6V+ZDyYfbd/dbKl3jyffBOEwUwmLBgGOVN6ueT47yzW",
-	"c4CdO4OdC8JgnrHLMzP+3bg37rHB5HnSp9vx1nif7U126CDpx73xPt2bPGe7yU68Pd6ig/3+Xu/5ZJft",
-	"JPrBAe3v9/b0+BX7KRgOPn+CNTmbyYwFwzwrWBgIdpWfxUWm9A4H43/Iq9d/f93zB5Zyleu9mDGlgPIC",
-	"VcQxU5q+7G/Q2efPYfACt+U7tqxTqGALEhcqlzOiWJyxnFywZROJrqXM5i0fnPZ75ZbbZ8ZLR696O/bV",
-	"6eDyr7vjN9uzv+wtjvrZ33aK4y35riReHMwK8e5MevEeG9D98fNkux9v0V02mOz3+npBEpaynCXBcEJT",
-	"xcKAXc15xpQd31av0+t3ev3Tnje+TQhED2UYqIszTSJne98mg4tXP+3/cPX99uzN8/lJX53uLv62NX6x",
-	"M/mmd364dfFu/6cfDP1Nuci9tv/87//RXwdhkFKVnxXKrJ4o0tT/TJ8v/GxGBT335jRjObUbkzM6C4ZB",
-	"PGXxhSyAJgSdaYJ4YT4iYxpfMJFU6HrOz3Bx5yybcaW4FMrb5yGd8yFM+Ueze8GnMJjT5UyfhPJDvTk0",
-	"CT59xsPBZaF0v2f+quMcHCcxfCQM8uVcD/P90YuTo9MgDIp5cgMlbUrv37HlS0sGVXrP2KW8YMmfh8qR",
-	"XzwgkW9KrfVV2DGvqdJv7X74FQn5t6BV/6K7Ba2uig6nU0b0QjoJ4oIt7yg5/Avx5y+k+0CkW5FIzHwr",
-	"Igm+627CyHds+T1nizpnNlLIBVuGRC14Hk9ZQuRk8kUY+ULsNxK7004ek1OfsHMmWLZGkjZL5onRZMHz",
-	"KaEgY+On96dlTSt719LyWMpc5Rmdl4Q7T2k+kdmsTr03USgu8kYnpCIc/+X54miQne4vP2zzt/354a56",
-	"uTX5z73ptzsXr3r/+Otg9mZ7/P3uWjI2X64n497+cGdv2B9sTsYoJXlUXBLt65V9u42crMkWqNUSmhaT",
-	"18vQYe1hu/6aMFjGJ8vrqb5ylvslGfyasvX3epycJcdCFZMJjzkc3upZ0MSfT2lOFjK7UGRc5CSl8YUi",
-	"lJTLSKjSkvhEZrc7FqioH795/+Hrr49fHB+9OT17d3Ty+vj9++O3b94HTSR8ntGYnc1ZxmVyxkTSSN7X",
-	"sFsuzvwuSrZYZ5N6ZuL8rEIrP1oWNywVqaq1YT1HdIywvp+XNOX2vbfduTcy/1oWoqYbvZFEFfEU9q4l",
-	"M0KFzKcsI2YjnqiQyIzkU0bwcz2FJ6rdtHdmi968PT37+u2HNy9vvSf3md0JzdkrPuONyt88pXF51rkg",
-	"PFcERkJwJCGRlyyDjy/Y8omm3eT8towbp39yeHp09ur49fHp0W1WYN0Z34QNr9Cp4Xs1Nrgh8a1exxnL",
-	"s+UZneQsO1MsliJRwbD/sNT5Pba9lqFQkZCpTBNFFvAhVfdjJt8fvjqu79E68exX4yV33qU1uwELvdFm",
-	"fA6DKaMJy+BdL2g8ZZ0XUuSZTGFVmYozPjcG6cN0QZeKREJ2VC4zFoVECsIuWbYk0bPLfkQypuZSKHZA",
-	"qPudzOiSxDTLloSa49jVA4mnbAZbxkQx09Oz3WquaSam8oyL80AP8zhhs7nMmcg7J/pwL/HQV0cY6VlF",
-	"ZDFlguRTrspBcAUMDV6QECrUgmUkl4QKwmiWcpYRIzChLAcP0xkjkXtxvOx8x5YRaQFnnGvxUN9tCU+I",
-	"kDnJCkHoOeWifUDoWDGRI/tccMWaJ6wH2zxZx9k68HN1oic4VkVomsoFSzRPI3hOSSEShuwbOVo5oZRR",
-	"lZNMyhlJ2SQfwodxxhImck7TJ4rIhQDm35rIjBy+OwZrRBuYpLsdqpOZccFnej49NxEucnbOstpMTtiM",
-	"cqFnuH42elSaV8O4iizTi7jgIpGLO79UsYble48cjRQi56m/VFyRSZGmuJG3e6dmmJ1DzTDXvy+XZEF5",
-	"TsZsIjNGgMlycX6rF/21Y5arc9xwAo5hLyecKXsA4NkD8lMhc0Z4rsegivlcZnmXHKZK6vWOWJbJrJuw",
-	"nPJUdUvVIaoNjV69YuI8nwbD/mBvlXK1REszOmO54Sje4TGKVHW4r+kFU8As8mxJFJ0wJErFMn05XzA2",
-	"V0h97sT609K3ABlsk6ksMkVa81KIgYtDM9Y2/AbywFJ3FZYiQZwWCUtCYANmBNWzr+8i3dp9YF4bEi5U",
-	"zmhC5ESfe03VemmRasgHxYwumFGRyBmBW4q0WPe8S/qDPTLmuWrDkdUbKxKWlPykS94zRkYevyPI9808",
-	"rGI6CuxB0cfUW9Uu3G7gHgyGwc6kFz9PnrM92h9vx1v7dJDsst6kP96Kt5MdtgvXVDA0t0DgdKUa11tH",
-	"BYOdHS0LC0cVmgDynGW6z//6kXT+z6f/+PegkVAsa0a/Ku6aL6/GUq8NHF46n6c8huV59nelCefncoo/",
-	"B0C8pTS63dvu9bW6BcSsP6+owr3+ty/3/rb78flfBn/d+mH7cOer3RfPX+4d7X9dVYzMkIC3T2BQN3zt",
-	"Xa5WHCrX7N8zNgmGwb89K33Lz/Bb9exIj/9IXLJUzhkuTvWUnE6Zo+tEMgUvZVdc5aQFs23rTfcu8jqP",
-	"aHq7efxZ5Vl4+Vc0MR/dcx96vV5lH+ABBUbsCWdpAvZEfb+FQSqx32AY/FSwDM1vFN4RiGI21mpIoTTn",
-	"JDQnM6ly0u/1wH55p901EyQgMeFFPqE8Zcmmjz3ebh8Sx0OtHjaWybLc+RnNY8OloE/SiiznxhWOSMr1",
-	"dcpoPCWw0u2w0hXHjmBW5Nv3b99oOuo9NB29kGKS8vi+VLRfo6K7nWZhxRnL4/UaaJ5OUy1OL/E8qTu2",
-	"ekRqMMq5HoOcwBZaVgBqkh4Q4/CIMfARITOC+k1CplR5o27BapbEoDvlyjWEr7celgi+ltmYJwkT96SC",
-	"rTtSAfIHvRaoEPrmuiEoUpUdf412nYrx6sEaPe4NUQryxgRX0VOeKH94LVjQdqh3n5J5MU65mtJxiiQB",
-	"3261NZXQTUwp2GC7HYKupzkLjXOtG/rUCs/0q7SHmr2n8aLkT9OUZWYS0GwAY1nIIk2ILPKUX4IoC9/t",
-	"PCy9HgstvdD0qCTAO9Lszsr9dyfOZQdEsPvrvns8+qq+qEveyHyqKX5BFcEYMq13pkxpckppDuo0TYia",
-	"yoUq9eCDupht5Xie6Gt9SkXyoJv5HVs+mEj5EJeQuUvWiZQrXz/ehno2YDiRoJSmUpwrYxWxx1ai/bdm",
-	"KiAxFd45Bym097AH8R1dppImp1K+ohlGTdx9//r16wPkzrPxMtf6x+7OztbuPQVJkKtyKUkKo93kmce9",
-	"DqygB+/SLJcKsrtNvuNfPeg2nUr5moqlNeHcb5sG+/e45ZsM1pVtOJWSzKhYWq5TE/ZWv37EDaq/CywZ",
-	"IKh5h0xmvuWNtGB9zA1qO0B1hNAin+pWuNaKTDI5M/1BCC+hSZJp9gyd9NuWE8OCkcizXkXGjqhqZNJg",
-	"k7yOUuqPr7cFbtZL2aTZwLdpL/rxVXPdta29Rxvsb7c7Lh+E3imZ8X+w+15J/YewchwLVALt3QOkdcHE",
-	"hk896gUFr3DyIvylGdqMphOZzVgSkkJcCDBZG3UndFGf0qlD0IGWU5wgu5jylFXEj4yKGrV//Pixc1ie",
-	"KbbeG/IVoxnLaobSVZP+fclmnkm9zpARcD8eO+ht359ubCzFBVsqQjNGMplTrUOCaFeaKUMi2GWpmz5M",
-	"J49pe5mVY3pitGarTi+t1IMSr2alg94OGpi50cS9YeL32+0DEpXexkj3QaRIl2QmL5lzPsGzu9iXNXQZ",
-	"++6kyIvMvG3wsDLWB2FcASx5zRJOT4Fs7yVo7TyEoPwC39/R4yntfvWR3KHJryNyaRqJ6u+OHnDn3LB9",
-	"43mTO+iwFOR5EqLITxWJnGc8qroLfI+5Z+bf3b7Oyn/Y+YF2/tHr7H8qfz3rfPq5F+5ufW6w/ofB4Zw3",
-	"uoNKe1uXRBdsGYHjGJ1ZjMxTykXOrnJrioCDpxl7XmRCM319rMbLZodJF7J65JxlOWeqHitw/e6XK/y5",
-	"Gq1Xn8BH9DyjdQOUY3xYv1xfWhBukNCcdXI+Y01LU43zu25QJtXnq2UluK8+otOsYESKmDUY/A4cqwIO",
-	"jNzLkyRhzcwIx1KmjMKh82Mnrl0Alcu5gkAOLs4PiCjSFORcIQ1DXbss+lG86jCQZWWZNtgzoDHcsosm",
-	"YjttIKkueZ/LDIxLQi4OKmxdTeVClJ7hG3yhfsjj9QP9ji2/0Y99rgdCrgyYz5i1Aac014KLv1mJE2da",
-	"JgYQ7lEurEDfvvtyV2Mv6wN7UVUx7jvEGuO5cXAunqaR9jXB2bDYzjyTl1xxKQzNh1oY1DxxvfDRfAb8",
-	"MOnrNve1fc6FodYH+ZKreUqXIGpoiZb/VDBCZ1Kc++bTJ1oNzPklHCxVp79er2FZbGTrOsHVBLziDWBC",
-	"UmwQ7KeG/mqBSdfN+p336HVRrvWhfYB4jIXlIbad5fcq52lqA8NAcaXeRtkgbN8ybZgO9Ai3gx9ZYnqF",
-	"/u5+NGxE7kosEkboRka69U7BAYlsFHtEpGCKLFjGKqkQByQ6+uu745Ojl+YJTaBzqvKKLOnvnIsH9gLk",
-	"TReNu5kbUa82aAwls4MurfgmIEPxRA//3YevXh2//+bwq1dufnoCdAJC6ziTC8UyDN4zIjOeUUe8dtQu",
-	"cs3rsXG4flTztXcO5FJZk3SrQh824qO96W382Xce/WgPFFw+oS89mKNt2ocmfaTCMz2OUT1JjoBq3L9y",
-	"zZY8rrzpK4JIZYHWH7iKeOHdUOWKmzk6Gc2JvKsxTShIE2aeIDSThUgILWW4FYlrE45pZENfuPc0Di+U",
-	"cfUkWtF+DcfTB5hMWdbI0mt7bd8dei+E0a9fqjXyt7WZVOTv6yJHayL5Tdnsa6X0nYqUrrvxJPWf++Fu",
-	"7zrh/BVXTXeHS1O0wYHrN3lV2gJOAdIBV9BRSGSaQBwXzxSEhfKczdRmJAKpZXD9Xx1jK/8epFlGgYrK",
-	"9LZG8QCuBhsBD5ObyDSVC9V871dy4+odvqNKwfbiA5Ex6jKiW0Hn5j4yTNXlfdbu853+YIOL56b7PeWq",
-	"ekVA7t6njbmcYVZu/aqTX38ONOXcgW3cgrJupo1X9TTFPwYLsdmSa5kImDFpEkKAD1hAjRhd2juHGJGN",
-	"/tlxkZvrW4s6VtoFSahRSTa69AFyKH03RCRjsTwXXDFFeP5Fiy61aGNr/lfSor8otL9zhfbX1Fb/BbTQ",
-	"1fAnTwe9VrmUgkHE5uMplqGvRrZ87RGipUoFsrWiOLbvrDmGwVVHN+xc0kzTAGQ9mpvrEAwUgcv7Pxa0",
-	"9skRuum83KW1Cqiega9m3l5rvG6o722Stvn7XRkBB4O7k7r5K6iVyH9//7rl9SLOfZRK4K+yyCEyokwn",
-	"u6ug6JSIP4ygWCQ8PzQYcaukCVF08znT9wEkyzCridvD42URWqmvkqXuUOeYML+4xPUScGCzwwZjfWHf",
-	"B3+d+C+FTz7YN8NfL93r4c8j4f/10g4E/vqqHI1dl6NL47WsLstbwazPFnJ90L80pWoaaTnu/TeHncHO",
-	"LuYD6xUDELgnJm4RA+gVaSmG0t/J0eHL10dPlMH6UyzGvACj67ErGueEiVgmXJyjRzdycHKRzUR0tk37",
-	"MjueatSsTWMiLTab50v3FlCY2yFRshwxBBHNCNVzRR/Fg0jq1BHbtU08uvzsQRZuLHt7UIQ0SbjuiKbv",
-	"vAngNblqVTD7A9HwhhOHmPoABmHNJwRb2CSsSFOnvjstz9S/I5vUv3mXZEgij5nqPzXJQ1NkmPpXwzH1",
-	"r05jCnG/G5hk1O6SN6gfWHkCYqz11nuMojztHv7iCqOpCqcmzAtWYUZtwCYsxwFB2pFFrnjCQKgBobVB",
-	"Nl2rSV17E5rDFcvZjOe3UtQQYrHe8TfsqjyVxl4EJL7JiHmD4AyMgfBkk/YWR3JzxQgTuFdEmZRfMhRk",
-	"tN5QM8WAWAQp35vx0tcyYa+wlf71FFpuIl+XsJZVGduDu2yUs0sAzBt3p87NLMFVmNUmSw8wmStWNamA",
-	"G9RY4xOFfA4/5grYZIiBj314mc2j7Tfm0a4XwfQoaoIY7LBjhY5GLJ/zD2pNdrJszV9RQ/Zrr3eg1psM",
-	"sD7S7G2MsOaqqJphBVvcwQxbXrlfzLC/JzNshYbuY4rdjMY2o5E/nEkWpRPk814+bLNwYqA8Vo+bFj3K",
-	"WMLQT3YKQbqTc+zNxhiCxGdkky75gBGuVsiBOAWmR4iXbHVD7mpSbA441AMR0mTzQPrA/v7+fqc/6Gz1",
-	"Twdbw5394c7+D13ydsbzqkEytLlAJmmE5lyc+4HtkHXmkF7MsAFYQ5iQG7trMAqb8QtP42Lii9qbCxq/",
-	"QcAGmINhzHrbrsnSNFFHCXnz9YuO0NNJuWLJgV7RGNFYQoLTJK1/sEx2FjzJpyEZ84S3QzLP+KWee6Eg",
-	"WDXlghHF5jSjucz0LZnROGeZITi9p4xq5QRCqzPKU0jlmvKcETWncaNhb33433+NRle9Xmc0uupPRqOr",
-	"55PGlP+7W+5qZ9jYRPze1p9erVs0HAVpPQr2RODKcGEcJJ58XD1hTbLlqfUIgBfm24+nRBUwjAMSOY05",
-	"utlsW4FV2G0STLlowryBOMlWaSEJScQT0DMNthXhSTsk0d8XuX5OcyAlRfmUC67XSqgqxhGaD+1YI9Ly",
-	"RzteungQHrOQAKiFFzStKrZFjIRAYHqHTbiZwOs2EOEn3J/ffjz1/3znev1czeBq2qbID6SNnOpkOZQD",
-	"SynF1013rBEOpUq4sH1GxPQG2ki8aySbQ0HknGp+Azc0ygAhegVNDCwXJPIEhKhJptkglPess+YUu7zY",
-	"BsvTAvB6MqnvlCiWCQP6UrmWn0DjhtsXPoS1ZXIOX5hw8chkqzNgeuyq4fzFRtO6MVT7hX7wcyUS/cY2",
-	"L82zVSGlpvsUMyo6GaMJZEuzq3lKBQR5HyDQFYj7YJdBmAYpzFJ0bzQEx6hklEKKHXwTiZSzXJXrchyb",
-	"foLoTg9KLYzk04wxkvBzyCzL0E7wzenpO4JGEMSfAZ4AvVwDMoNnHGE+AD4i3O714fe++X0QYuI+pH7D",
-	"T/xkC35uw8+dELNrEbZF/9TP7MAn++ZnH34O4OcW/NwOMacTEw62BwPzsw8/B/BzK8RkF0jTgJ+78PN5",
-	"iImGkAkXQpr2pxUVsZknyYR976BAvrZIIPrj1zYr6SuZLO1niAvwwgk+ynxh8qlWvzAOktUvyhvxJRPc",
-	"vdUY6kqQBfN0xi95ys7ZkYppSo3SCt+Ujo7v2LLe7sQ4u5x75AVYHSZMS1UrffnZ1ZXh1D49kUXOap+9",
-	"ZvlUJm9kfogAZubjlwUmTbA3eMuXr3HOJfMR5POdMBpPXWOvFoBZ5hLEyGGR4Dd6k1xmMX7UmAtjvwIh",
-	"vNyDysheO/eJt7Wwkcv6Cl7FjCXqBeAbOLqB1tgVDN9YvKtffs2v3Cuw76MrhI5anSvoK4VyX/k4mfiJ",
-	"Sdo9LPKpJuIiYyVlYqI/XKcVrtiA3RVPuWAlMzRc+4BQ1Mw0N488LDEUsiKLUaOvgBqujh5Il7y1gCeK",
-	"JGzOtI5kzIwyaUjjsKhCP29mtfhaa1JHFkuhbqaoShDX8+sbLvFqytCqSRLYs9W9D7ToBSopXI9mBUGr",
-	"XDPjja602l12nXJ9B9UZx9E0d2+RG70xiO1UWqJtGnNJD6uzNpBR9e4AvmguNd8GPDXpYI5c6qjDUzJa",
-	"eLdJsCkRqEqExjHycotINaf51CVxNVpNLWbVTaTjXhaaabmmTatpA2pWaUjI4nxq5VjjUZiASwGlfJLL",
-	"Mn4L0O8wPIlhw1ySAj4fgq4wz9iEX8EpBZvYRBZV9RGE/UhdnKX8kp3987//5+PV/l+iLnljY5Lg0Frd",
-	"yqAcTrnITYj7BZvn1ejWWl9VYXVrE/vba0+xb7bNVBDrID9xVX399LRR2q0u99cZYx3wseETZE55hrLs",
-	"Ui+VXAi9ngfOYDHouZjXYq5Xe7tXWU/wSSnz3U6vV1mbRvz9Gb3ypzboNZDLuxp++ZpFcdyytuLrtQPa",
-	"+ccn/eNszWp5JuDdGmsNAzSUmO8NQm0dBlTJIosZ+ef//X8ETe2O5n4e1cGbRsGQ/DgyxvZR8Olz1CW2",
-	"B0w9MF3UzVsxzWkqz0kruupMVRbP6bJTWhM65mvnieViIq2Tt13boOvg3y1I/Oqm6UVe2bTSMX4fi+Pb",
-	"OU5ZTjRvlbmBlLyVFbECezzjosiNuZdNaJHmgEtaU4rkgqTW/lXLrkEIT2NqJGMGHsjcGEalYKFeZ/OW",
-	"A9JDdF3zqjZhIlGArJlD9GWXHJbgf3s90npOErp0QXbG3aO/Cm+CUV3ZAIxDuK+51zqjpUsSp7nB3ZWC",
-	"tW/cihkX/nv6tzHxHpZYxsaW3EJu75lwayFqzu5V2n1/E5sqlqdLKpbVKhZrVqQMvDrUAKIaGeHh7ZRr",
-	"4+7KaDsTbKecQV1OJiGJVr7mWCCFVBTmhoC7zSxihkKtIoR/uiC7T41UDVjryzvn8pBLliU8zgkdyyI3",
-	"oTN3cgT5AzlhSjOSx3QGhYAXz2xEj5nGQ7uIqpO6K88AR4gkWBZEH8jQOYXSZYgSrAeRx3O80aYyTUgL",
-	"4delsIHUswOMfWm+9ELCUsUI2EvaXfLRxNJVAl38BcO4VqWXdjFloJe5uHxIm7zd1bJBHjbgD2oR85//",
-	"/T8YPDHH39v68GspVc+bZVpYVUxoOZPnXXIMXqMpVVMMfJtw4Rn3TQI3OFlCksrzc0yZsFbTm42kj+XN",
-	"qIY5r6MsOC4NTLPpdJIIlKgIlW20wupdMSql3kNjEERPmjEy4k4vSg8ctZCjJW0ZZMYnDpJKleRlvsBY",
-	"NVxvLRdHrjRI1O5WgVBgfE01FirjNdscerHWADyH6Brj9AFxHTawLeO2WOPyvVI47FIbhcz6QA1YkcMA",
-	"vEeOQ3P9irUDrUe6lwesafjGwxvVilxEv1YyykpxjfVhJXYXPI6hvANQm7dNksI0czgVWCZgDa22NstE",
-	"bw995qWmgGUKEEDGYlGVm9fkcTx4YkhTGaN651/rc7yuClO0ekG5Ai3o/C5D5eMLFRIFJlbSijKjrA1R",
-	"T8OkhCaldK93ra4J3Lpux9ssJI+0FBXJWF61hx5/dNzsfhF7tsyNidqzf7rIvbtnsjRiHTbuml+ZyOyU",
-	"Wql94Zc/AqMtVAgBoBNPfUFw8OuC6n6rnA67ss5rYT+oZ3Vc2oJDN3EKPPtCLrz6QyhoNRU1I63S2RlB",
-	"gSGk5RskTRxNaN1+lVSKRta9Xk5o9gOelnLc0A4M0fCmSzdVhyqfyFqJpa5/eQ+J8BFj4Qp24LFOVKhV",
-	"EtPfGcmhrCRGWlwkXOVcnBdmc7RkcHL0/dvvjvSLfNy+1fyrxVQqVkWfBjdIl0Qvj99rqtF9+NlQ3TIV",
-	"atiAoVE7JMOyLJgWa6sQnO6YdK9hiJrRG/BqJcsEx0YO2SVv2AL8Ggrcx2NGaJKwZEhyreMSCt+RpSz0",
-	"/uhVvwCqrMRPuS3UZOufKVvsyi/PZtY5CAO7XF66V1gvZba29t4tTubye0Po+JfnCMQPTjCN1v1tUkDK",
-	"D2zWmGtQ8WfhZ36NQp9bglasWFxkPF++1+wUZcQxoDYeFnlDfPMHxcihQekEO8OQIMgjGRW93lYMwTLw",
-	"K+uSU2ugQK+Ara2jhqTVb0M0EEXdGvErDS4rOMsm/LzIDHYrgfs6YdkBaQ3althdzhMQPWYwxFLklAtF",
-	"1MWZTTYt3ftbA8/AbErOeDb2kHjVN9sHpLXVXkF/Ny8A+/bFWZe8xyvShLMt51xfj0uLpkKwO6sIIDUc",
-	"+Jgx+p5PLxkIWlLxXAKgm1kIWhYDA14J61zyzmmezxFtj4uJtNCEFONtTamab96fvHh3+DdYLLCYrxiW",
-	"0Y3q4hisSZ4KYtua890diZH4t38jp3qv1EgcAc+3PiqLRRdtSByRpo6MMXLB9YWr+QDQAGg3cczmOUuG",
-	"+o2/wBPkF6KmdM7IL8gnfxmJXzqdjvtfP7dCT7+YgI4xVWx3u8hSotj5DCK8WxGSZHeOSNpdxc8FzYuM",
-	"Re2Q6D/KcK511Eh+IXFK+YxEekjR0MpN+tYzolNYwrsTAOaHgXq1cX8Bj1F0A602OJcgM6ck10j3hH85",
-	"4zwoVyxlcW7quxlahTHUCfsXsCVsOpB5dSDzOw9kJA7NZsH2JiTlF4xQ2MvS1Zsbpxmw9m8/noYQdo1i",
-	"Ca6fsYVERMZxkSksxNAdie80OXOlCrudXNnwPJJKeYHvcysZkf/QEzalqYBuKjzjPwglux33wUiA+0kV",
-	"swNz5yAzsp/Wy9JA7C7af1yqJhVLGEkx746EFodBrLJLlNCcwpm4YHMoL2FCV1mVYUDoKujKM341JNS1",
-	"B54FKFMjoRhEwBrbO0WCdPGdqOVeskwxOOl6B4C81RAjH0lrMZXtEPAxwb4RkVbKVQ7cwuFoeiGTcGkj",
-	"TFY7HImqHc019YRG5I+qgsRZKRSC/iN9QvHIjUSrrrWE1j9C8Jt2SOZpYQscUpHQLCERV5CzRovE5LXp",
-	"f8R4Elkm512TmkRRC6jOYEbnWMkR/XK5NMIQOJmGG3jlQjIyjjDw0I3EeUY1b1o3bTQK1b/EHiK8bLNG",
-	"H5++SUYCa2JpWkJ8FIiGvNbL1yVHNJ565RxVTnOLN1puG89HQjCWqLU9RpU7j4mJhDFCNmhqBTUWp9SU",
-	"ebM3TaWsQkfRCcuXwP/TkTidMmU9H2Dt1WzXGHztgEOYrnkfTFgKsKfGDH1pOKInisxlyuOl5is0LTSv",
-	"GQkunDsuz6hQuJo2ifDCrIONaURDR4YRP9y6+6zlT0vLF2zZxqNGM2Y4B3IlinPqaH6TEGOvWxIA1IDX",
-	"WduJIvOMi5jPaapMfoTbGn0Pi5gpWLx+lzx9+k4uWGbYwnkmF6r79CmBKFnbaErh7i1AGUGIR+VlX4p0",
-	"aQImHGsbCUKq0rq+r4kqxorlK5bQVgRhjVEZxto1RhV9Ll1MhJ7Jtx9PNbvnF5r7DPTwX/EJWxn9amKE",
-	"g4w2mD1lYgE+UU3TgPHzXLF0MqxaXNHsJarJFeAo0Px7zFYchd4kB4PeVhRC3+VE6VUluRXwUg3gn4/e",
-	"jee3xCjylRdTzkfBESPErOdO1O6SQ3dFwjeK4VkE37YJb3HaIKS0mcpAjjtDGK7mWMD+yptqDM6t3CKS",
-	"mTfj4qoDMgei0mtjzhrorvoYGvQPOp+nS+SG3ZHY0ju5WnIabXXwwikX57C1G1kKw0pGpZm650v3Sz2I",
-	"c8+Og50wkagQgJ9w9Bds2cGxzMDp606G5g7Quz7OSKHGBeWAEknGJgUCP5mN2da73ODm54oUgk4m6PgZ",
-	"iW29KC/0+bdsmtBczlB30Gtx6tNXNTUoYx3LOZoZFIzay/c22rAWCryeLJ4r+HmwKgAwolgKO3gr2Z8z",
-	"TSQQt6yvxx09+I+mupqV1OEUjr0SwgnJmEhYxpKnT7HgsV6rEhFokfHc2/+R2NXdvtG6MbCUMgT+6dOh",
-	"7baeAbRB+g/yKy8FCOK3uGDPtBh1ntH5tNOUDWR8dTBoPX7Auod9rGY0Qf93yWoaied6xlUlSs0hpoMa",
-	"Q4qeOvgrG1GVQlffGDYRhhraLniu7LktCxgbK6ZegpZlvrX6xQeaKwAvgBcbmgeuUi0+HhI5KUnNt5Iq",
-	"0rKut6r1CO1L+ZTN2gfrSrPA8N0ClO9gK6VaIohQ1yfOK8iE1kgbYUZ91c0UygRh1WEFO6663xtE7e5I",
-	"7OlNQVupRStLGb20FTFMwWw8XiX6+gx2qqHWt30Ir4ZKCfEhcaXCD0gqz+3rQJahyKM7RilCwbg7Evtw",
-	"r1vvBVTWhTLXBDIM4Sw9fUponEmF7kYtDvR7uhVesBlaIWKgLVMhhERxxvOIsKucCZN8GXG4E/3Yl5AI",
-	"KTrGoK0VE6bweJHEBqYbhcEcMozrViV0iLcbJiDJP2awD5rJ6H3ogwTz1vJjhYqQKR8AumusZzBjejJm",
-	"XlqWg3BoWmpJIOoKlukuB+WB07ScsVhmUDu/zHjj+dOnpBWVYD04GLjF0JZGcpamKCShFonuZWsStbrR",
-	"E2NIEelSj/MaIzAu4aolmCvfxBx6wjLzS7QbVcuVu5T6TQf24IKAZ95Q5GCmLqsD2PsB26Bo+nd97qwB",
-	"1b6Sqto5RfAuLWg+ffqNXBAlYdWNZsmVE7n1ZfYeZGwtqMVwhmImdKew5bBIKGJO2MK6X0A0oVphhbHa",
-	"uZmLKnSXF13QZUgMKI8P84hPI1WZ6Dg/Nw/FuHwkalggsALjpTnJ5kljEOkTVbpBlJmSmmrCO2EJV6Fn",
-	"ORkJj9Jx2vY0kNYOUfodLorPq/9n5B0tH6f2JWEZ3oepDSOhR+nLREj+VioA1xTyWRKnUssYVtopFAtx",
-	"PIlhGFbTurGgtjBnAr3MRhXNamGZkZEHNEeOakWyI2sDbvU13Q52dkCXgYSOkTh8/+L42Lt+QWRAI0x/",
-	"sNcZ89wYeCH24lxKTb2Sx6xtjMx+SXTw1PDcnBKtylUqoTcVQgdLY6da3LwWYmehDGeQnBOSOdVSBkS/",
-	"h1jcBM6Uu2/bXiklsKTpY6jVTxSTswKMBNu9/ShEPwbcQttGVS4lUbwV9OMkX/CYHWw4UFRItc4hZ3MD",
-	"fgo9Z/ycC5qalDakeUgIwOOmh1mWf/eKUZobzWxjub95BzKjluiYKVi0ZoSUJHwyYb5sqRdgMCgXYDDo",
-	"PcfmZfIDnH4jLbSoWGLqXtveBRdsng+xXpspNA9L5QrO6419r/mkjwGU8AQaW9Qqw09b+oTKItfjEcJA",
-	"V2VMsTwk0U5vED2Ldnpb8HM7asNL4W5vLowPopBDRM1NhdapFiY0E+SXen1FCXgkIZfHek1A4tVnHUYG",
-	"LDXOlnNXg4H6RY+dGQPJRmYH5oIynK7UOyGElGoGZYiiJGy8BrxL2nNf+p0kDAZCeN42C6d8Oh4JQ8iG",
-	"eJxCjC/X532IuTtRjSCdK8GNTS/jQp8WGHwhRgI31SiL7kjbVTZeQuT74KIHW2pOMy3jQhgtu2Jx4RuZ",
-	"IBHHuTMwL9ROy20sq+QjdU2eVtd5tqlJ5CVWPELd28sqHYnr0kpfgJMTdQZ0C8EcQLCfSaAUrbSasHBj",
-	"dUkSNIkb181IgJlkCJd+yta5R8dLEFZWE1676G2BRr9Y7vALmTEKgmaTxwXSWwn8C86Wkvvcqx47cZ33",
-	"K52vKc9unu6boeg2QhL0lllPkH2k7x65sWzearW8sptBQzdTqlxlcZlVx7lkuW28ZYa5ZRrfpjK166K/",
-	"rouVGtO8LJHpWg8qrQ0Ii+VPWv2oRtSapCVpq067frZcPzVvkmqobFE22143eDhIG5TUhiACPdNClY5L",
-	"fT5Ks1LtlTuVVwLntKa12hiMhquX4lorHXfruW02dBvpDpwX1jfdQjGLaH1Nrw2Es1XqmLbLbvor3dR2",
-	"btvsnP9IJouc2Qd2zFB27GmEL7EMPzIQmXvF+lGUsY33TeN98guq1FZLvr68f72Uueut73rzYMENbTpX",
-	"KGjelQedaGbegiq9/sbqjI2afNndVtN77Qn2qq4Ymd+12y5nX5qp3MxX5VlAbzCinOaQcF1W7y7zprGJ",
-	"H12yBOLvPR64eilagugbRtHfqnG/1ZrFtoXZ/v5OA79cLblnWg0G2Gqgt8FaBDye4xxc+l5Ekcg17LuG",
-	"3lJTEhcqlzO0OmI1x5Valu5oJWVvA9db3TCvJ1CzRcjsJvClsuOttR3TsWIYilWz7pscISNflSIQmsHL",
-	"0z8YIN1A77O7lewsu9pxXdGmWptgdW8qtuk62G2eaXNZTdfqubeNjaS+oAqFKlTVV+R425VhIQM4fHep",
-	"4uz66a/2c9tiztDXjpFQ8GjwSqV+W+YZtl6rcjK3jjuv9D4EKXjC4RPli7Quf5+wnwqaIqOqIenUVKcu",
-	"OSothSNRNxWuNxM63zTNpwocoPbeZQmoo5pcPfUdPOx6P5/ROe9oonwWkVaprKRUTQ0+TsqoYknbd9OO",
-	"BE2VNBq930lkZU7Qdnxfq0j0Y0XC8w7C4j2DZ6ufRda64ytkNEkUXK6ZnKtydATdymi20vpRni27IxGE",
-	"Qc7ztB7fpAcXhMElyxSGNvW7290eBN+td3J7OREIW0ATLz81vDaLtfqwhwWN1rdKc70C7gWfwgB5JMs2",
-	"6fBTGMzpcsZwiGufjqmIWaqfztikEMnqw5/CYMHGUykvNnrt589hIOdM0DkPhsFWt9fdMon+ECZYkhVk",
-	"xrKG/IlXICE0IL/Z1BjfPYEYpX7Ro9DCLUK0p9bOUTuWWaIJtGXLmQL5IUBe0i5hlYbVlHu0x2h9CPuc",
-	"zxnN0F6M3B/hPhEGbiTMdaYu+HxudbE5lloh36GMm2VLEBYSCiE9PsqxcOl1tnjmS68QykhAHAabgI/X",
-	"5YuYC+F/gRmlS07QFd0QEaJ3LMKT4A7gcRIMAT8TjXGAqmqxHVQw/HElQ8rwXFRV3Z2FwSGQbqCfsvAO",
-	"Jp6wAvxaBmxj1spm1YK9vKLP4c8N2dLA7SHXwW4/yIAhActhH5EAmgaXQjF9fxwuLXvQqyZB34SA2wiQ",
-	"5kOHrYD7InSqnHGwPVbQfRE/lbwFdLJ1gzeYpZuuokFBaxjqW33Rw3aW0qvR5ltl3Qst/Aji12FE95yN",
-	"CKhUw2gar6ueUI734YpmaL7hcnn1H165DMBtdbUy1sy/BBAHuaeun66blCkmsTqle2Rg6PG67Av9RzXz",
-	"Ys0ErPjXioAZtN1UjHDdiqy6cN18yuoVK+X3vcyL9RTk0EpM6KSt1ecBOYIo7mM5Qi0Az4XW5cl6KqqU",
-	"XCzHWId7vDbfdHUCuGbGsFQpQKWXEKUcGyaID9Uc92DmhGbrBu6V21/lNiabeWWl4WpGcQ9u0EGvt3lF",
-	"eWgxNwnhTazBPvfsO7Z8p5/7vHEF94bidA1l3Et8bb1cByQCGN4KV5ywMvcfEKWlYObixactVDMGXGXI",
-	"D73K7xXh96bS79WHP4eBy37owM+b2tcfr/RwwmYY6b95L2WTWk+K5bfpRT/+ObxXFfww2EbiamrkiPDZ",
-	"VzSxufnQpH9zkw+CmhB/lmCjrZsblWB60GL75hZ1uDzdbrB/czsD32ZmBSmBO5ushAV3M9BggKcwm9Fs",
-	"acRYX8XI6TnWcLEffWpWMkqBqSK5QYq8bEKwP1aqYNZV4aUJQLZ4KXuZaN8SGABxbrlJybWg/0617IyE",
-	"sqXbuSgjPPF6yK6TNE3scZccGp/I06eDXv/p0wPI3xqJhM1TucSkCuOs0k/0nj4FPQ+VPBsoRsYynzaJ",
-	"rb5zeVO5FS21PE0h8MJasr3yur+O/Nr0aDn+Z1XowQCvACBNwMLcmPvX8W2CQW+r1+n1O73+aa83hP9+",
-	"CKqwMw0QWWYZXpiPAIGFQb5ZLeN2vd57nTb6afMrpwlBvuHOeckmXDBVg7/x7JMzOg/rOPFhDSgeQuPp",
-	"wovHdJDAEBvCRcXH3V2hjc/3vriNoHPj3W2wm4FWbnl9X3d1n64WDCUtyMBsOMCAf/LlWn6ca3mAd+wf",
-	"mnS6RpiDW6d00JT3kUWLUFPIE9aXkpAL0jKAWuj1KOusVNwtoIHWTdAPS48NsSs39dHU5AtlNwmct7jP",
-	"LAYqossgWLaPSm7Ra390AKfBM1PioEQktUCkFl40cAk0I7juRgF4+DHvxL+AAQMn6PW/fbn3t92Pz/8y",
-	"+OvWD9uHO1/tvnj+cu9o/+sKBldgZltH5UUy2OQxD6AL9MONj2gVK3fNCb0x8MIBvjZHUdTO130p4e56",
-	"xD3IZ6s3qJCP3fPhj1ZiGRrL+F2J4PTmeAkH64IJHBgz8UC9PC4JrUSirE1EbEEYSztcDTcp/ffwTL8d",
-	"elAgWu9HFyu3ofrw1KAdouO4npQM3261m8EuGgJDsMF2+4GJefuedLnd61fo8k6kZ9UeB35109ePSyx2",
-	"mx2/gWiQB174/Xsu/H7tPrnbwlfL664NhLljq8fbpsOmt7tEgfW5SWsCe1qwnu2w8uGm0TnQWJ9zc5Rv",
-	"H14D0TWr8TTQ8cqJP2F5tuxAlGgDqJt+K0b81EK06wOzAHU2YLtbNVJfD6J7T+Lvb2BVe4fgFa5YA7Tb",
-	"2eTqbSjnAAa2wf1OHJQaucuJCwMTeuRf1uxqnup+P1VO1oeVGKXgpu8f74x92ChgqoWYoiGhwgbwlAk7",
-	"tdAm3Qw8cWVME7YfVNrXs5FtmSYMF9JDgkZb5sg1JWRcG9EDrZ8/8E36W9lvUTO2DPl+Blxj8NIvKAMg",
-	"TMDH8Oc1dt33PkisX6+9gqVmE1e0VJXIYS0RxM+3NmEvI2Gz0LSYCMjafqqol32AJGGESYf1WBp+R2JF",
-	"2MM5+YXAKjGy+MaWV+8M6a5tYx+wHcZRXBrQuS55g1mKmvRNPWpbd2/VOGcyzDBcqgrnWok3jAa9XvT0",
-	"6dBYJQzE63pgXv3GkcCHMYR/MV2Slo8CV0m9c/hroYejFpbIaWEdS3Ak1iOgQe5+MzyZC5AVJuGggqdw",
-	"gMuJ36D33WYCuCUxaX8ufA2ADgygzNJmiFaXsIupTxvA2UEUTpqSlhctP6aJQ7tp1/HuRsLlRrt51Ipd",
-	"uvkbDaIZFM/D57FZu3relqrIeOkAb8q+VVgCJmE7/RyAIEjBFGaOQdydFSpymSbQ95xmuQ0EwiWTExOR",
-	"bakOLFtdvXJf+5O+Dg849MGjFYnljDlXDUQ0DUtK08No3Q3sr+1TKWn5aH+YD18GgbRWEP8wBFCEHu6H",
-	"n/NdS+hu+XCAumubtl0DBhySqAGWE3B81p4T0rJIgbpjHyywCsPj1MshiRoQW/VLANbbnG6DaaO3Dzou",
-	"MT4jqMLke9kszFBzdfvqKARQTrVEPvL0KgOq4OyubirKmka1tTUqnsBIq4ruCrZwuAaDtw1EeljbSg8n",
-	"AG4Gk7ofIsRWyT9MuXyTtqCvLTBYDC3AQCWAD6y7FUDIFgCDPAeeV2Xg3mmCOFMDmQ2vLxBnRk4QWiOl",
-	"Kj/Twgquqvc3n5scsirfe6IgVhDBNTAauI0xe7pbpyEbsAGLQeFQN2osqnml9Ejtpax7dXJTtD3Yj3ys",
-	"cJv+PrM7YRfCZKupnKaQnlxW8q3ctpCw+0QZYBaIrhkF12ZdjwK9yJesPUR0GMx2N8nTPj8oYX8SyPNC",
-	"dUiPC+nQou5DwPuCqhK3OJWAR9Ah7+qZP5g4XKFqG+7JsyoR2yB2Wr4KgFQQSgczjHR3aNQJTdyxjY0y",
-	"b6KJTfc5MO+wCUh6cZ3g0eB0vvRg5IN7uGXBPRrYK2rv22Rw8eqn/R+uvt+evXk+P+mr093F37bGL3Ym",
-	"3/TOD7cu3u3/9MOqw3XVp3oLZ2pTrYVrXDl3LKjwGH5R7mGT3ujhstjFPqApeLVtkMimHfhRJZmHmLpp",
-	"ex9l1cdO3qgxQr7ebXNvMss1Ssk1wRji9Evh1wPIqxY98HnYNWLNk2pEt1/s4IsT+Q/takNdeTNPG8Ab",
-	"/is42sB9dq/05nAlPRjSmFuQ8Nz+czji7moFLK+XoNkeUSUCU0S4gjz/oM0e2eO2Km2u8bxZY4zzvD2s",
-	"v4y8QRyKim3FyU4PSpFf7Np/BLv2YXMxh6rB2hWLxPUp8yLNnKM/ifn4eysrP4wF2XKkigX5Z558Rrsx",
-	"5N6tWJCxEEA9uxqlsxnN9AbZ9LEohINujj3EXFGxXLEwGGDNkTA1eHzQLIfEDzH8VreVogFFi9RAtEK0",
-	"hYBivIBsdw9SHHXYQiQsu1mJPYBpWOTFScaYw/R5fcdM65aPNwTJ222TmAd2UTRWW9eMddSW2AEG7GbQ",
-	"60VVFyFqyNwglxlkoMS0tOjIQhI1Z7Hm8gDR4owOAF3jqtYJ6Z+9egzItSZ7fF9jYiB+tWGEtfFOHL90",
-	"YdSmurMJH75P9LQrU/UA2TA2CWeDhBhb/P62kZHfc7bYIDoyBCeOIzMwaVn9ydLRgqovYbVfsl0aW3zH",
-	"ltVMl8EmQ5tnUt/+kEn4W16QeDk92AVp7sDPYXNS+Qm4B9Eo4YGgVU3RNYC/0J1NROQJLYqaTd4eiTJ7",
-	"m3ChckaTau34O+Vjn7P8T8ZzTZnSm/it5puPxWy/MNEvTHQjJvqbsUMt/l0+HEN0SYM0jxtqcr3wgd6f",
-	"KBJplgHeSpMBBcWCIGIgIq2mUt08J3IyGTqwXGlwbK+V8+8q4o+EL+NfVxgcLBkVJKMW5JIYBKN2l/wn",
-	"FMzxqsiPBBjZDrzJW0sI2rgXUwk+rnmXHN4AsgRA9PyKJSCmo3KwqZyOnhX0opvP/bIVoSstMRK2NAO/",
-	"9oqxdV4aLpnCq87/e7pn7uhPszXmS/iIja+RD95K3OAHMzW5c2kI86CMOlEAJGy8iYA7rB7D9fU7uEm1",
-	"4mrCsL5cql8u1U0u1d4Gl+oLKSYpxyKsv6XB94+iPyHbejBxwQB5rRoYn5WWsfWxqieyrPJlbIZ4jT19",
-	"aq7Lp08NEMyBZ4wEhECTIPrMgKROUrlQ3ZG4+VYDOxgHrOalhy5nC9MJtliHdjASdbgDA45ggZmc3dOr",
-	"024FndBCb2GorUkiRzR3daEQOZ7WfCZQZSaRCwFBRjZIqz00CGS2FJF9lYuZAVyrGRdFztRItNAyaWui",
-	"WNHNj8WDiJfITuRM66e+LAQxbFpkMHsK8zqnXGgBC4oWOUmpOgNbUaBBlKhD+v9OxIlfF2ehEkdnNiwY",
-	"7vY2voNPaqt4jSjy1hBdl3y0BSGR/vJNabgb3F8U8fBYbxRJysk9Sqq5jW6lyhr112SbV3nCl4zzL2Ew",
-	"jxMGAxzMC4Ix/M0FwSAMGYSEiCd+REjGzouUQlpdxoxD908aFMOTCor+lxiWNTEsVjK7ZTDK/Zr91lnj",
-	"RsZ7pNgVh2ugO8HboZpI3zBEk3WuW2L+fWmCwe92fn8p5A+RyWyEtXUp5CtfPx7lvPEzjFZx+jFELidj",
-	"lkpxjoltoppL5AfIizKD6HeXgd6/IxdptIJVMSTshlXqKmz62ONyBc+wWiv7AAnb/S+Z4H/+iLkHAL14",
-	"u1I9wuR1eArLgcO8d6AqWug3JgjMrhPs0fp93HPUUFPjYIOaGhCR1y/vxjuUdPhTJYCXOqtbt4e3tHlF",
-	"DjYAxMfyo1ohxcRu4x6DVLtbwOULtmAqH4k1ePlDQ8RhQzUjVzozJEzgv0jcIXFwzt2RgHxJmJamxEXG",
-	"85wJOyKw0vnl8ampGFUW1PTq5JIpVVOXGI59jtnEIJO2wNR1pp+JwsYyjW0bXycXhCU8r5RII7b4ZkJz",
-	"OqaKkXHG6IUr088FaUV2V41jE/bM5EJFIbFfVz9vd8kbaYdrKgx7AOPUzQqq9zXYOnVnN0D260eOkHRu",
-	"BduP5PYFuP9PA9xvN9RE4iPm+rpXX7AlbuhdDKrrX26NZHik11NUbmLQN3u5JvFDbPOrIaHDS2+Lhe7O",
-	"4uZ46Lhwlhsj8XxxqH5xqP4hgM3xsmP29nHikP/xBiKRu+VwlxSLi4znS7jCsBjnYZFPg+GPn/TpNyW0",
-	"Gy64d5lMCstbiiwNhsE0z+dq+OwZnfOuGUQ3lrNnl/1glZO9kjFNbYZCK5rRC6ZVtqhd6W747FmqH5xK",
-	"lQ/3ens96OyTm/4Kgk9ZN32l2CWAnVhhpVtySCdQNl9LWmzogGACZXjXiYNl10Ya9N/g79HnT5//fwAA",
-	"AP//",
+	"7H17c9s4lu9XQXG3KlKWUiT5kViuW3Xdjnvb3XmN43RmupU1IRKyMKYANUFa1nTn1v51P8D9EPvB5pPc",
+	"wjkACFKULb/6NamacUcSAeJxcHCev/NzEMvZXAomchUMfw7YFZ3NUwb/PigSnr+j50x/UMVsRrNlMAwO",
+	"yJyeMyInhOoHCLuExmFwSdMCnk1oTsv//vhzQONYFiI/40kw1B/ys4TNZBAGNM65FMEwSLii45ThVzLT",
+	"rfFhIf63GVM3lrMgDC640D/8fZEHYZCxnwqmTMcZ++msF/eTAduabNOd8W78PHnB9iY92h8Hn8MgnlJx",
+	"jlNTOc0LFQyD4zcHh6fH3x/B7ylnepDzYBgMelvdXrff3+o+D8IgzhjNWXJGc/hpsNvp9zuDrdPe3rDX",
+	"G/Z6PwRhMKVqGgyDvckL9jzZjXfG23Rrb/Ci/7y3O9lh28lWPBj3ae+m34MQJ84u87Pn3/w0eDV7szc/",
+	"2Vanu5cfX1z9rfePg/5YrwJb4qT1P7aTF+9++mGpHxkPZt/tXZ1sqTfPJ98EYTCTCQuGQc6UXi45/juL",
+	"9Rxg585g54IwmGfs8syMfzfujXtsMHme9Ol2vDXeYy8mO3SQ9OPeeI++mDxnu8lOvD3eooO9/ove88ku",
+	"20n0gwPa3+u90ONX7KdgOPj8CdbkbCYzFgzzrGBhINhVfhYXmdI7HIz/Ia9e//11zx9YylWu92LGlALK",
+	"C1QRx0xp+rL/gs4+fw6DQ9yW79iyTqGCLUhcqFzOiGJxxnJywZZNJLqWMpu3fHDa75Vbbp8ZLx296u3Y",
+	"U6eDy7/ujt9sz/7yYnHUz/62UxxvyXcl8eJgVoh3Z9KLX7AB3Rs/T7b78RbdZYPJXq+vFyRhKctZEgwn",
+	"NFUsDNjVnGdM2fFt9Tq9fqfXP+1549uEQPRQhoG6ONMkcvbi22Rw8eqnvR+uvt+evXk+P+mr093F37bG",
+	"hzuTb3rnB1sX7/Z++sHQ35SL3Gv7z//+H/1zEAYpVflZoczqiSJN/e/0+cLvZlTQc29OM5ZTuzE5o7Ng",
+	"GMRTFl/IAmhC0JkmiEPzFRnT+IKJpELXc36Giztn2YwrxaVQ3j4P6ZwPYco/mt0LPoXBnC5n+iSUX+rN",
+	"oUnw6TMeDi4Lpfs981cd5+A4ieEjYZAv53qY748OT45OgzAo5skNlLQpvX/Hli8tGVTpPWOX8oIlfx4q",
+	"R37xgES+KbXWV2HHvKZKv7X74Vck5N+CVv2L7ha0uio6nE4Z0QvpJIgLtryj5PAvxJ+/kO4DkW5FIjHz",
+	"rYgk+K67CSPfseX3nC3qnNlIIRdsGRK14Hk8ZQmRk8kXYeQLsd9I7E47eUxOfcLOmWDZGknaLJknRpMF",
+	"z6eEgoyN396fljWtvLiWlsdS5irP6Lwk3HlK84nMZnXqvYlCcZE3OiEV4fgvzxdHg+x0b/lhm7/tzw92",
+	"1cutyX++mH67c/Gq94+/DmZvtsff764lY/PjejLu7Q13Xgz7g83JGKUkj4pLon29sm+3kZM12QK1WkLT",
+	"YvJ6GTqsPWzXXxMGy/hkeT3VV85yvySDX1O2/l6Pk7PkWKhiMuExh8NbPQua+PMpzclCZheKjIucpDS+",
+	"UISSchkJVVoSn8jsdscCFfXjN+8/fP318eHx0ZvTs3dHJ6+P378/fvvmfdBEwucZjdnZnGVcJmdMJI3k",
+	"fQ275eLM76Jki3U2qWcmzs8qtPKjZXHDUpGqWhvWc0THCOv7eUlTbt972517I/OvZSFqutEbSVQRT2Hv",
+	"WjIjVMh8yjJiNuKJConMSD5lBL/XU3ii2k17Z7bozdvTs6/ffnjz8tZ7cp/ZndCcveIz3qj8zVMal2ed",
+	"C8JzRWAkBEcSEnnJMvj6gi2faNpNzm/LuHH6JwenR2evjl8fnx7dZgXWnfFN2PAKnRq+V2ODGxLf6nWc",
+	"sTxbntFJzrIzxWIpEhUM+w9Lnd9j22sZChUJmco0UWQBX1J1P2by/cGr4/oerRPPfjVecuddWrMbsNAb",
+	"bcbnMJgymrAM3nVI4ynrHEqRZzKFVWUqzvjcGKQP0gVdKhIJ2VG5zFgUEikIu2TZkkTPLvsRyZiaS6HY",
+	"PqHu32RGlySmWbYk1BzHrh5IPGUz2DImipmenu1Wc00zMZVnXJwHepjHCZvNZc5E3jnRh3uJh746wkjP",
+	"KiKLKRMkn3JVDoIrYGjwgoRQoRYsI7kkVBBGs5SzjBiBCWU5eJjOGInci+Nl5zu2jEgLOONci4f6bkt4",
+	"QoTMSVYIQs8pF+19QseKiRzZ54Ir1jxhPdjmyTrO1oG/qxM9wbEqQtNULliieRrBc0oKkTBk38jRygml",
+	"jKqcZFLOSMom+RC+jDOWMJFzmj5RRC4EMP/WRGbk4N0xWCPawCTd7VCdzIwLPtPz6bmJcJGzc5bVZnLC",
+	"ZpQLPcP1s9Gj0rwaxlVkmV7EBReJXNz5pYo1LN975GikEDlP/aXiikyKNMWNvN07NcPsHGiGuf59uSQL",
+	"ynMyZhOZMQJMlovzW73orx2zXJ3jhhNwDHs54UzZAwDP7pOfCpkzwnM9BlXM5zLLu+QgVVKvd8SyTGbd",
+	"hOWUp6pbqg5RbWj06hUT5/k0GPYHL1YpV0u0NKMzlhuO4h0eo0hVh/uaXjAFzCLPlkTRCUOiVCzTl/MF",
+	"Y3OF1OdOrD8tfQuQwTaZyiJTpDUvhRi4ODRjbcO/QB5Y6q7CUiSI0yJhSQhswIygevb1XaRbuy/Ma0PC",
+	"hcoZTYic6HOvqVovLVIN+aCY0QUzKhI5I3BLkRbrnndJf/CCjHmu2nBk9caKhCUlP+mS94yRkcfvCPJ9",
+	"Mw+rmI4Ce1D0MfVWtQu3G7gHg2GwM+nFz5Pn7AXtj7fjrT06SHZZb9Ifb8XbyQ7bhWsqGJpbIHC6Uo3r",
+	"raOCwc6OloWFowpNAHnOMt3nf/1IOv/n03/8e9BIKJY1o18Vd82XV2Op1wYOL53PUx7D8jz7u9KE83M5",
+	"xZ8DIN5SGt3ubff6Wt0CYtbfV1ThXv/bly/+tvvx+V8Gf936Yftg56vdw+cvXxztfV1VjMyQgLdPYFA3",
+	"/OxdrlYcKtfs3zM2CYbBvz0rfcvP8Ff17EiP/0hcslTOGS5O9ZScTpmj60QyBS9lV1zlpAWzbetN9y7y",
+	"Oo9oert5/FnlWXj5VzQxX91zH3q9XmUf4AEFRuwJZ2kC9kR9v4VBKrHfYBj8VLAMzW8U3hGIYjbWakih",
+	"NOckNCczqXLS7/XAfnmn3TUTJCAx4UU+oTxlyaaPPd5uHxDHQ60eNpbJstz5Gc1jw6WgT9KKLOfGFY5I",
+	"yvV1ymg8JbDS7bDSFceOYFbk2/dv32g66j00HR1KMUl5fF8q2qtR0d1Os7DijOXxeg00T6epFqeXeJ7U",
+	"HVs9IjUY5VyPQU5gCy0rADVJD4hxeMQY+IiQGUH9JiFTqrxRt2A1S2LQnXLlGsLPWw9LBF/LbMyThIl7",
+	"UsHWHakA+YNeC1QIfXPdEBSpyo6/RrtOxXj1YI0e94YoBXljgqvoKU+UP7wWLGg71LtPybwYp1xN6ThF",
+	"koBft9qaSugmphRssN0OQdfTnIXGudYNfWqFZ/pV2kPN3tN4UfKnacoyMwloNoCxLGSRJkQWecovQZSF",
+	"33Yell6PhZZeaHpUEuAdaXZn5f67E+eyAyLY/XW/PR59VV/UJW9kPtUUv6CKYAyZ1jtTpjQ5pTQHdZom",
+	"RE3lQpV68H5dzLZyPE/0tT6lInnQzfyOLR9MpHyIS8jcJetEypWfH29DPRswnEhQSlMpzpWxithjK9H+",
+	"WzMVkJgK75yDFNp72IP4ji5TSZNTKV/RDKMm7r5//fr1AXLn2XiZa/1jd2dna/eegiTIVbmUJIXRbvLM",
+	"414HVtCDd2mWSwXZ3Sbf8a8edJtOpXxNxdKacO63TYO9e9zyTQbryjacSklmVCwt16kJe6s/P+IG1d8F",
+	"lgwQ1LxDJjPf8kZasD7mBrUdoDpCaJFPdStca0UmmZyZ/iCEl9AkyTR7hk76bcuJYcFI5FmvImNHVDUy",
+	"abBJXkcp9cfX2wI366Vs0mzg27QX/fique7a1t6jDfa32x2XD0LvlMz4P9h9r6T+Q1g5jgUqgfbuAdK6",
+	"YGLDpx71goJXOHkRPmmGNqPpRGYzloSkEBcCTNZG3Qld1Kd06hB0oOUUJ8gupjxlFfEjo6JG7R8/fuwc",
+	"lGeKrfeGfMVoxrKaoXTVpH9vsrmkPIV8gPvJpFuPyWHfs+ySx4wU3nBvfOBxr0FNruD10aTjvZa0CpEx",
+	"GoPWExKVyoW9JUsD9BNl2uZ8xmSRAy3JIh8JOSFqTmPWvlYWdnYZWeSxnLFIDyIyVBuRlgJT70d0VzFi",
+	"nhoJGCo8NAraXXJyI6seiRqz/s3Y2zyTei/vTanbg0Fv+/78zcb8XLClIjRjJJM5zTUT0CpIaU4PiWCX",
+	"pQ3lYTp5TBvhrBzTE2PdsWafpZXOkRr1lT/o7aAjhBuLkTdM/H27vU+i0ise6T6IFOmSzOQlc05SeHYX",
+	"+7IGWeOHmBR5kZm3DR5WF/ggjMuKJa9ZwukpsNd7KQQ7D6HQHeL7O3o8pX26PpI7NPl1VANNI1H93dED",
+	"7pwbtu/kaXJbHpQKJ09CVE2pIpGL4Iiqbi0/ssNzR+1uX+eNOuj8QDv/6HX2PpX/POt8+rkX7m59bvBS",
+	"hcHBnDe6LUu7cJdEF2wZQYADOl0ZmaeUi5xd5dZkBgdPCyB5kQktnOhjNV42O/a6kH0m5yzLOVP1mJbr",
+	"d79c4c/VqNL6BNyVA6ZtqsxQwPqihSsIi0lozjr65mtammo86nWDMilpXy0rQaj1EZ1mBSNSxKzBML3v",
+	"WBVwYORensYDa2ZGOJYyZRQOnR/jc+0CqFzOFQQccXG+T0SRpqCPCWkY6tpl0Y/iVYcBVyvLtMGeAY3h",
+	"ll00EdtpA0l1yXuUaXIi5GK/wtbVVC5EGcFwg8/eD829fqDfseU3+rHP9YDdlQHzGbO+ipTmWsD2Nytx",
+	"YnfLxKrCPcqFlWbad1/uaoxwfWCHVVX4vkOsMZ4bB+fivhppXxOcDd/uzDN5yRWXwtB8qJUWzRPXCx/N",
+	"Z8AP579uc1/b51y4dH2QL7map3QJoobWvPhPBSN0JsW5b+Z/ogiNc34JB0vV6a/Xa1gWG4G9TsEygdl4",
+	"A5jQKRus/amhv1oA3XWzfuc9el00dn1oHyBuaGF5iG1n+b3KeZraAEaQ2qm3UTZZwPegGKYDPcLt4EdA",
+	"mV6hv7sfDRs5vhIzh5HkkZFuvVOwTyKbbRERKZgiC5axSsrOPomO/vru+OTopXlCE+icqrwiS/o75+LW",
+	"vUQO00XjbuZG1KsNGkMe7aBLb5MJHFI80cN/9+GrV8fvvzn46pWbn54AnYDQOs7kQrEMg0yNyIxn1BGv",
+	"HbWLsPR6bByuH31/7Z0DOX9WXWxV6MNGJrU3vY0/+07OH+2Bgssn9KUHc7RN+9CkOVV4pscxqifJEVCN",
+	"+1eu2ZLHlTd9RRCpLND6A1cRL7wbqlxxM0cnozmRdzX2DgVpwswThGayEAmhpQy3InFtwjGNbOgL957G",
+	"4YXcrp5EK9qv4Xj6AJMpyxpZem2v7btD74Uw+vVLtUb+tra9ivx9XYRzTSS/CXVhrZS+U5HSdTeepP5z",
+	"P9ztXSecv+Kq6e5w6bQ2iHX9JjfajIx0wBV0FBKZJhBvyDMF4cs8ZzO1GYlACiRc/1fH2Mq/B2mWUaCi",
+	"Mg2zUTyAq8FmasDkJjJN5UI13/uVHM56h++oUrC9+EBknA+M6FbQubmPDFN1+cm1+3ynP9jg4rnpfk+5",
+	"ql4RkGP6aWMuZ5iVW7/q5NefA005d2Abt6Csm2njVT2d9o/BQmxW71omAuZ2moQQiAaWeiNGl3b5IWYO",
+	"oO10XOTm+taijpV2QRJqVJKNLr2PHErfDRHJWCzPBVdMEZ5/0aJLLdr4RP6VtOgvCu3vXKH9NbXVfwEt",
+	"dDVMz9NBr1UupWAQWfx4imXoq5EtX3uEqL5SgWytKI7tO2uOYXDV0Q07lzTTNADZuebmOgADReDwKY4F",
+	"rX1zhO5kL8durQKqZ+CrmbfXGq8b6nsLJmA+vysjNWFwd1I3fwW1Evnv71+3vF7EuY9SCfxVFjlE8JRp",
+	"j3cVFJ0S8YcRFIuE5wcGy3CVNCHacz5n+j6ApC5mNXF7eLxsVyv1VdAUHDoiE+YfDmChBMbY7LDBWA/t",
+	"++DTif9S+OaDfTN8euleDx+PhP/ppR0IfPqqHI1dl6NL47WsLstbwazPFnLS0L80pWoKgQPvvznoDHZ2",
+	"MW9drxiAFT4x8bWY6KEwqED/enJ08PL10RNlMCkVizF/xeh67IrGOWEilgkX5+jRjRzsYWQzZp1t077M",
+	"jqca3W3T7UiLzeb50r0FFOZ2SJQsRwzBbjNC9VzRR/Egkjp1xHZtE48uP3vQmhvL3h5kJk0Srjui6Ttv",
+	"AnhNrloVzP5A1obhxCGm6IBBWPMJwRY2WTDS1KnvTssz9b+RTep/eZdkSCKPmeqPmuShKTJM/U/DMfU/",
+	"ncYU4n43MMmo3SVvUD+w8gTkAuit9xhFedo9nNAVRlMVTk04IqzCjNrAYliOfYK0I4tc8YSBUANCa4Ns",
+	"ulaTuvYmNIcrlrMZz2+lqCEUaL3jb9hVeSqNvQhIfJMR8wbBGRgD4ckm7S3e6eaKEQINrIgyKb9kKMho",
+	"vaFmigGxCKAJNuOlr2XCXmEr/c9TaLmJfF3Cr1ZlbA+WtVHOLoFab9ydOjezBFdhVpssPcC5rljVpAJu",
+	"UGONTxTyOfyaK2CTIQbo9uFlNt+735jvvV4E06OoCWKww44VOhqxfM4/qDXZybI1f0UN2a+93oFabzLA",
+	"+ojItzHCmquiaoYVbHEHM2x55X4xw/6ezLAVGrqPKXYzGtuMRv5wJlmUTpDPe3nbzcKJgZxZPW5a9Chj",
+	"CUM/KS8E6U7OsTcbYwgSn5FNuuQDhqtaIQfiFJgeIV6y1Q25q0mxOeBQD0RIk3UGAbx7e3t7nf6gs9U/",
+	"HWwNd/aGO3s/dMnbGc+rBsnQxuma5Caac3HuJ2BAdqRDJDLDBgAYYUJu7K7BKGxmOjyNi4kvam8uaPwG",
+	"ARtgDoYx6227JpvYRB0l5M3Xhx2hp5NyxZJ9vaIxogaFBKdJWv9gmewseJJPQzLmCW+HZJ7xSz33QkGw",
+	"asoFI4rNaUZzmelbMqNxzjJDcHpPGdXKCaQAZJSnEGY95TnD4Osmw9768L//Go2uer3OaHTVn4xGV88n",
+	"jdAUd7fc1c6wsYn4va0/vVq3aDgK0noU7InAleHCOEg8+bh6wppkSxsNz8EL8+3HU6IKGMY+iZzGHN1s",
+	"tq3Af+w2CaZcNGEzQZxkq7SQhCTiCeiZBoON8KQdkujvi1w/pzmQkqJ8yiWBaCVUFeMIzYd2rBFp+aMd",
+	"L108CI9ZSAB8xQuaVhXbIkZCYAEFh6G5mcDrNhBhUtzHbz+e+h/fuV4/VzMNm7Yp8gNpI6c6WQ7lQH1K",
+	"8XXTHWuE7akSLmyfETG9gTYS7xrJ5kAQOaea38ANjTJAiF5BEwPLBYk8ASFqkmk2COU966w5xS5/u8Hy",
+	"tABcqUzqOyWKZYJ5GSrHVJDI3L7wJawtk3P4wYSLRwZVgQHTY1cN5y82mtaNodqH+sHPlUj0G9u8NM9W",
+	"hZSa7lPMqOhkjCaQ7MKu5ikVEOS9j4BsIO6DXQbhRKQwS9G90RAco5JRCil28E0kUs5yVa7LcWz6CaI7",
+	"3S+1MJJPM8ZIws8hAzJDO8E3p6fvCBpBECcJeAL0cg0YEp5xhKMBmJNwu9eHf/fNvwchAkwARAH8xW+2",
+	"4O82/N0JMQsc4YX0X/3MDnyzZ/724e8A/m7B3+0Qc48x4WB7MDB/+/B3AH+3Qkx2gTQN+LsLf5+HmBAL",
+	"GZshwglAAtenFUWxmTPJhH3vgGu+trg1+uvXNofuK5ks7XeIYnHoxB9lfjDZf6s/GDfJ6g/lvfiSCe7e",
+	"asx1JSSIeTrjlzxl5+xIxTSlRnWFX0p3x3dsWW93YlxezklyCLaHCdOy1UpfPhZAZTi1b09kkbPad69Z",
+	"PpXJG5kfINye+fplgakT7A3e9eVrnIvJfAXZpyeMxlPX2KtcYZa5hNxyyDn4i94klwePXzVmxNifQBQv",
+	"96AystfOieJtLWzksr6CVzFjiToENA5HN9Aau4LhG7t39cev+ZV7BfZ9dIVAZ6tzBa2lUO4nH9UVvzEp",
+	"5gdFPtVEXGSspEyEpTAfQTr1UyU/WQb0smSvdQC6eMoFKzmlYen7hKLapll95AHioQQWWaAlfT/UwKH0",
+	"+LrkrUXtUSRhc6YVKGODlElDjoeFxvp5M5PG11rNOrKAIHUbhskjbHIwEEp2ej0tOO30ttDLsMh4rm83",
+	"l5a4qJlL9X0hM4ftMqWXjIwZE2i/bTlcTZuLnhQZAuIpY2l1iJih7qCeLOnLYWYMG4peb3GeH2yjFcnq",
+	"+nvsBuGmmkq1aqqFa8vaJPa1SAqqOogNhnhA216z2Rtd9bU7/jqjwx1MCjiOprl79NXopUJsttJCb7e+",
+	"PAqrszaQb/XuAH5sLvVNBniI0sGUudRvh4dmrBPdJoGvRJArEVbHeLtZRLk5zacuua3Rmmwx524iHfey",
+	"0EzLNW1aTRtotEpDQhbnUyvfG0/LBFwtqP3oE+ri2gC9EsO2GDbMJSng+yGctnnGJvwKGBTYCieyqKrV",
+	"oARF6uIs5Zfs7J///T8fr/b+EnXJGxurBfzK6pwGpXTKRW5C/y/YPK9G/db6qgrxW5vYJV97Bo9mm1UF",
+	"cRLyNlfV+k9PG7WA6nJ/nTHWAd8jPkHmlGco4y/1UsmF0Ou57ww5g56LBS7merW3e5X1BF+dMr/t9HqV",
+	"tWmsnzGjV/7UBr0GcnlXqz+wZlHcRVFb8fVaE+3845P+c7ZmtTzT+G7tVgkDNCCZ3w3CdB3GV8kiixn5",
+	"5//9fwRdEI7mfh7VwddGwZD8ODJOiFHw6XPUJbYHTMkwXdTNfjHNaSrPSSu66kxVFs/pslNaWTrmZ+eh",
+	"5mIirfO7Xdug68o32CIPq5umF3ll08qAgftYYt/OccpyonmrzA0k7K2sqxXY8hkXRW7M4GxCizQHXOGa",
+	"sigXJLV2wVrWEULwGhMsGTPwzObGYCwFC/U6m7fskx6KA+ZVbcJEogAZN4eo1C45KME7X/RI6zlJ6NIF",
+	"Hxo3mP4pvAkGeWUDMD7jvmZw66SXLnme5gY3WwrWvnErZlz47+nfxvR9UGKRGxt7C7m9Z9quhe45e2Bp",
+	"D/9NbM1YXjKpWJyrWMpZkTLwdlEDaGxkhIe3366NRyyjEE0QonKOBjmZhCRa+ZljgSNSMSQ0BCJuJq4a",
+	"CrWqIX50wYefGqkaaiUs75zjRC5ZlvA4J3Qsi9yEFN3JQeYP5IQpzUge00kWQr0HZiOdzDQe2nVWndRd",
+	"eQY4iCTBsj76QIbOWZYuQ5RgPYhLnuONNpVpQlpYPkEKG2A+28eYoOZLLyQsVYyAHandJR9NjGElAMhf",
+	"MIz3VXppF1MGKqnLV4B00ttdLRvkpwN+qBYx//nf/4NBJXP8d1sffi2l6nmzTAurWiVkCeF5lxyDN21K",
+	"1RQDAidceE4Pk9gOzqeQpPL8HFNJrDX5ZuPxY3l5quHf6ygLjksD02w6nSQCJSpCOwNap/WuGJVS76Ex",
+	"lKKH0RhfcacXpWeSWsjgkrYMsuoTBymnSvIyP2AMH663losjV9onanerADEwvqYaKZXxmm0OvRh0AI5E",
+	"1JFx+oB4FxvY3HFbrNH9XqktdqmNQmZ9wwZszGF43iP3o7n+zNqB1jMAygPWNHyLUFUrUhP9Wkk6K8Vx",
+	"1ofb2F3wOIbyDkBt3jZ5DNPv4VRgmY81tNraLEO/PfSZl5oCFjFAIxmLRVVuXpPf8uAJM01lyOqdf63P",
+	"8boqatHqBeUKLGFQQJlCEF+okCgwOpNWlBllbYh6GiZrNCmlL3rX6prAresmzM1CFUlLUZGM5VV76PFH",
+	"x83uF8loy1SZaEb70UU03j3DpxFJr3HX/MpiZqfUSu0av3wZ2Kuhwg8AwHjqC4L7Xxds+FvlutiVdX4c",
+	"+0U92+XSFgy7iVPg2Rdy4dUPQ0GrqSghaZVO4AgKhCEt3yBp4mhC6w6tpJg0su71ckKzf/S0lOOGdmCI",
+	"Zjlduqm6qhCJrJVI6/qX95AIH/EZrmAH/uxEhVolQEA7nNQqAZIWFwlXORfnhdkcLRmcHH3/9rsj/SIf",
+	"d3M1L20xlYpV0ePBMdQl0cvj95pqdB9+lli3TBEbNmCL1A7JsCzrp8XaKoSuOybdaxiiZvQGfF7JMvGz",
+	"kUN2yRu2AJeOAv/ImBGaJCwZklzruITCb2QpC70/etUvgCorcWVuCzXZ+mfKFqvzyyuadQ7CwC6XlwYX",
+	"1ksRrq2deYuTufzeEDp+8lyj+MUJphe7zyY1pvzCZtO5BhUPH37n1xj1uSVoxYrFRcbz5XvNTlFGHAPq",
+	"6kGRN8R9f1CMHBiUXbAzDAmCtJJR0ettxRBEBP9kXXJqDRToFbC1sdSQtPptiJKiqFsj/qzBVQY/4YSf",
+	"F5nBXiZwXycs2yetQdsSu8sFA6LHzI5YipxyoYi6OLNJuGXYw9bAMzCbklGejT0kXvXc9j5pbbVXqjeY",
+	"F4B9++KsS97jFWnC/JZzrq/HpUWZIdidVQSQGvZ9LB19z6eXDAQtqXguAejOLAQti/kBr4R1LnnnNM/n",
+	"iELIxURayEaKccim1NQ3708O3x38DRYLLOYrhmV0LLv4DmuSp4LYtuZ8d0diJP7t38ip3is1EkfA862P",
+	"ymL0RRsSR6SpI2OMXHB94Wo+ADQA2k0cs3nOkqF+4y/wBPmFqCmdM/IL8slfRuKXTqfj/q+fW6GnX0yg",
+	"y5gqtrtdZClR7HwGke+tCEmyO0ck/K7i54LmRcaidkj0hzLMbR01kl9InFI+I5EeUjS0cpO+9YzoFJbl",
+	"GQgU1oCBerWtfwGPUXQDrTY4lyBjqSTXSPeEn5xxHpQrlrI4N/UZDa3CGOqE/QvYEjYdyLw6kPmdBzIS",
+	"B2azYHsTkvILRijsZenqzY3TDFj7tx9PQwhHR7EE18/YQiIi47jIFBZS6Y7Ed5qcuVKF3U6ubNgiSaW8",
+	"wPe5lYzIf+gJm9JyQDcVnvEfhJLdjvtiJMD9pIrZvrlzkBnZb+tlpSCmGe0/LoWViiWMpJh3R0KLwyBW",
+	"2SVKaE7hTFywOZSHMSG9rMowIKQXdOUZvxoS6toDzwL0rZFQDCKDje2dIkG6uFfUci9ZphicdL0DQN5q",
+	"iBGhpLWYynYIuKFg34hIK+UqB27h8EW9UFK4tBE+rB2ORNWO5pp6QiPyR1VBKK0U+kH/kT6heORGolXX",
+	"WkLrHyH4Szsk87SwBUqpSGiWkIgryOWjRWLy/fR/xHgSWSbnXZOaRFELqM5gRudYiRX9crk0whA4mYYb",
+	"eOVCMjKOMPDQjcR5RjVvWjdtNArVf8QeIrxss0Yfn75JRgJr2mlaQtwYiBK91svXJUc0nnrlWFVOc4vD",
+	"Wm4bz0dCMJaotT1GlTuPiYmEMUKWbGoFNRan1JRptDdNpSxKR9EJy5fA/9OROJ0yZT0fYO3VbNcYfO2A",
+	"Q5iueR9MWAqwp8Y2tMYikc9lyuOl5is0LTSvGQkunDsuz6hQuJo2ufLCrION9URDR4bBTty6+6zlT0vL",
+	"F2zZxqNGM2Y4B3IlinPqaH6TEGOvWxIAGoHXWduJIvOMi5jPaapM3ojbGn0Pi5gpWLx+lzx9+g5Q15Et",
+	"nGdyobpPnxKIHraNphTu3gKUEYS+VF5WqkiXJmDCsbaRIKQqrev7mqhirFi+YgltRRDuGZXhvV1jVNHn",
+	"0sVE6Jl8+/FUs3t+obnPQA//FZ+wldGvJow4KG2DZVQmXOAT1fQVGD/PFUsnw6rFFc1eopp0Ao4Czb/H",
+	"bMVR6E1yMOhtRSH0XU6UXlWSfgFH1gAh+qjmeH5L7CZfeTHluBQcMULMeu5E7S45cFck/KIYnkXwbZvw",
+	"FqcNQqqfqezluDOEJ2uOBeyvvKnG4NzKLVKbeTMurtoncyAqvTbmrIHuqo+hQUWh83m6RG7YHYktvZOr",
+	"JePRVqdsxBps7UaWwrCSaWqm7vnS/VIt4tyz42AnTCQqBEAsHP0FW3ZwLDNw+rqTobkD9K6PM1KocUE5",
+	"AEmSsUmBgFhmY7b1Lje4+bE4wmSCjp+R2NaLcqjPv2XThOZyhrqDXotTn76qKVMZ61jO0cygYNReHrzR",
+	"hrVQ4PVkcW7Bz4NVPYARxVLYwVvJ/pxpIoF4bn097ujBfzTVEa2kDqdw7JUAT0jGRMIyljx9igXL9VqV",
+	"SEkQF1nu/0js6m7faN0YWEqZGvD06dB2W8+M2iAtCvmVlxoF8VtcsGdajDrP6HzaacqSMr46GLQeP9QA",
+	"gH2sZnpB/3fJ9hqJ53rGVSVKzSGmgxpDip46+Csb0aZCV58cNhGGGtoueK7suS0LkBsrpl6ClmW+tfrj",
+	"+5orAC+AFxuaB67iuBIYAEMiJyWp+VZSRVrW9Va1HqF9KZ+yWXt/XWklGL5bgPIdbKXUUgSR+/rEeQXV",
+	"0BppI8yor7qZQrcgrDoMZcdV93qDqN0diRd6U9BWalHcUkYvbUUbU/Aej1eJSj+DnWqo1W8fwqvhkMZT",
+	"1jlEqh0SV+p/n6Ty3L4OZBmKPLpjlCIUjLsjsQf3uvVeQCAwlKknkHkJZ+npU0LjTCp0N2pxoN/TrfCC",
+	"zdAKEQNtmYBgEsUZzyPCrnImTFJqxOFO9GNfQiKk6BiDtlZMmMLjRRIbqm8UBnPIMNJdlZAq3m6YgCT/",
+	"mME+aCaj96EPEsxby48VKkKmrALorrGewYzpyZh5aVkOIsFpqSWBqCtYprsclAdO03LGYpklSl+TLiqT",
+	"50+fklZUghjhYOAWQ1sayVmaopCEWiS6l61J1OpGT4whRaRLPc5rjMC4hKuWYK58E3PoCcvMK9huCKUs",
+	"Vyv1m/btwQUBz7yhyMFMXVZNsPcDtkHR9O/63FkDqn0lVbVziqBmWtB8+vQbuSBKwqobzZIrJ3Lry+w9",
+	"yNhaUIvhDMVM6E5hy2GRUMScsIV1v4BoQrXCCmO1czMXVeguL7qgy5AYsCIf/hKfRqoy0XF+ziKKcflI",
+	"1DBSYAXGS3OSzZPGINInqnSDKDMlNdWEd8ISrkLPcjISHqXjtO1pIK0dovQ7XBSfV7/TyDtaPk7tS8Iy",
+	"vA+TPUZCj9KXiZD8rVQArinksyROpZYxrLRTKBbieBLDMKymdWNBfGHOBHqZjSqa1cIyIyMPaI4c1Yrc",
+	"R9YG3Opruh3s7IAuAykuI3Hw/vD42Lt+QWRAI0x/8KIz5rkx8ELsxbmUmnolhxJRp+WumnhKoJfcnBKt",
+	"ymkKG2yTqSwyqIi7gqwElsZOGVDnFaW2IXYW4nEG6UohmVMtZUD0e4hFX+BMufu27ZVCA0uaPoZa/UQx",
+	"OSvASLDd24tC9GPALbRtVOVSEsVbQT9O8gWP2f6GA0WFVOsccjY3oLDQc8bPuaCpSfVDmoeEADxuephW",
+	"xg39YrLmRjPbWO5v3oFcsSU6ZgoWrRkhJQmfTJgvW+oFGAzKBRgMes+xeZn8AKffSAstKpaY0ti2d8EF",
+	"m+dDrLeIeTG4VHr7oUiH3tj3mk/62EgJT6CxRfMy/LTlKpHFUggD6ZUxxfKQRDu9QfQs2ultwd/tqA0v",
+	"hbu9ugEA0auPKMvLGEiemwrLkOCjmSC/1OsrSiAoCWlM1msCEq8+6zAyYKlxtpy72hTUL1ruzBhINjLb",
+	"NxeU4XSl3gkhpFQzKEMUJWHjNeBd0p770u8kYTAQwvO2WTjl0/FIGEI2xOMUYny5Pu9DzN2JagTpXAlu",
+	"bHoZF/q0wOALMRK4qUZZdEfarrLxEiLfBxc92FJzmmkZF8Jo2RWLC9/IBIk4zp2B+bJ2Wm5jWSUfqWtS",
+	"1LrOs01NgjOx4hHq3l627Uhcl257CE5O1BnQLQRzAMF+JoFStNJqwsKN1SVJ0CRuXDcjAWaSIVz6KVvn",
+	"Hh0vQVhZTQTuorcFGv1iucMvZMYoCJpNHhdI+yXwX3C2lNynZvgGIoV4DdJyBGHT/LSMZvQNCJRsE9d5",
+	"v9K5X1oLa2ZCfpN5um+GotsISdBbZj1B9pG+e+TGsper1S7LbgYN3UypstodeMb9cS5ZbhtvmWFumca3",
+	"qSzvuuiv62KlRjwvS9y61oNKawNOY/mTVj+qEbUmaUnaqvGuny3XT82bpBoqfpTNttcNHg7SBiXxIYhA",
+	"z7RQpeNSn4/SrFR75U7llcA5rWmtNgaj4eqluNZKx916bpsN3Ua6A+eF9U23UMwiWl/TawPhbJU6xO2y",
+	"m/5KN7Wd2zY75z+SySJn9oEdM5QdexrhRzD8K2QgMrdMTVM9iDK28Z5pvEd+QZXaasleCzCD0DRjNFna",
+	"fmUVrNL11ne9eXDphjadKxQ078qDTjQzb0GVXv9idcZGTb7sbqvpvfYEe9VojMzv2m2Xsy/NVG7mq/Is",
+	"oFoYUU5zSLguq3eXedPYxI8uWQLx9x4PXL0ULUH0DaPob9W432rNcdvCbH9/p4FfrpYiNK0GA2w10Ntg",
+	"LQIez3EOLn0vokjkGvZdQ2+pKYkLlcsZWh2xyuVKjU93tJKyt4HrrW6Y1xOo2SJkdhMoVdnx1tqOMXO6",
+	"1hkCuEKOkJGvShEIzeDl6R8MkG6g99ndSpmWXe24rmhTDVKwujcVIXUd7DbPtLncqGv13NvGRlJfUIVC",
+	"FarqK3K87cqwkAEcvrtUYXf99Ff7uW0xduhrx0goeDS4gTRAec6WaYet16qczK3jzs6LJ7abLdONf4d4",
+	"pY+9asd6wCqVCz23SZGmG1SDx0iIp0/rxYpJWasYvV/RTq+Hzm6tiFTsQGBRJy2k0LDh8gpHAgmuTdCI",
+	"rumBUaEacQOIG0sFfqDUaQ3p6TZjxsU56BSI/Iq+VU+HSniJXIA/6SddCjp+tFdy4r3VKGTtcCQ2xUwY",
+	"VixkehIuNKlWMNoZQKPuSJywOTPx2DXmb9S61VORA4ZaZvHCPIeyUyDAGGS8F06D5pP6Aupxt0MU96lz",
+	"vtkccaPalvqsp6o8Ub6C5YA0CPupoClemzW8q5oi3yVHpd16JOqG6/VGaxcpQfOpAne8lQJZAsYRzTw9",
+	"YxLEe2ju8ozOeUezyGcRaZVrnFI1NShWKaOKJW0/aGAkaKqksS/5nURWA4JN8j3/ItGPFQnPOwhe+Qye",
+	"rX4XWVujbx6gSaJA1MvkXJWjIxjkgEZUra3n2RKLg+c8T+vRdnpwQRhcskxhoF2/u93tQSjo+pALL0MH",
+	"QTRo4mVLh9fmVFcf9hDb0RZcaa5XwL3gUxjgjc2yTTr8FAZzupwxHOLap2MqYpbqpzM2KUSy+vCnMFiw",
+	"8VTKi41e+/lzGMg5E3TOg2Gw1e11twzsBAStlmQFedqsIZvnFcirDfiMNlHLd5YhkrBfmiy0oKgQe6xZ",
+	"E9pqZJZoAm3ZosNAfghjmbRL8LNhFQACOanWzrHP+ZzRDL0XKIsgKC+CNY6EEa7UBZ/PrWVgjgWRyHeo",
+	"cWX6kiEZSygEmPlY5MIle9oSty+9ckUjAVFBbAI82KuvD4/8LzDqdckJBkY0xCfpHYvwJLgDeJwEQ0C5",
+	"RdMwYB9bpBEVDH9cydczEgAaTpwEhaFKkPyin7JgIya6tQLPXKYPYA7VZjW9vSy3z+HPDbn7IHtA5o3d",
+	"ftBIQgJ27D7iUjQNLuUzngf+OBxIwKBXTcm/Cae6EcbQB/hbgeBGgGOpr1UDzFpGdALKMXkLGILrBm+Q",
+	"hTddRYNV2DDUt1rshO0sdSljW2qV1Wm0KC6IXy0VncU2PqVSs6ZpvK7GSTnehytto/mGyyzXH7yiNoCu",
+	"7CrarJl/CfMPUnjdWrJuUqbky+qU7pEPpMfrcoH0h2oe0JoJWGWkFQEzaLupGFWvFVnl9br5lDVmyimt",
+	"5gGtpyCHnWMCeW1FTQ9uFYQoH3EVKnZ4Dt0uT9ZTUaUwajnGOijrtdnPqxPANTNmzkqZOL2EKOXYoFV8",
+	"qBZGAkZ3aLZu4GXNngZuY3LrV1YarmYU9+AGHfR6NonAVFCp2ww8KAJoMTfwBE2swT737Du2fKefg2ST",
+	"zXjyaglJSHNYh4Kvl2ufRACWXeGKE1YiUQDuuxTMXLz4tAVUx/C/DPkhCsYwwYrwu27Y5vln1Yc/h4HL",
+	"xenA35va1x+v9HDCZph3snkvZZNaT4rlt+lFP/45DHw14qbmlWdh77aRuJoaOSJ89hVNLFIENOnf3OSD",
+	"oCbhhCXYaOvmRiXYJbTYvrlFHc5Stxvs3dzOwCuaWUGC6s4mK2HBFx1Q3c4m8/LhGeG4FbMZzZZG9PXV",
+	"kpyeY3Um+9WnZsWkFLIq0h6APMim2hTHShXMOtu8RBfAOyjlNROvXkJbIII1N0nltpyHU0c7Ro0G/AVR",
+	"xijjlZJdJ52a6PkuOTBK+dOng17/6dN9yEAciYTNU7nEtCBjNtBP9J4+Bd0QFUMb6kjGMp82ibp+eMSm",
+	"si76GniaQuiQ9cV4hbN/HZm36dFy/M+qcKIBXhtAzoBvu/GNUUdoCga9rV6n1+/0+qe93hD+90NQBU5q",
+	"AHkzy3BovgIMIQYZk7Wc8fW68nUa7KfNr6mm2hAN99RLNuGCqRqAk2dhn9F5WK8AEdZKQEByB114EcUO",
+	"7Buim7ioRGl0V2jj870veyMc3XjfG1R2oJVbXvnXXfenq6WASQtyiBsOMCD4fLnKH+cqH+C9/Icmna4R",
+	"AOHWKV2M5X1k8U7UFDLd9aUk5IK0DCQc+u3KCkoVmzForXVz8cPSY0P01U19NDX5QtlNQuot7jOL4ov4",
+	"SAiD79cbsNDTPzqI3uCZKV5SYupaKF0LkBu4FLARXHejAGJUMHPKv4ABxSno9b99+eJvux+f/2Xw160f",
+	"tg92vto9fP7yxdHe1xUUucDMtg6pjWSwyWMexBzolBsf0Sra85oTemPokPMXNccB1c7XfSnh7rrHPchn",
+	"qzeokI/d8+GPVmIZGmv6XYng9OaIHwdMhClIGPXzQL08LgmtxFKtTaVtQSBWO1wNmCojUOCZfjv0wGxm",
+	"4I+bUgAnw2sDnhq0Qwx9qKfVw69b7Wa4lobQJmyw3X5gYt6+J11u9/oVurwT6Vm1x8G33fTz4xKL3WbH",
+	"byCe6YEXfu+eC79Xu0/utvDVwtlrQ7nu2Orxtumg6e0u1WV9dt2a0LQWrGc7rHy5aXwZNB60HfLS7QPE",
+	"ID5sNSIMOl458V6YSAMsoX4rxqzVkgxWgxcwUMWmHHSrhu3rYaDvSfz9DSxW7xB+xRVggXY7m1y9DSVa",
+	"wCg3uN+JgyJCdzlxoauv4V3W7Gqe6n4/VU7Wh5Uou+Cm3x/vjH3YKOSvhai4IaHChqCVKWe14DzdDLx3",
+	"ZVQeth9U2tfz6W0BNgx400OCRlvmyDWlFF0bkwatnz/wTfpHsvmiNm2Z+P2MvsZIpl9QBlqYwJLhz2ts",
+	"we99aGTqXScVBEGbrqUlsUQOa+lPPsqACa8ZCZt7qUVLwJP3E6S9nBskIyOAOoTT0lg8EisCIs7JLwtY",
+	"iQzHN7a86odIq20bY4HtMF7j0kAtdskbE2HHXYCdrcK5atAzeZUYllUFMa5E2UaDXi96+nRoLBkG2Hg9",
+	"HLV+40jgw5i4spguScvHPqwknDrUwdBDDwxLvMCwjqA5Eutx/wCxohmUz4WFC5NmU0ER2cflxF/Qy2/z",
+	"X9ySmGRXF7QJ8B4GRmnpohsrS9jFhL8NQBwh2idNScvLERnTxGE8tesojyPhEAHcPGqlb938jdbRDAXp",
+	"oVLZXHU9b0tVZLx0ME9l3yosYcKwnX4OoD+kYArzJSG+zwoiuUwT6HtOs9wGHOGSyYnJQ7BUB9awrl65",
+	"r/1JX4eCHfqQ6VC0ijn3DkRODUtK08No3Q3isu1TKWn5GJeIAlEGm7RWcC4x1FCEHtqNj3RQgzFo+SCY",
+	"umsLVlCDwxySqAGMFtCr1p4T0rL4mLpjHyKzCj7lVNIhiRpwivVLAMzenG6D5KS3DzoukW0jKLvme+Ys",
+	"uFZIIi0TwmcM3ACot8ooBFCOv5Sh4elVBlRBl17dVJRPjTpsK7M8gZFWleMVRO1wDfJ0G4j0oLaVHjoG",
+	"3AwGsCJEYLmSf2DxNZuso68tMHIMLaxGJVAQLMIVGNQWwOE8B55XZeDeaYJ4VgMUD68vEF1JThBQJqUq",
+	"P9MCDq6q95nPTeZkle89URCTiJAyGAPfxthA3a3Tqg3EhkVecVgzNRbVvFJ6pPZS1r06WSvaHuxFPkK+",
+	"BX2Y2Z2wC2FyNFVOU0jKL+t6V25bSFN/ogwcEUTxjIJrsQZGgV7kS9YeIiYSYjwYyACfH5RgVwkEwKMK",
+	"pceFdGhrTUCax4KqEq07lYDC0SHv6vlumC5foWobVsqzKhHb1A1avgrggxBACvPqdHdoCApNfLONwTJv",
+	"oolNcts377Bpd3pxneDR4Ki+9IonBPdw5YJLNbBX1Itvk8HFq5/2frj6fnv25vn8pK9Odxd/2xof7ky+",
+	"6Z0fbF282/vph1Un7aof9hYO2KYKI9e4f+5YRuQxfKncQ+S90StmEbt9GF/whNtglE078KNXMg8neNP2",
+	"Prawjxi+UWMEOr7b5t5kymuUkmuCMeQDlMKvBwtZLfXh87BrxJon1chxv8THF8fzH9o9h7ryZt45APX8",
+	"V3DOgcvtXkn94UpSPCTvtyDNv/3ncN7d1XJYXi9Bsz2iSgSmmHil3sKDNntkL92qtLnGW2eNMc5b97A+",
+	"NvIG0VcqthUnOz0oRX6xhf8RbOEHzSVMqkZuVyIV16fMv7TZpP/CJufvrXz9MFZny8UqVuefefIZbc2Q",
+	"F7hidcaSGXUcApToZjTTm2pT26IQmINhFRDbRcVyxSphIGhHwlSr8uHlXM0KyC+w+rAUDXhzpAY3F6L9",
+	"BJTpBeBCeOD7qPcWImHZzYrvPkzDYpROMsZctvDrO2IStHxkLoA5aJukQbClooHbuoCsQ7hE2TCwUINe",
+	"L6q6IlGr5gbjz2BoJaalxREXkqg5i/XNAGBGzlABIE+uvqOQ/nmtx5pca+bH9zUmLeJPG0ZyG4/G8UsX",
+	"rm3qoJsw5ftEabuCbg+QqWMThDZI1jGZobeOwPyes8UGUZghOH4cmYEZzOpclo4WVH0J3/2SidPY4ju2",
+	"rGbhDDYZ2jyTWmLAK+sPdqnihfZgl6q5Nz+HzUnyJ+CGROOHBzFYNXnX4DNDd54R7yq0GIU2GX0kymx0",
+	"woXKGU1K8ELMSL9Dfvk5y/9kfNoUAb6JR2te+1gM+gvj/cJ4N2K8fygWqsXMy4djoi4JkuZxQ5W8Q7/0",
+	"whNFIs1mwJNqMrqgfBdEM0Sk1VQ8n+dETiZDB18tDbL0tfrEXVWJkfB1ietK9YOVpYIt1oLcGIMp1u6S",
+	"/4QSVrYwqhRsJMAAuO9N3lpp0P6+mErwv8275OAG2DMoDcGvWALqACohm+oD6PVBD7/53i8kE7piLyNh",
+	"i6Xwa68lW3mp4WLCn35/d9MdfX0GXWNYQmhsfPV88FbiBh+dqZKfS0OY+2VEjAJob+PpBCRw9Rhuud/B",
+	"7Us8DLYvF/GXi3iDi7i3wUV8KMUk5VgW+bc0Rv+Z9TRkdQ8mYhgAtFXj57PSarc+9vZElrX6jD0Tr76n",
+	"T80V+/SpAdDZ9wylgPNpkmSfGajjSSoXCiASb7oJwUbHAXF96aHy2fKSgi3WIT6MRB3ywQBEWEArZ5OV",
+	"cwXBXGCGROEotJBlGDpsEumxJoO6UFj/gdZ8QFArKpELAUFTNuisPTTIbbagmH2ViwECPLAZF0XO1Ei0",
+	"0GpqKxtZcc+PLYQInshO5Ezrwb78BDF5Wswwe+qgHrVQBqXHnHRVnYGtC9IgftQLc/xORJBfF2uiEhdo",
+	"NiwY7vY2vrdPaqt4jfjy1hBdl3y0ZV2R/vJNabgb3F988VCVbxRjysk9Srq9jdalyjoc1mTcV3nCl6z7",
+	"L2E9jxPWAxzMC+ox/M0F9SB8G4S4iCd+hEvGzouUQmphxoyD+k8a5MOTSi2MLzE5a2JyrGR2y+Ca+zX7",
+	"rTPnjYz3SLE4DttBd4K3QxVMoGGIJvNet0QMgtJsg7/t/P7S6B8im9sIa+vS6Fd+fjzKeeNnTK1W28CQ",
+	"v5yMWSrFOSbqiWpulB/wL8qMqN9dFn7/jlyk0XJWxdGwG1apjrLpY4/LFTxjbK14CySt979kw//5IwAf",
+	"APjj7UoNGJOn4iks+65WgAOW0UK/MUFgtqBgj9bv456jhso4+xtUxoEIw355N96hMMu/fBJ8qee6tX54",
+	"65xXUGKD4gNYeFgrsZjcbtxwkG54i9IEgi2YykdiTW2CIbmmFIwtmhsSJvC/eCBC4qCzuyMBOaMwLU29",
+	"i4znORN2RGDZ8+rOY2Sf8kvpehWyyZSqqUuOxz5NeRPIdpxn7PJMPxOFjQVa2zZeUC4IS3heKY5IbNnd",
+	"hOZ0TBUj44xRU0ovnlIuSCuyu2ortOg9M/lgUUjsz9Xv213yRtrhmtriHpg7dbOCup0N9lHd2Q3lEfQj",
+	"R0g6tyqRgOT2pUjCn6ZIgt1Qk42A+PbrXn3BlrihdzHCrn+5NazhkV5PUbmJw9/s5ZrED7DNr4Y6Dy+9",
+	"Le68O4ubY8/jwllujMTzxXH7xXH7pwWRxwuS2RvLiVD+1xuIUe5mxJ1VLC4yni/h2sPSvQdFPg2GP37S",
+	"HMMU3G+4FN9lMiksPyqyNBgG0zyfq+GzZ3TOu2YQ3VjOnl32g1Xu90rGNLVZGq1oRi+YVg2jdqW74bNn",
+	"qX5wKlU+fNF70YPOPrnpryAfoYygpZeV0rgAEmMFnG7JVZ0Q2nyVaVGjA8IM1JJbJ0KWXRsJ0n+Dv0ef",
+	"P33+/wEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

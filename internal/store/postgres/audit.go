@@ -48,7 +48,8 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 
 // ListAuditEvents pages newest first; the primary key (account_id, seq) or
 // the key_id/action indexes serve it.
-func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
+func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) (_ []audit.Event, err error) {
+	defer classify(&err)
 	if f.Limit <= 0 {
 		return nil, fmt.Errorf("postgres: list audit events: limit %d, want at least 1", f.Limit)
 	}
@@ -67,11 +68,13 @@ func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]audi
 	return r.events(ctx, q, a...)
 }
 
-func (r *Repo) AuditChain(ctx context.Context, accountID string) ([]audit.Event, error) {
+func (r *Repo) AuditChain(ctx context.Context, accountID string) (_ []audit.Event, err error) {
+	defer classify(&err)
 	return r.events(ctx, r.q.auditChain, accountID)
 }
 
-func (r *Repo) AuditAccounts(ctx context.Context) ([]store.AuditHead, error) {
+func (r *Repo) AuditAccounts(ctx context.Context) (_ []store.AuditHead, err error) {
+	defer classify(&err)
 	rows, err := r.pool.Query(ctx, r.q.auditAccounts)
 	if err != nil {
 		return nil, err

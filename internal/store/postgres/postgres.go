@@ -157,7 +157,7 @@ func (s *Store) Repo(m apikey.Mode) store.Repository { return s.repos[m] }
 // Pool exposes the connection pool for tests and tooling.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+func (s *Store) Ping(ctx context.Context) error { return unavailable(s.pool.Ping(ctx)) }
 
 func (s *Store) Close() error {
 	s.pool.Close()
@@ -257,9 +257,10 @@ func pgTimePtr(t *time.Time) *time.Time {
 	return &v
 }
 
-func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
+func (r *Repo) AccountExists(ctx context.Context, id string) (_ bool, err error) {
+	defer classify(&err)
 	var ok bool
-	err := r.pool.QueryRow(ctx, r.q.accountExists, id).Scan(&ok)
+	err = r.pool.QueryRow(ctx, r.q.accountExists, id).Scan(&ok)
 	return ok, err
 }
 
@@ -273,7 +274,8 @@ func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
 // trip, not two), LockAccount reads the chain's head as it locks the row,
 // and AppendAuditEvent inserts the event and moves the head in one
 // statement (see tx).
-func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
+func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
+	defer classify(&err)
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -299,7 +301,7 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	tag, err := conn.Exec(ctx, "commit")
 	if err != nil {
 		t.closed = false // still to roll back
-		return err
+		return commitFailed(err)
 	}
 	if tag.String() == "ROLLBACK" { // a statement failed, and fn went on regardless
 		return pgx.ErrTxCommitRollback
@@ -484,15 +486,18 @@ func normalize(k *apikey.Key) {
 	k.UpdatedAt = pgTime(k.UpdatedAt)
 }
 
-func (r *Repo) GetKey(ctx context.Context, id string) (*apikey.Key, error) {
+func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error) {
+	defer classify(&err)
 	return scanKey(r.pool.QueryRow(ctx, r.q.getKey, id))
 }
 
-func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, error) {
+func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (_ *apikey.Key, err error) {
+	defer classify(&err)
 	return scanKey(r.pool.QueryRow(ctx, r.q.keyBySecretHash, hash))
 }
 
-func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error) {
+func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) (_ []*apikey.Key, err error) {
+	defer classify(&err)
 	rows, err := r.pool.Query(ctx, r.q.listManaged, accountID)
 	if err != nil {
 		return nil, err
@@ -509,7 +514,8 @@ func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey
 	return out, rows.Err()
 }
 
-func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
+func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error) {
+	defer classify(&err)
 	if len(batch) == 0 {
 		return nil
 	}
@@ -610,7 +616,8 @@ func (a *args) add(v any) string {
 // pagination: keys created or deleted between pages move no other key
 // across the page boundary). Ids compare with COLLATE "C", bytewise as in
 // SQLite, which the index api_keys_account_created is built with.
-func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) ([]*apikey.Key, error) {
+func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) (_ []*apikey.Key, err error) {
+	defer classify(&err)
 	if f.Limit <= 0 {
 		return nil, fmt.Errorf("postgres: list keys: limit %d, want at least 1", f.Limit)
 	}

@@ -49,7 +49,8 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 
 // ListAuditEvents pages newest first; the primary key (account_id, seq) or
 // the key_id/action indexes serve it.
-func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
+func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) (_ []audit.Event, err error) {
+	defer classify(&err)
 	if f.Limit <= 0 {
 		return nil, fmt.Errorf("sqlite: list audit events: limit %d, want at least 1", f.Limit)
 	}
@@ -72,11 +73,13 @@ func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) ([]audi
 	return r.events(ctx, q, args...)
 }
 
-func (r *Repo) AuditChain(ctx context.Context, accountID string) ([]audit.Event, error) {
+func (r *Repo) AuditChain(ctx context.Context, accountID string) (_ []audit.Event, err error) {
+	defer classify(&err)
 	return r.events(ctx, `SELECT `+eventColumns+` FROM audit_events WHERE account_id = ? ORDER BY seq`, accountID)
 }
 
-func (r *Repo) AuditAccounts(ctx context.Context) ([]store.AuditHead, error) {
+func (r *Repo) AuditAccounts(ctx context.Context) (_ []store.AuditHead, err error) {
+	defer classify(&err)
 	rows, err := r.rdb.QueryContext(ctx, `SELECT id, audit_seq, audit_head FROM accounts ORDER BY id`)
 	if err != nil {
 		return nil, err

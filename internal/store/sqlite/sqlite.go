@@ -161,10 +161,10 @@ func (s *Store) DB(m apikey.Mode) *sql.DB { return s.repos[m].db }
 func (s *Store) Ping(ctx context.Context) error {
 	for _, r := range s.repos {
 		if r.w.isClosed() {
-			return errClosed
+			return unavailable(errClosed)
 		}
 		if err := r.rdb.PingContext(ctx); err != nil {
-			return err
+			return unavailable(err)
 		}
 	}
 	return nil
@@ -253,9 +253,10 @@ func fmtTimePtr(t *time.Time) any {
 
 func parseTime(s string) (time.Time, error) { return time.Parse(timeFormat, s) }
 
-func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
+func (r *Repo) AccountExists(ctx context.Context, id string) (_ bool, err error) {
+	defer classify(&err)
 	var n int
-	err := r.rdb.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE id = ?`, id).Scan(&n)
+	err = r.rdb.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE id = ?`, id).Scan(&n)
 	return n > 0, err
 }
 
@@ -265,7 +266,8 @@ func (r *Repo) AccountExists(ctx context.Context, id string) (bool, error) {
 // only once that transaction has committed. fn runs on the writer's
 // goroutine (a panic in it is re-raised here) and must not call InTx: the
 // writer would wait for itself.
-func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) error {
+func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
+	defer classify(&err)
 	return r.w.run(ctx, fn)
 }
 
@@ -406,15 +408,18 @@ const keyColumns = `id, account_id, name, type, secret_hash, permissions, metada
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at,
 	created_by_kind, created_by_id, created_by_request, key_hint`
 
-func (r *Repo) GetKey(ctx context.Context, id string) (*apikey.Key, error) {
+func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error) {
+	defer classify(&err)
 	return scanKey(r.getKey.QueryRowContext(ctx, id))
 }
 
-func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, error) {
+func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (_ *apikey.Key, err error) {
+	defer classify(&err)
 	return scanKey(r.byHash.QueryRowContext(ctx, hash))
 }
 
-func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error) {
+func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) (_ []*apikey.Key, err error) {
+	defer classify(&err)
 	rows, err := r.rdb.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys
 		WHERE account_id = ? AND managed = 1 AND deleted = 0 ORDER BY type DESC, id`, accountID)
 	if err != nil {
@@ -433,7 +438,8 @@ func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) ([]*apikey
 }
 
 // RecordUsage is a write like any other: a unit of the writer's batch.
-func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) error {
+func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error) {
+	defer classify(&err)
 	if len(batch) == 0 {
 		return nil
 	}
@@ -457,7 +463,8 @@ const statusExpired = "EXPIRED"
 // pagination: keys created or deleted between pages move no other key
 // across the page boundary). created_at compares as fixed-width text and ids
 // bytewise (BINARY), as PostgreSQL's COLLATE "C" does.
-func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) ([]*apikey.Key, error) {
+func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) (_ []*apikey.Key, err error) {
+	defer classify(&err)
 	if f.Limit <= 0 {
 		return nil, fmt.Errorf("sqlite: list keys: limit %d, want at least 1", f.Limit)
 	}

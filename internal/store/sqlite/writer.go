@@ -327,7 +327,7 @@ func (w *writer) runBatch(ctx context.Context, first *unit) {
 		if !w.rolledBack.Load() {
 			_, _ = w.st.rollback.ExecContext(ctx) // the COMMIT's error is the one to report
 		}
-		w.finish(fmt.Errorf("sqlite: commit: %w", err))
+		w.finish(commitFailed(fmt.Errorf("sqlite: commit: %w", err)))
 		return
 	}
 	w.countWAL()
