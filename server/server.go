@@ -84,6 +84,10 @@ type Options struct {
 	// through Redis, on every replica (see RunCredentialCache); the TTL bounds
 	// what an announcement that never arrives can keep.
 	CredentialCacheTTL time.Duration
+	// StoreTimeout bounds every store call on top of the request's context
+	// (0: store.DefaultTimeout; negative: none): a frozen store answers 503
+	// after it instead of holding the request (store.WithTimeout).
+	StoreTimeout time.Duration
 	// Redis carries key changes between replicas (nil: none, and with a
 	// cache other replicas' changes reach this one only within the TTL). The
 	// cache serves only while RunCredentialCache holds the subscription up.
@@ -163,6 +167,12 @@ func New(o Options) (*Server, error) {
 	if o.AuthFailureLimit <= 0 {
 		o.AuthFailureLimit = 10
 	}
+	if o.StoreTimeout == 0 {
+		o.StoreTimeout = store.DefaultTimeout
+	}
+	// Everything below (authentication, the use cases, usage, readyz) sees
+	// the bounded store.
+	o.Store = store.WithTimeout(o.Store, o.StoreTimeout)
 	idem, err := newIdempotency(o.IdempotencyKey, o.Store, o.Now, o.Logger)
 	if err != nil {
 		return nil, err

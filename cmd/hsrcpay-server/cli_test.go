@@ -175,7 +175,7 @@ func TestServeFlags(t *testing.T) {
 		"HSRCPAY_MAX_ACTIVE_KEYS": "int", "HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE": "int", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": "int",
 		"HSRCPAY_AUTH_FAILURE_LIMIT": "int", "HSRCPAY_VALIDATE_RESPONSES": "string", "HSRCPAY_USAGE_FLUSH_INTERVAL": "duration",
 		"HSRCPAY_TRUST_PROXY": "bool", "HSRCPAY_LOG_LEVEL": "string", "HSRCPAY_SHUTDOWN_TIMEOUT": "duration",
-		"HSRCPAY_DEMO_ACCOUNT": "string", "HSRCPAY_CREDENTIAL_CACHE_TTL": "duration",
+		"HSRCPAY_DEMO_ACCOUNT": "string", "HSRCPAY_CREDENTIAL_CACHE_TTL": "duration", "HSRCPAY_STORE_TIMEOUT": "duration",
 		"HSRCPAY_IDEMPOTENCY_KEY_FILE": "string",
 	}
 	for _, c := range []*cobra.Command{newRootCmd(nil, nil), mustFind(t, "serve")} {

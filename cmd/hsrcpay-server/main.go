@@ -419,7 +419,7 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	case config.SQLite:
 		return sqlite.Open(ctx, loc, sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
 	case config.Postgres:
-		return postgres.Open(ctx, loc)
+		return postgres.OpenOptions(ctx, loc, postgres.Options{Timeout: cfg.StoreTimeout})
 	}
 	return nil, fmt.Errorf("HSRCPAY_DATABASE_URL: unknown store %q", kind)
 }
@@ -493,6 +493,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		AccountLimits:      map[apikey.Mode]int{apikey.Live: cfg.AccountRateLimitLive, apikey.Sandbox: cfg.AccountRateLimitSandbox},
 		AuthFailureLimit:   cfg.AuthFailureLimit,
 		CredentialCacheTTL: cfg.CredentialCacheTTL,
+		StoreTimeout:       cfg.StoreTimeout,
 	}
 	if rdb != nil {
 		// The same client as the limiter's: its short timeouts suit a

@@ -37,6 +37,7 @@ type Config struct {
 	IdempotencyKeyFile string        // HSRCPAY_IDEMPOTENCY_KEY_FILE; "" with SQLite: DIR.idempotency.key beside sqlite:DIR
 	MaxActiveKeys      int           // HSRCPAY_MAX_ACTIVE_KEYS, per account and mode
 	CredentialCacheTTL time.Duration // HSRCPAY_CREDENTIAL_CACHE_TTL; 0 turns the cache off
+	StoreTimeout       time.Duration // HSRCPAY_STORE_TIMEOUT: bounds every store call
 
 	AccountRateLimitLive    int // HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE, requests/s per live account (all its keys)
 	AccountRateLimitSandbox int // HSRCPAY_RATE_LIMIT_ACCOUNT_TEST
@@ -52,6 +53,7 @@ var Variables = []Var{
 	{"HSRCPAY_ADDR", "127.0.0.1:8080", "listen address (host:port)"},
 	{"HSRCPAY_METRICS_ADDR", "127.0.0.1:9090", "Prometheus /metrics listen address (host:port), apart from the API; empty: no metrics listener"},
 	{"HSRCPAY_DATABASE_URL", "sqlite:./data", "sqlite:DIR (live.db and sandbox.db in DIR) or postgres://user@host:5432/db"},
+	{"HSRCPAY_STORE_TIMEOUT", "5s", "longest any store call may take (a read, a whole unit of work with its commit, waiting for a connection or the SQLite writer), 10ms to 5m; past it the request answers 503 (50300). PostgreSQL also gets it as statement_timeout and connect timeout"},
 	{"HSRCPAY_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous pragma: NORMAL survives a process crash, FULL also power loss"},
 	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets and credential-cache invalidations across replicas (in memory when unset)"},
 	{"HSRCPAY_CREDENTIAL_CACHE_TTL", "5s", "longest an API key's lookup is reused (0 to 1m; 0: no cache); a changed key is refused at once on this replica, within 1s on the others with Redis, within this without"},
@@ -88,6 +90,7 @@ func Defaults() Config {
 		MaxActiveKeys:      500,
 		CredentialCacheTTL: 5 * time.Second,
 		ResponseValidation: DefaultResponseValidation,
+		StoreTimeout:       5 * time.Second,
 		UsageFlushInterval: 5 * time.Second,
 		LogLevel:           slog.LevelInfo,
 		ShutdownTimeout:    15 * time.Second,
@@ -171,6 +174,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	// At most a minute: without Redis (or with a replica cut off from it) the
 	// TTL is how long a revoked key may still work on the other replicas.
 	duration("HSRCPAY_CREDENTIAL_CACHE_TTL", &c.CredentialCacheTTL, 0, time.Minute)
+	duration("HSRCPAY_STORE_TIMEOUT", &c.StoreTimeout, 10*time.Millisecond, 5*time.Minute)
 	duration("HSRCPAY_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
 	if v, ok := lookup("HSRCPAY_LOG_LEVEL"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {

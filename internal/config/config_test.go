@@ -116,7 +116,7 @@ func TestVariablesDocumented(t *testing.T) {
 			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_SQLITE_SYNCHRONOUS", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
 				"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT",
 				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUST_PROXY",
-				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME":
+				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME", "HSRCPAY_STORE_TIMEOUT":
 				t.Errorf("%s accepted a garbage value", v.Name)
 			}
 		}
@@ -229,6 +229,10 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 		"HSRCPAY_CREDENTIAL_CACHE_TTL": {
 			bad:  []string{"61s", "2m", "-1s", "5", "never", ""},
 			good: []string{"0", "0s", "1ms", "5s", "1m"},
+		},
+		"HSRCPAY_STORE_TIMEOUT": {
+			bad:  []string{"9ms", "0", "-1s", "6m", "5", "never", ""},
+			good: []string{"10ms", "500ms", "5s", "5m"},
 		},
 		"HSRCPAY_SHUTDOWN_TIMEOUT": {
 			bad:  []string{"11m", "-1s", "quick", "15", ""},

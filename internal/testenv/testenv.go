@@ -103,6 +103,8 @@ type Config struct {
 	// cache on, as production does. NoCredentialCache turns it off.
 	CredentialCacheTTL time.Duration
 	NoCredentialCache  bool
+	// StoreTimeout bounds each store call (0: the server's default).
+	StoreTimeout time.Duration
 	// RedisURL carries credential-cache invalidations between servers
 	// (replicas); the server's subscription runs until the test ends.
 	RedisURL string
@@ -191,6 +193,7 @@ func New(t testing.TB, cfg Config) *Env {
 
 		CredentialCacheTTL: cfg.CredentialCacheTTL,
 		IdempotencyKey:     cfg.IdempotencyKey,
+		StoreTimeout:       cfg.StoreTimeout,
 	}
 	if rdb != nil {
 		opts.Redis = rdb // never a typed nil in the interface

@@ -49,7 +49,40 @@ type Store struct {
 // Open connects to the database url names (postgres://… or key=value; pgxpool
 // settings such as pool_max_conns are honoured), creates the mode schemas if
 // missing and applies migrations to each.
-func Open(ctx context.Context, url string) (*Store, error) { return open(ctx, url, nil) }
+func Open(ctx context.Context, url string) (*Store, error) { return OpenOptions(ctx, url, Options{}) }
+
+// Options tune the connection pool.
+type Options struct {
+	// Timeout (default store.DefaultTimeout) is what a frozen or overloaded
+	// server may cost: it bounds connecting (connect_timeout), each statement
+	// on the server (statement_timeout: a query stuck behind a lock or a full
+	// disk ends there, releasing its connection) and a transaction left idle
+	// by a client that vanished mid-unit (idle_in_transaction_session_timeout,
+	// twice Timeout: its row locks are freed). Settings the URL names win.
+	// The server bounds each call on the client side too (store.WithTimeout).
+	Timeout time.Duration
+}
+
+// OpenOptions is Open with options.
+func OpenOptions(ctx context.Context, url string, opt Options) (*Store, error) {
+	if opt.Timeout <= 0 {
+		opt.Timeout = store.DefaultTimeout
+	}
+	return open(ctx, url, nil, opt.Timeout)
+}
+
+// bounded applies Options.Timeout to cfg where the URL set nothing.
+func bounded(cfg *pgxpool.Config, d time.Duration) {
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = d
+	}
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	for k, v := range map[string]string{"statement_timeout": ms(d), "idle_in_transaction_session_timeout": ms(2 * d)} {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
+	}
+}
 
 // DefaultMaxConns is the pool's size unless the URL sets pool_max_conns.
 // pgxpool's own default, max(4, NumCPU), suits CPU-bound queries; a unit of
@@ -66,7 +99,7 @@ const DefaultMaxConns = 32
 
 // open is Open with a last say on the pool's configuration (tests trace
 // the queries).
-func open(ctx context.Context, url string, tune func(*pgxpool.Config)) (*Store, error) {
+func open(ctx context.Context, url string, tune func(*pgxpool.Config), timeout time.Duration) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -77,9 +110,12 @@ func open(ctx context.Context, url string, tune func(*pgxpool.Config)) (*Store, 
 	if tune != nil {
 		tune(cfg)
 	}
+	// Migrations run without the pool's timeouts: building an index on a
+	// large table may take longer than any request should.
 	if err := migrate(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
 	}
+	bounded(cfg, timeout)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)

@@ -55,10 +55,14 @@ var (
 )
 
 // A unit's state: the writer takes a queued unit, or its caller, whose
-// context ended first, abandons it; never both.
+// context ended first, abandons it; never both. A taken unit may still be
+// abandoned until its fn starts (unitRunning): the writer may be waiting for
+// the write lock (BEGIN, up to busy_timeout, which no context interrupts),
+// and the caller's deadline must hold meanwhile.
 const (
 	unitQueued int32 = iota
 	unitTaken
+	unitRunning
 	unitAbandoned
 )
 
@@ -219,7 +223,7 @@ func (w *writer) run(ctx context.Context, fn func(store.Tx) error) error {
 	select {
 	case <-u.done:
 	case <-ctx.Done():
-		if u.state.CompareAndSwap(unitQueued, unitAbandoned) {
+		if u.state.CompareAndSwap(unitQueued, unitAbandoned) || u.state.CompareAndSwap(unitTaken, unitAbandoned) {
 			return ctx.Err() // never ran and never will
 		}
 		<-u.done // running or run: its outcome is the commit's, so wait for it
@@ -353,7 +357,10 @@ func (w *writer) begin(ctx context.Context) error {
 // of the batch left changes; it becomes true when u does.
 func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 	u.err = u.ctx.Err() // cancelled while queued but not yet abandoned: do not run it
-	if u.err != nil {
+	if u.err != nil || !u.state.CompareAndSwap(unitTaken, unitRunning) {
+		if u.err == nil {
+			u.err = context.Canceled // abandoned by its caller, who has gone with its own error
+		}
 		return
 	}
 	if _, err := w.st.savepoint.ExecContext(ctx); err != nil {
