@@ -18,7 +18,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -109,6 +108,7 @@ type Server struct {
 	limits  map[apikey.Mode]int
 	log     *slog.Logger
 	store   store.Store
+	writes  *writeWatch // readiness: does the store accept writes
 	metrics *metrics.Metrics
 	// Usage buffers last_used_* updates; run it with Usage.Run.
 	Usage *auth.UsageTracker
@@ -173,6 +173,9 @@ func New(o Options) (*Server, error) {
 	// Everything below (authentication, the use cases, usage, readyz) sees
 	// the bounded store.
 	o.Store = store.WithTimeout(o.Store, o.StoreTimeout)
+	// Every write's outcome feeds readiness (readiness.go).
+	writes := &writeWatch{}
+	o.Store = writes.wrap(o.Store)
 	idem, err := newIdempotency(o.IdempotencyKey, o.Store, o.Now, o.Logger)
 	if err != nil {
 		return nil, err
@@ -194,6 +197,7 @@ func New(o Options) (*Server, error) {
 		limits:  o.RateLimits,
 		log:     o.Logger,
 		store:   o.Store,
+		writes:  writes,
 		metrics: o.Metrics,
 		Usage:   usage,
 		Service: svc,
@@ -251,16 +255,6 @@ func (s *Server) MetricsHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	return mux
-}
-
-func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if err := s.store.Ping(ctx); err != nil {
-		s.log.Warn("readiness check failed", "err", err)
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
-	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // slashAliases lets a client add or drop the trailing slash of a collection

@@ -276,3 +276,111 @@ func TestStoreErrorUnclassified500(t *testing.T) {
 		t.Errorf("create with an unclassified store error: %v, want a plain 500", err)
 	}
 }
+
+// Readiness says whether the store accepts writes: a full disk makes it 503
+// without any API traffic (the probe write), and a failed write at once.
+func TestReadyzWritesSQLite(t *testing.T) {
+	st, dir := sqliteOnTmpfs(t, 8<<20)
+	env := testenv.New(t, testenv.Config{Store: st})
+	const acctR = "acct_ready"
+	m := env.Bootstrap(acctR)[apikey.Sandbox]
+	c := env.Client(m.Secret)
+	if got := readyzStatus(t, env); got != http.StatusOK {
+		t.Fatalf("readyz: %d", got)
+	}
+	free := fillDisk(t, dir)
+	start := time.Now()
+	eventually(t, 10*time.Second, "readyz 503 on a full disk", func() error {
+		if got := readyzStatus(t, env); got != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d", got)
+		}
+		return nil
+	})
+	t.Logf("disk full, no traffic: readyz 503 after %v", time.Since(start))
+	free()
+	eventually(t, 10*time.Second, "readyz 200 once space is back", func() error {
+		if got := readyzStatus(t, env); got != http.StatusOK {
+			return fmt.Errorf("readyz %d", got)
+		}
+		return nil
+	})
+	// A write refused for lack of space is noticed at once, probe or not.
+	free = fillDisk(t, dir)
+	for i := 0; ; i++ {
+		_, err := c.CreateAPIKey(ctx, acctR, newKey(fmt.Sprintf("full %d", i)))
+		if err != nil {
+			wantUnavailable(t, "create on a full disk", err)
+			break
+		}
+		if i == 50 {
+			t.Fatal("50 creates succeeded on a full disk")
+		}
+	}
+	if got := readyzStatus(t, env); got != http.StatusServiceUnavailable {
+		t.Errorf("readyz right after a write failed for lack of space: %d, want 503", got)
+	}
+	free()
+	if _, err := c.CreateAPIKey(ctx, acctR, newKey("after")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readyzStatus(t, env); got != http.StatusOK {
+		t.Errorf("readyz right after a write succeeded: %d, want 200", got)
+	}
+}
+
+// PostgreSQL that only reads (a database switched to read-only, as during a
+// failover): writes answer 503 and readiness says so, while reads work.
+func TestReadyzReadOnlyPostgres(t *testing.T) {
+	st, _, dbName := pgBehindProxy(t, "")
+	env := testenv.New(t, testenv.Config{Store: st})
+	const acctRO = "acct_pg_ro"
+	m := env.Bootstrap(acctRO)[apikey.Sandbox]
+	c := env.Client(m.Secret)
+	if got := readyzStatus(t, env); got != http.StatusOK {
+		t.Fatalf("readyz: %d", got)
+	}
+	admin, err := postgres.Open(ctx, storetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = admin.Close() }() // only used here
+	setRO := func(on bool) {
+		t.Helper()
+		if _, err := admin.Pool().Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q SET default_transaction_read_only = %v`, dbName, on)); err != nil {
+			t.Fatal(err)
+		}
+		// Sessions read the setting when they start: end the pool's.
+		if _, err := admin.Pool().Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, dbName); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setRO(true)
+	defer setRO(false)
+	eventually(t, 10*time.Second, "create refused on a read-only database", func() error {
+		_, err := c.CreateAPIKey(ctx, acctRO, newKey("read-only"))
+		var ce *client.Error
+		if errors.As(err, &ce) && ce.StatusCode == http.StatusServiceUnavailable {
+			return nil
+		}
+		return fmt.Errorf("create: %w", err)
+	})
+	// The create's 503 may have come from its key lookup on a terminated
+	// session; the write itself, or else the probe, shows the store read-only.
+	eventually(t, 10*time.Second, "readyz 503 on a read-only database", func() error {
+		if got := readyzStatus(t, env); got != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d", got)
+		}
+		return nil
+	})
+	if _, err := c.GetAPIKey(ctx, m.PublishableID); err != nil {
+		t.Errorf("get on a read-only database: %v", err)
+	}
+	setRO(false)
+	eventually(t, 10*time.Second, "create once writable again", func() error {
+		_, err := c.CreateAPIKey(ctx, acctRO, newKey("writable"))
+		return err
+	})
+	if got := readyzStatus(t, env); got != http.StatusOK {
+		t.Errorf("readyz once writable again: %d, want 200", got)
+	}
+}

@@ -41,6 +41,21 @@ type Store interface {
 	Close() error
 }
 
+// WritePinger is a Store that can check that every repository accepts a
+// write: a tiny committed write that touches no key (readiness probes it at
+// most every few seconds). Both stores are; see each for what it writes.
+type WritePinger interface {
+	PingWrite(context.Context) error
+}
+
+// PingWrite probes s with its PingWrite; a store that has none passes.
+func PingWrite(ctx context.Context, s Store) error {
+	if w, ok := s.(WritePinger); ok {
+		return w.PingWrite(ctx)
+	}
+	return nil
+}
+
 // Repository holds one mode's accounts and keys. Reads run on their own;
 // every write runs in a unit of work (InTx), so that a change, the checks it
 // depends on (the caller's own key, re-read) and what it records commit or

@@ -49,6 +49,12 @@ func (s *timeoutStore) Ping(ctx context.Context) error {
 	return timedOut(ctx, s.d, s.Store.Ping(ctx))
 }
 
+func (s *timeoutStore) PingWrite(ctx context.Context) error {
+	ctx, cancel := bound(ctx, s.d)
+	defer cancel()
+	return timedOut(ctx, s.d, PingWrite(ctx, s.Store))
+}
+
 func bound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeoutCause(ctx, d, errTimedOut)
 }

@@ -195,6 +195,27 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 func (s *Store) Ping(ctx context.Context) error { return unavailable(s.pool.Ping(ctx)) }
 
+// PingWrite commits a transaction that is given a transaction id
+// (txid_current: a standby or a server shutting down refuses, the commit
+// writes WAL) and checks that the session may write (not read-only, e.g.
+// default_transaction_read_only during a migration or failover). It touches
+// no table (both modes share the database, so one probe answers for both).
+// A data disk that is full shows in the writes themselves (53100), which the
+// server's readiness also watches.
+func (s *Store) PingWrite(ctx context.Context) error {
+	var (
+		id       int64
+		readOnly bool
+	)
+	err := s.pool.QueryRow(ctx, `SELECT txid_current(), current_setting('transaction_read_only') = 'on'`).Scan(&id, &readOnly)
+	if err == nil && readOnly {
+		err = store.Unavailable(errReadOnly)
+	}
+	return unavailable(err)
+}
+
+var errReadOnly = errors.New("postgres: the session is read-only")
+
 func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
