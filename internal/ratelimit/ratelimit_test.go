@@ -189,3 +189,34 @@ func TestBlocklist(t *testing.T) {
 		t.Fatalf("an expired entry is kept after a lookup: %d", b.Len())
 	}
 }
+
+// A switch between Redis and the in-memory budget carries what was spent:
+// neither direction starts a fresh budget.
+func TestFallbackCarriesBudgetAcrossSwitches(t *testing.T) {
+	p := &toggle{}
+	f := &Fallback{Primary: p, Secondary: NewMemory(), Cooldown: 20 * time.Millisecond}
+	spend := func(n int) (allowed int) {
+		for range n {
+			if r, _ := f.Allow(context.Background(), "k", 5); r.Allowed {
+				allowed++
+			}
+		}
+		return allowed
+	}
+	if got := spend(5); got != 5 {
+		t.Fatalf("Redis up: %d of 5 allowed", got)
+	}
+	p.down = true
+	if got := spend(5); got != 0 {
+		t.Errorf("Redis just dropped: %d more allowed, want 0 (the shared budget was spent)", got)
+	}
+	time.Sleep(time.Second + 30*time.Millisecond) // a fresh second
+	if got := spend(5); got != 5 {
+		t.Fatalf("Redis down, a second later: %d of 5 allowed locally", got)
+	}
+	p.down = false // Redis back (its toggle allows everything), past the cooldown
+	time.Sleep(30 * time.Millisecond)
+	if got := spend(5); got != 0 {
+		t.Errorf("Redis just came back: %d allowed, want 0 (the local budget was spent)", got)
+	}
+}

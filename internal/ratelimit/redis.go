@@ -49,6 +49,18 @@ func (r *Redis) Allow(ctx context.Context, key string, perSecond int) (Result, e
 // of failing or un-limiting requests. After a failure Primary is left alone
 // for Cooldown (default 1s), so a dead Redis costs no latency per request.
 // OnFallback observes each failure.
+//
+// A switch between the two must not hand out a fresh budget (up to twice the
+// limit in the second of the switch). So Secondary is kept warm: every
+// request Primary allows is spent in Secondary too, and while Primary answers
+// a request passes only if both allow it. Normally Secondary never refuses
+// first (it has spent only this replica's share of what Primary allowed);
+// it does after an outage, when it carries what was spent locally while
+// Primary was down and Primary's state has aged (or Redis restarted empty).
+// In the other direction, when Primary drops, Secondary already holds what
+// this replica spent from the shared budget. A request refused by Primary
+// spends nothing locally; one Primary allowed and Secondary refused has
+// spent a token in Redis (conservative: Redis does not refund).
 type Fallback struct {
 	Primary, Secondary Limiter
 	OnFallback         func(error)
@@ -60,6 +72,17 @@ func (f *Fallback) Allow(ctx context.Context, key string, perSecond int) (Result
 	if time.Now().UnixNano() >= f.downUntil.Load() {
 		res, err := f.Primary.Allow(ctx, key, perSecond)
 		if err == nil {
+			if !res.Allowed {
+				return res, nil
+			}
+			// An in-memory limiter does not fail; if one did, Redis decides alone.
+			if local, lerr := f.Secondary.Allow(ctx, key, perSecond); lerr == nil {
+				if !local.Allowed {
+					return local, nil // the budget spent here while Redis was away
+				}
+				res.Remaining = min(res.Remaining, local.Remaining)
+				res.ResetAfter = max(res.ResetAfter, local.ResetAfter)
+			}
 			return res, nil
 		}
 		cool := f.Cooldown
