@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
@@ -155,11 +156,21 @@ type timeoutTx struct {
 // passes the context InTx was called with (the usual case: no allocation),
 // otherwise fn's context under the unit's deadline.
 func (t *timeoutTx) in(ctx context.Context) (context.Context, context.CancelFunc) {
-	if ctx == t.outer {
-		return t.ctx, func() {}
+	if sameContext(ctx, t.outer) {
+		return t.ctx, noCancel
 	}
 	dl, _ := t.ctx.Deadline()
 	return context.WithDeadlineCause(ctx, dl, errTimedOut)
+}
+
+func noCancel() {}
+
+// sameContext is a == b without the panic == raises for two contexts of one
+// type that is not comparable (every standard context is a pointer or an
+// empty struct; a custom one need not be).
+func sameContext(a, b context.Context) bool {
+	ta := reflect.TypeOf(a)
+	return ta == reflect.TypeOf(b) && ta != nil && ta.Comparable() && a == b
 }
 
 func (t *timeoutTx) CreateAccount(ctx context.Context, id string, now time.Time) error {
