@@ -24,6 +24,10 @@ const (
 	CodeInvalidCredentials ErrorCode = 40101
 	// CodeExpiredCredentials (401): the token has expired or is not valid yet.
 	CodeExpiredCredentials ErrorCode = 40102
+	// CodeBadLeakSignature (401): a leak report's GitHub signature is
+	// missing, malformed, by an unknown key or does not verify (GitHub calls
+	// that route, not clients; listed so that every code has a name).
+	CodeBadLeakSignature ErrorCode = 40104
 
 	// CodePermissionDenied (403): the credential lacks the operation's
 	// permission.
@@ -50,6 +54,9 @@ const (
 	// CodeRouteNotFound (404): no such route; the base URL given to New
 	// should end in /v1.
 	CodeRouteNotFound ErrorCode = 40402
+	// CodeSecretScanningOff (404): the leak report route is not configured
+	// on this server.
+	CodeSecretScanningOff ErrorCode = 40403
 
 	// CodeMethodNotAllowed (405): the route exists but not with this method.
 	CodeMethodNotAllowed ErrorCode = 40500

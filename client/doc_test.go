@@ -38,6 +38,7 @@ func TestReexportsMatchTheSpec(t *testing.T) {
 		client.CodeInternal: oapi.CodeInternal, client.CodeIdempotencyConflict: oapi.CodeIdempotencyConflict,
 		client.CodeIdempotencyKeyReused: oapi.CodeIdempotencyKeyReused,
 		client.CodeStoreUnavailable:     oapi.CodeStoreUnavailable,
+		client.CodeBadLeakSignature:     oapi.CodeBadLeakSignature, client.CodeSecretScanningOff: oapi.CodeSecretScanningOff,
 	}
 	for mine, gen := range codes {
 		if mine != gen || !mine.Valid() {

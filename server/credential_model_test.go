@@ -44,7 +44,13 @@ package server_test
 //     caller acts on the key's account in its mode; every other token gets
 //     NOT_FOUND, byte for byte alike (another account's key cannot be told
 //     from no key); and verify changes no key and records no event (rules 5
-//     and 8 hold across it).
+//     and 8 hold across it);
+// 10. a leak report (GitHub's, signed) labels each token true_positive
+//     exactly when the store still knows it by its hash, deletes a custom
+//     key whose current secret leaked and ends a leaked replaced secret's
+//     grace, one event each (actor platform/secret-scanning) and nothing
+//     else; the leaked secrets are refused from the next step on
+//     (credential_model_leaks_test.go).
 
 import (
 	"bytes"
@@ -76,6 +82,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/secretscan"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -135,6 +142,8 @@ func TestCredentialSafetyModel(t *testing.T) {
 func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 	csmRapidDefaults(t, map[string]int{"rapid.checks": checks, "rapid.steps": steps})
 	maxSteps := 2 * csmFlagInt(t, "rapid.steps")
+	leakSigner, ghKeys := testenv.NewLeakSigner(t, "gh-csm")
+	cfg.SecretScanning = ghKeys
 	env := testenv.New(t, cfg)
 	csmCheckCatalog(t, env)
 	stats := map[string]int{}
@@ -149,6 +158,7 @@ func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 			rt.Fatalf("AUDIT CHAIN broken before the run started: %v", err)
 		}
 		m := csmNewModel(t, env, view, runs, maxSteps, stats)
+		m.leakSigner = leakSigner
 		rt.Repeat(map[string]func(*rapid.T){
 			// create three times as often as the rest: the lifecycle needs custom keys.
 			"create":     m.create,
@@ -163,6 +173,7 @@ func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 			"delete":     m.delete,
 			"audit":      m.listAudit,
 			"verify":     m.verify,
+			"leak":       m.leak,
 			"":           m.check,
 		})
 	})
@@ -404,6 +415,7 @@ type csmModel struct {
 	log            map[string][]csmEvent // per csmPair: the events the model expects, oldest first
 	checked        map[string]int        // per csmPair: how many of them the store was seen to hold
 	needles        []csmNeedle           // what no read or lifecycle answer may contain
+	leakSigner     secretscan.Signer     // GitHub, for leak reports
 }
 
 // csmEvent is an audit event the model expects.

@@ -135,7 +135,7 @@ func (s *Server) renderError(err error, c echo.Context) {
 	for k, v := range ae.Headers {
 		h.Set(k, v)
 	}
-	if ae.Status == http.StatusUnauthorized {
+	if ae.Status == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "" { // the leak report names its own scheme
 		h.Set("WWW-Authenticate", `Bearer realm="hsrcpay"`)
 	}
 	body := errorEnvelope{Message: ae.Message, Error: errorBody{Code: ae.Code, Message: ae.Message, Details: details}}

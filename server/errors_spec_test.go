@@ -31,8 +31,9 @@ import (
 // past authentication, budgets and permission is checked at run time (see
 // Options.ResponseValidation); the rejections before them are this
 // renderer's alone, so this test is what keeps them to the spec. Every
-// operation must declare the statuses any request can meet (400, 401, 403,
-// 429, 500), so the check covers each operation's rejections.
+// operation must declare the statuses any request can meet (400, 401, 429,
+// 500, and 403 under the bearer stack), so the check covers each
+// operation's rejections.
 func TestErrorEnvelopesMatchSpec(t *testing.T) {
 	spec, err := LoadSpec()
 	if err != nil {
@@ -51,7 +52,13 @@ func TestErrorEnvelopesMatchSpec(t *testing.T) {
 	for path, item := range spec.Doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			ops++
-			for _, status := range []int{400, 401, 403, 429, 500} {
+			// 403 comes from the bearer stack's permission check; the leak
+			// report's signature stack has none (stacks.go).
+			need := []int{400, 401, 429, 500}
+			if spec.Authentication[op.OperationID] == AuthBearer {
+				need = append(need, 403)
+			}
+			for _, status := range need {
 				if op.Responses.Status(status) == nil {
 					t.Errorf("%s does not declare %d, which any request can meet", op.OperationID, status)
 				}

@@ -21,6 +21,8 @@ type handlers struct {
 	// spendKey spends the budgets of a key that verify found working, as
 	// the rate-limit middleware spends a caller's (Server.spendVerified).
 	spendKey func(ctx context.Context, requestID string, mode apikey.Mode, k *apikey.Key) (wait time.Duration, limited bool)
+	// leaked counts and logs what a leak report did (Server.recordLeaks).
+	leaked func(requestID string, vs []apikeys.LeakVerdict)
 }
 
 var _ api.StrictServerInterface = (*handlers)(nil)

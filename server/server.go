@@ -4,14 +4,18 @@
 // A request to /v1 passes, in order: Cache-Control: no-store → request id →
 // access log → recover → body limit → route lookup in the spec → response
 // validation of every response (buffers; only when every response is
-// checked) → authentication (a client address over its failed-authentication
-// budget is refused before the credential lookup; a failure spends that
-// budget; API keys are looked up through the credential cache, credcache.go)
-// → rate limit (the credential's budget, and its account's for API keys) →
-// the operation's declared permission → response validation of a sample
-// (production: see Options.ResponseValidation) → request validation → the
+// checked) → the middleware stack of the operation's authentication as the
+// spec declares it (stacks.go). The bearer stack: authentication (a client
+// address over its failed-authentication budget is refused before the
+// credential lookup; a failure spends that budget; API keys are looked up
+// through the credential cache, credcache.go) → rate limit (the credential's
+// budget, and its account's for API keys) → the operation's declared
+// permission → response validation of a sample (production: see
+// Options.ResponseValidation) → request validation → idempotency → the
 // generated strict handler → handlers.go. The budgets come before the
-// permission check so that a refused request (403) spends them too.
+// permission check so that a refused request (403) spends them too. The leak
+// report's stack: GitHub's signature → its address's budget → response
+// validation of a sample → request validation.
 //
 // Metrics are not served here: MetricsHandler is for a listener of its own
 // (HSRCPAY_METRICS_ADDR), out of the API's reach.
@@ -35,6 +39,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/redact"
+	"github.com/hsrcpay/apikeys/internal/secretscan"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
 
@@ -97,6 +102,13 @@ type Options struct {
 	// one is answered 409 (40904, replayable false) instead of replayed; New
 	// logs it. Every replica sharing a store needs the same key.
 	IdempotencyKey []byte
+	// SecretScanning holds GitHub's public keys for the leak report
+	// (POST /v1/secret-scanning/github); nil turns the feature off (404,
+	// 40403). Run its refresh with SecretScanning.Run.
+	SecretScanning *secretscan.Keys
+	// SecretScanningLimit is leak reports per second per client address
+	// (burst: the same). Default 10.
+	SecretScanningLimit int
 }
 
 // Server is the HTTP service.
@@ -130,6 +142,15 @@ type Server struct {
 	// against the spec (bound once: a request pays an atomic add).
 	responsesValid, responsesInvalid prometheus.Counter
 	requestMetrics                   *requestMetrics
+
+	// leakKeys verify leak reports (nil: off); leakLimit budgets them per address.
+	leakKeys  *secretscan.Keys
+	leakLimit int
+	// sample checks a share of the responses (nil: none, or every response
+	// is checked before the stacks); the stacks place it (stacks.go).
+	sample echo.MiddlewareFunc
+	// stacks are the middleware stacks, composed once (stacks.go).
+	stacks map[Authentication]echo.HandlerFunc
 }
 
 // New builds the server from the embedded spec.
@@ -176,6 +197,9 @@ func New(o Options) (*Server, error) {
 	// Every write's outcome feeds readiness (readiness.go).
 	writes := &writeWatch{}
 	o.Store = writes.wrap(o.Store)
+	if o.SecretScanningLimit <= 0 {
+		o.SecretScanningLimit = 10
+	}
 	idem, err := newIdempotency(o.IdempotencyKey, o.Store, o.Now, o.Logger)
 	if err != nil {
 		return nil, err
@@ -211,6 +235,9 @@ func New(o Options) (*Server, error) {
 		responsesValid:   o.Metrics.ResponsesValidated.WithLabelValues("valid"),
 		responsesInvalid: o.Metrics.ResponsesValidated.WithLabelValues("invalid"),
 		requestMetrics:   &requestMetrics{m: o.Metrics},
+
+		leakKeys:  o.SecretScanning,
+		leakLimit: o.SecretScanningLimit,
 	}
 
 	e := echo.New()
@@ -234,13 +261,14 @@ func New(o Options) (*Server, error) {
 	if every {
 		mws = append(mws, s.validateResponse)
 	}
-	mws = append(mws, s.authenticate, s.rateLimit, s.authorize)
 	if o.ResponseValidation > 0 && !every {
-		mws = append(mws, s.sampleResponses(o.ResponseValidation))
+		s.sample = s.sampleResponses(o.ResponseValidation)
 	}
-	mws = append(mws, s.validateRequest, s.idempotent)
+	// Then the stack of the operation's authentication, as the spec declares it (stacks.go).
+	s.stacks = s.buildStacks()
+	mws = append(mws, s.selectStack)
 	g := e.Group(BasePath, mws...)
-	api.RegisterHandlers(g, api.NewStrictHandler(&handlers{svc: svc, spendKey: s.spendVerified}, nil))
+	api.RegisterHandlers(g, api.NewStrictHandler(&handlers{svc: svc, spendKey: s.spendVerified, leaked: s.recordLeaks}, nil))
 	s.echo = e
 	return s, nil
 }

@@ -21,6 +21,9 @@ type Spec struct {
 	Router      routers.Router
 	Catalog     perm.Catalog
 	Permissions map[string]string // operationId → required permission
+	// Authentication is how each operation's caller proves itself, from its
+	// security requirement; it picks the operation's middleware stack.
+	Authentication map[string]Authentication // operationId → scheme
 
 	routes *routeTable // Echo's matched route → the operation, without Router
 }
@@ -59,5 +62,9 @@ func LoadSpec() (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Spec{Doc: doc, Router: router, Catalog: catalog, Permissions: perms, routes: newRouteTable(doc, router)}, nil
+	authn, err := OperationAuthentication(doc)
+	if err != nil {
+		return nil, err
+	}
+	return &Spec{Doc: doc, Router: router, Catalog: catalog, Permissions: perms, Authentication: authn, routes: newRouteTable(doc, router)}, nil
 }

@@ -246,6 +246,7 @@ func (e CreatedByKind) Valid() bool {
 const (
 	CodeAccountForbidden        ErrorCode = 40301
 	CodeAccountNotFound         ErrorCode = 40401
+	CodeBadLeakSignature        ErrorCode = 40104
 	CodeBodyTooLarge            ErrorCode = 41300
 	CodeDuplicateName           ErrorCode = 40900
 	CodeExpiredCredentials      ErrorCode = 40102
@@ -273,6 +274,7 @@ const (
 	CodeRateLimited             ErrorCode = 42900
 	CodeReplacedSecret          ErrorCode = 40304
 	CodeRouteNotFound           ErrorCode = 40402
+	CodeSecretScanningOff       ErrorCode = 40403
 	CodeStoreUnavailable        ErrorCode = 50300
 	CodeTooManyAuthFailures     ErrorCode = 42901
 	CodeUnknownPermission       ErrorCode = 42200
@@ -286,6 +288,8 @@ func (e ErrorCode) Valid() bool {
 	case CodeAccountForbidden:
 		return true
 	case CodeAccountNotFound:
+		return true
+	case CodeBadLeakSignature:
 		return true
 	case CodeBodyTooLarge:
 		return true
@@ -341,6 +345,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case CodeRouteNotFound:
 		return true
+	case CodeSecretScanningOff:
+		return true
 	case CodeStoreUnavailable:
 		return true
 	case CodeTooManyAuthFailures:
@@ -389,6 +395,24 @@ func (e FieldErrorLocation) Valid() bool {
 	case Path:
 		return true
 	case Query:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LeakVerdictLabel.
+const (
+	LeakFalsePositive LeakVerdictLabel = "false_positive"
+	LeakTruePositive  LeakVerdictLabel = "true_positive"
+)
+
+// Valid indicates whether the value is a known member of the LeakVerdictLabel enum.
+func (e LeakVerdictLabel) Valid() bool {
+	switch e {
+	case LeakFalsePositive:
+		return true
+	case LeakTruePositive:
 		return true
 	default:
 		return false
@@ -756,7 +780,7 @@ type AuditEvent struct {
 	// Actor Who created the key, and in which request.
 	Actor CreatedBy `json:"actor"`
 
-	// Changes The fields that changed, each with its new value (`name`, `metadata`, `status`, `expires_at`, `permissions`, `type`, `managed`, `deleted`, `key_hint`, `previous_key_expires_at`). Never a secret or a hash.
+	// Changes The fields that changed, each with its new value (`name`, `metadata`, `status`, `expires_at`, `permissions`, `type`, `managed`, `deleted`, `key_hint`, `previous_key_expires_at`); a change made by a leak report adds `reason: leaked`, `leak_scanner`, `leak_source` and `leak_url`. Never a secret or a hash.
 	Changes map[string]interface{} `json:"changes"`
 
 	// ClientIP Address of the client that made the change; empty outside a request.
@@ -846,7 +870,7 @@ type CreateAPIKeyRequest struct {
 
 // CreatedBy Who created the key, and in which request.
 type CreatedBy struct {
-	// ID The key id or JWT subject; `bootstrap` for platform-provisioned keys.
+	// ID The key id or JWT subject; for `platform`, what the service did on its own (`bootstrap` for provisioned keys and their rotation, `secret-scanning` for a leak report's changes).
 	ID string `json:"id"`
 
 	// Kind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
@@ -912,6 +936,42 @@ type FieldErrorLocation string
 //
 // Example: sk_live_…Wx9Q
 type KeyHint = string
+
+// LeakReport GitHub's report of tokens found in public places.
+type LeakReport = []LeakedToken
+
+// LeakVerdict Whether a reported token is (or was) an HSRCPAY secret.
+type LeakVerdict struct {
+	// Label `true_positive`: the token is or was an HSRCPAY secret (now dead); `false_positive`: never one this server knows.
+	Label LeakVerdictLabel `json:"label"`
+
+	// TokenHash Hex SHA-256 of the token reported.
+	TokenHash string `json:"token_hash"`
+
+	// TokenType The report's `type`, as sent.
+	TokenType string `json:"token_type"`
+}
+
+// LeakVerdictLabel `true_positive`: the token is or was an HSRCPAY secret (now dead); `false_positive`: never one this server knows.
+type LeakVerdictLabel string
+
+// LeakVerdicts One verdict per token reported, in the order reported.
+type LeakVerdicts = []LeakVerdict
+
+// LeakedToken One token found, where, and the type GitHub matched it as.
+type LeakedToken struct {
+	// Source What GitHub scanned (`content`, `commit`, `pull_request_description`, …); recorded as `leak_source`.
+	Source *string `json:"source,omitempty"`
+
+	// Token The string found.
+	Token string `json:"token"`
+
+	// Type The token type registered with GitHub (e.g. `hsrcpay_secret_key`), echoed back.
+	Type string `json:"type"`
+
+	// URL Where it was found; recorded in the audit event (`leak_url`).
+	URL *string `json:"url,omitempty"`
+}
 
 // Metadata Free-form string pairs for your own use; at most 20 keys of up to 40 characters, values up to 500.
 //
@@ -1134,6 +1194,12 @@ type ListAuditEventsParams struct {
 	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 }
 
+// ReportLeakedKeysParams defines parameters for ReportLeakedKeys.
+type ReportLeakedKeysParams struct {
+	// GithubPublicKeyIdentifier Hex identifier of the GitHub public key that signed the body.
+	GithubPublicKeyIdentifier string `json:"Github-Public-Key-Identifier"`
+}
+
 // CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
 type CreateAPIKeyJSONRequestBody = CreateAPIKeyRequest
 
@@ -1145,6 +1211,9 @@ type UpdateAPIKeyJSONRequestBody = UpdateAPIKeyRequest
 
 // RegenerateAPIKeyJSONRequestBody defines body for RegenerateAPIKey for application/json ContentType.
 type RegenerateAPIKeyJSONRequestBody = RegenerateAPIKeyRequest
+
+// ReportLeakedKeysJSONRequestBody defines body for ReportLeakedKeys for application/json ContentType.
+type ReportLeakedKeysJSONRequestBody = LeakReport
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1418,6 +1487,122 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /audit-events (the `ListAuditEvents` operationId).
 	ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReportLeakedKeysWithBody Report leaked keys (GitHub secret scanning)
+	//
+	// GitHub's [secret scanning partner program](https://docs.github.com/en/code-security/secret-scanning/secret-scanning-partnership-program/secret-scanning-partner-program)
+	// calls this when it finds strings shaped like HSRCPAY keys in public code (the patterns
+	// are in "Leaked keys" above). It is not for HSRCPAY clients: no bearer token, the body is
+	// GitHub's report and the request is authenticated by GitHub's signature
+	// (`security: githubSignature`).
+	//
+	// **Path.** Under `/v1` like every operation, so it shares the API's host, TLS, request ids,
+	// `no-store`, body limit and logs; named after the scanner (`/secret-scanning/github`) so
+	// that another scanner with another signature scheme gets a path of its own beside it, and
+	// apart from `/api-keys/` because its caller is a scanner, not a key holder.
+	//
+	// **Authentication.** `Github-Public-Key-Identifier` names one of GitHub's published
+	// public keys (ECDSA P-256) and `Github-Public-Key-Signature` is the base64 ASN.1 ECDSA
+	// signature with SHA-256 over the exact body bytes. The server reads GitHub's public keys
+	// from a file or a URL (`HSRCPAY_SECRET_SCANNING_KEYS_FILE` / `_URL`; the URL is re-read
+	// periodically and, at most once a minute, when a report names a key id it does not know).
+	// A missing or malformed header, an unknown key id or a signature that does not verify is
+	// `401` (40104) and nothing is read or written; each spends the client address's
+	// failed-authentication budget (`429`, 42901, as bearer failures do). Each client address
+	// has its own budget of reports (`429`, 42900). A server with no keys configured answers
+	// `404` (40403): the feature is off.
+	//
+	// **What happens to each token.** Its checksum is checked first (a string that is no
+	// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
+	// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
+	//
+	// - the current secret of a **custom key**: the key is deleted at once, as `DELETE
+	//   /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
+	//   change is enforced");
+	// - the current secret of a **managed key**: the key is rotated **without grace**, as
+	//   regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+	//   the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
+	//   from a credential holding every permission of the key, e.g. a person's JWT, or ask the
+	//   platform operator (`hsrcpay-server rotate-managed`);
+	// - a **replaced secret still in its grace period**: the grace ends now (the key's
+	//   current secret is not the one that leaked and keeps working);
+	// - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
+	//   away by a leak report): nothing changes.
+	//
+	// Each change writes one audit event in the same transaction: action `delete`,
+	// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
+	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
+	// `leak_url` (the report's `source` and `url`).
+	//
+	// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
+	// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
+	// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
+	// secret replaced by a rotation until the key is rotated again), `false_positive`
+	// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
+	// tokens again changes nothing and records nothing: the answer is the same.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /secret-scanning/github (the `ReportLeakedKeys` operationId).
+	ReportLeakedKeysWithBody(ctx context.Context, params *ReportLeakedKeysParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReportLeakedKeys Report leaked keys (GitHub secret scanning)
+	//
+	// GitHub's [secret scanning partner program](https://docs.github.com/en/code-security/secret-scanning/secret-scanning-partnership-program/secret-scanning-partner-program)
+	// calls this when it finds strings shaped like HSRCPAY keys in public code (the patterns
+	// are in "Leaked keys" above). It is not for HSRCPAY clients: no bearer token, the body is
+	// GitHub's report and the request is authenticated by GitHub's signature
+	// (`security: githubSignature`).
+	//
+	// **Path.** Under `/v1` like every operation, so it shares the API's host, TLS, request ids,
+	// `no-store`, body limit and logs; named after the scanner (`/secret-scanning/github`) so
+	// that another scanner with another signature scheme gets a path of its own beside it, and
+	// apart from `/api-keys/` because its caller is a scanner, not a key holder.
+	//
+	// **Authentication.** `Github-Public-Key-Identifier` names one of GitHub's published
+	// public keys (ECDSA P-256) and `Github-Public-Key-Signature` is the base64 ASN.1 ECDSA
+	// signature with SHA-256 over the exact body bytes. The server reads GitHub's public keys
+	// from a file or a URL (`HSRCPAY_SECRET_SCANNING_KEYS_FILE` / `_URL`; the URL is re-read
+	// periodically and, at most once a minute, when a report names a key id it does not know).
+	// A missing or malformed header, an unknown key id or a signature that does not verify is
+	// `401` (40104) and nothing is read or written; each spends the client address's
+	// failed-authentication budget (`429`, 42901, as bearer failures do). Each client address
+	// has its own budget of reports (`429`, 42900). A server with no keys configured answers
+	// `404` (40403): the feature is off.
+	//
+	// **What happens to each token.** Its checksum is checked first (a string that is no
+	// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
+	// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
+	//
+	// - the current secret of a **custom key**: the key is deleted at once, as `DELETE
+	//   /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
+	//   change is enforced");
+	// - the current secret of a **managed key**: the key is rotated **without grace**, as
+	//   regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+	//   the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
+	//   from a credential holding every permission of the key, e.g. a person's JWT, or ask the
+	//   platform operator (`hsrcpay-server rotate-managed`);
+	// - a **replaced secret still in its grace period**: the grace ends now (the key's
+	//   current secret is not the one that leaked and keeps working);
+	// - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
+	//   away by a leak report): nothing changes.
+	//
+	// Each change writes one audit event in the same transaction: action `delete`,
+	// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
+	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
+	// `leak_url` (the report's `source` and `url`).
+	//
+	// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
+	// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
+	// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
+	// secret replaced by a rotation until the key is rotated again), `false_positive`
+	// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
+	// tokens again changes nothing and records nothing: the answer is the same.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /secret-scanning/github (the `ReportLeakedKeys` operationId).
+	ReportLeakedKeys(ctx context.Context, params *ReportLeakedKeysParams, body ReportLeakedKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListAPIKeys List API keys
@@ -1729,6 +1914,142 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id APIKeyID, params *Rege
 // Corresponds with GET /audit-events (the `ListAuditEvents` operationId).
 func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListAuditEventsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReportLeakedKeysWithBody Report leaked keys (GitHub secret scanning)
+//
+// GitHub's [secret scanning partner program](https://docs.github.com/en/code-security/secret-scanning/secret-scanning-partnership-program/secret-scanning-partner-program)
+// calls this when it finds strings shaped like HSRCPAY keys in public code (the patterns
+// are in "Leaked keys" above). It is not for HSRCPAY clients: no bearer token, the body is
+// GitHub's report and the request is authenticated by GitHub's signature
+// (`security: githubSignature`).
+//
+// **Path.** Under `/v1` like every operation, so it shares the API's host, TLS, request ids,
+// `no-store`, body limit and logs; named after the scanner (`/secret-scanning/github`) so
+// that another scanner with another signature scheme gets a path of its own beside it, and
+// apart from `/api-keys/` because its caller is a scanner, not a key holder.
+//
+// **Authentication.** `Github-Public-Key-Identifier` names one of GitHub's published
+// public keys (ECDSA P-256) and `Github-Public-Key-Signature` is the base64 ASN.1 ECDSA
+// signature with SHA-256 over the exact body bytes. The server reads GitHub's public keys
+// from a file or a URL (`HSRCPAY_SECRET_SCANNING_KEYS_FILE` / `_URL`; the URL is re-read
+// periodically and, at most once a minute, when a report names a key id it does not know).
+// A missing or malformed header, an unknown key id or a signature that does not verify is
+// `401` (40104) and nothing is read or written; each spends the client address's
+// failed-authentication budget (`429`, 42901, as bearer failures do). Each client address
+// has its own budget of reports (`429`, 42900). A server with no keys configured answers
+// `404` (40403): the feature is off.
+//
+// **What happens to each token.** Its checksum is checked first (a string that is no
+// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
+// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
+//
+//   - the current secret of a **custom key**: the key is deleted at once, as `DELETE
+//     /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
+//     change is enforced");
+//   - the current secret of a **managed key**: the key is rotated **without grace**, as
+//     regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+//     the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
+//     from a credential holding every permission of the key, e.g. a person's JWT, or ask the
+//     platform operator (`hsrcpay-server rotate-managed`);
+//   - a **replaced secret still in its grace period**: the grace ends now (the key's
+//     current secret is not the one that leaked and keeps working);
+//   - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
+//     away by a leak report): nothing changes.
+//
+// Each change writes one audit event in the same transaction: action `delete`,
+// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
+// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
+// `leak_url` (the report's `source` and `url`).
+//
+// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
+// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
+// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
+// secret replaced by a rotation until the key is rotated again), `false_positive`
+// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
+// tokens again changes nothing and records nothing: the answer is the same.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /secret-scanning/github (the `ReportLeakedKeys` operationId).
+func (c *Client) ReportLeakedKeysWithBody(ctx context.Context, params *ReportLeakedKeysParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportLeakedKeysRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReportLeakedKeys Report leaked keys (GitHub secret scanning)
+//
+// GitHub's [secret scanning partner program](https://docs.github.com/en/code-security/secret-scanning/secret-scanning-partnership-program/secret-scanning-partner-program)
+// calls this when it finds strings shaped like HSRCPAY keys in public code (the patterns
+// are in "Leaked keys" above). It is not for HSRCPAY clients: no bearer token, the body is
+// GitHub's report and the request is authenticated by GitHub's signature
+// (`security: githubSignature`).
+//
+// **Path.** Under `/v1` like every operation, so it shares the API's host, TLS, request ids,
+// `no-store`, body limit and logs; named after the scanner (`/secret-scanning/github`) so
+// that another scanner with another signature scheme gets a path of its own beside it, and
+// apart from `/api-keys/` because its caller is a scanner, not a key holder.
+//
+// **Authentication.** `Github-Public-Key-Identifier` names one of GitHub's published
+// public keys (ECDSA P-256) and `Github-Public-Key-Signature` is the base64 ASN.1 ECDSA
+// signature with SHA-256 over the exact body bytes. The server reads GitHub's public keys
+// from a file or a URL (`HSRCPAY_SECRET_SCANNING_KEYS_FILE` / `_URL`; the URL is re-read
+// periodically and, at most once a minute, when a report names a key id it does not know).
+// A missing or malformed header, an unknown key id or a signature that does not verify is
+// `401` (40104) and nothing is read or written; each spends the client address's
+// failed-authentication budget (`429`, 42901, as bearer failures do). Each client address
+// has its own budget of reports (`429`, 42900). A server with no keys configured answers
+// `404` (40403): the feature is off.
+//
+// **What happens to each token.** Its checksum is checked first (a string that is no
+// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
+// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
+//
+//   - the current secret of a **custom key**: the key is deleted at once, as `DELETE
+//     /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
+//     change is enforced");
+//   - the current secret of a **managed key**: the key is rotated **without grace**, as
+//     regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+//     the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
+//     from a credential holding every permission of the key, e.g. a person's JWT, or ask the
+//     platform operator (`hsrcpay-server rotate-managed`);
+//   - a **replaced secret still in its grace period**: the grace ends now (the key's
+//     current secret is not the one that leaked and keeps working);
+//   - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
+//     away by a leak report): nothing changes.
+//
+// Each change writes one audit event in the same transaction: action `delete`,
+// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
+// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
+// `leak_url` (the report's `source` and `url`).
+//
+// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
+// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
+// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
+// secret replaced by a rotation until the key is rotated again), `false_positive`
+// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
+// tokens again changes nothing and records nothing: the answer is the same.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /secret-scanning/github (the `ReportLeakedKeys` operationId).
+func (c *Client) ReportLeakedKeys(ctx context.Context, params *ReportLeakedKeysParams, body ReportLeakedKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReportLeakedKeysRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2266,6 +2587,59 @@ func NewListAuditEventsRequest(server string, params *ListAuditEventsParams) (*h
 	return req, nil
 }
 
+// NewReportLeakedKeysRequest calls the generic ReportLeakedKeys builder with application/json body
+func NewReportLeakedKeysRequest(server string, params *ReportLeakedKeysParams, body ReportLeakedKeysJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReportLeakedKeysRequestWithBody(server, params, "application/json", bodyReader)
+}
+
+// NewReportLeakedKeysRequestWithBody constructs an http.Request for the ReportLeakedKeys method, with any body, and a specified content type
+func NewReportLeakedKeysRequestWithBody(server string, params *ReportLeakedKeysParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/secret-scanning/github")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Github-Public-Key-Identifier", params.GithubPublicKeyIdentifier, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Github-Public-Key-Identifier", headerParam0)
+
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -2516,6 +2890,122 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /audit-events (the `ListAuditEvents` operationId).
 	ListAuditEventsWithResponse(ctx context.Context, params *ListAuditEventsParams, reqEditors ...RequestEditorFn) (*ListAuditEventsResponse, error)
+
+	// ReportLeakedKeysWithBodyWithResponse Report leaked keys (GitHub secret scanning)
+	//
+	// GitHub's [secret scanning partner program](https://docs.github.com/en/code-security/secret-scanning/secret-scanning-partnership-program/secret-scanning-partner-program)
+	// calls this when it finds strings shaped like HSRCPAY keys in public code (the patterns
+	// are in "Leaked keys" above). It is not for HSRCPAY clients: no bearer token, the body is
+	// GitHub's report and the request is authenticated by GitHub's signature
+	// (`security: githubSignature`).
+	//
+	// **Path.** Under `/v1` like every operation, so it shares the API's host, TLS, request ids,
+	// `no-store`, body limit and logs; named after the scanner (`/secret-scanning/github`) so
+	// that another scanner with another signature scheme gets a path of its own beside it, and
+	// apart from `/api-keys/` because its caller is a scanner, not a key holder.
+	//
+	// **Authentication.** `Github-Public-Key-Identifier` names one of GitHub's published
+	// public keys (ECDSA P-256) and `Github-Public-Key-Signature` is the base64 ASN.1 ECDSA
+	// signature with SHA-256 over the exact body bytes. The server reads GitHub's public keys
+	// from a file or a URL (`HSRCPAY_SECRET_SCANNING_KEYS_FILE` / `_URL`; the URL is re-read
+	// periodically and, at most once a minute, when a report names a key id it does not know).
+	// A missing or malformed header, an unknown key id or a signature that does not verify is
+	// `401` (40104) and nothing is read or written; each spends the client address's
+	// failed-authentication budget (`429`, 42901, as bearer failures do). Each client address
+	// has its own budget of reports (`429`, 42900). A server with no keys configured answers
+	// `404` (40403): the feature is off.
+	//
+	// **What happens to each token.** Its checksum is checked first (a string that is no
+	// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
+	// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
+	//
+	// - the current secret of a **custom key**: the key is deleted at once, as `DELETE
+	//   /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
+	//   change is enforced");
+	// - the current secret of a **managed key**: the key is rotated **without grace**, as
+	//   regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+	//   the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
+	//   from a credential holding every permission of the key, e.g. a person's JWT, or ask the
+	//   platform operator (`hsrcpay-server rotate-managed`);
+	// - a **replaced secret still in its grace period**: the grace ends now (the key's
+	//   current secret is not the one that leaked and keeps working);
+	// - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
+	//   away by a leak report): nothing changes.
+	//
+	// Each change writes one audit event in the same transaction: action `delete`,
+	// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
+	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
+	// `leak_url` (the report's `source` and `url`).
+	//
+	// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
+	// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
+	// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
+	// secret replaced by a rotation until the key is rotated again), `false_positive`
+	// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
+	// tokens again changes nothing and records nothing: the answer is the same.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /secret-scanning/github (the `ReportLeakedKeys` operationId).
+	ReportLeakedKeysWithBodyWithResponse(ctx context.Context, params *ReportLeakedKeysParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportLeakedKeysResponse, error)
+
+	// ReportLeakedKeysWithResponse Report leaked keys (GitHub secret scanning)
+	//
+	// GitHub's [secret scanning partner program](https://docs.github.com/en/code-security/secret-scanning/secret-scanning-partnership-program/secret-scanning-partner-program)
+	// calls this when it finds strings shaped like HSRCPAY keys in public code (the patterns
+	// are in "Leaked keys" above). It is not for HSRCPAY clients: no bearer token, the body is
+	// GitHub's report and the request is authenticated by GitHub's signature
+	// (`security: githubSignature`).
+	//
+	// **Path.** Under `/v1` like every operation, so it shares the API's host, TLS, request ids,
+	// `no-store`, body limit and logs; named after the scanner (`/secret-scanning/github`) so
+	// that another scanner with another signature scheme gets a path of its own beside it, and
+	// apart from `/api-keys/` because its caller is a scanner, not a key holder.
+	//
+	// **Authentication.** `Github-Public-Key-Identifier` names one of GitHub's published
+	// public keys (ECDSA P-256) and `Github-Public-Key-Signature` is the base64 ASN.1 ECDSA
+	// signature with SHA-256 over the exact body bytes. The server reads GitHub's public keys
+	// from a file or a URL (`HSRCPAY_SECRET_SCANNING_KEYS_FILE` / `_URL`; the URL is re-read
+	// periodically and, at most once a minute, when a report names a key id it does not know).
+	// A missing or malformed header, an unknown key id or a signature that does not verify is
+	// `401` (40104) and nothing is read or written; each spends the client address's
+	// failed-authentication budget (`429`, 42901, as bearer failures do). Each client address
+	// has its own budget of reports (`429`, 42900). A server with no keys configured answers
+	// `404` (40403): the feature is off.
+	//
+	// **What happens to each token.** Its checksum is checked first (a string that is no
+	// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
+	// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
+	//
+	// - the current secret of a **custom key**: the key is deleted at once, as `DELETE
+	//   /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
+	//   change is enforced");
+	// - the current secret of a **managed key**: the key is rotated **without grace**, as
+	//   regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+	//   the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
+	//   from a credential holding every permission of the key, e.g. a person's JWT, or ask the
+	//   platform operator (`hsrcpay-server rotate-managed`);
+	// - a **replaced secret still in its grace period**: the grace ends now (the key's
+	//   current secret is not the one that leaked and keeps working);
+	// - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
+	//   away by a leak report): nothing changes.
+	//
+	// Each change writes one audit event in the same transaction: action `delete`,
+	// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
+	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
+	// `leak_url` (the report's `source` and `url`).
+	//
+	// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
+	// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
+	// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
+	// secret replaced by a rotation until the key is rotated again), `false_positive`
+	// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
+	// tokens again changes nothing and records nothing: the answer is the same.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /secret-scanning/github (the `ReportLeakedKeys` operationId).
+	ReportLeakedKeysWithResponse(ctx context.Context, params *ReportLeakedKeysParams, body ReportLeakedKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportLeakedKeysResponse, error)
 }
 
 // ListAPIKeysResponse200Headers the declared response headers of an HTTP 200 response for ListAPIKeys
@@ -3998,6 +4488,169 @@ func (r ListAuditEventsResponse) ContentType() string {
 	return ""
 }
 
+// ReportLeakedKeysResponse200Headers the declared response headers of an HTTP 200 response for ReportLeakedKeys
+type ReportLeakedKeysResponse200Headers struct {
+	CacheControl *string
+	XRequestID   *string
+}
+
+// ReportLeakedKeysResponse400Headers the declared response headers of an HTTP 400 response for ReportLeakedKeys
+type ReportLeakedKeysResponse400Headers struct {
+	XRequestID *string
+}
+
+// ReportLeakedKeysResponse401Headers the declared response headers of an HTTP 401 response for ReportLeakedKeys
+type ReportLeakedKeysResponse401Headers struct {
+	XRequestID *string
+}
+
+// ReportLeakedKeysResponse404Headers the declared response headers of an HTTP 404 response for ReportLeakedKeys
+type ReportLeakedKeysResponse404Headers struct {
+	XRequestID *string
+}
+
+// ReportLeakedKeysResponse413Headers the declared response headers of an HTTP 413 response for ReportLeakedKeys
+type ReportLeakedKeysResponse413Headers struct {
+	XRequestID *string
+}
+
+// ReportLeakedKeysResponse415Headers the declared response headers of an HTTP 415 response for ReportLeakedKeys
+type ReportLeakedKeysResponse415Headers struct {
+	XRequestID *string
+}
+
+// ReportLeakedKeysResponse429Headers the declared response headers of an HTTP 429 response for ReportLeakedKeys
+type ReportLeakedKeysResponse429Headers struct {
+	RetryAfter *int
+	XRequestID *string
+}
+
+// ReportLeakedKeysResponse500Headers the declared response headers of an HTTP 500 response for ReportLeakedKeys
+type ReportLeakedKeysResponse500Headers struct {
+	XRequestID *string
+}
+
+// ReportLeakedKeysResponse503Headers the declared response headers of an HTTP 503 response for ReportLeakedKeys
+type ReportLeakedKeysResponse503Headers struct {
+	RetryAfter *int
+	XRequestID *string
+}
+
+type ReportLeakedKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LeakVerdicts
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *ErrorEnvelope
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON415 the response for an HTTP 415 `application/json` response
+	JSON415 *UnsupportedMediaType
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ReportLeakedKeysResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ReportLeakedKeysResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ReportLeakedKeysResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ReportLeakedKeysResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ReportLeakedKeysResponse413Headers
+	// Headers415 the parsed response headers for an HTTP 415 response
+	Headers415 *ReportLeakedKeysResponse415Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReportLeakedKeysResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ReportLeakedKeysResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReportLeakedKeysResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReportLeakedKeysResponse) GetJSON200() *LeakVerdicts {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReportLeakedKeysResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReportLeakedKeysResponse) GetJSON401() *ErrorEnvelope {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ReportLeakedKeysResponse) GetJSON404() *ErrorEnvelope {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r ReportLeakedKeysResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON415 returns the response for an HTTP 415 `application/json` response
+func (r ReportLeakedKeysResponse) GetJSON415() *UnsupportedMediaType {
+	return r.JSON415
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReportLeakedKeysResponse) GetJSON429() *ErrorEnvelope {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReportLeakedKeysResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReportLeakedKeysResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReportLeakedKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReportLeakedKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReportLeakedKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReportLeakedKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListAPIKeysWithResponse List API keys
 //
 // Lists the account's keys in the credential's mode, oldest first, a page at a time. The order
@@ -4275,6 +4928,134 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 		return nil, err
 	}
 	return ParseListAuditEventsResponse(rsp)
+}
+
+// ReportLeakedKeysWithBodyWithResponse Report leaked keys (GitHub secret scanning)
+//
+// GitHub's [secret scanning partner program](https://docs.github.com/en/code-security/secret-scanning/secret-scanning-partnership-program/secret-scanning-partner-program)
+// calls this when it finds strings shaped like HSRCPAY keys in public code (the patterns
+// are in "Leaked keys" above). It is not for HSRCPAY clients: no bearer token, the body is
+// GitHub's report and the request is authenticated by GitHub's signature
+// (`security: githubSignature`).
+//
+// **Path.** Under `/v1` like every operation, so it shares the API's host, TLS, request ids,
+// `no-store`, body limit and logs; named after the scanner (`/secret-scanning/github`) so
+// that another scanner with another signature scheme gets a path of its own beside it, and
+// apart from `/api-keys/` because its caller is a scanner, not a key holder.
+//
+// **Authentication.** `Github-Public-Key-Identifier` names one of GitHub's published
+// public keys (ECDSA P-256) and `Github-Public-Key-Signature` is the base64 ASN.1 ECDSA
+// signature with SHA-256 over the exact body bytes. The server reads GitHub's public keys
+// from a file or a URL (`HSRCPAY_SECRET_SCANNING_KEYS_FILE` / `_URL`; the URL is re-read
+// periodically and, at most once a minute, when a report names a key id it does not know).
+// A missing or malformed header, an unknown key id or a signature that does not verify is
+// `401` (40104) and nothing is read or written; each spends the client address's
+// failed-authentication budget (`429`, 42901, as bearer failures do). Each client address
+// has its own budget of reports (`429`, 42900). A server with no keys configured answers
+// `404` (40403): the feature is off.
+//
+// **What happens to each token.** Its checksum is checked first (a string that is no
+// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
+// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
+//
+//   - the current secret of a **custom key**: the key is deleted at once, as `DELETE
+//     /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
+//     change is enforced");
+//   - the current secret of a **managed key**: the key is rotated **without grace**, as
+//     regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+//     the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
+//     from a credential holding every permission of the key, e.g. a person's JWT, or ask the
+//     platform operator (`hsrcpay-server rotate-managed`);
+//   - a **replaced secret still in its grace period**: the grace ends now (the key's
+//     current secret is not the one that leaked and keeps working);
+//   - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
+//     away by a leak report): nothing changes.
+//
+// Each change writes one audit event in the same transaction: action `delete`,
+// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
+// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
+// `leak_url` (the report's `source` and `url`).
+//
+// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
+// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
+// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
+// secret replaced by a rotation until the key is rotated again), `false_positive`
+// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
+// tokens again changes nothing and records nothing: the answer is the same.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /secret-scanning/github (the `ReportLeakedKeys` operationId).
+func (c *ClientWithResponses) ReportLeakedKeysWithBodyWithResponse(ctx context.Context, params *ReportLeakedKeysParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReportLeakedKeysResponse, error) {
+	rsp, err := c.ReportLeakedKeysWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportLeakedKeysResponse(rsp)
+}
+
+// ReportLeakedKeysWithResponse Report leaked keys (GitHub secret scanning)
+//
+// GitHub's [secret scanning partner program](https://docs.github.com/en/code-security/secret-scanning/secret-scanning-partnership-program/secret-scanning-partner-program)
+// calls this when it finds strings shaped like HSRCPAY keys in public code (the patterns
+// are in "Leaked keys" above). It is not for HSRCPAY clients: no bearer token, the body is
+// GitHub's report and the request is authenticated by GitHub's signature
+// (`security: githubSignature`).
+//
+// **Path.** Under `/v1` like every operation, so it shares the API's host, TLS, request ids,
+// `no-store`, body limit and logs; named after the scanner (`/secret-scanning/github`) so
+// that another scanner with another signature scheme gets a path of its own beside it, and
+// apart from `/api-keys/` because its caller is a scanner, not a key holder.
+//
+// **Authentication.** `Github-Public-Key-Identifier` names one of GitHub's published
+// public keys (ECDSA P-256) and `Github-Public-Key-Signature` is the base64 ASN.1 ECDSA
+// signature with SHA-256 over the exact body bytes. The server reads GitHub's public keys
+// from a file or a URL (`HSRCPAY_SECRET_SCANNING_KEYS_FILE` / `_URL`; the URL is re-read
+// periodically and, at most once a minute, when a report names a key id it does not know).
+// A missing or malformed header, an unknown key id or a signature that does not verify is
+// `401` (40104) and nothing is read or written; each spends the client address's
+// failed-authentication budget (`429`, 42901, as bearer failures do). Each client address
+// has its own budget of reports (`429`, 42900). A server with no keys configured answers
+// `404` (40403): the feature is off.
+//
+// **What happens to each token.** Its checksum is checked first (a string that is no
+// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
+// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
+//
+//   - the current secret of a **custom key**: the key is deleted at once, as `DELETE
+//     /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
+//     change is enforced");
+//   - the current secret of a **managed key**: the key is rotated **without grace**, as
+//     regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+//     the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
+//     from a credential holding every permission of the key, e.g. a person's JWT, or ask the
+//     platform operator (`hsrcpay-server rotate-managed`);
+//   - a **replaced secret still in its grace period**: the grace ends now (the key's
+//     current secret is not the one that leaked and keeps working);
+//   - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
+//     away by a leak report): nothing changes.
+//
+// Each change writes one audit event in the same transaction: action `delete`,
+// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
+// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
+// `leak_url` (the report's `source` and `url`).
+//
+// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
+// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
+// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
+// secret replaced by a rotation until the key is rotated again), `false_positive`
+// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
+// tokens again changes nothing and records nothing: the answer is the same.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /secret-scanning/github (the `ReportLeakedKeys` operationId).
+func (c *ClientWithResponses) ReportLeakedKeysWithResponse(ctx context.Context, params *ReportLeakedKeysParams, body ReportLeakedKeysJSONRequestBody, reqEditors ...RequestEditorFn) (*ReportLeakedKeysResponse, error) {
+	rsp, err := c.ReportLeakedKeys(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReportLeakedKeysResponse(rsp)
 }
 
 // ParseListAPIKeysResponse parses an HTTP response from a ListAPIKeysWithResponse call
@@ -6409,6 +7190,202 @@ func ParseListAuditEventsResponse(rsp *http.Response) (*ListAuditEventsResponse,
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListAuditEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReportLeakedKeysResponse parses an HTTP response from a ReportLeakedKeysWithResponse call
+func ParseReportLeakedKeysResponse(rsp *http.Response) (*ReportLeakedKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReportLeakedKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LeakVerdicts
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ReportLeakedKeysResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers ReportLeakedKeysResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ReportLeakedKeysResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers ReportLeakedKeysResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers ReportLeakedKeysResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 415:
+		var headers ReportLeakedKeysResponse415Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers415 = &headers
+	case rsp.StatusCode == 429:
+		var headers ReportLeakedKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ReportLeakedKeysResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers ReportLeakedKeysResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -56,7 +56,7 @@ var serveFlagHelp = []string{
 // TestHelp: help, --help and -h exit 0 and print, on stdout, the commands
 // and serve's flags with their types and defaults.
 func TestHelp(t *testing.T) {
-	commands := []string{"hsrcpay-server serve", "hsrcpay-server bootstrap", "hsrcpay-server audit",
+	commands := []string{"hsrcpay-server serve", "hsrcpay-server bootstrap", "hsrcpay-server rotate-managed", "hsrcpay-server audit",
 		"hsrcpay-server version", "hsrcpay-server completion", "hsrcpay-server help"}
 	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "serve"}, {"serve", "--help"}, {"serve", "-h"}} {
 		code, out, errOut := runCLI(args...)
@@ -176,7 +176,8 @@ func TestServeFlags(t *testing.T) {
 		"HSRCPAY_AUTH_FAILURE_LIMIT": "int", "HSRCPAY_VALIDATE_RESPONSES": "string", "HSRCPAY_USAGE_FLUSH_INTERVAL": "duration",
 		"HSRCPAY_TRUST_PROXY": "bool", "HSRCPAY_LOG_LEVEL": "string", "HSRCPAY_SHUTDOWN_TIMEOUT": "duration",
 		"HSRCPAY_DEMO_ACCOUNT": "string", "HSRCPAY_CREDENTIAL_CACHE_TTL": "duration", "HSRCPAY_STORE_TIMEOUT": "duration",
-		"HSRCPAY_IDEMPOTENCY_KEY_FILE": "string",
+		"HSRCPAY_IDEMPOTENCY_KEY_FILE":      "string",
+		"HSRCPAY_SECRET_SCANNING_KEYS_FILE": "string", "HSRCPAY_SECRET_SCANNING_KEYS_URL": "string", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT": "int",
 	}
 	for _, c := range []*cobra.Command{newRootCmd(nil, nil), mustFind(t, "serve")} {
 		if len(config.Variables) != len(kinds) {

@@ -27,6 +27,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/logwriter"
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
+	"github.com/hsrcpay/apikeys/internal/secretscan"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/postgres"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -148,6 +149,28 @@ writing nothing. Settings (HSRCPAY_DATABASE_URL, ...) come from the environment.
 	bootstrap.Flags().StringVar(&mode, "mode", "both", "modes to create it in: live, test or both")
 	_ = bootstrap.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"live", "test", "both"}, cobra.ShellCompDirectiveNoFileComp))
 
+	var rotAccount, rotMode string
+	rotate := &cobra.Command{
+		Use:   "rotate-managed --account ID --mode live|test",
+		Short: "Give an account's managed keys new secrets and print them once, as JSON",
+		Long: `Rotates an account's managed keys in one mode (its secret and publishable key),
+without grace: the old secrets stop working, and the new ones are printed once,
+as JSON. For an owner who lost the managed secret, or whose managed key a leak
+report rotated (its new secret is shown to nobody). Each rotation is recorded
+(actor platform). Running servers refuse the old secrets within their
+credential cache's lifetime (HSRCPAY_CREDENTIAL_CACHE_TTL). Settings
+(HSRCPAY_DATABASE_URL, ...) come from the environment.`,
+		Example: "  hsrcpay-server rotate-managed --account acct_123 --mode live",
+		Args:    cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return exit(rotateManagedRun(rotAccount, rotMode, stdout, stderr))
+		},
+	}
+	rotate.DisableFlagsInUseLine = true // its Use spells them out
+	rotate.Flags().StringVar(&rotAccount, "account", "", "account id (required)")
+	rotate.Flags().StringVar(&rotMode, "mode", "", "mode whose managed keys to rotate: live or test (required)")
+	_ = rotate.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"live", "test"}, cobra.ShellCompDirectiveNoFileComp))
+
 	audit := &cobra.Command{
 		Use:         "audit",
 		Short:       "Audit-trail commands",
@@ -164,7 +187,7 @@ writing nothing. Settings (HSRCPAY_DATABASE_URL, ...) come from the environment.
 		},
 	}
 	// Groups join the root first, so that the help's padding counts full paths.
-	root.AddCommand(serve, bootstrap, audit, version)
+	root.AddCommand(serve, bootstrap, rotate, audit, version)
 	audit.AddCommand(&cobra.Command{
 		Use:   "verify",
 		Short: "Check every account's audit chain in both modes; exit 1 naming the first broken link",
@@ -425,6 +448,19 @@ func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	// GitHub's secret scanning keys first, before binding or opening
+	// anything: a server that would refuse every leak report should not
+	// start. A URL is re-read while serving (leakKeys.Run below).
+	var leakKeys *secretscan.Keys
+	if cfg.SecretScanningKeysFile != "" || cfg.SecretScanningKeysURL != "" {
+		lctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		var err error
+		leakKeys, err = secretscan.Load(lctx, secretscan.Config{File: cfg.SecretScanningKeysFile, URL: cfg.SecretScanningKeysURL, Logger: log})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("HSRCPAY_SECRET_SCANNING_KEYS_*: %w", err)
+		}
+	}
 	// Bind both listeners before anything else happens: a port in use is an
 	// error at start, naming its variable, before the store is opened or the
 	// demo account's keys are rotated (a second `make run` must not take the
@@ -494,6 +530,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		AuthFailureLimit:   cfg.AuthFailureLimit,
 		CredentialCacheTTL: cfg.CredentialCacheTTL,
 		StoreTimeout:       cfg.StoreTimeout,
+
+		SecretScanning:      leakKeys,
+		SecretScanningLimit: cfg.SecretScanningLimit,
 	}
 	if rdb != nil {
 		// The same client as the limiter's: its short timeouts suit a
@@ -547,6 +586,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	// The credential cache's subscription lives as long (requests still
 	// draining keep using the cache); stopped, the cache is bypassed.
 	go srv.RunCredentialCache(usageCtx)
+	if leakKeys != nil {
+		go leakKeys.Run(usageCtx)
+	}
 
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
@@ -642,6 +684,45 @@ func bootstrapRun(account, mode string, stdout, stderr io.Writer) int {
 	}
 	if err := printKeys(stdout, issued); err != nil {
 		eprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// rotateManagedRun runs "rotate-managed": new secrets for an existing
+// account's managed keys in one mode, printed once.
+func rotateManagedRun(account, mode string, stdout, stderr io.Writer) int {
+	if !config.ValidAccountID(account) {
+		eprintf(stderr, "hsrcpay-server rotate-managed: --account must be 1-64 letters, digits, _ or - (starting with a letter or digit)\n")
+		return 2
+	}
+	m := map[string]apikey.Mode{"live": apikey.Live, "test": apikey.Sandbox}[mode]
+	if m == "" {
+		eprintf(stderr, "hsrcpay-server rotate-managed: --mode must be live or test\n")
+		return 2
+	}
+	cfg, code := loadConfig(os.LookupEnv, stderr)
+	if code != 0 {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	svc, closeFn, err := offlineService(ctx, cfg)
+	if err != nil {
+		eprintf(stderr, "hsrcpay-server rotate-managed: %v\n", err)
+		return 1
+	}
+	defer closeFn()
+	issued, err := svc.RotateManaged(ctx, account, m)
+	if err == nil && len(issued) == 0 {
+		err = fmt.Errorf("account %s has no managed keys in mode %s", account, mode)
+	}
+	if err != nil {
+		eprintf(stderr, "hsrcpay-server rotate-managed: %v\n", err)
+		return 1
+	}
+	if err := printKeys(stdout, issued); err != nil {
+		eprintf(stderr, "hsrcpay-server rotate-managed: %v\n", err)
 		return 1
 	}
 	return 0

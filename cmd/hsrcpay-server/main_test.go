@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +27,7 @@ import (
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/secretscan"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
 )
@@ -62,6 +67,54 @@ func TestBootstrapPrintsManagedKeysOnce(t *testing.T) {
 // The demo account (make run) exists in the sandbox only: bootstrapping it in
 // both modes must refuse before writing anything, naming the mode, and leave
 // the live mode to a bootstrap of its own (all or nothing across modes).
+// TestRotateManaged: the operator's way to new managed secrets (after a
+// leak report rotated one, whose new secret nobody saw): both managed keys of
+// the mode get new secrets, printed once; the old ones and the other mode's
+// are as before; an unknown account or a bad mode is refused.
+func TestRotateManaged(t *testing.T) {
+	t.Setenv("HSRCPAY_DATABASE_URL", "sqlite:"+t.TempDir())
+	keysOf := func(args ...string) []managedKey {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+		}
+		var res struct {
+			Keys []managedKey `json:"keys"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("%v: output is not JSON: %v", args, err)
+		}
+		return res.Keys
+	}
+	first := keysOf("bootstrap", "--account", "acct_rot")
+	rotated := keysOf("rotate-managed", "--account", "acct_rot", "--mode", "live")
+	if len(rotated) != 2 {
+		t.Fatalf("rotated %+v", rotated)
+	}
+	for _, r := range rotated {
+		for _, f := range first {
+			if f.ID == r.ID && (f.Secret == r.Secret || r.Mode != "live") {
+				t.Fatalf("%s: not given a new live secret: %+v", r.ID, r)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"rotate-managed", "--account", "acct_nobody", "--mode", "live"}, 1, "no such account"},
+		{[]string{"rotate-managed", "--account", "acct_rot", "--mode", "both"}, 2, "--mode must be live or test"},
+		{[]string{"rotate-managed", "--mode", "live"}, 2, "--account"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(tc.args, &out, &errb); code != tc.code || !strings.Contains(errb.String(), tc.want) || out.Len() != 0 {
+			t.Errorf("%v: exit %d, stderr %q, stdout %q", tc.args, code, errb.String(), out.String())
+		}
+	}
+}
+
 func TestBootstrapHalfMadeAccountWritesNothing(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("HSRCPAY_DATABASE_URL", "sqlite:"+dir)
@@ -139,6 +192,9 @@ func TestBadConfigurationExitsNonZero(t *testing.T) {
 		{nil, []string{"serve", "--rate-limit-account-live", "0"}, "HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE"},
 		{map[string]string{"HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": "lots"}, []string{"serve"}, "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST"},
 		{nil, []string{"serve", "--auth-failure-limit", "0"}, "HSRCPAY_AUTH_FAILURE_LIMIT"},
+		{map[string]string{"HSRCPAY_SECRET_SCANNING_KEYS_FILE": "/nonexistent/github-keys.json"}, []string{"serve"}, "HSRCPAY_SECRET_SCANNING_KEYS_"},
+		{map[string]string{"HSRCPAY_SECRET_SCANNING_KEYS_FILE": "/k", "HSRCPAY_SECRET_SCANNING_KEYS_URL": "https://x/k"}, []string{"serve"}, "HSRCPAY_SECRET_SCANNING_KEYS_FILE"},
+		{map[string]string{"HSRCPAY_SECRET_SCANNING_KEYS_URL": "ftp://x/k"}, []string{"serve"}, "HSRCPAY_SECRET_SCANNING_KEYS_URL"},
 		{nil, []string{"bootstrap", "--account", "bad id"}, "--account"},
 		{nil, []string{"frobnicate"}, "unknown command"},
 	} {
@@ -302,7 +358,7 @@ func TestLogLinesSurviveSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() }) // fails only if it has exited already
-	const n = 1200 // ~200 KiB of log lines
+	const n = 1200                               // ~200 KiB of log lines
 	hc := &http.Client{Timeout: 5 * time.Second}
 	get := func() error {
 		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+addr+"/healthz", nil)
@@ -576,4 +632,61 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(binDir) // a temp dir: best effort
 	}
 	os.Exit(code)
+}
+
+// TestLeakReportFromKeysURL runs the real binary with GitHub's keys at a URL:
+// a signed report of the demo account's publishable key rotates it (its old
+// secret is refused), an unsigned one is 401.
+func TestLeakReportFromKeysURL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gh := secretscan.Signer{ID: "gh-1", Key: priv}
+	doc, err := secretscan.DocumentOf(gh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(doc) }))
+	defer keysSrv.Close()
+	_, base, vars := startServer(t, "HSRCPAY_DATABASE_URL=sqlite:"+t.TempDir(), "HSRCPAY_DEMO_ACCOUNT=acct_leak_demo",
+		"HSRCPAY_SECRET_SCANNING_KEYS_URL="+keysSrv.URL)
+	pk := vars["HSRCPAY_PUBLISHABLE_KEY"]
+	body := []byte(`[{"token":"` + pk + `","type":"hsrcpay_publishable_key","url":"https://github.com/o/r/blob/x/a.js","source":"content"}]`)
+	post := func(sig string) (int, string) {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/secret-scanning/github", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if sig != "" {
+			req.Header.Set("Github-Public-Key-Identifier", gh.ID)
+			req.Header.Set("Github-Public-Key-Signature", sig)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = res.Body.Close() }()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if status, b := post(""); status != http.StatusUnauthorized || !strings.Contains(b, "40104") {
+		t.Fatalf("unsigned: %d %s", status, b)
+	}
+	sig, err := gh.Sign(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, b := post(sig); status != http.StatusOK || !strings.Contains(b, `"label":"true_positive"`) {
+		t.Fatalf("signed: %d %s", status, b)
+	}
+	c, err := client.New(base, pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ce *client.Error
+	if _, err := c.GetAPIKey(context.Background(), vars["HSRCPAY_KEY_ID"]); !errors.As(err, &ce) || ce.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the leaked publishable key after the report: %v", err)
+	}
 }

@@ -252,6 +252,7 @@ func (e CreatedByKind) Valid() bool {
 const (
 	CodeAccountForbidden        ErrorCode = 40301
 	CodeAccountNotFound         ErrorCode = 40401
+	CodeBadLeakSignature        ErrorCode = 40104
 	CodeBodyTooLarge            ErrorCode = 41300
 	CodeDuplicateName           ErrorCode = 40900
 	CodeExpiredCredentials      ErrorCode = 40102
@@ -279,6 +280,7 @@ const (
 	CodeRateLimited             ErrorCode = 42900
 	CodeReplacedSecret          ErrorCode = 40304
 	CodeRouteNotFound           ErrorCode = 40402
+	CodeSecretScanningOff       ErrorCode = 40403
 	CodeStoreUnavailable        ErrorCode = 50300
 	CodeTooManyAuthFailures     ErrorCode = 42901
 	CodeUnknownPermission       ErrorCode = 42200
@@ -292,6 +294,8 @@ func (e ErrorCode) Valid() bool {
 	case CodeAccountForbidden:
 		return true
 	case CodeAccountNotFound:
+		return true
+	case CodeBadLeakSignature:
 		return true
 	case CodeBodyTooLarge:
 		return true
@@ -347,6 +351,8 @@ func (e ErrorCode) Valid() bool {
 		return true
 	case CodeRouteNotFound:
 		return true
+	case CodeSecretScanningOff:
+		return true
 	case CodeStoreUnavailable:
 		return true
 	case CodeTooManyAuthFailures:
@@ -395,6 +401,24 @@ func (e FieldErrorLocation) Valid() bool {
 	case Path:
 		return true
 	case Query:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for LeakVerdictLabel.
+const (
+	LeakFalsePositive LeakVerdictLabel = "false_positive"
+	LeakTruePositive  LeakVerdictLabel = "true_positive"
+)
+
+// Valid indicates whether the value is a known member of the LeakVerdictLabel enum.
+func (e LeakVerdictLabel) Valid() bool {
+	switch e {
+	case LeakFalsePositive:
+		return true
+	case LeakTruePositive:
 		return true
 	default:
 		return false
@@ -762,7 +786,7 @@ type AuditEvent struct {
 	// Actor Who created the key, and in which request.
 	Actor CreatedBy `json:"actor"`
 
-	// Changes The fields that changed, each with its new value (`name`, `metadata`, `status`, `expires_at`, `permissions`, `type`, `managed`, `deleted`, `key_hint`, `previous_key_expires_at`). Never a secret or a hash.
+	// Changes The fields that changed, each with its new value (`name`, `metadata`, `status`, `expires_at`, `permissions`, `type`, `managed`, `deleted`, `key_hint`, `previous_key_expires_at`); a change made by a leak report adds `reason: leaked`, `leak_scanner`, `leak_source` and `leak_url`. Never a secret or a hash.
 	Changes map[string]interface{} `json:"changes"`
 
 	// ClientIp Address of the client that made the change; empty outside a request.
@@ -852,7 +876,7 @@ type CreateApiKeyRequest struct {
 
 // CreatedBy Who created the key, and in which request.
 type CreatedBy struct {
-	// Id The key id or JWT subject; `bootstrap` for platform-provisioned keys.
+	// Id The key id or JWT subject; for `platform`, what the service did on its own (`bootstrap` for provisioned keys and their rotation, `secret-scanning` for a leak report's changes).
 	Id string `json:"id"`
 
 	// Kind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
@@ -918,6 +942,42 @@ type FieldErrorLocation string
 //
 // Example: sk_live_…Wx9Q
 type KeyHint = string
+
+// LeakReport GitHub's report of tokens found in public places.
+type LeakReport = []LeakedToken
+
+// LeakVerdict Whether a reported token is (or was) an HSRCPAY secret.
+type LeakVerdict struct {
+	// Label `true_positive`: the token is or was an HSRCPAY secret (now dead); `false_positive`: never one this server knows.
+	Label LeakVerdictLabel `json:"label"`
+
+	// TokenHash Hex SHA-256 of the token reported.
+	TokenHash string `json:"token_hash"`
+
+	// TokenType The report's `type`, as sent.
+	TokenType string `json:"token_type"`
+}
+
+// LeakVerdictLabel `true_positive`: the token is or was an HSRCPAY secret (now dead); `false_positive`: never one this server knows.
+type LeakVerdictLabel string
+
+// LeakVerdicts One verdict per token reported, in the order reported.
+type LeakVerdicts = []LeakVerdict
+
+// LeakedToken One token found, where, and the type GitHub matched it as.
+type LeakedToken struct {
+	// Source What GitHub scanned (`content`, `commit`, `pull_request_description`, …); recorded as `leak_source`.
+	Source *string `json:"source,omitempty"`
+
+	// Token The string found.
+	Token string `json:"token"`
+
+	// Type The token type registered with GitHub (e.g. `hsrcpay_secret_key`), echoed back.
+	Type string `json:"type"`
+
+	// Url Where it was found; recorded in the audit event (`leak_url`).
+	Url *string `json:"url,omitempty"`
+}
 
 // Metadata Free-form string pairs for your own use; at most 20 keys of up to 40 characters, values up to 500.
 //
@@ -1140,6 +1200,12 @@ type ListAuditEventsParams struct {
 	Action *AuditAction `form:"action,omitempty" json:"action,omitempty"`
 }
 
+// ReportLeakedKeysParams defines parameters for ReportLeakedKeys.
+type ReportLeakedKeysParams struct {
+	// GithubPublicKeyIdentifier Hex identifier of the GitHub public key that signed the body.
+	GithubPublicKeyIdentifier string `json:"Github-Public-Key-Identifier"`
+}
+
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateApiKeyRequest
 
@@ -1151,6 +1217,9 @@ type UpdateApiKeyJSONRequestBody = UpdateApiKeyRequest
 
 // RegenerateApiKeyJSONRequestBody defines body for RegenerateApiKey for application/json ContentType.
 type RegenerateApiKeyJSONRequestBody = RegenerateApiKeyRequest
+
+// ReportLeakedKeysJSONRequestBody defines body for ReportLeakedKeys for application/json ContentType.
+type ReportLeakedKeysJSONRequestBody = LeakReport
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
@@ -1178,6 +1247,9 @@ type ServerInterface interface {
 	// ListAuditEvents List audit events
 	// (GET /audit-events)
 	ListAuditEvents(ctx echo.Context, params ListAuditEventsParams) error
+	// ReportLeakedKeys Report leaked keys (GitHub secret scanning)
+	// (POST /secret-scanning/github)
+	ReportLeakedKeys(ctx echo.Context, params ReportLeakedKeysParams) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -1426,6 +1498,37 @@ func (w *ServerInterfaceWrapper) ListAuditEvents(ctx echo.Context) error {
 	return err
 }
 
+// ReportLeakedKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) ReportLeakedKeys(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReportLeakedKeysParams
+
+	headers := ctx.Request().Header
+	// ------------- Required header parameter "Github-Public-Key-Identifier" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Github-Public-Key-Identifier")]; found {
+		var GithubPublicKeyIdentifier string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Github-Public-Key-Identifier, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Github-Public-Key-Identifier", valueList[0], &GithubPublicKeyIdentifier, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Github-Public-Key-Identifier: %s", err))
+		}
+
+		params.GithubPublicKeyIdentifier = GithubPublicKeyIdentifier
+	} else {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Header parameter Github-Public-Key-Identifier is required, but not found"))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReportLeakedKeys(ctx, params)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -1481,6 +1584,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api-keys/:id", wrapper.GetApiKey, options.OperationMiddlewares["getApiKey"]...)
 	router.PATCH(options.BaseURL+"/api-keys/:id", wrapper.UpdateApiKey, options.OperationMiddlewares["updateApiKey"]...)
 	router.GET(options.BaseURL+"/audit-events", wrapper.ListAuditEvents, options.OperationMiddlewares["listAuditEvents"]...)
+	router.POST(options.BaseURL+"/secret-scanning/github", wrapper.ReportLeakedKeys, options.OperationMiddlewares["reportLeakedKeys"]...)
 
 }
 
@@ -3492,6 +3596,209 @@ func (response ListAuditEvents503JSONResponse) VisitListAuditEventsResponse(w ht
 	return err
 }
 
+type ReportLeakedKeysRequestObject struct {
+	Params ReportLeakedKeysParams
+	Body   *ReportLeakedKeysJSONRequestBody
+}
+
+type ReportLeakedKeysResponseObject interface {
+	VisitReportLeakedKeysResponse(w http.ResponseWriter) error
+}
+
+type ReportLeakedKeys200ResponseHeaders struct {
+	CacheControl *string
+	XRequestId   *string
+}
+
+type ReportLeakedKeys200JSONResponse struct {
+	Body    LeakVerdicts
+	Headers ReportLeakedKeys200ResponseHeaders
+}
+
+func (response ReportLeakedKeys200JSONResponse) VisitReportLeakedKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportLeakedKeys400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReportLeakedKeys400JSONResponse) VisitReportLeakedKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportLeakedKeys401ResponseHeaders struct {
+	XRequestId *string
+}
+
+type ReportLeakedKeys401JSONResponse struct {
+	Body    ErrorEnvelope
+	Headers ReportLeakedKeys401ResponseHeaders
+}
+
+func (response ReportLeakedKeys401JSONResponse) VisitReportLeakedKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportLeakedKeys404ResponseHeaders struct {
+	XRequestId *string
+}
+
+type ReportLeakedKeys404JSONResponse struct {
+	Body    ErrorEnvelope
+	Headers ReportLeakedKeys404ResponseHeaders
+}
+
+func (response ReportLeakedKeys404JSONResponse) VisitReportLeakedKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportLeakedKeys413JSONResponse struct{ PayloadTooLargeJSONResponse }
+
+func (response ReportLeakedKeys413JSONResponse) VisitReportLeakedKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportLeakedKeys415JSONResponse struct {
+	UnsupportedMediaTypeJSONResponse
+}
+
+func (response ReportLeakedKeys415JSONResponse) VisitReportLeakedKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportLeakedKeys429ResponseHeaders struct {
+	RetryAfter *int
+	XRequestId *string
+}
+
+type ReportLeakedKeys429JSONResponse struct {
+	Body    ErrorEnvelope
+	Headers ReportLeakedKeys429ResponseHeaders
+}
+
+func (response ReportLeakedKeys429JSONResponse) VisitReportLeakedKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportLeakedKeys500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ReportLeakedKeys500JSONResponse) VisitReportLeakedKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReportLeakedKeys503JSONResponse struct{ UnavailableJSONResponse }
+
+func (response ReportLeakedKeys503JSONResponse) VisitReportLeakedKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestId != nil {
+		w.Header().Set("X-Request-Id", fmt.Sprint(*response.Headers.XRequestId))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// ListApiKeys List API keys
@@ -3518,6 +3825,9 @@ type StrictServerInterface interface {
 	// ListAuditEvents List audit events
 	// (GET /audit-events)
 	ListAuditEvents(ctx context.Context, request ListAuditEventsRequestObject) (ListAuditEventsResponseObject, error)
+	// ReportLeakedKeys Report leaked keys (GitHub secret scanning)
+	// (POST /secret-scanning/github)
+	ReportLeakedKeys(ctx context.Context, request ReportLeakedKeysRequestObject) (ReportLeakedKeysResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -3826,270 +4136,371 @@ func (sh *strictHandler) ListAuditEvents(ctx echo.Context, params ListAuditEvent
 	return nil
 }
 
+// ReportLeakedKeys operation middleware
+func (sh *strictHandler) ReportLeakedKeys(ctx echo.Context, params ReportLeakedKeysParams) error {
+	var request ReportLeakedKeysRequestObject
+
+	request.Params = params
+
+	var body ReportLeakedKeysJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReportLeakedKeys(ctx.Request().Context(), request.(ReportLeakedKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReportLeakedKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReportLeakedKeysResponseObject); ok {
+		return validResponse.VisitReportLeakedKeysResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H17c9s4lu9XQXG3KlKWUiT5kViuW3Xdjnvb3XmN43RmupU1IRKyMKYANUFa1nTn1v51P8D9EPvB5pPc",
-	"wjkACFKULb/6NamacUcSAeJxcHCev/NzEMvZXAomchUMfw7YFZ3NUwb/PigSnr+j50x/UMVsRrNlMAwO",
-	"yJyeMyInhOoHCLuExmFwSdMCnk1oTsv//vhzQONYFiI/40kw1B/ys4TNZBAGNM65FMEwSLii45ThVzLT",
-	"rfFhIf63GVM3lrMgDC640D/8fZEHYZCxnwqmTMcZ++msF/eTAduabNOd8W78PHnB9iY92h8Hn8MgnlJx",
-	"jlNTOc0LFQyD4zcHh6fH3x/B7ylnepDzYBgMelvdXrff3+o+D8IgzhjNWXJGc/hpsNvp9zuDrdPe3rDX",
-	"G/Z6PwRhMKVqGgyDvckL9jzZjXfG23Rrb/Ci/7y3O9lh28lWPBj3ae+m34MQJ84u87Pn3/w0eDV7szc/",
-	"2Vanu5cfX1z9rfePg/5YrwJb4qT1P7aTF+9++mGpHxkPZt/tXZ1sqTfPJ98EYTCTCQuGQc6UXi45/juL",
-	"9Rxg585g54IwmGfs8syMfzfujXtsMHme9Ol2vDXeYy8mO3SQ9OPeeI++mDxnu8lOvD3eooO9/ove88ku",
-	"20n0gwPa3+u90ONX7KdgOPj8CdbkbCYzFgzzrGBhINhVfhYXmdI7HIz/Ia9e//11zx9YylWu92LGlALK",
-	"C1QRx0xp+rL/gs4+fw6DQ9yW79iyTqGCLUhcqFzOiGJxxnJywZZNJLqWMpu3fHDa75Vbbp8ZLx296u3Y",
-	"U6eDy7/ujt9sz/7yYnHUz/62UxxvyXcl8eJgVoh3Z9KLX7AB3Rs/T7b78RbdZYPJXq+vFyRhKctZEgwn",
-	"NFUsDNjVnGdM2fFt9Tq9fqfXP+1549uEQPRQhoG6ONMkcvbi22Rw8eqnvR+uvt+evXk+P+mr093F37bG",
-	"hzuTb3rnB1sX7/Z++sHQ35SL3Gv7z//+H/1zEAYpVflZoczqiSJN/e/0+cLvZlTQc29OM5ZTuzE5o7Ng",
-	"GMRTFl/IAmhC0JkmiEPzFRnT+IKJpELXc36Giztn2YwrxaVQ3j4P6ZwPYco/mt0LPoXBnC5n+iSUX+rN",
-	"oUnw6TMeDi4Lpfs981cd5+A4ieEjYZAv53qY748OT45OgzAo5skNlLQpvX/Hli8tGVTpPWOX8oIlfx4q",
-	"R37xgES+KbXWV2HHvKZKv7X74Vck5N+CVv2L7ha0uio6nE4Z0QvpJIgLtryj5PAvxJ+/kO4DkW5FIjHz",
-	"rYgk+K67CSPfseX3nC3qnNlIIRdsGRK14Hk8ZQmRk8kXYeQLsd9I7E47eUxOfcLOmWDZGknaLJknRpMF",
-	"z6eEgoyN396fljWtvLiWlsdS5irP6Lwk3HlK84nMZnXqvYlCcZE3OiEV4fgvzxdHg+x0b/lhm7/tzw92",
-	"1cutyX++mH67c/Gq94+/DmZvtsff764lY/PjejLu7Q13Xgz7g83JGKUkj4pLon29sm+3kZM12QK1WkLT",
-	"YvJ6GTqsPWzXXxMGy/hkeT3VV85yvySDX1O2/l6Pk7PkWKhiMuExh8NbPQua+PMpzclCZheKjIucpDS+",
-	"UISSchkJVVoSn8jsdscCFfXjN+8/fP318eHx0ZvTs3dHJ6+P378/fvvmfdBEwucZjdnZnGVcJmdMJI3k",
-	"fQ275eLM76Jki3U2qWcmzs8qtPKjZXHDUpGqWhvWc0THCOv7eUlTbt972517I/OvZSFqutEbSVQRT2Hv",
-	"WjIjVMh8yjJiNuKJConMSD5lBL/XU3ii2k17Z7bozdvTs6/ffnjz8tZ7cp/ZndCcveIz3qj8zVMal2ed",
-	"C8JzRWAkBEcSEnnJMvj6gi2faNpNzm/LuHH6JwenR2evjl8fnx7dZgXWnfFN2PAKnRq+V2ODGxLf6nWc",
-	"sTxbntFJzrIzxWIpEhUM+w9Lnd9j22sZChUJmco0UWQBX1J1P2by/cGr4/oerRPPfjVecuddWrMbsNAb",
-	"bcbnMJgymrAM3nVI4ynrHEqRZzKFVWUqzvjcGKQP0gVdKhIJ2VG5zFgUEikIu2TZkkTPLvsRyZiaS6HY",
-	"PqHu32RGlySmWbYk1BzHrh5IPGUz2DImipmenu1Wc00zMZVnXJwHepjHCZvNZc5E3jnRh3uJh746wkjP",
-	"KiKLKRMkn3JVDoIrYGjwgoRQoRYsI7kkVBBGs5SzjBiBCWU5eJjOGInci+Nl5zu2jEgLOONci4f6bkt4",
-	"QoTMSVYIQs8pF+19QseKiRzZ54Ir1jxhPdjmyTrO1oG/qxM9wbEqQtNULliieRrBc0oKkTBk38jRygml",
-	"jKqcZFLOSMom+RC+jDOWMJFzmj5RRC4EMP/WRGbk4N0xWCPawCTd7VCdzIwLPtPz6bmJcJGzc5bVZnLC",
-	"ZpQLPcP1s9Gj0rwaxlVkmV7EBReJXNz5pYo1LN975GikEDlP/aXiikyKNMWNvN07NcPsHGiGuf59uSQL",
-	"ynMyZhOZMQJMlovzW73orx2zXJ3jhhNwDHs54UzZAwDP7pOfCpkzwnM9BlXM5zLLu+QgVVKvd8SyTGbd",
-	"hOWUp6pbqg5RbWj06hUT5/k0GPYHL1YpV0u0NKMzlhuO4h0eo0hVh/uaXjAFzCLPlkTRCUOiVCzTl/MF",
-	"Y3OF1OdOrD8tfQuQwTaZyiJTpDUvhRi4ODRjbcO/QB5Y6q7CUiSI0yJhSQhswIygevb1XaRbuy/Ma0PC",
-	"hcoZTYic6HOvqVovLVIN+aCY0QUzKhI5I3BLkRbrnndJf/CCjHmu2nBk9caKhCUlP+mS94yRkcfvCPJ9",
-	"Mw+rmI4Ce1D0MfVWtQu3G7gHg2GwM+nFz5Pn7AXtj7fjrT06SHZZb9Ifb8XbyQ7bhWsqGJpbIHC6Uo3r",
-	"raOCwc6OloWFowpNAHnOMt3nf/1IOv/n03/8e9BIKJY1o18Vd82XV2Op1wYOL53PUx7D8jz7u9KE83M5",
-	"xZ8DIN5SGt3ubff6Wt0CYtbfV1ThXv/bly/+tvvx+V8Gf936Yftg56vdw+cvXxztfV1VjMyQgLdPYFA3",
-	"/OxdrlYcKtfs3zM2CYbBvz0rfcvP8Ff17EiP/0hcslTOGS5O9ZScTpmj60QyBS9lV1zlpAWzbetN9y7y",
-	"Oo9oert5/FnlWXj5VzQxX91zH3q9XmUf4AEFRuwJZ2kC9kR9v4VBKrHfYBj8VLAMzW8U3hGIYjbWakih",
-	"NOckNCczqXLS7/XAfnmn3TUTJCAx4UU+oTxlyaaPPd5uHxDHQ60eNpbJstz5Gc1jw6WgT9KKLOfGFY5I",
-	"yvV1ymg8JbDS7bDSFceOYFbk2/dv32g66j00HR1KMUl5fF8q2qtR0d1Os7DijOXxeg00T6epFqeXeJ7U",
-	"HVs9IjUY5VyPQU5gCy0rADVJD4hxeMQY+IiQGUH9JiFTqrxRt2A1S2LQnXLlGsLPWw9LBF/LbMyThIl7",
-	"UsHWHakA+YNeC1QIfXPdEBSpyo6/RrtOxXj1YI0e94YoBXljgqvoKU+UP7wWLGg71LtPybwYp1xN6ThF",
-	"koBft9qaSugmphRssN0OQdfTnIXGudYNfWqFZ/pV2kPN3tN4UfKnacoyMwloNoCxLGSRJkQWecovQZSF",
-	"33Yell6PhZZeaHpUEuAdaXZn5f67E+eyAyLY/XW/PR59VV/UJW9kPtUUv6CKYAyZ1jtTphRxd5Es8ljO",
-	"WKRpLCrEhZALEZGWAvH2I6rojJin9EPmmVHQ3q+L41be54m+/qdUJA+66d+x5YOJng9xWZk7Z53oufLz",
-	"4228ZyuGkwvKayrFuTLWE3u8JdqJayYFElPh8QOQVnsPe2Df0WUqaXIq5SuaYXTF3fevX79mQD49Gy9z",
-	"rafs7uxs7d5T4AT5K5eSpDDaTZ553GvDCoTwLs2aqSC72+Q7/tWDbtOplK+pWFpTz/22abB3D2mgybBd",
-	"2YZTKcmMiqXlOjWhcPXnR9yg+rvA4gECnXfIZOZb6EgL1sfctLYDVFsILfKpboVrrcgkkzPTH4T6Epok",
-	"mWbj0EnfcWJYMBJ5Vq7I2BtVjUwabJfXUUr98fU2w816KZs0GwI37UU/vmrWu7a192iDne52x+WD0Dsl",
-	"M/4Pdt8rqf8Q1pBjgcqivXuAtC6Y2PCpR72g4BVOroRPmqHNaDqR2YwloZUsQqsWhS46VDq1CTrQ8owT",
-	"eBdTnrKK+JFRUaP2jx8/dg7KM8XWe02+YjRjWc2gumr6vzfZXFKeQt7A/WTXrcfksO9ZdsljRgpvuDc+",
-	"8LjXoCZX8A6hJOpeS1qFyBiNQTsKiUrlwt6SpaH6iTJtcz5jssiBlmSRj4ScEDWnMWs/gsw8EhWhuUtO",
-	"bmTVI1Fj1r8Ze5tnUu/lvSl1ezDobd+fv9nYoAu2VIRmjGQyp7lmAloFKc3uIRHssrS1PEwnj2lLnJVj",
-	"emKsQNY8tLTSOVKjvvIHvR10mHBjWfKGib9vt/dJVHrPI90HkSJdkpm8ZM6ZCs/uYl/WcGv8FZMiLzLz",
-	"tsHD6gIfhHFtseQ1Szg9BfZ6L4Vg5yEUukN8f0ePp7Rj10dyhya/jmqgaSSqvzt6wJ1zw/adQU3uzYNS",
-	"4eRJiKopVSRykR5R1f3lR4B4bqvd7eu8VgedH2jnH73O3qfyn2edTz/3wt2tzw3erDA4mPNG92ZpP+6S",
-	"6IItIwiEQOcsI/OUcpGzq9ya1uDgaQEkLzKhhRN9rMbLZgdgF7LU5JxlOWeqHvty/e6XK/y5Gn1an4C7",
-	"csAETpUZClhftHAF4TMJzVlH33xNS1ONW71uUCZ17atlJVi1PqLTrGBEipg1GLD3HasCDozcy9N4YM3M",
-	"CMdSpozCofNjga5dAJXLuYLAJC7O94ko0hT0MSENQ127LPpRvOowMGtlmTbYM6Ax3LKLJmI7bSCpLnmP",
-	"Mk1OhFzsV9i6msqFKCMdbvDt+yG81w/0O7b8Rj/2uR7YuzJgPmPWp5HSXAvY/mYlTuxumZhWuEe5sNJM",
-	"++7LXY0lrg/ssKoK33eINcZz4+BcfFgj7WuCs2HenXkmL7niUhiaD7XSonnieuGj+Qz4Yf/Xbe5r+5wL",
-	"q64P8iVX85QuQdTQmhf/qWCEzqQ4990BTxShcc4v4WCpOv31eg3LYiO11ylYJoAbbwATYmWDuj819FcL",
-	"tLtu1u+8R6+L2q4P7QPEFy0sD7HtLL9XOU9TG+gIUjv1NsomFfieFsN0oEe4HfxIKdMr9Hf3o2EjzFdi",
-	"6zDiPDLSrXcK9klkszIiIgVTZMEyVknt2SfR0V/fHZ8cvTRPaAKdU5VXZEl/51x8u5fwYbpo3M3ciHq1",
-	"QWNopB106ZUyAUaKJ3r47z589er4/TcHX71y89MToBMQWseZXCiWYTCqEZnxjDritaN2kZhej43D9aP0",
-	"r71zIDfQqoutCn3YCKb2prfxZ98Z+qM9UHD5hL70YI62aR+adKgKz/Q4RvUkOQKqcf/KNVvyuPKmrwgi",
-	"lQVaf+Aq4oV3Q5UrbuboZDQn8q7G6KEgTZh5gtBMFiIhtJThViSuTTimkQ194d7TOLzQ3NWTaEX7NRxP",
-	"H2AyZVkjS6/ttX136L0QRr9+qdbI39a2V5G/r4uEronkN6EzrJXSdypSuu7Gk9R/7oe7veuE81dcNd0d",
-	"Lu3WBruu3+RGm5GRDriCjkIi0wTiEnmmIMyZ52ymNiMRSJWE6//qGFv59yDNMgpUVKZrNooHcDXYjA6Y",
-	"3ESmqVyo5nu/kutZ7/AdVQq2Fx+IjPOBEd0KOjf3kWGqLo+5dp/v9AcbXDw33e8pV9UrAnJRP23M5Qyz",
-	"cutXnfz6c6Ap5w5s4xaUdTNtvKqn3f4xWIjN/l3LRMDcTpMQAtbAUm/E6NIuP8QMA7SdjovcXN9a1LHS",
-	"LkhCjUqy0aX3kUPpuyEiGYvlueCKKcLzL1p0qUUbn8i/khb9RaH9nSu0v6a2+i+gha6G83k66LXKpRQM",
-	"IpAfT7EMfTWy5WuPEP1XKpCtFcWxfWfNMQyuOrph55JmmgYgi9fcXAdgoAgcjsWxoLVvjtCd7OXirVVA",
-	"9Qx8NfP2WuN1Q31vQQfM53dlRCcM7k7q5q+gViL//f3rlteLOPdRKoG/yiKHCJ4yPfKugqJTIv4wgmKR",
-	"8PzAYB6ukiZEe87nTN8HkPzFrCZuD4+XFWulvgrqgkNRZML8wwExlAAamx02GOuhfR98OvFfCt98sG+G",
-	"Ty/d6+HjkfA/vbQDgU9flaOx63J0abyW1WV5K5j12ULuGvqXplRNIXDg/TcHncHOLua36xUDUMMnyqTz",
-	"Q0KIwqAC/evJ0cHL10dPlMGuVCzGPBej67ErGueEiVgmXJyjRzdy8IiRzax1tk37MjueahS4TcsjLTab",
-	"50v3FlCY2yFRshwxBLvNCNVzRR/Fg0jq1BHbtU08uvzsQXBuLHt70Jo0SbjuiKbvvAngNblqVTD7A9kd",
-	"hhOHmMoDBmHNJwRb2KTCSFOnvjstz9T/Rjap/+VdkiGJPGaqP2qSh6bIMPU/DcfU/3QaU4j73cAko3aX",
-	"vEH9wMoTkDOgt95jFOVp9/BEVxhNVTg14YiwCjNqA4thOfYJ0o4scsUTBkINCK0NsulaTeram9AcrljO",
-	"Zjy/laKGkKH1jr9hV+WpNPYiIPFNRswbBGdgDIQnm7S3uKibK0YISLAiyqT8kqEgo/WGmikGxCKAMNiM",
-	"l76WCXuFrfQ/T6HlJvJ1CdNalbE9+NZGObsEdL1xd+rczBJchVltsvQA+7piVZMKuEGNNT5RyOfwa66A",
-	"TYYYoNuHl9m88H5jXvh6EUyPoiaIwQ47VuhoxPI5/6DWZCfL1vwVNWS/9noHar3JAOsjJ9/GCGuuiqoZ",
-	"VrDFHcyw5ZX7xQz7ezLDVmjoPqbYzWhsMxr5w5lkUTpBPu/ldzcLJwaaZvW4adGjjCUM/eS9EKQ7Ocfe",
-	"bIwhSHxGNumSDxiuaoUciFNgeoR4yVY35K4mxeaAQz0QIcHqZQJ49/b29jr9QWerfzrYGu7sDXf2fuiS",
-	"tzOeVw2SoY3TNclNNOfi3E/AgCxKh1xkhg1AMcKE3Nhdg1HYDHZ4GhcTX9TeXND4DQI2wBwMY9bbdk3W",
-	"sYk6Ssibrw87Qk8n5Yol+3pFY0QXCglOk7T+wTLZWfAkn4ZkzBPeDsk845d67oWCYNWUC0YUm9OM5jLT",
-	"t2RG45xlhuD0njKqlRNIAcgoTyHMespzhsHXTYa99eF//zUaXfV6ndHoqj8Zja6eTxohLO5uuaudYWMT",
-	"8Xtbf3q1btFwFKT1KNgTgSvDhXGQePJx9YQ1yZY2Gp6DF+bbj6dEFTCMfRI5jTm62WxbgQnZbRJMuWjC",
-	"cII4yVZpIQlJxBPQMw1WG+FJOyTR3xe5fk5zICVF+ZRLAtFKqCrGEZoP7Vgj0vJHO166eBAes5AASIsX",
-	"NK0qtkWMhMBCCw5rczOB120gwqm4j99+PPU/vnO9fq5mGjZtU+QH0kZOdbIcyoH/lOLrpjvWCO9TJVzY",
-	"PiNiegNtJN41ks2BIHJONb+BGxplgBC9giYGlgsSeQJC1CTTbBDKe9ZZc4pdnneD5WkB+FOZ1HdKFMsE",
-	"8zJUjqkgkbl94UtYWybn8IMJF48M+gIDpseuGs5fbDStG0O1D/WDnyuR6De2eWmerQopNd2nmFHRyRhN",
-	"INmFXc1TKiDIex+B20DcB7sMwo5IYZaie6MhOEYloxRS7OCbSKSc5apcl+PY9BNEd7pfamEkn2aMkYSf",
-	"QwZkhnaCb05P3xE0giCeEvAE6OUa0CQ84whbA3Ao4XavD//um38PQgSiACgD+IvfbMHfbfi7E2IWOMIQ",
-	"6b/6mR34Zs/87cPfAfzdgr/bIeYeY8LB9mBg/vbh7wD+boWY7AJpGvB3F/4+DzEhFjI2Q4QdgASuTyuK",
-	"YjNnkgn73gHcfG3xbfTXr20O3VcyWdrvEO3i0Ik/yvxgsv9WfzBuktUfynvxJRPcvdWY60roEPN0xi95",
-	"ys7ZkYppSo3qCr+U7o7v2LLe7sS4vJyT5BBsDxOmZauVvnwsgMpwat+eyCJnte9es3wqkzcyP0BYPvP1",
-	"ywJTJ9gbvOvL1zgXk/kKsk9PGI2nrrFX4cIscwnN5RB28Be9SS4PHr9qzIixP4EoXu5BZWSvnRPF21rY",
-	"yGV9Ba9ixhJ1CKgdjm6gNXYFwzd27+qPX/Mr9wrs++gKAdFW5wpaS6HcTz76K35jUswPinyqibjIWEmZ",
-	"CF9hPoJ06qdKfrIM6GXJXutAdfGUC1ZySsPS9wlFtU2z+sgDzkMJLLKATPp+qIFI6fF1yVuL7qNIwuZM",
-	"K1DGBimThhwPC6H182Ymja+1mnVkgUPqNgyTR9jkYCCU7PR6WnDa6W2hl2GR8Vzfbi4tcVEzl+r7QmYO",
-	"A2ZKLxkZMybQftty+Js2Fz0pMgTOU8bS6pAzQ91BPVnSl8PMGDYUvd7iPD/YRiuS1fX32A3CTTWVatVU",
-	"C9eWtUnsa5EUVHUQGwzxgLa9ZrM3uuprd/x1Roc7mBRwHE1z9+ir0UuFGG6lhd5ufXkUVmdtoOHq3QFM",
-	"2VzqmwxwE6WDM3Op3w43zVgnuk0CX4k0VyKxjvF2s8hzc5pPXXJbozXZYtPdRDruZaGZlmvatJo20GiV",
-	"hoQszqdWvjeelgm4WlD70SfUxbUByiWGbTFsmEtSwPdDOG3zjE34FTAosBVOZFFVq0EJitTFWcov2dk/",
-	"//t/Pl7t/SXqkjc2Vgv4ldU5DZrplIvchP5fsHlejfqt9VUV4rc2sUu+9gwezTarCjIl5G2uqvWfnjZq",
-	"AdXl/jpjrAO+R3yCzCnPUMZf6qWSC6HXc98ZcgY9FwtczPVqb/cq6wm+OmV+2+n1KmvTWGdjRq/8qQ16",
-	"DeTyrlanYM2iuIuituLrtSba+ccn/edszWp5pvHd2q0SBmhAMr8bJOo63K+SRRYz8s//+/8IuiAczf08",
-	"qoO0jYIh+XFknBCj4NPnqEtsD5iSYbqom/1imtNUnpNWdNWZqiye02WntLJ0zM/OQ83FRFrnd7u2QdeV",
-	"ebDFIFY3TS/yyqaVAQP3scS+neOU5UTzVpkb6NhbWVcr8OYzLorcmMHZhBZpDvjDNWVRLkhq7YK1rCOE",
-	"6jUmWDJm4JnNjcFYChbqdTZv2Sc9FAfMq9qEiUQBgm4OUaldclCCfL7okdZzktClCz40bjD9U3gTXPLK",
-	"BmB8xn3N4NZJL13yPM0NvrYUrH3jVsy48N/Tv43p+6DELDc29hZye8+0XQvdc/bA0h7+m9iasQxlUrE4",
-	"VzGXsyJl4O2iBvjYyAgPb79dG49YRiGaIETlHA1yMglJtPIzx0JIpGJIaAhE3ExcNRRqVUP86IIPPzVS",
-	"NdRUWN45x4lcsizhcU7oWBa5CSm6k4PMH8gJU5qRPKaTLIS6EMxGOplpPLTrrDqpu/IMcBBJguV/9IEM",
-	"nbMsXYYowXpQmDzHG20q04S0sMyCFDbAfLaPMUHNl15IWKoYATtSu0s+mhjDSgCQv2AY76v00i6mDFRS",
-	"l68A6aS3u1o2yE8HnFEtYv7zv/8Hg0rm+O+2PvxaStXzZpkWVrVKyBLC8y45Bm/alKopBgROuPCcHiax",
-	"HZxPIUnl+Tmmklhr8s3G48fy8lTDv9dRFhyXBqbZdDpJBEpUhHYGtE7rXTEqpd5DYyhFD6MxvuJOL0rP",
-	"JLXQwiVtGQTWJw5STpXkZX7AGD5cby0XR64EUNTuVgFiYHxNtVQq4zXbHHox6AAciagj4/QB8S42sLnj",
-	"tlij+71SW+xSG4XM+oYN2JjD8LxH7kdznZq1A61nAJQHrGn4FqGqVswm+rWSdFaK6KwPt7G74HEM5R2A",
-	"2rxt8him38OpwHIga2i1tVmGfnvoMy81BcxigEYyFouq3Lwmv+XBE2aaypXVO/9an+N11dai1QvKFWLC",
-	"oIAyhSC+UCFRYHQmrSgzytoQ9TRM1mhSSl/0rtU1gVvXTZibhSqSlqIiGcur9tDjj46b3S+S0ZazMtGM",
-	"9qOLaLx7hk8jkl7jrvkVyMxOqZUaN36ZM7BXQyUgAIDx1BcsAnBdsOFvletiV9b5cewX9WyXS1tY7CZO",
-	"gWdfyIVXZwwFrabihaRVOoEjKCSGtHyDpImjCa07tJJi0si618sJzf7R01KOG9qBIZrldOmm6qpHJLJW",
-	"Sq3rX95DInzEZ7iCHfizExVqFQMB7XBSqxhIWlwkXOVcnBdmc7RkcHL0/dvvjvSLfNzN1by0xVQqVkWZ",
-	"B8dQl0Qvj99rqtF9+Fli3TJFbNiALVI7JMOy/J8Wa6sQuu6YdK9hiJrRG5B6JcvEz0YO2SVv2AJcOgr8",
-	"I2NGaJKwZEhyreMSCr+RpSz0/uhVvwCqrMSVuS3UZOufKVvUzi/DaNY5CAO7XF4aXFgvWbi2xuYtTuby",
-	"e0Po+MlzjeIXJ5he7D6b1JjyC5tN5xpUPHz4nV+L1OeWoBUrFhcZz5fvNTtFGXEMqKsHRd4Q9/1BMXJg",
-	"UHbBzjAkCNJKRkWvtxVDEBH8k3XJqTVQoFfA1tBSQ9LqtyFKiqJujfizBlcZ/IQTfl5kBnuZwH2dsGyf",
-	"tAZtS+wuFwyIHjM7YilyyoUi6uLMJuGWYQ9bA8/AbEpLeTb2kHhVdtv7pLXVXqnyYF4A9u2Lsy55j1ek",
-	"CfNbzrm+HpcWZYZgd1YRQGrY97F09D2fXjIQtKTiuQSgO7MQtCz6B7wS1rnkndM8nyMKIRcTaSEbKcYh",
-	"m5JU37w/OXx38DdYLLCYrxiW0bHs4jusSZ4KYtua890diZH4t38jp3qv1EgcAc+3PiqL0RdtSByRpo6M",
-	"MXLB9YWr+QDQAGg3cczmOUuG+o2/wBPkF6KmdM7IL8gnfxmJXzqdjvu/fm6Fnn4xgS5jqtjudpGlRLHz",
-	"GUS+tyIkye4ckfC7ip8LmhcZi9oh0R/KMLd11Eh+IXFK+YxEekjR0MpN+tYzolNYljMkUIADBurVwP4F",
-	"PEbRDbTa4FyCjKWSXCPdE35yxnlQrljK4tzUcTS0CmOoE/YvYEvYdCDz6kDmdx7ISByYzYLtTUjKLxih",
-	"sJelqzc3TjNg7d9+PA0hHB3FElw/YwuJiIzjIlNYcKU7Et9pcuZKFXY7ubJhiySV8gLf51YyIv+hJ2xK",
-	"0AHdVHjGfxBKdjvui5EA95MqZvvmzkFmZL+tl5+CmGa0/7gUViqWMJJi3h0JLQ6DWGWXKKE5hTNxweZQ",
-	"RsaE9LIqw4CQXtCVZ/xqSKhrDzwL0LdGQjGIDDa2d4oE6eJeUcu9ZJlicNL1DgB5qyFGhJLWYirbIeCG",
-	"gn0jIq2Uqxy4hcMX9UJJ4dJG+LB2OBJVO5pr6gmNyB9VBaG0UhAI/Uf6hOKRG4lWXWsJrX+E4C/tkMzT",
-	"whYypSKhWUIiriCXjxaJyffT/xHjSWSZnHdNahJFLaA6gxmdY8VW9Mvl0ghD4GQabuCVC8nIOMLAQzcS",
-	"5xnVvGndtNEoVP8Re4jwss0afXz6JhkJrH2naQlxYyBK9FovX5cc0XjqlW1VOc0tDmu5bTwfCcFYotb2",
-	"GFXuPCYmEsYIWbKpFdRYnFJTztHeNJWyKB1FJyxfAv9PR+J0ypT1fIC1V7NdY/C1Aw5huuZ9MGEpwJ4a",
-	"29Aai0Q+lymPl5qv0LTQvGYkuHDuuDyjQuFq2uTKC7MONtYTDR0ZBjtx6+6zlj8tLV+wZRuPGs2Y4RzI",
-	"lSjOqaP5TUKMvW5JAGgEXmdtJ4rMMy5iPqepMnkjbmv0PSxipmDx+l3y9Ok7QF1HtnCeyYXqPn1KIHrY",
-	"NppSuHsLUEYQ+lJ5WakiXZqACcfaRoKQqrSu72uiirFi+YoltBVBuGdUhvd2jVFFn0sXE6Fn8u3HU83u",
-	"+YXmPgM9/Fd8wlZGv5ow4qC0DZZRmXCBT1TTV2D8PFcsnQyrFlc0e4lq0gk4CjT/HrMVR6E3ycGgtxWF",
-	"0Hc5UXpVSfoFHFkDhOijmuP5LbGbfOXFlO1ScMQIMeu5E7W75MBdkfCLYngWwbdtwlucNgipfqYCmOPO",
-	"EJ6sORawv/KmGoNzK7dIbebNuLhqn8yBqPTamLMGuqs+hgYVhc7n6RK5YXcktvROrpaWR1udshFrsLUb",
-	"WQrDSqapmbrnS/dLtYhzz46DnTCRqBAAsXD0F2zZwbHMwOnrTobmDtC7Ps5IocYF5QAkScYmBQJimY3Z",
-	"1rvc4ObH4giTCTp+RmJbL8qhPv+WTROayxnqDnotTn36qqZMZaxjOUczg4JRe3nwRhvWQoHXk8W5BT8P",
-	"VvUARhRLYQdvJftzpokE4rn19bijB//RVFG0kjqcwrFXKjwhGRMJy1jy9CkWNtdrVSIlQVxkuf8jsau7",
-	"faN1Y2ApZWrA06dD2209M2qDtCjkV15qFMRvccGeaTHqPKPzaacpS8r46mDQevxQAwD2sZrpBf3fJdtr",
-	"JJ7rGVeVKDWHmA5qDCl66uCvbESbCl0dc9hEGGpou+C5sue2LFRurJh6CVqW+dbqlO9rrgC8AF5saB64",
-	"iuNKYAAMiZyUpOZbSRVpWddb1XqE9qV8ymbt/XWllWD4bgHKd7CVUksRRO7rE+cVVENrpI0wo77qZgri",
-	"grDqMJQdV93rDaJ2dyRe6E1BW6lFcUsZvbQVbUxhfDxeJSr9DHaqoaa/fQivhkMaT1nnEKl2SGzt/mif",
-	"pPLcvg5kGYo8umOUIhSMuyOxB/e69V5AIDCUsyeQeQln6elTQuNMKnQ3anGg39Ot8ILN0AoRA22ZgGAS",
-	"xRnPI8KuciZMUmrE4U70Y19CIqToGIO2VkyYwuNFEhuqbxQGc8gw0l2VkCrebpiAJP+YwT5oJqP3oQ8S",
-	"zFvLjxUqQqasAuiusZ7BjOnJmHlpWQ4iwWmpJYGoK1imuxyUB07TcsZimSVKX5MuKpPnT5+SVlSCGOFg",
-	"4BZDWxrJWZqikIRaJLqXrUnU6kZPjCFFpEs9zmuMwLiEq5ZgrnwTc+gJy8wr7G4IpSxrK/Wb9u3BBQHP",
-	"vKHIwUxdVk2w9wO2QdH07/rcWQOqfSVVtXOKoGZa0Hz69Bu5IErCqhvNkisncuvL7D3I2FpQi+EMxUzo",
-	"TmHLYZFQxJywhXW/gGhCtcIKY7VzMxdV6C4vuqDLkBiwIh/+Ep9GqjLRcX7OIopx+UjUMFJgBcZLc5LN",
-	"k8Yg0ieqdIMoMyU11YR3whKuQs9yMhIepeO07WkgrR2i9DtcFJ8zEO1beUfLx6l9SViG92Gyx0joUfoy",
-	"EZK/lQrANYV8lsSp1DKGlXYKxUIcT2IYhtW0biycL8yZQC+zUUWzWlhmZOQBzZGjWjH8yNqAW31Nt4Od",
-	"HdBlIMVlJA7eHx4fe9cviAxohOkPXnTGPDcGXoi9OJdSU6/kUCLqtNxVE08J9JKbU6JVOU1hg20ylUUG",
-	"lXNXkJXA0tgpA+q84tU2xM5CPM4gXSkkc6qlDIh+D7HoC5wpd9+2vVJoYEnTx1CrnygmZwUYCbZ7e1GI",
-	"fgy4hbaNqlxKongr6MdJvuAx299woKiQap1DzuYGFBZ6zvg5FzQ1qX5I85AQgMdND9PKuKFfTNbcaGYb",
-	"y/3NO5ArtkTHTMGiNSOkJOGTCfNlS70Ag0G5AINB7zk2L5Mf4PQbaaFFxRJTGtv2Lrhg83yI9RYxLwaX",
-	"Sm8/FOnQG/te80kfGynhCTS2aF6Gn7ZcJbJYCmEgvTKmWB6SaKc3iJ5FO70t+LsdteGlcLdXNwAgevUR",
-	"ZXkZA8lzU4kZEnw0E+SXen1FCQQlIY3Jek1A4tVnHUYGLDXOlnNXm4L6xc2dGQPJRmb75oIynK7UOyGE",
-	"lGoGZYiiJGy8BrxL2nNf+p0kDAZCeN42C6d8Oh4JQ8iGeJxCjC/X532IuTtRjSCdK8GNTS/jQp8WGHwh",
-	"RgI31SiL7kjbVTZeQuT74KIHW2pOMy3jQhgtu2Jx4RuZIBHHuTMwX9ZOy20sq+QjdU2KWtd5tqlJcCZW",
-	"PELd28u2HYnr0m0PwcmJOgO6hWAOINjPJFCKVlpNWLixuiQJmsSN62YkwEwyhEs/Zevco+MlCCuricBd",
-	"9LZAo18sd/iFzBgFQbPJ4wJpvwT+C86WkvvUDN9ApBCvQVqOIGyan5bRjL4BgZJt4jrvVzr3S2thzUzI",
-	"bzJP981QdBshCXrLrCfIPtJ3j9xY9nK12mXZzaChmylVVrsDz7g/ziXLbeMtM8wt0/g2FehdF/11XazU",
-	"kudliVvXelBpbcBpLH/S6kc1otYkLUlbXd71s+X6qXmTVEPFj7LZ9rrBw0HaoHQ+BBHomRaqdFzq81Ga",
-	"lWqv3Km8EjinNa3VxmA0XL0U11rpuFvPbbOh20h34LywvukWillE62t6bSCcrVKHuF1201/pprZz22bn",
-	"/EcyWeTMPrBjhrJjTyP8CIZ/hQxE5papaaoHUcY23jON98gvqFJbLdlrAWYQmmaMJkvbr6yCVbre+q43",
-	"Dy7d0KZzhYLmXXnQiWbmLajS61+sztioyZfdbTW9155grxqNkfldu+1y9qWZys18VZ4FVAsjymkOCddl",
-	"9e4ybxqb+NElSyD+3uOBq5eiJYi+YRT9rRr3W605bluY7e/vNPDL1VKEptVggK0GehusRcDjOc7Bpe9F",
-	"FIlcw75r6C01JXGhcjlDqyNWuVyp8emOVlL2NnC91Q3zegI1W4TMbgKlKjveWtsxZk7XOkMAV8gRMvJV",
-	"KQKhGbw8/YMB0g30PrtbKdOyqx3XFW2qQQpW96YipK6D3eaZNpcbda2ee9vYSOoLqlCoQlV9RY63XRkW",
-	"MoDDd5cq7K6f/mo/ty3GDn3tGAkFjwY3kAYoz9ky7bD1WpWTuXXc2XnxxHazZbrx7xCv9LFX7VgPWKVy",
-	"oec2KdJ0g2rwGAnx9Gm9WDEpaxWj9yva6fXQ2a0VkYodCCzqpIUUGjZcXuFIIMG1CRrRNT0wKlQjbgBx",
-	"Y6nAD5Q6rSE93WbMuDgHnQKRX9G36ulQCS+RC/An/aRLQceP9kpOvLcahawdjsSmmAnDioVMT8KFJtUK",
-	"RjsDaNQdiRM2ZyYeu8b8jVq3eipywFDLLF6Y51B2CgQYg4z3wmnQfFJfQD3udojiPnXON5sjblTbUp/1",
-	"VJUnylewHJAGYT8VNMVrs4Z3VVPku+SotFuPRN1wvd5o7SIlaD5V4I63UiBLwDiimadnTIJ4D81dntE5",
-	"72gW+SwirXKNU6qmBsUqZVSxpO0HDYwETZU09iW/k8hqQLBJvudfJPqxIuF5B8Ern8Gz1e8ia2v0zQM0",
-	"SRSIepmcq3J0BIMc0IiqtfU8W2Jx8JznaT3aTg8uCINLlikMtOt3t7s9CAVdH3LhZeggiAZNvGzp8Nqc",
-	"6urDHmI72oIrzfUKuBd8CgO8sVm2SYefwmBOlzOGQ1z7dExFzFL9dMYmhUhWH/4UBgs2nkp5sdFrP38O",
-	"Azlngs55MAy2ur3uloGdgKDVkqwgT5s1ZPO8Anm1AZ/RJmr5zjJEEvZLk4UWFBVijzVrQluNzBJNoC1b",
-	"dBjID2Esk3YJfjasAkAgJ9XaOfY5nzOaofcCZREE5UWwxpEwwpW64PO5tQzMsSAS+Q41rkxfMiRjCYUA",
-	"Mx+LXLhkT1vi9qVXrmgkICqITYAHe/X14ZH/BUa9LjnBwIiG+CS9YxGeBHcAj5NgCCi3aBoG7GOLNKKC",
-	"4Y8r+XpGAkDDiZOgMFQJkl/0UxZsxES3VuCZy/QBzKHarKa3l+X2Ofy5IXcfZA/IvLHbDxpJSMCO3Udc",
-	"iqbBpXzG88AfhwMJGPSqKfk34VQ3whj6AH8rENwIcCz1tWqAWcuITkA5Jm8BQ3Dd4A2y8KaraLAKG4b6",
-	"VoudsJ2lLmVsS62yOo0WxQXxq6Wis9jGp1Rq1jSN19U4Kcf7cKVtNN9wmeX6g1fUBtCVXUWbNfMvYf5B",
-	"Cq9bS9ZNypR8WZ3SPfKB9HhdLpD+UM0DWjMBq4y0ImAGbTcVo+q1Iqu8XjefssZMOaXVPKD1FOSwc0wg",
-	"r62o6cGtghDlI65CxQ7PodvlyXoqqhRGLcdYB2W9Nvt5dQK4ZsbMWSkTp5cQpRwbtIoP1cJIwOgOzdYN",
-	"vKzZ08BtTG79ykrD1YziHtygg17PJhGYCip1m4EHRQAt5gaeoIk12OeefceW7/RzkGyyGU9eLSEJaQ7r",
-	"UPD1cu2TCMCyK1xxwkokCsB9l4KZixeftoDqGP6XIT9EwRgmWBF+1w3bPP+s+vDnMHC5OB34e1P7+uOV",
-	"Hk7YDPNONu+lbFLrSbH8Nr3oxz+Hga9G3NS88izs3TYSV1MjR4TPvqKJRYqAJv2bm3wQ1CScsAQbbd3c",
-	"qAS7hBbbN7eow1nqdoO9m9sZeEUzK0hQ3dlkJSz4ogOq29lkXj48Ixy3Yjaj2dKIvr5aktNzrM5kv/rU",
-	"rJiUQlZF2gOQB9lUm+JYqYJZZ5uX6AJ4B6W8ZuLVS2gLRLDmJqnclvNw6mjHqNGAvyDKGGW8UrLrpFMT",
-	"Pd8lB0Ypf/p00Os/fboPGYgjkbB5KpeYFmTMBvqJ3tOnoBuiYmhDHclY5tMmUdcPj9hU1kVfA09TCB2y",
-	"vhivcPavI/M2PVqO/1kVTjTAawPIGfBtN74x6ghNwaC31ev0+p1e/7TXG8L/fgiqwEkNIG9mGQ7NV4Ah",
-	"xCBjspYzvl5Xvk6D/bT5NdVUG6LhnnrJJlwwVQNw8izsMzoP6xUgwloJCEjuoAsvotiBfUN0ExeVKI3u",
-	"Cm18vvdlb4SjG+97g8oOtHLLK/+66/50tRQwaUEOccMBBgSfL1f541zlA7yX/9Ck0zUCINw6pYuxvI8s",
-	"3omaQqa7vpSEXJCWgYRDv11ZQaliMwattW4uflh6bIi+uqmPpiZfKLtJSL3FfWZRfBEfCWHw/XoDFnr6",
-	"RwfRGzwzxUtKTF0LpWsBcgOXAjaC624UQIwKZk75FzCgOAW9/rcvX/xt9+Pzvwz+uvXD9sHOV7uHz1++",
-	"ONr7uoIiF5jZ1iG1kQw2ecyDmAOdcuMjWkV7XnNCbwwdcv6i5jig2vm6LyXcXfe4B/ls9QYV8rF7PvzR",
-	"SixDY02/KxGc3hzx44CJMAUJo34eqJfHJaGVWKq1qbQtCMRqh6sBU2UECjzTb4cemM0M/HFTCuBkeG3A",
-	"U4N2iKEP9bR6+HWr3QzX0hDahA222w9MzNv3pMvtXr9Cl3ciPav2OPi2m35+XGKx2+z4DcQzPfDC791z",
-	"4fdq98ndFr5aOHttKNcdWz3eNh00vd2luqzPrlsTmtaC9WyHlS83jS+DxoO2Q166fYAYxIetRoRBxysn",
-	"3gsTaYAl1G/FmLVaksFq8AIGqtiUg27VsH09DPQ9ib+/gcXqHcKvuAIs0G5nk6u3oUQLGOUG9ztxUETo",
-	"LicudPU1vMuaXc1T3e+nysn6sBJlF9z0++OdsQ8bhfy1EBU3JFTYELQy5awWnKebgfeujMrD9oNK+3o+",
-	"vS3AhgFvekjQaMscuaaUomtj0qD18we+Sf9INl/Upi0Tv5/R1xjJ9AvKQAsTWDL8eY0t+L0PjUy966SC",
-	"IGjTtbQklshhLf3JRxkw4TUjYXMvtWgJePJ+grSXc4NkZARQh3BaGotHYkVAxDn5ZQErkeH4xpZX/RBp",
-	"tW1jLLAdxmtcGqjFLnljIuy4C7CzVThXDXomrxLDsqogxpUo22jQ60VPnw6NJcMAG6+Ho9ZvHAl8GBNX",
-	"FtMlafnYh5WEU4c6GHrogWGJFxjWETRHYj3uHyBWNIPyubBwYdJsKigi+7ic+At6+W3+i1sSk+zqgjYB",
-	"3sPAKC1ddGNlCbuY8LcBiCNE+6QpaXk5ImOaOIyndh3lcSQcIoCbR630rZu/0TqaoSA9VCqbq67nbamK",
-	"jJcO5qnsW4UlTBi2088B9IcUTGG+JMT3WUEkl2kCfc9pltuAI1wyOTF5CJbqwBrW1Sv3tT/p61CwQx8y",
-	"HYpWMefegcipYUlpehitu0Fctn0qJS0f4xJRIMpgk9YKziWGGorQQ7vxkQ5qMAYtHwRTd23BCmpwmEMS",
-	"NYDRAnrV2nNCWhYfU3fsQ2RWwaecSjokUQNOsX4JgNmb022QnPT2Qcclsm0EZdd8z5wF1wpJpGVC+IyB",
-	"GwD1VhmFAMrxlzI0PL3KgCro0qubivKpUYdtZZYnMNKqcryCqB2uQZ5uA5Ee1LbSQ8eAm8EAVoQILFfy",
-	"Dyy+ZpN19LUFRo6hhdWoBAqCRbgCg9oCOJznwPOqDNw7TRDPaoDi4fUFoivJCQLKpFTlZ1rAwVX1PvO5",
-	"yZys8r0nCmISEVIGY+DbGBuou3VatYHYsMgrDmumxqKaV0qP1F7Kulcna0Xbg73IR8i3oA8zuxN2IUyO",
-	"psppCkn5ZV3vym0LaepPlIEjgiieUXAt1sAo0It8ydpDxERCjAcDGeDzgxLsKoEAeFSh9LiQDm2tCUjz",
-	"WFBVonWnElA4OuRdPd8N0+UrVG3DSnlWJWKbukHLVwF8EAJIYV6d7g4NQaGJb7YxWOZNNLFJbvvmHTbt",
-	"Ti+uEzwaHNWXXvGE4B6uXHCpBvaKevFtMrh49dPeD1ffb8/ePJ+f9NXp7uJvW+PDnck3vfODrYt3ez/9",
-	"sOqkXfXD3sIB21Rh5Br3zx3LiDyGL5V7iLw3esUsYrcP4wuecBuMsmkHfvRK5uEEb9rexxb2EcM3aoxA",
-	"x3fb3JtMeY1Sck0whnyAUvj1YCGrpT58HnaNWPOkGjnul/j44nj+Q7vnUFfezDsHoJ7/Cs45cLndK6k/",
-	"XEmKh+T9FqT5t/8czru7Wg7L6yVotkdUicAUE6/UW3jQZo/spVuVNtd466wxxnnrHtbHRt4g+krFtuJk",
-	"pwelyC+28D+CLfyguYRJ1cjtSqTi+pT5lzab9F/Y5Py9la8fxupsuVjF6vwzTz6jrRnyAleszlgyo45D",
-	"gBLdjGZ6U21qWxQCczCsAmK7qFiuWCUMBO1ImGpVPrycq1kB+QVWH5aiAW+O1ODmQrSfgDK9AFwID3wf",
-	"9d5CJCy7WfHdh2lYjNJJxpjLFn59R0yClo/MBTAHbZM0CLZUNHBbF5B1CJcoGwYWatDrRVVXJGrV3GD8",
-	"GQytxLS0OOJCEjVnsb4ZAMzIGSoA5MnVdxTSP6/1WJNrzfz4vsakRfxpw0hu49E4funCtU0ddBOmfJ8o",
-	"bVfQ7QEydWyC0AbJOiYz9NYRmN9zttggCjMEx48jMzCDWZ3L0tGCqi/hu18ycRpbfMeW1SycwSZDm2dS",
-	"Swx4Zf3BLlW80B7sUjX35uewOUn+BNyQaPzwIAarJu8afGbozjPiXYUWo9Amo49EmY1OuFA5o0kJXogZ",
-	"6XfILz9n+Z+MT5siwDfxaM1rH4tBf2G8XxjvRoz3D8VCtZh5+XBM1CVB0jxuqJJ36JdeeKJIpNkMeFJN",
-	"RheU74Johoi0morn85zIyWTo4KulQZa+Vp+4qyoxEr4ucV2pfrCyVLDFWpAbYzDF2l3yn1DCyhZGlYKN",
-	"BBgA973JWysN2t8XUwn+t3mXHNwAewalIfgVS0AdQCVkU30AvT7o4Tff+4VkQlfsZSRssRR+7bVkKy81",
-	"XEz40+/vbrqjr8+gawxLCI2Nr54P3krc4KMzVfJzaQhzv4yIUQDtbTydgASuHsMt9zu4fYmHwfblIv5y",
-	"EW9wEfc2uIgPpZikHMsi/5bG6D+znoas7sFEDAOAtmr8fFZa7dbH3p7IslafsWfi1ff0qblinz41ADr7",
-	"nqEUcD5NkuwzA3U8SeVCAUTiTTch2Og4IK4vPVQ+W15SsMU6xIeRqEM+GIAIC2jlbLJyriCYC8yQKByF",
-	"FrIMQ4dNIj3WZFAXCus/0JoPCGpFJXIhIGjKBp21hwa5zRYUs69yMUCABzbjosiZGokWWk1tZSMr7vmx",
-	"hRDBE9mJnGk92JefICZPixlmTx3UoxbKoPSYk66qM7B1QRrEj3phjt+JCPLrYk1U4gLNhgXD3d7G9/ZJ",
-	"bRWvEV/eGqLrko+2rCvSX74pDXeD+4svHqryjWJMOblHSbe30bpUWYfDmoz7Kk/4knX/JaznccJ6gIN5",
-	"QT2Gv7mgHoRvgxAX8cSPcMnYeZFSSC3MmHFQ/0mDfHhSqYXxJSZnTUyOlcxuGVxzv2a/dea8kfEeKRbH",
-	"YTvoTvB2qIIJNAzRZN7rlohBUJpt8Led318a/UNkcxthbV0a/crPj0c5b/yMqdVqGxjyl5MxS6U4x0Q9",
-	"Uc2N8gP+RZkR9bvLwu/fkYs0Ws6qOBp2wyrVUTZ97HG5gmeMrRVvgaT1/pds+D9/BOADAH+8XakBY/JU",
-	"PIVl39UKcMAyWug3JgjMFhTs0fp93HPUUBlnf4PKOBBh2C/vxjsUZvmXT4Iv9Vy31g9vnfMKSmxQfAAL",
-	"D2slFpPbjRsO0g1vUZpAsAVT+UisqU0wJNeUgrFFc0PCBP4XD0RIHHR2dyQgZxSmpal3kfE8Z8KOCCx7",
-	"Xt15jOxTfildr0I2mVI1dcnx2KcpbwLZjvOMXZ7pZ6KwsUBr28YLygVhCc8rxRGJLbub0JyOqWJknDFq",
-	"SunFU8oFaUV2V22FFr1nJh8sCon9ufp9u0veSDtcU1vcA3OnblZQt7PBPqo7u6E8gn7kCEnnViUSkNy+",
-	"FEn40xRJsBtqshEQ337dqy/YEjf0LkbY9S+3hjU80uspKjdx+Ju9XJP4Abb51VDn4aW3xZ13Z3Fz7Hlc",
-	"OMuNkXi+OG6/OG7/tCDyeEEye2M5Ecr/egMxyt2MuLOKxUXG8yVce1i696DIp8Hwx0+aY5iC+w2X4rtM",
-	"JoXlR0WWBsNgmudzNXz2jM551wyiG8vZs8t+sMr9XsmYpjZLoxXN6AXTqmHUrnQ3fPYs1Q9OpcqHL3ov",
-	"etDZJzf9FeQjlBG09LJSGhdAYqyA0y25qhNCm68yLWp0QJiBWnLrRMiyayNB+m/w9+jzp8//PwAA//8=",
+	"7L39chs30jd6Kyi+b5VJPUOKpD5sUXWqjmIrGyWO7ZXkZDehXw04A4qzGgLMYCiK6/jU89e5gHMRz4Xt",
+	"lZxCdwODGQ4lWh/JJuuqXcUkBxh8NBr9+euPjUhNZ0oKmevG4GND3PDpLBXw76N5nOTv+KUwH/R8OuXZ",
+	"sjFoHLEZvxRMjRk3DzBxDY2DxjVP5/BszHNe/Pfnjw0eRWou84skbgzMh/wiFlPVCBo8yhMlG4NGnGg+",
+	"SgV+pTLTGh+W8v+mMXUiNW0EjatEmh/+scgbQSMTv8yFpo4z8ctFN+rFfbEz3uV7o/3oefxCHIy7vDdq",
+	"fAoa0YTLS5yaznk+141B4+TN0cvzkx+O4fc0EWaQs8ag0e/udLqdXm+n87wRNKJM8FzEFzyHn/r77V6v",
+	"3d857x4Mut1Bt/tTI2hMuJ40Bo2D8QvxPN6P9ka7fOeg/6L3vLs/3hO78U7UH/V4967fGwFOXFznF8+/",
+	"+aX/evrmYHa6q8/3r398cfP37j+PeiOzCmKJkzb/2I1fvPvlp6V5ZNSffndwc7qj3zwff9MIGlMVi8ag",
+	"kQttlkuN/iEiMwfYuQvYuUbQmGXi+oLGvx91R13RHz+Pe3w32hkdiBfjPd6Pe1F3dMBfjJ+L/Xgv2h3t",
+	"8P5B70X3+Xhf7MXmwT7vHXRfmPFr8Utj0P/0AdbkYqoy0Rjk2VwEDSlu8otonmmzw43RP9XN9//4vusP",
+	"LE10bvZiKrQGymvoeRQJbejL/gs6+/QpaLzEbflOLKsUKsWCRXOdqynTIspEzq7Eso5E11Jm/Zb3z3vd",
+	"YsvtM6Olo1ezHQf6vH/9t/3Rm93pX18sjnvZ3/fmJzvqXUG8OJgV4t0bd6MXos8PRs/j3V60w/dFf3zQ",
+	"7ZkFiUUqchE3BmOeahE0xM0syYS249vptru9drd33vXGtwmBmKEMGvrqwpDIxYtv4/7V618Ofrr5YXf6",
+	"5vnstKfP9xd/3xm93Bt/07082rl6d/DLT0R/k0TmXtt//ff/mJ8bQSPlOr+Ya1o9OU9T/ztzvvC7KZf8",
+	"0pvTVOTcbkwu+LQxaEQTEV2pOdCE5FNDEC/pKzbi0ZWQcYmuZ8kFLu5MZNNE60RJ7e3zgM+SAUz5Z9q9",
+	"xoegMePLqTkJxZdmc3jc+PAJD0ei5tr0e+GvOs7BcRLiI0EjX87MMM+OX54enzeCxnwW30FJm9L7d2L5",
+	"ypJBmd4zca2uRPznoXLkF49I5JtSa3UV9ug1Zfqt3A+/ISH/HrTqX3SfQaurosP5RDCzkE6CuBLLe0oO",
+	"/0H8+QvpPhLpliQSmm9JJMF33U8Y+U4sf0jEosqZSQq5EsuA6UWSRxMRMzUefxFGvhD7ncTutJOn5NSn",
+	"4lJIka2RpGnJPDGaLZJ8wjjI2Pjtw2nZ0MqLW2l5pFSu84zPCsKdpTwfq2xapd67KBQXeaMTUhKO//p8",
+	"cdzPzg+W73eTt73Z0b5+tTP+y4vJt3tXr7v//Ft/+mZ39MP+WjKmH9eTcfdgsPdi0OtvTsYoJXlUXBDt",
+	"9yv79jlysiFboFZLaEZMXi9DB5WH7fobwhBZMl7eTvWls9wryOC3lK1/MONMRHwi9Xw8TqIEDm/5LBji",
+	"zyc8ZwuVXWk2mucs5dGVZpwVy8i4NpL4WGWfdyxQUT95c/b+669PXp4cvzm/eHd8+v3J2dnJ2zdnjToS",
+	"vsx4JC5mIktUfCFkXEvet7DbRF74XRRsscomzczk5UWJVn62LG5QKFJla8N6jugYYXU/r3ma2Pd+7s69",
+	"UfnXai4rutEbxfQ8msDeNVXGuFT5RGSMNuKZDpjKWD4RDL83U3imW3V7R1v05u35xddv37959dl78pDZ",
+	"nfJcvE6mSa3yN0t5VJz1RLIk1wxGwnAkAVPXIoOvr8TymaHd+PJzGTdO//To/Pji9cn3J+fHn7MC6874",
+	"Jmx4hU6J71XY4IbEt3odZyLPlhd8nIvsQotIyVg3Br3Hpc4fsO2tDIXLmE1UGmu2gC+5fhgz+eHo9Ul1",
+	"j9aJZ78ZL7n3Lq3ZDVjojTbjU9CYCB6LDN71kkcT0X6pZJ6pFFZV6ChLZmSQPkoXfKlZKFVb5yoTYcCU",
+	"ZOJaZEsWbl/3QpYJPVNSi0PG3b/ZlC9ZxLNsyTgdx44ZSDQRU9gyIedTMz3breGaNDGdZ4m8bJhhnsRi",
+	"OlO5kHn71BzuJR768ghDM6uQLSZCsnyS6GIQiQaGBi+IGZd6ITKWK8YlEzxLE5ExEphQloOH+VSw0L04",
+	"Wra/E8uQNYEzzox4aO62OImZVDnL5pLxS57I1iHjIy1kjuxzkWhRP2Ez2PrJOs7Whr+rEz3FsWrG01Qt",
+	"RGx4GsNzyuYyFsi+kaMVE0oF1znLlJqyVIzzAXwZZSIWMk94+kwztZDA/JtjlbGjdydgjWgBk3S3Q3ky",
+	"00QmUzOfrptIInNxKbLKTE7FlCfSzHD9bMyoDK+Gcc2zzCziIpGxWtz7pVrULN8ZcjQ2l3mS+kuVaDae",
+	"pylu5Oe90zDM9pFhmOvflyu24EnORmKsMsGAySby8rNe9Lc2LVf7pOYEnMBejhOh7QGAZw/ZL3OVC5bk",
+	"Zgx6PpupLO+wo1Qrs96hyDKVdWKR8yTVnUJ1CCtD4zevhbzMJ41Br/9ilXKNRMszPhU5cRTv8JAiVR7u",
+	"9/xKaGAWebZkmo8FEqUWmbmcr4SYaaQ+d2L9aZlbgPV32UTNM82as0KIgYvDMNYW/AvkgaXpKihEgiid",
+	"xyIOgA3QCMpn39xFprX7gl4bsETqXPCYqbE594aqzdIi1bD3WpAumHEZqymDW4o1Reeyw3r9F2yU5LoF",
+	"R9ZsrIxFXPCTDjsTgg09fseQ79M8rGI6bNiDYo6pt6oduN3APdgYNPbG3eh5/Fy84L3RbrRzwPvxvuiO",
+	"e6OdaDfeE/twTTUGdAs0nK5U4XrrqKC/t2dkYemowhBAnovM9Pl/fmbt/+fDf/3vRi2hWNaMflXcNV9e",
+	"jZRZGzi8fDZLkwiWZ/sf2hDOx2KKHxtAvIU0utvd7faMugXEbL4vqcLd3revXvx9/8fnf+3/been3aO9",
+	"r/ZfPn/14vjg67JiREMC3j6GQd3xs3e5WnGoWLP/nYlxY9D4X9uFb3kbf9Xbx2b8x/JapGomcHHKp+R8",
+	"Ihxdx0poeKm4SXTOmjDbltl07yKv8oi6t9Pj26Vn4eVf8Zi+euA+dLvd0j7AAxqM2ONEpDHYE839FjRS",
+	"hf02Bo1f5iJD8xuHdzTkfDoyashcG87JeM6mSues1+2C/fJeu0sTZCAx4UU+5kkq4k0fe7rdPmKOh1o9",
+	"bKTiZbHzU55HxKWgT9YMLefGFQ5ZmpjrVPBowmClW0GpqwQ7glmxb8/evjF01H1sOnqp5DhNoodS0UGF",
+	"iu53mqUVZyyPN2tgeDpPjTi9xPOk79nqCamBlHMzBjWGLbSsANQkMyCRwCNk4GNSZQz1m5hNuPZG3YTV",
+	"LIjBdJpo1xB+3nlcIvhaZaMkjoV8IBXs3JMKkD+YtUCF0DfXDUCRKu3492jXKRmvHq3R094QhSBPJriS",
+	"nvJM+8NrwoK2ArP7nM3mozTREz5KkSTg152WoRK+iSkFG+y2AtD1DGfhUW50Q59a4ZlemfZQs/c0XpT8",
+	"eZqKjCYBzfowloWapzFT8zxNrkGUhd/2HpdeT6SRXnh6XBDgPWl2b+X+uxfnsgNi2P1tvz0dfZVf1GFv",
+	"VD4xFL/gmmEMmdE7U6E1c3eRmueRmorQ0Fg4l1dSLWTImhrE2x9RRReMnjIP0TPDRuuwKo5beT+JzfU/",
+	"4TJ+1E3/TiwfTfR8jMuK7px1oufKz0+38Z6tGE4uKK+pkpearCf2eCu0E1dMCizi0uMHIK12H/fAvuPL",
+	"VPH4XKnXPMPoivvvX696zYB8ejFa5kZP2d/b29l/oMAJ8leuFEthtJs887TXhhUI4V2GNXPJ9nfZd8lX",
+	"j7pN50p9z+XSmnoetk39gwdIA3WG7dI2nCvFplwuLdepCIWrPz/hBlXfBRYPEOi8Q6Yy30LHmrA+dNPa",
+	"DlBtYXyeT0wrXGvNxpmaUn8Q6st4HGeGjUMnPceJYcFY6Fm5QrI36gqZ1Ngub6OU6uPrbYab9VI0qTcE",
+	"btqLeXzVrHdra+/RGjvd5x2X99LslMqSf4qHXkm9x7CGnEhUFu3dA6R1JeSGTz3pBQWvcHIlfDIMbcrT",
+	"scqmIg6sZBFYtShw0aHKqU3QgZFnnMC7mCSpKIkfGZcVav/xxx/bR8WZEuu9Jl8JnomsYlBdNf0/mGyu",
+	"eZJC3sDDZNedp+SwZyK7TiLB5t5w73zgaa9BQ67gHUJJ1L2WNecyEzwC7ShgOlULe0sWhupnmtrmyVSo",
+	"eQ60pOb5UKox0zMeidYTyMxDWRKaO+z0TlY9lBVm/buxt1mmzF4+mFJ3+/3u7sP5m40NuhJLzXgmWKZy",
+	"nhsmYFSQwuweMCmuC1vL43TylLbEaTGmZ2QFsuahpZXOkRrNld/v7qHDJCHLkjdM/H23dcjCwnsemj6Y",
+	"kumSTdW1cM5UeHYf+7KGW/JXjOf5PKO39R9XF3gvybUl4u9FnPBzYK8PUgj2HkOhe4nvb5vxFHbs6kju",
+	"0eS3UQ0MjYTVd4ePuHNu2L4zqM69eVQonEkcoGrKNQtdpEdYdn/5ESCe22p/9zav1VH7J97+Z7d98KH4",
+	"50X7w8dusL/zqcabFTSOZkmte7OwH3dYeCWWIQRCoHNWsFnKE5mLm9ya1uDgGQEkn2fSCCfmWI2W9Q7A",
+	"DmSpqZnI8kToauzL7btfrPCncvRpdQLuygETONc0FLC+GOEKwmdinou2ufnqlqYct3rboCh17atlKVi1",
+	"OqLzbC6YkpGoMWAfOlYFHBi5l6fxwJrRCEdKpYLDofNjgW5dAJ2rmYbApEReHjI5T1PQx6Qihrp2Wcyj",
+	"eNVhYNbKMm2wZ0BjuGVXdcR2XkNSHXaGMk3OpFoclti6nqiFLCId7vDt+yG8tw/0O7H8xjz2qRrYuzLg",
+	"ZCqsTyPluRGw/c2KndjdpJhWuEcTaaWZ1v2XuxxLXB3Yy7Iq/NAhVhjPnYNz8WG1tG8IzoZ5t2eZuk50",
+	"oiTRfGCUFsMT1wsf9WfAD/u/bXO/t8+5sOrqIF8lepbyJYgaRvNKfpkLxqdKXvrugGea8ShPruFg6Sr9",
+	"dbs1y2IjtdcpWBTAjTcAhVjZoO4PNf1VAu1um/U779HborarQ3sP8UULy0NsO8vvdZ6kqQ10BKmdextl",
+	"kwp8TwsxHegRbgc/Uop6hf7ufzRshPlKbB1GnIck3Xqn4JCFNisjZEoKzRYiE6XUnkMWHv/t3cnp8St6",
+	"whDojOu8JEv6O+fi272ED+qidjdzEvUqg8bQSDvowitFAUY6ic3w373/6vXJ2TdHX7128zMT4GMQWkeZ",
+	"WmiRYTAqicx4Rh3x2lG7SEyvx9rh+lH6t945kBto1cVmiT5sBFNr09v4k+8M/dkeKLh8Al96oKNN7QNK",
+	"hyrxTI9jlE+SI6AK9y9dswWPK276kiBSWqD1B64kXng3VLHiNEcnozmRdzVGDwVpJugJxjM1lzHjhQy3",
+	"InFtwjFJNvSFe0/j8EJzV0+iFe3XcDxzgNlEZLUsvbLX9t2B90IY/fqlWiN/W9teSf6+LRK6IpLfhc6w",
+	"VkrfK0npphtPUv/YC/a7twnnrxNdd3e4tFsb7Lp+k2ttRiQdJBo6CphKY4hLTDINYc5JLqZ6MxKBVEm4",
+	"/m9OsJV/D/Is40BFRbpmrXgAV4PN6IDJjVWaqoWuv/dLuZ7VDt9xrWF78YGQnA+CmVbQOd1HxFRdHnPl",
+	"Pt/r9Te4eO6639NEl68IyEX9sDGXI2bl1q88+fXnwFDOPdjGZ1DW3bTxupp2+8dgITb7dy0TAXM7jwMI",
+	"WANLPYnRhV1+gBkGaDsdzXO6vo2oY6VdkIRqlWTSpQ+RQ5m7IWSZiNSlTLTQLMm/aNGFFk0+kf8kLfqL",
+	"QvtvrtD+ltrqf4AWuhrO5+mgtyqXSgqIQH46xTLw1cimrz1C9F+hQDZXFMfWvTXHoHHTNg3b1zwzNABZ",
+	"vHRzHYGBouFwLE4kr3xzjO5kLxdvrQJqZuCrmZ+vNd421DMLOkCf3xURnTC4e6mbv4Faifz331+3vF3E",
+	"eYhSCfxVzXOI4CnSI+8rKDol4g8jKM7jJD8izMNV0oRoz9lMmPsAkr+E1cTt4fGyYq3UV0JdcCiKQtI/",
+	"HBBDAaCx2WGDsb6074NPp/5L4Zv39s3w6ZV7PXw8lv6nV3Yg8OmrYjR2XY6vyWtZXpa3UlifLeSuoX9p",
+	"wvUEAgfOvjlq9/f2Mb/drBiAGj7TlM4PCSEagwrMr6fHR6++P36mCbtSiwjzXEjXEzc8ypmQkYoTeYke",
+	"3dDBI4Y2s9bZNu3L7HjKUeA2LY81xXSWL91bQGFuBUyrYsQQ7DZl3MwVfRSPIqlzR2y3NvHo8pMHwbmx",
+	"7O1Ba/I4TkxHPH3nTQCvyVWrAu0PZHcQJw4wlQcMwoZPSLGwSYWhoU5zd1qeaf6NbNL8y7skAxZ6zNR8",
+	"NCQPTZFhmn8SxzT/dBpTgPtdwyTD1iFujyHFKY8FGy0ZZ6ngV0bQUBnInJqFmMs1gF+wd/OvCx1xKUVW",
+	"fFbzLBIh0hh8M8/SsMPeoA5iZRbISzDk5TGjgqN4mKUrzKwsAFPII6w0jB6+hNkcMqRPNc91EgsQnEAw",
+	"rpF/12prt962tGqRmk6T/LOUQYQlrXb8jbgpTj7ZpOAYbTLipEY4B+bDkniT9hZ7dXPlC0EPVsSlNLkW",
+	"KCwZ3aRi7gHRC2ASNuPX36tYvMZW5p/n0HITGb6Agi3L8R5EbK0sX4DG3rk7VY5pCa7EEDdZeoCWXbHc",
+	"KQ0cp8J+n2nkpfh1ooEVBxgE3IOX2dzzXm3u+Xoxz4yiIuzBDjt262jE8lL/oFbkM8s6/RUlsl8rQgC1",
+	"3mXk9dGZP8fQS9dR2dQrxeIept7iWv9i6v13MvWWaOgh5t7NaGwzGvnDmX1RAkI+7+WQ1wtABH+zetyM",
+	"eFPEKwZ+gmAAsoGaYW82jhGkSpJ/Ouw9hsRaQQpiIYQZIV6y5Q25r9myPqjRDEQqsKxRkPDBwcFBu9dv",
+	"7/TO+zuDvYPB3sFPHfZ2muRlo2dgY4EpgYrnibz0kzwgU9OhI9GwAYxGUliP3TUYhc2Sh6dxMfFFrc0F",
+	"jd8hKARMzjBms223ZDZTZFPM3nz9si3NdNJEi/jQrGiECEYBw2my5j9FptqLJM4nARslcdIK2CxLrs3c",
+	"5xoCYtNECqbFjGc8V5m5JTMe5SIjgjN7KrhRgCDNIONJCqHckyQXGOBdZzxcH2L4f4bDm263PRze9MbD",
+	"4c3zcS1Mxv2tg5UzTHYXv7f1p9foLzVHQVmvhT0RuDKJJCeMJx+XT1idbGkj7hPw9Hz74znTcxjGIZyK",
+	"0NqDwwBxv2zIRhIJAFxSmIRsTnkzdGo83lpVE7KFcEkyDIlKlDQqEqgSbdBAEnmJTUuqyzMbpr9i9O7v",
+	"7dfJwImsg6SCsM9mYfAJWJjEoDYT9BxL4lbAwn8scvOcYXYaRkhPuZwWo1Pr+ShEa6hbIdb0Jzxa+msV",
+	"MMCc8WLAdclUioEdWDfCQYduJls7WkF0GPfx2x/P/Y/vXK+fyomTdRQR+nHBodPSLDN0WEaFpHyr3+Au",
+	"tKLyGYHtI2nWG2jtOVkjRB1JpmbcsDYQBlDcCNDJSSG9iWShJ4uEdeLTBpHJF+01DMOlrdcY0hYAp5Up",
+	"c32FkYoxzUTnmNkS0kUPX8LaCjWDHyj6PSQwCQH8VdzUHPWIlLo7I89fmgc/lQLr72zzip4ty0MVNWs+",
+	"5bKdCR5D7o64maVcwpE/RBw6ONBgZkIUFSVpKTp32rUj1GcKecgOvo5EilmuipA5js08wUynh4XCx/JJ",
+	"JgyLu4SEzgxNEt+cn79jaNNBeCjgCdDLLRhQeMYRhQfQXYLdbg/+3aN/9+HvboDoGoDPAH/78HcH/uKv",
+	"ewGmtiO2kvnbh7/mmT34/oD+9uBvH/7uwN/dANOqMZdit9+nvz3424e/OwHm8UAGCvzdh7/PA8z1hWTU",
+	"ABEVIDftw4p+Ws+lVCx+cNg9X1voHvP19zY98CsVL+13COTx0kldmn6gxMbVH8gDtPrDVzx+LfjVWXIp",
+	"uREN6eviln4lZOIGQwbKAiyFns6S6yQVl+JYRzzlpEjDL4WD5zuxrLY7JSefcwu9BEvIWBhJb6UvH/2g",
+	"NJzKt6dqnovKd/iGM7pF3wKIO6ykyCcqfqPyIwQopK9fzTGJRLxBiaR4vXO20VeQh3sqeDRxjb1aH7Qr",
+	"BUiZwxqi1Vfx0iEC4Fe1uUH2J1AYir0pjex7507yKAH2fVld2ZtIiFi/BPwSR2bQGruC4ZMHoPzj18mN",
+	"ewX2fXyD0HCrcwXdaq7dTz4OLn5DyfZH83xiaH6eiYKQEcjDbp+Rof2k0Q+Wd70qOHMVsi+aJFIUTJZu",
+	"g0PGUbk0t0ToQQiinBhaaCpztVTgtMz4OuytxTnSLBYzIWNrazA8skZxIzCxj5sZXr42yuCxhVCpWloo",
+	"o7LO1cI42+t2jcy1191Bf8siS3JzMboEzUXFqGuuGpU5NJwJvxZsJIREK3PTIZHarPx4niGEoCZ7sMMQ",
+	"DUwH1bRRX4SjMWwotb3Feb63jVaEstuvwDvkonJS2apBGW48azk5NNIsGBRA4iDiAZvAms3eSEqoiAe3",
+	"mUbuYfjAcdTN3aOvWn8dekAKP4Ld+uIorM6aQPKq3QFg20yZiw8QJJUDdnNJ8A5BjmwonTpZscDcKzBp",
+	"R3gZWgy+Gc8nLs2v1uZtUfruIh33soCm5ZrWraYNuVqlIanmlxOrGpA/CFU3VJzMCXURfoD3iQFsAhvm",
+	"is3h+wGctlkmxskNMCiwaI7VvKz8g/4U6quLNLkWF//67//58ebgr2GHvbFRa8CvrGZMuK6TROaUBHEl",
+	"Znk5/rnSV1n+39nEemrkilNQUVfX5y9J/s189Exb95tZKKM8akQKMvIioH1FDCQEvbHh+jV47s4d5oNv",
+	"uUZTh/28yl1N2x9EFidRvZEN0edpyODoJwiHJkIytBiX7Juz05fvjv6+NkYi5SORroGEvpiBP+RahIMy",
+	"RgRBPqx0z5pSLVgseNw6ZCEwJb8PJCklBfoDLFqtJNu7D/DsmhnCL/WzIcs2i3eezcW7oh/z1demL/cd",
+	"BCCZSW3ufsI1sGveaZQ1zW77gLfHHz7u79YH1ePL6mOezgExg0wo1snMzTKtOCM30Mu9aZVeG9CO17EP",
+	"j+B0PTu+xl8BhLe8EoHVqVQWAyp4sUAbHxRL7DUHpe5s2HNVO1IcHZzewAgamQgcKLHpjOGRR31WQOY+",
+	"r3E8oGt9jWWAukB3fMyaISXMh4HRjo1AAkEA8zS9sCKA10sYsH/99/8AVFBkFi0GR5Lv0N8ovzSvX4Nz",
+	"EJZAPoJFWDG09leSuTdMDjt3pwDWMROXic5FZlMmaVEQtjmc6Cya8eUF8gcI8WwFTEQTZfg+j642muM8",
+	"S2s5IKboGlYEc/SW0jpwC68SaxahESuWye7uZgfKnum60/O9Z/av99yUMKABIWHVuP1hq5ZxlKf+dSZE",
+	"G6J8aItnPMnQ/LQ0V7FaSHNfHzp3Rr/rsm7mM3Ob73ZL9zVExWj6ba/bLd29tRWtpvzGn1q/W7Mi7yoV",
+	"gdYsiuMPlRt9vUGPt//5wfy5WLNaHvfYr/COoIFuFPqdaj5UgfXxALJ//b//H0NHvJNpPg6rcKjDxoD9",
+	"PCRX/LDx4VPYYbYHtKJTF1XnV8RznqpL1gxv2nRO2oWvoU0/u1iwRI6VDTNrVTbotoJKtuzS6qaZRV7Z",
+	"tCI07yH+yLcznLIaGwmF/Aef6WMsFRKZJnKekzNYjPk8zQHpv3JfqwVLrXeskt+LoPjkiGQjAfFJOblN",
+	"lRRwgdFbDlkX1U16VYsJGWu4I3LI/+iwowJO+0WXNZ+zmC+dx4OCQcxPwV2FCVY2ACMhH+oMtuFwysHU",
+	"8JwqWSgpWnduxTSR/nt6n+MAPiqqg5CnuYmin+fgrQTJO69Y4RX+XTyuWPA5Lvldy9UNsnkqIOaDU4kB",
+	"0kEf34u5NvK/iPencH/t3O1qPA5YuPJzgiUHWcnGXRPyv5lsTRRqTY/40YX5f6ilaqhetLx3NrGTPPlI",
+	"zXMK3r1XmIg/kFOhDSN5ylAR9MQKG1NM03jsAJLypO7LMyBMQjEstGcOZOBCRtJlgBYSD3Q6yfFGm6g0",
+	"Zk0saGSUO9SUpocYfVt/6QVMpFowcGu0OuxHiuYvhdr6C4aZNdos7YI0X5cZCMANn3e1bIAEA4jeob66",
+	"+Nd//w+GVs7w3y1z+JNcw7xFxmaZMCoa6BAddgIxJUbvwtD7cSI91z9ByEAIRsBSdXmJSZvW0Xm3X/Op",
+	"Yh3KiVbrKAuOSw3TrDudLAQjHYUlo+PU7AqZLM0ekg8P42zIL4g7vSjic7gF8S9oi7DOnznwVl2QF/2A",
+	"0fK43hAb4Yrtha1OGYoNxldXtaw0XtrmwMv2AohmxPcapY+ILLWBOxi3xfqDH5REapeaDH42QopsPA4t",
+	"+wFZlvUV4dYOtJprVxywuuFbLMhK2bjwt0qHXSlXtz7o1O6CxzG0dwAq87Zp2gh0A6cCC2+todXmZlg4",
+	"rYHPvPQEqgMACCFZxMty85pM0kdPTa0rDFrt/GtzjtfVNQ1XLyhX8hBD44pkvehKB0yj1bQZZqSsDVBP",
+	"Q+tAnVL6onurrgncumqo2ixgnzU1l/FI3bQGHn903Oxh8fy2cCTF9NuPLq7//rm0tZi1tbvm1/qkndIr",
+	"1eT8gqLgD4WaewC15qkvWG7ntpD73yur1K6six+wX1TzSq9tCc+7OAWefakWXkVPFLTqygSDBZLik0Io",
+	"2Ym0fIekiaMJbKROKZmzlnWvlxPqQ3fOCzluYAeGuNGTpZuqq9MUq0rR0o5/eQ+Y9GsrwBXsyiw4UaFS",
+	"mxdwhceV2rysmcg40XkiL+e0OUYyOD3+4e13x+ZFPsL1agb4YqK0KNdzgcCDDgtfnZwZqjF9+PnYnSIZ",
+	"e1CD4lU5JIOi0K4Ra8tg9e6YdG5hiIbRUzkYrQqIhVoO2WFvxAJCBjT430eC8TgW8YDlRsdlHH5jSzU3",
+	"+2NW/QqoshRd7bbQkK1/pmz5WL/gMa1zI2jY5fISzoNqceC11aw/42QufyBCx09eSA5+cYpAHu4zJaEW",
+	"X9i8ddegFEGC3/lVv31uCVqxFtE8S/LlmWGnKCOOAN/8aJ7XuJ/ea8GOCM8e7AwDhnDobDjvdnciMEnD",
+	"P0WHnVsDBXqdbbVKPWDNXgtihTnq1uQZwQoGEIcyTi7nGVU5wDjgWGSHrNlvWWJ3WddA9JhDGSmZ80Rq",
+	"pq8uLNxFEZG30/cMzOQN8Hy4AfPq2bcOWXOntVJPiV4A9u2riw47wyuSgt2Xs8Rcj0uL58awO6sIIDUc",
+	"+qh15p5PrwU6eXWSK4CUpYXgRXld4JWwzgXvnOT5DETZJJ/MR0V42npPsgWKoBgvpm2bARtxLfZ32dHZ",
+	"m06PHb98dXbE3oGPcXs1CTnjC4pRoBhl8kNDJRs+pdjYv8Cw2nDPRO3vxLLtKppmYYe9tbAUforpHKF8",
+	"Sks0Swy3AL3dL4E1TeI4FQtA98t5dIWLRqn3QNE2i2JKzsra6piro/Tj/KzkRMBvn0C2HisLRM3RC05d",
+	"Wb+zIUzwTqwY8TFIzIV5WveH57MmXtoZyqH8X/+LgTNRD+Ux3K823sQiD4cbHsSQNcVNJGZ5db2tOI8E",
+	"MpSGHvSAIUY9ujNhkABJfw7xrFeJkY9sLAIqo5HpW8QDM+hf4Qn2K9MTPhPsV7zWfh3KX9vttvu/eW7l",
+	"+P9KIbNIivMsZVpcTiFdrxnivnVmWCKo4yg3bAVAxkXA/DrmwX5lUcqTKQvNkMKBFXONkEKSblDUeWZQ",
+	"mQwG6oz1S/YrBJCEd7CWmlgTSOUuuEtoesJPzpcCurBIRZRTgWtiLTCGKh/6FUw/mw5kVh7I7N4DGcoj",
+	"2izY3pilyZVgHPayiPzKKYYGbuJvfzwPwNuJUiSuH5muQqaiaJ5prETXGcrvzIlItJ7b7aSQjCQSLFXq",
+	"Ct/nVjJk/2UmTLV5gW5KLP6/GGf7bffFUIK3UM+nhyQi4N1hv63W5YRELDTXOWwPLpcwkvmsM5RGewEp",
+	"2C5RzHMOZ+LKnDbAWoI8JFHm75CHBKaNaXIzYNy1hysGYEmH0pxCzF+Sl2aNU4LYLWIGMtOFFsAszA4A",
+	"eesB5paw5mKiWgEAqoM5KmTNNNEQR1QAr3tJKSBjIa5qKxjKstnTNfVkfLzOdAm6vVQpEd195oTikRvK",
+	"ZlXJDKw7i+EvrYDN0rmt8M5lzLOYhYkGkAM+jwkIwfxHjsah5ZM+ryJmiRKgRz9AVpqCKzSCYaS+dVhD",
+	"4MA85WBxygTJo83T4/72u5enx0OplzLnN3g7pUkuMp5S3FlwKx2Cw9WnxOIZpLxgKEciXwhzSlQWs5ER",
+	"ArmhlVaHnXm3tunN7NNcCzJocyLWCimPwW4JiP9g+STebBZlCXx5daolLl0wvoBYIQuHw5FlaT932weY",
+	"wvLh486LT8PhKGSlNo5p2GZwYNc28/hb6X2zu95Xalh+6ez2lw4lhYXgXeisXuBEGMM1V4TYgaaRKxa+",
+	"e3t2zrYrKWfbKIKFA0o7E/FQRnOdq2m1Liv5agP3oJ/RBQzHg/o2/AaVuSapXIaHjUXhXpNiQSve8rqs",
+	"qoWp0vR8JvAUV8t+dobyrZWtzGCjlBJWkqxSZwxEOythmUu0UBZC53CxXbHRPB9KOIVKCsx2q0irIWu6",
+	"3+8j9g2lE5Zp3Oj9JMbgqTvm7kJrTpm1TfkMVGmKr8gVKbWwFoMNoisCNqSABoi0GMrLjBuhZR0/RON+",
+	"9UfsIUSlKauN1TCTHEqsFm4WAJE2YUdujdbosOPSMkICkq1cUfDzJB9KKQTSfW2PYWmHhBwrGKNlpes2",
+	"oVzStq35WORLEAzToTxHxgsebPDaGXmsQkcBTJfeBxM2XBuInELwbe2mmUqTaGkEDp7OzUEaykS6sIo8",
+	"41LjalqomCtaB5tOhgbrDJMiEhu2YT04aiENDbXwDuaZIJECxRWOc2ob5h4z8rssGUAzwuusDVyzWZbI",
+	"KJnxVFMWvNsaI+PLSGhYvF6HbW29gzpVKC9cZmqhO1tbDBIUbaMJB6F8DkYl5CDaw9gxmtbYmaLgohhK",
+	"xspWFyPIMz0faZGveLSaIeSShUUGYYeM4+bCdrHTZibf/nhu5MDkyoglfTP818lYrIx+Nf3dFR8i9Nci",
+	"fRyfKCfjw/iTXIt0PCh7ztB9Icsp9ODwNYLdSKwEfHiT7Pe7O2EAfRcT5TcVmKQkt9Dxfh0oPL8F2q1v",
+	"hKJCxxqOGGO0nnthq8OOnOwMv2i6iiFGicLgnVUPgEuoZrIT2yAD0nAskIsKERZECP9Og/5xcfUhmwFR",
+	"mbWhswY2SHMMCUeSz2bpErlhZyh3zE4erdwseHlpm9kCW7uRxyco4ebQ1L2YKP/SkZeePR47ETLWAUAI",
+	"CyvstXEsUwjecSfDcAfo3RxnpFAKJXCQ+ywTY7I70MbshnQVVcK1sJzceIwO/KHcNYvy0px/y6YZz9UU",
+	"bUBmLc59+ioDQGSibTlHPYOCUXvIYWTVNCKG15MVF8Bfj3UQgRFFStrBW6vBpTBEAimjRm7eM4P/kerO",
+	"WxUeTuGIUppiQmCWschEvLV1CLtq1qrAloX8qWL/h3LfdPuGT6kwRJF9vLU1sN1WcR42AHlAfuUBPUCe",
+	"RyLFttGvLjM+m7TrMB8o5gIGbcYPVdNgH8u4FdD/fbArhvK5mXHZQKNnEJvHySBupg6CTC0+b8A4Jlbi",
+	"JsJQA9tFkmt7bmnLC2+UWYKmZb6tsin+0HAF4AXwYqJ54CqOK4EjJ2BqXJCa7+3SrGlDKMpeAPQTGO2j",
+	"dbiuGC0M3y1A8Q6xUpw2hIRggJ8rKoKhV8lGCnPfpiPn05HIUIt1VWccVz3o9sNWZyhfmE1BxcniXqeC",
+	"X9saoHqmJGhQPPfreE1hp2Arw+3rXlg8SQ/h1fCSRxPRfolUO2BStYGww0OWqkv7OpBlOPLoNllLUGPu",
+	"DOUB3OvWCw0Jg+bWhPq/dJa2thiPMqUxbMSIA72uaYUXbIbW5AhoixIHWRhlSR4ycZMLSRA7YQJ3oh/D",
+	"GDCpZJsck8xcWhqPF4ttSi9ZEuiQYUasLuy/3m5QYKl/zGAfDJMx+9ADCcbXLXjObSE61K3MDKbCTIbm",
+	"ZWQ5yBjlhfkERF0pMtNlvzhwhpYxvl6ba9JlbyX51hZrhgXsKw4GbjH0ibBcpCkKSWgewDAh69qyRpNn",
+	"ZKSV6dKM8xZnHi7hqkcv0b6rMPCEZcPENJQgVZZQkCKd1n5oDy4IePSGeQ7uxqLOnL0fsA2Kpv8w5846",
+	"wuwrua4qcwADPZS9XbzeSX+kvuNEaJy0b6IvjK2kPiNXNO/yVF6yRuAVhAO3yii8I/DEVF8DLqu9IJ4g",
+	"J61XbZ/RosDjFBVr2IiXYmH4H/CWuaShq4yNeJwu7VRoYsUy2rtsKLe2vlELphUQI1niEu00EXPHn4Hq",
+	"YeTXCFhLJKRZazgJQDsoeY9RU1cguGhlxD1aELvldH8H7k7nC74MGKHe+nUU8Gk8bGRQ8NFiULrNh7IC",
+	"hAnLOVoSg6MnyYDcY7rw8muakp6Y83gq4kQHnqV5KD0GgNO2TII195g273BB6s6gfmjFQKM2pPYlQRG9",
+	"jrnyQ2lG6YuKyBWssASRF3j9sChVRvSyQuBciwDHExMftQqoy7jP62tLDCWxCgyiIg09q2QdhCQmGWIK",
+	"vST+NvxGLs5mzxzn/t4eqHiAEDCUR2cvT048qQQkKTQW9vov2qMkJ/8lhBZeKmUOtUqg1vB5sauULgD0",
+	"khPzMBquobD+LpuoeaYhDa4K0QuemXYRL25PmhdBbmsFTAHtIWAzboQvSB4OsHoosBonhrS8mtrgeTAH",
+	"0WjlqD1kc7Cd7HYPwgCNZ3A575IFoRDQ8bI0j7N8kUTicMOBop5uVDE1nVF1EUz1Sy4TyVMCWUGaB18l",
+	"HjczTCv6e2H07qKnbSz2N28DBMcS4w7mIlwzQs7iZDwWvshtFqDfLxag3+8+x+ZF7jicfhKimlwuEUym",
+	"Za/IKzHLB1i4H2EFcKnM9kO1R7OxZ+b68AFw4ySGxhYWmq6ZpitpHSkpCRs6E1rkAQv3uv1wO9zr7sDf",
+	"3bAFLwWRp7wBUOvFHFFRmEwh4w2C9gAfwTDB5NqsryzQfhWgQNigAFAEzFmHkQFLjbLlzBU5dBdtybqD",
+	"ZKOyQ7q3idMV6jhkSHDDoIgoCsLG29GTXbzoHL+TWMBAWJK3aOG0T8dDSYRMxOPsBPhyc94HCH0QVgjS",
+	"eW/d2MwyLsxpgcHP5VDippIO7Y60XWUKgkG+DxFo4HvKeWZEfzAGixsRzX3bG+AYOKcIIhXZabmNFSU4",
+	"hw4hfHRc4BYnaClmpUa83j2co6G8DejoJcTwoCqFUQ8wB9B3pgooxejylPVExqiY0k/JWz6UYD0agCyU",
+	"inXRP6MlyHCrEEzkAYFGv1ru8CubCg7yd52HGgCXGPwXnNMF96k4CoFIIRyRNR1BWJQUI7qSGgZ5AC3m",
+	"Ou+VOvdrNEP8GwN4CHq6R0MxbaRiaHa3nnP7SM89UsqNn1qApMDqCoEzF3hiheumX9PNhGur9ELglz/O",
+	"pciLxruucRWDzzntYUxoQAz8wY2WKKihOgMcICvWmmRhetEOrccOjdIzimB8WemeeaZ9S7froreuC4v3",
+	"4upMJk65Llr3S60J6tQyQqP+lTNTCFxCZTRA18+O66fi5tc1NSqLZrvrBg8ntmqqS+SK1weC8TxvIgSl",
+	"mINYmPUqr9wrvRI2yJo2K2MgC4NZilutpIlbz13a0F0kcPAq2xivJspzzOjLZm0gLDzRJXnEddNb6aay",
+	"c7u0c/4jmZrnonhgxz1QjZlqVmJo3FXtCcWWYuiOol73aIJ7lpnAK8Gdo5H/qdzyZHNAQBKzjQ+o8YE5",
+	"V9KzfXgtwLjF00zweGn7VeWiDa63nuvNKxtGFO8iX8CeUnrQSZb0FjTUmF+sJaDWPlN0t1P3XucdLaqy",
+	"ksri2u0Wsy+Mj27mq+I4wCGSJCqBzwBEn3/10ptGlN2xFDFkx3ksfPVOt2TWI/bT26kw75Rnl9a9sL/L",
+	"vku+si1o+3t7Nex+tSQ/ter3sVXfbINljB4nc25Lc62jROca9lxDb6l9LX2ADhcfU5QMOfbAxkVvfddb",
+	"1d1iJlCxMKnsLuDkouOdtR0jblalMyxkAhm8JB4WEhw6Nwqe0u8j3UDvq9Osr6ptpdbyrdjvI/ODrko2",
+	"i2f24MnYDqyOhvv97n79TJ3nCzJebJaya/Xc28ZaUl9wjTIhWhpW1BDbFbGQPhw+pcwcnMlaU0pKiadW",
+	"AryLfnqr/ayxA5Nz3nRbtvtCX3skYOHRSAjQDsXRQ9R6cOuNJqpy646180pi280OdePfTAjLBrb+zEhf",
+	"GCJiBqxTtTBzG8/T1L4G9cnw1Hxog/wdumyQX9EU5JLBCGIO+4YjiT7NcK/bxdgmo0eVrHvgJ2FNpNCg",
+	"5koMhhIJrsXQNWLoQXCpa1HjmBtLCXyuUMmJ9EybkUjkJahEWJ0EbzBPBYyTArcOfzJPOgAy/Ggv+th7",
+	"K+mTrWAoN0XMG5TsnmYSLpjVMl1aXWfWDjtDeSpmgrKlKsyftNLVU5EDzndmMa29MAGn/4Ati3xSzgCQ",
+	"jKsLaMbdClBb4c6lahHCSDMv1HFP03qmff3QwSgy8cucp3htVoCSK3aIDjsuvBFDWXVHrHdFuPgXnk80",
+	"BFlY2VLEYNsxzNOzhUF4n+Eu23yWtA2L3A5Zs1jjlOsJwR+ngmsRl4J1hpKnWpF5zO8ktAocbJIfzyFj",
+	"89g8TvI2FljYhmfL34XWVOpbN6AMkREgMzXTxegYhq6gaVzJ2GxMZwjoOEmeVuOzzeAaQeNaZBpDs3ud",
+	"3U4XEjXWB9J4+bMIochjD8skuBXxpPywV7kMtZpSc7MC7gUfggbe2CLbpMMPQWPGl1OBQ1z7dMRlhIhb",
+	"mRjPZbz68IegsRCjiVJXG73206egoWZC8lnSGDR2Ot3ODoEOQkpJQVaAoiJqcm1fg7xaU0PAplH7LlCs",
+	"duOX6A5s4Q7IDDKsCU1NgP01lM3R0kFjBMh5krhVoGYPyvB/yEmXak59zmaCZ+iTQlkEC8dgQYGhJOFK",
+	"XyWzmTVszLAwMPsO9bjMXDIsEzGHeGK/Jpd0UAyU38peeWV7hxJivcQYeLDLLSbx5P8Cm2SHnWK4S03U",
+	"mdmxEE+CO4AncWMAlVjQsg31eSzOpG4Mfl7JpicJAO0+ToLCADSXW2GhJikfolRCqEjuwwxnNJd8Rg76",
+	"p+BjDbIOyB6QF2u3HzSSgIEZvoeoUXWDS5Npkjf8cTgIn363DJhzVy2lWvx7Hxl+pUwUFuFR5lql4iFF",
+	"AD9U4mFvAXx+3eCp+s2mq0gg9zVDhSQc2M5ClyLTWLOo0poArKJDcIF0ca5zF3VUqt1aN15X67MY7+OV",
+	"eDV8w+G+mA9ecVeoAOQqu66Zf1GKDqTwqg1m3aQIunB1Sg/I1jXjdZm65kM5S3fNBKwy0gSETKwqgaF0",
+	"qOo1Q6u83jafotZqMaXVLN31FOSQUynuHuthBH5JEBCi/CIfULnSc9N3kng9FXlFXP0xVqt53IpNsjoB",
+	"XDOy0pbKpZslRCnH5ijgQ5XgIPAZQLN1Ay9q19ZwG0K+WVlpuJpR3IMbtN/t2rQzqiRatRl4QEHQYkbg",
+	"QXWswT63/Z1YvjPPQSroZjwZroxSbS1IjFtXqc0s1yELoaBTiSuWA9lvsDA1Xrz4tC36hUGdGfJDFIxh",
+	"giXhd92w6fnt8sOfgobLlG3D37vaVx8v9XAqppgVunkvRZNKT1rkn9OLefxT0PDViLual56FvdtF4qpr",
+	"5Ihw+yseWxwnaNK7u8l7ySlFUcTYaOfuRkUJBGixe3eLapED065/cHc7AtenWQF8xN4mK2Gh9x1M+d4m",
+	"8/LB+eG4zadTni1J9PXVkpxfYpVi+9WHesWkELJK0h5AMKm6+oknmAPFvcQR4NOARlTIa5SFUABPYemj",
+	"hCBfbMlJp462SY0GdCRZRJ7jlZLdJp1STkSHHZFSvrXV7/a2tg4BH2AoYzFL1RKzQMlsYJ7obm2BboiK",
+	"oQ1gZSOVT+pEXT+6Y1NZFz0YSZpCQJj18NCW/HYyb92jxfi3y8UkGnhtADlDMZSNb4wqfmKj393ptru9",
+	"drd33u0O4H8/NcqwhjUQrLQML+krQPgTgGdQQXRZryvfpsF+2PyaqqtfWHNPvRLjRApdgVf0LOxTPguq",
+	"VQqDSpnCc0qKL+LEXZUoCM5KZCnIpLNCG58efNmTcHTnfU/lvDCd/fOu/NuuewvVB0ZKEgSbgPBRc4AB",
+	"X+/LVf40V3kf7+U/NOl0SACEW6dwMRb3kcsynQAOjbmUpFqwJgG2ot+uqPJbshmD1lo1Fz8uPdYEj93V",
+	"R12TL5RdJ6R+xn1ma7ggeiHWT/ML1dnCQz+7Ai2NbSqwWVRUsYVUbHmUhkvsG8J1N2x44Sz+BQwYi41u",
+	"79tXL/6+/+Pzv/b/tvPT7tHeV/svn796cXzwdQnjtUGzrRZUQjLY5DEPABZ0yo2PaLnWz5oTemfkk/MX",
+	"1YcxVc7XQynh/rrHA8hnp9svkY/d88HPVmIZkDX9vkRwfncckYMNxMQyjCV6pF6eloRWIrTWJkg3Ibyr",
+	"FayGYRURKPBMrxV4UHNT8MdNOECH4rUBT/VbAYY+VFFU4NedVj2YWk3AFDbYbT0yMe8+kC53u70SXd6L",
+	"9Kza48BV7/r5aYnFbrPjNxDP9MgLf/DAhT+o3Cf3W3hZQJndFsp1z1ZPt01HdW93CUzrcybXhKY1YT1b",
+	"QenLTePLoHG/5XARPz9ADOLDViPCoOOVE++FidSABpu3YsxaJUdiNXgBA1VsxkSnbNi+vUjDA4m/t4HF",
+	"6h2ibbnym9Bub5Ort6ZAJxjl+g87cVBx9j4nLnDVFb3LWtzMUtPvh9LJer8SZde46/enO2PvNwr5ayJm",
+	"fcC4tCFoRSJhJTjPNAPvXRGVh+37pfZVlARbuRsD3qBaOwTv0ZGry4i6NSYNWj9/5Jv0j2TzRW3aMvGH",
+	"GX3JSGZeUARaUGDJ4OMaW/CZX7iAe9dJCd/XZpsZSSxWg0r2lo8dQeE1Q2kzao1oCdVe/LR3L2UIyYgE",
+	"UIc/XhiLh3JFQMQ5+fXkS/Hm+MamVzYfabVlYyywHcZrXBMQcoe9oQi7xAXYUWBHjUGP0kIxLKtcYqAU",
+	"ZRv2u91wa2tAlgwqO7C+WIR541Diw5h3s5gsWdNHJi6lETtM4MDD9g0KNN+gim89lOtReQGHpB4y14WF",
+	"S8oSKmHDHOJy4i/o5bfpO25JKG3DBW0CaAuh5i1ddGNpCTuYr7gBxDJE+6Qpa/pZJDx2OGitKgbzUDqc",
+	"BzcP836PlNz8SeuoB2r2QAgtAoGZt6UqNlo6OLKibx0UqJDYzjwHgC5KAtgbwiEVgkiu0hj6nvEstwFH",
+	"uGRqTNkNlurAGtYxK/e1P+nbalQEfkETKFksnHsHIqcGBaWZYTTvB0Dd8qmUNX0EasT2KIJNmiso1Bhq",
+	"KAMPw8jHr6iAUzR9iGrTtYWgqIBVD1hYAxUPYIVrzwlrWvRq07EPYF2GFHMq6YCFNVUEoNxgqoXFHSd8",
+	"LrN90HGBOx9C0W3fM2exFANXjjOkwA1A9iyNQgLl+EsZEE8vM6BS7YfVTUX5lNRhWzcNM+/LyvFKvYtg",
+	"TV2IFhDpUWUrPcwTuBkIhiRAHNGCf2DpbZsCZK4tMHIMLFhKKVAQLMIlkPImgBw9B55XZuDeaYJ4Virj",
+	"Aq+fI2YWYOexZphynV8YAQdX1fuczCjxs8z3nmmISUSgIIyBb2FsoOnWadUEnGIxCByCUIVF1a+UGam9",
+	"lE2vTtYKd/sHoV+/xkJ5TO1O2IWgFFOd8xQwBSwES+W2hSz7Z5pAppoIGHwrVMKwYRb5WrQGiHSFyB2E",
+	"eODzgwLCLIYAeFShzLiQDm0lKF2U2aQs4FQBakObvatm0WG2f4mqbVhpkpWJ2KZu8OJVAAqFsGCYrWe6",
+	"Q0NQQPHNNgaL3sRjmzp3SO+wyXxmcZ3gUeOovvZKGzUe4MoFl2rDXlEvvo37V69/Ofjp5ofd6Zvns9Oe",
+	"Pt9f/H1n9HJv/E338mjn6t3BLz+tOmlX/bCf4YCtq/91i/vnnkW+nsKXmnh4+Xd6xWw9DR9kHzzhNhhl",
+	"0w786JXMQ/HftL2P/O/X89ioMZYhuN/m3mXKq5WSK4Ix5AMUwq+HAlwuxOXzsFvEmmflyHG/ANcXx/Mf",
+	"2j2HuvJm3jmAav1PcM6By+1BmATBSk4/YA80AaWg9edw3t3XclhcL416e0SZCL5HYitVQ3rUZk/spVuV",
+	"Ntd466wxxnnrHtfHxt4geEzJtuJkp0elyC+28D+CLfyovsBY2cjtCpjj+hT5lzab9D/Y5PyDla8fx+ps",
+	"uVjJ6vwxiT+hrRnyAleszljQqopDgBLdlGdmU21qWxjYcj6GVUBsF5fLFasEAQsPJdWS9NHxXEUpyC+w",
+	"+rCSNXB5rIKWF6D9BJTpBeBCeLVWUO+dy1hkdyu+hzANizw7zoRw2cLf3xOToOkDiwHMQYuSBsGWigZu",
+	"6wKyDuECZYNQrfrdblh2RaJWnRBEIUGAxdTSosNLxfRMROZmACwmZ6gAjCpXfVkq/7xWY01uNfPj+2qT",
+	"FvGnDSO5yaNx8sqFa894PimitR8Spe3KrT5Cpo5NENogWYcyQz87AvOHRCw2iMIMwPHjyAzMYFbnsnS0",
+	"4PpL+O6XTJzaFt+JZTkLp7/J0GaZMhIDXll/sEsVL7RHu1Tp3vwU1CfJn4IbEo0fHkJi2eRdQf8M3HlG",
+	"FC2Lk+uS0YeyyEZnidS54HGBvYgZ6ffIL78U+Z+MT1OJ/rt4tOG1T8WgvzDeL4x3I8b7h2KhRsy8fjwm",
+	"6pIgeR7V1LB96RfUeKZZaNgMeFIpowuqNUI0Q8iaoUUmCK2fCoRkNR4PHPq2ImDsW/WJ+6oSQ+nrEmHd",
+	"YEY8umJKYoUtH1usCbkxhCnW6rC/QMVCW7ZcSTGUYAA89CZvrTRof19MFPjfZh12dAfsGRT8SG5EDOoA",
+	"KiGb6gPo9UEPP33vlwcKXAmfobQlcJJbryVbT6vmYsKf/v3upnv6+ghdY1BAaGx89bz3VuIOHx2QCYRz",
+	"IWEeFhExGpDJydMJQOb6Kdxy/wa3L/Mw2L5cxF8u4g0u4u4GF/FLJcdpEuFcfkdj9J9ZT0NW92giBgGg",
+	"rRo/twur3frY21NVVGAkeyZefVtbdMVubRGAzqFnKAWcT0qS3SYA5XGqFhogEu+6CcFGlwBg/NJD5bPV",
+	"hKVYrEN8GMoq5AMBRFhAK2eTVTMNwVxghrS1TgmyDEOHKZEeS0roK43lK3jFBwQVwGK1kBA0ZYPOWgNC",
+	"brNl4uyrXAwQ4IFNEznPhR7KJlpNbb0qK+75sYUQwRPaiVwYPdiXnyAmz4gZtKcO6tEIZVBQzklX5RnY",
+	"siY14ke1rsi/iQjy22JNlOICacMag/3uxvf2aWUVbxFf3hLRddiPtoo30l++KQ13Gg8XXzxU5TvFmGJy",
+	"T5Jub6N1uas3vCbjvswTvmTdfwnreZqwHuBgXlAP8TcX1IPwbRDiIp/5ES6rVcz/tEE+SVwq5fElJmdN",
+	"TI6VzD4zuOZhzX7vzHmS8Z4oFsdhO5hO8HYogwnUDJEy701LxCAozDb4296/Xxr9Y2Rzk7C2Lo1+5een",
+	"o5w3fsbUarUNDPnL2UikSl5iop4s50b5Af+yyIj6t8vC792Ti9Razso4GnbDStVRNn3sabmCXzezXLwF",
+	"ktZ7X7Lh//wRgI8A/PF2pQYM5al4CsuhqxXggGWM0E8mCMwWlOLJ+n3ac1RTGedwg8o4EGHYK+7GexRm",
+	"+Y9Pgi/0XLfWj2+d8wpKbFB8AMtJGyUWk9vJDQfphp9RmkCKhdD5UK6pTTBgt5SCsTV/AyYk/hcPRMAc",
+	"dHZnKCFnFGscJxoKzORC2hGBZS/PuNQEEcGpAl1RCdire84mXE9ccjz2SeVNINtxlonrC/NMGNTWl23Z",
+	"eEG1YCJO8lJtR2arBsc85yOuBRtlglOBvmjCE8maod1VW6EFCjhTgHnA7M/l71sd9kbZ4VLFeA/MnbtZ",
+	"QdnRGvuo6eyO8gjmkWMknc8qkYDk9qVIwp+mSILdUMpGQHz7da++Ekvc0PsYYde/3BrW8Eivp6ic4vA3",
+	"e7kh8SNs85uhzsNLPxd33p3FzbHnceEsN0bi+eK4/eK4/dOCyOMFKeyN5UQo/+sNxCh3M6IIhZdq29ZA",
+	"3b5M8sl8tN69+Zck/2Y+eqbZz9XqqTOe5RLgftRlxqcfmpM8n+nB9nasIt3BfjuRmm4LuW20nLYW0TxL",
+	"8uXKGCqf29SzniSzNvW+7hn7e2soCaPIcFUb5j5OZGy04SyRl5rpCZ+JmKXJlbAIR070A/NahEkYADo0",
+	"47nZUyrZlEg2bLwW/MoWcrIQCB124rC5zL1m+yUw+0G1vnPg46oOpVtdLEDrHLgOIUOXEJcAisa1cTWY",
+	"h7IZ2sUdMFz5M/sjIHQM5dbWO55POltb7D3Ep0EZOlwLQn4qKrppZRZPT3gmXM3uZ5pNlBF/z1+fBV7Z",
+	"Rh0MZehq1QU4NRA2sBidutSHEF0WU11GTGbl0pBOM1xDj2GLaTWUWJlFIlaPbYQRz/ZLV4ca7haBtey5",
+	"q4vnYDWETmIjAlMuEGDwYE5RqU7eSER8rgUK2Bi7hkXT8eU+XJERvERGi3tUKpZpljn8C8ykDQgWkdEi",
+	"2yegWYwTkYWwJC7x3W2pK+w3lESRCIl4/PLV2RF71+7v7bcwwX6192LHocaKITOuxf4uOzp70+kx6GIo",
+	"iwWDdTz75sh06lBEmLjhUY67OFrmQlORf5TlDRvRldFGhJkEa8nZOEkRzo69P33NmiEdiAuspHRx9vLo",
+	"zZuTN3+5+O7472cXX5+8Pg7ZNgsv3p++DjEMzTQDj2PbvM2mgiURlNGEyEILZALhmpxCBAI89NyeJFxf",
+	"wlOKDT27pOorqRbmUBzZZHKscUnOGCrXGFTLlycxTqtYwDLCFiFemFMd7nZ7YL/vdXdbJZwnmBiHnkjL",
+	"O8TUbUKBAT2qVF31mVla8Em1ywVZLRgSIsIEWMwVQiCI35hWc3OCY9UiWKJy10M54VXgGUONuIK61HMX",
+	"MHaIDIBybEFxr1Y2ZaPBAuzCAux2dzDQg42FKxevxuOOLcPKczbhs5mQYLSGpQA+aU7QCSi5CP6FgG4i",
+	"gkxR0BuanBi7h484lB5fJ/A2sDJdzJRO8uTacKhUQbH8+YxJBSG8BEpFmYvFz6Mlqp2JHEqzSlWwsO1w",
+	"5nDDnK4OMGEBCy0wWCIBE6w1QBw02OB5BqYjq9+OIViosFhtbQ1qK2rbGByuWfjq+PXx+fFQMlYOWQrp",
+	"cQglbtrcydGSmLy3gaWYZTUuBSwD9FJN+mPr8PY5eEa2yiRsMuTW1oLiNsA5tbVlpoMAR858BOQV1kWV",
+	"DFiXEJlSvItrAz2kWgQWMQsClRbm2oCgY6hTRRZKw3ubWLzd4mB5IIEYGJErJpVhhq2BN0LTMbE7z69i",
+	"7gPzelxpz89Y1LYOmOhcdsz1JDINL/z2x3M07esrtKwwNkt5blgR3cgqW7Wp4Gq2LVoYbovZgFvxvnx3",
+	"oN0e/A54D8R/uNAqIIHyJpOYA0sqif3RPhgeVwrjskOipqv5qzw2J9gr0ha4wDEMFpexMLze9kAEBPh5",
+	"C74EQKtS7f6BY7JIuRor+ALbowLAWZLTnevJ1uvMbAOLyEo5zAC7WNAAFocmX21gnjWfP14lMh64LQxY",
+	"Eg9YRcT5FBbum6EsMMWSGCHdEslCmkKImJ0WyRKAdEKMpBjQ0gNimeBXF4gkS1Bx+NU8S0MicVijZ5qF",
+	"3mMsNA9Y8fBUzNKlYbtvpSGIHGkYuTG1NxuSSAcmCD+hLZE1J+KmECbI+ggPtAL7JIDcVccDX5JMk/KR",
+	"SEPTczb3WDbe7KYZDsYsm7lAOdSytBzfUZo5vHhMkPrNFQ7YjOYMAEMvE5479oFhfJbc7EECOrMcgs1l",
+	"nqR1fA0CCc1UK9fNEOXURQJxlmb4BNi/EJmwSKbzjIA24f40qwwo6RBb02GnsFa2orchU1pZjW+19F7g",
+	"bwJwWaSy2H1XqtWdFBGj9TGN5n2o7GxSUPYbccMSJ9labodCoici4rSN9ESFxw1bdYYvFLoKy9dtwvOt",
+	"1tXPKyF5/7DHnz828Cg1Bq5N0IB9QbQ2uP83RmujgRGfv0AqvEDnyTxLzU+kXXuKtYpytR2LqdoepWq0",
+	"3eP90U60jQJZR8hriJ/azCJnthsJrc4KV1FTA+ChVR4BMRCPnCwC6wxsoTFolLiCXWzgP41BYy/ejbrj",
+	"veh59Hy8H+3wnuiNd0b90X68zw/GXbEb7Yz6vHfQfTF+LvbjvWh3tMP7B70XXfzs+lu/E5+3mj8QEGu9",
+	"VRPmBBYDFBdq2GxuK167rx/V3Pl7GQgfEB3S6+4+3Ed+IhEUq2rOcnrd5z7+tB7tQt2kzYCbok5xDSiJ",
+	"D5gtsV+nnZJhwXm4i26rCqyzBIANgJTYAlgbAo1Jha1Pn/r9Y792Hk4lZ5XtJtnXU3aV9GWNB7Z+Ohr6",
+	"3KFYrf3PgMr1wGi0/sEDYlpX4Kgbg1451Ewp9OZmnrfhtp+fkM8U70LLD2EtJbpiMWJNtAUhG7Gt0DxV",
+	"sBRqD8Gh/YNur3UI6ENLMgCHXoxZyGh1bg9Du9X35T364Gvtt/T2kMEeRJyKzb4x+PkDSBtedA1YNdPC",
+	"BcGaxOMrN1PL8xVVDn/jw6eVN6Ox8GhuBGR6KfCBOkn/XabiuXVJl6VSPks6JDKBaHrda6w6wF+riKeO",
+	"z4RTfiVYNpdhq9TdYHs7NQ9OlM4HL7ovutDZBzerj/Uczmg91Xr/WCfAxrh0CvXCxSHVRzMYmbIN8Swi",
+	"viWKqOiagoj8N/huutW3nNJJU+PSnsLB8TdUZDpgi0kSTQhiG6C+vfdUt/jTh0//fwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

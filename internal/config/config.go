@@ -42,6 +42,10 @@ type Config struct {
 	AccountRateLimitLive    int // HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE, requests/s per live account (all its keys)
 	AccountRateLimitSandbox int // HSRCPAY_RATE_LIMIT_ACCOUNT_TEST
 	AuthFailureLimit        int // HSRCPAY_AUTH_FAILURE_LIMIT, failed authentications/s per client address
+
+	SecretScanningKeysFile string // HSRCPAY_SECRET_SCANNING_KEYS_FILE, GitHub's key document
+	SecretScanningKeysURL  string // HSRCPAY_SECRET_SCANNING_KEYS_URL, or where GitHub publishes it
+	SecretScanningLimit    int    // HSRCPAY_SECRET_SCANNING_RATE_LIMIT, leak reports/s per client address
 }
 
 // Var documents one setting; the serve command turns each into a flag too
@@ -75,6 +79,9 @@ var Variables = []Var{
 	{"HSRCPAY_LOG_LEVEL", "info", "debug, info, warn or error (JSON logs on stderr)"},
 	{"HSRCPAY_SHUTDOWN_TIMEOUT", "15s", "how long SIGTERM waits for in-flight requests"},
 	{"HSRCPAY_DEMO_ACCOUNT", "", "create this sandbox account at start and print its keys (make run sets acct_demo)"},
+	{"HSRCPAY_SECRET_SCANNING_KEYS_FILE", "", "GitHub's secret scanning public keys (JSON key document): turns on POST /v1/secret-scanning/github"},
+	{"HSRCPAY_SECRET_SCANNING_KEYS_URL", "", "or the URL GitHub publishes them at (https://api.github.com/meta/public_keys/secret_scanning), re-read hourly"},
+	{"HSRCPAY_SECRET_SCANNING_RATE_LIMIT", "10", "leak reports per second per client address"},
 }
 
 // Defaults are what an unset variable means.
@@ -98,6 +105,7 @@ func Defaults() Config {
 		AccountRateLimitLive:    1000,
 		AccountRateLimitSandbox: 100,
 		AuthFailureLimit:        10,
+		SecretScanningLimit:     10,
 	}
 }
 
@@ -169,6 +177,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	duration("HSRCPAY_USAGE_FLUSH_INTERVAL", &c.UsageFlushInterval, 10*time.Millisecond, time.Hour)
 	boolean("HSRCPAY_TRUST_PROXY", &c.TrustProxy)
 	str("HSRCPAY_DEMO_ACCOUNT", &c.DemoAccount)
+	str("HSRCPAY_SECRET_SCANNING_KEYS_FILE", &c.SecretScanningKeysFile)
+	str("HSRCPAY_SECRET_SCANNING_KEYS_URL", &c.SecretScanningKeysURL)
+	integer("HSRCPAY_SECRET_SCANNING_RATE_LIMIT", &c.SecretScanningLimit, 1, 1_000_000)
 	str("HSRCPAY_REDIS_URL", &c.RedisURL)
 	str("HSRCPAY_IDEMPOTENCY_KEY_FILE", &c.IdempotencyKeyFile)
 	// At most a minute: without Redis (or with a replica cut off from it) the
@@ -200,6 +211,14 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if c.JWKSURL != "" {
 		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || !validURLPort(u.Port()) {
 			errs = append(errs, fmt.Errorf("HSRCPAY_JWT_JWKS_URL=%q: want an http(s) URL with a host and, if any, a port from 1 to 65535", redact(c.JWKSURL)))
+		}
+	}
+	if c.SecretScanningKeysFile != "" && c.SecretScanningKeysURL != "" {
+		errs = append(errs, errors.New("set one of HSRCPAY_SECRET_SCANNING_KEYS_FILE and HSRCPAY_SECRET_SCANNING_KEYS_URL, not both"))
+	}
+	if c.SecretScanningKeysURL != "" {
+		if u, err := url.Parse(c.SecretScanningKeysURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" || !validURLPort(u.Port()) {
+			errs = append(errs, fmt.Errorf("HSRCPAY_SECRET_SCANNING_KEYS_URL=%q: want an http(s) URL with a host and, if any, a port from 1 to 65535", redact(c.SecretScanningKeysURL)))
 		}
 	}
 	if (c.JWKSURL != "" || c.JWTPublicKeyFile != "") && (c.JWTIssuer == "" || c.JWTAudience == "") {

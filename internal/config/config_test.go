@@ -116,7 +116,7 @@ func TestVariablesDocumented(t *testing.T) {
 			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_SQLITE_SYNCHRONOUS", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
 				"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT",
 				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUST_PROXY",
-				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME", "HSRCPAY_STORE_TIMEOUT":
+				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME", "HSRCPAY_STORE_TIMEOUT", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT":
 				t.Errorf("%s accepted a garbage value", v.Name)
 			}
 		}
@@ -255,7 +255,13 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 		"HSRCPAY_JWT_ISSUER":          {bad: nil, good: []string{"", "https://auth.example/"}},
 		"HSRCPAY_JWT_AUDIENCE":        {bad: nil, good: []string{"", "hsrcpay"}},
 		// Read at start (server.LoadIdempotencyKey), where a missing or malformed file fails.
-		"HSRCPAY_IDEMPOTENCY_KEY_FILE": {bad: nil, good: []string{"", "/etc/hsrcpay/idempotency.key"}},
+		"HSRCPAY_IDEMPOTENCY_KEY_FILE":      {bad: nil, good: []string{"", "/etc/hsrcpay/idempotency.key"}},
+		"HSRCPAY_SECRET_SCANNING_KEYS_FILE": {bad: nil, good: []string{"", "/etc/hsrcpay/github-keys.json"}},
+		"HSRCPAY_SECRET_SCANNING_KEYS_URL": {
+			bad:  []string{"ftp://x/keys", "https://", "api.github.com/meta", "https://u:p@h:0/keys"},
+			good: []string{"", "https://api.github.com/meta/public_keys/secret_scanning", "http://127.0.0.1:8081/keys"},
+		},
+		"HSRCPAY_SECRET_SCANNING_RATE_LIMIT": {bad: []string{"0", "1000001", "x"}, good: []string{"1", "1000000"}},
 	}
 	for _, v := range Variables {
 		if _, ok := cases[v.Name]; !ok {
@@ -294,5 +300,17 @@ func TestRedisURLPasswordRedacted(t *testing.T) {
 	_, err = Load(env(map[string]string{"HSRCPAY_DATABASE_URL": "postgres://u:hunter2@db:99999/x"}))
 	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "HSRCPAY_DATABASE_URL") {
 		t.Fatalf("password leaked or no error: %v", err)
+	}
+}
+
+// TestSecretScanningKeysOneSource: GitHub's keys come from a file or a URL, not both.
+func TestSecretScanningKeysOneSource(t *testing.T) {
+	_, err := Load(env(map[string]string{"HSRCPAY_SECRET_SCANNING_KEYS_FILE": "/k.json", "HSRCPAY_SECRET_SCANNING_KEYS_URL": "https://api.github.com/meta/public_keys/secret_scanning"}))
+	if err == nil || !strings.Contains(err.Error(), "HSRCPAY_SECRET_SCANNING_KEYS_FILE and HSRCPAY_SECRET_SCANNING_KEYS_URL") {
+		t.Fatalf("both: %v", err)
+	}
+	c, err := Load(env(nil))
+	if err != nil || c.SecretScanningKeysFile != "" || c.SecretScanningKeysURL != "" || c.SecretScanningLimit != 10 {
+		t.Fatalf("defaults: %+v %v", c, err)
 	}
 }

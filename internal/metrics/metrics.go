@@ -18,6 +18,7 @@ type Metrics struct {
 	AuthFailures  *prometheus.CounterVec   // reason
 	RateLimited   *prometheus.CounterVec   // budget (credential, account, client_address), mode (none for client_address)
 	LimiterErrors prometheus.Counter
+	LeakedTokens  *prometheus.CounterVec // label (true_positive, false_positive), action (deleted, rotated, grace_ended, none)
 
 	// The credential cache (internal/credcache).
 	CacheLookups       *prometheus.CounterVec // result: hit, negative_hit, miss, bypass
@@ -54,6 +55,10 @@ func New() *Metrics {
 			Name: "hsrcpay_responses_validated_total",
 			Help: "Responses checked against openapi.yaml (all, or the sample HSRCPAY_VALIDATE_RESPONSES sets), by result: valid, or invalid (answered with a logged 500).",
 		}, []string{"result"}),
+		LeakedTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsrcpay_secret_scanning_tokens_total",
+			Help: "Tokens reported by secret scanning (GitHub), by label (true_positive: ours) and what the report did (deleted, rotated, grace_ended, none).",
+		}, []string{"label", "action"}),
 		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hsrcpay_credential_cache_lookups_total",
 			Help: "API-key lookups by what the credential cache had: hit, negative_hit (a hash known to match no key), miss (read from the store), bypass (cache suspended: its invalidation subscription is down).",
@@ -71,7 +76,7 @@ func New() *Metrics {
 			Help: "1 while this replica receives the other replicas' invalidations through Redis (its credential cache serves), else 0.",
 		}),
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthFailures, m.RateLimited, m.LimiterErrors,
+	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthFailures, m.RateLimited, m.LimiterErrors, m.LeakedTokens,
 		m.CacheLookups, m.CacheInvalidations, m.CachePublishErrors, m.CacheSubscribed, m.ResponsesValidated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -111,18 +111,46 @@ func (s Set) Missing(want Set) []string {
 	return out
 }
 
-// OperationPermissions maps each operationId to its declared permission and
-// fails if any operation declares none, so no endpoint is left unguarded.
+// BearerScheme is the spec's security scheme of bearer credentials (keys and
+// JWTs), the only credentials that hold permissions.
+const BearerScheme = "bearerAuth"
+
+// OperationPermissions maps each operationId called with a bearer credential
+// to its declared permission and fails if any such operation declares none,
+// so no endpoint is left unguarded. An operation whose security requirement
+// names no bearer scheme (the leak report, signed by GitHub) has no
+// credential to hold a permission: it must declare none, so that nobody
+// reads a declaration the server does not enforce.
 func OperationPermissions(doc *openapi3.T) (map[string]string, error) {
 	out := map[string]string{}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			p, _ := op.Extensions[OperationExtension].(string)
-			if p == "" {
+			bearer := usesBearer(doc, op)
+			switch {
+			case bearer && p == "":
 				return nil, fmt.Errorf("spec: %s %s declares no %s", method, path, OperationExtension)
+			case !bearer && p != "":
+				return nil, fmt.Errorf("spec: %s %s declares %s but is not called with a bearer credential", method, path, OperationExtension)
+			case bearer:
+				out[op.OperationID] = p
 			}
-			out[op.OperationID] = p
 		}
 	}
 	return out, nil
+}
+
+// usesBearer reports whether the operation's security requirement (its own,
+// else the document's) names the bearer scheme.
+func usesBearer(doc *openapi3.T, op *openapi3.Operation) bool {
+	reqs := doc.Security
+	if op.Security != nil {
+		reqs = *op.Security
+	}
+	for _, r := range reqs {
+		if _, ok := r[BearerScheme]; ok {
+			return true
+		}
+	}
+	return false
 }

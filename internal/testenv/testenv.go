@@ -27,6 +27,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/config"
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
+	"github.com/hsrcpay/apikeys/internal/secretscan"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
@@ -113,6 +114,11 @@ type Config struct {
 	// one store pass the same). NoIdempotencyKey runs without one.
 	IdempotencyKey   []byte
 	NoIdempotencyKey bool
+	// SecretScanning turns the leak report on with these GitHub keys
+	// (NewLeakSigner); SecretScanningLimit is its per-address budget
+	// (0: generous, like the other budgets).
+	SecretScanning      *secretscan.Keys
+	SecretScanningLimit int
 }
 
 // New starts a server; it stops with the test.
@@ -155,6 +161,9 @@ func New(t testing.TB, cfg Config) *Env {
 	case cfg.SampleResponses > 0:
 		validation = cfg.SampleResponses
 	}
+	if cfg.SecretScanningLimit == 0 {
+		cfg.SecretScanningLimit = 100000
+	}
 	if cfg.CredentialCacheTTL == 0 {
 		cfg.CredentialCacheTTL = config.Defaults().CredentialCacheTTL
 	}
@@ -193,7 +202,10 @@ func New(t testing.TB, cfg Config) *Env {
 
 		CredentialCacheTTL: cfg.CredentialCacheTTL,
 		IdempotencyKey:     cfg.IdempotencyKey,
-		StoreTimeout:       cfg.StoreTimeout,
+
+		SecretScanning:      cfg.SecretScanning,
+		SecretScanningLimit: cfg.SecretScanningLimit,
+		StoreTimeout:        cfg.StoreTimeout,
 	}
 	if rdb != nil {
 		opts.Redis = rdb // never a typed nil in the interface
@@ -212,6 +224,30 @@ func New(t testing.TB, cfg Config) *Env {
 	e.Root = e.HTTP.URL
 	e.URL = e.HTTP.URL + server.BasePath
 	return e
+}
+
+// NewLeakSigner is a GitHub of the test's own: a fresh ECDSA P-256 key
+// published (as GitHub publishes its keys) in a file the returned Keys read.
+func NewLeakSigner(t testing.TB, id string) (secretscan.Signer, *secretscan.Keys) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := secretscan.Signer{ID: id, Key: priv}
+	doc, err := secretscan.DocumentOf(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "github-secret-scanning-keys.json")
+	if err := os.WriteFile(file, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := secretscan.Load(context.Background(), secretscan.Config{File: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer, keys
 }
 
 // Bootstrap creates account in both modes and returns its managed keys.

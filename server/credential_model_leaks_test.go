@@ -1,0 +1,136 @@
+package server_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"pgregory.net/rapid"
+
+	"github.com/hsrcpay/apikeys/internal/keys"
+)
+
+// csmLeakChanges are the fields a leak report's events name, besides the
+// change itself.
+var csmLeakChanges = []string{"leak_scanner", "leak_source", "leak_url", "reason"}
+
+// leak sends GitHub's signed report of tokens drawn from every secret the
+// run holds (current, replaced in grace or not, dead, of every account and
+// mode) and of tokens that are no key's, and holds the server to the model:
+// each label (true_positive exactly for a token the store still knows by its
+// hash: a key's current secret, deleted or not, or its kept previous one),
+// a custom key's current secret deleting the key, a replaced secret in its
+// grace losing the rest of it, one event per change (actor platform /
+// secret-scanning, the report's source and URL) and nothing else; the
+// probes and store checks after the step then see the secrets die. A
+// managed key's current secret is never drawn: its rotation issues a secret
+// shown to nobody, which the model could not follow (TestReportLeakedKeys
+// covers that case).
+func (m *csmModel) leak(rt *rapid.T) {
+	if !m.begin() {
+		return
+	}
+	type item struct {
+		token string
+		s     *csmSecret
+		what  string
+	}
+	now := m.now()
+	var cands []*csmSecret
+	for _, s := range m.secrets {
+		if !(s.key.managed && s.token == s.key.cur) {
+			cands = append(cands, s)
+		}
+	}
+	var items []item
+	for i, n := 0, rapid.IntRange(1, 4).Draw(rt, "tokens"); i < n; i++ {
+		switch kind := rapid.SampledFrom([]string{"a secret of the run", "a secret of the run", "a secret of the run", "a key never issued", "not a key"}).Draw(rt, "token kind"); {
+		case kind == "a secret of the run" && len(cands) > 0:
+			s := cands[rapid.IntRange(0, len(cands)-1).Draw(rt, "secret #")]
+			items = append(items, item{s.token, s, m.describeSecret(s, now)})
+		case kind == "not a key":
+			items = append(items, item{token: "sk_test_" + strings.Repeat("0", 38), what: "a key-shaped string whose checksum fails"})
+		default:
+			tok, err := keys.New(keys.KindSecret, rapid.Bool().Draw(rt, "sandbox"))
+			m.must(rt, "mint a key never issued", err)
+			items = append(items, item{token: tok, what: "a key never issued"})
+		}
+	}
+	url := fmt.Sprintf("https://github.com/octo/csm/blob/step%d/.env", m.steps)
+	report := make([]map[string]string, len(items))
+	want := make([]string, len(items))
+	var whats []string
+	for i, it := range items {
+		report[i] = map[string]string{"token": it.token, "type": "hsrcpay_secret_key", "url": url, "source": "content"}
+		want[i] = "false_positive"
+		if it.s != nil && (it.token == it.s.key.cur || (it.s.key.prev != "" && it.token == it.s.key.prev)) {
+			want[i] = "true_positive"
+		}
+		whats = append(whats, it.what)
+	}
+	body, err := json.Marshal(report)
+	m.must(rt, "encode the report", err)
+	sig, err := m.leakSigner.Sign(body)
+	m.must(rt, "sign the report", err)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.env.URL+"/secret-scanning/github", bytes.NewReader(body))
+	m.must(rt, "leak report request", err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Github-Public-Key-Identifier", m.leakSigner.ID)
+	req.Header.Set("Github-Public-Key-Signature", sig)
+	res, err := http.DefaultClient.Do(req)
+	m.must(rt, "leak report", err)
+	b, err := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	m.must(rt, "read the leak report's answer", err)
+	what := "leak report of " + strings.Join(whats, ", ")
+	rt.Logf("step %d: %s → want 200 %v, got %d", m.steps, what, want, res.StatusCode)
+	m.stats[fmt.Sprintf("leak %d", res.StatusCode)]++
+	if res.StatusCode != http.StatusOK {
+		rt.Fatalf("%s: %d %s", what, res.StatusCode, b)
+	}
+	var got []struct {
+		TokenHash string `json:"token_hash"`
+		TokenType string `json:"token_type"`
+		Label     string `json:"label"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil || len(got) != len(items) {
+		rt.Fatalf("%s: answer %s (%v)", what, b, err)
+	}
+	for i, it := range items {
+		h := sha256.Sum256([]byte(it.token))
+		if got[i].TokenHash != hex.EncodeToString(h[:]) || got[i].TokenType != "hsrcpay_secret_key" || got[i].Label != want[i] {
+			rt.Fatalf("%s: verdict %d (%s) is %+v, want %s", what, i+1, it.what, got[i], want[i])
+		}
+		m.stats["leak "+want[i]]++
+	}
+	// The changes, token by token as the server makes them: a token seen
+	// twice in one report (or again in a later one) changes nothing more.
+	values := map[string]string{"reason": "leaked", "leak_scanner": "github", "leak_source": "content", "leak_url": url}
+	for _, it := range items {
+		if it.s == nil {
+			continue
+		}
+		k := it.s.key
+		switch {
+		case it.token == k.cur && !k.managed && !k.deleted:
+			k.deleted, k.prev = true, ""
+			m.stats["leak deleted a custom key"]++
+			v := map[string]string{"deleted": "true"}
+			for f, s := range values {
+				v[f] = s
+			}
+			m.record(csmEvent{action: "delete", key: k, actorKind: "platform", actorID: "secret-scanning",
+				changes: append([]string{"deleted"}, csmLeakChanges...), values: v})
+		case k.prev != "" && it.token == k.prev && now.Before(k.prevEnd):
+			m.stats["leak ended a grace"]++
+			k.prevEnd = now // the server's clock read during the request is a little later: dead by the next step
+			m.record(csmEvent{action: "update", key: k, actorKind: "platform", actorID: "secret-scanning",
+				changes: []string{"leak_scanner", "leak_source", "leak_url", "previous_key_expires_at", "reason"}, values: values})
+		}
+	}
+}
