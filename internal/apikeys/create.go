@@ -81,11 +81,11 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		if err := tx.LockAccount(ctx, accountID); err != nil {
 			return err
 		}
-		n, err := tx.CountActiveKeys(ctx, accountID, now, s.maxActiveKeys)
+		reached, err := tx.KeyCapReached(ctx, accountID, now, s.maxActiveKeys)
 		if err != nil {
 			return err
 		}
-		if n >= s.maxActiveKeys {
+		if reached {
 			return apierr.New(api.CodeKeyLimitReached,
 				fmt.Sprintf("The account already holds %d active keys, the most allowed; delete or let one expire first", s.maxActiveKeys)).
 				With("limit", s.maxActiveKeys)

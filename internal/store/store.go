@@ -104,10 +104,12 @@ type Tx interface {
 	DeleteAccount(ctx context.Context, id string) error
 	// Key reads a key and locks it until commit (ErrNotFound if none).
 	Key(ctx context.Context, id string) (*apikey.Key, error)
-	// CountActiveKeys counts the account's keys that are neither deleted nor
-	// expired at now, stopping at atMost: a cap check needs no more, and the
-	// work stays bounded however many keys an account has ever had.
-	CountActiveKeys(ctx context.Context, accountID string, now time.Time, atMost int) (int, error)
+	// KeyCapReached reports whether the account holds at least limit keys
+	// that are neither deleted nor expired at now. The account's count of
+	// keys not deleted (kept by the store on every write of a key) answers
+	// while it is below limit, without reading a key; at limit or above, the
+	// exact count is walked, stopping at limit.
+	KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error)
 	// ReleaseExpiredName frees name on the account's keys that expired by now,
 	// so that a new key may take it.
 	ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error

@@ -197,10 +197,10 @@ func (t *timeoutTx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	return t.inner.Key(ctx, id)
 }
 
-func (t *timeoutTx) CountActiveKeys(ctx context.Context, accountID string, now time.Time, atMost int) (int, error) {
+func (t *timeoutTx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
 	ctx, cancel := t.in(ctx)
 	defer cancel()
-	return t.inner.CountActiveKeys(ctx, accountID, now, atMost)
+	return t.inner.KeyCapReached(ctx, accountID, now, limit)
 }
 
 func (t *timeoutTx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {

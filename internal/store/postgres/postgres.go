@@ -230,7 +230,7 @@ type Repo struct {
 
 type queries struct {
 	createAccount, accountExists, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
-	keyBySecretHash, listManaged, getKeyForUpdate, countActive, releaseName, updateKey, recordUsage string
+	keyBySecretHash, listManaged, getKeyForUpdate, capReached, releaseName, updateKey, recordUsage string
 	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
 	// which the filters extend.
 	listKeys, listEvents, auditChain, auditAccounts, auditHead, appendEvent string
@@ -263,9 +263,12 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		deleteAccount:       `DELETE FROM ` + accounts + ` WHERE id = $1`,
 		insertKey: `INSERT INTO ` + keys + ` (` + insertColumns + `)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
-		// An index-only walk of api_keys_active (migration 00005), at most $3 entries.
-		countActive: `SELECT count(*) FROM (SELECT 1 FROM ` + keys + `
-			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2) LIMIT $3) AS active`,
+		// The counter of keys not deleted (migration 00008) while below the cap;
+		// else an index-only walk of api_keys_active (migration 00005), at most
+		// $3 entries. The subquery is an InitPlan, run only when CASE takes it.
+		capReached: `SELECT CASE WHEN live_keys < $3 THEN FALSE ELSE (SELECT count(*) FROM (SELECT 1 FROM ` + keys + `
+			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2) LIMIT $3) AS active) >= $3 END
+			FROM ` + accounts + ` WHERE id = $1`,
 		releaseName: `UPDATE ` + keys + ` SET name_released = TRUE
 			WHERE account_id = $1 AND name = $2 AND NOT deleted AND NOT name_released
 			AND expires_at IS NOT NULL AND expires_at <= $3`,
@@ -499,10 +502,13 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.queryRow(ctx, t.q.getKeyForUpdate, id))
 }
 
-func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time, atMost int) (int, error) {
-	var n int
-	err := t.queryRow(ctx, t.q.countActive, accountID, pgTime(now), atMost).Scan(&n)
-	return n, err
+func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
+	var reached bool
+	err := t.queryRow(ctx, t.q.capReached, accountID, pgTime(now), limit).Scan(&reached)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, store.ErrNoAccount
+	}
+	return reached, err
 }
 
 func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {

@@ -175,7 +175,7 @@ func BenchmarkCreateParallel(b *testing.B) {
 						if err := tx.LockAccount(ctx, k.AccountID); err != nil {
 							return err
 						}
-						if _, err := tx.CountActiveKeys(ctx, k.AccountID, k.CreatedAt, 500); err != nil {
+						if _, err := tx.KeyCapReached(ctx, k.AccountID, k.CreatedAt, 500); err != nil {
 							return err
 						}
 						if err := tx.ReleaseExpiredName(ctx, k.AccountID, k.Name, k.CreatedAt); err != nil {

@@ -381,10 +381,13 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.row(ctx, t.w.st.getKey, id))
 }
 
-func (t *tx) CountActiveKeys(ctx context.Context, accountID string, now time.Time, atMost int) (int, error) {
-	var n int
-	err := t.row(ctx, t.w.st.countActive, accountID, fmtTime(now), atMost).Scan(&n)
-	return n, err
+func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
+	var reached bool
+	err := t.row(ctx, t.w.st.capReached, accountID, fmtTime(now), limit).Scan(&reached)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, store.ErrNoAccount
+	}
+	return reached, err
 }
 
 func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {

@@ -120,7 +120,7 @@ type writerStmts struct {
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
 
 	createAccount, lockAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
-	getKey, countActive, releaseName, insertKey, updateKey              *sql.Stmt
+	getKey, capReached, releaseName, insertKey, updateKey               *sql.Stmt
 	auditHead, insertEvent, setAuditHead, recordUsage                   *sql.Stmt
 	idem                                                                idemStmts // idempotency.go
 }
@@ -177,9 +177,12 @@ func (w *writer) prepare(ctx context.Context) error {
 		{&w.st.deleteKeys, `DELETE FROM api_keys WHERE account_id = ?`},
 		{&w.st.deleteAccount, `DELETE FROM accounts WHERE id = ?`},
 		{&w.st.getKey, getKeySQL},
-		// An index-only walk of api_keys_active (migration 00005), at most atMost entries.
-		{&w.st.countActive, `SELECT count(*) FROM (SELECT 1 FROM api_keys
-		WHERE account_id = ? AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?) LIMIT ?)`},
+		// The counter of keys not deleted (migration 00008) while below the cap;
+		// else an index-only walk of api_keys_active (migration 00005), at most
+		// ?3 entries. CASE runs the subquery only on that branch.
+		{&w.st.capReached, `SELECT CASE WHEN live_keys < ?3 THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM api_keys
+		WHERE account_id = ?1 AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?2) LIMIT ?3)) >= ?3 END
+		FROM accounts WHERE id = ?1`},
 		{&w.st.releaseName, `UPDATE api_keys SET name_released = 1
 		WHERE account_id = ? AND name = ? AND deleted = 0 AND name_released = 0
 		AND expires_at IS NOT NULL AND expires_at <= ?`},

@@ -59,7 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordUsageConcurrent", testRecordUsageConcurrent},
 		{"ModesIsolated", testModesIsolated},
 		{"KeyHint", testKeyHint},
-		{"CountActiveKeys", testCountActiveKeys},
+		{"KeyCapReached", testKeyCapReached},
 		{"ListKeysFilters", testListKeysFilters},
 		{"ListKeysPagination", testListKeysPagination},
 		{"AuditChain", testAuditChain},
@@ -1046,9 +1046,12 @@ func testPreviousSecret(t *testing.T, s store.Store) {
 	}
 }
 
-// testCountActiveKeys: keys that are neither deleted nor expired count, up to
-// the bound asked for; other accounts' keys do not.
-func testCountActiveKeys(t *testing.T, s store.Store) {
+// testKeyCapReached: keys that are neither deleted nor expired count toward
+// the cap, other accounts' keys do not; the counter of keys not deleted
+// answers below the cap and the exact count at it (limit 5 below: five keys
+// not deleted, one of them expired). The counter follows inserts, deletions
+// (and their undoing by hand) and removed accounts.
+func testKeyCapReached(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	r := s.Repo(apikey.Live)
 	mustAccount(t, r, "acct_count")
@@ -1066,23 +1069,64 @@ func testCountActiveKeys(t *testing.T, s store.Store) {
 		mustInsert(t, r, k)
 	}
 	mustInsert(t, r, newKey("key_countother", "acct_other", "other"))
-	count := func(atMost int) int {
+	reached := func(account string, limit int) bool {
 		t.Helper()
-		var n int
+		var got bool
 		err := r.InTx(ctx, func(tx store.Tx) error {
 			var err error
-			n, err = tx.CountActiveKeys(ctx, "acct_count", at(2*time.Hour), atMost)
+			got, err = tx.KeyCapReached(ctx, account, at(2*time.Hour), limit)
 			return err
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
+		return got
+	}
+	// counted checks the counter against the keys, and returns it.
+	counted := func(account string) int64 {
+		t.Helper()
+		n := mustQueryInt(t, s, apikey.Live, `SELECT live_keys FROM accounts WHERE id = ?`, account)
+		if want := mustQueryInt(t, s, apikey.Live, `SELECT count(*) FROM api_keys WHERE account_id = ? AND deleted = ?`, account, false); n != want {
+			t.Errorf("%s: live_keys = %d, want %d (its keys not deleted)", account, n, want)
+		}
 		return n
 	}
-	if n := count(100); n != 4 {
-		t.Errorf("CountActiveKeys = %d, want 4 (3 without expiry, 1 expiring later; not the deleted or expired one)", n)
+	if n := counted("acct_count"); n != 5 {
+		t.Errorf("live_keys = %d, want 5", n)
 	}
-	if n := count(2); n != 2 {
-		t.Errorf("CountActiveKeys(atMost 2) = %d, want 2", n)
+	for _, tc := range []struct {
+		limit int
+		want  bool
+	}{{2, true}, {4, true}, {5, false}, {6, false}, {100, false}} {
+		if got := reached("acct_count", tc.limit); got != tc.want {
+			t.Errorf("KeyCapReached(limit %d) = %v, want %v (4 active keys, 5 not deleted)", tc.limit, got, tc.want)
+		}
 	}
+	if !reached("acct_other", 1) || reached("acct_other", 2) {
+		t.Error("acct_other (one key): KeyCapReached wrong at limits 1 and 2")
+	}
+	err := r.InTx(ctx, func(tx store.Tx) error {
+		_, err := tx.KeyCapReached(ctx, "acct_none", at(0), 1)
+		return err
+	})
+	if !errors.Is(err, store.ErrNoAccount) {
+		t.Errorf("KeyCapReached(no such account): %v, want ErrNoAccount", err)
+	}
+
+	mustUpdate(t, r, "key_count0", func(k *apikey.Key) { k.Deleted = true })
+	mustUpdate(t, r, "key_count1", func(k *apikey.Key) { k.Name = "renamed" }) // not a deletion
+	if n := counted("acct_count"); n != 4 {
+		t.Errorf("after a deletion: live_keys = %d, want 4", n)
+	}
+	if reached("acct_count", 4) {
+		t.Error("after a deletion: KeyCapReached(4) = true, want false (3 active)")
+	}
+	mustExec(t, s, apikey.Live, 1, `UPDATE api_keys SET deleted = ? WHERE id = ?`, false, "key_count3")
+	if n := counted("acct_count"); n != 5 {
+		t.Errorf("after undeleting by hand: live_keys = %d, want 5", n)
+	}
+	if err := r.InTx(ctx, func(tx store.Tx) error { return tx.DeleteAccount(ctx, "acct_other") }); err != nil {
+		t.Fatal(err)
+	}
+	counted("acct_count")
 }
