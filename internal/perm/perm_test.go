@@ -37,3 +37,24 @@ func TestSetsSplitOnTheLastColon(t *testing.T) {
 		t.Fatalf("Missing = %v", got)
 	}
 }
+
+// TestFromMapMembers: every grant, once, however many (past the 64 kept on
+// the stack too) and whatever order the map iterates in; duplicates and
+// empty lists add nothing.
+func TestFromMapMembers(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 64, 65, 300} {
+		m := map[string][]string{"empty": {}}
+		want := Set{}
+		for i := range n {
+			res := "res" + string(rune('a'+i%26))
+			a := "act" + string(rune('a'+i/26)) + string(rune('a'+i%7))
+			m[res] = append(m[res], a, a)
+			want[res+":"+a] = struct{}{}
+		}
+		for range 5 {
+			if got := FromMap(m); !reflect.DeepEqual(got, want) {
+				t.Fatalf("%d grants: FromMap = %v, want %v", n, got, want)
+			}
+		}
+	}
+}

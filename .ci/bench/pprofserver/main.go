@@ -56,11 +56,14 @@ func main() {
 		log.Fatal(err)
 	}
 	srv, err := server.New(server.Options{
-		Store:              st,
-		RateLimits:         map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
-		AccountLimits:      map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
-		AuthFailureLimit:   1_000_000,
-		MaxActiveKeys:      1_000_000, // create runs make thousands of keys
+		Store:            st,
+		RateLimits:       map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
+		AccountLimits:    map[apikey.Mode]int{apikey.Live: 1_000_000, apikey.Sandbox: 1_000_000},
+		AuthFailureLimit: 1_000_000,
+		MaxActiveKeys:    1_000_000, // create runs make thousands of keys
+		// Production's default (the server binary's, which load.sh runs): without
+		// it every request's key lookup would read SQLite.
+		CredentialCacheTTL: config.Defaults().CredentialCacheTTL,
 		ResponseValidation: share,
 		Logger:             slog.New(slog.NewJSONHandler(logwriter.New(os.Stderr), &slog.HandlerOptions{Level: level})), // as serve writes it
 	})
