@@ -59,7 +59,7 @@ type canonical struct {
 	Actor     canonicalActor `json:"actor"`
 	ClientIP  string         `json:"client_ip"`
 	CreatedAt string         `json:"created_at"`
-	Changes   map[string]any `json:"changes"`
+	Changes   any            `json:"changes"` // the map, or its encoding (json.RawMessage)
 	PrevHash  string         `json:"prev_hash"`
 }
 
@@ -71,8 +71,17 @@ type canonicalActor struct {
 
 // Canonical returns the bytes an event's hash covers.
 func (e *Event) Canonical() ([]byte, error) {
-	changes := e.Changes
-	if changes == nil {
+	return e.canonical(nil)
+}
+
+// canonical is Canonical with the changes' encoding, when the caller has it
+// (json.Marshal's of e.Changes): reused rather than encoded again.
+func (e *Event) canonical(encoded []byte) ([]byte, error) {
+	var changes any = e.Changes
+	switch {
+	case encoded != nil:
+		changes = json.RawMessage(encoded)
+	case e.Changes == nil:
 		changes = map[string]any{}
 	}
 	return json.Marshal(canonical{
@@ -86,9 +95,16 @@ func (e *Event) Canonical() ([]byte, error) {
 // chain) and computes its hash. CreatedAt is truncated to the microsecond
 // first, so that the stored event hashes the same as the sealed one.
 func (e *Event) Seal(headSeq int64, headHash string) error {
+	return e.SealEncoded(headSeq, headHash, nil)
+}
+
+// SealEncoded is Seal for a store that has encoded e.Changes already (the
+// text it keeps, as json.Marshal writes e.Changes): the hash reuses it
+// instead of encoding the changes a second time. nil encodes them.
+func (e *Event) SealEncoded(headSeq int64, headHash string, changes []byte) error {
 	e.Seq, e.PrevHash = headSeq+1, headHash
 	e.CreatedAt = e.CreatedAt.UTC().Truncate(time.Microsecond)
-	h, err := e.hash()
+	h, err := e.hash(changes)
 	if err != nil {
 		return err
 	}
@@ -96,8 +112,8 @@ func (e *Event) Seal(headSeq int64, headHash string) error {
 	return nil
 }
 
-func (e *Event) hash() (string, error) {
-	b, err := e.Canonical()
+func (e *Event) hash(changes []byte) (string, error) {
+	b, err := e.canonical(changes)
 	if err != nil {
 		return "", fmt.Errorf("audit: encode event %s: %w", e.ID, err)
 	}
@@ -135,7 +151,7 @@ func Verify(accountID string, mode apikey.Mode, events []Event, headSeq int64, h
 		if e.PrevHash != prev {
 			return broken(e.Seq, "prev_hash does not match the hash of event %d", want-1)
 		}
-		h, err := e.hash()
+		h, err := e.hash(nil)
 		if err != nil {
 			return err
 		}

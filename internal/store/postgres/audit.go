@@ -32,7 +32,7 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 			return err
 		}
 	}
-	if err := e.Seal(h.seq, h.hash); err != nil {
+	if err := e.SealEncoded(h.seq, h.hash, changes); err != nil {
 		return err
 	}
 	// json.RawMessage goes to jsonb as the JSON text it is.

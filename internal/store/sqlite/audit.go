@@ -32,7 +32,7 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	if err != nil {
 		return err
 	}
-	if err := e.Seal(seq, head); err != nil {
+	if err := e.SealEncoded(seq, head, changes); err != nil {
 		return err
 	}
 	err = t.exec(ctx, t.w.st.insertEvent,

@@ -17,6 +17,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
@@ -48,10 +49,28 @@ func Prepare(e *audit.Event, mode apikey.Mode) ([]byte, error) {
 
 // Encode returns m's JSON (nil is {}) and m as the stores give it back: the
 // value to seal, so that the hash computed now is the one verified later.
+//
+// What the use cases record (strings, bools, nulls, integers, maps and lists
+// of them) is converted directly to what Decode would give and encoded once;
+// anything else (a float, invalid UTF-8, another type) takes the round trip
+// through JSON.
 func Encode(m map[string]any) ([]byte, map[string]any, error) {
 	if m == nil {
 		m = map[string]any{}
 	}
+	if norm, ok := direct(m); ok {
+		b, err := json.Marshal(norm)
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit changes: %w", err)
+		}
+		return b, norm.(map[string]any), nil
+	}
+	return roundTrip(m)
+}
+
+// roundTrip is Encode by way of JSON: encode, read back as Decode does, and
+// encode what was read.
+func roundTrip(m map[string]any) ([]byte, map[string]any, error) {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, nil, fmt.Errorf("audit changes: %w", err)
@@ -120,4 +139,88 @@ func number(v any) any {
 		return f
 	}
 	return v
+}
+
+// direct returns v as Decode would read it back from json.Marshal's text,
+// for the values whose text and reading are plain (see Encode): false for
+// any other, which then takes the round trip. A valid UTF-8 string reads back
+// as itself, an integer as its decimal digits (number), nil maps and lists as
+// null; maps come back as map[string]any, lists as []any.
+func direct(v any) (any, bool) {
+	switch v := v.(type) {
+	case nil:
+		return nil, true
+	case bool:
+		return v, true
+	case string:
+		return v, utf8.ValidString(v)
+	case int:
+		return json.Number(strconv.FormatInt(int64(v), 10)), true
+	case int64:
+		return json.Number(strconv.FormatInt(v, 10)), true
+	case []string:
+		if v == nil {
+			return nil, true
+		}
+		out := make([]any, len(v))
+		for i, e := range v {
+			if !utf8.ValidString(e) {
+				return nil, false
+			}
+			out[i] = e
+		}
+		return out, true
+	case map[string]string:
+		if v == nil {
+			return nil, true
+		}
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			if !utf8.ValidString(k) || !utf8.ValidString(e) {
+				return nil, false
+			}
+			out[k] = e
+		}
+		return out, true
+	case map[string][]string:
+		if v == nil {
+			return nil, true
+		}
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			n, ok := direct(e)
+			if !ok || !utf8.ValidString(k) {
+				return nil, false
+			}
+			out[k] = n
+		}
+		return out, true
+	case map[string]any:
+		if v == nil {
+			return nil, true
+		}
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			n, ok := direct(e)
+			if !ok || !utf8.ValidString(k) {
+				return nil, false
+			}
+			out[k] = n
+		}
+		return out, true
+	case []any:
+		if v == nil {
+			return nil, true
+		}
+		out := make([]any, len(v))
+		for i, e := range v {
+			n, ok := direct(e)
+			if !ok {
+				return nil, false
+			}
+			out[i] = n
+		}
+		return out, true
+	}
+	return nil, false
 }

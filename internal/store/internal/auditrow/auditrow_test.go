@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -56,6 +57,48 @@ func TestRoundTrip(t *testing.T) {
 	for _, bad := range []string{`null`, `[]`, `{} {}`, `{`} {
 		if _, err := Decode([]byte(bad)); err == nil {
 			t.Errorf("Decode(%s) succeeded", bad)
+		}
+	}
+}
+
+// TestDirectIsTheRoundTrip: what Encode converts without JSON is what the
+// round trip through JSON gives (value and text), and the values it leaves to
+// the round trip are the ones whose reading is not plain.
+func TestDirectIsTheRoundTrip(t *testing.T) {
+	expires := "2030-01-02T03:04:05.123456Z"
+	for _, m := range []map[string]any{
+		{},
+		{"deleted": true},
+		{"name": "a <b> & \"c\" ✓ \u2028", "type": "SECRET", "status": "ACTIVE", "managed": false,
+			"permissions": map[string][]string{"payment": {"create", "read"}, "refund": {"read"}, "none": {}, "nil": nil},
+			"metadata":    map[string]string{"team": "bench", "": "empty"}, "expires_at": nil, "key_hint": "sk_test_…abcd"},
+		{"metadata": map[string]string(nil), "permissions": map[string][]string(nil), "list": []string(nil)},
+		{"expires_at": expires, "n": 7, "m": int64(-1 << 62), "nested": map[string]any{"l": []any{"x", true, nil, 3}}},
+	} {
+		norm, ok := direct(m)
+		if !ok {
+			t.Errorf("%v: not converted directly", m)
+			continue
+		}
+		b, err := json.Marshal(norm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantB, wantNorm, err := roundTrip(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, wantB) || !reflect.DeepEqual(norm, wantNorm) {
+			t.Errorf("direct %s %#v\nround trip %s %#v", b, norm, wantB, wantNorm)
+		}
+		if gotB, gotNorm, _ := Encode(m); !bytes.Equal(gotB, wantB) || !reflect.DeepEqual(gotNorm, wantNorm) {
+			t.Errorf("Encode %s, want %s", gotB, wantB)
+		}
+	}
+	for _, v := range []any{"\xff", map[string]string{"\xff": "x"}, map[string][]string{"a": {"\xfe"}}, 1.5,
+		[]any{uint64(1)}, map[string]int{"a": 1}, struct{}{}} {
+		if _, ok := direct(map[string]any{"v": v}); ok {
+			t.Errorf("%#v converted directly; want the round trip", v)
 		}
 	}
 }
