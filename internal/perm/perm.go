@@ -117,6 +117,30 @@ func FromMap(m map[string][]string) Set {
 	return s
 }
 
+// Expands reports whether s is FromMap(m), without building it: a write's
+// re-check of its caller's key finds the grants authentication expanded,
+// almost always. A list holding an action twice answers false (FromMap then
+// decides).
+func (s Set) Expands(m map[string][]string) bool {
+	n := 0
+	var buf [128]byte
+	for res, actions := range m {
+		for i, a := range actions {
+			for _, b := range actions[:i] {
+				if a == b {
+					return false
+				}
+			}
+			g := append(append(append(buf[:0], res...), ':'), a...)
+			if _, ok := s[string(g)]; !ok {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(s)
+}
+
 // FromList builds a set from permission strings, e.g. a JWT's claim.
 func FromList(list []string) Set {
 	s := make(Set, len(list))

@@ -2,6 +2,7 @@ package perm
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -55,6 +56,33 @@ func TestFromMapMembers(t *testing.T) {
 			if got := FromMap(m); !reflect.DeepEqual(got, want) {
 				t.Fatalf("%d grants: FromMap = %v, want %v", n, got, want)
 			}
+		}
+	}
+}
+
+// TestExpands: true exactly when the set is FromMap's of the map.
+func TestExpands(t *testing.T) {
+	m := map[string][]string{"account:api:key": {"create", "read"}, "payment": {"read"}}
+	for _, tc := range []struct {
+		s    Set
+		m    map[string][]string
+		want bool
+	}{
+		{FromMap(m), m, true},
+		{Set{}, nil, true},
+		{Set{}, map[string][]string{"a": {}}, true},
+		{FromMap(m), map[string][]string{"account:api:key": {"create", "read"}}, false},                       // fewer
+		{FromMap(m), map[string][]string{"account:api:key": {"create", "read"}, "payment": {"write"}}, false}, // other
+		{FromList([]string{"a:x", "a:y"}), map[string][]string{"a": {"x", "x"}}, false},                       // a duplicate
+		{FromList([]string{"a:x"}), map[string][]string{"a": {"x"}, "b": {"y"}}, false},                       // more
+		{FromList([]string{"a:b:c"}), map[string][]string{"a": {"b:c"}}, true},                                // the same string
+		{FromList([]string{strings.Repeat("r", 200) + ":x"}), map[string][]string{strings.Repeat("r", 200): {"x"}}, true},
+	} {
+		if got := tc.s.Expands(tc.m); got != tc.want {
+			t.Errorf("%v.Expands(%v) = %v, want %v", tc.s, tc.m, got, tc.want)
+		}
+		if tc.want && !reflect.DeepEqual(tc.s, FromMap(tc.m)) {
+			t.Errorf("%v: Expands but not FromMap's", tc.m)
 		}
 	}
 }

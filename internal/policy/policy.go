@@ -187,7 +187,11 @@ func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, 
 		return nil, apierr.ExpiredCredentials()
 	}
 	q := *p
-	q.Permissions = perm.FromMap(k.Permissions)
+	// Sets are never changed once built: the principal's, when the key still
+	// grants exactly those.
+	if !p.Permissions.Expands(k.Permissions) {
+		q.Permissions = perm.FromMap(k.Permissions)
+	}
 	q.ExpiresAt = k.ExpiresAt
 	q.Replaced = replaced
 	q.Accounts = []string{k.AccountID}

@@ -300,6 +300,16 @@ type tx struct {
 	// ended is set when the unit is over: a Tx kept past it must not write
 	// into the next unit.
 	ended atomic.Bool
+	// head is the audit chain's head of the account this unit locked last
+	// (headAccount): units run one at a time, so it stays current until the
+	// unit ends, and AppendAuditEvent needs no statement to read it.
+	headAccount string
+	head        auditHead
+}
+
+type auditHead struct {
+	seq  int64
+	hash string
 }
 
 var _ store.Tx = (*tx)(nil)
@@ -358,16 +368,25 @@ func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error 
 	return err
 }
 
+// LockAccount checks that the account exists (the writer's transaction
+// holds every row) and keeps its audit chain's head, for AppendAuditEvent.
 func (t *tx) LockAccount(ctx context.Context, id string) error {
-	var one int
-	err := t.row(ctx, t.w.st.lockAccount, id).Scan(&one)
+	var h auditHead
+	err := t.row(ctx, t.w.st.auditHead, id).Scan(&h.seq, &h.hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNoAccount
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	t.headAccount, t.head = id, h
+	return nil
 }
 
 func (t *tx) DeleteAccount(ctx context.Context, id string) error {
+	if t.headAccount == id {
+		t.headAccount = ""
+	}
 	// Its events too: the account row that records the chain's head goes.
 	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
 		if err := t.exec(ctx, st, id); err != nil {
@@ -563,10 +582,10 @@ func scanKey(row scanner) (*apikey.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(perms), &k.Permissions); err != nil {
+	if k.Permissions, err = decodePermissions(perms); err != nil {
 		return nil, fmt.Errorf("sqlite: key %s permissions: %w", k.ID, err)
 	}
-	if err := json.Unmarshal([]byte(meta), &k.Metadata); err != nil {
+	if k.Metadata, err = decodeMetadata(meta); err != nil {
 		return nil, fmt.Errorf("sqlite: key %s metadata: %w", k.ID, err)
 	}
 	if k.CreatedAt, err = parseTime(createdAt); err != nil {

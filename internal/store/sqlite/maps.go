@@ -1,0 +1,152 @@
+package sqlite
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// A key's permissions and metadata are JSON text in their rows, decoded on
+// every read of a key (a write's re-check of its caller, a credential cache
+// miss, lists). The text is what encodeMaps (json.Marshal) or a migration's
+// json functions wrote: an object of plain strings or of lists of them. Those
+// are read here without encoding/json's reflection, their strings cut from
+// the column's text (no copy); anything else (an escape, null, a number,
+// invalid UTF-8 or a control character) goes to json.Unmarshal, which then
+// decides, so the result is always json.Unmarshal's.
+
+func decodePermissions(text string) (map[string][]string, error) {
+	if m, ok := fastPermissions(text); ok {
+		return m, nil
+	}
+	var m map[string][]string
+	err := json.Unmarshal([]byte(text), &m)
+	return m, err
+}
+
+func decodeMetadata(text string) (map[string]string, error) {
+	if m, ok := fastMetadata(text); ok {
+		return m, nil
+	}
+	var m map[string]string
+	err := json.Unmarshal([]byte(text), &m)
+	return m, err
+}
+
+// jsonText walks text; a failed step leaves ok false and the caller falls back.
+type jsonText struct {
+	s  string
+	i  int
+	ok bool
+}
+
+func (p *jsonText) space() {
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips white space and reports whether the next byte is c (and takes it).
+func (p *jsonText) next(c byte) bool {
+	p.space()
+	if p.i < len(p.s) && p.s[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string without escapes, as valid UTF-8 without control characters.
+func (p *jsonText) str() string {
+	if !p.next('"') {
+		p.ok = false
+		return ""
+	}
+	start := p.i
+	for p.i < len(p.s) {
+		c := p.s[p.i]
+		switch {
+		case c == '"':
+			v := p.s[start:p.i]
+			p.i++
+			if !utf8.ValidString(v) {
+				p.ok = false
+			}
+			return v
+		case c == '\\' || c < 0x20:
+			p.ok = false
+			return ""
+		}
+		p.i++
+	}
+	p.ok = false
+	return ""
+}
+
+// object reads {"key": value, ...} calling value after each key's colon.
+func (p *jsonText) object(value func(key string)) {
+	if !p.next('{') {
+		p.ok = false
+		return
+	}
+	if p.next('}') {
+		return
+	}
+	for p.ok {
+		key := p.str()
+		if !p.ok || !p.next(':') {
+			p.ok = false
+			return
+		}
+		value(key)
+		if !p.ok || p.next('}') {
+			return
+		}
+		if !p.next(',') {
+			p.ok = false
+		}
+	}
+}
+
+func (p *jsonText) end() bool {
+	p.space()
+	return p.ok && p.i == len(p.s)
+}
+
+func fastPermissions(text string) (map[string][]string, bool) {
+	p := jsonText{s: text, ok: true}
+	m := map[string][]string{}
+	p.object(func(key string) {
+		if !p.next('[') {
+			p.ok = false
+			return
+		}
+		list := []string{}
+		if p.next(']') {
+			m[key] = list
+			return
+		}
+		for p.ok {
+			list = append(list, p.str())
+			if !p.ok || p.next(']') {
+				break
+			}
+			if !p.next(',') {
+				p.ok = false
+			}
+		}
+		m[key] = list
+	})
+	return m, p.end()
+}
+
+func fastMetadata(text string) (map[string]string, bool) {
+	p := jsonText{s: text, ok: true}
+	m := map[string]string{}
+	p.object(func(key string) { m[key] = p.str() })
+	return m, p.end()
+}
