@@ -2,8 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
@@ -15,24 +13,21 @@ import (
 const eventColumns = `account_id, seq, id, mode, action, key_id, actor_kind, actor_id, request_id,
 	client_ip, created_at, changes, prev_hash, hash`
 
-// AppendAuditEvent reads the chain's head from the account row, seals e after
-// it and moves the head to e. Units run one at a time inside the writer's
-// transaction, so no other append can come between the read and the write.
+// AppendAuditEvent seals e after the chain's head (as LockAccount read it,
+// or read now) and moves the head to e. Units run one at a time inside the
+// writer's transaction, so no other append can come between the read and the
+// write.
 func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	changes, err := auditrow.Prepare(e, t.w.mode)
 	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
-	var seq int64
-	var head string
-	err = t.row(ctx, t.w.st.auditHead, e.AccountID).Scan(&seq, &head)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.ErrNoAccount
+	if t.headAccount != e.AccountID {
+		if err := t.LockAccount(ctx, e.AccountID); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return err
-	}
-	if err := e.SealEncoded(seq, head, changes); err != nil {
+	if err := e.SealEncoded(t.head.seq, t.head.hash, changes); err != nil {
 		return err
 	}
 	err = t.exec(ctx, t.w.st.insertEvent,
@@ -44,7 +39,12 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 		}
 		return mapInsertErr(err)
 	}
-	return t.exec(ctx, t.w.st.setAuditHead, e.Seq, e.Hash, e.AccountID)
+	if err := t.exec(ctx, t.w.st.setAuditHead, e.Seq, e.Hash, e.AccountID); err != nil {
+		t.headAccount = "" // read it again, if the unit goes on
+		return err
+	}
+	t.head = auditHead{e.Seq, e.Hash}
+	return nil
 }
 
 // ListAuditEvents pages newest first; the primary key (account_id, seq) or

@@ -119,10 +119,10 @@ type writer struct {
 type writerStmts struct {
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
 
-	createAccount, lockAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
-	getKey, capReached, releaseName, insertKey, updateKey               *sql.Stmt
-	auditHead, insertEvent, setAuditHead, recordUsage                   *sql.Stmt
-	idem                                                                idemStmts // idempotency.go
+	createAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
+	getKey, capReached, releaseName, insertKey, updateKey  *sql.Stmt
+	auditHead, insertEvent, setAuditHead, recordUsage      *sql.Stmt
+	idem                                                   idemStmts // idempotency.go
 }
 
 func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, error) {
@@ -172,7 +172,6 @@ func (w *writer) prepare(ctx context.Context) error {
 		{&w.st.release, `RELEASE unit`},
 		{&w.st.rollbackTo, `ROLLBACK TO unit`},
 		{&w.st.createAccount, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`},
-		{&w.st.lockAccount, `SELECT 1 FROM accounts WHERE id = ?`},
 		{&w.st.deleteEvents, `DELETE FROM audit_events WHERE account_id = ?`},
 		{&w.st.deleteKeys, `DELETE FROM api_keys WHERE account_id = ?`},
 		{&w.st.deleteAccount, `DELETE FROM accounts WHERE id = ?`},
