@@ -61,6 +61,8 @@ type Authenticator struct {
 	// snapshot against Now, so a cached key expires, and a previous secret
 	// ends its grace, exactly when an uncached one does.
 	Cache *credcache.Cache
+
+	sets permSets // the keys' permission sets, by their maps (see permSets)
 }
 
 // Authenticate checks the Authorization header's value. Store failures come
@@ -204,11 +206,20 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 		Subject:     k.ID,
 		KeyID:       k.ID,
 		Accounts:    []string{k.AccountID},
-		Permissions: perm.FromMap(k.Permissions),
+		Permissions: a.permissions(k),
 		ExpiresAt:   k.ExpiresAt,
 		Replaced:    r.Previous,
 		SecretHash:  r.Hash,
 	}, nil
+}
+
+// permissions expands k's grants; a key the credential cache handed out
+// shares its map with every other hit, so its set is built once (permSets).
+func (a *Authenticator) permissions(k *apikey.Key) perm.Set {
+	if a.Cache == nil {
+		return perm.FromMap(k.Permissions)
+	}
+	return a.sets.of(k.Permissions)
 }
 
 func (a *Authenticator) jwt(token string) (*Principal, error) {
