@@ -230,7 +230,7 @@ type Repo struct {
 
 type queries struct {
 	createAccount, accountExists, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
-	keyBySecretHash, listManaged, getKeyForUpdate, capReached, releaseName, updateKey, recordUsage string
+	keyBySecretHash, listManaged, getKeyForUpdate, capReached, lockAccount, releaseName, updateKey, recordUsage string
 	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
 	// which the filters extend.
 	listKeys, listEvents, auditChain, auditAccounts, auditHead, appendEvent string
@@ -297,6 +297,9 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		// account the unit has not locked, keeping appends to one chain
 		// serial even for a caller that forgot.
 		auditHead: `SELECT audit_seq, audit_head FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
+		// LockAccount's: the head, and the count of keys not deleted for
+		// KeyCapReached (below the cap, it needs no round trip of its own).
+		lockAccount: `SELECT audit_seq, audit_head, live_keys FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
 		// The event and the head it becomes, in one statement (one round
 		// trip while the account's row is locked). A data-modifying WITH
 		// runs whether or not the UPDATE reads it.
@@ -381,6 +384,10 @@ type tx struct {
 	// the row lock keeps them current until commit, so AppendAuditEvent
 	// needs no round trip to read them.
 	heads map[string]auditHead
+	// liveKeys is accounts.live_keys of liveAccount as LockAccount read it
+	// (the lock keeps it current), until this unit writes a key.
+	liveAccount string
+	liveKeys    int64
 }
 
 type auditHead struct {
@@ -466,10 +473,12 @@ func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error 
 }
 
 // LockAccount locks the account's row and keeps the audit chain's head it
-// holds, for AppendAuditEvent.
+// holds, for AppendAuditEvent, and its count of keys not deleted, for
+// KeyCapReached.
 func (t *tx) LockAccount(ctx context.Context, id string) error {
 	var h auditHead
-	err := t.queryRow(ctx, t.q.auditHead, id).Scan(&h.seq, &h.hash)
+	var live int64
+	err := t.queryRow(ctx, t.q.lockAccount, id).Scan(&h.seq, &h.hash, &live)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ErrNoAccount
 	}
@@ -477,6 +486,7 @@ func (t *tx) LockAccount(ctx context.Context, id string) error {
 		return err
 	}
 	t.setHead(id, h)
+	t.liveAccount, t.liveKeys = id, live
 	return nil
 }
 
@@ -489,6 +499,7 @@ func (t *tx) setHead(id string, h auditHead) {
 
 func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	delete(t.heads, id)
+	t.liveAccount = ""
 	// Its events too: the account row that records the chain's head goes.
 	for _, q := range []string{t.q.deleteAccountEvents, t.q.deleteAccountKeys, t.q.deleteAccount} {
 		if err := t.exec(ctx, q, id); err != nil {
@@ -503,6 +514,9 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 }
 
 func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
+	if t.liveAccount == accountID && t.liveKeys < int64(limit) {
+		return false, nil // active keys <= keys not deleted < limit
+	}
 	var reached bool
 	err := t.queryRow(ctx, t.q.capReached, accountID, pgTime(now), limit).Scan(&reached)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -516,6 +530,7 @@ func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now
 }
 
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
+	t.liveAccount = "" // the triggers change live_keys
 	normalize(k)
 	return mapErr(t.exec(ctx, t.q.insertKey,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Managed, k.Deleted,
@@ -524,6 +539,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
+	t.liveAccount = "" // the triggers change live_keys
 	normalize(k)
 	return mapErr(t.exec(ctx, t.q.updateKey,
 		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,

@@ -305,6 +305,10 @@ type tx struct {
 	// unit ends, and AppendAuditEvent needs no statement to read it.
 	headAccount string
 	head        auditHead
+	// liveKeys is accounts.live_keys of headAccount as LockAccount read it,
+	// while liveKnown (until this unit writes a key).
+	liveKeys  int64
+	liveKnown bool
 }
 
 type auditHead struct {
@@ -369,10 +373,12 @@ func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error 
 }
 
 // LockAccount checks that the account exists (the writer's transaction
-// holds every row) and keeps its audit chain's head, for AppendAuditEvent.
+// holds every row) and keeps its audit chain's head, for AppendAuditEvent,
+// and its count of keys not deleted, for KeyCapReached.
 func (t *tx) LockAccount(ctx context.Context, id string) error {
 	var h auditHead
-	err := t.row(ctx, t.w.st.auditHead, id).Scan(&h.seq, &h.hash)
+	var live int64
+	err := t.row(ctx, t.w.st.lockAccount, id).Scan(&h.seq, &h.hash, &live)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNoAccount
 	}
@@ -380,6 +386,7 @@ func (t *tx) LockAccount(ctx context.Context, id string) error {
 		return err
 	}
 	t.headAccount, t.head = id, h
+	t.liveKeys, t.liveKnown = live, true
 	return nil
 }
 
@@ -387,6 +394,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	if t.headAccount == id {
 		t.headAccount = ""
 	}
+	t.liveKnown = false
 	// Its events too: the account row that records the chain's head goes.
 	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
 		if err := t.exec(ctx, st, id); err != nil {
@@ -401,6 +409,9 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 }
 
 func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
+	if t.liveKnown && t.headAccount == accountID && t.liveKeys < int64(limit) {
+		return false, nil // active keys <= keys not deleted < limit
+	}
 	var reached bool
 	err := t.row(ctx, t.w.st.capReached, accountID, fmtTime(now), limit).Scan(&reached)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -414,6 +425,7 @@ func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now
 }
 
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
+	t.liveKnown = false // the triggers change live_keys
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
@@ -425,6 +437,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
+	t.liveKnown = false // the triggers change live_keys
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err

@@ -121,7 +121,7 @@ type writerStmts struct {
 
 	createAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
 	getKey, capReached, releaseName, insertKey, updateKey  *sql.Stmt
-	auditHead, insertEvent, setAuditHead, recordUsage      *sql.Stmt
+	lockAccount, insertEvent, setAuditHead, recordUsage    *sql.Stmt
 	idem                                                   idemStmts // idempotency.go
 }
 
@@ -187,7 +187,7 @@ func (w *writer) prepare(ctx context.Context) error {
 		AND expires_at IS NOT NULL AND expires_at <= ?`},
 		{&w.st.insertKey, insertKeySQL},
 		{&w.st.updateKey, updateKeySQL},
-		{&w.st.auditHead, `SELECT audit_seq, audit_head FROM accounts WHERE id = ?`},
+		{&w.st.lockAccount, `SELECT audit_seq, audit_head, live_keys FROM accounts WHERE id = ?`},
 		{&w.st.insertEvent, `INSERT INTO audit_events (` + eventColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.st.setAuditHead, `UPDATE accounts SET audit_seq = ?, audit_head = ? WHERE id = ?`},

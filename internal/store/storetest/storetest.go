@@ -1129,4 +1129,32 @@ func testKeyCapReached(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	counted("acct_count")
+
+	// Inside one unit, after LockAccount (whose read may answer below the
+	// cap): keys inserted after it count. 5 not deleted, 4 active; two more
+	// make 7 and 6, so the cap of 6 is reached.
+	now := at(2 * time.Hour)
+	err = r.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.LockAccount(ctx, "acct_count"); err != nil {
+			return err
+		}
+		if got, err := tx.KeyCapReached(ctx, "acct_count", now, 6); err != nil || got {
+			t.Errorf("after LockAccount: KeyCapReached(6) = %v, %v; want false (4 active)", got, err)
+		}
+		for i := 6; i < 8; i++ {
+			if err := tx.InsertKey(ctx, newKey(fmt.Sprintf("key_count%d", i), "acct_count", fmt.Sprintf("count %d", i))); err != nil {
+				return err
+			}
+		}
+		if got, err := tx.KeyCapReached(ctx, "acct_count", now, 6); err != nil || !got {
+			t.Errorf("after two inserts in the unit: KeyCapReached(6) = %v, %v; want true (6 active)", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := counted("acct_count"); n != 7 {
+		t.Errorf("live_keys = %d, want 7", n)
+	}
 }
