@@ -306,7 +306,7 @@ gone() { # LOG: requests the server saw abandoned by their client so far ("-": n
 # RESULT line, plus the server's CPU time, allocated bytes and allocations per request and
 # the responses other than EXPECT (from the server's own counters), goes to $TMP/results.
 # When wrk's time is up it closes its connections with requests in flight; the server
-# answers those 500 and logs "client went away" for each: they are counted as abandoned,
+# answers those 500 (or 503) and logs "client went away" for each: they are counted as abandoned,
 # not as unexpected answers.
 run_wrk() {
   local scenario="$1" store="$2" run="$3" pid="$4" metrics="$5" slog="$6" want="$7" script="$8" url="$9"
@@ -335,7 +335,7 @@ run_wrk() {
       split(b[i], kv, ":"); d = kv[2] - before[kv[1]]
       if (d <= 0) continue
       served += d
-      if (kv[1] == "500" && want != "500") { ab = (d < gone ? d : gone); d -= ab }
+      if ((kv[1] == "500" || kv[1] == "503") && want != kv[1]) { x = (d < gone - ab ? d : gone - ab); ab += x; d -= x }
       if (kv[1] != want && d > 0) { other += d; detail = detail (detail == "" ? "" : ",") kv[1] ":" d }
     }
     if (served == 0) served = n

@@ -22,6 +22,14 @@ func unavailable(err error) error {
 	if err == nil || errors.Is(err, store.ErrUnavailable) {
 		return err
 	}
+	// The caller went away (a client that hung up): pgx then reports the
+	// cancellation, often with the connection it closed to interrupt the
+	// query. That says nothing about the store: no 503, and readiness
+	// (which counts unavailable writes) must not drain a healthy replica
+	// because clients time out.
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch {
