@@ -665,6 +665,15 @@ func bootstrapRun(account, mode string, stdout, stderr io.Writer) int {
 		eprintf(stderr, "hsrcpay-server bootstrap: --mode must be live, test or both\n")
 		return 2
 	}
+	return issueOffline("bootstrap", stdout, stderr, func(ctx context.Context, svc *apikeys.Service) ([]apikeys.Issued, error) {
+		return svc.Bootstrap(ctx, account, modes)
+	})
+}
+
+// issueOffline is what bootstrap and rotate-managed share: the store from the
+// configuration, the use case, and the secrets it issued printed once (exit
+// 0), or the error (exit 1; 2 for a bad configuration).
+func issueOffline(cmd string, stdout, stderr io.Writer, run func(context.Context, *apikeys.Service) ([]apikeys.Issued, error)) int {
 	cfg, code := loadConfig(os.LookupEnv, stderr)
 	if code != 0 {
 		return code
@@ -672,18 +681,15 @@ func bootstrapRun(account, mode string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	svc, closeFn, err := offlineService(ctx, cfg)
-	if err != nil {
-		eprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
-		return 1
+	if err == nil {
+		defer closeFn()
+		var issued []apikeys.Issued
+		if issued, err = run(ctx, svc); err == nil {
+			err = printKeys(stdout, issued)
+		}
 	}
-	defer closeFn()
-	issued, err := svc.Bootstrap(ctx, account, modes)
 	if err != nil {
-		eprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
-		return 1
-	}
-	if err := printKeys(stdout, issued); err != nil {
-		eprintf(stderr, "hsrcpay-server bootstrap: %v\n", err)
+		eprintf(stderr, "hsrcpay-server %s: %v\n", cmd, err)
 		return 1
 	}
 	return 0
@@ -701,31 +707,13 @@ func rotateManagedRun(account, mode string, stdout, stderr io.Writer) int {
 		eprintf(stderr, "hsrcpay-server rotate-managed: --mode must be live or test\n")
 		return 2
 	}
-	cfg, code := loadConfig(os.LookupEnv, stderr)
-	if code != 0 {
-		return code
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	svc, closeFn, err := offlineService(ctx, cfg)
-	if err != nil {
-		eprintf(stderr, "hsrcpay-server rotate-managed: %v\n", err)
-		return 1
-	}
-	defer closeFn()
-	issued, err := svc.RotateManaged(ctx, account, m)
-	if err == nil && len(issued) == 0 {
-		err = fmt.Errorf("account %s has no managed keys in mode %s", account, mode)
-	}
-	if err != nil {
-		eprintf(stderr, "hsrcpay-server rotate-managed: %v\n", err)
-		return 1
-	}
-	if err := printKeys(stdout, issued); err != nil {
-		eprintf(stderr, "hsrcpay-server rotate-managed: %v\n", err)
-		return 1
-	}
-	return 0
+	return issueOffline("rotate-managed", stdout, stderr, func(ctx context.Context, svc *apikeys.Service) ([]apikeys.Issued, error) {
+		issued, err := svc.RotateManaged(ctx, account, m)
+		if err == nil && len(issued) == 0 {
+			err = fmt.Errorf("account %s has no managed keys in mode %s", account, mode)
+		}
+		return issued, err
+	})
 }
 
 // offlineService is the business layer without HTTP, for commands.
