@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 
 FUZZTIME="${FUZZTIME:-10s}"
-FUZZ_PKGS="${FUZZ_PKGS:-./internal/keys ./internal/auth ./server}"
+FUZZ_PKGS="${FUZZ_PKGS:-./internal/keys ./internal/auth ./internal/redact ./internal/store/sqlite ./server}"
 parallel=()
 if [[ -n "${FUZZ_PARALLEL:-}" ]]; then
   parallel=(-parallel "$FUZZ_PARALLEL")
