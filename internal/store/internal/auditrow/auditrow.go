@@ -183,31 +183,9 @@ func direct(v any) (any, bool) {
 		}
 		return out, true
 	case map[string][]string:
-		if v == nil {
-			return nil, true
-		}
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			n, ok := direct(e)
-			if !ok || !utf8.ValidString(k) {
-				return nil, false
-			}
-			out[k] = n
-		}
-		return out, true
+		return directMap(v)
 	case map[string]any:
-		if v == nil {
-			return nil, true
-		}
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			n, ok := direct(e)
-			if !ok || !utf8.ValidString(k) {
-				return nil, false
-			}
-			out[k] = n
-		}
-		return out, true
+		return directMap(v)
 	case []any:
 		if v == nil {
 			return nil, true
@@ -223,4 +201,20 @@ func direct(v any) (any, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+// directMap is direct for a map whose values direct reads one by one.
+func directMap[V any](m map[string]V) (any, bool) {
+	if m == nil {
+		return nil, true
+	}
+	out := make(map[string]any, len(m))
+	for k, e := range m {
+		n, ok := direct(e)
+		if !ok || !utf8.ValidString(k) {
+			return nil, false
+		}
+		out[k] = n
+	}
+	return out, true
 }
