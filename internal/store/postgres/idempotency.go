@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -63,25 +62,6 @@ func idemArgs(r *store.IdempotencyRecord) []any {
 // GetIdempotency implements store.Repository.
 func (r *Repo) GetIdempotency(ctx context.Context, accountID, key string) (*store.IdempotencyRecord, error) {
 	return scanIdem(r.pool.QueryRow(ctx, idemByMode[r.mode].get, accountID, key))
-}
-
-// execTag runs a statement of the unit and returns its command tag.
-func (t *tx) execTag(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	switch {
-	case t.closed:
-		return pgconn.CommandTag{}, errTxClosed
-	case t.begun:
-		return t.conn.Exec(ctx, sql, args...)
-	}
-	br, err := t.begin(ctx, sql, args...)
-	if err != nil {
-		return pgconn.CommandTag{}, err
-	}
-	tag, err := br.Exec()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return tag, err
 }
 
 func (t *tx) InsertIdempotency(ctx context.Context, r *store.IdempotencyRecord) (bool, error) {

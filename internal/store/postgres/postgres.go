@@ -404,22 +404,28 @@ var (
 // errTxClosed is what a Tx used after its unit ended gets.
 var errTxClosed = pgx.ErrTxClosed
 
-func (t *tx) exec(ctx context.Context, sql string, args ...any) error {
+// execTag runs a statement of the unit and returns its command tag.
+func (t *tx) execTag(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	switch {
 	case t.closed:
-		return errTxClosed
+		return pgconn.CommandTag{}, errTxClosed
 	case t.begun:
-		_, err := t.conn.Exec(ctx, sql, args...)
-		return err
+		return t.conn.Exec(ctx, sql, args...)
 	}
 	br, err := t.begin(ctx, sql, args...)
 	if err != nil {
-		return err
+		return pgconn.CommandTag{}, err
 	}
-	_, err = br.Exec() // the statement's
+	tag, err := br.Exec()
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
+	return tag, err
+}
+
+// exec runs a statement of the unit (execTag without the tag).
+func (t *tx) exec(ctx context.Context, sql string, args ...any) error {
+	_, err := t.execTag(ctx, sql, args...)
 	return err
 }
 

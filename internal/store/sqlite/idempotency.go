@@ -75,18 +75,6 @@ func (r *Repo) GetIdempotency(ctx context.Context, accountID, key string) (*stor
 	return scanIdem(r.rdb.QueryRowContext(ctx, idemGetSQL, accountID, key))
 }
 
-// execN runs a statement of the unit and returns how many rows it changed.
-func (t *tx) execN(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
-	if err := t.usable(ctx); err != nil {
-		return 0, err
-	}
-	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
-	if err = t.w.note(err); err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
-}
-
 func (t *tx) InsertIdempotency(ctx context.Context, r *store.IdempotencyRecord) (bool, error) {
 	n, err := t.execN(ctx, t.w.st.idem.insert, idemArgs(r)...)
 	return n == 1, err

@@ -337,12 +337,22 @@ func (t *tx) usable(ctx context.Context) error {
 	return t.ctx.Err()
 }
 
-func (t *tx) exec(ctx context.Context, st *sql.Stmt, args ...any) error {
+// execN runs a statement of the unit and returns how many rows it changed.
+func (t *tx) execN(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
 	if err := t.usable(ctx); err != nil {
-		return err
+		return 0, err
 	}
-	_, err := st.ExecContext(context.WithoutCancel(ctx), args...)
-	return t.w.note(err)
+	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
+	if err = t.w.note(err); err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// exec runs a statement of the unit (execN without the count).
+func (t *tx) exec(ctx context.Context, st *sql.Stmt, args ...any) error {
+	_, err := t.execN(ctx, st, args...)
+	return err
 }
 
 // row runs a one-row query; its Scan's error is noted as exec's.
