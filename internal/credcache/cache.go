@@ -155,14 +155,6 @@ func New(o Options) *Cache {
 	return c
 }
 
-// TTL is the longest an entry lives.
-func (c *Cache) TTL() time.Duration {
-	if c == nil {
-		return 0
-	}
-	return c.ttl
-}
-
 func (c *Cache) observe(r Result) {
 	if c.onLookup != nil {
 		c.onLookup(r)

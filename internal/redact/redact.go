@@ -259,7 +259,7 @@ func (r handler) WithGroup(name string) slog.Handler { return handler{r.h.WithGr
 // every string in it hold no token, and it holds nothing Attr would have to
 // resolve, render or marshal to tell (errors, Stringers, LogValuers, any).
 func clean(rec slog.Record) bool {
-	if String(rec.Message) != rec.Message {
+	if Contains(rec.Message) {
 		return false
 	}
 	ok := true
@@ -273,8 +273,7 @@ func clean(rec slog.Record) bool {
 func cleanValue(v slog.Value) bool {
 	switch v.Kind() {
 	case slog.KindString:
-		s := v.String()
-		return String(s) == s
+		return !Contains(v.String())
 	case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration, slog.KindTime:
 		return true // Attr keeps these as they are
 	case slog.KindGroup:
