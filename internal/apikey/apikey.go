@@ -51,6 +51,12 @@ type Key struct {
 	CreatedBy           Actor
 }
 
+// InGrace reports whether the replaced secret (PrevSecretHash) still
+// authenticates at now: its grace period has not ended.
+func (k *Key) InGrace(now time.Time) bool {
+	return k.PrevSecretExpiresAt != nil && now.Before(*k.PrevSecretExpiresAt)
+}
+
 // Actor is who made a change: an API key, a person (JWT) or the platform.
 type Actor struct {
 	Kind      string // ActorKey, ActorJWT or ActorPlatform

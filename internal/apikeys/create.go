@@ -130,10 +130,7 @@ func checkMetadata(m map[string]string) *apierr.Error {
 // transaction, so a retry there needs a savepoint; the odds (2^-143 for ids)
 // make the retry moot, and the collision then fails the request cleanly.
 func insert(ctx context.Context, tx store.Tx, k *apikey.Key, mode apikey.Mode) (*Issued, error) {
-	kind := keys.KindSecret
-	if k.Type == apikey.TypePublishable {
-		kind = keys.KindPublishable
-	}
+	kind := secretKind(k.Type)
 	id, err := keys.NewID()
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package apikeys
 
 import (
 	"context"
+	"time"
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apierr"
@@ -39,8 +40,7 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, id string) (*ap
 		if err := tx.LockAccount(ctx, target.AccountID); err != nil {
 			return err
 		}
-		target.Deleted, target.UpdatedAt = true, now
-		target.PrevSecretHash, target.PrevSecretExpiresAt = nil, nil
+		markDeleted(target, now)
 		if err := tx.UpdateKey(ctx, target); err != nil {
 			return err
 		}
@@ -55,4 +55,11 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, id string) (*ap
 	}
 	s.overlayUsage(p.Mode, deleted)
 	return deleted, nil
+}
+
+// markDeleted revokes k: deleted, and no secret of it (current or in grace)
+// authenticates any more. DELETE and the leak response revoke alike.
+func markDeleted(k *apikey.Key, now time.Time) {
+	k.Deleted, k.UpdatedAt = true, now
+	k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil
 }

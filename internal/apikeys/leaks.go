@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
@@ -125,15 +124,18 @@ func (s *Service) revokeLeaked(ctx context.Context, mode apikey.Mode, id string,
 		case bytes.Equal(k.SecretHash, hash) && k.Deleted:
 			return nil // revoked already
 		case bytes.Equal(k.SecretHash, hash) && !k.Managed:
-			k.Deleted, k.UpdatedAt = true, now
-			k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil
+			markDeleted(k, now)
 			action, what, fields = audit.Delete, LeakDeleted, map[string]any{"deleted": true}
 		case bytes.Equal(k.SecretHash, hash):
-			if err := rotateLeaked(k, mode, now); err != nil {
+			// No grace: the leaked secret is kept as the previous one with
+			// its grace ended at now, so it no longer authenticates (grace is
+			// checked at every use) and is still recognised when reported
+			// again. Nobody sees the new secret.
+			if _, err := replaceSecret(k, mode, &now, now); err != nil {
 				return err
 			}
 			action, what, fields = audit.Regenerate, LeakRotated, rotatedFields(k)
-		case bytes.Equal(k.PrevSecretHash, hash) && k.PrevSecretExpiresAt != nil && now.Before(*k.PrevSecretExpiresAt):
+		case bytes.Equal(k.PrevSecretHash, hash) && k.InGrace(now):
 			k.PrevSecretExpiresAt, k.UpdatedAt = &now, now
 			action, what, fields = audit.Update, LeakGraceEnded, map[string]any{"previous_key_expires_at": timeValue(k.PrevSecretExpiresAt)}
 		default:
@@ -153,23 +155,4 @@ func (s *Service) revokeLeaked(ctx context.Context, mode apikey.Mode, id string,
 		return "", err
 	}
 	return done, nil
-}
-
-// rotateLeaked gives a managed key a new secret with no grace. The leaked
-// secret is kept as the previous one with its grace ended at now: it no
-// longer authenticates (grace is checked at every use), and the service
-// still recognises it when it is reported again.
-func rotateLeaked(k *apikey.Key, mode apikey.Mode, now time.Time) error {
-	kind := keys.KindSecret
-	if k.Type == apikey.TypePublishable {
-		kind = keys.KindPublishable
-	}
-	secret, err := keys.New(kind, mode == apikey.Sandbox)
-	if err != nil {
-		return err
-	}
-	k.PrevSecretHash, k.PrevSecretExpiresAt = k.SecretHash, &now
-	k.SecretHash, k.KeyHint = keys.Hash(secret), keys.Hint(secret)
-	k.UpdatedAt = now
-	return nil
 }

@@ -106,28 +106,47 @@ func lockKeys(ctx context.Context, tx store.Tx, targetID, callerID string) (targ
 
 // rotate gives k a new secret inside tx, keeping the current one for grace.
 func rotate(ctx context.Context, tx store.Tx, k *apikey.Key, mode apikey.Mode, grace time.Duration, now time.Time) (*Issued, error) {
-	kind := keys.KindSecret
-	if k.Type == apikey.TypePublishable {
-		kind = keys.KindPublishable
-	}
-	secret, err := keys.New(kind, mode == apikey.Sandbox)
-	if err != nil {
-		return nil, err
-	}
-	k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil
+	var keepUntil *time.Time
 	if grace > 0 {
 		until := now.Add(grace)
 		if k.ExpiresAt != nil && k.ExpiresAt.Before(until) {
 			until = *k.ExpiresAt
 		}
-		k.PrevSecretHash, k.PrevSecretExpiresAt = k.SecretHash, &until
+		keepUntil = &until
 	}
-	k.SecretHash, k.KeyHint = keys.Hash(secret), keys.Hint(secret)
-	k.UpdatedAt = now
+	secret, err := replaceSecret(k, mode, keepUntil, now)
+	if err != nil {
+		return nil, err
+	}
 	if err := tx.UpdateKey(ctx, k); err != nil {
 		return nil, err
 	}
 	return &Issued{Key: k, Mode: mode, Secret: secret}, nil
+}
+
+// replaceSecret mints k a new secret of its type and mode and returns it;
+// the replaced secret is kept as the previous one until keepUntil (nil:
+// not kept). Regenerate and the leak response rotate through it alike.
+func replaceSecret(k *apikey.Key, mode apikey.Mode, keepUntil *time.Time, now time.Time) (string, error) {
+	secret, err := keys.New(secretKind(k.Type), mode == apikey.Sandbox)
+	if err != nil {
+		return "", err
+	}
+	k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil
+	if keepUntil != nil {
+		k.PrevSecretHash, k.PrevSecretExpiresAt = k.SecretHash, keepUntil
+	}
+	k.SecretHash, k.KeyHint = keys.Hash(secret), keys.Hint(secret)
+	k.UpdatedAt = now
+	return secret, nil
+}
+
+// secretKind is the kind of secret a key of type t holds.
+func secretKind(t string) keys.Kind {
+	if t == apikey.TypePublishable {
+		return keys.KindPublishable
+	}
+	return keys.KindSecret
 }
 
 // rotatedFields are what an event says of a rotation.

@@ -152,7 +152,7 @@ func (a *Authenticator) ResolveKey(ctx context.Context, token string) (*Resolved
 	switch {
 	case k.Deleted:
 		refused = fail(ReasonDeleted, apierr.InvalidCredentials())
-	case previous && (k.PrevSecretExpiresAt == nil || !now.Before(*k.PrevSecretExpiresAt)):
+	case previous && !k.InGrace(now):
 		refused = fail(ReasonReplaced, apierr.InvalidCredentials())
 	case k.Status != apikey.StatusActive:
 		refused = fail(ReasonInactive, apierr.InvalidCredentials())

@@ -178,8 +178,7 @@ func Recheck(ctx context.Context, tx store.Tx, p *auth.Principal, now time.Time)
 // refused with 401.
 func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, error) {
 	current := subtle.ConstantTimeCompare(k.SecretHash, p.SecretHash) == 1
-	replaced := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, p.SecretHash) == 1 &&
-		k.PrevSecretExpiresAt != nil && now.Before(*k.PrevSecretExpiresAt)
+	replaced := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, p.SecretHash) == 1 && k.InGrace(now)
 	switch {
 	case k.ID != p.KeyID || !(current || replaced) || k.Deleted || k.Status != apikey.StatusActive:
 		return nil, apierr.InvalidCredentials()
