@@ -36,14 +36,13 @@ func (s *Server) verifyLeakSignature(next echo.HandlerFunc) echo.HandlerFunc {
 			return apierr.New(api.CodeSecretScanningOff, "Secret scanning is not configured on this server")
 		}
 		addr := clientAddress(c.RealIP())
-		if wait, blocked := s.blocked.Blocked(addr); blocked {
-			s.metrics.RateLimited.WithLabelValues(budgetClientAddress, "none").Inc()
-			return tooManyAuthFailures(wait)
+		if e := s.refuseBlocked(addr); e != nil {
+			return e
 		}
 		req := c.Request()
 		var body []byte
 		if req.Body != nil {
-			b, err := io.ReadAll(req.Body)
+			b, err := readBody(req.Body, req.ContentLength)
 			if err != nil {
 				if isBodyTooLarge(err) {
 					return bodyTooLarge()
@@ -68,10 +67,7 @@ func (s *Server) verifyLeakSignature(next echo.HandlerFunc) echo.HandlerFunc {
 			case errors.Is(err, secretscan.ErrUnknownKey):
 				reason = "unknown_key"
 			}
-			c.Set(ctxAuthReason, authReasonLeakSignature)
-			c.Set(ctxAuthDetail, reason)
-			s.metrics.AuthFailures.WithLabelValues(authReasonLeakSignature).Inc()
-			if limited := s.spendAuthFailure(c, addr); limited != nil {
+			if limited := s.authFailed(c, addr, authReasonLeakSignature, reason, true); limited != nil {
 				return limited
 			}
 			e := apierr.New(api.CodeBadLeakSignature, "Invalid secret scanning signature")

@@ -228,9 +228,8 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		addr := clientAddress(c.RealIP())
-		if wait, blocked := s.blocked.Blocked(addr); blocked {
-			s.metrics.RateLimited.WithLabelValues(budgetClientAddress, "none").Inc()
-			return tooManyAuthFailures(wait)
+		if e := s.refuseBlocked(addr); e != nil {
+			return e
 		}
 		header := req.Header.Get(echo.HeaderAuthorization)
 		if len(req.Header.Values(echo.HeaderAuthorization)) > 1 {
@@ -241,15 +240,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			var f *auth.Failure
 			if errors.As(err, &f) {
-				c.Set(ctxAuthReason, f.Reason)
-				c.Set(ctxAuthDetail, f.Detail)
-				s.metrics.AuthFailures.WithLabelValues(f.Reason).Inc()
 				// A store failure is ours, unless the client hung up and cancelled
 				// the lookup (that must not be a way around the budget).
-				if f.Reason != auth.ReasonStoreFailure || req.Context().Err() != nil {
-					if limited := s.spendAuthFailure(c, addr); limited != nil {
-						return limited
-					}
+				spend := f.Reason != auth.ReasonStoreFailure || req.Context().Err() != nil
+				if limited := s.authFailed(c, addr, f.Reason, f.Detail, spend); limited != nil {
+					return limited
 				}
 			}
 			return err
@@ -258,6 +253,32 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(req.WithContext(auth.WithPrincipal(req.Context(), p)))
 		return next(c)
 	}
+}
+
+// refuseBlocked answers 42901 to an address over its failed-authentication
+// budget, before its credential is even looked at (nil: not blocked). Every
+// authentication step (bearer, leak-report signature) starts with it.
+func (s *Server) refuseBlocked(addr string) *apierr.Error {
+	wait, blocked := s.blocked.Blocked(addr)
+	if !blocked {
+		return nil
+	}
+	s.metrics.RateLimited.WithLabelValues(budgetClientAddress, "none").Inc()
+	return tooManyAuthFailures(wait)
+}
+
+// authFailed records a failed authentication (reason and detail for the
+// access log, the metric) and, when spend, spends it from addr's budget:
+// the 42901 to answer instead of the step's own refusal when that budget is
+// now over (nil otherwise).
+func (s *Server) authFailed(c echo.Context, addr, reason, detail string, spend bool) *apierr.Error {
+	c.Set(ctxAuthReason, reason)
+	c.Set(ctxAuthDetail, detail)
+	s.metrics.AuthFailures.WithLabelValues(reason).Inc()
+	if !spend {
+		return nil
+	}
+	return s.spendAuthFailure(c, addr)
 }
 
 // spendAuthFailure spends one failed authentication of addr's budget; over
