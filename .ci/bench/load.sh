@@ -43,12 +43,12 @@
 #   rejected_401     create with a checksum-broken key (rejected before any store access)  (401)
 #   rejected_403     create with the publishable key (rejected after the key lookup)       (403)
 #   verify           POST /v1/api-keys/verify of a valid custom key, managed secret as caller
-#                    (200, valid). Skipped with a note when the build has no such route.
+#                    (200, valid)
 #   create_validated create on a server checking EVERY response (HSRCPAY_VALIDATE_RESPONSES=true,
 #                    as tests and CI run); every other row runs the production default   (201)
 #   revocation       two replicas on one PostgreSQL database and Redis; .ci/bench/revocation
-#                    measures how long a revoked key keeps working on the other replica.
-#                    Skipped with a note while that program is not in the tree.
+#                    measures how long a revoked key keeps working on the other replica
+#                    (skipped with a note without PostgreSQL or Redis).
 # Client and server share this machine's cores: numbers are relative, not capacity.
 set -euo pipefail
 
@@ -368,9 +368,6 @@ one_store() {
         { cat "$TMP/call.body" >&2; die "pre-flight verify on $store: the key is not VALID"; }
       run_wrk verify "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/verify.lua "$SRV_URL" "$SECRET" "$custom"
       ;;
-    404 | 405) # Echo answers 405 when only /api-keys/{id} matches the path
-      echo "verify@$store POST /v1/api-keys/verify answered $got: this build has no verify operation" >>"$TMP/skipped"
-      ;;
     *) cat "$TMP/call.body" >&2; die "pre-flight verify on $store: want 200, got $got" ;;
   esac
 
@@ -400,12 +397,9 @@ redis_up() {
 }
 
 # revocation: two replicas on one fresh PostgreSQL database sharing Redis; the program in
-# .ci/bench/revocation (flags -a URL -b URL, an admin secret and an account) prints
+# .ci/bench/revocation (-a URL -b URL -key SECRET -account ID) prints
 # "REVOCATION n=… p50_ms=… p99_ms=… max_ms=…", kept in $TMP/revocation.
 revocation() {
-  if [ ! -d .ci/bench/revocation ]; then
-    echo "revocation@postgres+redis .ci/bench/revocation/ is not in this tree yet" >>"$TMP/skipped"; return
-  fi
   if ! has_store postgres; then
     echo "revocation@postgres+redis needs PostgreSQL (STORES has no postgres)" >>"$TMP/skipped"; return
   fi
@@ -418,7 +412,7 @@ revocation() {
   # Built from its files: an import path may not contain ".ci".
   "$GO" build -o "$TMP/revocation" "${files[@]}"
   use_store revocation postgres
-  local db="$SRV_DB" acct=acct_revocation secret help names sflag aflag urlpath="" a b pa pb out
+  local db="$SRV_DB" acct=acct_revocation secret a b pa pb out
   "$TMP/hsrcpay-server" bootstrap --account "$acct" --mode test >"$TMP/revocation.bootstrap.json"
   secret="$(jq -r '.keys[] | select(.type=="SECRET") | .secret' "$TMP/revocation.bootstrap.json")"
   a="$(free_port $((BASE_PORT + 1)))"
@@ -433,17 +427,9 @@ revocation() {
   pb=$!
   PIDS+=("$pb")
   wait_http "http://127.0.0.1:$b/healthz" "$pb" "$TMP/replica-b.log"
-  # The secret and account flags are named by the program: read them off its -h (override
-  # with REVOCATION_SECRET_FLAG / REVOCATION_ACCOUNT_FLAG); -a/-b take the base URL, or
-  # the API's (…/v1) when its help mentions /v1.
-  help="$("$TMP/revocation" -h 2>&1 || true)"
-  names="$(sed -n 's/^ *-\([A-Za-z][A-Za-z0-9_-]*\).*/\1/p' <<<"$help" | grep -vx 'a\|b' || true)"
-  sflag="${REVOCATION_SECRET_FLAG:-$(grep -m1 -iE 'secret|token|key|admin' <<<"$names" || echo secret)}"
-  aflag="${REVOCATION_ACCOUNT_FLAG:-$(grep -m1 -iE 'account|acct' <<<"$names" || echo account)}"
-  [[ "$help" != */v1* ]] || urlpath=/v1
-  out="$(timeout "$REVOCATION_TIMEOUT" "$TMP/revocation" -a "http://127.0.0.1:$a$urlpath" -b "http://127.0.0.1:$b$urlpath" \
-    "-$sflag" "$secret" "-$aflag" "$acct" 2>"$TMP/revocation.log")" ||
-    { tail -20 "$TMP/revocation.log" >&2; die "the revocation program failed (flags -$sflag -$aflag)"; }
+  out="$(timeout "$REVOCATION_TIMEOUT" "$TMP/revocation" -a "http://127.0.0.1:$a/v1" -b "http://127.0.0.1:$b/v1" \
+    -key "$secret" -account "$acct" 2>"$TMP/revocation.log")" ||
+    { tail -20 "$TMP/revocation.log" >&2; die "the revocation program failed"; }
   grep -m1 '^REVOCATION ' <<<"$out" >"$TMP/revocation" || { echo "$out" >&2; die "no REVOCATION line from the program"; }
   log "  $(cat "$TMP/revocation")"
   stop_pid "$pa"
