@@ -214,12 +214,18 @@ func (s *requestSettings) idempotencyKey() (*string, error) {
 // whose answer was lost. The server replays the first answer for 24 hours.
 func WithIdempotencyKey(key string) RequestOption {
 	return func(s *requestSettings) {
-		if len(key) == 0 || len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+		if !ValidIdempotencyKey(key) {
 			s.err = &ArgumentError{Name: "WithIdempotencyKey", Value: key, Reason: "want 1 to 255 printable ASCII characters"}
 			return
 		}
 		s.idemKey, s.noIdem = key, false
 	}
+}
+
+// ValidIdempotencyKey reports whether key is an Idempotency-Key the API
+// accepts: 1 to 255 printable ASCII characters.
+func ValidIdempotencyKey(key string) bool {
+	return len(key) > 0 && len(key) <= 255 && strings.IndexFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) < 0
 }
 
 // WithoutIdempotencyKey sends no Idempotency-Key: the call runs once, and is

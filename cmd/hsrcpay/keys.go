@@ -230,7 +230,7 @@ func idempotencyOption(key string) (client.RequestOption, error) {
 	if key == "" {
 		return nil, nil
 	}
-	if len(key) > 255 || strings.IndexFunc(key, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+	if !client.ValidIdempotencyKey(key) {
 		return nil, fmt.Errorf("--idempotency-key %q: want 1 to 255 printable ASCII characters", key)
 	}
 	return client.WithIdempotencyKey(key), nil
