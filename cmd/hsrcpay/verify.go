@@ -93,23 +93,17 @@ func (a *app) verify(permFlags []string, asJSON bool, pos []string) int {
 	if key == "" {
 		return usageError(stderr, cmd, "empty KEY")
 	}
-	perms, err := parsePermissions(permFlags)
-	if err != nil {
+	// Checked here for the CLI's own wording; the client takes the flags as given.
+	if _, err := parsePermissions(permFlags); err != nil {
 		return usageError(stderr, cmd, err.Error())
-	}
-	var required []string
-	for res, actions := range perms {
-		for _, act := range actions {
-			required = append(required, res+":"+act)
-		}
 	}
 	cl, code := a.conn.client(cmd, a.getenv, stderr)
 	if cl == nil {
 		return code
 	}
 	var opts []client.VerifyOption
-	if len(required) > 0 {
-		opts = append(opts, client.RequirePermissions(required...))
+	if len(permFlags) > 0 {
+		opts = append(opts, client.RequirePermissions(permFlags...))
 	}
 	v, err := cl.VerifyKey(context.Background(), key, opts...)
 	var argErr *client.ArgumentError
