@@ -3,10 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
@@ -23,14 +20,11 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	h, ok := t.heads[e.AccountID]
-	if !ok {
-		err = t.queryRow(ctx, t.q.auditHead, e.AccountID).Scan(&h.seq, &h.hash)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNoAccount
-		}
-		if err != nil {
+	if !ok { // an account the unit did not lock: lock it now (ErrNoAccount if none)
+		if err := t.LockAccount(ctx, e.AccountID); err != nil {
 			return err
 		}
+		h = t.heads[e.AccountID]
 	}
 	if err := e.SealEncoded(h.seq, h.hash, changes); err != nil {
 		return err

@@ -233,7 +233,7 @@ type queries struct {
 	keyBySecretHash, listManaged, getKeyForUpdate, capReached, lockAccount, releaseName, updateKey, recordUsage string
 	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
 	// which the filters extend.
-	listKeys, listEvents, auditChain, auditAccounts, auditHead, appendEvent string
+	listKeys, listEvents, auditChain, auditAccounts, appendEvent string
 }
 
 // insertColumns are what InsertKey writes: a new key has no previous secret.
@@ -296,7 +296,6 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		// it; AppendAuditEvent reads it so (FOR UPDATE again) only for an
 		// account the unit has not locked, keeping appends to one chain
 		// serial even for a caller that forgot.
-		auditHead: `SELECT audit_seq, audit_head FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
 		// LockAccount's: the head, and the count of keys not deleted for
 		// KeyCapReached (below the cap, it needs no round trip of its own).
 		lockAccount: `SELECT audit_seq, audit_head, live_keys FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
