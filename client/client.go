@@ -141,8 +141,8 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 	if err != nil {
 		return nil, err
 	}
-	if s.graceSet {
-		return nil, &ArgumentError{Name: "WithGracePeriod", Value: s.grace, Reason: "applies to RegenerateAPIKey only"}
+	if m := s.body.GracePeriodMinutes; m != nil {
+		return nil, &ArgumentError{Name: "WithGracePeriod", Value: time.Duration(*m) * time.Minute, Reason: "applies to RegenerateAPIKey only"}
 	}
 	params := &oapi.CreateAPIKeyParams{AccountID: accountID}
 	if params.IdempotencyKey, err = s.idempotencyKey(); err != nil {
@@ -170,12 +170,10 @@ type RequestOption func(*requestSettings)
 type RegenerateOption = RequestOption
 
 type requestSettings struct {
-	body     oapi.RegenerateAPIKeyRequest
-	grace    time.Duration
-	graceSet bool
-	idemKey  string
-	noIdem   bool
-	err      error
+	body    oapi.RegenerateAPIKeyRequest
+	idemKey string
+	noIdem  bool
+	err     error
 }
 
 func requestOptions(opts []RequestOption) (*requestSettings, error) {
@@ -257,7 +255,6 @@ func WithGracePeriod(d time.Duration) RegenerateOption {
 		default:
 			m := int(d / time.Minute)
 			r.body.GracePeriodMinutes = &m
-			r.grace, r.graceSet = d, true
 			return
 		}
 		r.err = &ArgumentError{Name: "WithGracePeriod", Value: d, Reason: reason + "; want whole minutes from 0 to 7 days"}
@@ -287,7 +284,7 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 		return nil, err
 	}
 	var res *oapi.RegenerateAPIKeyResponse
-	if !s.graceSet {
+	if s.body.GracePeriodMinutes == nil { // no body: the server's default, no grace
 		res, err = c.raw.RegenerateAPIKeyWithBodyWithResponse(ctx, id, params, "application/json", nil)
 	} else {
 		res, err = c.raw.RegenerateAPIKeyWithResponse(ctx, id, params, s.body)
