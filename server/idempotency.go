@@ -19,6 +19,14 @@ package server
 // A claim whose lease ran out cannot complete a record claimed again since
 // (CompleteIdempotency matches the claim's id): of two executions only one
 // commits, the other rolls back with 40904.
+//
+// A replay is an execution as far as authorization goes (issue 17): a stored
+// answer carries a secret, so it goes only to the exact credential that made
+// the request (the fingerprint binds it: func fingerprint), and only once
+// apikeys.Service.AuthorizeReplay, the one place that decides, has re-read
+// that credential and asked the policy about the answer's key as it stands
+// now. Anyone else gets 42207 (another credential is another request) or
+// the error a fresh request of theirs would get (401, 403, 404).
 
 import (
 	"bytes"
@@ -38,6 +46,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +56,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/policy"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
 
@@ -257,7 +267,9 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		if !claimed {
-			return s.idem.answerExisting(c, string(p.Mode), cur, fp)
+			return s.idem.answerExisting(c, string(p.Mode), cur, fp, func(stored []byte) error {
+				return s.authorizeReplay(ctx, p, op, params, stored)
+			})
 		}
 		call := &idemCall{i: s.idem, mode: string(p.Mode), rec: rec}
 		c.SetRequest(req.WithContext(context.WithValue(ctx, idemCallKey{}, call)))
@@ -279,9 +291,35 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// authorizeReplay hands the replay decision to the use case
+// (apikeys.Service.AuthorizeReplay) with the key whose secret the stored
+// answer holds: the key in the path for a regenerate, the key the answer
+// issued for a create (its data.id, read from the answer already opened:
+// the record keeps no key id of its own, and the answer is the very thing
+// about to be handed out).
+func (s *Server) authorizeReplay(ctx context.Context, p *auth.Principal, op string, params map[string]string, stored []byte) error {
+	switch op {
+	case "regenerateApiKey":
+		return s.Service.AuthorizeReplay(ctx, p, policy.RegenerateKey, params["id"])
+	case "createApiKey":
+		var answer struct {
+			Data struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(stored, &answer); err != nil || answer.Data.ID == "" {
+			return apierr.Internal(fmt.Errorf("idempotency: a stored create answer names no key (%v)", err))
+		}
+		return s.Service.AuthorizeReplay(ctx, p, policy.CreateKey, answer.Data.ID)
+	}
+	return apierr.Internal(errors.New("idempotency: replay of operation " + op))
+}
+
 // answerExisting answers a request whose key holds a record it did not
-// claim: the same request's stored answer, or why not.
-func (i *idempotency) answerExisting(c echo.Context, mode string, cur *store.IdempotencyRecord, fp []byte) error {
+// claim: the same request's stored answer, or why not. authorize is asked,
+// with the opened answer, whether this caller may receive it now; its error
+// is the answer otherwise.
+func (i *idempotency) answerExisting(c echo.Context, mode string, cur *store.IdempotencyRecord, fp []byte, authorize func(stored []byte) error) error {
 	if !bytes.Equal(cur.Fingerprint, fp) {
 		return apierr.New(api.CodeIdempotencyKeyReused,
 			"This Idempotency-Key was used for a different request; use a new key for a new request")
@@ -311,15 +349,34 @@ func (i *idempotency) answerExisting(c echo.Context, mode string, cur *store.Ide
 			"request_id", requestID(c))
 		return notReplayable("this server cannot read its stored answer")
 	}
+	if err := authorize(body); err != nil {
+		return err
+	}
 	c.Response().Header().Set(headerReplayed, "true")
 	return c.Blob(cur.Status, echo.MIMEApplicationJSON, body)
 }
 
+// fingerprintVersion names the encoding below; a change to what the
+// fingerprint covers changes it.
+//
+// v2 (issue 17) binds the exact credential; v1 bound a JWT by its subject
+// only, so another token of the same person matched. Records written under
+// v1 (24 hours at most after the upgrade) match no v2 fingerprint: a retry
+// of such a request gets 42207 and no answer. That is deliberate: honouring
+// v1 would keep the hole open for those 24 hours, and what a client loses is
+// small (a repeated create meets the name it already used, 40900; a
+// repeated rotation just rotates again).
+const fingerprintVersion = "hsrcpay-idempotency-fingerprint-v2"
+
 // fingerprint is SHA-256 over what makes two requests the same: method,
-// path, query (canonical: sorted), body and credential. The body is the one
-// request validation kept (the validated value, as the handler binds it).
-// The credential is its subject and, for a key, the secret's hash: another
-// credential with the same key is a different request.
+// path, query (canonical: sorted), body and the exact credential. The body
+// is the one request validation kept (the validated value, as the handler
+// binds it). The credential (credentialFields) is a key's id and secret
+// hash, or a JWT's issuer, subject, mode, token id, accounts and
+// permissions: another credential, even of the same key or person, is a
+// different request, so a stored answer never reaches a credential other
+// than the one that made it. Every field is length-prefixed, lists by their
+// count too, so no two different requests encode alike.
 func fingerprint(req *http.Request, p *auth.Principal) ([]byte, error) {
 	var body []byte
 	if req.Body != nil {
@@ -331,14 +388,52 @@ func fingerprint(req *http.Request, p *auth.Principal) ([]byte, error) {
 		req.Body = io.NopCloser(bytes.NewReader(b))
 	}
 	h := sha256.New()
-	for _, f := range [][]byte{
-		[]byte("hsrcpay-idempotency-fingerprint-v1"), []byte(req.Method), []byte(req.URL.EscapedPath()),
-		[]byte(req.URL.Query().Encode()), body, []byte(p.Subject), p.SecretHash,
-	} {
+	field := func(f []byte) {
 		_ = binary.Write(h, binary.BigEndian, uint64(len(f)))
 		h.Write(f)
 	}
+	for _, f := range [][]byte{
+		[]byte(fingerprintVersion), []byte(req.Method), []byte(req.URL.EscapedPath()),
+		[]byte(req.URL.Query().Encode()), body,
+	} {
+		field(f)
+	}
+	credentialFields(p, field)
 	return h.Sum(nil), nil
+}
+
+// credentialFields feeds field what identifies p exactly, canonically.
+//
+// A key is its id and the hash of the secret presented: its state (status,
+// expiry, grants) is not bound, it is what AuthorizeReplay re-reads (a key
+// disabled, or made to expire sooner, since gets the refusal a fresh request
+// would get, not 42207). A JWT is stateless: what it
+// may do is what it carries, so all of it is bound (issuer, subject, mode,
+// jti, accounts and permissions, the lists sorted and without repeats) and a
+// down-scoped or otherwise different token of the same subject is another
+// request.
+func credentialFields(p *auth.Principal, field func([]byte)) {
+	if p.KeyID != "" {
+		for _, f := range [][]byte{[]byte("key"), []byte(p.Mode), []byte(p.KeyID), p.SecretHash} {
+			field(f)
+		}
+		return
+	}
+	for _, f := range []string{"jwt", string(p.Mode), p.Issuer, p.Subject, p.TokenID} {
+		field([]byte(f))
+	}
+	perms := make([]string, 0, len(p.Permissions))
+	for g := range p.Permissions {
+		perms = append(perms, g)
+	}
+	for _, list := range [][]string{slices.Clone(p.Accounts), perms} {
+		slices.Sort(list)
+		list = slices.Compact(list)
+		field(binary.BigEndian.AppendUint64(nil, uint64(len(list))))
+		for _, v := range list {
+			field([]byte(v))
+		}
+	}
 }
 
 func newClaimID() string {

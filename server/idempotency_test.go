@@ -3,11 +3,14 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,11 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
@@ -606,4 +611,306 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// Issue 17: a replay is an execution. A stored answer goes only to the
+// exact credential that made the request, and only if that credential may,
+// now, do what the request did. Every request of these tests goes through
+// idemPost, so that two requests differ only in what the test changes (a
+// body the client library shapes differently would be 42207 for the wrong
+// reason).
+
+// idemPost sends POST env.URL+path as token with Idempotency-Key key and a
+// JSON body (nil: none), and returns the status, headers and body.
+func idemPost(t *testing.T, env *testenv.Env, token, path, key string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, env.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Idempotency-Key", key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, res.Header, b
+}
+
+// wantRefused asserts an answer is the error status/code and carries no
+// secret (neither the stored one nor any other).
+func wantRefused(t *testing.T, what string, status int, body []byte, wantStatus int, code client.ErrorCode, secret string) {
+	t.Helper()
+	if status != wantStatus || !bytes.Contains(body, []byte(fmt.Sprintf(`"code":%d`, code))) {
+		t.Fatalf("%s: %d %s; want %d (%d)", what, status, body, wantStatus, code)
+	}
+	if bytes.Contains(body, []byte(secret)) || bytes.Contains(body, []byte("sk_")) {
+		t.Fatalf("%s: the refusal carries a secret: %s", what, body)
+	}
+}
+
+// wantReplay asserts an answer is the stored one: status, marked, same bytes.
+func wantReplay(t *testing.T, what string, status int, h http.Header, body []byte, wantStatus int, first []byte) {
+	t.Helper()
+	if status != wantStatus || h.Get("Idempotent-Replayed") != "true" || !bytes.Equal(bytes.TrimSpace(body), bytes.TrimSpace(first)) {
+		t.Fatalf("%s: %d replayed=%q %s; want %d, the stored answer", what, status, h.Get("Idempotent-Replayed"), body, wantStatus)
+	}
+}
+
+func secretOf(t *testing.T, body []byte) (id, secret string) {
+	t.Helper()
+	var env struct {
+		Data struct {
+			ID  string `json:"id"`
+			Key string `json:"key"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || env.Data.Key == "" {
+		t.Fatalf("no secret in %s: %v", body, err)
+	}
+	return env.Data.ID, env.Data.Key
+}
+
+func permissionList(p client.Permissions) []string {
+	var out []string
+	for res, actions := range p {
+		for _, a := range actions {
+			out = append(out, res+":"+a)
+		}
+	}
+	return out
+}
+
+// (a) A down-scoped JWT of the same subject (only account:api:key:update)
+// replaying a full-grant JWT's rotation of the managed secret key gets 42207
+// and no secret, as does any token differing in grants or token id; the
+// original token (even re-signed with another exp) gets its replay.
+func TestIdempotentReplayRegenerateNeedsTheExactJWT(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		fullClaims := env.JWT.Claims("ops", []string{acct}, permissionList(everyPermission), "test")
+		fullClaims.ID = "session-1"
+		full := env.JWT.Sign(t, fullClaims)
+		weak := env.JWT.Sign(t, env.JWT.Claims("ops", []string{acct}, []string{"account:api:key:update"}, "test"))
+		path := "/api-keys/" + m.SecretID + "/regenerate"
+
+		st, _, first := idemPost(t, env, full, path, "rotate-managed", nil)
+		if st != http.StatusOK {
+			t.Fatalf("full-grant regenerate: %d %s", st, first)
+		}
+		_, secret := secretOf(t, first)
+		// Directly, the weak token is refused (and rotates nothing).
+		st, _, b := idemPost(t, env, weak, path, "weak-direct", nil)
+		wantRefused(t, "the weak token directly", st, b, http.StatusForbidden, client.CodePrivilegeEscalation, secret)
+		// Its replay is another request: no secret.
+		st, _, b = idemPost(t, env, weak, path, "rotate-managed", nil)
+		wantRefused(t, "the weak token's replay", st, b, http.StatusUnprocessableEntity, client.CodeIdempotencyKeyReused, secret)
+		// So is every token that is not exactly the original: same grants
+		// with another jti or none, another issuer-side account list.
+		other := *fullClaims
+		other.ID = "session-2"
+		noJTI := *fullClaims
+		noJTI.ID = ""
+		moreAccounts := *fullClaims
+		moreAccounts.Accounts = []string{acct, "acct_other"}
+		for what, c := range map[string]*auth.Claims{"another jti": &other, "no jti": &noJTI, "more accounts": &moreAccounts} {
+			st, _, b = idemPost(t, env, env.JWT.Sign(t, c), path, "rotate-managed", nil)
+			wantRefused(t, what, st, b, http.StatusUnprocessableEntity, client.CodeIdempotencyKeyReused, secret)
+		}
+		// (d) The original token gets its answer; so does the same token
+		// re-issued with another expiry (exp is not part of the credential),
+		// and with its lists in another order.
+		st, h, b := idemPost(t, env, full, path, "rotate-managed", nil)
+		wantReplay(t, "the original token", st, h, b, http.StatusOK, first)
+		reissued := *fullClaims
+		reissued.ExpiresAt = jwt.NewNumericDate(time.Now().Add(2 * time.Hour))
+		perms := slices.Clone(reissued.Permissions)
+		slices.Reverse(perms)
+		reissued.Permissions = perms
+		st, h, b = idemPost(t, env, env.JWT.Sign(t, &reissued), path, "rotate-managed", nil)
+		wantReplay(t, "the original token re-issued", st, h, b, http.StatusOK, first)
+		// One rotation in all.
+		all := mustCreate(t, env.Client(secret), newKeyReq("auditor", client.Permissions{"account:audit": {"read"}}))
+		n := 0
+		for _, e := range auditAll(t, env.Client(all.Key), acct) {
+			if e.Action == client.AuditRegenerate && e.KeyID == m.SecretID {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d rotations of the managed secret; want 1", n)
+		}
+	})
+}
+
+// (b) A create-only JWT of the same subject replaying a stronger JWT's
+// create gets 42207 and no secret; the stronger one still gets its replay.
+func TestIdempotentReplayCreateNeedsTheExactJWT(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		env.Bootstrap(acct)
+		strong := env.JWT.Sign(t, env.JWT.Claims("ops", []string{acct}, []string{"account:api:key:create", "payment:create", "refund:create"}, "test"))
+		weak := env.JWT.Sign(t, env.JWT.Claims("ops", []string{acct}, []string{"account:api:key:create"}, "test"))
+		path := "/api-keys/?account_id=" + acct
+		body := []byte(`{"name":"payments","permissions":{"payment":["create"],"refund":["create"]}}`)
+
+		st, _, first := idemPost(t, env, strong, path, "make-payments-key", body)
+		if st != http.StatusCreated {
+			t.Fatalf("strong create: %d %s", st, first)
+		}
+		_, secret := secretOf(t, first)
+		st, _, b := idemPost(t, env, weak, path, "weak-direct", body)
+		wantRefused(t, "the create-only token directly", st, b, http.StatusForbidden, client.CodePrivilegeEscalation, secret)
+		st, _, b = idemPost(t, env, weak, path, "make-payments-key", body)
+		wantRefused(t, "the create-only token's replay", st, b, http.StatusUnprocessableEntity, client.CodeIdempotencyKeyReused, secret)
+		st, h, b := idemPost(t, env, strong, path, "make-payments-key", body)
+		wantReplay(t, "the strong token", st, h, b, http.StatusCreated, first)
+	})
+}
+
+// (c) The exact key credential, once it can no longer do what it did, gets
+// the refusal a fresh request of it would get, not the stored secret:
+// disabled or deleted (401), or made to expire before the key it created
+// (the life rule, 42203) or rotated (40305).
+func TestIdempotentReplayRefusedOnceTheCredentialCannot(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		admin := env.Client(m.Secret)
+		path := "/api-keys/?account_id=" + acct
+		creator := mustCreate(t, admin, newKeyReq("creator", client.Permissions{"account:api:key": {"create"}, "payment": {"read"}}))
+		body := []byte(`{"name":"reader","permissions":{"payment":["read"]}}`)
+		st, _, first := idemPost(t, env, creator.Key, path, "make-reader", body)
+		if st != http.StatusCreated {
+			t.Fatalf("create: %d %s", st, first)
+		}
+		_, secret := secretOf(t, first)
+		// (d) for a key: the same secret gets its replay.
+		st, h, b := idemPost(t, env, creator.Key, path, "make-reader", body)
+		wantReplay(t, "the creator", st, h, b, http.StatusCreated, first)
+
+		// Disabled: 401; switched back on, the replay is its again.
+		inactive := oapi.UpdateAPIKeyRequestStatus("INACTIVE")
+		active := oapi.UpdateAPIKeyRequestStatus("ACTIVE")
+		if _, err := admin.UpdateAPIKey(ctx, creator.ID, client.UpdateAPIKeyRequest{Status: &inactive}); err != nil {
+			t.Fatal(err)
+		}
+		st, _, b = idemPost(t, env, creator.Key, path, "make-reader", body)
+		wantRefused(t, "the disabled creator", st, b, http.StatusUnauthorized, client.CodeInvalidCredentials, secret)
+		if _, err := admin.UpdateAPIKey(ctx, creator.ID, client.UpdateAPIKeyRequest{Status: &active}); err != nil {
+			t.Fatal(err)
+		}
+		st, h, b = idemPost(t, env, creator.Key, path, "make-reader", body)
+		wantReplay(t, "the creator switched back on", st, h, b, http.StatusCreated, first)
+
+		// Made to expire before the key it created (which never expires):
+		// a fresh create of a key outliving it is 42203, and so is the replay.
+		soon := env.Clock.Now().Add(time.Hour)
+		if _, err := admin.UpdateAPIKey(ctx, creator.ID, client.UpdateAPIKeyRequest{ExpiresAt: &soon}); err != nil {
+			t.Fatal(err)
+		}
+		st, _, b = idemPost(t, env, creator.Key, path, "make-reader-2", []byte(`{"name":"reader 2","permissions":{"payment":["read"]}}`))
+		wantRefused(t, "a fresh create by the expiring creator", st, b, http.StatusUnprocessableEntity, client.CodeLifetimeExceedsCaller, secret)
+		st, _, b = idemPost(t, env, creator.Key, path, "make-reader", body)
+		wantRefused(t, "the expiring creator's replay", st, b, http.StatusUnprocessableEntity, client.CodeLifetimeExceedsCaller, secret)
+
+		// Regenerate: a key holding every permission rotates the managed
+		// publishable key, then is made to expire: 40305, as a fresh rotation.
+		rotator := mustCreate(t, admin, newKeyReq("rotator", everyPermission))
+		rpath := "/api-keys/" + m.PublishableID + "/regenerate"
+		st, _, rfirst := idemPost(t, env, rotator.Key, rpath, "rotate-pk", nil)
+		if st != http.StatusOK {
+			t.Fatalf("regenerate: %d %s", st, rfirst)
+		}
+		_, pk := secretOf(t, rfirst)
+		st, h, b = idemPost(t, env, rotator.Key, rpath, "rotate-pk", nil)
+		wantReplay(t, "the rotator", st, h, b, http.StatusOK, rfirst)
+		if _, err := admin.UpdateAPIKey(ctx, rotator.ID, client.UpdateAPIKeyRequest{ExpiresAt: &soon}); err != nil {
+			t.Fatal(err)
+		}
+		st, _, b = idemPost(t, env, rotator.Key, rpath, "rotate-pk", nil)
+		wantRefused(t, "the expiring rotator's replay", st, b, http.StatusForbidden, client.CodeLifetimeEscalation, pk)
+
+		// Expired, then deleted: 401 (40102, then 40101).
+		env.Clock.Advance(2 * time.Hour)
+		st, _, b = idemPost(t, env, creator.Key, path, "make-reader", body)
+		wantRefused(t, "the expired creator", st, b, http.StatusUnauthorized, client.CodeExpiredCredentials, secret)
+		if _, err := admin.DeleteAPIKey(ctx, rotator.ID); err != nil {
+			t.Fatal(err)
+		}
+		st, _, b = idemPost(t, env, rotator.Key, rpath, "rotate-pk", nil)
+		wantRefused(t, "the deleted rotator", st, b, http.StatusUnauthorized, client.CodeInvalidCredentials, pk)
+	})
+}
+
+// (c) behind a cache: replica A still holds the creator's key as it was
+// when B disabled it (no Redis between them, so A's credential cache keeps
+// it for its TTL and authentication passes). The replay re-reads the
+// credential in its own unit of work and refuses it, 401, as a fresh write
+// on A would.
+func TestIdempotentReplayRechecksACachedCredential(t *testing.T) {
+	eachIdemStore(t, func(t *testing.T, cfg testenv.Config, url string) {
+		cfg.CredentialCacheTTL = time.Hour
+		a := newIdemEnv(t, cfg, url)
+		other := cfg
+		other.IdempotencyKey = a.IdempotencyKey
+		if url != "" {
+			other.Store = openPostgres(t, url)
+		} else {
+			other.Store = a.Store
+		}
+		b := testenv.New(t, other)
+		m := a.Bootstrap(acct)[apikey.Sandbox]
+		creator := mustCreate(t, a.Client(m.Secret), newKeyReq("creator", client.Permissions{"account:api:key": {"create"}, "payment": {"read"}}))
+		path := "/api-keys/?account_id=" + acct
+		body := []byte(`{"name":"reader","permissions":{"payment":["read"]}}`)
+		st, _, first := idemPost(t, a, creator.Key, path, "cached", body)
+		if st != http.StatusCreated {
+			t.Fatalf("create on A: %d %s", st, first)
+		}
+		_, secret := secretOf(t, first)
+		inactive := oapi.UpdateAPIKeyRequestStatus("INACTIVE")
+		if _, err := b.Client(m.Secret).UpdateAPIKey(ctx, creator.ID, client.UpdateAPIKeyRequest{Status: &inactive}); err != nil {
+			t.Fatal(err)
+		}
+		st, _, got := idemPost(t, a, creator.Key, path, "cached", body)
+		wantRefused(t, "the replay on A of a key B disabled", st, got, http.StatusUnauthorized, client.CodeInvalidCredentials, secret)
+	})
+}
+
+// (e) Another key of the same account, with the same Idempotency-Key and
+// body, is another request: 42207, no secret.
+func TestIdempotentReplayAnotherKeyOfTheAccount(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		perms := client.Permissions{"account:api:key": {"create"}, "payment": {"read"}}
+		one := mustCreate(t, env.Client(m.Secret), newKeyReq("one", perms))
+		two := mustCreate(t, env.Client(m.Secret), newKeyReq("two", perms))
+		path := "/api-keys/?account_id=" + acct
+		body := []byte(`{"name":"reader","permissions":{"payment":["read"]}}`)
+		st, _, first := idemPost(t, env, one.Key, path, "shared", body)
+		if st != http.StatusCreated {
+			t.Fatalf("create: %d %s", st, first)
+		}
+		_, secret := secretOf(t, first)
+		st, _, b := idemPost(t, env, two.Key, path, "shared", body)
+		wantRefused(t, "another key's replay", st, b, http.StatusUnprocessableEntity, client.CodeIdempotencyKeyReused, secret)
+		// Nor does the managed secret, which holds more, get it.
+		st, _, b = idemPost(t, env, m.Secret, path, "shared", body)
+		wantRefused(t, "the managed secret's replay", st, b, http.StatusUnprocessableEntity, client.CodeIdempotencyKeyReused, secret)
+	})
 }

@@ -1166,13 +1166,13 @@ type CreateAPIKeyParams struct {
 	// AccountID Account that will own the new API key.
 	AccountID AccountID `form:"account_id" json:"account_id"`
 
-	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. See "Idempotent create and regenerate" in the API description.
+	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. A replay is authorized like a new request for the credential presenting it, and only the exact credential of the original (the same secret, or a JWT with the same issuer, subject, grants and token id) gets its answer; anyone else gets `42207` or the policy's refusal. See "Idempotent create and regenerate" in the API description.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // RegenerateAPIKeyParams defines parameters for RegenerateAPIKey.
 type RegenerateAPIKeyParams struct {
-	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. See "Idempotent create and regenerate" in the API description.
+	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. A replay is authorized like a new request for the credential presenting it, and only the exact credential of the original (the same secret, or a JWT with the same issuer, subject, grants and token id) gets its answer; anyone else gets `42207` or the policy's refusal. See "Idempotent create and regenerate" in the API description.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 

@@ -249,6 +249,8 @@ func (a *Authenticator) jwt(token string) (*Principal, error) {
 		Kind:        keys.KindJWT,
 		Mode:        mode,
 		Subject:     "jwt:" + c.Subject,
+		Issuer:      c.Issuer,
+		TokenID:     c.ID,
 		Accounts:    c.Accounts,
 		Permissions: perm.FromList(c.Permissions),
 	}, nil

@@ -20,6 +20,11 @@ type Principal struct {
 	Subject string
 	// KeyID is set for API keys.
 	KeyID string
+	// Issuer and TokenID are a JWT's iss and jti (TokenID "" when the token
+	// has none); empty for keys. Nothing authorizes by them: they tell one
+	// token from another of the same subject, so that an Idempotency-Key's
+	// stored answer goes only to the exact credential that made it.
+	Issuer, TokenID string
 	// Accounts the caller may act on: its own for a key, the claim's for a JWT.
 	Accounts    []string
 	Permissions perm.Set
