@@ -50,7 +50,14 @@ package server_test
 //     key whose current secret leaked and ends a leaked replaced secret's
 //     grace, one event each (actor platform/secret-scanning) and nothing
 //     else; the leaked secrets are refused from the next step on
-//     (credential_model_leaks_test.go).
+//     (credential_model_leaks_test.go);
+// 11–14. who may take power away (issue 17), driven by two more actors, an
+//     outsider holding only public material and a peer holding the managed
+//     secret key's permissions (credential_model_actors_test.go): the
+//     account's root stays switched on and held; the outsider's requests
+//     spend no budget but its own address's; a publishable key reported as
+//     leaked changes nothing; a replayed answer goes only to the credential
+//     that made the request, while it could obtain it directly.
 
 import (
 	"bytes"
@@ -82,6 +89,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/secretscan"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
@@ -144,6 +152,9 @@ func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 	maxSteps := 2 * csmFlagInt(t, "rapid.steps")
 	leakSigner, ghKeys := testenv.NewLeakSigner(t, "gh-csm")
 	cfg.SecretScanning = ghKeys
+	// Every budget asked for is logged: whose a request spent (rule 12).
+	limiter := &csmLimiter{inner: ratelimit.NewMemory()}
+	cfg.Limiter = limiter
 	env := testenv.New(t, cfg)
 	csmCheckCatalog(t, env)
 	stats := map[string]int{}
@@ -159,6 +170,7 @@ func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 		}
 		m := csmNewModel(t, env, view, runs, maxSteps, stats)
 		m.leakSigner = leakSigner
+		m.limiter = limiter
 		rt.Repeat(map[string]func(*rapid.T){
 			// create three times as often as the rest: the lifecycle needs custom keys.
 			"create":     m.create,
@@ -174,7 +186,12 @@ func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 			"audit":      m.listAudit,
 			"verify":     m.verify,
 			"leak":       m.leak,
-			"":           m.check,
+			// Issue 17's actors (credential_model_actors_test.go).
+			"outsider":      m.outsider,
+			"outsider leak": m.outsiderLeak,
+			"peer":          m.peer,
+			"replay":        m.replay,
+			"":              m.check,
 		})
 	})
 	// Each step verified the chains it could have changed; once more, every
@@ -416,6 +433,8 @@ type csmModel struct {
 	checked        map[string]int        // per csmPair: how many of them the store was seen to hold
 	needles        []csmNeedle           // what no read or lifecycle answer may contain
 	leakSigner     secretscan.Signer     // GitHub, for leak reports
+	limiter        *csmLimiter           // the server's, logging whose budgets requests spend
+	originals      []*csmOriginal        // keyed creates and regenerates answered 2xx, for replays
 }
 
 // csmEvent is an audit event the model expects.
@@ -711,7 +730,7 @@ func (m *csmModel) wantProbe(c *csmCaller, now time.Time) csmWant {
 // ---------------------------------------------------------------------------
 // Draws.
 
-var csmCallerKinds = []string{"managed secret", "jwt", "custom key", "replaced secret in grace", "dead secret", "publishable"}
+var csmCallerKinds = []string{"managed secret", "jwt", "custom key", "replaced secret in grace", "dead secret", "publishable", "peer"}
 
 func (m *csmModel) drawCaller(rt *rapid.T) *csmCaller {
 	now := m.now()
@@ -732,6 +751,8 @@ func (m *csmModel) drawCaller(rt *rapid.T) *csmCaller {
 			ok = p == nil
 		case "publishable":
 			ok = k.publishable && s.token == k.cur
+		case "peer":
+			ok = m.isPeer(k) && s.token == k.cur
 		}
 		if ok {
 			cands = append(cands, s)
@@ -873,16 +894,23 @@ func (m *csmModel) create(rt *rapid.T) {
 	// Names from a small fixed pool (not from the run's history), so they
 	// collide now and then and a shrunk case keeps its collisions.
 	r.name = rapid.SampledFrom(csmNames).Draw(rt, "name")
-	body := client.CreateAPIKeyRequest{Name: r.name, Permissions: r.perms.perms(), ExpiresAt: r.expires}
+	m.createWith(rt, c, r, "create")
+}
 
-	now = m.now()
+// createWith has c create r (with an Idempotency-Key of the model's, kept
+// for replays when answered 201) and follows the model; the new key, or
+// nil when refused.
+func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step string) *client.APIKey {
+	body := client.CreateAPIKeyRequest{Name: r.name, Permissions: r.perms.perms(), ExpiresAt: r.expires}
+	now := m.now()
 	want := m.wantCreate(c, r, now)
 	p, _ := m.authenticate(c, now)
-	got, err := m.env.Client(c.token).CreateAPIKey(ctx, r.account, body)
+	key := m.idempotencyKey()
+	got, err := m.env.Client(c.token).CreateAPIKey(ctx, r.account, body, client.WithIdempotencyKey(key))
 	a, ae := csmResult(rt, err, 201)
-	m.stats[fmt.Sprintf("create %d/%d", a.status, a.code)]++
-	rt.Logf("step %d: create by %s on %s: %s expires %s name %q → want %s, got %d/%d",
-		m.steps, c.label, m.short(r.account), r.perms, m.rel(r.expires), r.name, want, a.status, a.code)
+	m.stats[fmt.Sprintf("%s %d/%d", step, a.status, a.code)]++
+	rt.Logf("step %d: %s by %s on %s: %s expires %s name %q → want %s, got %d/%d",
+		m.steps, step, c.label, m.short(r.account), r.perms, m.rel(r.expires), r.name, want, a.status, a.code)
 
 	if got != nil {
 		m.checkObtained(rt, c, p, csmFromMap(got.Permissions), got.ExpiresAt, now, "create")
@@ -895,7 +923,7 @@ func (m *csmModel) create(rt *rapid.T) {
 			m.checkDetails(rt, ae, r.perms.minus(p.perms))
 		}
 		m.ownerStillWorks(rt, c, ae)
-		return
+		return nil
 	}
 	// The new key is what was asked for, in the caller's mode and account.
 	prefix := "sk_" + string(p.mode) + "_"
@@ -912,6 +940,8 @@ func (m *csmModel) create(rt *rapid.T) {
 	m.addKey(k, got.Key)
 	m.record(csmEvent{action: "create", key: k, actorKind: kind, actorID: by,
 		values: map[string]string{"name": r.name, "key_hint": csmHint(got.Key)}})
+	m.remember(c, "create", key, r, csmRegenReq{}, got)
+	return got
 }
 
 func (m *csmModel) regenerate(rt *rapid.T) {
@@ -945,14 +975,16 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 		target = cands[rapid.IntRange(0, len(cands)-1).Draw(rt, "target #")]
 		r.id = target.id
 	}
-	var opts []client.RegenerateOption
 	if g := rapid.SampledFrom([]int{-1, 0, 5, 60, 10080, 10081}).Draw(rt, "grace minutes (-1: no body)"); g >= 0 {
 		r.grace = &g
-		if g <= 10080 {
-			opts = append(opts, client.WithGracePeriod(time.Duration(g)*time.Minute))
-		}
 	}
+	m.regenerateWith(rt, c, target, r)
+}
 
+// regenerateWith has c regenerate target (nil: r.id is no key) as r asks,
+// with an Idempotency-Key of the model's (kept for replays when answered
+// 200), and follows the model.
+func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r csmRegenReq) {
 	before := m.now()
 	want := m.wantRegenerate(c, r, before)
 	p, _ := m.authenticate(c, before)
@@ -960,6 +992,7 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 		got *client.APIKey
 		err error
 	)
+	key := m.idempotencyKey()
 	if r.grace != nil && *r.grace > 10080 {
 		// The client refuses this before sending; the raw generated client
 		// sends it, so that the server's own refusal is what is checked.
@@ -973,7 +1006,7 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 			err = client.ParseError(res.HTTPResponse, res.Body)
 		}
 	} else {
-		got, err = m.env.Client(c.token).RegenerateAPIKey(ctx, r.id, opts...)
+		got, err = m.env.Client(c.token).RegenerateAPIKey(ctx, r.id, csmRegenOptions(r, key)...)
 	}
 	after := m.now()
 	a, ae := csmResult(rt, err, 200)
@@ -1030,6 +1063,7 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 	m.setSecret(k, got.Key)
 	actorKind, by := m.actorOf(c)
 	m.record(csmEvent{action: "regenerate", key: k, actorKind: actorKind, actorID: by, values: map[string]string{"key_hint": csmHint(got.Key)}})
+	m.remember(c, "regenerate", key, csmCreateReq{}, r, got)
 }
 
 // probeAction uses any credential on an operation that changes nothing.
@@ -1124,6 +1158,7 @@ func (m *csmModel) check(rt *rapid.T) {
 	}
 	m.checkStore(rt)
 	m.checkAudit(rt)
+	m.checkRoot(rt)
 	now := m.now()
 	var todo []*csmSecret
 	for _, s := range m.secrets {
@@ -1759,8 +1794,11 @@ func (m *csmModel) update(rt *rapid.T) {
 	}
 	c := m.drawCaller(rt)
 	k := m.drawTarget(rt, c)
-	now := m.now()
-	r := m.drawUpdate(rt, c, k, now)
+	m.updateWith(rt, c, k, m.drawUpdate(rt, c, k, m.now()))
+}
+
+// updateWith has c update k (nil: no such key) as r asks and follows the model.
+func (m *csmModel) updateWith(rt *rapid.T, c *csmCaller, k *csmKey, r csmUpdateReq) {
 	id := csmNoSuchKey
 	if k != nil {
 		id = k.id
@@ -1775,7 +1813,7 @@ func (m *csmModel) update(rt *rapid.T) {
 		body.Status = &s
 	}
 
-	now = m.now()
+	now := m.now()
 	want := m.wantUpdate(c, k, r, now)
 	p, _ := m.authenticate(c, now)
 	what := fmt.Sprintf("update %s by %s: %s", m.targetName(k), c.label, m.describeUpdate(r))
