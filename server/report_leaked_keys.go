@@ -41,8 +41,8 @@ func (h *handlers) ReportLeakedKeys(ctx context.Context, req api.ReportLeakedKey
 	}
 	out := make(api.LeakVerdicts, len(in))
 	for i, t := range *req.Body {
-		label := api.LeakFalsePositive
-		if verdicts[i].Ours {
+		label := api.LeakFalsePositive // never ours, or a publishable key: public by design
+		if verdicts[i].TruePositive() {
 			label = api.LeakTruePositive
 		}
 		out[i] = api.LeakVerdict{TokenHash: hex.EncodeToString(keys.Hash(t.Token)), TokenType: t.Type, Label: label}
@@ -57,14 +57,18 @@ func (h *handlers) ReportLeakedKeys(ctx context.Context, req api.ReportLeakedKey
 func (s *Server) recordLeaks(requestID string, vs []apikeys.LeakVerdict) {
 	for _, v := range vs {
 		label, action := string(api.LeakFalsePositive), v.Action
-		if v.Ours {
+		if v.TruePositive() {
 			label = string(api.LeakTruePositive)
 		}
 		if action == "" {
 			action = "none"
 		}
 		s.metrics.LeakedTokens.WithLabelValues(label, action).Inc()
-		if v.Action != "" {
+		switch v.Action {
+		case "":
+		case apikeys.LeakPublic: // nothing changed: worth knowing, not a warning
+			s.log.Info("publishable key reported as leaked, left unchanged", "request_id", requestID, "key_id", v.KeyID, "mode", string(v.Mode))
+		default:
 			s.log.Warn("leaked key revoked", "request_id", requestID, "key_id", v.KeyID, "mode", string(v.Mode), "action", v.Action)
 		}
 	}

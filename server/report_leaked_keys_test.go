@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/metrics"
@@ -223,7 +225,7 @@ func TestReportLeakedKeys(t *testing.T) {
 			mm := env.Bootstrap(owner)[sandbox]
 			k := customKey(t, env, m, "raced", client.Permissions{}, nil)
 			before := eventCount(t, env, owner) + eventCount(t, env, acct)
-			body, _ := json.Marshal(leakReport(k.Key, mm.Publishable))
+			body, _ := json.Marshal(leakReport(k.Key, mm.Secret))
 			headers := signedHeaders(t, signer, body)
 			var wg sync.WaitGroup
 			answers := make([]string, 8)
@@ -256,24 +258,24 @@ func TestReportLeakedKeys(t *testing.T) {
 				t.Fatalf("%d events for 8 identical reports, want 2", n)
 			}
 			refusedNow(t, env, k.Key)
-			refusedNow(t, env, mm.Publishable)
+			refusedNow(t, env, mm.Secret)
 		})
 
-		t.Run("200 a leaked managed key is rotated without grace, in its own mode", func(t *testing.T) {
+		t.Run("200 a leaked managed secret key is rotated without grace, in its own mode", func(t *testing.T) {
 			const owner = "acct_leak_managed"
 			both := env.Bootstrap(owner)
 			sb, live := both[apikey.Sandbox], both[apikey.Live]
-			vs, rid := signedLeaks(t, env, signer, leakReport(sb.Secret, live.Publishable))
+			vs, rid := signedLeaks(t, env, signer, leakReport(sb.Secret, live.Secret))
 			if labels(vs) != "true_positive,true_positive" {
 				t.Fatalf("labels %s", labels(vs))
 			}
 			refusedNow(t, env, sb.Secret)
-			refusedNow(t, env, live.Publishable)
+			refusedNow(t, env, live.Secret)
 			for _, c := range []struct {
 				mode   apikey.Mode
 				id     string
 				secret string
-			}{{apikey.Sandbox, sb.SecretID, sb.Secret}, {apikey.Live, live.PublishableID, live.Publishable}} {
+			}{{apikey.Sandbox, sb.SecretID, sb.Secret}, {apikey.Live, live.SecretID, live.Secret}} {
 				k := storedKey(t, env, c.mode, c.id)
 				if k.Deleted || k.Status != apikey.StatusActive || bytes.Equal(k.SecretHash, keys.Hash(c.secret)) {
 					t.Fatalf("%s: not rotated: %+v", c.id, k)
@@ -283,9 +285,9 @@ func TestReportLeakedKeys(t *testing.T) {
 				}
 				wantLeakEvent(t, env, c.mode, owner, c.id, "regenerate", rid)
 			}
-			// The other managed keys are untouched.
+			// The publishable keys are untouched.
 			stillAuthenticates(t, env, sb.Publishable)
-			stillAuthenticates(t, env, live.Secret)
+			stillAuthenticates(t, env, live.Publishable)
 			// The owner fetches the new secret: the platform rotates again
 			// (or a person with a JWT regenerates), and it works.
 			issued, err := env.Server.Service.RotateManaged(ctx, owner, apikey.Sandbox)
@@ -296,7 +298,7 @@ func TestReportLeakedKeys(t *testing.T) {
 				stillAuthenticates(t, env, is.Secret)
 			}
 			before := eventCount(t, env, owner)
-			vs, _ = signedLeaks(t, env, signer, leakReport(live.Publishable))
+			vs, _ = signedLeaks(t, env, signer, leakReport(live.Secret))
 			if labels(vs) != "true_positive" || eventCount(t, env, owner) != before {
 				t.Fatalf("again: %s, %d events", labels(vs), eventCount(t, env, owner)-before)
 			}
@@ -305,22 +307,22 @@ func TestReportLeakedKeys(t *testing.T) {
 		t.Run("200 a replaced secret in its grace loses the grace; the current one keeps working", func(t *testing.T) {
 			const owner = "acct_leak_grace"
 			mm := env.Bootstrap(owner)[sandbox]
-			fresh, err := env.Client(mm.Secret).RegenerateAPIKey(ctx, mm.PublishableID, client.WithGracePeriod(time.Hour))
+			fresh, err := env.Client(mm.Secret).RegenerateAPIKey(ctx, mm.SecretID, client.WithGracePeriod(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
-			stillAuthenticates(t, env, mm.Publishable) // in grace
-			vs, rid := signedLeaks(t, env, signer, leakReport(mm.Publishable))
+			stillAuthenticates(t, env, mm.Secret) // in grace
+			vs, rid := signedLeaks(t, env, signer, leakReport(mm.Secret))
 			if labels(vs) != "true_positive" {
 				t.Fatalf("labels %s", labels(vs))
 			}
-			refusedNow(t, env, mm.Publishable)
+			refusedNow(t, env, mm.Secret)
 			stillAuthenticates(t, env, fresh.Key)
-			if changes := wantLeakEvent(t, env, sandbox, owner, mm.PublishableID, "update", rid); changes["previous_key_expires_at"] == nil {
+			if changes := wantLeakEvent(t, env, sandbox, owner, mm.SecretID, "update", rid); changes["previous_key_expires_at"] == nil {
 				t.Fatalf("changes %v", changes)
 			}
 			before := eventCount(t, env, owner)
-			if vs, _ = signedLeaks(t, env, signer, leakReport(mm.Publishable)); labels(vs) != "true_positive" || eventCount(t, env, owner) != before {
+			if vs, _ = signedLeaks(t, env, signer, leakReport(mm.Secret)); labels(vs) != "true_positive" || eventCount(t, env, owner) != before {
 				t.Fatalf("again: %s", labels(vs))
 			}
 		})
@@ -446,14 +448,189 @@ func TestLeakedKeyRefusedAcrossReplicas(t *testing.T) {
 	b.WaitCredentialCacheServing()
 	m := a.Bootstrap(acct)[apikey.Sandbox]
 	k := customKey(t, a, m, "leaked on a", client.Permissions{"account:api:key": {"read"}}, nil)
-	warm(t, b, k.Key, m.Publishable)
+	warm(t, b, k.Key, m.Secret)
 	if cacheHits(t, mb) == 0 {
 		t.Fatal("replica b's cache served no hits: this test would prove nothing")
 	}
 	start := time.Now()
-	if vs, _ := signedLeaks(t, a, signer, leakReport(k.Key, m.Publishable)); labels(vs) != "true_positive,true_positive" {
+	if vs, _ := signedLeaks(t, a, signer, leakReport(k.Key, m.Secret)); labels(vs) != "true_positive,true_positive" {
 		t.Fatalf("labels %s", labels(vs))
 	}
 	t.Logf("custom key deleted: refused by the other replica after %v", refusedWithin(t, b, k.Key, start, time.Second))
-	t.Logf("managed key rotated: refused by the other replica after %v", refusedWithin(t, b, m.Publishable, start, time.Second))
+	t.Logf("managed key rotated: refused by the other replica after %v", refusedWithin(t, b, m.Secret, start, time.Second))
+}
+
+// A publishable key (pk_) is public by design, embedded in checkout pages: a
+// leak report naming it must not rotate or revoke it (issue 17), or anyone
+// could break a merchant's checkout by pushing the page to a public
+// repository. Its label is false_positive, the key does not change at all,
+// and each report records one event (reason publishable_key_reported) that
+// the owner can read through the API.
+func TestReportLeakedPublishableKey(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		signer, ghKeys := testenv.NewLeakSigner(t, "gh-key-1")
+		cfg.SecretScanning = ghKeys
+		mt := metrics.New()
+		cfg.Metrics = mt
+		env := testenv.New(t, cfg)
+
+		t.Run("its current secret, live and sandbox: nothing changes, one event per report", func(t *testing.T) {
+			const owner = "acct_leak_pk"
+			both := env.Bootstrap(owner)
+			for _, mode := range apikey.Modes {
+				m := both[mode]
+				c := env.Client(m.Secret) // the owner, in the key's mode
+				view, stored := publishableBefore(t, env, c, mode, m.PublishableID)
+				env.Clock.Advance(time.Minute) // any write would now move updated_at
+				var rids []string
+				for n := 1; n <= 2; n++ { // reporting again records again and still changes nothing
+					before := eventCount(t, env, owner)
+					vs, rid := signedLeaks(t, env, signer, leakReport(m.Publishable))
+					if labels(vs) != "false_positive" {
+						t.Fatalf("%s report %d: labels %s", mode, n, labels(vs))
+					}
+					if got := eventCount(t, env, owner) - before; got != 1 {
+						t.Fatalf("%s report %d: %d events written, want 1", mode, n, got)
+					}
+					rids = append(rids, rid)
+					publishableUnchanged(t, env, c, mode, m.Publishable, view, stored, false)
+					wantPublishableReported(t, c, owner, m.PublishableID, rids)
+				}
+			}
+			const series = "hsrcpay_secret_scanning_tokens_total"
+			if p := counter(t, mt, series, "action", "public"); p != 4 {
+				t.Fatalf("%s{action=public} = %v, want 4", series, p)
+			}
+		})
+
+		t.Run("named twice in one report beside a leaked key: one event for it", func(t *testing.T) {
+			const owner = "acct_leak_pk_twice"
+			m := env.Bootstrap(owner)[sandbox]
+			c := env.Client(m.Secret)
+			k, err := c.CreateAPIKey(ctx, owner, newKeyReq("leaky", client.Permissions{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			view, stored := publishableBefore(t, env, c, sandbox, m.PublishableID)
+			before := eventCount(t, env, owner)
+			vs, rid := signedLeaks(t, env, signer, leakReport(m.Publishable, k.Key, m.Publishable))
+			if labels(vs) != "false_positive,true_positive,false_positive" {
+				t.Fatalf("labels %s", labels(vs))
+			}
+			if got := eventCount(t, env, owner) - before; got != 2 { // the custom key's delete, the publishable key's report
+				t.Fatalf("%d events written, want 2", got)
+			}
+			refusedNow(t, env, k.Key)
+			publishableUnchanged(t, env, c, sandbox, m.Publishable, view, stored, false)
+			wantPublishableReported(t, c, owner, m.PublishableID, []string{rid})
+		})
+
+		t.Run("its replaced secret in grace: nothing changes; once the grace ended, dead as any", func(t *testing.T) {
+			const owner = "acct_leak_pk_grace"
+			m := env.Bootstrap(owner)[sandbox]
+			c := env.Client(m.Secret)
+			fresh, err := c.RegenerateAPIKey(ctx, m.PublishableID, client.WithGracePeriod(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			view, stored := publishableBefore(t, env, c, sandbox, m.PublishableID)
+			before := eventCount(t, env, owner)
+			vs, rid := signedLeaks(t, env, signer, leakReport(m.Publishable))
+			if labels(vs) != "false_positive" {
+				t.Fatalf("labels %s", labels(vs))
+			}
+			if got := eventCount(t, env, owner) - before; got != 1 {
+				t.Fatalf("%d events written, want 1", got)
+			}
+			publishableUnchanged(t, env, c, sandbox, m.Publishable, view, stored, true)
+			stillAuthenticates(t, env, fresh.Key)
+			wantPublishableReported(t, c, owner, m.PublishableID, []string{rid})
+
+			env.Clock.Advance(2 * time.Hour) // the grace ends: the old secret is dead
+			refusedNow(t, env, m.Publishable)
+			before = eventCount(t, env, owner)
+			if vs, _ = signedLeaks(t, env, signer, leakReport(m.Publishable)); labels(vs) != "true_positive" || eventCount(t, env, owner) != before {
+				t.Fatalf("after the grace: %s, %d events", labels(vs), eventCount(t, env, owner)-before)
+			}
+			stillAuthenticates(t, env, fresh.Key)
+		})
+	})
+}
+
+// publishableBefore is key id as its owner sees it (c) and as stored.
+func publishableBefore(t *testing.T, env *testenv.Env, c *client.Client, mode apikey.Mode, id string) (*client.APIKeyView, *apikey.Key) {
+	t.Helper()
+	v, err := c.GetAPIKey(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, storedKey(t, env, mode, id)
+}
+
+// publishableUnchanged: secret (a publishable key's, current or in its grace)
+// still authenticates and verifies VALID through the client, and its key is
+// as it was: the view (but its last use, which verify moves) and the stored
+// secrets, grace, status and updated_at.
+func publishableUnchanged(t *testing.T, env *testenv.Env, c *client.Client, mode apikey.Mode, secret string, view *client.APIKeyView, stored *apikey.Key, inGrace bool) {
+	t.Helper()
+	stillAuthenticates(t, env, secret)
+	v, err := c.VerifyKey(ctx, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Valid || v.Code != client.VerifyValid || v.ID != view.ID || v.Type != client.TypePublishable || v.InGracePeriod != inGrace {
+		t.Fatalf("verify of the reported publishable key: %+v", v)
+	}
+	now, err := c.GetAPIKey(ctx, view.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := *view, *now
+	a.LastUsedAt, a.LastUsedIP, b.LastUsedAt, b.LastUsedIP = nil, nil, nil, nil
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("the reported publishable key's view changed:\nbefore %+v\nafter  %+v", a, b)
+	}
+	if a.KeyHint == nil || b.KeyHint == nil || *a.KeyHint != *b.KeyHint || !a.UpdatedAt.Equal(b.UpdatedAt) {
+		t.Fatalf("hint %v → %v, updated_at %v → %v", a.KeyHint, b.KeyHint, a.UpdatedAt, b.UpdatedAt)
+	}
+	k := storedKey(t, env, mode, view.ID)
+	if !bytes.Equal(k.SecretHash, stored.SecretHash) || !bytes.Equal(k.PrevSecretHash, stored.PrevSecretHash) ||
+		!reflect.DeepEqual(k.PrevSecretExpiresAt, stored.PrevSecretExpiresAt) || k.Status != stored.Status ||
+		k.Deleted != stored.Deleted || !k.UpdatedAt.Equal(stored.UpdatedAt) {
+		t.Fatalf("the reported publishable key changed in the store:\nbefore %+v\nafter  %+v", stored, k)
+	}
+}
+
+// wantPublishableReported: the owner's audit list (through the client) holds
+// exactly one publishable_key_reported event about key id per report, in
+// requestIDs (oldest first), each by the platform's secret scanning with no
+// key field in its changes, and the account's chain in that mode verifies.
+func wantPublishableReported(t *testing.T, c *client.Client, account, id string, requestIDs []string) {
+	t.Helper()
+	var all, reported []client.AuditEvent
+	for e, err := range c.ListAuditEvents(ctx, account, client.ListAuditEventsOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, e)
+		if e.KeyID == id && e.Changes["reason"] == "publishable_key_reported" {
+			reported = append(reported, e)
+		}
+	}
+	if err := client.VerifyAuditChain(all); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	if len(reported) != len(requestIDs) {
+		t.Fatalf("%d publishable_key_reported events about %s, want %d", len(reported), id, len(requestIDs))
+	}
+	want := map[string]any{"reason": "publishable_key_reported", "leak_scanner": "github", "leak_source": "content", "leak_url": leakURL}
+	for i, e := range reported { // newest first
+		rid := requestIDs[len(requestIDs)-1-i]
+		if e.Action != client.AuditUpdate || e.Actor.Kind != oapi.CreatedByPlatform || e.Actor.ID != "secret-scanning" || e.Actor.RequestID != rid || e.ClientIP == "" {
+			t.Fatalf("event %s by %+v from %q, want update by the platform's secret-scanning in request %s", e.Action, e.Actor, e.ClientIP, rid)
+		}
+		if !reflect.DeepEqual(e.Changes, want) {
+			t.Fatalf("changes %v, want %v", e.Changes, want)
+		}
+	}
 }

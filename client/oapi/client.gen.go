@@ -780,7 +780,7 @@ type AuditEvent struct {
 	// Actor Who created the key, and in which request.
 	Actor CreatedBy `json:"actor"`
 
-	// Changes The fields that changed, each with its new value (`name`, `metadata`, `status`, `expires_at`, `permissions`, `type`, `managed`, `deleted`, `key_hint`, `previous_key_expires_at`); a change made by a leak report adds `reason: leaked`, `leak_scanner`, `leak_source` and `leak_url`. Never a secret or a hash.
+	// Changes The fields that changed, each with its new value (`name`, `metadata`, `status`, `expires_at`, `permissions`, `type`, `managed`, `deleted`, `key_hint`, `previous_key_expires_at`); a change made by a leak report adds `reason: leaked`, `leak_scanner`, `leak_source` and `leak_url`; a leak report of a publishable key (which changes nothing) records only `reason: publishable_key_reported` and those three. Never a secret or a hash.
 	Changes map[string]interface{} `json:"changes"`
 
 	// ClientIP Address of the client that made the change; empty outside a request.
@@ -942,7 +942,7 @@ type LeakReport = []LeakedToken
 
 // LeakVerdict Whether a reported token is (or was) an HSRCPAY secret.
 type LeakVerdict struct {
-	// Label `true_positive`: the token is or was an HSRCPAY secret (now dead); `false_positive`: never one this server knows.
+	// Label `true_positive`: the token is or was an HSRCPAY secret (now dead); `false_positive`: never one this server knows, or a publishable key's live secret (public by design: nothing changes, the report is recorded in the audit trail).
 	Label LeakVerdictLabel `json:"label"`
 
 	// TokenHash Hex SHA-256 of the token reported.
@@ -952,7 +952,7 @@ type LeakVerdict struct {
 	TokenType string `json:"token_type"`
 }
 
-// LeakVerdictLabel `true_positive`: the token is or was an HSRCPAY secret (now dead); `false_positive`: never one this server knows.
+// LeakVerdictLabel `true_positive`: the token is or was an HSRCPAY secret (now dead); `false_positive`: never one this server knows, or a publishable key's live secret (public by design: nothing changes, the report is recorded in the audit trail).
 type LeakVerdictLabel string
 
 // LeakVerdicts One verdict per token reported, in the order reported.
@@ -1516,30 +1516,47 @@ type ClientInterface interface {
 	// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
 	// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
 	//
+	// - the current secret of a **publishable key** (`pk_live_`/`pk_test_`, type
+	//   `PUBLISHABLE`), or its replaced secret still in its grace period: **nothing changes**.
+	//   A publishable key is public by design (it is embedded in checkout pages), so finding it
+	//   in public code is no leak, and rotating or deleting it would break the owner's checkout
+	//   for anyone who pushed the page to a public repository. Its secret, status and grace stay
+	//   as they are and the key is not written (`updated_at` unchanged); the label is
+	//   `false_positive`. The report is recorded so the owner can see it: one `update` event
+	//   per publishable token reported (once per report, however many times the report names
+	//   it), with no field change, `reason: publishable_key_reported` and the `leak_*` fields
+	//   (below). Each report of it records again, a repeated report included: every report is a fact the owner may want to see, and GitHub's signature
+	//   bounds who can send them. A publishable secret already dead (a grace that ended) is as
+	//   any dead secret below;
 	// - the current secret of a **custom key**: the key is deleted at once, as `DELETE
 	//   /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
 	//   change is enforced");
-	// - the current secret of a **managed key**: the key is rotated **without grace**, as
-	//   regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+	// - the current secret of a **managed secret key** (`sk_`): the key is rotated **without
+	//   grace**, as regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
 	//   the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
 	//   from a credential holding every permission of the key, e.g. a person's JWT, or ask the
 	//   platform operator (`hsrcpay-server rotate-managed`);
-	// - a **replaced secret still in its grace period**: the grace ends now (the key's
+	// - a secret key's **replaced secret still in its grace period**: the grace ends now (the key's
 	//   current secret is not the one that leaked and keeps working);
 	// - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
 	//   away by a leak report): nothing changes.
 	//
 	// Each change writes one audit event in the same transaction: action `delete`,
 	// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
-	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
-	// `leak_url` (the report's `source` and `url`).
+	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_scanner`,
+	// `leak_source` and `leak_url` (the report's `source` and `url`). A reported publishable
+	// key's event records a report, not a change: action `update`, the same actor, and in
+	// `changes` only `reason: publishable_key_reported`, `leak_scanner`, `leak_source` and
+	// `leak_url`.
 	//
 	// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
 	// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
 	// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
-	// secret replaced by a rotation until the key is rotated again), `false_positive`
-	// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
-	// tokens again changes nothing and records nothing: the answer is the same.
+	// secret replaced by a rotation until the key is rotated again), except a publishable key's
+	// live secret (current, or replaced and in its grace period), which is `false_positive`:
+	// public by design, not a leaked secret; `false_positive` otherwise. Tokens that were never
+	// ours are answered, not errors. Reporting the same tokens again changes nothing and records
+	// nothing (except a publishable key's one event per report, above): the answer is the same.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1574,30 +1591,47 @@ type ClientInterface interface {
 	// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
 	// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
 	//
+	// - the current secret of a **publishable key** (`pk_live_`/`pk_test_`, type
+	//   `PUBLISHABLE`), or its replaced secret still in its grace period: **nothing changes**.
+	//   A publishable key is public by design (it is embedded in checkout pages), so finding it
+	//   in public code is no leak, and rotating or deleting it would break the owner's checkout
+	//   for anyone who pushed the page to a public repository. Its secret, status and grace stay
+	//   as they are and the key is not written (`updated_at` unchanged); the label is
+	//   `false_positive`. The report is recorded so the owner can see it: one `update` event
+	//   per publishable token reported (once per report, however many times the report names
+	//   it), with no field change, `reason: publishable_key_reported` and the `leak_*` fields
+	//   (below). Each report of it records again, a repeated report included: every report is a fact the owner may want to see, and GitHub's signature
+	//   bounds who can send them. A publishable secret already dead (a grace that ended) is as
+	//   any dead secret below;
 	// - the current secret of a **custom key**: the key is deleted at once, as `DELETE
 	//   /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
 	//   change is enforced");
-	// - the current secret of a **managed key**: the key is rotated **without grace**, as
-	//   regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+	// - the current secret of a **managed secret key** (`sk_`): the key is rotated **without
+	//   grace**, as regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
 	//   the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
 	//   from a credential holding every permission of the key, e.g. a person's JWT, or ask the
 	//   platform operator (`hsrcpay-server rotate-managed`);
-	// - a **replaced secret still in its grace period**: the grace ends now (the key's
+	// - a secret key's **replaced secret still in its grace period**: the grace ends now (the key's
 	//   current secret is not the one that leaked and keeps working);
 	// - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
 	//   away by a leak report): nothing changes.
 	//
 	// Each change writes one audit event in the same transaction: action `delete`,
 	// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
-	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
-	// `leak_url` (the report's `source` and `url`).
+	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_scanner`,
+	// `leak_source` and `leak_url` (the report's `source` and `url`). A reported publishable
+	// key's event records a report, not a change: action `update`, the same actor, and in
+	// `changes` only `reason: publishable_key_reported`, `leak_scanner`, `leak_source` and
+	// `leak_url`.
 	//
 	// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
 	// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
 	// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
-	// secret replaced by a rotation until the key is rotated again), `false_positive`
-	// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
-	// tokens again changes nothing and records nothing: the answer is the same.
+	// secret replaced by a rotation until the key is rotated again), except a publishable key's
+	// live secret (current, or replaced and in its grace period), which is `false_positive`:
+	// public by design, not a leaked secret; `false_positive` otherwise. Tokens that were never
+	// ours are answered, not errors. Reporting the same tokens again changes nothing and records
+	// nothing (except a publishable key's one event per report, above): the answer is the same.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1952,30 +1986,47 @@ func (c *Client) ListAuditEvents(ctx context.Context, params *ListAuditEventsPar
 // HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
 // its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
 //
+//   - the current secret of a **publishable key** (`pk_live_`/`pk_test_`, type
+//     `PUBLISHABLE`), or its replaced secret still in its grace period: **nothing changes**.
+//     A publishable key is public by design (it is embedded in checkout pages), so finding it
+//     in public code is no leak, and rotating or deleting it would break the owner's checkout
+//     for anyone who pushed the page to a public repository. Its secret, status and grace stay
+//     as they are and the key is not written (`updated_at` unchanged); the label is
+//     `false_positive`. The report is recorded so the owner can see it: one `update` event
+//     per publishable token reported (once per report, however many times the report names
+//     it), with no field change, `reason: publishable_key_reported` and the `leak_*` fields
+//     (below). Each report of it records again, a repeated report included: every report is a fact the owner may want to see, and GitHub's signature
+//     bounds who can send them. A publishable secret already dead (a grace that ended) is as
+//     any dead secret below;
 //   - the current secret of a **custom key**: the key is deleted at once, as `DELETE
 //     /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
 //     change is enforced");
-//   - the current secret of a **managed key**: the key is rotated **without grace**, as
-//     regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+//   - the current secret of a **managed secret key** (`sk_`): the key is rotated **without
+//     grace**, as regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
 //     the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
 //     from a credential holding every permission of the key, e.g. a person's JWT, or ask the
 //     platform operator (`hsrcpay-server rotate-managed`);
-//   - a **replaced secret still in its grace period**: the grace ends now (the key's
+//   - a secret key's **replaced secret still in its grace period**: the grace ends now (the key's
 //     current secret is not the one that leaked and keeps working);
 //   - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
 //     away by a leak report): nothing changes.
 //
 // Each change writes one audit event in the same transaction: action `delete`,
 // `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
-// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
-// `leak_url` (the report's `source` and `url`).
+// request's id, and in `changes` what changed plus `reason: leaked`, `leak_scanner`,
+// `leak_source` and `leak_url` (the report's `source` and `url`). A reported publishable
+// key's event records a report, not a change: action `update`, the same actor, and in
+// `changes` only `reason: publishable_key_reported`, `leak_scanner`, `leak_source` and
+// `leak_url`.
 //
 // **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
 // token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
 // or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
-// secret replaced by a rotation until the key is rotated again), `false_positive`
-// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
-// tokens again changes nothing and records nothing: the answer is the same.
+// secret replaced by a rotation until the key is rotated again), except a publishable key's
+// live secret (current, or replaced and in its grace period), which is `false_positive`:
+// public by design, not a leaked secret; `false_positive` otherwise. Tokens that were never
+// ours are answered, not errors. Reporting the same tokens again changes nothing and records
+// nothing (except a publishable key's one event per report, above): the answer is the same.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2020,30 +2071,47 @@ func (c *Client) ReportLeakedKeysWithBody(ctx context.Context, params *ReportLea
 // HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
 // its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
 //
+//   - the current secret of a **publishable key** (`pk_live_`/`pk_test_`, type
+//     `PUBLISHABLE`), or its replaced secret still in its grace period: **nothing changes**.
+//     A publishable key is public by design (it is embedded in checkout pages), so finding it
+//     in public code is no leak, and rotating or deleting it would break the owner's checkout
+//     for anyone who pushed the page to a public repository. Its secret, status and grace stay
+//     as they are and the key is not written (`updated_at` unchanged); the label is
+//     `false_positive`. The report is recorded so the owner can see it: one `update` event
+//     per publishable token reported (once per report, however many times the report names
+//     it), with no field change, `reason: publishable_key_reported` and the `leak_*` fields
+//     (below). Each report of it records again, a repeated report included: every report is a fact the owner may want to see, and GitHub's signature
+//     bounds who can send them. A publishable secret already dead (a grace that ended) is as
+//     any dead secret below;
 //   - the current secret of a **custom key**: the key is deleted at once, as `DELETE
 //     /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
 //     change is enforced");
-//   - the current secret of a **managed key**: the key is rotated **without grace**, as
-//     regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+//   - the current secret of a **managed secret key** (`sk_`): the key is rotated **without
+//     grace**, as regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
 //     the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
 //     from a credential holding every permission of the key, e.g. a person's JWT, or ask the
 //     platform operator (`hsrcpay-server rotate-managed`);
-//   - a **replaced secret still in its grace period**: the grace ends now (the key's
+//   - a secret key's **replaced secret still in its grace period**: the grace ends now (the key's
 //     current secret is not the one that leaked and keeps working);
 //   - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
 //     away by a leak report): nothing changes.
 //
 // Each change writes one audit event in the same transaction: action `delete`,
 // `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
-// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
-// `leak_url` (the report's `source` and `url`).
+// request's id, and in `changes` what changed plus `reason: leaked`, `leak_scanner`,
+// `leak_source` and `leak_url` (the report's `source` and `url`). A reported publishable
+// key's event records a report, not a change: action `update`, the same actor, and in
+// `changes` only `reason: publishable_key_reported`, `leak_scanner`, `leak_source` and
+// `leak_url`.
 //
 // **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
 // token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
 // or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
-// secret replaced by a rotation until the key is rotated again), `false_positive`
-// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
-// tokens again changes nothing and records nothing: the answer is the same.
+// secret replaced by a rotation until the key is rotated again), except a publishable key's
+// live secret (current, or replaced and in its grace period), which is `false_positive`:
+// public by design, not a leaked secret; `false_positive` otherwise. Tokens that were never
+// ours are answered, not errors. Reporting the same tokens again changes nothing and records
+// nothing (except a publishable key's one event per report, above): the answer is the same.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2919,30 +2987,47 @@ type ClientWithResponsesInterface interface {
 	// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
 	// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
 	//
+	// - the current secret of a **publishable key** (`pk_live_`/`pk_test_`, type
+	//   `PUBLISHABLE`), or its replaced secret still in its grace period: **nothing changes**.
+	//   A publishable key is public by design (it is embedded in checkout pages), so finding it
+	//   in public code is no leak, and rotating or deleting it would break the owner's checkout
+	//   for anyone who pushed the page to a public repository. Its secret, status and grace stay
+	//   as they are and the key is not written (`updated_at` unchanged); the label is
+	//   `false_positive`. The report is recorded so the owner can see it: one `update` event
+	//   per publishable token reported (once per report, however many times the report names
+	//   it), with no field change, `reason: publishable_key_reported` and the `leak_*` fields
+	//   (below). Each report of it records again, a repeated report included: every report is a fact the owner may want to see, and GitHub's signature
+	//   bounds who can send them. A publishable secret already dead (a grace that ended) is as
+	//   any dead secret below;
 	// - the current secret of a **custom key**: the key is deleted at once, as `DELETE
 	//   /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
 	//   change is enforced");
-	// - the current secret of a **managed key**: the key is rotated **without grace**, as
-	//   regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+	// - the current secret of a **managed secret key** (`sk_`): the key is rotated **without
+	//   grace**, as regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
 	//   the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
 	//   from a credential holding every permission of the key, e.g. a person's JWT, or ask the
 	//   platform operator (`hsrcpay-server rotate-managed`);
-	// - a **replaced secret still in its grace period**: the grace ends now (the key's
+	// - a secret key's **replaced secret still in its grace period**: the grace ends now (the key's
 	//   current secret is not the one that leaked and keeps working);
 	// - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
 	//   away by a leak report): nothing changes.
 	//
 	// Each change writes one audit event in the same transaction: action `delete`,
 	// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
-	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
-	// `leak_url` (the report's `source` and `url`).
+	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_scanner`,
+	// `leak_source` and `leak_url` (the report's `source` and `url`). A reported publishable
+	// key's event records a report, not a change: action `update`, the same actor, and in
+	// `changes` only `reason: publishable_key_reported`, `leak_scanner`, `leak_source` and
+	// `leak_url`.
 	//
 	// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
 	// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
 	// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
-	// secret replaced by a rotation until the key is rotated again), `false_positive`
-	// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
-	// tokens again changes nothing and records nothing: the answer is the same.
+	// secret replaced by a rotation until the key is rotated again), except a publishable key's
+	// live secret (current, or replaced and in its grace period), which is `false_positive`:
+	// public by design, not a leaked secret; `false_positive` otherwise. Tokens that were never
+	// ours are answered, not errors. Reporting the same tokens again changes nothing and records
+	// nothing (except a publishable key's one event per report, above): the answer is the same.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2977,30 +3062,47 @@ type ClientWithResponsesInterface interface {
 	// HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
 	// its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
 	//
+	// - the current secret of a **publishable key** (`pk_live_`/`pk_test_`, type
+	//   `PUBLISHABLE`), or its replaced secret still in its grace period: **nothing changes**.
+	//   A publishable key is public by design (it is embedded in checkout pages), so finding it
+	//   in public code is no leak, and rotating or deleting it would break the owner's checkout
+	//   for anyone who pushed the page to a public repository. Its secret, status and grace stay
+	//   as they are and the key is not written (`updated_at` unchanged); the label is
+	//   `false_positive`. The report is recorded so the owner can see it: one `update` event
+	//   per publishable token reported (once per report, however many times the report names
+	//   it), with no field change, `reason: publishable_key_reported` and the `leak_*` fields
+	//   (below). Each report of it records again, a repeated report included: every report is a fact the owner may want to see, and GitHub's signature
+	//   bounds who can send them. A publishable secret already dead (a grace that ended) is as
+	//   any dead secret below;
 	// - the current secret of a **custom key**: the key is deleted at once, as `DELETE
 	//   /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
 	//   change is enforced");
-	// - the current secret of a **managed key**: the key is rotated **without grace**, as
-	//   regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+	// - the current secret of a **managed secret key** (`sk_`): the key is rotated **without
+	//   grace**, as regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
 	//   the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
 	//   from a credential holding every permission of the key, e.g. a person's JWT, or ask the
 	//   platform operator (`hsrcpay-server rotate-managed`);
-	// - a **replaced secret still in its grace period**: the grace ends now (the key's
+	// - a secret key's **replaced secret still in its grace period**: the grace ends now (the key's
 	//   current secret is not the one that leaked and keeps working);
 	// - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
 	//   away by a leak report): nothing changes.
 	//
 	// Each change writes one audit event in the same transaction: action `delete`,
 	// `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
-	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
-	// `leak_url` (the report's `source` and `url`).
+	// request's id, and in `changes` what changed plus `reason: leaked`, `leak_scanner`,
+	// `leak_source` and `leak_url` (the report's `source` and `url`). A reported publishable
+	// key's event records a report, not a change: action `update`, the same actor, and in
+	// `changes` only `reason: publishable_key_reported`, `leak_scanner`, `leak_source` and
+	// `leak_url`.
 	//
 	// **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
 	// token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
 	// or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
-	// secret replaced by a rotation until the key is rotated again), `false_positive`
-	// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
-	// tokens again changes nothing and records nothing: the answer is the same.
+	// secret replaced by a rotation until the key is rotated again), except a publishable key's
+	// live secret (current, or replaced and in its grace period), which is `false_positive`:
+	// public by design, not a leaked secret; `false_positive` otherwise. Tokens that were never
+	// ours are answered, not errors. Reporting the same tokens again changes nothing and records
+	// nothing (except a publishable key's one event per report, above): the answer is the same.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4958,30 +5060,47 @@ func (c *ClientWithResponses) ListAuditEventsWithResponse(ctx context.Context, p
 // HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
 // its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
 //
+//   - the current secret of a **publishable key** (`pk_live_`/`pk_test_`, type
+//     `PUBLISHABLE`), or its replaced secret still in its grace period: **nothing changes**.
+//     A publishable key is public by design (it is embedded in checkout pages), so finding it
+//     in public code is no leak, and rotating or deleting it would break the owner's checkout
+//     for anyone who pushed the page to a public repository. Its secret, status and grace stay
+//     as they are and the key is not written (`updated_at` unchanged); the label is
+//     `false_positive`. The report is recorded so the owner can see it: one `update` event
+//     per publishable token reported (once per report, however many times the report names
+//     it), with no field change, `reason: publishable_key_reported` and the `leak_*` fields
+//     (below). Each report of it records again, a repeated report included: every report is a fact the owner may want to see, and GitHub's signature
+//     bounds who can send them. A publishable secret already dead (a grace that ended) is as
+//     any dead secret below;
 //   - the current secret of a **custom key**: the key is deleted at once, as `DELETE
 //     /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
 //     change is enforced");
-//   - the current secret of a **managed key**: the key is rotated **without grace**, as
-//     regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+//   - the current secret of a **managed secret key** (`sk_`): the key is rotated **without
+//     grace**, as regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
 //     the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
 //     from a credential holding every permission of the key, e.g. a person's JWT, or ask the
 //     platform operator (`hsrcpay-server rotate-managed`);
-//   - a **replaced secret still in its grace period**: the grace ends now (the key's
+//   - a secret key's **replaced secret still in its grace period**: the grace ends now (the key's
 //     current secret is not the one that leaked and keeps working);
 //   - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
 //     away by a leak report): nothing changes.
 //
 // Each change writes one audit event in the same transaction: action `delete`,
 // `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
-// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
-// `leak_url` (the report's `source` and `url`).
+// request's id, and in `changes` what changed plus `reason: leaked`, `leak_scanner`,
+// `leak_source` and `leak_url` (the report's `source` and `url`). A reported publishable
+// key's event records a report, not a change: action `update`, the same actor, and in
+// `changes` only `reason: publishable_key_reported`, `leak_scanner`, `leak_source` and
+// `leak_url`.
 //
 // **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
 // token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
 // or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
-// secret replaced by a rotation until the key is rotated again), `false_positive`
-// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
-// tokens again changes nothing and records nothing: the answer is the same.
+// secret replaced by a rotation until the key is rotated again), except a publishable key's
+// live secret (current, or replaced and in its grace period), which is `false_positive`:
+// public by design, not a leaked secret; `false_positive` otherwise. Tokens that were never
+// ours are answered, not errors. Reporting the same tokens again changes nothing and records
+// nothing (except a publishable key's one event per report, above): the answer is the same.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5022,30 +5141,47 @@ func (c *ClientWithResponses) ReportLeakedKeysWithBodyWithResponse(ctx context.C
 // HSRCPAY key is a `false_positive`, looked up nowhere); then it is looked up by hash in
 // its mode (`sk_test_`/`pk_test_` in the sandbox, `_live_` in live):
 //
+//   - the current secret of a **publishable key** (`pk_live_`/`pk_test_`, type
+//     `PUBLISHABLE`), or its replaced secret still in its grace period: **nothing changes**.
+//     A publishable key is public by design (it is embedded in checkout pages), so finding it
+//     in public code is no leak, and rotating or deleting it would break the owner's checkout
+//     for anyone who pushed the page to a public repository. Its secret, status and grace stay
+//     as they are and the key is not written (`updated_at` unchanged); the label is
+//     `false_positive`. The report is recorded so the owner can see it: one `update` event
+//     per publishable token reported (once per report, however many times the report names
+//     it), with no field change, `reason: publishable_key_reported` and the `leak_*` fields
+//     (below). Each report of it records again, a repeated report included: every report is a fact the owner may want to see, and GitHub's signature
+//     bounds who can send them. A publishable secret already dead (a grace that ended) is as
+//     any dead secret below;
 //   - the current secret of a **custom key**: the key is deleted at once, as `DELETE
 //     /api-keys/{id}` deletes it (refused by every server within the bound of "How soon a
 //     change is enforced");
-//   - the current secret of a **managed key**: the key is rotated **without grace**, as
-//     regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
+//   - the current secret of a **managed secret key** (`sk_`): the key is rotated **without
+//     grace**, as regenerate with `grace_period_minutes: 0`: the leaked secret stops working now, and
 //     the owner must fetch a new one (the rotation's secret is shown to nobody): regenerate
 //     from a credential holding every permission of the key, e.g. a person's JWT, or ask the
 //     platform operator (`hsrcpay-server rotate-managed`);
-//   - a **replaced secret still in its grace period**: the grace ends now (the key's
+//   - a secret key's **replaced secret still in its grace period**: the grace ends now (the key's
 //     current secret is not the one that leaked and keeps working);
 //   - a secret that is already dead (a deleted key, a grace that ended, a secret rotated
 //     away by a leak report): nothing changes.
 //
 // Each change writes one audit event in the same transaction: action `delete`,
 // `regenerate` or `update`, actor `{kind: platform, id: secret-scanning}` with this
-// request's id, and in `changes` what changed plus `reason: leaked`, `leak_source` and
-// `leak_url` (the report's `source` and `url`).
+// request's id, and in `changes` what changed plus `reason: leaked`, `leak_scanner`,
+// `leak_source` and `leak_url` (the report's `source` and `url`). A reported publishable
+// key's event records a report, not a change: action `update`, the same actor, and in
+// `changes` only `reason: publishable_key_reported`, `leak_scanner`, `leak_source` and
+// `leak_url`.
 //
 // **Reply.** One entry per token reported, in order: `token_hash` (hex SHA-256 of the
 // token), `token_type` (the report's `type`) and `label`: `true_positive` when the token is
 // or was an HSRCPAY secret this server still knows by its hash (a deleted key's secret, a
-// secret replaced by a rotation until the key is rotated again), `false_positive`
-// otherwise. Tokens that were never ours are answered, not errors. Reporting the same
-// tokens again changes nothing and records nothing: the answer is the same.
+// secret replaced by a rotation until the key is rotated again), except a publishable key's
+// live secret (current, or replaced and in its grace period), which is `false_positive`:
+// public by design, not a leaked secret; `false_positive` otherwise. Tokens that were never
+// ours are answered, not errors. Reporting the same tokens again changes nothing and records
+// nothing (except a publishable key's one event per report, above): the answer is the same.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

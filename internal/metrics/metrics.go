@@ -18,7 +18,7 @@ type Metrics struct {
 	AuthFailures  *prometheus.CounterVec   // reason
 	RateLimited   *prometheus.CounterVec   // budget (credential, account, client_address), mode (none for client_address)
 	LimiterErrors prometheus.Counter
-	LeakedTokens  *prometheus.CounterVec // label (true_positive, false_positive), action (deleted, rotated, grace_ended, none)
+	LeakedTokens  *prometheus.CounterVec // label (true_positive, false_positive), action (deleted, rotated, grace_ended, public, none)
 
 	// The credential cache (internal/credcache).
 	CacheLookups       *prometheus.CounterVec // result: hit, negative_hit, miss, bypass
@@ -57,7 +57,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 		LeakedTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hsrcpay_secret_scanning_tokens_total",
-			Help: "Tokens reported by secret scanning (GitHub), by label (true_positive: ours) and what the report did (deleted, rotated, grace_ended, none).",
+			Help: "Tokens reported by secret scanning (GitHub), by label (true_positive: a leaked secret of ours; false_positive: not ours, or a publishable key, public by design) and what the report did (deleted, rotated, grace_ended, public: a publishable key left unchanged, none).",
 		}, []string{"label", "action"}),
 		CacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hsrcpay_credential_cache_lookups_total",
