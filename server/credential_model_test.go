@@ -49,7 +49,9 @@ package server_test
 //     exactly when the store still knows it by its hash, deletes a custom
 //     key whose current secret leaked and ends a leaked replaced secret's
 //     grace, one event each (actor platform/secret-scanning) and nothing
-//     else; the leaked secrets are refused from the next step on
+//     else; the leaked secrets are refused from the next step on; a
+//     publishable key's live secret is public by design: false_positive,
+//     no change, one event per report recording it
 //     (credential_model_leaks_test.go);
 // 11–14. who may take power away (issue 17), driven by two more actors, an
 //     outsider holding only public material and a peer holding the managed
