@@ -155,8 +155,9 @@ writing nothing. Settings (HSRCPAY_DATABASE_URL, ...) come from the environment.
 		Short: "Give an account's managed keys new secrets and print them once, as JSON",
 		Long: `Rotates an account's managed keys in one mode (its secret and publishable key),
 without grace: the old secrets stop working, and the new ones are printed once,
-as JSON. For an owner who lost the managed secret, or whose managed key a leak
-report rotated (its new secret is shown to nobody). Each rotation is recorded
+as JSON. For an owner who lost the managed secret, or whose managed secret key
+a leak report rotated (its new secret is shown to nobody; a leak report never
+rotates the publishable key, public by design). Each rotation is recorded
 (actor platform). Running servers refuse the old secrets within their
 credential cache's lifetime (HSRCPAY_CREDENTIAL_CACHE_TTL). Settings
 (HSRCPAY_DATABASE_URL, ...) come from the environment.`,
