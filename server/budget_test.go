@@ -193,7 +193,7 @@ func TestBudgetAuthFailuresPerAddress(t *testing.T) {
 	const limit = 4
 	counter := newLookupCounter(t)
 	m := metrics.New()
-	env := testenv.New(t, testenv.Config{Store: counter, AuthFailureLimit: limit, TrustProxy: true, Metrics: m})
+	env := testenv.New(t, testenv.Config{Store: counter, AuthFailureLimit: limit, TrustedProxies: []string{"127.0.0.0/8", "::1/128"}, Metrics: m})
 	real := env.Bootstrap(acct)[apikey.Sandbox]
 
 	const attacker = "203.0.113.7"
@@ -404,7 +404,7 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 		return testenv.Config{
 			Store:            counter,
 			Limiter:          redisLimiter(t), // a client per replica
-			TrustProxy:       true,
+			TrustedProxies:   []string{"127.0.0.0/8", "::1/128"},
 			AuthFailureLimit: failLimit,
 			RateLimits:       map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: 1000},
 			AccountLimits:    map[apikey.Mode]int{apikey.Live: accountLimit, apikey.Sandbox: 1000},

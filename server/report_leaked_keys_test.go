@@ -401,7 +401,7 @@ func TestReportLeakedKeysOff(t *testing.T) {
 // spend its failed-authentication budget, as bad bearer tokens do.
 func TestReportLeakedKeysRateLimits(t *testing.T) {
 	signer, ghKeys := testenv.NewLeakSigner(t, "gh-key-1")
-	env := testenv.New(t, testenv.Config{SecretScanning: ghKeys, SecretScanningLimit: 2, AuthFailureLimit: 2, TrustProxy: true})
+	env := testenv.New(t, testenv.Config{SecretScanning: ghKeys, SecretScanningLimit: 2, AuthFailureLimit: 2, TrustedProxies: []string{"127.0.0.0/8", "::1/128"}})
 	body := []byte(`[{"token":"x","type":"t","url":"","source":"content"}]`)
 	from := func(addr string, h map[string]string) (int, string) {
 		hh := map[string]string{"X-Forwarded-For": addr}

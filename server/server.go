@@ -25,6 +25,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -71,8 +72,10 @@ type Options struct {
 	// (the rest pay nothing); the rejections are rendered by renderError,
 	// whose envelope TestErrorEnvelopesMatchSpec holds to the spec.
 	ResponseValidation float64
-	// TrustProxy takes the client address from X-Forwarded-For.
-	TrustProxy bool
+	// TrustedProxies are the proxies (addresses, CIDRs) allowed to name the
+	// client in X-Forwarded-For (clientIPExtractor). None: the client address
+	// is the peer's own, whatever the request says.
+	TrustedProxies []netip.Prefix
 	// Logger receives JSON-ready records; the server wraps its handler with
 	// redact.Handler, so no token-shaped string reaches it.
 	Logger *slog.Logger
@@ -243,11 +246,7 @@ func New(o Options) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.renderError
-	if o.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
-	} else {
-		e.IPExtractor = echo.ExtractIPDirect()
-	}
+	e.IPExtractor = clientIPExtractor(o.TrustedProxies)
 	e.Pre(slashAliases)
 	e.Use(noStore, s.requestID, s.accessLog, s.recover, middleware.BodyLimit("64KiB"))
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })

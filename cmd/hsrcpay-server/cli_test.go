@@ -47,7 +47,7 @@ var serveFlagHelp = []string{
 	`--usage-flush-interval duration`, `(default 5s)`,
 	`--shutdown-timeout duration`, `(default 15s)`,
 	`--validate-responses string[="true"]`, `(default "0.01")`,
-	`--trust-proxy `, `$HSRCPAY_TRUST_PROXY`,
+	`--trusted-proxies string`, `$HSRCPAY_TRUSTED_PROXIES`,
 	`--log-level string`, `(default "info")`,
 	`--demo-account string`,
 	`Exit codes:`, `2  usage or configuration`,
@@ -174,7 +174,7 @@ func TestServeFlags(t *testing.T) {
 		"HSRCPAY_JWT_MAX_LIFETIME": "duration", "HSRCPAY_RATE_LIMIT_LIVE": "int", "HSRCPAY_RATE_LIMIT_TEST": "int",
 		"HSRCPAY_MAX_ACTIVE_KEYS": "int", "HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE": "int", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": "int",
 		"HSRCPAY_AUTH_FAILURE_LIMIT": "int", "HSRCPAY_VALIDATE_RESPONSES": "string", "HSRCPAY_USAGE_FLUSH_INTERVAL": "duration",
-		"HSRCPAY_TRUST_PROXY": "bool", "HSRCPAY_LOG_LEVEL": "string", "HSRCPAY_SHUTDOWN_TIMEOUT": "duration",
+		"HSRCPAY_TRUSTED_PROXIES": "string", "HSRCPAY_LOG_LEVEL": "string", "HSRCPAY_SHUTDOWN_TIMEOUT": "duration",
 		"HSRCPAY_DEMO_ACCOUNT": "string", "HSRCPAY_CREDENTIAL_CACHE_TTL": "duration", "HSRCPAY_STORE_TIMEOUT": "duration",
 		"HSRCPAY_IDEMPOTENCY_KEY_FILE":      "string",
 		"HSRCPAY_SECRET_SCANNING_KEYS_FILE": "string", "HSRCPAY_SECRET_SCANNING_KEYS_URL": "string", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT": "int",
@@ -201,17 +201,17 @@ func TestServeFlags(t *testing.T) {
 	}
 
 	serve := mustFind(t, "serve")
-	if err := serve.ParseFlags([]string{"--rate-limit-live", "7", "--trust-proxy", "--usage-flush-interval", "250ms",
+	if err := serve.ParseFlags([]string{"--rate-limit-live", "7", "--trusted-proxies", "10.0.0.0/8, 192.0.2.1", "--usage-flush-interval", "250ms",
 		"--validate-responses=false", "--addr", "127.0.0.1:0", "--jwt-max-lifetime=2h"}); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"HSRCPAY_RATE_LIMIT_LIVE": "lots", "HSRCPAY_TRUST_PROXY": "nope", "HSRCPAY_ADDR": "bad",
+	env := map[string]string{"HSRCPAY_RATE_LIMIT_LIVE": "lots", "HSRCPAY_TRUSTED_PROXIES": "nope", "HSRCPAY_ADDR": "bad",
 		"HSRCPAY_RATE_LIMIT_TEST": "9", "HSRCPAY_LOG_LEVEL": "debug"}
 	cfg, err := config.Load(serveLookup(serve.Flags(), func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
 	if err != nil {
 		t.Fatalf("the flags did not win over the bad environment values: %v", err)
 	}
-	if cfg.RateLimitLive != 7 || !cfg.TrustProxy || cfg.UsageFlushInterval != 250*time.Millisecond || cfg.ResponseValidation != 0 ||
+	if cfg.RateLimitLive != 7 || cfg.TrustedProxies != "10.0.0.0/8, 192.0.2.1" || cfg.UsageFlushInterval != 250*time.Millisecond || cfg.ResponseValidation != 0 ||
 		cfg.Addr != "127.0.0.1:0" || cfg.JWTMaxLifetime != 2*time.Hour {
 		t.Errorf("flags not applied: %+v", cfg)
 	}
@@ -228,7 +228,7 @@ func TestValidateResponsesFlag(t *testing.T) {
 		want float64
 	}{
 		{[]string{"--validate-responses"}, 1},
-		{[]string{"--validate-responses", "--trust-proxy"}, 1},
+		{[]string{"--validate-responses", "--trusted-proxies", "10.0.0.1"}, 1},
 		{[]string{"--validate-responses=false"}, 0},
 		{[]string{"--validate-responses=0.25"}, 0.25},
 		{nil, config.DefaultResponseValidation},
@@ -267,7 +267,7 @@ func TestBadSettingsExit2(t *testing.T) {
 		// Types refused by the flag parser.
 		{nil, []string{"--rate-limit-live", "lots"}, "HSRCPAY_RATE_LIMIT_LIVE"},
 		{nil, []string{"serve", "--max-active-keys=1.5"}, "HSRCPAY_MAX_ACTIVE_KEYS"},
-		{nil, []string{"serve", "--trust-proxy=maybe"}, "HSRCPAY_TRUST_PROXY"},
+		{nil, []string{"serve", "--trusted-proxies=10.0.0.1/8"}, "HSRCPAY_TRUSTED_PROXIES"},
 		{nil, []string{"serve", "--validate-responses=yes"}, "HSRCPAY_VALIDATE_RESPONSES"},
 		{nil, []string{"serve", "--usage-flush-interval", "soon"}, "HSRCPAY_USAGE_FLUSH_INTERVAL"},
 		{nil, []string{"serve", "--shutdown-timeout", "15"}, "HSRCPAY_SHUTDOWN_TIMEOUT"},
@@ -285,6 +285,9 @@ func TestBadSettingsExit2(t *testing.T) {
 		{nil, []string{"serve", "--jwt-max-lifetime", "1s"}, "HSRCPAY_JWT_MAX_LIFETIME"},
 		{map[string]string{"HSRCPAY_USAGE_FLUSH_INTERVAL": "2h"}, nil, "HSRCPAY_USAGE_FLUSH_INTERVAL"},
 		{nil, []string{"serve", "--shutdown-timeout", "-1s"}, "HSRCPAY_SHUTDOWN_TIMEOUT"},
+		{map[string]string{"HSRCPAY_TRUSTED_PROXIES": "proxy.internal"}, nil, "HSRCPAY_TRUSTED_PROXIES"},
+		// Replaced: true names its replacement; a bad value is refused too.
+		{map[string]string{"HSRCPAY_TRUST_PROXY": "true"}, nil, "HSRCPAY_TRUSTED_PROXIES=<your proxies' addresses or CIDRs>"},
 		{map[string]string{"HSRCPAY_TRUST_PROXY": "maybe"}, nil, "HSRCPAY_TRUST_PROXY"},
 		{nil, []string{"serve", "--log-level", "loud"}, "HSRCPAY_LOG_LEVEL"},
 		{nil, []string{"serve", "--demo-account", "bad id!"}, "HSRCPAY_DEMO_ACCOUNT"},

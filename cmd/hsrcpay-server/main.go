@@ -517,14 +517,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			log.Warn("Redis rate limiter failed; using this replica's in-memory budget", "err", err)
 		}}
 	}
+	trusted, perr := config.ParseTrustedProxies(cfg.TrustedProxies)
+	if perr != nil { // config.Load refused it already
+		return fmt.Errorf("HSRCPAY_TRUSTED_PROXIES: %w", perr)
+	}
 	opts := server.Options{
+		TrustedProxies:     trusted,
 		Store:              st,
 		JWT:                jwtv,
 		Limiter:            limiter,
 		Metrics:            m,
 		RateLimits:         map[apikey.Mode]int{apikey.Live: cfg.RateLimitLive, apikey.Sandbox: cfg.RateLimitSandbox},
 		ResponseValidation: cfg.ResponseValidation,
-		TrustProxy:         cfg.TrustProxy,
 		MaxActiveKeys:      cfg.MaxActiveKeys,
 		Logger:             log,
 		AccountLimits:      map[apikey.Mode]int{apikey.Live: cfg.AccountRateLimitLive, apikey.Sandbox: cfg.AccountRateLimitSandbox},

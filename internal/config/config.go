@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -29,7 +30,7 @@ type Config struct {
 	RateLimitSandbox   int           // HSRCPAY_RATE_LIMIT_TEST
 	ResponseValidation float64       // HSRCPAY_VALIDATE_RESPONSES: share of responses checked, 0 to 1
 	UsageFlushInterval time.Duration // HSRCPAY_USAGE_FLUSH_INTERVAL
-	TrustProxy         bool          // HSRCPAY_TRUST_PROXY
+	TrustedProxies     string        // HSRCPAY_TRUSTED_PROXIES, as given: ParseTrustedProxies reads it (Load has checked it)
 	LogLevel           slog.Level    // HSRCPAY_LOG_LEVEL
 	DemoAccount        string        // HSRCPAY_DEMO_ACCOUNT
 	ShutdownTimeout    time.Duration // HSRCPAY_SHUTDOWN_TIMEOUT
@@ -75,7 +76,7 @@ var Variables = []Var{
 	{"HSRCPAY_AUTH_FAILURE_LIMIT", "10", "failed authentications per second per client address (IPv6: per /64); over it, 429"},
 	{"HSRCPAY_VALIDATE_RESPONSES", "0.01", "check responses against openapi.yaml (a violation becomes a logged 500): true (every response: development, CI), false (none), or the share of requests past authentication, rate limits and permission check to sample, 0 to 1"},
 	{"HSRCPAY_USAGE_FLUSH_INTERVAL", "5s", "how often last_used_at/last_used_ip are written"},
-	{"HSRCPAY_TRUST_PROXY", "false", "take the client address from X-Forwarded-For (behind a load balancer)"},
+	{"HSRCPAY_TRUSTED_PROXIES", "", "comma-separated IP addresses and CIDRs (IPv4, IPv6) of the proxies in front of the server, allowed to set X-Forwarded-For; the client address is the rightmost X-Forwarded-For address that is not one of them. Empty: none, the peer's own address is the client's (replaces HSRCPAY_TRUST_PROXY)"},
 	{"HSRCPAY_LOG_LEVEL", "info", "debug, info, warn or error (JSON logs on stderr)"},
 	{"HSRCPAY_SHUTDOWN_TIMEOUT", "15s", "how long SIGTERM waits for in-flight requests"},
 	{"HSRCPAY_DEMO_ACCOUNT", "", "create this sandbox account at start and print its keys (make run sets acct_demo)"},
@@ -175,7 +176,22 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	duration("HSRCPAY_USAGE_FLUSH_INTERVAL", &c.UsageFlushInterval, 10*time.Millisecond, time.Hour)
-	boolean("HSRCPAY_TRUST_PROXY", &c.TrustProxy)
+	str("HSRCPAY_TRUSTED_PROXIES", &c.TrustedProxies)
+	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("HSRCPAY_TRUSTED_PROXIES=%q: %w", c.TrustedProxies, err))
+	}
+	// HSRCPAY_TRUST_PROXY=true trusted every private, loopback and
+	// link-local neighbour to set X-Forwarded-For (issue 17): anyone beside
+	// the server could then choose its address, escape its failed-
+	// authentication budget, block a victim's, and write a forged client_ip
+	// into the audit trail. It is refused rather than mapped to a guess of
+	// the proxies; false, its old default, still means what it meant.
+	var trustProxy bool
+	boolean("HSRCPAY_TRUST_PROXY", &trustProxy)
+	if trustProxy {
+		errs = append(errs, errors.New("HSRCPAY_TRUST_PROXY is replaced by HSRCPAY_TRUSTED_PROXIES=<your proxies' addresses or CIDRs> "+
+			"(e.g. 10.0.0.0/8 or 192.0.2.10,2001:db8::/64); it trusted every private, loopback and link-local address"))
+	}
 	str("HSRCPAY_DEMO_ACCOUNT", &c.DemoAccount)
 	str("HSRCPAY_SECRET_SCANNING_KEYS_FILE", &c.SecretScanningKeysFile)
 	str("HSRCPAY_SECRET_SCANNING_KEYS_URL", &c.SecretScanningKeysURL)
@@ -382,4 +398,48 @@ func ValidAccountID(s string) bool {
 		}
 	}
 	return true
+}
+
+// ParseTrustedProxies reads HSRCPAY_TRUSTED_PROXIES: comma-separated IP
+// addresses (a single host) and CIDRs, IPv4 or IPv6; spaces and empty items
+// are ignored, "" trusts nothing. An IPv4-mapped IPv6 entry is read as its
+// IPv4 address (the server compares unmapped addresses). Refused: anything
+// that is not an address or a CIDR, a CIDR with host bits set (10.1.2.3/8:
+// which was meant?), an address with a zone, and a /0, which would trust
+// every address to name its client, the very hole this setting closes.
+func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		var p netip.Prefix
+		if strings.Contains(item, "/") {
+			var err error
+			if p, err = netip.ParsePrefix(item); err != nil {
+				return nil, fmt.Errorf("%q: want an IP address or a CIDR such as 10.0.0.0/8 or 2001:db8::/32", item)
+			}
+			if p != p.Masked() {
+				return nil, fmt.Errorf("%q: host bits set; want %s (the network) or a single address", item, p.Masked())
+			}
+		} else {
+			a, err := netip.ParseAddr(item)
+			if err != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%q: want an IP address or a CIDR such as 10.0.0.0/8 or 2001:db8::/32", item)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if a := p.Addr(); a.Is4In6() {
+			if p.Bits() < 96 {
+				return nil, fmt.Errorf("%q: an IPv4-mapped prefix shorter than /96; write the IPv4 CIDR", item)
+			}
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("%q trusts every address to set X-Forwarded-For, so any client could choose its address; name your proxies", item)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

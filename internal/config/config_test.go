@@ -115,7 +115,7 @@ func TestVariablesDocumented(t *testing.T) {
 			switch v.Name {
 			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_SQLITE_SYNCHRONOUS", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
 				"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT",
-				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUST_PROXY",
+				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUSTED_PROXIES",
 				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME", "HSRCPAY_STORE_TIMEOUT", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT":
 				t.Errorf("%s accepted a garbage value", v.Name)
 			}
@@ -248,7 +248,9 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 			bad:  []string{"maybe", "yes", "", "1.5", "-0.01", "NaN", "Inf", "1%"},
 			good: []string{"true", "false", "0", "1", "0.01", " 0.25 ", "1e-3"},
 		},
-		"HSRCPAY_TRUST_PROXY":         {bad: []string{"maybe", "on", ""}, good: []string{"true", "false"}},
+		// Addresses and CIDRs (TestTrustedProxies); the replaced boolean is refused when true.
+		"HSRCPAY_TRUSTED_PROXIES":     {bad: []string{"proxy.internal", "10.0.0.1/8", "0.0.0.0/0", "10.0.0.0/33", "fe80::1%eth0", "10.0.0.1:80"}, good: []string{"", "10.0.0.1", "10.0.0.0/8, 2001:db8::/32 ,::1"}},
+		"HSRCPAY_TRUST_PROXY":         {bad: []string{"true", "1", "maybe", "on", ""}, good: []string{"false", "0"}},
 		"HSRCPAY_LOG_LEVEL":           {bad: []string{"loud", "verbose", ""}, good: []string{"debug", "INFO", "warn", "error"}},
 		"HSRCPAY_DEMO_ACCOUNT":        {bad: []string{"bad id!", "_acct", strings.Repeat("a", 65)}, good: []string{"", "acct_demo", "a-1"}},
 		"HSRCPAY_JWT_PUBLIC_KEY_FILE": {bad: nil, good: []string{"", "/etc/hsrcpay/jwt.pem"}, with: jwt},
@@ -312,5 +314,52 @@ func TestSecretScanningKeysOneSource(t *testing.T) {
 	c, err := Load(env(nil))
 	if err != nil || c.SecretScanningKeysFile != "" || c.SecretScanningKeysURL != "" || c.SecretScanningLimit != 10 {
 		t.Fatalf("defaults: %+v %v", c, err)
+	}
+}
+
+// TestTrustedProxies: HSRCPAY_TRUSTED_PROXIES reads addresses and CIDRs of
+// both families (a single address is its own /32 or /128, an IPv4-mapped
+// one its IPv4 address), and refuses anything else naming the entry;
+// HSRCPAY_TRUST_PROXY=true, which trusted every private neighbour, is
+// refused naming its replacement.
+func TestTrustedProxies(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || c.TrustedProxies != "" {
+		t.Fatalf("default %q, %v; want none trusted", c.TrustedProxies, err)
+	}
+	if ps, err := ParseTrustedProxies(""); err != nil || len(ps) != 0 {
+		t.Fatalf("empty: %v, %v", ps, err)
+	}
+	ps, err := ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.10 ,, 2001:db8::/32,::1, ::ffff:0.0.0.0/96 ")
+	if err == nil {
+		t.Fatalf("a /0 accepted: %v", ps)
+	}
+	ps, err = ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.10 ,, 2001:db8::/32,::1, ::ffff:198.51.100.7,::ffff:203.0.113.0/120")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.String())
+	}
+	if want := "10.0.0.0/8 192.0.2.10/32 2001:db8::/32 ::1/128 198.51.100.7/32 203.0.113.0/24"; strings.Join(got, " ") != want {
+		t.Fatalf("parsed %q, want %q", strings.Join(got, " "), want)
+	}
+	for _, bad := range []string{"proxy.internal", "10.0.0.1/8", "10.0.0.0/33", "0.0.0.0/0", "::/0", "fe80::1%eth0", "10.0.0.1:80", "10.0.0.1 10.0.0.2", "10.0.0.0/8,nope"} {
+		_, err := Load(env(map[string]string{"HSRCPAY_TRUSTED_PROXIES": bad}))
+		if err == nil || !strings.Contains(err.Error(), "HSRCPAY_TRUSTED_PROXIES") {
+			t.Errorf("%q: error %v, want one naming HSRCPAY_TRUSTED_PROXIES", bad, err)
+		}
+	}
+	for _, v := range []string{"true", "TRUE", "1"} {
+		_, err := Load(env(map[string]string{"HSRCPAY_TRUST_PROXY": v}))
+		if err == nil || !strings.Contains(err.Error(), "HSRCPAY_TRUST_PROXY is replaced by HSRCPAY_TRUSTED_PROXIES=<your proxies' addresses or CIDRs>") {
+			t.Errorf("HSRCPAY_TRUST_PROXY=%s: %v, want refused naming the replacement", v, err)
+		}
+	}
+	for _, v := range []string{"false", " false ", "0"} {
+		if _, err := Load(env(map[string]string{"HSRCPAY_TRUST_PROXY": v})); err != nil {
+			t.Errorf("HSRCPAY_TRUST_PROXY=%s (the old default) refused: %v", v, err)
+		}
 	}
 }

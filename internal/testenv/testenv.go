@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,9 +95,10 @@ type Config struct {
 	// values, so only the tests about budgets meet them.
 	AccountLimits    map[apikey.Mode]int
 	AuthFailureLimit int
-	// TrustProxy takes the client address from X-Forwarded-For, so a test
-	// can speak from many addresses.
-	TrustProxy bool
+	// TrustedProxies (addresses, CIDRs, as HSRCPAY_TRUSTED_PROXIES spells
+	// them) may name the client in X-Forwarded-For; {"127.0.0.0/8",
+	// "::1/128"} lets a test on loopback speak from many addresses.
+	TrustedProxies []string
 	// Metrics replaces the server's fresh registry, so a test can read counters.
 	Metrics *metrics.Metrics
 	// CredentialCacheTTL is the credential cache's TTL; 0 means the
@@ -186,6 +188,10 @@ func New(t testing.TB, cfg Config) *Env {
 		}
 		t.Cleanup(func() { _ = rdb.Close() }) // only frees its connections
 	}
+	trusted, err := config.ParseTrustedProxies(strings.Join(cfg.TrustedProxies, ","))
+	if err != nil {
+		t.Fatalf("testenv: TrustedProxies: %v", err)
+	}
 	opts := server.Options{
 		Store:              e.Store,
 		JWT:                verifier,
@@ -197,7 +203,7 @@ func New(t testing.TB, cfg Config) *Env {
 		MaxActiveKeys:      cfg.MaxActiveKeys,
 		AccountLimits:      cfg.AccountLimits,
 		AuthFailureLimit:   cfg.AuthFailureLimit,
-		TrustProxy:         cfg.TrustProxy,
+		TrustedProxies:     trusted,
 		Metrics:            cfg.Metrics,
 
 		CredentialCacheTTL: cfg.CredentialCacheTTL,
