@@ -23,6 +23,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
+	"github.com/hsrcpay/apikeys/internal/store/storetest"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
 
@@ -150,38 +151,141 @@ func wantBurst(t *testing.T, what string, n, limit int, elapsed time.Duration) {
 	}
 }
 
-// TestBudgetForbiddenSpendsBudget: a valid credential refused with 403
-// spends its budget (a publishable key is public: without this anyone could
-// make the server look keys up and write usage without limit), and over the
-// budget the answer is 429 even where it would have been 403.
+// TestBudgetForbiddenSpendsBudget: a secret key refused with 403 (a
+// permission it lacks) spends its own budget: its holder is its owner, and
+// over the budget the answer is 429 even where it would have been 403. (A
+// publishable key's 403s spend its presenter's address instead:
+// TestBudgetPublishableKeySpendsPresenter.)
 func TestBudgetForbiddenSpendsBudget(t *testing.T) {
 	const n = 3
 	env := testenv.New(t, testenv.Config{RateLimits: map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: n}})
 	m := env.Bootstrap(acct)[apikey.Sandbox]
-	pub := env.Client(m.Publishable)
-	got, ae, elapsed := untilLimited(t, 4*n, 403, oapi.CodePublishableKeyForbidden, oapi.CodeRateLimited, func(i int) error {
-		if i%2 == 0 {
-			_, err := pub.CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
-			return err
-		}
-		_, err := pub.RegenerateAPIKey(ctx, m.SecretID)
-		return err
-	})
-	wantBurst(t, "publishable key", got, n, elapsed)
-	if ae.RetryAfter < time.Second {
-		t.Fatalf("Retry-After %v", ae.RetryAfter)
-	}
-	// A secret key without the permission spends its budget the same way.
 	k, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("reader", client.Permissions{"payment": {"read"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	reader := env.Client(k.Key)
-	got, _, elapsed = untilLimited(t, 4*n, 403, oapi.CodePermissionDenied, oapi.CodeRateLimited, func(int) error {
-		_, err := reader.CreateAPIKey(ctx, acct, newKeyReq("y", client.Permissions{}))
+	got, ae, elapsed := untilLimited(t, 4*n, 403, oapi.CodePermissionDenied, oapi.CodeRateLimited, func(i int) error {
+		if i%2 == 0 {
+			_, err := reader.CreateAPIKey(ctx, acct, newKeyReq("y", client.Permissions{}))
+			return err
+		}
+		_, err := reader.RegenerateAPIKey(ctx, m.SecretID)
 		return err
 	})
 	wantBurst(t, "key without the permission", got, n, elapsed)
+	if ae.RetryAfter < time.Second {
+		t.Fatalf("Retry-After %v", ae.RetryAfter)
+	}
+}
+
+// Budgets of TestBudgetPublishableKeySpendsPresenter: the pk's presenter
+// sends more requests than the key's and the account's budgets hold, and
+// the merchant's own requests afterwards fit in what they had.
+const (
+	pkCredentialLimit = 4
+	pkAccountLimit    = 10
+	pkFailLimit       = 16
+)
+
+func pkBudgetConfig(cfg testenv.Config) testenv.Config {
+	cfg.RateLimits = map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: pkCredentialLimit}
+	cfg.AccountLimits = map[apikey.Mode]int{apikey.Live: 1000, apikey.Sandbox: pkAccountLimit}
+	cfg.AuthFailureLimit = pkFailLimit
+	cfg.TrustedProxies = []string{"127.0.0.0/8", "::1/128"}
+	return cfg
+}
+
+// TestBudgetPublishableKeySpendsPresenter (issue 17): a publishable key is
+// public, and every bearer request made with it is refused (403 40303). Such
+// a request spends its presenter's address budget (failed authentications:
+// 42901 past it, and the address is blocked as for forged keys), never the
+// key's budget nor its account's: an outsider holding only the merchant's
+// pk cannot make the merchant's verify of that pk RATE_LIMITED nor its
+// secret keys 429. A caller of another account verifying the pk (NOT_FOUND)
+// spends nothing of the pk's either. On SQLite with one server, and on
+// PostgreSQL with two replicas sharing budgets through Redis.
+func TestBudgetPublishableKeySpendsPresenter(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		env := testenv.New(t, pkBudgetConfig(testenv.Config{}))
+		checkPublishableSpendsPresenter(t, []*testenv.Env{env}, acct, "203.0.113.70", "198.51.100.70")
+	})
+	t.Run("postgres+redis two replicas", func(t *testing.T) {
+		url := storetest.FreshPostgresDB(t)
+		a := testenv.New(t, pkBudgetConfig(testenv.Config{Store: openPostgres(t, url), Limiter: redisLimiter(t)}))
+		b := testenv.New(t, pkBudgetConfig(testenv.Config{Store: openPostgres(t, url), Limiter: redisLimiter(t)}))
+		// Redis outlives the test: fresh names for the addresses and the account.
+		run := time.Now().UnixNano()
+		prefix := fmt.Sprintf("2001:db8:%x:%x", run>>16&0xffff, run&0xffff)
+		checkPublishableSpendsPresenter(t, []*testenv.Env{a, b}, fmt.Sprintf("acct_pk%d", run), prefix+"::70", fmt.Sprintf("2001:db8:%x:%x::71", run>>16&0xffff, (run+1)&0xffff))
+	})
+}
+
+func checkPublishableSpendsPresenter(t *testing.T, replicas []*testenv.Env, account, outsider, merchantAddr string) {
+	t.Helper()
+	at := func(i int) *testenv.Env { return replicas[i%len(replicas)] }
+	m := replicas[0].Bootstrap(account)[apikey.Sandbox]
+	stranger := replicas[0].Bootstrap(account + "_stranger")[apikey.Sandbox]
+
+	// The outsider: 403 for every request with the pk, far past the key's
+	// and the account's budgets, until its own address's budget is spent.
+	got, ae, elapsed := untilLimited(t, 4*pkFailLimit, 403, oapi.CodePublishableKeyForbidden, oapi.CodeTooManyAuthFailures, func(i int) error {
+		pub := clientFrom(t, at(i), m.Publishable, outsider)
+		if i%2 == 0 {
+			_, err := pub.RegenerateAPIKey(ctx, m.SecretID)
+			return err
+		}
+		_, err := pub.GetAPIKey(ctx, m.SecretID)
+		return err
+	})
+	limitedAt := time.Now()
+	wantBurst(t, "a publishable key's requests from one address", got, pkFailLimit, elapsed)
+	if got <= pkAccountLimit || ae.RetryAfter < time.Second {
+		t.Fatalf("%d requests before 42901 (Retry-After %v); want more than the account's budget (%d)", got, ae.RetryAfter, pkAccountLimit)
+	}
+	// Blocked like an address forging keys: any credential gets 42901 from
+	// there, on the replica that answered the 42901 (it knows), while the
+	// budget has no room (it refills at pkFailLimit per second: checked only
+	// when answered within a refill).
+	_, err := clientFrom(t, at(got), m.Secret, outsider).GetAPIKey(ctx, m.SecretID)
+	if time.Since(limitedAt) < time.Second/pkFailLimit {
+		wantAPIError(t, err, 429, oapi.CodeTooManyAuthFailures)
+	}
+
+	// Another account's caller verifying the pk learns nothing and spends
+	// nothing of the pk's (each verify spends the stranger's own budget).
+	for i := range pkCredentialLimit - 1 {
+		v, err := clientFrom(t, at(i), stranger.Secret, merchantAddr).VerifyKey(ctx, m.Publishable)
+		if err != nil || v.Valid || v.Code != client.VerifyNotFound {
+			t.Fatalf("another account's verify of the pk: %+v, %v", v, err)
+		}
+	}
+
+	// The merchant, from its own address, on each replica: its verify of
+	// the pk is VALID (the pk's and the account's budgets are untouched by
+	// the outsider), and its secret key is served.
+	for i := range replicas {
+		merchant := clientFrom(t, at(i), m.Secret, merchantAddr)
+		v, err := merchant.VerifyKey(ctx, m.Publishable)
+		if err != nil || !v.Valid || v.Code != client.VerifyValid {
+			t.Fatalf("replica %d: the merchant's verify of its pk after the outsider: %+v, %v", i, v, err)
+		}
+		if _, err := merchant.GetAPIKey(ctx, m.PublishableID); err != nil {
+			t.Fatalf("replica %d: the merchant's secret key after the outsider: %v", i, err)
+		}
+	}
+
+	// The pk's 403 reports the budget it spent: its address's.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, replicas[0].URL+"/api-keys/"+m.SecretID, nil)
+	req.Header.Set("Authorization", "Bearer "+m.Publishable)
+	res, err := (&http.Client{Transport: fromAddr{merchantAddr}}).Do(req) //nolint:bodyclose // readAll closes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = readAll(t, res)
+	if res.StatusCode != 403 || res.Header.Get("RateLimit-Limit") != strconv.Itoa(pkFailLimit) {
+		t.Fatalf("the pk's 403: %d, RateLimit-Limit %q; want 403 with the address budget's %d", res.StatusCode, res.Header.Get("RateLimit-Limit"), pkFailLimit)
+	}
 }
 
 // TestBudgetAuthFailuresPerAddress: forged keys with valid checksums from one
@@ -301,7 +405,9 @@ func TestBudgetChildKeysShareAccount(t *testing.T) {
 		Metrics:       m,
 	})
 	parent := env.Bootstrap(acct)[apikey.Live]
-	tokens := []string{parent.Secret, parent.Publishable}
+	// Secret keys only: a publishable key's requests spend its presenter's
+	// address budget, not its account's (TestBudgetPublishableKeySpendsPresenter).
+	tokens := []string{parent.Secret}
 	for i := 0; i < children; i++ {
 		k, err := env.Client(parent.Secret).CreateAPIKey(ctx, acct, newKeyReq(fmt.Sprintf("child %d", i), client.Permissions{"account:api:key": {"create"}}))
 		if err != nil {
@@ -457,16 +563,12 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 		t.Fatalf("%d lookups for a blocked address (%d refills)", n, refills)
 	}
 
-	// The account's budget: its secret on one replica, its publishable key
-	// (refused with 403, still spending) on the other.
+	// The account's budget: its secret on either replica. (Its publishable
+	// key's requests spend the presenter's address budget instead.)
 	var allowed, limited int
 	start = time.Now()
 	for i := 0; i < 2*accountLimit; i++ {
-		env, tok := a, m.Secret
-		if i%2 == 1 {
-			env, tok = b, m.Publishable
-		}
-		_, err := clientFrom(t, env, tok, "198.51.100.40").RegenerateAPIKey(ctx, "key_budget0000")
+		_, err := clientFrom(t, replicas[i%2], m.Secret, "198.51.100.40").RegenerateAPIKey(ctx, "key_budget0000") //nolint:gosec // i ≥ 0, so i%2 is 0 or 1: both replicas
 		switch status, code := statusOf(t, err); {
 		case status == 429 && code == oapi.CodeRateLimited:
 			limited++

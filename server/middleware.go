@@ -30,6 +30,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
+	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/policy"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/redact"
@@ -285,9 +286,22 @@ func (s *Server) authFailed(c echo.Context, addr, reason, detail string, spend b
 // it, the address is remembered as blocked until the budget has room again
 // and the request gets 42901 instead of 401.
 func (s *Server) spendAuthFailure(c echo.Context, addr string) *apierr.Error {
+	_, e := s.spendAddress(c, addr)
+	return e
+}
+
+// spendAddress spends one request of addr's failed-authentication budget:
+// a failed authentication, or a request budgetsOf charges to its address (a
+// publishable key's). It returns the budget's state (nil when the limiter
+// failed, logged) and, over it, the 42901 to answer; the address is then
+// blocked until the budget has room again.
+func (s *Server) spendAddress(c echo.Context, addr string) (*ratelimit.Result, *apierr.Error) {
 	res, ok := s.spend(limiterContext(c), requestID(c), "authfail:"+addr, s.authFailureLimit)
-	if !ok || res.Allowed {
-		return nil
+	if !ok {
+		return nil, nil
+	}
+	if res.Allowed {
+		return &res, nil
 	}
 	wait := res.RetryAfter
 	if wait <= 0 {
@@ -295,7 +309,7 @@ func (s *Server) spendAuthFailure(c echo.Context, addr string) *apierr.Error {
 	}
 	s.blocked.Block(addr, time.Now().Add(wait))
 	s.metrics.RateLimited.WithLabelValues(budgetClientAddress, "none").Inc()
-	return tooManyAuthFailures(wait)
+	return &res, tooManyAuthFailures(wait)
 }
 
 func tooManyAuthFailures(wait time.Duration) *apierr.Error {
@@ -350,33 +364,85 @@ func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// rateLimit spends one request of the credential's budget and, for an API
-// key, of its account's (all the account's keys share it, so keys made by a
-// key do not multiply its budget; JWTs spend their subject's budget only, as
-// this service cannot mint them). It runs before the permission check: a
-// request refused with 403 has spent its budgets too. A request refused by
-// its credential's budget does not spend the account's, so one runaway key
-// cannot take more of its account's budget than its own. The RateLimit-*
-// headers report the tighter of the two budgets.
+// requestBudgets are the budgets one request spends (budgetsOf).
+type requestBudgets struct {
+	// address, when set, is the client address whose failed-authentication
+	// budget (authfail:<address>) the request spends instead of any
+	// credential's; over it the address is blocked, as for forged keys.
+	address string
+	// mode:subject is the credential's budget; account, when set, its
+	// account's (mode:account:<account>).
+	mode    apikey.Mode
+	subject string
+	account string
+}
+
+// budgetsOf is the one place that decides which budgets a request spends,
+// by who sent it (issue 17): a request spends the budget of its sender,
+// never that of a credential it merely presented when that credential is
+// public.
+//
+//   - A publishable key is public by design (it sits in web pages and apps)
+//     and every bearer request made with it is refused (403 40303:
+//     publishable keys manage nothing). Its presenter proves nothing about
+//     who they are, so the request spends the client address's
+//     failed-authentication budget, like a forged key, and neither the key's
+//     own budget nor its account's: otherwise anyone who copied the key from
+//     a page could exhaust them, so that the merchant's services verifying
+//     that key got RATE_LIMITED and its secret keys 429. Its own budgets are
+//     spent only when its owner verifies it (spendVerified).
+//   - A secret key's or a JWT's holder is its owner (or has stolen it, which
+//     is a leak, not a refusal's cost): the request spends the credential's
+//     budget and, for an API key, its account's (all the account's keys
+//     share it, so keys made by a key do not multiply its budget; JWTs
+//     spend their subject's budget only, as this service cannot mint them).
+//     A 403 with a secret key (a permission it lacks, a replaced secret)
+//     spends them too.
+func budgetsOf(p *auth.Principal, addr string) requestBudgets {
+	if p.Kind == keys.KindPublishable {
+		return requestBudgets{address: addr}
+	}
+	b := requestBudgets{mode: p.Mode, subject: p.Subject}
+	if p.KeyID != "" && len(p.Accounts) == 1 {
+		b.account = p.Accounts[0]
+	}
+	return b
+}
+
+// rateLimit spends one request of the budgets budgetsOf names for the
+// request, so that no request is free and none spends an owner's budget
+// that the owner did not send. It runs before the permission check: a
+// request refused with 403 has spent its budgets too (the sender's: the
+// client address's for a publishable key, the credential's for a secret
+// key or JWT). A request refused by its credential's budget does not spend
+// the account's, so one runaway key cannot take more of its account's
+// budget than its own. The RateLimit-* headers report the tighter of the
+// budgets spent (the address's for a publishable key).
 func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p := auth.FromContext(c.Request().Context())
-		account := "" // JWTs spend their subject's budget only
-		if p.KeyID != "" && len(p.Accounts) == 1 {
-			account = p.Accounts[0]
+		b := budgetsOf(p, clientAddress(c.RealIP()))
+		var shown *ratelimit.Result
+		var refused *apierr.Error
+		if b.address != "" {
+			shown, refused = s.spendAddress(c, b.address)
+		} else {
+			var budget string
+			shown, budget = s.spendBudgets(limiterContext(c), requestID(c), b.mode, b.subject, b.account)
+			if shown != nil && !shown.Allowed {
+				s.metrics.RateLimited.WithLabelValues(budget, string(p.Mode)).Inc()
+				refused = tooMany(api.CodeRateLimited, "Too many requests", shown.RetryAfter)
+			}
 		}
-		shown, budget := s.spendBudgets(limiterContext(c), requestID(c), p.Mode, p.Subject, account)
 		if shown == nil {
 			return next(c) // the limiter's store is down: serve rather than fail every request
 		}
-		res := *shown
 		h := c.Response().Header()
-		h.Set("RateLimit-Limit", strconv.Itoa(res.Limit))
-		h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
-		h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(res.ResetAfter)))
-		if !res.Allowed {
-			s.metrics.RateLimited.WithLabelValues(budget, string(p.Mode)).Inc()
-			return tooMany(api.CodeRateLimited, "Too many requests", res.RetryAfter)
+		h.Set("RateLimit-Limit", strconv.Itoa(shown.Limit))
+		h.Set("RateLimit-Remaining", strconv.Itoa(shown.Remaining))
+		h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(shown.ResetAfter)))
+		if refused != nil {
+			return refused
 		}
 		return next(c)
 	}

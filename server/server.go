@@ -8,9 +8,11 @@
 // spec declares it (stacks.go). The bearer stack: authentication (a client
 // address over its failed-authentication budget is refused before the
 // credential lookup; a failure spends that budget; API keys are looked up
-// through the credential cache, credcache.go) → rate limit (the credential's
-// budget, and its account's for API keys) → the operation's declared
-// permission → response validation of a sample (production: see
+// through the credential cache, credcache.go) → rate limit (the sender's
+// budgets, budgetsOf: a secret key's or JWT's own, and its account's for
+// API keys; a publishable key, public by design, spends its client
+// address's failed-authentication budget instead) → the operation's
+// declared permission → response validation of a sample (production: see
 // Options.ResponseValidation) → request validation → idempotency → the
 // generated strict handler → handlers.go. The budgets come before the
 // permission check so that a refused request (403) spends them too. The leak

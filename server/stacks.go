@@ -31,11 +31,17 @@ const (
 // the spec, then response validation when on: server.go), then the stack of
 // its operation's authentication:
 //
-//   - bearer: authenticate → rate limit (credential, account) → the declared
-//     permission → response validation of a sample → request validation →
-//     idempotency (create and regenerate with an Idempotency-Key). The
-//     budgets come before the permission so that a refused request spends
-//     them too.
+//   - bearer: authenticate → rate limit (the sender's budgets, budgetsOf)
+//     → the declared permission → response validation of a sample → request
+//     validation → idempotency (create and regenerate with an
+//     Idempotency-Key). The budgets come before the permission so that a
+//     refused request spends them too — its sender's, never an owner's: a
+//     request refused spends the budget of whoever sent it (its client
+//     address, or its own secret key or JWT), never that of a credential it
+//     merely presented when that credential is public. A publishable key's
+//     request (always refused, 403) spends the client address's
+//     failed-authentication budget, not the key's nor its account's; a
+//     secret key or JWT spends its own (and its account's).
 //   - GitHub signature: the signature over the raw body → the client
 //     address's budget of reports → response validation of a sample →
 //     request validation. Nothing reads the body as JSON before the

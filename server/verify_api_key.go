@@ -29,7 +29,11 @@ func (h *handlers) VerifyApiKey(ctx context.Context, req api.VerifyApiKeyRequest
 		return nil, err
 	}
 	// A key that works spends its own budgets, as a request it made would:
-	// over them, that is the verdict, before any about permissions.
+	// over them, that is the verdict, before any about permissions. Only a
+	// caller that may see the key (its account and mode, policy.Verifies)
+	// gets a verdict that Works: anyone else gets NOT_FOUND and spends
+	// nothing of the key's, so an outsider holding a public publishable key
+	// cannot spend its owner's budgets through verify either.
 	if v.Works() {
 		if wait, limited := h.spendKey(ctx, p.RequestID, v.Mode, v.Key); limited {
 			v.OverBudget(wait)
