@@ -859,7 +859,7 @@ type CreateAPIKeyRequest struct {
 	// Example: {"team":"checkout"}
 	Metadata *Metadata `json:"metadata,omitempty"`
 
-	// Name Display name, unique among the account's keys that are neither deleted nor expired. Stored NFC-normalised; no control, format (zero-width, bidi), private-use or line separator characters, and no leading or trailing white space.
+	// Name Display name, stored as sent after NFC normalisation; no control, format (zero-width, bidi), private-use or line separator characters, no leading or trailing white space, and at least one character that is not a combining mark or invisible. Unique among the account's keys that are neither deleted nor expired, as people see names: two names are the same (`40900`) when they are equal after NFD, removing default-ignorable characters, the Unicode TS #39 confusable skeleton (so Cyrillic `е` is `e`), removing combining marks (Mn, Me) and collapsing runs of white space (none at either end). Case is kept.
 	Name string `json:"name"`
 
 	// Permissions Resource → actions, e.g. `{"account:api:key": ["create"]}`. Resources and actions must be in the catalog (`x-hsrcpay-permission-catalog` in the info section).
@@ -999,7 +999,7 @@ type UpdateAPIKeyRequest struct {
 	// Example: {"team":"checkout"}
 	Metadata *Metadata `json:"metadata,omitempty"`
 
-	// Name A new display name, with the same rules as at creation.
+	// Name A new display name, with the same rules as at creation: refused (`40900`) when it is the same as another live key's name as people see it (see `CreateApiKeyRequest.name`).
 	Name *string `json:"name,omitempty"`
 
 	// Status `INACTIVE` switches the key off, `ACTIVE` switches it back on.

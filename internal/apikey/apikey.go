@@ -26,9 +26,13 @@ const (
 
 // Key is a stored API key. SecretHash is all that is kept of the secret.
 type Key struct {
-	ID         string
-	AccountID  string
-	Name       string
+	ID        string
+	AccountID string
+	Name      string
+	// NameKey is what Name must be unique by among the account's live keys
+	// (namekey.Key(Name)); the stores compute it on every write, so that it
+	// always follows Name.
+	NameKey    string
 	Type       string
 	SecretHash []byte
 	// KeyHint is what may be shown of the secret (keys.Hint); "" for keys

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/hsrcpay/apikeys/internal/apierr"
+	"github.com/hsrcpay/apikeys/internal/namekey"
 )
 
 // maxNameLen is the spec's maxLength for names, in characters.
@@ -17,6 +18,18 @@ const maxNameLen = 100
 // key's name look like another's ("Managed secret key" + U+200B), so control,
 // format, private-use, surrogate and separator characters other than the plain
 // space are refused, as are noncharacters and white space at either end.
+//
+// Names that look like another key's are not refused here but by the store:
+// a name is unique among the account's live keys (per mode) under
+// namekey.Key (white space collapsed, TS #39 confusable skeleton, marks and
+// default-ignorable characters dropped), so "Managed s\u0435cret key"
+// (Cyrillic e), "Managed  secret key" and "Managed secret key\u0301" are
+// duplicates of "Managed secret key" (409). Runs of spaces are accepted and
+// stored as sent: refusing them (400) would hide the real conflict from the
+// caller and refuse renaming a key to a name stored before this rule, and the
+// key must collapse runs anyway, since dropping invisible characters and
+// marks can make one. A name whose key is empty (only marks or invisible
+// characters) shows nothing to tell it by and is refused.
 func CleanName(name string) (string, *apierr.Error) {
 	refuse := func(reason string) (string, *apierr.Error) {
 		return "", apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/name", Reason: reason}})
@@ -42,6 +55,9 @@ func CleanName(name string) (string, *apierr.Error) {
 		case isNoncharacter(r):
 			return refuse("must not contain Unicode noncharacters")
 		}
+	}
+	if namekey.Key(n) == "" {
+		return refuse("must contain a visible character other than a combining mark")
 	}
 	return n, nil
 }

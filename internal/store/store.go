@@ -110,11 +110,13 @@ type Tx interface {
 	// while it is below limit, without reading a key; at limit or above, the
 	// exact count is walked, stopping at limit.
 	KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error)
-	// ReleaseExpiredName frees name on the account's keys that expired by now,
-	// so that a new key may take it.
+	// ReleaseExpiredName frees name, and every name with its name key
+	// (namekey.Key), on the account's keys that expired by now, so that a new
+	// key may take it.
 	ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error
-	// InsertKey returns ErrDuplicateName when a key of the account holds the
-	// name, ErrNoAccount when the account does not exist, and
+	// InsertKey returns ErrDuplicateName when a live key of the account holds
+	// a name with the same name key (namekey.Key; InsertKey and UpdateKey set
+	// k.NameKey from k.Name), ErrNoAccount when the account does not exist, and
 	// ErrDuplicateKeyID when the id or secret hash collides.
 	InsertKey(ctx context.Context, k *apikey.Key) error
 	// UpdateKey writes k's mutable fields (name, secrets, hint, permissions,

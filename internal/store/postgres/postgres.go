@@ -27,7 +27,9 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/namekey"
 	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/internal/namerow"
 )
 
 //go:embed migrations/*.sql
@@ -182,10 +184,24 @@ func migrateSchema(ctx context.Context, conn *pgx.Conn, cc *pgx.ConnConfig, sche
 	if err == nil {
 		_, err = prov.Up(ctx)
 	}
+	if err == nil {
+		// Still under the migration lock: replicas starting together fill
+		// the keys once.
+		_, err = namerow.Fill(ctx, db, nameKeySQL)
+	}
 	if err != nil {
 		return fmt.Errorf("postgres: migrate schema %s: %w", schema, err)
 	}
 	return nil
+}
+
+// nameKeySQL fills the name keys that 00009 could not (see namerow); the
+// names are unqualified, under the schema's search_path.
+var nameKeySQL = namerow.SQL{
+	Missing: `SELECT id, account_id, name, NOT deleted AND NOT name_released FROM api_keys
+		WHERE name_key IS NULL ORDER BY created_at, id`,
+	Taken: `SELECT count(*) FROM api_keys WHERE account_id = $1 AND name_key = $2 AND NOT deleted AND NOT name_released`,
+	Set:   `UPDATE api_keys SET name_key = $1 WHERE id = $2`,
 }
 
 func (s *Store) Repo(m apikey.Mode) store.Repository { return s.repos[m] }
@@ -239,7 +255,7 @@ type queries struct {
 // insertColumns are what InsertKey writes: a new key has no previous secret.
 const insertColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, created_by_kind, created_by_id, created_by_request,
-	key_hint`
+	key_hint, name_key`
 
 const keyColumns = insertColumns + `, prev_secret_hash, prev_secret_expires_at`
 
@@ -262,7 +278,7 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		deleteAccountKeys:   `DELETE FROM ` + keys + ` WHERE account_id = $1`,
 		deleteAccount:       `DELETE FROM ` + accounts + ` WHERE id = $1`,
 		insertKey: `INSERT INTO ` + keys + ` (` + insertColumns + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		// The counter of keys not deleted (migration 00008) while below the cap;
 		// else an index-only walk of api_keys_active (migration 00005), at most
 		// $3 entries. The subquery is an InitPlan, run only when CASE takes it.
@@ -270,7 +286,7 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2) LIMIT $3) AS active) >= $3 END
 			FROM ` + accounts + ` WHERE id = $1`,
 		releaseName: `UPDATE ` + keys + ` SET name_released = TRUE
-			WHERE account_id = $1 AND name = $2 AND NOT deleted AND NOT name_released
+			WHERE account_id = $1 AND name_key = $2 AND NOT deleted AND NOT name_released
 			AND expires_at IS NOT NULL AND expires_at <= $3`,
 		getKey: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1`,
 		// The current secret first, then a previous one still in its grace period
@@ -283,9 +299,10 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		getKeyForUpdate: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1 FOR UPDATE`,
 		updateKey: `UPDATE ` + keys + ` SET name = $1, secret_hash = $2, permissions = $3, metadata = $4,
 			status = $5, deleted = $6, expires_at = $7, updated_at = $8,
-			prev_secret_hash = $9, prev_secret_expires_at = $10, key_hint = $11,
-			-- A key that takes a new name holds it again, so the unique index applies to it.
-			name_released = CASE WHEN name = $1 THEN name_released ELSE FALSE END WHERE id = $12`,
+			prev_secret_hash = $9, prev_secret_expires_at = $10, key_hint = $11, name_key = $13,
+			-- A key that takes a new name (a new name key, 00009) holds it again, so the
+			-- unique index applies to it.
+			name_released = CASE WHEN name_key IS NOT DISTINCT FROM $13 THEN name_released ELSE FALSE END WHERE id = $12`,
 		recordUsage: `UPDATE ` + keys + ` SET last_used_at = $1, last_used_ip = $2
 			WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)`,
 		listKeys:      `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE account_id = $1`,
@@ -531,24 +548,26 @@ func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time,
 }
 
 func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {
-	return t.exec(ctx, t.q.releaseName, accountID, name, pgTime(now))
+	return t.exec(ctx, t.q.releaseName, accountID, namekey.Key(name), pgTime(now))
 }
 
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	t.liveAccount = "" // the triggers change live_keys
 	normalize(k)
+	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
 	return mapErr(t.exec(ctx, t.q.insertKey,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Managed, k.Deleted,
 		k.LastUsedAt, k.LastUsedIP, k.ExpiresAt, k.CreatedAt, k.UpdatedAt,
-		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint)))
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey))
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	t.liveAccount = "" // the triggers change live_keys
 	normalize(k)
+	k.NameKey = namekey.Key(k.Name)
 	return mapErr(t.exec(ctx, t.q.updateKey,
 		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
-		k.PrevSecretHash, k.PrevSecretExpiresAt, nullIfEmpty(k.KeyHint), k.ID))
+		k.PrevSecretHash, k.PrevSecretExpiresAt, nullIfEmpty(k.KeyHint), k.ID, k.NameKey))
 }
 
 // normalize gives nil maps their empty value (never a JSON null) and
@@ -637,12 +656,12 @@ func nullIfEmpty(s string) *string {
 
 func scanKey(row pgx.Row) (*apikey.Key, error) {
 	var (
-		k    apikey.Key
-		hint *string
+		k             apikey.Key
+		hint, nameKey *string
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &k.Permissions, &k.Metadata, &k.Status,
 		&k.Managed, &k.Deleted, &k.LastUsedAt, &k.LastUsedIP, &k.ExpiresAt, &k.CreatedAt, &k.UpdatedAt,
-		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &hint, &k.PrevSecretHash, &k.PrevSecretExpiresAt)
+		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &hint, &nameKey, &k.PrevSecretHash, &k.PrevSecretExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -651,6 +670,9 @@ func scanKey(row pgx.Row) (*apikey.Key, error) {
 	}
 	if hint != nil { // NULL: a key from before hints were kept
 		k.KeyHint = *hint
+	}
+	if nameKey != nil { // NULL: written by a binary from before 00009; the next start fills it
+		k.NameKey = *nameKey
 	}
 	k.CreatedAt = k.CreatedAt.UTC()
 	k.UpdatedAt = k.UpdatedAt.UTC()
@@ -673,7 +695,9 @@ func mapErr(err error) error {
 	}
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		switch pe.ConstraintName {
-		case "api_keys_account_name":
+		// name_key's (00009), or the exact name's, which an older binary's
+		// rows without a name key still rely on.
+		case "api_keys_account_name_key", "api_keys_account_name":
 			return store.ErrDuplicateName
 		case "api_keys_pkey", "api_keys_secret_hash_key", "api_keys_prev_secret_hash":
 			return store.ErrDuplicateKeyID

@@ -21,7 +21,9 @@ import (
 	sqlite3lib "modernc.org/sqlite/lib"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/namekey"
 	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/internal/namerow"
 )
 
 //go:embed migrations/*.sql
@@ -118,6 +120,9 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
+	if _, err := namerow.Fill(ctx, r.db, nameKeySQL); err != nil {
+		return nil, fmt.Errorf("sqlite: name keys %s: %w", path, err)
+	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		return nil, err
 	}
@@ -148,6 +153,14 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 	r.checkpointed = make(chan struct{})
 	go checkpoint(context.WithoutCancel(ctx), r.db, r.w.kick, r.checkpointed, &r.checkpoints) // stopped by the writer's end, not by ctx
 	return r, nil
+}
+
+// nameKeySQL fills the name keys that 00009 could not (see namerow).
+var nameKeySQL = namerow.SQL{
+	Missing: `SELECT id, account_id, name, deleted = 0 AND name_released = 0 FROM api_keys
+		WHERE name_key IS NULL ORDER BY created_at, id`,
+	Taken: `SELECT count(*) FROM api_keys WHERE account_id = ? AND name_key = ? AND deleted = 0 AND name_released = 0`,
+	Set:   `UPDATE api_keys SET name_key = ? WHERE id = ?`,
 }
 
 func (s *Store) Repo(m apikey.Mode) store.Repository { return s.repos[m] }
@@ -238,18 +251,21 @@ const (
 	insertKeySQL = `INSERT INTO api_keys
 	(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	 last_used_at, last_used_ip, expires_at, created_at, updated_at,
-	 created_by_kind, created_by_id, created_by_request, key_hint)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	 created_by_kind, created_by_id, created_by_request, key_hint, name_key)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	getKeySQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
 	// One lookup for the current or the previous secret (both indexed);
 	// the current one wins, as in the PostgreSQL store.
 	byHashSQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?1 OR prev_secret_hash = ?1
 	ORDER BY secret_hash = ?1 DESC LIMIT 1`
 	// A key that takes a new name holds it again (name_released = 0), so
-	// the unique index applies to it even if it had released its old one.
+	// the unique index applies to it even if it had released its old one; a
+	// new name is a new name key (migration 00009): "a  b" for "a b" is the
+	// same name to people, and keeps the old one's release.
 	updateKeySQL = `UPDATE api_keys SET name = ?1, secret_hash = ?2, permissions = ?3, metadata = ?4,
 	status = ?5, deleted = ?6, expires_at = ?7, updated_at = ?8, prev_secret_hash = ?9, prev_secret_expires_at = ?10,
-	key_hint = ?11, name_released = CASE WHEN name = ?1 THEN name_released ELSE 0 END WHERE id = ?12`
+	key_hint = ?11, name_key = ?13,
+	name_released = CASE WHEN name_key IS ?13 THEN name_released ELSE 0 END WHERE id = ?12`
 )
 
 func (r *Repo) prepare(ctx context.Context) error {
@@ -431,7 +447,7 @@ func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time,
 }
 
 func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {
-	return t.exec(ctx, t.w.st.releaseName, accountID, name, fmtTime(now))
+	return t.exec(ctx, t.w.st.releaseName, accountID, namekey.Key(name), fmtTime(now))
 }
 
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
@@ -440,10 +456,11 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	if err != nil {
 		return err
 	}
+	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
 	return mapInsertErr(t.exec(ctx, t.w.st.insertKey,
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
-		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint)))
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey))
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
@@ -452,9 +469,10 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	if err != nil {
 		return err
 	}
+	k.NameKey = namekey.Key(k.Name)
 	return mapInsertErr(t.exec(ctx, t.w.st.updateKey,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
-		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID))
+		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID, k.NameKey))
 }
 
 func mapInsertErr(err error) error {
@@ -463,6 +481,8 @@ func mapInsertErr(err error) error {
 		return store.ErrNoAccount // the foreign keys are account_id's (api_keys, audit_events)
 	}
 	if isUnique(err) {
+		// api_keys.name_key (00009) or api_keys.name (00003), which an
+		// older binary's rows without a name key still rely on.
 		if strings.Contains(err.Error(), "api_keys.name") {
 			return store.ErrDuplicateName
 		}
@@ -473,7 +493,7 @@ func mapInsertErr(err error) error {
 
 const keyColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at,
-	created_by_kind, created_by_id, created_by_request, key_hint`
+	created_by_kind, created_by_id, created_by_request, key_hint, name_key`
 
 func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error) {
 	defer classify(&err)
@@ -594,11 +614,12 @@ func scanKey(row scanner) (*apikey.Key, error) {
 		lastUsedAt, expiresAt sql.NullString
 		prevExpiresAt         sql.NullString
 		lastUsedIP, keyHint   sql.NullString
+		nameKey               sql.NullString
 		createdAt, updatedAt  string
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &perms, &meta, &k.Status,
 		&k.Managed, &k.Deleted, &lastUsedAt, &lastUsedIP, &expiresAt, &createdAt, &updatedAt,
-		&k.PrevSecretHash, &prevExpiresAt, &k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &keyHint)
+		&k.PrevSecretHash, &prevExpiresAt, &k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &keyHint, &nameKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -633,6 +654,8 @@ func scanKey(row scanner) (*apikey.Key, error) {
 		k.LastUsedIP = &lastUsedIP.String
 	}
 	k.KeyHint = keyHint.String // NULL: a key from before hints were kept
+	// NULL: written by a binary from before 00009; the next open fills it.
+	k.NameKey = nameKey.String
 	return &k, nil
 }
 

@@ -183,7 +183,7 @@ func (w *writer) prepare(ctx context.Context) error {
 		WHERE account_id = ?1 AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?2) LIMIT ?3)) >= ?3 END
 		FROM accounts WHERE id = ?1`},
 		{&w.st.releaseName, `UPDATE api_keys SET name_released = 1
-		WHERE account_id = ? AND name = ? AND deleted = 0 AND name_released = 0
+		WHERE account_id = ? AND name_key = ? AND deleted = 0 AND name_released = 0
 		AND expires_at IS NOT NULL AND expires_at <= ?`},
 		{&w.st.insertKey, insertKeySQL},
 		{&w.st.updateKey, updateKeySQL},

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InsertAndGet", testInsertAndGet},
 		{"NotFound", testNotFound},
 		{"InsertKeyConflicts", testInsertKeyConflicts},
+		{"NameKeys", testNameKeys},
 		{"InsertKeyUnknownAccount", testInsertKeyUnknownAccount},
 		{"ListManagedKeys", testListManagedKeys},
 		{"UpdateKeyWritesFields", testUpdateKeyWritesFields},
