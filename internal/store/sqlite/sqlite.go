@@ -54,6 +54,11 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("sqlite: synchronous must be OFF, NORMAL, FULL or EXTRA, not %q", opt.Synchronous)
 	}
+	// A directory Open makes is 0700 whatever the umask (MkdirAll's mode is
+	// masked by it, but 0700 loses nothing to 022 or 077). An existing one,
+	// the operator's (often a mounted volume, 0755), keeps its mode: it may
+	// be shared on purpose and chmod may be refused there; every file in it
+	// is 0600 instead (privateFiles), which is what protects the rows.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: create %s: %w", dir, err)
 	}
@@ -101,6 +106,9 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 			_ = r.close() // what was opened so far; err is the one to report
 		}
 	}()
+	if err := privateFiles(path); err != nil {
+		return nil, err
+	}
 	// The tools' handle (DB): migrations, tests, checkpoints. _txlock=immediate
 	// takes the write lock at BEGIN, so that its read-modify-write
 	// transactions wait for the writer instead of failing on upgrade.
@@ -122,9 +130,6 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 	}
 	if _, err := namerow.Fill(ctx, r.db, nameKeySQL); err != nil {
 		return nil, fmt.Errorf("sqlite: name keys %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return nil, err
 	}
 	// Readers: query_only, so that no write can bypass the writer.
 	if r.rdb, err = sql.Open("sqlite", dsn(path, opt, "query_only(1)", fmt.Sprintf("cache_size(-%d)", readerCacheKiB))); err != nil {
@@ -161,6 +166,34 @@ var nameKeySQL = namerow.SQL{
 		WHERE name_key IS NULL ORDER BY created_at, id`,
 	Taken: `SELECT count(*) FROM api_keys WHERE account_id = ? AND name_key = ? AND deleted = 0 AND name_released = 0`,
 	Set:   `UPDATE api_keys SET name_key = ? WHERE id = ?`,
+}
+
+// sidecars are the files SQLite keeps beside a database: the WAL (every
+// committed row until a checkpoint), its shared-memory index, and the
+// rollback journal (before journal_mode=WAL takes effect on a new file).
+var sidecars = []string{"-wal", "-shm", "-journal"}
+
+// privateFiles makes the database file at path, and the sidecars that
+// exist, mode 0600 before SQLite opens them: the file is created here (0600,
+// O_EXCL-free so an existing one is kept) and chmod'ed, since the umask or
+// an older version may have left 0644. SQLite's unix VFS gives the sidecars
+// it creates later the database file's mode (robust_open with the mode of
+// the main file), so they are 0600 too, whatever the umask; the test
+// TestFileModesOfData (server) checks what really happens.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) //nolint:gosec // the operator's data directory
+	if err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	for _, p := range append([]string{path}, path+sidecars[0], path+sidecars[1], path+sidecars[2]) {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("sqlite: make %s private: %w", p, err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) Repo(m apikey.Mode) store.Repository { return s.repos[m] }
