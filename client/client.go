@@ -322,7 +322,8 @@ func (c *Client) GetAPIKey(ctx context.Context, id string) (*APIKeyView, error) 
 // ErrForbidden (CodePrivilegeEscalation when the key holds a permission the
 // caller lacks), ErrConflict (CodeDuplicateName, CodeKeyDeleted),
 // ErrUnprocessable (CodeManagedKeyFixed for a managed key's name or expiry,
-// CodeExpiryExtended for a later expiry). A PATCH is not retried after a
+// or for switching the managed secret key off; CodeExpiryExtended for a
+// later expiry). A PATCH is not retried after a
 // timeout: its outcome is then unknown (GetAPIKey tells).
 func (c *Client) UpdateAPIKey(ctx context.Context, id string, req UpdateAPIKeyRequest) (*APIKeyView, error) {
 	if err := requireID("id", id); err != nil {

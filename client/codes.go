@@ -99,7 +99,8 @@ const (
 	// RegenerateAPIKey, never deleted.
 	CodeManagedKeyNotDeletable ErrorCode = 42204
 	// CodeManagedKeyFixed (422): a managed key's name and expiry cannot
-	// change.
+	// change, and the managed secret key (the account's root credential)
+	// cannot be switched off.
 	CodeManagedKeyFixed ErrorCode = 42205
 	// CodeExpiryExtended (422): expires_at can only move earlier.
 	CodeExpiryExtended ErrorCode = 42206

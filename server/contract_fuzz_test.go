@@ -581,14 +581,15 @@ func (m *cfModel) expect(r *cfRequest) (int, int) {
 		if k == nil || k.mode != p.mode || !slices.Contains(p.accounts, k.account) {
 			return 404, 40400
 		}
-		if !k.managed {
-			return 422, 42201
-		}
+		// Authorization before what tells the key's type.
 		if len(p.perms.Missing(perm.FromMap(k.perms))) > 0 { // power never grows
 			return 403, 40302
 		}
 		if p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) { // life never grows
 			return 403, 40305
+		}
+		if !k.managed {
+			return 422, 42201
 		}
 		return 200, 0
 	}

@@ -705,6 +705,14 @@ func (m *csmModel) wantRegenerate(c *csmCaller, r csmRegenReq, now time.Time) cs
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
 		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
 	}
+	// Power and life before anything that tells the key's state (deleted,
+	// custom, switched off): only a caller with power over it learns that.
+	if miss := k.perms.minus(p.perms); len(miss) > 0 {
+		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
+	}
+	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
+		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the target outlives the caller"}
+	}
 	if k.deleted {
 		return csmWant{404, oapi.CodeKeyNotFound, "the key is deleted"}
 	}
@@ -713,12 +721,6 @@ func (m *csmModel) wantRegenerate(c *csmCaller, r csmRegenReq, now time.Time) cs
 	}
 	if k.inactive {
 		return csmWant{409, oapi.CodeKeyNotActive, "the key is switched off"}
-	}
-	if miss := k.perms.minus(p.perms); len(miss) > 0 {
-		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
-	}
-	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
-		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the target outlives the caller"}
 	}
 	return csmWant{200, 0, "regenerated"}
 }
@@ -1031,7 +1033,7 @@ func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r c
 	}
 	if ae != nil {
 		if target != nil && p != nil {
-			m.checkDetails(rt, ae, target.perms.minus(p.perms))
+			m.checkDetails(rt, ae, target.perms.minus(p.perms), p)
 		}
 		m.ownerStillWorks(rt, c, ae)
 		return
@@ -1108,9 +1110,18 @@ func (m *csmModel) checkObtained(rt *rapid.T, c *csmCaller, p *csmPrincipal, per
 	}
 }
 
-// checkDetails checks details.missing of a 40302: the sorted permissions the caller lacks.
-func (m *csmModel) checkDetails(rt *rapid.T, ae *client.Error, missing []string) {
+// checkDetails checks details.missing of a 40302: the sorted permissions the
+// caller lacks. For an action on an existing key, pass the caller (by): a
+// caller without account:api:key:read is told none of the key's permissions
+// (no details.missing). Create passes none: it lists the caller's own request.
+func (m *csmModel) checkDetails(rt *rapid.T, ae *client.Error, missing []string, by ...*csmPrincipal) {
 	if ae.Code != oapi.CodePrivilegeEscalation {
+		return
+	}
+	if len(by) > 0 && by[0] != nil && !by[0].perms[csmPermRead] {
+		if got, has := ae.Details["missing"]; has {
+			rt.Fatalf("40302 to a caller that may not read keys lists the key's permissions: details.missing = %v", got)
+		}
 		return
 	}
 	got := toStrings(ae.Details["missing"])
@@ -1408,9 +1419,30 @@ func (m *csmModel) checkChanged(rt *rapid.T, what string, p *csmPrincipal, k *cs
 	}
 }
 
-// checkView compares a key as an answer shows it with the model.
-func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *oapi.APIKeyView, now time.Time) {
+// csmWrite says which write (update, delete) by whom an answer's view
+// answers; reads pass none.
+type csmWrite struct {
+	by       *csmPrincipal
+	metadata bool // the request set metadata
+}
+
+// checkView compares a key as an answer shows it with the model. The answer
+// to a write by a caller without account:api:key:read shows no more than the
+// write changed: metadata only when it set them, no last use.
+func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *oapi.APIKeyView, now time.Time, write ...csmWrite) {
 	var bad []string
+	wantMeta := k.metadata
+	if len(write) > 0 && write[0].by != nil && !write[0].by.perms[csmPermRead] {
+		if !write[0].metadata {
+			wantMeta = nil
+		}
+		if v.LastUsedAt != nil || v.LastUsedIP != nil {
+			bad = append(bad, "last use shown to a caller that may not read keys")
+		}
+		if v.Metadata == nil {
+			bad = append(bad, "metadata null, want {}")
+		}
+	}
 	if v.ID != k.id || v.AccountID != k.account {
 		bad = append(bad, "it shows "+m.labelOf(v.ID)+" of "+m.short(v.AccountID))
 	}
@@ -1432,8 +1464,8 @@ func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *oapi.APIKey
 	if p := csmFromMap(v.Permissions); !p.equal(k.perms) {
 		bad = append(bad, "permissions "+p.String())
 	}
-	if !maps.Equal(v.Metadata, k.metadata) {
-		bad = append(bad, fmt.Sprintf("metadata %v, want %v", v.Metadata, k.metadata))
+	if !maps.Equal(v.Metadata, wantMeta) {
+		bad = append(bad, fmt.Sprintf("metadata %v, want %v", v.Metadata, wantMeta))
 	}
 	if v.KeyHint == nil || *v.KeyHint != csmHint(k.cur) {
 		bad = append(bad, "key_hint is not the current secret's")
@@ -1830,19 +1862,19 @@ func (m *csmModel) updateWith(rt *rapid.T, c *csmCaller, k *csmKey, r csmUpdateR
 	m.expect(rt, what, want, a)
 	if ae != nil {
 		if k != nil && p != nil {
-			m.checkDetails(rt, ae, k.perms.minus(p.perms))
+			m.checkDetails(rt, ae, k.perms.minus(p.perms), p)
 		}
 		m.ownerStillWorks(rt, c, ae)
 		return
 	}
 	m.applyUpdate(c, k, r)
-	m.checkView(rt, what, k, &res.JSON200.Data, now)
+	m.checkView(rt, what, k, &res.JSON200.Data, now, csmWrite{by: p, metadata: r.hasMeta})
 }
 
 // wantUpdate follows update's order of checks: gate → 400 (no field) → 404
-// → 40903 (deleted) → 40302 (power) → 40305 (life: the key as it stands
-// must not outlive an expiring key caller) → 42205 (a managed key's name
-// and expiry) → 42202 (expiry not in the future or past 9999) → 42206
+// → 40302 (power) → 40305 (life: the key as it stands must not outlive an
+// expiring key caller) → 40903 (deleted) → 42205 (a managed key's name and
+// expiry; switching the managed secret key off) → 42202 (expiry not in the future or past 9999) → 42206
 // (expiry later than the key's) → 40900 (name held by another key neither
 // deleted nor expired) → 200.
 func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.Time) csmWant {
@@ -1856,17 +1888,20 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
 		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
 	}
-	if k.deleted {
-		return csmWant{409, oapi.CodeKeyDeleted, "a deleted key does not change"}
-	}
 	if miss := k.perms.minus(p.perms); len(miss) > 0 {
 		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
 	}
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
 		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
 	}
+	if k.deleted {
+		return csmWant{409, oapi.CodeKeyDeleted, "a deleted key does not change"}
+	}
 	if k.managed && (r.name != nil || r.expires != nil) {
 		return csmWant{422, oapi.CodeManagedKeyFixed, "a managed key's name and expiry are fixed"}
+	}
+	if k.managed && !k.publishable && r.status == "INACTIVE" {
+		return csmWant{422, oapi.CodeManagedKeyFixed, "the managed secret key is the account's root credential: never switched off"}
 	}
 	if e := r.expires; e != nil {
 		if !e.After(now) || e.After(csmMaxExpiry) {
@@ -1955,7 +1990,7 @@ func (m *csmModel) deleteOnce(rt *rapid.T, c *csmCaller, k *csmKey, n int) {
 	m.expect(rt, what, want, a)
 	if ae != nil {
 		if k != nil && p != nil {
-			m.checkDetails(rt, ae, k.perms.minus(p.perms))
+			m.checkDetails(rt, ae, k.perms.minus(p.perms), p)
 		}
 		m.ownerStillWorks(rt, c, ae)
 		return
@@ -1966,12 +2001,12 @@ func (m *csmModel) deleteOnce(rt *rapid.T, c *csmCaller, k *csmKey, n int) {
 		m.record(csmEvent{action: "delete", key: k, actorKind: kind, actorID: by, changes: []string{"deleted"},
 			values: map[string]string{"deleted": "true"}})
 	}
-	m.checkView(rt, what, k, &res.JSON200.Data, now)
+	m.checkView(rt, what, k, &res.JSON200.Data, now, csmWrite{by: p})
 }
 
-// wantDelete follows delete's order of checks: gate → 404 → 200 when already
-// deleted (the key as it is, nothing recorded) → 42204 (managed) → 40302
-// (power) → 40305 (life) → 200.
+// wantDelete follows delete's order of checks: gate → 404 → 40302 (power)
+// → 40305 (life) → 200 when already deleted (the key as it is, nothing
+// recorded) → 42204 (managed) → 200.
 func (m *csmModel) wantDelete(c *csmCaller, k *csmKey, now time.Time) csmWant {
 	p, w := m.gate(c, csmPermDelete, now)
 	if w != nil {
@@ -1980,17 +2015,17 @@ func (m *csmModel) wantDelete(c *csmCaller, k *csmKey, now time.Time) csmWant {
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
 		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
 	}
-	if k.deleted {
-		return csmWant{200, 0, "already deleted: answered as it is"}
-	}
-	if k.managed {
-		return csmWant{422, oapi.CodeManagedKeyNotDeletable, "managed keys are never deleted"}
-	}
 	if miss := k.perms.minus(p.perms); len(miss) > 0 {
 		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
 	}
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
 		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
+	}
+	if k.deleted {
+		return csmWant{200, 0, "already deleted: answered as it is"}
+	}
+	if k.managed {
+		return csmWant{422, oapi.CodeManagedKeyNotDeletable, "managed keys are never deleted"}
 	}
 	return csmWant{200, 0, "deleted"}
 }

@@ -34,13 +34,14 @@ func mustCreate(t *testing.T, c *client.Client, req client.CreateAPIKeyRequest) 
 	return k
 }
 
-// Power never grows: update alone (key or JWT) cannot rotate the managed secret.
+// Power never grows: update (and read, so that the refusal may list what
+// the caller lacks) cannot rotate the managed secret, by key or JWT.
 func TestRegenerateCannotEscalate(t *testing.T) {
 	eachStore(t, func(t *testing.T, cfg testenv.Config) {
 		env := testenv.New(t, cfg)
 		m := env.Bootstrap(acct)[apikey.Sandbox]
-		updater := mustCreate(t, env.Client(m.Secret), newKeyReq("updater", client.Permissions{"account:api:key": {"update"}}))
-		jwt := env.JWT.Sign(t, env.JWT.Claims("mallory", []string{acct}, []string{"account:api:key:update"}, "test"))
+		updater := mustCreate(t, env.Client(m.Secret), newKeyReq("updater", client.Permissions{"account:api:key": {"update", "read"}}))
+		jwt := env.JWT.Sign(t, env.JWT.Claims("mallory", []string{acct}, []string{"account:api:key:update", "account:api:key:read"}, "test"))
 		for who, tok := range map[string]string{"key": updater.Key, "jwt": jwt} {
 			_, err := env.Client(tok).RegenerateAPIKey(ctx, m.SecretID)
 			ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation)

@@ -55,7 +55,8 @@ func TestDeleteAPIKey(t *testing.T) {
 			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
 		})
 		t.Run("403 power: a key cannot revoke one holding more", func(t *testing.T) {
-			weak := customKey(t, env, m, "weak deleter", client.Permissions{"account:api:key": {"delete"}}, nil)
+			// It may read keys, so the refusal lists what it lacks.
+			weak := customKey(t, env, m, "weak deleter", client.Permissions{"account:api:key": {"delete", "read"}}, nil)
 			strong := customKey(t, env, m, "strong", client.Permissions{"payment": {"create"}}, nil)
 			_, err := deleteKey(t, env.Client(weak.Key), strong.ID)
 			ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
@@ -87,5 +88,51 @@ func TestDeleteAPIKey(t *testing.T) {
 			_, err := deleteKey(t, admin, m.PublishableID)
 			wantAPIError(t, err, 422, oapi.CodeManagedKeyNotDeletable)
 		})
+	})
+}
+
+// Delete authorizes before it answers anything about the key (issue 17): a
+// delete-only key is refused (40302, no details.missing: it may not read
+// keys) a key stronger than itself even when that key is already deleted,
+// and the key it may delete comes back without metadata or last use.
+func TestDeleteRevealsOnlyWhatTheCallerMayRead(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[sandbox]
+		admin := env.Client(m.Secret)
+		delOnly := customKey(t, env, m, "deleter", client.Permissions{"account:api:key": {"delete"}}, nil)
+		delRead := customKey(t, env, m, "reading deleter", client.Permissions{"account:api:key": {"delete", "read"}, "payment": {"create"}}, nil)
+
+		// (b) an already deleted key stronger than the caller.
+		strong := customKey(t, env, m, "strong", client.Permissions{"payment": {"create"}}, nil)
+		if _, err := deleteKey(t, admin, strong.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err := deleteKey(t, env.Client(delOnly.Key), strong.ID)
+		if ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation); ae.Details["missing"] != nil {
+			t.Fatalf("a non-reader is told the key's permissions: %v", ae.Details)
+		}
+		if v, err := deleteKey(t, env.Client(delRead.Key), strong.ID); err != nil || !v.Deleted {
+			t.Fatalf("a caller with power over the deleted key: %+v %v", v, err)
+		}
+
+		// A key it may delete: the answer shows no more than the deletion.
+		weak := customKey(t, env, m, "weak", client.Permissions{}, nil)
+		meta := oapi.Metadata{"team": "payments"}
+		if _, err := updateKey(t, admin, weak.ID, oapi.UpdateAPIKeyRequest{Metadata: &meta}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = getKey(t, env.Client(weak.Key), weak.ID) // a use: 403, but authenticated
+		// Twice: the second answers the key as it is, already deleted.
+		for i := 0; i < 2; i++ {
+			v, err := deleteKey(t, env.Client(delOnly.Key), weak.ID)
+			if err != nil || !v.Deleted || v.ID != weak.ID || v.Metadata == nil || len(v.Metadata) != 0 || v.LastUsedAt != nil || v.LastUsedIP != nil {
+				t.Fatalf("delete #%d by a non-reader: %+v %v", i+1, v, err)
+			}
+		}
+		v, err := deleteKey(t, env.Client(delRead.Key), weak.ID)
+		if err != nil || v.Metadata["team"] != "payments" || v.LastUsedAt == nil {
+			t.Fatalf("a reader's view of the deleted key: %+v %v", v, err)
+		}
 	})
 }

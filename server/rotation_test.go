@@ -143,3 +143,41 @@ func TestRegenerateBodyValidation(t *testing.T) {
 		}
 	}
 }
+
+// Regenerate authorizes before it tells a key's state (issue 17): a caller
+// without power over a custom key, a switched-off managed key or a deleted
+// one gets 40302 (without details.missing when it may not read keys), not
+// 42201, 40901 or 404; a caller with power gets those.
+func TestRegenerateAuthorizesFirst(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[apikey.Sandbox]
+		admin := env.Client(m.Secret)
+		weak := customKey(t, env, m, "weak", client.Permissions{"account:api:key": {"update"}}, nil)
+		custom := customKey(t, env, m, "custom", client.Permissions{"refund": {"create"}}, nil)
+		if _, err := updateKey(t, admin, m.PublishableID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+			t.Fatal(err)
+		}
+		gone := customKey(t, env, m, "gone", client.Permissions{"refund": {"create"}}, nil)
+		if _, err := deleteKey(t, admin, gone.ID); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name   string
+			id     string
+			status int
+			code   client.ErrorCode
+		}{
+			{"custom", custom.ID, 422, oapi.CodeKeyNotManaged},
+			{"switched off", m.PublishableID, 409, oapi.CodeKeyNotActive},
+			{"deleted", gone.ID, 404, oapi.CodeKeyNotFound},
+		} {
+			_, err := env.Client(weak.Key).RegenerateAPIKey(ctx, tc.id)
+			if ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation); ae.Details["missing"] != nil {
+				t.Fatalf("%s: a non-reader is told the key's permissions: %v", tc.name, ae.Details)
+			}
+			_, err = admin.RegenerateAPIKey(ctx, tc.id)
+			wantAPIError(t, err, tc.status, tc.code)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -121,5 +122,116 @@ func TestUpdateModelFindings(t *testing.T) {
 		customKey(t, env, m, "b's name", client.Permissions{}, nil) // releases b's name
 		_, err = updateKey(t, admin, b.ID, oapi.UpdateAPIKeyRequest{Name: ptr("taken")})
 		wantAPIError(t, err, 409, oapi.CodeDuplicateName)
+	})
+}
+
+// The managed secret key is the account's root credential (issue 17): no
+// credential switches it off, not even a peer holding exactly its
+// permissions, nor the key itself (422 42205); the owner's secret keeps
+// working; switching it on (a no-op) stays allowed, and so does switching
+// the managed publishable key off (its owner's choice).
+func TestUpdateRootCredentialStaysOn(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[sandbox]
+		admin := env.Client(m.Secret)
+		root, err := getKey(t, admin, m.SecretID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		peer := customKey(t, env, m, "peer", root.Permissions, nil)
+		for name, c := range map[string]string{"a peer": peer.Key, "the root itself": m.Secret} {
+			_, err := updateKey(t, env.Client(c), m.SecretID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)})
+			ae := requireAPIError(t, err, 422, oapi.CodeManagedKeyFixed)
+			if !strings.Contains(ae.Message, "root credential") {
+				t.Fatalf("%s: message %q", name, ae.Message)
+			}
+			// Also alongside a change that would be allowed alone: nothing is written.
+			_, err = updateKey(t, env.Client(c), m.SecretID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive), Metadata: &oapi.Metadata{"x": "y"}})
+			wantAPIError(t, err, 422, oapi.CodeManagedKeyFixed)
+		}
+		v, err := getKey(t, admin, m.SecretID)
+		if err != nil || v.Status != oapi.KeyViewActive || len(v.Metadata) != 0 {
+			t.Fatalf("the owner's secret after the refusals: %+v %v", v, err)
+		}
+		if v, err := updateKey(t, env.Client(peer.Key), m.SecretID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateActive)}); err != nil || v.Status != oapi.KeyViewActive {
+			t.Fatalf("enabling the root (a no-op): %+v %v", v, err)
+		}
+		if v, err := updateKey(t, admin, m.PublishableID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil || v.Status != oapi.KeyViewInactive {
+			t.Fatalf("disabling the managed publishable key: %+v %v", v, err)
+		}
+		// Rotating the root stays allowed to a caller with power over it:
+		// the new secret goes to that caller.
+		rotated, err := env.Client(peer.Key).RegenerateAPIKey(ctx, m.SecretID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := getKey(t, env.Client(rotated.Key), m.SecretID); err != nil {
+			t.Fatalf("the rotated root: %v", err)
+		}
+	})
+}
+
+// Update answers, by a caller that may not read keys, only what the caller
+// may learn (issue 17): its view of the key has no metadata it did not set
+// and no last use; a 40302 does not list the key's permissions; and a
+// deleted key it has no power over is refused (40302), not reported deleted.
+func TestUpdateRevealsOnlyWhatTheCallerMayRead(t *testing.T) {
+	eachStore(t, func(t *testing.T, cfg testenv.Config) {
+		env := testenv.New(t, cfg)
+		m := env.Bootstrap(acct)[sandbox]
+		admin := env.Client(m.Secret)
+		updOnly := customKey(t, env, m, "updater", client.Permissions{"account:api:key": {"update"}}, nil)
+		updRead := customKey(t, env, m, "reader", client.Permissions{"account:api:key": {"update", "read"}}, nil)
+		target := customKey(t, env, m, "target", client.Permissions{"account:api:key": {"update"}}, nil)
+		meta := oapi.Metadata{"team": "payments"}
+		if _, err := updateKey(t, admin, target.ID, oapi.UpdateAPIKeyRequest{Metadata: &meta}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = getKey(t, env.Client(target.Key), target.ID) // a use: 403, but authenticated
+		full, err := getKey(t, env.Client(updRead.Key), target.ID)
+		if err != nil || full.LastUsedAt == nil || full.LastUsedIP == nil || full.Metadata["team"] != "payments" {
+			t.Fatalf("a reader's view: %+v %v", full, err)
+		}
+
+		// (a) GET is refused; a PATCH that changes nothing shows nothing more.
+		_, err = getKey(t, env.Client(updOnly.Key), target.ID)
+		wantAPIError(t, err, 403, oapi.CodePermissionDenied)
+		v, err := updateKey(t, env.Client(updOnly.Key), target.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateActive)})
+		if err != nil || v.Metadata == nil || len(v.Metadata) != 0 || v.LastUsedAt != nil || v.LastUsedIP != nil {
+			t.Fatalf("a non-reader's view of a no-op update: %+v %v", v, err)
+		}
+		if v.ID != target.ID || v.Name != "target" || v.Status != oapi.KeyViewActive || v.KeyHint == nil || len(v.Permissions) != 1 {
+			t.Fatalf("the view lost what the write confirms: %+v", v)
+		}
+		set := oapi.Metadata{"team": "risk"}
+		v, err = updateKey(t, env.Client(updOnly.Key), target.ID, oapi.UpdateAPIKeyRequest{Metadata: &set})
+		if err != nil || v.Metadata["team"] != "risk" || len(v.Metadata) != 1 || v.LastUsedAt != nil {
+			t.Fatalf("a non-reader's view of its metadata write: %+v %v", v, err)
+		}
+		v, err = updateKey(t, env.Client(updRead.Key), target.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateActive)})
+		if err != nil || v.Metadata["team"] != "risk" || v.LastUsedAt == nil {
+			t.Fatalf("a reader's view of a no-op update: %+v %v", v, err)
+		}
+
+		// (c) 40302 lists the key's permissions to a reader only.
+		strong := customKey(t, env, m, "strong", client.Permissions{"refund": {"create"}}, nil)
+		_, err = updateKey(t, env.Client(updOnly.Key), strong.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateActive)})
+		if ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation); ae.Details["missing"] != nil {
+			t.Fatalf("a non-reader is told the key's permissions: %v", ae.Details)
+		}
+		_, err = updateKey(t, env.Client(updRead.Key), strong.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateActive)})
+		if ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation); len(toStrings(ae.Details["missing"])) == 0 {
+			t.Fatalf("a reader is not told what it lacks: %v", ae.Details)
+		}
+
+		// (d) a deleted key the caller has no power over: 40302, not 40903.
+		if _, err := deleteKey(t, admin, strong.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = updateKey(t, env.Client(updOnly.Key), strong.ID, oapi.UpdateAPIKeyRequest{Name: ptr("x")})
+		wantAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+		_, err = updateKey(t, admin, strong.ID, oapi.UpdateAPIKeyRequest{Name: ptr("x")})
+		wantAPIError(t, err, 409, oapi.CodeKeyDeleted)
 	})
 }

@@ -1406,8 +1406,15 @@ type ClientInterface interface {
 	// everywhere within the bound under "How soon a change is enforced"; its name is free again.
 	// Managed keys are rotated with regenerate, never deleted (`422`, code 42204). Deleting a
 	// key that is already deleted answers `200` with the key as it is, so a retried delete
-	// needs no special handling. The key must hold no permission the caller lacks. Requires
-	// `account:api:key:delete`.
+	// needs no special handling. The key must hold no permission the caller lacks and, for a
+	// caller that expires, must not outlive it. Requires `account:api:key:delete`.
+	//
+	// Order of checks: the credential and its permission (`401`, `403`), a key this credential
+	// cannot see (`404`), then power and life (`403`, 40302, 40305), for a deleted key too, and
+	// only then the key's state: already deleted (`200`, nothing changes), managed (`422`,
+	// 42204). A caller that may not read keys (no `account:api:key:read`) learns no more than
+	// the deletion: a `40302` carries no `details.missing`, and the `200` shows `metadata` as
+	// `{}` and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
 	//
 	// Corresponds with DELETE /api-keys/{id} (the `DeleteAPIKey` operationId).
 	DeleteAPIKey(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1429,6 +1436,19 @@ type ClientInterface interface {
 	// key must hold no permission the caller lacks and, for a caller that expires, must not
 	// outlive it. Requires `account:api:key:update`.
 	//
+	// The managed secret key is the account's root credential: no credential (not even one
+	// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
+	// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+	// can be switched off.
+	//
+	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
+	// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
+	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
+	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
+	// `details.missing`, and the `200` shows `metadata` as `{}` unless the request set it (then
+	// what it set) and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
@@ -1443,6 +1463,19 @@ type ClientInterface interface {
 	// key must hold no permission the caller lacks and, for a caller that expires, must not
 	// outlive it. Requires `account:api:key:update`.
 	//
+	// The managed secret key is the account's root credential: no credential (not even one
+	// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
+	// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+	// can be switched off.
+	//
+	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
+	// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
+	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
+	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
+	// `details.missing`, and the `200` shows `metadata` as `{}` unless the request set it (then
+	// what it set) and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
+	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
@@ -1455,7 +1488,10 @@ type ClientInterface interface {
 	// in this response. The previous secret stops working at once, unless the optional body asks
 	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-	// ends any earlier grace period at once.
+	// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+	// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
+	// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
+	// `account:api:key:read`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1469,7 +1505,10 @@ type ClientInterface interface {
 	// in this response. The previous secret stops working at once, unless the optional body asks
 	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-	// ends any earlier grace period at once.
+	// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+	// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
+	// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
+	// `account:api:key:read`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1806,8 +1845,15 @@ func (c *Client) VerifyAPIKey(ctx context.Context, body VerifyAPIKeyJSONRequestB
 // everywhere within the bound under "How soon a change is enforced"; its name is free again.
 // Managed keys are rotated with regenerate, never deleted (`422`, code 42204). Deleting a
 // key that is already deleted answers `200` with the key as it is, so a retried delete
-// needs no special handling. The key must hold no permission the caller lacks. Requires
-// `account:api:key:delete`.
+// needs no special handling. The key must hold no permission the caller lacks and, for a
+// caller that expires, must not outlive it. Requires `account:api:key:delete`.
+//
+// Order of checks: the credential and its permission (`401`, `403`), a key this credential
+// cannot see (`404`), then power and life (`403`, 40302, 40305), for a deleted key too, and
+// only then the key's state: already deleted (`200`, nothing changes), managed (`422`,
+// 42204). A caller that may not read keys (no `account:api:key:read`) learns no more than
+// the deletion: a `40302` carries no `details.missing`, and the `200` shows `metadata` as
+// `{}` and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
 //
 // Corresponds with DELETE /api-keys/{id} (the `DeleteAPIKey` operationId).
 func (c *Client) DeleteAPIKey(ctx context.Context, id APIKeyID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1849,6 +1895,19 @@ func (c *Client) GetAPIKey(ctx context.Context, id APIKeyID, reqEditors ...Reque
 // key must hold no permission the caller lacks and, for a caller that expires, must not
 // outlive it. Requires `account:api:key:update`.
 //
+// The managed secret key is the account's root credential: no credential (not even one
+// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
+// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+// can be switched off.
+//
+// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
+// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
+// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
+// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
+// `details.missing`, and the `200` shows `metadata` as `{}` unless the request set it (then
+// what it set) and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
@@ -1873,6 +1932,19 @@ func (c *Client) UpdateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentT
 // key must hold no permission the caller lacks and, for a caller that expires, must not
 // outlive it. Requires `account:api:key:update`.
 //
+// The managed secret key is the account's root credential: no credential (not even one
+// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
+// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+// can be switched off.
+//
+// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
+// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
+// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
+// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
+// `details.missing`, and the `200` shows `metadata` as `{}` unless the request set it (then
+// what it set) and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
+//
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
@@ -1895,7 +1967,10 @@ func (c *Client) UpdateAPIKey(ctx context.Context, id APIKeyID, body UpdateAPIKe
 // in this response. The previous secret stops working at once, unless the optional body asks
 // for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 // (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-// ends any earlier grace period at once.
+// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
+// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
+// `account:api:key:read`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1919,7 +1994,10 @@ func (c *Client) RegenerateAPIKeyWithBody(ctx context.Context, id APIKeyID, para
 // in this response. The previous secret stops working at once, unless the optional body asks
 // for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 // (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-// ends any earlier grace period at once.
+// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
+// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
+// `account:api:key:read`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2871,8 +2949,15 @@ type ClientWithResponsesInterface interface {
 	// everywhere within the bound under "How soon a change is enforced"; its name is free again.
 	// Managed keys are rotated with regenerate, never deleted (`422`, code 42204). Deleting a
 	// key that is already deleted answers `200` with the key as it is, so a retried delete
-	// needs no special handling. The key must hold no permission the caller lacks. Requires
-	// `account:api:key:delete`.
+	// needs no special handling. The key must hold no permission the caller lacks and, for a
+	// caller that expires, must not outlive it. Requires `account:api:key:delete`.
+	//
+	// Order of checks: the credential and its permission (`401`, `403`), a key this credential
+	// cannot see (`404`), then power and life (`403`, 40302, 40305), for a deleted key too, and
+	// only then the key's state: already deleted (`200`, nothing changes), managed (`422`,
+	// 42204). A caller that may not read keys (no `account:api:key:read`) learns no more than
+	// the deletion: a `40302` carries no `details.missing`, and the `200` shows `metadata` as
+	// `{}` and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2898,6 +2983,19 @@ type ClientWithResponsesInterface interface {
 	// key must hold no permission the caller lacks and, for a caller that expires, must not
 	// outlive it. Requires `account:api:key:update`.
 	//
+	// The managed secret key is the account's root credential: no credential (not even one
+	// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
+	// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+	// can be switched off.
+	//
+	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
+	// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
+	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
+	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
+	// `details.missing`, and the `200` shows `metadata` as `{}` unless the request set it (then
+	// what it set) and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
@@ -2912,6 +3010,19 @@ type ClientWithResponsesInterface interface {
 	// key must hold no permission the caller lacks and, for a caller that expires, must not
 	// outlive it. Requires `account:api:key:update`.
 	//
+	// The managed secret key is the account's root credential: no credential (not even one
+	// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
+	// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+	// can be switched off.
+	//
+	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
+	// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
+	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
+	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
+	// `details.missing`, and the `200` shows `metadata` as `{}` unless the request set it (then
+	// what it set) and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
+	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
@@ -2924,7 +3035,10 @@ type ClientWithResponsesInterface interface {
 	// in this response. The previous secret stops working at once, unless the optional body asks
 	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-	// ends any earlier grace period at once.
+	// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+	// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
+	// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
+	// `account:api:key:read`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2938,7 +3052,10 @@ type ClientWithResponsesInterface interface {
 	// in this response. The previous secret stops working at once, unless the optional body asks
 	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-	// ends any earlier grace period at once.
+	// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+	// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
+	// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
+	// `account:api:key:read`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4902,8 +5019,15 @@ func (c *ClientWithResponses) VerifyAPIKeyWithResponse(ctx context.Context, body
 // everywhere within the bound under "How soon a change is enforced"; its name is free again.
 // Managed keys are rotated with regenerate, never deleted (`422`, code 42204). Deleting a
 // key that is already deleted answers `200` with the key as it is, so a retried delete
-// needs no special handling. The key must hold no permission the caller lacks. Requires
-// `account:api:key:delete`.
+// needs no special handling. The key must hold no permission the caller lacks and, for a
+// caller that expires, must not outlive it. Requires `account:api:key:delete`.
+//
+// Order of checks: the credential and its permission (`401`, `403`), a key this credential
+// cannot see (`404`), then power and life (`403`, 40302, 40305), for a deleted key too, and
+// only then the key's state: already deleted (`200`, nothing changes), managed (`422`,
+// 42204). A caller that may not read keys (no `account:api:key:read`) learns no more than
+// the deletion: a `40302` carries no `details.missing`, and the `200` shows `metadata` as
+// `{}` and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4941,6 +5065,19 @@ func (c *ClientWithResponses) GetAPIKeyWithResponse(ctx context.Context, id APIK
 // key must hold no permission the caller lacks and, for a caller that expires, must not
 // outlive it. Requires `account:api:key:update`.
 //
+// The managed secret key is the account's root credential: no credential (not even one
+// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
+// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+// can be switched off.
+//
+// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
+// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
+// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
+// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
+// `details.missing`, and the `200` shows `metadata` as `{}` unless the request set it (then
+// what it set) and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
@@ -4961,6 +5098,19 @@ func (c *ClientWithResponses) UpdateAPIKeyWithBodyWithResponse(ctx context.Conte
 // key must hold no permission the caller lacks and, for a caller that expires, must not
 // outlive it. Requires `account:api:key:update`.
 //
+// The managed secret key is the account's root credential: no credential (not even one
+// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
+// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+// can be switched off.
+//
+// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
+// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
+// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
+// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
+// `details.missing`, and the `200` shows `metadata` as `{}` unless the request set it (then
+// what it set) and `last_used_at` and `last_used_ip` as `null`; the rest is the key as stored.
+//
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /api-keys/{id} (the `UpdateAPIKey` operationId).
@@ -4979,7 +5129,10 @@ func (c *ClientWithResponses) UpdateAPIKeyWithResponse(ctx context.Context, id A
 // in this response. The previous secret stops working at once, unless the optional body asks
 // for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 // (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-// ends any earlier grace period at once.
+// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
+// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
+// `account:api:key:read`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -4999,7 +5152,10 @@ func (c *ClientWithResponses) RegenerateAPIKeyWithBodyWithResponse(ctx context.C
 // in this response. The previous secret stops working at once, unless the optional body asks
 // for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 // (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-// ends any earlier grace period at once.
+// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
+// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
+// `account:api:key:read`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -157,10 +157,13 @@ writing nothing. Settings (HSRCPAY_DATABASE_URL, ...) come from the environment.
 without grace: the old secrets stop working, and the new ones are printed once,
 as JSON. For an owner who lost the managed secret, or whose managed secret key
 a leak report rotated (its new secret is shown to nobody; a leak report never
-rotates the publishable key, public by design). Each rotation is recorded
-(actor platform). Running servers refuse the old secrets within their
-credential cache's lifetime (HSRCPAY_CREDENTIAL_CACHE_TTL). Settings
-(HSRCPAY_DATABASE_URL, ...) come from the environment.`,
+rotates the publishable key, public by design). It restores the account's
+root credential: a managed secret key found switched off is switched back on
+in the same transaction (said on stderr); one that is deleted or expired
+cannot be restored, and the command fails (exit 1) changing nothing. Each
+change is recorded (actor platform). Running servers refuse the old secrets
+within their credential cache's lifetime (HSRCPAY_CREDENTIAL_CACHE_TTL).
+Settings (HSRCPAY_DATABASE_URL, ...) come from the environment.`,
 		Example: "  hsrcpay-server rotate-managed --account acct_123 --mode live",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -716,6 +719,16 @@ func rotateManagedRun(account, mode string, stdout, stderr io.Writer) int {
 		issued, err := svc.RotateManaged(ctx, account, m)
 		if err == nil && len(issued) == 0 {
 			err = fmt.Errorf("account %s has no managed keys in mode %s", account, mode)
+		}
+		// Say what was done besides new secrets, so that the operator is not
+		// handed a secret that will be refused without knowing why.
+		for _, is := range issued {
+			switch {
+			case is.Reenabled:
+				eprintf(stderr, "hsrcpay-server rotate-managed: the managed secret key %s was switched off (INACTIVE): switched back on and rotated (audit events enable and regenerate)\n", is.Key.ID)
+			case is.Key.Status != apikey.StatusActive:
+				eprintf(stderr, "hsrcpay-server rotate-managed: the managed publishable key %s is switched off (INACTIVE), as its owner left it: rotated, still off until switched on (PATCH /v1/api-keys/%s {\"status\":\"ACTIVE\"})\n", is.Key.ID, is.Key.ID)
+			}
 		}
 		return issued, err
 	})

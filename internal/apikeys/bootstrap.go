@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/perm"
+	"github.com/hsrcpay/apikeys/internal/policy"
 	"github.com/hsrcpay/apikeys/internal/store"
 )
 
@@ -93,9 +95,20 @@ func (s *Service) undo(ctx context.Context, accountID string, modes []apikey.Mod
 	return errors.Join(errs...)
 }
 
+// ErrNoRootCredential is returned by RotateManaged when the account's managed
+// secret key cannot be made to work again by rotating it: it is deleted or
+// expired (neither can happen through the API; only through the database).
+var ErrNoRootCredential = errors.New("no working root credential can be restored")
+
 // RotateManaged gives an account's managed keys in mode new secrets, without
 // grace, as the platform (no caller: the operator runs it, e.g. the demo
-// account at each start).
+// account at each start). It is the operator's way back to a working root
+// credential, so a managed secret key found switched off (data from before
+// the API refused that, or a database edit) is switched back on in the same
+// unit, recorded as an enable event before the regenerate event, and its
+// Issued says Reenabled. A managed publishable key stays as its owner left
+// it. A managed secret key that is deleted or expired cannot be restored:
+// ErrNoRootCredential, and nothing is changed.
 func (s *Service) RotateManaged(ctx context.Context, accountID string, mode apikey.Mode) ([]Issued, error) {
 	managed, err := s.store.Repo(mode).ListManagedKeys(ctx, accountID)
 	if err != nil {
@@ -118,7 +131,18 @@ func (s *Service) RotateManaged(ctx context.Context, accountID string, mode apik
 		if err := tx.LockAccount(ctx, accountID); err != nil {
 			return err
 		}
+		if err := restorable(locked, accountID, mode, now); err != nil {
+			return err
+		}
 		for _, k := range locked {
+			reenabled := false
+			if policy.Root(k) && k.Status != apikey.StatusActive {
+				// Written by rotate's UpdateKey below, with the new secret.
+				k.Status, k.UpdatedAt, reenabled = apikey.StatusActive, now, true
+				if err := record(ctx, tx, mode, audit.Enable, k, platform, "", map[string]any{"status": apikey.StatusActive}, now); err != nil {
+					return err
+				}
+			}
 			issued, err := rotate(ctx, tx, k, mode, 0, now)
 			if err != nil {
 				return err
@@ -126,6 +150,7 @@ func (s *Service) RotateManaged(ctx context.Context, accountID string, mode apik
 			if err := record(ctx, tx, mode, audit.Regenerate, k, platform, "", rotatedFields(k), now); err != nil {
 				return err
 			}
+			issued.Reenabled = reenabled
 			out = append(out, *issued)
 		}
 		return nil
@@ -137,6 +162,31 @@ func (s *Service) RotateManaged(ctx context.Context, accountID string, mode apik
 		s.changed(mode, is.Key.ID)
 	}
 	return out, nil
+}
+
+// restorable checks that rotating the account's managed keys (locked) leaves
+// it a working root credential: a managed secret key that is neither deleted
+// nor expired (switched off is repaired by RotateManaged). An account with no
+// managed key at all is left to the caller (it did not exist: LockAccount
+// said so already, or it is answered as having no managed keys).
+func restorable(locked []*apikey.Key, accountID string, mode apikey.Mode, now time.Time) error {
+	if len(locked) == 0 {
+		return nil
+	}
+	for _, k := range locked {
+		if !policy.Root(k) {
+			continue
+		}
+		switch {
+		case k.Deleted:
+			return fmt.Errorf("%w: the managed secret key %s of account %s in mode %s is deleted; nothing was changed", ErrNoRootCredential, k.ID, accountID, mode)
+		case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+			return fmt.Errorf("%w: the managed secret key %s of account %s in mode %s expired at %s; nothing was changed",
+				ErrNoRootCredential, k.ID, accountID, mode, k.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: account %s has no managed secret key in mode %s that is not deleted; nothing was changed", ErrNoRootCredential, accountID, mode)
 }
 
 // PublishablePermissions are the read-only permissions a browser may hold:

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/hsrcpay/apikeys/gen/api"
-	"github.com/hsrcpay/apikeys/internal/apierr"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/auth"
@@ -17,24 +15,30 @@ import (
 // secrets refused from the next request on (the credential caches are told
 // once it committed: at once on this replica, within the documented bound on
 // the others), its name free again. Deleting a deleted key answers
-// the key as it is and records nothing, so a retry is harmless. Managed keys
-// are rotated, never deleted.
+// the key as it is and records nothing, so a retry is harmless; like every
+// other answer about the key it comes only after the caller was authorized.
+// Managed keys are rotated, never deleted. A caller that may not read keys
+// gets the key back without its metadata and last use (policy.ViewFor).
 func (s *Service) Delete(ctx context.Context, p *auth.Principal, id string) (*apikey.Key, error) {
 	var deleted *apikey.Key
+	var caller *auth.Principal // as re-read in the unit: what it may see of the answer
 	wrote := false
 	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
-		target, caller, now, err := s.lockTarget(ctx, tx, p, id)
+		target, c, now, err := s.lockTarget(ctx, tx, p, id)
 		if err != nil {
 			return err
+		}
+		caller = c
+		// Authorization first, for a deleted key too: the answer (the key
+		// as it is) is only for a caller with power over it.
+		if e := policy.Authorize(caller, policy.DeleteKey, targetOf(target)); e != nil {
+			return e
 		}
 		deleted = target
 		if target.Deleted {
 			return nil
 		}
-		if target.Managed {
-			return apierr.New(api.CodeManagedKeyNotDeletable, "Managed keys are rotated with regenerate, never deleted")
-		}
-		if e := policy.Authorize(caller, policy.DeleteKey, targetOf(target)); e != nil {
+		if e := policy.MayTakeAway(target, policy.Revoke); e != nil {
 			return e
 		}
 		if err := tx.LockAccount(ctx, target.AccountID); err != nil {
@@ -54,7 +58,7 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, id string) (*ap
 		s.changed(p.Mode, deleted.ID)
 	}
 	s.overlayUsage(p.Mode, deleted)
-	return deleted, nil
+	return policy.ViewFor(caller, deleted, false), nil
 }
 
 // markDeleted revokes k: deleted, and no secret of it (current or in grace)

@@ -38,6 +38,11 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 		if err != nil {
 			return err
 		}
+		// Authorization first: the answers below tell a key's state (deleted,
+		// custom, switched off), which only a caller with power over it may learn.
+		if e := policy.Authorize(caller, policy.RegenerateKey, targetOf(target)); e != nil {
+			return e
+		}
 		if target.Deleted {
 			return apierr.KeyNotFound()
 		}
@@ -47,7 +52,7 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 		if target.Status != apikey.StatusActive {
 			return apierr.New(api.CodeKeyNotActive, "The API key is not active").With("status", target.Status)
 		}
-		if e := policy.Authorize(caller, policy.RegenerateKey, targetOf(target)); e != nil {
+		if e := policy.MayTakeAway(target, policy.Rotate); e != nil {
 			return e
 		}
 		if issued, err = rotate(ctx, tx, target, p.Mode, grace, now); err != nil {

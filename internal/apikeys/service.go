@@ -81,6 +81,9 @@ type Issued struct {
 	Key    *apikey.Key
 	Mode   apikey.Mode
 	Secret string
+	// Reenabled says RotateManaged found the key (the managed secret key)
+	// switched off and switched it back on before rotating it.
+	Reenabled bool
 }
 
 // actor is who a principal is, for the records it leaves.

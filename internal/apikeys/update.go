@@ -28,7 +28,9 @@ type UpdateInput struct {
 // Update changes a key's name, metadata, status or expiry (only earlier).
 // The key must hold nothing the caller lacks and, for a caller that expires,
 // must not outlive it: switching a powerful key back on is handing its power
-// out again. The change and its audit event commit together.
+// out again. The managed secret key is never switched off (policy.MayTakeAway).
+// The change and its audit event commit together. A caller that may not read
+// keys gets the key back showing only what it changed (policy.ViewFor).
 func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in UpdateInput) (*apikey.Key, error) {
 	var name string
 	if in.Name != nil {
@@ -44,20 +46,35 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		}
 	}
 	var updated *apikey.Key
+	var caller *auth.Principal // as re-read in the unit: what it may see of the answer
 	wrote := false
 	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
-		target, caller, now, err := s.lockTarget(ctx, tx, p, id)
+		target, c, now, err := s.lockTarget(ctx, tx, p, id)
 		if err != nil {
 			return err
+		}
+		caller = c
+		// Authorization first: every answer below tells something about the
+		// key (deleted, managed, its expiry, a name it holds), which only a
+		// caller with power over it may learn.
+		if e := policy.Authorize(caller, policy.UpdateKey, targetOf(target)); e != nil {
+			return e
 		}
 		if target.Deleted {
 			return apierr.New(api.CodeKeyDeleted, "The API key is deleted and cannot change").With("id", id)
 		}
-		if e := policy.Authorize(caller, policy.UpdateKey, targetOf(target)); e != nil {
-			return e
-		}
-		if target.Managed && (in.Name != nil || in.ExpiresAt != nil) {
+		if target.Managed && in.Name != nil {
 			return apierr.New(api.CodeManagedKeyFixed, "A managed key's name and expiry cannot change; update its metadata or status")
+		}
+		if in.ExpiresAt != nil {
+			if e := policy.MayTakeAway(target, policy.Shorten); e != nil {
+				return e
+			}
+		}
+		if in.Status != nil && *in.Status == apikey.StatusInactive {
+			if e := policy.MayTakeAway(target, policy.Disable); e != nil {
+				return e
+			}
 		}
 		if exp := in.ExpiresAt; exp != nil {
 			if !exp.After(now) || exp.After(MaxExpiry) {
@@ -113,7 +130,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		s.changed(p.Mode, updated.ID)
 	}
 	s.overlayUsage(p.Mode, updated)
-	return updated, nil
+	return policy.ViewFor(caller, updated, in.Metadata != nil), nil
 }
 
 // lockTarget locks the target and the caller's own key (id order), reads the

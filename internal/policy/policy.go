@@ -10,7 +10,12 @@
 //   - publishable keys manage nothing, and nobody acts on an account or mode
 //     it does not hold;
 //   - the decision is made inside the transaction that makes the change, on
-//     the caller's own key as re-read there (Recheck).
+//     the caller's own key as re-read there (Recheck), and before any answer
+//     that depends on the target (only "not found" comes earlier);
+//   - the managed secret key is the account's root credential: no credential
+//     disables it, shortens its life or revokes it (MayTakeAway);
+//   - a write answered to a caller that may not read keys shows no more than
+//     it changed (ViewFor).
 //
 // Use cases call Recheck then Authorize inside their unit of work; the server's
 // middleware calls CheckOperation, the same rules minus the target, before any
@@ -126,11 +131,17 @@ func Authorize(p *auth.Principal, a Action, t Target) *apierr.Error {
 		return nil
 	}
 	if missing := p.Permissions.Missing(t.Permissions); len(missing) > 0 {
-		msg := "The new key would hold permissions that the caller lacks"
-		if a != CreateKey {
-			msg = "The key holds permissions that the caller lacks"
+		if a == CreateKey {
+			// The caller's own request: naming what it asked for reveals nothing.
+			return apierr.New(api.CodePrivilegeEscalation, "The new key would hold permissions that the caller lacks").With("missing", missing)
 		}
-		return apierr.New(api.CodePrivilegeEscalation, msg).With("missing", missing)
+		e := apierr.New(api.CodePrivilegeEscalation, "The key holds permissions that the caller lacks")
+		// The list is the target's permissions minus the caller's: a caller
+		// that may not read keys learns none of a key's permissions from it.
+		if p.Permissions.Has(Permissions[ReadKeys]) {
+			e = e.With("missing", missing)
+		}
+		return e
 	}
 	if p.ExpiresAt != nil && outlives(t.ExpiresAt, *p.ExpiresAt) {
 		limit := p.ExpiresAt.UTC().Format(time.RFC3339)
@@ -195,4 +206,70 @@ func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, 
 	q.Replaced = replaced
 	q.Accounts = []string{k.AccountID}
 	return &q, nil
+}
+
+// Loss is what an action takes away from the holders of a key.
+type Loss string
+
+const (
+	// Disable switches the key off (status INACTIVE): none of its secrets
+	// authenticates until it is switched on again.
+	Disable Loss = "disable"
+	// Shorten moves the key's expiry (managed keys never expire: any expiry
+	// is shorter).
+	Shorten Loss = "shorten"
+	// Rotate replaces the key's secret; the caller receives the new one.
+	Rotate Loss = "rotate"
+	// Revoke deletes the key.
+	Revoke Loss = "revoke"
+)
+
+// Root reports whether k is its account's root credential in its mode: the
+// managed secret key, which holds every permission and which the platform
+// made with the account.
+func Root(k *apikey.Key) bool { return k.Managed && k.Type == apikey.TypeSecret }
+
+// MayTakeAway decides whether an action may take l away from key k, once
+// Authorize allowed the caller to act on k. The answer depends on the key,
+// not on the caller: the rule is that an account always keeps one working
+// root credential, so no credential (a peer holding the same permissions,
+// a JWT, the root itself) may switch it off, shorten its life or revoke it.
+// Rotating it stays allowed: the new secret goes to the caller, so a
+// working root credential still exists. Managed keys are rotated, never
+// deleted, and their expiry is fixed; a managed publishable key may be
+// switched off by a caller with power over it (its owner's choice: it
+// manages no keys).
+func MayTakeAway(k *apikey.Key, l Loss) *apierr.Error {
+	switch {
+	case !k.Managed || l == Rotate:
+		return nil
+	case l == Revoke:
+		return apierr.New(api.CodeManagedKeyNotDeletable, "Managed keys are rotated with regenerate, never deleted")
+	case l == Shorten:
+		return apierr.New(api.CodeManagedKeyFixed, "A managed key's name and expiry cannot change; update its metadata or status")
+	case l == Disable && Root(k):
+		return apierr.New(api.CodeManagedKeyFixed,
+			"The managed secret key is the account's root credential: it cannot be disabled; rotate it with regenerate")
+	}
+	return nil
+}
+
+// ViewFor is key k as the answer to a write (update, delete) by p may show
+// it. A caller holding the read permission sees the key as stored. One
+// without it (a key made to switch keys off, or to revoke them) learns no
+// more than what it changed: the metadata only when its request set them
+// (wroteMetadata; then they are what it set), no last use; the rest (id,
+// name, type, hint, permissions, which Authorize held to the caller's own,
+// status, expiry, flags, timestamps) is what any such write must confirm.
+// k is not modified.
+func ViewFor(p *auth.Principal, k *apikey.Key, wroteMetadata bool) *apikey.Key {
+	if p.Permissions.Has(Permissions[ReadKeys]) {
+		return k
+	}
+	v := *k
+	if !wroteMetadata {
+		v.Metadata = map[string]string{}
+	}
+	v.LastUsedAt, v.LastUsedIP = nil, nil
+	return &v
 }

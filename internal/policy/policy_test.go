@@ -56,8 +56,9 @@ func TestAuthorize(t *testing.T) {
 		{"create: publishable", pub, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodePublishableKeyForbidden, ""},
 		{"create: no create permission", key(onlyUpd, nil), policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodePermissionDenied, "required"},
 		{"regenerate within power", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil}, 0, ""},
-		{"regenerate: update alone cannot take the managed key", key(onlyUpd, nil), policy.RegenerateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, "missing"},
-		{"regenerate: a JWT with update alone neither", &auth.Principal{Kind: keys.KindJWT, Accounts: []string{"acct_a"}, Permissions: onlyUpd}, policy.RegenerateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, "missing"},
+		// Without account:api:key:read the 40302 lists nothing (TestMissingOnlyForReaders).
+		{"regenerate: update alone cannot take the managed key", key(onlyUpd, nil), policy.RegenerateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, ""},
+		{"regenerate: a JWT with update alone neither", &auth.Principal{Kind: keys.KindJWT, Accounts: []string{"acct_a"}, Permissions: onlyUpd}, policy.RegenerateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, ""},
 		{"regenerate: key outlives the caller", key(manage, &hourOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil}, api.CodeLifetimeEscalation, "credential_expires_at"},
 		{"regenerate: key expires before the caller", key(manage, &dayOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, &hourOn}, 0, ""},
 		{"regenerate: replaced secret", replaced, policy.RegenerateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodeReplacedSecret, ""},
@@ -198,5 +199,113 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("Verifies = %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestMissingOnlyForReaders: a 40302 about an existing key lists the key's
+// permissions the caller lacks only to a caller that may read keys; create
+// always lists them (they are the caller's own request).
+func TestMissingOnlyForReaders(t *testing.T) {
+	everything := perm.FromList([]string{"account:api:key:create", "account:api:key:update", "account:api:key:delete", "account:api:key:read", "refund:create"})
+	updRead := perm.FromList([]string{"account:api:key:update", "account:api:key:read"})
+	delOnly := perm.FromList([]string{"account:api:key:delete"})
+	for _, c := range []struct {
+		name  string
+		p     *auth.Principal
+		a     policy.Action
+		shown bool
+	}{
+		{"update by a reader", key(updRead, nil), policy.UpdateKey, true},
+		{"update by a non-reader", key(onlyUpd, nil), policy.UpdateKey, false},
+		{"regenerate by a reader", key(updRead, nil), policy.RegenerateKey, true},
+		{"regenerate by a non-reader", key(onlyUpd, nil), policy.RegenerateKey, false},
+		{"delete by a non-reader", key(delOnly, nil), policy.DeleteKey, false},
+		{"create by a non-reader", key(perm.FromList([]string{"account:api:key:create"}), nil), policy.CreateKey, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := policy.Authorize(c.p, c.a, policy.Target{AccountID: "acct_a", Permissions: everything})
+			if e == nil || e.Code != api.CodePrivilegeEscalation {
+				t.Fatalf("got %v, want 40302", e)
+			}
+			if _, has := e.Details["missing"]; has != c.shown {
+				t.Fatalf("details %v: missing shown %v, want %v", e.Details, has, c.shown)
+			}
+		})
+	}
+}
+
+// TestMayTakeAway: the managed secret key (the account's root credential)
+// is never switched off, shortened or revoked by any credential, but may be
+// rotated; a managed publishable key may be switched off, never shortened
+// or revoked; a custom key loses anything.
+func TestMayTakeAway(t *testing.T) {
+	root := &apikey.Key{Managed: true, Type: apikey.TypeSecret}
+	pub := &apikey.Key{Managed: true, Type: apikey.TypePublishable}
+	custom := &apikey.Key{Type: apikey.TypeSecret}
+	for _, c := range []struct {
+		name string
+		k    *apikey.Key
+		l    policy.Loss
+		want api.ErrorCode
+	}{
+		{"root: disable", root, policy.Disable, api.CodeManagedKeyFixed},
+		{"root: shorten", root, policy.Shorten, api.CodeManagedKeyFixed},
+		{"root: revoke", root, policy.Revoke, api.CodeManagedKeyNotDeletable},
+		{"root: rotate", root, policy.Rotate, 0},
+		{"managed publishable: disable", pub, policy.Disable, 0},
+		{"managed publishable: shorten", pub, policy.Shorten, api.CodeManagedKeyFixed},
+		{"managed publishable: revoke", pub, policy.Revoke, api.CodeManagedKeyNotDeletable},
+		{"managed publishable: rotate", pub, policy.Rotate, 0},
+		{"custom: disable", custom, policy.Disable, 0},
+		{"custom: shorten", custom, policy.Shorten, 0},
+		{"custom: revoke", custom, policy.Revoke, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := policy.MayTakeAway(c.k, c.l)
+			if (c.want == 0) != (e == nil) || e != nil && e.Code != c.want {
+				t.Fatalf("got %v, want code %d", e, c.want)
+			}
+		})
+	}
+	if !policy.Root(root) || policy.Root(pub) || policy.Root(custom) {
+		t.Fatal("Root: only the managed secret key is the root credential")
+	}
+}
+
+// TestViewFor: a write answered to a caller without account:api:key:read
+// shows no metadata it did not set and no last use; a reader sees the key
+// as stored; the key itself is not changed.
+func TestViewFor(t *testing.T) {
+	ip := "203.0.113.7"
+	stored := &apikey.Key{ID: "key_t", Name: "t", Status: apikey.StatusActive, Metadata: map[string]string{"team": "a"},
+		LastUsedAt: &now, LastUsedIP: &ip, Permissions: map[string][]string{"payment": {"read"}}, ExpiresAt: &dayOn}
+	reader := key(perm.FromList([]string{"account:api:key:update", "account:api:key:read"}), nil)
+	for _, c := range []struct {
+		name      string
+		p         *auth.Principal
+		wroteMeta bool
+		meta      map[string]string
+		lastUse   bool
+	}{
+		{"reader", reader, false, stored.Metadata, true},
+		{"non-reader, metadata untouched", key(onlyUpd, nil), false, map[string]string{}, false},
+		{"non-reader that set the metadata", key(onlyUpd, nil), true, stored.Metadata, false},
+		{"a JWT without read", &auth.Principal{Kind: keys.KindJWT, Accounts: []string{"acct_a"}, Permissions: onlyUpd}, false, map[string]string{}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := policy.ViewFor(c.p, stored, c.wroteMeta)
+			if len(v.Metadata) != len(c.meta) || v.Metadata == nil || v.Metadata["team"] != c.meta["team"] {
+				t.Fatalf("metadata %v, want %v", v.Metadata, c.meta)
+			}
+			if (v.LastUsedAt != nil) != c.lastUse || (v.LastUsedIP != nil) != c.lastUse {
+				t.Fatalf("last use %v %v shown, want %v", v.LastUsedAt, v.LastUsedIP, c.lastUse)
+			}
+			if v.ID != stored.ID || v.Name != stored.Name || v.Status != stored.Status || v.ExpiresAt != stored.ExpiresAt || len(v.Permissions) != 1 {
+				t.Fatalf("view %+v lost what the write confirms", v)
+			}
+		})
+	}
+	if stored.LastUsedIP == nil || stored.Metadata["team"] != "a" {
+		t.Fatal("ViewFor changed the stored key")
 	}
 }
