@@ -278,7 +278,7 @@ func checkPublishableSpendsPresenter(t *testing.T, replicas []*testenv.Env, acco
 	// The pk's 403 reports the budget it spent: its address's.
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, replicas[0].URL+"/api-keys/"+m.SecretID, nil)
 	req.Header.Set("Authorization", "Bearer "+m.Publishable)
-	res, err := (&http.Client{Transport: fromAddr{merchantAddr}}).Do(req) //nolint:bodyclose // readAll closes it
+	res, err := (&http.Client{Transport: fromAddr{merchantAddr}}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

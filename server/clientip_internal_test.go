@@ -36,7 +36,7 @@ func TestTrustedProxiesClientIP(t *testing.T) {
 		{"IPv4-mapped peer", lb, "[::ffff:10.0.0.2]:5000", []string{"203.0.113.9"}, "203.0.113.9"},
 		{"IPv4-mapped entry", lb, "10.0.0.2:5000", []string{"::ffff:203.0.113.9"}, "203.0.113.9"},
 	} {
-		r, _ := http.NewRequest(http.MethodGet, "/", nil)
+		r, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "/", nil)
 		r.RemoteAddr = c.peer
 		for _, v := range c.xff {
 			r.Header.Add("X-Forwarded-For", v)

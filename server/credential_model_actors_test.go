@@ -155,6 +155,7 @@ func (m *csmModel) outsider(rt *rapid.T) {
 			_, w := m.gate(c, need, m.now())
 			if w == nil {
 				rt.Fatalf("the model lets a publishable key %s", op)
+				return
 			}
 			want = *w
 		case "a forged key":

@@ -20,7 +20,7 @@ func TestFileModesOfData(t *testing.T) {
 	old := syscall.Umask(0o022)
 	t.Cleanup(func() { syscall.Umask(old) })
 	parent := t.TempDir()
-	if err := os.Chmod(parent, 0o755); err != nil { // the operator's volume
+	if err := os.Chmod(parent, 0o755); err != nil { //nolint:gosec // an operator's volume readable by others, on purpose: the test shows the files in it stay 0600
 		t.Fatal(err)
 	}
 	dir := filepath.Join(parent, "data")

@@ -308,7 +308,7 @@ func (s *Server) authorizeReplay(ctx context.Context, p *auth.Principal, op stri
 			} `json:"data"`
 		}
 		if err := json.Unmarshal(stored, &answer); err != nil || answer.Data.ID == "" {
-			return apierr.Internal(fmt.Errorf("idempotency: a stored create answer names no key (%v)", err))
+			return apierr.Internal(fmt.Errorf("idempotency: a stored create answer names no key (%w)", err))
 		}
 		return s.Service.AuthorizeReplay(ctx, p, policy.CreateKey, answer.Data.ID)
 	}

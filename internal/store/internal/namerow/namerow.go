@@ -27,10 +27,6 @@ type SQL struct{ Missing, Taken, Set string }
 // Fill computes the missing keys in one transaction on db and returns how
 // many rows it filled.
 func Fill(ctx context.Context, db *sql.DB, q SQL) (n int, err error) {
-	type row struct {
-		id, account, name string
-		live              bool
-	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -40,23 +36,8 @@ func Fill(ctx context.Context, db *sql.DB, q SQL) (n int, err error) {
 			_ = tx.Rollback() // err is the one to report
 		}
 	}()
-	rs, err := tx.QueryContext(ctx, q.Missing)
+	rows, err := missingRows(ctx, tx, q.Missing)
 	if err != nil {
-		return 0, err
-	}
-	var rows []row
-	for rs.Next() {
-		var r row
-		if err := rs.Scan(&r.id, &r.account, &r.name, &r.live); err != nil {
-			_ = rs.Close() // the scan's error is the one to report
-			return 0, err
-		}
-		rows = append(rows, r)
-	}
-	if err := rs.Close(); err != nil {
-		return 0, err
-	}
-	if err := rs.Err(); err != nil {
 		return 0, err
 	}
 	for _, r := range rows {
@@ -75,4 +56,29 @@ func Fill(ctx context.Context, db *sql.DB, q SQL) (n int, err error) {
 		}
 	}
 	return len(rows), tx.Commit()
+}
+
+// row is a key whose name key is missing.
+type row struct {
+	id, account, name string
+	live              bool
+}
+
+// missingRows reads the keys query selects (all of them before the caller
+// writes anything: one statement's rows at a time on a transaction).
+func missingRows(ctx context.Context, tx *sql.Tx, query string) ([]row, error) {
+	rs, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rs.Close() }() // an error of the scan or of Err is the one to report
+	var rows []row
+	for rs.Next() {
+		var r row
+		if err := rs.Scan(&r.id, &r.account, &r.name, &r.live); err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, rs.Err()
 }
