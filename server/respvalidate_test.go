@@ -56,6 +56,12 @@ func TestResponseValidationModes(t *testing.T) {
 			env := testenv.New(t, tc.cfg)
 			managed := env.Bootstrap(acct)[apikey.Sandbox]
 			checked := func() float64 { return validatedCount(t, m, "valid") }
+			// A secret key that may not create: its refusals spend its own
+			// budget (a publishable key's would spend the address's).
+			reader, err := env.Client(managed.Secret).CreateAPIKey(ctx, acct, newKeyReq("reader", client.Permissions{"payment": {"read"}}))
+			if err != nil {
+				t.Fatal(err)
+			}
 
 			before := checked()
 			// 401: a broken key, one no one was issued.
@@ -66,8 +72,8 @@ func TestResponseValidationModes(t *testing.T) {
 					t.Fatalf("status %d", st)
 				}
 			}
-			// 403: a publishable key may not create; then 429 once over its budget of 3.
-			pub := env.Client(managed.Publishable)
+			// 403: a key without the permission may not create; then 429 once over its budget of 3.
+			pub := env.Client(reader.Key)
 			var statuses []int
 			for range 4 {
 				_, err := pub.CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
