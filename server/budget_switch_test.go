@@ -7,7 +7,6 @@ package server_test
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -17,16 +16,13 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/testenv"
+	"github.com/hsrcpay/apikeys/internal/testredis"
 )
 
 func TestBudgetCarriedAcrossRedisSwitch(t *testing.T) {
-	c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", "127.0.0.1:6379")
-	if err != nil {
-		t.Skip("Redis not reachable at 127.0.0.1:6379: skipping")
-	}
-	_ = c.Close() // only probed
-	proxy := newFaultProxy(t, "127.0.0.1:6379")
-	shared, rdb, err := ratelimit.NewRedis("redis://" + proxy.Addr + "/0")
+	// Skips without Redis, fails without it under HSRCPAY_REQUIRE_REDIS=1.
+	proxy := newFaultProxy(t, testredis.Addr(t))
+	shared, rdb, err := ratelimit.NewRedis(testredis.Via(t, proxy.Addr))
 	if err != nil {
 		t.Fatal(err)
 	}

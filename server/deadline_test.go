@@ -165,17 +165,33 @@ func TestStoreLocked503SQLite(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, `ROLLBACK`); err != nil {
 		t.Fatal(err)
 	}
+	var after *client.APIKey
 	eventually(t, 15*time.Second, "create once the lock is free", func() error {
-		_, err := c.CreateAPIKey(ctx, acctL, newKey("after"))
+		k, err := c.CreateAPIKey(ctx, acctL, newKey("after"))
+		after = k
 		return err
 	})
-	page, err := c.ListAPIKeysPage(ctx, acctL, client.ListAPIKeysOptions{})
+	page, err := c.ListAPIKeysPage(ctx, acctL, client.ListAPIKeysOptions{Limit: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if page.HasMore {
+		t.Fatalf("%d keys and more: the list is not all of them", len(page.Data))
+	}
+	names := map[string][]string{}
 	for _, k := range page.Data {
-		if k.Name == "locked 1" || k.Name == "locked 2" {
-			t.Errorf("a create answered 503 was stored: %s", k.Name)
+		names[k.Name] = append(names[k.Name], k.ID)
+	}
+	if got := names["before"]; len(got) != 1 {
+		t.Errorf("the key created before the lock is listed %d times", len(got))
+	}
+	// The write after the lock reached the store, exactly once, as answered.
+	if got := names["after"]; len(got) != 1 || got[0] != after.ID {
+		t.Errorf("the key created after the lock is listed as %v, want [%s]", got, after.ID)
+	}
+	for _, n := range []string{"locked 1", "locked 2"} {
+		if got := names[n]; len(got) != 0 {
+			t.Errorf("a create answered 503 was stored: %s %v", n, got)
 		}
 	}
 }

@@ -779,6 +779,7 @@ func TestStoreUnavailable(t *testing.T) {
 
 	// Flapping under concurrent load: each request succeeds or is the 500
 	// envelope; the store ends up holding exactly what was acknowledged.
+	failsBefore := flaky.fails.Load()
 	ctx, stop := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer stop()
 	var wg sync.WaitGroup
@@ -814,7 +815,25 @@ func TestStoreUnavailable(t *testing.T) {
 		summary = append(summary, fmt.Sprintf("%s: %d", k, v.(*atomic.Int64).Load()))
 		return true
 	})
-	t.Logf("flapping store: %d injected failures; answers %v", flaky.fails.Load(), summary)
+	injected := flaky.fails.Load() - failsBefore
+	t.Logf("flapping store: %d injected failures; answers %v", injected, summary)
+	// The phase proves something only if it flapped: failures were injected
+	// and reached the client as the 500 envelope, and requests also succeeded.
+	answered := func(status int) int64 {
+		var n int64
+		for _, op := range []string{hxOpCreate, hxOpRegenerate} {
+			if v, ok := answers.Load(fmt.Sprintf("%s %d", op, status)); ok {
+				n += v.(*atomic.Int64).Load()
+			}
+		}
+		return n
+	}
+	if injected == 0 || answered(500) == 0 {
+		t.Errorf("flapping phase: %d failures injected, %d answers 500: the store never failed under load", injected, answered(500))
+	}
+	if answered(201)+answered(200) == 0 {
+		t.Errorf("flapping phase: no request succeeded: the store never came back under load")
+	}
 
 	if got, want := hxCountKeys(t, inner, apikey.Sandbox, acctU), 2+len(createdSecrets); got != want {
 		t.Errorf("%d keys stored, want 2 managed + %d acknowledged creates", got, len(createdSecrets))

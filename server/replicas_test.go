@@ -2,8 +2,6 @@ package server_test
 
 import (
 	"fmt"
-	"net"
-	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -143,15 +141,7 @@ func TestConcurrentCreates(t *testing.T) {
 // redisLimiter returns a Redis-backed limiter, skipping (or failing in CI) without Redis.
 func redisLimiter(t *testing.T) ratelimit.Limiter {
 	t.Helper()
-	c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", "127.0.0.1:6379")
-	if err != nil {
-		if os.Getenv("HSRCPAY_REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis not reachable and HSRCPAY_REQUIRE_REDIS=1: %v", err)
-		}
-		t.Skip("Redis not reachable at 127.0.0.1:6379: skipping the shared rate-limit test")
-	}
-	_ = c.Close() // a probe: it connected
-	lim, rdb, err := ratelimit.NewRedis("redis://127.0.0.1:6379/0")
+	lim, rdb, err := ratelimit.NewRedis(redisURL(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,11 +56,26 @@ func TestEmbeddedSpecMatchesFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := json.Marshal(fileDoc)
-	b, _ := json.Marshal(embedded)
-	var x, y any
-	_ = json.Unmarshal(a, &x)
-	_ = json.Unmarshal(b, &y)
+	// Both sides through JSON, every error checked: two failed encodings
+	// would otherwise compare equal (nil and nil).
+	a, err := json.Marshal(fileDoc)
+	if err != nil {
+		t.Fatalf("encode openapi.yaml: %v", err)
+	}
+	b, err := json.Marshal(embedded)
+	if err != nil {
+		t.Fatalf("encode the embedded spec: %v", err)
+	}
+	var x, y map[string]any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatalf("decode openapi.yaml's JSON: %v", err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatalf("decode the embedded spec's JSON: %v", err)
+	}
+	if len(x) == 0 || x["paths"] == nil {
+		t.Fatalf("openapi.yaml encoded to %d top-level fields and no paths: nothing compared", len(x))
+	}
 	if !reflect.DeepEqual(x, y) {
 		t.Fatal("the spec embedded in gen/api differs from openapi.yaml: run `make generate`")
 	}

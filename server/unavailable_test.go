@@ -51,16 +51,28 @@ func pgBehindProxy(t *testing.T, query string) (store.Store, *faultProxy, string
 	return st, p, u.Path[1:]
 }
 
+// envRequireTmpfs=1 (CI, which runs as root) turns "cannot mount a tmpfs"
+// from a skip into a failure, so the full-disk tests cannot vanish there.
+const envRequireTmpfs = "HSRCPAY_REQUIRE_TMPFS"
+
 // sqliteOnTmpfs opens SQLite on a tmpfs of size bytes, which a test can fill;
-// it skips unless the test runs as root (mount needs it).
+// it skips unless the test may mount one (root), or fails when
+// HSRCPAY_REQUIRE_TMPFS=1.
 func sqliteOnTmpfs(t *testing.T, size int) (*sqlite.Store, string) {
 	t.Helper()
+	noTmpfs := func(why string) {
+		t.Helper()
+		if os.Getenv(envRequireTmpfs) == "1" {
+			t.Fatalf("%s and %s=1: failing", why, envRequireTmpfs)
+		}
+		t.Skipf("%s: skipping (%s=1 to fail instead)", why, envRequireTmpfs)
+	}
 	if os.Geteuid() != 0 {
-		t.Skip("a full disk is simulated with a small tmpfs, and mounting one needs root: skipping")
+		noTmpfs("a full disk is simulated with a small tmpfs, and mounting one needs root")
 	}
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v): skipping", err)
+		noTmpfs(fmt.Sprintf("cannot mount a tmpfs (%v)", err))
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/secretscan"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
+	"github.com/hsrcpay/apikeys/internal/testredis"
 )
 
 func TestBootstrapPrintsManagedKeysOnce(t *testing.T) {
@@ -421,15 +422,8 @@ func TestTwoServerProcesses(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	dbURL := storetest.FreshPostgresDB(t)
-	if c, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", "127.0.0.1:6379"); err != nil {
-		if os.Getenv("HSRCPAY_REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis not reachable and HSRCPAY_REQUIRE_REDIS=1: %v", err)
-		}
-		t.Skip("Redis not reachable at 127.0.0.1:6379: skipping the two-process test")
-	} else {
-		_ = c.Close() // a probe: it connected
-	}
-	env := []string{"HSRCPAY_DATABASE_URL=" + dbURL, "HSRCPAY_REDIS_URL=redis://127.0.0.1:6379/0",
+	redisURL := testredis.URL(t) // skips without Redis, fails under HSRCPAY_REQUIRE_REDIS=1
+	env := []string{"HSRCPAY_DATABASE_URL=" + dbURL, "HSRCPAY_REDIS_URL=" + redisURL,
 		"HSRCPAY_RATE_LIMIT_TEST=" + "4"}
 	// Provision with the binary, as an operator would.
 	bin, err := buildBinary()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,26 +12,31 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/testredis"
 )
 
-const redisAddr = "127.0.0.1:6379"
-
+// needRedis skips the test without the test Redis (fails it in CI).
 func needRedis(t *testing.T) {
 	t.Helper()
-	c, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", redisAddr)
-	if err != nil {
-		if os.Getenv("HSRCPAY_REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis not reachable and HSRCPAY_REQUIRE_REDIS=1: %v", err)
-		}
-		t.Skip("Redis not reachable at " + redisAddr + ": skipping")
+	testredis.URL(t)
+}
+
+// redisOptions are the test Redis's options (database, credentials) with the
+// address replaced by addr, e.g. a proxy's.
+func redisOptions(t *testing.T, addr string) *redis.Options {
+	t.Helper()
+	o := testredis.Options(t)
+	if addr != "" {
+		o.Addr = addr
 	}
-	_ = c.Close() // a probe: it connected
+	return o
 }
 
 // proxy stands between the bus and Redis, to cut, refuse or freeze the
 // link the way a network does.
 type proxy struct {
 	ln      net.Listener
+	target  string      // the test Redis's host:port
 	refuse  atomic.Bool // close new connections at once
 	frozen  atomic.Bool // forward nothing (a partition: no error, no data)
 	mu      sync.Mutex
@@ -46,7 +50,7 @@ func newProxy(t *testing.T) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, stopped: make(chan struct{})}
+	p := &proxy{ln: ln, target: testredis.Addr(t), stopped: make(chan struct{})}
 	go p.accept()
 	t.Cleanup(func() { _ = ln.Close(); <-p.stopped; p.cut() })
 	return p
@@ -65,7 +69,7 @@ func (p *proxy) accept() {
 			_ = c.Close() // refused: the client sees the connection end
 			continue
 		}
-		up, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", redisAddr)
+		up, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", p.target)
 		if err != nil {
 			_ = c.Close() // no upstream: refuse
 			continue
@@ -122,9 +126,10 @@ func eventually(t *testing.T, what string, within time.Duration, cond func() boo
 // that plays the other replicas.
 func startBus(t *testing.T, c *Cache, p *proxy, o BusOptions) (*Bus, *redis.Client) {
 	t.Helper()
-	viaProxy := redis.NewClient(&redis.Options{Addr: p.addr(), DialTimeout: 250 * time.Millisecond, ReadTimeout: 250 * time.Millisecond,
-		WriteTimeout: 250 * time.Millisecond, MaxRetries: -1})
-	direct := redis.NewClient(&redis.Options{Addr: redisAddr})
+	ro := redisOptions(t, p.addr())
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout, ro.MaxRetries = 250*time.Millisecond, 250*time.Millisecond, 250*time.Millisecond, -1
+	viaProxy := redis.NewClient(ro)
+	direct := redis.NewClient(redisOptions(t, ""))
 	t.Cleanup(func() { _ = viaProxy.Close(); _ = direct.Close() }) // only frees connections
 	b := NewBus(viaProxy, c, o)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -210,7 +215,9 @@ func TestPublishFailsFastAndPauses(t *testing.T) {
 	needRedis(t)
 	p := newProxy(t)
 	p.refuse.Store(true)
-	rdb := redis.NewClient(&redis.Options{Addr: p.addr(), DialTimeout: 250 * time.Millisecond, MaxRetries: -1})
+	o := redisOptions(t, p.addr())
+	o.DialTimeout, o.MaxRetries = 250*time.Millisecond, -1
+	rdb := redis.NewClient(o)
 	t.Cleanup(func() { _ = rdb.Close() }) // only frees connections
 	b := NewBus(rdb, nil, BusOptions{PublishCooldown: 200 * time.Millisecond})
 	b.Run(context.Background()) // no cache: nothing to subscribe for, returns at once

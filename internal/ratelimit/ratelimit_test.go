@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/hsrcpay/apikeys/internal/testredis"
 )
 
 func TestMemoryBudget(t *testing.T) {
@@ -41,22 +42,11 @@ func TestMemoryBudget(t *testing.T) {
 	}
 }
 
-// redisURL returns the test Redis, skipping (or failing in CI) when it is down.
+// redisURL returns the test Redis (testredis: HSRCPAY_TEST_REDIS_URL),
+// skipping (or failing in CI) when it is down.
 func redisURL(t *testing.T) string {
 	t.Helper()
-	addr := os.Getenv("HSRCPAY_TEST_REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	c, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", addr)
-	if err != nil {
-		if os.Getenv("HSRCPAY_REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis not reachable at %s and HSRCPAY_REQUIRE_REDIS=1: %v", addr, err)
-		}
-		t.Skipf("Redis not reachable at %s: skipping Redis rate-limit tests (set HSRCPAY_TEST_REDIS_ADDR)", addr)
-	}
-	_ = c.Close() // a probe: it connected
-	return "redis://" + addr + "/0"
+	return testredis.URL(t)
 }
 
 func TestRedisSharesOneBudget(t *testing.T) {

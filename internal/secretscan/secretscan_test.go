@@ -174,8 +174,10 @@ func TestURLRefetchAndRefresh(t *testing.T) {
 	if err := keys.Verify(context.Background(), "b", sign(t, b, body), body); err != nil {
 		t.Fatalf("b after MinRefetch: %v", err)
 	}
-	for i := 0; i < 20; i++ { // forged ids: no more requests to GitHub
-		_ = keys.Verify(context.Background(), "forged", sign(t, b, body), body)
+	for i := 0; i < 20; i++ { // forged ids: refused, and no more requests to GitHub
+		if err := keys.Verify(context.Background(), "forged", sign(t, b, body), body); !errors.Is(err, secretscan.ErrUnknownKey) {
+			t.Fatalf("forged id, try %d: %v, want %v", i, err, secretscan.ErrUnknownKey)
+		}
 	}
 	if gets.Load() != 2 {
 		t.Fatalf("%d GETs, want 2", gets.Load())
