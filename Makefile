@@ -54,16 +54,21 @@ lint:
 
 ## services-note: say up front which backing services (PostgreSQL, Redis) are unreachable, so skipped tests are no surprise
 services-note:
-	@for svc in PostgreSQL:5432 Redis:6379; do \
-	  name=$${svc%%:*}; port=$${svc##*:}; \
+	@for svc in PostgreSQL:5432:HSRCPAY_TEST_POSTGRES_URL Redis:6379:HSRCPAY_TEST_REDIS_URL; do \
+	  IFS=: read -r name port var <<< "$$svc"; \
+	  if [ -n "$${!var:-}" ]; then continue; fi; \
 	  if ! (exec 3<>/dev/tcp/127.0.0.1/$$port) 2>/dev/null; then \
-	    echo "NOTE: $$name is not reachable on 127.0.0.1:$$port: tests that need it will be SKIPPED (go test -v shows each SKIP)"; \
+	    echo "NOTE: $$name is not reachable on 127.0.0.1:$$port (set $$var to use another): tests that need it will be SKIPPED (listed at the end)"; \
 	  fi; \
 	done
 
-## test: vet and run every test (end-to-end through the client on real stores)
+## test: vet and run every test (end-to-end through the client on real stores), then list every skipped test and why
+# go test -json through internal/testsummary: the same ok/FAIL lines and failures as plain go test,
+# then each skipped test with its message and "tests: N passed, N failed, N skipped"; it fails the
+# run when a test skipped for a service a HSRCPAY_REQUIRE_* switch makes mandatory.
 test: services-note vet
-	$(GO) test -count=1 ./...
+	@$(GO) build -o bin/testsummary ./internal/testsummary
+	set -o pipefail; $(GO) test -count=1 -json ./... | bin/testsummary
 
 ## fuzz: run every go test -fuzz target for FUZZTIME each (default 10s); fails on a crasher
 fuzz:
