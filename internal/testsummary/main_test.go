@@ -12,7 +12,7 @@ import (
 // package that does not build and a test that panics.
 func summarize(t *testing.T, fixture string, env map[string]string) (string, int) {
 	t.Helper()
-	f, err := os.Open("testdata/" + fixture)
+	f, err := os.DirFS("testdata").Open(fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
