@@ -100,13 +100,15 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		}
 		// Compared at the microsecond, the precision every store keeps, so
 		// that sending the current expiry again changes (and records) nothing.
+		// The previous secret's end is left alone: only managed keys hold a
+		// previous secret (regenerate and the leak response rotate only
+		// those), and their expiry never changes (MayTakeAway, Shorten); and
+		// a key's expiry ends every secret of it at each use anyway
+		// (auth.Authenticator, policy.Current).
 		if exp := in.ExpiresAt; exp != nil && (target.ExpiresAt == nil ||
 			!exp.Truncate(time.Microsecond).Equal(target.ExpiresAt.Truncate(time.Microsecond))) {
 			exp := exp.UTC()
 			target.ExpiresAt, changes["expires_at"] = &exp, timeValue(&exp)
-			if pe := target.PrevSecretExpiresAt; pe != nil && pe.After(exp) {
-				target.PrevSecretExpiresAt = &exp // a replaced secret never outlives its key
-			}
 		}
 		if in.Status != nil && *in.Status != target.Status {
 			target.Status, changes["status"] = *in.Status, *in.Status
