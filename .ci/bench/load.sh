@@ -27,7 +27,10 @@
 # go_memstats_mallocs_total from its HSRCPAY_METRICS_ADDR, scraped before and after each wrk
 # run). The same scrape counts the responses by status (hsrcpay_http_requests_total): any
 # answer other than the scenario's expected status is counted and flagged, so no row
-# silently measures the wrong thing.
+# silently measures the wrong thing. On SQLite, every scenario that writes also samples the
+# data directory's largest *-wal file every 0.1 s while wrk runs, and again 5 s after it
+# stops (issue 18: the WAL stays bounded under load and shrinks when it stops); a section
+# under the table gives the largest of each over the runs.
 #
 # Scenarios. Each run starts the real server on a fresh store with the demo account,
 # MANY_ACCOUNTS (64) more accounts for regenerate_many, and every budget raised to 1000000
@@ -188,12 +191,15 @@ BUDGETS=(
 )
 
 # use_store NAME STORE: point HSRCPAY_DATABASE_URL at a fresh store (SQLite directory or
-# PostgreSQL database). Sets SRV_DB (the database to drop, or empty).
+# PostgreSQL database). Sets SRV_DB (the database to drop, or empty) and SRV_DATA (the
+# SQLite data directory, or empty).
 use_store() {
   SRV_DB=""
+  SRV_DATA=""
   case "$2" in
     sqlite)
-      export HSRCPAY_DATABASE_URL="sqlite:$TMP/data-$1" HSRCPAY_SQLITE_SYNCHRONOUS="$SYNC"
+      SRV_DATA="$TMP/data-$1"
+      export HSRCPAY_DATABASE_URL="sqlite:$SRV_DATA" HSRCPAY_SQLITE_SYNCHRONOUS="$SYNC"
       ;;
     postgres)
       new_db
@@ -282,6 +288,32 @@ broken_checksum() { # change the last character
   [ "$last" = "A" ] && echo "${t%?}B" || echo "${t%?}A"
 }
 
+# wal_size DIR: the size in bytes of the largest SQLite WAL (*-wal) in DIR, 0 when none.
+wal_size() {
+  local f n max=0
+  for f in "$1"/*-wal; do
+    [ -e "$f" ] || continue
+    n="$(stat -c %s "$f" 2>/dev/null || echo 0)"
+    [ "$n" -le "$max" ] || max="$n"
+  done
+  echo "$max"
+}
+
+# wal_sampler DIR OUT: every 0.1 s, the largest WAL seen so far in DIR into OUT, until
+# killed (issue 18: the WAL must stay bounded under load).
+wal_sampler() {
+  local max=0 n
+  echo 0 >"$2"
+  while :; do
+    n="$(wal_size "$1")"
+    if [ "$n" -gt "$max" ]; then max="$n"; echo "$max" >"$2.new" && mv "$2.new" "$2"; fi # never read half-written
+    sleep 0.1
+  done
+}
+
+# writes SCENARIO: whether the scenario writes (its WAL is sampled on SQLite).
+writes() { case "$1" in create | create_validated | regenerate | regenerate_many) return 0 ;; *) return 1 ;; esac; }
+
 cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; } # user+system clock ticks of a pid
 
 # scrape METRICS_URL: "ALLOC_BYTES MALLOCS status:count status:count..." (counts summed
@@ -311,7 +343,12 @@ gone() { # LOG: requests the server saw abandoned by their client so far ("-": n
 run_wrk() {
   local scenario="$1" store="$2" run="$3" pid="$4" metrics="$5" slog="$6" want="$7" script="$8" url="$9"
   shift 9
-  local out line t0 t1 m0 m1 g0 g1 extra
+  local out line t0 t1 m0 m1 g0 g1 extra sampler="" wal=""
+  if [ "$store" = sqlite ] && [ -n "$SRV_DATA" ] && writes "$scenario"; then
+    wal_sampler "$SRV_DATA" "$TMP/wal.max" &
+    sampler=$!
+    PIDS+=("$sampler")
+  fi
   g0="$(gone "$slog")"
   m0="$(scrape "$metrics")"
   t0="$(cputicks "$pid")"
@@ -343,6 +380,13 @@ run_wrk() {
       (b[1] - a[1]) / served, (b[2] - a[2]) / served, other, (detail == "" ? "-" : detail), ab + 0
   }')"
   line="${line#RESULT } $extra"
+  if [ -n "$sampler" ]; then
+    # The WAL's largest size while wrk ran, and its size 5 s after (idle).
+    stop_pid "$sampler"
+    sleep 5
+    wal="wal_max_b=$(cat "$TMP/wal.max") wal_after_b=$(wal_size "$SRV_DATA")"
+    line="$line $wal"
+  fi
   echo "$scenario@$store run=$run $line" >>"$TMP/results"
   log "  $(printf '%-16s %-8s' "$scenario" "$store") $line"
 }
@@ -587,6 +631,14 @@ for st in $STORES; do
   awk -v st="$st" -v a="$(median "create_validated@$st" rps)" -v b="$(median "create@$st" rps)" -v ca="$(median "create_validated@$st" cpu_us)" -v cb="$(median "create@$st" cpu_us)" 'BEGIN {
     if (b > 0 && ca > 0) printf "Response validation of every response (HSRCPAY_VALIDATE_RESPONSES=true) vs the production sample, create on %s: %.0f vs %.0f req/s (%+.0f%%); server CPU %.0f vs %.0f µs per request (%.0f%% of it).\n", st, a, b, (a / b - 1) * 100, ca, cb, (1 - cb / ca) * 100 }'
 done
+if has_store sqlite; then
+  echo
+  echo "SQLite WAL (issue 18), largest over runs: the largest *-wal file of the data directory, sampled every 0.1 s while wrk ran, and its size 5 s after wrk stopped:"
+  for s in create regenerate regenerate_many create_validated; do
+    awk -v s="$s" -v mx="$(field_values "$s@sqlite" wal_max_b | sort -g | tail -1)" -v af="$(field_values "$s@sqlite" wal_after_b | sort -g | tail -1)" \
+      'BEGIN { if (mx != "") printf "  %-16s max %.1f MiB, 5 s after %.1f KiB\n", s, mx / 1048576, af / 1024 }'
+  done
+fi
 if [ "${#notes[@]}" -gt 0 ]; then
   echo
   printf 'Note: %s\n' "${notes[@]}"

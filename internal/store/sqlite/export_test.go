@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	sqlite3 "modernc.org/sqlite"
 
@@ -52,4 +53,17 @@ func AbortTransaction(stx store.Tx, cause error) error {
 		return err
 	}
 	return t.w.note(cause)
+}
+
+// The WAL's documented bounds (writer.go).
+const (
+	WALBound     = walBound
+	WALIdleBound = walIdleBound
+)
+
+// WALCheckpoints reports the checkpoints mode's writer ran to keep the WAL
+// short, how many completed, and the time it spent in them.
+func WALCheckpoints(s *Store, m apikey.Mode) (run, completed int64, spent time.Duration) {
+	w := s.repos[m].w
+	return w.walCheckpoints.Load(), w.walCompleted.Load(), time.Duration(w.walCheckpointNanos.Load())
 }

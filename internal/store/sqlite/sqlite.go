@@ -88,10 +88,14 @@ const (
 	// file, so its cache stays valid across commits: the hot pages (account
 	// rows, index interiors) stay in memory.
 	writerCacheKiB = 16 << 10
+	// busyTimeout is how long a connection waits for a lock another holds
+	// (SQLite's busy handler) before SQLITE_BUSY.
+	busyTimeout = 10 * time.Second
 )
 
 func dsn(path string, opt Options, pragmas ...string) string {
-	d := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
+	d := "file:" + path + fmt.Sprintf("?_pragma=busy_timeout(%d)", busyTimeout.Milliseconds()) +
+		"&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(" + strings.ToUpper(opt.Synchronous) + ")"
 	for _, p := range pragmas {
 		d += "&_pragma=" + p
@@ -141,11 +145,14 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 		return nil, fmt.Errorf("sqlite: prepare %s: %w", path, err)
 	}
 	// The writer: one connection, which never checkpoints on COMMIT (the
-	// checkpointer does, in the background). temp_store=MEMORY keeps the
+	// checkpointer does, in the background, and the writer between batches
+	// to keep the WAL bounded: see writer.go). temp_store=MEMORY keeps the
 	// savepoints' journal (the original of each page a unit changes) in
-	// memory: on disk it was a write() per page per unit.
+	// memory: on disk it was a write() per page per unit. journal_size_limit:
+	// the first COMMIT after the WAL restarts truncates a file that grew
+	// longer (while a reader held the restart off) back to that size.
 	wdb, err := sql.Open("sqlite", dsn(path, opt, "wal_autocheckpoint(0)", "temp_store(MEMORY)",
-		fmt.Sprintf("cache_size(-%d)", writerCacheKiB)))
+		fmt.Sprintf("cache_size(-%d)", writerCacheKiB), fmt.Sprintf("journal_size_limit(%d)", walSizeLimit)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -156,7 +163,7 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 		return nil, fmt.Errorf("sqlite: writer %s: %w", path, err)
 	}
 	r.checkpointed = make(chan struct{})
-	go checkpoint(context.WithoutCancel(ctx), r.db, r.w.kick, r.checkpointed, &r.checkpoints) // stopped by the writer's end, not by ctx
+	go checkpoint(context.WithoutCancel(ctx), r.db, r.w, r.checkpointed, &r.checkpoints) // stopped by the writer's end, not by ctx
 	return r, nil
 }
 

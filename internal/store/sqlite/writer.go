@@ -44,6 +44,76 @@ const (
 	checkpointPages = 1000
 )
 
+// The WAL's size (issue 18). The background PASSIVE checkpoint copies frames
+// into the database file, but it never lets the WAL start over: SQLite
+// rewrites the WAL from its beginning only when a write transaction begins
+// with every frame copied and no reader still using the WAL, and under
+// continuous load the writer has always appended more by then, while readers
+// on the pool hold older snapshots. The WAL grew without end (2.2 GB in 30 s
+// of creates beside a 69 MB database) and kept its size idle and after
+// shutdown.
+//
+// So the writer, which knows when it is between batches and when it is idle,
+// owns the policy:
+//   - once walRestartPages have been appended since the WAL last started
+//     over, it runs a RESTART checkpoint between two batches: it copies what
+//     the background checkpoint has not, then waits (walRestartWait, SQLite's
+//     busy handler) for the readers still on old snapshots, so that its next
+//     COMMIT writes the WAL from the beginning. A reader that holds on longer
+//     is not waited for: the writer goes on and tries again after another
+//     walRetryPages. Past walHardPages it waits up to busyTimeout instead:
+//     writes queue behind the checkpoint rather than the WAL growing;
+//   - journal_size_limit (walSizeLimit) cuts a file that grew past it back at
+//     the first COMMIT after a restart;
+//   - when no unit has come for walIdle, and at Close, it runs a TRUNCATE
+//     checkpoint: the WAL file is emptied.
+//
+// The bound, for the README: the WAL stays below walBound (about 20 MiB with
+// 4 KiB pages: walHardPages and one batch) under any sustained load, as long
+// as no read holds its snapshot for longer than busyTimeout (10 s; every read
+// here is one bounded query; a longer one makes writes wait for it, up to
+// busyTimeout per attempt, and past that the WAL grows until it ends); it is
+// truncated to zero within walIdleBound (1 s) of the load stopping, and at
+// Close. TestWALBounded holds it to that.
+const (
+	// walRestartPages is the WAL's length, in pages appended since it last
+	// started over, at which the writer restarts it (8 MiB of 4 KiB pages).
+	walRestartPages = 2048
+	// walTailPages is how many pages the background checkpoint may have
+	// left to copy when the writer restarts the WAL (a RESTART copies them
+	// while the writer waits).
+	walTailPages = 256
+	// walRetryPages: after a restart readers prevented, the writer tries
+	// again once this many more pages have been appended.
+	walRetryPages = 256
+	// walHardPages: past it, the writer waits for readers as long as the
+	// busy timeout allows rather than let the WAL grow.
+	walHardPages = 4096
+	// walRestartWait is how long a RESTART below walHardPages, or an idle
+	// TRUNCATE, waits for readers on old snapshots.
+	walRestartWait = 50 * time.Millisecond
+	// walIdle: the writer truncates the WAL once no unit has come for this
+	// long (and tries again each walIdle while readers prevent it).
+	walIdle = 200 * time.Millisecond
+	// walCloseWait is how long Close's TRUNCATE waits for readers.
+	walCloseWait = 2 * time.Second
+	// walBatchPages is an allowance for the pages one batch appends (a create
+	// appends about 6 pages; a batch holds up to maxBatch units).
+	walBatchPages = 1024
+	// walSizeLimit is journal_size_limit, in bytes.
+	walSizeLimit = walHardPages * walFrameBytes
+	// walFrameBytes is a WAL frame: a page (4 KiB, SQLite's default) and its
+	// 24-byte header.
+	walFrameBytes = 4096 + 24
+	// walBound is what the WAL file never exceeds (see above): its 32-byte
+	// header and walHardPages and one batch of frames.
+	walBound = 32 + (walHardPages+walBatchPages)*walFrameBytes
+	// walIdleBound is how soon after the last write the WAL is empty, with
+	// room for a checkpoint that readers delay (walIdle, then walRestartWait,
+	// a retry each walIdle).
+	walIdleBound = time.Second
+)
+
 var (
 	errClosed = errors.New("sqlite: store closed")
 	// errTxDone is what a Tx used after its unit ended gets, as database/sql's
@@ -110,8 +180,25 @@ type writer struct {
 
 	walPages int           // pages written to the WAL since the last checkpoint request
 	kick     chan struct{} // asks the checkpointer for a PASSIVE checkpoint
+	// ckpt is held by the background checkpointer while it runs and by the
+	// writer's own checkpoints: SQLite never waits for the checkpoint lock
+	// (a RESTART would fail at once while a PASSIVE runs), so the writer
+	// waits for the PASSIVE here; what that copies, it need not copy.
+	ckpt sync.Mutex
+	// walFrames counts the pages appended since the WAL last started over
+	// (as far as the writer knows: corrected from SQLite's count after each
+	// checkpoint); restartAt is the count at which the writer next restarts it.
+	walFrames, restartAt int
+	walDirty             bool // appended to since the last TRUNCATE
+	// backfilled is the frames of the WAL the background checkpointer had
+	// copied when it last finished (set under ckpt).
+	backfilled atomic.Int64
+	idle       *time.Timer // walIdle after the last batch
 
 	batches, units atomic.Int64 // for tests and benchmarks: how well units group
+	// For tests and benchmarks: the writer's checkpoints, those that
+	// completed, and the time the writer spent in them.
+	walCheckpoints, walCompleted, walCheckpointNanos atomic.Int64
 }
 
 // writerStmts are every statement a unit runs, compiled once on the writer's
@@ -137,8 +224,12 @@ func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, erro
 		linger:  commitLinger,
 		timer:   time.NewTimer(time.Hour),
 		kick:    make(chan struct{}, 1),
+		idle:    time.NewTimer(time.Hour),
+
+		restartAt: walRestartPages,
 	}
 	w.timer.Stop()
+	w.idle.Stop()
 	err = conn.Raw(func(dc any) error {
 		h, ok := dc.(interface {
 			RegisterRollbackHook(sqlite3.RollbackHookFn)
@@ -264,8 +355,105 @@ func (w *writer) close() error {
 func (w *writer) loop(ctx context.Context) {
 	defer close(w.stopped)
 	defer close(w.kick) // the checkpointer's signal to stop
-	for u := range w.queue {
+	for {
+		u, ok := w.next(ctx)
+		if !ok {
+			break
+		}
 		w.runBatch(ctx, u)
+		// Even a batch that failed may have written frames (a COMMIT that
+		// ran out of disk): the idle TRUNCATE gives the space back.
+		w.walDirty = true
+		// The callers have their outcomes: a checkpoint now delays only the
+		// units queued since.
+		w.restartWAL(ctx)
+	}
+	// A clean shutdown leaves an empty WAL (SQLite's own checkpoint when the
+	// last connection closes did not remove a WAL of 1 GB).
+	w.checkpointWAL(ctx, "TRUNCATE", walCloseWait)
+}
+
+// restartWAL restarts the WAL once it has reached restartAt. The copying is
+// the background checkpointer's: the writer asks it for PASSIVE checkpoints
+// and goes on with its batches until what it has not copied is at most
+// walTailPages; then the writer's RESTART copies only that tail before it
+// waits for the readers. Past walHardPages it no longer waits for the
+// background: it restarts the WAL itself whatever it has to copy.
+func (w *writer) restartWAL(ctx context.Context) {
+	if w.walFrames < w.restartAt {
+		return
+	}
+	if w.walFrames >= walHardPages {
+		w.checkpointWAL(ctx, "RESTART", busyTimeout)
+		return
+	}
+	if w.walFrames-int(w.backfilled.Load()) <= walTailPages {
+		w.checkpointWAL(ctx, "RESTART", walRestartWait)
+		return
+	}
+	select {
+	case w.kick <- struct{}{}:
+	default: // one is pending already: it starts after this batch's COMMIT
+	}
+}
+
+// next waits for the next unit, and truncates the WAL while none comes.
+// ok is false once the queue is closed and empty.
+func (w *writer) next(ctx context.Context) (u *unit, ok bool) {
+	select {
+	case u, ok = <-w.queue:
+		return u, ok
+	default:
+	}
+	for w.walDirty {
+		w.idle.Reset(walIdle)
+		select {
+		case u, ok = <-w.queue:
+			w.idle.Stop()
+			return u, ok
+		case <-w.idle.C:
+			w.checkpointWAL(ctx, "TRUNCATE", walRestartWait)
+		}
+	}
+	u, ok = <-w.queue
+	return u, ok
+}
+
+// checkpointWAL runs a RESTART or TRUNCATE checkpoint on the writer's
+// connection, between batches, waiting at most wait for readers on old
+// snapshots. When it completes, the next COMMIT writes the WAL from its
+// beginning (TRUNCATE also empties the file); when readers or an error
+// prevent it, the writer tries again later (restartAt, or the next idle).
+func (w *writer) checkpointWAL(ctx context.Context, mode string, wait time.Duration) {
+	start := time.Now()
+	w.ckpt.Lock()
+	defer func() {
+		w.ckpt.Unlock()
+		w.walCheckpoints.Add(1)
+		w.walCheckpointNanos.Add(int64(time.Since(start)))
+	}()
+	// busy_timeout takes effect when the PRAGMA is prepared, so these are
+	// not prepared statements; the connection's own is restored after.
+	if _, err := w.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", wait.Milliseconds())); err != nil {
+		w.restartAt = w.walFrames + walRetryPages
+		return
+	}
+	var busy, log, moved int
+	err := w.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &log, &moved)
+	if _, rerr := w.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds())); rerr != nil && err == nil {
+		err = rerr
+	}
+	switch {
+	case err == nil && busy == 0:
+		w.walFrames, w.restartAt = 0, walRestartPages
+		w.backfilled.Store(0) // the next COMMIT starts a new WAL
+		w.walCompleted.Add(1)
+		w.walDirty = w.walDirty && mode != "TRUNCATE"
+	case err == nil && log >= 0:
+		w.walFrames = log // SQLite's count of the frames in the WAL
+		w.restartAt = log + walRetryPages
+	default:
+		w.restartAt = w.walFrames + walRetryPages
 	}
 }
 
@@ -448,6 +636,7 @@ func (w *writer) abortError() error {
 // countWAL adds the pages the COMMIT wrote to the WAL, and asks for a
 // checkpoint once they reach checkpointPages.
 func (w *writer) countWAL() {
+	before := w.walPages
 	_ = w.conn.Raw(func(dc any) error {
 		if s, ok := dc.(sqlite3.DBStatus); ok {
 			n, _, err := s.Status(sqlite3.DBStatusCacheWrite, true)
@@ -457,6 +646,7 @@ func (w *writer) countWAL() {
 		}
 		return nil
 	}) // an error here only delays the next checkpoint
+	w.walFrames += w.walPages - before
 	if w.walPages >= checkpointPages {
 		w.walPages = 0
 		select {
@@ -470,13 +660,19 @@ func (w *writer) countWAL() {
 // whenever the writer asks, PASSIVE so that it never waits for (or blocks)
 // readers or the writer: frames still needed by a reader stay for the next
 // one. It stops when the writer has.
-func checkpoint(ctx context.Context, db *sql.DB, kick <-chan struct{}, done chan<- struct{}, count *atomic.Int64) {
+func checkpoint(ctx context.Context, db *sql.DB, w *writer, done chan<- struct{}, count *atomic.Int64) {
 	defer close(done)
-	for range kick {
+	for range w.kick {
 		var busy, log, moved int
-		// An error (the file went away, I/O) leaves the WAL to grow until
-		// the next attempt; commits do not depend on it.
-		if db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &moved) == nil {
+		// An error (the file went away, I/O) leaves the frames to the next
+		// attempt or the writer's; commits do not depend on it.
+		w.ckpt.Lock()
+		err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &moved)
+		if err == nil {
+			w.backfilled.Store(int64(moved))
+		}
+		w.ckpt.Unlock()
+		if err == nil {
 			count.Add(1)
 		}
 	}
