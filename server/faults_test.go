@@ -96,6 +96,13 @@ type hxProc struct {
 
 func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 	t.Helper()
+	return hxStartServerDB(t, bin, "sqlite:"+dataDir, demo)
+}
+
+// hxStartServerDB is hxStartServer on any HSRCPAY_DATABASE_URL, with extra
+// variables (VAR=value) after the defaults.
+func hxStartServerDB(t *testing.T, bin, databaseURL, demo string, extra ...string) *hxProc {
+	t.Helper()
 	l, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -106,11 +113,11 @@ func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 	}
 	p := &hxProc{root: "http://" + addr, url: "http://" + addr + "/v1", stderr: &hxLockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.CommandContext(ctx, bin, "serve")
-	p.cmd.Env = hxServerEnv(
-		"HSRCPAY_ADDR="+addr,
+	p.cmd.Env = hxServerEnv(append([]string{
+		"HSRCPAY_ADDR=" + addr,
 		"HSRCPAY_METRICS_ADDR=", // no metrics listener: servers run side by side, and 9090 may be taken
-		"HSRCPAY_DATABASE_URL=sqlite:"+dataDir,
-		"HSRCPAY_DEMO_ACCOUNT="+demo,
+		"HSRCPAY_DATABASE_URL=" + databaseURL,
+		"HSRCPAY_DEMO_ACCOUNT=" + demo,
 		"HSRCPAY_RATE_LIMIT_TEST=1000000", // every budget out of the way: the probes send old secrets on purpose
 		"HSRCPAY_RATE_LIMIT_LIVE=1000000",
 		"HSRCPAY_MAX_ACTIVE_KEYS=1000000", // thousands of creates in a few seconds
@@ -119,7 +126,7 @@ func hxStartServer(t *testing.T, bin, dataDir, demo string) *hxProc {
 		"HSRCPAY_AUTH_FAILURE_LIMIT=1000000",
 		"HSRCPAY_USAGE_FLUSH_INTERVAL=50ms", // usage writes race the kill too
 		"HSRCPAY_LOG_LEVEL=warn",
-	)
+	}, extra...)...)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,11 @@ package server
 // The flow, and why each step is where it is:
 //
 //  1. claim (idempotency middleware, a short unit of its own): the record
-//     (account, key) becomes "in progress" with a 60 s lease, or the claim
-//     finds what an earlier request left (a replay, a request still running,
-//     or a different request under the same key);
+//     (account, key) becomes "in progress" with a 5 s lease
+//     (IdempotencyLease) that this server renews every second while the
+//     request runs (keepLease), or the claim finds what an earlier request
+//     left (a replay, a request still running, or a different request under
+//     the same key);
 //  2. the use case runs in its own unit, and completes the record with the
 //     sealed (encrypted) response in THAT unit (apikeys.WithRecord): a key
 //     change never commits without its replay record, and a record still in
@@ -19,6 +21,21 @@ package server
 // A claim whose lease ran out cannot complete a record claimed again since
 // (CompleteIdempotency matches the claim's id): of two executions only one
 // commits, the other rolls back with 40904.
+//
+// Leases die with their holder (issue 18). A claim names the store instance
+// that made it (store.IdempotencyRecord.Holder, one per server process,
+// logged at start). The same request retried after its server died runs
+// again, or gets its answer, at once or within a lease:
+//   - SQLite: a claim whose holder's process has ended is taken over at
+//     once (the store knows: store.Tx.IdempotencyHolderGone); a restarted
+//     server answers the retry as soon as it answers at all;
+//   - PostgreSQL (replicas share the database, nobody can tell a dead
+//     replica from a slow one): the lease is short, 5 s, and its holder
+//     renews it every second while the request runs, so a dead holder's
+//     claim lapses at most 5 s after it died, a live one's never. A renewal
+//     that fails (the store unreachable for 4 s and more) may let the lease
+//     lapse under a request still running: a retry then claims it again,
+//     and the slower of the two rolls back with 40904 as above.
 //
 // A replay is an execution as far as authorization goes (issue 17): a stored
 // answer carries a secret, so it goes only to the exact credential that made
@@ -64,11 +81,20 @@ const (
 	// IdempotencyTTL is how long an Idempotency-Key's answer is kept, per
 	// account and mode (the spec's 24 hours), by the service clock.
 	IdempotencyTTL = 24 * time.Hour
-	// IdempotencyLease is how long a claim stays exclusive: a request still
-	// in progress after it is taken to have died with its unit uncommitted
-	// (requests end far sooner: the server's write timeout), and the same
-	// request may claim the record again.
-	IdempotencyLease = 60 * time.Second
+	// IdempotencyLease is how long a claim stays exclusive without being
+	// renewed: a claim whose lease ran out is taken to have died with its
+	// unit uncommitted, and the same request may claim the record again. Its
+	// holder renews it every IdempotencyRenewEvery while the request runs,
+	// so it runs out only when the holder died (or could not reach the
+	// store for IdempotencyLease - IdempotencyRenewEvery). 5 s: a retry
+	// after a crash resolves within 5 s of the crash on PostgreSQL, where a
+	// dead holder shows only as a lease no longer renewed. (It was 60 s,
+	// unrenewed: a retry was answered 409 for a minute after a restart.)
+	IdempotencyLease = 5 * time.Second
+	// IdempotencyRenewEvery is how often a running request's claim is renewed
+	// (a one-statement unit, only for requests that last that long): four
+	// renewals may fail in a row before the lease lapses.
+	IdempotencyRenewEvery = time.Second
 	// IdempotencyKeySize is the size of the key that seals stored answers
 	// (AES-256-GCM).
 	IdempotencyKeySize = 32
@@ -273,7 +299,9 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		call := &idemCall{i: s.idem, mode: string(p.Mode), rec: rec}
 		c.SetRequest(req.WithContext(context.WithValue(ctx, idemCallKey{}, call)))
+		stopRenewing := s.idem.keepLease(ctx, repo, rec, requestID(c))
 		err = next(c)
+		stopRenewing()
 		if err != nil || call.body == nil {
 			// Failed (or answered without completing): nothing committed,
 			// so the request may run again; release the claim now rather
@@ -288,6 +316,48 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		return err
+	}
+}
+
+// keepLease renews rec's lease every IdempotencyRenewEvery until the
+// returned function is called (when the request has ended; it waits for a
+// renewal under way). A claim lost meanwhile (store.ErrIdempotencyLost: the
+// lease lapsed and a retry claimed the record) is not renewed again: the
+// request's completion fails the same way, and its unit rolls back.
+func (i *idempotency) keepLease(ctx context.Context, repo store.Repository, rec *store.IdempotencyRecord, reqID string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(IdempotencyRenewEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			until := i.now().UTC().Add(IdempotencyLease)
+			err := repo.InTx(ctx, func(tx store.Tx) error {
+				return tx.RenewIdempotency(ctx, rec.AccountID, rec.Key, rec.ID, until)
+			})
+			switch {
+			case err == nil:
+			case errors.Is(err, store.ErrIdempotencyLost):
+				// Completed in the meantime (the request is about to
+				// stop this), or lapsed and claimed again.
+				return
+			case ctx.Err() != nil:
+				return
+			default:
+				i.log.Warn("idempotency claim not renewed; it lapses with its lease unless a later renewal succeeds",
+					"request_id", reqID, "err", err)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 

@@ -196,6 +196,13 @@ func New(o Options) (*Server, error) {
 	if o.StoreTimeout == 0 {
 		o.StoreTimeout = store.DefaultTimeout
 	}
+	// The store instance names this server's idempotency claims (their
+	// holder): logged, so that a claim in the database can be traced to
+	// the process that made it.
+	if in, ok := o.Store.(store.Instanced); ok {
+		o.Logger.Info("store instance", "instance", in.Instance(),
+			"claim_lease", IdempotencyLease.String(), "claim_renew_every", IdempotencyRenewEvery.String())
+	}
 	// Everything below (authentication, the use cases, usage, readyz) sees
 	// the bounded store.
 	o.Store = store.WithTimeout(o.Store, o.StoreTimeout)

@@ -151,6 +151,19 @@ type Tx interface {
 	// (nothing if it is not, any more): the request failed, changed
 	// nothing, and may run again at once.
 	ReleaseIdempotency(ctx context.Context, accountID, key, id string) error
+	// RenewIdempotency moves the lease of the in-progress record whose claim
+	// is id to until: its holder is alive and the request still running.
+	// ErrIdempotencyLost when no such in-progress record exists (completed,
+	// released, or re-claimed after its lease ran out).
+	RenewIdempotency(ctx context.Context, accountID, key, id string, until time.Time) error
+	// IdempotencyHolderGone reports whether the store instance holder (a
+	// record's Holder) is known to have ended, so that its claims in
+	// progress are dead whatever their lease says. SQLite knows (one lock
+	// file per instance, held while it lives: see sqlite.Store.Instance);
+	// PostgreSQL never does (replicas share the database: only a lease its
+	// holder stopped renewing says so). An empty holder (a claim written
+	// before migration 00010) is never known to have ended.
+	IdempotencyHolderGone(ctx context.Context, holder string) (bool, error)
 	// DeleteExpiredIdempotency deletes at most limit records whose ExpiresAt
 	// is not after now (on PostgreSQL skipping rows another unit holds),
 	// and returns how many it deleted.
@@ -165,6 +178,14 @@ type IdempotencyReader interface {
 	// GetIdempotency reads a record (ErrNotFound if none), expired or not:
 	// the caller compares ExpiresAt with its clock.
 	GetIdempotency(ctx context.Context, accountID, key string) (*IdempotencyRecord, error)
+}
+
+// Instanced is a Store that is one instance among those that may share its
+// database: Instance names it (random, new at every Open), and the
+// idempotency claims it writes carry that name (IdempotencyRecord.Holder).
+// Both stores are.
+type Instanced interface {
+	Instance() string
 }
 
 // Idempotency record states.
@@ -190,17 +211,30 @@ type IdempotencyRecord struct {
 	CreatedAt   time.Time
 	// LeaseUntil: an in-progress record older than this was abandoned (its
 	// request's unit never committed, or its completion would be here) and
-	// may be claimed again by the same request.
+	// may be claimed again by the same request. Its holder renews it while
+	// the request runs (RenewIdempotency), so a short lease lapses soon
+	// after its holder died, never while it lives.
 	LeaseUntil time.Time
 	ExpiresAt  time.Time // after this the key may be used again
+	// Holder is the store instance that wrote the claim (Instanced): the
+	// store sets it when it inserts or replaces a record, whatever the
+	// caller put here. A claim whose holder is gone
+	// (IdempotencyHolderGone) is dead before its lease runs out.
+	Holder string
 }
 
 // ClaimIdempotency claims r (in progress, r.ID the claim) inside tx, first
 // deleting up to 100 expired records. It returns (nil, true) when r is now
 // the claim: no record existed, the one that did has expired, or it is an
-// in-progress record of the same request whose lease ran out. Otherwise it
-// returns the existing record, unchanged, for the caller to judge (replay,
-// still running, or a different request).
+// in-progress record of the same request that is dead: its lease ran out,
+// or its holder is known to have ended (IdempotencyHolderGone: a SQLite
+// server restarted after a crash takes its predecessor's claims over at
+// once). Otherwise it returns the existing record, unchanged, for the
+// caller to judge (replay, still running, or a different request).
+//
+// A dead claim's request never committed (its unit completes the record),
+// and the claim it left cannot complete any more (CompleteIdempotency
+// matches the claim's id): taking it over runs the request once.
 func ClaimIdempotency(ctx context.Context, tx Tx, r *IdempotencyRecord, now time.Time) (*IdempotencyRecord, bool, error) {
 	if _, err := tx.DeleteExpiredIdempotency(ctx, now, 100); err != nil {
 		return nil, false, err
@@ -213,7 +247,15 @@ func ClaimIdempotency(ctx context.Context, tx Tx, r *IdempotencyRecord, now time
 	if err != nil {
 		return nil, false, err
 	}
-	abandoned := cur.State == IdempotencyInProgress && !cur.LeaseUntil.After(now) && bytes.Equal(cur.Fingerprint, r.Fingerprint)
+	abandoned := false
+	if cur.State == IdempotencyInProgress && bytes.Equal(cur.Fingerprint, r.Fingerprint) {
+		abandoned = !cur.LeaseUntil.After(now)
+		if !abandoned && cur.Holder != "" {
+			if abandoned, err = tx.IdempotencyHolderGone(ctx, cur.Holder); err != nil {
+				return nil, false, err
+			}
+		}
+	}
 	if !cur.ExpiresAt.After(now) || abandoned {
 		return nil, true, tx.ReplaceIdempotency(ctx, r)
 	}

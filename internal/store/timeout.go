@@ -257,6 +257,18 @@ func (t *timeoutTx) ReleaseIdempotency(ctx context.Context, accountID, key, id s
 	return t.inner.ReleaseIdempotency(ctx, accountID, key, id)
 }
 
+func (t *timeoutTx) RenewIdempotency(ctx context.Context, accountID, key, id string, until time.Time) error {
+	ctx, cancel := t.in(ctx)
+	defer cancel()
+	return t.inner.RenewIdempotency(ctx, accountID, key, id, until)
+}
+
+func (t *timeoutTx) IdempotencyHolderGone(ctx context.Context, holder string) (bool, error) {
+	ctx, cancel := t.in(ctx)
+	defer cancel()
+	return t.inner.IdempotencyHolderGone(ctx, holder)
+}
+
 func (t *timeoutTx) DeleteExpiredIdempotency(ctx context.Context, now time.Time, limit int) (int, error) {
 	ctx, cancel := t.in(ctx)
 	defer cancel()

@@ -46,6 +46,10 @@ const migrationLockKey int64 = 0x6873726370617931 // "hsrcpay1"
 type Store struct {
 	pool  *pgxpool.Pool
 	repos map[apikey.Mode]*Repo
+	// instance names this open (a replica): the holder its idempotency
+	// claims carry. Replicas share the database, so no instance is ever
+	// known to be gone; its leases, renewed while it lives, say so.
+	instance string
 }
 
 // Open connects to the database url names (postgres://… or key=value; pgxpool
@@ -126,9 +130,10 @@ func open(ctx context.Context, url string, tune func(*pgxpool.Config), timeout t
 		pool.Close()
 		return nil, fmt.Errorf("postgres: ping: %w", err)
 	}
-	s := &Store{pool: pool, repos: map[apikey.Mode]*Repo{}}
+	s := &Store{pool: pool, repos: map[apikey.Mode]*Repo{}, instance: newInstanceID()}
 	for _, m := range apikey.Modes {
 		s.repos[m] = newRepo(pool, m)
+		s.repos[m].instance = s.instance
 	}
 	return s, nil
 }
@@ -206,6 +211,9 @@ var nameKeySQL = namerow.SQL{
 
 func (s *Store) Repo(m apikey.Mode) store.Repository { return s.repos[m] }
 
+// Instance implements store.Instanced.
+func (s *Store) Instance() string { return s.instance }
+
 // Pool exposes the connection pool for tests and tooling.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
@@ -239,9 +247,10 @@ func (s *Store) Close() error {
 
 // Repo is one mode's schema.
 type Repo struct {
-	pool *pgxpool.Pool
-	mode apikey.Mode // what the events appended here belong to
-	q    queries
+	pool     *pgxpool.Pool
+	mode     apikey.Mode // what the events appended here belong to
+	q        queries
+	instance string // the Store's: the holder of the claims written here
 }
 
 type queries struct {
@@ -362,7 +371,7 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
 	// A connection left inside a transaction (a ROLLBACK that failed) is
 	// destroyed by Release, never reused.
 	defer conn.Release()
-	t := &tx{q: &r.q, mode: r.mode, conn: conn}
+	t := &tx{q: &r.q, mode: r.mode, conn: conn, instance: r.instance}
 	defer func() {
 		if t.begun && !t.closed {
 			t.closed = true
@@ -390,9 +399,10 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
 
 // tx is one unit of work on a Repo.
 type tx struct {
-	q    *queries
-	mode apikey.Mode
-	conn *pgxpool.Conn
+	q        *queries
+	mode     apikey.Mode
+	conn     *pgxpool.Conn
+	instance string // the holder of the claims this unit writes
 	// begun: BEGIN has been sent, with the first statement. closed: the unit
 	// is over; a Tx kept past it must not run statements outside it.
 	begun, closed bool

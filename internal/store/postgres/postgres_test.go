@@ -37,6 +37,16 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestInstances: replicas on one database are instances that cannot tell a
+// dead one from a slow one: claims die with their unrenewed leases.
+func TestInstances(t *testing.T) {
+	storetest.PostgresURL(t)
+	storetest.RunInstances(t, func(t *testing.T) func() store.Store {
+		url := storetest.FreshPostgresDB(t)
+		return func() store.Store { return open(t, url) }
+	}, false)
+}
+
 // TestConformanceICU runs the suite on databases whose default collation is
 // linguistic (ICU "en": "key_a" < "key_B"), where only the stores' explicit
 // COLLATE "C" keeps ids in SQLite's bytewise order.

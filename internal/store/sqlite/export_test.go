@@ -67,3 +67,7 @@ func WALCheckpoints(s *Store, m apikey.Mode) (run, completed int64, spent time.D
 	w := s.repos[m].w
 	return w.walCheckpoints.Load(), w.walCompleted.Load(), time.Duration(w.walCheckpointNanos.Load())
 }
+
+// DieForTest does to s's instance lock what the kernel does when its process
+// is killed: the lock is dropped, the file stays. s must not be used after.
+func DieForTest(s *Store) error { return s.inst.lock.Close() }

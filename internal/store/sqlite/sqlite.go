@@ -39,6 +39,7 @@ type Options struct {
 // Store keeps live keys in DIR/live.db and sandbox keys in DIR/sandbox.db.
 type Store struct {
 	repos map[apikey.Mode]*Repo
+	inst  *instance // this open's instance (instance.go)
 }
 
 // FileNames maps each mode to its database file name inside the directory.
@@ -70,6 +71,15 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 			return nil, err
 		}
 		s.repos[m] = r
+	}
+	inst, err := holdInstance(dir)
+	if err != nil {
+		_ = s.Close() // err is the one to report
+		return nil, err
+	}
+	s.inst = inst
+	for _, r := range s.repos {
+		r.w.inst = inst
 	}
 	return s, nil
 }
@@ -250,6 +260,11 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, r := range s.repos {
 		errs = append(errs, r.close())
+	}
+	// Last: the writers have run every unit, so no claim of this instance
+	// is being made or completed any more.
+	if s.inst != nil {
+		errs = append(errs, s.inst.release())
 	}
 	return errors.Join(errs...)
 }

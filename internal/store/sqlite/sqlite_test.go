@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pressly/goose/v3"
 
@@ -23,6 +24,80 @@ func TestConformance(t *testing.T) {
 		}
 		return raw{s}
 	})
+}
+
+// TestInstances: two Opens of one directory are two instances (two
+// processes may share it: nothing stops them), and one that closed is known
+// to have ended.
+func TestInstances(t *testing.T) {
+	storetest.RunInstances(t, func(t *testing.T) func() store.Store {
+		dir := t.TempDir()
+		return func() store.Store {
+			s, err := sqlite.Open(t.Context(), dir, sqlite.Options{})
+			if err != nil {
+				t.Fatalf("sqlite.Open: %v", err)
+			}
+			return s
+		}
+	}, true)
+}
+
+// TestKilledInstanceClaimTakenOver: the restart after kill -9. The killed
+// instance's lock file stays behind, unlocked (DieForTest does what the
+// kernel does); the next Open takes the killed instance's claim over at once,
+// and a live instance's claim is not, though both files are there.
+func TestKilledInstanceClaimTakenOver(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *sqlite.Store {
+		s, err := sqlite.Open(t.Context(), dir, sqlite.Options{})
+		if err != nil {
+			t.Fatalf("sqlite.Open: %v", err)
+		}
+		return s
+	}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rec := func(key, id string) *store.IdempotencyRecord {
+		return &store.IdempotencyRecord{AccountID: "acct_k", Key: key, ID: id, Fingerprint: []byte("same request"),
+			State: store.IdempotencyInProgress, CreatedAt: now, LeaseUntil: now.Add(time.Minute), ExpiresAt: now.Add(24 * time.Hour)}
+	}
+	claim := func(s *sqlite.Store, r *store.IdempotencyRecord) (cur *store.IdempotencyRecord, ok bool) {
+		t.Helper()
+		err := s.Repo(apikey.Sandbox).InTx(t.Context(), func(tx store.Tx) error {
+			var err error
+			cur, ok, err = store.ClaimIdempotency(t.Context(), tx, r, now.Add(time.Second))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cur, ok
+	}
+	killed, live := open(), open()
+	defer func() { _ = live.Close() }() // only the test's
+	if _, ok := claim(killed, rec("k1", "claim-killed")); !ok {
+		t.Fatal("claim refused")
+	}
+	if _, ok := claim(live, rec("k2", "claim-live")); !ok {
+		t.Fatal("claim refused")
+	}
+	if err := sqlite.DieForTest(killed); err != nil {
+		t.Fatal(err)
+	}
+	lockFile := filepath.Join(dir, "instances", killed.Instance()+".lock")
+	if _, err := os.Stat(lockFile); err != nil {
+		t.Fatalf("the killed instance's lock file: %v", err)
+	}
+	restarted := open()
+	defer func() { _ = restarted.Close() }() // only the test's
+	if cur, ok := claim(restarted, rec("k1", "claim-retry")); !ok {
+		t.Fatalf("retry after the kill, within the lease: %+v; want the killed instance's claim taken over", cur)
+	}
+	if cur, ok := claim(restarted, rec("k2", "claim-retry")); ok || cur.Holder != live.Instance() {
+		t.Fatalf("a live instance's claim was taken over: %+v %v", cur, ok)
+	}
+	if _, err := os.Stat(lockFile); !os.IsNotExist(err) {
+		t.Errorf("the killed instance's lock file is still there: %v", err)
+	}
 }
 
 // raw gives the suite direct SQL on each mode's file (storetest.Raw).

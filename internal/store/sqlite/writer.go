@@ -158,6 +158,8 @@ type writer struct {
 	conn *sql.Conn
 	st   writerStmts
 	mode apikey.Mode // what the events appended here belong to
+	// inst is the Store's instance: the holder of the claims written here.
+	inst *instance
 
 	mu      sync.RWMutex // closed against enqueue: no send on a closed queue
 	closed  bool

@@ -69,6 +69,17 @@ func testIdempotency(t *testing.T, s store.Store) {
 	checkTime(t, "created_at", got.CreatedAt, now)
 	checkTime(t, "lease_until", got.LeaseUntil, now.Add(time.Minute))
 	checkTime(t, "expires_at", got.ExpiresAt, now.Add(24*time.Hour))
+	if in, ok := s.(store.Instanced); ok && (got.Holder != in.Instance() || a.Holder != in.Instance() || got.Holder == "") {
+		t.Errorf("claim holder %q (the claim says %q); want the store instance %q", got.Holder, a.Holder, in.Instance())
+	}
+
+	// Renewal: the claim's holder moves its lease; another claim id cannot.
+	if err := renew(r, a, now.Add(90*time.Second)); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	got, _ = getIdem(t, r, "acct_a", "k1")
+	checkTime(t, "lease_until renewed", got.LeaseUntil, now.Add(90*time.Second))
+	wantErr(t, "renew by another claim", renew(r, idemRecord("acct_a", "k1", "claim-other", 1, now), now.Add(time.Hour)), store.ErrIdempotencyLost)
 
 	// A second claim of the same key sees the claim, in progress.
 	b := idemRecord("acct_a", "k1", "claim-2", 1, now.Add(time.Second))
@@ -81,6 +92,7 @@ func testIdempotency(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	wantErr(t, "complete twice", complete(r, a, 201, []byte("again")), store.ErrIdempotencyLost)
+	wantErr(t, "renew a completed claim", renew(r, a, now.Add(time.Hour)), store.ErrIdempotencyLost)
 	got, _ = getIdem(t, r, "acct_a", "k1")
 	if got.State != store.IdempotencyDone || got.Status != 201 || string(got.Body) != "sealed" {
 		t.Fatalf("completed record: %+v", got)
@@ -156,6 +168,12 @@ func testIdempotency(t *testing.T, s store.Store) {
 	}); err != nil || n != 1 {
 		t.Fatalf("DeleteExpiredIdempotency limit 1: %d, %v", n, err)
 	}
+}
+
+func renew(r store.Repository, rec *store.IdempotencyRecord, until time.Time) error {
+	return r.InTx(context.Background(), func(tx store.Tx) error {
+		return tx.RenewIdempotency(context.Background(), rec.AccountID, rec.Key, rec.ID, until)
+	})
 }
 
 // testIdempotencyConcurrentClaims: of many units claiming one key at once,
