@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,7 +16,6 @@ import (
 type credentials struct {
 	cache   *credcache.Cache
 	bus     *credcache.Bus
-	log     *slog.Logger
 	metrics *metrics.Metrics
 }
 
@@ -27,7 +25,7 @@ func newCredentials(o Options) *credentials {
 	for r := range lookups {
 		lookups[r] = m.CacheLookups.WithLabelValues(credcache.Result(r).String())
 	}
-	cr := &credentials{log: o.Logger, metrics: m}
+	cr := &credentials{metrics: m}
 	cr.cache = credcache.New(credcache.Options{
 		TTL: o.CredentialCacheTTL,
 		// With Redis, serve only while subscribed (the bus resumes it): a
@@ -40,8 +38,10 @@ func newCredentials(o Options) *credentials {
 		// and they learn of this replica's changes only from its announcements.
 		remote := m.CacheInvalidations.WithLabelValues("remote")
 		cr.bus = credcache.NewBus(o.Redis, cr.cache, credcache.BusOptions{
-			Log:      o.Logger,
-			OnRemote: remote.Inc,
+			PublishTimeout: o.RedisPublishTimeout,
+			Log:            o.Logger,
+			OnRemote:       remote.Inc,
+			OnDropped:      func(n int) { m.CachePublishErrors.Add(float64(n)) },
 			OnSubscribed: func(up bool) {
 				if up {
 					m.CacheSubscribed.Set(1)
@@ -55,9 +55,11 @@ func newCredentials(o Options) *credentials {
 }
 
 // changed drops a key from this replica's cache at once (so one replica has
-// no delay at all) and announces it to the others. A failed announcement is
-// logged with the key's id (never a secret or a hash): the other replicas
-// drop the key when their entries expire, within the TTL.
+// no delay at all) and queues its announcement to the others, without
+// waiting for Redis: the response goes out whether Redis is up, dead or
+// frozen. An announcement given up (queue full, Redis failing) is counted
+// and logged by the bus with the key's id (never a secret or a hash): the
+// other replicas drop the key when their entries expire, within the TTL.
 func (cr *credentials) changed(mode apikey.Mode, keyID string) {
 	if cr.cache != nil {
 		cr.cache.Invalidate(mode, keyID)
@@ -66,11 +68,7 @@ func (cr *credentials) changed(mode apikey.Mode, keyID string) {
 	if cr.bus == nil {
 		return
 	}
-	if err := cr.bus.Publish(mode, keyID); err != nil {
-		cr.metrics.CachePublishErrors.Inc()
-		cr.log.Warn("credential cache: key change not announced through Redis; other replicas refuse its old state when their cache entries expire (HSRCPAY_CREDENTIAL_CACHE_TTL)",
-			"mode", string(mode), "key_id", keyID, "err", err)
-	}
+	_ = cr.bus.Publish(mode, keyID) // a drop is counted and logged by the bus
 }
 
 // KeyChanged tells every replica's credential cache that a key changed; the
@@ -79,13 +77,25 @@ func (cr *credentials) changed(mode apikey.Mode, keyID string) {
 // or the change reaches the caches only when their entries expire.
 func (s *Server) KeyChanged(mode apikey.Mode, keyID string) { s.creds.changed(mode, keyID) }
 
-// RunCredentialCache keeps this replica subscribed to the other replicas'
-// key changes until ctx ends. With Redis and a cache, the cache serves only
-// while this runs and the subscription is up; otherwise it returns at once.
+// RunCredentialCache, with Redis, sends this replica's key changes to the
+// others and keeps it subscribed to theirs until ctx ends; without Redis it
+// returns at once. The cache serves only while this runs and the
+// subscription is up, and key changes are announced only while it runs
+// (they queue until then, a bounded queue).
 func (s *Server) RunCredentialCache(ctx context.Context) {
 	if s.creds.bus != nil {
 		s.creds.bus.Run(ctx)
 	}
+}
+
+// FlushCredentialAnnouncements waits until the key changes announced so far
+// have been sent to Redis (or given up), or ctx ends: a replica shutting
+// down calls it, bounded, before it stops RunCredentialCache.
+func (s *Server) FlushCredentialAnnouncements(ctx context.Context) error {
+	if s.creds.bus == nil {
+		return nil
+	}
+	return s.creds.bus.Flush(ctx)
 }
 
 // CredentialCacheServing reports whether the credential cache answers

@@ -101,6 +101,10 @@ type Options struct {
 	// cache other replicas' changes reach this one only within the TTL). The
 	// cache serves only while RunCredentialCache holds the subscription up.
 	Redis redis.UniversalClient
+	// RedisPublishTimeout bounds one round trip of key-change announcements
+	// (0: 500 ms). No request waits for it: announcements are sent in the
+	// background (see credentials.changed).
+	RedisPublishTimeout time.Duration
 	// IdempotencyKey (32 bytes) seals the answers kept for requests with an
 	// Idempotency-Key (AES-256-GCM), so that they can be replayed, secret
 	// included. nil: such requests still run at most once, but a completed

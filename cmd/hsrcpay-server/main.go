@@ -161,8 +161,11 @@ rotates the publishable key, public by design). It restores the account's
 root credential: a managed secret key found switched off is switched back on
 in the same transaction (said on stderr); one that is deleted or expired
 cannot be restored, and the command fails (exit 1) changing nothing. Each
-change is recorded (actor platform). Running servers refuse the old secrets
-within their credential cache's lifetime (HSRCPAY_CREDENTIAL_CACHE_TTL).
+change is recorded (actor platform). With HSRCPAY_REDIS_URL the change is
+announced to running servers as they announce theirs (waiting at most 2s
+before exiting): they refuse the old secrets within 1s. Without it, or when
+Redis cannot be reached (a warning on stderr), within their credential
+cache's lifetime (HSRCPAY_CREDENTIAL_CACHE_TTL).
 Settings (HSRCPAY_DATABASE_URL, ...) come from the environment.`,
 		Example: "  hsrcpay-server rotate-managed --account acct_123 --mode live",
 		Args:    cobra.NoArgs,
@@ -634,6 +637,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			err = merr
 		}
 	}
+	// The last requests' key changes leave for the other replicas before
+	// the publisher stops (bounded: a Redis that does not answer costs the
+	// exit at most this; the other replicas' TTL bounds what they keep).
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	_ = srv.FlushCredentialAnnouncements(actx) // what is not sent was counted and logged
+	acancel()
 	stopUsage()
 	<-usageDone
 	return err
@@ -688,7 +697,15 @@ func issueOffline(cmd string, stdout, stderr io.Writer, run func(context.Context
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	svc, closeFn, err := offlineService(ctx, cfg)
+	ann, err := newAnnouncer(cfg)
+	if err != nil { // config.Load checked the URL already
+		eprintf(stderr, "hsrcpay-server %s: %v\n", cmd, err)
+		return 2
+	}
+	// After the keys are printed (or the command failed): the announcements
+	// leave, bounded, before the process does.
+	defer ann.finish(cmd, stderr)
+	svc, closeFn, err := offlineService(ctx, cfg, ann.changed)
 	if err == nil {
 		defer closeFn()
 		var issued []apikeys.Issued
@@ -734,8 +751,9 @@ func rotateManagedRun(account, mode string, stdout, stderr io.Writer) int {
 	})
 }
 
-// offlineService is the business layer without HTTP, for commands.
-func offlineService(ctx context.Context, cfg config.Config) (*apikeys.Service, func(), error) {
+// offlineService is the business layer without HTTP, for commands; changed
+// hears of every key changed (apikeys.Options.Changed).
+func offlineService(ctx context.Context, cfg config.Config, changed func(apikey.Mode, string)) (*apikeys.Service, func(), error) {
 	spec, err := server.LoadSpec()
 	if err != nil {
 		return nil, nil, err
@@ -745,7 +763,7 @@ func offlineService(ctx context.Context, cfg config.Config) (*apikeys.Service, f
 		return nil, nil, err
 	}
 	// The command's work is committed (or failed) when it closes the store.
-	return apikeys.New(st, spec.Catalog, apikeys.Options{MaxActiveKeys: cfg.MaxActiveKeys}), func() { _ = st.Close() }, nil
+	return apikeys.New(st, spec.Catalog, apikeys.Options{MaxActiveKeys: cfg.MaxActiveKeys, Changed: changed}), func() { _ = st.Close() }, nil
 }
 
 // demo makes sure the demo account exists in the sandbox and prints keys a

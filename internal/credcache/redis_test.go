@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -210,32 +211,141 @@ func TestBusNoticesASilentLink(t *testing.T) {
 	eventually(t, "resubscribed", 5*time.Second, b.Subscribed)
 }
 
-// A publisher that cannot reach Redis fails fast, then pauses.
-func TestPublishFailsFastAndPauses(t *testing.T) {
+// Publish never waits for Redis, whether it refuses or is frozen: what it
+// cannot send is given up (counted), publishing pauses after a failure and
+// probes again, and announcements flow again once Redis is back.
+func TestPublishNeverWaitsForRedis(t *testing.T) {
 	needRedis(t)
 	p := newProxy(t)
-	p.refuse.Store(true)
+	// A long client timeout: a Publish that waited for a frozen Redis would
+	// take seconds.
+	const timeout = 5 * time.Second
 	o := redisOptions(t, p.addr())
-	o.DialTimeout, o.MaxRetries = 250*time.Millisecond, -1
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.MaxRetries = timeout, timeout, timeout, -1
 	rdb := redis.NewClient(o)
 	t.Cleanup(func() { _ = rdb.Close() }) // only frees connections
-	b := NewBus(rdb, nil, BusOptions{PublishCooldown: 200 * time.Millisecond})
-	b.Run(context.Background()) // no cache: nothing to subscribe for, returns at once
-	start := time.Now()
-	if err := b.Publish(apikey.Live, "key_a"); err == nil || errors.Is(err, ErrPublishPaused) {
-		t.Fatalf("first publish through a refusing link: %v", err)
+	var dropped atomic.Int64
+	b := NewBus(rdb, nil, BusOptions{PublishTimeout: timeout, PublishCooldown: 200 * time.Millisecond, OnDropped: func(n int) { dropped.Add(int64(n)) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }() // no cache: only the publisher
+	t.Cleanup(func() { cancel(); <-done })
+	direct := redis.NewClient(testredis.Options(t))
+	t.Cleanup(func() { _ = direct.Close() }) // only frees connections
+	sub := direct.Subscribe(context.Background(), Channel)
+	t.Cleanup(func() { _ = sub.Close() }) // ends the test's subscription
+	if _, err := sub.Receive(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	if err := b.Publish(apikey.Live, "key_a"); !errors.Is(err, ErrPublishPaused) {
-		t.Fatalf("second publish: %v, want it paused", err)
+	received := func(payload string) {
+		t.Helper()
+		for {
+			msg, err := sub.ReceiveTimeout(context.Background(), 5*time.Second)
+			if err != nil {
+				t.Fatalf("%s never announced: %v", payload, err)
+			}
+			if m, ok := msg.(*redis.Message); ok && m.Payload == payload {
+				return
+			}
+		}
+	}
+	publish := func(id string) {
+		t.Helper()
+		start := time.Now()
+		if err := b.Publish(apikey.Live, id); err != nil {
+			t.Fatalf("publish %s: %v", id, err)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("Publish took %v: it waited for Redis", d)
+		}
+	}
+	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer fcancel()
+
+	publish("key_up")
+	if err := b.Flush(fctx); err != nil {
+		t.Fatal(err)
+	}
+	received("live:key_up")
+
+	// Frozen: the first round trip waits out its 5 s in the background.
+	p.frozen.Store(true)
+	for i := range 3 {
+		publish("key_frozen" + strconv.Itoa(i))
+	}
+	// Refused: the frozen connection is cut, new ones are refused.
+	p.refuse.Store(true)
+	p.cut()
+	p.frozen.Store(false)
+	for i := range 3 {
+		publish("key_refused" + strconv.Itoa(i))
+	}
+	eventually(t, "the 6 announcements Redis never took given up", 5*time.Second, func() bool { return dropped.Load() == 6 })
+	if b.Sent() != 1 {
+		t.Fatalf("%d announcements sent, want 1", b.Sent())
+	}
+
+	// Back: the next probe goes through, and so does what follows.
+	p.refuse.Store(false)
+	time.Sleep(250 * time.Millisecond) // past the cooldown
+	publish("key_back")
+	received("live:key_back")
+	if dropped.Load() != 6 {
+		t.Fatalf("%d announcements given up, want 6", dropped.Load())
+	}
+}
+
+// The queue is bounded: while the publisher waits on a frozen Redis, the
+// announcements beyond QueueSize are dropped at once (ErrQueueFull), and a
+// bounded Flush returns when its context ends.
+func TestPublishQueueIsBoundedWhileRedisIsFrozen(t *testing.T) {
+	needRedis(t)
+	p := newProxy(t)
+	rdb := redis.NewClient(&redis.Options{Addr: p.addr(), DialTimeout: time.Second, ReadTimeout: 10 * time.Second, MaxRetries: -1})
+	t.Cleanup(func() { _ = rdb.Close() }) // only frees connections
+	var dropped atomic.Int64
+	b := NewBus(rdb, nil, BusOptions{PublishTimeout: 10 * time.Second, QueueSize: 2, OnDropped: func(n int) { dropped.Add(int64(n)) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { b.Run(ctx); close(done) }()
+	t.Cleanup(func() { p.cut(); cancel(); <-done })
+	if err := b.Publish(apikey.Live, "key_warm"); err != nil { // opens the connection
+		t.Fatal(err)
+	}
+	fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer fcancel()
+	if err := b.Flush(fctx); err != nil || b.Sent() != 1 {
+		t.Fatalf("flush: %v, %d sent", err, b.Sent())
+	}
+
+	p.frozen.Store(true)
+	if err := b.Publish(apikey.Live, "key_0"); err != nil { // taken by the publisher, which then waits
+		t.Fatal(err)
+	}
+	eventually(t, "the publisher took the first", time.Second, func() bool { return len(b.queue) == 0 })
+	var full int
+	for i := range 5 {
+		err := b.Publish(apikey.Live, "key_"+strconv.Itoa(i+1))
+		switch {
+		case errors.Is(err, ErrQueueFull):
+			full++
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	if full != 3 || dropped.Load() != 3 {
+		t.Fatalf("%d refused as full and %d counted dropped, want 3 and 3 (queue of 2)", full, dropped.Load())
+	}
+	short, scancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer scancel()
+	start := time.Now()
+	if err := b.Flush(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("flush while frozen: %v, want its deadline", err)
 	}
 	if d := time.Since(start); d > time.Second {
-		t.Fatalf("failing publishes took %v", d)
+		t.Fatalf("a flush bounded at 100ms took %v", d)
 	}
-	p.refuse.Store(false)
-	time.Sleep(250 * time.Millisecond)
-	if err := b.Publish(apikey.Live, "key_a"); err != nil {
-		t.Fatalf("publish after the pause: %v", err)
-	}
+	p.frozen.Store(false)
 }
 
 // An idle but healthy link stays up: the pings are answered, nothing is

@@ -111,6 +111,12 @@ type Config struct {
 	// RedisURL carries credential-cache invalidations between servers
 	// (replicas); the server's subscription runs until the test ends.
 	RedisURL string
+	// RedisTimeout replaces the Redis client's dial, read and write
+	// timeouts and the bound of a key-change announcement (0: the server
+	// command's, 250 ms and 500 ms). A test that proves a
+	// request does not wait for Redis makes it long, so that waiting would
+	// show far above any scheduling noise.
+	RedisTimeout time.Duration
 	// IdempotencyKey seals the answers kept for Idempotency-Key replays
 	// (default: 32 random bytes, kept in Env.IdempotencyKey; two replicas of
 	// one store pass the same). NoIdempotencyKey runs without one.
@@ -186,6 +192,18 @@ func New(t testing.TB, cfg Config) *Env {
 		if _, rdb, err = ratelimit.NewRedis(cfg.RedisURL); err != nil {
 			t.Fatalf("redis: %v", err)
 		}
+		if cfg.RedisTimeout > 0 {
+			// The same client but for its timeouts (its Dialer is bound to
+			// the options it was built with: build it anew).
+			_ = rdb.Close() // unused: only frees its (empty) pool
+			opt, err := redis.ParseURL(cfg.RedisURL)
+			if err != nil {
+				t.Fatalf("redis: %v", err)
+			}
+			opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = cfg.RedisTimeout, cfg.RedisTimeout, cfg.RedisTimeout
+			opt.MaxRetries, opt.DialerRetries = 0, 1
+			rdb = redis.NewClient(opt)
+		}
 		t.Cleanup(func() { _ = rdb.Close() }) // only frees its connections
 	}
 	trusted, err := config.ParseTrustedProxies(strings.Join(cfg.TrustedProxies, ","))
@@ -215,6 +233,7 @@ func New(t testing.TB, cfg Config) *Env {
 	}
 	if rdb != nil {
 		opts.Redis = rdb // never a typed nil in the interface
+		opts.RedisPublishTimeout = cfg.RedisTimeout
 	}
 	srv, err := server.New(opts)
 	if err != nil {
