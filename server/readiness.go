@@ -101,6 +101,9 @@ func (r *watchedRepo) RecordUsage(ctx context.Context, batch []store.Usage) erro
 }
 
 func (s *Server) readyz(c echo.Context) error {
+	if s.draining.Load() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readyzTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {

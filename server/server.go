@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -131,6 +132,8 @@ type Server struct {
 	store   store.Store
 	writes  *writeWatch // readiness: does the store accept writes
 	metrics *metrics.Metrics
+	// draining: this replica is leaving (Drain); it serves on, not ready.
+	draining atomic.Bool
 	// Usage buffers last_used_* updates; run it with Usage.Run.
 	Usage *auth.UsageTracker
 	// Service is the business layer, shared with the bootstrap command.
@@ -286,7 +289,26 @@ func New(o Options) (*Server, error) {
 }
 
 // ServeHTTP makes the server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		// net/http closes the connection once this response is written, and
+		// the client reads "close" first: it will not send another request
+		// on a connection the server is about to close.
+		w.Header().Set("Connection", "close")
+	}
+	s.echo.ServeHTTP(w, r)
+}
+
+// Drain marks this replica as leaving (SIGTERM), for good: /readyz answers
+// 503 so that load balancers take it out, and every response carries
+// "Connection: close" so that clients stop reusing their connections to it.
+// It keeps serving every request meanwhile. The caller waits a while (the
+// drain period) before http.Server.Shutdown: by then the keep-alive
+// connections that were idle have carried a request and been closed after
+// its answer, so Shutdown, which closes idle connections at once, finds
+// none that a client is about to send on (the request that would meet that
+// close would be reset, never answered).
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // MetricsHandler serves the Prometheus registry (GET /metrics; 404 for
 // anything else). Mount it on a listener only operators reach

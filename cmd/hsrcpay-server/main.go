@@ -39,7 +39,8 @@ import (
 
 // exitCodesHelp ends every help text.
 const exitCodesHelp = `Exit codes:
-  0  success (serve: stopped by SIGINT or SIGTERM after draining its requests)
+  0  success (serve: stopped by SIGINT or SIGTERM after draining: serving on,
+     not ready, for HSRCPAY_SHUTDOWN_DRAIN, then finishing its requests)
   1  runtime failure: a port that cannot be bound, a store that cannot be
      opened, a failed bootstrap, or (audit verify) a broken audit chain
   2  usage or configuration: a bad command line, or a bad HSRCPAY_* value or
@@ -558,8 +559,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	var conns connTracker
 	hs := &http.Server{
 		Handler:           srv,
+		ConnState:         conns.note,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -571,7 +574,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		hs   *http.Server
 		ln   net.Listener
 	}
-	listeners := []listener{{"HSRCPAY_ADDR", hs, ln}}
+	apiLn := &drainListener{Listener: ln}
+	listeners := []listener{{"HSRCPAY_ADDR", hs, apiLn}}
 	// Metrics on a listener of their own (rule 11): they show every tenant's
 	// traffic and the failure reasons the API folds into one code.
 	if mln != nil {
@@ -604,7 +608,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func() {
-			if err := l.hs.Serve(l.ln); !errors.Is(err, http.ErrServerClosed) {
+			err := l.hs.Serve(l.ln)
+			if dl, ok := l.ln.(*drainListener); ok && dl.closed.Load() {
+				return // the drain closed it
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s: %w", l.name, err)
 			}
 		}()
@@ -625,10 +633,31 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
-	// ctx has ended (a signal): the drain gets a deadline of its own.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	// http.Server.Shutdown closes the listener and every idle keep-alive
+	// connection at once, and drops any request it reads after it began: a
+	// request a client sent as that happened is reset, never answered (21
+	// of them at 256 connections, issue 18). So first drain: keep serving,
+	// not ready (load balancers take the replica out), each response
+	// closing its connection (clients stop reusing them), for
+	// HSRCPAY_SHUTDOWN_DRAIN; then close the listener and let the requests
+	// under way be answered (each closes its connection); only then
+	// Shutdown, which finds only connections idle for the whole drain.
+	// (The backlog the closing listener resets holds connections made
+	// after the signal, by clients that ignored /readyz.)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownDrain+cfg.ShutdownTimeout)
 	defer cancel()
+	if cfg.ShutdownDrain > 0 {
+		log.Info("draining: not ready, every response closes its connection", "drain", cfg.ShutdownDrain.String())
+		srv.Drain()
+		select {
+		case err := <-errc:
+			log.Error("listener failed while draining", "err", err)
+		case <-time.After(cfg.ShutdownDrain):
+		}
+		_ = apiLn.Close() // Serve returns; its error is the drain's doing
+		conns.quiet(sctx)
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	// The API drains its in-flight requests; metrics stay scrapeable meanwhile
 	// and stop with it.
 	err = hs.Shutdown(sctx)

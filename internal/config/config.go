@@ -34,6 +34,7 @@ type Config struct {
 	LogLevel           slog.Level    // HSRCPAY_LOG_LEVEL
 	DemoAccount        string        // HSRCPAY_DEMO_ACCOUNT
 	ShutdownTimeout    time.Duration // HSRCPAY_SHUTDOWN_TIMEOUT
+	ShutdownDrain      time.Duration // HSRCPAY_SHUTDOWN_DRAIN: serving on, not ready, before Shutdown
 	RedisURL           string        // HSRCPAY_REDIS_URL
 	IdempotencyKeyFile string        // HSRCPAY_IDEMPOTENCY_KEY_FILE; "" with SQLite: DIR.idempotency.key beside sqlite:DIR
 	MaxActiveKeys      int           // HSRCPAY_MAX_ACTIVE_KEYS, per account and mode
@@ -79,6 +80,7 @@ var Variables = []Var{
 	{"HSRCPAY_TRUSTED_PROXIES", "", "comma-separated IP addresses and CIDRs (IPv4, IPv6) of the proxies in front of the server, allowed to set X-Forwarded-For; the client address is the rightmost X-Forwarded-For address that is not one of them. Empty: none, the peer's own address is the client's (replaces HSRCPAY_TRUST_PROXY)"},
 	{"HSRCPAY_LOG_LEVEL", "info", "debug, info, warn or error (JSON logs on stderr)"},
 	{"HSRCPAY_SHUTDOWN_TIMEOUT", "15s", "how long SIGTERM waits for in-flight requests"},
+	{"HSRCPAY_SHUTDOWN_DRAIN", "5s", "after SIGTERM, how long the server keeps serving before it stops accepting (0 to 5m): /readyz answers 503 and every response closes its connection, so clients and load balancers move away before the port closes; then in-flight requests get HSRCPAY_SHUTDOWN_TIMEOUT"},
 	{"HSRCPAY_DEMO_ACCOUNT", "", "create this sandbox account at start and print its keys (make run sets acct_demo)"},
 	{"HSRCPAY_SECRET_SCANNING_KEYS_FILE", "", "GitHub's secret scanning public keys (JSON key document): turns on POST /v1/secret-scanning/github"},
 	{"HSRCPAY_SECRET_SCANNING_KEYS_URL", "", "or the URL GitHub publishes them at (https://api.github.com/meta/public_keys/secret_scanning), re-read hourly"},
@@ -102,6 +104,7 @@ func Defaults() Config {
 		UsageFlushInterval: 5 * time.Second,
 		LogLevel:           slog.LevelInfo,
 		ShutdownTimeout:    15 * time.Second,
+		ShutdownDrain:      5 * time.Second,
 
 		AccountRateLimitLive:    1000,
 		AccountRateLimitSandbox: 100,
@@ -203,6 +206,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	duration("HSRCPAY_CREDENTIAL_CACHE_TTL", &c.CredentialCacheTTL, 0, time.Minute)
 	duration("HSRCPAY_STORE_TIMEOUT", &c.StoreTimeout, 10*time.Millisecond, 5*time.Minute)
 	duration("HSRCPAY_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
+	duration("HSRCPAY_SHUTDOWN_DRAIN", &c.ShutdownDrain, 0, 5*time.Minute)
 	if v, ok := lookup("HSRCPAY_LOG_LEVEL"); ok {
 		if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(v))); err != nil {
 			errs = append(errs, fmt.Errorf("HSRCPAY_LOG_LEVEL=%q: want debug, info, warn or error", v))

@@ -116,7 +116,7 @@ func TestVariablesDocumented(t *testing.T) {
 			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_SQLITE_SYNCHRONOUS", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
 				"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT",
 				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUSTED_PROXIES",
-				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_JWT_MAX_LIFETIME", "HSRCPAY_STORE_TIMEOUT", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT":
+				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_SHUTDOWN_DRAIN", "HSRCPAY_JWT_MAX_LIFETIME", "HSRCPAY_STORE_TIMEOUT", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT":
 				t.Errorf("%s accepted a garbage value", v.Name)
 			}
 		}
@@ -237,6 +237,10 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 		"HSRCPAY_SHUTDOWN_TIMEOUT": {
 			bad:  []string{"11m", "-1s", "quick", "15", ""},
 			good: []string{"0s", "0", "10m", "30s"},
+		},
+		"HSRCPAY_SHUTDOWN_DRAIN": {
+			bad:  []string{"6m", "-1s", "soon", "5", ""},
+			good: []string{"0s", "0", "5m", "2s"},
 		},
 		"HSRCPAY_RATE_LIMIT_LIVE":         {bad: []string{"0", "-1", "1000001", "1.5", "lots", ""}, good: []string{"1", "1000000"}},
 		"HSRCPAY_RATE_LIMIT_TEST":         {bad: []string{"0", "-5", "1e3", ""}, good: []string{"1", "1000000"}},
