@@ -201,7 +201,7 @@ func (b *Bus) publish(ctx context.Context) {
 				break fill
 			}
 		}
-		if err := b.send(batch); err != nil {
+		if err := b.send(ctx, batch); err != nil {
 			downUntil = time.Now().Add(b.o.PublishCooldown)
 			b.dropped(len(batch))
 			b.o.Log.Warn("credential cache: key changes not announced through Redis; other replicas refuse their old state when their cache entries expire (HSRCPAY_CREDENTIAL_CACHE_TTL); publishing paused",
@@ -213,9 +213,10 @@ func (b *Bus) publish(ctx context.Context) {
 	}
 }
 
-// send publishes a batch in one round trip, bounded by PublishTimeout.
-func (b *Bus) send(batch []string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), b.o.PublishTimeout)
+// send publishes a batch in one round trip, bounded by PublishTimeout; a
+// batch under way finishes even if ctx ends meanwhile.
+func (b *Bus) send(ctx context.Context, batch []string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.o.PublishTimeout)
 	defer cancel()
 	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, msg := range batch {
