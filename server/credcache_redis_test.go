@@ -15,6 +15,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
 	"github.com/hsrcpay/apikeys/internal/testenv"
+	"github.com/hsrcpay/apikeys/internal/testredis"
 )
 
 // TestRedisDownWritesDoNotWait runs two replicas on one PostgreSQL
@@ -39,9 +40,9 @@ func TestRedisDownWritesDoNotWait(t *testing.T) {
 		// little later on a busy machine.
 		slack = 500 * time.Millisecond
 	)
-	p := newFaultProxy(t, "127.0.0.1:6379")
+	p := newFaultProxy(t, testredis.Addr(t))
 	ma := metrics.New()
-	a := testenv.New(t, testenv.Config{Store: openPostgres(t, url), RedisURL: "redis://" + p.Addr + "/0", RedisTimeout: redisTimeout,
+	a := testenv.New(t, testenv.Config{Store: openPostgres(t, url), RedisURL: testredis.Via(t, p.Addr), RedisTimeout: redisTimeout,
 		CredentialCacheTTL: ttl, Metrics: ma})
 	b := testenv.New(t, testenv.Config{Store: openPostgres(t, url), RedisURL: rurl, CredentialCacheTTL: ttl})
 	a.WaitCredentialCacheServing()

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -17,20 +16,14 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
+	"github.com/hsrcpay/apikeys/internal/testredis"
 )
 
-// needRedis skips (or fails in CI) without Redis at 127.0.0.1:6379.
+// needRedis is the shared test Redis (testredis: HSRCPAY_TEST_REDIS_URL),
+// skipping (or failing in CI) without it.
 func needRedis(t *testing.T) string {
 	t.Helper()
-	c, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", "127.0.0.1:6379")
-	if err != nil {
-		if os.Getenv("HSRCPAY_REQUIRE_REDIS") == "1" {
-			t.Fatalf("Redis not reachable and HSRCPAY_REQUIRE_REDIS=1: %v", err)
-		}
-		t.Skip("Redis not reachable at 127.0.0.1:6379: skipping")
-	}
-	_ = c.Close() // a probe: it connected
-	return "redis://127.0.0.1:6379/0"
+	return testredis.URL(t)
 }
 
 // metricValue reads one sample from a Prometheus text page ("" when absent).
