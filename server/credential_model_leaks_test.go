@@ -109,7 +109,10 @@ func (m *csmModel) leak(rt *rapid.T) {
 			m.record(csmEvent{action: "update", key: k, actorKind: "platform", actorID: "secret-scanning",
 				changes: slices.Clone(csmLeakChanges), values: v})
 		case it.token == k.cur && !k.managed && !k.deleted:
-			k.deleted, k.prev = true, ""
+			k.deleted = true
+			if k.prev != "" && now.Before(k.prevEnd) { // kept, its grace ended (never: custom keys do not rotate)
+				k.prevEnd = now
+			}
 			m.stats["leak deleted a custom key"]++
 			v := map[string]string{"deleted": "true"}
 			for f, s := range values {

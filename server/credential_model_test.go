@@ -59,7 +59,9 @@ package server_test
 //     account's root stays switched on and held; the outsider's requests
 //     spend no budget but its own address's; a publishable key reported as
 //     leaked changes nothing; a replayed answer goes only to the credential
-//     that made the request, while it could obtain it directly.
+//     that made the request, while it could obtain it directly, or to the
+//     secret that rotated its own key once that rotation replaced it (the
+//     one exception, issue 18).
 
 import (
 	"bytes"
@@ -350,8 +352,8 @@ type csmKey struct {
 	perms       csmSet
 	expires     *time.Time // nil: never
 	cur         string     // the current secret
-	prev        string     // the replaced secret kept for a grace period, "" if none
-	prevEnd     time.Time  // when prev stops working
+	prev        string     // the replaced secret, kept (by its hash) until the next rotation; "" if none
+	prevEnd     time.Time  // when prev stops working (the rotation's time without grace)
 	gen         int        // secrets issued so far
 	deleted     bool
 	inactive    bool              // switched off (status INACTIVE)
@@ -953,7 +955,9 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 		return
 	}
 	c := m.drawCaller(rt)
-	kind := rapid.SampledFrom([]string{"managed secret", "managed publishable", "custom key", "no such key"}).Draw(rt, "target kind")
+	// Its own key too: a key rotating itself (issue 18: the replaced secret
+	// may fetch that rotation's answer, rule 14).
+	kind := rapid.SampledFrom([]string{"managed secret", "managed publishable", "custom key", "no such key", "the caller's own key"}).Draw(rt, "target kind")
 	_, own, _ := m.grantOf(c)
 	var mode apikey.Mode
 	if c.jwt != nil {
@@ -969,7 +973,7 @@ func (m *csmModel) regenerate(rt *rapid.T) {
 			continue
 		}
 		if (kind == "managed secret" && k.managed && !k.publishable) || (kind == "managed publishable" && k.publishable) ||
-			(kind == "custom key" && !k.managed) {
+			(kind == "custom key" && !k.managed) || (kind == "the caller's own key" && c.secret != nil && k == c.secret.key) {
 			cands = append(cands, k)
 		}
 	}
@@ -1063,6 +1067,12 @@ func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r c
 		k.prev, k.prevEnd = k.cur, m.at(*pe, m.advanced+time.Duration(*g)*time.Minute)
 	} else if got.PreviousKeyExpiresAt != nil {
 		rt.Fatalf("regenerate of %s without grace: previous_key_expires_at %s", k.label, m.rel(got.PreviousKeyExpiresAt))
+	} else {
+		// Kept all the same, dead from the rotation on (issue 18): verify
+		// says REVOKED and a leak report true_positive until the next one.
+		// The server's clock read during the request is no earlier than
+		// before: dead by the next step.
+		k.prev, k.prevEnd = k.cur, before
 	}
 	m.setSecret(k, got.Key)
 	actorKind, by := m.actorOf(c)
@@ -1217,13 +1227,18 @@ func (m *csmModel) checkStore(rt *rapid.T) {
 		if !csmSameTime(got.ExpiresAt, k.expires) {
 			bad = append(bad, "expires "+m.rel(got.ExpiresAt))
 		}
-		if k.prev != "" && now.Before(k.prevEnd) {
+		switch {
+		case k.prev != "" && now.Before(k.prevEnd):
 			if !bytes.Equal(got.PrevSecretHash, csmHash(k.prev)) || got.PrevSecretExpiresAt == nil ||
 				got.PrevSecretExpiresAt.Sub(k.prevEnd).Abs() > time.Microsecond {
 				bad = append(bad, "the replaced secret in its grace period is not kept until "+m.rel(&k.prevEnd))
 			}
-		} else if got.PrevSecretHash != nil && got.PrevSecretExpiresAt != nil && now.Before(*got.PrevSecretExpiresAt) {
+		case got.PrevSecretExpiresAt != nil && now.Before(*got.PrevSecretExpiresAt):
 			bad = append(bad, "a replaced secret is kept in grace until "+m.rel(got.PrevSecretExpiresAt))
+		case k.prev != "" && !bytes.Equal(got.PrevSecretHash, csmHash(k.prev)):
+			bad = append(bad, "the replaced secret is not kept (by its hash) until the key rotates again")
+		case k.prev == "" && got.PrevSecretHash != nil:
+			bad = append(bad, "a key never rotated keeps a previous secret")
 		}
 		if len(bad) > 0 {
 			rt.Fatalf("STORE: %s differs from the model (name %q, deleted %v, %s, metadata %v): %s",
@@ -1996,7 +2011,10 @@ func (m *csmModel) deleteOnce(rt *rapid.T, c *csmCaller, k *csmKey, n int) {
 		return
 	}
 	if !k.deleted {
-		k.deleted, k.prev = true, ""
+		k.deleted = true
+		if k.prev != "" && now.Before(k.prevEnd) { // kept, its grace ended: REVOKED like the key
+			k.prevEnd = now
+		}
 		kind, by := m.actorOf(c)
 		m.record(csmEvent{action: "delete", key: k, actorKind: kind, actorID: by, changes: []string{"deleted"},
 			values: map[string]string{"deleted": "true"}})
@@ -2386,9 +2404,8 @@ func (m *csmModel) wantVerify(c *csmCaller, token string, s *csmSecret, asked cs
 	}
 	k := s.key
 	// The store knows a secret while it is the key's current one, or the
-	// replaced one kept for a grace period (ended or not); a secret
-	// rotated away without grace, or twice, and a deleted key's replaced
-	// secret are no key's any more.
+	// replaced one, kept until the key rotates again (issue 18), grace or
+	// not, deleted or not; only a secret rotated away twice is no key's.
 	current, previous := s.token == k.cur, k.prev != "" && s.token == k.prev
 	if !current && !previous || k.mode != p.mode || !p.canActOn(k.account) {
 		return ok, csmVerdict{code: oapi.VerifyNotFound}

@@ -44,6 +44,19 @@ package server
 // that credential and asked the policy about the answer's key as it stands
 // now. Anyone else gets 42207 (another credential is another request) or
 // the error a fresh request of theirs would get (401, 403, 404).
+//
+// The one exception (issue 18): a secret that rotated its own key is
+// replaced by that rotation, so a client that lost the answer retries with
+// a secret every operation refuses (401 40101, or 403 40304 in grace), and
+// without grace the new secret would be lost for good. Such a retry
+// (ownRotation: a replaced secret, a regenerate of its own key, one
+// Idempotency-Key) is let through authentication and authorization as
+// replay only (replayOnly): it reads the record without claiming it, and
+// gets the stored answer when the record is complete, its fingerprint binds
+// that exact secret, and apikeys.Service.AuthorizeReplay (policy.
+// ReplayAuthorize) allows it; anything else, including a validation error,
+// gets the refusal it gets today. It never reaches the use case, so a
+// replaced secret can fetch its rotation's answer but never start one.
 
 import (
 	"bytes"
@@ -225,12 +238,63 @@ func (r rawJSON) write(w http.ResponseWriter) error {
 func (r rawJSON) VisitCreateApiKeyResponse(w http.ResponseWriter) error     { return r.write(w) }
 func (r rawJSON) VisitRegenerateApiKeyResponse(w http.ResponseWriter) error { return r.write(w) }
 
+// ownRotation reports whether the request is a replaced secret's retry of
+// its own key's rotation (policy.OwnRotation), with one Idempotency-Key:
+// the only request of a replaced secret that goes on, as replay only.
+func ownRotation(c echo.Context, p *auth.Principal) bool {
+	route, params := routeOf(c)
+	return p != nil && route != nil && route.Operation.OperationID == "regenerateApiKey" &&
+		len(c.Request().Header.Values(headerIdempotencyKey)) == 1 &&
+		policy.OwnRotation(p, policy.RegenerateKey, params["id"])
+}
+
+type replayOnlyKey struct{}
+
+// errReplayOnly stops a replay-only request that would have gone on to run.
+var errReplayOnly = errors.New("idempotency: a replaced secret may only replay its rotation's answer")
+
+// replayOnly runs the rest of the stack for a request that may only be
+// answered a stored answer (ownRotation): the idempotency middleware reads
+// the record instead of claiming it and never calls the handler. Anything
+// but a replayed answer is refusal, the answer the request gets today (a
+// failure of ours, 5xx, stays what it is, so that the client retries).
+func (s *Server) replayOnly(c echo.Context, next echo.HandlerFunc, refusal *apierr.Error) error {
+	req := c.Request()
+	c.SetRequest(req.WithContext(context.WithValue(req.Context(), replayOnlyKey{}, true)))
+	err := next(c)
+	if err == nil && c.Response().Header().Get(headerReplayed) == "true" {
+		return nil
+	}
+	if err != nil {
+		if ae := toAPIError(err); ae.Status >= http.StatusInternalServerError && !errors.Is(err, errReplayOnly) {
+			return err
+		}
+		return refusal
+	}
+	if c.Response().Committed { // never: only a replay answers
+		s.log.Error("idempotency: a replay-only request was answered without a replay", "request_id", requestID(c))
+		return nil
+	}
+	return refusal
+}
+
+func isReplayOnly(ctx context.Context) bool {
+	only, _ := ctx.Value(replayOnlyKey{}).(bool)
+	return only
+}
+
 // idempotent is the middleware, after request validation: it claims the
 // record of a create or regenerate that carries an Idempotency-Key, or
-// answers from what the record holds.
+// answers from what the record holds. A replay-only request (replayOnly) is
+// answered from the record or refused, never claims and never runs.
 func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
+		next := next // the stack is built once: never change the shared one
+		only := isReplayOnly(req.Context())
+		if only {
+			next = func(echo.Context) error { return errReplayOnly }
+		}
 		values := req.Header.Values(headerIdempotencyKey)
 		if len(values) == 0 {
 			return next(c)
@@ -276,6 +340,27 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		now := s.idem.now().UTC()
+		if only {
+			// Read, never claim: a replaced secret starts nothing.
+			var cur *store.IdempotencyRecord
+			err := repo.InTx(ctx, func(tx store.Tx) error {
+				var err error
+				cur, err = tx.LockIdempotency(ctx, account, values[0])
+				return err
+			})
+			if errors.Is(err, store.ErrNotFound) {
+				return errReplayOnly // no answer kept under this key
+			}
+			if err != nil {
+				return err
+			}
+			if !cur.ExpiresAt.After(now) {
+				return errReplayOnly // expired: the key would start a new execution
+			}
+			return s.idem.answerExisting(c, string(p.Mode), cur, fp, func(stored []byte) error {
+				return s.authorizeReplay(ctx, p, op, params, stored)
+			})
+		}
 		rec := &store.IdempotencyRecord{
 			AccountID: account, Key: values[0], ID: newClaimID(), Fingerprint: fp, State: store.IdempotencyInProgress,
 			CreatedAt: now, LeaseUntil: now.Add(IdempotencyLease), ExpiresAt: now.Add(IdempotencyTTL),

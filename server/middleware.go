@@ -247,8 +247,18 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				if limited := s.authFailed(c, addr, f.Reason, f.Detail, spend); limited != nil {
 					return limited
 				}
+				// The one exception (issue 18): a previous secret whose grace
+				// ended, retrying the rotation of its own key that replaced
+				// it, goes on to fetch that rotation's stored answer. It has
+				// been counted and charged as the failed authentication it
+				// is; authorize answers it this 401 unless the answer is its.
+				if f.Replaced != nil && ownRotation(c, f.Replaced) {
+					p, err = f.Replaced, nil
+				}
 			}
-			return err
+			if err != nil {
+				return err
+			}
 		}
 		p.RequestID, p.ClientIP = requestID(c), c.RealIP()
 		c.SetRequest(req.WithContext(auth.WithPrincipal(req.Context(), p)))
@@ -353,11 +363,20 @@ const (
 // (x-hsrcpay-permission), so authorization cannot drift from the contract,
 // through the policy's coarse check; the use case asks the policy again,
 // with the target, inside its transaction.
+//
+// A replaced secret is refused here (403 40304 in its grace, 401 40101
+// once it ended) except for the one exception (issue 18, ownRotation): a
+// regenerate of its own key with an Idempotency-Key goes on as replay only
+// (replayOnly) and gets either its rotation's stored answer or this very
+// refusal.
 func (s *Server) authorize(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		route, _ := routeOf(c)
 		p := auth.FromContext(c.Request().Context())
 		if e := policy.CheckOperation(p, s.spec.Permissions[route.Operation.OperationID]); e != nil {
+			if ownRotation(c, p) {
+				return s.replayOnly(c, next, e)
+			}
 			return e
 		}
 		return next(c)
@@ -375,6 +394,9 @@ type requestBudgets struct {
 	mode    apikey.Mode
 	subject string
 	account string
+	// spent: the request already spent its client address's
+	// failed-authentication budget (authenticate), and spends nothing more.
+	spent bool
 }
 
 // budgetsOf is the one place that decides which budgets a request spends,
@@ -398,7 +420,15 @@ type requestBudgets struct {
 //     spend their subject's budget only, as this service cannot mint them).
 //     A 403 with a secret key (a permission it lacks, a replaced secret)
 //     spends them too.
+//   - A replaced secret whose grace ended authenticates nothing: it is a
+//     failed authentication, spent from the client address's budget in
+//     authenticate (as today), and reaches here only to fetch its own
+//     rotation's stored answer (issue 18). It spends nothing more: not its
+//     key's budgets, which its holder no longer owns.
 func budgetsOf(p *auth.Principal, addr string) requestBudgets {
+	if p.GraceEnded {
+		return requestBudgets{spent: true}
+	}
 	if p.Kind == keys.KindPublishable {
 		return requestBudgets{address: addr}
 	}
@@ -422,6 +452,9 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p := auth.FromContext(c.Request().Context())
 		b := budgetsOf(p, clientAddress(c.RealIP()))
+		if b.spent {
+			return next(c)
+		}
 		var shown *ratelimit.Result
 		var refused *apierr.Error
 		if b.address != "" {

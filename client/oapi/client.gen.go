@@ -1166,13 +1166,13 @@ type CreateAPIKeyParams struct {
 	// AccountID Account that will own the new API key.
 	AccountID AccountID `form:"account_id" json:"account_id"`
 
-	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. A replay is authorized like a new request for the credential presenting it, and only the exact credential of the original (the same secret, or a JWT with the same issuer, subject, grants and token id) gets its answer; anyone else gets `42207` or the policy's refusal. See "Idempotent create and regenerate" in the API description.
+	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. A replay is authorized like a new request for the credential presenting it, and only the exact credential of the original (the same secret, or a JWT with the same issuer, subject, grants and token id) gets its answer; anyone else gets `42207` or the policy's refusal. A key that regenerated itself is the one exception: the secret that rotation replaced still gets that rotation's answer. See "Idempotent create and regenerate" in the API description.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // RegenerateAPIKeyParams defines parameters for RegenerateAPIKey.
 type RegenerateAPIKeyParams struct {
-	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. A replay is authorized like a new request for the credential presenting it, and only the exact credential of the original (the same secret, or a JWT with the same issuer, subject, grants and token id) gets its answer; anyone else gets `42207` or the policy's refusal. See "Idempotent create and regenerate" in the API description.
+	// IdempotencyKey Makes a retry safe: the server keeps its answer to this request for 24 hours (per account and mode) and replays it, secret included, to a retry with the same key and the same request, instead of running it again. Use a new random value (e.g. 128 bits) per intended operation. A replay is authorized like a new request for the credential presenting it, and only the exact credential of the original (the same secret, or a JWT with the same issuer, subject, grants and token id) gets its answer; anyone else gets `42207` or the policy's refusal. A key that regenerated itself is the one exception: the secret that rotation replaced still gets that rotation's answer. See "Idempotent create and regenerate" in the API description.
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
@@ -1488,7 +1488,10 @@ type ClientInterface interface {
 	// in this response. The previous secret stops working at once, unless the optional body asks
 	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-	// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+	// ends any earlier grace period at once. The replaced secret stays known until the key is
+	// rotated again: verify answers `REVOKED` for it once its grace ended, and a key that
+	// regenerates itself with an `Idempotency-Key` can fetch the answer with the replaced secret
+	// if it was lost (see "Idempotent create and regenerate"). Power and life (`403`, 40302, 40305) are checked
 	// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
 	// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
 	// `account:api:key:read`.
@@ -1505,7 +1508,10 @@ type ClientInterface interface {
 	// in this response. The previous secret stops working at once, unless the optional body asks
 	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-	// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+	// ends any earlier grace period at once. The replaced secret stays known until the key is
+	// rotated again: verify answers `REVOKED` for it once its grace ended, and a key that
+	// regenerates itself with an `Idempotency-Key` can fetch the answer with the replaced secret
+	// if it was lost (see "Idempotent create and regenerate"). Power and life (`403`, 40302, 40305) are checked
 	// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
 	// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
 	// `account:api:key:read`.
@@ -1967,7 +1973,10 @@ func (c *Client) UpdateAPIKey(ctx context.Context, id APIKeyID, body UpdateAPIKe
 // in this response. The previous secret stops working at once, unless the optional body asks
 // for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 // (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+// ends any earlier grace period at once. The replaced secret stays known until the key is
+// rotated again: verify answers `REVOKED` for it once its grace ended, and a key that
+// regenerates itself with an `Idempotency-Key` can fetch the answer with the replaced secret
+// if it was lost (see "Idempotent create and regenerate"). Power and life (`403`, 40302, 40305) are checked
 // before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
 // (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
 // `account:api:key:read`.
@@ -1994,7 +2003,10 @@ func (c *Client) RegenerateAPIKeyWithBody(ctx context.Context, id APIKeyID, para
 // in this response. The previous secret stops working at once, unless the optional body asks
 // for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 // (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+// ends any earlier grace period at once. The replaced secret stays known until the key is
+// rotated again: verify answers `REVOKED` for it once its grace ended, and a key that
+// regenerates itself with an `Idempotency-Key` can fetch the answer with the replaced secret
+// if it was lost (see "Idempotent create and regenerate"). Power and life (`403`, 40302, 40305) are checked
 // before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
 // (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
 // `account:api:key:read`.
@@ -3035,7 +3047,10 @@ type ClientWithResponsesInterface interface {
 	// in this response. The previous secret stops working at once, unless the optional body asks
 	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-	// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+	// ends any earlier grace period at once. The replaced secret stays known until the key is
+	// rotated again: verify answers `REVOKED` for it once its grace ended, and a key that
+	// regenerates itself with an `Idempotency-Key` can fetch the answer with the replaced secret
+	// if it was lost (see "Idempotent create and regenerate"). Power and life (`403`, 40302, 40305) are checked
 	// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
 	// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
 	// `account:api:key:read`.
@@ -3052,7 +3067,10 @@ type ClientWithResponsesInterface interface {
 	// in this response. The previous secret stops working at once, unless the optional body asks
 	// for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 	// (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-	// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+	// ends any earlier grace period at once. The replaced secret stays known until the key is
+	// rotated again: verify answers `REVOKED` for it once its grace ended, and a key that
+	// regenerates itself with an `Idempotency-Key` can fetch the answer with the replaced secret
+	// if it was lost (see "Idempotent create and regenerate"). Power and life (`403`, 40302, 40305) are checked
 	// before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
 	// (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
 	// `account:api:key:read`.
@@ -5129,7 +5147,10 @@ func (c *ClientWithResponses) UpdateAPIKeyWithResponse(ctx context.Context, id A
 // in this response. The previous secret stops working at once, unless the optional body asks
 // for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 // (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+// ends any earlier grace period at once. The replaced secret stays known until the key is
+// rotated again: verify answers `REVOKED` for it once its grace ended, and a key that
+// regenerates itself with an `Idempotency-Key` can fetch the answer with the replaced secret
+// if it was lost (see "Idempotent create and regenerate"). Power and life (`403`, 40302, 40305) are checked
 // before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
 // (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
 // `account:api:key:read`.
@@ -5152,7 +5173,10 @@ func (c *ClientWithResponses) RegenerateAPIKeyWithBodyWithResponse(ctx context.C
 // in this response. The previous secret stops working at once, unless the optional body asks
 // for a grace period (zero-downtime rotation): then it keeps working for that many minutes
 // (never past the key's `expires_at`), as `previous_key_expires_at` shows. Regenerating again
-// ends any earlier grace period at once. Power and life (`403`, 40302, 40305) are checked
+// ends any earlier grace period at once. The replaced secret stays known until the key is
+// rotated again: verify answers `REVOKED` for it once its grace ended, and a key that
+// regenerates itself with an `Idempotency-Key` can fetch the answer with the replaced secret
+// if it was lost (see "Idempotent create and regenerate"). Power and life (`403`, 40302, 40305) are checked
 // before anything about the key's state: deleted (`404`), custom (`422`, 42201), not active
 // (`409`, 40901); a `40302` carries `details.missing` only for a caller holding
 // `account:api:key:read`.

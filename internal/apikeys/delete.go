@@ -62,8 +62,16 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, id string) (*ap
 }
 
 // markDeleted revokes k: deleted, and no secret of it (current or in grace)
-// authenticates any more. DELETE and the leak response revoke alike.
+// authenticates any more. DELETE and the leak response revoke alike. Its
+// secrets stay known by their hashes, the previous one too with any grace
+// ended now: every secret of a deleted key verifies REVOKED and a leak
+// report of it is a true positive that changes nothing (replaced secrets
+// are kept until the key rotates again, and a deleted key never does).
+// (Today no deleted key has a previous secret: managed keys are never
+// deleted and custom keys never rotated; this keeps it so if that changes.)
 func markDeleted(k *apikey.Key, now time.Time) {
 	k.Deleted, k.UpdatedAt = true, now
-	k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil
+	if k.PrevSecretHash != nil && k.InGrace(now) {
+		k.PrevSecretExpiresAt = &now
+	}
 }

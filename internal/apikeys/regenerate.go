@@ -109,7 +109,8 @@ func lockKeys(ctx context.Context, tx store.Tx, targetID, callerID string) (targ
 	return target, caller, nil
 }
 
-// rotate gives k a new secret inside tx, keeping the current one for grace.
+// rotate gives k a new secret inside tx, keeping the current one working
+// for grace (and known until the next rotation: replaceSecret).
 func rotate(ctx context.Context, tx store.Tx, k *apikey.Key, mode apikey.Mode, grace time.Duration, now time.Time) (*Issued, error) {
 	var keepUntil *time.Time
 	if grace > 0 {
@@ -130,17 +131,27 @@ func rotate(ctx context.Context, tx store.Tx, k *apikey.Key, mode apikey.Mode, g
 }
 
 // replaceSecret mints k a new secret of its type and mode and returns it;
-// the replaced secret is kept as the previous one until keepUntil (nil:
-// not kept). Regenerate and the leak response rotate through it alike.
+// the replaced secret becomes the previous one, working until keepUntil
+// (nil: no grace, its grace ends now). Regenerate, rotate-managed and the
+// leak response rotate through it alike.
+//
+// The replaced secret's hash is kept until the key rotates again, grace or
+// not (issue 18): the secret stays known, so verify answers REVOKED for it
+// (not NOT_FOUND), a leak report of it is a true positive that changes
+// nothing, and the secret that rotated its own key can still fetch that
+// rotation's stored answer (policy.OwnRotation). The hash of the secret
+// replaced before is forgotten here: a secret rotated away twice is no
+// key's.
 func replaceSecret(k *apikey.Key, mode apikey.Mode, keepUntil *time.Time, now time.Time) (string, error) {
 	secret, err := keys.New(secretKind(k.Type), mode == apikey.Sandbox)
 	if err != nil {
 		return "", err
 	}
-	k.PrevSecretHash, k.PrevSecretExpiresAt = nil, nil
+	until := now
 	if keepUntil != nil {
-		k.PrevSecretHash, k.PrevSecretExpiresAt = k.SecretHash, keepUntil
+		until = *keepUntil
 	}
+	k.PrevSecretHash, k.PrevSecretExpiresAt = k.SecretHash, &until
 	k.SecretHash, k.KeyHint = keys.Hash(secret), keys.Hint(secret)
 	k.UpdatedAt = now
 	return secret, nil

@@ -19,8 +19,9 @@ import (
 // the credential presenting it, against the state as it is now. The server
 // answers a replay only after its fingerprint matched (the exact credential
 // of the original, the same request) and then this returned nil; this is
-// the one place that decides, so that any exception to the rule (e.g. a
-// previous secret fetching the answer of its own rotation) is made here.
+// the one place that decides, so that any exception to the rule is made
+// here (there is one: a previous secret fetching the answer of its own
+// rotation, below).
 //
 // targetID is the key the answer's secret belongs to: for a regenerate the
 // key in the path, for a create the key the stored answer issued. In one
@@ -31,6 +32,19 @@ import (
 // does not see). The key's own state (deleted, not active, not managed) is
 // the use case's precondition for running, not a rule of who may act: a
 // replay reports what ran, so it is not checked here.
+//
+// The one exception (issue 18; policy.OwnRotation, policy.ReplayAuthorize):
+// the previous secret of a key, in its grace period or with its grace
+// ended, may receive the stored answer of a regenerate of its own key, i.e.
+// of the rotation that replaced it, and nothing else. The server lets it
+// reach this point only with an Idempotency-Key whose completed record's
+// fingerprint matched that exact secret (so the answer is its own), never
+// the use case, so it can fetch its rotation's answer but never start one.
+// It is judged as the secret it was: its key, re-read here, must still
+// hold that secret as its previous one (a key rotated again since forgot
+// it: 401), be active, not deleted, not expired, and hold the permission
+// to regenerate itself; otherwise it gets the refusal it gets today (the
+// server answers 401 40101, or 403 40304 in grace).
 func (s *Service) AuthorizeReplay(ctx context.Context, p *auth.Principal, action policy.Action, targetID string) error {
 	if action != policy.CreateKey && action != policy.RegenerateKey {
 		return apierr.Internal(errors.New("apikeys: replay of an action that issues no secret: " + string(action)))
@@ -51,7 +65,7 @@ func (s *Service) AuthorizeReplay(ctx context.Context, p *auth.Principal, action
 		if target == nil {
 			return apierr.KeyNotFound()
 		}
-		if e := policy.Authorize(caller, action, targetOf(target)); e != nil {
+		if e := policy.ReplayAuthorize(caller, action, target.ID, targetOf(target)); e != nil {
 			return e
 		}
 		return nil

@@ -43,6 +43,19 @@ type Failure struct {
 	// Detail says more for the log (e.g. why a JWT was refused): a fixed
 	// phrase, never the token or a value taken from it.
 	Detail string
+	// resolved is the key token a ReasonReplaced failure matched (Replaced
+	// is made of it).
+	resolved *ResolvedKey
+	// Replaced is, for a key's previous secret whose grace ended
+	// (ReasonReplaced), the principal that secret would be, marked Replaced
+	// and GraceEnded; nil for any other failure. It authenticates nothing:
+	// the policy refuses it everywhere with this failure's 401
+	// (policy.CheckOperation). It exists for one exception only (issue 18):
+	// the secret that rotated its own key may fetch that rotation's stored
+	// answer (policy.OwnRotation, apikeys.Service.AuthorizeReplay), so that a
+	// client that lost the answer does not lose the new secret. No use of
+	// the key is recorded for it.
+	Replaced *Principal
 }
 
 func (f *Failure) Error() string { return "auth: " + f.Reason }
@@ -102,8 +115,9 @@ type ResolvedKey struct {
 	Key  *apikey.Key
 	Mode apikey.Mode
 	Kind keys.Kind // KindSecret or KindPublishable
-	// Previous is set when the token is the key's previous secret, inside
-	// its rotation's grace period.
+	// Previous is set when the token is the key's previous secret (inside
+	// its rotation's grace period, unless it came with a ReasonReplaced
+	// failure).
 	Previous bool
 	// Hash is the token's hash (never logged).
 	Hash []byte
@@ -114,6 +128,14 @@ type ResolvedKey struct {
 // requests (Authenticate) and for the verify operation. A token that is not
 // a key, a bad checksum, an unknown or deleted key, a wrong type or a
 // previous secret past its grace period fail with the matching reason.
+//
+// A key keeps its previous secret's hash until it rotates again, whether or
+// not that rotation gave a grace period (issue 18): so a replaced secret
+// whose grace ended is still recognised (ReasonReplaced, which verify
+// answers REVOKED), and only a secret rotated away twice is unknown. The
+// refusals come in the spec's verdict order: deleted, replaced (grace
+// ended), switched off, expired; a deleted key's previous secret is
+// "deleted", whatever its grace.
 func (a *Authenticator) ResolveKey(ctx context.Context, token string) (*ResolvedKey, *Failure) {
 	parsed, err := keys.Parse(token)
 	if errors.Is(err, keys.ErrChecksum) {
@@ -159,11 +181,15 @@ func (a *Authenticator) ResolveKey(ctx context.Context, token string) (*Resolved
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		refused = fail(ReasonExpired, apierr.ExpiredCredentials())
 	}
+	resolved := &ResolvedKey{Key: k, Mode: mode, Kind: parsed.Kind, Previous: previous, Hash: hash}
 	if refused != nil {
 		refused.Key, refused.Mode = k, mode
+		if refused.Reason == ReasonReplaced {
+			refused.resolved = resolved
+		}
 		return nil, refused
 	}
-	return &ResolvedKey{Key: k, Mode: mode, Kind: parsed.Kind, Previous: previous, Hash: hash}, nil
+	return resolved, nil
 }
 
 // lookup reads the key holding hash as its current or previous secret,
@@ -194,12 +220,21 @@ func (a *Authenticator) lookup(ctx context.Context, mode apikey.Mode, hash []byt
 func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Principal, error) {
 	r, f := a.ResolveKey(ctx, token)
 	if f != nil {
+		if f.resolved != nil {
+			f.Replaced = a.principal(f.resolved)
+			f.Replaced.GraceEnded = true
+		}
 		return nil, f
 	}
-	k := r.Key
 	if a.Usage != nil {
-		a.Usage.Record(r.Mode, k.ID, a.Now(), clientIP)
+		a.Usage.Record(r.Mode, r.Key.ID, a.Now(), clientIP)
 	}
+	return a.principal(r), nil
+}
+
+// principal is the caller a key token r stands for.
+func (a *Authenticator) principal(r *ResolvedKey) *Principal {
+	k := r.Key
 	return &Principal{
 		Kind:        r.Kind,
 		Mode:        r.Mode,
@@ -210,7 +245,7 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 		ExpiresAt:   k.ExpiresAt,
 		Replaced:    r.Previous,
 		SecretHash:  r.Hash,
-	}, nil
+	}
 }
 
 // permissions expands k's grants; a key the credential cache handed out

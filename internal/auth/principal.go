@@ -32,9 +32,18 @@ type Principal struct {
 	// nil for JWTs: a token is a session of a person whose grants outlive it,
 	// so its exp does not bound the keys it creates (the policy's life rule).
 	ExpiresAt *time.Time
-	// Replaced is set when a key authenticated with its previous secret,
-	// inside a rotation's grace period: such a secret manages nothing.
+	// Replaced is set when a key presented its previous secret (the one a
+	// rotation replaced): such a secret manages nothing. Inside the
+	// rotation's grace period it authenticates (GraceEnded false) and every
+	// key-management operation refuses it (403 40304).
 	Replaced bool
+	// GraceEnded is set, with Replaced, for a previous secret whose grace
+	// ended (or that had none): it authenticates nothing. Such a principal is
+	// never the result of an authentication; it is only made (Failure.
+	// Replaced) for the one documented exception, the replay of the stored
+	// answer of its own key's rotation (policy.OwnRotation), and every
+	// operation refuses it with the same 401 as its failed authentication.
+	GraceEnded bool
 	// SecretHash is the hash of the secret presented, so that the policy can
 	// re-check it inside a write transaction. Never logged.
 	SecretHash []byte

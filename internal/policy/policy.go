@@ -6,7 +6,9 @@
 //     whose permissions are a subset of its own;
 //   - life never grows: a key that expires cannot create or rotate a key that
 //     outlives it (JWTs are exempt: a person's grants outlive the session);
-//   - a replaced secret in its grace period manages nothing;
+//   - a replaced secret in its grace period manages nothing, with one
+//     exception: a secret that rotated its own key may fetch that
+//     rotation's stored answer (OwnRotation, ReplayAuthorize);
 //   - publishable keys manage nothing, and nobody acts on an account or mode
 //     it does not hold;
 //   - the decision is made inside the transaction that makes the change, on
@@ -78,9 +80,13 @@ type Target struct {
 
 // CheckOperation is the coarse check made before any input is read: a
 // publishable key, a replaced secret or a caller lacking the operation's
-// declared permission is refused whatever the target.
+// declared permission is refused whatever the target. A replaced secret
+// whose grace ended (made only for OwnRotation's exception) is refused with
+// the 401 its failed authentication answers, word for word.
 func CheckOperation(p *auth.Principal, need string) *apierr.Error {
 	switch {
+	case p.Replaced && p.GraceEnded:
+		return apierr.InvalidCredentials()
 	case p.Kind == keys.KindPublishable:
 		return apierr.New(api.CodePublishableKeyForbidden, "Publishable keys cannot manage or read API keys; use a secret key")
 	case p.Replaced:
@@ -160,6 +166,46 @@ func Authorize(p *auth.Principal, a Action, t Target) *apierr.Error {
 	return nil
 }
 
+// OwnRotation reports whether p is a replaced secret (in its grace or with
+// its grace ended) asking about a regenerate of its own key: the one case in
+// which a replaced secret may be answered anything but its refusal, and then
+// only with a stored answer (ReplayAuthorize). The server asks it to let
+// such a request reach the stored answers, never the use case: a replaced
+// secret can never start a regenerate.
+//
+// Why (issue 18): a secret key that rotates itself (the README's
+// quickstart) is replaced the moment the rotation commits. A client that
+// lost the answer (timeout, reset connection) can only retry with the
+// secret it holds, now the replaced one; refused, it would lose the new
+// secret for good (without grace nobody can fetch it any more). The stored
+// answer is bound to that exact secret (the idempotency fingerprint holds
+// its hash), and the secret can be recognised only until the key rotates
+// again, so the exception hands the new secret to nobody but the holder of
+// the secret it replaced, within the answer's 24 hours.
+func OwnRotation(p *auth.Principal, a Action, targetID string) bool {
+	return p.Replaced && p.KeyID != "" && p.Kind == keys.KindSecret && a == RegenerateKey && targetID == p.KeyID
+}
+
+// ReplayAuthorize decides whether p may receive the stored answer of an
+// action a that issued a secret of key targetID (t): a replay is an
+// execution, so it is Authorize, for p as it stands now (Current), with one
+// exception. When OwnRotation(p, a, targetID) holds, p is judged as the
+// secret it was when it made the request: the key's current secret, with
+// the key's permissions and expiry as they are now, instead of being
+// refused as a replaced secret. The caller (the replay use case) must have
+// checked that the stored answer is p's own: its fingerprint binds p's
+// exact secret, and a key's secret can only rotate that key while it is
+// current, so the only completed regenerate of its own key that a replaced
+// secret can have made is the rotation that replaced it.
+func ReplayAuthorize(p *auth.Principal, a Action, targetID string, t Target) *apierr.Error {
+	if OwnRotation(p, a, targetID) {
+		was := *p
+		was.Replaced, was.GraceEnded = false, false
+		return Authorize(&was, a, t)
+	}
+	return Authorize(p, a, t)
+}
+
 // outlives reports whether an expiry (nil: never) is later than limit.
 func outlives(exp *time.Time, limit time.Time) bool {
 	return exp == nil || exp.After(limit)
@@ -186,10 +232,14 @@ func Recheck(ctx context.Context, tx store.Tx, p *auth.Principal, now time.Time)
 // permissions and expiry, and whether the secret it presented is now only the
 // replaced one. A secret that no longer authenticates (rotated away, key
 // disabled, deleted or expired since the request was authenticated) is
-// refused with 401.
+// refused with 401. A previous secret whose grace ended stays a principal
+// (Replaced, GraceEnded) only when it came as one (p.GraceEnded: the
+// OwnRotation exception); CheckOperation refuses it with 401 anyway.
 func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, error) {
 	current := subtle.ConstantTimeCompare(k.SecretHash, p.SecretHash) == 1
-	replaced := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, p.SecretHash) == 1 && k.InGrace(now)
+	previous := !current && subtle.ConstantTimeCompare(k.PrevSecretHash, p.SecretHash) == 1
+	inGrace := previous && k.InGrace(now)
+	replaced := inGrace || (previous && p.GraceEnded)
 	switch {
 	case k.ID != p.KeyID || !(current || replaced) || k.Deleted || k.Status != apikey.StatusActive:
 		return nil, apierr.InvalidCredentials()
@@ -203,7 +253,7 @@ func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, 
 		q.Permissions = perm.FromMap(k.Permissions)
 	}
 	q.ExpiresAt = k.ExpiresAt
-	q.Replaced = replaced
+	q.Replaced, q.GraceEnded = replaced, replaced && !inGrace
 	q.Accounts = []string{k.AccountID}
 	return &q, nil
 }
