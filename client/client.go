@@ -23,7 +23,11 @@ type settings struct {
 	userAgent    string
 	maxRetries   int
 	maxRetryWait time.Duration
-	err          error // the first invalid option
+	retryBudget  time.Duration
+	// retriesSet and budgetSet say which of WithRetries and WithRetryBudget
+	// were given: WithRetries alone counts keyed retries too.
+	retriesSet, budgetSet bool
+	err                   error // the first invalid option
 }
 
 func (s *settings) fail(name string, value any, reason string) {
@@ -54,12 +58,15 @@ func WithUserAgent(ua string) Option { return func(s *settings) { s.userAgent = 
 // WithRetries sets how many times a request is retried when that is safe:
 // any request after a 429 (waiting Retry-After, at most maxWait) or when the
 // connection was refused before anything was sent; GET and DELETE requests
-// (idempotent), verify, and create and regenerate with their Idempotency-Key
-// also after a timeout or a connection that broke, with a short backoff
-// (keyed requests also after 502, 503, 504, and a 409 with Retry-After).
-// Other POSTs and PATCH are never retried once they may have reached the
-// server. 0 disables retries; n and maxWait must not be negative.
-// Default: 2, 30s.
+// (idempotent) and verify also after a timeout or a connection that broke,
+// with a short backoff. Other POSTs, and PATCH, are never retried once they
+// may have reached the server, except create and regenerate with their
+// Idempotency-Key (the default): those are also retried after a timeout, a
+// broken connection, 502, 503, 504, and a 409 saying that an earlier
+// attempt is still running, and for a time rather than a number of times
+// (see [WithRetryBudget]), unless WithRetries is given without
+// WithRetryBudget: then they too are retried at most n times. 0 disables
+// every retry; n and maxWait must not be negative. Default: 2, 30s.
 func WithRetries(n int, maxWait time.Duration) Option {
 	return func(s *settings) {
 		switch {
@@ -68,8 +75,43 @@ func WithRetries(n int, maxWait time.Duration) Option {
 		case maxWait < 0:
 			s.fail("WithRetries", maxWait, "want a maximum wait of 0 or more")
 		default:
-			s.maxRetries, s.maxRetryWait = n, maxWait
+			s.maxRetries, s.maxRetryWait, s.retriesSet = n, maxWait, true
 		}
+	}
+}
+
+// DefaultRetryBudget is how long a create or regenerate whose outcome is
+// unknown is retried unless [WithRetryBudget] says otherwise: 30 seconds.
+// That rides out a server restart (seconds) and the wait before the server
+// lets a retry take over the claim of an attempt that died mid-way (seconds
+// too: its lease must run out), with room to spare.
+const DefaultRetryBudget = 30 * time.Second
+
+// WithRetryBudget sets for how long a create or regenerate sent with an
+// Idempotency-Key (the default) is retried while its outcome is unknown: the
+// attempt timed out, its connection broke or was refused, the answer was
+// 502, 503 or 504, or a 409 said that an earlier attempt with the key is
+// still running (code CodeIdempotencyConflict with details
+// "replayable": true, or Retry-After). Each retry waits a random time from 0
+// to 100 ms, 200 ms, 400 ms, … up to 2 s (exponential backoff with full
+// jitter), or what Retry-After asks for (at most WithRetries' maxWait), and
+// as many attempts are sent as fit in d from the first; the context's
+// deadline or cancellation ends the call sooner. The server carries such a
+// request out at most once whatever the number of attempts. A definite
+// answer (2xx, or a 4xx other than those) is never retried.
+//
+// A call that runs out of time or context returns an [*UnresolvedError]
+// holding the Idempotency-Key, with which it can be resumed. Default:
+// [DefaultRetryBudget] (30 s). 0 counts the retries instead, at most n of
+// [WithRetries] (2 by default); WithRetries(0, …) disables them whatever
+// the budget. d must not be negative.
+func WithRetryBudget(d time.Duration) Option {
+	return func(s *settings) {
+		if d < 0 {
+			s.fail("WithRetryBudget", d, "want a duration of 0 or more")
+			return
+		}
+		s.retryBudget, s.budgetSet = d, true
 	}
 }
 
@@ -78,9 +120,13 @@ func WithRetries(n int, maxWait time.Duration) Option {
 // a JWT). An empty token, a base URL that is not http(s) with a host, or an
 // invalid option is an [*ArgumentError].
 func New(baseURL, token string, opts ...Option) (*Client, error) {
-	s := settings{httpClient: &http.Client{Timeout: 30 * time.Second}, userAgent: "hsrcpay-go", maxRetries: 2, maxRetryWait: 30 * time.Second}
+	s := settings{httpClient: &http.Client{Timeout: 30 * time.Second}, userAgent: "hsrcpay-go", maxRetries: 2, maxRetryWait: 30 * time.Second,
+		retryBudget: DefaultRetryBudget}
 	for _, o := range opts {
 		o(&s)
+	}
+	if s.retriesSet && !s.budgetSet {
+		s.retryBudget = 0 // WithRetries alone: n counts keyed retries too
 	}
 	if s.err != nil {
 		return nil, s.err
@@ -91,7 +137,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if u, err := url.Parse(baseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, &ArgumentError{Name: "baseURL", Value: baseURL, Reason: "want an http:// or https:// URL with a host, such as https://api.hsrcpay.com/v1"}
 	}
-	doer := &retryDoer{c: s.httpClient, max: s.maxRetries, maxWait: s.maxRetryWait}
+	doer := &retryDoer{c: s.httpClient, max: s.maxRetries, maxWait: s.maxRetryWait, budget: s.retryBudget}
 	raw, err := oapi.NewClientWithResponses(strings.TrimRight(baseURL, "/"),
 		oapi.WithHTTPClient(doer),
 		oapi.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
@@ -128,11 +174,16 @@ func requireID(name, value string) error {
 // CodeIdempotencyKeyReused).
 //
 // Each call sends an Idempotency-Key (a new random 128-bit value unless
-// [WithIdempotencyKey] gives one), so it is retried when its outcome is
-// unknown (timeout, broken connection, 502, 503, 504): the server answers a
-// retry with the key the first attempt created, never a second key.
-// [WithoutIdempotencyKey] sends none, and the call is then never retried once
-// it may have reached the server.
+// [WithIdempotencyKey] gives one), so it is retried while its outcome is
+// unknown (timeout, broken or refused connection, 502, 503, 504, an earlier
+// attempt still running), for up to 30 s ([WithRetryBudget]): the server
+// answers a retry with the key the first attempt created, never a second
+// key. If the retries end without an answer, the error is an
+// [*UnresolvedError]: the key may or may not have been created, and sending
+// the same request again with WithIdempotencyKey(its IdempotencyKey) tells,
+// returning the key and its secret if it was. [WithoutIdempotencyKey] sends
+// none, and the call is then never retried once it may have reached the
+// server.
 func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateAPIKeyRequest, opts ...RequestOption) (*APIKey, error) {
 	if err := requireID("accountID", accountID); err != nil {
 		return nil, err
@@ -148,9 +199,10 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 	if params.IdempotencyKey, err = s.idempotencyKey(); err != nil {
 		return nil, err
 	}
+	ctx, tally := withTally(ctx)
 	res, err := c.raw.CreateAPIKeyWithResponse(ctx, params, req)
 	if err != nil {
-		return nil, err
+		return nil, unresolved(params.IdempotencyKey, tally, err)
 	}
 	switch {
 	case res.JSON201 != nil:
@@ -158,7 +210,7 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 	case res.JSON200 != nil:
 		return &res.JSON200.Data, nil
 	}
-	return nil, ParseError(res.HTTPResponse, res.Body)
+	return nil, unresolved(params.IdempotencyKey, tally, ParseError(res.HTTPResponse, res.Body))
 }
 
 // RequestOption adjusts a [Client.CreateAPIKey] or [Client.RegenerateAPIKey]
@@ -209,7 +261,8 @@ func (s *requestSettings) idempotencyKey() (*string, error) {
 // WithIdempotencyKey sends key as the call's Idempotency-Key (1 to 255
 // printable ASCII characters) instead of a random one: to retry, with the
 // same request, a call made earlier (by another process, after a crash)
-// whose answer was lost. The server replays the first answer for 24 hours.
+// whose answer was lost, such as the IdempotencyKey of an
+// [*UnresolvedError]. The server replays the first answer for 24 hours.
 func WithIdempotencyKey(key string) RequestOption {
 	return func(s *requestSettings) {
 		if !ValidIdempotencyKey(key) {
@@ -269,8 +322,11 @@ func WithGracePeriod(d time.Duration) RegenerateOption {
 // CodeIdempotencyKeyReused), ErrForbidden (CodePrivilegeEscalation,
 // CodeLifetimeEscalation, CodeReplacedSecret), ErrConflict (CodeKeyNotActive,
 // CodeIdempotencyConflict). As CreateAPIKey, it sends an Idempotency-Key and
-// is retried when its outcome is unknown: a retry returns the secret of the
-// first rotation, never rotates twice.
+// is retried while its outcome is unknown: a retry returns the secret of the
+// first rotation, never rotates twice. If the retries end without an answer,
+// the error is an [*UnresolvedError]: the secret may have been rotated (the
+// old one then stops working, or enters its grace period) and the new one is
+// returned by resuming with WithIdempotencyKey(its IdempotencyKey).
 func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...RegenerateOption) (*APIKey, error) {
 	if err := requireID("id", id); err != nil {
 		return nil, err
@@ -283,6 +339,7 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 	if params.IdempotencyKey, err = s.idempotencyKey(); err != nil {
 		return nil, err
 	}
+	ctx, tally := withTally(ctx)
 	var res *oapi.RegenerateAPIKeyResponse
 	if s.body.GracePeriodMinutes == nil { // no body: the server's default, no grace
 		res, err = c.raw.RegenerateAPIKeyWithBodyWithResponse(ctx, id, params, "application/json", nil)
@@ -290,12 +347,12 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 		res, err = c.raw.RegenerateAPIKeyWithResponse(ctx, id, params, s.body)
 	}
 	if err != nil {
-		return nil, err
+		return nil, unresolved(params.IdempotencyKey, tally, err)
 	}
 	if res.JSON200 != nil {
 		return &res.JSON200.Data, nil
 	}
-	return nil, ParseError(res.HTTPResponse, res.Body)
+	return nil, unresolved(params.IdempotencyKey, tally, ParseError(res.HTTPResponse, res.Body))
 }
 
 // GetAPIKey returns one key of the credential's account and mode, deleted or

@@ -39,11 +39,17 @@ func TestNonEnvelopeErrorIsTyped(t *testing.T) {
 		_, _ = w.Write([]byte("<html>bad gateway</html>")) // the client's checks below say whether it arrived
 	}))
 	defer srv.Close()
-	c, _ := client.New(srv.URL+"/v1", "sk_test_x")
+	// A keyed request retries 502s for its budget, then says its outcome is
+	// unknown; the answer's error stays reachable.
+	c, _ := client.New(srv.URL+"/v1", "sk_test_x", client.WithRetryBudget(200*time.Millisecond))
 	_, err := c.RegenerateAPIKey(context.Background(), "key_a")
 	var ae *client.Error
 	if !errors.As(err, &ae) || ae.StatusCode != 502 || ae.Code != 0 || !errors.Is(err, client.ErrServer) {
 		t.Fatalf("%v", err)
+	}
+	var ue *client.UnresolvedError
+	if !errors.As(err, &ue) || ue.Attempts < 2 {
+		t.Fatalf("%v: want an UnresolvedError after retries", err)
 	}
 }
 

@@ -72,9 +72,15 @@
 // and verify (a POST that changes nothing) are also retried after a timeout
 // or a broken connection. Create and regenerate send an Idempotency-Key (a
 // new random 128-bit value per call; [WithIdempotencyKey] gives your own)
-// and are retried after a timeout, a broken connection, 502, 503, 504, or a
-// 409 with Retry-After (the first attempt still running): the server answers
-// a retry with the first attempt's key and secret, never a second one. With
+// and are retried whenever their outcome is unknown (a timeout, a broken or
+// refused connection, 502, 503, 504, or a 409 saying an earlier attempt is
+// still running) for up to 30 seconds ([WithRetryBudget]), with jittered
+// exponential backoff: long enough to ride out a server restart. The server
+// answers a retry with the first attempt's key and secret, never a second
+// one. If the retries run out, the error is an [*UnresolvedError] carrying
+// the Idempotency-Key: the key may exist with its secret unseen, and sending
+// the same request with WithIdempotencyKey(that key), within 24 hours,
+// returns it (or creates it, once, if it does not). With
 // [WithoutIdempotencyKey] they, like PATCH (update), are never retried once
 // their outcome is unknown.
 package client

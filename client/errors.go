@@ -321,3 +321,67 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// UnresolvedError is a create or regenerate whose outcome is unknown. It was
+// sent with an Idempotency-Key and retried ([WithRetryBudget]), at least one
+// attempt may have reached the server, and none got a definite answer
+// before the retries or the context ran out: the last one timed out, lost or
+// could not open its connection, got a 5xx, or got a 409 saying that an
+// earlier attempt was still running. (A call none of whose attempts was
+// sent, every connection refused, returns its [*TransportError] alone.) An attempt
+// may have been carried out, the key created (or its secret rotated) and the
+// secret lost with the answer; or nothing may have happened.
+//
+// Do not send the request again without the key: that could create a second
+// key. Resume instead, now or later (from another process, after a restart)
+// within 24 hours: send the same request (same account or key id, body and
+// credential) with WithIdempotencyKey(e.IdempotencyKey). The server answers
+// with the first attempt's key and secret if it was carried out, and carries
+// the request out once if not. The Idempotency-Key is not a secret (a replay
+// goes only to the credential that made the request): log it or store it
+// with the intent.
+//
+// errors.Is and errors.As see through it to Err: an unresolved call still
+// matches [ErrUnavailable], [ErrTimeout], [ErrServer], … and
+// context.DeadlineExceeded.
+type UnresolvedError struct {
+	// IdempotencyKey is the Idempotency-Key every attempt carried: the one
+	// given with WithIdempotencyKey, or the random one the client chose.
+	IdempotencyKey string
+	// Attempts is how many requests were sent.
+	Attempts int
+	// Err is the last attempt's failure: a *TransportError, or an *Error.
+	Err error
+}
+
+// Error is Err's message followed by the attempts and the key to resume with.
+func (e *UnresolvedError) Error() string {
+	return fmt.Sprintf("%v (outcome unknown after %d attempt(s); to resume, send the same request with Idempotency-Key %q)",
+		e.Err, e.Attempts, e.IdempotencyKey)
+}
+
+// Unwrap returns Err.
+func (e *UnresolvedError) Unwrap() error { return e.Err }
+
+// unresolved turns err, the failure of a call sent with Idempotency-Key key
+// (nil: none), into an *UnresolvedError unless its outcome is known: no
+// attempt was sent (every connection failed to open, or the context ended
+// first), or the answer is definite. A 4xx says what became of every attempt, since the
+// server replays a completed attempt's answer to any retry; except a 409
+// saying an attempt is still running, and a 429 (refused before the server
+// looked at the key) after an attempt whose outcome was unknown. No answer,
+// or a 5xx (the server, or a proxy before it, failed; an earlier attempt may
+// have been carried out), is unknown.
+func unresolved(key *string, tally *attemptTally, err error) error {
+	if key == nil || err == nil || !tally.reached {
+		return err
+	}
+	var ae *Error
+	if errors.As(err, &ae) && ae.StatusCode < 500 {
+		running := ae.StatusCode == 409 && ae.Code == CodeIdempotencyConflict && ae.Details["replayable"] == true
+		if !running && (ae.StatusCode != 429 || !tally.unknown) {
+			return err
+		}
+	}
+	return &UnresolvedError{IdempotencyKey: *key, Attempts: tally.attempts, Err: err}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -122,6 +123,61 @@ func ExampleWithIdempotencyKey() {
 	fmt.Println(key.ID)
 	// Output:
 	// key_4d8PqZyT6vWb2mK9xR3sN7fH
+}
+
+// answerLost is a transport whose requests reach the server but whose
+// answers never come back, as when a connection breaks or a server restarts
+// at the worst moment.
+type answerLost struct{}
+
+func (answerLost) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	_ = res.Body.Close() // the answer, and the secret in it, is lost
+	return nil, io.ErrUnexpectedEOF
+}
+
+// A create whose answers are lost: the client retries it with the same
+// Idempotency-Key for its budget (30 s by default; shortened here), then
+// says that its outcome is unknown and which key resumes it. Sending the
+// same request again with that key, now or from another process after a
+// crash, returns the key the lost attempt created, with its secret, and
+// never creates a second one.
+func ExampleUnresolvedError() {
+	api := newFakeAPI()
+	defer api.Close()
+	lossy, err := client.New(api.URL, os.Getenv("HSRCPAY_API_KEY"),
+		client.WithHTTPClient(&http.Client{Transport: answerLost{}}),
+		client.WithRetryBudget(300*time.Millisecond))
+	if err != nil {
+		log.Fatal(err)
+	}
+	req := client.CreateAPIKeyRequest{Name: "Checkout backend", Permissions: client.Permissions{"payment": {"create", "read"}}}
+
+	_, err = lossy.CreateAPIKey(context.Background(), "acct_demo", req)
+	var unresolved *client.UnresolvedError
+	if !errors.As(err, &unresolved) {
+		log.Fatal(err) // a definite answer (the API refused), or none was sent
+	}
+	// Keep the key with the intent (a log line, a database row) before
+	// anything else: it is what recovers the secret.
+	fmt.Println("outcome unknown after retries:", unresolved.Attempts > 1, errors.Is(err, client.ErrUnavailable))
+
+	// Later, once the API answers again: the same request, the same key.
+	c, err := client.New(api.URL, os.Getenv("HSRCPAY_API_KEY"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	key, err := c.CreateAPIKey(context.Background(), "acct_demo", req, client.WithIdempotencyKey(unresolved.IdempotencyKey))
+	if err != nil {
+		log.Fatal(err) // still unresolved: keep the key and try again later
+	}
+	fmt.Println("resumed:", key.ID, "secret:", key.Key[:len("sk_test_")]+"…")
+	// Output:
+	// outcome unknown after retries: true true
+	// resumed: key_4d8PqZyT6vWb2mK9xR3sN7fH secret: sk_test_…
 }
 
 func ExampleClient_GetAPIKey() {

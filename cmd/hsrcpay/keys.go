@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/spf13/cobra"
@@ -16,10 +20,12 @@ is shown only this once. The token needs account:api:key:create and every
 permission it grants.
 
 Each call sends an Idempotency-Key (a new random one unless --idempotency-key
-gives it) and is retried when its answer is lost; to retry a call yourself
-(the command died, the connection broke), repeat it with the same flags and
-the same --idempotency-key: within 24 h you get that call's key and secret,
-not a second key.`
+gives it) and is retried for up to 30 s while its outcome is unknown (the API
+restarting, a connection that broke). If it still gets no answer, it prints
+the key on stderr with the command that resumes the call; to retry a call
+yourself (the command died), repeat it with the same flags and the same
+--idempotency-key: within 24 h you get that call's key and secret, not a
+second key.`
 
 const createExample = `  hsrcpay keys create --account acct_demo --name "Checkout backend" \
       --permission payment:create --permission payment:read --metadata team=checkout`
@@ -28,14 +34,19 @@ const regenerateHelp = `Rotates the secret of a managed key and prints the new s
 only this once. The key id stays the same. The token needs
 account:api:key:update.
 
-As with create, repeating a call with the same flags and --idempotency-key
-within 24 h prints the first call's secret instead of rotating again.`
+As with create, a call whose outcome stays unknown prints its Idempotency-Key
+and the command that resumes it, and repeating a call with the same flags and
+--idempotency-key within 24 h prints the first call's secret instead of
+rotating again.`
 
 const regenerateExample = `  hsrcpay keys regenerate --grace-period 1h "$HSRCPAY_KEY_ID"`
 
 // conn holds the connection flags every API command has.
 type conn struct {
 	apiKey, apiURL string
+	// opts are more client options, after the CLI's own (tests shorten the
+	// retry budget with them).
+	opts []client.Option
 }
 
 // client builds the API client from the flags and the environment; code is
@@ -54,7 +65,7 @@ func (c *conn) client(cmd string, getenv func(string) string, stderr io.Writer) 
 	if c.apiURL == "" {
 		c.apiURL = defaultAPIURL
 	}
-	cl, err := client.New(c.apiURL, token, client.WithUserAgent("hsrcpay-cli"))
+	cl, err := client.New(c.apiURL, token, append([]client.Option{client.WithUserAgent("hsrcpay-cli")}, c.opts...)...)
 	if err != nil {
 		return nil, usageError(stderr, cmd, strings.TrimPrefix(err.Error(), "client: "))
 	}
@@ -164,7 +175,21 @@ func (a *app) createCmd() *cobra.Command {
 		}
 		key, err := cl.CreateAPIKey(context.Background(), account, req, idem)
 		if err != nil {
-			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
+			resume := []string{"--account", account, "--name", name}
+			for _, p := range permFlags {
+				resume = append(resume, "--permission", p)
+			}
+			if expiresAt != "" {
+				resume = append(resume, "--expires-at", expiresAt)
+			}
+			for _, kv := range metaFlags {
+				resume = append(resume, "--metadata", kv)
+			}
+			if asJSON {
+				resume = append(resume, "--json")
+			}
+			return exit(reportCallError(stderr, cmd, a.conn.apiURL, resume, err,
+				"the key may have been created, its secret not shown"))
 		}
 		return exit(printKey(a.stdout, stderr, asJSON, "Created API key", key))
 	}
@@ -210,7 +235,15 @@ func (a *app) regenerateCmd() *cobra.Command {
 		}
 		key, err := cl.RegenerateAPIKey(context.Background(), id, opts...)
 		if err != nil {
-			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
+			var resume []string
+			if c.Flags().Changed("grace-period") {
+				resume = append(resume, "--grace-period", grace.String())
+			}
+			if asJSON {
+				resume = append(resume, "--json")
+			}
+			return exit(reportCallError(stderr, cmd, a.conn.apiURL, append(resume, id), err,
+				"the secret may have been rotated (the previous one then stops working, or enters its grace period), the new one not shown"))
 		}
 		return exit(printKey(a.stdout, stderr, asJSON, "Regenerated API key", key))
 	}
@@ -234,4 +267,42 @@ func idempotencyOption(key string) (client.RequestOption, error) {
 		return nil, fmt.Errorf("--idempotency-key %q: want 1 to 255 printable ASCII characters", key)
 	}
 	return client.WithIdempotencyKey(key), nil
+}
+
+// reportCallError reports the failure of a create or regenerate: as
+// reportError, and, when its outcome is unknown (a *client.UnresolvedError),
+// what may have happened (maybe) and the command that resumes it: cmd with
+// args (its own flags and arguments, never the connection flags: the token
+// stays out of sight) and the call's --idempotency-key.
+func reportCallError(stderr io.Writer, cmd, apiURL string, args []string, err error, maybe string) int {
+	var ue *client.UnresolvedError
+	if !errors.As(err, &ue) {
+		return reportError(stderr, cmd, apiURL, err)
+	}
+	code := reportError(stderr, cmd, apiURL, ue.Err)
+	line := cmd
+	for _, a := range append(args, "--idempotency-key", ue.IdempotencyKey) {
+		line += " " + shellQuote(a)
+	}
+	eprintf(stderr, "%s: the outcome is unknown after %d attempt(s): %s.\n", cmd, ue.Attempts, maybe)
+	eprintf(stderr, "  idempotency key: %s\n", safe(ue.IdempotencyKey))
+	eprintf(stderr, "  To resume within 24 h, run this (with the same API key and URL): it prints the\n"+
+		"  call's result if it was carried out, or carries it out once:\n    %s\n", line)
+	return code
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it: as is when plain,
+// in single quotes when printable, else as $'…' with escapes, so that a
+// control character in a name reaches neither the terminal nor the shell raw.
+func shellQuote(s string) string {
+	switch {
+	case s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("@%+=:,./_-", r)))
+	}) < 0:
+		return s
+	case strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0:
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	q := strconv.Quote(s) // Go's escapes (\n, \x1b, \u200b, \") are also $'…' escapes
+	return "$'" + strings.ReplaceAll(q[1:len(q)-1], "'", `\'`) + "'"
 }

@@ -87,10 +87,14 @@ func exit(code int) error {
 // run is the whole command: args without the program name, getenv for the
 // environment, and the output streams. It returns the exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	return (&app{getenv: getenv, stdout: stdout, stderr: stderr}).run(args)
+}
+
+// run is the whole command for a.
+func (a *app) run(args []string) int {
 	if args == nil {
 		args = []string{} // nil would make cobra read os.Args
 	}
-	a := &app{getenv: getenv, stdout: stdout, stderr: stderr}
 	root := a.rootCmd()
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
@@ -106,7 +110,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if cmd == nil {
 		cmd = root
 	}
-	return usageError(stderr, cmd.CommandPath(), strings.TrimRight(err.Error(), "\n"))
+	return usageError(a.stderr, cmd.CommandPath(), strings.TrimRight(err.Error(), "\n"))
 }
 
 // group marks a command that only holds commands (no usage line of its own).

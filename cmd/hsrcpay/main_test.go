@@ -227,7 +227,7 @@ func TestExitCodes(t *testing.T) {
 		{"422 unknown permission", env, []string{"keys", "create", "--account", account, "--name", "x", "--permission", "payment:explode"}, exitError, []string{"Unknown permission", "code: 42200", `unknown: ["payment:explode"]`}},
 		{"422 expiry in the past", env, []string{"keys", "create", "--account", account, "--name", "x", "--permission", "payment:read", "--expires-at", "2001-01-01T00:00:00Z"}, exitError, []string{"code: 42202"}},
 		{"400 field error", env, []string{"keys", "create", "--account", account, "--name", long, "--permission", "payment:read"}, exitError, []string{"code: 40000", "invalid body /name:", "request id: req_"}},
-		{"server unreachable", offline, []string{"keys", "regenerate", m.SecretID}, exitError, []string{"cannot reach the API at http://127.0.0.1:1/v1"}},
+		{"server unreachable", offline, []string{"keys", "disable", m.SecretID}, exitError, []string{"cannot reach the API at http://127.0.0.1:1/v1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := cli(t, tc.env, tc.args...)
