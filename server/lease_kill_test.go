@@ -153,8 +153,8 @@ func lkKillRestart(t *testing.T, bin string, db lkDB) {
 			// A custom key, which survives the restart (demo mode rotates
 			// the managed ones, and a retry must come from the credential
 			// that made the request).
-			res, body := hxDo(t, httpc, lkRequest(t, p1.url, p1.demoSecret, lkCreate{key: "lease-worker",
-				body: []byte(`{"name":"lease worker","permissions":{"account:api:key":["create"]}}`)}, demo)) //nolint:bodyclose // hxDo reads and closes the body
+			res, body := hxDo(t, httpc, lkRequest(t, p1.url, p1.demoSecret, lkCreate{key: "lease-worker", //nolint:bodyclose // hxDo reads and closes the body
+				body: []byte(`{"name":"lease worker","permissions":{"account:api:key":["create"]}}`)}, demo))
 			var created struct{ Data struct{ Key string } }
 			if err := json.Unmarshal(body, &created); res.StatusCode != 201 || err != nil || created.Data.Key == "" {
 				t.Fatalf("worker key: %d %v %s", res.StatusCode, err, body)

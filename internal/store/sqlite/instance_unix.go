@@ -25,7 +25,7 @@ func holdInstance(dir string) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: instance lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil { //nolint:gosec // a file descriptor fits an int
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
 		_ = os.Remove(path)
 		return nil, fmt.Errorf("sqlite: instance lock %s: %w", path, err)
@@ -51,7 +51,7 @@ func lockGone(path string) (bool, error) {
 	}
 	// Closing drops a lock taken below.
 	defer func() { _ = f.Close() }()
-	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) //nolint:gosec // a file descriptor fits an int
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 	switch {
 	case err == nil:
 		// Gone: the file goes too (while locked, so nobody sees it present
