@@ -4,7 +4,7 @@ SHELL := bash
 GO    ?= go
 OAPI  := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: all help generate check-generate build run test vet lint services-note fuzz
+.PHONY: all help generate check-generate build run test test-race vet lint services-note fuzz
 
 # golangci-lint, pinned; `make lint` installs it into bin/ when missing or not this version.
 GOLANGCI_LINT_VERSION := v2.6.2
@@ -69,6 +69,15 @@ services-note:
 test: services-note vet
 	@$(GO) build -o bin/testsummary ./internal/testsummary
 	set -o pipefail; $(GO) test -count=1 -json ./... | bin/testsummary
+
+## test-race: every test again under the race detector (go test -race; RACE_PKGS=./server for some packages only); fails on any data race
+# The concurrency tests (credential cache, SQLite writer, idempotency claims,
+# budgets, usage tracker, log writer) check final states, which a data race
+# can leave right; -race reports the race itself. Every package: ./server alone
+# takes 3-6 minutes under -race on 2 cores, hence a timeout above go test's 10m.
+RACE_PKGS ?= ./...
+test-race: services-note
+	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 
 ## fuzz: run every go test -fuzz target for FUZZTIME each (default 10s); fails on a crasher
 fuzz:
