@@ -47,7 +47,11 @@ func hxBuildServer(t *testing.T) string {
 	if err != nil {
 		t.Fatalf("go is not in PATH: %v", err)
 	}
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", bin, "../cmd/hsrcpay-server") //nolint:gosec // the go toolchain, building this repository
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race") // the real process raced too (hxStartServer reads its reports)
+	}
+	cmd := exec.CommandContext(ctx, gobin, append(args, "../cmd/hsrcpay-server")...) //nolint:gosec // the go toolchain, building this repository
 	cmd.Env = os.Environ()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -145,6 +149,11 @@ func hxStartServerDB(t *testing.T, bin, databaseURL, demo string, extra ...strin
 		default:
 			_ = p.cmd.Process.Kill() // fails only if it has exited meanwhile
 			<-p.done
+		}
+		// Built with -race (under go test -race), the server prints each race
+		// it finds at once; these tests kill it, so its exit code cannot say.
+		if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
+			t.Errorf("the server process reported a data race:\n%s", p.stderr)
 		}
 	})
 	lines := make(chan string, 64)

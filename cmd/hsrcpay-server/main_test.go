@@ -225,7 +225,14 @@ var buildBinary = sync.OnceValues(func() (string, error) {
 	}
 	binDir = dir
 	bin := filepath.Join(dir, "hsrcpay-server")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil { //nolint:gosec // the go toolchain, building this package into a temp dir
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		// The real process raced too: it prints each race at once and exits
+		// 66 instead of 0 (the SIGTERM tests check the exit; startServer
+		// reads the reports of the processes it kills).
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil { //nolint:gosec // the go toolchain, building this package into a temp dir
 		return "", fmt.Errorf("build: %w\n%s", err, out)
 	}
 	return bin, nil
@@ -246,12 +253,17 @@ func startServer(t *testing.T, env ...string) (*exec.Cmd, string, map[string]str
 	cmd := exec.CommandContext(context.Background(), bin, "serve") //nolint:gosec // the server binary this test built
 	cmd.Env = append(append(os.Environ(), "HSRCPAY_ADDR="+addr, "HSRCPAY_METRICS_ADDR=127.0.0.1:0"), env...)
 	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer // read after Wait, when exec has copied everything
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill() // fails only if it has exited already
 		_ = cmd.Wait()         // killed: the error says so
+		if strings.Contains(stderr.String(), "WARNING: DATA RACE") {
+			t.Errorf("the server process reported a data race:\n%s", stderr.String())
+		}
 	})
 	vars := map[string]string{}
 	sc := bufio.NewScanner(stdout)
