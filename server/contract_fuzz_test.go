@@ -1201,8 +1201,15 @@ func cfCheckStore(t *testing.T, m *cfModel) {
 		}
 		for _, old := range k.superseded() {
 			hxSecretNeedles(needles, old, "superseded secret of "+k.id)
-			if n := hxHashRefs(t, st, k.mode, old); n != 0 {
-				t.Errorf("superseded secret of %s is still stored (%d rows refer to its hash)", k.id, n)
+			// The secret the last rotation replaced is kept (its grace over)
+			// until the key rotates again, so that verify says REVOKED and a
+			// leak report true_positive (issue 18); older ones are gone.
+			want := 0
+			if old == k.old[len(k.old)-1] {
+				want = 1
+			}
+			if n := hxHashRefs(t, st, k.mode, old); n != want {
+				t.Errorf("superseded secret of %s: %d rows refer to its hash, want %d", k.id, n, want)
 			}
 			if p, err := a.Authenticate(context.Background(), "Bearer "+old, "127.0.0.1"); err == nil {
 				t.Errorf("superseded secret of %s still authenticates as %s", k.id, p.KeyID)
