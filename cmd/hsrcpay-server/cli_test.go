@@ -57,7 +57,7 @@ var serveFlagHelp = []string{
 // and serve's flags with their types and defaults.
 func TestHelp(t *testing.T) {
 	commands := []string{"hsrcpay-server serve", "hsrcpay-server bootstrap", "hsrcpay-server rotate-managed", "hsrcpay-server audit",
-		"hsrcpay-server version", "hsrcpay-server completion", "hsrcpay-server help"}
+		"hsrcpay-server migrate", "hsrcpay-server version", "hsrcpay-server completion", "hsrcpay-server help"}
 	for _, args := range [][]string{{"help"}, {"--help"}, {"-h"}, {"help", "serve"}, {"serve", "--help"}, {"serve", "-h"}} {
 		code, out, errOut := runCLI(args...)
 		if code != 0 || errOut != "" {
@@ -169,6 +169,7 @@ func TestCompletion(t *testing.T) {
 func TestServeFlags(t *testing.T) {
 	kinds := map[string]string{
 		"HSRCPAY_ADDR": "string", "HSRCPAY_METRICS_ADDR": "string", "HSRCPAY_DATABASE_URL": "string",
+		"HSRCPAY_MIGRATE": "string", "HSRCPAY_MIGRATION_DATABASE_URL": "string", "HSRCPAY_SHUTDOWN_DRAIN": "duration",
 		"HSRCPAY_SQLITE_SYNCHRONOUS": "string", "HSRCPAY_REDIS_URL": "string", "HSRCPAY_JWT_JWKS_URL": "string",
 		"HSRCPAY_JWT_PUBLIC_KEY_FILE": "string", "HSRCPAY_JWT_ISSUER": "string", "HSRCPAY_JWT_AUDIENCE": "string",
 		"HSRCPAY_JWT_MAX_LIFETIME": "duration", "HSRCPAY_RATE_LIMIT_LIVE": "int", "HSRCPAY_RATE_LIMIT_TEST": "int",

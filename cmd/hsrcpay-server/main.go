@@ -26,7 +26,9 @@ const exitCodesHelp = `Exit codes:
   0  success (serve: stopped by SIGINT or SIGTERM after draining: serving on,
      not ready, for HSRCPAY_SHUTDOWN_DRAIN, then finishing its requests)
   1  runtime failure: a port that cannot be bound, a store that cannot be
-     opened, a failed bootstrap, or (audit verify) a broken audit chain
+     opened (with HSRCPAY_MIGRATE=off: whose schema is not at the binary's
+     version), a failed bootstrap or migration, or (audit verify) a broken
+     audit chain
   2  usage or configuration: a bad command line, or a bad HSRCPAY_* value or
      flag, named in the message; nothing was started
 `
@@ -101,11 +103,12 @@ exactly as 'hsrcpay-server serve' does, and takes the same flags.`,
 	root.Flags().BoolP("version", "v", false, "print the module version and VCS revision")
 	registerServeFlags(root)
 
-	audit := newAuditCmd(stdout, stderr)
+	audit, migrate := newAuditCmd(stdout, stderr), newMigrateCmd(stdout, stderr)
 	// Groups join the root first, so that the help's padding counts full paths.
 	root.AddCommand(newServeCmd(stdout, stderr), newBootstrapCmd(stdout, stderr),
-		newRotateManagedCmd(stdout, stderr), audit, newVersionCmd(stdout))
+		newRotateManagedCmd(stdout, stderr), audit, migrate, newVersionCmd(stdout))
 	audit.AddCommand(newAuditVerifyCmd(stdout, stderr))
+	addMigrateCmds(migrate, stdout, stderr)
 
 	root.SetHelpCommand(helpCmd(stdout, stderr))
 	return root
@@ -292,17 +295,53 @@ func loadConfig(lookup func(string) (string, bool), stderr io.Writer) (config.Co
 	return cfg, 0
 }
 
-// openStore opens the store HSRCPAY_DATABASE_URL names.
+// openStore opens the store HSRCPAY_DATABASE_URL names, for serve and every
+// command that uses it. HSRCPAY_MIGRATE=auto migrates it first: through
+// HSRCPAY_MIGRATION_DATABASE_URL when set (the application's role then only
+// reads the versions), else as it opens it. Off migrates nothing and refuses
+// a schema at another version than the binary's.
 func openStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	kind, loc, err := config.ParseDatabaseURL(cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
 	}
+	schema := store.SchemaMigrate
+	switch {
+	case cfg.Migrate == config.MigrateOff:
+		schema = store.SchemaExact
+	case cfg.MigrationURL != "":
+		m, err := openMigrator(cfg)
+		if err == nil {
+			err = m.Up(ctx, 0, nil)
+			_ = m.Close() // its work is committed or failed already
+		}
+		if err != nil {
+			return nil, fmt.Errorf("migrating with HSRCPAY_MIGRATION_DATABASE_URL: %w", err)
+		}
+		// A newer binary's schema is served, as auto serves it.
+		schema = store.SchemaNotOlder
+	}
+	var st store.Store
 	switch kind {
 	case config.SQLite:
-		return sqlite.Open(ctx, loc, sqlite.Options{Synchronous: cfg.SQLiteSynchronous})
+		st, err = sqlite.Open(ctx, loc, sqlite.Options{Synchronous: cfg.SQLiteSynchronous, Schema: schema})
 	case config.Postgres:
-		return postgres.OpenOptions(ctx, loc, postgres.Options{Timeout: cfg.StoreTimeout})
+		st, err = postgres.OpenOptions(ctx, loc, postgres.Options{Timeout: cfg.StoreTimeout, Schema: schema})
+	default:
+		return nil, fmt.Errorf("HSRCPAY_DATABASE_URL: unknown store %q", kind)
 	}
-	return nil, fmt.Errorf("HSRCPAY_DATABASE_URL: unknown store %q", kind)
+	if err == nil {
+		return st, nil
+	}
+	var sv *store.SchemaVersionError
+	switch {
+	case !errors.As(err, &sv):
+	case sv.Newer():
+		err = fmt.Errorf("%w: HSRCPAY_MIGRATE=off refuses it; run the release that migrated it, or roll the schema back with that release's 'hsrcpay-server migrate down --to %d'", err, sv.Want)
+	case cfg.MigrationURL != "" && cfg.Migrate != config.MigrateOff:
+		err = fmt.Errorf("%w: HSRCPAY_MIGRATION_DATABASE_URL and HSRCPAY_DATABASE_URL must name the same database", err)
+	default:
+		err = fmt.Errorf("%w: run 'hsrcpay-server migrate up' (HSRCPAY_MIGRATE=off: nothing migrates at start)", err)
+	}
+	return nil, err // not st: a nil *Store in a store.Store is not nil
 }

@@ -20,6 +20,8 @@ type Config struct {
 	Addr               string        // HSRCPAY_ADDR
 	MetricsAddr        string        // HSRCPAY_METRICS_ADDR; "" serves no metrics
 	DatabaseURL        string        // HSRCPAY_DATABASE_URL
+	Migrate            string        // HSRCPAY_MIGRATE: MigrateAuto or MigrateOff
+	MigrationURL       string        // HSRCPAY_MIGRATION_DATABASE_URL; "" migrates with DatabaseURL
 	SQLiteSynchronous  string        // HSRCPAY_SQLITE_SYNCHRONOUS
 	JWKSURL            string        // HSRCPAY_JWT_JWKS_URL
 	JWTPublicKeyFile   string        // HSRCPAY_JWT_PUBLIC_KEY_FILE
@@ -59,6 +61,8 @@ var Variables = []Var{
 	{"HSRCPAY_ADDR", "127.0.0.1:8080", "listen address (host:port)"},
 	{"HSRCPAY_METRICS_ADDR", "127.0.0.1:9090", "Prometheus /metrics listen address (host:port), apart from the API; empty: no metrics listener"},
 	{"HSRCPAY_DATABASE_URL", "sqlite:./data", "sqlite:DIR (live.db and sandbox.db in DIR) or postgres://user@host:5432/db"},
+	{"HSRCPAY_MIGRATE", MigrateAuto, "auto: serve (and every command that opens the store) applies the pending migrations at start, under a PostgreSQL advisory lock; off: it never migrates and refuses to start (exit 1) on a schema older or newer than the binary's, naming the command to run ('hsrcpay-server migrate up')"},
+	{"HSRCPAY_MIGRATION_DATABASE_URL", "", "postgres://owner@host:5432/db: the URL 'hsrcpay-server migrate' (and serve with HSRCPAY_MIGRATE=auto) applies migrations with, for a role that may change the schema, the same database as HSRCPAY_DATABASE_URL (not through a transaction pooler); the application's role then needs no DDL rights. Unset: HSRCPAY_DATABASE_URL's. PostgreSQL only"},
 	{"HSRCPAY_STORE_TIMEOUT", "5s", "longest any store call may take (a read, a whole unit of work with its commit, waiting for a connection or the SQLite writer), 10ms to 5m; past it the request answers 503 (50300). PostgreSQL also gets it as statement_timeout and connect timeout"},
 	{"HSRCPAY_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous pragma: NORMAL survives a process crash, FULL also power loss"},
 	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets and credential-cache invalidations across replicas (in memory when unset)"},
@@ -93,6 +97,7 @@ func Defaults() Config {
 		Addr:               "127.0.0.1:8080",
 		MetricsAddr:        "127.0.0.1:9090",
 		DatabaseURL:        "sqlite:./data",
+		Migrate:            MigrateAuto,
 		SQLiteSynchronous:  "NORMAL",
 		JWTMaxLifetime:     24 * time.Hour,
 		RateLimitLive:      100,
@@ -158,6 +163,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	str("HSRCPAY_ADDR", &c.Addr)
 	str("HSRCPAY_METRICS_ADDR", &c.MetricsAddr)
 	str("HSRCPAY_DATABASE_URL", &c.DatabaseURL)
+	str("HSRCPAY_MIGRATE", &c.Migrate)
+	str("HSRCPAY_MIGRATION_DATABASE_URL", &c.MigrationURL)
 	str("HSRCPAY_SQLITE_SYNCHRONOUS", &c.SQLiteSynchronous)
 	str("HSRCPAY_JWT_JWKS_URL", &c.JWKSURL)
 	str("HSRCPAY_JWT_PUBLIC_KEY_FILE", &c.JWTPublicKeyFile)
@@ -222,8 +229,22 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if c.MetricsAddr != "" && !validAddr(c.MetricsAddr) {
 		errs = append(errs, fmt.Errorf("HSRCPAY_METRICS_ADDR=%q: want host:port with a port from 0 to 65535, e.g. 127.0.0.1:9090, or empty for no metrics listener", c.MetricsAddr))
 	}
-	if _, _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
+	kind, _, err := ParseDatabaseURL(c.DatabaseURL)
+	if err != nil {
 		errs = append(errs, fmt.Errorf("HSRCPAY_DATABASE_URL: %w", err))
+	}
+	if c.Migrate = strings.ToLower(c.Migrate); c.Migrate != MigrateAuto && c.Migrate != MigrateOff {
+		errs = append(errs, fmt.Errorf("HSRCPAY_MIGRATE=%q: want auto or off", c.Migrate))
+	}
+	if c.MigrationURL != "" {
+		// SQLite has no roles: the files are migrated by whoever opens them.
+		mkind, _, merr := ParseDatabaseURL(c.MigrationURL)
+		switch {
+		case merr != nil:
+			errs = append(errs, fmt.Errorf("HSRCPAY_MIGRATION_DATABASE_URL: %w", merr))
+		case mkind != Postgres || (err == nil && kind != Postgres):
+			errs = append(errs, fmt.Errorf("HSRCPAY_MIGRATION_DATABASE_URL=%q: only for PostgreSQL, with a postgres:// HSRCPAY_DATABASE_URL (SQLite has no roles: leave it unset)", redact(c.MigrationURL)))
+		}
 	}
 	if c.JWKSURL != "" && c.JWTPublicKeyFile != "" {
 		errs = append(errs, errors.New("set one of HSRCPAY_JWT_JWKS_URL and HSRCPAY_JWT_PUBLIC_KEY_FILE, not both"))
@@ -356,6 +377,12 @@ func checkPostgresURL(s string) error {
 	}
 	return nil
 }
+
+// HSRCPAY_MIGRATE values.
+const (
+	MigrateAuto = "auto" // apply pending migrations when the store is opened
+	MigrateOff  = "off"  // never; refuse a schema at another version than the binary's
+)
 
 // Database kinds.
 const (

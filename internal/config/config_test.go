@@ -113,7 +113,7 @@ func TestVariablesDocumented(t *testing.T) {
 		if _, err := Load(env(map[string]string{v.Name: "\x00not valid\x00"})); err == nil && v.Default != "" {
 			// A string setting accepts anything; the numeric and boolean ones must complain.
 			switch v.Name {
-			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_SQLITE_SYNCHRONOUS", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
+			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_MIGRATE", "HSRCPAY_SQLITE_SYNCHRONOUS", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
 				"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT",
 				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUSTED_PROXIES",
 				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_SHUTDOWN_DRAIN", "HSRCPAY_JWT_MAX_LIFETIME", "HSRCPAY_STORE_TIMEOUT", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT":
@@ -203,6 +203,16 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 				"postgres://u@db:/x", "postgres://u@h1:5432,h2:70000/x", "postgres://u@[::1]:65536/x", "postgres://u@db/x?port=99999"},
 			good: []string{"sqlite:./data", "sqlite:///var/lib/hsrcpay", "postgres://u@db/x", "postgres://u@db:5432/x",
 				"postgresql://u:p@h1:5432,h2:5433/x", "postgres://u@[::1]:5432/x", "postgres:///x?host=/run/postgresql"},
+		},
+		"HSRCPAY_MIGRATE": {
+			bad:  []string{"", "on", "true", "manual", "auto,off"},
+			good: []string{"auto", "off", "OFF", " Auto "},
+		},
+		// PostgreSQL only, beside a PostgreSQL store.
+		"HSRCPAY_MIGRATION_DATABASE_URL": {
+			bad:  []string{"sqlite:./data", "mysql://db/x", "postgres://u@db:99999/x", "postgres://owner:p@db:0/x"},
+			good: []string{"", "postgres://owner@db/x", "postgresql://owner:p@h1:5432,h2:5433/x"},
+			with: map[string]string{"HSRCPAY_DATABASE_URL": "postgres://app@db/x"},
 		},
 		"HSRCPAY_SQLITE_SYNCHRONOUS": {
 			bad:  []string{"SOMETIMES", "2", "NORMAL;"},
@@ -365,5 +375,18 @@ func TestTrustedProxies(t *testing.T) {
 		if _, err := Load(env(map[string]string{"HSRCPAY_TRUST_PROXY": v})); err != nil {
 			t.Errorf("HSRCPAY_TRUST_PROXY=%s (the old default) refused: %v", v, err)
 		}
+	}
+}
+
+// TestMigrationURLNeedsPostgres: a migration URL beside a SQLite store is
+// refused (SQLite has no roles), naming the variable, without its password.
+func TestMigrationURLNeedsPostgres(t *testing.T) {
+	_, err := Load(env(map[string]string{"HSRCPAY_MIGRATION_DATABASE_URL": "postgres://owner:hunter2@db/x"}))
+	if err == nil || !strings.Contains(err.Error(), "HSRCPAY_MIGRATION_DATABASE_URL") || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error %v: want one naming HSRCPAY_MIGRATION_DATABASE_URL, without the password", err)
+	}
+	c, err := Load(env(map[string]string{"HSRCPAY_DATABASE_URL": "postgres://app@db/x", "HSRCPAY_MIGRATION_DATABASE_URL": "postgres://owner@db/x", "HSRCPAY_MIGRATE": "OFF"}))
+	if err != nil || c.MigrationURL != "postgres://owner@db/x" || c.Migrate != MigrateOff {
+		t.Fatalf("Load = %+v, %v", c, err)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,8 +22,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/namekey"
@@ -67,6 +64,9 @@ type Options struct {
 	// twice Timeout: its row locks are freed). Settings the URL names win.
 	// The server bounds each call on the client side too (store.WithTimeout).
 	Timeout time.Duration
+	// Schema is what Open does about the schemas' version (default: apply
+	// the pending migrations, which needs a role that may change them).
+	Schema store.SchemaPolicy
 }
 
 // OpenOptions is Open with options.
@@ -74,7 +74,7 @@ func OpenOptions(ctx context.Context, url string, opt Options) (*Store, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = store.DefaultTimeout
 	}
-	return open(ctx, url, nil, opt.Timeout)
+	return openSchema(ctx, url, nil, opt.Timeout, opt.Schema)
 }
 
 // bounded applies Options.Timeout to cfg where the URL set nothing.
@@ -106,6 +106,10 @@ const DefaultMaxConns = 32
 // open is Open with a last say on the pool's configuration (tests trace
 // the queries).
 func open(ctx context.Context, url string, tune func(*pgxpool.Config), timeout time.Duration) (*Store, error) {
+	return openSchema(ctx, url, tune, timeout, store.SchemaMigrate)
+}
+
+func openSchema(ctx context.Context, url string, tune func(*pgxpool.Config), timeout time.Duration, schema store.SchemaPolicy) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -118,7 +122,12 @@ func open(ctx context.Context, url string, tune func(*pgxpool.Config), timeout t
 	}
 	// Migrations run without the pool's timeouts: building an index on a
 	// large table may take longer than any request should.
-	if err := migrate(ctx, cfg.ConnConfig); err != nil {
+	if schema == store.SchemaMigrate {
+		err = migrate(ctx, cfg.ConnConfig)
+	} else {
+		err = check(ctx, cfg.ConnConfig, schema)
+	}
+	if err != nil {
 		return nil, err
 	}
 	bounded(cfg, timeout)
@@ -136,68 +145,6 @@ func open(ctx context.Context, url string, tune func(*pgxpool.Config), timeout t
 		s.repos[m].instance = s.instance
 	}
 	return s, nil
-}
-
-// migrate holds a session advisory lock on a dedicated connection while it
-// creates the schemas and runs goose in each. Closing that connection
-// releases the lock even if unlocking fails.
-func migrate(ctx context.Context, cc *pgx.ConnConfig) error {
-	lockConn, err := pgx.ConnectConfig(ctx, cc.Copy())
-	if err != nil {
-		return fmt.Errorf("postgres: connect: %w", err)
-	}
-	// Closing ends the session, which releases the lock whatever Close says.
-	defer func() { _ = lockConn.Close(context.WithoutCancel(ctx)) }()
-	if _, err := lockConn.Exec(ctx, `SELECT pg_advisory_lock($1)`, migrationLockKey); err != nil {
-		return fmt.Errorf("postgres: migration lock: %w", err)
-	}
-	for _, m := range apikey.Modes {
-		if err := migrateSchema(ctx, lockConn, cc, Schemas[m]); err != nil {
-			return err
-		}
-	}
-	if _, err := lockConn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, migrationLockKey); err != nil {
-		return fmt.Errorf("postgres: migration unlock: %w", err)
-	}
-	return nil
-}
-
-func migrateSchema(ctx context.Context, conn *pgx.Conn, cc *pgx.ConnConfig, schema string) error {
-	// Look before creating: CREATE SCHEMA IF NOT EXISTS needs the CREATE
-	// privilege even when the schema exists, and a DBA may have made it.
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
-		return fmt.Errorf("postgres: schema %s: %w", schema, err)
-	}
-	if !exists {
-		if _, err := conn.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
-			return fmt.Errorf("postgres: create schema %s: %w", schema, err)
-		}
-	}
-	// The migration files use unqualified names; search_path puts them (and
-	// the goose version table, also named with its schema) in this schema.
-	scc := cc.Copy()
-	scc.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
-	db := stdlib.OpenDB(*scc)
-	defer func() { _ = db.Close() }() // only this schema's migrations used it
-	sub, err := fs.Sub(migrations, "migrations")
-	var prov *goose.Provider
-	if err == nil {
-		prov, err = goose.NewProvider(goose.DialectPostgres, db, sub,
-			goose.WithTableName(schema+"."+goose.DefaultTablename))
-	}
-	if err == nil {
-		_, err = prov.Up(ctx)
-	}
-	if err == nil {
-		// Still under the migration lock: replicas starting together fill
-		// the keys once.
-		_, err = namerow.Fill(ctx, db, nameKeySQL)
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: migrate schema %s: %w", schema, err)
-	}
-	return nil
 }
 
 // nameKeySQL fills the name keys that 00009 could not (see namerow); the

@@ -34,6 +34,9 @@ type Options struct {
 	// Synchronous is SQLite's synchronous pragma: NORMAL (default) survives a
 	// process crash in WAL mode; FULL also survives power loss.
 	Synchronous string
+	// Schema is what Open does about the files' schema version (default:
+	// apply the pending migrations).
+	Schema store.SchemaPolicy
 }
 
 // Store keeps live keys in DIR/live.db and sandbox keys in DIR/sandbox.db.
@@ -131,19 +134,27 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 	}
 	r.db.SetMaxOpenConns(4)
 	r.db.SetMaxIdleConns(1)
-	sub, err := fs.Sub(migrations, "migrations")
-	var prov *goose.Provider
-	if err == nil {
-		prov, err = goose.NewProvider(goose.DialectSQLite3, r.db, sub)
-	}
-	if err == nil {
-		_, err = prov.Up(ctx)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
-	}
-	if _, err := namerow.Fill(ctx, r.db, nameKeySQL); err != nil {
-		return nil, fmt.Errorf("sqlite: name keys %s: %w", path, err)
+	if opt.Schema != store.SchemaMigrate {
+		// Migrations are the operator's (hsrcpay-server migrate): check the
+		// version only; the name keys are rows, filled as after a migration.
+		if err := part(mode, path, r.db).Check(ctx, migrationFS(), opt.Schema); err != nil {
+			return nil, fmt.Errorf("sqlite: %s: %w", path, err)
+		}
+	} else {
+		sub, err := fs.Sub(migrations, "migrations")
+		var prov *goose.Provider
+		if err == nil {
+			prov, err = goose.NewProvider(goose.DialectSQLite3, r.db, sub)
+		}
+		if err == nil {
+			_, err = prov.Up(ctx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
+		}
+		if _, err := namerow.Fill(ctx, r.db, nameKeySQL); err != nil {
+			return nil, fmt.Errorf("sqlite: name keys %s: %w", path, err)
+		}
 	}
 	// Readers: query_only, so that no write can bypass the writer.
 	if r.rdb, err = sql.Open("sqlite", dsn(path, opt, "query_only(1)", fmt.Sprintf("cache_size(-%d)", readerCacheKiB))); err != nil {
