@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"strings"
 
@@ -69,11 +68,11 @@ func (a *app) auditListCmd() *cobra.Command {
 		if err := checkLimit(c, limit); err != nil {
 			return exit(usageError(stderr, cmd, err.Error()))
 		}
-		cl, code := a.conn.client(cmd, a.getenv, stderr)
+		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {
 			return exit(code)
 		}
-		events, err := client.Collect(cl.ListAuditEvents(context.Background(), account, opts))
+		events, err := client.Collect(cl.ListAuditEvents(ctx, account, opts))
 		if err != nil {
 			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
 		}
@@ -133,11 +132,11 @@ func (a *app) auditVerify(account string, asJSON bool, pos []string) int {
 	if account == "" {
 		return usageError(stderr, cmd, "--account is required")
 	}
-	cl, code := a.conn.client(cmd, a.getenv, stderr)
+	cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 	if cl == nil {
 		return code
 	}
-	events, err := client.Collect(cl.ListAuditEvents(context.Background(), account, client.ListAuditEventsOptions{Limit: 100}))
+	events, err := client.Collect(cl.ListAuditEvents(ctx, account, client.ListAuditEventsOptions{Limit: 100}))
 	if err != nil {
 		return reportError(stderr, cmd, a.conn.apiURL, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 const createHelp = `Creates a custom secret key on an account and prints it with its secret, which
@@ -44,20 +45,25 @@ const regenerateExample = `  hsrcpay keys regenerate --grace-period 1h "$HSRCPAY
 // conn holds the connection flags every API command has.
 type conn struct {
 	apiKey, apiURL string
+	timeout        time.Duration // --timeout
+	timeoutFlag    *pflag.Flag   // whether --timeout was given
 	// opts are more client options, after the CLI's own (tests shorten the
 	// retry budget with them).
 	opts []client.Option
+	// cancel ends the context client returned (run calls stop).
+	cancel context.CancelFunc
 }
 
-// client builds the API client from the flags and the environment; code is
-// exitUsage (already reported) when that is impossible.
-func (c *conn) client(cmd string, getenv func(string) string, stderr io.Writer) (cl *client.Client, code int) {
+// client builds the API client from the flags and the environment, and the
+// context its calls take (ended after --timeout, when there is one); code
+// is exitUsage (already reported) when that is impossible.
+func (c *conn) client(cmd string, getenv func(string) string, stderr io.Writer) (cl *client.Client, ctx context.Context, code int) {
 	token := c.apiKey
 	if token == "" {
 		token = getenv("HSRCPAY_API_KEY")
 	}
 	if token == "" {
-		return nil, usageError(stderr, cmd, "no API key: set HSRCPAY_API_KEY or pass --api-key")
+		return nil, nil, usageError(stderr, cmd, "no API key: set HSRCPAY_API_KEY or pass --api-key")
 	}
 	if c.apiURL == "" {
 		c.apiURL = getenv("HSRCPAY_API_URL")
@@ -65,11 +71,37 @@ func (c *conn) client(cmd string, getenv func(string) string, stderr io.Writer) 
 	if c.apiURL == "" {
 		c.apiURL = defaultAPIURL
 	}
+	timeout, source := c.timeout, "--timeout"
+	if c.timeoutFlag == nil || !c.timeoutFlag.Changed {
+		if v := getenv("HSRCPAY_TIMEOUT"); v != "" {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil {
+				return nil, nil, usageError(stderr, cmd, fmt.Sprintf("HSRCPAY_TIMEOUT=%q: want a duration such as 10s or 1m", v))
+			}
+			timeout, source = d, "HSRCPAY_TIMEOUT"
+		}
+	}
+	if timeout < 0 {
+		return nil, nil, usageError(stderr, cmd, fmt.Sprintf("%s %v: want a duration of 0 (none) or more", source, timeout))
+	}
 	cl, err := client.New(c.apiURL, token, append([]client.Option{client.WithUserAgent("hsrcpay-cli")}, c.opts...)...)
 	if err != nil {
-		return nil, usageError(stderr, cmd, strings.TrimPrefix(err.Error(), "client: "))
+		return nil, nil, usageError(stderr, cmd, strings.TrimPrefix(err.Error(), "client: "))
 	}
-	return cl, exitOK
+	ctx = context.Background()
+	if timeout > 0 {
+		// A keyed create or regenerate cut short says how to resume it
+		// (reportCallError), as after the client's own retry budget.
+		ctx, c.cancel = context.WithTimeout(ctx, timeout)
+	}
+	return cl, ctx, exitOK
+}
+
+// stop releases the context client made, if any.
+func (c *conn) stop() {
+	if c.cancel != nil {
+		c.cancel()
+	}
 }
 
 // jsonFlag registers --json.
@@ -165,7 +197,7 @@ func (a *app) createCmd() *cobra.Command {
 			}
 			req.ExpiresAt = &t
 		}
-		cl, code := a.conn.client(cmd, a.getenv, stderr)
+		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {
 			return exit(code)
 		}
@@ -173,7 +205,7 @@ func (a *app) createCmd() *cobra.Command {
 		if err != nil {
 			return exit(usageError(stderr, cmd, err.Error()))
 		}
-		key, err := cl.CreateAPIKey(context.Background(), account, req, idem)
+		key, err := cl.CreateAPIKey(ctx, account, req, idem)
 		if err != nil {
 			resume := []string{"--account", account, "--name", name}
 			for _, p := range permFlags {
@@ -229,11 +261,11 @@ func (a *app) regenerateCmd() *cobra.Command {
 			}
 			opts = append(opts, client.WithGracePeriod(grace))
 		}
-		cl, code := a.conn.client(cmd, a.getenv, stderr)
+		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {
 			return exit(code)
 		}
-		key, err := cl.RegenerateAPIKey(context.Background(), id, opts...)
+		key, err := cl.RegenerateAPIKey(ctx, id, opts...)
 		if err != nil {
 			var resume []string
 			if c.Flags().Changed("grace-period") {

@@ -162,12 +162,12 @@ func (a *app) listCmd() *cobra.Command {
 		if err := checkLimit(c, limit); err != nil {
 			return exit(usageError(stderr, cmd, err.Error()))
 		}
-		cl, code := a.conn.client(cmd, a.getenv, stderr)
+		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {
 			return exit(code)
 		}
 		// Every page first: a failure half-way prints nothing but the error.
-		keys, err := client.Collect(cl.ListAPIKeys(context.Background(), account, opts))
+		keys, err := client.Collect(cl.ListAPIKeys(ctx, account, opts))
 		if err != nil {
 			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
 		}
@@ -202,11 +202,11 @@ func (a *app) oneKeyCmd(verb, short, long, title string, do func(context.Context
 		if !ok {
 			return exit(code)
 		}
-		cl, code := a.conn.client(cmd, a.getenv, stderr)
+		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {
 			return exit(code)
 		}
-		key, err := do(context.Background(), cl, id)
+		key, err := do(ctx, cl, id)
 		if err != nil {
 			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
 		}
@@ -279,11 +279,11 @@ func (a *app) updateCmd() *cobra.Command {
 		if req == (client.UpdateAPIKeyRequest{}) {
 			return exit(usageError(stderr, cmd, "nothing to change: give --name, --metadata, --clear-metadata, --status or --expires-at"))
 		}
-		cl, code := a.conn.client(cmd, a.getenv, stderr)
+		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {
 			return exit(code)
 		}
-		key, err := cl.UpdateAPIKey(context.Background(), id, req)
+		key, err := cl.UpdateAPIKey(ctx, id, req)
 		if err != nil {
 			return exit(reportError(stderr, cmd, a.conn.apiURL, err))
 		}

@@ -48,11 +48,10 @@ const exitCodesHelp = `Exit codes:
 
 const rootHelp = `hsrcpay manages HSRCPAY API keys.
 
-Commands:
-%s
-
 The token comes from --api-key or $HSRCPAY_API_KEY, the API's base URL from
---api-url or $HSRCPAY_API_URL (default ` + defaultAPIURL + `).
+--api-url or $HSRCPAY_API_URL (default ` + defaultAPIURL + `), the time limit
+from --timeout or $HSRCPAY_TIMEOUT. Every command takes these connection flags,
+before or after its name.
 
 Output: a summary for people by default; --json prints the API's object as
 JSON (for a list, one JSON array holding every page). A new secret is printed
@@ -64,7 +63,8 @@ func main() {
 }
 
 // app is what every command needs: the environment, the output streams and
-// the connection flags (--api-key, --api-url), which every command takes.
+// the connection flags (--api-key, --api-url, --timeout), which every command
+// takes.
 type app struct {
 	getenv         func(string) string
 	stdout, stderr io.Writer
@@ -97,6 +97,7 @@ func (a *app) run(args []string) int {
 	}
 	root := a.rootCmd()
 	root.SetArgs(args)
+	defer a.conn.stop()
 	cmd, err := root.ExecuteC()
 	var code exitCode
 	switch {
@@ -110,7 +111,48 @@ func (a *app) run(args []string) int {
 	if cmd == nil {
 		cmd = root
 	}
+	// A group's flags are parsed before its RunE sees a command it lacks:
+	// "keys lst --account a" would only say "unknown flag: --account". The
+	// mistyped command is the one to report (the parser got that far).
+	if cmd.Annotations["group"] != "" && cmd.Flags().NArg() > 0 {
+		return usageError(a.stderr, cmd.CommandPath(), unknownCommand(cmd, cmd.Flags().Arg(0)))
+	}
 	return usageError(a.stderr, cmd.CommandPath(), strings.TrimRight(err.Error(), "\n"))
+}
+
+// suggestDistance is how far (Levenshtein) a mistyped command may be from
+// the one suggested: "lsit" → list. Cobra's default for the root, which
+// sub-commands do not inherit (theirs is 0: only prefixes were suggested).
+const suggestDistance = 2
+
+// suggestions are c's commands nearest to name: those a prefix or explicit
+// suggestion matches, and those at the smallest distance up to c's
+// SuggestionsMinimumDistance ("lst" → list, not get, which is 2 away too).
+func suggestions(c *cobra.Command, name string) []string {
+	most := c.SuggestionsMinimumDistance
+	defer func() { c.SuggestionsMinimumDistance = most }()
+	for d := 0; d <= most; d++ {
+		c.SuggestionsMinimumDistance = d
+		if s := c.SuggestionsFor(name); len(s) > 0 {
+			return s
+		}
+	}
+	return nil
+}
+
+// didYouMean is cobra's wording of the suggestions for name, or "".
+func didYouMean(c *cobra.Command, name string) string {
+	s := suggestions(c, name)
+	if len(s) == 0 {
+		return ""
+	}
+	return "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+}
+
+// unknownCommand is the message for a command name that c lacks, with the
+// near misses, worded as cobra words it for the root's commands.
+func unknownCommand(c *cobra.Command, name string) string {
+	return fmt.Sprintf("unknown command %q for %q", name, c.CommandPath()) + didYouMean(c, name)
 }
 
 // group marks a command that only holds commands (no usage line of its own).
@@ -121,10 +163,12 @@ func (a *app) rootCmd() *cobra.Command {
 		Use:           "hsrcpay",
 		Short:         "Manage HSRCPAY API keys",
 		Version:       buildinfo.Describe("hsrcpay"),
-		Annotations:   group,
+		Annotations:   map[string]string{"group": "true"}, // its own: "commands" is added below
 		SilenceErrors: true,
-		SilenceUsage:  true,
-		RunE:          a.groupRun,
+		// Cobra sets it for its own message; set here for help's too.
+		SuggestionsMinimumDistance: suggestDistance,
+		SilenceUsage:               true,
+		RunE:                       a.groupRun,
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
@@ -135,22 +179,26 @@ func (a *app) rootCmd() *cobra.Command {
 	// No defaults from the environment here: --help would print the token.
 	pf.StringVar(&a.conn.apiKey, "api-key", "", "secret key or JWT; default $HSRCPAY_API_KEY (prefer the variable:\narguments are visible to other local users)")
 	pf.StringVar(&a.conn.apiURL, "api-url", "", "API base URL; default $HSRCPAY_API_URL, else "+defaultAPIURL)
+	pf.DurationVar(&a.conn.timeout, "timeout", 0, "give up on the API after this long, retries included (e.g. 10s); default\n$HSRCPAY_TIMEOUT, else none beyond the client's own (30s a request)")
+	a.conn.timeoutFlag = pf.Lookup("timeout")
 
 	keys := &cobra.Command{
-		Use:         "keys",
-		Short:       "Create, rotate, list, show, change, revoke and verify API keys",
-		Annotations: group,
-		RunE:        a.groupRun,
+		Use:                        "keys",
+		Short:                      "Create, rotate, list, show, change, revoke and verify API keys",
+		Annotations:                group,
+		RunE:                       a.groupRun,
+		SuggestionsMinimumDistance: suggestDistance,
 	}
 	audit := &cobra.Command{
-		Use:         "audit",
-		Short:       "List an account's audit events and check their hash chain",
-		Annotations: group,
-		RunE:        a.groupRun,
+		Use:                        "audit",
+		Short:                      "List an account's audit events and check their hash chain",
+		Annotations:                group,
+		RunE:                       a.groupRun,
+		SuggestionsMinimumDistance: suggestDistance,
 	}
 	version := &cobra.Command{
 		Use:   "version",
-		Short: "Print the module version and VCS revision",
+		Short: "print the module version and VCS revision",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			_, err := fmt.Fprint(a.stdout, c.Root().Version)
@@ -168,20 +216,46 @@ func (a *app) rootCmd() *cobra.Command {
 		}
 	}
 	root.SetHelpCommand(a.helpCmd())
-
-	// The root's help lists every command, keys and audit ones included.
-	var lines []string
-	for _, g := range []*cobra.Command{keys, audit} {
-		for _, c := range g.Commands() {
-			lines = append(lines, fmt.Sprintf("  %-24s %s", c.CommandPath(), c.Short))
+	// Cobra adds these two when it executes; added now, so that the list
+	// below has them, with Short texts worded as the others are.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Short = "print a shell completion script (bash, zsh, fish, powershell)"
 		}
 	}
-	root.Long = fmt.Sprintf(rootHelp, strings.Join(lines, "\n"))
+
+	// The root's help lists every command once, by its full path: those of
+	// the groups (keys, audit) in place of the groups, then the others.
+	var rows [][2]string
+	for _, g := range []*cobra.Command{keys, audit} {
+		for _, c := range g.Commands() {
+			rows = append(rows, [2]string{c.CommandPath(), c.Short})
+		}
+	}
+	for _, c := range root.Commands() {
+		if c.Annotations["group"] == "" && (c.IsAvailableCommand() || c.Name() == "help") {
+			rows = append(rows, [2]string{c.CommandPath(), c.Short})
+		}
+	}
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r[0]))
+	}
+	lines := make([]string, len(rows))
+	for i, r := range rows {
+		lines[i] = fmt.Sprintf("  %-*s  %s", width, r[0], r[1])
+	}
+	root.Annotations["commands"] = strings.Join(lines, "\n")
+	root.Long = rootHelp
 	return root
 }
 
-// usageTemplate is cobra's, with commands listed by their full path, no
-// usage line for a group (it only holds commands), and the exit codes.
+// usageTemplate is cobra's, with commands listed by their full path (the
+// root's list, its "commands" annotation, has each command once: the groups'
+// commands instead of the groups), no usage line for a group (it only holds
+// commands), the connection flags apart, and the exit codes.
 const usageTemplate = `Usage:{{if and .Runnable (not (index .Annotations "group"))}}
   {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
   {{.CommandPath}} [command]{{end}}{{if .HasExample}}
@@ -189,14 +263,18 @@ const usageTemplate = `Usage:{{if and .Runnable (not (index .Annotations "group"
 Example:
 {{.Example}}{{end}}{{if .HasAvailableSubCommands}}
 
-Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
-  {{rpad .CommandPath .CommandPathPadding}}  {{.Short}}{{end}}{{end}}{{end}}{{if .HasAvailableLocalFlags}}
+Available Commands:{{with (index .Annotations "commands")}}
+{{.}}{{else}}{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .CommandPath .CommandPathPadding}}  {{.Short}}{{end}}{{end}}{{end}}{{end}}{{if .LocalNonPersistentFlags.HasAvailableFlags}}
 
 Flags:
-{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableInheritedFlags}}
+{{.LocalNonPersistentFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasParent}}{{if .HasAvailableInheritedFlags}}
 
 Connection flags:
-{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{else if .HasAvailablePersistentFlags}}
+
+Connection flags (every command takes them):
+{{.PersistentFlags.FlagUsages | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
 
 Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
 
@@ -218,11 +296,7 @@ func (a *app) groupRun(c *cobra.Command, args []string) error {
 	case args[0] == "help":
 		return c.Help()
 	}
-	msg := fmt.Sprintf("unknown command %q", args[0])
-	if s := c.SuggestionsFor(args[0]); len(s) > 0 {
-		msg += "; did you mean " + strings.Join(s, " or ") + "?"
-	}
-	return exitCode(usageError(a.stderr, c.CommandPath(), msg))
+	return exitCode(usageError(a.stderr, c.CommandPath(), unknownCommand(c, args[0])))
 }
 
 // helpCmd is "help [COMMAND]": the command's help on stdout (exit 0), or
@@ -230,7 +304,7 @@ func (a *app) groupRun(c *cobra.Command, args []string) error {
 func (a *app) helpCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "help [COMMAND]",
-		Short: "Help about any command",
+		Short: "show the help of any command",
 		ValidArgsFunction: func(c *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			target, _, err := c.Root().Find(args)
 			if err != nil || target == nil {
@@ -247,7 +321,11 @@ func (a *app) helpCmd() *cobra.Command {
 		RunE: func(c *cobra.Command, args []string) error {
 			target, rest, err := c.Root().Find(args)
 			if err != nil || target == nil || len(rest) > 0 {
-				return exitCode(usageError(a.stderr, "hsrcpay help", fmt.Sprintf("no help for %q", strings.Join(args, " "))))
+				msg := fmt.Sprintf("no help for %q", strings.Join(args, " "))
+				if target != nil && len(rest) > 0 {
+					msg += didYouMean(target, rest[0])
+				}
+				return exitCode(usageError(a.stderr, "hsrcpay help", msg))
 			}
 			return target.Help()
 		},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -97,7 +96,7 @@ func (a *app) verify(permFlags []string, asJSON bool, pos []string) int {
 	if _, err := parsePermissions(permFlags); err != nil {
 		return usageError(stderr, cmd, err.Error())
 	}
-	cl, code := a.conn.client(cmd, a.getenv, stderr)
+	cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 	if cl == nil {
 		return code
 	}
@@ -105,7 +104,7 @@ func (a *app) verify(permFlags []string, asJSON bool, pos []string) int {
 	if len(permFlags) > 0 {
 		opts = append(opts, client.RequirePermissions(permFlags...))
 	}
-	v, err := cl.VerifyKey(context.Background(), key, opts...)
+	v, err := cl.VerifyKey(ctx, key, opts...)
 	var argErr *client.ArgumentError
 	if errors.As(err, &argErr) {
 		return usageError(stderr, cmd, argErr.Name+": "+argErr.Reason) // never the key itself
