@@ -25,20 +25,25 @@ func newAuditCmd(stdout, stderr io.Writer) *cobra.Command {
 
 // newAuditVerifyCmd is "audit verify".
 func newAuditVerifyCmd(stdout, stderr io.Writer) *cobra.Command {
-	return &cobra.Command{
+	auditVerify := &cobra.Command{
 		Use:   "verify",
 		Short: "Check every account's audit chain in both modes; exit 1 naming the first broken link",
 		Long: `Recomputes every account's audit hash chain in both modes from the store
-(HSRCPAY_DATABASE_URL) and compares it with the head each account records.
+(HSRCPAY_DATABASE_URL, or the same flags as serve's, a flag winning) and
+compares it with the head each account records.
 Exit 1 names the first broken link (account, mode, seq).`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error { return exit(auditVerifyRun(stdout, stderr)) },
+		RunE: func(c *cobra.Command, _ []string) error {
+			return exit(auditVerifyRun(serveLookup(c.Flags(), os.LookupEnv), stdout, stderr))
+		},
 	}
+	registerSettingFlags(auditVerify, storeSettings...)
+	return auditVerify
 }
 
 // auditVerifyRun runs "audit verify": every chain, recomputed from the store.
-func auditVerifyRun(stdout, stderr io.Writer) int {
-	cfg, code := loadConfig(os.LookupEnv, stderr)
+func auditVerifyRun(lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	cfg, code := loadConfig(lookup, stderr)
 	if code != 0 {
 		return code
 	}

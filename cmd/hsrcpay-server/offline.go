@@ -36,8 +36,8 @@ func printKeys(w io.Writer, issued []apikeys.Issued) error {
 // issueOffline is what bootstrap and rotate-managed share: the store from the
 // configuration, the use case, and the secrets it issued printed once (exit
 // 0), or the error (exit 1; 2 for a bad configuration).
-func issueOffline(cmd string, stdout, stderr io.Writer, run func(context.Context, *apikeys.Service) ([]apikeys.Issued, error)) int {
-	cfg, code := loadConfig(os.LookupEnv, stderr)
+func issueOffline(cmd string, lookup func(string) (string, bool), stdout, stderr io.Writer, run func(context.Context, *apikeys.Service) ([]apikeys.Issued, error)) int {
+	cfg, code := loadConfig(lookup, stderr)
 	if code != 0 {
 		return code
 	}

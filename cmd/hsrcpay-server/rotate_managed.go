@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
@@ -31,23 +32,25 @@ announced to running servers as they announce theirs (waiting at most 2s
 before exiting): they refuse the old secrets within 1s. Without it, or when
 Redis cannot be reached (a warning on stderr), within their credential
 cache's lifetime (HSRCPAY_CREDENTIAL_CACHE_TTL).
-Settings (HSRCPAY_DATABASE_URL, ...) come from the environment.`,
+Settings (HSRCPAY_DATABASE_URL, ...) come from the environment or from the same
+flags as serve's (--database-url, ...), a flag winning.`,
 		Example: "  hsrcpay-server rotate-managed --account acct_123 --mode live",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			return exit(rotateManagedRun(rotAccount, rotMode, stdout, stderr))
+			return exit(rotateManagedRun(rotAccount, rotMode, serveLookup(c.Flags(), os.LookupEnv), stdout, stderr))
 		},
 	}
 	rotate.DisableFlagsInUseLine = true // its Use spells them out
 	rotate.Flags().StringVar(&rotAccount, "account", "", "account id (required)")
 	rotate.Flags().StringVar(&rotMode, "mode", "", "mode whose managed keys to rotate: live or test (required)")
 	_ = rotate.RegisterFlagCompletionFunc("mode", cobra.FixedCompletions([]string{"live", "test"}, cobra.ShellCompDirectiveNoFileComp))
+	registerSettingFlags(rotate, issueSettings...)
 	return rotate
 }
 
 // rotateManagedRun runs "rotate-managed": new secrets for an existing
 // account's managed keys in one mode, printed once.
-func rotateManagedRun(account, mode string, stdout, stderr io.Writer) int {
+func rotateManagedRun(account, mode string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
 	if !config.ValidAccountID(account) {
 		eprintf(stderr, "hsrcpay-server rotate-managed: --account must be 1-64 letters, digits, _ or - (starting with a letter or digit)\n")
 		return 2
@@ -57,7 +60,7 @@ func rotateManagedRun(account, mode string, stdout, stderr io.Writer) int {
 		eprintf(stderr, "hsrcpay-server rotate-managed: --mode must be live or test\n")
 		return 2
 	}
-	return issueOffline("rotate-managed", stdout, stderr, func(ctx context.Context, svc *apikeys.Service) ([]apikeys.Issued, error) {
+	return issueOffline("rotate-managed", lookup, stdout, stderr, func(ctx context.Context, svc *apikeys.Service) ([]apikeys.Issued, error) {
 		issued, err := svc.RotateManaged(ctx, account, m)
 		if err == nil && len(issued) == 0 {
 			err = fmt.Errorf("account %s has no managed keys in mode %s", account, mode)
