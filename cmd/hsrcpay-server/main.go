@@ -107,6 +107,7 @@ exactly as 'hsrcpay-server serve' does, and takes the same flags.`,
 	// Groups join the root first, so that the help's padding counts full paths.
 	root.AddCommand(newServeCmd(stdout, stderr), newBootstrapCmd(stdout, stderr),
 		newRotateManagedCmd(stdout, stderr), audit, migrate, newVersionCmd(stdout))
+	root.AddCommand(backupCommands(stdout, stderr)...) // backup.go
 	audit.AddCommand(newAuditVerifyCmd(stdout, stderr))
 	addMigrateCmds(migrate, stdout, stderr)
 
