@@ -32,10 +32,20 @@ check-generate: generate
 	  echo "$$changes"; git --no-pager diff --stat -- gen client; exit 1; \
 	fi; echo "generated code is up to date"
 
-## build: compile the server and the hsrcpay CLI into bin/
+# The version the binaries report (version, --version, the start log line, hsrcpay_build_info):
+# `git describe --tags --always --dirty` when a tag precedes HEAD, else dev+<commit>[-dirty]; and the
+# commit. Stamped with -ldflags -X into internal/buildinfo (go build records no VCS revision in a git
+# worktree, and "(devel)" as the version of any build from a checkout). Override: make build BUILD_VERSION=v1.2.3.
+# BIN_DIR: where build puts the binaries (the version test builds into a temporary directory).
+BUILD_VERSION  ?= $(shell v=$$(git describe --tags --dirty 2>/dev/null) && echo "$$v" || echo "dev+$$(git describe --always --dirty 2>/dev/null || echo unknown)")
+BUILD_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_LDFLAGS  := -X github.com/hsrcpay/apikeys/internal/buildinfo.version=$(BUILD_VERSION) -X github.com/hsrcpay/apikeys/internal/buildinfo.revision=$(BUILD_REVISION)
+BIN_DIR        ?= bin
+
+## build: compile the server and the hsrcpay CLI into bin/, stamped with the version (git describe) and commit
 build:
-	$(GO) build -o bin/hsrcpay-server ./cmd/hsrcpay-server
-	$(GO) build -o bin/hsrcpay ./cmd/hsrcpay
+	$(GO) build -ldflags '$(BUILD_LDFLAGS)' -o $(BIN_DIR)/hsrcpay-server ./cmd/hsrcpay-server
+	$(GO) build -ldflags '$(BUILD_LDFLAGS)' -o $(BIN_DIR)/hsrcpay ./cmd/hsrcpay
 
 ## run: serve on 127.0.0.1:8080 with SQLite in ./data and a sandbox demo account
 run: build

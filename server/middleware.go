@@ -134,11 +134,17 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			s.requestMetrics.observe(op, status, elapsed)
 		}
 		ctx := c.Request().Context()
-		if !s.log.Enabled(ctx, slog.LevelInfo) {
+		level := slog.LevelInfo
+		if p := c.Request().URL.Path; p == "/healthz" || p == "/readyz" {
+			// Probes come every few seconds from every load balancer and
+			// orchestrator: at INFO they would drown the requests.
+			level = slog.LevelDebug
+		}
+		if !s.log.Enabled(ctx, level) {
 			return nil
 		}
 		// slog.Attr values, not key-value pairs: nothing is boxed.
-		var buf [9]slog.Attr
+		var buf [11]slog.Attr
 		attrs := append(buf[:0],
 			slog.String("request_id", requestID(c)),
 			slog.String("method", c.Request().Method),
@@ -156,7 +162,18 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if detail, ok := c.Get(ctxAuthDetail).(string); ok && detail != "" {
 			attrs = append(attrs, slog.String("auth_failure_detail", detail))
 		}
-		s.log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+		// Who asked: the key's id and its account (public identifiers, never
+		// the secret or its hash). A JWT has no key; its account is logged
+		// when the token names exactly one.
+		if p := auth.FromContext(ctx); p != nil {
+			if p.KeyID != "" {
+				attrs = append(attrs, slog.String("key_id", p.KeyID))
+			}
+			if len(p.Accounts) == 1 {
+				attrs = append(attrs, slog.String("account_id", p.Accounts[0]))
+			}
+		}
+		s.log.LogAttrs(ctx, level, "request", attrs...)
 		return nil
 	}
 }

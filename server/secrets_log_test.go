@@ -57,9 +57,13 @@ func TestNoSecretsInLogs(t *testing.T) {
 			needles[s[8:40]] = what + " (random part)"
 		}
 	}
+	// ids: the key ids the access log may name as key_id (public, like
+	// the accounts).
+	ids := map[string]bool{}
 	for mode, m := range mk {
 		secret(m.Secret, string(mode)+" managed secret")
 		secret(m.Publishable, string(mode)+" managed publishable")
+		ids[m.SecretID], ids[m.PublishableID] = true, true
 	}
 	// misplaced: secrets a careless client puts in the URL instead of the header.
 	misplaced := map[string]string{}
@@ -96,6 +100,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 			var env cfAPIKeyEnvelope
 			if err := json.Unmarshal(b, &env); err == nil && env.Data.Key != "" {
 				secret(env.Data.Key, "issued "+env.Data.ID)
+				ids[env.Data.ID] = true
 			}
 		}
 		return res.StatusCode, b
@@ -262,7 +267,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	// Every log line, scanned.
 	out := logs.String()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	accessLines := 0
+	accessLines, withKey, withAccount := 0, 0, 0
 	for i, line := range lines {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
@@ -270,6 +275,24 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 		if rec["msg"] == "request" {
 			accessLines++
+			// The principal's key_id and account_id: public identifiers,
+			// only ever a key this scenario issued and its account, and
+			// never on a request that failed authentication.
+			if id, ok := rec["key_id"]; ok {
+				withKey++
+				if s, _ := id.(string); !ids[s] {
+					t.Errorf("log line %d: key_id %v is not the id of a key issued here: %.300s", i, id, line)
+				}
+			}
+			if acct, ok := rec["account_id"]; ok {
+				withAccount++
+				if acct != acctL {
+					t.Errorf("log line %d: account_id %v, want %s: %.300s", i, acct, acctL, line)
+				}
+			}
+			if _, failed := rec["auth_failure"]; failed && (rec["key_id"] != nil || rec["account_id"] != nil) {
+				t.Errorf("log line %d: a failed authentication names a principal: %.300s", i, line)
+			}
 		}
 		for n, what := range needles {
 			if strings.Contains(line, n) {
@@ -284,6 +307,10 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 	if accessLines != requests {
 		t.Errorf("%d access log lines for %d requests", accessLines, requests)
+	}
+	// Most requests authenticated with a key; the JWTs' lines name the account only.
+	if withKey < requests/2 || withAccount <= withKey {
+		t.Errorf("%d access lines name a key_id and %d an account_id of %d requests: want most, and the JWTs' too", withKey, withAccount, requests)
 	}
 	if !strings.Contains(out, `"level":"ERROR"`) || !strings.Contains(out, "auth_failure") {
 		t.Errorf("the scenario did not log its errors and auth failures:\n%s", out)

@@ -176,9 +176,10 @@ func TestServeFlags(t *testing.T) {
 		"HSRCPAY_MAX_ACTIVE_KEYS": "int", "HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE": "int", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST": "int",
 		"HSRCPAY_AUTH_FAILURE_LIMIT": "int", "HSRCPAY_VALIDATE_RESPONSES": "string", "HSRCPAY_USAGE_FLUSH_INTERVAL": "duration",
 		"HSRCPAY_TRUSTED_PROXIES": "string", "HSRCPAY_LOG_LEVEL": "string", "HSRCPAY_SHUTDOWN_TIMEOUT": "duration",
-		"HSRCPAY_DEMO_ACCOUNT":   "string", "HSRCPAY_CREDENTIAL_CACHE_TTL": "duration", "HSRCPAY_STORE_TIMEOUT": "duration",
+		"HSRCPAY_DEMO_ACCOUNT": "string", "HSRCPAY_CREDENTIAL_CACHE_TTL": "duration", "HSRCPAY_STORE_TIMEOUT": "duration",
 		"HSRCPAY_IDEMPOTENCY_KEY_FILE":      "string",
 		"HSRCPAY_SECRET_SCANNING_KEYS_FILE": "string", "HSRCPAY_SECRET_SCANNING_KEYS_URL": "string", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT": "int",
+		"HSRCPAY_TLS_CERT_FILE": "string", "HSRCPAY_TLS_KEY_FILE": "string", "HSRCPAY_TLS_RELOAD_INTERVAL": "duration",
 	}
 	for _, c := range []*cobra.Command{newRootCmd(nil, nil), mustFind(t, "serve")} {
 		if len(config.Variables) != len(kinds) {

@@ -362,7 +362,8 @@ func TestLogLinesSurviveSIGTERM(t *testing.T) {
 	}
 	addr := freeAddr(t)
 	cmd := exec.CommandContext(context.Background(), bin, "serve") //nolint:gosec // the server binary this test built
-	cmd.Env = append(os.Environ(), "HSRCPAY_ADDR="+addr, "HSRCPAY_METRICS_ADDR=", "HSRCPAY_DATABASE_URL=sqlite:"+t.TempDir())
+	// Probes log at DEBUG: the level that shows them.
+	cmd.Env = append(os.Environ(), "HSRCPAY_ADDR="+addr, "HSRCPAY_METRICS_ADDR=", "HSRCPAY_DATABASE_URL=sqlite:"+t.TempDir(), "HSRCPAY_LOG_LEVEL=debug")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

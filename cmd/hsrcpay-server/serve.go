@@ -108,6 +108,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 			return fmt.Errorf("HSRCPAY_SECRET_SCANNING_KEYS_*: %w", err)
 		}
 	}
+	// The TLS pair too: one that does not load stops the start (tls.go).
+	stls, err := loadTLS(cfg, log)
+	if err != nil {
+		return err
+	}
 	// Bind both listeners before anything else happens: a port in use is an
 	// error at start, naming its variable, before the store is opened or the
 	// demo account's keys are rotated (a second `make run` must not take the
@@ -208,6 +213,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 	}
+	stls.apply(hs)
 	type listener struct {
 		name string // its variable
 		hs   *http.Server
@@ -228,7 +234,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		}, mln})
 	}
 	if cfg.DemoAccount != "" {
-		if err := demo(ctx, srv.Service, cfg, apiURL(ln.Addr()), stdout); err != nil {
+		if err := demo(ctx, srv.Service, cfg, stls.url(apiURL(ln.Addr())), stdout); err != nil {
 			return fmt.Errorf("demo account: %w", err)
 		}
 	}
@@ -243,11 +249,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if leakKeys != nil {
 		go leakKeys.Run(usageCtx)
 	}
+	go stls.run(usageCtx)
 
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func() {
-			err := l.hs.Serve(l.ln)
+			err := serveOn(l.hs, l.ln, log)
 			if dl, ok := l.ln.(*drainListener); ok && dl.closed.Load() {
 				return // the drain closed it
 			}
@@ -260,7 +267,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if len(listeners) > 1 {
 		metricsAddr = listeners[1].ln.Addr().String()
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "metrics_addr", metricsAddr, "database", mustKind(cfg.DatabaseURL))
+	log.Info("listening", startSummary(cfg, ln.Addr().String(), metricsAddr, stls)...)
 	select {
 	case err := <-errc:
 		// One listener failed: stop the other too.

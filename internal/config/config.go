@@ -50,6 +50,11 @@ type Config struct {
 	SecretScanningKeysFile string // HSRCPAY_SECRET_SCANNING_KEYS_FILE, GitHub's key document
 	SecretScanningKeysURL  string // HSRCPAY_SECRET_SCANNING_KEYS_URL, or where GitHub publishes it
 	SecretScanningLimit    int    // HSRCPAY_SECRET_SCANNING_RATE_LIMIT, leak reports/s per client address
+
+	// TLS on HSRCPAY_ADDR: both files or neither ("": plain HTTP).
+	TLSCertFile       string        // HSRCPAY_TLS_CERT_FILE, PEM certificate chain, leaf first
+	TLSKeyFile        string        // HSRCPAY_TLS_KEY_FILE, PEM private key of the leaf
+	TLSReloadInterval time.Duration // HSRCPAY_TLS_RELOAD_INTERVAL: how often the files are checked for a change
 }
 
 // Var documents one setting; the serve command turns each into a flag too
@@ -64,6 +69,9 @@ var Variables = []Var{
 	{"HSRCPAY_MIGRATE", MigrateAuto, "auto: serve (and every command that opens the store) applies the pending migrations at start, under a PostgreSQL advisory lock; off: it never migrates and refuses to start (exit 1) on a schema older or newer than the binary's, naming the command to run ('hsrcpay-server migrate up')"},
 	{"HSRCPAY_MIGRATION_DATABASE_URL", "", "postgres://owner@host:5432/db: the URL 'hsrcpay-server migrate' (and serve with HSRCPAY_MIGRATE=auto) applies migrations with, for a role that may change the schema, the same database as HSRCPAY_DATABASE_URL (not through a transaction pooler); the application's role then needs no DDL rights. Unset: HSRCPAY_DATABASE_URL's. PostgreSQL only"},
 	{"HSRCPAY_STORE_TIMEOUT", "5s", "longest any store call may take (a read, a whole unit of work with its commit, waiting for a connection or the SQLite writer), 10ms to 5m; past it the request answers 503 (50300). PostgreSQL also gets it as statement_timeout and connect timeout"},
+	{"HSRCPAY_TLS_CERT_FILE", "", "PEM certificate chain (leaf first) to serve HSRCPAY_ADDR over HTTPS (TLS 1.2+, HTTP/2); with HSRCPAY_TLS_KEY_FILE, or neither (plain HTTP). Reloaded when it changes, without a restart"},
+	{"HSRCPAY_TLS_KEY_FILE", "", "PEM private key of HSRCPAY_TLS_CERT_FILE's leaf; a pair that does not load or match stops the server at start"},
+	{"HSRCPAY_TLS_RELOAD_INTERVAL", "5s", "how often the TLS files are checked for a change (modification time, size, replaced file), 100ms to 1h; a changed pair that fails to load is logged and the previous one kept"},
 	{"HSRCPAY_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous pragma: NORMAL survives a process crash, FULL also power loss"},
 	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets and credential-cache invalidations across replicas (in memory when unset)"},
 	{"HSRCPAY_CREDENTIAL_CACHE_TTL", "5s", "longest an API key's lookup is reused (0 to 1m; 0: no cache); a changed key is refused at once on this replica, within 1s on the others with Redis, within this without"},
@@ -115,6 +123,7 @@ func Defaults() Config {
 		AccountRateLimitSandbox: 100,
 		AuthFailureLimit:        10,
 		SecretScanningLimit:     10,
+		TLSReloadInterval:       5 * time.Second,
 	}
 }
 
@@ -165,6 +174,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	str("HSRCPAY_DATABASE_URL", &c.DatabaseURL)
 	str("HSRCPAY_MIGRATE", &c.Migrate)
 	str("HSRCPAY_MIGRATION_DATABASE_URL", &c.MigrationURL)
+	str("HSRCPAY_TLS_CERT_FILE", &c.TLSCertFile)
+	str("HSRCPAY_TLS_KEY_FILE", &c.TLSKeyFile)
+	duration("HSRCPAY_TLS_RELOAD_INTERVAL", &c.TLSReloadInterval, 100*time.Millisecond, time.Hour)
 	str("HSRCPAY_SQLITE_SYNCHRONOUS", &c.SQLiteSynchronous)
 	str("HSRCPAY_JWT_JWKS_URL", &c.JWKSURL)
 	str("HSRCPAY_JWT_PUBLIC_KEY_FILE", &c.JWTPublicKeyFile)
@@ -228,6 +240,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if c.MetricsAddr != "" && !validAddr(c.MetricsAddr) {
 		errs = append(errs, fmt.Errorf("HSRCPAY_METRICS_ADDR=%q: want host:port with a port from 0 to 65535, e.g. 127.0.0.1:9090, or empty for no metrics listener", c.MetricsAddr))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		// One without the other is a half-done setup: serving plain HTTP
+		// instead would send credentials in the clear to clients that
+		// expect TLS.
+		errs = append(errs, fmt.Errorf("HSRCPAY_TLS_CERT_FILE=%q and HSRCPAY_TLS_KEY_FILE=%q: set both (HTTPS) or neither (plain HTTP)", c.TLSCertFile, c.TLSKeyFile))
 	}
 	kind, _, err := ParseDatabaseURL(c.DatabaseURL)
 	if err != nil {

@@ -116,7 +116,8 @@ func TestVariablesDocumented(t *testing.T) {
 			case "HSRCPAY_ADDR", "HSRCPAY_METRICS_ADDR", "HSRCPAY_DATABASE_URL", "HSRCPAY_MIGRATE", "HSRCPAY_SQLITE_SYNCHRONOUS", "HSRCPAY_RATE_LIMIT_LIVE", "HSRCPAY_RATE_LIMIT_TEST",
 				"HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE", "HSRCPAY_RATE_LIMIT_ACCOUNT_TEST", "HSRCPAY_AUTH_FAILURE_LIMIT",
 				"HSRCPAY_VALIDATE_RESPONSES", "HSRCPAY_USAGE_FLUSH_INTERVAL", "HSRCPAY_TRUSTED_PROXIES",
-				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_SHUTDOWN_DRAIN", "HSRCPAY_JWT_MAX_LIFETIME", "HSRCPAY_STORE_TIMEOUT", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT":
+				"HSRCPAY_LOG_LEVEL", "HSRCPAY_SHUTDOWN_TIMEOUT", "HSRCPAY_SHUTDOWN_DRAIN", "HSRCPAY_JWT_MAX_LIFETIME", "HSRCPAY_STORE_TIMEOUT", "HSRCPAY_SECRET_SCANNING_RATE_LIMIT",
+				"HSRCPAY_TLS_RELOAD_INTERVAL":
 				t.Errorf("%s accepted a garbage value", v.Name)
 			}
 		}
@@ -278,6 +279,10 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 			good: []string{"", "https://api.github.com/meta/public_keys/secret_scanning", "http://127.0.0.1:8081/keys"},
 		},
 		"HSRCPAY_SECRET_SCANNING_RATE_LIMIT": {bad: []string{"0", "1000001", "x"}, good: []string{"1", "1000000"}},
+		// Both files or neither (TestTLSSettings); their contents are read at start.
+		"HSRCPAY_TLS_CERT_FILE":       {bad: []string{""}, good: []string{"/etc/hsrcpay/tls.crt"}, with: map[string]string{"HSRCPAY_TLS_KEY_FILE": "/etc/hsrcpay/tls.key"}},
+		"HSRCPAY_TLS_KEY_FILE":        {bad: []string{""}, good: []string{"/etc/hsrcpay/tls.key"}, with: map[string]string{"HSRCPAY_TLS_CERT_FILE": "/etc/hsrcpay/tls.crt"}},
+		"HSRCPAY_TLS_RELOAD_INTERVAL": {bad: []string{"99ms", "0", "-1s", "61m", "5", "often", ""}, good: []string{"100ms", "5s", "1h"}},
 	}
 	for _, v := range Variables {
 		if _, ok := cases[v.Name]; !ok {
@@ -388,5 +393,30 @@ func TestMigrationURLNeedsPostgres(t *testing.T) {
 	c, err := Load(env(map[string]string{"HSRCPAY_DATABASE_URL": "postgres://app@db/x", "HSRCPAY_MIGRATION_DATABASE_URL": "postgres://owner@db/x", "HSRCPAY_MIGRATE": "OFF"}))
 	if err != nil || c.MigrationURL != "postgres://owner@db/x" || c.Migrate != MigrateOff {
 		t.Fatalf("Load = %+v, %v", c, err)
+	}
+}
+
+// TestTLSSettings: the certificate and its key come together or not at all
+// (one alone is refused, naming both); neither is plain HTTP, the default;
+// the reload interval is 5s unless set.
+func TestTLSSettings(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || c.TLSCertFile != "" || c.TLSKeyFile != "" || c.TLSReloadInterval != 5*time.Second {
+		t.Fatalf("defaults: %q %q %s, %v; want plain HTTP, 5s", c.TLSCertFile, c.TLSKeyFile, c.TLSReloadInterval, err)
+	}
+	c, err = Load(env(map[string]string{"HSRCPAY_TLS_CERT_FILE": " /tls/crt.pem ", "HSRCPAY_TLS_KEY_FILE": "/tls/key.pem", "HSRCPAY_TLS_RELOAD_INTERVAL": "250ms"}))
+	if err != nil || c.TLSCertFile != "/tls/crt.pem" || c.TLSKeyFile != "/tls/key.pem" || c.TLSReloadInterval != 250*time.Millisecond {
+		t.Fatalf("both set: %q %q %s, %v", c.TLSCertFile, c.TLSKeyFile, c.TLSReloadInterval, err)
+	}
+	for _, m := range []map[string]string{
+		{"HSRCPAY_TLS_CERT_FILE": "/tls/crt.pem"},
+		{"HSRCPAY_TLS_KEY_FILE": "/tls/key.pem"},
+		{"HSRCPAY_TLS_CERT_FILE": "/tls/crt.pem", "HSRCPAY_TLS_KEY_FILE": "  "},
+	} {
+		_, err := Load(env(m))
+		if err == nil || !strings.Contains(err.Error(), "HSRCPAY_TLS_CERT_FILE") || !strings.Contains(err.Error(), "HSRCPAY_TLS_KEY_FILE") ||
+			!strings.Contains(err.Error(), "set both") {
+			t.Errorf("%v: error %v, want one naming both variables", m, err)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hsrcpay/apikeys/internal/buildinfo"
 )
 
 // Metrics holds the collectors; each server has its own registry so tests
@@ -29,6 +31,9 @@ type Metrics struct {
 	// (HSRCPAY_VALIDATE_RESPONSES), by result: valid, or invalid (each
 	// answered with a logged 500).
 	ResponsesValidated *prometheus.CounterVec // result
+	// BuildInfo is 1, labelled with what this binary is (internal/buildinfo):
+	// which version each replica runs, for dashboards and rollouts.
+	BuildInfo *prometheus.GaugeVec // version, revision, go_version
 }
 
 func New() *Metrics {
@@ -75,8 +80,14 @@ func New() *Metrics {
 			Name: "hsrcpay_credential_cache_subscribed",
 			Help: "1 while this replica receives the other replicas' invalidations through Redis (its credential cache serves), else 0.",
 		}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hsrcpay_build_info",
+			Help: "Always 1; its labels say which build this replica runs: version (make build stamps git describe), VCS revision and Go version.",
+		}, []string{"version", "revision", "go_version"}),
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.AuthFailures, m.RateLimited, m.LimiterErrors, m.LeakedTokens,
+	bi := buildinfo.Read()
+	m.BuildInfo.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	m.Registry.MustRegister(m.Requests, m.BuildInfo, m.Latency, m.AuthFailures, m.RateLimited, m.LimiterErrors, m.LeakedTokens,
 		m.CacheLookups, m.CacheInvalidations, m.CachePublishErrors, m.CacheSubscribed, m.ResponsesValidated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
