@@ -4,7 +4,7 @@ SHELL := bash
 GO    ?= go
 OAPI  := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 
-.PHONY: all help generate check-generate build run test test-race vet lint services-note fuzz
+.PHONY: all help generate check-generate build run test test-race vet lint services-note fuzz check-observability
 
 # golangci-lint, pinned; `make lint` installs it into bin/ when missing or not this version.
 GOLANGCI_LINT_VERSION := v2.6.2
@@ -88,6 +88,12 @@ test: services-note vet
 RACE_PKGS ?= ./...
 test-race: services-note
 	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+
+## check-observability: promtool check rules on deploy/observability/alerts.yaml (installs Debian's prometheus package for promtool when missing); the metric names the rules and the dashboard use are held to /metrics by TestObservabilityMetricNames (make test)
+check-observability:
+	@command -v promtool >/dev/null || { echo "installing promtool (Debian's prometheus package)"; \
+	  apt-get install -y -qq prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }; }
+	promtool check rules deploy/observability/alerts.yaml
 
 ## fuzz: run every go test -fuzz target for FUZZTIME each (default 10s); fails on a crasher
 fuzz:

@@ -39,6 +39,7 @@ func newCredentials(o Options) *credentials {
 		remote := m.CacheInvalidations.WithLabelValues("remote")
 		cr.bus = credcache.NewBus(o.Redis, cr.cache, credcache.BusOptions{
 			PublishTimeout: o.RedisPublishTimeout,
+			Deployment:     o.Deployment,
 			Log:            o.Logger,
 			OnRemote:       remote.Inc,
 			OnDropped:      func(n int) { m.CachePublishErrors.Add(float64(n)) },

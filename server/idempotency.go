@@ -357,9 +357,9 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			if !cur.ExpiresAt.After(now) {
 				return errReplayOnly // expired: the key would start a new execution
 			}
-			return s.idem.answerExisting(c, string(p.Mode), cur, fp, func(stored []byte) error {
+			return s.idemAnswered(op, s.idem.answerExisting(c, string(p.Mode), cur, fp, func(stored []byte) error {
 				return s.authorizeReplay(ctx, p, op, params, stored)
-			})
+			}))
 		}
 		rec := &store.IdempotencyRecord{
 			AccountID: account, Key: values[0], ID: newClaimID(), Fingerprint: fp, State: store.IdempotencyInProgress,
@@ -378,10 +378,11 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		if !claimed {
-			return s.idem.answerExisting(c, string(p.Mode), cur, fp, func(stored []byte) error {
+			return s.idemAnswered(op, s.idem.answerExisting(c, string(p.Mode), cur, fp, func(stored []byte) error {
 				return s.authorizeReplay(ctx, p, op, params, stored)
-			})
+			}))
 		}
+		s.metrics.Idempotency.WithLabelValues(op, idemClaimed).Inc()
 		call := &idemCall{i: s.idem, mode: string(p.Mode), rec: rec}
 		c.SetRequest(req.WithContext(context.WithValue(ctx, idemCallKey{}, call)))
 		stopRenewing := s.idem.keepLease(ctx, repo, rec, requestID(c))

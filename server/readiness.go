@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -34,6 +35,7 @@ const readyzTimeout = 2 * time.Second
 type writeWatch struct {
 	okAt, failAt atomic.Int64 // unix nanoseconds; 0: never
 	probing      sync.Mutex   // one probe at a time; others use the latest outcome
+	unavailable  prometheus.Counter
 }
 
 // note records a write's outcome: nil (committed) or a store that was
@@ -45,6 +47,9 @@ func (w *writeWatch) note(err error) {
 		w.okAt.Store(time.Now().UnixNano())
 	case errors.Is(err, store.ErrUnavailable):
 		w.failAt.Store(time.Now().UnixNano())
+		if w.unavailable != nil {
+			w.unavailable.Inc()
+		}
 	}
 }
 
@@ -102,17 +107,21 @@ func (r *watchedRepo) RecordUsage(ctx context.Context, batch []store.Usage) erro
 
 func (s *Server) readyz(c echo.Context) error {
 	if s.draining.Load() {
+		s.metrics.Readiness.WithLabelValues("shutting_down").Inc()
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), readyzTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
 		s.log.Warn("readiness check failed", "err", err)
+		s.metrics.Readiness.WithLabelValues("store_unreachable").Inc()
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "store unreachable"})
 	}
 	if !s.writes.writable(ctx, func(ctx context.Context) error { return store.PingWrite(ctx, s.store) }) {
 		s.log.Warn("readiness check failed: the store refuses writes")
+		s.metrics.Readiness.WithLabelValues("store_refuses_writes").Inc()
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "store refuses writes"})
 	}
+	s.metrics.Readiness.WithLabelValues("ready").Inc()
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

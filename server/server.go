@@ -35,6 +35,8 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apikey"
@@ -106,6 +108,15 @@ type Options struct {
 	// (0: 500 ms). No request waits for it: announcements are sent in the
 	// background (see credentials.changed).
 	RedisPublishTimeout time.Duration
+	// Tracer makes the request spans and, through the store, the spans of
+	// its units of work and reads (nil: no tracing, nothing is paid);
+	// Propagator reads an incoming traceparent (nil: none). See
+	// internal/telemetry.
+	Tracer     trace.TracerProvider
+	Propagator propagation.TextMapPropagator
+	// Deployment names the replicas that share key-change announcements on
+	// Redis (credcache.ChannelFor; "" is the default deployment).
+	Deployment string
 	// IdempotencyKey (32 bytes) seals the answers kept for requests with an
 	// Idempotency-Key (AES-256-GCM), so that they can be replayed, secret
 	// included. nil: such requests still run at most once, but a completed
@@ -211,10 +222,13 @@ func New(o Options) (*Server, error) {
 			"claim_lease", IdempotencyLease.String(), "claim_renew_every", IdempotencyRenewEvery.String())
 	}
 	// Everything below (authentication, the use cases, usage, readyz) sees
-	// the bounded store.
-	o.Store = store.WithTimeout(o.Store, o.StoreTimeout)
+	// the bounded store, traced (a span per unit of work and read, under
+	// the request's).
+	system := store.SystemOf(o.Store)
+	o.Metrics.WatchStore(o.Store) // its pool or writers, read at scrape
+	o.Store = store.WithTracing(store.WithTimeout(o.Store, o.StoreTimeout), o.Tracer, system)
 	// Every write's outcome feeds readiness (readiness.go).
-	writes := &writeWatch{}
+	writes := &writeWatch{unavailable: o.Metrics.StoreUnavailable}
 	o.Store = writes.wrap(o.Store)
 	if o.SecretScanningLimit <= 0 {
 		o.SecretScanningLimit = 10
@@ -264,7 +278,11 @@ func New(o Options) (*Server, error) {
 	e.HTTPErrorHandler = s.renderError
 	e.IPExtractor = clientIPExtractor(o.TrustedProxies)
 	e.Pre(slashAliases)
-	e.Use(noStore, s.requestID, s.accessLog, s.recover, middleware.BodyLimit("64KiB"))
+	e.Use(noStore, s.requestID)
+	if tr := tracerOf(o); tr != nil {
+		e.Use(s.tracing(tr, o.Propagator))
+	}
+	e.Use(s.accessLog, s.recover, middleware.BodyLimit("64KiB"))
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	// No /metrics here (rule 11): it would show every tenant's traffic and

@@ -44,7 +44,7 @@ func newAnnouncer(cfg config.Config) (*announcer, error) {
 		return nil, fmt.Errorf("HSRCPAY_REDIS_URL: %w", err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	a := &announcer{bus: credcache.NewBus(rdb, nil, credcache.BusOptions{}), rdb: rdb, stop: stop, done: make(chan struct{})}
+	a := &announcer{bus: credcache.NewBus(rdb, nil, credcache.BusOptions{Deployment: cfg.Deployment}), rdb: rdb, stop: stop, done: make(chan struct{})}
 	go func() { a.bus.Run(ctx); close(a.done) }() // no cache: only its publisher
 	return a, nil
 }

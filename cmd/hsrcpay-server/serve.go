@@ -131,6 +131,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		}
 		defer func() { _ = mln.Close() }()
 	}
+	tracing, stopTracing, err := startTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -186,6 +191,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		AuthFailureLimit:   cfg.AuthFailureLimit,
 		CredentialCacheTTL: cfg.CredentialCacheTTL,
 		StoreTimeout:       cfg.StoreTimeout,
+		Deployment:         cfg.Deployment,
 
 		SecretScanning:      leakKeys,
 		SecretScanningLimit: cfg.SecretScanningLimit,
@@ -196,6 +202,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		// connection of its own.
 		opts.Redis = rdb
 	}
+	traceServer(tracing, &opts, rdb)
 	if opts.IdempotencyKey, err = idempotencyKey(cfg, log); err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ type Config struct {
 	ShutdownTimeout    time.Duration // HSRCPAY_SHUTDOWN_TIMEOUT
 	ShutdownDrain      time.Duration // HSRCPAY_SHUTDOWN_DRAIN: serving on, not ready, before Shutdown
 	RedisURL           string        // HSRCPAY_REDIS_URL
+	Deployment         string        // HSRCPAY_DEPLOYMENT: names the replicas that share invalidations on Redis
 	IdempotencyKeyFile string        // HSRCPAY_IDEMPOTENCY_KEY_FILE; "" with SQLite: DIR.idempotency.key beside sqlite:DIR
 	MaxActiveKeys      int           // HSRCPAY_MAX_ACTIVE_KEYS, per account and mode
 	CredentialCacheTTL time.Duration // HSRCPAY_CREDENTIAL_CACHE_TTL; 0 turns the cache off
@@ -74,6 +75,7 @@ var Variables = []Var{
 	{"HSRCPAY_TLS_RELOAD_INTERVAL", "5s", "how often the TLS files are checked for a change (modification time, size, replaced file), 100ms to 1h; a changed pair that fails to load is logged and the previous one kept"},
 	{"HSRCPAY_SQLITE_SYNCHRONOUS", "NORMAL", "SQLite synchronous pragma: NORMAL survives a process crash, FULL also power loss"},
 	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets and credential-cache invalidations across replicas (in memory when unset)"},
+	{"HSRCPAY_DEPLOYMENT", "default", "this deployment's name (1-63 lowercase letters, digits, - or _): replicas with the same name share credential-cache invalidations through Redis, others on the same Redis do not hear them (channel hsrcpay:NAME:credcache:invalidate; default keeps hsrcpay:credcache:invalidate); every replica of a deployment and its bootstrap/rotate-managed commands need the same name"},
 	{"HSRCPAY_CREDENTIAL_CACHE_TTL", "5s", "longest an API key's lookup is reused (0 to 1m; 0: no cache); a changed key is refused at once on this replica, within 1s on the others with Redis, within this without"},
 	{"HSRCPAY_IDEMPOTENCY_KEY_FILE", "", "32 random bytes (raw or base64) sealing the answers kept for Idempotency-Key replays; shared by every replica. Unset with sqlite:DIR: DIR.idempotency.key, created (0600) on first start; unset with PostgreSQL: answers are not kept (retries of a completed request get 409)"},
 	{"HSRCPAY_JWT_JWKS_URL", "", "auth provider's JWKS URL; enables JWT bearer tokens"},
@@ -106,6 +108,7 @@ func Defaults() Config {
 		MetricsAddr:        "127.0.0.1:9090",
 		DatabaseURL:        "sqlite:./data",
 		Migrate:            MigrateAuto,
+		Deployment:         "default",
 		SQLiteSynchronous:  "NORMAL",
 		JWTMaxLifetime:     24 * time.Hour,
 		RateLimitLive:      100,
@@ -220,6 +223,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	integer("HSRCPAY_SECRET_SCANNING_RATE_LIMIT", &c.SecretScanningLimit, 1, 1_000_000)
 	str("HSRCPAY_REDIS_URL", &c.RedisURL)
 	str("HSRCPAY_IDEMPOTENCY_KEY_FILE", &c.IdempotencyKeyFile)
+	str("HSRCPAY_DEPLOYMENT", &c.Deployment)
+	if !ValidDeployment(c.Deployment) {
+		errs = append(errs, fmt.Errorf("HSRCPAY_DEPLOYMENT=%q: want 1-63 lowercase letters, digits, - or _, starting with a letter or digit", c.Deployment))
+	}
 	// At most a minute: without Redis (or with a replica cut off from it) the
 	// TTL is how long a revoked key may still work on the other replicas.
 	duration("HSRCPAY_CREDENTIAL_CACHE_TTL", &c.CredentialCacheTTL, 0, time.Minute)
@@ -320,6 +327,27 @@ func ParseResponseValidation(s string) (float64, error) {
 		return 0, errors.New("want true, false, or the share of responses to check from 0 to 1 (e.g. 0.01)")
 	}
 	return f, nil
+}
+
+// ValidDeployment accepts a deployment name: 1-63 lowercase letters,
+// digits, - or _, starting with a letter or digit. It becomes part of a
+// Redis channel name (hsrcpay:NAME:credcache:invalidate), so no ':' (the
+// separator), no '*' or '?' (pattern subscriptions), nothing a shell or a
+// dashboard variable would need quoted.
+func ValidDeployment(s string) bool {
+	if len(s) < 1 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // validAddr accepts host:port (host may be empty: every interface) with a

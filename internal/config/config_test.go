@@ -283,6 +283,10 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 		"HSRCPAY_TLS_CERT_FILE":       {bad: []string{""}, good: []string{"/etc/hsrcpay/tls.crt"}, with: map[string]string{"HSRCPAY_TLS_KEY_FILE": "/etc/hsrcpay/tls.key"}},
 		"HSRCPAY_TLS_KEY_FILE":        {bad: []string{""}, good: []string{"/etc/hsrcpay/tls.key"}, with: map[string]string{"HSRCPAY_TLS_CERT_FILE": "/etc/hsrcpay/tls.crt"}},
 		"HSRCPAY_TLS_RELOAD_INTERVAL": {bad: []string{"99ms", "0", "-1s", "61m", "5", "often", ""}, good: []string{"100ms", "5s", "1h"}},
+		"HSRCPAY_DEPLOYMENT": {
+			bad:  []string{"", "prod:eu", "Prod", "-prod", "_x", "a b", "prod*", strings.Repeat("a", 64)},
+			good: []string{"default", "prod", "prod-eu-1", "staging_2", strings.Repeat("a", 63)},
+		},
 	}
 	for _, v := range Variables {
 		if _, ok := cases[v.Name]; !ok {

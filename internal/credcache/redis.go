@@ -15,10 +15,36 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikey"
 )
 
-// Channel is the Redis Pub/Sub channel replicas announce key changes on.
+// Channel is the Redis Pub/Sub channel the replicas of the default
+// deployment announce key changes on (DefaultDeployment; see ChannelFor).
 // A message is "<mode>:<key id>" (e.g. "test:key_abc"): neither a secret
 // nor a hash ever travels.
 const Channel = "hsrcpay:credcache:invalidate"
+
+// DefaultDeployment is the deployment name of a server that was given none
+// (HSRCPAY_DEPLOYMENT unset).
+const DefaultDeployment = "default"
+
+// ChannelFor is the channel of a deployment's replicas: replicas that share
+// a store share a deployment name, and only they hear each other's key
+// changes, so two deployments on one Redis (staging and production, two
+// regions with stores of their own) never drop each other's entries.
+// Another deployment's announcement would never make a cache accept what
+// it should refuse (it only drops an entry), but it costs store reads, and
+// names nothing its replicas hold.
+//
+// The default deployment keeps the channel every replica used before
+// deployments had names (Channel): a rolling upgrade mixes old and new
+// replicas of one deployment for a while, and on two channels neither
+// would hear the other's revocations until their entries expired (the
+// TTL). Renaming a running deployment has that cost for as long as the
+// rollout mixes the names: restart it whole, or accept it.
+func ChannelFor(deployment string) string {
+	if deployment == "" || deployment == DefaultDeployment {
+		return Channel
+	}
+	return "hsrcpay:" + deployment + ":credcache:invalidate"
+}
 
 // ErrQueueFull is returned by Publish when the announcements waiting to be
 // sent already fill the queue (Redis is slow or away): this one is dropped.
@@ -59,6 +85,9 @@ type BusOptions struct {
 	// OnDropped observes announcements given up: n of them, because the
 	// queue was full or Redis failed to take them (metrics).
 	OnDropped func(n int)
+	// Deployment names the replicas that hear each other (ChannelFor);
+	// "" is DefaultDeployment.
+	Deployment string
 }
 
 // Bus carries invalidations between replicas over Redis Pub/Sub: Publish
@@ -77,6 +106,7 @@ type Bus struct {
 	rdb        redis.UniversalClient
 	cache      *Cache // nil: publish only (this replica caches nothing)
 	o          BusOptions
+	channel    string       // ChannelFor(o.Deployment)
 	queue      chan string  // "<mode>:<key id>", waiting to be sent
 	pending    atomic.Int64 // queued or being sent: Flush waits for 0
 	subscribed atomic.Bool
@@ -106,7 +136,7 @@ func NewBus(rdb redis.UniversalClient, cache *Cache, o BusOptions) *Bus {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Bus{rdb: rdb, cache: cache, o: o, queue: make(chan string, o.QueueSize)}
+	return &Bus{rdb: rdb, cache: cache, o: o, channel: ChannelFor(o.Deployment), queue: make(chan string, o.QueueSize)}
 }
 
 // Publish queues the announcement that a key changed, for every replica to
@@ -220,12 +250,15 @@ func (b *Bus) send(ctx context.Context, batch []string) error {
 	defer cancel()
 	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, msg := range batch {
-			p.Publish(ctx, Channel, msg)
+			p.Publish(ctx, b.channel, msg)
 		}
 		return nil
 	})
 	return err
 }
+
+// Channel is the Redis channel this bus publishes and subscribes on.
+func (b *Bus) Channel() string { return b.channel }
 
 // Subscribed reports whether the subscription is up (the cache serving).
 func (b *Bus) Subscribed() bool { return b.subscribed.Load() }
@@ -275,7 +308,7 @@ func (b *Bus) subscribe(ctx context.Context) {
 // subscription, applies messages until the link fails, and reports whether
 // it ever got that far.
 func (b *Bus) session(ctx context.Context) (up bool, err error) {
-	ps := b.rdb.Subscribe(ctx, Channel)
+	ps := b.rdb.Subscribe(ctx, b.channel)
 	defer func() { _ = ps.Close() }() // ends this session's connection; nothing to report
 	// A blocked receive does not watch ctx: closing the PubSub ends it.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })

@@ -34,6 +34,16 @@ type Metrics struct {
 	// BuildInfo is 1, labelled with what this binary is (internal/buildinfo):
 	// which version each replica runs, for dashboards and rollouts.
 	BuildInfo *prometheus.GaugeVec // version, revision, go_version
+
+	// Idempotency counts the requests with an Idempotency-Key by what the
+	// key's record made of them (server/idempotency.go).
+	Idempotency *prometheus.CounterVec // operation, outcome
+	// Readiness counts /readyz answers by result: ready, shutting_down,
+	// store_unreachable, store_refuses_writes.
+	Readiness *prometheus.CounterVec // result
+	// StoreUnavailable counts the units of work and usage writes that
+	// failed because the store was unavailable (each answered 503 or retried).
+	StoreUnavailable prometheus.Counter
 }
 
 func New() *Metrics {
@@ -84,9 +94,22 @@ func New() *Metrics {
 			Name: "hsrcpay_build_info",
 			Help: "Always 1; its labels say which build this replica runs: version (make build stamps git describe), VCS revision and Go version.",
 		}, []string{"version", "revision", "go_version"}),
+		Idempotency: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsrcpay_idempotency_requests_total",
+			Help: "Creates and regenerates with an Idempotency-Key, by operation and outcome: claimed (ran), replayed (the stored answer), in_progress (409, still running), not_replayable (409, completed but no answer to give), key_reused (422, another request's key), refused (the stored answer's policy said no).",
+		}, []string{"operation", "outcome"}),
+		Readiness: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hsrcpay_readiness_checks_total",
+			Help: "GET /readyz answers by result: ready, shutting_down, store_unreachable, store_refuses_writes.",
+		}, []string{"result"}),
+		StoreUnavailable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hsrcpay_store_unavailable_total",
+			Help: "Writes (units of work, usage flushes) that failed because the store was unavailable: unreachable, slower than HSRCPAY_STORE_TIMEOUT, or out of space.",
+		}),
 	}
 	bi := buildinfo.Read()
 	m.BuildInfo.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	m.Registry.MustRegister(m.Idempotency, m.Readiness, m.StoreUnavailable)
 	m.Registry.MustRegister(m.Requests, m.BuildInfo, m.Latency, m.AuthFailures, m.RateLimited, m.LimiterErrors, m.LeakedTokens,
 		m.CacheLookups, m.CacheInvalidations, m.CachePublishErrors, m.CacheSubscribed, m.ResponsesValidated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

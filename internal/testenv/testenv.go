@@ -21,6 +21,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/internal/apikey"
@@ -127,6 +128,13 @@ type Config struct {
 	// (0: generous, like the other budgets).
 	SecretScanning      *secretscan.Keys
 	SecretScanningLimit int
+
+	// Tracer traces the server (nil: no tracing), e.g. an SDK provider
+	// with a tracetest.SpanRecorder.
+	Tracer trace.TracerProvider
+	// Deployment names the replicas that share invalidations on Redis
+	// (server.Options.Deployment; "" is the default deployment).
+	Deployment string
 }
 
 // New starts a server; it stops with the test.
@@ -230,6 +238,8 @@ func New(t testing.TB, cfg Config) *Env {
 		SecretScanning:      cfg.SecretScanning,
 		SecretScanningLimit: cfg.SecretScanningLimit,
 		StoreTimeout:        cfg.StoreTimeout,
+		Tracer:              cfg.Tracer,
+		Deployment:          cfg.Deployment,
 	}
 	if rdb != nil {
 		opts.Redis = rdb // never a typed nil in the interface

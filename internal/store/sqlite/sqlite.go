@@ -117,7 +117,7 @@ func dsn(path string, opt Options, pragmas ...string) string {
 }
 
 func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (_ *Repo, err error) {
-	r := &Repo{mode: mode}
+	r := &Repo{mode: mode, path: path}
 	defer func() {
 		if err != nil {
 			_ = r.close() // what was opened so far; err is the one to report
@@ -289,6 +289,7 @@ type Repo struct {
 	checkpointed chan struct{} // closed when the checkpointer has stopped
 	checkpoints  atomic.Int64  // checkpoints run, for tests
 	mode         apikey.Mode   // what the events appended here belong to
+	path         string        // the database file (its WAL is path-wal: WriterStats)
 	// The hot reads, compiled once per reader connection instead of per call
 	// (statement compilation was ~11% of the server's CPU under load).
 	getKey, byHash *sql.Stmt
