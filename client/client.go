@@ -1,9 +1,13 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,9 +17,12 @@ import (
 )
 
 // Client calls the API with one bearer token. It is safe for concurrent use.
+// Make one with [New]: the zero Client is not configured, and its methods
+// return [ErrNotConfigured].
 type Client struct {
-	raw   *oapi.ClientWithResponses
-	token string
+	raw     *oapi.ClientWithResponses
+	token   string
+	baseURL string
 }
 
 type settings struct {
@@ -148,13 +155,93 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{raw: raw, token: token}, nil
+	return &Client{raw: raw, token: token, baseURL: baseURL}, nil
 }
 
 // Raw is the generated client (package client/oapi), for what this package
-// does not cover. Its requests go through the same retries and error typing;
-// [ParseError] reads its error answers.
-func (c *Client) Raw() *oapi.ClientWithResponses { return c.raw }
+// does not cover; nil for a Client not made by [New]. Its requests go through
+// the same retries and error typing; [ParseError] reads its error answers.
+func (c *Client) Raw() *oapi.ClientWithResponses {
+	if c == nil {
+		return nil
+	}
+	return c.raw
+}
+
+// ErrNotConfigured is returned by every method of a Client that [New] did not
+// make (a zero Client, or a nil *Client), before any request.
+const ErrNotConfigured Kind = "client not configured: create it with client.New"
+
+// ready refuses a Client that New did not make, which has no base URL,
+// token or HTTP client to send anything with.
+func (c *Client) ready() error {
+	if c == nil || c.raw == nil {
+		return ErrNotConfigured
+	}
+	return nil
+}
+
+// jsonBody encodes a request body; the bytes.Reader lets net/http (and the
+// retries) send it again.
+func jsonBody(v any) (io.Reader, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("hsrcpay: encode request: %w", err)
+	}
+	return bytes.NewReader(b), nil
+}
+
+// result reads an answer: the data of a success envelope decoded into T (this
+// package's types, whose JSON names TestTypesMatchTheSpec holds equal to the
+// spec's), or the error answer as an *Error.
+func result[T any](c *Client, res *http.Response, err error) (*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = res.Body.Close() }()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode < 200 || res.StatusCode > 299 {
+		return nil, c.parseError(res, body)
+	}
+	var env struct {
+		Data *T `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || env.Data == nil {
+		if err == nil {
+			err = fmt.Errorf("no data")
+		}
+		return nil, fmt.Errorf("hsrcpay: %d answer to %s %s is not the API's envelope: %w",
+			res.StatusCode, res.Request.Method, redactedURL(res.Request.URL), err)
+	}
+	return env.Data, nil
+}
+
+// parseError is ParseError with a hint when the base URL is the likely cause.
+func (c *Client) parseError(res *http.Response, body []byte) error {
+	err := ParseError(res, body)
+	if e, ok := err.(*Error); ok {
+		e.Hint = baseURLHint(c.baseURL, e)
+	}
+	return err
+}
+
+// baseURLHint is the hint for an answer "no such route" (CodeRouteNotFound)
+// to a client whose base URL does not end in /v1: every route of the API is
+// under /v1, so the base URL lacks it (the rule the hsrcpay CLI applies to
+// --api-url).
+func baseURLHint(baseURL string, e *Error) string {
+	if e.Code != CodeRouteNotFound {
+		return ""
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil || strings.HasSuffix(strings.TrimRight(u.Path, "/"), "/v1") {
+		return ""
+	}
+	return fmt.Sprintf("the base URL %s should end in /v1, e.g. %s/v1", u.Redacted(), strings.TrimRight(u.Redacted(), "/"))
+}
 
 // requireID refuses an empty id or account id before any request: it would
 // address another route, or ask for no account.
@@ -185,7 +272,13 @@ func requireID(name, value string) error {
 // none, and the call is then never retried once it may have reached the
 // server.
 func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateAPIKeyRequest, opts ...RequestOption) (*APIKey, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
 	if err := requireID("accountID", accountID); err != nil {
+		return nil, err
+	}
+	if err := req.check(); err != nil {
 		return nil, err
 	}
 	s, err := requestOptions(opts)
@@ -199,18 +292,14 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 	if params.IdempotencyKey, err = s.idempotencyKey(); err != nil {
 		return nil, err
 	}
-	ctx, tally := withTally(ctx)
-	res, err := c.raw.CreateAPIKeyWithResponse(ctx, params, req)
+	body, err := jsonBody(req)
 	if err != nil {
-		return nil, unresolved(params.IdempotencyKey, tally, err)
+		return nil, err
 	}
-	switch {
-	case res.JSON201 != nil:
-		return &res.JSON201.Data, nil
-	case res.JSON200 != nil:
-		return &res.JSON200.Data, nil
-	}
-	return nil, unresolved(params.IdempotencyKey, tally, ParseError(res.HTTPResponse, res.Body))
+	ctx, tally := withTally(ctx)
+	res, err := c.raw.CreateAPIKeyWithBody(ctx, params, "application/json", body)
+	key, err := result[APIKey](c, res, err)
+	return key, unresolved(params.IdempotencyKey, tally, err)
 }
 
 // RequestOption adjusts a [Client.CreateAPIKey] or [Client.RegenerateAPIKey]
@@ -328,6 +417,9 @@ func WithGracePeriod(d time.Duration) RegenerateOption {
 // old one then stops working, or enters its grace period) and the new one is
 // returned by resuming with WithIdempotencyKey(its IdempotencyKey).
 func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...RegenerateOption) (*APIKey, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
@@ -340,19 +432,14 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 		return nil, err
 	}
 	ctx, tally := withTally(ctx)
-	var res *oapi.RegenerateAPIKeyResponse
+	var res *http.Response
 	if s.body.GracePeriodMinutes == nil { // no body: the server's default, no grace
-		res, err = c.raw.RegenerateAPIKeyWithBodyWithResponse(ctx, id, params, "application/json", nil)
+		res, err = c.raw.RegenerateAPIKeyWithBody(ctx, id, params, "application/json", nil)
 	} else {
-		res, err = c.raw.RegenerateAPIKeyWithResponse(ctx, id, params, s.body)
+		res, err = c.raw.RegenerateAPIKey(ctx, id, params, s.body)
 	}
-	if err != nil {
-		return nil, unresolved(params.IdempotencyKey, tally, err)
-	}
-	if res.JSON200 != nil {
-		return &res.JSON200.Data, nil
-	}
-	return nil, unresolved(params.IdempotencyKey, tally, ParseError(res.HTTPResponse, res.Body))
+	key, err := result[APIKey](c, res, err)
+	return key, unresolved(params.IdempotencyKey, tally, err)
 }
 
 // GetAPIKey returns one key of the credential's account and mode, deleted or
@@ -360,17 +447,14 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 // or mode's) is ErrNotFound (CodeKeyNotFound). A GET is retried on timeouts
 // and broken connections (see WithRetries).
 func (c *Client) GetAPIKey(ctx context.Context, id string) (*APIKeyView, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.GetAPIKeyWithResponse(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if res.JSON200 != nil {
-		return &res.JSON200.Data, nil
-	}
-	return nil, ParseError(res.HTTPResponse, res.Body)
+	res, err := c.raw.GetAPIKey(ctx, id)
+	return result[APIKeyView](c, res, err)
 }
 
 // UpdateAPIKey changes the fields set in req (at least one) and returns the
@@ -383,17 +467,21 @@ func (c *Client) GetAPIKey(ctx context.Context, id string) (*APIKeyView, error) 
 // later expiry). A PATCH is not retried after a
 // timeout: its outcome is then unknown (GetAPIKey tells).
 func (c *Client) UpdateAPIKey(ctx context.Context, id string, req UpdateAPIKeyRequest) (*APIKeyView, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.UpdateAPIKeyWithResponse(ctx, id, req)
+	if err := req.check(); err != nil {
+		return nil, err
+	}
+	body, err := jsonBody(req)
 	if err != nil {
 		return nil, err
 	}
-	if res.JSON200 != nil {
-		return &res.JSON200.Data, nil
-	}
-	return nil, ParseError(res.HTTPResponse, res.Body)
+	res, err := c.raw.UpdateAPIKeyWithBody(ctx, id, "application/json", body)
+	return result[APIKeyView](c, res, err)
 }
 
 // Disable is the update that switches a key off (status INACTIVE) at once.
@@ -417,15 +505,12 @@ func Ptr[T any](v T) *T { return &v }
 // ErrUnprocessable (CodeManagedKeyNotDeletable: managed keys are rotated with
 // RegenerateAPIKey, never deleted).
 func (c *Client) DeleteAPIKey(ctx context.Context, id string) (*APIKeyView, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.DeleteAPIKeyWithResponse(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if res.JSON200 != nil {
-		return &res.JSON200.Data, nil
-	}
-	return nil, ParseError(res.HTTPResponse, res.Body)
+	res, err := c.raw.DeleteAPIKey(ctx, id)
+	return result[APIKeyView](c, res, err)
 }

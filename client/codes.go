@@ -1,12 +1,10 @@
 package client
 
-import "github.com/hsrcpay/apikeys/client/oapi"
-
 // ErrorCode is the stable code of an API error ([Error.Code]); its first
 // three digits are the HTTP status. Codes are never reused or removed, but
 // new ones are added as the API grows: handle a code you do not know by its
 // status, as the [Kind] values do (errors.Is(err, client.ErrConflict)).
-type ErrorCode = oapi.ErrorCode
+type ErrorCode int
 
 // Error codes, as the API's error table lists them (status, then meaning).
 const (
@@ -123,3 +121,13 @@ const (
 	// made: repeat it with the same idempotency key, or read before retrying.
 	CodeStoreUnavailable ErrorCode = 50300
 )
+
+// Valid reports whether c is one of the codes above (the spec's table at the
+// time of this client's release; a newer server may send others).
+func (c ErrorCode) Valid() bool {
+	switch c {
+	case CodeValidationFailed, CodeMalformedBody, CodeMissingCredentials, CodeInvalidCredentials, CodeExpiredCredentials, CodeBadLeakSignature, CodePermissionDenied, CodeAccountForbidden, CodePrivilegeEscalation, CodePublishableKeyForbidden, CodeReplacedSecret, CodeLifetimeEscalation, CodeKeyNotFound, CodeAccountNotFound, CodeRouteNotFound, CodeSecretScanningOff, CodeMethodNotAllowed, CodeDuplicateName, CodeKeyNotActive, CodeKeyLimitReached, CodeKeyDeleted, CodeIdempotencyConflict, CodeBodyTooLarge, CodeUnsupportedMediaType, CodeUnknownPermission, CodeKeyNotManaged, CodeInvalidExpiry, CodeLifetimeExceedsCaller, CodeManagedKeyNotDeletable, CodeManagedKeyFixed, CodeExpiryExtended, CodeIdempotencyKeyReused, CodeRateLimited, CodeTooManyAuthFailures, CodeInternal, CodeStoreUnavailable:
+		return true
+	}
+	return false
+}

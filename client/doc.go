@@ -1,9 +1,17 @@
-// Package client is the Go client for the HSRCPAY API-key service: typed
-// methods over the client generated from openapi.yaml. Everything a caller
-// needs to pass or compare is exported here (request and result types, enum
-// values, error codes and kinds); the generated package client/oapi is an
-// implementation detail, reachable through [Client.Raw] for what this package
-// does not cover.
+// Package client is the Go client for the HSRCPAY API-key service
+// (import "github.com/hsrcpay/apikeys/client"): typed methods over the
+// client generated from openapi.yaml. Everything a caller needs to pass or
+// compare is declared here, with its fields (request and result types, enum
+// values, error codes and kinds), and held equal to the spec by a test; enums
+// compare with this package's constants (key.Status == client.StatusActive).
+// The generated package client/oapi is an implementation detail, reachable
+// through [Client.Raw] for what this package does not cover.
+//
+// Make a Client with [New], whose base URL ends in /v1: the zero Client
+// returns [ErrNotConfigured], and an answer "no such route" to a base URL
+// without /v1 says so in [Error.Hint]. What the spec requires of a request
+// (a non-nil Permissions, a name of 1 to 100 characters, at least one field
+// in an update, …) is checked before sending, as an [*ArgumentError].
 //
 // # The common flow
 //
@@ -49,8 +57,10 @@
 // errors.Is so that callers never switch on status codes or dig into net/http:
 //
 //   - [*Error]: the API answered with an error. It carries the envelope's
-//     [ErrorCode] (compare it with the Code… constants), message, details and
-//     the request id, and matches [ErrInvalidRequest], [ErrUnauthorized],
+//     [ErrorCode] (compare it with the Code… constants), message, details,
+//     failing fields and the request id, all of which its message prints
+//     ("hsrcpay: 422 … (code 42200): unknown=["payment:explode"];
+//     request_id=req_…"), and matches [ErrInvalidRequest], [ErrUnauthorized],
 //     [ErrForbidden], [ErrNotFound], [ErrConflict], [ErrUnprocessable],
 //     [ErrRateLimited] or [ErrServer] by its status.
 //   - [*TransportError]: no answer came: [ErrUnavailable] (connection refused

@@ -8,95 +8,178 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
 )
 
-// The constants this package re-exports are the generated ones, and every
-// error code of the spec has one: callers never need client/oapi.
-func TestReexportsMatchTheSpec(t *testing.T) {
-	codes := map[client.ErrorCode]oapi.ErrorCode{
-		client.CodeValidationFailed: oapi.CodeValidationFailed, client.CodeMalformedBody: oapi.CodeMalformedBody,
-		client.CodeMissingCredentials: oapi.CodeMissingCredentials, client.CodeInvalidCredentials: oapi.CodeInvalidCredentials,
-		client.CodeExpiredCredentials: oapi.CodeExpiredCredentials, client.CodePermissionDenied: oapi.CodePermissionDenied,
-		client.CodeAccountForbidden: oapi.CodeAccountForbidden, client.CodePrivilegeEscalation: oapi.CodePrivilegeEscalation,
-		client.CodePublishableKeyForbidden: oapi.CodePublishableKeyForbidden, client.CodeReplacedSecret: oapi.CodeReplacedSecret,
-		client.CodeLifetimeEscalation: oapi.CodeLifetimeEscalation, client.CodeKeyNotFound: oapi.CodeKeyNotFound,
-		client.CodeAccountNotFound: oapi.CodeAccountNotFound, client.CodeRouteNotFound: oapi.CodeRouteNotFound,
-		client.CodeMethodNotAllowed: oapi.CodeMethodNotAllowed, client.CodeDuplicateName: oapi.CodeDuplicateName,
-		client.CodeKeyNotActive: oapi.CodeKeyNotActive, client.CodeKeyLimitReached: oapi.CodeKeyLimitReached,
-		client.CodeKeyDeleted: oapi.CodeKeyDeleted, client.CodeBodyTooLarge: oapi.CodeBodyTooLarge,
-		client.CodeUnsupportedMediaType: oapi.CodeUnsupportedMediaType, client.CodeUnknownPermission: oapi.CodeUnknownPermission,
-		client.CodeKeyNotManaged: oapi.CodeKeyNotManaged, client.CodeInvalidExpiry: oapi.CodeInvalidExpiry,
-		client.CodeLifetimeExceedsCaller: oapi.CodeLifetimeExceedsCaller, client.CodeManagedKeyNotDeletable: oapi.CodeManagedKeyNotDeletable,
-		client.CodeManagedKeyFixed: oapi.CodeManagedKeyFixed, client.CodeExpiryExtended: oapi.CodeExpiryExtended,
-		client.CodeRateLimited: oapi.CodeRateLimited, client.CodeTooManyAuthFailures: oapi.CodeTooManyAuthFailures,
-		client.CodeInternal: oapi.CodeInternal, client.CodeIdempotencyConflict: oapi.CodeIdempotencyConflict,
-		client.CodeIdempotencyKeyReused: oapi.CodeIdempotencyKeyReused,
-		client.CodeStoreUnavailable:     oapi.CodeStoreUnavailable,
-		client.CodeBadLeakSignature:     oapi.CodeBadLeakSignature, client.CodeSecretScanningOff: oapi.CodeSecretScanningOff,
+// The package's types are its own (go doc shows their fields), but not a
+// second source of truth: every field of the spec's schema (as generated into
+// client/oapi) has a field with the same JSON name and options and the
+// corresponding type, and every enum has exactly the spec's values.
+func TestTypesMatchTheSpec(t *testing.T) {
+	// The generated type each of ours stands for; "" for types that are the
+	// same on both sides (strings, times, maps of strings).
+	ours := map[string]string{
+		"APIKey": "APIKey", "APIKeyView": "APIKeyView", "CreateAPIKeyRequest": "CreateAPIKeyRequest",
+		"UpdateAPIKeyRequest": "UpdateAPIKeyRequest", "CreatedBy": "CreatedBy", "FieldError": "FieldError",
+		"AuditEvent": "AuditEvent", "APIKeyList": "APIKeyPage", "AuditEventList": "AuditEventPage",
+		"Permissions": "Permissions", "Metadata": "Metadata",
+		"APIKeyStatus": "KeyStatus", "APIKeyViewStatus": "KeyStatus", "ListAPIKeysParamsStatus": "KeyStatus",
+		"APIKeyType": "KeyType", "APIKeyViewType": "KeyType", "ListAPIKeysParamsType": "KeyType", "VerifyAPIKeyResultType": "KeyType",
+		"UpdateAPIKeyRequestStatus": "UpdateStatus", "CreatedByKind": "CreatedByKind", "AuditAction": "AuditAction",
+		"AuditEventMode": "Mode", "FieldErrorLocation": "FieldLocation", "VerifyCode": "VerifyCode",
+		"VerifyAPIKeyResultMode": "VerifiedMode", "ErrorCode": "ErrorCode",
 	}
-	for mine, gen := range codes {
-		if mine != gen || !mine.Valid() {
-			t.Errorf("code %d re-exported as %d", gen, mine)
+	// shape names a type as the other side must have it.
+	var shape func(reflect.Type) string
+	shape = func(typ reflect.Type) string {
+		switch {
+		case typ == reflect.TypeFor[time.Time]():
+			return "time"
+		case typ.PkgPath() == reflect.TypeFor[oapi.APIKey]().PkgPath():
+			name, ok := ours[typ.Name()]
+			if !ok {
+				t.Errorf("the spec's %s has no counterpart in package client", typ.Name())
+			}
+			return name
+		case typ.PkgPath() == reflect.TypeFor[client.APIKey]().PkgPath():
+			return typ.Name()
 		}
+		switch typ.Kind() {
+		case reflect.Pointer:
+			return "*" + shape(typ.Elem())
+		case reflect.Slice:
+			return "[]" + shape(typ.Elem())
+		case reflect.Map:
+			return "map[" + shape(typ.Key()) + "]" + shape(typ.Elem())
+		}
+		return typ.Kind().String()
 	}
-	spec := 0
-	for c := oapi.ErrorCode(10000); c < 100000; c++ {
-		if c.Valid() {
-			spec++
-			if _, ok := codes[c]; !ok {
-				t.Errorf("the spec's code %d has no client.Code… constant", c)
+	for _, p := range [][2]reflect.Type{
+		{reflect.TypeFor[oapi.APIKey](), reflect.TypeFor[client.APIKey]()},
+		{reflect.TypeFor[oapi.APIKeyView](), reflect.TypeFor[client.APIKeyView]()},
+		{reflect.TypeFor[oapi.CreateAPIKeyRequest](), reflect.TypeFor[client.CreateAPIKeyRequest]()},
+		{reflect.TypeFor[oapi.UpdateAPIKeyRequest](), reflect.TypeFor[client.UpdateAPIKeyRequest]()},
+		{reflect.TypeFor[oapi.CreatedBy](), reflect.TypeFor[client.CreatedBy]()},
+		{reflect.TypeFor[oapi.FieldError](), reflect.TypeFor[client.FieldError]()},
+		{reflect.TypeFor[oapi.AuditEvent](), reflect.TypeFor[client.AuditEvent]()},
+		{reflect.TypeFor[oapi.APIKeyList](), reflect.TypeFor[client.APIKeyPage]()},
+		{reflect.TypeFor[oapi.AuditEventList](), reflect.TypeFor[client.AuditEventPage]()},
+	} {
+		gen, mine := p[0], p[1]
+		fields := func(typ reflect.Type) map[string]reflect.StructField {
+			m := map[string]reflect.StructField{}
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				m[name] = f
+			}
+			return m
+		}
+		g, o := fields(gen), fields(mine)
+		delete(g, "object") // always the same constant ("api_key", "list", …): nothing to read
+		for name, gf := range g {
+			of, ok := o[name]
+			switch {
+			case !ok:
+				t.Errorf("%s lacks %s's field %q", mine.Name(), gen.Name(), name)
+			case gf.Tag.Get("json") != of.Tag.Get("json"):
+				t.Errorf("%s.%s: json tag %q, the spec's %q", mine.Name(), of.Name, of.Tag.Get("json"), gf.Tag.Get("json"))
+			case shape(gf.Type) != shape(of.Type):
+				t.Errorf("%s.%s is %s, the spec's %s", mine.Name(), of.Name, shape(of.Type), shape(gf.Type))
+			}
+		}
+		for name := range o {
+			if _, ok := g[name]; !ok {
+				t.Errorf("%s has a field %q the spec's %s lacks", mine.Name(), name, gen.Name())
 			}
 		}
 	}
-	if spec != len(codes) {
-		t.Errorf("the spec has %d codes, the client %d", spec, len(codes))
-	}
 
-	for _, p := range [][2]string{
-		{string(client.StatusActive), string(oapi.KeyViewActive)}, {string(client.StatusInactive), string(oapi.KeyViewInactive)},
-		{string(client.StatusExpired), string(oapi.KeyViewExpired)},
-		{string(client.TypeSecret), string(oapi.KeyViewSecret)}, {string(client.TypePublishable), string(oapi.KeyViewPublishable)},
-		{string(client.UpdateStatusActive), string(oapi.UpdateActive)}, {string(client.UpdateStatusInactive), string(oapi.UpdateInactive)},
-		{string(client.CreatedByKey), string(oapi.CreatedByKey)}, {string(client.CreatedByJWT), string(oapi.CreatedByJWT)},
-		{string(client.CreatedByPlatform), string(oapi.CreatedByPlatform)},
-		{string(client.AuditCreate), string(oapi.AuditCreate)}, {string(client.AuditRegenerate), string(oapi.AuditRegenerate)},
-		{string(client.AuditUpdate), string(oapi.AuditUpdate)}, {string(client.AuditDisable), string(oapi.AuditDisable)},
-		{string(client.AuditEnable), string(oapi.AuditEnable)}, {string(client.AuditDelete), string(oapi.AuditDelete)},
-		{string(client.AuditBootstrap), string(oapi.AuditBootstrap)},
-		{string(client.ModeLive), string(oapi.ModeLive)}, {string(client.ModeTest), string(oapi.ModeTest)},
-		{string(client.LocationBody), string(oapi.Body)}, {string(client.LocationQuery), string(oapi.Query)},
-		{string(client.LocationPath), string(oapi.Path)}, {string(client.LocationHeader), string(oapi.Header)},
-		{string(client.VerifyValid), string(oapi.VerifyValid)}, {string(client.VerifyNotFound), string(oapi.VerifyNotFound)},
-		{string(client.VerifyRevoked), string(oapi.VerifyRevoked)}, {string(client.VerifyDisabled), string(oapi.VerifyDisabled)},
-		{string(client.VerifyExpired), string(oapi.VerifyExpired)}, {string(client.VerifyRateLimited), string(oapi.VerifyRateLimited)},
-		{string(client.VerifyInsufficientPermissions), string(oapi.VerifyInsufficientPermissions)},
-		{string(client.VerifiedLive), string(oapi.VerifiedLive)}, {string(client.VerifiedTest), string(oapi.VerifiedTest)},
-		// A created key's status and type convert to the view's.
-		{string(client.KeyStatus(oapi.ACTIVE)), string(client.StatusActive)}, {string(client.KeyType(oapi.PUBLISHABLE)), string(client.TypePublishable)},
-	} {
-		if p[0] != p[1] {
-			t.Errorf("%q re-exported as %q", p[1], p[0])
+	// Enum values: the spec's (the constants of client/oapi, read from its
+	// source) and ours (read from this package's source), type by type.
+	values := func(dir string, pattern string) map[string][]string {
+		fset := token.NewFileSet()
+		files, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]string{}
+		for _, name := range files {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, name, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range f.Decls {
+				gd, ok := d.(*ast.GenDecl)
+				if !ok || gd.Tok != token.CONST {
+					continue
+				}
+				for _, spec := range gd.Specs {
+					vs := spec.(*ast.ValueSpec)
+					id, ok := vs.Type.(*ast.Ident)
+					if !ok || len(vs.Values) != 1 {
+						continue
+					}
+					lit, ok := vs.Values[0].(*ast.BasicLit)
+					if !ok {
+						continue
+					}
+					out[id.Name] = append(out[id.Name], lit.Value)
+				}
+			}
+		}
+		for k := range out {
+			slices.Sort(out[k])
+		}
+		return out
+	}
+	gen, mine := values("oapi", "*.gen.go"), values(".", "*.go")
+	checked := map[string]bool{}
+	for genType, ourType := range ours {
+		want, ok := gen[genType]
+		if !ok {
+			continue // a struct or map type
+		}
+		checked[ourType] = true
+		if !slices.Equal(mine[ourType], want) {
+			t.Errorf("client.%s has the values %v, the spec's %s %v", ourType, mine[ourType], genType, want)
+		}
+	}
+	for _, typ := range []string{"KeyStatus", "KeyType", "UpdateStatus", "CreatedByKind", "AuditAction", "Mode", "FieldLocation", "VerifyCode", "VerifiedMode", "ErrorCode"} {
+		if !checked[typ] {
+			t.Errorf("client.%s was compared with no enum of the spec", typ)
+		}
+	}
+	// Valid agrees with the constants.
+	for c := oapi.ErrorCode(10000); c < 100000; c++ {
+		if c.Valid() != client.ErrorCode(c).Valid() {
+			t.Errorf("code %d: Valid is %v in the spec, %v in the client", c, c.Valid(), client.ErrorCode(c).Valid())
 		}
 	}
 	for _, ok := range []bool{
-		client.StatusActive.Valid(), client.StatusInactive.Valid(), client.StatusExpired.Valid(),
-		client.TypeSecret.Valid(), client.TypePublishable.Valid(),
-		client.UpdateStatusActive.Valid(), client.UpdateStatusInactive.Valid(),
+		client.StatusActive.Valid(), client.StatusInactive.Valid(), client.StatusExpired.Valid(), !client.KeyStatus("active").Valid(),
+		client.TypeSecret.Valid(), client.TypePublishable.Valid(), !client.KeyType("").Valid(),
+		client.UpdateStatusActive.Valid(), client.UpdateStatusInactive.Valid(), !client.UpdateStatus("EXPIRED").Valid(),
 		client.CreatedByKey.Valid(), client.CreatedByJWT.Valid(), client.CreatedByPlatform.Valid(),
-		client.ModeLive.Valid(), client.ModeTest.Valid(),
-		client.VerifyValid.Valid(), client.VerifyNotFound.Valid(), client.VerifyRevoked.Valid(), client.VerifyDisabled.Valid(),
-		client.VerifyExpired.Valid(), client.VerifyRateLimited.Valid(), client.VerifyInsufficientPermissions.Valid(),
+		client.AuditCreate.Valid(), client.AuditBootstrap.Valid(), !client.AuditAction("explode").Valid(),
+		client.ModeLive.Valid(), client.ModeTest.Valid(), !client.Mode("prod").Valid(),
+		client.VerifyValid.Valid(), client.VerifyInsufficientPermissions.Valid(), !client.VerifyCode("OK").Valid(),
 		client.VerifiedLive.Valid(), client.VerifiedTest.Valid(),
 		client.LocationBody.Valid(), client.LocationQuery.Valid(), client.LocationPath.Valid(), client.LocationHeader.Valid(),
 	} {
 		if !ok {
-			t.Error("a re-exported value is not valid in the spec")
+			t.Error("Valid disagrees with the constants")
 		}
 	}
 }
@@ -234,12 +317,16 @@ func TestGoDocOutput(t *testing.T) {
 		`func WithGracePeriod(d time.Duration) RegenerateOption`,
 		`type TransportError struct`,
 		`type ArgumentError struct`,
+		"type APIKey struct",
+		"Status KeyStatus `json:\"status\"`",
+		"Permissions Permissions `json:\"permissions\"`",
+		`ErrNotConfigured Kind = "client not configured: create it with client.New"`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("go doc lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"&kind{", "errors.New(", "= oapi.Code", "= oapi.KeyView", "= oapi.AuditCreate", "= oapi.UpdateActive", "= oapi.UpdateInactive"} {
+	for _, bad := range []string{"&kind{", "errors.New(", "= oapi.", "oapi.APIKey", "oapi.Permissions"} {
 		if strings.Contains(text, bad) {
 			t.Errorf("go doc shows %q", bad)
 		}

@@ -11,9 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+	"unicode"
 )
 
 // Kind is a family of errors, for errors.Is: errors.Is(err, client.ErrNotFound).
@@ -102,15 +105,57 @@ type Error struct {
 	Fields []FieldError
 	// RetryAfter is the wait the server asks for on 429 and 503.
 	RetryAfter time.Duration
+	// Hint says what the caller probably got wrong, when the client can
+	// tell: a base URL without /v1 for CodeRouteNotFound. "" otherwise.
+	Hint string
 }
 
-// Error describes e with its status, message, code and request id.
+// Error describes e: status, message and code, then each failing field,
+// the other details, the request id and the hint, e.g.
+//
+//	hsrcpay: 400 Request validation failed (code 40000): body /permissions/payment/0: …; request_id=req_…
+//	hsrcpay: 422 Unknown permission (code 42200): unknown=["payment:explode"]; request_id=req_…
 func (e *Error) Error() string {
-	s := fmt.Sprintf("hsrcpay: %d %s (code %d)", e.StatusCode, e.Message, e.Code)
+	s := fmt.Sprintf("hsrcpay: %d %s (code %d)", e.StatusCode, printable(e.Message), e.Code)
+	var parts []string
+	for _, f := range e.Fields {
+		parts = append(parts, printable(fmt.Sprintf("%s %s: %s", f.Location, f.Field, f.Reason)))
+	}
+	keys := make([]string, 0, len(e.Details))
+	for k := range e.Details {
+		if k != "request_id" && k != "errors" {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, ok := e.Details[k].(string)
+		if !ok {
+			b, _ := json.Marshal(e.Details[k])
+			v = string(b)
+		}
+		parts = append(parts, printable(k+"="+v))
+	}
 	if e.RequestID != "" {
-		s += " request_id=" + e.RequestID
+		parts = append(parts, "request_id="+printable(e.RequestID))
+	}
+	if e.Hint != "" {
+		parts = append(parts, "hint: "+e.Hint)
+	}
+	if len(parts) > 0 {
+		s += ": " + strings.Join(parts, "; ")
 	}
 	return s
+}
+
+// printable escapes control characters, so that what a server sent cannot
+// forge lines in a log.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // Is lets errors.Is(err, client.ErrNotFound) work: e matches the [Kind] of

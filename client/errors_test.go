@@ -457,7 +457,7 @@ func TestKindsPrintReadably(t *testing.T) {
 		want string
 	}{
 		{&client.Error{StatusCode: 409, Code: client.CodeDuplicateName, Message: "Name taken", RequestID: "req_1"},
-			"hsrcpay: 409 Name taken (code 40900) request_id=req_1"},
+			"hsrcpay: 409 Name taken (code 40900): request_id=req_1"},
 		{&client.ArgumentError{Name: "WithGracePeriod", Value: 30 * time.Second, Reason: "whole minutes"},
 			"hsrcpay: invalid argument: WithGracePeriod 30s: whole minutes"},
 		{&client.ArgumentError{Name: "id", Value: "", Reason: "must not be empty"},

@@ -198,7 +198,7 @@ func auditPage(doc *openapi3.T, cursor string) string {
 	}
 	disable := page.Data.Data[0]
 	create := client.AuditEvent{
-		Object: "audit_event", ID: "evt_1Aa2Bb3Cc4Dd5Ee6Ff7Gg8Hh9", Seq: 1, AccountID: disable.AccountID, Mode: disable.Mode,
+		ID: "evt_1Aa2Bb3Cc4Dd5Ee6Ff7Gg8Hh9", Seq: 1, AccountID: disable.AccountID, Mode: disable.Mode,
 		Action: client.AuditCreate, KeyID: disable.KeyID,
 		Actor:    client.CreatedBy{Kind: client.CreatedByKey, ID: "key_9sT2vX6bN4mQ8wE1rY5uI3oP", RequestID: "req_5f0c8e2a9b7d41c3a6e2f901"},
 		ClientIP: disable.ClientIP, CreatedAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
@@ -217,7 +217,22 @@ func auditPage(doc *openapi3.T, cursor string) string {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(map[string]any{"message": "success", "success": true, "data": page.Data}); err != nil {
+	// The client's types leave out the constant "object" fields; the spec
+	// requires them.
+	type event struct {
+		Object string `json:"object"`
+		client.AuditEvent
+	}
+	events := make([]event, len(page.Data.Data))
+	for i, e := range page.Data.Data {
+		events[i] = event{"audit_event", e}
+	}
+	data := struct {
+		Object string  `json:"object"`
+		Data   []event `json:"data"`
+		client.AuditEventPage
+	}{"list", events, page.Data}
+	if err := enc.Encode(map[string]any{"message": "success", "success": true, "data": data}); err != nil {
 		panic(fmt.Sprintf("the audit page: %v", err))
 	}
 	return strings.TrimSpace(buf.String())

@@ -65,7 +65,7 @@ func TestLifecycleRequestsOnTheWire(t *testing.T) {
 		{"PATCH", "/v1/api-keys/key_a", "", `{"status":"INACTIVE"}`},
 		{"PATCH", "/v1/api-keys/key_a", "", `{"status":"ACTIVE"}`},
 		{"PATCH", "/v1/api-keys/key_a", "", `{"name":"new"}`},
-		{"PATCH", "/v1/api-keys/key_a", "", `{"expires_at":"2030-01-02T03:04:05Z","metadata":{}}`},
+		{"PATCH", "/v1/api-keys/key_a", "", `{"metadata":{},"expires_at":"2030-01-02T03:04:05Z"}`},
 		{"DELETE", "/v1/api-keys/key_a", "", ""},
 	}
 	if len(got) != len(want) {

@@ -61,17 +61,14 @@ func (o ListAPIKeysOptions) params(accountID string) *oapi.ListAPIKeysParams {
 // account:api:key:read; another account's keys are ErrForbidden
 // (CodeAccountForbidden).
 func (c *Client) ListAPIKeysPage(ctx context.Context, accountID string, opts ListAPIKeysOptions) (*APIKeyPage, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
 	if err := checkPage(accountID, "ListAPIKeysOptions.Limit", opts.Limit); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.ListAPIKeysWithResponse(ctx, opts.params(accountID))
-	if err != nil {
-		return nil, err
-	}
-	if res.JSON200 != nil {
-		return &res.JSON200.Data, nil
-	}
-	return nil, ParseError(res.HTTPResponse, res.Body)
+	res, err := c.raw.ListAPIKeys(ctx, opts.params(accountID))
+	return result[APIKeyPage](c, res, err)
 }
 
 // ListAPIKeys iterates over all the account's keys that match opts, oldest
@@ -119,7 +116,7 @@ func (o ListAuditEventsOptions) params(accountID string) *oapi.ListAuditEventsPa
 		p.KeyID = Ptr(o.KeyID)
 	}
 	if o.Action != "" {
-		p.Action = Ptr(o.Action)
+		p.Action = Ptr(oapi.AuditAction(o.Action))
 	}
 	if o.Limit != 0 {
 		p.Limit = Ptr(o.Limit)
@@ -133,17 +130,14 @@ func (o ListAuditEventsOptions) params(accountID string) *oapi.ListAuditEventsPa
 // ListAuditEventsPage returns one page of the account's audit events in the
 // credential's mode, newest first. Requires account:audit:read.
 func (c *Client) ListAuditEventsPage(ctx context.Context, accountID string, opts ListAuditEventsOptions) (*AuditEventPage, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
 	if err := checkPage(accountID, "ListAuditEventsOptions.Limit", opts.Limit); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.ListAuditEventsWithResponse(ctx, opts.params(accountID))
-	if err != nil {
-		return nil, err
-	}
-	if res.JSON200 != nil {
-		return &res.JSON200.Data, nil
-	}
-	return nil, ParseError(res.HTTPResponse, res.Body)
+	res, err := c.raw.ListAuditEvents(ctx, opts.params(accountID))
+	return result[AuditEventPage](c, res, err)
 }
 
 // ListAuditEvents iterates over the account's audit events that match opts,

@@ -13,7 +13,7 @@ import (
 // VerifyCode is the verdict of [Client.VerifyKey]: [VerifyValid], or why the
 // key does not do what was asked. New codes may be added: treat a code you do
 // not know as a key that does not work (Verification.Valid is false).
-type VerifyCode = oapi.VerifyCode
+type VerifyCode string
 
 // Verdicts, in the order the API decides them (after NOT_FOUND, those about
 // a key that does not work; then those about a key that works).
@@ -29,13 +29,26 @@ const (
 
 // VerifiedMode is the mode of a key [Client.VerifyKey] found: always the
 // caller's (the other mode's keys are NOT_FOUND).
-type VerifiedMode = oapi.VerifyAPIKeyResultMode
+type VerifiedMode string
 
 // Modes of a verified key.
 const (
 	VerifiedLive VerifiedMode = "live" // a live key (sk_live_, pk_live_)
 	VerifiedTest VerifiedMode = "test" // a sandbox key (sk_test_, pk_test_)
 )
+
+// Valid reports whether c is one of the verdicts above (a newer server may
+// send others).
+func (c VerifyCode) Valid() bool {
+	switch c {
+	case VerifyValid, VerifyNotFound, VerifyRevoked, VerifyDisabled, VerifyExpired, VerifyRateLimited, VerifyInsufficientPermissions:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether m is VerifiedLive or VerifiedTest.
+func (m VerifiedMode) Valid() bool { return m == VerifiedLive || m == VerifiedTest }
 
 // Verification is what [Client.VerifyKey] says about a key. Valid and Code
 // are always set; the key's details only when the API found it in one of the
@@ -136,6 +149,9 @@ const maxVerifiedKeyLen = 512
 // longer than 512 characters (no key is: a JWT is not a key), is an
 // [*ArgumentError], found before sending.
 func (c *Client) VerifyKey(ctx context.Context, key string, opts ...VerifyOption) (*Verification, error) {
+	if err := c.ready(); err != nil {
+		return nil, err
+	}
 	if err := requireID("key", key); err != nil {
 		return nil, err
 	}
@@ -154,21 +170,19 @@ func (c *Client) VerifyKey(ctx context.Context, key string, opts ...VerifyOption
 	}
 	body := oapi.VerifyAPIKeyRequest{Key: key}
 	if s.perms != nil {
-		body.Permissions = &s.perms
+		body.Permissions = (*oapi.Permissions)(&s.perms)
 	}
-	res, err := c.raw.VerifyAPIKeyWithResponse(repeatable(ctx), body)
+	res, err := c.raw.VerifyAPIKey(repeatable(ctx), body)
+	r, err := result[oapi.VerifyAPIKeyResult](c, res, err)
 	if err != nil {
 		return nil, err
 	}
-	if res.JSON200 == nil {
-		return nil, ParseError(res.HTTPResponse, res.Body)
-	}
-	return verification(&res.JSON200.Data), nil
+	return verification(r), nil
 }
 
 // verification turns the generated result into Go values (zero when absent).
 func verification(r *oapi.VerifyAPIKeyResult) *Verification {
-	v := &Verification{Valid: r.Valid, Code: r.Code, ExpiresAt: r.ExpiresAt, GracePeriodEndsAt: r.GracePeriodEndsAt}
+	v := &Verification{Valid: r.Valid, Code: VerifyCode(r.Code), ExpiresAt: r.ExpiresAt, GracePeriodEndsAt: r.GracePeriodEndsAt}
 	if r.ID != nil {
 		v.ID = *r.ID
 	}
@@ -176,7 +190,7 @@ func verification(r *oapi.VerifyAPIKeyResult) *Verification {
 		v.AccountID = *r.AccountID
 	}
 	if r.Mode != nil {
-		v.Mode = *r.Mode
+		v.Mode = VerifiedMode(*r.Mode)
 	}
 	if r.Type != nil {
 		v.Type = KeyType(*r.Type)
@@ -185,7 +199,7 @@ func verification(r *oapi.VerifyAPIKeyResult) *Verification {
 		v.Managed = *r.Managed
 	}
 	if r.Permissions != nil {
-		v.Permissions = *r.Permissions
+		v.Permissions = Permissions(*r.Permissions)
 	}
 	if r.InGracePeriod != nil {
 		v.InGracePeriod = *r.InGracePeriod

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/metrics"
@@ -111,7 +110,7 @@ func rateLimitedCount(t *testing.T, m *metrics.Metrics, budget, mode string) flo
 	return 0
 }
 
-func statusOf(t *testing.T, err error) (int, oapi.ErrorCode) {
+func statusOf(t *testing.T, err error) (int, client.ErrorCode) {
 	t.Helper()
 	if err == nil {
 		return 200, 0
@@ -126,7 +125,7 @@ func statusOf(t *testing.T, err error) (int, oapi.ErrorCode) {
 // untilLimited calls do(i) until it answers 429 with the code limited (at
 // most max calls). Every earlier answer must be status/code. It returns how
 // many came before the 429, the 429 and the time since start.
-func untilLimited(t *testing.T, max int, status int, code, limited oapi.ErrorCode, do func(i int) error) (int, *client.Error, time.Duration) {
+func untilLimited(t *testing.T, max int, status int, code, limited client.ErrorCode, do func(i int) error) (int, *client.Error, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	for i := 0; i < max; i++ {
@@ -165,7 +164,7 @@ func TestBudgetForbiddenSpendsBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	reader := env.Client(k.Key)
-	got, ae, elapsed := untilLimited(t, 4*n, 403, oapi.CodePermissionDenied, oapi.CodeRateLimited, func(i int) error {
+	got, ae, elapsed := untilLimited(t, 4*n, 403, client.CodePermissionDenied, client.CodeRateLimited, func(i int) error {
 		if i%2 == 0 {
 			_, err := reader.CreateAPIKey(ctx, acct, newKeyReq("y", client.Permissions{}))
 			return err
@@ -229,7 +228,7 @@ func checkPublishableSpendsPresenter(t *testing.T, replicas []*testenv.Env, acco
 
 	// The outsider: 403 for every request with the pk, far past the key's
 	// and the account's budgets, until its own address's budget is spent.
-	got, ae, elapsed := untilLimited(t, 4*pkFailLimit, 403, oapi.CodePublishableKeyForbidden, oapi.CodeTooManyAuthFailures, func(i int) error {
+	got, ae, elapsed := untilLimited(t, 4*pkFailLimit, 403, client.CodePublishableKeyForbidden, client.CodeTooManyAuthFailures, func(i int) error {
 		pub := clientFrom(t, at(i), m.Publishable, outsider)
 		if i%2 == 0 {
 			_, err := pub.RegenerateAPIKey(ctx, m.SecretID)
@@ -249,7 +248,7 @@ func checkPublishableSpendsPresenter(t *testing.T, replicas []*testenv.Env, acco
 	// when answered within a refill).
 	_, err := clientFrom(t, at(got), m.Secret, outsider).GetAPIKey(ctx, m.SecretID)
 	if time.Since(limitedAt) < time.Second/pkFailLimit {
-		wantAPIError(t, err, 429, oapi.CodeTooManyAuthFailures)
+		wantAPIError(t, err, 429, client.CodeTooManyAuthFailures)
 	}
 
 	// Another account's caller verifying the pk learns nothing and spends
@@ -302,7 +301,7 @@ func TestBudgetAuthFailuresPerAddress(t *testing.T) {
 
 	const attacker = "203.0.113.7"
 	start := time.Now()
-	failed, ae, elapsed := untilLimited(t, 4*limit, 401, oapi.CodeInvalidCredentials, oapi.CodeTooManyAuthFailures, func(i int) error {
+	failed, ae, elapsed := untilLimited(t, 4*limit, 401, client.CodeInvalidCredentials, client.CodeTooManyAuthFailures, func(i int) error {
 		tok := forged(t, []keys.Kind{keys.KindSecret, keys.KindPublishable}[i%2], i%3 == 0)
 		if i%2 == 0 {
 			_, err := clientFrom(t, env, tok, attacker).RegenerateAPIKey(ctx, real.SecretID)
@@ -331,7 +330,7 @@ func TestBudgetAuthFailuresPerAddress(t *testing.T) {
 			tok = real.Secret
 		}
 		_, err := clientFrom(t, env, tok, attacker).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
-		if status, code := statusOf(t, err); status == 429 && code == oapi.CodeTooManyAuthFailures {
+		if status, code := statusOf(t, err); status == 429 && code == client.CodeTooManyAuthFailures {
 			limited++
 		}
 	}
@@ -356,14 +355,14 @@ func TestBudgetAuthFailuresPerAddress(t *testing.T) {
 	// Another address is unaffected, and its valid key works.
 	other := clientFrom(t, env, forged(t, keys.KindSecret, true), "198.51.100.20")
 	_, err := other.RegenerateAPIKey(ctx, real.SecretID)
-	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 	if _, err := clientFrom(t, env, real.Secret, "198.51.100.20").CreateAPIKey(ctx, acct, newKeyReq("ok", client.Permissions{})); err != nil {
 		t.Fatal(err)
 	}
 
 	// Missing tokens are failures too (the client refuses to send none: raw HTTP).
 	noToken := &http.Client{Transport: fromAddr{"198.51.100.30"}}
-	failed, _, elapsed = untilLimited(t, 4*limit, 401, oapi.CodeMissingCredentials, oapi.CodeTooManyAuthFailures, func(int) error {
+	failed, _, elapsed = untilLimited(t, 4*limit, 401, client.CodeMissingCredentials, client.CodeTooManyAuthFailures, func(int) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, env.URL+"/api-keys/"+real.SecretID+"/regenerate", nil)
 		res, err := noToken.Do(req)
 		if err != nil {
@@ -374,13 +373,13 @@ func TestBudgetAuthFailuresPerAddress(t *testing.T) {
 	wantBurst(t, "missing tokens", failed, limit, elapsed)
 
 	// IPv6: the budget is the /64's, not each address's (each address here fails once).
-	failed, _, elapsed = untilLimited(t, 4*limit, 401, oapi.CodeInvalidCredentials, oapi.CodeTooManyAuthFailures, func(i int) error {
+	failed, _, elapsed = untilLimited(t, 4*limit, 401, client.CodeInvalidCredentials, client.CodeTooManyAuthFailures, func(i int) error {
 		_, err := clientFrom(t, env, forged(t, keys.KindSecret, true), fmt.Sprintf("2001:db8:1:2::%x", i+1)).RegenerateAPIKey(ctx, real.SecretID)
 		return err
 	})
 	wantBurst(t, "one /64", failed, limit, elapsed)
 	_, err = clientFrom(t, env, forged(t, keys.KindSecret, true), "2001:db8:1:3::1").RegenerateAPIKey(ctx, real.SecretID)
-	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 
 	// Once the budget has room again the address is served again, and its
 	// next failure is a 401.
@@ -389,7 +388,7 @@ func TestBudgetAuthFailuresPerAddress(t *testing.T) {
 		t.Fatalf("after the wait: %v", err)
 	}
 	_, err = clientFrom(t, env, forged(t, keys.KindSecret, true), attacker).RegenerateAPIKey(ctx, real.SecretID)
-	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 }
 
 // TestBudgetChildKeysShareAccount: keys made by a key do not multiply its
@@ -429,7 +428,7 @@ func TestBudgetChildKeysShareAccount(t *testing.T) {
 			for i := 0; i < perKey; i++ {
 				_, err := c.RegenerateAPIKey(ctx, "key_budget0000")
 				switch status, code := statusOf(t, err); {
-				case status == 429 && code == oapi.CodeRateLimited:
+				case status == 429 && code == client.CodeRateLimited:
 					limited.Add(1)
 				case status == 404 || status == 403: // through the budgets
 					allowed.Add(1)
@@ -539,7 +538,7 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 			if len(seen) == 0 {
 				failed++
 			}
-		case status == 429 && code == oapi.CodeTooManyAuthFailures:
+		case status == 429 && code == client.CodeTooManyAuthFailures:
 			seen[i%2] = true
 		default:
 			t.Fatalf("forged key %d: %d %d", i, status, code)
@@ -551,7 +550,7 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		_, err := clientFrom(t, replicas[i%2], forged(t, keys.KindSecret, false), prefix+"::99").RegenerateAPIKey(ctx, m.SecretID) //nolint:gosec // i ≥ 0, so i%2 is 0 or 1: both replicas
 		if time.Now().Before(blockedUntil) {
-			wantAPIError(t, err, 429, oapi.CodeTooManyAuthFailures)
+			wantAPIError(t, err, 429, client.CodeTooManyAuthFailures)
 		}
 	}
 	n := counter.n.Load() - before
@@ -570,7 +569,7 @@ func TestBudgetsSharedAcrossReplicasRedis(t *testing.T) {
 	for i := 0; i < 2*accountLimit; i++ {
 		_, err := clientFrom(t, replicas[i%2], m.Secret, "198.51.100.40").RegenerateAPIKey(ctx, "key_budget0000") //nolint:gosec // i ≥ 0, so i%2 is 0 or 1: both replicas
 		switch status, code := statusOf(t, err); {
-		case status == 429 && code == oapi.CodeRateLimited:
+		case status == 429 && code == client.CodeRateLimited:
 			limited++
 		case status == 404 || status == 403:
 			allowed++

@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/credcache"
 	"github.com/hsrcpay/apikeys/internal/metrics"
@@ -36,7 +35,7 @@ func redisURL(t *testing.T) string {
 // probe sends an authenticated read of a key that does not exist: 404 when
 // the secret authenticates and may read keys, 403 when it authenticates
 // without that permission (a publishable key), 401 when it is refused.
-func probe(t *testing.T, env *testenv.Env, secret string) (int, oapi.ErrorCode) {
+func probe(t *testing.T, env *testenv.Env, secret string) (int, client.ErrorCode) {
 	t.Helper()
 	_, err := getKey(t, env.Client(secret), "key_probe0000000000")
 	var ae *client.Error
@@ -132,13 +131,13 @@ func TestCredentialCacheChangesTakeEffectAtOnce(t *testing.T) {
 		}
 		refusedNow(t, env, deleted.Key)
 
-		if _, err := updateKey(t, admin, disabled.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+		if _, err := updateKey(t, admin, disabled.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)}); err != nil {
 			t.Fatal(err)
 		}
 		refusedNow(t, env, disabled.Key)
 		warm(t, env, mk.Secret) // a cached INACTIVE snapshot must not outlive the key's enabling either
 		refusedNow(t, env, disabled.Key)
-		if _, err := updateKey(t, admin, disabled.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateActive)}); err != nil {
+		if _, err := updateKey(t, admin, disabled.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusActive)}); err != nil {
 			t.Fatal(err)
 		}
 		if !authenticates(t, env, disabled.Key) {
@@ -166,13 +165,13 @@ func TestCredentialCacheChangesTakeEffectAtOnce(t *testing.T) {
 
 		// An earlier expiry replaces the cached snapshot (which had none).
 		exp := env.Clock.Now().Add(time.Hour)
-		if _, err := updateKey(t, admin, expiring.ID, oapi.UpdateAPIKeyRequest{ExpiresAt: &exp}); err != nil {
+		if _, err := updateKey(t, admin, expiring.ID, client.UpdateAPIKeyRequest{ExpiresAt: &exp}); err != nil {
 			t.Fatal(err)
 		}
 		warm(t, env, expiring.Key)
 		env.Clock.Advance(2 * time.Hour)
-		if s, code := probe(t, env, expiring.Key); s != 401 || code != oapi.CodeExpiredCredentials {
-			t.Fatalf("a key past its new expiry: %d %d, want 401 %d", s, code, oapi.CodeExpiredCredentials)
+		if s, code := probe(t, env, expiring.Key); s != 401 || code != client.CodeExpiredCredentials {
+			t.Fatalf("a key past its new expiry: %d %d, want 401 %d", s, code, client.CodeExpiredCredentials)
 		}
 		// Permissions cannot change through the API (a key is replaced, not
 		// widened); a use case that changed them would call Changed like these.
@@ -203,8 +202,8 @@ func TestCredentialCacheNeverExtendsLife(t *testing.T) {
 		t.Fatal("current secrets refused")
 	}
 	env.Clock.Advance(5 * time.Minute) // past the expiry
-	if s, code := probe(t, env, k.Key); s != 401 || code != oapi.CodeExpiredCredentials {
-		t.Fatalf("an expired key: %d %d, want 401 %d", s, code, oapi.CodeExpiredCredentials)
+	if s, code := probe(t, env, k.Key); s != 401 || code != client.CodeExpiredCredentials {
+		t.Fatalf("an expired key: %d %d, want 401 %d", s, code, client.CodeExpiredCredentials)
 	}
 	if got := cacheHits(t, m) - hits; got != 4 {
 		t.Fatalf("%v cache hits for the 4 probes; want each judged on a cached snapshot", got)
@@ -234,7 +233,7 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 	}
 	const bound = time.Second
 
-	if _, err := updateKey(t, admin, disabled.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+	if _, err := updateKey(t, admin, disabled.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)}); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("disabled: refused by the other replica after %v", refusedWithin(t, b, disabled.Key, time.Now(), bound))
@@ -250,7 +249,7 @@ func TestRevocationAcrossReplicas(t *testing.T) {
 	t.Logf("rotated without grace: refused by the other replica after %v", refusedWithin(t, b, m.Publishable, time.Now(), bound))
 
 	exp := a.Clock.Now().Add(time.Hour)
-	if _, err := updateKey(t, admin, shortened.ID, oapi.UpdateAPIKeyRequest{ExpiresAt: &exp}); err != nil {
+	if _, err := updateKey(t, admin, shortened.ID, client.UpdateAPIKeyRequest{ExpiresAt: &exp}); err != nil {
 		t.Fatal(err)
 	}
 	b.Clock.Advance(2 * time.Hour) // b judges the new expiry, once it has the new snapshot
@@ -279,7 +278,7 @@ func TestCredentialCacheBoundWithoutRedis(t *testing.T) {
 		k := customKey(t, a, m, "to disable", read, nil)
 		warm(t, b, k.Key)
 		start := time.Now()
-		if _, err := updateKey(t, a.Client(m.Secret), k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+		if _, err := updateKey(t, a.Client(m.Secret), k.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)}); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("refused by the other replica after %v (TTL %v)", refusedWithin(t, b, k.Key, start, ttl+slack), ttl)
@@ -315,7 +314,7 @@ func TestCredentialCacheBoundWithoutRedis(t *testing.T) {
 		if b.Server.CredentialCacheServing() || cacheHits(t, mb) != 0 {
 			t.Fatal("a replica without its invalidation subscription serves from its cache")
 		}
-		if _, err := updateKey(t, a.Client(m.Secret), k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+		if _, err := updateKey(t, a.Client(m.Secret), k.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)}); err != nil {
 			t.Fatal(err)
 		}
 		refusedNow(t, b, k.Key)
@@ -365,19 +364,19 @@ func keyChangesAnnouncedOnlyAfterCommit(t *testing.T, withRedis bool) {
 	}
 
 	flaky.state.Store(hxWritesDown)
-	_, err = updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)})
-	wantAPIError(t, err, 500, oapi.CodeInternal)
+	_, err = updateKey(t, admin, k.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)})
+	wantAPIError(t, err, 500, client.CodeInternal)
 	flaky.state.Store(hxAuditDown) // the key row was written, then the unit failed
 	_, err = admin.RegenerateAPIKey(ctx, mk.PublishableID)
-	wantAPIError(t, err, 500, oapi.CodeInternal)
+	wantAPIError(t, err, 500, client.CodeInternal)
 	_, err = deleteKey(t, admin, k.ID)
-	wantAPIError(t, err, 500, oapi.CodeInternal)
+	wantAPIError(t, err, 500, client.CodeInternal)
 	flaky.state.Store(hxUp)
 	// Refused inside the unit: managed keys are never deleted. By the managed
 	// secret key, which has power over it (a weaker key is refused earlier,
 	// 403, since writes authorize first).
 	_, err = deleteKey(t, admin, mk.PublishableID)
-	wantAPIError(t, err, 422, oapi.CodeManagedKeyNotDeletable)
+	wantAPIError(t, err, 422, client.CodeManagedKeyNotDeletable)
 	if got := local(); got != 0 {
 		t.Fatalf("%v invalidations for changes that rolled back", got)
 	}

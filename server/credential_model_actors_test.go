@@ -54,7 +54,6 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 )
@@ -168,10 +167,10 @@ func (m *csmModel) outsider(rt *rapid.T) {
 			forged := []byte(pk.token)
 			forged[len(forged)-1] ^= 1 // a checksum that fails: no key's
 			c = &csmCaller{token: string(forged), label: "the outsider with a forged key"}
-			want = csmWant{401, oapi.CodeInvalidCredentials, "a forged key"}
+			want = csmWant{401, client.CodeInvalidCredentials, "a forged key"}
 		default:
 			c = &csmCaller{label: "the outsider without a credential"}
-			want = csmWant{401, oapi.CodeMissingCredentials, "no credential"}
+			want = csmWant{401, client.CodeMissingCredentials, "no credential"}
 		}
 		req := m.outsiderRequest(rt, op, k, id, pk.token, c.token)
 		if forge {

@@ -609,16 +609,16 @@ func (m *csmModel) authenticate(c *csmCaller, now time.Time) (*csmPrincipal, csm
 	case k.prev != "" && s.token == k.prev && now.Before(k.prevEnd):
 		grace = true
 	default:
-		return nil, csmWant{401, oapi.CodeInvalidCredentials, "replaced secret: revoked"}
+		return nil, csmWant{401, client.CodeInvalidCredentials, "replaced secret: revoked"}
 	}
 	switch {
 	case k.deleted:
-		return nil, csmWant{401, oapi.CodeInvalidCredentials, "the key is deleted"}
+		return nil, csmWant{401, client.CodeInvalidCredentials, "the key is deleted"}
 	case k.inactive:
-		return nil, csmWant{401, oapi.CodeInvalidCredentials, "the key is switched off"}
+		return nil, csmWant{401, client.CodeInvalidCredentials, "the key is switched off"}
 	}
 	if k.expires != nil && !now.Before(*k.expires) {
-		return nil, csmWant{401, oapi.CodeExpiredCredentials, "the key has expired"}
+		return nil, csmWant{401, client.CodeExpiredCredentials, "the key has expired"}
 	}
 	return &csmPrincipal{isKey: true, publishable: k.publishable, grace: grace, mode: k.mode,
 		accounts: []string{k.account}, perms: k.perms, expires: k.expires}, csmWant{}
@@ -632,11 +632,11 @@ func (m *csmModel) gate(c *csmCaller, need string, now time.Time) (*csmPrincipal
 	case p == nil:
 		return nil, &w
 	case p.publishable:
-		return p, &csmWant{403, oapi.CodePublishableKeyForbidden, "publishable keys manage no keys"}
+		return p, &csmWant{403, client.CodePublishableKeyForbidden, "publishable keys manage no keys"}
 	case p.grace:
-		return p, &csmWant{403, oapi.CodeReplacedSecret, "a replaced secret in its grace period manages no keys"}
+		return p, &csmWant{403, client.CodeReplacedSecret, "a replaced secret in its grace period manages no keys"}
 	case !p.perms[need]:
-		return p, &csmWant{403, oapi.CodePermissionDenied, "lacks " + need}
+		return p, &csmWant{403, client.CodePermissionDenied, "lacks " + need}
 	}
 	return p, nil
 }
@@ -654,23 +654,23 @@ func (m *csmModel) wantCreate(c *csmCaller, r csmCreateReq, now time.Time) csmWa
 		return *w
 	}
 	if !p.canActOn(r.account) {
-		return csmWant{403, oapi.CodeAccountForbidden, "may not act on " + m.short(r.account)}
+		return csmWant{403, client.CodeAccountForbidden, "may not act on " + m.short(r.account)}
 	}
 	// An expiry no key may have is refused as input, before any rule.
 	if r.expires != nil && (!r.expires.After(now) || r.expires.After(csmMaxExpiry)) {
-		return csmWant{422, oapi.CodeInvalidExpiry, "expires_at not in the future or past 9999"}
+		return csmWant{422, client.CodeInvalidExpiry, "expires_at not in the future or past 9999"}
 	}
 	if miss := r.perms.minus(p.perms); len(miss) > 0 {
-		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
+		return csmWant{403, client.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
 	}
 	if p.isKey && p.expires != nil && (r.expires == nil || r.expires.After(*p.expires)) {
-		return csmWant{422, oapi.CodeLifetimeExceedsCaller, "life never grows: the caller expires " + m.rel(p.expires)}
+		return csmWant{422, client.CodeLifetimeExceedsCaller, "life never grows: the caller expires " + m.rel(p.expires)}
 	}
 	if r.account == m.ghost {
-		return csmWant{404, oapi.CodeAccountNotFound, "no such account"}
+		return csmWant{404, client.CodeAccountNotFound, "no such account"}
 	}
 	if k := m.nameHolder(r.account, p.mode, r.name, nil, now); k != nil {
-		return csmWant{409, oapi.CodeDuplicateName, "name taken by " + k.label}
+		return csmWant{409, client.CodeDuplicateName, "name taken by " + k.label}
 	}
 	return csmWant{201, 0, "created"}
 }
@@ -701,28 +701,28 @@ func (m *csmModel) wantRegenerate(c *csmCaller, r csmRegenReq, now time.Time) cs
 		return *w
 	}
 	if r.grace != nil && (*r.grace < 0 || *r.grace > 10080) {
-		return csmWant{400, oapi.CodeValidationFailed, "grace_period_minutes out of range"}
+		return csmWant{400, client.CodeValidationFailed, "grace_period_minutes out of range"}
 	}
 	k := m.byID[r.id]
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
-		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
+		return csmWant{404, client.CodeKeyNotFound, "no such key for this credential"}
 	}
 	// Power and life before anything that tells the key's state (deleted,
 	// custom, switched off): only a caller with power over it learns that.
 	if miss := k.perms.minus(p.perms); len(miss) > 0 {
-		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
+		return csmWant{403, client.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
 	}
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
-		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the target outlives the caller"}
+		return csmWant{403, client.CodeLifetimeEscalation, "life never grows: the target outlives the caller"}
 	}
 	if k.deleted {
-		return csmWant{404, oapi.CodeKeyNotFound, "the key is deleted"}
+		return csmWant{404, client.CodeKeyNotFound, "the key is deleted"}
 	}
 	if !k.managed {
-		return csmWant{422, oapi.CodeKeyNotManaged, "custom keys are not regenerated"}
+		return csmWant{422, client.CodeKeyNotManaged, "custom keys are not regenerated"}
 	}
 	if k.inactive {
-		return csmWant{409, oapi.CodeKeyNotActive, "the key is switched off"}
+		return csmWant{409, client.CodeKeyNotActive, "the key is switched off"}
 	}
 	return csmWant{200, 0, "regenerated"}
 }
@@ -933,7 +933,7 @@ func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step st
 	}
 	// The new key is what was asked for, in the caller's mode and account.
 	prefix := "sk_" + string(p.mode) + "_"
-	if got.AccountID != r.account || got.Managed || got.Type != oapi.SECRET || got.Name != r.name ||
+	if got.AccountID != r.account || got.Managed || got.Type != client.TypeSecret || got.Name != r.name ||
 		!csmFromMap(got.Permissions).equal(r.perms) || !csmSameTime(got.ExpiresAt, r.expires) ||
 		!strings.HasPrefix(got.Key, prefix) || m.byID[got.ID] != nil {
 		rt.Fatalf("create by %s returned a %s key %q on %s (managed %v) with %s expiring %s, secret %.8s…; want a new %s… key on %s with %s expiring %s",
@@ -1009,7 +1009,11 @@ func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r c
 		case rerr != nil:
 			err = rerr
 		case res.JSON200 != nil:
-			got = &res.JSON200.Data
+			var env struct {
+				Data client.APIKey `json:"data"`
+			}
+			err = json.Unmarshal(res.Body, &env)
+			got = &env.Data
 		default:
 			err = client.ParseError(res.HTTPResponse, res.Body)
 		}
@@ -1125,7 +1129,7 @@ func (m *csmModel) checkObtained(rt *rapid.T, c *csmCaller, p *csmPrincipal, per
 // caller without account:api:key:read is told none of the key's permissions
 // (no details.missing). Create passes none: it lists the caller's own request.
 func (m *csmModel) checkDetails(rt *rapid.T, ae *client.Error, missing []string, by ...*csmPrincipal) {
-	if ae.Code != oapi.CodePrivilegeEscalation {
+	if ae.Code != client.CodePrivilegeEscalation {
 		return
 	}
 	if len(by) > 0 && by[0] != nil && !by[0].perms[csmPermRead] {
@@ -1143,7 +1147,7 @@ func (m *csmModel) checkDetails(rt *rapid.T, ae *client.Error, missing []string,
 // ownerStillWorks follows a replaced secret's refusal (40304) with the
 // owner's current secret, which must keep working (rule 3).
 func (m *csmModel) ownerStillWorks(rt *rapid.T, c *csmCaller, ae *client.Error) {
-	if ae.Code != oapi.CodeReplacedSecret || c.secret == nil {
+	if ae.Code != client.CodeReplacedSecret || c.secret == nil {
 		return
 	}
 	k := c.secret.key
@@ -1256,7 +1260,7 @@ func csmResult(rt *rapid.T, err error, ok int) (csmAnswer, *client.Error) {
 	if !errors.As(err, &ae) {
 		rt.Fatalf("request failed: %v", err)
 	}
-	if ae.Code == oapi.CodeTooManyAuthFailures {
+	if ae.Code == client.CodeTooManyAuthFailures {
 		// The model spends failed authentications freely (dead secrets are
 		// probed on purpose): the server under test must not run out.
 		rt.Fatalf("429/42901: the failed-authentication budget is too small for this test; raise it in testenv")
@@ -1444,7 +1448,7 @@ type csmWrite struct {
 // checkView compares a key as an answer shows it with the model. The answer
 // to a write by a caller without account:api:key:read shows no more than the
 // write changed: metadata only when it set them, no last use.
-func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *oapi.APIKeyView, now time.Time, write ...csmWrite) {
+func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *client.APIKeyView, now time.Time, write ...csmWrite) {
 	var bad []string
 	wantMeta := k.metadata
 	if len(write) > 0 && write[0].by != nil && !write[0].by.perms[csmPermRead] {
@@ -1470,7 +1474,7 @@ func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *oapi.APIKey
 	if want := m.viewStatus(k, now); string(v.Status) != want {
 		bad = append(bad, fmt.Sprintf("status %s, want %s", v.Status, want))
 	}
-	if v.Managed != k.managed || (v.Type == oapi.KeyViewPublishable) != k.publishable {
+	if v.Managed != k.managed || (v.Type == client.TypePublishable) != k.publishable {
 		bad = append(bad, fmt.Sprintf("managed %v type %s", v.Managed, v.Type))
 	}
 	if !csmSameTime(v.ExpiresAt, k.expires) {
@@ -1517,7 +1521,7 @@ func (m *csmModel) get(rt *rapid.T) {
 		m.ownerStillWorks(rt, c, ae)
 		return
 	}
-	m.checkView(rt, what, k, &res.JSON200.Data, now)
+	m.checkView(rt, what, k, clientData[client.APIKeyView](rt, res.Body), now)
 }
 
 // wantGet: gate → 404 (unknown, another account or mode) → 200 (deleted
@@ -1528,7 +1532,7 @@ func (m *csmModel) wantGet(c *csmCaller, k *csmKey, now time.Time) csmWant {
 		return *w
 	}
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
-		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
+		return csmWant{404, client.CodeKeyNotFound, "no such key for this credential"}
 	}
 	if k.deleted {
 		return csmWant{200, 0, "deleted keys stay readable"}
@@ -1544,10 +1548,10 @@ func (m *csmModel) wantAccountRead(c *csmCaller, need, account string, now time.
 		return *w
 	}
 	if !p.canActOn(account) {
-		return csmWant{403, oapi.CodeAccountForbidden, "may not act on " + m.short(account)}
+		return csmWant{403, client.CodeAccountForbidden, "may not act on " + m.short(account)}
 	}
 	if account == m.ghost {
-		return csmWant{404, oapi.CodeAccountNotFound, "no such account"}
+		return csmWant{404, client.CodeAccountNotFound, "no such account"}
 	}
 	return csmWant{200, 0, "listed"}
 }
@@ -1642,7 +1646,7 @@ func (m *csmModel) list(rt *rapid.T) {
 	want := m.wantAccountRead(c, csmPermRead, r.account, now)
 	what := fmt.Sprintf("list %s [%s] by %s", m.short(r.account), m.describeList(r), c.label)
 	cl := m.env.Client(c.token)
-	var got []oapi.APIKeyView
+	var got []client.APIKeyView
 	for page := 1; ; page++ {
 		res, err := cl.Raw().ListAPIKeysWithResponse(ctx, &params)
 		m.must(rt, what, err)
@@ -1658,7 +1662,7 @@ func (m *csmModel) list(rt *rapid.T) {
 		} else if a.status != 200 {
 			rt.Fatalf("%s: page %d answered %d/%d", what, page, a.status, a.code)
 		}
-		d := res.JSON200.Data
+		d := *clientData[client.APIKeyPage](rt, res.Body)
 		if len(d.Data) > size || d.HasMore != (d.NextCursor != nil) || d.HasMore && len(d.Data) == 0 {
 			rt.Fatalf("%s: page %d holds %d keys (limit %d), has_more %v, next_cursor set %v", what, page, len(d.Data), size, d.HasMore, d.NextCursor != nil)
 		}
@@ -1852,13 +1856,13 @@ func (m *csmModel) updateWith(rt *rapid.T, c *csmCaller, k *csmKey, r csmUpdateR
 	if k != nil {
 		id = k.id
 	}
-	body := oapi.UpdateAPIKeyRequest{Name: r.name, ExpiresAt: r.expires}
+	body := client.UpdateAPIKeyRequest{Name: r.name, ExpiresAt: r.expires}
 	if r.hasMeta {
-		md := oapi.Metadata(r.metadata)
+		md := client.Metadata(r.metadata)
 		body.Metadata = &md
 	}
 	if r.status != "" {
-		s := oapi.UpdateAPIKeyRequestStatus(r.status)
+		s := client.UpdateStatus(r.status)
 		body.Status = &s
 	}
 
@@ -1866,7 +1870,7 @@ func (m *csmModel) updateWith(rt *rapid.T, c *csmCaller, k *csmKey, r csmUpdateR
 	want := m.wantUpdate(c, k, r, now)
 	p, _ := m.authenticate(c, now)
 	what := fmt.Sprintf("update %s by %s: %s", m.targetName(k), c.label, m.describeUpdate(r))
-	res, err := m.env.Client(c.token).Raw().UpdateAPIKeyWithResponse(ctx, id, body)
+	res, err := m.env.Client(c.token).Raw().UpdateAPIKeyWithBodyWithResponse(ctx, id, "application/json", jsonReader(rt, body))
 	m.must(rt, what, err)
 	a, ae := m.rawAnswer(rt, what, res.HTTPResponse, res.Body)
 	m.stats[fmt.Sprintf("update %d/%d", a.status, a.code)]++
@@ -1883,7 +1887,7 @@ func (m *csmModel) updateWith(rt *rapid.T, c *csmCaller, k *csmKey, r csmUpdateR
 		return
 	}
 	m.applyUpdate(c, k, r)
-	m.checkView(rt, what, k, &res.JSON200.Data, now, csmWrite{by: p, metadata: r.hasMeta})
+	m.checkView(rt, what, k, clientData[client.APIKeyView](rt, res.Body), now, csmWrite{by: p, metadata: r.hasMeta})
 }
 
 // wantUpdate follows update's order of checks: gate → 400 (no field) → 404
@@ -1898,37 +1902,37 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 		return *w
 	}
 	if r.name == nil && !r.hasMeta && r.status == "" && r.expires == nil {
-		return csmWant{400, oapi.CodeValidationFailed, "an update names at least one field"}
+		return csmWant{400, client.CodeValidationFailed, "an update names at least one field"}
 	}
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
-		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
+		return csmWant{404, client.CodeKeyNotFound, "no such key for this credential"}
 	}
 	if miss := k.perms.minus(p.perms); len(miss) > 0 {
-		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
+		return csmWant{403, client.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
 	}
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
-		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
+		return csmWant{403, client.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
 	}
 	if k.deleted {
-		return csmWant{409, oapi.CodeKeyDeleted, "a deleted key does not change"}
+		return csmWant{409, client.CodeKeyDeleted, "a deleted key does not change"}
 	}
 	if k.managed && (r.name != nil || r.expires != nil) {
-		return csmWant{422, oapi.CodeManagedKeyFixed, "a managed key's name and expiry are fixed"}
+		return csmWant{422, client.CodeManagedKeyFixed, "a managed key's name and expiry are fixed"}
 	}
 	if k.managed && !k.publishable && r.status == "INACTIVE" {
-		return csmWant{422, oapi.CodeManagedKeyFixed, "the managed secret key is the account's root credential: never switched off"}
+		return csmWant{422, client.CodeManagedKeyFixed, "the managed secret key is the account's root credential: never switched off"}
 	}
 	if e := r.expires; e != nil {
 		if !e.After(now) || e.After(csmMaxExpiry) {
-			return csmWant{422, oapi.CodeInvalidExpiry, "expires_at not in the future or past 9999"}
+			return csmWant{422, client.CodeInvalidExpiry, "expires_at not in the future or past 9999"}
 		}
 		if k.expires != nil && e.After(*k.expires) {
-			return csmWant{422, oapi.CodeExpiryExtended, "expires_at only moves earlier"}
+			return csmWant{422, client.CodeExpiryExtended, "expires_at only moves earlier"}
 		}
 	}
 	if r.name != nil && *r.name != k.name {
 		if h := m.nameHolder(k.account, k.mode, *r.name, k, now); h != nil {
-			return csmWant{409, oapi.CodeDuplicateName, "name taken by " + h.label}
+			return csmWant{409, client.CodeDuplicateName, "name taken by " + h.label}
 		}
 	}
 	return csmWant{200, 0, "updated"}
@@ -2019,7 +2023,7 @@ func (m *csmModel) deleteOnce(rt *rapid.T, c *csmCaller, k *csmKey, n int) {
 		m.record(csmEvent{action: "delete", key: k, actorKind: kind, actorID: by, changes: []string{"deleted"},
 			values: map[string]string{"deleted": "true"}})
 	}
-	m.checkView(rt, what, k, &res.JSON200.Data, now, csmWrite{by: p})
+	m.checkView(rt, what, k, clientData[client.APIKeyView](rt, res.Body), now, csmWrite{by: p})
 }
 
 // wantDelete follows delete's order of checks: gate → 404 → 40302 (power)
@@ -2031,19 +2035,19 @@ func (m *csmModel) wantDelete(c *csmCaller, k *csmKey, now time.Time) csmWant {
 		return *w
 	}
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
-		return csmWant{404, oapi.CodeKeyNotFound, "no such key for this credential"}
+		return csmWant{404, client.CodeKeyNotFound, "no such key for this credential"}
 	}
 	if miss := k.perms.minus(p.perms); len(miss) > 0 {
-		return csmWant{403, oapi.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
+		return csmWant{403, client.CodePrivilegeEscalation, "power never grows: caller lacks " + csmSetOf(miss...).String()}
 	}
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
-		return csmWant{403, oapi.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
+		return csmWant{403, client.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
 	}
 	if k.deleted {
 		return csmWant{200, 0, "already deleted: answered as it is"}
 	}
 	if k.managed {
-		return csmWant{422, oapi.CodeManagedKeyNotDeletable, "managed keys are never deleted"}
+		return csmWant{422, client.CodeManagedKeyNotDeletable, "managed keys are never deleted"}
 	}
 	return csmWant{200, 0, "deleted"}
 }
@@ -2102,7 +2106,7 @@ func (m *csmModel) listAudit(rt *rapid.T) {
 	if more {
 		idx = idx[:size]
 	}
-	d := res.JSON200.Data
+	d := *clientData[client.AuditEventPage](rt, res.Body)
 	if len(d.Data) != len(idx) || d.HasMore != more || (d.NextCursor != nil) != more {
 		rt.Fatalf("%s: %d events (has_more %v), the model %d (has_more %v)", what, len(d.Data), d.HasMore, len(idx), more)
 	}
@@ -2393,10 +2397,10 @@ func (m *csmModel) wantVerify(c *csmCaller, token string, s *csmSecret, asked cs
 		return *w, csmVerdict{}
 	}
 	if len(token) > 512 {
-		return csmWant{400, oapi.CodeValidationFailed, "key is longer than 512 characters"}, csmVerdict{}
+		return csmWant{400, client.CodeValidationFailed, "key is longer than 512 characters"}, csmVerdict{}
 	}
 	if unknown {
-		return csmWant{422, oapi.CodeUnknownPermission, "a permission asked for is not in the catalog"}, csmVerdict{}
+		return csmWant{422, client.CodeUnknownPermission, "a permission asked for is not in the catalog"}, csmVerdict{}
 	}
 	ok := csmWant{200, 0, "a verdict"}
 	if s == nil {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -44,7 +43,7 @@ func TestRegenerateCannotEscalate(t *testing.T) {
 		jwt := env.JWT.Sign(t, env.JWT.Claims("mallory", []string{acct}, []string{"account:api:key:update", "account:api:key:read"}, "test"))
 		for who, tok := range map[string]string{"key": updater.Key, "jwt": jwt} {
 			_, err := env.Client(tok).RegenerateAPIKey(ctx, m.SecretID)
-			ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+			ae := requireAPIError(t, err, 403, client.CodePrivilegeEscalation)
 			if missing := toStrings(ae.Details["missing"]); len(missing) == 0 || !strings.Contains(strings.Join(missing, ","), "payment:create") {
 				t.Fatalf("%s: details.missing = %v", who, ae.Details["missing"])
 			}
@@ -72,9 +71,9 @@ func TestReplacedSecretManagesNothing(t *testing.T) {
 		}
 		old := env.Client(m.Secret)
 		_, err = old.RegenerateAPIKey(ctx, m.SecretID, client.WithGracePeriod(7*24*time.Hour))
-		wantAPIError(t, err, 403, oapi.CodeReplacedSecret)
+		wantAPIError(t, err, 403, client.CodeReplacedSecret)
 		_, err = old.CreateAPIKey(ctx, acct, newKeyReq("permanent", client.Permissions{}))
-		wantAPIError(t, err, 403, oapi.CodeReplacedSecret)
+		wantAPIError(t, err, 403, client.CodeReplacedSecret)
 		// It still authenticates until its grace ends, and the new secret works.
 		if !works(t, env, m.Secret) || !works(t, env, rotated.Key) {
 			t.Fatal("both secrets must authenticate during the grace period")
@@ -98,7 +97,7 @@ func TestLifeNeverGrows(t *testing.T) {
 		c := env.Client(short.Key)
 
 		_, err := c.CreateAPIKey(ctx, acct, newKeyReq("forever", client.Permissions{}))
-		ae := requireAPIError(t, err, 422, oapi.CodeLifetimeExceedsCaller)
+		ae := requireAPIError(t, err, 422, client.CodeLifetimeExceedsCaller)
 		if ae.Details["max_expires_at"] != hour.Format(time.RFC3339) {
 			t.Fatalf("max_expires_at = %v, want %s", ae.Details["max_expires_at"], hour.Format(time.RFC3339))
 		}
@@ -106,14 +105,14 @@ func TestLifeNeverGrows(t *testing.T) {
 		tooLong := newKeyReq("later", client.Permissions{})
 		tooLong.ExpiresAt = &later
 		_, err = c.CreateAPIKey(ctx, acct, tooLong)
-		wantAPIError(t, err, 422, oapi.CodeLifetimeExceedsCaller)
+		wantAPIError(t, err, 422, client.CodeLifetimeExceedsCaller)
 		within := newKeyReq("within", client.Permissions{})
 		within.ExpiresAt = &hour
 		if _, err := c.CreateAPIKey(ctx, acct, within); err != nil {
 			t.Fatalf("a child expiring with its parent: %v", err)
 		}
 		_, err = c.RegenerateAPIKey(ctx, m.SecretID)
-		wantAPIError(t, err, 403, oapi.CodeLifetimeEscalation)
+		wantAPIError(t, err, 403, client.CodeLifetimeEscalation)
 		// A JWT's exp does not bound what it creates (documented).
 		jwt := env.JWT.Sign(t, env.JWT.Claims("ann", []string{acct}, []string{"account:api:key:create"}, "test"))
 		if _, err := env.Client(jwt).CreateAPIKey(ctx, acct, newKeyReq("by a person", client.Permissions{})); err != nil {
@@ -180,7 +179,7 @@ func TestExpiryBeyondYear9999(t *testing.T) {
 			req := newKeyReq("far future", client.Permissions{})
 			req.ExpiresAt = &exp
 			_, err = c.CreateAPIKey(ctx, acct, req)
-			wantAPIError(t, err, 422, oapi.CodeInvalidExpiry)
+			wantAPIError(t, err, 422, client.CodeInvalidExpiry)
 		}
 		last := apikeys.MaxExpiry
 		req := newKeyReq("far future", client.Permissions{}) // the name was not consumed
@@ -203,7 +202,7 @@ func TestNamesForPeople(t *testing.T) {
 			"line\u2028break", "private\ue000", "nonchar\ufffe", " padded", "padded ", "soft\u00adhyphen",
 		} {
 			_, err := c.CreateAPIKey(ctx, acct, newKeyReq(name, client.Permissions{}))
-			ae := requireAPIError(t, err, 400, oapi.CodeValidationFailed)
+			ae := requireAPIError(t, err, 400, client.CodeValidationFailed)
 			if !strings.Contains(fmt.Sprint(ae.Details["errors"]), "/name") {
 				t.Fatalf("%q: details %v do not name the field", name, ae.Details)
 			}
@@ -214,14 +213,14 @@ func TestNamesForPeople(t *testing.T) {
 			t.Fatalf("stored name %q, want NFC", k.Name)
 		}
 		_, err := c.CreateAPIKey(ctx, acct, newKeyReq("Café", client.Permissions{}))
-		wantAPIError(t, err, 409, oapi.CodeDuplicateName)
+		wantAPIError(t, err, 409, client.CodeDuplicateName)
 		// An expired key's name is free again.
 		soon := env.Clock.Now().Add(time.Minute)
 		req := newKeyReq("rotating name", client.Permissions{})
 		req.ExpiresAt = &soon
 		mustCreate(t, c, req)
 		_, err = c.CreateAPIKey(ctx, acct, newKeyReq("rotating name", client.Permissions{}))
-		wantAPIError(t, err, 409, oapi.CodeDuplicateName)
+		wantAPIError(t, err, 409, client.CodeDuplicateName)
 		env.Clock.Advance(2 * time.Minute)
 		mustCreate(t, c, newKeyReq("rotating name", client.Permissions{}))
 	})
@@ -243,7 +242,7 @@ func TestActiveKeyCap(t *testing.T) {
 			mustCreate(t, c, req)
 		}
 		_, err := c.CreateAPIKey(ctx, acct, newKeyReq("one too many", client.Permissions{}))
-		ae := requireAPIError(t, err, 409, oapi.CodeKeyLimitReached)
+		ae := requireAPIError(t, err, 409, client.CodeKeyLimitReached)
 		if fmt.Sprint(ae.Details["limit"]) != "5" {
 			t.Fatalf("details.limit = %v", ae.Details["limit"])
 		}

@@ -44,7 +44,7 @@ func TestDeleteAPIKey(t *testing.T) {
 		})
 		t.Run("400 malformed id", func(t *testing.T) {
 			_, err := deleteKey(t, admin, "key_../x")
-			wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+			wantAPIError(t, err, 400, client.CodeValidationFailed)
 		})
 		t.Run("401 revoked caller", func(t *testing.T) {
 			k := customKey(t, env, m, "deleter", client.Permissions{"account:api:key": {"delete"}}, nil)
@@ -52,41 +52,41 @@ func TestDeleteAPIKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := deleteKey(t, env.Client(k.Key), m.PublishableID)
-			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+			wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 		})
 		t.Run("403 power: a key cannot revoke one holding more", func(t *testing.T) {
 			// It may read keys, so the refusal lists what it lacks.
 			weak := customKey(t, env, m, "weak deleter", client.Permissions{"account:api:key": {"delete", "read"}}, nil)
 			strong := customKey(t, env, m, "strong", client.Permissions{"payment": {"create"}}, nil)
 			_, err := deleteKey(t, env.Client(weak.Key), strong.ID)
-			ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+			ae := requireAPIError(t, err, 403, client.CodePrivilegeEscalation)
 			if len(toStrings(ae.Details["missing"])) == 0 {
 				t.Fatalf("details %v", ae.Details)
 			}
 			_, err = deleteKey(t, env.Client(m.Publishable), strong.ID)
-			wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+			wantAPIError(t, err, 403, client.CodePublishableKeyForbidden)
 		})
 		t.Run("403 life: an expiring key cannot revoke one that outlives it", func(t *testing.T) {
 			hour := time.Now().Add(time.Hour)
 			short := customKey(t, env, m, "short deleter", client.Permissions{"account:api:key": {"delete"}}, &hour)
 			forever := customKey(t, env, m, "forever", client.Permissions{}, nil)
 			_, err := deleteKey(t, env.Client(short.Key), forever.ID)
-			wantAPIError(t, err, 403, oapi.CodeLifetimeEscalation)
+			wantAPIError(t, err, 403, client.CodeLifetimeEscalation)
 		})
 		t.Run("404 unknown or another account's key", func(t *testing.T) {
 			_, err := deleteKey(t, admin, "key_doesnotexist0000")
-			wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+			wantAPIError(t, err, 404, client.CodeKeyNotFound)
 			other := env.Bootstrap("acct_other_del")[sandbox]
 			theirs, err := env.Client(other.Secret).CreateAPIKey(ctx, "acct_other_del", newKeyReq("theirs", client.Permissions{}))
 			if err != nil {
 				t.Fatal(err)
 			}
 			_, err = deleteKey(t, admin, theirs.ID)
-			wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+			wantAPIError(t, err, 404, client.CodeKeyNotFound)
 		})
 		t.Run("422 managed keys are rotated, never deleted", func(t *testing.T) {
 			_, err := deleteKey(t, admin, m.PublishableID)
-			wantAPIError(t, err, 422, oapi.CodeManagedKeyNotDeletable)
+			wantAPIError(t, err, 422, client.CodeManagedKeyNotDeletable)
 		})
 	})
 }
@@ -109,7 +109,7 @@ func TestDeleteRevealsOnlyWhatTheCallerMayRead(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := deleteKey(t, env.Client(delOnly.Key), strong.ID)
-		if ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation); ae.Details["missing"] != nil {
+		if ae := requireAPIError(t, err, 403, client.CodePrivilegeEscalation); ae.Details["missing"] != nil {
 			t.Fatalf("a non-reader is told the key's permissions: %v", ae.Details)
 		}
 		if v, err := deleteKey(t, env.Client(delRead.Key), strong.ID); err != nil || !v.Deleted {
@@ -118,8 +118,8 @@ func TestDeleteRevealsOnlyWhatTheCallerMayRead(t *testing.T) {
 
 		// A key it may delete: the answer shows no more than the deletion.
 		weak := customKey(t, env, m, "weak", client.Permissions{}, nil)
-		meta := oapi.Metadata{"team": "payments"}
-		if _, err := updateKey(t, admin, weak.ID, oapi.UpdateAPIKeyRequest{Metadata: &meta}); err != nil {
+		meta := client.Metadata{"team": "payments"}
+		if _, err := updateKey(t, admin, weak.ID, client.UpdateAPIKeyRequest{Metadata: &meta}); err != nil {
 			t.Fatal(err)
 		}
 		_, _ = getKey(t, env.Client(weak.Key), weak.ID) // a use: 403, but authenticated

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -26,14 +25,14 @@ const acct = "acct_main"
 
 // wantAPIError asserts err is a *client.Error with the status and code, and
 // a request id.
-func wantAPIError(t *testing.T, err error, status int, code oapi.ErrorCode) {
+func wantAPIError(t *testing.T, err error, status int, code client.ErrorCode) {
 	t.Helper()
 	_ = requireAPIError(t, err, status, code)
 }
 
 // requireAPIError is wantAPIError that also returns the error, for the checks
 // of its details.
-func requireAPIError(t *testing.T, err error, status int, code oapi.ErrorCode) *client.Error {
+func requireAPIError(t *testing.T, err error, status int, code client.ErrorCode) *client.Error {
 	t.Helper()
 	var ae *client.Error
 	if !errors.As(err, &ae) {
@@ -66,7 +65,7 @@ func TestCreateIssuesWorkingCustomKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.Object != "api_key" || k.AccountID != acct || k.Type != oapi.SECRET || k.Status != oapi.ACTIVE || k.Managed || k.Deleted {
+	if k.AccountID != acct || k.Type != client.TypeSecret || k.Status != client.StatusActive || k.Managed || k.Deleted {
 		t.Fatalf("unexpected key: %+v", k)
 	}
 	if !strings.HasPrefix(k.Key, "sk_test_") || keys.Classify(k.Key) != keys.KindSecret {
@@ -86,7 +85,7 @@ func TestCreateIssuesWorkingCustomKey(t *testing.T) {
 		t.Fatalf("new key cannot create within its permissions: %v", err)
 	}
 	_, err = env.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("grandchild", client.Permissions{"refund": {"create"}}))
-	ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+	ae := requireAPIError(t, err, 403, client.CodePrivilegeEscalation)
 	if !errors.Is(err, client.ErrForbidden) {
 		t.Fatal("errors.Is(ErrForbidden) should hold for 403")
 	}
@@ -95,7 +94,7 @@ func TestCreateIssuesWorkingCustomKey(t *testing.T) {
 	}
 	// A key without account:api:key:create cannot create at all.
 	_, err = env.Client(k2.Key).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
-	wantAPIError(t, err, 403, oapi.CodePermissionDenied)
+	wantAPIError(t, err, 403, client.CodePermissionDenied)
 }
 
 func toStrings(v any) []string {
@@ -120,18 +119,18 @@ func TestCreateErrors(t *testing.T) {
 		account string
 		req     client.CreateAPIKeyRequest
 		status  int
-		code    oapi.ErrorCode
+		code    client.ErrorCode
 		kind    error
 	}{
-		{"empty name", acct, newKeyReq("", client.Permissions{}), 400, oapi.CodeValidationFailed, client.ErrInvalidRequest},
-		{"control characters in name", acct, newKeyReq("bad\x00name", client.Permissions{}), 400, oapi.CodeValidationFailed, client.ErrInvalidRequest},
-		{"name too long", acct, newKeyReq(strings.Repeat("n", 101), client.Permissions{}), 400, oapi.CodeValidationFailed, client.ErrInvalidRequest},
-		{"bad account id", "acct with spaces", newKeyReq("x", client.Permissions{}), 400, oapi.CodeValidationFailed, client.ErrInvalidRequest},
-		{"foreign account", "acct_other", newKeyReq("x", client.Permissions{}), 403, oapi.CodeAccountForbidden, client.ErrForbidden},
-		{"unknown resource", acct, newKeyReq("x", client.Permissions{"nuclear": {"launch"}}), 422, oapi.CodeUnknownPermission, client.ErrUnprocessable},
-		{"unknown action", acct, newKeyReq("x", client.Permissions{"payment": {"explode"}}), 422, oapi.CodeUnknownPermission, client.ErrUnprocessable},
-		{"expiry in the past", acct, client.CreateAPIKeyRequest{Name: "x", Permissions: client.Permissions{}, ExpiresAt: &past}, 422, oapi.CodeInvalidExpiry, client.ErrUnprocessable},
-		{"duplicate of a managed key's name", acct, newKeyReq("Managed secret key", client.Permissions{}), 409, oapi.CodeDuplicateName, client.ErrConflict},
+		{"empty name", acct, newKeyReq("", client.Permissions{}), 400, client.CodeValidationFailed, client.ErrInvalidRequest},
+		{"control characters in name", acct, newKeyReq("bad\x00name", client.Permissions{}), 400, client.CodeValidationFailed, client.ErrInvalidRequest},
+		{"name too long", acct, newKeyReq(strings.Repeat("n", 101), client.Permissions{}), 400, client.CodeValidationFailed, client.ErrInvalidRequest},
+		{"bad account id", "acct with spaces", newKeyReq("x", client.Permissions{}), 400, client.CodeValidationFailed, client.ErrInvalidRequest},
+		{"foreign account", "acct_other", newKeyReq("x", client.Permissions{}), 403, client.CodeAccountForbidden, client.ErrForbidden},
+		{"unknown resource", acct, newKeyReq("x", client.Permissions{"nuclear": {"launch"}}), 422, client.CodeUnknownPermission, client.ErrUnprocessable},
+		{"unknown action", acct, newKeyReq("x", client.Permissions{"payment": {"explode"}}), 422, client.CodeUnknownPermission, client.ErrUnprocessable},
+		{"expiry in the past", acct, client.CreateAPIKeyRequest{Name: "x", Permissions: client.Permissions{}, ExpiresAt: &past}, 422, client.CodeInvalidExpiry, client.ErrUnprocessable},
+		{"duplicate of a managed key's name", acct, newKeyReq("Managed secret key", client.Permissions{}), 409, client.CodeDuplicateName, client.ErrConflict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := c.CreateAPIKey(ctx, tc.account, tc.req)
@@ -144,7 +143,7 @@ func TestCreateErrors(t *testing.T) {
 	// Metadata keys longer than 40 characters are a field error.
 	long := client.Metadata{strings.Repeat("k", 41): "v"}
 	_, err := c.CreateAPIKey(ctx, acct, client.CreateAPIKeyRequest{Name: "meta", Permissions: client.Permissions{}, Metadata: &long})
-	ae := requireAPIError(t, err, 400, oapi.CodeValidationFailed)
+	ae := requireAPIError(t, err, 400, client.CodeValidationFailed)
 	if len(ae.Fields) != 1 || ae.Fields[0].Field != "/metadata" {
 		t.Fatalf("fields = %+v", ae.Fields)
 	}
@@ -153,7 +152,7 @@ func TestCreateErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.CreateAPIKey(ctx, acct, newKeyReq("dup", client.Permissions{}))
-	wantAPIError(t, err, 409, oapi.CodeDuplicateName)
+	wantAPIError(t, err, 409, client.CodeDuplicateName)
 }
 
 func TestAccountNotFoundThroughJWT(t *testing.T) {
@@ -161,7 +160,7 @@ func TestAccountNotFoundThroughJWT(t *testing.T) {
 	env.Bootstrap(acct)
 	tok := env.JWT.Sign(t, env.JWT.Claims("ops@example.com", []string{"acct_ghost"}, []string{"account:api:key:create"}, "test"))
 	_, err := env.Client(tok).CreateAPIKey(ctx, "acct_ghost", newKeyReq("x", client.Permissions{}))
-	wantAPIError(t, err, 404, oapi.CodeAccountNotFound)
+	wantAPIError(t, err, 404, client.CodeAccountNotFound)
 	if !errors.Is(err, client.ErrNotFound) {
 		t.Fatal("want ErrNotFound")
 	}
@@ -191,7 +190,7 @@ func TestRegenerateRotatesManagedSecret(t *testing.T) {
 	}
 	// The old secret stops working at once; the new one works.
 	_, err = old.RegenerateAPIKey(ctx, m.SecretID)
-	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 	if !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatal("want ErrUnauthorized")
 	}
@@ -204,13 +203,13 @@ func TestRegenerateRotatesManagedSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pk.Type != oapi.PUBLISHABLE || !strings.HasPrefix(pk.Key, "pk_live_") {
+	if pk.Type != client.TypePublishable || !strings.HasPrefix(pk.Key, "pk_live_") {
 		t.Fatalf("publishable regenerate: %+v", pk)
 	}
 	_, err = env.Client(pk.Key).RegenerateAPIKey(ctx, m.PublishableID)
-	wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+	wantAPIError(t, err, 403, client.CodePublishableKeyForbidden)
 	_, err = env.Client(m.Publishable).RegenerateAPIKey(ctx, m.PublishableID)
-	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 }
 
 func TestRegenerateErrors(t *testing.T) {
@@ -224,16 +223,16 @@ func TestRegenerateErrors(t *testing.T) {
 	}
 	// 422: custom keys are not regenerated, and stay unchanged.
 	_, err = sb.RegenerateAPIKey(ctx, custom.ID)
-	wantAPIError(t, err, 422, oapi.CodeKeyNotManaged)
+	wantAPIError(t, err, 422, client.CodeKeyNotManaged)
 	if _, err := env.Client(custom.Key).CreateAPIKey(ctx, acct, newKeyReq("still works", client.Permissions{})); err != nil {
 		t.Fatalf("custom key changed by a refused regenerate: %v", err)
 	}
 	// 403: a key without account:api:key:update.
 	_, err = env.Client(custom.Key).RegenerateAPIKey(ctx, mk[apikey.Sandbox].SecretID)
-	wantAPIError(t, err, 403, oapi.CodePermissionDenied)
+	wantAPIError(t, err, 403, client.CodePermissionDenied)
 	// 403: publishable keys never manage keys.
 	_, err = env.Client(mk[apikey.Sandbox].Publishable).RegenerateAPIKey(ctx, mk[apikey.Sandbox].PublishableID)
-	wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+	wantAPIError(t, err, 403, client.CodePublishableKeyForbidden)
 	// 404: unknown id, another account's key, and a live key from the sandbox.
 	for name, id := range map[string]string{
 		"unknown":       "key_doesnotexist",
@@ -241,7 +240,7 @@ func TestRegenerateErrors(t *testing.T) {
 		"other mode":    mk[apikey.Live].SecretID,
 	} {
 		_, err = sb.RegenerateAPIKey(ctx, id)
-		wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+		wantAPIError(t, err, 404, client.CodeKeyNotFound)
 		_ = name
 	}
 	// The other account's key still works: nothing was rotated.
@@ -251,7 +250,7 @@ func TestRegenerateErrors(t *testing.T) {
 	// 400: malformed ids.
 	for _, id := range []string{"nope", "key_", "key_" + strings.Repeat("a", 61), "key_abc-def"} {
 		_, err = sb.RegenerateAPIKey(ctx, id)
-		ae := requireAPIError(t, err, 400, oapi.CodeValidationFailed)
+		ae := requireAPIError(t, err, 400, client.CodeValidationFailed)
 		if len(ae.Fields) == 0 || ae.Fields[0].Location != "path" || ae.Fields[0].Field != "id" {
 			t.Fatalf("id %q: fields %+v", id, ae.Fields)
 		}
@@ -264,7 +263,7 @@ func TestRegenerateErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = sb.RegenerateAPIKey(ctx, mk[apikey.Sandbox].PublishableID)
-	ae := requireAPIError(t, err, 409, oapi.CodeKeyNotActive)
+	ae := requireAPIError(t, err, 409, client.CodeKeyNotActive)
 	if ae.Details["status"] != "INACTIVE" {
 		t.Fatalf("details = %v", ae.Details)
 	}
@@ -276,9 +275,9 @@ func TestRegenerateErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = sb.RegenerateAPIKey(ctx, mk[apikey.Sandbox].SecretID)
-	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 	_, err = env.Client(mk[apikey.Live].Secret).RegenerateAPIKey(ctx, mk[apikey.Sandbox].SecretID)
-	wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+	wantAPIError(t, err, 404, client.CodeKeyNotFound)
 }
 
 func TestRateLimited(t *testing.T) {
@@ -292,12 +291,12 @@ func TestRateLimited(t *testing.T) {
 			err = nil
 		}
 	}
-	ae := requireAPIError(t, err, 429, oapi.CodeRateLimited)
+	ae := requireAPIError(t, err, 429, client.CodeRateLimited)
 	if ae.RetryAfter < time.Second || !errors.Is(err, client.ErrRateLimited) {
 		t.Fatalf("retry after %v", ae.RetryAfter)
 	}
 	_, err = c.CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
-	wantAPIError(t, err, 429, oapi.CodeRateLimited)
+	wantAPIError(t, err, 429, client.CodeRateLimited)
 	// Budgets are per credential and per mode: the live key is unaffected.
 	if _, err := env.Client(m[apikey.Live].Secret).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{})); err != nil {
 		t.Fatalf("live key limited by sandbox traffic: %v", err)
@@ -319,12 +318,12 @@ func TestStoreFailureIs500(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := env.Client(m.Secret).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
-	wantAPIError(t, err, 500, oapi.CodeInternal)
+	wantAPIError(t, err, 500, client.CodeInternal)
 	if !errors.Is(err, client.ErrServer) {
 		t.Fatal("want ErrServer")
 	}
 	_, err = env.Client(m.Secret).RegenerateAPIKey(ctx, m.SecretID)
-	wantAPIError(t, err, 500, oapi.CodeInternal)
+	wantAPIError(t, err, 500, client.CodeInternal)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.Root+"/readyz", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +354,7 @@ func TestExpiredKeyIs401(t *testing.T) {
 	env.Clock.Advance(2 * time.Hour)
 	child.Name = "child2"
 	_, err = env.Client(k.Key).CreateAPIKey(ctx, acct, child)
-	wantAPIError(t, err, 401, oapi.CodeExpiredCredentials)
+	wantAPIError(t, err, 401, client.CodeExpiredCredentials)
 }
 
 // TestNoPlaintextSecretAtRest scans the database files (WAL included) for
@@ -388,7 +387,7 @@ func TestNoPlaintextSecretAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	secrets = append(secrets, k.Key)
-	if _, err := updateKey(t, c, k.ID, oapi.UpdateAPIKeyRequest{Name: ptr("renamed"), Status: ptr(oapi.UpdateInactive)}); err != nil {
+	if _, err := updateKey(t, c, k.ID, client.UpdateAPIKeyRequest{Name: ptr("renamed"), Status: ptr(client.UpdateStatusInactive)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := deleteKey(t, c, k.ID); err != nil {
@@ -435,7 +434,7 @@ func TestCrossModeIsolation(t *testing.T) {
 	// valid checksum for the other mode is unknown there.
 	forged := strings.Replace(mk[apikey.Live].Secret, "_live_", "_test_", 1)
 	_, err = env.Client(forged).RegenerateAPIKey(ctx, mk[apikey.Live].SecretID)
-	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 }
 
 func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
@@ -447,33 +446,33 @@ func TestRawHTTPErrorsUseEnvelope(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, path, ctype, body, auth string
 		status                                int
-		code                                  oapi.ErrorCode
+		code                                  client.ErrorCode
 	}{
-		{"malformed JSON", "POST", create, "application/json", `{"name":`, auth, 400, oapi.CodeMalformedBody},
-		{"not JSON", "POST", create, "application/json", `<html>`, auth, 400, oapi.CodeMalformedBody},
-		{"invalid UTF-8", "POST", create, "application/json", "{\"name\":\"\xff\xfe\",\"permissions\":{}}", auth, 400, oapi.CodeMalformedBody},
-		{"empty body", "POST", create, "application/json", ``, auth, 400, oapi.CodeValidationFailed},
-		{"unknown field", "POST", create, "application/json", `{"name":"n","permissions":{},"admin":true}`, auth, 400, oapi.CodeValidationFailed},
-		{"case-variant duplicate key", "POST", create, "application/json", `{"name":"n","NAME":"m","permissions":{}}`, auth, 400, oapi.CodeValidationFailed},
-		{"wrong type", "POST", create, "application/json", `{"name":5,"permissions":[]}`, auth, 400, oapi.CodeValidationFailed},
-		{"huge number", "POST", create, "application/json", `{"name":1e999999,"permissions":{}}`, auth, 400, oapi.CodeValidationFailed},
-		{"deep nesting", "POST", create, "application/json", `{"name":"n","permissions":{"a":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}}`, auth, 400, oapi.CodeMalformedBody},
-		{"missing account_id", "POST", "/v1/api-keys/", "application/json", valid, auth, 400, oapi.CodeValidationFailed},
-		{"repeated account_id", "POST", create + "&account_id=" + acct, "application/json", valid, auth, 400, oapi.CodeValidationFailed},
-		{"unknown query parameter", "POST", create + "&debug=1", "application/json", valid, auth, 400, oapi.CodeValidationFailed},
-		{"text/plain", "POST", create, "text/plain", valid, auth, 415, oapi.CodeUnsupportedMediaType},
-		{"no content type", "POST", create, "", valid, auth, 415, oapi.CodeUnsupportedMediaType},
-		{"body over 64 KiB", "POST", create, "application/json", `{"name":"` + strings.Repeat("a", 70000) + `"}`, auth, 413, oapi.CodeBodyTooLarge},
-		{"slash after regenerate", "POST", "/v1/api-keys/key_abc/regenerate/", "application/json", `{}`, auth, 404, oapi.CodeRouteNotFound},
-		{"unknown route", "GET", "/v1/nope", "", "", auth, 404, oapi.CodeRouteNotFound},
-		{"outside /v1", "GET", "/admin", "", "", auth, 404, oapi.CodeRouteNotFound},
-		{"wrong method", "PUT", "/v1/api-keys/", "", "", auth, 405, oapi.CodeMethodNotAllowed},
-		{"no token", "POST", create, "application/json", valid, "", 401, oapi.CodeMissingCredentials},
-		{"Bearer alone", "POST", create, "application/json", valid, "Bearer", 401, oapi.CodeInvalidCredentials},
-		{"Bearer and spaces", "POST", create, "application/json", valid, "Bearer    ", 401, oapi.CodeInvalidCredentials},
-		{"Basic scheme", "POST", create, "application/json", valid, "Basic dXNlcjpwYXNz", 401, oapi.CodeInvalidCredentials},
-		{"key without scheme", "POST", create, "application/json", valid, m.Secret, 401, oapi.CodeInvalidCredentials},
-		{"token too long", "POST", create, "application/json", valid, "Bearer sk_" + strings.Repeat("a", 5000), 401, oapi.CodeInvalidCredentials},
+		{"malformed JSON", "POST", create, "application/json", `{"name":`, auth, 400, client.CodeMalformedBody},
+		{"not JSON", "POST", create, "application/json", `<html>`, auth, 400, client.CodeMalformedBody},
+		{"invalid UTF-8", "POST", create, "application/json", "{\"name\":\"\xff\xfe\",\"permissions\":{}}", auth, 400, client.CodeMalformedBody},
+		{"empty body", "POST", create, "application/json", ``, auth, 400, client.CodeValidationFailed},
+		{"unknown field", "POST", create, "application/json", `{"name":"n","permissions":{},"admin":true}`, auth, 400, client.CodeValidationFailed},
+		{"case-variant duplicate key", "POST", create, "application/json", `{"name":"n","NAME":"m","permissions":{}}`, auth, 400, client.CodeValidationFailed},
+		{"wrong type", "POST", create, "application/json", `{"name":5,"permissions":[]}`, auth, 400, client.CodeValidationFailed},
+		{"huge number", "POST", create, "application/json", `{"name":1e999999,"permissions":{}}`, auth, 400, client.CodeValidationFailed},
+		{"deep nesting", "POST", create, "application/json", `{"name":"n","permissions":{"a":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}}`, auth, 400, client.CodeMalformedBody},
+		{"missing account_id", "POST", "/v1/api-keys/", "application/json", valid, auth, 400, client.CodeValidationFailed},
+		{"repeated account_id", "POST", create + "&account_id=" + acct, "application/json", valid, auth, 400, client.CodeValidationFailed},
+		{"unknown query parameter", "POST", create + "&debug=1", "application/json", valid, auth, 400, client.CodeValidationFailed},
+		{"text/plain", "POST", create, "text/plain", valid, auth, 415, client.CodeUnsupportedMediaType},
+		{"no content type", "POST", create, "", valid, auth, 415, client.CodeUnsupportedMediaType},
+		{"body over 64 KiB", "POST", create, "application/json", `{"name":"` + strings.Repeat("a", 70000) + `"}`, auth, 413, client.CodeBodyTooLarge},
+		{"slash after regenerate", "POST", "/v1/api-keys/key_abc/regenerate/", "application/json", `{}`, auth, 404, client.CodeRouteNotFound},
+		{"unknown route", "GET", "/v1/nope", "", "", auth, 404, client.CodeRouteNotFound},
+		{"outside /v1", "GET", "/admin", "", "", auth, 404, client.CodeRouteNotFound},
+		{"wrong method", "PUT", "/v1/api-keys/", "", "", auth, 405, client.CodeMethodNotAllowed},
+		{"no token", "POST", create, "application/json", valid, "", 401, client.CodeMissingCredentials},
+		{"Bearer alone", "POST", create, "application/json", valid, "Bearer", 401, client.CodeInvalidCredentials},
+		{"Bearer and spaces", "POST", create, "application/json", valid, "Bearer    ", 401, client.CodeInvalidCredentials},
+		{"Basic scheme", "POST", create, "application/json", valid, "Basic dXNlcjpwYXNz", 401, client.CodeInvalidCredentials},
+		{"key without scheme", "POST", create, "application/json", valid, m.Secret, 401, client.CodeInvalidCredentials},
+		{"token too long", "POST", create, "application/json", valid, "Bearer sk_" + strings.Repeat("a", 5000), 401, client.CodeInvalidCredentials},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequestWithContext(ctx, tc.method, env.Root+tc.path, strings.NewReader(tc.body))

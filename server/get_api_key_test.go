@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -38,27 +37,27 @@ func TestGetAPIKey(t *testing.T) {
 		})
 		t.Run("400 malformed id", func(t *testing.T) {
 			_, err := getKey(t, reader, "nope")
-			wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+			wantAPIError(t, err, 400, client.CodeValidationFailed)
 		})
 		t.Run("401 unknown credential", func(t *testing.T) {
 			_, err := getKey(t, env.Client("sk_test_garbage"), k.ID)
-			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+			wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 		})
 		t.Run("403 without account:api:key:read", func(t *testing.T) {
 			noRead := customKey(t, env, m, "no read", client.Permissions{"account:api:key": {"create"}}, nil)
 			_, err := getKey(t, env.Client(noRead.Key), k.ID)
-			wantAPIError(t, err, 403, oapi.CodePermissionDenied)
+			wantAPIError(t, err, 403, client.CodePermissionDenied)
 			_, err = getKey(t, env.Client(m.Publishable), k.ID)
-			wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+			wantAPIError(t, err, 403, client.CodePublishableKeyForbidden)
 		})
 		t.Run("404 unknown, other account, other mode", func(t *testing.T) {
 			_, err := getKey(t, reader, "key_doesnotexist0000")
-			wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+			wantAPIError(t, err, 404, client.CodeKeyNotFound)
 			other := env.Bootstrap("acct_other_get")[sandbox]
 			_, err = getKey(t, reader, other.SecretID)
-			wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+			wantAPIError(t, err, 404, client.CodeKeyNotFound)
 			_, err = getKey(t, reader, mk[apikey.Live].SecretID)
-			wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+			wantAPIError(t, err, 404, client.CodeKeyNotFound)
 		})
 		t.Run("200 for a deleted key, marked deleted", func(t *testing.T) {
 			gone := customKey(t, env, m, "gone", client.Permissions{}, nil)
@@ -79,7 +78,7 @@ func TestGetAPIKey(t *testing.T) {
 		for i := 0; i < 5 && err == nil; i++ {
 			_, err = getKey(t, c, m.SecretID)
 		}
-		wantAPIError(t, err, 429, oapi.CodeRateLimited)
+		wantAPIError(t, err, 429, client.CodeRateLimited)
 	})
 	t.Run("500 store unavailable", func(t *testing.T) {
 		inner, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
@@ -92,7 +91,7 @@ func TestGetAPIKey(t *testing.T) {
 		jwt := env.JWT.Sign(t, env.JWT.Claims("ops", []string{acct}, []string{"account:api:key:read"}, "test"))
 		flaky.state.Store(hxDown)
 		_, err = getKey(t, env.Client(jwt), m.SecretID)
-		wantAPIError(t, err, 500, oapi.CodeInternal)
+		wantAPIError(t, err, 500, client.CodeInternal)
 	})
 }
 
@@ -101,7 +100,7 @@ func TestGetAPIKey(t *testing.T) {
 func refusedNow(t *testing.T, env *testenv.Env, secret string) {
 	t.Helper()
 	_, err := getKey(t, env.Client(secret), "key_probe0000000000")
-	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 }
 
 var _ = time.Second

@@ -148,14 +148,14 @@ func TestIdempotentReplayAndMismatch(t *testing.T) {
 		key := "replay-" + strings.Repeat("x", 10)
 		params := &oapi.CreateAPIKeyParams{AccountID: acct, IdempotencyKey: &key}
 		body := newKeyReq("replayed", client.Permissions{"payment": {"read"}})
-		first, err := raw.CreateAPIKeyWithResponse(ctx, params, body)
+		first, err := raw.CreateAPIKeyWithBodyWithResponse(ctx, params, "application/json", jsonReader(t, body))
 		if err != nil || first.StatusCode() != http.StatusCreated {
 			t.Fatalf("create: %v %d %s", err, first.StatusCode(), first.Body)
 		}
 		if h := first.HTTPResponse.Header.Get("Idempotent-Replayed"); h != "" {
 			t.Fatalf("first answer marked replayed: %q", h)
 		}
-		again, err := raw.CreateAPIKeyWithResponse(ctx, params, body)
+		again, err := raw.CreateAPIKeyWithBodyWithResponse(ctx, params, "application/json", jsonReader(t, body))
 		if err != nil || again.StatusCode() != http.StatusCreated {
 			t.Fatalf("replay: %v %d %s", err, again.StatusCode(), again.Body)
 		}
@@ -803,8 +803,8 @@ func TestIdempotentReplayRefusedOnceTheCredentialCannot(t *testing.T) {
 		wantReplay(t, "the creator", st, h, b, http.StatusCreated, first)
 
 		// Disabled: 401; switched back on, the replay is its again.
-		inactive := oapi.UpdateAPIKeyRequestStatus("INACTIVE")
-		active := oapi.UpdateAPIKeyRequestStatus("ACTIVE")
+		inactive := client.UpdateStatus("INACTIVE")
+		active := client.UpdateStatus("ACTIVE")
 		if _, err := admin.UpdateAPIKey(ctx, creator.ID, client.UpdateAPIKeyRequest{Status: &inactive}); err != nil {
 			t.Fatal(err)
 		}
@@ -882,7 +882,7 @@ func TestIdempotentReplayRechecksACachedCredential(t *testing.T) {
 			t.Fatalf("create on A: %d %s", st, first)
 		}
 		_, secret := secretOf(t, first)
-		inactive := oapi.UpdateAPIKeyRequestStatus("INACTIVE")
+		inactive := client.UpdateStatus("INACTIVE")
 		if _, err := b.Client(m.Secret).UpdateAPIKey(ctx, creator.ID, client.UpdateAPIKeyRequest{Status: &inactive}); err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -48,23 +47,23 @@ func TestJWTAuthentication(t *testing.T) {
 	t.Run("not granted the account", func(t *testing.T) {
 		tok := j.Sign(t, j.Claims("ops", []string{acct}, create, "test"))
 		_, err := env.Client(tok).CreateAPIKey(ctx, "acct_other", newKeyReq("x", client.Permissions{}))
-		wantAPIError(t, err, 403, oapi.CodeAccountForbidden)
+		wantAPIError(t, err, 403, client.CodeAccountForbidden)
 	})
 	t.Run("regenerate on a foreign account is not found", func(t *testing.T) {
 		other := env.Bootstrap("acct_third")[apikey.Sandbox]
 		tok := j.Sign(t, j.Claims("ops", []string{acct}, []string{"account:api:key:update"}, "test"))
 		_, err := env.Client(tok).RegenerateAPIKey(ctx, other.SecretID)
-		wantAPIError(t, err, 404, oapi.CodeKeyNotFound)
+		wantAPIError(t, err, 404, client.CodeKeyNotFound)
 	})
 	t.Run("lacks the permission", func(t *testing.T) {
 		tok := j.Sign(t, j.Claims("ops", []string{acct}, []string{"payment:read"}, "test"))
 		_, err := env.Client(tok).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
-		wantAPIError(t, err, 403, oapi.CodePermissionDenied)
+		wantAPIError(t, err, 403, client.CodePermissionDenied)
 	})
 	t.Run("escalation", func(t *testing.T) {
 		tok := j.Sign(t, j.Claims("ops", []string{acct}, create, "test"))
 		_, err := env.Client(tok).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{"refund": {"create"}}))
-		wantAPIError(t, err, 403, oapi.CodePrivilegeEscalation)
+		wantAPIError(t, err, 403, client.CodePrivilegeEscalation)
 	})
 
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
@@ -96,21 +95,21 @@ func TestJWTAuthentication(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		token string
-		code  oapi.ErrorCode
+		code  client.ErrorCode
 	}{
-		{"expired", j.Sign(t, expired), oapi.CodeExpiredCredentials},
-		{"not yet valid", j.Sign(t, notYet), oapi.CodeExpiredCredentials},
-		{"no exp claim", j.Sign(t, noExp), oapi.CodeInvalidCredentials},
-		{"wrong issuer", j.Sign(t, wrongIss), oapi.CodeInvalidCredentials},
-		{"wrong audience", j.Sign(t, wrongAud), oapi.CodeInvalidCredentials},
-		{"no subject", j.Sign(t, noSub), oapi.CodeInvalidCredentials},
-		{"unknown mode", j.Sign(t, badMode), oapi.CodeInvalidCredentials},
-		{"alg none", noneHeader + "." + parts[1] + ".", oapi.CodeInvalidCredentials},
-		{"HS256 keyed with the public key", sign(jwt.SigningMethodHS256, good, pubPEM), oapi.CodeInvalidCredentials},
-		{"RS256 from a key of the wrong type", sign(jwt.SigningMethodRS256, good, rsaKey), oapi.CodeInvalidCredentials},
-		{"ES256 from another key", sign(jwt.SigningMethodES256, good, otherEC), oapi.CodeInvalidCredentials},
-		{"tampered payload", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"ops","accounts":["acct_other"]}`)) + "." + parts[2], oapi.CodeInvalidCredentials},
-		{"JWT-shaped with sk_ inside", noneHeader + ".sk_test_abc.", oapi.CodeInvalidCredentials},
+		{"expired", j.Sign(t, expired), client.CodeExpiredCredentials},
+		{"not yet valid", j.Sign(t, notYet), client.CodeExpiredCredentials},
+		{"no exp claim", j.Sign(t, noExp), client.CodeInvalidCredentials},
+		{"wrong issuer", j.Sign(t, wrongIss), client.CodeInvalidCredentials},
+		{"wrong audience", j.Sign(t, wrongAud), client.CodeInvalidCredentials},
+		{"no subject", j.Sign(t, noSub), client.CodeInvalidCredentials},
+		{"unknown mode", j.Sign(t, badMode), client.CodeInvalidCredentials},
+		{"alg none", noneHeader + "." + parts[1] + ".", client.CodeInvalidCredentials},
+		{"HS256 keyed with the public key", sign(jwt.SigningMethodHS256, good, pubPEM), client.CodeInvalidCredentials},
+		{"RS256 from a key of the wrong type", sign(jwt.SigningMethodRS256, good, rsaKey), client.CodeInvalidCredentials},
+		{"ES256 from another key", sign(jwt.SigningMethodES256, good, otherEC), client.CodeInvalidCredentials},
+		{"tampered payload", parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"ops","accounts":["acct_other"]}`)) + "." + parts[2], client.CodeInvalidCredentials},
+		{"JWT-shaped with sk_ inside", noneHeader + ".sk_test_abc.", client.CodeInvalidCredentials},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := env.Client(tc.token).CreateAPIKey(ctx, acct, newKeyReq("x", client.Permissions{}))
@@ -134,16 +133,16 @@ func TestKeyTokenClassification(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, token string
-		code        oapi.ErrorCode
+		code        client.ErrorCode
 	}{
-		{"checksum broken in the random part", flip(m.Secret, 12), oapi.CodeInvalidCredentials},
-		{"checksum broken in the checksum", flip(m.Secret, len(m.Secret)-1), oapi.CodeInvalidCredentials},
-		{"truncated", m.Secret[:len(m.Secret)-1], oapi.CodeInvalidCredentials},
-		{"extended", m.Secret + "a", oapi.CodeInvalidCredentials},
-		{"sk_ past the 32nd character", strings.Repeat("x", 33) + "sk_test_" + m.Secret[8:], oapi.CodeInvalidCredentials},
-		{"prefixed sk_ within 32 characters", "hsrc_" + m.Secret, oapi.CodeInvalidCredentials},
-		{"neither key nor JWT", "hello", oapi.CodeInvalidCredentials},
-		{"publishable prefix on a secret", "pk_" + m.Secret[3:], oapi.CodeInvalidCredentials},
+		{"checksum broken in the random part", flip(m.Secret, 12), client.CodeInvalidCredentials},
+		{"checksum broken in the checksum", flip(m.Secret, len(m.Secret)-1), client.CodeInvalidCredentials},
+		{"truncated", m.Secret[:len(m.Secret)-1], client.CodeInvalidCredentials},
+		{"extended", m.Secret + "a", client.CodeInvalidCredentials},
+		{"sk_ past the 32nd character", strings.Repeat("x", 33) + "sk_test_" + m.Secret[8:], client.CodeInvalidCredentials},
+		{"prefixed sk_ within 32 characters", "hsrc_" + m.Secret, client.CodeInvalidCredentials},
+		{"neither key nor JWT", "hello", client.CodeInvalidCredentials},
+		{"publishable prefix on a secret", "pk_" + m.Secret[3:], client.CodeInvalidCredentials},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := env.Client(tc.token).RegenerateAPIKey(ctx, m.SecretID)
@@ -234,9 +233,9 @@ func TestJWTStrict(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := env.Client(tc.token).CreateAPIKey(ctx, acct, newKeyReq("strict "+tc.name, client.Permissions{"payment": {"read"}}))
-			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+			wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 			_, err = env.Client(tc.token).CreateAPIKey(ctx, "acct_other", newKeyReq("strict "+tc.name, client.Permissions{}))
-			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+			wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 		})
 	}
 	if after := countKeys(); after != before {

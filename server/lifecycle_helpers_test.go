@@ -6,6 +6,9 @@ package server_test
 // into the client's typed errors.
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -24,7 +27,7 @@ func answer(hr *http.Response, body []byte) error {
 	return client.ParseError(hr, body)
 }
 
-func getKey(t *testing.T, c *client.Client, id string) (*oapi.APIKeyView, error) {
+func getKey(t *testing.T, c *client.Client, id string) (*client.APIKeyView, error) {
 	t.Helper()
 	res, err := c.Raw().GetAPIKeyWithResponse(ctx, id)
 	if err != nil {
@@ -33,22 +36,22 @@ func getKey(t *testing.T, c *client.Client, id string) (*oapi.APIKeyView, error)
 	if err := answer(res.HTTPResponse, res.Body); err != nil {
 		return nil, err
 	}
-	return &res.JSON200.Data, nil
+	return clientData[client.APIKeyView](t, res.Body), nil
 }
 
-func updateKey(t *testing.T, c *client.Client, id string, body oapi.UpdateAPIKeyRequest) (*oapi.APIKeyView, error) {
+func updateKey(t *testing.T, c *client.Client, id string, body client.UpdateAPIKeyRequest) (*client.APIKeyView, error) {
 	t.Helper()
-	res, err := c.Raw().UpdateAPIKeyWithResponse(ctx, id, body)
+	res, err := c.Raw().UpdateAPIKeyWithBodyWithResponse(ctx, id, "application/json", jsonReader(t, body))
 	if err != nil {
 		t.Fatalf("update %s: %v", id, err)
 	}
 	if err := answer(res.HTTPResponse, res.Body); err != nil {
 		return nil, err
 	}
-	return &res.JSON200.Data, nil
+	return clientData[client.APIKeyView](t, res.Body), nil
 }
 
-func deleteKey(t *testing.T, c *client.Client, id string) (*oapi.APIKeyView, error) {
+func deleteKey(t *testing.T, c *client.Client, id string) (*client.APIKeyView, error) {
 	t.Helper()
 	res, err := c.Raw().DeleteAPIKeyWithResponse(ctx, id)
 	if err != nil {
@@ -57,10 +60,10 @@ func deleteKey(t *testing.T, c *client.Client, id string) (*oapi.APIKeyView, err
 	if err := answer(res.HTTPResponse, res.Body); err != nil {
 		return nil, err
 	}
-	return &res.JSON200.Data, nil
+	return clientData[client.APIKeyView](t, res.Body), nil
 }
 
-func listPage(t *testing.T, c *client.Client, p oapi.ListAPIKeysParams) (*oapi.APIKeyList, error) {
+func listPage(t *testing.T, c *client.Client, p oapi.ListAPIKeysParams) (*client.APIKeyPage, error) {
 	t.Helper()
 	res, err := c.Raw().ListAPIKeysWithResponse(ctx, &p)
 	if err != nil {
@@ -69,13 +72,13 @@ func listPage(t *testing.T, c *client.Client, p oapi.ListAPIKeysParams) (*oapi.A
 	if err := answer(res.HTTPResponse, res.Body); err != nil {
 		return nil, err
 	}
-	return &res.JSON200.Data, nil
+	return clientData[client.APIKeyPage](t, res.Body), nil
 }
 
 // listAll follows next_cursor to the end and returns every key.
-func listAll(t *testing.T, c *client.Client, p oapi.ListAPIKeysParams) []oapi.APIKeyView {
+func listAll(t *testing.T, c *client.Client, p oapi.ListAPIKeysParams) []client.APIKeyView {
 	t.Helper()
-	var out []oapi.APIKeyView
+	var out []client.APIKeyView
 	for {
 		page, err := listPage(t, c, p)
 		if err != nil {
@@ -92,7 +95,7 @@ func listAll(t *testing.T, c *client.Client, p oapi.ListAPIKeysParams) []oapi.AP
 	}
 }
 
-func auditPage(t *testing.T, c *client.Client, p oapi.ListAuditEventsParams) (*oapi.AuditEventList, error) {
+func auditPage(t *testing.T, c *client.Client, p oapi.ListAuditEventsParams) (*client.AuditEventPage, error) {
 	t.Helper()
 	res, err := c.Raw().ListAuditEventsWithResponse(ctx, &p)
 	if err != nil {
@@ -101,14 +104,14 @@ func auditPage(t *testing.T, c *client.Client, p oapi.ListAuditEventsParams) (*o
 	if err := answer(res.HTTPResponse, res.Body); err != nil {
 		return nil, err
 	}
-	return &res.JSON200.Data, nil
+	return clientData[client.AuditEventPage](t, res.Body), nil
 }
 
 // auditAll follows next_cursor to the end: every event, newest first.
-func auditAll(t *testing.T, c *client.Client, account string) []oapi.AuditEvent {
+func auditAll(t *testing.T, c *client.Client, account string) []client.AuditEvent {
 	t.Helper()
 	p := oapi.ListAuditEventsParams{AccountID: account}
-	var out []oapi.AuditEvent
+	var out []client.AuditEvent
 	for {
 		page, err := auditPage(t, c, p)
 		if err != nil {
@@ -123,6 +126,35 @@ func auditAll(t *testing.T, c *client.Client, account string) []oapi.AuditEvent 
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// fataler is what clientData and jsonReader need of a *testing.T or a *rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// clientData decodes the data of a success answer of the raw client into the
+// client package's type, as the client's own methods do.
+func clientData[T any](t fataler, body []byte) *T {
+	t.Helper()
+	var env struct {
+		Data T `json:"data"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		t.Fatalf("decode %T: %v", env.Data, err)
+	}
+	return &env.Data
+}
+
+// jsonReader is v as a JSON body for the raw client's …WithBody methods.
+func jsonReader(t fataler, v any) io.Reader {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("encode %T: %v", v, err)
+	}
+	return bytes.NewReader(b)
+}
 
 // customKey creates a custom key with perms by the account's managed secret.
 func customKey(t *testing.T, env *testenv.Env, m testenv.Managed, name string, perms client.Permissions, exp *time.Time) *client.APIKey {

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -56,7 +55,7 @@ func TestLifecycleSharedStatuses(t *testing.T) {
 		}
 		return res.StatusCode, code
 	}
-	want := func(t *testing.T, o op, gotStatus, gotCode, status int, code oapi.ErrorCode) {
+	want := func(t *testing.T, o op, gotStatus, gotCode, status int, code client.ErrorCode) {
 		t.Helper()
 		if gotStatus != status || gotCode != int(code) {
 			t.Errorf("%s: %d/%d, want %d/%d", o.name, gotStatus, gotCode, status, code)
@@ -69,14 +68,14 @@ func TestLifecycleSharedStatuses(t *testing.T) {
 		k := customKey(t, env, m, "shared", client.Permissions{}, nil)
 		for _, o := range ops(k.ID) {
 			st, code := send(t, env, o, "", "", "")
-			want(t, o, st, code, 401, oapi.CodeMissingCredentials)
+			want(t, o, st, code, 401, client.CodeMissingCredentials)
 			st, code = send(t, env, o, "sk_test_notakey", "", "")
-			want(t, o, st, code, 401, oapi.CodeInvalidCredentials)
+			want(t, o, st, code, 401, client.CodeInvalidCredentials)
 			if o.body != "" {
 				st, code = send(t, env, o, m.Secret, "text/plain", o.body)
-				want(t, o, st, code, 415, oapi.CodeUnsupportedMediaType)
+				want(t, o, st, code, 415, client.CodeUnsupportedMediaType)
 				st, code = send(t, env, o, m.Secret, "application/json", `{"name":"`+strings.Repeat("n", 70<<10)+`"}`)
-				want(t, o, st, code, 413, oapi.CodeBodyTooLarge)
+				want(t, o, st, code, 413, client.CodeBodyTooLarge)
 			}
 		}
 	})
@@ -88,7 +87,7 @@ func TestLifecycleSharedStatuses(t *testing.T) {
 			for i := 0; i < 10 && st != 429; i++ {
 				st, code = send(t, env, o, m.Secret, "application/json", o.body)
 			}
-			want(t, o, st, code, 429, oapi.CodeRateLimited)
+			want(t, o, st, code, 429, client.CodeRateLimited)
 		}
 	})
 	t.Run("500 store unavailable", func(t *testing.T) {
@@ -106,7 +105,7 @@ func TestLifecycleSharedStatuses(t *testing.T) {
 		flaky.state.Store(hxDown)
 		for _, o := range ops(k.ID) {
 			st, code := send(t, env, o, jwt, "application/json", o.body)
-			want(t, o, st, code, 500, oapi.CodeInternal)
+			want(t, o, st, code, 500, client.CodeInternal)
 		}
 	})
 }

@@ -28,13 +28,13 @@ func TestListAuditEvents(t *testing.T) {
 
 		// One change of every kind.
 		k := customKey(t, env, m, "audited", client.Permissions{"payment": {"read"}}, nil)
-		if _, err := updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Name: ptr("audited 2")}); err != nil {
+		if _, err := updateKey(t, admin, k.ID, client.UpdateAPIKeyRequest{Name: ptr("audited 2")}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+		if _, err := updateKey(t, admin, k.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateActive)}); err != nil {
+		if _, err := updateKey(t, admin, k.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusActive)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := deleteKey(t, admin, k.ID); err != nil {
@@ -62,7 +62,7 @@ func TestListAuditEvents(t *testing.T) {
 				if i > 0 && (e.Seq != events[i-1].Seq-1 || events[i-1].PrevHash != e.Hash) {
 					t.Fatalf("events %d and %d are not chained", events[i-1].Seq, e.Seq)
 				}
-				if e.Actor.RequestID == "" && e.Action != oapi.AuditBootstrap {
+				if e.Actor.RequestID == "" && e.Action != client.AuditBootstrap {
 					t.Fatalf("event %d has no request id", e.Seq)
 				}
 			}
@@ -79,11 +79,11 @@ func TestListAuditEvents(t *testing.T) {
 		})
 		t.Run("200 filters and pages", func(t *testing.T) {
 			page, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, KeyID: &k.ID, Limit: ptr(2)})
-			if err != nil || len(page.Data) != 2 || !page.HasMore || page.Data[0].Action != oapi.AuditDelete {
+			if err != nil || len(page.Data) != 2 || !page.HasMore || page.Data[0].Action != client.AuditDelete {
 				t.Fatalf("%+v %v", page, err)
 			}
 			page, err = auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, KeyID: &k.ID, Limit: ptr(2), Cursor: page.NextCursor})
-			if err != nil || len(page.Data) != 2 || page.Data[0].Action != oapi.AuditDisable {
+			if err != nil || len(page.Data) != 2 || page.Data[0].Action != client.AuditDisable {
 				t.Fatalf("%+v %v", page, err)
 			}
 			page, err = auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, Action: ptr(oapi.AuditRegenerate)})
@@ -93,26 +93,26 @@ func TestListAuditEvents(t *testing.T) {
 		})
 		t.Run("400 unknown action", func(t *testing.T) {
 			_, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, Action: ptr(oapi.AuditAction("explode"))})
-			wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+			wantAPIError(t, err, 400, client.CodeValidationFailed)
 		})
 		t.Run("401 unknown credential", func(t *testing.T) {
 			_, err := auditPage(t, env.Client("sk_test_nope"), oapi.ListAuditEventsParams{AccountID: acct})
-			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+			wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 		})
 		t.Run("403 without account:audit:read, publishable, other account", func(t *testing.T) {
 			reader := customKey(t, env, m, "key reader", client.Permissions{"account:api:key": {"read"}}, nil)
 			_, err := auditPage(t, env.Client(reader.Key), oapi.ListAuditEventsParams{AccountID: acct})
-			wantAPIError(t, err, 403, oapi.CodePermissionDenied)
+			wantAPIError(t, err, 403, client.CodePermissionDenied)
 			_, err = auditPage(t, env.Client(rot.Key), oapi.ListAuditEventsParams{AccountID: acct}) // the rotated publishable key
-			wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+			wantAPIError(t, err, 403, client.CodePublishableKeyForbidden)
 			env.Bootstrap("acct_other_audit")
 			_, err = auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: "acct_other_audit"})
-			wantAPIError(t, err, 403, oapi.CodeAccountForbidden)
+			wantAPIError(t, err, 403, client.CodeAccountForbidden)
 		})
 		t.Run("404 account that does not exist (JWT)", func(t *testing.T) {
 			jwt := env.JWT.Sign(t, env.JWT.Claims("auditor", []string{"acct_ghost"}, []string{"account:audit:read"}, "test"))
 			_, err := auditPage(t, env.Client(jwt), oapi.ListAuditEventsParams{AccountID: "acct_ghost"})
-			wantAPIError(t, err, 404, oapi.CodeAccountNotFound)
+			wantAPIError(t, err, 404, client.CodeAccountNotFound)
 		})
 		t.Run("verify fails after a row is edited or the newest removed", func(t *testing.T) {
 			exec := rawExec(t, env.Store, sandbox)
@@ -173,19 +173,19 @@ func TestNoChangeWithoutItsEvent(t *testing.T) {
 
 	flaky.state.Store(hxAuditDown)
 	_, err = admin.CreateAPIKey(ctx, acct, newKeyReq("never", client.Permissions{}))
-	wantAPIError(t, err, 500, oapi.CodeInternal)
+	wantAPIError(t, err, 500, client.CodeInternal)
 	_, err = admin.RegenerateAPIKey(ctx, m.PublishableID)
-	wantAPIError(t, err, 500, oapi.CodeInternal)
-	_, err = updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)})
-	wantAPIError(t, err, 500, oapi.CodeInternal)
+	wantAPIError(t, err, 500, client.CodeInternal)
+	_, err = updateKey(t, admin, k.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)})
+	wantAPIError(t, err, 500, client.CodeInternal)
 	_, err = deleteKey(t, admin, k.ID)
-	wantAPIError(t, err, 500, oapi.CodeInternal)
+	wantAPIError(t, err, 500, client.CodeInternal)
 	flaky.state.Store(hxUp)
 
 	if got := auditAll(t, admin, acct); len(got) != len(before) {
 		t.Fatalf("%d events, want %d", len(got), len(before))
 	}
-	if v, err := getKey(t, admin, k.ID); err != nil || v.Deleted || v.Status != oapi.KeyViewActive {
+	if v, err := getKey(t, admin, k.ID); err != nil || v.Deleted || v.Status != client.StatusActive {
 		t.Fatalf("the key changed without its event: %+v %v", v, err)
 	}
 	if _, err := admin.CreateAPIKey(ctx, acct, newKeyReq("never", client.Permissions{})); err != nil {
@@ -194,7 +194,7 @@ func TestNoChangeWithoutItsEvent(t *testing.T) {
 	// The regenerate rolled back: the old publishable secret still authenticates
 	// (and is refused as publishable, not as unknown).
 	_, err = getKey(t, env.Client(m.Publishable), m.PublishableID)
-	wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+	wantAPIError(t, err, 403, client.CodePublishableKeyForbidden)
 	if _, err := apikeys.VerifyAudit(ctx, env.Store); err != nil {
 		t.Fatal(err)
 	}

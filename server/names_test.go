@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
@@ -25,28 +24,28 @@ func TestNamesPeopleCannotTellApart(t *testing.T) {
 		admin := env.Client(m.Secret)
 		for _, name := range lookalikes {
 			_, err := admin.CreateAPIKey(ctx, acct, newKeyReq(name, client.Permissions{}))
-			wantAPIError(t, err, 409, oapi.CodeDuplicateName)
+			wantAPIError(t, err, 409, client.CodeDuplicateName)
 		}
 		// Renamed onto a look-alike of another live key's name.
 		k := customKey(t, env, m, "Renamed later", client.Permissions{}, nil)
 		for _, name := range append(lookalikes, apikeys.ManagedSecretName) {
-			_, err := updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Name: ptr(name)})
-			wantAPIError(t, err, 409, oapi.CodeDuplicateName)
+			_, err := updateKey(t, admin, k.ID, client.UpdateAPIKeyRequest{Name: ptr(name)})
+			wantAPIError(t, err, 409, client.CodeDuplicateName)
 		}
 		// Renaming within its own look-alikes is no conflict, and the name is kept as sent.
-		if v, err := updateKey(t, admin, k.ID, oapi.UpdateAPIKeyRequest{Name: ptr("Renamed  later")}); err != nil || v.Name != "Renamed  later" {
+		if v, err := updateKey(t, admin, k.ID, client.UpdateAPIKeyRequest{Name: ptr("Renamed  later")}); err != nil || v.Name != "Renamed  later" {
 			t.Fatalf("rename to its own look-alike: %+v %v", v, err)
 		}
 		// A deleted key's name, and its look-alikes, are free again.
 		other := customKey(t, env, m, "Payments backend", client.Permissions{}, nil)
 		_, err := admin.CreateAPIKey(ctx, acct, newKeyReq("Paym\u0435nts backend", client.Permissions{}))
-		wantAPIError(t, err, 409, oapi.CodeDuplicateName)
+		wantAPIError(t, err, 409, client.CodeDuplicateName)
 		if _, err := deleteKey(t, admin, other.ID); err != nil {
 			t.Fatal(err)
 		}
 		customKey(t, env, m, "Paym\u0435nts backend", client.Permissions{}, nil)
 		// Nothing but a combining mark shows nothing to tell it by.
 		_, err = admin.CreateAPIKey(ctx, acct, newKeyReq("\u0301", client.Permissions{}))
-		wantAPIError(t, err, 400, oapi.CodeValidationFailed)
+		wantAPIError(t, err, 400, client.CodeValidationFailed)
 	})
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -80,7 +79,7 @@ func TestConcurrentRegenerate(t *testing.T) {
 		for _, r := range append(results, result{key: m.Publishable}) {
 			_, err := env.Client(r.key).RegenerateAPIKey(ctx, m.PublishableID)
 			ae := new(client.Error)
-			if asAPIError(err, &ae) && ae.Code == oapi.CodePublishableKeyForbidden {
+			if asAPIError(err, &ae) && ae.Code == client.CodePublishableKeyForbidden {
 				working = append(working, r.key) // authenticated, then refused as publishable
 			} else if ae.StatusCode != 401 {
 				t.Fatalf("unexpected answer for an old secret: %v", err)
@@ -124,7 +123,7 @@ func TestConcurrentCreates(t *testing.T) {
 				switch {
 				case err == nil:
 					created++
-				case asAPIError(err, &ae) && ae.Code == oapi.CodeDuplicateName:
+				case asAPIError(err, &ae) && ae.Code == client.CodeDuplicateName:
 					conflicts++
 				default:
 					t.Errorf("contested create: %v", err)
@@ -165,7 +164,7 @@ func TestTwoReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = b.Client(m[apikey.Live].Secret).RegenerateAPIKey(ctx, m[apikey.Live].SecretID)
-	wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+	wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 	if _, err := b.Client(k.Key).CreateAPIKey(ctx, acct, newKeyReq("via b", client.Permissions{})); err != nil {
 		t.Fatalf("new secret refused by the other replica: %v", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/metrics"
@@ -626,7 +625,7 @@ func wantPublishableReported(t *testing.T, c *client.Client, account, id string,
 	want := map[string]any{"reason": "publishable_key_reported", "leak_scanner": "github", "leak_source": "content", "leak_url": leakURL}
 	for i, e := range reported { // newest first
 		rid := requestIDs[len(requestIDs)-1-i]
-		if e.Action != client.AuditUpdate || e.Actor.Kind != oapi.CreatedByPlatform || e.Actor.ID != "secret-scanning" || e.Actor.RequestID != rid || e.ClientIP == "" {
+		if e.Action != client.AuditUpdate || e.Actor.Kind != client.CreatedByPlatform || e.Actor.ID != "secret-scanning" || e.Actor.RequestID != rid || e.ClientIP == "" {
 			t.Fatalf("event %s by %+v from %q, want update by the platform's secret-scanning in request %s", e.Action, e.Actor, e.ClientIP, rid)
 		}
 		if !reflect.DeepEqual(e.Changes, want) {

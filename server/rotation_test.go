@@ -25,7 +25,7 @@ func works(t *testing.T, env *testenv.Env, secret string) bool {
 		t.Fatalf("probe: %v", err)
 	}
 	switch {
-	case ae.StatusCode == 404, ae.Code == oapi.CodeReplacedSecret:
+	case ae.StatusCode == 404, ae.Code == client.CodeReplacedSecret:
 		return true
 	case ae.StatusCode == 401:
 		return false
@@ -116,7 +116,7 @@ func TestRegenerateBodyValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ae := requireAPIError(t, client.ParseError(res.HTTPResponse, res.Body), 400, oapi.CodeValidationFailed)
+	ae := requireAPIError(t, client.ParseError(res.HTTPResponse, res.Body), 400, client.CodeValidationFailed)
 	if len(ae.Fields) == 0 || ae.Fields[0].Field != "/grace_period_minutes" {
 		t.Fatalf("fields %+v", ae.Fields)
 	}
@@ -155,7 +155,7 @@ func TestRegenerateAuthorizesFirst(t *testing.T) {
 		admin := env.Client(m.Secret)
 		weak := customKey(t, env, m, "weak", client.Permissions{"account:api:key": {"update"}}, nil)
 		custom := customKey(t, env, m, "custom", client.Permissions{"refund": {"create"}}, nil)
-		if _, err := updateKey(t, admin, m.PublishableID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+		if _, err := updateKey(t, admin, m.PublishableID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)}); err != nil {
 			t.Fatal(err)
 		}
 		gone := customKey(t, env, m, "gone", client.Permissions{"refund": {"create"}}, nil)
@@ -168,12 +168,12 @@ func TestRegenerateAuthorizesFirst(t *testing.T) {
 			status int
 			code   client.ErrorCode
 		}{
-			{"custom", custom.ID, 422, oapi.CodeKeyNotManaged},
-			{"switched off", m.PublishableID, 409, oapi.CodeKeyNotActive},
-			{"deleted", gone.ID, 404, oapi.CodeKeyNotFound},
+			{"custom", custom.ID, 422, client.CodeKeyNotManaged},
+			{"switched off", m.PublishableID, 409, client.CodeKeyNotActive},
+			{"deleted", gone.ID, 404, client.CodeKeyNotFound},
 		} {
 			_, err := env.Client(weak.Key).RegenerateAPIKey(ctx, tc.id)
-			if ae := requireAPIError(t, err, 403, oapi.CodePrivilegeEscalation); ae.Details["missing"] != nil {
+			if ae := requireAPIError(t, err, 403, client.CodePrivilegeEscalation); ae.Details["missing"] != nil {
 				t.Fatalf("%s: a non-reader is told the key's permissions: %v", tc.name, ae.Details)
 			}
 			_, err = admin.RegenerateAPIKey(ctx, tc.id)

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
@@ -137,9 +136,9 @@ func TestSelfRotationReplayedToTheReplacedSecret(t *testing.T) {
 					t.Fatal("the rotation did not commit")
 				}
 				// What the replaced secret gets on any request, today and after.
-				wantStatus, wantCode := 401, oapi.CodeInvalidCredentials
+				wantStatus, wantCode := 401, client.CodeInvalidCredentials
 				if grace > 0 {
-					wantStatus, wantCode = 403, oapi.CodeReplacedSecret
+					wantStatus, wantCode = 403, client.CodeReplacedSecret
 				}
 
 				// The retry with the replaced secret, same key, same body.
@@ -206,11 +205,11 @@ func TestSelfRotationReplayedToTheReplacedSecret(t *testing.T) {
 					t.Fatal(err)
 				}
 				_, err = retry.RegenerateAPIKey(ctx, m.SecretID, regenOpts(key, grace)...)
-				wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+				wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 				// The second secret replays nothing of the first rotation either:
 				// the answer is bound to the secret that made it.
 				status, _, body = idemPost(t, env, newSecret, "/api-keys/"+m.SecretID+"/regenerate", key, nil)
-				wantRefused(t, "the first rotation's key presented by the second secret", status, body, 401, oapi.CodeInvalidCredentials, third.Key)
+				wantRefused(t, "the first rotation's key presented by the second secret", status, body, 401, client.CodeInvalidCredentials, third.Key)
 			})
 		})
 	}

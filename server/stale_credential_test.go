@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/metrics"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -134,32 +133,32 @@ type staleCase struct {
 type staleWay struct {
 	name    string
 	managed bool // the actor is the managed secret key (only it rotates)
-	code    oapi.ErrorCode
+	code    client.ErrorCode
 	change  func(t *testing.T, a, b *testenv.Env, c *staleCase)
 }
 
 var staleWays = []staleWay{
-	{name: "deleted", code: oapi.CodeInvalidCredentials, change: func(t *testing.T, a, _ *testenv.Env, c *staleCase) {
+	{name: "deleted", code: client.CodeInvalidCredentials, change: func(t *testing.T, a, _ *testenv.Env, c *staleCase) {
 		if _, err := deleteKey(t, a.Client(c.admin.Key), c.actorID); err != nil {
 			t.Fatal(err)
 		}
 	}},
-	{name: "disabled", code: oapi.CodeInvalidCredentials, change: func(t *testing.T, a, _ *testenv.Env, c *staleCase) {
-		if _, err := updateKey(t, a.Client(c.admin.Key), c.actorID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+	{name: "disabled", code: client.CodeInvalidCredentials, change: func(t *testing.T, a, _ *testenv.Env, c *staleCase) {
+		if _, err := updateKey(t, a.Client(c.admin.Key), c.actorID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)}); err != nil {
 			t.Fatal(err)
 		}
 	}},
-	{name: "rotated away", managed: true, code: oapi.CodeInvalidCredentials, change: func(t *testing.T, a, _ *testenv.Env, c *staleCase) {
+	{name: "rotated away", managed: true, code: client.CodeInvalidCredentials, change: func(t *testing.T, a, _ *testenv.Env, c *staleCase) {
 		// No grace: the old secret stops with the rotation's commit.
 		if _, err := a.Client(c.actor).RegenerateAPIKey(ctx, c.actorID); err != nil {
 			t.Fatal(err)
 		}
 	}},
-	{name: "expired", code: oapi.CodeExpiredCredentials, change: func(t *testing.T, a, b *testenv.Env, c *staleCase) {
+	{name: "expired", code: client.CodeExpiredCredentials, change: func(t *testing.T, a, b *testenv.Env, c *staleCase) {
 		// b cached the key without an expiry; a gives it one, then time
 		// passes it on both replicas.
 		exp := a.Clock.Now().Add(time.Hour)
-		if _, err := updateKey(t, a.Client(c.admin.Key), c.actorID, oapi.UpdateAPIKeyRequest{ExpiresAt: &exp}); err != nil {
+		if _, err := updateKey(t, a.Client(c.admin.Key), c.actorID, client.UpdateAPIKeyRequest{ExpiresAt: &exp}); err != nil {
 			t.Fatal(err)
 		}
 		a.Clock.Advance(2 * time.Hour)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/testenv"
@@ -44,7 +43,7 @@ func TestTrustedProxiesForwardedFor(t *testing.T) {
 			t.Fatalf("audit client_ip %q, want the peer's 127.0.0.1", got)
 		}
 		// A fresh X-Forwarded-For for each forged key: one budget, the peer's.
-		failed, _, elapsed := untilLimited(t, 4*limit, 401, oapi.CodeInvalidCredentials, oapi.CodeTooManyAuthFailures, func(i int) error {
+		failed, _, elapsed := untilLimited(t, 4*limit, 401, client.CodeInvalidCredentials, client.CodeTooManyAuthFailures, func(i int) error {
 			_, err := clientFrom(t, env, forged(t, keys.KindSecret, true), fmt.Sprintf("203.0.113.%d", i+1)).RegenerateAPIKey(ctx, m.SecretID)
 			return err
 		})
@@ -52,7 +51,7 @@ func TestTrustedProxiesForwardedFor(t *testing.T) {
 		wantBurst(t, "forged keys behind forged X-Forwarded-For", failed, limit, elapsed)
 		_, err := clientFrom(t, env, m.Secret, "198.51.100.99").GetAPIKey(ctx, m.SecretID)
 		if time.Since(limitedAt) < time.Second/limit {
-			wantAPIError(t, err, 429, oapi.CodeTooManyAuthFailures) // the peer is blocked, whatever it claims
+			wantAPIError(t, err, 429, client.CodeTooManyAuthFailures) // the peer is blocked, whatever it claims
 		}
 	})
 	t.Run("loopback trusted", func(t *testing.T) {
@@ -67,7 +66,7 @@ func TestTrustedProxiesForwardedFor(t *testing.T) {
 		// The attacker (203.0.113.66, not a proxy) names its victim; the
 		// proxy appends the address it saw. The attacker spends its own budget.
 		const victim, attacker = "198.51.100.77", "203.0.113.66"
-		failed, _, elapsed := untilLimited(t, 4*limit, 401, oapi.CodeInvalidCredentials, oapi.CodeTooManyAuthFailures, func(int) error {
+		failed, _, elapsed := untilLimited(t, 4*limit, 401, client.CodeInvalidCredentials, client.CodeTooManyAuthFailures, func(int) error {
 			_, err := clientFrom(t, env, forged(t, keys.KindSecret, true), victim+", "+attacker).RegenerateAPIKey(ctx, m.SecretID)
 			return err
 		})
@@ -75,12 +74,12 @@ func TestTrustedProxiesForwardedFor(t *testing.T) {
 		wantBurst(t, "an attacker naming a victim", failed, limit, elapsed)
 		_, err := clientFrom(t, env, m.Secret, attacker).GetAPIKey(ctx, m.SecretID)
 		if time.Since(limitedAt) < time.Second/limit {
-			wantAPIError(t, err, 429, oapi.CodeTooManyAuthFailures)
+			wantAPIError(t, err, 429, client.CodeTooManyAuthFailures)
 		}
 		if _, err := clientFrom(t, env, m.Secret, victim).GetAPIKey(ctx, m.SecretID); err != nil {
 			t.Fatalf("the victim, after the attacker named it: %v", err)
 		}
 		_, err = clientFrom(t, env, forged(t, keys.KindSecret, true), victim).RegenerateAPIKey(ctx, m.SecretID)
-		wantAPIError(t, err, 401, oapi.CodeInvalidCredentials) // its budget untouched
+		wantAPIError(t, err, 401, client.CodeInvalidCredentials) // its budget untouched
 	})
 }

@@ -134,7 +134,7 @@ func TestVerifyAPIKey(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := updateKey(t, oc, offElsewhere.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+			if _, err := updateKey(t, oc, offElsewhere.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)}); err != nil {
 				t.Fatal(err)
 			}
 			last := reader.Key[len(reader.Key)-1]
@@ -167,12 +167,12 @@ func TestVerifyAPIKey(t *testing.T) {
 		})
 		t.Run("200 DISABLED, then VALID once switched back on", func(t *testing.T) {
 			k := customKey(t, env, m, "switched", client.Permissions{}, nil)
-			if _, err := updateKey(t, svc, k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateInactive)}); err != nil {
+			if _, err := updateKey(t, svc, k.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusInactive)}); err != nil {
 				t.Fatal(err)
 			}
 			v, _, err := verifyKey(t, svc, k.Key, nil)
 			wantVerdict(t, v, err, oapi.VerifyDisabled, k.ID)
-			if _, err := updateKey(t, svc, k.ID, oapi.UpdateAPIKeyRequest{Status: ptr(oapi.UpdateActive)}); err != nil {
+			if _, err := updateKey(t, svc, k.ID, client.UpdateAPIKeyRequest{Status: ptr(client.UpdateStatusActive)}); err != nil {
 				t.Fatal(err)
 			}
 			v, _, err = verifyKey(t, svc, k.Key, nil)
@@ -203,11 +203,11 @@ func TestVerifyAPIKey(t *testing.T) {
 			}
 			env.FlushUsage()
 			v, err := getKey(t, svc, k.ID)
-			if err != nil || v.LastUsedAt == nil || v.LastUsedIP == nil || *v.LastUsedIP != "127.0.0.1" || v.Status != oapi.KeyViewActive {
+			if err != nil || v.LastUsedAt == nil || v.LastUsedIP == nil || *v.LastUsedIP != "127.0.0.1" || v.Status != client.StatusActive {
 				t.Fatalf("after verify: %+v %v", v, err)
 			}
 			after := auditAll(t, svc, acct)
-			if len(after) != len(before)+1 || after[0].Action != oapi.AuditCreate || after[0].KeyID != k.ID {
+			if len(after) != len(before)+1 || after[0].Action != client.AuditCreate || after[0].KeyID != k.ID {
 				t.Fatalf("audit events: %d before, %d after (newest %s of %s); want only the create", len(before), len(after), after[0].Action, after[0].KeyID)
 			}
 		})
@@ -225,7 +225,7 @@ func TestVerifyAPIKey(t *testing.T) {
 					t.Fatal(err)
 				}
 				err = answer(res.HTTPResponse, res.Body)
-				ae := requireAPIError(t, err, 400, oapi.CodeValidationFailed)
+				ae := requireAPIError(t, err, 400, client.CodeValidationFailed)
 				if len(ae.Fields) == 0 {
 					t.Fatalf("%s: no field errors: %+v", what, ae)
 				}
@@ -233,28 +233,28 @@ func TestVerifyAPIKey(t *testing.T) {
 		})
 		t.Run("401 unknown credential", func(t *testing.T) {
 			_, _, err := verifyKey(t, env.Client("sk_test_garbage"), reader.Key, nil)
-			wantAPIError(t, err, 401, oapi.CodeInvalidCredentials)
+			wantAPIError(t, err, 401, client.CodeInvalidCredentials)
 		})
 		t.Run("403 caller without account:api:key:verify, publishable or replaced secret", func(t *testing.T) {
 			noVerify := customKey(t, env, m, "no verify", client.Permissions{"account:api:key": {"read", "create"}}, nil)
 			_, _, err := verifyKey(t, env.Client(noVerify.Key), reader.Key, nil)
-			ae := requireAPIError(t, err, 403, oapi.CodePermissionDenied)
+			ae := requireAPIError(t, err, 403, client.CodePermissionDenied)
 			if ae.Details["required"] != "account:api:key:verify" {
 				t.Fatalf("details %v", ae.Details)
 			}
 			_, _, err = verifyKey(t, env.Client(m.Publishable), reader.Key, nil)
-			wantAPIError(t, err, 403, oapi.CodePublishableKeyForbidden)
+			wantAPIError(t, err, 403, client.CodePublishableKeyForbidden)
 			// A key that may verify is replaced with a grace period: its old secret may not.
 			rot := env.Bootstrap("acct_verify_rot")[sandbox]
 			if _, err := env.Client(rot.Secret).RegenerateAPIKey(ctx, rot.SecretID, client.WithGracePeriod(time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 			_, _, err = verifyKey(t, env.Client(rot.Secret), rot.Publishable, nil)
-			wantAPIError(t, err, 403, oapi.CodeReplacedSecret)
+			wantAPIError(t, err, 403, client.CodeReplacedSecret)
 		})
 		t.Run("422 unknown permission asked for", func(t *testing.T) {
 			_, _, err := verifyKey(t, svc, reader.Key, oapi.Permissions{"payment": {"explode"}, "rockets": {"launch"}})
-			ae := requireAPIError(t, err, 422, oapi.CodeUnknownPermission)
+			ae := requireAPIError(t, err, 422, client.CodeUnknownPermission)
 			if got := toStrings(ae.Details["unknown"]); !slices.Equal(got, []string{"payment:explode", "rockets:launch"}) {
 				t.Fatalf("details.unknown %v", got)
 			}
@@ -343,7 +343,7 @@ func TestVerifyAPIKey(t *testing.T) {
 		// k spends its whole budget on requests of its own (403s spend too).
 		for range 3 {
 			_, err := getKey(t, env.Client(k.Key), k.ID)
-			wantAPIError(t, err, 403, oapi.CodePermissionDenied)
+			wantAPIError(t, err, 403, client.CodePermissionDenied)
 		}
 		res, err := gw.Raw().VerifyAPIKeyWithResponse(ctx, oapi.VerifyAPIKeyRequest{Key: k.Key, Permissions: &oapi.Permissions{"payment": {"create"}}})
 		if err != nil || res.JSON200 == nil {
@@ -387,7 +387,7 @@ func TestVerifyAPIKey(t *testing.T) {
 		for i := 0; i < 5 && err == nil; i++ {
 			_, _, err = verifyKey(t, c, "sk_test_x", nil)
 		}
-		wantAPIError(t, err, 429, oapi.CodeRateLimited)
+		wantAPIError(t, err, 429, client.CodeRateLimited)
 	})
 	t.Run("500 store unavailable", func(t *testing.T) {
 		inner, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
@@ -400,6 +400,6 @@ func TestVerifyAPIKey(t *testing.T) {
 		jwt := env.JWT.Sign(t, env.JWT.Claims("ops", []string{acct}, []string{"account:api:key:verify"}, "test"))
 		flaky.state.Store(hxDown)
 		_, _, err = verifyKey(t, env.Client(jwt), m.Secret, nil)
-		wantAPIError(t, err, 500, oapi.CodeInternal)
+		wantAPIError(t, err, 500, client.CodeInternal)
 	})
 }

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/secretscan"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -477,7 +476,7 @@ func TestTwoServerProcesses(t *testing.T) {
 	cbOld, _ := client.New(b, live.Secret, client.WithRetries(0, 0))
 	_, err = cbOld.RegenerateAPIKey(ctx, live.ID)
 	var ae *client.Error
-	if !errors.As(err, &ae) || ae.Code != oapi.CodeInvalidCredentials {
+	if !errors.As(err, &ae) || ae.Code != client.CodeInvalidCredentials {
 		t.Fatalf("old secret on the other process: %v", err)
 	}
 	cbNew, _ := client.New(b, k.Key, client.WithRetries(0, 0))

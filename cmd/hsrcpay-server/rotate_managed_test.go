@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
-	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -109,7 +108,7 @@ func TestRotateManagedRestoresTheRootCredential(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if e.Actor.Kind == oapi.CreatedByPlatform && e.Action != oapi.AuditBootstrap {
+		if e.Actor.Kind == client.CreatedByPlatform && e.Action != client.AuditBootstrap {
 			actions = append(actions, string(e.Action))
 		}
 	}

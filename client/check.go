@@ -1,0 +1,129 @@
+package client
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// The constraints of openapi.yaml's request schemas that a request built in
+// Go can break, checked before sending so that the mistake is an
+// *ArgumentError naming the field rather than a 400 from the server (or, for
+// a nil Permissions, a JSON null the server refuses). Only what the schemas
+// require: the rules the server decides (the catalog of permissions, unique
+// names, expiry bounds) stay the server's. TestRequestChecksMatchTheSpec
+// holds these numbers equal to the spec's.
+const (
+	maxNameLen          = 100 // CreateApiKeyRequest.name, UpdateApiKeyRequest.name: maxLength
+	maxPermResources    = 32  // Permissions: maxProperties
+	maxPermActions      = 16  // Permissions' arrays: maxItems
+	maxPermActionLen    = 32  // Permissions' actions: maxLength
+	maxMetadataKeys     = 20  // Metadata: maxProperties
+	maxMetadataValueLen = 500 // Metadata's values: maxLength
+)
+
+var (
+	// namePattern is the names' pattern: no C0 control character, no DEL.
+	namePattern = regexp.MustCompile(`^[^\x00-\x1f\x7f]+$`)
+	// actionPattern is the pattern of a permission's actions.
+	actionPattern = regexp.MustCompile(`^[a-z][a-z_]*$`)
+)
+
+func argError(name string, value any, format string, args ...any) error {
+	return &ArgumentError{Name: name, Value: value, Reason: fmt.Sprintf(format, args...)}
+}
+
+// check refuses what the spec's CreateApiKeyRequest does not allow.
+func (r CreateAPIKeyRequest) check() error {
+	if err := checkName("CreateAPIKeyRequest.Name", r.Name); err != nil {
+		return err
+	}
+	if r.Permissions == nil {
+		return argError("CreateAPIKeyRequest.Permissions", r.Permissions,
+			"is required: list what the key may do, e.g. client.Permissions{\"payment\": {\"read\"}}, or client.Permissions{} for nothing")
+	}
+	if err := checkPermissions("CreateAPIKeyRequest.Permissions", r.Permissions); err != nil {
+		return err
+	}
+	return checkMetadata("CreateAPIKeyRequest.Metadata", r.Metadata)
+}
+
+// check refuses what the spec's UpdateApiKeyRequest does not allow.
+func (r UpdateAPIKeyRequest) check() error {
+	if r.Name == nil && r.Metadata == nil && r.Status == nil && r.ExpiresAt == nil {
+		return argError("UpdateAPIKeyRequest", "{}", "set at least one field (Name, Metadata, Status or ExpiresAt)")
+	}
+	if r.Name != nil {
+		if err := checkName("UpdateAPIKeyRequest.Name", *r.Name); err != nil {
+			return err
+		}
+	}
+	if r.Status != nil && !r.Status.Valid() {
+		return argError("UpdateAPIKeyRequest.Status", string(*r.Status), "want UpdateStatusActive or UpdateStatusInactive")
+	}
+	return checkMetadata("UpdateAPIKeyRequest.Metadata", r.Metadata)
+}
+
+func checkName(field, name string) error {
+	switch n := utf8.RuneCountInString(name); {
+	case n == 0:
+		return argError(field, name, "is required: 1 to %d characters", maxNameLen)
+	case n > maxNameLen:
+		return argError(field, name, "is %d characters long; at most %d", n, maxNameLen)
+	case !namePattern.MatchString(name):
+		return argError(field, name, "must not contain control characters (U+0000 to U+001F, U+007F)")
+	}
+	return nil
+}
+
+func checkPermissions(field string, p Permissions) error {
+	if len(p) > maxPermResources {
+		return argError(field, len(p), "has %d resources; at most %d", len(p), maxPermResources)
+	}
+	resources := make([]string, 0, len(p))
+	for res := range p {
+		resources = append(resources, res)
+	}
+	slices.Sort(resources) // the first error is the same on every call
+	for _, res := range resources {
+		actions := p[res]
+		name := fmt.Sprintf("%s[%q]", field, res)
+		if len(actions) > maxPermActions {
+			return argError(name, actions, "has %d actions; at most %d", len(actions), maxPermActions)
+		}
+		seen := make(map[string]bool, len(actions))
+		for _, a := range actions {
+			switch {
+			case len(a) > maxPermActionLen:
+				return argError(name, a, "an action is at most %d characters", maxPermActionLen)
+			case !actionPattern.MatchString(a):
+				return argError(name, a, "an action is lower-case letters and underscores, starting with a letter (e.g. \"read\")")
+			case seen[a]:
+				return argError(name, a, "lists this action twice")
+			}
+			seen[a] = true
+		}
+	}
+	return nil
+}
+
+func checkMetadata(field string, m *Metadata) error {
+	if m == nil {
+		return nil
+	}
+	if len(*m) > maxMetadataKeys {
+		return argError(field, len(*m), "has %d keys; at most %d", len(*m), maxMetadataKeys)
+	}
+	for k, v := range *m {
+		switch {
+		case utf8.RuneCountInString(v) > maxMetadataValueLen:
+			return argError(fmt.Sprintf("%s[%q]", field, k), fmt.Sprintf("%.20s… (%d characters)", v, utf8.RuneCountInString(v)),
+				"a value is at most %d characters", maxMetadataValueLen)
+		case strings.ContainsRune(v, 0):
+			return argError(fmt.Sprintf("%s[%q]", field, k), v, "a value must not contain U+0000")
+		}
+	}
+	return nil
+}
