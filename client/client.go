@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -222,7 +223,8 @@ func result[T any](c *Client, res *http.Response, err error) (*T, error) {
 // parseError is ParseError with a hint when the base URL is the likely cause.
 func (c *Client) parseError(res *http.Response, body []byte) error {
 	err := ParseError(res, body)
-	if e, ok := err.(*Error); ok {
+	var e *Error
+	if errors.As(err, &e) {
 		e.Hint = baseURLHint(c.baseURL, e)
 	}
 	return err
@@ -297,7 +299,7 @@ func (c *Client) CreateAPIKey(ctx context.Context, accountID string, req CreateA
 		return nil, err
 	}
 	ctx, tally := withTally(ctx)
-	res, err := c.raw.CreateAPIKeyWithBody(ctx, params, "application/json", body)
+	res, err := c.raw.CreateAPIKeyWithBody(ctx, params, "application/json", body) //nolint:bodyclose // result (or its caller) reads and closes the body
 	key, err := result[APIKey](c, res, err)
 	return key, unresolved(params.IdempotencyKey, tally, err)
 }
@@ -434,9 +436,9 @@ func (c *Client) RegenerateAPIKey(ctx context.Context, id string, opts ...Regene
 	ctx, tally := withTally(ctx)
 	var res *http.Response
 	if s.body.GracePeriodMinutes == nil { // no body: the server's default, no grace
-		res, err = c.raw.RegenerateAPIKeyWithBody(ctx, id, params, "application/json", nil)
+		res, err = c.raw.RegenerateAPIKeyWithBody(ctx, id, params, "application/json", nil) //nolint:bodyclose // result (or its caller) reads and closes the body
 	} else {
-		res, err = c.raw.RegenerateAPIKey(ctx, id, params, s.body)
+		res, err = c.raw.RegenerateAPIKey(ctx, id, params, s.body) //nolint:bodyclose // result (or its caller) reads and closes the body
 	}
 	key, err := result[APIKey](c, res, err)
 	return key, unresolved(params.IdempotencyKey, tally, err)
@@ -453,7 +455,7 @@ func (c *Client) GetAPIKey(ctx context.Context, id string) (*APIKeyView, error) 
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.GetAPIKey(ctx, id)
+	res, err := c.raw.GetAPIKey(ctx, id) //nolint:bodyclose // result (or its caller) reads and closes the body
 	return result[APIKeyView](c, res, err)
 }
 
@@ -480,7 +482,7 @@ func (c *Client) UpdateAPIKey(ctx context.Context, id string, req UpdateAPIKeyRe
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.raw.UpdateAPIKeyWithBody(ctx, id, "application/json", body)
+	res, err := c.raw.UpdateAPIKeyWithBody(ctx, id, "application/json", body) //nolint:bodyclose // result (or its caller) reads and closes the body
 	return result[APIKeyView](c, res, err)
 }
 
@@ -511,6 +513,6 @@ func (c *Client) DeleteAPIKey(ctx context.Context, id string) (*APIKeyView, erro
 	if err := requireID("id", id); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.DeleteAPIKey(ctx, id)
+	res, err := c.raw.DeleteAPIKey(ctx, id) //nolint:bodyclose // result (or its caller) reads and closes the body
 	return result[APIKeyView](c, res, err)
 }

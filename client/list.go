@@ -67,7 +67,7 @@ func (c *Client) ListAPIKeysPage(ctx context.Context, accountID string, opts Lis
 	if err := checkPage(accountID, "ListAPIKeysOptions.Limit", opts.Limit); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.ListAPIKeys(ctx, opts.params(accountID))
+	res, err := c.raw.ListAPIKeys(ctx, opts.params(accountID)) //nolint:bodyclose // result (or its caller) reads and closes the body
 	return result[APIKeyPage](c, res, err)
 }
 
@@ -136,7 +136,7 @@ func (c *Client) ListAuditEventsPage(ctx context.Context, accountID string, opts
 	if err := checkPage(accountID, "ListAuditEventsOptions.Limit", opts.Limit); err != nil {
 		return nil, err
 	}
-	res, err := c.raw.ListAuditEvents(ctx, opts.params(accountID))
+	res, err := c.raw.ListAuditEvents(ctx, opts.params(accountID)) //nolint:bodyclose // result (or its caller) reads and closes the body
 	return result[AuditEventPage](c, res, err)
 }
 

@@ -172,7 +172,7 @@ func (c *Client) VerifyKey(ctx context.Context, key string, opts ...VerifyOption
 	if s.perms != nil {
 		body.Permissions = (*oapi.Permissions)(&s.perms)
 	}
-	res, err := c.raw.VerifyAPIKey(repeatable(ctx), body)
+	res, err := c.raw.VerifyAPIKey(repeatable(ctx), body) //nolint:bodyclose // result (or its caller) reads and closes the body
 	r, err := result[oapi.VerifyAPIKeyResult](c, res, err)
 	if err != nil {
 		return nil, err

@@ -206,7 +206,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if opts.IdempotencyKey, err = idempotencyKey(cfg, log); err != nil {
 		return err
 	}
-	srv, err := server.New(opts)
+	srv, err := server.New(opts) //nolint:contextcheck // the server's tracing and background work live until Close, not for this call
 	if err != nil {
 		return err
 	}

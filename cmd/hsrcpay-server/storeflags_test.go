@@ -113,7 +113,7 @@ func TestDefaultIdempotencyKeyIsIgnoredByGit(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("no git")
 	}
-	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	top, err := exec.CommandContext(t.Context(), "git", "rev-parse", "--show-toplevel").Output()
 	if err != nil {
 		t.Fatalf("git rev-parse: %v", err)
 	}
@@ -124,7 +124,7 @@ func TestDefaultIdempotencyKeyIsIgnoredByGit(t *testing.T) {
 	repo := t.TempDir()
 	git := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command("git", append([]string{"-c", "user.name=test", "-c", "user.email=test@example.com"}, args...)...)
+		cmd := exec.CommandContext(t.Context(), "git", append([]string{"-c", "user.name=test", "-c", "user.email=test@example.com"}, args...)...) //nolint:gosec // git with the test's own arguments
 		cmd.Dir = repo
 		out, err := cmd.CombinedOutput()
 		if err != nil {

@@ -92,7 +92,7 @@ func (p Part) Applied(ctx context.Context) (map[int64]time.Time, int64, error) {
 	if !exists {
 		return applied, 0, nil
 	}
-	rows, err := p.DB.QueryContext(ctx, `SELECT version_id, tstamp FROM `+p.Table+` WHERE version_id > 0`)
+	rows, err := p.DB.QueryContext(ctx, `SELECT version_id, tstamp FROM `+p.Table+` WHERE version_id > 0`) //nolint:gosec // Table is the store's own constant name of goose's table, never input
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: version table: %w", p.Name, err)
 	}
