@@ -133,7 +133,7 @@ func TestCreateErrors(t *testing.T) {
 		{"duplicate of a managed key's name", acct, newKeyReq("Managed secret key", client.Permissions{}), 409, client.CodeDuplicateName, client.ErrConflict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := c.CreateAPIKey(ctx, tc.account, tc.req)
+			_, err := createUnchecked(t, c, tc.account, tc.req)
 			wantAPIError(t, err, tc.status, tc.code)
 			if !errors.Is(err, tc.kind) {
 				t.Fatalf("errors.Is(%v) is false for %v", tc.kind, err)

@@ -165,3 +165,23 @@ func customKey(t *testing.T, env *testenv.Env, m testenv.Managed, name string, p
 }
 
 var sandbox = apikey.Sandbox
+
+// createUnchecked creates req through the raw client, past the Go client's
+// own checks of what the spec requires (client/check.go), so that a test
+// sees what the server answers to a request those checks would refuse.
+func createUnchecked(t fataler, c *client.Client, account string, req client.CreateAPIKeyRequest) (*client.APIKey, error) {
+	t.Helper()
+	res, err := c.Raw().CreateAPIKeyWithBody(ctx, &oapi.CreateAPIKeyParams{AccountID: account}, "application/json", jsonReader(t, req))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = res.Body.Close() }()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != http.StatusCreated {
+		return nil, client.ParseError(res, body)
+	}
+	return clientData[client.APIKey](t, body), nil
+}
