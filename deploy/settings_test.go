@@ -14,31 +14,13 @@ import (
 	"github.com/hsrcpay/apikeys/internal/config"
 )
 
-// pendingVariables are settings the deployment files already use and the
-// server gains in a change under way elsewhere, with that change. Delete an
-// entry once config.Variables lists it (TestPendingVariablesStillPending says when).
-var pendingVariables = map[string]string{
-	"HSRCPAY_MIGRATE": "issue 20: `hsrcpay-server migrate up` and HSRCPAY_MIGRATE=auto|off (branch ops-cmd)",
-}
-
-// serverVariables is every HSRCPAY_* name the server reads, and the pending ones.
+// serverVariables is every HSRCPAY_* name the server reads.
 func serverVariables() map[string]bool {
 	known := map[string]bool{}
 	for _, v := range config.Variables {
 		known[v.Name] = true
 	}
-	for name := range pendingVariables {
-		known[name] = true
-	}
 	return known
-}
-
-func TestPendingVariablesStillPending(t *testing.T) {
-	for _, v := range config.Variables {
-		if why, ok := pendingVariables[v.Name]; ok {
-			t.Errorf("%s is in config.Variables now (%s): delete it from pendingVariables", v.Name, why)
-		}
-	}
 }
 
 // repoRoot is the module's root (this package is deploy/).
