@@ -102,9 +102,9 @@ func expected(code string) []string {
 	return out
 }
 
-func freePort(t *testing.T) int {
+func freePort(ctx context.Context, t *testing.T) int {
 	t.Helper()
-	l, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	l, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +146,8 @@ func startServer(t *testing.T, ctx context.Context, root string) []string {
 	t.Helper()
 	data := t.TempDir()
 	env := append(os.Environ(),
-		fmt.Sprintf("HSRCPAY_ADDR=127.0.0.1:%d", freePort(t)),
-		fmt.Sprintf("HSRCPAY_METRICS_ADDR=127.0.0.1:%d", freePort(t)),
+		fmt.Sprintf("HSRCPAY_ADDR=127.0.0.1:%d", freePort(ctx, t)),
+		fmt.Sprintf("HSRCPAY_METRICS_ADDR=127.0.0.1:%d", freePort(ctx, t)),
 		"HSRCPAY_DATABASE_URL=sqlite:"+filepath.Join(data, "data"),
 	)
 	run := exec.CommandContext(ctx, "make", "--no-print-directory", "run")
@@ -329,10 +329,10 @@ func runWithServices(t *testing.T, root string, b block) {
 		"HSRCPAY_TEST_REDIS_URL="+redisURL,
 		fmt.Sprintf("HSRCPAY_DEPLOYMENT=docs-%d", time.Now().UnixNano()%1_000_000_000),
 		"HSRCPAY_IDEMPOTENCY_KEY_FILE="+filepath.Join(t.TempDir(), "idempotency.key"),
-		fmt.Sprintf("REPLICA_A=127.0.0.1:%d", freePort(t)),
-		fmt.Sprintf("REPLICA_B=127.0.0.1:%d", freePort(t)),
-		fmt.Sprintf("METRICS_A=127.0.0.1:%d", freePort(t)),
-		fmt.Sprintf("METRICS_B=127.0.0.1:%d", freePort(t)),
+		fmt.Sprintf("REPLICA_A=127.0.0.1:%d", freePort(ctx, t)),
+		fmt.Sprintf("REPLICA_B=127.0.0.1:%d", freePort(ctx, t)),
+		fmt.Sprintf("METRICS_A=127.0.0.1:%d", freePort(ctx, t)),
+		fmt.Sprintf("METRICS_B=127.0.0.1:%d", freePort(ctx, t)),
 		"TMPDIR="+t.TempDir(), // the replicas' logs
 		// The replicas it stops need not drain for 5 s: no load balancer here.
 		"HSRCPAY_SHUTDOWN_DRAIN=0s",
