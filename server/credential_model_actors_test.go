@@ -40,7 +40,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -55,32 +54,7 @@ import (
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/internal/apikey"
-	"github.com/hsrcpay/apikeys/internal/ratelimit"
 )
-
-// csmLimiter is the server's rate limiter with a log of every budget asked
-// for (by key), so the model can say whose budget a request spent.
-type csmLimiter struct {
-	inner ratelimit.Limiter
-	mu    sync.Mutex
-	spent []string
-}
-
-func (l *csmLimiter) Allow(ctx context.Context, key string, perSecond int) (ratelimit.Result, error) {
-	l.mu.Lock()
-	l.spent = append(l.spent, key)
-	l.mu.Unlock()
-	return l.inner.Allow(ctx, key, perSecond)
-}
-
-// take returns the budgets spent since the last take.
-func (l *csmLimiter) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.spent
-	l.spent = nil
-	return out
-}
 
 // csmOutsiderAddr is where the outsider really speaks from (the test
 // server's loopback peer): the only budget its requests may spend is this

@@ -157,7 +157,7 @@ func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 	leakSigner, ghKeys := testenv.NewLeakSigner(t, "gh-csm")
 	cfg.SecretScanning = ghKeys
 	// Every budget asked for is logged: whose a request spent (rule 12).
-	limiter := &csmLimiter{inner: ratelimit.NewMemory()}
+	limiter := &budgetLog{inner: ratelimit.NewMemory()}
 	cfg.Limiter = limiter
 	env := testenv.New(t, cfg)
 	csmCheckCatalog(t, env)
@@ -437,7 +437,7 @@ type csmModel struct {
 	checked        map[string]int        // per csmPair: how many of them the store was seen to hold
 	needles        []csmNeedle           // what no read or lifecycle answer may contain
 	leakSigner     secretscan.Signer     // GitHub, for leak reports
-	limiter        *csmLimiter           // the server's, logging whose budgets requests spend
+	limiter        *budgetLog            // the server's, logging whose budgets requests spend
 	originals      []*csmOriginal        // keyed creates and regenerates answered 2xx, for replays
 }
 

@@ -7,15 +7,18 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/client/oapi"
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
 
@@ -184,4 +187,27 @@ func createUnchecked(t fataler, c *client.Client, account string, req client.Cre
 		return nil, client.ParseError(res, body)
 	}
 	return clientData[client.APIKey](t, body), nil
+}
+
+// budgetLog is the server's rate limiter, logging every budget asked for.
+type budgetLog struct {
+	inner ratelimit.Limiter
+	mu    sync.Mutex
+	spent []string
+}
+
+func (l *budgetLog) Allow(ctx context.Context, key string, perSecond int) (ratelimit.Result, error) {
+	l.mu.Lock()
+	l.spent = append(l.spent, key)
+	l.mu.Unlock()
+	return l.inner.Allow(ctx, key, perSecond)
+}
+
+// take returns the budgets spent since the last take.
+func (l *budgetLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.spent
+	l.spent = nil
+	return out
 }

@@ -9,7 +9,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,29 +24,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
-
-// budgetLog is the server's rate limiter, logging every budget asked for.
-type budgetLog struct {
-	inner ratelimit.Limiter
-	mu    sync.Mutex
-	spent []string
-}
-
-func (l *budgetLog) Allow(ctx context.Context, key string, perSecond int) (ratelimit.Result, error) {
-	l.mu.Lock()
-	l.spent = append(l.spent, key)
-	l.mu.Unlock()
-	return l.inner.Allow(ctx, key, perSecond)
-}
-
-// take returns the budgets spent since the last take.
-func (l *budgetLog) take() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.spent
-	l.spent = nil
-	return out
-}
 
 // headerTap remembers the headers of the last answer it passed on.
 type headerTap struct {
