@@ -2,16 +2,10 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -25,89 +19,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/testenv"
 	"github.com/hsrcpay/apikeys/server"
 )
-
-// tlsCA is a certificate authority of the test's own: an ECDSA P-256
-// self-signed CA that signs leaves for 127.0.0.1.
-type tlsCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTLSCA(t *testing.T) *tlsCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hsrcpay test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tlsCA{cert: cert, key: key, pool: pool}
-}
-
-// leaf makes a server certificate for 127.0.0.1 and localhost: the PEM of
-// the certificate and of its key, and its serial number.
-func (ca *tlsCA) leaf(t *testing.T, serial int64) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "hsrcpay test leaf"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-// replaceFile swaps in new contents by rename, as cert-manager and most
-// tools do (and as a reader must never see half a file).
-func replaceFile(t *testing.T, path string, data []byte) {
-	t.Helper()
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// servedSerial dials addr with a fresh TLS session (no resumption, which
-// would keep the old certificate) and returns the leaf's serial number.
-func servedSerial(t *testing.T, addr string, pool *x509.CertPool) int64 {
-	t.Helper()
-	d := tls.Dialer{Config: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	c, err := d.DialContext(context.Background(), "tcp", addr)
-	if err != nil {
-		t.Fatalf("TLS dial: %v", err)
-	}
-	defer func() { _ = c.Close() }() // a probe
-	return c.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.Int64()
-}
 
 // httpsClient trusts only the test's CA and speaks HTTP/2 when offered.
 func httpsClient(pool *x509.CertPool) *http.Client {
@@ -125,12 +36,12 @@ func TestTLSServesTheAPIOverHTTP2(t *testing.T) {
 	logs := &hxLockedBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	env := testenv.New(t, testenv.Config{Logger: log})
-	ca := newTLSCA(t)
+	ca := testenv.NewTLSCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	c1, k1 := ca.leaf(t, 1001)
-	replaceFile(t, certFile, c1)
-	replaceFile(t, keyFile, k1)
+	c1, k1 := ca.Leaf(t, 1001)
+	testenv.ReplaceFile(t, certFile, c1)
+	testenv.ReplaceFile(t, keyFile, k1)
 	certs, err := server.NewCertReloader(certFile, keyFile, log)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +68,7 @@ func TestTLSServesTheAPIOverHTTP2(t *testing.T) {
 	root := "https://" + addr
 
 	mk := env.Bootstrap("acct_tls")
-	hc := httpsClient(ca.pool)
+	hc := httpsClient(ca.Pool)
 	c, err := client.New(root+server.BasePath, mk[apikey.Sandbox].Secret, client.WithHTTPClient(hc), client.WithRetries(0, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +92,7 @@ func TestTLSServesTheAPIOverHTTP2(t *testing.T) {
 		version uint16
 		ok      bool
 	}{{tls.VersionTLS10, false}, {tls.VersionTLS11, false}, {tls.VersionTLS12, true}, {tls.VersionTLS13, true}} {
-		d := tls.Dialer{Config: &tls.Config{RootCAs: ca.pool, MinVersion: tc.version, MaxVersion: tc.version}} //nolint:gosec // the test offers old versions on purpose, to see them refused
+		d := tls.Dialer{Config: &tls.Config{RootCAs: ca.Pool, MinVersion: tc.version, MaxVersion: tc.version}} //nolint:gosec // the test offers old versions on purpose, to see them refused
 		conn, err := d.DialContext(context.Background(), "tcp", addr)
 		if conn != nil {
 			_ = conn.Close() // a probe
@@ -197,14 +108,14 @@ func TestTLSServesTheAPIOverHTTP2(t *testing.T) {
 	}
 
 	// A new leaf, by replacing the files: served without a restart.
-	if got := servedSerial(t, addr, ca.pool); got != 1001 {
+	if got := testenv.ServedSerial(t, addr, ca.Pool); got != 1001 {
 		t.Fatalf("served serial %d, want 1001", got)
 	}
-	c2, k2 := ca.leaf(t, 1002)
-	replaceFile(t, keyFile, k2) // the key first: a poll between the two sees a mismatch and keeps the old pair
-	replaceFile(t, certFile, c2)
+	c2, k2 := ca.Leaf(t, 1002)
+	testenv.ReplaceFile(t, keyFile, k2) // the key first: a poll between the two sees a mismatch and keeps the old pair
+	testenv.ReplaceFile(t, certFile, c2)
 	start := time.Now()
-	for servedSerial(t, addr, ca.pool) != 1002 {
+	for testenv.ServedSerial(t, addr, ca.Pool) != 1002 {
 		// Generous against a loaded machine; the figure is logged below.
 		if time.Since(start) > 200*every {
 			t.Fatalf("the new certificate was not served %s after the files changed (poll every %s)", time.Since(start), every)
@@ -225,13 +136,13 @@ func TestTLSServesTheAPIOverHTTP2(t *testing.T) {
 // why; a broken replacement is logged (once) and the previous pair served;
 // nothing changes when the files do not; the next good pair is served.
 func TestTLSCertReloader(t *testing.T) {
-	ca := newTLSCA(t)
+	ca := testenv.NewTLSCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	c1, k1 := ca.leaf(t, 1)
-	_, kOther := ca.leaf(t, 99)
-	replaceFile(t, certFile, c1)
-	replaceFile(t, keyFile, kOther)
+	c1, k1 := ca.Leaf(t, 1)
+	_, kOther := ca.Leaf(t, 99)
+	testenv.ReplaceFile(t, certFile, c1)
+	testenv.ReplaceFile(t, keyFile, kOther)
 
 	// At start: each bad pair refused with a message naming the variables.
 	for what, files := range map[string][2]string{
@@ -248,7 +159,7 @@ func TestTLSCertReloader(t *testing.T) {
 		t.Errorf("a mismatched pair: %v, want the mismatch named", err)
 	}
 
-	replaceFile(t, keyFile, k1)
+	testenv.ReplaceFile(t, keyFile, k1)
 	logs := &hxLockedBuffer{}
 	r, err := server.NewCertReloader(certFile, keyFile, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
@@ -259,7 +170,7 @@ func TestTLSCertReloader(t *testing.T) {
 		t.Fatalf("unchanged files: reloaded %v, %v, serial %d", reloaded, err, serial())
 	}
 	// A broken certificate: an error, the old pair kept; not retried until the files change again.
-	replaceFile(t, certFile, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"))
+	testenv.ReplaceFile(t, certFile, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"))
 	if reloaded, err := r.Check(); reloaded || err == nil || serial() != 1 {
 		t.Fatalf("broken certificate: reloaded %v, %v, serial %d; want an error and serial 1", reloaded, err, serial())
 	}
@@ -270,7 +181,7 @@ func TestTLSCertReloader(t *testing.T) {
 		t.Fatalf("handshakes get %v, %v; want the previous pair", got, err)
 	}
 	// A file rewritten in place (not renamed) is seen too.
-	c2, k2 := ca.leaf(t, 2)
+	c2, k2 := ca.Leaf(t, 2)
 	if err := os.WriteFile(keyFile, k2, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +196,7 @@ func TestTLSCertReloader(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { r.Run(ctx, 10*time.Millisecond); close(ran) }()
-	replaceFile(t, certFile, []byte("garbage"))
+	testenv.ReplaceFile(t, certFile, []byte("garbage"))
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(logs.String(), "TLS certificate reload failed; still serving the previous certificate") {
 		if time.Now().After(deadline) {

@@ -4,17 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,76 +17,8 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/internal/testenv"
 )
-
-// testCA is an ECDSA P-256 self-signed CA of the test's own.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hsrcpay-server test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// writeLeaf writes a leaf for 127.0.0.1 signed by the CA into certFile and
-// keyFile, each replaced by rename (key first).
-func (ca *testCA) writeLeaf(t *testing.T, serial int64, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []struct {
-		path string
-		data []byte
-	}{
-		{keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})},
-		{certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})},
-	} {
-		if err := os.WriteFile(f.path+".new", f.data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(f.path+".new", f.path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // lockedLog collects a process's stderr (JSON log lines).
 type lockedLog struct {
@@ -180,19 +104,6 @@ func launch(t *testing.T, bin string, env ...string) (map[string]string, *locked
 	return vars, logs
 }
 
-// servedSerial is the serial number of the leaf a fresh TLS session gets
-// (no resumption, which would keep the old certificate).
-func servedSerial(t *testing.T, addr string, pool *x509.CertPool) int64 {
-	t.Helper()
-	d := tls.Dialer{Config: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	c, err := d.DialContext(context.Background(), "tcp", addr)
-	if err != nil {
-		t.Fatalf("TLS dial %s: %v", addr, err)
-	}
-	defer func() { _ = c.Close() }() // a probe
-	return c.(*tls.Conn).ConnectionState().PeerCertificates[0].SerialNumber.Int64()
-}
-
 // TestTLSServe runs the real binary with HSRCPAY_TLS_*: the demo account's
 // URL is https; the Go client, trusting only the test's CA, creates a key;
 // HTTP/2 is negotiated; TLS 1.1 and plain HTTP are refused; the metrics
@@ -207,10 +118,10 @@ func TestTLSServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := newTestCA(t)
+	ca := testenv.NewTLSCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	ca.writeLeaf(t, 1001, certFile, keyFile)
+	ca.WriteLeaf(t, 1001, certFile, keyFile)
 	const every = 100 * time.Millisecond
 	vars, logs := launch(t, bin, "HSRCPAY_DATABASE_URL=sqlite:"+t.TempDir(), "HSRCPAY_DEMO_ACCOUNT=acct_tls",
 		"HSRCPAY_TLS_CERT_FILE="+certFile, "HSRCPAY_TLS_KEY_FILE="+keyFile, "HSRCPAY_TLS_RELOAD_INTERVAL="+every.String())
@@ -225,7 +136,7 @@ func TestTLSServe(t *testing.T) {
 	}
 
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true,
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true,
 	}}
 	c, err := client.New(base, vars["HSRCPAY_API_KEY"], client.WithHTTPClient(hc), client.WithRetries(0, 0))
 	if err != nil {
@@ -246,7 +157,7 @@ func TestTLSServe(t *testing.T) {
 	}
 
 	// TLS 1.1 is refused, and so is plain HTTP on the TLS port.
-	d := tls.Dialer{Config: &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS11}} //nolint:gosec // TLS 1.1 offered on purpose, to see it refused
+	d := tls.Dialer{Config: &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS11}} //nolint:gosec // TLS 1.1 offered on purpose, to see it refused
 	if conn, err := d.DialContext(context.Background(), "tcp", addr); err == nil {
 		_ = conn.Close() // it should not have connected
 		t.Error("a TLS 1.1 handshake succeeded")
@@ -261,12 +172,12 @@ func TestTLSServe(t *testing.T) {
 	}
 
 	// A new leaf: served without a restart.
-	if got := servedSerial(t, addr, ca.pool); got != 1001 {
+	if got := testenv.ServedSerial(t, addr, ca.Pool); got != 1001 {
 		t.Fatalf("served serial %d, want 1001", got)
 	}
-	ca.writeLeaf(t, 1002, certFile, keyFile)
+	ca.WriteLeaf(t, 1002, certFile, keyFile)
 	changed := time.Now()
-	for servedSerial(t, addr, ca.pool) != 1002 {
+	for testenv.ServedSerial(t, addr, ca.Pool) != 1002 {
 		if time.Since(changed) > 20*time.Second { // generous against a loaded machine; the figure is logged
 			t.Fatalf("the new certificate was not served within 20s (poll every %s):\n%s", every, logs.String())
 		}
@@ -287,7 +198,7 @@ func TestTLSServe(t *testing.T) {
 		}
 		time.Sleep(every / 5)
 	}
-	if got := servedSerial(t, addr, ca.pool); got != 1002 {
+	if got := testenv.ServedSerial(t, addr, ca.Pool); got != 1002 {
 		t.Fatalf("served serial %d after a broken replacement, want 1002", got)
 	}
 }
@@ -296,12 +207,12 @@ func TestTLSServe(t *testing.T) {
 // error (exit 2) naming both; a pair that does not load stops the server
 // (exit 1) saying why, before the port is bound or the demo keys rotated.
 func TestTLSRefusedAtStart(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testenv.NewTLSCA(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	ca.writeLeaf(t, 1, certFile, keyFile)
+	ca.WriteLeaf(t, 1, certFile, keyFile)
 	otherCert, otherKey := filepath.Join(dir, "other.crt"), filepath.Join(dir, "other.key")
-	ca.writeLeaf(t, 2, otherCert, otherKey)
+	ca.WriteLeaf(t, 2, otherCert, otherKey)
 	t.Setenv("HSRCPAY_DATABASE_URL", "sqlite:"+t.TempDir())
 	t.Setenv("HSRCPAY_ADDR", "127.0.0.1:0")
 	t.Setenv("HSRCPAY_METRICS_ADDR", "")
