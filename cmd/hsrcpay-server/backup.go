@@ -92,23 +92,33 @@ migration the dump predates). Keep HSRCPAY_IDEMPOTENCY_KEY_FILE with the servers
 configuration, apart from the dumps.
 `
 
+// sqliteDir is the configuration and the SQLite data directory it names, for
+// backup and restore; another store gets notSQLite on stderr (exit 2).
+func sqliteDir(cmd string, lookup func(string) (string, bool), stderr io.Writer, notSQLite string) (config.Config, string, int) {
+	cfg, code := loadConfig(lookup, stderr)
+	if code != 0 {
+		return cfg, "", code
+	}
+	kind, dir, err := config.ParseDatabaseURL(cfg.DatabaseURL)
+	if err != nil { // config.Load checked it already
+		eprintf(stderr, "hsrcpay-server %s: HSRCPAY_DATABASE_URL: %v\n", cmd, err)
+		return cfg, "", 2
+	}
+	if kind != config.SQLite {
+		eprintf(stderr, "%s", notSQLite)
+		return cfg, "", 2
+	}
+	return cfg, dir, 0
+}
+
 func backupRun(to string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
 	if to == "" {
 		eprintf(stderr, "hsrcpay-server backup: --to is required: a new directory to write the backup into\n")
 		return 2
 	}
-	cfg, code := loadConfig(lookup, stderr)
+	cfg, dir, code := sqliteDir("backup", lookup, stderr, postgresBackupHelp)
 	if code != 0 {
 		return code
-	}
-	kind, dir, err := config.ParseDatabaseURL(cfg.DatabaseURL)
-	if err != nil { // config.Load checked it already
-		eprintf(stderr, "hsrcpay-server backup: HSRCPAY_DATABASE_URL: %v\n", err)
-		return 2
-	}
-	if kind != config.SQLite {
-		eprintf(stderr, "%s", postgresBackupHelp)
-		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -132,18 +142,10 @@ func restoreRun(from string, lookup func(string) (string, bool), stdout, stderr 
 		eprintf(stderr, "hsrcpay-server restore: --from is required: the directory 'backup --to' wrote\n")
 		return 2
 	}
-	cfg, code := loadConfig(lookup, stderr)
+	cfg, dir, code := sqliteDir("restore", lookup, stderr,
+		"hsrcpay-server restore: HSRCPAY_DATABASE_URL is PostgreSQL: restore a pg_dump with pg_restore (see 'hsrcpay-server backup' with this URL)\n")
 	if code != 0 {
 		return code
-	}
-	kind, dir, err := config.ParseDatabaseURL(cfg.DatabaseURL)
-	if err != nil { // config.Load checked it already
-		eprintf(stderr, "hsrcpay-server restore: HSRCPAY_DATABASE_URL: %v\n", err)
-		return 2
-	}
-	if kind != config.SQLite {
-		eprintf(stderr, "hsrcpay-server restore: HSRCPAY_DATABASE_URL is PostgreSQL: restore a pg_dump with pg_restore (see 'hsrcpay-server backup' with this URL)\n")
-		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
