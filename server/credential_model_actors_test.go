@@ -47,7 +47,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"pgregory.net/rapid"
@@ -384,32 +383,9 @@ type csmOriginal struct {
 	expires *time.Time
 }
 
-// csmTap remembers the last answer's status and headers, so the model can
-// tell a replay (Idempotent-Replayed: true) from an execution.
-type csmTap struct {
-	mu   sync.Mutex
-	last http.Header
-}
-
-func (t *csmTap) RoundTrip(r *http.Request) (*http.Response, error) {
-	res, err := http.DefaultTransport.RoundTrip(r)
-	if err == nil {
-		t.mu.Lock()
-		t.last = res.Header.Clone()
-		t.mu.Unlock()
-	}
-	return res, err
-}
-
-func (t *csmTap) replayed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.last.Get("Idempotent-Replayed") == "true"
-}
-
 // tapped is a client for token that does not retry and whose answers' headers tap sees.
-func (m *csmModel) tapped(rt *rapid.T, token string) (*client.Client, *csmTap) {
-	tap := &csmTap{}
+func (m *csmModel) tapped(rt *rapid.T, token string) (*client.Client, *headerTap) {
+	tap := &headerTap{}
 	c, err := client.New(m.env.URL, token, client.WithRetries(0, 0), client.WithHTTPClient(&http.Client{Transport: tap}))
 	m.must(rt, "client", err)
 	return c, tap
@@ -491,7 +467,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 	}
 	a, _ := csmResult(rt, err, map[string]int{"create": 201, "regenerate": 200}[o.op])
 	m.stats[fmt.Sprintf("replay %d/%d", a.status, a.code)]++
-	rt.Logf("step %d: %s → %d/%d (replayed %v)", m.steps, what, a.status, a.code, got != nil && tap.replayed())
+	rt.Logf("step %d: %s → %d/%d (replayed %v)", m.steps, what, a.status, a.code, got != nil && tap.get("Idempotent-Replayed") == "true")
 	p, gate := m.gate(c, need, now)
 	same := c.token == o.caller.token
 	// What the presenter could obtain directly now: past the gate, and the
@@ -513,7 +489,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 		}
 	}
 	switch {
-	case got != nil && !tap.replayed():
+	case got != nil && tap.get("Idempotent-Replayed") != "true":
 		rt.Fatalf("REPLAY RAN AGAIN (rule 14): %s executed a second time (secret %s…)", what, got.Key[:8])
 	case got != nil && !same:
 		rt.Fatalf("REPLAY TO ANOTHER CREDENTIAL (rule 14): %s received the original's secret; only the credential that made the request may", what)

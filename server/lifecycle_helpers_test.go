@@ -211,3 +211,25 @@ func (l *budgetLog) take() []string {
 	l.spent = nil
 	return out
 }
+
+// headerTap remembers the headers of the last answer it passed on.
+type headerTap struct {
+	mu   sync.Mutex
+	last http.Header
+}
+
+func (t *headerTap) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil {
+		t.mu.Lock()
+		t.last = res.Header.Clone()
+		t.mu.Unlock()
+	}
+	return res, err
+}
+
+func (t *headerTap) get(name string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last.Get(name)
+}

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,28 +23,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/testenv"
 )
-
-// headerTap remembers the headers of the last answer it passed on.
-type headerTap struct {
-	mu   sync.Mutex
-	last http.Header
-}
-
-func (t *headerTap) RoundTrip(r *http.Request) (*http.Response, error) {
-	res, err := http.DefaultTransport.RoundTrip(r)
-	if err == nil {
-		t.mu.Lock()
-		t.last = res.Header.Clone()
-		t.mu.Unlock()
-	}
-	return res, err
-}
-
-func (t *headerTap) get(name string) string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.last.Get(name)
-}
 
 // loseAnswers is a transport that lets the server handle every request and
 // commit, then throws the answer away: the client sees a connection reset.
