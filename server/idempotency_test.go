@@ -624,29 +624,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // JSON body (nil: none), and returns the status, headers and body.
 func idemPost(t *testing.T, env *testenv.Env, token, path, key string, body []byte) (int, http.Header, []byte) {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, env.URL+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, res.Header, b
+	return rawExchange(t, env, http.MethodPost, path, token, key, body)
 }
 
 // wantRefused asserts an answer is the error status/code and carries no

@@ -233,3 +233,35 @@ func (t *headerTap) get(name string) string {
 	defer t.mu.Unlock()
 	return t.last.Get(name)
 }
+
+// rawExchange sends method env.URL+path as token (with an Idempotency-Key
+// when idem is not ""; a JSON body when body is not nil) and returns the
+// status, headers and body.
+func rawExchange(t *testing.T, env *testenv.Env, method, path, token, idem string, body []byte) (int, http.Header, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, env.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if idem != "" {
+		req.Header.Set("Idempotency-Key", idem)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, res.Header, b
+}

@@ -10,9 +10,7 @@ package server_test
 // hold that line: each fails if that one re-check is made a no-op.
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
 	"testing"
@@ -55,31 +53,8 @@ func staleReplicas(t *testing.T, f func(t *testing.T, a, b *testenv.Env, mb *met
 // and body.
 func rawCall(t *testing.T, env *testenv.Env, method, path, token, idem string, body []byte) (int, []byte) {
 	t.Helper()
-	var r io.Reader
-	if body != nil {
-		r = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, env.URL+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if idem != "" {
-		req.Header.Set("Idempotency-Key", idem)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, b
+	status, _, b := rawExchange(t, env, method, path, token, idem, body)
+	return status, b
 }
 
 // storeState is what the store holds of an account, read behind the
