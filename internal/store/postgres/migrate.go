@@ -18,13 +18,7 @@ import (
 )
 
 // migrationFS is the embedded migrations, as goose reads them.
-func migrationFS() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil { // the directory is embedded: this cannot happen
-		panic(err)
-	}
-	return sub
-}
+func migrationFS() fs.FS { return migrator.Embedded(migrations) }
 
 // Latest is the newest migration this binary holds.
 func Latest() int64 { return migrator.Latest(migrationFS()) }

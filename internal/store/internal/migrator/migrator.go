@@ -68,6 +68,16 @@ func List(fsys fs.FS) ([]Migration, error) {
 	return ms, nil
 }
 
+// Embedded is a store's embedded migrations directory ("migrations"), as
+// goose reads it: the files at its root.
+func Embedded(fsys fs.FS) fs.FS {
+	sub, err := fs.Sub(fsys, "migrations")
+	if err != nil { // the directory is embedded: this cannot happen
+		panic(err)
+	}
+	return sub
+}
+
 // Latest is the newest version in fsys.
 func Latest(fsys fs.FS) int64 {
 	ms, err := List(fsys)
