@@ -1241,5 +1241,13 @@ func cfNameForPeople(name string) bool {
 			return false
 		}
 	}
-	return true
+	// Something a person sees (issue 17): not only combining marks,
+	// default-ignorable characters (Hangul fillers, variation selectors)
+	// and spaces, which render as nothing or on top of nothing.
+	for _, r := range norm.NFD.String(n) {
+		if !unicode.In(r, unicode.Mn, unicode.Me, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) && r != ' ' {
+			return true
+		}
+	}
+	return false
 }
