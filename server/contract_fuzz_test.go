@@ -40,6 +40,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/keys"
+	"github.com/hsrcpay/apikeys/internal/namekey"
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -342,7 +343,9 @@ func (m *cfModel) addKey(k *cfKey, name string) {
 	if m.names[k.mode][k.account] == nil {
 		m.names[k.mode][k.account] = map[string]bool{}
 	}
-	m.names[k.mode][k.account][name] = true
+	// Names are unique as people see them (issue 17): by their name key.
+	// Which names look alike is namekey's rule, held by its own tests.
+	m.names[k.mode][k.account][namekey.Key(name)] = true
 }
 
 func (m *cfModel) pick(t *rapid.T, label string, ok func(*cfKey) bool) *cfKey {
@@ -614,7 +617,7 @@ func (m *cfModel) expect(r *cfRequest) (int, int) {
 	if r.account != cfAcctA && r.account != cfAcctB {
 		return 404, 40401
 	}
-	if m.names[p.mode][r.account][norm.NFC.String(r.name)] {
+	if m.names[p.mode][r.account][namekey.Key(r.name)] {
 		return 409, 40900
 	}
 	return 201, 0
