@@ -5,8 +5,8 @@
 # over RUNS runs of requests/s, p50, p99, the ratio to the baseline's median requests/s,
 # the server's CPU time, allocated bytes and allocations per request, and the target.
 #
-#   .ci/bench/load.sh                 # RUNS=3 DURATION=4s CONNS=32 THREADS=2, both stores (~8 min)
-#   QUICK=1 .ci/bench/load.sh         # RUNS=1 DURATION=2s VERIFY_KEYS=100000: a smoke test (~3 min)
+#   .ci/bench/load.sh                 # RUNS=3 DURATION=4s CONNS=32 THREADS=2, both stores (~10-12 min)
+#   QUICK=1 .ci/bench/load.sh         # RUNS=1 DURATION=2s VERIFY_KEYS=100000: a smoke test (~3.5 min)
 #   STORES=sqlite .ci/bench/load.sh   # without PostgreSQL (and without the revocation row)
 #   SCENARIOS="verify list" .ci/bench/load.sh   # only these rows (and the baseline, always):
 #                                     # any of rejected_401 rejected_403 verify list audit_list get
@@ -815,11 +815,14 @@ else
   if awk -v p="$rp99" 'BEGIN { exit !(p != "" && p <= 1000) }'; then result=met; else result="MISSED: p99"; missed=1; fi
   row revocation postgres+redis - "$rp50 ms" "$rp99 ms" - - - - "p99≤1s" "$result" "n=$(kv n) max=$(kv max_ms) ms (delay until the other replica refuses a revoked key)"
 fi
-echo
-for st in $STORES; do
+validation="$(for st in $STORES; do
   awk -v st="$st" -v a="$(median "create_validated@$st" rps)" -v b="$(median "create@$st" rps)" -v ca="$(median "create_validated@$st" cpu_us)" -v cb="$(median "create@$st" cpu_us)" 'BEGIN {
     if (b > 0 && ca > 0) printf "Response validation of every response (HSRCPAY_VALIDATE_RESPONSES=true) vs the production sample, create on %s: %.0f vs %.0f req/s (%+.0f%%); server CPU %.0f vs %.0f µs per request (%.0f%% of it).\n", st, a, b, (a / b - 1) * 100, ca, cb, (1 - cb / ca) * 100 }'
-done
+done)"
+if [ -n "$validation" ]; then
+  echo
+  echo "$validation"
+fi
 if [ -s "$TMP/seeding" ]; then
   echo
   echo "verify_uncached: keys seeded once per store before the runs (.ci/bench/seed; all of it, minting the secrets included), credential cache of $VERIFY_CACHE_KEYS keys:"
