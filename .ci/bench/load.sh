@@ -348,10 +348,13 @@ expect() {
 }
 
 # check_log FILE: fail on a server error, except requests that wrk abandoned when its run
-# ended (their context is canceled mid-query; the client is gone).
+# ended (their context is canceled mid-query; the client is gone) and store calls that
+# exceeded the store timeout (503 50300, "store call exceeded"): each of those answered a
+# 503, which its row counts as an unexpected status and is flagged for; an overloaded store
+# is a measurement, not a broken harness.
 check_log() {
   local errs
-  errs="$(grep '"level":"ERROR"' "$1" | grep -v 'context canceled' || true)"
+  errs="$(grep '"level":"ERROR"' "$1" | grep -v 'context canceled' | grep -Ev '"code":50300,.*store call exceeded' || true)"
   [ -z "$errs" ] || { head -5 <<<"$errs" >&2; die "server logged errors ($1)"; }
 }
 
