@@ -218,7 +218,7 @@ const keyColumns = insertColumns + `, prev_secret_hash, prev_secret_expires_at`
 const eventColumns = `account_id, seq, id, mode, action, key_id, actor_kind, actor_id, request_id,
 	client_ip, created_at, changes`
 
-// eventSelect reads changes as text, which auditrow.Decode reads.
+// eventSelect reads changes as text, which auditrow.DecodeString reads.
 const eventSelect = `account_id, seq, id, mode, action, key_id, actor_kind, actor_id, request_id,
 	client_ip, created_at, changes::text, prev_hash, hash`
 

@@ -158,7 +158,7 @@ func scanEvents(rows *sql.Rows, size int) ([]audit.Event, error) {
 		if e.CreatedAt, err = parseTime(at); err != nil {
 			return nil, fmt.Errorf("sqlite: audit event %s created_at: %w", e.ID, err)
 		}
-		if e.Changes, err = auditrow.Decode([]byte(changes)); err != nil {
+		if e.Changes, err = auditrow.DecodeString(changes); err != nil {
 			return nil, fmt.Errorf("sqlite: audit event %s: %w", e.ID, err)
 		}
 		out = append(out, e)
