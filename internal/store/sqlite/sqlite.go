@@ -23,6 +23,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/namekey"
 	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/internal/keymaps"
 	"github.com/hsrcpay/apikeys/internal/store/internal/namerow"
 )
 
@@ -750,10 +751,10 @@ func scanKey(row scanner) (*apikey.Key, error) {
 	if err != nil {
 		return nil, err
 	}
-	if k.Permissions, err = decodePermissions(perms); err != nil {
+	if k.Permissions, err = keymaps.Permissions(perms); err != nil {
 		return nil, fmt.Errorf("sqlite: key %s permissions: %w", k.ID, err)
 	}
-	if k.Metadata, err = decodeMetadata(meta); err != nil {
+	if k.Metadata, err = keymaps.Metadata(meta); err != nil {
 		return nil, fmt.Errorf("sqlite: key %s metadata: %w", k.ID, err)
 	}
 	if k.CreatedAt, err = parseTime(createdAt); err != nil {
