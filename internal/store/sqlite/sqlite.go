@@ -368,7 +368,72 @@ func fmtTimePtr(t *time.Time) any {
 	return fmtTime(*t)
 }
 
-func parseTime(s string) (time.Time, error) { return time.Parse(timeFormat, s) }
+// parseTime reads a timeFormat column. The digits are read here when the
+// text has timeFormat's shape and names a real date (time.Parse took ~0.6 µs
+// a time, 2-3 times a key and once an event on every read); anything else is
+// left to time.Parse, which then decides (FuzzParseTime holds the two together).
+func parseTime(s string) (time.Time, error) {
+	if t, ok := fastTime(s); ok {
+		return t, nil
+	}
+	return time.Parse(timeFormat, s)
+}
+
+func fastTime(s string) (time.Time, bool) {
+	if len(s) != len(timeFormat) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+		s[19] != '.' || s[29] != 'Z' {
+		return time.Time{}, false
+	}
+	ok := true
+	num := func(from, to int) int {
+		n := 0
+		for i := from; i < to; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				ok = false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	y, mo, d := num(0, 4), num(5, 7), num(8, 10)
+	h, mi, sec, ns := num(11, 13), num(14, 16), num(17, 19), num(20, 29)
+	if !ok || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	if d > 28 && d > daysIn(mo, y) { // the 31st of a shorter month: time.Parse refuses it
+		return time.Time{}, false
+	}
+	// Days since 1970-01-01 of the proleptic Gregorian date (Howard
+	// Hinnant's days_from_civil), cheaper than time.Date's normalization.
+	yy := y
+	if mo <= 2 {
+		yy--
+	}
+	era := yy / 400
+	if yy < 0 {
+		era = (yy - 399) / 400
+	}
+	yoe := yy - era*400
+	mp := (mo + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := int64(era)*146097 + int64(doe) - 719468
+	return time.Unix(days*86400+int64(h*3600+mi*60+sec), int64(ns)).UTC(), true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
 
 func (r *Repo) AccountExists(ctx context.Context, id string) (_ bool, err error) {
 	defer classify(&err)
