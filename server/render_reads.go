@@ -30,8 +30,9 @@ import (
 // jsonAppender writes one answer; ok turns false at the first value it
 // leaves to encoding/json.
 type jsonAppender struct {
-	b  []byte
-	ok bool
+	b    []byte
+	ok   bool
+	keys []string // the maps' keys being written (sortedKeys)
 }
 
 // renderBuffers keeps the answers' buffers between requests (a key page is
@@ -149,14 +150,18 @@ func (a *jsonAppender) createdBy(c *api.CreatedBy) {
 	a.raw(`}`)
 }
 
-// sortedKeys are m's keys in encoding/json's order (bytewise).
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// sortedKeys appends m's keys to a.keys, sorted in encoding/json's order
+// (bytewise), and returns them with the length to cut a.keys back to when
+// done: one scratch slice for every map of the answer, nested ones
+// included (they append after, leaving these in place).
+func sortedKeys[V any](a *jsonAppender, m map[string]V) (keys []string, mark int) {
+	mark = len(a.keys)
 	for k := range m {
-		keys = append(keys, k)
+		a.keys = append(a.keys, k)
 	}
+	keys = a.keys[mark:]
 	slices.Sort(keys)
-	return keys
+	return keys, mark
 }
 
 func (a *jsonAppender) metadata(m api.Metadata) {
@@ -165,7 +170,8 @@ func (a *jsonAppender) metadata(m api.Metadata) {
 		return
 	}
 	a.raw("{")
-	for i, k := range sortedKeys(m) {
+	keys, mark := sortedKeys(a, m)
+	for i, k := range keys {
 		if i > 0 {
 			a.raw(",")
 		}
@@ -173,6 +179,7 @@ func (a *jsonAppender) metadata(m api.Metadata) {
 		a.raw(":")
 		a.str(m[k])
 	}
+	a.keys = a.keys[:mark]
 	a.raw("}")
 }
 
@@ -182,7 +189,8 @@ func (a *jsonAppender) permissions(m api.Permissions) {
 		return
 	}
 	a.raw("{")
-	for i, k := range sortedKeys(m) {
+	keys, mark := sortedKeys(a, m)
+	for i, k := range keys {
 		if i > 0 {
 			a.raw(",")
 		}
@@ -190,6 +198,7 @@ func (a *jsonAppender) permissions(m api.Permissions) {
 		a.raw(":")
 		a.strings(m[k])
 	}
+	a.keys = a.keys[:mark]
 	a.raw("}")
 }
 
@@ -251,7 +260,8 @@ func (a *jsonAppender) object(m map[string]any) {
 		return
 	}
 	a.raw("{")
-	for i, k := range sortedKeys(m) {
+	keys, mark := sortedKeys(a, m)
+	for i, k := range keys {
 		if i > 0 {
 			a.raw(",")
 		}
@@ -259,6 +269,7 @@ func (a *jsonAppender) object(m map[string]any) {
 		a.raw(":")
 		a.value(m[k])
 	}
+	a.keys = a.keys[:mark]
 	a.raw("}")
 }
 
