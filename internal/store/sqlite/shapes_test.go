@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,20 @@ func TestEveryListShapeRuns(t *testing.T) {
 			t.Errorf("ListAuditEvents shape %#x (%s): %v", shape, listEventsSQL(shape), err)
 		}
 	}
+	// Every shape pages along an index, without sorting: a page costs its
+	// rows, whatever the account holds before the cursor.
+	for shape := range listShapes + eventShapes {
+		text, args := "", make([]any, 10)
+		if shape < listShapes {
+			text = listKeysSQL(shape)
+		} else {
+			text = listEventsSQL(shape - listShapes)
+		}
+		plan := queryPlan(ctx, t, r, text, args)
+		if !strings.Contains(plan, "USING INDEX") || strings.Contains(plan, "TEMP B-TREE") {
+			t.Errorf("%s\nplan: %s", text, plan)
+		}
+	}
 	a, err := r.listKeys.stmt(ctx, listActive|listAfter) //nolint:sqlclosecheck // shapes keeps it
 	if err != nil {
 		t.Fatal(err)
@@ -65,4 +80,27 @@ func TestEveryListShapeRuns(t *testing.T) {
 	if b, _ := r.listKeys.stmt(ctx, listActive|listAfter); a != b { //nolint:sqlclosecheck // shapes keeps it
 		t.Errorf("a shape was prepared twice")
 	}
+}
+
+// queryPlan is SQLite's EXPLAIN QUERY PLAN of text, its steps' details joined.
+func queryPlan(ctx context.Context, t *testing.T, r *Repo, text string, args []any) string {
+	t.Helper()
+	rows, err := r.rdb.QueryContext(ctx, "EXPLAIN QUERY PLAN "+text, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
+	var steps []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		steps = append(steps, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(steps, "; ")
 }
