@@ -96,6 +96,11 @@ type Options struct {
 	// through Redis, on every replica (see RunCredentialCache); the TTL bounds
 	// what an announcement that never arrives can keep.
 	CredentialCacheTTL time.Duration
+	// CredentialCacheKeys and CredentialCacheMemory bound the credential
+	// cache: at most so many keys, taking at most so many bytes as estimated
+	// per entry (0: credcache.DefaultSize, credcache.DefaultMaxBytes).
+	CredentialCacheKeys   int
+	CredentialCacheMemory int64
 	// StoreTimeout bounds every store call on top of the request's context
 	// (0: store.DefaultTimeout; negative: none): a frozen store answers 503
 	// after it instead of holding the request (store.WithTimeout).

@@ -446,6 +446,9 @@ type Stats struct {
 	// bounds (Size and MaxBytes; NegativeSize) since the start: entries
 	// dropped because they expired, were invalidated or flushed are not.
 	Evictions, NegativeEvictions int64
+	// The bounds: Options.Size, NegativeSize and MaxBytes.
+	MaxEntries, MaxNegativeEntries int
+	MaxBytes                       int64
 }
 
 // Stats returns what the cache holds now and its evictions so far.
@@ -458,6 +461,7 @@ func (c *Cache) Stats() Stats {
 	s := c.stats
 	s.Entries, s.NegativeEntries = c.pos.Len(), c.neg.Len()
 	s.Bytes = c.bytes + int64(s.NegativeEntries)*negativeEntryBytes
+	s.MaxEntries, s.MaxNegativeEntries, s.MaxBytes = c.size, c.negSize, c.maxBytes
 	return s
 }
 
