@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/cputime"
 )
 
 // TestMemoryBoundEvictsTheOldest: past MaxBytes the least recently used
@@ -101,5 +102,27 @@ func TestEntriesShareTheirMaps(t *testing.T) {
 	}
 	if gd.Permissions["refund"] != nil || gb.Permissions["refund"] == nil || gd.Metadata != nil {
 		t.Fatalf("a key got another's maps: %v %v", gd.Permissions, gd.Metadata)
+	}
+}
+
+// BenchmarkMissThenPut is what the cache adds to a lookup the store
+// answers: a Get that misses, a ticket, and the Put of the key read (a
+// snapshot, its maps found interned), in a full cache (each Put evicts).
+func BenchmarkMissThenPut(b *testing.B) {
+	c := New(Options{TTL: time.Minute, Size: 10_000})
+	ks := make([]*apikey.Key, 20_000)
+	for i := range ks {
+		ks[i] = storedKey(i, "typical")
+	}
+	b.ReportAllocs()
+	defer cputime.Report(b, cputime.Process())
+	i := 0
+	for b.Loop() {
+		k := ks[i%len(ks)]
+		i++
+		if _, hit := c.Get(apikey.Live, k.SecretHash); hit {
+			b.Fatal("hit")
+		}
+		c.Put(c.Begin(), apikey.Live, k.SecretHash, k)
 	}
 }
