@@ -82,7 +82,7 @@ var Variables = []Var{
 	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets and credential-cache invalidations across replicas (in memory when unset)"},
 	{"HSRCPAY_DEPLOYMENT", "default", "this deployment's name (1-63 lowercase letters, digits, - or _): replicas with the same name share credential-cache invalidations through Redis, others on the same Redis do not hear them (channel hsrcpay:NAME:credcache:invalidate; default keeps hsrcpay:credcache:invalidate); every replica of a deployment and its bootstrap/rotate-managed commands need the same name"},
 	{"HSRCPAY_CREDENTIAL_CACHE_TTL", "5s", "longest an API key's lookup is reused (0 to 1m; 0: no cache); a changed key is refused at once on this replica, within 1s on the others with Redis, within this without"},
-	{"HSRCPAY_CREDENTIAL_CACHE_KEYS", "100000", "most API keys the credential cache holds per replica (1000 to 100000000); past it the least recently used go. Nothing is allocated before keys are used, and an entry lives at most HSRCPAY_CREDENTIAL_CACHE_TTL, so a cache larger than (distinct keys used per second) × TTL never fills"},
+	{"HSRCPAY_CREDENTIAL_CACHE_KEYS", "100000", "most API keys the credential cache holds per replica (1 to 100000000); past it the least recently used go. Nothing is allocated before keys are used, and an entry lives at most HSRCPAY_CREDENTIAL_CACHE_TTL, so a cache larger than (distinct keys used per second) × TTL never fills"},
 	{"HSRCPAY_CREDENTIAL_CACHE_MEMORY", "128MiB", "most memory the credential cache's keys take per replica (bytes, or a number with KiB, MiB or GiB; 1MiB to 64GiB), counted per entry as it is cached: ~1 KiB for a key whose permissions and metadata other keys share, more with metadata of its own; past it the least recently used go. Unknown keys (at most 10000, ~2 MiB) come on top"},
 	{"HSRCPAY_IDEMPOTENCY_KEY_FILE", "", "32 random bytes (raw or base64) sealing the answers kept for Idempotency-Key replays; shared by every replica. Unset with sqlite:DIR: DIR.idempotency.key, created (0600) on first start; unset with PostgreSQL: answers are not kept (retries of a completed request get 409)"},
 	{"HSRCPAY_JWT_JWKS_URL", "", "auth provider's JWKS URL; enables JWT bearer tokens"},
@@ -239,7 +239,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	// At most a minute: without Redis (or with a replica cut off from it) the
 	// TTL is how long a revoked key may still work on the other replicas.
 	duration("HSRCPAY_CREDENTIAL_CACHE_TTL", &c.CredentialCacheTTL, 0, time.Minute)
-	integer("HSRCPAY_CREDENTIAL_CACHE_KEYS", &c.CredentialCacheKeys, 1000, 100_000_000)
+	integer("HSRCPAY_CREDENTIAL_CACHE_KEYS", &c.CredentialCacheKeys, 1, 100_000_000)
 	if v, ok := lookup("HSRCPAY_CREDENTIAL_CACHE_MEMORY"); ok {
 		n, err := ParseBytes(v)
 		if err != nil || n < 1<<20 || n > 64<<30 {
