@@ -12,7 +12,9 @@ import (
 // small, more than the rest of a snapshot, so the cache keeps one copy of
 // each distinct map and lets every entry that has it point to it. The
 // snapshots' maps were already shared with the cache and read only (Get);
-// now they are shared between entries too, under the same rule.
+// now they are shared between entries too, under the same rule. It also
+// lets auth's permission-set memo (keyed by the map's identity, 1024 maps)
+// serve every key with the same permissions from one expansion.
 //
 // Interned maps are counted (refs) and forgotten with their last entry, so
 // the table never holds more maps than there are entries, and keyed by a
