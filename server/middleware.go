@@ -559,14 +559,20 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		route, params := routeOf(c)
 		req := c.Request()
 		// Echo's parse of the query, kept on the context: the generated
-		// binder reads the same one, and kin-openapi is given it too.
-		query := c.QueryParams()
-		if fe := checkQuery(route.Operation, query); len(fe) > 0 {
-			return apierr.Validation(fe)
+		// binder reads the same one, and kin-openapi is given it too. An
+		// empty query is not parsed (nothing to check; kin-openapi parses
+		// the same nothing itself if it needs to).
+		var query url.Values
+		if req.URL.RawQuery != "" {
+			query = c.QueryParams()
+			if fe := checkQuery(route.Operation, query); len(fe) > 0 {
+				return apierr.Validation(fe)
+			}
 		}
 		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 			return apierr.New(api.CodeUnsupportedMediaType, "Content-Encoding is not supported; send the body uncompressed")
 		}
+		options := requestValidation
 		if route.Operation.RequestBody != nil && req.Body != nil {
 			body, err := readBody(req.Body, req.ContentLength)
 			if err != nil {
@@ -579,23 +585,53 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 				return apierr.New(api.CodeMalformedBody, "Request body is not valid UTF-8")
 			}
 			// kin-openapi decodes only the first JSON value; refuse anything after it.
-			if mt, _, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); mt == echo.MIMEApplicationJSON && len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
+			ct := req.Header.Get(echo.HeaderContentType)
+			if isJSON(ct) && len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
 				return apierr.New(api.CodeMalformedBody, "Request body is not valid JSON")
 			}
 			req.Body = io.NopCloser(bytes.NewReader(body))
+			// The fast path (bodycheck.go): a body it proves valid is not
+			// walked again by kin-openapi, which is left the parameters, if
+			// any; anything else gets kin-openapi's verdict, as before.
+			if bc := s.spec.bodies[route.Operation.OperationID]; bc != nil && ct == echo.MIMEApplicationJSON {
+				if v, ok := bc.check(body); ok {
+					req.Body = checkedBody{ReadCloser: req.Body, value: v}
+					req.ContentLength = int64(len(body)) // as kin-openapi leaves it
+					if !hasParameters(route) {
+						return next(c)
+					}
+					options = parameterValidation
+				}
+			}
 		}
 		err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
 			Request:     req,
 			PathParams:  params,
 			QueryParams: query,
 			Route:       route,
-			Options:     requestValidation,
+			Options:     options,
 		})
 		if err != nil {
 			return validationError(err)
 		}
 		return next(c)
 	}
+}
+
+// isJSON reports whether a Content-Type names application/json (with or
+// without parameters), without parsing the common exact spelling.
+func isJSON(ct string) bool {
+	if ct == echo.MIMEApplicationJSON {
+		return true
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == echo.MIMEApplicationJSON
+}
+
+// hasParameters reports whether kin-openapi has parameters to check for the
+// route (its own or its path's).
+func hasParameters(r *routers.Route) bool {
+	return len(r.Operation.Parameters) > 0 || r.PathItem != nil && len(r.PathItem.Parameters) > 0
 }
 
 // requestValidation are validateRequest's kin-openapi options (shared: kin
@@ -610,6 +646,14 @@ var requestValidation = &openapi3filter.Options{
 	// route table's operations carry no security requirement at all).
 	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 }
+
+// parameterValidation is requestValidation without the body, which
+// bodyCheck has proven valid.
+var parameterValidation = func() *openapi3filter.Options {
+	o := *requestValidation
+	o.ExcludeRequestBody = true
+	return &o
+}()
 
 // readBody reads a request body whole, in one allocation when the declared
 // length is right (io.ReadAll would start at 512 bytes and grow). The
