@@ -163,10 +163,12 @@ func TestBodyCheckRefusesUnknownKeywords(t *testing.T) {
 		return s
 	}
 	for name, s := range map[string]*openapi3.Schema{
-		"enum":      str(func(s *openapi3.Schema) { s.Enum = []any{"a"} }),
-		"format":    str(func(s *openapi3.Schema) { s.Format = "date-time" }),
-		"nullable":  str(func(s *openapi3.Schema) { s.Nullable = true }),
-		"allOf":     str(func(s *openapi3.Schema) { s.AllOf = openapi3.SchemaRefs{openapi3.NewSchemaRef("", openapi3.NewStringSchema())} }),
+		"enum":     str(func(s *openapi3.Schema) { s.Enum = []any{"a"} }),
+		"format":   str(func(s *openapi3.Schema) { s.Format = "date-time" }),
+		"nullable": str(func(s *openapi3.Schema) { s.Nullable = true }),
+		"allOf": str(func(s *openapi3.Schema) {
+			s.AllOf = openapi3.SchemaRefs{openapi3.NewSchemaRef("", openapi3.NewStringSchema())}
+		}),
 		"not":       str(func(s *openapi3.Schema) { s.Not = openapi3.NewSchemaRef("", openapi3.NewStringSchema()) }),
 		"default":   str(func(s *openapi3.Schema) { s.Default = "x" }),
 		"const":     str(func(s *openapi3.Schema) { s.Const = "x" }),
