@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"io"
 	"reflect"
 	"regexp"
 	"strings"
@@ -386,9 +385,19 @@ func (sc *bodyScanner) object(s *bodySchema) (any, bool) {
 // and the value the generated strict handler binds (it asks for
 // ValidatedValue, as it does of kin-openapi's KeepValidatedValue body).
 type checkedBody struct {
-	io.ReadCloser
+	bytes.Reader
 	value any
 }
 
+// newCheckedBody is body, readable, with its value (one allocation).
+func newCheckedBody(body []byte, value any) *checkedBody {
+	b := &checkedBody{value: value}
+	b.Reset(body)
+	return b
+}
+
+// Close does nothing: the bytes are in memory.
+func (*checkedBody) Close() error { return nil }
+
 // ValidatedValue is the body's decoded value, as validated.
-func (b checkedBody) ValidatedValue() any { return b.value }
+func (b *checkedBody) ValidatedValue() any { return b.value }

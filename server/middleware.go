@@ -54,7 +54,7 @@ const (
 // public, replace it with their own caching.
 func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		c.Response().Header().Set(headerCacheControl, cacheNoStore)
+		c.Response().Header()[headerCacheControl] = cacheNoStoreValue
 		return next(c)
 	}
 }
@@ -64,15 +64,32 @@ const (
 	cacheNoStore       = "no-store"
 )
 
+// cacheNoStoreValue is the header's value, shared by every response instead
+// of a slice made per response by Header.Set: nothing writes into a
+// header's value slice (Set replaces it, Add appends past its capacity, so
+// into a copy).
+var cacheNoStoreValue = []string{cacheNoStore}[:1:1]
+
+// The rate-limit headers' names as net/http writes them (Header.Set
+// canonicalizes "RateLimit-Limit" to "Ratelimit-Limit" on every call).
+var (
+	headerRateLimitLimit     = http.CanonicalHeaderKey("RateLimit-Limit")
+	headerRateLimitRemaining = http.CanonicalHeaderKey("RateLimit-Remaining")
+	headerRateLimitReset     = http.CanonicalHeaderKey("RateLimit-Reset")
+)
+
 // requestID gives every request a fresh id (a client-sent one is not
 // trusted: it would reach logs unchecked) and returns it as X-Request-Id.
 func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
-		id := "req_" + hex.EncodeToString(b[:])
+		var buf [len("req_") + 2*len(b)]byte
+		copy(buf[:], "req_")
+		hex.Encode(buf[len("req_"):], b[:])
+		id := string(buf[:])
 		c.Set(ctxRequestID, id)
-		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		c.Response().Header()[echo.HeaderXRequestID] = []string{id} // already canonical: Set would only check it
 		return next(c)
 	}
 }
@@ -88,9 +105,9 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 // the rest is free-form client input where careless clients put
 // credentials (?api_key=…): the sanitizer knows the shapes of our keys and
 // of JWTs, not of a password or another service's token.
-func logPath(c echo.Context) string {
+func (s *Server) logPath(c echo.Context) string {
 	if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
-		return BasePath + r.Path
+		return s.spec.routes.template(r)
 	}
 	return redact.String(c.Request().URL.Path)
 }
@@ -148,7 +165,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		attrs := append(buf[:0],
 			slog.String("request_id", requestID(c)),
 			slog.String("method", c.Request().Method),
-			slog.String("path", logPath(c)),
+			slog.String("path", s.logPath(c)),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.String("client_ip", c.RealIP()),
@@ -360,6 +377,11 @@ func clientAddress(ip string) string {
 	if err != nil {
 		return ip
 	}
+	if a.Is4() {
+		// ParseAddr takes IPv4 only in its canonical form (no leading
+		// zeros, four decimal parts): ip is what a.String() would make.
+		return ip
+	}
 	a = a.Unmap()
 	if a.Is6() {
 		if pfx, err := a.WithZone("").Prefix(64); err == nil {
@@ -487,15 +509,28 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if shown == nil {
 			return next(c) // the limiter's store is down: serve rather than fail every request
 		}
-		h := c.Response().Header()
-		h.Set("RateLimit-Limit", strconv.Itoa(shown.Limit))
-		h.Set("RateLimit-Remaining", strconv.Itoa(shown.Remaining))
-		h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(shown.ResetAfter)))
+		setRateLimitHeaders(c.Response().Header(), shown.Limit, shown.Remaining, ceilSeconds(shown.ResetAfter))
 		if refused != nil {
 			return refused
 		}
 		return next(c)
 	}
+}
+
+// setRateLimitHeaders sets the three RateLimit-* headers as Header.Set
+// would, from one string and one slice rather than three of each.
+func setRateLimitHeaders(h http.Header, limit, remaining, reset int) {
+	var buf [3 * 20]byte
+	b := strconv.AppendInt(buf[:0], int64(limit), 10)
+	n1 := len(b)
+	b = strconv.AppendInt(b, int64(remaining), 10)
+	n2 := len(b)
+	b = strconv.AppendInt(b, int64(reset), 10)
+	all := string(b)
+	vals := []string{all[:n1], all[n1:n2], all[n2:]}
+	h[headerRateLimitLimit] = vals[0:1:1]
+	h[headerRateLimitRemaining] = vals[1:2:2]
+	h[headerRateLimitReset] = vals[2:3:3]
 }
 
 // spendBudgets spends one request of a credential's budget (mode:subject)
@@ -589,19 +624,22 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			if isJSON(ct) && len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
 				return apierr.New(api.CodeMalformedBody, "Request body is not valid JSON")
 			}
-			req.Body = io.NopCloser(bytes.NewReader(body))
 			// The fast path (bodycheck.go): a body it proves valid is not
 			// walked again by kin-openapi, which is left the parameters, if
 			// any; anything else gets kin-openapi's verdict, as before.
+			fast := false
 			if bc := s.spec.bodies[route.Operation.OperationID]; bc != nil && ct == echo.MIMEApplicationJSON {
 				if v, ok := bc.check(body); ok {
-					req.Body = checkedBody{ReadCloser: req.Body, value: v}
+					req.Body = newCheckedBody(body, v)
 					req.ContentLength = int64(len(body)) // as kin-openapi leaves it
 					if !hasParameters(route) {
 						return next(c)
 					}
-					options = parameterValidation
+					options, fast = parameterValidation, true
 				}
+			}
+			if !fast {
+				req.Body = io.NopCloser(bytes.NewReader(body))
 			}
 		}
 		err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -46,7 +45,7 @@ func (h *handlers) VerifyApiKey(ctx context.Context, req api.VerifyApiKeyRequest
 			v.OverBudget(wait)
 		}
 	}
-	return verifyResponse{api.VerifyApiKeyEnvelope{Message: "success", Success: true, Data: toVerifyResult(v)}}, nil
+	return newVerifyResponse(v), nil
 }
 
 // verifyResponse is verify's 200: the bytes api.VerifyApiKey200JSONResponse
@@ -56,9 +55,22 @@ func (h *handlers) VerifyApiKey(ctx context.Context, req api.VerifyApiKeyRequest
 // TestVerifyEncodingMatchesJSON holds the bytes to encoding/json's over
 // generated verdicts; whatever the hand encoder does not cover (a time
 // outside RFC 3339, say) is encoded by encoding/json as before.
-type verifyResponse struct{ body api.VerifyApiKeyEnvelope }
+type verifyResponse struct {
+	body api.VerifyApiKeyEnvelope
+	// What body.Data points to, kept here: one allocation per response.
+	mode  api.VerifyApiKeyResultMode
+	typ   api.VerifyApiKeyResultType
+	perms api.Permissions
+	retry int
+}
 
-func (r verifyResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
+func newVerifyResponse(v *apikeys.Verdict) *verifyResponse {
+	r := &verifyResponse{body: api.VerifyApiKeyEnvelope{Message: "success", Success: true}}
+	r.body.Data = toVerifyResult(v, r)
+	return r
+}
+
+func (r *verifyResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
 	out, ok := appendVerifyEnvelope(make([]byte, 0, 512), &r.body)
 	if !ok {
 		return api.VerifyApiKey200JSONResponse{Body: r.body}.VisitVerifyApiKeyResponse(w)
@@ -140,7 +152,13 @@ func appendVerifyEnvelope(b []byte, e *api.VerifyApiKeyEnvelope) ([]byte, bool) 
 			b = append(b, "null"...)
 		} else {
 			b = append(b, '{')
-			for i, k := range slices.Sorted(maps.Keys(*d.Permissions)) {
+			var arr [16]string // the keys sorted, on the stack for a usual key
+			names := arr[:0]
+			for k := range *d.Permissions {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			for i, k := range names {
 				if i > 0 {
 					b = append(b, ',')
 				}
@@ -211,19 +229,20 @@ func (s *Server) spendVerified(ctx context.Context, requestID string, mode apike
 
 // toVerifyResult is a verdict as the spec renders it: the key's details only
 // when the caller may see it (never for NOT_FOUND), never its secret.
-func toVerifyResult(v *apikeys.Verdict) api.VerifyApiKeyResult {
+// The values the result points to are kept in store.
+func toVerifyResult(v *apikeys.Verdict, store *verifyResponse) api.VerifyApiKeyResult {
 	r := api.VerifyApiKeyResult{Valid: v.Valid(), Code: api.VerifyCode(v.Code)}
 	k := v.Key
 	if k == nil {
 		return r
 	}
-	perms := api.Permissions(k.Permissions)
-	if perms == nil {
-		perms = api.Permissions{}
+	store.perms = api.Permissions(k.Permissions)
+	if store.perms == nil {
+		store.perms = api.Permissions{}
 	}
-	mode, typ := api.VerifyApiKeyResultMode(v.Mode), api.VerifyApiKeyResultType(k.Type)
-	r.Id, r.AccountId, r.Mode, r.Type = &k.ID, &k.AccountID, &mode, &typ
-	r.Managed, r.Permissions, r.ExpiresAt = &k.Managed, &perms, k.ExpiresAt
+	store.mode, store.typ = api.VerifyApiKeyResultMode(v.Mode), api.VerifyApiKeyResultType(k.Type)
+	r.Id, r.AccountId, r.Mode, r.Type = &k.ID, &k.AccountID, &store.mode, &store.typ
+	r.Managed, r.Permissions, r.ExpiresAt = &k.Managed, &store.perms, k.ExpiresAt
 	// ResolveKey matched the replaced secret inside its grace period.
 	r.InGracePeriod = &v.Previous
 	if v.Previous {
@@ -233,8 +252,8 @@ func toVerifyResult(v *apikeys.Verdict) api.VerifyApiKeyResult {
 		r.MissingPermissions = &v.Missing
 	}
 	if v.Code == apikeys.VerdictRateLimited {
-		retry := max(1, ceilSeconds(v.RetryAfter))
-		r.RetryAfterSeconds = &retry
+		store.retry = max(1, ceilSeconds(v.RetryAfter))
+		r.RetryAfterSeconds = &store.retry
 	}
 	return r
 }

@@ -22,13 +22,13 @@ func TestVerifyEncodingMatchesJSON(t *testing.T) {
 		want := httptest.NewRecorder()
 		if err := (api.VerifyApiKey200JSONResponse{Body: env}).VisitVerifyApiKeyResponse(want); err != nil {
 			// encoding/json refuses it (a year past 9999): so must we.
-			if err2 := (verifyResponse{env}).VisitVerifyApiKeyResponse(httptest.NewRecorder()); err2 == nil {
+			if err2 := (&verifyResponse{body: env}).VisitVerifyApiKeyResponse(httptest.NewRecorder()); err2 == nil {
 				t.Fatalf("encoding/json refuses %#v (%v), the hand encoder does not", env, err)
 			}
 			return
 		}
 		got := httptest.NewRecorder()
-		if err := (verifyResponse{env}).VisitVerifyApiKeyResponse(got); err != nil {
+		if err := (&verifyResponse{body: env}).VisitVerifyApiKeyResponse(got); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
