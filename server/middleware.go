@@ -499,11 +499,13 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if b.address != "" {
 			shown, refused = s.spendAddress(c, b.address)
 		} else {
-			var budget string
-			shown, budget = s.spendBudgets(limiterContext(c), requestID(c), b.mode, b.subject, b.account)
-			if shown != nil && !shown.Allowed {
+			res, budget, ok := s.spendBudgets(limiterContext(c), requestID(c), b.mode, b.subject, b.account)
+			if ok {
+				shown = &res // does not leave this function: no allocation
+			}
+			if ok && !res.Allowed {
 				s.metrics.RateLimited.WithLabelValues(budget, string(p.Mode)).Inc()
-				refused = tooMany(api.CodeRateLimited, "Too many requests", shown.RetryAfter)
+				refused = tooMany(api.CodeRateLimited, "Too many requests", res.RetryAfter)
 			}
 		}
 		if shown == nil {
@@ -536,21 +538,19 @@ func setRateLimitHeaders(h http.Header, limit, remaining, reset int) {
 // spendBudgets spends one request of a credential's budget (mode:subject)
 // and, for an API key (account set), of its account's (mode:account:<id>),
 // unless the credential's own refused it. It returns the tighter of the two
-// results and whose it is; nil when the limiter failed (logged). rateLimit
+// results and whose it is; false when the limiter failed (logged). rateLimit
 // spends the caller's budgets with it, and verify those of the key it
 // verifies, so that a key spends alike whether it calls or is verified.
-func (s *Server) spendBudgets(ctx context.Context, reqID string, mode apikey.Mode, subject, account string) (*ratelimit.Result, string) {
-	var shown *ratelimit.Result
+// (Results by value: a pointer to one would be an allocation per budget.)
+func (s *Server) spendBudgets(ctx context.Context, reqID string, mode apikey.Mode, subject, account string) (ratelimit.Result, string, bool) {
 	budget := budgetCredential
-	if res, ok := s.spend(ctx, reqID, string(mode)+":"+subject, s.limits[mode]); ok {
-		shown = &res
-	}
-	if (shown == nil || shown.Allowed) && account != "" {
-		if res, ok := s.spend(ctx, reqID, string(mode)+":account:"+account, s.accountLimits[mode]); ok && (shown == nil || tighter(res, *shown)) {
-			shown, budget = &res, budgetAccount
+	shown, ok := s.spend(ctx, reqID, string(mode)+":"+subject, s.limits[mode])
+	if (!ok || shown.Allowed) && account != "" {
+		if res, aok := s.spend(ctx, reqID, string(mode)+":account:"+account, s.accountLimits[mode]); aok && (!ok || tighter(res, shown)) {
+			shown, budget, ok = res, budgetAccount, true
 		}
 	}
-	return shown, budget
+	return shown, budget, ok
 }
 
 // spend asks the limiter for one request of key's budget; false when the

@@ -220,8 +220,8 @@ func appendJSONTime(b []byte, t time.Time) ([]byte, bool) {
 // key's budgets show in the verdict only. A limiter failure (logged) spends
 // nothing and limits nothing, as for requests.
 func (s *Server) spendVerified(ctx context.Context, requestID string, mode apikey.Mode, k *apikey.Key) (time.Duration, bool) {
-	res, _ := s.spendBudgets(context.WithoutCancel(ctx), requestID, mode, k.ID, k.AccountID)
-	if res == nil || res.Allowed {
+	res, _, ok := s.spendBudgets(context.WithoutCancel(ctx), requestID, mode, k.ID, k.AccountID)
+	if !ok || res.Allowed {
 		return 0, false
 	}
 	return res.RetryAfter, true
