@@ -211,14 +211,18 @@ func outlives(exp *time.Time, limit time.Time) bool {
 	return exp == nil || exp.After(limit)
 }
 
-// Recheck re-reads the caller's own key inside tx (locking it until commit)
-// and returns the principal as it stands now (see Current). JWTs are
-// stateless and come back unchanged.
+// Recheck re-reads the caller's own key inside tx (locking it until commit;
+// shared where the store can, store.KeySharer) and returns the principal as
+// it stands now (see Current). JWTs are stateless and come back unchanged.
 func Recheck(ctx context.Context, tx store.Tx, p *auth.Principal, now time.Time) (*auth.Principal, error) {
 	if p.KeyID == "" {
 		return p, nil
 	}
-	k, err := tx.Key(ctx, p.KeyID)
+	read := tx.Key
+	if s, ok := tx.(store.KeySharer); ok {
+		read = s.KeyShared // the caller's key is only read: see store.KeySharer
+	}
+	k, err := read(ctx, p.KeyID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, apierr.InvalidCredentials()
 	}

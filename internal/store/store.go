@@ -92,6 +92,12 @@ type Repository interface {
 // (PostgreSQL row locks; SQLite holds the database's write lock for the whole
 // transaction). To avoid deadlocks, a unit locks the account first, then keys
 // in ascending id order.
+//
+// A write that answers nothing but an error (InsertKey, UpdateKey,
+// ReleaseExpiredName, AppendAuditEvent) may be sent with the unit's next
+// statement or its COMMIT (PostgreSQL pipelines them: fewer round trips
+// while locks are held); its failure then comes from that later call or from
+// InTx, mapped as its own would have been, and fails the unit all the same.
 type Tx interface {
 	// CreateAccount returns ErrAccountExists if the id is taken.
 	CreateAccount(ctx context.Context, id string, now time.Time) error
@@ -168,6 +174,20 @@ type Tx interface {
 	// is not after now (on PostgreSQL skipping rows another unit holds),
 	// and returns how many it deleted.
 	DeleteExpiredIdempotency(ctx context.Context, now time.Time, limit int) (int, error)
+}
+
+// KeySharer is a Tx that can read a key under a lock that other units may
+// hold at the same time (PostgreSQL's FOR SHARE): a change to the key waits
+// for every holder's commit, and a holder's read waits for a change in
+// flight, exactly as with Key; but units that only read the key no longer
+// wait for one another. A unit's caller re-read (policy.Recheck) takes it:
+// every create made with one credential locked that key exclusively, so they
+// ran one after another whatever account they wrote to. A unit that may
+// change the key must lock it with Key instead (two shared holders that both
+// upgrade deadlock). SQLite needs none (one writer at a time): Recheck falls
+// back to Key.
+type KeySharer interface {
+	KeyShared(ctx context.Context, id string) (*apikey.Key, error)
 }
 
 // IdempotencyReader reads idempotency records outside a unit of work. Both
