@@ -29,12 +29,16 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	if err := e.SealEncoded(h.seq, h.hash, changes); err != nil {
 		return err
 	}
-	// json.RawMessage goes to jsonb as the JSON text it is.
-	err = t.exec(ctx, t.q.appendEvent,
+	// Queued: it has no answer (the head it becomes is computed here), and
+	// what can fail it is the unit's failure, not one a caller handles; so it
+	// travels with the unit's next statement or its COMMIT, one round trip
+	// fewer while the account's row is locked. json.RawMessage goes to jsonb
+	// as the JSON text it is.
+	err = t.queue(ctx, t.q.appendEvent,
 		e.AccountID, e.Seq, e.ID, string(e.Mode), e.Action, e.KeyID, e.Actor.Kind, e.Actor.ID, e.Actor.RequestID,
 		e.ClientIP, e.CreatedAt, json.RawMessage(changes), e.PrevHash, e.Hash)
 	if err != nil {
-		return mapErr(err)
+		return err
 	}
 	t.setHead(e.AccountID, auditHead{e.Seq, e.Hash})
 	return nil

@@ -12,6 +12,7 @@ package postgres
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -203,7 +204,7 @@ type Repo struct {
 
 type queries struct {
 	createAccount, accountExists, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
-	keyBySecretHash, listManaged, getKeyForUpdate, capReached, lockAccount, releaseName, updateKey, recordUsage string
+	keyBySecretHash, listManaged, getKeyForUpdate, getKeyForShare, capReached, lockAccount, releaseName, updateKey, recordUsage string
 	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
 	// which the filters extend.
 	listKeys, listEvents, auditChain, auditAccounts, appendEvent string
@@ -254,6 +255,7 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		listManaged: `SELECT ` + keyColumns + ` FROM ` + keys + `
 			WHERE account_id = $1 AND managed AND NOT deleted ORDER BY type COLLATE "C" DESC, id COLLATE "C"`,
 		getKeyForUpdate: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1 FOR UPDATE`,
+		getKeyForShare:  `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1 FOR SHARE`,
 		updateKey: `UPDATE ` + keys + ` SET name = $1, secret_hash = $2, permissions = $3, metadata = $4,
 			status = $5, deleted = $6, expires_at = $7, updated_at = $8,
 			prev_secret_hash = $9, prev_secret_expires_at = $10, key_hint = $11, name_key = $13,
@@ -330,15 +332,22 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
 	if err := fn(t); err != nil {
 		return err
 	}
-	t.closed = true
-	if !t.begun {
+	if !t.begun && len(t.pending) == 0 {
+		t.closed = true
 		return ctx.Err() // fn ran no statement: nothing to commit
 	}
-	tag, err := conn.Exec(ctx, "commit")
+	// The statements still pending travel with COMMIT: one round trip.
+	tag, err := t.commit(ctx)
 	if err != nil {
-		t.closed = false // still to roll back
+		// Still to roll back (closed is false): a pending statement that
+		// failed left the transaction aborted, the COMMIT behind it skipped.
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return mapErr(err) // the server's answer: nothing committed
+		}
 		return commitFailed(err)
 	}
+	t.closed = true
 	if tag.String() == "ROLLBACK" { // a statement failed, and fn went on regardless
 		return pgx.ErrTxCommitRollback
 	}
@@ -354,6 +363,10 @@ type tx struct {
 	// begun: BEGIN has been sent, with the first statement. closed: the unit
 	// is over; a Tx kept past it must not run statements outside it.
 	begun, closed bool
+	// pending are statements whose outcome fn does not wait for (see
+	// queue): sent ahead of the unit's next statement, or with COMMIT, in
+	// the same round trip.
+	pending []queued
 	// heads are the audit chains' heads of the accounts this unit locked:
 	// the row lock keeps them current until commit, so AppendAuditEvent
 	// needs no round trip to read them.
@@ -362,6 +375,12 @@ type tx struct {
 	// (the lock keeps it current), until this unit writes a key.
 	liveAccount string
 	liveKeys    int64
+}
+
+// queued is a pending statement.
+type queued struct {
+	sql  string
+	args []any
 }
 
 type auditHead struct {
@@ -373,6 +392,7 @@ var (
 	_ store.Repository        = (*Repo)(nil)
 	_ store.IdempotencyReader = (*Repo)(nil)
 	_ store.Tx                = (*tx)(nil)
+	_ store.KeySharer         = (*tx)(nil)
 )
 
 // errTxClosed is what a Tx used after its unit ended gets.
@@ -383,10 +403,10 @@ func (t *tx) execTag(ctx context.Context, sql string, args ...any) (pgconn.Comma
 	switch {
 	case t.closed:
 		return pgconn.CommandTag{}, errTxClosed
-	case t.begun:
+	case t.begun && len(t.pending) == 0:
 		return t.conn.Exec(ctx, sql, args...)
 	}
-	br, err := t.begin(ctx, sql, args...)
+	br, err := t.send(ctx, sql, args...)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
@@ -407,30 +427,78 @@ func (t *tx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	switch {
 	case t.closed:
 		return errRow{errTxClosed}
-	case t.begun:
+	case t.begun && len(t.pending) == 0:
 		return t.conn.QueryRow(ctx, sql, args...)
 	}
-	br, err := t.begin(ctx, sql, args...)
+	br, err := t.send(ctx, sql, args...)
 	if err != nil {
 		return errRow{err}
 	}
 	return batchRow{br}
 }
 
-// begin sends BEGIN and the unit's first statement in one round trip
-// (pipelined: PostgreSQL keeps the transaction open past the batch's end),
-// and returns the batch with BEGIN's result read: the statement's is next.
-func (t *tx) begin(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
-	t.begun = true
+// send sends, in one round trip, BEGIN if the unit has not begun, the
+// pending statements, and sql (pipelined: PostgreSQL keeps the transaction
+// open past the batch's end). It returns the batch with every result before
+// sql's read: sql's is next. A pending statement's failure is returned
+// (mapped: the error its own call would have had) and fails the unit.
+func (t *tx) send(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
+	br, err := t.sendRaw(ctx, sql, args...)
+	return br, mapErr(err)
+}
+
+func (t *tx) sendRaw(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
-	b.Queue("begin")
+	n := len(t.pending)
+	if !t.begun {
+		b.Queue("begin")
+		n++
+	}
+	t.begun = true
+	for _, q := range t.pending {
+		b.Queue(q.sql, q.args...)
+	}
+	t.pending = t.pending[:0]
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close() // err, BEGIN's, is the one to report
-		return nil, err
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close() // err, the first statement's that failed, is the one to report
+			return nil, err
+		}
 	}
 	return br, nil
+}
+
+// commit sends the pending statements and COMMIT in one round trip.
+func (t *tx) commit(ctx context.Context) (pgconn.CommandTag, error) {
+	if t.begun && len(t.pending) == 0 {
+		return t.conn.Exec(ctx, "commit")
+	}
+	br, err := t.sendRaw(ctx, "commit") // InTx maps a pending statement's failure
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+// queue adds a statement to the ones sent ahead of the unit's next one (or
+// with COMMIT), for a call whose caller does not wait for its outcome: one
+// that has no answer and whose failure cannot be one the caller handles (it
+// fails the unit, which InTx returns, as a failed statement would have).
+func (t *tx) queue(ctx context.Context, sql string, args ...any) error {
+	if t.closed {
+		return errTxClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t.pending = append(t.pending, queued{sql, args})
+	return nil
 }
 
 // batchRow is the first statement's row; scanning it ends the batch.
@@ -493,6 +561,12 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.queryRow(ctx, t.q.getKeyForUpdate, id))
 }
 
+// KeyShared implements store.KeySharer: FOR SHARE, which blocks changes to
+// the key (UPDATE, FOR UPDATE) until commit but not other units' FOR SHARE.
+func (t *tx) KeyShared(ctx context.Context, id string) (*apikey.Key, error) {
+	return scanKey(t.queryRow(ctx, t.q.getKeyForShare, id))
+}
+
 func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
 	if t.liveAccount == accountID && t.liveKeys < int64(limit) {
 		return false, nil // active keys <= keys not deleted < limit
@@ -505,16 +579,29 @@ func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time,
 	return reached, err
 }
 
+// ReleaseExpiredName is queued: it has no answer, and the insert that
+// follows it carries it to the server (one round trip while the account is
+// locked, not two).
 func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {
-	return t.exec(ctx, t.q.releaseName, accountID, namekey.Key(name), pgTime(now))
+	return t.queue(ctx, t.q.releaseName, accountID, namekey.Key(name), pgTime(now))
 }
 
+// InsertKey and UpdateKey are queued (see queue): a unit that writes a key
+// goes on to its audit event and commits, and every use case returns their
+// failure (a duplicate name, a missing account) as the unit's error, which
+// InTx then returns mapped as their own call would have. So the write, the
+// event and COMMIT take one round trip while the account's row (which the
+// live_keys trigger locks) and the key's are held, not three.
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	t.liveAccount = "" // the triggers change live_keys
 	normalize(k)
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
-	return mapErr(t.exec(ctx, t.q.insertKey,
-		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Managed, k.Deleted,
+	perms, meta, err := encodeMaps(k)
+	if err != nil {
+		return err
+	}
+	return mapErr(t.queue(ctx, t.q.insertKey,
+		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		k.LastUsedAt, k.LastUsedIP, k.ExpiresAt, k.CreatedAt, k.UpdatedAt,
 		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey))
 }
@@ -523,9 +610,27 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	t.liveAccount = "" // the triggers change live_keys
 	normalize(k)
 	k.NameKey = namekey.Key(k.Name)
-	return mapErr(t.exec(ctx, t.q.updateKey,
-		k.Name, k.SecretHash, k.Permissions, k.Metadata, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
+	perms, meta, err := encodeMaps(k)
+	if err != nil {
+		return err
+	}
+	return mapErr(t.queue(ctx, t.q.updateKey,
+		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
 		k.PrevSecretHash, k.PrevSecretExpiresAt, nullIfEmpty(k.KeyHint), k.ID, k.NameKey))
+}
+
+// encodeMaps encodes k's maps now: a queued statement's arguments are
+// encoded when it is sent, and the caller may change the maps before then.
+// (The other arguments are values, or slices and pointers that the use
+// cases replace rather than change.)
+func encodeMaps(k *apikey.Key) (perms, meta json.RawMessage, err error) {
+	if perms, err = json.Marshal(k.Permissions); err != nil {
+		return nil, nil, fmt.Errorf("postgres: key %s permissions: %w", k.ID, err)
+	}
+	if meta, err = json.Marshal(k.Metadata); err != nil {
+		return nil, nil, fmt.Errorf("postgres: key %s metadata: %w", k.ID, err)
+	}
+	return perms, meta, nil
 }
 
 // normalize gives nil maps their empty value (never a JSON null) and
