@@ -9,6 +9,7 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -110,6 +111,35 @@ func (e *Event) SealEncoded(headSeq int64, headHash string, changes []byte) erro
 	}
 	e.Hash = h
 	return nil
+}
+
+// SealParts is Seal for a store that reads the chain's head only where it
+// writes the event (PostgreSQL, in the statement that moves the head: no
+// round trip to read it first). It truncates CreatedAt as Seal does and
+// returns e's canonical encoding around the two values it cannot know yet:
+// for the head (seq, hash), e's hash is the hex SHA-256 of
+//
+//	prefix + decimal(seq+1) + middle + hash + `"}`
+//
+// byte for byte what Seal hashes (TestSealParts); the store then sets e.Seq,
+// e.PrevHash and e.Hash to what it wrote. changes is as for SealEncoded.
+func (e *Event) SealParts(changes []byte) (prefix, middle []byte, err error) {
+	e.CreatedAt = e.CreatedAt.UTC().Truncate(time.Microsecond)
+	c := *e
+	c.Seq, c.PrevHash = 0, ""
+	b, err := c.canonical(changes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: encode event %s: %w", e.ID, err)
+	}
+	// The first "seq" key: every string before it is encoded with its quotes
+	// escaped, so the id cannot hold this text.
+	const seqKey, tail = `,"seq":0,`, `"prev_hash":""}`
+	i := bytes.Index(b, []byte(seqKey))
+	if i < 0 || !bytes.HasSuffix(b, []byte(tail)) {
+		return nil, nil, fmt.Errorf("audit: event %s: unexpected canonical form", e.ID)
+	}
+	cut := i + len(seqKey) - len(`0,`)
+	return b[:cut:cut], b[cut+1 : len(b)-len(`"}`)], nil
 }
 
 func (e *Event) hash(changes []byte) (string, error) {

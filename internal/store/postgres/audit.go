@@ -3,7 +3,10 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
@@ -19,12 +22,18 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	h, ok := t.heads[e.AccountID]
-	if !ok { // an account the unit did not lock: lock it now (ErrNoAccount if none)
-		if err := t.LockAccount(ctx, e.AccountID); err != nil {
-			return err
+	if _, ok := t.heads[e.AccountID]; !ok {
+		if _, queued := t.locking[e.AccountID]; !queued {
+			// An account the unit did not lock: lock it now (ErrNoAccount
+			// if none), or queue its lock.
+			if err := t.LockAccount(ctx, e.AccountID); err != nil {
+				return err
+			}
 		}
-		h = t.heads[e.AccountID]
+	}
+	h, known := t.heads[e.AccountID]
+	if _, queued := t.locking[e.AccountID]; queued || !known || t.serverSealed[e.AccountID] > 0 {
+		return t.appendSealed(ctx, e, changes)
 	}
 	if err := e.SealEncoded(h.seq, h.hash, changes); err != nil {
 		return err
@@ -41,6 +50,46 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 		return err
 	}
 	t.setHead(e.AccountID, auditHead{e.Seq, e.Hash})
+	return nil
+}
+
+// appendSealed queues e's insert for an account whose head this unit does
+// not know yet (its lock is queued, or events before e are): the statement
+// seals e where it reads the head (SealParts), so that the lock, the key's
+// write, the event and COMMIT can go in one round trip. e's Seq, PrevHash
+// and Hash are set when it is read back: before InTx returns, or the
+// unit's next statement.
+func (t *tx) appendSealed(ctx context.Context, e *audit.Event, changes []byte) error {
+	prefix, middle, err := e.SealParts(changes)
+	if err != nil {
+		return err
+	}
+	account := e.AccountID
+	q := queued{sql: t.q.appendSealed, args: []any{
+		account, e.ID, string(e.Mode), e.Action, e.KeyID, e.Actor.Kind, e.Actor.ID, e.Actor.RequestID,
+		e.ClientIP, e.CreatedAt, json.RawMessage(changes), prefix, middle}}
+	q.read = func(br pgx.BatchResults) error {
+		var seq int64
+		var prev, hash string
+		err := br.QueryRow().Scan(&seq, &prev, &hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return store.ErrNoAccount // its queued lock fails first: not reached
+		}
+		if err != nil {
+			return err
+		}
+		e.Seq, e.PrevHash, e.Hash = seq, prev, hash
+		t.serverSealed[account]--
+		t.setHead(account, auditHead{seq, hash})
+		return nil
+	}
+	if err := t.queueRead(ctx, q); err != nil {
+		return err
+	}
+	if t.serverSealed == nil {
+		t.serverSealed = map[string]int{}
+	}
+	t.serverSealed[account]++
 	return nil
 }
 

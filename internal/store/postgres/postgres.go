@@ -204,10 +204,10 @@ type Repo struct {
 
 type queries struct {
 	createAccount, accountExists, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
-	keyBySecretHash, listManaged, getKeyForUpdate, getKeyForShare, capReached, lockAccount, releaseName, updateKey, recordUsage string
+	keyBySecretHash, listManaged, getKeyForUpdate, getKeyForShare, capReached, lockAccount, lockAccountQueued, releaseName, updateKey, recordUsage string
 	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
 	// which the filters extend.
-	listKeys, listEvents, auditChain, auditAccounts, appendEvent string
+	listKeys, listEvents, auditChain, auditAccounts, appendEvent, appendSealed string
 }
 
 // insertColumns are what InsertKey writes: a new key has no previous secret.
@@ -275,6 +275,25 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		// LockAccount's: the head, and the count of keys not deleted for
 		// KeyCapReached (below the cap, it needs no round trip of its own).
 		lockAccount: `SELECT audit_seq, audit_head, live_keys FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
+		// AppendAuditEvent's when the head is not known here (see there): the
+		// server reads it, seals the event ($12 and $13 around the seq and the
+		// head's hash: audit.Event.SealParts), stores it and moves the head.
+		// '\x227d' is '"}', the canonical form's end.
+		appendSealed: `WITH head AS (SELECT audit_seq + 1 AS seq, audit_head AS prev FROM ` + accounts + ` WHERE id = $1 FOR UPDATE),
+			sealed AS (SELECT seq, prev, encode(sha256($12::bytea || convert_to(seq::text, 'UTF8') || $13::bytea
+				|| convert_to(prev, 'UTF8') || '\x227d'::bytea), 'hex') AS hash FROM head),
+			event AS (INSERT INTO ` + events + ` (` + eventColumns + `, prev_hash, hash)
+				SELECT $1, seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, prev, hash FROM sealed)
+			UPDATE ` + accounts + ` SET audit_seq = sealed.seq, audit_head = sealed.hash FROM sealed WHERE id = $1
+			RETURNING sealed.seq, sealed.prev, sealed.hash`,
+		// LockAccount's when queued: the same, but a missing account fails
+		// the batch (1/0: no statement after it runs, COMMIT included), and
+		// so does a count of keys not deleted at or above $2 when
+		// KeyCapReached set it (ln(0)). Over no row the aggregates give one
+		// row of NULLs and a count of 0.
+		lockAccountQueued: `SELECT max(audit_seq), max(audit_head), max(live_keys), 1 / count(*)::int,
+			ln(max(CASE WHEN $2::bigint IS NULL OR live_keys < $2::bigint THEN 1 ELSE 0 END))
+			FROM (SELECT audit_seq, audit_head, live_keys FROM ` + accounts + ` WHERE id = $1 FOR UPDATE) AS locked`,
 		// The event and the head it becomes, in one statement (one round
 		// trip while the account's row is locked). A data-modifying WITH
 		// runs whether or not the UPDATE reads it.
@@ -314,6 +333,20 @@ func (r *Repo) AccountExists(ctx context.Context, id string) (_ bool, err error)
 // statement (see tx).
 func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
 	defer classify(&err)
+	err = r.inTx(ctx, fn, false)
+	if errors.Is(err, errCapGuard) {
+		// The account stood at its cap or above when the unit locked it
+		// (see KeyCapReached): run it again, counting under the lock
+		// before anything is written, as the unit asked. Nothing of the
+		// first run committed.
+		err = r.inTx(ctx, fn, true)
+	}
+	return err
+}
+
+// inTx runs fn in one transaction. pessimistic: LockAccount takes the lock
+// at once, so that KeyCapReached answers from the locked row (see it).
+func (r *Repo) inTx(ctx context.Context, fn func(store.Tx) error, pessimistic bool) error {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -321,7 +354,7 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
 	// A connection left inside a transaction (a ROLLBACK that failed) is
 	// destroyed by Release, never reused.
 	defer conn.Release()
-	t := &tx{q: &r.q, mode: r.mode, conn: conn, instance: r.instance}
+	t := &tx{q: &r.q, mode: r.mode, conn: conn, instance: r.instance, pessimistic: pessimistic}
 	defer func() {
 		if t.begun && !t.closed {
 			t.closed = true
@@ -341,9 +374,9 @@ func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
 	if err != nil {
 		// Still to roll back (closed is false): a pending statement that
 		// failed left the transaction aborted, the COMMIT behind it skipped.
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) {
-			return mapErr(err) // the server's answer: nothing committed
+		var pf *pendingFailed
+		if errors.As(err, &pf) {
+			return pf.err // the server's answer: nothing committed
 		}
 		return commitFailed(err)
 	}
@@ -367,6 +400,16 @@ type tx struct {
 	// queue): sent ahead of the unit's next statement, or with COMMIT, in
 	// the same round trip.
 	pending []queued
+	// locking: accounts whose lock (LockAccount) is queued, not yet read;
+	// their heads are known only to the statements after it, so events
+	// appended meanwhile are sealed by the server (AppendAuditEvent).
+	// pessimistic: LockAccount locks at once (see Repo.InTx).
+	locking     map[string]int // its index in pending
+	pessimistic bool
+	// serverSealed counts, per account, the events sealed by the server
+	// (see AppendAuditEvent) not read back yet: the head this unit knows
+	// is behind them.
+	serverSealed map[string]int
 	// heads are the audit chains' heads of the accounts this unit locked:
 	// the row lock keeps them current until commit, so AppendAuditEvent
 	// needs no round trip to read them.
@@ -375,13 +418,28 @@ type tx struct {
 	// (the lock keeps it current), until this unit writes a key.
 	liveAccount string
 	liveKeys    int64
+	// keyWrites counts the unit's writes of keys (which change live_keys):
+	// a queued lock's read of live_keys is the count only if none was
+	// queued after it.
+	keyWrites int
 }
 
-// queued is a pending statement.
+// queued is a pending statement. read, if set, reads its result (else it
+// is executed); fail, if set, turns the server's error into the call's.
 type queued struct {
 	sql  string
 	args []any
+	read func(pgx.BatchResults) error
+	fail func(*pgconn.PgError) error
 }
+
+// pendingFailed is a pending statement's failure, as its call would have
+// returned it: the server answered, so nothing after it in the batch ran
+// (not the COMMIT either).
+type pendingFailed struct{ err error }
+
+func (p *pendingFailed) Error() string { return p.err.Error() }
+func (p *pendingFailed) Unwrap() error { return p.err }
 
 type auditHead struct {
 	seq  int64
@@ -444,6 +502,10 @@ func (t *tx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 // (mapped: the error its own call would have had) and fails the unit.
 func (t *tx) send(ctx context.Context, sql string, args ...any) (pgx.BatchResults, error) {
 	br, err := t.sendRaw(ctx, sql, args...)
+	var pf *pendingFailed
+	if errors.As(err, &pf) {
+		return nil, pf.err
+	}
 	return br, mapErr(err)
 }
 
@@ -458,16 +520,46 @@ func (t *tx) sendRaw(ctx context.Context, sql string, args ...any) (pgx.BatchRes
 	for _, q := range t.pending {
 		b.Queue(q.sql, q.args...)
 	}
-	t.pending = t.pending[:0]
+	pending := t.pending
+	t.pending = nil
 	b.Queue(sql, args...)
 	br := t.conn.SendBatch(ctx, b)
-	for range n {
-		if _, err := br.Exec(); err != nil {
+	for i := range n {
+		var q *queued
+		if j := i - (n - len(pending)); j >= 0 {
+			q = &pending[j]
+		}
+		var err error
+		if q != nil && q.read != nil {
+			err = q.read(br)
+		} else {
+			_, err = br.Exec()
+		}
+		if err != nil {
 			_ = br.Close() // err, the first statement's that failed, is the one to report
+			var pe *pgconn.PgError
+			if q != nil && errors.As(err, &pe) {
+				if q.fail != nil {
+					if ferr := q.fail(pe); ferr != nil {
+						err = ferr
+					}
+				}
+				return nil, &pendingFailed{mapErr(err)}
+			}
 			return nil, err
 		}
 	}
 	return br, nil
+}
+
+// flush sends the pending statements now (with a statement that does
+// nothing, for the batch's last result).
+func (t *tx) flush(ctx context.Context) error {
+	if len(t.pending) == 0 {
+		return nil
+	}
+	_, err := t.execTag(ctx, "select")
+	return err
 }
 
 // commit sends the pending statements and COMMIT in one round trip.
@@ -497,7 +589,20 @@ func (t *tx) queue(ctx context.Context, sql string, args ...any) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t.pending = append(t.pending, queued{sql, args})
+	t.pending = append(t.pending, queued{sql: sql, args: args})
+	return nil
+}
+
+// queueRead is queue for a statement whose result read reads when it is
+// sent, and whose server error fail maps (nil: mapErr's).
+func (t *tx) queueRead(ctx context.Context, q queued) error {
+	if t.closed {
+		return errTxClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t.pending = append(t.pending, q)
 	return nil
 }
 
@@ -523,7 +628,22 @@ func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error 
 // LockAccount locks the account's row and keeps the audit chain's head it
 // holds, for AppendAuditEvent, and its count of keys not deleted, for
 // KeyCapReached.
+//
+// Unless the unit runs pessimistic, the lock is queued (see queue) at its
+// place in the unit's order of locks: it goes out with the statements that
+// follow it, the key written, the event and COMMIT, so that the account's
+// row (every write to the account waits for it) is held for one round trip
+// and the commit rather than four. A missing account fails that batch
+// (lockAccountQueued divides by its count), with ErrNoAccount.
 func (t *tx) LockAccount(ctx context.Context, id string) error {
+	if !t.pessimistic {
+		if _, queued := t.locking[id]; queued {
+			return nil
+		}
+		if _, held := t.heads[id]; !held {
+			return t.queueLock(ctx, id)
+		}
+	}
 	var h auditHead
 	var live int64
 	err := t.queryRow(ctx, t.q.lockAccount, id).Scan(&h.seq, &h.hash, &live)
@@ -538,6 +658,47 @@ func (t *tx) LockAccount(ctx context.Context, id string) error {
 	return nil
 }
 
+// queueLock queues the account's lock (see LockAccount).
+func (t *tx) queueLock(ctx context.Context, id string) error {
+	writes := t.keyWrites
+	q := queued{sql: t.q.lockAccountQueued, args: []any{id, nil}}
+	q.read = func(br pgx.BatchResults) error {
+		var h auditHead
+		var live int64
+		if err := br.QueryRow().Scan(&h.seq, &h.hash, &live, new(int32), new(any)); err != nil {
+			return err
+		}
+		delete(t.locking, id)
+		t.setHead(id, h) // read before the events queued after the lock: they move it on
+		if t.keyWrites == writes {
+			t.liveAccount, t.liveKeys = id, live
+		}
+		return nil
+	}
+	q.fail = func(pe *pgconn.PgError) error {
+		switch pe.Code {
+		case "22012": // division_by_zero: 1/count(*), no such account
+			return store.ErrNoAccount
+		case "2201E": // invalid_argument_for_logarithm: ln(0), at the cap
+			return errCapGuard
+		}
+		return nil
+	}
+	if err := t.queueRead(ctx, q); err != nil {
+		return err
+	}
+	if t.locking == nil {
+		t.locking = map[string]int{}
+	}
+	t.locking[id] = len(t.pending) - 1
+	return nil
+}
+
+// errCapGuard: the account's count of keys not deleted was at the cap a
+// unit's KeyCapReached was answered below (see there); InTx runs the unit
+// again, pessimistic.
+var errCapGuard = errors.New("postgres: the account is at its key cap; counting under the lock")
+
 func (t *tx) setHead(id string, h auditHead) {
 	if t.heads == nil {
 		t.heads = map[string]auditHead{}
@@ -548,6 +709,7 @@ func (t *tx) setHead(id string, h auditHead) {
 func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	delete(t.heads, id)
 	t.liveAccount = ""
+	t.keyWrites++
 	// Its events too: the account row that records the chain's head goes.
 	for _, q := range []string{t.q.deleteAccountEvents, t.q.deleteAccountKeys, t.q.deleteAccount} {
 		if err := t.exec(ctx, q, id); err != nil {
@@ -567,7 +729,30 @@ func (t *tx) KeyShared(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.queryRow(ctx, t.q.getKeyForShare, id))
 }
 
+// KeyCapReached, right after a queued LockAccount of the account (nothing
+// sent since), answers below the cap at once and has the lock's statement
+// check it: it fails with errCapGuard unless the account's count of keys
+// not deleted, read under the lock, is below limit (then so are its active
+// keys, which the answer is about). InTx then runs the unit again
+// pessimistic, which counts exactly before anything is written. So the cap
+// holds as it did (check and insert under one lock), and a create below the
+// cap does not wait for the lock before it sends its writes.
 func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
+	if i, ok := t.locking[accountID]; ok && i == len(t.pending)-1 && t.pending[i].args[1] == nil {
+		if t.closed {
+			return false, errTxClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		t.pending[i].args[1] = int64(limit)
+		return false, nil
+	}
+	if _, ok := t.locking[accountID]; ok { // the lock is queued behind other statements: take it now
+		if err := t.flush(ctx); err != nil {
+			return false, err
+		}
+	}
 	if t.liveAccount == accountID && t.liveKeys < int64(limit) {
 		return false, nil // active keys <= keys not deleted < limit
 	}
@@ -594,6 +779,7 @@ func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now
 // live_keys trigger locks) and the key's are held, not three.
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	t.liveAccount = "" // the triggers change live_keys
+	t.keyWrites++
 	normalize(k)
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
 	perms, meta, err := encodeMaps(k)
@@ -608,6 +794,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	t.liveAccount = "" // the triggers change live_keys
+	t.keyWrites++
 	normalize(k)
 	k.NameKey = namekey.Key(k.Name)
 	perms, meta, err := encodeMaps(k)

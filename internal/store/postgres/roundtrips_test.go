@@ -120,16 +120,17 @@ func TestRoundTrips(t *testing.T) {
 	// Before issue 11: create 10 (8 holding the account's lock), regenerate
 	// 9 (5): BEGIN alone, and the audit head read, then the event inserted,
 	// then the head moved. Before issue 19: create 6 (5), regenerate 5 (2):
-	// each write its own round trip; now they are pipelined with the next
-	// statement or COMMIT (create: BEGIN and the caller's key, the account's
-	// lock, then the name release, the key, the event and COMMIT).
+	// each write its own round trip. Now writes are pipelined with the next
+	// statement or COMMIT, and so is the account's lock, the server sealing
+	// the event: create is BEGIN with the caller's key, then the lock, the
+	// name release, the key, the event and COMMIT in one batch.
 	for _, c := range []struct {
 		op                  string
 		fn                  func()
 		maxTotal, maxLocked int
 	}{
-		{"create", func() { create("counted") }, 3, 2},
-		{"regenerate", regenerate, 4, 2},
+		{"create", func() { create("counted") }, 2, 1},
+		{"regenerate", regenerate, 3, 1},
 	} {
 		total, locked := rt.count(t, c.fn)
 		t.Logf("%s: %d round trips, %d holding the account's lock", c.op, total, locked)
