@@ -85,6 +85,10 @@ type Repository interface {
 	AuditChain(ctx context.Context, accountID string) ([]audit.Event, error)
 	// InTx runs fn in one transaction: committed when fn returns nil, rolled
 	// back (nothing written) when it returns an error, which InTx returns.
+	// A store may roll a run of fn back and run it again, once, in a new
+	// transaction (PostgreSQL does when an account stands at its key cap:
+	// see its KeyCapReached): fn must leave nothing behind but what it does
+	// through the Tx, or set again what it sets.
 	InTx(ctx context.Context, fn func(Tx) error) error
 }
 

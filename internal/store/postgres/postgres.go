@@ -95,7 +95,8 @@ func bounded(cfg *pgxpool.Config, d time.Duration) {
 // DefaultMaxConns is the pool's size unless the URL sets pool_max_conns.
 // pgxpool's own default, max(4, NumCPU), suits CPU-bound queries; a unit of
 // work here is bound by round trips and row locks instead: it holds its
-// connection for ~6 round trips, and on a busy account also while it waits
+// connection for its round trips (2 for a create, 3 for a regenerate, once
+// 6) and its commit's WAL flush, and on a busy account also while it waits
 // for the account's row (every change to an account appends to its audit
 // chain). With 4 connections, four writes queued on one account held them
 // all, and every other account's writes and every key lookup of the replica
@@ -328,9 +329,11 @@ func (r *Repo) AccountExists(ctx context.Context, id string) (_ bool, err error)
 // Every round trip inside the transaction is time its locks are held, and
 // every change to one account waits for its row (the audit chain's head):
 // so BEGIN travels with the unit's first statement (one pipelined round
-// trip, not two), LockAccount reads the chain's head as it locks the row,
-// and AppendAuditEvent inserts the event and moves the head in one
-// statement (see tx).
+// trip, not two), writes travel with the statement after them or with
+// COMMIT (queue), LockAccount is queued too (KeyCapReached has the lock's
+// statement check the cap), an event is sealed by the server where the
+// head is read when the unit does not know it, and COMMIT releases the
+// locks before the WAL flush that InTx still waits for (commit).
 func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
 	defer classify(&err)
 	err = r.inTx(ctx, fn, false)
@@ -590,7 +593,12 @@ func (t *tx) flush(ctx context.Context) error {
 // unknown, as when a connection drops after COMMIT), and WAL is replayed
 // in order, so nothing that depended on it survives it either.
 func (t *tx) commit(ctx context.Context) (pgconn.CommandTag, error) {
-	t.pending = append(t.pending, queued{sql: "set local synchronous_commit = off"})
+	t.pending = append(t.pending, queued{sql: "set local synchronous_commit = off", fail: func(pe *pgconn.PgError) error {
+		if pe.Code == "25P02" { // in_failed_sql_transaction: a statement failed, and fn went on regardless
+			return pgx.ErrTxCommitRollback
+		}
+		return nil
+	}})
 	br, err := t.sendBatch(ctx, queued{sql: "commit"}, queued{sql: "select txid_current()"})
 	if err != nil {
 		return pgconn.CommandTag{}, err // InTx maps a pending statement's failure
