@@ -77,23 +77,30 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 // lockKeys reads and locks the target key and the caller's own key (when the
 // caller is a key), in ascending id order so that two units locking the same
 // keys cannot deadlock. A missing target is nil, not an error: the caller is
-// checked first.
+// checked first. The caller's key, when it is not the target, is only
+// re-read: it is locked shared where the store can (store.KeySharer), and
+// both are read in one round trip where it can (store.KeysLocker).
 func lockKeys(ctx context.Context, tx store.Tx, targetID, callerID string) (target, caller *apikey.Key, err error) {
 	ids := []string{targetID}
 	if callerID != "" && callerID != targetID {
 		ids = append(ids, callerID)
 		slices.Sort(ids)
 	}
-	for _, id := range ids {
-		k, err := tx.Key(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
+	shared := make([]bool, len(ids))
+	for i, id := range ids {
+		shared[i] = id == callerID && callerID != targetID
+	}
+	found, err := readKeys(ctx, tx, ids, shared)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, id := range ids {
+		k := found[i]
+		if k == nil {
 			if id == callerID {
 				return nil, nil, apierr.InvalidCredentials()
 			}
 			continue
-		}
-		if err != nil {
-			return nil, nil, err
 		}
 		if id == targetID {
 			target = k
@@ -107,6 +114,29 @@ func lockKeys(ctx context.Context, tx store.Tx, targetID, callerID string) (targ
 		caller = &c
 	}
 	return target, caller, nil
+}
+
+// readKeys locks ids in order (see lockKeys); a missing key is nil.
+func readKeys(ctx context.Context, tx store.Tx, ids []string, shared []bool) ([]*apikey.Key, error) {
+	if l, ok := tx.(store.KeysLocker); ok {
+		return l.LockKeys(ctx, ids, shared)
+	}
+	out := make([]*apikey.Key, len(ids))
+	for i, id := range ids {
+		read := tx.Key
+		if s, ok := tx.(store.KeySharer); ok && shared[i] {
+			read = s.KeyShared
+		}
+		k, err := read(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = k
+	}
+	return out, nil
 }
 
 // rotate gives k a new secret inside tx, keeping the current one working

@@ -194,6 +194,17 @@ type KeySharer interface {
 	KeyShared(ctx context.Context, id string) (*apikey.Key, error)
 }
 
+// KeysLocker is a Tx that reads and locks several keys in one round trip
+// (PostgreSQL pipelines the reads): LockKeys locks ids in the order given
+// (callers sort them: the lock order), each under a shared lock
+// (KeySharer) where shared[i], else as Key does, and returns them in that
+// order, nil for a key that does not exist. A regenerate reads the target
+// and the caller's key: the one locked first was held across the round trip
+// that read the second, and every regenerate of a hot key waited for it.
+type KeysLocker interface {
+	LockKeys(ctx context.Context, ids []string, shared []bool) ([]*apikey.Key, error)
+}
+
 // IdempotencyReader reads idempotency records outside a unit of work. Both
 // stores' repositories implement it; it is apart from Repository so that
 // test doubles of a repository need not (the server reads records only

@@ -454,6 +454,7 @@ var (
 	_ store.IdempotencyReader = (*Repo)(nil)
 	_ store.Tx                = (*tx)(nil)
 	_ store.KeySharer         = (*tx)(nil)
+	_ store.KeysLocker        = (*tx)(nil)
 )
 
 // errTxClosed is what a Tx used after its unit ended gets.
@@ -760,6 +761,46 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 
 func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.queryRow(ctx, t.q.getKeyForUpdate, id))
+}
+
+// LockKeys implements store.KeysLocker: the reads go in one batch (with the
+// pending statements, and BEGIN if the unit has not begun), locking in the
+// order given.
+func (t *tx) LockKeys(ctx context.Context, ids []string, shared []bool) ([]*apikey.Key, error) {
+	if len(ids) != len(shared) {
+		return nil, fmt.Errorf("postgres: LockKeys: %d ids, %d shared flags", len(ids), len(shared))
+	}
+	if t.closed {
+		return nil, errTxClosed
+	}
+	reads := make([]queued, len(ids))
+	for i, id := range ids {
+		reads[i] = queued{sql: t.q.getKeyForUpdate, args: []any{id}}
+		if shared[i] {
+			reads[i].sql = t.q.getKeyForShare
+		}
+	}
+	br, err := t.sendBatch(ctx, reads...)
+	var pf *pendingFailed
+	if errors.As(err, &pf) {
+		return nil, pf.err
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*apikey.Key, len(ids))
+	for i := range ids {
+		k, err := scanKey(br.QueryRow())
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			_ = br.Close() // err, the read's, is the one to report
+			return nil, err
+		}
+		out[i] = k
+	}
+	return out, br.Close()
 }
 
 // KeyShared implements store.KeySharer: FOR SHARE, which blocks changes to
