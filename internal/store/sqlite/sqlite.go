@@ -392,6 +392,8 @@ type tx struct {
 	// while liveKnown (until this unit writes a key).
 	liveKeys  int64
 	liveKnown bool
+	// release is a ReleaseExpiredName not run yet (see ReleaseExpiredName).
+	release *nameRelease
 }
 
 type auditHead struct {
@@ -425,6 +427,18 @@ func (t *tx) execN(ctx context.Context, st *sql.Stmt, args ...any) (int64, error
 	if err := t.usable(ctx); err != nil {
 		return 0, err
 	}
+	if err := t.releaseNow(ctx); err != nil {
+		return 0, err
+	}
+	return t.execNow(ctx, st, args...)
+}
+
+// execNow is execN with the pending release left pending: only for the
+// insert that may make it moot (InsertKey), and for the release itself.
+func (t *tx) execNow(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
+	if err := t.usable(ctx); err != nil {
+		return 0, err
+	}
 	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
 	if err = t.w.note(err); err != nil {
 		return 0, err
@@ -441,6 +455,9 @@ func (t *tx) exec(ctx context.Context, st *sql.Stmt, args ...any) error {
 // row runs a one-row query; its Scan's error is noted as exec's.
 func (t *tx) row(ctx context.Context, st *sql.Stmt, args ...any) scanner {
 	if err := t.usable(ctx); err != nil {
+		return errRow{err}
+	}
+	if err := t.releaseNow(ctx); err != nil {
 		return errRow{err}
 	}
 	return checkedRow{st.QueryRowContext(context.WithoutCancel(ctx), args...), t.w}
@@ -488,6 +505,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 		t.headAccount = ""
 	}
 	t.liveKnown = false
+	t.w.keys.wroteAll()
 	// Its events too: the account row that records the chain's head goes.
 	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
 		if err := t.exec(ctx, st, id); err != nil {
@@ -497,8 +515,20 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	return nil
 }
 
+// Key answers from the writer's key cache when it can (keycache.go): the
+// same key, as committed, that the statement would read.
 func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
-	return scanKey(t.row(ctx, t.w.st.getKey, id))
+	if err := t.usable(ctx); err != nil {
+		return nil, err
+	}
+	if k, ok := t.w.keys.get(id); ok {
+		return k, nil
+	}
+	k, err := scanKey(t.row(ctx, t.w.st.getKey, id))
+	if err == nil {
+		t.w.keys.put(k)
+	}
+	return k, err
 }
 
 func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
@@ -513,8 +543,39 @@ func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time,
 	return reached, err
 }
 
+// nameRelease is the arguments of a ReleaseExpiredName.
+type nameRelease struct{ accountID, nameKey, now string }
+
+// ReleaseExpiredName is run lazily. A create calls it before every insert,
+// and it almost never has anything to release: an UPDATE statement per
+// create for nothing. What it releases matters only to the unique index on
+// (account_id, name_key) WHERE deleted = 0 AND name_released = 0, which the
+// keys it would release are in, with that name key: so an insert of a live
+// key with that name key that succeeds proves that there was nothing to
+// release. The release is kept until InsertKey tries the insert, and run
+// (then the insert again) only if the insert meets a name it would have
+// freed; any other statement of the unit, or its end, runs it first, as
+// the caller asked.
 func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {
-	return t.exec(ctx, t.w.st.releaseName, accountID, namekey.Key(name), fmtTime(now))
+	if err := t.usable(ctx); err != nil {
+		return err
+	}
+	if err := t.releaseNow(ctx); err != nil { // an earlier one, first
+		return err
+	}
+	t.release = &nameRelease{accountID: accountID, nameKey: namekey.Key(name), now: fmtTime(now)}
+	return nil
+}
+
+// releaseNow runs the pending release, if any.
+func (t *tx) releaseNow(ctx context.Context) error {
+	r := t.release
+	if r == nil {
+		return nil
+	}
+	t.release = nil
+	_, err := t.execNow(ctx, t.w.st.releaseName, r.accountID, r.nameKey, r.now)
+	return err
 }
 
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
@@ -524,10 +585,22 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 		return err
 	}
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
-	return mapInsertErr(t.exec(ctx, t.w.st.insertKey,
-		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
+	t.w.keys.wrote(k.ID)
+	args := []any{k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
-		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey))
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey}
+	if r := t.release; r != nil && !k.Deleted && r.accountID == k.AccountID && r.nameKey == k.NameKey {
+		// The pending release is of this name (ReleaseExpiredName): the
+		// insert first; if it succeeds, there was nothing to release.
+		_, err := t.execNow(ctx, t.w.st.insertKey, args...)
+		if err = mapInsertErr(err); !errors.Is(err, store.ErrDuplicateName) {
+			if err == nil {
+				t.release = nil
+			}
+			return err
+		}
+	}
+	return mapInsertErr(t.exec(ctx, t.w.st.insertKey, args...))
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
@@ -537,6 +610,7 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 		return err
 	}
 	k.NameKey = namekey.Key(k.Name)
+	t.w.keys.wrote(k.ID)
 	return mapInsertErr(t.exec(ctx, t.w.st.updateKey,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
 		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID, k.NameKey))
@@ -601,6 +675,7 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 		t := stx.(*tx) // InTx hands its fn this package's tx, always
 		for _, u := range batch {
 			at := fmtTime(u.At)
+			t.w.keys.wrote(u.KeyID)
 			if err := t.exec(ctx, t.w.st.recordUsage, at, u.IP, u.KeyID, at); err != nil {
 				return err
 			}

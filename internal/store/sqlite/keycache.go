@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+)
+
+// keyCache is the writer's copy of the keys its units read (Tx.Key). Every
+// create and regenerate re-reads its caller's key inside its unit
+// (policy.Recheck: check-and-act on the state that commits); under load
+// that is the same few keys, read back and decoded (JSON permissions and
+// metadata, timestamps) thousands of times a second on the one goroutine
+// that all writes wait for.
+//
+// The cache answers with exactly what the statement would: it holds a key
+// only as committed, and only while nothing can have changed it since.
+//   - The writer is the store's only writer, and every statement that
+//     changes a key runs in a unit through tx (InsertKey, UpdateKey,
+//     RecordUsage, DeleteAccount): each one drops the key from the cache and
+//     marks it written. A written key is not cached again until its batch
+//     ends, so that a unit's uncommitted change, which a ROLLBACK TO or a
+//     failed batch may undo, is never cached; after the batch every cached
+//     key is as committed (or, if the batch failed, as it was before it).
+//   - Any other connection that writes the file (a tool on Store.DB, another
+//     process) changes PRAGMA data_version, which the writer reads after each
+//     BEGIN, holding the write lock: if it moved, the cache is emptied
+//     before any unit of the batch runs.
+//
+// Callers get a deep copy (they may change what they read, as UpdateKey's
+// callers do). Only the writer's goroutine uses it.
+type keyCache struct {
+	keys    map[string]*apikey.Key
+	written map[string]struct{} // by the batch in progress
+	// allWritten: a unit of the batch changed keys by account
+	// (DeleteAccount): no key is cached until the batch ends.
+	allWritten  bool
+	dataVersion int64
+	versionRead bool
+}
+
+// keyCacheSize bounds the cache: the callers of the writes in flight (an
+// operator's key or two per account) and the keys they rotate. Past it the
+// cache starts over.
+const keyCacheSize = 1024
+
+func newKeyCache() keyCache {
+	return keyCache{keys: map[string]*apikey.Key{}, written: map[string]struct{}{}}
+}
+
+// get returns a copy of the cached key id, if any.
+func (c *keyCache) get(id string) (*apikey.Key, bool) {
+	k, ok := c.keys[id]
+	if !ok {
+		return nil, false
+	}
+	return cloneKey(k), true
+}
+
+// put keeps a copy of k, read by a statement just now, unless the batch in
+// progress wrote it.
+func (c *keyCache) put(k *apikey.Key) {
+	if c.allWritten {
+		return
+	}
+	if _, ok := c.written[k.ID]; ok {
+		return
+	}
+	if len(c.keys) >= keyCacheSize {
+		clear(c.keys)
+	}
+	c.keys[k.ID] = cloneKey(k)
+}
+
+// wrote drops key id: a statement of the batch in progress changes it (or
+// may have, if it failed).
+func (c *keyCache) wrote(id string) {
+	delete(c.keys, id)
+	c.written[id] = struct{}{}
+}
+
+// wroteAll drops every key: a statement changes keys by account.
+func (c *keyCache) wroteAll() {
+	clear(c.keys)
+	c.allWritten = true
+}
+
+// batchEnded: whether the batch committed or not, what is cached is as
+// committed (see keyCache), and its written keys may be cached again.
+func (c *keyCache) batchEnded() {
+	clear(c.written)
+	c.allWritten = false
+}
+
+// sawVersion records data_version as read at a BEGIN; if another connection
+// committed since the last one, the cache is emptied.
+func (c *keyCache) sawVersion(v int64) {
+	if c.versionRead && v != c.dataVersion {
+		clear(c.keys)
+	}
+	c.dataVersion, c.versionRead = v, true
+}
+
+// forget empties the cache and makes the next sawVersion start over: the
+// writer could not read data_version.
+func (c *keyCache) forget() {
+	clear(c.keys)
+	c.versionRead = false
+}
+
+// cloneKey copies k and everything it points to.
+func cloneKey(k *apikey.Key) *apikey.Key {
+	c := *k
+	c.SecretHash = slices.Clone(k.SecretHash)
+	c.PrevSecretHash = slices.Clone(k.PrevSecretHash)
+	c.PrevSecretExpiresAt = clonePtr(k.PrevSecretExpiresAt)
+	c.LastUsedAt = clonePtr(k.LastUsedAt)
+	c.LastUsedIP = clonePtr(k.LastUsedIP)
+	c.ExpiresAt = clonePtr(k.ExpiresAt)
+	if k.Permissions != nil {
+		c.Permissions = make(map[string][]string, len(k.Permissions))
+		for r, acts := range k.Permissions {
+			c.Permissions[r] = slices.Clone(acts)
+		}
+	}
+	c.Metadata = maps.Clone(k.Metadata)
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
