@@ -13,7 +13,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 )
@@ -77,6 +79,15 @@ func (e *Event) Canonical() ([]byte, error) {
 // canonical is Canonical with the changes' encoding, when the caller has it
 // (json.Marshal's of e.Changes): reused rather than encoded again.
 func (e *Event) canonical(encoded []byte) ([]byte, error) {
+	if b, ok := e.appendCanonical(encoded); ok {
+		return b, nil
+	}
+	return e.marshalCanonical(encoded)
+}
+
+// marshalCanonical is canonical through json.Marshal: the definition, and
+// what appendCanonical falls back to.
+func (e *Event) marshalCanonical(encoded []byte) ([]byte, error) {
 	var changes any = e.Changes
 	switch {
 	case encoded != nil:
@@ -165,4 +176,91 @@ func Verify(accountID string, mode apikey.Mode, events []Event, headSeq int64, h
 		return broken(last+1, "the account records %d events ending in %.12s…; the chain has %d", headSeq, headHash, last)
 	}
 	return nil
+}
+
+// appendCanonical writes marshalCanonical's bytes without reflection, when
+// the changes come encoded (SealEncoded: every append) and nothing needs
+// escaping; ok is false otherwise. The hash of every append ran
+// json.Marshal over the struct on the writer's goroutine.
+func (e *Event) appendCanonical(encoded []byte) (_ []byte, ok bool) {
+	if encoded == nil || !compactAsIs(encoded) {
+		return nil, false
+	}
+	b := make([]byte, 0, 320+len(encoded))
+	field := func(name, v string) {
+		if ok {
+			b = append(b, name...)
+			b, ok = appendString(b, v)
+		}
+	}
+	ok = true
+	field(`{"id":`, e.ID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	field(`,"account_id":`, e.AccountID)
+	field(`,"mode":`, string(e.Mode))
+	field(`,"action":`, e.Action)
+	field(`,"key_id":`, e.KeyID)
+	field(`,"actor":{"kind":`, e.Actor.Kind)
+	field(`,"id":`, e.Actor.ID)
+	field(`,"request_id":`, e.Actor.RequestID)
+	field(`},"client_ip":`, e.ClientIP)
+	field(`,"created_at":`, e.CreatedAt.UTC().Format(time.RFC3339Nano))
+	if !ok {
+		return nil, false
+	}
+	b = append(b, `,"changes":`...)
+	b = append(b, encoded...)
+	field(`,"prev_hash":`, e.PrevHash)
+	return append(b, '}'), ok
+}
+
+// compactAsIs reports whether json.Marshal writes the raw JSON b unchanged
+// (it validates a json.RawMessage and compacts it, escaping <, >, &, U+2028
+// and U+2029): b is valid, has no whitespace outside its strings and none of
+// those characters. What json.Marshal wrote is so.
+func compactAsIs(b []byte) bool {
+	if !json.Valid(b) {
+		return false
+	}
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xe2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xa8 || b[i+2] == 0xa9):
+			return false
+		case inString && c == '\\':
+			i++ // the escaped character
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
+}
+
+// appendString quotes s as json.Marshal does when s needs no escaping:
+// valid UTF-8 without control characters, the quote, the backslash, the
+// characters json.Marshal escapes for HTML (<, >, &) and U+2028 and U+2029.
+func appendString(dst []byte, s string) ([]byte, bool) {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return dst, false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			return dst, false
+		}
+		i += size
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"'), true
 }
