@@ -31,7 +31,10 @@ import (
 // Callers get a deep copy (they may change what they read, as UpdateKey's
 // callers do). Only the writer's goroutine uses it.
 type keyCache struct {
-	keys    map[string]*apikey.Key
+	keys map[string]*apikey.Key
+	// accts is the writer's account cache (acctcache.go), emptied with keys
+	// when another connection commits.
+	accts   map[string]acctState
 	written map[string]struct{} // by the batch in progress
 	// allWritten: a unit of the batch changed keys by account
 	// (DeleteAccount): no key is cached until the batch ends.
@@ -46,7 +49,7 @@ type keyCache struct {
 const keyCacheSize = 1024
 
 func newKeyCache() keyCache {
-	return keyCache{keys: map[string]*apikey.Key{}, written: map[string]struct{}{}}
+	return keyCache{keys: map[string]*apikey.Key{}, written: map[string]struct{}{}, accts: map[string]acctState{}}
 }
 
 // get returns a copy of the cached key id, if any.
@@ -86,11 +89,15 @@ func (c *keyCache) wroteAll() {
 	c.allWritten = true
 }
 
-// batchEnded: whether the batch committed or not, what is cached is as
-// committed (see keyCache), and its written keys may be cached again.
-func (c *keyCache) batchEnded() {
+// batchEnded: whether the batch committed or not, the cached keys are as
+// committed (see keyCache), and its written keys may be cached again. The
+// accounts followed the batch's units (acctcache.go): kept if it committed.
+func (c *keyCache) batchEnded(committed bool) {
 	clear(c.written)
 	c.allWritten = false
+	if !committed {
+		clear(c.accts) // it followed the units, which are undone
+	}
 }
 
 // sawVersion records data_version as read at a BEGIN; if another connection
@@ -98,6 +105,7 @@ func (c *keyCache) batchEnded() {
 func (c *keyCache) sawVersion(v int64) {
 	if c.versionRead && v != c.dataVersion {
 		clear(c.keys)
+		clear(c.accts)
 	}
 	c.dataVersion, c.versionRead = v, true
 }
@@ -106,6 +114,7 @@ func (c *keyCache) sawVersion(v int64) {
 // writer could not read data_version.
 func (c *keyCache) forget() {
 	clear(c.keys)
+	clear(c.accts)
 	c.versionRead = false
 }
 

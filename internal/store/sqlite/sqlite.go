@@ -388,10 +388,15 @@ type tx struct {
 	// unit ends, and AppendAuditEvent needs no statement to read it.
 	headAccount string
 	head        auditHead
-	// liveKeys is accounts.live_keys of headAccount as LockAccount read it,
-	// while liveKnown (until this unit writes a key).
+	// liveKeys is accounts.live_keys of headAccount as LockAccount read it
+	// and this unit's inserts moved it, while liveKnown (until this unit
+	// writes a key otherwise).
 	liveKeys  int64
 	liveKnown bool
+	// acctOps is what the unit did to account rows, for the writer's
+	// account cache (acctcache.go); touchedAll: to any of them.
+	acctOps    []acctOp
+	touchedAll bool
 	// release is a ReleaseExpiredName not run yet (see ReleaseExpiredName).
 	release *nameRelease
 }
@@ -475,6 +480,10 @@ type errRow struct{ err error }
 func (r errRow) Scan(...any) error { return r.err }
 
 func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error {
+	if t.headAccount == id {
+		t.headAccount = ""
+	}
+	t.touch(id)
 	err := t.exec(ctx, t.w.st.createAccount, id, fmtTime(now))
 	if isUnique(err) {
 		return store.ErrAccountExists
@@ -484,8 +493,23 @@ func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error 
 
 // LockAccount checks that the account exists (the writer's transaction
 // holds every row) and keeps its audit chain's head, for AppendAuditEvent,
-// and its count of keys not deleted, for KeyCapReached.
+// and its count of keys not deleted, for KeyCapReached: from what the unit
+// knows already, or the writer's account cache (acctcache.go), or the row.
 func (t *tx) LockAccount(ctx context.Context, id string) error {
+	if err := t.usable(ctx); err != nil {
+		return err
+	}
+	if t.headAccount == id && t.liveKnown {
+		return nil
+	}
+	if t.headAccount != id {
+		t.leaveHead()
+		if st, ok := t.cachedAccount(id); ok {
+			t.headAccount, t.head = id, st.head
+			t.liveKeys, t.liveKnown = st.live, true
+			return nil
+		}
+	}
 	var h auditHead
 	var live int64
 	err := t.row(ctx, t.w.st.lockAccount, id).Scan(&h.seq, &h.hash, &live)
@@ -504,6 +528,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	if t.headAccount == id {
 		t.headAccount = ""
 	}
+	t.touch(id)
 	t.liveKnown = false
 	t.w.keys.wroteAll()
 	// Its events too: the account row that records the chain's head goes.
@@ -578,12 +603,22 @@ func (t *tx) releaseNow(ctx context.Context) error {
 	return err
 }
 
-func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
-	t.liveKnown = false // the triggers change live_keys
+func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) (err error) {
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// The trigger api_keys_live_insert counts a live key in.
+		switch {
+		case k.AccountID != t.headAccount:
+			t.touch(k.AccountID)
+		case err != nil:
+			t.liveKnown = false // nothing changed, as a rule: not worth relying on
+		case !k.Deleted:
+			t.liveKeys++
+		}
+	}()
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
 	t.w.keys.wrote(k.ID)
 	args := []any{k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
@@ -604,7 +639,10 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
-	t.liveKnown = false // the triggers change live_keys
+	// The trigger api_keys_live_update changes live_keys of the key's
+	// account as the row has it (k.AccountID, as every caller read it).
+	t.liveKnown = false
+	t.touchedAll = true
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err

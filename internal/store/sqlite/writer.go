@@ -612,6 +612,7 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 		return
 	}
 	u.byCommit, *dirty = true, true
+	t.applyAccts()
 }
 
 // call runs fn, turning a panic into the unit's outcome: the writer lives on
@@ -635,7 +636,7 @@ func (w *writer) finish(batchErr error) {
 		}
 		close(u.done)
 	}
-	w.keys.batchEnded()
+	w.keys.batchEnded(batchErr == nil)
 	clear(w.batch) // no references to finished units and their closures
 	w.batch = w.batch[:0]
 }
