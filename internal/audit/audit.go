@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -79,7 +80,7 @@ func (e *Event) Canonical() ([]byte, error) {
 // canonical is Canonical with the changes' encoding, when the caller has it
 // (json.Marshal's of e.Changes): reused rather than encoded again.
 func (e *Event) canonical(encoded []byte) ([]byte, error) {
-	if b, ok := e.appendCanonical(encoded); ok {
+	if b, ok := e.appendCanonical(nil, encoded); ok {
 		return b, nil
 	}
 	return e.marshalCanonical(encoded)
@@ -124,7 +125,15 @@ func (e *Event) SealEncoded(headSeq int64, headHash string, changes []byte) erro
 }
 
 func (e *Event) hash(changes []byte) (string, error) {
-	b, err := e.canonical(changes)
+	// The canonical bytes only pass through the hash: a pooled buffer.
+	bp := canonicalBufs.Get().(*[]byte) //nolint:forcetypeassert // the pool holds nothing else
+	defer canonicalBufs.Put(bp)
+	if b, ok := e.appendCanonical((*bp)[:0], changes); ok {
+		*bp = b
+		sum := sha256.Sum256(b)
+		return hex.EncodeToString(sum[:]), nil
+	}
+	b, err := e.marshalCanonical(changes)
 	if err != nil {
 		return "", fmt.Errorf("audit: encode event %s: %w", e.ID, err)
 	}
@@ -182,38 +191,40 @@ func Verify(accountID string, mode apikey.Mode, events []Event, headSeq int64, h
 // the changes come encoded (SealEncoded: every append) and nothing needs
 // escaping; ok is false otherwise. The hash of every append ran
 // json.Marshal over the struct on the writer's goroutine.
-func (e *Event) appendCanonical(encoded []byte) (_ []byte, ok bool) {
+func (e *Event) appendCanonical(b, encoded []byte) (_ []byte, ok bool) {
 	if encoded == nil || !compactAsIs(encoded) {
-		return nil, false
+		return b, false
 	}
-	b := make([]byte, 0, 320+len(encoded))
-	field := func(name, v string) {
-		if ok {
-			b = append(b, name...)
-			b, ok = appendString(b, v)
+	fields := [...]struct{ name, v string }{
+		{`{"id":`, e.ID}, {`,"account_id":`, e.AccountID}, {`,"mode":`, string(e.Mode)}, {`,"action":`, e.Action},
+		{`,"key_id":`, e.KeyID}, {`,"actor":{"kind":`, e.Actor.Kind}, {`,"id":`, e.Actor.ID},
+		{`,"request_id":`, e.Actor.RequestID}, {`},"client_ip":`, e.ClientIP}, {`,"created_at":`, ""},
+	}
+	for i, f := range fields {
+		b = append(b, f.name...)
+		if i == len(fields)-1 {
+			b = append(b, '"')
+			b = e.CreatedAt.UTC().AppendFormat(b, time.RFC3339Nano) // digits, letters, '-', ':', '.', '+'
+			b = append(b, '"')
+		} else if b, ok = appendString(b, f.v); !ok {
+			return b, false
 		}
-	}
-	ok = true
-	field(`{"id":`, e.ID)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendInt(b, e.Seq, 10)
-	field(`,"account_id":`, e.AccountID)
-	field(`,"mode":`, string(e.Mode))
-	field(`,"action":`, e.Action)
-	field(`,"key_id":`, e.KeyID)
-	field(`,"actor":{"kind":`, e.Actor.Kind)
-	field(`,"id":`, e.Actor.ID)
-	field(`,"request_id":`, e.Actor.RequestID)
-	field(`},"client_ip":`, e.ClientIP)
-	field(`,"created_at":`, e.CreatedAt.UTC().Format(time.RFC3339Nano))
-	if !ok {
-		return nil, false
+		if i == 0 {
+			b = append(b, `,"seq":`...)
+			b = strconv.AppendInt(b, e.Seq, 10)
+		}
 	}
 	b = append(b, `,"changes":`...)
 	b = append(b, encoded...)
-	field(`,"prev_hash":`, e.PrevHash)
-	return append(b, '}'), ok
+	b = append(b, `,"prev_hash":`...)
+	if b, ok = appendString(b, e.PrevHash); !ok {
+		return b, false
+	}
+	return append(b, '}'), true
 }
+
+// canonicalBufs are hash's buffers.
+var canonicalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // compactAsIs reports whether json.Marshal writes the raw JSON b unchanged
 // (it validates a json.RawMessage and compacts it, escaping <, >, &, U+2028

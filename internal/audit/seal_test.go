@@ -89,7 +89,7 @@ func TestCanonicalFastPath(t *testing.T) {
 	e := Event{ID: "evt_1", Seq: 7, AccountID: "acct_1", Mode: apikey.Live, Action: Create, KeyID: "key_1",
 		Actor: apikey.Actor{Kind: apikey.ActorKey, ID: "key_0", RequestID: "req_1"}, ClientIP: "192.0.2.1",
 		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC), PrevHash: "abc"}
-	if _, ok := e.appendCanonical([]byte(`{"name":"bench 1","permissions":{"payment":["create","read"]},"n":null}`)); !ok {
+	if _, ok := e.appendCanonical(nil, []byte(`{"name":"bench 1","permissions":{"payment":["create","read"]},"n":null}`)); !ok {
 		t.Error("appendCanonical refused a plain event")
 	}
 }

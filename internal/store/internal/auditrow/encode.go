@@ -2,7 +2,6 @@ package auditrow
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 	"unicode/utf8"
 )
@@ -57,7 +56,13 @@ func appendValue(dst []byte, v any) ([]byte, bool) {
 		}
 		dst = append(dst, '{')
 		// json.Marshal sorts a map's keys bytewise (strings.Compare).
-		for i, k := range slices.Sorted(maps.Keys(v)) {
+		var room [16]string
+		keys := room[:0]
+		for k := range v {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
