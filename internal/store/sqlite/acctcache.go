@@ -1,5 +1,11 @@
 package sqlite
 
+import (
+	"slices"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+)
+
 // The writer's account cache: LockAccount's row (the audit chain's head and
 // the count of keys not deleted) as the writer's transaction has it, so that
 // each create on an account does not read back what the previous one wrote.
@@ -16,8 +22,12 @@ package sqlite
 // (headAccount): its own appends move the head, and an insert of a live key
 // adds one to the count, as the trigger api_keys_live_insert does. Anything
 // else that changes an account row (CreateAccount, DeleteAccount, a key
-// written in another account, an update that may delete or undelete a key:
-// the trigger api_keys_live_update) drops it from the cache instead.
+// written in another account) drops it from the cache instead. An update of
+// a key the unit read (regenerate, delete) moves the count as the trigger
+// api_keys_live_update does when it deletes or undeletes the key: the unit
+// knows the row's account (which no statement changes) and deleted flag;
+// an update of a key it did not read may change any account's count, and
+// empties the cache at the unit's end.
 
 // acctState is an account row as LockAccount reads it.
 type acctState struct {
@@ -97,4 +107,52 @@ func (t *tx) applyAccts() {
 		}
 		c.accts[op.id] = op.st
 	}
+}
+
+// keyRow is what the trigger api_keys_live_update reads of a key's row.
+type keyRow struct {
+	id, account string
+	deleted     bool
+}
+
+// keyRead records key id's row as the unit read or wrote it.
+func (t *tx) keyRead(id, account string, deleted bool) {
+	for i := range t.keysRead {
+		if t.keysRead[i].id == id {
+			t.keysRead[i] = keyRow{id, account, deleted}
+			return
+		}
+	}
+	t.keysRead = append(t.keysRead, keyRow{id, account, deleted})
+}
+
+// keyUpdated follows UpdateKey(k), which returned err, in the account cache.
+func (t *tx) keyUpdated(k *apikey.Key, err error) {
+	i := slices.IndexFunc(t.keysRead, func(r keyRow) bool { return r.id == k.ID })
+	if i < 0 || t.keysRead[i].account != k.AccountID {
+		// The trigger counts the key out of, or into, the account its row
+		// has, which the unit does not know.
+		t.liveKnown = false
+		t.touchedAll = true
+		return
+	}
+	row := &t.keysRead[i]
+	switch {
+	case err != nil: // nothing changed, as a rule: not worth relying on
+		if row.account == t.headAccount {
+			t.liveKnown = false
+		} else {
+			t.touch(row.account)
+		}
+		t.keysRead = slices.Delete(t.keysRead, i, i+1)
+		return
+	case row.deleted == k.Deleted:
+	case row.account != t.headAccount:
+		t.touch(row.account)
+	case k.Deleted:
+		t.liveKeys--
+	default:
+		t.liveKeys++
+	}
+	row.deleted = k.Deleted
 }

@@ -175,3 +175,81 @@ func TestAccountCacheOtherConnection(t *testing.T) {
 	}
 	checkChain(t, repo, "acct_o", 3)
 }
+
+// TestAccountCacheKeyDeleted: a unit that deletes a key it read (as the
+// delete operation does) frees a place under the cap; one rolled back does
+// not.
+func TestAccountCacheKeyDeleted(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Close() }() // the test is over
+	repo := st.Repo(apikey.Sandbox)
+	if err := store.CreateAccount(t.Context(), repo, "acct_d", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := createUnit(t, repo, "acct_d", 2, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := make([]string, 2)
+	if err := st.DB(apikey.Sandbox).QueryRowContext(t.Context(),
+		`SELECT min(id), max(id) FROM api_keys WHERE account_id = 'acct_d'`).Scan(&ids[0], &ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	del := func(id string, fail error) error {
+		return repo.InTx(t.Context(), func(tx store.Tx) error {
+			k, err := tx.Key(t.Context(), id)
+			if err != nil {
+				return err
+			}
+			if err := tx.LockAccount(t.Context(), k.AccountID); err != nil {
+				return err
+			}
+			k.Deleted = true
+			if err := tx.UpdateKey(t.Context(), k); err != nil {
+				return err
+			}
+			return fail
+		})
+	}
+	if err := del(ids[0], errors.New("undo")); err == nil {
+		t.Fatal("undone delete committed")
+	}
+	if err := createUnit(t, repo, "acct_d", 2, nil); !errors.Is(err, errCap) {
+		t.Fatalf("create after an undone delete, 2 live under a cap of 2: %v, want the cap", err)
+	}
+	if err := del(ids[0], nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := createUnit(t, repo, "acct_d", 2, nil); err != nil {
+		t.Fatalf("create after a delete, 1 live under a cap of 2: %v", err)
+	}
+	if err := createUnit(t, repo, "acct_d", 2, nil); !errors.Is(err, errCap) {
+		t.Fatalf("create with 2 live under a cap of 2: %v, want the cap", err)
+	}
+	// Undeleted (no operation does; the store allows it): counted in again.
+	err = repo.InTx(t.Context(), func(tx store.Tx) error {
+		k, err := tx.Key(t.Context(), ids[0])
+		if err != nil {
+			return err
+		}
+		if err := tx.LockAccount(t.Context(), k.AccountID); err != nil {
+			return err
+		}
+		k.Deleted = false
+		return tx.UpdateKey(t.Context(), k)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := createUnit(t, repo, "acct_d", 3, nil); !errors.Is(err, errCap) {
+		t.Fatalf("create with 3 live under a cap of 3: %v, want the cap", err)
+	}
+	var live int
+	if err := st.DB(apikey.Sandbox).QueryRowContext(t.Context(), `SELECT live_keys FROM accounts WHERE id = 'acct_d'`).Scan(&live); err != nil || live != 3 {
+		t.Fatalf("live_keys = %d, %v; want 3", live, err)
+	}
+}

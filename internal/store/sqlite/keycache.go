@@ -2,7 +2,7 @@ package sqlite
 
 import (
 	"maps"
-	"slices"
+	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 )
@@ -118,29 +118,55 @@ func (c *keyCache) forget() {
 	c.versionRead = false
 }
 
-// cloneKey copies k and everything it points to.
+// cloneKey copies k and everything it points to, in few allocations: the
+// key with its times and IP, the hashes, the permissions' actions in one
+// array (each resource's slice capped, so that an append copies), the maps.
 func cloneKey(k *apikey.Key) *apikey.Key {
-	c := *k
-	c.SecretHash = slices.Clone(k.SecretHash)
-	c.PrevSecretHash = slices.Clone(k.PrevSecretHash)
-	c.PrevSecretExpiresAt = clonePtr(k.PrevSecretExpiresAt)
-	c.LastUsedAt = clonePtr(k.LastUsedAt)
-	c.LastUsedIP = clonePtr(k.LastUsedIP)
-	c.ExpiresAt = clonePtr(k.ExpiresAt)
+	box := &struct {
+		k                      apikey.Key
+		prevExp, used, expires time.Time
+		ip                     string
+	}{k: *k}
+	c := &box.k
+	if k.PrevSecretExpiresAt != nil {
+		box.prevExp, c.PrevSecretExpiresAt = *k.PrevSecretExpiresAt, &box.prevExp
+	}
+	if k.LastUsedAt != nil {
+		box.used, c.LastUsedAt = *k.LastUsedAt, &box.used
+	}
+	if k.ExpiresAt != nil {
+		box.expires, c.ExpiresAt = *k.ExpiresAt, &box.expires
+	}
+	if k.LastUsedIP != nil {
+		box.ip, c.LastUsedIP = *k.LastUsedIP, &box.ip
+	}
+	if k.SecretHash != nil || k.PrevSecretHash != nil {
+		hashes := make([]byte, 0, len(k.SecretHash)+len(k.PrevSecretHash))
+		c.SecretHash, hashes = cloneInto(hashes, k.SecretHash)
+		c.PrevSecretHash, _ = cloneInto(hashes, k.PrevSecretHash)
+	}
 	if k.Permissions != nil {
+		n := 0
+		for _, acts := range k.Permissions {
+			n += len(acts)
+		}
+		all := make([]string, 0, n)
 		c.Permissions = make(map[string][]string, len(k.Permissions))
 		for r, acts := range k.Permissions {
-			c.Permissions[r] = slices.Clone(acts)
+			c.Permissions[r], all = cloneInto(all, acts)
 		}
 	}
 	c.Metadata = maps.Clone(k.Metadata)
-	return &c
+	return c
 }
 
-func clonePtr[T any](p *T) *T {
-	if p == nil {
-		return nil
+// cloneInto copies s to the end of buf (which has room for it) and returns
+// the copy, capped at its length, and the rest of buf. nil stays nil.
+func cloneInto[T any](buf, s []T) (clone, rest []T) {
+	if s == nil {
+		return nil, buf
 	}
-	v := *p
-	return &v
+	start := len(buf)
+	buf = append(buf, s...)
+	return buf[start:len(buf):len(buf)], buf
 }

@@ -397,6 +397,9 @@ type tx struct {
 	// account cache (acctcache.go); touchedAll: to any of them.
 	acctOps    []acctOp
 	touchedAll bool
+	// keysRead: the account and deleted flag of the keys the unit read or
+	// wrote, as the rows have them now (acctcache.go, keyUpdated).
+	keysRead []keyRow
 	// release is a ReleaseExpiredName not run yet (see ReleaseExpiredName).
 	release *nameRelease
 }
@@ -530,6 +533,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	}
 	t.touch(id)
 	t.liveKnown = false
+	t.keysRead = t.keysRead[:0] // some are gone: an update of them changes nothing
 	t.w.keys.wroteAll()
 	// Its events too: the account row that records the chain's head goes.
 	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
@@ -546,14 +550,16 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	if err := t.usable(ctx); err != nil {
 		return nil, err
 	}
-	if k, ok := t.w.keys.get(id); ok {
-		return k, nil
-	}
-	k, err := scanKey(t.row(ctx, t.w.st.getKey, id))
-	if err == nil {
+	k, ok := t.w.keys.get(id)
+	if !ok {
+		var err error
+		if k, err = scanKey(t.row(ctx, t.w.st.getKey, id)); err != nil {
+			return nil, err
+		}
 		t.w.keys.put(k)
 	}
-	return k, err
+	t.keyRead(k.ID, k.AccountID, k.Deleted)
+	return k, nil
 }
 
 func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
@@ -618,6 +624,9 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) (err error) {
 		case !k.Deleted:
 			t.liveKeys++
 		}
+		if err == nil {
+			t.keyRead(k.ID, k.AccountID, k.Deleted)
+		}
 	}()
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
 	t.w.keys.wrote(k.ID)
@@ -638,17 +647,14 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) (err error) {
 	return mapInsertErr(t.exec(ctx, t.w.st.insertKey, args...))
 }
 
-func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
-	// The trigger api_keys_live_update changes live_keys of the key's
-	// account as the row has it (k.AccountID, as every caller read it).
-	t.liveKnown = false
-	t.touchedAll = true
+func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) (err error) {
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
 	}
 	k.NameKey = namekey.Key(k.Name)
 	t.w.keys.wrote(k.ID)
+	defer func() { t.keyUpdated(k, err) }()
 	return mapInsertErr(t.exec(ctx, t.w.st.updateKey,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
 		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID, k.NameKey))
