@@ -189,7 +189,7 @@ bench-go:
 bench-load:
 	bash .ci/bench/load.sh
 
-## bench-profile: CPU/block profile of the server under wrk load (SCENARIO=create|regenerate|rejected_401|rejected_403)
+## bench-profile: CPU/block profile of the server under wrk load (SCENARIO=create|regenerate|rejected_401|rejected_403|verify)
 bench-profile:
 	bash .ci/bench/profile.sh $(SCENARIO) 10
 

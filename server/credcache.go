@@ -27,11 +27,21 @@ func newCredentials(o Options) *credentials {
 	}
 	cr := &credentials{metrics: m}
 	cr.cache = credcache.New(credcache.Options{
-		TTL: o.CredentialCacheTTL,
+		TTL:      o.CredentialCacheTTL,
+		Size:     o.CredentialCacheKeys,
+		MaxBytes: o.CredentialCacheMemory,
 		// With Redis, serve only while subscribed (the bus resumes it): a
 		// change announced before then would be missed.
 		Suspended: o.Redis != nil,
 		OnLookup:  func(r credcache.Result) { lookups[r].Inc() },
+	})
+	m.SetCredentialCache(func() metrics.CredentialCacheStats {
+		s := cr.cache.Stats() // a nil cache: zeros
+		return metrics.CredentialCacheStats{
+			Entries: s.Entries, NegativeEntries: s.NegativeEntries, Bytes: s.Bytes,
+			Evictions: s.Evictions, NegativeEvictions: s.NegativeEvictions,
+			MaxEntries: s.MaxEntries, MaxNegativeEntries: s.MaxNegativeEntries, MaxBytes: s.MaxBytes,
+		}
 	})
 	if o.Redis != nil {
 		// Built even without a cache of our own: other replicas may cache,

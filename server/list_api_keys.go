@@ -37,7 +37,7 @@ func (h *handlers) ListApiKeys(ctx context.Context, req api.ListApiKeysRequestOb
 	if page.NextCursor != "" {
 		list.NextCursor = &page.NextCursor
 	}
-	return api.ListApiKeys200JSONResponse{Body: api.ApiKeyListEnvelope{Message: "success", Success: true, Data: list}}, nil
+	return &listKeysResponse{body: api.ApiKeyListEnvelope{Message: "success", Success: true, Data: list}}, nil // render_reads.go
 }
 
 // principal is the authenticated caller the middleware stored.

@@ -29,5 +29,5 @@ func (h *handlers) ListAuditEvents(ctx context.Context, req api.ListAuditEventsR
 	if page.NextCursor != "" {
 		list.NextCursor = &page.NextCursor
 	}
-	return api.ListAuditEvents200JSONResponse{Body: api.AuditEventListEnvelope{Message: "success", Success: true, Data: list}}, nil
+	return &listEventsResponse{body: api.AuditEventListEnvelope{Message: "success", Success: true, Data: list}}, nil // render_reads.go
 }

@@ -54,7 +54,7 @@ const (
 // public, replace it with their own caching.
 func noStore(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		c.Response().Header().Set(headerCacheControl, cacheNoStore)
+		c.Response().Header()[headerCacheControl] = cacheNoStoreValue
 		return next(c)
 	}
 }
@@ -64,15 +64,32 @@ const (
 	cacheNoStore       = "no-store"
 )
 
+// cacheNoStoreValue is the header's value, shared by every response instead
+// of a slice made per response by Header.Set: nothing writes into a
+// header's value slice (Set replaces it, Add appends past its capacity, so
+// into a copy).
+var cacheNoStoreValue = []string{cacheNoStore}[:1:1]
+
+// The rate-limit headers' names as net/http writes them (Header.Set
+// canonicalizes "RateLimit-Limit" to "Ratelimit-Limit" on every call).
+var (
+	headerRateLimitLimit     = http.CanonicalHeaderKey("RateLimit-Limit")
+	headerRateLimitRemaining = http.CanonicalHeaderKey("RateLimit-Remaining")
+	headerRateLimitReset     = http.CanonicalHeaderKey("RateLimit-Reset")
+)
+
 // requestID gives every request a fresh id (a client-sent one is not
 // trusted: it would reach logs unchecked) and returns it as X-Request-Id.
 func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
-		id := "req_" + hex.EncodeToString(b[:])
+		var buf [len("req_") + 2*len(b)]byte
+		copy(buf[:], "req_")
+		hex.Encode(buf[len("req_"):], b[:])
+		id := string(buf[:])
 		c.Set(ctxRequestID, id)
-		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		c.Response().Header()[echo.HeaderXRequestID] = []string{id} // already canonical: Set would only check it
 		return next(c)
 	}
 }
@@ -88,9 +105,9 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 // the rest is free-form client input where careless clients put
 // credentials (?api_key=…): the sanitizer knows the shapes of our keys and
 // of JWTs, not of a password or another service's token.
-func logPath(c echo.Context) string {
+func (s *Server) logPath(c echo.Context) string {
 	if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
-		return BasePath + r.Path
+		return s.spec.routes.template(r)
 	}
 	return redact.String(c.Request().URL.Path)
 }
@@ -124,7 +141,8 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
-		elapsed := time.Since(start)
+		end := time.Now()
+		elapsed := end.Sub(start)
 		status := c.Response().Status
 		op := "none"
 		if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
@@ -148,7 +166,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		attrs := append(buf[:0],
 			slog.String("request_id", requestID(c)),
 			slog.String("method", c.Request().Method),
-			slog.String("path", logPath(c)),
+			slog.String("path", s.logPath(c)),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.String("client_ip", c.RealIP()),
@@ -173,7 +191,12 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 				attrs = append(attrs, slog.String("account_id", p.Accounts[0]))
 			}
 		}
-		s.log.LogAttrs(ctx, level, "request", attrs...)
+		// The record is made here rather than by Logger.LogAttrs, which
+		// would also walk the stack for the caller's PC (runtime.Callers):
+		// the handlers log no source, and the stack walk was ~1% of verify.
+		r := slog.NewRecord(end, level, "request", 0)
+		r.AddAttrs(attrs...)
+		_ = s.log.Handler().Handle(ctx, r) // as Logger does: a handler's error has nowhere to go
 		return nil
 	}
 }
@@ -360,6 +383,11 @@ func clientAddress(ip string) string {
 	if err != nil {
 		return ip
 	}
+	if a.Is4() {
+		// ParseAddr takes IPv4 only in its canonical form (no leading
+		// zeros, four decimal parts): ip is what a.String() would make.
+		return ip
+	}
 	a = a.Unmap()
 	if a.Is6() {
 		if pfx, err := a.WithZone("").Prefix(64); err == nil {
@@ -477,20 +505,19 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if b.address != "" {
 			shown, refused = s.spendAddress(c, b.address)
 		} else {
-			var budget string
-			shown, budget = s.spendBudgets(limiterContext(c), requestID(c), b.mode, b.subject, b.account)
-			if shown != nil && !shown.Allowed {
+			res, budget, ok := s.spendBudgets(limiterContext(c), requestID(c), b.mode, b.subject, b.account)
+			if ok {
+				shown = &res // does not leave this function: no allocation
+			}
+			if ok && !res.Allowed {
 				s.metrics.RateLimited.WithLabelValues(budget, string(p.Mode)).Inc()
-				refused = tooMany(api.CodeRateLimited, "Too many requests", shown.RetryAfter)
+				refused = tooMany(api.CodeRateLimited, "Too many requests", res.RetryAfter)
 			}
 		}
 		if shown == nil {
 			return next(c) // the limiter's store is down: serve rather than fail every request
 		}
-		h := c.Response().Header()
-		h.Set("RateLimit-Limit", strconv.Itoa(shown.Limit))
-		h.Set("RateLimit-Remaining", strconv.Itoa(shown.Remaining))
-		h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(shown.ResetAfter)))
+		setRateLimitHeaders(c.Response().Header(), shown.Limit, shown.Remaining, ceilSeconds(shown.ResetAfter))
 		if refused != nil {
 			return refused
 		}
@@ -498,24 +525,38 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// setRateLimitHeaders sets the three RateLimit-* headers as Header.Set
+// would, from one string and one slice rather than three of each.
+func setRateLimitHeaders(h http.Header, limit, remaining, reset int) {
+	var buf [3 * 20]byte
+	b := strconv.AppendInt(buf[:0], int64(limit), 10)
+	n1 := len(b)
+	b = strconv.AppendInt(b, int64(remaining), 10)
+	n2 := len(b)
+	b = strconv.AppendInt(b, int64(reset), 10)
+	all := string(b)
+	vals := []string{all[:n1], all[n1:n2], all[n2:]}
+	h[headerRateLimitLimit] = vals[0:1:1]
+	h[headerRateLimitRemaining] = vals[1:2:2]
+	h[headerRateLimitReset] = vals[2:3:3]
+}
+
 // spendBudgets spends one request of a credential's budget (mode:subject)
 // and, for an API key (account set), of its account's (mode:account:<id>),
 // unless the credential's own refused it. It returns the tighter of the two
-// results and whose it is; nil when the limiter failed (logged). rateLimit
+// results and whose it is; false when the limiter failed (logged). rateLimit
 // spends the caller's budgets with it, and verify those of the key it
 // verifies, so that a key spends alike whether it calls or is verified.
-func (s *Server) spendBudgets(ctx context.Context, reqID string, mode apikey.Mode, subject, account string) (*ratelimit.Result, string) {
-	var shown *ratelimit.Result
+// (Results by value: a pointer to one would be an allocation per budget.)
+func (s *Server) spendBudgets(ctx context.Context, reqID string, mode apikey.Mode, subject, account string) (ratelimit.Result, string, bool) {
 	budget := budgetCredential
-	if res, ok := s.spend(ctx, reqID, string(mode)+":"+subject, s.limits[mode]); ok {
-		shown = &res
-	}
-	if (shown == nil || shown.Allowed) && account != "" {
-		if res, ok := s.spend(ctx, reqID, string(mode)+":account:"+account, s.accountLimits[mode]); ok && (shown == nil || tighter(res, *shown)) {
-			shown, budget = &res, budgetAccount
+	shown, ok := s.spend(ctx, reqID, string(mode)+":"+subject, s.limits[mode])
+	if (!ok || shown.Allowed) && account != "" {
+		if res, aok := s.spend(ctx, reqID, string(mode)+":account:"+account, s.accountLimits[mode]); aok && (!ok || tighter(res, shown)) {
+			shown, budget, ok = res, budgetAccount, true
 		}
 	}
-	return shown, budget
+	return shown, budget, ok
 }
 
 // spend asks the limiter for one request of key's budget; false when the
@@ -559,14 +600,20 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		route, params := routeOf(c)
 		req := c.Request()
 		// Echo's parse of the query, kept on the context: the generated
-		// binder reads the same one, and kin-openapi is given it too.
-		query := c.QueryParams()
-		if fe := checkQuery(route.Operation, query); len(fe) > 0 {
-			return apierr.Validation(fe)
+		// binder reads the same one, and kin-openapi is given it too. An
+		// empty query is not parsed (nothing to check; kin-openapi parses
+		// the same nothing itself if it needs to).
+		var query url.Values
+		if req.URL.RawQuery != "" {
+			query = c.QueryParams()
+			if fe := checkQuery(route.Operation, query); len(fe) > 0 {
+				return apierr.Validation(fe)
+			}
 		}
 		if ce := req.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 			return apierr.New(api.CodeUnsupportedMediaType, "Content-Encoding is not supported; send the body uncompressed")
 		}
+		options := requestValidation
 		if route.Operation.RequestBody != nil && req.Body != nil {
 			body, err := readBody(req.Body, req.ContentLength)
 			if err != nil {
@@ -579,23 +626,56 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 				return apierr.New(api.CodeMalformedBody, "Request body is not valid UTF-8")
 			}
 			// kin-openapi decodes only the first JSON value; refuse anything after it.
-			if mt, _, _ := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType)); mt == echo.MIMEApplicationJSON && len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
+			ct := req.Header.Get(echo.HeaderContentType)
+			if isJSON(ct) && len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
 				return apierr.New(api.CodeMalformedBody, "Request body is not valid JSON")
 			}
-			req.Body = io.NopCloser(bytes.NewReader(body))
+			// The fast path (bodycheck.go): a body it proves valid is not
+			// walked again by kin-openapi, which is left the parameters, if
+			// any; anything else gets kin-openapi's verdict, as before.
+			fast := false
+			if bc := s.spec.bodies[route.Operation.OperationID]; bc != nil && ct == echo.MIMEApplicationJSON {
+				if v, ok := bc.check(body); ok {
+					req.Body = newCheckedBody(body, v)
+					req.ContentLength = int64(len(body)) // as kin-openapi leaves it
+					if !hasParameters(route) {
+						return next(c)
+					}
+					options, fast = parameterValidation, true
+				}
+			}
+			if !fast {
+				req.Body = io.NopCloser(bytes.NewReader(body))
+			}
 		}
 		err := openapi3filter.ValidateRequest(req.Context(), &openapi3filter.RequestValidationInput{
 			Request:     req,
 			PathParams:  params,
 			QueryParams: query,
 			Route:       route,
-			Options:     requestValidation,
+			Options:     options,
 		})
 		if err != nil {
 			return validationError(err)
 		}
 		return next(c)
 	}
+}
+
+// isJSON reports whether a Content-Type names application/json (with or
+// without parameters), without parsing the common exact spelling.
+func isJSON(ct string) bool {
+	if ct == echo.MIMEApplicationJSON {
+		return true
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == echo.MIMEApplicationJSON
+}
+
+// hasParameters reports whether kin-openapi has parameters to check for the
+// route (its own or its path's).
+func hasParameters(r *routers.Route) bool {
+	return len(r.Operation.Parameters) > 0 || r.PathItem != nil && len(r.PathItem.Parameters) > 0
 }
 
 // requestValidation are validateRequest's kin-openapi options (shared: kin
@@ -610,6 +690,14 @@ var requestValidation = &openapi3filter.Options{
 	// route table's operations carry no security requirement at all).
 	AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 }
+
+// parameterValidation is requestValidation without the body, which
+// bodyCheck has proven valid.
+var parameterValidation = func() *openapi3filter.Options {
+	o := *requestValidation
+	o.ExcludeRequestBody = true
+	return &o
+}()
 
 // readBody reads a request body whole, in one allocation when the declared
 // length is right (io.ReadAll would start at 512 bytes and grow). The

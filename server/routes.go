@@ -30,6 +30,17 @@ type routeTable struct {
 	// bySpec is the table's route of an operation by method and spec path,
 	// to replace the spec router's own copy when it answers instead.
 	bySpec map[routeKey]*routers.Route
+	// templates are the table's routes' full templates (BasePath + path),
+	// made once for the access log.
+	templates map[*routers.Route]string
+}
+
+// template is the route's full path template, /v1/api-keys/{id}.
+func (t *routeTable) template(r *routers.Route) string {
+	if p, ok := t.templates[r]; ok {
+		return p
+	}
+	return BasePath + r.Path
 }
 
 type routeKey struct{ method, path string }
@@ -130,7 +141,7 @@ func match(segs []segment, path string, params map[string]string) bool {
 // newRouteTable builds the table from the spec and its router (built from
 // doc with the single server BasePath, as LoadSpec does).
 func newRouteTable(doc *openapi3.T, router routers.Router) *routeTable {
-	t := &routeTable{byEcho: map[routeKey]*tableRoute{}, bySpec: map[routeKey]*routers.Route{}}
+	t := &routeTable{byEcho: map[routeKey]*tableRoute{}, bySpec: map[routeKey]*routers.Route{}, templates: map[*routers.Route]string{}}
 	if len(doc.Servers) != 1 || doc.Servers[0].URL != BasePath {
 		return t // the table assumes one server at BasePath: let the spec's router answer everything
 	}
@@ -164,6 +175,7 @@ func newRouteTable(doc *openapi3.T, router routers.Router) *routeTable {
 			}
 			t.byEcho[routeKey{method, echoPath(segs)}] = &tableRoute{route: route, segs: segs, params: n, shadows: shadows}
 			t.bySpec[routeKey{method, path}] = route
+			t.templates[route] = BasePath + path
 		}
 	}
 	return t

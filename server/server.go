@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -96,6 +97,11 @@ type Options struct {
 	// through Redis, on every replica (see RunCredentialCache); the TTL bounds
 	// what an announcement that never arrives can keep.
 	CredentialCacheTTL time.Duration
+	// CredentialCacheKeys and CredentialCacheMemory bound the credential
+	// cache: at most so many keys, taking at most so many bytes as estimated
+	// per entry (0: credcache.DefaultSize, credcache.DefaultMaxBytes).
+	CredentialCacheKeys   int
+	CredentialCacheMemory int64
 	// StoreTimeout bounds every store call on top of the request's context
 	// (0: store.DefaultTimeout; negative: none): a frozen store answers 503
 	// after it instead of holding the request (store.WithTimeout).
@@ -277,12 +283,20 @@ func New(o Options) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.renderError
 	e.IPExtractor = clientIPExtractor(o.TrustedProxies)
-	e.Pre(slashAliases)
-	e.Use(noStore, s.requestID)
+	// Every request's middlewares are composed once here, not by Echo on
+	// each request (a closure per middleware per request): the global ones
+	// into one chain that ends in the route Echo found, the /v1 ones around
+	// each route's handler as it is registered (v1Routes). The trailing-slash
+	// aliases run in ServeHTTP, before Echo's router.
+	global := []echo.MiddlewareFunc{noStore, s.requestID}
 	if tr := tracerOf(o); tr != nil {
-		e.Use(s.tracing(tr, o.Propagator))
+		global = append(global, s.tracing(tr, o.Propagator))
 	}
-	e.Use(s.accessLog, s.recover, middleware.BodyLimit("64KiB"))
+	global = append(global, s.accessLog, s.recover, middleware.BodyLimit("64KiB"))
+	chain := composeOnce(routeHandler, global)
+	// Echo calls this with the handler of the route it found, which
+	// routeHandler reads back from the context: the same handler.
+	e.Use(func(echo.HandlerFunc) echo.HandlerFunc { return chain })
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	// No /metrics here (rule 11): it would show every tenant's traffic and
@@ -300,8 +314,12 @@ func New(o Options) (*Server, error) {
 	// Then the stack of the operation's authentication, as the spec declares it (stacks.go).
 	s.stacks = s.buildStacks()
 	mws = append(mws, s.selectStack)
-	g := e.Group(BasePath, mws...)
-	api.RegisterHandlers(g, api.NewStrictHandler(&handlers{svc: svc, spendKey: s.spendVerified, leaked: s.recordLeaks}, nil))
+	v1 := v1Routes{g: e.Group(BasePath), mws: mws}
+	// What Group.Use registers so that unknown paths under /v1 pass the
+	// group's middlewares (the route step answers them 404 or 405).
+	v1.g.RouteNotFound("", composeOnce(echo.NotFoundHandler, mws))
+	v1.g.RouteNotFound("/*", composeOnce(echo.NotFoundHandler, mws))
+	api.RegisterHandlers(v1, api.NewStrictHandler(&handlers{svc: svc, spendKey: s.spendVerified, leaked: s.recordLeaks}, nil))
 	s.echo = e
 	return s, nil
 }
@@ -314,7 +332,70 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// on a connection the server is about to close.
 		w.Header().Set("Connection", "close")
 	}
+	slashAliases(r)
 	s.echo.ServeHTTP(w, r)
+}
+
+// composeOnce wraps h in mws (the first outermost), once.
+func composeOnce(h echo.HandlerFunc, mws []echo.MiddlewareFunc) echo.HandlerFunc {
+	for _, mw := range slices.Backward(mws) {
+		h = mw(h)
+	}
+	return h
+}
+
+// routeHandler ends the global chain with the handler of the route Echo
+// found for the request (or its 404/405 handler).
+func routeHandler(c echo.Context) error { return c.Handler()(c) }
+
+// v1Routes registers the generated routes under /v1, each wrapped once in
+// the group's middlewares (an Echo group's middlewares would be applied
+// anew on every request).
+type v1Routes struct {
+	g   *echo.Group
+	mws []echo.MiddlewareFunc
+}
+
+var _ api.EchoRouter = v1Routes{}
+
+func (v v1Routes) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
+	return v.g.Add(method, path, composeOnce(composeOnce(h, m), v.mws))
+}
+
+func (v v1Routes) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return v.add(http.MethodConnect, p, h, m)
+}
+
+func (v v1Routes) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return v.add(http.MethodDelete, p, h, m)
+}
+
+func (v v1Routes) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return v.add(http.MethodGet, p, h, m)
+}
+
+func (v v1Routes) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return v.add(http.MethodHead, p, h, m)
+}
+
+func (v v1Routes) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return v.add(http.MethodOptions, p, h, m)
+}
+
+func (v v1Routes) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return v.add(http.MethodPatch, p, h, m)
+}
+
+func (v v1Routes) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return v.add(http.MethodPost, p, h, m)
+}
+
+func (v v1Routes) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return v.add(http.MethodPut, p, h, m)
+}
+
+func (v v1Routes) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return v.add(http.MethodTrace, p, h, m)
 }
 
 // Drain marks this replica as leaving (SIGTERM), for good: /readyz answers
@@ -343,13 +424,10 @@ func (s *Server) MetricsHandler() http.Handler {
 // these exact paths only; anything else keeps its 404 (with a hint). Echo's
 // own slash middlewares cannot do this: they would rewrite every route
 // (/v1/api-keys/{id}/regenerate among them).
-func slashAliases(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		u := c.Request().URL
-		if alias, ok := pathAliases[u.Path]; ok && u.RawPath == "" {
-			u.Path = alias
-		}
-		return next(c)
+func slashAliases(r *http.Request) {
+	u := r.URL
+	if alias, ok := pathAliases[u.Path]; ok && u.RawPath == "" {
+		u.Path = alias
 	}
 }
 

@@ -26,6 +26,9 @@ type Spec struct {
 	Authentication map[string]Authentication // operationId → scheme
 
 	routes *routeTable // Echo's matched route → the operation, without Router
+	// bodies are the request bodies validateRequest checks without
+	// kin-openapi when it can prove them valid (bodycheck.go), by operationId.
+	bodies map[string]*bodyCheck
 }
 
 // Operation is the route the server validates req against: the spec's
@@ -66,5 +69,14 @@ func LoadSpec() (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Spec{Doc: doc, Router: router, Catalog: catalog, Permissions: perms, Authentication: authn, routes: newRouteTable(doc, router)}, nil
+	bodies := map[string]*bodyCheck{}
+	for _, item := range doc.Paths.Map() {
+		for _, op := range item.Operations() {
+			if bc := compileBodyCheck(doc, op); bc != nil {
+				bodies[op.OperationID] = bc
+			}
+		}
+	}
+	return &Spec{Doc: doc, Router: router, Catalog: catalog, Permissions: perms, Authentication: authn,
+		routes: newRouteTable(doc, router), bodies: bodies}, nil
 }

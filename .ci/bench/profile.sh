@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU (and block/mutex) profile of the real server under wrk load.
 #
-#   .ci/bench/profile.sh [create|regenerate|rejected_401|rejected_403] [seconds]
+#   .ci/bench/profile.sh [create|regenerate|rejected_401|rejected_403|verify] [seconds]
 #   VALIDATE=false .ci/bench/profile.sh create 10   (true | false | a share; default: production's)
 #
 # Runs .ci/bench/pprofserver (server.New on a fresh SQLite dir, JSON access log,
@@ -59,6 +59,12 @@ case "$SCENARIO" in
     s="$(key secret)"; [ "${s: -1}" = A ] && bad="${s%?}B" || bad="${s%?}A"
     args=(-s .ci/bench/rejected.lua "$URL" -- "$bad" "$ACCOUNT") ;;
   rejected_403) args=(-s .ci/bench/rejected.lua "$URL" -- "$(key publishable)" "$ACCOUNT") ;;
+  verify)
+    # As load.sh's verify row: a custom key made here, verified with the managed secret.
+    custom="$(curl -fsS -X POST "$URL/v1/api-keys/?account_id=$ACCOUNT" -H "Authorization: Bearer $(key secret)" \
+      -H 'Content-Type: application/json' -d '{"name":"profile","permissions":{"payment":["read"]}}' | jq -r '.data.key')"
+    [ -n "$custom" ] && [ "$custom" != null ] || { echo "profile.sh: could not create the key to verify" >&2; exit 1; }
+    args=(-s .ci/bench/verify.lua "$URL" -- "$(key secret)" "$custom") ;;
   *) echo "profile.sh: unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac
 

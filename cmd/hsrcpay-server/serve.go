@@ -191,7 +191,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		AuthFailureLimit:   cfg.AuthFailureLimit,
 		CredentialCacheTTL: cfg.CredentialCacheTTL,
 		StoreTimeout:       cfg.StoreTimeout,
-		Deployment:         cfg.Deployment,
+
+		CredentialCacheKeys:   cfg.CredentialCacheKeys,
+		CredentialCacheMemory: cfg.CredentialCacheMemory,
+		Deployment:            cfg.Deployment,
 
 		SecretScanning:      leakKeys,
 		SecretScanningLimit: cfg.SecretScanningLimit,

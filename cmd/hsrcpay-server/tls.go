@@ -84,6 +84,8 @@ func startSummary(cfg config.Config, addr, metricsAddr string, tls serveTLS) []a
 		"database", mustKind(cfg.DatabaseURL),
 		"redis", cfg.RedisURL != "",
 		"credential_cache_ttl", cfg.CredentialCacheTTL.String(),
+		"credential_cache_keys", cfg.CredentialCacheKeys,
+		"credential_cache_memory", cfg.CredentialCacheMemory,
 		"validate_responses", strconv.FormatFloat(cfg.ResponseValidation, 'g', -1, 64),
 		"trusted_proxies", cfg.TrustedProxies != "",
 		"log_level", cfg.LogLevel.String(),

@@ -113,6 +113,7 @@ func TestVersionStartSummary(t *testing.T) {
 	}
 	for k, v := range map[string]any{
 		"database": "postgres", "redis": true, "tls": false, "credential_cache_ttl": "2s", "validate_responses": "0.05",
+		"credential_cache_keys": 100_000, "credential_cache_memory": int64(128 << 20),
 		"addr": "127.0.0.1:8443", "metrics_addr": "127.0.0.1:9090", "go_version": runtime.Version(),
 	} {
 		if got[k] != v {

@@ -42,7 +42,12 @@ type Config struct {
 	IdempotencyKeyFile string        // HSRCPAY_IDEMPOTENCY_KEY_FILE; "" with SQLite: DIR.idempotency.key beside sqlite:DIR
 	MaxActiveKeys      int           // HSRCPAY_MAX_ACTIVE_KEYS, per account and mode
 	CredentialCacheTTL time.Duration // HSRCPAY_CREDENTIAL_CACHE_TTL; 0 turns the cache off
-	StoreTimeout       time.Duration // HSRCPAY_STORE_TIMEOUT: bounds every store call
+	// CredentialCacheKeys and CredentialCacheMemory bound the credential
+	// cache's keys: HSRCPAY_CREDENTIAL_CACHE_KEYS, and
+	// HSRCPAY_CREDENTIAL_CACHE_MEMORY in bytes (as estimated per entry).
+	CredentialCacheKeys   int
+	CredentialCacheMemory int64
+	StoreTimeout          time.Duration // HSRCPAY_STORE_TIMEOUT: bounds every store call
 
 	AccountRateLimitLive    int // HSRCPAY_RATE_LIMIT_ACCOUNT_LIVE, requests/s per live account (all its keys)
 	AccountRateLimitSandbox int // HSRCPAY_RATE_LIMIT_ACCOUNT_TEST
@@ -77,6 +82,8 @@ var Variables = []Var{
 	{"HSRCPAY_REDIS_URL", "", "redis://host:6379/0: share rate-limit budgets and credential-cache invalidations across replicas (in memory when unset)"},
 	{"HSRCPAY_DEPLOYMENT", "default", "this deployment's name (1-63 lowercase letters, digits, - or _): replicas with the same name share credential-cache invalidations through Redis, others on the same Redis do not hear them (channel hsrcpay:NAME:credcache:invalidate; default keeps hsrcpay:credcache:invalidate); every replica of a deployment and its bootstrap/rotate-managed commands need the same name"},
 	{"HSRCPAY_CREDENTIAL_CACHE_TTL", "5s", "longest an API key's lookup is reused (0 to 1m; 0: no cache); a changed key is refused at once on this replica, within 1s on the others with Redis, within this without"},
+	{"HSRCPAY_CREDENTIAL_CACHE_KEYS", "100000", "most API keys the credential cache holds per replica (1 to 100000000); past it the least recently used go. Nothing is allocated before keys are used, and an entry lives at most HSRCPAY_CREDENTIAL_CACHE_TTL, so a cache larger than (distinct keys used per second) × TTL never fills"},
+	{"HSRCPAY_CREDENTIAL_CACHE_MEMORY", "128MiB", "most memory the credential cache's keys take per replica (bytes, or a number with KiB, MiB or GiB; 1MiB to 64GiB), counted per entry as it is cached: ~1 KiB for a key whose permissions and metadata other keys share, more with metadata of its own; past it the least recently used go. Unknown keys (at most 10000, ~2 MiB) come on top"},
 	{"HSRCPAY_IDEMPOTENCY_KEY_FILE", "", "32 random bytes (raw or base64) sealing the answers kept for Idempotency-Key replays; shared by every replica. Unset with sqlite:DIR: DIR.idempotency.key, created (0600) on first start; unset with PostgreSQL: answers are not kept (retries of a completed request get 409)"},
 	{"HSRCPAY_JWT_JWKS_URL", "", "auth provider's JWKS URL; enables JWT bearer tokens"},
 	{"HSRCPAY_JWT_PUBLIC_KEY_FILE", "", "PEM public key (RSA, ECDSA or Ed25519) instead of a JWKS URL, for local use"},
@@ -127,6 +134,8 @@ func Defaults() Config {
 		AuthFailureLimit:        10,
 		SecretScanningLimit:     10,
 		TLSReloadInterval:       5 * time.Second,
+		CredentialCacheKeys:     100_000,
+		CredentialCacheMemory:   128 << 20,
 	}
 }
 
@@ -230,6 +239,15 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	// At most a minute: without Redis (or with a replica cut off from it) the
 	// TTL is how long a revoked key may still work on the other replicas.
 	duration("HSRCPAY_CREDENTIAL_CACHE_TTL", &c.CredentialCacheTTL, 0, time.Minute)
+	integer("HSRCPAY_CREDENTIAL_CACHE_KEYS", &c.CredentialCacheKeys, 1, 100_000_000)
+	if v, ok := lookup("HSRCPAY_CREDENTIAL_CACHE_MEMORY"); ok {
+		n, err := ParseBytes(v)
+		if err != nil || n < 1<<20 || n > 64<<30 {
+			errs = append(errs, fmt.Errorf("HSRCPAY_CREDENTIAL_CACHE_MEMORY=%q: want 1MiB to 64GiB (bytes, or a whole number with KiB, MiB or GiB, e.g. 128MiB)", v))
+		} else {
+			c.CredentialCacheMemory = n
+		}
+	}
 	duration("HSRCPAY_STORE_TIMEOUT", &c.StoreTimeout, 10*time.Millisecond, 5*time.Minute)
 	duration("HSRCPAY_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout, 0, 10*time.Minute)
 	duration("HSRCPAY_SHUTDOWN_DRAIN", &c.ShutdownDrain, 0, 5*time.Minute)
@@ -327,6 +345,28 @@ func ParseResponseValidation(s string) (float64, error) {
 		return 0, errors.New("want true, false, or the share of responses to check from 0 to 1 (e.g. 0.01)")
 	}
 	return f, nil
+}
+
+// ParseBytes reads a size: a whole number of bytes, or of KiB, MiB or GiB
+// (powers of 1024; "128MiB", "1 GiB"). Decimal units (MB) are refused
+// rather than guessed.
+func ParseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	unit := int64(1)
+	for _, u := range []struct {
+		suffix string
+		size   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, unit = strings.TrimSpace(rest), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/unit {
+		return 0, errors.New("want a whole number of bytes, KiB, MiB or GiB")
+	}
+	return n * unit, nil
 }
 
 // ValidDeployment accepts a deployment name: 1-63 lowercase letters,

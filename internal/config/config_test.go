@@ -37,6 +37,18 @@ func TestDefaults(t *testing.T) {
 
 // TestResponseValidation: true and false keep their meaning (every response,
 // none); a number is the share sampled.
+func TestCredentialCacheBounds(t *testing.T) {
+	c, err := Load(env(map[string]string{"HSRCPAY_CREDENTIAL_CACHE_KEYS": "1000000", "HSRCPAY_CREDENTIAL_CACHE_MEMORY": "1GiB"}))
+	if err != nil || c.CredentialCacheKeys != 1_000_000 || c.CredentialCacheMemory != 1<<30 {
+		t.Fatalf("%d keys, %d bytes, %v", c.CredentialCacheKeys, c.CredentialCacheMemory, err)
+	}
+	for in, want := range map[string]int64{"1048576": 1 << 20, "64KiB": 64 << 10, "3 MiB": 3 << 20, "2GiB": 2 << 30} {
+		if n, err := ParseBytes(in); err != nil || n != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+}
+
 func TestResponseValidation(t *testing.T) {
 	for in, want := range map[string]float64{"true": 1, "TRUE": 1, "1": 1, "false": 0, "0": 0, "0.01": 0.01, "0.5": 0.5, "1.0": 1, "0.0": 0} {
 		c, err := Load(env(map[string]string{"HSRCPAY_VALIDATE_RESPONSES": in}))
@@ -240,6 +252,14 @@ func TestEveryVariableRefusesBadValues(t *testing.T) {
 		"HSRCPAY_CREDENTIAL_CACHE_TTL": {
 			bad:  []string{"61s", "2m", "-1s", "5", "never", ""},
 			good: []string{"0", "0s", "1ms", "5s", "1m"},
+		},
+		"HSRCPAY_CREDENTIAL_CACHE_KEYS": {
+			bad:  []string{"0", "-1", "100000001", "1e6", "lots", ""},
+			good: []string{"1", "1000", "100000", " 1000000 ", "100000000"},
+		},
+		"HSRCPAY_CREDENTIAL_CACHE_MEMORY": {
+			bad:  []string{"0", "1048575", "1023KiB", "65GiB", "128MB", "128M", "1.5GiB", "-1MiB", "MiB", "lots", ""},
+			good: []string{"1048576", "1024KiB", "1MiB", "128MiB", "128 MiB", "64GiB"},
 		},
 		"HSRCPAY_STORE_TIMEOUT": {
 			bad:  []string{"9ms", "0", "-1s", "6m", "5", "never", ""},

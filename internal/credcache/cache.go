@@ -22,8 +22,6 @@
 package credcache
 
 import (
-	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -34,13 +32,27 @@ import (
 
 // Defaults for Options.
 const (
-	// DefaultSize bounds the positive entries: a snapshot is about 1 KiB,
-	// so ~10 MiB at most, and 10 000 keys in active use per replica.
-	DefaultSize = 10_000
+	// DefaultSize bounds the positive entries (HSRCPAY_CREDENTIAL_CACHE_KEYS):
+	// the keys a replica can use within one TTL. An entry lives at most the
+	// TTL, so a cache larger than (lookups of distinct keys per second) × TTL
+	// never fills: 100 000 is 20 000 distinct keys a second at the 5 s
+	// default. Nothing is allocated up front; memory follows the entries
+	// actually held, and MaxBytes bounds it whatever the keys hold.
+	DefaultSize = 100_000
+	// DefaultMaxBytes bounds the positive entries' memory
+	// (HSRCPAY_CREDENTIAL_CACHE_MEMORY), as entryBytes estimates it
+	// (TestEntryBytesAreHonest holds the estimate to the heap): a typical
+	// key (permissions and metadata it shares with other keys) takes
+	// ~1 KiB, so 100 000 take ~95 MiB; keys with metadata of their own
+	// (~1.6 KiB with 4 pairs, ~50 KiB at the spec's largest) reach this
+	// bound before DefaultSize.
+	DefaultMaxBytes = 128 << 20
 	// DefaultNegativeSize bounds the unknown hashes remembered. Forging keys
 	// that pass the checksum costs nothing (CRC32 is no secret), so without
 	// a bound a flood of forged keys would grow memory without end; with it
 	// they only evict each other (never a positive entry: separate LRUs).
+	// They take ~180 B each (negativeEntryBytes estimates 242), under
+	// 2.5 MiB in all.
 	DefaultNegativeSize = 10_000
 	// ringSize is how many recent invalidations a fill is checked against.
 	// A fill whose read started further back than that is refused.
@@ -78,6 +90,12 @@ type Options struct {
 	TTL time.Duration
 	// Size and NegativeSize bound the entries (defaults DefaultSize, DefaultNegativeSize).
 	Size, NegativeSize int
+	// MaxBytes bounds the estimated memory of the positive entries
+	// (default DefaultMaxBytes): past it the least recently used are
+	// evicted, as past Size. The negative entries are bounded by
+	// NegativeSize alone (negativeEntryBytes each), so that a flood of
+	// forged keys never evicts a real key's entry.
+	MaxBytes int64
 	// Now is the clock of the TTL (default time.Now, whose monotonic reading
 	// makes the TTL immune to wall-clock jumps). It is not the clock keys
 	// expire by: that is the caller's, checked at every use.
@@ -101,8 +119,13 @@ type idKey struct {
 }
 
 type entry struct {
-	key     *apikey.Key // a deep copy, never handed out as is
+	key     *apikey.Key // a copy (its maps interned), never handed out as is
 	expires time.Time
+	// perms and meta are the interned maps key.Permissions and key.Metadata
+	// point to (nil for a nil map), released when the entry goes.
+	perms *shared[[]string]
+	meta  *shared[string]
+	size  int64 // entryBytes(key): its own memory, the interned maps excluded
 }
 
 type invalidation struct {
@@ -116,11 +139,18 @@ type Cache struct {
 	now      func() time.Time
 	onLookup func(Result)
 
+	size, negSize int
+	maxBytes      int64
+
 	mu     sync.Mutex
 	active bool
 	pos    *simplelru.LRU[entryKey, entry]
 	neg    *simplelru.LRU[entryKey, time.Time] // value: expiry
 	byID   map[idKey][][hashLen]byte           // the hashes cached for each key id
+	perms  interner[[]string]                  // the permission maps the entries share
+	meta   interner[string]                    // the metadata maps the entries share
+	bytes  int64                               // estimated memory of the positive entries and the maps they share
+	stats  Stats                               // evictions (the sizes are read when asked)
 	seq    uint64                              // counts invalidations and flushes
 	flush  uint64                              // seq of the last flush (or suspension)
 	recent [ringSize]invalidation              // the last invalidations, a ring
@@ -134,7 +164,9 @@ type Cache struct {
 // mutex of its own, rather than the library's expirable LRU: that one starts
 // a cleanup goroutine per cache that can never be stopped, and a secondary
 // index (key id → hashes) has to change under the same lock as the LRU
-// anyway. Expired entries are dropped when met and pushed out by the bound.
+// anyway. Expired entries are dropped when met and pushed out by the bounds.
+// Nothing is sized up front: an empty cache takes ~12 KiB (mostly its ring
+// of recent invalidations) whatever its bounds (TestIdleCacheTakesNoMemory).
 func New(o Options) *Cache {
 	if o.TTL <= 0 {
 		return nil
@@ -145,14 +177,29 @@ func New(o Options) *Cache {
 	if o.NegativeSize <= 0 {
 		o.NegativeSize = DefaultNegativeSize
 	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	c := &Cache{ttl: o.TTL, now: o.Now, onLookup: o.OnLookup, active: !o.Suspended, byID: map[idKey][][hashLen]byte{}}
-	// NewLRU fails only for a size <= 0, excluded above.
-	c.pos, _ = simplelru.NewLRU(o.Size, c.unindex)
-	c.neg, _ = simplelru.NewLRU[entryKey, time.Time](o.NegativeSize, nil)
+	c := &Cache{ttl: o.TTL, now: o.Now, onLookup: o.OnLookup, active: !o.Suspended,
+		size: o.Size, negSize: o.NegativeSize, maxBytes: o.MaxBytes}
+	c.reset()
 	return c
+}
+
+// reset starts every structure afresh (new, not emptied: Go maps keep
+// their buckets when emptied, so an emptied cache would keep the memory of
+// its fullest moment). Holds c.mu, or c is not shared yet.
+func (c *Cache) reset() {
+	// NewLRU fails only for a size <= 0, excluded in New.
+	c.pos, _ = simplelru.NewLRU(c.size, c.unindex)
+	c.neg, _ = simplelru.NewLRU[entryKey, time.Time](c.negSize, nil)
+	c.byID = map[idKey][][hashLen]byte{}
+	c.perms = interner[[]string]{}
+	c.meta = interner[string]{}
+	c.bytes = 0
 }
 
 func (c *Cache) observe(r Result) {
@@ -223,7 +270,9 @@ func (c *Cache) Put(t Ticket, mode apikey.Mode, hash []byte, k *apikey.Key) {
 		return
 	}
 	id := idKey{mode, k.ID}
-	snapshot := deepCopy(k)
+	snapshot := copyScalars(k)
+	size := entryBytes(snapshot)
+	ph, mh := hashPerms(k.Permissions), hashMeta(k.Metadata) // outside the lock
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.fresh(t, &id) {
@@ -231,10 +280,28 @@ func (c *Cache) Put(t Ticket, mode apikey.Mode, hash []byte, k *apikey.Key) {
 	}
 	h := [hashLen]byte(hash)
 	ek := entryKey{mode, h}
-	if !c.pos.Contains(ek) {
+	if old, ok := c.pos.Peek(ek); ok {
+		c.release(old) // Add replaces it without telling unindex
+	} else {
 		c.byID[id] = append(c.byID[id], h)
 	}
-	c.pos.Add(ek, entry{key: snapshot, expires: c.now().Add(c.ttl)})
+	e := entry{key: snapshot, expires: c.now().Add(c.ttl), size: size}
+	if k.Permissions != nil {
+		e.perms = c.perms.get(ph, k.Permissions, equalPerms, copyPerms, permsBytes, &c.bytes)
+		snapshot.Permissions = e.perms.m
+	}
+	if k.Metadata != nil {
+		e.meta = c.meta.get(mh, k.Metadata, equalMeta, copyMeta, metaBytes, &c.bytes)
+		snapshot.Metadata = e.meta.m
+	}
+	c.bytes += size
+	if c.pos.Add(ek, e) {
+		c.stats.Evictions++
+	}
+	for c.bytes > c.maxBytes && c.pos.Len() > 1 {
+		c.pos.RemoveOldest()
+		c.stats.Evictions++
+	}
 }
 
 // PutMissing remembers that no key holds hash.
@@ -255,7 +322,9 @@ func (c *Cache) PutMissing(t Ticket, mode apikey.Mode, hash []byte) {
 	if !c.fresh(t, nil) {
 		return
 	}
-	c.neg.Add(entryKey{mode, [hashLen]byte(hash)}, c.now().Add(c.ttl))
+	if c.neg.Add(entryKey{mode, [hashLen]byte(hash)}, c.now().Add(c.ttl)) {
+		c.stats.NegativeEvictions++
+	}
 }
 
 // fresh reports whether a read started at t may still be cached: the cache
@@ -319,9 +388,7 @@ func (c *Cache) Flush() {
 func (c *Cache) flushLocked() {
 	c.seq++
 	c.flush = c.seq
-	c.byID = map[idKey][][hashLen]byte{}
-	c.pos.Purge()
-	c.neg.Purge()
+	c.reset()
 }
 
 // Suspend flushes the cache and bypasses it until Resume: while the
@@ -369,9 +436,48 @@ func (c *Cache) Len() (positive, negative int) {
 	return c.pos.Len(), c.neg.Len()
 }
 
-// unindex keeps byID in step when the LRU drops an entry (evicted, expired,
-// invalidated or flushed). Called with c.mu held, from inside the LRU.
+// Stats is what a cache holds and has evicted, for metrics.
+type Stats struct {
+	Entries, NegativeEntries int // held now, expired ones not yet dropped included
+	// Bytes estimates the memory the entries take: the positive ones (the
+	// bound MaxBytes applies to) and the negative ones.
+	Bytes int64
+	// Evictions and NegativeEvictions count the entries pushed out by the
+	// bounds (Size and MaxBytes; NegativeSize) since the start: entries
+	// dropped because they expired, were invalidated or flushed are not.
+	Evictions, NegativeEvictions int64
+	// The bounds: Options.Size, NegativeSize and MaxBytes.
+	MaxEntries, MaxNegativeEntries int
+	MaxBytes                       int64
+}
+
+// Stats returns what the cache holds now and its evictions so far.
+func (c *Cache) Stats() Stats {
+	if c == nil {
+		return Stats{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Entries, s.NegativeEntries = c.pos.Len(), c.neg.Len()
+	s.Bytes = c.bytes + int64(s.NegativeEntries)*negativeEntryBytes
+	s.MaxEntries, s.MaxNegativeEntries, s.MaxBytes = c.size, c.negSize, c.maxBytes
+	return s
+}
+
+// release gives back what an entry holds: its bytes and its share of the
+// interned maps. Holds c.mu.
+func (c *Cache) release(e entry) {
+	c.bytes -= e.size
+	c.perms.release(e.perms, &c.bytes)
+	c.meta.release(e.meta, &c.bytes)
+}
+
+// unindex keeps byID and the memory estimate in step when the LRU drops an
+// entry (evicted, expired or invalidated; a flush starts afresh instead).
+// Called with c.mu held, from inside the LRU.
 func (c *Cache) unindex(k entryKey, e entry) {
+	c.release(e)
 	id := idKey{k.mode, e.key.ID}
 	hashes := c.byID[id]
 	for i, h := range hashes {
@@ -387,9 +493,10 @@ func (c *Cache) unindex(k entryKey, e entry) {
 	}
 }
 
-// deepCopy copies k and everything it points to, so that nothing the store
-// or a caller holds aliases the cached snapshot.
-func deepCopy(k *apikey.Key) *apikey.Key {
+// copyScalars copies k and everything it points to but its two maps,
+// which Put replaces with interned copies; so nothing the store or a caller
+// holds aliases the cached snapshot.
+func copyScalars(k *apikey.Key) *apikey.Key {
 	out := *k
 	out.SecretHash = append([]byte(nil), k.SecretHash...)
 	if k.PrevSecretHash != nil {
@@ -402,13 +509,8 @@ func deepCopy(k *apikey.Key) *apikey.Key {
 		ip := *k.LastUsedIP
 		out.LastUsedIP = &ip
 	}
-	if k.Permissions != nil {
-		out.Permissions = make(map[string][]string, len(k.Permissions))
-		for r, actions := range k.Permissions {
-			out.Permissions[r] = slices.Clone(actions) // an empty list stays empty, not nil (null in JSON)
-		}
-	}
-	out.Metadata = maps.Clone(k.Metadata)
+	out.Permissions, out.Metadata = nil, nil
+	out.Type, out.Status, out.CreatedBy.Kind = canonical(k.Type), canonical(k.Status), canonical(k.CreatedBy.Kind)
 	return &out
 }
 

@@ -3,6 +3,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -27,6 +28,9 @@ type Metrics struct {
 	CacheInvalidations *prometheus.CounterVec // origin: local (a change made here), remote (announced by a replica)
 	CachePublishErrors prometheus.Counter
 	CacheSubscribed    prometheus.Gauge
+	// cacheStats feeds the cache's sizes and evictions, read at each scrape
+	// (SetCredentialCache): nothing on the request path.
+	cacheStats *cacheCollector
 	// ResponsesValidated counts the responses checked against the spec
 	// (HSRCPAY_VALIDATE_RESPONSES), by result: valid, or invalid (each
 	// answered with a logged 500).
@@ -107,11 +111,12 @@ func New() *Metrics {
 			Help: "Writes (units of work, usage flushes) that failed because the store was unavailable: unreachable, slower than HSRCPAY_STORE_TIMEOUT, or out of space.",
 		}),
 	}
+	m.cacheStats = newCacheCollector()
 	bi := buildinfo.Read()
 	m.BuildInfo.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
 	m.Registry.MustRegister(m.Idempotency, m.Readiness, m.StoreUnavailable)
 	m.Registry.MustRegister(m.Requests, m.BuildInfo, m.Latency, m.AuthFailures, m.RateLimited, m.LimiterErrors, m.LeakedTokens,
-		m.CacheLookups, m.CacheInvalidations, m.CachePublishErrors, m.CacheSubscribed, m.ResponsesValidated,
+		m.CacheLookups, m.CacheInvalidations, m.CachePublishErrors, m.CacheSubscribed, m.cacheStats, m.ResponsesValidated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -119,4 +124,67 @@ func New() *Metrics {
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// CredentialCacheStats is what the credential cache holds and has evicted
+// (credcache.Stats).
+type CredentialCacheStats struct {
+	Entries, NegativeEntries       int   // held now
+	Bytes                          int64 // their estimated memory
+	Evictions, NegativeEvictions   int64 // pushed out by the bounds since the start
+	MaxEntries, MaxNegativeEntries int   // the bounds
+	MaxBytes                       int64
+}
+
+// SetCredentialCache makes /metrics read the credential cache's sizes and
+// evictions from stats at each scrape; until it is called (or with a server
+// that caches nothing) they are 0. Hits and misses are
+// hsrcpay_credential_cache_lookups_total, counted as they happen.
+func (m *Metrics) SetCredentialCache(stats func() CredentialCacheStats) {
+	m.cacheStats.stats.Store(&stats)
+}
+
+// cacheCollector reads the credential cache's Stats at each scrape.
+type cacheCollector struct {
+	stats                                 atomic.Pointer[func() CredentialCacheStats]
+	entries, bytes, evictions, maxEntries *prometheus.Desc
+	maxBytes                              *prometheus.Desc
+}
+
+func newCacheCollector() *cacheCollector {
+	kind := []string{"kind"}
+	return &cacheCollector{
+		entries: prometheus.NewDesc("hsrcpay_credential_cache_entries",
+			"Entries the credential cache holds, by kind: positive (a key's snapshot) or negative (a hash known to match no key); expired ones not yet dropped included.", kind, nil),
+		bytes: prometheus.NewDesc("hsrcpay_credential_cache_bytes",
+			"Memory the credential cache's entries take, as estimated per entry when cached (the bound HSRCPAY_CREDENTIAL_CACHE_MEMORY applies to the positive ones).", nil, nil),
+		evictions: prometheus.NewDesc("hsrcpay_credential_cache_evictions_total",
+			"Entries the credential cache dropped to stay within its bounds (HSRCPAY_CREDENTIAL_CACHE_KEYS, HSRCPAY_CREDENTIAL_CACHE_MEMORY; 10000 negative), by kind; expired, invalidated and flushed entries are not counted. A steady rate with a low hit rate: the bounds are too small for the keys in use.", kind, nil),
+		maxEntries: prometheus.NewDesc("hsrcpay_credential_cache_max_entries",
+			"The credential cache's bound on entries, by kind (HSRCPAY_CREDENTIAL_CACHE_KEYS for positive); 0 without a cache.", kind, nil),
+		maxBytes: prometheus.NewDesc("hsrcpay_credential_cache_max_bytes",
+			"The credential cache's bound on its positive entries' estimated memory (HSRCPAY_CREDENTIAL_CACHE_MEMORY); 0 without a cache.", nil, nil),
+	}
+}
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.entries, c.bytes, c.evictions, c.maxEntries, c.maxBytes} {
+		ch <- d
+	}
+}
+
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	var s CredentialCacheStats
+	if f := c.stats.Load(); f != nil {
+		s = (*f)()
+	}
+	gauge, counter := prometheus.GaugeValue, prometheus.CounterValue
+	ch <- prometheus.MustNewConstMetric(c.entries, gauge, float64(s.Entries), "positive")
+	ch <- prometheus.MustNewConstMetric(c.entries, gauge, float64(s.NegativeEntries), "negative")
+	ch <- prometheus.MustNewConstMetric(c.bytes, gauge, float64(s.Bytes))
+	ch <- prometheus.MustNewConstMetric(c.evictions, counter, float64(s.Evictions), "positive")
+	ch <- prometheus.MustNewConstMetric(c.evictions, counter, float64(s.NegativeEvictions), "negative")
+	ch <- prometheus.MustNewConstMetric(c.maxEntries, gauge, float64(s.MaxEntries), "positive")
+	ch <- prometheus.MustNewConstMetric(c.maxEntries, gauge, float64(s.MaxNegativeEntries), "negative")
+	ch <- prometheus.MustNewConstMetric(c.maxBytes, gauge, float64(s.MaxBytes))
 }

@@ -107,6 +107,8 @@ type Config struct {
 	// cache on, as production does. NoCredentialCache turns it off.
 	CredentialCacheTTL time.Duration
 	NoCredentialCache  bool
+	// CredentialCacheKeys bounds the cache's keys (0: the server's default).
+	CredentialCacheKeys int
 	// StoreTimeout bounds each store call (0: the server's default).
 	StoreTimeout time.Duration
 	// RedisURL carries credential-cache invalidations between servers
@@ -232,8 +234,9 @@ func New(t testing.TB, cfg Config) *Env {
 		TrustedProxies:     trusted,
 		Metrics:            cfg.Metrics,
 
-		CredentialCacheTTL: cfg.CredentialCacheTTL,
-		IdempotencyKey:     cfg.IdempotencyKey,
+		CredentialCacheTTL:  cfg.CredentialCacheTTL,
+		CredentialCacheKeys: cfg.CredentialCacheKeys,
+		IdempotencyKey:      cfg.IdempotencyKey,
 
 		SecretScanning:      cfg.SecretScanning,
 		SecretScanningLimit: cfg.SecretScanningLimit,

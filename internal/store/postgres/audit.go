@@ -104,7 +104,7 @@ func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event
 		}
 		e.Mode = apikey.Mode(mode)
 		e.CreatedAt = e.CreatedAt.UTC()
-		if e.Changes, err = auditrow.Decode([]byte(changes)); err != nil {
+		if e.Changes, err = auditrow.DecodeString(changes); err != nil {
 			return nil, fmt.Errorf("postgres: audit event %s: %w", e.ID, err)
 		}
 		out = append(out, e)

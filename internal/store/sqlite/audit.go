@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
@@ -49,29 +50,63 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 }
 
 // ListAuditEvents pages newest first; the primary key (account_id, seq) or
-// the key_id/action indexes serve it.
+// the key_id/action indexes serve it. Each combination of filters is a
+// statement of its own, prepared once (listEventsSQL).
 func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) (_ []audit.Event, err error) {
 	defer classify(&err)
 	if f.Limit <= 0 {
 		return nil, fmt.Errorf("sqlite: list audit events: limit %d, want at least 1", f.Limit)
 	}
-	q := `SELECT ` + eventColumns + ` FROM audit_events WHERE account_id = ?`
-	args := []any{f.AccountID}
+	var (
+		shape int
+		args  [5]any // numbered as in listEventsSQL; unused ones are NULL
+	)
+	args[0], args[4] = f.AccountID, f.Limit
 	if f.Before > 0 {
-		q += ` AND seq < ?`
-		args = append(args, f.Before)
+		shape |= eventsBefore
+		args[1] = f.Before
 	}
 	if f.KeyID != "" {
-		q += ` AND key_id = ?`
-		args = append(args, f.KeyID)
+		shape |= eventsKey
+		args[2] = f.KeyID
 	}
 	if f.Action != "" {
-		q += ` AND action = ?`
-		args = append(args, f.Action)
+		shape |= eventsAction
+		args[3] = f.Action
 	}
-	q += ` ORDER BY seq DESC LIMIT ?`
-	args = append(args, f.Limit)
-	return r.events(ctx, q, args...)
+	st, err := r.listEvents.stmt(ctx, shape) //nolint:sqlclosecheck // shapes keeps it
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args[:]...)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows, min(f.Limit, 1001))
+}
+
+// The shapes of ListAuditEvents: a bit per filter.
+const (
+	eventsBefore = 1 << iota
+	eventsKey
+	eventsAction
+	eventShapes
+)
+
+// listEventsSQL is the text of a ListAuditEvents shape. Parameters: ?1
+// account, ?2 the cursor's seq, ?3 key, ?4 action, ?5 the limit.
+func listEventsSQL(shape int) string {
+	q := `SELECT ` + eventColumns + ` FROM audit_events WHERE account_id = ?1`
+	if shape&eventsBefore != 0 {
+		q += ` AND seq < ?2`
+	}
+	if shape&eventsKey != 0 {
+		q += ` AND key_id = ?3`
+	}
+	if shape&eventsAction != 0 {
+		q += ` AND action = ?4`
+	}
+	return q + ` ORDER BY seq DESC LIMIT ?5`
 }
 
 func (r *Repo) AuditChain(ctx context.Context, accountID string) (_ []audit.Event, err error) {
@@ -102,8 +137,14 @@ func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event
 	if err != nil {
 		return nil, err
 	}
+	return scanEvents(rows, 0)
+}
+
+// scanEvents reads the events of rows (eventColumns) and closes it; size is
+// how many are expected, at most.
+func scanEvents(rows *sql.Rows, size int) ([]audit.Event, error) {
 	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
-	out := []audit.Event{}
+	out := make([]audit.Event, 0, size)
 	for rows.Next() {
 		var (
 			e                 audit.Event
@@ -118,7 +159,7 @@ func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event
 		if e.CreatedAt, err = parseTime(at); err != nil {
 			return nil, fmt.Errorf("sqlite: audit event %s created_at: %w", e.ID, err)
 		}
-		if e.Changes, err = auditrow.Decode([]byte(changes)); err != nil {
+		if e.Changes, err = auditrow.DecodeString(changes); err != nil {
 			return nil, fmt.Errorf("sqlite: audit event %s: %w", e.ID, err)
 		}
 		out = append(out, e)

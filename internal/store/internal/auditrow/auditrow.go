@@ -91,6 +91,15 @@ func roundTrip(m map[string]any) ([]byte, map[string]any, error) {
 // decimal digits (exact), any other number as a float64 (as encoding/json
 // writes a float64, so jsonb's reformatting does not show).
 func Decode(b []byte) (map[string]any, error) {
+	if m, ok := fastDecode(string(b)); ok {
+		return m, nil
+	}
+	return decodeJSON(b)
+}
+
+// decodeJSON is Decode by encoding/json: what fastDecode declines, and the
+// reference it is held to.
+func decodeJSON(b []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var m map[string]any

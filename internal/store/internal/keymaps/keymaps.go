@@ -1,20 +1,24 @@
-package sqlite
+// Package keymaps reads a key's permissions and metadata from their column's
+// JSON text, as both stores keep them.
+//
+// They are decoded on every read of a key (a write's re-check of its caller,
+// a credential cache miss, lists: 21 keys a page). The text is what the
+// store wrote (SQLite: json.Marshal's; PostgreSQL: jsonb's text of it, with
+// spaces) or a migration's json functions: an object of plain strings or of
+// lists of them. Those are read here without encoding/json's reflection,
+// their strings cut from the column's text (no copy); anything else (an
+// escape, null, a number, invalid UTF-8 or a control character) goes to
+// json.Unmarshal, which then decides, so the result is always
+// json.Unmarshal's.
+package keymaps
 
 import (
 	"encoding/json"
 	"unicode/utf8"
 )
 
-// A key's permissions and metadata are JSON text in their rows, decoded on
-// every read of a key (a write's re-check of its caller, a credential cache
-// miss, lists). The text is what encodeMaps (json.Marshal) or a migration's
-// json functions wrote: an object of plain strings or of lists of them. Those
-// are read here without encoding/json's reflection, their strings cut from
-// the column's text (no copy); anything else (an escape, null, a number,
-// invalid UTF-8 or a control character) goes to json.Unmarshal, which then
-// decides, so the result is always json.Unmarshal's.
-
-func decodePermissions(text string) (map[string][]string, error) {
+// Permissions reads a permissions column: {"resource": ["action", …], …}.
+func Permissions(text string) (map[string][]string, error) {
 	if m, ok := fastPermissions(text); ok {
 		return m, nil
 	}
@@ -23,7 +27,8 @@ func decodePermissions(text string) (map[string][]string, error) {
 	return m, err
 }
 
-func decodeMetadata(text string) (map[string]string, error) {
+// Metadata reads a metadata column: {"key": "value", …}.
+func Metadata(text string) (map[string]string, error) {
 	if m, ok := fastMetadata(text); ok {
 		return m, nil
 	}

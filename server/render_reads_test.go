@@ -1,0 +1,197 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hsrcpay/apikeys/gen/api"
+)
+
+// renderStrings are the strings the filler picks from: plain ones, and ones
+// encoding/json escapes (HTML characters, quotes, controls, U+2028, invalid
+// UTF-8).
+var renderStrings = []string{
+	"", "acct_demo", "key_4d8PqZyT6vWb2mK9xR3sN7fH", "sk_test_…abcd", "é ✓ 日本", "a <b> & \"c\"", `back\slash`,
+	"line\nfeed\t\x01\x1f", "\u2028\u2029", "\xff\xfe", "ok\x7f", "payment", "refund", "read", "create",
+}
+
+// fill gives every field of v a random value, for the types the read
+// answers hold; a kind it does not know fails the test, so that a new kind
+// of field is noticed here.
+func fill(t *testing.T, v reflect.Value, r *rand.Rand, depth int) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(renderStrings[r.IntN(len(renderStrings))])
+	case reflect.Bool:
+		v.SetBool(r.IntN(2) == 0)
+	case reflect.Int, reflect.Int64:
+		v.SetInt(r.Int64N(1<<40) - 1<<39)
+	case reflect.Pointer:
+		if r.IntN(4) == 0 {
+			return // nil
+		}
+		p := reflect.New(v.Type().Elem())
+		fill(t, p.Elem(), r, depth)
+		v.Set(p)
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			zones := []*time.Location{time.UTC, time.FixedZone("x", 5*3600+30*60), time.FixedZone("y", -7*3600)}
+			ts := time.Unix(r.Int64N(4e9), r.Int64N(1e9)*int64(r.IntN(2))).In(zones[r.IntN(len(zones))])
+			if r.IntN(50) == 0 {
+				ts = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) // refused by MarshalJSON
+			}
+			v.Set(reflect.ValueOf(ts))
+			return
+		}
+		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				t.Fatalf("fill: %s has an unexported field %s", v.Type(), v.Type().Field(i).Name)
+			}
+			fill(t, v.Field(i), r, depth)
+		}
+	case reflect.Map:
+		if r.IntN(8) == 0 {
+			return // nil
+		}
+		m := reflect.MakeMap(v.Type())
+		for range r.IntN(5) {
+			k := reflect.New(v.Type().Key()).Elem()
+			fill(t, k, r, depth)
+			e := reflect.New(v.Type().Elem()).Elem()
+			fill(t, e, r, depth+1)
+			m.SetMapIndex(k, e)
+		}
+		v.Set(m)
+	case reflect.Slice:
+		if r.IntN(8) == 0 {
+			return // nil
+		}
+		n := r.IntN(4)
+		s := reflect.MakeSlice(v.Type(), n, n)
+		for i := range n {
+			fill(t, s.Index(i), r, depth+1)
+		}
+		v.Set(s)
+	case reflect.Interface: // an audit event's change: what auditrow.Decode gives, and a float now and then
+		var x any
+		switch k := r.IntN(9); {
+		case k == 0:
+			x = nil
+		case k == 1:
+			x = r.IntN(2) == 0
+		case k == 2:
+			x = json.Number([]string{"0", "-12", "9223372036854775807", "18446744073709551615"}[r.IntN(4)])
+		case k == 3 && r.IntN(10) == 0:
+			x = 2.5
+		case k == 4 && depth < 3:
+			m := map[string]any{}
+			fill(t, reflect.ValueOf(&m).Elem(), r, depth+1)
+			x = m
+		case k == 5 && depth < 3:
+			var l []any
+			fill(t, reflect.ValueOf(&l).Elem(), r, depth+1)
+			x = l
+		default:
+			x = renderStrings[r.IntN(len(renderStrings))]
+		}
+		if x != nil {
+			v.Set(reflect.ValueOf(x))
+		}
+	default:
+		t.Fatalf("fill: no value for a %s", v.Type())
+	}
+}
+
+// TestReadRenderingIsEncodingJSON: the read answers' appenders write what the
+// generated responses' encoding/json writes, byte for byte, for values that
+// fill every field (escapes, nulls, offsets and fallbacks included).
+func TestReadRenderingIsEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // test values, seeded to be repeatable
+	fast := 0
+	const runs = 3000
+	for i := range runs {
+		var (
+			view   api.ApiKeyViewEnvelope
+			keys   api.ApiKeyListEnvelope
+			events api.AuditEventListEnvelope
+		)
+		for _, tc := range []struct {
+			body  any
+			visit func(w http.ResponseWriter) error
+		}{
+			{&view, func(w http.ResponseWriter) error { return (&getKeyResponse{body: view}).VisitGetApiKeyResponse(w) }},
+			{&keys, func(w http.ResponseWriter) error { return (&listKeysResponse{body: keys}).VisitListApiKeysResponse(w) }},
+			{&events, func(w http.ResponseWriter) error {
+				return (&listEventsResponse{body: events}).VisitListAuditEventsResponse(w)
+			}},
+		} {
+			fill(t, reflect.ValueOf(tc.body).Elem(), r, 0)
+			var want bytes.Buffer
+			werr := json.NewEncoder(&want).Encode(tc.body)
+			rec := httptest.NewRecorder()
+			err := tc.visit(rec)
+			if (err != nil) != (werr != nil) {
+				t.Fatalf("run %d: error %v, encoding/json's %v", i, err, werr)
+			}
+			if err != nil {
+				continue
+			}
+			if got := rec.Body.String(); got != want.String() {
+				t.Fatalf("run %d:\n got %s\nwant %s", i, got, want.String())
+			}
+			if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("run %d: %d %v", i, rec.Code, rec.Header())
+			}
+			a := jsonAppender{ok: true}
+			switch b := tc.body.(type) {
+			case *api.ApiKeyViewEnvelope:
+				a.keyViewEnvelope(b)
+			case *api.ApiKeyListEnvelope:
+				a.keyListEnvelope(b)
+			case *api.AuditEventListEnvelope:
+				a.auditListEnvelope(b)
+			}
+			if a.ok {
+				fast++
+			}
+		}
+	}
+	if fast == 0 {
+		t.Fatalf("no answer was written by the appenders in %d", 3*runs)
+	}
+	t.Logf("%d of %d answers written by the appenders", fast, 3*runs)
+}
+
+// TestReadRenderingPlainAnswer: an ordinary page is written by the
+// appenders, not left to encoding/json.
+func TestReadRenderingPlainAnswer(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 123456000, time.UTC)
+	hint, cursor := "sk_test_…abcd", "Y3Vyc29y"
+	view := api.ApiKeyView{
+		Object: api.ApiKeyViewObjectApiKey, Id: "key_1", AccountId: "acct_demo", Name: "Checkout backend",
+		Type: api.KeyViewSecret, KeyHint: &hint, Metadata: api.Metadata{"team": "bench"},
+		Permissions: api.Permissions{"payment": {"create", "read"}}, Status: api.KeyViewActive,
+		CreatedAt: now, UpdatedAt: now, CreatedBy: api.CreatedBy{Kind: api.CreatedByKey, Id: "key_0", RequestId: "req_1"},
+	}
+	a := jsonAppender{ok: true}
+	a.keyListEnvelope(&api.ApiKeyListEnvelope{Message: "success", Success: true,
+		Data: api.ApiKeyList{Object: api.ApiKeyListObjectList, Data: []api.ApiKeyView{view}, HasMore: true, NextCursor: &cursor}})
+	a.auditListEnvelope(&api.AuditEventListEnvelope{Message: "success", Success: true, Data: api.AuditEventList{
+		Object: api.AuditEventListObjectList, Data: []api.AuditEvent{{
+			Object: api.AuditEventObjectAuditEvent, Id: "evt_1", Seq: 3, AccountId: "acct_demo", Mode: api.ModeTest,
+			Action: api.AuditAction("api_key.created"), KeyId: "key_1", Actor: view.CreatedBy, CreatedAt: now,
+			Changes: map[string]any{"name": "x", "managed": false, "expires_at": nil, "n": json.Number("-3"),
+				"permissions": map[string]any{"payment": []any{"read"}}},
+		}},
+	}})
+	if !a.ok {
+		t.Fatalf("a plain answer was left to encoding/json: %s", a.b)
+	}
+}
