@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -91,5 +93,50 @@ func TestSealParts(t *testing.T) {
 		if !parts.CreatedAt.Equal(e.CreatedAt) || parts.CreatedAt.Location() != time.UTC {
 			t.Errorf("%s: SealParts left CreatedAt %v, want %v", tc.id, parts.CreatedAt, e.CreatedAt)
 		}
+	}
+}
+
+// TestCanonicalWithoutReflection: the canonical form written by hand is
+// json.Marshal's, byte for byte, for any event and any encoding of its
+// changes (or it is not used).
+func TestCanonicalWithoutReflection(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4)) //nolint:gosec // reproducible test values, not a secret
+	pieces := []string{"a", "Z", "0", " ", "key_", "-", "é", "日本", "\u2028", "<", ">", "&", `"`, `\`, "\n", "\x00", "\xff", "🙂", ":"}
+	str := func() string {
+		var b []byte
+		for range rng.IntN(5) {
+			b = append(b, pieces[rng.IntN(len(pieces))]...)
+		}
+		return string(b)
+	}
+	encodings := []string{`{}`, `{"a":1}`, `{"name":"bench 1","permissions":{"payment":["create","read"]},"n":null}`,
+		`{ "a": 1 }`, `{"a":"<"}`, `{"a":"\u003c"}`, `{"a":"x\"y\\"}`, "{\"a\":\"\u2028\"}", `{"a":"\u2028"}`,
+		`{"a":[1,2,{"b":true}]}`, `{"a":`, `[1]`, `"s"`, `{"a":1} `, "{\"a\":\"\t\"}", `{"é":"日本"}`}
+	for i := range 5000 {
+		e := Event{ID: str(), Seq: rng.Int64N(1 << 40), AccountID: str(), Mode: apikey.Mode(str()), Action: str(), KeyID: str(),
+			Actor:    apikey.Actor{Kind: str(), ID: str(), RequestID: str()},
+			ClientIP: str(), CreatedAt: time.Unix(rng.Int64N(1<<34), rng.Int64N(1e9)).In(time.FixedZone("x", 3600)), PrevHash: str()}
+		if i%3 == 0 {
+			e = Event{ID: "evt_1", Seq: 7, AccountID: "acct_1", Mode: apikey.Live, Action: Create, KeyID: "key_1",
+				Actor: apikey.Actor{Kind: apikey.ActorKey, ID: "key_0", RequestID: "req_1"}, ClientIP: "192.0.2.1",
+				CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC), PrevHash: "abc"}
+		}
+		enc := []byte(encodings[rng.IntN(len(encodings))])
+		want, werr := e.marshalCanonical(enc)
+		got, gerr := e.canonical(enc)
+		if (werr == nil) != (gerr == nil) || !bytes.Equal(got, want) {
+			t.Fatalf("#%d %+v, changes %s:\ncanonical        %s, %v\nmarshalCanonical %s, %v", i, e, enc, got, gerr, want, werr)
+		}
+	}
+}
+
+// TestCanonicalFastPath: an append's event takes the path without
+// reflection.
+func TestCanonicalFastPath(t *testing.T) {
+	e := Event{ID: "evt_1", Seq: 7, AccountID: "acct_1", Mode: apikey.Live, Action: Create, KeyID: "key_1",
+		Actor: apikey.Actor{Kind: apikey.ActorKey, ID: "key_0", RequestID: "req_1"}, ClientIP: "192.0.2.1",
+		CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6789, time.UTC), PrevHash: "abc"}
+	if _, ok := e.appendCanonical(nil, []byte(`{"name":"bench 1","permissions":{"payment":["create","read"]},"n":null}`)); !ok {
+		t.Error("appendCanonical refused a plain event")
 	}
 }

@@ -41,6 +41,7 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 		return mapInsertErr(err)
 	}
 	if err := t.exec(ctx, t.w.st.setAuditHead, e.Seq, e.Hash, e.AccountID); err != nil {
+		t.touch(e.AccountID)
 		t.headAccount = "" // read it again, if the unit goes on
 		return err
 	}

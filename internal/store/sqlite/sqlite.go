@@ -465,10 +465,20 @@ type tx struct {
 	// unit ends, and AppendAuditEvent needs no statement to read it.
 	headAccount string
 	head        auditHead
-	// liveKeys is accounts.live_keys of headAccount as LockAccount read it,
-	// while liveKnown (until this unit writes a key).
+	// liveKeys is accounts.live_keys of headAccount as LockAccount read it
+	// and this unit's inserts moved it, while liveKnown (until this unit
+	// writes a key otherwise).
 	liveKeys  int64
 	liveKnown bool
+	// acctOps is what the unit did to account rows, for the writer's
+	// account cache (acctcache.go); touchedAll: to any of them.
+	acctOps    []acctOp
+	touchedAll bool
+	// keysRead: the account and deleted flag of the keys the unit read or
+	// wrote, as the rows have them now (acctcache.go, keyUpdated).
+	keysRead []keyRow
+	// release is a ReleaseExpiredName not run yet (see ReleaseExpiredName).
+	release *nameRelease
 }
 
 type auditHead struct {
@@ -502,6 +512,18 @@ func (t *tx) execN(ctx context.Context, st *sql.Stmt, args ...any) (int64, error
 	if err := t.usable(ctx); err != nil {
 		return 0, err
 	}
+	if err := t.releaseNow(ctx); err != nil {
+		return 0, err
+	}
+	return t.execNow(ctx, st, args...)
+}
+
+// execNow is execN with the pending release left pending: only for the
+// insert that may make it moot (InsertKey), and for the release itself.
+func (t *tx) execNow(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
+	if err := t.usable(ctx); err != nil {
+		return 0, err
+	}
 	res, err := st.ExecContext(context.WithoutCancel(ctx), args...)
 	if err = t.w.note(err); err != nil {
 		return 0, err
@@ -520,6 +542,9 @@ func (t *tx) row(ctx context.Context, st *sql.Stmt, args ...any) scanner {
 	if err := t.usable(ctx); err != nil {
 		return errRow{err}
 	}
+	if err := t.releaseNow(ctx); err != nil {
+		return errRow{err}
+	}
 	return checkedRow{st.QueryRowContext(context.WithoutCancel(ctx), args...), t.w}
 }
 
@@ -535,6 +560,10 @@ type errRow struct{ err error }
 func (r errRow) Scan(...any) error { return r.err }
 
 func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error {
+	if t.headAccount == id {
+		t.headAccount = ""
+	}
+	t.touch(id)
 	err := t.exec(ctx, t.w.st.createAccount, id, fmtTime(now))
 	if isUnique(err) {
 		return store.ErrAccountExists
@@ -544,8 +573,23 @@ func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error 
 
 // LockAccount checks that the account exists (the writer's transaction
 // holds every row) and keeps its audit chain's head, for AppendAuditEvent,
-// and its count of keys not deleted, for KeyCapReached.
+// and its count of keys not deleted, for KeyCapReached: from what the unit
+// knows already, or the writer's account cache (acctcache.go), or the row.
 func (t *tx) LockAccount(ctx context.Context, id string) error {
+	if err := t.usable(ctx); err != nil {
+		return err
+	}
+	if t.headAccount == id && t.liveKnown {
+		return nil
+	}
+	if t.headAccount != id {
+		t.leaveHead()
+		if st, ok := t.cachedAccount(id); ok {
+			t.headAccount, t.head = id, st.head
+			t.liveKeys, t.liveKnown = st.live, true
+			return nil
+		}
+	}
 	var h auditHead
 	var live int64
 	err := t.row(ctx, t.w.st.lockAccount, id).Scan(&h.seq, &h.hash, &live)
@@ -564,7 +608,10 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	if t.headAccount == id {
 		t.headAccount = ""
 	}
+	t.touch(id)
 	t.liveKnown = false
+	t.keysRead = t.keysRead[:0] // some are gone: an update of them changes nothing
+	t.w.keys.wroteAll()
 	// Its events too: the account row that records the chain's head goes.
 	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
 		if err := t.exec(ctx, st, id); err != nil {
@@ -574,8 +621,22 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	return nil
 }
 
+// Key answers from the writer's key cache when it can (keycache.go): the
+// same key, as committed, that the statement would read.
 func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
-	return scanKey(t.row(ctx, t.w.st.getKey, id))
+	if err := t.usable(ctx); err != nil {
+		return nil, err
+	}
+	k, ok := t.w.keys.get(id)
+	if !ok {
+		var err error
+		if k, err = scanKey(t.row(ctx, t.w.st.getKey, id)); err != nil {
+			return nil, err
+		}
+		t.w.keys.put(k)
+	}
+	t.keyRead(k.ID, k.AccountID, k.Deleted)
+	return k, nil
 }
 
 func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
@@ -590,30 +651,87 @@ func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time,
 	return reached, err
 }
 
+// nameRelease is the arguments of a ReleaseExpiredName.
+type nameRelease struct{ accountID, nameKey, now string }
+
+// ReleaseExpiredName is run lazily. A create calls it before every insert,
+// and it almost never has anything to release: an UPDATE statement per
+// create for nothing. What it releases matters only to the unique index on
+// (account_id, name_key) WHERE deleted = 0 AND name_released = 0, which the
+// keys it would release are in, with that name key: so an insert of a live
+// key with that name key that succeeds proves that there was nothing to
+// release. The release is kept until InsertKey tries the insert, and run
+// (then the insert again) only if the insert meets a name it would have
+// freed; any other statement of the unit, or its end, runs it first, as
+// the caller asked.
 func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now time.Time) error {
-	return t.exec(ctx, t.w.st.releaseName, accountID, namekey.Key(name), fmtTime(now))
+	if err := t.usable(ctx); err != nil {
+		return err
+	}
+	if err := t.releaseNow(ctx); err != nil { // an earlier one, first
+		return err
+	}
+	t.release = &nameRelease{accountID: accountID, nameKey: namekey.Key(name), now: fmtTime(now)}
+	return nil
 }
 
-func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
-	t.liveKnown = false // the triggers change live_keys
+// releaseNow runs the pending release, if any.
+func (t *tx) releaseNow(ctx context.Context) error {
+	r := t.release
+	if r == nil {
+		return nil
+	}
+	t.release = nil
+	_, err := t.execNow(ctx, t.w.st.releaseName, r.accountID, r.nameKey, r.now)
+	return err
+}
+
+func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) (err error) {
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// The trigger api_keys_live_insert counts a live key in.
+		switch {
+		case k.AccountID != t.headAccount:
+			t.touch(k.AccountID)
+		case err != nil:
+			t.liveKnown = false // nothing changed, as a rule: not worth relying on
+		case !k.Deleted:
+			t.liveKeys++
+		}
+		if err == nil {
+			t.keyRead(k.ID, k.AccountID, k.Deleted)
+		}
+	}()
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
-	return mapInsertErr(t.exec(ctx, t.w.st.insertKey,
-		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
+	t.w.keys.wrote(k.ID)
+	args := []any{k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
-		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey))
+		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey}
+	if r := t.release; r != nil && !k.Deleted && r.accountID == k.AccountID && r.nameKey == k.NameKey {
+		// The pending release is of this name (ReleaseExpiredName): the
+		// insert first; if it succeeds, there was nothing to release.
+		_, err := t.execNow(ctx, t.w.st.insertKey, args...)
+		if err = mapInsertErr(err); !errors.Is(err, store.ErrDuplicateName) {
+			if err == nil {
+				t.release = nil
+			}
+			return err
+		}
+	}
+	return mapInsertErr(t.exec(ctx, t.w.st.insertKey, args...))
 }
 
-func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
-	t.liveKnown = false // the triggers change live_keys
+func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) (err error) {
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
 	}
 	k.NameKey = namekey.Key(k.Name)
+	t.w.keys.wrote(k.ID)
+	defer func() { t.keyUpdated(k, err) }()
 	return mapInsertErr(t.exec(ctx, t.w.st.updateKey,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
 		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID, k.NameKey))
@@ -678,6 +796,7 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 		t := stx.(*tx) // InTx hands its fn this package's tx, always
 		for _, u := range batch {
 			at := fmtTime(u.At)
+			t.w.keys.wrote(u.KeyID)
 			if err := t.exec(ctx, t.w.st.recordUsage, at, u.IP, u.KeyID, at); err != nil {
 				return err
 			}

@@ -157,6 +157,7 @@ type writer struct {
 	db   *sql.DB // its own handle, of one connection
 	conn *sql.Conn
 	st   writerStmts
+	keys keyCache    // keycache.go
 	mode apikey.Mode // what the events appended here belong to
 	// inst is the Store's instance: the holder of the claims written here.
 	inst *instance
@@ -207,6 +208,7 @@ type writer struct {
 // connection.
 type writerStmts struct {
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
+	dataVersion                                             *sql.Stmt
 
 	createAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
 	getKey, capReached, releaseName, insertKey, updateKey  *sql.Stmt
@@ -221,6 +223,7 @@ func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, erro
 	}
 	w := &writer{
 		db: db, conn: conn, mode: mode,
+		keys:    newKeyCache(),
 		queue:   make(chan *unit, maxBatch),
 		stopped: make(chan struct{}),
 		linger:  commitLinger,
@@ -264,6 +267,8 @@ func (w *writer) prepare(ctx context.Context) error {
 		{&w.st.savepoint, `SAVEPOINT unit`},
 		{&w.st.release, `RELEASE unit`},
 		{&w.st.rollbackTo, `ROLLBACK TO unit`},
+		// Changes when another connection commits (keycache.go).
+		{&w.st.dataVersion, `PRAGMA data_version`},
 		{&w.st.createAccount, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`},
 		{&w.st.deleteEvents, `DELETE FROM audit_events WHERE account_id = ?`},
 		{&w.st.deleteKeys, `DELETE FROM api_keys WHERE account_id = ?`},
@@ -542,6 +547,16 @@ func (w *writer) begin(ctx context.Context) error {
 	}
 	w.rolledBack.Store(false) // from here on, the rollback hook speaks of this transaction
 	w.abortErr = nil
+	if err == nil {
+		// Holding the write lock: what another connection committed is in
+		// this transaction's snapshot, and nothing more can come.
+		var v int64
+		if verr := w.st.dataVersion.QueryRowContext(ctx).Scan(&v); verr != nil {
+			w.keys.forget()
+		} else {
+			w.keys.sawVersion(v)
+		}
+	}
 	return err
 }
 
@@ -561,6 +576,11 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 	}
 	t := &tx{w: w, ctx: u.ctx}
 	err := w.call(u, t)
+	if err == nil && !u.panicked && !w.rolledBack.Load() {
+		// A ReleaseExpiredName that no insert made moot is run now, as
+		// part of the unit (see ReleaseExpiredName).
+		err = t.releaseNow(ctx) // usable checks u.ctx too
+	}
 	t.ended.Store(true)
 	if w.rolledBack.Load() {
 		return // the transaction is gone, savepoint and all: finish reports it
@@ -592,6 +612,7 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 		return
 	}
 	u.byCommit, *dirty = true, true
+	t.applyAccts()
 }
 
 // call runs fn, turning a panic into the unit's outcome: the writer lives on
@@ -615,6 +636,7 @@ func (w *writer) finish(batchErr error) {
 		}
 		close(u.done)
 	}
+	w.keys.batchEnded(batchErr == nil)
 	clear(w.batch) // no references to finished units and their closures
 	w.batch = w.batch[:0]
 }

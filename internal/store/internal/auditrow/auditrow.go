@@ -59,7 +59,7 @@ func Encode(m map[string]any) ([]byte, map[string]any, error) {
 		m = map[string]any{}
 	}
 	if norm, ok := direct(m); ok {
-		b, err := json.Marshal(norm)
+		b, err := marshal(norm)
 		if err != nil {
 			return nil, nil, fmt.Errorf("audit changes: %w", err)
 		}

@@ -1,0 +1,44 @@
+package sqlite
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+)
+
+// TestCloneKey: a clone is equal to its key, nil and empty alike, and shares
+// nothing with it that a caller could change.
+func TestCloneKey(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	ip := "192.0.2.1"
+	full := &apikey.Key{ID: "key_1", AccountID: "acct_1", Name: "n", NameKey: "n", Type: apikey.TypeSecret,
+		SecretHash: []byte{1, 2, 3}, PrevSecretHash: []byte{4, 5}, PrevSecretExpiresAt: &now, KeyHint: "h",
+		Permissions: map[string][]string{"a": {"read", "write"}, "b": {}, "c": nil}, Metadata: map[string]string{"k": "v"},
+		Status: apikey.StatusActive, Managed: true, LastUsedAt: &now, LastUsedIP: &ip, ExpiresAt: &now,
+		CreatedAt: now, UpdatedAt: now, CreatedBy: apikey.Actor{Kind: apikey.ActorKey, ID: "key_0", RequestID: "req"}}
+	for _, k := range []*apikey.Key{full, {ID: "key_2"}, {ID: "key_3", SecretHash: []byte{}, Permissions: map[string][]string{},
+		Metadata: map[string]string{}}} {
+		c := cloneKey(k)
+		if !reflect.DeepEqual(c, k) {
+			t.Fatalf("clone %+v, want %+v", c, k)
+		}
+	}
+	c := cloneKey(full)
+	c.SecretHash[0], c.PrevSecretHash[0] = 9, 9
+	c.Permissions["a"][0] = "x"
+	c.Permissions["a"] = append(c.Permissions["a"], "y")
+	*c.ExpiresAt, *c.LastUsedAt, *c.PrevSecretExpiresAt, *c.LastUsedIP = time.Time{}, time.Time{}, time.Time{}, "x"
+	c.Metadata["k"] = "x"
+	d := cloneKey(full)
+	if !reflect.DeepEqual(d, full) || full.SecretHash[0] != 1 || full.PrevSecretHash[0] != 4 || full.Permissions["a"][0] != "read" ||
+		len(full.Permissions["a"]) != 2 || !full.ExpiresAt.Equal(now) || ip != "192.0.2.1" || full.Metadata["k"] != "v" {
+		t.Fatalf("changing a clone changed its key: %+v", full)
+	}
+	c2 := cloneKey(full)
+	c2.Permissions["b"] = append(c2.Permissions["b"], "z") // capped: copies, never writes into another slice
+	if got := cloneKey(full).Permissions; len(got["b"]) != 0 || !reflect.DeepEqual(got, full.Permissions) {
+		t.Fatalf("append to a clone's actions changed another clone: %v", got)
+	}
+}
