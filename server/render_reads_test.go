@@ -109,13 +109,15 @@ func fill(t *testing.T, v reflect.Value, r *rand.Rand, depth int) {
 	}
 }
 
-// TestReadRenderingIsEncodingJSON: the read answers' appenders write what the
-// generated responses' encoding/json writes, byte for byte, for values that
-// fill every field (escapes, nulls, offsets and fallbacks included).
+// TestReadRenderingIsEncodingJSON: the read answers write what the generated
+// responses' encoding/json writes, byte for byte, for values that fill every
+// field (escapes, invalid UTF-8, nulls, offsets, floats in changes, times
+// MarshalJSON refuses); an error sends nothing, so that the error envelope
+// is the answer.
 func TestReadRenderingIsEncodingJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // test values, seeded to be repeatable
-	fast := 0
 	const runs = 3000
+	refused := 0
 	for i := range runs {
 		var (
 			view   api.ApiKeyViewEnvelope
@@ -141,6 +143,10 @@ func TestReadRenderingIsEncodingJSON(t *testing.T) {
 				t.Fatalf("run %d: error %v, encoding/json's %v", i, err, werr)
 			}
 			if err != nil {
+				if rec.Body.Len() != 0 || len(rec.Header()) != 0 {
+					t.Fatalf("run %d: %v, yet sent %v %q", i, err, rec.Header(), rec.Body)
+				}
+				refused++
 				continue
 			}
 			if got := rec.Body.String(); got != want.String() {
@@ -149,49 +155,9 @@ func TestReadRenderingIsEncodingJSON(t *testing.T) {
 			if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
 				t.Fatalf("run %d: %d %v", i, rec.Code, rec.Header())
 			}
-			a := jsonAppender{ok: true}
-			switch b := tc.body.(type) {
-			case *api.ApiKeyViewEnvelope:
-				a.keyViewEnvelope(b)
-			case *api.ApiKeyListEnvelope:
-				a.keyListEnvelope(b)
-			case *api.AuditEventListEnvelope:
-				a.auditListEnvelope(b)
-			}
-			if a.ok {
-				fast++
-			}
 		}
 	}
-	if fast == 0 {
-		t.Fatalf("no answer was written by the appenders in %d", 3*runs)
-	}
-	t.Logf("%d of %d answers written by the appenders", fast, 3*runs)
-}
-
-// TestReadRenderingPlainAnswer: an ordinary page is written by the
-// appenders, not left to encoding/json.
-func TestReadRenderingPlainAnswer(t *testing.T) {
-	now := time.Date(2026, 12, 6, 10, 0, 0, 123456000, time.UTC)
-	hint, cursor := "sk_test_…abcd", "Y3Vyc29y"
-	view := api.ApiKeyView{
-		Object: api.ApiKeyViewObjectApiKey, Id: "key_1", AccountId: "acct_demo", Name: "Checkout backend",
-		Type: api.KeyViewSecret, KeyHint: &hint, Metadata: api.Metadata{"team": "bench"},
-		Permissions: api.Permissions{"payment": {"create", "read"}}, Status: api.KeyViewActive,
-		CreatedAt: now, UpdatedAt: now, CreatedBy: api.CreatedBy{Kind: api.CreatedByKey, Id: "key_0", RequestId: "req_1"},
-	}
-	a := jsonAppender{ok: true}
-	a.keyListEnvelope(&api.ApiKeyListEnvelope{Message: "success", Success: true,
-		Data: api.ApiKeyList{Object: api.ApiKeyListObjectList, Data: []api.ApiKeyView{view}, HasMore: true, NextCursor: &cursor}})
-	a.auditListEnvelope(&api.AuditEventListEnvelope{Message: "success", Success: true, Data: api.AuditEventList{
-		Object: api.AuditEventListObjectList, Data: []api.AuditEvent{{
-			Object: api.AuditEventObjectAuditEvent, Id: "evt_1", Seq: 3, AccountId: "acct_demo", Mode: api.ModeTest,
-			Action: api.AuditAction("api_key.created"), KeyId: "key_1", Actor: view.CreatedBy, CreatedAt: now,
-			Changes: map[string]any{"name": "x", "managed": false, "expires_at": nil, "n": json.Number("-3"),
-				"permissions": map[string]any{"payment": []any{"read"}}},
-		}},
-	}})
-	if !a.ok {
-		t.Fatalf("a plain answer was left to encoding/json: %s", a.b)
+	if refused == 0 || refused == 3*runs {
+		t.Fatalf("%d of %d answers refused: the values do not cover both", refused, 3*runs)
 	}
 }
