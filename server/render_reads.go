@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	json "github.com/goccy/go-json"
+	"github.com/labstack/echo/v4"
 
 	"github.com/hsrcpay/apikeys/gen/api"
 )
@@ -55,8 +56,14 @@ type okWriter struct {
 func (o *okWriter) Write(b []byte) (int, error) {
 	if !o.sent {
 		o.sent = true
-		o.w.Header().Set("Content-Type", "application/json")
+		o.w.Header()[echo.HeaderContentType] = jsonContentType
 		o.w.WriteHeader(http.StatusOK)
 	}
 	return o.w.Write(b)
 }
+
+// jsonContentType is the Content-Type header's value, shared by the
+// responses that set it: assigned rather than Header.Set, which allocates
+// a slice per response (nothing writes into a header's value slice; Add
+// appends past its capacity, so into a copy).
+var jsonContentType = []string{echo.MIMEApplicationJSON}
