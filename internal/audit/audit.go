@@ -12,12 +12,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"strconv"
-	"sync"
 	"time"
-	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 )
@@ -80,16 +78,14 @@ func (e *Event) Canonical() ([]byte, error) {
 
 // canonical is Canonical with the changes' encoding, when the caller has it
 // (json.Marshal's of e.Changes): reused rather than encoded again.
+//
+// The bytes are encoding/json's Marshal of the canonical struct (the
+// definition: TestCanonicalIsEncodingJSON holds them to it on random
+// events), written by goccy/go-json: encoding/json's reflection over the
+// struct ran on every append's hash, on the writer's goroutine. go-json
+// compacts a json.RawMessage and escapes <, >, &, U+2028 and U+2029 in it as
+// encoding/json does, and refuses one that is not valid JSON.
 func (e *Event) canonical(encoded []byte) ([]byte, error) {
-	if b, ok := e.appendCanonical(nil, encoded); ok {
-		return b, nil
-	}
-	return e.marshalCanonical(encoded)
-}
-
-// marshalCanonical is canonical through json.Marshal: the definition, and
-// what appendCanonical falls back to.
-func (e *Event) marshalCanonical(encoded []byte) ([]byte, error) {
 	var changes any = e.Changes
 	switch {
 	case encoded != nil:
@@ -155,15 +151,7 @@ func (e *Event) SealParts(changes []byte) (prefix, middle []byte, err error) {
 }
 
 func (e *Event) hash(changes []byte) (string, error) {
-	// The canonical bytes only pass through the hash: a pooled buffer.
-	bp := canonicalBufs.Get().(*[]byte) //nolint:forcetypeassert // the pool holds nothing else
-	defer canonicalBufs.Put(bp)
-	if b, ok := e.appendCanonical((*bp)[:0], changes); ok {
-		*bp = b
-		sum := sha256.Sum256(b)
-		return hex.EncodeToString(sum[:]), nil
-	}
-	b, err := e.marshalCanonical(changes)
+	b, err := e.canonical(changes)
 	if err != nil {
 		return "", fmt.Errorf("audit: encode event %s: %w", e.ID, err)
 	}
@@ -215,93 +203,4 @@ func Verify(accountID string, mode apikey.Mode, events []Event, headSeq int64, h
 		return broken(last+1, "the account records %d events ending in %.12s…; the chain has %d", headSeq, headHash, last)
 	}
 	return nil
-}
-
-// appendCanonical writes marshalCanonical's bytes without reflection, when
-// the changes come encoded (SealEncoded: every append) and nothing needs
-// escaping; ok is false otherwise. The hash of every append ran
-// json.Marshal over the struct on the writer's goroutine.
-func (e *Event) appendCanonical(b, encoded []byte) (_ []byte, ok bool) {
-	if encoded == nil || !compactAsIs(encoded) {
-		return b, false
-	}
-	fields := [...]struct{ name, v string }{
-		{`{"id":`, e.ID}, {`,"account_id":`, e.AccountID}, {`,"mode":`, string(e.Mode)}, {`,"action":`, e.Action},
-		{`,"key_id":`, e.KeyID}, {`,"actor":{"kind":`, e.Actor.Kind}, {`,"id":`, e.Actor.ID},
-		{`,"request_id":`, e.Actor.RequestID}, {`},"client_ip":`, e.ClientIP}, {`,"created_at":`, ""},
-	}
-	for i, f := range fields {
-		b = append(b, f.name...)
-		if i == len(fields)-1 {
-			b = append(b, '"')
-			b = e.CreatedAt.UTC().AppendFormat(b, time.RFC3339Nano) // digits, letters, '-', ':', '.', '+'
-			b = append(b, '"')
-		} else if b, ok = appendString(b, f.v); !ok {
-			return b, false
-		}
-		if i == 0 {
-			b = append(b, `,"seq":`...)
-			b = strconv.AppendInt(b, e.Seq, 10)
-		}
-	}
-	b = append(b, `,"changes":`...)
-	b = append(b, encoded...)
-	b = append(b, `,"prev_hash":`...)
-	if b, ok = appendString(b, e.PrevHash); !ok {
-		return b, false
-	}
-	return append(b, '}'), true
-}
-
-// canonicalBufs are hash's buffers.
-var canonicalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-// compactAsIs reports whether json.Marshal writes the raw JSON b unchanged
-// (it validates a json.RawMessage and compacts it, escaping <, >, &, U+2028
-// and U+2029): b is valid, has no whitespace outside its strings and none of
-// those characters. What json.Marshal wrote is so.
-func compactAsIs(b []byte) bool {
-	if !json.Valid(b) {
-		return false
-	}
-	inString := false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '<' || c == '>' || c == '&':
-			return false
-		case c == 0xe2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xa8 || b[i+2] == 0xa9):
-			return false
-		case inString && c == '\\':
-			i++ // the escaped character
-		case c == '"':
-			inString = !inString
-		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
-			return false
-		}
-	}
-	return true
-}
-
-// appendString quotes s as json.Marshal does when s needs no escaping:
-// valid UTF-8 without control characters, the quote, the backslash, the
-// characters json.Marshal escapes for HTML (<, >, &) and U+2028 and U+2029.
-func appendString(dst []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-				return dst, false
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
-			return dst, false
-		}
-		i += size
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"'), true
 }
