@@ -22,7 +22,8 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 	if err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
-	if _, ok := t.heads[e.AccountID]; !ok {
+	_, deferred := t.deferred[e.AccountID]
+	if _, ok := t.heads[e.AccountID]; !ok && !deferred {
 		if _, queued := t.locking[e.AccountID]; !queued {
 			// An account the unit did not lock: lock it now (ErrNoAccount
 			// if none), or queue its lock.
@@ -32,7 +33,8 @@ func (t *tx) AppendAuditEvent(ctx context.Context, e *audit.Event) error {
 		}
 	}
 	h, known := t.heads[e.AccountID]
-	if _, queued := t.locking[e.AccountID]; queued || !known || t.serverSealed[e.AccountID] > 0 {
+	_, deferred = t.deferred[e.AccountID]
+	if _, queued := t.locking[e.AccountID]; queued || deferred || !known || t.serverSealed[e.AccountID] > 0 {
 		return t.appendSealed(ctx, e, changes)
 	}
 	if err := e.SealEncoded(h.seq, h.hash, changes); err != nil {
@@ -65,15 +67,21 @@ func (t *tx) appendSealed(ctx context.Context, e *audit.Event, changes []byte) e
 		return err
 	}
 	account := e.AccountID
+	// The account's deferred lock, if any, is taken here (see LockAccount).
+	var limit any
+	if d, ok := t.deferred[account]; ok {
+		limit = d.limit
+		delete(t.deferred, account)
+	}
 	q := queued{sql: t.q.appendSealed, args: []any{
 		account, e.ID, string(e.Mode), e.Action, e.KeyID, e.Actor.Kind, e.Actor.ID, e.Actor.RequestID,
-		e.ClientIP, e.CreatedAt, json.RawMessage(changes), prefix, middle}}
+		e.ClientIP, e.CreatedAt, json.RawMessage(changes), prefix, middle, limit}, fail: lockFailed}
 	q.read = func(br pgx.BatchResults) error {
 		var seq int64
 		var prev, hash string
 		err := br.QueryRow().Scan(&seq, &prev, &hash)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return store.ErrNoAccount // its queued lock fails first: not reached
+			return store.ErrNoAccount // 1/count(*) fails first: not reached
 		}
 		if err != nil {
 			return err

@@ -205,7 +205,7 @@ type Repo struct {
 
 type queries struct {
 	createAccount, accountExists, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
-	keyBySecretHash, listManaged, getKeyForUpdate, getKeyForShare, capReached, lockAccount, lockAccountQueued, releaseName, updateKey, recordUsage string
+	keyBySecretHash, listManaged, getKeyForUpdate, getKeyForShare, capReached, capCounted, lockAccount, lockAccountQueued, releaseName, updateKey, recordUsage string
 	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
 	// which the filters extend.
 	listKeys, listEvents, auditChain, auditAccounts, appendEvent, appendSealed string
@@ -244,6 +244,11 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		capReached: `SELECT CASE WHEN live_keys < $3 THEN FALSE ELSE (SELECT count(*) FROM (SELECT 1 FROM ` + keys + `
 			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2) LIMIT $3) AS active) >= $3 END
 			FROM ` + accounts + ` WHERE id = $1`,
+		// capReached without the counter, after the unit's own writes of
+		// keys: live_keys counts them only at COMMIT (migration 00012).
+		capCounted: `SELECT (SELECT count(*) FROM (SELECT 1 FROM ` + keys + `
+			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2) LIMIT $3) AS active) >= $3
+			FROM ` + accounts + ` WHERE id = $1`,
 		releaseName: `UPDATE ` + keys + ` SET name_released = TRUE
 			WHERE account_id = $1 AND name_key = $2 AND NOT deleted AND NOT name_released
 			AND expires_at IS NOT NULL AND expires_at <= $3`,
@@ -275,14 +280,25 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		// serial even for a caller that forgot.
 		// LockAccount's: the head, and the count of keys not deleted for
 		// KeyCapReached (below the cap, it needs no round trip of its own).
-		lockAccount: `SELECT audit_seq, audit_head, live_keys FROM ` + accounts + ` WHERE id = $1 FOR UPDATE`,
+		// FOR NO KEY UPDATE, as an UPDATE of the row takes: it does not wait
+		// for the key share lock that a unit's insert of a key takes on its
+		// account (the foreign key's check) before the unit locks the
+		// account at its end (see LockAccount), which FOR UPDATE would, each
+		// of two such units then waiting for the other.
+		lockAccount: `SELECT audit_seq, audit_head, live_keys FROM ` + accounts + ` WHERE id = $1 FOR NO KEY UPDATE`,
 		// AppendAuditEvent's when the head is not known here (see there): the
 		// server reads it, seals the event ($12 and $13 around the seq and the
 		// head's hash: audit.Event.SealParts), stores it and moves the head.
 		// '\x227d' is '"}', the canonical form's end.
-		appendSealed: `WITH head AS (SELECT audit_seq + 1 AS seq, audit_head AS prev FROM ` + accounts + ` WHERE id = $1 FOR UPDATE),
+		// It takes the account's lock when the unit's LockAccount was
+		// deferred to it, and then checks what lockAccountQueued checks
+		// ($14: KeyCapReached's limit, or NULL), failing the batch alike
+		// (the WHERE reads both checks, so that they are computed).
+		appendSealed: `WITH head AS (SELECT max(audit_seq) + 1 AS seq, max(audit_head) AS prev, 1 / count(*)::int AS present,
+				ln(max(CASE WHEN $14::bigint IS NULL OR live_keys < $14::bigint THEN 1 ELSE 0 END)) AS below
+				FROM (SELECT audit_seq, audit_head, live_keys FROM ` + accounts + ` WHERE id = $1 FOR NO KEY UPDATE) AS locked),
 			sealed AS (SELECT seq, prev, encode(sha256($12::bytea || convert_to(seq::text, 'UTF8') || $13::bytea
-				|| convert_to(prev, 'UTF8') || '\x227d'::bytea), 'hex') AS hash FROM head),
+				|| convert_to(prev, 'UTF8') || '\x227d'::bytea), 'hex') AS hash FROM head WHERE present = 1 AND below = 0),
 			event AS (INSERT INTO ` + events + ` (` + eventColumns + `, prev_hash, hash)
 				SELECT $1, seq, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, prev, hash FROM sealed)
 			UPDATE ` + accounts + ` SET audit_seq = sealed.seq, audit_head = sealed.hash FROM sealed WHERE id = $1
@@ -294,7 +310,7 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		// row of NULLs and a count of 0.
 		lockAccountQueued: `SELECT max(audit_seq), max(audit_head), max(live_keys), 1 / count(*)::int,
 			ln(max(CASE WHEN $2::bigint IS NULL OR live_keys < $2::bigint THEN 1 ELSE 0 END))
-			FROM (SELECT audit_seq, audit_head, live_keys FROM ` + accounts + ` WHERE id = $1 FOR UPDATE) AS locked`,
+			FROM (SELECT audit_seq, audit_head, live_keys FROM ` + accounts + ` WHERE id = $1 FOR NO KEY UPDATE) AS locked`,
 		// The event and the head it becomes, in one statement (one round
 		// trip while the account's row is locked). A data-modifying WITH
 		// runs whether or not the UPDATE reads it.
@@ -330,9 +346,11 @@ func (r *Repo) AccountExists(ctx context.Context, id string) (_ bool, err error)
 // every change to one account waits for its row (the audit chain's head):
 // so BEGIN travels with the unit's first statement (one pipelined round
 // trip, not two), writes travel with the statement after them or with
-// COMMIT (queue), LockAccount is queued too (KeyCapReached has the lock's
-// statement check the cap), an event is sealed by the server where the
-// head is read when the unit does not know it, and COMMIT releases the
+// COMMIT (queue), LockAccount is deferred to the unit's event (which takes
+// the lock, seals the event where it reads the head, and checks the cap for
+// KeyCapReached) or its next read, live_keys and a key's foreign key are
+// kept at COMMIT (migration 00012), so the account's row is held from the
+// unit's last statement only, and COMMIT releases the
 // locks before the WAL flush that InTx still waits for (commit).
 func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
 	defer classify(&err)
@@ -368,7 +386,7 @@ func (r *Repo) inTx(ctx context.Context, fn func(store.Tx) error, pessimistic bo
 	if err := fn(t); err != nil {
 		return err
 	}
-	if !t.begun && len(t.pending) == 0 {
+	if !t.begun && len(t.pending) == 0 && len(t.deferred) == 0 {
 		t.closed = true
 		return ctx.Err() // fn ran no statement: nothing to commit
 	}
@@ -381,7 +399,9 @@ func (r *Repo) inTx(ctx context.Context, fn func(store.Tx) error, pessimistic bo
 		if errors.As(err, &pf) {
 			return pf.err // the server's answer: nothing committed
 		}
-		return commitFailed(err)
+		// mapErr: a deferred constraint's failure at COMMIT (a key's
+		// missing account, migration 00012).
+		return mapErr(commitFailed(err))
 	}
 	t.closed = true
 	if tag.String() == "ROLLBACK" { // a statement failed, and fn went on regardless
@@ -409,6 +429,11 @@ type tx struct {
 	// pessimistic: LockAccount locks at once (see Repo.InTx).
 	locking     map[string]int // its index in pending
 	pessimistic bool
+	// deferred: accounts whose lock (LockAccount) waits for the unit's
+	// next statement that reads, or for its first event on the account
+	// (appendSealed), or for COMMIT, with the limit KeyCapReached had the
+	// lock check (see there).
+	deferred map[string]*deferredLock
 	// serverSealed counts, per account, the events sealed by the server
 	// (see AppendAuditEvent) not read back yet: the head this unit knows
 	// is behind them.
@@ -444,6 +469,10 @@ type pendingFailed struct{ err error }
 func (p *pendingFailed) Error() string { return p.err.Error() }
 func (p *pendingFailed) Unwrap() error { return p.err }
 
+// deferredLock is an account's lock not sent yet. limit: KeyCapReached's
+// (an int64), checked where the lock is taken; nil: none.
+type deferredLock struct{ limit any }
+
 type auditHead struct {
 	seq  int64
 	hash string
@@ -465,7 +494,7 @@ func (t *tx) execTag(ctx context.Context, sql string, args ...any) (pgconn.Comma
 	switch {
 	case t.closed:
 		return pgconn.CommandTag{}, errTxClosed
-	case t.begun && len(t.pending) == 0:
+	case t.begun && len(t.pending) == 0 && len(t.deferred) == 0:
 		return t.conn.Exec(ctx, sql, args...)
 	}
 	br, err := t.send(ctx, sql, args...)
@@ -489,7 +518,7 @@ func (t *tx) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	switch {
 	case t.closed:
 		return errRow{errTxClosed}
-	case t.begun && len(t.pending) == 0:
+	case t.begun && len(t.pending) == 0 && len(t.deferred) == 0:
 		return t.conn.QueryRow(ctx, sql, args...)
 	}
 	br, err := t.send(ctx, sql, args...)
@@ -520,6 +549,7 @@ func (t *tx) sendRaw(ctx context.Context, sql string, args ...any) (pgx.BatchRes
 // sendBatch is sendRaw for several statements after the pending ones: the
 // batch is returned with the first of them next.
 func (t *tx) sendBatch(ctx context.Context, tail ...queued) (pgx.BatchResults, error) {
+	t.takeDeferred()
 	b := &pgx.Batch{}
 	n := len(t.pending)
 	if !t.begun {
@@ -567,7 +597,7 @@ func (t *tx) sendBatch(ctx context.Context, tail ...queued) (pgx.BatchResults, e
 // flush sends the pending statements now (with a statement that does
 // nothing, for the batch's last result).
 func (t *tx) flush(ctx context.Context) error {
-	if len(t.pending) == 0 {
+	if len(t.pending) == 0 && len(t.deferred) == 0 {
 		return nil
 	}
 	_, err := t.execTag(ctx, "select")
@@ -669,19 +699,36 @@ func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error 
 // holds, for AppendAuditEvent, and its count of keys not deleted, for
 // KeyCapReached.
 //
-// Unless the unit runs pessimistic, the lock is queued (see queue) at its
-// place in the unit's order of locks: it goes out with the statements that
-// follow it, the key written, the event and COMMIT, so that the account's
-// row (every write to the account waits for it) is held for one round trip
-// and the commit rather than four. A missing account fails that batch
-// (lockAccountQueued divides by its count), with ErrNoAccount.
+// Unless the unit runs pessimistic, the lock is deferred: it is taken by
+// the unit's first event on the account (appendSealed, which seals it
+// where it reads the head), or else ahead of the unit's next statement
+// that reads, or of COMMIT, whichever comes first. Every write to the
+// account waits for its row, so it is held from the unit's last statements
+// to COMMIT, not while the key's row and indexes are written (live_keys is
+// kept at COMMIT, migration 00012, so the key's insert does not lock the
+// row either). A missing account fails the batch that locks it
+// (lockAccountQueued, appendSealed divide by its count), with ErrNoAccount;
+// an insert of a key before that fails on the foreign key, alike.
 func (t *tx) LockAccount(ctx context.Context, id string) error {
 	if !t.pessimistic {
 		if _, queued := t.locking[id]; queued {
 			return nil
 		}
+		if _, deferred := t.deferred[id]; deferred {
+			return nil
+		}
 		if _, held := t.heads[id]; !held {
-			return t.queueLock(ctx, id)
+			if t.closed {
+				return errTxClosed
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if t.deferred == nil {
+				t.deferred = map[string]*deferredLock{}
+			}
+			t.deferred[id] = &deferredLock{}
+			return nil
 		}
 	}
 	var h auditHead
@@ -694,14 +741,40 @@ func (t *tx) LockAccount(ctx context.Context, id string) error {
 		return err
 	}
 	t.setHead(id, h)
-	t.liveAccount, t.liveKeys = id, live
+	t.setLive(id, live)
 	return nil
 }
 
-// queueLock queues the account's lock (see LockAccount).
-func (t *tx) queueLock(ctx context.Context, id string) error {
-	writes := t.keyWrites
-	q := queued{sql: t.q.lockAccountQueued, args: []any{id, nil}}
+// setLive keeps live, an account's live_keys read under its lock, for
+// KeyCapReached, unless the unit has written keys: live_keys counts them
+// only at COMMIT.
+func (t *tx) setLive(id string, live int64) {
+	if t.keyWrites == 0 {
+		t.liveAccount, t.liveKeys = id, live
+	}
+}
+
+// takeDeferred queues the deferred locks (see LockAccount), in id order,
+// behind the pending statements: a batch is about to go.
+func (t *tx) takeDeferred() {
+	if len(t.deferred) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(t.deferred))
+	for id := range t.deferred {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		t.queueLock(id, t.deferred[id].limit)
+	}
+	t.deferred = nil
+}
+
+// queueLock queues the account's lock (see LockAccount), with the cap's
+// check when limit is set.
+func (t *tx) queueLock(id string, limit any) {
+	q := queued{sql: t.q.lockAccountQueued, args: []any{id, limit}}
 	q.read = func(br pgx.BatchResults) error {
 		var h auditHead
 		var live int64
@@ -710,27 +783,26 @@ func (t *tx) queueLock(ctx context.Context, id string) error {
 		}
 		delete(t.locking, id)
 		t.setHead(id, h) // read before the events queued after the lock: they move it on
-		if t.keyWrites == writes {
-			t.liveAccount, t.liveKeys = id, live
-		}
+		t.setLive(id, live)
 		return nil
 	}
-	q.fail = func(pe *pgconn.PgError) error {
-		switch pe.Code {
-		case "22012": // division_by_zero: 1/count(*), no such account
-			return store.ErrNoAccount
-		case "2201E": // invalid_argument_for_logarithm: ln(0), at the cap
-			return errCapGuard
-		}
-		return nil
-	}
-	if err := t.queueRead(ctx, q); err != nil {
-		return err
-	}
+	q.fail = lockFailed
+	t.pending = append(t.pending, q)
 	if t.locking == nil {
 		t.locking = map[string]int{}
 	}
 	t.locking[id] = len(t.pending) - 1
+}
+
+// lockFailed maps the failures of the statements that take an account's
+// lock (lockAccountQueued, appendSealed).
+func lockFailed(pe *pgconn.PgError) error {
+	switch pe.Code {
+	case "22012": // division_by_zero: 1/count(*), no such account
+		return store.ErrNoAccount
+	case "2201E": // invalid_argument_for_logarithm: ln(0), at the cap
+		return errCapGuard
+	}
 	return nil
 }
 
@@ -748,6 +820,7 @@ func (t *tx) setHead(id string, h auditHead) {
 
 func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	delete(t.heads, id)
+	delete(t.deferred, id)
 	t.liveAccount = ""
 	t.keyWrites++
 	// Its events too: the account row that records the chain's head goes.
@@ -809,23 +882,28 @@ func (t *tx) KeyShared(ctx context.Context, id string) (*apikey.Key, error) {
 	return scanKey(t.queryRow(ctx, t.q.getKeyForShare, id))
 }
 
-// KeyCapReached, right after a queued LockAccount of the account (nothing
-// sent since), answers below the cap at once and has the lock's statement
-// check it: it fails with errCapGuard unless the account's count of keys
-// not deleted, read under the lock, is below limit (then so are its active
-// keys, which the answer is about). InTx then runs the unit again
-// pessimistic, which counts exactly before anything is written. So the cap
-// holds as it did (check and insert under one lock), and a create below the
-// cap does not wait for the lock before it sends its writes.
+// KeyCapReached, while the account's lock is deferred (see LockAccount) and
+// before the unit writes a key, answers below the cap at once and has the
+// statement that takes the lock check it: that fails with errCapGuard
+// unless the account's count of keys not deleted, read under the lock, is
+// below limit (then so are its active keys, which the answer is about; the
+// count leaves out the unit's own writes, kept at COMMIT, and every other
+// unit's are in it once committed: they lock the row to count them). InTx
+// then runs the unit again pessimistic, which counts exactly before
+// anything is written. So the cap holds as it did (check and insert under
+// one lock), and a create below the cap does not wait for the lock before
+// it sends its writes.
 func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time, limit int) (bool, error) {
-	if i, ok := t.locking[accountID]; ok && i == len(t.pending)-1 && t.pending[i].args[1] == nil {
+	if d, ok := t.deferred[accountID]; ok && t.keyWrites == 0 {
 		if t.closed {
 			return false, errTxClosed
 		}
 		if err := ctx.Err(); err != nil {
 			return false, err
 		}
-		t.pending[i].args[1] = int64(limit)
+		if l, set := d.limit.(int64); !set || int64(limit) < l {
+			d.limit = int64(limit)
+		}
 		return false, nil
 	}
 	if _, ok := t.locking[accountID]; ok { // the lock is queued behind other statements: take it now
@@ -833,11 +911,20 @@ func (t *tx) KeyCapReached(ctx context.Context, accountID string, now time.Time,
 			return false, err
 		}
 	}
+	if _, ok := t.deferred[accountID]; ok { // after the unit's writes: take it now
+		if err := t.flush(ctx); err != nil {
+			return false, err
+		}
+	}
 	if t.liveAccount == accountID && t.liveKeys < int64(limit) {
 		return false, nil // active keys <= keys not deleted < limit
 	}
+	q := t.q.capReached
+	if t.keyWrites > 0 {
+		q = t.q.capCounted // live_keys leaves out the unit's writes
+	}
 	var reached bool
-	err := t.queryRow(ctx, t.q.capReached, accountID, pgTime(now), limit).Scan(&reached)
+	err := t.queryRow(ctx, q, accountID, pgTime(now), limit).Scan(&reached)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, store.ErrNoAccount
 	}
@@ -855,8 +942,8 @@ func (t *tx) ReleaseExpiredName(ctx context.Context, accountID, name string, now
 // goes on to its audit event and commits, and every use case returns their
 // failure (a duplicate name, a missing account) as the unit's error, which
 // InTx then returns mapped as their own call would have. So the write, the
-// event and COMMIT take one round trip while the account's row (which the
-// live_keys trigger locks) and the key's are held, not three.
+// event and COMMIT take one round trip while the key's row is held, and
+// the account's row is locked only by the event (see LockAccount).
 func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	t.liveAccount = "" // the triggers change live_keys
 	t.keyWrites++

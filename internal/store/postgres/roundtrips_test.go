@@ -80,7 +80,7 @@ func (r *roundTrips) count(t *testing.T, fn func()) (total, locked int) {
 	from := -1
 	for i, s := range r.trips {
 		t.Logf("  %d: %.110s", i+1, s)
-		if from < 0 && strings.Contains(s, "accounts") && strings.Contains(s, "FOR UPDATE") {
+		if from < 0 && strings.Contains(s, "accounts") && (strings.Contains(s, "FOR UPDATE") || strings.Contains(s, "FOR NO KEY UPDATE")) {
 			from = i
 		}
 	}
@@ -125,7 +125,8 @@ func TestRoundTrips(t *testing.T) {
 	// the event: create is BEGIN with the caller's key, then the lock, the
 	// name release, the key, the event and COMMIT in one batch; regenerate
 	// is BEGIN with both keys (store.KeysLocker), then the key, the lock, the
-	// event and COMMIT.
+	// event and COMMIT. Since migration 00012 the lock is taken by the event's
+	// statement, after the key's write, in that same batch.
 	for _, c := range []struct {
 		op                  string
 		fn                  func()
