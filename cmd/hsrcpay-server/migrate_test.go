@@ -120,9 +120,6 @@ func TestMigrateCommands(t *testing.T) {
 					wantAll(t, "status", out, fmt.Sprintf("%s: version %d (this binary: %d)", p, wantVersion, latest))
 				}
 				for v := int64(1); v <= latest; v++ {
-					if !strings.Contains(out, fmt.Sprintf("  %05d_", v)) {
-						continue // a version this binary does not hold (00011 is numbered for another change)
-					}
 					state := "applied"
 					if strings.Contains(strings.Join(pending, ","), fmt.Sprintf("%05d", v)) {
 						state = "pending"

@@ -245,7 +245,7 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2) LIMIT $3) AS active) >= $3 END
 			FROM ` + accounts + ` WHERE id = $1`,
 		// capReached without the counter, after the unit's own writes of
-		// keys: live_keys counts them only at COMMIT (migration 00012).
+		// keys: live_keys counts them only at COMMIT (migration 00011).
 		capCounted: `SELECT (SELECT count(*) FROM (SELECT 1 FROM ` + keys + `
 			WHERE account_id = $1 AND NOT deleted AND (expires_at IS NULL OR expires_at > $2) LIMIT $3) AS active) >= $3
 			FROM ` + accounts + ` WHERE id = $1`,
@@ -349,7 +349,7 @@ func (r *Repo) AccountExists(ctx context.Context, id string) (_ bool, err error)
 // COMMIT (queue), LockAccount is deferred to the unit's event (which takes
 // the lock, seals the event where it reads the head, and checks the cap for
 // KeyCapReached) or its next read, live_keys and a key's foreign key are
-// kept at COMMIT (migration 00012), so the account's row is held from the
+// kept at COMMIT (migration 00011), so the account's row is held from the
 // unit's last statement only, and COMMIT releases the
 // locks before the WAL flush that InTx still waits for (commit).
 func (r *Repo) InTx(ctx context.Context, fn func(store.Tx) error) (err error) {
@@ -400,7 +400,7 @@ func (r *Repo) inTx(ctx context.Context, fn func(store.Tx) error, pessimistic bo
 			return pf.err // the server's answer: nothing committed
 		}
 		// mapErr: a deferred constraint's failure at COMMIT (a key's
-		// missing account, migration 00012).
+		// missing account, migration 00011).
 		return mapErr(commitFailed(err))
 	}
 	t.closed = true
@@ -705,7 +705,7 @@ func (t *tx) CreateAccount(ctx context.Context, id string, now time.Time) error 
 // that reads, or of COMMIT, whichever comes first. Every write to the
 // account waits for its row, so it is held from the unit's last statements
 // to COMMIT, not while the key's row and indexes are written (live_keys is
-// kept at COMMIT, migration 00012, so the key's insert does not lock the
+// kept at COMMIT, migration 00011, so the key's insert does not lock the
 // row either). A missing account fails the batch that locks it
 // (lockAccountQueued, appendSealed divide by its count), with ErrNoAccount;
 // an insert of a key before that fails on the foreign key, alike.

@@ -125,7 +125,7 @@ func TestRoundTrips(t *testing.T) {
 	// the event: create is BEGIN with the caller's key, then the lock, the
 	// name release, the key, the event and COMMIT in one batch; regenerate
 	// is BEGIN with both keys (store.KeysLocker), then the key, the lock, the
-	// event and COMMIT. Since migration 00012 the lock is taken by the event's
+	// event and COMMIT. Since migration 00011 the lock is taken by the event's
 	// statement, after the key's write, in that same batch.
 	for _, c := range []struct {
 		op                  string
