@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ const (
 	maxPermActionLen    = 32  // Permissions' actions: maxLength
 	maxMetadataKeys     = 20  // Metadata: maxProperties
 	maxMetadataValueLen = 500 // Metadata's values: maxLength
+	maxNetworks         = 32  // AllowedNetworks: maxItems
 )
 
 var (
@@ -47,13 +49,16 @@ func (r CreateAPIKeyRequest) check() error {
 	if err := checkPermissions("CreateAPIKeyRequest.Permissions", r.Permissions); err != nil {
 		return err
 	}
-	return checkMetadata("CreateAPIKeyRequest.Metadata", r.Metadata)
+	if err := checkMetadata("CreateAPIKeyRequest.Metadata", r.Metadata); err != nil {
+		return err
+	}
+	return checkNetworks("CreateAPIKeyRequest.AllowedNetworks", r.AllowedNetworks)
 }
 
 // check refuses what the spec's UpdateApiKeyRequest does not allow.
 func (r UpdateAPIKeyRequest) check() error {
-	if r.Name == nil && r.Metadata == nil && r.Status == nil && r.ExpiresAt == nil {
-		return argError("UpdateAPIKeyRequest", "{}", "set at least one field (Name, Metadata, Status or ExpiresAt)")
+	if r.Name == nil && r.Metadata == nil && r.Status == nil && r.ExpiresAt == nil && r.AllowedNetworks == nil {
+		return argError("UpdateAPIKeyRequest", "{}", "set at least one field (Name, Metadata, Status, ExpiresAt or AllowedNetworks)")
 	}
 	if r.Name != nil {
 		if err := checkName("UpdateAPIKeyRequest.Name", *r.Name); err != nil {
@@ -63,7 +68,34 @@ func (r UpdateAPIKeyRequest) check() error {
 	if r.Status != nil && !r.Status.Valid() {
 		return argError("UpdateAPIKeyRequest.Status", string(*r.Status), "want UpdateStatusActive or UpdateStatusInactive")
 	}
-	return checkMetadata("UpdateAPIKeyRequest.Metadata", r.Metadata)
+	if err := checkMetadata("UpdateAPIKeyRequest.Metadata", r.Metadata); err != nil {
+		return err
+	}
+	return checkNetworks("UpdateAPIKeyRequest.AllowedNetworks", r.AllowedNetworks)
+}
+
+// checkNetworks refuses what AllowedNetworks does not allow: more than 32,
+// one twice (uniqueItems), one that is no IP address or CIDR prefix.
+func checkNetworks(field string, n *[]string) error {
+	if n == nil {
+		return nil
+	}
+	if len(*n) > maxNetworks {
+		return argError(field, len(*n), "has %d networks; at most %d", len(*n), maxNetworks)
+	}
+	seen := make(map[string]bool, len(*n))
+	for _, s := range *n {
+		_, perr := netip.ParsePrefix(s)
+		a, aerr := netip.ParseAddr(s)
+		switch {
+		case perr != nil && (aerr != nil || a.Zone() != ""):
+			return argError(field, s, "want an IP address or CIDR prefix, such as 10.0.0.0/8 or 2001:db8::1")
+		case seen[s]:
+			return argError(field, s, "lists this network twice")
+		}
+		seen[s] = true
+	}
+	return nil
 }
 
 func checkName(field, name string) error {

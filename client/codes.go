@@ -43,6 +43,10 @@ const (
 	// CodeLifetimeEscalation (403): the key would outlive the credential that
 	// regenerates it.
 	CodeLifetimeEscalation ErrorCode = 40305
+	// CodeNetworkEscalation (403): the key would work from networks outside
+	// the caller's allowed_networks (create, update), or already does
+	// (regenerate, update, delete).
+	CodeNetworkEscalation ErrorCode = 40306
 
 	// CodeKeyNotFound (404): no such API key, or not visible to this
 	// credential (another account's or mode's).
@@ -126,7 +130,7 @@ const (
 // time of this client's release; a newer server may send others).
 func (c ErrorCode) Valid() bool {
 	switch c {
-	case CodeValidationFailed, CodeMalformedBody, CodeMissingCredentials, CodeInvalidCredentials, CodeExpiredCredentials, CodeBadLeakSignature, CodePermissionDenied, CodeAccountForbidden, CodePrivilegeEscalation, CodePublishableKeyForbidden, CodeReplacedSecret, CodeLifetimeEscalation, CodeKeyNotFound, CodeAccountNotFound, CodeRouteNotFound, CodeSecretScanningOff, CodeMethodNotAllowed, CodeDuplicateName, CodeKeyNotActive, CodeKeyLimitReached, CodeKeyDeleted, CodeIdempotencyConflict, CodeBodyTooLarge, CodeUnsupportedMediaType, CodeUnknownPermission, CodeKeyNotManaged, CodeInvalidExpiry, CodeLifetimeExceedsCaller, CodeManagedKeyNotDeletable, CodeManagedKeyFixed, CodeExpiryExtended, CodeIdempotencyKeyReused, CodeRateLimited, CodeTooManyAuthFailures, CodeInternal, CodeStoreUnavailable:
+	case CodeValidationFailed, CodeMalformedBody, CodeMissingCredentials, CodeInvalidCredentials, CodeExpiredCredentials, CodeBadLeakSignature, CodePermissionDenied, CodeAccountForbidden, CodePrivilegeEscalation, CodePublishableKeyForbidden, CodeReplacedSecret, CodeLifetimeEscalation, CodeNetworkEscalation, CodeKeyNotFound, CodeAccountNotFound, CodeRouteNotFound, CodeSecretScanningOff, CodeMethodNotAllowed, CodeDuplicateName, CodeKeyNotActive, CodeKeyLimitReached, CodeKeyDeleted, CodeIdempotencyConflict, CodeBodyTooLarge, CodeUnsupportedMediaType, CodeUnknownPermission, CodeKeyNotManaged, CodeInvalidExpiry, CodeLifetimeExceedsCaller, CodeManagedKeyNotDeletable, CodeManagedKeyFixed, CodeExpiryExtended, CodeIdempotencyKeyReused, CodeRateLimited, CodeTooManyAuthFailures, CodeInternal, CodeStoreUnavailable:
 		return true
 	}
 	return false

@@ -56,6 +56,10 @@ type APIKey struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 	// LastUsedIP is the client address of that request.
 	LastUsedIP *string `json:"last_used_ip"`
+	// AllowedNetworks are the client addresses the key works from (CIDR
+	// prefixes, canonical: "10.0.0.0/8", an address as "203.0.113.7/32");
+	// nil when it works from any address.
+	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
 }
 
 // APIKeyView is a key as read, listed, updated or deleted: everything but the
@@ -100,6 +104,10 @@ type APIKeyView struct {
 	LastUsedAt *time.Time `json:"last_used_at"`
 	// LastUsedIP is the client address of that request.
 	LastUsedIP *string `json:"last_used_ip"`
+	// AllowedNetworks are the client addresses the key works from (CIDR
+	// prefixes, canonical: "10.0.0.0/8", an address as "203.0.113.7/32");
+	// nil when it works from any address.
+	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
 }
 
 // CreateAPIKeyRequest is a new key's name, permissions, and optional expiry
@@ -123,6 +131,11 @@ type CreateAPIKeyRequest struct {
 	// Metadata is free-form string pairs for the caller's own use; nil for
 	// none.
 	Metadata *Metadata `json:"metadata,omitempty"`
+	// AllowedNetworks restricts the key to client addresses: IPv4 or IPv6
+	// addresses and CIDR prefixes ("10.0.0.0/8", "2001:db8::/32"), at most
+	// 32; nil for any address. A caller restricted to networks must give a
+	// subset of its own (else CodeNetworkEscalation).
+	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
 }
 
 // UpdateAPIKeyRequest holds the fields to change (at least one); nil fields
@@ -139,6 +152,9 @@ type UpdateAPIKeyRequest struct {
 	// ExpiresAt is an earlier expiry (never later than the current one, and
 	// in the future).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// AllowedNetworks replaces the key's networks; &[]string{} lifts the
+	// restriction (only a caller not restricted itself may).
+	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
 }
 
 // Permissions maps a resource to its actions:

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ const (
 	VerifyExpired                 VerifyCode = "EXPIRED"                  // the key is past its expires_at
 	VerifyRateLimited             VerifyCode = "RATE_LIMITED"             // the key works but is over its own or its account's budget: RetryAfter
 	VerifyInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS" // the key works but lacks MissingPermissions
+	VerifyNetworkNotAllowed       VerifyCode = "NETWORK_NOT_ALLOWED"      // the key is restricted to networks and ClientIP was absent or outside them
 )
 
 // VerifiedMode is the mode of a key [Client.VerifyKey] found: always the
@@ -41,7 +43,7 @@ const (
 // send others).
 func (c VerifyCode) Valid() bool {
 	switch c {
-	case VerifyValid, VerifyNotFound, VerifyRevoked, VerifyDisabled, VerifyExpired, VerifyRateLimited, VerifyInsufficientPermissions:
+	case VerifyValid, VerifyNotFound, VerifyRevoked, VerifyDisabled, VerifyExpired, VerifyRateLimited, VerifyInsufficientPermissions, VerifyNetworkNotAllowed:
 		return true
 	}
 	return false
@@ -95,8 +97,24 @@ func (v *Verification) Found() bool { return v.ID != "" }
 type VerifyOption func(*verifySettings)
 
 type verifySettings struct {
-	perms Permissions
-	err   error
+	perms    Permissions
+	clientIP string
+	err      error
+}
+
+// ClientIP gives the address of the client that presented the key to your
+// service (as your own trusted-proxy rule yields it): a key restricted to
+// networks is VerifyNetworkNotAllowed when it is absent or outside them. An
+// address that does not parse makes VerifyKey return an [*ArgumentError]
+// without sending anything.
+func ClientIP(addr string) VerifyOption {
+	return func(s *verifySettings) {
+		if _, err := netip.ParseAddr(addr); err != nil || strings.Contains(addr, "%") {
+			s.err = &ArgumentError{Name: "ClientIP", Value: addr, Reason: "want an IPv4 or IPv6 address, such as 203.0.113.7"}
+			return
+		}
+		s.clientIP = addr
+	}
 }
 
 // RequirePermissions asks whether the key also holds each permission, given
@@ -171,6 +189,9 @@ func (c *Client) VerifyKey(ctx context.Context, key string, opts ...VerifyOption
 	body := oapi.VerifyAPIKeyRequest{Key: key}
 	if s.perms != nil {
 		body.Permissions = (*oapi.Permissions)(&s.perms)
+	}
+	if s.clientIP != "" {
+		body.ClientIP = &s.clientIP
 	}
 	res, err := c.raw.VerifyAPIKey(repeatable(ctx), body) //nolint:bodyclose // result (or its caller) reads and closes the body
 	r, err := result[oapi.VerifyAPIKeyResult](c, res, err)

@@ -25,6 +25,9 @@ func (h *handlers) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequest
 	if req.Body.Metadata != nil {
 		in.Metadata = *req.Body.Metadata
 	}
+	if req.Body.AllowedNetworks != nil {
+		in.AllowedNetworks = *req.Body.AllowedNetworks
+	}
 	// With an Idempotency-Key, the answer is rendered inside the create's
 	// unit of work and kept with it (idempotency.go); the same bytes go out.
 	call := idemCallFrom(ctx)

@@ -372,15 +372,16 @@ func (m *csmModel) checkRoot(rt *rapid.T) {
 // csmOriginal is a create or regenerate made with an Idempotency-Key and
 // answered 2xx: what a replay of it may give back, and to whom.
 type csmOriginal struct {
-	caller  *csmCaller
-	op      string // create or regenerate
-	key     string // the Idempotency-Key
-	create  csmCreateReq
-	regen   csmRegenReq
-	at      time.Duration // virtual time of the original
-	secret  string        // what it issued
-	perms   csmSet
-	expires *time.Time
+	caller   *csmCaller
+	op       string // create or regenerate
+	key      string // the Idempotency-Key
+	create   csmCreateReq
+	regen    csmRegenReq
+	at       time.Duration // virtual time of the original
+	secret   string        // what it issued
+	perms    csmSet
+	expires  *time.Time
+	networks []string // the answer's key's allowed_networks
 }
 
 // tapped is a client for token that does not retry and whose answers' headers tap sees.
@@ -460,7 +461,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 	if o.op == "create" {
 		need = csmPermCreate
 		got, err = cl.CreateAPIKey(ctx, o.create.account, client.CreateAPIKeyRequest{Name: o.create.name, Permissions: o.create.perms.perms(),
-			ExpiresAt: o.create.expires}, client.WithIdempotencyKey(o.key))
+			ExpiresAt: o.create.expires, AllowedNetworks: o.create.networks}, client.WithIdempotencyKey(o.key))
 	} else {
 		need = csmPermUpdate
 		got, err = cl.RegenerateAPIKey(ctx, o.regen.id, csmRegenOptions(o.regen, o.key)...)
@@ -473,7 +474,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 	// What the presenter could obtain directly now: past the gate, and the
 	// key the answer holds neither stronger nor longer-lived than it (rules 1–2).
 	could := gate == nil && len(o.perms.minus(p.perms)) == 0 &&
-		!(p.isKey && p.expires != nil && (o.expires == nil || o.expires.After(*p.expires)))
+		!(p.isKey && p.expires != nil && (o.expires == nil || o.expires.After(*p.expires))) && csmNetsWithin(o.networks, p.networks)
 	// The exception (issue 18): the presenter made the original, a
 	// regenerate of its own key, which replaced it; the key still keeps it
 	// as its previous secret (not rotated again since); and it is judged as
@@ -483,7 +484,8 @@ func (m *csmModel) replay(rt *rapid.T) {
 	if s := c.secret; same && o.op == "regenerate" && s != nil && o.regen.id == s.key.id && s.token == s.key.prev {
 		k := s.key
 		was, g := m.gate(&csmCaller{token: k.cur, secret: &csmSecret{token: k.cur, key: k}}, need, now)
-		if g == nil && len(o.perms.minus(was.perms)) == 0 && !(was.expires != nil && (o.expires == nil || o.expires.After(*was.expires))) {
+		if g == nil && len(o.perms.minus(was.perms)) == 0 && !(was.expires != nil && (o.expires == nil || o.expires.After(*was.expires))) &&
+			csmNetsWithin(o.networks, was.networks) {
 			own, p = true, was
 			m.stats["replay of its own rotation by the replaced secret"]++
 		}
@@ -497,6 +499,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 		rt.Fatalf("REPLAY PAST THE POLICY (rule 14): %s received the original's secret; directly it would get %s", what, gate)
 	case got != nil:
 		m.checkObtained(rt, c, p, csmFromMap(got.Permissions), got.ExpiresAt, now, "replayed "+o.op)
+		m.checkNetworksObtained(rt, p, csmShownNetworks(got.AllowedNetworks), "replayed "+o.op+" by "+presenter)
 		if got.Key != o.secret {
 			rt.Fatalf("REPLAY ANSWERED ANOTHER SECRET (rule 14): %s", what)
 		}
@@ -520,7 +523,7 @@ func csmRegenOptions(r csmRegenReq, key string) []client.RegenerateOption {
 // remember keeps a keyed original answered 2xx for later replays.
 func (m *csmModel) remember(c *csmCaller, op, key string, cr csmCreateReq, rr csmRegenReq, got *client.APIKey) {
 	m.originals = append(m.originals, &csmOriginal{caller: c, op: op, key: key, create: cr, regen: rr, at: m.advanced,
-		secret: got.Key, perms: csmFromMap(got.Permissions), expires: got.ExpiresAt})
+		secret: got.Key, perms: csmFromMap(got.Permissions), expires: got.ExpiresAt, networks: csmShownNetworks(got.AllowedNetworks)})
 }
 
 // idempotencyKey is a fresh Idempotency-Key for a keyed original.

@@ -61,7 +61,8 @@ package server_test
 //     leaked changes nothing; a replayed answer goes only to the credential
 //     that made the request, while it could obtain it directly, or to the
 //     secret that rotated its own key once that rotation replaced it (the
-//     one exception, issue 18).
+//     one exception, issue 18);
+// 15. networks never widen (issue 22, credential_model_networks_test.go).
 
 import (
 	"bytes"
@@ -195,7 +196,9 @@ func csmRun(t *testing.T, cfg testenv.Config, checks, steps int) {
 			"outsider leak": m.outsiderLeak,
 			"peer":          m.peer,
 			"replay":        m.replay,
-			"":              m.check,
+			// Issue 22 (credential_model_networks_test.go).
+			"restricted": m.restricted,
+			"":           m.check,
 		})
 	})
 	// Each step verified the chains it could have changed; once more, every
@@ -359,6 +362,7 @@ type csmKey struct {
 	inactive    bool              // switched off (status INACTIVE)
 	metadata    map[string]string // nil: none
 	creator     string            // created_by.id: "bootstrap", a key id or a JWT subject
+	networks    []string          // allowed_networks, canonical; nil: any address
 }
 
 // csmSecret is one plaintext secret the model holds.
@@ -393,6 +397,7 @@ type csmPrincipal struct {
 	accounts    []string
 	perms       csmSet
 	expires     *time.Time // key credentials only
+	networks    []string   // key credentials only; nil: any address
 }
 
 func (p *csmPrincipal) canActOn(account string) bool { return slices.Contains(p.accounts, account) }
@@ -620,8 +625,11 @@ func (m *csmModel) authenticate(c *csmCaller, now time.Time) (*csmPrincipal, csm
 	if k.expires != nil && !now.Before(*k.expires) {
 		return nil, csmWant{401, client.CodeExpiredCredentials, "the key has expired"}
 	}
+	if !csmAllows(k.networks, "127.0.0.1") {
+		return nil, csmWant{401, client.CodeInvalidCredentials, "used from outside its networks: an unknown key's answer"}
+	}
 	return &csmPrincipal{isKey: true, publishable: k.publishable, grace: grace, mode: k.mode,
-		accounts: []string{k.account}, perms: k.perms, expires: k.expires}, csmWant{}
+		accounts: []string{k.account}, perms: k.perms, expires: k.expires, networks: k.networks}, csmWant{}
 }
 
 // gate is the common head of every operation's order of checks:
@@ -642,10 +650,19 @@ func (m *csmModel) gate(c *csmCaller, need string, now time.Time) (*csmPrincipal
 }
 
 type csmCreateReq struct {
-	account string
-	name    string
-	perms   csmSet
-	expires *time.Time
+	account  string
+	name     string
+	perms    csmSet
+	expires  *time.Time
+	networks *[]string // nil: absent
+}
+
+// nets is the request's networks as the server stores them.
+func (r csmCreateReq) nets() []string {
+	if r.networks == nil {
+		return nil
+	}
+	return csmCanonical(*r.networks)
 }
 
 func (m *csmModel) wantCreate(c *csmCaller, r csmCreateReq, now time.Time) csmWant {
@@ -665,6 +682,9 @@ func (m *csmModel) wantCreate(c *csmCaller, r csmCreateReq, now time.Time) csmWa
 	}
 	if p.isKey && p.expires != nil && (r.expires == nil || r.expires.After(*p.expires)) {
 		return csmWant{422, client.CodeLifetimeExceedsCaller, "life never grows: the caller expires " + m.rel(p.expires)}
+	}
+	if !csmNetsWithin(r.nets(), p.networks) {
+		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the caller is restricted to " + strings.Join(p.networks, " ")}
 	}
 	if r.account == m.ghost {
 		return csmWant{404, client.CodeAccountNotFound, "no such account"}
@@ -715,6 +735,9 @@ func (m *csmModel) wantRegenerate(c *csmCaller, r csmRegenReq, now time.Time) cs
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
 		return csmWant{403, client.CodeLifetimeEscalation, "life never grows: the target outlives the caller"}
 	}
+	if !csmNetsWithin(k.networks, p.networks) {
+		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the target works beyond the caller's networks"}
+	}
 	if k.deleted {
 		return csmWant{404, client.CodeKeyNotFound, "the key is deleted"}
 	}
@@ -736,7 +759,7 @@ func (m *csmModel) wantProbe(c *csmCaller, now time.Time) csmWant {
 // ---------------------------------------------------------------------------
 // Draws.
 
-var csmCallerKinds = []string{"managed secret", "jwt", "custom key", "replaced secret in grace", "dead secret", "publishable", "peer"}
+var csmCallerKinds = []string{"managed secret", "jwt", "custom key", "replaced secret in grace", "dead secret", "publishable", "peer", "restricted key"}
 
 func (m *csmModel) drawCaller(rt *rapid.T) *csmCaller {
 	now := m.now()
@@ -759,6 +782,8 @@ func (m *csmModel) drawCaller(rt *rapid.T) *csmCaller {
 			ok = k.publishable && s.token == k.cur
 		case "peer":
 			ok = m.isPeer(k) && s.token == k.cur
+		case "restricted key":
+			ok = len(k.networks) > 0 && s.token == k.cur && p != nil
 		}
 		if ok {
 			cands = append(cands, s)
@@ -897,6 +922,11 @@ func (m *csmModel) create(rt *rapid.T) {
 		perms:   m.drawPerms(rt, perms),
 		expires: m.drawExpiry(rt, exp, now),
 	}
+	var callerNets []string
+	if c.secret != nil {
+		callerNets = c.secret.key.networks
+	}
+	r.networks = m.drawNetworks(rt, callerNets, false)
 	// Names from a small fixed pool (not from the run's history), so they
 	// collide now and then and a shrunk case keeps its collisions.
 	r.name = rapid.SampledFrom(csmNames).Draw(rt, "name")
@@ -907,7 +937,7 @@ func (m *csmModel) create(rt *rapid.T) {
 // for replays when answered 201) and follows the model; the new key, or
 // nil when refused.
 func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step string) *client.APIKey {
-	body := client.CreateAPIKeyRequest{Name: r.name, Permissions: r.perms.perms(), ExpiresAt: r.expires}
+	body := client.CreateAPIKeyRequest{Name: r.name, Permissions: r.perms.perms(), ExpiresAt: r.expires, AllowedNetworks: r.networks}
 	now := m.now()
 	want := m.wantCreate(c, r, now)
 	p, _ := m.authenticate(c, now)
@@ -915,11 +945,12 @@ func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step st
 	got, err := m.env.Client(c.token).CreateAPIKey(ctx, r.account, body, client.WithIdempotencyKey(key))
 	a, ae := csmResult(rt, err, 201)
 	m.stats[fmt.Sprintf("%s %d/%d", step, a.status, a.code)]++
-	rt.Logf("step %d: %s by %s on %s: %s expires %s name %q → want %s, got %d/%d",
-		m.steps, step, c.label, m.short(r.account), r.perms, m.rel(r.expires), r.name, want, a.status, a.code)
+	rt.Logf("step %d: %s by %s on %s: %s expires %s name %q networks %v → want %s, got %d/%d",
+		m.steps, step, c.label, m.short(r.account), r.perms, m.rel(r.expires), r.name, r.nets(), want, a.status, a.code)
 
 	if got != nil {
 		m.checkObtained(rt, c, p, csmFromMap(got.Permissions), got.ExpiresAt, now, "create")
+		m.checkNetworksObtained(rt, p, csmShownNetworks(got.AllowedNetworks), "create by "+c.label)
 	}
 	if a.status != want.status || a.code != want.code {
 		rt.Fatalf("create by %s: want %s, got %d/%d", c.label, want, a.status, a.code)
@@ -935,14 +966,14 @@ func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step st
 	prefix := "sk_" + string(p.mode) + "_"
 	if got.AccountID != r.account || got.Managed || got.Type != client.TypeSecret || got.Name != r.name ||
 		!csmFromMap(got.Permissions).equal(r.perms) || !csmSameTime(got.ExpiresAt, r.expires) ||
-		!strings.HasPrefix(got.Key, prefix) || m.byID[got.ID] != nil {
+		!strings.HasPrefix(got.Key, prefix) || m.byID[got.ID] != nil || !slices.Equal(csmShownNetworks(got.AllowedNetworks), r.nets()) {
 		rt.Fatalf("create by %s returned a %s key %q on %s (managed %v) with %s expiring %s, secret %.8s…; want a new %s… key on %s with %s expiring %s",
 			c.label, got.Type, got.Name, m.short(got.AccountID), got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key,
 			prefix, m.short(r.account), r.perms, m.rel(r.expires))
 	}
 	kind, by := m.actorOf(c)
 	k := &csmKey{label: fmt.Sprintf("custom#%d %s %s/%s", len(m.keys), r.name, m.short(r.account), p.mode), id: got.ID, account: r.account,
-		name: r.name, mode: p.mode, perms: r.perms, expires: r.expires, creator: by}
+		name: r.name, mode: p.mode, perms: r.perms, expires: r.expires, creator: by, networks: r.nets()}
 	m.addKey(k, got.Key)
 	m.record(csmEvent{action: "create", key: k, actorKind: kind, actorID: by,
 		values: map[string]string{"name": r.name, "key_hint": csmHint(got.Key)}})
@@ -1035,6 +1066,7 @@ func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r c
 
 	if got != nil {
 		m.checkObtained(rt, c, p, csmFromMap(got.Permissions), got.ExpiresAt, before, "regenerate")
+		m.checkNetworksObtained(rt, p, csmShownNetworks(got.AllowedNetworks), "regenerate by "+c.label)
 	}
 	if a.status != want.status || a.code != want.code {
 		rt.Fatalf("regenerate %s by %s: want %s, got %d/%d", tname, c.label, want, a.status, a.code)
@@ -1052,6 +1084,7 @@ func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r c
 		kindPrefix = "pk_"
 	}
 	if got.ID != k.id || !got.Managed || !csmFromMap(got.Permissions).equal(k.perms) || !csmSameTime(got.ExpiresAt, k.expires) ||
+		!slices.Equal(csmShownNetworks(got.AllowedNetworks), k.networks) ||
 		!strings.HasPrefix(got.Key, kindPrefix+string(k.mode)+"_") {
 		rt.Fatalf("regenerate of %s returned key (same id %v, managed %v) with %s expiring %s, secret %.8s…",
 			k.label, got.ID == k.id, got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key)
@@ -1122,6 +1155,22 @@ func (m *csmModel) checkObtained(rt *rapid.T, c *csmCaller, p *csmPrincipal, per
 	if p.isKey && p.expires != nil && (exp == nil || exp.After(*p.expires)) {
 		rt.Fatalf("LIFE GREW: %s by %s (expires %s) obtained a secret expiring %s", op, c.label, m.rel(p.expires), m.rel(exp))
 	}
+}
+
+// checkNetworksObtained holds rule 15: what a caller restricted to networks
+// obtained or changed is restricted to a subset of them.
+func (m *csmModel) checkNetworksObtained(rt *rapid.T, p *csmPrincipal, networks []string, what string) {
+	if p != nil && !csmNetsWithin(networks, p.networks) {
+		rt.Fatalf("NETWORKS WIDENED: %s, a caller restricted to %v, succeeded on a key working from %v", what, p.networks, networks)
+	}
+}
+
+// csmShownNetworks is allowed_networks as an answer shows it (nil: absent).
+func csmShownNetworks(n *[]string) []string {
+	if n == nil {
+		return nil
+	}
+	return *n
 }
 
 // checkDetails checks details.missing of a 40302: the sorted permissions the
@@ -1230,6 +1279,9 @@ func (m *csmModel) checkStore(rt *rapid.T) {
 		}
 		if !csmSameTime(got.ExpiresAt, k.expires) {
 			bad = append(bad, "expires "+m.rel(got.ExpiresAt))
+		}
+		if n := apikey.NetworkStrings(got.AllowedNetworks); !slices.Equal(n, k.networks) {
+			bad = append(bad, fmt.Sprintf("allowed_networks %v", n))
 		}
 		switch {
 		case k.prev != "" && now.Before(k.prevEnd):
@@ -1436,6 +1488,7 @@ func (m *csmModel) checkChanged(rt *rapid.T, what string, p *csmPrincipal, k *cs
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
 		rt.Fatalf("LIFE GREW: %s (caller expires %s) succeeded on a key expiring %s", what, m.rel(p.expires), m.rel(k.expires))
 	}
+	m.checkNetworksObtained(rt, p, k.networks, what)
 }
 
 // csmWrite says which write (update, delete) by whom an answer's view
@@ -1491,6 +1544,9 @@ func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *client.APIK
 	}
 	if v.CreatedBy.ID != k.creator {
 		bad = append(bad, "created_by "+m.labelOf(v.CreatedBy.ID)+", want "+m.labelOf(k.creator))
+	}
+	if n := csmShownNetworks(v.AllowedNetworks); !slices.Equal(n, k.networks) {
+		bad = append(bad, fmt.Sprintf("allowed_networks %v, want %v", n, k.networks))
 	}
 	if len(bad) > 0 {
 		rt.Fatalf("%s: the answer differs from the model: %s", what, strings.Join(bad, "; "))
@@ -1706,6 +1762,15 @@ type csmUpdateReq struct {
 	hasMeta  bool
 	status   string // "", ACTIVE or INACTIVE
 	expires  *time.Time
+	networks *[]string // nil: absent; empty: lift the restriction
+}
+
+// nets is the networks the update sets, as stored.
+func (r csmUpdateReq) nets() []string {
+	if r.networks == nil {
+		return nil
+	}
+	return csmCanonical(*r.networks)
 }
 
 func (m *csmModel) describeUpdate(r csmUpdateReq) string {
@@ -1722,13 +1787,16 @@ func (m *csmModel) describeUpdate(r csmUpdateReq) string {
 	if r.hasMeta {
 		f = append(f, fmt.Sprintf("metadata %v", r.metadata))
 	}
+	if r.networks != nil {
+		f = append(f, fmt.Sprintf("allowed_networks %v", *r.networks))
+	}
 	if len(f) == 0 {
 		return "{}"
 	}
 	return strings.Join(f, ", ")
 }
 
-var csmUpdateFields = []string{"status", "name", "expires_at", "metadata"}
+var csmUpdateFields = []string{"status", "name", "expires_at", "metadata", "allowed_networks"}
 
 // drawUpdate draws an update body: one field or more (or none, which the
 // contract refuses), with values near the interesting edges.
@@ -1771,6 +1839,14 @@ func (m *csmModel) drawUpdate(rt *rapid.T, c *csmCaller, k *csmKey, now time.Tim
 			r.name = &n
 		case "expires_at":
 			r.expires = m.drawNewExpiry(rt, c, k, now)
+		case "allowed_networks":
+			var own []string
+			if c.secret != nil {
+				own = c.secret.key.networks
+			}
+			if r.networks = m.drawNetworks(rt, own, true); r.networks == nil {
+				r.networks = &[]string{}
+			}
 		case "metadata":
 			r.hasMeta = true
 			r.metadata = map[string]string{}
@@ -1856,7 +1932,7 @@ func (m *csmModel) updateWith(rt *rapid.T, c *csmCaller, k *csmKey, r csmUpdateR
 	if k != nil {
 		id = k.id
 	}
-	body := client.UpdateAPIKeyRequest{Name: r.name, ExpiresAt: r.expires}
+	body := client.UpdateAPIKeyRequest{Name: r.name, ExpiresAt: r.expires, AllowedNetworks: r.networks}
 	if r.hasMeta {
 		md := client.Metadata(r.metadata)
 		body.Metadata = &md
@@ -1901,7 +1977,7 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	if w != nil {
 		return *w
 	}
-	if r.name == nil && !r.hasMeta && r.status == "" && r.expires == nil {
+	if r.name == nil && !r.hasMeta && r.status == "" && r.expires == nil && r.networks == nil {
 		return csmWant{400, client.CodeValidationFailed, "an update names at least one field"}
 	}
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
@@ -1913,6 +1989,12 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
 		return csmWant{403, client.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
 	}
+	if !csmNetsWithin(k.networks, p.networks) {
+		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the key works beyond the caller's networks"}
+	}
+	if r.networks != nil && !csmNetsWithin(r.nets(), p.networks) {
+		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the update sets networks beyond the caller's"}
+	}
 	if k.deleted {
 		return csmWant{409, client.CodeKeyDeleted, "a deleted key does not change"}
 	}
@@ -1921,6 +2003,9 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	}
 	if k.managed && !k.publishable && r.status == "INACTIVE" {
 		return csmWant{422, client.CodeManagedKeyFixed, "the managed secret key is the account's root credential: never switched off"}
+	}
+	if k.managed && !k.publishable && len(r.nets()) > 0 {
+		return csmWant{422, client.CodeManagedKeyFixed, "the managed secret key is the account's root credential: never restricted to networks"}
 	}
 	if e := r.expires; e != nil {
 		if !e.After(now) || e.After(csmMaxExpiry) {
@@ -1958,6 +2043,10 @@ func (m *csmModel) applyUpdate(c *csmCaller, k *csmKey, r csmUpdateReq) {
 		if k.prev != "" && k.prevEnd.After(*r.expires) {
 			k.prevEnd = *r.expires // a replaced secret never outlives its key
 		}
+	}
+	if r.networks != nil && !slices.Equal(r.nets(), k.networks) {
+		k.networks = r.nets()
+		changes = append(changes, "allowed_networks")
 	}
 	if r.status != "" && (r.status == "INACTIVE") != k.inactive {
 		k.inactive, values["status"] = r.status == "INACTIVE", r.status
@@ -2042,6 +2131,9 @@ func (m *csmModel) wantDelete(c *csmCaller, k *csmKey, now time.Time) csmWant {
 	}
 	if p.isKey && p.expires != nil && (k.expires == nil || k.expires.After(*p.expires)) {
 		return csmWant{403, client.CodeLifetimeEscalation, "life never grows: the key outlives the caller"}
+	}
+	if !csmNetsWithin(k.networks, p.networks) {
+		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the key works beyond the caller's networks"}
 	}
 	if k.deleted {
 		return csmWant{200, 0, "already deleted: answered as it is"}
@@ -2389,9 +2481,10 @@ var csmKeyID = regexp.MustCompile(`key_[A-Za-z0-9]+`)
 // NOT_FOUND (not one of the run's secrets the store still knows, or a key of
 // an account the caller does not act on or of the other mode) → REVOKED
 // (deleted, or a replaced secret past its grace) → DISABLED → EXPIRED →
+// NETWORK_NOT_ALLOWED (client_ip absent or outside the key's networks) →
 // INSUFFICIENT_PERMISSIONS → VALID. (RATE_LIMITED: the budgets are
 // unlimited here; verify_api_key_test.go checks it.)
-func (m *csmModel) wantVerify(c *csmCaller, token string, s *csmSecret, asked csmSet, unknown bool, now time.Time) (csmWant, csmVerdict) {
+func (m *csmModel) wantVerify(c *csmCaller, token string, s *csmSecret, asked csmSet, unknown bool, clientIP string, now time.Time) (csmWant, csmVerdict) {
 	p, w := m.gate(c, csmPermVerify, now)
 	if w != nil {
 		return *w, csmVerdict{}
@@ -2424,6 +2517,9 @@ func (m *csmModel) wantVerify(c *csmCaller, token string, s *csmSecret, asked cs
 		v.code = oapi.VerifyDisabled
 	case m.expired(k, now):
 		v.code = oapi.VerifyExpired
+	case !csmAllows(k.networks, clientIP):
+		v.grace = previous
+		v.code = oapi.VerifyNetworkNotAllowed
 	default:
 		v.grace = previous
 		v.code = oapi.VerifyValid
@@ -2551,9 +2647,13 @@ func (m *csmModel) verify(rt *rapid.T) {
 		body.Permissions = &perms
 	}
 
+	clientIP := rapid.SampledFrom([]string{"", "127.0.0.1", "127.0.0.2", "10.1.2.3", "2001:db8::"}).Draw(rt, "client_ip")
+	if clientIP != "" {
+		body.ClientIP = &clientIP
+	}
 	now := m.now()
-	want, verdict := m.wantVerify(c, token, s, asked, unknown, now)
-	desc := fmt.Sprintf("verify %s asking %s by %s", what, asked, c.label)
+	want, verdict := m.wantVerify(c, token, s, asked, unknown, clientIP, now)
+	desc := fmt.Sprintf("verify %s asking %s from %q by %s", what, asked, clientIP, c.label)
 	res, err := m.env.Client(c.token).Raw().VerifyAPIKeyWithResponse(ctx, body)
 	m.must(rt, desc, err)
 	a, ae := m.rawAnswer(rt, desc, res.HTTPResponse, res.Body)

@@ -49,7 +49,18 @@ func toAPIKey(k *apikey.Key, secret string, now time.Time) api.ApiKey {
 		PreviousKeyExpiresAt: activeUntil(k.PrevSecretExpiresAt, now),
 		CreatedBy:            createdBy(k.CreatedBy),
 		KeyHint:              hint(k.KeyHint),
+		AllowedNetworks:      networks(k),
 	}
+}
+
+// networks is a key's allowed_networks as rendered: absent when it works
+// from any address.
+func networks(k *apikey.Key) *api.AllowedNetworks {
+	if len(k.AllowedNetworks) == 0 {
+		return nil
+	}
+	n := api.AllowedNetworks(apikey.NetworkStrings(k.AllowedNetworks))
+	return &n
 }
 
 func activeUntil(t *time.Time, now time.Time) *time.Time {
@@ -72,7 +83,7 @@ func toAPIKeyView(k *apikey.Key, now time.Time) api.ApiKeyView {
 		Metadata: full.Metadata, Permissions: full.Permissions, Status: api.ApiKeyViewStatus(full.Status),
 		LastUsedAt: full.LastUsedAt, ExpiresAt: full.ExpiresAt, Managed: full.Managed, Deleted: full.Deleted,
 		CreatedAt: full.CreatedAt, UpdatedAt: full.UpdatedAt, PreviousKeyExpiresAt: full.PreviousKeyExpiresAt,
-		CreatedBy: full.CreatedBy,
+		CreatedBy: full.CreatedBy, AllowedNetworks: full.AllowedNetworks,
 	}
 }
 

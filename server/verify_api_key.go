@@ -25,6 +25,9 @@ func (h *handlers) VerifyApiKey(ctx context.Context, req api.VerifyApiKeyRequest
 	if req.Body.Permissions != nil {
 		in.Permissions = *req.Body.Permissions
 	}
+	if req.Body.ClientIp != nil {
+		in.ClientIP = *req.Body.ClientIp
+	}
 	v, err := h.svc.Verify(ctx, p, in)
 	if err != nil {
 		return nil, err

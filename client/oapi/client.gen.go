@@ -268,6 +268,7 @@ const (
 	CodeManagedKeyNotDeletable  ErrorCode = 42204
 	CodeMethodNotAllowed        ErrorCode = 40500
 	CodeMissingCredentials      ErrorCode = 40100
+	CodeNetworkEscalation       ErrorCode = 40306
 	CodePermissionDenied        ErrorCode = 40300
 	CodePrivilegeEscalation     ErrorCode = 40302
 	CodePublishableKeyForbidden ErrorCode = 40303
@@ -332,6 +333,8 @@ func (e ErrorCode) Valid() bool {
 	case CodeMethodNotAllowed:
 		return true
 	case CodeMissingCredentials:
+		return true
+	case CodeNetworkEscalation:
 		return true
 	case CodePermissionDenied:
 		return true
@@ -478,6 +481,7 @@ const (
 	VerifyDisabled                VerifyCode = "DISABLED"
 	VerifyExpired                 VerifyCode = "EXPIRED"
 	VerifyInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS"
+	VerifyNetworkNotAllowed       VerifyCode = "NETWORK_NOT_ALLOWED"
 	VerifyNotFound                VerifyCode = "NOT_FOUND"
 	VerifyRateLimited             VerifyCode = "RATE_LIMITED"
 	VerifyRevoked                 VerifyCode = "REVOKED"
@@ -492,6 +496,8 @@ func (e VerifyCode) Valid() bool {
 	case VerifyExpired:
 		return true
 	case VerifyInsufficientPermissions:
+		return true
+	case VerifyNetworkNotAllowed:
 		return true
 	case VerifyNotFound:
 		return true
@@ -550,12 +556,22 @@ func (e ListAPIKeysParamsType) Valid() bool {
 // Example: acct_demo
 type AccountID = string
 
+// AllowedNetworks The client addresses the key works from: IPv4 or IPv6 addresses (`203.0.113.7`, `2001:db8::1`) and CIDR prefixes (`10.0.0.0/8`, `2001:db8::/32`), at most 32. Empty or absent: any address. The client address is the one the server's trusted-proxy rule yields (rule 20). A request made with the key from another address is refused as an unknown key would be (`401`, `40101`), and verify answers `NETWORK_NOT_ALLOWED` for a `client_ip` outside them. A key restricted to networks can only create or change keys restricted to subsets of its own (`40306`). Stored canonical: the prefix's address masked (`10.1.2.3/8` is `10.0.0.0/8`), an IPv4-mapped IPv6 address as IPv4, an address alone as its /32 or /128.
+//
+// Example: ["10.0.0.0/8","2001:db8::/32"]
+type AllowedNetworks = []string
+
 // APIKey An API key. `key` carries the plaintext secret and is returned only by create and regenerate.
 type APIKey struct {
 	// AccountID An account id, such as `acct_demo`.
 	//
 	// Example: acct_demo
 	AccountID AccountID `json:"account_id"`
+
+	// AllowedNetworks The client addresses the key works from: IPv4 or IPv6 addresses (`203.0.113.7`, `2001:db8::1`) and CIDR prefixes (`10.0.0.0/8`, `2001:db8::/32`), at most 32. Empty or absent: any address. The client address is the one the server's trusted-proxy rule yields (rule 20). A request made with the key from another address is refused as an unknown key would be (`401`, `40101`), and verify answers `NETWORK_NOT_ALLOWED` for a `client_ip` outside them. A key restricted to networks can only create or change keys restricted to subsets of its own (`40306`). Stored canonical: the prefix's address masked (`10.1.2.3/8` is `10.0.0.0/8`), an IPv4-mapped IPv6 address as IPv4, an address alone as its /32 or /128.
+	//
+	// Example: ["10.0.0.0/8","2001:db8::/32"]
+	AllowedNetworks *AllowedNetworks `json:"allowed_networks,omitempty"`
 
 	// CreatedAt When the key was created.
 	CreatedAt time.Time `json:"created_at"`
@@ -682,6 +698,11 @@ type APIKeyView struct {
 	//
 	// Example: acct_demo
 	AccountID AccountID `json:"account_id"`
+
+	// AllowedNetworks The client addresses the key works from: IPv4 or IPv6 addresses (`203.0.113.7`, `2001:db8::1`) and CIDR prefixes (`10.0.0.0/8`, `2001:db8::/32`), at most 32. Empty or absent: any address. The client address is the one the server's trusted-proxy rule yields (rule 20). A request made with the key from another address is refused as an unknown key would be (`401`, `40101`), and verify answers `NETWORK_NOT_ALLOWED` for a `client_ip` outside them. A key restricted to networks can only create or change keys restricted to subsets of its own (`40306`). Stored canonical: the prefix's address masked (`10.1.2.3/8` is `10.0.0.0/8`), an IPv4-mapped IPv6 address as IPv4, an address alone as its /32 or /128.
+	//
+	// Example: ["10.0.0.0/8","2001:db8::/32"]
+	AllowedNetworks *AllowedNetworks `json:"allowed_networks,omitempty"`
 
 	// CreatedAt When the key was created.
 	CreatedAt time.Time `json:"created_at"`
@@ -851,6 +872,11 @@ type AuditEventListEnvelope struct {
 
 // CreateAPIKeyRequest The new key's name, permissions, and optional expiry and metadata. Unknown fields are rejected.
 type CreateAPIKeyRequest struct {
+	// AllowedNetworks The client addresses the key works from: IPv4 or IPv6 addresses (`203.0.113.7`, `2001:db8::1`) and CIDR prefixes (`10.0.0.0/8`, `2001:db8::/32`), at most 32. Empty or absent: any address. The client address is the one the server's trusted-proxy rule yields (rule 20). A request made with the key from another address is refused as an unknown key would be (`401`, `40101`), and verify answers `NETWORK_NOT_ALLOWED` for a `client_ip` outside them. A key restricted to networks can only create or change keys restricted to subsets of its own (`40306`). Stored canonical: the prefix's address masked (`10.1.2.3/8` is `10.0.0.0/8`), an IPv4-mapped IPv6 address as IPv4, an address alone as its /32 or /128.
+	//
+	// Example: ["10.0.0.0/8","2001:db8::/32"]
+	AllowedNetworks *AllowedNetworks `json:"allowed_networks,omitempty"`
+
 	// ExpiresAt When the key stops working; must be in the future and no later than 9999-12-31T23:59:59Z. Omit for no expiry, unless the creating credential is a key that expires (then it is required and at most that key's expiry).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
@@ -991,6 +1017,9 @@ type RegenerateAPIKeyRequest struct {
 
 // UpdateAPIKeyRequest The fields to change (at least one). Unknown fields are rejected.
 type UpdateAPIKeyRequest struct {
+	// AllowedNetworks Replaces the key's networks; `[]` lifts the restriction (only a caller that is not restricted to networks may: `40306`).
+	AllowedNetworks *AllowedNetworks `json:"allowed_networks,omitempty"`
+
 	// ExpiresAt An earlier expiry (never later than the current one, and in the future).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
@@ -1023,6 +1052,9 @@ type VerifyAPIKeyEnvelope struct {
 
 // VerifyAPIKeyRequest The key to verify and, optionally, the permissions it must hold (every one of them; each must be in the catalog, else 42200). Without `permissions` the verdict only says whether the key works. Unknown fields are rejected.
 type VerifyAPIKeyRequest struct {
+	// ClientIP The address of the client that presented the key to your service (an IPv4 or IPv6 address, e.g. `203.0.113.7`), as your own trusted-proxy rule yields it. A key restricted to networks (`allowed_networks`) is `NETWORK_NOT_ALLOWED` when it is absent or outside them; keys without a restriction ignore it.
+	ClientIP *string `json:"client_ip,omitempty"`
+
 	// Key The plaintext key (`sk_…` or `pk_…`) as its holder presented it. It is hashed to find the key, never stored, logged or returned.
 	Key string `json:"key"`
 
@@ -1039,7 +1071,7 @@ type VerifyAPIKeyResult struct {
 	// Example: acct_demo
 	AccountID *AccountID `json:"account_id,omitempty"`
 
-	// Code The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. New codes may be added: treat a code you do not know as a key that does not work.
+	// Code The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. `NETWORK_NOT_ALLOWED`: the key is restricted to networks (`allowed_networks`) and `client_ip` is absent or outside them (it spends none of the key's budgets). New codes may be added: treat a code you do not know as a key that does not work.
 	Code VerifyCode `json:"code"`
 
 	// ExpiresAt When the key stops working; null when it never expires (or was not found).
@@ -1086,7 +1118,7 @@ type VerifyAPIKeyResultMode string
 // VerifyAPIKeyResultType `SECRET` or `PUBLISHABLE`.
 type VerifyAPIKeyResultType string
 
-// VerifyCode The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. New codes may be added: treat a code you do not know as a key that does not work.
+// VerifyCode The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. `NETWORK_NOT_ALLOWED`: the key is restricted to networks (`allowed_networks`) and `client_ip` is absent or outside them (it spends none of the key's budgets). New codes may be added: treat a code you do not know as a key that does not work.
 type VerifyCode string
 
 // IdempotencyKey defines model for IdempotencyKey.
@@ -1432,17 +1464,20 @@ type ClientInterface interface {
 	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
 	// server that made the change, everywhere within the bound under "How soon a change is
 	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
-	// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
-	// key must hold no permission the caller lacks and, for a caller that expires, must not
-	// outlive it. Requires `account:api:key:update`.
+	// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
+	// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+	// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
+	// caller restricted to networks, the key's networks, before and after, must lie within the
+	// caller's (`403`, 40306). Requires `account:api:key:update`.
 	//
 	// The managed secret key is the account's root credential: no credential (not even one
-	// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
-	// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+	// holding the same permissions, nor the key itself) can switch it off or restrict it to
+	// networks (`422`, code 42205); switching it on is allowed, and it is rotated with regenerate. A managed publishable key
 	// can be switched off.
 	//
 	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-	// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+	// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
+	// 40306), and only
 	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -1459,17 +1494,20 @@ type ClientInterface interface {
 	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
 	// server that made the change, everywhere within the bound under "How soon a change is
 	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
-	// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
-	// key must hold no permission the caller lacks and, for a caller that expires, must not
-	// outlive it. Requires `account:api:key:update`.
+	// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
+	// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+	// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
+	// caller restricted to networks, the key's networks, before and after, must lie within the
+	// caller's (`403`, 40306). Requires `account:api:key:update`.
 	//
 	// The managed secret key is the account's root credential: no credential (not even one
-	// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
-	// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+	// holding the same permissions, nor the key itself) can switch it off or restrict it to
+	// networks (`422`, code 42205); switching it on is allowed, and it is rotated with regenerate. A managed publishable key
 	// can be switched off.
 	//
 	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-	// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+	// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
+	// 40306), and only
 	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -1897,17 +1935,20 @@ func (c *Client) GetAPIKey(ctx context.Context, id APIKeyID, reqEditors ...Reque
 // Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
 // server that made the change, everywhere within the bound under "How soon a change is
 // enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
-// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
-// key must hold no permission the caller lacks and, for a caller that expires, must not
-// outlive it. Requires `account:api:key:update`.
+// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
+// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
+// caller restricted to networks, the key's networks, before and after, must lie within the
+// caller's (`403`, 40306). Requires `account:api:key:update`.
 //
 // The managed secret key is the account's root credential: no credential (not even one
-// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
-// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+// holding the same permissions, nor the key itself) can switch it off or restrict it to
+// networks (`422`, code 42205); switching it on is allowed, and it is rotated with regenerate. A managed publishable key
 // can be switched off.
 //
 // Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
+// 40306), and only
 // then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 // new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 // keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -1934,17 +1975,20 @@ func (c *Client) UpdateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentT
 // Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
 // server that made the change, everywhere within the bound under "How soon a change is
 // enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
-// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
-// key must hold no permission the caller lacks and, for a caller that expires, must not
-// outlive it. Requires `account:api:key:update`.
+// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
+// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
+// caller restricted to networks, the key's networks, before and after, must lie within the
+// caller's (`403`, 40306). Requires `account:api:key:update`.
 //
 // The managed secret key is the account's root credential: no credential (not even one
-// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
-// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+// holding the same permissions, nor the key itself) can switch it off or restrict it to
+// networks (`422`, code 42205); switching it on is allowed, and it is rotated with regenerate. A managed publishable key
 // can be switched off.
 //
 // Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
+// 40306), and only
 // then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 // new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 // keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -2991,17 +3035,20 @@ type ClientWithResponsesInterface interface {
 	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
 	// server that made the change, everywhere within the bound under "How soon a change is
 	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
-	// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
-	// key must hold no permission the caller lacks and, for a caller that expires, must not
-	// outlive it. Requires `account:api:key:update`.
+	// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
+	// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+	// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
+	// caller restricted to networks, the key's networks, before and after, must lie within the
+	// caller's (`403`, 40306). Requires `account:api:key:update`.
 	//
 	// The managed secret key is the account's root credential: no credential (not even one
-	// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
-	// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+	// holding the same permissions, nor the key itself) can switch it off or restrict it to
+	// networks (`422`, code 42205); switching it on is allowed, and it is rotated with regenerate. A managed publishable key
 	// can be switched off.
 	//
 	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-	// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+	// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
+	// 40306), and only
 	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -3018,17 +3065,20 @@ type ClientWithResponsesInterface interface {
 	// Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
 	// server that made the change, everywhere within the bound under "How soon a change is
 	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
-	// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
-	// key must hold no permission the caller lacks and, for a caller that expires, must not
-	// outlive it. Requires `account:api:key:update`.
+	// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
+	// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+	// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
+	// caller restricted to networks, the key's networks, before and after, must lie within the
+	// caller's (`403`, 40306). Requires `account:api:key:update`.
 	//
 	// The managed secret key is the account's root credential: no credential (not even one
-	// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
-	// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+	// holding the same permissions, nor the key itself) can switch it off or restrict it to
+	// networks (`422`, code 42205); switching it on is allowed, and it is rotated with regenerate. A managed publishable key
 	// can be switched off.
 	//
 	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-	// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+	// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
+	// 40306), and only
 	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -5079,17 +5129,20 @@ func (c *ClientWithResponses) GetAPIKeyWithResponse(ctx context.Context, id APIK
 // Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
 // server that made the change, everywhere within the bound under "How soon a change is
 // enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
-// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
-// key must hold no permission the caller lacks and, for a caller that expires, must not
-// outlive it. Requires `account:api:key:update`.
+// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
+// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
+// caller restricted to networks, the key's networks, before and after, must lie within the
+// caller's (`403`, 40306). Requires `account:api:key:update`.
 //
 // The managed secret key is the account's root credential: no credential (not even one
-// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
-// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+// holding the same permissions, nor the key itself) can switch it off or restrict it to
+// networks (`422`, code 42205); switching it on is allowed, and it is rotated with regenerate. A managed publishable key
 // can be switched off.
 //
 // Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
+// 40306), and only
 // then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 // new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 // keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -5112,17 +5165,20 @@ func (c *ClientWithResponses) UpdateAPIKeyWithBodyWithResponse(ctx context.Conte
 // Changes a key's `name`, `metadata`, `status` (`INACTIVE` switches it off: at once on the
 // server that made the change, everywhere within the bound under "How soon a change is
 // enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
-// field; `metadata` replaces the whole map. A managed key's name and expiry are fixed. The
-// key must hold no permission the caller lacks and, for a caller that expires, must not
-// outlive it. Requires `account:api:key:update`.
+// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
+// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
+// caller restricted to networks, the key's networks, before and after, must lie within the
+// caller's (`403`, 40306). Requires `account:api:key:update`.
 //
 // The managed secret key is the account's root credential: no credential (not even one
-// holding the same permissions, nor the key itself) can switch it off (`422`, code 42205);
-// switching it on is allowed, and it is rotated with regenerate. A managed publishable key
+// holding the same permissions, nor the key itself) can switch it off or restrict it to
+// networks (`422`, code 42205); switching it on is allowed, and it is rotated with regenerate. A managed publishable key
 // can be switched off.
 //
 // Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-// this credential cannot see (`404`), then power and life (`403`, 40302, 40305), and only
+// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
+// 40306), and only
 // then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 // new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 // keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no

@@ -130,6 +130,11 @@ func parsePermissions(list []string) (client.Permissions, error) {
 	return perms, nil
 }
 
+// allowFlag is --allow, the key's allowed networks (create and update).
+func allowFlag(c *cobra.Command, dst *[]string) {
+	c.Flags().StringArrayVar(dst, "allow", nil, "let the key work only from the network `CIDR` (an IPv4 or IPv6 address or prefix,\ne.g. 10.0.0.0/8); repeat it for more. Default: any address")
+}
+
 // parseMetadata turns KEY=VALUE strings into metadata; a key may appear once.
 func parseMetadata(list []string) (client.Metadata, error) {
 	md := client.Metadata{}
@@ -150,11 +155,12 @@ func (a *app) createCmd() *cobra.Command {
 	var (
 		account, name, expiresAt string
 		permFlags, metaFlags     []string
+		allowFlags               []string
 		asJSON                   bool
 		idemKey                  string
 	)
 	c := &cobra.Command{
-		Use:     "create --account ID --name NAME [--permission RESOURCE:ACTION ...] [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--idempotency-key KEY] [--json]",
+		Use:     "create --account ID --name NAME [--permission RESOURCE:ACTION ...] [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--allow CIDR ...] [--idempotency-key KEY] [--json]",
 		Short:   "create a custom secret key on an account",
 		Long:    createHelp,
 		Example: createExample,
@@ -165,6 +171,7 @@ func (a *app) createCmd() *cobra.Command {
 	f.StringArrayVar(&permFlags, "permission", nil, "grant the permission `RESOURCE:ACTION`; repeat it for more. Split at the\nlast colon: account:api:key:create is action \"create\" on resource \"account:api:key\"")
 	f.StringVar(&expiresAt, "expires-at", "", "when the key stops working, RFC 3339 (e.g. 2030-01-01T00:00:00Z); default: never")
 	f.StringArrayVar(&metaFlags, "metadata", nil, "set the metadata pair `KEY=VALUE`; repeat it for more")
+	allowFlag(c, &allowFlags)
 	idempotencyKeyFlag(c, &idemKey)
 	jsonFlag(c, &asJSON, "print the API key object as JSON")
 	c.RunE = func(_ *cobra.Command, pos []string) error {
@@ -197,6 +204,9 @@ func (a *app) createCmd() *cobra.Command {
 			}
 			req.ExpiresAt = &t
 		}
+		if len(allowFlags) > 0 {
+			req.AllowedNetworks = &allowFlags
+		}
 		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {
 			return exit(code)
@@ -216,6 +226,9 @@ func (a *app) createCmd() *cobra.Command {
 			}
 			for _, kv := range metaFlags {
 				resume = append(resume, "--metadata", kv)
+			}
+			for _, n := range allowFlags {
+				resume = append(resume, "--allow", n)
 			}
 			if asJSON {
 				resume = append(resume, "--json")

@@ -219,11 +219,12 @@ func (a *app) updateCmd() *cobra.Command {
 	var (
 		name, status, expiresAt string
 		clearMeta, asJSON       bool
-		metaFlags               []string
+		metaFlags, allowFlags   []string
+		allowAny                bool
 	)
 	c := &cobra.Command{
-		Use:     "update [--name NAME] [--metadata KEY=VALUE ... | --clear-metadata] [--status active|inactive] [--expires-at RFC3339] [--json] KEY_ID",
-		Short:   "change a key's name, metadata, status or expiry",
+		Use:     "update [--name NAME] [--metadata KEY=VALUE ... | --clear-metadata] [--status active|inactive] [--expires-at RFC3339] [--allow CIDR ... | --allow-any] [--json] KEY_ID",
+		Short:   "change a key's name, metadata, status, expiry or networks",
 		Long:    updateHelp,
 		Example: `  hsrcpay keys update --name "Checkout backend (old)" --metadata team=checkout key_…`,
 	}
@@ -233,6 +234,8 @@ func (a *app) updateCmd() *cobra.Command {
 	f.BoolVar(&clearMeta, "clear-metadata", false, "remove all metadata")
 	f.StringVar(&status, "status", "", "active or inactive: inactive switches the key off at once; active switches\nit back on (see also 'keys disable' and 'keys enable')")
 	f.StringVar(&expiresAt, "expires-at", "", "an earlier expiry, RFC 3339 (e.g. 2030-01-01T00:00:00Z);\nit can only move earlier, and must be in the future")
+	allowFlag(c, &allowFlags)
+	f.BoolVar(&allowAny, "allow-any", false, "lift the key's network restriction: it works from any address again")
 	jsonFlag(c, &asJSON, "print the API key object as JSON")
 	completeValues(c, "status", "active", "inactive")
 	c.RunE = func(c *cobra.Command, pos []string) error {
@@ -276,8 +279,16 @@ func (a *app) updateCmd() *cobra.Command {
 			}
 			req.ExpiresAt = &t
 		}
+		switch {
+		case len(allowFlags) > 0 && allowAny:
+			return exit(usageError(stderr, cmd, "--allow and --allow-any exclude each other"))
+		case len(allowFlags) > 0:
+			req.AllowedNetworks = &allowFlags
+		case allowAny:
+			req.AllowedNetworks = &[]string{}
+		}
 		if req == (client.UpdateAPIKeyRequest{}) {
-			return exit(usageError(stderr, cmd, "nothing to change: give --name, --metadata, --clear-metadata, --status or --expires-at"))
+			return exit(usageError(stderr, cmd, "nothing to change: give --name, --metadata, --clear-metadata, --status, --expires-at, --allow or --allow-any"))
 		}
 		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {

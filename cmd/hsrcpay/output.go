@@ -98,6 +98,7 @@ func printKey(stdout, stderr io.Writer, asJSON bool, title string, key *client.A
 	if len(key.Metadata) > 0 {
 		row("metadata", metadataList(key.Metadata))
 	}
+	row("networks", networkList(key.AllowedNetworks))
 	row("secret", safe(key.Key))
 	tab.flush()
 	if key.PreviousKeyExpiresAt != nil {
@@ -141,6 +142,7 @@ func printKeyView(stdout, stderr io.Writer, asJSON bool, title string, key *clie
 	if len(key.Metadata) > 0 {
 		row("metadata", metadataList(key.Metadata))
 	}
+	row("networks", networkList(key.AllowedNetworks))
 	row("created at", timeOr(&key.CreatedAt, ""))
 	row("created by", actorString(key.CreatedBy))
 	row("updated at", timeOr(&key.UpdatedAt, ""))
@@ -344,4 +346,16 @@ func reportError(stderr io.Writer, cmd, apiURL string, err error) int {
 		return exitNotFound
 	}
 	return exitError
+}
+
+// networkList is a key's allowed networks for people: "any" when unrestricted.
+func networkList(n *[]string) string {
+	if n == nil || len(*n) == 0 {
+		return "any"
+	}
+	out := make([]string, len(*n))
+	for i, p := range *n {
+		out[i] = safe(p)
+	}
+	return strings.Join(out, " ")
 }

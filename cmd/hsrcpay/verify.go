@@ -57,22 +57,24 @@ func (a *app) verifyCmd() *cobra.Command {
 	var (
 		permFlags []string
 		asJSON    bool
+		clientIP  string
 	)
 	c := &cobra.Command{
-		Use:     "verify [--permission RESOURCE:ACTION ...] [--json] KEY",
+		Use:     "verify [--permission RESOURCE:ACTION ...] [--client-ip ADDRESS] [--json] KEY",
 		Short:   "say whether a key works (and holds the permissions given)",
 		Long:    verifyHelp,
 		Example: verifyExample,
 	}
 	c.Flags().StringArrayVar(&permFlags, "permission", nil, "the key must also hold the permission `RESOURCE:ACTION`; repeat it for more")
+	c.Flags().StringVar(&clientIP, "client-ip", "", "the `ADDRESS` of the client that presented the key: a key restricted to\nnetworks is NETWORK_NOT_ALLOWED when it is absent or outside them")
 	jsonFlag(c, &asJSON, "print the verdict as a JSON object")
 	c.RunE = func(_ *cobra.Command, pos []string) error {
-		return exit(a.verify(permFlags, asJSON, pos))
+		return exit(a.verify(permFlags, clientIP, asJSON, pos))
 	}
 	return c
 }
 
-func (a *app) verify(permFlags []string, asJSON bool, pos []string) int {
+func (a *app) verify(permFlags []string, clientIP string, asJSON bool, pos []string) int {
 	const cmd = "hsrcpay keys verify"
 	stderr := a.stderr
 	switch {
@@ -103,6 +105,9 @@ func (a *app) verify(permFlags []string, asJSON bool, pos []string) int {
 	var opts []client.VerifyOption
 	if len(permFlags) > 0 {
 		opts = append(opts, client.RequirePermissions(permFlags...))
+	}
+	if clientIP != "" {
+		opts = append(opts, client.ClientIP(clientIP))
 	}
 	v, err := cl.VerifyKey(ctx, key, opts...)
 	var argErr *client.ArgumentError
@@ -147,6 +152,7 @@ var verdictText = map[client.VerifyCode]string{
 	client.VerifyExpired:                 "the key has expired",
 	client.VerifyRateLimited:             "the key works but is over its budget",
 	client.VerifyInsufficientPermissions: "the key works but lacks permissions",
+	client.VerifyNetworkNotAllowed:       "the key is restricted to networks, and --client-ip is absent or outside them",
 }
 
 // printVerification writes a verdict for people.

@@ -3,7 +3,10 @@
 // depends on nothing, so every other package may use it.
 package apikey
 
-import "time"
+import (
+	"net/netip"
+	"time"
+)
 
 // Mode selects the live or sandbox repository.
 type Mode string
@@ -53,6 +56,9 @@ type Key struct {
 	CreatedAt           time.Time
 	UpdatedAt           time.Time
 	CreatedBy           Actor
+	// AllowedNetworks are the client addresses the key works from,
+	// canonical (ParseNetworks); nil: any address.
+	AllowedNetworks []netip.Prefix
 }
 
 // InGrace reports whether the replaced secret (PrevSecretHash) still

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -24,6 +25,8 @@ type CreateInput struct {
 	Permissions map[string][]string
 	ExpiresAt   *time.Time
 	Metadata    map[string]string
+	// AllowedNetworks as sent (addresses and CIDR prefixes); nil: any address.
+	AllowedNetworks []string
 }
 
 const maxMetadataKeyLen = 40
@@ -52,8 +55,13 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 	if unknown := s.catalog.Unknown(in.Permissions); len(unknown) > 0 {
 		return nil, apierr.New(api.CodeUnknownPermission, "Unknown permission").With("unknown", unknown)
 	}
+	networks, netErr := parseNetworks(in.AllowedNetworks)
+	if netErr != nil {
+		return nil, netErr
+	}
 	now := s.now().UTC()
-	target := policy.Target{AccountID: accountID, Permissions: perm.FromMap(in.Permissions), ExpiresAt: utcPtr(in.ExpiresAt)}
+	target := policy.Target{AccountID: accountID, Permissions: perm.FromMap(in.Permissions), ExpiresAt: utcPtr(in.ExpiresAt),
+		AllowedNetworks: networks}
 	if exp := target.ExpiresAt; exp != nil && (!exp.After(now) || exp.After(MaxExpiry)) {
 		return nil, apierr.New(api.CodeInvalidExpiry, "expires_at must be in the future and no later than 9999-12-31T23:59:59Z")
 	}
@@ -68,6 +76,8 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		CreatedAt:   now,
 		UpdatedAt:   now,
 		CreatedBy:   actor(p),
+
+		AllowedNetworks: networks,
 	}
 	var issued *Issued
 	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
@@ -108,6 +118,16 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		return nil, serviceError(err, name)
 	}
 	return issued, nil
+}
+
+// parseNetworks reads allowed_networks (apikey.ParseNetworks); what it
+// refuses is the request's field, a 400.
+func parseNetworks(in []string) ([]netip.Prefix, *apierr.Error) {
+	networks, err := apikey.ParseNetworks(in)
+	if err != nil {
+		return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/allowed_networks", Reason: err.Error()}})
+	}
+	return networks, nil
 }
 
 func checkMetadata(m map[string]string) *apierr.Error {

@@ -32,10 +32,14 @@ func recordBy(ctx context.Context, tx store.Tx, p *auth.Principal, action string
 
 // createdFields are what an event says of a new key: everything but secrets.
 func createdFields(k *apikey.Key) map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"name": k.Name, "type": k.Type, "permissions": k.Permissions, "metadata": k.Metadata,
 		"status": k.Status, "managed": k.Managed, "expires_at": timeValue(k.ExpiresAt), "key_hint": k.KeyHint,
 	}
+	if len(k.AllowedNetworks) > 0 { // only when restricted: events of other keys read as before
+		m["allowed_networks"] = apikey.NetworkStrings(k.AllowedNetworks)
+	}
+	return m
 }
 
 // timeValue is a time as events hold it: the string the API renders, or null.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/hsrcpay/apikeys/gen/api"
@@ -23,6 +25,9 @@ type UpdateInput struct {
 	Metadata  map[string]string // replaces the whole map when non-nil
 	Status    *string           // ACTIVE or INACTIVE
 	ExpiresAt *time.Time
+	// AllowedNetworks replaces the key's networks when non-nil; an empty
+	// list lifts the restriction.
+	AllowedNetworks *[]string
 }
 
 // Update changes a key's name, metadata, status or expiry (only earlier).
@@ -45,6 +50,14 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 			return nil, e
 		}
 	}
+	var networks []netip.Prefix
+	if in.AllowedNetworks != nil {
+		n, e := parseNetworks(*in.AllowedNetworks)
+		if e != nil {
+			return nil, e
+		}
+		networks = n
+	}
 	var updated *apikey.Key
 	var caller *auth.Principal // as re-read in the unit: what it may see of the answer
 	wrote := false
@@ -60,6 +73,13 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		if e := policy.Authorize(caller, policy.UpdateKey, targetOf(target)); e != nil {
 			return e
 		}
+		// The networks it would set obey the same rule as the key's own: a
+		// caller cannot lift or widen a restriction beyond its own networks.
+		if in.AllowedNetworks != nil {
+			if e := policy.NetworksWithin(caller, policy.UpdateKey, networks); e != nil {
+				return e
+			}
+		}
 		if target.Deleted {
 			return apierr.New(api.CodeKeyDeleted, "The API key is deleted and cannot change").With("id", id)
 		}
@@ -73,6 +93,11 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		}
 		if in.Status != nil && *in.Status == apikey.StatusInactive {
 			if e := policy.MayTakeAway(target, policy.Disable); e != nil {
+				return e
+			}
+		}
+		if len(networks) > 0 {
+			if e := policy.MayTakeAway(target, policy.Restrict); e != nil {
 				return e
 			}
 		}
@@ -110,6 +135,13 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 			exp := exp.UTC()
 			target.ExpiresAt, changes["expires_at"] = &exp, timeValue(&exp)
 		}
+		if in.AllowedNetworks != nil && !slices.Equal(networks, target.AllowedNetworks) {
+			target.AllowedNetworks = networks
+			changes["allowed_networks"] = apikey.NetworkStrings(networks)
+			if networks == nil {
+				changes["allowed_networks"] = []string{} // lifted: any address
+			}
+		}
 		if in.Status != nil && *in.Status != target.Status {
 			target.Status, changes["status"] = *in.Status, *in.Status
 			action = map[string]string{apikey.StatusInactive: audit.Disable, apikey.StatusActive: audit.Enable}[*in.Status]
@@ -128,7 +160,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 	if err != nil {
 		return nil, serviceError(err, name)
 	}
-	if wrote { // a name or metadata change too: the cached snapshot would show the old one
+	if wrote { // a name, metadata or networks change too: the cached snapshot would show the old one
 		s.changed(p.Mode, updated.ID)
 	}
 	s.overlayUsage(p.Mode, updated)
@@ -157,7 +189,8 @@ func (s *Service) lockTarget(ctx context.Context, tx store.Tx, p *auth.Principal
 }
 
 func targetOf(k *apikey.Key) policy.Target {
-	return policy.Target{AccountID: k.AccountID, Permissions: perm.FromMap(k.Permissions), ExpiresAt: k.ExpiresAt}
+	return policy.Target{AccountID: k.AccountID, Permissions: perm.FromMap(k.Permissions), ExpiresAt: k.ExpiresAt,
+		AllowedNetworks: k.AllowedNetworks}
 }
 
 // serviceError maps what a unit of work returned to the API's errors.

@@ -3,6 +3,7 @@ package apikeys
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/hsrcpay/apikeys/gen/api"
@@ -29,6 +30,7 @@ const (
 	VerdictExpired                 = string(api.VerifyExpired)
 	VerdictRateLimited             = string(api.VerifyRateLimited)
 	VerdictInsufficientPermissions = string(api.VerifyInsufficientPermissions)
+	VerdictNetworkNotAllowed       = string(api.VerifyNetworkNotAllowed)
 )
 
 // VerifyInput is a verify request that passed schema validation.
@@ -37,6 +39,10 @@ type VerifyInput struct {
 	Token string
 	// Permissions the key must hold, all of them (nil: none asked).
 	Permissions map[string][]string
+	// ClientIP is the address of the client that presented the key to the
+	// verifying service ("": not given). A key restricted to networks is
+	// NETWORK_NOT_ALLOWED unless it is inside them.
+	ClientIP string
 }
 
 // Verdict is what verify says about a key.
@@ -91,6 +97,11 @@ func (s *Service) Verify(ctx context.Context, p *auth.Principal, in VerifyInput)
 	if unknown := s.catalog.Unknown(in.Permissions); len(unknown) > 0 {
 		return nil, apierr.New(api.CodeUnknownPermission, "Unknown permission").With("unknown", unknown)
 	}
+	if in.ClientIP != "" {
+		if _, err := netip.ParseAddr(in.ClientIP); err != nil {
+			return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/client_ip", Reason: "not an IPv4 or IPv6 address"}})
+		}
+	}
 	if s.keys == nil {
 		return nil, apierr.Internal(errors.New("apikeys: Verify needs Options.Keys"))
 	}
@@ -100,6 +111,11 @@ func (s *Service) Verify(ctx context.Context, p *auth.Principal, in VerifyInput)
 	}
 	if !policy.Verifies(p, r.Mode, r.Key) {
 		return &Verdict{Code: VerdictNotFound}, nil
+	}
+	if !apikey.AllowsAddress(r.Key.AllowedNetworks, in.ClientIP) {
+		// As a request from there would be refused (auth.ReasonNetwork): no
+		// use recorded, none of the key's budgets spent (Works is false).
+		return &Verdict{Code: VerdictNetworkNotAllowed, Key: r.Key, Mode: r.Mode, Previous: r.Previous}, nil
 	}
 	if s.usage != nil {
 		s.usage.Record(r.Mode, r.Key.ID, s.now(), p.ClientIP)

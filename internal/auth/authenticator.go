@@ -18,14 +18,18 @@ import (
 
 // Failure reasons, for logs and metrics; never the token itself.
 const (
-	ReasonMissing      = "missing"
-	ReasonMalformed    = "malformed"
-	ReasonChecksum     = "checksum"
-	ReasonUnknownKey   = "unknown_key"
-	ReasonDeleted      = "deleted"  // a deleted (revoked) key
-	ReasonReplaced     = "replaced" // a previous secret past its grace period
-	ReasonInactive     = "inactive"
-	ReasonExpired      = "expired"
+	ReasonMissing    = "missing"
+	ReasonMalformed  = "malformed"
+	ReasonChecksum   = "checksum"
+	ReasonUnknownKey = "unknown_key"
+	ReasonDeleted    = "deleted"  // a deleted (revoked) key
+	ReasonReplaced   = "replaced" // a previous secret past its grace period
+	ReasonInactive   = "inactive"
+	ReasonExpired    = "expired"
+	// ReasonNetwork: a key restricted to networks, presented from an
+	// address outside them. Answered as an unknown key (40101): whoever
+	// holds a key elsewhere learns nothing of it (docs/security.md).
+	ReasonNetwork      = "network_not_allowed"
 	ReasonJWTInvalid   = "jwt_invalid"
 	ReasonJWTDisabled  = "jwt_not_configured"
 	ReasonStoreFailure = "store_error"
@@ -226,6 +230,11 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 		}
 		return nil, f
 	}
+	if !apikey.AllowsAddress(r.Key.AllowedNetworks, clientIP) {
+		// Not a use of the key: nothing recorded, and the client address
+		// (not the key's owner) pays, as for any failed authentication.
+		return nil, fail(ReasonNetwork, apierr.InvalidCredentials())
+	}
 	if a.Usage != nil {
 		a.Usage.Record(r.Mode, r.Key.ID, a.Now(), clientIP)
 	}
@@ -244,7 +253,9 @@ func (a *Authenticator) principal(r *ResolvedKey) *Principal {
 		Permissions: a.permissions(k),
 		ExpiresAt:   k.ExpiresAt,
 		Replaced:    r.Previous,
-		SecretHash:  r.Hash,
+		// The key's slice: never changed once read (snapshots are copies).
+		AllowedNetworks: k.AllowedNetworks,
+		SecretHash:      r.Hash,
 	}
 }
 

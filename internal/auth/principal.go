@@ -4,6 +4,7 @@ package auth
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -32,6 +33,10 @@ type Principal struct {
 	// nil for JWTs: a token is a session of a person whose grants outlive it,
 	// so its exp does not bound the keys it creates (the policy's life rule).
 	ExpiresAt *time.Time
+	// AllowedNetworks are the client addresses a key credential works from
+	// (nil: any); always nil for JWTs. The policy's network rule bounds
+	// what the caller creates and changes by them.
+	AllowedNetworks []netip.Prefix
 	// Replaced is set when a key presented its previous secret (the one a
 	// rotation replaced): such a secret manages nothing. Inside the
 	// rotation's grace period it authenticates (GraceEnded false) and every

@@ -22,6 +22,7 @@
 package credcache
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -511,6 +512,7 @@ func copyScalars(k *apikey.Key) *apikey.Key {
 	}
 	out.Permissions, out.Metadata = nil, nil
 	out.Type, out.Status, out.CreatedBy.Kind = canonical(k.Type), canonical(k.Status), canonical(k.CreatedBy.Kind)
+	out.AllowedNetworks = slices.Clone(k.AllowedNetworks) // enforced on every use of the key
 	return &out
 }
 

@@ -2,6 +2,7 @@ package credcache
 
 import (
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -229,11 +230,14 @@ func TestSnapshotsAreCopies(t *testing.T) {
 	k := key("key_a", "a")
 	exp := time.Unix(1_800_000_000, 0)
 	k.ExpiresAt = ptr(exp)
+	k.AllowedNetworks = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	c.Put(c.Begin(), apikey.Live, hashOf("a"), k)
 	k.Status, k.Permissions["payment"][0], k.Metadata["team"] = apikey.StatusInactive, "refund", "b"
 	*k.ExpiresAt = exp.Add(time.Hour)
+	k.AllowedNetworks[0] = netip.MustParsePrefix("0.0.0.0/0")
 	got, _ := c.Get(apikey.Live, hashOf("a"))
-	if got.Status != apikey.StatusActive || got.Permissions["payment"][0] != "read" || got.Metadata["team"] != "a" || !got.ExpiresAt.Equal(exp) {
+	if got.Status != apikey.StatusActive || got.Permissions["payment"][0] != "read" || got.Metadata["team"] != "a" || !got.ExpiresAt.Equal(exp) ||
+		len(got.AllowedNetworks) != 1 || got.AllowedNetworks[0].String() != "10.0.0.0/8" {
 		t.Fatalf("the cached snapshot changed with the caller's key: %+v", got)
 	}
 	if got.Permissions["refund"] == nil {

@@ -103,6 +103,9 @@ func entryBytes(k *apikey.Key) int64 {
 	if k.LastUsedIP != nil {
 		n += alloc(int(unsafe.Sizeof(""))) + str(*k.LastUsedIP)
 	}
+	if len(k.AllowedNetworks) > 0 { // a prefix holds no pointer (netip.Addr's zone is interned)
+		n += alloc(len(k.AllowedNetworks) * int(unsafe.Sizeof(k.AllowedNetworks[0])))
+	}
 	return n
 }
 

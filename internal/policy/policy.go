@@ -6,6 +6,10 @@
 //     whose permissions are a subset of its own;
 //   - life never grows: a key that expires cannot create or rotate a key that
 //     outlives it (JWTs are exempt: a person's grants outlive the session);
+//   - networks never widen: a key restricted to networks (allowed_networks)
+//     works only from addresses inside them (Current re-checks the request's
+//     client address on the key as re-read), and obtains, rotates or changes
+//     only keys restricted to subsets of its networks;
 //   - a replaced secret in its grace period manages nothing, with one
 //     exception: a secret that rotated its own key may fetch that
 //     rotation's stored answer (OwnRotation, ReplayAuthorize);
@@ -28,6 +32,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/hsrcpay/apikeys/gen/api"
@@ -76,6 +81,8 @@ type Target struct {
 	Permissions perm.Set
 	// ExpiresAt is the key's expiry; nil means it never expires.
 	ExpiresAt *time.Time
+	// AllowedNetworks are the key's networks; nil means any address.
+	AllowedNetworks []netip.Prefix
 }
 
 // CheckOperation is the coarse check made before any input is read: a
@@ -163,7 +170,25 @@ func Authorize(p *auth.Principal, a Action, t Target) *apierr.Error {
 		}
 		return e
 	}
-	return nil
+	return NetworksWithin(p, a, t.AllowedNetworks)
+}
+
+// NetworksWithin is the network rule: a caller restricted to networks
+// obtains, rotates or changes only keys restricted to subsets of them (a key
+// without a restriction works from anywhere, so it is no subset). JWTs are
+// never restricted. Update asks it again for the networks it would set.
+func NetworksWithin(p *auth.Principal, a Action, networks []netip.Prefix) *apierr.Error {
+	if apikey.NetworksWithin(networks, p.AllowedNetworks) {
+		return nil
+	}
+	allowed := apikey.NetworkStrings(p.AllowedNetworks)
+	if a == CreateKey {
+		return apierr.New(api.CodeNetworkEscalation,
+			"A key restricted to networks can only create keys restricted to subsets of them: set allowed_networks within the caller's").
+			With("caller_allowed_networks", allowed)
+	}
+	return apierr.New(api.CodeNetworkEscalation, "The key would work from networks outside the caller's allowed_networks").
+		With("caller_allowed_networks", allowed)
 }
 
 // OwnRotation reports whether p is a replaced secret (in its grace or with
@@ -249,6 +274,10 @@ func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, 
 		return nil, apierr.InvalidCredentials()
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		return nil, apierr.ExpiredCredentials()
+	case !apikey.AllowsAddress(k.AllowedNetworks, p.ClientIP):
+		// Restricted since the request was authenticated: refused as
+		// authentication refuses a request from outside (auth.ReasonNetwork).
+		return nil, apierr.InvalidCredentials()
 	}
 	q := *p
 	// Sets are never changed once built: the principal's, when the key still
@@ -257,6 +286,7 @@ func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, 
 		q.Permissions = perm.FromMap(k.Permissions)
 	}
 	q.ExpiresAt = k.ExpiresAt
+	q.AllowedNetworks = k.AllowedNetworks
 	q.Replaced, q.GraceEnded = replaced, replaced && !inGrace
 	q.Accounts = []string{k.AccountID}
 	return &q, nil
@@ -276,6 +306,9 @@ const (
 	Rotate Loss = "rotate"
 	// Revoke deletes the key.
 	Revoke Loss = "revoke"
+	// Restrict sets the key's allowed networks: it stops working from every
+	// address outside them.
+	Restrict Loss = "restrict"
 )
 
 // Root reports whether k is its account's root credential in its mode: the
@@ -287,7 +320,8 @@ func Root(k *apikey.Key) bool { return k.Managed && k.Type == apikey.TypeSecret 
 // Authorize allowed the caller to act on k. The answer depends on the key,
 // not on the caller: the rule is that an account always keeps one working
 // root credential, so no credential (a peer holding the same permissions,
-// a JWT, the root itself) may switch it off, shorten its life or revoke it.
+// a JWT, the root itself) may switch it off, shorten its life, restrict it
+// to networks or revoke it.
 // Rotating it stays allowed: the new secret goes to the caller, so a
 // working root credential still exists. Managed keys are rotated, never
 // deleted, and their expiry is fixed; a managed publishable key may be
@@ -304,6 +338,10 @@ func MayTakeAway(k *apikey.Key, l Loss) *apierr.Error {
 	case l == Disable && Root(k):
 		return apierr.New(api.CodeManagedKeyFixed,
 			"The managed secret key is the account's root credential: it cannot be disabled; rotate it with regenerate")
+	case l == Restrict && Root(k):
+		// Restricting it to networks switches it off everywhere else.
+		return apierr.New(api.CodeManagedKeyFixed,
+			"The managed secret key is the account's root credential: it cannot be restricted to networks")
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -28,6 +29,21 @@ func key(perms perm.Set, exp *time.Time) *auth.Principal {
 	return &auth.Principal{Kind: keys.KindSecret, Mode: apikey.Sandbox, KeyID: "key_caller", Accounts: []string{"acct_a"}, Permissions: perms, ExpiresAt: exp}
 }
 
+func nets(s ...string) []netip.Prefix {
+	out, err := apikey.ParseNetworks(s)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// netKey is a key holding manage, restricted to networks.
+func netKey(networks ...string) *auth.Principal {
+	p := key(manage, nil)
+	p.AllowedNetworks = nets(networks...)
+	return p
+}
+
 func TestAuthorize(t *testing.T) {
 	jwt := &auth.Principal{Kind: keys.KindJWT, Mode: apikey.Sandbox, Subject: "jwt:ann", Accounts: []string{"acct_a"}, Permissions: manage}
 	replaced := key(manage, nil)
@@ -44,25 +60,32 @@ func TestAuthorize(t *testing.T) {
 		want   api.ErrorCode // 0: allowed
 		detail string
 	}{
-		{"create within power and life", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &hourOn}, 0, ""},
-		{"create at the caller's own expiry", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn}, 0, ""},
-		{"create: power grows", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, "missing"},
-		{"create: life grows (no expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, nil}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
-		{"create: life grows (later expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
-		{"create: a JWT's exp does not bound", jwt, policy.CreateKey, policy.Target{"acct_a", payRead, nil}, 0, ""},
-		{"create: a JWT's power does", jwt, policy.CreateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, "missing"},
-		{"create: other account", key(manage, nil), policy.CreateKey, policy.Target{"acct_b", payRead, nil}, api.CodeAccountForbidden, "account_id"},
-		{"create: replaced secret", replaced, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodeReplacedSecret, ""},
-		{"create: publishable", pub, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodePublishableKeyForbidden, ""},
-		{"create: no create permission", key(onlyUpd, nil), policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodePermissionDenied, "required"},
-		{"regenerate within power", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil}, 0, ""},
+		{"create within power and life", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &hourOn, nil}, 0, ""},
+		{"create at the caller's own expiry", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn, nil}, 0, ""},
+		{"create: power grows", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", everything, nil, nil}, api.CodePrivilegeEscalation, "missing"},
+		{"create: life grows (no expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
+		{"create: life grows (later expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn, nil}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
+		{"create: a JWT's exp does not bound", jwt, policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil}, 0, ""},
+		{"create: a JWT's power does", jwt, policy.CreateKey, policy.Target{"acct_a", everything, nil, nil}, api.CodePrivilegeEscalation, "missing"},
+		{"create: other account", key(manage, nil), policy.CreateKey, policy.Target{"acct_b", payRead, nil, nil}, api.CodeAccountForbidden, "account_id"},
+		{"create: replaced secret", replaced, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil, nil}, api.CodeReplacedSecret, ""},
+		{"create: publishable", pub, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil, nil}, api.CodePublishableKeyForbidden, ""},
+		{"create: no create permission", key(onlyUpd, nil), policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil, nil}, api.CodePermissionDenied, "required"},
+		{"regenerate within power", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil}, 0, ""},
 		// Without account:api:key:read the 40302 lists nothing (TestMissingOnlyForReaders).
-		{"regenerate: update alone cannot take the managed key", key(onlyUpd, nil), policy.RegenerateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, ""},
-		{"regenerate: a JWT with update alone neither", &auth.Principal{Kind: keys.KindJWT, Accounts: []string{"acct_a"}, Permissions: onlyUpd}, policy.RegenerateKey, policy.Target{"acct_a", everything, nil}, api.CodePrivilegeEscalation, ""},
-		{"regenerate: key outlives the caller", key(manage, &hourOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil}, api.CodeLifetimeEscalation, "credential_expires_at"},
-		{"regenerate: key expires before the caller", key(manage, &dayOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, &hourOn}, 0, ""},
-		{"regenerate: replaced secret", replaced, policy.RegenerateKey, policy.Target{"acct_a", perm.Set{}, nil}, api.CodeReplacedSecret, ""},
-		{"regenerate: other account is not found", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_b", payRead, nil}, api.CodeKeyNotFound, ""},
+		{"regenerate: update alone cannot take the managed key", key(onlyUpd, nil), policy.RegenerateKey, policy.Target{"acct_a", everything, nil, nil}, api.CodePrivilegeEscalation, ""},
+		{"regenerate: a JWT with update alone neither", &auth.Principal{Kind: keys.KindJWT, Accounts: []string{"acct_a"}, Permissions: onlyUpd}, policy.RegenerateKey, policy.Target{"acct_a", everything, nil, nil}, api.CodePrivilegeEscalation, ""},
+		{"regenerate: key outlives the caller", key(manage, &hourOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil}, api.CodeLifetimeEscalation, "credential_expires_at"},
+		{"regenerate: key expires before the caller", key(manage, &dayOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, &hourOn, nil}, 0, ""},
+		{"regenerate: replaced secret", replaced, policy.RegenerateKey, policy.Target{"acct_a", perm.Set{}, nil, nil}, api.CodeReplacedSecret, ""},
+		{"regenerate: other account is not found", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_b", payRead, nil, nil}, api.CodeKeyNotFound, ""},
+		{"create within the caller's networks", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("10.1.0.0/16", "10.2.3.4/32")}, 0, ""},
+		{"create: networks widen", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("10.0.0.0/7")}, api.CodeNetworkEscalation, "caller_allowed_networks"},
+		{"create: unrestricted by a restricted key", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil}, api.CodeNetworkEscalation, "caller_allowed_networks"},
+		{"create: the other family", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("::ffff:0:0/96")}, api.CodeNetworkEscalation, ""},
+		{"create restricted by an unrestricted key", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("192.0.2.0/24")}, 0, ""},
+		{"regenerate: an unrestricted key by a restricted one", netKey("10.0.0.0/8"), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil}, api.CodeNetworkEscalation, ""},
+		{"regenerate within the caller's networks", netKey("10.0.0.0/8", "2001:db8::/32"), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nets("2001:db8:1::/48")}, 0, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := policy.Authorize(c.p, c.a, c.t)
@@ -83,7 +106,7 @@ func TestCurrent(t *testing.T) {
 	base := apikey.Key{ID: "key_caller", AccountID: "acct_a", SecretHash: cur, PrevSecretHash: prev, PrevSecretExpiresAt: &hourOn,
 		Status: apikey.StatusActive, Permissions: map[string][]string{"payment": {"read"}}, ExpiresAt: &dayOn}
 	p := func(hash []byte) *auth.Principal {
-		return &auth.Principal{Kind: keys.KindSecret, KeyID: "key_caller", SecretHash: hash, Permissions: manage}
+		return &auth.Principal{Kind: keys.KindSecret, KeyID: "key_caller", SecretHash: hash, Permissions: manage, ClientIP: "203.0.113.9"}
 	}
 	for _, c := range []struct {
 		name     string
@@ -101,6 +124,8 @@ func TestCurrent(t *testing.T) {
 		{"deleted meanwhile", cur, func(k *apikey.Key) { k.Deleted = true }, now, api.CodeInvalidCredentials, false},
 		{"expired meanwhile", cur, nil, dayOn, api.CodeExpiredCredentials, false},
 		{"another key's row", cur, func(k *apikey.Key) { k.ID = "key_other" }, now, api.CodeInvalidCredentials, false},
+		{"restricted to networks meanwhile", cur, func(k *apikey.Key) { k.AllowedNetworks = nets("192.0.2.0/24") }, now, api.CodeInvalidCredentials, false},
+		{"restricted to networks holding the client", cur, func(k *apikey.Key) { k.AllowedNetworks = nets("203.0.113.0/24") }, now, 0, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			k := base

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/netip"
 	"reflect"
 	"slices"
 	"sort"
@@ -60,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordUsageConcurrent", testRecordUsageConcurrent},
 		{"ModesIsolated", testModesIsolated},
 		{"KeyHint", testKeyHint},
+		{"AllowedNetworks", testAllowedNetworks},
 		{"KeyCapReached", testKeyCapReached},
 		{"ListKeysFilters", testListKeysFilters},
 		{"ListKeysPagination", testListKeysPagination},
@@ -135,6 +137,7 @@ func clone(k *apikey.Key) *apikey.Key {
 	c.SecretHash = bytes.Clone(k.SecretHash)
 	c.Permissions = maps.Clone(k.Permissions)
 	c.Metadata = maps.Clone(k.Metadata)
+	c.AllowedNetworks = slices.Clone(k.AllowedNetworks)
 	return &c
 }
 
@@ -271,6 +274,7 @@ func checkKeyIn(t *testing.T, what string, got, want *apikey.Key, utc bool) {
 		eq("Metadata", got.Metadata, wm)
 	}
 	eq("Status", got.Status, want.Status)
+	eq("AllowedNetworks", apikey.NetworkStrings(got.AllowedNetworks), apikey.NetworkStrings(want.AllowedNetworks))
 	eq("Managed", got.Managed, want.Managed)
 	eq("Deleted", got.Deleted, want.Deleted)
 	checkTimePtrIn(t, what+": LastUsedAt", got.LastUsedAt, want.LastUsedAt, utc)
@@ -1158,4 +1162,39 @@ func testKeyCapReached(t *testing.T, s store.Store) {
 	if n := counted("acct_count"); n != 7 {
 		t.Errorf("live_keys = %d, want 7", n)
 	}
+}
+
+// testAllowedNetworks: a key's networks (migration 00012) come back as
+// written, IPv4 and IPv6, by id, by hash and under lock; replaced and
+// cleared (any address) by UpdateKey.
+func testAllowedNetworks(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r := s.Repo(apikey.Sandbox)
+	mustAccount(t, r, "acct_1")
+	nets := func(in ...string) []netip.Prefix {
+		ps, err := apikey.ParseNetworks(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	k := newKey("key_1", "acct_1", "restricted")
+	k.AllowedNetworks = nets("10.0.0.0/8", "2001:db8::/32", "203.0.113.7")
+	mustInsert(t, r, k)
+	want := clone(k)
+	checkKey(t, "GetKey", mustGet(t, r, "key_1"), want)
+	byHash, err := r.KeyBySecretHash(ctx, k.SecretHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkKey(t, "KeyBySecretHash", byHash, want)
+	if got := apikey.NetworkStrings(byHash.AllowedNetworks); !reflect.DeepEqual(got, []string{"10.0.0.0/8", "203.0.113.7/32", "2001:db8::/32"}) {
+		t.Fatalf("networks %v", got)
+	}
+	want.AllowedNetworks = nets("192.0.2.0/24")
+	checkResult(t, "UpdateKey", mustUpdate(t, r, "key_1", func(k *apikey.Key) { k.AllowedNetworks = want.AllowedNetworks }), want)
+	checkKey(t, "GetKey after update", mustGet(t, r, "key_1"), want)
+	want.AllowedNetworks = nil
+	mustUpdate(t, r, "key_1", func(k *apikey.Key) { k.AllowedNetworks = nil })
+	checkKey(t, "GetKey after clearing", mustGet(t, r, "key_1"), want)
 }

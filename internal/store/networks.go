@@ -1,0 +1,32 @@
+package store
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+)
+
+// EncodeNetworks is how both stores keep a key's allowed networks
+// (migration 00012): the canonical prefixes, comma-separated; "" for any
+// address. Text rather than an array type, so that both stores hold the same
+// bytes and a down migration is one dropped column.
+func EncodeNetworks(ps []netip.Prefix) string {
+	return strings.Join(apikey.NetworkStrings(ps), ",")
+}
+
+// DecodeNetworks reads what EncodeNetworks wrote; nil for "".
+func DecodeNetworks(s string) ([]netip.Prefix, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	out := make([]netip.Prefix, len(parts))
+	for i, p := range parts {
+		var err error
+		if out[i], err = netip.ParsePrefix(p); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,64 @@
+//go:build unix
+
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/hsrcpay/apikeys/client"
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/cputime"
+	"github.com/hsrcpay/apikeys/internal/testenv"
+	"github.com/hsrcpay/apikeys/server"
+)
+
+// BenchmarkVerifyControls is BenchmarkVerify of a key carrying the per-key
+// controls of issue 22, each beside its plain counterpart in the same run:
+// plain (no control), an allowlist holding client_ip (VALID: one prefix
+// walk more) and not holding it (NETWORK_NOT_ALLOWED: no budget spent).
+func BenchmarkVerifyControls(b *testing.B) {
+	for _, tc := range []struct {
+		name, clientIP, want string
+		req                  func(*client.CreateAPIKeyRequest)
+	}{
+		{"plain", "", `"code":"VALID"`, func(*client.CreateAPIKeyRequest) {}},
+		{"allowlist_valid", "10.20.30.40", `"code":"VALID"`, func(r *client.CreateAPIKeyRequest) {
+			r.AllowedNetworks = &[]string{"192.0.2.0/24", "2001:db8::/32", "10.0.0.0/8"}
+		}},
+		{"allowlist_refused", "198.51.100.1", `"code":"NETWORK_NOT_ALLOWED"`, func(r *client.CreateAPIKeyRequest) {
+			r.AllowedNetworks = &[]string{"192.0.2.0/24", "2001:db8::/32", "10.0.0.0/8"}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			env := testenv.New(b, testenv.Config{})
+			m := env.Bootstrap(benchAcct)[apikey.Sandbox]
+			req := client.CreateAPIKeyRequest{Name: "bench " + tc.name, Permissions: client.Permissions{"payment": {"read"}}}
+			tc.req(&req)
+			k, err := env.Client(m.Secret).CreateAPIKey(context.Background(), benchAcct, req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			body := `{"key":"` + k.Key + `","permissions":{"payment":["read"]}`
+			if tc.clientIP != "" {
+				body += `,"client_ip":"` + tc.clientIP + `"`
+			}
+			body += `}`
+			b.ReportAllocs()
+			defer cputime.Report(b, cputime.Process())
+			for b.Loop() {
+				r := httptest.NewRequest(http.MethodPost, server.BasePath+"/api-keys/verify", strings.NewReader(body))
+				r.Header.Set("Content-Type", "application/json")
+				r.Header.Set("Authorization", "Bearer "+m.Secret)
+				rec := httptest.NewRecorder()
+				env.Server.ServeHTTP(rec, r)
+				if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), tc.want) {
+					b.Fatalf("verify: %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
