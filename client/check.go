@@ -24,11 +24,14 @@ const (
 	maxMetadataKeys     = 20  // Metadata: maxProperties
 	maxMetadataValueLen = 500 // Metadata's values: maxLength
 	maxNetworks         = 32  // AllowedNetworks: maxItems
+	maxRateLimit        = 1_000_000
 )
 
 var (
 	// namePattern is the names' pattern: no C0 control character, no DEL.
 	namePattern = regexp.MustCompile(`^[^\x00-\x1f\x7f]+$`)
+	// windowPattern is RateLimit.window's pattern (the 1 day bound is the server's).
+	windowPattern = regexp.MustCompile(`^[1-9][0-9]{0,5}[smhd]$`)
 	// actionPattern is the pattern of a permission's actions.
 	actionPattern = regexp.MustCompile(`^[a-z][a-z_]*$`)
 )
@@ -52,13 +55,16 @@ func (r CreateAPIKeyRequest) check() error {
 	if err := checkMetadata("CreateAPIKeyRequest.Metadata", r.Metadata); err != nil {
 		return err
 	}
-	return checkNetworks("CreateAPIKeyRequest.AllowedNetworks", r.AllowedNetworks)
+	if err := checkNetworks("CreateAPIKeyRequest.AllowedNetworks", r.AllowedNetworks); err != nil {
+		return err
+	}
+	return checkRateLimit("CreateAPIKeyRequest.RateLimit", r.RateLimit)
 }
 
 // check refuses what the spec's UpdateApiKeyRequest does not allow.
 func (r UpdateAPIKeyRequest) check() error {
-	if r.Name == nil && r.Metadata == nil && r.Status == nil && r.ExpiresAt == nil && r.AllowedNetworks == nil {
-		return argError("UpdateAPIKeyRequest", "{}", "set at least one field (Name, Metadata, Status, ExpiresAt or AllowedNetworks)")
+	if r.Name == nil && r.Metadata == nil && r.Status == nil && r.ExpiresAt == nil && r.AllowedNetworks == nil && r.RateLimit == nil {
+		return argError("UpdateAPIKeyRequest", "{}", "set at least one field (Name, Metadata, Status, ExpiresAt, AllowedNetworks or RateLimit)")
 	}
 	if r.Name != nil {
 		if err := checkName("UpdateAPIKeyRequest.Name", *r.Name); err != nil {
@@ -71,7 +77,23 @@ func (r UpdateAPIKeyRequest) check() error {
 	if err := checkMetadata("UpdateAPIKeyRequest.Metadata", r.Metadata); err != nil {
 		return err
 	}
-	return checkNetworks("UpdateAPIKeyRequest.AllowedNetworks", r.AllowedNetworks)
+	if err := checkNetworks("UpdateAPIKeyRequest.AllowedNetworks", r.AllowedNetworks); err != nil {
+		return err
+	}
+	return checkRateLimit("UpdateAPIKeyRequest.RateLimit", r.RateLimit)
+}
+
+// checkRateLimit refuses what RateLimit does not allow.
+func checkRateLimit(field string, r *RateLimit) error {
+	switch {
+	case r == nil:
+		return nil
+	case r.Limit < 1 || r.Limit > maxRateLimit:
+		return argError(field+".Limit", r.Limit, "want 1 to %d requests per window", maxRateLimit)
+	case !windowPattern.MatchString(r.Window):
+		return argError(field+".Window", r.Window, "want a whole number of s, m, h or d, such as 1m (at most 1d)")
+	}
+	return nil
 }
 
 // checkNetworks refuses what AllowedNetworks does not allow: more than 32,

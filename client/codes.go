@@ -47,6 +47,10 @@ const (
 	// the caller's allowed_networks (create, update), or already does
 	// (regenerate, update, delete).
 	CodeNetworkEscalation ErrorCode = 40306
+	// CodeRateLimitEscalation (403): the key would have a larger rate limit
+	// than the caller's own per-key one, or none (create, update), or
+	// already has (regenerate, update, delete).
+	CodeRateLimitEscalation ErrorCode = 40307
 
 	// CodeKeyNotFound (404): no such API key, or not visible to this
 	// credential (another account's or mode's).
@@ -130,7 +134,7 @@ const (
 // time of this client's release; a newer server may send others).
 func (c ErrorCode) Valid() bool {
 	switch c {
-	case CodeValidationFailed, CodeMalformedBody, CodeMissingCredentials, CodeInvalidCredentials, CodeExpiredCredentials, CodeBadLeakSignature, CodePermissionDenied, CodeAccountForbidden, CodePrivilegeEscalation, CodePublishableKeyForbidden, CodeReplacedSecret, CodeLifetimeEscalation, CodeNetworkEscalation, CodeKeyNotFound, CodeAccountNotFound, CodeRouteNotFound, CodeSecretScanningOff, CodeMethodNotAllowed, CodeDuplicateName, CodeKeyNotActive, CodeKeyLimitReached, CodeKeyDeleted, CodeIdempotencyConflict, CodeBodyTooLarge, CodeUnsupportedMediaType, CodeUnknownPermission, CodeKeyNotManaged, CodeInvalidExpiry, CodeLifetimeExceedsCaller, CodeManagedKeyNotDeletable, CodeManagedKeyFixed, CodeExpiryExtended, CodeIdempotencyKeyReused, CodeRateLimited, CodeTooManyAuthFailures, CodeInternal, CodeStoreUnavailable:
+	case CodeValidationFailed, CodeMalformedBody, CodeMissingCredentials, CodeInvalidCredentials, CodeExpiredCredentials, CodeBadLeakSignature, CodePermissionDenied, CodeAccountForbidden, CodePrivilegeEscalation, CodePublishableKeyForbidden, CodeReplacedSecret, CodeLifetimeEscalation, CodeNetworkEscalation, CodeRateLimitEscalation, CodeKeyNotFound, CodeAccountNotFound, CodeRouteNotFound, CodeSecretScanningOff, CodeMethodNotAllowed, CodeDuplicateName, CodeKeyNotActive, CodeKeyLimitReached, CodeKeyDeleted, CodeIdempotencyConflict, CodeBodyTooLarge, CodeUnsupportedMediaType, CodeUnknownPermission, CodeKeyNotManaged, CodeInvalidExpiry, CodeLifetimeExceedsCaller, CodeManagedKeyNotDeletable, CodeManagedKeyFixed, CodeExpiryExtended, CodeIdempotencyKeyReused, CodeRateLimited, CodeTooManyAuthFailures, CodeInternal, CodeStoreUnavailable:
 		return true
 	}
 	return false

@@ -60,6 +60,9 @@ type APIKey struct {
 	// prefixes, canonical: "10.0.0.0/8", an address as "203.0.113.7/32");
 	// nil when it works from any address.
 	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
+	// RateLimit is the key's own request budget; nil when it spends its
+	// mode's default.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 }
 
 // APIKeyView is a key as read, listed, updated or deleted: everything but the
@@ -108,6 +111,9 @@ type APIKeyView struct {
 	// prefixes, canonical: "10.0.0.0/8", an address as "203.0.113.7/32");
 	// nil when it works from any address.
 	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
+	// RateLimit is the key's own request budget; nil when it spends its
+	// mode's default.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 }
 
 // CreateAPIKeyRequest is a new key's name, permissions, and optional expiry
@@ -136,6 +142,21 @@ type CreateAPIKeyRequest struct {
 	// 32; nil for any address. A caller restricted to networks must give a
 	// subset of its own (else CodeNetworkEscalation).
 	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
+	// RateLimit is the key's own request budget, replacing its mode's
+	// default; nil for the default. A caller with its own limit must give
+	// one no larger as a rate (else CodeRateLimitEscalation).
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+}
+
+// RateLimit is a key's own request budget: at most Limit requests per
+// Window ("30s", "1m", "1h", "1d": a whole number of s, m, h or d, from 1s
+// to 1d), a token bucket with a burst of Limit. Past it the key's requests
+// get ErrRateLimited (CodeRateLimited) and verify says VerifyRateLimited.
+type RateLimit struct {
+	// Limit is the requests allowed per window, 1 to 1000000.
+	Limit int `json:"limit"`
+	// Window is the window, e.g. "1m".
+	Window string `json:"window"`
 }
 
 // UpdateAPIKeyRequest holds the fields to change (at least one); nil fields
@@ -155,6 +176,9 @@ type UpdateAPIKeyRequest struct {
 	// AllowedNetworks replaces the key's networks; &[]string{} lifts the
 	// restriction (only a caller not restricted itself may).
 	AllowedNetworks *[]string `json:"allowed_networks,omitempty"`
+	// RateLimit replaces the key's own request budget (a per-key limit is
+	// changed, never removed).
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 }
 
 // Permissions maps a resource to its actions:

@@ -19,7 +19,8 @@ import (
 // BenchmarkVerifyControls is BenchmarkVerify of a key carrying the per-key
 // controls of issue 22, each beside its plain counterpart in the same run:
 // plain (no control), an allowlist holding client_ip (VALID: one prefix
-// walk more) and not holding it (NETWORK_NOT_ALLOWED: no budget spent).
+// walk more) and not holding it (NETWORK_NOT_ALLOWED: no budget spent), a
+// rate limit of its own not reached and reached (RATE_LIMITED).
 func BenchmarkVerifyControls(b *testing.B) {
 	for _, tc := range []struct {
 		name, clientIP, want string
@@ -31,6 +32,14 @@ func BenchmarkVerifyControls(b *testing.B) {
 		}},
 		{"allowlist_refused", "198.51.100.1", `"code":"NETWORK_NOT_ALLOWED"`, func(r *client.CreateAPIKeyRequest) {
 			r.AllowedNetworks = &[]string{"192.0.2.0/24", "2001:db8::/32", "10.0.0.0/8"}
+		}},
+		// Its own rate limit, never reached (the bucket's rate differs from
+		// the default's: AllowRate), and one spent at once (RATE_LIMITED).
+		{"rate_limit_valid", "", `"code":"VALID"`, func(r *client.CreateAPIKeyRequest) {
+			r.RateLimit = &client.RateLimit{Limit: 1_000_000, Window: "1s"}
+		}},
+		{"rate_limited", "", `"code":"RATE_LIMITED"`, func(r *client.CreateAPIKeyRequest) {
+			r.RateLimit = &client.RateLimit{Limit: 1, Window: "1d"}
 		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -47,6 +56,11 @@ func BenchmarkVerifyControls(b *testing.B) {
 				body += `,"client_ip":"` + tc.clientIP + `"`
 			}
 			body += `}`
+			if tc.name == "rate_limited" { // spend its one request
+				if _, err := env.Client(m.Secret).VerifyKey(context.Background(), k.Key); err != nil {
+					b.Fatal(err)
+				}
+			}
 			b.ReportAllocs()
 			defer cputime.Report(b, cputime.Process())
 			for b.Loop() {

@@ -28,6 +28,7 @@ func (h *handlers) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequest
 	if req.Body.AllowedNetworks != nil {
 		in.AllowedNetworks = *req.Body.AllowedNetworks
 	}
+	in.RateLimit = rateLimitInput(req.Body.RateLimit)
 	// With an Idempotency-Key, the answer is rendered inside the create's
 	// unit of work and kept with it (idempotency.go); the same bytes go out.
 	call := idemCallFrom(ctx)

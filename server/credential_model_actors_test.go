@@ -382,6 +382,7 @@ type csmOriginal struct {
 	perms    csmSet
 	expires  *time.Time
 	networks []string // the answer's key's allowed_networks
+	rate     *csmRate // and its own rate limit
 }
 
 // tapped is a client for token that does not retry and whose answers' headers tap sees.
@@ -461,7 +462,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 	if o.op == "create" {
 		need = csmPermCreate
 		got, err = cl.CreateAPIKey(ctx, o.create.account, client.CreateAPIKeyRequest{Name: o.create.name, Permissions: o.create.perms.perms(),
-			ExpiresAt: o.create.expires, AllowedNetworks: o.create.networks}, client.WithIdempotencyKey(o.key))
+			ExpiresAt: o.create.expires, AllowedNetworks: o.create.networks, RateLimit: o.create.sentRate}, client.WithIdempotencyKey(o.key))
 	} else {
 		need = csmPermUpdate
 		got, err = cl.RegenerateAPIKey(ctx, o.regen.id, csmRegenOptions(o.regen, o.key)...)
@@ -474,7 +475,8 @@ func (m *csmModel) replay(rt *rapid.T) {
 	// What the presenter could obtain directly now: past the gate, and the
 	// key the answer holds neither stronger nor longer-lived than it (rules 1–2).
 	could := gate == nil && len(o.perms.minus(p.perms)) == 0 &&
-		!(p.isKey && p.expires != nil && (o.expires == nil || o.expires.After(*p.expires))) && csmNetsWithin(o.networks, p.networks)
+		!(p.isKey && p.expires != nil && (o.expires == nil || o.expires.After(*p.expires))) && csmNetsWithin(o.networks, p.networks) &&
+		csmRateWithin(o.rate, p.rate)
 	// The exception (issue 18): the presenter made the original, a
 	// regenerate of its own key, which replaced it; the key still keeps it
 	// as its previous secret (not rotated again since); and it is judged as
@@ -485,7 +487,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 		k := s.key
 		was, g := m.gate(&csmCaller{token: k.cur, secret: &csmSecret{token: k.cur, key: k}}, need, now)
 		if g == nil && len(o.perms.minus(was.perms)) == 0 && !(was.expires != nil && (o.expires == nil || o.expires.After(*was.expires))) &&
-			csmNetsWithin(o.networks, was.networks) {
+			csmNetsWithin(o.networks, was.networks) && csmRateWithin(o.rate, was.rate) {
 			own, p = true, was
 			m.stats["replay of its own rotation by the replaced secret"]++
 		}
@@ -500,6 +502,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 	case got != nil:
 		m.checkObtained(rt, c, p, csmFromMap(got.Permissions), got.ExpiresAt, now, "replayed "+o.op)
 		m.checkNetworksObtained(rt, p, csmShownNetworks(got.AllowedNetworks), "replayed "+o.op+" by "+presenter)
+		m.checkRateObtained(rt, p, csmShownRate(got.RateLimit), "replayed "+o.op+" by "+presenter)
 		if got.Key != o.secret {
 			rt.Fatalf("REPLAY ANSWERED ANOTHER SECRET (rule 14): %s", what)
 		}
@@ -523,7 +526,8 @@ func csmRegenOptions(r csmRegenReq, key string) []client.RegenerateOption {
 // remember keeps a keyed original answered 2xx for later replays.
 func (m *csmModel) remember(c *csmCaller, op, key string, cr csmCreateReq, rr csmRegenReq, got *client.APIKey) {
 	m.originals = append(m.originals, &csmOriginal{caller: c, op: op, key: key, create: cr, regen: rr, at: m.advanced,
-		secret: got.Key, perms: csmFromMap(got.Permissions), expires: got.ExpiresAt, networks: csmShownNetworks(got.AllowedNetworks)})
+		secret: got.Key, perms: csmFromMap(got.Permissions), expires: got.ExpiresAt, networks: csmShownNetworks(got.AllowedNetworks),
+		rate: csmShownRate(got.RateLimit)})
 }
 
 // idempotencyKey is a fresh Idempotency-Key for a keyed original.

@@ -16,10 +16,12 @@ package server_test
 //     a key's networks (or none given).
 
 import (
+	"fmt"
 	"slices"
 
 	"pgregory.net/rapid"
 
+	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 )
 
@@ -125,8 +127,8 @@ func (m *csmModel) drawNetworks(rt *rapid.T, caller []string, update bool) *[]st
 }
 
 // restricted has an account's root create a custom key restricted to
-// networks that hold the model's address (so that it works), with much of
-// the root's power: the caller kind "restricted key" then turns it on the
+// networks that hold the model's address (so that it works), or limited to
+// a rate of its own, or both, with much of the root's power: the caller kind "restricted key" then turns it on the
 // other keys, where rule 15 is decided.
 func (m *csmModel) restricted(rt *rapid.T) {
 	if !m.begin() {
@@ -144,5 +146,96 @@ func (m *csmModel) restricted(rt *rapid.T) {
 		{"127.0.0.1/32", "2001:db8::/32"}, {"127.0.0.2/32", "127.0.0.1/32", "10.1.0.0/16"}}).Draw(rt, "networks")
 	r := csmCreateReq{account: account, name: rapid.SampledFrom(csmNames).Draw(rt, "name"),
 		perms: m.drawPerms(rt, root.key.perms), networks: &nets}
+	switch rapid.SampledFrom([]string{"networks", "a rate limit", "both"}).Draw(rt, "restricted by") {
+	case "a rate limit":
+		r.networks = nil
+		fallthrough
+	case "both":
+		p := csmRatePool[rapid.IntRange(0, len(csmRatePool)-1).Draw(rt, "rate #")]
+		r.sentRate, r.rate = &client.RateLimit{Limit: p.n, Window: p.window}, &csmRate{n: p.n, secs: csmWindows[p.window].secs}
+	}
 	m.createWith(rt, c, r, "create restricted")
+}
+
+// Per-key rate limits in the model (issue 22), written out: rates as
+// (requests, seconds) and their order by cross-multiplication. The limits
+// drawn are far above what a run sends, so the model predicts the rule
+// (16: rate limits never grow, 40307; the root is never limited, 42205),
+// not 429s, which TestPerKeyRateLimit covers.
+//
+// 16. rate limits never grow: a key with its own rate limit obtains,
+//     rotates, changes or deletes only keys limited to no larger a rate
+//     (limit/window), never unlimited ones, and sets none larger.
+
+// csmRate is a per-key rate limit: n requests per secs seconds.
+type csmRate struct{ n, secs int }
+
+// csmWindows are the windows the model sends, with the second counts and
+// the largest whole unit the server answers with.
+var csmWindows = map[string]struct {
+	secs  int
+	shown string
+}{"1s": {1, "1s"}, "60s": {60, "1m"}, "1m": {60, "1m"}, "1h": {3600, "1h"}, "24h": {86400, "1d"}, "1d": {86400, "1d"}}
+
+// csmRatePool are the limits drawn: [limit, window as sent].
+var csmRatePool = []struct {
+	n      int
+	window string
+}{{1000, "1s"}, {60000, "60s"}, {60000, "1m"}, {2000, "1s"}, {100000, "1m"}, {1000000, "1d"}, {1000000, "24h"}, {500000, "1h"}}
+
+func (r *csmRate) String() string {
+	if r == nil {
+		return "the mode's default"
+	}
+	return fmt.Sprintf("%d per %ds", r.n, r.secs)
+}
+
+// csmRateWithin: outer nil bounds nothing; inner nil (the mode's default)
+// is within no per-key limit; else inner.n/inner.secs ≤ outer.n/outer.secs.
+func csmRateWithin(inner, outer *csmRate) bool {
+	switch {
+	case outer == nil:
+		return true
+	case inner == nil:
+		return false
+	}
+	return inner.n*outer.secs <= outer.n*inner.secs
+}
+
+func csmSameRate(a, b *csmRate) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// csmShownRate is a rate_limit as an answer shows it (nil: absent); a
+// window the model never sent reads as 0 seconds, which no model rate has.
+func csmShownRate(r *client.RateLimit) *csmRate {
+	if r == nil {
+		return nil
+	}
+	for _, w := range csmWindows {
+		if w.shown == r.Window {
+			return &csmRate{n: r.Limit, secs: w.secs}
+		}
+	}
+	return &csmRate{n: r.Limit}
+}
+
+// drawRate draws a create's or an update's rate_limit: absent, the caller's
+// own, or any of the pool; the limit as sent and as the model holds it.
+func (m *csmModel) drawRate(rt *rapid.T, caller *csmRate) (*client.RateLimit, *csmRate) {
+	switch rapid.SampledFrom([]string{"absent", "absent", "the caller's", "any of the pool"}).Draw(rt, "rate_limit") {
+	case "absent":
+		return nil, nil
+	case "the caller's":
+		if caller == nil {
+			return nil, nil
+		}
+		for w, v := range csmWindows {
+			if v.secs == caller.secs && v.shown == w {
+				return &client.RateLimit{Limit: caller.n, Window: w}, &csmRate{n: caller.n, secs: caller.secs}
+			}
+		}
+	}
+	p := csmRatePool[rapid.IntRange(0, len(csmRatePool)-1).Draw(rt, "rate #")]
+	return &client.RateLimit{Limit: p.n, Window: p.window}, &csmRate{n: p.n, secs: csmWindows[p.window].secs}
 }

@@ -363,6 +363,7 @@ type csmKey struct {
 	metadata    map[string]string // nil: none
 	creator     string            // created_by.id: "bootstrap", a key id or a JWT subject
 	networks    []string          // allowed_networks, canonical; nil: any address
+	rate        *csmRate          // its own rate limit; nil: the mode's default
 }
 
 // csmSecret is one plaintext secret the model holds.
@@ -398,6 +399,7 @@ type csmPrincipal struct {
 	perms       csmSet
 	expires     *time.Time // key credentials only
 	networks    []string   // key credentials only; nil: any address
+	rate        *csmRate   // key credentials only; nil: the mode's default
 }
 
 func (p *csmPrincipal) canActOn(account string) bool { return slices.Contains(p.accounts, account) }
@@ -629,7 +631,7 @@ func (m *csmModel) authenticate(c *csmCaller, now time.Time) (*csmPrincipal, csm
 		return nil, csmWant{401, client.CodeInvalidCredentials, "used from outside its networks: an unknown key's answer"}
 	}
 	return &csmPrincipal{isKey: true, publishable: k.publishable, grace: grace, mode: k.mode,
-		accounts: []string{k.account}, perms: k.perms, expires: k.expires, networks: k.networks}, csmWant{}
+		accounts: []string{k.account}, perms: k.perms, expires: k.expires, networks: k.networks, rate: k.rate}, csmWant{}
 }
 
 // gate is the common head of every operation's order of checks:
@@ -655,6 +657,8 @@ type csmCreateReq struct {
 	perms    csmSet
 	expires  *time.Time
 	networks *[]string // nil: absent
+	sentRate *client.RateLimit
+	rate     *csmRate // sentRate as the model holds it
 }
 
 // nets is the request's networks as the server stores them.
@@ -685,6 +689,9 @@ func (m *csmModel) wantCreate(c *csmCaller, r csmCreateReq, now time.Time) csmWa
 	}
 	if !csmNetsWithin(r.nets(), p.networks) {
 		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the caller is restricted to " + strings.Join(p.networks, " ")}
+	}
+	if !csmRateWithin(r.rate, p.rate) {
+		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the caller's is " + p.rate.String()}
 	}
 	if r.account == m.ghost {
 		return csmWant{404, client.CodeAccountNotFound, "no such account"}
@@ -738,6 +745,9 @@ func (m *csmModel) wantRegenerate(c *csmCaller, r csmRegenReq, now time.Time) cs
 	if !csmNetsWithin(k.networks, p.networks) {
 		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the target works beyond the caller's networks"}
 	}
+	if !csmRateWithin(k.rate, p.rate) {
+		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the target's exceeds the caller's"}
+	}
 	if k.deleted {
 		return csmWant{404, client.CodeKeyNotFound, "the key is deleted"}
 	}
@@ -783,7 +793,7 @@ func (m *csmModel) drawCaller(rt *rapid.T) *csmCaller {
 		case "peer":
 			ok = m.isPeer(k) && s.token == k.cur
 		case "restricted key":
-			ok = len(k.networks) > 0 && s.token == k.cur && p != nil
+			ok = (len(k.networks) > 0 || k.rate != nil) && s.token == k.cur && p != nil
 		}
 		if ok {
 			cands = append(cands, s)
@@ -927,6 +937,11 @@ func (m *csmModel) create(rt *rapid.T) {
 		callerNets = c.secret.key.networks
 	}
 	r.networks = m.drawNetworks(rt, callerNets, false)
+	var callerRate *csmRate
+	if c.secret != nil {
+		callerRate = c.secret.key.rate
+	}
+	r.sentRate, r.rate = m.drawRate(rt, callerRate)
 	// Names from a small fixed pool (not from the run's history), so they
 	// collide now and then and a shrunk case keeps its collisions.
 	r.name = rapid.SampledFrom(csmNames).Draw(rt, "name")
@@ -937,7 +952,7 @@ func (m *csmModel) create(rt *rapid.T) {
 // for replays when answered 201) and follows the model; the new key, or
 // nil when refused.
 func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step string) *client.APIKey {
-	body := client.CreateAPIKeyRequest{Name: r.name, Permissions: r.perms.perms(), ExpiresAt: r.expires, AllowedNetworks: r.networks}
+	body := client.CreateAPIKeyRequest{Name: r.name, Permissions: r.perms.perms(), ExpiresAt: r.expires, AllowedNetworks: r.networks, RateLimit: r.sentRate}
 	now := m.now()
 	want := m.wantCreate(c, r, now)
 	p, _ := m.authenticate(c, now)
@@ -945,12 +960,13 @@ func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step st
 	got, err := m.env.Client(c.token).CreateAPIKey(ctx, r.account, body, client.WithIdempotencyKey(key))
 	a, ae := csmResult(rt, err, 201)
 	m.stats[fmt.Sprintf("%s %d/%d", step, a.status, a.code)]++
-	rt.Logf("step %d: %s by %s on %s: %s expires %s name %q networks %v → want %s, got %d/%d",
-		m.steps, step, c.label, m.short(r.account), r.perms, m.rel(r.expires), r.name, r.nets(), want, a.status, a.code)
+	rt.Logf("step %d: %s by %s on %s: %s expires %s name %q networks %v rate %s → want %s, got %d/%d",
+		m.steps, step, c.label, m.short(r.account), r.perms, m.rel(r.expires), r.name, r.nets(), r.rate, want, a.status, a.code)
 
 	if got != nil {
 		m.checkObtained(rt, c, p, csmFromMap(got.Permissions), got.ExpiresAt, now, "create")
 		m.checkNetworksObtained(rt, p, csmShownNetworks(got.AllowedNetworks), "create by "+c.label)
+		m.checkRateObtained(rt, p, csmShownRate(got.RateLimit), "create by "+c.label)
 	}
 	if a.status != want.status || a.code != want.code {
 		rt.Fatalf("create by %s: want %s, got %d/%d", c.label, want, a.status, a.code)
@@ -966,14 +982,15 @@ func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step st
 	prefix := "sk_" + string(p.mode) + "_"
 	if got.AccountID != r.account || got.Managed || got.Type != client.TypeSecret || got.Name != r.name ||
 		!csmFromMap(got.Permissions).equal(r.perms) || !csmSameTime(got.ExpiresAt, r.expires) ||
-		!strings.HasPrefix(got.Key, prefix) || m.byID[got.ID] != nil || !slices.Equal(csmShownNetworks(got.AllowedNetworks), r.nets()) {
+		!strings.HasPrefix(got.Key, prefix) || m.byID[got.ID] != nil || !slices.Equal(csmShownNetworks(got.AllowedNetworks), r.nets()) ||
+		!csmSameRate(csmShownRate(got.RateLimit), r.rate) {
 		rt.Fatalf("create by %s returned a %s key %q on %s (managed %v) with %s expiring %s, secret %.8s…; want a new %s… key on %s with %s expiring %s",
 			c.label, got.Type, got.Name, m.short(got.AccountID), got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key,
 			prefix, m.short(r.account), r.perms, m.rel(r.expires))
 	}
 	kind, by := m.actorOf(c)
 	k := &csmKey{label: fmt.Sprintf("custom#%d %s %s/%s", len(m.keys), r.name, m.short(r.account), p.mode), id: got.ID, account: r.account,
-		name: r.name, mode: p.mode, perms: r.perms, expires: r.expires, creator: by, networks: r.nets()}
+		name: r.name, mode: p.mode, perms: r.perms, expires: r.expires, creator: by, networks: r.nets(), rate: r.rate}
 	m.addKey(k, got.Key)
 	m.record(csmEvent{action: "create", key: k, actorKind: kind, actorID: by,
 		values: map[string]string{"name": r.name, "key_hint": csmHint(got.Key)}})
@@ -1067,6 +1084,7 @@ func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r c
 	if got != nil {
 		m.checkObtained(rt, c, p, csmFromMap(got.Permissions), got.ExpiresAt, before, "regenerate")
 		m.checkNetworksObtained(rt, p, csmShownNetworks(got.AllowedNetworks), "regenerate by "+c.label)
+		m.checkRateObtained(rt, p, csmShownRate(got.RateLimit), "regenerate by "+c.label)
 	}
 	if a.status != want.status || a.code != want.code {
 		rt.Fatalf("regenerate %s by %s: want %s, got %d/%d", tname, c.label, want, a.status, a.code)
@@ -1084,7 +1102,7 @@ func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r c
 		kindPrefix = "pk_"
 	}
 	if got.ID != k.id || !got.Managed || !csmFromMap(got.Permissions).equal(k.perms) || !csmSameTime(got.ExpiresAt, k.expires) ||
-		!slices.Equal(csmShownNetworks(got.AllowedNetworks), k.networks) ||
+		!slices.Equal(csmShownNetworks(got.AllowedNetworks), k.networks) || !csmSameRate(csmShownRate(got.RateLimit), k.rate) ||
 		!strings.HasPrefix(got.Key, kindPrefix+string(k.mode)+"_") {
 		rt.Fatalf("regenerate of %s returned key (same id %v, managed %v) with %s expiring %s, secret %.8s…",
 			k.label, got.ID == k.id, got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key)
@@ -1162,6 +1180,14 @@ func (m *csmModel) checkObtained(rt *rapid.T, c *csmCaller, p *csmPrincipal, per
 func (m *csmModel) checkNetworksObtained(rt *rapid.T, p *csmPrincipal, networks []string, what string) {
 	if p != nil && !csmNetsWithin(networks, p.networks) {
 		rt.Fatalf("NETWORKS WIDENED: %s, a caller restricted to %v, succeeded on a key working from %v", what, p.networks, networks)
+	}
+}
+
+// checkRateObtained holds rule 16: what a caller with its own rate limit
+// obtained or changed is limited to no larger a rate.
+func (m *csmModel) checkRateObtained(rt *rapid.T, p *csmPrincipal, r *csmRate, what string) {
+	if p != nil && !csmRateWithin(r, p.rate) {
+		rt.Fatalf("RATE LIMIT GREW: %s, a caller limited to %s, succeeded on a key limited to %s", what, p.rate, r)
 	}
 }
 
@@ -1282,6 +1308,9 @@ func (m *csmModel) checkStore(rt *rapid.T) {
 		}
 		if n := apikey.NetworkStrings(got.AllowedNetworks); !slices.Equal(n, k.networks) {
 			bad = append(bad, fmt.Sprintf("allowed_networks %v", n))
+		}
+		if r := got.RateLimit; (r == nil) != (k.rate == nil) || r != nil && (r.Limit != k.rate.n || r.Window != time.Duration(k.rate.secs)*time.Second) {
+			bad = append(bad, fmt.Sprintf("rate limit %+v, want %s", r, k.rate))
 		}
 		switch {
 		case k.prev != "" && now.Before(k.prevEnd):
@@ -1489,6 +1518,7 @@ func (m *csmModel) checkChanged(rt *rapid.T, what string, p *csmPrincipal, k *cs
 		rt.Fatalf("LIFE GREW: %s (caller expires %s) succeeded on a key expiring %s", what, m.rel(p.expires), m.rel(k.expires))
 	}
 	m.checkNetworksObtained(rt, p, k.networks, what)
+	m.checkRateObtained(rt, p, k.rate, what)
 }
 
 // csmWrite says which write (update, delete) by whom an answer's view
@@ -1547,6 +1577,9 @@ func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *client.APIK
 	}
 	if n := csmShownNetworks(v.AllowedNetworks); !slices.Equal(n, k.networks) {
 		bad = append(bad, fmt.Sprintf("allowed_networks %v, want %v", n, k.networks))
+	}
+	if r := csmShownRate(v.RateLimit); !csmSameRate(r, k.rate) {
+		bad = append(bad, fmt.Sprintf("rate_limit %s, want %s", r, k.rate))
 	}
 	if len(bad) > 0 {
 		rt.Fatalf("%s: the answer differs from the model: %s", what, strings.Join(bad, "; "))
@@ -1763,6 +1796,8 @@ type csmUpdateReq struct {
 	status   string // "", ACTIVE or INACTIVE
 	expires  *time.Time
 	networks *[]string // nil: absent; empty: lift the restriction
+	sentRate *client.RateLimit
+	rate     *csmRate // sentRate as the model holds it
 }
 
 // nets is the networks the update sets, as stored.
@@ -1790,13 +1825,16 @@ func (m *csmModel) describeUpdate(r csmUpdateReq) string {
 	if r.networks != nil {
 		f = append(f, fmt.Sprintf("allowed_networks %v", *r.networks))
 	}
+	if r.rate != nil {
+		f = append(f, "rate_limit "+r.rate.String())
+	}
 	if len(f) == 0 {
 		return "{}"
 	}
 	return strings.Join(f, ", ")
 }
 
-var csmUpdateFields = []string{"status", "name", "expires_at", "metadata", "allowed_networks"}
+var csmUpdateFields = []string{"status", "name", "expires_at", "metadata", "allowed_networks", "rate_limit"}
 
 // drawUpdate draws an update body: one field or more (or none, which the
 // contract refuses), with values near the interesting edges.
@@ -1846,6 +1884,14 @@ func (m *csmModel) drawUpdate(rt *rapid.T, c *csmCaller, k *csmKey, now time.Tim
 			}
 			if r.networks = m.drawNetworks(rt, own, true); r.networks == nil {
 				r.networks = &[]string{}
+			}
+		case "rate_limit":
+			var own *csmRate
+			if c.secret != nil {
+				own = c.secret.key.rate
+			}
+			if r.sentRate, r.rate = m.drawRate(rt, own); r.rate == nil {
+				r.sentRate, r.rate = &client.RateLimit{Limit: 1000, Window: "1s"}, &csmRate{n: 1000, secs: 1}
 			}
 		case "metadata":
 			r.hasMeta = true
@@ -1932,7 +1978,7 @@ func (m *csmModel) updateWith(rt *rapid.T, c *csmCaller, k *csmKey, r csmUpdateR
 	if k != nil {
 		id = k.id
 	}
-	body := client.UpdateAPIKeyRequest{Name: r.name, ExpiresAt: r.expires, AllowedNetworks: r.networks}
+	body := client.UpdateAPIKeyRequest{Name: r.name, ExpiresAt: r.expires, AllowedNetworks: r.networks, RateLimit: r.sentRate}
 	if r.hasMeta {
 		md := client.Metadata(r.metadata)
 		body.Metadata = &md
@@ -1977,7 +2023,7 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	if w != nil {
 		return *w
 	}
-	if r.name == nil && !r.hasMeta && r.status == "" && r.expires == nil && r.networks == nil {
+	if r.name == nil && !r.hasMeta && r.status == "" && r.expires == nil && r.networks == nil && r.rate == nil {
 		return csmWant{400, client.CodeValidationFailed, "an update names at least one field"}
 	}
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
@@ -1992,8 +2038,14 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	if !csmNetsWithin(k.networks, p.networks) {
 		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the key works beyond the caller's networks"}
 	}
+	if !csmRateWithin(k.rate, p.rate) {
+		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the key's exceeds the caller's"}
+	}
 	if r.networks != nil && !csmNetsWithin(r.nets(), p.networks) {
 		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the update sets networks beyond the caller's"}
+	}
+	if r.rate != nil && !csmRateWithin(r.rate, p.rate) {
+		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the update sets a larger one than the caller's"}
 	}
 	if k.deleted {
 		return csmWant{409, client.CodeKeyDeleted, "a deleted key does not change"}
@@ -2004,7 +2056,7 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	if k.managed && !k.publishable && r.status == "INACTIVE" {
 		return csmWant{422, client.CodeManagedKeyFixed, "the managed secret key is the account's root credential: never switched off"}
 	}
-	if k.managed && !k.publishable && len(r.nets()) > 0 {
+	if k.managed && !k.publishable && (len(r.nets()) > 0 || r.rate != nil) {
 		return csmWant{422, client.CodeManagedKeyFixed, "the managed secret key is the account's root credential: never restricted to networks"}
 	}
 	if e := r.expires; e != nil {
@@ -2047,6 +2099,10 @@ func (m *csmModel) applyUpdate(c *csmCaller, k *csmKey, r csmUpdateReq) {
 	if r.networks != nil && !slices.Equal(r.nets(), k.networks) {
 		k.networks = r.nets()
 		changes = append(changes, "allowed_networks")
+	}
+	if r.rate != nil && !csmSameRate(r.rate, k.rate) {
+		k.rate = r.rate
+		changes = append(changes, "rate_limit")
 	}
 	if r.status != "" && (r.status == "INACTIVE") != k.inactive {
 		k.inactive, values["status"] = r.status == "INACTIVE", r.status
@@ -2134,6 +2190,9 @@ func (m *csmModel) wantDelete(c *csmCaller, k *csmKey, now time.Time) csmWant {
 	}
 	if !csmNetsWithin(k.networks, p.networks) {
 		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the key works beyond the caller's networks"}
+	}
+	if !csmRateWithin(k.rate, p.rate) {
+		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the key's exceeds the caller's"}
 	}
 	if k.deleted {
 		return csmWant{200, 0, "already deleted: answered as it is"}

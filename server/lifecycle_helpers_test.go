@@ -203,6 +203,13 @@ func (l *budgetLog) Allow(ctx context.Context, key string, perSecond int) (ratel
 	return l.inner.Allow(ctx, key, perSecond)
 }
 
+func (l *budgetLog) AllowRate(ctx context.Context, key string, r ratelimit.Rate) (ratelimit.Result, error) {
+	l.mu.Lock()
+	l.spent = append(l.spent, key)
+	l.mu.Unlock()
+	return l.inner.AllowRate(ctx, key, r)
+}
+
 // take returns the budgets spent since the last take.
 func (l *budgetLog) take() []string {
 	l.mu.Lock()

@@ -439,6 +439,9 @@ type requestBudgets struct {
 	mode    apikey.Mode
 	subject string
 	account string
+	// own is the credential's own rate limit (a key's rate_limit), which
+	// replaces its mode's default budget; nil: the default.
+	own *apikey.RateLimit
 	// spent: the request already spent its client address's
 	// failed-authentication budget (authenticate), and spends nothing more.
 	spent bool
@@ -477,7 +480,7 @@ func budgetsOf(p *auth.Principal, addr string) requestBudgets {
 	if p.Kind == keys.KindPublishable {
 		return requestBudgets{address: addr}
 	}
-	b := requestBudgets{mode: p.Mode, subject: p.Subject}
+	b := requestBudgets{mode: p.Mode, subject: p.Subject, own: p.RateLimit}
 	if p.KeyID != "" && len(p.Accounts) == 1 {
 		b.account = p.Accounts[0]
 	}
@@ -505,7 +508,7 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if b.address != "" {
 			shown, refused = s.spendAddress(c, b.address)
 		} else {
-			res, budget, ok := s.spendBudgets(limiterContext(c), requestID(c), b.mode, b.subject, b.account)
+			res, budget, ok := s.spendBudgets(limiterContext(c), requestID(c), b.mode, b.subject, b.account, b.own)
 			if ok {
 				shown = &res // does not leave this function: no allocation
 			}
@@ -548,9 +551,20 @@ func setRateLimitHeaders(h http.Header, limit, remaining, reset int) {
 // spends the caller's budgets with it, and verify those of the key it
 // verifies, so that a key spends alike whether it calls or is verified.
 // (Results by value: a pointer to one would be an allocation per budget.)
-func (s *Server) spendBudgets(ctx context.Context, reqID string, mode apikey.Mode, subject, account string) (ratelimit.Result, string, bool) {
+//
+// own, a key's own rate limit (issue 22), replaces the mode's default for
+// the credential's budget, under the same name (mode:subject): one budget
+// per key, shared across replicas and degraded without Redis exactly as the
+// default ones.
+func (s *Server) spendBudgets(ctx context.Context, reqID string, mode apikey.Mode, subject, account string, own *apikey.RateLimit) (ratelimit.Result, string, bool) {
 	budget := budgetCredential
-	shown, ok := s.spend(ctx, reqID, string(mode)+":"+subject, s.limits[mode])
+	var shown ratelimit.Result
+	var ok bool
+	if own != nil {
+		shown, ok = s.spendRate(ctx, reqID, string(mode)+":"+subject, ratelimit.Rate{N: own.Limit, Per: own.Window})
+	} else {
+		shown, ok = s.spend(ctx, reqID, string(mode)+":"+subject, s.limits[mode])
+	}
 	if (!ok || shown.Allowed) && account != "" {
 		if res, aok := s.spend(ctx, reqID, string(mode)+":account:"+account, s.accountLimits[mode]); aok && (!ok || tighter(res, shown)) {
 			shown, budget, ok = res, budgetAccount, true
@@ -564,6 +578,16 @@ func (s *Server) spendBudgets(ctx context.Context, reqID string, mode apikey.Mod
 // end with the request (limiterContext).
 func (s *Server) spend(ctx context.Context, reqID, key string, limit int) (ratelimit.Result, bool) {
 	res, err := s.limiter.Allow(ctx, key, limit)
+	if err != nil {
+		s.log.Warn("rate limiter unavailable; budget not spent", "request_id", reqID, "err", err)
+		return ratelimit.Result{}, false
+	}
+	return res, true
+}
+
+// spendRate is spend for a budget of any rate (a key's own rate limit).
+func (s *Server) spendRate(ctx context.Context, reqID, key string, r ratelimit.Rate) (ratelimit.Result, bool) {
+	res, err := s.limiter.AllowRate(ctx, key, r)
 	if err != nil {
 		s.log.Warn("rate limiter unavailable; budget not spent", "request_id", reqID, "err", err)
 		return ratelimit.Result{}, false

@@ -50,7 +50,24 @@ func toAPIKey(k *apikey.Key, secret string, now time.Time) api.ApiKey {
 		CreatedBy:            createdBy(k.CreatedBy),
 		KeyHint:              hint(k.KeyHint),
 		AllowedNetworks:      networks(k),
+		RateLimit:            rateLimit(k),
 	}
+}
+
+// rateLimit is a key's own rate limit as rendered: absent when it has none.
+func rateLimit(k *apikey.Key) *api.RateLimit {
+	if k.RateLimit == nil {
+		return nil
+	}
+	return &api.RateLimit{Limit: k.RateLimit.Limit, Window: k.RateLimit.WindowString()}
+}
+
+// rateLimitInput is a request's rate_limit for the use cases.
+func rateLimitInput(r *api.RateLimit) *apikeys.RateLimitInput {
+	if r == nil {
+		return nil
+	}
+	return &apikeys.RateLimitInput{Limit: r.Limit, Window: r.Window}
 }
 
 // networks is a key's allowed_networks as rendered: absent when it works
@@ -83,7 +100,7 @@ func toAPIKeyView(k *apikey.Key, now time.Time) api.ApiKeyView {
 		Metadata: full.Metadata, Permissions: full.Permissions, Status: api.ApiKeyViewStatus(full.Status),
 		LastUsedAt: full.LastUsedAt, ExpiresAt: full.ExpiresAt, Managed: full.Managed, Deleted: full.Deleted,
 		CreatedAt: full.CreatedAt, UpdatedAt: full.UpdatedAt, PreviousKeyExpiresAt: full.PreviousKeyExpiresAt,
-		CreatedBy: full.CreatedBy, AllowedNetworks: full.AllowedNetworks,
+		CreatedBy: full.CreatedBy, AllowedNetworks: full.AllowedNetworks, RateLimit: full.RateLimit,
 	}
 }
 

@@ -16,7 +16,8 @@ func (h *handlers) UpdateApiKey(ctx context.Context, req api.UpdateApiKeyRequest
 	if req.Body == nil {
 		return nil, errNoBody
 	}
-	in := apikeys.UpdateInput{Name: req.Body.Name, ExpiresAt: req.Body.ExpiresAt, AllowedNetworks: req.Body.AllowedNetworks}
+	in := apikeys.UpdateInput{Name: req.Body.Name, ExpiresAt: req.Body.ExpiresAt, AllowedNetworks: req.Body.AllowedNetworks,
+		RateLimit: rateLimitInput(req.Body.RateLimit)}
 	if req.Body.Metadata != nil {
 		in.Metadata = *req.Body.Metadata
 	}

@@ -80,7 +80,7 @@ func (r *verifyResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error 
 // key's budgets show in the verdict only. A limiter failure (logged) spends
 // nothing and limits nothing, as for requests.
 func (s *Server) spendVerified(ctx context.Context, requestID string, mode apikey.Mode, k *apikey.Key) (time.Duration, bool) {
-	res, _, ok := s.spendBudgets(context.WithoutCancel(ctx), requestID, mode, k.ID, k.AccountID)
+	res, _, ok := s.spendBudgets(context.WithoutCancel(ctx), requestID, mode, k.ID, k.AccountID, k.RateLimit)
 	if !ok || res.Allowed {
 		return 0, false
 	}

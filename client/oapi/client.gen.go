@@ -272,6 +272,7 @@ const (
 	CodePermissionDenied        ErrorCode = 40300
 	CodePrivilegeEscalation     ErrorCode = 40302
 	CodePublishableKeyForbidden ErrorCode = 40303
+	CodeRateLimitEscalation     ErrorCode = 40307
 	CodeRateLimited             ErrorCode = 42900
 	CodeReplacedSecret          ErrorCode = 40304
 	CodeRouteNotFound           ErrorCode = 40402
@@ -341,6 +342,8 @@ func (e ErrorCode) Valid() bool {
 	case CodePrivilegeEscalation:
 		return true
 	case CodePublishableKeyForbidden:
+		return true
+	case CodeRateLimitEscalation:
 		return true
 	case CodeRateLimited:
 		return true
@@ -626,6 +629,11 @@ type APIKey struct {
 	// PreviousKeyExpiresAt Until when the previous secret still works after a regenerate with a grace period; null when only the current secret works.
 	PreviousKeyExpiresAt *time.Time `json:"previous_key_expires_at"`
 
+	// RateLimit The key's own request budget, replacing the mode's default for this key: at most `limit` requests per `window` (a token bucket: a burst of `limit`, refilled evenly over the window), spent by every request the key makes and every verify of it that works; past it the key's requests get `429` (`42900`) and verify says `RATE_LIMITED` with `retry_after_seconds`. Shared across replicas through Redis like every budget. The account's budget still applies. A key with a per-key limit can only create or change keys whose limit is no larger, compared as a rate (`limit`/`window`), and never keys without one (`40307`). Unknown fields are rejected.
+	//
+	// Example: {"limit":100,"window":"1m"}
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+
 	// Status `ACTIVE` keys authenticate; `INACTIVE` ones were switched off; `EXPIRED` ones are past `expires_at`.
 	Status APIKeyStatus `json:"status"`
 
@@ -753,6 +761,11 @@ type APIKeyView struct {
 
 	// PreviousKeyExpiresAt Until when a replaced secret still works; null when only the current one does.
 	PreviousKeyExpiresAt *time.Time `json:"previous_key_expires_at"`
+
+	// RateLimit The key's own request budget, replacing the mode's default for this key: at most `limit` requests per `window` (a token bucket: a burst of `limit`, refilled evenly over the window), spent by every request the key makes and every verify of it that works; past it the key's requests get `429` (`42900`) and verify says `RATE_LIMITED` with `retry_after_seconds`. Shared across replicas through Redis like every budget. The account's budget still applies. A key with a per-key limit can only create or change keys whose limit is no larger, compared as a rate (`limit`/`window`), and never keys without one (`40307`). Unknown fields are rejected.
+	//
+	// Example: {"limit":100,"window":"1m"}
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 
 	// Status `ACTIVE`, `INACTIVE` (switched off) or `EXPIRED` (past `expires_at`).
 	Status APIKeyViewStatus `json:"status"`
@@ -892,6 +905,11 @@ type CreateAPIKeyRequest struct {
 	//
 	// Example: {"account:api:key":["create","update"]}
 	Permissions Permissions `json:"permissions"`
+
+	// RateLimit The key's own request budget, replacing the mode's default for this key: at most `limit` requests per `window` (a token bucket: a burst of `limit`, refilled evenly over the window), spent by every request the key makes and every verify of it that works; past it the key's requests get `429` (`42900`) and verify says `RATE_LIMITED` with `retry_after_seconds`. Shared across replicas through Redis like every budget. The account's budget still applies. A key with a per-key limit can only create or change keys whose limit is no larger, compared as a rate (`limit`/`window`), and never keys without one (`40307`). Unknown fields are rejected.
+	//
+	// Example: {"limit":100,"window":"1m"}
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 }
 
 // CreatedBy Who created the key, and in which request.
@@ -1009,6 +1027,19 @@ type Metadata map[string]string
 // Example: {"account:api:key":["create","update"]}
 type Permissions map[string][]string
 
+// RateLimit The key's own request budget, replacing the mode's default for this key: at most `limit` requests per `window` (a token bucket: a burst of `limit`, refilled evenly over the window), spent by every request the key makes and every verify of it that works; past it the key's requests get `429` (`42900`) and verify says `RATE_LIMITED` with `retry_after_seconds`. Shared across replicas through Redis like every budget. The account's budget still applies. A key with a per-key limit can only create or change keys whose limit is no larger, compared as a rate (`limit`/`window`), and never keys without one (`40307`). Unknown fields are rejected.
+//
+// Example: {"limit":100,"window":"1m"}
+type RateLimit struct {
+	// Limit Requests allowed per window.
+	Limit int `json:"limit"`
+
+	// Window The window: a whole number of seconds, minutes, hours or days (`30s`, `1m`, `1h`, `1d`), from 1 second to 1 day. Answers show it in the largest whole unit.
+	//
+	// Example: 1m
+	Window string `json:"window"`
+}
+
 // RegenerateAPIKeyRequest Options of a rotation. Unknown fields are rejected.
 type RegenerateAPIKeyRequest struct {
 	// GracePeriodMinutes How long the current secret keeps working beside the new one, in minutes; 0 (the default) ends it at once. At most 10080 (7 days).
@@ -1030,6 +1061,9 @@ type UpdateAPIKeyRequest struct {
 
 	// Name A new display name, with the same rules as at creation: refused (`40900`) when it is the same as another live key's name as people see it (see `CreateApiKeyRequest.name`).
 	Name *string `json:"name,omitempty"`
+
+	// RateLimit Replaces the key's own request budget (a caller with a per-key limit sets none larger than its own rate: `40307`). A per-key limit, once set, is changed, not removed.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 
 	// Status `INACTIVE` switches the key off, `ACTIVE` switches it back on.
 	Status *UpdateAPIKeyRequestStatus `json:"status,omitempty"`
@@ -1465,10 +1499,11 @@ type ClientInterface interface {
 	// server that made the change, everywhere within the bound under "How soon a change is
 	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 	// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
-	// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+	// (`[]` lifts the restriction); `rate_limit` replaces its own request budget. A managed key's name and expiry are fixed. The key must hold
 	// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
 	// caller restricted to networks, the key's networks, before and after, must lie within the
-	// caller's (`403`, 40306). Requires `account:api:key:update`.
+	// caller's (`403`, 40306); for a caller with a per-key rate limit, the key's limit, before
+	// and after, must be no larger a rate (`403`, 40307). Requires `account:api:key:update`.
 	//
 	// The managed secret key is the account's root credential: no credential (not even one
 	// holding the same permissions, nor the key itself) can switch it off or restrict it to
@@ -1476,8 +1511,8 @@ type ClientInterface interface {
 	// can be switched off.
 	//
 	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-	// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
-	// 40306), and only
+	// this credential cannot see (`404`), then power, life, networks and rate limit (`403`, 40302,
+	// 40305, 40306, 40307), and only
 	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -1495,10 +1530,11 @@ type ClientInterface interface {
 	// server that made the change, everywhere within the bound under "How soon a change is
 	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 	// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
-	// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+	// (`[]` lifts the restriction); `rate_limit` replaces its own request budget. A managed key's name and expiry are fixed. The key must hold
 	// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
 	// caller restricted to networks, the key's networks, before and after, must lie within the
-	// caller's (`403`, 40306). Requires `account:api:key:update`.
+	// caller's (`403`, 40306); for a caller with a per-key rate limit, the key's limit, before
+	// and after, must be no larger a rate (`403`, 40307). Requires `account:api:key:update`.
 	//
 	// The managed secret key is the account's root credential: no credential (not even one
 	// holding the same permissions, nor the key itself) can switch it off or restrict it to
@@ -1506,8 +1542,8 @@ type ClientInterface interface {
 	// can be switched off.
 	//
 	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-	// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
-	// 40306), and only
+	// this credential cannot see (`404`), then power, life, networks and rate limit (`403`, 40302,
+	// 40305, 40306, 40307), and only
 	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -1936,10 +1972,11 @@ func (c *Client) GetAPIKey(ctx context.Context, id APIKeyID, reqEditors ...Reque
 // server that made the change, everywhere within the bound under "How soon a change is
 // enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 // field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
-// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+// (`[]` lifts the restriction); `rate_limit` replaces its own request budget. A managed key's name and expiry are fixed. The key must hold
 // no permission the caller lacks and, for a caller that expires, must not outlive it; for a
 // caller restricted to networks, the key's networks, before and after, must lie within the
-// caller's (`403`, 40306). Requires `account:api:key:update`.
+// caller's (`403`, 40306); for a caller with a per-key rate limit, the key's limit, before
+// and after, must be no larger a rate (`403`, 40307). Requires `account:api:key:update`.
 //
 // The managed secret key is the account's root credential: no credential (not even one
 // holding the same permissions, nor the key itself) can switch it off or restrict it to
@@ -1947,8 +1984,8 @@ func (c *Client) GetAPIKey(ctx context.Context, id APIKeyID, reqEditors ...Reque
 // can be switched off.
 //
 // Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
-// 40306), and only
+// this credential cannot see (`404`), then power, life, networks and rate limit (`403`, 40302,
+// 40305, 40306, 40307), and only
 // then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 // new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 // keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -1976,10 +2013,11 @@ func (c *Client) UpdateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentT
 // server that made the change, everywhere within the bound under "How soon a change is
 // enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 // field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
-// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+// (`[]` lifts the restriction); `rate_limit` replaces its own request budget. A managed key's name and expiry are fixed. The key must hold
 // no permission the caller lacks and, for a caller that expires, must not outlive it; for a
 // caller restricted to networks, the key's networks, before and after, must lie within the
-// caller's (`403`, 40306). Requires `account:api:key:update`.
+// caller's (`403`, 40306); for a caller with a per-key rate limit, the key's limit, before
+// and after, must be no larger a rate (`403`, 40307). Requires `account:api:key:update`.
 //
 // The managed secret key is the account's root credential: no credential (not even one
 // holding the same permissions, nor the key itself) can switch it off or restrict it to
@@ -1987,8 +2025,8 @@ func (c *Client) UpdateAPIKeyWithBody(ctx context.Context, id APIKeyID, contentT
 // can be switched off.
 //
 // Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
-// 40306), and only
+// this credential cannot see (`404`), then power, life, networks and rate limit (`403`, 40302,
+// 40305, 40306, 40307), and only
 // then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 // new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 // keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -3036,10 +3074,11 @@ type ClientWithResponsesInterface interface {
 	// server that made the change, everywhere within the bound under "How soon a change is
 	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 	// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
-	// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+	// (`[]` lifts the restriction); `rate_limit` replaces its own request budget. A managed key's name and expiry are fixed. The key must hold
 	// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
 	// caller restricted to networks, the key's networks, before and after, must lie within the
-	// caller's (`403`, 40306). Requires `account:api:key:update`.
+	// caller's (`403`, 40306); for a caller with a per-key rate limit, the key's limit, before
+	// and after, must be no larger a rate (`403`, 40307). Requires `account:api:key:update`.
 	//
 	// The managed secret key is the account's root credential: no credential (not even one
 	// holding the same permissions, nor the key itself) can switch it off or restrict it to
@@ -3047,8 +3086,8 @@ type ClientWithResponsesInterface interface {
 	// can be switched off.
 	//
 	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-	// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
-	// 40306), and only
+	// this credential cannot see (`404`), then power, life, networks and rate limit (`403`, 40302,
+	// 40305, 40306, 40307), and only
 	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -3066,10 +3105,11 @@ type ClientWithResponsesInterface interface {
 	// server that made the change, everywhere within the bound under "How soon a change is
 	// enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 	// field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
-	// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+	// (`[]` lifts the restriction); `rate_limit` replaces its own request budget. A managed key's name and expiry are fixed. The key must hold
 	// no permission the caller lacks and, for a caller that expires, must not outlive it; for a
 	// caller restricted to networks, the key's networks, before and after, must lie within the
-	// caller's (`403`, 40306). Requires `account:api:key:update`.
+	// caller's (`403`, 40306); for a caller with a per-key rate limit, the key's limit, before
+	// and after, must be no larger a rate (`403`, 40307). Requires `account:api:key:update`.
 	//
 	// The managed secret key is the account's root credential: no credential (not even one
 	// holding the same permissions, nor the key itself) can switch it off or restrict it to
@@ -3077,8 +3117,8 @@ type ClientWithResponsesInterface interface {
 	// can be switched off.
 	//
 	// Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-	// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
-	// 40306), and only
+	// this credential cannot see (`404`), then power, life, networks and rate limit (`403`, 40302,
+	// 40305, 40306, 40307), and only
 	// then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 	// new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 	// keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -5130,10 +5170,11 @@ func (c *ClientWithResponses) GetAPIKeyWithResponse(ctx context.Context, id APIK
 // server that made the change, everywhere within the bound under "How soon a change is
 // enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 // field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
-// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+// (`[]` lifts the restriction); `rate_limit` replaces its own request budget. A managed key's name and expiry are fixed. The key must hold
 // no permission the caller lacks and, for a caller that expires, must not outlive it; for a
 // caller restricted to networks, the key's networks, before and after, must lie within the
-// caller's (`403`, 40306). Requires `account:api:key:update`.
+// caller's (`403`, 40306); for a caller with a per-key rate limit, the key's limit, before
+// and after, must be no larger a rate (`403`, 40307). Requires `account:api:key:update`.
 //
 // The managed secret key is the account's root credential: no credential (not even one
 // holding the same permissions, nor the key itself) can switch it off or restrict it to
@@ -5141,8 +5182,8 @@ func (c *ClientWithResponses) GetAPIKeyWithResponse(ctx context.Context, id APIK
 // can be switched off.
 //
 // Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
-// 40306), and only
+// this credential cannot see (`404`), then power, life, networks and rate limit (`403`, 40302,
+// 40305, 40306, 40307), and only
 // then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 // new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 // keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no
@@ -5166,10 +5207,11 @@ func (c *ClientWithResponses) UpdateAPIKeyWithBodyWithResponse(ctx context.Conte
 // server that made the change, everywhere within the bound under "How soon a change is
 // enforced"; `ACTIVE` switches it back on) or `expires_at` (only earlier). Give at least one
 // field; `metadata` replaces the whole map; `allowed_networks` replaces the key's networks
-// (`[]` lifts the restriction). A managed key's name and expiry are fixed. The key must hold
+// (`[]` lifts the restriction); `rate_limit` replaces its own request budget. A managed key's name and expiry are fixed. The key must hold
 // no permission the caller lacks and, for a caller that expires, must not outlive it; for a
 // caller restricted to networks, the key's networks, before and after, must lie within the
-// caller's (`403`, 40306). Requires `account:api:key:update`.
+// caller's (`403`, 40306); for a caller with a per-key rate limit, the key's limit, before
+// and after, must be no larger a rate (`403`, 40307). Requires `account:api:key:update`.
 //
 // The managed secret key is the account's root credential: no credential (not even one
 // holding the same permissions, nor the key itself) can switch it off or restrict it to
@@ -5177,8 +5219,8 @@ func (c *ClientWithResponses) UpdateAPIKeyWithBodyWithResponse(ctx context.Conte
 // can be switched off.
 //
 // Order of checks: the credential and its permission (`401`, `403`), the body (`400`), a key
-// this credential cannot see (`404`), then power, life and networks (`403`, 40302, 40305,
-// 40306), and only
+// this credential cannot see (`404`), then power, life, networks and rate limit (`403`, 40302,
+// 40305, 40306, 40307), and only
 // then anything about the key's state: deleted (`409`, 40903), managed (`422`, 42205), the
 // new expiry (`422`, 42202, 42206), a name taken (`409`, 40900). A caller that may not read
 // keys (no `account:api:key:read`) learns no more than its write: a `40302` carries no

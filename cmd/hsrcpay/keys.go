@@ -135,6 +135,21 @@ func allowFlag(c *cobra.Command, dst *[]string) {
 	c.Flags().StringArrayVar(dst, "allow", nil, "let the key work only from the network `CIDR` (an IPv4 or IPv6 address or prefix,\ne.g. 10.0.0.0/8); repeat it for more. Default: any address")
 }
 
+// rateLimitFlag is --rate-limit, the key's own request budget (create and update).
+func rateLimitFlag(c *cobra.Command, dst *string) {
+	c.Flags().StringVar(dst, "rate-limit", "", "the key's own budget `N/WINDOW`: N requests per window of s, m, h or d\n(e.g. 100/1m, 5000/1d; 1s to 1d); default: the mode's budget")
+}
+
+// parseRateLimit reads N/WINDOW (100/1m).
+func parseRateLimit(s string) (*client.RateLimit, error) {
+	n, window, ok := strings.Cut(s, "/")
+	limit, err := strconv.Atoi(n)
+	if !ok || err != nil || window == "" {
+		return nil, fmt.Errorf("--rate-limit %q: want N/WINDOW, such as 100/1m", s)
+	}
+	return &client.RateLimit{Limit: limit, Window: window}, nil
+}
+
 // parseMetadata turns KEY=VALUE strings into metadata; a key may appear once.
 func parseMetadata(list []string) (client.Metadata, error) {
 	md := client.Metadata{}
@@ -156,11 +171,12 @@ func (a *app) createCmd() *cobra.Command {
 		account, name, expiresAt string
 		permFlags, metaFlags     []string
 		allowFlags               []string
+		rateLimit                string
 		asJSON                   bool
 		idemKey                  string
 	)
 	c := &cobra.Command{
-		Use:     "create --account ID --name NAME [--permission RESOURCE:ACTION ...] [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--allow CIDR ...] [--idempotency-key KEY] [--json]",
+		Use:     "create --account ID --name NAME [--permission RESOURCE:ACTION ...] [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--allow CIDR ...] [--rate-limit N/WINDOW] [--idempotency-key KEY] [--json]",
 		Short:   "create a custom secret key on an account",
 		Long:    createHelp,
 		Example: createExample,
@@ -172,6 +188,7 @@ func (a *app) createCmd() *cobra.Command {
 	f.StringVar(&expiresAt, "expires-at", "", "when the key stops working, RFC 3339 (e.g. 2030-01-01T00:00:00Z); default: never")
 	f.StringArrayVar(&metaFlags, "metadata", nil, "set the metadata pair `KEY=VALUE`; repeat it for more")
 	allowFlag(c, &allowFlags)
+	rateLimitFlag(c, &rateLimit)
 	idempotencyKeyFlag(c, &idemKey)
 	jsonFlag(c, &asJSON, "print the API key object as JSON")
 	c.RunE = func(_ *cobra.Command, pos []string) error {
@@ -207,6 +224,11 @@ func (a *app) createCmd() *cobra.Command {
 		if len(allowFlags) > 0 {
 			req.AllowedNetworks = &allowFlags
 		}
+		if rateLimit != "" {
+			if req.RateLimit, err = parseRateLimit(rateLimit); err != nil {
+				return exit(usageError(stderr, cmd, err.Error()))
+			}
+		}
 		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {
 			return exit(code)
@@ -229,6 +251,9 @@ func (a *app) createCmd() *cobra.Command {
 			}
 			for _, n := range allowFlags {
 				resume = append(resume, "--allow", n)
+			}
+			if rateLimit != "" {
+				resume = append(resume, "--rate-limit", rateLimit)
 			}
 			if asJSON {
 				resume = append(resume, "--json")

@@ -221,10 +221,11 @@ func (a *app) updateCmd() *cobra.Command {
 		clearMeta, asJSON       bool
 		metaFlags, allowFlags   []string
 		allowAny                bool
+		rateLimit               string
 	)
 	c := &cobra.Command{
-		Use:     "update [--name NAME] [--metadata KEY=VALUE ... | --clear-metadata] [--status active|inactive] [--expires-at RFC3339] [--allow CIDR ... | --allow-any] [--json] KEY_ID",
-		Short:   "change a key's name, metadata, status, expiry or networks",
+		Use:     "update [--name NAME] [--metadata KEY=VALUE ... | --clear-metadata] [--status active|inactive] [--expires-at RFC3339] [--allow CIDR ... | --allow-any] [--rate-limit N/WINDOW] [--json] KEY_ID",
+		Short:   "change a key's name, metadata, status, expiry, networks or rate limit",
 		Long:    updateHelp,
 		Example: `  hsrcpay keys update --name "Checkout backend (old)" --metadata team=checkout key_…`,
 	}
@@ -236,6 +237,7 @@ func (a *app) updateCmd() *cobra.Command {
 	f.StringVar(&expiresAt, "expires-at", "", "an earlier expiry, RFC 3339 (e.g. 2030-01-01T00:00:00Z);\nit can only move earlier, and must be in the future")
 	allowFlag(c, &allowFlags)
 	f.BoolVar(&allowAny, "allow-any", false, "lift the key's network restriction: it works from any address again")
+	rateLimitFlag(c, &rateLimit)
 	jsonFlag(c, &asJSON, "print the API key object as JSON")
 	completeValues(c, "status", "active", "inactive")
 	c.RunE = func(c *cobra.Command, pos []string) error {
@@ -287,8 +289,15 @@ func (a *app) updateCmd() *cobra.Command {
 		case allowAny:
 			req.AllowedNetworks = &[]string{}
 		}
+		if given("rate-limit") {
+			rl, err := parseRateLimit(rateLimit)
+			if err != nil {
+				return exit(usageError(stderr, cmd, err.Error()))
+			}
+			req.RateLimit = rl
+		}
 		if req == (client.UpdateAPIKeyRequest{}) {
-			return exit(usageError(stderr, cmd, "nothing to change: give --name, --metadata, --clear-metadata, --status, --expires-at, --allow or --allow-any"))
+			return exit(usageError(stderr, cmd, "nothing to change: give --name, --metadata, --clear-metadata, --status, --expires-at, --allow, --allow-any or --rate-limit"))
 		}
 		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {

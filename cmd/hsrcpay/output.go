@@ -99,6 +99,7 @@ func printKey(stdout, stderr io.Writer, asJSON bool, title string, key *client.A
 		row("metadata", metadataList(key.Metadata))
 	}
 	row("networks", networkList(key.AllowedNetworks))
+	row("rate limit", rateLimitText(key.RateLimit))
 	row("secret", safe(key.Key))
 	tab.flush()
 	if key.PreviousKeyExpiresAt != nil {
@@ -143,6 +144,7 @@ func printKeyView(stdout, stderr io.Writer, asJSON bool, title string, key *clie
 		row("metadata", metadataList(key.Metadata))
 	}
 	row("networks", networkList(key.AllowedNetworks))
+	row("rate limit", rateLimitText(key.RateLimit))
 	row("created at", timeOr(&key.CreatedAt, ""))
 	row("created by", actorString(key.CreatedBy))
 	row("updated at", timeOr(&key.UpdatedAt, ""))
@@ -358,4 +360,12 @@ func networkList(n *[]string) string {
 		out[i] = safe(p)
 	}
 	return strings.Join(out, " ")
+}
+
+// rateLimitText is a key's own rate limit for people: "mode default" when none.
+func rateLimitText(r *client.RateLimit) string {
+	if r == nil {
+		return "mode default"
+	}
+	return fmt.Sprintf("%d/%s", r.Limit, safe(r.Window))
 }

@@ -59,6 +59,8 @@ type Key struct {
 	// AllowedNetworks are the client addresses the key works from,
 	// canonical (ParseNetworks); nil: any address.
 	AllowedNetworks []netip.Prefix
+	// RateLimit is the key's own request budget; nil: its mode's default.
+	RateLimit *RateLimit
 }
 
 // InGrace reports whether the replaced secret (PrevSecretHash) still

@@ -74,3 +74,43 @@ func TestNetworksWithinAndAllows(t *testing.T) {
 		t.Error("an unrestricted key refused")
 	}
 }
+
+func TestRateLimits(t *testing.T) {
+	for _, c := range []struct {
+		limit  int
+		window string
+		want   string // "" refused
+	}{
+		{100, "1m", "100/1m"}, {1, "1s", "1/1s"}, {5, "60s", "5/1m"}, {5, "24h", "5/1d"}, {5, "1d", "5/1d"}, {5, "90m", "5/90m"},
+		{1000000, "86400s", "1000000/1d"}, {0, "1m", ""}, {1000001, "1m", ""}, {5, "2d", ""}, {5, "86401s", ""},
+		{5, "0s", ""}, {5, "1w", ""}, {5, "m", ""}, {5, "-1s", ""}, {5, "1.5h", ""},
+	} {
+		r, err := apikey.ParseRateLimit(c.limit, c.window)
+		switch {
+		case c.want == "" && err == nil:
+			t.Errorf("%d/%s accepted as %s", c.limit, c.window, r)
+		case c.want != "" && (err != nil || r.String() != c.want):
+			t.Errorf("%d/%s: %v, %v; want %s", c.limit, c.window, r, err, c.want)
+		}
+	}
+	rl := func(limit int, window string) *apikey.RateLimit {
+		r, err := apikey.ParseRateLimit(limit, window)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, c := range []struct {
+		inner, outer *apikey.RateLimit
+		want         bool
+	}{
+		{nil, nil, true}, {rl(5, "1s"), nil, true}, {nil, rl(5, "1s"), false},
+		{rl(60, "1m"), rl(1, "1s"), true}, {rl(61, "1m"), rl(1, "1s"), false},
+		{rl(1, "1s"), rl(86400, "1d"), true}, {rl(2, "1s"), rl(86400, "1d"), false},
+		{rl(1000, "1d"), rl(1, "1m"), true}, // a smaller rate with a larger burst: compared as a rate
+	} {
+		if got := apikey.RateWithin(c.inner, c.outer); got != c.want {
+			t.Errorf("RateWithin(%v, %v) = %v", c.inner, c.outer, got)
+		}
+	}
+}

@@ -27,6 +27,14 @@ type CreateInput struct {
 	Metadata    map[string]string
 	// AllowedNetworks as sent (addresses and CIDR prefixes); nil: any address.
 	AllowedNetworks []string
+	// RateLimit as sent; nil: the mode's default budget.
+	RateLimit *RateLimitInput
+}
+
+// RateLimitInput is a rate_limit as sent: limit requests per window ("1m").
+type RateLimitInput struct {
+	Limit  int
+	Window string
 }
 
 const maxMetadataKeyLen = 40
@@ -59,9 +67,13 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 	if netErr != nil {
 		return nil, netErr
 	}
+	limit, limitErr := parseRateLimit(in.RateLimit)
+	if limitErr != nil {
+		return nil, limitErr
+	}
 	now := s.now().UTC()
 	target := policy.Target{AccountID: accountID, Permissions: perm.FromMap(in.Permissions), ExpiresAt: utcPtr(in.ExpiresAt),
-		AllowedNetworks: networks}
+		AllowedNetworks: networks, RateLimit: limit}
 	if exp := target.ExpiresAt; exp != nil && (!exp.After(now) || exp.After(MaxExpiry)) {
 		return nil, apierr.New(api.CodeInvalidExpiry, "expires_at must be in the future and no later than 9999-12-31T23:59:59Z")
 	}
@@ -78,6 +90,7 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		CreatedBy:   actor(p),
 
 		AllowedNetworks: networks,
+		RateLimit:       limit,
 	}
 	var issued *Issued
 	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
@@ -128,6 +141,25 @@ func parseNetworks(in []string) ([]netip.Prefix, *apierr.Error) {
 		return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/allowed_networks", Reason: err.Error()}})
 	}
 	return networks, nil
+}
+
+// parseRateLimit reads rate_limit (apikey.ParseRateLimit); nil for none.
+// What the schema's pattern lets through and the bounds refuse (a window
+// over a day) is the request's field, a 400.
+func parseRateLimit(in *RateLimitInput) (*apikey.RateLimit, *apierr.Error) {
+	if in == nil {
+		return nil, nil
+	}
+	r, err := apikey.ParseRateLimit(in.Limit, in.Window)
+	if err != nil {
+		return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/rate_limit", Reason: err.Error()}})
+	}
+	return r, nil
+}
+
+// rateLimitValue is a rate limit as audit events hold it.
+func rateLimitValue(r *apikey.RateLimit) map[string]any {
+	return map[string]any{"limit": r.Limit, "window": r.WindowString()}
 }
 
 func checkMetadata(m map[string]string) *apierr.Error {

@@ -39,6 +39,9 @@ func createdFields(k *apikey.Key) map[string]any {
 	if len(k.AllowedNetworks) > 0 { // only when restricted: events of other keys read as before
 		m["allowed_networks"] = apikey.NetworkStrings(k.AllowedNetworks)
 	}
+	if k.RateLimit != nil {
+		m["rate_limit"] = rateLimitValue(k.RateLimit)
+	}
 	return m
 }
 

@@ -28,6 +28,8 @@ type UpdateInput struct {
 	// AllowedNetworks replaces the key's networks when non-nil; an empty
 	// list lifts the restriction.
 	AllowedNetworks *[]string
+	// RateLimit replaces the key's own rate limit when non-nil.
+	RateLimit *RateLimitInput
 }
 
 // Update changes a key's name, metadata, status or expiry (only earlier).
@@ -58,6 +60,10 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		}
 		networks = n
 	}
+	limit, limitErr := parseRateLimit(in.RateLimit)
+	if limitErr != nil {
+		return nil, limitErr
+	}
 	var updated *apikey.Key
 	var caller *auth.Principal // as re-read in the unit: what it may see of the answer
 	wrote := false
@@ -80,6 +86,11 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 				return e
 			}
 		}
+		if limit != nil {
+			if e := policy.RateLimitWithin(caller, policy.UpdateKey, limit); e != nil {
+				return e
+			}
+		}
 		if target.Deleted {
 			return apierr.New(api.CodeKeyDeleted, "The API key is deleted and cannot change").With("id", id)
 		}
@@ -96,7 +107,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 				return e
 			}
 		}
-		if len(networks) > 0 {
+		if len(networks) > 0 || limit != nil {
 			if e := policy.MayTakeAway(target, policy.Restrict); e != nil {
 				return e
 			}
@@ -141,6 +152,9 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 			if networks == nil {
 				changes["allowed_networks"] = []string{} // lifted: any address
 			}
+		}
+		if limit != nil && (target.RateLimit == nil || *limit != *target.RateLimit) {
+			target.RateLimit, changes["rate_limit"] = limit, rateLimitValue(limit)
 		}
 		if in.Status != nil && *in.Status != target.Status {
 			target.Status, changes["status"] = *in.Status, *in.Status
@@ -190,7 +204,7 @@ func (s *Service) lockTarget(ctx context.Context, tx store.Tx, p *auth.Principal
 
 func targetOf(k *apikey.Key) policy.Target {
 	return policy.Target{AccountID: k.AccountID, Permissions: perm.FromMap(k.Permissions), ExpiresAt: k.ExpiresAt,
-		AllowedNetworks: k.AllowedNetworks}
+		AllowedNetworks: k.AllowedNetworks, RateLimit: k.RateLimit}
 }
 
 // serviceError maps what a unit of work returned to the API's errors.

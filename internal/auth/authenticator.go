@@ -255,6 +255,7 @@ func (a *Authenticator) principal(r *ResolvedKey) *Principal {
 		Replaced:    r.Previous,
 		// The key's slice: never changed once read (snapshots are copies).
 		AllowedNetworks: k.AllowedNetworks,
+		RateLimit:       k.RateLimit,
 		SecretHash:      r.Hash,
 	}
 }

@@ -37,6 +37,10 @@ type Principal struct {
 	// (nil: any); always nil for JWTs. The policy's network rule bounds
 	// what the caller creates and changes by them.
 	AllowedNetworks []netip.Prefix
+	// RateLimit is a key credential's own request budget (nil: its mode's
+	// default; always nil for JWTs): the budget its requests spend, and the
+	// policy's bound on the limits of the keys it creates and changes.
+	RateLimit *apikey.RateLimit
 	// Replaced is set when a key presented its previous secret (the one a
 	// rotation replaced): such a secret manages nothing. Inside the
 	// rotation's grace period it authenticates (GraceEnded false) and every

@@ -513,6 +513,10 @@ func copyScalars(k *apikey.Key) *apikey.Key {
 	out.Permissions, out.Metadata = nil, nil
 	out.Type, out.Status, out.CreatedBy.Kind = canonical(k.Type), canonical(k.Status), canonical(k.CreatedBy.Kind)
 	out.AllowedNetworks = slices.Clone(k.AllowedNetworks) // enforced on every use of the key
+	if k.RateLimit != nil {
+		rl := *k.RateLimit
+		out.RateLimit = &rl
+	}
 	return &out
 }
 

@@ -106,6 +106,9 @@ func entryBytes(k *apikey.Key) int64 {
 	if len(k.AllowedNetworks) > 0 { // a prefix holds no pointer (netip.Addr's zone is interned)
 		n += alloc(len(k.AllowedNetworks) * int(unsafe.Sizeof(k.AllowedNetworks[0])))
 	}
+	if k.RateLimit != nil {
+		n += alloc(int(unsafe.Sizeof(*k.RateLimit)))
+	}
 	return n
 }
 

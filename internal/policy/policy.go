@@ -10,6 +10,8 @@
 //     works only from addresses inside them (Current re-checks the request's
 //     client address on the key as re-read), and obtains, rotates or changes
 //     only keys restricted to subsets of its networks;
+//   - rate limits never grow: a key with its own rate limit obtains, rotates
+//     or changes only keys limited to no larger a rate (never unlimited ones);
 //   - a replaced secret in its grace period manages nothing, with one
 //     exception: a secret that rotated its own key may fetch that
 //     rotation's stored answer (OwnRotation, ReplayAuthorize);
@@ -83,6 +85,8 @@ type Target struct {
 	ExpiresAt *time.Time
 	// AllowedNetworks are the key's networks; nil means any address.
 	AllowedNetworks []netip.Prefix
+	// RateLimit is the key's own rate limit; nil means its mode's default.
+	RateLimit *apikey.RateLimit
 }
 
 // CheckOperation is the coarse check made before any input is read: a
@@ -170,7 +174,29 @@ func Authorize(p *auth.Principal, a Action, t Target) *apierr.Error {
 		}
 		return e
 	}
-	return NetworksWithin(p, a, t.AllowedNetworks)
+	if e := NetworksWithin(p, a, t.AllowedNetworks); e != nil {
+		return e
+	}
+	return RateLimitWithin(p, a, t.RateLimit)
+}
+
+// RateLimitWithin is the rate-limit rule: a caller with its own rate limit
+// obtains, rotates or changes only keys limited to no larger a rate
+// (limit/window); a key without one gets its mode's default, which no
+// per-key limit bounds, so it is refused too. JWTs have none. Update asks it
+// again for the limit it would set.
+func RateLimitWithin(p *auth.Principal, a Action, r *apikey.RateLimit) *apierr.Error {
+	if apikey.RateWithin(r, p.RateLimit) {
+		return nil
+	}
+	own := p.RateLimit.String()
+	if a == CreateKey {
+		return apierr.New(api.CodeRateLimitEscalation,
+			"A key with its own rate limit can only create keys limited to no larger a rate: set rate_limit at most "+own).
+			With("caller_rate_limit", own)
+	}
+	return apierr.New(api.CodeRateLimitEscalation, "The key would have a larger rate limit than the caller's own").
+		With("caller_rate_limit", own)
 }
 
 // NetworksWithin is the network rule: a caller restricted to networks
@@ -287,6 +313,7 @@ func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, 
 	}
 	q.ExpiresAt = k.ExpiresAt
 	q.AllowedNetworks = k.AllowedNetworks
+	q.RateLimit = k.RateLimit
 	q.Replaced, q.GraceEnded = replaced, replaced && !inGrace
 	q.Accounts = []string{k.AccountID}
 	return &q, nil
@@ -306,8 +333,8 @@ const (
 	Rotate Loss = "rotate"
 	// Revoke deletes the key.
 	Revoke Loss = "revoke"
-	// Restrict sets the key's allowed networks: it stops working from every
-	// address outside them.
+	// Restrict sets the key's allowed networks or its own rate limit: it
+	// stops working from every address outside them, or past the limit.
 	Restrict Loss = "restrict"
 )
 
@@ -341,7 +368,7 @@ func MayTakeAway(k *apikey.Key, l Loss) *apierr.Error {
 	case l == Restrict && Root(k):
 		// Restricting it to networks switches it off everywhere else.
 		return apierr.New(api.CodeManagedKeyFixed,
-			"The managed secret key is the account's root credential: it cannot be restricted to networks")
+			"The managed secret key is the account's root credential: it cannot be restricted to networks or given a rate limit")
 	}
 	return nil
 }

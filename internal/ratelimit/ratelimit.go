@@ -24,10 +24,26 @@ type Result struct {
 // Limiter decides whether the credential named by key may make one more request.
 type Limiter interface {
 	Allow(ctx context.Context, key string, perSecond int) (Result, error)
+	// AllowRate is Allow for a budget of any rate: r.N requests per r.Per
+	// (a key's own rate limit, issue 22). Allow(perSecond) is AllowRate
+	// with Rate{perSecond, time.Second}.
+	AllowRate(ctx context.Context, key string, r Rate) (Result, error)
 }
 
-// Memory is a token bucket per key (burst = one second's budget), forgetting
-// keys idle for a minute so the map stays bounded by active credentials.
+// Rate is a budget: a token bucket holding N, refilled evenly over Per.
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// PerSecond is the budget of n requests per second (burst n).
+func PerSecond(n int) Rate { return Rate{N: n, Per: time.Second} }
+
+func (r Rate) limit() rate.Limit { return rate.Limit(float64(r.N) / r.Per.Seconds()) }
+
+// Memory is a token bucket per key (burst = one window's budget), forgetting
+// keys idle for a minute, or their window when longer (a bucket is full
+// again by then), so the map stays bounded by active credentials.
 type Memory struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -38,6 +54,7 @@ type Memory struct {
 type bucket struct {
 	lim  *rate.Limiter
 	seen time.Time
+	per  time.Duration // its rate's window: idle that long, it is full again
 }
 
 func NewMemory() *Memory {
@@ -46,25 +63,33 @@ func NewMemory() *Memory {
 
 const idleTTL = time.Minute
 
-func (m *Memory) Allow(_ context.Context, key string, perSecond int) (Result, error) {
+func (m *Memory) Allow(ctx context.Context, key string, perSecond int) (Result, error) {
+	return m.AllowRate(ctx, key, PerSecond(perSecond))
+}
+
+// AllowRate spends one request of key's bucket of rate r. A bucket whose
+// rate changed (a key's limit updated) starts again full.
+func (m *Memory) AllowRate(_ context.Context, key string, r Rate) (Result, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if now.Sub(m.lastGC) > idleTTL {
 		for k, b := range m.buckets {
-			if now.Sub(b.seen) > idleTTL {
+			// Forgotten only once full again: a key limited per day keeps
+			// its bucket for the day, so idling does not refill it early.
+			if now.Sub(b.seen) > max(idleTTL, b.per) {
 				delete(m.buckets, k)
 			}
 		}
 		m.lastGC = now
 	}
 	b := m.buckets[key]
-	if b == nil || b.lim.Burst() != perSecond {
-		b = &bucket{lim: rate.NewLimiter(rate.Limit(perSecond), perSecond)}
+	if b == nil || b.lim.Burst() != r.N || b.lim.Limit() != r.limit() {
+		b = &bucket{lim: rate.NewLimiter(r.limit(), r.N), per: r.Per}
 		m.buckets[key] = b
 	}
 	b.seen = now
-	res := Result{Limit: perSecond}
+	res := Result{Limit: r.N}
 	if b.lim.AllowN(now, 1) {
 		res.Allowed = true
 	} else {
@@ -74,6 +99,6 @@ func (m *Memory) Allow(_ context.Context, key string, perSecond int) (Result, er
 	}
 	tokens := b.lim.TokensAt(now)
 	res.Remaining = max(0, int(math.Floor(tokens)))
-	res.ResetAfter = time.Duration((float64(perSecond) - tokens) / float64(perSecond) * float64(time.Second))
+	res.ResetAfter = time.Duration((float64(r.N) - tokens) / float64(r.limit()) * float64(time.Second))
 	return res, nil
 }

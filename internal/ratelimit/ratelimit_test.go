@@ -42,11 +42,76 @@ func TestMemoryBudget(t *testing.T) {
 	}
 }
 
+// A rate of any window (a key's own limit, issue 22): 3 per minute is a
+// burst of 3 refilled one every 20 s; its bucket outlives the minute of
+// idleness after which per-second buckets are forgotten.
+func TestMemoryRate(t *testing.T) {
+	m := NewMemory()
+	now := time.Unix(1_700_000_000, 0)
+	m.now = func() time.Time { return now }
+	perDay := Rate{N: 2, Per: 24 * time.Hour}
+	for i := 0; i < 3; i++ {
+		r, _ := m.AllowRate(context.Background(), "k", Rate{N: 3, Per: time.Minute})
+		if !r.Allowed || r.Limit != 3 {
+			t.Fatalf("request %d: %+v", i, r)
+		}
+	}
+	r, _ := m.AllowRate(context.Background(), "k", Rate{N: 3, Per: time.Minute})
+	if r.Allowed || r.RetryAfter < 19*time.Second || r.RetryAfter > 20*time.Second {
+		t.Fatalf("4th request: %+v", r)
+	}
+	for i := 0; i < 2; i++ {
+		if r, _ := m.AllowRate(context.Background(), "day", perDay); !r.Allowed {
+			t.Fatalf("per day, request %d: %+v", i, r)
+		}
+	}
+	now = now.Add(2 * idleTTL)
+	if _, err := m.Allow(context.Background(), "fresh", 3); err != nil { // collects idle buckets
+		t.Fatal(err)
+	}
+	if r, _ := m.AllowRate(context.Background(), "day", perDay); r.Allowed || r.RetryAfter < 11*time.Hour {
+		t.Fatalf("a per-day bucket refilled after 2 idle minutes: %+v", r)
+	}
+}
+
 // redisURL returns the test Redis (testredis: HSRCPAY_TEST_REDIS_URL),
 // skipping (or failing in CI) when it is down.
 func redisURL(t *testing.T) string {
 	t.Helper()
 	return testredis.URL(t)
+}
+
+// TestRedisRate: a rate of any window, shared by two clients.
+func TestRedisRate(t *testing.T) {
+	url := redisURL(t)
+	a, ca, err := NewRedis(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ca.Close() }() // only frees its connection pool
+	b, cb, _ := NewRedis(url)
+	defer func() { _ = cb.Close() }()
+	key := fmt.Sprintf("test:rate:%d", time.Now().UnixNano())
+	per := Rate{N: 3, Per: time.Hour}
+	allowed := 0
+	for i := 0; i < 6; i++ {
+		lim := a
+		if i%2 == 1 {
+			lim = b
+		}
+		r, err := lim.AllowRate(context.Background(), key, per)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Allowed {
+			allowed++
+		} else if r.RetryAfter < 19*time.Minute {
+			t.Fatalf("refused with retry after %v, want about 20m", r.RetryAfter)
+		}
+	}
+	if allowed != 3 {
+		t.Fatalf("%d of 6 allowed, want 3", allowed)
+	}
 }
 
 func TestRedisSharesOneBudget(t *testing.T) {
@@ -83,6 +148,10 @@ func TestRedisSharesOneBudget(t *testing.T) {
 type failing struct{}
 
 func (failing) Allow(context.Context, string, int) (Result, error) {
+	return Result{}, errors.New("redis down")
+}
+
+func (failing) AllowRate(context.Context, string, Rate) (Result, error) {
 	return Result{}, errors.New("redis down")
 }
 
@@ -130,6 +199,10 @@ func (t *toggle) Allow(context.Context, string, int) (Result, error) {
 		return Result{}, errors.New("redis down")
 	}
 	return Result{Allowed: true, Limit: 99, Remaining: 98}, nil
+}
+
+func (t *toggle) AllowRate(ctx context.Context, key string, _ Rate) (Result, error) {
+	return t.Allow(ctx, key, 0)
 }
 
 func TestFallbackRecoversAfterCooldown(t *testing.T) {

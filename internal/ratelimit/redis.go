@@ -33,11 +33,16 @@ func NewRedis(url string) (*Redis, *redis.Client, error) {
 }
 
 func (r *Redis) Allow(ctx context.Context, key string, perSecond int) (Result, error) {
-	res, err := r.lim.Allow(ctx, "hsrcpay:ratelimit:"+key, redis_rate.PerSecond(perSecond))
+	return r.AllowRate(ctx, key, PerSecond(perSecond))
+}
+
+// AllowRate is Allow for r.N requests per r.Per (GCRA: a burst of r.N).
+func (r *Redis) AllowRate(ctx context.Context, key string, rt Rate) (Result, error) {
+	res, err := r.lim.Allow(ctx, "hsrcpay:ratelimit:"+key, redis_rate.Limit{Rate: rt.N, Burst: rt.N, Period: rt.Per})
 	if err != nil {
 		return Result{}, err
 	}
-	out := Result{Allowed: res.Allowed > 0, Limit: perSecond, Remaining: res.Remaining, ResetAfter: res.ResetAfter}
+	out := Result{Allowed: res.Allowed > 0, Limit: rt.N, Remaining: res.Remaining, ResetAfter: res.ResetAfter}
 	if !out.Allowed {
 		out.RetryAfter = res.RetryAfter
 	}
@@ -69,14 +74,20 @@ type Fallback struct {
 }
 
 func (f *Fallback) Allow(ctx context.Context, key string, perSecond int) (Result, error) {
+	return f.AllowRate(ctx, key, PerSecond(perSecond))
+}
+
+// AllowRate is Allow for any rate, with the same fallback and warm
+// secondary: a key's own limit degrades exactly as the default budgets.
+func (f *Fallback) AllowRate(ctx context.Context, key string, rt Rate) (Result, error) {
 	if time.Now().UnixNano() >= f.downUntil.Load() {
-		res, err := f.Primary.Allow(ctx, key, perSecond)
+		res, err := f.Primary.AllowRate(ctx, key, rt)
 		if err == nil {
 			if !res.Allowed {
 				return res, nil
 			}
 			// An in-memory limiter does not fail; if one did, Redis decides alone.
-			if local, lerr := f.Secondary.Allow(ctx, key, perSecond); lerr == nil {
+			if local, lerr := f.Secondary.AllowRate(ctx, key, rt); lerr == nil {
 				if !local.Allowed {
 					return local, nil // the budget spent here while Redis was away
 				}
@@ -94,7 +105,7 @@ func (f *Fallback) Allow(ctx context.Context, key string, perSecond int) (Result
 			f.OnFallback(err)
 		}
 	}
-	return f.Secondary.Allow(ctx, key, perSecond)
+	return f.Secondary.AllowRate(ctx, key, rt)
 }
 
 type quiet struct{}

@@ -3,6 +3,7 @@ package store
 import (
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 )
@@ -29,4 +30,21 @@ func DecodeNetworks(s string) ([]netip.Prefix, error) {
 		}
 	}
 	return out, nil
+}
+
+// EncodeRateLimit is how both stores keep a key's own rate limit
+// (migration 00013): the limit and the window in seconds; 0, 0 for none.
+func EncodeRateLimit(r *apikey.RateLimit) (limit, windowSeconds int64) {
+	if r == nil {
+		return 0, 0
+	}
+	return int64(r.Limit), int64(r.Window / time.Second)
+}
+
+// DecodeRateLimit reads what EncodeRateLimit wrote; nil for none.
+func DecodeRateLimit(limit, windowSeconds int64) *apikey.RateLimit {
+	if limit <= 0 || windowSeconds <= 0 {
+		return nil
+	}
+	return &apikey.RateLimit{Limit: int(limit), Window: time.Duration(windowSeconds) * time.Second}
 }

@@ -214,7 +214,7 @@ type queries struct {
 // insertColumns are what InsertKey writes: a new key has no previous secret.
 const insertColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, created_by_kind, created_by_id, created_by_request,
-	key_hint, name_key, allowed_networks`
+	key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds`
 
 const keyColumns = insertColumns + `, prev_secret_hash, prev_secret_expires_at`
 
@@ -237,7 +237,7 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		deleteAccountKeys:   `DELETE FROM ` + keys + ` WHERE account_id = $1`,
 		deleteAccount:       `DELETE FROM ` + accounts + ` WHERE id = $1`,
 		insertKey: `INSERT INTO ` + keys + ` (` + insertColumns + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
 		// The counter of keys not deleted (migration 00008) while below the cap;
 		// else an index-only walk of api_keys_active (migration 00005), at most
 		// $3 entries. The subquery is an InitPlan, run only when CASE takes it.
@@ -264,7 +264,7 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		getKeyForShare:  `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1 FOR SHARE`,
 		updateKey: `UPDATE ` + keys + ` SET name = $1, secret_hash = $2, permissions = $3, metadata = $4,
 			status = $5, deleted = $6, expires_at = $7, updated_at = $8,
-			prev_secret_hash = $9, prev_secret_expires_at = $10, key_hint = $11, name_key = $13, allowed_networks = $14,
+			prev_secret_hash = $9, prev_secret_expires_at = $10, key_hint = $11, name_key = $13, allowed_networks = $14, rate_limit = $15, rate_window_seconds = $16,
 			-- A key that takes a new name (a new name key, 00009) holds it again, so the
 			-- unique index applies to it.
 			name_released = CASE WHEN name_key IS NOT DISTINCT FROM $13 THEN name_released ELSE FALSE END WHERE id = $12`,
@@ -949,6 +949,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	t.keyWrites++
 	normalize(k)
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
+	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
@@ -957,7 +958,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		k.LastUsedAt, k.LastUsedIP, k.ExpiresAt, k.CreatedAt, k.UpdatedAt,
 		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey,
-		store.EncodeNetworks(k.AllowedNetworks)))
+		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow))
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
@@ -965,6 +966,7 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	t.keyWrites++
 	normalize(k)
 	k.NameKey = namekey.Key(k.Name)
+	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
@@ -972,7 +974,7 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	return mapErr(t.queue(ctx, t.q.updateKey,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
 		k.PrevSecretHash, k.PrevSecretExpiresAt, nullIfEmpty(k.KeyHint), k.ID, k.NameKey,
-		store.EncodeNetworks(k.AllowedNetworks)))
+		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow))
 }
 
 // encodeMaps encodes k's maps now: a queued statement's arguments are
@@ -1082,10 +1084,12 @@ func scanKey(row pgx.Row) (*apikey.Key, error) {
 		hint, nameKey *string
 		perms, meta   string
 		networks      string
+		rateLimit     int64
+		rateWindow    int64
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &perms, &meta, &k.Status,
 		&k.Managed, &k.Deleted, &k.LastUsedAt, &k.LastUsedIP, &k.ExpiresAt, &k.CreatedAt, &k.UpdatedAt,
-		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &hint, &nameKey, &networks, &k.PrevSecretHash, &k.PrevSecretExpiresAt)
+		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &hint, &nameKey, &networks, &rateLimit, &rateWindow, &k.PrevSecretHash, &k.PrevSecretExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -1101,6 +1105,7 @@ func scanKey(row pgx.Row) (*apikey.Key, error) {
 	if k.AllowedNetworks, err = store.DecodeNetworks(networks); err != nil {
 		return nil, fmt.Errorf("postgres: key %s allowed_networks: %w", k.ID, err)
 	}
+	k.RateLimit = store.DecodeRateLimit(rateLimit, rateWindow)
 	if hint != nil { // NULL: a key from before hints were kept
 		k.KeyHint = *hint
 	}

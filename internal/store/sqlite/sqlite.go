@@ -321,8 +321,8 @@ const (
 	insertKeySQL = `INSERT INTO api_keys
 	(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	 last_used_at, last_used_ip, expires_at, created_at, updated_at,
-	 created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	 created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	getKeySQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
 	// Every list and audit read asks it first.
 	accountExistsSQL = `SELECT count(*) FROM accounts WHERE id = ?`
@@ -336,7 +336,7 @@ const (
 	// same name to people, and keeps the old one's release.
 	updateKeySQL = `UPDATE api_keys SET name = ?1, secret_hash = ?2, permissions = ?3, metadata = ?4,
 	status = ?5, deleted = ?6, expires_at = ?7, updated_at = ?8, prev_secret_hash = ?9, prev_secret_expires_at = ?10,
-	key_hint = ?11, name_key = ?13, allowed_networks = ?14,
+	key_hint = ?11, name_key = ?13, allowed_networks = ?14, rate_limit = ?15, rate_window_seconds = ?16,
 	name_released = CASE WHEN name_key IS ?13 THEN name_released ELSE 0 END WHERE id = ?12`
 )
 
@@ -706,11 +706,12 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) (err error) {
 		}
 	}()
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
+	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
 	t.w.keys.wrote(k.ID)
 	args := []any{k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
 		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey,
-		store.EncodeNetworks(k.AllowedNetworks)}
+		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow}
 	if r := t.release; r != nil && !k.Deleted && r.accountID == k.AccountID && r.nameKey == k.NameKey {
 		// The pending release is of this name (ReleaseExpiredName): the
 		// insert first; if it succeeds, there was nothing to release.
@@ -733,10 +734,11 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) (err error) {
 	k.NameKey = namekey.Key(k.Name)
 	t.w.keys.wrote(k.ID)
 	defer func() { t.keyUpdated(k, err) }()
+	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
 	return mapInsertErr(t.exec(ctx, t.w.st.updateKey,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
 		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID, k.NameKey,
-		store.EncodeNetworks(k.AllowedNetworks)))
+		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow))
 }
 
 func mapInsertErr(err error) error {
@@ -757,7 +759,7 @@ func mapInsertErr(err error) error {
 
 const keyColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at,
-	created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks`
+	created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds`
 
 func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error) {
 	defer classify(&err)
@@ -928,10 +930,11 @@ func scanKey(row scanner) (*apikey.Key, error) {
 		nameKey               sql.NullString
 		createdAt, updatedAt  string
 		networks              string
+		rateLimit, rateWindow int64
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &perms, &meta, &k.Status,
 		&k.Managed, &k.Deleted, &lastUsedAt, &lastUsedIP, &expiresAt, &createdAt, &updatedAt,
-		&k.PrevSecretHash, &prevExpiresAt, &k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &keyHint, &nameKey, &networks)
+		&k.PrevSecretHash, &prevExpiresAt, &k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &keyHint, &nameKey, &networks, &rateLimit, &rateWindow)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -947,6 +950,7 @@ func scanKey(row scanner) (*apikey.Key, error) {
 	if k.AllowedNetworks, err = store.DecodeNetworks(networks); err != nil {
 		return nil, fmt.Errorf("sqlite: key %s allowed_networks: %w", k.ID, err)
 	}
+	k.RateLimit = store.DecodeRateLimit(rateLimit, rateWindow)
 	if k.CreatedAt, err = parseTime(createdAt); err != nil {
 		return nil, err
 	}

@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ModesIsolated", testModesIsolated},
 		{"KeyHint", testKeyHint},
 		{"AllowedNetworks", testAllowedNetworks},
+		{"RateLimit", testRateLimit},
 		{"KeyCapReached", testKeyCapReached},
 		{"ListKeysFilters", testListKeysFilters},
 		{"ListKeysPagination", testListKeysPagination},
@@ -275,6 +276,7 @@ func checkKeyIn(t *testing.T, what string, got, want *apikey.Key, utc bool) {
 	}
 	eq("Status", got.Status, want.Status)
 	eq("AllowedNetworks", apikey.NetworkStrings(got.AllowedNetworks), apikey.NetworkStrings(want.AllowedNetworks))
+	eq("RateLimit", got.RateLimit, want.RateLimit)
 	eq("Managed", got.Managed, want.Managed)
 	eq("Deleted", got.Deleted, want.Deleted)
 	checkTimePtrIn(t, what+": LastUsedAt", got.LastUsedAt, want.LastUsedAt, utc)
@@ -1197,4 +1199,30 @@ func testAllowedNetworks(t *testing.T, s store.Store) {
 	want.AllowedNetworks = nil
 	mustUpdate(t, r, "key_1", func(k *apikey.Key) { k.AllowedNetworks = nil })
 	checkKey(t, "GetKey after clearing", mustGet(t, r, "key_1"), want)
+}
+
+// testRateLimit: a key's own rate limit (migration 00013) comes back as
+// written, by id and by hash; replaced by UpdateKey.
+func testRateLimit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r := s.Repo(apikey.Live)
+	mustAccount(t, r, "acct_1")
+	k := newKey("key_1", "acct_1", "limited")
+	k.RateLimit = &apikey.RateLimit{Limit: 100, Window: time.Minute}
+	mustInsert(t, r, k)
+	want := clone(k)
+	checkKey(t, "GetKey", mustGet(t, r, "key_1"), want)
+	byHash, err := r.KeyBySecretHash(ctx, k.SecretHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkKey(t, "KeyBySecretHash", byHash, want)
+	want.RateLimit = &apikey.RateLimit{Limit: 1_000_000, Window: 24 * time.Hour}
+	mustUpdate(t, r, "key_1", func(k *apikey.Key) { k.RateLimit = want.RateLimit })
+	checkKey(t, "GetKey after update", mustGet(t, r, "key_1"), want)
+	plain := newKey("key_2", "acct_1", "plain")
+	mustInsert(t, r, plain)
+	if got := mustGet(t, r, "key_2"); got.RateLimit != nil {
+		t.Fatalf("a key without a limit reads back %+v", got.RateLimit)
+	}
 }
