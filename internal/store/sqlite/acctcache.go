@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"slices"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 )
@@ -117,26 +116,24 @@ type keyRow struct {
 
 // keyRead records key id's row as the unit read or wrote it.
 func (t *tx) keyRead(id, account string, deleted bool) {
-	for i := range t.keysRead {
-		if t.keysRead[i].id == id {
-			t.keysRead[i] = keyRow{id, account, deleted}
-			return
-		}
+	// A map, not a slice: a unit may write many keys (a bulk load in one
+	// unit), and a scan per key made that quadratic.
+	if t.keysRead == nil {
+		t.keysRead = map[string]keyRow{}
 	}
-	t.keysRead = append(t.keysRead, keyRow{id, account, deleted})
+	t.keysRead[id] = keyRow{id, account, deleted}
 }
 
 // keyUpdated follows UpdateKey(k), which returned err, in the account cache.
 func (t *tx) keyUpdated(k *apikey.Key, err error) {
-	i := slices.IndexFunc(t.keysRead, func(r keyRow) bool { return r.id == k.ID })
-	if i < 0 || t.keysRead[i].account != k.AccountID {
+	row, ok := t.keysRead[k.ID]
+	if !ok || row.account != k.AccountID {
 		// The trigger counts the key out of, or into, the account its row
 		// has, which the unit does not know.
 		t.liveKnown = false
 		t.touchedAll = true
 		return
 	}
-	row := &t.keysRead[i]
 	switch {
 	case err != nil: // nothing changed, as a rule: not worth relying on
 		if row.account == t.headAccount {
@@ -144,7 +141,7 @@ func (t *tx) keyUpdated(k *apikey.Key, err error) {
 		} else {
 			t.touch(row.account)
 		}
-		t.keysRead = slices.Delete(t.keysRead, i, i+1)
+		delete(t.keysRead, k.ID)
 		return
 	case row.deleted == k.Deleted:
 	case row.account != t.headAccount:
@@ -155,4 +152,5 @@ func (t *tx) keyUpdated(k *apikey.Key, err error) {
 		t.liveKeys++
 	}
 	row.deleted = k.Deleted
+	t.keysRead[k.ID] = row
 }

@@ -476,7 +476,7 @@ type tx struct {
 	touchedAll bool
 	// keysRead: the account and deleted flag of the keys the unit read or
 	// wrote, as the rows have them now (acctcache.go, keyUpdated).
-	keysRead []keyRow
+	keysRead map[string]keyRow
 	// release is a ReleaseExpiredName not run yet (see ReleaseExpiredName).
 	release *nameRelease
 }
@@ -610,7 +610,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	}
 	t.touch(id)
 	t.liveKnown = false
-	t.keysRead = t.keysRead[:0] // some are gone: an update of them changes nothing
+	clear(t.keysRead) // some are gone: an update of them changes nothing
 	t.w.keys.wroteAll()
 	// Its events too: the account row that records the chain's head goes.
 	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
