@@ -15,26 +15,8 @@ import (
 // first series.
 func gauge(t *testing.T, m *metrics.Metrics, name, label, value string) (float64, bool) {
 	t.Helper()
-	mfs, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, mt := range mf.GetMetric() {
-			if label == "" {
-				return mt.GetGauge().GetValue(), true
-			}
-			for _, l := range mt.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return mt.GetGauge().GetValue(), true
-				}
-			}
-		}
-	}
-	return 0, false
+	_, g, ok := metricSeries(t, m, name, label, value)
+	return g, ok
 }
 
 // TestCredentialCacheBoundsAndMetrics: the server's cache holds at most

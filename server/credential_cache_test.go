@@ -76,8 +76,21 @@ func refusedWithin(t *testing.T, env *testenv.Env, secret string, since time.Tim
 	return time.Since(since)
 }
 
-// counter reads one series of a counter or gauge (0 when absent).
+// counter reads one series of a counter (0 when absent); label "" takes the
+// first series, of a counter or a gauge.
 func counter(t *testing.T, m *metrics.Metrics, name, label, value string) float64 {
+	t.Helper()
+	c, g, _ := metricSeries(t, m, name, label, value)
+	if label == "" {
+		return c + g
+	}
+	return c
+}
+
+// metricSeries reads the series of metric name whose label has value (label "":
+// the first series) as a counter and as a gauge (0 for what it is not),
+// and whether there is one.
+func metricSeries(t *testing.T, m *metrics.Metrics, name, label, value string) (c, g float64, ok bool) {
 	t.Helper()
 	mfs, err := m.Registry.Gather()
 	if err != nil {
@@ -88,17 +101,17 @@ func counter(t *testing.T, m *metrics.Metrics, name, label, value string) float6
 			continue
 		}
 		for _, mt := range mf.GetMetric() {
+			if label == "" {
+				return mt.GetCounter().GetValue(), mt.GetGauge().GetValue(), true
+			}
 			for _, l := range mt.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
-					return mt.GetCounter().GetValue()
+					return mt.GetCounter().GetValue(), mt.GetGauge().GetValue(), true
 				}
-			}
-			if label == "" {
-				return mt.GetCounter().GetValue() + mt.GetGauge().GetValue()
 			}
 		}
 	}
-	return 0
+	return 0, 0, false
 }
 
 func cacheHits(t *testing.T, m *metrics.Metrics) float64 {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,13 +34,7 @@ import (
 // store and evicts the one before. "cached" verifies one of them again and
 // again, in the same server: the difference is what a miss costs.
 func BenchmarkVerifyUncached(b *testing.B) {
-	n := 10_000
-	if v := os.Getenv("HSRCPAY_BENCH_LOOKUP_KEYS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 4096 {
-			b.Fatalf("HSRCPAY_BENCH_LOOKUP_KEYS=%q: want a number of keys, at least 4096", v)
-		}
-	}
+	n := storetest.BenchLookupKeys(b, 4096)
 	ctx := context.Background()
 	url := storetest.FreshPostgresDB(b)
 	st, err := postgres.Open(ctx, url)

@@ -53,6 +53,12 @@ ones rolled back before it stay so. Take a backup first: what a Down drops is
 gone, and 'migrate up' brings the columns back, not their values.
 
 What rolling back each migration loses (both stores):
+  00013  every key's own rate limit: those keys spend their mode's default
+         budget again
+  00012  every key's allowed networks: restricted keys work from any
+         address again
+  00011  nothing (PostgreSQL counts live keys at each write again, not at
+         COMMIT; SQLite's is empty)
   00010  which replica holds each Idempotency-Key claim in progress: a claim
          of a replica that died waits for its lease to run out
   00009  the name keys, by which look-alike names of live keys are

@@ -23,22 +23,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/store/storetest"
 )
 
-// lookupKeys is how many keys BenchmarkKeyBySecretHashAmong seeds:
-// HSRCPAY_BENCH_LOOKUP_KEYS, 10 000 by default (make bench-go, on a shared
-// machine); 1000000 for the figure the credential cache's docs quote (the
-// seeding then takes a minute or so).
-func lookupKeys(b *testing.B) int {
-	v := os.Getenv("HSRCPAY_BENCH_LOOKUP_KEYS")
-	if v == "" {
-		return 10_000
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 100 {
-		b.Fatalf("HSRCPAY_BENCH_LOOKUP_KEYS=%q: want a number of keys, at least 100", v)
-	}
-	return n
-}
-
 // benchSecret is key i's current secret (previous: the one its rotation
 // replaced, in grace, on every 100th key); the seed hashes them in SQL as
 // keys.Hash does (SHA-256 of the text).
@@ -92,7 +76,7 @@ func seedLookupKeys(b *testing.B, url string, n int) {
 // a hash no key has (a forged key). One indexed query, prepared once per
 // connection (pgx's statement cache); the plan is logged (-v).
 func BenchmarkKeyBySecretHashAmong(b *testing.B) {
-	n := lookupKeys(b)
+	n := storetest.BenchLookupKeys(b, 100)
 	ctx := context.Background()
 	// HSRCPAY_BENCH_LOOKUP_URL names a database to keep between runs (its
 	// keys are seeded once; drop it when done), e.g. to compare queries at a

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,22 +16,8 @@ import (
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
+	"github.com/hsrcpay/apikeys/internal/store/storetest"
 )
-
-// lookupKeys is how many keys BenchmarkKeyBySecretHashAmong seeds:
-// HSRCPAY_BENCH_LOOKUP_KEYS, 10 000 by default (make bench-go); 1000000 for
-// the figure the credential cache's docs quote.
-func lookupKeys(b *testing.B) int {
-	v := os.Getenv("HSRCPAY_BENCH_LOOKUP_KEYS")
-	if v == "" {
-		return 10_000
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 100 {
-		b.Fatalf("HSRCPAY_BENCH_LOOKUP_KEYS=%q: want a number of keys, at least 100", v)
-	}
-	return n
-}
 
 func benchSecret(i int, previous bool) string {
 	if previous {
@@ -47,7 +32,7 @@ func benchSecret(i int, previous bool) string {
 // random key's current secret, a rotated key's previous one, and a hash no
 // key has. The query plan is logged (-v).
 func BenchmarkKeyBySecretHashAmong(b *testing.B) {
-	n := lookupKeys(b)
+	n := storetest.BenchLookupKeys(b, 100)
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, b.TempDir(), sqlite.Options{})
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -98,4 +100,20 @@ func BenchReads(b *testing.B, s store.Store, report func(b *testing.B) func()) {
 		}
 		return 1, err
 	})
+}
+
+// BenchLookupKeys is how many keys a benchmark of lookups among many keys
+// seeds: HSRCPAY_BENCH_LOOKUP_KEYS, 10 000 by default (make bench-go, on a
+// shared machine); 1000000 for the figures the credential cache's docs
+// quote. A value below least (what the benchmark samples from) is refused.
+func BenchLookupKeys(b testing.TB, least int) int {
+	v := os.Getenv("HSRCPAY_BENCH_LOOKUP_KEYS")
+	if v == "" {
+		return 10_000
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		b.Fatalf("HSRCPAY_BENCH_LOOKUP_KEYS=%q: want a number of keys, at least %d", v, least)
+	}
+	return n
 }
