@@ -279,6 +279,11 @@ func seedPostgres(ctx context.Context, s *postgres.Store, mode apikey.Mode, m *m
 	if _, err := tx.Exec(ctx, `UPDATE `+accounts+` SET live_keys = live_keys + $2 WHERE id = $1`, m.account, copied); err != nil {
 		return err
 	}
+	// The copied rows' deferred checks (the account foreign key, migration
+	// 00011) run now: ALTER TABLE refuses a table with trigger events pending.
+	if _, err := tx.Exec(ctx, `SET CONSTRAINTS ALL IMMEDIATE`); err != nil {
+		return err
+	}
 	if _, err := tx.Exec(ctx, `ALTER TABLE `+keysTable.Sanitize()+` ENABLE TRIGGER api_keys_live_insert`); err != nil {
 		return err
 	}
