@@ -4,7 +4,6 @@ package postgres_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -103,41 +102,9 @@ func BenchmarkKeyBySecretHashAmong(b *testing.B) {
 	repo := st.Repo(apikey.Sandbox)
 	explain(b, st, repo, keys.Hash(benchSecret(n/2, false)))
 
-	hashes := func(previous bool) [][]byte {
-		out := make([][]byte, 4096)
-		for i := range out {
-			k := (i*7919 + 13) % n // spread over the table (7919 is prime), the same every run
-			if previous {
-				k -= k % 100
-			}
-			out[i] = keys.Hash(benchSecret(k, previous))
-		}
-		return out
-	}
-	for _, c := range []struct {
-		name   string
-		hashes [][]byte
-		found  bool
-	}{
-		{"current", hashes(false), true},
-		{"previous", hashes(true), true},
-		{"unknown", [][]byte{keys.Hash("no such secret")}, false},
-	} {
-		b.Run(fmt.Sprintf("keys=%d/%s", n, c.name), func(b *testing.B) {
-			defer cputime.Report(b, cputime.Process())
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				_, err := repo.KeyBySecretHash(ctx, c.hashes[i%len(c.hashes)])
-				i++
-				if c.found && err != nil || !c.found && !errors.Is(err, store.ErrNotFound) {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	storetest.BenchKeyBySecretHash(b, repo, n, benchSecret)
 	b.Run(fmt.Sprintf("keys=%d/current-parallel", n), func(b *testing.B) {
-		hs := hashes(false)
+		hs := storetest.LookupHashes(n, false, benchSecret)
 		defer cputime.Report(b, cputime.Process())
 		var next atomic.Int64
 		b.RunParallel(func(pb *testing.PB) {

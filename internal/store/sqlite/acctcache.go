@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-
 	"github.com/hsrcpay/apikeys/internal/apikey"
 )
 

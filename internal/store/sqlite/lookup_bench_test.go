@@ -4,7 +4,6 @@ package sqlite_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
-	"github.com/hsrcpay/apikeys/internal/cputime"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -80,39 +78,7 @@ func BenchmarkKeyBySecretHashAmong(b *testing.B) {
 	b.Logf("seeded %d keys in %v", n, time.Since(start).Round(time.Millisecond))
 	explainSQLite(b, st)
 
-	hashes := func(previous bool) [][]byte {
-		out := make([][]byte, 4096)
-		for i := range out {
-			k := (i*7919 + 13) % n // spread over the table (7919 is prime), the same every run
-			if previous {
-				k -= k % 100
-			}
-			out[i] = keys.Hash(benchSecret(k, previous))
-		}
-		return out
-	}
-	for _, c := range []struct {
-		name   string
-		hashes [][]byte
-		found  bool
-	}{
-		{"current", hashes(false), true},
-		{"previous", hashes(true), true},
-		{"unknown", [][]byte{keys.Hash("no such secret")}, false},
-	} {
-		b.Run(fmt.Sprintf("keys=%d/%s", n, c.name), func(b *testing.B) {
-			defer cputime.Report(b, cputime.Process())
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				_, err := repo.KeyBySecretHash(ctx, c.hashes[i%len(c.hashes)])
-				i++
-				if c.found && err != nil || !c.found && !errors.Is(err, store.ErrNotFound) {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	storetest.BenchKeyBySecretHash(b, repo, n, benchSecret)
 }
 
 func explainSQLite(b *testing.B, st *sqlite.Store) {
