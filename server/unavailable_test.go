@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/hsrcpay/apikeys/client"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -210,12 +212,8 @@ func TestStoreStopped503Postgres(t *testing.T) {
 	// An administrator's shutdown of every session (57P01 on the next use)
 	// is the store's failure too: 503 or, once the pool has replaced the
 	// connection, success; never 500.
-	admin, err := postgres.Open(ctx, storetest.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = admin.Close() }() // only used here
-	if _, err := admin.Pool().Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, dbName); err != nil {
+	admin := pgAdmin(t)
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, dbName); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 5 {
@@ -351,18 +349,14 @@ func TestReadyzReadOnlyPostgres(t *testing.T) {
 	if got := readyzStatus(t, env); got != http.StatusOK {
 		t.Fatalf("readyz: %d", got)
 	}
-	admin, err := postgres.Open(ctx, storetest.PostgresURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = admin.Close() }() // only used here
+	admin := pgAdmin(t)
 	setRO := func(on bool) {
 		t.Helper()
-		if _, err := admin.Pool().Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q SET default_transaction_read_only = %v`, dbName, on)); err != nil {
+		if _, err := admin.Exec(ctx, fmt.Sprintf(`ALTER DATABASE %q SET default_transaction_read_only = %v`, dbName, on)); err != nil {
 			t.Fatal(err)
 		}
 		// Sessions read the setting when they start: end the pool's.
-		if _, err := admin.Pool().Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, dbName); err != nil {
+		if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, dbName); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -395,4 +389,17 @@ func TestReadyzReadOnlyPostgres(t *testing.T) {
 	if got := readyzStatus(t, env); got != http.StatusOK {
 		t.Errorf("readyz once writable again: %d, want 200", got)
 	}
+}
+
+// pgAdmin is a plain connection to the PostgreSQL the tests are given, to
+// end sessions or set a database read-only. Not postgres.Open: that would
+// migrate the shared database itself, leaving the service's schemas in it.
+func pgAdmin(t *testing.T) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, storetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
 }
