@@ -45,7 +45,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -220,11 +222,25 @@ func (m *csmModel) ownerVerifies(rt *rapid.T, pk, root *csmSecret) {
 	if p, _ := m.authenticate(&csmCaller{secret: pk}, now); p == nil {
 		return
 	}
-	v, err := m.env.Client(root.token).VerifyKey(ctx, pk.token)
+	// The owner verifies from an address the key allows: a key restricted to
+	// networks answers NETWORK_NOT_ALLOWED without one, by design (rule 22),
+	// whatever anyone else sent.
+	var opts []client.VerifyOption
+	from := ""
+	if nets := pk.key.networks; len(nets) > 0 {
+		for _, addr := range slices.Sorted(maps.Keys(csmClientIPs)) {
+			if addr != "" && csmAllows(nets, addr) {
+				from = addr
+				break
+			}
+		}
+		opts = append(opts, client.ClientIP(from))
+	}
+	v, err := m.env.Client(root.token).VerifyKey(ctx, pk.token, opts...)
 	m.must(rt, "the owner's verify of its publishable key", err)
 	if v.Code != client.VerifyValid {
-		rt.Fatalf("OWNER'S KEY TAKEN AWAY (rule 12): the owner's verify of %s answers %s after the outsider's requests; want VALID",
-			m.describeSecret(pk, now), v.Code)
+		rt.Fatalf("OWNER'S KEY TAKEN AWAY (rule 12): the owner's verify of %s from %q answers %s after the outsider's requests; want VALID",
+			m.describeSecret(pk, now), from, v.Code)
 	}
 }
 
