@@ -242,12 +242,32 @@ func (e CreatedByKind) Valid() bool {
 	}
 }
 
+// Defines values for CreditRefillInterval.
+const (
+	RefillDaily   CreditRefillInterval = "daily"
+	RefillMonthly CreditRefillInterval = "monthly"
+)
+
+// Valid indicates whether the value is a known member of the CreditRefillInterval enum.
+func (e CreditRefillInterval) Valid() bool {
+	switch e {
+	case RefillDaily:
+		return true
+	case RefillMonthly:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ErrorCode.
 const (
 	CodeAccountForbidden        ErrorCode = 40301
 	CodeAccountNotFound         ErrorCode = 40401
 	CodeBadLeakSignature        ErrorCode = 40104
 	CodeBodyTooLarge            ErrorCode = 41300
+	CodeCreditEscalation        ErrorCode = 40308
+	CodeCreditsInvalid          ErrorCode = 42208
 	CodeDuplicateName           ErrorCode = 40900
 	CodeExpiredCredentials      ErrorCode = 40102
 	CodeExpiryExtended          ErrorCode = 42206
@@ -294,6 +314,10 @@ func (e ErrorCode) Valid() bool {
 	case CodeBadLeakSignature:
 		return true
 	case CodeBodyTooLarge:
+		return true
+	case CodeCreditEscalation:
+		return true
+	case CodeCreditsInvalid:
 		return true
 	case CodeDuplicateName:
 		return true
@@ -488,6 +512,7 @@ const (
 	VerifyNotFound                VerifyCode = "NOT_FOUND"
 	VerifyRateLimited             VerifyCode = "RATE_LIMITED"
 	VerifyRevoked                 VerifyCode = "REVOKED"
+	VerifyUsageExceeded           VerifyCode = "USAGE_EXCEEDED"
 	VerifyValid                   VerifyCode = "VALID"
 )
 
@@ -507,6 +532,8 @@ func (e VerifyCode) Valid() bool {
 	case VerifyRateLimited:
 		return true
 	case VerifyRevoked:
+		return true
+	case VerifyUsageExceeded:
 		return true
 	case VerifyValid:
 		return true
@@ -581,6 +608,11 @@ type APIKey struct {
 
 	// CreatedBy Who created the key, and in which request.
 	CreatedBy CreatedBy `json:"created_by"`
+
+	// Credits Usage credits: every verify of the key that would otherwise be `VALID` spends its `cost` (1 unless the verify says otherwise); with fewer than `cost` left the verdict is `USAGE_EXCEEDED` and nothing is spent. The count lives in the key store and is spent by one conditional update, so N concurrent verifies of a key holding R credits yield exactly min(N, R) `VALID` (cost 1) on every replica. Requests made *with* the key spend none. A key with credits can only create or change keys with no more credits remaining than it has, never keys without credits, and a refill only if it has one, of no larger `amount` and no shorter `interval` (`40308`). The managed secret key never has credits (`42205`). Unknown fields are rejected.
+	//
+	// Example: {"refill":{"amount":1000,"day":1,"interval":"monthly"},"remaining":1000}
+	Credits *Credits `json:"credits,omitempty"`
 
 	// Deleted True once the key is deleted; deleted keys never authenticate.
 	Deleted bool `json:"deleted"`
@@ -717,6 +749,11 @@ type APIKeyView struct {
 
 	// CreatedBy Who created the key, and in which request.
 	CreatedBy CreatedBy `json:"created_by"`
+
+	// Credits Usage credits: every verify of the key that would otherwise be `VALID` spends its `cost` (1 unless the verify says otherwise); with fewer than `cost` left the verdict is `USAGE_EXCEEDED` and nothing is spent. The count lives in the key store and is spent by one conditional update, so N concurrent verifies of a key holding R credits yield exactly min(N, R) `VALID` (cost 1) on every replica. Requests made *with* the key spend none. A key with credits can only create or change keys with no more credits remaining than it has, never keys without credits, and a refill only if it has one, of no larger `amount` and no shorter `interval` (`40308`). The managed secret key never has credits (`42205`). Unknown fields are rejected.
+	//
+	// Example: {"refill":{"amount":1000,"day":1,"interval":"monthly"},"remaining":1000}
+	Credits *Credits `json:"credits,omitempty"`
 
 	// Deleted True once the key is revoked; deleted keys never authenticate.
 	Deleted bool `json:"deleted"`
@@ -890,6 +927,11 @@ type CreateAPIKeyRequest struct {
 	// Example: ["10.0.0.0/8","2001:db8::/32"]
 	AllowedNetworks *AllowedNetworks `json:"allowed_networks,omitempty"`
 
+	// Credits Usage credits: every verify of the key that would otherwise be `VALID` spends its `cost` (1 unless the verify says otherwise); with fewer than `cost` left the verdict is `USAGE_EXCEEDED` and nothing is spent. The count lives in the key store and is spent by one conditional update, so N concurrent verifies of a key holding R credits yield exactly min(N, R) `VALID` (cost 1) on every replica. Requests made *with* the key spend none. A key with credits can only create or change keys with no more credits remaining than it has, never keys without credits, and a refill only if it has one, of no larger `amount` and no shorter `interval` (`40308`). The managed secret key never has credits (`42205`). Unknown fields are rejected.
+	//
+	// Example: {"refill":{"amount":1000,"day":1,"interval":"monthly"},"remaining":1000}
+	Credits *Credits `json:"credits,omitempty"`
+
 	// ExpiresAt When the key stops working; must be in the future and no later than 9999-12-31T23:59:59Z. Omit for no expiry, unless the creating credential is a key that expires (then it is required and at most that key's expiry).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
@@ -926,6 +968,30 @@ type CreatedBy struct {
 
 // CreatedByKind `key` (an API key, `id` is its key id), `jwt` (a person, `id` is the token's `sub`) or `platform` (provisioned by the service, e.g. managed keys).
 type CreatedByKind string
+
+// CreditRefill Puts `remaining` back to `amount` (not added to it) at the start (00:00 UTC) of every day (`daily`) or of the given `day` of every month (`monthly`; in a shorter month, its last day). Absent: credits never refill. Unknown fields are rejected.
+type CreditRefill struct {
+	// Amount What `remaining` becomes at each refill.
+	Amount int64 `json:"amount"`
+
+	// Day For `monthly` refills, the day of the month (default 1); not allowed for `daily` (`42208`).
+	Day      *int                 `json:"day,omitempty"`
+	Interval CreditRefillInterval `json:"interval"`
+}
+
+// CreditRefillInterval defines model for CreditRefill.Interval.
+type CreditRefillInterval string
+
+// Credits Usage credits: every verify of the key that would otherwise be `VALID` spends its `cost` (1 unless the verify says otherwise); with fewer than `cost` left the verdict is `USAGE_EXCEEDED` and nothing is spent. The count lives in the key store and is spent by one conditional update, so N concurrent verifies of a key holding R credits yield exactly min(N, R) `VALID` (cost 1) on every replica. Requests made *with* the key spend none. A key with credits can only create or change keys with no more credits remaining than it has, never keys without credits, and a refill only if it has one, of no larger `amount` and no shorter `interval` (`40308`). The managed secret key never has credits (`42205`). Unknown fields are rejected.
+//
+// Example: {"refill":{"amount":1000,"day":1,"interval":"monthly"},"remaining":1000}
+type Credits struct {
+	// Refill Puts `remaining` back to `amount` (not added to it) at the start (00:00 UTC) of every day (`daily`) or of the given `day` of every month (`monthly`; in a shorter month, its last day). Absent: credits never refill. Unknown fields are rejected.
+	Refill *CreditRefill `json:"refill,omitempty"`
+
+	// Remaining Credits left now (after any refill due). On create and update, the number to set.
+	Remaining int64 `json:"remaining"`
+}
 
 // Cursor An opaque page cursor, as returned in `next_cursor`.
 type Cursor = string
@@ -1051,6 +1117,12 @@ type UpdateAPIKeyRequest struct {
 	// AllowedNetworks Replaces the key's networks; `[]` lifts the restriction (only a caller that is not restricted to networks may: `40306`).
 	AllowedNetworks *AllowedNetworks `json:"allowed_networks,omitempty"`
 
+	// Credits Sets the key's credits: `remaining` and `refill` (absent: no refill) replace what the key had (a caller with credits sets no more than it has: `40308`). Credits, once set, are changed, never removed. An audit event records the change.
+	Credits *Credits `json:"credits,omitempty"`
+
+	// CreditsAdd Adds to the credits the key has left, in the same transaction as the check (a caller with credits: the result no more than it has, `40308`). Only for a key with credits, and not beside `credits` (`42208`). An audit event records the new `remaining`.
+	CreditsAdd *int64 `json:"credits_add,omitempty"`
+
 	// ExpiresAt An earlier expiry (never later than the current one, and in the future).
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 
@@ -1089,6 +1161,9 @@ type VerifyAPIKeyRequest struct {
 	// ClientIP The address of the client that presented the key to your service (an IPv4 or IPv6 address, e.g. `203.0.113.7`), as your own trusted-proxy rule yields it. A key restricted to networks (`allowed_networks`) is `NETWORK_NOT_ALLOWED` when it is absent or outside them; keys without a restriction ignore it.
 	ClientIP *string `json:"client_ip,omitempty"`
 
+	// Cost The credits this verify spends from a key with `credits` when it is otherwise `VALID` (default 1; 0 checks without spending). Keys without credits ignore it.
+	Cost *int `json:"cost,omitempty"`
+
 	// Key The plaintext key (`sk_…` or `pk_…`) as its holder presented it. It is hashed to find the key, never stored, logged or returned.
 	Key string `json:"key"`
 
@@ -1105,8 +1180,11 @@ type VerifyAPIKeyResult struct {
 	// Example: acct_demo
 	AccountID *AccountID `json:"account_id,omitempty"`
 
-	// Code The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. `NETWORK_NOT_ALLOWED`: the key is restricted to networks (`allowed_networks`) and `client_ip` is absent or outside them (it spends none of the key's budgets). New codes may be added: treat a code you do not know as a key that does not work.
+	// Code The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. `NETWORK_NOT_ALLOWED`: the key is restricted to networks (`allowed_networks`) and `client_ip` is absent or outside them (it spends none of the key's budgets). `USAGE_EXCEEDED`: the key has fewer `credits` left than the verify's `cost` (nothing spent). New codes may be added: treat a code you do not know as a key that does not work.
 	Code VerifyCode `json:"code"`
+
+	// CreditsRemaining For a key with `credits` (`VALID` or `USAGE_EXCEEDED`), the credits left after this verify; absent for keys without credits.
+	CreditsRemaining *int64 `json:"credits_remaining,omitempty"`
 
 	// ExpiresAt When the key stops working; null when it never expires (or was not found).
 	ExpiresAt *time.Time `json:"expires_at"`
@@ -1152,7 +1230,7 @@ type VerifyAPIKeyResultMode string
 // VerifyAPIKeyResultType `SECRET` or `PUBLISHABLE`.
 type VerifyAPIKeyResultType string
 
-// VerifyCode The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. `NETWORK_NOT_ALLOWED`: the key is restricted to networks (`allowed_networks`) and `client_ip` is absent or outside them (it spends none of the key's budgets). New codes may be added: treat a code you do not know as a key that does not work.
+// VerifyCode The verdict: `VALID`, or why the key does not do what was asked. `NOT_FOUND`: no such key, not a key, or a key of another account or of the other mode (indistinguishable). `REVOKED`: deleted, or a replaced secret whose grace period ended. `DISABLED`: switched off. `EXPIRED`: past `expires_at`. `RATE_LIMITED`: over its own or its account's budget. `INSUFFICIENT_PERMISSIONS`: it lacks some of the permissions asked for. `NETWORK_NOT_ALLOWED`: the key is restricted to networks (`allowed_networks`) and `client_ip` is absent or outside them (it spends none of the key's budgets). `USAGE_EXCEEDED`: the key has fewer `credits` left than the verify's `cost` (nothing spent). New codes may be added: treat a code you do not know as a key that does not work.
 type VerifyCode string
 
 // IdempotencyKey defines model for IdempotencyKey.
