@@ -9,7 +9,8 @@
 #   QUICK=1 .ci/bench/load.sh         # RUNS=1 DURATION=2s VERIFY_KEYS=100000: a smoke test (~3.5 min)
 #   STORES=sqlite .ci/bench/load.sh   # without PostgreSQL (and without the revocation row)
 #   SCENARIOS="verify list" .ci/bench/load.sh   # only these rows (and the baseline, always):
-#                                     # any of rejected_401 rejected_403 verify list audit_list get
+#                                     # any of rejected_401 rejected_403 verify verify_allowlist
+#                                     # verify_ratelimit verify_credits list audit_list get
 #                                     # create regenerate regenerate_many create_validated
 #                                     # verify_uncached revocation (default: all). A server or a
 #                                     # seeding no selected row needs is skipped.
@@ -53,6 +54,13 @@
 #   rejected_403     create with the publishable key (rejected after the key lookup)       (403)
 #   verify           POST /v1/api-keys/verify of a valid custom key, managed secret as caller
 #                    (200, valid)
+#   verify_allowlist the same of a key restricted to 127.0.0.0/8, client_ip 127.0.0.1  (200, valid)
+#   verify_ratelimit the same of a key with its own rate_limit (1000000 per second: never
+#                    reached, so every verify spends the key's budget and is VALID)      (200, valid)
+#   verify_credits   the same of a key with credits (10^12: never exhausted), cost 1: every
+#                    verify spends one credit in the store                              (200, valid)
+#                    (issue 22's targets: allowlist and rate limit within 10% of verify's
+#                    requests/s in the same run, credits ≥ 0.3× the baseline)
 #   list             GET /v1/api-keys/?account_id=…&limit=20: the first page of the account's
 #                    keys (LIST_KEYS=120 keys created by curl before it, besides the managed)  (200)
 #   audit_list       GET /v1/audit-events?account_id=…&limit=100: the first page of 100 events
@@ -94,7 +102,7 @@ if [ "$QUICK" = 1 ]; then VERIFY_KEYS="${VERIFY_KEYS:-100000}"; fi
 VERIFY_KEYS="${VERIFY_KEYS:-1000000}"
 VERIFY_CACHE_KEYS="${VERIFY_CACHE_KEYS:-10000}"
 SEED_ACCOUNT="acct_seed"
-ALL_SCENARIOS="rejected_401 rejected_403 verify list audit_list get create regenerate regenerate_many create_validated verify_uncached revocation"
+ALL_SCENARIOS="rejected_401 rejected_403 verify verify_allowlist verify_ratelimit verify_credits list audit_list get create regenerate regenerate_many create_validated verify_uncached revocation"
 SCENARIOS="${SCENARIOS:-$ALL_SCENARIOS}"
 SYNC="${HSRCPAY_SQLITE_SYNCHRONOUS:-NORMAL}"
 PG_ADMIN="${BENCH_POSTGRES_URL:-${HSRCPAY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}}"
@@ -118,10 +126,12 @@ for s in $SCENARIOS; do
   [[ " $ALL_SCENARIOS " == *" $s "* ]] || die "SCENARIOS: unknown scenario $s ($ALL_SCENARIOS)"
 done
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; } # whether a scenario is selected
+# verify_allowlist's and verify_ratelimit's targets are relative to verify's rate in the same run.
+if { want verify_allowlist || want verify_ratelimit; } && ! want verify; then SCENARIOS="verify $SCENARIOS"; fi
 # Whether the scenarios run on the main server of one_store are (any of them).
 want_main() {
   local s
-  for s in rejected_401 rejected_403 verify list audit_list get create regenerate regenerate_many; do
+  for s in rejected_401 rejected_403 verify verify_allowlist verify_ratelimit verify_credits list audit_list get create regenerate regenerate_many; do
     if want "$s"; then return 0; fi
   done
   return 1
@@ -492,6 +502,36 @@ one_store() {
       expect_valid "$store" "$SECRET" "$custom"
       run_wrk verify "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/verify.lua "$SRV_URL" "$SECRET" "$custom"
     fi
+    # Issue 22's per-key controls: the same verify of a key carrying one control each.
+    if want verify_allowlist; then
+      control_key allowlist '"allowed_networks":["127.0.0.0/8"]'
+      expect_valid "$store" "$SECRET" "$CONTROL_KEY" ',"client_ip":"127.0.0.1"'
+      jq -e '.data.valid' "$TMP/call.body" >/dev/null || die "pre-flight verify_allowlist: not VALID"
+      expect_verdict "$store" "$SECRET" "$CONTROL_KEY" ',"client_ip":"10.1.2.3"' NETWORK_NOT_ALLOWED
+      run_wrk verify_allowlist "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/verify.lua "$SRV_URL" "$SECRET" "$CONTROL_KEY" ',"client_ip":"127.0.0.1"'
+    fi
+    if want verify_ratelimit; then
+      control_key ratelimit '"rate_limit":{"limit":1000000,"window":"1s"}'
+      jq -e '.data.rate_limit.limit == 1000000' "$TMP/call.body" >/dev/null || die "pre-flight verify_ratelimit: the key has no rate_limit"
+      expect_valid "$store" "$SECRET" "$CONTROL_KEY"
+      run_wrk verify_ratelimit "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/verify.lua "$SRV_URL" "$SECRET" "$CONTROL_KEY"
+    fi
+    if want verify_credits; then
+      control_key credits '"credits":{"remaining":1000000000000}'
+      expect_valid "$store" "$SECRET" "$CONTROL_KEY"
+      jq -e '.data.credits_remaining == 999999999999' "$TMP/call.body" >/dev/null ||
+        { cat "$TMP/call.body" >&2; die "pre-flight verify_credits: the verify spent no credit"; }
+      local ok0 ok1 spent
+      ok0="$(scrape "$SRV_METRICS" | tr ' ' '\n' | sed -n 's/^200://p')"
+      run_wrk verify_credits "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/verify.lua "$SRV_URL" "$SECRET" "$CONTROL_KEY"
+      ok1="$(scrape "$SRV_METRICS" | tr ' ' '\n' | sed -n 's/^200://p')"
+      # Exact: every VALID answer spent one credit, no more, no fewer (the server's count
+      # of 200s during the load, plus the pre-flight's one spend; a cost-0 verify reads).
+      expect_valid "$store" "$SECRET" "$CONTROL_KEY" ',"cost":0'
+      spent=$((1000000000000 - $(jq -r '.data.credits_remaining' "$TMP/call.body")))
+      log "  verify_credits $store: $spent credits spent, $((ok1 - ok0)) VALID answers and the pre-flight's"
+      echo "verify_credits@$store $spent $((ok1 - ok0 + 1))" >>"$TMP/credits"
+    fi
 
     # The read rows, on keys (and their audit events) made beforehand, before create adds thousands.
     if want list || want audit_list || want get; then
@@ -553,10 +593,27 @@ one_store() {
   fi
 }
 
-# expect_valid STORE CALLER KEY: verify of KEY by CALLER answers 200, VALID.
+# control_key NAME FIELDS: creates a custom key with the create body's extra JSON FIELDS
+# into CONTROL_KEY (its answer stays in $TMP/call.body).
+control_key() {
+  expect 201 POST "$SRV_URL/v1/api-keys/?account_id=$ACCOUNT" "$SECRET" "{\"name\":\"control-$1\",\"permissions\":{\"payment\":[\"read\"]},$2}"
+  CONTROL_KEY="$(jq -r '.data.key // empty' "$TMP/call.body")"
+  [ -n "$CONTROL_KEY" ] || die "pre-flight create of the $1 key returned no key"
+}
+
+# expect_verdict STORE CALLER KEY EXTRA CODE: verify of KEY (verify body's extra JSON EXTRA)
+# by CALLER answers 200 with verdict CODE.
+expect_verdict() {
+  local got
+  got="$(call POST "$SRV_URL/v1/api-keys/verify" "$2" "{\"key\":\"$3\"$4}")"
+  [ "$got" = 200 ] && jq -e --arg c "$5" '.data.code == $c' "$TMP/call.body" >/dev/null ||
+    { cat "$TMP/call.body" >&2; die "pre-flight verify on $1: want 200 $5, got $got"; }
+}
+
+# expect_valid STORE CALLER KEY [EXTRA]: verify of KEY by CALLER answers 200, VALID.
 expect_valid() {
   local got
-  got="$(call POST "$SRV_URL/v1/api-keys/verify" "$2" "{\"key\":\"$3\"}")"
+  got="$(call POST "$SRV_URL/v1/api-keys/verify" "$2" "{\"key\":\"$3\"${4:-}}")"
   [ "$got" = 200 ] || { cat "$TMP/call.body" >&2; die "pre-flight verify on $1: want 200, got $got"; }
   jq -e '.data.valid == true and .data.code == "VALID"' "$TMP/call.body" >/dev/null ||
     { cat "$TMP/call.body" >&2; die "pre-flight verify on $1: the key is not VALID"; }
@@ -696,6 +753,8 @@ target() {
     regenerate_many@postgres) echo "0.15 - - -" ;;
     rejected_401@* | rejected_403@*) echo "0.85 - - -" ;;
     verify@*) echo "0.85 5 - -" ;;
+    verify_allowlist@* | verify_ratelimit@*) echo "$(awk -v r="$(median "verify@$2" rps)" -v b="$base_rps" 'BEGIN { printf "%.2f", (b > 0 ? 0.9 * r / b : 0) }') - - -" ;;
+    verify_credits@*) echo "0.3 - - -" ;;
     list@*) echo "0.25 - - -" ;;
     audit_list@*) echo "0.15 - - -" ;;
     get@*) echo "0.6 - - -" ;;
@@ -789,6 +848,12 @@ for s in baseline $ALL_SCENARIOS; do
       misses="$(median "$key" misses)"
       note="$note; cache misses $(awk -v m="$misses" 'BEGIN { printf "%.2f", m }')/req"
       awk -v m="$misses" 'BEGIN { exit !(m >= 0.5) }' || { note="$note (! fewer than half miss)"; why+=("cache"); }
+    fi
+    if [ "$s" = verify_credits ]; then
+      # Every run's spent credits against its VALID answers: a difference is a lost or
+      # doubled spend, and voids the row.
+      inexact="$(awk -v k="$key" '$1 == k && $2 != $3 { printf "%s%s spent for %s VALID", (n++ ? ", " : ""), $2, $3 }' "$TMP/credits" 2>/dev/null)"
+      if [ -n "$inexact" ]; then note="$note; ! credits not exact: $inexact"; why+=("exactness"); else note="$note; credits exact"; fi
     fi
     if [ "$sockerr" != 0 ]; then
       note="$note; ! $sockerr socket errors"

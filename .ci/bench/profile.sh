@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU (and block/mutex) profile of the real server under wrk load.
 #
-#   .ci/bench/profile.sh [create|regenerate|rejected_401|rejected_403|verify] [seconds]
+#   .ci/bench/profile.sh [create|regenerate|rejected_401|rejected_403|verify|list|audit_list|get] [seconds]
 #   VALIDATE=false .ci/bench/profile.sh create 10   (true | false | a share; default: production's)
 #
 # Runs .ci/bench/pprofserver (server.New on a fresh SQLite dir, JSON access log,
@@ -65,6 +65,19 @@ case "$SCENARIO" in
       -H 'Content-Type: application/json' -d '{"name":"profile","permissions":{"payment":["read"]}}' | jq -r '.data.key')"
     [ -n "$custom" ] && [ "$custom" != null ] || { echo "profile.sh: could not create the key to verify" >&2; exit 1; }
     args=(-s .ci/bench/verify.lua "$URL" -- "$(key secret)" "$custom") ;;
+  list | audit_list | get)
+    # As load.sh's read rows: LIST_KEYS keys made here first (each with its audit event).
+    ids=()
+    for i in $(seq 1 "${LIST_KEYS:-120}"); do
+      ids+=("$(curl -fsS -X POST "$URL/v1/api-keys/?account_id=$ACCOUNT" -H "Authorization: Bearer $(key secret)" \
+        -H 'Content-Type: application/json' -d "{\"name\":\"listed $i\",\"permissions\":{\"payment\":[\"read\"]}}" | jq -r '.data.id')")
+    done
+    case "$SCENARIO" in
+      list) paths=("/v1/api-keys/?account_id=$ACCOUNT&limit=20") ;;
+      audit_list) paths=("/v1/audit-events?account_id=$ACCOUNT&limit=100") ;;
+      get) paths=("${ids[@]/#//v1/api-keys/}") ;;
+    esac
+    args=(-s .ci/bench/get.lua "$URL" -- "$(key secret)" "${paths[@]}") ;;
   *) echo "profile.sh: unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac
 
