@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf16"
 
@@ -24,7 +26,7 @@ import (
 // details. It handles a small subset of JSON Schema (objects with fixed
 // properties and additionalProperties false or a schema; arrays of strings
 // with min/maxItems and uniqueItems; strings with min/maxLength and a
-// pattern), read from the spec at start: a schema with any other keyword is
+// pattern; integers with minimum/maximum), read from the spec at start: a schema with any other keyword is
 // not compiled, and its operation keeps the generic path. TestBodyCheckMatchesKin
 // and FuzzBodyCheck hold it to kin-openapi over generated and fuzzed bodies:
 // whatever it accepts kin-openapi accepts with the same value, and whatever
@@ -39,11 +41,14 @@ const (
 	kindObject bodyKind = iota + 1
 	kindArray
 	kindString
+	kindInteger
 )
 
 // bodySchema is one compiled schema. Bounds are -1 when absent.
 type bodySchema struct {
 	kind bodyKind
+	// integer: bounds as kin-openapi compares them (float64), nil when absent
+	minimum, maximum *float64
 	// string
 	minLen, maxLen int64
 	pattern        *regexp.Regexp
@@ -95,6 +100,9 @@ func compileBodySchema(s *openapi3.Schema, depth int) *bodySchema {
 		return nil
 	}
 	out := &bodySchema{minLen: -1, maxLen: -1, minItems: -1, maxItems: -1, minProps: -1, maxProps: -1}
+	if (*s.Type)[0] != openapi3.TypeInteger && (s.Min != nil || s.Max != nil) {
+		return nil // bounds on anything but an integer: not the subset
+	}
 	switch (*s.Type)[0] {
 	case openapi3.TypeString:
 		if len(s.Properties) > 0 || len(s.Required) > 0 || s.Items != nil || s.AdditionalProperties.Has != nil || s.AdditionalProperties.Schema != nil ||
@@ -118,6 +126,15 @@ func compileBodySchema(s *openapi3.Schema, depth int) *bodySchema {
 			}
 			out.pattern = re
 		}
+	case openapi3.TypeInteger:
+		// minimum and maximum only (no format, exclusive bounds or
+		// multipleOf: onlyKnownKeywords leaves those set).
+		if len(s.Properties) > 0 || len(s.Required) > 0 || s.Items != nil || s.AdditionalProperties.Has != nil || s.AdditionalProperties.Schema != nil ||
+			s.MinLength != 0 || s.MaxLength != nil || s.Pattern != "" || s.MinItems != 0 || s.MaxItems != nil || s.UniqueItems || s.MinProps != 0 || s.MaxProps != nil {
+			return nil
+		}
+		out.kind = kindInteger
+		out.minimum, out.maximum = s.Min, s.Max
 	case openapi3.TypeArray:
 		if len(s.Properties) > 0 || len(s.Required) > 0 || s.AdditionalProperties.Has != nil || s.AdditionalProperties.Schema != nil ||
 			s.MinLength != 0 || s.MaxLength != nil || s.Pattern != "" || s.MinProps != 0 || s.MaxProps != nil || s.Items == nil {
@@ -185,7 +202,11 @@ func onlyKnownKeywords(s *openapi3.Schema) bool {
 	c := *s
 	c.Extensions, c.Origin, c.Title, c.Description, c.Example, c.ExternalDocs = nil, nil, "", "", nil, nil
 	c.Deprecated, c.XML, c.Examples, c.Comment = false, nil, nil, ""
+	// A default is an annotation here: requestValidation skips setting
+	// defaults (the handlers apply them), so kin-openapi never checks it.
+	c.Default = nil
 	c.Type = nil
+	c.Min, c.Max = nil, nil
 	c.MinLength, c.MaxLength, c.Pattern = 0, nil, ""
 	c.MinItems, c.MaxItems, c.UniqueItems, c.Items = 0, nil, false, nil
 	c.Required, c.Properties, c.MinProps, c.MaxProps = nil, nil, 0, nil
@@ -245,8 +266,47 @@ func (sc *bodyScanner) value(s *bodySchema) (any, bool) {
 		return sc.array(s)
 	case kindObject:
 		return sc.object(s)
+	case kindInteger:
+		return sc.integer(s)
 	}
 	return nil, false
+}
+
+// integer reads an integer written plainly (an optional minus, then 0 or
+// digits not starting with 0), at most 15 digits so that its float64 is
+// exact: kin-openapi decodes numbers as json.Number and compares bounds in
+// float64. A fraction or an exponent (1.0, 1e2: integers to kin-openapi
+// too) or more digits is "not sure".
+func (sc *bodyScanner) integer(s *bodySchema) (any, bool) {
+	sc.space()
+	start := sc.i
+	if sc.i < len(sc.b) && sc.b[sc.i] == '-' {
+		sc.i++
+	}
+	digits := sc.i
+	for sc.i < len(sc.b) && sc.b[sc.i] >= '0' && sc.b[sc.i] <= '9' {
+		sc.i++
+	}
+	n := sc.i - digits
+	if n == 0 || n > 15 || n > 1 && sc.b[digits] == '0' {
+		return nil, false
+	}
+	if sc.i < len(sc.b) {
+		switch sc.b[sc.i] {
+		case '.', 'e', 'E':
+			return nil, false
+		}
+	}
+	lit := string(sc.b[start:sc.i])
+	v, err := strconv.ParseInt(lit, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	f := float64(v)
+	if s.minimum != nil && f < *s.minimum || s.maximum != nil && f > *s.maximum {
+		return nil, false
+	}
+	return json.Number(lit), true
 }
 
 // str reads a string without escapes (one with an escape is "not sure": the

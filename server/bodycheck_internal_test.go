@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -74,11 +76,14 @@ func specRoute(t fatalT, spec *Spec, op string) *routers.Route {
 }
 
 // simpleBody: no string escape and no member named twice, at any depth.
+var plainInteger = regexp.MustCompile(`^-?(0|[1-9][0-9]{0,14})$`)
+
 func simpleBody(body []byte) bool {
 	if bytes.IndexByte(body, '\\') >= 0 {
 		return false
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
 	var walk func() bool
 	walk = func() bool {
 		tok, err := dec.Token()
@@ -105,6 +110,10 @@ func simpleBody(body []byte) bool {
 				}
 			}
 		default:
+			// Numbers: only integers written plainly, of at most 15 digits.
+			if n, ok := tok.(json.Number); ok {
+				return plainInteger.MatchString(string(n))
+			}
 			return true
 		}
 		_, err = dec.Token() // the closing delimiter
@@ -169,8 +178,15 @@ func TestBodyCheckRefusesUnknownKeywords(t *testing.T) {
 		"allOf": str(func(s *openapi3.Schema) {
 			s.AllOf = openapi3.SchemaRefs{openapi3.NewSchemaRef("", openapi3.NewStringSchema())}
 		}),
-		"not":       str(func(s *openapi3.Schema) { s.Not = openapi3.NewSchemaRef("", openapi3.NewStringSchema()) }),
-		"default":   str(func(s *openapi3.Schema) { s.Default = "x" }),
+		"not":                 str(func(s *openapi3.Schema) { s.Not = openapi3.NewSchemaRef("", openapi3.NewStringSchema()) }),
+		"minimum on a string": str(func(s *openapi3.Schema) { s.Min = openapi3.Ptr(1.0) }),
+		"integer format":      openapi3.NewInt64Schema(),
+		"exclusiveMinimum":    openapi3.NewIntegerSchema().WithMin(0).WithExclusiveMin(true),
+		"multipleOf": func() *openapi3.Schema {
+			s := openapi3.NewIntegerSchema()
+			s.MultipleOf = openapi3.Ptr(2.0)
+			return s
+		}(),
 		"const":     str(func(s *openapi3.Schema) { s.Const = "x" }),
 		"escape":    str(func(s *openapi3.Schema) { s.Pattern = `^\u0041$` }),
 		"readOnly":  str(func(s *openapi3.Schema) { s.ReadOnly = true }),
@@ -193,6 +209,13 @@ func TestBodyCheckRefusesUnknownKeywords(t *testing.T) {
 	ok.AdditionalProperties = openapi3.AdditionalProperties{Has: openapi3.Ptr(false)}
 	if compileBodySchema(ok, 0) == nil {
 		t.Error("a plain object of strings is not compiled")
+	}
+	// A default is an annotation (requestValidation skips setting defaults),
+	// and integers with bounds are in the subset.
+	withInt := openapi3.NewObjectSchema().WithProperty("n", openapi3.NewIntegerSchema().WithMin(0).WithMax(9).WithDefault(1))
+	withInt.AdditionalProperties = openapi3.AdditionalProperties{Has: openapi3.Ptr(false)}
+	if compileBodySchema(withInt, 0) == nil {
+		t.Error("an object with a bounded integer that has a default is not compiled")
 	}
 }
 
@@ -247,6 +270,10 @@ func verifyBodySeeds() []string {
 		`{"key":"a\u0041"}`, `{"key":"a\"b"}`, `{"key":"a\\"}`, `{"k\u0065y":"a"}`, `{"key":"\u0000"}`,
 		`{"key":"a","permissions":{"p\u0041":["read"]}}`,
 		`{"key":"<script>&amp;"}`, `{"key":"a` + "\u2028" + `"}`,
+		`{"key":"a","cost":0}`, `{"key":"a","cost":1}`, `{"key":"a","cost":1000000}`, `{"key":"a","cost":1000001}`,
+		`{"key":"a","cost":-1}`, `{"key":"a","cost":-0}`, `{"key":"a","cost":1.0}`, `{"key":"a","cost":1e2}`,
+		`{"key":"a","cost":01}`, `{"key":"a","cost":"1"}`, `{"key":"a","cost":null}`, `{"key":"a","cost":1.5}`,
+		`{"key":"a","cost":1234567890123456}`, `{"key":"a", "cost" : 7 }`,
 	}
 }
 
@@ -314,6 +341,8 @@ func genJSON(t *rapid.T, s *openapi3.Schema, depth int) string {
 	switch typ {
 	case openapi3.TypeString:
 		return genString(t, s)
+	case openapi3.TypeInteger:
+		return genInteger(t, s)
 	case openapi3.TypeArray:
 		maxItems := 6
 		if s.MaxItems != nil {
@@ -409,6 +438,29 @@ func genName(t *rapid.T, name string) string {
 	}
 	b, _ := json.Marshal(name)
 	return string(b)
+}
+
+// genInteger writes an integer at, inside or just past the schema's bounds,
+// or one written as kin-openapi also reads integers (1.0, 1e2, -0, many
+// digits), or a number that is none.
+func genInteger(t *rapid.T, s *openapi3.Schema) string {
+	lo, hi := -5.0, 1e6
+	if s.Min != nil {
+		lo = *s.Min
+	}
+	if s.Max != nil {
+		hi = *s.Max
+	}
+	switch rapid.IntRange(0, 5).Draw(t, "intkind") {
+	case 0:
+		return strconv.FormatInt(int64(lo)+int64(rapid.IntRange(-1, 1).Draw(t, "off")), 10)
+	case 1:
+		return strconv.FormatInt(int64(hi)+int64(rapid.IntRange(-1, 1).Draw(t, "off")), 10)
+	case 2:
+		return rapid.SampledFrom([]string{"1.0", "1e2", "1E0", "-0", "0.5", "2.50", "1000000000000000", "123456789012345", "-1", "1e400", "0e0"}).Draw(t, "odd")
+	default:
+		return strconv.FormatInt(rapid.Int64Range(int64(lo)-2, int64(hi)+2).Draw(t, "int"), 10)
+	}
 }
 
 func genString(t *rapid.T, s *openapi3.Schema) string {
