@@ -3,8 +3,10 @@
 #
 #   .ci/bench/profile.sh [create|regenerate|rejected_401|rejected_403|verify|list|audit_list|get] [seconds]
 #   VALIDATE=false .ci/bench/profile.sh create 10   (true | false | a share; default: production's)
+#   STORE=postgres .ci/bench/profile.sh create 10   (a fresh database hsrcpay_prof_<pid> on
+#                                                    BENCH_POSTGRES_URL's server, dropped after)
 #
-# Runs .ci/bench/pprofserver (server.New on a fresh SQLite dir, JSON access log,
+# Runs .ci/bench/pprofserver (server.New on a fresh SQLite dir or PostgreSQL database, JSON access log,
 # pprof on a side port), drives one scenario with the same wrk script as load.sh,
 # and writes cpu.prof, block.prof, mutex.prof and the binary into OUT
 # (default /tmp/hsrcpay-profile). Also prints the server's CPU time per request,
@@ -22,6 +24,9 @@ VALIDATE="${VALIDATE:-}"
 LOG_LEVEL="${LOG_LEVEL:-info}"
 SYNC="${HSRCPAY_SQLITE_SYNCHRONOUS:-NORMAL}"
 ACCOUNT=acct_demo
+STORE="${STORE:-sqlite}"
+PG_ADMIN="${BENCH_POSTGRES_URL:-${HSRCPAY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}}"
+PG_DB="hsrcpay_prof_$$"
 GO="${GO:-go}"
 command -v wrk >/dev/null || { echo "profile.sh: wrk is missing (.ci/bench/load.sh installs it)" >&2; exit 1; }
 
@@ -31,7 +36,8 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/hsrcpay-prof.XXXXXX")"
 PID=""
 cleanup() {
   if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  rm -rf "$TMP"
+  if [ "$STORE" = postgres ]; then psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true; fi
+  if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -41,7 +47,15 @@ PORT="$(free_port 18580)"
 PPORT="$(free_port $((PORT + 1)))"
 
 "$GO" build -o "$OUT/pprofserver" .ci/bench/pprofserver/main.go
-"$OUT/pprofserver" -addr "127.0.0.1:$PORT" -pprof "127.0.0.1:$PPORT" -dir "$TMP/data" \
+case "$STORE" in
+  sqlite) where=(-dir "$TMP/data") ;;
+  postgres)
+    psql "$PG_ADMIN" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $PG_DB" >/dev/null
+    # The same server, another database: the admin URL's path replaced.
+    where=(-postgres "$(sed -E "s#^(postgres(ql)?://[^/]*)/[^?]*#\1/$PG_DB#" <<<"$PG_ADMIN")") ;;
+  *) echo "profile.sh: STORE is sqlite or postgres" >&2; exit 2 ;;
+esac
+"$OUT/pprofserver" -addr "127.0.0.1:$PORT" -pprof "127.0.0.1:$PPORT" "${where[@]}" \
   ${VALIDATE:+-validate-responses="$VALIDATE"} -synchronous="$SYNC" -log-level="$LOG_LEVEL" -account "$ACCOUNT" \
   >"$TMP/keys.json" 2>"$TMP/server.log" &
 PID=$!

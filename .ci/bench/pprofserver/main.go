@@ -1,4 +1,5 @@
-// Command pprofserver runs the real server (server.New on SQLite, wired like
+// Command pprofserver runs the real server (server.New on SQLite, or on
+// PostgreSQL with -postgres, wired like
 // `hsrcpay-server serve`: JSON access log on stderr through logwriter, in-memory rate limiter,
 // usage flushing) with net/http/pprof on a second address, for profiling
 // under wrk load. It bootstraps a sandbox account and prints its managed
@@ -21,6 +22,8 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/config"
 	"github.com/hsrcpay/apikeys/internal/logwriter"
+	"github.com/hsrcpay/apikeys/internal/store"
+	"github.com/hsrcpay/apikeys/internal/store/postgres"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 	"github.com/hsrcpay/apikeys/server"
 )
@@ -28,15 +31,16 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18580", "API listen address")
 	pprofAddr := flag.String("pprof", "127.0.0.1:18581", "pprof listen address")
-	dir := flag.String("dir", "", "SQLite directory (required)")
+	dir := flag.String("dir", "", "SQLite directory (this or -postgres)")
+	pgURL := flag.String("postgres", "", "PostgreSQL URL of a fresh database (instead of -dir)")
 	account := flag.String("account", "acct_demo", "sandbox account to bootstrap")
 	validate := flag.String("validate-responses", strconv.FormatFloat(config.DefaultResponseValidation, 'g', -1, 64),
 		"HSRCPAY_VALIDATE_RESPONSES: true, false or the share of responses checked (default: production's)")
 	sync := flag.String("synchronous", "NORMAL", "SQLite synchronous pragma")
 	logLevel := flag.String("log-level", "info", "access log level (info logs every request, as in production)")
 	flag.Parse()
-	if *dir == "" {
-		log.Fatal("pprofserver: -dir is required")
+	if (*dir == "") == (*pgURL == "") {
+		log.Fatal("pprofserver: one of -dir and -postgres is required")
 	}
 	share, err := config.ParseResponseValidation(*validate)
 	if err != nil {
@@ -46,11 +50,16 @@ func main() {
 	runtime.SetMutexProfileFraction(10)
 
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, *dir, sqlite.Options{Synchronous: *sync})
+	var st store.Store
+	if *pgURL != "" {
+		st, err = postgres.Open(ctx, *pgURL)
+	} else {
+		st, err = sqlite.Open(ctx, *dir, sqlite.Options{Synchronous: *sync})
+	}
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer st.Close()
+	defer func() { _ = st.Close() }()
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		log.Fatal(err)
