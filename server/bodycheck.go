@@ -2,8 +2,10 @@ package server
 
 import (
 	"bytes"
+	"encoding/json"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf16"
 
@@ -24,7 +26,7 @@ import (
 // details. It handles a small subset of JSON Schema (objects with fixed
 // properties and additionalProperties false or a schema; arrays of strings
 // with min/maxItems and uniqueItems; strings with min/maxLength and a
-// pattern), read from the spec at start: a schema with any other keyword is
+// pattern; integers with minimum and maximum), read from the spec at start: a schema with any other keyword is
 // not compiled, and its operation keeps the generic path. TestBodyCheckMatchesKin
 // and FuzzBodyCheck hold it to kin-openapi over generated and fuzzed bodies:
 // whatever it accepts kin-openapi accepts with the same value, and whatever
@@ -39,6 +41,7 @@ const (
 	kindObject bodyKind = iota + 1
 	kindArray
 	kindString
+	kindInteger
 )
 
 // bodySchema is one compiled schema. Bounds are -1 when absent.
@@ -47,6 +50,9 @@ type bodySchema struct {
 	// string
 	minLen, maxLen int64
 	pattern        *regexp.Regexp
+	// integer (hasMin, hasMax: whether min, max apply)
+	min, max       float64
+	hasMin, hasMax bool
 	// array
 	minItems, maxItems int64
 	unique             bool
@@ -96,6 +102,19 @@ func compileBodySchema(s *openapi3.Schema, depth int) *bodySchema {
 	}
 	out := &bodySchema{minLen: -1, maxLen: -1, minItems: -1, maxItems: -1, minProps: -1, maxProps: -1}
 	switch (*s.Type)[0] {
+	case openapi3.TypeInteger:
+		if len(s.Properties) > 0 || len(s.Required) > 0 || s.Items != nil || s.AdditionalProperties.Has != nil || s.AdditionalProperties.Schema != nil ||
+			s.MinItems != 0 || s.MaxItems != nil || s.UniqueItems || s.MinProps != 0 || s.MaxProps != nil ||
+			s.MinLength != 0 || s.MaxLength != nil || s.Pattern != "" {
+			return nil
+		}
+		out.kind = kindInteger
+		if s.Min != nil {
+			out.min, out.hasMin = *s.Min, true
+		}
+		if s.Max != nil {
+			out.max, out.hasMax = *s.Max, true
+		}
 	case openapi3.TypeString:
 		if len(s.Properties) > 0 || len(s.Required) > 0 || s.Items != nil || s.AdditionalProperties.Has != nil || s.AdditionalProperties.Schema != nil ||
 			s.MinItems != 0 || s.MaxItems != nil || s.UniqueItems || s.MinProps != 0 || s.MaxProps != nil {
@@ -190,6 +209,12 @@ func onlyKnownKeywords(s *openapi3.Schema) bool {
 	c.MinItems, c.MaxItems, c.UniqueItems, c.Items = 0, nil, false, nil
 	c.Required, c.Properties, c.MinProps, c.MaxProps = nil, nil, 0, nil
 	c.AdditionalProperties = openapi3.AdditionalProperties{}
+	if s.Type != nil && s.Type.Is(openapi3.TypeInteger) {
+		// An integer's bounds (inclusive: exclusive ones stay set), and its
+		// default, an annotation only: requestValidation skips setting
+		// defaults, so kin-openapi's value lacks an absent member as ours does.
+		c.Min, c.Max, c.Default = nil, nil, nil
+	}
 	return reflect.ValueOf(c).IsZero()
 }
 
@@ -241,12 +266,43 @@ func (sc *bodyScanner) value(s *bodySchema) (any, bool) {
 			return nil, false
 		}
 		return str, true
+	case kindInteger:
+		return sc.integer(s)
 	case kindArray:
 		return sc.array(s)
 	case kindObject:
 		return sc.object(s)
 	}
 	return nil, false
+}
+
+// integer reads an integer as kin-openapi decodes it (json.Number, UseNumber)
+// when it is a plain one: digits, an optional minus, no fraction or
+// exponent, at most 15 digits (exact as the float64 kin-openapi compares
+// with the bounds); any other number is "not sure".
+func (sc *bodyScanner) integer(s *bodySchema) (any, bool) {
+	sc.space()
+	start := sc.i
+	if sc.i < len(sc.b) && sc.b[sc.i] == '-' {
+		sc.i++
+	}
+	digits := sc.i
+	for sc.i < len(sc.b) && sc.b[sc.i] >= '0' && sc.b[sc.i] <= '9' {
+		sc.i++
+	}
+	n := sc.i - digits
+	if n == 0 || n > 15 || (n > 1 && sc.b[digits] == '0') {
+		return nil, false
+	}
+	if sc.i < len(sc.b) && (sc.b[sc.i] == '.' || sc.b[sc.i] == 'e' || sc.b[sc.i] == 'E') {
+		return nil, false
+	}
+	lit := string(sc.b[start:sc.i])
+	v, err := strconv.ParseInt(lit, 10, 64)
+	if err != nil || s.hasMin && float64(v) < s.min || s.hasMax && float64(v) > s.max {
+		return nil, false
+	}
+	return json.Number(lit), true
 }
 
 // str reads a string without escapes (one with an escape is "not sure": the
