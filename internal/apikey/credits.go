@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -161,23 +160,4 @@ func (c *Credits) String() string {
 		s += ", refill " + c.Refill.String()
 	}
 	return s
-}
-
-// ParseRefill reads a refill as the CLI spells it: AMOUNT/daily,
-// AMOUNT/monthly or AMOUNT/monthly@DAY.
-func ParseRefill(s string) (*CreditRefill, error) {
-	amount, rest, ok := strings.Cut(s, "/")
-	n, err := strconv.ParseInt(amount, 10, 64)
-	if !ok || err != nil {
-		return nil, fmt.Errorf("refill %q: want AMOUNT/daily, AMOUNT/monthly or AMOUNT/monthly@DAY", s)
-	}
-	r := &CreditRefill{Amount: n, Interval: rest}
-	if iv, day, ok := strings.Cut(rest, "@"); ok {
-		d, err := strconv.Atoi(day)
-		if err != nil {
-			return nil, fmt.Errorf("refill %q: day %q is not a number", s, day)
-		}
-		r.Interval, r.Day = iv, d
-	}
-	return r, nil
 }
