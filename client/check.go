@@ -25,6 +25,7 @@ const (
 	maxMetadataValueLen = 500 // Metadata's values: maxLength
 	maxNetworks         = 32  // AllowedNetworks: maxItems
 	maxRateLimit        = 1_000_000
+	maxCredits          = 1_000_000_000_000 // Credits.remaining, CreditRefill.amount, credits_add
 )
 
 var (
@@ -58,13 +59,40 @@ func (r CreateAPIKeyRequest) check() error {
 	if err := checkNetworks("CreateAPIKeyRequest.AllowedNetworks", r.AllowedNetworks); err != nil {
 		return err
 	}
-	return checkRateLimit("CreateAPIKeyRequest.RateLimit", r.RateLimit)
+	if err := checkRateLimit("CreateAPIKeyRequest.RateLimit", r.RateLimit); err != nil {
+		return err
+	}
+	return checkCredits("CreateAPIKeyRequest.Credits", r.Credits)
+}
+
+// checkCredits refuses what Credits does not allow (the rule-24 bounds and
+// a day on a daily refill are the server's).
+func checkCredits(field string, c *Credits) error {
+	switch {
+	case c == nil:
+		return nil
+	case c.Remaining < 0 || c.Remaining > maxCredits:
+		return argError(field+".Remaining", c.Remaining, "want 0 to %d credits", int64(maxCredits))
+	case c.Refill == nil:
+		return nil
+	case c.Refill.Amount < 1 || c.Refill.Amount > maxCredits:
+		return argError(field+".Refill.Amount", c.Refill.Amount, "want 1 to %d credits", int64(maxCredits))
+	case !c.Refill.Interval.Valid():
+		return argError(field+".Refill.Interval", c.Refill.Interval, "want client.RefillDaily or client.RefillMonthly")
+	case c.Refill.Day != nil && (*c.Refill.Day < 1 || *c.Refill.Day > 31):
+		return argError(field+".Refill.Day", *c.Refill.Day, "want a day of the month, 1 to 31")
+	}
+	return nil
 }
 
 // check refuses what the spec's UpdateApiKeyRequest does not allow.
 func (r UpdateAPIKeyRequest) check() error {
-	if r.Name == nil && r.Metadata == nil && r.Status == nil && r.ExpiresAt == nil && r.AllowedNetworks == nil && r.RateLimit == nil {
-		return argError("UpdateAPIKeyRequest", "{}", "set at least one field (Name, Metadata, Status, ExpiresAt, AllowedNetworks or RateLimit)")
+	if r.Name == nil && r.Metadata == nil && r.Status == nil && r.ExpiresAt == nil && r.AllowedNetworks == nil && r.RateLimit == nil &&
+		r.Credits == nil && r.CreditsAdd == nil {
+		return argError("UpdateAPIKeyRequest", "{}", "set at least one field (Name, Metadata, Status, ExpiresAt, AllowedNetworks, RateLimit, Credits or CreditsAdd)")
+	}
+	if a := r.CreditsAdd; a != nil && (*a < 1 || *a > maxCredits) {
+		return argError("UpdateAPIKeyRequest.CreditsAdd", *a, "want 1 to %d credits", int64(maxCredits))
 	}
 	if r.Name != nil {
 		if err := checkName("UpdateAPIKeyRequest.Name", *r.Name); err != nil {
@@ -80,7 +108,10 @@ func (r UpdateAPIKeyRequest) check() error {
 	if err := checkNetworks("UpdateAPIKeyRequest.AllowedNetworks", r.AllowedNetworks); err != nil {
 		return err
 	}
-	return checkRateLimit("UpdateAPIKeyRequest.RateLimit", r.RateLimit)
+	if err := checkRateLimit("UpdateAPIKeyRequest.RateLimit", r.RateLimit); err != nil {
+		return err
+	}
+	return checkCredits("UpdateAPIKeyRequest.Credits", r.Credits)
 }
 
 // checkRateLimit refuses what RateLimit does not allow.

@@ -51,6 +51,10 @@ const (
 	// than the caller's own per-key one, or none (create, update), or
 	// already has (regenerate, update, delete).
 	CodeRateLimitEscalation ErrorCode = 40307
+	// CodeCreditEscalation (403): the key would have more credits than the
+	// caller's own, none, or a larger or more frequent refill (create,
+	// update), or already has (regenerate, update, delete).
+	CodeCreditEscalation ErrorCode = 40308
 
 	// CodeKeyNotFound (404): no such API key, or not visible to this
 	// credential (another account's or mode's).
@@ -106,13 +110,16 @@ const (
 	CodeManagedKeyNotDeletable ErrorCode = 42204
 	// CodeManagedKeyFixed (422): a managed key's name and expiry cannot
 	// change, and the managed secret key (the account's root credential)
-	// cannot be switched off.
+	// cannot be switched off, restricted to networks or given credits.
 	CodeManagedKeyFixed ErrorCode = 42205
 	// CodeExpiryExtended (422): expires_at can only move earlier.
 	CodeExpiryExtended ErrorCode = 42206
 	// CodeIdempotencyKeyReused (422): this Idempotency-Key was used for a
 	// different request; use a new key for a new request.
 	CodeIdempotencyKeyReused ErrorCode = 42207
+	// CodeCreditsInvalid (422): credits_add for a key without credits, or
+	// beside credits, or a refill day on a daily refill.
+	CodeCreditsInvalid ErrorCode = 42208
 
 	// CodeRateLimited (429): too many requests for this credential or its
 	// account; Error.RetryAfter says when to retry.
@@ -134,7 +141,7 @@ const (
 // time of this client's release; a newer server may send others).
 func (c ErrorCode) Valid() bool {
 	switch c {
-	case CodeValidationFailed, CodeMalformedBody, CodeMissingCredentials, CodeInvalidCredentials, CodeExpiredCredentials, CodeBadLeakSignature, CodePermissionDenied, CodeAccountForbidden, CodePrivilegeEscalation, CodePublishableKeyForbidden, CodeReplacedSecret, CodeLifetimeEscalation, CodeNetworkEscalation, CodeRateLimitEscalation, CodeKeyNotFound, CodeAccountNotFound, CodeRouteNotFound, CodeSecretScanningOff, CodeMethodNotAllowed, CodeDuplicateName, CodeKeyNotActive, CodeKeyLimitReached, CodeKeyDeleted, CodeIdempotencyConflict, CodeBodyTooLarge, CodeUnsupportedMediaType, CodeUnknownPermission, CodeKeyNotManaged, CodeInvalidExpiry, CodeLifetimeExceedsCaller, CodeManagedKeyNotDeletable, CodeManagedKeyFixed, CodeExpiryExtended, CodeIdempotencyKeyReused, CodeRateLimited, CodeTooManyAuthFailures, CodeInternal, CodeStoreUnavailable:
+	case CodeValidationFailed, CodeMalformedBody, CodeMissingCredentials, CodeInvalidCredentials, CodeExpiredCredentials, CodeBadLeakSignature, CodePermissionDenied, CodeAccountForbidden, CodePrivilegeEscalation, CodePublishableKeyForbidden, CodeReplacedSecret, CodeLifetimeEscalation, CodeNetworkEscalation, CodeRateLimitEscalation, CodeCreditEscalation, CodeKeyNotFound, CodeAccountNotFound, CodeRouteNotFound, CodeSecretScanningOff, CodeMethodNotAllowed, CodeDuplicateName, CodeKeyNotActive, CodeKeyLimitReached, CodeKeyDeleted, CodeIdempotencyConflict, CodeBodyTooLarge, CodeUnsupportedMediaType, CodeUnknownPermission, CodeKeyNotManaged, CodeInvalidExpiry, CodeLifetimeExceedsCaller, CodeManagedKeyNotDeletable, CodeManagedKeyFixed, CodeExpiryExtended, CodeIdempotencyKeyReused, CodeCreditsInvalid, CodeRateLimited, CodeTooManyAuthFailures, CodeInternal, CodeStoreUnavailable:
 		return true
 	}
 	return false

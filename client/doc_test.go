@@ -31,6 +31,7 @@ func TestTypesMatchTheSpec(t *testing.T) {
 		"UpdateAPIKeyRequest": "UpdateAPIKeyRequest", "CreatedBy": "CreatedBy", "FieldError": "FieldError",
 		"AuditEvent": "AuditEvent", "APIKeyList": "APIKeyPage", "AuditEventList": "AuditEventPage",
 		"Permissions": "Permissions", "Metadata": "Metadata", "RateLimit": "RateLimit",
+		"Credits": "Credits", "CreditRefill": "CreditRefill", "CreditRefillInterval": "RefillInterval",
 		"APIKeyStatus": "KeyStatus", "APIKeyViewStatus": "KeyStatus", "ListAPIKeysParamsStatus": "KeyStatus",
 		"APIKeyType": "KeyType", "APIKeyViewType": "KeyType", "ListAPIKeysParamsType": "KeyType", "VerifyAPIKeyResultType": "KeyType",
 		"UpdateAPIKeyRequestStatus": "UpdateStatus", "CreatedByKind": "CreatedByKind", "AuditAction": "AuditAction",
@@ -69,6 +70,8 @@ func TestTypesMatchTheSpec(t *testing.T) {
 		{reflect.TypeFor[oapi.UpdateAPIKeyRequest](), reflect.TypeFor[client.UpdateAPIKeyRequest]()},
 		{reflect.TypeFor[oapi.CreatedBy](), reflect.TypeFor[client.CreatedBy]()},
 		{reflect.TypeFor[oapi.RateLimit](), reflect.TypeFor[client.RateLimit]()},
+		{reflect.TypeFor[oapi.Credits](), reflect.TypeFor[client.Credits]()},
+		{reflect.TypeFor[oapi.CreditRefill](), reflect.TypeFor[client.CreditRefill]()},
 		{reflect.TypeFor[oapi.FieldError](), reflect.TypeFor[client.FieldError]()},
 		{reflect.TypeFor[oapi.AuditEvent](), reflect.TypeFor[client.AuditEvent]()},
 		{reflect.TypeFor[oapi.APIKeyList](), reflect.TypeFor[client.APIKeyPage]()},
@@ -157,7 +160,7 @@ func TestTypesMatchTheSpec(t *testing.T) {
 			t.Errorf("client.%s has the values %v, the spec's %s %v", ourType, mine[ourType], genType, want)
 		}
 	}
-	for _, typ := range []string{"KeyStatus", "KeyType", "UpdateStatus", "CreatedByKind", "AuditAction", "Mode", "FieldLocation", "VerifyCode", "VerifiedMode", "ErrorCode"} {
+	for _, typ := range []string{"RefillInterval", "KeyStatus", "KeyType", "UpdateStatus", "CreatedByKind", "AuditAction", "Mode", "FieldLocation", "VerifyCode", "VerifiedMode", "ErrorCode"} {
 		if !checked[typ] {
 			t.Errorf("client.%s was compared with no enum of the spec", typ)
 		}
@@ -176,7 +179,8 @@ func TestTypesMatchTheSpec(t *testing.T) {
 		client.AuditCreate.Valid(), client.AuditBootstrap.Valid(), !client.AuditAction("explode").Valid(),
 		client.ModeLive.Valid(), client.ModeTest.Valid(), !client.Mode("prod").Valid(),
 		client.VerifyValid.Valid(), client.VerifyInsufficientPermissions.Valid(), !client.VerifyCode("OK").Valid(),
-		client.VerifiedLive.Valid(), client.VerifiedTest.Valid(),
+		client.VerifiedLive.Valid(), client.VerifiedTest.Valid(), client.VerifyUsageExceeded.Valid(),
+		client.RefillDaily.Valid(), client.RefillMonthly.Valid(), !client.RefillInterval("weekly").Valid(),
 		client.LocationBody.Valid(), client.LocationQuery.Valid(), client.LocationPath.Valid(), client.LocationHeader.Valid(),
 	} {
 		if !ok {

@@ -63,6 +63,9 @@ type APIKey struct {
 	// RateLimit is the key's own request budget; nil when it spends its
 	// mode's default.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// Credits are the key's usage credits as of the answer (a refill that
+	// was due applied); nil when verifies of it spend none.
+	Credits *Credits `json:"credits,omitempty"`
 }
 
 // APIKeyView is a key as read, listed, updated or deleted: everything but the
@@ -114,6 +117,9 @@ type APIKeyView struct {
 	// RateLimit is the key's own request budget; nil when it spends its
 	// mode's default.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// Credits are the key's usage credits as of the answer (a refill that
+	// was due applied); nil when verifies of it spend none.
+	Credits *Credits `json:"credits,omitempty"`
 }
 
 // CreateAPIKeyRequest is a new key's name, permissions, and optional expiry
@@ -146,7 +152,51 @@ type CreateAPIKeyRequest struct {
 	// default; nil for the default. A caller with its own limit must give
 	// one no larger as a rate (else CodeRateLimitEscalation).
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// Credits are the key's usage credits; nil for none. A caller with
+	// credits must give some within its own: no more Remaining, a Refill only
+	// if it has one, of no larger Amount and no shorter Interval (else
+	// CodeCreditEscalation).
+	Credits *Credits `json:"credits,omitempty"`
 }
+
+// Credits are a key's usage credits: every verify of the key that would
+// otherwise be VerifyValid spends its cost ([Cost], 1 by default) from
+// Remaining; with fewer left the verdict is VerifyUsageExceeded and nothing
+// is spent. Spends are exact on every replica (the key store decides).
+// Requests made with the key spend none. Once set, credits are changed
+// ([UpdateAPIKeyRequest.Credits], CreditsAdd), never removed; the managed
+// secret key has none (CodeManagedKeyFixed).
+type Credits struct {
+	// Remaining is what is left (0 to 1e12); in answers, as of the answer.
+	Remaining int64 `json:"remaining"`
+	// Refill puts Remaining back to an amount daily or monthly; nil: never.
+	Refill *CreditRefill `json:"refill,omitempty"`
+}
+
+// CreditRefill puts Remaining back to Amount (not added to it) at 00:00 UTC
+// of every day (RefillDaily) or of Day of every month (RefillMonthly; in a
+// shorter month, its last day).
+type CreditRefill struct {
+	// Amount is what Remaining becomes, 1 to 1e12.
+	Amount int64 `json:"amount"`
+	// Day is a monthly refill's day, 1 to 31 (nil: 1); nil for daily ones
+	// (else CodeCreditsInvalid).
+	Day *int `json:"day,omitempty"`
+	// Interval is RefillDaily or RefillMonthly.
+	Interval RefillInterval `json:"interval"`
+}
+
+// RefillInterval is how often credits refill.
+type RefillInterval string
+
+// Refill intervals.
+const (
+	RefillDaily   RefillInterval = "daily"   // at 00:00 UTC every day
+	RefillMonthly RefillInterval = "monthly" // at 00:00 UTC on CreditRefill.Day every month
+)
+
+// Valid reports whether i is RefillDaily or RefillMonthly.
+func (i RefillInterval) Valid() bool { return i == RefillDaily || i == RefillMonthly }
 
 // RateLimit is a key's own request budget: at most Limit requests per
 // Window ("30s", "1m", "1h", "1d": a whole number of s, m, h or d, from 1s
@@ -179,6 +229,14 @@ type UpdateAPIKeyRequest struct {
 	// RateLimit replaces the key's own request budget (a per-key limit is
 	// changed, never removed).
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// Credits replace the key's credits, Remaining and Refill (nil Refill:
+	// none). A caller with credits sets none beyond its own
+	// (CodeCreditEscalation).
+	Credits *Credits `json:"credits,omitempty"`
+	// CreditsAdd adds to what a key with credits has left (1 to 1e12), in
+	// the same transaction as the check; not beside Credits, and only for a
+	// key that has credits (else CodeCreditsInvalid).
+	CreditsAdd *int64 `json:"credits_add,omitempty"`
 }
 
 // Permissions maps a resource to its actions:

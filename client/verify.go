@@ -27,6 +27,7 @@ const (
 	VerifyRateLimited             VerifyCode = "RATE_LIMITED"             // the key works but is over its own or its account's budget: RetryAfter
 	VerifyInsufficientPermissions VerifyCode = "INSUFFICIENT_PERMISSIONS" // the key works but lacks MissingPermissions
 	VerifyNetworkNotAllowed       VerifyCode = "NETWORK_NOT_ALLOWED"      // the key is restricted to networks and ClientIP was absent or outside them
+	VerifyUsageExceeded           VerifyCode = "USAGE_EXCEEDED"           // the key has fewer credits left than the Cost (nothing spent): CreditsRemaining
 )
 
 // VerifiedMode is the mode of a key [Client.VerifyKey] found: always the
@@ -43,7 +44,7 @@ const (
 // send others).
 func (c VerifyCode) Valid() bool {
 	switch c {
-	case VerifyValid, VerifyNotFound, VerifyRevoked, VerifyDisabled, VerifyExpired, VerifyRateLimited, VerifyInsufficientPermissions, VerifyNetworkNotAllowed:
+	case VerifyValid, VerifyNotFound, VerifyRevoked, VerifyDisabled, VerifyExpired, VerifyRateLimited, VerifyInsufficientPermissions, VerifyNetworkNotAllowed, VerifyUsageExceeded:
 		return true
 	}
 	return false
@@ -87,6 +88,10 @@ type Verification struct {
 	// RetryAfter is how long until the key's budget has room again, for
 	// VerifyRateLimited.
 	RetryAfter time.Duration
+	// CreditsRemaining is what a key with credits has left after this
+	// verify (VerifyValid: spent; VerifyUsageExceeded: nothing spent); nil
+	// for keys without credits and other verdicts.
+	CreditsRemaining *int64
 }
 
 // Found reports whether the API found the key among the caller's: the
@@ -99,7 +104,25 @@ type VerifyOption func(*verifySettings)
 type verifySettings struct {
 	perms    Permissions
 	clientIP string
+	cost     *int
 	err      error
+}
+
+// maxCost is the largest cost a verify may spend.
+const maxCost = 1_000_000
+
+// Cost is what the verify spends from a key with credits when it is
+// otherwise VerifyValid: 0 to 1000000 (without Cost: 1; 0 checks without
+// spending). Keys without credits ignore it. A cost out of range makes
+// VerifyKey return an [*ArgumentError] without sending anything.
+func Cost(n int) VerifyOption {
+	return func(s *verifySettings) {
+		if n < 0 || n > maxCost {
+			s.err = &ArgumentError{Name: "Cost", Value: n, Reason: fmt.Sprintf("want 0 to %d credits", maxCost)}
+			return
+		}
+		s.cost = &n
+	}
 }
 
 // ClientIP gives the address of the client that presented the key to your
@@ -193,6 +216,7 @@ func (c *Client) VerifyKey(ctx context.Context, key string, opts ...VerifyOption
 	if s.clientIP != "" {
 		body.ClientIP = &s.clientIP
 	}
+	body.Cost = s.cost
 	res, err := c.raw.VerifyAPIKey(repeatable(ctx), body) //nolint:bodyclose // result (or its caller) reads and closes the body
 	r, err := result[oapi.VerifyAPIKeyResult](c, res, err)
 	if err != nil {
@@ -231,5 +255,6 @@ func verification(r *oapi.VerifyAPIKeyResult) *Verification {
 	if r.RetryAfterSeconds != nil {
 		v.RetryAfter = time.Duration(*r.RetryAfterSeconds) * time.Second
 	}
+	v.CreditsRemaining = r.CreditsRemaining
 	return v
 }

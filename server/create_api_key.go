@@ -29,6 +29,7 @@ func (h *handlers) CreateApiKey(ctx context.Context, req api.CreateApiKeyRequest
 		in.AllowedNetworks = *req.Body.AllowedNetworks
 	}
 	in.RateLimit = rateLimitInput(req.Body.RateLimit)
+	in.Credits = creditsInput(req.Body.Credits)
 	// With an Idempotency-Key, the answer is rendered inside the create's
 	// unit of work and kept with it (idempotency.go); the same bytes go out.
 	call := idemCallFrom(ctx)

@@ -226,6 +226,9 @@ func (m *csmModel) ownerVerifies(rt *rapid.T, pk, root *csmSecret) {
 	// networks answers NETWORK_NOT_ALLOWED without one, by design (rule 22),
 	// whatever anyone else sent.
 	var opts []client.VerifyOption
+	if pk.key.credits != nil {
+		opts = append(opts, client.Cost(0)) // checks, spending nothing (rule 24)
+	}
 	from := ""
 	if nets := pk.key.networks; len(nets) > 0 {
 		for _, addr := range slices.Sorted(maps.Keys(csmClientIPs)) {
@@ -238,6 +241,10 @@ func (m *csmModel) ownerVerifies(rt *rapid.T, pk, root *csmSecret) {
 	}
 	v, err := m.env.Client(root.token).VerifyKey(ctx, pk.token, opts...)
 	m.must(rt, "the owner's verify of its publishable key", err)
+	if cr := pk.key.credits.settle(now); cr != nil && (v.CreditsRemaining == nil || *v.CreditsRemaining != cr.left) {
+		rt.Fatalf("CREDITS MOVED (rule 24): the owner's verify of %s says %s left after the outsider's requests; the model has %s",
+			m.describeSecret(pk, now), csmInt(v.CreditsRemaining), cr)
+	}
 	if v.Code != client.VerifyValid {
 		rt.Fatalf("OWNER'S KEY TAKEN AWAY (rule 12): the owner's verify of %s from %q answers %s after the outsider's requests; want VALID",
 			m.describeSecret(pk, now), from, v.Code)
@@ -399,6 +406,7 @@ type csmOriginal struct {
 	expires  *time.Time
 	networks []string // the answer's key's allowed_networks
 	rate     *csmRate // and its own rate limit
+	keyID    string   // the answer's key
 }
 
 // tapped is a client for token that does not retry and whose answers' headers tap sees.
@@ -478,7 +486,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 	if o.op == "create" {
 		need = csmPermCreate
 		got, err = cl.CreateAPIKey(ctx, o.create.account, client.CreateAPIKeyRequest{Name: o.create.name, Permissions: o.create.perms.perms(),
-			ExpiresAt: o.create.expires, AllowedNetworks: o.create.networks, RateLimit: o.create.sentRate}, client.WithIdempotencyKey(o.key))
+			ExpiresAt: o.create.expires, AllowedNetworks: o.create.networks, RateLimit: o.create.sentRate, Credits: o.create.sentCredits}, client.WithIdempotencyKey(o.key))
 	} else {
 		need = csmPermUpdate
 		got, err = cl.RegenerateAPIKey(ctx, o.regen.id, csmRegenOptions(o.regen, o.key)...)
@@ -490,9 +498,15 @@ func (m *csmModel) replay(rt *rapid.T) {
 	same := c.token == o.caller.token
 	// What the presenter could obtain directly now: past the gate, and the
 	// key the answer holds neither stronger nor longer-lived than it (rules 1–2).
+	// Credits as they stand now, the target's and the presenter's (spends
+	// moved both since the original).
+	var credits *csmCredits
+	if k := m.byID[o.keyID]; k != nil {
+		credits = k.credits.settle(now)
+	}
 	could := gate == nil && len(o.perms.minus(p.perms)) == 0 &&
 		!(p.isKey && p.expires != nil && (o.expires == nil || o.expires.After(*p.expires))) && csmNetsWithin(o.networks, p.networks) &&
-		csmRateWithin(o.rate, p.rate)
+		csmRateWithin(o.rate, p.rate) && csmCreditsWithin(credits, p.creditsAt(now))
 	// The exception (issue 18): the presenter made the original, a
 	// regenerate of its own key, which replaced it; the key still keeps it
 	// as its previous secret (not rotated again since); and it is judged as
@@ -503,7 +517,7 @@ func (m *csmModel) replay(rt *rapid.T) {
 		k := s.key
 		was, g := m.gate(&csmCaller{token: k.cur, secret: &csmSecret{token: k.cur, key: k}}, need, now)
 		if g == nil && len(o.perms.minus(was.perms)) == 0 && !(was.expires != nil && (o.expires == nil || o.expires.After(*was.expires))) &&
-			csmNetsWithin(o.networks, was.networks) && csmRateWithin(o.rate, was.rate) {
+			csmNetsWithin(o.networks, was.networks) && csmRateWithin(o.rate, was.rate) && csmCreditsWithin(credits, was.creditsAt(now)) {
 			own, p = true, was
 			m.stats["replay of its own rotation by the replaced secret"]++
 		}
@@ -543,7 +557,7 @@ func csmRegenOptions(r csmRegenReq, key string) []client.RegenerateOption {
 func (m *csmModel) remember(c *csmCaller, op, key string, cr csmCreateReq, rr csmRegenReq, got *client.APIKey) {
 	m.originals = append(m.originals, &csmOriginal{caller: c, op: op, key: key, create: cr, regen: rr, at: m.advanced,
 		secret: got.Key, perms: csmFromMap(got.Permissions), expires: got.ExpiresAt, networks: csmShownNetworks(got.AllowedNetworks),
-		rate: csmShownRate(got.RateLimit)})
+		rate: csmShownRate(got.RateLimit), keyID: got.ID})
 }
 
 // idempotencyKey is a fresh Idempotency-Key for a keyed original.

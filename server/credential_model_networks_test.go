@@ -18,6 +18,7 @@ package server_test
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"pgregory.net/rapid"
 
@@ -146,7 +147,19 @@ func (m *csmModel) restricted(rt *rapid.T) {
 		{"127.0.0.1/32", "2001:db8::/32"}, {"127.0.0.2/32", "127.0.0.1/32", "10.1.0.0/16"}}).Draw(rt, "networks")
 	r := csmCreateReq{account: account, name: rapid.SampledFrom(csmNames).Draw(rt, "name"),
 		perms: m.drawPerms(rt, root.key.perms), networks: &nets}
-	switch rapid.SampledFrom([]string{"networks", "a rate limit", "both"}).Draw(rt, "restricted by") {
+	switch rapid.SampledFrom([]string{"networks", "a rate limit", "both", "credits", "credits"}).Draw(rt, "restricted by") {
+	case "credits":
+		// Enough to create and change keys with, few enough that verifies
+		// run out; a refill half the time.
+		r.networks = nil
+		r.credits = &csmCredits{left: rapid.Int64Range(0, 12).Draw(rt, "credits left"), at: now.Truncate(time.Second)}
+		if rapid.Bool().Draw(rt, "with a refill") {
+			r.credits.refill = &csmRefill{amount: rapid.Int64Range(1, 12).Draw(rt, "refill amount"), daily: rapid.Bool().Draw(rt, "daily"), day: 31}
+			if r.credits.refill.daily {
+				r.credits.refill.day = 0
+			}
+		}
+		r.sentCredits = r.credits.sent(rt)
 	case "a rate limit":
 		r.networks = nil
 		fallthrough

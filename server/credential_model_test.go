@@ -364,6 +364,7 @@ type csmKey struct {
 	creator     string            // created_by.id: "bootstrap", a key id or a JWT subject
 	networks    []string          // allowed_networks, canonical; nil: any address
 	rate        *csmRate          // its own rate limit; nil: the mode's default
+	credits     *csmCredits       // its usage credits; nil: none
 }
 
 // csmSecret is one plaintext secret the model holds.
@@ -397,9 +398,10 @@ type csmPrincipal struct {
 	mode        apikey.Mode
 	accounts    []string
 	perms       csmSet
-	expires     *time.Time // key credentials only
-	networks    []string   // key credentials only; nil: any address
-	rate        *csmRate   // key credentials only; nil: the mode's default
+	expires     *time.Time  // key credentials only
+	networks    []string    // key credentials only; nil: any address
+	rate        *csmRate    // key credentials only; nil: the mode's default
+	credits     *csmCredits // key credentials only: the key's own (settle before use); nil: none
 }
 
 func (p *csmPrincipal) canActOn(account string) bool { return slices.Contains(p.accounts, account) }
@@ -631,7 +633,7 @@ func (m *csmModel) authenticate(c *csmCaller, now time.Time) (*csmPrincipal, csm
 		return nil, csmWant{401, client.CodeInvalidCredentials, "used from outside its networks: an unknown key's answer"}
 	}
 	return &csmPrincipal{isKey: true, publishable: k.publishable, grace: grace, mode: k.mode,
-		accounts: []string{k.account}, perms: k.perms, expires: k.expires, networks: k.networks, rate: k.rate}, csmWant{}
+		accounts: []string{k.account}, perms: k.perms, expires: k.expires, networks: k.networks, rate: k.rate, credits: k.credits}, csmWant{}
 }
 
 // gate is the common head of every operation's order of checks:
@@ -652,13 +654,15 @@ func (m *csmModel) gate(c *csmCaller, need string, now time.Time) (*csmPrincipal
 }
 
 type csmCreateReq struct {
-	account  string
-	name     string
-	perms    csmSet
-	expires  *time.Time
-	networks *[]string // nil: absent
-	sentRate *client.RateLimit
-	rate     *csmRate // sentRate as the model holds it
+	account     string
+	name        string
+	perms       csmSet
+	expires     *time.Time
+	networks    *[]string // nil: absent
+	sentRate    *client.RateLimit
+	rate        *csmRate // sentRate as the model holds it
+	credits     *csmCredits
+	sentCredits *client.Credits
 }
 
 // nets is the request's networks as the server stores them.
@@ -692,6 +696,9 @@ func (m *csmModel) wantCreate(c *csmCaller, r csmCreateReq, now time.Time) csmWa
 	}
 	if !csmRateWithin(r.rate, p.rate) {
 		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the caller's is " + p.rate.String()}
+	}
+	if own := p.creditsAt(now); !csmCreditsWithin(r.credits, own) {
+		return csmWant{403, client.CodeCreditEscalation, "credits never grow: the caller has " + own.String()}
 	}
 	if r.account == m.ghost {
 		return csmWant{404, client.CodeAccountNotFound, "no such account"}
@@ -748,6 +755,9 @@ func (m *csmModel) wantRegenerate(c *csmCaller, r csmRegenReq, now time.Time) cs
 	if !csmRateWithin(k.rate, p.rate) {
 		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the target's exceeds the caller's"}
 	}
+	if !csmCreditsWithin(k.credits.settle(now), p.creditsAt(now)) {
+		return csmWant{403, client.CodeCreditEscalation, "credits never grow: the target has more than the caller"}
+	}
 	if k.deleted {
 		return csmWant{404, client.CodeKeyNotFound, "the key is deleted"}
 	}
@@ -793,7 +803,7 @@ func (m *csmModel) drawCaller(rt *rapid.T) *csmCaller {
 		case "peer":
 			ok = m.isPeer(k) && s.token == k.cur
 		case "restricted key":
-			ok = (len(k.networks) > 0 || k.rate != nil) && s.token == k.cur && p != nil
+			ok = (len(k.networks) > 0 || k.rate != nil || k.credits != nil) && s.token == k.cur && p != nil
 		}
 		if ok {
 			cands = append(cands, s)
@@ -917,6 +927,9 @@ func (m *csmModel) drawExpiry(rt *rapid.T, caller *time.Time, now time.Time) *ti
 func (m *csmModel) begin() bool {
 	m.steps++
 	m.idle = m.steps > m.maxStep
+	if !m.idle {
+		m.awayFromMidnight()
+	}
 	return !m.idle
 }
 
@@ -942,6 +955,13 @@ func (m *csmModel) create(rt *rapid.T) {
 		callerRate = c.secret.key.rate
 	}
 	r.sentRate, r.rate = m.drawRate(rt, callerRate)
+	var callerCredits *csmCredits
+	if c.secret != nil {
+		callerCredits = c.secret.key.credits
+	}
+	if r.credits = m.drawCredits(rt, callerCredits, false, m.now()); r.credits != nil {
+		r.sentCredits = r.credits.sent(rt)
+	}
 	// Names from a small fixed pool (not from the run's history), so they
 	// collide now and then and a shrunk case keeps its collisions.
 	r.name = rapid.SampledFrom(csmNames).Draw(rt, "name")
@@ -952,7 +972,8 @@ func (m *csmModel) create(rt *rapid.T) {
 // for replays when answered 201) and follows the model; the new key, or
 // nil when refused.
 func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step string) *client.APIKey {
-	body := client.CreateAPIKeyRequest{Name: r.name, Permissions: r.perms.perms(), ExpiresAt: r.expires, AllowedNetworks: r.networks, RateLimit: r.sentRate}
+	body := client.CreateAPIKeyRequest{Name: r.name, Permissions: r.perms.perms(), ExpiresAt: r.expires, AllowedNetworks: r.networks, RateLimit: r.sentRate,
+		Credits: r.sentCredits}
 	now := m.now()
 	want := m.wantCreate(c, r, now)
 	p, _ := m.authenticate(c, now)
@@ -967,6 +988,7 @@ func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step st
 		m.checkObtained(rt, c, p, csmFromMap(got.Permissions), got.ExpiresAt, now, "create")
 		m.checkNetworksObtained(rt, p, csmShownNetworks(got.AllowedNetworks), "create by "+c.label)
 		m.checkRateObtained(rt, p, csmShownRate(got.RateLimit), "create by "+c.label)
+		m.checkCreditsObtained(rt, p, csmShownCredits(got.Credits), now, "create by "+c.label)
 	}
 	if a.status != want.status || a.code != want.code {
 		rt.Fatalf("create by %s: want %s, got %d/%d", c.label, want, a.status, a.code)
@@ -983,7 +1005,7 @@ func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step st
 	if got.AccountID != r.account || got.Managed || got.Type != client.TypeSecret || got.Name != r.name ||
 		!csmFromMap(got.Permissions).equal(r.perms) || !csmSameTime(got.ExpiresAt, r.expires) ||
 		!strings.HasPrefix(got.Key, prefix) || m.byID[got.ID] != nil || !slices.Equal(csmShownNetworks(got.AllowedNetworks), r.nets()) ||
-		!csmSameRate(csmShownRate(got.RateLimit), r.rate) {
+		!csmSameRate(csmShownRate(got.RateLimit), r.rate) || !csmSameCredits(csmShownCredits(got.Credits), r.credits) {
 		rt.Fatalf("create by %s returned a %s key %q on %s (managed %v) with %s expiring %s, secret %.8s…; want a new %s… key on %s with %s expiring %s",
 			c.label, got.Type, got.Name, m.short(got.AccountID), got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key,
 			prefix, m.short(r.account), r.perms, m.rel(r.expires))
@@ -991,9 +1013,13 @@ func (m *csmModel) createWith(rt *rapid.T, c *csmCaller, r csmCreateReq, step st
 	kind, by := m.actorOf(c)
 	k := &csmKey{label: fmt.Sprintf("custom#%d %s %s/%s", len(m.keys), r.name, m.short(r.account), p.mode), id: got.ID, account: r.account,
 		name: r.name, mode: p.mode, perms: r.perms, expires: r.expires, creator: by, networks: r.nets(), rate: r.rate}
+	values := map[string]string{"name": r.name, "key_hint": csmHint(got.Key)}
+	if r.credits != nil {
+		cr := *r.credits
+		k.credits, values["credits"] = &cr, cr.auditValue()
+	}
 	m.addKey(k, got.Key)
-	m.record(csmEvent{action: "create", key: k, actorKind: kind, actorID: by,
-		values: map[string]string{"name": r.name, "key_hint": csmHint(got.Key)}})
+	m.record(csmEvent{action: "create", key: k, actorKind: kind, actorID: by, values: values})
 	m.remember(c, "create", key, r, csmRegenReq{}, got)
 	return got
 }
@@ -1085,6 +1111,7 @@ func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r c
 		m.checkObtained(rt, c, p, csmFromMap(got.Permissions), got.ExpiresAt, before, "regenerate")
 		m.checkNetworksObtained(rt, p, csmShownNetworks(got.AllowedNetworks), "regenerate by "+c.label)
 		m.checkRateObtained(rt, p, csmShownRate(got.RateLimit), "regenerate by "+c.label)
+		m.checkCreditsObtained(rt, p, csmShownCredits(got.Credits), before, "regenerate by "+c.label)
 	}
 	if a.status != want.status || a.code != want.code {
 		rt.Fatalf("regenerate %s by %s: want %s, got %d/%d", tname, c.label, want, a.status, a.code)
@@ -1103,6 +1130,7 @@ func (m *csmModel) regenerateWith(rt *rapid.T, c *csmCaller, target *csmKey, r c
 	}
 	if got.ID != k.id || !got.Managed || !csmFromMap(got.Permissions).equal(k.perms) || !csmSameTime(got.ExpiresAt, k.expires) ||
 		!slices.Equal(csmShownNetworks(got.AllowedNetworks), k.networks) || !csmSameRate(csmShownRate(got.RateLimit), k.rate) ||
+		!csmSameCredits(csmShownCredits(got.Credits), k.credits.settle(before)) ||
 		!strings.HasPrefix(got.Key, kindPrefix+string(k.mode)+"_") {
 		rt.Fatalf("regenerate of %s returned key (same id %v, managed %v) with %s expiring %s, secret %.8s…",
 			k.label, got.ID == k.id, got.Managed, csmFromMap(got.Permissions), m.rel(got.ExpiresAt), got.Key)
@@ -1312,6 +1340,9 @@ func (m *csmModel) checkStore(rt *rapid.T) {
 		if r := got.RateLimit; (r == nil) != (k.rate == nil) || r != nil && (r.Limit != k.rate.n || r.Window != time.Duration(k.rate.secs)*time.Second) {
 			bad = append(bad, fmt.Sprintf("rate limit %+v, want %s", r, k.rate))
 		}
+		if c := csmStoredCredits(got.Credits, now); !csmSameCredits(c, k.credits.settle(now)) {
+			bad = append(bad, fmt.Sprintf("credits %s, want %s", c, k.credits))
+		}
 		switch {
 		case k.prev != "" && now.Before(k.prevEnd):
 			if !bytes.Equal(got.PrevSecretHash, csmHash(k.prev)) || got.PrevSecretExpiresAt == nil ||
@@ -1519,6 +1550,8 @@ func (m *csmModel) checkChanged(rt *rapid.T, what string, p *csmPrincipal, k *cs
 	}
 	m.checkNetworksObtained(rt, p, k.networks, what)
 	m.checkRateObtained(rt, p, k.rate, what)
+	now := m.now()
+	m.checkCreditsObtained(rt, p, k.credits.settle(now), now, what)
 }
 
 // csmWrite says which write (update, delete) by whom an answer's view
@@ -1580,6 +1613,9 @@ func (m *csmModel) checkView(rt *rapid.T, what string, k *csmKey, v *client.APIK
 	}
 	if r := csmShownRate(v.RateLimit); !csmSameRate(r, k.rate) {
 		bad = append(bad, fmt.Sprintf("rate_limit %s, want %s", r, k.rate))
+	}
+	if c := csmShownCredits(v.Credits); !csmSameCredits(c, k.credits.settle(now)) {
+		bad = append(bad, fmt.Sprintf("credits %s, want %s", c, k.credits))
 	}
 	if len(bad) > 0 {
 		rt.Fatalf("%s: the answer differs from the model: %s", what, strings.Join(bad, "; "))
@@ -1798,6 +1834,10 @@ type csmUpdateReq struct {
 	networks *[]string // nil: absent; empty: lift the restriction
 	sentRate *client.RateLimit
 	rate     *csmRate // sentRate as the model holds it
+	// credits are set (credits), or add is added (credits_add); not both.
+	credits     *csmCredits
+	sentCredits *client.Credits
+	add         *int64
 }
 
 // nets is the networks the update sets, as stored.
@@ -1828,13 +1868,19 @@ func (m *csmModel) describeUpdate(r csmUpdateReq) string {
 	if r.rate != nil {
 		f = append(f, "rate_limit "+r.rate.String())
 	}
+	if r.credits != nil {
+		f = append(f, "credits "+r.credits.String())
+	}
+	if r.add != nil {
+		f = append(f, fmt.Sprintf("credits_add %d", *r.add))
+	}
 	if len(f) == 0 {
 		return "{}"
 	}
 	return strings.Join(f, ", ")
 }
 
-var csmUpdateFields = []string{"status", "name", "expires_at", "metadata", "allowed_networks", "rate_limit"}
+var csmUpdateFields = []string{"status", "name", "expires_at", "metadata", "allowed_networks", "rate_limit", "credits", "credits_add"}
 
 // drawUpdate draws an update body: one field or more (or none, which the
 // contract refuses), with values near the interesting edges.
@@ -1893,6 +1939,22 @@ func (m *csmModel) drawUpdate(rt *rapid.T, c *csmCaller, k *csmKey, now time.Tim
 			if r.sentRate, r.rate = m.drawRate(rt, own); r.rate == nil {
 				r.sentRate, r.rate = &client.RateLimit{Limit: 1000, Window: "1s"}, &csmRate{n: 1000, secs: 1}
 			}
+		case "credits":
+			if r.add != nil {
+				break // not both
+			}
+			var own *csmCredits
+			if c.secret != nil {
+				own = c.secret.key.credits
+			}
+			r.credits = m.drawCredits(rt, own, true, now)
+			r.sentCredits = r.credits.sent(rt)
+		case "credits_add":
+			if r.credits != nil {
+				break
+			}
+			n := rapid.SampledFrom([]int64{1, 2, 5, 40}).Draw(rt, "credits_add")
+			r.add = &n
 		case "metadata":
 			r.hasMeta = true
 			r.metadata = map[string]string{}
@@ -1978,7 +2040,8 @@ func (m *csmModel) updateWith(rt *rapid.T, c *csmCaller, k *csmKey, r csmUpdateR
 	if k != nil {
 		id = k.id
 	}
-	body := client.UpdateAPIKeyRequest{Name: r.name, ExpiresAt: r.expires, AllowedNetworks: r.networks, RateLimit: r.sentRate}
+	body := client.UpdateAPIKeyRequest{Name: r.name, ExpiresAt: r.expires, AllowedNetworks: r.networks, RateLimit: r.sentRate,
+		Credits: r.sentCredits, CreditsAdd: r.add}
 	if r.hasMeta {
 		md := client.Metadata(r.metadata)
 		body.Metadata = &md
@@ -2023,7 +2086,7 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	if w != nil {
 		return *w
 	}
-	if r.name == nil && !r.hasMeta && r.status == "" && r.expires == nil && r.networks == nil && r.rate == nil {
+	if r.name == nil && !r.hasMeta && r.status == "" && r.expires == nil && r.networks == nil && r.rate == nil && r.credits == nil && r.add == nil {
 		return csmWant{400, client.CodeValidationFailed, "an update names at least one field"}
 	}
 	if k == nil || k.mode != p.mode || !p.canActOn(k.account) {
@@ -2041,11 +2104,21 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	if !csmRateWithin(k.rate, p.rate) {
 		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the key's exceeds the caller's"}
 	}
+	own := p.creditsAt(now)
+	if !csmCreditsWithin(k.credits.settle(now), own) {
+		return csmWant{403, client.CodeCreditEscalation, "credits never grow: the key has more than the caller"}
+	}
 	if r.networks != nil && !csmNetsWithin(r.nets(), p.networks) {
 		return csmWant{403, client.CodeNetworkEscalation, "networks never widen: the update sets networks beyond the caller's"}
 	}
 	if r.rate != nil && !csmRateWithin(r.rate, p.rate) {
 		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the update sets a larger one than the caller's"}
+	}
+	if r.add != nil && k.credits == nil {
+		return csmWant{422, client.CodeCreditsInvalid, "credits_add is only for a key with credits"}
+	}
+	if n := r.newCredits(k, now); n != nil && !csmCreditsWithin(n, own) {
+		return csmWant{403, client.CodeCreditEscalation, "credits never grow: the update gives the key more than the caller has"}
 	}
 	if k.deleted {
 		return csmWant{409, client.CodeKeyDeleted, "a deleted key does not change"}
@@ -2056,7 +2129,7 @@ func (m *csmModel) wantUpdate(c *csmCaller, k *csmKey, r csmUpdateReq, now time.
 	if k.managed && !k.publishable && r.status == "INACTIVE" {
 		return csmWant{422, client.CodeManagedKeyFixed, "the managed secret key is the account's root credential: never switched off"}
 	}
-	if k.managed && !k.publishable && (len(r.nets()) > 0 || r.rate != nil) {
+	if k.managed && !k.publishable && (len(r.nets()) > 0 || r.rate != nil || r.credits != nil) {
 		return csmWant{422, client.CodeManagedKeyFixed, "the managed secret key is the account's root credential: never restricted to networks"}
 	}
 	if e := r.expires; e != nil {
@@ -2103,6 +2176,15 @@ func (m *csmModel) applyUpdate(c *csmCaller, k *csmKey, r csmUpdateReq) {
 	if r.rate != nil && !csmSameRate(r.rate, k.rate) {
 		k.rate = r.rate
 		changes = append(changes, "rate_limit")
+	}
+	now := m.now()
+	if n := r.newCredits(k, now); n != nil && !csmSameCredits(n, k.credits.settle(now)) {
+		k.credits, values["credits"] = n, n.auditValue()
+		changes = append(changes, "credits")
+		if r.add != nil {
+			values["credits_added"] = fmt.Sprint(*r.add)
+			changes = append(changes, "credits_added")
+		}
 	}
 	if r.status != "" && (r.status == "INACTIVE") != k.inactive {
 		k.inactive, values["status"] = r.status == "INACTIVE", r.status
@@ -2193,6 +2275,9 @@ func (m *csmModel) wantDelete(c *csmCaller, k *csmKey, now time.Time) csmWant {
 	}
 	if !csmRateWithin(k.rate, p.rate) {
 		return csmWant{403, client.CodeRateLimitEscalation, "rate limits never grow: the key's exceeds the caller's"}
+	}
+	if !csmCreditsWithin(k.credits.settle(now), p.creditsAt(now)) {
+		return csmWant{403, client.CodeCreditEscalation, "credits never grow: the key has more than the caller"}
 	}
 	if k.deleted {
 		return csmWant{200, 0, "already deleted: answered as it is"}
@@ -2524,6 +2609,9 @@ type csmVerdict struct {
 	key     *csmKey // nil for NOT_FOUND: nothing of any key is shown
 	grace   bool    // the token is the key's replaced secret inside its grace period
 	missing []string
+	// left is credits_remaining (nil: absent), after spending spend.
+	left  *int64
+	spend int64
 }
 
 // csmNotFound is verify's whole answer (data) about a key the caller may not
@@ -2543,7 +2631,7 @@ var csmKeyID = regexp.MustCompile(`key_[A-Za-z0-9]+`)
 // NETWORK_NOT_ALLOWED (client_ip absent or outside the key's networks) →
 // INSUFFICIENT_PERMISSIONS → VALID. (RATE_LIMITED: the budgets are
 // unlimited here; verify_api_key_test.go checks it.)
-func (m *csmModel) wantVerify(c *csmCaller, token string, s *csmSecret, asked csmSet, unknown bool, clientIP string, now time.Time) (csmWant, csmVerdict) {
+func (m *csmModel) wantVerify(c *csmCaller, token string, s *csmSecret, asked csmSet, unknown bool, clientIP string, cost *int, now time.Time) (csmWant, csmVerdict) {
 	p, w := m.gate(c, csmPermVerify, now)
 	if w != nil {
 		return *w, csmVerdict{}
@@ -2584,6 +2672,21 @@ func (m *csmModel) wantVerify(c *csmCaller, token string, s *csmSecret, asked cs
 		v.code = oapi.VerifyValid
 		if v.missing = asked.minus(k.perms); len(v.missing) > 0 {
 			v.code = oapi.VerifyInsufficientPermissions
+			break
+		}
+		// Rule 24: a VALID verdict spends the cost, when that many are left.
+		if cr := k.credits.settle(now); cr != nil {
+			n := int64(1)
+			if cost != nil {
+				n = int64(*cost)
+			}
+			left := cr.left
+			if left >= n {
+				v.spend, left = n, left-n
+			} else {
+				v.code = oapi.VerifyUsageExceeded
+			}
+			v.left = &left
 		}
 	}
 	return ok, v
@@ -2603,7 +2706,8 @@ func (m *csmModel) verify(rt *rapid.T) {
 	kind := rapid.SampledFrom([]string{"a secret of the caller's account and mode", "a secret of the caller's account and mode",
 		"a secret of the caller's account and mode", "a dead secret of the caller's account and mode", "a dead secret of the caller's account and mode",
 		"a dead secret, asked by its account's managed secret", "a dead secret, asked by its account's managed secret",
-		"any secret of the run", "the caller's own", "not a key", "a bad checksum", "a key nobody holds", "a JWT"}).Draw(rt, "token kind")
+		"any secret of the run", "the caller's own", "not a key", "a bad checksum", "a key nobody holds", "a JWT",
+		"a secret with credits, asked by its account's managed secret", "a secret with credits, asked by its account's managed secret"}).Draw(rt, "token kind")
 	var c *csmCaller
 	if kind == "a dead secret, asked by its account's managed secret" {
 		// A caller that may verify, so that the verdicts about dead keys
@@ -2625,10 +2729,30 @@ func (m *csmModel) verify(rt *rapid.T) {
 			}
 		}
 	}
+	if kind == "a secret with credits, asked by its account's managed secret" {
+		// Verifies that spend (rule 24) down to USAGE_EXCEEDED.
+		var metered []*csmSecret
+		for _, x := range m.secrets {
+			if x.key.credits != nil {
+				metered = append(metered, x)
+			}
+		}
+		if len(metered) > 0 {
+			s = metered[rapid.IntRange(0, len(metered)-1).Draw(rt, "metered secret #")]
+			if root := m.managedSecretOf(s.key.account, s.key.mode); root != nil {
+				c = &csmCaller{token: root.token, secret: root, label: m.describeSecret(root, m.now())}
+			}
+		}
+	}
 	if c == nil {
 		c = m.drawCaller(rt)
 	}
 	switch kind {
+	case "a secret with credits, asked by its account's managed secret":
+		if s != nil {
+			break
+		}
+		s = m.secrets[rapid.IntRange(0, len(m.secrets)-1).Draw(rt, "secret #")]
 	case "a dead secret, asked by its account's managed secret":
 		if s != nil {
 			break
@@ -2710,9 +2834,13 @@ func (m *csmModel) verify(rt *rapid.T) {
 	if clientIP != "" {
 		body.ClientIP = &clientIP
 	}
+	body.Cost = csmCost(rt)
 	now := m.now()
-	want, verdict := m.wantVerify(c, token, s, asked, unknown, clientIP, now)
+	want, verdict := m.wantVerify(c, token, s, asked, unknown, clientIP, body.Cost, now)
 	desc := fmt.Sprintf("verify %s asking %s from %q by %s", what, asked, clientIP, c.label)
+	if body.Cost != nil {
+		desc += fmt.Sprintf(" at cost %d", *body.Cost)
+	}
 	res, err := m.env.Client(c.token).Raw().VerifyAPIKeyWithResponse(ctx, body)
 	m.must(rt, desc, err)
 	a, ae := m.rawAnswer(rt, desc, res.HTTPResponse, res.Body)
@@ -2728,6 +2856,9 @@ func (m *csmModel) verify(rt *rapid.T) {
 		return
 	}
 	m.checkVerdict(rt, desc, verdict, &res.JSON200.Data, res.Body)
+	if verdict.spend > 0 {
+		verdict.key.credits.left -= verdict.spend
+	}
 }
 
 // checkVerdict compares a verdict with the model's: its code, and the key's
@@ -2779,6 +2910,9 @@ func (m *csmModel) checkVerdict(rt *rapid.T, what string, want csmVerdict, v *oa
 	}
 	if v.RetryAfterSeconds != nil {
 		bad = append(bad, "retry_after_seconds set")
+	}
+	if got, left := v.CreditsRemaining, want.left; (got == nil) != (left == nil) || got != nil && *got != *left {
+		bad = append(bad, fmt.Sprintf("credits_remaining %s, want %s", csmInt(got), csmInt(left)))
 	}
 	if len(bad) > 0 {
 		rt.Fatalf("%s: the verdict differs from the model: %s", what, strings.Join(bad, "; "))

@@ -669,6 +669,13 @@ func (r *hxFlakyRepo) RecordUsage(ctx context.Context, batch []store.Usage) erro
 	return r.inner.RecordUsage(ctx, batch)
 }
 
+func (r *hxFlakyRepo) SpendCredits(ctx context.Context, id string, cost int64, now time.Time) (int64, bool, error) {
+	if err := r.write(); err != nil {
+		return 0, false, err
+	}
+	return r.inner.SpendCredits(ctx, id, cost, now)
+}
+
 func TestStoreUnavailable(t *testing.T) {
 	spec := hxLoadSpec(t)
 	dir := t.TempDir()

@@ -105,6 +105,14 @@ func (r *watchedRepo) RecordUsage(ctx context.Context, batch []store.Usage) erro
 	return err
 }
 
+// SpendCredits is a write too (a verify of a key with credits): its outcome
+// says whether the store takes writes, as every unit's does.
+func (r *watchedRepo) SpendCredits(ctx context.Context, id string, cost int64, now time.Time) (int64, bool, error) {
+	remaining, ok, err := r.Repository.SpendCredits(ctx, id, cost, now)
+	r.w.note(err)
+	return remaining, ok, err
+}
+
 func (s *Server) readyz(c echo.Context) error {
 	if s.draining.Load() {
 		s.metrics.Readiness.WithLabelValues("shutting_down").Inc()

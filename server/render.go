@@ -51,7 +51,41 @@ func toAPIKey(k *apikey.Key, secret string, now time.Time) api.ApiKey {
 		KeyHint:              hint(k.KeyHint),
 		AllowedNetworks:      networks(k),
 		RateLimit:            rateLimit(k),
+		Credits:              credits(k, now),
 	}
+}
+
+// credits are a key's credits as rendered at now (a refill that is due
+// applied): absent when it has none.
+func credits(k *apikey.Key, now time.Time) *api.Credits {
+	c := k.Credits.At(now)
+	if c == nil {
+		return nil
+	}
+	out := &api.Credits{Remaining: c.Remaining}
+	if r := c.Refill; r != nil {
+		out.Refill = &api.CreditRefill{Amount: r.Amount, Interval: api.CreditRefillInterval(r.Interval)}
+		if r.Interval == apikey.RefillMonthly {
+			day := r.Day
+			out.Refill.Day = &day
+		}
+	}
+	return out
+}
+
+// creditsInput is a request's credits for the use cases.
+func creditsInput(c *api.Credits) *apikeys.CreditsInput {
+	if c == nil {
+		return nil
+	}
+	in := &apikeys.CreditsInput{Remaining: c.Remaining}
+	if r := c.Refill; r != nil {
+		in.Refill = &apikey.CreditRefill{Amount: r.Amount, Interval: string(r.Interval)}
+		if r.Day != nil {
+			in.Refill.Day = *r.Day
+		}
+	}
+	return in
 }
 
 // rateLimit is a key's own rate limit as rendered: absent when it has none.
@@ -101,6 +135,7 @@ func toAPIKeyView(k *apikey.Key, now time.Time) api.ApiKeyView {
 		LastUsedAt: full.LastUsedAt, ExpiresAt: full.ExpiresAt, Managed: full.Managed, Deleted: full.Deleted,
 		CreatedAt: full.CreatedAt, UpdatedAt: full.UpdatedAt, PreviousKeyExpiresAt: full.PreviousKeyExpiresAt,
 		CreatedBy: full.CreatedBy, AllowedNetworks: full.AllowedNetworks, RateLimit: full.RateLimit,
+		Credits: full.Credits,
 	}
 }
 

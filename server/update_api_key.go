@@ -17,7 +17,7 @@ func (h *handlers) UpdateApiKey(ctx context.Context, req api.UpdateApiKeyRequest
 		return nil, errNoBody
 	}
 	in := apikeys.UpdateInput{Name: req.Body.Name, ExpiresAt: req.Body.ExpiresAt, AllowedNetworks: req.Body.AllowedNetworks,
-		RateLimit: rateLimitInput(req.Body.RateLimit)}
+		RateLimit: rateLimitInput(req.Body.RateLimit), Credits: creditsInput(req.Body.Credits), CreditsAdd: req.Body.CreditsAdd}
 	if req.Body.Metadata != nil {
 		in.Metadata = *req.Body.Metadata
 	}

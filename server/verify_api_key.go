@@ -28,6 +28,10 @@ func (h *handlers) VerifyApiKey(ctx context.Context, req api.VerifyApiKeyRequest
 	if req.Body.ClientIp != nil {
 		in.ClientIP = *req.Body.ClientIp
 	}
+	cost := int64(1) // the spec's default
+	if req.Body.Cost != nil {
+		cost = int64(*req.Body.Cost)
+	}
 	v, err := h.svc.Verify(ctx, p, in)
 	if err != nil {
 		return nil, err
@@ -42,6 +46,11 @@ func (h *handlers) VerifyApiKey(ctx context.Context, req api.VerifyApiKeyRequest
 		if wait, limited := h.spendKey(ctx, p.RequestID, v.Mode, v.Key); limited {
 			v.OverBudget(wait)
 		}
+	}
+	// Credits last (rule 24): only a verify that is VALID after every other
+	// check spends them, in the store, exactly.
+	if err := h.svc.SpendCredits(ctx, v, cost); err != nil {
+		return nil, err
 	}
 	return newVerifyResponse(v), nil
 }
@@ -111,6 +120,7 @@ func toVerifyResult(v *apikeys.Verdict, store *verifyResponse) api.VerifyApiKeyR
 	if v.Code == apikeys.VerdictInsufficientPermissions {
 		r.MissingPermissions = &v.Missing
 	}
+	r.CreditsRemaining = v.CreditsRemaining
 	if v.Code == apikeys.VerdictRateLimited {
 		store.retry = max(1, ceilSeconds(v.RetryAfter))
 		r.RetryAfterSeconds = &store.retry

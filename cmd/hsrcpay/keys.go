@@ -140,6 +140,45 @@ func rateLimitFlag(c *cobra.Command, dst *string) {
 	c.Flags().StringVar(dst, "rate-limit", "", "the key's own budget `N/WINDOW`: N requests per window of s, m, h or d\n(e.g. 100/1m, 5000/1d; 1s to 1d); default: the mode's budget")
 }
 
+// creditsFlags are --credits and --refill, the key's usage credits (create
+// and update).
+func creditsFlags(c *cobra.Command, credits, refill *string) {
+	c.Flags().StringVar(credits, "credits", "", "give the key `N` usage credits: each verify of it that is otherwise VALID\nspends its cost (1 by default), USAGE_EXCEEDED at 0; default: none")
+	c.Flags().StringVar(refill, "refill", "", "with --credits, put them back to `AMOUNT/INTERVAL` at 00:00 UTC: AMOUNT/daily,\nAMOUNT/monthly (on the 1st) or AMOUNT/monthly@DAY (e.g. 1000/monthly@15)")
+}
+
+// parseCredits reads --credits N and --refill AMOUNT/INTERVAL[@DAY]; the
+// flag names are for messages.
+func parseCredits(credits, refill string) (*client.Credits, error) {
+	n, err := strconv.ParseInt(credits, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("--credits %q: want a whole number of credits, such as 1000", credits)
+	}
+	c := &client.Credits{Remaining: n}
+	if refill == "" {
+		return c, nil
+	}
+	bad := fmt.Errorf("--refill %q: want AMOUNT/daily, AMOUNT/monthly or AMOUNT/monthly@DAY, such as 1000/monthly", refill)
+	amount, interval, ok := strings.Cut(refill, "/")
+	a, err := strconv.ParseInt(amount, 10, 64)
+	if !ok || err != nil {
+		return nil, bad
+	}
+	r := &client.CreditRefill{Amount: a, Interval: client.RefillInterval(interval)}
+	if iv, day, ok := strings.Cut(interval, "@"); ok {
+		d, err := strconv.Atoi(day)
+		if err != nil || iv != string(client.RefillMonthly) {
+			return nil, bad
+		}
+		r.Interval, r.Day = client.RefillMonthly, &d
+	}
+	if !r.Interval.Valid() {
+		return nil, bad
+	}
+	c.Refill = r
+	return c, nil
+}
+
 // parseRateLimit reads N/WINDOW (100/1m).
 func parseRateLimit(s string) (*client.RateLimit, error) {
 	n, window, ok := strings.Cut(s, "/")
@@ -172,11 +211,12 @@ func (a *app) createCmd() *cobra.Command {
 		permFlags, metaFlags     []string
 		allowFlags               []string
 		rateLimit                string
+		credits, refill          string
 		asJSON                   bool
 		idemKey                  string
 	)
 	c := &cobra.Command{
-		Use:     "create --account ID --name NAME [--permission RESOURCE:ACTION ...] [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--allow CIDR ...] [--rate-limit N/WINDOW] [--idempotency-key KEY] [--json]",
+		Use:     "create --account ID --name NAME [--permission RESOURCE:ACTION ...] [--expires-at RFC3339] [--metadata KEY=VALUE ...] [--allow CIDR ...] [--rate-limit N/WINDOW] [--credits N [--refill AMOUNT/INTERVAL]] [--idempotency-key KEY] [--json]",
 		Short:   "create a custom secret key on an account",
 		Long:    createHelp,
 		Example: createExample,
@@ -189,6 +229,7 @@ func (a *app) createCmd() *cobra.Command {
 	f.StringArrayVar(&metaFlags, "metadata", nil, "set the metadata pair `KEY=VALUE`; repeat it for more")
 	allowFlag(c, &allowFlags)
 	rateLimitFlag(c, &rateLimit)
+	creditsFlags(c, &credits, &refill)
 	idempotencyKeyFlag(c, &idemKey)
 	jsonFlag(c, &asJSON, "print the API key object as JSON")
 	c.RunE = func(_ *cobra.Command, pos []string) error {
@@ -229,6 +270,14 @@ func (a *app) createCmd() *cobra.Command {
 				return exit(usageError(stderr, cmd, err.Error()))
 			}
 		}
+		switch {
+		case credits != "":
+			if req.Credits, err = parseCredits(credits, refill); err != nil {
+				return exit(usageError(stderr, cmd, err.Error()))
+			}
+		case refill != "":
+			return exit(usageError(stderr, cmd, "--refill needs --credits"))
+		}
 		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {
 			return exit(code)
@@ -254,6 +303,12 @@ func (a *app) createCmd() *cobra.Command {
 			}
 			if rateLimit != "" {
 				resume = append(resume, "--rate-limit", rateLimit)
+			}
+			if credits != "" {
+				resume = append(resume, "--credits", credits)
+			}
+			if refill != "" {
+				resume = append(resume, "--refill", refill)
 			}
 			if asJSON {
 				resume = append(resume, "--json")

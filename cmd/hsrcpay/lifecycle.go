@@ -222,10 +222,12 @@ func (a *app) updateCmd() *cobra.Command {
 		metaFlags, allowFlags   []string
 		allowAny                bool
 		rateLimit               string
+		credits, refill         string
+		addCredits              int64
 	)
 	c := &cobra.Command{
-		Use:     "update [--name NAME] [--metadata KEY=VALUE ... | --clear-metadata] [--status active|inactive] [--expires-at RFC3339] [--allow CIDR ... | --allow-any] [--rate-limit N/WINDOW] [--json] KEY_ID",
-		Short:   "change a key's name, metadata, status, expiry, networks or rate limit",
+		Use:     "update [--name NAME] [--metadata KEY=VALUE ... | --clear-metadata] [--status active|inactive] [--expires-at RFC3339] [--allow CIDR ... | --allow-any] [--rate-limit N/WINDOW] [--credits N [--refill AMOUNT/INTERVAL] | --add-credits N] [--json] KEY_ID",
+		Short:   "change a key's name, metadata, status, expiry, networks, rate limit or credits",
 		Long:    updateHelp,
 		Example: `  hsrcpay keys update --name "Checkout backend (old)" --metadata team=checkout key_…`,
 	}
@@ -238,6 +240,8 @@ func (a *app) updateCmd() *cobra.Command {
 	allowFlag(c, &allowFlags)
 	f.BoolVar(&allowAny, "allow-any", false, "lift the key's network restriction: it works from any address again")
 	rateLimitFlag(c, &rateLimit)
+	creditsFlags(c, &credits, &refill)
+	f.Int64Var(&addCredits, "add-credits", 0, "add `N` to the credits a key with credits has left (in one transaction)")
 	jsonFlag(c, &asJSON, "print the API key object as JSON")
 	completeValues(c, "status", "active", "inactive")
 	c.RunE = func(c *cobra.Command, pos []string) error {
@@ -296,8 +300,22 @@ func (a *app) updateCmd() *cobra.Command {
 			}
 			req.RateLimit = rl
 		}
+		switch {
+		case given("credits") && given("add-credits"):
+			return exit(usageError(stderr, cmd, "give --credits or --add-credits, not both"))
+		case given("credits"):
+			cr, err := parseCredits(credits, refill)
+			if err != nil {
+				return exit(usageError(stderr, cmd, err.Error()))
+			}
+			req.Credits = cr
+		case given("refill"):
+			return exit(usageError(stderr, cmd, "--refill needs --credits (the refill is set with what is left)"))
+		case given("add-credits"):
+			req.CreditsAdd = &addCredits
+		}
 		if req == (client.UpdateAPIKeyRequest{}) {
-			return exit(usageError(stderr, cmd, "nothing to change: give --name, --metadata, --clear-metadata, --status, --expires-at, --allow, --allow-any or --rate-limit"))
+			return exit(usageError(stderr, cmd, "nothing to change: give --name, --metadata, --clear-metadata, --status, --expires-at, --allow, --allow-any, --rate-limit, --credits or --add-credits"))
 		}
 		cl, ctx, code := a.conn.client(cmd, a.getenv, stderr)
 		if cl == nil {

@@ -100,6 +100,7 @@ func printKey(stdout, stderr io.Writer, asJSON bool, title string, key *client.A
 	}
 	row("networks", networkList(key.AllowedNetworks))
 	row("rate limit", rateLimitText(key.RateLimit))
+	row("credits", creditsText(key.Credits))
 	row("secret", safe(key.Key))
 	tab.flush()
 	if key.PreviousKeyExpiresAt != nil {
@@ -145,6 +146,7 @@ func printKeyView(stdout, stderr io.Writer, asJSON bool, title string, key *clie
 	}
 	row("networks", networkList(key.AllowedNetworks))
 	row("rate limit", rateLimitText(key.RateLimit))
+	row("credits", creditsText(key.Credits))
 	row("created at", timeOr(&key.CreatedAt, ""))
 	row("created by", actorString(key.CreatedBy))
 	row("updated at", timeOr(&key.UpdatedAt, ""))
@@ -368,4 +370,21 @@ func rateLimitText(r *client.RateLimit) string {
 		return "mode default"
 	}
 	return fmt.Sprintf("%d/%s", r.Limit, safe(r.Window))
+}
+
+// creditsText is a key's usage credits for people: "none" (verifies spend
+// nothing), else what is left and the refill ("1000 left, refill 1000
+// monthly on day 15").
+func creditsText(c *client.Credits) string {
+	if c == nil {
+		return "none"
+	}
+	s := fmt.Sprintf("%d left", c.Remaining)
+	if r := c.Refill; r != nil {
+		s += fmt.Sprintf(", refill %d %s", r.Amount, safe(string(r.Interval)))
+		if r.Day != nil {
+			s += fmt.Sprintf(" on day %d", *r.Day)
+		}
+	}
+	return s
 }

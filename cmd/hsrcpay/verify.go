@@ -16,11 +16,14 @@ import (
 const verifyHelp = `Asks the API whether KEY (an sk_ or pk_ key, e.g. one a caller presented to
 your service) works now and, with --permission, whether it holds those
 permissions, and prints the verdict: VALID, or NOT_FOUND, REVOKED, DISABLED,
-EXPIRED, RATE_LIMITED or INSUFFICIENT_PERMISSIONS. The key's id, account and
+EXPIRED, RATE_LIMITED, INSUFFICIENT_PERMISSIONS, NETWORK_NOT_ALLOWED or
+USAGE_EXCEEDED. The key's id, account and
 permissions are shown when it is a key of the token's account in its mode; any
 other key is NOT_FOUND, exactly as a key that does not exist. Nothing changes,
-but a key that works spends its own budget and counts as used. The token needs
-account:api:key:verify.
+but a key that works spends its own budget and counts as used, and a VALID
+verdict about a key with credits spends --cost of them (1 by default; 0
+checks without spending): with fewer left the verdict is USAGE_EXCEEDED and
+nothing is spent. The token needs account:api:key:verify.
 
 KEY "-" reads the key from the first line of stdin: arguments are visible to
 other local users, so prefer it for a real key.
@@ -51,6 +54,7 @@ type verifyJSON struct {
 	GracePeriodEndsAt  *time.Time         `json:"grace_period_ends_at"`
 	MissingPermissions []string           `json:"missing_permissions,omitempty"`
 	RetryAfterSeconds  int                `json:"retry_after_seconds,omitempty"`
+	CreditsRemaining   *int64             `json:"credits_remaining,omitempty"`
 }
 
 func (a *app) verifyCmd() *cobra.Command {
@@ -58,23 +62,29 @@ func (a *app) verifyCmd() *cobra.Command {
 		permFlags []string
 		asJSON    bool
 		clientIP  string
+		cost      int
 	)
 	c := &cobra.Command{
-		Use:     "verify [--permission RESOURCE:ACTION ...] [--client-ip ADDRESS] [--json] KEY",
+		Use:     "verify [--permission RESOURCE:ACTION ...] [--client-ip ADDRESS] [--cost N] [--json] KEY",
 		Short:   "say whether a key works (and holds the permissions given)",
 		Long:    verifyHelp,
 		Example: verifyExample,
 	}
 	c.Flags().StringArrayVar(&permFlags, "permission", nil, "the key must also hold the permission `RESOURCE:ACTION`; repeat it for more")
 	c.Flags().StringVar(&clientIP, "client-ip", "", "the `ADDRESS` of the client that presented the key: a key restricted to\nnetworks is NETWORK_NOT_ALLOWED when it is absent or outside them")
+	c.Flags().IntVar(&cost, "cost", 1, "the credits a VALID verdict spends from a key with credits, `N` from 0 to 1000000")
 	jsonFlag(c, &asJSON, "print the verdict as a JSON object")
-	c.RunE = func(_ *cobra.Command, pos []string) error {
-		return exit(a.verify(permFlags, clientIP, asJSON, pos))
+	c.RunE = func(c *cobra.Command, pos []string) error {
+		var opts []client.VerifyOption
+		if c.Flags().Changed("cost") {
+			opts = append(opts, client.Cost(cost))
+		}
+		return exit(a.verify(permFlags, clientIP, asJSON, pos, opts...))
 	}
 	return c
 }
 
-func (a *app) verify(permFlags []string, clientIP string, asJSON bool, pos []string) int {
+func (a *app) verify(permFlags []string, clientIP string, asJSON bool, pos []string, extra ...client.VerifyOption) int {
 	const cmd = "hsrcpay keys verify"
 	stderr := a.stderr
 	switch {
@@ -102,7 +112,7 @@ func (a *app) verify(permFlags []string, clientIP string, asJSON bool, pos []str
 	if cl == nil {
 		return code
 	}
-	var opts []client.VerifyOption
+	opts := extra
 	if len(permFlags) > 0 {
 		opts = append(opts, client.RequirePermissions(permFlags...))
 	}
@@ -135,7 +145,7 @@ func (a *app) verify(permFlags []string, clientIP string, asJSON bool, pos []str
 
 func toVerifyJSON(v *client.Verification) verifyJSON {
 	j := verifyJSON{Valid: v.Valid, Code: string(v.Code), ExpiresAt: v.ExpiresAt, GracePeriodEndsAt: v.GracePeriodEndsAt,
-		MissingPermissions: v.MissingPermissions, RetryAfterSeconds: int(v.RetryAfter / time.Second)}
+		MissingPermissions: v.MissingPermissions, RetryAfterSeconds: int(v.RetryAfter / time.Second), CreditsRemaining: v.CreditsRemaining}
 	if v.Found() {
 		j.ID, j.AccountID, j.Mode, j.Type = v.ID, v.AccountID, string(v.Mode), string(v.Type)
 		j.Managed, j.Permissions, j.InGracePeriod = &v.Managed, v.Permissions, &v.InGracePeriod
@@ -153,6 +163,7 @@ var verdictText = map[client.VerifyCode]string{
 	client.VerifyRateLimited:             "the key works but is over its budget",
 	client.VerifyInsufficientPermissions: "the key works but lacks permissions",
 	client.VerifyNetworkNotAllowed:       "the key is restricted to networks, and --client-ip is absent or outside them",
+	client.VerifyUsageExceeded:           "the key has fewer credits left than --cost (nothing spent)",
 }
 
 // printVerification writes a verdict for people.
@@ -188,6 +199,9 @@ func printVerification(stdout, stderr io.Writer, v *client.Verification) int {
 	}
 	if v.RetryAfter > 0 {
 		row("retry after", v.RetryAfter.String())
+	}
+	if v.CreditsRemaining != nil {
+		row("credits left", fmt.Sprint(*v.CreditsRemaining))
 	}
 	tab.flush()
 	if v.InGracePeriod {

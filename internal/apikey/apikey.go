@@ -61,6 +61,9 @@ type Key struct {
 	AllowedNetworks []netip.Prefix
 	// RateLimit is the key's own request budget; nil: its mode's default.
 	RateLimit *RateLimit
+	// Credits are the key's usage credits as stored (read them through
+	// Credits.At); nil: none, verifies spend nothing.
+	Credits *Credits
 }
 
 // InGrace reports whether the replaced secret (PrevSecretHash) still

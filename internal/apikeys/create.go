@@ -29,6 +29,15 @@ type CreateInput struct {
 	AllowedNetworks []string
 	// RateLimit as sent; nil: the mode's default budget.
 	RateLimit *RateLimitInput
+	// Credits as sent; nil: none (verifies spend nothing).
+	Credits *CreditsInput
+}
+
+// CreditsInput is credits as sent: what is left and an optional refill
+// (Day 0: absent).
+type CreditsInput struct {
+	Remaining int64
+	Refill    *apikey.CreditRefill
 }
 
 // RateLimitInput is a rate_limit as sent: limit requests per window ("1m").
@@ -72,8 +81,12 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 		return nil, limitErr
 	}
 	now := s.now().UTC()
+	credits, creditsErr := parseCredits(in.Credits, now)
+	if creditsErr != nil {
+		return nil, creditsErr
+	}
 	target := policy.Target{AccountID: accountID, Permissions: perm.FromMap(in.Permissions), ExpiresAt: utcPtr(in.ExpiresAt),
-		AllowedNetworks: networks, RateLimit: limit}
+		AllowedNetworks: networks, RateLimit: limit, Credits: credits}
 	if exp := target.ExpiresAt; exp != nil && (!exp.After(now) || exp.After(MaxExpiry)) {
 		return nil, apierr.New(api.CodeInvalidExpiry, "expires_at must be in the future and no later than 9999-12-31T23:59:59Z")
 	}
@@ -91,6 +104,7 @@ func (s *Service) Create(ctx context.Context, p *auth.Principal, accountID strin
 
 		AllowedNetworks: networks,
 		RateLimit:       limit,
+		Credits:         credits,
 	}
 	var issued *Issued
 	err := s.store.Repo(p.Mode).InTx(ctx, func(tx store.Tx) error {
@@ -155,6 +169,37 @@ func parseRateLimit(in *RateLimitInput) (*apikey.RateLimit, *apierr.Error) {
 		return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/rate_limit", Reason: err.Error()}})
 	}
 	return r, nil
+}
+
+// parseCredits reads credits as set at now (apikey.ParseCredits); nil for
+// none. A day on a daily refill is 42208; what else the bounds refuse (the
+// schema's own bounds, normally) is the request's field, a 400.
+func parseCredits(in *CreditsInput, now time.Time) (*apikey.Credits, *apierr.Error) {
+	if in == nil {
+		return nil, nil
+	}
+	c, err := apikey.ParseCredits(in.Remaining, in.Refill, now)
+	if errors.Is(err, apikey.ErrDailyRefillDay) {
+		return nil, apierr.New(api.CodeCreditsInvalid, "A daily refill has no day: send refill.day only with interval monthly")
+	}
+	if err != nil {
+		return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/credits", Reason: err.Error()}})
+	}
+	return c, nil
+}
+
+// creditsValue is credits as audit events hold them: what is left (as of
+// the change) and the refill, if any.
+func creditsValue(c *apikey.Credits) map[string]any {
+	m := map[string]any{"remaining": c.Remaining}
+	if r := c.Refill; r != nil {
+		refill := map[string]any{"amount": r.Amount, "interval": r.Interval}
+		if r.Interval == apikey.RefillMonthly {
+			refill["day"] = r.Day
+		}
+		m["refill"] = refill
+	}
+	return m
 }
 
 // rateLimitValue is a rate limit as audit events hold it.

@@ -31,7 +31,7 @@ func (s *Service) Delete(ctx context.Context, p *auth.Principal, id string) (*ap
 		caller = c
 		// Authorization first, for a deleted key too: the answer (the key
 		// as it is) is only for a caller with power over it.
-		if e := policy.Authorize(caller, policy.DeleteKey, targetOf(target)); e != nil {
+		if e := policy.Authorize(caller, policy.DeleteKey, targetOf(target, now)); e != nil {
 			return e
 		}
 		deleted = target

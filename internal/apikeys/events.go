@@ -42,6 +42,9 @@ func createdFields(k *apikey.Key) map[string]any {
 	if k.RateLimit != nil {
 		m["rate_limit"] = rateLimitValue(k.RateLimit)
 	}
+	if k.Credits != nil {
+		m["credits"] = creditsValue(k.Credits)
+	}
 	return m
 }
 

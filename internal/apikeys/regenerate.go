@@ -40,7 +40,7 @@ func (s *Service) Regenerate(ctx context.Context, p *auth.Principal, id string, 
 		}
 		// Authorization first: the answers below tell a key's state (deleted,
 		// custom, switched off), which only a caller with power over it may learn.
-		if e := policy.Authorize(caller, policy.RegenerateKey, targetOf(target)); e != nil {
+		if e := policy.Authorize(caller, policy.RegenerateKey, targetOf(target, now)); e != nil {
 			return e
 		}
 		if target.Deleted {

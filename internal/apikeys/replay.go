@@ -56,16 +56,16 @@ func (s *Service) AuthorizeReplay(ctx context.Context, p *auth.Principal, action
 		if err != nil {
 			return err
 		}
-		caller := p
+		caller, now := p, s.now().UTC()
 		if callerKey != nil {
-			if caller, err = policy.Current(p, callerKey, s.now().UTC()); err != nil {
+			if caller, err = policy.Current(p, callerKey, now); err != nil {
 				return err
 			}
 		}
 		if target == nil {
 			return apierr.KeyNotFound()
 		}
-		if e := policy.ReplayAuthorize(caller, action, target.ID, targetOf(target)); e != nil {
+		if e := policy.ReplayAuthorize(caller, action, target.ID, targetOf(target, now)); e != nil {
 			return e
 		}
 		return nil

@@ -3,6 +3,7 @@ package apikeys
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -30,6 +31,10 @@ type UpdateInput struct {
 	AllowedNetworks *[]string
 	// RateLimit replaces the key's own rate limit when non-nil.
 	RateLimit *RateLimitInput
+	// Credits replace the key's credits (what is left and the refill) when
+	// non-nil; CreditsAdd adds to what a key with credits has left. Not both.
+	Credits    *CreditsInput
+	CreditsAdd *int64
 }
 
 // Update changes a key's name, metadata, status or expiry (only earlier).
@@ -64,6 +69,13 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 	if limitErr != nil {
 		return nil, limitErr
 	}
+	if in.Credits != nil && in.CreditsAdd != nil {
+		return nil, apierr.New(api.CodeCreditsInvalid, "Send credits or credits_add, not both")
+	}
+	if a := in.CreditsAdd; a != nil && (*a < 1 || *a > apikey.MaxCredits) {
+		return nil, apierr.Validation([]apierr.FieldError{{Location: "body", Field: "/credits_add",
+			Reason: fmt.Sprintf("must be 1 to %d", int64(apikey.MaxCredits))}})
+	}
 	var updated *apikey.Key
 	var caller *auth.Principal // as re-read in the unit: what it may see of the answer
 	wrote := false
@@ -73,10 +85,16 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 			return err
 		}
 		caller = c
+		// The credits it would set, as of the unit's clock: rule 24 compares
+		// them with the caller's at the same instant.
+		credits, e := parseCredits(in.Credits, now)
+		if e != nil {
+			return e
+		}
 		// Authorization first: every answer below tells something about the
 		// key (deleted, managed, its expiry, a name it holds), which only a
 		// caller with power over it may learn.
-		if e := policy.Authorize(caller, policy.UpdateKey, targetOf(target)); e != nil {
+		if e := policy.Authorize(caller, policy.UpdateKey, targetOf(target, now)); e != nil {
 			return e
 		}
 		// The networks it would set obey the same rule as the key's own: a
@@ -88,6 +106,25 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		}
 		if limit != nil {
 			if e := policy.RateLimitWithin(caller, policy.UpdateKey, limit); e != nil {
+				return e
+			}
+		}
+		if in.CreditsAdd != nil {
+			// What is left as of now plus the addition, under the key's lock:
+			// no spend runs between the read and the write (the store's
+			// spend waits for the lock, or runs in the same writer).
+			if target.Credits == nil {
+				return apierr.New(api.CodeCreditsInvalid, "credits_add is only for a key with credits: set credits first")
+			}
+			c := target.Credits.At(now)
+			if c.Remaining > apikey.MaxCredits-*in.CreditsAdd {
+				return creditsTooMany("/credits_add")
+			}
+			c.Remaining += *in.CreditsAdd
+			credits = c
+		}
+		if credits != nil {
+			if e := policy.CreditsWithin(caller, policy.UpdateKey, credits); e != nil {
 				return e
 			}
 		}
@@ -107,7 +144,7 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 				return e
 			}
 		}
-		if len(networks) > 0 || limit != nil {
+		if len(networks) > 0 || limit != nil || credits != nil {
 			if e := policy.MayTakeAway(target, policy.Restrict); e != nil {
 				return e
 			}
@@ -156,6 +193,12 @@ func (s *Service) Update(ctx context.Context, p *auth.Principal, id string, in U
 		if limit != nil && (target.RateLimit == nil || *limit != *target.RateLimit) {
 			target.RateLimit, changes["rate_limit"] = limit, rateLimitValue(limit)
 		}
+		if credits != nil && !sameCredits(credits, target.Credits.At(now)) {
+			target.Credits, changes["credits"] = credits, creditsValue(credits)
+			if in.CreditsAdd != nil {
+				changes["credits_added"] = *in.CreditsAdd
+			}
+		}
 		if in.Status != nil && *in.Status != target.Status {
 			target.Status, changes["status"] = *in.Status, *in.Status
 			action = map[string]string{apikey.StatusInactive: audit.Disable, apikey.StatusActive: audit.Enable}[*in.Status]
@@ -202,9 +245,27 @@ func (s *Service) lockTarget(ctx context.Context, tx store.Tx, p *auth.Principal
 	return target, caller, now, nil
 }
 
-func targetOf(k *apikey.Key) policy.Target {
+// targetOf is k as the policy judges it at now (its credits as of now).
+func targetOf(k *apikey.Key, now time.Time) policy.Target {
 	return policy.Target{AccountID: k.AccountID, Permissions: perm.FromMap(k.Permissions), ExpiresAt: k.ExpiresAt,
-		AllowedNetworks: k.AllowedNetworks, RateLimit: k.RateLimit}
+		AllowedNetworks: k.AllowedNetworks, RateLimit: k.RateLimit, Credits: k.Credits.At(now)}
+}
+
+// sameCredits reports whether setting a to a key whose credits are b (both
+// as of now) changes nothing anyone can see: what is left and the refill.
+// Nothing is then written, and the refill clock stays.
+func sameCredits(a, b *apikey.Credits) bool {
+	if b == nil || a.Remaining != b.Remaining || (a.Refill == nil) != (b.Refill == nil) {
+		return false
+	}
+	return a.Refill == nil || *a.Refill == *b.Refill
+}
+
+// creditsTooMany is a count of credits over apikey.MaxCredits: the
+// request's field, a 400.
+func creditsTooMany(field string) *apierr.Error {
+	return apierr.Validation([]apierr.FieldError{{Location: "body", Field: field,
+		Reason: fmt.Sprintf("the key would have more than %d credits", int64(apikey.MaxCredits))}})
 }
 
 // serviceError maps what a unit of work returned to the API's errors.

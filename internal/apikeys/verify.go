@@ -12,6 +12,7 @@ import (
 	"github.com/hsrcpay/apikeys/internal/auth"
 	"github.com/hsrcpay/apikeys/internal/perm"
 	"github.com/hsrcpay/apikeys/internal/policy"
+	"github.com/hsrcpay/apikeys/internal/store"
 )
 
 // KeyResolver decides whether a key token works: auth.Authenticator's
@@ -31,6 +32,7 @@ const (
 	VerdictRateLimited             = string(api.VerifyRateLimited)
 	VerdictInsufficientPermissions = string(api.VerifyInsufficientPermissions)
 	VerdictNetworkNotAllowed       = string(api.VerifyNetworkNotAllowed)
+	VerdictUsageExceeded           = string(api.VerifyUsageExceeded)
 )
 
 // VerifyInput is a verify request that passed schema validation.
@@ -60,6 +62,9 @@ type Verdict struct {
 	Missing []string
 	// RetryAfter is how long until the key's budget has room (RATE_LIMITED).
 	RetryAfter time.Duration
+	// CreditsRemaining is what a key with credits has left after this
+	// verify (VALID, USAGE_EXCEEDED: SpendCredits); nil otherwise.
+	CreditsRemaining *int64
 }
 
 // Valid reports whether the key works and holds what was asked for.
@@ -77,6 +82,37 @@ func (v *Verdict) Works() bool {
 // permission check of a request the key made itself.
 func (v *Verdict) OverBudget(wait time.Duration) {
 	v.Code, v.Missing, v.RetryAfter = VerdictRateLimited, nil, wait
+}
+
+// SpendCredits spends cost of the credits of the key a VALID verdict is
+// about, when it has credits (rule 24): in the store, whatever the verdict's
+// copy of the key says is left (a cached copy's count is stale by design),
+// by one conditional write that is exact across replicas. Refused, the
+// verdict becomes USAGE_EXCEEDED and nothing is spent. It comes last, after
+// every other check and the key's budgets, so that nothing else refuses a
+// verify that spent. A store failure is the request's error (503 when the
+// store is unavailable): never VALID without the spend.
+func (s *Service) SpendCredits(ctx context.Context, v *Verdict, cost int64) error {
+	if !v.Valid() || v.Key == nil || v.Key.Credits == nil {
+		return nil
+	}
+	remaining, ok, err := s.store.Repo(v.Mode).SpendCredits(ctx, v.Key.ID, cost, s.now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// The key is gone since it was resolved (its account's provisioning
+		// was undone): no key.
+		*v = Verdict{Code: VerdictNotFound}
+		return nil
+	case errors.Is(err, store.ErrNoCredits):
+		return nil // credits are never removed: a key resolved with none
+	case err != nil:
+		return err
+	}
+	v.CreditsRemaining = &remaining
+	if !ok {
+		v.Code = VerdictUsageExceeded
+	}
+	return nil
 }
 
 // Verify says whether a key token works now for the caller p, a service

@@ -149,6 +149,9 @@ func (r *fakeRepo) AuditChain(context.Context, string) ([]audit.Event, error) {
 	return nil, errFake
 }
 func (r *fakeRepo) RecordUsage(context.Context, []store.Usage) error { return errFake }
+func (r *fakeRepo) SpendCredits(context.Context, string, int64, time.Time) (int64, bool, error) {
+	return 0, false, errFake
+}
 
 func hashOf(s string) string { h := sha256.Sum256([]byte(s)); return string(h[:]) }
 

@@ -41,6 +41,13 @@ type Principal struct {
 	// default; always nil for JWTs): the budget its requests spend, and the
 	// policy's bound on the limits of the keys it creates and changes.
 	RateLimit *apikey.RateLimit
+	// Credits are a key credential's usage credits as its key was re-read
+	// in a unit of work, at the unit's clock (policy.Current sets them;
+	// nil: none, always for JWTs, and before any re-read: the count changes
+	// with every verify, so no cached copy bounds anything): the policy's
+	// bound on the credits of the keys it creates and changes (rule 24).
+	// Its own requests spend none.
+	Credits *apikey.Credits
 	// Replaced is set when a key presented its previous secret (the one a
 	// rotation replaced): such a secret manages nothing. Inside the
 	// rotation's grace period it authenticates (GraceEnded false) and every

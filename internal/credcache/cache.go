@@ -517,6 +517,17 @@ func copyScalars(k *apikey.Key) *apikey.Key {
 		rl := *k.RateLimit
 		out.RateLimit = &rl
 	}
+	// Only whether the key has credits is used from a cached copy (verify
+	// then spends in the store, which answers what is left): a copy of the
+	// count, never the count.
+	if k.Credits != nil {
+		c := *k.Credits
+		if c.Refill != nil {
+			r := *c.Refill
+			c.Refill = &r
+		}
+		out.Credits = &c
+	}
 	return &out
 }
 

@@ -109,6 +109,12 @@ func entryBytes(k *apikey.Key) int64 {
 	if k.RateLimit != nil {
 		n += alloc(int(unsafe.Sizeof(*k.RateLimit)))
 	}
+	if k.Credits != nil {
+		n += alloc(int(unsafe.Sizeof(*k.Credits)))
+		if k.Credits.Refill != nil {
+			n += alloc(int(unsafe.Sizeof(*k.Credits.Refill))) + str(k.Credits.Refill.Interval)
+		}
+	}
 	return n
 }
 

@@ -12,6 +12,9 @@
 //     only keys restricted to subsets of its networks;
 //   - rate limits never grow: a key with its own rate limit obtains, rotates
 //     or changes only keys limited to no larger a rate (never unlimited ones);
+//   - credits never grow (rule 24): a key with credits obtains, rotates or
+//     changes only keys with no more credits left, never keys without, and
+//     a refill only under its own (no larger amount, no shorter interval);
 //   - a replaced secret in its grace period manages nothing, with one
 //     exception: a secret that rotated its own key may fetch that
 //     rotation's stored answer (OwnRotation, ReplayAuthorize);
@@ -87,6 +90,9 @@ type Target struct {
 	AllowedNetworks []netip.Prefix
 	// RateLimit is the key's own rate limit; nil means its mode's default.
 	RateLimit *apikey.RateLimit
+	// Credits are the key's credits as of the unit's clock (apikey.Credits.At);
+	// nil means none.
+	Credits *apikey.Credits
 }
 
 // CheckOperation is the coarse check made before any input is read: a
@@ -177,7 +183,31 @@ func Authorize(p *auth.Principal, a Action, t Target) *apierr.Error {
 	if e := NetworksWithin(p, a, t.AllowedNetworks); e != nil {
 		return e
 	}
-	return RateLimitWithin(p, a, t.RateLimit)
+	if e := RateLimitWithin(p, a, t.RateLimit); e != nil {
+		return e
+	}
+	return CreditsWithin(p, a, t.Credits)
+}
+
+// CreditsWithin is rule 24, credits never grow: a caller with credits (as
+// re-read in the unit, at its clock: Current) obtains, rotates or changes
+// only keys whose credits (as of the same clock) are within its own
+// (apikey.CreditsWithin): no more left, a refill only under one of its own
+// of no larger amount and no shorter interval, never a key without credits,
+// which verifies without limit. JWTs and keys without credits bound
+// nothing. Update asks it again for the credits it would set or add.
+func CreditsWithin(p *auth.Principal, a Action, c *apikey.Credits) *apierr.Error {
+	if apikey.CreditsWithin(c, p.Credits) {
+		return nil
+	}
+	own := p.Credits.String()
+	if a == CreateKey {
+		return apierr.New(api.CodeCreditEscalation,
+			"A key with credits can only create keys with credits within its own: at most "+own).
+			With("caller_credits", own)
+	}
+	return apierr.New(api.CodeCreditEscalation, "The key would have more credits, or a larger refill, than the caller").
+		With("caller_credits", own)
 }
 
 // RateLimitWithin is the rate-limit rule: a caller with its own rate limit
@@ -314,6 +344,7 @@ func Current(p *auth.Principal, k *apikey.Key, now time.Time) (*auth.Principal, 
 	q.ExpiresAt = k.ExpiresAt
 	q.AllowedNetworks = k.AllowedNetworks
 	q.RateLimit = k.RateLimit
+	q.Credits = k.Credits.At(now)
 	q.Replaced, q.GraceEnded = replaced, replaced && !inGrace
 	q.Accounts = []string{k.AccountID}
 	return &q, nil
@@ -333,8 +364,9 @@ const (
 	Rotate Loss = "rotate"
 	// Revoke deletes the key.
 	Revoke Loss = "revoke"
-	// Restrict sets the key's allowed networks or its own rate limit: it
-	// stops working from every address outside them, or past the limit.
+	// Restrict sets the key's allowed networks, its own rate limit or its
+	// credits: it stops working from every address outside them, past the
+	// limit, or once its credits are spent.
 	Restrict Loss = "restrict"
 )
 
@@ -368,7 +400,7 @@ func MayTakeAway(k *apikey.Key, l Loss) *apierr.Error {
 	case l == Restrict && Root(k):
 		// Restricting it to networks switches it off everywhere else.
 		return apierr.New(api.CodeManagedKeyFixed,
-			"The managed secret key is the account's root credential: it cannot be restricted to networks or given a rate limit")
+			"The managed secret key is the account's root credential: it cannot be restricted to networks or given a rate limit or credits")
 	}
 	return nil
 }

@@ -52,6 +52,25 @@ func rl(limit int, window string) *apikey.RateLimit {
 	return r
 }
 
+func cr(remaining int64, refill *apikey.CreditRefill) *apikey.Credits {
+	return &apikey.Credits{Remaining: remaining, Refill: refill}
+}
+
+func monthly(n int64) *apikey.CreditRefill {
+	return &apikey.CreditRefill{Amount: n, Interval: apikey.RefillMonthly, Day: 1}
+}
+
+func daily(n int64) *apikey.CreditRefill {
+	return &apikey.CreditRefill{Amount: n, Interval: apikey.RefillDaily}
+}
+
+// creditKey is a key holding manage, with credits.
+func creditKey(remaining int64, refill *apikey.CreditRefill) *auth.Principal {
+	p := key(manage, nil)
+	p.Credits = cr(remaining, refill)
+	return p
+}
+
 // rateKey is a key holding manage, with its own rate limit.
 func rateKey(limit int, window string) *auth.Principal {
 	p := key(manage, nil)
@@ -75,37 +94,46 @@ func TestAuthorize(t *testing.T) {
 		want   api.ErrorCode // 0: allowed
 		detail string
 	}{
-		{"create within power and life", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &hourOn, nil, nil}, 0, ""},
-		{"create at the caller's own expiry", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn, nil, nil}, 0, ""},
-		{"create: power grows", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", everything, nil, nil, nil}, api.CodePrivilegeEscalation, "missing"},
-		{"create: life grows (no expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
-		{"create: life grows (later expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn, nil, nil}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
-		{"create: a JWT's exp does not bound", jwt, policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil}, 0, ""},
-		{"create: a JWT's power does", jwt, policy.CreateKey, policy.Target{"acct_a", everything, nil, nil, nil}, api.CodePrivilegeEscalation, "missing"},
-		{"create: other account", key(manage, nil), policy.CreateKey, policy.Target{"acct_b", payRead, nil, nil, nil}, api.CodeAccountForbidden, "account_id"},
-		{"create: replaced secret", replaced, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil, nil, nil}, api.CodeReplacedSecret, ""},
-		{"create: publishable", pub, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil, nil, nil}, api.CodePublishableKeyForbidden, ""},
-		{"create: no create permission", key(onlyUpd, nil), policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil, nil, nil}, api.CodePermissionDenied, "required"},
-		{"regenerate within power", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil, nil}, 0, ""},
+		{"create within power and life", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &hourOn, nil, nil, nil}, 0, ""},
+		{"create at the caller's own expiry", key(manage, &dayOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn, nil, nil, nil}, 0, ""},
+		{"create: power grows", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", everything, nil, nil, nil, nil}, api.CodePrivilegeEscalation, "missing"},
+		{"create: life grows (no expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
+		{"create: life grows (later expiry)", key(manage, &hourOn), policy.CreateKey, policy.Target{"acct_a", payRead, &dayOn, nil, nil, nil}, api.CodeLifetimeExceedsCaller, "max_expires_at"},
+		{"create: a JWT's exp does not bound", jwt, policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, 0, ""},
+		{"create: a JWT's power does", jwt, policy.CreateKey, policy.Target{"acct_a", everything, nil, nil, nil, nil}, api.CodePrivilegeEscalation, "missing"},
+		{"create: other account", key(manage, nil), policy.CreateKey, policy.Target{"acct_b", payRead, nil, nil, nil, nil}, api.CodeAccountForbidden, "account_id"},
+		{"create: replaced secret", replaced, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil, nil, nil, nil}, api.CodeReplacedSecret, ""},
+		{"create: publishable", pub, policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil, nil, nil, nil}, api.CodePublishableKeyForbidden, ""},
+		{"create: no create permission", key(onlyUpd, nil), policy.CreateKey, policy.Target{"acct_a", perm.Set{}, nil, nil, nil, nil}, api.CodePermissionDenied, "required"},
+		{"regenerate within power", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, 0, ""},
 		// Without account:api:key:read the 40302 lists nothing (TestMissingOnlyForReaders).
-		{"regenerate: update alone cannot take the managed key", key(onlyUpd, nil), policy.RegenerateKey, policy.Target{"acct_a", everything, nil, nil, nil}, api.CodePrivilegeEscalation, ""},
-		{"regenerate: a JWT with update alone neither", &auth.Principal{Kind: keys.KindJWT, Accounts: []string{"acct_a"}, Permissions: onlyUpd}, policy.RegenerateKey, policy.Target{"acct_a", everything, nil, nil, nil}, api.CodePrivilegeEscalation, ""},
-		{"regenerate: key outlives the caller", key(manage, &hourOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil, nil}, api.CodeLifetimeEscalation, "credential_expires_at"},
-		{"regenerate: key expires before the caller", key(manage, &dayOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, &hourOn, nil, nil}, 0, ""},
-		{"regenerate: replaced secret", replaced, policy.RegenerateKey, policy.Target{"acct_a", perm.Set{}, nil, nil, nil}, api.CodeReplacedSecret, ""},
-		{"regenerate: other account is not found", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_b", payRead, nil, nil, nil}, api.CodeKeyNotFound, ""},
-		{"create within the caller's rate", rateKey(100, "1m"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, rl(1, "1s")}, 0, ""},
-		{"create: a larger rate", rateKey(100, "1m"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, rl(2, "1s")}, api.CodeRateLimitEscalation, "caller_rate_limit"},
-		{"create: unlimited by a limited key", rateKey(100, "1m"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil}, api.CodeRateLimitEscalation, "caller_rate_limit"},
-		{"create limited by an unlimited key", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, rl(1000000, "1s")}, 0, ""},
-		{"regenerate: an unlimited key by a limited one", rateKey(100, "1m"), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil, nil}, api.CodeRateLimitEscalation, ""},
-		{"create within the caller's networks", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("10.1.0.0/16", "10.2.3.4/32"), nil}, 0, ""},
-		{"create: networks widen", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("10.0.0.0/7"), nil}, api.CodeNetworkEscalation, "caller_allowed_networks"},
-		{"create: unrestricted by a restricted key", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil}, api.CodeNetworkEscalation, "caller_allowed_networks"},
-		{"create: the other family", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("::ffff:0:0/96"), nil}, api.CodeNetworkEscalation, ""},
-		{"create restricted by an unrestricted key", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("192.0.2.0/24"), nil}, 0, ""},
-		{"regenerate: an unrestricted key by a restricted one", netKey("10.0.0.0/8"), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil, nil}, api.CodeNetworkEscalation, ""},
-		{"regenerate within the caller's networks", netKey("10.0.0.0/8", "2001:db8::/32"), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nets("2001:db8:1::/48"), nil}, 0, ""},
+		{"regenerate: update alone cannot take the managed key", key(onlyUpd, nil), policy.RegenerateKey, policy.Target{"acct_a", everything, nil, nil, nil, nil}, api.CodePrivilegeEscalation, ""},
+		{"regenerate: a JWT with update alone neither", &auth.Principal{Kind: keys.KindJWT, Accounts: []string{"acct_a"}, Permissions: onlyUpd}, policy.RegenerateKey, policy.Target{"acct_a", everything, nil, nil, nil, nil}, api.CodePrivilegeEscalation, ""},
+		{"regenerate: key outlives the caller", key(manage, &hourOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, api.CodeLifetimeEscalation, "credential_expires_at"},
+		{"regenerate: key expires before the caller", key(manage, &dayOn), policy.RegenerateKey, policy.Target{"acct_a", payRead, &hourOn, nil, nil, nil}, 0, ""},
+		{"regenerate: replaced secret", replaced, policy.RegenerateKey, policy.Target{"acct_a", perm.Set{}, nil, nil, nil, nil}, api.CodeReplacedSecret, ""},
+		{"regenerate: other account is not found", key(manage, nil), policy.RegenerateKey, policy.Target{"acct_b", payRead, nil, nil, nil, nil}, api.CodeKeyNotFound, ""},
+		{"create within the caller's rate", rateKey(100, "1m"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, rl(1, "1s"), nil}, 0, ""},
+		{"create: a larger rate", rateKey(100, "1m"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, rl(2, "1s"), nil}, api.CodeRateLimitEscalation, "caller_rate_limit"},
+		{"create: unlimited by a limited key", rateKey(100, "1m"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, api.CodeRateLimitEscalation, "caller_rate_limit"},
+		{"create limited by an unlimited key", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, rl(1000000, "1s"), nil}, 0, ""},
+		{"regenerate: an unlimited key by a limited one", rateKey(100, "1m"), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, api.CodeRateLimitEscalation, ""},
+		{"create within the caller's networks", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("10.1.0.0/16", "10.2.3.4/32"), nil, nil}, 0, ""},
+		{"create: networks widen", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("10.0.0.0/7"), nil, nil}, api.CodeNetworkEscalation, "caller_allowed_networks"},
+		{"create: unrestricted by a restricted key", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, api.CodeNetworkEscalation, "caller_allowed_networks"},
+		{"create: the other family", netKey("10.0.0.0/8"), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("::ffff:0:0/96"), nil, nil}, api.CodeNetworkEscalation, ""},
+		{"create restricted by an unrestricted key", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nets("192.0.2.0/24"), nil, nil}, 0, ""},
+		{"regenerate: an unrestricted key by a restricted one", netKey("10.0.0.0/8"), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, api.CodeNetworkEscalation, ""},
+		{"regenerate within the caller's networks", netKey("10.0.0.0/8", "2001:db8::/32"), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nets("2001:db8:1::/48"), nil, nil}, 0, ""},
+		{"create within the caller's credits", creditKey(100, monthly(100)), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, cr(100, monthly(100))}, 0, ""},
+		{"create: more credits", creditKey(100, nil), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, cr(101, nil)}, api.CodeCreditEscalation, "caller_credits"},
+		{"create: no credits by a metered key", creditKey(100, nil), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, api.CodeCreditEscalation, "caller_credits"},
+		{"create: a refill by a key without one", creditKey(100, nil), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, cr(1, monthly(1))}, api.CodeCreditEscalation, ""},
+		{"create: a larger refill", creditKey(100, monthly(100)), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, cr(1, monthly(101))}, api.CodeCreditEscalation, ""},
+		{"create: a more frequent refill", creditKey(100, monthly(100)), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, cr(1, daily(1))}, api.CodeCreditEscalation, ""},
+		{"create: a less frequent refill", creditKey(100, daily(100)), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, cr(1, monthly(100))}, 0, ""},
+		{"create metered by an unmetered key", key(manage, nil), policy.CreateKey, policy.Target{"acct_a", payRead, nil, nil, nil, cr(1_000_000_000_000, daily(1_000_000_000_000))}, 0, ""},
+		{"regenerate: an unmetered key by a metered one", creditKey(100, nil), policy.RegenerateKey, policy.Target{"acct_a", payRead, nil, nil, nil, nil}, api.CodeCreditEscalation, "caller_credits"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := policy.Authorize(c.p, c.a, c.t)

@@ -26,6 +26,8 @@ var (
 	ErrAccountExists  = errors.New("store: account exists")
 	ErrNoAccount      = errors.New("store: no such account")
 	ErrDuplicateKeyID = errors.New("store: key id or secret collision")
+	// ErrNoCredits: SpendCredits named a key without credits.
+	ErrNoCredits = errors.New("store: the key has no credits")
 	// ErrIdempotencyLost: the idempotency record is no longer the claim
 	// being completed (its lease ran out and another request re-claimed it,
 	// or it expired): the unit must roll back, so that only one execution
@@ -70,6 +72,14 @@ type Repository interface {
 	ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error)
 	// RecordUsage moves last_used_at/ip forward, never backward.
 	RecordUsage(ctx context.Context, batch []Usage) error
+	// SpendCredits spends cost of key id's credits at now in one conditional
+	// write, exact whatever runs beside it (every replica included): a
+	// refill due at now (apikey.Credits.Due) is applied first, then cost is
+	// taken only if that many are left. It returns what is left after the
+	// spend and true, or, refused, what is left (nothing spent) and false.
+	// ErrNotFound for no such key, ErrNoCredits for a key without credits.
+	// Not a unit of work: nothing else is written and no audit event.
+	SpendCredits(ctx context.Context, id string, cost int64, now time.Time) (remaining int64, ok bool, err error)
 	// ListKeys returns a page of an account's keys in (created_at, id) order,
 	// ids compared bytewise. An unknown Status or a Limit below 1 is an error.
 	ListKeys(ctx context.Context, f KeyFilter) ([]*apikey.Key, error)

@@ -108,6 +108,13 @@ func (r *timeoutRepo) RecordUsage(ctx context.Context, batch []Usage) error {
 	return timedOut(ctx, r.d, r.inner.RecordUsage(ctx, batch))
 }
 
+func (r *timeoutRepo) SpendCredits(ctx context.Context, id string, cost int64, now time.Time) (int64, bool, error) {
+	ctx, cancel := bound(ctx, r.d)
+	defer cancel()
+	rem, ok, err := r.inner.SpendCredits(ctx, id, cost, now)
+	return rem, ok, timedOut(ctx, r.d, err)
+}
+
 func (r *timeoutRepo) ListKeys(ctx context.Context, f KeyFilter) ([]*apikey.Key, error) {
 	ctx, cancel := bound(ctx, r.d)
 	defer cancel()

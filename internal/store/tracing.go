@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -120,6 +121,14 @@ func (r *tracingRepo) ListManagedKeys(ctx context.Context, accountID string) (_ 
 	ctx, end := r.start(ctx, "ListManagedKeys")
 	defer func() { end(err) }()
 	return r.Repository.ListManagedKeys(ctx, accountID)
+}
+
+// SpendCredits is verify's one write for a key with credits: a span of its
+// own, "store SpendCredits" (a refused spend is ok: it is an answer).
+func (r *tracingRepo) SpendCredits(ctx context.Context, id string, cost int64, now time.Time) (_ int64, _ bool, err error) {
+	ctx, end := r.start(ctx, "SpendCredits")
+	defer func() { end(err) }()
+	return r.Repository.SpendCredits(ctx, id, cost, now)
 }
 
 func (r *tracingRepo) ListKeys(ctx context.Context, f KeyFilter) (_ []*apikey.Key, err error) {

@@ -205,7 +205,7 @@ type Repo struct {
 
 type queries struct {
 	createAccount, accountExists, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
-	keyBySecretHash, listManaged, getKeyForUpdate, getKeyForShare, capReached, capCounted, lockAccount, lockAccountQueued, releaseName, updateKey, recordUsage string
+	keyBySecretHash, listManaged, getKeyForUpdate, getKeyForShare, capReached, capCounted, lockAccount, lockAccountQueued, releaseName, updateKey, recordUsage, spendCredits string
 	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
 	// which the filters extend.
 	listKeys, listEvents, auditChain, auditAccounts, appendEvent, appendSealed string
@@ -214,7 +214,11 @@ type queries struct {
 // insertColumns are what InsertKey writes: a new key has no previous secret.
 const insertColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, created_by_kind, created_by_id, created_by_request,
-	key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds`
+	key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds,
+	` + creditColumns
+
+// creditColumns are a key's credits (migration 00014), read into a store.CreditColumns.
+const creditColumns = `credits_remaining, credits_refill_amount, credits_refill_interval, credits_refill_day, credits_refilled_at`
 
 const keyColumns = insertColumns + `, prev_secret_hash, prev_secret_expires_at`
 
@@ -237,7 +241,7 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		deleteAccountKeys:   `DELETE FROM ` + keys + ` WHERE account_id = $1`,
 		deleteAccount:       `DELETE FROM ` + accounts + ` WHERE id = $1`,
 		insertKey: `INSERT INTO ` + keys + ` (` + insertColumns + `)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)`,
 		// The counter of keys not deleted (migration 00008) while below the cap;
 		// else an index-only walk of api_keys_active (migration 00005), at most
 		// $3 entries. The subquery is an InitPlan, run only when CASE takes it.
@@ -265,11 +269,13 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 		updateKey: `UPDATE ` + keys + ` SET name = $1, secret_hash = $2, permissions = $3, metadata = $4,
 			status = $5, deleted = $6, expires_at = $7, updated_at = $8,
 			prev_secret_hash = $9, prev_secret_expires_at = $10, key_hint = $11, name_key = $13, allowed_networks = $14, rate_limit = $15, rate_window_seconds = $16,
+			credits_remaining = $17, credits_refill_amount = $18, credits_refill_interval = $19, credits_refill_day = $20, credits_refilled_at = $21,
 			-- A key that takes a new name (a new name key, 00009) holds it again, so the
 			-- unique index applies to it.
 			name_released = CASE WHEN name_key IS NOT DISTINCT FROM $13 THEN name_released ELSE FALSE END WHERE id = $12`,
 		recordUsage: `UPDATE ` + keys + ` SET last_used_at = $1, last_used_ip = $2
 			WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)`,
+		spendCredits:  spendCreditsSQL(keys),
 		listKeys:      `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE account_id = $1`,
 		listEvents:    `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1`,
 		auditChain:    `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1 ORDER BY seq`,
@@ -950,6 +956,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 	normalize(k)
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
 	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
+	cr := store.EncodeCredits(k.Credits)
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
@@ -958,7 +965,8 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) error {
 		k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		k.LastUsedAt, k.LastUsedIP, k.ExpiresAt, k.CreatedAt, k.UpdatedAt,
 		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey,
-		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow))
+		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow,
+		cr.Remaining, cr.RefillAmount, cr.RefillInterval, cr.RefillDay, cr.RefilledAt))
 }
 
 func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
@@ -967,6 +975,7 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	normalize(k)
 	k.NameKey = namekey.Key(k.Name)
 	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
+	cr := store.EncodeCredits(k.Credits)
 	perms, meta, err := encodeMaps(k)
 	if err != nil {
 		return err
@@ -974,7 +983,8 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	return mapErr(t.queue(ctx, t.q.updateKey,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, k.ExpiresAt, k.UpdatedAt,
 		k.PrevSecretHash, k.PrevSecretExpiresAt, nullIfEmpty(k.KeyHint), k.ID, k.NameKey,
-		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow))
+		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow,
+		cr.Remaining, cr.RefillAmount, cr.RefillInterval, cr.RefillDay, cr.RefilledAt))
 }
 
 // encodeMaps encodes k's maps now: a queued statement's arguments are
@@ -1067,6 +1077,66 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 	return r.pool.SendBatch(ctx, &b).Close()
 }
 
+// SpendCredits is one statement, outside any unit (an implicit transaction):
+// the UPDATE applies a due refill and spends only while the row's own
+// credits suffice, which PostgreSQL re-checks on the row's latest version
+// after waiting for a concurrent writer of it, so spends are exact across
+// replicas. The same statement reads the row as its snapshot had it, for the
+// remaining of a refused spend; when a spend committed after that snapshot
+// made it look sufficient, one plain read follows.
+func (r *Repo) SpendCredits(ctx context.Context, id string, cost int64, now time.Time) (remaining int64, ok bool, err error) {
+	defer classify(&err)
+	a := store.NewSpendArgs(now)
+	var spent *int64
+	var cr store.CreditColumns
+	err = r.pool.QueryRow(ctx, r.q.spendCredits, id, cost, a.Now, a.DayStart, a.MonthStart, a.PrevMonthStart,
+		a.Day, a.DaysInMonth, a.DaysInPrevMonth).Scan(&spent, &cr.Remaining, &cr.RefillAmount, &cr.RefillInterval, &cr.RefillDay, &cr.RefilledAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, store.ErrNotFound
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if spent != nil {
+		return *spent, true, nil
+	}
+	c, err := cr.Decode()
+	if err != nil {
+		return 0, false, fmt.Errorf("postgres: key %s: %w", id, err)
+	}
+	if c == nil {
+		return 0, false, store.ErrNoCredits
+	}
+	if remaining = c.Effective(now); remaining < cost {
+		return remaining, false, nil
+	}
+	err = r.pool.QueryRow(ctx, `SELECT `+creditColumns+` FROM `+r.keysTable()+` WHERE id = $1`, id).
+		Scan(&cr.Remaining, &cr.RefillAmount, &cr.RefillInterval, &cr.RefillDay, &cr.RefilledAt)
+	if err != nil {
+		return 0, false, err
+	}
+	if c, err = cr.Decode(); err != nil || c == nil {
+		return 0, false, fmt.Errorf("postgres: key %s credits: %w", id, err)
+	}
+	return c.Effective(now), false, nil
+}
+
+func (r *Repo) keysTable() string { return pgx.Identifier{Schemas[r.mode], "api_keys"}.Sanitize() }
+
+// spendCreditsSQL is SpendCredits' statement on the keys table: $1 the key,
+// $2 the cost, $3..$9 store.SpendArgs in order. It answers the spent row's
+// remaining (NULL when refused) and the row's credits as its snapshot had them.
+func spendCreditsSQL(keys string) string {
+	n := map[string]string{"Now": "$3::bigint", "DayStart": "$4::bigint", "MonthStart": "$5::bigint", "PrevMonthStart": "$6::bigint",
+		"Day": "$7::int", "DaysInMonth": "$8::int", "DaysInPrevMonth": "$9::int"}
+	due := store.CreditDueSQL("LEAST", func(f string) string { return n[f] })
+	left := `(CASE WHEN ` + due + ` THEN credits_refill_amount ELSE credits_remaining END)`
+	return `WITH spent AS (UPDATE ` + keys + ` SET credits_remaining = ` + left + ` - $2::bigint,
+		credits_refilled_at = CASE WHEN ` + due + ` THEN $3::bigint ELSE credits_refilled_at END
+		WHERE id = $1 AND credits_remaining IS NOT NULL AND ` + left + ` >= $2::bigint RETURNING credits_remaining)
+	SELECT (SELECT credits_remaining FROM spent), ` + creditColumns + ` FROM ` + keys + ` WHERE id = $1`
+}
+
 // nullIfEmpty stores an absent hint as NULL, as keys from before hints were kept have it.
 func nullIfEmpty(s string) *string {
 	if s == "" {
@@ -1086,10 +1156,12 @@ func scanKey(row pgx.Row) (*apikey.Key, error) {
 		networks      string
 		rateLimit     int64
 		rateWindow    int64
+		cr            store.CreditColumns
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &perms, &meta, &k.Status,
 		&k.Managed, &k.Deleted, &k.LastUsedAt, &k.LastUsedIP, &k.ExpiresAt, &k.CreatedAt, &k.UpdatedAt,
-		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &hint, &nameKey, &networks, &rateLimit, &rateWindow, &k.PrevSecretHash, &k.PrevSecretExpiresAt)
+		&k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &hint, &nameKey, &networks, &rateLimit, &rateWindow,
+		&cr.Remaining, &cr.RefillAmount, &cr.RefillInterval, &cr.RefillDay, &cr.RefilledAt, &k.PrevSecretHash, &k.PrevSecretExpiresAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -1106,6 +1178,9 @@ func scanKey(row pgx.Row) (*apikey.Key, error) {
 		return nil, fmt.Errorf("postgres: key %s allowed_networks: %w", k.ID, err)
 	}
 	k.RateLimit = store.DecodeRateLimit(rateLimit, rateWindow)
+	if k.Credits, err = cr.Decode(); err != nil {
+		return nil, fmt.Errorf("postgres: key %s: %w", k.ID, err)
+	}
 	if hint != nil { // NULL: a key from before hints were kept
 		k.KeyHint = *hint
 	}

@@ -321,8 +321,9 @@ const (
 	insertKeySQL = `INSERT INTO api_keys
 	(id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	 last_used_at, last_used_ip, expires_at, created_at, updated_at,
-	 created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	 created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds,
+	 credits_remaining, credits_refill_amount, credits_refill_interval, credits_refill_day, credits_refilled_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	getKeySQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
 	// Every list and audit read asks it first.
 	accountExistsSQL = `SELECT count(*) FROM accounts WHERE id = ?`
@@ -337,6 +338,7 @@ const (
 	updateKeySQL = `UPDATE api_keys SET name = ?1, secret_hash = ?2, permissions = ?3, metadata = ?4,
 	status = ?5, deleted = ?6, expires_at = ?7, updated_at = ?8, prev_secret_hash = ?9, prev_secret_expires_at = ?10,
 	key_hint = ?11, name_key = ?13, allowed_networks = ?14, rate_limit = ?15, rate_window_seconds = ?16,
+	credits_remaining = ?17, credits_refill_amount = ?18, credits_refill_interval = ?19, credits_refill_day = ?20, credits_refilled_at = ?21,
 	name_released = CASE WHEN name_key IS ?13 THEN name_released ELSE 0 END WHERE id = ?12`
 )
 
@@ -707,11 +709,13 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) (err error) {
 	}()
 	k.NameKey = namekey.Key(k.Name) // the store keeps it in step with the name
 	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
+	cr := store.EncodeCredits(k.Credits)
 	t.w.keys.wrote(k.ID)
 	args := []any{k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
 		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey,
-		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow}
+		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow,
+		cr.Remaining, cr.RefillAmount, cr.RefillInterval, cr.RefillDay, cr.RefilledAt}
 	if r := t.release; r != nil && !k.Deleted && r.accountID == k.AccountID && r.nameKey == k.NameKey {
 		// The pending release is of this name (ReleaseExpiredName): the
 		// insert first; if it succeeds, there was nothing to release.
@@ -735,10 +739,12 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) (err error) {
 	t.w.keys.wrote(k.ID)
 	defer func() { t.keyUpdated(k, err) }()
 	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
+	cr := store.EncodeCredits(k.Credits)
 	return mapInsertErr(t.exec(ctx, t.w.st.updateKey,
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
 		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID, k.NameKey,
-		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow))
+		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow,
+		cr.Remaining, cr.RefillAmount, cr.RefillInterval, cr.RefillDay, cr.RefilledAt))
 }
 
 func mapInsertErr(err error) error {
@@ -759,7 +765,11 @@ func mapInsertErr(err error) error {
 
 const keyColumns = `id, account_id, name, type, secret_hash, permissions, metadata, status, managed, deleted,
 	last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash, prev_secret_expires_at,
-	created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds`
+	created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds,
+	` + creditColumns
+
+// creditColumns are a key's credits (migration 00014), as scanCredits reads them.
+const creditColumns = `credits_remaining, credits_refill_amount, credits_refill_interval, credits_refill_day, credits_refilled_at`
 
 func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error) {
 	defer classify(&err)
@@ -808,6 +818,59 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 		return nil
 	})
 }
+
+// SpendCredits is a unit of the writer's batch: one conditional UPDATE
+// (spendCredits) that applies a due refill and spends, exact because the
+// writer is the database's only writer and the condition is the row's own;
+// refused, the same unit reads what is left.
+func (r *Repo) SpendCredits(ctx context.Context, id string, cost int64, now time.Time) (remaining int64, ok bool, err error) {
+	defer classify(&err)
+	a := store.NewSpendArgs(now)
+	err = r.InTx(ctx, func(stx store.Tx) error {
+		t := stx.(*tx)     // InTx hands its fn this package's tx, always
+		t.w.keys.wrote(id) // its credits change: no cached copy of the key stays
+		ok = false
+		err := t.row(ctx, t.w.st.spendCredits, id, cost, a.Now, a.DayStart, a.MonthStart, a.PrevMonthStart,
+			a.Day, a.DaysInMonth, a.DaysInPrevMonth).Scan(&remaining)
+		if err == nil {
+			ok = true
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var cr store.CreditColumns
+		err = t.row(ctx, t.w.st.readCredits, id).Scan(&cr.Remaining, &cr.RefillAmount, &cr.RefillInterval, &cr.RefillDay, &cr.RefilledAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		c, err := cr.Decode()
+		if err != nil {
+			return fmt.Errorf("sqlite: key %s: %w", id, err)
+		}
+		if c == nil {
+			return store.ErrNoCredits
+		}
+		remaining = c.Effective(now)
+		return nil
+	})
+	return remaining, ok, err
+}
+
+// spendCreditsSQL is SpendCredits' statement: ?1 the key, ?2 the cost, ?3..?9
+// store.SpendArgs in order.
+var spendCreditsSQL = func() string {
+	n := map[string]string{"Now": "?3", "DayStart": "?4", "MonthStart": "?5", "PrevMonthStart": "?6",
+		"Day": "?7", "DaysInMonth": "?8", "DaysInPrevMonth": "?9"}
+	due := store.CreditDueSQL("min", func(f string) string { return n[f] })
+	left := `(CASE WHEN ` + due + ` THEN credits_refill_amount ELSE credits_remaining END)`
+	return `UPDATE api_keys SET credits_remaining = ` + left + ` - ?2,
+	credits_refilled_at = CASE WHEN ` + due + ` THEN ?3 ELSE credits_refilled_at END
+	WHERE id = ?1 AND credits_remaining IS NOT NULL AND ` + left + ` >= ?2 RETURNING credits_remaining`
+}()
 
 // statusExpired is the list filter for ACTIVE keys past their expiry (a
 // status computed at read time, never stored).
@@ -931,10 +994,12 @@ func scanKey(row scanner) (*apikey.Key, error) {
 		createdAt, updatedAt  string
 		networks              string
 		rateLimit, rateWindow int64
+		cr                    store.CreditColumns
 	)
 	err := row.Scan(&k.ID, &k.AccountID, &k.Name, &k.Type, &k.SecretHash, &perms, &meta, &k.Status,
 		&k.Managed, &k.Deleted, &lastUsedAt, &lastUsedIP, &expiresAt, &createdAt, &updatedAt,
-		&k.PrevSecretHash, &prevExpiresAt, &k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &keyHint, &nameKey, &networks, &rateLimit, &rateWindow)
+		&k.PrevSecretHash, &prevExpiresAt, &k.CreatedBy.Kind, &k.CreatedBy.ID, &k.CreatedBy.RequestID, &keyHint, &nameKey, &networks, &rateLimit, &rateWindow,
+		&cr.Remaining, &cr.RefillAmount, &cr.RefillInterval, &cr.RefillDay, &cr.RefilledAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -951,6 +1016,9 @@ func scanKey(row scanner) (*apikey.Key, error) {
 		return nil, fmt.Errorf("sqlite: key %s allowed_networks: %w", k.ID, err)
 	}
 	k.RateLimit = store.DecodeRateLimit(rateLimit, rateWindow)
+	if k.Credits, err = cr.Decode(); err != nil {
+		return nil, fmt.Errorf("sqlite: key %s: %w", k.ID, err)
+	}
 	if k.CreatedAt, err = parseTime(createdAt); err != nil {
 		return nil, err
 	}

@@ -213,6 +213,7 @@ type writerStmts struct {
 	createAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
 	getKey, capReached, releaseName, insertKey, updateKey  *sql.Stmt
 	lockAccount, insertEvent, setAuditHead, recordUsage    *sql.Stmt
+	spendCredits, readCredits                              *sql.Stmt
 	idem                                                   idemStmts // idempotency.go
 }
 
@@ -291,6 +292,8 @@ func (w *writer) prepare(ctx context.Context) error {
 		{&w.st.setAuditHead, `UPDATE accounts SET audit_seq = ?, audit_head = ? WHERE id = ?`},
 		{&w.st.recordUsage, `UPDATE api_keys SET last_used_at = ?, last_used_ip = ?
 		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`},
+		{&w.st.spendCredits, spendCreditsSQL},
+		{&w.st.readCredits, `SELECT ` + creditColumns + ` FROM api_keys WHERE id = ?`},
 	}, w.idemStatements()...) {
 		st, err := w.conn.PrepareContext(ctx, p.sql) //nolint:sqlclosecheck // kept for the writer's life; close closes the connection and with it its statements
 		if err != nil {

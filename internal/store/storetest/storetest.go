@@ -63,6 +63,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"KeyHint", testKeyHint},
 		{"AllowedNetworks", testAllowedNetworks},
 		{"RateLimit", testRateLimit},
+		{"Credits", testCredits},
+		{"SpendCredits", testSpendCredits},
+		{"SpendCreditsConcurrent", testSpendCreditsConcurrent},
+		{"CreditRefills", testCreditRefills},
 		{"KeyCapReached", testKeyCapReached},
 		{"ListKeysFilters", testListKeysFilters},
 		{"ListKeysPagination", testListKeysPagination},
@@ -277,6 +281,7 @@ func checkKeyIn(t *testing.T, what string, got, want *apikey.Key, utc bool) {
 	eq("Status", got.Status, want.Status)
 	eq("AllowedNetworks", apikey.NetworkStrings(got.AllowedNetworks), apikey.NetworkStrings(want.AllowedNetworks))
 	eq("RateLimit", got.RateLimit, want.RateLimit)
+	eq("Credits", got.Credits.String()+" at "+creditsAt(got.Credits), want.Credits.String()+" at "+creditsAt(want.Credits))
 	eq("Managed", got.Managed, want.Managed)
 	eq("Deleted", got.Deleted, want.Deleted)
 	checkTimePtrIn(t, what+": LastUsedAt", got.LastUsedAt, want.LastUsedAt, utc)
