@@ -96,7 +96,12 @@ func (s *Service) SpendCredits(ctx context.Context, v *Verdict, cost int64) erro
 	if !v.Valid() || v.Key == nil || v.Key.Credits == nil {
 		return nil
 	}
-	remaining, ok, err := s.store.Repo(v.Mode).SpendCredits(ctx, v.Key.ID, cost, s.now())
+	// A spend, once begun, finishes (within the store's timeout) even when
+	// the client goes away: cancelled mid-flight, it could commit with its
+	// answer turned into an error, credits spent for no VALID the server
+	// recorded. Finished, the answer is VALID in the access log and metrics,
+	// whether or not the client was still there to read it.
+	remaining, ok, err := s.store.Repo(v.Mode).SpendCredits(context.WithoutCancel(ctx), v.Key.ID, cost, s.now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// The key is gone since it was resolved (its account's provisioning
