@@ -120,12 +120,12 @@ func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) (_ []au
 		q += ` AND action = ` + a.add(f.Action)
 	}
 	q += ` ORDER BY seq DESC LIMIT ` + a.add(f.Limit)
-	return r.events(ctx, q, a...)
+	return r.events(ctx, true, q, a...)
 }
 
 func (r *Repo) AuditChain(ctx context.Context, accountID string) (_ []audit.Event, err error) {
 	defer classify(&err)
-	return r.events(ctx, r.q.auditChain, accountID)
+	return r.events(ctx, false, r.q.auditChain, accountID)
 }
 
 func (r *Repo) AuditAccounts(ctx context.Context) (_ []store.AuditHead, err error) {
@@ -146,13 +146,21 @@ func (r *Repo) AuditAccounts(ctx context.Context) (_ []store.AuditHead, err erro
 	return out, rows.Err()
 }
 
-func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event, error) {
+// events reads the events q selects. A page (ListAuditEvents) gets the
+// changes as ChangesJSON (see auditrow.AppendCanonical), all of them in one
+// string; the chain (AuditChain) as the Changes maps.
+func (r *Repo) events(ctx context.Context, page bool, q string, args ...any) ([]audit.Event, error) {
 	rows, err := r.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	out := []audit.Event{}
+	var changesJSON *auditrow.Joined
+	if page {
+		changesJSON = auditrow.NewJoined()
+		defer changesJSON.Free()
+	}
 	for rows.Next() {
 		var (
 			e             audit.Event
@@ -165,10 +173,21 @@ func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event
 		}
 		e.Mode = apikey.Mode(mode)
 		e.CreatedAt = e.CreatedAt.UTC()
-		if e.Changes, err = auditrow.DecodeString(changes); err != nil {
+		if page {
+			err = changesJSON.Add(changes)
+		} else {
+			e.Changes, err = auditrow.DecodeString(changes)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("postgres: audit event %s: %w", e.ID, err)
 		}
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if page {
+		changesJSON.Fill(out)
+	}
+	return out, nil
 }

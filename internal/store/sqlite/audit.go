@@ -82,7 +82,7 @@ func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) (_ []au
 	if err != nil {
 		return nil, err
 	}
-	return scanEvents(rows, min(f.Limit, 1001))
+	return scanEvents(rows, min(f.Limit, 1001), true)
 }
 
 // The shapes of ListAuditEvents: a bit per filter.
@@ -137,14 +137,21 @@ func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event
 	if err != nil {
 		return nil, err
 	}
-	return scanEvents(rows, 0)
+	return scanEvents(rows, 0, false)
 }
 
 // scanEvents reads the events of rows (eventColumns) and closes it; size is
-// how many are expected, at most.
-func scanEvents(rows *sql.Rows, size int) ([]audit.Event, error) {
+// how many are expected, at most. A page (ListAuditEvents) gets the changes
+// as ChangesJSON (see auditrow.AppendCanonical), all of them in one string;
+// the chain (AuditChain) as the Changes maps.
+func scanEvents(rows *sql.Rows, size int, page bool) ([]audit.Event, error) {
 	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	out := make([]audit.Event, 0, size)
+	var changesJSON *auditrow.Joined
+	if page {
+		changesJSON = auditrow.NewJoined()
+		defer changesJSON.Free()
+	}
 	for rows.Next() {
 		var (
 			e                 audit.Event
@@ -159,10 +166,21 @@ func scanEvents(rows *sql.Rows, size int) ([]audit.Event, error) {
 		if e.CreatedAt, err = parseTime(at); err != nil {
 			return nil, fmt.Errorf("sqlite: audit event %s created_at: %w", e.ID, err)
 		}
-		if e.Changes, err = auditrow.DecodeString(changes); err != nil {
+		if page {
+			err = changesJSON.Add(changes)
+		} else {
+			e.Changes, err = auditrow.DecodeString(changes)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("sqlite: audit event %s: %w", e.ID, err)
 		}
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if page {
+		changesJSON.Fill(out)
+	}
+	return out, nil
 }
