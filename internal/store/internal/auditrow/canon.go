@@ -271,40 +271,50 @@ var plainASCII = func() (t [utf8.RuneSelf]bool) {
 
 const hexDigits = "0123456789abcdef"
 
-// str reads a string and writes it as encoding/json writes its value.
+// str reads a string and writes it as encoding/json writes its value: runs
+// of characters written as they are go out in one append.
 func (c *canonText) str() {
 	c.i++
 	c.out = append(c.out, '"')
+	start := c.i
 	for c.i < len(c.s) {
 		b := c.s[c.i]
-		switch {
-		case b == '"':
-			c.i++
-			c.out = append(c.out, '"')
-			return
-		case b == '\\':
-			c.escape()
+		if b < utf8.RuneSelf {
+			if plainASCII[b] {
+				c.i++
+				continue
+			}
+			c.out = append(c.out, c.s[start:c.i]...)
+			switch {
+			case b == '"':
+				c.i++
+				c.out = append(c.out, '"')
+				return
+			case b == '\\':
+				c.escape()
+			case b < 0x20: // JSON has no raw control characters
+				c.ok = false
+			default:
+				c.i++
+				c.char(rune(b))
+			}
 			if !c.ok {
 				return
 			}
-		case b < utf8.RuneSelf:
-			if b < 0x20 { // JSON has no raw control characters
-				c.ok = false
-				return
-			}
-			c.i++
-			c.char(rune(b))
+			start = c.i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(c.s[c.i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			c.ok = false // invalid UTF-8: Decode declines to encoding/json, which makes it U+FFFD
+			return
+		case r == '\u2028' || r == '\u2029':
+			c.out = append(c.out, c.s[start:c.i]...)
+			c.out = append(c.out, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			c.i += size
+			start = c.i
 		default:
-			r, size := utf8.DecodeRuneInString(c.s[c.i:])
-			if r == utf8.RuneError && size == 1 {
-				c.ok = false // invalid UTF-8: Decode declines to encoding/json, which makes it U+FFFD
-				return
-			}
-			if r == '\u2028' || r == '\u2029' {
-				c.out = append(c.out, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			} else {
-				c.out = append(c.out, c.s[c.i:c.i+size]...)
-			}
 			c.i += size
 		}
 	}
