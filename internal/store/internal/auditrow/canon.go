@@ -1,6 +1,7 @@
 package auditrow
 
 import (
+	"bytes"
 	"strconv"
 	"sync"
 	"unicode/utf8"
@@ -27,7 +28,13 @@ import (
 // AppendCanonical appends marshal(Decode(text)) to dst: the changes as a
 // read answers them. An error is Decode's (the text is not a JSON object).
 func AppendCanonical(dst []byte, text string) ([]byte, error) {
-	if out, ok := appendFast(dst, text); ok {
+	return appendCanonical(dst, text, nil)
+}
+
+// appendCanonical is AppendCanonical with a buffer to reuse for sorting an
+// object's members (nil: one is made when needed).
+func appendCanonical(dst []byte, text string, scratch *[]byte) ([]byte, error) {
+	if out, ok := appendFast(dst, text, scratch); ok {
 		return out, nil
 	}
 	m, err := DecodeString(text)
@@ -42,8 +49,12 @@ func AppendCanonical(dst []byte, text string) ([]byte, error) {
 }
 
 // appendFast is AppendCanonical's walk; false when it declines.
-func appendFast(dst []byte, text string) ([]byte, bool) {
+func appendFast(dst []byte, text string, scratch *[]byte) ([]byte, bool) {
 	c := canonText{s: text, out: dst, ok: true}
+	if scratch != nil {
+		c.scratch = *scratch
+		defer func() { *scratch = c.scratch }()
+	}
 	c.space()
 	if c.i >= len(c.s) || c.s[c.i] != '{' {
 		return dst, false
@@ -56,21 +67,19 @@ func appendFast(dst []byte, text string) ([]byte, bool) {
 // canonText walks s, writing the canonical form to out; a failed step
 // leaves ok false and AppendCanonical declines.
 type canonText struct {
-	s   string
-	i   int
-	out []byte
-	ok  bool
+	s       string
+	i       int
+	out     []byte
+	ok      bool
+	scratch []byte // sort's copy of the members
 }
 
 func (c *canonText) space() {
-	for c.i < len(c.s) {
-		switch c.s[c.i] {
-		case ' ', '\t', '\n', '\r':
-			c.i++
-		default:
-			return
-		}
+	s, i := c.s, c.i // locals: the loops run in registers
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
 	}
+	c.i = i
 }
 
 func (c *canonText) next(b byte) bool {
@@ -134,7 +143,7 @@ func (c *canonText) object(depth int) {
 		c.out = append(c.out, '}')
 		return
 	}
-	var buf [16]member
+	var buf [8]member
 	members := buf[:0]
 	sorted := true
 	for c.ok {
@@ -156,7 +165,7 @@ func (c *canonText) object(depth int) {
 		}
 		m.end = len(c.out)
 		if n := len(members); n > 0 {
-			switch cmp := compareBytes(c.out[members[n-1].key:members[n-1].keyEnd], c.out[m.key:m.keyEnd]); {
+			switch cmp := bytes.Compare(c.out[members[n-1].key:members[n-1].keyEnd], c.out[m.key:m.keyEnd]); {
 			case cmp == 0:
 				c.ok = false // a duplicate: Decode keeps the last, decline
 				return
@@ -185,17 +194,18 @@ func (c *canonText) object(depth int) {
 func (c *canonText) sort(members []member) bool {
 	from := members[0].start
 	for i := 1; i < len(members); i++ { // insertion sort: objects are small
-		for j := i; j > 0 && compareBytes(c.out[members[j-1].key:members[j-1].keyEnd], c.out[members[j].key:members[j].keyEnd]) > 0; j-- {
+		for j := i; j > 0 && bytes.Compare(c.out[members[j-1].key:members[j-1].keyEnd], c.out[members[j].key:members[j].keyEnd]) > 0; j-- {
 			members[j-1], members[j] = members[j], members[j-1]
 		}
 	}
 	for i := 1; i < len(members); i++ {
-		if compareBytes(c.out[members[i-1].key:members[i-1].keyEnd], c.out[members[i].key:members[i].keyEnd]) == 0 {
+		if bytes.Equal(c.out[members[i-1].key:members[i-1].keyEnd], c.out[members[i].key:members[i].keyEnd]) {
 			c.ok = false
 			return false
 		}
 	}
-	body := append([]byte(nil), c.out[from:]...)
+	c.scratch = append(c.scratch[:0], c.out[from:]...)
+	body := c.scratch
 	c.out = c.out[:from]
 	for i, m := range members {
 		if i > 0 {
@@ -206,38 +216,25 @@ func (c *canonText) sort(members []member) bool {
 	return true
 }
 
-func compareBytes(a, b []byte) int {
-	n := min(len(a), len(b))
-	for i := range n {
-		if a[i] != b[i] {
-			if a[i] < b[i] {
-				return -1
-			}
-			return 1
-		}
-	}
-	return len(a) - len(b)
-}
-
 // key reads an object's key and writes it; only a key that is the same
 // text escaped or not (no escape, nothing encoding/json escapes) is taken,
 // so that its bytes in out are the decoded key the members sort by.
 func (c *canonText) key() (start, end int) {
-	if c.i >= len(c.s) || c.s[c.i] != '"' {
+	s, i := c.s, c.i
+	if i >= len(s) || s[i] != '"' {
 		c.ok = false
 		return 0, 0
 	}
-	c.i++
-	from := c.i
-	for c.i < len(c.s) {
-		b := c.s[c.i]
+	i++
+	from := i
+	for i < len(s) {
+		b := s[i]
 		switch {
 		case b == '"':
-			k := c.s[from:c.i]
-			c.i++
+			c.i = i + 1
 			c.out = append(c.out, '"')
 			start = len(c.out)
-			c.out = append(c.out, k...)
+			c.out = append(c.out, s[from:i]...)
 			end = len(c.out)
 			c.out = append(c.out, '"')
 			return start, end
@@ -246,14 +243,14 @@ func (c *canonText) key() (start, end int) {
 				c.ok = false
 				return 0, 0
 			}
-			c.i++
+			i++
 		default:
-			r, size := utf8.DecodeRuneInString(c.s[c.i:])
+			r, size := utf8.DecodeRuneInString(s[i:])
 			if r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
 				c.ok = false
 				return 0, 0
 			}
-			c.i += size
+			i += size
 		}
 	}
 	c.ok = false
@@ -278,12 +275,16 @@ func (c *canonText) str() {
 	c.out = append(c.out, '"')
 	start := c.i
 	for c.i < len(c.s) {
-		b := c.s[c.i]
+		s, i := c.s, c.i
+		for i < len(s) && s[i] < utf8.RuneSelf && plainASCII[s[i]] {
+			i++
+		}
+		c.i = i
+		if i == len(s) {
+			break
+		}
+		b := s[i]
 		if b < utf8.RuneSelf {
-			if plainASCII[b] {
-				c.i++
-				continue
-			}
 			c.out = append(c.out, c.s[start:c.i]...)
 			switch {
 			case b == '"':
@@ -475,8 +476,9 @@ func (c *canonText) number() {
 // changes rather than one an event. Add each event's changes in order,
 // then Fill the events; Free returns the buffer to the pool.
 type Joined struct {
-	buf  []byte
-	ends []int
+	buf     []byte
+	ends    []int
+	scratch []byte
 }
 
 var joinedPool = sync.Pool{New: func() any { return new(Joined) }}
@@ -491,7 +493,7 @@ func NewJoined() *Joined {
 // Add appends an event's changes, read from the column's text as
 // AppendCanonical reads them.
 func (j *Joined) Add(text string) error {
-	b, err := AppendCanonical(j.buf, text)
+	b, err := appendCanonical(j.buf, text, &j.scratch)
 	if err != nil {
 		return err
 	}

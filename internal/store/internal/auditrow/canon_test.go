@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/hsrcpay/apikeys/internal/audit"
 )
 
 // canonSeeds add jsonb's forms (", ", ": ", keys by length, its escapes) and
@@ -43,7 +45,7 @@ func FuzzAppendCanonical(f *testing.F) {
 		if err == nil && string(got) != "prefix"+string(want) {
 			t.Fatalf("AppendCanonical(%q) = %s, want prefix%s", text, got, want)
 		}
-		if out, ok := appendFast(nil, text); ok && (werr != nil || !bytes.Equal(out, want)) {
+		if out, ok := appendFast(nil, text, nil); ok && (werr != nil || !bytes.Equal(out, want)) {
 			t.Fatalf("appendFast(%q) = %s; want %s, %v", text, out, want, werr)
 		}
 	})
@@ -174,6 +176,7 @@ func TestAppendCanonicalOnStoredText(t *testing.T) {
 	}
 	fast := 0
 	const runs = 20000
+	joined, texts, wants := NewJoined(), []string{}, []string{} // a page's Joined, its scratch reused
 	for i := range runs {
 		unusual = false
 		m := map[string]any{}
@@ -189,11 +192,15 @@ func TestAppendCanonicalOnStoredText(t *testing.T) {
 			if err != nil {
 				t.Fatalf("#%d %s: %v", i, text, err)
 			}
+			if err := joined.Add(text); err != nil {
+				t.Fatal(err)
+			}
+			texts, wants = append(texts, text), append(wants, string(want))
 			got, err := AppendCanonical([]byte("x"), text)
 			if err != nil || string(got) != "x"+string(want) {
 				t.Fatalf("#%d %s:\n got %s, %v\nwant x%s", i, text, got, err, want)
 			}
-			out, ok := appendFast(nil, text)
+			out, ok := appendFast(nil, text, nil)
 			if ok {
 				fast++
 				if !bytes.Equal(out, want) {
@@ -203,6 +210,14 @@ func TestAppendCanonicalOnStoredText(t *testing.T) {
 			if !ok && !unusual && plainStrings(text) {
 				t.Errorf("#%d: the walk declined %s", i, text)
 			}
+		}
+	}
+	events := make([]audit.Event, len(texts))
+	joined.Fill(events)
+	joined.Free()
+	for i, e := range events {
+		if e.ChangesJSON != wants[i] {
+			t.Fatalf("Joined: %s as %s, want %s", texts[i], e.ChangesJSON, wants[i])
 		}
 	}
 	if fast < runs/2 {
@@ -248,7 +263,7 @@ func TestAppendCanonicalTakesWhatTheStoresWrite(t *testing.T) {
 	}
 	for _, s := range []string{string(b), string(jsonbText(nil, norm)), decodeSeeds[5]} {
 		want, _ := wantCanonical(s)
-		if got, ok := appendFast(nil, s); !ok || !bytes.Equal(got, want) {
+		if got, ok := appendFast(nil, s, nil); !ok || !bytes.Equal(got, want) {
 			t.Errorf("appendFast(%s) = %s, %v; want %s", s, got, ok, want)
 		}
 	}

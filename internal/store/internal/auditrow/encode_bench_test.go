@@ -18,3 +18,31 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendCanonical is what a page read does with each event's
+// changes: a create's, as SQLite keeps them (marshal's text, taken as it
+// is) and as jsonb prints them (re-formed: members sorted, spaces dropped).
+func BenchmarkAppendCanonical(b *testing.B) {
+	stored, norm, err := Encode(map[string]any{
+		"name": "bench 1", "type": "SECRET", "status": "active", "managed": false, "expires_at": nil,
+		"key_hint": "sk_test_…x7Qa", "metadata": map[string]string{"team": "payments", "env": "ci"},
+		"permissions": map[string][]string{"payment": {"create", "read"}, "account:api:key": {"read"}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, text := range map[string]string{"sqlite": string(stored), "jsonb": string(jsonbText(nil, norm))} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(text)))
+			j := NewJoined()
+			defer j.Free()
+			for b.Loop() {
+				j.buf, j.ends = j.buf[:0], j.ends[:0]
+				if err := j.Add(text); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
