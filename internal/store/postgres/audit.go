@@ -153,8 +153,8 @@ func (r *Repo) AuditAccounts(ctx context.Context) (_ []store.AuditHead, err erro
 }
 
 // events reads the events q selects. A page (ListAuditEvents) gets the
-// changes as ChangesJSON (see auditrow.AppendCanonical), all of them in one
-// string; the chain (AuditChain) as the Changes maps.
+// changes as ChangesJSON (auditrow.Canonical), the chain (AuditChain) as
+// the Changes maps.
 func (r *Repo) events(ctx context.Context, page bool, q string, args ...any) ([]audit.Event, error) {
 	rows, err := r.pool.Query(ctx, q, args...)
 	if err != nil {
@@ -165,11 +165,6 @@ func (r *Repo) events(ctx context.Context, page bool, q string, args ...any) ([]
 		return scanRawEvents(rows)
 	}
 	out := []audit.Event{}
-	var changesJSON *auditrow.Joined
-	if page {
-		changesJSON = auditrow.NewJoined()
-		defer changesJSON.Free()
-	}
 	for rows.Next() {
 		var (
 			e             audit.Event
@@ -183,7 +178,7 @@ func (r *Repo) events(ctx context.Context, page bool, q string, args ...any) ([]
 		e.Mode = apikey.Mode(mode)
 		e.CreatedAt = e.CreatedAt.UTC()
 		if page {
-			err = changesJSON.Add(changes)
+			e.ChangesJSON, err = auditrow.Canonical(changes)
 		} else {
 			e.Changes, err = auditrow.DecodeString(changes)
 		}
@@ -194,9 +189,6 @@ func (r *Repo) events(ctx context.Context, page bool, q string, args ...any) ([]
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
-	}
-	if page {
-		changesJSON.Fill(out)
 	}
 	return out, nil
 }
@@ -297,8 +289,6 @@ func scanRawEvents(rows pgx.Rows) ([]audit.Event, error) {
 	}
 	all := string(buf)
 	out := make([]audit.Event, len(read))
-	changesJSON := auditrow.NewJoined()
-	defer changesJSON.Free()
 	start := 0
 	var texts [eventFields]string
 	for i := range read {
@@ -318,10 +308,10 @@ func scanRawEvents(rows pgx.Rows) ([]audit.Event, error) {
 			return nil, fmt.Errorf("postgres: audit event %s: created_at is infinite", e.ID)
 		}
 		e.CreatedAt = time.UnixMicro(re.at + pgEpoch).UTC()
-		if err := changesJSON.Add(f[11]); err != nil {
+		var err error
+		if e.ChangesJSON, err = auditrow.Canonical(f[11]); err != nil {
 			return nil, fmt.Errorf("postgres: audit event %s: %w", e.ID, err)
 		}
 	}
-	changesJSON.Fill(out)
 	return out, nil
 }

@@ -145,8 +145,6 @@ const eventFields = 14
 func scanJoinedEvents(rows *sql.Rows, size int) ([]audit.Event, bool, error) {
 	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	out := make([]audit.Event, 0, size)
-	changesJSON := auditrow.NewJoined()
-	defer changesJSON.Free()
 	var (
 		row string
 		buf [eventFields]string
@@ -179,7 +177,7 @@ func scanJoinedEvents(rows *sql.Rows, size int) ([]audit.Event, bool, error) {
 		if e.CreatedAt, err = parseTime(fields[10]); err != nil {
 			return nil, false, fmt.Errorf("sqlite: audit event %s created_at: %w", e.ID, err)
 		}
-		if err := changesJSON.Add(fields[11]); err != nil {
+		if e.ChangesJSON, err = auditrow.Canonical(fields[11]); err != nil {
 			return nil, false, fmt.Errorf("sqlite: audit event %s: %w", e.ID, err)
 		}
 		out = append(out, e)
@@ -187,7 +185,6 @@ func scanJoinedEvents(rows *sql.Rows, size int) ([]audit.Event, bool, error) {
 	if err := rows.Err(); err != nil {
 		return nil, false, err
 	}
-	changesJSON.Fill(out)
 	return out, true, nil
 }
 
@@ -224,16 +221,11 @@ func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event
 
 // scanEvents reads the events of rows (eventColumns) and closes it; size is
 // how many are expected, at most. A page (ListAuditEvents) gets the changes
-// as ChangesJSON (see auditrow.AppendCanonical), all of them in one string;
-// the chain (AuditChain) as the Changes maps.
+// as ChangesJSON (auditrow.Canonical), the chain (AuditChain) as the
+// Changes maps.
 func scanEvents(rows *sql.Rows, size int, page bool) ([]audit.Event, error) {
 	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	out := make([]audit.Event, 0, size)
-	var changesJSON *auditrow.Joined
-	if page {
-		changesJSON = auditrow.NewJoined()
-		defer changesJSON.Free()
-	}
 	for rows.Next() {
 		var (
 			e                 audit.Event
@@ -249,7 +241,7 @@ func scanEvents(rows *sql.Rows, size int, page bool) ([]audit.Event, error) {
 			return nil, fmt.Errorf("sqlite: audit event %s created_at: %w", e.ID, err)
 		}
 		if page {
-			err = changesJSON.Add(changes)
+			e.ChangesJSON, err = auditrow.Canonical(changes)
 		} else {
 			e.Changes, err = auditrow.DecodeString(changes)
 		}
@@ -260,9 +252,6 @@ func scanEvents(rows *sql.Rows, size int, page bool) ([]audit.Event, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
-	}
-	if page {
-		changesJSON.Fill(out)
 	}
 	return out, nil
 }

@@ -3,14 +3,13 @@ package auditrow
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/hsrcpay/apikeys/internal/audit"
 )
 
 // canonSeeds add jsonb's forms (", ", ": ", keys by length, its escapes) and
@@ -176,7 +175,6 @@ func TestAppendCanonicalOnStoredText(t *testing.T) {
 	}
 	fast := 0
 	const runs = 20000
-	joined, texts, wants := NewJoined(), []string{}, []string{} // a page's Joined, its scratch reused
 	for i := range runs {
 		unusual = false
 		m := map[string]any{}
@@ -192,10 +190,11 @@ func TestAppendCanonicalOnStoredText(t *testing.T) {
 			if err != nil {
 				t.Fatalf("#%d %s: %v", i, text, err)
 			}
-			if err := joined.Add(text); err != nil {
-				t.Fatal(err)
+			for range 2 { // the walk, then the memo
+				if got, err := Canonical(text); err != nil || got != string(want) {
+					t.Fatalf("#%d Canonical(%s) = %s, %v; want %s", i, text, got, err, want)
+				}
 			}
-			texts, wants = append(texts, text), append(wants, string(want))
 			got, err := AppendCanonical([]byte("x"), text)
 			if err != nil || string(got) != "x"+string(want) {
 				t.Fatalf("#%d %s:\n got %s, %v\nwant x%s", i, text, got, err, want)
@@ -210,14 +209,6 @@ func TestAppendCanonicalOnStoredText(t *testing.T) {
 			if !ok && !unusual && plainStrings(text) {
 				t.Errorf("#%d: the walk declined %s", i, text)
 			}
-		}
-	}
-	events := make([]audit.Event, len(texts))
-	joined.Fill(events)
-	joined.Free()
-	for i, e := range events {
-		if e.ChangesJSON != wants[i] {
-			t.Fatalf("Joined: %s as %s, want %s", texts[i], e.ChangesJSON, wants[i])
 		}
 	}
 	if fast < runs/2 {
@@ -265,6 +256,30 @@ func TestAppendCanonicalTakesWhatTheStoresWrite(t *testing.T) {
 		want, _ := wantCanonical(s)
 		if got, ok := appendFast(nil, s, nil); !ok || !bytes.Equal(got, want) {
 			t.Errorf("appendFast(%s) = %s, %v; want %s", s, got, ok, want)
+		}
+	}
+}
+
+// TestCanonicalMemo: the memo answers what the walk wrote, keeps within
+// memoBytes (starting over when full) and fails as Decode fails.
+func TestCanonicalMemo(t *testing.T) {
+	if _, err := Canonical(`[1]`); err == nil {
+		t.Error("Canonical([1]) succeeded")
+	}
+	for i := range 3 * memoBytes / 1000 {
+		text := fmt.Sprintf(`{"b": %d, "a": "%0900d"}`, i, i)
+		got, err := Canonical(text)
+		if want := fmt.Sprintf(`{"a":"%0900d","b":%d}`, i, i); err != nil || got != want {
+			t.Fatalf("Canonical(%s) = %s, %v", text, got, err)
+		}
+		if s, ok := memo.get(text); !ok || s != got {
+			t.Fatalf("memo of %s: %q, %v", text, s, ok)
+		}
+		memo.mu.RLock()
+		n, size := memo.bytes, len(memo.m)
+		memo.mu.RUnlock()
+		if n > memoBytes || size == 0 {
+			t.Fatalf("memo holds %d bytes in %d texts, at most %d", n, size, memoBytes)
 		}
 	}
 }
