@@ -2,6 +2,7 @@ package auditrow
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,13 +193,18 @@ func (c *canonText) object(depth int) {
 // sort rewrites the members (written in text order) in key order.
 func (c *canonText) sort(members []member) bool {
 	from := members[0].start
-	for i := 1; i < len(members); i++ { // insertion sort: objects are small
-		for j := i; j > 0 && bytes.Compare(c.out[members[j-1].key:members[j-1].keyEnd], c.out[members[j].key:members[j].keyEnd]) > 0; j-- {
-			members[j-1], members[j] = members[j], members[j-1]
+	keyOf := func(m member) []byte { return c.out[m.key:m.keyEnd] }
+	if len(members) <= 12 { // insertion sort: most objects are small
+		for i := 1; i < len(members); i++ {
+			for j := i; j > 0 && bytes.Compare(keyOf(members[j-1]), keyOf(members[j])) > 0; j-- {
+				members[j-1], members[j] = members[j], members[j-1]
+			}
 		}
+	} else {
+		slices.SortFunc(members, func(a, b member) int { return bytes.Compare(keyOf(a), keyOf(b)) })
 	}
 	for i := 1; i < len(members); i++ {
-		if bytes.Equal(c.out[members[i-1].key:members[i-1].keyEnd], c.out[members[i].key:members[i].keyEnd]) {
+		if bytes.Equal(keyOf(members[i-1]), keyOf(members[i])) {
 			c.ok = false
 			return false
 		}

@@ -283,3 +283,21 @@ func TestCanonicalMemo(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendCanonicalLargeObject: an object of many members out of order
+// (a large metadata, as jsonb orders it) is sorted as marshal sorts it.
+func TestAppendCanonicalLargeObject(t *testing.T) {
+	m := map[string]any{}
+	for i := range 3000 {
+		m[strconv.Itoa(i*7919%3001)] = map[string]any{"z": json.Number(strconv.Itoa(i)), "a": []any{strconv.Itoa(i)}}
+	}
+	text := string(jsonbText(nil, map[string]any{"metadata": m}))
+	want, err := wantCanonical(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := appendFast(nil, text, nil)
+	if !ok || !bytes.Equal(got, want) {
+		t.Fatalf("appendFast: %v, %.200s…; want %.200s…", ok, got, want)
+	}
+}
