@@ -140,8 +140,9 @@ const eventFields = 14
 
 // scanJoinedEvents reads the page of rows (eventColumns joined by NULs) and
 // closes it; each event's strings are cut from its row's text. false (and
-// no error) when a row does not split into eventFields fields: a text of
-// the row holds a NUL, and the page is to be read column by column.
+// no error) when a row does not split into eventFields fields (a text of
+// the row holds a NUL) or its seq is not an integer's text: the page is to
+// be read column by column.
 func scanJoinedEvents(rows *sql.Rows, size int) ([]audit.Event, bool, error) {
 	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	out := make([]audit.Event, 0, size)
@@ -172,7 +173,7 @@ func scanJoinedEvents(rows *sql.Rows, size int) ([]audit.Event, bool, error) {
 		}
 		var err error
 		if e.Seq, err = strconv.ParseInt(fields[1], 10, 64); err != nil {
-			return nil, false, fmt.Errorf("sqlite: audit event %s seq: %w", e.ID, err)
+			return nil, false, nil // not an integer's text: Scan decides what it is
 		}
 		if e.CreatedAt, err = parseTime(fields[10]); err != nil {
 			return nil, false, fmt.Errorf("sqlite: audit event %s created_at: %w", e.ID, err)
