@@ -22,12 +22,5 @@ func (h *handlers) ListAuditEvents(ctx context.Context, req api.ListAuditEventsR
 	if err != nil {
 		return nil, err
 	}
-	list := api.AuditEventList{Object: api.AuditEventListObjectList, Data: make([]api.AuditEvent, 0, len(page.Items)), HasMore: page.NextCursor != ""}
-	for i := range page.Items {
-		list.Data = append(list.Data, toAuditEvent(&page.Items[i]))
-	}
-	if page.NextCursor != "" {
-		list.NextCursor = &page.NextCursor
-	}
-	return &listEventsResponse{body: api.AuditEventListEnvelope{Message: "success", Success: true, Data: list}}, nil // render_reads.go
+	return &listEventsResponse{events: page.Items, next: page.NextCursor}, nil // render_audit.go
 }

@@ -91,6 +91,15 @@ func TestListAuditEvents(t *testing.T) {
 				t.Fatalf("%+v %v", page, err)
 			}
 		})
+		t.Run("200 an empty page of an account that exists", func(t *testing.T) {
+			// The page is read before the account's existence, which only an
+			// empty page asks: an empty page is still the account's.
+			none := "key_none"
+			page, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, KeyID: &none})
+			if err != nil || len(page.Data) != 0 || page.HasMore || page.NextCursor != nil {
+				t.Fatalf("%+v %v", page, err)
+			}
+		})
 		t.Run("400 unknown action", func(t *testing.T) {
 			_, err := auditPage(t, admin, oapi.ListAuditEventsParams{AccountID: acct, Action: ptr(oapi.AuditAction("explode"))})
 			wantAPIError(t, err, 400, client.CodeValidationFailed)

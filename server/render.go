@@ -6,7 +6,6 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/apikeys"
-	"github.com/hsrcpay/apikeys/internal/audit"
 )
 
 // The wire forms of domain values, shared by every operation.
@@ -141,19 +140,6 @@ func toAPIKeyView(k *apikey.Key, now time.Time) api.ApiKeyView {
 
 func viewEnvelope(k *apikey.Key, now time.Time) api.ApiKeyViewEnvelope {
 	return api.ApiKeyViewEnvelope{Message: "success", Success: true, Data: toAPIKeyView(k, now)}
-}
-
-func toAuditEvent(e *audit.Event) api.AuditEvent {
-	changes := e.Changes
-	if changes == nil {
-		changes = map[string]any{}
-	}
-	return api.AuditEvent{
-		Object: api.AuditEventObjectAuditEvent, Id: e.ID, Seq: int(e.Seq), AccountId: e.AccountID,
-		Mode: api.AuditEventMode(e.Mode), Action: api.AuditAction(e.Action), KeyId: e.KeyID,
-		Actor: createdBy(e.Actor), ClientIp: e.ClientIP, CreatedAt: e.CreatedAt, Changes: changes,
-		PrevHash: e.PrevHash, Hash: e.Hash,
-	}
 }
 
 // hint is the key hint as the spec renders it: null when none was kept.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hsrcpay/apikeys/gen/api"
+	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/audit"
 )
 
 // renderStrings are the strings the filler picks from: plain ones, and ones
@@ -109,6 +111,59 @@ func fill(t *testing.T, v reflect.Value, r *rand.Rand, depth int) {
 	}
 }
 
+// pageShape gives a filled page of events what the handler always writes:
+// the constants, has_more as the cursor says, events as toAuditEvent makes
+// them (changes never null).
+func pageShape(p *api.AuditEventListEnvelope) {
+	p.Message, p.Success, p.Data.Object = "success", true, api.AuditEventListObjectList
+	if p.Data.NextCursor != nil && *p.Data.NextCursor == "" {
+		p.Data.NextCursor = nil
+	}
+	p.Data.HasMore = p.Data.NextCursor != nil
+	if p.Data.Data == nil {
+		p.Data.Data = []api.AuditEvent{}
+	}
+	for i := range p.Data.Data {
+		e := &p.Data.Data[i]
+		e.Object = api.AuditEventObjectAuditEvent
+		if e.Changes == nil {
+			e.Changes = map[string]any{}
+		}
+	}
+}
+
+// eventPage is the handler's response for a page shaped by pageShape: its
+// events as a store's page gives them (the changes' JSON, encoding/json's
+// bytes of the map), now and then as maps (an event not read by a page) or
+// with no changes at all.
+func eventPage(t *testing.T, p *api.AuditEventListEnvelope, r *rand.Rand) *listEventsResponse {
+	t.Helper()
+	out := &listEventsResponse{events: []audit.Event{}}
+	if p.Data.NextCursor != nil {
+		out.next = *p.Data.NextCursor
+	}
+	for _, e := range p.Data.Data {
+		ev := audit.Event{
+			ID: e.Id, Seq: int64(e.Seq), AccountID: e.AccountId, Mode: apikey.Mode(e.Mode), Action: string(e.Action),
+			KeyID: e.KeyId, Actor: apikey.Actor{Kind: string(e.Actor.Kind), ID: e.Actor.Id, RequestID: e.Actor.RequestId},
+			ClientIP: e.ClientIp, CreatedAt: e.CreatedAt, PrevHash: e.PrevHash, Hash: e.Hash,
+		}
+		switch k := r.IntN(10); {
+		case k == 0:
+			ev.Changes = e.Changes
+		case k == 1 && len(e.Changes) == 0: // nil changes: {}
+		default:
+			b, err := json.Marshal(e.Changes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev.ChangesJSON = string(b)
+		}
+		out.events = append(out.events, ev)
+	}
+	return out
+}
+
 // TestReadRenderingIsEncodingJSON: the read answers write what the generated
 // responses' encoding/json writes, byte for byte, for values that fill every
 // field (escapes, invalid UTF-8, nulls, offsets, floats in changes, times
@@ -131,10 +186,13 @@ func TestReadRenderingIsEncodingJSON(t *testing.T) {
 			{&view, func(w http.ResponseWriter) error { return (&getKeyResponse{body: view}).VisitGetApiKeyResponse(w) }},
 			{&keys, func(w http.ResponseWriter) error { return (&listKeysResponse{body: keys}).VisitListApiKeysResponse(w) }},
 			{&events, func(w http.ResponseWriter) error {
-				return (&listEventsResponse{body: events}).VisitListAuditEventsResponse(w)
+				return eventPage(t, &events, r).VisitListAuditEventsResponse(w)
 			}},
 		} {
 			fill(t, reflect.ValueOf(tc.body).Elem(), r, 0)
+			if tc.body == &events {
+				pageShape(&events)
+			}
 			var want bytes.Buffer
 			werr := json.NewEncoder(&want).Encode(tc.body)
 			rec := httptest.NewRecorder()

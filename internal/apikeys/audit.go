@@ -33,12 +33,18 @@ func (s *Service) ListAuditEvents(ctx context.Context, p *auth.Principal, accoun
 		f.Before = seq
 	}
 	repo := s.store.Repo(p.Mode)
-	if e := s.accountExists(ctx, repo, accountID); e != nil {
-		return nil, e
-	}
+	// The page first: an account's events go with it (DeleteAccount, in one
+	// unit), so a page that holds any is an account that exists, and only an
+	// empty page asks whether it does (ACCOUNT_NOT_FOUND): one read fewer
+	// for every page with events, a round trip on PostgreSQL.
 	events, err := repo.ListAuditEvents(ctx, f)
 	if err != nil {
 		return nil, apierr.Internal(err)
+	}
+	if len(events) == 0 {
+		if e := s.accountExists(ctx, repo, accountID); e != nil {
+			return nil, e
+		}
 	}
 	page := &Page[audit.Event]{Items: events}
 	if len(events) > pageSize(in.Limit) {

@@ -46,6 +46,14 @@ type Event struct {
 	Changes   map[string]any
 	PrevHash  string
 	Hash      string
+
+	// ChangesJSON is Changes as a page of events (ListAuditEvents) reads
+	// it: the JSON of the map, json.Marshal's bytes (keys sorted, HTML
+	// characters escaped), which that read fills instead of Changes, so
+	// that an answer writes the bytes as they are rather than decoding the
+	// map and encoding it again. "" where Changes is the map; the hash
+	// covers either the same way.
+	ChangesJSON string
 }
 
 // canonical is the hashed form: the event's fields in a fixed order, times
@@ -90,6 +98,8 @@ func (e *Event) canonical(encoded []byte) ([]byte, error) {
 	switch {
 	case encoded != nil:
 		changes = json.RawMessage(encoded)
+	case e.Changes == nil && e.ChangesJSON != "":
+		changes = json.RawMessage(e.ChangesJSON)
 	case e.Changes == nil:
 		changes = map[string]any{}
 	}

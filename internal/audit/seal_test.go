@@ -50,6 +50,15 @@ func TestSealEncodedIsSeal(t *testing.T) {
 		if err := Verify("acct_1", apikey.Live, []Event{first}, 1, first.Hash); err != nil {
 			t.Errorf("Verify of an event sealed with its encoding: %v", err)
 		}
+		read := first // as a page reads it: the changes' JSON, no map
+		read.Changes, read.ChangesJSON = nil, string(b)
+		if err := Verify("acct_1", apikey.Live, []Event{read}, 1, first.Hash); err != nil {
+			t.Errorf("Verify of an event with ChangesJSON: %v", err)
+		}
+		read.ChangesJSON = `{"x":1}`
+		if Verify("acct_1", apikey.Live, []Event{read}, 1, first.Hash) == nil {
+			t.Error("Verify of an event with other ChangesJSON passed")
+		}
 	}
 }
 
@@ -155,6 +164,8 @@ func TestCanonicalIsEncodingJSON(t *testing.T) {
 		var enc []byte
 		if i%2 == 0 {
 			enc = []byte(encodings[rng.IntN(len(encodings))])
+		} else if rng.IntN(4) == 0 { // as a page reads it
+			e.ChangesJSON = encodings[rng.IntN(len(encodings))]
 		} else if rng.IntN(5) > 0 { // else nil changes, encoded as {}
 			e.Changes = map[string]any{}
 			for range rng.IntN(6) {
@@ -176,6 +187,8 @@ func encodingJSONCanonical(e *Event, encoded []byte) ([]byte, error) {
 	switch {
 	case encoded != nil:
 		changes = json.RawMessage(encoded)
+	case e.Changes == nil && e.ChangesJSON != "":
+		changes = json.RawMessage(e.ChangesJSON)
 	case e.Changes == nil:
 		changes = map[string]any{}
 	}

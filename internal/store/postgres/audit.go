@@ -2,11 +2,17 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
@@ -120,12 +126,12 @@ func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) (_ []au
 		q += ` AND action = ` + a.add(f.Action)
 	}
 	q += ` ORDER BY seq DESC LIMIT ` + a.add(f.Limit)
-	return r.events(ctx, q, a...)
+	return r.events(ctx, true, q, a...)
 }
 
 func (r *Repo) AuditChain(ctx context.Context, accountID string) (_ []audit.Event, err error) {
 	defer classify(&err)
-	return r.events(ctx, r.q.auditChain, accountID)
+	return r.events(ctx, false, r.q.auditChain, accountID)
 }
 
 func (r *Repo) AuditAccounts(ctx context.Context) (_ []store.AuditHead, err error) {
@@ -146,12 +152,18 @@ func (r *Repo) AuditAccounts(ctx context.Context) (_ []store.AuditHead, err erro
 	return out, rows.Err()
 }
 
-func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event, error) {
+// events reads the events q selects. A page (ListAuditEvents) gets the
+// changes as ChangesJSON (auditrow.Canonical), the chain (AuditChain) as
+// the Changes maps.
+func (r *Repo) events(ctx context.Context, page bool, q string, args ...any) ([]audit.Event, error) {
 	rows, err := r.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	if page && rawEventColumns(rows.FieldDescriptions()) {
+		return scanRawEvents(rows)
+	}
 	out := []audit.Event{}
 	for rows.Next() {
 		var (
@@ -165,10 +177,141 @@ func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event
 		}
 		e.Mode = apikey.Mode(mode)
 		e.CreatedAt = e.CreatedAt.UTC()
-		if e.Changes, err = auditrow.DecodeString(changes); err != nil {
+		if page {
+			e.ChangesJSON, err = auditrow.Canonical(changes)
+		} else {
+			e.Changes, err = auditrow.DecodeString(changes)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("postgres: audit event %s: %w", e.ID, err)
 		}
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// eventFields is how many columns eventSelect names.
+const eventFields = 14
+
+// rawEventColumns reports whether a page's columns come as scanRawEvents
+// reads them: texts (in either format, the text's bytes), seq as a binary
+// int8 and created_at as a binary timestamptz.
+func rawEventColumns(fds []pgconn.FieldDescription) bool {
+	if len(fds) != eventFields {
+		return false
+	}
+	for i, fd := range fds {
+		switch i {
+		case 1:
+			if fd.DataTypeOID != pgtype.Int8OID || fd.Format != pgx.BinaryFormatCode {
+				return false
+			}
+		case 10:
+			if fd.DataTypeOID != pgtype.TimestamptzOID || fd.Format != pgx.BinaryFormatCode {
+				return false
+			}
+		default:
+			if fd.DataTypeOID != pgtype.TextOID {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pgEpoch is where PostgreSQL's binary timestamps count from, in
+// microseconds since the Unix epoch.
+const pgEpoch = 946_684_800 * 1_000_000
+
+// rawRow is where an event's texts end in a rawPage's buffer, and its
+// numbers.
+type rawRow struct {
+	seq  int64
+	at   int64 // microseconds since pgEpoch
+	ends [eventFields]int
+}
+
+// rawPage is scanRawEvents' buffers, reused from page to page.
+type rawPage struct {
+	buf  []byte
+	rows []rawRow
+}
+
+var rawPages = sync.Pool{New: func() any { return &rawPage{buf: make([]byte, 0, 64<<10)} }}
+
+// scanRawEvents reads a page from the rows' raw values (rawEventColumns):
+// pgx's Scan decodes and allocates each of an event's 14 columns on its own,
+// while here the page's texts are gathered in one buffer that becomes one
+// string, which the events' strings are cut from. It closes rows.
+func scanRawEvents(rows pgx.Rows) ([]audit.Event, error) {
+	defer rows.Close()
+	sp := rawPages.Get().(*rawPage) //nolint:forcetypeassert // the pool holds only these
+	defer func() {
+		if cap(sp.buf) <= 1<<20 { // a larger page's buffer is let go
+			rawPages.Put(sp)
+		}
+	}()
+	buf, read := sp.buf[:0], sp.rows[:0]
+	defer func() { sp.buf, sp.rows = buf, read }()
+	for rows.Next() {
+		vals := rows.RawValues()
+		if len(vals) != eventFields {
+			return nil, fmt.Errorf("postgres: audit event: %d columns, want %d", len(vals), eventFields)
+		}
+		var re rawRow
+		for i, v := range vals {
+			if v == nil {
+				return nil, fmt.Errorf("postgres: audit event: column %d is NULL", i)
+			}
+			switch i {
+			case 1, 10:
+				if len(v) != 8 {
+					return nil, fmt.Errorf("postgres: audit event: column %d of %d bytes, want 8", i, len(v))
+				}
+				n := int64(binary.BigEndian.Uint64(v)) //nolint:gosec // two's complement, as PostgreSQL sends both
+				if i == 1 {
+					re.seq = n
+				} else {
+					re.at = n
+				}
+			default:
+				buf = append(buf, v...)
+			}
+			re.ends[i] = len(buf)
+		}
+		read = append(read, re)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	all := string(buf)
+	out := make([]audit.Event, len(read))
+	start := 0
+	var texts [eventFields]string
+	for i := range read {
+		re := &read[i]
+		f := texts[:0]
+		for _, end := range re.ends {
+			f = append(f, all[start:end])
+			start = end
+		}
+		e := &out[i]
+		*e = audit.Event{
+			AccountID: f[0], Seq: re.seq, ID: f[2], Mode: apikey.Mode(f[3]), Action: f[4], KeyID: f[5],
+			Actor:    apikey.Actor{Kind: f[6], ID: f[7], RequestID: f[8]},
+			ClientIP: f[9], PrevHash: f[12], Hash: f[13],
+		}
+		if re.at == math.MaxInt64 || re.at == math.MinInt64 {
+			return nil, fmt.Errorf("postgres: audit event %s: created_at is infinite", e.ID)
+		}
+		e.CreatedAt = time.UnixMicro(re.at + pgEpoch).UTC()
+		var err error
+		if e.ChangesJSON, err = auditrow.Canonical(f[11]); err != nil {
+			return nil, fmt.Errorf("postgres: audit event %s: %w", e.ID, err)
+		}
+	}
+	return out, nil
 }

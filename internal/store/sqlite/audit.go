@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
@@ -82,21 +84,45 @@ func (r *Repo) ListAuditEvents(ctx context.Context, f store.AuditFilter) (_ []au
 	if err != nil {
 		return nil, err
 	}
-	return scanEvents(rows, min(f.Limit, 1001))
+	size := min(f.Limit, 1001)
+	events, ok, err := scanJoinedEvents(rows, size)
+	if ok || err != nil {
+		return events, err
+	}
+	// A row with a NUL in a field: read the page again column by column.
+	if st, err = r.listEvents.stmt(ctx, shape|eventsByColumn); err != nil { //nolint:sqlclosecheck // shapes keeps it
+		return nil, err
+	}
+	if rows, err = st.QueryContext(ctx, args[:]...); err != nil {
+		return nil, err
+	}
+	return scanEvents(rows, size, true)
 }
 
-// The shapes of ListAuditEvents: a bit per filter.
+// The shapes of ListAuditEvents: a bit per filter, and one for the
+// statement that reads the columns one by one.
 const (
 	eventsBefore = 1 << iota
 	eventsKey
 	eventsAction
+	eventsByColumn
 	eventShapes
 )
 
 // listEventsSQL is the text of a ListAuditEvents shape. Parameters: ?1
 // account, ?2 the cursor's seq, ?3 key, ?4 action, ?5 the limit.
+//
+// A page reads each event as one text, its columns joined by NULs
+// (scanJoinedEvents): the driver copies each text column into a string of
+// its own and database/sql boxes and converts each, ~0.1 µs and two
+// allocations a column, 14 columns an event, while SQLite joins them in one
+// allocation. The eventsByColumn shape reads the columns as they are, for a
+// page whose texts hold a NUL themselves.
 func listEventsSQL(shape int) string {
-	q := `SELECT ` + eventColumns + ` FROM audit_events WHERE account_id = ?1`
+	q := `SELECT concat_ws(char(0), ` + eventColumns + `) FROM audit_events WHERE account_id = ?1`
+	if shape&eventsByColumn != 0 {
+		q = `SELECT ` + eventColumns + ` FROM audit_events WHERE account_id = ?1`
+	}
 	if shape&eventsBefore != 0 {
 		q += ` AND seq < ?2`
 	}
@@ -107,6 +133,60 @@ func listEventsSQL(shape int) string {
 		q += ` AND action = ?4`
 	}
 	return q + ` ORDER BY seq DESC LIMIT ?5`
+}
+
+// eventFields is how many columns eventColumns names.
+const eventFields = 14
+
+// scanJoinedEvents reads the page of rows (eventColumns joined by NULs) and
+// closes it; each event's strings are cut from its row's text. false (and
+// no error) when a row does not split into eventFields fields (a text of
+// the row holds a NUL) or its seq is not an integer's text: the page is to
+// be read column by column.
+func scanJoinedEvents(rows *sql.Rows, size int) ([]audit.Event, bool, error) {
+	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
+	out := make([]audit.Event, 0, size)
+	var (
+		row string
+		buf [eventFields]string
+	)
+	for rows.Next() {
+		if err := rows.Scan(&row); err != nil {
+			return nil, false, err
+		}
+		fields := buf[:0]
+		for len(fields) < eventFields-1 {
+			f, rest, found := strings.Cut(row, "\x00")
+			if !found {
+				break
+			}
+			fields, row = append(fields, f), rest
+		}
+		if len(fields) != eventFields-1 || strings.IndexByte(row, 0) >= 0 {
+			return nil, false, nil
+		}
+		fields = append(fields, row)
+		e := audit.Event{
+			AccountID: fields[0], ID: fields[2], Mode: apikey.Mode(fields[3]), Action: fields[4], KeyID: fields[5],
+			Actor:    apikey.Actor{Kind: fields[6], ID: fields[7], RequestID: fields[8]},
+			ClientIP: fields[9], PrevHash: fields[12], Hash: fields[13],
+		}
+		var err error
+		if e.Seq, err = strconv.ParseInt(fields[1], 10, 64); err != nil {
+			return nil, false, nil // not an integer's text: Scan decides what it is
+		}
+		if e.CreatedAt, err = parseTime(fields[10]); err != nil {
+			return nil, false, fmt.Errorf("sqlite: audit event %s created_at: %w", e.ID, err)
+		}
+		if e.ChangesJSON, err = auditrow.Canonical(fields[11]); err != nil {
+			return nil, false, fmt.Errorf("sqlite: audit event %s: %w", e.ID, err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
 }
 
 func (r *Repo) AuditChain(ctx context.Context, accountID string) (_ []audit.Event, err error) {
@@ -137,12 +217,14 @@ func (r *Repo) events(ctx context.Context, q string, args ...any) ([]audit.Event
 	if err != nil {
 		return nil, err
 	}
-	return scanEvents(rows, 0)
+	return scanEvents(rows, 0, false)
 }
 
 // scanEvents reads the events of rows (eventColumns) and closes it; size is
-// how many are expected, at most.
-func scanEvents(rows *sql.Rows, size int) ([]audit.Event, error) {
+// how many are expected, at most. A page (ListAuditEvents) gets the changes
+// as ChangesJSON (auditrow.Canonical), the chain (AuditChain) as the
+// Changes maps.
+func scanEvents(rows *sql.Rows, size int, page bool) ([]audit.Event, error) {
 	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	out := make([]audit.Event, 0, size)
 	for rows.Next() {
@@ -159,10 +241,18 @@ func scanEvents(rows *sql.Rows, size int) ([]audit.Event, error) {
 		if e.CreatedAt, err = parseTime(at); err != nil {
 			return nil, fmt.Errorf("sqlite: audit event %s created_at: %w", e.ID, err)
 		}
-		if e.Changes, err = auditrow.DecodeString(changes); err != nil {
+		if page {
+			e.ChangesJSON, err = auditrow.Canonical(changes)
+		} else {
+			e.Changes, err = auditrow.DecodeString(changes)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("sqlite: audit event %s: %w", e.ID, err)
 		}
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
