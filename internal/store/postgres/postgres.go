@@ -201,11 +201,12 @@ type Repo struct {
 	mode     apikey.Mode // what the events appended here belong to
 	q        queries
 	instance string // the Store's: the holder of the claims written here
+	spends   spendGroups
 }
 
 type queries struct {
 	createAccount, accountExists, deleteAccountEvents, deleteAccountKeys, deleteAccount, insertKey, getKey,
-	keyBySecretHash, listManaged, getKeyForUpdate, getKeyForShare, capReached, capCounted, lockAccount, lockAccountQueued, releaseName, updateKey, recordUsage, spendCredits string
+	keyBySecretHash, listManaged, getKeyForUpdate, getKeyForShare, capReached, capCounted, lockAccount, lockAccountQueued, releaseName, updateKey, recordUsage, creditsForUpdate, setCredits string
 	// listKeys and listEvents are the lists' SELECT … WHERE account_id = $1,
 	// which the filters extend.
 	listKeys, listEvents, auditChain, auditAccounts, appendEvent, appendSealed string
@@ -275,11 +276,12 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 			name_released = CASE WHEN name_key IS NOT DISTINCT FROM $13 THEN name_released ELSE FALSE END WHERE id = $12`,
 		recordUsage: `UPDATE ` + keys + ` SET last_used_at = $1, last_used_ip = $2
 			WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $1)`,
-		spendCredits:  spendCreditsSQL(keys),
-		listKeys:      `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE account_id = $1`,
-		listEvents:    `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1`,
-		auditChain:    `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1 ORDER BY seq`,
-		auditAccounts: `SELECT id, audit_seq, audit_head FROM ` + accounts + ` ORDER BY id COLLATE "C"`,
+		creditsForUpdate: `SELECT ` + creditColumns + ` FROM ` + keys + ` WHERE id = $1 FOR UPDATE`,
+		setCredits:       `UPDATE ` + keys + ` SET credits_remaining = $2, credits_refilled_at = $3 WHERE id = $1`,
+		listKeys:         `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE account_id = $1`,
+		listEvents:       `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1`,
+		auditChain:       `SELECT ` + eventSelect + ` FROM ` + events + ` WHERE account_id = $1 ORDER BY seq`,
+		auditAccounts:    `SELECT id, audit_seq, audit_head FROM ` + accounts + ` ORDER BY id COLLATE "C"`,
 		// LockAccount's lock, which reads the audit chain's head as it takes
 		// it; AppendAuditEvent reads it so (FOR UPDATE again) only for an
 		// account the unit has not locked, keeping appends to one chain
@@ -1077,96 +1079,7 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 	return r.pool.SendBatch(ctx, &b).Close()
 }
 
-// SpendCredits is one statement, outside any unit (an implicit transaction):
-// the UPDATE applies a due refill and spends only while the row's own
-// credits suffice, which PostgreSQL re-checks on the row's latest version
-// after waiting for a concurrent writer of it, so spends are exact across
-// replicas. The same statement reads the row as its snapshot had it, for the
-// remaining of a refused spend; when a spend committed after that snapshot
-// made it look sufficient, one plain read follows.
-func (r *Repo) SpendCredits(ctx context.Context, id string, cost int64, now time.Time) (remaining int64, ok bool, err error) {
-	defer classify(&err)
-	a := store.NewSpendArgs(now)
-	var spent *int64
-	var cr store.CreditColumns
-	// As a unit's commit does (tx.commit): the spend commits with
-	// synchronous_commit off, so the key's row is free again at once rather
-	// than after its own WAL flush (one hot key's spends ran one fsync after
-	// another, ~1 600 per second here), and a transaction that commits
-	// synchronously after it waits for the flush, shared by every spend and
-	// unit committing meanwhile. All in one round trip; the answer waits for
-	// durability as before.
-	b := &pgx.Batch{}
-	b.Queue("begin")
-	b.Queue("set local synchronous_commit = off")
-	b.Queue(r.q.spendCredits, id, cost, a.Now, a.DayStart, a.MonthStart, a.PrevMonthStart, a.Day, a.DaysInMonth, a.DaysInPrevMonth)
-	b.Queue("commit")
-	b.Queue("select txid_current()")
-	br := r.pool.SendBatch(ctx, b)
-	for range 2 {
-		if _, err = br.Exec(); err != nil {
-			_ = br.Close()
-			return 0, false, err
-		}
-	}
-	err = br.QueryRow().Scan(&spent, &cr.Remaining, &cr.RefillAmount, &cr.RefillInterval, &cr.RefillDay, &cr.RefilledAt)
-	if err == nil {
-		if _, err = br.Exec(); err == nil { // commit
-			// Committed, maybe not durable yet: a failure now leaves the
-			// outcome unknown.
-			if _, err = br.Exec(); err != nil {
-				err = store.OutcomeUnknown(err)
-			}
-		}
-	}
-	if cerr := br.Close(); err == nil && cerr != nil {
-		err = store.OutcomeUnknown(cerr)
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, store.ErrNotFound
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	if spent != nil {
-		return *spent, true, nil
-	}
-	c, err := cr.Decode()
-	if err != nil {
-		return 0, false, fmt.Errorf("postgres: key %s: %w", id, err)
-	}
-	if c == nil {
-		return 0, false, store.ErrNoCredits
-	}
-	if remaining = c.Effective(now); remaining < cost {
-		return remaining, false, nil
-	}
-	err = r.pool.QueryRow(ctx, `SELECT `+creditColumns+` FROM `+r.keysTable()+` WHERE id = $1`, id).
-		Scan(&cr.Remaining, &cr.RefillAmount, &cr.RefillInterval, &cr.RefillDay, &cr.RefilledAt)
-	if err != nil {
-		return 0, false, err
-	}
-	if c, err = cr.Decode(); err != nil || c == nil {
-		return 0, false, fmt.Errorf("postgres: key %s credits: %w", id, err)
-	}
-	return c.Effective(now), false, nil
-}
-
 func (r *Repo) keysTable() string { return pgx.Identifier{Schemas[r.mode], "api_keys"}.Sanitize() }
-
-// spendCreditsSQL is SpendCredits' statement on the keys table: $1 the key,
-// $2 the cost, $3..$9 store.SpendArgs in order. It answers the spent row's
-// remaining (NULL when refused) and the row's credits as its snapshot had them.
-func spendCreditsSQL(keys string) string {
-	n := map[string]string{"Now": "$3::bigint", "DayStart": "$4::bigint", "MonthStart": "$5::bigint", "PrevMonthStart": "$6::bigint",
-		"Day": "$7::int", "DaysInMonth": "$8::int", "DaysInPrevMonth": "$9::int"}
-	due := store.CreditDueSQL("LEAST", func(f string) string { return n[f] })
-	left := `(CASE WHEN ` + due + ` THEN credits_refill_amount ELSE credits_remaining END)`
-	return `WITH spent AS (UPDATE ` + keys + ` SET credits_remaining = ` + left + ` - $2::bigint,
-		credits_refilled_at = CASE WHEN ` + due + ` THEN $3::bigint ELSE credits_refilled_at END
-		WHERE id = $1 AND credits_remaining IS NOT NULL AND ` + left + ` >= $2::bigint RETURNING credits_remaining)
-	SELECT (SELECT credits_remaining FROM spent), ` + creditColumns + ` FROM ` + keys + ` WHERE id = $1`
-}
 
 // nullIfEmpty stores an absent hint as NULL, as keys from before hints were kept have it.
 func nullIfEmpty(s string) *string {

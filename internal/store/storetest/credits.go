@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -205,5 +207,60 @@ func testCreditRefills(t *testing.T, s store.Store) {
 		if got := mustGet(t, r, c.id).Credits.Effective(now); got != c.want {
 			t.Fatalf("step %d: a read after says %d", i, got)
 		}
+	}
+}
+
+// testSpendCreditsMixedCosts: 90 spends of costs 0 to 6 at once on 150
+// credits (a store may decide concurrent spends together, as PostgreSQL's
+// does per replica): every credit spent is a spend that succeeded, no
+// success spent what was not there, a refusal had more to spend than it was
+// told was left, and a spend whose context is already done changes nothing
+// when it fails.
+func testSpendCreditsMixedCosts(t *testing.T, s store.Store) {
+	r := s.Repo(apikey.Live)
+	mustAccount(t, r, "acct_1")
+	now := utcAt("2026-03-10T12:00:00Z")
+	k := newKey("key_1", "acct_1", "metered")
+	k.Credits = &apikey.Credits{Remaining: 150, RefilledAt: now}
+	mustInsert(t, r, k)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		spent int64
+		errs  []error
+	)
+	for i := range 90 {
+		cost := int64(i % 7)
+		wg.Go(func() {
+			rem, ok, err := r.SpendCredits(t.Context(), "key_1", cost, now)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case rem < 0:
+				errs = append(errs, fmt.Errorf("cost %d: %d left", cost, rem))
+			case ok:
+				spent += cost
+			case cost <= rem:
+				errs = append(errs, fmt.Errorf("cost %d refused with %d left", cost, rem))
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	left := mustGet(t, r, "key_1").Credits.Remaining
+	if spent+left != 150 {
+		t.Fatalf("successful spends took %d and %d are left: %d credits appeared or vanished", spent, left, 150-spent-left)
+	}
+	done, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, _, err := r.SpendCredits(done, "key_1", 0, now); err == nil {
+		t.Log("a spend with a done context succeeded (the store did not need the context)")
+	}
+	if got := mustGet(t, r, "key_1").Credits.Remaining; got != left {
+		t.Fatalf("a spend of 0 with a done context moved the credits: %d -> %d", left, got)
 	}
 }

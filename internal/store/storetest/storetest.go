@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Credits", testCredits},
 		{"SpendCredits", testSpendCredits},
 		{"SpendCreditsConcurrent", testSpendCreditsConcurrent},
+		{"SpendCreditsMixedCosts", testSpendCreditsMixedCosts},
 		{"CreditRefills", testCreditRefills},
 		{"KeyCapReached", testKeyCapReached},
 		{"ListKeysFilters", testListKeysFilters},
