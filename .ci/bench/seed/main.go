@@ -233,7 +233,7 @@ func mustHaveAccount(ctx context.Context, r store.Repository, account string) er
 
 // pgColumns are the columns the store's InsertKey writes (internal/store/postgres insertColumns)
 // but allowed_networks, rate_limit and rate_window_seconds: a seeded key has no restriction,
-// and the columns' defaults ('', 0, 0) are what InsertKey writes for such a key.
+// and the columns' defaults (”, 0, 0) are what InsertKey writes for such a key.
 var pgColumns = []string{"id", "account_id", "name", "type", "secret_hash", "permissions", "metadata", "status", "managed", "deleted",
 	"last_used_at", "last_used_ip", "expires_at", "created_at", "updated_at", "created_by_kind", "created_by_id", "created_by_request",
 	"key_hint", "name_key"}
