@@ -303,6 +303,13 @@ func metadataList(md client.Metadata) string {
 
 // reportError prints err to stderr and returns the exit code for its kind.
 func reportError(stderr io.Writer, cmd, apiURL string, err error) int {
+	// An argument the client refused before sending (a network that is no
+	// CIDR, a bound past the spec's): the command line's mistake, nothing sent.
+	var arg *client.ArgumentError
+	if errors.As(err, &arg) {
+		eprintf(stderr, "%s: %v (nothing was sent)\n", cmd, err)
+		return exitUsage
+	}
 	var ae *client.Error
 	if !errors.As(err, &ae) {
 		eprintf(stderr, "%s: cannot reach the API at %s: %v\n", cmd, apiURL, err)
