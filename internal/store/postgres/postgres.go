@@ -1079,8 +1079,6 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 	return r.pool.SendBatch(ctx, &b).Close()
 }
 
-func (r *Repo) keysTable() string { return pgx.Identifier{Schemas[r.mode], "api_keys"}.Sanitize() }
-
 // nullIfEmpty stores an absent hint as NULL, as keys from before hints were kept have it.
 func nullIfEmpty(s string) *string {
 	if s == "" {
