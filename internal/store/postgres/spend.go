@@ -82,22 +82,19 @@ func (r *Repo) SpendCredits(ctx context.Context, id string, cost int64, now time
 			return req.remaining, req.ok, req.err
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// The lead with its own time up: a batch on this context would fail
+		// every spend in it. It spends nothing and passes the lead on.
+		g.handOver(id, grp)
+		return 0, false, unavailable(err)
+	}
 	// Lead one batch: this spend and every one waiting.
 	g.mu.Lock()
 	batch := append([]*spendReq{req}, grp.waiting...)
 	grp.waiting = nil
 	g.mu.Unlock()
 	err := r.spendBatch(ctx, id, batch)
-	g.mu.Lock()
-	if len(grp.waiting) == 0 {
-		delete(g.groups, id)
-	} else {
-		next := grp.waiting[0]
-		grp.waiting = grp.waiting[1:]
-		next.lead = true
-		close(next.done)
-	}
-	g.mu.Unlock()
+	g.handOver(id, grp)
 	for _, q := range batch {
 		if err != nil {
 			q.remaining, q.ok, q.err = 0, false, err
@@ -107,6 +104,21 @@ func (r *Repo) SpendCredits(ctx context.Context, id string, cost int64, now time
 		}
 	}
 	return req.remaining, req.ok, req.err
+}
+
+// handOver ends a lead: the first spend waiting leads the next batch, or
+// the key has no spend running.
+func (g *spendGroups) handOver(id string, grp *spendGroup) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(grp.waiting) == 0 {
+		delete(g.groups, id)
+		return
+	}
+	next := grp.waiting[0]
+	grp.waiting = grp.waiting[1:]
+	next.lead = true
+	close(next.done)
 }
 
 // spendBatch decides batch's spends in order on the key's row, locked, and

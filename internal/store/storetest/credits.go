@@ -263,4 +263,35 @@ func testSpendCreditsMixedCosts(t *testing.T, s store.Store) {
 	if got := mustGet(t, r, "key_1").Credits.Remaining; got != left {
 		t.Fatalf("a spend of 0 with a done context moved the credits: %d -> %d", left, got)
 	}
+	// Spends whose contexts are already done, among live ones: no credit
+	// appears or vanishes, and a live one does not fail (a store that
+	// decides spends together must not let a done one's context decide
+	// the others').
+	mustUpdate(t, r, "key_1", func(k *apikey.Key) { k.Credits = &apikey.Credits{Remaining: 100, RefilledAt: now} })
+	spent, errs = 0, nil
+	live := t.Context()
+	for i := range 60 {
+		wg.Go(func() {
+			c := live
+			if i%2 == 1 {
+				c = done
+			}
+			_, ok, err := r.SpendCredits(c, "key_1", 1, now)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil && i%2 == 0:
+				errs = append(errs, fmt.Errorf("a live spend failed beside done ones: %w", err))
+			case ok:
+				spent++
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got := mustGet(t, r, "key_1").Credits.Remaining; spent+got != 100 || spent < 30 {
+		t.Fatalf("%d spends succeeded (at least the 30 live ones should), %d left of 100", spent, got)
+	}
 }
