@@ -46,11 +46,12 @@ func (c CreditColumns) Decode() (*apikey.Credits, error) {
 	return out, nil
 }
 
-// SpendArgs are the values both stores' spend statements compare a key's
-// refill boundary with, all from now (UTC, unix seconds): a statement
-// computes the key's boundary from its own interval and day with them
-// (CreditBoundarySQL), so that a concurrent change of the refill is seen by
-// the same write that spends.
+// SpendArgs are the values SQLite's spend statement compares a key's refill
+// boundary with, all from now (UTC, unix seconds): the statement computes
+// the key's boundary from its own interval and day with them
+// (CreditDueSQL), so that a concurrent change of the refill is seen by the
+// same write that spends. (PostgreSQL decides its batches of spends in Go,
+// with apikey.Credits.At, on the row it has locked.)
 type SpendArgs struct {
 	Now, DayStart, MonthStart, PrevMonthStart int64
 	Day, DaysInMonth, DaysInPrevMonth         int64
@@ -70,7 +71,7 @@ func NewSpendArgs(now time.Time) SpendArgs {
 }
 
 // CreditDueSQL is the condition "a refill is due" over a key row, as
-// apikey.Credits.Due decides it, in SQL both stores run: least is the
+// apikey.Credits.Due decides it, in SQL (SQLite's spend statement): least is the
 // dialect's two-argument minimum (LEAST, min) and p(name) the placeholder
 // of the SpendArgs field name.
 func CreditDueSQL(least string, p func(string) string) string {
