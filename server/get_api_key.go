@@ -16,5 +16,5 @@ func (h *handlers) GetApiKey(ctx context.Context, req api.GetApiKeyRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return &getKeyResponse{body: viewEnvelope(k, h.svc.Now())}, nil // render_reads.go
+	return &getKeyResponse{key: k, now: h.svc.Now()}, nil // render_reads.go
 }

@@ -29,15 +29,7 @@ func (h *handlers) ListApiKeys(ctx context.Context, req api.ListApiKeysRequestOb
 	if err != nil {
 		return nil, err
 	}
-	now := h.svc.Now()
-	list := api.ApiKeyList{Object: api.ApiKeyListObjectList, Data: make([]api.ApiKeyView, 0, len(page.Items)), HasMore: page.NextCursor != ""}
-	for _, k := range page.Items {
-		list.Data = append(list.Data, toAPIKeyView(k, now))
-	}
-	if page.NextCursor != "" {
-		list.NextCursor = &page.NextCursor
-	}
-	return &listKeysResponse{body: api.ApiKeyListEnvelope{Message: "success", Success: true, Data: list}}, nil // render_reads.go
+	return &listKeysResponse{keys: page.Items, next: page.NextCursor, now: h.svc.Now()}, nil // render_reads.go
 }
 
 // principal is the authenticated caller the middleware stored.

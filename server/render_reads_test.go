@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"reflect"
 	"testing"
 	"time"
@@ -164,58 +166,169 @@ func eventPage(t *testing.T, p *api.AuditEventListEnvelope, r *rand.Rand) *listE
 	return out
 }
 
-// TestReadRenderingIsEncodingJSON: the read answers write what the generated
-// responses' encoding/json writes, byte for byte, for values that fill every
-// field (escapes, invalid UTF-8, nulls, offsets, floats in changes, times
-// MarshalJSON refuses); an error sends nothing, so that the error envelope
-// is the answer.
+// TestReadRenderingIsEncodingJSON: a page of audit events writes what the
+// generated response's encoding/json writes, byte for byte, for values that
+// fill every field (escapes, invalid UTF-8, nulls, offsets, floats in
+// changes, times MarshalJSON refuses); an error sends nothing, so that the
+// error envelope is the answer. (The key answers: TestKeyRenderingIsEncodingJSON.)
 func TestReadRenderingIsEncodingJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // test values, seeded to be repeatable
 	const runs = 3000
 	refused := 0
 	for i := range runs {
-		var (
-			view   api.ApiKeyViewEnvelope
-			keys   api.ApiKeyListEnvelope
-			events api.AuditEventListEnvelope
-		)
-		for _, tc := range []struct {
-			body  any
-			visit func(w http.ResponseWriter) error
-		}{
-			{&view, func(w http.ResponseWriter) error { return (&getKeyResponse{body: view}).VisitGetApiKeyResponse(w) }},
-			{&keys, func(w http.ResponseWriter) error { return (&listKeysResponse{body: keys}).VisitListApiKeysResponse(w) }},
-			{&events, func(w http.ResponseWriter) error {
-				return eventPage(t, &events, r).VisitListAuditEventsResponse(w)
-			}},
-		} {
-			fill(t, reflect.ValueOf(tc.body).Elem(), r, 0)
-			if tc.body == &events {
-				pageShape(&events)
-			}
-			var want bytes.Buffer
-			werr := json.NewEncoder(&want).Encode(tc.body)
-			rec := httptest.NewRecorder()
-			err := tc.visit(rec)
-			if (err != nil) != (werr != nil) {
-				t.Fatalf("run %d: error %v, encoding/json's %v", i, err, werr)
-			}
-			if err != nil {
-				if rec.Body.Len() != 0 || len(rec.Header()) != 0 {
-					t.Fatalf("run %d: %v, yet sent %v %q", i, err, rec.Header(), rec.Body)
-				}
-				refused++
-				continue
-			}
-			if got := rec.Body.String(); got != want.String() {
-				t.Fatalf("run %d:\n got %s\nwant %s", i, got, want.String())
-			}
-			if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
-				t.Fatalf("run %d: %d %v", i, rec.Code, rec.Header())
-			}
+		var events api.AuditEventListEnvelope
+		fill(t, reflect.ValueOf(&events).Elem(), r, 0)
+		pageShape(&events)
+		var want bytes.Buffer
+		werr := json.NewEncoder(&want).Encode(&events)
+		refused += sameAnswer(t, fmt.Sprintf("run %d", i), eventPage(t, &events, r).VisitListAuditEventsResponse, want.String(), werr)
+	}
+	if refused == 0 || refused == runs {
+		t.Fatalf("%d of %d answers refused: the values do not cover both", refused, runs)
+	}
+}
+
+// sameAnswer checks what visit writes against encoding/json's bytes want
+// (or its error werr: then nothing may be sent); 1 if refused.
+func sameAnswer(t *testing.T, what string, visit func(w http.ResponseWriter) error, want string, werr error) int {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	err := visit(rec)
+	if (err != nil) != (werr != nil) {
+		t.Fatalf("%s: error %v, encoding/json's %v", what, err, werr)
+	}
+	if err != nil {
+		if rec.Body.Len() != 0 || len(rec.Header()) != 0 {
+			t.Fatalf("%s: %v, yet sent %v %q", what, err, rec.Header(), rec.Body)
+		}
+		return 1
+	}
+	if got := rec.Body.String(); got != want {
+		t.Fatalf("%s:\n got %s\nwant %s", what, got, want)
+	}
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("%s: %d %v", what, rec.Code, rec.Header())
+	}
+	return 0
+}
+
+// randomKey is a key as a store may give it, every field drawn at random:
+// the strings renderStrings' (escapes, invalid UTF-8), times in several
+// zones (now and then one MarshalJSON refuses), nil and empty maps and
+// lists, credits with and without a due refill.
+func randomKey(r *rand.Rand, now time.Time) *apikey.Key {
+	str := func() string { return renderStrings[r.IntN(len(renderStrings))] }
+	zones := []*time.Location{time.UTC, time.FixedZone("x", 5*3600+30*60), time.FixedZone("y", -7*3600)}
+	tm := func() time.Time {
+		if r.IntN(200) == 0 {
+			return time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) // refused by MarshalJSON
+		}
+		// Around now, so that expiries and grace periods fall on both sides.
+		return now.Add(time.Duration(r.Int64N(int64(96*time.Hour))) - 48*time.Hour).
+			Truncate(time.Duration(r.IntN(2)) * time.Microsecond).In(zones[r.IntN(len(zones))])
+	}
+	tp := func() *time.Time {
+		if r.IntN(3) == 0 {
+			return nil
+		}
+		t := tm()
+		return &t
+	}
+	k := &apikey.Key{
+		ID: str(), AccountID: str(), Name: str(), NameKey: str(), Type: str(), KeyHint: str(),
+		SecretHash: []byte(str()), PrevSecretHash: []byte(str()), PrevSecretExpiresAt: tp(),
+		Status:  []string{apikey.StatusActive, apikey.StatusInactive, str()}[r.IntN(3)],
+		Managed: r.IntN(2) == 0, Deleted: r.IntN(2) == 0, LastUsedAt: tp(), ExpiresAt: tp(),
+		CreatedAt: tm(), UpdatedAt: tm(),
+		CreatedBy: apikey.Actor{Kind: str(), ID: str(), RequestID: str()},
+	}
+	if r.IntN(3) > 0 {
+		ip := str()
+		k.LastUsedIP = &ip
+	}
+	if r.IntN(6) > 0 {
+		k.Metadata = map[string]string{}
+		for range r.IntN(5) {
+			k.Metadata[str()] = str()
 		}
 	}
-	if refused == 0 || refused == 3*runs {
-		t.Fatalf("%d of %d answers refused: the values do not cover both", refused, 3*runs)
+	if r.IntN(6) > 0 {
+		k.Permissions = map[string][]string{}
+		for range r.IntN(5) {
+			var actions []string
+			if r.IntN(6) > 0 {
+				actions = []string{}
+				for range r.IntN(4) {
+					actions = append(actions, str())
+				}
+			}
+			k.Permissions[str()] = actions
+		}
+	}
+	for range r.IntN(4) {
+		a := netip.AddrFrom4([4]byte{byte(r.IntN(256)), 0, 2, byte(r.IntN(256))})
+		if r.IntN(2) == 0 {
+			a = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(r.IntN(256))})
+		}
+		p, _ := a.Prefix(r.IntN(a.BitLen() + 1))
+		if r.IntN(20) == 0 {
+			p = netip.Prefix{} // invalid
+		}
+		k.AllowedNetworks = append(k.AllowedNetworks, p)
+	}
+	if r.IntN(2) == 0 {
+		k.RateLimit = &apikey.RateLimit{Limit: r.IntN(2_000_000) - 1, Window: time.Duration(r.Int64N(int64(48 * time.Hour)))}
+	}
+	if r.IntN(2) == 0 {
+		k.Credits = &apikey.Credits{Remaining: r.Int64N(1e12) - 5, RefilledAt: now.Add(-time.Duration(r.Int64N(int64(60 * 24 * time.Hour)))).Truncate(time.Second)}
+		switch r.IntN(3) {
+		case 1:
+			k.Credits.Refill = &apikey.CreditRefill{Amount: r.Int64N(1e12), Interval: apikey.RefillDaily}
+		case 2:
+			k.Credits.Refill = &apikey.CreditRefill{Amount: r.Int64N(1e12), Interval: apikey.RefillMonthly, Day: 1 + r.IntN(31)}
+		}
+	}
+	return k
+}
+
+// TestKeyRenderingIsEncodingJSON: getApiKey's and listApiKeys' answers,
+// appended from the keys as read, are encoding/json's bytes of the generated
+// envelopes as toAPIKeyView makes them (the path they replaced), for random
+// keys (randomKey) and pages of them; a key MarshalJSON refuses sends
+// nothing.
+func TestKeyRenderingIsEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4)) //nolint:gosec // test values, seeded to be repeatable
+	now := time.Now().UTC()
+	const runs = 5000
+	refused := 0
+	for i := range runs {
+		k := randomKey(r, now)
+		var want bytes.Buffer
+		werr := json.NewEncoder(&want).Encode(viewEnvelope(k, now))
+		refused += sameAnswer(t, fmt.Sprintf("key %d", i), (&getKeyResponse{key: k, now: now}).VisitGetApiKeyResponse, want.String(), werr)
+	}
+	if refused == 0 || refused == runs {
+		t.Fatalf("%d of %d keys refused: the values do not cover both", refused, runs)
+	}
+	refused = 0
+	for i := range runs / 10 {
+		page := &listKeysResponse{now: now}
+		for range r.IntN(5) {
+			page.keys = append(page.keys, randomKey(r, now))
+		}
+		list := api.ApiKeyList{Object: api.ApiKeyListObjectList, Data: []api.ApiKeyView{}}
+		if r.IntN(2) == 0 {
+			page.next = renderStrings[1+r.IntN(len(renderStrings)-1)]
+			list.NextCursor, list.HasMore = &page.next, true
+		}
+		for _, k := range page.keys {
+			list.Data = append(list.Data, toAPIKeyView(k, now))
+		}
+		var want bytes.Buffer
+		werr := json.NewEncoder(&want).Encode(api.ApiKeyListEnvelope{Message: "success", Success: true, Data: list})
+		refused += sameAnswer(t, fmt.Sprintf("page %d", i), page.VisitListApiKeysResponse, want.String(), werr)
+	}
+	if refused == 0 || refused == runs/10 {
+		t.Fatalf("%d of %d pages refused: the values do not cover both", refused, runs/10)
 	}
 }
