@@ -294,6 +294,9 @@ type Repo struct {
 	// The hot reads, compiled once per reader connection instead of per call
 	// (statement compilation was ~11% of the server's CPU under load).
 	getKey, byHash, accountExists *sql.Stmt
+	// getKeyJoined is GetKey's statement (joinedKeyColumns); getKey reads
+	// a key it cannot.
+	getKeyJoined *sql.Stmt
 	// The lists' statements, one per combination of filters (shapes.go).
 	listKeys, listEvents *shapes
 }
@@ -325,7 +328,7 @@ const (
 	 credits_remaining, credits_refill_amount, credits_refill_interval, credits_refill_day, credits_refilled_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	getKeySQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
-	// Every list and audit read asks it first.
+	// An empty page of keys or events asks it (is the account there at all).
 	accountExistsSQL = `SELECT count(*) FROM accounts WHERE id = ?`
 	// One lookup for the current or the previous secret (both indexed);
 	// the current one wins, as in the PostgreSQL store.
@@ -345,6 +348,9 @@ const (
 func (r *Repo) prepare(ctx context.Context) error {
 	var err error
 	if r.getKey, err = r.rdb.PrepareContext(ctx, getKeySQL); err != nil {
+		return err
+	}
+	if r.getKeyJoined, err = r.rdb.PrepareContext(ctx, `SELECT `+joinedKeyColumns+` FROM api_keys WHERE id = ?`); err != nil {
 		return err
 	}
 	if r.byHash, err = r.rdb.PrepareContext(ctx, byHashSQL); err != nil {
@@ -771,8 +777,22 @@ const keyColumns = `id, account_id, name, type, secret_hash, permissions, metada
 // creditColumns are a key's credits (migration 00014), as scanCredits reads them.
 const creditColumns = `credits_remaining, credits_refill_amount, credits_refill_interval, credits_refill_day, credits_refilled_at`
 
+// GetKey reads the key as one text (joinedKeyColumns), or column by column
+// when that text does not split into its columns.
 func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error) {
 	defer classify(&err)
+	var row string
+	err = r.getKeyJoined.QueryRowContext(ctx, id).Scan(&row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, ok, err := scanJoinedKey(row)
+	if ok {
+		return k, err
+	}
 	return scanKey(r.getKey.QueryRowContext(ctx, id))
 }
 
@@ -928,8 +948,19 @@ func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) (_ []*apikey.Key
 	if err != nil {
 		return nil, err
 	}
+	size := min(f.Limit, 101)
+	if out, ok, err := scanJoinedKeys(rows, size); ok || err != nil {
+		return out, err
+	}
+	// A key of the page is to be read column by column: the page is.
+	if st, err = r.listKeys.stmt(ctx, shape|listByColumn); err != nil { //nolint:sqlclosecheck // shapes keeps it
+		return nil, err
+	}
+	if rows, err = st.QueryContext(ctx, args[:]...); err != nil {
+		return nil, err
+	}
 	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
-	out := make([]*apikey.Key, 0, min(f.Limit, 101))
+	out := make([]*apikey.Key, 0, size)
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
@@ -941,7 +972,8 @@ func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) (_ []*apikey.Key
 }
 
 // The shapes of ListKeys: the status filter (0 for none) in the low two
-// bits, a bit per other filter.
+// bits, a bit per other filter, and one for the statement that reads the
+// columns one by one (scanJoinedKey's fallback).
 const (
 	listActive = 1 + iota
 	listExpired
@@ -950,14 +982,18 @@ const (
 	listManaged   = 1 << 3
 	listCreatedBy = 1 << 4
 	listAfter     = 1 << 5
-	listShapes    = 1 << 6
+	listByColumn  = 1 << 6
+	listShapes    = 1 << 7
 )
 
 // listKeysSQL is the text of a ListKeys shape. Parameters: ?1 account, ?2
 // deleted, ?3 status, ?4 now, ?5 type, ?6 managed, ?7 creator, ?8 and ?9 the
 // cursor's created_at and id, ?10 the limit.
 func listKeysSQL(shape int) string {
-	q := `SELECT ` + keyColumns + ` FROM api_keys WHERE account_id = ?1 AND deleted = ?2`
+	q := `SELECT ` + joinedKeyColumns + ` FROM api_keys WHERE account_id = ?1 AND deleted = ?2`
+	if shape&listByColumn != 0 {
+		q = `SELECT ` + keyColumns + ` FROM api_keys WHERE account_id = ?1 AND deleted = ?2`
+	}
 	switch shape & 3 {
 	case listActive:
 		q += ` AND status = ?3 AND (expires_at IS NULL OR expires_at > ?4)`
