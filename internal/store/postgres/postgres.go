@@ -1022,9 +1022,39 @@ func normalize(k *apikey.Key) {
 	k.UpdatedAt = pgTime(k.UpdatedAt)
 }
 
+// GetKey reads the key from the row's raw values (scanRawKeys), or by Scan
+// when they are not as it reads them.
 func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error) {
 	defer classify(&err)
-	return scanKey(r.pool.QueryRow(ctx, r.q.getKey, id))
+	rows, err := r.pool.Query(ctx, r.q.getKey, id)
+	if err != nil {
+		return nil, err
+	}
+	if !rawKeyColumns(rows.FieldDescriptions()) {
+		defer rows.Close()
+		if !rows.Next() {
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+			return nil, store.ErrNotFound
+		}
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		rows.Close()
+		return k, rows.Err()
+	}
+	ks, ok, err := scanRawKeys(rows, 1)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok: // a value Scan decides
+		return scanKey(r.pool.QueryRow(ctx, r.q.getKey, id))
+	case len(ks) == 0:
+		return nil, store.ErrNotFound
+	}
+	return ks[0], nil
 }
 
 func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (_ *apikey.Key, err error) {
@@ -1213,6 +1243,15 @@ func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) (_ []*apikey.Key
 	rows, err := r.pool.Query(ctx, q, a...)
 	if err != nil {
 		return nil, err
+	}
+	if rawKeyColumns(rows.FieldDescriptions()) {
+		if out, ok, err := scanRawKeys(rows, min(f.Limit, 101)); ok || err != nil {
+			return out, err
+		}
+		// A key is to be read by Scan: the page is.
+		if rows, err = r.pool.Query(ctx, q, a...); err != nil {
+			return nil, err
+		}
 	}
 	defer rows.Close()
 	out := []*apikey.Key{}
