@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,7 +45,11 @@ const keyFields = 30
 // error) when the row is to be read column by column instead: it does not
 // split into keyFields fields, or a number or flag is not the text of an
 // integer as database/sql reads it (a real, say), where scanKey decides.
-func scanJoinedKey(row string) (*apikey.Key, bool, error) {
+//
+// The hashes are decoded into *hashes (appended, each capped at its length,
+// so that a page's hashes are one allocation, not two a key; nil: a buffer
+// of the key's own); the key keeps them.
+func scanJoinedKey(row string, hashes *[]byte) (*apikey.Key, bool, error) {
 	var buf [keyFields]string
 	f := buf[:0]
 	for len(f) < keyFields-1 {
@@ -91,11 +94,13 @@ func scanJoinedKey(row string) (*apikey.Key, bool, error) {
 		return s[1:], true
 	}
 	k.ID, k.AccountID, k.Name, k.Type = f[0], f[1], f[2], f[3]
-	hash, err := hex.DecodeString(f[4])
-	if err != nil {
+	var (
+		err   error
+		isHex bool
+	)
+	if k.SecretHash, isHex = unhex(hashes, f[4]); !isHex {
 		return nil, false, nil // not hex() of a blob: scanKey decides
 	}
-	k.SecretHash = hash
 	perms, meta := f[5], f[6]
 	k.Status = f[7]
 	k.Managed, k.Deleted = flag(f[8]), flag(f[9])
@@ -106,7 +111,7 @@ func scanJoinedKey(row string) (*apikey.Key, bool, error) {
 	expiresAt, hasExpires := opt(f[12])
 	createdAt, updatedAt = f[13], f[14]
 	if prev, has := opt(f[15]); has {
-		if k.PrevSecretHash, err = hex.DecodeString(prev); err != nil {
+		if k.PrevSecretHash, isHex = unhex(hashes, prev); !isHex {
 			return nil, false, nil
 		}
 	}
@@ -168,11 +173,12 @@ func scanJoinedKeys(rows *sql.Rows, size int) ([]*apikey.Key, bool, error) {
 	defer func() { _ = rows.Close() }() // rows.Err below reports a failed read
 	out := make([]*apikey.Key, 0, size)
 	var row string
+	hashes := make([]byte, 0, 32*size) // the keys keep it
 	for rows.Next() {
 		if err := rows.Scan(&row); err != nil {
 			return nil, false, err
 		}
-		k, ok, err := scanJoinedKey(row)
+		k, ok, err := scanJoinedKey(row, &hashes)
 		if err != nil || !ok {
 			return nil, ok, err
 		}
@@ -182,4 +188,40 @@ func scanJoinedKeys(rows *sql.Rows, size int) ([]*apikey.Key, bool, error) {
 		return nil, false, err
 	}
 	return out, true, nil
+}
+
+// unhex appends the bytes of s, hex() of a blob (upper case), to *buf and
+// returns them, capped at their length; false if s is not such a text.
+// Never nil, as database/sql's copy of an empty blob is not.
+func unhex(buf *[]byte, s string) ([]byte, bool) {
+	if len(s)%2 != 0 {
+		return nil, false
+	}
+	if buf == nil {
+		buf = new([]byte) // one key's: a buffer of its own
+	}
+	b := *buf
+	if b == nil || cap(b)-len(b) < len(s)/2 {
+		b = make([]byte, 0, max(len(s)/2, 2*cap(b))) // the earlier ones keep the old array
+	}
+	start := len(b)
+	for i := 0; i < len(s); i += 2 {
+		hi, lo := unhexDigit(s[i]), unhexDigit(s[i+1])
+		if hi > 15 || lo > 15 {
+			return nil, false
+		}
+		b = append(b, hi<<4|lo)
+	}
+	*buf = b
+	return b[start:len(b):len(b)], true
+}
+
+func unhexDigit(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 255
 }

@@ -29,9 +29,11 @@ func TestJoinedKeyIsScanKey(t *testing.T) {
 	db := s.DB(apikey.Sandbox)
 	rnd := rand.New(rand.NewPCG(5, 6)) //nolint:gosec // test values, seeded to be repeatable
 	pick := func(vs ...any) any { return vs[rnd.IntN(len(vs))] }
-	// usual is mostly the first value, now and then one of the others.
+	// usual is mostly the first value, now and then one of the others
+	// (never while clean).
+	clean := false
 	usual := func(v any, odd ...any) any {
-		if rnd.IntN(25) > 0 {
+		if clean || rnd.IntN(25) > 0 {
 			return v
 		}
 		return pick(odd...)
@@ -51,14 +53,18 @@ func TestJoinedKeyIsScanKey(t *testing.T) {
 		return usual(pick(int64(0), int64(3), int64(-5), int64(1)<<40, int64(86400), "12"), 2.5, 3.0, "x", " 4")
 	}
 	fallbacks, joined := 0, 0
-	const rows = 3000
-	for i := range rows {
-		acct := fmt.Sprintf("acct_%d", i)
-		if _, err := db.ExecContext(ctx, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`, acct, fmtTime(now)); err != nil {
-			t.Fatal(err)
+	const rows, pageRows = 3000, 60
+	for i := range rows + pageRows {
+		// The last pageRows, of usual values only, are one account's page.
+		acct := fmt.Sprintf("acct_%d", min(i, rows))
+		clean = i >= rows
+		if i <= rows {
+			if _, err := db.ExecContext(ctx, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`, acct, fmtTime(now)); err != nil {
+				t.Fatal(err)
+			}
 		}
 		id := fmt.Sprintf("key_%d", i)
-		if rnd.IntN(25) == 0 {
+		if !clean && rnd.IntN(25) == 0 {
 			id += "\x00z"
 		}
 		hash := usual([]byte(fmt.Sprintf("h\x00\xff%d", i)), fmt.Sprintf("text%d", i), int64(i+1e6))
@@ -76,25 +82,32 @@ func TestJoinedKeyIsScanKey(t *testing.T) {
 		perms := usual(pick(`{}`, `{"a":["read","write"],"b":[]}`), `{"a":null}`, `{"a\u0000":["x"]}`, `[`, int64(1))
 		meta := usual(pick(`{}`, `{"k":"v"}`), `{"k":1}`, `{"k":"\u003c"}`, `nope`)
 		refill := usual(pick("", apikey.RefillDaily, apikey.RefillMonthly), "weekly")
+		if clean {
+			refill = pick(apikey.RefillDaily, apikey.RefillMonthly) // whatever the amount: a refill that reads
+		}
 		_, err := db.ExecContext(ctx, `INSERT INTO api_keys (id, account_id, name, type, secret_hash, permissions, metadata,
 			status, managed, deleted, last_used_at, last_used_ip, expires_at, created_at, updated_at, prev_secret_hash,
 			prev_secret_expires_at, created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks,
 			rate_limit, rate_window_seconds, credits_remaining, credits_refill_amount, credits_refill_interval,
 			credits_refill_day, credits_refilled_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-			id, acct, text(), pick(apikey.TypeSecret, apikey.TypePublishable), hash, perms, meta,
+			id, acct, fmt.Sprintf("%v %d", text(), i), pick(apikey.TypeSecret, apikey.TypePublishable), hash, perms, meta,
 			usual(pick(apikey.StatusActive, apikey.StatusInactive), "x\x00"), usual(pick(int64(0), int64(1), "1"), int64(2), 1.0, "true"), int64(0),
 			nullable(func() any { return usual(ts(), "yesterday", int64(5)) }), nullable(text), nullable(ts), ts(),
-			usual(ts(), "bad"), prev, nullable(ts), text(), text(), text(), nullable(text), nullable(text),
+			usual(ts(), "bad"), prev, nullable(ts), text(), text(), text(), nullable(text),
+			nullable(func() any { return fmt.Sprintf("%v %d", text(), i) }),
 			usual(pick("", "10.0.0.0/8", "10.0.0.0/8,2001:db8::/32"), "nonsense"), num(), num(),
 			nullable(num), num(), refill, usual(pick(int64(0), int64(15)), "3", 2.0), num())
 		if err != nil {
 			t.Fatalf("insert %d: %v", i, err)
 		}
+		if clean {
+			continue
+		}
 		var row string
 		if err := r.getKeyJoined.QueryRowContext(ctx, id).Scan(&row); err != nil {
 			t.Fatal(err)
 		}
-		if _, ok, _ := scanJoinedKey(row); ok {
+		if _, ok, _ := scanJoinedKey(row, nil); ok {
 			joined++
 		} else {
 			fallbacks++
@@ -110,6 +123,34 @@ func TestJoinedKeyIsScanKey(t *testing.T) {
 		}
 		same(t, fmt.Sprintf("ListKeys %d", i), gotPage, err, wantPage, werr)
 	}
+	// A page of many keys (their hashes share a buffer), against the
+	// statement that reads the columns one by one.
+	f := store.KeyFilter{AccountID: fmt.Sprintf("acct_%d", rows), Now: now, Limit: 100}
+	got, err := r.ListKeys(ctx, f)
+	st, werr := r.listKeys.stmt(ctx, listByColumn)
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	byColumn, werr := st.QueryContext(ctx, f.AccountID, false, nil, nil, nil, nil, nil, nil, nil, f.Limit)
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	var want []*apikey.Key
+	for byColumn.Next() {
+		k, err := scanKey(byColumn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, k)
+	}
+	if err := byColumn.Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = byColumn.Close()
+	if len(want) != pageRows {
+		t.Fatalf("%d keys by column, want %d", len(want), pageRows)
+	}
+	same(t, "a page", got, err, want, nil)
 	t.Logf("%d keys read joined, %d column by column", joined, fallbacks)
 	if joined < rows/10 || fallbacks < rows/10 {
 		t.Fatalf("%d keys read joined, %d column by column: the rows do not cover both", joined, fallbacks)

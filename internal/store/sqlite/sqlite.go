@@ -789,7 +789,7 @@ func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error)
 	if err != nil {
 		return nil, err
 	}
-	k, ok, err := scanJoinedKey(row)
+	k, ok, err := scanJoinedKey(row, nil)
 	if ok {
 		return k, err
 	}
