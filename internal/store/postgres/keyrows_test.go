@@ -86,10 +86,10 @@ func TestKeysByEitherPath(t *testing.T) {
 			nullable(ts), nullable(text), nullable(ts), ts(), ts(),
 			text(), text(), text(), nullable(text), nullable(func() any { return fmt.Sprintf("nk %d %v", i, text()) }),
 			usual(pick("", "10.0.0.0/8", "10.0.0.0/8,2001:db8::/32"), "nonsense"),
-			usual(int32(rnd.IntN(1000)), int32(-1), int32(1<<31-1)), int32(pick(60, 3600, 86400).(int)),
+			usual(rnd.Int32N(1000), int32(-1), int32(1<<31-1)), pick(int32(60), int32(3600), int32(86400)),
 			nullable(func() any { return usual(rnd.Int64N(1e12), int64(-1)<<63, int64(1)<<62) }),
 			rnd.Int64N(1e6), usual(pick("", apikey.RefillDaily, apikey.RefillMonthly), "weekly"),
-			int32(rnd.IntN(32)), usual(now.Unix()-rnd.Int64N(1e7), int64(-1)<<63), prev, nullable(ts))
+			rnd.Int32N(32), usual(now.Unix()-rnd.Int64N(1e7), int64(-1)<<63), prev, nullable(ts))
 		if err != nil {
 			t.Fatalf("insert %d: %v", i, err)
 		}

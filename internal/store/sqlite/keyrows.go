@@ -33,6 +33,9 @@ var joinedKeyColumns = `concat_ws(char(0), id, account_id, name, type,
 	` + nullable(`key_hint`) + `, ` + nullable(`name_key`) + `, allowed_networks, rate_limit, rate_window_seconds,
 	` + nullable(`credits_remaining`) + `, credits_refill_amount, credits_refill_interval, credits_refill_day, credits_refilled_at)`
 
+// getKeyJoinedSQL is GetKey's statement.
+var getKeyJoinedSQL = `SELECT ` + joinedKeyColumns + ` FROM api_keys WHERE id = ?`
+
 // nullable is a column that may be NULL as joinedKeyColumns writes it.
 func nullable(col string) string {
 	return `iif(` + col + ` IS NULL, '', 'v' || ` + col + `)`

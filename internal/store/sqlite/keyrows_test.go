@@ -127,7 +127,7 @@ func TestJoinedKeyIsScanKey(t *testing.T) {
 	// statement that reads the columns one by one.
 	f := store.KeyFilter{AccountID: fmt.Sprintf("acct_%d", rows), Now: now, Limit: 100}
 	got, err := r.ListKeys(ctx, f)
-	st, werr := r.listKeys.stmt(ctx, listByColumn)
+	st, werr := r.listKeys.stmt(ctx, listByColumn) //nolint:sqlclosecheck // shapes keeps it
 	if werr != nil {
 		t.Fatal(werr)
 	}
@@ -135,6 +135,7 @@ func TestJoinedKeyIsScanKey(t *testing.T) {
 	if werr != nil {
 		t.Fatal(werr)
 	}
+	defer func() { _ = byColumn.Close() }()
 	var want []*apikey.Key
 	for byColumn.Next() {
 		k, err := scanKey(byColumn)
@@ -146,7 +147,6 @@ func TestJoinedKeyIsScanKey(t *testing.T) {
 	if err := byColumn.Err(); err != nil {
 		t.Fatal(err)
 	}
-	_ = byColumn.Close()
 	if len(want) != pageRows {
 		t.Fatalf("%d keys by column, want %d", len(want), pageRows)
 	}

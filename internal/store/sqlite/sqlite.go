@@ -350,7 +350,7 @@ func (r *Repo) prepare(ctx context.Context) error {
 	if r.getKey, err = r.rdb.PrepareContext(ctx, getKeySQL); err != nil {
 		return err
 	}
-	if r.getKeyJoined, err = r.rdb.PrepareContext(ctx, `SELECT `+joinedKeyColumns+` FROM api_keys WHERE id = ?`); err != nil {
+	if r.getKeyJoined, err = r.rdb.PrepareContext(ctx, getKeyJoinedSQL); err != nil {
 		return err
 	}
 	if r.byHash, err = r.rdb.PrepareContext(ctx, byHashSQL); err != nil {
