@@ -3,6 +3,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -333,6 +334,16 @@ const (
 	// the current one wins, as in the PostgreSQL store.
 	byHashSQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?1 OR prev_secret_hash = ?1
 	ORDER BY secret_hash = ?1 DESC LIMIT 1`
+	// UpdateKey's statement when only the secret changes (a rotation): the
+	// columns of updateKeySQL's ?2 and ?8 to ?11, so that SQLite rewrites
+	// the row and the secrets' indexes, not every index whose columns
+	// updateKeySQL sets (the names', the account's keys') with the values
+	// they have (each a delete and an insert), nor run the live-key trigger.
+	// A column another binary wrote in another form of the same value (JSON,
+	// a time) keeps that form, which reads back the same.
+	// TestNarrowUpdateIsUpdate holds the two to the same rows.
+	rotateKeySQL = `UPDATE api_keys SET secret_hash = ?2, updated_at = ?8, prev_secret_hash = ?9,
+	prev_secret_expires_at = ?10, key_hint = ?11 WHERE id = ?12`
 	// A key that takes a new name holds it again (name_released = 0), so
 	// the unique index applies to it even if it had released its old one; a
 	// new name is a new name key (migration 00009): "a  b" for "a b" is the
@@ -481,6 +492,11 @@ type tx struct {
 	// keysRead: the account and deleted flag of the keys the unit read or
 	// wrote, as the rows have them now (acctcache.go, keyUpdated).
 	keysRead map[string]keyRow
+	// readAs: the keys this unit read (Key), as their rows hold them now
+	// (immutable copies, the key cache's own when it had them): UpdateKey
+	// compares with them to write only the columns that change (see
+	// rotateKeySQL). Dropped when the unit writes the key.
+	readAs map[string]*apikey.Key
 	// release is a ReleaseExpiredName not run yet (see ReleaseExpiredName).
 	release *nameRelease
 }
@@ -615,6 +631,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	t.touch(id)
 	t.liveKnown = false
 	clear(t.keysRead) // some are gone: an update of them changes nothing
+	clear(t.readAs)
 	t.w.keys.wroteAll()
 	// Its events too: the account row that records the chain's head goes.
 	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
@@ -631,14 +648,23 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	if err := t.usable(ctx); err != nil {
 		return nil, err
 	}
-	k, ok := t.w.keys.get(id)
-	if !ok {
+	var k *apikey.Key
+	base, ok := t.w.keys.peek(id)
+	if ok {
+		k = cloneKey(base)
+	} else {
 		var err error
 		if k, err = scanKey(t.row(ctx, t.w.st.getKey, id)); err != nil {
 			return nil, err
 		}
-		t.w.keys.put(k)
+		if base = t.w.keys.put(k); base == nil {
+			base = cloneKey(k) // the caller may change k
+		}
 	}
+	if t.readAs == nil {
+		t.readAs = map[string]*apikey.Key{}
+	}
+	t.readAs[id] = base
 	t.keyRead(k.ID, k.AccountID, k.Deleted)
 	return k, nil
 }
@@ -713,6 +739,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) (err error) {
 	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
 	cr := store.EncodeCredits(k.Credits)
 	t.w.keys.wrote(k.ID)
+	delete(t.readAs, k.ID)
 	args := []any{k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
 		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey,
@@ -738,15 +765,78 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) (err error) {
 		return err
 	}
 	k.NameKey = namekey.Key(k.Name)
+	read := t.readAs[k.ID]
 	t.w.keys.wrote(k.ID)
+	delete(t.readAs, k.ID)
 	defer func() { t.keyUpdated(k, err) }()
+	args := updateArgs(k, perms, meta)
+	if narrowUpdates && read != nil && onlySecretChanged(read, args) {
+		t.w.rotations++
+		return mapInsertErr(t.exec(ctx, t.w.st.rotateKey, args[:rotateKeyArgs]...))
+	}
+	return mapInsertErr(t.exec(ctx, t.w.st.updateKey, args...))
+}
+
+// updateArgs are updateKeySQL's arguments (?1 to ?21) for k, whose maps
+// encode as perms and meta.
+func updateArgs(k *apikey.Key, perms, meta string) []any {
 	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
 	cr := store.EncodeCredits(k.Credits)
-	return mapInsertErr(t.exec(ctx, t.w.st.updateKey,
+	return []any{
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
 		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID, k.NameKey,
 		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow,
-		cr.Remaining, cr.RefillAmount, cr.RefillInterval, cr.RefillDay, cr.RefilledAt))
+		cr.Remaining, cr.RefillAmount, cr.RefillInterval, cr.RefillDay, cr.RefilledAt,
+	}
+}
+
+// narrowUpdates: UpdateKey may run rotateKeySQL (a test turns it off to
+// hold the two statements to the same rows).
+var narrowUpdates = true
+
+// rotateKeyArgs: rotateKeySQL takes updateArgs' first twelve (it uses ?2,
+// ?8 to ?12).
+const rotateKeyArgs = 12
+
+// rotateArg says which of updateArgs rotateKeySQL writes (?2, ?8 to ?11)
+// or matches (?12, the id).
+func rotateArg(i int) bool { return i == 1 || i >= 7 && i < rotateKeyArgs }
+
+// onlySecretChanged says whether updateKeySQL with args would leave every
+// column that rotateKeySQL does not write as it is in read's row: read is
+// the row as the unit read it (Tx.Key), and nothing of the unit wrote it
+// since. Its name key must be the stored one (not NULL: a row an older
+// binary wrote gets its key from updateKeySQL), so name_released stays too.
+func onlySecretChanged(read *apikey.Key, args []any) bool {
+	if read.NameKey == "" {
+		return false
+	}
+	r := *read // encodeMaps fills in nil maps: not in the shared copy
+	perms, meta, err := encodeMaps(&r)
+	if err != nil {
+		return false
+	}
+	was := updateArgs(&r, perms, meta)
+	was[12] = read.NameKey // as stored
+	for i := range args {
+		if !rotateArg(i) && !sameArg(was[i], args[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameArg: a and b bind as the same value (updateArgs' types).
+func sameArg(a, b any) bool {
+	switch a := a.(type) {
+	case []byte:
+		b, ok := b.([]byte)
+		return ok && bytes.Equal(a, b) && (a == nil) == (b == nil)
+	case *int64:
+		b, ok := b.(*int64)
+		return ok && (a == nil) == (b == nil) && (a == nil || *a == *b)
+	}
+	return a == b
 }
 
 func mapInsertErr(err error) error {

@@ -200,6 +200,7 @@ type writer struct {
 
 	batches, units atomic.Int64 // for tests and benchmarks: how well units group
 	pagesWritten   atomic.Int64 // for benchmarks: the pages COMMITs appended to the WAL
+	rotations      int64        // for tests: UpdateKeys that ran rotateKeySQL
 	// For tests and benchmarks: the writer's checkpoints, those that
 	// completed, and the time the writer spent in them.
 	walCheckpoints, walCompleted, walCheckpointNanos atomic.Int64
@@ -213,6 +214,7 @@ type writerStmts struct {
 
 	createAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
 	getKey, capReached, releaseName, insertKey, updateKey  *sql.Stmt
+	rotateKey                                              *sql.Stmt
 	lockAccount, insertEvent, setAuditHead, recordUsage    *sql.Stmt
 	spendCredits, readCredits                              *sql.Stmt
 	idem                                                   idemStmts // idempotency.go
@@ -300,6 +302,7 @@ func (w *writer) statements() []stmtSQL {
 		AND expires_at IS NOT NULL AND expires_at <= ?`},
 		{&w.st.insertKey, insertKeySQL},
 		{&w.st.updateKey, updateKeySQL},
+		{&w.st.rotateKey, rotateKeySQL},
 		{&w.st.lockAccount, `SELECT audit_seq, audit_head, live_keys FROM accounts WHERE id = ?`},
 		{&w.st.insertEvent, `INSERT INTO audit_events (` + eventColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
