@@ -54,8 +54,13 @@ func TestNarrowUpdateIsUpdate(t *testing.T) {
 		k := &apikey.Key{ID: fmt.Sprintf("key_%d", i), AccountID: "acct_narrow", Name: fmt.Sprintf("%s %d", names[rng.IntN(len(names))], i),
 			Type: apikey.TypeSecret, SecretHash: hash(), Status: apikey.StatusActive, Managed: rng.IntN(2) == 0,
 			CreatedAt: base, UpdatedAt: base, ExpiresAt: at(), KeyHint: "sk_…" + fmt.Sprint(i)}
-		if rng.IntN(2) == 0 {
+		switch rng.IntN(4) {
+		case 0:
 			k.Permissions = map[string][]string{"payment": {"read"}}
+		case 1:
+			k.Permissions = map[string][]string{"payment": {}} // [], not null
+		case 2:
+			k.Permissions = map[string][]string{"payment": nil}
 		}
 		if rng.IntN(2) == 0 {
 			k.Metadata = map[string]string{"team": fmt.Sprint(rng.IntN(3))}
@@ -76,7 +81,7 @@ func TestNarrowUpdateIsUpdate(t *testing.T) {
 	}
 	// change changes one field other than the secret's.
 	change := func(k *apikey.Key) {
-		switch rng.IntN(10) {
+		switch rng.IntN(11) {
 		case 0:
 			k.Name += "x"
 		case 1:
@@ -101,6 +106,14 @@ func TestNarrowUpdateIsUpdate(t *testing.T) {
 				k.Credits = &apikey.Credits{RefilledAt: base}
 			}
 			k.Credits.Remaining += 7
+		case 10: // null and [] are not the same text
+			for r, acts := range k.Permissions {
+				if acts == nil {
+					k.Permissions[r] = []string{}
+				} else if len(acts) == 0 {
+					k.Permissions[r] = nil
+				}
+			}
 		case 9:
 			k.Permissions = nil // written as {}: the same as an empty map
 			if len(k.Metadata) == 0 {

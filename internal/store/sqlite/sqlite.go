@@ -3,7 +3,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -11,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -770,7 +771,7 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) (err error) {
 	delete(t.readAs, k.ID)
 	defer func() { t.keyUpdated(k, err) }()
 	args := updateArgs(k, perms, meta)
-	if narrowUpdates && read != nil && onlySecretChanged(read, args) {
+	if narrowUpdates && read != nil && onlySecretChanged(read, k) {
 		t.w.rotations++
 		return mapInsertErr(t.exec(ctx, t.w.st.rotateKey, args[:rotateKeyArgs]...))
 	}
@@ -798,45 +799,46 @@ var narrowUpdates = true
 // ?8 to ?12).
 const rotateKeyArgs = 12
 
-// rotateArg says which of updateArgs rotateKeySQL writes (?2, ?8 to ?11)
-// or matches (?12, the id).
-func rotateArg(i int) bool { return i == 1 || i >= 7 && i < rotateKeyArgs }
-
-// onlySecretChanged says whether updateKeySQL with args would leave every
+// onlySecretChanged says whether updateKeySQL for k would leave every
 // column that rotateKeySQL does not write as it is in read's row: read is
 // the row as the unit read it (Tx.Key), and nothing of the unit wrote it
-// since. Its name key must be the stored one (not NULL: a row an older
-// binary wrote gets its key from updateKeySQL), so name_released stays too.
-func onlySecretChanged(read *apikey.Key, args []any) bool {
-	if read.NameKey == "" {
+// since. Each comparison is of what updateArgs binds (the same text, time
+// or number), without encoding read again. The name key must be the stored
+// one (not NULL: a row an older binary wrote gets its key from
+// updateKeySQL), so name_released stays too.
+func onlySecretChanged(read, k *apikey.Key) bool {
+	if read.NameKey == "" || read.NameKey != k.NameKey || read.Name != k.Name ||
+		read.Status != k.Status || read.Deleted != k.Deleted ||
+		!sameTime(read.ExpiresAt, k.ExpiresAt) ||
+		!slices.Equal(read.AllowedNetworks, k.AllowedNetworks) ||
+		!maps.Equal(read.Metadata, k.Metadata) ||
+		!maps.EqualFunc(read.Permissions, k.Permissions, sameActions) {
 		return false
 	}
-	r := *read // encodeMaps fills in nil maps: not in the shared copy
-	perms, meta, err := encodeMaps(&r)
-	if err != nil {
+	rl, rw := store.EncodeRateLimit(read.RateLimit)
+	kl, kw := store.EncodeRateLimit(k.RateLimit)
+	if rl != kl || rw != kw {
 		return false
 	}
-	was := updateArgs(&r, perms, meta)
-	was[12] = read.NameKey // as stored
-	for i := range args {
-		if !rotateArg(i) && !sameArg(was[i], args[i]) {
-			return false
-		}
+	if read.Credits == nil || k.Credits == nil {
+		return read.Credits == k.Credits
 	}
-	return true
+	rc, kc := store.EncodeCredits(read.Credits), store.EncodeCredits(k.Credits)
+	return *rc.Remaining == *kc.Remaining && rc.RefillAmount == kc.RefillAmount && rc.RefillInterval == kc.RefillInterval &&
+		rc.RefillDay == kc.RefillDay && rc.RefilledAt == kc.RefilledAt
 }
 
-// sameArg: a and b bind as the same value (updateArgs' types).
-func sameArg(a, b any) bool {
-	switch a := a.(type) {
-	case []byte:
-		b, ok := b.([]byte)
-		return ok && bytes.Equal(a, b) && (a == nil) == (b == nil)
-	case *int64:
-		b, ok := b.(*int64)
-		return ok && (a == nil) == (b == nil) && (a == nil || *a == *b)
+// sameTime: a and b are stored as the same text (fmtTimePtr).
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
 	}
-	return a == b
+	return fmtTime(*a) == fmtTime(*b)
+}
+
+// sameActions: a and b encode as the same JSON (nil is null, empty is []).
+func sameActions(a, b []string) bool {
+	return (a == nil) == (b == nil) && slices.Equal(a, b)
 }
 
 func mapInsertErr(err error) error {
