@@ -33,7 +33,7 @@ func TestNarrowUpdateIsUpdate(t *testing.T) {
 		return r
 	}
 	narrow, full := open(), open()
-	seed0 := uint64(time.Now().UnixNano())
+	seed0 := uint64(time.Now().UnixNano()) //nolint:gosec // any bits will do for a seed
 	defer func() {
 		if t.Failed() {
 			t.Logf("seed %d", seed0)
