@@ -189,3 +189,50 @@ func cloneInto[T any](buf, s []T) (clone, rest []T) {
 	buf = append(buf, s...)
 	return buf[start:len(buf):len(buf)], buf
 }
+
+// readKeys is a unit's keys as it read them (tx.readAs), by id: a unit
+// reads one or two (its caller, the key it changes), kept in the tx itself;
+// a map takes the rest (a unit that loads many keys must not scan a list
+// for each).
+type readKeys struct {
+	few  [2]*apikey.Key
+	more map[string]*apikey.Key
+}
+
+func (r *readKeys) get(id string) *apikey.Key {
+	for _, k := range r.few {
+		if k != nil && k.ID == id {
+			return k
+		}
+	}
+	return r.more[id]
+}
+
+// set keeps k in place of what was kept for its id.
+func (r *readKeys) set(k *apikey.Key) {
+	r.drop(k.ID)
+	for i, f := range r.few {
+		if f == nil {
+			r.few[i] = k
+			return
+		}
+	}
+	if r.more == nil {
+		r.more = map[string]*apikey.Key{}
+	}
+	r.more[k.ID] = k
+}
+
+func (r *readKeys) drop(id string) {
+	for i, k := range r.few {
+		if k != nil && k.ID == id {
+			r.few[i] = nil
+		}
+	}
+	delete(r.more, id)
+}
+
+func (r *readKeys) clear() {
+	r.few = [2]*apikey.Key{}
+	clear(r.more)
+}

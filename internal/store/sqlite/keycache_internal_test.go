@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -46,5 +48,34 @@ func TestCloneKey(t *testing.T) {
 	c2.Permissions["b"] = append(c2.Permissions["b"], "z") // capped: copies, never writes into another slice
 	if got := cloneKey(full).Permissions; len(got["b"]) != 0 || !reflect.DeepEqual(got, full.Permissions) {
 		t.Fatalf("append to a clone's actions changed another clone: %v", got)
+	}
+}
+
+// TestReadKeys: readKeys answers as a map does, whatever the order of sets,
+// drops and clears, below and past its two places.
+func TestReadKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6)) //nolint:gosec // reproducible test values, not a secret
+	var r readKeys
+	want := map[string]*apikey.Key{}
+	ids := []string{"a", "b", "c", "d", "e"}
+	for i := range 5000 {
+		id := ids[rng.IntN(len(ids))]
+		switch rng.IntN(10) {
+		case 0:
+			r.clear()
+			clear(want)
+		case 1, 2, 3:
+			r.drop(id)
+			delete(want, id)
+		default:
+			k := &apikey.Key{ID: id, Name: fmt.Sprint(i)}
+			r.set(k)
+			want[id] = k
+		}
+		for _, id := range ids {
+			if got := r.get(id); got != want[id] {
+				t.Fatalf("step %d: get(%s) = %v, want %v", i, id, got, want[id])
+			}
+		}
 	}
 }

@@ -497,7 +497,7 @@ type tx struct {
 	// (immutable copies, the key cache's own when it had them): UpdateKey
 	// compares with them to write only the columns that change (see
 	// rotateKeySQL). Dropped when the unit writes the key.
-	readAs map[string]*apikey.Key
+	readAs readKeys
 	// release is a ReleaseExpiredName not run yet (see ReleaseExpiredName).
 	release *nameRelease
 }
@@ -632,7 +632,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	t.touch(id)
 	t.liveKnown = false
 	clear(t.keysRead) // some are gone: an update of them changes nothing
-	clear(t.readAs)
+	t.readAs.clear()
 	t.w.keys.wroteAll()
 	// Its events too: the account row that records the chain's head goes.
 	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
@@ -662,10 +662,7 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 			base = cloneKey(k) // the caller may change k
 		}
 	}
-	if t.readAs == nil {
-		t.readAs = map[string]*apikey.Key{}
-	}
-	t.readAs[id] = base
+	t.readAs.set(base)
 	t.keyRead(k.ID, k.AccountID, k.Deleted)
 	return k, nil
 }
@@ -740,7 +737,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) (err error) {
 	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
 	cr := store.EncodeCredits(k.Credits)
 	t.w.keys.wrote(k.ID)
-	delete(t.readAs, k.ID)
+	t.readAs.drop(k.ID)
 	args := []any{k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
 		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey,
@@ -766,9 +763,9 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) (err error) {
 		return err
 	}
 	k.NameKey = namekey.Key(k.Name)
-	read := t.readAs[k.ID]
+	read := t.readAs.get(k.ID)
 	t.w.keys.wrote(k.ID)
-	delete(t.readAs, k.ID)
+	t.readAs.drop(k.ID)
 	defer func() { t.keyUpdated(k, err) }()
 	args := updateArgs(k, perms, meta)
 	if narrowUpdates && read != nil && onlySecretChanged(read, k) {
