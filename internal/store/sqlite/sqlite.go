@@ -326,9 +326,7 @@ const (
 	 created_by_kind, created_by_id, created_by_request, key_hint, name_key, allowed_networks, rate_limit, rate_window_seconds,
 	 credits_remaining, credits_refill_amount, credits_refill_interval, credits_refill_day, credits_refilled_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	getKeySQL      = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
-	managedKeysSQL = `SELECT ` + keyColumns + ` FROM api_keys
-	WHERE account_id = ? AND managed = 1 AND deleted = 0 ORDER BY type DESC, id`
+	getKeySQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE id = ?`
 	// Every list and audit read asks it first.
 	accountExistsSQL = `SELECT count(*) FROM accounts WHERE id = ?`
 	// One lookup for the current or the previous secret (both indexed);
@@ -871,6 +869,10 @@ func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (_ *apikey.Key,
 	defer classify(&err)
 	return scanKey(r.byHash.QueryRowContext(ctx, hash))
 }
+
+// managedKeysSQL is ListManagedKeys' statement.
+const managedKeysSQL = `SELECT ` + keyColumns + ` FROM api_keys
+	WHERE account_id = ? AND managed = 1 AND deleted = 0 ORDER BY type DESC, id`
 
 func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) (_ []*apikey.Key, err error) {
 	defer classify(&err)
