@@ -157,9 +157,11 @@ func BenchmarkCreateParallel(b *testing.B) {
 			b.ReportAllocs()
 			defer cputime.Report(b, cputime.Process())
 			batches0, units0 := sqlite.Batches(st, apikey.Sandbox)
+			pages0 := sqlite.PagesWritten(st, apikey.Sandbox)
 			defer func() {
 				if batches, units := sqlite.Batches(st, apikey.Sandbox); batches > batches0 {
 					b.ReportMetric(float64(units-units0)/float64(batches-batches0), "units/batch")
+					b.ReportMetric(float64(sqlite.PagesWritten(st, apikey.Sandbox)-pages0)/float64(units-units0), "pages/unit")
 				}
 			}()
 			b.ResetTimer()

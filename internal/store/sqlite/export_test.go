@@ -21,6 +21,9 @@ func Batches(s *Store, m apikey.Mode) (batches, units int64) {
 	return w.batches.Load(), w.units.Load()
 }
 
+// PagesWritten is how many pages mode's writer's COMMITs appended to the WAL.
+func PagesWritten(s *Store, m apikey.Mode) int64 { return s.repos[m].w.pagesWritten.Load() }
+
 // Queued is how many units wait in mode's queue.
 func Queued(s *Store, m apikey.Mode) int { return len(s.repos[m].w.queue) }
 

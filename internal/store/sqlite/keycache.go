@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
@@ -52,28 +53,28 @@ func newKeyCache() keyCache {
 	return keyCache{keys: map[string]*apikey.Key{}, written: map[string]struct{}{}, accts: map[string]acctState{}}
 }
 
-// get returns a copy of the cached key id, if any.
-func (c *keyCache) get(id string) (*apikey.Key, bool) {
+// peek returns the cached key id itself, which nobody may change.
+func (c *keyCache) peek(id string) (*apikey.Key, bool) {
 	k, ok := c.keys[id]
-	if !ok {
-		return nil, false
-	}
-	return cloneKey(k), true
+	return k, ok
 }
 
 // put keeps a copy of k, read by a statement just now, unless the batch in
-// progress wrote it.
-func (c *keyCache) put(k *apikey.Key) {
+// progress wrote it, and returns the copy (nil if not kept), which nobody
+// may change.
+func (c *keyCache) put(k *apikey.Key) *apikey.Key {
 	if c.allWritten {
-		return
+		return nil
 	}
 	if _, ok := c.written[k.ID]; ok {
-		return
+		return nil
 	}
 	if len(c.keys) >= keyCacheSize {
 		clear(c.keys)
 	}
-	c.keys[k.ID] = cloneKey(k)
+	kept := cloneKey(k)
+	c.keys[k.ID] = kept
+	return kept
 }
 
 // wrote drops key id: a statement of the batch in progress changes it (or
@@ -157,6 +158,24 @@ func cloneKey(k *apikey.Key) *apikey.Key {
 		}
 	}
 	c.Metadata = maps.Clone(k.Metadata)
+	// The limits too: a caller may change a key's credits or rate limit in
+	// place, and the cached copy must not follow (nor UpdateKey's picture
+	// of the row, tx.readAs).
+	if k.AllowedNetworks != nil {
+		c.AllowedNetworks = slices.Clip(slices.Clone(k.AllowedNetworks))
+	}
+	if k.RateLimit != nil {
+		r := *k.RateLimit
+		c.RateLimit = &r
+	}
+	if k.Credits != nil {
+		cr := *k.Credits
+		if cr.Refill != nil {
+			r := *cr.Refill
+			cr.Refill = &r
+		}
+		c.Credits = &cr
+	}
 	return c
 }
 
@@ -169,4 +188,51 @@ func cloneInto[T any](buf, s []T) (clone, rest []T) {
 	start := len(buf)
 	buf = append(buf, s...)
 	return buf[start:len(buf):len(buf)], buf
+}
+
+// readKeys is a unit's keys as it read them (tx.readAs), by id: a unit
+// reads one or two (its caller, the key it changes), kept in the tx itself;
+// a map takes the rest (a unit that loads many keys must not scan a list
+// for each).
+type readKeys struct {
+	few  [2]*apikey.Key
+	more map[string]*apikey.Key
+}
+
+func (r *readKeys) get(id string) *apikey.Key {
+	for _, k := range r.few {
+		if k != nil && k.ID == id {
+			return k
+		}
+	}
+	return r.more[id]
+}
+
+// set keeps k in place of what was kept for its id.
+func (r *readKeys) set(k *apikey.Key) {
+	r.drop(k.ID)
+	for i, f := range r.few {
+		if f == nil {
+			r.few[i] = k
+			return
+		}
+	}
+	if r.more == nil {
+		r.more = map[string]*apikey.Key{}
+	}
+	r.more[k.ID] = k
+}
+
+func (r *readKeys) drop(id string) {
+	for i, k := range r.few {
+		if k != nil && k.ID == id {
+			r.few[i] = nil
+		}
+	}
+	delete(r.more, id)
+}
+
+func (r *readKeys) clear() {
+	r.few = [2]*apikey.Key{}
+	clear(r.more)
 }

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -334,6 +336,16 @@ const (
 	// the current one wins, as in the PostgreSQL store.
 	byHashSQL = `SELECT ` + keyColumns + ` FROM api_keys WHERE secret_hash = ?1 OR prev_secret_hash = ?1
 	ORDER BY secret_hash = ?1 DESC LIMIT 1`
+	// UpdateKey's statement when only the secret changes (a rotation): the
+	// columns of updateKeySQL's ?2 and ?8 to ?11, so that SQLite rewrites
+	// the row and the secrets' indexes, not every index whose columns
+	// updateKeySQL sets (the names', the account's keys') with the values
+	// they have (each a delete and an insert), nor run the live-key trigger.
+	// A column another binary wrote in another form of the same value (JSON,
+	// a time) keeps that form, which reads back the same.
+	// TestNarrowUpdateIsUpdate holds the two to the same rows.
+	rotateKeySQL = `UPDATE api_keys SET secret_hash = ?2, updated_at = ?8, prev_secret_hash = ?9,
+	prev_secret_expires_at = ?10, key_hint = ?11 WHERE id = ?12`
 	// A key that takes a new name holds it again (name_released = 0), so
 	// the unique index applies to it even if it had released its old one; a
 	// new name is a new name key (migration 00009): "a  b" for "a b" is the
@@ -485,6 +497,11 @@ type tx struct {
 	// keysRead: the account and deleted flag of the keys the unit read or
 	// wrote, as the rows have them now (acctcache.go, keyUpdated).
 	keysRead map[string]keyRow
+	// readAs: the keys this unit read (Key), as their rows hold them now
+	// (immutable copies, the key cache's own when it had them): UpdateKey
+	// compares with them to write only the columns that change (see
+	// rotateKeySQL). Dropped when the unit writes the key.
+	readAs readKeys
 	// release is a ReleaseExpiredName not run yet (see ReleaseExpiredName).
 	release *nameRelease
 }
@@ -619,6 +636,7 @@ func (t *tx) DeleteAccount(ctx context.Context, id string) error {
 	t.touch(id)
 	t.liveKnown = false
 	clear(t.keysRead) // some are gone: an update of them changes nothing
+	t.readAs.clear()
 	t.w.keys.wroteAll()
 	// Its events too: the account row that records the chain's head goes.
 	for _, st := range []*sql.Stmt{t.w.st.deleteEvents, t.w.st.deleteKeys, t.w.st.deleteAccount} {
@@ -635,14 +653,20 @@ func (t *tx) Key(ctx context.Context, id string) (*apikey.Key, error) {
 	if err := t.usable(ctx); err != nil {
 		return nil, err
 	}
-	k, ok := t.w.keys.get(id)
-	if !ok {
+	var k *apikey.Key
+	base, ok := t.w.keys.peek(id)
+	if ok {
+		k = cloneKey(base)
+	} else {
 		var err error
 		if k, err = scanKey(t.row(ctx, t.w.st.getKey, id)); err != nil {
 			return nil, err
 		}
-		t.w.keys.put(k)
+		if base = t.w.keys.put(k); base == nil {
+			base = cloneKey(k) // the caller may change k
+		}
 	}
+	t.readAs.set(base)
 	t.keyRead(k.ID, k.AccountID, k.Deleted)
 	return k, nil
 }
@@ -717,6 +741,7 @@ func (t *tx) InsertKey(ctx context.Context, k *apikey.Key) (err error) {
 	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
 	cr := store.EncodeCredits(k.Credits)
 	t.w.keys.wrote(k.ID)
+	t.readAs.drop(k.ID)
 	args := []any{k.ID, k.AccountID, k.Name, k.Type, k.SecretHash, perms, meta, k.Status, k.Managed, k.Deleted,
 		fmtTimePtr(k.LastUsedAt), k.LastUsedIP, fmtTimePtr(k.ExpiresAt), fmtTime(k.CreatedAt), fmtTime(k.UpdatedAt),
 		k.CreatedBy.Kind, k.CreatedBy.ID, k.CreatedBy.RequestID, nullIfEmpty(k.KeyHint), k.NameKey,
@@ -742,15 +767,79 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) (err error) {
 		return err
 	}
 	k.NameKey = namekey.Key(k.Name)
+	read := t.readAs.get(k.ID)
 	t.w.keys.wrote(k.ID)
+	t.readAs.drop(k.ID)
 	defer func() { t.keyUpdated(k, err) }()
+	args := updateArgs(k, perms, meta)
+	if narrowUpdates && read != nil && onlySecretChanged(read, k) {
+		t.w.rotations++
+		return mapInsertErr(t.exec(ctx, t.w.st.rotateKey, args[:rotateKeyArgs]...))
+	}
+	return mapInsertErr(t.exec(ctx, t.w.st.updateKey, args...))
+}
+
+// updateArgs are updateKeySQL's arguments (?1 to ?21) for k, whose maps
+// encode as perms and meta.
+func updateArgs(k *apikey.Key, perms, meta string) []any {
 	rateLimit, rateWindow := store.EncodeRateLimit(k.RateLimit)
 	cr := store.EncodeCredits(k.Credits)
-	return mapInsertErr(t.exec(ctx, t.w.st.updateKey,
+	return []any{
 		k.Name, k.SecretHash, perms, meta, k.Status, k.Deleted, fmtTimePtr(k.ExpiresAt), fmtTime(k.UpdatedAt),
 		nilIfEmpty(k.PrevSecretHash), fmtTimePtr(k.PrevSecretExpiresAt), nullIfEmpty(k.KeyHint), k.ID, k.NameKey,
 		store.EncodeNetworks(k.AllowedNetworks), rateLimit, rateWindow,
-		cr.Remaining, cr.RefillAmount, cr.RefillInterval, cr.RefillDay, cr.RefilledAt))
+		cr.Remaining, cr.RefillAmount, cr.RefillInterval, cr.RefillDay, cr.RefilledAt,
+	}
+}
+
+// narrowUpdates: UpdateKey may run rotateKeySQL (a test turns it off to
+// hold the two statements to the same rows).
+var narrowUpdates = true
+
+// rotateKeyArgs: rotateKeySQL takes updateArgs' first twelve (it uses ?2,
+// ?8 to ?12).
+const rotateKeyArgs = 12
+
+// onlySecretChanged says whether updateKeySQL for k would leave every
+// column that rotateKeySQL does not write as it is in read's row: read is
+// the row as the unit read it (Tx.Key), and nothing of the unit wrote it
+// since. Each comparison is of what updateArgs binds (the same text, time
+// or number), without encoding read again. The name key must be the stored
+// one (not NULL: a row an older binary wrote gets its key from
+// updateKeySQL), so name_released stays too.
+func onlySecretChanged(read, k *apikey.Key) bool {
+	if read.NameKey == "" || read.NameKey != k.NameKey || read.Name != k.Name ||
+		read.Status != k.Status || read.Deleted != k.Deleted ||
+		!sameTime(read.ExpiresAt, k.ExpiresAt) ||
+		!slices.Equal(read.AllowedNetworks, k.AllowedNetworks) ||
+		!maps.Equal(read.Metadata, k.Metadata) ||
+		!maps.EqualFunc(read.Permissions, k.Permissions, sameActions) {
+		return false
+	}
+	rl, rw := store.EncodeRateLimit(read.RateLimit)
+	kl, kw := store.EncodeRateLimit(k.RateLimit)
+	if rl != kl || rw != kw {
+		return false
+	}
+	if read.Credits == nil || k.Credits == nil {
+		return read.Credits == k.Credits
+	}
+	rc, kc := store.EncodeCredits(read.Credits), store.EncodeCredits(k.Credits)
+	return *rc.Remaining == *kc.Remaining && rc.RefillAmount == kc.RefillAmount && rc.RefillInterval == kc.RefillInterval &&
+		rc.RefillDay == kc.RefillDay && rc.RefilledAt == kc.RefilledAt
+}
+
+// sameTime: a and b are stored as the same text (fmtTimePtr).
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return fmtTime(*a) == fmtTime(*b)
+}
+
+// sameActions: a and b encode as the same JSON (nil is null, empty is []).
+func sameActions(a, b []string) bool {
+	return (a == nil) == (b == nil) && slices.Equal(a, b)
 }
 
 func mapInsertErr(err error) error {
@@ -801,10 +890,13 @@ func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (_ *apikey.Key,
 	return scanKey(r.byHash.QueryRowContext(ctx, hash))
 }
 
+// managedKeysSQL is ListManagedKeys' statement.
+const managedKeysSQL = `SELECT ` + keyColumns + ` FROM api_keys
+	WHERE account_id = ? AND managed = 1 AND deleted = 0 ORDER BY type DESC, id`
+
 func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) (_ []*apikey.Key, err error) {
 	defer classify(&err)
-	rows, err := r.rdb.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys
-		WHERE account_id = ? AND managed = 1 AND deleted = 0 ORDER BY type DESC, id`, accountID)
+	rows, err := r.rdb.QueryContext(ctx, managedKeysSQL, accountID)
 	if err != nil {
 		return nil, err
 	}

@@ -199,6 +199,8 @@ type writer struct {
 	idle       *time.Timer // walIdle after the last batch
 
 	batches, units atomic.Int64 // for tests and benchmarks: how well units group
+	pagesWritten   atomic.Int64 // for benchmarks: the pages COMMITs appended to the WAL
+	rotations      int64        // for tests: UpdateKeys that ran rotateKeySQL
 	// For tests and benchmarks: the writer's checkpoints, those that
 	// completed, and the time the writer spent in them.
 	walCheckpoints, walCompleted, walCheckpointNanos atomic.Int64
@@ -212,6 +214,7 @@ type writerStmts struct {
 
 	createAccount, deleteEvents, deleteKeys, deleteAccount *sql.Stmt
 	getKey, capReached, releaseName, insertKey, updateKey  *sql.Stmt
+	rotateKey                                              *sql.Stmt
 	lockAccount, insertEvent, setAuditHead, recordUsage    *sql.Stmt
 	spendCredits, readCredits                              *sql.Stmt
 	idem                                                   idemStmts // idempotency.go
@@ -259,7 +262,20 @@ func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, erro
 }
 
 func (w *writer) prepare(ctx context.Context) error {
-	for _, p := range append([]stmtSQL{
+	for _, p := range w.statements() {
+		st, err := w.conn.PrepareContext(ctx, p.sql) //nolint:sqlclosecheck // kept for the writer's life; close closes the connection and with it its statements
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.sql, err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// statements are the writer's statements and where it keeps them
+// (TestStatementPlans reads their plans).
+func (w *writer) statements() []stmtSQL {
+	return append([]stmtSQL{
 		// IMMEDIATE: the write lock from BEGIN, so that a tool writing through
 		// another connection waits (busy_timeout) at BEGIN, never mid-batch.
 		{&w.st.begin, `BEGIN IMMEDIATE`},
@@ -276,8 +292,8 @@ func (w *writer) prepare(ctx context.Context) error {
 		{&w.st.deleteAccount, `DELETE FROM accounts WHERE id = ?`},
 		{&w.st.getKey, getKeySQL},
 		// The counter of keys not deleted (migration 00008) while below the cap;
-		// else an index-only walk of api_keys_active (migration 00005), at most
-		// ?3 entries. CASE runs the subquery only on that branch.
+		// else an index-only walk of the account's keys not deleted in
+		// api_keys_account_keys (migration 00015), until ?3 are active. CASE runs the subquery only on that branch.
 		{&w.st.capReached, `SELECT CASE WHEN live_keys < ?3 THEN 0 ELSE (SELECT count(*) FROM (SELECT 1 FROM api_keys
 		WHERE account_id = ?1 AND deleted = 0 AND (expires_at IS NULL OR expires_at > ?2) LIMIT ?3)) >= ?3 END
 		FROM accounts WHERE id = ?1`},
@@ -286,6 +302,7 @@ func (w *writer) prepare(ctx context.Context) error {
 		AND expires_at IS NOT NULL AND expires_at <= ?`},
 		{&w.st.insertKey, insertKeySQL},
 		{&w.st.updateKey, updateKeySQL},
+		{&w.st.rotateKey, rotateKeySQL},
 		{&w.st.lockAccount, `SELECT audit_seq, audit_head, live_keys FROM accounts WHERE id = ?`},
 		{&w.st.insertEvent, `INSERT INTO audit_events (` + eventColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -294,14 +311,7 @@ func (w *writer) prepare(ctx context.Context) error {
 		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`},
 		{&w.st.spendCredits, spendCreditsSQL},
 		{&w.st.readCredits, `SELECT ` + creditColumns + ` FROM api_keys WHERE id = ?`},
-	}, w.idemStatements()...) {
-		st, err := w.conn.PrepareContext(ctx, p.sql) //nolint:sqlclosecheck // kept for the writer's life; close closes the connection and with it its statements
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.sql, err)
-		}
-		*p.dst = st
-	}
-	return nil
+	}, w.idemStatements()...)
 }
 
 // run queues fn as a unit and waits for its outcome: nil only once the batch
@@ -674,6 +684,7 @@ func (w *writer) countWAL() {
 		return nil
 	}) // an error here only delays the next checkpoint
 	w.walFrames += w.walPages - before
+	w.pagesWritten.Add(int64(w.walPages - before))
 	if w.walPages >= checkpointPages {
 		w.walPages = 0
 		select {
