@@ -118,10 +118,9 @@ func TestHint(t *testing.T) {
 }
 
 // TestChecksumIsCRC32: appendChecksum's bytewise CRC is crc32.ChecksumIEEE,
-// over random strings of any bytes and lengths (token bodies included), and
-// it refuses a buffer without room.
+// over random strings of any bytes and lengths (token bodies included).
 func TestChecksumIsCRC32(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
+	r := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // test inputs, not secrets
 	for n := range 5000 {
 		b := make([]byte, n%200)
 		for i := range b {
@@ -136,8 +135,5 @@ func TestChecksumIsCRC32(t *testing.T) {
 		if got := checksum(string(b)); got != string(want[:]) {
 			t.Fatalf("checksum(%q) = %q, want %q", b, got, want[:])
 		}
-	}
-	if appendChecksum(make([]byte, 0, checksumLen-1), "x") != nil {
-		t.Fatal("appendChecksum wrote past a buffer without room")
 	}
 }
