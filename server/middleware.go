@@ -222,7 +222,11 @@ func (s *Server) route(next echo.HandlerFunc) echo.HandlerFunc {
 			return e
 		}
 		c.Set(ctxRoute, route)
-		c.Set(ctxPathParams, params)
+		if params != nil {
+			// None (nil) is what routeOf reads when nothing was set: a
+			// route without parameters (verify, create, list) spares the Set.
+			c.Set(ctxPathParams, params)
+		}
 		return next(c)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/hsrcpay/apikeys/gen/api"
 )
 
-// verifyResponse (goccy/go-json) writes, for any envelope, exactly what the
+// verifyResponse (appendVerifyEnvelope) writes, for any envelope, exactly what the
 // generated api.VerifyApiKey200JSONResponse writes with encoding/json: the
 // same body bytes, status and Content-Type, and it refuses what encoding/json
 // refuses, sending nothing.
@@ -25,7 +25,7 @@ func TestVerifyEncodingMatchesJSON(t *testing.T) {
 			// encoding/json refuses it (a year past 9999): so must we.
 			got := httptest.NewRecorder()
 			if err2 := (&verifyResponse{body: env}).VisitVerifyApiKeyResponse(got); err2 == nil {
-				t.Fatalf("encoding/json refuses %#v (%v), go-json does not", env, err)
+				t.Fatalf("encoding/json refuses %#v (%v), appendVerifyEnvelope does not", env, err)
 			}
 			if got.Body.Len() != 0 || got.Header().Get("Content-Type") != "" {
 				t.Fatalf("a refused envelope sent %q (Content-Type %q)", got.Body, got.Header().Get("Content-Type"))
@@ -97,6 +97,10 @@ func genVerifyEnvelope(t *rapid.T) api.VerifyApiKeyEnvelope {
 	d := api.VerifyApiKeyResult{
 		AccountId: ptr("account"), Code: api.VerifyCode(str("code")), ExpiresAt: tm("expires"),
 		GracePeriodEndsAt: tm("grace"), Id: ptr("id"), Valid: opt("valid"),
+	}
+	if opt("credits?") {
+		v := rapid.Int64().Draw(t, "credits")
+		d.CreditsRemaining = &v
 	}
 	if opt("ingrace?") {
 		v := opt("ingrace")

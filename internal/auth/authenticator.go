@@ -260,6 +260,12 @@ func (a *Authenticator) principal(r *ResolvedKey) *Principal {
 	}
 }
 
+// PermissionSet is perm.FromMap(k.Permissions) for a key ResolveKey
+// returned (whose map nobody changes), built once per cached key as for the
+// principals (verify's check of the permissions asked of a key). The set is
+// shared: read only.
+func (a *Authenticator) PermissionSet(k *apikey.Key) perm.Set { return a.permissions(k) }
+
 // permissions expands k's grants; a key the credential cache handed out
 // shares its map with every other hit, so its set is built once (permSets).
 func (a *Authenticator) permissions(k *apikey.Key) perm.Set {

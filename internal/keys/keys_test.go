@@ -1,6 +1,8 @@
 package keys
 
 import (
+	"hash/crc32"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -112,5 +114,26 @@ func TestHint(t *testing.T) {
 	}
 	if Hint("garbage") != "" || Hint("sk_test_") != "" {
 		t.Fatal("a string that is not a key has no hint")
+	}
+}
+
+// TestChecksumIsCRC32: appendChecksum's bytewise CRC is crc32.ChecksumIEEE,
+// over random strings of any bytes and lengths (token bodies included).
+func TestChecksumIsCRC32(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // test inputs, not secrets
+	for n := range 5000 {
+		b := make([]byte, n%200)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		v := crc32.ChecksumIEEE(b)
+		var want [checksumLen]byte
+		for i := checksumLen - 1; i >= 0; i-- {
+			want[i] = alphabet[v%62]
+			v /= 62
+		}
+		if got := checksum(string(b)); got != string(want[:]) {
+			t.Fatalf("checksum(%q) = %q, want %q", b, got, want[:])
+		}
 	}
 }

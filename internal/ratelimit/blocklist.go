@@ -74,13 +74,13 @@ func (b *Blocklist) Block(key string, until time.Time) {
 
 // Blocked reports how long key is still refused, if it is.
 func (b *Blocklist) Blocked(key string) (time.Duration, bool) {
-	now := b.clock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	u, ok := b.until[key]
 	if !ok {
-		return 0, false
+		return 0, false // every request asks: no clock read for the addresses not held
 	}
+	now := b.clock()
 	if !u.After(now) {
 		delete(b.until, key)
 		return 0, false

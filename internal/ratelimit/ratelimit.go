@@ -55,6 +55,9 @@ type bucket struct {
 	lim  *rate.Limiter
 	seen time.Time
 	per  time.Duration // its rate's window: idle that long, it is full again
+	// n and limit are lim's burst and limit, as it was made (nothing changes them).
+	n     int
+	limit rate.Limit
 }
 
 func NewMemory() *Memory {
@@ -84,8 +87,10 @@ func (m *Memory) AllowRate(_ context.Context, key string, r Rate) (Result, error
 		m.lastGC = now
 	}
 	b := m.buckets[key]
-	if b == nil || b.lim.Burst() != r.N || b.lim.Limit() != r.limit() {
-		b = &bucket{lim: rate.NewLimiter(r.limit(), r.N), per: r.Per}
+	// The bucket's own rate, not its limiter's Burst and Limit: each of
+	// those takes the limiter's lock, twice a spend and four spends a verify.
+	if b == nil || b.n != r.N || b.limit != r.limit() {
+		b = &bucket{lim: rate.NewLimiter(r.limit(), r.N), per: r.Per, n: r.N, limit: r.limit()}
 		m.buckets[key] = b
 	}
 	b.seen = now

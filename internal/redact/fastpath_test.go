@@ -10,7 +10,8 @@ import (
 // full scan would replace.
 func FuzzMayHoldToken(f *testing.F) {
 	for _, s := range []string{"", "sk_test_abc", "pk_x", "a.b.c", "eyJhbGciOiJub25lIn0.e30.x", "sk%5Ftest", "%2e%2E", "k_", "127.0.0.1",
-		"req_0123456789abcdef01234567", "/v1/api-keys/{id}/regenerate", "x.eyJ.y", "s\u212ak_"} {
+		"req_0123456789abcdef01234567", "/v1/api-keys/{id}/regenerate", "x.eyJ.y", "s\u212ak_",
+		"192.0.2.1", "eyJ.a.", "ewo.a.b", "x-eyA.b.c", "abcdefghij.abcdefghij.", "abcdefghi.abcdefghij.x", "1.2.3.4.5.6"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

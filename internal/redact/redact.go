@@ -37,14 +37,36 @@ func String(s string) string {
 
 // mayHoldToken is false for text that cannot hold a token, checked in a few
 // byte scans: without '%' every character is literal, so a key needs "k_"
-// (of "sk_"/"pk_") and a JWT two dots. Most log values (request ids, route
-// templates, methods, operation names) stop here.
+// (of "sk_"/"pk_") and a JWT two dots and, as jwtShaped wants, a header
+// holding "eyJ", "eyA" or "ewo" (so "ey" or "ew" somewhere) or a header and
+// payload of 10 characters or more (so a run of 10 base64url characters).
+// Most log values (request ids, route templates, methods, operation names,
+// IPv4 client addresses, whose dots used to send every access-log line
+// through both full scans) stop here.
 func mayHoldToken(s string) bool {
 	if strings.IndexByte(s, '%') >= 0 || strings.Contains(s, "k_") {
 		return true
 	}
 	first := strings.IndexByte(s, '.')
-	return first >= 0 && strings.IndexByte(s[first+1:], '.') >= 0
+	if first < 0 || strings.IndexByte(s[first+1:], '.') < 0 {
+		return false
+	}
+	return strings.Contains(s, "ey") || strings.Contains(s, "ew") || hasB64Run(s, 10)
+}
+
+// hasB64Run reports whether s holds n base64url characters in a row.
+func hasB64Run(s string, n int) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		if !isB64(s[i]) {
+			run = 0
+			continue
+		}
+		if run++; run >= n {
+			return true
+		}
+	}
+	return false
 }
 
 // Contains reports whether s holds a token-shaped substring.
