@@ -1,5 +1,21 @@
 package sqlite
 
-// ByHashSQL is the query KeyBySecretHash runs, for the lookup benchmark's
-// EXPLAIN QUERY PLAN.
-const ByHashSQL = byHashSQL
+import (
+	"context"
+
+	"github.com/hsrcpay/apikeys/internal/apikey"
+)
+
+// ByHashSQL are the queries KeyBySecretHash runs, for the lookup
+// benchmark's EXPLAIN QUERY PLAN.
+var ByHashSQL = []string{byHashSQL, byPrevHashSQL}
+
+// ReaderMmapSize is PRAGMA mmap_size on one of mode's readers: what SQLite
+// maps of the file there (0: it reads through pread).
+func ReaderMmapSize(s *Store, m apikey.Mode) (n int64, err error) {
+	err = s.repos[m].rdb.QueryRowContext(context.Background(), `PRAGMA mmap_size`).Scan(&n)
+	return n, err
+}
+
+// ReaderMmapBytes is what the readers ask to map.
+const ReaderMmapBytes = readerMmapBytes
