@@ -91,25 +91,30 @@ func BenchmarkKeyBySecretHashAmong(b *testing.B) {
 func explainSQLite(b *testing.B, st *sqlite.Store) {
 	b.Helper()
 	for _, q := range sqlite.ByHashSQL {
-		rows, err := st.DB(apikey.Sandbox).QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+q, keys.Hash("x"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				b.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		if err := rows.Err(); err != nil {
-			b.Fatal(err)
-		}
-		_ = rows.Close()
-		b.Logf("plan: %s", strings.Join(plan, "; "))
+		b.Logf("plan: %s", explainQuery(b, st, q))
 	}
+}
+
+func explainQuery(b *testing.B, st *sqlite.Store, q string) string {
+	b.Helper()
+	rows, err := st.DB(apikey.Sandbox).QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+q, keys.Hash("x"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = rows.Close() }()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			b.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return strings.Join(plan, "; ")
 }
 
 // BenchmarkKeyBySecretHashSeeded is the store read of load.sh's
@@ -124,7 +129,7 @@ func BenchmarkKeyBySecretHashSeeded(b *testing.B) {
 	if dir == "" {
 		b.Skip("HSRCPAY_BENCH_SEEDED (a SEED_DIR/sqlite of profile.sh verify_uncached) is not set")
 	}
-	f, err := os.Open(filepath.Join(dir, "secrets"))
+	f, err := os.Open(filepath.Join(dir, "secrets")) //nolint:gosec // the benchmark's input, named by whoever runs it
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -146,7 +151,7 @@ func BenchmarkKeyBySecretHashSeeded(b *testing.B) {
 		b.SetParallelism(8 / max(1, runtime.GOMAXPROCS(0)))
 		var seed atomic.Uint64
 		b.RunParallel(func(pb *testing.PB) {
-			r := rand.New(rand.NewPCG(seed.Add(1), 0))
+			r := rand.New(rand.NewPCG(seed.Add(1), 0)) //nolint:gosec // which keys to look up, not a secret
 			for pb.Next() {
 				if _, err := repo.KeyBySecretHash(ctx, hashes[r.IntN(len(hashes))]); err != nil {
 					b.Error(err)

@@ -122,3 +122,53 @@ func TestReadersMapTheFile(t *testing.T) {
 		t.Fatalf("a hash no key has: %v, want ErrNotFound", err)
 	}
 }
+
+// TestLookupCurrentSecretWins: a hash that is one key's current secret and
+// another's previous one (nothing in the schema forbids it, though fresh
+// random secrets never meet) finds the key whose current secret it is, the
+// only row the lookup returns.
+func TestLookupCurrentSecretWins(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Close() }()
+	repo := st.Repo(apikey.Live)
+	now := time.Now().UTC()
+	shared := keys.Hash("shared")
+	err = repo.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.CreateAccount(ctx, "acct_w", now); err != nil {
+			return err
+		}
+		// key_a (inserted first: lower rowid) holds it as its previous secret.
+		for _, k := range []*apikey.Key{
+			{ID: "key_a", SecretHash: keys.Hash("a")},
+			{ID: "key_b", SecretHash: shared},
+		} {
+			k.AccountID, k.Name, k.Type, k.Status, k.CreatedAt, k.UpdatedAt = "acct_w", k.ID, apikey.TypeSecret, apikey.StatusActive, now, now
+			if err := tx.InsertKey(ctx, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grace := now.Add(time.Hour)
+	if _, err := store.UpdateKey(ctx, repo, "key_a", func(k *apikey.Key) error {
+		k.PrevSecretHash, k.PrevSecretExpiresAt = shared, &grace
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := repo.KeyBySecretHash(ctx, shared)
+	if err != nil || k.ID != "key_b" {
+		t.Fatalf("KeyBySecretHash(shared) = %v, %v; want key_b, whose current secret it is", k, err)
+	}
+	n, err := sqlite.LookupRows(st, apikey.Live, shared)
+	if err != nil || n != 1 {
+		t.Fatalf("the lookup returned %d rows (%v), want 1", n, err)
+	}
+}
