@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU (and block/mutex) profile of the real server under wrk load.
 #
-#   .ci/bench/profile.sh [create|regenerate|rejected_401|rejected_403|verify|list|audit_list|get] [seconds]
+#   .ci/bench/profile.sh [create|regenerate|rejected_401|rejected_403|verify|list|audit_list|get|verify_uncached] [seconds]
 #   VALIDATE=false .ci/bench/profile.sh create 10   (true | false | a share; default: production's)
 #   STORE=postgres .ci/bench/profile.sh create 10   (a fresh database hsrcpay_prof_<pid> on
 #                                                    BENCH_POSTGRES_URL's server, dropped after)
@@ -11,6 +11,13 @@
 # and writes cpu.prof, block.prof, mutex.prof and the binary into OUT
 # (default /tmp/hsrcpay-profile). Also prints the server's CPU time per request,
 # which tells CPU-bound from waiting.
+#
+# verify_uncached (as load.sh's row): verify of a key drawn at random among VERIFY_KEYS
+# (1000000) keys of one account, on a server whose credential cache holds VERIFY_CACHE_KEYS
+# (10000), so most verifies miss it and read the store. Seeding takes minutes; with
+# SEED_DIR=DIR the seeded store is kept there (SQLite: DIR/data; PostgreSQL: the database
+# named in DIR/database, which is then not dropped) and reused by the next run with the
+# same SEED_DIR and store (delete DIR, and drop the database, when done).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -27,6 +34,10 @@ ACCOUNT=acct_demo
 STORE="${STORE:-sqlite}"
 PG_ADMIN="${BENCH_POSTGRES_URL:-${HSRCPAY_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}}"
 PG_DB="hsrcpay_prof_$$"
+DROP_PG_DB=1
+VERIFY_KEYS="${VERIFY_KEYS:-1000000}"
+VERIFY_CACHE_KEYS="${VERIFY_CACHE_KEYS:-10000}"
+SEED_DIR="${SEED_DIR:-}"
 GO="${GO:-go}"
 command -v wrk >/dev/null || { echo "profile.sh: wrk is missing (.ci/bench/load.sh installs it)" >&2; exit 1; }
 
@@ -36,7 +47,7 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/hsrcpay-prof.XXXXXX")"
 PID=""
 cleanup() {
   if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-  if [ "$STORE" = postgres ]; then psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true; fi
+  if [ "$STORE" = postgres ] && [ "$DROP_PG_DB" = 1 ]; then psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true; fi
   if [ -n "${KEEP_TMP:-}" ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -47,15 +58,49 @@ PORT="$(free_port 18580)"
 PPORT="$(free_port $((PORT + 1)))"
 
 "$GO" build -o "$OUT/pprofserver" .ci/bench/pprofserver/main.go
+pg_url() { sed -E "s#^(postgres(ql)?://[^/]*)/[^?]*#\1/$1#" <<<"$PG_ADMIN"; } # the admin URL, another database
+DATA="$TMP/data"
+cache=()
+if [ "$SCENARIO" = verify_uncached ]; then
+  # The seeded account is acct_seed (its managed secret is the caller); the server
+  # bootstraps an account of its own beside it, unused (a reused store has acct_seed).
+  ACCOUNT="acct_prof_$$"
+  cache=(-cache-keys "$VERIFY_CACHE_KEYS")
+  SEEDS="${SEED_DIR:-$TMP/seed}/$STORE"
+  mkdir -p "$SEEDS"
+  case "$STORE" in
+    sqlite) DATA="$SEEDS/data" ;;
+    postgres)
+      if [ -f "$SEEDS/database" ]; then PG_DB="$(cat "$SEEDS/database")"; fi
+      if [ -n "$SEED_DIR" ]; then DROP_PG_DB=0; echo "$PG_DB" >"$SEEDS/database"; fi ;;
+  esac
+  if [ ! -s "$SEEDS/secrets" ]; then
+    "$GO" build -o "$TMP/hsrcpay-server" ./cmd/hsrcpay-server
+    "$GO" build -o "$TMP/seed" .ci/bench/seed/main.go
+    case "$STORE" in
+      sqlite) db="sqlite:$DATA" ;;
+      postgres)
+        psql "$PG_ADMIN" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $PG_DB" >/dev/null
+        db="$(pg_url "$PG_DB")" ;;
+    esac
+    HSRCPAY_DATABASE_URL="$db" HSRCPAY_SQLITE_SYNCHRONOUS="$SYNC" "$TMP/hsrcpay-server" bootstrap --account acct_seed --mode test >"$SEEDS/bootstrap.json"
+    echo "seeding $VERIFY_KEYS keys on $STORE"
+    "$TMP/seed" -db "$db" -account acct_seed -mode test -n "$VERIFY_KEYS" -out "$SEEDS/secrets.tmp" -sqlite-synchronous "$SYNC"
+    mv "$SEEDS/secrets.tmp" "$SEEDS/secrets"
+  elif [ "$STORE" = postgres ]; then
+    echo "reusing the seeded database $PG_DB ($(wc -l <"$SEEDS/secrets") keys)"
+  else
+    echo "reusing the seeded store $DATA ($(wc -l <"$SEEDS/secrets") keys)"
+  fi
+elif [ "$STORE" = postgres ]; then
+  psql "$PG_ADMIN" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $PG_DB" >/dev/null
+fi
 case "$STORE" in
-  sqlite) where=(-dir "$TMP/data") ;;
-  postgres)
-    psql "$PG_ADMIN" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $PG_DB" >/dev/null
-    # The same server, another database: the admin URL's path replaced.
-    where=(-postgres "$(sed -E "s#^(postgres(ql)?://[^/]*)/[^?]*#\1/$PG_DB#" <<<"$PG_ADMIN")") ;;
+  sqlite) where=(-dir "$DATA") ;;
+  postgres) where=(-postgres "$(pg_url "$PG_DB")") ;;
   *) echo "profile.sh: STORE is sqlite or postgres" >&2; exit 2 ;;
 esac
-"$OUT/pprofserver" -addr "127.0.0.1:$PORT" -pprof "127.0.0.1:$PPORT" "${where[@]}" \
+"$OUT/pprofserver" -addr "127.0.0.1:$PORT" -pprof "127.0.0.1:$PPORT" "${where[@]}" "${cache[@]}" \
   ${VALIDATE:+-validate-responses="$VALIDATE"} -synchronous="$SYNC" -log-level="$LOG_LEVEL" -account "$ACCOUNT" \
   >"$TMP/keys.json" 2>"$TMP/server.log" &
 PID=$!
@@ -92,6 +137,9 @@ case "$SCENARIO" in
       get) paths=("${ids[@]/#//v1/api-keys/}") ;;
     esac
     args=(-s .ci/bench/get.lua "$URL" -- "$(key secret)" "${paths[@]}") ;;
+  verify_uncached)
+    caller="$(jq -r '.keys[] | select(.type=="SECRET") | .secret' "$SEEDS/bootstrap.json")"
+    args=(-s .ci/bench/verify_uncached.lua "$URL" -- "$caller" "$SEEDS/secrets" "$THREADS") ;;
   *) echo "profile.sh: unknown scenario $SCENARIO" >&2; exit 2 ;;
 esac
 

@@ -38,6 +38,7 @@ func main() {
 		"HSRCPAY_VALIDATE_RESPONSES: true, false or the share of responses checked (default: production's)")
 	sync := flag.String("synchronous", "NORMAL", "SQLite synchronous pragma")
 	logLevel := flag.String("log-level", "info", "access log level (info logs every request, as in production)")
+	cacheKeys := flag.Int("cache-keys", 0, "HSRCPAY_CREDENTIAL_CACHE_KEYS: the credential cache's size (0: the default)")
 	flag.Parse()
 	if (*dir == "") == (*pgURL == "") {
 		log.Fatal("pprofserver: one of -dir and -postgres is required")
@@ -72,9 +73,10 @@ func main() {
 		MaxActiveKeys:    1_000_000, // create runs make thousands of keys
 		// Production's default (the server binary's, which load.sh runs): without
 		// it every request's key lookup would read SQLite.
-		CredentialCacheTTL: config.Defaults().CredentialCacheTTL,
-		ResponseValidation: share,
-		Logger:             slog.New(slog.NewJSONHandler(logwriter.New(os.Stderr), &slog.HandlerOptions{Level: level})), // as serve writes it
+		CredentialCacheTTL:  config.Defaults().CredentialCacheTTL,
+		CredentialCacheKeys: *cacheKeys, // verify_uncached: far fewer than the keys verified
+		ResponseValidation:  share,
+		Logger:              slog.New(slog.NewJSONHandler(logwriter.New(os.Stderr), &slog.HandlerOptions{Level: level})), // as serve writes it
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -3,14 +3,21 @@
 package sqlite_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
+	"github.com/hsrcpay/apikeys/internal/cputime"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/sqlite"
@@ -83,7 +90,14 @@ func BenchmarkKeyBySecretHashAmong(b *testing.B) {
 
 func explainSQLite(b *testing.B, st *sqlite.Store) {
 	b.Helper()
-	rows, err := st.DB(apikey.Sandbox).QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+sqlite.ByHashSQL, keys.Hash("x"))
+	for _, q := range sqlite.ByHashSQL {
+		b.Logf("plan: %s", explainQuery(b, st, q))
+	}
+}
+
+func explainQuery(b *testing.B, st *sqlite.Store, q string) string {
+	b.Helper()
+	rows, err := st.DB(apikey.Sandbox).QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+q, keys.Hash("x"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -100,5 +114,50 @@ func explainSQLite(b *testing.B, st *sqlite.Store) {
 	if err := rows.Err(); err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("plan: %s", strings.Join(plan, "; "))
+	return strings.Join(plan, "; ")
+}
+
+// BenchmarkKeyBySecretHashSeeded is the store read of load.sh's
+// verify_uncached row on its own: a random key among those of a store seeded
+// by .ci/bench/seed, looked up by eight goroutines (as many as the readers),
+// with the process's CPU per lookup. HSRCPAY_BENCH_SEEDED names the
+// directory profile.sh keeps with SEED_DIR (DIR/sqlite: data/ and secrets);
+// skipped without it. The store is opened as the server opens it, so its
+// readers' settings (page cache, mmap_size) are what is measured.
+func BenchmarkKeyBySecretHashSeeded(b *testing.B) {
+	dir := os.Getenv("HSRCPAY_BENCH_SEEDED")
+	if dir == "" {
+		b.Skip("HSRCPAY_BENCH_SEEDED (a SEED_DIR/sqlite of profile.sh verify_uncached) is not set")
+	}
+	f, err := os.Open(filepath.Join(dir, "secrets")) //nolint:gosec // the benchmark's input, named by whoever runs it
+	if err != nil {
+		b.Fatal(err)
+	}
+	var hashes [][]byte
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		hashes = append(hashes, keys.Hash(sc.Text()))
+	}
+	_ = f.Close()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "data"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = st.Close() }()
+	repo := st.Repo(apikey.Sandbox)
+	b.Run(fmt.Sprintf("keys=%d", len(hashes)), func(b *testing.B) {
+		defer cputime.Report(b, cputime.Process())
+		b.ReportAllocs()
+		b.SetParallelism(8 / max(1, runtime.GOMAXPROCS(0)))
+		var seed atomic.Uint64
+		b.RunParallel(func(pb *testing.PB) {
+			r := rand.New(rand.NewPCG(seed.Add(1), 0)) //nolint:gosec // which keys to look up, not a secret
+			for pb.Next() {
+				if _, err := repo.KeyBySecretHash(ctx, hashes[r.IntN(len(hashes))]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }
