@@ -3,8 +3,6 @@ package server
 import (
 	"net/http"
 	"strconv"
-	"sync"
-	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 
@@ -29,24 +27,8 @@ type listEventsResponse struct {
 }
 
 func (r *listEventsResponse) VisitListAuditEventsResponse(w http.ResponseWriter) error {
-	bp := pageBuffers.Get().(*[]byte) //nolint:forcetypeassert // the pool holds only these
-	defer func() {
-		if cap(*bp) <= 4<<20 { // a larger page's buffer is let go
-			pageBuffers.Put(bp)
-		}
-	}()
-	b, err := appendEventPage((*bp)[:0], r.events, r.next)
-	*bp = b
-	if err != nil {
-		return err // nothing sent: the strict handler's error envelope is the answer
-	}
-	w.Header()["Content-Type"] = jsonContentType
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(b)
-	return err
+	return writeAppended(w, func(b []byte) ([]byte, error) { return appendEventPage(b, r.events, r.next) })
 }
-
-var pageBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // appendEventPage appends the JSON of the envelope (fields in the generated
 // types' order, a newline at the end as json.Encoder writes).
@@ -120,74 +102,3 @@ func appendEvent(b []byte, e *audit.Event) ([]byte, error) {
 	b = strconv.AppendInt(b, e.Seq, 10)
 	return append(b, '}'), nil
 }
-
-// appendJSONString appends s quoted as encoding/json writes a string with
-// HTML escaping on: ", \ and the controls escaped (\b, \f, \n, \r, \t
-// short), <, > and & as \u003c, \u003e and \u0026, U+2028 and U+2029
-// escaped, invalid UTF-8 as \ufffd; everything else as it is.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	i := 0
-	for i < len(s) && s[i] < utf8.RuneSelf && htmlSafe[s[i]] {
-		i++ // the common case, ids and hashes: nothing to escape
-	}
-	if i == len(s) {
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	start := 0
-	for i < len(s) {
-		if c := s[i]; c < utf8.RuneSelf {
-			if htmlSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-// htmlSafe is the ASCII encoding/json writes as it is with HTML escaping
-// on: not a control, ", \, <, > or &.
-var htmlSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()

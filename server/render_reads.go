@@ -2,12 +2,8 @@ package server
 
 import (
 	"net/http"
-	"slices"
 	"strconv"
 	"time"
-
-	json "github.com/goccy/go-json"
-	"github.com/labstack/echo/v4"
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apikey"
@@ -65,28 +61,6 @@ func (r *listKeysResponse) VisitListApiKeysResponse(w http.ResponseWriter) error
 		}
 		return append(b, `,"object":"`+string(api.ApiKeyListObjectList)+`"},"message":"success","success":true}`+"\n"...), nil
 	})
-}
-
-// writeAppended sends what appendBody appends to a pooled buffer as the 200
-// answer, in one Write. An error sends nothing (the strict handler's error
-// envelope is the answer), as the generated responses do when encoding
-// fails.
-func writeAppended(w http.ResponseWriter, appendBody func([]byte) ([]byte, error)) error {
-	bp := pageBuffers.Get().(*[]byte) //nolint:forcetypeassert // the pool holds only these
-	defer func() {
-		if cap(*bp) <= 4<<20 { // a larger answer's buffer is let go
-			pageBuffers.Put(bp)
-		}
-	}()
-	b, err := appendBody((*bp)[:0])
-	*bp = b
-	if err != nil {
-		return err
-	}
-	w.Header()[echo.HeaderContentType] = jsonContentType
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(b)
-	return err
 }
 
 // appendKeyView appends the JSON of toAPIKeyView(k, now) (see render.go
@@ -173,7 +147,11 @@ func appendKeyView(b []byte, k *apikey.Key, now time.Time) ([]byte, error) {
 	b = append(b, `,"name":`...)
 	b = appendJSONString(b, k.Name)
 	b = append(b, `,"object":"`+string(api.ApiKeyViewObjectApiKey)+`","permissions":`...)
-	b = appendPermissions(b, k.Permissions)
+	if k.Permissions == nil {
+		b = append(b, `{}`...) // toAPIKeyView's empty object, not encoding/json's null
+	} else {
+		b = appendPermissions(b, k.Permissions)
+	}
 	b = append(b, `,"previous_key_expires_at":`...)
 	if b, err = appendTimePtr(b, activeUntil(k.PrevSecretExpiresAt, now)); err != nil {
 		return b, err
@@ -199,104 +177,3 @@ func appendKeyView(b []byte, k *apikey.Key, now time.Time) ([]byte, error) {
 	}
 	return append(b, '}'), nil
 }
-
-// appendTime appends t as time.Time's MarshalJSON writes it, without its
-// allocation: the same strict RFC 3339 form, refusing the same times (a
-// year past 9999, an offset of 24 hours or more).
-func appendTime(b []byte, t time.Time) ([]byte, error) {
-	b = append(b, '"')
-	b, err := t.AppendText(b)
-	return append(b, '"'), err
-}
-
-func appendTimePtr(b []byte, t *time.Time) ([]byte, error) {
-	if t == nil {
-		return append(b, `null`...), nil
-	}
-	return appendTime(b, *t)
-}
-
-// appendMetadata appends m with its keys sorted, as encoding/json writes a
-// map (nil as {}: toAPIKey renders no metadata as an empty object).
-func appendMetadata(b []byte, m map[string]string) []byte {
-	var buf [16]string
-	b = append(b, '{')
-	for i, name := range sortedKeys(buf[:0], m) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, name)
-		b = append(b, ':')
-		b = appendJSONString(b, m[name])
-	}
-	return append(b, '}')
-}
-
-// appendPermissions is appendMetadata for permissions (a nil list as null).
-func appendPermissions(b []byte, m map[string][]string) []byte {
-	var buf [16]string
-	b = append(b, '{')
-	for i, name := range sortedKeys(buf[:0], m) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, name)
-		b = append(b, ':')
-		actions := m[name]
-		if actions == nil {
-			b = append(b, `null`...)
-			continue
-		}
-		b = append(b, '[')
-		for j, a := range actions {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, a)
-		}
-		b = append(b, ']')
-	}
-	return append(b, '}')
-}
-
-// sortedKeys appends m's keys to dst in encoding/json's order for a map's
-// string keys (bytewise, before escaping).
-func sortedKeys[V any](dst []string, m map[string]V) []string {
-	for name := range m {
-		dst = append(dst, name)
-	}
-	slices.Sort(dst)
-	return dst
-}
-
-// writeJSON sends body as the 200 answer, encoded by goccy/go-json, whose
-// Encoder writes encoding/json's bytes (verify's verdict). The Encoder
-// encodes into its own pooled buffer and writes it in one Write only once
-// the whole value is encoded, so the status and headers go out with that
-// Write: a value it refuses returns the error with nothing sent, as the
-// generated responses do, and the strict handler's error envelope is the
-// answer.
-func writeJSON(w http.ResponseWriter, body any) error {
-	return json.NewEncoder(&okWriter{w: w}).Encode(body)
-}
-
-// okWriter sets the JSON content type and the 200 status on the first Write.
-type okWriter struct {
-	w    http.ResponseWriter
-	sent bool
-}
-
-func (o *okWriter) Write(b []byte) (int, error) {
-	if !o.sent {
-		o.sent = true
-		o.w.Header()[echo.HeaderContentType] = jsonContentType
-		o.w.WriteHeader(http.StatusOK)
-	}
-	return o.w.Write(b)
-}
-
-// jsonContentType is the Content-Type header's value, shared by the
-// responses that set it: assigned rather than Header.Set, which allocates
-// a slice per response (nothing writes into a header's value slice; Add
-// appends past its capacity, so into a copy).
-var jsonContentType = []string{echo.MIMEApplicationJSON}

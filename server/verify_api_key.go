@@ -3,12 +3,8 @@ package server
 import (
 	"context"
 	"net/http"
-	"slices"
 	"strconv"
-	"sync"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/hsrcpay/apikeys/gen/api"
 	"github.com/hsrcpay/apikeys/internal/apikey"
@@ -84,23 +80,8 @@ func newVerifyResponse(v *apikeys.Verdict) *verifyResponse {
 }
 
 func (r *verifyResponse) VisitVerifyApiKeyResponse(w http.ResponseWriter) error {
-	bp := verifyBuffers.Get().(*[]byte) //nolint:forcetypeassert // the pool holds only these
-	b, err := appendVerifyEnvelope((*bp)[:0], &r.body)
-	if err == nil {
-		// A refused value (a time past year 9999) sends nothing: the strict
-		// handler's error envelope is the answer, as for encoding/json.
-		w.Header()[echo.HeaderContentType] = jsonContentType
-		w.WriteHeader(http.StatusOK)
-		_, err = w.Write(b) // a ResponseWriter does not keep b
-	}
-	if cap(b) <= 64<<10 { // a verdict with a huge permission list lets its buffer go
-		*bp = b
-		verifyBuffers.Put(bp)
-	}
-	return err
+	return writeAppended(w, func(b []byte) ([]byte, error) { return appendVerifyEnvelope(b, &r.body) })
 }
-
-var verifyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // appendVerifyEnvelope appends the envelope's JSON as json.Encoder writes
 // it: fields in the generated types' order, omitempty pointers left out
@@ -123,11 +104,11 @@ func appendVerifyEnvelope(b []byte, env *api.VerifyApiKeyEnvelope) ([]byte, erro
 	}
 	var err error
 	b = append(b, `,"expires_at":`...)
-	if b, err = appendJSONTime(b, d.ExpiresAt); err != nil {
+	if b, err = appendTimePtr(b, d.ExpiresAt); err != nil {
 		return b, err
 	}
 	b = append(b, `,"grace_period_ends_at":`...)
-	if b, err = appendJSONTime(b, d.GracePeriodEndsAt); err != nil {
+	if b, err = appendTimePtr(b, d.GracePeriodEndsAt); err != nil {
 		return b, err
 	}
 	if d.Id != nil {
@@ -152,7 +133,7 @@ func appendVerifyEnvelope(b []byte, env *api.VerifyApiKeyEnvelope) ([]byte, erro
 	}
 	if d.Permissions != nil {
 		b = append(b, `,"permissions":`...)
-		b = appendJSONPermissions(b, *d.Permissions)
+		b = appendPermissions(b, *d.Permissions)
 	}
 	if d.RetryAfterSeconds != nil {
 		b = append(b, `,"retry_after_seconds":`...)
@@ -169,60 +150,6 @@ func appendVerifyEnvelope(b []byte, env *api.VerifyApiKeyEnvelope) ([]byte, erro
 	b = append(b, `,"success":`...)
 	b = strconv.AppendBool(b, env.Success)
 	return append(b, "}\n"...), nil
-}
-
-// appendJSONTime is a *time.Time as encoding/json writes it: null, or
-// MarshalJSON's strict RFC 3339 (AppendText is the same, without its
-// allocation), refusing what it refuses.
-func appendJSONTime(b []byte, t *time.Time) ([]byte, error) {
-	if t == nil {
-		return append(b, "null"...), nil
-	}
-	b = append(b, '"')
-	b, err := t.AppendText(b)
-	if err != nil {
-		return b, err
-	}
-	return append(b, '"'), nil
-}
-
-// appendJSONStrings is a []string: null when nil.
-func appendJSONStrings(b []byte, list []string) []byte {
-	if list == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i, s := range list {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, s)
-	}
-	return append(b, ']')
-}
-
-// appendJSONPermissions is the map with its keys sorted, as encoding/json
-// sorts a map's string keys; null when nil.
-func appendJSONPermissions(b []byte, p api.Permissions) []byte {
-	if p == nil {
-		return append(b, "null"...)
-	}
-	var stack [16]string // the catalog's resources fit: no allocation
-	keys := stack[:0]
-	for k := range p {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, k)
-		b = append(b, ':')
-		b = appendJSONStrings(b, p[k])
-	}
-	return append(b, '}')
 }
 
 // spendVerified spends the budgets of the key verify found working: its

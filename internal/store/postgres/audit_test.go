@@ -3,14 +3,12 @@ package postgres_test
 import (
 	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
 	"github.com/hsrcpay/apikeys/internal/store"
-	"github.com/hsrcpay/apikeys/internal/store/storetest"
 )
 
 // TestAuditPageByEitherPath: a page is read from the rows' raw values when
@@ -18,17 +16,8 @@ import (
 // protocol sends every column as text); both read the same events, which
 // verify as the chain.
 func TestAuditPageByEitherPath(t *testing.T) {
-	storetest.PostgresURL(t)
-	url := storetest.FreshPostgresDB(t)
+	s, simple := openBothProtocols(t)
 	ctx := t.Context()
-	s := open(t, url)
-	t.Cleanup(func() { _ = s.Close() })
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	simple := open(t, url+sep+"default_query_exec_mode=simple_protocol")
-	t.Cleanup(func() { _ = simple.Close() })
 	r := s.Repo(apikey.Live)
 	now := time.Now()
 	if err := store.CreateAccount(ctx, r, "acct_1", now); err != nil {

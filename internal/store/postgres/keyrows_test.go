@@ -23,17 +23,8 @@ import (
 // and binary hashes, escapes, jsonb of any shape, infinite and zoned
 // times, extreme numbers, bad networks and refills.
 func TestKeysByEitherPath(t *testing.T) {
-	storetest.PostgresURL(t)
-	url := storetest.FreshPostgresDB(t)
+	s, simple := openBothProtocols(t)
 	ctx := t.Context()
-	s := open(t, url)
-	t.Cleanup(func() { _ = s.Close() })
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	simple := open(t, url+sep+"default_query_exec_mode=simple_protocol")
-	t.Cleanup(func() { _ = simple.Close() })
 	fast, slow := s.Repo(apikey.Live), simple.Repo(apikey.Live)
 	keys := pgx.Identifier{postgres.Schemas[apikey.Live], "api_keys"}.Sanitize()
 	rnd := rand.New(rand.NewPCG(7, 8)) //nolint:gosec // test values, seeded to be repeatable

@@ -30,6 +30,25 @@ func open(t *testing.T, url string) *postgres.Store {
 	return s
 }
 
+// openBothProtocols opens a fresh database twice: with pgx's default
+// (extended protocol, binary columns where pgx asks for them) and with the
+// simple protocol, which sends every column as text, for tests that hold a
+// store's raw-value fast paths to Scan.
+func openBothProtocols(t *testing.T) (extended, simple *postgres.Store) {
+	t.Helper()
+	storetest.PostgresURL(t)
+	url := storetest.FreshPostgresDB(t)
+	extended = open(t, url)
+	t.Cleanup(func() { _ = extended.Close() })
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	simple = open(t, url+sep+"default_query_exec_mode=simple_protocol")
+	t.Cleanup(func() { _ = simple.Close() })
+	return extended, simple
+}
+
 func TestConformance(t *testing.T) {
 	storetest.PostgresURL(t) // skip (or fail) once, not in every subtest
 	storetest.Run(t, func(t *testing.T) store.Store {
