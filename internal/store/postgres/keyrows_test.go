@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
 	"github.com/hsrcpay/apikeys/internal/store/postgres"
-	"github.com/hsrcpay/apikeys/internal/store/storetest"
 )
 
 // TestKeysByEitherPath: GetKey and ListKeys read keys from the rows' raw
