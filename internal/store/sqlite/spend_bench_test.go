@@ -69,6 +69,12 @@ func BenchmarkSpendCredits(b *testing.B) {
 				return
 			}
 			b.SetParallelism((benchWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			batches0, units0 := sqlite.Batches(st, apikey.Sandbox)
+			defer func() {
+				if batches, units := sqlite.Batches(st, apikey.Sandbox); batches > batches0 {
+					b.ReportMetric(float64(units-units0)/float64(batches-batches0), "units/batch")
+				}
+			}()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
