@@ -23,11 +23,11 @@ import (
 // plain (no control), an allowlist holding client_ip (VALID: one prefix
 // walk more) and not holding it (NETWORK_NOT_ALLOWED: no budget spent), a
 // rate limit of its own not reached and reached (RATE_LIMITED), usage
-// credits that never run out (VALID: one conditional UPDATE per verify) and
-// none left (USAGE_EXCEEDED: the UPDATE refused, the snapshot read). The
-// _postgres cases run plain and credits on PostgreSQL (skipped without it),
-// where the spend is a round trip to the database: the price of exact
-// credits (docs/api.md#usage-credits).
+// credits that never run out (VALID: one spend per verify, the writer's unit
+// reading and writing the row) and none left (USAGE_EXCEEDED: read, refused,
+// nothing written). The _postgres cases run plain and credits on PostgreSQL
+// (skipped without it), where the spend is a round trip to the database:
+// the price of exact credits (docs/api.md#usage-credits).
 func BenchmarkVerifyControls(b *testing.B) {
 	for _, tc := range []struct {
 		name, clientIP, want string

@@ -118,6 +118,22 @@ func (c *Credits) At(now time.Time) *Credits {
 	return &out
 }
 
+// Spend decides a spend of cost at now, the rule both stores apply to the
+// credits they read from the key's row, holding it (PostgreSQL: FOR
+// UPDATE; SQLite: a unit of its only writer): a refill that is due first
+// (At), then cost only while enough is left (cost 0 checks, spends
+// nothing). after is c as of now with the spend made if ok (a refused
+// spend leaves At's credits: what the row holds, a due refill applied only
+// when read); the store writes after only if ok. c must not be nil.
+func (c *Credits) Spend(cost int64, now time.Time) (after *Credits, ok bool) {
+	after = c.At(now)
+	if cost > after.Remaining {
+		return after, false
+	}
+	after.Remaining -= cost
+	return after, true
+}
+
 // Effective is what is left at now (At's Remaining).
 func (c *Credits) Effective(now time.Time) int64 { return c.At(now).Remaining }
 

@@ -48,3 +48,42 @@ func TestCreditBoundary(t *testing.T) {
 		t.Errorf("a monthly refill's day defaults to 1: %v, %+v", err, p)
 	}
 }
+
+// TestCreditSpend holds the rule both stores decide spends with: a due
+// refill first, then the cost only while enough is left, cost 0 checking only.
+func TestCreditSpend(t *testing.T) {
+	day := time.Date(2026, 4, 30, 12, 0, 0, 0, time.UTC)
+	monthly31 := &apikey.CreditRefill{Amount: 10, Interval: apikey.RefillMonthly, Day: 31}
+	for _, c := range []struct {
+		name      string
+		remaining int64
+		refill    *apikey.CreditRefill
+		refilled  time.Time
+		cost      int64
+		want      int64
+		wantOK    bool
+		refills   bool
+	}{
+		{"enough", 5, nil, day.Add(-time.Hour), 5, 0, true, false},
+		{"short", 4, nil, day.Add(-time.Hour), 5, 4, false, false},
+		{"cost 0", 0, nil, day.Add(-time.Hour), 0, 0, true, false},
+		// Day 31 in a 30-day month: due on the 30th.
+		{"refill due", 0, monthly31, day.Add(-13 * time.Hour), 3, 7, true, true},
+		{"refill due, short", 0, monthly31, day.Add(-13 * time.Hour), 11, 10, false, true},
+		{"refill due, cost 0", 0, monthly31, day.Add(-13 * time.Hour), 0, 10, true, true},
+		{"refill not due", 2, monthly31, day.Add(-11 * time.Hour), 3, 2, false, false},
+	} {
+		in := &apikey.Credits{Remaining: c.remaining, Refill: c.refill, RefilledAt: c.refilled}
+		before := *in
+		after, ok := in.Spend(c.cost, day.Add(500*time.Millisecond))
+		if after.Remaining != c.want || ok != c.wantOK {
+			t.Errorf("%s: %d, %v; want %d, %v", c.name, after.Remaining, ok, c.want, c.wantOK)
+		}
+		if refilled := !after.RefilledAt.Equal(c.refilled); refilled != c.refills || refilled && !after.RefilledAt.Equal(day) {
+			t.Errorf("%s: refilled at %s (from %s)", c.name, after.RefilledAt, c.refilled)
+		}
+		if *in != before {
+			t.Errorf("%s: Spend changed its receiver", c.name)
+		}
+	}
+}

@@ -45,38 +45,3 @@ func (c CreditColumns) Decode() (*apikey.Credits, error) {
 	}
 	return out, nil
 }
-
-// SpendArgs are the values SQLite's spend statement compares a key's refill
-// boundary with, all from now (UTC, unix seconds): the statement computes
-// the key's boundary from its own interval and day with them
-// (CreditDueSQL), so that a concurrent change of the refill is seen by the
-// same write that spends. (PostgreSQL decides its batches of spends in Go,
-// with apikey.Credits.At, on the row it has locked.)
-type SpendArgs struct {
-	Now, DayStart, MonthStart, PrevMonthStart int64
-	Day, DaysInMonth, DaysInPrevMonth         int64
-}
-
-// NewSpendArgs are the SpendArgs at now.
-func NewSpendArgs(now time.Time) SpendArgs {
-	now = now.UTC()
-	y, m, d := now.Date()
-	month := time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
-	prev := month.AddDate(0, -1, 0)
-	return SpendArgs{
-		Now: now.Unix(), DayStart: time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix(),
-		MonthStart: month.Unix(), PrevMonthStart: prev.Unix(),
-		Day: int64(d), DaysInMonth: int64(month.AddDate(0, 1, -1).Day()), DaysInPrevMonth: int64(month.AddDate(0, 0, -1).Day()),
-	}
-}
-
-// CreditDueSQL is the condition "a refill is due" over a key row, as
-// apikey.Credits.Due decides it, in SQL (SQLite's spend statement): least is the
-// dialect's two-argument minimum (LEAST, min) and p(name) the placeholder
-// of the SpendArgs field name.
-func CreditDueSQL(least string, p func(string) string) string {
-	dayOf := func(last string) string { return least + `(credits_refill_day, ` + p(last) + `)` }
-	return `(credits_refill_amount > 0 AND (CASE WHEN credits_refill_interval = 'daily' THEN ` + p("DayStart") +
-		` WHEN ` + dayOf("DaysInMonth") + ` <= ` + p("Day") + ` THEN ` + p("MonthStart") + ` + (` + dayOf("DaysInMonth") + ` - 1) * 86400` +
-		` ELSE ` + p("PrevMonthStart") + ` + (` + dayOf("DaysInPrevMonth") + ` - 1) * 86400 END) > credits_refilled_at)`
-}

@@ -72,10 +72,11 @@ type Repository interface {
 	ListManagedKeys(ctx context.Context, accountID string) ([]*apikey.Key, error)
 	// RecordUsage moves last_used_at/ip forward, never backward.
 	RecordUsage(ctx context.Context, batch []Usage) error
-	// SpendCredits spends cost of key id's credits at now in one conditional
-	// write, exact whatever runs beside it (every replica included): a
-	// refill due at now (apikey.Credits.Due) is applied first, then cost is
-	// taken only if that many are left. It returns what is left after the
+	// SpendCredits spends cost of key id's credits at now as one conditional
+	// write would, exact whatever runs beside it (every replica included),
+	// deciding with apikey.Credits.Spend on the row it holds: a refill due
+	// at now (apikey.Credits.Due) is applied first, then cost is taken only
+	// if that many are left. It returns what is left after the
 	// spend and true, or, refused, what is left (nothing spent) and false.
 	// ErrNotFound for no such key, ErrNoCredits for a key without credits.
 	// Not a unit of work: nothing else is written and no audit event.

@@ -171,18 +171,15 @@ func (r *Repo) spendBatch(ctx context.Context, id string, batch []*spendReq) (er
 		}
 		return err
 	}
-	// In arrival order, each at its own now, as one conditional statement
-	// each would have: a due refill first (remaining becomes the amount,
-	// refilled at now), then the spend only while enough is left. Only a
-	// spend that is made writes (a refused one leaves even a due refill
-	// unwritten; it is applied when read).
+	// In arrival order, each at its own now, as SQLite's units decide them
+	// one by one (apikey.Credits.Spend): a due refill first (remaining
+	// becomes the amount, refilled at now), then the spend only while enough
+	// is left. Only a spend that is made writes (a refused one leaves even a
+	// due refill unwritten; it is applied when read).
 	spent := false
 	for _, q := range batch {
-		c = c.At(q.now)
-		if q.cost <= c.Remaining {
-			c.Remaining -= q.cost
-			q.ok, spent = true, true
-		}
+		c, q.ok = c.Spend(q.cost, q.now)
+		spent = spent || q.ok
 		q.remaining = c.Remaining
 	}
 	if !spent {

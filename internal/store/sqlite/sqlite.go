@@ -973,59 +973,6 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 	})
 }
 
-// SpendCredits is a unit of the writer's batch: one conditional UPDATE
-// (spendCredits) that applies a due refill and spends, exact because the
-// writer is the database's only writer and the condition is the row's own;
-// refused, the same unit reads what is left.
-func (r *Repo) SpendCredits(ctx context.Context, id string, cost int64, now time.Time) (remaining int64, ok bool, err error) {
-	defer classify(&err)
-	a := store.NewSpendArgs(now)
-	err = r.InTx(ctx, func(stx store.Tx) error {
-		t := stx.(*tx)     // InTx hands its fn this package's tx, always
-		t.w.keys.wrote(id) // its credits change: no cached copy of the key stays
-		ok = false
-		err := t.row(ctx, t.w.st.spendCredits, id, cost, a.Now, a.DayStart, a.MonthStart, a.PrevMonthStart,
-			a.Day, a.DaysInMonth, a.DaysInPrevMonth).Scan(&remaining)
-		if err == nil {
-			ok = true
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		var cr store.CreditColumns
-		err = t.row(ctx, t.w.st.readCredits, id).Scan(&cr.Remaining, &cr.RefillAmount, &cr.RefillInterval, &cr.RefillDay, &cr.RefilledAt)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		c, err := cr.Decode()
-		if err != nil {
-			return fmt.Errorf("sqlite: key %s: %w", id, err)
-		}
-		if c == nil {
-			return store.ErrNoCredits
-		}
-		remaining = c.Effective(now)
-		return nil
-	})
-	return remaining, ok, err
-}
-
-// spendCreditsSQL is SpendCredits' statement: ?1 the key, ?2 the cost, ?3..?9
-// store.SpendArgs in order.
-var spendCreditsSQL = func() string {
-	n := map[string]string{"Now": "?3", "DayStart": "?4", "MonthStart": "?5", "PrevMonthStart": "?6",
-		"Day": "?7", "DaysInMonth": "?8", "DaysInPrevMonth": "?9"}
-	due := store.CreditDueSQL("min", func(f string) string { return n[f] })
-	left := `(CASE WHEN ` + due + ` THEN credits_refill_amount ELSE credits_remaining END)`
-	return `UPDATE api_keys SET credits_remaining = ` + left + ` - ?2,
-	credits_refilled_at = CASE WHEN ` + due + ` THEN ?3 ELSE credits_refilled_at END
-	WHERE id = ?1 AND credits_remaining IS NOT NULL AND ` + left + ` >= ?2 RETURNING credits_remaining`
-}()
-
 // statusExpired is the list filter for ACTIVE keys past their expiry (a
 // status computed at read time, never stored).
 const statusExpired = "EXPIRED"

@@ -216,7 +216,7 @@ type writerStmts struct {
 	getKey, capReached, releaseName, insertKey, updateKey  *sql.Stmt
 	rotateKey                                              *sql.Stmt
 	lockAccount, insertEvent, setAuditHead, recordUsage    *sql.Stmt
-	spendCredits, readCredits                              *sql.Stmt
+	readCredits, setCredits                                *sql.Stmt
 	idem                                                   idemStmts // idempotency.go
 }
 
@@ -309,8 +309,8 @@ func (w *writer) statements() []stmtSQL {
 		{&w.st.setAuditHead, `UPDATE accounts SET audit_seq = ?, audit_head = ? WHERE id = ?`},
 		{&w.st.recordUsage, `UPDATE api_keys SET last_used_at = ?, last_used_ip = ?
 		WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`},
-		{&w.st.spendCredits, spendCreditsSQL},
 		{&w.st.readCredits, `SELECT ` + creditColumns + ` FROM api_keys WHERE id = ?`},
+		{&w.st.setCredits, `UPDATE api_keys SET credits_remaining = ?, credits_refilled_at = ? WHERE id = ?`},
 	}, w.idemStatements()...)
 }
 
