@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateKeyFnErrorAborts", testUpdateKeyFnErrorAborts},
 		{"UpdateKeyConcurrent", testUpdateKeyConcurrent},
 		{"PreviousSecret", testPreviousSecret},
+		{"LookupCurrentSecretWins", testLookupCurrentSecretWins},
 		{"InsertKeyConcurrentDistinctNames", testInsertKeyConcurrentDistinctNames},
 		{"InsertKeyConcurrentSameName", testInsertKeyConcurrentSameName},
 		{"RecordUsageForwardOnly", testRecordUsageForwardOnly},
@@ -995,6 +996,44 @@ func testModesIsolated(t *testing.T, s store.Store) {
 // testPreviousSecret covers rotation with a grace period: UpdateKey keeps the
 // replaced hash, KeyBySecretHash finds the key by either hash (the current
 // one first), and clearing the previous hash stops the old secret.
+// testLookupCurrentSecretWins: a hash that is one key's current secret and
+// another's previous one (nothing in the schema forbids it, though fresh
+// random secrets never meet) finds the key whose current secret it is,
+// whichever of the two was inserted or rotated first; a hash that is only a
+// previous secret finds that key.
+func testLookupCurrentSecretWins(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r := s.Repo(apikey.Live)
+	mustAccount(t, r, "acct_1")
+	grace := ptr(at(time.Hour))
+	for i, prevFirst := range []bool{true, false} {
+		shared, onlyPrev := newHash(), newHash()
+		cur := newKey(fmt.Sprintf("key_c%d", i), "acct_1", fmt.Sprintf("current %d", i))
+		cur.SecretHash = shared
+		prev := newKey(fmt.Sprintf("key_p%d", i), "acct_1", fmt.Sprintf("previous %d", i))
+		rotate := func() {
+			mustUpdate(t, r, prev.ID, func(k *apikey.Key) { k.PrevSecretHash, k.PrevSecretExpiresAt = shared, grace })
+		}
+		if prevFirst {
+			mustInsert(t, r, prev)
+			rotate()
+			mustInsert(t, r, cur)
+		} else {
+			mustInsert(t, r, cur)
+			mustInsert(t, r, prev)
+			rotate()
+		}
+		k, err := r.KeyBySecretHash(ctx, shared)
+		if err != nil || k.ID != cur.ID {
+			t.Fatalf("prevFirst=%v: KeyBySecretHash(shared) = %v, %v; want %s, whose current secret it is", prevFirst, k, err, cur.ID)
+		}
+		mustUpdate(t, r, prev.ID, func(k *apikey.Key) { k.PrevSecretHash = onlyPrev })
+		if k, err := r.KeyBySecretHash(ctx, onlyPrev); err != nil || k.ID != prev.ID {
+			t.Fatalf("prevFirst=%v: KeyBySecretHash(a previous secret only) = %v, %v; want %s", prevFirst, k, err, prev.ID)
+		}
+	}
+}
+
 func testPreviousSecret(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	r := s.Repo(apikey.Live)
