@@ -854,6 +854,15 @@ func testRecordUsageForwardOnly(t *testing.T, s store.Store) {
 	if _, err := r.GetKey(ctx, "key_missing"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("RecordUsage created a key (GetKey err = %v)", err)
 	}
+	// Equal times in one batch: the first wins, as applying the batch in
+	// order would (a store may reorder a batch, not a key's own uses).
+	record(
+		store.Usage{KeyID: "key_1", At: at(40 * time.Second), IP: "192.0.2.41"},
+		store.Usage{KeyID: "key_2", At: at(8 * time.Second), IP: "198.51.100.8"},
+		store.Usage{KeyID: "key_1", At: at(40 * time.Second), IP: "192.0.2.42"},
+		store.Usage{KeyID: "key_1", At: at(40 * time.Second), IP: "192.0.2.43"},
+	)
+	checkUsage(t, r, "key_1", ptr(at(40*time.Second)), "192.0.2.41")
 
 	// Usage touches only last_used_*; UpdateKey never writes them back.
 	k := mustGet(t, r, "key_1")
@@ -862,7 +871,7 @@ func testRecordUsageForwardOnly(t *testing.T, s store.Store) {
 		k.LastUsedAt, k.LastUsedIP = ptr(at(-time.Hour)), ptr("0.0.0.0")
 		k.Name = "renamed"
 	})
-	checkUsage(t, r, "key_1", ptr(at(30*time.Second)), "192.0.2.30")
+	checkUsage(t, r, "key_1", ptr(at(40*time.Second)), "192.0.2.41")
 
 	// Deleted keys still record usage (the row is there), like any other.
 	mustUpdate(t, r, "key_2", func(k *apikey.Key) { k.Deleted = true })
