@@ -258,10 +258,20 @@ func newRepo(pool *pgxpool.Pool, mode apikey.Mode) *Repo {
 			WHERE account_id = $1 AND name_key = $2 AND NOT deleted AND NOT name_released
 			AND expires_at IS NOT NULL AND expires_at <= $3`,
 		getKey: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE id = $1`,
-		// The current secret first, then a previous one still in its grace period
-		// (whether that has expired is the caller's call).
-		keyBySecretHash: `SELECT ` + keyColumns + ` FROM ` + keys + `
-			WHERE secret_hash = $1 OR prev_secret_hash = $1 ORDER BY secret_hash = $1 DESC LIMIT 1`,
+		// A key by its current secret's hash, or else by its previous one's
+		// (whether that grace period has ended is the caller's call): one
+		// probe of each unique index, as in the SQLite store. The second arm
+		// yields a row only when no key has the hash as its current secret,
+		// so at most one row comes back and the current secret wins
+		// (storetest LookupCurrentSecretWins); LIMIT 1 stops the Append
+		// after the first arm's row, so a current secret costs one probe.
+		// The statement it replaces (OR, ORDER BY the current secret first)
+		// ran a BitmapOr of both indexes and a sort for every lookup.
+		keyBySecretHash: `SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE secret_hash = $1
+			UNION ALL
+			SELECT ` + keyColumns + ` FROM ` + keys + ` WHERE prev_secret_hash = $1
+				AND NOT EXISTS (SELECT 1 FROM ` + keys + ` WHERE secret_hash = $1)
+			LIMIT 1`,
 		// COLLATE "C" orders ids bytewise, as SQLite does, whatever the database's collation.
 		listManaged: `SELECT ` + keyColumns + ` FROM ` + keys + `
 			WHERE account_id = $1 AND managed AND NOT deleted ORDER BY type COLLATE "C" DESC, id COLLATE "C"`,

@@ -954,12 +954,22 @@ func (r *Repo) ListManagedKeys(ctx context.Context, accountID string) (_ []*apik
 	return out, rows.Err()
 }
 
-// RecordUsage is a write like any other: a unit of the writer's batch.
+// RecordUsage is a write like any other: a unit of the writer's batch. Its
+// updates run in key id order (a stable sort: a key's uses keep their
+// order, so the outcome is the batch's applied in order), so that the
+// probes of the id index walk its pages in order instead of at random, and
+// so do the table's pages where rowids follow ids (keys inserted in id
+// order, as seed does): a flush of 30 000 keys among a million ~34 → ~28 µs
+// CPU per key (BenchmarkRecordUsageSeeded), most of it the pages each
+// update dirties (read, saved in the unit's savepoint journal, written to
+// the WAL, checkpointed).
 func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error) {
 	defer classify(&err)
 	if len(batch) == 0 {
 		return nil
 	}
+	batch = slices.Clone(batch) // the caller's, not to be reordered
+	slices.SortStableFunc(batch, func(a, b store.Usage) int { return strings.Compare(a.KeyID, b.KeyID) })
 	return r.InTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx) // InTx hands its fn this package's tx, always
 		for _, u := range batch {

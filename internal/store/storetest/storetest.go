@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateKeyFnErrorAborts", testUpdateKeyFnErrorAborts},
 		{"UpdateKeyConcurrent", testUpdateKeyConcurrent},
 		{"PreviousSecret", testPreviousSecret},
+		{"LookupCurrentSecretWins", testLookupCurrentSecretWins},
 		{"InsertKeyConcurrentDistinctNames", testInsertKeyConcurrentDistinctNames},
 		{"InsertKeyConcurrentSameName", testInsertKeyConcurrentSameName},
 		{"RecordUsageForwardOnly", testRecordUsageForwardOnly},
@@ -853,6 +854,15 @@ func testRecordUsageForwardOnly(t *testing.T, s store.Store) {
 	if _, err := r.GetKey(ctx, "key_missing"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("RecordUsage created a key (GetKey err = %v)", err)
 	}
+	// Equal times in one batch: the first wins, as applying the batch in
+	// order would (a store may reorder a batch, not a key's own uses).
+	record(
+		store.Usage{KeyID: "key_1", At: at(40 * time.Second), IP: "192.0.2.41"},
+		store.Usage{KeyID: "key_2", At: at(8 * time.Second), IP: "198.51.100.8"},
+		store.Usage{KeyID: "key_1", At: at(40 * time.Second), IP: "192.0.2.42"},
+		store.Usage{KeyID: "key_1", At: at(40 * time.Second), IP: "192.0.2.43"},
+	)
+	checkUsage(t, r, "key_1", ptr(at(40*time.Second)), "192.0.2.41")
 
 	// Usage touches only last_used_*; UpdateKey never writes them back.
 	k := mustGet(t, r, "key_1")
@@ -861,7 +871,7 @@ func testRecordUsageForwardOnly(t *testing.T, s store.Store) {
 		k.LastUsedAt, k.LastUsedIP = ptr(at(-time.Hour)), ptr("0.0.0.0")
 		k.Name = "renamed"
 	})
-	checkUsage(t, r, "key_1", ptr(at(30*time.Second)), "192.0.2.30")
+	checkUsage(t, r, "key_1", ptr(at(40*time.Second)), "192.0.2.41")
 
 	// Deleted keys still record usage (the row is there), like any other.
 	mustUpdate(t, r, "key_2", func(k *apikey.Key) { k.Deleted = true })
@@ -995,6 +1005,44 @@ func testModesIsolated(t *testing.T, s store.Store) {
 // testPreviousSecret covers rotation with a grace period: UpdateKey keeps the
 // replaced hash, KeyBySecretHash finds the key by either hash (the current
 // one first), and clearing the previous hash stops the old secret.
+// testLookupCurrentSecretWins: a hash that is one key's current secret and
+// another's previous one (nothing in the schema forbids it, though fresh
+// random secrets never meet) finds the key whose current secret it is,
+// whichever of the two was inserted or rotated first; a hash that is only a
+// previous secret finds that key.
+func testLookupCurrentSecretWins(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	r := s.Repo(apikey.Live)
+	mustAccount(t, r, "acct_1")
+	grace := ptr(at(time.Hour))
+	for i, prevFirst := range []bool{true, false} {
+		shared, onlyPrev := newHash(), newHash()
+		cur := newKey(fmt.Sprintf("key_c%d", i), "acct_1", fmt.Sprintf("current %d", i))
+		cur.SecretHash = shared
+		prev := newKey(fmt.Sprintf("key_p%d", i), "acct_1", fmt.Sprintf("previous %d", i))
+		rotate := func() {
+			mustUpdate(t, r, prev.ID, func(k *apikey.Key) { k.PrevSecretHash, k.PrevSecretExpiresAt = shared, grace })
+		}
+		if prevFirst {
+			mustInsert(t, r, prev)
+			rotate()
+			mustInsert(t, r, cur)
+		} else {
+			mustInsert(t, r, cur)
+			mustInsert(t, r, prev)
+			rotate()
+		}
+		k, err := r.KeyBySecretHash(ctx, shared)
+		if err != nil || k.ID != cur.ID {
+			t.Fatalf("prevFirst=%v: KeyBySecretHash(shared) = %v, %v; want %s, whose current secret it is", prevFirst, k, err, cur.ID)
+		}
+		mustUpdate(t, r, prev.ID, func(k *apikey.Key) { k.PrevSecretHash = onlyPrev })
+		if k, err := r.KeyBySecretHash(ctx, onlyPrev); err != nil || k.ID != prev.ID {
+			t.Fatalf("prevFirst=%v: KeyBySecretHash(a previous secret only) = %v, %v; want %s", prevFirst, k, err, prev.ID)
+		}
+	}
+}
+
 func testPreviousSecret(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	r := s.Repo(apikey.Live)
