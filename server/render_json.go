@@ -66,17 +66,7 @@ func appendTimePtr(b []byte, t *time.Time) ([]byte, error) {
 // appendMetadata appends m with its keys sorted, as encoding/json writes a
 // map (nil as {}: toAPIKey renders no metadata as an empty object).
 func appendMetadata(b []byte, m map[string]string) []byte {
-	var buf [16]string
-	b = append(b, '{')
-	for i, name := range sortedKeys(buf[:0], m) {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, name)
-		b = append(b, ':')
-		b = appendJSONString(b, m[name])
-	}
-	return append(b, '}')
+	return appendSortedMap(b, m, appendJSONString)
 }
 
 // appendPermissions appends a permission map as encoding/json writes
@@ -86,7 +76,13 @@ func appendPermissions(b []byte, m map[string][]string) []byte {
 	if m == nil {
 		return append(b, `null`...)
 	}
-	var buf [16]string // the catalog's resources fit: no allocation
+	return appendSortedMap(b, m, appendJSONStrings)
+}
+
+// appendSortedMap appends m as an object, its members in encoding/json's
+// order (sortedKeys), each value by appendValue.
+func appendSortedMap[V any](b []byte, m map[string]V, appendValue func([]byte, V) []byte) []byte {
+	var buf [16]string // a key's metadata and the catalog's resources fit: no allocation
 	b = append(b, '{')
 	for i, name := range sortedKeys(buf[:0], m) {
 		if i > 0 {
@@ -94,7 +90,7 @@ func appendPermissions(b []byte, m map[string][]string) []byte {
 		}
 		b = appendJSONString(b, name)
 		b = append(b, ':')
-		b = appendJSONStrings(b, m[name])
+		b = appendValue(b, m[name])
 	}
 	return append(b, '}')
 }

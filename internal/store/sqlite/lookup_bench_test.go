@@ -125,26 +125,12 @@ func explainQuery(b *testing.B, st *sqlite.Store, q string) string {
 // skipped without it. The store is opened as the server opens it, so its
 // readers' settings (page cache, mmap_size) are what is measured.
 func BenchmarkKeyBySecretHashSeeded(b *testing.B) {
-	dir := os.Getenv("HSRCPAY_BENCH_SEEDED")
-	if dir == "" {
-		b.Skip("HSRCPAY_BENCH_SEEDED (a SEED_DIR/sqlite of profile.sh verify_uncached) is not set")
-	}
-	f, err := os.Open(filepath.Join(dir, "secrets")) //nolint:gosec // the benchmark's input, named by whoever runs it
-	if err != nil {
-		b.Fatal(err)
-	}
-	var hashes [][]byte
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		hashes = append(hashes, keys.Hash(sc.Text()))
-	}
-	_ = f.Close()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "data"), sqlite.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = st.Close() }()
+	secrets, st := openSeeded(b)
 	repo := st.Repo(apikey.Sandbox)
+	hashes := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		hashes[i] = keys.Hash(s)
+	}
 	b.Run(fmt.Sprintf("keys=%d", len(hashes)), func(b *testing.B) {
 		defer cputime.Report(b, cputime.Process())
 		b.ReportAllocs()
@@ -153,11 +139,38 @@ func BenchmarkKeyBySecretHashSeeded(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			r := rand.New(rand.NewPCG(seed.Add(1), 0)) //nolint:gosec // which keys to look up, not a secret
 			for pb.Next() {
-				if _, err := repo.KeyBySecretHash(ctx, hashes[r.IntN(len(hashes))]); err != nil {
+				if _, err := repo.KeyBySecretHash(context.Background(), hashes[r.IntN(len(hashes))]); err != nil {
 					b.Error(err)
 					return
 				}
 			}
 		})
 	})
+}
+
+// openSeeded opens the store .ci/bench/seed seeded in HSRCPAY_BENCH_SEEDED
+// (a SEED_DIR/sqlite of profile.sh verify_uncached: data/ and secrets) as
+// the server opens it, and reads its secrets; the benchmark is skipped
+// without it.
+func openSeeded(b *testing.B) ([]string, *sqlite.Store) {
+	b.Helper()
+	dir := os.Getenv("HSRCPAY_BENCH_SEEDED")
+	if dir == "" {
+		b.Skip("HSRCPAY_BENCH_SEEDED (a SEED_DIR/sqlite of profile.sh verify_uncached) is not set")
+	}
+	f, err := os.Open(filepath.Join(dir, "secrets")) //nolint:gosec // the benchmark's input, named by whoever runs it
+	if err != nil {
+		b.Fatal(err)
+	}
+	var secrets []string
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		secrets = append(secrets, sc.Text())
+	}
+	_ = f.Close()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "data"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	return secrets, st
 }

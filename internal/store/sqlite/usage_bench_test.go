@@ -3,12 +3,10 @@
 package sqlite_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/cputime"
 	"github.com/hsrcpay/apikeys/internal/keys"
 	"github.com/hsrcpay/apikeys/internal/store"
-	"github.com/hsrcpay/apikeys/internal/store/sqlite"
 )
 
 // BenchmarkRecordUsageSeeded is the usage flush of load.sh's verify_uncached
@@ -31,32 +28,15 @@ import (
 // every row it touches (NULL to a time and an address), later runs only
 // rewrite them.
 func BenchmarkRecordUsageSeeded(b *testing.B) {
-	dir := os.Getenv("HSRCPAY_BENCH_SEEDED")
-	if dir == "" {
-		b.Skip("HSRCPAY_BENCH_SEEDED (a SEED_DIR/sqlite of profile.sh verify_uncached) is not set")
-	}
+	secrets, st := openSeeded(b)
+	repo := st.Repo(apikey.Sandbox)
 	sample := 100_000
 	if v := os.Getenv("HSRCPAY_BENCH_USAGE_SAMPLE"); v != "" {
 		if _, err := fmt.Sscan(v, &sample); err != nil {
 			b.Fatal(err)
 		}
 	}
-	f, err := os.Open(filepath.Join(dir, "secrets")) //nolint:gosec // the benchmark's input, named by whoever runs it
-	if err != nil {
-		b.Fatal(err)
-	}
-	var secrets []string
-	for sc := bufio.NewScanner(f); sc.Scan(); {
-		secrets = append(secrets, sc.Text())
-	}
-	_ = f.Close()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "data"), sqlite.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = st.Close() }()
-	repo := st.Repo(apikey.Sandbox)
 	r := rand.New(rand.NewPCG(1, 2)) //nolint:gosec // which keys to use, not a secret
 	ids := make([]string, 0, sample)
 	for _, i := range r.Perm(len(secrets))[:min(sample, len(secrets))] {
