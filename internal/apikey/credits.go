@@ -134,6 +134,21 @@ func (c *Credits) Spend(cost int64, now time.Time) (after *Credits, ok bool) {
 	return after, true
 }
 
+// Clone is a copy of c that shares nothing with it (its refill included);
+// nil for nil. The caches keep clones, so that a caller changing a key's
+// credits in place changes no cached copy.
+func (c *Credits) Clone() *Credits {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	if c.Refill != nil {
+		r := *c.Refill
+		out.Refill = &r
+	}
+	return &out
+}
+
 // Effective is what is left at now (At's Remaining).
 func (c *Credits) Effective(now time.Time) int64 { return c.At(now).Remaining }
 

@@ -13,6 +13,15 @@ type RateLimit struct {
 	Window time.Duration
 }
 
+// Clone is a copy of r; nil for nil (see Credits.Clone).
+func (r *RateLimit) Clone() *RateLimit {
+	if r == nil {
+		return nil
+	}
+	out := *r
+	return &out
+}
+
 // Bounds of a per-key rate limit (the spec's RateLimit).
 const (
 	MaxRateLimit = 1_000_000

@@ -513,21 +513,11 @@ func copyScalars(k *apikey.Key) *apikey.Key {
 	out.Permissions, out.Metadata = nil, nil
 	out.Type, out.Status, out.CreatedBy.Kind = canonical(k.Type), canonical(k.Status), canonical(k.CreatedBy.Kind)
 	out.AllowedNetworks = slices.Clone(k.AllowedNetworks) // enforced on every use of the key
-	if k.RateLimit != nil {
-		rl := *k.RateLimit
-		out.RateLimit = &rl
-	}
+	out.RateLimit = k.RateLimit.Clone()
 	// Only whether the key has credits is used from a cached copy (verify
 	// then spends in the store, which answers what is left): a copy of the
 	// count, never the count.
-	if k.Credits != nil {
-		c := *k.Credits
-		if c.Refill != nil {
-			r := *c.Refill
-			c.Refill = &r
-		}
-		out.Credits = &c
-	}
+	out.Credits = k.Credits.Clone()
 	return &out
 }
 

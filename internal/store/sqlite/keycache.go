@@ -164,18 +164,8 @@ func cloneKey(k *apikey.Key) *apikey.Key {
 	if k.AllowedNetworks != nil {
 		c.AllowedNetworks = slices.Clip(slices.Clone(k.AllowedNetworks))
 	}
-	if k.RateLimit != nil {
-		r := *k.RateLimit
-		c.RateLimit = &r
-	}
-	if k.Credits != nil {
-		cr := *k.Credits
-		if cr.Refill != nil {
-			r := *cr.Refill
-			cr.Refill = &r
-		}
-		c.Credits = &cr
-	}
+	c.RateLimit = k.RateLimit.Clone()
+	c.Credits = k.Credits.Clone()
 	return c
 }
 
