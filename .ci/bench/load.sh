@@ -17,6 +17,7 @@
 #   STRICT=1 .ci/bench/load.sh        # exit 1 when a target is missed or a row flagged
 #   HSRCPAY_SQLITE_SYNCHRONOUS=FULL .ci/bench/load.sh   # durable against power loss too
 #   VERIFY_KEYS=1000000 VERIFY_CACHE_KEYS=10000   # verify_uncached: keys seeded, credential cache size
+#   FLOORS=0 .ci/bench/load.sh        # without the *_floor rows (default: with them, ~1 min a run)
 #
 # Services it uses (creating and dropping only what it made):
 #   PostgreSQL  BENCH_POSTGRES_URL, else HSRCPAY_TEST_POSTGRES_URL, else
@@ -80,6 +81,17 @@
 #   revocation       two replicas on one PostgreSQL database and Redis; .ci/bench/revocation
 #                    measures how long a revoked key keeps working on the other replica
 #                    (skipped with a note without PostgreSQL or Redis).
+#   *_floor          (FLOORS=1, the default) the physical floor of a row that misses its target
+#                    (issue 19): list, audit_list, get, create, regenerate and verify_uncached on
+#                    both stores, regenerate_many on PostgreSQL. .ci/bench/floor, a bare Echo
+#                    server on the same store, runs only the statements the operation cannot do
+#                    without (no auth, validation, logging, idempotency, policy: see its routes)
+#                    and answers the same shape; it starts beside the real server of the run,
+#                    which stays idle while the floor row runs right after the real one, with
+#                    the same wrk script, arguments and connections. The table gives each floor
+#                    row's ratio against the real row's target (evidence, never a failure of
+#                    STRICT, unless its answers were wrong) and, on the real row, "of floor":
+#                    its requests/s as a share of the floor's.
 # Client and server share this machine's cores: numbers are relative, not capacity.
 set -euo pipefail
 
@@ -110,6 +122,7 @@ REDIS_URL="${BENCH_REDIS_URL:-redis://127.0.0.1:6379/0}"
 REVOCATION_TIMEOUT="${REVOCATION_TIMEOUT:-120}"
 ACCOUNT="acct_demo"
 STRICT="${STRICT:-0}"
+FLOORS="${FLOORS:-1}"
 GO="${GO:-go}"
 START_TS=$SECONDS
 # Hermetic: no inherited setting (a Redis URL, a log level...) changes what is measured.
@@ -227,6 +240,7 @@ log "building server and baseline"
 "$GO" build -o "$TMP/baseline" .ci/bench/baseline/main.go
 # Built from its file: an import path may not contain ".ci".
 if want verify_uncached; then "$GO" build -o "$TMP/seed" .ci/bench/seed/main.go; fi
+if [ "$FLOORS" = 1 ]; then "$GO" build -o "$TMP/floor" .ci/bench/floor/main.go; fi
 
 # --- servers -------------------------------------------------------------------------------
 BASE_PORT="$(free_port 18480)"
@@ -540,10 +554,20 @@ one_store() {
     if want list; then
       expect_page "/v1/api-keys/?account_id=$ACCOUNT&limit=20" "$SECRET" 20
       run_wrk list "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/get.lua "$SRV_URL" "$SECRET" "/v1/api-keys/?account_id=$ACCOUNT&limit=20"
+      if has_floor list "$store"; then
+        ensure_floor "$name"
+        floor_page "/v1/api-keys/?account_id=$ACCOUNT&limit=20" 20
+        floor_row list "$store" "$run" 200 .ci/bench/get.lua "$SECRET" "/v1/api-keys/?account_id=$ACCOUNT&limit=20"
+      fi
     fi
     if want audit_list; then
       expect_page "/v1/audit-events?account_id=$ACCOUNT&limit=100" "$SECRET" 100
       run_wrk audit_list "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/get.lua "$SRV_URL" "$SECRET" "/v1/audit-events?account_id=$ACCOUNT&limit=100"
+      if has_floor audit_list "$store"; then
+        ensure_floor "$name"
+        floor_page "/v1/audit-events?account_id=$ACCOUNT&limit=100" 100
+        floor_row audit_list "$store" "$run" 200 .ci/bench/get.lua "$SECRET" "/v1/audit-events?account_id=$ACCOUNT&limit=100"
+      fi
     fi
     if want get; then
       paths=()
@@ -551,22 +575,44 @@ one_store() {
       expect 200 GET "$SRV_URL${paths[0]}" "$SECRET" ""
       jq -e --arg id "${paths[0]##*/}" '.data.id == $id' "$TMP/call.body" >/dev/null || die "pre-flight get: not the key asked for"
       run_wrk get "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/get.lua "$SRV_URL" "$SECRET" "${paths[@]}"
+      if has_floor get "$store"; then
+        ensure_floor "$name"
+        expect 200 GET "$FLOOR_URL${paths[0]}" - ""
+        jq -e --arg id "${paths[0]##*/}" '.data.id == $id' "$TMP/call.body" >/dev/null || die "floor pre-flight get: not the key asked for"
+        floor_row get "$store" "$run" 200 .ci/bench/get.lua "$SECRET" "${paths[@]}"
+      fi
     fi
 
     if want create; then
       run_wrk create "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 201 .ci/bench/create.lua "$SRV_URL" "$SECRET" "$ACCOUNT" "$tag"
+      if has_floor create "$store"; then
+        ensure_floor "$name"
+        expect 201 POST "$FLOOR_URL/v1/api-keys/?account_id=$ACCOUNT" - '{"name":"preflight floor","permissions":{"payment":["read"]}}'
+        floor_row create "$store" "$run" 201 .ci/bench/create.lua "$SECRET" "$ACCOUNT" "$tag-floor"
+      fi
     fi
     if want regenerate; then
       # Regenerating the publishable key invalidates it: this runs after rejected_403.
       expect 200 POST "$SRV_URL/v1/api-keys/$PUB_ID/regenerate" "$SECRET" '{}'
       run_wrk regenerate "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/regenerate.lua "$SRV_URL" "$SECRET" "$PUB_ID"
+      if has_floor regenerate "$store"; then
+        ensure_floor "$name"
+        expect 200 POST "$FLOOR_URL/v1/api-keys/$PUB_ID/regenerate" - '{}'
+        floor_row regenerate "$store" "$run" 200 .ci/bench/regenerate.lua "$SECRET" "$PUB_ID"
+      fi
     fi
     if want regenerate_many; then
       local first
       read -r -a first <"$TMP/$name.many"
       expect 200 POST "$SRV_URL/v1/api-keys/${first[1]}/regenerate" "${first[0]}" '{}'
       run_wrk regenerate_many "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/regenerate_many.lua "$SRV_URL" "$TMP/$name.many" "$THREADS"
+      if has_floor regenerate_many "$store"; then
+        ensure_floor "$name"
+        expect 200 POST "$FLOOR_URL/v1/api-keys/${first[1]}/regenerate" - '{}'
+        floor_row regenerate_many "$store" "$run" 200 .ci/bench/regenerate_many.lua "$TMP/$name.many" "$THREADS"
+      fi
     fi
+    stop_floor
     stop_server "$name"
   fi
 
@@ -589,8 +635,77 @@ one_store() {
       expect_valid "$store" "$caller" "$(sed -n "${got}p" "$secrets")"
     done
     run_wrk verify_uncached "$store" "$run" "$SRV_PID" "$SRV_METRICS" "$SRV_LOG" 200 .ci/bench/verify_uncached.lua "$SRV_URL" "$caller" "$secrets" "$THREADS"
+    if has_floor verify_uncached "$store"; then
+      # The same seeded store, the real server idle beside it.
+      ensure_floor "$name"
+      for got in 1 $(((RANDOM * 32768 + RANDOM) % n + 1)) "$n"; do
+        floor_valid "$(sed -n "${got}p" "$secrets")"
+      done
+      floor_row verify_uncached "$store" "$run" 200 .ci/bench/verify_uncached.lua "$caller" "$secrets" "$THREADS"
+      stop_floor
+    fi
     stop_server "$name"
   fi
+}
+
+# --- floors (issue 19) ---------------------------------------------------------------------
+# has_floor SCENARIO STORE: whether the scenario is selected and has a floor row on that store
+# (FLOORS=1): the rows that miss a target of issue 19 (regenerate_many has one on PostgreSQL only).
+has_floor() {
+  [ "$FLOORS" = 1 ] && want "$1" || return 1
+  case "$1@$2" in
+    list@* | audit_list@* | get@* | create@* | regenerate@* | verify_uncached@* | regenerate_many@postgres) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# ensure_floor NAME: .ci/bench/floor on the store HSRCPAY_DATABASE_URL names (the running real
+# server's: the floor reads what the real row read), metrics on a side port, unless it runs
+# already. Sets FLOOR_PID FLOOR_URL FLOOR_METRICS FLOOR_LOG.
+FLOOR_PID=""
+ensure_floor() {
+  [ -z "$FLOOR_PID" ] || return 0
+  local port mport
+  port="$(free_port $((BASE_PORT + 20)))"
+  mport="$(free_port $((port + 1)))"
+  FLOOR_LOG="$TMP/$1.floor.log"
+  "$TMP/floor" -db "$HSRCPAY_DATABASE_URL" -mode test -sqlite-synchronous "$SYNC" \
+    -addr "127.0.0.1:$port" -metrics "127.0.0.1:$mport" >"$FLOOR_LOG" 2>&1 &
+  FLOOR_PID=$!
+  PIDS+=("$FLOOR_PID")
+  FLOOR_URL="http://127.0.0.1:$port"
+  FLOOR_METRICS="http://127.0.0.1:$mport/metrics"
+  wait_http "$FLOOR_URL/healthz" "$FLOOR_PID" "$FLOOR_LOG"
+  wait_http "$FLOOR_METRICS" "$FLOOR_PID" "$FLOOR_LOG"
+}
+
+stop_floor() { # stop the floor server, if one runs; anything it logged (a failed usage flush) stops the script
+  [ -n "$FLOOR_PID" ] || return 0
+  stop_pid "$FLOOR_PID"
+  FLOOR_PID=""
+  [ ! -s "$FLOOR_LOG" ] || { head -5 "$FLOOR_LOG" >&2; die "the floor server logged errors ($FLOOR_LOG)"; }
+}
+
+# floor_row SCENARIO STORE RUN EXPECT SCRIPT ARGS...: the floor row of SCENARIO, as run_wrk
+# runs the real one (same script and arguments), against the floor server.
+floor_row() {
+  local s="$1" store="$2" run="$3" want="$4" script="$5"
+  shift 5
+  run_wrk "${s}_floor" "$store" "$run" "$FLOOR_PID" "$FLOOR_METRICS" - "$want" "$script" "$FLOOR_URL" "$@"
+}
+
+# floor_page PATH N: the floor's GET PATH must answer 200 with a page of N items, more following.
+floor_page() {
+  expect 200 GET "$FLOOR_URL$1" - ""
+  jq -e --argjson n "$2" '.data.object == "list" and (.data.data | length) == $n and .data.has_more' "$TMP/call.body" >/dev/null ||
+    { head -c 600 "$TMP/call.body" >&2; die "floor GET $1: want a page of $2 items"; }
+}
+
+# floor_valid KEY: the floor's verify of KEY answers 200, VALID.
+floor_valid() {
+  expect 200 POST "$FLOOR_URL/v1/api-keys/verify" - "{\"key\":\"$1\"}"
+  jq -e '.data.valid == true and .data.code == "VALID"' "$TMP/call.body" >/dev/null ||
+    { cat "$TMP/call.body" >&2; die "floor pre-flight verify: the key is not VALID"; }
 }
 
 # control_key NAME FIELDS: creates a custom key with the create body's extra JSON FIELDS
@@ -774,8 +889,8 @@ target_text() { # MIN_RATIO MAX_P99_MS MAX_ALLOC_BYTES MAX_CPU_US
 
 # row CELLS...: one Markdown table row, padded by characters (not bytes: µ, ≥, ≤ and ×
 # take two or three) so that it also reads as a table in a terminal.
-WIDTHS=(16 14 10 9 9 5 8 9 10 29 23 0)
-ALIGN=(l l r r r r r r r l l l)
+WIDTHS=(21 14 10 9 9 5 8 8 9 10 29 23 0)
+ALIGN=(l l r r r r r r r r l l l)
 row() {
   local out="|" i=0 v sp
   for v in "$@"; do
@@ -801,72 +916,102 @@ echo
 echo "Loopback load, median of $RUNS runs: $WRK_CMD (client and server share $(nproc) cores; load average before/after on stderr)"
 echo "Per request, on the server: CPU = process user+system time (less disturbed by other load than requests/s);"
 echo "alloc/allocs = go_memstats_alloc_bytes_total / go_memstats_mallocs_total deltas (Go heap, all goroutines)."
+if [ "$FLOORS" = 1 ]; then
+  echo "*_floor: the physical floor of the row above it (.ci/bench/floor on the same store: only the statements the operation"
+  echo "cannot do without, the same driver and pool, no auth, validation, logging, idempotency or policy); its result: whether the"
+  echo "floor itself meets the real row's target. \"of floor\": the real row's requests/s over its floor's (FLOORS=0: no floor rows)."
+fi
 [ "$SCENARIOS" = "$ALL_SCENARIOS" ] || echo "Scenarios: $SCENARIOS (SCENARIOS); the baseline always."
 echo "Stores: SQLite WAL, synchronous=$SYNC$([ "$SYNC" = NORMAL ] && echo ' (a commit survives a process crash, not a power loss)')$(has_store postgres && echo "; PostgreSQL $(psql "$PG_ADMIN" -qAtc 'SHOW server_version' 2>/dev/null | cut -d' ' -f1) on loopback, a fresh database per server")."
 echo
-row scenario store requests/s p50 p99 ratio CPU/req alloc/req allocs/req target result "runs (req/s); notes"
+row scenario store requests/s p50 p99 ratio "of floor" CPU/req alloc/req allocs/req target result "runs (req/s); notes"
 rule
+# report_row SCENARIO STORE: one row of the table (and its floor row after it, when there is one).
+# A floor row (SCENARIO_floor) is held to its real row's bounds to show whether the floor
+# itself could meet them; its result is evidence, not a target, so only wrong answers (statuses,
+# socket errors) count as missed for STRICT.
+report_row() {
+  local s="$1" st="$2" key="$1@$2" base="${1%_floor}" floor=0 tmin tp99 talloc tcpu skip rps p50 p99 cpu ratio alloc allocs why note
+  local other sockerr misses inexact result share=- frps fcpu
+  [ "$base" = "$s" ] || floor=1
+  read -r tmin tp99 talloc tcpu <<<"$(target "$base" "$st")"
+  skip="$(awk -v k="$key" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$TMP/skipped")"
+  if [ -n "$skip" ]; then
+    row "$s" "$st" - - - - - - - - "$(target_text "$tmin" "$tp99" "$talloc" "$tcpu")" skipped "$skip"
+    notes+=("$key skipped: $skip")
+    return
+  fi
+  rps="$(median "$key" rps)"; p50="$(median "$key" p50_us)"; p99="$(median "$key" p99_us)"; cpu="$(median "$key" cpu_us)"
+  ratio="$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+  if [ "$s" = baseline ]; then
+    alloc=-; allocs=-
+  else
+    alloc="$(awk -v b="$(median "$key" alloc_b)" 'BEGIN { printf "%.1f KB", b / 1000 }')"
+    allocs="$(awk -v n="$(median "$key" allocs)" 'BEGIN { printf "%.0f", n }')"
+  fi
+  why=()
+  [ "$tmin" = - ] || awk -v r="$ratio" -v m="$tmin" 'BEGIN { exit !(r >= m) }' || why+=("ratio")
+  [ "$tp99" = - ] || awk -v p="$p99" -v m="$tp99" 'BEGIN { exit !(p <= m * 1000) }' || why+=("p99")
+  [ "$talloc" = - ] || awk -v a="$(median "$key" alloc_b)" -v m="$talloc" 'BEGIN { exit !(a <= m) }' || why+=("alloc")
+  [ "$tcpu" = - ] || awk -v c="$cpu" -v m="$tcpu" 'BEGIN { exit !(c <= m) }' || why+=("cpu")
+  local bounds=("${why[@]}")
+  # Answers other than the expected status (server counters) and wrk's socket errors:
+  # either means the row did not measure (only) what it says.
+  other="$(total "$key" other)"
+  sockerr="$(total "$key" socket_errors)"
+  note="$(all_runs "$key")"
+  if [ "$other" != 0 ]; then
+    note="$note; ! $other unexpected statuses ($(field_values "$key" other_detail | grep -v '^-$' | paste -sd, -))"
+    why+=("statuses")
+  fi
+  if [ "$s" = verify_uncached ]; then
+    # The row measures lookups that miss the cache: most must (each verify looks up the
+    # caller's key too, which hits).
+    misses="$(median "$key" misses)"
+    note="$note; cache misses $(awk -v m="$misses" 'BEGIN { printf "%.2f", m }')/req"
+    awk -v m="$misses" 'BEGIN { exit !(m >= 0.5) }' || { note="$note (! fewer than half miss)"; why+=("cache"); }
+  fi
+  if [ "$s" = verify_credits ]; then
+    # Every run's spent credits against its VALID answers: a difference is a lost or
+    # doubled spend, and voids the row.
+    inexact="$(awk -v k="$key" '$1 == k && $2 != $3 { printf "%s%s spent for %s VALID", (n++ ? ", " : ""), $2, $3 }' "$TMP/credits" 2>/dev/null)"
+    if [ -n "$inexact" ]; then note="$note; ! credits not exact: $inexact"; why+=("exactness"); else note="$note; credits exact"; fi
+  fi
+  if [ "$sockerr" != 0 ]; then
+    note="$note; ! $sockerr socket errors"
+    why+=("socket")
+  fi
+  # The real row's share of its floor: requests/s, and its CPU per request against the floor's.
+  if [ "$floor" = 0 ] && [ -n "$(field_values "${s}_floor@$st" rps)" ]; then
+    frps="$(median "${s}_floor@$st" rps)"; fcpu="$(median "${s}_floor@$st" cpu_us)"
+    share="$(awk -v a="$rps" -v b="$frps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+    note="$note; CPU $(awk -v a="$cpu" -v b="$fcpu" 'BEGIN { printf "%.1f", (b > 0 ? a / b : 0) }')× the floor's"
+  fi
+  result=-
+  if [ "$floor" = 1 ]; then
+    local wrong=("${why[@]:${#bounds[@]}}")
+    if [ "${#wrong[@]}" -gt 0 ]; then
+      result="FLAGGED: $(IFS=,; echo "${wrong[*]}")"; missed=1
+    elif [ "$(target_text "$tmin" "$tp99" "$talloc" "$tcpu")" != - ]; then
+      if [ "${#bounds[@]}" = 0 ]; then result="floor met"; else result="floor MISSED: $(IFS=,; echo "${bounds[*]}")"; fi
+    fi
+  elif [ "$(target_text "$tmin" "$tp99" "$talloc" "$tcpu")" != - ]; then
+    if [ "${#why[@]}" = 0 ]; then result=met; else result="MISSED: $(IFS=,; echo "${why[*]}")"; missed=1; fi
+  elif [ "${#why[@]}" -gt 0 ]; then
+    result="FLAGGED: $(IFS=,; echo "${why[*]}")"; missed=1
+  fi
+  row "$s" "$st" "$(printf '%.0f' "$rps")" "$(ms "$p50")" "$(ms "$p99")" "$ratio" "$share" "$(printf '%.0f µs' "$cpu")" "$alloc" "$allocs" \
+    "$(target_text "$tmin" "$tp99" "$talloc" "$tcpu")" "$result" "$note"
+}
+
 for s in baseline $ALL_SCENARIOS; do
   [ "$s" != revocation ] || continue
   [ "$s" = baseline ] || want "$s" || continue
   stores="$STORES"
   [ "$s" != baseline ] || stores=-
   for st in $stores; do
-    key="$s@$st"
-    read -r tmin tp99 talloc tcpu <<<"$(target "$s" "$st")"
-    skip="$(awk -v k="$key" '$1 == k { $1 = ""; sub(/^ /, ""); print; exit }' "$TMP/skipped")"
-    if [ -n "$skip" ]; then
-      row "$s" "$st" - - - - - - - "$(target_text "$tmin" "$tp99" "$talloc" "$tcpu")" skipped "$skip"
-      notes+=("$key skipped: $skip")
-      continue
-    fi
-    rps="$(median "$key" rps)"; p50="$(median "$key" p50_us)"; p99="$(median "$key" p99_us)"; cpu="$(median "$key" cpu_us)"
-    ratio="$(awk -v a="$rps" -v b="$base_rps" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
-    if [ "$s" = baseline ]; then
-      alloc=-; allocs=-
-    else
-      alloc="$(awk -v b="$(median "$key" alloc_b)" 'BEGIN { printf "%.1f KB", b / 1000 }')"
-      allocs="$(awk -v n="$(median "$key" allocs)" 'BEGIN { printf "%.0f", n }')"
-    fi
-    why=()
-    [ "$tmin" = - ] || awk -v r="$ratio" -v m="$tmin" 'BEGIN { exit !(r >= m) }' || why+=("ratio")
-    [ "$tp99" = - ] || awk -v p="$p99" -v m="$tp99" 'BEGIN { exit !(p <= m * 1000) }' || why+=("p99")
-    [ "$talloc" = - ] || awk -v a="$(median "$key" alloc_b)" -v m="$talloc" 'BEGIN { exit !(a <= m) }' || why+=("alloc")
-    [ "$tcpu" = - ] || awk -v c="$cpu" -v m="$tcpu" 'BEGIN { exit !(c <= m) }' || why+=("cpu")
-    # Answers other than the expected status (server counters) and wrk's socket errors:
-    # either means the row did not measure (only) what it says.
-    other="$(total "$key" other)"
-    sockerr="$(total "$key" socket_errors)"
-    note="$(all_runs "$key")"
-    if [ "$other" != 0 ]; then
-      note="$note; ! $other unexpected statuses ($(field_values "$key" other_detail | grep -v '^-$' | paste -sd, -))"
-      why+=("statuses")
-    fi
-    if [ "$s" = verify_uncached ]; then
-      # The row measures lookups that miss the cache: most must (each verify looks up the
-      # caller's key too, which hits).
-      misses="$(median "$key" misses)"
-      note="$note; cache misses $(awk -v m="$misses" 'BEGIN { printf "%.2f", m }')/req"
-      awk -v m="$misses" 'BEGIN { exit !(m >= 0.5) }' || { note="$note (! fewer than half miss)"; why+=("cache"); }
-    fi
-    if [ "$s" = verify_credits ]; then
-      # Every run's spent credits against its VALID answers: a difference is a lost or
-      # doubled spend, and voids the row.
-      inexact="$(awk -v k="$key" '$1 == k && $2 != $3 { printf "%s%s spent for %s VALID", (n++ ? ", " : ""), $2, $3 }' "$TMP/credits" 2>/dev/null)"
-      if [ -n "$inexact" ]; then note="$note; ! credits not exact: $inexact"; why+=("exactness"); else note="$note; credits exact"; fi
-    fi
-    if [ "$sockerr" != 0 ]; then
-      note="$note; ! $sockerr socket errors"
-      why+=("socket")
-    fi
-    result=-
-    if [ "$(target_text "$tmin" "$tp99" "$talloc" "$tcpu")" != - ]; then
-      if [ "${#why[@]}" = 0 ]; then result=met; else result="MISSED: $(IFS=,; echo "${why[*]}")"; missed=1; fi
-    elif [ "${#why[@]}" -gt 0 ]; then
-      result="FLAGGED: $(IFS=,; echo "${why[*]}")"; missed=1
-    fi
-    row "$s" "$st" "$(printf '%.0f' "$rps")" "$(ms "$p50")" "$(ms "$p99")" "$ratio" "$(printf '%.0f µs' "$cpu")" "$alloc" "$allocs" \
-      "$(target_text "$tmin" "$tp99" "$talloc" "$tcpu")" "$result" "$note"
+    report_row "$s" "$st"
+    if [ -n "$(field_values "${s}_floor@$st" rps)" ]; then report_row "${s}_floor" "$st"; fi
   done
 done
 # The revocation delay: the time from a key's revocation on replica A until replica B refuses it.
@@ -874,14 +1019,14 @@ skip="$(awk '$1 == "revocation@postgres+redis" { $1 = ""; sub(/^ /, ""); print; 
 if ! want revocation; then
   :
 elif [ -n "$skip" ]; then
-  row revocation postgres+redis - - - - - - - "p99≤1s" skipped "$skip"
+  row revocation postgres+redis - - - - - - - - "p99≤1s" skipped "$skip"
   notes+=("revocation skipped: $skip")
 else
   rl="$(cat "$TMP/revocation")"
   kv() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<" $rl"; }
   rp50="$(kv p50_ms)"; rp99="$(kv p99_ms)"
   if awk -v p="$rp99" 'BEGIN { exit !(p != "" && p <= 1000) }'; then result=met; else result="MISSED: p99"; missed=1; fi
-  row revocation postgres+redis - "$rp50 ms" "$rp99 ms" - - - - "p99≤1s" "$result" "n=$(kv n) max=$(kv max_ms) ms (delay until the other replica refuses a revoked key)"
+  row revocation postgres+redis - "$rp50 ms" "$rp99 ms" - - - - - "p99≤1s" "$result" "n=$(kv n) max=$(kv max_ms) ms (delay until the other replica refuses a revoked key)"
 fi
 validation="$(for st in $STORES; do
   awk -v st="$st" -v a="$(median "create_validated@$st" rps)" -v b="$(median "create@$st" rps)" -v ca="$(median "create_validated@$st" cpu_us)" -v cb="$(median "create@$st" cpu_us)" 'BEGIN {
