@@ -61,7 +61,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
-	_ "modernc.org/sqlite" // the real store's driver
+	sqlite3 "modernc.org/sqlite" // the real store's driver
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/audit"
@@ -848,15 +848,24 @@ var errNotFound = errors.New("not found")
 // sqliteReaderPragmas and sqliteWriterPragmas are the real store's
 // connection settings (internal/store/sqlite/sqlite.go: dsn, readers,
 // readerCacheKiB, readerMmapBytes, writerCacheKiB, walSizeLimit), kept in
-// step by hand. The floor's writer leaves SQLite's own autocheckpoint on
-// (the real writer turns it off and checkpoints from a goroutine of its
-// own and between batches: the floor has neither).
+// step by hand. As the real writer (writer.go), the floor's never
+// checkpoints on COMMIT: a goroutine on a connection of its own copies the
+// WAL back (PASSIVE) once the commits have appended sqliteCheckpointPages,
+// so that its fsync never holds up the writer, and the writer restarts the
+// WAL between batches once it holds sqliteRestartPages and at most
+// sqliteTailPages are left to copy (or past sqliteHardPages), waiting at
+// most 50 ms for readers. Left out: the real writer's idle TRUNCATE and its
+// retry bookkeeping.
 const (
-	sqliteCommonPragmas = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(%s)"
-	sqliteReaderPragmas = "&_pragma=query_only(1)&_pragma=cache_size(-8192)&_pragma=mmap_size(2147483648)"
-	sqliteWriterPragmas = "&_pragma=temp_store(MEMORY)&_pragma=cache_size(-16384)&_pragma=journal_size_limit(16875520)"
-	sqliteReaders       = 8
-	sqliteMaxBatch      = 64
+	sqliteCommonPragmas   = "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(%s)"
+	sqliteReaderPragmas   = "&_pragma=query_only(1)&_pragma=cache_size(-8192)&_pragma=mmap_size(2147483648)"
+	sqliteWriterPragmas   = "&_pragma=wal_autocheckpoint(0)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-16384)&_pragma=journal_size_limit(16875520)"
+	sqliteReaders         = 8
+	sqliteMaxBatch        = 64
+	sqliteCheckpointPages = 1000
+	sqliteRestartPages    = 2048
+	sqliteTailPages       = 256
+	sqliteHardPages       = 4096
 )
 
 type liteStore struct {
@@ -869,6 +878,14 @@ type liteStore struct {
 	insertKey, rotateSt, head       *sql.Stmt
 	insertEvent, setHead, usageStmt *sql.Stmt
 	queue                           chan *liteJob
+
+	// The WAL's bookkeeping (see sqliteCheckpointPages).
+	ckdb       *sql.DB       // the checkpointer's connection
+	kick       chan struct{} // asks the checkpointer for a PASSIVE checkpoint
+	ckpt       sync.Mutex    // one checkpoint at a time
+	backfilled atomic.Int64  // frames the last PASSIVE checkpoint copied
+	pages      int           // pages appended since the last kick
+	walFrames  int           // frames in the WAL since it last started over
 }
 
 // liteJob is one unit for the floor's writer.
@@ -965,13 +982,72 @@ func openLite(ctx context.Context, dir string, mode apikey.Mode, sync string) (*
 			return nil, fmt.Errorf("%s: %w", p.q, err)
 		}
 	}
+	if l.ckdb, err = sql.Open("sqlite", path); err != nil {
+		return nil, err
+	}
+	l.ckdb.SetMaxOpenConns(1)
+	l.kick = make(chan struct{}, 1)
+	go l.checkpointer()
 	go l.writer()
 	return l, nil
 }
 
+// checkpointer copies the WAL into the database file when the writer asks.
+func (l *liteStore) checkpointer() {
+	for range l.kick {
+		var busy, log, moved int
+		l.ckpt.Lock()
+		err := l.ckdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &log, &moved)
+		if err == nil {
+			l.backfilled.Store(int64(moved))
+		}
+		l.ckpt.Unlock()
+	}
+}
+
+// countWAL adds the pages the COMMIT appended (sqlite3_db_status, as the real writer counts them).
+func (l *liteStore) countWAL() {
+	n := 0
+	_ = l.conn.Raw(func(dc any) error {
+		if s, ok := dc.(sqlite3.DBStatus); ok {
+			n, _, _ = s.Status(sqlite3.DBStatusCacheWrite, true)
+		}
+		return nil
+	})
+	l.walFrames += n
+	if l.pages += n; l.pages >= sqliteCheckpointPages {
+		l.pages = 0
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// restartWAL restarts the WAL between batches once it is long and mostly copied.
+func (l *liteStore) restartWAL() {
+	if l.walFrames < sqliteRestartPages || (l.walFrames < sqliteHardPages && l.walFrames-int(l.backfilled.Load()) > sqliteTailPages) {
+		return
+	}
+	ctx := context.Background()
+	l.ckpt.Lock()
+	defer l.ckpt.Unlock()
+	if _, err := l.conn.ExecContext(ctx, "PRAGMA busy_timeout = 50"); err != nil {
+		return
+	}
+	var busy, log, moved int
+	err := l.conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(RESTART)").Scan(&busy, &log, &moved)
+	_, _ = l.conn.ExecContext(ctx, "PRAGMA busy_timeout = 10000")
+	if err == nil && busy == 0 {
+		l.walFrames = 0
+		l.backfilled.Store(0)
+	}
+}
+
 // writer is the floor's group commit: one transaction per batch of the
 // units queued (up to sqliteMaxBatch), one COMMIT, then every unit's
-// outcome. No savepoints, no linger, no WAL policy, no caches.
+// outcome, then the WAL's restart when due. No savepoints, no linger, no
+// caches.
 func (l *liteStore) writer() {
 	ctx := context.Background()
 	for {
@@ -1002,6 +1078,7 @@ func (l *liteStore) writer() {
 		if err != nil {
 			_, _ = l.rollback.ExecContext(ctx)
 		}
+		l.countWAL()
 		for i, j := range batch {
 			if err != nil {
 				j.done <- err
@@ -1009,6 +1086,7 @@ func (l *liteStore) writer() {
 				j.done <- errs[i]
 			}
 		}
+		l.restartWAL()
 	}
 }
 
