@@ -670,6 +670,12 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			return apierr.New(api.CodeUnsupportedMediaType, "Content-Encoding is not supported; send the body uncompressed")
 		}
 		options := requestValidation
+		// The parameters' fast path (paramcheck.go), as the body's below.
+		pc := s.spec.params[route.Operation.OperationID]
+		paramsOK := pc != nil && pc.ok(params)
+		if route.Operation.RequestBody == nil && paramsOK {
+			return next(c) // kin-openapi would check only the parameters
+		}
 		if route.Operation.RequestBody != nil && req.Body != nil {
 			body, err := readBody(req.Body, req.ContentLength)
 			if err != nil {
@@ -694,7 +700,7 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 				if v, ok := bc.check(body); ok {
 					req.Body = newCheckedBody(body, v)
 					req.ContentLength = int64(len(body)) // as kin-openapi leaves it
-					if !hasParameters(route) {
+					if !hasParameters(route) || paramsOK {
 						return next(c)
 					}
 					options, fast = parameterValidation, true
