@@ -190,7 +190,7 @@ func TestRenderErrorBytes(t *testing.T) {
 		for _, err := range renderedErrors(api.ErrorCode(v.(float64))) {
 			rec := httptest.NewRecorder()
 			c := e.NewContext(httptest.NewRequest(http.MethodGet, "/v1/x?pretty", nil), rec)
-			c.Set(ctxRequestID, "req_<&>")
+			setTestState(c, "req_<&>", nil, nil)
 			s.renderError(err, c)
 
 			ae := toAPIError(err)

@@ -85,7 +85,7 @@ func (s *Server) verifyLeakSignature(next echo.HandlerFunc) echo.HandlerFunc {
 // only identity here.
 func (s *Server) rateLimitLeakReports(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		res, ok := s.spend(limiterContext(c), requestID(c), "leaks:"+clientAddress(c.RealIP()), s.leakLimit)
+		res, ok := s.spend(s.limiterContext(c.Request().Context()), requestID(c), "leaks:"+clientAddress(c.RealIP()), s.leakLimit)
 		if ok && !res.Allowed {
 			s.metrics.RateLimited.WithLabelValues(budgetClientAddress, "none").Inc()
 			return tooMany(api.CodeRateLimited, "Too many leak reports from this address", res.RetryAfter)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -34,14 +34,6 @@ import (
 	"github.com/hsrcpay/apikeys/internal/policy"
 	"github.com/hsrcpay/apikeys/internal/ratelimit"
 	"github.com/hsrcpay/apikeys/internal/redact"
-)
-
-const (
-	ctxRequestID  = "hsrcpay.request_id"
-	ctxRoute      = "hsrcpay.route"
-	ctxPathParams = "hsrcpay.path_params"
-	ctxAuthReason = "hsrcpay.auth_failure"
-	ctxAuthDetail = "hsrcpay.auth_failure_detail"
 )
 
 // noStore marks every response uncacheable (rule 8: a secret never leaves
@@ -80,16 +72,15 @@ var (
 
 // requestID gives every request a fresh id (a client-sent one is not
 // trusted: it would reach logs unchecked) and returns it as X-Request-Id.
+// It makes the request's state (reqstate.go), which carries the id.
 func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var b [12]byte
 		_, _ = rand.Read(b[:])
-		var buf [len("req_") + 2*len(b)]byte
-		copy(buf[:], "req_")
-		hex.Encode(buf[len("req_"):], b[:])
-		id := string(buf[:])
-		c.Set(ctxRequestID, id)
-		c.Response().Header()[echo.HeaderXRequestID] = []string{id} // already canonical: Set would only check it
+		req := c.Request()
+		st := newRequestState(req.Context(), b)
+		c.SetRequest(req.WithContext(st))
+		c.Response().Header()[echo.HeaderXRequestID] = st.header[:] // already canonical: Set would only check it
 		return next(c)
 	}
 }
@@ -105,16 +96,18 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 // the rest is free-form client input where careless clients put
 // credentials (?api_key=…): the sanitizer knows the shapes of our keys and
 // of JWTs, not of a password or another service's token.
-func (s *Server) logPath(c echo.Context) string {
-	if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
-		return s.spec.routes.template(r)
+func (s *Server) logPath(c echo.Context, st *requestState) string {
+	if st != nil && st.route != nil {
+		return s.spec.routes.template(st.route)
 	}
 	return redact.String(c.Request().URL.Path)
 }
 
 func requestID(c echo.Context) string {
-	id, _ := c.Get(ctxRequestID).(string)
-	return id
+	if st := stateOf(c); st != nil {
+		return st.id
+	}
+	return ""
 }
 
 // recover turns a panic into a 500 in the envelope.
@@ -144,9 +137,10 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		end := time.Now()
 		elapsed := end.Sub(start)
 		status := c.Response().Status
+		st := stateOf(c)
 		op := "none"
-		if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
-			op = r.Operation.OperationID
+		if st != nil && st.route != nil {
+			op = st.route.Operation.OperationID
 		}
 		if op != "none" || strings.HasPrefix(c.Request().URL.Path, BasePath+"/") {
 			s.requestMetrics.observe(op, status, elapsed)
@@ -163,10 +157,14 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		// slog.Attr values, not key-value pairs: nothing is boxed.
 		var buf [11]slog.Attr
+		var id string
+		if st != nil {
+			id = st.id
+		}
 		attrs := append(buf[:0],
-			slog.String("request_id", requestID(c)),
+			slog.String("request_id", id),
 			slog.String("method", c.Request().Method),
-			slog.String("path", s.logPath(c)),
+			slog.String("path", s.logPath(c, st)),
 			slog.Int("status", status),
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 			slog.String("client_ip", c.RealIP()),
@@ -174,11 +172,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if op != "none" {
 			attrs = append(attrs, slog.String("operation", op))
 		}
-		if reason, ok := c.Get(ctxAuthReason).(string); ok {
-			attrs = append(attrs, slog.String("auth_failure", reason))
-		}
-		if detail, ok := c.Get(ctxAuthDetail).(string); ok && detail != "" {
-			attrs = append(attrs, slog.String("auth_failure_detail", detail))
+		if st != nil && st.authFailed {
+			attrs = append(attrs, slog.String("auth_failure", st.authReason))
+			if st.authDetail != "" {
+				attrs = append(attrs, slog.String("auth_failure_detail", st.authDetail))
+			}
 		}
 		// Who asked: the key's id and its account (public identifiers, never
 		// the secret or its hash). A JWT has no key; its account is logged
@@ -221,12 +219,11 @@ func (s *Server) route(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			return e
 		}
-		c.Set(ctxRoute, route)
-		if params != nil {
-			// None (nil) is what routeOf reads when nothing was set: a
-			// route without parameters (verify, create, list) spares the Set.
-			c.Set(ctxPathParams, params)
+		st := stateOf(c)
+		if st == nil {
+			return apierr.Internal(errors.New("route reached without the request's state"))
 		}
+		st.route, st.params = route, params
 		return next(c)
 	}
 }
@@ -257,9 +254,10 @@ func (s *Server) allowedMethods(req *http.Request) string {
 }
 
 func routeOf(c echo.Context) (*routers.Route, map[string]string) {
-	r, _ := c.Get(ctxRoute).(*routers.Route)
-	p, _ := c.Get(ctxPathParams).(map[string]string)
-	return r, p
+	if st := stateOf(c); st != nil {
+		return st.route, st.params
+	}
+	return nil, nil
 }
 
 // authenticate resolves the bearer token into a principal on the request context.
@@ -304,8 +302,12 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				return err
 			}
 		}
-		p.RequestID, p.ClientIP = requestID(c), c.RealIP()
-		c.SetRequest(req.WithContext(auth.WithPrincipal(req.Context(), p)))
+		st := stateOf(c)
+		if st == nil {
+			return apierr.Internal(errors.New("authenticate reached without the request's state"))
+		}
+		p.RequestID, p.ClientIP = st.id, c.RealIP()
+		st.principal = p // auth.FromContext finds it in the request's context (reqstate.go)
 		return next(c)
 	}
 }
@@ -327,8 +329,9 @@ func (s *Server) refuseBlocked(addr string) *apierr.Error {
 // the 42901 to answer instead of the step's own refusal when that budget is
 // now over (nil otherwise).
 func (s *Server) authFailed(c echo.Context, addr, reason, detail string, spend bool) *apierr.Error {
-	c.Set(ctxAuthReason, reason)
-	c.Set(ctxAuthDetail, detail)
+	if st := stateOf(c); st != nil {
+		st.authFailed, st.authReason, st.authDetail = true, reason, detail
+	}
 	s.metrics.AuthFailures.WithLabelValues(reason).Inc()
 	if !spend {
 		return nil
@@ -350,7 +353,7 @@ func (s *Server) spendAuthFailure(c echo.Context, addr string) *apierr.Error {
 // failed, logged) and, over it, the 42901 to answer; the address is then
 // blocked until the budget has room again.
 func (s *Server) spendAddress(c echo.Context, addr string) (*ratelimit.Result, *apierr.Error) {
-	res, ok := s.spend(limiterContext(c), requestID(c), "authfail:"+addr, s.authFailureLimit)
+	res, ok := s.spend(s.limiterContext(c.Request().Context()), requestID(c), "authfail:"+addr, s.authFailureLimit)
 	if !ok {
 		return nil, nil
 	}
@@ -512,7 +515,7 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if b.address != "" {
 			shown, refused = s.spendAddress(c, b.address)
 		} else {
-			res, budget, ok := s.spendBudgets(limiterContext(c), requestID(c), b.mode, b.subject, b.account, b.own)
+			res, budget, ok := s.spendBudgets(s.limiterContext(c.Request().Context()), requestID(c), b.mode, b.subject, b.account, b.own)
 			if ok {
 				shown = &res // does not leave this function: no allocation
 			}
@@ -524,7 +527,7 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if shown == nil {
 			return next(c) // the limiter's store is down: serve rather than fail every request
 		}
-		setRateLimitHeaders(c.Response().Header(), shown.Limit, shown.Remaining, ceilSeconds(shown.ResetAfter))
+		setRateLimitHeaders(c.Response().Header(), stateOf(c), shown.Limit, shown.Remaining, ceilSeconds(shown.ResetAfter))
 		if refused != nil {
 			return refused
 		}
@@ -533,16 +536,29 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // setRateLimitHeaders sets the three RateLimit-* headers as Header.Set
-// would, from one string and one slice rather than three of each.
-func setRateLimitHeaders(h http.Header, limit, remaining, reset int) {
+// would, from one string and one slice rather than three of each: those
+// of the request's state (st) the first time, so nothing is allocated
+// (the strings are views of its bytes, which are then never written
+// again), else new ones.
+func setRateLimitHeaders(h http.Header, st *requestState, limit, remaining, reset int) {
 	var buf [3 * 20]byte
 	b := strconv.AppendInt(buf[:0], int64(limit), 10)
 	n1 := len(b)
 	b = strconv.AppendInt(b, int64(remaining), 10)
 	n2 := len(b)
 	b = strconv.AppendInt(b, int64(reset), 10)
-	all := string(b)
-	vals := []string{all[:n1], all[n1:n2], all[n2:]}
+	var all string
+	var vals []string
+	if st != nil && !st.rateUsed {
+		st.rateUsed = true
+		n := copy(st.rateBuf[:], b)
+		all = unsafe.String(&st.rateBuf[0], n)
+		vals = st.rateVals[:]
+	} else {
+		all = string(b)
+		vals = make([]string, 3)
+	}
+	vals[0], vals[1], vals[2] = all[:n1], all[n1:n2], all[n2:]
 	h[headerRateLimitLimit] = vals[0:1:1]
 	h[headerRateLimitRemaining] = vals[1:2:2]
 	h[headerRateLimitReset] = vals[2:3:3]
@@ -565,12 +581,12 @@ func (s *Server) spendBudgets(ctx context.Context, reqID string, mode apikey.Mod
 	var shown ratelimit.Result
 	var ok bool
 	if own != nil {
-		shown, ok = s.spendRate(ctx, reqID, string(mode)+":"+subject, ratelimit.Rate{N: own.Limit, Per: own.Window})
+		shown, ok = s.spendJoined(ctx, reqID, string(mode), ":", subject, ratelimit.Rate{N: own.Limit, Per: own.Window})
 	} else {
-		shown, ok = s.spend(ctx, reqID, string(mode)+":"+subject, s.limits[mode])
+		shown, ok = s.spendJoined(ctx, reqID, string(mode), ":", subject, ratelimit.PerSecond(s.limits[mode]))
 	}
 	if (!ok || shown.Allowed) && account != "" {
-		if res, aok := s.spend(ctx, reqID, string(mode)+":account:"+account, s.accountLimits[mode]); aok && (!ok || tighter(res, shown)) {
+		if res, aok := s.spendJoined(ctx, reqID, string(mode), ":account:", account, ratelimit.PerSecond(s.accountLimits[mode])); aok && (!ok || tighter(res, shown)) {
 			shown, budget, ok = res, budgetAccount, true
 		}
 	}
@@ -589,9 +605,15 @@ func (s *Server) spend(ctx context.Context, reqID, key string, limit int) (ratel
 	return res, true
 }
 
-// spendRate is spend for a budget of any rate (a key's own rate limit).
-func (s *Server) spendRate(ctx context.Context, reqID, key string, r ratelimit.Rate) (ratelimit.Result, bool) {
-	res, err := s.limiter.AllowRate(ctx, key, r)
+// spendJoined is spend for the budget a+b+c, of any rate (a key's own
+// rate limit among them). The in-memory limiter is asked without the
+// joined name being made (ratelimit.Memory.AllowRateJoined; it never
+// fails); any other gets the name.
+func (s *Server) spendJoined(ctx context.Context, reqID, a, b, c string, r ratelimit.Rate) (ratelimit.Result, bool) {
+	if s.memLimiter != nil {
+		return s.memLimiter.AllowRateJoined(a, b, c, r), true
+	}
+	res, err := s.limiter.AllowRate(ctx, a+b+c, r)
 	if err != nil {
 		s.log.Warn("rate limiter unavailable; budget not spent", "request_id", reqID, "err", err)
 		return ratelimit.Result{}, false
@@ -603,8 +625,14 @@ func (s *Server) spendRate(ctx context.Context, reqID, key string, r ratelimit.R
 // client that hangs up still spends its budgets, and its cancelled request
 // is not mistaken for a Redis failure (which would switch this replica to
 // its own in-memory budgets for a while). Redis calls have short timeouts.
-func limiterContext(c echo.Context) context.Context {
-	return context.WithoutCancel(c.Request().Context())
+// The in-memory limiter never looks at its context (nothing of it can be
+// cancelled), so it is given the request's as is: detaching it was an
+// allocation per request, and one more per verify.
+func (s *Server) limiterContext(ctx context.Context) context.Context {
+	if s.memLimiter != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // tighter reports whether a leaves less room than b: refused before
@@ -642,6 +670,12 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			return apierr.New(api.CodeUnsupportedMediaType, "Content-Encoding is not supported; send the body uncompressed")
 		}
 		options := requestValidation
+		// The parameters' fast path (paramcheck.go), as the body's below.
+		pc := s.spec.params[route.Operation.OperationID]
+		paramsOK := pc != nil && pc.ok(params)
+		if route.Operation.RequestBody == nil && paramsOK {
+			return next(c) // kin-openapi would check only the parameters
+		}
 		if route.Operation.RequestBody != nil && req.Body != nil {
 			body, err := readBody(req.Body, req.ContentLength)
 			if err != nil {
@@ -666,7 +700,7 @@ func (s *Server) validateRequest(next echo.HandlerFunc) echo.HandlerFunc {
 				if v, ok := bc.check(body); ok {
 					req.Body = newCheckedBody(body, v)
 					req.ContentLength = int64(len(body)) // as kin-openapi leaves it
-					if !hasParameters(route) {
+					if !hasParameters(route) || paramsOK {
 						return next(c)
 					}
 					options, fast = parameterValidation, true

@@ -47,9 +47,7 @@ func TestSampledResponseBreakingSpec(t *testing.T) {
 		}
 		rec := httptest.NewRecorder()
 		c := e.NewContext(req, rec)
-		c.Set(ctxRoute, route)
-		c.Set(ctxPathParams, params)
-		c.Set(ctxRequestID, "req_test")
+		setTestState(c, "req_test", route, params)
 		c.Response().Header().Set(echo.HeaderXRequestID, "req_test")
 		if err := sample(h)(c); err != nil {
 			s.renderError(err, c)

@@ -144,11 +144,16 @@ type Server struct {
 	spec    *Spec
 	auth    *auth.Authenticator
 	limiter ratelimit.Limiter
-	limits  map[apikey.Mode]int
-	log     *slog.Logger
-	store   store.Store
-	writes  *writeWatch // readiness: does the store accept writes
-	metrics *metrics.Metrics
+	// memLimiter is limiter when it is the in-memory one (exactly that
+	// type: a wrapper, such as the Redis fallback, may use its context),
+	// which never reads its context (limiterContext) and is asked for a
+	// budget without its name being made (spendJoined); nil otherwise.
+	memLimiter *ratelimit.Memory
+	limits     map[apikey.Mode]int
+	log        *slog.Logger
+	store      store.Store
+	writes     *writeWatch // readiness: does the store accept writes
+	metrics    *metrics.Metrics
 	// draining: this replica is leaving (Drain); it serves on, not ready.
 	draining atomic.Bool
 	// Usage buffers last_used_* updates; run it with Usage.Run.
@@ -254,18 +259,19 @@ func New(o Options) (*Server, error) {
 	// Verify judges keys through the authenticator's ResolveKey, as requests are judged.
 	svc := apikeys.New(o.Store, spec.Catalog, apikeys.Options{Usage: usage, Now: o.Now, MaxActiveKeys: o.MaxActiveKeys, Changed: creds.changed, Keys: authn})
 	s := &Server{
-		spec:    spec,
-		auth:    authn,
-		limiter: o.Limiter,
-		limits:  o.RateLimits,
-		log:     o.Logger,
-		store:   o.Store,
-		writes:  writes,
-		metrics: o.Metrics,
-		Usage:   usage,
-		Service: svc,
-		creds:   creds,
-		idem:    idem,
+		spec:       spec,
+		auth:       authn,
+		limiter:    o.Limiter,
+		memLimiter: memoryLimiter(o.Limiter),
+		limits:     o.RateLimits,
+		log:        o.Logger,
+		store:      o.Store,
+		writes:     writes,
+		metrics:    o.Metrics,
+		Usage:      usage,
+		Service:    svc,
+		creds:      creds,
+		idem:       idem,
 
 		accountLimits:    o.AccountLimits,
 		authFailureLimit: o.AuthFailureLimit,
@@ -434,4 +440,10 @@ func slashAliases(r *http.Request) {
 var pathAliases = map[string]string{
 	BasePath + "/api-keys":      BasePath + "/api-keys/",
 	BasePath + "/audit-events/": BasePath + "/audit-events",
+}
+
+// memoryLimiter is l when it is the in-memory limiter, else nil.
+func memoryLimiter(l ratelimit.Limiter) *ratelimit.Memory {
+	m, _ := l.(*ratelimit.Memory)
+	return m
 }

@@ -29,6 +29,9 @@ type Spec struct {
 	// bodies are the request bodies validateRequest checks without
 	// kin-openapi when it can prove them valid (bodycheck.go), by operationId.
 	bodies map[string]*bodyCheck
+	// params are the operations whose parameters validateRequest checks
+	// without kin-openapi when it can prove them valid (paramcheck.go).
+	params map[string]*paramCheck
 }
 
 // Operation is the route the server validates req against: the spec's
@@ -69,14 +72,17 @@ func LoadSpec() (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	bodies := map[string]*bodyCheck{}
+	bodies, params := map[string]*bodyCheck{}, map[string]*paramCheck{}
 	for _, item := range doc.Paths.Map() {
 		for _, op := range item.Operations() {
 			if bc := compileBodyCheck(doc, op); bc != nil {
 				bodies[op.OperationID] = bc
 			}
+			if pc := compileParamCheck(doc, item, op); pc != nil {
+				params[op.OperationID] = pc
+			}
 		}
 	}
 	return &Spec{Doc: doc, Router: router, Catalog: catalog, Permissions: perms, Authentication: authn,
-		routes: newRouteTable(doc, router), bodies: bodies}, nil
+		routes: newRouteTable(doc, router), bodies: bodies, params: params}, nil
 }

@@ -76,8 +76,6 @@ func Stacks() map[Authentication][]string {
 	return out
 }
 
-const ctxStackNext = "hsrcpay.stack_next"
-
 // buildStacks composes each stack once, around a last step that continues
 // with the handler the request's route holds (selectStack stores it on the
 // request): Echo applies route middlewares on every request, so composing
@@ -86,7 +84,10 @@ func (s *Server) buildStacks() map[Authentication]echo.HandlerFunc {
 	out := map[Authentication]echo.HandlerFunc{}
 	for a, mws := range stackOrder {
 		h := echo.HandlerFunc(func(c echo.Context) error {
-			next, _ := c.Get(ctxStackNext).(echo.HandlerFunc)
+			var next echo.HandlerFunc
+			if st := stateOf(c); st != nil {
+				next = st.next
+			}
 			if next == nil {
 				return apierr.Internal(errors.New("middleware stack reached without its handler"))
 			}
@@ -104,15 +105,16 @@ func (s *Server) buildStacks() map[Authentication]echo.HandlerFunc {
 // spec declares the operation's authentication (Spec.Authentication).
 func (s *Server) selectStack(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		route, _ := routeOf(c)
-		if route == nil {
+		st := stateOf(c)
+		if st == nil || st.route == nil {
 			return apierr.Internal(errors.New("selectStack reached without a route"))
 		}
+		route := st.route
 		stack, ok := s.stacks[s.spec.Authentication[route.Operation.OperationID]]
 		if !ok { // LoadSpec refuses such a spec; never serve an operation unguarded
 			return apierr.Internal(fmt.Errorf("operation %s has no middleware stack", route.Operation.OperationID))
 		}
-		c.Set(ctxStackNext, next)
+		st.next = next
 		return stack(c)
 	}
 }

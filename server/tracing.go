@@ -3,7 +3,6 @@ package server
 import (
 	"net/http"
 
-	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -45,7 +44,7 @@ func (s *Server) tracing(tr trace.Tracer, prop propagation.TextMapPropagator) ec
 				attribute.Int("http.response.status_code", status),
 				attribute.String("hsrcpay.request_id", requestID(c)),
 			}
-			if r, ok := c.Get(ctxRoute).(*routers.Route); ok {
+			if r, _ := routeOf(c); r != nil {
 				route := BasePath + r.Path
 				span.SetName(method + " " + route)
 				attrs = append(attrs, attribute.String("http.route", route), attribute.String("hsrcpay.operation", r.Operation.OperationID))

@@ -160,7 +160,7 @@ func appendVerifyEnvelope(b []byte, env *api.VerifyApiKeyEnvelope) ([]byte, erro
 // key's budgets show in the verdict only. A limiter failure (logged) spends
 // nothing and limits nothing, as for requests.
 func (s *Server) spendVerified(ctx context.Context, requestID string, mode apikey.Mode, k *apikey.Key) (time.Duration, bool) {
-	res, _, ok := s.spendBudgets(context.WithoutCancel(ctx), requestID, mode, k.ID, k.AccountID, k.RateLimit)
+	res, _, ok := s.spendBudgets(s.limiterContext(ctx), requestID, mode, k.ID, k.AccountID, k.RateLimit)
 	if !ok || res.Allowed {
 		return 0, false
 	}

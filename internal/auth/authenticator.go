@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"strings"
@@ -123,8 +124,9 @@ type ResolvedKey struct {
 	// its rotation's grace period, unless it came with a ReasonReplaced
 	// failure).
 	Previous bool
-	// Hash is the token's hash (never logged).
+	// Hash is the token's hash (never logged), in sum.
 	Hash []byte
+	sum  [sha256.Size]byte
 }
 
 // ResolveKey finds the key a key token (sk_/pk_) belongs to and checks that
@@ -152,7 +154,11 @@ func (a *Authenticator) ResolveKey(ctx context.Context, token string) (*Resolved
 	if parsed.Sandbox {
 		mode = apikey.Sandbox
 	}
-	hash := keys.Hash(token)
+	// The hash lives in the ResolvedKey made here (the store's lookup keeps
+	// it on the heap anyway): one allocation for both.
+	resolved := &ResolvedKey{Mode: mode, Kind: parsed.Kind, sum: keys.Sum(token)}
+	hash := resolved.sum[:]
+	resolved.Hash = hash
 	k, err := a.lookup(ctx, mode, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fail(ReasonUnknownKey, apierr.InvalidCredentials())
@@ -185,7 +191,7 @@ func (a *Authenticator) ResolveKey(ctx context.Context, token string) (*Resolved
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		refused = fail(ReasonExpired, apierr.ExpiredCredentials())
 	}
-	resolved := &ResolvedKey{Key: k, Mode: mode, Kind: parsed.Kind, Previous: previous, Hash: hash}
+	resolved.Key, resolved.Previous = k, previous
 	if refused != nil {
 		refused.Key, refused.Mode = k, mode
 		if refused.Reason == ReasonReplaced {
@@ -244,12 +250,11 @@ func (a *Authenticator) key(ctx context.Context, token, clientIP string) (*Princ
 // principal is the caller a key token r stands for.
 func (a *Authenticator) principal(r *ResolvedKey) *Principal {
 	k := r.Key
-	return &Principal{
+	p := &Principal{
 		Kind:        r.Kind,
 		Mode:        r.Mode,
 		Subject:     k.ID,
 		KeyID:       k.ID,
-		Accounts:    []string{k.AccountID},
 		Permissions: a.permissions(k),
 		ExpiresAt:   k.ExpiresAt,
 		Replaced:    r.Previous,
@@ -258,6 +263,11 @@ func (a *Authenticator) principal(r *ResolvedKey) *Principal {
 		RateLimit:       k.RateLimit,
 		SecretHash:      r.Hash,
 	}
+	// A key acts on its own account only: the list lives in the principal
+	// (one allocation, not two).
+	p.keyAccount[0] = k.AccountID
+	p.Accounts = p.keyAccount[:]
+	return p
 }
 
 // PermissionSet is perm.FromMap(k.Permissions) for a key ResolveKey

@@ -22,6 +22,7 @@
 package credcache
 
 import (
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -120,8 +121,13 @@ type idKey struct {
 }
 
 type entry struct {
-	key     *apikey.Key // a copy (its maps interned), never handed out as is
+	// key is the cache's own copy (its maps interned), handed out as is to
+	// every Get: frozen, read only (see Get).
+	key     *apikey.Key
 	expires time.Time
+	// frozen is a deep copy of key as Put made it, kept only when
+	// checkFrozen is on (race builds) to catch a reader that changed it.
+	frozen *apikey.Key
 	// perms and meta are the interned maps key.Permissions and key.Metadata
 	// point to (nil for a nil map), released when the entry goes.
 	perms *shared[[]string]
@@ -211,8 +217,17 @@ func (c *Cache) observe(r Result) {
 
 // Get looks a hash up: (snapshot, true) for a known key, (nil, true) for a
 // hash recently found to belong to no key, (nil, false) when the store must
-// be read. The snapshot is a copy of the cached one, but its maps, slices
-// and the times it points to are shared with the cache: read only.
+// be read.
+//
+// The snapshot is the cache's own, shared by every request that hits it
+// (across goroutines): it is frozen, and nothing may change it or anything
+// it points to. It used to be a shallow copy per hit (its maps, slices and
+// times shared already), which no reader set a field of, and which cost an
+// allocation of a whole key (~11% of a cached verify's bytes) on every
+// request. A reader that needs to change a key copies it first. Race
+// builds (go test -race) enforce this: every hit and every removal
+// compares the entry with a deep copy taken at Put, and panics on a
+// difference (checkFrozen, TestSnapshotsAreFrozen).
 func (c *Cache) Get(mode apikey.Mode, hash []byte) (*apikey.Key, bool) {
 	if c == nil || len(hash) != hashLen {
 		return nil, false
@@ -227,10 +242,12 @@ func (c *Cache) Get(mode apikey.Mode, hash []byte) (*apikey.Key, bool) {
 	now := c.now()
 	if e, ok := c.pos.Get(k); ok {
 		if now.Before(e.expires) {
-			snapshot := *e.key // callers may set fields (e.g. last use) on their copy
+			if checkFrozen {
+				mustBeUnchanged(e)
+			}
 			c.mu.Unlock()
 			c.observe(Hit)
-			return &snapshot, true
+			return e.key, true
 		}
 		c.pos.Remove(k)
 	}
@@ -294,6 +311,9 @@ func (c *Cache) Put(t Ticket, mode apikey.Mode, hash []byte, k *apikey.Key) {
 	if k.Metadata != nil {
 		e.meta = c.meta.get(mh, k.Metadata, equalMeta, copyMeta, metaBytes, &c.bytes)
 		snapshot.Metadata = e.meta.m
+	}
+	if checkFrozen {
+		e.frozen = deepCopy(snapshot)
 	}
 	c.bytes += size
 	if c.pos.Add(ek, e) {
@@ -469,6 +489,9 @@ func (c *Cache) Stats() Stats {
 // release gives back what an entry holds: its bytes and its share of the
 // interned maps. Holds c.mu.
 func (c *Cache) release(e entry) {
+	if checkFrozen {
+		mustBeUnchanged(e)
+	}
 	c.bytes -= e.size
 	c.perms.release(e.perms, &c.bytes)
 	c.meta.release(e.meta, &c.bytes)
@@ -527,4 +550,25 @@ func copyTime(t *time.Time) *time.Time {
 	}
 	v := *t
 	return &v
+}
+
+// deepCopy copies a cached key and everything it points to, its maps too
+// (checkFrozen's reference copy).
+func deepCopy(k *apikey.Key) *apikey.Key {
+	out := copyScalars(k)
+	if k.Permissions != nil {
+		out.Permissions = copyPerms(k.Permissions)
+	}
+	if k.Metadata != nil {
+		out.Metadata = copyMeta(k.Metadata)
+	}
+	return out
+}
+
+// mustBeUnchanged panics when an entry's key differs from the copy Put
+// took of it: a reader changed a snapshot every request shares.
+func mustBeUnchanged(e entry) {
+	if e.frozen != nil && !reflect.DeepEqual(e.key, e.frozen) {
+		panic("credcache: a cached key snapshot was changed by a reader; snapshots are shared and read only (copy the key to change it)")
+	}
 }

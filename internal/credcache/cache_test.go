@@ -223,8 +223,7 @@ func TestPositiveEntriesAreBoundedAndIndexFollows(t *testing.T) {
 	}
 }
 
-// The cache holds its own copy, and hands out copies whose fields the
-// caller may set.
+// The cache holds its own copy, unchanged by the caller's key.
 func TestSnapshotsAreCopies(t *testing.T) {
 	c, _ := newTest(t, Options{})
 	k := key("key_a", "a")
@@ -243,11 +242,53 @@ func TestSnapshotsAreCopies(t *testing.T) {
 	if got.Permissions["refund"] == nil {
 		t.Fatal("an empty action list became nil (null in JSON)")
 	}
-	now := time.Now()
-	got.Status, got.LastUsedAt = apikey.StatusInactive, &now
-	again, _ := c.Get(apikey.Live, hashOf("a"))
-	if again.Status != apikey.StatusActive || again.LastUsedAt != nil {
-		t.Fatal("a caller's change to its copy reached the cache")
+}
+
+// Every hit shares the cache's own snapshot (read only), and a reader that
+// changes it — a field, a map, a slice, a time it points to — is caught by
+// the next hit or removal wherever checkFrozen is on (race builds; forced
+// on here), so the contract is enforced by the race runs of every test.
+func TestSnapshotsAreFrozen(t *testing.T) {
+	was := checkFrozen
+	checkFrozen = true
+	t.Cleanup(func() { checkFrozen = was })
+	exp := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		name   string
+		change func(k *apikey.Key)
+		get    bool // caught by the next Get (else by the invalidation)
+	}{
+		{"field", func(k *apikey.Key) { k.Status = apikey.StatusInactive }, true},
+		{"last use", func(k *apikey.Key) { now := time.Now(); k.LastUsedAt = &now }, true},
+		{"permissions", func(k *apikey.Key) { k.Permissions["payment"][0] = "refund" }, true},
+		{"metadata", func(k *apikey.Key) { k.Metadata["team"] = "b" }, false},
+		{"expiry", func(k *apikey.Key) { *k.ExpiresAt = exp.Add(time.Hour) }, false},
+		{"networks", func(k *apikey.Key) { k.AllowedNetworks[0] = netip.MustParsePrefix("0.0.0.0/0") }, true},
+		{"secret hash", func(k *apikey.Key) { k.SecretHash[0]++ }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newTest(t, Options{})
+			k := key("key_a", "a")
+			k.ExpiresAt = ptr(exp)
+			k.AllowedNetworks = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+			c.Put(c.Begin(), apikey.Live, hashOf("a"), k)
+			got, _ := c.Get(apikey.Live, hashOf("a"))
+			again, _ := c.Get(apikey.Live, hashOf("a")) // unchanged: no panic
+			if got != again {
+				t.Fatal("two hits got different snapshots: want the one shared snapshot")
+			}
+			tc.change(got)
+			defer func() {
+				if recover() == nil {
+					t.Fatal("a reader changed the shared snapshot and nothing noticed")
+				}
+			}()
+			if tc.get {
+				c.Get(apikey.Live, hashOf("a"))
+			} else {
+				c.Invalidate(apikey.Live, "key_a")
+			}
+		})
 	}
 }
 

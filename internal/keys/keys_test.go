@@ -1,6 +1,8 @@
 package keys
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"hash/crc32"
 	"math/rand/v2"
 	"strings"
@@ -134,6 +136,49 @@ func TestChecksumIsCRC32(t *testing.T) {
 		}
 		if got := checksum(string(b)); got != string(want[:]) {
 			t.Fatalf("checksum(%q) = %q, want %q", b, got, want[:])
+		}
+	}
+}
+
+// TestSumIsSHA256: Sum (and Hash) are sha256.Sum256 of the token's bytes,
+// for tokens of any bytes and lengths (the empty one included), and Sum
+// allocates nothing.
+func TestSumIsSHA256(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4)) //nolint:gosec // test inputs, not secrets
+	for n := range 3000 {
+		b := make([]byte, n%300)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		want := sha256.Sum256(b)
+		if got := Sum(string(b)); got != want {
+			t.Fatalf("Sum(%q) = %x, want %x", b, got, want)
+		}
+		if got := Hash(string(b)); !bytes.Equal(got, want[:]) {
+			t.Fatalf("Hash(%q) = %x, want %x", b, got, want)
+		}
+	}
+	tok, err := New(KindSecret, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink [sha256.Size]byte
+	if n := testing.AllocsPerRun(100, func() { sink = Sum(tok) }); n != 0 {
+		t.Fatalf("Sum allocates %v times", n)
+	}
+	_ = sink
+}
+
+// TestClassifyAllocatesNothing: every bearer token is classified; a key
+// (not a JWT) must not cost an allocation to tell.
+func TestClassifyAllocatesNothing(t *testing.T) {
+	tok, err := New(KindSecret, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{tok, "a.b.c" + tok} {
+		if n := testing.AllocsPerRun(100, func() { Classify(s) }); n != 0 {
+			t.Fatalf("Classify(%q) allocates %v times", s, n)
 		}
 	}
 }

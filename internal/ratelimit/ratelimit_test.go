@@ -283,3 +283,37 @@ func TestFallbackCarriesBudgetAcrossSwitches(t *testing.T) {
 		t.Errorf("Redis just came back: %d allowed, want 0 (the local budget was spent)", got)
 	}
 }
+
+// TestMemoryJoinedIsTheSameBudget: AllowRateJoined(a, b, c) spends the
+// budget AllowRate names a+b+c (one bucket, whichever asks), long names
+// (past its stack buffer) included, and a spend from an existing bucket
+// allocates nothing.
+func TestMemoryJoinedIsTheSameBudget(t *testing.T) {
+	m := NewMemory()
+	now := time.Unix(1_700_000_000, 0)
+	m.now = func() time.Time { return now }
+	long := string(make([]byte, 300))
+	for _, id := range []string{"key_1", long} {
+		r := PerSecond(4)
+		for i := range 4 {
+			var res Result
+			if i%2 == 0 {
+				res = m.AllowRateJoined("live", ":account:", id, r)
+			} else {
+				res, _ = m.AllowRate(context.Background(), "live:account:"+id, r)
+			}
+			if !res.Allowed || res.Remaining != 3-i {
+				t.Fatalf("spend %d of %q: %+v", i, id[:5], res)
+			}
+		}
+		if res := m.AllowRateJoined("live", ":account:", id, r); res.Allowed {
+			t.Fatalf("a fifth spend of 4 allowed: %+v", res)
+		}
+	}
+	if len(m.buckets) != 2 {
+		t.Fatalf("%d buckets, want one a name", len(m.buckets))
+	}
+	if n := testing.AllocsPerRun(100, func() { m.AllowRateJoined("live", ":", "key_1", PerSecond(1000)) }); n != 0 {
+		t.Fatalf("a spend from an existing bucket allocates %v times", n)
+	}
+}
