@@ -134,7 +134,8 @@ func (fr *fastReader) close() error {
 }
 
 // get takes a free reader, waiting while ctx lasts; errClosed once the
-// store is closing.
+// store is closing (the callers then leave the read to the pool path, whose
+// answer a closed store's has always been).
 func (p *fastReaders) get(ctx context.Context) (*fastReader, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -276,6 +277,9 @@ func (r *Repo) fastListKeys(ctx context.Context, shape int, args *[10]any, size 
 // rows (one joinedKeyColumns text each) as scanJoinedKeys does.
 func (r *Repo) fastKeys(ctx context.Context, query func(*fastReader) (driver.Stmt, []driver.NamedValue), size int) (_ []*apikey.Key, done bool, _ error) {
 	fr, err := r.fast.get(ctx)
+	if errors.Is(err, errClosed) {
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, true, err
 	}
@@ -305,6 +309,9 @@ func (r *Repo) fastKeys(ctx context.Context, query func(*fastReader) (driver.Stm
 
 func (r *Repo) fastAccountExists(ctx context.Context, id string) (exists, done bool, _ error) {
 	fr, err := r.fast.get(ctx)
+	if errors.Is(err, errClosed) {
+		return false, false, nil
+	}
 	if err != nil {
 		return false, true, err
 	}

@@ -109,7 +109,7 @@ func TestFastReadBusyGoesToThePool(t *testing.T) {
 }
 
 // Waiting for a fast reader ends with the caller's context; a closed store
-// answers closed.
+// answers as its closed pool does.
 func TestFastReadWaitEndsWithContext(t *testing.T) {
 	st, r, k := fastReadStore(t)
 	var taken []*fastReader
@@ -134,7 +134,9 @@ func TestFastReadWaitEndsWithContext(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.GetKey(context.Background(), k.ID); !errors.Is(err, store.ErrUnavailable) {
-		t.Fatalf("GetKey after Close: %v, want unavailable", err)
+	// Closed: the pool path's answer, as before the fast readers.
+	_, err := r.GetKey(context.Background(), k.ID)
+	if err == nil || err.Error() != "sql: database is closed" {
+		t.Fatalf("GetKey after Close: %v, want database/sql's closed pool", err)
 	}
 }
