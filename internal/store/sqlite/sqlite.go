@@ -94,7 +94,8 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 // synchronous level, and busy_timeout so that a tool writing through DB (or
 // another process) makes the others wait instead of failing.
 const (
-	// readers is the size of the read pool (key lookups, lists, audit reads).
+	// readers is the size of the read pool (key lookups, lists, audit reads),
+	// and of the hot reads' own connections beside it (fastread.go).
 	readers = 8
 	// readerCacheKiB: a reader's page cache survives until the next commit
 	// (SQLite drops it when the WAL changes); group commit makes commits
