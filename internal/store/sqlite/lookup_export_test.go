@@ -6,9 +6,9 @@ import (
 	"github.com/hsrcpay/apikeys/internal/apikey"
 )
 
-// ByHashSQL are the queries KeyBySecretHash runs, for the lookup
+// ByHashSQL are the queries KeyBySecretHash runs (the pool's, the fast reader's), for the lookup
 // benchmark's EXPLAIN QUERY PLAN.
-var ByHashSQL = []string{byHashSQL}
+var ByHashSQL = []string{byHashSQL, byHashJoinedSQL}
 
 // ReaderMmapSize is PRAGMA mmap_size on one of mode's readers: what SQLite
 // maps of the file there (0: it reads through pread).

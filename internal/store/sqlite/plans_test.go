@@ -22,7 +22,7 @@ func TestStatementPlans(t *testing.T) {
 	defer func() { _ = st.Close() }() // the test is over: closing only frees the files
 	r := st.repos[apikey.Sandbox]
 
-	texts := []string{getKeySQL, byHashSQL, accountExistsSQL, managedKeysSQL, nameKeySQL.Taken}
+	texts := append([]string{getKeySQL, byHashSQL, accountExistsSQL, managedKeysSQL, nameKeySQL.Taken}, fastReadSQL()...)
 	for _, p := range (&writer{}).statements() {
 		texts = append(texts, p.sql)
 	}

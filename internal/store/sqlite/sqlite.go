@@ -94,7 +94,8 @@ func Open(ctx context.Context, dir string, opt Options) (*Store, error) {
 // synchronous level, and busy_timeout so that a tool writing through DB (or
 // another process) makes the others wait instead of failing.
 const (
-	// readers is the size of the read pool (key lookups, lists, audit reads).
+	// readers is the size of the read pool (key lookups, lists, audit reads),
+	// and of the hot reads' own connections beside it (fastread.go).
 	readers = 8
 	// readerCacheKiB: a reader's page cache survives until the next commit
 	// (SQLite drops it when the WAL changes); group commit makes commits
@@ -196,6 +197,13 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 	r.rdb.SetMaxIdleConns(readers)
 	if err := r.prepare(ctx); err != nil {
 		return nil, fmt.Errorf("sqlite: prepare %s: %w", path, err)
+	}
+	// The hot reads' connections (fastread.go): the readers' settings, and
+	// busy_timeout 0 (after the DSN's first, so it wins): a read that would
+	// wait for a lock runs on rdb instead, which waits under its context.
+	if r.fast, err = openFastReaders(ctx, r.rdb.Driver(), dsn(path, opt, "query_only(1)", fmt.Sprintf("cache_size(-%d)", readerCacheKiB),
+		fmt.Sprintf("mmap_size(%d)", readerMmapBytes), "busy_timeout(0)"), readers); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// The writer: one connection, which never checkpoints on COMMIT (the
 	// checkpointer does, in the background, and the writer between batches
@@ -317,6 +325,7 @@ func (s *Store) Close() error {
 type Repo struct {
 	db           *sql.DB
 	rdb          *sql.DB
+	fast         *fastReaders // the hot reads (fastread.go); rdb the others, and theirs when busy
 	w            *writer
 	checkpointed chan struct{} // closed when the checkpointer has stopped
 	checkpoints  atomic.Int64  // checkpoints run, for tests
@@ -342,6 +351,9 @@ func (r *Repo) close() error {
 	if r.w != nil {
 		errs = append(errs, r.w.close())
 		<-r.checkpointed // the writer's end stops it
+	}
+	if r.fast != nil {
+		errs = append(errs, r.fast.close())
 	}
 	for _, db := range []*sql.DB{r.rdb, r.db} {
 		if db != nil {
@@ -499,6 +511,9 @@ func daysIn(month, year int) int {
 
 func (r *Repo) AccountExists(ctx context.Context, id string) (_ bool, err error) {
 	defer classify(&err)
+	if ok, done, err := r.fastAccountExists(ctx, id); done {
+		return ok, err
+	}
 	var n int
 	err = r.accountExists.QueryRowContext(ctx, id).Scan(&n)
 	return n > 0, err
@@ -912,6 +927,9 @@ const creditColumns = `credits_remaining, credits_refill_amount, credits_refill_
 // when that text does not split into its columns.
 func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error) {
 	defer classify(&err)
+	if k, done, err := r.fastGetKey(ctx, id); done {
+		return k, err
+	}
 	var row string
 	err = r.getKeyJoined.QueryRowContext(ctx, id).Scan(&row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -929,6 +947,9 @@ func (r *Repo) GetKey(ctx context.Context, id string) (_ *apikey.Key, err error)
 
 func (r *Repo) KeyBySecretHash(ctx context.Context, hash []byte) (_ *apikey.Key, err error) {
 	defer classify(&err)
+	if k, done, err := r.fastKeyBySecretHash(ctx, hash); done {
+		return k, err
+	}
 	return scanKey(r.byHash.QueryRowContext(ctx, hash))
 }
 
@@ -1031,6 +1052,12 @@ func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) (_ []*apikey.Key
 		shape |= listAfter
 		args[7], args[8] = fmtTime(f.After.CreatedAt), f.After.ID
 	}
+	size := min(f.Limit, 101)
+	if shape == 0 || shape == listAfter {
+		if out, done, err := r.fastListKeys(ctx, shape, &args, size); done {
+			return out, err
+		}
+	}
 	st, err := r.listKeys.stmt(ctx, shape) //nolint:sqlclosecheck // shapes keeps it
 	if err != nil {
 		return nil, err
@@ -1039,7 +1066,6 @@ func (r *Repo) ListKeys(ctx context.Context, f store.KeyFilter) (_ []*apikey.Key
 	if err != nil {
 		return nil, err
 	}
-	size := min(f.Limit, 101)
 	if out, ok, err := scanJoinedKeys(rows, size); ok || err != nil {
 		return out, err
 	}
