@@ -211,7 +211,7 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 	}
 	wdb.SetMaxOpenConns(1)
 	wdb.SetMaxIdleConns(1)
-	if r.w, err = newWriter(ctx, wdb, mode); err != nil {
+	if r.w, err = newWriter(ctx, wdb, mode, path); err != nil {
 		_ = wdb.Close() // err is the one to report
 		return nil, fmt.Errorf("sqlite: writer %s: %w", path, err)
 	}

@@ -61,8 +61,11 @@ const (
 //     busy handler) for the readers still on old snapshots, so that its next
 //     COMMIT writes the WAL from the beginning. A reader that holds on longer
 //     is not waited for: the writer goes on and tries again after another
-//     walRetryPages. Past walHardPages it waits up to busyTimeout instead:
-//     writes queue behind the checkpoint rather than the WAL growing;
+//     walRetryPages, or at walHardPages if that comes first. Past
+//     walHardPages it waits up to busyTimeout instead: writes queue behind
+//     the checkpoint rather than the WAL growing. The length it goes by is
+//     SQLite's, read after every COMMIT (walIndex): a restart that
+//     readers foiled after the checkpoint reported it done shows there;
 //   - journal_size_limit (walSizeLimit) cuts a file that grew past it back at
 //     the first COMMIT after a restart;
 //   - when no unit has come for walIdle, and at Close, it runs a TRUNCATE
@@ -182,15 +185,17 @@ type writer struct {
 	batch     []*unit
 
 	walPages int           // pages written to the WAL since the last checkpoint request
+	wal      walIndex      // SQLite's count of the WAL's frames (walindex.go)
 	kick     chan struct{} // asks the checkpointer for a PASSIVE checkpoint
 	// ckpt is held by the background checkpointer while it runs and by the
 	// writer's own checkpoints: SQLite never waits for the checkpoint lock
 	// (a RESTART would fail at once while a PASSIVE runs), so the writer
 	// waits for the PASSIVE here; what that copies, it need not copy.
 	ckpt sync.Mutex
-	// walFrames counts the pages appended since the WAL last started over
-	// (as far as the writer knows: corrected from SQLite's count after each
-	// checkpoint); restartAt is the count at which the writer next restarts it.
+	// walFrames is the WAL's length in frames: SQLite's count, read after
+	// each COMMIT (walIndex), else the pages the writer appended since the
+	// WAL last started over; restartAt is the length at which the writer
+	// next restarts it.
 	walFrames, restartAt int
 	walDirty             bool // appended to since the last TRUNCATE
 	// backfilled is the frames of the WAL the background checkpointer had
@@ -220,7 +225,7 @@ type writerStmts struct {
 	idem                                                   idemStmts // idempotency.go
 }
 
-func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, error) {
+func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode, path string) (*writer, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -236,6 +241,7 @@ func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, erro
 		idle:    time.NewTimer(time.Hour),
 
 		restartAt: walRestartPages,
+		wal:       walIndex{path: path + "-shm"},
 	}
 	w.timer.Stop()
 	w.idle.Stop()
@@ -366,7 +372,7 @@ func (w *writer) close() error {
 	w.mu.Unlock()
 	close(w.queue) // no sender can be in run's send now: they hold mu.RLock
 	<-w.stopped
-	return errors.Join(w.conn.Close(), w.db.Close())
+	return errors.Join(w.wal.close(), w.conn.Close(), w.db.Close())
 }
 
 // loop runs batches until the queue is closed and empty. ctx carries no
@@ -455,7 +461,7 @@ func (w *writer) checkpointWAL(ctx context.Context, mode string, wait time.Durat
 	// busy_timeout takes effect when the PRAGMA is prepared, so these are
 	// not prepared statements; the connection's own is restored after.
 	if _, err := w.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", wait.Milliseconds())); err != nil {
-		w.restartAt = w.walFrames + walRetryPages
+		w.restartAt = retryAt(w.walFrames)
 		return
 	}
 	var busy, log, moved int
@@ -471,10 +477,23 @@ func (w *writer) checkpointWAL(ctx context.Context, mode string, wait time.Durat
 		w.walDirty = w.walDirty && mode != "TRUNCATE"
 	case err == nil && log >= 0:
 		w.walFrames = log // SQLite's count of the frames in the WAL
-		w.restartAt = log + walRetryPages
+		w.restartAt = retryAt(log)
 	default:
-		w.restartAt = w.walFrames + walRetryPages
+		w.restartAt = retryAt(w.walFrames)
 	}
+}
+
+// retryAt is the WAL's length at which the writer tries again a restart
+// that readers (or an error) prevented at length frames: walRetryPages
+// later, but never past walHardPages, where it stops giving up after
+// walRestartWait. (A retry at frames+walRetryPages from just below
+// walHardPages let the WAL reach walHardPages+walRetryPages and a batch
+// before the writer waited for readers: past walBound.)
+func retryAt(frames int) int {
+	if frames < walHardPages {
+		return min(frames+walRetryPages, walHardPages)
+	}
+	return frames + walRetryPages
 }
 
 // runBatch runs first and what follows it in one transaction, then reports
@@ -670,8 +689,9 @@ func (w *writer) abortError() error {
 	return errRolledBack
 }
 
-// countWAL adds the pages the COMMIT wrote to the WAL, and asks for a
-// checkpoint once they reach checkpointPages.
+// countWAL adds the pages the COMMIT wrote to the WAL, takes the WAL's
+// length from SQLite (walIndex), and asks for a checkpoint once the pages
+// reach checkpointPages.
 func (w *writer) countWAL() {
 	before := w.walPages
 	_ = w.conn.Raw(func(dc any) error {
@@ -683,7 +703,11 @@ func (w *writer) countWAL() {
 		}
 		return nil
 	}) // an error here only delays the next checkpoint
-	w.walFrames += w.walPages - before
+	if n, ok := w.wal.frames(); ok {
+		w.walFrames = n
+	} else {
+		w.walFrames += w.walPages - before
+	}
 	w.pagesWritten.Add(int64(w.walPages - before))
 	if w.walPages >= checkpointPages {
 		w.walPages = 0
