@@ -178,6 +178,10 @@ type writer struct {
 	// detector honest about a Tx leaked to another goroutine.
 	rolledBack atomic.Bool
 	abortErr   error
+	// inTx: the batch's transaction is open. A unit run without a savepoint
+	// (runUnit) that fails ends it with a ROLLBACK; the next unit of the
+	// batch begins another.
+	inTx bool
 
 	linger    time.Duration
 	lastBatch int // units in the previous batch
@@ -542,18 +546,36 @@ func (w *writer) runBatch(ctx context.Context, first *unit) {
 		if !ok {
 			break // queue empty (or closed): commit what we have
 		}
-		if u.state.CompareAndSwap(unitQueued, unitTaken) {
-			w.batch = append(w.batch, u)
-			w.runUnit(ctx, u, &dirty)
+		if !u.state.CompareAndSwap(unitQueued, unitTaken) {
+			continue
 		}
+		w.batch = append(w.batch, u)
+		if !w.inTx {
+			// The units before it failed, and the last one ended the
+			// transaction (runUnit): begin another for this one.
+			if err := w.begin(ctx); err != nil {
+				u.err = fmt.Errorf("sqlite: begin: %w", err)
+				break
+			}
+		}
+		w.runUnit(ctx, u, &dirty)
 	}
 	w.lastBatch = len(w.batch)
 	w.batches.Add(1)
 	w.units.Add(int64(len(w.batch)))
+	if !w.inTx {
+		// Every unit failed, and the last one's transaction was rolled
+		// back (runUnit), or the next could not begin: nothing to commit,
+		// and each unit has its own error.
+		w.finish(nil)
+		return
+	}
 	if w.rolledBack.Load() {
+		w.inTx = false
 		w.finish(w.abortError())
 		return
 	}
+	w.inTx = false
 	if _, err := w.st.commit.ExecContext(ctx); err != nil {
 		// A COMMIT that failed may have left the transaction open (SQLITE_BUSY
 		// does): end it, so that the next batch starts clean.
@@ -579,6 +601,7 @@ func (w *writer) begin(ctx context.Context) error {
 	}
 	w.rolledBack.Store(false) // from here on, the rollback hook speaks of this transaction
 	w.abortErr = nil
+	w.inTx = err == nil
 	if err == nil {
 		// Holding the write lock: what another connection committed is in
 		// this transaction's snapshot, and nothing more can come.
@@ -594,6 +617,13 @@ func (w *writer) begin(ctx context.Context) error {
 
 // runUnit runs u's fn inside a savepoint. dirty tells whether an earlier unit
 // of the batch left changes; it becomes true when u does.
+//
+// A unit that no earlier one left changes before (the first of a batch,
+// as a rule) runs without a savepoint: if it fails, a ROLLBACK of the
+// whole transaction undoes exactly what it did, and the next unit of the
+// batch begins another (runBatch). A savepoint costs its two statements
+// and a copy of each page the unit changes, in case it rolls back (the
+// journal): ~30% of a usage flush, a unit of its own.
 func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 	u.err = u.ctx.Err() // cancelled while queued but not yet abandoned: do not run it
 	if u.err != nil || !u.state.CompareAndSwap(unitTaken, unitRunning) {
@@ -602,9 +632,12 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 		}
 		return
 	}
-	if _, err := w.st.savepoint.ExecContext(ctx); err != nil {
-		u.err = w.note(err)
-		return
+	savepoint := *dirty
+	if savepoint {
+		if _, err := w.st.savepoint.ExecContext(ctx); err != nil {
+			u.err = w.note(err)
+			return
+		}
 	}
 	t := &tx{w: w, ctx: u.ctx}
 	err := w.call(u, t)
@@ -624,6 +657,10 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 	}
 	if err != nil || u.panicked {
 		u.err = err
+		if !savepoint {
+			w.rollbackUnit(ctx)
+			return // byCommit stays false: nothing of another unit was there to see
+		}
 		_, rerr := w.st.rollbackTo.ExecContext(ctx)
 		if rerr == nil {
 			_, rerr = w.st.release.ExecContext(ctx)
@@ -638,13 +675,29 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 		u.byCommit = *dirty
 		return
 	}
-	if _, err := w.st.release.ExecContext(ctx); err != nil {
-		w.rolledBack.Store(true) // a RELEASE fails only when the savepoint, hence the transaction, is gone
-		u.err = w.note(err)
-		return
+	if savepoint {
+		if _, err := w.st.release.ExecContext(ctx); err != nil {
+			w.rolledBack.Store(true) // a RELEASE fails only when the savepoint, hence the transaction, is gone
+			u.err = w.note(err)
+			return
+		}
 	}
 	u.byCommit, *dirty = true, true
 	t.applyAccts()
+}
+
+// rollbackUnit ends the transaction of a unit that failed without a
+// savepoint: it holds only that unit's changes. If the ROLLBACK fails, the
+// transaction is treated as SQLite's rollback would be: the batch fails
+// (it holds no other unit's changes) and the next BEGIN ends what is left.
+func (w *writer) rollbackUnit(ctx context.Context) {
+	if _, err := w.st.rollback.ExecContext(ctx); err != nil {
+		w.rolledBack.Store(true)
+		_ = w.note(err)
+		return
+	}
+	w.inTx = false
+	w.rolledBack.Store(false) // the hook saw this ROLLBACK: no transaction to speak of until the next BEGIN
 }
 
 // call runs fn, turning a panic into the unit's outcome: the writer lives on
