@@ -648,6 +648,7 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 	}
 	t.ended.Store(true)
 	if w.rolledBack.Load() {
+		w.keys.unitEnded(false)
 		return // the transaction is gone, savepoint and all: finish reports it
 	}
 	if err == nil && !u.panicked {
@@ -657,6 +658,7 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 	}
 	if err != nil || u.panicked {
 		u.err = err
+		w.keys.unitEnded(false)
 		if !savepoint {
 			w.rollbackUnit(ctx)
 			return // byCommit stays false: nothing of another unit was there to see
@@ -679,11 +681,13 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 		if _, err := w.st.release.ExecContext(ctx); err != nil {
 			w.rolledBack.Store(true) // a RELEASE fails only when the savepoint, hence the transaction, is gone
 			u.err = w.note(err)
+			w.keys.unitEnded(false)
 			return
 		}
 	}
 	u.byCommit, *dirty = true, true
 	t.applyAccts()
+	w.keys.unitEnded(true)
 }
 
 // rollbackUnit ends the transaction of a unit that failed without a
