@@ -100,8 +100,11 @@ const (
 	walIdle = 200 * time.Millisecond
 	// walCloseWait is how long Close's TRUNCATE waits for readers.
 	walCloseWait = 2 * time.Second
-	// walBatchPages is an allowance for the pages one batch appends (a create
-	// appends about 6 pages; a batch holds up to maxBatch units).
+	// walBatchPages is an allowance for the pages one batch appends past
+	// walHardPages (the writer restarts the WAL, waiting for readers, after
+	// the batch that reaches it; retryAt): a create appends about 7 pages
+	// (BenchmarkCreateParallel's pages/unit), a batch holds up to maxBatch
+	// units, and TestWALBounded's batches of inserts appended at most ~190.
 	walBatchPages = 1024
 	// walSizeLimit is journal_size_limit, in bytes.
 	walSizeLimit = walHardPages * walFrameBytes
