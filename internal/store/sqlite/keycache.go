@@ -29,10 +29,26 @@ import (
 //     BEGIN, holding the write lock: if it moved, the cache is emptied
 //     before any unit of the batch runs.
 //
+// A key the batch in progress rotated (UpdateKey's narrow statement,
+// rotateKeySQL) is known all the same: the row as the unit read it with the
+// columns the statement set, as the statement stored them (rotatedRow). Every
+// regenerate of a hot key rotates the key the one before it in the batch
+// rotated, and read it back by statement, decoded, each time (~10% of the
+// server's CPU under load.sh's regenerate row). Such a key follows the
+// transaction as the account cache does (acctcache.go): the unit's own
+// (unitRows) become the batch's (batchRows) when its savepoint is released,
+// and are dropped when it rolls back; the batch's become the cache's when it
+// commits, and are dropped when it fails. Any other write of the key drops
+// it from all three (wrote).
+//
 // Callers get a deep copy (they may change what they read, as UpdateKey's
 // callers do). Only the writer's goroutine uses it.
 type keyCache struct {
 	keys map[string]*apikey.Key
+	// unitRows and batchRows: keys rotated by the unit in progress, and by
+	// the batch's units whose savepoints were released, as their rows
+	// now hold them (uncommitted; immutable).
+	unitRows, batchRows map[string]*apikey.Key
 	// accts is the writer's account cache (acctcache.go), emptied with keys
 	// when another connection commits.
 	accts   map[string]acctState
@@ -50,13 +66,39 @@ type keyCache struct {
 const keyCacheSize = 1024
 
 func newKeyCache() keyCache {
-	return keyCache{keys: map[string]*apikey.Key{}, written: map[string]struct{}{}, accts: map[string]acctState{}}
+	return keyCache{keys: map[string]*apikey.Key{}, written: map[string]struct{}{}, accts: map[string]acctState{},
+		unitRows: map[string]*apikey.Key{}, batchRows: map[string]*apikey.Key{}}
 }
 
-// peek returns the cached key id itself, which nobody may change.
+// peek returns key id as the unit in progress would read it, itself, which
+// nobody may change: committed, or as this batch rotated it.
 func (c *keyCache) peek(id string) (*apikey.Key, bool) {
-	k, ok := c.keys[id]
+	if k, ok := c.keys[id]; ok {
+		return k, true
+	}
+	if k, ok := c.unitRows[id]; ok {
+		return k, true
+	}
+	k, ok := c.batchRows[id]
 	return k, ok
+}
+
+// rotated records row as key id's row now: the unit in progress wrote it
+// (rotateKeySQL) just now.
+func (c *keyCache) rotated(row *apikey.Key) {
+	if !c.allWritten {
+		c.unitRows[row.ID] = row
+	}
+}
+
+// unitEnded: the unit's rotations stand (released) or are undone.
+func (c *keyCache) unitEnded(released bool) {
+	if released {
+		for id, k := range c.unitRows {
+			c.batchRows[id] = k
+		}
+	}
+	clear(c.unitRows)
 }
 
 // put keeps a copy of k, read by a statement just now, unless the batch in
@@ -81,12 +123,16 @@ func (c *keyCache) put(k *apikey.Key) *apikey.Key {
 // may have, if it failed).
 func (c *keyCache) wrote(id string) {
 	delete(c.keys, id)
+	delete(c.unitRows, id)
+	delete(c.batchRows, id)
 	c.written[id] = struct{}{}
 }
 
 // wroteAll drops every key: a statement changes keys by account.
 func (c *keyCache) wroteAll() {
 	clear(c.keys)
+	clear(c.unitRows)
+	clear(c.batchRows)
 	c.allWritten = true
 }
 
@@ -98,7 +144,16 @@ func (c *keyCache) batchEnded(committed bool) {
 	c.allWritten = false
 	if !committed {
 		clear(c.accts) // it followed the units, which are undone
+	} else {
+		for id, k := range c.batchRows {
+			if len(c.keys) >= keyCacheSize {
+				clear(c.keys)
+			}
+			c.keys[id] = k // as committed now
+		}
 	}
+	clear(c.unitRows)
+	clear(c.batchRows)
 }
 
 // sawVersion records data_version as read at a BEGIN; if another connection
@@ -107,6 +162,7 @@ func (c *keyCache) sawVersion(v int64) {
 	if c.versionRead && v != c.dataVersion {
 		clear(c.keys)
 		clear(c.accts)
+		clear(c.batchRows)
 	}
 	c.dataVersion, c.versionRead = v, true
 }
@@ -116,6 +172,7 @@ func (c *keyCache) sawVersion(v int64) {
 func (c *keyCache) forget() {
 	clear(c.keys)
 	clear(c.accts)
+	clear(c.batchRows)
 	c.versionRead = false
 }
 

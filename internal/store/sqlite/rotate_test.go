@@ -2,12 +2,17 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	sqlite3 "modernc.org/sqlite"
 
 	"github.com/hsrcpay/apikeys/internal/apikey"
 	"github.com/hsrcpay/apikeys/internal/store"
@@ -221,4 +226,141 @@ func rawRow(ctx context.Context, t *testing.T, r *Repo, id string) []any {
 		out = append(out, c, vals[i])
 	}
 	return out
+}
+
+// TestRotatedKeysFollowTheBatch: a key a unit rotated (rotateKeySQL) is read
+// by the units after it in the batch, and by the next batches, from the key
+// cache (rotatedRow) exactly as the statement reads its row; a unit that
+// rolls back takes its rotation with it, so the next unit reads the row as
+// before it; a batch that fails leaves the key as committed.
+func TestRotatedKeysFollowTheBatch(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	r := st.repos[apikey.Sandbox]
+	if err := store.CreateAccount(ctx, r, "acct_rot", time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	k := &apikey.Key{ID: "key_rot", AccountID: "acct_rot", Name: "rot", Type: apikey.TypeSecret,
+		SecretHash: []byte("hash 0"), Status: apikey.StatusActive, Managed: true, KeyHint: "sk_…0000",
+		Permissions: map[string][]string{"payment": {"read"}}, Metadata: map[string]string{"a": "b"},
+		CreatedAt: now, UpdatedAt: now}
+	if err := store.InsertKey(ctx, r, k); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	// rotate reads the key in a unit, checks it against its row, and rotates it.
+	rotate := func(tx *tx, hint string) error {
+		got, err := tx.Key(ctx, k.ID)
+		if err != nil {
+			return err
+		}
+		row, err := scanKey(tx.row(ctx, tx.w.st.getKey, k.ID))
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(got, row) {
+			t.Errorf("rotation %d: the unit read\n%+v\nthe row is\n%+v", n, got, row)
+		}
+		n++
+		exp := time.Now().In(time.FixedZone("x", 3600)).Add(time.Hour) // a zone and a monotonic reading, as callers pass
+		got.PrevSecretHash, got.PrevSecretExpiresAt = got.SecretHash, &exp
+		got.SecretHash, got.KeyHint, got.UpdatedAt = fmt.Appendf(nil, "hash %d", n), hint, time.Now()
+		if n%2 == 0 {
+			got.PrevSecretHash, got.PrevSecretExpiresAt = nil, nil
+		}
+		if err := tx.UpdateKey(ctx, got); err != nil {
+			return err
+		}
+		if again, _ := tx.w.keys.peek(k.ID); again == nil {
+			t.Errorf("rotation %d: not followed in the cache", n)
+		}
+		return nil
+	}
+	// check runs on the writer's goroutine: no t.Fatal there.
+	check := func(tx *tx) {
+		got, err := tx.Key(ctx, k.ID)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		row, err := scanKey(tx.row(ctx, tx.w.st.getKey, k.ID))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if !reflect.DeepEqual(got, row) {
+			t.Errorf("after rotation %d: the unit read\n%+v\nthe row is\n%+v", n, got, row)
+		}
+	}
+	errUndo := errors.New("undo")
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	outcome := make([]error, 4)
+	running := make(chan struct{})
+	wg.Go(func() {
+		outcome[0] = r.InTx(ctx, func(stx store.Tx) error {
+			close(running)
+			<-release
+			return rotate(stx.(*tx), "h1")
+		})
+	})
+	<-running // the writer holds the first unit: the next ones queue behind it
+	queue := func(i int, fn func(*tx) error) {
+		wg.Go(func() { outcome[i] = r.InTx(ctx, func(stx store.Tx) error { return fn(stx.(*tx)) }) })
+		for len(r.w.queue) < i {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	queue(1, func(tx *tx) error { // reads the first's rotation, rotates, rolls back
+		if err := rotate(tx, ""); err != nil {
+			return err
+		}
+		return errUndo
+	})
+	queue(2, func(tx *tx) error { check(tx); return rotate(tx, "h3") })
+	queue(3, func(tx *tx) error { check(tx); return nil })
+	b0 := r.w.batches.Load()
+	close(release)
+	wg.Wait()
+	if b := r.w.batches.Load(); b != b0+1 {
+		t.Errorf("the units ran in %d batches, want one", b-b0)
+	}
+	for i, want := range []error{nil, errUndo, nil, nil} {
+		if !errors.Is(outcome[i], want) || want == nil && outcome[i] != nil {
+			t.Errorf("unit %d: %v, want %v", i, outcome[i], want)
+		}
+	}
+	// The next batch, from the cache, as committed.
+	if err := r.InTx(ctx, func(stx store.Tx) error { check(stx.(*tx)); return rotate(stx.(*tx), "h4") }); err != nil {
+		t.Fatal(err)
+	}
+	// A batch that fails to commit: its rotation is not what the next reads.
+	var fail atomic.Bool
+	fail.Store(true)
+	if err := r.w.conn.Raw(func(dc any) error {
+		dc.(interface{ RegisterCommitHook(sqlite3.CommitHookFn) }).RegisterCommitHook(func() int32 {
+			if fail.Load() {
+				return 1
+			}
+			return 0
+		})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.InTx(ctx, func(stx store.Tx) error { return rotate(stx.(*tx), "h5") }); err == nil {
+		t.Fatal("the batch committed")
+	}
+	fail.Store(false)
+	if err := r.InTx(ctx, func(stx store.Tx) error { check(stx.(*tx)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n < 5 {
+		t.Fatalf("%d rotations, want 5", n)
+	}
 }

@@ -219,7 +219,7 @@ func openRepo(ctx context.Context, mode apikey.Mode, path string, opt Options) (
 	}
 	wdb.SetMaxOpenConns(1)
 	wdb.SetMaxIdleConns(1)
-	if r.w, err = newWriter(ctx, wdb, mode); err != nil {
+	if r.w, err = newWriter(ctx, wdb, mode, path); err != nil {
 		_ = wdb.Close() // err is the one to report
 		return nil, fmt.Errorf("sqlite: writer %s: %w", path, err)
 	}
@@ -831,7 +831,14 @@ func (t *tx) UpdateKey(ctx context.Context, k *apikey.Key) (err error) {
 	args := updateArgs(k, perms, meta)
 	if narrowUpdates && read != nil && onlySecretChanged(read, k) {
 		t.w.rotations++
-		return mapInsertErr(t.exec(ctx, t.w.st.rotateKey, args[:rotateKeyArgs]...))
+		if err := t.exec(ctx, t.w.st.rotateKey, args[:rotateKeyArgs]...); err != nil {
+			return mapInsertErr(err)
+		}
+		row, err := rotatedRow(read, k)
+		if err == nil { // else the key is read back by statement, as any written one
+			t.w.keys.rotated(row)
+		}
+		return nil
 	}
 	return mapInsertErr(t.exec(ctx, t.w.st.updateKey, args...))
 }
@@ -884,6 +891,33 @@ func onlySecretChanged(read, k *apikey.Key) bool {
 	rc, kc := store.EncodeCredits(read.Credits), store.EncodeCredits(k.Credits)
 	return *rc.Remaining == *kc.Remaining && rc.RefillAmount == kc.RefillAmount && rc.RefillInterval == kc.RefillInterval &&
 		rc.RefillDay == kc.RefillDay && rc.RefilledAt == kc.RefilledAt
+}
+
+// rotatedRow is the row rotateKeySQL leaves when it rotates read's row to
+// k's secret: read's columns, and those the statement sets as a read of the
+// row returns them (scanKey: times parsed back from their text, an empty
+// hash or hint stored as NULL). TestRotatedRowIsRead holds it to the row.
+func rotatedRow(read, k *apikey.Key) (*apikey.Key, error) {
+	row := cloneKey(read)
+	row.SecretHash = slices.Clone(k.SecretHash)
+	row.PrevSecretHash = nil
+	if len(k.PrevSecretHash) > 0 {
+		row.PrevSecretHash = slices.Clone(k.PrevSecretHash)
+	}
+	var err error
+	if row.UpdatedAt, err = parseTime(fmtTime(k.UpdatedAt)); err != nil {
+		return nil, err
+	}
+	row.PrevSecretExpiresAt = nil
+	if k.PrevSecretExpiresAt != nil {
+		exp, err := parseTime(fmtTime(*k.PrevSecretExpiresAt))
+		if err != nil {
+			return nil, err
+		}
+		row.PrevSecretExpiresAt = &exp
+	}
+	row.KeyHint = k.KeyHint
+	return row, nil
 }
 
 // sameTime: a and b are stored as the same text (fmtTimePtr).

@@ -61,8 +61,11 @@ const (
 //     busy handler) for the readers still on old snapshots, so that its next
 //     COMMIT writes the WAL from the beginning. A reader that holds on longer
 //     is not waited for: the writer goes on and tries again after another
-//     walRetryPages. Past walHardPages it waits up to busyTimeout instead:
-//     writes queue behind the checkpoint rather than the WAL growing;
+//     walRetryPages, or at walHardPages if that comes first. Past
+//     walHardPages it waits up to busyTimeout instead: writes queue behind
+//     the checkpoint rather than the WAL growing. The length it goes by is
+//     SQLite's, read after every COMMIT (walIndex): a restart that
+//     readers foiled after the checkpoint reported it done shows there;
 //   - journal_size_limit (walSizeLimit) cuts a file that grew past it back at
 //     the first COMMIT after a restart;
 //   - when no unit has come for walIdle, and at Close, it runs a TRUNCATE
@@ -97,8 +100,11 @@ const (
 	walIdle = 200 * time.Millisecond
 	// walCloseWait is how long Close's TRUNCATE waits for readers.
 	walCloseWait = 2 * time.Second
-	// walBatchPages is an allowance for the pages one batch appends (a create
-	// appends about 6 pages; a batch holds up to maxBatch units).
+	// walBatchPages is an allowance for the pages one batch appends past
+	// walHardPages (the writer restarts the WAL, waiting for readers, after
+	// the batch that reaches it; retryAt): a create appends about 7 pages
+	// (BenchmarkCreateParallel's pages/unit), a batch holds up to maxBatch
+	// units, and TestWALBounded's batches of inserts appended at most ~190.
 	walBatchPages = 1024
 	// walSizeLimit is journal_size_limit, in bytes.
 	walSizeLimit = walHardPages * walFrameBytes
@@ -175,6 +181,10 @@ type writer struct {
 	// detector honest about a Tx leaked to another goroutine.
 	rolledBack atomic.Bool
 	abortErr   error
+	// inTx: the batch's transaction is open. A unit run without a savepoint
+	// (runUnit) that fails ends it with a ROLLBACK; the next unit of the
+	// batch begins another.
+	inTx bool
 
 	linger    time.Duration
 	lastBatch int // units in the previous batch
@@ -182,15 +192,17 @@ type writer struct {
 	batch     []*unit
 
 	walPages int           // pages written to the WAL since the last checkpoint request
+	wal      walIndex      // SQLite's count of the WAL's frames (walindex.go)
 	kick     chan struct{} // asks the checkpointer for a PASSIVE checkpoint
 	// ckpt is held by the background checkpointer while it runs and by the
 	// writer's own checkpoints: SQLite never waits for the checkpoint lock
 	// (a RESTART would fail at once while a PASSIVE runs), so the writer
 	// waits for the PASSIVE here; what that copies, it need not copy.
 	ckpt sync.Mutex
-	// walFrames counts the pages appended since the WAL last started over
-	// (as far as the writer knows: corrected from SQLite's count after each
-	// checkpoint); restartAt is the count at which the writer next restarts it.
+	// walFrames is the WAL's length in frames: SQLite's count, read after
+	// each COMMIT (walIndex), else the pages the writer appended since the
+	// WAL last started over; restartAt is the length at which the writer
+	// next restarts it.
 	walFrames, restartAt int
 	walDirty             bool // appended to since the last TRUNCATE
 	// backfilled is the frames of the WAL the background checkpointer had
@@ -220,7 +232,7 @@ type writerStmts struct {
 	idem                                                   idemStmts // idempotency.go
 }
 
-func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, error) {
+func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode, path string) (*writer, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -236,6 +248,7 @@ func newWriter(ctx context.Context, db *sql.DB, mode apikey.Mode) (*writer, erro
 		idle:    time.NewTimer(time.Hour),
 
 		restartAt: walRestartPages,
+		wal:       walIndex{path: path + "-shm"},
 	}
 	w.timer.Stop()
 	w.idle.Stop()
@@ -366,7 +379,7 @@ func (w *writer) close() error {
 	w.mu.Unlock()
 	close(w.queue) // no sender can be in run's send now: they hold mu.RLock
 	<-w.stopped
-	return errors.Join(w.conn.Close(), w.db.Close())
+	return errors.Join(w.wal.close(), w.conn.Close(), w.db.Close())
 }
 
 // loop runs batches until the queue is closed and empty. ctx carries no
@@ -455,7 +468,7 @@ func (w *writer) checkpointWAL(ctx context.Context, mode string, wait time.Durat
 	// busy_timeout takes effect when the PRAGMA is prepared, so these are
 	// not prepared statements; the connection's own is restored after.
 	if _, err := w.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", wait.Milliseconds())); err != nil {
-		w.restartAt = w.walFrames + walRetryPages
+		w.restartAt = retryAt(w.walFrames)
 		return
 	}
 	var busy, log, moved int
@@ -471,10 +484,23 @@ func (w *writer) checkpointWAL(ctx context.Context, mode string, wait time.Durat
 		w.walDirty = w.walDirty && mode != "TRUNCATE"
 	case err == nil && log >= 0:
 		w.walFrames = log // SQLite's count of the frames in the WAL
-		w.restartAt = log + walRetryPages
+		w.restartAt = retryAt(log)
 	default:
-		w.restartAt = w.walFrames + walRetryPages
+		w.restartAt = retryAt(w.walFrames)
 	}
+}
+
+// retryAt is the WAL's length at which the writer tries again a restart
+// that readers (or an error) prevented at length frames: walRetryPages
+// later, but never past walHardPages, where it stops giving up after
+// walRestartWait. (A retry at frames+walRetryPages from just below
+// walHardPages let the WAL reach walHardPages+walRetryPages and a batch
+// before the writer waited for readers: past walBound.)
+func retryAt(frames int) int {
+	if frames < walHardPages {
+		return min(frames+walRetryPages, walHardPages)
+	}
+	return frames + walRetryPages
 }
 
 // runBatch runs first and what follows it in one transaction, then reports
@@ -523,18 +549,36 @@ func (w *writer) runBatch(ctx context.Context, first *unit) {
 		if !ok {
 			break // queue empty (or closed): commit what we have
 		}
-		if u.state.CompareAndSwap(unitQueued, unitTaken) {
-			w.batch = append(w.batch, u)
-			w.runUnit(ctx, u, &dirty)
+		if !u.state.CompareAndSwap(unitQueued, unitTaken) {
+			continue
 		}
+		w.batch = append(w.batch, u)
+		if !w.inTx {
+			// The units before it failed, and the last one ended the
+			// transaction (runUnit): begin another for this one.
+			if err := w.begin(ctx); err != nil {
+				u.err = fmt.Errorf("sqlite: begin: %w", err)
+				break
+			}
+		}
+		w.runUnit(ctx, u, &dirty)
 	}
 	w.lastBatch = len(w.batch)
 	w.batches.Add(1)
 	w.units.Add(int64(len(w.batch)))
+	if !w.inTx {
+		// Every unit failed, and the last one's transaction was rolled
+		// back (runUnit), or the next could not begin: nothing to commit,
+		// and each unit has its own error.
+		w.finish(nil)
+		return
+	}
 	if w.rolledBack.Load() {
+		w.inTx = false
 		w.finish(w.abortError())
 		return
 	}
+	w.inTx = false
 	if _, err := w.st.commit.ExecContext(ctx); err != nil {
 		// A COMMIT that failed may have left the transaction open (SQLITE_BUSY
 		// does): end it, so that the next batch starts clean.
@@ -560,6 +604,7 @@ func (w *writer) begin(ctx context.Context) error {
 	}
 	w.rolledBack.Store(false) // from here on, the rollback hook speaks of this transaction
 	w.abortErr = nil
+	w.inTx = err == nil
 	if err == nil {
 		// Holding the write lock: what another connection committed is in
 		// this transaction's snapshot, and nothing more can come.
@@ -575,6 +620,13 @@ func (w *writer) begin(ctx context.Context) error {
 
 // runUnit runs u's fn inside a savepoint. dirty tells whether an earlier unit
 // of the batch left changes; it becomes true when u does.
+//
+// A unit that no earlier one left changes before (the first of a batch,
+// as a rule) runs without a savepoint: if it fails, a ROLLBACK of the
+// whole transaction undoes exactly what it did, and the next unit of the
+// batch begins another (runBatch). A savepoint costs its two statements
+// and a copy of each page the unit changes, in case it rolls back (the
+// journal): ~30% of a usage flush, a unit of its own.
 func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 	u.err = u.ctx.Err() // cancelled while queued but not yet abandoned: do not run it
 	if u.err != nil || !u.state.CompareAndSwap(unitTaken, unitRunning) {
@@ -583,9 +635,12 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 		}
 		return
 	}
-	if _, err := w.st.savepoint.ExecContext(ctx); err != nil {
-		u.err = w.note(err)
-		return
+	savepoint := *dirty
+	if savepoint {
+		if _, err := w.st.savepoint.ExecContext(ctx); err != nil {
+			u.err = w.note(err)
+			return
+		}
 	}
 	t := &tx{w: w, ctx: u.ctx}
 	err := w.call(u, t)
@@ -596,6 +651,7 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 	}
 	t.ended.Store(true)
 	if w.rolledBack.Load() {
+		w.keys.unitEnded(false)
 		return // the transaction is gone, savepoint and all: finish reports it
 	}
 	if err == nil && !u.panicked {
@@ -605,6 +661,11 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 	}
 	if err != nil || u.panicked {
 		u.err = err
+		w.keys.unitEnded(false)
+		if !savepoint {
+			w.rollbackUnit(ctx)
+			return // byCommit stays false: nothing of another unit was there to see
+		}
 		_, rerr := w.st.rollbackTo.ExecContext(ctx)
 		if rerr == nil {
 			_, rerr = w.st.release.ExecContext(ctx)
@@ -619,13 +680,31 @@ func (w *writer) runUnit(ctx context.Context, u *unit, dirty *bool) {
 		u.byCommit = *dirty
 		return
 	}
-	if _, err := w.st.release.ExecContext(ctx); err != nil {
-		w.rolledBack.Store(true) // a RELEASE fails only when the savepoint, hence the transaction, is gone
-		u.err = w.note(err)
-		return
+	if savepoint {
+		if _, err := w.st.release.ExecContext(ctx); err != nil {
+			w.rolledBack.Store(true) // a RELEASE fails only when the savepoint, hence the transaction, is gone
+			u.err = w.note(err)
+			w.keys.unitEnded(false)
+			return
+		}
 	}
 	u.byCommit, *dirty = true, true
 	t.applyAccts()
+	w.keys.unitEnded(true)
+}
+
+// rollbackUnit ends the transaction of a unit that failed without a
+// savepoint: it holds only that unit's changes. If the ROLLBACK fails, the
+// transaction is treated as SQLite's rollback would be: the batch fails
+// (it holds no other unit's changes) and the next BEGIN ends what is left.
+func (w *writer) rollbackUnit(ctx context.Context) {
+	if _, err := w.st.rollback.ExecContext(ctx); err != nil {
+		w.rolledBack.Store(true)
+		_ = w.note(err)
+		return
+	}
+	w.inTx = false
+	w.rolledBack.Store(false) // the hook saw this ROLLBACK: no transaction to speak of until the next BEGIN
 }
 
 // call runs fn, turning a panic into the unit's outcome: the writer lives on
@@ -670,8 +749,9 @@ func (w *writer) abortError() error {
 	return errRolledBack
 }
 
-// countWAL adds the pages the COMMIT wrote to the WAL, and asks for a
-// checkpoint once they reach checkpointPages.
+// countWAL adds the pages the COMMIT wrote to the WAL, takes the WAL's
+// length from SQLite (walIndex), and asks for a checkpoint once the pages
+// reach checkpointPages.
 func (w *writer) countWAL() {
 	before := w.walPages
 	_ = w.conn.Raw(func(dc any) error {
@@ -683,7 +763,11 @@ func (w *writer) countWAL() {
 		}
 		return nil
 	}) // an error here only delays the next checkpoint
-	w.walFrames += w.walPages - before
+	if n, ok := w.wal.frames(); ok {
+		w.walFrames = n
+	} else {
+		w.walFrames += w.walPages - before
+	}
 	w.pagesWritten.Add(int64(w.walPages - before))
 	if w.walPages >= checkpointPages {
 		w.walPages = 0

@@ -59,13 +59,26 @@ type held struct {
 // until the writer runs it.
 func hold(t *testing.T, st *sqlite.Store, r store.Repository) *held {
 	t.Helper()
+	return holdWith(t, st, r, insertUnit("key_first", "first"))
+}
+
+// holdWith is hold with fn as the first unit's work, run once released.
+func holdWith(t *testing.T, st *sqlite.Store, r store.Repository, fn func(store.Tx) error) *held {
+	t.Helper()
 	h := &held{t: t, st: st, r: r, release: make(chan struct{}), errs: map[string]error{}, panics: map[string]any{}}
 	running := make(chan struct{})
 	h.wg.Go(func() {
+		defer func() {
+			if p := recover(); p != nil {
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				h.panics["first"] = p
+			}
+		}()
 		err := r.InTx(context.Background(), func(tx store.Tx) error {
 			close(running)
 			<-h.release
-			return tx.InsertKey(context.Background(), testKey("key_first", "first"))
+			return fn(tx)
 		})
 		h.done("first", err)
 	})
@@ -151,6 +164,61 @@ func TestBatchOutcomes(t *testing.T) {
 		if stored(t, r, id) != want {
 			t.Errorf("%s stored: %v, want %v", id, !want, want)
 		}
+	}
+}
+
+// TestFirstUnitFails: the first unit of a batch runs without a savepoint
+// (nothing of another unit is in the transaction yet); when it fails, after
+// writing, by error or by panic, it leaves nothing (its name is free for the
+// next unit), and the units behind it, in the same batch, commit as usual:
+// one that fails before any succeeded (again without a savepoint), one that
+// fails after (with one).
+func TestFirstUnitFails(t *testing.T) {
+	errFn := errors.New("fn failed")
+	for _, panics := range []bool{false, true} {
+		t.Run(fmt.Sprintf("panics=%v", panics), func(t *testing.T) {
+			st, r := openStore(t)
+			h := holdWith(t, st, r, func(tx store.Tx) error {
+				if err := tx.InsertKey(context.Background(), testKey("key_first", "shared")); err != nil {
+					return err
+				}
+				if panics {
+					panic("boom")
+				}
+				return errFn
+			})
+			failing := func(id string) func(store.Tx) error {
+				return func(tx store.Tx) error {
+					if err := tx.InsertKey(context.Background(), testKey(id, id)); err != nil {
+						return err
+					}
+					return errFn
+				}
+			}
+			h.add(t.Context(), "also_fails", failing("key_also_fails"))
+			h.add(t.Context(), "a", insertUnit("key_a", "shared"))
+			h.add(t.Context(), "fails_after", failing("key_fails_after"))
+			h.add(t.Context(), "b", insertUnit("key_b", "b"))
+			errs := h.run()
+			if panics {
+				if p := h.panics["first"]; p != "boom" {
+					t.Errorf("the first unit's caller got panic %v, want boom", p)
+				}
+			} else if !errors.Is(errs["first"], errFn) {
+				t.Errorf("unit first: %v, want %v", errs["first"], errFn)
+			}
+			for name, want := range map[string]error{"also_fails": errFn, "a": nil, "fails_after": errFn, "b": nil} {
+				if !errors.Is(errs[name], want) || want == nil && errs[name] != nil {
+					t.Errorf("unit %s: %v, want %v", name, errs[name], want)
+				}
+			}
+			for id, want := range map[string]bool{"key_first": false, "key_also_fails": false, "key_a": true,
+				"key_fails_after": false, "key_b": true} {
+				if stored(t, r, id) != want {
+					t.Errorf("%s stored: %v, want %v", id, !want, want)
+				}
+			}
+		})
 	}
 }
 
