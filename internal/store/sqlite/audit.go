@@ -130,7 +130,10 @@ const (
 // the cost): the page's order is checked as it is split, seq strictly
 // decreasing, and the rows read one by one otherwise. The eventsByColumn
 // shape reads the columns as they are, row by row: for a page whose texts
-// hold a NUL or a \x01 themselves, or that did not come in order.
+// hold a NUL or a \x01 themselves, or that did not come in order. SQLite
+// bounds a text at 1e9 bytes: a page of 101 events (the largest page, 100,
+// and one more) of changes from bodies of at most 64 KiB, even escaped six
+// times over, stays far below.
 func listEventsSQL(shape int) string {
 	q := `SELECT concat_ws(char(0), ` + eventColumns + `) AS event FROM audit_events WHERE account_id = ?1`
 	if shape&eventsByColumn != 0 {
