@@ -46,7 +46,7 @@ func appendEventPage(b []byte, events []audit.Event, next string) ([]byte, error
 	b = append(b, `],"has_more":`...)
 	if next != "" {
 		b = append(b, `true,"next_cursor":`...)
-		b = appendJSONString(b, next)
+		b = appendJSONText(b, next)
 	} else {
 		b = append(b, `false,"next_cursor":null`...)
 	}
@@ -57,15 +57,15 @@ func appendEventPage(b []byte, events []audit.Event, next string) ([]byte, error
 // appendEvent appends the JSON of e as an api.AuditEvent (changes never null).
 func appendEvent(b []byte, e *audit.Event) ([]byte, error) {
 	b = append(b, `{"account_id":`...)
-	b = appendJSONString(b, e.AccountID)
+	b = appendJSONText(b, e.AccountID)
 	b = append(b, `,"action":`...)
-	b = appendJSONString(b, e.Action)
+	b = appendJSONText(b, e.Action)
 	b = append(b, `,"actor":{"id":`...)
-	b = appendJSONString(b, e.Actor.ID)
+	b = appendJSONText(b, e.Actor.ID)
 	b = append(b, `,"kind":`...)
-	b = appendJSONString(b, e.Actor.Kind)
+	b = appendJSONText(b, e.Actor.Kind)
 	b = append(b, `,"request_id":`...)
-	b = appendJSONString(b, e.Actor.RequestID)
+	b = appendJSONText(b, e.Actor.RequestID)
 	b = append(b, `},"changes":`...)
 	switch {
 	case e.Changes == nil && e.ChangesJSON != "":
@@ -80,7 +80,7 @@ func appendEvent(b []byte, e *audit.Event) ([]byte, error) {
 		b = append(b, c...)
 	}
 	b = append(b, `,"client_ip":`...)
-	b = appendJSONString(b, e.ClientIP)
+	b = appendJSONText(b, e.ClientIP)
 	b = append(b, `,"created_at":"`...)
 	// time.Time's MarshalJSON, without its allocation: the same strict
 	// RFC 3339 form, refusing the same times (a year past 9999).
@@ -89,15 +89,15 @@ func appendEvent(b []byte, e *audit.Event) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, `","hash":`...)
-	b = appendJSONString(b, e.Hash)
+	b = appendJSONText(b, e.Hash)
 	b = append(b, `,"id":`...)
-	b = appendJSONString(b, e.ID)
+	b = appendJSONText(b, e.ID)
 	b = append(b, `,"key_id":`...)
-	b = appendJSONString(b, e.KeyID)
+	b = appendJSONText(b, e.KeyID)
 	b = append(b, `,"mode":`...)
-	b = appendJSONString(b, string(e.Mode))
+	b = appendJSONText(b, string(e.Mode))
 	b = append(b, `,"object":"`+string(api.AuditEventObjectAuditEvent)+`","prev_hash":`...)
-	b = appendJSONString(b, e.PrevHash)
+	b = appendJSONText(b, e.PrevHash)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendInt(b, e.Seq, 10)
 	return append(b, '}'), nil

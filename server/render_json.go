@@ -190,3 +190,51 @@ var htmlSafe = func() (t [utf8.RuneSelf]bool) {
 	}
 	return t
 }()
+
+// appendJSONText is appendJSONString for the longer strings of a page (an
+// audit event's ids and hashes: ~300 bytes of strings an event, ~30 KB a
+// page of 100): the run with nothing to escape is found eight bytes at a
+// time (htmlSafePrefix) rather than byte by byte, and a string with
+// something to escape is appendJSONString's.
+func appendJSONText(b []byte, s string) []byte {
+	if htmlSafePrefix(s) < len(s) {
+		return appendJSONString(b, s)
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// htmlSafePrefix is the length of s's longest prefix of bytes that
+// appendJSONString writes as they are (htmlSafe ASCII). A word of eight
+// bytes is taken whole when none of its bytes is non-ASCII (high bit), a
+// control (below 0x20), ", \, <, > or &: each test below is nonzero exactly
+// when some byte of the word matches (the well-known "has a zero byte" and
+// "has a byte less than n" word tests, exact for whether any byte does,
+// which is all that is asked); the rest, and the word that holds such a
+// byte, go byte by byte.
+func htmlSafePrefix(s string) int {
+	const (
+		lsb = 0x0101010101010101
+		msb = 0x8080808080808080
+	)
+	// zero's high bit of a byte is set below the lowest zero byte of y
+	// only by a borrow, so "some byte of y is zero" is exactly zero(y)&msb != 0.
+	zero := func(y uint64) uint64 { return (y - lsb) &^ y }
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		// x|(x-0x20…): a byte of 0x80 or more, or one below 0x20 (the
+		// lowest such byte borrows from no byte below it).
+		bad := x | (x - 0x20*lsb) | zero(x^'"'*lsb) | zero(x^'\\'*lsb) | zero(x^'<'*lsb) | zero(x^'>'*lsb) | zero(x^'&'*lsb)
+		if bad&msb != 0 {
+			break
+		}
+	}
+	for i < len(s) && s[i] < utf8.RuneSelf && htmlSafe[s[i]] {
+		i++
+	}
+	return i
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -234,28 +235,34 @@ type rawRow struct {
 	ends [eventFields]int
 }
 
-// rawPage is scanRawEvents' buffers, reused from page to page.
+// rawPage is scanRawEvents' rows, reused from page to page, and how long
+// the last page's texts were.
 type rawPage struct {
-	buf  []byte
 	rows []rawRow
+	size int
 }
 
-var rawPages = sync.Pool{New: func() any { return &rawPage{buf: make([]byte, 0, 64<<10)} }}
+var rawPages = sync.Pool{New: func() any { return &rawPage{size: 64 << 10} }}
 
 // scanRawEvents reads a page from the rows' raw values (rawEventColumns):
 // pgx's Scan decodes and allocates each of an event's 14 columns on its own,
-// while here the page's texts are gathered in one buffer that becomes one
-// string, which the events' strings are cut from. It closes rows.
+// while here the page's texts are gathered in one string, which the events'
+// strings are cut from. They are written straight into that string's bytes
+// (a strings.Builder grown to the last page's length: most pages are the
+// same size), not into a buffer that a string then copies (~70 KB a page of
+// 100, ~5% of the request's CPU under load). It closes rows.
 func scanRawEvents(rows pgx.Rows) ([]audit.Event, error) {
 	defer rows.Close()
 	sp := rawPages.Get().(*rawPage) //nolint:forcetypeassert // the pool holds only these
 	defer func() {
-		if cap(sp.buf) <= 1<<20 { // a larger page's buffer is let go
+		if cap(sp.rows) <= 1024 { // a larger page's rows are let go
 			rawPages.Put(sp)
 		}
 	}()
-	buf, read := sp.buf[:0], sp.rows[:0]
-	defer func() { sp.buf, sp.rows = buf, read }()
+	var buf strings.Builder
+	buf.Grow(min(sp.size, 1<<20))
+	read := sp.rows[:0]
+	defer func() { sp.rows, sp.size = read, buf.Len() }()
 	for rows.Next() {
 		vals := rows.RawValues()
 		if len(vals) != eventFields {
@@ -278,16 +285,16 @@ func scanRawEvents(rows pgx.Rows) ([]audit.Event, error) {
 					re.at = n
 				}
 			default:
-				buf = append(buf, v...)
+				buf.Write(v)
 			}
-			re.ends[i] = len(buf)
+			re.ends[i] = buf.Len()
 		}
 		read = append(read, re)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	all := string(buf)
+	all := buf.String()
 	out := make([]audit.Event, len(read))
 	start := 0
 	var texts [eventFields]string

@@ -12,7 +12,8 @@ import (
 // TestStatementPlans: every statement the store runs on a table finds its
 // rows through an index (SEARCH, never a SCAN of a table or of a whole
 // index), and the statements that rely on a particular index (migration
-// 00015 merged two) use it. The list pages' plans are TestEveryListShapeRuns'.
+// 00015 merged two) use it, the audit page its primary key. The list
+// pages' plans are also TestEveryListShapeRuns'.
 func TestStatementPlans(t *testing.T) {
 	ctx := context.Background()
 	st, err := Open(ctx, t.TempDir(), Options{})
@@ -29,11 +30,20 @@ func TestStatementPlans(t *testing.T) {
 	for shape := range listShapes {
 		texts = append(texts, listKeysSQL(shape))
 	}
+	for shape := range eventShapes {
+		texts = append(texts, listEventsSQL(shape))
+	}
 	// What a statement must use (a part of its plan).
 	want := map[string]string{
 		managedKeysSQL:   "SEARCH api_keys USING INDEX api_keys_account_keys (account_id=? AND deleted=?)",
 		nameKeySQL.Taken: "SEARCH api_keys USING COVERING INDEX api_keys_account_name_key (account_id=? AND name_key=?)",
 		`DELETE FROM api_keys WHERE account_id = ?`: "SEARCH api_keys USING COVERING INDEX api_keys_account_keys (account_id=?)",
+	}
+	// The audit page (the newest events, then the ones before a cursor) in
+	// the primary key's order, read as one text or column by column.
+	for _, shape := range []int{0, eventsByColumn} {
+		want[listEventsSQL(shape)] = "SEARCH audit_events USING INDEX sqlite_autoindex_audit_events_2 (account_id=?)"
+		want[listEventsSQL(shape|eventsBefore)] = "SEARCH audit_events USING INDEX sqlite_autoindex_audit_events_2 (account_id=? AND seq<?)"
 	}
 	var capSQL, releaseSQL string
 	for _, p := range (&writer{}).statements() {
