@@ -552,7 +552,7 @@ func setRateLimitHeaders(h http.Header, st *requestState, limit, remaining, rese
 	if st != nil && !st.rateUsed {
 		st.rateUsed = true
 		n := copy(st.rateBuf[:], b)
-		all = unsafe.String(&st.rateBuf[0], n)
+		all = unsafe.String(&st.rateBuf[0], n) //nolint:gosec // G103: rateBuf is written once, before this view, and never after
 		vals = st.rateVals[:]
 	} else {
 		all = string(b)

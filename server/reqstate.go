@@ -74,7 +74,7 @@ func newRequestState(ctx context.Context, b [12]byte) *requestState {
 		st.idBuf[len("req_")+2*i] = hexDigits[v>>4]
 		st.idBuf[len("req_")+2*i+1] = hexDigits[v&0x0f]
 	}
-	st.id = unsafe.String(&st.idBuf[0], len(st.idBuf))
+	st.id = unsafe.String(&st.idBuf[0], len(st.idBuf)) //nolint:gosec // G103: idBuf is written once, above, and never after
 	st.header[0] = st.id
 	return st
 }

@@ -44,7 +44,7 @@ func TestRequestState(t *testing.T) {
 	if st2 := newRequestState(parent, b); st2.id == st.id {
 		t.Fatalf("two states share the id %q", st.id)
 	}
-	derived, stop := context.WithCancel(context.WithValue(st, struct{}{}, 1))
+	derived, stop := context.WithCancel(context.WithValue(st, otherKey{}, 1))
 	defer stop()
 	if got, _ := derived.Value(stateKey{}).(*requestState); got != st {
 		t.Fatal("a derived context lost the request's state")
@@ -75,3 +75,6 @@ func TestRequestState(t *testing.T) {
 		t.Fatal("the request's state is not found")
 	}
 }
+
+// otherKey is another package's context value, layered over the request's state.
+type otherKey struct{}

@@ -76,7 +76,7 @@ func openFastReaders(ctx context.Context, drv driver.Driver, dsn string, n int) 
 	p := &fastReaders{free: make(chan *fastReader, n), closed: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			p.close()
+			_ = p.close() // the open's error is the one to report
 		}
 	}()
 	for range n {
@@ -291,7 +291,7 @@ func (r *Repo) fastKeys(ctx context.Context, query func(*fastReader) (driver.Stm
 		hashes = &b
 	}
 	st, args := query(fr)
-	ok, err := fr.texts(st, args, func(row string) (bool, error) {
+	ok, err := fr.texts(st, args, func(row string) (bool, error) { //nolint:contextcheck // no ctx on purpose: no watcher (see fastReaders); waiting for fr watched it
 		k, ok, err := scanJoinedKey(row, hashes)
 		if ok && err == nil {
 			out = append(out, k)
@@ -316,7 +316,7 @@ func (r *Repo) fastAccountExists(ctx context.Context, id string) (exists, done b
 		return false, true, err
 	}
 	defer r.fast.release(fr)
-	rows, err := fr.accountExists.(driver.StmtQueryContext).QueryContext(context.Background(), fr.arg1(id)) //nolint:forcetypeassert // checked at open
+	rows, err := fr.accountExists.(driver.StmtQueryContext).QueryContext(context.Background(), fr.arg1(id)) //nolint:forcetypeassert,contextcheck // checked at open; no watcher (see fastReaders)
 	if busy(err) {
 		return false, false, nil
 	}

@@ -50,13 +50,13 @@ func (x *walIndex) frames() (int, bool) {
 		}
 		return 0, false
 	}
-	h := buf[:walIndexHeader]
-	// iVersion 3007000 and isInit: a header SQLite has written, in the
-	// format this reads. Native byte order, as SQLite writes it.
-	if !bytes.Equal(h, buf[walIndexHeader:]) || binary.NativeEndian.Uint32(h[0:4]) != 3007000 || h[12] != 1 {
+	// The two copies agree, iVersion 3007000 and isInit: a header SQLite has
+	// written, in the format this reads. Native byte order, as SQLite writes
+	// it.
+	if !bytes.Equal(buf[:walIndexHeader], buf[walIndexHeader:]) || binary.NativeEndian.Uint32(buf[0:4]) != 3007000 || buf[12] != 1 { //nolint:gosec // G602: buf is an array of 2*walIndexHeader (48) bytes
 		return 0, false
 	}
-	return int(binary.NativeEndian.Uint32(h[16:20])), true
+	return int(binary.NativeEndian.Uint32(buf[16:20])), true
 }
 
 func (x *walIndex) close() error {
