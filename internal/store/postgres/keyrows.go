@@ -191,6 +191,7 @@ func scanRawKeys(rows pgx.Rows, size int) ([]*apikey.Key, bool, error) {
 	all := string(text)
 	out := make([]*apikey.Key, 0, max(size, len(read)))
 	keys := make([]apikey.Key, len(read))
+	var ptrs pagePtrs
 	start, hstart := 0, 0
 	for j := range read {
 		rk := &read[j]
@@ -208,7 +209,7 @@ func scanRawKeys(rows pgx.Rows, size int) ([]*apikey.Key, bool, error) {
 			start = end
 		}
 		k := &keys[j]
-		if err := rawKey2Key(k, rk, &f, &h); err != nil {
+		if err := rawKey2Key(k, rk, &f, &h, &ptrs); err != nil {
 			return nil, true, err
 		}
 		out = append(out, k)
@@ -216,21 +217,58 @@ func scanRawKeys(rows pgx.Rows, size int) ([]*apikey.Key, bool, error) {
 	return out, true, nil
 }
 
-// rawKey2Key fills k from a row's values as scanKey reads them.
-func rawKey2Key(k *apikey.Key, rk *rawKey, f *[keyFields]string, h *[keyFields][]byte) error {
+// pagePtrs holds the values a page's keys point to (a last-used IP, the
+// times that may be NULL, credits remaining) in arrays of the page, so
+// that they are not an allocation each, nor is the row's array of texts
+// (30 strings, which pointing into it moved to the heap for every row).
+// Each value is taken capped at its length; a full array is replaced by a
+// new one, the values taken earlier keeping the old. Keys keep the arrays
+// alive as they keep the page's keys array.
+type pagePtrs struct {
+	strs  []string
+	times []time.Time
+	nums  []int64
+}
+
+func (pp *pagePtrs) str(s string) *string {
+	if len(pp.strs) == cap(pp.strs) {
+		pp.strs = make([]string, 0, 16)
+	}
+	pp.strs = append(pp.strs, s)
+	return &pp.strs[len(pp.strs)-1]
+}
+
+func (pp *pagePtrs) time(t time.Time) *time.Time {
+	if len(pp.times) == cap(pp.times) {
+		pp.times = make([]time.Time, 0, 16)
+	}
+	pp.times = append(pp.times, t)
+	return &pp.times[len(pp.times)-1]
+}
+
+func (pp *pagePtrs) num(n int64) *int64 {
+	if len(pp.nums) == cap(pp.nums) {
+		pp.nums = make([]int64, 0, 16)
+	}
+	pp.nums = append(pp.nums, n)
+	return &pp.nums[len(pp.nums)-1]
+}
+
+// rawKey2Key fills k from a row's values as scanKey reads them; what k
+// points to is taken from pp.
+func rawKey2Key(k *apikey.Key, rk *rawKey, f *[keyFields]string, h *[keyFields][]byte, pp *pagePtrs) error {
 	str := func(i int) *string {
 		if rk.null[i] {
 			return nil
 		}
-		return &f[i]
+		return pp.str(f[i])
 	}
 	at := func(i int) time.Time { return time.UnixMicro(rk.nums[i] + pgEpoch).UTC() }
 	atPtr := func(i int) *time.Time {
 		if rk.null[i] {
 			return nil
 		}
-		t := at(i)
-		return &t
+		return pp.time(at(i))
 	}
 	*k = apikey.Key{
 		ID: f[kID], AccountID: f[kAccountID], Name: f[kName], Type: f[kType], SecretHash: h[kSecretHash],
@@ -245,8 +283,7 @@ func rawKey2Key(k *apikey.Key, rk *rawKey, f *[keyFields]string, h *[keyFields][
 	cr := store.CreditColumns{RefillAmount: rk.nums[kCreditsRefillAmount], RefillInterval: f[kCreditsRefillInterval],
 		RefillDay: rk.nums[kCreditsRefillDay], RefilledAt: rk.nums[kCreditsRefilledAt]}
 	if !rk.null[kCreditsRemaining] {
-		n := rk.nums[kCreditsRemaining]
-		cr.Remaining = &n
+		cr.Remaining = pp.num(rk.nums[kCreditsRemaining])
 	}
 	// From here on as scanKey.
 	var err error

@@ -285,14 +285,13 @@ func (r *Repo) fastKeys(ctx context.Context, query func(*fastReader) (driver.Stm
 	}
 	defer r.fast.release(fr)
 	out := make([]*apikey.Key, 0, size)
-	var hashes *[]byte // a page's hashes in one buffer; one key's its own
+	var pb *pageBuf // a page's keys in a few arrays; one key's its own
 	if size > 1 {
-		b := make([]byte, 0, 32*size)
-		hashes = &b
+		pb = newPageBuf(size)
 	}
 	st, args := query(fr)
 	ok, err := fr.texts(st, args, func(row string) (bool, error) { //nolint:contextcheck // no ctx on purpose: no watcher (see fastReaders); waiting for fr watched it
-		k, ok, err := scanJoinedKey(row, hashes)
+		k, ok, err := scanJoinedKey(row, pb)
 		if ok && err == nil {
 			out = append(out, k)
 		}
