@@ -229,23 +229,17 @@ func (p *fastReaders) release(fr *fastReader) {
 // pool path instead, as before (a lock to wait for, or a row only scanKey
 // reads).
 
-func (r *Repo) fastGetKey(ctx context.Context, id string) (_ *apikey.Key, done bool, _ error) {
-	ks, done, err := r.fastKeys(ctx, func(fr *fastReader) (driver.Stmt, []driver.NamedValue) {
-		return fr.getKey, fr.arg1(id)
-	}, 1)
-	if !done || err != nil {
-		return nil, done, err
-	}
-	if len(ks) == 0 {
-		return nil, true, store.ErrNotFound
-	}
-	return ks[0], true, nil
+func (r *Repo) fastGetKey(ctx context.Context, id string) (*apikey.Key, bool, error) {
+	return r.fastOneKey(ctx, func(fr *fastReader) (driver.Stmt, []driver.NamedValue) { return fr.getKey, fr.arg1(id) })
 }
 
-func (r *Repo) fastKeyBySecretHash(ctx context.Context, hash []byte) (_ *apikey.Key, done bool, _ error) {
-	ks, done, err := r.fastKeys(ctx, func(fr *fastReader) (driver.Stmt, []driver.NamedValue) {
-		return fr.byHash, fr.arg1(hash)
-	}, 1)
+func (r *Repo) fastKeyBySecretHash(ctx context.Context, hash []byte) (*apikey.Key, bool, error) {
+	return r.fastOneKey(ctx, func(fr *fastReader) (driver.Stmt, []driver.NamedValue) { return fr.byHash, fr.arg1(hash) })
+}
+
+// fastOneKey reads the one key query picks, store.ErrNotFound for none.
+func (r *Repo) fastOneKey(ctx context.Context, query func(*fastReader) (driver.Stmt, []driver.NamedValue)) (_ *apikey.Key, done bool, _ error) {
+	ks, done, err := r.fastKeys(ctx, query, 1)
 	if !done || err != nil {
 		return nil, done, err
 	}
