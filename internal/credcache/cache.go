@@ -162,10 +162,10 @@ type Cache struct {
 	// seq counts invalidations and flushes: changed under mu, read by
 	// Begin without it (see Begin).
 	seq    atomic.Uint64
-	flush  uint64                              // seq of the last flush (or suspension)
-	recent [ringSize]invalidation              // the last invalidations, a ring
-	next   int                                 // where the next invalidation goes in recent
-	filled int                                 // how many of recent are in use
+	flush  uint64                 // seq of the last flush (or suspension)
+	recent [ringSize]invalidation // the last invalidations, a ring
+	next   int                    // where the next invalidation goes in recent
+	filled int                    // how many of recent are in use
 }
 
 // New builds a cache; TTL <= 0 means no cache (nil).
