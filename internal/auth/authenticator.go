@@ -220,7 +220,9 @@ func (a *Authenticator) lookup(ctx context.Context, mode apikey.Mode, hash []byt
 	k, err := a.Store.Repo(mode).KeyBySecretHash(ctx, hash)
 	switch {
 	case err == nil:
-		a.Cache.Put(t, mode, hash, k)
+		// The store's read is ours alone: cached as it is, not copied,
+		// and what is used from here on is the cache's snapshot.
+		k = a.Cache.Adopt(t, mode, hash, k)
 	case errors.Is(err, store.ErrNotFound):
 		a.Cache.PutMissing(t, mode, hash)
 	}

@@ -3,6 +3,8 @@ package auth
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,10 +19,15 @@ type UsageTracker struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	pending map[apikey.Mode]map[string]store.Usage
+	// sizes is how many keys each mode's last flush took: the next
+	// interval's map starts that large, as the keys used in one interval
+	// are about as many as in the last, instead of growing (and rehashing
+	// every key) from empty under mu on every flush interval.
+	sizes map[apikey.Mode]int
 }
 
 func NewUsageTracker(s store.Store, log *slog.Logger) *UsageTracker {
-	return &UsageTracker{store: s, log: log, pending: map[apikey.Mode]map[string]store.Usage{}}
+	return &UsageTracker{store: s, log: log, pending: map[apikey.Mode]map[string]store.Usage{}, sizes: map[apikey.Mode]int{}}
 }
 
 // Record notes a use; the latest per key wins.
@@ -29,7 +36,7 @@ func (u *UsageTracker) Record(mode apikey.Mode, keyID string, at time.Time, ip s
 	defer u.mu.Unlock()
 	m := u.pending[mode]
 	if m == nil {
-		m = map[string]store.Usage{}
+		m = make(map[string]store.Usage, u.sizes[mode])
 		u.pending[mode] = m
 	}
 	if prev, ok := m[keyID]; !ok || at.After(prev.At) {
@@ -45,12 +52,17 @@ func (u *UsageTracker) Pending(mode apikey.Mode, keyID string) (store.Usage, boo
 	return v, ok
 }
 
-// Flush writes what is pending. On failure the batch is put back, unless a
-// newer use has arrived meanwhile.
+// Flush writes what is pending, each mode's batch in key id order (one use
+// per key: the stores' RecordUsage updates in id order, and finds it sorted
+// already instead of sorting it stably). On failure the batch is put back,
+// unless a newer use has arrived meanwhile.
 func (u *UsageTracker) Flush(ctx context.Context) error {
 	u.mu.Lock()
 	batches := u.pending
 	u.pending = map[apikey.Mode]map[string]store.Usage{}
+	for mode, m := range batches {
+		u.sizes[mode] = len(m)
+	}
 	u.mu.Unlock()
 	var firstErr error
 	for mode, m := range batches {
@@ -58,6 +70,8 @@ func (u *UsageTracker) Flush(ctx context.Context) error {
 		for _, v := range m {
 			batch = append(batch, v)
 		}
+		// The ids are distinct: an unstable sort orders them all the same.
+		slices.SortFunc(batch, func(a, b store.Usage) int { return strings.Compare(a.KeyID, b.KeyID) })
 		if err := u.store.Repo(mode).RecordUsage(ctx, batch); err != nil {
 			for _, v := range batch {
 				u.Record(mode, v.KeyID, v.At, v.IP)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -96,5 +97,49 @@ func TestUsageRealFailureIsLogged(t *testing.T) {
 	<-done
 	if !bytes.Contains(logs.Bytes(), []byte("usage flush failed; will retry")) || !bytes.Contains(logs.Bytes(), []byte("final usage flush failed")) {
 		t.Fatalf("failures not logged: %s", logs.String())
+	}
+}
+
+// recordingRepo keeps the batches RecordUsage is given.
+type recordingRepo struct {
+	store.Repository
+	batches [][]store.Usage
+}
+
+func (r *recordingRepo) RecordUsage(_ context.Context, batch []store.Usage) error {
+	r.batches = append(r.batches, batch)
+	return nil
+}
+
+type recordingStore struct {
+	store.Store
+	repo *recordingRepo
+}
+
+func (s *recordingStore) Repo(apikey.Mode) store.Repository { return s.repo }
+
+// Flush hands the store each key's latest use once, in key id order (the
+// stores then write it as it is, without sorting it).
+func TestUsageFlushIsInKeyIDOrder(t *testing.T) {
+	repo := &recordingRepo{}
+	u := NewUsageTracker(&recordingStore{repo: repo}, slog.New(slog.DiscardHandler))
+	for i, id := range []string{"key_c", "key_a", "key_d", "key_b", "key_a", "key_c"} {
+		u.Record(apikey.Live, id, time.Unix(int64(1000+i), 0), "127.0.0.1")
+	}
+	if err := u.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if len(repo.batches) != 1 {
+		t.Fatalf("%d batches, want 1", len(repo.batches))
+	}
+	var got []string
+	for _, v := range repo.batches[0] {
+		got = append(got, v.KeyID)
+	}
+	if want := []string{"key_a", "key_b", "key_c", "key_d"}; !slices.Equal(got, want) {
+		t.Fatalf("flushed %v, want %v", got, want)
+	}
+	if b := repo.batches[0]; b[0].At.Unix() != 1004 || b[2].At.Unix() != 1005 {
+		t.Fatalf("not each key's latest use: %+v", b)
 	}
 }

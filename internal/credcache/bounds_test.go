@@ -126,3 +126,24 @@ func BenchmarkMissThenPut(b *testing.B) {
 		c.Put(c.Begin(), apikey.Live, k.SecretHash, k)
 	}
 }
+
+// BenchmarkMissThenAdopt is BenchmarkMissThenPut as auth's lookup does it
+// since a miss's store read is cached as it is (Adopt), not copied.
+func BenchmarkMissThenAdopt(b *testing.B) {
+	c := New(Options{TTL: time.Minute, Size: 10_000})
+	ks := make([]*apikey.Key, 20_000)
+	for i := range ks {
+		ks[i] = storedKey(i, "typical")
+	}
+	b.ReportAllocs()
+	defer cputime.Report(b, cputime.Process())
+	i := 0
+	for b.Loop() {
+		k := ks[i%len(ks)]
+		i++
+		if _, hit := c.Get(apikey.Live, k.SecretHash); hit {
+			b.Fatal("hit")
+		}
+		c.Adopt(c.Begin(), apikey.Live, k.SecretHash, k)
+	}
+}

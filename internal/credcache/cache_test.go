@@ -358,3 +358,30 @@ func BenchmarkGetHit(b *testing.B) {
 		}
 	})
 }
+
+// Adopt caches the caller's key itself (no copy) and hands back what every
+// hit shares; a refused fill hands back the caller's key, untouched.
+func TestAdoptHandsBackTheSnapshot(t *testing.T) {
+	c, _ := newTest(t, Options{})
+	k := key("key_a", "a")
+	got := c.Adopt(c.Begin(), apikey.Live, hashOf("a"), k)
+	hit, _ := c.Get(apikey.Live, hashOf("a"))
+	if got != hit || got.ID != "key_a" || got.Permissions["payment"][0] != "read" || got.Metadata["team"] != "a" {
+		t.Fatalf("Adopt = %+v, the hit after it %+v: want the same snapshot", got, hit)
+	}
+	if k.Permissions == nil || k.Metadata == nil {
+		t.Fatal("Adopt changed the caller's key")
+	}
+
+	before := c.Begin()
+	c.Invalidate(apikey.Live, "key_b")
+	kb := key("key_b", "b")
+	if got := c.Adopt(before, apikey.Live, hashOf("b"), kb); got != kb {
+		t.Fatalf("a refused fill handed back %p, not the caller's key %p", got, kb)
+	}
+	mustMiss(t, c, apikey.Live, "b")
+	if c.Adopt(c.Begin(), apikey.Live, hashOf("b"), nil) != nil {
+		t.Fatal("Adopt of no key handed back a key")
+	}
+	consistent(t, c)
+}

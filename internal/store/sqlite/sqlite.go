@@ -1023,8 +1023,14 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 	if len(batch) == 0 {
 		return nil
 	}
-	batch = slices.Clone(batch) // the caller's, not to be reordered
-	slices.SortStableFunc(batch, func(a, b store.Usage) int { return strings.Compare(a.KeyID, b.KeyID) })
+	byID := func(a, b store.Usage) int { return strings.Compare(a.KeyID, b.KeyID) }
+	// auth.UsageTracker hands its batches sorted already: checking costs
+	// one comparison per key, where the stable sort of a flush of ~50 000
+	// keys took ~1 µs of CPU per key.
+	if !slices.IsSortedFunc(batch, byID) {
+		batch = slices.Clone(batch) // the caller's, not to be reordered
+		slices.SortStableFunc(batch, byID)
+	}
 	return r.InTx(ctx, func(stx store.Tx) error {
 		t := stx.(*tx) // InTx hands its fn this package's tx, always
 		for _, u := range batch {

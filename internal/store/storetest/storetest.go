@@ -864,6 +864,16 @@ func testRecordUsageForwardOnly(t *testing.T, s store.Store) {
 	)
 	checkUsage(t, r, "key_1", ptr(at(40*time.Second)), "192.0.2.41")
 
+	// A batch as auth.UsageTracker flushes it (one use a key, in id order,
+	// which a store may write as it is): each key still only moves forward.
+	record(
+		store.Usage{KeyID: "key_1", At: at(35 * time.Second), IP: "192.0.2.35"}, // older: ignored
+		store.Usage{KeyID: "key_2", At: at(9 * time.Second), IP: "198.51.100.9"},
+		store.Usage{KeyID: "key_missing", At: at(time.Hour), IP: "203.0.113.1"},
+	)
+	checkUsage(t, r, "key_1", ptr(at(40*time.Second)), "192.0.2.41")
+	checkUsage(t, r, "key_2", ptr(at(9*time.Second)), "198.51.100.9")
+
 	// Usage touches only last_used_*; UpdateKey never writes them back.
 	k := mustGet(t, r, "key_1")
 	checkTime(t, "UpdatedAt after usage", k.UpdatedAt, k1.UpdatedAt)
