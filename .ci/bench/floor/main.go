@@ -454,18 +454,24 @@ func (f *floor) getKey(c echo.Context) error {
 // other filters and cursors than none (the rows' first page), and the empty
 // page's check that the account exists.
 func (f *floor) listKeys(c echo.Context) error {
+	return f.page(c, 20, f.lite.listKeys, f.pg.listKeys)
+}
+
+// page answers a list route: the page of up to limit (else def) rows that
+// the store's appender adds after the envelope's opening.
+func (f *floor) page(c echo.Context, def int, lite, pg func([]byte, string, int) ([]byte, error)) error {
 	limit, _ := strconv.Atoi(c.QueryParam("limit"))
 	if limit <= 0 || limit > 100 {
-		limit = 20
+		limit = def
 	}
 	bp := buffers.Get().(*[]byte) //nolint:forcetypeassert // the pool holds only these
 	defer buffers.Put(bp)
 	b := append((*bp)[:0], `{"data":{"data":[`...)
 	var err error
 	if f.lite != nil {
-		b, err = f.lite.listKeys(b, c.QueryParam("account_id"), limit)
+		b, err = lite(b, c.QueryParam("account_id"), limit)
 	} else {
-		b, err = f.pg.listKeys(b, c.QueryParam("account_id"), limit)
+		b, err = pg(b, c.QueryParam("account_id"), limit)
 	}
 	if err != nil {
 		return err
@@ -502,24 +508,7 @@ func appendCursor(b []byte, more bool, last ...[]byte) []byte {
 // stores it canonical; PostgreSQL's jsonb text is valid JSON but not
 // encoding/json's bytes, which the real server re-forms).
 func (f *floor) listEvents(c echo.Context) error {
-	limit, _ := strconv.Atoi(c.QueryParam("limit"))
-	if limit <= 0 || limit > 100 {
-		limit = 100
-	}
-	bp := buffers.Get().(*[]byte) //nolint:forcetypeassert // the pool holds only these
-	defer buffers.Put(bp)
-	b := append((*bp)[:0], `{"data":{"data":[`...)
-	var err error
-	if f.lite != nil {
-		b, err = f.lite.listEvents(b, c.QueryParam("account_id"), limit)
-	} else {
-		b, err = f.pg.listEvents(b, c.QueryParam("account_id"), limit)
-	}
-	if err != nil {
-		return err
-	}
-	*bp = append(b, `,"object":"list"}`+envelopeEnd...)
-	return send(c, http.StatusOK, *bp)
+	return f.page(c, 100, f.lite.listEvents, f.pg.listEvents)
 }
 
 // event is an audit event's columns, in eventColumns order.
