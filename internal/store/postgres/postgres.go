@@ -1097,7 +1097,7 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 	}
 	// A batch in strictly increasing id order (auth.UsageTracker's: one use
 	// a key, sorted) is written as it is, without the map and sort below.
-	if slices.IsSortedFunc(batch, func(a, b store.Usage) int { return strings.Compare(a.KeyID, b.KeyID) }) && distinctIDs(batch) {
+	if idsIncrease(batch) {
 		var b pgx.Batch
 		b.QueuedQueries = make([]*pgx.QueuedQuery, 0, len(batch))
 		for _, u := range batch {
@@ -1129,10 +1129,11 @@ func (r *Repo) RecordUsage(ctx context.Context, batch []store.Usage) (err error)
 	return r.pool.SendBatch(ctx, &b).Close()
 }
 
-// distinctIDs reports whether a batch sorted by key id holds each id once.
-func distinctIDs(batch []store.Usage) bool {
+// idsIncrease reports whether batch's key ids strictly increase: sorted,
+// each id once.
+func idsIncrease(batch []store.Usage) bool {
 	for i := 1; i < len(batch); i++ {
-		if batch[i].KeyID == batch[i-1].KeyID {
+		if batch[i-1].KeyID >= batch[i].KeyID {
 			return false
 		}
 	}
