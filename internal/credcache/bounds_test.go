@@ -109,27 +109,18 @@ func TestEntriesShareTheirMaps(t *testing.T) {
 // answers: a Get that misses, a ticket, and the Put of the key read (a
 // snapshot, its maps found interned), in a full cache (each Put evicts).
 func BenchmarkMissThenPut(b *testing.B) {
-	c := New(Options{TTL: time.Minute, Size: 10_000})
-	ks := make([]*apikey.Key, 20_000)
-	for i := range ks {
-		ks[i] = storedKey(i, "typical")
-	}
-	b.ReportAllocs()
-	defer cputime.Report(b, cputime.Process())
-	i := 0
-	for b.Loop() {
-		k := ks[i%len(ks)]
-		i++
-		if _, hit := c.Get(apikey.Live, k.SecretHash); hit {
-			b.Fatal("hit")
-		}
-		c.Put(c.Begin(), apikey.Live, k.SecretHash, k)
-	}
+	benchMissThen(b, func(c *Cache, t Ticket, k *apikey.Key) { c.Put(t, apikey.Live, k.SecretHash, k) })
 }
 
 // BenchmarkMissThenAdopt is BenchmarkMissThenPut as auth's lookup does it
 // since a miss's store read is cached as it is (Adopt), not copied.
 func BenchmarkMissThenAdopt(b *testing.B) {
+	benchMissThen(b, func(c *Cache, t Ticket, k *apikey.Key) { c.Adopt(t, apikey.Live, k.SecretHash, k) })
+}
+
+// benchMissThen runs a Get that misses, a ticket and fill, in a full
+// cache of 10 000 keys (each fill evicts), cycling through 20 000 keys.
+func benchMissThen(b *testing.B, fill func(*Cache, Ticket, *apikey.Key)) {
 	c := New(Options{TTL: time.Minute, Size: 10_000})
 	ks := make([]*apikey.Key, 20_000)
 	for i := range ks {
@@ -144,6 +135,6 @@ func BenchmarkMissThenAdopt(b *testing.B) {
 		if _, hit := c.Get(apikey.Live, k.SecretHash); hit {
 			b.Fatal("hit")
 		}
-		c.Adopt(c.Begin(), apikey.Live, k.SecretHash, k)
+		fill(c, c.Begin(), k)
 	}
 }
